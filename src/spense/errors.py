@@ -1,0 +1,25 @@
+"""Exception types. Every error a user can trigger is a :class:`SpenseError` with a specific message."""
+
+
+class SpenseError(Exception):
+    """Base class for all errors raised on purpose by spense (the CLI prints them and exits 2)."""
+
+
+class InputError(SpenseError, ValueError):
+    """Bad user input: paths, options, text, model directories."""
+
+
+class FormatError(SpenseError, ValueError):
+    """A weight or layout that does not satisfy the Spense format (2:4 pattern, regions, indices)."""
+
+
+class NumericalError(SpenseError, ArithmeticError):
+    """NaN/Inf in weights or activations, or a Hessian that stays singular after damping."""
+
+
+class CheckpointError(SpenseError, OSError):
+    """A checkpoint that is missing, truncated, tampered with, or would overwrite something."""
+
+
+class DeviceError(SpenseError, RuntimeError):
+    """A GPU feature the requested backend needs is missing."""
