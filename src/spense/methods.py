@@ -1,0 +1,171 @@
+"""Pruning methods for one layer: ``prune_layer(W, H, cfg, name)``.
+
+=============  ==============================================================================
+method         what it does
+=============  ==============================================================================
+magnitude      N:M mask on ``|W|``, no weight update (``dense_ratio`` must be 0)
+wanda          N:M mask on ``|W| · sqrt(diag H)``, no weight update (``dense_ratio`` must be 0)
+sparsegpt      OBS sweep, pure N:M (= spense with ``dense_ratio`` 0, which it must be)
+spense         dense region chosen by ``strategy`` (``dense_ratio`` of rows/cols) + OBS N:M sweep
+unstructured   OBS sweep, unstructured at the same density as spense:
+               ``sparsity = 1 - (r + (1 - r) · n / m)``, ``r = dense_ratio``
+=============  ==============================================================================
+
+Every result reports the exact ``row_loss_i = ‖(W - Ŵ)_i X‖² / n`` (``= diag(Δ H Δᵀ) / 2``).
+``col_loss`` is the OBS loss of each pruned column for OBS methods and the no-update loss
+``Σ_i Δ_ij² H_jj / 2`` for magnitude / wanda.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import asdict, dataclass, fields
+
+import torch
+
+from spense.errors import FormatError, InputError, NumericalError
+from spense.format import AXES, SpenseLayout
+from spense.masks import magnitude_scores, nm_prune_mask, wanda_scores
+from spense.selection import SALIENCES, STRATEGIES, restore_rows, select_layout, strategy_axis
+from spense.solver import PruneResult, obs_prune, reconstruction_row_loss
+
+METHODS = ("spense", "sparsegpt", "wanda", "magnitude", "unstructured")
+NO_DENSE_METHODS = ("sparsegpt", "wanda", "magnitude")
+
+
+def stable_seed(seed: int, name: str) -> int:
+    """Deterministic 63-bit seed for ``(seed, layer name)``: first 8 bytes of
+    ``sha256(f"{seed}:{name}")`` (independent of Python's hash randomisation)."""
+    digest = hashlib.sha256(f"{int(seed)}:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") & ((1 << 63) - 1)
+
+
+@dataclass
+class PruneConfig:
+    method: str = "spense"  # spense | sparsegpt | wanda | magnitude | unstructured
+    dense_ratio: float = 0.25  # spense only (others: 0); unstructured: sparsity = 1 - density(dense_ratio)
+    strategy: str = "salience-cols"  # loss-rows | salience-cols | random | first
+    axis: str | None = None  # for random/first: rows|cols (default cols); implied by the other two
+    block: int = 64
+    n: int = 2
+    m: int = 4
+    blocksize: int = 128  # OBS lazy-batch block
+    percdamp: float = 0.01
+    seed: int = 0
+    salience: str = "obs"  # salience-cols ranking: "obs" (trial-pass column loss) or "act"
+
+    def validate(self) -> None:
+        """Raise :class:`InputError` with a clear message on any bad option."""
+        if self.method not in METHODS:
+            raise InputError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.strategy not in STRATEGIES:
+            raise InputError(f"unknown dense strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        if self.salience not in SALIENCES:
+            raise InputError(f"unknown salience {self.salience!r}; choose one of {', '.join(SALIENCES)}")
+        if self.axis is not None and self.axis not in AXES:
+            raise InputError(f"axis must be one of {', '.join(AXES)} (or unset), got {self.axis!r}")
+        try:
+            r = float(self.dense_ratio)
+        except (TypeError, ValueError):
+            raise InputError(f"dense ratio must be a number in [0, 1], got {self.dense_ratio!r}") from None
+        if not 0.0 <= r <= 1.0:
+            raise InputError(f"dense ratio must be in [0, 1], got {self.dense_ratio}")
+        if self.method in NO_DENSE_METHODS and r != 0.0:
+            raise InputError(
+                f"method {self.method!r} has no dense region: dense_ratio must be 0 (got {self.dense_ratio}); "
+                f"use method 'spense' for a dense region"
+            )
+        if not (isinstance(self.n, int) and isinstance(self.m, int) and 0 < self.n < self.m):
+            raise InputError(f"N:M pattern must satisfy 0 < n < m, got {self.n}:{self.m}")
+        if not isinstance(self.block, int) or self.block <= 0 or self.block % 4 or self.block % self.m:
+            raise InputError(f"block must be a positive multiple of 4 and of m={self.m}, got {self.block}")
+        if not isinstance(self.blocksize, int) or self.blocksize <= 0:
+            raise InputError(f"blocksize must be a positive integer, got {self.blocksize}")
+        if not float(self.percdamp) >= 0.0:
+            raise InputError(f"percdamp must be >= 0, got {self.percdamp}")
+        if self.method == "spense":
+            strategy_axis(self.strategy, self.axis)  # e.g. loss-rows with axis=cols
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PruneConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise InputError(f"unknown prune config keys: {', '.join(unknown)}")
+        return cls(**d)
+
+
+@dataclass
+class LayerResult:
+    weight: torch.Tensor  # pruned (N, K), float32
+    layout: SpenseLayout  # dense region (empty for pure 2:4 / unstructured); axis "cols" by default
+    row_loss: torch.Tensor  # (N,)  ‖(W - Ŵ)_i X‖² / n
+    col_loss: torch.Tensor  # (K,)  OBS loss attributed to each pruned column
+    loss: float  # row_loss.sum()
+    seconds: float
+
+
+def _mask_only(W: torch.Tensor, H: torch.Tensor, scores: torch.Tensor, n: int, m: int, name: str) -> PruneResult:
+    """Apply an N:M mask from ``scores`` without updates; col loss = ``Σ_i Δ_ij² H_jj / 2``."""
+    if W.shape[1] % m:
+        raise FormatError(f"layer {name!r}: in_features {W.shape[1]} is not a multiple of {m} ({n}:{m} sparsity)")
+    weight = W.masked_fill(nm_prune_mask(scores, n, m), 0.0)
+    row_loss = reconstruction_row_loss(W, weight, H)
+    col_loss = (W - weight).pow(2).sum(dim=0) * torch.diagonal(H) / 2
+    return PruneResult(weight, row_loss, col_loss, float(row_loss.sum()))
+
+
+def prune_layer(W: torch.Tensor, H: torch.Tensor, cfg: PruneConfig, name: str = "") -> LayerResult:
+    """Prune one ``(N, K)`` weight with Hessian ``H = 2 X Xᵀ / n`` according to ``cfg`` (float32)."""
+    cfg.validate()
+    t0 = time.perf_counter()
+    W = W.detach().float()
+    H = H.detach().float().to(W.device)
+    N, K = W.shape
+    if tuple(H.shape) != (K, K):
+        raise FormatError(f"layer {name!r}: Hessian shape {tuple(H.shape)} does not match weight {(N, K)}")
+    if not bool(torch.isfinite(W).all()):
+        raise NumericalError(f"layer {name!r}: weight contains NaN/Inf")
+    if not bool(torch.isfinite(H).all()):
+        raise NumericalError(f"layer {name!r}: Hessian contains NaN/Inf (NaN/Inf activations?)")
+    if cfg.method != "unstructured" and K % cfg.m:
+        raise FormatError(f"layer {name!r}: in_features {K} is not a multiple of {cfg.m} ({cfg.n}:{cfg.m} sparsity)")
+    obs_kw = dict(n=cfg.n, m=cfg.m, blocksize=cfg.blocksize, percdamp=cfg.percdamp, name=name)
+    layout = SpenseLayout((N, K), axis="cols", block=cfg.block, n=cfg.n, m=cfg.m)
+
+    if cfg.method == "magnitude":
+        res = _mask_only(W, H, magnitude_scores(W), cfg.n, cfg.m, name)
+    elif cfg.method == "wanda":
+        res = _mask_only(W, H, wanda_scores(W, H), cfg.n, cfg.m, name)
+    elif cfg.method == "sparsegpt":
+        res = obs_prune(W, H, **obs_kw)
+    elif cfg.method == "unstructured":
+        r = float(cfg.dense_ratio)
+        res = obs_prune(W, H, sparsity=1.0 - (r + (1.0 - r) * cfg.n / cfg.m), **obs_kw)
+    else:  # spense
+        layout, trial = select_layout(
+            W, H, cfg.strategy, cfg.dense_ratio, axis=cfg.axis, block=cfg.block, salience=cfg.salience,
+            seed=stable_seed(cfg.seed, name), **obs_kw,
+        )
+        if cfg.strategy == "loss-rows" and trial is not None:
+            res = restore_rows(trial, W, H, layout)  # rows are independent: no second pass
+        else:
+            res = obs_prune(W, H, layout=layout, **obs_kw)
+
+    weight = res.weight
+    if not bool(torch.isfinite(weight).all()):
+        raise NumericalError(f"layer {name!r}: pruned weight contains NaN/Inf; try a larger --percdamp")
+    if cfg.method != "unstructured":
+        layout.check_weight(weight)  # raises FormatError; never skipped (not an `assert`)
+    return LayerResult(
+        weight=weight,
+        layout=layout,
+        row_loss=res.row_loss,
+        col_loss=res.col_loss,
+        loss=res.loss,
+        seconds=time.perf_counter() - t0,
+    )

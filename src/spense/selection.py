@@ -1,0 +1,124 @@
+"""Dense-region strategies: which rows / columns of a weight stay dense.
+
+Every strategy returns a :class:`~spense.format.SpenseLayout` with
+``d = dense_count(axis_dim, ratio, block)`` sorted indices:
+
+* ``loss-rows`` (axis rows): run a trial pure N:M OBS pass and keep dense the ``d`` output rows with
+  the highest exact reconstruction loss ``row_loss_i = ‖(W - Ŵ)_i X‖² / n``.  OBS treats rows
+  independently, so the final Spense result is the trial with the dense rows restored to ``W``
+  (:func:`restore_rows`); no second pass is needed.
+* ``salience-cols`` (axis cols): keep dense the ``d`` input columns with the highest salience,
+  ``"act"``: ``s_j = H_jj · ‖W[:, j]‖²`` (the no-update loss of removing column ``j`` entirely, ×2),
+  or ``"obs"``: ``s_j`` = OBS loss of column ``j`` in a trial pure N:M pass.
+* ``random`` / ``first`` (ablations, axis given, default cols): ``d`` indices drawn with a seeded
+  ``torch.Generator`` / the first ``d`` indices.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from spense.errors import InputError
+from spense.format import DEFAULT_BLOCK, SpenseLayout, dense_count
+from spense.solver import PruneResult, obs_prune, reconstruction_row_loss
+
+STRATEGIES = ("loss-rows", "salience-cols", "random", "first")
+SALIENCES = ("obs", "act")
+IMPLIED_AXIS = {"loss-rows": "rows", "salience-cols": "cols"}
+
+
+def strategy_axis(strategy: str, axis: str | None = None) -> str:
+    """Axis of a strategy: implied for ``loss-rows``/``salience-cols``, ``axis or "cols"`` otherwise."""
+    if strategy not in STRATEGIES:
+        raise InputError(f"unknown dense strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    if axis is not None and axis not in ("rows", "cols"):
+        raise InputError(f"axis must be 'rows' or 'cols', got {axis!r}")
+    implied = IMPLIED_AXIS.get(strategy)
+    if implied is not None:
+        if axis is not None and axis != implied:
+            raise InputError(f"strategy {strategy!r} works on {implied}, not {axis}")
+        return implied
+    return axis or "cols"
+
+
+def top_indices(scores: torch.Tensor, d: int) -> torch.Tensor:
+    """Sorted indices of the ``d`` largest scores (ties: the earlier index wins)."""
+    order = torch.sort(scores.float().cpu(), descending=True, stable=True).indices
+    return torch.sort(order[:d]).values
+
+
+def act_salience(W: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
+    """``s_j = H_jj · ‖W[:, j]‖²`` (``(K,)``)."""
+    return torch.diagonal(H).float() * W.float().pow(2).sum(dim=0)
+
+
+def trial_prune(W: torch.Tensor, H: torch.Tensor, *, n: int = 2, m: int = 4, blocksize: int = 128,
+                percdamp: float = 0.01, name: str = "") -> PruneResult:
+    """Pure N:M OBS pass (no dense region) with per-entry losses, used for ranking."""
+    return obs_prune(W, H, n=n, m=m, blocksize=blocksize, percdamp=percdamp, name=name,
+                     return_entry_loss=True)
+
+
+def restore_rows(trial: PruneResult, W: torch.Tensor, H: torch.Tensor, layout: SpenseLayout) -> PruneResult:
+    """Final ``loss-rows`` result from the trial: dense rows set back to ``W`` (rows are independent
+    in OBS, so this equals a pass that never swept them); losses recomputed for the sparse rows."""
+    W0 = W.detach().float()
+    didx = layout.dense_idx.to(W0.device)
+    weight = trial.weight.clone()
+    weight[didx] = W0[didx]
+    row_loss = reconstruction_row_loss(W0, weight, H.to(W0.device))
+    if trial.entry_loss is None:
+        raise ValueError("restore_rows needs a trial with entry_loss (use trial_prune)")
+    entry = trial.entry_loss.clone()
+    entry[didx] = 0.0
+    return PruneResult(weight, row_loss, entry.sum(dim=0), float(row_loss.sum()), entry)
+
+
+def select_layout(
+    W: torch.Tensor,
+    H: torch.Tensor,
+    strategy: str,
+    ratio: float,
+    *,
+    axis: str | None = None,
+    block: int = DEFAULT_BLOCK,
+    salience: str = "obs",
+    seed: int = 0,
+    n: int = 2,
+    m: int = 4,
+    blocksize: int = 128,
+    percdamp: float = 0.01,
+    name: str = "",
+    trial: PruneResult | None = None,
+) -> tuple[SpenseLayout, PruneResult | None]:
+    """Dense region for ``W`` by ``strategy``; returns ``(layout, trial)``.
+
+    ``trial`` is the pure N:M OBS pass used for ranking (``loss-rows``, ``salience-cols`` with
+    ``"obs"``), computed here unless given, else ``None``.  ``seed`` drives ``random`` only (pass the
+    per-layer :func:`spense.methods.stable_seed`).
+    """
+    ax = strategy_axis(strategy, axis)
+    if salience not in SALIENCES:
+        raise InputError(f"unknown salience {salience!r}; choose one of {', '.join(SALIENCES)}")
+    N, K = W.shape
+    dim = N if ax == "rows" else K
+    d = dense_count(dim, ratio, block)
+
+    def layout(idx: torch.Tensor) -> SpenseLayout:
+        return SpenseLayout((N, K), axis=ax, dense_idx=idx, block=block, n=n, m=m)
+
+    if d == 0 or d == dim:
+        return layout(torch.arange(d)), trial
+    needs_trial = strategy == "loss-rows" or (strategy == "salience-cols" and salience == "obs")
+    if needs_trial and trial is None:
+        trial = trial_prune(W, H, n=n, m=m, blocksize=blocksize, percdamp=percdamp, name=name)
+    if strategy == "loss-rows":
+        idx = top_indices(trial.row_loss, d)
+    elif strategy == "salience-cols":
+        idx = top_indices(trial.col_loss if salience == "obs" else act_salience(W, H), d)
+    elif strategy == "random":
+        g = torch.Generator().manual_seed(int(seed))
+        idx = torch.sort(torch.randperm(dim, generator=g)[:d]).values
+    else:  # first
+        idx = torch.arange(d)
+    return layout(idx), trial

@@ -1,0 +1,191 @@
+"""The OBS column sweep of SparseGPT (Frantar & Alistarh 2023, Alg. 1), extended with a dense region.
+
+Notation: ``W`` is ``(N, K)``, ``H = 2 X Xᵀ / n`` (``K × K``), ``U`` the upper Cholesky factor of the
+damped ``H⁻¹`` (``H⁻¹ = Uᵀ U``).  Columns are processed left to right.  At column ``j`` with current
+weights ``w = W[:, j]`` and prune decision ``q`` (``q = 0`` where pruned, ``w`` elsewhere)::
+
+    e         = (w - q) / U_jj                    # scaled error
+    W[:, j:] -= e ⊗ U[j, j:]                      # OBS update of the not yet processed columns
+    loss_j    = Σ_rows (w - q)² / U_jj² / 2       # OBS loss of the column
+
+Masks are chosen from the saliency ``w² / U_jj²``: for N:M, for each aligned group of ``m`` columns
+when the sweep reaches its first column (``j % m == 0``); for unstructured, once per lazy batch of
+``blocksize`` columns by one threshold over the batch.  Updates inside a batch are applied
+immediately; the rest of the matrix receives them in one GEMM at the end of the batch ("lazy batch").
+
+Dense region (:class:`~spense.format.SpenseLayout`):
+
+* ``axis="rows"``: OBS treats rows independently, so dense rows are simply not swept: they stay
+  exactly ``W``.
+* ``axis="cols"``: ``W`` and ``H`` are permuted so the sparse columns come first (in their original
+  order, so the N:M groups are the groups of :meth:`SpenseLayout.split`'s sparse region) and the
+  dense ones last; only the first ``K - d`` columns are swept and pruned, and the dense columns
+  receive the OBS updates of every pruned column.  The result is permuted back.
+
+The reported ``row_loss`` is exact: ``diag(Δ H Δᵀ) / 2 = ‖Δ_i X‖² / n`` with the *undamped* ``H`` and
+``Δ = W - Ŵ``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from spense.errors import FormatError, NumericalError
+from spense.format import SpenseLayout
+from spense.hessian import inverse_cholesky, prepare_hessian
+from spense.masks import global_prune_mask, nm_prune_mask
+
+MaskFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class PruneResult:
+    weight: torch.Tensor  # (N, K) float32, pruned
+    row_loss: torch.Tensor  # (N,) ‖(W - Ŵ)_i X‖² / n
+    col_loss: torch.Tensor  # (K,) OBS loss of each pruned column (0 for never-pruned columns)
+    loss: float  # row_loss.sum()
+    entry_loss: torch.Tensor | None = None  # (N, K) OBS loss of each entry, if requested
+
+
+def reconstruction_row_loss(W: torch.Tensor, W_hat: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
+    """``diag(Δ H Δᵀ) / 2`` with ``Δ = W - Ŵ``; equals ``‖Δ_i X‖² / n`` for ``H = 2 X Xᵀ / n``."""
+    D = (W.float() - W_hat.float())
+    return ((D @ H.float()) * D).sum(dim=1) / 2
+
+
+def _where(name: str) -> str:
+    return f"layer {name!r}" if name else "layer"
+
+
+def obs_sweep(
+    W: torch.Tensor,
+    U: torch.Tensor,
+    n_sweep: int,
+    mask_fn: MaskFn,
+    group: int,
+    blocksize: int = 128,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SparseGPT's sweep over the first ``n_sweep`` columns of ``W`` (modified in place and returned).
+
+    ``U`` is the upper Cholesky factor of ``H⁻¹``.  ``mask_fn`` gets the saliency ``w² / U_jj²`` of a
+    mask window and returns its prune mask; the window is ``group`` columns starting at every
+    ``j % group == 0`` (N:M) or, with ``group = 0``, the whole lazy batch (unstructured).  Columns
+    ``≥ n_sweep`` are never pruned but receive the updates.  Returns ``(W, losses)`` with
+    ``losses[:, j] = (w - q)² / U_jj² / 2`` (``(N, n_sweep)``).
+    """
+    N = W.shape[0]
+    losses = torch.zeros(N, n_sweep, dtype=W.dtype, device=W.device)
+    for i1 in range(0, n_sweep, blocksize):
+        i2 = min(i1 + blocksize, n_sweep)
+        W1, U1 = W[:, i1:i2].clone(), U[i1:i2, i1:i2]
+        d = torch.diagonal(U1)
+        E = torch.zeros_like(W1)  # scaled errors e of the batch
+        mask = torch.zeros_like(W1, dtype=torch.bool)
+        if group == 0:
+            mask = mask_fn(W1**2 / d**2)
+        for j in range(i2 - i1):
+            if group and j % group == 0:
+                mask[:, j:j + group] = mask_fn(W1[:, j:j + group] ** 2 / d[j:j + group] ** 2)
+            w = W1[:, j]
+            q = w.masked_fill(mask[:, j], 0.0)
+            e = (w - q) / d[j]
+            losses[:, i1 + j] = e**2 / 2
+            W1[:, j:] -= e.unsqueeze(1) * U1[j, j:].unsqueeze(0)
+            W1[:, j] = q  # = w - e·U_jj up to rounding; exact zeros where pruned
+            E[:, j] = e
+        W[:, i1:i2] = W1
+        W[:, i2:] -= E @ U[i1:i2, i2:]  # lazy update of everything right of the batch
+    return W, losses
+
+
+def obs_prune(
+    W: torch.Tensor,
+    H: torch.Tensor,
+    *,
+    n: int = 2,
+    m: int = 4,
+    sparsity: float | None = None,
+    layout: SpenseLayout | None = None,
+    blocksize: int = 128,
+    percdamp: float = 0.01,
+    prune_mask_fn: MaskFn | None = None,
+    name: str = "",
+    return_entry_loss: bool = False,
+) -> PruneResult:
+    """OBS-prune ``W`` (``(N, K)``) with Hessian ``H`` (``(K, K)``, undamped); see the module doc.
+
+    ``sparsity=None``: N:M (``n`` kept of every ``m``) in the sparse region.  ``sparsity=s``:
+    unstructured, ``round(s · rows · cols)`` entries of every lazy batch pruned by one threshold.
+    ``layout``: dense region never pruned (``None`` = no dense region).  ``prune_mask_fn`` replaces
+    the default mask rule (``nm_prune_mask(·, n, m)`` / ``global_prune_mask(·, s)``) and receives the
+    saliency window described in :func:`obs_sweep`.  All math in float32.
+    """
+    W0 = W.detach().float()
+    H0 = H.detach().float().to(W0.device)
+    if W0.dim() != 2:
+        raise FormatError(f"{_where(name)}: weight must be 2-D, got shape {tuple(W.shape)}")
+    N, K = W0.shape
+    if tuple(H0.shape) != (K, K):
+        raise FormatError(f"{_where(name)}: Hessian shape {tuple(H0.shape)} does not match weight {(N, K)}")
+    if not bool(torch.isfinite(W0).all()):
+        raise NumericalError(f"{_where(name)}: weight contains NaN/Inf")
+    if not bool(torch.isfinite(H0).all()):
+        raise NumericalError(f"{_where(name)}: Hessian contains NaN/Inf (NaN/Inf activations?)")
+    nm_mode = sparsity is None
+    if nm_mode and K % m:
+        raise FormatError(f"{_where(name)}: in_features {K} is not a multiple of {m} ({n}:{m} sparsity)")
+    if layout is None:
+        layout = SpenseLayout((N, K), axis="cols", n=n, m=m)
+    if layout.shape != (N, K):
+        raise FormatError(f"{_where(name)}: layout shape {layout.shape} does not match weight {(N, K)}")
+    layout.validate()
+
+    dev = W0.device
+    if layout.axis == "rows":
+        rows = layout.sparse_idx.to(dev)
+        perm = torch.arange(K, device=dev)
+        n_sweep = K
+    else:
+        rows = torch.arange(N, device=dev)
+        perm = torch.cat([layout.sparse_idx, layout.dense_idx]).to(dev)
+        n_sweep = K - layout.n_dense
+    if nm_mode:
+        mask_fn = prune_mask_fn or (lambda s: nm_prune_mask(s, n, m))
+        group, bs = m, -(-int(blocksize) // m) * m  # batches must hold whole groups
+    else:
+        mask_fn = prune_mask_fn or (lambda s: global_prune_mask(s, sparsity))
+        group, bs = 0, int(blocksize)
+    if bs <= 0:
+        raise FormatError(f"blocksize must be positive, got {blocksize}")
+
+    weight = W0.clone()
+    col_loss = torch.zeros(K, dtype=torch.float32, device=dev)
+    entry = torch.zeros(N, K, dtype=torch.float32, device=dev) if return_entry_loss else None
+    if n_sweep and rows.numel():
+        Wp = W0.index_select(0, rows).index_select(1, perm)
+        Hp = H0.index_select(0, perm).index_select(1, perm)
+        Hd, Wz, _ = prepare_hessian(Hp, Wp, percdamp)
+        Wz[:, n_sweep:] = Wp[:, n_sweep:]  # dense columns start exactly at W, even if dead
+        U = inverse_cholesky(Hd, name, percdamp)[:n_sweep]
+        Q, L = obs_sweep(Wz, U, n_sweep, mask_fn, group, bs)
+        if not bool(torch.isfinite(Q).all()):
+            raise NumericalError(f"{_where(name)}: OBS sweep produced NaN/Inf; try a larger --percdamp")
+        Qu = torch.empty_like(Q)
+        Qu[:, perm] = Q
+        weight.index_copy_(0, rows, Qu)
+        col_loss[perm[:n_sweep]] = L.sum(dim=0)
+        if entry is not None:
+            Lu = torch.zeros_like(Q)
+            Lu[:, perm[:n_sweep]] = L
+            entry.index_copy_(0, rows, Lu)
+    row_loss = reconstruction_row_loss(W0, weight, H0)
+    return PruneResult(
+        weight=weight,
+        row_loss=row_loss,
+        col_loss=col_loss,
+        loss=float(row_loss.sum()),
+        entry_loss=entry,
+    )
