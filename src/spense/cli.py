@@ -1,0 +1,445 @@
+"""The ``spense`` command line: ``prune``, ``eval``, ``validate``, ``inspect``, ``demo``.
+
+Every :class:`~spense.errors.SpenseError` is printed as one red ``error: ...`` line on stderr and
+the command exits with status 2 (no traceback).  Warnings are printed as yellow ``warning: ...``
+lines on stderr.  Machine-readable output (``--json``) goes to stdout only.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import sys
+import time
+import warnings
+from enum import Enum
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+
+from spense.errors import SpenseError
+
+app = typer.Typer(
+    name="spense",
+    help="One-shot hybrid 2:4-sparse + dense pruning of LLMs (SpenseGPT). Everything is local: "
+    "spense never downloads models or data.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# output helpers
+# --------------------------------------------------------------------------------------------------
+def _err_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _out_console():
+    from rich.console import Console
+
+    # piped/captured output: wide enough that tables are never truncated
+    tty = hasattr(sys.stdout, "isatty") and sys.stdout.isatty()
+    return Console(highlight=False, soft_wrap=True, width=None if tty else 200)
+
+
+def _print_error(msg: str) -> None:
+    from rich.markup import escape
+
+    _err_console().print(f"[bold red]error:[/bold red] [red]{escape(msg)}[/red]")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG001
+    from rich.markup import escape
+
+    _err_console().print(f"[yellow]warning: {escape(str(message))}[/yellow]")
+
+
+def _bars(quiet: bool) -> bool:
+    """Progress bars only for a terminal (piped stderr would collect blank lines)."""
+    return not quiet and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+
+
+def _quiet_libraries() -> None:
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except Exception:  # pragma: no cover
+        pass
+
+
+def handle_errors(fn: Callable) -> Callable:
+    """Run a command; a SpenseError becomes one red line on stderr and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        old = warnings.showwarning
+        warnings.showwarning = _show_warning
+        _quiet_libraries()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("default", UserWarning)
+                warnings.showwarning = _show_warning
+                return fn(*args, **kwargs)
+        except SpenseError as e:
+            _print_error(str(e))
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            _print_error("interrupted (a `spense prune` run resumes where it stopped when rerun)")
+            raise typer.Exit(130) from None
+        finally:
+            warnings.showwarning = old
+
+    return wrapper
+
+
+# --------------------------------------------------------------------------------------------------
+# option enums
+# --------------------------------------------------------------------------------------------------
+class Method(str, Enum):
+    spense = "spense"
+    sparsegpt = "sparsegpt"
+    wanda = "wanda"
+    magnitude = "magnitude"
+    unstructured = "unstructured"
+
+
+class Strategy(str, Enum):
+    loss_rows = "loss-rows"
+    salience_cols = "salience-cols"
+    random = "random"
+    first = "first"
+
+
+class Axis(str, Enum):
+    rows = "rows"
+    cols = "cols"
+
+
+class Salience(str, Enum):
+    obs = "obs"
+    act = "act"
+
+
+def _make_config(method: str, dense_ratio: Optional[float], strategy: str, axis: Optional[str], block: int,
+                 blocksize: int, percdamp: float, seed: int, salience: str):
+    from spense.methods import NO_DENSE_METHODS, PruneConfig
+
+    if dense_ratio is None:
+        dense_ratio = 0.0 if method in NO_DENSE_METHODS else 0.25
+    cfg = PruneConfig(method=method, dense_ratio=dense_ratio, strategy=strategy, axis=axis, block=block,
+                      blocksize=blocksize, percdamp=percdamp, seed=seed, salience=salience)
+    cfg.validate()
+    return cfg
+
+
+def _summary_rows(records: dict[str, dict]) -> dict[str, Any]:
+    total = nnz = 0.0
+    loss = 0.0
+    for r in records.values():
+        n, k = r["layout"]["shape"]
+        total += n * k
+        nnz += r["density"] * n * k
+        loss += r["loss"]
+    return {"layers": len(records), "density": nnz / total if total else 1.0, "loss": loss}
+
+
+# --------------------------------------------------------------------------------------------------
+# prune
+# --------------------------------------------------------------------------------------------------
+@app.command()
+@handle_errors
+def prune(
+    model_dir: Path = typer.Argument(..., help="Local Hugging Face model directory (config.json, weights, tokenizer)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory for the pruned checkpoint."),
+    method: Method = typer.Option(Method.spense, help="Pruning method: spense (2:4 + dense region), sparsegpt (2:4), "
+                                  "wanda (2:4), magnitude (2:4) or unstructured (at the density of --dense-ratio)."),
+    dense_ratio: Optional[float] = typer.Option(None, "--dense-ratio", help="Fraction of each weight kept dense "
+                                                "(spense, default 0.25); unstructured prunes to the same overall "
+                                                "density (62.5 % at 0.25); must be 0 for sparsegpt/wanda/magnitude "
+                                                "(their default)."),
+    strategy: Strategy = typer.Option(Strategy.salience_cols, help="How spense picks the dense region."),
+    axis: Optional[Axis] = typer.Option(None, help="Dense axis for --strategy random/first (default cols); "
+                                        "loss-rows implies rows, salience-cols implies cols."),
+    salience: Salience = typer.Option(Salience.obs, help="salience-cols ranking: obs (trial-pass OBS loss per "
+                                      "column) or act (diag(H)·‖W[:,j]‖²)."),
+    calib: Optional[Path] = typer.Option(None, help="Calibration text (.txt file or folder of them). "
+                                         "Default: WikiText-2 valid.txt in the default data dir."),
+    nsamples: int = typer.Option(128, help="Number of calibration windows."),
+    seqlen: int = typer.Option(2048, help="Tokens per calibration window (clipped to the model's maximum)."),
+    device: str = typer.Option("auto", help="Compute device: auto (cuda if available), cpu, cuda, cuda:N."),
+    seed: int = typer.Option(0, help="Seed for calibration windows and random strategies."),
+    block: int = typer.Option(64, help="Dense region granularity (rows/cols, multiple of 4)."),
+    blocksize: int = typer.Option(128, help="OBS lazy-batch block size (columns)."),
+    percdamp: float = typer.Option(0.01, help="Hessian damping as a fraction of mean(diag H)."),
+    dtype: Optional[str] = typer.Option(None, help="Compute dtype of the blocks (float32 default; bfloat16 "
+                                        "saves GPU memory). The output keeps the source dtype."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output checkpoint."),
+    strict: bool = typer.Option(False, "--strict", help="Fail on linears that cannot be pruned instead of skipping them."),
+    restart: bool = typer.Option(False, "--restart", help="Discard the resume state in OUT.partial/ and start over."),
+    eval_text: Optional[Path] = typer.Option(None, "--eval", help="After pruning, report perplexity on this text."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Prune a model one-shot and write a Spense checkpoint (resumable: rerun after an interruption)."""
+    from spense.pipeline import prune_model
+
+    t0 = time.perf_counter()
+    cfg = _make_config(method.value, dense_ratio, strategy.value, axis.value if axis else None, block,
+                       blocksize, percdamp, seed, salience.value)
+    manifest = prune_model(model_dir, out, cfg, calib, nsamples=nsamples, seqlen=seqlen, seed=seed,
+                           device=device, strict=strict, overwrite=overwrite, progress=_bars(quiet),
+                           dtype=dtype, restart=restart)
+    s = _summary_rows(manifest["layers"])
+    con = _out_console()
+    con.print(
+        f"[green]pruned[/green] {s['layers']} layers with {cfg.method}"
+        + (f" ({cfg.strategy}, dense ratio {cfg.dense_ratio:g})" if cfg.method == "spense" else "")
+        + f": density {s['density']:.4f}, total loss {s['loss']:.4g}, "
+        f"wall time {time.perf_counter() - t0:.1f} s -> {out}"
+    )
+    if eval_text is not None:
+        from spense import data, io
+        from spense.evaluate import perplexity
+        from spense.pipeline import clip_seqlen, resolve_device
+
+        dev = resolve_device(device)
+        model = io.load_checkpoint(out, device=dev, dtype="float32" if dev.type == "cpu" else None)
+        tok = data.load_tokenizer(out)
+        sl = clip_seqlen(model.config, seqlen)
+        windows = data.eval_windows(data.tokenize(tok, data.read_text(eval_text)), sl)
+        res = perplexity(model, windows, dev, progress=_bars(quiet))
+        con.print(f"perplexity {res['perplexity']:.3f} on {res['windows']} windows of {sl} tokens "
+                  f"({eval_text})")
+
+
+# --------------------------------------------------------------------------------------------------
+# eval
+# --------------------------------------------------------------------------------------------------
+def _load_any(model_dir: Path, device, dtype=None):
+    """A Spense checkpoint (validated) or a plain HF model directory, on ``device``."""
+    from spense import io
+    from spense.pipeline import load_model
+
+    if (Path(model_dir) / io.MANIFEST).is_file():
+        io.validate_checkpoint(model_dir)
+    io.check_model_dir(model_dir)
+    return load_model(model_dir, dtype).to(device)
+
+
+@app.command("eval")
+@handle_errors
+def eval_cmd(
+    model_dir: Path = typer.Argument(..., help="Spense checkpoint or Hugging Face model directory."),
+    text: Optional[Path] = typer.Option(None, help="Evaluation text (.txt or folder). Default: WikiText-2 test.txt."),
+    seqlen: int = typer.Option(2048, help="Tokens per window (clipped to the model's maximum)."),
+    max_windows: Optional[int] = typer.Option(None, "--max-windows", help="Evaluate at most this many windows."),
+    device: str = typer.Option("auto", help="auto (cuda if available), cpu, cuda, cuda:N."),
+    dtype: Optional[str] = typer.Option(None, help="Evaluation dtype (default float32)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (perplexity, nll, tokens, windows, seconds)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Perplexity of a model on a text (non-overlapping windows, SparseGPT/Wanda protocol)."""
+    from spense import data
+    from spense.evaluate import perplexity, ppl_table
+    from spense.pipeline import clip_seqlen, parse_dtype, resolve_device
+
+    dev = resolve_device(device)
+    text_path = text if text is not None else data.default_eval_path()
+    raw = data.read_text(text_path)
+    model = _load_any(model_dir, dev, parse_dtype(dtype))
+    tok = data.load_tokenizer(model_dir)
+    sl = clip_seqlen(model.config, seqlen)
+    windows = data.eval_windows(data.tokenize(tok, raw), sl, max_windows)
+    res = perplexity(model, windows, dev, progress=_bars(quiet or as_json))
+    res = {"model": str(model_dir), "text": str(text_path), "seqlen": sl, **res}
+    if as_json:
+        sys.stdout.write(json.dumps(res, indent=2) + "\n")
+    else:
+        _out_console().print(ppl_table([res], title="Perplexity"))
+
+
+# --------------------------------------------------------------------------------------------------
+# validate / inspect
+# --------------------------------------------------------------------------------------------------
+@app.command()
+@handle_errors
+def validate(out_dir: Path = typer.Argument(..., help="Spense checkpoint directory.")) -> None:
+    """Check a Spense checkpoint: manifest, SHA-256 of every tensor, and the 2:4 pattern of every layer."""
+    from spense import io
+
+    m = io.validate_checkpoint(out_dir)
+    s = _summary_rows(m["layers"])
+    _out_console().print(
+        f"[green]OK[/green]: {s['layers']} layers, {len(m['tensors'])} tensors verified, "
+        f"method {m.get('method', '?')}, density {s['density']:.4f} ({out_dir})"
+    )
+
+
+@app.command()
+@handle_errors
+def inspect(
+    out_dir: Path = typer.Argument(..., help="Spense checkpoint directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print the per-layer rows as JSON."),
+) -> None:
+    """Per-layer table of a Spense checkpoint (validates it first)."""
+    from rich.table import Table
+
+    from spense import io
+
+    rows = io.summarize_checkpoint(out_dir)
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    t = Table(title=str(out_dir))
+    for c in ("name", "shape", "axis", "dense n", "dense ratio", "density", "loss", "strategy"):
+        t.add_column(c, justify="left" if c in ("name", "axis", "strategy") else "right")
+    for r in rows:
+        loss = r.get("loss")
+        t.add_row(r["name"], "x".join(map(str, r["shape"])), r["axis"], str(r["n_dense"]),
+                  f"{r['dense_ratio']:.3f}", f"{r['density']:.4f}",
+                  "" if loss is None else f"{loss:.4g}", str(r.get("strategy") or r.get("method") or ""))
+    _out_console().print(t)
+
+
+# --------------------------------------------------------------------------------------------------
+# demo
+# --------------------------------------------------------------------------------------------------
+def demo_methods(seed: int = 0, block: int = 64) -> list[tuple[str, Any]]:
+    """The demo's methods, in order: ``(label, PruneConfig or None for the dense model)``."""
+    from spense.methods import PruneConfig
+
+    def c(**kw):
+        return PruneConfig(seed=seed, block=block, **kw)
+
+    return [
+        ("dense", None),
+        ("magnitude 2:4", c(method="magnitude", dense_ratio=0.0)),
+        ("wanda 2:4", c(method="wanda", dense_ratio=0.0)),
+        ("sparsegpt 2:4", c(method="sparsegpt", dense_ratio=0.0)),
+        ("unstructured 62.5%", c(method="unstructured", dense_ratio=0.25)),
+        ("spense loss-rows", c(method="spense", dense_ratio=0.25, strategy="loss-rows")),
+        ("spense salience-cols", c(method="spense", dense_ratio=0.25, strategy="salience-cols")),
+        ("spense random cols", c(method="spense", dense_ratio=0.25, strategy="random", axis="cols")),
+        ("spense random rows", c(method="spense", dense_ratio=0.25, strategy="random", axis="rows")),
+        ("spense first cols", c(method="spense", dense_ratio=0.25, strategy="first", axis="cols")),
+    ]
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+
+
+DEMO_DEFAULTS = {"nsamples": 32, "seqlen": 256, "max_eval_windows": 64}
+DEMO_QUICK = {"nsamples": 8, "seqlen": 128, "max_eval_windows": 16}
+
+
+@app.command()
+@handle_errors
+def demo(
+    quick: bool = typer.Option(False, "--quick", help="Tiny settings for CI (all methods, few samples/windows)."),
+    model: Optional[Path] = typer.Option(None, help="Model directory (default: the bundled small model)."),
+    calib: Optional[Path] = typer.Option(None, help="Calibration text (default: WikiText-2 valid.txt)."),
+    text: Optional[Path] = typer.Option(None, help="Evaluation text (default: WikiText-2 test.txt)."),
+    nsamples: Optional[int] = typer.Option(None, help=f"Calibration windows (default {DEMO_DEFAULTS['nsamples']}, "
+                                           f"--quick {DEMO_QUICK['nsamples']})."),
+    seqlen: Optional[int] = typer.Option(None, help=f"Window length (default {DEMO_DEFAULTS['seqlen']}, "
+                                         f"--quick {DEMO_QUICK['seqlen']})."),
+    max_eval_windows: Optional[int] = typer.Option(None, "--max-eval-windows", help="Evaluation windows (default "
+                                                   f"{DEMO_DEFAULTS['max_eval_windows']}, --quick "
+                                                   f"{DEMO_QUICK['max_eval_windows']})."),
+    block: int = typer.Option(64, help="Dense region granularity for the spense methods."),
+    seed: int = typer.Option(0, help="Seed for calibration windows and random strategies."),
+    device: str = typer.Option("auto", help="auto (cuda if available), cpu, cuda, cuda:N."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON to this file."),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Also save every pruned model as a Spense "
+                                           "checkpoint in DIR/<method> (replaced if present)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Prune the default small model with every method and print a perplexity table.
+
+    Methods: dense, magnitude / wanda / sparsegpt 2:4, unstructured at 62.5 % density, and spense at
+    25 % dense (loss-rows, salience-cols, random cols, random rows, first cols). Pruning happens in
+    memory on a fresh copy of the dense model per method.
+    """
+    import torch
+
+    from spense import data, io
+    from spense.evaluate import perplexity, ppl_table
+    from spense.pipeline import (build_manifest, clip_seqlen, fresh_copy, linear_density,
+                                 load_model, prune_loaded, resolve_device, source_dtype)
+
+    t_all = time.perf_counter()
+    base = DEMO_QUICK if quick else DEMO_DEFAULTS
+    nsamples = nsamples if nsamples is not None else base["nsamples"]
+    seqlen = seqlen if seqlen is not None else base["seqlen"]
+    max_eval_windows = max_eval_windows if max_eval_windows is not None else base["max_eval_windows"]
+    dev = resolve_device(device)
+    model_dir = io.check_model_dir(model if model is not None else data.default_model_path())
+    calib_path = calib if calib is not None else data.default_calib_path()
+    text_path = text if text is not None else data.default_eval_path()
+    methods = demo_methods(seed, block)
+
+    tok = data.load_tokenizer(model_dir)
+    dense = load_model(model_dir)
+    seqlen = clip_seqlen(dense.config, seqlen)
+    calib_text = data.read_text(calib_path)
+    calib_w = data.calibration_windows(data.tokenize(tok, calib_text), nsamples, seqlen, seed)
+    eval_w = data.eval_windows(data.tokenize(tok, data.read_text(text_path)), seqlen, max_eval_windows)
+    n_params = sum(p.numel() for p in dense.parameters())
+    con = _out_console()
+    con.print(f"demo: {model_dir.name} ({n_params / 1e6:.1f}M params), {len(methods)} methods, "
+              f"calibration {nsamples}x{seqlen} tokens, evaluation {eval_w.shape[0]}x{seqlen} tokens, "
+              f"device {dev}")
+
+    rows = []
+    for label, cfg in methods:
+        t0 = time.perf_counter()
+        m = dense if cfg is None else fresh_copy(dense)
+        records: dict = {}
+        if cfg is not None:
+            records = prune_loaded(m, calib_w, cfg, dev, progress=_bars(quiet))
+        t_prune = time.perf_counter() - t0
+        m.to(dev)
+        res = perplexity(m, eval_w, dev, progress=_bars(quiet))
+        m.to("cpu")
+        row = {"method": label, "perplexity": res["perplexity"], "density": linear_density(m, block),
+               "prune_s": t_prune, "eval_s": res["seconds"], "wall_s": time.perf_counter() - t0}
+        rows.append(row)
+        if not quiet:
+            con.print(f"  {label}: perplexity {res['perplexity']:.3f} ({row['wall_s']:.1f} s)")
+        if out_dir is not None and cfg is not None:
+            man = build_manifest(cfg, records, model_dir, calib_path, data.text_fingerprint(calib_text),
+                                 calib_w, seed, t_prune)
+            m.to(source_dtype(model_dir))
+            io.save_checkpoint(m, model_dir, Path(out_dir) / _slug(label), man, overwrite=True)
+        if cfg is not None:
+            del m
+    total = time.perf_counter() - t_all
+    con.print(ppl_table(rows, title=f"spense demo: {model_dir.name}, total {total:.1f} s"))
+    if json_path is not None:
+        payload = {
+            "model": str(model_dir), "calib": str(calib_path), "text": str(text_path),
+            "nsamples": nsamples, "seqlen": seqlen, "eval_windows": int(eval_w.shape[0]), "seed": seed,
+            "block": block, "device": str(dev), "quick": quick, "torch": torch.__version__,
+            "results": rows, "seconds": total,
+        }
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        con.print(f"results written to {json_path}")
+
+
+def main() -> None:
+    """Console-script entry point (``spense``)."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,192 @@
+"""Text data: reading, tokenisation, calibration windows, evaluation windows, default paths.
+
+Everything is local: spense never downloads models or data sets.  The defaults are
+
+* model: ``$SPENSE_DEFAULT_MODEL`` or ``<repo root>/models/default``;
+* data:  ``$SPENSE_DATA_DIR`` or ``<repo root>/../shared/data/wikitext-2`` holding WikiText-2 raw
+  text, ``valid.txt`` (calibration) and ``test.txt`` (evaluation).
+
+Windows follow the SparseGPT / Wanda protocol: calibration windows are ``seqlen`` tokens starting
+at a uniformly random offset in ``[0, T - seqlen - 1]`` (seeded, never the global RNG), evaluation
+windows are consecutive non-overlapping ``seqlen`` slices of the whole tokenised text, the tail that
+does not fill a window is dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+
+from spense.errors import InputError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CALIB_FILE = "valid.txt"
+EVAL_FILE = "test.txt"
+
+
+# -- default paths ----------------------------------------------------------------------------
+def default_model_dir() -> Path:
+    """``$SPENSE_DEFAULT_MODEL`` if set, else ``<repo root>/models/default`` (may not exist)."""
+    env = os.environ.get("SPENSE_DEFAULT_MODEL")
+    return Path(env).expanduser() if env else REPO_ROOT / "models" / "default"
+
+
+def default_data_dir() -> Path:
+    """``$SPENSE_DATA_DIR`` if set, else ``<repo root>/../shared/data/wikitext-2`` (may not exist)."""
+    env = os.environ.get("SPENSE_DATA_DIR")
+    return Path(env).expanduser() if env else REPO_ROOT.parent / "shared" / "data" / "wikitext-2"
+
+
+def _existing_default(path: Path, what: str, option: str) -> Path:
+    if not path.exists():
+        raise InputError(
+            f"default {what} not found at {path}; pass a local path explicitly with {option} "
+            f"(spense never downloads anything)"
+        )
+    return path
+
+
+def default_model_path() -> Path:
+    """The default model directory, checked to exist (InputError otherwise)."""
+    return _existing_default(default_model_dir(), "model", "--model (or set SPENSE_DEFAULT_MODEL)")
+
+
+def default_calib_path() -> Path:
+    """WikiText-2 ``valid.txt`` in the default data dir (the calibration split)."""
+    return _existing_default(
+        default_data_dir() / CALIB_FILE, "calibration text", "--calib (or set SPENSE_DATA_DIR)"
+    )
+
+
+def default_eval_path() -> Path:
+    """WikiText-2 ``test.txt`` in the default data dir (the evaluation split)."""
+    return _existing_default(
+        default_data_dir() / EVAL_FILE, "evaluation text", "--eval-data (or set SPENSE_DATA_DIR)"
+    )
+
+
+# -- text -------------------------------------------------------------------------------------
+def read_text(path: str | os.PathLike) -> str:
+    """Read a text file, or every ``*.txt`` below a folder (sorted, joined with a blank line).
+
+    Raises :class:`InputError` for a missing path, a folder without ``.txt`` files, undecodable
+    bytes, or text that is empty or whitespace only.
+    """
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise InputError(f"text path {p} does not exist; pass a local .txt file or a folder of them")
+    if p.is_dir():
+        files = sorted(f for f in p.rglob("*.txt") if f.is_file())
+        if not files:
+            raise InputError(f"folder {p} contains no *.txt files; pass a .txt file or a folder of them")
+        text = "\n\n".join(_read_file(f) for f in files)
+    else:
+        text = _read_file(p)
+    if not text.strip():
+        raise InputError(f"text at {p} is empty (or whitespace only); pass a file with real text")
+    return text
+
+
+def _read_file(f: Path) -> str:
+    try:
+        return f.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{f} is not UTF-8 text ({e}); convert it to UTF-8 first") from e
+    except OSError as e:
+        raise InputError(f"cannot read {f}: {e}") from e
+
+
+def text_fingerprint(text: str) -> str:
+    """SHA-256 (hex) of the UTF-8 bytes of ``text``; used in run fingerprints and manifests."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# -- tokenisation -----------------------------------------------------------------------------
+def load_tokenizer(model_dir: str | os.PathLike):
+    """``AutoTokenizer`` from a local model directory (never downloads); InputError on failure."""
+    from transformers import AutoTokenizer
+
+    p = Path(model_dir).expanduser()
+    if not p.is_dir():
+        raise InputError(
+            f"tokenizer directory {p} does not exist; pass a local Hugging Face model directory "
+            f"(spense never downloads anything)"
+        )
+    try:
+        return AutoTokenizer.from_pretrained(str(p), local_files_only=True)
+    except Exception as e:  # transformers raises OSError/ValueError/... depending on what is missing
+        raise InputError(
+            f"cannot load a tokenizer from {p}: {e}. The directory needs the tokenizer files "
+            f"(tokenizer.json or vocab/merges/tokenizer.model) next to config.json"
+        ) from e
+
+
+def tokenize(tokenizer, text: str) -> torch.Tensor:
+    """Tokenise the whole ``text`` at once; returns a 1-D ``LongTensor`` of token ids.
+
+    The "sequence longer than max length" warning is suppressed: long texts are cut into windows
+    afterwards, never fed to the model whole.
+    """
+    enc = tokenizer(text, verbose=False)
+    ids = enc["input_ids"]
+    t = torch.as_tensor(ids, dtype=torch.long).flatten()
+    if t.numel() == 0:
+        raise InputError("the text tokenised to zero tokens; pass a file with real text")
+    return t
+
+
+# -- windows ----------------------------------------------------------------------------------
+def _check_1d(ids: torch.Tensor) -> torch.Tensor:
+    ids = torch.as_tensor(ids)
+    if ids.dim() == 2 and ids.shape[0] == 1:
+        ids = ids[0]
+    if ids.dim() != 1:
+        raise InputError(f"expected a 1-D tensor of token ids, got shape {tuple(ids.shape)}")
+    return ids.long()
+
+
+def _check_positive(**kw: int) -> None:
+    for k, v in kw.items():
+        if int(v) <= 0:
+            raise InputError(f"{k} must be a positive integer, got {v}")
+
+
+def calibration_windows(ids: torch.Tensor, nsamples: int, seqlen: int, seed: int) -> torch.Tensor:
+    """``(nsamples, seqlen)`` random windows of ``ids`` (SparseGPT/Wanda protocol).
+
+    Each start is drawn uniformly from ``[0, T - seqlen - 1]`` by a ``torch.Generator`` seeded with
+    ``seed``, so the result depends only on ``(ids, nsamples, seqlen, seed)``.
+    """
+    ids = _check_1d(ids)
+    _check_positive(nsamples=nsamples, seqlen=seqlen)
+    T = ids.numel()
+    if T < seqlen + 1:
+        raise InputError(
+            f"calibration text has {T} tokens but {seqlen + 1} are needed for windows of "
+            f"{seqlen} tokens; pass more text or a smaller --seqlen"
+        )
+    g = torch.Generator().manual_seed(int(seed))
+    starts = torch.randint(0, T - seqlen, (int(nsamples),), generator=g)
+    offsets = starts[:, None] + torch.arange(seqlen)[None, :]
+    return ids[offsets].contiguous()
+
+
+def eval_windows(ids: torch.Tensor, seqlen: int, max_windows: int | None = None) -> torch.Tensor:
+    """``(nw, seqlen)`` consecutive non-overlapping windows; the incomplete tail is dropped."""
+    ids = _check_1d(ids)
+    _check_positive(seqlen=seqlen)
+    if max_windows is not None:
+        _check_positive(max_windows=max_windows)
+    T = ids.numel()
+    nw = T // seqlen
+    if max_windows is not None:
+        nw = min(nw, int(max_windows))
+    if nw == 0:
+        raise InputError(
+            f"evaluation text has {T} tokens, fewer than one window of {seqlen}; pass more text "
+            f"or a smaller --seqlen"
+        )
+    return ids[: nw * seqlen].reshape(nw, seqlen).contiguous()

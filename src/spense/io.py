@@ -1,0 +1,393 @@
+"""Checkpoint I/O: atomic write, ``spense.json`` manifest with per-tensor SHA-256, validate, load.
+
+A Spense checkpoint is an ordinary Hugging Face model directory (``config.json``, safetensors
+weights stored dense-with-zeros, tokenizer files) plus ``spense.json``::
+
+    {
+      "format": "spense", "format_version": 1, "library_version": "0.1.0",
+      "tensors": {"<safetensors name>": "<sha256 hex of the raw little-endian bytes>", ...},
+      "layers": {
+        "<module name>": {"weight": "<safetensors name>", "transposed": false,
+                          "layout": SpenseLayout.to_dict(), "method": ..., "strategy": ...,
+                          "dense_ratio": ..., "loss": ..., "density": ...},
+        ...
+      },
+      ... anything else the pipeline passes through (method, config, calibration, timings, ...)
+    }
+
+``transposed`` marks GPT-2 ``Conv1D`` weights, stored ``(K, N)``; the layout always describes the
+``(N, K)`` view.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from spense.errors import CheckpointError, FormatError, InputError
+from spense.format import SpenseLayout, density
+
+MANIFEST = "spense.json"
+FORMAT_NAME = "spense"
+FORMAT_VERSION = 1
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.model",
+    "added_tokens.json",
+    "generation_config.json",
+)
+
+
+# -- model directories ------------------------------------------------------------------------
+def _weight_files(path: Path) -> list[Path]:
+    files = sorted(path.glob("*.safetensors"))
+    return files or sorted(path.glob("pytorch_model*.bin"))
+
+
+def check_model_dir(path: str | os.PathLike) -> Path:
+    """Resolve ``path`` and check it is a local Hugging Face model directory (InputError if not)."""
+    p = Path(path).expanduser()
+    hint = "it must be a local Hugging Face model directory (config.json + weights); spense never downloads"
+    if not p.exists():
+        raise InputError(f"model path {p} does not exist; {hint}")
+    if not p.is_dir():
+        raise InputError(f"model path {p} is not a directory; {hint}")
+    if not (p / "config.json").is_file():
+        raise InputError(f"model directory {p} has no config.json; {hint}")
+    if not _weight_files(p):
+        raise InputError(
+            f"model directory {p} has no weights (*.safetensors or pytorch_model*.bin); {hint}"
+        )
+    return p.resolve()
+
+
+# -- hashing / reading ------------------------------------------------------------------------
+def tensor_sha256(t: torch.Tensor) -> str:
+    """SHA-256 (hex) of the raw little-endian bytes of ``t`` (contiguous, on CPU; any dtype)."""
+    flat = t.detach().to("cpu").contiguous().reshape(-1)
+    if flat.dtype == torch.bool:
+        flat = flat.to(torch.uint8)
+    return hashlib.sha256(flat.view(torch.uint8).numpy().data).hexdigest()
+
+
+def _iter_safetensors(path: Path) -> Iterator[tuple[Path, str, torch.Tensor]]:
+    """Yield ``(file, name, tensor)`` for every tensor of every ``*.safetensors`` in ``path``.
+
+    Tensors are read one at a time (memory stays at one tensor); a truncated or corrupt file
+    raises :class:`CheckpointError` naming it.
+    """
+    from safetensors import safe_open
+
+    for f in sorted(Path(path).glob("*.safetensors")):
+        try:
+            with safe_open(str(f), framework="pt", device="cpu") as st:
+                for name in st.keys():
+                    yield f, name, st.get_tensor(name)
+        except (CheckpointError, FormatError):
+            raise
+        except Exception as e:  # SafetensorError, OSError, RuntimeError from torch on bad data
+            raise CheckpointError(
+                f"cannot read {f.name} in {path}: {e}; the file is truncated or corrupt, "
+                f"re-create the checkpoint"
+            ) from e
+
+
+def _hash_and_check(
+    path: Path, layers: dict[str, Any], expected: dict[str, str] | None = None
+) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """One pass over the stored tensors: SHA-256 of each, checked against ``expected`` when given,
+    and every layer record checked against its weight.  Returns ``(hashes, summary rows)``.
+    """
+    by_tensor = _layer_records(layers)
+    hashes: dict[str, str] = {}
+    rows: list[dict[str, Any]] = []
+    for f, tname, t in _iter_safetensors(path):
+        if tname in hashes:
+            raise CheckpointError(f"tensor {tname!r} is stored twice (second copy in {f.name})")
+        hashes[tname] = h = tensor_sha256(t)
+        if expected is not None:
+            if tname not in expected:
+                raise CheckpointError(
+                    f"{f.name}: tensor {tname!r} is not listed in {MANIFEST} (extra tensor)"
+                )
+            if h != expected[tname]:
+                raise CheckpointError(
+                    f"{f.name}: tensor {tname!r} does not match its SHA-256 in {MANIFEST}; the "
+                    f"checkpoint was modified or corrupted, re-create it"
+                )
+        for lname, rec in by_tensor.get(tname, []):
+            rows.append(_check_layer(lname, rec, t))
+    lost = [f"{n} -> {r['weight']!r}" for n, r in layers.items() if r["weight"] not in hashes]
+    if lost:
+        raise CheckpointError(
+            f"layer records point at tensors that are not in the weights: {', '.join(lost[:5])}"
+        )
+    order = {n: i for i, n in enumerate(layers)}
+    rows.sort(key=lambda r: order[r["name"]])
+    return hashes, rows
+
+
+# -- writing ----------------------------------------------------------------------------------
+def _check_out_dir(source: Path, out: Path, overwrite: bool) -> None:
+    if out == source or out.is_relative_to(source):
+        raise CheckpointError(
+            f"output {out} is the source model directory or inside it; choose another --out"
+        )
+    if source.is_relative_to(out):
+        raise CheckpointError(f"output {out} contains the source model {source}; choose another --out")
+    if out.exists() or out.is_symlink():
+        if not overwrite:
+            raise CheckpointError(f"output {out} already exists; pass --overwrite to replace it")
+        if not out.is_dir():
+            raise CheckpointError(f"output {out} exists and is not a directory; remove it first")
+        if any(out.iterdir()) and not (out / MANIFEST).is_file():
+            raise CheckpointError(
+                f"output {out} exists and is not a Spense checkpoint (no {MANIFEST}); refusing to "
+                f"replace it even with --overwrite, remove it yourself if you mean it"
+            )
+
+
+def _copy_tokenizer_files(source: Path, tmp: Path) -> None:
+    for name in TOKENIZER_FILES:
+        src = source / name
+        if src.is_file() and not (tmp / name).exists():
+            shutil.copyfile(src, tmp / name)
+
+
+def _fsync_dir(path: Path) -> None:
+    """fsync every file in ``path`` and the directory itself (best effort on odd filesystems)."""
+    for f in path.iterdir():
+        if f.is_file():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_manifest(tmp: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Hash the written tensors, check the layer records against them, write ``spense.json``."""
+    import spense
+
+    m = copy.deepcopy(manifest)
+    m["format"] = FORMAT_NAME
+    m["format_version"] = FORMAT_VERSION
+    m["library_version"] = spense.__version__
+    m.setdefault("layers", {})
+    m["tensors"], _ = _hash_and_check(tmp, m["layers"])
+    with open(tmp / MANIFEST, "w", encoding="utf-8") as fh:
+        json.dump(m, fh, indent=2)
+        fh.write("\n")
+    return m
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Rename ``tmp`` to ``out``; an existing ``out`` is moved aside first and deleted after."""
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    if out.exists():
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(out, old)
+        try:
+            os.replace(tmp, out)
+        except BaseException:
+            os.replace(old, out)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+    _fsync_parent(out)
+
+
+def _fsync_parent(out: Path) -> None:
+    try:
+        fd = os.open(out.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(
+    model,
+    source_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    manifest: dict[str, Any],
+    overwrite: bool = False,
+) -> Path:
+    """Write ``model`` + tokenizer files of ``source_dir`` + ``spense.json`` to ``out_dir`` atomically.
+
+    The checkpoint is built in ``.{out}.tmp-<pid>`` next to ``out_dir`` and renamed in at the end;
+    on any failure the temp dir is removed and ``out_dir`` is left as it was.  ``manifest`` is not
+    modified: the written copy gains ``format``, ``format_version``, ``library_version`` and
+    ``tensors`` (SHA-256 of every stored tensor).  ``source_dir`` is only read.
+    """
+    source = Path(source_dir).expanduser().resolve()
+    out = Path(out_dir).expanduser().resolve()
+    _check_out_dir(source, out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        _copy_tokenizer_files(source, tmp)
+        _write_manifest(tmp, manifest)
+        _fsync_dir(tmp)
+        _check_out_dir(source, out, overwrite)  # out may have appeared meanwhile
+        _swap_in(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+# -- validation -------------------------------------------------------------------------------
+def _read_manifest(path: Path) -> dict[str, Any]:
+    if not path.is_dir():
+        raise CheckpointError(f"checkpoint {path} does not exist or is not a directory")
+    mf = path / MANIFEST
+    if not mf.is_file():
+        raise CheckpointError(
+            f"{path} has no {MANIFEST}; it is not a Spense checkpoint (create one with `spense prune`)"
+        )
+    try:
+        m = json.loads(mf.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{mf} is not valid JSON: {e}") from e
+    if not isinstance(m, dict):
+        raise CheckpointError(f"{mf} must hold a JSON object, got {type(m).__name__}")
+    if m.get("format") != FORMAT_NAME:
+        raise CheckpointError(f"{mf}: format is {m.get('format')!r}, expected {FORMAT_NAME!r}")
+    if m.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{mf}: format_version {m.get('format_version')!r} is not supported (this spense reads "
+            f"version {FORMAT_VERSION}); upgrade spense or re-create the checkpoint"
+        )
+    for key in ("tensors", "layers"):
+        if not isinstance(m.get(key), dict):
+            raise CheckpointError(f"{mf}: {key!r} must be a JSON object")
+    if not (path / "config.json").is_file():
+        raise CheckpointError(f"checkpoint {path} has no config.json")
+    if not list(path.glob("*.safetensors")):
+        raise CheckpointError(f"checkpoint {path} has no *.safetensors weights")
+    return m
+
+
+def _layer_records(layers: Any) -> dict[str, list[tuple[str, dict]]]:
+    """``{tensor name: [(layer name, record), ...]}``; CheckpointError for malformed records."""
+    if not isinstance(layers, dict):
+        raise CheckpointError("'layers' must be a JSON object of layer records")
+    by_tensor: dict[str, list[tuple[str, dict]]] = {}
+    for name, rec in layers.items():
+        if not isinstance(rec, dict) or not isinstance(rec.get("weight"), str) or "layout" not in rec:
+            raise CheckpointError(f"layer {name}: record needs a 'weight' tensor name and a 'layout'")
+        by_tensor.setdefault(rec["weight"], []).append((name, rec))
+    return by_tensor
+
+
+def _check_layer(name: str, rec: dict, t: torch.Tensor) -> dict[str, Any]:
+    """Check one stored weight against its layer record; return its summary row."""
+    try:
+        lay = SpenseLayout.from_dict(rec["layout"])
+    except FormatError as e:
+        raise FormatError(f"layer {name}: {e}") from e
+    w = t.t() if rec.get("transposed", False) else t
+    if tuple(w.shape) != lay.shape:
+        raise FormatError(
+            f"layer {name}: stored weight {rec['weight']} has shape {tuple(t.shape)}"
+            f"{' (transposed)' if rec.get('transposed') else ''}, layout says {lay.shape}"
+        )
+    try:
+        lay.check_weight(w)
+    except FormatError as e:
+        raise FormatError(f"layer {name}: {e}") from e
+    return {
+        "name": name,
+        "shape": list(lay.shape),
+        "axis": lay.axis,
+        "n_dense": lay.n_dense,
+        "dense_ratio": lay.dense_ratio,
+        "structural_density": lay.structural_density,
+        "density": density(w),
+        "loss": rec.get("loss"),
+        "method": rec.get("method"),
+        "strategy": rec.get("strategy"),
+    }
+
+
+def _scan(path: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Full check of a checkpoint; returns ``(manifest, per-layer summary rows)``."""
+    p = Path(path).expanduser()
+    m = _read_manifest(p)
+    hashes, rows = _hash_and_check(p, m["layers"], expected=m["tensors"])
+    missing = sorted(set(m["tensors"]) - set(hashes))
+    if missing:
+        raise CheckpointError(
+            f"{len(missing)} tensor(s) listed in {MANIFEST} are missing from the weights, "
+            f"e.g. {missing[0]!r}; the checkpoint is incomplete, re-create it"
+        )
+    return m, rows
+
+
+def validate_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Check a Spense checkpoint completely and return its manifest.
+
+    Raises :class:`CheckpointError` for a missing directory / ``spense.json`` / ``config.json`` /
+    weights, malformed JSON, an unknown format or version, a truncated or corrupt safetensors file,
+    or a tensor that is missing, extra or whose SHA-256 differs; :class:`FormatError` (naming the
+    layer) when a layer's layout is malformed, does not match its stored weight's shape, or its
+    sparse region breaks 2:4.
+    """
+    return _scan(path)[0]
+
+
+def summarize_checkpoint(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Validate a checkpoint and return one row per pruned layer (for ``spense inspect``).
+
+    Keys: ``name, shape, axis, n_dense, dense_ratio, structural_density, density`` (measured
+    nonzero fraction), ``loss, method, strategy``.
+    """
+    return _scan(path)[1]
+
+
+# -- loading ----------------------------------------------------------------------------------
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu", dtype=None):
+    """Validate, then ``AutoModelForCausalLM.from_pretrained`` (local only) on ``device`` in eval mode.
+
+    ``dtype=None`` keeps the stored dtype.
+    """
+    from transformers import AutoModelForCausalLM
+
+    validate_checkpoint(path)
+    if isinstance(dtype, str) and dtype != "auto":
+        dtype = getattr(torch, dtype)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(Path(path).expanduser()), dtype=dtype if dtype is not None else "auto", local_files_only=True
+        )
+    except Exception as e:
+        raise CheckpointError(f"transformers cannot load {path}: {e}") from e
+    return model.to(device).eval()

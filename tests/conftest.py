@@ -1,0 +1,120 @@
+"""Shared test fixtures: a tiny random Llama with a real (tiny) tokenizer, built locally.
+
+Nothing is downloaded.  The tokenizer is a byte-level BPE trained with ``tokenizers`` on the first
+~200 KB of WikiText-2 ``valid.txt`` (found through :func:`spense.data.default_data_dir`, i.e.
+``$SPENSE_DATA_DIR`` or ``<repo>/../shared/data/wikitext-2``); the model is a randomly initialised
+2-layer ``LlamaForCausalLM`` saved with ``save_pretrained``.
+
+Fixtures
+--------
+``wikitext_dir``    the WikiText-2 directory (``valid.txt`` / ``test.txt``); skips if absent.
+``tiny_text``       ~20 KB of WikiText-2 ``test.txt`` (str), enough for a few hundred-token windows.
+``tiny_text_file``  ``tiny_text`` written to a file (Path).
+``tiny_llama_dir``  Path of a local HF model directory (config.json, model.safetensors, tokenizer
+                    files).  Session scoped: built once, treat it as READ-ONLY (copy it if a test
+                    needs to modify it).  Shapes: hidden 64, intermediate 128, 2 layers, 4 heads,
+                    2 KV heads, vocab = tokenizer vocab (512), 256 positions, float32.
+``tiny_llama``      ``(model, tokenizer)`` freshly loaded from ``tiny_llama_dir`` (function scoped,
+                    so tests may modify the model in place).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from spense.data import default_data_dir
+
+TOKENIZER_TRAIN_BYTES = 200_000
+TINY_VOCAB = 512
+TINY_TEXT_BYTES = 20_000
+
+
+@pytest.fixture(scope="session")
+def wikitext_dir() -> Path:
+    d = default_data_dir()
+    if not (d / "valid.txt").is_file() or not (d / "test.txt").is_file():
+        pytest.skip(f"WikiText-2 not found at {d} (set SPENSE_DATA_DIR)")
+    return d
+
+
+@pytest.fixture(scope="session")
+def tiny_text(wikitext_dir: Path) -> str:
+    with open(wikitext_dir / "test.txt", encoding="utf-8") as fh:
+        return fh.read(TINY_TEXT_BYTES)
+
+
+@pytest.fixture(scope="session")
+def tiny_text_file(tmp_path_factory, tiny_text: str) -> Path:
+    p = tmp_path_factory.mktemp("text") / "tiny.txt"
+    p.write_text(tiny_text, encoding="utf-8")
+    return p
+
+
+def build_tiny_tokenizer(train_text: str, vocab_size: int = TINY_VOCAB):
+    """A byte-level BPE ``PreTrainedTokenizerFast`` trained on ``train_text`` (bos = eos = <|endoftext|>)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator([train_text], trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+        model_max_length=256,
+    )
+
+
+def build_tiny_llama(vocab_size: int, seed: int = 0, **overrides):
+    """A random 2-layer ``LlamaForCausalLM`` (float32, eval mode); ``overrides`` go to LlamaConfig."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    kw = dict(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=vocab_size,
+        max_position_embeddings=256,
+        bos_token_id=0,
+        eos_token_id=0,
+        tie_word_embeddings=False,
+    )
+    kw.update(overrides)
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(LlamaConfig(**kw)).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory, wikitext_dir: Path) -> Path:
+    with open(wikitext_dir / "valid.txt", encoding="utf-8") as fh:
+        train = fh.read(TOKENIZER_TRAIN_BYTES)
+    tokenizer = build_tiny_tokenizer(train)
+    model = build_tiny_llama(len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                             eos_token_id=tokenizer.eos_token_id)
+    out = tmp_path_factory.mktemp("models") / "tiny-llama"
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture
+def tiny_llama(tiny_llama_dir: Path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32, local_files_only=True)
+    tok = AutoTokenizer.from_pretrained(tiny_llama_dir, local_files_only=True)
+    return model.eval(), tok

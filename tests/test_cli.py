@@ -1,0 +1,207 @@
+"""CLI tests (typer CliRunner) on the tiny Llama from conftest."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from typer.testing import CliRunner
+
+from conftest import build_tiny_llama
+from spense import data
+from spense.cli import app, demo_methods
+from spense.format import SpenseLayout, is_nm
+
+runner = CliRunner()
+SMALL = ["--nsamples", "4", "--seqlen", "32", "--device", "cpu", "--quiet"]
+
+
+def _run(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def _assert_error(res, pattern: str) -> None:
+    assert res.exit_code == 2, (res.exit_code, res.output)
+    err = res.stderr
+    assert err.startswith("error: "), err
+    assert len(err.strip().splitlines()) == 1, err  # one line, no traceback
+    assert "Traceback" not in res.output
+    import re
+
+    assert re.search(pattern, err), err
+
+
+@pytest.fixture(scope="module")
+def pruned(tiny_llama_dir, tiny_text_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "pruned"
+    res = _run("prune", tiny_llama_dir, "--out", out, "--calib", tiny_text_file, "--method", "spense",
+               "--dense-ratio", "0.25", "--strategy", "loss-rows", "--block", "16", *SMALL)
+    assert res.exit_code == 0, res.output
+    return out, res
+
+
+def test_prune_validate_load(pruned):
+    out, res = pruned
+    assert "pruned 14 layers with spense (loss-rows, dense ratio 0.25)" in res.stdout
+    assert "density 0.5" in res.stdout or "density 0.6" in res.stdout
+    v = _run("validate", out)
+    assert v.exit_code == 0, v.output
+    assert v.stdout.startswith("OK: 14 layers")
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(out, local_files_only=True)
+    params = dict(model.named_parameters())
+    man = json.loads((out / "spense.json").read_text())
+    assert man["method"] == "spense" and man["calibration"]["nsamples"] == 4
+    rows_dense = 0
+    for rec in man["layers"].values():
+        lay = SpenseLayout.from_dict(rec["layout"])
+        assert lay.axis == "rows"
+        s, _ = lay.split(params[rec["weight"]].data)
+        assert is_nm(s)
+        rows_dense += lay.n_dense
+    assert rows_dense > 0
+
+
+def test_inspect_and_eval(pruned, tiny_text_file):
+    out, _ = pruned
+    res = _run("inspect", out, "--json")
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)
+    assert len(rows) == 14 and rows[0]["name"] == "model.layers.0.self_attn.q_proj"
+    res = _run("inspect", out)
+    assert res.exit_code == 0 and "model.layers.1.mlp.down_proj" in res.stdout and "loss-rows" in res.stdout
+    res = _run("eval", out, "--text", tiny_text_file, "--seqlen", "32", "--max-windows", "4", "--device",
+               "cpu", "--json")
+    assert res.exit_code == 0, res.output
+    r = json.loads(res.stdout)
+    assert r["windows"] == 4 and r["tokens"] == 4 * 31 and 1 < r["perplexity"] < 1e6
+    res = _run("eval", out, "--text", tiny_text_file, "--seqlen", "32", "--max-windows", "2", "--device", "cpu",
+               "--quiet")
+    assert res.exit_code == 0 and "perplexity" in res.stdout
+
+
+def test_prune_with_eval(tiny_llama_dir, tiny_text_file, tmp_path):
+    res = _run("prune", tiny_llama_dir, "--out", tmp_path / "o", "--calib", tiny_text_file, "--method",
+               "magnitude", "--eval", tiny_text_file, *SMALL)
+    assert res.exit_code == 0, res.output
+    assert "pruned 14 layers with magnitude" in res.stdout and "perplexity " in res.stdout
+
+
+def test_validate_rejects_non_checkpoint(tiny_llama_dir):
+    _assert_error(_run("validate", tiny_llama_dir), "no spense.json")
+
+
+def test_bad_inputs_exit_2(tiny_llama_dir, tiny_text_file, tmp_path):
+    _assert_error(_run("prune", tmp_path / "nope", "--out", tmp_path / "o", "--calib", tiny_text_file, *SMALL),
+                  "does not exist")
+    (tmp_path / "empty").mkdir()
+    _assert_error(_run("prune", tmp_path / "empty", "--out", tmp_path / "o", "--calib", tiny_text_file, *SMALL),
+                  "no config.json")
+    _assert_error(_run("prune", tiny_llama_dir, "--out", tmp_path / "o", "--calib", tiny_text_file,
+                       "--dense-ratio", "1.5", *SMALL), r"dense ratio must be in \[0, 1\], got 1.5")
+    short = tmp_path / "short.txt"
+    short.write_text("only a handful of words")
+    _assert_error(_run("prune", tiny_llama_dir, "--out", tmp_path / "o", "--calib", short, *SMALL),
+                  "calibration text has .* tokens")
+    _assert_error(_run("eval", tmp_path / "nope", "--text", tiny_text_file, "--device", "cpu"), "does not exist")
+    assert not (tmp_path / "o").exists()
+
+
+def test_existing_output_untouched(tiny_llama_dir, tiny_text_file, tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+    _assert_error(_run("prune", tiny_llama_dir, "--out", out, "--calib", tiny_text_file, *SMALL),
+                  "already exists; pass --overwrite")
+    assert [p.name for p in out.iterdir()] == ["mine.txt"] and (out / "mine.txt").read_text() == "keep me"
+
+
+def test_nan_weight_error(tiny_llama_dir, tiny_text_file, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_llama_dir, bad)
+    sd = load_file(str(bad / "model.safetensors"))
+    sd["model.layers.0.self_attn.v_proj.weight"][0, 0] = float("inf")
+    save_file(sd, str(bad / "model.safetensors"), metadata={"format": "pt"})
+    _assert_error(_run("prune", bad, "--out", tmp_path / "o", "--calib", tiny_text_file, *SMALL),
+                  r"model\.layers\.0\.self_attn\.v_proj")
+
+
+def test_strict_and_skip_warning(tiny_llama_dir, tiny_text_file, tmp_path):
+    src = tmp_path / "odd"
+    build_tiny_llama(len(data.load_tokenizer(tiny_llama_dir)), intermediate_size=130).save_pretrained(src)
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copyfile(tiny_llama_dir / f, src / f)
+    res = _run("prune", src, "--out", tmp_path / "o", "--calib", tiny_text_file, "--method", "wanda", *SMALL)
+    assert res.exit_code == 0, res.output
+    assert "warning: skipping model.layers.0.mlp.down_proj: in_features 130" in res.stderr
+    assert "pruned 12 layers" in res.stdout
+    _assert_error(_run("prune", src, "--out", tmp_path / "o2", "--calib", tiny_text_file, "--method", "wanda",
+                       "--strict", *SMALL), r"down_proj: cannot be pruned \(in_features 130")
+
+
+def test_resume_via_cli(tiny_llama_dir, tiny_text_file, tmp_path, monkeypatch):
+    from spense.pipeline import CRASH_ENV
+
+    out = tmp_path / "o"
+    base = ["prune", tiny_llama_dir, "--out", out, "--calib", tiny_text_file, "--strategy", "random",
+            "--block", "16"]
+    args = [*base, *SMALL]
+    monkeypatch.setenv(CRASH_ENV, "0")
+    res = _run(*args)
+    assert res.exit_code != 0 and not out.exists()
+    monkeypatch.delenv(CRASH_ENV)
+    _assert_error(_run(*base, "--seed", "1", *SMALL), "--restart")
+    res = _run(*args)
+    assert res.exit_code == 0, res.output
+    assert _run("validate", out).exit_code == 0
+
+
+def test_help_lists_only_real_commands():
+    res = _run("--help")
+    assert res.exit_code == 0
+    for cmd in ("prune", "eval", "validate", "inspect", "demo"):
+        assert cmd in res.stdout
+    res = _run("prune", "--help")
+    assert "--dense-ratio" in res.stdout and "--restart" in res.stdout
+
+
+def test_demo_quick_runs_all_methods(tiny_llama_dir, tiny_text_file, tmp_path):
+    js = tmp_path / "demo.json"
+    res = _run("demo", "--quick", "--model", tiny_llama_dir, "--calib", tiny_text_file, "--text", tiny_text_file,
+               "--device", "cpu", "--json", js)
+    assert res.exit_code == 0, res.output
+    labels = [label for label, _ in demo_methods()]
+    assert len(labels) == 10
+    for label in labels:
+        assert label in res.stdout, label
+    payload = json.loads(js.read_text())
+    assert [r["method"] for r in payload["results"]] == labels
+    dens = {r["method"]: r["density"] for r in payload["results"]}
+    assert dens["dense"] == 1.0
+    assert abs(dens["sparsegpt 2:4"] - 0.5) < 0.01
+    assert abs(dens["unstructured 62.5%"] - 0.625) < 0.02
+    assert all(torch.isfinite(torch.tensor(r["perplexity"])) for r in payload["results"])
+
+
+@pytest.mark.parametrize("method,density", [("unstructured", 0.625), ("sparsegpt", 0.5)])
+def test_method_default_dense_ratio(tiny_llama_dir, tiny_text_file, tmp_path, method, density):
+    out = tmp_path / method
+    res = _run("prune", tiny_llama_dir, "--out", out, "--calib", tiny_text_file, "--method", method, *SMALL)
+    assert res.exit_code == 0, res.output
+    assert f"density {density:.4f}" in res.stdout
+    v = _run("validate", out)
+    assert v.exit_code == 0 and v.stdout.startswith("OK: 14 layers"), v.output
+    man = json.loads((out / "spense.json").read_text())
+    assert man["config"]["dense_ratio"] == (0.25 if method == "unstructured" else 0.0)
+
+
+def test_option_conflicts_exit_2(tiny_llama_dir, tiny_text_file, tmp_path):
+    _assert_error(_run("prune", tiny_llama_dir, "--out", tmp_path / "o", "--calib", tiny_text_file, "--method",
+                       "sparsegpt", "--dense-ratio", "0.25", *SMALL), "has no dense region")
+    _assert_error(_run("prune", tiny_llama_dir, "--out", tmp_path / "o", "--calib", tiny_text_file, "--strategy",
+                       "salience-cols", "--axis", "rows", *SMALL), "salience-cols")
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,310 @@
+"""Pipeline tests on tiny random models (Llama from conftest, GPT-2 with Conv1D, OPT)."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from conftest import build_tiny_llama
+from spense import data, io
+from spense.errors import CheckpointError, InputError, NumericalError
+from spense.format import SpenseLayout, is_nm
+from spense.methods import PruneConfig
+from spense.pipeline import (
+    CRASH_ENV,
+    SimulatedCrash,
+    capture_inputs,
+    find_blocks,
+    find_groups,
+    find_linears,
+    get_weight,
+    partial_dir,
+    prune_loaded,
+    prune_model,
+)
+
+NS, SL = 4, 32
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def _cfg(**kw) -> PruneConfig:
+    kw.setdefault("method", "spense")
+    kw.setdefault("block", 16)
+    return PruneConfig(**kw)
+
+
+def _save_model_dir(model, tokenizer_src: Path, out: Path) -> Path:
+    model.save_pretrained(out)
+    for name in TOKENIZER_FILES:
+        if (tokenizer_src / name).is_file():
+            shutil.copyfile(tokenizer_src / name, out / name)
+    return out
+
+
+def _vocab(tiny_llama_dir: Path) -> int:
+    return len(data.load_tokenizer(tiny_llama_dir))
+
+
+def _windows(tiny_llama_dir: Path, text_file: Path, n=NS, sl=SL) -> torch.Tensor:
+    tok = data.load_tokenizer(tiny_llama_dir)
+    return data.calibration_windows(data.tokenize(tok, data.read_text(text_file)), n, sl, 0)
+
+
+def _load(path: Path):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True).eval()
+
+
+def _prune(model_dir, out, text, cfg=None, **kw):
+    kw.setdefault("nsamples", NS)
+    kw.setdefault("seqlen", SL)
+    kw.setdefault("device", "cpu")
+    kw.setdefault("progress", False)
+    return prune_model(model_dir, out, cfg or _cfg(), text, **kw)
+
+
+# -- structure ------------------------------------------------------------------------------------
+def test_find_blocks_unsupported_architecture():
+    class Weird(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stuff = torch.nn.ModuleList([torch.nn.Linear(8, 8)])
+
+    with pytest.raises(InputError, match="unsupported architecture Weird"):
+        find_blocks(Weird())
+
+
+def test_llama_groups_in_execution_order(tiny_llama, tiny_llama_dir, tiny_text_file):
+    model, _ = tiny_llama
+    prefix, blocks = find_blocks(model)
+    assert prefix == "model.layers" and len(blocks) == 2
+    inputs = capture_inputs(model, _windows(tiny_llama_dir, tiny_text_file, n=2), torch.device("cpu"))
+    assert inputs.hidden.shape == (2, SL, 64) and inputs.hidden.dtype == torch.float32
+    linears = find_linears(blocks[0], 16)
+    groups = find_groups(blocks[0], linears, inputs, torch.device("cpu"))
+    assert groups == [
+        ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"],
+        ["self_attn.o_proj"],
+        ["mlp.gate_proj", "mlp.up_proj"],
+        ["mlp.down_proj"],
+    ]
+
+
+# -- end to end on Llama ----------------------------------------------------------------------------
+def test_prune_llama_checkpoint(tiny_llama_dir, tiny_text_file, tmp_path):
+    out = tmp_path / "out"
+    man = _prune(tiny_llama_dir, out, tiny_text_file, _cfg(strategy="salience-cols", dense_ratio=0.25))
+    assert not partial_dir(out).exists()
+    assert len(man["layers"]) == 2 * 7
+    io.validate_checkpoint(out)
+    model = _load(out)
+    params = dict(model.named_parameters())
+    n_dense = 0
+    for name, rec in man["layers"].items():
+        assert rec["weight"] == f"{name}.weight"
+        lay = SpenseLayout.from_dict(rec["layout"])
+        w = params[rec["weight"]].data
+        lay.check_weight(w)
+        s, _ = lay.split(w)
+        assert is_nm(s) and s.numel() > 0
+        n_dense += lay.n_dense
+        assert 0.4 < rec["density"] < 0.7
+    assert n_dense > 0  # block 16 gives real dense regions
+    # embeddings and lm_head are never pruned
+    src = _load(tiny_llama_dir)
+    assert torch.equal(model.lm_head.weight, src.lm_head.weight)
+    assert torch.equal(model.model.embed_tokens.weight, src.model.embed_tokens.weight)
+
+
+def test_dense_ratio_one_leaves_weights_unchanged(tiny_llama, tiny_llama_dir, tiny_text_file):
+    model, _ = tiny_llama
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    recs = prune_loaded(model, _windows(tiny_llama_dir, tiny_text_file), _cfg(dense_ratio=1.0), "cpu",
+                        progress=False)
+    assert len(recs) == 14
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+def test_sparsegpt_prunes_every_linear_2_4(tiny_llama, tiny_llama_dir, tiny_text_file):
+    model, _ = tiny_llama
+    prune_loaded(model, _windows(tiny_llama_dir, tiny_text_file), _cfg(method="sparsegpt", dense_ratio=0.0),
+                 "cpu", progress=False)
+    _, blocks = find_blocks(model)
+    for b in blocks:
+        for name, mod in find_linears(b, 16).items():
+            w = get_weight(mod)
+            assert is_nm(w), name
+            assert abs(float((w == 0).float().mean()) - 0.5) < 0.02, name
+
+
+def test_bf16_source_stays_bf16(tiny_llama_dir, tiny_text_file, tmp_path):
+    src = _save_model_dir(build_tiny_llama(_vocab(tiny_llama_dir)).to(torch.bfloat16), tiny_llama_dir,
+                          tmp_path / "bf16")
+    out = tmp_path / "out"
+    man = _prune(src, out, tiny_text_file, _cfg(method="sparsegpt", dense_ratio=0.0))
+    io.validate_checkpoint(out)
+    sd = load_file(str(out / "model.safetensors"))
+    for rec in man["layers"].values():
+        assert sd[rec["weight"]].dtype == torch.bfloat16
+        assert is_nm(sd[rec["weight"]].float())
+
+
+# -- other architectures ----------------------------------------------------------------------------
+def test_gpt2_conv1d_prunes(tiny_llama_dir, tiny_text_file, tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers.pytorch_utils import Conv1D
+
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=_vocab(tiny_llama_dir), n_positions=128, n_embd=64, n_layer=2, n_head=4)
+    src = _save_model_dir(GPT2LMHeadModel(cfg).eval(), tiny_llama_dir, tmp_path / "gpt2")
+    model = _load(src)
+    prefix, blocks = find_blocks(model)
+    assert prefix == "transformer.h"
+    lin = find_linears(blocks[0], 16)
+    assert list(lin) == ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"]
+    assert all(isinstance(m, Conv1D) for m in lin.values())
+    assert get_weight(lin["mlp.c_fc"]).shape == (256, 64)  # (out, in) view of a (in, out) Conv1D
+    inputs = capture_inputs(model, _windows(tiny_llama_dir, tiny_text_file, n=1), torch.device("cpu"))
+    assert find_groups(blocks[0], lin, inputs, torch.device("cpu")) == [
+        ["attn.c_attn"], ["attn.c_proj"], ["mlp.c_fc"], ["mlp.c_proj"]]
+
+    out = tmp_path / "out"
+    man = _prune(src, out, tiny_text_file, _cfg(strategy="first", axis="cols", dense_ratio=0.25))
+    io.validate_checkpoint(out)
+    assert len(man["layers"]) == 8 and all(r["transposed"] for r in man["layers"].values())
+    pruned = _load(out)
+    for rec in man["layers"].values():
+        w = dict(pruned.named_parameters())[rec["weight"]].data.t()  # stored (K, N)
+        SpenseLayout.from_dict(rec["layout"]).check_weight(w)
+        assert float((w == 0).float().mean()) > 0.3
+
+
+def test_opt_prunes(tiny_llama_dir, tiny_text_file, tmp_path):
+    from transformers import OPTConfig, OPTForCausalLM
+
+    torch.manual_seed(0)
+    cfg = OPTConfig(vocab_size=_vocab(tiny_llama_dir), hidden_size=64, ffn_dim=128, num_hidden_layers=2,
+                    num_attention_heads=4, max_position_embeddings=128, word_embed_proj_dim=64)
+    src = _save_model_dir(OPTForCausalLM(cfg).eval(), tiny_llama_dir, tmp_path / "opt")
+    model = _load(src)
+    prefix, blocks = find_blocks(model)
+    assert prefix == "model.decoder.layers"
+    lin = find_linears(blocks[0], 16)
+    inputs = capture_inputs(model, _windows(tiny_llama_dir, tiny_text_file, n=1), torch.device("cpu"))
+    assert find_groups(blocks[0], lin, inputs, torch.device("cpu")) == [
+        ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"], ["self_attn.out_proj"], ["fc1"], ["fc2"]]
+    out = tmp_path / "out"
+    man = _prune(src, out, tiny_text_file, _cfg(strategy="loss-rows", dense_ratio=0.25))
+    io.validate_checkpoint(out)
+    assert len(man["layers"]) == 12
+    assert any(r["layout"]["axis"] == "rows" and r["layout"]["dense_idx"] for r in man["layers"].values())
+
+
+# -- resume ---------------------------------------------------------------------------------------------
+def test_resume_after_crash_is_bit_identical(tiny_llama_dir, tiny_text_file, tmp_path, monkeypatch):
+    cfg = _cfg(strategy="random", axis="rows", dense_ratio=0.25)
+    ref = tmp_path / "ref"
+    _prune(tiny_llama_dir, ref, tiny_text_file, cfg)
+
+    out = tmp_path / "out"
+    monkeypatch.setenv(CRASH_ENV, "0")
+    with pytest.raises(SimulatedCrash):
+        _prune(tiny_llama_dir, out, tiny_text_file, cfg)
+    monkeypatch.delenv(CRASH_ENV)
+    part = partial_dir(out)
+    assert not out.exists()
+    assert (part / "state.json").is_file() and (part / "block_0.safetensors").is_file()
+    assert (part / "inps_1.safetensors").is_file()
+
+    done = []
+    man = _prune(tiny_llama_dir, out, tiny_text_file, cfg, after_block=done.append)
+    assert done == [1]  # block 0 came from the saved state
+    assert not part.exists()
+    assert len(man["layers"]) == 14
+    io.validate_checkpoint(out)
+    a, b = load_file(str(ref / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_resume_fingerprint_mismatch_refused(tiny_llama_dir, tiny_text_file, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    monkeypatch.setenv(CRASH_ENV, "0")
+    with pytest.raises(SimulatedCrash):
+        _prune(tiny_llama_dir, out, tiny_text_file, _cfg(dense_ratio=0.25))
+    monkeypatch.delenv(CRASH_ENV)
+    with pytest.raises(InputError, match="--restart"):
+        _prune(tiny_llama_dir, out, tiny_text_file, _cfg(dense_ratio=0.5))
+    assert (partial_dir(out) / "state.json").is_file()
+    done = []
+    _prune(tiny_llama_dir, out, tiny_text_file, _cfg(dense_ratio=0.5), restart=True, after_block=done.append)
+    assert done == [0, 1]
+    io.validate_checkpoint(out)
+
+
+# -- bad input --------------------------------------------------------------------------------------
+def test_missing_model_and_config(tmp_path, tiny_text_file):
+    with pytest.raises(InputError, match="does not exist"):
+        _prune(tmp_path / "nope", tmp_path / "out", tiny_text_file)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no config.json"):
+        _prune(tmp_path / "empty", tmp_path / "out", tiny_text_file)
+
+
+def test_dense_ratio_out_of_range(tiny_llama_dir, tiny_text_file, tmp_path):
+    with pytest.raises(InputError, match=r"dense ratio must be in \[0, 1\], got 1.5"):
+        _prune(tiny_llama_dir, tmp_path / "out", tiny_text_file, _cfg(dense_ratio=1.5))
+    assert not (tmp_path / "out").exists()
+
+
+def test_existing_output_refused_and_untouched(tiny_llama_dir, tiny_text_file, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    with pytest.raises(CheckpointError, match="already exists"):
+        _prune(tiny_llama_dir, out, tiny_text_file)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert (out / "keep.txt").read_text() == "precious"
+    assert not partial_dir(out).exists()
+
+
+def test_nan_weight_names_layer(tiny_llama_dir, tiny_text_file, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_llama_dir, bad)
+    sd = load_file(str(bad / "model.safetensors"))
+    sd["model.layers.1.mlp.up_proj.weight"][3, 5] = float("nan")
+    save_file(sd, str(bad / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(NumericalError, match=r"model\.layers\.1\.mlp\.up_proj"):
+        _prune(bad, tmp_path / "out", tiny_text_file)
+    assert not (tmp_path / "out").exists()
+
+
+def test_calibration_text_too_short(tiny_llama_dir, tmp_path):
+    short = tmp_path / "short.txt"
+    short.write_text("just a few words here")
+    with pytest.raises(InputError, match="calibration text has .* tokens"):
+        _prune(tiny_llama_dir, tmp_path / "out", short)
+
+
+def test_linear_in_features_not_multiple_of_4(tiny_llama_dir, tiny_text_file, tmp_path):
+    src = _save_model_dir(build_tiny_llama(_vocab(tiny_llama_dir), intermediate_size=130), tiny_llama_dir,
+                          tmp_path / "odd")
+    out = tmp_path / "out"
+    with pytest.warns(UserWarning, match=r"skipping model\.layers\.\d\.mlp\.down_proj: in_features 130"):
+        man = _prune(src, out, tiny_text_file, _cfg(method="magnitude", dense_ratio=0.0))
+    assert len(man["layers"]) == 12
+    assert not any("down_proj" in n for n in man["layers"])
+    io.validate_checkpoint(out)
+    with pytest.raises(InputError, match=r"model\.layers\.0\.mlp\.down_proj: cannot be pruned"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _prune(src, tmp_path / "out2", tiny_text_file, _cfg(method="magnitude", dense_ratio=0.0),
+                   strict=True)
