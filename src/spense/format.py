@@ -203,3 +203,246 @@ class SpenseLayout:
 def density(w: torch.Tensor) -> float:
     """Measured fraction of nonzero entries of ``w``."""
     return float((w != 0).sum()) / max(1, w.numel())
+
+
+# ============================================================================================
+# Packed storage
+# ============================================================================================
+#
+# Canonical packed form of one Spense weight (what ``pack`` returns and what a packed checkpoint
+# stores; kernels re-arrange it once at load time, see ``docs/runtime.md``):
+#
+# * ``values``: ``(R, Ks // 2)`` in the weight dtype (bf16 / fp16 / fp32, or float8_e4m3fn with
+#   ``scale``), where ``S`` is the gathered sparse region of shape ``(R, Ks)`` (``R = N - d`` rows for
+#   ``axis="rows"``, ``R = N`` for ``axis="cols"``; ``Ks = K`` resp. ``K - d``).  Every aligned group
+#   ``g`` of 4 entries of ``S[r]`` keeps exactly 2 values, stored at ``values[r, 2g]`` and
+#   ``values[r, 2g + 1]`` in increasing column order.
+# * ``meta``: ``(R, ceil(Ks / 8))`` uint8.  One 4-bit nibble per group: bits 0-1 = in-group position
+#   of the first kept value (``i0``), bits 2-3 = position of the second (``i1``), ``i0 < i1``.
+#   Group ``2j`` is the low nibble of byte ``j``, group ``2j + 1`` the high nibble (so the 4 bytes
+#   of 32 consecutive columns read as one little-endian uint32 are exactly the per-row metadata word
+#   of the PTX ``mma.sp`` f16/bf16 instruction).  When ``Ks / 4`` is odd the last high nibble is
+#   padding and must be ``0x4`` (i0=0, i1=1).
+#   Groups with fewer than 2 nonzeros are padded deterministically: the nonzero positions first,
+#   then the lowest unused positions, both kept values sorted by position (an all-zero group
+#   stores ``i0=0, i1=1`` with two zero values).
+# * ``dense``: the dense region as a plain matrix, ``(N, d)`` for ``cols`` or ``(d, K)`` for ``rows``.
+# * ``layout``: the :class:`SpenseLayout` (axis + dense indices; sparse indices are its complement).
+# * ``scale``: ``None``, or ``(N,)`` float32 per-output-channel scales when values/dense are FP8:
+#   ``W[n, :] = dequant(values/dense)[n, :] * scale[n]``.
+
+_META_PAD = 0x4
+
+
+@dataclass
+class PackedSpense:
+    """Packed (compressed 2:4 values + 2-bit metadata, dense region, indices) Spense weight."""
+
+    layout: SpenseLayout
+    values: torch.Tensor
+    meta: torch.Tensor
+    dense: torch.Tensor
+    scale: torch.Tensor | None = None
+
+    # -- derived --------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.layout.shape
+
+    @property
+    def sparse_shape(self) -> tuple[int, int]:
+        """``(R, Ks)`` of the (uncompressed) gathered sparse region."""
+        N, K = self.layout.shape
+        d = self.layout.n_dense
+        return (N - d, K) if self.layout.axis == "rows" else (N, K - d)
+
+    @property
+    def dense_shape(self) -> tuple[int, int]:
+        N, K = self.layout.shape
+        d = self.layout.n_dense
+        return (d, K) if self.layout.axis == "rows" else (N, d)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.values.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.values.device
+
+    def nbytes(self) -> int:
+        t = [self.values, self.meta, self.dense] + ([self.scale] if self.scale is not None else [])
+        return sum(x.numel() * x.element_size() for x in t)
+
+    def to(self, device=None, dtype=None) -> "PackedSpense":
+        """Move to ``device``; ``dtype`` casts values/dense (not allowed for FP8-quantised weights)."""
+        if dtype is not None and self.scale is not None and dtype != self.values.dtype:
+            raise FormatError("cannot cast FP8-quantised packed weights; unpack first")
+        v = self.values.to(device=device, dtype=dtype)
+        dn = self.dense.to(device=device, dtype=dtype)
+        return PackedSpense(
+            self.layout,
+            v,
+            self.meta.to(device),
+            dn,
+            None if self.scale is None else self.scale.to(device),
+        )
+
+    # -- tensors for checkpoints ------------------------------------------------------------
+    def tensors(self, prefix: str) -> dict[str, torch.Tensor]:
+        """Flat ``{prefix.values, prefix.meta, prefix.dense[, prefix.scale]}`` dict for safetensors."""
+        out = {
+            f"{prefix}.values": self.values.contiguous(),
+            f"{prefix}.meta": self.meta.contiguous(),
+            f"{prefix}.dense": self.dense.contiguous(),
+        }
+        if self.scale is not None:
+            out[f"{prefix}.scale"] = self.scale.contiguous()
+        return out
+
+    @classmethod
+    def from_tensors(
+        cls, layout: SpenseLayout, tensors: dict[str, torch.Tensor], prefix: str
+    ) -> "PackedSpense":
+        try:
+            p = cls(
+                layout,
+                tensors[f"{prefix}.values"],
+                tensors[f"{prefix}.meta"],
+                tensors[f"{prefix}.dense"],
+                tensors.get(f"{prefix}.scale"),
+            )
+        except KeyError as e:
+            raise FormatError(f"packed weight {prefix!r} misses tensor {e}") from e
+        p.validate()
+        return p
+
+    # -- checks -----------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise :class:`FormatError` unless shapes, dtypes and every metadata nibble are valid."""
+        self.layout.validate()
+        if self.layout.n != 2 or self.layout.m != 4:
+            raise FormatError(f"packed storage supports 2:4 only, got {self.layout.n}:{self.layout.m}")
+        R, Ks = self.sparse_shape
+        if Ks % 4:
+            raise FormatError(f"sparse region width {Ks} is not a multiple of 4")
+        G = Ks // 4
+        if tuple(self.values.shape) != (R, Ks // 2):
+            raise FormatError(f"values shape {tuple(self.values.shape)} != expected {(R, Ks // 2)}")
+        if self.meta.dtype != torch.uint8:
+            raise FormatError(f"metadata dtype must be uint8, got {self.meta.dtype}")
+        if tuple(self.meta.shape) != (R, (G + 1) // 2):
+            raise FormatError(f"metadata shape {tuple(self.meta.shape)} != expected {(R, (G + 1) // 2)}")
+        if tuple(self.dense.shape) != self.dense_shape:
+            raise FormatError(f"dense shape {tuple(self.dense.shape)} != expected {self.dense_shape}")
+        if self.dense.numel() and self.dense.dtype != self.values.dtype:
+            raise FormatError(f"dense dtype {self.dense.dtype} != values dtype {self.values.dtype}")
+        fp8 = _is_fp8(self.values.dtype)
+        if fp8 != (self.scale is not None):
+            raise FormatError("FP8 values need per-output-channel scales (and only FP8 values have them)")
+        if self.scale is not None and tuple(self.scale.shape) != (self.layout.shape[0],):
+            raise FormatError(f"scale shape {tuple(self.scale.shape)} != ({self.layout.shape[0]},)")
+        if R and G:
+            i0, i1 = _decode_meta(self.meta, G)
+            bad = int((i0 >= i1).sum())
+            if bad:
+                raise FormatError(
+                    f"metadata: {bad} groups have in-group indices out of order or equal (need i0 < i1)"
+                )
+            if G % 2 and bool(((self.meta[:, -1] >> 4) != _META_PAD).any()):
+                raise FormatError("metadata padding nibble must be 0x4")
+
+
+def _is_fp8(dt: torch.dtype) -> bool:
+    return "float8" in str(dt)
+
+
+def _decode_meta(meta: torch.Tensor, G: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(i0, i1)`` int64 of shape ``(R, G)`` from packed uint8 metadata."""
+    m = meta.to(torch.int64)
+    nib = torch.stack([m & 0xF, m >> 4], dim=-1).reshape(m.shape[0], -1)[:, :G]
+    return nib & 0x3, (nib >> 2) & 0x3
+
+
+def compress_24(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(values, meta)`` of a 2:4 matrix ``s`` ``(R, Ks)`` (see the packed-storage notes above)."""
+    R, Ks = s.shape
+    if Ks % 4:
+        raise FormatError(f"sparse region width {Ks} is not a multiple of 4")
+    G = Ks // 4
+    if R == 0 or G == 0:
+        return (torch.zeros(R, Ks // 2, dtype=s.dtype, device=s.device),
+                torch.zeros(R, (G + 1) // 2, dtype=torch.uint8, device=s.device))
+    g = s.reshape(R, G, 4)
+    nz = g != 0
+    if bool((nz.sum(-1) > 2).any()):
+        bad = int((nz.sum(-1) > 2).sum())
+        raise FormatError(f"sparse region breaks 2:4: {bad} groups of 4 have more than 2 nonzeros")
+    pos = torch.arange(4, device=s.device)
+    key = (~nz).to(torch.int64) * 4 + pos  # nonzeros first, then lowest positions
+    idx = key.argsort(dim=-1, stable=True)[..., :2].sort(dim=-1).values  # (R, G, 2), i0 < i1
+    vals = g.gather(-1, idx).reshape(R, Ks // 2)
+    nib = (idx[..., 0] | (idx[..., 1] << 2)).to(torch.uint8)  # (R, G)
+    if G % 2:
+        nib = torch.cat([nib, torch.full((R, 1), _META_PAD, dtype=torch.uint8, device=s.device)], 1)
+    nib = nib.reshape(R, nib.shape[1] // 2, 2)
+    meta = (nib[..., 0] | (nib[..., 1] << 4)).contiguous()
+    return vals.contiguous(), meta
+
+
+def decompress_24(values: torch.Tensor, meta: torch.Tensor, Ks: int) -> torch.Tensor:
+    """Inverse of :func:`compress_24`: the ``(R, Ks)`` matrix with zeros (in ``values.dtype``)."""
+    R = values.shape[0]
+    G = Ks // 4
+    out = torch.zeros(R, G, 4, dtype=values.dtype, device=values.device)
+    if R == 0 or G == 0:
+        return out.reshape(R, Ks)
+    i0, i1 = _decode_meta(meta, G)
+    v = values.reshape(R, G, 2)
+    out.scatter_(-1, i0.unsqueeze(-1), v[..., :1])
+    out.scatter_(-1, i1.unsqueeze(-1), v[..., 1:])
+    return out.reshape(R, Ks)
+
+
+FP8_MAX = 448.0
+
+
+def pack(w: torch.Tensor, layout: SpenseLayout, fp8: bool = False) -> PackedSpense:
+    """Pack a dense-with-zeros Spense weight ``w`` ``(N, K)`` into :class:`PackedSpense`.
+
+    Lossless (``unpack(pack(w, lay)) == w`` exactly, same dtype).  With ``fp8=True`` the weight is
+    quantised to float8_e4m3fn with one float32 scale per output channel (``amax / 448``) — lossy.
+    """
+    layout.validate()
+    layout._check_shape(w)
+    if layout.n != 2 or layout.m != 4:
+        raise FormatError(f"packed storage supports 2:4 only, got {layout.n}:{layout.m}")
+    scale = None
+    if fp8:
+        wf = w.float()
+        amax = wf.abs().amax(dim=1).clamp_min(1e-12)
+        scale = (amax / FP8_MAX).float()
+        w = (wf / scale[:, None]).clamp(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn)
+        # fp8 zeros stay zeros, so the 2:4 structure is preserved
+    s, d = layout.split(w.float() if fp8 else w)
+    if fp8:
+        s, d = s.to(torch.float8_e4m3fn), d.to(torch.float8_e4m3fn)
+    vals, meta = compress_24(s.float() if fp8 else s)
+    if fp8:
+        vals = vals.to(torch.float8_e4m3fn)
+    p = PackedSpense(layout, vals, meta, d.contiguous(), scale)
+    return p
+
+
+def unpack(p: PackedSpense, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """The dense-with-zeros ``(N, K)`` weight of ``p`` (dequantised to ``dtype`` for FP8)."""
+    R, Ks = p.sparse_shape
+    fp8 = p.scale is not None
+    vals = p.values.float() if fp8 else p.values
+    s = decompress_24(vals, p.meta, Ks)
+    d = p.dense.float() if fp8 else p.dense
+    w = p.layout.merge(s, d)
+    if fp8:
+        w = w * p.scale.to(w.device)[:, None]
+        return w.to(dtype or torch.bfloat16)
+    return w if dtype is None else w.to(dtype)

@@ -1,0 +1,13 @@
+"""GPU runtime for the Spense format: :class:`SpenseLinear`, :func:`convert`, packed checkpoints."""
+
+from spense.runtime.linear import BACKENDS, SpenseLinear, convert
+
+__all__ = ["SpenseLinear", "convert", "BACKENDS", "pack_checkpoint", "load_packed"]
+
+
+def __getattr__(name):
+    if name in ("pack_checkpoint", "load_packed"):
+        from spense.runtime import checkpoint
+
+        return getattr(checkpoint, name)
+    raise AttributeError(name)

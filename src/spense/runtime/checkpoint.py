@@ -1,0 +1,185 @@
+"""Packed Spense checkpoints: ``pack_checkpoint`` (dense-with-zeros -> packed) and ``load_packed``.
+
+A packed checkpoint is the spense.io checkpoint directory with, in ``model.safetensors``, every
+pruned weight ``<name>`` replaced by ``<name>.values``, ``<name>.meta``, ``<name>.dense`` (and
+``<name>.scale`` for FP8), see :mod:`spense.format`; all other tensors are unchanged.  The manifest
+``spense.json`` gets ``"packed": true``, ``"tensors"`` = sha256 of every stored tensor (packed ones
+included) and, per layer, ``"packed_tensors": [...]``.  Loading never unpacks: pruned linears
+become :class:`~spense.runtime.SpenseLinear` built from the stored packed tensors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from spense.errors import CheckpointError, FormatError
+from spense.format import PackedSpense, SpenseLayout, pack
+
+MANIFEST = "spense.json"
+PACKED_FILE = "model.safetensors"
+
+
+def _read_all(d: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    files = sorted(d.glob("*.safetensors"))
+    if not files:
+        raise CheckpointError(f"{d} has no *.safetensors weights")
+    out: dict[str, torch.Tensor] = {}
+    for f in files:
+        try:
+            t = load_file(str(f))
+        except Exception as e:
+            raise CheckpointError(f"cannot read {f}: {e}") from e
+        for k in t:
+            if k in out:
+                raise CheckpointError(f"tensor {k!r} stored twice")
+        out.update(t)
+    return out
+
+
+def _manifest(d: Path) -> dict:
+    mf = d / MANIFEST
+    if not mf.is_file():
+        raise CheckpointError(f"{d} has no {MANIFEST}; not a Spense checkpoint")
+    try:
+        return json.loads(mf.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{mf} is not valid JSON: {e}") from e
+
+
+def pack_checkpoint(src_dir, out_dir, fp8: bool = False, overwrite: bool = False) -> Path:
+    """Read the dense-with-zeros checkpoint ``src_dir`` (validated) and write its packed form."""
+    from safetensors.torch import save_file
+
+    from spense.io import tensor_sha256, validate_checkpoint
+
+    src, out = Path(src_dir), Path(out_dir)
+    m = validate_checkpoint(src)
+    if m.get("packed"):
+        raise CheckpointError(f"{src} is already packed")
+    if out.exists():
+        if not overwrite:
+            raise CheckpointError(f"{out} exists; pass overwrite=True to replace it")
+        shutil.rmtree(out)
+    tensors = _read_all(src)
+    m = json.loads(json.dumps(m))
+    for name, rec in m["layers"].items():
+        tname = rec["weight"]
+        w = tensors.pop(tname)
+        if rec.get("transposed", False):
+            w = w.t()
+        lay = SpenseLayout.from_dict(rec["layout"])
+        try:
+            p = pack(w.contiguous(), lay, fp8=fp8)
+        except FormatError as e:
+            raise FormatError(f"layer {name}: {e}") from e
+        pt = p.tensors(tname)
+        tensors.update(pt)
+        rec["packed_tensors"] = sorted(pt)
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    for f in src.iterdir():
+        if f.is_file() and f.suffix != ".safetensors" and f.name not in (MANIFEST, "model.safetensors.index.json"):
+            shutil.copy2(f, tmp / f.name)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / PACKED_FILE), metadata={"format": "pt"})
+    m["packed"] = True
+    m["packed_fp8"] = bool(fp8)
+    m["tensors"] = {k: tensor_sha256(v) for k, v in sorted(tensors.items())}
+    (tmp / MANIFEST).write_text(json.dumps(m, indent=1))
+    os.replace(tmp, out)
+    return out
+
+
+def read_packed(dir_) -> tuple[dict, dict[str, PackedSpense], dict[str, torch.Tensor]]:
+    """``(manifest, {layer: PackedSpense}, other tensors)``; sha256 and packed metadata checked."""
+    from spense.io import tensor_sha256
+
+    d = Path(dir_)
+    m = _manifest(d)
+    if not m.get("packed"):
+        raise CheckpointError(f"{d} is not a packed checkpoint (spense.json has no \"packed\": true)")
+    tensors = _read_all(d)
+    exp = m.get("tensors", {})
+    if set(exp) != set(tensors):
+        miss = sorted(set(exp) - set(tensors))[:3]
+        extra = sorted(set(tensors) - set(exp))[:3]
+        raise CheckpointError(f"{d}: stored tensors do not match the manifest (missing {miss}, extra {extra})")
+    for k, t in tensors.items():
+        if tensor_sha256(t) != exp[k]:
+            raise CheckpointError(f"{d}: tensor {k!r} does not match its sha256 (tampered or corrupt)")
+    layers = {}
+    for name, rec in m["layers"].items():
+        lay = SpenseLayout.from_dict(rec["layout"])
+        try:
+            p = PackedSpense.from_tensors(lay, tensors, rec["weight"])
+        except FormatError as e:
+            raise FormatError(f"layer {name}: {e}") from e
+        for k in rec.get("packed_tensors", []):
+            tensors.pop(k, None)
+        layers[name] = p
+    return m, layers, tensors
+
+
+def load_packed(dir_, device="cpu", dtype=None, backend: str = "auto"):
+    """Load a packed checkpoint as a model whose pruned linears are ``SpenseLinear`` (no unpack).
+
+    ``dtype`` applies to the unpruned tensors and the (non-FP8) packed values/dense region.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from spense.runtime.linear import SpenseLinear
+
+    d = Path(dir_)
+    m, layers, rest = read_packed(d)
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype)
+    cfg = AutoConfig.from_pretrained(str(d), local_files_only=True)
+    try:
+        from transformers.modeling_utils import no_init_weights
+    except ImportError:  # pragma: no cover
+        no_init_weights = None
+    if no_init_weights is not None:
+        with no_init_weights():
+            model = AutoModelForCausalLM.from_config(cfg)
+    else:  # pragma: no cover
+        model = AutoModelForCausalLM.from_config(cfg)
+    if dtype is not None:
+        model = model.to(dtype)
+    mods = dict(model.named_modules())
+    for name, p in layers.items():
+        if name not in mods:
+            raise CheckpointError(f"packed layer {name!r} is not a module of the model")
+        old = mods[name]
+        bias = getattr(old, "bias", None)
+        bkey = name + ".bias"
+        if bkey in rest:
+            bias = rest.pop(bkey)
+        if dtype is not None and p.scale is None:
+            p = p.to(dtype=dtype)
+        new = SpenseLinear(p, bias, backend=backend, name=name)
+        parent_name, _, child = name.rpartition(".")
+        setattr(mods[parent_name] if parent_name else model, child, new)
+    if dtype is not None:
+        rest = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in rest.items()}
+    missing, unexpected = model.load_state_dict(rest, strict=False)
+    unexpected = [u for u in unexpected]
+    if unexpected:
+        raise CheckpointError(f"packed checkpoint has tensors the model does not know: {unexpected[:5]}")
+    spense_keys = {n for n, mod in model.named_modules() if isinstance(mod, SpenseLinear)}
+    real_missing = [k for k in missing if k.rpartition(".")[0] not in spense_keys]
+    tied = getattr(model, "_tied_weights_keys", None) or []
+    real_missing = [k for k in real_missing if not any(k == t or k.endswith(t) for t in tied)]
+    if real_missing:
+        raise CheckpointError(f"packed checkpoint misses tensors: {real_missing[:5]}")
+    if hasattr(model, "tie_weights"):
+        model.tie_weights()
+    model.spense_manifest = m
+    return model.to(device).eval()

