@@ -1,0 +1,300 @@
+"""Spense linear benchmark + GPU correctness check (runs on the device machine).
+
+    PYTHONPATH=src python3 benchmarks/linear_bench.py --out $OUT [--quick] [--check-only]
+
+Times, per (shape, M, dense ratio): dense cuBLAS, torch semi-structured (cuSPARSELt, the peer; pure
+2:4 so only at dense ratio 0), our cusparselt backend, our mmasp (CUDA mma.sp) and triton decode
+kernels; all under CUDA graphs with the weights rotated over several copies (>= 256 MB in all, L2
+is 50 MB).  Writes linear_bench.json / .md / .png under --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+from spense.format import SpenseLayout, dense_count, pack, unpack  # noqa: E402
+from spense.runtime.linear import SpenseLinear, _bucket  # noqa: E402
+
+SHAPES = [
+    ("8B.qkv", 6144, 4096), ("8B.o", 4096, 4096), ("8B.gate_up", 24576, 4096), ("8B.down", 4096, 12288),
+    ("32B.qkv", 10240, 5120), ("32B.o", 5120, 8192), ("32B.gate_up", 51200, 5120), ("32B.down", 5120, 25600),
+]
+CFGS = [(1, 4), (1, 8), (2, 4), (2, 8), (1, 16)]  # mmasp (row tiles per warp, warps per CTA)
+LIMIT = {"bf16": 2 / 1.125, "fp8": 1 / 0.625}
+
+
+def limit(dt: str, d: float) -> float:
+    L = LIMIT[dt]
+    return 1.0 / (d + (1 - d) / L)
+
+
+def make_weight(N, K, axis, ratio, gen, device="cuda", dtype=torch.bfloat16):
+    dim = N if axis == "rows" else K
+    nd = dense_count(dim, ratio)
+    idx = torch.randperm(dim, generator=gen)[:nd].sort().values
+    lay = SpenseLayout((N, K), axis, idx)
+    w = torch.randn(N, K, generator=gen).to(device=device, dtype=dtype)
+    # 2:4 prune (random 2 of each group of 4) of the sparse region, by magnitude of a random score
+    s, d = lay.split(w)
+    if s.numel():
+        g = s.reshape(s.shape[0], -1, 4)
+        sc = torch.rand(g.shape, device=device)
+        keep = sc.argsort(-1).argsort(-1) < 2
+        s = (g * keep).reshape(s.shape)
+    return lay.merge(s, d), lay
+
+
+def time_graph(fns, reps_per_fn=4, replays=7):
+    """Median ms per call: one CUDA graph calling every fn (weight copies) reps_per_fn times."""
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for f in fns:
+            f()
+    torch.cuda.current_stream().wait_stream(s)
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        for _ in range(reps_per_fn):
+            for f in fns:
+                f()
+    g.replay()
+    torch.cuda.synchronize()
+    ts = []
+    for _ in range(replays):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        g.replay()
+        b.record()
+        b.synchronize()
+        ts.append(a.elapsed_time(b) / (reps_per_fn * len(fns)))
+    ts.sort()
+    del g
+    return ts[len(ts) // 2]
+
+
+def copy_bandwidth():
+    n = 1 << 30
+    a = torch.empty(n, dtype=torch.uint8, device="cuda")
+    b = torch.empty_like(a)
+    ms = time_graph([lambda: b.copy_(a)], reps_per_fn=10)
+    del a, b
+    return 2 * n / ms / 1e6  # GB/s (read + write)
+
+
+def rel_err(y, ref):
+    return ((y.float() - ref.float()).norm() / ref.float().norm().clamp_min(1e-30)).item()
+
+
+def check(layer, w, M, backends, gen):
+    """Poisoned outputs, fresh random x, each backend vs reference (float64 of bf16 values)."""
+    out = {}
+    x = torch.randn(M, w.shape[1], generator=gen).to("cuda", torch.bfloat16)
+    ref = (x.double() @ w.double().T)
+    for b in backends:
+        if b in ("mmasp", "triton") and M > 64:
+            continue
+        y_poison = torch.full((M, w.shape[0]), float("nan"), device="cuda", dtype=torch.bfloat16)
+        if b == "mmasp":
+            y = layer.forward_mmasp(x, out=y_poison)
+        elif b == "triton":
+            y = layer.forward_triton(x, out=y_poison)
+        else:
+            y = layer.run_backend(b, x)
+        e = rel_err(y, ref) if torch.isfinite(y.float()).all() else float("inf")
+        out[b] = e
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=os.environ.get("OUT", "out"))
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--check-only", action="store_true")
+    ap.add_argument("--shapes", default="")
+    ap.add_argument("--ms", default="1,4,16,64,256,2048")
+    ap.add_argument("--ratios", default="0,0.25,0.5")
+    ap.add_argument("--axes", default="cols")
+    ap.add_argument("--backends", default="dense,peer,cusparselt,mmasp,triton")
+    ap.add_argument("--fp8", action="store_true")
+    ap.add_argument("--min-bytes", type=float, default=256e6)
+    ap.add_argument("--tag", default="")
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    dev = torch.cuda.get_device_name()
+    try:
+        commit = subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], text=True,
+                                         stderr=subprocess.DEVNULL).strip()
+    except Exception:
+        commit = os.environ.get("SPENSE_COMMIT", "unknown")
+    date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    cmd = " ".join(sys.argv)
+    gen = torch.Generator().manual_seed(0)
+    shapes = [s for s in SHAPES if not a.shapes or s[0] in a.shapes.split(",")]
+    ms = [int(v) for v in a.ms.split(",")]
+    ratios = [float(v) for v in a.ratios.split(",")]
+    axes = a.axes.split(",")
+    backends = a.backends.split(",")
+    t0 = time.time()
+    bw = copy_bandwidth()
+    print(f"device {dev}  copy bandwidth {bw:.0f} GB/s", flush=True)
+    rows, checks = [], []
+    from torch.sparse import to_sparse_semi_structured, SparseSemiStructuredTensor
+    SparseSemiStructuredTensor._FORCE_CUTLASS = False
+    for (sname, N, K) in shapes:
+        for axis in axes:
+            for ratio in ratios:
+                if axis == "rows" and ratio == 0 and "cols" in axes:
+                    continue
+                w0, lay = make_weight(N, K, axis, ratio, gen)
+                dense_bytes = N * K * 2
+                ncop = max(1, min(8, math.ceil(a.min_bytes / dense_bytes)))
+                ws = [w0] + [w0 + 0 for _ in range(ncop - 1)]  # copies (same values: check uses w0)
+                layers = [SpenseLinear(pack(w, lay), backend="auto", name=sname) for w in ws]
+                L0 = layers[0]
+                try:
+                    ck = check(L0, w0, 7, [b for b in backends if b in ("cusparselt", "mmasp", "triton")], gen)
+                    ck.update({f"M2048.{k}": v for k, v in check(L0, w0, 2048, ["cusparselt"], gen).items()}
+                              if "cusparselt" in backends else {})
+                except Exception as e:
+                    print("check failed:", repr(e)[:300], flush=True)
+                    ck = {"error": repr(e)[:300]}
+                checks.append({"shape": sname, "axis": axis, "dense_ratio": ratio, **ck})
+                print(f"check {sname} {axis} d={ratio}: " + " ".join(f"{k}={v}" for k, v in ck.items()), flush=True)
+                if a.check_only:
+                    continue
+                peer = None
+                if "peer" in backends and ratio == 0:
+                    try:
+                        peer = [to_sparse_semi_structured(w) for w in ws]
+                    except Exception as e:
+                        print("peer unavailable:", e)
+                sp = L0.packed
+                sbytes = sp.values.numel() * 2 + sp.meta.numel() + sp.dense.numel() * 2
+                for M in ms:
+                    x = torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16)
+                    res = {}
+                    cfg_used = {}
+                    res["dense"] = time_graph([lambda w=w: F.linear(x, w) for w in ws])
+                    if peer is not None:
+                        try:
+                            res["peer"] = time_graph([lambda p=p: F.linear(x, p) for p in peer])
+                        except Exception as e:
+                            print("peer failed", M, e)
+                    for b in ("cusparselt", "mmasp", "triton"):
+                        if b not in backends or (b != "cusparselt" and M > 64):
+                            continue
+                        try:
+                            if b == "mmasp":
+                                ys = [torch.empty(M, N, device="cuda", dtype=torch.bfloat16) for _ in layers]
+                                best = None
+                                for cfg in CFGS:
+                                    for l in layers:
+                                        l.mmasp_cfg[_bucket(M)] = cfg
+                                    t = time_graph([lambda l=l, y=y: l.forward_mmasp(x, out=y) for l, y in zip(layers, ys)])
+                                    if best is None or t < best[0]:
+                                        best = (t, cfg)
+                                res[b] = best[0]
+                                cfg_used[b] = best[1]
+                                for l in layers:
+                                    l.mmasp_cfg[_bucket(M)] = best[1]
+                            elif b == "triton":
+                                ys = [torch.empty(M, N, device="cuda", dtype=torch.bfloat16) for _ in layers]
+                                res[b] = time_graph([lambda l=l, y=y: l.forward_triton(x, out=y) for l, y in zip(layers, ys)])
+                            else:
+                                res[b] = time_graph([lambda l=l: l.run_backend(b, x) for l in layers])
+                        except Exception as e:
+                            print(f"{b} failed {sname} M={M}: {e}", flush=True)
+                    lim = limit("bf16", lay.dense_ratio)
+                    for b, t in res.items():
+                        nbytes = (dense_bytes if b == "dense" else sbytes) + M * K * 2 + M * N * 2
+                        rows.append({
+                            "shape": sname, "N": N, "K": K, "M": M, "dtype": "bf16", "dense_ratio": ratio,
+                            "dense_ratio_actual": lay.dense_ratio, "axis": axis, "backend": b, "ms": t,
+                            "speedup_vs_dense": res["dense"] / t, "limit": lim, "gbps": nbytes / t / 1e6,
+                            "copy_gbps": bw, "config": cfg_used.get(b), "device": dev, "commit": commit, "date": date, "command": cmd,
+                        })
+                    print(f"{sname:12s} {axis} d={ratio:<5} M={M:<5} " + "  ".join(
+                        f"{b}={t*1e3:7.1f}us({res['dense']/t:4.2f}x)" for b, t in res.items()) + f"  lim={lim:.2f}", flush=True)
+                del layers, ws, peer
+                torch.cuda.empty_cache()
+        save(a, rows, checks, dev, bw, commit, date, cmd)
+    save(a, rows, checks, dev, bw, commit, date, cmd)
+    print(f"done in {time.time() - t0:.0f}s", flush=True)
+
+
+def save(a, rows, checks, dev, bw, commit, date, cmd):
+    tag = a.tag
+    with open(os.path.join(a.out, f"linear_bench{tag}.json"), "w") as f:
+        json.dump({"device": dev, "copy_gbps": bw, "commit": commit, "date": date, "command": cmd,
+                   "rows": rows, "checks": checks}, f, indent=1)
+    if rows:
+        write_md(rows, bw, dev, os.path.join(a.out, f"linear_bench{tag}.md"))
+        try:
+            plot(rows, os.path.join(a.out, f"linear_bench{tag}.png"))
+        except Exception as e:
+            print("plot failed:", e)
+
+
+def write_md(rows, bw, dev, path):
+    keys = sorted({(r["shape"], r["axis"], r["dense_ratio"], r["M"]) for r in rows},
+                  key=lambda k: ([s[0] for s in SHAPES].index(k[0]), k[1], k[2], k[3]))
+    bk = ["dense", "peer", "cusparselt", "mmasp", "triton"]
+    lines = [f"Device: {dev}; copy bandwidth {bw:.0f} GB/s (read+write). Times in us; (x) = speedup over dense "
+             f"cuBLAS BF16; limit = memory-bound limit; best = best of our backends (GB/s achieved).", "",
+             "| shape | axis | d | M | " + " | ".join(bk) + " | best ours | limit |",
+             "|" + "---|" * (len(bk) + 6)]
+    for k in keys:
+        rs = {r["backend"]: r for r in rows if (r["shape"], r["axis"], r["dense_ratio"], r["M"]) == k}
+        cells = []
+        for b in bk:
+            r = rs.get(b)
+            cells.append(f"{r['ms']*1e3:.1f} ({r['speedup_vs_dense']:.2f}x)" if r else "")
+        ours = [rs[b] for b in ("cusparselt", "mmasp", "triton") if b in rs]
+        best = max(ours, key=lambda r: r["speedup_vs_dense"]) if ours else None
+        bs = f"{best['backend']} {best['speedup_vs_dense']:.2f}x, {best['gbps']:.0f} GB/s" if best else ""
+        lim = next(iter(rs.values()))["limit"]
+        lines.append(f"| {k[0]} | {k[1]} | {k[2]} | {k[3]} | " + " | ".join(cells) + f" | {bs} | {lim:.2f} |")
+    open(path, "w").write("\n".join(lines) + "\n")
+
+
+def plot(rows, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    ratios = sorted({r["dense_ratio"] for r in rows})
+    fig, axs = plt.subplots(len(ratios), 1, figsize=(14, 4 * len(ratios)), squeeze=False)
+    for ax, d in zip(axs[:, 0], ratios):
+        sel = [r for r in rows if r["dense_ratio"] == d]
+        keys = sorted({(r["shape"], r["M"]) for r in sel}, key=lambda k: ([s[0] for s in SHAPES].index(k[0]), k[1]))
+        xs = range(len(keys))
+        for b, mk in (("peer", "x"), ("cusparselt", "o"), ("mmasp", "s"), ("triton", "^")):
+            ys = []
+            for k in keys:
+                r = [r for r in sel if (r["shape"], r["M"]) == k and r["backend"] == b]
+                ys.append(r[0]["speedup_vs_dense"] if r else float("nan"))
+            ax.plot(xs, ys, mk, label=b)
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.axhline(sel[0]["limit"], color="r", ls="--", lw=0.8, label="memory-bound limit")
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels([f"{k[0]}\nM={k[1]}" for k in keys], rotation=90, fontsize=6)
+        ax.set_ylabel("speedup vs dense BF16")
+        ax.set_title(f"dense ratio {d}")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
