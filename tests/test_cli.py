@@ -205,3 +205,66 @@ def test_option_conflicts_exit_2(tiny_llama_dir, tiny_text_file, tmp_path):
     _assert_error(_run("prune", tiny_llama_dir, "--out", tmp_path / "o", "--calib", tiny_text_file, "--strategy",
                        "salience-cols", "--axis", "rows", *SMALL), "salience-cols")
     assert not (tmp_path / "o").exists()
+
+
+def test_pack_command(pruned, tmp_path):
+    from spense.runtime.checkpoint import load_packed
+
+    out, _ = pruned
+    dst = tmp_path / "packed"
+    res = _run("pack", out, "--out", dst)
+    assert res.exit_code == 0, res.output
+    assert "packed 14 layers" in res.stdout
+    man = json.loads((dst / "spense.json").read_text())
+    assert man["packed"] is True
+    assert (dst / "tokenizer.json").is_file() or (dst / "tokenizer_config.json").is_file()
+    # the packed model computes what the dense-with-zeros one computes
+    from transformers import AutoModelForCausalLM
+
+    ref = AutoModelForCausalLM.from_pretrained(out, local_files_only=True, dtype=torch.float32)
+    model = load_packed(dst, dtype=torch.float32, backend="reference")
+    ids = torch.randint(0, ref.config.vocab_size, (1, 12))
+    torch.testing.assert_close(model(ids).logits, ref(ids).logits, rtol=1e-4, atol=1e-4)
+    # existing output refused, source refused as output
+    _assert_error(_run("pack", out, "--out", dst), "already exists")
+    _assert_error(_run("pack", out, "--out", out), "source model")
+    assert _run("pack", out, "--out", dst, "--overwrite").exit_code == 0
+
+
+def test_prune_packed(tiny_llama_dir, tiny_text_file, tmp_path):
+    out = tmp_path / "p"
+    res = _run("prune", tiny_llama_dir, "--out", out, "--calib", tiny_text_file, "--method", "sparsegpt",
+               "--packed", *SMALL)
+    assert res.exit_code == 0, res.output
+    man = json.loads((out / "spense.json").read_text())
+    assert man["packed"] is True and man["method"] == "sparsegpt"
+    assert not (tmp_path / "p.unpacked").exists()
+    _assert_error(_run("prune", tiny_llama_dir, "--out", out, "--calib", tiny_text_file, "--packed", *SMALL),
+                  "already exists")
+
+
+def test_packed_checkpoint_validate_inspect_eval(pruned, tiny_text_file, tmp_path):
+    out, _ = pruned
+    dst = tmp_path / "packed"
+    assert _run("pack", out, "--out", dst).exit_code == 0
+    v = _run("validate", dst)
+    assert v.exit_code == 0 and v.stdout.startswith("OK: 14 layers"), v.output
+    a = _run("inspect", out)
+    b = _run("inspect", dst)
+    assert a.exit_code == 0 and b.exit_code == 0
+    assert a.stdout.splitlines()[1:] == b.stdout.splitlines()[1:]  # same table, other path
+    e1 = _run("eval", out, "--text", tiny_text_file, "--seqlen", "32", "--device", "cpu", "--json", "--quiet")
+    e2 = _run("eval", dst, "--text", tiny_text_file, "--seqlen", "32", "--device", "cpu", "--json", "--quiet")
+    assert e1.exit_code == 0 and e2.exit_code == 0, e2.output
+    p1, p2 = json.loads(e1.stdout)["perplexity"], json.loads(e2.stdout)["perplexity"]
+    assert abs(p1 - p2) <= 1e-3 * p1
+    # a flipped metadata byte is refused by validate
+    from safetensors.torch import load_file, save_file
+
+    f = dst / "model.safetensors"
+    t = load_file(f)
+    k = next(k for k in t if k.endswith(".meta"))
+    t[k] = t[k].clone()
+    t[k].view(-1)[0] ^= 0x0F
+    save_file(t, f)
+    _assert_error(_run("validate", dst), "sha256|tampered")

@@ -185,6 +185,8 @@ def prune(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output checkpoint."),
     strict: bool = typer.Option(False, "--strict", help="Fail on linears that cannot be pruned instead of skipping them."),
     restart: bool = typer.Option(False, "--restart", help="Discard the resume state in OUT.partial/ and start over."),
+    packed: bool = typer.Option(False, "--packed", help="Store the pruned weights packed (2:4 values + metadata + "
+                                "dense region, see `spense pack`) instead of dense with zeros."),
     eval_text: Optional[Path] = typer.Option(None, "--eval", help="After pruning, report perplexity on this text."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
@@ -194,9 +196,22 @@ def prune(
     t0 = time.perf_counter()
     cfg = _make_config(method.value, dense_ratio, strategy.value, axis.value if axis else None, block,
                        blocksize, percdamp, seed, salience.value)
-    manifest = prune_model(model_dir, out, cfg, calib, nsamples=nsamples, seqlen=seqlen, seed=seed,
-                           device=device, strict=strict, overwrite=overwrite, progress=_bars(quiet),
+    if packed:
+        from spense.io import check_out_dir
+
+        check_out_dir(model_dir, out, overwrite)  # fail before the work, not after
+    # --packed: prune into OUT.unpacked (resumable under a fixed name), then pack into OUT
+    target = out.with_name(out.name + ".unpacked") if packed else out
+    manifest = prune_model(model_dir, target, cfg, calib, nsamples=nsamples, seqlen=seqlen, seed=seed,
+                           device=device, strict=strict, overwrite=overwrite or packed, progress=_bars(quiet),
                            dtype=dtype, restart=restart)
+    if packed:
+        import shutil
+
+        from spense.runtime.checkpoint import pack_checkpoint
+
+        pack_checkpoint(target, out, overwrite=overwrite)
+        shutil.rmtree(target)
     s = _summary_rows(manifest["layers"])
     con = _out_console()
     con.print(
@@ -220,6 +235,35 @@ def prune(
                   f"({eval_text})")
 
 
+@app.command()
+@handle_errors
+def pack(
+    src: Path = typer.Argument(..., help="Spense checkpoint written by `spense prune` (dense with zeros)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory for the packed checkpoint."),
+    fp8: bool = typer.Option(False, "--fp8", help="Store values and dense region as float8_e4m3fn with "
+                             "per-output-channel scales (lossy)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output checkpoint."),
+) -> None:
+    """Pack a checkpoint: 2:4 values + metadata + dense region, loadable without unpacking.
+
+    `spense.runtime.load_packed(OUT)` builds the model with SpenseLinear layers from the stored packed
+    tensors; at dense ratio 0 the pruned weights take 9/16 of their BF16 dense-with-zeros size."""
+    from spense.io import validate_checkpoint
+    from spense.runtime.checkpoint import pack_checkpoint
+
+    t0 = time.perf_counter()
+    dst = pack_checkpoint(src, out, fp8=fp8, overwrite=overwrite)
+    m = validate_checkpoint(dst)
+
+    def size(d: Path) -> int:
+        return sum(f.stat().st_size for f in Path(d).glob("*.safetensors"))
+
+    _out_console().print(
+        f"[green]packed[/green] {len(m['layers'])} layers: {size(src) / 1e6:.2f} MB -> {size(dst) / 1e6:.2f} MB "
+        f"in {time.perf_counter() - t0:.1f} s -> {dst}"
+    )
+
+
 # --------------------------------------------------------------------------------------------------
 # eval
 # --------------------------------------------------------------------------------------------------
@@ -229,7 +273,8 @@ def _load_any(model_dir: Path, device, dtype=None):
     from spense.pipeline import load_model
 
     if (Path(model_dir) / io.MANIFEST).is_file():
-        io.validate_checkpoint(model_dir)
+        if io.validate_checkpoint(model_dir).get("packed"):
+            return io.load_checkpoint(model_dir, device, dtype)
     io.check_model_dir(model_dir)
     return load_model(model_dir, dtype).to(device)
 
@@ -434,6 +479,15 @@ def demo(
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
         con.print(f"results written to {json_path}")
+
+
+def _register_bench() -> None:
+    from spense.bench import bench_command
+
+    app.command("bench")(bench_command)
+
+
+_register_bench()
 
 
 def main() -> None:

@@ -139,7 +139,10 @@ def _hash_and_check(
 
 
 # -- writing ----------------------------------------------------------------------------------
-def _check_out_dir(source: Path, out: Path, overwrite: bool) -> None:
+def check_out_dir(source: Path, out: Path, overwrite: bool) -> None:
+    """Refuse an output dir that is (inside) the source, contains it, or exists (unless ``overwrite``
+    and it is a Spense checkpoint). Paths are compared resolved."""
+    source, out = Path(source).resolve(), Path(out).resolve()
     if out == source or out.is_relative_to(source):
         raise CheckpointError(
             f"output {out} is the source model directory or inside it; choose another --out"
@@ -199,7 +202,7 @@ def _write_manifest(tmp: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     return m
 
 
-def _swap_in(tmp: Path, out: Path) -> None:
+def swap_in(tmp: Path, out: Path) -> None:
     """Rename ``tmp`` to ``out``; an existing ``out`` is moved aside first and deleted after."""
     old = out.parent / f".{out.name}.old-{os.getpid()}"
     if out.exists():
@@ -246,7 +249,7 @@ def save_checkpoint(
     """
     source = Path(source_dir).expanduser().resolve()
     out = Path(out_dir).expanduser().resolve()
-    _check_out_dir(source, out, overwrite)
+    check_out_dir(source, out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     if tmp.exists():
@@ -256,8 +259,8 @@ def save_checkpoint(
         _copy_tokenizer_files(source, tmp)
         _write_manifest(tmp, manifest)
         _fsync_dir(tmp)
-        _check_out_dir(source, out, overwrite)  # out may have appeared meanwhile
-        _swap_in(tmp, out)
+        check_out_dir(source, out, overwrite)  # out may have appeared meanwhile
+        swap_in(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -342,6 +345,8 @@ def _scan(path: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]]
     """Full check of a checkpoint; returns ``(manifest, per-layer summary rows)``."""
     p = Path(path).expanduser()
     m = _read_manifest(p)
+    if m.get("packed"):
+        return _scan_packed(p, m)
     hashes, rows = _hash_and_check(p, m["layers"], expected=m["tensors"])
     missing = sorted(set(m["tensors"]) - set(hashes))
     if missing:
@@ -349,6 +354,21 @@ def _scan(path: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]]
             f"{len(missing)} tensor(s) listed in {MANIFEST} are missing from the weights, "
             f"e.g. {missing[0]!r}; the checkpoint is incomplete, re-create it"
         )
+    return m, rows
+
+
+def _scan_packed(p: Path, m: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Packed checkpoint: SHA-256 of every tensor and each layer's packed metadata (via
+    :func:`spense.runtime.checkpoint.read_packed`), then the usual per-layer check on the unpacked
+    weight."""
+    from spense.format import unpack
+    from spense.runtime.checkpoint import read_packed
+
+    _, layers, _ = read_packed(p)
+    rows = []
+    for name, pk in layers.items():
+        rec = dict(m["layers"][name], transposed=False)  # unpack() gives the (out, in) weight
+        rows.append(_check_layer(name, rec, unpack(pk, dtype=torch.float32)))
     return m, rows
 
 
@@ -377,13 +397,20 @@ def summarize_checkpoint(path: str | os.PathLike) -> list[dict[str, Any]]:
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu", dtype=None):
     """Validate, then ``AutoModelForCausalLM.from_pretrained`` (local only) on ``device`` in eval mode.
 
+    A packed checkpoint (``spense pack``) loads through :func:`spense.runtime.load_packed`.
+
     ``dtype=None`` keeps the stored dtype.
     """
     from transformers import AutoModelForCausalLM
 
-    validate_checkpoint(path)
+    m = validate_checkpoint(path)
     if isinstance(dtype, str) and dtype != "auto":
         dtype = getattr(torch, dtype)
+    if m.get("packed"):  # SpenseLinear layers built from the packed tensors (never unpacked)
+        from spense.runtime.checkpoint import load_packed
+
+        backend = "auto" if torch.device(device).type == "cuda" else "reference"
+        return load_packed(path, device=device, dtype=dtype, backend=backend).eval()
     try:
         model = AutoModelForCausalLM.from_pretrained(
             str(Path(path).expanduser()), dtype=dtype if dtype is not None else "auto", local_files_only=True

@@ -725,7 +725,7 @@ def prune_model(
     model_dir = io.check_model_dir(model_dir)
     out_dir = Path(out_dir).expanduser().resolve()
     # refuse a bad output location before doing any work
-    check_out = getattr(io, "check_out_dir", None) or io._check_out_dir
+    check_out = io.check_out_dir
     check_out(model_dir, out_dir, overwrite)
     if nsamples <= 0:
         raise InputError(f"nsamples must be positive, got {nsamples}")

@@ -54,19 +54,19 @@ def _manifest(d: Path) -> dict:
 
 
 def pack_checkpoint(src_dir, out_dir, fp8: bool = False, overwrite: bool = False) -> Path:
-    """Read the dense-with-zeros checkpoint ``src_dir`` (validated) and write its packed form."""
+    """Read the dense-with-zeros checkpoint ``src_dir`` (validated) and write its packed form.
+
+    ``out_dir`` gets the same checks as ``spense prune --out`` (never the source, never an existing
+    dir unless ``overwrite``) and is written atomically (temp dir + rename)."""
     from safetensors.torch import save_file
 
-    from spense.io import tensor_sha256, validate_checkpoint
+    from spense.io import check_out_dir, swap_in, tensor_sha256, validate_checkpoint
 
-    src, out = Path(src_dir), Path(out_dir)
+    src, out = Path(src_dir).expanduser().resolve(), Path(out_dir).expanduser().resolve()
     m = validate_checkpoint(src)
     if m.get("packed"):
         raise CheckpointError(f"{src} is already packed")
-    if out.exists():
-        if not overwrite:
-            raise CheckpointError(f"{out} exists; pass overwrite=True to replace it")
-        shutil.rmtree(out)
+    check_out_dir(src, out, overwrite)
     tensors = _read_all(src)
     m = json.loads(json.dumps(m))
     for name, rec in m["layers"].items():
@@ -82,19 +82,25 @@ def pack_checkpoint(src_dir, out_dir, fp8: bool = False, overwrite: bool = False
         pt = p.tensors(tname)
         tensors.update(pt)
         rec["packed_tensors"] = sorted(pt)
-    tmp = out.with_name(out.name + ".tmp")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    for f in src.iterdir():
-        if f.is_file() and f.suffix != ".safetensors" and f.name not in (MANIFEST, "model.safetensors.index.json"):
-            shutil.copy2(f, tmp / f.name)
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / PACKED_FILE), metadata={"format": "pt"})
-    m["packed"] = True
-    m["packed_fp8"] = bool(fp8)
-    m["tensors"] = {k: tensor_sha256(v) for k, v in sorted(tensors.items())}
-    (tmp / MANIFEST).write_text(json.dumps(m, indent=1))
-    os.replace(tmp, out)
+    tmp.mkdir()
+    try:
+        for f in src.iterdir():
+            if f.is_file() and f.suffix != ".safetensors" and f.name not in (MANIFEST, "model.safetensors.index.json"):
+                shutil.copy2(f, tmp / f.name)
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / PACKED_FILE), metadata={"format": "pt"})
+        m["packed"] = True
+        m["packed_fp8"] = bool(fp8)
+        m["tensors"] = {k: tensor_sha256(v) for k, v in sorted(tensors.items())}
+        (tmp / MANIFEST).write_text(json.dumps(m, indent=1))
+        check_out_dir(src, out, overwrite)  # out may have appeared meanwhile
+        swap_in(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return out
 
 
