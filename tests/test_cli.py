@@ -171,8 +171,9 @@ def test_help_lists_only_real_commands():
 
 def test_demo_quick_runs_all_methods(tiny_llama_dir, tiny_text_file, tmp_path):
     js = tmp_path / "demo.json"
+    # --block 16: the tiny model's 64-wide layers get a 16-wide dense region at 25 %
     res = _run("demo", "--quick", "--model", tiny_llama_dir, "--calib", tiny_text_file, "--text", tiny_text_file,
-               "--device", "cpu", "--json", js)
+               "--device", "cpu", "--block", "16", "--json", js)
     assert res.exit_code == 0, res.output
     labels = [label for label, _ in demo_methods()]
     assert len(labels) == 10
@@ -185,6 +186,13 @@ def test_demo_quick_runs_all_methods(tiny_llama_dir, tiny_text_file, tmp_path):
     assert abs(dens["sparsegpt 2:4"] - 0.5) < 0.01
     assert abs(dens["unstructured 62.5%"] - 0.625) < 0.02
     assert all(torch.isfinite(torch.tensor(r["perplexity"])) for r in payload["results"])
+    res24 = {r["method"]: r for r in payload["results"]}
+    assert res24["dense"]["layer_loss"] is None and res24["sparsegpt 2:4"]["loss_vs_24"] == 1.0
+    # OBS updates beat no updates; a dense region beats none (layer loss summed over layers)
+    assert res24["magnitude 2:4"]["loss_vs_24"] > 1.0
+    assert all(res24[k]["loss_vs_24"] < 1.0 for k in res24 if k.startswith("spense"))
+    # loss-guided rows keep the rows a trial 2:4 pass reconstructs worst: below random rows
+    assert res24["spense loss-rows"]["loss_vs_24"] < res24["spense random rows"]["loss_vs_24"]
 
 
 @pytest.mark.parametrize("method,density", [("unstructured", 0.625), ("sparsegpt", 0.5)])

@@ -382,7 +382,7 @@ def _slug(label: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
 
 
-DEMO_DEFAULTS = {"nsamples": 32, "seqlen": 256, "max_eval_windows": 64}
+DEMO_DEFAULTS = {"nsamples": 32, "seqlen": 512, "max_eval_windows": 128}
 DEMO_QUICK = {"nsamples": 8, "seqlen": 128, "max_eval_windows": 16}
 
 
@@ -412,7 +412,9 @@ def demo(
 
     Methods: dense, magnitude / wanda / sparsegpt 2:4, unstructured at 62.5 % density, and spense at
     25 % dense (loss-rows, salience-cols, random cols, random rows, first cols). Pruning happens in
-    memory on a fresh copy of the dense model per method.
+    memory on a fresh copy of the dense model per method. Columns: perplexity, density of the pruned
+    linears, layer_loss = summed reconstruction loss ‖(W-Ŵ)X‖²/n of all pruned layers, loss_vs_24 =
+    that sum over the sparsegpt 2:4 one, and times.
     """
     import torch
 
@@ -455,8 +457,10 @@ def demo(
         m.to(dev)
         res = perplexity(m, eval_w, dev, progress=_bars(quiet))
         m.to("cpu")
+        loss = sum(r["loss"] for r in records.values()) if records else None
         row = {"method": label, "perplexity": res["perplexity"], "density": linear_density(m, block),
-               "prune_s": t_prune, "eval_s": res["seconds"], "wall_s": time.perf_counter() - t0}
+               "layer_loss": loss, "loss_vs_24": None, "prune_s": t_prune, "eval_s": res["seconds"],
+               "wall_s": time.perf_counter() - t0}
         rows.append(row)
         if not quiet:
             con.print(f"  {label}: perplexity {res['perplexity']:.3f} ({row['wall_s']:.1f} s)")
@@ -467,6 +471,10 @@ def demo(
             io.save_checkpoint(m, model_dir, Path(out_dir) / _slug(label), man, overwrite=True)
         if cfg is not None:
             del m
+    loss_24 = next((r["layer_loss"] for r, (_, c) in zip(rows, methods) if c and c.method == "sparsegpt"), None)
+    for r in rows:
+        if loss_24 and r["layer_loss"] is not None:
+            r["loss_vs_24"] = r["layer_loss"] / loss_24
     total = time.perf_counter() - t_all
     con.print(ppl_table(rows, title=f"spense demo: {model_dir.name}, total {total:.1f} s"))
     if json_path is not None:

@@ -64,7 +64,7 @@ def default_calib_path() -> Path:
 def default_eval_path() -> Path:
     """WikiText-2 ``test.txt`` in the default data dir (the evaluation split)."""
     return _existing_default(
-        default_data_dir() / EVAL_FILE, "evaluation text", "--eval-data (or set SPENSE_DATA_DIR)"
+        default_data_dir() / EVAL_FILE, "evaluation text", "--text (or set SPENSE_DATA_DIR)"
     )
 
 
