@@ -4,7 +4,8 @@ import torch
 from spense.errors import InputError
 from spense.format import dense_count
 from spense.hessian import HessianAccumulator
-from spense.selection import act_salience, restore_rows, select_layout, trial_prune
+from spense.hessian import prepare_hessian
+from spense.selection import act_salience, obs_col_salience, restore_rows, select_layout, trial_prune
 from spense.solver import obs_prune
 
 
@@ -84,6 +85,22 @@ def test_salience_rankings():
     assert set(outlier_cols.tolist()) <= set(lay_act.dense_idx.tolist())
 
 
+def test_obs_col_salience_known_answers():
+    W, H = small(5)
+    Hd, _, _ = prepare_hessian(H, W, 0.01)
+    want = (W**2).sum(0) / torch.diagonal(torch.linalg.inv(Hd.double())).float()
+    torch.testing.assert_close(obs_col_salience(W, H), want, rtol=1e-4, atol=1e-6)
+    # diagonal H: [H⁻¹]_jj = 1 / H_jj, so obs-col = act (up to damping); a dead input scores 0
+    d = torch.rand(64, generator=torch.Generator().manual_seed(0)) + 0.5
+    d[3] = 0.0
+    s = obs_col_salience(W, torch.diag(d), percdamp=0.0)
+    assert s[3] == 0
+    keep = torch.arange(64) != 3
+    torch.testing.assert_close(s[keep], act_salience(W, torch.diag(d))[keep])
+    lay, trial = select_layout(W, H, "salience-cols", 0.25, block=16, salience="obs-col")
+    assert trial is None and torch.equal(lay.dense_idx, torch.sort(torch.topk(want, 16).indices).values)
+
+
 def test_random_is_seeded_and_ignores_global_rng():
     W, H = small()
     a = select_layout(W, H, "random", 0.5, block=16, seed=7)[0].dense_idx
@@ -103,9 +120,11 @@ def test_outlier_aware_strategies_beat_random(seed):
         lay, _ = select_layout(W, H, strategy, 0.25, block=32, seed=seed, **kw)
         return obs_prune(W, H, layout=lay).loss
 
-    cols = loss("salience-cols", salience="act")
-    assert cols < loss("random", axis="cols")
-    assert cols < 0.7 * none
+    rand_cols = loss("random", axis="cols")
+    for sal in ("act", "obs-col"):
+        cols = loss("salience-cols", salience=sal)
+        assert cols < rand_cols
+        assert cols < 0.7 * none
     assert loss("loss-rows") < loss("random", axis="rows")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import sys
 import time
@@ -19,6 +20,7 @@ from typing import Any, Callable, Optional
 
 import typer
 
+from spense import __version__
 from spense.errors import SpenseError
 
 app = typer.Typer(
@@ -125,8 +127,9 @@ class Axis(str, Enum):
 
 
 class Salience(str, Enum):
-    obs = "obs"
+    obs_col = "obs-col"
     act = "act"
+    obs = "obs"
 
 
 def _make_config(method: str, dense_ratio: Optional[float], strategy: str, axis: Optional[str], block: int,
@@ -169,8 +172,9 @@ def prune(
     strategy: Strategy = typer.Option(Strategy.salience_cols, help="How spense picks the dense region."),
     axis: Optional[Axis] = typer.Option(None, help="Dense axis for --strategy random/first (default cols); "
                                         "loss-rows implies rows, salience-cols implies cols."),
-    salience: Salience = typer.Option(Salience.obs, help="salience-cols ranking: obs (trial-pass OBS loss per "
-                                      "column) or act (diag(H)·‖W[:,j]‖²)."),
+    salience: Salience = typer.Option(Salience.obs_col, help="salience-cols ranking: obs-col "
+                                      "(‖W[:,j]‖²/[H⁻¹]_jj, OBS cost of the whole column), act (diag(H)·‖W[:,j]‖²) "
+                                      "or obs (trial-pass OBS loss per column); measured in docs/results.md."),
     calib: Optional[Path] = typer.Option(None, help="Calibration text (.txt file or folder of them). "
                                          "Default: WikiText-2 valid.txt in the default data dir."),
     nsamples: int = typer.Option(128, help="Number of calibration windows."),
@@ -479,10 +483,13 @@ def demo(
     con.print(ppl_table(rows, title=f"spense demo: {model_dir.name}, total {total:.1f} s"))
     if json_path is not None:
         payload = {
-            "model": str(model_dir), "calib": str(calib_path), "text": str(text_path),
+            "model": os.path.relpath(model_dir), "calib": os.path.relpath(calib_path),
+            "text": os.path.relpath(text_path),
             "nsamples": nsamples, "seqlen": seqlen, "eval_windows": int(eval_w.shape[0]), "seed": seed,
             "block": block, "device": str(dev), "quick": quick, "torch": torch.__version__,
-            "results": rows, "seconds": total,
+            "spense": __version__, "cpu_threads": torch.get_num_threads(),
+            "command": " ".join(["spense", *sys.argv[1:]]),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": rows, "seconds": total,
         }
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")

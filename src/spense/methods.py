@@ -53,7 +53,7 @@ class PruneConfig:
     blocksize: int = 128  # OBS lazy-batch block
     percdamp: float = 0.01
     seed: int = 0
-    salience: str = "obs"  # salience-cols ranking: "obs" (trial-pass column loss) or "act"
+    salience: str = "obs-col"  # salience-cols ranking: "obs-col" (‖W[:,j]‖²/[H⁻¹]_jj), "act" or "obs"
 
     def validate(self) -> None:
         """Raise :class:`InputError` with a clear message on any bad option."""
