@@ -1,6 +1,6 @@
 """Spense linear benchmark + GPU correctness check (runs on the device machine).
 
-    PYTHONPATH=src python3 benchmarks/linear_bench.py --out $OUT [--quick] [--check-only]
+    PYTHONPATH=src python3 benchmarks/linear_bench.py --out $OUT [--check-only] [--dtypes bf16,fp8]
 
 Times, per (shape, M, dense ratio): dense cuBLAS, torch semi-structured (cuSPARSELt, the peer; pure
 2:4 so only at dense ratio 0), our cusparselt backend, our mmasp (CUDA mma.sp) and triton decode
@@ -39,10 +39,16 @@ def limit(dt: str, d: float) -> float:
     return 1.0 / (d + (1 - d) / L)
 
 
-def make_weight(N, K, axis, ratio, gen, device="cuda", dtype=torch.bfloat16):
+def make_weight(N, K, axis, ratio, gen, device="cuda", dtype=torch.bfloat16, cols_layout="blocks"):
     dim = N if axis == "rows" else K
     nd = dense_count(dim, ratio)
-    idx = torch.randperm(dim, generator=gen)[:nd].sort().values
+    if axis == "cols" and cols_layout == "blocks" and 0 < nd < dim:
+        # whole aligned 64-column blocks (what `spense bench` selects): the kernel reads x per block
+        nb = dim // 64
+        blk = torch.randperm(nb, generator=gen)[: nd // 64].sort().values
+        idx = (blk[:, None] * 64 + torch.arange(64)).reshape(-1)
+    else:
+        idx = torch.randperm(dim, generator=gen)[:nd].sort().values
     lay = SpenseLayout((N, K), axis, idx)
     w = torch.randn(N, K, generator=gen).to(device=device, dtype=dtype)
     # 2:4 prune (random 2 of each group of 4) of the sparse region, by magnitude of a random score
@@ -98,7 +104,8 @@ def rel_err(y, ref):
 
 
 def check(layer, w, M, backends, gen):
-    """Poisoned outputs, fresh random x, each backend vs reference (float64 of bf16 values)."""
+    """Poisoned outputs, fresh random x, each backend vs a float64 reference (of the dequantised
+    weights for FP8)."""
     out = {}
     x = torch.randn(M, w.shape[1], generator=gen).to("cuda", torch.bfloat16)
     ref = (x.double() @ w.double().T)
@@ -120,24 +127,27 @@ def check(layer, w, M, backends, gen):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.environ.get("OUT", "out"))
-    ap.add_argument("--quick", action="store_true")
     ap.add_argument("--check-only", action="store_true")
     ap.add_argument("--shapes", default="")
     ap.add_argument("--ms", default="1,4,16,64,256,2048")
     ap.add_argument("--ratios", default="0,0.25,0.5")
-    ap.add_argument("--axes", default="cols")
+    ap.add_argument("--axes", default="cols,rows")
+    ap.add_argument("--dtypes", default="bf16", help="bf16, fp8 or bf16,fp8 (fp8: e4m3 weights, bf16 x)")
     ap.add_argument("--backends", default="dense,peer,cusparselt,mmasp,triton")
-    ap.add_argument("--fp8", action="store_true")
+    ap.add_argument("--cfgs", default="", help="mmasp (RT,warps) list, e.g. 1x4,2x8 (default: all 5)")
+    ap.add_argument("--cols-layout", default="blocks", choices=["blocks", "random"])
     ap.add_argument("--min-bytes", type=float, default=256e6)
     ap.add_argument("--tag", default="")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     dev = torch.cuda.get_device_name()
-    try:
-        commit = subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], text=True,
-                                         stderr=subprocess.DEVNULL).strip()
-    except Exception:
-        commit = os.environ.get("SPENSE_COMMIT", "unknown")
+    commit = os.environ.get("SPENSE_COMMIT")
+    if not commit:
+        try:
+            commit = subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], text=True,
+                                             stderr=subprocess.DEVNULL).strip()
+        except Exception:
+            commit = "unknown"
     date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     cmd = " ".join(sys.argv)
     gen = torch.Generator().manual_seed(0)
@@ -145,155 +155,208 @@ def main():
     ms = [int(v) for v in a.ms.split(",")]
     ratios = [float(v) for v in a.ratios.split(",")]
     axes = a.axes.split(",")
+    dtypes = a.dtypes.split(",")
     backends = a.backends.split(",")
+    cfgs = [tuple(int(v) for v in c.split("x")) for c in a.cfgs.split(",")] if a.cfgs else CFGS
     t0 = time.time()
     bw = copy_bandwidth()
     print(f"device {dev}  copy bandwidth {bw:.0f} GB/s", flush=True)
     rows, checks = [], []
     from torch.sparse import to_sparse_semi_structured, SparseSemiStructuredTensor
+    from spense.runtime.fp8 import Fp8Linear, quantize_weight
     SparseSemiStructuredTensor._FORCE_CUTLASS = False
     for (sname, N, K) in shapes:
-        for axis in axes:
-            for ratio in ratios:
-                if axis == "rows" and ratio == 0 and "cols" in axes:
-                    continue
-                w0, lay = make_weight(N, K, axis, ratio, gen)
-                dense_bytes = N * K * 2
-                ncop = max(1, min(8, math.ceil(a.min_bytes / dense_bytes)))
-                ws = [w0] + [w0 + 0 for _ in range(ncop - 1)]  # copies (same values: check uses w0)
-                layers = [SpenseLinear(pack(w, lay), backend="auto", name=sname) for w in ws]
-                L0 = layers[0]
-                try:
-                    ck = check(L0, w0, 7, [b for b in backends if b in ("cusparselt", "mmasp", "triton")], gen)
-                    ck.update({f"M2048.{k}": v for k, v in check(L0, w0, 2048, ["cusparselt"], gen).items()}
-                              if "cusparselt" in backends else {})
-                except Exception as e:
-                    print("check failed:", repr(e)[:300], flush=True)
-                    ck = {"error": repr(e)[:300]}
-                checks.append({"shape": sname, "axis": axis, "dense_ratio": ratio, **ck})
-                print(f"check {sname} {axis} d={ratio}: " + " ".join(f"{k}={v}" for k, v in ck.items()), flush=True)
-                if a.check_only:
-                    continue
-                peer = None
-                if "peer" in backends and ratio == 0:
-                    try:
-                        peer = [to_sparse_semi_structured(w) for w in ws]
-                    except Exception as e:
-                        print("peer unavailable:", e)
-                sp = L0.packed
-                sbytes = sp.values.numel() * 2 + sp.meta.numel() + sp.dense.numel() * 2
-                for M in ms:
-                    x = torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16)
-                    res = {}
-                    cfg_used = {}
-                    res["dense"] = time_graph([lambda w=w: F.linear(x, w) for w in ws])
-                    if peer is not None:
-                        try:
-                            res["peer"] = time_graph([lambda p=p: F.linear(x, p) for p in peer])
-                        except Exception as e:
-                            print("peer failed", M, e)
-                    for b in ("cusparselt", "mmasp", "triton"):
-                        if b not in backends or (b != "cusparselt" and M > 64):
-                            continue
-                        try:
-                            if b == "mmasp":
-                                ys = [torch.empty(M, N, device="cuda", dtype=torch.bfloat16) for _ in layers]
-                                best = None
-                                for cfg in CFGS:
-                                    for l in layers:
-                                        l.mmasp_cfg[_bucket(M)] = cfg
-                                    t = time_graph([lambda l=l, y=y: l.forward_mmasp(x, out=y) for l, y in zip(layers, ys)])
-                                    if best is None or t < best[0]:
-                                        best = (t, cfg)
-                                res[b] = best[0]
-                                cfg_used[b] = best[1]
-                                for l in layers:
-                                    l.mmasp_cfg[_bucket(M)] = best[1]
-                            elif b == "triton":
-                                ys = [torch.empty(M, N, device="cuda", dtype=torch.bfloat16) for _ in layers]
-                                res[b] = time_graph([lambda l=l, y=y: l.forward_triton(x, out=y) for l, y in zip(layers, ys)])
-                            else:
-                                res[b] = time_graph([lambda l=l: l.run_backend(b, x) for l in layers])
-                        except Exception as e:
-                            print(f"{b} failed {sname} M={M}: {e}", flush=True)
-                    lim = limit("bf16", lay.dense_ratio)
-                    for b, t in res.items():
-                        nbytes = (dense_bytes if b == "dense" else sbytes) + M * K * 2 + M * N * 2
-                        rows.append({
-                            "shape": sname, "N": N, "K": K, "M": M, "dtype": "bf16", "dense_ratio": ratio,
-                            "dense_ratio_actual": lay.dense_ratio, "axis": axis, "backend": b, "ms": t,
-                            "speedup_vs_dense": res["dense"] / t, "limit": lim, "gbps": nbytes / t / 1e6,
-                            "copy_gbps": bw, "config": cfg_used.get(b), "device": dev, "commit": commit, "date": date, "command": cmd,
-                        })
-                    print(f"{sname:12s} {axis} d={ratio:<5} M={M:<5} " + "  ".join(
-                        f"{b}={t*1e3:7.1f}us({res['dense']/t:4.2f}x)" for b, t in res.items()) + f"  lim={lim:.2f}", flush=True)
-                del layers, ws, peer
-                torch.cuda.empty_cache()
-        save(a, rows, checks, dev, bw, commit, date, cmd)
+        for dt in dtypes:
+            fp8 = dt == "fp8"
+            for axis in axes:
+                for ratio in ratios:
+                    if axis == "rows" and ratio == 0 and "cols" in axes:
+                        continue
+                    run_cell(a, sname, N, K, dt, fp8, axis, ratio, ms, backends, cfgs, gen, bw, dev, commit,
+                             date, cmd, rows, checks, to_sparse_semi_structured, Fp8Linear, quantize_weight)
+                    torch.cuda.empty_cache()
+            save(a, rows, checks, dev, bw, commit, date, cmd)
     save(a, rows, checks, dev, bw, commit, date, cmd)
     print(f"done in {time.time() - t0:.0f}s", flush=True)
+
+
+def run_cell(a, sname, N, K, dt, fp8, axis, ratio, ms, backends, cfgs, gen, bw, dev, commit, date, cmd,
+             rows, checks, to_sparse_semi_structured, Fp8Linear, quantize_weight):
+    w0, lay = make_weight(N, K, axis, ratio, gen, cols_layout=a.cols_layout)
+    dense_bytes = N * K * 2
+    ncop = max(1, min(8, math.ceil(a.min_bytes / dense_bytes)))
+    ws = [w0] + [w0 + 0 for _ in range(ncop - 1)]  # copies (same values: check uses w0)
+    layers = [SpenseLinear(pack(w, lay, fp8=fp8), backend="auto", name=sname) for w in ws]
+    L0 = layers[0]
+    wref = unpack(L0.packed, dtype=torch.float32) if fp8 else w0
+    ours = [b for b in backends if b in ("mmasp", "triton") + (() if fp8 else ("cusparselt",))]
+    try:
+        ck = {}
+        for Mc in (1, 7, 16, 64):
+            ck.update({f"M{Mc}.{k}": v for k, v in check(L0, wref, Mc, ours, gen).items()})
+        if "cusparselt" in ours:
+            ck.update({f"M2048.{k}": v for k, v in check(L0, wref, 2048, ["cusparselt"], gen).items()})
+    except Exception as e:
+        print("check failed:", repr(e)[:300], flush=True)
+        ck = {"error": repr(e)[:300]}
+    kwl = L0._kw() if "mmasp" in ours else None
+    checks.append({"shape": sname, "dtype": dt, "axis": axis, "dense_ratio": ratio,
+                   "x_gather": bool(kwl.gather) if kwl is not None else None, **ck})
+    print(f"check {sname} {dt} {axis} d={ratio}: " + " ".join(f"{k}={v:.2e}" if isinstance(v, float) else f"{k}={v}"
+                                                           for k, v in ck.items()), flush=True)
+    if a.check_only:
+        return
+    peer = None
+    if "peer" in backends and ratio == 0 and not fp8:
+        try:
+            peer = [to_sparse_semi_structured(w) for w in ws]
+        except Exception as e:
+            print("peer unavailable:", e)
+    f8 = None
+    if fp8:
+        f8 = []
+        for w in ws:
+            wq, sw = quantize_weight(w)
+            f8.append(Fp8Linear(wq, sw))
+    sp = L0.packed
+    esz = 1 if fp8 else 2
+    sbytes = sp.values.numel() * esz + sp.meta.numel() + sp.dense.numel() * esz + (N * 4 if fp8 else 0)
+    for M in ms:
+        x = torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16)
+        res, cfg_used = {}, {}
+        if fp8:
+            res["dense"] = time_graph([lambda f=f: f(x) for f in f8])
+            res["dense_bf16"] = time_graph([lambda w=w: F.linear(x, w) for w in ws])
+        else:
+            res["dense"] = time_graph([lambda w=w: F.linear(x, w) for w in ws])
+        if peer is not None:
+            try:
+                res["peer"] = time_graph([lambda p=p: F.linear(x, p) for p in peer])
+            except Exception as e:
+                print("peer failed", M, e)
+        for b in ours:
+            if b != "cusparselt" and M > 64:
+                continue
+            try:
+                if b == "mmasp":
+                    ys = [torch.empty(M, N, device="cuda", dtype=torch.bfloat16) for _ in layers]
+                    best = None
+                    for cfg in cfgs:
+                        for l in layers:
+                            l.mmasp_cfg[_bucket(M)] = cfg
+                        t = time_graph([lambda l=l, y=y: l.forward_mmasp(x, out=y) for l, y in zip(layers, ys)])
+                        if best is None or t < best[0]:
+                            best = (t, cfg)
+                    res[b] = best[0]
+                    cfg_used[b] = best[1]
+                    for l in layers:
+                        l.mmasp_cfg[_bucket(M)] = best[1]
+                elif b == "triton":
+                    if M > 16 and fp8:
+                        continue
+                    ys = [torch.empty(M, N, device="cuda", dtype=torch.bfloat16) for _ in layers]
+                    res[b] = time_graph([lambda l=l, y=y: l.forward_triton(x, out=y) for l, y in zip(layers, ys)])
+                else:
+                    res[b] = time_graph([lambda l=l: l.run_backend(b, x) for l in layers])
+            except Exception as e:
+                print(f"{b} failed {sname} M={M}: {e}", flush=True)
+        lim = limit(dt, lay.dense_ratio)
+        for b, t in res.items():
+            if b == "dense":
+                wb = N * K * (1 if fp8 else 2) + (N * 4 if fp8 else 0)
+            elif b in ("dense_bf16", "peer"):
+                wb = N * K * 2 if b == "dense_bf16" else sbytes
+            else:
+                wb = sbytes
+            nbytes = wb + M * K * 2 + M * N * 2
+            rows.append({
+                "shape": sname, "N": N, "K": K, "M": M, "dtype": dt, "dense_ratio": ratio,
+                "dense_ratio_actual": lay.dense_ratio, "axis": axis, "backend": b, "ms": t,
+                "speedup_vs_dense": res["dense"] / t,
+                "speedup_vs_bf16": (res["dense_bf16"] if fp8 else res["dense"]) / t,
+                "limit": lim, "gbps": nbytes / t / 1e6, "copy_gbps": bw, "config": cfg_used.get(b),
+                "x_gather": bool(kwl.gather) if (kwl is not None and b == "mmasp") else None,
+                "device": dev, "commit": commit, "date": date, "command": cmd,
+            })
+        print(f"{sname:12s} {dt} {axis} d={ratio:<5} M={M:<5} " + "  ".join(
+            f"{b}={t*1e3:7.1f}us({res['dense']/t:4.2f}x)" for b, t in res.items()) + f"  lim={lim:.2f}", flush=True)
+    del layers, ws, peer, f8
 
 
 def save(a, rows, checks, dev, bw, commit, date, cmd):
     tag = a.tag
     with open(os.path.join(a.out, f"linear_bench{tag}.json"), "w") as f:
+        json.dump(rows, f, indent=0)
+    with open(os.path.join(a.out, f"linear_bench{tag}_checks.json"), "w") as f:
         json.dump({"device": dev, "copy_gbps": bw, "commit": commit, "date": date, "command": cmd,
-                   "rows": rows, "checks": checks}, f, indent=1)
+                   "checks": checks}, f, indent=0)
     if rows:
-        write_md(rows, bw, dev, os.path.join(a.out, f"linear_bench{tag}.md"))
+        write_md(rows, bw, dev, os.path.join(a.out, f"linear_bench{tag}.md"), commit, date, cmd)
         try:
-            plot(rows, os.path.join(a.out, f"linear_bench{tag}.png"))
+            plot(rows, os.path.join(a.out, f"linear_bench{tag}.png"), f"{dev} - {date} - {commit}")
         except Exception as e:
             print("plot failed:", e)
 
 
-def write_md(rows, bw, dev, path):
-    keys = sorted({(r["shape"], r["axis"], r["dense_ratio"], r["M"]) for r in rows},
-                  key=lambda k: ([s[0] for s in SHAPES].index(k[0]), k[1], k[2], k[3]))
-    bk = ["dense", "peer", "cusparselt", "mmasp", "triton"]
+def write_md(rows, bw, dev, path, commit=None, date=None, cmd=None):
+    order = [s[0] for s in SHAPES]
+    keys = sorted({(r["dtype"], r["shape"], r["axis"], r["dense_ratio"], r["M"]) for r in rows},
+                  key=lambda k: (k[0], order.index(k[1]), k[2], k[3], k[4]))
+    bk = ["dense", "dense_bf16", "peer", "cusparselt", "mmasp", "triton"]
+    bk = [b for b in bk if any(r["backend"] == b for r in rows)]
     lines = [f"Device: {dev}; copy bandwidth {bw:.0f} GB/s (read+write). Times in us; (x) = speedup over dense "
-             f"cuBLAS BF16; limit = memory-bound limit; best = best of our backends (GB/s achieved).", "",
-             "| shape | axis | d | M | " + " | ".join(bk) + " | best ours | limit |",
-             "|" + "---|" * (len(bk) + 6)]
+             f"of the same dtype (bf16: cuBLAS F.linear; fp8: Fp8Linear = per-token e4m3 activations + "
+             f"torch._scaled_mm; dense_bf16 = cuBLAS BF16 on the same shape); limit = memory-bound limit vs "
+             f"that dense; best = best of our backends (GB/s achieved, x vs BF16 dense).", "",
+             f"Date: {date or rows[0].get('date')}; commit: {commit or rows[0].get('commit')}; command: "
+             f"`{cmd or rows[0].get('command')}`", "",
+             "| dtype | shape | axis | d | M | " + " | ".join(bk) + " | best ours | limit |",
+             "|" + "---|" * (len(bk) + 7)]
     for k in keys:
-        rs = {r["backend"]: r for r in rows if (r["shape"], r["axis"], r["dense_ratio"], r["M"]) == k}
+        rs = {r["backend"]: r for r in rows if (r["dtype"], r["shape"], r["axis"], r["dense_ratio"], r["M"]) == k}
         cells = []
         for b in bk:
             r = rs.get(b)
             cells.append(f"{r['ms']*1e3:.1f} ({r['speedup_vs_dense']:.2f}x)" if r else "")
         ours = [rs[b] for b in ("cusparselt", "mmasp", "triton") if b in rs]
         best = max(ours, key=lambda r: r["speedup_vs_dense"]) if ours else None
-        bs = f"{best['backend']} {best['speedup_vs_dense']:.2f}x, {best['gbps']:.0f} GB/s" if best else ""
+        bs = (f"{best['backend']} {best['speedup_vs_dense']:.2f}x, {best['gbps']:.0f} GB/s, "
+              f"{best['speedup_vs_bf16']:.2f}x bf16") if best else ""
         lim = next(iter(rs.values()))["limit"]
-        lines.append(f"| {k[0]} | {k[1]} | {k[2]} | {k[3]} | " + " | ".join(cells) + f" | {bs} | {lim:.2f} |")
+        lines.append(f"| {k[0]} | {k[1]} | {k[2]} | {k[3]} | {k[4]} | " + " | ".join(cells) + f" | {bs} | {lim:.2f} |")
     open(path, "w").write("\n".join(lines) + "\n")
 
 
-def plot(rows, path):
+def plot(rows, path, title=""):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    ratios = sorted({r["dense_ratio"] for r in rows})
-    fig, axs = plt.subplots(len(ratios), 1, figsize=(14, 4 * len(ratios)), squeeze=False)
-    for ax, d in zip(axs[:, 0], ratios):
-        sel = [r for r in rows if r["dense_ratio"] == d]
-        keys = sorted({(r["shape"], r["M"]) for r in sel}, key=lambda k: ([s[0] for s in SHAPES].index(k[0]), k[1]))
+    order = [s[0] for s in SHAPES]
+    panels = sorted({(r["dtype"], r["dense_ratio"]) for r in rows})
+    fig, axs = plt.subplots(len(panels), 1, figsize=(16, 4 * len(panels)), squeeze=False)
+    for ax, (dt, d) in zip(axs[:, 0], panels):
+        sel = [r for r in rows if r["dense_ratio"] == d and r["dtype"] == dt]
+        keys = sorted({(r["shape"], r["M"]) for r in sel}, key=lambda k: (order.index(k[0]), k[1]))
         xs = range(len(keys))
-        for b, mk in (("peer", "x"), ("cusparselt", "o"), ("mmasp", "s"), ("triton", "^")):
-            ys = []
-            for k in keys:
-                r = [r for r in sel if (r["shape"], r["M"]) == k and r["backend"] == b]
-                ys.append(r[0]["speedup_vs_dense"] if r else float("nan"))
-            ax.plot(xs, ys, mk, label=b)
+        for axis in sorted({r["axis"] for r in sel}):
+            for b, mk in (("peer", "x"), ("cusparselt", "o"), ("mmasp", "s"), ("triton", "^")):
+                ys = []
+                for k in keys:
+                    r = [r for r in sel if (r["shape"], r["M"]) == k and r["backend"] == b and r["axis"] == axis]
+                    ys.append(r[0]["speedup_vs_dense"] if r else float("nan"))
+                if any(y == y for y in ys):
+                    ax.plot(xs, ys, mk, label=f"{b} ({axis})", fillstyle="full" if axis == "cols" else "none")
         ax.axhline(1.0, color="k", lw=0.8)
         ax.axhline(sel[0]["limit"], color="r", ls="--", lw=0.8, label="memory-bound limit")
         ax.set_xticks(list(xs))
         ax.set_xticklabels([f"{k[0]}\nM={k[1]}" for k in keys], rotation=90, fontsize=6)
-        ax.set_ylabel("speedup vs dense BF16")
-        ax.set_title(f"dense ratio {d}")
-        ax.legend(fontsize=7)
+        ax.set_ylabel(f"speedup vs dense {dt.upper()}")
+        ax.set_title(f"{dt}, dense ratio {d}")
+        ax.legend(fontsize=7, ncol=4)
+    if title:
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
 
 
 if __name__ == "__main__":

@@ -146,6 +146,68 @@ def test_mmasp_kernel_layout_roundtrip():
     assert kw.out_row[:48].tolist() == list(range(48)) and (kw.out_row[48:] == -1).all()
 
 
+def test_mmasp_fp8_layout_and_bit_conversion():
+    """FP8 kernel layout = the bf16 fragment order with a lane's j fragments adjacent, and the
+    in-register e4m3 -> bf16 bit placement ((b & 0x80) << 8 | (b & 0x7f) << 4) reads e4m3 * 2^-120
+    (the kernel then multiplies by 2^120 in bf16; its epilogue scale is the plain channel scale)."""
+    from spense.runtime.mmasp import FP8_BIAS, to_kernel_layout
+
+    b = torch.arange(256, dtype=torch.int64)
+    e = b.to(torch.uint8).view(torch.float8_e4m3fn).float()
+    bits = ((b & 0x80) << 8) | ((b & 0x7F) << 4)
+    v = torch.where(bits >= 2**15, bits - 2**16, bits).to(torch.int16).view(torch.bfloat16).float()
+    ok = torch.isfinite(e)
+    assert torch.equal(v[ok] * FP8_BIAS, e[ok])
+    for axis in ("cols", "rows"):
+        w, lay = make(96, 256, axis, 0.25, torch.float32, block=64)
+        p8 = pack(w, lay, fp8=True)
+        k8 = to_kernel_layout(p8, "cpu")
+        pb = pack(unpack(p8, dtype=torch.float32) / p8.scale[:, None], lay)  # e4m3 values as fp32
+        pb = type(pb)(pb.layout, pb.values.to(torch.bfloat16), pb.meta, pb.dense.to(torch.bfloat16), None)
+        kb = to_kernel_layout(pb, "cpu")
+        assert k8.fp8 and not kb.fp8 and torch.equal(k8.sm, kb.sm) and torch.equal(k8.out_row, kb.out_row)
+        for a8, ab, jn in ((k8.sv, kb.sv, 2), (k8.dv, kb.dv, 4)):
+            if ab.numel() <= 16:
+                continue
+            # [.., j//2, lane, j%2, 8] -> [.., j, lane, 8]
+            a8 = a8.reshape(-1, jn // 2, 32, 2, 8).permute(0, 1, 3, 2, 4).reshape(-1)
+            assert torch.equal(a8.view(torch.float8_e4m3fn).float(), ab.float())
+        assert torch.equal(k8.wscale, p8.scale.float())
+
+
+def test_mmasp_block_tables():
+    """axis=cols layouts made of whole aligned 64-column blocks need no gather of x."""
+    from spense.runtime.mmasp import block_steps, to_kernel_layout
+
+    K = 512
+    idx = torch.tensor([64 * 2 + i for i in range(64)] + [64 * 5 + i for i in range(64)])
+    assert block_steps(idx, K).tolist() == [128, 320]
+    assert block_steps(torch.arange(100), 100).tolist() == [0, 64]  # short last block of [0, K)
+    assert block_steps(torch.arange(1, 65), K) is None
+    assert block_steps(torch.arange(100), 200) is None
+    lay = SpenseLayout((64, K), "cols", idx, block=64)
+    w = torch.randn(64, K)
+    s, d = lay.split(w)
+    g = s.reshape(64, -1, 4)
+    s = (g * (g.abs().argsort(-1).argsort(-1) >= 2)).reshape(s.shape)
+    kw = to_kernel_layout(pack(lay.merge(s, d).bfloat16(), lay), "cpu")
+    assert not kw.gather and kw.dblk.tolist() == [128, 320]
+    assert kw.sblk.tolist() == [c for c in range(0, K, 64) if c not in (128, 320)]
+    w2, lay2 = make(64, K, "cols", 0.25, torch.bfloat16, block=64)  # arbitrary columns
+    kw2 = to_kernel_layout(pack(w2, lay2), "cpu")
+    assert kw2.gather and kw2.xperm.numel() == (kw2.Ss + kw2.SdA) * 64
+
+
+def test_auto_table_lookup():
+    from spense.runtime.autotune import lookup
+
+    t = {"bf16,cols,8,8,0.25,1": "mmasp", "bf16,cols,8,8,0.25,16": "dense", "bf16,rows,8,8,0.5,1": "triton"}
+    assert lookup(t, "bf16", "cols", 8, 8, 0.3, 2) == "mmasp"
+    assert lookup(t, "bf16", "cols", 8, 8, 0.25, 12) == "dense"
+    assert lookup(t, "bf16", "rows", 8, 8, 0.25, 1) == "triton"
+    assert lookup(t, "fp8", "rows", 8, 8, 0.25, 1) is None
+
+
 # ------------------------------------------------------------------ packed checkpoints
 def _make_ckpt(tiny_llama_dir, tmp_path):
     from spense.io import save_checkpoint
@@ -256,3 +318,115 @@ def test_gpu_cuda_graph_capture():
             torch.cuda.synchronize()
             ref = x.double() @ w.double().T
             assert ((y.double() - ref).norm() / ref.norm()).item() < 1e-2
+
+
+def _block_layout(N, K, ratio, gen, device):
+    """axis=cols layout of whole aligned 64-column blocks (what `spense bench` selects)."""
+    nb = K // 64
+    nd = dense_count(K, ratio, 64) // 64
+    blk = torch.randperm(nb, generator=gen)[:nd].sort().values
+    idx = (blk[:, None] * 64 + torch.arange(64)).reshape(-1)
+    return SpenseLayout((N, K), "cols", idx, block=64)
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("N,K", [(4096, 4096), (200, 4128), (1024, 12288)])
+def test_gpu_mmasp_block_tables_and_fp8(N, K):
+    """mmasp on whole-64-column-block cols layouts (no x gather), rows layouts and random-column
+    layouts (gather), bf16 and FP8 weights, vs a float64 reference of the (dequantised) weights."""
+    from spense.runtime.mmasp import to_kernel_layout
+
+    gen = torch.Generator().manual_seed(N + K)
+    for fp8 in (False, True):
+        for kind, ratio in (("blocks", 0.0), ("blocks", 0.25), ("blocks", 0.5), ("random", 0.25), ("rows", 0.25)):
+            if kind == "blocks":
+                lay = _block_layout(N, K, ratio, gen, "cuda")
+            else:
+                axis = "rows" if kind == "rows" else "cols"
+                dim = N if axis == "rows" else K
+                idx = torch.randperm(dim, generator=gen)[: dense_count(dim, ratio, 64)].sort().values
+                lay = SpenseLayout((N, K), axis, idx, block=64)
+            w = torch.randn(N, K, generator=gen)
+            s, d = lay.split(w)
+            g = s.reshape(s.shape[0], -1, 4)
+            s = (g * (torch.rand(g.shape, generator=gen).argsort(-1).argsort(-1) < 2)).reshape(s.shape)
+            w = lay.merge(s, d).to("cuda", torch.bfloat16)
+            p = pack(w, lay, fp8=fp8)
+            kw = to_kernel_layout(p, "cuda")
+            assert kw.gather == (kind == "random"), (kind, ratio)
+            wref = unpack(p, dtype=torch.float32).double()
+            m = SpenseLinear(p, backend="mmasp")
+            for M in (1, 5, 16, 40, 64):
+                x = torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16)
+                y = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+                m.forward_mmasp(x, out=y)
+                assert torch.isfinite(y).all(), (fp8, kind, ratio, M, "unwritten/NaN outputs")
+                ref = x.double() @ wref.T
+                e = ((y.double() - ref).norm() / ref.norm()).item()
+                assert e <= 1e-2, (fp8, kind, ratio, M, e)
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("axis", ["cols", "rows"])
+def test_gpu_mmasp_fp8_every_code_exact(axis):
+    """Every finite e4m3 code (subnormals included) comes out of the kernel exactly: scale 1, one-hot
+    x, so y[m, n] = w[n, k_m] (bf16 holds every e4m3 value) - also for tiny activations."""
+    N, K = 64, 256
+    gen = torch.Generator().manual_seed(1)
+    codes = torch.arange(256, dtype=torch.uint8).view(torch.float8_e4m3fn).float()
+    codes = codes[torch.isfinite(codes)]
+    lay = (_block_layout(N, K, 0.25, gen, "cpu") if axis == "cols"
+           else SpenseLayout((N, K), "rows", torch.arange(0, N, 4), block=16))
+    w = codes[torch.randint(len(codes), (N, K), generator=gen)]
+    s, d = lay.split(w)
+    g = s.reshape(s.shape[0], -1, 4)
+    s = (g * (torch.arange(4) < 2)).reshape(s.shape)
+    w = lay.merge(s, d)
+    w[:, 0] = 448.0  # amax 448 in every row -> scale exactly 1 (column 0 is kept in both layouts)
+    p = pack(w, lay, fp8=True)
+    assert torch.equal(p.scale, torch.ones(N)) and torch.equal(unpack(p, dtype=torch.float32), w)
+    m = SpenseLinear(p.to("cuda"), backend="mmasp")
+    for amp in (1.0, 2.0 ** -20):
+        for k0 in range(0, K, 64):
+            x = torch.zeros(64, K)
+            x[torch.arange(64), k0 + torch.arange(64)] = amp
+            y = torch.full((64, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+            m.forward_mmasp(x.to("cuda", torch.bfloat16), out=y)
+            exp = (w[:, k0:k0 + 64].T * amp).to(torch.bfloat16)
+            assert torch.equal(y.cpu(), exp), (axis, amp, k0, (y.cpu().float() - exp.float()).abs().max())
+
+
+def test_make_auto_table():
+    """benchmarks/make_auto_table.py: fastest of ours if > margin x the runtime's dense fallback
+    (fp8: dense_bf16), ties/losses -> dense; mmasp launch configs kept; lookup reads the result."""
+    import importlib.util
+
+    from spense.runtime.autotune import lookup
+
+    spec = importlib.util.spec_from_file_location("make_auto_table", HERE.parent / "benchmarks" / "make_auto_table.py")
+    mat = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mat)
+
+    def row(dt, M, backend, ms, cfg=None, d=0.25):
+        return {"dtype": dt, "axis": "cols", "N": 64, "K": 128, "dense_ratio": d, "M": M, "backend": backend,
+                "ms": ms, "config": cfg}
+
+    rows = [row("bf16", 1, "dense", 10.0), row("bf16", 1, "mmasp", 7.0, [1, 8]), row("bf16", 1, "triton", 9.0),
+            row("bf16", 16, "dense", 10.0), row("bf16", 16, "mmasp", 9.95, [2, 8]),  # tie -> dense
+            row("bf16", 2048, "dense", 10.0), row("bf16", 2048, "cusparselt", 8.0),
+            row("fp8", 1, "dense", 5.0), row("fp8", 1, "dense_bf16", 10.0), row("fp8", 1, "mmasp", 6.0, [2, 4])]
+    choice, cfg, stats = mat.make_table(rows, margin=1.02)
+    assert choice == {"bf16,cols,64,128,0.25,1": "mmasp", "bf16,cols,64,128,0.25,16": "dense",
+                      "bf16,cols,64,128,0.25,2048": "cusparselt", "fp8,cols,64,128,0.25,1": "mmasp"}
+    assert cfg["bf16,cols,64,128,0.25,16"] == [2, 8] and cfg["fp8,cols,64,128,0.25,1"] == [2, 4]
+    assert stats == {"cells": 4, "dense": 1}
+    assert lookup(choice, "bf16", "cols", 64, 128, 0.3, 2) == "mmasp"
+    assert lookup(choice, "bf16", "cols", 64, 128, 0.25, 12) == "dense"
+    # the committed table has entries for both dtypes and axes and only known backends
+    t = json.loads((HERE.parent / "src" / "spense" / "runtime" / "auto_table.json").read_text())
+    assert {k.split(",")[0] for k in t["choice"]} == {"bf16", "fp8"}
+    assert {k.split(",")[1] for k in t["choice"]} == {"cols", "rows"}
+    assert set(t["choice"].values()) <= {"dense", "mmasp", "triton", "cusparselt"}
+    assert all(t[k] for k in ("device", "commit", "date", "command"))

@@ -265,13 +265,21 @@ def mask_24(s: torch.Tensor) -> torch.Tensor:
 def magnitude_spense(w: torch.Tensor, ratio: float, axis: str = "cols", block: int = 64
                      ) -> tuple[torch.Tensor, SpenseLayout]:
     """Fast Spense pruning of one ``(N, K)`` weight: dense region = the ``block``-aligned count of
-    columns (rows) with the largest L2 norm, magnitude 2:4 everywhere else."""
+    rows with the largest L2 norm (``axis="rows"``), or the whole aligned ``block``-column blocks of
+    largest L2 norm (``axis="cols"``: the runtime's mma.sp kernel then reads x per 64-column block
+    without any gather), magnitude 2:4 everywhere else."""
     N, K = w.shape
     dim = K if axis == "cols" else N
     d = dense_count(dim, ratio, block)
     if d:
         score = w.float().pow(2).sum(dim=0 if axis == "cols" else 1)
-        idx = torch.topk(score, d).indices.sort().values.cpu()
+        nb = dim // block
+        if axis == "cols" and d < dim and d % block == 0 and d // block <= nb:
+            bscore = score[: nb * block].reshape(nb, block).sum(1)
+            top = torch.topk(bscore, d // block).indices.sort().values
+            idx = (top[:, None] * block + torch.arange(block, device=top.device)).reshape(-1).cpu()
+        else:
+            idx = torch.topk(score, d).indices.sort().values.cpu()
     else:
         idx = torch.zeros(0, dtype=torch.long)
     lay = SpenseLayout((N, K), axis=axis, dense_idx=idx, block=block)
@@ -928,6 +936,7 @@ def _bench_loop(rows, lm, bm, sw, linears, layouts, dtypes, batches, ratios, pro
                     "token_ms_p50": _pct(res.step_ms, 0.5), "token_ms_p99": _pct(res.step_ms, 0.99),
                     "peak_mem_gb": peak, "weight_bytes": wb, "linear_weight_bytes": lwb,
                     "cuda_graph": res.cuda_graph, "perplexity": ppl,
+                    "axis": None if vname == "dense" or layouts is not None else axis,
                 }
                 if vname == "dense":
                     dense_tok_s[B], dense_prefill[B] = tok_s, res.prefill_ms
@@ -998,8 +1007,13 @@ def _token_check(lm: nn.Module, vname: str, ids1: torch.Tensor, fast_tokens: tor
     return out
 
 
+def _variant(r: dict[str, Any]) -> str:
+    """Variant label; Spense rows of the rows-axis fast pruning are marked ``spense/rows``."""
+    return f"{r['variant']}/rows" if r.get("axis") == "rows" and r["variant"] != "dense" else r["variant"]
+
+
 def _row_line(r: dict[str, Any]) -> str:
-    s = (f"{r['dtype']} {r['variant']:<6} r={r['dense_ratio']:<5g} B={r['batch']:<3} "
+    s = (f"{r['dtype']} {_variant(r):<6} r={r['dense_ratio']:<5g} B={r['batch']:<3} "
          f"prefill {r['prefill_ms']:8.2f} ms  decode {r['decode_tok_s']:9.1f} tok/s  "
          f"p50 {r['token_ms_p50']:.3f} ms")
     if r.get("speedup_vs_dense") is not None and r["variant"] != "dense":
@@ -1048,7 +1062,7 @@ def markdown_report(rows: list[dict[str, Any]]) -> str:
         if r.get("tokens_checked"):
             tok = f"{'yes' if r['tokens_identical'] else 'no @' + str(r['first_divergence'])} ({r['tokens_checked']})"
         lines.append(
-            f"| {r['model']} | {r['dtype']} | {r['variant']} | {_fmt(r['dense_ratio'])} | {r['batch']} "
+            f"| {r['model']} | {r['dtype']} | {_variant(r)} | {_fmt(r['dense_ratio'])} | {r['batch']} "
             f"| {_fmt(r['prefill_ms'])} | {_fmt(r['decode_tok_s'], 1)} | {_fmt(r.get('speedup_vs_dense'), 3)} "
             f"| {_fmt(r.get('prefill_speedup_vs_dense'), 3)} | {_fmt(r['token_ms_p50'], 3)} "
             f"| {_fmt(r['token_ms_p99'], 3)} | {_fmt(r.get('peak_mem_gb'))} "
@@ -1069,7 +1083,7 @@ def markdown_report(rows: list[dict[str, Any]]) -> str:
                   "step | ref logit std |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in div:
-            lines.append(f"| {r['model']} | {r['dtype']} | {r['variant']} | {_fmt(r['dense_ratio'])} "
+            lines.append(f"| {r['model']} | {r['dtype']} | {_variant(r)} | {_fmt(r['dense_ratio'])} "
                          f"| {r.get('token_reference')} | {r['first_divergence']} "
                          f"| {_fmt(r.get('divergence_margin'), 4)} | {_fmt(r.get('ref_top2_margin'), 4)} "
                          f"| {_fmt(r.get('logit_rel_err'), 4)} | {_fmt(r.get('logit_rel_err_decode'), 4)} "
@@ -1081,7 +1095,7 @@ def markdown_report(rows: list[dict[str, Any]]) -> str:
                   "|---|---|---|---|---|" + "---|" * (len(OP_CLASSES) + 2)]
         for r in bd:
             b = r["breakdown"]
-            lines.append(f"| {r['model']} | {r['dtype']} | {r['variant']} | {_fmt(r['dense_ratio'])} | {r['batch']} | "
+            lines.append(f"| {r['model']} | {r['dtype']} | {_variant(r)} | {_fmt(r['dense_ratio'])} | {r['batch']} | "
                          + " | ".join(_fmt(b.get(c), 3) for c in OP_CLASSES)
                          + f" | {_fmt(b.get('total'), 3)} | {b.get('mode')} |")
     pp = {}
@@ -1111,15 +1125,15 @@ def plot_report(rows: list[dict[str, Any]], path: str | os.PathLike) -> Path | N
     for j, (m, d) in enumerate(groups):
         rs = [r for r in rows if r["model"] == m and r["dtype"] == d]
         batches = sorted({r["batch"] for r in rs})
-        vs = sorted({(r["variant"], r["dense_ratio"]) for r in rs}, key=lambda v: (v[0] != "dense", v[1]))
+        vs = sorted({(_variant(r), r["dense_ratio"]) for r in rs}, key=lambda v: (v[0] != "dense", v[0], v[1]))
         x = range(len(batches))
         width = 0.8 / max(1, len(vs))
         for k, (v, dr) in enumerate(vs):
-            lab = "dense" if v == "dense" else ("2:4" if dr == 0 else f"spense r={dr:g}")
-            tok = [next((r["decode_tok_s"] for r in rs if r["batch"] == b and r["variant"] == v
+            lab = "dense" if v == "dense" else ("2:4" if dr == 0 else f"{v} r={dr:g}")
+            tok = [next((r["decode_tok_s"] for r in rs if r["batch"] == b and _variant(r) == v
                          and r["dense_ratio"] == dr), float("nan")) for b in batches]
             sp = [next((r.get("speedup_vs_dense") or float("nan") for r in rs if r["batch"] == b
-                        and r["variant"] == v and r["dense_ratio"] == dr), float("nan")) for b in batches]
+                        and _variant(r) == v and r["dense_ratio"] == dr), float("nan")) for b in batches]
             axes[0][j].plot(list(x), tok, marker="o", label=lab)
             axes[1][j].bar([i + (k - (len(vs) - 1) / 2) * width for i in x], sp, width, label=lab)
         tgt = TARGETS.get(d)

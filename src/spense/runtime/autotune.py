@@ -5,43 +5,81 @@ from __future__ import annotations
 import torch
 
 # Default choice when a layer was not tuned: the fastest backend measured by
-# benchmarks/linear_bench.py on an H100 (auto_table.json: "N,K,dense_ratio,M" -> backend), looked
-# up at the nearest measured dense ratio and M; shapes never measured use a conservative rule
-# (mmasp for M <= 4, dense otherwise) - call SpenseLinear.tune() to measure them.
+# benchmarks/linear_bench.py on an H100 (auto_table.json, derived by benchmarks/make_auto_table.py:
+# "dtype,axis,N,K,dense_ratio,M" -> backend, plus the measured best mmasp launch config), looked up
+# at the nearest measured dense ratio and M; shapes never measured use a conservative rule (mmasp
+# for M <= 8, where the kernel runs one 8-token tile, dense otherwise) - call SpenseLinear.tune()
+# to measure them.
 _TABLE = None
 
 
-def _table():
+def _full_table() -> dict:
     global _TABLE
     if _TABLE is None:
         import json
         from pathlib import Path
 
         try:
-            _TABLE = json.loads((Path(__file__).parent / "auto_table.json").read_text())["choice"]
+            _TABLE = json.loads((Path(__file__).parent / "auto_table.json").read_text())
         except Exception:  # pragma: no cover
             _TABLE = {}
     return _TABLE
 
 
-def default_choice(layer, M: int) -> str:
+def _table() -> dict:
+    return _full_table().get("choice", {})
+
+
+def _nearest_key(table: dict, dtype: str, axis: str, N: int, K: int, ratio: float, M: int) -> str | None:
+    pre = f"{dtype},{axis},{N},{K},"
+    keys = [k.split(",") for k in table if k.startswith(pre)]
+    if not keys:
+        return None
+    ratios = sorted({float(k[4]) for k in keys})
+    rr = min(ratios, key=lambda v: abs(v - ratio))
+    ms = sorted({int(k[5]) for k in keys if float(k[4]) == rr})
+    mm = min(ms, key=lambda v: abs(v - M) / max(v, M))
+    for k in keys:
+        if float(k[4]) == rr and int(k[5]) == mm:
+            return ",".join(k)
+    return None  # pragma: no cover
+
+
+def lookup(table: dict, dtype: str, axis: str, N: int, K: int, ratio: float, M: int):
+    """Nearest measured (dense ratio, M) entry of ``table`` for this dtype/axis/shape, or None."""
+    k = _nearest_key(table, dtype, axis, N, K, ratio, M)
+    return None if k is None else table[k]
+
+
+def _dtype_key(layer) -> str | None:
     if layer.scale is not None:
-        return "triton" if M <= 64 else "dense"
-    if layer.values.dtype != torch.bfloat16:
+        return "fp8"
+    return "bf16" if layer.values.dtype == torch.bfloat16 else None
+
+
+def default_choice(layer, M: int) -> str:
+    dt = _dtype_key(layer)
+    if dt is None:
         return "dense"
     N, K = layer.out_features, layer.in_features
-    r = layer.layout.dense_ratio
-    keys = [k.split(",") for k in _table() if k.startswith(f"{N},{K},")]
-    if keys:
-        ratios = sorted({float(k[2]) for k in keys})
-        rr = min(ratios, key=lambda v: abs(v - r))
-        ms = sorted({int(k[3]) for k in keys if float(k[2]) == rr})
-        mm = min(ms, key=lambda v: abs(v - M) / max(v, M))
-        c = _table()[f"{N},{K},{rr},{mm}"] if f"{N},{K},{rr},{mm}" in _table() else _table()[f"{N},{K},{int(rr) if rr == int(rr) else rr},{mm}"]
-        if c in ("mmasp", "triton") and M > 64:
-            c = "dense"
-        return c
-    return "mmasp" if M <= 4 else "dense"
+    c = lookup(_table(), dt, layer.layout.axis, N, K, layer.layout.dense_ratio, M)
+    if c is None:
+        c = "mmasp" if M <= 8 else "dense"
+    if c in ("mmasp", "triton") and M > 64:
+        c = "dense"
+    if dt == "fp8" and c == "cusparselt":
+        c = "dense"
+    return c
+
+
+def default_mmasp_cfg(layer, M: int) -> tuple[int, int] | None:
+    """The measured best mmasp (row tiles, warps) for the nearest measured cell, or None."""
+    dt = _dtype_key(layer)
+    if dt is None:
+        return None
+    c = lookup(_full_table().get("mmasp_cfg", {}), dt, layer.layout.axis, layer.out_features,
+               layer.in_features, layer.layout.dense_ratio, M)
+    return tuple(c) if c else None
 
 
 def time_graph(fn, reps: int = 20, warmup: int = 3) -> float:
@@ -84,7 +122,7 @@ def tune_layer(layer, ms, candidates=None, reps: int = 20) -> dict:
         if M > DECODE_MAX_M:
             cands = [c for c in cands if c not in ("mmasp", "triton")]
         if layer.scale is not None:
-            cands = [c for c in cands if c not in ("mmasp", "cusparselt")]
+            cands = [c for c in cands if c != "cusparselt"]
         res = {}
         for c in cands:
             try:

@@ -9,6 +9,8 @@ Backends (``backend=``):
   dense GEMM accumulates onto the sparse result with ``addmm``).  No host sync: CUDA-graph safe.
 * ``triton`` - the fused Triton decode kernel (one launch, M <= 64; larger M: cusparselt).
 * ``mmasp`` - the fused CUDA ``mma.sp`` decode kernel (one launch, M <= 64; larger M: cusparselt).
+  BF16 weights, or FP8 weights (e4m3 + per-channel scale) converted to bf16 in registers
+  (weight-only FP8: bf16 activations, fp32 accumulation).
 * ``auto`` - per call by M: the measured-fastest of {mmasp, triton, cusparselt, dense F.linear} for
   that shape and M bucket (``tune()`` measures; without it a built-in table from the H100
   benchmark is used).  Where dense wins it falls back to dense ``F.linear`` (materialising the
@@ -262,8 +264,8 @@ class SpenseLinear(nn.Module):
         M = x2.shape[0]
         if M > DECODE_MAX_M:
             raise InputError(f"the mmasp decode kernel handles M <= {DECODE_MAX_M}, got {M}")
-        if self.scale is not None or self.values.dtype != torch.bfloat16:
-            raise FormatError("mmasp backend serves bf16 weights (FP8: triton backend)")
+        if self.scale is None and self.values.dtype != torch.bfloat16:
+            raise FormatError("mmasp backend serves bf16 or FP8 (e4m3 + scale) weights")
         x2 = x2.to(torch.bfloat16).contiguous()
         y = out if out is not None else torch.empty(M, self.out_features, dtype=torch.bfloat16, device=x2.device)
         cfg = self.mmasp_cfg.get(_bucket(M), (None, None))
@@ -278,6 +280,12 @@ class SpenseLinear(nn.Module):
 
         c = default_choice(self, M)
         self.choice[b] = c
+        if c == "mmasp" and b not in self.mmasp_cfg:
+            from spense.runtime.autotune import default_mmasp_cfg
+
+            cfg = default_mmasp_cfg(self, M)
+            if cfg is not None:
+                self.mmasp_cfg[b] = cfg
         if c == "dense":
             self.fallbacks[b] = "dense F.linear is faster than the sparse kernels for this shape/M"
             _warn_once(f"spense: {self.name or 'layer'} {self.out_features}x{self.in_features} M~{b}: "
@@ -293,10 +301,10 @@ class SpenseLinear(nn.Module):
         if name in ("triton", "mmasp") and M > DECODE_MAX_M:
             name = "cusparselt"
         if name == "cusparselt" and self.scale is not None:
-            name = "triton" if M <= DECODE_MAX_M else "dense"
+            name = "mmasp" if M <= DECODE_MAX_M else "dense"
             if name == "dense":
                 return self.forward_dense(x2)
-        if name == "mmasp" and (self.scale is not None or self.values.dtype != torch.bfloat16):
+        if name == "mmasp" and self.scale is None and self.values.dtype != torch.bfloat16:
             name = "triton"
         if name == "cusparselt" and self.values.dtype == torch.float32:
             return self.forward_dense(x2)

@@ -29,8 +29,18 @@ ROW_PAD = 32  # rows padded to a multiple of this (row blocks of 16 or 32 rows)
 META_LAYOUT = os.environ.get("SPENSE_MMASP_META", "L2")  # L2 verified on H100 (L1 gives wrong results)
 
 
+def _src_hash(src: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(src.read_bytes()).hexdigest()[:16]
+
+
 def load_extension(verbose: bool = False):
-    """Build (once, cached by torch in ~/.cache/torch_extensions) and return the extension module."""
+    """Build (once, cached by torch in ~/.cache/torch_extensions) and return the extension module.
+
+    ``SPENSE_MMASP_SO=/path/ext.so`` loads a prebuilt module instead, if ``/path/ext.so.src`` holds
+    the hash of the current ``csrc/spense_mmasp.cu`` (else it is ignored and the source is built).
+    """
     global _EXT
     with _LOCK:
         if _EXT is not None:
@@ -40,9 +50,19 @@ def load_extension(verbose: bool = False):
         major, _ = torch.cuda.get_device_capability()
         if major < 8:
             raise DeviceError("the mmasp backend needs sm80+ (sparse tensor cores)")
+        src = Path(__file__).parent / "csrc" / "spense_mmasp.cu"
+        pre = os.environ.get("SPENSE_MMASP_SO")
+        if pre and Path(pre).is_file() and Path(pre + ".src").is_file() \
+                and Path(pre + ".src").read_text().strip() == _src_hash(src):
+            import importlib.util
+
+            spec = importlib.util.spec_from_file_location("spense_mmasp_ext", pre)
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+            _EXT = mod
+            return _EXT
         from torch.utils.cpp_extension import load
 
-        src = Path(__file__).parent / "csrc" / "spense_mmasp.cu"
         arch = f"{major}{torch.cuda.get_device_capability()[1]}"
         _EXT = load(
             name="spense_mmasp_ext",
@@ -54,12 +74,28 @@ def load_extension(verbose: bool = False):
         return _EXT
 
 
-def _frag(a: torch.Tensor, jn: int) -> torch.Tensor:
-    """(Rp, S*jn*16) 16-bit matrix -> [row tile][step][j][lane][8] fragment order (m16n8k16 A)."""
+def export_extension(dst: str) -> None:
+    """Copy the built extension to ``dst`` (+ ``dst.src`` = source hash), for ``SPENSE_MMASP_SO``."""
+    import shutil
+
+    ext = load_extension()
+    shutil.copy(ext.__file__, dst)
+    Path(dst + ".src").write_text(_src_hash(Path(__file__).parent / "csrc" / "spense_mmasp.cu"))
+
+
+def _frag(a: torch.Tensor, jn: int, fp8: bool = False) -> torch.Tensor:
+    """(Rp, S*jn*16) matrix -> per (row tile, K step) the A fragments in the order the kernel reads.
+
+    bf16: [row tile][step][j][lane][8] (m16n8k16 A order): lane l's fragment j is uint4 ``32*j + l``.
+    ``fp8`` (1-byte elements): [row tile][step][j//2][lane][j%2][8], so lane l's uint4 ``32*v + l``
+    holds its fragments j = 2v and 2v+1 (coalesced 16-byte loads, as for bf16)."""
     Rp, C = a.shape
     S = C // (jn * 16)
+    if fp8:
+        v = a.reshape(Rp // 16, 2, 8, S, jn // 2, 2, 2, 4, 2)  # T, h, g, s, jp, jl, q, t, e
+        return v.permute(0, 3, 4, 2, 7, 5, 6, 1, 8).contiguous().reshape(-1)  # T, s, jp, g, t, jl, q, h, e
     v = a.reshape(Rp // 16, 2, 8, S, jn, 2, 4, 2)  # T, h, g, s, j, q, t, e
-    return v.permute(0, 3, 4, 2, 6, 5, 1, 7).contiguous().reshape(-1)
+    return v.permute(0, 3, 4, 2, 6, 5, 1, 7).contiguous().reshape(-1)  # T, s, j, g, t, q, h, e
 
 
 @dataclass
@@ -67,23 +103,51 @@ class KernelWeights:
     sv: torch.Tensor
     sm: torch.Tensor
     dv: torch.Tensor
-    sidx: torch.Tensor
-    didx: torch.Tensor
+    sblk: torch.Tensor  # int32 (Ss,): x column of each sparse K step
+    dblk: torch.Tensor  # int32 (SdA or SdB,): x column of each dense K step
     out_row: torch.Tensor
-    kx: int
+    wscale: torch.Tensor  # float32 (N,) per-output-channel scale (FP8), else a dummy
     rows_sparse: int  # padded
     rows_dense: int  # padded (axis rows)
     Ss: int
     SdA: int
     SdB: int
-    gather: bool
-    xperm: torch.Tensor | None = None  # cols axis with a dense region: x columns [sparse | dense]
-    kx_d: int = 0
-    xoff_d: int = 0
+    fp8: bool = False
+    xperm: torch.Tensor | None = None  # cols axis, columns not in 64-blocks: x gathered [sparse | dense]
+
+    @property
+    def gather(self) -> bool:
+        return self.xperm is not None
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.sv, self.sm, self.dv))
 
 
 def _pad_to(n: int, m: int) -> int:
     return (n + m - 1) // m * m
+
+
+def block_steps(idx: torch.Tensor, K: int, step: int = 64) -> torch.Tensor | None:
+    """Start column of each ``step``-wide K step if the sorted ``idx`` is a union of whole aligned
+    ``step``-column blocks of ``[0, K)`` (the last block of ``[0, K)`` may be short); else None."""
+    idx = idx.detach().cpu().long()
+    n = idx.numel()
+    if n == 0:
+        return torch.zeros(0, dtype=torch.int32)
+    starts = idx[::step]
+    if (starts % step).any():
+        return None
+    ns = starts.numel()
+    exp = (starts.repeat_interleave(step) + torch.arange(step).repeat(ns))[:n]
+    if not torch.equal(exp, idx):
+        return None
+    if n % step and int(idx[-1]) != K - 1:
+        return None
+    return starts.to(torch.int32)
+
+
+FP8_BIAS = 2.0 ** 120  # e4m3 bytes placed in bf16 bit positions read as value * 2^-120; the kernel
+# multiplies by 2^120 in bf16 (exact), so its epilogue scale is the plain per-channel scale
 
 
 def to_kernel_layout(p: PackedSpense, device, meta_layout: str | None = None) -> KernelWeights:
@@ -92,9 +156,12 @@ def to_kernel_layout(p: PackedSpense, device, meta_layout: str | None = None) ->
     N, K = lay.shape
     R, Ks = p.sparse_shape
     d = lay.n_dense
-    dt = torch.bfloat16
+    fp8 = p.scale is not None
+    dt = torch.uint8 if fp8 else torch.bfloat16
     vals = p.values.to(device)
-    if vals.dtype != dt:
+    if fp8:
+        vals = vals.view(torch.uint8)
+    elif vals.dtype != dt:
         vals = vals.to(dt)
     Rp = _pad_to(max(R, 1), ROW_PAD) if R else 0
     Ksp = _pad_to(Ks, 64)
@@ -103,7 +170,7 @@ def to_kernel_layout(p: PackedSpense, device, meta_layout: str | None = None) ->
     if Ss:
         vpad = torch.zeros(Rp, Ksp // 2, dtype=dt, device=device)
         vpad[:R, : Ks // 2] = vals
-        sv = _frag(vpad, 2)
+        sv = _frag(vpad, 2, fp8)
         # ---- metadata words ----
         G = Ks // 4
         i0, i1 = _decode_meta(p.meta.to(device), G)
@@ -132,30 +199,41 @@ def to_kernel_layout(p: PackedSpense, device, meta_layout: str | None = None) ->
         sm = (m.reshape(-1) & 0xFFFFFFFF)
         sm = torch.where(sm >= 2**31, sm - 2**32, sm).to(torch.int32).contiguous()
     else:
-        sv = torch.zeros(8, dtype=dt, device=device)
+        sv = torch.zeros(16, dtype=dt, device=device)
         sm = torch.zeros(1, dtype=torch.int32, device=device)
     # ---- dense region ----
     dense = p.dense.to(device)
-    if dense.dtype != dt:
+    if fp8:
+        dense = dense.view(torch.uint8)
+    elif dense.dtype != dt:
         dense = dense.to(dt)
     SdA = SdB = 0
     Rdp = 0
+    xperm = None
+    i32 = dict(dtype=torch.int32, device=device)
     if lay.axis == "cols":
         dp = _pad_to(d, 64)
         SdA = dp // 64
         if SdA:
             dpad = torch.zeros(Rp, dp, dtype=dt, device=device)
             dpad[:N, :d] = dense
-            dv = _frag(dpad, 4)
+            dv = _frag(dpad, 4, fp8)
         else:
-            dv = torch.zeros(8, dtype=dt, device=device)
-        sidx = torch.zeros(max(Ksp, 2), dtype=torch.int32, device=device)
-        sidx[:Ks] = lay.sparse_idx.to(device=device, dtype=torch.int32)
-        didx = torch.zeros(max(dp, 2), dtype=torch.int32, device=device)
-        didx[:d] = lay.dense_idx.to(device=device, dtype=torch.int32)
-        out_row = torch.full((Rp,), -1, dtype=torch.int32, device=device)
-        out_row[:N] = torch.arange(N, dtype=torch.int32, device=device)
-        gather = d > 0
+            dv = torch.zeros(16, dtype=dt, device=device)
+        sb = block_steps(lay.sparse_idx, K) if Ss else torch.zeros(0, dtype=torch.int32)
+        db = block_steps(lay.dense_idx, K) if SdA else torch.zeros(0, dtype=torch.int32)
+        if sb is None or db is None:
+            # columns not in whole 64-blocks: x is gathered once per call (index_select) to
+            # [sparse (padded to Ss*64) | dense (padded to SdA*64)]
+            sidx = torch.zeros(Ss * 64, dtype=torch.long)
+            sidx[:Ks] = lay.sparse_idx.cpu().long()
+            didx = torch.zeros(SdA * 64, dtype=torch.long)
+            didx[:d] = lay.dense_idx.cpu().long()
+            xperm = torch.cat([sidx, didx]).to(device)
+            sb = torch.arange(Ss, dtype=torch.int32) * 64
+            db = Ss * 64 + torch.arange(SdA, dtype=torch.int32) * 64
+        out_row = torch.full((Rp,), -1, **i32)
+        out_row[:N] = torch.arange(N, **i32)
     else:
         Kp = _pad_to(K, 64)
         Rdp = _pad_to(d, ROW_PAD) if d else 0
@@ -163,25 +241,23 @@ def to_kernel_layout(p: PackedSpense, device, meta_layout: str | None = None) ->
         if d:
             dpad = torch.zeros(Rdp, Kp, dtype=dt, device=device)
             dpad[:d, :K] = dense
-            dv = _frag(dpad, 4)
+            dv = _frag(dpad, 4, fp8)
         else:
-            dv = torch.zeros(8, dtype=dt, device=device)
-        sidx = torch.zeros(2, dtype=torch.int32, device=device)
-        didx = torch.zeros(2, dtype=torch.int32, device=device)
-        out_row = torch.full((Rp + Rdp,), -1, dtype=torch.int32, device=device)
-        out_row[:R] = lay.sparse_idx.to(device=device, dtype=torch.int32)
+            dv = torch.zeros(16, dtype=dt, device=device)
+        sb = torch.arange(Ss, dtype=torch.int32) * 64
+        db = torch.arange(SdB, dtype=torch.int32) * 64
+        out_row = torch.full((Rp + Rdp,), -1, **i32)
+        out_row[:R] = lay.sparse_idx.to(**i32)
         if d:
-            out_row[Rp : Rp + d] = lay.dense_idx.to(device=device, dtype=torch.int32)
-        gather = False
-    kw = KernelWeights(sv.contiguous(), sm, dv.contiguous(), sidx, didx, out_row, K, Rp, Rdp,
-                       Ss, SdA, SdB, gather)
-    kw.kx_d = K
-    if lay.axis == "cols" and d:
-        # pre-gather x once per call (one index_select) instead of per-element gathers in the kernel
-        kw.xperm = torch.cat([sidx[: max(Ss * 64, 0)], didx[: SdA * 64]]).long()
-        kw.kx, kw.kx_d, kw.xoff_d = Ss * 64, SdA * 64, Ss * 64
-        kw.gather = False
-    return kw
+            out_row[Rp : Rp + d] = lay.dense_idx.to(**i32)
+    if fp8:
+        wscale = p.scale.to(device=device, dtype=torch.float32).contiguous()
+    else:
+        wscale = torch.zeros(1, dtype=torch.float32, device=device)
+    sblk = (sb if sb.numel() else torch.zeros(1, dtype=torch.int32)).to(**i32)
+    dblk = (db if db.numel() else torch.zeros(1, dtype=torch.int32)).to(**i32)
+    return KernelWeights(sv.contiguous(), sm, dv.contiguous(), sblk, dblk, out_row, wscale, Rp, Rdp,
+                         Ss, SdA, SdB, fp8, xperm)
 
 
 def default_config(kw: KernelWeights, M: int) -> tuple[int, int]:
@@ -196,9 +272,8 @@ def default_config(kw: KernelWeights, M: int) -> tuple[int, int]:
 def mmasp_forward(kw: KernelWeights, x2: torch.Tensor, out: torch.Tensor, RT: int | None = None,
                   warps: int | None = None) -> torch.Tensor:
     ext = load_extension()
-    M = x2.shape[0]
     if RT is None or warps is None:
-        r, w = default_config(kw, M)
+        r, w = default_config(kw, x2.shape[0])
         RT = RT or r
         warps = warps or w
     rows_blk = 16 * RT
@@ -206,6 +281,6 @@ def mmasp_forward(kw: KernelWeights, x2: torch.Tensor, out: torch.Tensor, RT: in
     Bd = kw.rows_dense // rows_blk
     if kw.xperm is not None:
         x2 = x2.index_select(1, kw.xperm)
-    ext.spense_mmasp(kw.sv, kw.sm, kw.dv, x2, kw.sidx, kw.didx, kw.out_row, out, kw.kx, kw.kx_d, kw.xoff_d, Bs, Bd,
-                     kw.Ss, kw.SdA, kw.SdB, RT, warps, kw.gather)
+    ext.spense_mmasp(kw.sv, kw.sm, kw.dv, x2, kw.sblk, kw.dblk, kw.out_row, kw.wscale, out, Bs, Bd,
+                     kw.Ss, kw.SdA, kw.SdB, RT, warps, kw.fp8)
     return out
