@@ -28,6 +28,9 @@ from spense.runtime.linear import SpenseLinear, _bucket  # noqa: E402
 
 SHAPES = [
     ("8B.qkv", 6144, 4096), ("8B.o", 4096, 4096), ("8B.gate_up", 24576, 4096), ("8B.down", 4096, 12288),
+    # the separate projections of the (unfused) Qwen3-8B model that `spense bench` runs: k or v and gate or
+    # up (q has the 8B.o shape)
+    ("8B.kv", 1024, 4096), ("8B.gate", 12288, 4096),
     ("32B.qkv", 10240, 5120), ("32B.o", 5120, 8192), ("32B.gate_up", 51200, 5120), ("32B.down", 5120, 25600),
 ]
 CFGS = [(1, 4), (1, 8), (2, 4), (2, 8), (1, 16)]  # mmasp (row tiles per warp, warps per CTA)

@@ -1,7 +1,13 @@
 """Derive the runtime's ``auto`` backend table from linear_bench results.
 
     python3 benchmarks/make_auto_table.py benchmarks/results/linear_bench_2026-11-24_v2.json \
+        [benchmarks/results/linear_bench_2026-11-24_v3sep.json ...] \
         [--out src/spense/runtime/auto_table.json] [--margin 1.02]
+
+Several result JSONs are merged (e.g. the fused-shape run plus a run of the model's separate k/v and
+gate/up projections): their rows are concatenated in the order given, and where two files measured the
+same (dtype, axis, N, K, dense ratio, M) cell, the later run (row ``date``/``command``) replaces the whole
+cell, so every cell is decided on the timings of one run (dense baseline and ours side by side).
 
 For every measured (dtype, axis, N, K, dense ratio, M) it keeps the fastest of our backends
 (``mmasp``, ``triton``, ``cusparselt``) if it beats the runtime's dense fallback by more than
@@ -27,11 +33,25 @@ OURS = ("mmasp", "triton", "cusparselt")
 
 
 def load_rows(paths: list[str]) -> list[dict]:
+    """Rows of all files, in order (later files override earlier ones cell by cell in make_table)."""
     rows = []
     for p in paths:
         d = json.load(open(p))
         rows += d["rows"] if isinstance(d, dict) else d
     return rows
+
+
+def source_info(paths: list[str]) -> list[dict]:
+    """Per input file: path (relative to the repo), device, commit, date, number of rows."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    out = []
+    for p in paths:
+        d = json.load(open(p))
+        rs = d["rows"] if isinstance(d, dict) else d
+        r0 = rs[0] if rs else {}
+        out.append({"path": os.path.relpath(os.path.abspath(p), root), "device": r0.get("device"),
+                    "commit": r0.get("commit"), "date": r0.get("date"), "rows": len(rs)})
+    return out
 
 
 def key_of(r: dict) -> str:
@@ -41,8 +61,13 @@ def key_of(r: dict) -> str:
 def make_table(rows: list[dict], margin: float = 1.02) -> tuple[dict, dict, dict]:
     """-> (choice, mmasp_cfg, stats): choice[key] = backend, mmasp_cfg[key] = [RT, warps]."""
     cells: dict[str, dict[str, dict]] = {}
+    run_of: dict[str, tuple] = {}
     for r in rows:
-        cells.setdefault(key_of(r), {})[r["backend"]] = r
+        k, run = key_of(r), (r.get("date"), r.get("command"))
+        if run_of.get(k, run) != run:  # a later run measured this cell again: it replaces the whole cell
+            cells[k] = {}
+        run_of[k] = run
+        cells.setdefault(k, {})[r["backend"]] = r
     choice, cfg = {}, {}
     stats = {"cells": 0, "dense": 0}
     for k in sorted(cells, key=lambda s: (s.split(",")[:2], [float(v) for v in s.split(",")[2:]])):
@@ -75,10 +100,18 @@ def main(argv=None):
     if not rows:
         sys.exit("no rows")
     choice, cfg, stats = make_table(rows, a.margin)
-    r0 = rows[0]
+    src = source_info(a.json)
+
+    def joined(k):
+        vals = []
+        for s in src:
+            if s[k] and s[k] not in vals:
+                vals.append(s[k])
+        return " + ".join(vals)
+
     out = {
-        "device": r0.get("device"), "commit": r0.get("commit"), "date": r0.get("date"),
-        "source": [os.path.relpath(p, os.path.join(os.path.dirname(__file__), "..")) for p in a.json],
+        "device": joined("device"), "commit": joined("commit"), "date": joined("date"),
+        "source": [s["path"] for s in src], "sources": src,
         "rule": f"fastest of {'/'.join(OURS)} if > {a.margin}x the runtime's dense fallback "
                 f"(bf16: dense; fp8: dense_bf16), else dense",
         "command": "python3 benchmarks/make_auto_table.py " + " ".join(sys.argv[1:] if argv is None else argv),

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # GPU driver for the end-to-end decode benchmark (spense bench). Usage on the device machine:
 #   SPENSE_COMMIT=<sha> bash benchmarks/run_e2e_bench.sh STAGE      (results under $OUT or ./out/e2e)
-# STAGE: sanity | bf16 | fp8 | quality | all | v2-cols-bf16 | v2-cols-fp8 | v2-rows-bf16 | v2-rows-fp8
-#   (v2-*: batch 1,8, dense ratios 0,0.25 (cols) / 0.25 (rows), 128 decode steps; SPENSE_MMASP_SO may
-#    point at a prebuilt mma.sp extension, see spense.runtime.mmasp.export_extension)
+# STAGE: sanity | bf16 | fp8 | quality | all | vN-{cols,rows}-{bf16,fp8} (e.g. v2-cols-bf16, v3-rows-fp8)
+#   (vN-*: batch 1,8, dense ratios 0,0.25 (cols) / 0.25 (rows), 128 decode steps, output name
+#    e2e_vN_<axis>_<dtype>; SPENSE_MMASP_SO may point at a prebuilt mma.sp extension, see
+#    spense.runtime.mmasp.export_extension)
 set -u
 export PYTHONPATH=src PYTHONUNBUFFERED=1
 OUT=${OUT:-out/e2e}; mkdir -p "$OUT"
@@ -48,12 +49,12 @@ quality)
       --backend cusparselt --no-profile --ppl-text .carry/test.txt --ppl-seqlen 512 --ppl-windows 100 \
       --out "$OUT" --name e2e_default 2>&1 | grep -v "^|" ;
   ;;
-v2-cols-bf16|v2-cols-fp8|v2-rows-bf16|v2-rows-fp8)
-  AX=$(echo $STAGE | cut -d- -f2); DT=$(echo $STAGE | cut -d- -f3)
+v[0-9]*-cols-bf16|v[0-9]*-cols-fp8|v[0-9]*-rows-bf16|v[0-9]*-rows-fp8)
+  VER=$(echo $STAGE | cut -d- -f1); AX=$(echo $STAGE | cut -d- -f2); DT=$(echo $STAGE | cut -d- -f3)
   R=0,0.25; [ "$AX" = rows ] && R=0.25
-  log "v2 qwen3-8b $DT axis=$AX ratios $R"
+  log "$VER qwen3-8b $DT axis=$AX ratios $R"
   timeout ${MATRIX_TIMEOUT:-280} $B qwen3-8b --dtype $DT --axis $AX --batch 1,8 --prompt-len 512 --gen 128 \
-      --dense-ratio $R --out "$OUT" --name e2e_v2_${AX}_${DT} 2>&1 | grep -v "^|" ;
+      --dense-ratio $R --out "$OUT" --name e2e_${VER}_${AX}_${DT} 2>&1 | grep -v "^|" ;
   ;;
 final)
   MATRIX_TIMEOUT=300 bash "$0" fp8

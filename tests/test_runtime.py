@@ -424,6 +424,15 @@ def test_make_auto_table():
     assert stats == {"cells": 4, "dense": 1}
     assert lookup(choice, "bf16", "cols", 64, 128, 0.3, 2) == "mmasp"
     assert lookup(choice, "bf16", "cols", 64, 128, 0.25, 12) == "dense"
+    # merging runs: a later run that measures a cell again replaces the whole cell (its dense baseline too)
+    run2 = [dict(r, date="later", command="run2") for r in
+            (row("bf16", 1, "dense", 10.0), row("bf16", 1, "mmasp", 9.95, [2, 4]),
+             row("bf16", 8, "dense", 10.0), row("bf16", 8, "mmasp", 8.0, [1, 8]))]
+    choice2, cfg2, stats2 = mat.make_table(rows + run2, margin=1.02)
+    assert choice2["bf16,cols,64,128,0.25,1"] == "dense"  # run 1's triton/mmasp rows are gone
+    assert cfg2["bf16,cols,64,128,0.25,1"] == [2, 4]
+    assert choice2["bf16,cols,64,128,0.25,8"] == "mmasp" and stats2 == {"cells": 5, "dense": 2}
+    assert lookup(choice2, "bf16", "cols", 64, 128, 0.25, 8) == "mmasp"
     # the committed table has entries for both dtypes and axes and only known backends
     t = json.loads((HERE.parent / "src" / "spense" / "runtime" / "auto_table.json").read_text())
     assert {k.split(",")[0] for k in t["choice"]} == {"bf16", "fp8"}
