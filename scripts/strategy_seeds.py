@@ -45,7 +45,10 @@ METHODS = [
     ("spense salience-cols (obs)", dict(method="spense", strategy="salience-cols", salience="obs")),
     ("spense salience-cols (act)", dict(method="spense", strategy="salience-cols", salience="act")),
     ("spense salience-cols (obs-col)", dict(method="spense", strategy="salience-cols", salience="obs-col")),
+    ("spense salience-cols (obs-col) 64-col blocks",
+     dict(method="spense", strategy="salience-cols", salience="obs-col", col_blocks=True)),
     ("spense random cols", dict(method="spense", strategy="random", axis="cols")),
+    ("spense random 64-col blocks", dict(method="spense", strategy="random", axis="cols", col_blocks=True)),
     ("spense random rows", dict(method="spense", strategy="random", axis="rows")),
     ("spense first cols", dict(method="spense", strategy="first", axis="cols")),
 ]

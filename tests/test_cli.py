@@ -195,6 +195,24 @@ def test_demo_quick_runs_all_methods(tiny_llama_dir, tiny_text_file, tmp_path):
     assert res24["spense loss-rows"]["loss_vs_24"] < res24["spense random rows"]["loss_vs_24"]
 
 
+def test_prune_col_blocks_gives_gather_free_kernel_layouts(tiny_llama_dir, tiny_text_file, tmp_path):
+    from spense.format import SpenseLayout
+    from spense.runtime.mmasp import block_steps
+
+    out = tmp_path / "blocks"
+    res = _run("prune", tiny_llama_dir, "--out", out, "--calib", tiny_text_file, "--block", "16", "--col-blocks",
+               *SMALL)
+    assert res.exit_code == 0, res.output
+    man = json.loads((out / "spense.json").read_text())
+    assert man["config"]["col_blocks"] is True
+    for name, rec in man["layers"].items():
+        lay = SpenseLayout.from_dict(rec["layout"])
+        assert lay.axis == "cols" and lay.n_dense > 0, name
+        assert block_steps(lay.dense_idx, lay.shape[1], step=16) is not None, name  # whole aligned blocks
+    _assert_error(_run("prune", tiny_llama_dir, "--out", tmp_path / "x", "--calib", tiny_text_file, "--strategy",
+                       "loss-rows", "--col-blocks", *SMALL), "col_blocks")
+
+
 @pytest.mark.parametrize("method,density", [("unstructured", 0.625), ("sparsegpt", 0.5)])
 def test_method_default_dense_ratio(tiny_llama_dir, tiny_text_file, tmp_path, method, density):
     out = tmp_path / method

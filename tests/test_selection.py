@@ -101,6 +101,30 @@ def test_obs_col_salience_known_answers():
     assert trial is None and torch.equal(lay.dense_idx, torch.sort(torch.topk(want, 16).indices).values)
 
 
+def test_col_blocks_select_whole_aligned_blocks():
+    from spense.selection import obs_col_salience
+
+    W, H = outliers(6, big_rows=False)  # K = 256: 8 blocks of 32, 25 % -> 2 blocks
+    s = obs_col_salience(W, H)
+    lay, _ = select_layout(W, H, "salience-cols", 0.25, block=32, col_blocks=True)
+    best = torch.topk(s.reshape(8, 32).sum(1), 2).indices.sort().values
+    assert torch.equal(lay.dense_idx, (best[:, None] * 32 + torch.arange(32)).reshape(-1))
+    a = select_layout(W, H, "random", 0.25, block=32, col_blocks=True, seed=1)[0].dense_idx
+    b = select_layout(W, H, "random", 0.25, block=32, col_blocks=True, seed=2)[0].dense_idx
+    for idx in (a, b):
+        starts = idx[::32]
+        assert bool((starts % 32 == 0).all()) and torch.equal(idx, (starts[:, None] + torch.arange(32)).reshape(-1))
+    assert not torch.equal(a, b)
+    # rows ignore it; the pruner refuses it where it cannot apply
+    assert select_layout(W, H, "loss-rows", 0.25, block=32, col_blocks=True)[0].axis == "rows"
+    from spense.methods import PruneConfig
+
+    with pytest.raises(InputError, match="col_blocks"):
+        PruneConfig(strategy="loss-rows", col_blocks=True).validate()
+    with pytest.raises(InputError, match="col_blocks"):
+        PruneConfig(method="sparsegpt", dense_ratio=0.0, col_blocks=True).validate()
+
+
 def test_random_is_seeded_and_ignores_global_rng():
     W, H = small()
     a = select_layout(W, H, "random", 0.5, block=16, seed=7)[0].dense_idx

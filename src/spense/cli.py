@@ -133,13 +133,14 @@ class Salience(str, Enum):
 
 
 def _make_config(method: str, dense_ratio: Optional[float], strategy: str, axis: Optional[str], block: int,
-                 blocksize: int, percdamp: float, seed: int, salience: str):
+                 blocksize: int, percdamp: float, seed: int, salience: str, col_blocks: bool = False):
     from spense.methods import NO_DENSE_METHODS, PruneConfig
 
     if dense_ratio is None:
         dense_ratio = 0.0 if method in NO_DENSE_METHODS else 0.25
     cfg = PruneConfig(method=method, dense_ratio=dense_ratio, strategy=strategy, axis=axis, block=block,
-                      blocksize=blocksize, percdamp=percdamp, seed=seed, salience=salience)
+                      blocksize=blocksize, percdamp=percdamp, seed=seed, salience=salience,
+                      col_blocks=col_blocks)
     cfg.validate()
     return cfg
 
@@ -182,6 +183,9 @@ def prune(
     device: str = typer.Option("auto", help="Compute device: auto (cuda if available), cpu, cuda, cuda:N."),
     seed: int = typer.Option(0, help="Seed for calibration windows and random strategies."),
     block: int = typer.Option(64, help="Dense region granularity (rows/cols, multiple of 4)."),
+    col_blocks: bool = typer.Option(False, "--col-blocks", help="Dense columns as whole aligned --block-wide "
+                                    "blocks (salience-cols/random); with --block a multiple of 64 the GPU decode "
+                                    "kernel reads its inputs without a gather (docs/results.md: accuracy cost)."),
     blocksize: int = typer.Option(128, help="OBS lazy-batch block size (columns)."),
     percdamp: float = typer.Option(0.01, help="Hessian damping as a fraction of mean(diag H)."),
     dtype: Optional[str] = typer.Option(None, help="Compute dtype of the blocks (float32 default; bfloat16 "
@@ -199,7 +203,7 @@ def prune(
 
     t0 = time.perf_counter()
     cfg = _make_config(method.value, dense_ratio, strategy.value, axis.value if axis else None, block,
-                       blocksize, percdamp, seed, salience.value)
+                       blocksize, percdamp, seed, salience.value, col_blocks)
     if packed:
         from spense.io import check_out_dir
 

@@ -54,6 +54,7 @@ class PruneConfig:
     percdamp: float = 0.01
     seed: int = 0
     salience: str = "obs-col"  # salience-cols ranking: "obs-col" (‖W[:,j]‖²/[H⁻¹]_jj), "act" or "obs"
+    col_blocks: bool = False  # axis cols: dense columns as whole aligned `block`-wide blocks
 
     def validate(self) -> None:
         """Raise :class:`InputError` with a clear message on any bad option."""
@@ -85,7 +86,12 @@ class PruneConfig:
         if not float(self.percdamp) >= 0.0:
             raise InputError(f"percdamp must be >= 0, got {self.percdamp}")
         if self.method == "spense":
-            strategy_axis(self.strategy, self.axis)  # e.g. loss-rows with axis=cols
+            ax = strategy_axis(self.strategy, self.axis)  # e.g. loss-rows with axis=cols
+            if self.col_blocks and ax != "cols":
+                raise InputError(f"col_blocks (--col-blocks) shapes a column dense region; strategy "
+                                 f"{self.strategy!r} keeps rows")
+        elif self.col_blocks:
+            raise InputError(f"col_blocks (--col-blocks) needs method 'spense'; {self.method!r} has no dense region")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -149,7 +155,7 @@ def prune_layer(W: torch.Tensor, H: torch.Tensor, cfg: PruneConfig, name: str = 
     else:  # spense
         layout, trial = select_layout(
             W, H, cfg.strategy, cfg.dense_ratio, axis=cfg.axis, block=cfg.block, salience=cfg.salience,
-            seed=stable_seed(cfg.seed, name), **obs_kw,
+            col_blocks=cfg.col_blocks, seed=stable_seed(cfg.seed, name), **obs_kw,
         )
         if cfg.strategy == "loss-rows" and trial is not None:
             res = restore_rows(trial, W, H, layout)  # rows are independent: no second pass

@@ -15,6 +15,11 @@ Every strategy returns a :class:`~spense.format.SpenseLayout` with
   final layer loss, ``act`` next, ``obs`` ranks no better than random columns.
 * ``random`` / ``first`` (ablations, axis given, default cols): ``d`` indices drawn with a seeded
   ``torch.Generator`` / the first ``d`` indices.
+
+``col_blocks=True`` (axis cols only): the dense columns are whole aligned ``block``-wide blocks
+(``salience-cols``: the blocks of largest summed salience; ``random``: random blocks); with ``block``
+a multiple of 64 the GPU runtime's decode kernel reads them without gathering its inputs
+(docs/runtime.md).
 """
 
 from __future__ import annotations
@@ -49,6 +54,19 @@ def top_indices(scores: torch.Tensor, d: int) -> torch.Tensor:
     """Sorted indices of the ``d`` largest scores (ties: the earlier index wins)."""
     order = torch.sort(scores.float().cpu(), descending=True, stable=True).indices
     return torch.sort(order[:d]).values
+
+
+def block_indices(blocks: torch.Tensor, block: int) -> torch.Tensor:
+    """All indices of the given (sorted) ``block``-aligned blocks: ``b*block + 0..block-1``."""
+    return (blocks.long()[:, None] * block + torch.arange(block)).reshape(-1)
+
+
+def top_blocks(scores: torch.Tensor, d: int, block: int) -> torch.Tensor:
+    """Sorted indices of the ``d // block`` whole aligned ``block``-wide blocks with the largest
+    summed score ``Σ_{j in block} s_j`` (only full blocks are candidates)."""
+    nb = scores.numel() // block
+    bscore = scores.float().cpu()[: nb * block].reshape(nb, block).sum(dim=1)
+    return block_indices(top_indices(bscore, d // block), block)
 
 
 def act_salience(W: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
@@ -100,6 +118,7 @@ def select_layout(
     axis: str | None = None,
     block: int = DEFAULT_BLOCK,
     salience: str = "obs-col",
+    col_blocks: bool = False,
     seed: int = 0,
     n: int = 2,
     m: int = 4,
@@ -112,7 +131,8 @@ def select_layout(
 
     ``trial`` is the pure N:M OBS pass used for ranking (``loss-rows``, ``salience-cols`` with
     ``"obs"``), computed here unless given, else ``None``.  ``seed`` drives ``random`` only (pass the
-    per-layer :func:`spense.methods.stable_seed`).
+    per-layer :func:`spense.methods.stable_seed`).  ``col_blocks``: dense columns as whole aligned
+    ``block``-wide blocks (ignored for axis rows).
     """
     ax = strategy_axis(strategy, axis)
     if salience not in SALIENCES:
@@ -129,6 +149,7 @@ def select_layout(
     needs_trial = strategy == "loss-rows" or (strategy == "salience-cols" and salience == "obs")
     if needs_trial and trial is None:
         trial = trial_prune(W, H, n=n, m=m, blocksize=blocksize, percdamp=percdamp, name=name)
+    blocks = col_blocks and ax == "cols"  # d is a multiple of block (dense_count)
     if strategy == "loss-rows":
         idx = top_indices(trial.row_loss, d)
     elif strategy == "salience-cols":
@@ -138,10 +159,13 @@ def select_layout(
             scores = obs_col_salience(W, H, percdamp, name)
         else:
             scores = act_salience(W, H)
-        idx = top_indices(scores, d)
+        idx = top_blocks(scores, d, block) if blocks else top_indices(scores, d)
     elif strategy == "random":
         g = torch.Generator().manual_seed(int(seed))
-        idx = torch.sort(torch.randperm(dim, generator=g)[:d]).values
+        if blocks:
+            idx = block_indices(torch.sort(torch.randperm(dim // block, generator=g)[: d // block]).values, block)
+        else:
+            idx = torch.sort(torch.randperm(dim, generator=g)[:d]).values
     else:  # first
         idx = torch.arange(d)
     return layout(idx), trial
