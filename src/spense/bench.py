@@ -55,6 +55,7 @@ from torch import nn
 
 from spense.errors import InputError, SpenseError
 from spense.format import SpenseLayout, dense_count
+from spense.selection import top_blocks, top_indices
 
 DTYPES = ("bf16", "fp8", "fp32")
 #: decode tok/s speed-up targets at dense ratio 0.25, batch <= 8 (benchmark targets, not tests)
@@ -273,13 +274,7 @@ def magnitude_spense(w: torch.Tensor, ratio: float, axis: str = "cols", block: i
     d = dense_count(dim, ratio, block)
     if d:
         score = w.float().pow(2).sum(dim=0 if axis == "cols" else 1)
-        nb = dim // block
-        if axis == "cols" and d < dim and d % block == 0 and d // block <= nb:
-            bscore = score[: nb * block].reshape(nb, block).sum(1)
-            top = torch.topk(bscore, d // block).indices.sort().values
-            idx = (top[:, None] * block + torch.arange(block, device=top.device)).reshape(-1).cpu()
-        else:
-            idx = torch.topk(score, d).indices.sort().values.cpu()
+        idx = top_blocks(score, d, block) if axis == "cols" and d < dim else top_indices(score, d)
     else:
         idx = torch.zeros(0, dtype=torch.long)
     lay = SpenseLayout((N, K), axis=axis, dense_idx=idx, block=block)
