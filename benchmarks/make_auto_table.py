@@ -19,7 +19,7 @@ measured best mmasp launch config (row tiles, warps) of every cell is stored too
 ``auto`` launches the kernel as it was measured.
 
 Keys: ``"dtype,axis,N,K,dense_ratio,M"`` (dense_ratio as written by Python's ``float``), looked up by
-``spense.runtime.autotune.lookup`` at the nearest measured ratio and M.
+``spense.runtime.autotune.lookup`` at the nearest measured ratio and a conservatively chosen measured M.
 """
 
 from __future__ import annotations

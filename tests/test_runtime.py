@@ -208,6 +208,23 @@ def test_auto_table_lookup():
     assert lookup(t, "fp8", "rows", 8, 8, 0.25, 1) is None
 
 
+def test_auto_table_m_between_measured_points_is_conservative():
+    """M=8 shares the one-tile cost of M=4; M=32 (no measurement with 4 tiles) takes the larger
+    neighbour's choice, never the smaller's; above 64 disagreeing neighbours give dense."""
+    from spense.runtime.autotune import _measured_m, lookup
+
+    ms = [1, 4, 16, 64, 256, 2048]
+    assert _measured_m(ms, 4) == [4] and _measured_m(ms, 2) == [4] and _measured_m(ms, 8) == [4]
+    assert _measured_m(ms, 12) == [16] and _measured_m(ms, 32) == [64] and _measured_m(ms, 3000) == [2048]
+    assert _measured_m(ms, 512) == [256, 2048]
+    t = {f"bf16,cols,8,8,0.25,{m}": c for m, c in
+         ((1, "mmasp"), (4, "mmasp"), (16, "mmasp"), (64, "dense"), (256, "dense"), (2048, "cusparselt"))}
+    assert lookup(t, "bf16", "cols", 8, 8, 0.25, 8) == "mmasp"
+    assert lookup(t, "bf16", "cols", 8, 8, 0.25, 32) == "dense"  # was: the M=16 cell's mmasp
+    assert lookup(t, "bf16", "cols", 8, 8, 0.25, 512) == "dense"
+    assert lookup(t, "bf16", "cols", 8, 8, 0.25, 4096) == "cusparselt"
+
+
 # ------------------------------------------------------------------ packed checkpoints
 def _make_ckpt(tiny_llama_dir, tmp_path):
     from spense.io import save_checkpoint

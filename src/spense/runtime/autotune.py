@@ -7,9 +7,9 @@ import torch
 # Default choice when a layer was not tuned: the fastest backend measured by
 # benchmarks/linear_bench.py on an H100 (auto_table.json, derived by benchmarks/make_auto_table.py:
 # "dtype,axis,N,K,dense_ratio,M" -> backend, plus the measured best mmasp launch config), looked up
-# at the nearest measured dense ratio and M; shapes never measured use a conservative rule (mmasp
-# for M <= 8, where the kernel runs one 8-token tile, dense otherwise) - call SpenseLinear.tune()
-# to measure them.
+# at the nearest measured dense ratio and a measured M chosen by `_measured_m` (conservative between
+# measured points); shapes never measured use a conservative rule (mmasp for M <= 8, where the kernel
+# runs one 8-token tile, dense otherwise) - call SpenseLinear.tune() to measure them.
 _TABLE = None
 
 
@@ -30,25 +30,58 @@ def _table() -> dict:
     return _full_table().get("choice", {})
 
 
-def _nearest_key(table: dict, dtype: str, axis: str, N: int, K: int, ratio: float, M: int) -> str | None:
+DECODE_TILES_MAX_M = 64  # the mma.sp decode kernel's range (tiles of 8 tokens: 1, 2, 4 or 8 tiles)
+
+
+def _tiles(M: int) -> int:
+    """Token tiles the decode kernel runs for M tokens (its cost steps with this, not with M)."""
+    t = 1
+    while 8 * t < M:
+        t *= 2
+    return t
+
+
+def _measured_m(ms: list[int], M: int) -> list[int]:
+    """The measured M (one, or two neighbours that must agree) whose choice serves ``M``.
+
+    Exact match first.  For decode sizes (M <= 64) the kernel's cost steps with its token tiles, so a
+    measured M with the same tile count serves (the smallest one >= M, else the largest); with none,
+    the next larger measured M (the sparse kernels' advantage shrinks as M grows).  Above 64, both
+    neighbours; ``lookup`` takes their choice only if they agree.
+    """
+    if M in ms:
+        return [M]
+    larger = [m for m in ms if m > M]
+    smaller = [m for m in ms if m < M]
+    if M <= DECODE_TILES_MAX_M:
+        same = [m for m in ms if m <= DECODE_TILES_MAX_M and _tiles(m) == _tiles(M)]
+        if same:
+            above = [m for m in same if m >= M]
+            return [min(above) if above else max(same)]
+        return [min(larger)] if larger else [max(ms)]
+    if larger and smaller:
+        return [max(smaller), min(larger)]
+    return [min(larger)] if larger else [max(smaller)]
+
+
+def _cells(table: dict, dtype: str, axis: str, N: int, K: int, ratio: float, M: int) -> list[str]:
     pre = f"{dtype},{axis},{N},{K},"
     keys = [k.split(",") for k in table if k.startswith(pre)]
     if not keys:
-        return None
-    ratios = sorted({float(k[4]) for k in keys})
-    rr = min(ratios, key=lambda v: abs(v - ratio))
-    ms = sorted({int(k[5]) for k in keys if float(k[4]) == rr})
-    mm = min(ms, key=lambda v: abs(v - M) / max(v, M))
-    for k in keys:
-        if float(k[4]) == rr and int(k[5]) == mm:
-            return ",".join(k)
-    return None  # pragma: no cover
+        return []
+    rr = min({float(k[4]) for k in keys}, key=lambda v: abs(v - ratio))
+    cells = {int(k[5]): ",".join(k) for k in keys if float(k[4]) == rr}
+    return [cells[m] for m in _measured_m(sorted(cells), M)]
 
 
 def lookup(table: dict, dtype: str, axis: str, N: int, K: int, ratio: float, M: int):
-    """Nearest measured (dense ratio, M) entry of ``table`` for this dtype/axis/shape, or None."""
-    k = _nearest_key(table, dtype, axis, N, K, ratio, M)
-    return None if k is None else table[k]
+    """Entry of ``table`` at the nearest measured dense ratio for this dtype/axis/shape and the
+    measured M that serves ``M`` (:func:`_measured_m`); ``"dense"`` where two neighbouring measured
+    Ms disagree; None if the shape was never measured."""
+    vals = [table[k] for k in _cells(table, dtype, axis, N, K, ratio, M)]
+    if not vals:
+        return None
+    return vals[0] if all(v == vals[0] for v in vals) else "dense"
 
 
 def _dtype_key(layer) -> str | None:
@@ -77,9 +110,10 @@ def default_mmasp_cfg(layer, M: int) -> tuple[int, int] | None:
     dt = _dtype_key(layer)
     if dt is None:
         return None
-    c = lookup(_full_table().get("mmasp_cfg", {}), dt, layer.layout.axis, layer.out_features,
-               layer.in_features, layer.layout.dense_ratio, M)
-    return tuple(c) if c else None
+    cfgs = _full_table().get("mmasp_cfg", {})
+    cells = _cells(cfgs, dt, layer.layout.axis, layer.out_features, layer.in_features,
+                   layer.layout.dense_ratio, M)
+    return tuple(cfgs[cells[0]]) if cells else None
 
 
 def time_graph(fn, reps: int = 20, warmup: int = 3) -> float:
@@ -127,7 +161,7 @@ def tune_layer(layer, ms, candidates=None, reps: int = 20) -> dict:
         for c in cands:
             try:
                 res[c] = time_graph(lambda: layer.run_backend(c, x), reps=reps)
-            except Exception as e:  # a backend that cannot run this shape is skipped
+            except Exception:  # a backend that cannot run this shape is skipped
                 res[c] = float("inf")
         best = min(res, key=res.get)
         layer.choice[b] = best
