@@ -223,6 +223,10 @@ def test_auto_table_m_between_measured_points_is_conservative():
     assert lookup(t, "bf16", "cols", 8, 8, 0.25, 32) == "dense"  # was: the M=16 cell's mmasp
     assert lookup(t, "bf16", "cols", 8, 8, 0.25, 512) == "dense"
     assert lookup(t, "bf16", "cols", 8, 8, 0.25, 4096) == "cusparselt"
+    # a shape measured only up to M=16: M=32 is unmeasured (default rule: dense), not M=16's mmasp
+    assert _measured_m([1, 4, 8, 16], 32) == [] and _measured_m([1, 4, 8, 16], 12) == [16]
+    t16 = {f"fp8,cols,8,8,0.0,{m}": "mmasp" for m in (1, 4, 8, 16)}
+    assert lookup(t16, "fp8", "cols", 8, 8, 0.0, 32) is None
 
 
 # ------------------------------------------------------------------ packed checkpoints

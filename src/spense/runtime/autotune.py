@@ -46,8 +46,9 @@ def _measured_m(ms: list[int], M: int) -> list[int]:
 
     Exact match first.  For decode sizes (M <= 64) the kernel's cost steps with its token tiles, so a
     measured M with the same tile count serves (the smallest one >= M, else the largest); with none,
-    the next larger measured M (the sparse kernels' advantage shrinks as M grows).  Above 64, both
-    neighbours; ``lookup`` takes their choice only if they agree.
+    the next larger measured M (the sparse kernels' advantage shrinks as M grows), and none at all
+    (M above every measured M, more tiles): ``[]``, i.e. unmeasured.  Above 64, both neighbours;
+    ``lookup`` takes their choice only if they agree.
     """
     if M in ms:
         return [M]
@@ -58,7 +59,7 @@ def _measured_m(ms: list[int], M: int) -> list[int]:
         if same:
             above = [m for m in same if m >= M]
             return [min(above) if above else max(same)]
-        return [min(larger)] if larger else [max(ms)]
+        return [min(larger)] if larger else []
     if larger and smaller:
         return [max(smaller), min(larger)]
     return [min(larger)] if larger else [max(smaller)]
@@ -77,7 +78,7 @@ def _cells(table: dict, dtype: str, axis: str, N: int, K: int, ratio: float, M: 
 def lookup(table: dict, dtype: str, axis: str, N: int, K: int, ratio: float, M: int):
     """Entry of ``table`` at the nearest measured dense ratio for this dtype/axis/shape and the
     measured M that serves ``M`` (:func:`_measured_m`); ``"dense"`` where two neighbouring measured
-    Ms disagree; None if the shape was never measured."""
+    Ms disagree; None if the shape (or a decode M this large) was never measured."""
     vals = [table[k] for k in _cells(table, dtype, axis, N, K, ratio, M)]
     if not vals:
         return None
