@@ -168,12 +168,8 @@ def _copy_tokenizer_files(source: Path, tmp: Path) -> None:
             shutil.copyfile(src, tmp / name)
 
 
-def _fsync_dir(path: Path) -> None:
-    """fsync every file in ``path`` and the directory itself (best effort on odd filesystems)."""
-    for f in path.iterdir():
-        if f.is_file():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
+def _fsync_path(path: Path) -> None:
+    """fsync the directory entry table of ``path`` (best effort on odd filesystems)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -184,6 +180,15 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    """fsync every file in ``path`` and the directory itself (best effort on odd filesystems)."""
+    for f in path.iterdir():
+        if f.is_file():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+    _fsync_path(path)
 
 
 def _write_manifest(tmp: Path, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -217,20 +222,15 @@ def swap_in(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, out)
-    _fsync_parent(out)
+    _fsync_path(out.parent)
 
 
-def _fsync_parent(out: Path) -> None:
-    try:
-        fd = os.open(out.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+def publish(tmp: Path, source: Path, out: Path, overwrite: bool) -> None:
+    """Make the finished checkpoint in ``tmp`` durable (fsync), re-check ``out`` (it may have appeared
+    while ``tmp`` was written) and move it into place with :func:`swap_in`."""
+    _fsync_dir(tmp)
+    check_out_dir(source, out, overwrite)
+    swap_in(tmp, out)
 
 
 def save_checkpoint(
@@ -258,9 +258,7 @@ def save_checkpoint(
         model.save_pretrained(str(tmp), safe_serialization=True)
         _copy_tokenizer_files(source, tmp)
         _write_manifest(tmp, manifest)
-        _fsync_dir(tmp)
-        check_out_dir(source, out, overwrite)  # out may have appeared meanwhile
-        swap_in(tmp, out)
+        publish(tmp, source, out, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

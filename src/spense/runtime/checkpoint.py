@@ -60,7 +60,7 @@ def pack_checkpoint(src_dir, out_dir, fp8: bool = False, overwrite: bool = False
     dir unless ``overwrite``) and is written atomically (temp dir + rename)."""
     from safetensors.torch import save_file
 
-    from spense.io import check_out_dir, swap_in, tensor_sha256, validate_checkpoint
+    from spense.io import check_out_dir, publish, tensor_sha256, validate_checkpoint
 
     src, out = Path(src_dir).expanduser().resolve(), Path(out_dir).expanduser().resolve()
     m = validate_checkpoint(src)
@@ -96,8 +96,7 @@ def pack_checkpoint(src_dir, out_dir, fp8: bool = False, overwrite: bool = False
         m["packed_fp8"] = bool(fp8)
         m["tensors"] = {k: tensor_sha256(v) for k, v in sorted(tensors.items())}
         (tmp / MANIFEST).write_text(json.dumps(m, indent=1))
-        check_out_dir(src, out, overwrite)  # out may have appeared meanwhile
-        swap_in(tmp, out)
+        publish(tmp, src, out, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
