@@ -1,0 +1,31 @@
+"""The ``spense`` command line, the top floor: nothing in the package imports it.
+
+Every :class:`~spense.errors.SpenseError` is printed as one red ``error: ...`` line on stderr and
+the command exits with status 2 (no traceback).  Warnings are printed as yellow ``warning: ...``
+lines on stderr.  Machine-readable output (``--json``) goes to stdout only.
+
+Each group of commands lives in a module of its own and registers itself on :data:`app`.
+"""
+
+from __future__ import annotations
+
+from spense.cli.app import app, handle_errors
+from spense.cli import commands  # noqa: F401  (registers prune, pack, eval, validate, inspect, demo)
+from spense.cli.commands import demo_methods
+
+
+def _register_bench() -> None:
+    from spense.bench import bench_command
+
+    app.command("bench")(bench_command)
+
+
+_register_bench()
+
+
+def main() -> None:
+    """Console-script entry point (``spense``)."""
+    app()
+
+
+__all__ = ["app", "demo_methods", "handle_errors", "main"]
