@@ -15,9 +15,8 @@ from spense.cli.commands import demo_methods
 
 
 def _register_bench() -> None:
-    from spense.bench import bench_command
-
-    app.command("bench")(bench_command)
+    """``spense bench`` and ``spense generate`` register themselves on ``app`` when imported."""
+    from spense.cli import bench, generate  # noqa: F401
 
 
 _register_bench()

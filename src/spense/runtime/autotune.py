@@ -1,8 +1,39 @@
-"""``auto`` backend: measured choice per (layer shape, M bucket), with a built-in default table."""
+"""``auto`` backend: measured choice per (layer shape, M bucket).
+
+Which table serves a GPU (:func:`table_for`):
+
+1. the built-in ``auto_table.json``, only on the GPU it was measured on (same device name and
+   compute capability, both recorded in the table);
+2. else the per-device cache ``$SPENSE_CACHE/autotune/<device>-sm<cc>.json`` (default
+   ``~/.cache/spense``), written by :func:`save_device_table` after :func:`tune_layer` measured
+   the layers on this GPU (``SpenseLinear.tune()`` then ``save_device_table``);
+3. else no table: the rules that are safe everywhere (the mma.sp kernel with its launch heuristic
+   for decode sizes, the transient dense path above).
+
+One log line (logger ``spense``) says which, once per device.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import re
+from pathlib import Path
+
 import torch
+
+log = logging.getLogger("spense")
+DECODE_MAX_M = 64  # the decode kernels' range (SpenseLinear's DECODE_MAX_M; M above: prefill path)
+
+try:  # the one M-bucketing rule (kernels helper's module)
+    from spense.runtime.shapes import bucket
+except ImportError:  # pragma: no cover - until spense.runtime.shapes exists
+    def bucket(M: int) -> int:
+        b = 1
+        while b < M:
+            b *= 2
+        return b
 
 # Default choice when a layer was not tuned: the fastest backend measured by
 # benchmarks/linear_bench.py on an H100 (auto_table.json, derived by benchmarks/make_auto_table.py:
@@ -24,6 +55,91 @@ def _full_table() -> dict:
         except Exception:  # pragma: no cover
             _TABLE = {}
     return _TABLE
+
+
+def cache_dir() -> Path:
+    """``$SPENSE_CACHE`` (default ``~/.cache/spense``)."""
+    return Path(os.environ.get("SPENSE_CACHE") or Path.home() / ".cache" / "spense").expanduser()
+
+
+def device_key(name: str, capability: tuple[int, int] | list[int]) -> str:
+    """File-name-safe ``<device name>-sm<major><minor>``."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_") + f"-sm{capability[0]}{capability[1]}"
+
+
+def device_table_path(name: str, capability) -> Path:
+    return cache_dir() / "autotune" / f"{device_key(name, capability)}.json"
+
+
+def table_source(table: dict, name: str, capability) -> str:
+    """``"builtin"`` if ``table`` was measured on this device (name and capability), else ``"other"``."""
+    same = table.get("device") == name and list(table.get("capability") or []) == list(capability)
+    return "builtin" if same else "other"
+
+
+_DEVICE_TABLES: dict[str, tuple[str, dict]] = {}
+
+
+def table_for(device: torch.device | None = None) -> tuple[str, dict]:
+    """``(source, table)`` for the current CUDA device: ``builtin``, ``cache`` or ``safe`` ({})."""
+    if device is None or device.type != "cuda" or not torch.cuda.is_available():
+        return "safe", {}
+    name = torch.cuda.get_device_name(device)
+    cc = tuple(torch.cuda.get_device_capability(device))
+    key = device_key(name, cc)
+    if key in _DEVICE_TABLES:
+        return _DEVICE_TABLES[key]
+    full = _full_table()
+    if table_source(full, name, cc) == "builtin":
+        res = ("builtin", full)
+        log.warning("spense auto backend: built-in table (measured on this GPU, %s sm%d%d)", name, *cc)
+    else:
+        p = device_table_path(name, cc)
+        try:
+            res = ("cache", json.loads(p.read_text()))
+            log.warning("spense auto backend: table measured on this GPU, from %s", p)
+        except (OSError, ValueError):
+            res = ("safe", {})
+            log.warning("spense auto backend: no table for %s sm%d%d (built-in table is for %s); safe "
+                        "choices (mma.sp kernel for decode sizes); SpenseLinear.tune() + autotune.save_device_table() measure this GPU",
+                        name, cc[0], cc[1], full.get("device"))
+    _DEVICE_TABLES[key] = res
+    return res
+
+
+def save_device_table(layers, device: torch.device) -> Path:
+    """Write the measured choices of ``layers`` (after :func:`tune_layer`) to this device's cache file
+    (atomic), merged with what it held; the next process uses it (:func:`table_for`)."""
+    name = torch.cuda.get_device_name(device)
+    cc = tuple(torch.cuda.get_device_capability(device))
+    p = device_table_path(name, cc)
+    try:
+        table = json.loads(p.read_text())
+    except (OSError, ValueError):
+        table = {}
+    table.update({"device": name, "capability": list(cc)})
+    choice = table.setdefault("choice", {})
+    cfgs = table.setdefault("mmasp_cfg", {})
+    for layer in layers:
+        dt = _dtype_key(layer)
+        if dt is None:
+            continue
+        pre = f"{dt},{layer.layout.axis},{layer.out_features},{layer.in_features},{layer.layout.dense_ratio:g},"
+        for b, c in layer.choice.items():
+            choice[pre + str(b)] = c
+        for b, cfg in layer.mmasp_cfg.items():
+            cfgs[pre + str(b)] = list(cfg)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(table, indent=1) + "\n")
+    os.replace(tmp, p)
+    _DEVICE_TABLES.pop(device_key(name, cc), None)
+    return p
+
+
+def _layer_table(layer) -> dict:
+    dev = layer.values.device if layer.values.numel() or layer.values.device.type == "cuda" else None
+    return table_for(dev)[1]
 
 
 def _table() -> dict:
@@ -91,12 +207,15 @@ def _dtype_key(layer) -> str | None:
     return "bf16" if layer.values.dtype == torch.bfloat16 else None
 
 
-def default_choice(layer, M: int) -> str:
+def default_choice(layer, M: int, table: dict | None = None) -> str:
+    """Backend for ``layer`` at ``M`` from ``table`` (default: :func:`table_for` the layer's device);
+    unmeasured: mma.sp for M <= 8, dense otherwise."""
     dt = _dtype_key(layer)
     if dt is None:
         return "dense"
     N, K = layer.out_features, layer.in_features
-    c = lookup(_table(), dt, layer.layout.axis, N, K, layer.layout.dense_ratio, M)
+    table = _layer_table(layer) if table is None else table
+    c = lookup(table.get("choice", {}), dt, layer.layout.axis, N, K, layer.layout.dense_ratio, M)
     if c is None:
         c = "mmasp" if M <= 8 else "dense"
     if c in ("mmasp", "triton") and M > 64:
@@ -106,12 +225,13 @@ def default_choice(layer, M: int) -> str:
     return c
 
 
-def default_mmasp_cfg(layer, M: int) -> tuple[int, int] | None:
+def default_mmasp_cfg(layer, M: int, table: dict | None = None) -> tuple[int, int] | None:
     """The measured best mmasp (row tiles, warps) for the nearest measured cell, or None."""
     dt = _dtype_key(layer)
     if dt is None:
         return None
-    cfgs = _full_table().get("mmasp_cfg", {})
+    table = _layer_table(layer) if table is None else table
+    cfgs = table.get("mmasp_cfg", {})
     cells = _cells(cfgs, dt, layer.layout.axis, layer.out_features, layer.in_features,
                    layer.layout.dense_ratio, M)
     return tuple(cfgs[cells[0]]) if cells else None
@@ -144,14 +264,12 @@ def time_graph(fn, reps: int = 20, warmup: int = 3) -> float:
 
 
 def tune_layer(layer, ms, candidates=None, reps: int = 20) -> dict:
-    from spense.runtime.linear import DECODE_MAX_M, _bucket
-
     dev = layer.values.device
     if dev.type != "cuda":
         return {}
     out = {}
     for M in ms:
-        b = _bucket(M)
+        b = bucket(M)
         x = torch.randn(M, layer.in_features, device=dev, dtype=torch.bfloat16)
         cands = list(candidates or ["dense", "cusparselt", "mmasp", "triton"])
         if M > DECODE_MAX_M:

@@ -2,8 +2,8 @@
 
 Backends (``backend=``):
 
-* ``reference`` - unpack to the dense-with-zeros weight (cached), ``F.linear``; any device; the
-  correctness oracle.
+* ``reference`` - unpack to the dense-with-zeros weight (transient, never cached), ``F.linear``;
+  any device; the correctness oracle.
 * ``cusparselt`` - sparse region through ``torch._cslt_compress`` / ``torch._cslt_sparse_mm``,
   dense region through cuBLAS (rows: outputs placed by ``index_copy_``; cols: gathered inputs, the
   dense GEMM accumulates onto the sparse result with ``addmm``).  No host sync: CUDA-graph safe.
@@ -11,10 +11,20 @@ Backends (``backend=``):
 * ``mmasp`` - the fused CUDA ``mma.sp`` decode kernel (one launch, M <= 64; larger M: cusparselt).
   BF16 weights, or FP8 weights (e4m3 + per-channel scale) converted to bf16 in registers
   (weight-only FP8: bf16 activations, fp32 accumulation).
-* ``auto`` - per call by M: the measured-fastest of {mmasp, triton, cusparselt, dense F.linear} for
-  that shape and M bucket (``tune()`` measures; without it a built-in table from the H100
-  benchmark is used).  Where dense wins it falls back to dense ``F.linear`` (materialising the
-  dense weight once) and reports it (``self.fallbacks`` + one warning).
+* ``auto`` - per call by M: the measured-fastest of {mmasp, triton, cusparselt, dense} for that
+  shape and M bucket (``tune()`` measures; without it :mod:`spense.runtime.autotune` decides: the
+  built-in table on the GPU it was measured on, a per-device cache elsewhere, else safe rules).
+  ``dense`` = a transient unpack into the allocator's workspace + ``F.linear`` (no dense copy is
+  ever kept); where it is chosen it is reported (``self.fallbacks`` + one warning).
+
+Memory: a layer holds one copy of its weight.  :meth:`SpenseLinear.compact` (the engine calls it on
+CUDA) replaces the packed buffers by the mma.sp kernel layout; then M <= 64 runs the kernel, larger
+M runs the kernel in 64-row chunks or, when that reads the weight more often than an unpack would,
+a transient unpack (through the kernel itself) + ``F.linear``.
+
+``forward`` calls one opaque custom op, ``torch.ops.spense.linear_apply(x2, handle)``, so that
+``torch.compile`` traces a model with Spense layers without graph breaks (the op dispatches to the
+layer's backend; its fake implementation gives the output shape).
 
 No CUDA (CPU tensors): fast backends fall back to ``reference`` with a one-line warning.
 A pre-sm80 GPU: :class:`~spense.errors.DeviceError` for ``cusparselt``/``triton``/``mmasp``/``auto``.
@@ -22,8 +32,10 @@ A pre-sm80 GPU: :class:`~spense.errors.DeviceError` for ``cusparselt``/``triton`
 
 from __future__ import annotations
 
+import itertools
 import os
 import warnings
+import weakref
 
 import torch
 import torch.nn.functional as F
@@ -58,11 +70,38 @@ def _check_device(dev: torch.device, backend: str) -> bool:
     return True
 
 
-def _bucket(M: int) -> int:
-    b = 1
-    while b < M:
-        b *= 2
-    return b
+try:  # the one M-bucketing rule (kernels helper's module)
+    from spense.runtime.shapes import bucket as _bucket
+except ImportError:  # pragma: no cover - until spense.runtime.shapes exists
+    def _bucket(M: int) -> int:
+        b = 1
+        while b < M:
+            b *= 2
+        return b
+
+
+# -- the custom op: one opaque call per layer, so torch.compile traces without graph breaks --------
+_LAYERS: "weakref.WeakValueDictionary[int, SpenseLinear]" = weakref.WeakValueDictionary()
+_HANDLES = itertools.count(1)
+
+
+def _out_dtype(x: torch.Tensor) -> torch.dtype:
+    return x.dtype if x.dtype.is_floating_point else torch.bfloat16
+
+
+@torch.library.custom_op("spense::linear_apply", mutates_args=())
+def linear_apply(x2: torch.Tensor, handle: int) -> torch.Tensor:
+    """``x2 @ W.T`` of the registered layer ``handle`` (no bias), on the layer's backend."""
+    layer = _LAYERS.get(handle)
+    if layer is None:
+        raise InputError(f"spense: SpenseLinear handle {handle} is not alive")
+    return layer._apply_backend(x2)
+
+
+@linear_apply.register_fake
+def _linear_apply_fake(x2: torch.Tensor, handle: int) -> torch.Tensor:
+    layer = _LAYERS[handle]
+    return x2.new_empty(x2.shape[0], layer.out_features, dtype=_out_dtype(x2))
 
 
 class SpenseLinear(nn.Module):
@@ -88,6 +127,9 @@ class SpenseLinear(nn.Module):
         self.register_buffer("dense_idx", self.layout.dense_idx.to(dev))
         self.bias = nn.Parameter(bias.detach().clone(), requires_grad=False) if bias is not None else None
         self._cache: dict = {}
+        self._kernel = None  # KernelWeights once compact(): then the only copy of the weight
+        self.handle = next(_HANDLES)
+        _LAYERS[self.handle] = self
         self.choice: dict[int, str] = {}  # M bucket -> backend (auto)
         self.fallbacks: dict[int, str] = {}  # M bucket -> reason (auto chose dense)
         self.mmasp_cfg: dict[int, tuple[int, int]] = {}  # M bucket -> (RT, warps)
@@ -102,6 +144,9 @@ class SpenseLinear(nn.Module):
 
     @property
     def packed(self) -> PackedSpense:
+        if self._kernel is not None:  # compacted: rebuild the packed form from the kernel layout
+            w = self.dense_weight(torch.float32 if self.scale is None else torch.bfloat16)
+            return pack(w.to(self.values.dtype) if self.scale is None else w, self.layout, fp8=self.scale is not None)
         return PackedSpense(self.layout, self.values, self.meta, self.dense, self.scale)
 
     @property
@@ -110,18 +155,66 @@ class SpenseLinear(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, axis={self.layout.axis}, "
-                f"dense={self.layout.n_dense}, dtype={self.values.dtype}, backend={self.backend}")
+                f"dense={self.layout.n_dense}, dtype={self.values.dtype}, backend={self.backend}"
+                + (", compact" if self._kernel is not None else ""))
 
     def _apply(self, fn, recurse=True):
+        if self._kernel is not None:
+            raise InputError("a compacted SpenseLinear cannot be moved or cast; load it on its device")
         self._cache = {}
         return super()._apply(fn, recurse)
 
+    def weight_bytes(self) -> int:
+        """GPU bytes of the weight as held (kernel layout after :meth:`compact`, else packed)."""
+        if self._kernel is not None:
+            kw = self._kernel
+            ts = [kw.sv, kw.sm, kw.dv, kw.sblk, kw.dblk, kw.out_row, kw.wscale]
+            ts += [kw.xperm] if kw.xperm is not None else []
+        else:
+            ts = [self.values, self.meta, self.dense] + ([self.scale] if self.scale is not None else [])
+        ts += [self.sparse_idx, self.dense_idx] + ([self.bias] if self.bias is not None else [])
+        return sum(t.numel() * t.element_size() for t in ts)
+
+    # -- one copy of the weight -------------------------------------------------------------------
+    def compact(self) -> "SpenseLinear":
+        """Keep only the mma.sp kernel layout (CUDA, bf16 or FP8 weights): the packed buffers are
+        released.  No-op elsewhere (CPU / fp16 / fp32 weights keep the packed form)."""
+        if self._kernel is not None or self.values.device.type != "cuda":
+            return self
+        if self.scale is None and self.values.dtype != torch.bfloat16:
+            return self
+        self._kernel = self._kw()
+        for name in ("values", "meta", "dense"):
+            buf = getattr(self, name)
+            setattr(self, name, buf.new_empty(0))
+        self._cache = {}
+        return self
+
     # -- per-backend state (built lazily, once per device) -----------------------------------
     def dense_weight(self, dtype=None) -> torch.Tensor:
-        key = ("dense", dtype)
-        if key not in self._cache:
-            self._cache[key] = unpack(self.packed, dtype=dtype or self.weight_dtype)
-        return self._cache[key]
+        """The dense-with-zeros weight, built for this call only (never cached)."""
+        dtype = dtype or self.weight_dtype
+        if self._kernel is None:
+            return unpack(self.packed, dtype=dtype)
+        return self._unpack_kernel().to(dtype)
+
+    def _unpack_kernel(self) -> torch.Tensor:
+        """``W`` ``(N, K)`` bf16 from the kernel layout: the kernel applied to identity rows (each
+        output is one weight times 1 accumulated with zeros in fp32: exact)."""
+        from spense.runtime import mmasp
+
+        fast = getattr(mmasp, "unpack_kernel_layout", None)
+        if fast is not None:
+            return fast(self._kernel, self.layout)
+        K = self.in_features
+        dev = self._kernel.sv.device
+        wt = torch.empty(K, self.out_features, dtype=torch.bfloat16, device=dev)
+        for k0 in range(0, K, DECODE_MAX_M):
+            k1 = min(K, k0 + DECODE_MAX_M)
+            eye = torch.zeros(k1 - k0, K, dtype=torch.bfloat16, device=dev)
+            eye[:, k0:k1].fill_diagonal_(1.0)
+            self.forward_mmasp(eye, out=wt[k0:k1])
+        return wt.t()
 
     def _cslt(self):
         if "cslt" not in self._cache:
@@ -144,6 +237,8 @@ class SpenseLinear(nn.Module):
         return self._cache["cslt"]
 
     def _kw(self):
+        if self._kernel is not None:
+            return self._kernel
         if "kw" not in self._cache:
             from spense.runtime.mmasp import to_kernel_layout
 
@@ -176,6 +271,15 @@ class SpenseLinear(nn.Module):
         return F.linear(x2.to(w.dtype), w)
 
     def forward_dense(self, x2: torch.Tensor) -> torch.Tensor:
+        """Transient unpack + ``F.linear`` (compacted and M large: the kernel in 64-row chunks when
+        that reads the weight fewer times than the unpack's ``K / 64`` kernel calls)."""
+        M = x2.shape[0]
+        if self._kernel is not None and -(-M // DECODE_MAX_M) <= -(-self.in_features // DECODE_MAX_M):
+            y = torch.empty(M, self.out_features, dtype=torch.bfloat16, device=x2.device)
+            xb = x2.to(torch.bfloat16)
+            for m0 in range(0, M, DECODE_MAX_M):
+                self.forward_mmasp(xb[m0:m0 + DECODE_MAX_M], out=y[m0:m0 + DECODE_MAX_M])
+            return y
         return F.linear(x2, self.dense_weight(x2.dtype))
 
     def forward_cusparselt(self, x2: torch.Tensor) -> torch.Tensor:
@@ -279,6 +383,8 @@ class SpenseLinear(nn.Module):
         from spense.runtime.autotune import default_choice
 
         c = default_choice(self, M)
+        if self._kernel is not None:  # compacted: the kernel, or the transient path above 64
+            c = "mmasp" if M <= DECODE_MAX_M else "dense"
         self.choice[b] = c
         if c == "mmasp" and b not in self.mmasp_cfg:
             from spense.runtime.autotune import default_mmasp_cfg
@@ -298,6 +404,8 @@ class SpenseLinear(nn.Module):
             return self.forward_reference(x2)
         if name == "dense":
             return self.forward_dense(x2)
+        if self._kernel is not None:  # compacted: only the mma.sp kernel layout is held
+            return self.forward_mmasp(x2) if M <= DECODE_MAX_M else self.forward_dense(x2)
         if name in ("triton", "mmasp") and M > DECODE_MAX_M:
             name = "cusparselt"
         if name == "cusparselt" and self.scale is not None:
@@ -310,23 +418,25 @@ class SpenseLinear(nn.Module):
             return self.forward_dense(x2)
         return getattr(self, f"forward_{name}")(x2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.in_features:
-            raise InputError(f"expected input with last dim {self.in_features}, got {tuple(x.shape)}")
-        lead = x.shape[:-1]
-        x2 = x.reshape(-1, self.in_features)
+    def _apply_backend(self, x2: torch.Tensor) -> torch.Tensor:
+        """The body of ``spense::linear_apply``: pick the backend for ``x2`` and run it."""
         backend = self.backend
         if backend != "reference" and not _check_device(x2.device, backend):
             backend = "reference"
         if x2.shape[0] == 0:
-            y = x2.new_zeros(0, self.out_features)
-        else:
-            if backend == "auto":
-                backend = self._auto_choice(x2.shape[0])
-            y = self.run_backend(backend, x2)
+            return x2.new_zeros(0, self.out_features, dtype=_out_dtype(x2))
+        if backend == "auto":
+            backend = self._auto_choice(x2.shape[0])
+        return self.run_backend(backend, x2).to(_out_dtype(x2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.in_features:
+            raise InputError(f"expected input with last dim {self.in_features}, got {tuple(x.shape)}")
+        lead = x.shape[:-1]
+        y = torch.ops.spense.linear_apply(x.reshape(-1, self.in_features), self.handle)
         if self.bias is not None:
             y = y + self.bias.to(y.dtype)
-        return y.to(x.dtype if x.dtype.is_floating_point else y.dtype).reshape(*lead, self.out_features)
+        return y.reshape(*lead, self.out_features)
 
     # -- measurement -----------------------------------------------------------------------------
     def tune(self, ms=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048), candidates=None, reps: int = 20):

@@ -1,0 +1,109 @@
+"""``spense generate MODEL_OR_CHECKPOINT --prompt ...``: text generation with the engine."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from spense.cli.app import app, handle_errors
+from spense.errors import InputError
+
+
+def _prompts(prompt: Optional[str], prompts_file: Optional[Path]) -> list[str]:
+    if (prompt is None) == (prompts_file is None):
+        raise InputError("give exactly one of --prompt or --prompts-file")
+    if prompt is not None:
+        return [prompt]
+    if not prompts_file.is_file():
+        raise InputError(f"prompts file {prompts_file} does not exist")
+    lines = [ln for ln in prompts_file.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if not lines:
+        raise InputError(f"prompts file {prompts_file} holds no prompt (one per line)")
+    return lines
+
+
+@app.command("generate")
+def generate_command(
+    model: str = typer.Argument(..., help="HF model dir, Spense checkpoint (packed or not), .gguf or built-in name"),
+    prompt: Optional[str] = typer.Option(None, "--prompt", "-p", help="the prompt"),
+    prompts_file: Optional[Path] = typer.Option(None, "--prompts-file", help="one prompt per line: one batch"),
+    max_new: int = typer.Option(128, "--max-new-tokens", "-n", help="tokens to generate"),
+    temperature: float = typer.Option(0.0, "--temperature", "-t", help="0 = greedy"),
+    top_p: float = typer.Option(1.0, "--top-p", help="nucleus sampling mass (with --temperature > 0)"),
+    max_len: Optional[int] = typer.Option(None, "--max-len", help="KV cache length (default: prompt + new tokens)"),
+    device: str = typer.Option("auto", "--device", help="auto, cuda, cpu"),
+    dtype: str = typer.Option("bf16", "--dtype", help="bf16 / fp16 / fp32 (CPU: fp32)"),
+    compile: bool = typer.Option(True, "--compile/--no-compile", help="torch.compile the steps (CUDA)"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Generate text, streaming tokens to the terminal; tokens/s at the end."""
+
+    @handle_errors
+    def _run() -> None:
+        import torch
+
+        from spense.data import load_tokenizer
+        from spense.engine import Engine, load
+        from spense.hf import parse_dtype, resolve_device
+
+        if max_new < 1:
+            raise InputError("--max-new-tokens must be >= 1")
+        if not 0.0 < top_p <= 1.0 or temperature < 0:
+            raise InputError("need --temperature >= 0 and 0 < --top-p <= 1")
+        texts = _prompts(prompt, prompts_file)
+        dev = resolve_device(device)
+        dt = parse_dtype(dtype) or torch.bfloat16
+        if dev.type != "cuda":
+            warnings.warn("no GPU: generating on CPU through the reference backend (slow)", RuntimeWarning)
+            dt = torch.float32
+        torch.manual_seed(seed)
+        loaded = load(model, dev, dt, backend="auto" if dev.type == "cuda" else "reference")
+        if loaded.model_dir is None:
+            raise InputError(f"{model} has random weights and no tokenizer: use `spense bench` for it")
+        tok = load_tokenizer(loaded.model_dir)
+        ids = [tok.encode(t) for t in texts]
+        limit = loaded.model.args.max_positions
+        longest = max(len(i) for i in ids)
+        want = max_len or longest + max_new + 64
+        if want > limit:
+            keep = limit - max_new - 64
+            if keep < 1:
+                raise InputError(f"{max_new} new tokens do not fit the model's {limit} positions")
+            warnings.warn(f"prompt of {longest} tokens + {max_new} new exceeds the model's {limit} "
+                          f"positions: keeping the last {keep} prompt tokens", RuntimeWarning)
+            ids = [i[-keep:] for i in ids]
+            want = limit
+        eng = Engine(loaded.model, len(ids), want, compile=compile)
+        single = len(ids) == 1
+        shown = [""]
+        gen_ids: list[int] = []
+
+        def on_tokens(toks: list[int]) -> None:
+            if single:
+                gen_ids.append(toks[0])
+                text = tok.decode(gen_ids, skip_special_tokens=True)
+                sys.stdout.write(text[len(shown[0]):])
+                sys.stdout.flush()
+                shown[0] = text
+
+        if single:
+            sys.stdout.write(texts[0])
+        g = eng.generate(ids, max_new, temperature, top_p, tok.eos_token_id, on_tokens)
+        if single:
+            sys.stdout.write("\n")
+        else:
+            for t, out in zip(texts, g.tokens):
+                sys.stdout.write(f"--- {t}\n{t}{tok.decode(out, skip_special_tokens=True)}\n")
+        n = sum(len(t) for t in g.tokens)
+        msg = f"{n} tokens, {g.tokens_per_s:.1f} tokens/s decode, prefill {g.prefill_s * 1e3:.0f} ms"
+        if g.stopped == "interrupted":
+            msg = "interrupted; " + msg
+        print(msg, file=sys.stderr)
+        if g.stopped == "interrupted":
+            raise typer.Exit(130)
+
+    _run()

@@ -1,0 +1,231 @@
+"""Prefill, the decode step, sampling, and the generation loop (gpt-fast style).
+
+The decode step (model forward, sampling, all in one function) is compiled with ``torch.compile``
+(``mode="reduce-overhead"``: Inductor fuses norms, RoPE, residuals and sampling; the step runs as a
+CUDA graph).  Shapes are static per (batch bucket, attention-length bucket), so each bucket gets its
+own compiled graph: batch sizes are padded up to a power of two (:func:`batch_bucket`), the attention
+length to a multiple of :data:`~spense.engine.model.KV_BLOCK`.  Prefill is compiled the same way per
+(batch bucket, prompt bucket).  Without compilation on CUDA the eager step is captured in a plain
+``torch.cuda.CUDAGraph`` per bucket; on CPU everything runs eagerly.
+
+Sampling: greedy ``argmax(l)``; otherwise ``p = softmax(l / T)``, restricted to the smallest set of
+most likely tokens whose mass reaches ``top_p`` (renormalised), and drawn as ``argmax(p / E)`` with
+``E ~ Exp(1)`` i.i.d. (equivalent to sampling from ``p``, without a host sync).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import torch
+
+from spense.engine.model import KV_BLOCK, Transformer
+from spense.errors import InputError
+
+PROMPT_BLOCK = 64  # prompts are left-padded to a multiple of this (prefill bucket)
+
+
+def batch_bucket(b: int) -> int:
+    p = 1
+    while p < b:
+        p *= 2
+    return p
+
+
+def _round_up(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+def sample(logits: torch.Tensor, temperature: float = 0.0, top_p: float = 1.0) -> torch.Tensor:
+    """Next token ``(B, 1)`` from ``logits`` ``(B, V)`` (see the module doc)."""
+    if temperature <= 0.0:
+        return logits.argmax(-1, keepdim=True)
+    probs = torch.softmax(logits / temperature, dim=-1)
+    if top_p < 1.0:
+        sp, si = probs.sort(dim=-1, descending=True)
+        drop = (sp.cumsum(-1) - sp) >= top_p  # tokens after the mass already reached top_p
+        sp = sp.masked_fill(drop, 0.0)
+        probs = torch.zeros_like(probs).scatter_(-1, si, sp)
+        probs = probs / probs.sum(-1, keepdim=True)
+    e = torch.empty_like(probs).exponential_(1.0)
+    return (probs / e).argmax(-1, keepdim=True)
+
+
+def decode_step(model: Transformer, tok: torch.Tensor, input_pos: torch.Tensor, start: torch.Tensor,
+                kv_len: int, temperature: float, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One token for every row: ``(next (B, 1), logits (B, V))``."""
+    logits = model(tok, input_pos, kv_len, start)[:, -1]
+    return sample(logits, temperature, top_p), logits
+
+
+def prefill_step(model: Transformer, ids: torch.Tensor, input_pos: torch.Tensor, start: torch.Tensor,
+                 kv_len: int, temperature: float, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
+    logits = model(ids, input_pos, kv_len, start)[:, -1]
+    return sample(logits, temperature, top_p), logits
+
+
+class _Graphed:
+    """A function of static-shape tensors captured in one ``torch.cuda.CUDAGraph`` (no compile)."""
+
+    def __init__(self, fn: Callable, args: tuple, consts: tuple):
+        self.fn, self.consts = fn, consts
+        self.inputs = [a.clone() for a in args]
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            for _ in range(2):
+                fn(*self.inputs, *consts)
+        torch.cuda.current_stream().wait_stream(s)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.out = fn(*self.inputs, *consts)
+
+    def __call__(self, *args):
+        for dst, src in zip(self.inputs, args):
+            dst.copy_(src)
+        self.graph.replay()
+        return self.out
+
+
+@dataclass
+class Generation:
+    tokens: list[list[int]]  # generated ids per prompt (without the prompt)
+    prefill_s: float
+    decode_s: float
+    steps: int
+    stopped: str = "length"  # "length" | "eos" | "interrupted"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def tokens_per_s(self) -> float:
+        n = sum(len(t) for t in self.tokens)
+        return n / self.decode_s if self.decode_s > 0 else float("nan")
+
+
+class Engine:
+    """Generation with one model: static KV cache, compiled / graphed steps per bucket."""
+
+    def __init__(self, model: Transformer, max_batch: int, max_len: int, compile: bool = True,
+                 compile_prefill: bool = True, cuda_graph: bool = True):
+        self.model = model
+        self.device = model.model.embed_tokens.weight.device
+        limit = model.args.max_positions
+        if max_len > limit:
+            raise InputError(f"cache of {max_len} tokens exceeds the model's {limit} positions")
+        self.max_batch = batch_bucket(max_batch)
+        self.max_len = _round_up(max_len, KV_BLOCK)
+        model.setup_caches(self.max_batch, self.max_len)
+        cuda = self.device.type == "cuda"
+        self.compiled = compile and cuda
+        self.graphs = cuda_graph and cuda and not self.compiled
+        self._decode, self._prefill = decode_step, prefill_step
+        if self.compiled:
+            import torch._dynamo
+
+            torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+            self._decode = torch.compile(decode_step, mode="reduce-overhead", fullgraph=True, dynamic=False)
+            if compile_prefill:
+                self._prefill = torch.compile(prefill_step, mode="reduce-overhead", fullgraph=True,
+                                              dynamic=False)
+        self._captured: dict[tuple, _Graphed] = {}
+
+    def _run(self, kind: str, fn: Callable, tensors: tuple, kv_len: int, temperature: float, top_p: float):
+        consts = (kv_len, float(temperature), float(top_p))
+        if self.graphs:
+            key = (kind, tuple(t.shape for t in tensors), consts)
+            if key not in self._captured:
+                self._captured[key] = _Graphed(lambda *a: fn(self.model, *a), tensors, consts)
+            out = self._captured[key](*tensors)
+        else:
+            out = fn(self.model, *tensors, *consts)
+        return out[0].clone(), out[1].clone()
+
+    @torch.inference_mode()
+    def prefill(self, prompts: list[list[int]], temperature: float = 0.0, top_p: float = 1.0):
+        """Left-pad ``prompts`` into one ``(Bb, T)`` batch and run it; ``(next, logits, start, T)``."""
+        B = len(prompts)
+        if not 1 <= B <= self.max_batch:
+            raise InputError(f"batch of {B} prompts; this engine holds 1..{self.max_batch}")
+        Bb = batch_bucket(B)
+        longest = max(len(p) for p in prompts)
+        if longest == 0:
+            raise InputError("empty prompt")
+        T = _round_up(longest, PROMPT_BLOCK)
+        if T >= self.max_len:
+            raise InputError(f"prompt of {longest} tokens does not fit the cache of {self.max_len} tokens")
+        ids = torch.zeros(Bb, T, dtype=torch.long)
+        start = torch.full((Bb,), T - 1, dtype=torch.long)
+        for i, p in enumerate(prompts):
+            ids[i, T - len(p):] = torch.tensor(p, dtype=torch.long)
+            start[i] = T - len(p)
+        ids, start = ids.to(self.device), start.to(self.device)
+        pos = torch.arange(T, device=self.device)
+        nxt, logits = self._run("prefill", self._prefill, (ids, pos, start), _round_up(T, KV_BLOCK),
+                                temperature, top_p)
+        return nxt, logits, start, T
+
+    @torch.inference_mode()
+    def step(self, tok: torch.Tensor, pos: int, start: torch.Tensor, temperature: float = 0.0,
+             top_p: float = 1.0):
+        """Decode one token per row at cache slot ``pos``: ``(next (Bb, 1), logits)``."""
+        if pos >= self.max_len:
+            raise InputError(f"cache full ({self.max_len} tokens)")
+        ip = torch.tensor([pos], device=self.device)
+        return self._run("decode", self._decode, (tok, ip, start), min(_round_up(pos + 1, KV_BLOCK), self.max_len),
+                         temperature, top_p)
+
+    def stream(self, prompts: list[list[int]], max_new: int, temperature: float = 0.0, top_p: float = 1.0,
+               eos: int | None = None, timing: dict | None = None) -> Iterator[list[int]]:
+        """Yield the new token of every prompt, step by step, until ``max_new``, or every row hit ``eos``.
+        ``timing`` (if given) receives ``prefill_s`` and ``decode_s`` (device-synchronised)."""
+        B = len(prompts)
+        t0 = time.perf_counter()
+        nxt, _, start, T = self.prefill(prompts, temperature, top_p)
+        room = self.max_len - T
+        if max_new > room:
+            raise InputError(f"{max_new} new tokens after a {T}-slot prompt do not fit the cache of "
+                             f"{self.max_len} tokens; ask for at most {room}")
+        done = torch.zeros(B, dtype=torch.bool)
+        first = nxt[:B, 0].tolist()
+        if timing is not None:
+            timing["prefill_s"] = time.perf_counter() - t0
+            timing["decode_s"] = 0.0
+        yield first
+        if eos is not None:
+            done |= torch.tensor(first) == eos
+        t1 = time.perf_counter()
+        for i in range(1, max_new):
+            if bool(done.all()):
+                break
+            nxt, _ = self.step(nxt, T + i - 1, start, temperature, top_p)
+            toks = nxt[:B, 0].tolist()  # one host sync per step (streaming)
+            if timing is not None:
+                timing["decode_s"] = time.perf_counter() - t1
+                timing["steps"] = i
+            yield toks
+            if eos is not None:
+                done |= torch.tensor(toks) == eos
+
+    def generate(self, prompts: list[list[int]], max_new: int, temperature: float = 0.0, top_p: float = 1.0,
+                 eos: int | None = None, on_tokens: Callable[[list[int]], None] | None = None) -> Generation:
+        """Run :meth:`stream` to the end (or Ctrl-C: ``stopped="interrupted"``, tokens so far kept)."""
+        out: list[list[int]] = [[] for _ in prompts]
+        finished = [False] * len(prompts)
+        timing: dict = {}
+        stopped = "length"
+        try:
+            for toks in self.stream(prompts, max_new, temperature, top_p, eos, timing):
+                for i, t in enumerate(toks):
+                    if not finished[i]:
+                        out[i].append(t)
+                        finished[i] = eos is not None and t == eos
+                if on_tokens is not None:
+                    on_tokens(toks)
+            if eos is not None and all(finished):
+                stopped = "eos"
+        except KeyboardInterrupt:
+            stopped = "interrupted"
+        return Generation(out, timing.get("prefill_s", 0.0), timing.get("decode_s", 0.0),
+                          timing.get("steps", 0), stopped)

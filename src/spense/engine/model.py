@@ -1,0 +1,217 @@
+"""The decoder the engine runs: a Llama-family transformer written for decoding (gpt-fast style).
+
+One module tree with the Hugging Face names (``model.layers.3.mlp.down_proj``), so that HF weights
+and Spense manifests map onto it by name; every linear is whatever module it was given
+(``nn.Linear``, :class:`~spense.runtime.SpenseLinear`, an FP8 linear).  Supported: ``llama``,
+``mistral``, ``qwen2``, ``qwen3`` (per-head q/k RMSNorm) with default RoPE.
+
+Static KV cache ``(B, H_kv, S, D)`` per layer; ``forward(idx, input_pos, kv_len, start)``:
+
+* ``input_pos`` ``(T,)`` cache slots of the ``T`` new tokens (the same for every row);
+* ``kv_len`` (a Python int, a multiple of :data:`KV_BLOCK`): attention reads only the first
+  ``kv_len`` slots - the filled part rounded up, so a compiled / graphed step is specialised per
+  length bucket instead of reading the whole cache;
+* ``start`` ``(B,)`` the first real slot of each row (left padding of a batch of prompts): keys
+  before it are masked and RoPE positions count from it.
+
+Attention: ``softmax(q k^T / sqrt(D) + mask) v`` with ``mask = 0`` where ``start_b <= j <= pos_i``,
+``-inf`` elsewhere; grouped-query heads are folded into the query length (no K/V copies).
+RMSNorm: ``w * (x / sqrt(mean(x^2) + eps))`` in float32, rounded to the activation dtype before the
+weight (transformers' rounding points).  RoPE: ``x cos + rotate_half(x) sin`` (halves, not pairs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spense.errors import InputError
+
+SUPPORTED = ("llama", "mistral", "qwen2", "qwen3")
+KV_BLOCK = 128  # attention length granularity (and the cache length's)
+
+
+@dataclass
+class ModelArgs:
+    arch: str
+    vocab_size: int
+    dim: int
+    n_layer: int
+    n_head: int
+    n_kv_head: int
+    head_dim: int
+    intermediate_size: int
+    eps: float
+    rope_theta: float
+    max_positions: int
+    qk_norm: bool = False
+    attn_bias: bool = False
+    tie_embeddings: bool = False
+
+    @classmethod
+    def from_hf_config(cls, cfg) -> "ModelArgs":
+        """Read a transformers config; an unsupported architecture is refused with its name."""
+        arch = getattr(cfg, "model_type", None)
+        if arch not in SUPPORTED:
+            raise InputError(f"unsupported architecture {arch!r} (the engine runs {', '.join(SUPPORTED)})")
+        rope = getattr(cfg, "rope_parameters", None) or getattr(cfg, "rope_scaling", None) or {}
+        rtype = rope.get("rope_type", rope.get("type", "default")) if isinstance(rope, dict) else "default"
+        if rtype not in ("default", None):
+            raise InputError(f"{arch}: RoPE scaling {rtype!r} is not supported by the engine")
+        theta = (rope.get("rope_theta") if isinstance(rope, dict) else None) or getattr(cfg, "rope_theta", 10000.0)
+        n_head = cfg.num_attention_heads
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // n_head
+        return cls(arch=arch, vocab_size=cfg.vocab_size, dim=cfg.hidden_size, n_layer=cfg.num_hidden_layers,
+                   n_head=n_head, n_kv_head=getattr(cfg, "num_key_value_heads", None) or n_head,
+                   head_dim=head_dim, intermediate_size=cfg.intermediate_size, eps=cfg.rms_norm_eps,
+                   rope_theta=float(theta), max_positions=int(getattr(cfg, "max_position_embeddings", 4096)),
+                   qk_norm=arch == "qwen3",
+                   attn_bias=bool(getattr(cfg, "attention_bias", arch == "qwen2")),
+                   tie_embeddings=bool(getattr(cfg, "tie_word_embeddings", False)))
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.float()
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * h.to(x.dtype)
+
+
+class KVCache(nn.Module):
+    def __init__(self, batch: int, n_kv_head: int, length: int, head_dim: int, dtype, device):
+        super().__init__()
+        shape = (batch, n_kv_head, length, head_dim)
+        self.register_buffer("k", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+        self.register_buffer("v", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+
+    def update(self, input_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
+        """Write ``k, v`` ``(B, H_kv, T, D)`` at slots ``input_pos``; returns the full caches."""
+        self.k.index_copy_(2, input_pos, k)
+        self.v.index_copy_(2, input_pos, v)
+        return self.k, self.v
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    a, b = x.chunk(2, dim=-1)
+    return torch.cat((-b, a), dim=-1)
+
+
+class Attention(nn.Module):
+    def __init__(self, a: ModelArgs):
+        super().__init__()
+        self.n_head, self.n_kv, self.hd = a.n_head, a.n_kv_head, a.head_dim
+        self.q_proj = nn.Linear(a.dim, a.n_head * a.head_dim, bias=a.attn_bias)
+        self.k_proj = nn.Linear(a.dim, a.n_kv_head * a.head_dim, bias=a.attn_bias)
+        self.v_proj = nn.Linear(a.dim, a.n_kv_head * a.head_dim, bias=a.attn_bias)
+        self.o_proj = nn.Linear(a.n_head * a.head_dim, a.dim, bias=False)
+        if a.qk_norm:
+            self.q_norm = RMSNorm(a.head_dim, a.eps)
+            self.k_norm = RMSNorm(a.head_dim, a.eps)
+        self.kv_cache: KVCache | None = None
+
+    def forward(self, x, cos, sin, input_pos, mask, kv_len: int):
+        B, T, _ = x.shape
+        q = self.q_proj(x).view(B, T, self.n_head, self.hd)
+        k = self.k_proj(x).view(B, T, self.n_kv, self.hd)
+        v = self.v_proj(x).view(B, T, self.n_kv, self.hd)
+        if hasattr(self, "q_norm"):
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
+        q = (q * cos + rotate_half(q) * sin).to(v.dtype)
+        k = (k * cos + rotate_half(k) * sin).to(v.dtype)
+        kc, vc = self.kv_cache.update(input_pos, k, v)
+        kc, vc = kc[:, :, :kv_len], vc[:, :, :kv_len]
+        g = self.n_head // self.n_kv
+        # fold the g query heads of a KV head into the query length: (B, H_kv, g*T, D), no K/V copies
+        qg = q.reshape(B, self.n_kv, g * T, self.hd)
+        m = mask.unsqueeze(1) if g == 1 else mask.unsqueeze(1).repeat(1, 1, g, 1)  # (B, 1, g*T, L)
+        y = F.scaled_dot_product_attention(qg, kc, vc, attn_mask=m)
+        y = y.reshape(B, self.n_head, T, self.hd).transpose(1, 2).reshape(B, T, self.n_head * self.hd)
+        return self.o_proj(y)
+
+
+class MLP(nn.Module):
+    def __init__(self, a: ModelArgs):
+        super().__init__()
+        self.gate_proj = nn.Linear(a.dim, a.intermediate_size, bias=False)
+        self.up_proj = nn.Linear(a.dim, a.intermediate_size, bias=False)
+        self.down_proj = nn.Linear(a.intermediate_size, a.dim, bias=False)
+
+    def forward(self, x):
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Block(nn.Module):
+    def __init__(self, a: ModelArgs):
+        super().__init__()
+        self.input_layernorm = RMSNorm(a.dim, a.eps)
+        self.self_attn = Attention(a)
+        self.post_attention_layernorm = RMSNorm(a.dim, a.eps)
+        self.mlp = MLP(a)
+
+    def forward(self, x, cos, sin, input_pos, mask, kv_len: int):
+        h = x + self.self_attn(self.input_layernorm(x), cos, sin, input_pos, mask, kv_len)
+        return h + self.mlp(self.post_attention_layernorm(h))
+
+
+class Decoder(nn.Module):
+    """``model.*`` of the HF tree: embeddings, blocks, final norm, RoPE tables."""
+
+    def __init__(self, a: ModelArgs):
+        super().__init__()
+        self.embed_tokens = nn.Embedding(a.vocab_size, a.dim)
+        self.layers = nn.ModuleList(Block(a) for _ in range(a.n_layer))
+        self.norm = RMSNorm(a.dim, a.eps)
+
+
+class Transformer(nn.Module):
+    def __init__(self, a: ModelArgs):
+        super().__init__()
+        self.args = a
+        self.model = Decoder(a)
+        self.lm_head = nn.Linear(a.dim, a.vocab_size, bias=False)
+        self.max_batch = self.max_len = 0
+        inv = 1.0 / (a.rope_theta ** (torch.arange(0, a.head_dim, 2, dtype=torch.float32) / a.head_dim))
+        self.register_buffer("inv_freq", inv, persistent=False)
+
+    def setup_caches(self, batch: int, length: int) -> None:
+        """Allocate the static KV cache for ``batch`` rows of ``length`` slots (rounded up)."""
+        length = -(-length // KV_BLOCK) * KV_BLOCK
+        if batch <= self.max_batch and length <= self.max_len:
+            return
+        emb = self.model.embed_tokens.weight
+        for blk in self.model.layers:
+            blk.self_attn.kv_cache = None
+        for blk in self.model.layers:
+            blk.self_attn.kv_cache = KVCache(batch, self.args.n_kv_head, length, self.args.head_dim,
+                                             emb.dtype, emb.device)
+        self.max_batch, self.max_len = batch, length
+
+    def forward(self, idx: torch.Tensor, input_pos: torch.Tensor, kv_len: int | None = None,
+                start: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``(B, T, V)`` float32 of the tokens ``idx`` ``(B, T)`` placed at ``input_pos``."""
+        B, T = idx.shape
+        kv_len = self.max_len if kv_len is None else kv_len
+        dev = idx.device
+        if start is None:
+            start = torch.zeros(B, dtype=torch.long, device=dev)
+        pos = (input_pos[None, :] - start[:, None]).clamp_min(0).float()  # (B, T) RoPE positions
+        ang = pos[..., None] * self.inv_freq  # (B, T, D/2)
+        ang = torch.cat((ang, ang), dim=-1)[:, None]  # (B, 1, T, D)
+        cos, sin = ang.cos(), ang.sin()
+        j = torch.arange(kv_len, device=dev)
+        ok = (j[None, None, :] <= input_pos[None, :, None]) & (j[None, None, :] >= start[:, None, None])
+        ok = ok | (j[None, None, :] == input_pos[None, :, None])  # padding queries see themselves: no NaN
+        x = self.model.embed_tokens(idx)
+        mask = torch.zeros(ok.shape, dtype=x.dtype, device=dev).masked_fill(~ok, float("-inf"))
+        for blk in self.model.layers:
+            x = blk(x, cos, sin, input_pos, mask, kv_len)
+        return self.lm_head(self.model.norm(x)).float()

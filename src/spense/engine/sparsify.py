@@ -1,0 +1,62 @@
+"""Fast Spense conversion of a loaded engine model (benchmarks; accuracy is not the point here).
+
+:func:`magnitude_spense`: dense region = the ``block``-aligned rows (``axis="rows"``) or whole
+aligned ``block``-column blocks (``axis="cols"``) of largest L2 norm, magnitude 2:4 elsewhere:
+``keep(i) = |w_i|`` among the 2 largest of its aligned group of 4.  :func:`sparsify` swaps every block
+linear of the model for a :class:`~spense.runtime.SpenseLinear` (compacted on CUDA).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from spense.engine.model import Transformer
+from spense.format import SpenseLayout, dense_count, pack
+from spense.masks import nm_prune_mask
+from spense.selection import top_blocks, top_indices
+
+LINEAR_NAMES = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
+
+
+def block_linears(m: Transformer) -> dict[str, nn.Module]:
+    """``{full name: module}`` of the seven linears of every block."""
+    return {f"model.layers.{i}.{n}": blk.get_submodule(n) for i, blk in enumerate(m.model.layers)
+            for n in LINEAR_NAMES}
+
+
+@torch.no_grad()
+def magnitude_spense(w: torch.Tensor, ratio: float, axis: str = "cols", block: int = 64
+                     ) -> tuple[torch.Tensor, SpenseLayout]:
+    """``(dense-with-zeros weight, layout)`` of the fast pruning of one ``(N, K)`` weight."""
+    N, K = w.shape
+    dim = K if axis == "cols" else N
+    d = dense_count(dim, ratio, block)
+    if d:
+        score = w.float().pow(2).sum(dim=0 if axis == "cols" else 1)
+        idx = top_blocks(score, d, block) if axis == "cols" and d < dim else top_indices(score, d)
+    else:
+        idx = torch.zeros(0, dtype=torch.long)
+    lay = SpenseLayout((N, K), axis=axis, dense_idx=idx.cpu(), block=block)
+    lay.validate()
+    s, dn = lay.split(w)
+    if s.numel():
+        s = s.masked_fill(nm_prune_mask(s.float().abs(), 2, 4), 0)
+    return lay.merge(s, dn).to(w.dtype), lay
+
+
+@torch.no_grad()
+def sparsify(m: Transformer, ratio: float, axis: str = "cols", block: int = 64, fp8: bool = False,
+             backend: str = "auto") -> Transformer:
+    """Replace every block linear of ``m`` by a SpenseLinear of its fast pruning (in place)."""
+    from spense.engine.load import _mount, compact_all
+    from spense.runtime.linear import SpenseLinear
+
+    for name, lin in block_linears(m).items():
+        w, lay = magnitude_spense(lin.weight.detach(), ratio, axis, block)
+        new = SpenseLinear(pack(w.contiguous(), lay, fp8=fp8), lin.bias, backend=backend, name=name)
+        del w
+        _mount(m, name, new)
+    compact_all(m)
+    return m

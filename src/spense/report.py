@@ -1,0 +1,80 @@
+"""Tables (Markdown) and plots of the engine's end-to-end rows (:mod:`spense.engine.measure`).
+
+Nothing in the engine imports this module; ``spense bench`` and ``benchmarks/e2e_report.py`` do.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterable
+
+COLUMNS = ("model", "variant", "dtype", "batch", "compiled", "prefill_ms", "step_ms", "floor_ms", "x_floor",
+           "decode_tok_s", "speedup_vs_dense", "linear_bytes_ratio", "peak_mem_bytes", "tokens_identical")
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else f"{v:.3f}"
+    if isinstance(v, int) and v > 10**6:
+        return f"{v / 1e9:.2f} GB"
+    return str(v)
+
+
+def markdown(rows: list[dict]) -> str:
+    """One table of the rows, with device, date, commit and command above it."""
+    if not rows:
+        return "(no rows)\n"
+    head = sorted({(r.get("device"), r.get("date"), r.get("commit"), r.get("torch")) for r in rows}, key=str)
+    lines = [f"# End-to-end decode (engine): {', '.join(sorted({str(r['model']) for r in rows}))}", ""]
+    lines += [f"* device {d}; date {t}; commit {c}; torch {tv}" for d, t, c, tv in head]
+    lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_fmt(r.get(c)) for c in COLUMNS) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], path: str | Path) -> Path | None:
+    """Step time per batch size, one line per variant, the weight floor dashed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except Exception:  # pragma: no cover
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for v in sorted({r["variant"] for r in rows}):
+        rs = sorted((r for r in rows if r["variant"] == v), key=lambda r: r["batch"])
+        ax.plot([r["batch"] for r in rs], [r["step_ms"] for r in rs], marker="o", label=v)
+        ax.plot([r["batch"] for r in rs], [r["floor_ms"] for r in rs], ls="--", lw=0.8)
+    ax.set_xlabel("batch")
+    ax.set_ylabel("decode step ms (dashed: weight floor)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def write(rows: list[dict], out: str | Path, name: str) -> dict[str, Path]:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / f"{name}.json", "md": out / f"{name}.md"}
+    paths["json"].write_text(json.dumps(rows, indent=1, default=str) + "\n")
+    paths["md"].write_text(markdown(rows))
+    png = plot(rows, out / f"{name}.png") if rows else None
+    if png:
+        paths["png"] = png
+    return paths
+
+
+def merge(json_paths: Iterable[str | Path], out: str | Path, name: str) -> dict[str, Path]:
+    rows: list[dict] = []
+    for p in json_paths:
+        rows += json.loads(Path(p).read_text())
+    return write(rows, out, name)

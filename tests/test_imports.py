@@ -1,0 +1,101 @@
+"""Every module of src/spense imports in a fresh interpreter; the import graph has no circle; nothing
+imports the CLI; the engine does not import the report module."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PKG = SRC / "spense"
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for p in sorted(PKG.rglob("*.py")):
+        parts = list(p.relative_to(SRC).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = p
+    return out
+
+
+def _imports(name: str, path: Path, mods: dict[str, Path]) -> set[str]:
+    """Modules of the package that ``name`` imports (anywhere in the file, lazy imports included)."""
+    pkg = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        targets = []
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = pkg.split(".")[: len(pkg.split(".")) - node.level + 1]
+                base = ".".join(up + ([base] if base else []))
+            targets = [base] + [f"{base}.{a.name}" for a in node.names]
+        for t in targets:
+            while t and t not in mods:
+                t = t.rpartition(".")[0]
+            if t and t != name and not (path.name == "__init__.py" and t.startswith(name + ".")):
+                found.add(t)
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    mods = _modules()
+    return {n: _imports(n, p, mods) for n, p in mods.items()}
+
+
+def _cycle(g: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(n: str):
+        state[n] = 1
+        stack.append(n)
+        for m in sorted(g.get(n, ())):
+            if state.get(m) == 1:
+                return stack[stack.index(m):] + [m]
+            if m not in state:
+                c = visit(m)
+                if c:
+                    return c
+        state[n] = 2
+        stack.pop()
+        return None
+
+    for n in sorted(g):
+        if n not in state:
+            c = visit(n)
+            if c:
+                return c
+    return None
+
+
+def test_cycle_finder_finds_a_cycle():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_import_circle():
+    # a package's __init__ importing its own submodules is not a circle (excluded above)
+    assert _cycle(graph()) is None, _cycle(graph())
+
+
+def test_nothing_imports_the_cli_and_the_engine_not_the_report():
+    g = graph()
+    bad = sorted(n for n, deps in g.items() if not n.startswith("spense.cli")
+                 and any(d == "spense.cli" or d.startswith("spense.cli.") for d in deps))
+    assert not bad, bad
+    eng = sorted(n for n, deps in g.items() if n.startswith("spense.engine") and "spense.report" in deps)
+    assert not eng, eng
+    assert "spense.engine.model" in g and "spense.runtime.linear" in g["spense.engine.load"]
+
+
+def test_every_module_imports_in_a_fresh_interpreter():
+    names = sorted(_modules())
+    code = "import importlib, sys\nfor n in sys.argv[1:]:\n    importlib.import_module(n)\nprint('ok')\n"
+    r = subprocess.run([sys.executable, "-c", code, *names], capture_output=True, text=True, timeout=170,
+                       env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())})
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
