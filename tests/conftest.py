@@ -7,7 +7,9 @@ Nothing is downloaded.  The tokenizer is a byte-level BPE trained with ``tokeniz
 
 Fixtures
 --------
-``wikitext_dir``    the WikiText-2 directory (``valid.txt`` / ``test.txt``); skips if absent.
+``wikitext_dir``    the WikiText-2 directory (``valid.txt`` / ``test.txt``).  Absent: every test that
+                    needs it FAILS under ``CI=true`` (a CI run must not pass by skipping), and skips
+                    with the path in the message elsewhere.
 ``tiny_text``       ~20 KB of WikiText-2 ``test.txt`` (str), enough for a few hundred-token windows.
 ``tiny_text_file``  ``tiny_text`` written to a file (Path).
 ``tiny_llama_dir``  Path of a local HF model directory (config.json, model.safetensors, tokenizer
@@ -20,6 +22,7 @@ Fixtures
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -36,7 +39,10 @@ TINY_TEXT_BYTES = 20_000
 def wikitext_dir() -> Path:
     d = default_data_dir()
     if not (d / "valid.txt").is_file() or not (d / "test.txt").is_file():
-        pytest.skip(f"WikiText-2 not found at {d} (set SPENSE_DATA_DIR)")
+        msg = f"WikiText-2 (valid.txt, test.txt) not found at {d}; set SPENSE_DATA_DIR"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"{msg} (CI=true: missing shared data is a failure, not a skip)", pytrace=False)
+        pytest.skip(msg)
     return d
 
 

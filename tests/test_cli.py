@@ -294,3 +294,34 @@ def test_packed_checkpoint_validate_inspect_eval(pruned, tiny_text_file, tmp_pat
     t[k].view(-1)[0] ^= 0x0F
     save_file(t, f)
     _assert_error(_run("validate", dst), "sha256|tampered")
+
+
+# -- the published demo numbers ------------------------------------------------------------------------
+PUBLISHED_DEMO = "docs/results/demo_quick.json"
+#: the demo is deterministic (seeded windows, no global RNG, float32 on CPU): a rerun on the same
+#: torch build reproduces the published numbers bit for bit.  1e-3 relative leaves room only for
+#: float32 summation-order differences between CPU builds / thread counts, which move a perplexity
+#: or a summed layer loss by ~1e-6..1e-4 relative, never by the 1e-2 that any real change makes.
+DEMO_RTOL = 1e-3
+
+
+@pytest.mark.slow
+def test_demo_quick_matches_published_numbers(tmp_path, wikitext_dir):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    pub = json.loads((root / PUBLISHED_DEMO).read_text())
+    model = data.default_model_path()
+    regen = f"regenerate it with: spense demo --quick --device cpu --json {PUBLISHED_DEMO}"
+    assert Path(pub["model"]).name == model.name, f"{PUBLISHED_DEMO} is for {pub['model']}, not {model}; {regen}"
+    js = tmp_path / "demo.json"
+    res = _run("demo", "--quick", "--device", "cpu", "--quiet", "--json", js)
+    assert res.exit_code == 0, res.output
+    got = json.loads(js.read_text())
+    assert [r["method"] for r in got["results"]] == [r["method"] for r in pub["results"]], regen
+    for g, p in zip(got["results"], pub["results"]):
+        for key in ("perplexity", "density", "layer_loss", "loss_vs_24"):
+            if p[key] is None:
+                assert g[key] is None, (p["method"], key)
+            else:
+                assert g[key] == pytest.approx(p[key], rel=DEMO_RTOL), (p["method"], key, regen)

@@ -110,3 +110,71 @@ def test_fp8_pack_close():
     u = unpack(p, dtype=torch.float32)
     assert ((u == 0) == (w == 0)).all()  # structure kept
     assert (u - w).norm() / w.norm() < 0.05
+
+
+# -- where every value and metadata bit goes (element by element, no sorting) -----------------------
+def _expected_group(vals4: list[float]) -> tuple[list[float], int, int]:
+    """The documented rule for one group of 4: kept positions = the nonzero ones, padded with the
+    lowest unused positions, in increasing order; values stored in that order."""
+    nz = [i for i, v in enumerate(vals4) if v != 0]
+    pos = sorted(nz + [i for i in range(4) if i not in nz][: 2 - len(nz)])
+    return [vals4[pos[0]], vals4[pos[1]]], pos[0], pos[1]
+
+
+@pytest.mark.parametrize("axis,ratio", [("cols", 0.0), ("cols", 0.25), ("rows", 0.5)])
+def test_pack_puts_every_value_and_meta_bit_in_place(axis, ratio):
+    w, lay = make(24, 72, axis, ratio, torch.float32, seed=3, block=8)  # Ks/4 odd for cols 0.0 (18 groups)
+    p = pack(w, lay)
+    s, _ = lay.split(w)
+    R, Ks = s.shape
+    G = Ks // 4
+    assert p.values.shape == (R, Ks // 2) and p.meta.shape == (R, (G + 1) // 2)
+    for r in range(R):
+        for g in range(G):
+            vals, i0, i1 = _expected_group(s[r, 4 * g:4 * g + 4].tolist())
+            assert p.values[r, 2 * g].item() == vals[0] and p.values[r, 2 * g + 1].item() == vals[1], (r, g)
+            byte = int(p.meta[r, g // 2])
+            nib = (byte >> 4) if g % 2 else (byte & 0xF)  # group 2j low nibble, 2j+1 high nibble
+            assert nib & 0b11 == i0 and (nib >> 2) & 0b11 == i1, (r, g, hex(byte))
+        if G % 2:
+            assert int(p.meta[r, -1]) >> 4 == 0x4  # padding nibble
+    # the dense region is the plain matrix of the dense rows / columns
+    idx = lay.dense_idx
+    assert torch.equal(p.dense, w[:, idx] if axis == "cols" else w[idx, :])
+
+
+def test_mmasp_kernel_layout_positions():
+    """runtime/mmasp.to_kernel_layout: lane ``l = 4g + t`` of row tile ``T``, K step ``s``, mma ``j`` holds
+    the m16n8k16 A fragment (elements ``k = 4q + 2h + e`` = row ``16T + g + 8h``, compressed column
+    ``32s + 16j + 8q + 2t + e``) and the metadata word of mma ``t >> 1``: bits ``16·(t & 1)`` .. of
+    row ``g``'s 32-bit word (low half) and of row ``g + 8``'s (high half), nibble ``q`` of a row word =
+    group ``8·(2s + j) + q``."""
+    from spense.runtime.mmasp import to_kernel_layout
+
+    w, lay = make(32, 128, "cols", 0.0, torch.bfloat16, seed=5, block=16)
+    p = pack(w, lay)
+    kw = to_kernel_layout(p, "cpu")
+    R, Ks = p.sparse_shape
+    Ss = Ks // 64
+    sv = kw.sv.view(torch.bfloat16).reshape(-1) if kw.sv.dtype != torch.bfloat16 else kw.sv.reshape(-1)
+    sm = kw.sm.reshape(-1).to(torch.int64) & 0xFFFFFFFF
+    G = Ks // 4
+    nib = [[(int(p.meta[r, g // 2]) >> (4 * (g % 2))) & 0xF for g in range(G)] for r in range(R)]
+
+    def row_word(r: int, s: int, j: int) -> int:
+        return sum(nib[r][8 * (2 * s + j) + q] << (4 * q) for q in range(8))
+
+    for T in range(R // 16):
+        for s in range(Ss):
+            for lane in range(32):
+                g, t = lane // 4, lane % 4
+                for j in range(2):
+                    for k in range(8):
+                        q, h, e = k // 4, (k // 2) % 2, k % 2
+                        want = p.values[16 * T + g + 8 * h, 32 * s + 16 * j + 8 * q + 2 * t + e]
+                        got = sv[((((T * Ss + s) * 2 + j) * 32 + lane) * 8) + k]
+                        assert got.item() == want.item(), (T, s, j, lane, k)
+                j, half = t >> 1, t & 1
+                want = ((row_word(16 * T + g, s, j) >> (16 * half)) & 0xFFFF) | \
+                    (((row_word(16 * T + g + 8, s, j) >> (16 * half)) & 0xFFFF) << 16)
+                assert int(sm[(T * Ss + s) * 32 + lane]) == want, (T, s, lane)

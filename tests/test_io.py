@@ -17,6 +17,7 @@ import spense
 from spense import io
 from spense.errors import CheckpointError, FormatError, InputError
 from spense.format import SpenseLayout, is_nm
+from spense.masks import magnitude_scores, nm_prune_mask
 
 PRUNED = {
     # module name -> (axis, block): cols on a (64, 128) weight, rows on a (128, 64) weight
@@ -28,10 +29,7 @@ PRUNED = {
 def prune_24(w: torch.Tensor, lay: SpenseLayout) -> torch.Tensor:
     """Zero the 2 smallest-magnitude entries of every group of 4 in the sparse region of ``w``."""
     s, d = lay.split(w)
-    g = s.reshape(s.shape[0], -1, 4)
-    drop = g.abs().argsort(dim=-1)[..., :2]
-    g = g.scatter(-1, drop, 0.0)
-    return lay.merge(g.reshape(s.shape), d)
+    return lay.merge(s.masked_fill(nm_prune_mask(magnitude_scores(s), 2, 4), 0.0), d)
 
 
 def prune_model(model, seed: int = 0) -> dict:

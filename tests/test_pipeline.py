@@ -15,18 +15,10 @@ from spense import data, io
 from spense.errors import CheckpointError, InputError, NumericalError
 from spense.format import SpenseLayout, is_nm
 from spense.methods import PruneConfig
-from spense.pipeline import (
-    CRASH_ENV,
-    SimulatedCrash,
-    capture_inputs,
-    find_blocks,
-    find_groups,
-    find_linears,
-    get_weight,
-    partial_dir,
-    prune_loaded,
-    prune_model,
-)
+from spense.capture import capture_inputs, find_groups
+from spense.hf import find_blocks, find_linears, get_weight
+from spense.pipeline import prune_loaded, prune_model
+from spense.resume import CRASH_ENV, SimulatedCrash, partial_dir
 
 NS, SL = 4, 32
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
@@ -308,3 +300,105 @@ def test_linear_in_features_not_multiple_of_4(tiny_llama_dir, tiny_text_file, tm
             warnings.simplefilter("ignore")
             _prune(src, tmp_path / "out2", tiny_text_file, _cfg(method="magnitude", dense_ratio=0.0),
                    strict=True)
+
+
+# -- oracle: the Hessians actually used, recomputed from the real inputs ------------------------------
+LLAMA_GROUPS = [["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"], ["self_attn.o_proj"],
+                ["mlp.gate_proj", "mlp.up_proj"], ["mlp.down_proj"]]
+
+
+def _forward(block, hidden, kwargs) -> torch.Tensor:
+    """``block`` applied to every sample of ``hidden`` (one at a time, as the pipeline does)."""
+    outs = []
+    with torch.no_grad():
+        for j in range(hidden.shape[0]):
+            y = block(hidden[j:j + 1], **kwargs)
+            outs.append(y[0] if isinstance(y, (tuple, list)) else y)
+    return torch.cat(outs)
+
+
+def _oracle_hessians(dense, pruned, hidden, kwargs, sequential):
+    """``{full name: 2 X Xᵀ / n}`` in float64, recomputed independently of the pipeline.
+
+    Block ``i`` is fed ``hidden`` pushed through the *pruned* blocks ``< i``.  For group ``g`` of
+    block ``i``, ``X`` is what the group reads in a copy of the dense block whose groups ``< g`` carry
+    the final pruned weights (``sequential="true"``) or none of them (``"block"``)."""
+    import copy
+
+    _, dblocks = find_blocks(dense)
+    _, pblocks = find_blocks(pruned)
+    out: dict[str, torch.Tensor] = {}
+    for i, (db, pb) in enumerate(zip(dblocks, pblocks)):
+        pw = dict(pb.named_modules())
+        for g, group in enumerate(LLAMA_GROUPS):
+            blk = copy.deepcopy(db)
+            mods = dict(blk.named_modules())
+            if sequential == "true":
+                for earlier in LLAMA_GROUPS[:g]:
+                    for name in earlier:
+                        mods[name].weight.data.copy_(pw[name].weight.data)
+            xs: list[torch.Tensor] = []
+            h = mods[group[0]].register_forward_pre_hook(lambda m, a: xs.append(a[0].detach().double()))
+            _forward(blk, hidden, kwargs)
+            h.remove()
+            X = torch.cat([x.reshape(-1, x.shape[-1]) for x in xs])
+            H = 2 * X.T @ X / X.shape[0]
+            for name in group:
+                out[f"model.layers.{i}.{name}"] = H
+        hidden = _forward(pb, hidden, kwargs)  # the next block's input: the PRUNED block's output
+    return out
+
+
+@pytest.mark.parametrize("sequential", ["true", "block"])
+def test_oracle_hessians_and_block_inputs(tiny_llama, tiny_llama_dir, tiny_text_file, sequential):
+    import copy
+
+    model, _ = tiny_llama
+    dense = copy.deepcopy(model)
+    windows = _windows(tiny_llama_dir, tiny_text_file)
+    inputs = capture_inputs(dense, windows, torch.device("cpu"))
+    used: dict[str, torch.Tensor] = {}
+    seen_by_block1: list[torch.Tensor] = []
+    _, blocks = find_blocks(model)
+    h = blocks[1].register_forward_pre_hook(lambda m, a, kw: seen_by_block1.append(
+        (a[0] if a else kw["hidden_states"]).detach().clone()), with_kwargs=True)
+    recs = prune_loaded(model, windows, _cfg(method="sparsegpt", dense_ratio=0.0), "cpu", progress=False,
+                        sequential=sequential, on_hessian=lambda name, H: used.setdefault(name, H))
+    h.remove()
+    assert len(recs) == 14 and set(used) == set(recs)
+
+    # layers that share an input share ONE accumulation (the very same tensor)
+    for i in range(2):
+        for group in LLAMA_GROUPS:
+            names = [f"model.layers.{i}.{n}" for n in group]
+            assert all(used[n] is used[names[0]] for n in names)
+
+    oracle = _oracle_hessians(dense, model, inputs.hidden, inputs.kwargs, sequential)
+    for name, H in used.items():
+        ref = oracle[name]
+        err = float((H.double() - ref).norm() / ref.norm())
+        assert err < 1e-5, f"{name}: Hessian used differs from 2XXᵀ/n of its real inputs (rel. err {err:.2e})"
+
+    # block 1 received the pruned block 0's outputs, not the dense ones
+    pruned0 = _forward(blocks[0], inputs.hidden, inputs.kwargs)
+    dense0 = _forward(find_blocks(dense)[1][0], inputs.hidden, inputs.kwargs)
+    got = torch.cat(seen_by_block1[-NS:])
+    assert torch.allclose(got, pruned0, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(pruned0, dense0, rtol=1e-3, atol=1e-3)  # pruning changed them
+
+
+def test_prune_block_returns_pruned_outputs(tiny_llama, tiny_llama_dir, tiny_text_file):
+    from spense.capture import run_block
+    from spense.pipeline import prune_block
+
+    model, _ = tiny_llama
+    inputs = capture_inputs(model, _windows(tiny_llama_dir, tiny_text_file), torch.device("cpu"))
+    _, blocks = find_blocks(model)
+    dense_out = run_block(blocks[0], inputs, torch.device("cpu"))
+    recs, outs = prune_block(blocks[0], inputs, _cfg(method="sparsegpt", dense_ratio=0.0),
+                             prefix="model.layers.0", device="cpu")
+    assert sorted(recs) == sorted(f"model.layers.0.{n}" for g in LLAMA_GROUPS for n in g)
+    assert torch.equal(outs, run_block(blocks[0], inputs, torch.device("cpu")))
+    assert not torch.allclose(outs, dense_out, rtol=1e-3, atol=1e-3)
+    for name, mod in find_linears(blocks[0], 16).items():
+        assert is_nm(get_weight(mod)), name

@@ -14,33 +14,10 @@ from typing import Any, Iterable
 
 import torch
 import torch.nn.functional as F
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from spense.errors import InputError, NumericalError
-
-
-def _progress(enabled: bool, console: Console | None = None) -> Progress:
-    console = console or Console(stderr=True)
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=not console.is_terminal,
-        disable=not enabled,
-    )
+from spense.log import logger, progress as progress_bar
 
 
 def _window_nll(model, batch: torch.Tensor) -> torch.Tensor:
@@ -76,7 +53,7 @@ def perplexity(
     model.eval()
     total = 0.0
     t0 = time.perf_counter()
-    with torch.inference_mode(), _progress(progress) as bar:
+    with torch.inference_mode(), progress_bar(progress) as bar:
         task = bar.add_task("perplexity", total=nw)
         for start in range(0, nw, batch_size):
             batch = windows[start : start + batch_size].to(device=device, dtype=torch.long)
@@ -88,6 +65,9 @@ def perplexity(
                 )
             total += nll
             bar.advance(task, batch.shape[0])
+            done = start + batch.shape[0]
+            logger.info("perplexity: window %d/%d, running ppl %.4g, %.1f s", done, nw,
+                        math.exp(total / (done * (seqlen - 1))), time.perf_counter() - t0)
     tokens = nw * (seqlen - 1)
     mean = total / tokens
     return {

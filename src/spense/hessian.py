@@ -14,8 +14,33 @@ from spense.errors import FormatError, NumericalError
 _HINT = "use more calibration samples or a larger --percdamp"
 
 
-def _where(name: str) -> str:
+def where(name: str) -> str:
+    """How messages name a layer: ``layer 'model.layers.0.mlp.up_proj'`` (or just ``layer``)."""
     return f"layer {name!r}" if name else "layer"
+
+
+def check_layer_inputs(
+    W: torch.Tensor, H: torch.Tensor, name: str = "", n: int | None = None, m: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The one input check of a layer problem: ``(W, H)`` as float32 (``H`` on ``W``'s device).
+
+    ``W`` must be 2-D ``(N, K)``, ``H`` ``(K, K)``, both finite; with ``m`` given, ``K`` must be a
+    multiple of ``m`` (``n:m`` sparsity).  :class:`FormatError` / :class:`NumericalError` name the layer.
+    """
+    W0 = W.detach().float()
+    H0 = H.detach().float().to(W0.device)
+    if W0.dim() != 2:
+        raise FormatError(f"{where(name)}: weight must be 2-D, got shape {tuple(W.shape)}")
+    N, K = W0.shape
+    if tuple(H0.shape) != (K, K):
+        raise FormatError(f"{where(name)}: Hessian shape {tuple(H0.shape)} does not match weight {(N, K)}")
+    if not bool(torch.isfinite(W0).all()):
+        raise NumericalError(f"{where(name)}: weight contains NaN/Inf")
+    if not bool(torch.isfinite(H0).all()):
+        raise NumericalError(f"{where(name)}: Hessian contains NaN/Inf (NaN/Inf activations?)")
+    if m is not None and K % m:
+        raise FormatError(f"{where(name)}: in_features {K} is not a multiple of {m} ({n}:{m} sparsity)")
+    return W0, H0
 
 
 def accumulate_hessian(
@@ -37,9 +62,9 @@ def accumulate_hessian(
     if H is None:
         H = torch.zeros(K, K, dtype=torch.float32, device=X.device)
     if H.shape != (K, K):
-        raise FormatError(f"{_where(name)}: activation width {K} does not match Hessian {tuple(H.shape)}")
+        raise FormatError(f"{where(name)}: activation width {K} does not match Hessian {tuple(H.shape)}")
     if not bool(torch.isfinite(X).all()):
-        raise NumericalError(f"{_where(name)}: activations contain NaN/Inf")
+        raise NumericalError(f"{where(name)}: activations contain NaN/Inf")
     b = X.shape[0]
     if b == 0:
         return H, n
@@ -99,7 +124,7 @@ def inverse_cholesky(H: torch.Tensor, name: str = "", percdamp: float = 0.01, re
     """
     H = H.detach().float()
     if not bool(torch.isfinite(H).all()):
-        raise NumericalError(f"{_where(name)}: Hessian contains NaN/Inf")
+        raise NumericalError(f"{where(name)}: Hessian contains NaN/Inf")
     K = H.shape[0]
     eye = torch.eye(K, dtype=H.dtype, device=H.device)
     base = (float(percdamp) if percdamp > 0 else 0.01) * abs(float(torch.diagonal(H).mean()))
@@ -112,6 +137,6 @@ def inverse_cholesky(H: torch.Tensor, name: str = "", percdamp: float = 0.01, re
         if int(info) == 0 and bool(torch.isfinite(U).all()):
             return U
     raise NumericalError(
-        f"{_where(name)}: Hessian is not positive definite even after {retries} extra damping "
+        f"{where(name)}: Hessian is not positive definite even after {retries} extra damping "
         f"steps (up to {base * 10**retries:.3g} added to the diagonal); {_HINT}"
     )

@@ -27,12 +27,12 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
 from spense.errors import CheckpointError, FormatError, InputError
-from spense.format import SpenseLayout, density
+from spense.format import PackedSpense, SpenseLayout, density, unpack
 
 MANIFEST = "spense.json"
 FORMAT_NAME = "spense"
@@ -168,8 +168,8 @@ def _copy_tokenizer_files(source: Path, tmp: Path) -> None:
             shutil.copyfile(src, tmp / name)
 
 
-def _fsync_path(path: Path) -> None:
-    """fsync the directory entry table of ``path`` (best effort on odd filesystems)."""
+def fsync_path(path: Path) -> None:
+    """fsync ``path`` (a file's data or a directory's entry table); best effort on odd filesystems."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -183,12 +183,42 @@ def _fsync_path(path: Path) -> None:
 
 
 def _fsync_dir(path: Path) -> None:
-    """fsync every file in ``path`` and the directory itself (best effort on odd filesystems)."""
+    """fsync every file in ``path`` and the directory itself."""
     for f in path.iterdir():
         if f.is_file():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-    _fsync_path(path)
+            fsync_path(f)
+    fsync_path(path)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """The one atomic file write: ``write(tmp)`` fills ``path.tmp``, which is fsynced and renamed onto
+    ``path``; then the parent directory is fsynced.  On failure ``path`` is left as it was."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        write(tmp)
+        fsync_path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_path(path.parent)
+    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """:func:`atomic_write` of raw bytes."""
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def atomic_save_tensors(
+    path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict | None = None
+) -> Path:
+    """:func:`atomic_write` of a safetensors file (tensors moved to CPU, made contiguous)."""
+    from safetensors.torch import save_file
+
+    cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    return atomic_write(path, lambda tmp: save_file(cpu, str(tmp), metadata=metadata))
 
 
 def _write_manifest(tmp: Path, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -222,7 +252,7 @@ def swap_in(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, out)
-    _fsync_path(out.parent)
+    fsync_path(out.parent)
 
 
 def publish(tmp: Path, source: Path, out: Path, overwrite: bool) -> None:
@@ -355,13 +385,51 @@ def _scan(path: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]]
     return m, rows
 
 
-def _scan_packed(p: Path, m: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Packed checkpoint: SHA-256 of every tensor and each layer's packed metadata (via
-    :func:`spense.runtime.checkpoint.read_packed`), then the usual per-layer check on the unpacked
-    weight."""
-    from spense.format import unpack
-    from spense.runtime.checkpoint import read_packed
+def read_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Every tensor of every ``*.safetensors`` in ``path`` (CPU); CheckpointError for a corrupt file,
+    no weights, or a tensor stored twice."""
+    out: dict[str, torch.Tensor] = {}
+    for f, name, t in _iter_safetensors(Path(path)):
+        if name in out:
+            raise CheckpointError(f"tensor {name!r} is stored twice (second copy in {f.name})")
+        out[name] = t
+    if not out and not list(Path(path).glob("*.safetensors")):
+        raise CheckpointError(f"{path} has no *.safetensors weights")
+    return out
 
+
+def read_packed(path: str | os.PathLike) -> tuple[dict, dict[str, PackedSpense], dict[str, torch.Tensor]]:
+    """A packed checkpoint (``spense pack``), read without any GPU code: ``(manifest, {layer:
+    PackedSpense}, other tensors)``.  The SHA-256 of every tensor and each layer's packed metadata
+    are checked (CheckpointError / FormatError naming the layer)."""
+    d = Path(path).expanduser()
+    m = _read_manifest(d)
+    if not m.get("packed"):
+        raise CheckpointError(f"{d} is not a packed checkpoint ({MANIFEST} has no \"packed\": true)")
+    tensors = read_tensors(d)
+    exp = m["tensors"]
+    if set(exp) != set(tensors):
+        miss = sorted(set(exp) - set(tensors))[:3]
+        extra = sorted(set(tensors) - set(exp))[:3]
+        raise CheckpointError(f"{d}: stored tensors do not match the manifest (missing {miss}, extra {extra})")
+    for k, t in tensors.items():
+        if tensor_sha256(t) != exp[k]:
+            raise CheckpointError(f"{d}: tensor {k!r} does not match its sha256 (tampered or corrupt)")
+    layers = {}
+    for name, rec in m["layers"].items():
+        try:
+            lay = SpenseLayout.from_dict(rec["layout"])
+            p = PackedSpense.from_tensors(lay, tensors, rec["weight"])
+        except FormatError as e:
+            raise FormatError(f"layer {name}: {e}") from e
+        for k in rec.get("packed_tensors", []):
+            tensors.pop(k, None)
+        layers[name] = p
+    return m, layers, tensors
+
+
+def _scan_packed(p: Path, m: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Packed checkpoint: :func:`read_packed`, then the usual per-layer check on the unpacked weight."""
     _, layers, _ = read_packed(p)
     rows = []
     for name, pk in layers.items():
@@ -392,10 +460,26 @@ def summarize_checkpoint(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 # -- loading ----------------------------------------------------------------------------------
+#: loaders of checkpoint kinds that need a higher floor (``"packed"``: registered by
+#: :mod:`spense.runtime.checkpoint` when it is imported; io never imports the runtime)
+_LOADERS: dict[str, Callable[..., Any]] = {}
+
+
+def checkpoint_kind(manifest: dict[str, Any]) -> str:
+    """``"packed"`` for a ``spense pack`` checkpoint, ``"dense"`` (dense with zeros) otherwise."""
+    return "packed" if manifest.get("packed") else "dense"
+
+
+def register_loader(kind: str, load: Callable[..., Any]) -> None:
+    """Register ``load(path, device=, dtype=)`` for checkpoints of ``kind`` (see :func:`checkpoint_kind`)."""
+    _LOADERS[kind] = load
+
+
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu", dtype=None):
     """Validate, then ``AutoModelForCausalLM.from_pretrained`` (local only) on ``device`` in eval mode.
 
-    A packed checkpoint (``spense pack``) loads through :func:`spense.runtime.load_packed`.
+    A packed checkpoint loads through the loader registered for its kind (``import
+    spense.runtime.checkpoint`` registers :func:`spense.runtime.load_packed`).
 
     ``dtype=None`` keeps the stored dtype.
     """
@@ -404,11 +488,14 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
     m = validate_checkpoint(path)
     if isinstance(dtype, str) and dtype != "auto":
         dtype = getattr(torch, dtype)
-    if m.get("packed"):  # SpenseLinear layers built from the packed tensors (never unpacked)
-        from spense.runtime.checkpoint import load_packed
-
-        backend = "auto" if torch.device(device).type == "cuda" else "reference"
-        return load_packed(path, device=device, dtype=dtype, backend=backend).eval()
+    kind = checkpoint_kind(m)
+    if kind != "dense":
+        if kind not in _LOADERS:
+            raise CheckpointError(
+                f"{path} is a {kind} checkpoint; load it with spense.runtime.load_packed "
+                f"(import spense.runtime.checkpoint first)"
+            )
+        return _LOADERS[kind](path, device=device, dtype=dtype).eval()
     try:
         model = AutoModelForCausalLM.from_pretrained(
             str(Path(path).expanduser()), dtype=dtype if dtype is not None else "auto", local_files_only=True

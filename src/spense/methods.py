@@ -1,8 +1,9 @@
 """Pruning methods for one layer: ``prune_layer(W, H, cfg, name)``.
 
 =============  ==============================================================================
-method         what it does
+method         what it does (the names and their options: :mod:`spense.registry`)
 =============  ==============================================================================
+dense          weight kept as is, recorded as an all-dense layout
 magnitude      N:M mask on ``|W|``, no weight update (``dense_ratio`` must be 0)
 wanda          N:M mask on ``|W| · sqrt(diag H)``, no weight update (``dense_ratio`` must be 0)
 sparsegpt      OBS sweep, pure N:M (= spense with ``dense_ratio`` 0, which it must be)
@@ -24,14 +25,16 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 
-from spense.errors import FormatError, InputError, NumericalError
-from spense.format import AXES, SpenseLayout
+from spense.errors import InputError, NumericalError
+from spense.format import SpenseLayout
+from spense.hessian import check_layer_inputs
 from spense.masks import magnitude_scores, nm_prune_mask, wanda_scores
-from spense.selection import SALIENCES, STRATEGIES, restore_rows, select_layout, strategy_axis
+from spense.registry import METHODS, method_spec, validate_config
+from spense.selection import restore_rows, select_layout
 from spense.solver import PruneResult, obs_prune, reconstruction_row_loss
 
-METHODS = ("spense", "sparsegpt", "wanda", "magnitude", "unstructured")
-NO_DENSE_METHODS = ("sparsegpt", "wanda", "magnitude")
+#: methods whose dense_ratio must be 0 (generated from the registry)
+NO_DENSE_METHODS = tuple(n for n, s in METHODS.items() if s.fixed_dense_ratio == 0.0)
 
 
 def stable_seed(seed: int, name: str) -> int:
@@ -43,9 +46,11 @@ def stable_seed(seed: int, name: str) -> int:
 
 @dataclass
 class PruneConfig:
-    method: str = "spense"  # spense | sparsegpt | wanda | magnitude | unstructured
+    """Every option of one layer's pruning; which fields a method reads is in :mod:`spense.registry`."""
+
+    method: str = "spense"  # a name of spense.registry.METHODS
     dense_ratio: float = 0.25  # spense only (others: 0); unstructured: sparsity = 1 - density(dense_ratio)
-    strategy: str = "salience-cols"  # loss-rows | salience-cols | random | first
+    strategy: str = "salience-cols"  # a name of spense.registry.STRATEGIES
     axis: str | None = None  # for random/first: rows|cols (default cols); implied by the other two
     block: int = 64
     n: int = 2
@@ -58,25 +63,7 @@ class PruneConfig:
 
     def validate(self) -> None:
         """Raise :class:`InputError` with a clear message on any bad option."""
-        if self.method not in METHODS:
-            raise InputError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
-        if self.strategy not in STRATEGIES:
-            raise InputError(f"unknown dense strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
-        if self.salience not in SALIENCES:
-            raise InputError(f"unknown salience {self.salience!r}; choose one of {', '.join(SALIENCES)}")
-        if self.axis is not None and self.axis not in AXES:
-            raise InputError(f"axis must be one of {', '.join(AXES)} (or unset), got {self.axis!r}")
-        try:
-            r = float(self.dense_ratio)
-        except (TypeError, ValueError):
-            raise InputError(f"dense ratio must be a number in [0, 1], got {self.dense_ratio!r}") from None
-        if not 0.0 <= r <= 1.0:
-            raise InputError(f"dense ratio must be in [0, 1], got {self.dense_ratio}")
-        if self.method in NO_DENSE_METHODS and r != 0.0:
-            raise InputError(
-                f"method {self.method!r} has no dense region: dense_ratio must be 0 (got {self.dense_ratio}); "
-                f"use method 'spense' for a dense region"
-            )
+        validate_config(self)  # names, dense-ratio rules, axis, col_blocks
         if not (isinstance(self.n, int) and isinstance(self.m, int) and 0 < self.n < self.m):
             raise InputError(f"N:M pattern must satisfy 0 < n < m, got {self.n}:{self.m}")
         if not isinstance(self.block, int) or self.block <= 0 or self.block % 4 or self.block % self.m:
@@ -85,13 +72,6 @@ class PruneConfig:
             raise InputError(f"blocksize must be a positive integer, got {self.blocksize}")
         if not float(self.percdamp) >= 0.0:
             raise InputError(f"percdamp must be >= 0, got {self.percdamp}")
-        if self.method == "spense":
-            ax = strategy_axis(self.strategy, self.axis)  # e.g. loss-rows with axis=cols
-            if self.col_blocks and ax != "cols":
-                raise InputError(f"col_blocks (--col-blocks) shapes a column dense region; strategy "
-                                 f"{self.strategy!r} keeps rows")
-        elif self.col_blocks:
-            raise InputError(f"col_blocks (--col-blocks) needs method 'spense'; {self.method!r} has no dense region")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -105,6 +85,12 @@ class PruneConfig:
         return cls(**d)
 
 
+def all_dense_layout(layout: SpenseLayout) -> SpenseLayout:
+    """The layout of a weight stored wholly dense (no N:M region): every column dense."""
+    n, k = layout.shape
+    return SpenseLayout((n, k), axis="cols", dense_idx=torch.arange(k), block=layout.block, n=layout.n, m=layout.m)
+
+
 @dataclass
 class LayerResult:
     weight: torch.Tensor  # pruned (N, K), float32
@@ -115,10 +101,8 @@ class LayerResult:
     seconds: float
 
 
-def _mask_only(W: torch.Tensor, H: torch.Tensor, scores: torch.Tensor, n: int, m: int, name: str) -> PruneResult:
+def _mask_only(W: torch.Tensor, H: torch.Tensor, scores: torch.Tensor, n: int, m: int) -> PruneResult:
     """Apply an N:M mask from ``scores`` without updates; col loss = ``Σ_i Δ_ij² H_jj / 2``."""
-    if W.shape[1] % m:
-        raise FormatError(f"layer {name!r}: in_features {W.shape[1]} is not a multiple of {m} ({n}:{m} sparsity)")
     weight = W.masked_fill(nm_prune_mask(scores, n, m), 0.0)
     row_loss = reconstruction_row_loss(W, weight, H)
     col_loss = (W - weight).pow(2).sum(dim=0) * torch.diagonal(H) / 2
@@ -129,24 +113,20 @@ def prune_layer(W: torch.Tensor, H: torch.Tensor, cfg: PruneConfig, name: str = 
     """Prune one ``(N, K)`` weight with Hessian ``H = 2 X Xᵀ / n`` according to ``cfg`` (float32)."""
     cfg.validate()
     t0 = time.perf_counter()
-    W = W.detach().float()
-    H = H.detach().float().to(W.device)
+    spec = method_spec(cfg.method)
+    W, H = check_layer_inputs(W, H, name, cfg.n, None if spec.all_dense_record else cfg.m)
     N, K = W.shape
-    if tuple(H.shape) != (K, K):
-        raise FormatError(f"layer {name!r}: Hessian shape {tuple(H.shape)} does not match weight {(N, K)}")
-    if not bool(torch.isfinite(W).all()):
-        raise NumericalError(f"layer {name!r}: weight contains NaN/Inf")
-    if not bool(torch.isfinite(H).all()):
-        raise NumericalError(f"layer {name!r}: Hessian contains NaN/Inf (NaN/Inf activations?)")
-    if cfg.method != "unstructured" and K % cfg.m:
-        raise FormatError(f"layer {name!r}: in_features {K} is not a multiple of {cfg.m} ({cfg.n}:{cfg.m} sparsity)")
     obs_kw = dict(n=cfg.n, m=cfg.m, blocksize=cfg.blocksize, percdamp=cfg.percdamp, name=name)
     layout = SpenseLayout((N, K), axis="cols", block=cfg.block, n=cfg.n, m=cfg.m)
 
-    if cfg.method == "magnitude":
-        res = _mask_only(W, H, magnitude_scores(W), cfg.n, cfg.m, name)
+    if cfg.method == "dense":
+        zero = torch.zeros(N, dtype=torch.float32, device=W.device)
+        res = PruneResult(W.clone(), zero, torch.zeros(K, dtype=torch.float32, device=W.device), 0.0)
+        layout = all_dense_layout(layout)
+    elif cfg.method == "magnitude":
+        res = _mask_only(W, H, magnitude_scores(W), cfg.n, cfg.m)
     elif cfg.method == "wanda":
-        res = _mask_only(W, H, wanda_scores(W, H), cfg.n, cfg.m, name)
+        res = _mask_only(W, H, wanda_scores(W, H), cfg.n, cfg.m)
     elif cfg.method == "sparsegpt":
         res = obs_prune(W, H, **obs_kw)
     elif cfg.method == "unstructured":

@@ -29,26 +29,8 @@ import torch
 from spense.errors import InputError
 from spense.format import DEFAULT_BLOCK, SpenseLayout, dense_count
 from spense.hessian import inverse_cholesky, prepare_hessian
+from spense.registry import SALIENCES, STRATEGIES, strategy_axis  # noqa: F401  (the one vocabulary)
 from spense.solver import PruneResult, obs_prune, reconstruction_row_loss
-
-STRATEGIES = ("loss-rows", "salience-cols", "random", "first")
-SALIENCES = ("obs-col", "act", "obs")
-IMPLIED_AXIS = {"loss-rows": "rows", "salience-cols": "cols"}
-
-
-def strategy_axis(strategy: str, axis: str | None = None) -> str:
-    """Axis of a strategy: implied for ``loss-rows``/``salience-cols``, ``axis or "cols"`` otherwise."""
-    if strategy not in STRATEGIES:
-        raise InputError(f"unknown dense strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
-    if axis is not None and axis not in ("rows", "cols"):
-        raise InputError(f"axis must be 'rows' or 'cols', got {axis!r}")
-    implied = IMPLIED_AXIS.get(strategy)
-    if implied is not None:
-        if axis is not None and axis != implied:
-            raise InputError(f"strategy {strategy!r} works on {implied}, not {axis}")
-        return implied
-    return axis or "cols"
-
 
 def top_indices(scores: torch.Tensor, d: int) -> torch.Tensor:
     """Sorted indices of the ``d`` largest scores (ties: the earlier index wins)."""

@@ -35,7 +35,7 @@ import torch
 
 from spense.errors import FormatError, NumericalError
 from spense.format import SpenseLayout
-from spense.hessian import inverse_cholesky, prepare_hessian
+from spense.hessian import check_layer_inputs, inverse_cholesky, prepare_hessian, where
 from spense.masks import global_prune_mask, nm_prune_mask
 
 MaskFn = Callable[[torch.Tensor], torch.Tensor]
@@ -54,10 +54,6 @@ def reconstruction_row_loss(W: torch.Tensor, W_hat: torch.Tensor, H: torch.Tenso
     """``diag(Δ H Δᵀ) / 2`` with ``Δ = W - Ŵ``; equals ``‖Δ_i X‖² / n`` for ``H = 2 X Xᵀ / n``."""
     D = (W.float() - W_hat.float())
     return ((D @ H.float()) * D).sum(dim=1) / 2
-
-
-def _where(name: str) -> str:
-    return f"layer {name!r}" if name else "layer"
 
 
 def obs_sweep(
@@ -123,24 +119,13 @@ def obs_prune(
     the default mask rule (``nm_prune_mask(·, n, m)`` / ``global_prune_mask(·, s)``) and receives the
     saliency window described in :func:`obs_sweep`.  All math in float32.
     """
-    W0 = W.detach().float()
-    H0 = H.detach().float().to(W0.device)
-    if W0.dim() != 2:
-        raise FormatError(f"{_where(name)}: weight must be 2-D, got shape {tuple(W.shape)}")
-    N, K = W0.shape
-    if tuple(H0.shape) != (K, K):
-        raise FormatError(f"{_where(name)}: Hessian shape {tuple(H0.shape)} does not match weight {(N, K)}")
-    if not bool(torch.isfinite(W0).all()):
-        raise NumericalError(f"{_where(name)}: weight contains NaN/Inf")
-    if not bool(torch.isfinite(H0).all()):
-        raise NumericalError(f"{_where(name)}: Hessian contains NaN/Inf (NaN/Inf activations?)")
     nm_mode = sparsity is None
-    if nm_mode and K % m:
-        raise FormatError(f"{_where(name)}: in_features {K} is not a multiple of {m} ({n}:{m} sparsity)")
+    W0, H0 = check_layer_inputs(W, H, name, n, m if nm_mode else None)
+    N, K = W0.shape
     if layout is None:
         layout = SpenseLayout((N, K), axis="cols", n=n, m=m)
     if layout.shape != (N, K):
-        raise FormatError(f"{_where(name)}: layout shape {layout.shape} does not match weight {(N, K)}")
+        raise FormatError(f"{where(name)}: layout shape {layout.shape} does not match weight {(N, K)}")
     layout.validate()
 
     dev = W0.device
@@ -172,7 +157,7 @@ def obs_prune(
         U = inverse_cholesky(Hd, name, percdamp)[:n_sweep]
         Q, L = obs_sweep(Wz, U, n_sweep, mask_fn, group, bs)
         if not bool(torch.isfinite(Q).all()):
-            raise NumericalError(f"{_where(name)}: OBS sweep produced NaN/Inf; try a larger --percdamp")
+            raise NumericalError(f"{where(name)}: OBS sweep produced NaN/Inf; try a larger --percdamp")
         Qu = torch.empty_like(Q)
         Qu[:, perm] = Q
         weight.index_copy_(0, rows, Qu)

@@ -15,6 +15,7 @@ from typing import Callable
 import typer
 
 from spense.errors import SpenseError
+from spense.log import setup_cli_logging, stderr_is_terminal
 
 app = typer.Typer(
     name="spense",
@@ -58,7 +59,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def _bars(quiet: bool) -> bool:
     """Progress bars only for a terminal (piped stderr would collect blank lines)."""
-    return not quiet and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+    return not quiet and stderr_is_terminal()
 
 
 def _quiet_libraries() -> None:
@@ -79,6 +80,7 @@ def handle_errors(fn: Callable) -> Callable:
         old = warnings.showwarning
         warnings.showwarning = _show_warning
         _quiet_libraries()
+        setup_cli_logging(bool(kwargs.get("quiet", False)))  # per-layer log lines when stderr is no tty
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("default", UserWarning)

@@ -15,42 +15,31 @@ import typer
 
 from spense import __version__
 from spense.cli.app import _bars, _out_console, app, handle_errors
+from spense.registry import (METHODS, AxisChoice, MethodChoice, SalienceChoice, SequentialChoice,
+                             StrategyChoice, default_dense_ratio)
 
-# --------------------------------------------------------------------------------------------------
-# option enums
-# --------------------------------------------------------------------------------------------------
-class Method(str, Enum):
-    spense = "spense"
-    sparsegpt = "sparsegpt"
-    wanda = "wanda"
-    magnitude = "magnitude"
-    unstructured = "unstructured"
-
-
-class Strategy(str, Enum):
-    loss_rows = "loss-rows"
-    salience_cols = "salience-cols"
-    random = "random"
-    first = "first"
+# option enums: generated from spense.registry (the one vocabulary)
+Method, Strategy, Axis, Salience, Sequential = MethodChoice, StrategyChoice, AxisChoice, SalienceChoice, \
+    SequentialChoice
+SEQUENTIAL_HELP = ("true: each layer group's Hessian comes from the block with the earlier groups already "
+                   "pruned (true-sequential, default); block: every group's Hessian from one forward pass "
+                   "of the unpruned block (llm-compressor's SparseGPT protocol, for side-by-side runs).")
 
 
-class Axis(str, Enum):
-    rows = "rows"
-    cols = "cols"
+def _load_checkpoint(path: Path, device, dtype=None):
+    """io.load_checkpoint with the packed-checkpoint loader of the runtime registered."""
+    import spense.runtime.checkpoint  # noqa: F401  (registers the "packed" kind with spense.io)
+    from spense import io
 
-
-class Salience(str, Enum):
-    obs_col = "obs-col"
-    act = "act"
-    obs = "obs"
+    return io.load_checkpoint(path, device, dtype)
 
 
 def _make_config(method: str, dense_ratio: Optional[float], strategy: str, axis: Optional[str], block: int,
                  blocksize: int, percdamp: float, seed: int, salience: str, col_blocks: bool = False):
-    from spense.methods import NO_DENSE_METHODS, PruneConfig
+    from spense.methods import PruneConfig
 
     if dense_ratio is None:
-        dense_ratio = 0.0 if method in NO_DENSE_METHODS else 0.25
+        dense_ratio = default_dense_ratio(method)
     cfg = PruneConfig(method=method, dense_ratio=dense_ratio, strategy=strategy, axis=axis, block=block,
                       blocksize=blocksize, percdamp=percdamp, seed=seed, salience=salience,
                       col_blocks=col_blocks)
@@ -77,8 +66,8 @@ def _summary_rows(records: dict[str, dict]) -> dict[str, Any]:
 def prune(
     model_dir: Path = typer.Argument(..., help="Local Hugging Face model directory (config.json, weights, tokenizer)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output directory for the pruned checkpoint."),
-    method: Method = typer.Option(Method.spense, help="Pruning method: spense (2:4 + dense region), sparsegpt (2:4), "
-                                  "wanda (2:4), magnitude (2:4) or unstructured (at the density of --dense-ratio)."),
+    method: Method = typer.Option(Method.spense, help="Pruning method: " + "; ".join(
+                                  f"{n} ({s.help})" for n, s in METHODS.items()) + "."),
     dense_ratio: Optional[float] = typer.Option(None, "--dense-ratio", help="Fraction of each weight kept dense "
                                                 "(spense, default 0.25); unstructured prunes to the same overall "
                                                 "density (62.5 % at 0.25); must be 0 for sparsegpt/wanda/magnitude "
@@ -106,6 +95,7 @@ def prune(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output checkpoint."),
     strict: bool = typer.Option(False, "--strict", help="Fail on linears that cannot be pruned instead of skipping them."),
     restart: bool = typer.Option(False, "--restart", help="Discard the resume state in OUT.partial/ and start over."),
+    sequential: Sequential = typer.Option(Sequential.true, "--sequential", help=SEQUENTIAL_HELP),
     packed: bool = typer.Option(False, "--packed", help="Store the pruned weights packed (2:4 values + metadata + "
                                 "dense region, see `spense pack`) instead of dense with zeros."),
     eval_text: Optional[Path] = typer.Option(None, "--eval", help="After pruning, report perplexity on this text."),
@@ -125,7 +115,7 @@ def prune(
     target = out.with_name(out.name + ".unpacked") if packed else out
     manifest = prune_model(model_dir, target, cfg, calib, nsamples=nsamples, seqlen=seqlen, seed=seed,
                            device=device, strict=strict, overwrite=overwrite or packed, progress=_bars(quiet),
-                           dtype=dtype, restart=restart)
+                           dtype=dtype, restart=restart, sequential=sequential.value)
     if packed:
         import shutil
 
@@ -144,10 +134,10 @@ def prune(
     if eval_text is not None:
         from spense import data, io
         from spense.evaluate import perplexity
-        from spense.pipeline import clip_seqlen, resolve_device
+        from spense.hf import clip_seqlen, resolve_device
 
         dev = resolve_device(device)
-        model = io.load_checkpoint(out, device=dev, dtype="float32" if dev.type == "cpu" else None)
+        model = _load_checkpoint(out, dev, "float32" if dev.type == "cpu" else None)
         tok = data.load_tokenizer(out)
         sl = clip_seqlen(model.config, seqlen)
         windows = data.eval_windows(data.tokenize(tok, data.read_text(eval_text)), sl)
@@ -191,11 +181,11 @@ def pack(
 def _load_any(model_dir: Path, device, dtype=None):
     """A Spense checkpoint (validated) or a plain HF model directory, on ``device``."""
     from spense import io
-    from spense.pipeline import load_model
+    from spense.hf import load_model
 
     if (Path(model_dir) / io.MANIFEST).is_file():
         if io.validate_checkpoint(model_dir).get("packed"):
-            return io.load_checkpoint(model_dir, device, dtype)
+            return _load_checkpoint(model_dir, device, dtype)
     io.check_model_dir(model_dir)
     return load_model(model_dir, dtype).to(device)
 
@@ -215,7 +205,7 @@ def eval_cmd(
     """Perplexity of a model on a text (non-overlapping windows, SparseGPT/Wanda protocol)."""
     from spense import data
     from spense.evaluate import perplexity, ppl_table
-    from spense.pipeline import clip_seqlen, parse_dtype, resolve_device
+    from spense.hf import clip_seqlen, parse_dtype, resolve_device
 
     dev = resolve_device(device)
     text_path = text if text is not None else data.default_eval_path()
@@ -324,6 +314,7 @@ def demo(
     block: int = typer.Option(64, help="Dense region granularity for the spense methods."),
     seed: int = typer.Option(0, help="Seed for calibration windows and random strategies."),
     device: str = typer.Option("auto", help="auto (cuda if available), cpu, cuda, cuda:N."),
+    sequential: Sequential = typer.Option(Sequential.true, "--sequential", help=SEQUENTIAL_HELP),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON to this file."),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Also save every pruned model as a Spense "
                                            "checkpoint in DIR/<method> (replaced if present)."),
@@ -341,8 +332,8 @@ def demo(
 
     from spense import data, io
     from spense.evaluate import perplexity, ppl_table
-    from spense.pipeline import (build_manifest, clip_seqlen, fresh_copy, linear_density,
-                                 load_model, prune_loaded, resolve_device, source_dtype)
+    from spense.hf import clip_seqlen, load_model, resolve_device, source_dtype
+    from spense.pipeline import build_manifest, fresh_copy, linear_density, prune_loaded
 
     t_all = time.perf_counter()
     base = DEMO_QUICK if quick else DEMO_DEFAULTS
@@ -373,7 +364,7 @@ def demo(
         m = dense if cfg is None else fresh_copy(dense)
         records: dict = {}
         if cfg is not None:
-            records = prune_loaded(m, calib_w, cfg, dev, progress=_bars(quiet))
+            records = prune_loaded(m, calib_w, cfg, dev, progress=_bars(quiet), sequential=sequential.value)
         t_prune = time.perf_counter() - t0
         m.to(dev)
         res = perplexity(m, eval_w, dev, progress=_bars(quiet))
@@ -387,7 +378,7 @@ def demo(
             con.print(f"  {label}: perplexity {res['perplexity']:.3f} ({row['wall_s']:.1f} s)")
         if out_dir is not None and cfg is not None:
             man = build_manifest(cfg, records, model_dir, calib_path, data.text_fingerprint(calib_text),
-                                 calib_w, seed, t_prune)
+                                 calib_w, seed, t_prune, sequential=sequential.value)
             m.to(source_dtype(model_dir))
             io.save_checkpoint(m, model_dir, Path(out_dir) / _slug(label), man, overwrite=True)
         if cfg is not None:
@@ -403,7 +394,7 @@ def demo(
             "model": os.path.relpath(model_dir), "calib": os.path.relpath(calib_path),
             "text": os.path.relpath(text_path),
             "nsamples": nsamples, "seqlen": seqlen, "eval_windows": int(eval_w.shape[0]), "seed": seed,
-            "block": block, "device": str(dev), "quick": quick, "torch": torch.__version__,
+            "block": block, "device": str(dev), "quick": quick, "sequential": sequential.value, "torch": torch.__version__,
             "spense": __version__, "cpu_threads": torch.get_num_threads(),
             "command": " ".join(["spense", *sys.argv[1:]]),
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": rows, "seconds": total,

@@ -18,39 +18,12 @@ from pathlib import Path
 import torch
 
 from spense.errors import CheckpointError, FormatError
-from spense.format import PackedSpense, SpenseLayout, pack
+from spense.format import SpenseLayout, pack
+from spense.io import (MANIFEST, check_out_dir, publish, read_packed, read_tensors, register_loader,
+                       tensor_sha256, validate_checkpoint)
 
-MANIFEST = "spense.json"
 PACKED_FILE = "model.safetensors"
-
-
-def _read_all(d: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    files = sorted(d.glob("*.safetensors"))
-    if not files:
-        raise CheckpointError(f"{d} has no *.safetensors weights")
-    out: dict[str, torch.Tensor] = {}
-    for f in files:
-        try:
-            t = load_file(str(f))
-        except Exception as e:
-            raise CheckpointError(f"cannot read {f}: {e}") from e
-        for k in t:
-            if k in out:
-                raise CheckpointError(f"tensor {k!r} stored twice")
-        out.update(t)
-    return out
-
-
-def _manifest(d: Path) -> dict:
-    mf = d / MANIFEST
-    if not mf.is_file():
-        raise CheckpointError(f"{d} has no {MANIFEST}; not a Spense checkpoint")
-    try:
-        return json.loads(mf.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{mf} is not valid JSON: {e}") from e
+__all__ = ["pack_checkpoint", "load_packed", "read_packed"]
 
 
 def pack_checkpoint(src_dir, out_dir, fp8: bool = False, overwrite: bool = False) -> Path:
@@ -60,14 +33,12 @@ def pack_checkpoint(src_dir, out_dir, fp8: bool = False, overwrite: bool = False
     dir unless ``overwrite``) and is written atomically (temp dir + rename)."""
     from safetensors.torch import save_file
 
-    from spense.io import check_out_dir, publish, tensor_sha256, validate_checkpoint
-
     src, out = Path(src_dir).expanduser().resolve(), Path(out_dir).expanduser().resolve()
     m = validate_checkpoint(src)
     if m.get("packed"):
         raise CheckpointError(f"{src} is already packed")
     check_out_dir(src, out, overwrite)
-    tensors = _read_all(src)
+    tensors = read_tensors(src)
     m = json.loads(json.dumps(m))
     for name, rec in m["layers"].items():
         tname = rec["weight"]
@@ -101,36 +72,6 @@ def pack_checkpoint(src_dir, out_dir, fp8: bool = False, overwrite: bool = False
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
-
-
-def read_packed(dir_) -> tuple[dict, dict[str, PackedSpense], dict[str, torch.Tensor]]:
-    """``(manifest, {layer: PackedSpense}, other tensors)``; sha256 and packed metadata checked."""
-    from spense.io import tensor_sha256
-
-    d = Path(dir_)
-    m = _manifest(d)
-    if not m.get("packed"):
-        raise CheckpointError(f"{d} is not a packed checkpoint (spense.json has no \"packed\": true)")
-    tensors = _read_all(d)
-    exp = m.get("tensors", {})
-    if set(exp) != set(tensors):
-        miss = sorted(set(exp) - set(tensors))[:3]
-        extra = sorted(set(tensors) - set(exp))[:3]
-        raise CheckpointError(f"{d}: stored tensors do not match the manifest (missing {miss}, extra {extra})")
-    for k, t in tensors.items():
-        if tensor_sha256(t) != exp[k]:
-            raise CheckpointError(f"{d}: tensor {k!r} does not match its sha256 (tampered or corrupt)")
-    layers = {}
-    for name, rec in m["layers"].items():
-        lay = SpenseLayout.from_dict(rec["layout"])
-        try:
-            p = PackedSpense.from_tensors(lay, tensors, rec["weight"])
-        except FormatError as e:
-            raise FormatError(f"layer {name}: {e}") from e
-        for k in rec.get("packed_tensors", []):
-            tensors.pop(k, None)
-        layers[name] = p
-    return m, layers, tensors
 
 
 def load_packed(dir_, device="cpu", dtype=None, backend: str = "auto"):
@@ -188,3 +129,12 @@ def load_packed(dir_, device="cpu", dtype=None, backend: str = "auto"):
         model.tie_weights()
     model.spense_manifest = m
     return model.to(device).eval()
+
+
+def _load_packed_kind(path, device="cpu", dtype=None):
+    """io's loader for packed checkpoints: CUDA backends chosen automatically, reference on CPU."""
+    backend = "auto" if torch.device(device).type == "cuda" else "reference"
+    return load_packed(path, device=device, dtype=dtype, backend=backend)
+
+
+register_loader("packed", _load_packed_kind)

@@ -1,0 +1,179 @@
+"""Block inputs: capture what enters the first decoder block, run a block, find its sublayer groups.
+
+* :func:`capture_inputs` runs the calibration windows through the embeddings with a forward pre-hook
+  on block 0 that records the hidden states (float32, CPU) and the other arguments the model passes
+  to its blocks (rotary embeddings, masks: identical for every window of one length), then stops.
+* :func:`run_block` runs those hidden states through one block, one window at a time.
+* :func:`find_groups` runs one window with pre-hooks on the block's linears and groups the linears
+  that read the same input tensor, in execution order (Llama: ``[q,k,v], [o], [gate,up], [down]``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+
+from spense.errors import InputError
+from spense.hf import find_blocks
+
+
+@contextmanager
+def outside_blocks_on(model: nn.Module, blocks: nn.ModuleList, device: torch.device) -> Iterator[None]:
+    """Temporarily move everything except the blocks (embeddings, rotary, norms) to ``device``."""
+    if device.type == "cpu":
+        yield
+        return
+    inside = {id(m) for m in blocks.modules()}
+    moved: list[tuple[torch.Tensor, torch.device]] = []
+    seen: set[int] = set()
+    for mod in model.modules():
+        if id(mod) in inside:
+            continue
+        for tensors in (mod._parameters, mod._buffers):
+            for t in tensors.values():
+                if t is None or id(t) in seen:
+                    continue
+                seen.add(id(t))
+                moved.append((t, t.device))
+                t.data = t.data.to(device)
+    try:
+        yield
+    finally:
+        for t, dev in moved:
+            t.data = t.data.to(dev)
+
+
+class _StopForward(Exception):
+    pass
+
+
+@dataclass
+class BlockInputs:
+    """The hidden states entering a block (``(n, seqlen, hidden)`` float32, CPU) and the block call's
+    other positional/keyword arguments (identical for every sample of the same length)."""
+
+    hidden: torch.Tensor
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+
+
+@torch.no_grad()
+def capture_inputs(model: nn.Module, windows: torch.Tensor, device: torch.device) -> BlockInputs:
+    """Run ``windows`` (``(n, seqlen)`` token ids) up to block 0 and record what enters it."""
+    _, blocks = find_blocks(model)
+    hidden: list[torch.Tensor] = []
+    extra: dict[str, Any] = {}
+
+    def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
+        kwargs = dict(kwargs)
+        if args:
+            hs, rest = args[0], tuple(args[1:])
+        else:
+            hs, rest = kwargs.pop("hidden_states"), ()
+        hidden.append(hs.detach().float().cpu())
+        if not extra:
+            extra["args"], extra["kwargs"] = rest, kwargs
+        raise _StopForward
+
+    handle = blocks[0].register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        with outside_blocks_on(model, blocks, device):
+            for j in range(windows.shape[0]):
+                try:
+                    model(windows[j : j + 1].to(device), use_cache=False)
+                except _StopForward:
+                    pass
+    finally:
+        handle.remove()
+    if len(hidden) != windows.shape[0]:
+        raise InputError("could not capture the inputs of the first block (unsupported model forward)")
+    kwargs = extra["kwargs"]
+    if "use_cache" in kwargs:
+        kwargs["use_cache"] = False
+    return BlockInputs(torch.cat(hidden, 0), extra["args"], kwargs)
+
+
+def _to(obj: Any, device: torch.device, dtype: torch.dtype | None = None) -> Any:
+    if isinstance(obj, torch.Tensor):
+        if dtype is not None and obj.is_floating_point():
+            return obj.to(device=device, dtype=dtype)
+        return obj.to(device)
+    if isinstance(obj, tuple):
+        return tuple(_to(o, device, dtype) for o in obj)
+    if isinstance(obj, list):
+        return [_to(o, device, dtype) for o in obj]
+    if isinstance(obj, dict):
+        return {k: _to(v, device, dtype) for k, v in obj.items()}
+    return obj
+
+
+def _block_dtype(block: nn.Module) -> torch.dtype:
+    for p in block.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.float32
+
+
+@torch.no_grad()
+def run_block(
+    block: nn.Module, inputs: BlockInputs, device: torch.device, samples: range | None = None,
+    keep: bool = True,
+) -> torch.Tensor | None:
+    """Run the samples through ``block``; return the outputs (float32, CPU) when ``keep``."""
+    dtype = _block_dtype(block)
+    args, kwargs = _to(inputs.args, device), _to(inputs.kwargs, device)
+    # float tensors in the kwargs (masks, rotary cos/sin) follow the block's dtype
+    kwargs = {k: (_to(v, device, dtype) if k == "position_embeddings" else v) for k, v in kwargs.items()}
+    n = inputs.hidden.shape[0]
+    samples = samples if samples is not None else range(n)
+    outs = torch.empty_like(inputs.hidden) if keep else None
+    for j in samples:
+        x = inputs.hidden[j : j + 1].to(device=device, dtype=dtype)
+        y = block(x, *args, **kwargs)
+        if isinstance(y, (tuple, list)):
+            y = y[0]
+        if keep:
+            outs[j : j + 1] = y.float().cpu()
+    return outs
+
+
+@torch.no_grad()
+def find_groups(
+    block: nn.Module, linears: dict[str, nn.Module], inputs: BlockInputs, device: torch.device
+) -> list[list[str]]:
+    """Sublayer groups in execution order: linears that read the same input tensor form one group.
+
+    One sample is run through the block with forward pre-hooks recording, in call order, each linear
+    and the identity of its input (Llama: ``[q,k,v], [o], [gate,up], [down]``).
+    """
+    calls: list[tuple[str, tuple]] = []
+    alive: list[torch.Tensor] = []  # keep inputs alive so their storage cannot be reused
+    handles = []
+    for name, mod in linears.items():
+        def hook(module: nn.Module, args: tuple, _name: str = name) -> None:
+            x = args[0]
+            alive.append(x)
+            key = (x.data_ptr(), tuple(x.shape), tuple(x.stride()), x.dtype)
+            calls.append((_name, key))
+        handles.append(mod.register_forward_pre_hook(hook))
+    try:
+        run_block(block, inputs, device, samples=range(1), keep=False)
+    finally:
+        for h in handles:
+            h.remove()
+    groups: dict[tuple, list[str]] = {}
+    seen: set[str] = set()
+    for name, key in calls:
+        if name in seen:
+            continue
+        seen.add(name)
+        groups.setdefault(key, []).append(name)
+    unused = [n for n in linears if n not in seen]
+    for n in unused:
+        warnings.warn(f"skipping {n}: not called in the block's forward pass", UserWarning, stacklevel=2)
+    return list(groups.values())

@@ -1,0 +1,233 @@
+"""Hugging Face model structure and the small parsing helpers around it.
+
+The one module that knows where a causal LM keeps its decoder blocks and linears, how GPT-2's
+``Conv1D`` stores its weight, how a model folder is loaded (local files only), and how device and
+dtype names are parsed.  Everything that needs device/dtype parsing or HF structure imports it from
+here.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from spense.errors import DeviceError, InputError, NumericalError
+
+
+# --------------------------------------------------------------------------------------------------
+# model structure
+# --------------------------------------------------------------------------------------------------
+_BLOCK_PATHS = (
+    "model.layers",  # Llama, Qwen2/3, Mistral, Gemma, Phi-3 ...
+    "model.decoder.layers",  # OPT
+    "gpt_neox.layers",  # GPT-NeoX / Pythia
+    "transformer.h",  # GPT-2, GPT-J, Bloom-like
+)
+
+
+def _get_attr_path(obj: Any, path: str) -> Any:
+    for part in path.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def find_blocks(model: nn.Module) -> tuple[str, nn.ModuleList]:
+    """``(prefix, blocks)``: the decoder block list of a causal LM and its attribute path.
+
+    Supports Llama/Qwen2/Qwen3/Mistral (``model.layers``), OPT (``model.decoder.layers``),
+    GPT-NeoX (``gpt_neox.layers``) and GPT-2 (``transformer.h``).
+    """
+    for path in _BLOCK_PATHS:
+        blocks = _get_attr_path(model, path)
+        if isinstance(blocks, nn.ModuleList) and len(blocks) > 0:
+            return path, blocks
+    arch = type(model).__name__
+    mt = getattr(getattr(model, "config", None), "model_type", "?")
+    raise InputError(
+        f"unsupported architecture {arch} (model_type {mt!r}): no decoder block list found at "
+        f"{', '.join(_BLOCK_PATHS)}"
+    )
+
+
+def _conv1d_type() -> type | None:
+    try:
+        from transformers.pytorch_utils import Conv1D
+
+        return Conv1D
+    except Exception:  # pragma: no cover - very old/new transformers
+        return None
+
+
+def is_conv1d(module: nn.Module) -> bool:
+    c = _conv1d_type()
+    return c is not None and isinstance(module, c)
+
+
+def linear_shape(module: nn.Module) -> tuple[int, int]:
+    """``(out_features, in_features)`` of an ``nn.Linear`` or a transformers ``Conv1D``."""
+    w = module.weight
+    if is_conv1d(module):
+        return int(w.shape[1]), int(w.shape[0])
+    return int(w.shape[0]), int(w.shape[1])
+
+
+def find_linears(
+    block: nn.Module, block_size: int = 64, m: int = 4, strict: bool = False, prefix: str = ""
+) -> dict[str, nn.Module]:
+    """Prunable linears of one block, by name relative to the block (module order).
+
+    ``nn.Linear`` and transformers' ``Conv1D`` (GPT-2; its weight is ``(in, out)``) qualify. A linear
+    whose ``in_features`` is not a multiple of ``m`` or is smaller than ``block_size`` is skipped with
+    a warning, or raises :class:`InputError` when ``strict``.
+    """
+    conv = _conv1d_type()
+    kinds: tuple[type, ...] = (nn.Linear,) + ((conv,) if conv is not None else ())
+    out: dict[str, nn.Module] = {}
+    for name, mod in block.named_modules():
+        if not name or not isinstance(mod, kinds):
+            continue
+        _, k = linear_shape(mod)
+        full = f"{prefix}.{name}" if prefix else name
+        why = None
+        if k % m:
+            why = f"in_features {k} is not a multiple of {m}"
+        elif k < block_size:
+            why = f"in_features {k} is smaller than the dense block size {block_size}"
+        if why:
+            if strict:
+                raise InputError(f"{full}: cannot be pruned ({why}); drop --strict to skip it")
+            warnings.warn(f"skipping {full}: {why}", UserWarning, stacklevel=2)
+            continue
+        out[name] = mod
+    return out
+
+
+def get_weight(module: nn.Module) -> torch.Tensor:
+    """The ``(N, K)`` float32 weight (Conv1D transposed here, and only here)."""
+    w = module.weight.data
+    if is_conv1d(module):
+        w = w.t()
+    return w.float().contiguous()
+
+
+def set_weight(module: nn.Module, w: torch.Tensor) -> None:
+    """Write an ``(N, K)`` weight back, in the module's dtype and layout."""
+    p = module.weight
+    if is_conv1d(module):
+        w = w.t()
+    p.data.copy_(w.to(device=p.device, dtype=p.dtype))
+
+
+# --------------------------------------------------------------------------------------------------
+# devices and configs
+# --------------------------------------------------------------------------------------------------
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` = cuda if available else cpu; a CUDA request without CUDA is a :class:`DeviceError`."""
+    if isinstance(device, torch.device):
+        return device
+    d = str(device).strip().lower()
+    if d == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(d)
+    except RuntimeError as e:
+        raise InputError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+def config_dtype(config: Any) -> torch.dtype:
+    """The dtype the source checkpoint was stored in (``float32`` if the config does not say)."""
+    d = None
+    for key in ("dtype", "torch_dtype"):
+        d = config.__dict__.get(key)
+        if d is not None:
+            break
+    if isinstance(d, str):
+        d = getattr(torch, d.replace("torch.", ""), None)
+    return d if isinstance(d, torch.dtype) else torch.float32
+
+
+def source_dtype(model_dir: str | Path) -> torch.dtype:
+    """The dtype recorded in ``config.json`` of a model folder (``float32`` when absent).
+
+    Read from the file, not from a loaded model, whose config reflects the dtype it was loaded in.
+    """
+    try:
+        cfg = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot read {Path(model_dir) / 'config.json'}: {e}") from e
+
+    class _C:  # config_dtype reads __dict__
+        pass
+
+    c = _C()
+    c.__dict__.update({k: cfg.get(k) for k in ("dtype", "torch_dtype")})
+    return config_dtype(c)
+
+
+def max_positions(config: Any) -> int | None:
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        v = getattr(config, key, None)
+        if isinstance(v, int) and v > 0:
+            return v
+    return None
+
+
+def clip_seqlen(config: Any, seqlen: int) -> int:
+    """``seqlen`` clipped to the model's maximum positions (with a warning)."""
+    if seqlen <= 0:
+        raise InputError(f"seqlen must be positive, got {seqlen}")
+    mp = max_positions(config)
+    if mp is not None and seqlen > mp:
+        warnings.warn(
+            f"seqlen {seqlen} exceeds the model's {mp} positions; using {mp}", UserWarning, stacklevel=2
+        )
+        return mp
+    return seqlen
+
+
+def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    names = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
+             "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+    if str(dtype).lower() not in names:
+        raise InputError(f"unknown dtype {dtype!r} (use float32, float16 or bfloat16)")
+    return names[str(dtype).lower()]
+
+
+def load_model(model_dir: str | Path, dtype: torch.dtype | None = None) -> nn.Module:
+    """Load a causal LM from a local folder (never the network), on CPU, in ``dtype`` (float32)."""
+    import transformers
+    from transformers import AutoModelForCausalLM
+
+    dtype = dtype or torch.float32
+    key = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = AutoModelForCausalLM.from_pretrained(
+                str(model_dir), local_files_only=True, low_cpu_mem_usage=True, **{key: dtype}
+            )
+    except (OSError, ValueError, KeyError) as e:
+        raise InputError(f"cannot load model from {model_dir}: {e}") from e
+    model.eval()
+    model.config.use_cache = False
+    return model
+
+
+def check_finite_weights(model: nn.Module) -> None:
+    """:class:`NumericalError` naming the first parameter that holds NaN/Inf."""
+    for name, p in model.named_parameters():
+        if p.is_floating_point() and not bool(torch.isfinite(p.data).all()):
+            bad = int((~torch.isfinite(p.data)).sum())
+            raise NumericalError(f"weight {name} contains {bad} NaN/Inf values")
