@@ -24,7 +24,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 from spense.format import SpenseLayout, dense_count, pack, unpack  # noqa: E402
-from spense.runtime.linear import SpenseLinear, _bucket  # noqa: E402
+from spense.runtime.linear import SpenseLinear  # noqa: E402
+from spense.runtime.shapes import bucket as _bucket  # noqa: E402
+from spense.runtime import fp8 as fp8rt  # noqa: E402
 
 SHAPES = [
     ("8B.qkv", 6144, 4096), ("8B.o", 4096, 4096), ("8B.gate_up", 24576, 4096), ("8B.down", 4096, 12288),
@@ -127,6 +129,34 @@ def check(layer, w, M, backends, gen):
     return out
 
 
+FP8_EXTRA = [False]  # --fp8-extra
+fp8_table: dict[str, str] = {}  # "N,K,bucket" -> fastest FP8 dense kind (fp8.load_table format)
+FP8_TOL = {"w8a16": 1e-2, "compiled": 1e-2, "nt": 6e-2, "swap": 6e-2}  # W8A8 also rounds x to e4m3
+
+
+def check_fp8_dense(q, sname, gen):
+    """Every FP8 dense kernel vs the float64 product with the dequantised weight (poisoned nothing:
+    the kernels allocate their outputs), M = 1, 7, 16, 33, 64, 2048."""
+    wq, sw = q
+    wd = wq.double() * sw.double()[:, None]
+    out = {}
+    for M in (1, 7, 16, 33, 64, 2048):
+        x = torch.randn(M, wq.shape[1], generator=gen).to("cuda", torch.bfloat16)
+        ref = x.double() @ wd.T
+        for kind in fp8rt.candidates(M, extra=FP8_EXTRA[0]) + (["compiled"] if M == 1 else []):
+            try:
+                y = fp8rt.run_kind(kind, x, wq, sw)
+            except Exception as ex:  # e.g. a Triton config out of resources: reported, not fatal
+                print(f"FP8 KIND FAILED {sname} M={M} {kind}: {str(ex)[:200]}", flush=True)
+                out[f"M{M}.{kind}"] = float("nan")
+                continue
+            e = rel_err(y, ref) if torch.isfinite(y.float()).all() else float("inf")
+            out[f"M{M}.{kind}"] = e
+            if e > FP8_TOL[kind.split(":")[0]]:
+                print(f"FP8 CHECK FAILED {sname} M={M} {kind}: {e:.2e}", flush=True)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.environ.get("OUT", "out"))
@@ -141,7 +171,13 @@ def main():
     ap.add_argument("--cols-layout", default="blocks", choices=["blocks", "random"])
     ap.add_argument("--min-bytes", type=float, default=256e6)
     ap.add_argument("--tag", default="")
+    ap.add_argument("--fp8-extra", action="store_true", help="also the Triton W8A16 configs not yet measured "
+                    "on a GPU (fp8_dense.EXTRA_CONFIGS)")
+    ap.add_argument("--fp8-compiled-ms", default="1", help="M values at which torch.compile'd dequant+linear "
+                    "is a baseline candidate (compile time; '' = none)")
     a = ap.parse_args()
+    a.fp8_compiled_ms = {int(v) for v in a.fp8_compiled_ms.split(",") if v}
+    FP8_EXTRA[0] = a.fp8_extra
     os.makedirs(a.out, exist_ok=True)
     dev = torch.cuda.get_device_name()
     commit = os.environ.get("SPENSE_COMMIT")
@@ -166,7 +202,7 @@ def main():
     print(f"device {dev}  copy bandwidth {bw:.0f} GB/s", flush=True)
     rows, checks = [], []
     from torch.sparse import to_sparse_semi_structured, SparseSemiStructuredTensor
-    from spense.runtime.fp8 import Fp8Linear, quantize_weight
+    Fp8Linear, quantize_weight = fp8rt.Fp8Linear, fp8rt.quantize_weight
     SparseSemiStructuredTensor._FORCE_CUTLASS = False
     for (sname, N, K) in shapes:
         for dt in dtypes:
@@ -189,24 +225,40 @@ def run_cell(a, sname, N, K, dt, fp8, axis, ratio, ms, backends, cfgs, gen, bw, 
     dense_bytes = N * K * 2
     ncop = max(1, min(8, math.ceil(a.min_bytes / dense_bytes)))
     ws = [w0] + [w0 + 0 for _ in range(ncop - 1)]  # copies (same values: check uses w0)
-    layers = [SpenseLinear(pack(w, lay, fp8=fp8), backend="auto", name=sname) for w in ws]
-    L0 = layers[0]
-    wref = unpack(L0.packed, dtype=torch.float32) if fp8 else w0
     ours = [b for b in backends if b in ("mmasp", "triton") + (() if fp8 else ("cusparselt",))]
+    f8 = None
+    if fp8:  # the FP8 dense baseline: e4m3 weights + scales by spense.format (fp8.quantize_weight)
+        f8 = [fp8rt.quantize_weight(w) for w in ws]
+        ck = check_fp8_dense(f8[0], sname, gen)
+        checks.append({"shape": sname, "dtype": "fp8_dense", **ck})
+        print(f"check {sname} fp8 dense: " + " ".join(f"{k}={v:.2e}" for k, v in ck.items()), flush=True)
+    if not ours:
+        layers, L0, kwl = [], None, None
+        if a.check_only:
+            return
+    else:
+        layers = [SpenseLinear(pack(w, lay, fp8=fp8), backend="auto", name=sname) for w in ws]
+        L0 = layers[0]
+    wref = unpack(L0.packed, dtype=torch.float32) if (fp8 and L0 is not None) else w0
     try:
+        if L0 is None:
+            raise StopIteration
         ck = {}
-        for Mc in (1, 7, 16, 64):
+        for Mc in (1, 7, 16, 33, 64):
             ck.update({f"M{Mc}.{k}": v for k, v in check(L0, wref, Mc, ours, gen).items()})
         if "cusparselt" in ours:
             ck.update({f"M2048.{k}": v for k, v in check(L0, wref, 2048, ["cusparselt"], gen).items()})
+    except StopIteration:
+        ck = None
     except Exception as e:
         print("check failed:", repr(e)[:300], flush=True)
         ck = {"error": repr(e)[:300]}
     kwl = L0._kw() if "mmasp" in ours else None
-    checks.append({"shape": sname, "dtype": dt, "axis": axis, "dense_ratio": ratio,
-                   "x_gather": bool(kwl.gather) if kwl is not None else None, **ck})
-    print(f"check {sname} {dt} {axis} d={ratio}: " + " ".join(f"{k}={v:.2e}" if isinstance(v, float) else f"{k}={v}"
-                                                           for k, v in ck.items()), flush=True)
+    if ck is not None:
+        checks.append({"shape": sname, "dtype": dt, "axis": axis, "dense_ratio": ratio,
+                       "x_gather": bool(kwl.gather) if kwl is not None else None, **ck})
+        print(f"check {sname} {dt} {axis} d={ratio}: " + " ".join(
+            f"{k}={v:.2e}" if isinstance(v, float) else f"{k}={v}" for k, v in ck.items()), flush=True)
     if a.check_only:
         return
     peer = None
@@ -215,20 +267,28 @@ def run_cell(a, sname, N, K, dt, fp8, axis, ratio, ms, backends, cfgs, gen, bw, 
             peer = [to_sparse_semi_structured(w) for w in ws]
         except Exception as e:
             print("peer unavailable:", e)
-    f8 = None
-    if fp8:
-        f8 = []
-        for w in ws:
-            wq, sw = quantize_weight(w)
-            f8.append(Fp8Linear(wq, sw))
-    sp = L0.packed
     esz = 1 if fp8 else 2
-    sbytes = sp.values.numel() * esz + sp.meta.numel() + sp.dense.numel() * esz + (N * 4 if fp8 else 0)
+    if L0 is not None:
+        sp = L0.packed
+        sbytes = sp.values.numel() * esz + sp.meta.numel() + sp.dense.numel() * esz + (N * 4 if fp8 else 0)
+    else:
+        sbytes = 0
     for M in ms:
         x = torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16)
         res, cfg_used = {}, {}
+        baseline = "cublas_bf16"
+        fp8_times = {}
         if fp8:
-            res["dense"] = time_graph([lambda f=f: f(x) for f in f8])
+            kinds = [k for k in fp8rt.candidates(M, extra=a.fp8_extra) if k != "compiled"] + (
+                ["compiled"] if M in a.fp8_compiled_ms else [])
+            for kind in kinds:
+                try:
+                    fp8_times[kind] = time_graph([lambda q=q: fp8rt.run_kind(kind, x, q[0], q[1]) for q in f8])
+                except Exception as e:
+                    print(f"fp8 {kind} failed {sname} M={M}: {str(e)[:200]}", flush=True)
+            baseline = min(fp8_times, key=fp8_times.get)
+            res["dense"] = fp8_times[baseline]
+            fp8_table[f"{N},{K},{_bucket(M)}"] = baseline
             res["dense_bf16"] = time_graph([lambda w=w: F.linear(x, w) for w in ws])
         else:
             res["dense"] = time_graph([lambda w=w: F.linear(x, w) for w in ws])
@@ -264,6 +324,7 @@ def run_cell(a, sname, N, K, dt, fp8, axis, ratio, ms, backends, cfgs, gen, bw, 
             except Exception as e:
                 print(f"{b} failed {sname} M={M}: {e}", flush=True)
         lim = limit(dt, lay.dense_ratio)
+        base_bytes = N * K * (1 if fp8 else 2) + (N * 4 if fp8 else 0) + M * K * 2 + M * N * 2
         for b, t in res.items():
             if b == "dense":
                 wb = N * K * (1 if fp8 else 2) + (N * 4 if fp8 else 0)
@@ -279,10 +340,14 @@ def run_cell(a, sname, N, K, dt, fp8, axis, ratio, ms, backends, cfgs, gen, bw, 
                 "speedup_vs_bf16": (res["dense_bf16"] if fp8 else res["dense"]) / t,
                 "limit": lim, "gbps": nbytes / t / 1e6, "copy_gbps": bw, "config": cfg_used.get(b),
                 "x_gather": bool(kwl.gather) if (kwl is not None and b == "mmasp") else None,
+                "baseline": baseline, "baseline_gbps": base_bytes / res["dense"] / 1e6,
+                "fp8_dense_ms": ({k: v for k, v in fp8_times.items()} if b == "dense" and fp8 else None),
                 "device": dev, "commit": commit, "date": date, "command": cmd,
             })
         print(f"{sname:12s} {dt} {axis} d={ratio:<5} M={M:<5} " + "  ".join(
-            f"{b}={t*1e3:7.1f}us({res['dense']/t:4.2f}x)" for b, t in res.items()) + f"  lim={lim:.2f}", flush=True)
+            f"{b}={t*1e3:7.1f}us({res['dense']/t:4.2f}x)" for b, t in res.items()) + f"  lim={lim:.2f}"
+            + (f"  baseline={baseline} " + " ".join(f"{k}={v*1e3:.1f}" for k, v in fp8_times.items()) if fp8 else ""),
+            flush=True)
     del layers, ws, peer, f8
 
 
@@ -290,6 +355,11 @@ def save(a, rows, checks, dev, bw, commit, date, cmd):
     tag = a.tag
     with open(os.path.join(a.out, f"linear_bench{tag}.json"), "w") as f:
         json.dump(rows, f, indent=0)
+    if fp8_table:
+        major, minor = torch.cuda.get_device_capability()
+        with open(os.path.join(a.out, f"fp8_dense_table{tag}.json"), "w") as f:
+            json.dump({"device": dev, "cc": f"{major}.{minor}", "commit": commit, "date": date, "command": cmd,
+                       "cells": fp8_table}, f, indent=0)
     with open(os.path.join(a.out, f"linear_bench{tag}_checks.json"), "w") as f:
         json.dump({"device": dev, "copy_gbps": bw, "commit": commit, "date": date, "command": cmd,
                    "checks": checks}, f, indent=0)
@@ -308,13 +378,14 @@ def write_md(rows, bw, dev, path, commit=None, date=None, cmd=None):
     bk = ["dense", "dense_bf16", "peer", "cusparselt", "mmasp", "triton"]
     bk = [b for b in bk if any(r["backend"] == b for r in rows)]
     lines = [f"Device: {dev}; copy bandwidth {bw:.0f} GB/s (read+write). Times in us; (x) = speedup over dense "
-             f"of the same dtype (bf16: cuBLAS F.linear; fp8: Fp8Linear = per-token e4m3 activations + "
-             f"torch._scaled_mm; dense_bf16 = cuBLAS BF16 on the same shape); limit = memory-bound limit vs "
+             f"of the same dtype (bf16: cuBLAS F.linear; fp8: the FP8 dense baseline = fastest of our Triton "
+             f"W8A16 kernel configs, _scaled_mm W8A8 nt/swap and compiled dequant+linear, named in `baseline`; "
+             f"dense_bf16 = cuBLAS BF16 on the same shape); limit = memory-bound limit vs "
              f"that dense; best = best of our backends (GB/s achieved, x vs BF16 dense).", "",
              f"Date: {date or rows[0].get('date')}; commit: {commit or rows[0].get('commit')}; command: "
              f"`{cmd or rows[0].get('command')}`", "",
-             "| dtype | shape | axis | d | M | " + " | ".join(bk) + " | best ours | limit |",
-             "|" + "---|" * (len(bk) + 7)]
+             "| dtype | shape | axis | d | M | " + " | ".join(bk) + " | baseline (GB/s, x bf16) | best ours | limit |",
+             "|" + "---|" * (len(bk) + 8)]
     for k in keys:
         rs = {r["backend"]: r for r in rows if (r["dtype"], r["shape"], r["axis"], r["dense_ratio"], r["M"]) == k}
         cells = []
@@ -326,7 +397,11 @@ def write_md(rows, bw, dev, path, commit=None, date=None, cmd=None):
         bs = (f"{best['backend']} {best['speedup_vs_dense']:.2f}x, {best['gbps']:.0f} GB/s, "
               f"{best['speedup_vs_bf16']:.2f}x bf16") if best else ""
         lim = next(iter(rs.values()))["limit"]
-        lines.append(f"| {k[0]} | {k[1]} | {k[2]} | {k[3]} | {k[4]} | " + " | ".join(cells) + f" | {bs} | {lim:.2f} |")
+        dn = rs.get("dense")
+        base = (f"{dn.get('baseline', '')} {dn.get('baseline_gbps', float('nan')):.0f} GB/s, "
+                f"{dn['speedup_vs_bf16']:.2f}x") if dn else ""
+        lines.append(f"| {k[0]} | {k[1]} | {k[2]} | {k[3]} | {k[4]} | " + " | ".join(cells)
+                     + f" | {base} | {bs} | {lim:.2f} |")
     open(path, "w").write("\n".join(lines) + "\n")
 
 

@@ -1,57 +1,104 @@
-"""Dense FP8 linear: e4m3 weights with per-output-channel scales, dynamic per-token activation scales.
+"""Dense FP8 linear (e4m3 weight, per-output-channel scale): the FP8 dense baseline.
 
-``Fp8Linear`` is the dense FP8 baseline of the end-to-end benchmark (and the dense-region GEMM of an
-FP8 Spense model where the runtime wants one):
+Weight quantisation has one source, :func:`spense.format.pack` (``fp8=True``: ``scale[n] =
+amax(|W[n, :]|) / 448``, ``Wq = round_e4m3(W / scale[:, None])``); :func:`quantize_weight` calls it
+with an all-dense layout.  ``Fp8Linear`` computes ``y ~= x @ (Wq * scale[:, None]).T`` by the fastest
+of these kernels, chosen per (device, N, K, M bucket):
 
-* weight ``W`` ``(N, K)`` -> ``Wq = round_e4m3(W / sw[:, None])`` with ``sw[n] = amax(|W[n, :]|) / 448``;
-* activation rows ``x`` ``(M, K)`` -> ``xq = round_e4m3(x / sx[:, None])`` with ``sx[m] = amax(|x[m, :]|) / 448``
-  computed at run time (one fused Triton kernel on CUDA, plain torch ops elsewhere);
-* ``y = (xq @ Wq.T) * sx[:, None] * sw[None, :]`` through ``torch._scaled_mm`` (row-wise scales, bf16
-  output) on CUDA; for decode-sized M (<= 64) the transposed form ``(Wq @ xq.T).T`` (activation rows
-  padded to 16) is also a candidate, and the faster of the two is measured once per (N, K, M bucket)
-  outside CUDA-graph capture (``SPENSE_FP8_GEMM=nt|swap`` forces one).  On CPU (tests) the same
-  arithmetic is emulated in float32.
+* ``w8a16:<BN>x<BK>x<SK>x<warps>`` — our Triton weight-only kernel (:mod:`.fp8_dense`, op
+  ``spense::fp8_w8a16_mm``): bf16 x, e4m3 -> bf16 in registers, fp32 accumulation, split-K.
+  Equals the dequantised-weight reference up to the bf16 output rounding.
+* ``nt`` / ``swap`` — W8A8 ``torch._scaled_mm``: x quantised per token (``sx[m] = amax(|x[m]|)/448``,
+  op ``spense::fp8_quant_rows``) and ``y = (xq @ Wq.T) * sx * scale``, either as is (``nt``) or
+  transposed ``(Wq @ xq.T).T`` with the token rows padded to 16 (``swap``, decode M only).
+  Activation rounding: ~1e-2 relative error vs the reference.
+* ``compiled`` — ``torch.compile`` of ``F.linear(x, Wq.to(bf16)) * scale`` (explicit only: it lost
+  everywhere in the v4 H200 measurement).
 
-Everything is CUDA-graph safe (no host synchronisation in ``forward``).
+The choice is measured once per (device, N, K, M bucket) on first use outside CUDA-graph capture
+(CUDA graphs, weight copies rotated past L2) and kept in memory (:data:`CHOICES`), or set from a
+measured table (:func:`load_table`, keyed by device name + compute capability).  Not measured and
+not measurable (during capture / tracing): ``w8a16`` with its default config for M <= 64, else ``nt``.
+On CPU the reference arithmetic runs (float32).
 """
 
 from __future__ import annotations
 
-import os
+import json
+import math
 import warnings
+from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from spense.errors import FormatError
+from spense.runtime.fp8_dense import (DECODE_CONFIGS, EXTRA_CONFIGS, MAX_DECODE_M, PREFILL_CONFIG, default_config,
+                                      fits, fp8_w8a16_mm)
+from spense.runtime.shapes import bucket, pad_to
 
 FP8_DTYPE = torch.float8_e4m3fn
 FP8_MAX = 448.0
 _EPS = 1e-12
-
+SWAP_MAX_M = 64  # the swapped form is only a candidate for decode-sized M
+COMPILED_MAX_M = 0  # compiled dequant + linear: measured 2.4-3.5x slower than w8a16 at M=1 on the H200 (v4), so
+# not an auto candidate; still selectable as kernel="compiled"
 
 
 # --------------------------------------------------------------------------------------------------
-# quantisation
+# weights: quantisation (via spense.format) and the load-time check
 # --------------------------------------------------------------------------------------------------
 def quantize_weight(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(wq, scale)``: e4m3 ``(N, K)`` and float32 ``(N,)`` per-output-channel scales (amax / 448)."""
-    wf = w.detach().float()
-    scale = (wf.abs().amax(dim=1).clamp_min(_EPS) / FP8_MAX).float()
-    wq = (wf / scale[:, None]).clamp(-FP8_MAX, FP8_MAX).to(FP8_DTYPE)
-    return wq.contiguous(), scale.contiguous()
+    """``(wq, scale)``: e4m3 ``(N, K)`` and float32 ``(N,)`` scales, by :func:`spense.format.pack`
+    (all-dense layout, so the same rounding as every packed FP8 weight)."""
+    from spense.format import SpenseLayout, pack
+
+    N, K = w.shape
+    lay = SpenseLayout((N, K), "rows", torch.arange(N))
+    p = pack(w.detach(), lay, fp8=True)
+    return p.dense.contiguous(), p.scale.contiguous()
 
 
-def _quantize_rows_torch(x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def check_fp8_weights(wq: torch.Tensor, scale: torch.Tensor | None, name: str = "weight",
+                      n_out: int | None = None) -> None:
+    """Refuse FP8 weights whose scales are missing, misshaped (``(n_out,)``, default ``wq.shape[0]``),
+    non-finite or not positive (FormatError)."""
+    if wq.dtype != FP8_DTYPE:
+        raise FormatError(f"{name}: FP8 weights must be {FP8_DTYPE}, got {wq.dtype}")
+    if scale is None:
+        raise FormatError(f"{name}: FP8 weights without per-channel scales")
+    n = wq.shape[0] if n_out is None else int(n_out)
+    if tuple(scale.shape) != (n,):
+        raise FormatError(f"{name}: FP8 scale shape {tuple(scale.shape)} != ({n},)")
+    s = scale.detach().float()
+    if not bool(torch.isfinite(s).all()):
+        raise FormatError(f"{name}: FP8 scales contain {int((~torch.isfinite(s)).sum())} non-finite values")
+    if bool((s <= 0).any()):
+        raise FormatError(f"{name}: FP8 scales must be > 0 ({int((s <= 0).sum())} are not)")
+
+
+# --------------------------------------------------------------------------------------------------
+# activations: per-token e4m3 quantisation (op spense::fp8_quant_rows)
+# --------------------------------------------------------------------------------------------------
+def _quantize_rows_torch(x2: torch.Tensor, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``sx[m] = max(amax|x[m]|, 1e-12) / 448``, ``xq = round_e4m3(clamp(x / sx))``; zero rows of
+    scale 1 pad the result to ``rows``."""
+    M, K = x2.shape
     xf = x2.float()
     s = xf.abs().amax(dim=1, keepdim=True).clamp_min(_EPS) / FP8_MAX
     q = (xf / s).clamp(-FP8_MAX, FP8_MAX).to(FP8_DTYPE)
-    return q, s.contiguous()
+    if rows > M:
+        q = torch.cat([q, torch.zeros(rows - M, K, device=q.device).to(FP8_DTYPE)])
+        s = torch.cat([s, s.new_ones(rows - M, 1)])
+    return q.contiguous(), s.contiguous()
 
 
 _TRITON_KERNEL = None
 
 
 def _triton_kernel():
-    """The fused per-row amax + scale + e4m3 cast kernel (built lazily; None without Triton)."""
+    """The fused per-row amax + scale + e4m3 cast kernel (built lazily; False without Triton)."""
     global _TRITON_KERNEL
     if _TRITON_KERNEL is not None:
         return _TRITON_KERNEL
@@ -63,8 +110,7 @@ def _triton_kernel():
         return False
 
     @triton.jit
-    def _act_quant_rows(x_ptr, q_ptr, s_ptr, M, K, stride_x, stride_q, BLOCK_K: tl.constexpr,
-                        ONE_PASS: tl.constexpr):
+    def _act_quant_rows(x_ptr, q_ptr, s_ptr, M, K, stride_x, stride_q, BLOCK_K: tl.constexpr):
         row = tl.program_id(0)
         x_row = x_ptr + row * stride_x
         q_row = q_ptr + row * stride_q
@@ -74,22 +120,13 @@ def _triton_kernel():
                 tl.store(q_row + k0 + offs, tl.zeros([BLOCK_K], dtype=tl.float32).to(tl.float8e4nv),
                          mask=(k0 + offs) < K)
             tl.store(s_ptr + row, 1.0)
-        elif ONE_PASS:
-            msk = offs < K
-            x = tl.load(x_row + offs, mask=msk, other=0.0).to(tl.float32)
-            amax = tl.max(tl.abs(x), axis=0)
-            s = tl.maximum(amax, 1e-12) / 448.0
-            q = tl.minimum(tl.maximum(x / s, -448.0), 448.0)
-            tl.store(q_row + offs, q.to(tl.float8e4nv), mask=msk)
-            tl.store(s_ptr + row, s)
         else:
             acc = tl.zeros([BLOCK_K], dtype=tl.float32)
             for k0 in range(0, K, BLOCK_K):
                 msk = (k0 + offs) < K
                 x = tl.load(x_row + k0 + offs, mask=msk, other=0.0).to(tl.float32)
                 acc = tl.maximum(acc, tl.abs(x))
-            amax = tl.max(acc, axis=0)
-            s = tl.maximum(amax, 1e-12) / 448.0
+            s = tl.maximum(tl.max(acc, axis=0), 1e-12) / 448.0
             for k0 in range(0, K, BLOCK_K):
                 msk = (k0 + offs) < K
                 x = tl.load(x_row + k0 + offs, mask=msk, other=0.0).to(tl.float32)
@@ -101,48 +138,40 @@ def _triton_kernel():
     return _act_quant_rows
 
 
-def quantize_rows(x2: torch.Tensor, rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Dynamic per-token quantisation of ``x2`` ``(M, K)``: ``(xq e4m3 (R, K), sx float32 (R, 1))``.
+@torch.library.custom_op("spense::fp8_quant_rows", mutates_args=())
+def fp8_quant_rows(x: torch.Tensor, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token e4m3 quantisation of ``x`` ``(M, K)``: ``(xq (R, K) e4m3, sx (R, 1) float32)``,
+    ``R = max(rows, M)`` (extra rows: zeros, scale 1)."""
+    M, K = x.shape
+    R = max(int(rows), M)
+    kern = _triton_kernel() if x.is_cuda else False
+    if not kern:
+        return _quantize_rows_torch(x, R)
+    import triton
 
-    ``rows`` (>= M, default M) pads the result with zero rows of scale 1 (GEMM alignment).
-    """
-    M, K = x2.shape
-    R = M if rows is None else max(int(rows), M)
-    if x2.device.type == "cuda":
-        kern = _triton_kernel()
-        if kern:
-            import triton
-
-            x2 = x2.contiguous()
-            q = torch.empty(R, K, dtype=FP8_DTYPE, device=x2.device)
-            s = torch.empty(R, 1, dtype=torch.float32, device=x2.device)
-            if R:
-                one = K <= 8192
-                bk = triton.next_power_of_2(K) if one else 2048
-                kern[(R,)](x2, q, s, M, K, x2.stride(0), q.stride(0), BLOCK_K=bk, ONE_PASS=one,
-                           num_warps=8 if bk >= 4096 else 4)
-            return q, s
-    q, s = _quantize_rows_torch(x2)
-    if R > M:
-        q = torch.cat([q, torch.zeros(R - M, K, device=q.device).to(FP8_DTYPE)])
-        s = torch.cat([s, s.new_ones(R - M, 1)])
+    x = x.contiguous()
+    q = torch.empty(R, K, dtype=FP8_DTYPE, device=x.device)
+    s = torch.empty(R, 1, dtype=torch.float32, device=x.device)
+    if R:
+        bk = min(triton.next_power_of_2(max(K, 16)), 4096)
+        kern[(R,)](x, q, s, M, K, x.stride(0), q.stride(0), BLOCK_K=bk, num_warps=8 if bk >= 4096 else 4)
     return q, s
 
 
+@fp8_quant_rows.register_fake
+def _(x, rows):
+    R = max(int(rows), x.shape[0])
+    return (x.new_empty(R, x.shape[1], dtype=FP8_DTYPE), x.new_empty(R, 1, dtype=torch.float32))
+
+
+def quantize_rows(x2: torch.Tensor, rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dynamic per-token quantisation (see ``spense::fp8_quant_rows``); ``rows`` pads (default M)."""
+    return fp8_quant_rows(x2, x2.shape[0] if rows is None else int(rows))
+
+
 # --------------------------------------------------------------------------------------------------
-# GEMM
+# GEMM forms
 # --------------------------------------------------------------------------------------------------
-SWAP_MAX_M = 64  # the swapped form is only a candidate for decode-sized M
-_CHOICE: dict[tuple[int, int, int], str] = {}  # (N, K, M bucket) -> "nt" | "swap"
-
-
-def _bucket(M: int) -> int:
-    b = 1
-    while b < M:
-        b *= 2
-    return b
-
-
 def _mm_nt(xq, sx, wq, sw, out_dtype):
     """``y (M, N) = xq @ wq.T`` with row-wise scales (cuBLASLt tiles along M: wasteful for tiny M)."""
     return torch._scaled_mm(xq, wq.t(), scale_a=sx, scale_b=sw.view(1, -1), out_dtype=out_dtype)
@@ -154,99 +183,246 @@ def _mm_swap(xq, sx, wq, sw, out_dtype):
     return torch._scaled_mm(wq, xq.t(), scale_a=sw.view(-1, 1), scale_b=sx.view(1, -1), out_dtype=out_dtype)
 
 
-def _time(fn, reps: int = 10) -> float:
-    fn()
-    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    a.record()
-    for _ in range(reps):
-        fn()
-    b.record()
-    b.synchronize()
-    return a.elapsed_time(b) / reps
-
-
-def gemm_choice(M: int, N: int, K: int, device: torch.device) -> str:
-    """``nt`` or ``swap`` for this shape and M bucket: measured once (outside CUDA-graph capture),
-    or ``SPENSE_FP8_GEMM=nt|swap`` to force one."""
-    forced = os.environ.get("SPENSE_FP8_GEMM")
-    if forced in ("nt", "swap"):
-        return forced if (forced == "nt" or M <= SWAP_MAX_M) else "nt"
-    if M > SWAP_MAX_M:
-        return "nt"
-    key = (N, K, _bucket(M))
-    if key in _CHOICE:
-        return _CHOICE[key]
-    if torch.cuda.is_current_stream_capturing():
-        return "swap"  # not measured yet and cannot measure now: the usual winner for decode
-    Mb, Mp = _bucket(M), max(16, (_bucket(M) + 15) // 16 * 16)
-    x = torch.randn(Mp, K, device=device).to(FP8_DTYPE)
-    w = torch.randn(N, K, device=device).to(FP8_DTYPE)
-    sx, sw = torch.ones(Mp, 1, device=device), torch.ones(N, device=device)
-    times = {}
-    for name, fn in (("nt", lambda: _mm_nt(x[:Mb], sx[:Mb], w, sw, torch.bfloat16)),
-                     ("swap", lambda: _mm_swap(x, sx, w, sw, torch.bfloat16))):
-        try:
-            times[name] = _time(fn)
-        except Exception as e:  # pragma: no cover - depends on the torch/cuBLAS build
-            warnings.warn(f"FP8 GEMM form {name!r} unavailable for {N}x{K}, M={Mb}: {e}", RuntimeWarning,
-                          stacklevel=2)
-    _CHOICE[key] = min(times, key=times.get) if times else "nt"
-    return _CHOICE[key]
-
-
 def fp8_mm(xq: torch.Tensor, sx: torch.Tensor, wq: torch.Tensor, sw: torch.Tensor,
-           out_dtype: torch.dtype = torch.bfloat16, m: int | None = None) -> torch.Tensor:
-    """``(xq * sx) @ (wq * sw[:, None]).T`` for e4m3 ``xq (R, K)``, ``wq (N, K)``; ``sx (R, 1)``, ``sw (N,)``.
-
-    ``m``: the number of real rows of ``xq`` (the rest is padding); the result has ``m`` rows.
-    """
+           out_dtype: torch.dtype = torch.bfloat16, m: int | None = None, swap: bool = False) -> torch.Tensor:
+    """W8A8 ``(xq * sx) @ (wq * sw[:, None]).T`` for e4m3 ``xq (R, K)``, ``wq (N, K)``; ``m`` real rows."""
     M = xq.shape[0] if m is None else m
     if xq.device.type == "cuda":
-        if xq.shape[0] % 16 == 0 and gemm_choice(M, wq.shape[0], wq.shape[1], xq.device) == "swap":
+        if swap and xq.shape[0] % 16 == 0:
             return _mm_swap(xq, sx, wq, sw, out_dtype)[:, :M].t().contiguous()
         return _mm_nt(xq[:M], sx[:M], wq, sw, out_dtype)
-    # CPU / other devices: the same arithmetic in float32
-    y = (xq[:M].float() * sx[:M]) @ (wq.float() * sw[:, None]).t()
+    y = (xq[:M].float() * sx[:M]) @ (wq.float() * sw[:, None]).t()  # CPU: same arithmetic in float32
     return y.to(out_dtype)
 
 
-class Fp8Linear(nn.Module):
-    """Dense ``nn.Linear`` replacement with an e4m3 weight (per-output-channel scales)."""
+def _dequant_linear(x, wq, s):
+    return F.linear(x, wq.to(x.dtype)) * s.to(x.dtype)
 
-    def __init__(self, weight_fp8: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None = None,
-                 out_dtype: torch.dtype = torch.bfloat16):
+
+_COMPILED = None
+
+
+def _compiled():
+    global _COMPILED
+    if _COMPILED is None:
+        _COMPILED = torch.compile(_dequant_linear, dynamic=False, fullgraph=True)
+    return _COMPILED
+
+
+def run_kind(kind: str, x2: torch.Tensor, wq: torch.Tensor, sw: torch.Tensor,
+             out_dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+    """``x2 @ (wq * sw[:, None]).T`` by the kernel ``kind`` (see the module doc)."""
+    M = x2.shape[0]
+    if kind.startswith("w8a16"):
+        cfg = parse_cfg(kind) or (0, 0, 0, 0)
+        return fp8_w8a16_mm(x2.to(out_dtype), wq, sw, *cfg)
+    if kind in ("nt", "swap"):
+        swap = kind == "swap" and x2.is_cuda and M <= SWAP_MAX_M
+        xq, sx = fp8_quant_rows(x2, pad_to(max(M, 1), 16) if swap else M)
+        return fp8_mm(xq, sx, wq, sw, out_dtype, m=M, swap=swap)
+    if kind == "compiled":
+        if not x2.is_cuda or torch.compiler.is_compiling():
+            return _dequant_linear(x2.to(out_dtype), wq, sw)
+        with torch._dynamo.config.patch(**_recompile_patch()):
+            return _compiled()(x2.to(out_dtype), wq, sw)
+    raise ValueError(f"unknown FP8 GEMM kind {kind!r}")
+
+
+def _recompile_patch() -> dict:
+    cfg = torch._dynamo.config
+    key = "recompile_limit" if hasattr(cfg, "recompile_limit") else "cache_size_limit"
+    return {key: 1024}
+
+
+def cfg_name(cfg) -> str:
+    return "w8a16:" + "x".join(str(int(v)) for v in cfg)
+
+
+def parse_cfg(kind: str):
+    if ":" not in kind:
+        return None
+    return tuple(int(v) for v in kind.split(":", 1)[1].split("x"))
+
+
+# --------------------------------------------------------------------------------------------------
+# choice: measured per (device, N, K, M bucket), kept in memory, or from a table
+# --------------------------------------------------------------------------------------------------
+CHOICES: dict[tuple, str] = {}  # (device name, cc, N, K, M bucket) -> kind
+TIMES: dict[tuple, dict[str, float]] = {}  # same key -> measured ms per candidate
+
+
+def device_key(device) -> tuple[str, str]:
+    dev = torch.device(device)
+    major, minor = torch.cuda.get_device_capability(dev)
+    return torch.cuda.get_device_name(dev), f"{major}.{minor}"
+
+
+def candidates(M: int, extra: bool = False) -> list[str]:
+    """The kernels measured for an M bucket (``extra``: also the not yet GPU-measured Triton configs)."""
+    b = bucket(M)
+    if b > MAX_DECODE_M:
+        return [cfg_name(PREFILL_CONFIG), "nt"]
+    cfgs = DECODE_CONFIGS + (EXTRA_CONFIGS if extra else ())
+    out = [cfg_name(c) for c in cfgs if fits(c, b)] + ["nt", "swap"]
+    if b <= COMPILED_MAX_M:
+        out.append("compiled")
+    return out
+
+
+def load_table(path: str | Path) -> int:
+    """Add the measured choices of ``path`` (``{"device", "cc", "cells": {"N,K,bucket": kind}}``, as
+    written by ``benchmarks/linear_bench.py``) to :data:`CHOICES`; returns the number of cells."""
+    d = json.loads(Path(path).read_text())
+    n = 0
+    for key, kind in d.get("cells", {}).items():
+        N, K, b = (int(v) for v in key.split(","))
+        CHOICES[(d["device"], d["cc"], N, K, b)] = kind
+        n += 1
+    return n
+
+
+PACKAGED_TABLE = Path(__file__).with_name("fp8_table.json")
+_TABLE_LOADED = False
+
+
+def _load_packaged_table() -> None:
+    """Load the measured table shipped with the runtime (``fp8_table.json``) once, if present."""
+    global _TABLE_LOADED
+    _TABLE_LOADED = True
+    if PACKAGED_TABLE.is_file():
+        load_table(PACKAGED_TABLE)
+
+
+def time_graph(fns, reps: int = 4, replays: int = 5) -> float:
+    """Median ms per call of ``fns`` (each called ``reps`` times per replay) inside one CUDA graph."""
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for f in fns:
+            f()
+    torch.cuda.current_stream().wait_stream(s)
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        for _ in range(reps):
+            for f in fns:
+                f()
+    g.replay()
+    torch.cuda.synchronize()
+    ts = []
+    for _ in range(replays):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        g.replay()
+        b.record()
+        b.synchronize()
+        ts.append(a.elapsed_time(b) / (reps * len(fns)))
+    del g
+    return sorted(ts)[len(ts) // 2]
+
+
+def measure(N: int, K: int, M: int, device, kinds=None, min_bytes: float = 192e6,
+            out_dtype: torch.dtype = torch.bfloat16) -> dict[str, float]:
+    """ms per call of each kind at this shape (random e4m3 weights rotated over copies >= min_bytes)."""
+    ncop = max(1, min(8, math.ceil(min_bytes / (N * K))))
+    ws = [(torch.randn(N, K, device=device) * 64).to(FP8_DTYPE) for _ in range(ncop)]
+    sw = torch.rand(N, device=device) + 0.5
+    x = torch.randn(M, K, device=device, dtype=out_dtype)
+    times = {}
+    for kind in kinds or candidates(M):
+        try:
+            times[kind] = time_graph([lambda w=w: run_kind(kind, x, w, sw, out_dtype) for w in ws])
+        except Exception as e:  # pragma: no cover - depends on the torch/cuBLAS build
+            warnings.warn(f"FP8 GEMM {kind!r} unavailable for {N}x{K}, M={M}: {str(e)[:200]}", RuntimeWarning,
+                          stacklevel=2)
+    del ws
+    return times
+
+
+def choose(N: int, K: int, M: int, device) -> str:
+    """The kernel for this shape and M bucket (measured once per device, see the module doc)."""
+    dev = torch.device(device)
+    if dev.type != "cuda":
+        return "reference"
+    key = (*device_key(dev), N, K, bucket(M))
+    kind = CHOICES.get(key)
+    if kind is not None:
+        return kind
+    if not _TABLE_LOADED:
+        _load_packaged_table()
+        kind = CHOICES.get(key)
+        if kind is not None:
+            return kind
+    if torch.cuda.is_current_stream_capturing() or torch.compiler.is_compiling():
+        return cfg_name(default_config(M, N, K)) if M <= 16 else "nt"  # what wins on the H200
+    times = measure(N, K, bucket(M), dev)
+    TIMES[key] = times
+    CHOICES[key] = min(times, key=times.get) if times else "nt"
+    return CHOICES[key]
+
+
+# --------------------------------------------------------------------------------------------------
+# module
+# --------------------------------------------------------------------------------------------------
+class Fp8Linear(nn.Module):
+    """Dense ``nn.Linear`` replacement with an e4m3 weight and per-output-channel scales.
+
+    ``kernel``: ``"auto"`` (measured fastest per M bucket, see the module doc) or one kind
+    (``"w8a16"``, ``"w8a16:32x256x2x4"``, ``"nt"``, ``"swap"``, ``"compiled"``, ``"reference"``).
+    """
+
+    def __init__(self, weight_fp8: torch.Tensor, scale: torch.Tensor | None, bias: torch.Tensor | None = None,
+                 out_dtype: torch.dtype = torch.bfloat16, kernel: str = "auto", name: str = ""):
         super().__init__()
-        if weight_fp8.dtype != FP8_DTYPE:
-            raise TypeError(f"Fp8Linear needs a {FP8_DTYPE} weight, got {weight_fp8.dtype}")
+        check_fp8_weights(weight_fp8, scale, name or "Fp8Linear")
         self.out_features, self.in_features = weight_fp8.shape
         self.register_buffer("weight", weight_fp8.contiguous())
         self.register_buffer("scale", scale.float().contiguous())
         self.bias = None if bias is None else nn.Parameter(bias.detach().to(out_dtype).clone(),
                                                            requires_grad=False)
         self.out_dtype = out_dtype
+        self.kernel = kernel
+        self.name = name
+        self.choice: dict[int, str] = {}  # M bucket -> kind (auto), filled on first use or by tune()
 
     @classmethod
-    def from_linear(cls, lin: nn.Linear, out_dtype: torch.dtype | None = None) -> "Fp8Linear":
+    def from_linear(cls, lin: nn.Linear, out_dtype: torch.dtype | None = None, kernel: str = "auto",
+                    name: str = "") -> "Fp8Linear":
         wq, s = quantize_weight(lin.weight)
         dt = out_dtype or (lin.weight.dtype if lin.weight.dtype in (torch.bfloat16, torch.float16)
                            else torch.bfloat16)
-        return cls(wq, s, lin.bias, out_dtype=dt)
+        return cls(wq, s, lin.bias, out_dtype=dt, kernel=kernel, name=name)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, dtype=e4m3"
+        return f"in_features={self.in_features}, out_features={self.out_features}, dtype=e4m3, kernel={self.kernel}"
 
     def dequantized_weight(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         return (self.weight.float() * self.scale[:, None]).to(dtype)
 
+    def kind_for(self, M: int) -> str:
+        if self.weight.device.type != "cuda":
+            return "reference"
+        if self.kernel != "auto":
+            return self.kernel
+        b = bucket(M)
+        if b not in self.choice:
+            self.choice[b] = choose(self.out_features, self.in_features, M, self.weight.device)
+        return self.choice[b]
+
+    def tune(self, ms=(1, 2, 4, 8, 16, 32, 64, 2048)) -> dict[int, str]:
+        """Fix the kernel of each M bucket now (measures unmeasured shapes; call before capture/compile)."""
+        for M in ms:
+            self.kind_for(M)
+        return dict(self.choice)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
-        M = x2.shape[0]
-        rows = M
-        if x2.device.type == "cuda" and M <= SWAP_MAX_M:
-            rows = max(16, (M + 15) // 16 * 16)  # padded rows: the swapped GEMM form needs them
-        xq, sx = quantize_rows(x2, rows)
-        y = fp8_mm(xq, sx, self.weight, self.scale, self.out_dtype, m=M)
+        kind = self.kind_for(x2.shape[0])
+        if kind == "reference":
+            y = F.linear(x2.float(), self.dequantized_weight()).to(self.out_dtype)
+        else:
+            y = run_kind(kind, x2, self.weight, self.scale, self.out_dtype)
         if self.bias is not None:
             y = y + self.bias
         return y.to(x.dtype).reshape(*lead, self.out_features)

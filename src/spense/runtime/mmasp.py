@@ -26,7 +26,6 @@ from spense.format import PackedSpense, _decode_meta
 _EXT = None
 _LOCK = threading.Lock()
 ROW_PAD = 32  # rows padded to a multiple of this (row blocks of 16 or 32 rows)
-META_LAYOUT = os.environ.get("SPENSE_MMASP_META", "L2")  # L2 verified on H100 (L1 gives wrong results)
 
 
 def _src_hash(src: Path) -> str:
@@ -114,6 +113,7 @@ class KernelWeights:
     SdB: int
     fp8: bool = False
     xperm: torch.Tensor | None = None  # cols axis, columns not in 64-blocks: x gathered [sparse | dense]
+    n_out: int = 0  # N (output features)
 
     @property
     def gather(self) -> bool:
@@ -150,13 +150,17 @@ FP8_BIAS = 2.0 ** 120  # e4m3 bytes placed in bf16 bit positions read as value *
 # multiplies by 2^120 in bf16 (exact), so its epilogue scale is the plain per-channel scale
 
 
-def to_kernel_layout(p: PackedSpense, device, meta_layout: str | None = None) -> KernelWeights:
-    meta_layout = meta_layout or META_LAYOUT
+def to_kernel_layout(p: PackedSpense, device) -> KernelWeights:
+    """The kernel layout of ``p`` on ``device`` (FP8: scales checked, FormatError if bad)."""
     lay = p.layout
     N, K = lay.shape
     R, Ks = p.sparse_shape
     d = lay.n_dense
-    fp8 = p.scale is not None
+    fp8 = p.scale is not None or p.values.dtype == torch.float8_e4m3fn
+    if fp8:
+        from spense.runtime.fp8 import check_fp8_weights
+
+        check_fp8_weights(p.values, p.scale, "packed FP8 weight", n_out=N)
     dt = torch.uint8 if fp8 else torch.bfloat16
     vals = p.values.to(device)
     if fp8:
@@ -181,21 +185,17 @@ def to_kernel_layout(p: PackedSpense, device, meta_layout: str | None = None) ->
         word = (nib << shifts).sum(-1)  # (Rp, Ss, 2) int64, the 32-bit row word of mma j
         T = Rp // 16
         word = word.reshape(T, 2, 8, Ss, 2)  # T, h(row g / g+8), g, s, j
-        if meta_layout == "L1":
-            # lane (g, t): j = t >> 1, row g + 8 * (t & 1), full 32-bit word
-            m = word.permute(0, 3, 2, 4, 1)  # T, s, g, j, h  -> t = 2j + h
-            m = m.reshape(T, Ss, 8, 4)
-        else:
-            # L2: lane (g, t): j = t >> 1, half = t & 1; low 16 bits = row g, high = row g + 8
-            lo = word[:, 0]  # T, g, s, j
-            hi = word[:, 1]
-            parts = []
-            for half in range(2):
-                a = (lo >> (16 * half)) & 0xFFFF
-                b = (hi >> (16 * half)) & 0xFFFF
-                parts.append(a | (b << 16))
-            m = torch.stack(parts, -1)  # T, g, s, j, half
-            m = m.permute(0, 2, 1, 3, 4).reshape(T, Ss, 8, 4)
+        # lane (g, t): j = t >> 1, half = t & 1; low 16 bits = row g, high = row g + 8 (the layout
+        # mma.sp reads, verified on the H100: docs/runtime.md section 2)
+        lo = word[:, 0]  # T, g, s, j
+        hi = word[:, 1]
+        parts = []
+        for half in range(2):
+            a = (lo >> (16 * half)) & 0xFFFF
+            b = (hi >> (16 * half)) & 0xFFFF
+            parts.append(a | (b << 16))
+        m = torch.stack(parts, -1)  # T, g, s, j, half
+        m = m.permute(0, 2, 1, 3, 4).reshape(T, Ss, 8, 4)
         sm = (m.reshape(-1) & 0xFFFFFFFF)
         sm = torch.where(sm >= 2**31, sm - 2**32, sm).to(torch.int32).contiguous()
     else:
@@ -257,7 +257,7 @@ def to_kernel_layout(p: PackedSpense, device, meta_layout: str | None = None) ->
     sblk = (sb if sb.numel() else torch.zeros(1, dtype=torch.int32)).to(**i32)
     dblk = (db if db.numel() else torch.zeros(1, dtype=torch.int32)).to(**i32)
     return KernelWeights(sv.contiguous(), sm, dv.contiguous(), sblk, dblk, out_row, wscale, Rp, Rdp,
-                         Ss, SdA, SdB, fp8, xperm)
+                         Ss, SdA, SdB, fp8, xperm, N)
 
 
 def default_config(kw: KernelWeights, M: int) -> tuple[int, int]:
@@ -269,9 +269,46 @@ def default_config(kw: KernelWeights, M: int) -> tuple[int, int]:
     return RT, warps
 
 
-def mmasp_forward(kw: KernelWeights, x2: torch.Tensor, out: torch.Tensor, RT: int | None = None,
+def _launch(y, sv, sm, dv, x, sblk, dblk, out_row, wscale, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8):
+    if not x.is_cuda:
+        raise DeviceError("the mmasp kernel needs CUDA tensors")
+    load_extension().spense_mmasp(sv, sm, dv, x, sblk, dblk, out_row, wscale, y, Bs, Bd, Ss, SdA, SdB, RT,
+                                  warps, fp8)
+
+
+@torch.library.custom_op("spense::mmasp_out", mutates_args=("y",))
+def mmasp_out(y: torch.Tensor, sv: torch.Tensor, sm: torch.Tensor, dv: torch.Tensor, x: torch.Tensor,
+              sblk: torch.Tensor, dblk: torch.Tensor, out_row: torch.Tensor, wscale: torch.Tensor, Bs: int,
+              Bd: int, Ss: int, SdA: int, SdB: int, RT: int, warps: int, fp8: bool) -> None:
+    """The mma.sp kernel writing ``y[m, out_row[r]]`` in place (GPU only; see csrc/spense_mmasp.cu)."""
+    _launch(y, sv, sm, dv, x, sblk, dblk, out_row, wscale, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8)
+
+
+@mmasp_out.register_fake
+def _(y, sv, sm, dv, x, sblk, dblk, out_row, wscale, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8):
+    return None
+
+
+@torch.library.custom_op("spense::mmasp", mutates_args=())
+def mmasp_op(sv: torch.Tensor, sm: torch.Tensor, dv: torch.Tensor, x: torch.Tensor, sblk: torch.Tensor,
+             dblk: torch.Tensor, out_row: torch.Tensor, wscale: torch.Tensor, N: int, Bs: int, Bd: int, Ss: int,
+             SdA: int, SdB: int, RT: int, warps: int, fp8: bool) -> torch.Tensor:
+    """``y (M, N)`` bf16 = the mma.sp kernel's output (every output column is written: ``out_row``
+    covers ``[0, N)``), functional form for torch.compile (GPU only)."""
+    y = torch.empty(x.shape[0], N, dtype=torch.bfloat16, device=x.device)
+    _launch(y, sv, sm, dv, x, sblk, dblk, out_row, wscale, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8)
+    return y
+
+
+@mmasp_op.register_fake
+def _(sv, sm, dv, x, sblk, dblk, out_row, wscale, N, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8):
+    return x.new_empty(x.shape[0], N, dtype=torch.bfloat16)
+
+
+def mmasp_forward(kw: KernelWeights, x2: torch.Tensor, out: torch.Tensor | None = None, RT: int | None = None,
                   warps: int | None = None) -> torch.Tensor:
-    ext = load_extension()
+    """``x2 @ W.T`` (bf16 x, M <= 64) through ``spense::mmasp`` (``out`` given: ``spense::mmasp_out``,
+    written in place and returned)."""
     if RT is None or warps is None:
         r, w = default_config(kw, x2.shape[0])
         RT = RT or r
@@ -281,6 +318,8 @@ def mmasp_forward(kw: KernelWeights, x2: torch.Tensor, out: torch.Tensor, RT: in
     Bd = kw.rows_dense // rows_blk
     if kw.xperm is not None:
         x2 = x2.index_select(1, kw.xperm)
-    ext.spense_mmasp(kw.sv, kw.sm, kw.dv, x2, kw.sblk, kw.dblk, kw.out_row, kw.wscale, out, Bs, Bd,
-                     kw.Ss, kw.SdA, kw.SdB, RT, warps, kw.fp8)
+    args = (kw.sv, kw.sm, kw.dv, x2, kw.sblk, kw.dblk, kw.out_row, kw.wscale)
+    if out is None:
+        return mmasp_op(*args, kw.n_out, Bs, Bd, kw.Ss, kw.SdA, kw.SdB, RT, warps, kw.fp8)
+    mmasp_out(out, *args, Bs, Bd, kw.Ss, kw.SdA, kw.SdB, RT, warps, kw.fp8)
     return out

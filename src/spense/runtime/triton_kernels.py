@@ -94,3 +94,131 @@ def spense_decode_kernel(
         acc = acc * tl.load(xscale_ptr + offs_m, mask=m_mask, other=0.0)[None, :]
     yp = y_ptr + offs_m[None, :] * stride_ym + orow[:, None]
     tl.store(yp, acc.to(y_ptr.dtype.element_ty), mask=r_mask[:, None] & m_mask[None, :])
+
+
+# --------------------------------------------------------------------------------------------------
+# op spense::triton_decode: the launch (CUDA, or CPU under TRITON_INTERPRET=1) and the CPU reference
+# --------------------------------------------------------------------------------------------------
+import os  # noqa: E402
+
+import torch  # noqa: E402
+
+DECODE_MAX_M = 64
+
+
+def _out_dtype(x: torch.Tensor, fp8: bool) -> torch.dtype:
+    return x.dtype if (not fp8 and x.dtype in (torch.float16, torch.float32)) else torch.bfloat16
+
+
+def _launch(y, x, values, meta, dense, sidx, didx, orow_s, orow_d, wscale, xscale, N, K, rows_axis):
+    M = x.shape[0]
+    R = values.shape[0]
+    Ks = values.shape[1] * 2
+    d = dense.shape[0] if rows_axis else dense.shape[1]
+    interp = os.environ.get("TRITON_INTERPRET") == "1"
+    BN = 16 if interp else 64
+    nsb = triton.cdiv(R, BN) if R and (Ks or not rows_axis) else 0
+    ndb = triton.cdiv(d, BN) if rows_axis and d else 0
+    wdt = values.dtype
+    if wdt == torch.float32 or interp:
+        dot_dt = tl.float32  # the CPU interpreter computes bf16 dots wrongly; float32 tests the same logic
+    elif wdt == torch.float16:
+        dot_dt = tl.float16
+    else:
+        dot_dt = tl.bfloat16
+    dummy = orow_s
+    spense_decode_kernel[(nsb + ndb,)](
+        x, x.stride(0), M,
+        values, meta, dense if dense.numel() else values,
+        sidx if sidx.numel() else dummy, didx if didx.numel() else dummy,
+        orow_s if orow_s.numel() else dummy, orow_d if orow_d.numel() else dummy,
+        y, y.stride(0),
+        wscale if wscale is not None else x, xscale if xscale is not None else x,
+        R, Ks, meta.shape[1] if meta.dim() == 2 else 0,
+        d if rows_axis else 0, 0 if rows_axis else d, K,
+        nsb,
+        GATHER=(not rows_axis) and d > 0, HAS_DCOLS=(not rows_axis) and d > 0,
+        HAS_WS=wscale is not None, HAS_XS=xscale is not None,
+        BLOCK_N=BN, BLOCK_G=16, BLOCK_M=max(16, triton.next_power_of_2(M)), BLOCK_KD=64,
+        DOT_DT=dot_dt,
+    )
+    return y
+
+
+def decode_reference(x, values, meta, dense, sidx, didx, orow_s, orow_d, wscale, xscale, N, rows_axis):
+    """What the kernel computes, in float32: ``y[:, orow] = x_region @ region.T`` for the 2:4 region
+    (``decompress_24``) and the dense region, times ``wscale[n]`` and ``xscale[m]`` when given."""
+    from spense.format import decompress_24
+
+    M = x.shape[0]
+    xf = x.float()
+    s = decompress_24(values.float(), meta, values.shape[1] * 2)
+    y = torch.zeros(M, N, dtype=torch.float32, device=x.device)
+    if rows_axis:
+        if s.numel():
+            y[:, orow_s.long()] = xf @ s.t()
+        if dense.numel():
+            y[:, orow_d.long()] = xf @ dense.float().t()
+    else:
+        d = dense.shape[1]
+        xs = xf.index_select(1, sidx.long()) if d else xf[:, : s.shape[1]]
+        acc = xs @ s.t()
+        if d:
+            acc = acc + xf.index_select(1, didx.long()) @ dense.float().t()
+        y[:, orow_s.long()] = acc
+    if wscale is not None:
+        y = y * wscale.float()[None, :]
+    if xscale is not None:
+        y = y * xscale.float().reshape(-1, 1)[:M]
+    return y
+
+
+@torch.library.custom_op("spense::triton_decode", mutates_args=())
+def triton_decode(x: torch.Tensor, values: torch.Tensor, meta: torch.Tensor, dense: torch.Tensor,
+                  sidx: torch.Tensor, didx: torch.Tensor, orow_s: torch.Tensor, orow_d: torch.Tensor,
+                  wscale: torch.Tensor | None, xscale: torch.Tensor | None, N: int, K: int,
+                  rows_axis: bool) -> torch.Tensor:
+    """``y (M, N)`` of one Spense linear from its canonical packed tensors (M <= 64).  CUDA (or
+    ``TRITON_INTERPRET=1``): the Triton kernel; CPU: :func:`decode_reference`.  ``sidx``/``didx``:
+    int32 sparse/dense indices, ``orow_s``/``orow_d``: int32 output column of each sparse/dense row.
+    FP8 weights (``wscale`` given) may come as uint8 bytes of e4m3 (what :func:`triton_decode_packed`
+    passes, so that opcheck can compare the inputs)."""
+    fp8 = wscale is not None
+    if fp8 and values.dtype == torch.uint8:
+        values = values.view(torch.float8_e4m3fn)
+        dense = dense.view(torch.float8_e4m3fn)
+    if x.is_cuda or os.environ.get("TRITON_INTERPRET") == "1":
+        x = x.contiguous()
+        y = torch.empty(x.shape[0], N, dtype=_out_dtype(x, fp8), device=x.device)
+        return _launch(y, x, values, meta, dense, sidx, didx, orow_s, orow_d, wscale, xscale, N, K, rows_axis)
+    return decode_reference(x, values, meta, dense, sidx, didx, orow_s, orow_d, wscale, xscale, N,
+                            rows_axis).to(_out_dtype(x, fp8))
+
+
+@triton_decode.register_fake
+def _(x, values, meta, dense, sidx, didx, orow_s, orow_d, wscale, xscale, N, K, rows_axis):
+    return x.new_empty(x.shape[0], N, dtype=_out_dtype(x, wscale is not None))
+
+
+def decode_tables(layout, device) -> dict[str, torch.Tensor]:
+    """``sidx, didx, orow_s, orow_d`` (int32) of a :class:`~spense.format.SpenseLayout` for
+    :func:`triton_decode`."""
+    i32 = dict(device=device, dtype=torch.int32)
+    st = {"sidx": layout.sparse_idx.to(**i32).contiguous(), "didx": layout.dense_idx.to(**i32).contiguous()}
+    if layout.axis == "rows":
+        st["orow_s"], st["orow_d"] = st["sidx"], st["didx"]
+    else:
+        st["orow_s"] = torch.arange(layout.shape[0], **i32)
+        st["orow_d"] = st["orow_s"]
+    return st
+
+
+def triton_decode_packed(p, x2: torch.Tensor, x_scale: torch.Tensor | None = None, tables=None) -> torch.Tensor:
+    """:func:`triton_decode` of a :class:`~spense.format.PackedSpense` ``p`` (tables cached by the caller)."""
+    st = tables if tables is not None else decode_tables(p.layout, x2.device)
+    N, K = p.layout.shape
+    fp8 = p.scale is not None
+    vals = p.values.view(torch.uint8) if fp8 else p.values
+    dense = p.dense.view(torch.uint8) if fp8 else p.dense
+    return triton_decode(x2, vals, p.meta, dense, st["sidx"], st["didx"], st["orow_s"], st["orow_d"],
+                         p.scale, x_scale, N, K, p.layout.axis == "rows")

@@ -1,0 +1,49 @@
+"""One call per kernel and launch config, small shapes, for ``compute-sanitizer --tool memcheck``
+(run by benchmarks/run_linear_v4.sh on the device; prints one line per call, then DONE)."""
+
+import sys
+import os
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+from spense.format import SpenseLayout, pack  # noqa: E402
+from spense.runtime import fp8 as f8  # noqa: E402
+from spense.runtime.fp8_dense import DECODE_CONFIGS, PREFILL_CONFIG, fp8_w8a16_mm  # noqa: E402
+from spense.runtime.mmasp import mmasp_forward, to_kernel_layout  # noqa: E402
+from spense.runtime.triton_kernels import triton_decode_packed  # noqa: E402
+
+gen = torch.Generator().manual_seed(0)
+
+
+def packed(axis, N, K, fp8):
+    idx = torch.arange(64, 128) if axis == "cols" else torch.arange(64)  # whole blocks of 64
+    lay = SpenseLayout((N, K), axis, idx)
+    full = torch.randn(N, K, generator=gen)
+    sp, dn = lay.split(full)
+    g = sp.reshape(sp.shape[0], -1, 4)
+    keep = torch.rand(g.shape, generator=gen).argsort(-1).argsort(-1) < 2
+    return pack(lay.merge((g * keep).reshape(sp.shape), dn), lay, fp8=fp8).to("cuda")
+
+
+for axis in ("cols", "rows"):
+    for fp8 in (False, True):
+        p = packed(axis, 96, 320, fp8)
+        kw = to_kernel_layout(p, "cuda")
+        for M in (1, 16, 32, 64):  # NT = 1, 2, 4, 8
+            x = torch.randn(M, 320, device="cuda").to(torch.bfloat16)
+            for RT in (1, 2):
+                mmasp_forward(kw, x, None, RT, 4)
+                print("mmasp", axis, fp8, M, RT, flush=True)
+            triton_decode_packed(p, x)
+            print("triton_decode", axis, fp8, M, flush=True)
+wq = torch.randn(100, 300, device="cuda").to(torch.float8_e4m3fn)
+s = torch.rand(100, device="cuda") + 0.5
+for M in (1, 33, 70):
+    x = torch.randn(M, 300, device="cuda").to(torch.bfloat16)
+    for cfg in (DECODE_CONFIGS if M <= 64 else (PREFILL_CONFIG,)):
+        fp8_w8a16_mm(x, wq, s, *cfg)
+    f8.quantize_rows(x, 80)
+    print("w8a16 + quant_rows", M, flush=True)
+torch.cuda.synchronize()
+print("DONE")

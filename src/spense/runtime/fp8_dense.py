@@ -1,0 +1,189 @@
+"""Weight-only FP8 dense GEMM ("W8A16"): the Triton kernel of the FP8 dense baseline.
+
+``y[m, n] = scale[n] * sum_k x[m, k] * e4m3(wq[n, k])``
+
+with ``wq`` ``(N, K)`` float8_e4m3fn (per-output-channel scales ``scale`` ``(N,)`` float32), ``x``
+``(M, K)`` bf16/fp16, fp32 accumulation, output in ``x.dtype``.  Each program owns ``BLOCK_M`` token
+rows x ``BLOCK_N`` output channels and one of ``SPLIT_K`` slices of K; the e4m3 tile is converted to
+``x.dtype`` in registers and fed to ``tl.dot``.  ``SPLIT_K = 1`` stores the scaled result directly;
+``SPLIT_K > 1`` adds the scaled partial sums into a zeroed float32 buffer with atomics (sum order
+varies between runs in the last bits), then casts.  Any M, N, K (tails are masked).
+
+Registered as the custom op ``spense::fp8_w8a16_mm`` (CUDA: the Triton kernel; CPU: the same
+arithmetic in float32 — the reference), with a fake implementation for ``torch.compile``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+try:  # Triton is only needed on CUDA
+    import triton
+    import triton.language as tl
+except Exception:  # pragma: no cover - no triton
+    triton = None
+    tl = None
+
+# (BLOCK_N, BLOCK_K, SPLIT_K, num_warps[, MODE]): the decode candidates measured per shape and M
+# bucket (MODE 0 = x @ w.T MMA, 1 = w @ x.T MMA, 2 = CUDA-core dot products, M <= 4 only)
+DECODE_CONFIGS: tuple[tuple[int, ...], ...] = (  # checked + measured on the H200 (v4)
+    (32, 128, 1, 4), (32, 256, 1, 4), (32, 256, 2, 4), (32, 256, 4, 4),
+    (64, 128, 1, 4), (64, 256, 2, 8),
+)
+# checked under TRITON_INTERPRET=1 only (the device run that was to measure them stopped at an
+# out-of-resources config, now excluded by `fits`): not `auto` candidates until measured on a GPU
+EXTRA_CONFIGS: tuple[tuple[int, ...], ...] = (
+    (64, 256, 1, 4, 1), (64, 256, 2, 4, 1), (64, 256, 4, 4, 1), (128, 128, 1, 4, 1), (64, 512, 4, 4, 1),
+    (32, 512, 4, 4), (32, 256, 8, 4),
+    (16, 256, 1, 4, 2), (16, 256, 4, 4, 2), (32, 256, 2, 4, 2), (16, 512, 4, 4, 2),
+)
+PREFILL_CONFIG = (128, 64, 1, 8)  # M > 64 (BLOCK_M 64): correct everywhere, rarely the fastest
+MAX_DECODE_M = 64
+
+
+def block_m(M: int, mode: int = 0) -> int:
+    """Token rows per program: 16 (tl.dot minimum) up to 64 for decode, 64 beyond; mode 2 (CUDA-core
+    dot products): the next power of two >= M, at most 4."""
+    if mode == 2:
+        return 1 if M <= 1 else 2 if M <= 2 else 4
+    b = 16
+    while b < M and b < 64:
+        b *= 2
+    return b
+
+
+SMEM_BUDGET = 200 * 1024  # bytes of shared memory a config may plan for (H100/H200: 227 KB per CTA)
+STAGES = 3  # Triton's default software-pipelining depth on sm90
+
+
+def fits(cfg, M: int) -> bool:
+    """Whether ``cfg`` at ``M`` tokens stays within :data:`SMEM_BUDGET`: ``STAGES * (BLOCK_M * BLOCK_K
+    * 2 + BLOCK_N * BLOCK_K)`` bytes of pipelined x (bf16) and weight (e4m3) tiles; mode 2 needs M <= 4.
+    (The v4 device run hit ``OutOfResources`` with (64, 512, 4, 4, 1) at M = 64: 262 KB.)"""
+    bn, bk = cfg[0], cfg[1]
+    mode = cfg[4] if len(cfg) > 4 else 0
+    if mode == 2:
+        return M <= 4
+    return STAGES * (block_m(M, mode) * bk * 2 + bn * bk) <= SMEM_BUDGET
+
+
+def default_config(M: int, N: int, K: int) -> tuple[int, int, int, int]:
+    """Launch config without a measurement: BLOCK_N 32, BLOCK_K 256, split-K so that the grid has
+    at least ~2 programs per SM of a 132-SM GPU (decode), or the prefill tile."""
+    if M > MAX_DECODE_M:
+        return PREFILL_CONFIG
+    progs = triton.cdiv(N, 32) if triton else (N + 31) // 32
+    sk = 1
+    while sk < 4 and progs * sk < 264 and K >= 1024 * sk * 2:
+        sk *= 2
+    return (32, 256, sk, 4)
+
+
+if triton is not None:
+
+    @triton.jit
+    def w8a16_kernel(x_ptr, w_ptr, s_ptr, y_ptr, M, N, K, stride_xm, stride_wn, stride_ym,
+                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+                     SPLIT_K: tl.constexpr, DOT_DT: tl.constexpr, MODE: tl.constexpr):
+        # MODE 0: acc (M, N) += x @ w.T;  MODE 1: acc (N, M) += w @ x.T (the converted weight tile is
+        # the MMA's A operand, tokens the n dimension);  MODE 2: CUDA-core dot products (BLOCK_M <= 4)
+        pid_n = tl.program_id(0)
+        pid_m = tl.program_id(1)
+        pid_k = tl.program_id(2)
+        rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+        rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+        n_mask = rn < N
+        m_mask = rm < M
+        k_per = tl.cdiv(K, SPLIT_K * BLOCK_K) * BLOCK_K
+        k_lo = pid_k * k_per
+        k_hi = tl.minimum(k_lo + k_per, K)
+        if MODE == 0:
+            acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        else:
+            acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+        for k0 in range(k_lo, k_hi, BLOCK_K):
+            rk = k0 + tl.arange(0, BLOCK_K)
+            k_mask = rk < k_hi
+            w = tl.load(w_ptr + rn[:, None] * stride_wn + rk[None, :],
+                        mask=n_mask[:, None] & k_mask[None, :], other=0.0)
+            x = tl.load(x_ptr + rm[:, None] * stride_xm + rk[None, :],
+                        mask=m_mask[:, None] & k_mask[None, :], other=0.0)
+            if MODE == 0:
+                acc += tl.dot(x.to(DOT_DT), tl.trans(w.to(DOT_DT)))
+            elif MODE == 1:
+                acc += tl.dot(w.to(DOT_DT), tl.trans(x.to(DOT_DT)))
+            else:
+                acc += tl.sum(w.to(tl.float32)[:, None, :] * x.to(tl.float32)[None, :, :], axis=2)
+        sc = tl.load(s_ptr + rn, mask=n_mask, other=0.0)
+        if MODE == 0:
+            acc = acc * sc[None, :]
+            yp = y_ptr + rm[:, None] * stride_ym + rn[None, :]
+            msk = m_mask[:, None] & n_mask[None, :]
+        else:
+            acc = acc * sc[:, None]
+            yp = y_ptr + rm[None, :] * stride_ym + rn[:, None]
+            msk = n_mask[:, None] & m_mask[None, :]
+        if SPLIT_K == 1:
+            tl.store(yp, acc.to(y_ptr.dtype.element_ty), mask=msk)
+        else:
+            tl.atomic_add(yp, acc, mask=msk)
+
+
+def _interpreted() -> bool:
+    import os
+
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def launch_w8a16(x: torch.Tensor, wq: torch.Tensor, scale: torch.Tensor,
+                 cfg: tuple[int, int, int, int]) -> torch.Tensor:
+    """Run the Triton kernel (CUDA tensors, or CPU under ``TRITON_INTERPRET=1``)."""
+    M, K = x.shape
+    N = wq.shape[0]
+    bn, bk, sk, nw = cfg[:4]
+    mode = cfg[4] if len(cfg) > 4 else 0
+    if mode == 2 and M > 4:
+        raise ValueError("w8a16 mode 2 (CUDA-core) serves M <= 4")
+    bm = block_m(M, mode)
+    x = x.contiguous()
+    if _interpreted() or x.dtype == torch.float32:
+        dot_dt = tl.float32  # the CPU interpreter computes bf16 dots wrongly; same logic in fp32
+    else:
+        dot_dt = tl.float16 if x.dtype == torch.float16 else tl.bfloat16
+    y = (torch.empty(M, N, dtype=x.dtype, device=x.device) if sk == 1
+         else torch.zeros(M, N, dtype=torch.float32, device=x.device))
+    grid = (triton.cdiv(N, bn), triton.cdiv(M, bm), sk)
+    w8a16_kernel[grid](x, wq, scale, y, M, N, K, x.stride(0), wq.stride(0), y.stride(0),
+                       BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=sk, DOT_DT=dot_dt, MODE=mode, num_warps=nw)
+    return y if sk == 1 else y.to(x.dtype)
+
+
+def w8a16_reference(x: torch.Tensor, wq: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``(x @ (e4m3(wq) * scale[:, None]).T)`` in float32, cast to ``x.dtype``."""
+    return ((x.float() @ wq.float().t()) * scale.float()[None, :]).to(x.dtype)
+
+
+@torch.library.custom_op("spense::fp8_w8a16_mm", mutates_args=())
+def fp8_w8a16_mm_op(x: torch.Tensor, wbytes: torch.Tensor, scale: torch.Tensor, block_n: int = 0,
+                    block_k: int = 0, split_k: int = 0, num_warps: int = 0, mode: int = 0) -> torch.Tensor:
+    """``y (M, N) = x @ (e4m3(wbytes) * scale[:, None]).T`` (weight-only FP8); ``wbytes``: the e4m3
+    weight as uint8 bytes (``wq.view(torch.uint8)``; raw bytes so that opcheck can compare inputs).
+    ``block_n = 0``: default launch config."""
+    wq = wbytes.view(torch.float8_e4m3fn)
+    if x.is_cuda and triton is not None:
+        cfg = (block_n, block_k, split_k, num_warps, mode) if block_n else default_config(x.shape[0], wq.shape[0],
+                                                                                   wq.shape[1])
+        return launch_w8a16(x, wq, scale, cfg)
+    return w8a16_reference(x, wq, scale)
+
+
+@fp8_w8a16_mm_op.register_fake
+def _(x, wbytes, scale, block_n=0, block_k=0, split_k=0, num_warps=0, mode=0):
+    torch._check(x.shape[1] == wbytes.shape[1])
+    return x.new_empty(x.shape[0], wbytes.shape[0])
+
+
+def fp8_w8a16_mm(x: torch.Tensor, wq: torch.Tensor, scale: torch.Tensor, block_n: int = 0, block_k: int = 0,
+                 split_k: int = 0, num_warps: int = 0, mode: int = 0) -> torch.Tensor:
+    """``spense::fp8_w8a16_mm`` for an e4m3 (or uint8-bytes) weight ``wq``."""
+    return fp8_w8a16_mm_op(x, wq.view(torch.uint8), scale, block_n, block_k, split_k, num_warps, mode)

@@ -1,0 +1,130 @@
+"""FP8 dense baseline: quantisation (one source: spense.format), load-time scale checks, activation
+quantisation, every kernel kind against the dequantised reference (CPU paths; GPU: ``gpu``)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from spense.errors import FormatError
+from spense.format import SpenseLayout, pack, unpack
+from spense.runtime import fp8
+from spense.runtime.fp8 import Fp8Linear, check_fp8_weights, quantize_rows, quantize_weight, run_kind
+from spense.runtime.mmasp import to_kernel_layout
+
+gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+def test_quantize_weight_is_format_pack():
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(32, 64, generator=gen)
+    g = w.reshape(32, -1, 4)
+    w24 = (g * (torch.rand(g.shape, generator=gen).argsort(-1).argsort(-1) < 2)).reshape(32, 64)
+    wq, s = quantize_weight(w24)
+    assert wq.dtype == torch.float8_e4m3fn and s.dtype == torch.float32 and s.shape == (32,)
+    p = pack(w24, SpenseLayout((32, 64), "cols"), fp8=True)  # the 2:4 path of the same function
+    assert torch.equal(s, p.scale)
+    assert torch.equal(wq.float() * s[:, None], unpack(p, dtype=torch.float32))
+    assert torch.allclose(s, w24.abs().amax(1) / 448)
+    assert (wq.float().abs().amax(1) == 448).all()  # the row maximum maps to the e4m3 maximum
+    err = (wq.float() * s[:, None] - w24).abs() / w24.abs().amax(1, keepdim=True)
+    assert err.max() <= 2 ** -4 * 1.01  # e4m3: 3 mantissa bits
+
+
+@pytest.mark.parametrize("bad", ["none", "nan", "inf", "zero", "shape"])
+def test_bad_scales_are_refused(bad):
+    wq = torch.randn(8, 16).to(torch.float8_e4m3fn)
+    s = {"none": None, "nan": torch.tensor([float("nan")] + [1.0] * 7), "inf": torch.full((8,), float("inf")),
+         "zero": torch.zeros(8), "shape": torch.ones(7)}[bad]
+    with pytest.raises(FormatError):
+        check_fp8_weights(wq, s)
+    with pytest.raises(FormatError):
+        Fp8Linear(wq, s)
+
+
+def test_packed_fp8_with_bad_scale_refused_by_kernel_layout():
+    w = torch.zeros(32, 64)
+    w[:, ::2] = torch.randn(32, 32)
+    p = pack(w, SpenseLayout((32, 64), "cols"), fp8=True)
+    to_kernel_layout(p, "cpu")  # fine
+    p.scale[3] = float("nan")
+    with pytest.raises(FormatError, match="non-finite"):
+        to_kernel_layout(p, "cpu")
+
+
+def test_kernel_layout_accepts_rows_axis_fp8():
+    """The scale has N entries while the sparse values have N - d rows (the v4 device check caught
+    a check that compared against the values' rows)."""
+    w = torch.zeros(64, 64)
+    w[:, ::2] = torch.randn(64, 32)
+    w[:32] = torch.randn(32, 64)  # dense rows
+    p = pack(w, SpenseLayout((64, 64), "rows", torch.arange(32), block=32), fp8=True)
+    kw = to_kernel_layout(p, "cpu")
+    assert kw.fp8 and kw.n_out == 64 and kw.wscale.shape == (64,)
+
+
+def test_quantize_rows_pads_and_scales():
+    x = torch.randn(3, 40).to(torch.bfloat16)
+    q, s = quantize_rows(x, 16)
+    assert q.shape == (16, 40) and s.shape == (16, 1)
+    assert torch.allclose(s[:3, 0], x.float().abs().amax(1) / 448)
+    assert (q[3:].float() == 0).all() and (s[3:] == 1).all()
+    assert torch.allclose(q[:3].float() * s[:3], x.float(), rtol=2 ** -3, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind,tol", [("w8a16", 1e-2), ("w8a16:32x128x2x4", 1e-2), ("nt", 6e-2), ("swap", 6e-2),
+                                      ("compiled", 1e-2)])
+def test_kinds_match_dequantised_reference_cpu(kind, tol):
+    gen = torch.Generator().manual_seed(3)
+    lin = torch.nn.Linear(96, 48, bias=False)
+    f = Fp8Linear.from_linear(lin)
+    for M in (1, 7, 33):
+        x = torch.randn(M, 96, generator=gen).to(torch.bfloat16)
+        ref = x.double() @ f.dequantized_weight(torch.float64).t()
+        y = run_kind(kind, x, f.weight, f.scale)
+        assert ((y.double() - ref).norm() / ref.norm()).item() < tol
+
+
+def test_fp8linear_cpu_forward_with_bias():
+    lin = torch.nn.Linear(64, 24)
+    f = Fp8Linear.from_linear(lin)
+    x = torch.randn(2, 5, 64).to(torch.bfloat16)
+    y = f(x)
+    ref = x.float() @ f.dequantized_weight().t() + f.bias.float()
+    assert y.shape == (2, 5, 24) and y.dtype == torch.bfloat16
+    assert torch.allclose(y.float(), ref, rtol=2e-2, atol=2e-2)
+
+
+def test_load_table(tmp_path):
+    p = tmp_path / "t.json"
+    p.write_text('{"device": "X", "cc": "9.0", "cells": {"64,32,1": "nt", "64,32,16": "w8a16:32x256x2x4"}}')
+    assert fp8.load_table(p) == 2
+    assert fp8.CHOICES[("X", "9.0", 64, 32, 16)] == "w8a16:32x256x2x4"
+
+
+@pytest.mark.gpu
+@gpu
+def test_gpu_every_fp8_kind_matches_reference():
+    gen = torch.Generator().manual_seed(4)
+    w = torch.randn(1000, 1536, generator=gen).cuda()
+    wq, s = quantize_weight(w)
+    wd = wq.double() * s.double()[:, None]
+    for M in (1, 7, 16, 33, 64, 2048):
+        x = torch.randn(M, 1536, generator=gen).cuda().to(torch.bfloat16)
+        ref = x.double() @ wd.t()
+        for kind in fp8.candidates(M, extra=True) + ["w8a16"] + (["compiled"] if M == 1 else []):
+            y = run_kind(kind, x, wq, s)
+            e = ((y.double() - ref).norm() / ref.norm()).item()
+            assert e < (6e-2 if kind in ("nt", "swap") else 1e-2), (kind, M, e)
+    f = Fp8Linear(wq, s)
+    x = torch.randn(3, 1536, device="cuda").to(torch.bfloat16)
+    assert torch.isfinite(f(x)).all() and f.kind_for(3) in fp8.candidates(3)
+
+
+@pytest.mark.parametrize("kind", ["w8a16", "w8a16:32x256x2x4", "nt", "swap"])
+def test_kinds_trace_without_graph_breaks(kind):
+    wq = torch.randn(32, 64).to(torch.float8_e4m3fn)
+    s = torch.rand(32) + 0.5
+    x = torch.randn(3, 64).to(torch.bfloat16)
+    ex = torch._dynamo.explain(lambda x: run_kind(kind, x, wq, s))(x)
+    assert ex.graph_count == 1 and ex.graph_break_count == 0
