@@ -119,3 +119,28 @@ def test_generate_cli(tiny_llama_dir, tmp_path):
     assert r.output.count("--- ") == 2
     r = CliRunner().invoke(app, ["generate", "qwen3-tiny", "--prompt", "x", "--device", "cpu"])
     assert r.exit_code == 2 and "no tokenizer" in r.output
+
+
+def test_measure_stage_cli_cpu(tmp_path):
+    """The benchmark stage entry point (what benchmarks/run_e2e_v5.sh runs) on CPU with a tiny shape:
+    every variant kind gives rows with the issue's fields; FP8 dense linears are Fp8Linear."""
+    import json
+
+    from spense.engine import measure
+    from spense.runtime.fp8 import Fp8Linear
+
+    out = tmp_path / "rows.jsonl"
+    assert measure.main(["--model", "qwen3-tiny", "--device", "cpu", "--variants", "dense,spense0.25-fp8,dense-fp8",
+                         "--batches", "1", "--prompt-len", "16", "--gen", "6", "--check-tokens", "4",
+                         "--out", str(out)]) == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["variant"] for r in rows] == ["dense", "spense0.25-fp8", "dense-fp8"]
+    for r in rows:
+        for k in ("step_ms", "floor_ms", "weight_bytes", "linear_weight_bytes", "dense_linear_weight_bytes",
+                  "peak_mem_bytes", "decode_tok_s", "tokens_identical"):
+            assert k in r
+    assert rows[1]["linear_weight_bytes"] < rows[0]["linear_weight_bytes"]
+    m, _ = measure.build_variant("qwen3-tiny", "dense-fp8", CPU, None, 0, "cols")
+    assert all(isinstance(x, Fp8Linear) for x in block_linears(m).values())
+    with pytest.raises(InputError):
+        measure.parse_variant("sparse0.3")

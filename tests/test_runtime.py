@@ -541,3 +541,19 @@ def test_make_auto_table():
     assert {k.split(",")[1] for k in t["choice"]} == {"cols", "rows"}
     assert set(t["choice"].values()) <= {"dense", "mmasp", "triton", "cusparselt"}
     assert all(t[k] for k in ("device", "commit", "date", "command"))
+
+
+@pytest.mark.parametrize("axis", ["cols", "rows"])
+def test_unpack_kernel_layout_is_exact_inverse(axis):
+    """unpack_kernel_layout(to_kernel_layout(p)) == unpack(p), bf16 and FP8, block and gathered layouts."""
+    from spense.runtime.mmasp import to_kernel_layout, unpack_kernel_layout
+
+    for ratio in (0, 0.25, 0.5):
+        for N, K, blk in ((48, 128, 16), (96, 256, 64), (40, 192, 64)):
+            w, lay = make(N, K, axis, ratio, torch.bfloat16, block=blk)
+            p = pack(w, lay)
+            assert torch.equal(unpack_kernel_layout(to_kernel_layout(p, "cpu"), lay), unpack(p))
+            w, lay = make(N, K, axis, ratio, torch.float32, block=blk)
+            p8 = pack(w, lay, fp8=True)
+            u8 = unpack_kernel_layout(to_kernel_layout(p8, "cpu"), lay, torch.float32)
+            assert torch.equal(u8, unpack(p8, dtype=torch.float32))

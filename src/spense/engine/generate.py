@@ -22,16 +22,15 @@ from typing import Callable, Iterator
 import torch
 
 from spense.engine.model import KV_BLOCK, Transformer
+from spense.runtime.shapes import bucket
 from spense.errors import InputError
 
 PROMPT_BLOCK = 64  # prompts are left-padded to a multiple of this (prefill bucket)
 
 
 def batch_bucket(b: int) -> int:
-    p = 1
-    while p < b:
-        p *= 2
-    return p
+    """The batch bucket: :func:`spense.runtime.shapes.bucket` (the one power-of-two rule)."""
+    return bucket(b)
 
 
 def _round_up(n: int, m: int) -> int:

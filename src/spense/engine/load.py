@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+import spense.runtime.checkpoint  # noqa: F401  (registers the packed-checkpoint loader of spense.io)
 from spense.engine.model import ModelArgs, Transformer
 from spense.errors import CheckpointError, InputError
 
@@ -179,7 +180,7 @@ def load(spec: str | Path, device: torch.device, dtype: torch.dtype = torch.bflo
 
     m = empty_model(args, device, dtype)
     if manifest.get("packed"):
-        from spense.runtime.checkpoint import read_packed
+        from spense.io import read_packed
 
         _, packed, rest = read_packed(p)
         rest = {k: v.to(device) for k, v in rest.items()}

@@ -26,22 +26,37 @@ from spense.engine.load import load
 from spense.engine.sparsify import block_linears, sparsify
 
 
-def copy_bandwidth(device: torch.device, nbytes: int = 1 << 30) -> float:
-    """Bytes/s of a device-to-device copy ((read + write) / time), median of 5."""
-    a = torch.empty(nbytes // 2, dtype=torch.bfloat16, device=device)
+def copy_bandwidth(device: torch.device, nbytes: int = 1 << 30, reps: int = 20, detail: dict | None = None
+                   ) -> float:
+    """Bytes/s of a device-to-device copy of ``nbytes``: ``2 * nbytes * reps / time`` (read + write),
+    CUDA events around ``reps`` back-to-back copies after a warm-up, best of 3 such runs.
+
+    Two forms are timed; the faster is returned (``detail`` gets both, in TB/s): ``copy_`` (eager
+    ``cudaMemcpyAsync``) and ``kernel`` (an SM elementwise kernel, ``torch.mul(a, 1, out=b)``).  A copy
+    captured in a CUDA graph becomes a memcpy node served by the copy engines, which is slower: that is
+    what the 2.7 TB/s of ``linear_bench.copy_bandwidth`` (graph-captured ``uint8`` copy) measured."""
+    a = torch.ones(nbytes // 2, dtype=torch.bfloat16, device=device)
     b = torch.empty_like(a)
-    b.copy_(a)
-    torch.cuda.synchronize(device)
-    ts = []
-    for _ in range(5):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        b.copy_(a)
-        e.record()
-        e.synchronize()
-        ts.append(s.elapsed_time(e) / 1e3)
+    forms = {"copy_": lambda: b.copy_(a), "kernel": lambda: torch.mul(a, 1, out=b)}
+    res = {}
+    for name, fn in forms.items():
+        for _ in range(3):
+            fn()
+        torch.cuda.synchronize(device)
+        best = float("inf")
+        for _ in range(3):
+            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            s.record()
+            for _ in range(reps):
+                fn()
+            e.record()
+            e.synchronize()
+            best = min(best, s.elapsed_time(e) / 1e3 / reps)
+        res[name] = 2 * (nbytes // 2) * 2 / best
     del a, b
-    return 2 * nbytes / sorted(ts)[2]
+    if detail is not None:
+        detail.update({f"copy_tbps_{k}": v / 1e12 for k, v in res.items()})
+    return max(res.values())
 
 
 def _bytes(mods) -> int:
@@ -119,10 +134,13 @@ def _time_engine(eng: Engine, B: int, prompt_len: int, gen: int, seed: int) -> d
     steps.sort()
     step_ms = steps[len(steps) // 2]
     return {"prefill_ms": prefill_ms, "step_ms": step_ms, "decode_tok_s": B * 1e3 / step_ms,
-            "tokens": [t[0] for t in tokens], "prompt0": prompts[0]}
+            "tokens": [t[0] for t in tokens], "prompt0": prompts[0], "next_state": (nxt, T + gen, start)}
 
 
-def _greedy_reference(model, prompt: list[int], n: int) -> list[int]:
+def _greedy_check(model, prompt: list[int], fast: list[int], n: int, spense_ref: bool) -> dict:
+    """Greedy tokens of the reference (SpenseLinear: ``reference`` backend; else the eager engine)
+    for ``n`` tokens vs ``fast``; at the first divergence the reference's logit margin between its
+    token and the fast one (a margin of a few bf16 ulps = a numeric tie)."""
     from spense.runtime.linear import SpenseLinear
 
     old = {m: m.backend for m in model.modules() if isinstance(m, SpenseLinear)}
@@ -130,59 +148,211 @@ def _greedy_reference(model, prompt: list[int], n: int) -> list[int]:
         m.backend = "reference"
     try:
         eng = Engine(model, 1, len(prompt) + n + 64, compile=False, cuda_graph=False)
-        return eng.generate([prompt], n).tokens[0]
+        nxt, logits, start, T = eng.prefill([prompt])
+        ref, margin, first = [], None, None
+        for i in range(n):
+            if i:
+                nxt, logits = eng.step(nxt, T + i - 1, start)
+            t = int(nxt[0, 0])
+            ref.append(t)
+            if first is None and i < len(fast) and fast[i] != t:
+                first = i
+                margin = float(logits[0, t] - logits[0, fast[i]])
+                nxt = torch.full_like(nxt, fast[i])  # follow the fast sequence from here on
+                ref[-1] = fast[i]
+        return {"tokens_identical": first is None, "first_divergence": first, "tie_margin": margin,
+                "token_reference": "reference backend, eager" if old else "eager engine"}
     finally:
         for m, b in old.items():
             m.backend = b
 
 
+VARIANT_RE = r"^(dense|spense(?P<r>[0-9.]+))(?P<fp8>-fp8)?$"
+
+
+def parse_variant(v: str) -> tuple[float | None, bool]:
+    """``"dense"`` / ``"dense-fp8"`` / ``"spense0.25"`` / ``"spense0.25-fp8"`` -> ``(ratio | None, fp8)``."""
+    import re
+
+    from spense.errors import InputError
+
+    m = re.match(VARIANT_RE, v)
+    if not m:
+        raise InputError(f"unknown variant {v!r} (dense, dense-fp8, spense<ratio>, spense<ratio>-fp8)")
+    return (float(m.group("r")) if m.group("r") else None), bool(m.group("fp8"))
+
+
+def build_variant(model: str, variant: str, dev: torch.device, layers: int | None, seed: int, axis: str,
+                  tune_ms=()):
+    """The engine model of ``variant`` (see :func:`parse_variant`) and its label."""
+    from spense.engine.sparsify import fp8_dense
+
+    ratio, fp8 = parse_variant(variant)
+    loaded = load(model, dev, torch.bfloat16 if dev.type == "cuda" else torch.float32, layers=layers, seed=seed)
+    m = loaded.model
+    if ratio is not None:
+        sparsify(m, ratio, axis=axis, fp8=fp8)
+    elif fp8:
+        fp8_dense(m, tune_ms=tune_ms if dev.type == "cuda" else ())
+    return m, loaded.label
+
+
 def run(model: str, batches=(1, 8), ratios=(0.25,), fp8: bool = False, prompt_len: int = 512, gen: int = 64,
         device: str = "cuda", compile: bool = True, check_tokens: int = 32, axis: str = "cols", seed: int = 0,
-        layers: int | None = None, log=print, sink=None) -> list[dict]:
-    """Rows for the dense model then each Spense ratio (see the module doc)."""
+        layers: int | None = None, log=print, sink=None, variants=None, copy_bw: float | None = None,
+        profile: bool = False) -> list[dict]:
+    """Rows for each variant x batch (default: the dense model then each Spense ratio; ``fp8``: the FP8
+    dense baseline and FP8 Spense); see the module doc."""
     dev = torch.device(device)
     info = env_info(dev)
-    bw = copy_bandwidth(dev) if dev.type == "cuda" else float("nan")
+    bw_detail: dict = {}
+    bw = copy_bw if copy_bw else (copy_bandwidth(dev, detail=bw_detail) if dev.type == "cuda" else float("nan"))
+    suffix = "-fp8" if fp8 else ""
+    variants = list(variants or (["dense" + suffix] + [f"spense{r:g}{suffix}" for r in ratios]))
     rows: list[dict] = []
-    dense_step: dict[int, float] = {}
-    for variant in ["dense"] + [f"spense{r:g}" for r in ratios]:
-        loaded = load(model, dev, torch.bfloat16 if dev.type == "cuda" else torch.float32, layers=layers,
-                      seed=seed)
-        m = loaded.model
-        if variant != "dense":
-            sparsify(m, float(variant[6:]), axis=axis, fp8=fp8)
+    dense_step: dict[tuple, float] = {}
+    for variant in variants:
+        t0 = time.perf_counter()
+        ratio, vfp8 = parse_variant(variant)
+        tune_ms = sorted({*batches, *(b * prompt_len for b in batches)})
+        m, label = build_variant(model, variant, dev, layers, seed, axis, tune_ms)
+        build_s = time.perf_counter() - t0
         wb, lwb, dlwb = weight_bytes(m)
         for B in batches:
             if dev.type == "cuda":
                 gc.collect()
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats(dev)
+            t1 = time.perf_counter()
             eng = Engine(m, B, prompt_len + gen + 8, compile=compile, compile_prefill=False)
             r = _time_engine(eng, B, prompt_len, gen, seed + B)
-            row = {"model": loaded.label, "variant": variant, "dtype": "fp8" if fp8 and variant != "dense" else
-                   str(m.model.embed_tokens.weight.dtype).replace("torch.", ""), "batch": B,
+            row = {"model": label, "variant": variant, "dtype": "fp8" if vfp8 else
+                   str(m.model.embed_tokens.weight.dtype).replace("torch.", ""), "dense_ratio": ratio,
+                   "axis": axis if ratio is not None else None, "batch": B,
                    "prompt_len": prompt_len, "gen": gen, "compiled": eng.compiled, "cuda_graph":
                    eng.compiled or eng.graphs, "prefill_ms": r["prefill_ms"], "step_ms": r["step_ms"],
                    "decode_tok_s": r["decode_tok_s"], "weight_bytes": wb, "linear_weight_bytes": lwb,
                    "dense_linear_weight_bytes": dlwb, "linear_bytes_ratio": lwb / dlwb,
-                   "copy_tbps": bw / 1e12, "floor_ms": wb / bw * 1e3,
-                   "peak_mem_bytes": torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None}
+                   "copy_tbps": bw / 1e12, "floor_ms": wb / bw * 1e3, "build_s": build_s,
+                   "compile_and_time_s": time.perf_counter() - t1,
+                   "peak_mem_bytes": torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None,
+                   **bw_detail}
             row["x_floor"] = row["step_ms"] / row["floor_ms"]
-            if variant == "dense":
-                dense_step[B] = r["step_ms"]
-            row["speedup_vs_dense"] = dense_step[B] / r["step_ms"] if B in dense_step else None
+            if ratio is None:
+                dense_step[(vfp8, B)] = r["step_ms"]
+            base = dense_step.get((vfp8, B))
+            row["speedup_vs_dense"] = base / r["step_ms"] if base else None
+            if profile and B == batches[0] and dev.type == "cuda":
+                try:
+                    row["profile_ms"] = profile_step(eng, r["next_state"])
+                except Exception as e:  # the profile is optional
+                    row["profile_error"] = f"{type(e).__name__}: {e}"[:300]
             if check_tokens and B == batches[0]:
                 n = min(check_tokens, len(r["tokens"]))
-                ref = _greedy_reference(m, r["prompt0"], n)
-                row["tokens_identical"] = ref == r["tokens"][:n]
-                row["first_divergence"] = next((i for i, (a, b) in enumerate(zip(ref, r["tokens"])) if a != b), None)
-                row["token_reference"] = "reference backend, eager" if variant != "dense" else "eager engine"
+                row.update(_greedy_check(m, r["prompt0"], r["tokens"][:n], n, ratio is not None))
             row.update(info)
             rows.append(row)
             if sink is not None:
                 sink(rows)
-            log(f"{row['variant']} B={B}: step {r['step_ms']:.3f} ms ({row['x_floor']:.2f}x floor), "
-                f"{row['decode_tok_s']:.1f} tok/s, linear bytes {lwb / dlwb:.3f} of dense")
+            log(f"{row['model']} {row['variant']} B={B}: step {r['step_ms']:.3f} ms ({row['x_floor']:.2f}x floor "
+                f"{row['floor_ms']:.3f} ms), {row['decode_tok_s']:.1f} tok/s, linear bytes {lwb / dlwb:.3f} of dense, "
+                f"peak {row['peak_mem_bytes'] or 0:.3e} B, tokens identical {row.get('tokens_identical')} "
+                f"(first divergence {row.get('first_divergence')}, margin {row.get('tie_margin')})")
             del eng
-        del m, loaded
+        del m
     return rows
+
+
+OP_CLASSES = (  # (class, substrings of the kernel name), first match wins
+    ("sparse kernel", ("mmasp", "spense_decode")),
+    ("fp8 gemm", ("w8a16", "fp8_w8a16")),
+    ("act quant", ("act_quant", "quant_rows")),
+    ("dense gemm", ("gemm", "nvjet", "xmma", "cutlass", "gemv", "sm90_", "splitk")),
+    ("attention", ("flash", "attention", "sdpa", "fmha", "softmax", "bmm")),
+    ("unpack/copy", ("memcpy", "memset", "scatter", "gather", "index")),
+)
+
+
+def op_class(name: str) -> str:
+    n = name.lower()
+    for cls, keys in OP_CLASSES:
+        if any(k in n for k in keys):
+            return cls
+    return "other"
+
+
+def profile_step(eng: Engine, state, steps: int = 5) -> dict[str, float]:
+    """GPU ms per decode step by op class (:data:`OP_CLASSES`), torch.profiler over ``steps`` steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    nxt, pos, start = state
+    eng.step(nxt, pos, start)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for i in range(steps):
+            nxt, _ = eng.step(nxt, pos + i, start)
+        torch.cuda.synchronize()
+    out: dict[str, float] = {}
+    for ev in prof.events():
+        if getattr(ev, "device_type", None) is not None and str(ev.device_type).endswith("CUDA"):
+            c = op_class(ev.name)
+            out[c] = out.get(c, 0.0) + ev.device_time / 1e3 / steps
+    out["total"] = sum(out.values())
+    return {k: round(v, 4) for k, v in out.items()}
+
+
+def main(argv=None) -> int:
+    """``python -m spense.engine.measure``: one stage of the end-to-end benchmark (rows appended to
+    ``--out`` as JSON lines as soon as each exists)."""
+    import argparse
+    import json
+    import warnings
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="qwen3-8b")
+    ap.add_argument("--layers", type=int, default=None)
+    ap.add_argument("--variants", default="dense")
+    ap.add_argument("--batches", default="1,8")
+    ap.add_argument("--prompt-len", type=int, default=512)
+    ap.add_argument("--gen", type=int, default=64)
+    ap.add_argument("--check-tokens", type=int, default=32)
+    ap.add_argument("--axis", default="cols", choices=("cols", "rows"))
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--bw", default=None, help="JSON file of the copy bandwidth (read; written by --bw-only)")
+    ap.add_argument("--bw-only", action="store_true", help="measure the copy bandwidth only, write --bw")
+    ap.add_argument("--out", default=None, help="JSON-lines file the rows are appended to")
+    a = ap.parse_args(argv)
+    warnings.simplefilter("ignore")
+    dev = torch.device(a.device)
+    if a.bw_only:
+        detail: dict = {}
+        bw = copy_bandwidth(dev, detail=detail) if dev.type == "cuda" else float("nan")
+        rec = {"copy_bps": bw, "copy_tbps": bw / 1e12, "bytes": 1 << 30, **detail, **env_info(dev)}
+        print(json.dumps(rec), flush=True)
+        if a.bw:
+            Path(a.bw).write_text(json.dumps(rec))
+        return 0
+    bw = None
+    if a.bw and Path(a.bw).is_file():
+        rec = json.loads(Path(a.bw).read_text())
+        bw = rec["copy_bps"]
+    written = [0]
+
+    def sink(rows):
+        if a.out:
+            with open(a.out, "a") as f:
+                for r in rows[written[0]:]:
+                    f.write(json.dumps(r, default=str) + "\n")
+        written[0] = len(rows)
+
+    run(a.model, batches=[int(b) for b in a.batches.split(",")], variants=a.variants.split(","),
+        prompt_len=a.prompt_len, gen=a.gen, device=a.device, compile=not a.no_compile,
+        check_tokens=a.check_tokens, axis=a.axis, layers=a.layers, log=lambda m: print(m, flush=True),
+        sink=sink, copy_bw=bw, profile=a.profile)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

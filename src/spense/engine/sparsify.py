@@ -50,13 +50,32 @@ def magnitude_spense(w: torch.Tensor, ratio: float, axis: str = "cols", block: i
 def sparsify(m: Transformer, ratio: float, axis: str = "cols", block: int = 64, fp8: bool = False,
              backend: str = "auto") -> Transformer:
     """Replace every block linear of ``m`` by a SpenseLinear of its fast pruning (in place)."""
-    from spense.engine.load import _mount, compact_all
+    from spense.engine.load import _mount
     from spense.runtime.linear import SpenseLinear
 
-    for name, lin in block_linears(m).items():
+    names = list(block_linears(m))
+    for name in names:  # one layer at a time: the dense original is freed as soon as it is swapped
+        lin = m.get_submodule(name)
         w, lay = magnitude_spense(lin.weight.detach(), ratio, axis, block)
         new = SpenseLinear(pack(w.contiguous(), lay, fp8=fp8), lin.bias, backend=backend, name=name)
-        del w
+        del w, lin
         _mount(m, name, new)
-    compact_all(m)
+        if new.values.device.type == "cuda":
+            new.compact()
+    return m
+
+
+@torch.no_grad()
+def fp8_dense(m: Transformer, kernel: str = "auto", tune_ms=()) -> Transformer:
+    """Replace every block linear of ``m`` by ``Fp8Linear.from_linear(lin, kernel=kernel)`` (the FP8
+    dense baseline: e4m3 weights, per-channel scales, fastest kernel per shape/M bucket) and fix each
+    layer's kernel for the M of ``tune_ms`` now (``layer.tune``: before any compile / graph capture)."""
+    from spense.engine.load import _mount
+    from spense.runtime.fp8 import Fp8Linear
+
+    for name, lin in block_linears(m).items():
+        new = Fp8Linear.from_linear(lin, kernel=kernel, name=name)
+        _mount(m, name, new)
+        if tune_ms:
+            new.tune(ms=tuple(tune_ms))
     return m

@@ -7,7 +7,7 @@ __all__ = ["SpenseLinear", "convert", "BACKENDS", "pack_checkpoint", "load_packe
 
 def __getattr__(name):
     if name in ("pack_checkpoint", "load_packed"):
-        from spense.runtime import checkpoint
+        import spense.runtime.checkpoint as checkpoint
 
         return getattr(checkpoint, name)
     raise AttributeError(name)

@@ -26,14 +26,7 @@ import torch
 log = logging.getLogger("spense")
 DECODE_MAX_M = 64  # the decode kernels' range (SpenseLinear's DECODE_MAX_M; M above: prefill path)
 
-try:  # the one M-bucketing rule (kernels helper's module)
-    from spense.runtime.shapes import bucket
-except ImportError:  # pragma: no cover - until spense.runtime.shapes exists
-    def bucket(M: int) -> int:
-        b = 1
-        while b < M:
-            b *= 2
-        return b
+from spense.runtime.shapes import bucket  # the one M-bucketing rule
 
 # Default choice when a layer was not tuned: the fastest backend measured by
 # benchmarks/linear_bench.py on an H100 (auto_table.json, derived by benchmarks/make_auto_table.py:

@@ -19,8 +19,8 @@ Backends (``backend=``):
 
 Memory: a layer holds one copy of its weight.  :meth:`SpenseLinear.compact` (the engine calls it on
 CUDA) replaces the packed buffers by the mma.sp kernel layout; then M <= 64 runs the kernel, larger
-M runs the kernel in 64-row chunks or, when that reads the weight more often than an unpack would,
-a transient unpack (through the kernel itself) + ``F.linear``.
+M (prefill) a transient unpack of the kernel layout (:func:`spense.runtime.mmasp.unpack_kernel_layout`,
+pure tensor ops, exact) + one dense GEMM; the unpacked buffer is freed after the call.
 
 ``forward`` calls one opaque custom op, ``torch.ops.spense.linear_apply(x2, handle)``, so that
 ``torch.compile`` traces a model with Spense layers without graph breaks (the op dispatches to the
@@ -33,7 +33,6 @@ A pre-sm80 GPU: :class:`~spense.errors.DeviceError` for ``cusparselt``/``triton`
 from __future__ import annotations
 
 import itertools
-import os
 import warnings
 import weakref
 
@@ -43,6 +42,7 @@ from torch import nn
 
 from spense.errors import DeviceError, FormatError, InputError
 from spense.format import PackedSpense, SpenseLayout, pack, unpack
+from spense.runtime.shapes import bucket as _bucket
 
 BACKENDS = ("reference", "cusparselt", "triton", "mmasp", "auto")
 FAST = ("cusparselt", "triton", "mmasp", "auto")
@@ -68,16 +68,6 @@ def _check_device(dev: torch.device, backend: str) -> bool:
             f"{torch.cuda.get_device_name(dev)} is sm{major}{minor}. Use backend='reference'."
         )
     return True
-
-
-try:  # the one M-bucketing rule (kernels helper's module)
-    from spense.runtime.shapes import bucket as _bucket
-except ImportError:  # pragma: no cover - until spense.runtime.shapes exists
-    def _bucket(M: int) -> int:
-        b = 1
-        while b < M:
-            b *= 2
-        return b
 
 
 # -- the custom op: one opaque call per layer, so torch.compile traces without graph breaks --------
@@ -199,22 +189,11 @@ class SpenseLinear(nn.Module):
         return self._unpack_kernel().to(dtype)
 
     def _unpack_kernel(self) -> torch.Tensor:
-        """``W`` ``(N, K)`` bf16 from the kernel layout: the kernel applied to identity rows (each
-        output is one weight times 1 accumulated with zeros in fp32: exact)."""
-        from spense.runtime import mmasp
+        """``W`` ``(N, K)`` bf16 from the kernel layout (:func:`spense.runtime.mmasp.unpack_kernel_layout`:
+        exact, pure tensor ops, a transient buffer)."""
+        from spense.runtime.mmasp import unpack_kernel_layout
 
-        fast = getattr(mmasp, "unpack_kernel_layout", None)
-        if fast is not None:
-            return fast(self._kernel, self.layout)
-        K = self.in_features
-        dev = self._kernel.sv.device
-        wt = torch.empty(K, self.out_features, dtype=torch.bfloat16, device=dev)
-        for k0 in range(0, K, DECODE_MAX_M):
-            k1 = min(K, k0 + DECODE_MAX_M)
-            eye = torch.zeros(k1 - k0, K, dtype=torch.bfloat16, device=dev)
-            eye[:, k0:k1].fill_diagonal_(1.0)
-            self.forward_mmasp(eye, out=wt[k0:k1])
-        return wt.t()
+        return unpack_kernel_layout(self._kernel, self.layout, torch.bfloat16)
 
     def _cslt(self):
         if "cslt" not in self._cache:
@@ -271,15 +250,7 @@ class SpenseLinear(nn.Module):
         return F.linear(x2.to(w.dtype), w)
 
     def forward_dense(self, x2: torch.Tensor) -> torch.Tensor:
-        """Transient unpack + ``F.linear`` (compacted and M large: the kernel in 64-row chunks when
-        that reads the weight fewer times than the unpack's ``K / 64`` kernel calls)."""
-        M = x2.shape[0]
-        if self._kernel is not None and -(-M // DECODE_MAX_M) <= -(-self.in_features // DECODE_MAX_M):
-            y = torch.empty(M, self.out_features, dtype=torch.bfloat16, device=x2.device)
-            xb = x2.to(torch.bfloat16)
-            for m0 in range(0, M, DECODE_MAX_M):
-                self.forward_mmasp(xb[m0:m0 + DECODE_MAX_M], out=y[m0:m0 + DECODE_MAX_M])
-            return y
+        """Transient unpack (compacted: from the kernel layout) + one dense GEMM; nothing is cached."""
         return F.linear(x2, self.dense_weight(x2.dtype))
 
     def forward_cusparselt(self, x2: torch.Tensor) -> torch.Tensor:
@@ -314,52 +285,19 @@ class SpenseLinear(nn.Module):
 
     def forward_triton(self, x2: torch.Tensor, x_scale: torch.Tensor | None = None,
                        out: torch.Tensor | None = None) -> torch.Tensor:
-        from spense.runtime.triton_kernels import spense_decode_kernel
-        import triton
+        """The Triton decode kernel (op ``spense::triton_decode``) on the packed buffers, M <= 64."""
+        from spense.runtime.triton_kernels import triton_decode_packed
 
-        st = self._triton_state()
-        lay = self.layout
         M = x2.shape[0]
         if M > DECODE_MAX_M:
             raise InputError(f"the triton decode kernel handles M <= {DECODE_MAX_M}, got {M}")
-        x2 = x2.contiguous()
-        y = out if out is not None else torch.empty(
-            M, self.out_features, dtype=torch.bfloat16 if self.scale is not None or x2.dtype not in
-            (torch.float16, torch.float32) else x2.dtype, device=x2.device)
-        R, Ks = self.packed.sparse_shape
-        d = lay.n_dense
-        BN = 64 if os.environ.get("TRITON_INTERPRET") != "1" else 16
-        BG = 16
-        BM = max(16, triton.next_power_of_2(M))
-        nsb = triton.cdiv(R, BN) if (R and Ks) or lay.axis == "cols" else 0
-        if lay.axis == "cols" and R == 0:
-            nsb = 0
-        ndb = triton.cdiv(d, BN) if lay.axis == "rows" and d else 0
-        wdt = self.values.dtype
-        if wdt == torch.float32 or os.environ.get("TRITON_INTERPRET") == "1":
-            # the CPU interpreter computes bf16 dots wrongly; float32 there tests the same logic
-            dot_dt = triton.language.float32
-        elif wdt == torch.float16:
-            dot_dt = triton.language.float16
-        else:
-            dot_dt = triton.language.bfloat16
-        dummy = st["sidx"]
-        grid = (nsb + ndb,)
-        spense_decode_kernel[grid](
-            x2, x2.stride(0), M,
-            self.values, self.meta, self.dense if self.dense.numel() else self.values,
-            st["sidx"] if st["sidx"].numel() else dummy, st["didx"] if st["didx"].numel() else dummy,
-            st["orow_s"], st["orow_d"] if st["orow_d"].numel() else st["orow_s"],
-            y, y.stride(0),
-            self.scale if self.scale is not None else x2, x_scale if x_scale is not None else x2,
-            R, Ks, self.meta.shape[1] if self.meta.dim() == 2 else 0,
-            d if lay.axis == "rows" else 0, d if lay.axis == "cols" else 0, self.in_features,
-            nsb,
-            GATHER=lay.axis == "cols" and d > 0, HAS_DCOLS=lay.axis == "cols" and d > 0,
-            HAS_WS=self.scale is not None, HAS_XS=x_scale is not None,
-            BLOCK_N=BN, BLOCK_G=BG, BLOCK_M=BM, BLOCK_KD=64,
-            DOT_DT=dot_dt,
-        )
+        if self._kernel is not None:
+            raise InputError("the triton backend needs the packed buffers; this layer is compacted")
+        p = PackedSpense(self.layout, self.values, self.meta, self.dense, self.scale)
+        y = triton_decode_packed(p, x2.contiguous(), x_scale, tables=self._triton_state())
+        if out is not None:
+            out.copy_(y)
+            return out
         return y
 
     def forward_mmasp(self, x2: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:

@@ -260,6 +260,75 @@ def to_kernel_layout(p: PackedSpense, device) -> KernelWeights:
                          Ss, SdA, SdB, fp8, xperm, N)
 
 
+def _unfrag(flat: torch.Tensor, Rp: int, C: int, jn: int, fp8: bool = False) -> torch.Tensor:
+    """Inverse of :func:`_frag`: the ``(Rp, C)`` matrix back from its fragment order."""
+    S = C // (jn * 16)
+    if fp8:
+        v = flat.reshape(Rp // 16, S, jn // 2, 8, 4, 2, 2, 2, 2)  # T, s, jp, g, t, jl, q, h, e
+        return v.permute(0, 7, 3, 1, 2, 5, 6, 4, 8).reshape(Rp, C)  # T, h, g, s, jp, jl, q, t, e
+    v = flat.reshape(Rp // 16, S, jn, 8, 4, 2, 2, 2)  # T, s, j, g, t, q, h, e
+    return v.permute(0, 6, 3, 1, 2, 5, 4, 7).reshape(Rp, C)  # T, h, g, s, j, q, t, e
+
+
+def unpack_kernel_layout(kw: KernelWeights, layout, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+    """The dense-with-zeros weight ``W (N, K)`` of a kernel layout (exact inverse of
+    :func:`to_kernel_layout`; pure torch, any device; a transient buffer, never cached).
+
+    Sparse region: fragments -> ``values (R, Ks/2)``; metadata words -> the 4-bit group codes
+    ``i0 | i1 << 2``; ``S[r, 4g + i0] = v[r, 2g]``, ``S[r, 4g + i1] = v[r, 2g + 1]``.  Dense region:
+    fragments -> ``D``.  ``W[:, sparse_idx] = S``, ``W[:, dense_idx] = D`` (cols) or the same on rows.
+    FP8: ``W = e4m3(bytes) * wscale[:, None]`` (computed in float32, then ``dtype``)."""
+    N, K = layout.shape
+    d = layout.n_dense
+    cols = layout.axis == "cols"
+    R = N if cols else N - d
+    Ks = K - d if cols else K
+    dev = kw.sv.device
+    fp8 = kw.fp8
+    cdt = torch.float32 if fp8 or dtype == torch.float32 else dtype
+
+    def vals_of(t):  # kernel dtype (bf16 / uint8 e4m3 bytes) -> compute dtype
+        return t.view(torch.float8_e4m3fn).float() if fp8 else t.to(cdt)
+
+    W = torch.zeros(N, K, dtype=cdt, device=dev)
+    if kw.Ss and R and Ks:
+        Rp, Ksp = kw.rows_sparse, kw.Ss * 64
+        v = vals_of(_unfrag(kw.sv, Rp, Ksp // 2, 2, fp8))[:R, : Ks // 2]
+        T = Rp // 16
+        m = kw.sm.to(torch.int64).reshape(T, kw.Ss, 8, 2, 2) & 0xFFFFFFFF  # T, s, g, j, half
+        m = m.permute(0, 2, 1, 3, 4)  # T, g, s, j, half
+        lo = (m[..., 0] & 0xFFFF) | ((m[..., 1] & 0xFFFF) << 16)  # row g's word
+        hi = ((m[..., 0] >> 16) & 0xFFFF) | (((m[..., 1] >> 16) & 0xFFFF) << 16)  # row g + 8
+        word = torch.stack([lo, hi], 1).reshape(Rp, kw.Ss, 2)  # row, step, j
+        shifts = torch.arange(8, device=dev) * 4
+        nib = ((word[..., None] >> shifts) & 0xF).reshape(Rp, Ksp // 4)[:R, : Ks // 4]
+        i0, i1 = nib & 3, nib >> 2
+        G = Ks // 4
+        S = torch.zeros(R, G, 4, dtype=cdt, device=dev)
+        v = v.reshape(R, G, 2)
+        S.scatter_(2, i0.unsqueeze(-1), v[..., :1])
+        S.scatter_(2, i1.unsqueeze(-1), v[..., 1:])
+        S = S.reshape(R, Ks)
+        sidx = layout.sparse_idx.to(dev).long()
+        if cols:
+            W[:, sidx] = S
+        else:
+            W[sidx] = S
+    if d:
+        didx = layout.dense_idx.to(dev).long()
+        if cols:
+            dp = kw.SdA * 64
+            D = vals_of(_unfrag(kw.dv, kw.rows_sparse, dp, 4, fp8))[:N, :d]
+            W[:, didx] = D
+        else:
+            Kp = kw.SdB * 64
+            D = vals_of(_unfrag(kw.dv, kw.rows_dense, Kp, 4, fp8))[:d, :K]
+            W[didx] = D
+    if fp8:
+        W = W * kw.wscale.to(W.device)[:, None]
+    return W.to(dtype)
+
+
 def default_config(kw: KernelWeights, M: int) -> tuple[int, int]:
     """(RT, warps) heuristic: enough CTAs for 132 SMs, enough warps per CTA to split K."""
     rows = kw.rows_sparse + kw.rows_dense

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# v5 end-to-end engine run: ONE device call, <= 270 s wall in total (docs/e2e.md, "v5").
+#   OUT=<dir> [LAYERS=12] [BUDGET=270] bash benchmarks/run_e2e_v5.sh
+# Stages run as separate python processes, each under its own `timeout`, most important first; a
+# failing stage never stops the next.  $OUT keeps at most 7 files at any time: gpu.txt, stages.txt
+# (per-stage rc + seconds), build.log, bw.json, rows.jsonl (one JSON row per line, appended as soon
+# as it exists), log.txt (every stage's output), anchor.txt.
+set -u
+export PYTHONPATH=src PYTHONUNBUFFERED=1
+export TORCH_EXTENSIONS_DIR=${TORCH_EXTENSIONS_DIR:-/tmp/spense_ext} SPENSE_CACHE=${SPENSE_CACHE:-/tmp/spense_cache}
+OUT=${OUT:-out}; mkdir -p "$OUT"
+LAYERS=${LAYERS:-12}; BUDGET=${BUDGET:-270}; MODEL=${MODEL:-qwen3-8b}; BATCHES=${BATCHES:-1,8}
+T0=$(date +%s)
+left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv > "$OUT/gpu.txt" 2>&1
+echo "commit ${SPENSE_COMMIT:-unknown} model $MODEL layers $LAYERS batches $BATCHES budget $BUDGET s" >> "$OUT/gpu.txt"
+DEVICE=${DEVICE:-cuda}; PROMPT=${PROMPT:-512}; GEN=${GEN:-64}  # DEVICE=cpu MODEL=qwen3-tiny LAYERS=2 PROMPT=16 GEN=8: CPU smoke test
+M="python -m spense.engine.measure --model $MODEL --layers $LAYERS --batches $BATCHES --out $OUT/rows.jsonl --bw $OUT/bw.json --device $DEVICE --prompt-len $PROMPT"
+
+# stage NAME MAX_SECONDS RESERVE command...: run with timeout min(MAX, left - RESERVE); skip if < 15 s
+stage() {
+  local name=$1 max=$2 reserve=$3; shift 3
+  local t=$(( $(left) - reserve )); [ "$t" -gt "$max" ] && t=$max
+  if [ "$t" -lt 15 ]; then echo "$name skipped (left $(left) s)" >> "$OUT/stages.txt"; return; fi
+  local s=$(date +%s)
+  echo "===== $name (timeout $t s, at $(( s - T0 )) s)" >> "$OUT/log.txt"
+  timeout -k 5 "$t" "$@" >> "$OUT/log.txt" 2>&1
+  local rc=$?
+  echo "$name rc=$rc $(( $(date +%s) - s )) s (timeout $t, ended at $(( $(date +%s) - T0 )) s)" >> "$OUT/stages.txt"
+}
+
+# (a) the mma.sp extension, built once in the background (CPU) while the GPU measures dense BF16
+( s=$(date +%s)
+  timeout 150 python -c "from spense.runtime import mmasp; mmasp.load_extension(); mmasp.export_extension('/tmp/spense_mmasp.so')" \
+      > "$OUT/build.log" 2>&1
+  echo "build rc=$? $(( $(date +%s) - s )) s" >> "$OUT/build.log" ) &
+BPID=$!
+# (b) copy bandwidth (1 GiB, eager copy_ and an SM kernel, read + write, CUDA events over 20 reps)
+stage bw 40 150 python -m spense.engine.measure --bw-only --bw "$OUT/bw.json" --device $DEVICE
+# (c) Qwen3-8B shape (first $LAYERS layers), random weights: dense BF16 compiled
+stage dense_bf16 80 150 $M --gen $GEN --variants dense
+wait $BPID
+[ -f /tmp/spense_mmasp.so ] && export SPENSE_MMASP_SO=/tmp/spense_mmasp.so
+#     Spense 25 % BF16 compiled (magnitude 2:4 + packing + kernel layout on the GPU)
+stage spense_bf16 85 75 $M --gen $GEN --variants spense0.25
+#     FP8: Spense 25 % (mma.sp FP8) and the FP8 dense baseline (Fp8Linear auto), CUDA graphs, no compile
+stage spense_fp8 45 35 $M --gen $GEN --variants spense0.25-fp8 --no-compile
+stage dense_fp8 45 0 $M --gen $GEN --variants dense-fp8 --no-compile
+# (d) profiler breakdown per op class (CUDA graphs, no compile), B=1, if time is left
+stage profile 50 0 $M --variants dense,spense0.25 --batches 1 --no-compile --profile --check-tokens 0 --gen 24
+# (e) the gpt-fast anchor: only with .gptfast/model.py carried and >= 170 s left (it compiles ~2 min)
+if [ -f .gptfast/model.py ] && [ -f ../shared/anchors/gptfast_decode.py ] && [ "$(left)" -ge 170 ]; then
+  stage anchor 160 0 python3 ../shared/anchors/gptfast_decode.py 1
+  grep '^{' "$OUT/log.txt" | tail -1 > "$OUT/anchor.txt"
+else
+  echo "anchor skipped (model.py present: $([ -f .gptfast/model.py ] && echo yes || echo no), left $(left) s)" >> "$OUT/stages.txt"
+fi
+echo "total $(( $(date +%s) - T0 )) s" >> "$OUT/stages.txt"
