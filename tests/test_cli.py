@@ -97,7 +97,7 @@ def test_validate_rejects_non_checkpoint(tiny_llama_dir):
 
 def test_bad_inputs_exit_2(tiny_llama_dir, tiny_text_file, tmp_path):
     _assert_error(_run("prune", tmp_path / "nope", "--out", tmp_path / "o", "--calib", tiny_text_file, *SMALL),
-                  "does not exist")
+                  "not found: pass a local Hugging Face directory, a .gguf file or a built-in name")
     (tmp_path / "empty").mkdir()
     _assert_error(_run("prune", tmp_path / "empty", "--out", tmp_path / "o", "--calib", tiny_text_file, *SMALL),
                   "no config.json")
@@ -107,7 +107,7 @@ def test_bad_inputs_exit_2(tiny_llama_dir, tiny_text_file, tmp_path):
     short.write_text("only a handful of words")
     _assert_error(_run("prune", tiny_llama_dir, "--out", tmp_path / "o", "--calib", short, *SMALL),
                   "calibration text has .* tokens")
-    _assert_error(_run("eval", tmp_path / "nope", "--text", tiny_text_file, "--device", "cpu"), "does not exist")
+    _assert_error(_run("eval", tmp_path / "nope", "--text", tiny_text_file, "--device", "cpu"), "not found")
     assert not (tmp_path / "o").exists()
 
 
@@ -325,3 +325,57 @@ def test_demo_quick_matches_published_numbers(tmp_path, wikitext_dir):
                 assert g[key] is None, (p["method"], key)
             else:
                 assert g[key] == pytest.approx(p[key], rel=DEMO_RTOL), (p["method"], key, regen)
+
+
+def test_prune_dense_layers_kept_exact_others_24_packs_and_loads(tiny_llama_dir, tiny_text_file, tmp_path):
+    """--dense-layers: the named linears are bit-identical to the source, every other one is exactly
+    2:4, the manifest records both, and the checkpoint packs and loads."""
+    out = tmp_path / "whole"
+    res = _run("prune", tiny_llama_dir, "--out", out, "--calib", tiny_text_file, "--method", "sparsegpt",
+               "--dense-layers", "0,layers.1.mlp.down_proj", "--block", "16", *SMALL)
+    assert res.exit_code == 0, res.output
+    man = json.loads((out / "spense.json").read_text())
+    src = load_file(str(tiny_llama_dir / "model.safetensors"))
+    got = load_file(str(out / "model.safetensors"))
+    kept = {n for n, r in man["layers"].items() if r["method"] == "dense"}
+    assert kept and kept == {n for n in man["layers"] if ".layers.0." in n or n.endswith("layers.1.mlp.down_proj")}
+    assert man["allocation"]["dense_layers"] == "0,layers.1.mlp.down_proj"
+    for name, rec in man["layers"].items():
+        w = got[rec["weight"]]
+        if name in kept:
+            assert torch.equal(w, src[rec["weight"]]), name
+            assert rec["layout"]["axis"] == "cols" and len(rec["layout"]["dense_idx"]) == w.shape[1]
+        else:
+            assert rec["method"] == "sparsegpt" and is_nm(w.float(), 2, 4), name
+    packed = tmp_path / "whole-packed"
+    assert _run("pack", out, "--out", packed).exit_code == 0
+    v = _run("validate", packed)
+    assert v.exit_code == 0, v.output
+    e = _run("eval", packed, "--text", tiny_text_file, "--seqlen", "32", "--device", "cpu", "--json", "--quiet")
+    assert e.exit_code == 0, e.output
+    assert json.loads(e.stdout)["perplexity"] > 1.0
+
+
+def test_prune_budget_alloc_greedy_records_allocation(tiny_llama_dir, tiny_text_file, tmp_path):
+    out = tmp_path / "alloc"
+    res = _run("prune", tiny_llama_dir, "--out", out, "--calib", tiny_text_file, "--method", "spense",
+               "--dense-ratio", "0.25", "--budget-alloc", "greedy", "--block", "16", *SMALL)
+    assert res.exit_code == 0, res.output
+    man = json.loads((out / "spense.json").read_text())
+    alloc = man["allocation"]
+    assert alloc["budget_alloc"] == "greedy" and alloc["share"] <= 0.25 + 1e-9
+    assert set(alloc["choices"]) == set(man["layers"])
+    assert man["plan"] and set(man["plan"]) == set(man["layers"])
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (["--method", "dense", "--dense-layers", "0"], "dense-layers with --method dense"),
+    (["--method", "sparsegpt", "--dense-layers", "0,0"], "twice"),
+    (["--method", "sparsegpt", "--dense-layers", "nosuchlayer"], "no"),
+    (["--method", "sparsegpt", "--dense-layers", "0-99"], "layer"),
+])
+def test_dense_layers_bad_spec_exit_2(tiny_llama_dir, tiny_text_file, tmp_path, args, pattern):
+    out = tmp_path / "bad"
+    res = _run("prune", tiny_llama_dir, "--out", out, "--calib", tiny_text_file, *args, "--block", "16", *SMALL)
+    _assert_error(res, pattern)
+    assert not out.exists()

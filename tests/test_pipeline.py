@@ -244,7 +244,7 @@ def test_resume_fingerprint_mismatch_refused(tiny_llama_dir, tiny_text_file, tmp
 
 # -- bad input --------------------------------------------------------------------------------------
 def test_missing_model_and_config(tmp_path, tiny_text_file):
-    with pytest.raises(InputError, match="does not exist"):
+    with pytest.raises(InputError, match="not found"):
         _prune(tmp_path / "nope", tmp_path / "out", tiny_text_file)
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no config.json"):

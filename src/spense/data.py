@@ -125,17 +125,33 @@ def load_tokenizer(model_dir: str | os.PathLike):
 
 
 def tokenize(tokenizer, text: str) -> torch.Tensor:
-    """Tokenise the whole ``text`` at once; returns a 1-D ``LongTensor`` of token ids.
+    """Tokenise the whole ``text`` at once, without special tokens; a 1-D ``LongTensor`` of ids.
 
     The "sequence longer than max length" warning is suppressed: long texts are cut into windows
-    afterwards, never fed to the model whole.
+    afterwards, never fed to the model whole.  A model that expects a BOS token at the start of
+    every sequence gets it per window (:func:`bos_id`, the ``bos`` argument of the window makers).
     """
-    enc = tokenizer(text, verbose=False)
+    enc = tokenizer(text, verbose=False, add_special_tokens=False)
     ids = enc["input_ids"]
     t = torch.as_tensor(ids, dtype=torch.long).flatten()
     if t.numel() == 0:
         raise InputError("the text tokenised to zero tokens; pass a file with real text")
     return t
+
+
+def bos_id(tokenizer) -> int | None:
+    """The BOS id when the tokenizer prepends one to every encoded text (Gemma, Llama 2), else None."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is None:
+        return None
+    ids = tokenizer("a", verbose=False)["input_ids"]
+    return int(bos) if len(ids) and int(ids[0]) == int(bos) else None
+
+
+def _with_bos(windows: torch.Tensor, bos: int | None) -> torch.Tensor:
+    if bos is None:
+        return windows
+    return torch.cat([torch.full((windows.shape[0], 1), int(bos), dtype=windows.dtype), windows], 1)
 
 
 # -- windows ----------------------------------------------------------------------------------
@@ -154,14 +170,18 @@ def _check_positive(**kw: int) -> None:
             raise InputError(f"{k} must be a positive integer, got {v}")
 
 
-def calibration_windows(ids: torch.Tensor, nsamples: int, seqlen: int, seed: int) -> torch.Tensor:
+def calibration_windows(ids: torch.Tensor, nsamples: int, seqlen: int, seed: int,
+                        bos: int | None = None) -> torch.Tensor:
     """``(nsamples, seqlen)`` random windows of ``ids`` (SparseGPT/Wanda protocol).
 
     Each start is drawn uniformly from ``[0, T - seqlen - 1]`` by a ``torch.Generator`` seeded with
-    ``seed``, so the result depends only on ``(ids, nsamples, seqlen, seed)``.
+    ``seed``, so the result depends only on ``(ids, nsamples, seqlen, seed, bos)``.  With ``bos``,
+    each window is ``[bos] + seqlen - 1`` text tokens.
     """
     ids = _check_1d(ids)
     _check_positive(nsamples=nsamples, seqlen=seqlen)
+    if bos is not None:
+        return _with_bos(calibration_windows(ids, nsamples, seqlen - 1, seed), bos)
     T = ids.numel()
     if T < seqlen + 1:
         raise InputError(
@@ -174,10 +194,16 @@ def calibration_windows(ids: torch.Tensor, nsamples: int, seqlen: int, seed: int
     return ids[offsets].contiguous()
 
 
-def eval_windows(ids: torch.Tensor, seqlen: int, max_windows: int | None = None) -> torch.Tensor:
-    """``(nw, seqlen)`` consecutive non-overlapping windows; the incomplete tail is dropped."""
+def eval_windows(ids: torch.Tensor, seqlen: int, max_windows: int | None = None,
+                 bos: int | None = None) -> torch.Tensor:
+    """``(nw, seqlen)`` consecutive non-overlapping windows; the incomplete tail is dropped.
+
+    With ``bos``, each window is ``[bos] + seqlen - 1`` consecutive text tokens.
+    """
     ids = _check_1d(ids)
     _check_positive(seqlen=seqlen)
+    if bos is not None:
+        return _with_bos(eval_windows(ids, seqlen - 1, max_windows), bos)
     if max_windows is not None:
         _check_positive(max_windows=max_windows)
     T = ids.numel()

@@ -210,6 +210,10 @@ def load_model(model_dir: str | Path, dtype: torch.dtype | None = None) -> nn.Mo
     import transformers
     from transformers import AutoModelForCausalLM
 
+    from spense.models import check_weights_readable
+
+    check_weights_readable(model_dir)  # a truncated safetensors file: one line, not a traceback
+
     dtype = dtype or torch.float32
     key = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
     try:

@@ -31,13 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spense.errors import InputError
+from spense.io import check_model_dir, fsync_path
 
 STAMP = "spense-source.json"
 STAMP_VERSION = 1
 GGUF_MAGIC = b"GGUF"
 CACHE_DTYPE = "bfloat16"
-_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                 "pytorch_model.bin.index.json")
 
 
 @dataclass(frozen=True)
@@ -120,7 +119,7 @@ def resolve_model(spec: str | os.PathLike) -> Path:
             f"built-in name ({', '.join(BUILTIN_MODELS)})"
         )
     if path.is_dir():
-        check_hf_dir(path)
+        check_model_dir(path)
         check_weights_readable(path)
         return path
     if _is_gguf(path):
@@ -129,19 +128,6 @@ def resolve_model(spec: str | os.PathLike) -> Path:
         f"{path} is neither a model directory nor a GGUF file; pass a Hugging Face directory "
         f"(config.json + weights), a .gguf file or a built-in name ({', '.join(BUILTIN_MODELS)})"
     )
-
-
-def check_hf_dir(path: str | os.PathLike) -> None:
-    """InputError unless ``path`` holds ``config.json`` and a weights file (or an index)."""
-    p = Path(path)
-    if not (p / "config.json").is_file():
-        raise InputError(f"model directory {p} has no config.json; pass a Hugging Face model directory")
-    has = any((p / f).is_file() for f in _WEIGHT_FILES) or any(p.glob("*.safetensors"))
-    if not has:
-        raise InputError(
-            f"model directory {p} has no weights (model.safetensors, a sharded index or "
-            f"pytorch_model.bin)"
-        )
 
 
 # -- safetensors check -------------------------------------------------------------------------
@@ -267,24 +253,11 @@ def _cache_valid(d: Path, sha: str) -> bool:
         for name, size in stamp["files"].items():
             if (d / name).stat().st_size != size:
                 return False
-        check_hf_dir(d)
+        check_model_dir(d)
         check_weights_readable(d)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, InputError):
         return False
     return True
-
-
-def _fsync_dir(d: Path) -> None:
-    try:
-        fd = os.open(d, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _convert(gguf_path: Path, out: Path, arch: str = "?") -> None:
@@ -388,7 +361,7 @@ def _build_cached(sha: str, label: str, produce_gguf, arch: str = "?") -> Path:
         for f in out.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
-        _fsync_dir(out)
+        fsync_path(out)
         if final.exists():  # invalid leftover (or a concurrent writer's valid result)
             if _cache_valid(final, sha):
                 return final
@@ -401,7 +374,7 @@ def _build_cached(sha: str, label: str, produce_gguf, arch: str = "?") -> Path:
             if _cache_valid(final, sha):  # another process won the race
                 return final
             raise
-        _fsync_dir(root)
+        fsync_path(root)
     except OSError as e:
         raise InputError(
             f"cannot write the converted model into {root} ({e.strerror or e}); set SPENSE_CACHE "

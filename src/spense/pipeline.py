@@ -43,6 +43,7 @@ from spense.log import logger, progress as progress_bar
 from spense.methods import all_dense_layout, prune_layer
 from spense.registry import check_sequential, method_config, method_spec, record_fields
 from spense.resume import CRASH_ENV, ResumeState, SimulatedCrash, fingerprint, partial_dir
+from spense.sensitivity import build_plan, check_plan_options
 
 __all__ = ["prune_block", "prune_loaded", "prune_model", "build_manifest", "linear_density", "fresh_copy",
            "CRASH_ENV", "SimulatedCrash", "partial_dir"]
@@ -277,23 +278,37 @@ def prune_model(
     *,
     plan: dict[str, Any] | None = None,
     sequential: str = "true",
+    dense_layers: str | None = None,
+    budget_alloc: str = "uniform",
+    axes: str | None = None,
+    alloc_unit: str = "block",
 ) -> dict:
-    """Prune the HF model in ``model_dir`` and write a Spense checkpoint to ``out_dir``.
+    """Prune the model ``model_dir`` and write a Spense checkpoint to ``out_dir``.
+
+    ``dense_layers`` / ``budget_alloc`` / ``axes`` build a per-linear plan by measured sensitivity
+    (:func:`spense.sensitivity.build_plan`) unless ``plan`` is given; the plan is kept in
+    ``OUT.partial/plan.json`` so that a resumed run uses the same one, and recorded in ``spense.json``
+    (``plan`` and ``allocation``).
+
+    ``model_dir``: a local HF directory, a ``.gguf`` file or a built-in name
+    (:func:`spense.models.resolve_model`); the checkpoint keeps the source's dtype.
 
     Resumable: the state lives in ``OUT.partial/`` (see :class:`spense.resume.ResumeState`) and is
     removed once the checkpoint is written; ``restart`` discards it first. Returns the manifest.
     """
     import spense
     from spense import data, io
+    from spense.models import resolve_model
 
     t0 = time.perf_counter()
-    model_dir = io.check_model_dir(model_dir)
+    model_dir = resolve_model(model_dir)
     out_dir = Path(out_dir).expanduser().resolve()
     io.check_out_dir(model_dir, out_dir, overwrite)  # refuse a bad output before any work
     if nsamples <= 0:
         raise InputError(f"nsamples must be positive, got {nsamples}")
     cfg.validate()
     check_sequential(sequential)
+    check_plan_options(cfg, dense_layers, budget_alloc, axes)
     cdtype = parse_dtype(dtype)
     dev = resolve_device(device)
     calib_path = Path(calib_path) if calib_path is not None else data.default_calib_path()
@@ -303,31 +318,64 @@ def prune_model(
     model = load_model(model_dir, cdtype)
     seqlen = clip_seqlen(model.config, seqlen)
     ids = data.tokenize(tokenizer, text)
-    windows = data.calibration_windows(ids, nsamples, seqlen, seed)
+    windows = data.calibration_windows(ids, nsamples, seqlen, seed, bos=data.bos_id(tokenizer))
     sha = data.text_fingerprint(text)
 
     info = {
         "model": str(model_dir),
         "config": cfg.to_dict(),
-        "calibration": {"sha256": sha, "nsamples": nsamples, "seqlen": seqlen, "seed": seed},
+        "calibration": {"sha256": sha, "nsamples": nsamples, "seqlen": seqlen, "seed": seed,
+                        "bos": data.bos_id(tokenizer)},
         "version": spense.__version__,
         "dtype": str(cdtype or torch.float32),
         "device": dev.type,
         "strict": strict,
         "sequential": sequential,
         "plan": _plan_dict(plan),
+        "plan_options": {"dense_layers": dense_layers, "budget_alloc": budget_alloc, "axes": axes,
+                         "unit": alloc_unit},
     }
     state = ResumeState(partial_dir(out_dir), fingerprint(info), info, restart=restart)
+    allocation = None
+    if plan is None:
+        plan, allocation = _planned(state.root, model, windows, cfg, dev, strict, dense_layers=dense_layers,
+                                    budget_alloc=budget_alloc, axes=axes, unit=alloc_unit)
     records = prune_loaded(model, windows, cfg, dev, strict, progress, state, after_block, plan=plan,
                            sequential=sequential)
 
     manifest = build_manifest(cfg, records, model_dir, calib_path, sha, windows, seed, state.seconds,
                               sequential=sequential, plan=plan)
+    manifest["allocation"] = allocation
     manifest["wall_seconds"] = time.perf_counter() - t0
     model.to(source_dtype(model_dir))
     io.save_checkpoint(model, model_dir, out_dir, manifest, overwrite=overwrite)
     shutil.rmtree(state.root, ignore_errors=True)
     return manifest
+
+
+def _planned(root: Path, model: nn.Module, windows: torch.Tensor, cfg: Any, dev: torch.device, strict: bool,
+             **options: Any) -> tuple[dict[str, Any] | None, dict | None]:
+    """The measured plan of this run: read back from ``root/plan.json`` when an interrupted run saved
+    it (curves re-measured on resume could differ in the last bit and pick another plan), else built
+    by :func:`spense.sensitivity.build_plan` and saved there atomically before any pruning."""
+    import json
+
+    from spense.io import atomic_write_bytes
+    from spense.methods import PruneConfig
+
+    path = root / "plan.json"
+    if path.is_file():
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            plan = {k: PruneConfig.from_dict(v) for k, v in saved["plan"].items()} if saved["plan"] else None
+            return plan, saved["allocation"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise CheckpointError(f"resume state {root} is damaged ({e}); pass --restart or delete it") from e
+    plan, allocation = build_plan(model, windows, cfg, dev, strict=strict, **options)
+    if plan is not None:
+        root.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, json.dumps({"plan": _plan_dict(plan), "allocation": allocation}).encode())
+    return plan, allocation
 
 
 def _plan_dict(plan: dict[str, Any] | None) -> dict[str, dict] | None:

@@ -353,6 +353,7 @@ def build_plan(
     unit: str = DEFAULT_UNIT,
     shares: Sequence[float] = DEFAULT_SHARES,
     strict: bool = False,
+    curves: dict | None = None,
 ) -> tuple[dict[str, PruneConfig] | None, dict | None]:
     """The per-linear plan for ``pipeline.prune_loaded(plan=...)`` and its ``spense.json`` summary.
 
@@ -366,7 +367,8 @@ def build_plan(
       ``cols``, or (``mixed``) whichever of the two has the lower measured loss on that linear.
 
     Returns ``(None, None)`` when nothing is asked (uniform, no ``axes``, no ``dense_layers``).  The
-    model must be dense; it is left unchanged.
+    model must be dense; it is left unchanged.  ``curves``: a dict that caches the measured curves
+    across calls on the same model and windows (keyed by choices and unit).
     """
     import time
 
@@ -390,7 +392,16 @@ def build_plan(
     else:
         choices = (SPARSE, DENSE)
     measure = fraction is not None or budget_alloc == "greedy" or (axes == "mixed" and 0.0 < r < 1.0)
-    curves = measure_curves(model, windows, cfg, choices, device, unit, strict=strict) if measure else {}
+    key = (tuple(str(c) for c in choices), unit)
+    if not measure:
+        measured = {}
+    elif curves is not None and key in curves:
+        measured = curves[key]
+    else:
+        measured = measure_curves(model, windows, cfg, choices, device, unit, strict=strict)
+        if curves is not None:
+            curves[key] = measured
+    curves = measured
     dense = set(resolve_auto(selected, {n: curves[n] for n in numel}) if fraction is not None else fixed)
     chosen: dict[str, Choice] = {n: DENSE for n in dense}
     summary: dict[str, Any] = {"dense_layers": dense_layers, "budget_alloc": budget_alloc, "axes": axes,

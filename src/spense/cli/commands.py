@@ -7,7 +7,6 @@ import os
 import re
 import sys
 import time
-from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
@@ -15,6 +14,7 @@ import typer
 
 from spense import __version__
 from spense.cli.app import _bars, _out_console, app, handle_errors
+from spense.models import BUILTIN_MODELS
 from spense.registry import (METHODS, AxisChoice, MethodChoice, SalienceChoice, SequentialChoice,
                              StrategyChoice, default_dense_ratio)
 
@@ -57,6 +57,9 @@ def _summary_rows(records: dict[str, dict]) -> dict[str, Any]:
         loss += r["loss"]
     return {"layers": len(records), "density": nnz / total if total else 1.0, "loss": loss}
 
+MODEL_HELP = ("Model: a local Hugging Face directory, a .gguf file or a built-in name ("
+              + ", ".join(BUILTIN_MODELS) + ").")
+
 
 # --------------------------------------------------------------------------------------------------
 # prune
@@ -64,7 +67,7 @@ def _summary_rows(records: dict[str, dict]) -> dict[str, Any]:
 @app.command()
 @handle_errors
 def prune(
-    model_dir: Path = typer.Argument(..., help="Local Hugging Face model directory (config.json, weights, tokenizer)."),
+    model: str = typer.Argument(..., help=MODEL_HELP),
     out: Path = typer.Option(..., "--out", "-o", help="Output directory for the pruned checkpoint."),
     method: Method = typer.Option(Method.spense, help="Pruning method: " + "; ".join(
                                   f"{n} ({s.help})" for n, s in METHODS.items()) + "."),
@@ -96,15 +99,26 @@ def prune(
     strict: bool = typer.Option(False, "--strict", help="Fail on linears that cannot be pruned instead of skipping them."),
     restart: bool = typer.Option(False, "--restart", help="Discard the resume state in OUT.partial/ and start over."),
     sequential: Sequential = typer.Option(Sequential.true, "--sequential", help=SEQUENTIAL_HELP),
+    dense_layers: Optional[str] = typer.Option(None, "--dense-layers", help="Keep whole linears dense and prune "
+                                               "the rest with --method: decoder-layer ranges (0-6), module names "
+                                               "(down_proj, mlp.down_proj) and auto:FRACTION (whole linears chosen "
+                                               "by measured sensitivity), comma-separated."),
+    budget_alloc: str = typer.Option("uniform", "--budget-alloc", help="uniform: every linear gets --dense-ratio; "
+                                     "greedy: --dense-ratio of all linear weights spread over 2:4, row/column "
+                                     "regions and whole dense linears by measured sensitivity (spense only)."),
+    axes: Optional[str] = typer.Option(None, "--axes", help="rows or cols: every dense region on that axis; "
+                                       "mixed: the axis of lower measured loss per linear (spense only)."),
     packed: bool = typer.Option(False, "--packed", help="Store the pruned weights packed (2:4 values + metadata + "
                                 "dense region, see `spense pack`) instead of dense with zeros."),
     eval_text: Optional[Path] = typer.Option(None, "--eval", help="After pruning, report perplexity on this text."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Prune a model one-shot and write a Spense checkpoint (resumable: rerun after an interruption)."""
+    from spense.models import resolve_model
     from spense.pipeline import prune_model
 
     t0 = time.perf_counter()
+    model_dir = resolve_model(model)
     cfg = _make_config(method.value, dense_ratio, strategy.value, axis.value if axis else None, block,
                        blocksize, percdamp, seed, salience.value, col_blocks)
     if packed:
@@ -115,7 +129,8 @@ def prune(
     target = out.with_name(out.name + ".unpacked") if packed else out
     manifest = prune_model(model_dir, target, cfg, calib, nsamples=nsamples, seqlen=seqlen, seed=seed,
                            device=device, strict=strict, overwrite=overwrite or packed, progress=_bars(quiet),
-                           dtype=dtype, restart=restart, sequential=sequential.value)
+                           dtype=dtype, restart=restart, sequential=sequential.value,
+                           dense_layers=dense_layers, budget_alloc=budget_alloc, axes=axes)
     if packed:
         import shutil
 
@@ -132,7 +147,7 @@ def prune(
         f"wall time {time.perf_counter() - t0:.1f} s -> {out}"
     )
     if eval_text is not None:
-        from spense import data, io
+        from spense import data
         from spense.evaluate import perplexity
         from spense.hf import clip_seqlen, resolve_device
 
@@ -140,7 +155,7 @@ def prune(
         model = _load_checkpoint(out, dev, "float32" if dev.type == "cpu" else None)
         tok = data.load_tokenizer(out)
         sl = clip_seqlen(model.config, seqlen)
-        windows = data.eval_windows(data.tokenize(tok, data.read_text(eval_text)), sl)
+        windows = data.eval_windows(data.tokenize(tok, data.read_text(eval_text)), sl, bos=data.bos_id(tok))
         res = perplexity(model, windows, dev, progress=_bars(quiet))
         con.print(f"perplexity {res['perplexity']:.3f} on {res['windows']} windows of {sl} tokens "
                   f"({eval_text})")
@@ -178,22 +193,23 @@ def pack(
 # --------------------------------------------------------------------------------------------------
 # eval
 # --------------------------------------------------------------------------------------------------
-def _load_any(model_dir: Path, device, dtype=None):
-    """A Spense checkpoint (validated) or a plain HF model directory, on ``device``."""
+def _load_any(model: str, device, dtype=None):
+    """``(model, its directory)``: a Spense checkpoint (validated) or any model source, on ``device``."""
     from spense import io
     from spense.hf import load_model
+    from spense.models import resolve_model
 
-    if (Path(model_dir) / io.MANIFEST).is_file():
-        if io.validate_checkpoint(model_dir).get("packed"):
-            return _load_checkpoint(model_dir, device, dtype)
-    io.check_model_dir(model_dir)
-    return load_model(model_dir, dtype).to(device)
+    if (Path(model) / io.MANIFEST).is_file():
+        if io.validate_checkpoint(model).get("packed"):
+            return _load_checkpoint(Path(model), device, dtype), Path(model)
+    model_dir = resolve_model(model)
+    return load_model(model_dir, dtype).to(device), model_dir
 
 
 @app.command("eval")
 @handle_errors
 def eval_cmd(
-    model_dir: Path = typer.Argument(..., help="Spense checkpoint or Hugging Face model directory."),
+    model: str = typer.Argument(..., help="A Spense checkpoint, or any model source: " + MODEL_HELP),
     text: Optional[Path] = typer.Option(None, help="Evaluation text (.txt or folder). Default: WikiText-2 test.txt."),
     seqlen: int = typer.Option(2048, help="Tokens per window (clipped to the model's maximum)."),
     max_windows: Optional[int] = typer.Option(None, "--max-windows", help="Evaluate at most this many windows."),
@@ -210,12 +226,12 @@ def eval_cmd(
     dev = resolve_device(device)
     text_path = text if text is not None else data.default_eval_path()
     raw = data.read_text(text_path)
-    model = _load_any(model_dir, dev, parse_dtype(dtype))
+    lm, model_dir = _load_any(model, dev, parse_dtype(dtype))
     tok = data.load_tokenizer(model_dir)
-    sl = clip_seqlen(model.config, seqlen)
-    windows = data.eval_windows(data.tokenize(tok, raw), sl, max_windows)
-    res = perplexity(model, windows, dev, progress=_bars(quiet or as_json))
-    res = {"model": str(model_dir), "text": str(text_path), "seqlen": sl, **res}
+    sl = clip_seqlen(lm.config, seqlen)
+    windows = data.eval_windows(data.tokenize(tok, raw), sl, max_windows, bos=data.bos_id(tok))
+    res = perplexity(lm, windows, dev, progress=_bars(quiet or as_json))
+    res = {"model": str(model), "text": str(text_path), "seqlen": sl, **res}
     if as_json:
         sys.stdout.write(json.dumps(res, indent=2) + "\n")
     else:
