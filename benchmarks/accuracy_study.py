@@ -305,6 +305,9 @@ def main(argv=None) -> None:
     if args.only:
         cfgs = [c for c in cfgs if re.search(args.only, c["name"])]
     todo = [c for c in cfgs if not (out / "rows" / f"{_slug(c['name'])}.json").exists()]
+    from spense.models import resolve_model
+
+    resolve_model(args.model)  # a GGUF is converted once here, not by every worker at the same time
     procs = []
     for j, part in enumerate(assign(todo, args.jobs)):
         wf = out / f"worker{j}.json"
