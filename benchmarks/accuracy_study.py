@@ -339,6 +339,8 @@ def _meta(args) -> dict:
     import spense
 
     def _git() -> str:
+        if os.environ.get("SPENSE_COMMIT"):  # the device's copy of the tree has no usable git HEAD
+            return os.environ["SPENSE_COMMIT"]
         try:
             return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                                   cwd=Path(__file__).parent).stdout.strip() or "unknown"

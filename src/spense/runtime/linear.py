@@ -177,7 +177,10 @@ class SpenseLinear(nn.Module):
         for name in ("values", "meta", "dense"):
             buf = getattr(self, name)
             setattr(self, name, buf.new_empty(0))
-        self._cache = {}
+        from spense.runtime.mmasp import layout_indices
+
+        # prefill unpacks through these; built here so that no call copies from the host later
+        self._cache = {"unpack_idx": layout_indices(self.layout, self._kernel.sv.device)}
         return self
 
     # -- per-backend state (built lazily, once per device) -----------------------------------
@@ -191,9 +194,11 @@ class SpenseLinear(nn.Module):
     def _unpack_kernel(self) -> torch.Tensor:
         """``W`` ``(N, K)`` bf16 from the kernel layout (:func:`spense.runtime.mmasp.unpack_kernel_layout`:
         exact, pure tensor ops, a transient buffer)."""
-        from spense.runtime.mmasp import unpack_kernel_layout
+        from spense.runtime.mmasp import layout_indices, unpack_kernel_layout
 
-        return unpack_kernel_layout(self._kernel, self.layout, torch.bfloat16)
+        if "unpack_idx" not in self._cache:  # normally set by compact(), outside any graph capture
+            self._cache["unpack_idx"] = layout_indices(self.layout, self._kernel.sv.device)
+        return unpack_kernel_layout(self._kernel, self.layout, torch.bfloat16, self._cache["unpack_idx"])
 
     def _cslt(self):
         if "cslt" not in self._cache:

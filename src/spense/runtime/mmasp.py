@@ -270,14 +270,22 @@ def _unfrag(flat: torch.Tensor, Rp: int, C: int, jn: int, fp8: bool = False) -> 
     return v.permute(0, 6, 3, 1, 2, 5, 4, 7).reshape(Rp, C)  # T, h, g, s, j, q, t, e
 
 
-def unpack_kernel_layout(kw: KernelWeights, layout, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+def layout_indices(layout, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(sparse_idx, dense_idx)`` of ``layout`` as int64 tensors on ``device``."""
+    return layout.sparse_idx.to(device).long(), layout.dense_idx.to(device).long()
+
+
+def unpack_kernel_layout(kw: KernelWeights, layout, dtype: torch.dtype = torch.bfloat16,
+                         idx: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """The dense-with-zeros weight ``W (N, K)`` of a kernel layout (exact inverse of
     :func:`to_kernel_layout`; pure torch, any device; a transient buffer, never cached).
 
     Sparse region: fragments -> ``values (R, Ks/2)``; metadata words -> the 4-bit group codes
     ``i0 | i1 << 2``; ``S[r, 4g + i0] = v[r, 2g]``, ``S[r, 4g + i1] = v[r, 2g + 1]``.  Dense region:
     fragments -> ``D``.  ``W[:, sparse_idx] = S``, ``W[:, dense_idx] = D`` (cols) or the same on rows.
-    FP8: ``W = e4m3(bytes) * wscale[:, None]`` (computed in float32, then ``dtype``)."""
+    FP8: ``W = e4m3(bytes) * wscale[:, None]`` (computed in float32, then ``dtype``).
+    ``idx``: ``(sparse_idx, dense_idx)`` already on the weights' device (:func:`layout_indices`), so
+    that the call copies nothing from the host (required inside CUDA-graph capture)."""
     N, K = layout.shape
     d = layout.n_dense
     cols = layout.axis == "cols"
@@ -286,6 +294,7 @@ def unpack_kernel_layout(kw: KernelWeights, layout, dtype: torch.dtype = torch.b
     dev = kw.sv.device
     fp8 = kw.fp8
     cdt = torch.float32 if fp8 or dtype == torch.float32 else dtype
+    sidx_all, didx_all = idx if idx is not None else layout_indices(layout, dev)
 
     def vals_of(t):  # kernel dtype (bf16 / uint8 e4m3 bytes) -> compute dtype
         return t.view(torch.float8_e4m3fn).float() if fp8 else t.to(cdt)
@@ -309,13 +318,13 @@ def unpack_kernel_layout(kw: KernelWeights, layout, dtype: torch.dtype = torch.b
         S.scatter_(2, i0.unsqueeze(-1), v[..., :1])
         S.scatter_(2, i1.unsqueeze(-1), v[..., 1:])
         S = S.reshape(R, Ks)
-        sidx = layout.sparse_idx.to(dev).long()
+        sidx = sidx_all
         if cols:
             W[:, sidx] = S
         else:
             W[sidx] = S
     if d:
-        didx = layout.dense_idx.to(dev).long()
+        didx = didx_all
         if cols:
             dp = kw.SdA * 64
             D = vals_of(_unfrag(kw.dv, kw.rows_sparse, dp, 4, fp8))[:N, :d]
