@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from conftest import build_tiny_llama
 from spense import data
 from spense.cli import app, demo_methods
+from spense.cli.commands import QUICK_METHODS
 from spense.format import SpenseLayout, is_nm
 
 runner = CliRunner()
@@ -169,10 +170,20 @@ def test_help_lists_only_real_commands():
     assert "--dense-ratio" in res.stdout and "--restart" in res.stdout
 
 
-def test_demo_quick_runs_all_methods(tiny_llama_dir, tiny_text_file, tmp_path):
+def test_demo_quick_runs_its_subset(tiny_llama_dir, tiny_text_file, tmp_path):
+    js = tmp_path / "demo.json"
+    res = _run("demo", "--quick", "--model", tiny_llama_dir, "--calib", tiny_text_file, "--text", tiny_text_file,
+               "--device", "cpu", "--block", "16", "--json", js)
+    assert res.exit_code == 0, res.output
+    got = [r["method"] for r in json.loads(js.read_text())["results"]]
+    assert got == [label for label, _ in demo_methods(quick=True)] == list(QUICK_METHODS)
+
+
+def test_demo_runs_all_methods(tiny_llama_dir, tiny_text_file, tmp_path):
     js = tmp_path / "demo.json"
     # --block 16: the tiny model's 64-wide layers get a 16-wide dense region at 25 %
-    res = _run("demo", "--quick", "--model", tiny_llama_dir, "--calib", tiny_text_file, "--text", tiny_text_file,
+    res = _run("demo", "--model", tiny_llama_dir, "--calib", tiny_text_file, "--text", tiny_text_file,
+               "--nsamples", "8", "--seqlen", "128", "--max-eval-windows", "16",
                "--device", "cpu", "--block", "16", "--json", js)
     assert res.exit_code == 0, res.output
     labels = [label for label, _ in demo_methods()]
@@ -311,9 +322,9 @@ def test_demo_quick_matches_published_numbers(tmp_path, wikitext_dir):
 
     root = Path(__file__).resolve().parents[1]
     pub = json.loads((root / PUBLISHED_DEMO).read_text())
-    model = data.default_model_path()
+    model = data.default_model()
     regen = f"regenerate it with: spense demo --quick --device cpu --json {PUBLISHED_DEMO}"
-    assert Path(pub["model"]).name == model.name, f"{PUBLISHED_DEMO} is for {pub['model']}, not {model}; {regen}"
+    assert pub["model"] == model, f"{PUBLISHED_DEMO} is for {pub['model']}, not {model}; {regen}"
     js = tmp_path / "demo.json"
     res = _run("demo", "--quick", "--device", "cpu", "--quiet", "--json", js)
     assert res.exit_code == 0, res.output

@@ -128,9 +128,9 @@ def test_load_tokenizer_errors(tmp_path):
 def test_default_paths_env(monkeypatch, tmp_path):
     monkeypatch.setenv("SPENSE_DEFAULT_MODEL", str(tmp_path / "m"))
     monkeypatch.setenv("SPENSE_DATA_DIR", str(tmp_path / "d"))
-    assert data.default_model_dir() == tmp_path / "m"
+    assert data.default_model() == str(tmp_path / "m")
     assert data.default_data_dir() == tmp_path / "d"
-    for fn in (data.default_calib_path, data.default_eval_path, data.default_model_path):
+    for fn in (data.default_calib_path, data.default_eval_path):
         with pytest.raises(InputError, match="pass a local path explicitly"):
             fn()
     (tmp_path / "d").mkdir()
@@ -145,5 +145,6 @@ def test_default_paths_repo_relative(monkeypatch):
     monkeypatch.delenv("SPENSE_DATA_DIR", raising=False)
     root = data.REPO_ROOT
     assert (root / "pyproject.toml").is_file()
+    assert data.default_model() == "smollm2-135m"
     assert data.default_model_dir() == root / "models" / "default"
     assert data.default_data_dir() == root.parent / "shared" / "data" / "wikitext-2"

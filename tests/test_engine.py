@@ -144,3 +144,26 @@ def test_measure_stage_cli_cpu(tmp_path):
     assert all(isinstance(x, Fp8Linear) for x in block_linears(m).values())
     with pytest.raises(InputError):
         measure.parse_variant("sparse0.3")
+
+
+def test_whole_layer_variant_keeps_first_layers_dense_and_prunes_the_rest():
+    """whole<share>: the first ⌊share·L⌋ decoder layers keep their dense nn.Linear (cuBLAS), every other
+    block linear is a pure 2:4 SpenseLinear; the FP8 form puts the kept layers on the FP8 dense baseline."""
+    from spense.engine import measure
+    from spense.engine.sparsify import whole_layer_names
+    from spense.runtime.fp8 import Fp8Linear
+
+    assert measure.parse_variant("whole0.5") == (0.0, False)
+    assert measure.whole_share("whole0.5-fp8") == 0.5 and measure.whole_share("spense0.25") is None
+    m, _ = measure.build_variant("qwen3-tiny", "whole0.5", CPU, None, 0, "cols")
+    lins = block_linears(m)
+    keep = set(whole_layer_names(m, 0.5))
+    n_layers = len(m.model.layers)
+    assert keep and {int(n.split(".")[2]) for n in keep} == set(range(n_layers // 2))
+    for name, mod in lins.items():
+        if name in keep:
+            assert type(mod) is torch.nn.Linear, name
+        else:
+            assert isinstance(mod, SpenseLinear) and mod.layout.n_dense == 0, name
+    m8, _ = measure.build_variant("qwen3-tiny", "whole0.5-fp8", CPU, None, 0, "cols")
+    assert all(isinstance(mod, Fp8Linear) == (n in keep) for n, mod in block_linears(m8).items())

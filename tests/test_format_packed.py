@@ -178,3 +178,20 @@ def test_mmasp_kernel_layout_positions():
                 want = ((row_word(16 * T + g, s, j) >> (16 * half)) & 0xFFFF) | \
                     (((row_word(16 * T + g + 8, s, j) >> (16 * half)) & 0xFFFF) << 16)
                 assert int(sm[(T * Ss + s) * 32 + lane]) == want, (T, s, lane)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 0.0, -1.0])
+def test_fp8_checkpoint_with_bad_or_missing_scales_is_refused(bad):
+    from spense.format import PackedSpense, SpenseLayout, pack
+
+    lay = SpenseLayout((8, 16), axis="cols", dense_idx=torch.arange(4), block=4)
+    w = lay.merge(torch.tensor([[1.0, 0, 2.0, 0]]).repeat(8, 3), torch.randn(8, 4))
+    p = pack(w, lay, fp8=True)
+    tensors = {"w.values": p.values, "w.meta": p.meta, "w.dense": p.dense, "w.scale": p.scale.clone()}
+    assert PackedSpense.from_tensors(lay, dict(tensors), "w").scale is not None  # intact: accepted
+    tensors["w.scale"][3] = bad
+    with pytest.raises(FormatError, match="non-finite or not positive"):
+        PackedSpense.from_tensors(lay, tensors, "w")
+    del tensors["w.scale"]
+    with pytest.raises(FormatError, match="scales"):
+        PackedSpense.from_tensors(lay, tensors, "w")

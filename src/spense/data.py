@@ -28,10 +28,18 @@ EVAL_FILE = "test.txt"
 
 
 # -- default paths ----------------------------------------------------------------------------
+#: the model ``spense demo`` runs on when none is given (a built-in name, see :mod:`spense.models`)
+DEFAULT_MODEL = "smollm2-135m"
+
+
+def default_model() -> str:
+    """``$SPENSE_DEFAULT_MODEL`` if set, else :data:`DEFAULT_MODEL` (resolved by ``resolve_model``)."""
+    return os.environ.get("SPENSE_DEFAULT_MODEL") or DEFAULT_MODEL
+
+
 def default_model_dir() -> Path:
-    """``$SPENSE_DEFAULT_MODEL`` if set, else ``<repo root>/models/default`` (may not exist)."""
-    env = os.environ.get("SPENSE_DEFAULT_MODEL")
-    return Path(env).expanduser() if env else REPO_ROOT / "models" / "default"
+    """``<repo root>/models/default``, the 18M Llama the tests and scripts use (may not exist)."""
+    return REPO_ROOT / "models" / "default"
 
 
 def default_data_dir() -> Path:
@@ -51,7 +59,7 @@ def _existing_default(path: Path, what: str, option: str) -> Path:
 
 def default_model_path() -> Path:
     """The default model directory, checked to exist (InputError otherwise)."""
-    return _existing_default(default_model_dir(), "model", "--model (or set SPENSE_DEFAULT_MODEL)")
+    return _existing_default(default_model_dir(), "model", "--model")
 
 
 def default_calib_path() -> Path:

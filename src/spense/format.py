@@ -342,6 +342,9 @@ class PackedSpense:
             raise FormatError("FP8 values need per-output-channel scales (and only FP8 values have them)")
         if self.scale is not None and tuple(self.scale.shape) != (self.layout.shape[0],):
             raise FormatError(f"scale shape {tuple(self.scale.shape)} != ({self.layout.shape[0]},)")
+        if self.scale is not None and not bool((torch.isfinite(self.scale) & (self.scale > 0)).all()):
+            bad = int((~(torch.isfinite(self.scale) & (self.scale > 0))).sum())
+            raise FormatError(f"{bad} FP8 scales are non-finite or not positive; the checkpoint is damaged")
         if R and G:
             i0, i1 = _decode_meta(self.meta, G)
             bad = int((i0 >= i1).sum())

@@ -30,6 +30,8 @@ def bench_command(
     batch: str = typer.Option("1,8", "--batch", help="comma-separated batch sizes"),
     dense_ratio: str = typer.Option("0.25", "--dense-ratio", help="Spense dense ratios (0 = pure 2:4)"),
     fp8: bool = typer.Option(False, "--fp8", help="FP8 Spense weights"),
+    whole: str = typer.Option("", "--whole", help="also whole-layer variants at these dense shares: the first "
+                              "share x L decoder layers dense (cuBLAS), 2:4 elsewhere (e.g. 0.25)"),
     prompt_len: int = typer.Option(512, "--prompt-len"),
     gen: int = typer.Option(64, "--gen"),
     axis: str = typer.Option("cols", "--axis", help="dense region axis: cols or rows"),
@@ -49,7 +51,11 @@ def bench_command(
 
         if gen < 5 or prompt_len < 1:
             raise InputError("need --gen >= 5 and --prompt-len >= 1")
-        rows = measure.run(model, _list(batch, int, "--batch"), _list(dense_ratio, float, "--dense-ratio"),
+        ratios = _list(dense_ratio, float, "--dense-ratio")
+        sfx = "-fp8" if fp8 else ""
+        variants = (["dense" + sfx] + [f"spense{r:g}{sfx}" for r in ratios]
+                    + [f"whole{w:g}{sfx}" for w in (_list(whole, float, "--whole") if whole else [])])
+        rows = measure.run(model, _list(batch, int, "--batch"), ratios, variants=variants,
                            fp8=fp8, prompt_len=prompt_len, gen=gen, device=str(resolve_device(device)),
                            compile=compile, check_tokens=check_tokens, axis=axis,
                            log=lambda m: print(m, file=sys.stderr))

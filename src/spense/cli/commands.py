@@ -284,14 +284,15 @@ def inspect(
 # --------------------------------------------------------------------------------------------------
 # demo
 # --------------------------------------------------------------------------------------------------
-def demo_methods(seed: int = 0, block: int = 64) -> list[tuple[str, Any]]:
-    """The demo's methods, in order: ``(label, PruneConfig or None for the dense model)``."""
+def demo_methods(seed: int = 0, block: int = 64, quick: bool = False) -> list[tuple[str, Any]]:
+    """The demo's methods, in order: ``(label, PruneConfig or None for the dense model)``; ``quick``:
+    dense, magnitude and SparseGPT 2:4 and Spense salience-cols (the rows of :data:`QUICK_METHODS`)."""
     from spense.methods import PruneConfig
 
     def c(**kw):
         return PruneConfig(seed=seed, block=block, **kw)
 
-    return [
+    rows = [
         ("dense", None),
         ("magnitude 2:4", c(method="magnitude", dense_ratio=0.0)),
         ("wanda 2:4", c(method="wanda", dense_ratio=0.0)),
@@ -303,21 +304,26 @@ def demo_methods(seed: int = 0, block: int = 64) -> list[tuple[str, Any]]:
         ("spense random rows", c(method="spense", dense_ratio=0.25, strategy="random", axis="rows")),
         ("spense first cols", c(method="spense", dense_ratio=0.25, strategy="first", axis="cols")),
     ]
+    return [m for m in rows if m[0] in QUICK_METHODS] if quick else rows
+
+
+QUICK_METHODS = ("dense", "magnitude 2:4", "sparsegpt 2:4", "spense salience-cols")
 
 
 def _slug(label: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
 
 
-DEMO_DEFAULTS = {"nsamples": 32, "seqlen": 512, "max_eval_windows": 128}
-DEMO_QUICK = {"nsamples": 8, "seqlen": 128, "max_eval_windows": 16}
+DEMO_DEFAULTS = {"nsamples": 4, "seqlen": 256, "max_eval_windows": 16}
+DEMO_QUICK = {"nsamples": 4, "seqlen": 128, "max_eval_windows": 8}
 
 
 @app.command()
 @handle_errors
 def demo(
-    quick: bool = typer.Option(False, "--quick", help="Tiny settings for CI (all methods, few samples/windows)."),
-    model: Optional[Path] = typer.Option(None, help="Model directory (default: the bundled small model)."),
+    quick: bool = typer.Option(False, "--quick", help="CI settings: dense, magnitude and SparseGPT 2:4 and Spense "
+                               "salience-cols only, few samples/windows."),
+    model: Optional[str] = typer.Option(None, help="Model (default smollm2-135m). " + MODEL_HELP),
     calib: Optional[Path] = typer.Option(None, help="Calibration text (default: WikiText-2 valid.txt)."),
     text: Optional[Path] = typer.Option(None, help="Evaluation text (default: WikiText-2 test.txt)."),
     nsamples: Optional[int] = typer.Option(None, help=f"Calibration windows (default {DEMO_DEFAULTS['nsamples']}, "
@@ -336,7 +342,7 @@ def demo(
                                            "checkpoint in DIR/<method> (replaced if present)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
-    """Prune the default small model with every method and print a perplexity table.
+    """Prune a model (default SmolLM2-135M) with every method and print a perplexity table.
 
     Methods: dense, magnitude / wanda / sparsegpt 2:4, unstructured at 62.5 % density, and spense at
     25 % dense (loss-rows, salience-cols, random cols, random rows, first cols). Pruning happens in
@@ -357,10 +363,13 @@ def demo(
     seqlen = seqlen if seqlen is not None else base["seqlen"]
     max_eval_windows = max_eval_windows if max_eval_windows is not None else base["max_eval_windows"]
     dev = resolve_device(device)
-    model_dir = io.check_model_dir(model if model is not None else data.default_model_path())
+    from spense.models import resolve_model
+
+    model = model if model is not None else data.default_model()
+    model_dir = resolve_model(model)
     calib_path = calib if calib is not None else data.default_calib_path()
     text_path = text if text is not None else data.default_eval_path()
-    methods = demo_methods(seed, block)
+    methods = demo_methods(seed, block, quick)
 
     tok = data.load_tokenizer(model_dir)
     dense = load_model(model_dir)
@@ -370,7 +379,7 @@ def demo(
     eval_w = data.eval_windows(data.tokenize(tok, data.read_text(text_path)), seqlen, max_eval_windows)
     n_params = sum(p.numel() for p in dense.parameters())
     con = _out_console()
-    con.print(f"demo: {model_dir.name} ({n_params / 1e6:.1f}M params), {len(methods)} methods, "
+    con.print(f"demo: {model} ({n_params / 1e6:.1f}M params), {len(methods)} methods, "
               f"calibration {nsamples}x{seqlen} tokens, evaluation {eval_w.shape[0]}x{seqlen} tokens, "
               f"device {dev}")
 
@@ -404,10 +413,10 @@ def demo(
         if loss_24 and r["layer_loss"] is not None:
             r["loss_vs_24"] = r["layer_loss"] / loss_24
     total = time.perf_counter() - t_all
-    con.print(ppl_table(rows, title=f"spense demo: {model_dir.name}, total {total:.1f} s"))
+    con.print(ppl_table(rows, title=f"spense demo: {model}, total {total:.1f} s"))
     if json_path is not None:
         payload = {
-            "model": os.path.relpath(model_dir), "calib": os.path.relpath(calib_path),
+            "model": model if not Path(model).exists() else os.path.relpath(model), "calib": os.path.relpath(calib_path),
             "text": os.path.relpath(text_path),
             "nsamples": nsamples, "seqlen": seqlen, "eval_windows": int(eval_w.shape[0]), "seed": seed,
             "block": block, "device": str(dev), "quick": quick, "sequential": sequential.value, "torch": torch.__version__,

@@ -23,7 +23,7 @@ import torch
 
 from spense.engine.generate import Engine
 from spense.engine.load import load
-from spense.engine.sparsify import block_linears, sparsify
+from spense.engine.sparsify import block_linears, sparsify, whole_layer_names
 
 
 def copy_bandwidth(device: torch.device, nbytes: int = 1 << 30, reps: int = 20, detail: dict | None = None
@@ -167,19 +167,30 @@ def _greedy_check(model, prompt: list[int], fast: list[int], n: int, spense_ref:
             m.backend = b
 
 
-VARIANT_RE = r"^(dense|spense(?P<r>[0-9.]+))(?P<fp8>-fp8)?$"
+VARIANT_RE = r"^(dense|spense(?P<r>[0-9.]+)|whole(?P<w>[0-9.]+))(?P<fp8>-fp8)?$"
 
 
 def parse_variant(v: str) -> tuple[float | None, bool]:
-    """``"dense"`` / ``"dense-fp8"`` / ``"spense0.25"`` / ``"spense0.25-fp8"`` -> ``(ratio | None, fp8)``."""
+    """``"dense"`` / ``"dense-fp8"`` / ``"spense0.25"`` / ``"spense0.25-fp8"`` / ``"whole0.25"`` (the first
+    ⌊0.25·L⌋ layers dense, 2:4 elsewhere, see :func:`whole_share`) -> ``(ratio | None, fp8)``; a
+    whole-layer variant's ratio is 0 (its pruned layers have no dense region)."""
     import re
 
     from spense.errors import InputError
 
     m = re.match(VARIANT_RE, v)
     if not m:
-        raise InputError(f"unknown variant {v!r} (dense, dense-fp8, spense<ratio>, spense<ratio>-fp8)")
-    return (float(m.group("r")) if m.group("r") else None), bool(m.group("fp8"))
+        raise InputError(f"unknown variant {v!r} (dense, spense<ratio>, whole<share>, each with -fp8 or not)")
+    ratio = float(m.group("r")) if m.group("r") else (0.0 if m.group("w") else None)
+    return ratio, bool(m.group("fp8"))
+
+
+def whole_share(v: str) -> float | None:
+    """The dense share of a ``whole<share>`` variant, else None."""
+    import re
+
+    m = re.match(VARIANT_RE, v)
+    return float(m.group("w")) if m and m.group("w") else None
 
 
 def build_variant(model: str, variant: str, dev: torch.device, layers: int | None, seed: int, axis: str,
@@ -190,7 +201,13 @@ def build_variant(model: str, variant: str, dev: torch.device, layers: int | Non
     ratio, fp8 = parse_variant(variant)
     loaded = load(model, dev, torch.bfloat16 if dev.type == "cuda" else torch.float32, layers=layers, seed=seed)
     m = loaded.model
-    if ratio is not None:
+    share = whole_share(variant)
+    if share is not None:  # whole dense layers (cuBLAS, or the FP8 dense baseline) + 2:4 elsewhere
+        keep = set(whole_layer_names(m, share))
+        sparsify(m, 0.0, axis=axis, fp8=fp8, keep=keep)
+        if fp8:
+            fp8_dense(m, tune_ms=tune_ms if dev.type == "cuda" else (), names=keep)
+    elif ratio is not None:
         sparsify(m, ratio, axis=axis, fp8=fp8)
     elif fp8:
         fp8_dense(m, tune_ms=tune_ms if dev.type == "cuda" else ())
@@ -228,7 +245,7 @@ def run(model: str, batches=(1, 8), ratios=(0.25,), fp8: bool = False, prompt_le
             r = _time_engine(eng, B, prompt_len, gen, seed + B)
             row = {"model": label, "variant": variant, "dtype": "fp8" if vfp8 else
                    str(m.model.embed_tokens.weight.dtype).replace("torch.", ""), "dense_ratio": ratio,
-                   "axis": axis if ratio is not None else None, "batch": B,
+                   "axis": axis if ratio is not None else None, "whole_share": whole_share(variant), "batch": B,
                    "prompt_len": prompt_len, "gen": gen, "compiled": eng.compiled, "cuda_graph":
                    eng.compiled or eng.graphs, "prefill_ms": r["prefill_ms"], "step_ms": r["step_ms"],
                    "decode_tok_s": r["decode_tok_s"], "weight_bytes": wb, "linear_weight_bytes": lwb,

@@ -47,13 +47,22 @@ def magnitude_spense(w: torch.Tensor, ratio: float, axis: str = "cols", block: i
 
 
 @torch.no_grad()
+def whole_layer_names(m: Transformer, share: float) -> list[str]:
+    """The linears of the first ``k = ⌊share · L⌋`` decoder layers (the whole-layer alternative to a
+    dense region at the same dense share: those layers stay dense, the rest is pruned 2:4)."""
+    k = int(share * len(m.model.layers) + 1e-9)
+    return [n for n in block_linears(m) if int(n.split(".")[2]) < k]
+
+
+@torch.no_grad()
 def sparsify(m: Transformer, ratio: float, axis: str = "cols", block: int = 64, fp8: bool = False,
-             backend: str = "auto") -> Transformer:
-    """Replace every block linear of ``m`` by a SpenseLinear of its fast pruning (in place)."""
+             backend: str = "auto", keep: frozenset[str] | set[str] = frozenset()) -> Transformer:
+    """Replace every block linear of ``m`` but those in ``keep`` by a SpenseLinear of its fast
+    pruning (in place)."""
     from spense.engine.load import _mount
     from spense.runtime.linear import SpenseLinear
 
-    names = list(block_linears(m))
+    names = [n for n in block_linears(m) if n not in keep]
     for name in names:  # one layer at a time: the dense original is freed as soon as it is swapped
         lin = m.get_submodule(name)
         w, lay = magnitude_spense(lin.weight.detach(), ratio, axis, block)
@@ -66,7 +75,7 @@ def sparsify(m: Transformer, ratio: float, axis: str = "cols", block: int = 64, 
 
 
 @torch.no_grad()
-def fp8_dense(m: Transformer, kernel: str = "auto", tune_ms=()) -> Transformer:
+def fp8_dense(m: Transformer, kernel: str = "auto", tune_ms=(), names=None) -> Transformer:
     """Replace every block linear of ``m`` by ``Fp8Linear.from_linear(lin, kernel=kernel)`` (the FP8
     dense baseline: e4m3 weights, per-channel scales, fastest kernel per shape/M bucket) and fix each
     layer's kernel for the M of ``tune_ms`` now (``layer.tune``: before any compile / graph capture)."""
@@ -74,6 +83,8 @@ def fp8_dense(m: Transformer, kernel: str = "auto", tune_ms=()) -> Transformer:
     from spense.runtime.fp8 import Fp8Linear
 
     for name, lin in block_linears(m).items():
+        if names is not None and name not in names:
+            continue
         new = Fp8Linear.from_linear(lin, kernel=kernel, name=name)
         _mount(m, name, new)
         if tune_ms:
