@@ -10,10 +10,9 @@ warnings.simplefilter("ignore")
 torch.set_num_threads(1)
 from spense import data
 from spense.hf import load_model, find_blocks, find_linears
-from spense.evaluate import perplexity
 from spense.methods import PruneConfig
-from spense.allocate import (choices_for_axes, allocate, uniform, whole_layers, budget_from_share,
-                             Choice, SPARSE, DENSE, allowed_for, evaluate)
+from spense.allocate import (choices_for_axes, allocate, whole_layers, budget_from_share,
+                             Choice, SPARSE, DENSE, allowed_for)
 from spense.sensitivity import measure_units, UNITS
 
 NS, SL, NEVAL = int(sys.argv[1]) if len(sys.argv) > 1 else 16, 256, 32

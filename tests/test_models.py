@@ -362,7 +362,7 @@ def test_builtin_resolves_installed_package_file(cache, tiny_gguf, tmp_path, mon
 def test_existing_path_wins_over_builtin_name(tiny_llama_dir, tmp_path, monkeypatch):
     shutil.copytree(tiny_llama_dir, tmp_path / "smollm2-135m")
     monkeypatch.chdir(tmp_path)
-    assert models.resolve_model("smollm2-135m") == Path("smollm2-135m")
+    assert models.resolve_model("smollm2-135m") == (tmp_path / "smollm2-135m").resolve()
 
 
 # -- the real model ------------------------------------------------------------------------------

@@ -119,9 +119,9 @@ def resolve_model(spec: str | os.PathLike) -> Path:
             f"built-in name ({', '.join(BUILTIN_MODELS)})"
         )
     if path.is_dir():
-        check_model_dir(path)
-        check_weights_readable(path)
-        return path
+        model_dir = check_model_dir(path)  # resolved: output checks compare real paths
+        check_weights_readable(model_dir)
+        return model_dir
     if _is_gguf(path):
         return gguf_to_hf(path)
     raise InputError(
