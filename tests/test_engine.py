@@ -46,17 +46,30 @@ def test_greedy_equals_hf_batched_left_padded(tiny_llama_dir, qwen3_dir):
         assert got == [_hf_greedy(hf, p, 12) for p in prompts]
 
 
-def test_spense_checkpoint_packed_and_not(tiny_llama_dir, tmp_path):
-    """A fast-pruned model written as a Spense checkpoint: the engine loads it (unpacked and packed)
-    and its greedy tokens equal the in-memory Spense model's."""
-    from spense.io import save_checkpoint  # noqa: F401  (writing path below uses the runtime helpers)
+def test_spense_checkpoint_packed_and_not(tiny_llama_dir, tiny_text_file, tmp_path):
+    """A model pruned by ``spense prune`` (dense-with-zeros checkpoint) and the same checkpoint packed by
+    ``spense pack``: the engine loads both as SpenseLinear models, their greedy tokens equal those of
+    transformers on the pruned checkpoint, and ``spense generate`` runs on each."""
+    from transformers import AutoModelForCausalLM
+    from typer.testing import CliRunner
 
-    m = load(str(tiny_llama_dir), CPU, torch.float32).model
-    sparsify(m, 0.25, block=16, backend="reference")
-    assert all(isinstance(x, SpenseLinear) for x in block_linears(m).values())
-    eng = Engine(m, 1, 200)
-    toks = eng.generate([[1, 2, 3, 4, 5]], 10).tokens
-    assert len(toks[0]) == 10
+    from spense.cli import app
+
+    run = CliRunner().invoke
+    out, packed = tmp_path / "pruned", tmp_path / "packed"
+    r = run(app, ["prune", str(tiny_llama_dir), "--out", str(out), "--calib", str(tiny_text_file), "--method",
+                  "spense", "--dense-ratio", "0.25", "--block", "16", "--nsamples", "4", "--seqlen", "32",
+                  "--device", "cpu", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert run(app, ["pack", str(out), "--out", str(packed)]).exit_code == 0
+    hf = AutoModelForCausalLM.from_pretrained(out, local_files_only=True).eval()
+    want = _hf_greedy(hf, [1, 2, 3, 4, 5], 10)
+    for ckpt in (out, packed):
+        m = load(str(ckpt), CPU, torch.float32).model
+        assert all(isinstance(x, SpenseLinear) for x in block_linears(m).values()), ckpt
+        assert Engine(m, 1, 200).generate([[1, 2, 3, 4, 5]], 10).tokens[0] == want, ckpt
+        g = run(app, ["generate", str(ckpt), "--prompt", "The game", "-n", "4", "--device", "cpu"])
+        assert g.exit_code == 0 and "tokens/s" in g.output, g.output
 
 
 def test_sampling_rules():
