@@ -180,3 +180,28 @@ def test_whole_layer_variant_keeps_first_layers_dense_and_prunes_the_rest():
             assert isinstance(mod, SpenseLinear) and mod.layout.n_dense == 0, name
     m8, _ = measure.build_variant("qwen3-tiny", "whole0.5-fp8", CPU, None, 0, "cols")
     assert all(isinstance(mod, Fp8Linear) == (n in keep) for n, mod in block_linears(m8).items())
+
+
+def test_generate_ctrl_c_stops_cleanly(tiny_llama_dir, monkeypatch):
+    """Ctrl-C during ``spense generate``: the tokens so far stay printed, one 'interrupted' line, exit 130,
+    no traceback."""
+    from typer.testing import CliRunner
+
+    from spense.cli import app
+    from spense.engine import generate as gen_mod
+
+    real = gen_mod.Engine.stream
+    calls = {"n": 0}
+
+    def stream(self, *a, **kw):
+        for item in real(self, *a, **kw):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise KeyboardInterrupt
+            yield item
+
+    monkeypatch.setattr(gen_mod.Engine, "stream", stream)
+    r = CliRunner().invoke(app, ["generate", str(tiny_llama_dir), "--prompt", "The game", "-n", "20",
+                                 "--device", "cpu"])
+    assert r.exit_code == 130, r.output
+    assert "interrupted; 2 tokens" in r.output and "Traceback" not in r.output
