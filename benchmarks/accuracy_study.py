@@ -100,9 +100,9 @@ def whole_layer_spec(where: str, budget: float, n_layers: int, type_shares: dict
 # one worker: runs a list of configurations on one loaded model
 # --------------------------------------------------------------------------------------------------
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    from spense.io import atomic_write_bytes
+
+    atomic_write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode())
 
 
 def _type_shares(model) -> tuple[int, dict[str, float]]:

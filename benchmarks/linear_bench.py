@@ -68,7 +68,7 @@ def make_weight(N, K, axis, ratio, gen, device="cuda", dtype=torch.bfloat16, col
 
 def time_graph(fns, reps_per_fn=4, replays=7):
     """Median ms per call: one CUDA graph calling every fn (weight copies) reps_per_fn times."""
-    from spense.runtime.fp8 import time_graph as graph_ms
+    from spense.runtime.timing import time_graph as graph_ms
 
     return graph_ms(fns, reps_per_fn, replays)
 

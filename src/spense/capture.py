@@ -98,17 +98,18 @@ def capture_inputs(model: nn.Module, windows: torch.Tensor, device: torch.device
     return BlockInputs(torch.cat(hidden, 0), extra["args"], kwargs)
 
 
-def _to(obj: Any, device: torch.device, dtype: torch.dtype | None = None) -> Any:
+def to_device(obj: Any, device: torch.device, dtype: torch.dtype | None = None) -> Any:
+    """Tensors in ``obj`` (nested tuples, lists, dicts) to ``device``; floating ones also to ``dtype``."""
     if isinstance(obj, torch.Tensor):
         if dtype is not None and obj.is_floating_point():
             return obj.to(device=device, dtype=dtype)
         return obj.to(device)
     if isinstance(obj, tuple):
-        return tuple(_to(o, device, dtype) for o in obj)
+        return tuple(to_device(o, device, dtype) for o in obj)
     if isinstance(obj, list):
-        return [_to(o, device, dtype) for o in obj]
+        return [to_device(o, device, dtype) for o in obj]
     if isinstance(obj, dict):
-        return {k: _to(v, device, dtype) for k, v in obj.items()}
+        return {k: to_device(v, device, dtype) for k, v in obj.items()}
     return obj
 
 
@@ -126,9 +127,9 @@ def run_block(
 ) -> torch.Tensor | None:
     """Run the samples through ``block``; return the outputs (float32, CPU) when ``keep``."""
     dtype = _block_dtype(block)
-    args, kwargs = _to(inputs.args, device), _to(inputs.kwargs, device)
+    args, kwargs = to_device(inputs.args, device), to_device(inputs.kwargs, device)
     # float tensors in the kwargs (masks, rotary cos/sin) follow the block's dtype
-    kwargs = {k: (_to(v, device, dtype) if k == "position_embeddings" else v) for k, v in kwargs.items()}
+    kwargs = {k: (to_device(v, device, dtype) if k == "position_embeddings" else v) for k, v in kwargs.items()}
     n = inputs.hidden.shape[0]
     samples = samples if samples is not None else range(n)
     outs = torch.empty_like(inputs.hidden) if keep else None

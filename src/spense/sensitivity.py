@@ -84,7 +84,7 @@ from spense.allocate import (
     choices_for_axes,
     plan_from_allocation,
 )
-from spense.capture import BlockInputs, capture_inputs
+from spense.capture import BlockInputs, capture_inputs, to_device
 from spense.errors import InputError, NumericalError
 from spense.hessian import HessianAccumulator
 from spense.hf import (
@@ -106,17 +106,6 @@ BUDGET_ALLOC = ("uniform", "greedy")
 OnResult = Callable[[str, Choice, torch.Tensor, float], None]
 
 
-def _move(obj: Any, device: torch.device, dtype: torch.dtype | None = None) -> Any:
-    """Tensors in ``obj`` to ``device``; floating tensors also to ``dtype`` when given."""
-    if isinstance(obj, torch.Tensor):
-        return obj.to(device=device, dtype=dtype) if dtype is not None and obj.is_floating_point() else obj.to(device)
-    if isinstance(obj, (tuple, list)):
-        return type(obj)(_move(o, device, dtype) for o in obj)
-    if isinstance(obj, dict):
-        return {k: _move(v, device, dtype) for k, v in obj.items()}
-    return obj
-
-
 class _Runner:
     """Runs hidden states (``(n, s, h)``, on the device) through one block, ``batch`` windows at a time
     (one at a time if the block refuses a batch), and keeps the outputs on the device (float32)."""
@@ -124,9 +113,9 @@ class _Runner:
     def __init__(self, block: nn.Module, inputs: BlockInputs, device: torch.device, batch: int) -> None:
         p = next((q for q in block.parameters() if q.is_floating_point()), None)
         self.block, self.dtype = block, (p.dtype if p is not None else torch.float32)
-        self.args = _move(inputs.args, device, self.dtype)
+        self.args = to_device(inputs.args, device, self.dtype)
         # as capture.run_block: rotary cos/sin follow the block's dtype, other tensors keep theirs
-        self.kwargs = {k: _move(v, device, self.dtype if k == "position_embeddings" else None)
+        self.kwargs = {k: to_device(v, device, self.dtype if k == "position_embeddings" else None)
                        for k, v in inputs.kwargs.items()}
         self.batch = max(1, int(batch))
 

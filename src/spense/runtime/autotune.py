@@ -27,6 +27,7 @@ log = logging.getLogger("spense")
 DECODE_MAX_M = 64  # the decode kernels' range (SpenseLinear's DECODE_MAX_M; M above: prefill path)
 
 from spense.runtime.shapes import bucket  # the one M-bucketing rule
+from spense.runtime.timing import time_graph
 
 # Default choice when a layer was not tuned: the fastest backend measured by
 # benchmarks/linear_bench.py on an H100 (auto_table.json, derived by benchmarks/make_auto_table.py:
@@ -230,32 +231,6 @@ def default_mmasp_cfg(layer, M: int, table: dict | None = None) -> tuple[int, in
     return tuple(cfgs[cells[0]]) if cells else None
 
 
-def time_graph(fn, reps: int = 20, warmup: int = 3) -> float:
-    """Median ms of ``fn()`` captured in a CUDA graph (``reps`` calls per replay)."""
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for _ in range(warmup):
-            fn()
-    torch.cuda.current_stream().wait_stream(s)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        for _ in range(reps):
-            fn()
-    g.replay()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(5):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        g.replay()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b) / reps)
-    times.sort()
-    return times[len(times) // 2]
-
-
 def tune_layer(layer, ms, candidates=None, reps: int = 20) -> dict:
     dev = layer.values.device
     if dev.type != "cuda":
@@ -272,7 +247,7 @@ def tune_layer(layer, ms, candidates=None, reps: int = 20) -> dict:
         res = {}
         for c in cands:
             try:
-                res[c] = time_graph(lambda: layer.run_backend(c, x), reps=reps)
+                res[c] = time_graph([lambda: layer.run_backend(c, x)], reps=reps, warmup=3)
             except Exception:  # a backend that cannot run this shape is skipped
                 res[c] = float("inf")
         best = min(res, key=res.get)

@@ -37,6 +37,7 @@ from spense.errors import FormatError
 from spense.runtime.fp8_dense import (DECODE_CONFIGS, EXTRA_CONFIGS, MAX_DECODE_M, PREFILL_CONFIG, default_config,
                                       fits, fp8_w8a16_mm)
 from spense.runtime.shapes import bucket, pad_to
+from spense.runtime.timing import time_graph
 
 FP8_DTYPE = torch.float8_e4m3fn
 FP8_MAX = 448.0
@@ -291,34 +292,6 @@ def _load_packaged_table() -> None:
     _TABLE_LOADED = True
     if PACKAGED_TABLE.is_file():
         load_table(PACKAGED_TABLE)
-
-
-def time_graph(fns, reps: int = 4, replays: int = 5) -> float:
-    """Median ms per call of ``fns`` (each called ``reps`` times per replay) inside one CUDA graph."""
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for f in fns:
-            f()
-    torch.cuda.current_stream().wait_stream(s)
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        for _ in range(reps):
-            for f in fns:
-                f()
-    g.replay()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(replays):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        g.replay()
-        b.record()
-        b.synchronize()
-        ts.append(a.elapsed_time(b) / (reps * len(fns)))
-    del g
-    return sorted(ts)[len(ts) // 2]
 
 
 def measure(N: int, K: int, M: int, device, kinds=None, min_bytes: float = 192e6,

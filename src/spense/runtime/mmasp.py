@@ -22,6 +22,7 @@ import torch
 
 from spense.errors import DeviceError
 from spense.format import PackedSpense, _decode_meta
+from spense.runtime.shapes import pad_to
 
 _EXT = None
 _LOCK = threading.Lock()
@@ -123,10 +124,6 @@ class KernelWeights:
         return sum(t.numel() * t.element_size() for t in (self.sv, self.sm, self.dv))
 
 
-def _pad_to(n: int, m: int) -> int:
-    return (n + m - 1) // m * m
-
-
 def block_steps(idx: torch.Tensor, K: int, step: int = 64) -> torch.Tensor | None:
     """Start column of each ``step``-wide K step if the sorted ``idx`` is a union of whole aligned
     ``step``-column blocks of ``[0, K)`` (the last block of ``[0, K)`` may be short); else None."""
@@ -167,8 +164,8 @@ def to_kernel_layout(p: PackedSpense, device) -> KernelWeights:
         vals = vals.view(torch.uint8)
     elif vals.dtype != dt:
         vals = vals.to(dt)
-    Rp = _pad_to(max(R, 1), ROW_PAD) if R else 0
-    Ksp = _pad_to(Ks, 64)
+    Rp = pad_to(max(R, 1), ROW_PAD) if R else 0
+    Ksp = pad_to(Ks, 64)
     Ss = Ksp // 64 if R and Ks else 0
     # ---- sparse values ----
     if Ss:
@@ -212,7 +209,7 @@ def to_kernel_layout(p: PackedSpense, device) -> KernelWeights:
     xperm = None
     i32 = dict(dtype=torch.int32, device=device)
     if lay.axis == "cols":
-        dp = _pad_to(d, 64)
+        dp = pad_to(d, 64)
         SdA = dp // 64
         if SdA:
             dpad = torch.zeros(Rp, dp, dtype=dt, device=device)
@@ -235,8 +232,8 @@ def to_kernel_layout(p: PackedSpense, device) -> KernelWeights:
         out_row = torch.full((Rp,), -1, **i32)
         out_row[:N] = torch.arange(N, **i32)
     else:
-        Kp = _pad_to(K, 64)
-        Rdp = _pad_to(d, ROW_PAD) if d else 0
+        Kp = pad_to(K, 64)
+        Rdp = pad_to(d, ROW_PAD) if d else 0
         SdB = Kp // 64 if d else 0
         if d:
             dpad = torch.zeros(Rdp, Kp, dtype=dt, device=device)
