@@ -14,7 +14,7 @@ import torch
 import torch._dynamo
 import torch.nn.functional as F
 
-from spense.errors import CheckpointError, FormatError, InputError
+from spense.errors import CheckpointError, InputError
 from spense.format import SpenseLayout, dense_count, pack, unpack
 from spense.runtime import SpenseLinear, convert
 

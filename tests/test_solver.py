@@ -4,7 +4,7 @@ import torch
 from spense.errors import FormatError, NumericalError
 from spense.format import SpenseLayout, is_nm
 from spense.masks import nm_prune_mask
-from spense.solver import obs_prune, reconstruction_row_loss
+from spense.solver import obs_prune
 
 
 def make(N=64, K=128, T=512, seed=0, corr=0.8):

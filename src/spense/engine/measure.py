@@ -53,7 +53,6 @@ def copy_bandwidth(device: torch.device, nbytes: int = 1 << 30, reps: int = 20, 
             e.synchronize()
             best = min(best, s.elapsed_time(e) / 1e3 / reps)
         res[name] = 2 * (nbytes // 2) * 2 / best
-    del a, b
     if detail is not None:
         detail.update({f"copy_tbps_{k}": v / 1e12 for k, v in res.items()})
     return max(res.values())
