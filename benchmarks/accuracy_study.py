@@ -152,19 +152,20 @@ def run_worker(args) -> None:
     rows = json.loads(Path(args.worker).read_text())
     tok = data.load_tokenizer(model_dir)
     dense = load_model(model_dir)
+    bos = data.bos_id(tok)  # Gemma expects <bos> at the start of every window; SmolLM2 has none
     calib = data.calibration_windows(data.tokenize(tok, data.read_text(args.calib)), args.nsamples,
-                                     args.seqlen, args.seed)
+                                     args.seqlen, args.seed, bos=bos)
     evals = {"wikitext2": data.eval_windows(data.tokenize(tok, data.read_text(args.eval)), args.seqlen,
-                                             args.max_eval_windows)}
+                                             args.max_eval_windows, bos=bos)}
     if args.eval2:
         evals["eval2"] = data.eval_windows(data.tokenize(tok, data.read_text(args.eval2)), args.seqlen,
-                                           args.max_eval_windows)
+                                           args.max_eval_windows, bos=bos)
     n_layers, shares = _type_shares(dense)
     curves: dict = {}  # measured sensitivity curves, keyed by build_plan, shared by this worker's rows
     out = Path(args.out) / "rows"
     for row in rows:
         path = out / f"{_slug(row['name'])}.json"
-        if path.exists():
+        if path.exists() or not claim(path.with_suffix(".claim")):
             continue
         t0 = time.perf_counter()
         import copy
@@ -189,7 +190,31 @@ def run_worker(args) -> None:
         })
         print(f"[{os.getpid()}] {row['name']}: " + ", ".join(f"{k} {v['perplexity']:.3f}" for k, v in res.items())
               + f" ({time.perf_counter() - t0:.1f} s)", flush=True)
+        path.with_suffix(".claim").unlink(missing_ok=True)
         del m
+
+
+def claim(path: Path) -> bool:
+    """Take the row whose claim file is ``path`` for this process: True if it was free, or held by a
+    process of this machine that is gone (a killed run).  Workers of several runs on one output
+    folder (e.g. a second run started later on another GPU) so never do a row twice."""
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(path.read_text() or 0)
+                os.kill(pid, 0)
+                return False  # a live worker holds it
+            except ProcessLookupError:
+                path.unlink(missing_ok=True)  # stale: its worker is gone
+                continue
+            except (ValueError, OSError):
+                return False
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return True
+    return False
 
 
 def _dense_share(records: dict) -> float:
@@ -234,7 +259,8 @@ def report(out: Path, meta: dict) -> dict:
         lines.append(f"| {r['name']} | {r['budget']:g} | {r['dense_share']:.3f} | {r['density']:.3f} | "
                      f"{cells} | {r['prune_s']:.1f} |")
     (out / "study.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    plot(rows, out / "study.png", meta["model"], keys)
+    if rows and keys:
+        plot(rows, out / "study.png", meta["model"], keys)
     return payload
 
 
@@ -287,6 +313,7 @@ def main(argv=None) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--gpus", default=None, help="comma list of GPU indices the workers are spread over")
     p.add_argument("--report-only", action="store_true", help="only rebuild the report from OUT/rows")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -309,11 +336,17 @@ def main(argv=None) -> None:
 
     resolve_model(args.model)  # a GGUF is converted once here, not by every worker at the same time
     procs = []
-    for j, part in enumerate(assign(todo, args.jobs)):
-        wf = out / f"worker{j}.json"
-        _write_json(wf, part)
+    gpus = args.gpus.split(",") if args.gpus else []
+    parts = assign(todo, args.jobs)
+    for j, part in enumerate(parts):
+        wf = out / f"worker{os.getpid()}-{j}.json"
+        # its own rows first, then the others' (work stealing through claim files; the allocator and
+        # auto rows last, since their owner measures their sensitivity curves once)
+        others = [r for q in parts if q is not part for r in q]
+        _write_json(wf, part + sorted(others, key=lambda r: r["kind"] == "alloc" or r.get("where") == "auto"))
         cmd = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:]), "--worker", str(wf)]
-        procs.append(subprocess.Popen(cmd))
+        env = {**os.environ, **({"CUDA_VISIBLE_DEVICES": gpus[j % len(gpus)]} if gpus else {})}
+        procs.append(subprocess.Popen(cmd, env=env))
     codes = [pr.wait() for pr in procs]
     meta = _meta(args)
     report(out, meta)

@@ -135,7 +135,7 @@ def test_generate_cli(tiny_llama_dir, tmp_path):
 
 
 def test_measure_stage_cli_cpu(tmp_path):
-    """The benchmark stage entry point (what benchmarks/run_e2e_v5.sh runs) on CPU with a tiny shape:
+    """The benchmark stage entry point (what benchmarks/run_e2e.sh runs) on CPU with a tiny shape:
     every variant kind gives rows with the issue's fields; FP8 dense linears are Fp8Linear."""
     import json
 

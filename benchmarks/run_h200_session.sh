@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# One device session on a warm H200 machine, as a chain of calls that each stay under the 64 MiB carry
+# limit (docs/results.md, docs/e2e.md).  State lives in /tmp/v6 on the device between calls; long
+# work runs detached (setsid), so it goes on while the next calls carry the model pieces.
+#   call 0:  carry .carry/c00 .carry/text .carry/whl .carry/chunks.json   ->  start        (build in bg)
+#   call k:  carry .carry/c0k                                             ->  chunk 0k     (+ study smollm2 after c01)
+#   last:    carry .carry/c06                                             ->  chunk 06 gemma3-270m
+#   then:    e2e (foreground, GPU 0), more  (extra study workers on GPU 0), collect
+# Every call copies the logs and the finished study rows to $OUT.
+set -u
+V=/tmp/v6; OUT=${OUT:-out}; mkdir -p "$OUT" $V/logs $V/chunks
+export PYTHONPATH=src:/tmp/site PYTHONUNBUFFERED=1 SPENSE_CACHE=/tmp/spense_cache TORCH_EXTENSIONS_DIR=/tmp/spense_ext
+export SPENSE_COMMIT=${SPENSE_COMMIT:-unknown}
+STUDY_JOBS=${STUDY_JOBS:-5}; STUDY_S=${STUDY_S:-1700}
+
+detached() {  # detached NAME command...: runs on after this call returns, log in $V/logs/NAME.log
+  local name=$1; shift
+  setsid nohup bash -c "$*; echo \"rc=\$? at \$(date +%T)\"" > "$V/logs/$name.log" 2>&1 < /dev/null &
+  echo "started $name (pid $!)"
+}
+
+study() {  # study MODEL GPUS JOBS: the accuracy study of MODEL, workers spread over GPUS (work stealing)
+  local model=$1 gpus=$2 jobs=$3
+  detached "study-$model-$gpus" timeout -k 10 "$STUDY_S" python3 benchmarks/accuracy_study.py --model "$model" \
+    --out "$V/study-$model" --calib $V/text/valid.txt --eval $V/text/test.txt --eval2 $V/text/fortunes.txt \
+    --nsamples 128 --seqlen 512 --device cuda --jobs "$jobs" --threads 1 --gpus "$gpus"
+}
+
+collect() {
+  cp $V/logs/*.log "$OUT/" 2>/dev/null
+  for d in $V/study-*; do
+    [ -d "$d/rows" ] || continue
+    local n; n=$(basename "$d")
+    tar czf "$OUT/$n-rows.tar.gz" -C "$d" rows 2>/dev/null
+    echo "$n: $(ls "$d"/rows/*.json 2>/dev/null | wc -l) rows, $(ls "$d"/rows/*.claim 2>/dev/null | wc -l) running"
+  done
+  nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv,noheader
+}
+
+case "${1:-}" in
+  start)
+    cp -r .carry/text .carry/chunks.json $V/
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .carry/whl/*.whl > $V/logs/pip.log 2>&1
+    python3 benchmarks/carry_chunks.py stash .carry/c00 $V/chunks
+    nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv > "$OUT/gpu.txt" 2>&1
+    detached build python3 -c "\"from spense.runtime import mmasp; mmasp.load_extension(); mmasp.export_extension('/tmp/spense_mmasp.so')\""
+    ;;
+  chunk)  # chunk NN [MODEL]: stash piece NN; with MODEL: assemble what is complete and start its study
+    python3 benchmarks/carry_chunks.py stash ".carry/c$2" $V/chunks
+    if [ -n "${3:-}" ]; then
+      python3 benchmarks/carry_chunks.py assemble $V/chunks /tmp/site --manifest $V/chunks.json --partial
+      study "$3" 1 "$STUDY_JOBS"
+    fi
+    if [ "$2" = "01" ] && [ -z "$(ls $V/logs/smoke.log 2>/dev/null)" ]; then  # the Spense engine on a tiny shape
+      detached smoke "while [ ! -f /tmp/spense_mmasp.so ] && ! grep -q rc= $V/logs/build.log; do sleep 2; done; \
+        SPENSE_MMASP_SO=/tmp/spense_mmasp.so CUDA_VISIBLE_DEVICES=0 timeout 300 python3 -m spense.engine.measure \
+        --model qwen3-tiny --variants dense,spense0.25,whole0.25,spense0.25-fp8,dense-fp8 --batches 1,8 \
+        --prompt-len 64 --gen 16 --out $V/smoke.jsonl"
+    fi
+    ;;
+  e2e)  # the engine run on GPU 0, foreground
+    CUDA_VISIBLE_DEVICES=0 SPENSE_MMASP_SO=/tmp/spense_mmasp.so OUT="$OUT/e2e" BUDGET=${BUDGET:-540} \
+      bash benchmarks/run_e2e.sh
+    ;;
+  more)  # more MODEL JOBS: extra study workers on GPU 0 (they steal rows the GPU 1 workers have not begun)
+    study "$2" 0 "$3"
+    ;;
+  wait)  # wait SECONDS: until every study ends or SECONDS pass, then the reports
+    end=$(( $(date +%s) + $2 ))
+    while pgrep -f accuracy_study.py > /dev/null && [ "$(date +%s)" -lt "$end" ]; do sleep 10; done
+    for d in $V/study-*; do
+      m=${d#$V/study-}
+      python3 benchmarks/accuracy_study.py --model "$m" --out "$d" --calib $V/text/valid.txt --eval $V/text/test.txt \
+        --eval2 $V/text/fortunes.txt --nsamples 128 --seqlen 512 --device cuda --report-only > /dev/null 2>&1
+      mkdir -p "$OUT/$m"; cp "$d"/study.{md,json,png} "$OUT/$m/" 2>/dev/null
+    done
+    ;;
+esac
+collect
