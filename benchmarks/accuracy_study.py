@@ -276,6 +276,11 @@ def plot(rows: list[dict], path: Path, title: str, keys: list[str]) -> None:
     fams = sorted({r["family"] for r in rows})
     colors = plt.cm.tab20(range(len(fams)))
     for ax, k in zip(axes[0], keys):
+        # the y range stops a little above the worst 2:4 method that is not magnitude, whose
+        # perplexity (in the thousands on SmolLM2) would squash every other curve; off-scale points are
+        # drawn at the top edge and their values named in the legend
+        base = [r[k] for r in rows if r["family"] in ("sparsegpt", "wanda", "sparsegpt-block")]
+        top = 1.3 * max(base) if base else max(r[k] for r in rows)
         for f, color, marker in zip(fams, colors, itertools.cycle("osD^v<>ph*")):
             pts = sorted((r["density"], r[k]) for r in rows if r["family"] == f)
             if f.startswith("spense random"):  # seed mean per budget
@@ -285,10 +290,14 @@ def plot(rows: list[dict], path: Path, title: str, keys: list[str]) -> None:
                         agg.setdefault(r["budget"], []).append((r["density"], r[k]))
                 pts = sorted((sum(d for d, _ in v) / len(v), sum(p for _, p in v) / len(v)) for v in agg.values())
             xs, ys = zip(*pts)
-            ax.plot(xs, ys, "-" if len(pts) > 1 else "", marker=marker, color=color, label=f)
+            off = [y for y in ys if y > top]
+            label = f + (f" (off scale: {', '.join(f'{y:.0f}' for y in off)})" if off else "")
+            ax.plot(xs, [min(y, top) for y in ys], "-" if len(pts) > 1 else "", marker=marker, color=color,
+                    label=label)
         ax.set_xlabel("weight density of the block linears")
         ax.set_ylabel(f"perplexity ({k[4:]})")
         ax.set_yscale("log")
+        ax.set_ylim(bottom=0.9 * min(r[k] for r in rows), top=top * 1.05)
         ax.grid(alpha=0.3)
         ax.set_title(f"{title}: {k[4:]}")
     axes[0][-1].legend(fontsize=7, loc="upper right")
@@ -381,7 +390,9 @@ def _meta(args) -> dict:
             return "unknown"
 
     return {"model": args.model, "date": time.strftime("%Y-%m-%d"), "commit": _git(),
-            "device_name": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+            # --report-only away from the GPU that measured the rows: SPENSE_DEVICE_NAME names it
+            "device_name": os.environ.get("SPENSE_DEVICE_NAME") or (
+                torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"),
             "torch": torch.__version__, "spense": spense.__version__, "calib": Path(args.calib).name,
             "evals": ["wikitext2 test"] + (["eval2: " + Path(args.eval2).name] if args.eval2 else []),
             "nsamples": args.nsamples, "seqlen": args.seqlen, "seed": args.seed,

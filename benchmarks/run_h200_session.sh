@@ -6,7 +6,8 @@
 #   call k:  carry .carry/c0k                                             ->  chunk 0k     (+ study smollm2 after c01)
 #   last:    carry .carry/c06                                             ->  chunk 06 gemma3-270m
 #   then:    e2e (foreground, GPU 0), more  (extra study workers on GPU 0), collect
-# Every call copies the logs and the finished study rows to $OUT.
+# Every call leaves the logs, the e2e files and each study's rows and report in $OUT, one archive each
+# (a call brings back at most 8 files, and $OUT is emptied before the next call).
 set -u
 V=/tmp/v6; OUT=${OUT:-out}; mkdir -p "$OUT" $V/logs $V/chunks
 export PYTHONPATH=src:/tmp/site PYTHONUNBUFFERED=1 SPENSE_CACHE=/tmp/spense_cache TORCH_EXTENSIONS_DIR=/tmp/spense_ext
@@ -26,12 +27,13 @@ study() {  # study MODEL GPUS JOBS: the accuracy study of MODEL, workers spread 
     --nsamples 128 --seqlen 512 --device cuda --jobs "$jobs" --threads 1 --gpus "$gpus"
 }
 
-collect() {
-  cp $V/logs/*.log "$OUT/" 2>/dev/null
+collect() {  # at most 8 files come back from $OUT: logs, e2e and each study as one archive each
+  tar czf "$OUT/logs.tar.gz" -C $V logs 2>/dev/null
+  [ -d $V/e2e ] && tar czf "$OUT/e2e.tar.gz" -C $V e2e
   for d in $V/study-*; do
     [ -d "$d/rows" ] || continue
     local n; n=$(basename "$d")
-    tar czf "$OUT/$n-rows.tar.gz" -C "$d" rows 2>/dev/null
+    tar czf "$OUT/$n.tar.gz" -C "$d" rows $(cd "$d" && ls study.md study.json study.png 2>/dev/null)
     echo "$n: $(ls "$d"/rows/*.json 2>/dev/null | wc -l) rows, $(ls "$d"/rows/*.claim 2>/dev/null | wc -l) running"
   done
   nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv,noheader
@@ -42,7 +44,7 @@ case "${1:-}" in
     cp -r .carry/text .carry/chunks.json $V/
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .carry/whl/*.whl > $V/logs/pip.log 2>&1
     python3 benchmarks/carry_chunks.py stash .carry/c00 $V/chunks
-    nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv > "$OUT/gpu.txt" 2>&1
+    nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv > $V/logs/gpu.txt 2>&1
     detached build python3 -c "\"from spense.runtime import mmasp; mmasp.load_extension(); mmasp.export_extension('/tmp/spense_mmasp.so')\""
     ;;
   chunk)  # chunk NN [MODEL]: stash piece NN; with MODEL: assemble what is complete and start its study
@@ -59,8 +61,11 @@ case "${1:-}" in
     fi
     ;;
   e2e)  # the engine run on GPU 0, foreground
-    CUDA_VISIBLE_DEVICES=0 SPENSE_MMASP_SO=/tmp/spense_mmasp.so OUT="$OUT/e2e" BUDGET=${BUDGET:-540} \
+    CUDA_VISIBLE_DEVICES=0 SPENSE_MMASP_SO=/tmp/spense_mmasp.so OUT=$V/e2e BUDGET=${BUDGET:-540} \
       bash benchmarks/run_e2e.sh
+    ;;
+  stop)  # stop MODEL: end a study's workers (its finished rows stay)
+    pkill -f "accuracy_study.py --model $2" ; sleep 2
     ;;
   more)  # more MODEL JOBS: extra study workers on GPU 0 (they steal rows the GPU 1 workers have not begun)
     study "$2" 0 "$3"
@@ -72,7 +77,6 @@ case "${1:-}" in
       m=${d#$V/study-}
       python3 benchmarks/accuracy_study.py --model "$m" --out "$d" --calib $V/text/valid.txt --eval $V/text/test.txt \
         --eval2 $V/text/fortunes.txt --nsamples 128 --seqlen 512 --device cuda --report-only > /dev/null 2>&1
-      mkdir -p "$OUT/$m"; cp "$d"/study.{md,json,png} "$OUT/$m/" 2>/dev/null
     done
     ;;
 esac

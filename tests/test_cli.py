@@ -390,3 +390,22 @@ def test_dense_layers_bad_spec_exit_2(tiny_llama_dir, tiny_text_file, tmp_path, 
     res = _run("prune", tiny_llama_dir, "--out", out, "--calib", tiny_text_file, *args, "--block", "16", *SMALL)
     _assert_error(res, pattern)
     assert not out.exists()
+
+
+def test_default_prune_spreads_the_budget_with_the_allocator(tiny_llama_dir, tiny_text_file, tmp_path):
+    """`spense prune` with no placement option uses the allocator (mixed axes), the study's best; any
+    placement option keeps the uniform per-linear ratio."""
+    from spense.cli.commands import default_allocation
+
+    assert default_allocation("spense", None, None, None, None, None) == ("greedy", "mixed")
+    assert default_allocation("spense", None, "loss-rows", None, None, None) == ("uniform", None)
+    assert default_allocation("spense", None, None, None, None, "0-1") == ("uniform", None)
+    assert default_allocation("spense", None, None, None, None, None, col_blocks=True) == ("uniform", None)
+    assert default_allocation("sparsegpt", None, None, None, None, None) == ("uniform", None)
+    assert default_allocation("spense", "uniform", None, None, None, None) == ("uniform", None)
+    out = tmp_path / "o"
+    res = _run("prune", tiny_llama_dir, "--out", out, "--calib", tiny_text_file, "--block", "16", *SMALL)
+    assert res.exit_code == 0, res.output
+    assert "spread by the allocator, mixed axes" in res.stdout
+    man = json.loads((out / "spense.json").read_text())
+    assert man["allocation"]["budget_alloc"] == "greedy" and man["allocation"]["axes"] == "mixed"

@@ -44,6 +44,8 @@ def test_greedy_equals_hf_batched_left_padded(tiny_llama_dir, qwen3_dir):
         prompts = [[5, 7, 9, 11, 13, 17, 19], [3, 4], [8]]
         got = eng.generate(prompts, 12).tokens
         assert got == [_hf_greedy(hf, p, 12) for p in prompts]
+        # a batch smaller than the cache's (one prompt in an engine made for 3) uses its leading rows
+        assert eng.generate([prompts[0]], 12).tokens == [_hf_greedy(hf, prompts[0], 12)]
 
 
 def test_spense_checkpoint_packed_and_not(tiny_llama_dir, tiny_text_file, tmp_path):

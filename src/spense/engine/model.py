@@ -93,10 +93,13 @@ class KVCache(nn.Module):
         self.register_buffer("v", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
 
     def update(self, input_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
-        """Write ``k, v`` ``(B, H_kv, T, D)`` at slots ``input_pos``; returns the full caches."""
-        self.k.index_copy_(2, input_pos, k)
-        self.v.index_copy_(2, input_pos, v)
-        return self.k, self.v
+        """Write ``k, v`` ``(B, H_kv, T, D)`` at slots ``input_pos`` of the first ``B`` rows (a batch
+        smaller than the cache's uses its leading rows); returns those rows of the caches."""
+        B = k.shape[0]
+        kc, vc = self.k[:B], self.v[:B]
+        kc.index_copy_(2, input_pos, k)
+        vc.index_copy_(2, input_pos, v)
+        return kc, vc
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
