@@ -11,6 +11,13 @@ exactly as on a user's machine (and checks the pinned SHA-256).
     python benchmarks/carry_chunks.py split [--size 54000000] [--names smollm2-135m,gemma3-270m]
     python benchmarks/carry_chunks.py stash .carry/c00 /tmp/chunks          # on the device, per call
     python benchmarks/carry_chunks.py assemble /tmp/chunks /tmp/site        # once all pieces are there
+    python benchmarks/carry_chunks.py tokfiles gemma3-270m .carry/gemma_tok  # here: config + tokenizer
+    python benchmarks/carry_chunks.py hfdir /tmp/gemma.gguf .carry/gemma_tok /tmp/gemma-hf   # there
+
+``tokfiles``/``hfdir`` exist because the device's transformers (5.17) builds a wrong tokenizer from
+Gemma's GGUF (docs/results.md §0; ``spense.models`` refuses it there): the HF directory is made
+there from the GGUF's weights (converted the same by both versions) and the config and tokenizer
+converted here.
 """
 
 from __future__ import annotations
@@ -24,10 +31,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
 
 
 def _installed_parts(name: str) -> list[dict]:
-    sys.path.insert(0, str(ROOT / "src"))
     from spense.models import BUILTIN_MODELS
 
     out = []
@@ -131,6 +138,45 @@ def assemble(chunks: Path, site: Path, manifest: Path, partial: bool = False) ->
     fh.close()
 
 
+def tokfiles(name: str, dst: Path) -> None:
+    """The config and tokenizer files of the built-in ``name`` as converted here (gzip'd tokenizer)."""
+    import gzip
+
+    from spense.models import resolve_model
+
+    src = resolve_model(name)
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in src.iterdir():
+        if f.name == "tokenizer.json":
+            with open(f, "rb") as fi, gzip.open(dst / "tokenizer.json.gz", "wb") as fo:
+                shutil.copyfileobj(fi, fo)
+        elif f.suffix == ".json" and not f.name.startswith("spense"):
+            shutil.copyfile(f, dst / f.name)
+    print(f"{dst}: {sorted(p.name for p in dst.iterdir())}")
+
+
+def hfdir(gguf: Path, tok: Path, dst: Path) -> None:
+    """An HF directory: weights dequantized from ``gguf`` by this transformers (bf16), config and
+    tokenizer from ``tok`` (made by :func:`tokfiles`)."""
+    import gzip
+
+    from spense.models import convert_gguf, gguf_architecture
+
+    tmp = dst.with_name(dst.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    convert_gguf(gguf, tmp, gguf_architecture(gguf), tokenizer=False)
+    for f in tok.iterdir():
+        if f.name == "tokenizer.json.gz":
+            with gzip.open(f, "rb") as fi, open(tmp / "tokenizer.json", "wb") as fo:
+                shutil.copyfileobj(fi, fo)
+        else:
+            shutil.copyfile(f, tmp / f.name)
+    shutil.rmtree(dst, ignore_errors=True)
+    os.replace(tmp, dst)
+    print(f"{dst}: {sorted(p.name for p in dst.iterdir())}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -146,11 +192,22 @@ def main() -> None:
     a.add_argument("site")
     a.add_argument("--manifest", default=str(ROOT / ".carry" / "chunks.json"))
     a.add_argument("--partial", action="store_true", help="write the files complete so far")
+    k = sub.add_parser("tokfiles")
+    k.add_argument("name")
+    k.add_argument("dst")
+    h = sub.add_parser("hfdir")
+    h.add_argument("gguf")
+    h.add_argument("tok")
+    h.add_argument("dst")
     args = p.parse_args()
     if args.cmd == "split":
         split(args.names.split(","), args.size, Path(args.carry))
     elif args.cmd == "stash":
         stash(Path(args.src), Path(args.dst))
+    elif args.cmd == "tokfiles":
+        tokfiles(args.name, Path(args.dst))
+    elif args.cmd == "hfdir":
+        hfdir(Path(args.gguf), Path(args.tok), Path(args.dst))
     else:
         assemble(Path(args.chunks), Path(args.site), Path(args.manifest), args.partial)
 

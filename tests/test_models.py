@@ -109,13 +109,13 @@ def tiny_gguf(tmp_path_factory) -> tuple[Path, dict[str, np.ndarray]]:
 
 def _count_converts(monkeypatch) -> list[Path]:
     calls: list[Path] = []
-    real = models._convert
+    real = models.convert_gguf
 
     def spy(gguf_path, out, arch="?"):
         calls.append(gguf_path)
         return real(gguf_path, out, arch)
 
-    monkeypatch.setattr(models, "_convert", spy)
+    monkeypatch.setattr(models, "convert_gguf", spy)
     return calls
 
 
@@ -383,3 +383,11 @@ def test_real_smollm2_answers_paris():
     with torch.inference_mode():
         out = model.generate(ids, max_new_tokens=6, do_sample=False)
     assert "Paris" in tok.decode(out[0, ids.shape[1]:])
+
+
+def test_gemma_gguf_refused_with_a_transformers_that_builds_its_tokenizer_wrong():
+    """transformers 5.17 builds a wrong Gemma tokenizer from GGUF (measured: docs/results.md §0)."""
+    with pytest.raises(InputError, match=r"transformers 5\.17\.0 builds a wrong tokenizer.*>=5\.24"):
+        models.check_gguf_tokenizer_support("gemma3", "5.17.0")
+    models.check_gguf_tokenizer_support("gemma3", "5.24.0")
+    models.check_gguf_tokenizer_support("llama", "5.17.0")  # SmolLM2's llama tokenizer converts right there

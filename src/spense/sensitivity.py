@@ -86,8 +86,9 @@ from spense.allocate import (
 )
 from spense.capture import BlockInputs, capture_inputs, to_device
 from spense.errors import InputError, NumericalError
-from spense.hessian import HessianAccumulator, where
+from spense.hessian import HessianAccumulator
 from spense.hf import (
+    check_finite_weights,
     find_blocks,
     find_linears,
     get_weight,
@@ -371,10 +372,7 @@ def build_plan(
     shapes = {f"{prefix}.{i}.{n}": linear_shape(mod) for i, b in enumerate(blocks)
               for n, mod in find_linears(b, cfg.block, cfg.m, strict, f"{prefix}.{i}").items()}
     numel = {n: N * K for n, (N, K) in shapes.items()}
-    for i, b in enumerate(blocks):  # name a bad weight before measuring (NaN/Inf would show as activations)
-        for n, mod in find_linears(b, cfg.block, cfg.m, strict, f"{prefix}.{i}").items():
-            if not bool(torch.isfinite(mod.weight).all()):
-                raise NumericalError(f"{where(f'{prefix}.{i}.{n}')}: weight contains NaN/Inf")
+    check_finite_weights(model)  # name a bad weight before measuring (NaN/Inf would show as activations)
     selected = parse_spec(dense_layers, list(numel), numel) if dense_layers is not None else []
     fixed, fraction = split_auto(selected)
     r = float(cfg.dense_ratio)

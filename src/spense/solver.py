@@ -71,6 +71,12 @@ def obs_sweep(
     ``j % group == 0`` (N:M) or, with ``group = 0``, the whole lazy batch (unstructured).  Columns
     ``≥ n_sweep`` are never pruned but receive the updates.  Returns ``(W, losses)`` with
     ``losses[:, j] = (w - q)² / U_jj² / 2`` (``(N, n_sweep)``).
+
+    The mask of a window is fixed when the sweep enters it, so inside a window the error of column
+    ``j`` is ``e_j = w_j ⊙ m_j / U_jj`` (``m_j``: pruned entries) and only the window's own later
+    columns need the rank-1 update ``w_k −= e_j U_jk`` at once; the rest of the lazy batch gets one
+    rank-``group`` update per window, ``W[:, after] −= E_window U[window, after]`` (the same sums,
+    fewer and larger operations).
     """
     N = W.shape[0]
     losses = torch.zeros(N, n_sweep, dtype=W.dtype, device=W.device)
@@ -79,19 +85,19 @@ def obs_sweep(
         W1, U1 = W[:, i1:i2].clone(), U[i1:i2, i1:i2]
         d = torch.diagonal(U1)
         E = torch.zeros_like(W1)  # scaled errors e of the batch
-        mask = torch.zeros_like(W1, dtype=torch.bool)
-        if group == 0:
-            mask = mask_fn(W1**2 / d**2)
-        for j in range(i2 - i1):
-            if group and j % group == 0:
-                mask[:, j:j + group] = mask_fn(W1[:, j:j + group] ** 2 / d[j:j + group] ** 2)
-            w = W1[:, j]
-            q = w.masked_fill(mask[:, j], 0.0)
-            e = (w - q) / d[j]
-            losses[:, i1 + j] = e**2 / 2
-            W1[:, j:] -= e.unsqueeze(1) * U1[j, j:].unsqueeze(0)
-            W1[:, j] = q  # = w - e·U_jj up to rounding; exact zeros where pruned
-            E[:, j] = e
+        step = group or i2 - i1  # unstructured: one window, the whole lazy batch
+        for g0 in range(0, i2 - i1, step):
+            g1 = min(g0 + step, i2 - i1)
+            mask = mask_fn(W1[:, g0:g1] ** 2 / d[g0:g1] ** 2)
+            for j in range(g0, g1):
+                e = W1[:, j].masked_fill(~mask[:, j - g0], 0.0) / d[j]  # (w − q) / U_jj
+                E[:, j] = e
+                if j + 1 < g1:
+                    W1[:, j + 1:g1].addr_(e, U1[j, j + 1:g1], alpha=-1.0)
+            W1[:, g0:g1].masked_fill_(mask, 0.0)  # q: exact zeros where pruned
+            if g1 < i2 - i1:
+                W1[:, g1:].addmm_(E[:, g0:g1], U1[g0:g1, g1:], alpha=-1.0)
+        losses[:, i1:i2] = E**2 / 2
         W[:, i1:i2] = W1
         W[:, i2:] -= E @ U[i1:i2, i2:]  # lazy update of everything right of the batch
     return W, losses

@@ -309,7 +309,7 @@ def inspect(
 # --------------------------------------------------------------------------------------------------
 def demo_methods(seed: int = 0, block: int = 64, quick: bool = False) -> list[tuple[str, Any]]:
     """The demo's methods, in order: ``(label, PruneConfig or None for the dense model)``; ``quick``:
-    dense, magnitude and SparseGPT 2:4 and Spense salience-cols (the rows of :data:`QUICK_METHODS`)."""
+    dense, SparseGPT 2:4 and Spense salience-cols (the rows of :data:`QUICK_METHODS`)."""
     from spense.methods import PruneConfig
 
     def c(**kw):
@@ -330,7 +330,7 @@ def demo_methods(seed: int = 0, block: int = 64, quick: bool = False) -> list[tu
     return [m for m in rows if m[0] in QUICK_METHODS] if quick else rows
 
 
-QUICK_METHODS = ("dense", "magnitude 2:4", "sparsegpt 2:4", "spense salience-cols")
+QUICK_METHODS = ("dense", "sparsegpt 2:4", "spense salience-cols")
 
 
 def _slug(label: str) -> str:
@@ -344,7 +344,7 @@ DEMO_QUICK = {"nsamples": 4, "seqlen": 128, "max_eval_windows": 8}
 @app.command()
 @handle_errors
 def demo(
-    quick: bool = typer.Option(False, "--quick", help="CI settings: dense, magnitude and SparseGPT 2:4 and Spense "
+    quick: bool = typer.Option(False, "--quick", help="CI settings: dense, SparseGPT 2:4 and Spense "
                                "salience-cols only, few samples/windows."),
     model: Optional[str] = typer.Option(None, help="Model (default smollm2-135m). " + MODEL_HELP),
     calib: Optional[Path] = typer.Option(None, help="Calibration text (default: WikiText-2 valid.txt)."),
