@@ -405,6 +405,8 @@ def test_default_prune_spreads_the_budget_with_the_allocator(tiny_llama_dir, tin
     assert default_allocation("spense", None, None, None, None, None, col_blocks=True) == ("uniform", None)
     assert default_allocation("sparsegpt", None, None, None, None, None) == ("uniform", None)
     assert default_allocation("spense", "uniform", None, None, None, None) == ("uniform", None)
+    assert default_allocation("spense", None, None, None, None, None, dense_ratio=0.0) == ("uniform", None)
+    assert default_allocation("spense", None, None, None, None, None, dense_ratio=0.5) == ("greedy", "mixed")
     out = tmp_path / "o"
     res = _run("prune", tiny_llama_dir, "--out", out, "--calib", tiny_text_file, "--block", "16", *SMALL)
     assert res.exit_code == 0, res.output

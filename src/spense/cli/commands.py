@@ -48,15 +48,18 @@ def _make_config(method: str, dense_ratio: Optional[float], strategy: str, axis:
 
 
 def default_allocation(method: str, budget_alloc: Optional[str], strategy, axis, axes: Optional[str],
-                       dense_layers: Optional[str], col_blocks: bool = False) -> tuple[str, Optional[str]]:
-    """``(budget_alloc, axes)`` of ``spense prune`` when ``--budget-alloc`` is not given: the dense-budget
-    allocator with mixed axes for ``--method spense`` when nothing else says where the dense weights go
-    (no --strategy, --axis, --axes, --dense-layers or --col-blocks): it was the most accurate configuration at every
-    budget of the SmolLM2-135M study (docs/results.md); else ``uniform``."""
+                       dense_layers: Optional[str], col_blocks: bool = False,
+                       dense_ratio: Optional[float] = None) -> tuple[str, Optional[str]]:
+    """``(budget_alloc, axes)`` of ``spense prune`` when ``--budget-alloc`` is not given: the
+    dense-budget allocator with mixed axes for ``--method spense`` when nothing else says where the
+    dense weights go (no --strategy, --axis, --axes, --dense-layers or --col-blocks) and there is a
+    budget to spread (0 < --dense-ratio < 1): it was the most accurate configuration of the SmolLM2-135M
+    study (docs/results.md); else ``uniform``."""
     if budget_alloc is not None:
         return budget_alloc, axes
-    if (method == "spense" and strategy is None and axis is None and axes is None and dense_layers is None
-            and not col_blocks):
+    placed = strategy is not None or axis is not None or axes is not None or dense_layers is not None
+    no_budget = dense_ratio is not None and not 0.0 < dense_ratio < 1.0
+    if method == "spense" and not placed and not col_blocks and not no_budget:
         return "greedy", "mixed"
     return "uniform", axes
 
@@ -123,9 +126,8 @@ def prune(
                                                "--dense-ratio; greedy: --dense-ratio of all linear weights spread "
                                                "over 2:4, row/column regions and whole dense linears by measured "
                                                "sensitivity (spense only). Default: greedy for --method spense "
-                                               "without --strategy/--axis/--axes/--dense-layers/--col-blocks (the most "
-                                               "accurate "
-                                               "in docs/results.md), else uniform."),
+                                               "without --strategy/--axis/--axes/--dense-layers/--col-blocks (the "
+                                               "most accurate in docs/results.md), else uniform."),
     axes: Optional[str] = typer.Option(None, "--axes", help="rows or cols: every dense region on that axis; "
                                        "mixed: the axis of lower measured loss per linear (spense only)."),
     packed: bool = typer.Option(False, "--packed", help="Store the pruned weights packed (2:4 values + metadata + "
@@ -139,7 +141,7 @@ def prune(
 
     t0 = time.perf_counter()
     budget_alloc, axes = default_allocation(method.value, budget_alloc, strategy, axis, axes, dense_layers,
-                                            col_blocks)
+                                            col_blocks, dense_ratio)
     model_dir = resolve_model(model)
     cfg = _make_config(method.value, dense_ratio, (strategy or Strategy.salience_cols).value,
                        axis.value if axis else None, block, blocksize, percdamp, seed, salience.value, col_blocks)
