@@ -47,32 +47,44 @@ def _installed_parts(name: str) -> list[dict]:
     return out
 
 
+class _Concat:
+    """The files ``paths`` read as one byte stream: ``copy(n, out)`` moves the next ``n`` bytes to
+    ``out`` (or skips them with ``out=None``), crossing file ends as needed."""
+
+    def __init__(self, paths):
+        self._paths, self._fh = iter(paths), None
+
+    def copy(self, n: int, out=None) -> None:
+        while n:
+            if self._fh is None:
+                self._fh = open(next(self._paths), "rb")
+            buf = self._fh.read(min(n, 1 << 24))
+            if not buf:
+                self.close()
+                continue
+            if out is not None:
+                out.write(buf)
+            n -= len(buf)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
 def split(names: list[str], size: int, carry: Path) -> None:
     files = [f for n in names for f in _installed_parts(n)]
     total = sum(f["size"] for f in files)
     n_chunks = -(-total // size)
     for old in carry.glob("c[0-9][0-9]"):
         shutil.rmtree(old)
-    readers = iter(files)
-    cur, fh = None, None
+    stream = _Concat(f["src"] for f in files)
     for i in range(n_chunks):
         d = carry / f"c{i:02d}"
         d.mkdir(parents=True)
-        left = min(size, total - i * size)
         with open(d / "chunk", "wb") as out:
-            while left:
-                if fh is None:
-                    cur = next(readers)
-                    fh = open(cur["src"], "rb")
-                buf = fh.read(min(left, 1 << 24))
-                if not buf:
-                    fh.close()
-                    fh = None
-                    continue
-                out.write(buf)
-                left -= len(buf)
-    if fh is not None:
-        fh.close()
+            stream.copy(min(size, total - i * size), out)
+    stream.close()
     manifest = {"files": [{k: f[k] for k in ("module", "rel", "size")} for f in files], "chunks": n_chunks,
                 "chunk_size": size}
     (carry / "chunks.json").write_text(json.dumps(manifest, indent=1))
@@ -99,8 +111,7 @@ def assemble(chunks: Path, site: Path, manifest: Path, partial: bool = False) ->
     if len(pieces) < meta["chunks"] and not partial:
         sys.exit(f"{len(pieces)} of {meta['chunks']} chunks in {chunks}")
     avail = sum(p.stat().st_size for p in pieces)
-    stream = iter(pieces)
-    fh = open(next(stream), "rb")
+    stream = _Concat(pieces)
     offset = 0
     for f in meta["files"]:
         dst = site / f["module"] / f["rel"]
@@ -108,34 +119,19 @@ def assemble(chunks: Path, site: Path, manifest: Path, partial: bool = False) ->
             print(f"{dst}: not all of its pieces are here yet")
             break
         if dst.is_file() and dst.stat().st_size == f["size"]:
-            skip = f["size"]
-            while skip:  # advance the stream past this file
-                buf = fh.read(min(skip, 1 << 24))
-                if not buf:
-                    fh.close()
-                    fh = open(next(stream), "rb")
-                    continue
-                skip -= len(buf)
+            stream.copy(f["size"])  # advance the stream past this file
             offset += f["size"]
             print(f"{dst} already there")
             continue
         dst.parent.mkdir(parents=True, exist_ok=True)
         (site / f["module"] / "__init__.py").touch()
         tmp = dst.with_name(dst.name + ".tmp")
-        left = f["size"]
         with open(tmp, "wb") as out:
-            while left:
-                buf = fh.read(min(left, 1 << 24))
-                if not buf:
-                    fh.close()
-                    fh = open(next(stream), "rb")
-                    continue
-                out.write(buf)
-                left -= len(buf)
+            stream.copy(f["size"], out)
         os.replace(tmp, dst)
         offset += f["size"]
         print(f"{dst} ({f['size']} bytes)")
-    fh.close()
+    stream.close()
 
 
 def tokfiles(name: str, dst: Path) -> None:
