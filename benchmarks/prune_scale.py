@@ -112,8 +112,13 @@ def main(argv=None) -> int:
         t1 = time.perf_counter()
         cdtype = getattr(torch, a.dtype)
         model.to(cdtype)
+        def after_block(i: int) -> None:  # one line per block: a detached run's log shows its pace
+            gpu = torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else 0.0
+            print(f"block {i}: {time.perf_counter() - t1:.1f} s, peak GPU {gpu:.1f} GiB, "
+                  f"RSS {rss.peak / 2**30:.1f} GiB", flush=True)
+
         records = prune_loaded(model, windows, PruneConfig(method=a.method, dense_ratio=ratio), dev,
-                               progress=sys.stderr.isatty())
+                               progress=sys.stderr.isatty(), after_block=after_block)
         prune_s = time.perf_counter() - t1
     nparams = sum(p.numel() for p in model.parameters())
     row = {

