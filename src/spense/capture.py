@@ -3,7 +3,8 @@
 * :func:`capture_inputs` runs the calibration windows through the embeddings with a forward pre-hook
   on block 0 that records the hidden states (float32, CPU) and the other arguments the model passes
   to its blocks (rotary embeddings, masks: identical for every window of one length), then stops.
-* :func:`run_block` runs those hidden states through one block, one window at a time.
+* :func:`run_block` runs those hidden states through one block, one window at a time (the pipeline
+  moves them to the GPU when they fit, :func:`spense.pipeline.resident_inputs`).
 * :func:`find_groups` runs one window with pre-hooks on the block's linears and groups the linears
   that read the same input tensor, in execution order (Llama: ``[q,k,v], [o], [gate,up], [down]``).
 """
@@ -125,7 +126,8 @@ def run_block(
     block: nn.Module, inputs: BlockInputs, device: torch.device, samples: range | None = None,
     keep: bool = True,
 ) -> torch.Tensor | None:
-    """Run the samples through ``block``; return the outputs (float32, CPU) when ``keep``."""
+    """Run the samples through ``block``; return the outputs (float32, on the inputs' device) when
+    ``keep``."""
     dtype = _block_dtype(block)
     args, kwargs = to_device(inputs.args, device), to_device(inputs.kwargs, device)
     # float tensors in the kwargs (masks, rotary cos/sin) follow the block's dtype
@@ -139,7 +141,7 @@ def run_block(
         if isinstance(y, (tuple, list)):
             y = y[0]
         if keep:
-            outs[j : j + 1] = y.float().cpu()
+            outs[j : j + 1] = y  # float32, where the inputs live (copy_ casts and moves)
     return outs
 
 

@@ -94,9 +94,9 @@ def prune_block(
     """Prune one block in place on its calibration ``inputs``; return ``(records, outputs)``.
 
     ``records`` = ``{full module name: layer record}``; ``outputs`` = the *pruned* block's outputs
-    (``(n, seqlen, hidden)`` float32, CPU), the next block's inputs.  ``prefix`` is the block's module
-    path (``model.layers.3``); ``linears`` defaults to :func:`spense.hf.find_linears`; ``plan`` maps
-    full module names to per-linear config overrides.  ``sequential``: ``"true"`` (each group's Hessian
+    (``(n, seqlen, hidden)`` float32, on the device of ``inputs.hidden``), the next block's inputs.
+    ``prefix`` is the block's module path (``model.layers.3``); ``linears`` defaults to
+    :func:`spense.hf.find_linears`; ``plan`` maps full module names to per-linear config overrides.  ``sequential``: ``"true"`` (each group's Hessian
     after the earlier groups were pruned) or ``"block"`` (all from the unpruned block).  Hooks:
     ``on_layer(name, record)`` after each linear, ``on_hessian(name, H)`` with the Hessian each linear
     is pruned with.  The block is moved to ``device`` and back to the CPU.
@@ -157,6 +157,28 @@ def layer_record(mod: nn.Module, res: Any, cfg: Any, weight_name: str) -> dict:
 # --------------------------------------------------------------------------------------------------
 # the loop
 # --------------------------------------------------------------------------------------------------
+def resident_inputs(hidden: torch.Tensor, dev: torch.device, blocks: nn.ModuleList) -> torch.Tensor:
+    """The calibration hidden states on the GPU when they fit, else on the CPU.
+
+    Every block reads its inputs five times (group discovery, one Hessian pass per sublayer group,
+    the outputs); kept on the GPU that is no host copy at all (a Qwen3-8B block at 128 x 2048 tokens
+    read 21 GB through PCIe per block).  They stay if inputs and outputs (``2 x`` their bytes) fit
+    in 80 % of the free memory beside a reserve for the block's work: 4 float32 copies of the largest
+    block and 6 Hessian-sized matrices of its widest linear input.
+    """
+    if dev.type != "cuda" or hidden.device.type == "cuda":
+        return hidden
+    big = max(blocks, key=lambda b: sum(p.numel() for p in b.parameters()))
+    k = max((m.in_features for m in big.modules() if isinstance(m, nn.Linear)), default=0)
+    reserve = 16 * sum(p.numel() for p in big.parameters()) + 24 * k * k
+    free, _ = torch.cuda.mem_get_info(dev)
+    if 2 * hidden.numel() * hidden.element_size() + reserve < 0.8 * free:
+        return hidden.to(dev)
+    logger.info("calibration activations stay in CPU memory (%.1f GB; %.1f GB free on the GPU)",
+                hidden.numel() * hidden.element_size() / 1e9, free / 1e9)
+    return hidden
+
+
 def check_plan(plan: dict[str, Any] | None, known: set[str]) -> None:
     """Every plan entry names a prunable linear and holds a valid config (InputError otherwise)."""
     if not plan:
@@ -225,6 +247,7 @@ def prune_loaded(
         if saved is None or saved.shape != inputs.hidden.shape:
             raise CheckpointError(f"resume state {state.root} is damaged; pass --restart or delete it")
         inputs.hidden = saved
+    inputs.hidden = resident_inputs(inputs.hidden, dev, blocks)
 
     with progress_bar(progress) as bar:
         outer = bar.add_task("blocks", total=len(blocks), completed=start)

@@ -115,7 +115,7 @@ class ResumeState:
         old = self.inps_file
         if next_inputs is not None:
             self.inps_file = f"inps_{i + 1}.safetensors"
-            atomic_save_tensors(self.root / self.inps_file, {"hidden": next_inputs})
+            atomic_save_tensors(self.root / self.inps_file, {"hidden": next_inputs.cpu()})
         else:
             self.inps_file = None
         self.finished.append(i)

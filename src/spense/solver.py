@@ -29,10 +29,11 @@ The reported ``row_loss`` is exact: ``diag(Δ H Δᵀ) / 2 = ‖Δ_i X‖² / n`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Hashable
 
 import torch
 
+from spense import sweep_graphs
 from spense.errors import FormatError, NumericalError
 from spense.format import SpenseLayout
 from spense.hessian import check_layer_inputs, inverse_cholesky, prepare_hessian, where
@@ -56,6 +57,34 @@ def reconstruction_row_loss(W: torch.Tensor, W_hat: torch.Tensor, H: torch.Tenso
     return ((D @ H.float()) * D).sum(dim=1) / 2
 
 
+def sweep_batch(W1: torch.Tensor, U1: torch.Tensor, mask_fn: MaskFn, group: int) -> torch.Tensor:
+    """One lazy batch of :func:`obs_sweep`: ``W1`` (``(N, w)``) swept in place with ``U1`` (its
+    ``w × w`` block of ``U``), pruned entries set to exact zeros; returns the scaled errors ``E``.
+
+    The mask of a window is fixed when the sweep enters it, so inside a window the error of column
+    ``j`` is ``e_j = w_j ⊙ m_j / U_jj`` (``m_j``: pruned entries) and only the window's own later
+    columns need the rank-1 update ``w_k −= e_j U_jk`` at once; the rest of the batch gets one
+    rank-``group`` update per window, ``W[:, after] −= E_window U[window, after]`` (the same sums,
+    fewer and larger operations).
+    """
+    w = W1.shape[1]
+    d = torch.diagonal(U1)
+    E = torch.zeros_like(W1)
+    step = group or w  # unstructured: one window, the whole lazy batch
+    for g0 in range(0, w, step):
+        g1 = min(g0 + step, w)
+        mask = mask_fn(W1[:, g0:g1] ** 2 / d[g0:g1] ** 2)
+        for j in range(g0, g1):
+            e = W1[:, j].masked_fill(~mask[:, j - g0], 0.0) / d[j]  # (w − q) / U_jj
+            E[:, j] = e
+            if j + 1 < g1:
+                W1[:, j + 1:g1].addr_(e, U1[j, j + 1:g1], alpha=-1.0)
+        W1[:, g0:g1].masked_fill_(mask, 0.0)  # q: exact zeros where pruned
+        if g1 < w:
+            W1[:, g1:].addmm_(E[:, g0:g1], U1[g0:g1, g1:], alpha=-1.0)
+    return E
+
+
 def obs_sweep(
     W: torch.Tensor,
     U: torch.Tensor,
@@ -63,6 +92,7 @@ def obs_sweep(
     mask_fn: MaskFn,
     group: int,
     blocksize: int = 128,
+    mask_key: Hashable | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """SparseGPT's sweep over the first ``n_sweep`` columns of ``W`` (modified in place and returned).
 
@@ -70,33 +100,25 @@ def obs_sweep(
     mask window and returns its prune mask; the window is ``group`` columns starting at every
     ``j % group == 0`` (N:M) or, with ``group = 0``, the whole lazy batch (unstructured).  Columns
     ``≥ n_sweep`` are never pruned but receive the updates.  Returns ``(W, losses)`` with
-    ``losses[:, j] = (w - q)² / U_jj² / 2`` (``(N, n_sweep)``).
-
-    The mask of a window is fixed when the sweep enters it, so inside a window the error of column
-    ``j`` is ``e_j = w_j ⊙ m_j / U_jj`` (``m_j``: pruned entries) and only the window's own later
-    columns need the rank-1 update ``w_k −= e_j U_jk`` at once; the rest of the lazy batch gets one
-    rank-``group`` update per window, ``W[:, after] −= E_window U[window, after]`` (the same sums,
-    fewer and larger operations).
+    ``losses[:, j] = (w - q)² / U_jj² / 2`` (``(N, n_sweep)``).  Each batch is
+    :func:`sweep_batch`; on CUDA, with ``mask_key`` naming the mask rule, full batches replay a
+    CUDA graph of it (:mod:`spense.sweep_graphs`; bit-identical, without the launch overhead).
     """
     N = W.shape[0]
     losses = torch.zeros(N, n_sweep, dtype=W.dtype, device=W.device)
+
+    def batch(W1: torch.Tensor, U1: torch.Tensor) -> torch.Tensor:
+        return sweep_batch(W1, U1, mask_fn, group)
+
     for i1 in range(0, n_sweep, blocksize):
         i2 = min(i1 + blocksize, n_sweep)
-        W1, U1 = W[:, i1:i2].clone(), U[i1:i2, i1:i2]
-        d = torch.diagonal(U1)
-        E = torch.zeros_like(W1)  # scaled errors e of the batch
-        step = group or i2 - i1  # unstructured: one window, the whole lazy batch
-        for g0 in range(0, i2 - i1, step):
-            g1 = min(g0 + step, i2 - i1)
-            mask = mask_fn(W1[:, g0:g1] ** 2 / d[g0:g1] ** 2)
-            for j in range(g0, g1):
-                e = W1[:, j].masked_fill(~mask[:, j - g0], 0.0) / d[j]  # (w − q) / U_jj
-                E[:, j] = e
-                if j + 1 < g1:
-                    W1[:, j + 1:g1].addr_(e, U1[j, j + 1:g1], alpha=-1.0)
-            W1[:, g0:g1].masked_fill_(mask, 0.0)  # q: exact zeros where pruned
-            if g1 < i2 - i1:
-                W1[:, g1:].addmm_(E[:, g0:g1], U1[g0:g1, g1:], alpha=-1.0)
+        W1, U1 = W[:, i1:i2], U[i1:i2, i1:i2]
+        graph = sweep_graphs.batch_runner(batch, W1, (mask_key, group)) if mask_key is not None else None
+        if graph is not None:
+            W1, E = graph(W1, U1)
+        else:
+            W1 = W1.clone()
+            E = batch(W1, U1)
         losses[:, i1:i2] = E**2 / 2
         W[:, i1:i2] = W1
         W[:, i2:] -= E @ U[i1:i2, i2:]  # lazy update of everything right of the batch
@@ -145,9 +167,11 @@ def obs_prune(
         n_sweep = K - layout.n_dense
     if nm_mode:
         mask_fn = prune_mask_fn or (lambda s: nm_prune_mask(s, n, m))
+        mask_key = None if prune_mask_fn else ("nm", n, m)  # the default rules can be graphed
         group, bs = m, -(-int(blocksize) // m) * m  # batches must hold whole groups
     else:
         mask_fn = prune_mask_fn or (lambda s: global_prune_mask(s, sparsity))
+        mask_key = None if prune_mask_fn else ("unstructured", float(sparsity))
         group, bs = 0, int(blocksize)
     if bs <= 0:
         raise FormatError(f"blocksize must be positive, got {blocksize}")
@@ -161,7 +185,7 @@ def obs_prune(
         Hd, Wz, _ = prepare_hessian(Hp, Wp, percdamp)
         Wz[:, n_sweep:] = Wp[:, n_sweep:]  # dense columns start exactly at W, even if dead
         U = inverse_cholesky(Hd, name, percdamp)[:n_sweep]
-        Q, L = obs_sweep(Wz, U, n_sweep, mask_fn, group, bs)
+        Q, L = obs_sweep(Wz, U, n_sweep, mask_fn, group, bs, mask_key)
         if not bool(torch.isfinite(Q).all()):
             raise NumericalError(f"{where(name)}: OBS sweep produced NaN/Inf; try a larger --percdamp")
         Qu = torch.empty_like(Q)
