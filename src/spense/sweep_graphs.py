@@ -8,7 +8,8 @@ The batch's work depends only on its shapes and on the mask rule, so it is captu
 every later batch of that shape, in every linear of the model.  A replay runs exactly the captured
 kernels on the copied inputs, so the results are bit-identical to the eager sweep.
 
-Used only on CUDA, for the default mask rules (``mask_key`` names them), and never inside another
+Used only on CUDA, for the default N:M mask rule (``mask_key`` names it; unstructured batches stay
+eager: their graph failed the bit-identity test on the H200), and never inside another
 capture; if a capture fails the shape falls back to the eager sweep for the rest of the process.
 ``SPENSE_SWEEP_GRAPHS=0`` turns graphs off.
 """
