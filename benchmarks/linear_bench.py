@@ -35,7 +35,9 @@ SHAPES = [
     ("8B.kv", 1024, 4096), ("8B.gate", 12288, 4096),
     ("32B.qkv", 10240, 5120), ("32B.o", 5120, 8192), ("32B.gate_up", 51200, 5120), ("32B.down", 5120, 25600),
 ]
-CFGS = [(1, 4), (1, 8), (2, 4), (2, 8), (1, 16)]  # mmasp (row tiles per warp, warps per CTA)
+# mmasp (row tiles per CTA, warps, stages): stages 0 = the register kernel, > 0 = the bulk-copy kernel
+# with that many shared-memory ring slots (sm_90; csrc/spense_mmasp_bulk.cuh)
+CFGS = [(1, 4, 0), (1, 8, 0), (2, 4, 0), (2, 8, 0), (1, 16, 0), (1, 4, 4), (1, 4, 8), (1, 8, 8), (2, 4, 4)]
 LIMIT = {"bf16": 2 / 1.125, "fp8": 1 / 0.625}
 
 
@@ -144,7 +146,7 @@ def main():
     ap.add_argument("--axes", default="cols,rows")
     ap.add_argument("--dtypes", default="bf16", help="bf16, fp8 or bf16,fp8 (fp8: e4m3 weights, bf16 x)")
     ap.add_argument("--backends", default="dense,peer,cusparselt,mmasp,triton")
-    ap.add_argument("--cfgs", default="", help="mmasp (RT,warps) list, e.g. 1x4,2x8 (default: all 5)")
+    ap.add_argument("--cfgs", default="", help="mmasp (RT,warps[,stages]) list, e.g. 1x4,2x8,1x4x4 (default: CFGS)")
     ap.add_argument("--cols-layout", default="blocks", choices=["blocks", "random"])
     ap.add_argument("--min-bytes", type=float, default=256e6)
     ap.add_argument("--tag", default="")

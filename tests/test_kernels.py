@@ -163,19 +163,45 @@ def test_gpu_mmasp_and_triton_ops(axis, fp8):
     p = _packed(axis, N=96, K=512, nd=128, fp8=fp8).to("cuda")
     kw = to_kernel_layout(p, "cuda")
     ref_w = unpack(p, dtype=torch.float32)
+    # the register kernel, and on sm_90 the bulk-copy kernel (a ring of 1 slot: every chunk after the
+    # first waits for its slot to be consumed; 4 slots: all in flight at once)
+    stages = (0, 1, 4) if torch.cuda.get_device_capability()[0] >= 9 else (0,)
     for M in (1, 7, 16, 33, 64):
         x = torch.randn(M, p.shape[1], device="cuda").to(torch.bfloat16)
         ref = x.double() @ ref_w.double().t()
-        for y in (mmasp_forward(kw, x), mmasp_forward(kw, x, out=torch.full_like(ref, float("nan"),
-                                                                                   dtype=torch.bfloat16)),
-                  triton_decode_packed(p, x)):
+        ys = [triton_decode_packed(p, x)]
+        for st in stages:
+            for RT, warps in ((1, 4), (2, 3)):
+                ys += [mmasp_forward(kw, x, None, RT, warps, st),
+                       mmasp_forward(kw, x, torch.full_like(ref, float("nan"), dtype=torch.bfloat16), RT, warps, st)]
+        for y in ys:
             assert torch.isfinite(y).all()
             assert ((y.double() - ref).norm() / ref.norm()).item() < 5e-3
     x = torch.randn(5, p.shape[1], device="cuda").to(torch.bfloat16)
     rows_blk = 16
     torch.library.opcheck(mmasp_op, (kw.sv, kw.sm, kw.dv, x, kw.sblk, kw.dblk, kw.out_row, kw.wscale, kw.n_out,
                                      kw.rows_sparse // rows_blk, kw.rows_dense // rows_blk, kw.Ss, kw.SdA, kw.SdB,
-                                     1, 4, kw.fp8))
+                                     1, 4, kw.fp8, stages[-1]))
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] < 9,
+                    reason="the bulk-copy kernel needs sm_90")
+@pytest.mark.parametrize("axis,fp8", [("cols", False), ("rows", False), ("cols", True)])
+def test_gpu_bulk_kernel_ring_wraps(axis, fp8):
+    """Many chunks per CTA (K = 2304: 36 steps) through rings of 1-5 slots, every M bucket."""
+    from spense.runtime.mmasp import mmasp_forward, to_kernel_layout
+
+    p = _packed(axis, N=64, K=2304, nd=576 if axis == "cols" else 16, fp8=fp8).to("cuda")
+    kw = to_kernel_layout(p, "cuda")
+    ref_w = unpack(p, dtype=torch.float32).double()
+    for M in (1, 9, 20, 40):
+        x = torch.randn(M, p.shape[1], device="cuda").to(torch.bfloat16)
+        ref = x.double() @ ref_w.t()
+        for stages in (1, 2, 3, 5):
+            y = mmasp_forward(kw, x, None, 1, 2, stages)
+            assert ((y.double() - ref).norm() / ref.norm()).item() < 5e-3, (M, stages)
 
 
 @pytest.mark.gpu

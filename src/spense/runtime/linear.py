@@ -122,7 +122,7 @@ class SpenseLinear(nn.Module):
         _LAYERS[self.handle] = self
         self.choice: dict[int, str] = {}  # M bucket -> backend (auto)
         self.fallbacks: dict[int, str] = {}  # M bucket -> reason (auto chose dense)
-        self.mmasp_cfg: dict[int, tuple[int, int]] = {}  # M bucket -> (RT, warps)
+        self.mmasp_cfg: dict[int, tuple[int, ...]] = {}  # M bucket -> (RT, warps[, stages])
 
     # -- construction ----------------------------------------------------------------------
     @classmethod

@@ -30,9 +30,13 @@ ROW_PAD = 32  # rows padded to a multiple of this (row blocks of 16 or 32 rows)
 
 
 def _src_hash(src: Path) -> str:
+    """Hash of the extension's sources: ``src`` and every header beside it."""
     import hashlib
 
-    return hashlib.sha256(src.read_bytes()).hexdigest()[:16]
+    h = hashlib.sha256(src.read_bytes())
+    for f in sorted(src.parent.glob("*.cuh")):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def load_extension(verbose: bool = False):
@@ -67,6 +71,7 @@ def load_extension(verbose: bool = False):
         _EXT = load(
             name="spense_mmasp_ext",
             sources=[str(src)],
+            extra_include_paths=[str(src.parent)],
             extra_cuda_cflags=["-O3", f"-gencode=arch=compute_{arch},code=sm_{arch}", "-lineinfo",
                                "--use_fast_math", "-Xptxas=-v" if verbose else "-Xptxas=-O3"],
             verbose=verbose,
@@ -344,50 +349,66 @@ def default_config(kw: KernelWeights, M: int) -> tuple[int, int]:
     return RT, warps
 
 
-def _launch(y, sv, sm, dv, x, sblk, dblk, out_row, wscale, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8):
+def _launch(y, sv, sm, dv, x, sblk, dblk, out_row, wscale, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8, stages):
     if not x.is_cuda:
         raise DeviceError("the mmasp kernel needs CUDA tensors")
     load_extension().spense_mmasp(sv, sm, dv, x, sblk, dblk, out_row, wscale, y, Bs, Bd, Ss, SdA, SdB, RT,
-                                  warps, fp8)
+                                  warps, fp8, stages)
 
 
 @torch.library.custom_op("spense::mmasp_out", mutates_args=("y",))
 def mmasp_out(y: torch.Tensor, sv: torch.Tensor, sm: torch.Tensor, dv: torch.Tensor, x: torch.Tensor,
               sblk: torch.Tensor, dblk: torch.Tensor, out_row: torch.Tensor, wscale: torch.Tensor, Bs: int,
-              Bd: int, Ss: int, SdA: int, SdB: int, RT: int, warps: int, fp8: bool) -> None:
-    """The mma.sp kernel writing ``y[m, out_row[r]]`` in place (GPU only; see csrc/spense_mmasp.cu)."""
-    _launch(y, sv, sm, dv, x, sblk, dblk, out_row, wscale, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8)
+              Bd: int, Ss: int, SdA: int, SdB: int, RT: int, warps: int, fp8: bool, stages: int) -> None:
+    """The mma.sp kernel writing ``y[m, out_row[r]]`` in place (GPU only; see csrc/spense_mmasp.cu).
+    ``stages`` 0: the register kernel; > 0: the bulk-copy kernel with that many ring slots (sm_90)."""
+    _launch(y, sv, sm, dv, x, sblk, dblk, out_row, wscale, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8, stages)
 
 
 @mmasp_out.register_fake
-def _(y, sv, sm, dv, x, sblk, dblk, out_row, wscale, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8):
+def _(y, sv, sm, dv, x, sblk, dblk, out_row, wscale, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8, stages):
     return None
 
 
 @torch.library.custom_op("spense::mmasp", mutates_args=())
 def mmasp_op(sv: torch.Tensor, sm: torch.Tensor, dv: torch.Tensor, x: torch.Tensor, sblk: torch.Tensor,
              dblk: torch.Tensor, out_row: torch.Tensor, wscale: torch.Tensor, N: int, Bs: int, Bd: int, Ss: int,
-             SdA: int, SdB: int, RT: int, warps: int, fp8: bool) -> torch.Tensor:
+             SdA: int, SdB: int, RT: int, warps: int, fp8: bool, stages: int) -> torch.Tensor:
     """``y (M, N)`` bf16 = the mma.sp kernel's output (every output column is written: ``out_row``
     covers ``[0, N)``), functional form for torch.compile (GPU only)."""
     y = torch.empty(x.shape[0], N, dtype=torch.bfloat16, device=x.device)
-    _launch(y, sv, sm, dv, x, sblk, dblk, out_row, wscale, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8)
+    _launch(y, sv, sm, dv, x, sblk, dblk, out_row, wscale, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8, stages)
     return y
 
 
 @mmasp_op.register_fake
-def _(sv, sm, dv, x, sblk, dblk, out_row, wscale, N, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8):
+def _(sv, sm, dv, x, sblk, dblk, out_row, wscale, N, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8, stages):
     return x.new_empty(x.shape[0], N, dtype=torch.bfloat16)
 
 
+def default_stages() -> int:
+    """Ring slots of the bulk-copy kernel when no measured config says otherwise: ``SPENSE_MMASP_STAGES``
+    (default 0, the register kernel, until the bulk kernel is measured on the device)."""
+    v = os.environ.get("SPENSE_MMASP_STAGES", "0")
+    try:
+        n = int(v)
+    except ValueError:
+        raise DeviceError(f"SPENSE_MMASP_STAGES must be an integer 0..16, got {v!r}") from None
+    if not 0 <= n <= 16:
+        raise DeviceError(f"SPENSE_MMASP_STAGES must be in 0..16, got {n}")
+    return n
+
+
 def mmasp_forward(kw: KernelWeights, x2: torch.Tensor, out: torch.Tensor | None = None, RT: int | None = None,
-                  warps: int | None = None) -> torch.Tensor:
+                  warps: int | None = None, stages: int | None = None) -> torch.Tensor:
     """``x2 @ W.T`` (bf16 x, M <= 64) through ``spense::mmasp`` (``out`` given: ``spense::mmasp_out``,
-    written in place and returned)."""
+    written in place and returned).  ``(RT, warps, stages)``: the kernel config (None: the defaults)."""
     if RT is None or warps is None:
         r, w = default_config(kw, x2.shape[0])
         RT = RT or r
         warps = warps or w
+    if stages is None:
+        stages = default_stages()
     rows_blk = 16 * RT
     Bs = kw.rows_sparse // rows_blk
     Bd = kw.rows_dense // rows_blk
@@ -395,6 +416,6 @@ def mmasp_forward(kw: KernelWeights, x2: torch.Tensor, out: torch.Tensor | None 
         x2 = x2.index_select(1, kw.xperm)
     args = (kw.sv, kw.sm, kw.dv, x2, kw.sblk, kw.dblk, kw.out_row, kw.wscale)
     if out is None:
-        return mmasp_op(*args, kw.n_out, Bs, Bd, kw.Ss, kw.SdA, kw.SdB, RT, warps, kw.fp8)
-    mmasp_out(out, *args, Bs, Bd, kw.Ss, kw.SdA, kw.SdB, RT, warps, kw.fp8)
+        return mmasp_op(*args, kw.n_out, Bs, Bd, kw.Ss, kw.SdA, kw.SdB, RT, warps, kw.fp8, stages)
+    mmasp_out(out, *args, Bs, Bd, kw.Ss, kw.SdA, kw.SdB, RT, warps, kw.fp8, stages)
     return out

@@ -1,0 +1,158 @@
+// Standalone A/B of the two Spense decode kernels (no torch): the register variant
+// (spense_mmasp_kernel) against the bulk-copy variant (spense_mmasp_bulk_kernel), on random weights in
+// the kernel layout.  Checks that both give the same outputs (relative L2 difference; the K split over
+// warps differs, so fp32 sums differ in order only), then times both under weight rotation past L2,
+// next to a device-to-device copy of 1 GiB measured in the same run.
+//
+//   nvcc -std=c++17 -O3 -gencode=arch=compute_90,code=sm_90 --use_fast_math -Xptxas -v \
+//        -I src/spense/runtime/csrc benchmarks/mmasp_bulk_check.cu -o /tmp/mmasp_bulk_check
+//   /tmp/mmasp_bulk_check [N K dense_frac axis(c|r) fp8(0|1) M RT warps stages reps]
+//
+// One line per run: shape, config, rel. difference, µs and GB/s of each kernel, copy GB/s.
+#include <cuda_runtime.h>
+#include <cstdio>
+#include <cstdlib>
+#include <cmath>
+#include <vector>
+#include <random>
+
+#include "spense_mmasp_common.cuh"
+#include "spense_mmasp_reg.cuh"
+#include "spense_mmasp_bulk.cuh"
+
+#define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { \
+  fprintf(stderr, "%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e_)); exit(1); } } while (0)
+
+static uint16_t f2bf(float f) { uint32_t u; memcpy(&u, &f, 4); return (uint16_t)((u + 0x7FFF + ((u >> 16) & 1)) >> 16); }
+static float bf2f(uint16_t h) { uint32_t u = (uint32_t)h << 16; float f; memcpy(&f, &u, 4); return f; }
+
+struct Args { int N = 12288, K = 4096; double dfrac = 0.25; char axis = 'c'; int fp8 = 0, M = 1, RT = 1,
+              warps = 4, stages = 4, reps = 50; };
+
+template <int RT, int NT, bool FP8>
+void run(const Args& a, std::mt19937& rng) {
+  using G = BulkGeom<FP8>;
+  const int ROWS = RT * 16;
+  // regions: cols axis = every row block sparse with SdA dense steps; rows axis = Bd dense-row blocks
+  int Bs, Bd, Ss, SdA, SdB;
+  const int steps = a.K / 64;
+  if (a.axis == 'c') {
+    SdA = (int)std::lround(a.dfrac * steps); Ss = steps - SdA; SdB = 0;
+    Bs = a.N / ROWS; Bd = 0;
+  } else {
+    Ss = steps; SdA = 0; SdB = steps;
+    Bd = (int)std::lround(a.dfrac * a.N / ROWS); Bs = a.N / ROWS - Bd;
+  }
+  const int kx = a.K;
+  const size_t nsv = (size_t)Bs * RT * Ss * G::VS, nsm = (size_t)Bs * RT * Ss * 32;
+  const size_t ndv = ((size_t)Bs * RT * SdA + (size_t)Bd * RT * SdB) * G::VD;
+  const size_t wbytes = (nsv + ndv) * 16 + nsm * 4;
+  // enough copies to rotate past L2 (>= 512 MB moved per rotation)
+  const int copies = (int)std::max<size_t>(1, std::min<size_t>(16, (512ull << 20) / std::max<size_t>(wbytes, 1) + 1));
+  std::vector<uint32_t> hv((nsv + ndv) * 4), hm(std::max<size_t>(nsm, 1));
+  std::uniform_real_distribution<float> U(-1.f, 1.f);
+  for (auto& w : hv) {
+    if (FP8) { uint32_t r = rng() & 0x77777777u; w = r; }                        // finite e4m3 bytes
+    else w = (uint32_t)f2bf(U(rng)) | ((uint32_t)f2bf(U(rng)) << 16);
+  }
+  const uint32_t nib[6] = {0x4, 0x8, 0xC, 0x9, 0xD, 0xE};                        // valid 2:4 index pairs
+  for (auto& w : hm) { uint32_t v = 0; for (int i = 0; i < 8; ++i) v |= nib[rng() % 6] << (4 * i); w = v; }
+  std::vector<uint16_t> hx((size_t)a.M * kx);
+  for (auto& v : hx) v = f2bf(U(rng));
+  std::vector<int> sblk(std::max(Ss, 1)), dblk(std::max(std::max(SdA, SdB), 1)), orow((size_t)(Bs + Bd) * ROWS);
+  for (int s = 0; s < Ss; ++s) sblk[s] = s * 64;
+  for (int s = 0; s < (int)dblk.size(); ++s) dblk[s] = (a.axis == 'c' ? Ss + s : s) * 64;
+  for (size_t i = 0; i < orow.size(); ++i) orow[i] = (int)i;
+  std::vector<float> hs(a.N, 0.5f);
+
+  uint4 *sv, *dv; uint32_t* sm; __nv_bfloat16 *x, *y0, *y1; int *d_sblk, *d_dblk, *d_orow; float* ws;
+  CK(cudaMalloc(&sv, nsv * 16 * copies + 16)); CK(cudaMalloc(&dv, ndv * 16 * copies + 16));
+  CK(cudaMalloc(&sm, nsm * 4 * copies + 16));
+  for (int c = 0; c < copies; ++c) {
+    CK(cudaMemcpy(sv + nsv * c, hv.data(), nsv * 16, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dv + ndv * c, hv.data() + nsv * 4, ndv * 16, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(sm + nsm * c, hm.data(), nsm * 4, cudaMemcpyHostToDevice));
+  }
+  CK(cudaMalloc(&x, hx.size() * 2)); CK(cudaMemcpy(x, hx.data(), hx.size() * 2, cudaMemcpyHostToDevice));
+  CK(cudaMalloc(&y0, (size_t)a.M * a.N * 2)); CK(cudaMalloc(&y1, (size_t)a.M * a.N * 2));
+  CK(cudaMalloc(&d_sblk, sblk.size() * 4)); CK(cudaMalloc(&d_dblk, dblk.size() * 4));
+  CK(cudaMalloc(&d_orow, orow.size() * 4)); CK(cudaMalloc(&ws, a.N * 4));
+  CK(cudaMemcpy(d_sblk, sblk.data(), sblk.size() * 4, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(d_dblk, dblk.data(), dblk.size() * 4, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(d_orow, orow.data(), orow.size() * 4, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(ws, hs.data(), a.N * 4, cudaMemcpyHostToDevice));
+  dim3 grid(Bs + Bd);
+  auto reg = [&](int c, __nv_bfloat16* y) {
+    spense_mmasp_kernel<RT, NT, FP8, (FP8 ? 8 : 4)><<<grid, 32 * a.warps>>>(sv + nsv * c, sm + nsm * c,
+        dv + ndv * c, x, kx, a.M, kx, d_sblk, d_dblk, d_orow, ws, y, a.N, Bs, Bd, Ss, SdA, SdB);
+  };
+  auto bulk = [&](int c, __nv_bfloat16* y) {
+    const cudaError_t e = launch_bulk<RT, NT, FP8>(grid, a.warps, a.stages, 0, sv + nsv * c, sm + nsm * c,
+        dv + ndv * c, x, kx, a.M, kx, d_sblk, d_dblk, d_orow, ws, y, a.N, Bs, Bd, Ss, SdA, SdB);
+    CK(e);
+  };
+  reg(0, y0); bulk(0, y1);
+  CK(cudaGetLastError()); CK(cudaDeviceSynchronize());
+  std::vector<uint16_t> h0((size_t)a.M * a.N), h1(h0.size());
+  CK(cudaMemcpy(h0.data(), y0, h0.size() * 2, cudaMemcpyDeviceToHost));
+  CK(cudaMemcpy(h1.data(), y1, h1.size() * 2, cudaMemcpyDeviceToHost));
+  double num = 0, den = 0; int bad = 0;
+  for (size_t i = 0; i < h0.size(); ++i) {
+    const double u = bf2f(h0[i]), v = bf2f(h1[i]);
+    if (!std::isfinite(u) || !std::isfinite(v)) ++bad;
+    num += (u - v) * (u - v); den += u * u;
+  }
+  const double rel = std::sqrt(num / std::max(den, 1e-30));
+  cudaEvent_t e0, e1; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
+  auto timeit = [&](auto&& f) {
+    for (int i = 0; i < 3; ++i) f(i % copies, y0);
+    CK(cudaEventRecord(e0));
+    for (int i = 0; i < a.reps; ++i) f(i % copies, y0);
+    CK(cudaEventRecord(e1)); CK(cudaEventSynchronize(e1)); CK(cudaGetLastError());
+    float ms; CK(cudaEventElapsedTime(&ms, e0, e1)); return 1e3 * ms / a.reps;
+  };
+  const float t_reg = timeit(reg), t_bulk = timeit(bulk);
+  // copy bandwidth (read + write) of 1 GiB, same run
+  void *c0, *c1; const size_t cb = 1ull << 30; CK(cudaMalloc(&c0, cb)); CK(cudaMalloc(&c1, cb));
+  CK(cudaMemcpy(c1, c0, cb, cudaMemcpyDeviceToDevice));
+  CK(cudaEventRecord(e0)); for (int i = 0; i < 5; ++i) CK(cudaMemcpy(c1, c0, cb, cudaMemcpyDeviceToDevice));
+  CK(cudaEventRecord(e1)); CK(cudaEventSynchronize(e1)); float cms; CK(cudaEventElapsedTime(&cms, e0, e1));
+  const double copy_gbs = 2.0 * cb * 5 / (cms * 1e-3) / 1e9;
+  printf("N=%d K=%d d=%.3f axis=%c fp8=%d M=%d RT=%d warps=%d stages=%d | rel_diff %.2e nonfinite %d | "
+         "reg %.2f us %.0f GB/s | bulk %.2f us %.0f GB/s | bulk/reg %.3fx | copy %.0f GB/s | weights %.1f MB x%d\n",
+         a.N, a.K, a.dfrac, a.axis, a.fp8, a.M, RT, a.warps, a.stages, rel, bad, t_reg, wbytes / (t_reg * 1e3),
+         t_bulk, wbytes / (t_bulk * 1e3), t_reg / t_bulk, copy_gbs, wbytes / 1e6, copies);
+  cudaFree(sv); cudaFree(dv); cudaFree(sm); cudaFree(x); cudaFree(y0); cudaFree(y1); cudaFree(d_sblk);
+  cudaFree(d_dblk); cudaFree(d_orow); cudaFree(ws); cudaFree(c0); cudaFree(c1);
+  if (rel > 2e-3 || bad) { fprintf(stderr, "MISMATCH\n"); exit(2); }
+}
+
+template <int RT, bool FP8>
+void by_nt(const Args& a, std::mt19937& rng) {
+  if (a.M <= 8) run<RT, 1, FP8>(a, rng);
+  else if (a.M <= 16) run<RT, 2, FP8>(a, rng);
+  else if (a.M <= 32) run<RT, 4, FP8>(a, rng);
+  else run<RT, 8, FP8>(a, rng);
+}
+
+int main(int argc, char** argv) {
+  Args a;
+  if (argc > 1) a.N = atoi(argv[1]);
+  if (argc > 2) a.K = atoi(argv[2]);
+  if (argc > 3) a.dfrac = atof(argv[3]);
+  if (argc > 4) a.axis = argv[4][0];
+  if (argc > 5) a.fp8 = atoi(argv[5]);
+  if (argc > 6) a.M = atoi(argv[6]);
+  if (argc > 7) a.RT = atoi(argv[7]);
+  if (argc > 8) a.warps = atoi(argv[8]);
+  if (argc > 9) a.stages = atoi(argv[9]);
+  if (argc > 10) a.reps = atoi(argv[10]);
+  if (a.K % 64 || a.N % (16 * a.RT) || a.M < 1 || a.M > 64 || a.stages < 1 || a.stages > BULK_MAX_STAGES) {
+    fprintf(stderr, "bad arguments\n");
+    return 1;
+  }
+  std::mt19937 rng(1234);
+  if (a.RT == 1) { if (a.fp8) by_nt<1, true>(a, rng); else by_nt<1, false>(a, rng); }
+  else { if (a.fp8) by_nt<2, true>(a, rng); else by_nt<2, false>(a, rng); }
+  return 0;
+}

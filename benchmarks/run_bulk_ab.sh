@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The bulk-copy mma.sp kernel against the register kernel, on the device, in one call (no torch build):
+#   OUT=<dir> bash benchmarks/run_bulk_ab.sh
+# 1. builds benchmarks/mmasp_bulk_check.cu (nvcc, sm_90);
+# 2. correctness: small shapes, rings of 1..5 slots, cols/rows, bf16/FP8, every M bucket (exits on a
+#    mismatch: "MISMATCH");
+# 3. compute-sanitizer memcheck on two small runs (if the runtime allows it);
+# 4. timing on the Qwen3-8B / 32B linear shapes at 25 % dense (cols), M = 1 and 16, four configs.
+# Everything goes to $OUT/bulk_ab.txt (one line per run) and $OUT/build.txt.
+set -u
+OUT=${OUT:-out}; mkdir -p "$OUT"
+B=/tmp/mmasp_bulk_check
+nvcc -std=c++17 -O3 -gencode=arch=compute_90,code=sm_90 --use_fast_math -Xptxas -v \
+  -I src/spense/runtime/csrc benchmarks/mmasp_bulk_check.cu -o $B > "$OUT/build.txt" 2>&1 || { tail -20 "$OUT/build.txt"; exit 1; }
+R="$OUT/bulk_ab.txt"
+echo "# $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1), $(date -u +%FT%TZ), commit ${SPENSE_COMMIT:-unknown}" > "$R"
+echo "## correctness" >> "$R"
+for axis in c r; do for fp8 in 0 1; do for M in 1 9 20 40; do for st in 1 2 5; do
+  $B 256 2304 0.25 $axis $fp8 $M 1 3 $st 3 >> "$R" 2>&1 || { echo "FAILED $axis $fp8 $M $st" >> "$R"; }
+done; done; done; done
+$B 512 4096 0.25 c 0 1 2 4 4 3 >> "$R" 2>&1 || echo "FAILED RT2" >> "$R"
+echo "## memcheck" >> "$R"
+timeout 120 compute-sanitizer --tool memcheck $B 128 1024 0.25 c 0 1 1 2 2 1 >> "$R" 2>&1 || echo "memcheck rc=$?" >> "$R"
+timeout 120 compute-sanitizer --tool memcheck $B 128 1024 0.25 r 1 16 1 2 3 1 >> "$R" 2>&1 || echo "memcheck rc=$?" >> "$R"
+echo "## timing (25 % dense cols; reg = register kernel with the same RT and warps)" >> "$R"
+for shape in "6144 4096" "4096 4096" "24576 4096" "4096 12288" "10240 5120" "5120 8192" "51200 5120" "5120 25600"; do
+  for M in 1 16; do
+    for cfg in "1 4 4" "1 4 8" "1 8 8" "2 4 4"; do
+      $B $shape 0.25 c 0 $M $cfg 50 >> "$R" 2>&1 || echo "FAILED $shape $M $cfg" >> "$R"
+    done
+    $B $shape 0.25 c 1 $M 1 4 8 50 >> "$R" 2>&1 || echo "FAILED fp8 $shape $M" >> "$R"
+  done
+done
+echo DONE >> "$R"
+grep -c MISMATCH "$R"; tail -5 "$R"

@@ -1,0 +1,164 @@
+// The register variant of the Spense decode kernel (see spense_mmasp.cu for the design).
+#pragma once
+#include "spense_mmasp_common.cuh"
+
+template <int RT, int NT, bool FP8, int U>
+__global__ void __launch_bounds__(512) spense_mmasp_kernel(
+    const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
+    const __nv_bfloat16* __restrict__ x, int ldx, int M, int kx,
+    const int* __restrict__ sblk, const int* __restrict__ dblk,
+    const int* __restrict__ out_row, const float* __restrict__ wscale,
+    __nv_bfloat16* __restrict__ y, int ldy, int Bs, int Bd, int Ss, int SdA, int SdB) {
+  constexpr int ROWS = RT * 16;
+  constexpr int VS = FP8 ? 32 : 64;   // uint4 per (row tile, sparse step)
+  constexpr int VD = FP8 ? 64 : 128;  // uint4 per (row tile, dense step)
+  constexpr int NVS = FP8 ? 1 : 2;    // uint4 per lane per sparse step
+  constexpr int NVD = FP8 ? 2 : 4;    // uint4 per lane per dense step
+  __shared__ float red[ROWS * NT * 8];
+  const int W = blockDim.x >> 5;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int g = lane >> 2, t = lane & 3;
+  const int bi = blockIdx.x;
+  const int b = bi < Bd ? Bs + bi : bi - Bd;
+
+  for (int i = threadIdx.x; i < ROWS * NT * 8; i += blockDim.x) red[i] = 0.f;
+
+  float acc[RT][NT][4];
+#pragma unroll
+  for (int r = 0; r < RT; ++r)
+#pragma unroll
+    for (int n = 0; n < NT; ++n)
+#pragma unroll
+      for (int q = 0; q < 4; ++q) acc[r][n][q] = 0.f;
+
+  int nsp, nde;
+  const uint4* dbase;
+  if (b < Bs) {
+    nsp = Ss; nde = SdA;
+    dbase = dv + (size_t)b * RT * SdA * VD;
+  } else {
+    nsp = 0; nde = SdB;
+    dbase = dv + ((size_t)Bs * RT * SdA + (size_t)(b - Bs) * RT * SdB) * VD;
+  }
+
+  // ---------------- sparse steps (64 K = 2 mma.sp per row tile) ----------------
+  if (nsp) {
+    const uint4* vbase = sv + (size_t)b * RT * Ss * VS;      // [RT][Ss][VS]
+    const uint32_t* mbase = sm + (size_t)b * RT * Ss * 32;   // [RT][Ss][32] u32
+    for (int s0 = warp; s0 < nsp; s0 += W * U) {
+      uint4 va[U][RT][NVS];
+      uint32_t me[U][RT];
+      int xb[U];
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int s = s0 + u * W;
+        if (s < nsp) {
+          xb[u] = __ldg(sblk + s);
+#pragma unroll
+          for (int r = 0; r < RT; ++r) {
+            const uint4* p = vbase + ((size_t)r * Ss + s) * VS + lane;
+#pragma unroll
+            for (int v = 0; v < NVS; ++v) va[u][r][v] = ldg_stream(p + 32 * v);
+            me[u][r] = ldg_stream32(mbase + ((size_t)r * Ss + s) * 32 + lane);
+          }
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int s = s0 + u * W;
+        if (s < nsp) {
+#pragma unroll
+          for (int j = 0; j < 2; ++j) {
+            const int k0 = xb[u] + j * 32;
+            uint4 a[RT];
+#pragma unroll
+            for (int r = 0; r < RT; ++r) {
+              if (FP8) a[r] = j == 0 ? e4m3x8_frag(va[u][r][0].x, va[u][r][0].y)
+                                     : e4m3x8_frag(va[u][r][0].z, va[u][r][0].w);
+              else a[r] = va[u][r][FP8 ? 0 : j];
+            }
+#pragma unroll
+            for (int n = 0; n < NT; ++n) {
+              uint32_t bf[4];
+#pragma unroll
+              for (int i = 0; i < 4; ++i) bf[i] = load_x2(x, ldx, n * 8 + g, M, k0 + 2 * t + 8 * i, kx);
+#pragma unroll
+              for (int r = 0; r < RT; ++r) mma_sp(acc[r][n], a[r], bf, me[u][r], j);
+            }
+          }
+        }
+      }
+    }
+  }
+  // ---------------- dense steps (64 K = 4 mma.m16n8k16 per row tile) ----------------
+  if (nde) {
+    for (int s0 = warp; s0 < nde; s0 += W * U) {
+      uint4 da[U][RT][NVD];
+      int xb[U];
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int s = s0 + u * W;
+        if (s < nde) {
+          xb[u] = __ldg(dblk + s);
+#pragma unroll
+          for (int r = 0; r < RT; ++r) {
+            const uint4* p = dbase + ((size_t)r * nde + s) * VD + lane;
+#pragma unroll
+            for (int j = 0; j < NVD; ++j) da[u][r][j] = ldg_stream(p + 32 * j);
+          }
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int s = s0 + u * W;
+        if (s < nde) {
+#pragma unroll
+          for (int j = 0; j < 4; ++j) {
+            const int k0 = xb[u] + j * 16;
+            uint4 a[RT];
+#pragma unroll
+            for (int r = 0; r < RT; ++r) {
+              if (FP8) {
+                const uint4& q = da[u][r][j >> 1];
+                a[r] = (j & 1) == 0 ? e4m3x8_frag(q.x, q.y) : e4m3x8_frag(q.z, q.w);
+              } else {
+                a[r] = da[u][r][FP8 ? 0 : j];
+              }
+            }
+#pragma unroll
+            for (int n = 0; n < NT; ++n) {
+              uint32_t b0 = load_x2(x, ldx, n * 8 + g, M, k0 + 2 * t, kx);
+              uint32_t b1 = load_x2(x, ldx, n * 8 + g, M, k0 + 2 * t + 8, kx);
+#pragma unroll
+              for (int r = 0; r < RT; ++r) mma_dense(acc[r][n], a[r], b0, b1);
+            }
+          }
+        }
+      }
+    }
+  }
+  __syncthreads();
+  // ---------------- reduce over warps, write in place ----------------
+#pragma unroll
+  for (int r = 0; r < RT; ++r)
+#pragma unroll
+    for (int n = 0; n < NT; ++n) {
+      const int row0 = r * 16 + g, col0 = n * 8 + 2 * t;
+      atomicAdd(&red[(row0)*NT * 8 + col0], acc[r][n][0]);
+      atomicAdd(&red[(row0)*NT * 8 + col0 + 1], acc[r][n][1]);
+      atomicAdd(&red[(row0 + 8) * NT * 8 + col0], acc[r][n][2]);
+      atomicAdd(&red[(row0 + 8) * NT * 8 + col0 + 1], acc[r][n][3]);
+    }
+  __syncthreads();
+  for (int i = threadIdx.x; i < ROWS * NT * 8; i += blockDim.x) {
+    const int row = i / (NT * 8), tok = i % (NT * 8);
+    if (tok < M) {
+      const int o = out_row[b * ROWS + row];
+      if (o >= 0) {
+        float v = red[i];
+        if (FP8) v *= __ldg(wscale + o);
+        y[(size_t)tok * ldy + o] = __float2bfloat16(v);
+      }
+    }
+  }
+}
