@@ -1,12 +1,13 @@
-// Standalone A/B of the two Spense decode kernels (no torch): the register variant
-// (spense_mmasp_kernel) against the bulk-copy variant (spense_mmasp_bulk_kernel), on random weights in
-// the kernel layout.  Checks that both give the same outputs (relative L2 difference; the K split over
-// warps differs, so fp32 sums differ in order only), then times both under weight rotation past L2,
-// next to a device-to-device copy of 1 GiB measured in the same run.
+// Standalone A/B of the Spense decode kernels (no torch): the register variant (spense_mmasp_kernel)
+// reading x directly ("reg") and through x in fragment order ("reg_xf", spense.runtime.mmasp.
+// x_fragments), and the bulk-copy variant (spense_mmasp_bulk_kernel, x in fragment order if xfrag=1),
+// on random weights in the kernel layout.  Checks that all give the same outputs (relative L2
+// difference; the K split over warps differs, so fp32 sums differ in order only), then times them
+// under weight rotation past L2, next to a device-to-device copy of 1 GiB measured in the same run.
 //
 //   nvcc -std=c++17 -O3 -gencode=arch=compute_90,code=sm_90 --use_fast_math -Xptxas -v \
 //        -I src/spense/runtime/csrc benchmarks/mmasp_bulk_check.cu -o /tmp/mmasp_bulk_check
-//   /tmp/mmasp_bulk_check [N K dense_frac axis(c|r) fp8(0|1) M RT warps stages reps]
+//   /tmp/mmasp_bulk_check [N K dense_frac axis(c|r) fp8(0|1) M RT warps stages reps xfrag(0|1)]
 //
 // One line per run: shape, config, rel. difference, µs and GB/s of each kernel, copy GB/s.
 #include <cuda_runtime.h>
@@ -27,7 +28,7 @@ static uint16_t f2bf(float f) { uint32_t u; memcpy(&u, &f, 4); return (uint16_t)
 static float bf2f(uint16_t h) { uint32_t u = (uint32_t)h << 16; float f; memcpy(&f, &u, 4); return f; }
 
 struct Args { int N = 12288, K = 4096; double dfrac = 0.25; char axis = 'c'; int fp8 = 0, M = 1, RT = 1,
-              warps = 4, stages = 4, reps = 50; };
+              warps = 4, stages = 4, reps = 50, xfrag = 1; };
 
 template <int RT, int NT, bool FP8>
 void run(const Args& a, std::mt19937& rng) {
@@ -64,8 +65,16 @@ void run(const Args& a, std::mt19937& rng) {
   for (int s = 0; s < (int)dblk.size(); ++s) dblk[s] = (a.axis == 'c' ? Ss + s : s) * 64;
   for (size_t i = 0; i < orow.size(); ++i) orow[i] = (int)i;
   std::vector<float> hs(a.N, 0.5f);
+  // x in fragment order: xf[c][n][lane = 4g + t][i][e] = x[8n + g][32c + 8i + 2t + e]
+  const int Kp = (kx + 63) / 64 * 64;
+  std::vector<uint16_t> hxf((size_t)(Kp / 32) * NT * 32 * 8, 0);
+  for (int c = 0; c < Kp / 32; ++c) for (int n = 0; n < NT; ++n) for (int l = 0; l < 32; ++l)
+    for (int i = 0; i < 4; ++i) for (int e = 0; e < 2; ++e) {
+      const int tok = 8 * n + l / 4, k = 32 * c + 8 * i + 2 * (l % 4) + e;
+      if (tok < a.M && k < kx) hxf[(((size_t)c * NT + n) * 32 + l) * 8 + 2 * i + e] = hx[(size_t)tok * kx + k];
+    }
 
-  uint4 *sv, *dv; uint32_t* sm; __nv_bfloat16 *x, *y0, *y1; int *d_sblk, *d_dblk, *d_orow; float* ws;
+  uint4 *sv, *dv, *xf; uint32_t* sm; __nv_bfloat16 *x, *y0, *y1, *y2; int *d_sblk, *d_dblk, *d_orow; float* ws;
   CK(cudaMalloc(&sv, nsv * 16 * copies + 16)); CK(cudaMalloc(&dv, ndv * 16 * copies + 16));
   CK(cudaMalloc(&sm, nsm * 4 * copies + 16));
   for (int c = 0; c < copies; ++c) {
@@ -74,7 +83,9 @@ void run(const Args& a, std::mt19937& rng) {
     CK(cudaMemcpy(sm + nsm * c, hm.data(), nsm * 4, cudaMemcpyHostToDevice));
   }
   CK(cudaMalloc(&x, hx.size() * 2)); CK(cudaMemcpy(x, hx.data(), hx.size() * 2, cudaMemcpyHostToDevice));
+  CK(cudaMalloc(&xf, hxf.size() * 2)); CK(cudaMemcpy(xf, hxf.data(), hxf.size() * 2, cudaMemcpyHostToDevice));
   CK(cudaMalloc(&y0, (size_t)a.M * a.N * 2)); CK(cudaMalloc(&y1, (size_t)a.M * a.N * 2));
+  CK(cudaMalloc(&y2, (size_t)a.M * a.N * 2));
   CK(cudaMalloc(&d_sblk, sblk.size() * 4)); CK(cudaMalloc(&d_dblk, dblk.size() * 4));
   CK(cudaMalloc(&d_orow, orow.size() * 4)); CK(cudaMalloc(&ws, a.N * 4));
   CK(cudaMemcpy(d_sblk, sblk.data(), sblk.size() * 4, cudaMemcpyHostToDevice));
@@ -82,27 +93,31 @@ void run(const Args& a, std::mt19937& rng) {
   CK(cudaMemcpy(d_orow, orow.data(), orow.size() * 4, cudaMemcpyHostToDevice));
   CK(cudaMemcpy(ws, hs.data(), a.N * 4, cudaMemcpyHostToDevice));
   dim3 grid(Bs + Bd);
-  auto reg = [&](int c, __nv_bfloat16* y) {
+  auto reg_x = [&](int c, __nv_bfloat16* y, const uint4* xfp) {
     spense_mmasp_kernel<RT, NT, FP8, (FP8 ? 8 : 4)><<<grid, 32 * a.warps>>>(sv + nsv * c, sm + nsm * c,
-        dv + ndv * c, x, kx, a.M, kx, d_sblk, d_dblk, d_orow, ws, y, a.N, Bs, Bd, Ss, SdA, SdB);
+        dv + ndv * c, x, xfp, kx, a.M, kx, d_sblk, d_dblk, d_orow, ws, y, a.N, Bs, Bd, Ss, SdA, SdB);
   };
+  auto reg = [&](int c, __nv_bfloat16* y) { reg_x(c, y, nullptr); };
+  auto reg_xf = [&](int c, __nv_bfloat16* y) { reg_x(c, y, xf); };
   auto bulk = [&](int c, __nv_bfloat16* y) {
     const cudaError_t e = launch_bulk<RT, NT, FP8>(grid, a.warps, a.stages, 0, sv + nsv * c, sm + nsm * c,
-        dv + ndv * c, x, kx, a.M, kx, d_sblk, d_dblk, d_orow, ws, y, a.N, Bs, Bd, Ss, SdA, SdB);
+        dv + ndv * c, x, a.xfrag ? xf : nullptr, kx, a.M, kx, d_sblk, d_dblk, d_orow, ws, y, a.N, Bs, Bd, Ss,
+        SdA, SdB);
     CK(e);
   };
-  reg(0, y0); bulk(0, y1);
+  reg(0, y0); bulk(0, y1); reg_xf(0, y2);
   CK(cudaGetLastError()); CK(cudaDeviceSynchronize());
-  std::vector<uint16_t> h0((size_t)a.M * a.N), h1(h0.size());
+  std::vector<uint16_t> h0((size_t)a.M * a.N), h1(h0.size()), h2(h0.size());
   CK(cudaMemcpy(h0.data(), y0, h0.size() * 2, cudaMemcpyDeviceToHost));
   CK(cudaMemcpy(h1.data(), y1, h1.size() * 2, cudaMemcpyDeviceToHost));
-  double num = 0, den = 0; int bad = 0;
+  CK(cudaMemcpy(h2.data(), y2, h2.size() * 2, cudaMemcpyDeviceToHost));
+  double num = 0, num2 = 0, den = 0; int bad = 0;
   for (size_t i = 0; i < h0.size(); ++i) {
-    const double u = bf2f(h0[i]), v = bf2f(h1[i]);
-    if (!std::isfinite(u) || !std::isfinite(v)) ++bad;
-    num += (u - v) * (u - v); den += u * u;
+    const double u = bf2f(h0[i]), v = bf2f(h1[i]), w = bf2f(h2[i]);
+    if (!std::isfinite(u) || !std::isfinite(v) || !std::isfinite(w)) ++bad;
+    num += (u - v) * (u - v); num2 += (u - w) * (u - w); den += u * u;
   }
-  const double rel = std::sqrt(num / std::max(den, 1e-30));
+  const double rel = std::max(std::sqrt(num / std::max(den, 1e-30)), std::sqrt(num2 / std::max(den, 1e-30)));
   cudaEvent_t e0, e1; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
   auto timeit = [&](auto&& f) {
     for (int i = 0; i < 3; ++i) f(i % copies, y0);
@@ -111,18 +126,21 @@ void run(const Args& a, std::mt19937& rng) {
     CK(cudaEventRecord(e1)); CK(cudaEventSynchronize(e1)); CK(cudaGetLastError());
     float ms; CK(cudaEventElapsedTime(&ms, e0, e1)); return 1e3 * ms / a.reps;
   };
-  const float t_reg = timeit(reg), t_bulk = timeit(bulk);
+  const float t_reg = timeit(reg), t_regxf = timeit(reg_xf), t_bulk = timeit(bulk);
   // copy bandwidth (read + write) of 1 GiB, same run
   void *c0, *c1; const size_t cb = 1ull << 30; CK(cudaMalloc(&c0, cb)); CK(cudaMalloc(&c1, cb));
   CK(cudaMemcpy(c1, c0, cb, cudaMemcpyDeviceToDevice));
   CK(cudaEventRecord(e0)); for (int i = 0; i < 5; ++i) CK(cudaMemcpy(c1, c0, cb, cudaMemcpyDeviceToDevice));
   CK(cudaEventRecord(e1)); CK(cudaEventSynchronize(e1)); float cms; CK(cudaEventElapsedTime(&cms, e0, e1));
   const double copy_gbs = 2.0 * cb * 5 / (cms * 1e-3) / 1e9;
-  printf("N=%d K=%d d=%.3f axis=%c fp8=%d M=%d RT=%d warps=%d stages=%d | rel_diff %.2e nonfinite %d | "
-         "reg %.2f us %.0f GB/s | bulk %.2f us %.0f GB/s | bulk/reg %.3fx | copy %.0f GB/s | weights %.1f MB x%d\n",
-         a.N, a.K, a.dfrac, a.axis, a.fp8, a.M, RT, a.warps, a.stages, rel, bad, t_reg, wbytes / (t_reg * 1e3),
-         t_bulk, wbytes / (t_bulk * 1e3), t_reg / t_bulk, copy_gbs, wbytes / 1e6, copies);
-  cudaFree(sv); cudaFree(dv); cudaFree(sm); cudaFree(x); cudaFree(y0); cudaFree(y1); cudaFree(d_sblk);
+  printf("N=%d K=%d d=%.3f axis=%c fp8=%d M=%d RT=%d warps=%d stages=%d xfrag=%d | rel_diff %.2e nonfinite %d | "
+         "reg %.2f us %.0f GB/s | reg_xf %.2f us %.0f GB/s | bulk %.2f us %.0f GB/s | bulk/reg %.3fx | "
+         "copy %.0f GB/s | weights %.1f MB x%d\n",
+         a.N, a.K, a.dfrac, a.axis, a.fp8, a.M, RT, a.warps, a.stages, a.xfrag, rel, bad, t_reg,
+         wbytes / (t_reg * 1e3), t_regxf, wbytes / (t_regxf * 1e3), t_bulk, wbytes / (t_bulk * 1e3),
+         t_reg / t_bulk, copy_gbs, wbytes / 1e6, copies);
+  cudaFree(sv); cudaFree(dv); cudaFree(sm); cudaFree(x); cudaFree(xf); cudaFree(y0); cudaFree(y1); cudaFree(y2);
+  cudaFree(d_sblk);
   cudaFree(d_dblk); cudaFree(d_orow); cudaFree(ws); cudaFree(c0); cudaFree(c1);
   if (rel > 2e-3 || bad) { fprintf(stderr, "MISMATCH\n"); exit(2); }
 }
@@ -147,6 +165,7 @@ int main(int argc, char** argv) {
   if (argc > 8) a.warps = atoi(argv[8]);
   if (argc > 9) a.stages = atoi(argv[9]);
   if (argc > 10) a.reps = atoi(argv[10]);
+  if (argc > 11) a.xfrag = atoi(argv[11]);
   if (a.K % 64 || a.N % (16 * a.RT) || a.M < 1 || a.M > 64 || a.stages < 1 || a.stages > BULK_MAX_STAGES) {
     fprintf(stderr, "bad arguments\n");
     return 1;

@@ -5,8 +5,10 @@
 # 2. correctness: small shapes, rings of 1..5 slots, cols/rows, bf16/FP8, every M bucket (exits on a
 #    mismatch: "MISMATCH");
 # 3. compute-sanitizer memcheck on two small runs (if the runtime allows it);
-# 4. timing on the Qwen3-8B / 32B linear shapes at 25 % dense (cols), M = 1 and 16, four configs.
-# Everything goes to $OUT/bulk_ab.txt (one line per run) and $OUT/build.txt.
+# 4. timing on the Qwen3-8B / 32B linear shapes at 25 % dense (cols), M = 1, 8 and 16, four configs
+#    (each line: the register kernel with x read directly and through x_fragments, the bulk kernel);
+# 5. with PYTEST=1, the GPU tests of the torch extension (tests/test_kernels.py -m gpu).
+# Everything goes to $OUT/bulk_ab.txt (one line per run), $OUT/build.txt and $OUT/pytest.txt.
 set -u
 OUT=${OUT:-out}; mkdir -p "$OUT"
 B=/tmp/mmasp_bulk_check
@@ -16,7 +18,7 @@ R="$OUT/bulk_ab.txt"
 echo "# $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1), $(date -u +%FT%TZ), commit ${SPENSE_COMMIT:-unknown}" > "$R"
 echo "## correctness" >> "$R"
 for axis in c r; do for fp8 in 0 1; do for M in 1 9 20 40; do for st in 1 2 5; do
-  $B 256 2304 0.25 $axis $fp8 $M 1 3 $st 3 >> "$R" 2>&1 || { echo "FAILED $axis $fp8 $M $st" >> "$R"; }
+  $B 256 2304 0.25 $axis $fp8 $M 1 3 $st 3 $((st % 2)) >> "$R" 2>&1 || { echo "FAILED $axis $fp8 $M $st" >> "$R"; }
 done; done; done; done
 $B 512 4096 0.25 c 0 1 2 4 4 3 >> "$R" 2>&1 || echo "FAILED RT2" >> "$R"
 echo "## memcheck" >> "$R"
@@ -24,12 +26,17 @@ timeout 120 compute-sanitizer --tool memcheck $B 128 1024 0.25 c 0 1 1 2 2 1 >> 
 timeout 120 compute-sanitizer --tool memcheck $B 128 1024 0.25 r 1 16 1 2 3 1 >> "$R" 2>&1 || echo "memcheck rc=$?" >> "$R"
 echo "## timing (25 % dense cols; reg = register kernel with the same RT and warps)" >> "$R"
 for shape in "6144 4096" "4096 4096" "24576 4096" "4096 12288" "10240 5120" "5120 8192" "51200 5120" "5120 25600"; do
-  for M in 1 16; do
+  for M in 1 8 16; do
+    xf=$([ $M -gt 1 ] && echo 1 || echo 0)
     for cfg in "1 4 4" "1 4 8" "1 8 8" "2 4 4"; do
-      $B $shape 0.25 c 0 $M $cfg 50 >> "$R" 2>&1 || echo "FAILED $shape $M $cfg" >> "$R"
+      $B $shape 0.25 c 0 $M $cfg 50 $xf >> "$R" 2>&1 || echo "FAILED $shape $M $cfg" >> "$R"
     done
-    $B $shape 0.25 c 1 $M 1 4 8 50 >> "$R" 2>&1 || echo "FAILED fp8 $shape $M" >> "$R"
+    $B $shape 0.25 c 1 $M 1 4 8 50 $xf >> "$R" 2>&1 || echo "FAILED fp8 $shape $M" >> "$R"
   done
 done
 echo DONE >> "$R"
+if [ "${PYTEST:-0}" = 1 ]; then
+  PYTHONPATH=src timeout 400 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_kernels.py > "$OUT/pytest.txt" 2>&1
+  tail -3 "$OUT/pytest.txt"
+fi
 grep -c MISMATCH "$R"; tail -5 "$R"

@@ -33,11 +33,12 @@ for axis in ("cols", "rows"):
         for M in (1, 16, 32, 64):  # NT = 1, 2, 4, 8
             x = torch.randn(M, 320, device="cuda").to(torch.bfloat16)
             for RT in (1, 2):
-                mmasp_forward(kw, x, None, RT, 4, 0)
+                for xfrag in (False, True):
+                    mmasp_forward(kw, x, None, RT, 4, 0, xfrag)
                 print("mmasp", axis, fp8, M, RT, flush=True)
                 if torch.cuda.get_device_capability()[0] >= 9:  # the bulk-copy kernel, ring of 1 and 3
                     for stages in (1, 3):
-                        mmasp_forward(kw, x, None, RT, 2, stages)
+                        mmasp_forward(kw, x, None, RT, 2, stages, stages == 3)
                         print("mmasp bulk", axis, fp8, M, RT, stages, flush=True)
             triton_decode_packed(p, x)
             print("triton_decode", axis, fp8, M, flush=True)

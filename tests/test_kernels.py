@@ -158,7 +158,7 @@ def test_triton_kernels_interpreted():
 @gpu
 @pytest.mark.parametrize("axis,fp8", [("cols", False), ("rows", False), ("cols", True), ("rows", True)])
 def test_gpu_mmasp_and_triton_ops(axis, fp8):
-    from spense.runtime.mmasp import mmasp_forward, mmasp_op, to_kernel_layout
+    from spense.runtime.mmasp import mmasp_forward, mmasp_op, to_kernel_layout, x_fragments
 
     p = _packed(axis, N=96, K=512, nd=128, fp8=fp8).to("cuda")
     kw = to_kernel_layout(p, "cuda")
@@ -172,8 +172,10 @@ def test_gpu_mmasp_and_triton_ops(axis, fp8):
         ys = [triton_decode_packed(p, x)]
         for st in stages:
             for RT, warps in ((1, 4), (2, 3)):
-                ys += [mmasp_forward(kw, x, None, RT, warps, st),
-                       mmasp_forward(kw, x, torch.full_like(ref, float("nan"), dtype=torch.bfloat16), RT, warps, st)]
+                for xfrag in (False, True):  # x straight, or through x_fragments
+                    ys += [mmasp_forward(kw, x, None, RT, warps, st, xfrag),
+                           mmasp_forward(kw, x, torch.full_like(ref, float("nan"), dtype=torch.bfloat16), RT,
+                                         warps, st, xfrag)]
         for y in ys:
             assert torch.isfinite(y).all()
             assert ((y.double() - ref).norm() / ref.norm()).item() < 5e-3
@@ -181,7 +183,7 @@ def test_gpu_mmasp_and_triton_ops(axis, fp8):
     rows_blk = 16
     torch.library.opcheck(mmasp_op, (kw.sv, kw.sm, kw.dv, x, kw.sblk, kw.dblk, kw.out_row, kw.wscale, kw.n_out,
                                      kw.rows_sparse // rows_blk, kw.rows_dense // rows_blk, kw.Ss, kw.SdA, kw.SdB,
-                                     1, 4, kw.fp8, stages[-1]))
+                                     1, 4, kw.fp8, stages[-1], x_fragments(x)))
 
 
 @pytest.mark.gpu
@@ -200,8 +202,32 @@ def test_gpu_bulk_kernel_ring_wraps(axis, fp8):
         x = torch.randn(M, p.shape[1], device="cuda").to(torch.bfloat16)
         ref = x.double() @ ref_w.t()
         for stages in (1, 2, 3, 5):
-            y = mmasp_forward(kw, x, None, 1, 2, stages)
-            assert ((y.double() - ref).norm() / ref.norm()).item() < 5e-3, (M, stages)
+            for xfrag in (False, True):
+                y = mmasp_forward(kw, x, None, 1, 2, stages, xfrag)
+                assert ((y.double() - ref).norm() / ref.norm()).item() < 5e-3, (M, stages, xfrag)
+
+
+@pytest.mark.parametrize("M,K", [(1, 64), (13, 200), (16, 4096), (33, 96), (64, 130)])
+def test_x_fragments_is_the_b_fragment_order(M, K):
+    """xf[c, n, lane = 4g + t, i, e] = x[8n + g, 32c + 8i + 2t + e], zero past M and K (the 16 bytes
+    one lane loads for an mma.sp.m16n8k32 B fragment; csrc/spense_mmasp_common.cuh load_b32)."""
+    from spense.runtime.mmasp import x_fragments
+
+    x = torch.randn(M, K).to(torch.bfloat16)
+    xf = x_fragments(x)
+    nt = 1 if M <= 8 else 2 if M <= 16 else 4 if M <= 32 else 8
+    Kp = -(-K // 64) * 64
+    assert xf.shape == (Kp // 32, nt, 8, 4, 4, 2) and xf.is_contiguous()
+    flat = xf.reshape(Kp // 32, nt, 32, 8)  # [c][n][lane][8 bf16] as the kernel indexes it
+    gen = torch.Generator().manual_seed(M * K)
+    for _ in range(200):
+        c, n, lane, i, e = (int(torch.randint(0, hi, (1,), generator=gen)) for hi in (Kp // 32, nt, 32, 4, 2))
+        g, t = lane // 4, lane % 4
+        tok, k = 8 * n + g, 32 * c + 8 * i + 2 * t + e
+        want = x[tok, k] if tok < M and k < K else torch.tensor(0.0, dtype=torch.bfloat16)
+        assert flat[c, n, lane, 2 * i + e] == want
+    pad = torch.zeros(flat.numel() - x.numel())  # every element exactly once, the rest zeros
+    assert torch.equal(flat.flatten().float().sort().values, torch.cat([x.flatten().float(), pad]).sort().values)
 
 
 @pytest.mark.gpu

@@ -349,60 +349,88 @@ def default_config(kw: KernelWeights, M: int) -> tuple[int, int]:
     return RT, warps
 
 
-def _launch(y, sv, sm, dv, x, sblk, dblk, out_row, wscale, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8, stages):
+def _launch(y, sv, sm, dv, x, sblk, dblk, out_row, wscale, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8, stages, xf):
     if not x.is_cuda:
         raise DeviceError("the mmasp kernel needs CUDA tensors")
     load_extension().spense_mmasp(sv, sm, dv, x, sblk, dblk, out_row, wscale, y, Bs, Bd, Ss, SdA, SdB, RT,
-                                  warps, fp8, stages)
+                                  warps, fp8, stages, xf)
 
 
 @torch.library.custom_op("spense::mmasp_out", mutates_args=("y",))
 def mmasp_out(y: torch.Tensor, sv: torch.Tensor, sm: torch.Tensor, dv: torch.Tensor, x: torch.Tensor,
               sblk: torch.Tensor, dblk: torch.Tensor, out_row: torch.Tensor, wscale: torch.Tensor, Bs: int,
-              Bd: int, Ss: int, SdA: int, SdB: int, RT: int, warps: int, fp8: bool, stages: int) -> None:
+              Bd: int, Ss: int, SdA: int, SdB: int, RT: int, warps: int, fp8: bool, stages: int,
+              xf: torch.Tensor) -> None:
     """The mma.sp kernel writing ``y[m, out_row[r]]`` in place (GPU only; see csrc/spense_mmasp.cu).
-    ``stages`` 0: the register kernel; > 0: the bulk-copy kernel with that many ring slots (sm_90)."""
-    _launch(y, sv, sm, dv, x, sblk, dblk, out_row, wscale, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8, stages)
+    ``stages`` 0: the register kernel; > 0: the bulk-copy kernel with that many ring slots (sm_90).
+    ``xf``: :func:`x_fragments` of ``x`` (the kernel reads its B fragments from it), or empty."""
+    _launch(y, sv, sm, dv, x, sblk, dblk, out_row, wscale, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8, stages, xf)
 
 
 @mmasp_out.register_fake
-def _(y, sv, sm, dv, x, sblk, dblk, out_row, wscale, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8, stages):
+def _(y, sv, sm, dv, x, sblk, dblk, out_row, wscale, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8, stages, xf):
     return None
 
 
 @torch.library.custom_op("spense::mmasp", mutates_args=())
 def mmasp_op(sv: torch.Tensor, sm: torch.Tensor, dv: torch.Tensor, x: torch.Tensor, sblk: torch.Tensor,
              dblk: torch.Tensor, out_row: torch.Tensor, wscale: torch.Tensor, N: int, Bs: int, Bd: int, Ss: int,
-             SdA: int, SdB: int, RT: int, warps: int, fp8: bool, stages: int) -> torch.Tensor:
+             SdA: int, SdB: int, RT: int, warps: int, fp8: bool, stages: int, xf: torch.Tensor) -> torch.Tensor:
     """``y (M, N)`` bf16 = the mma.sp kernel's output (every output column is written: ``out_row``
     covers ``[0, N)``), functional form for torch.compile (GPU only)."""
     y = torch.empty(x.shape[0], N, dtype=torch.bfloat16, device=x.device)
-    _launch(y, sv, sm, dv, x, sblk, dblk, out_row, wscale, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8, stages)
+    _launch(y, sv, sm, dv, x, sblk, dblk, out_row, wscale, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8, stages, xf)
     return y
 
 
 @mmasp_op.register_fake
-def _(sv, sm, dv, x, sblk, dblk, out_row, wscale, N, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8, stages):
+def _(sv, sm, dv, x, sblk, dblk, out_row, wscale, N, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8, stages, xf):
     return x.new_empty(x.shape[0], N, dtype=torch.bfloat16)
+
+
+def _env_int(name: str, default: int, lo: int, hi: int) -> int:
+    v = os.environ.get(name, str(default))
+    try:
+        n = int(v)
+    except ValueError:
+        raise DeviceError(f"{name} must be an integer {lo}..{hi}, got {v!r}") from None
+    if not lo <= n <= hi:
+        raise DeviceError(f"{name} must be in {lo}..{hi}, got {n}")
+    return n
 
 
 def default_stages() -> int:
     """Ring slots of the bulk-copy kernel when no measured config says otherwise: ``SPENSE_MMASP_STAGES``
     (default 0, the register kernel, until the bulk kernel is measured on the device)."""
-    v = os.environ.get("SPENSE_MMASP_STAGES", "0")
-    try:
-        n = int(v)
-    except ValueError:
-        raise DeviceError(f"SPENSE_MMASP_STAGES must be an integer 0..16, got {v!r}") from None
-    if not 0 <= n <= 16:
-        raise DeviceError(f"SPENSE_MMASP_STAGES must be in 0..16, got {n}")
-    return n
+    return _env_int("SPENSE_MMASP_STAGES", 0, 0, 16)
+
+
+def xfrag_min_m() -> int:
+    """Smallest M at which the kernel reads x through :func:`x_fragments`: ``SPENSE_MMASP_XFRAG_MIN_M``
+    (default 65 = never, until measured on the device)."""
+    return _env_int("SPENSE_MMASP_XFRAG_MIN_M", 65, 1, 65)
+
+
+def x_fragments(x2: torch.Tensor) -> torch.Tensor:
+    """``x2`` (``(M, K)`` bf16, M <= 64) in the kernels' B-fragment order, one 16-byte load per lane:
+
+        xf[c, n, g * 4 + t, i, e] = x[8 n + g, 32 c + 8 i + 2 t + e]     (0 past M or K)
+
+    ``c`` = 32-column chunk (K padded to a multiple of 64), ``n`` = 8-token tile (``NT`` of them:
+    1, 2, 4 or 8 by M), lane ``(g, t)``; ``(i, e)`` are the four bf16 pairs of an ``mma.sp.m16n8k32``
+    B fragment (an ``m16n8k16`` one is half of it)."""
+    M, K = x2.shape
+    nt = 1 if M <= 8 else 2 if M <= 16 else 4 if M <= 32 else 8
+    Kp = pad_to(K, 64)
+    xp = torch.nn.functional.pad(x2, (0, Kp - K, 0, 8 * nt - M))
+    return xp.view(nt, 8, Kp // 32, 4, 4, 2).permute(2, 0, 1, 4, 3, 5).contiguous()
 
 
 def mmasp_forward(kw: KernelWeights, x2: torch.Tensor, out: torch.Tensor | None = None, RT: int | None = None,
-                  warps: int | None = None, stages: int | None = None) -> torch.Tensor:
+                  warps: int | None = None, stages: int | None = None, xfrag: bool | None = None) -> torch.Tensor:
     """``x2 @ W.T`` (bf16 x, M <= 64) through ``spense::mmasp`` (``out`` given: ``spense::mmasp_out``,
-    written in place and returned).  ``(RT, warps, stages)``: the kernel config (None: the defaults)."""
+    written in place and returned).  ``(RT, warps, stages)``: the kernel config; ``xfrag``: read x
+    through :func:`x_fragments` (None: the defaults, :func:`default_stages`, :func:`xfrag_min_m`)."""
     if RT is None or warps is None:
         r, w = default_config(kw, x2.shape[0])
         RT = RT or r
@@ -414,8 +442,11 @@ def mmasp_forward(kw: KernelWeights, x2: torch.Tensor, out: torch.Tensor | None 
     Bd = kw.rows_dense // rows_blk
     if kw.xperm is not None:
         x2 = x2.index_select(1, kw.xperm)
+    if xfrag is None:
+        xfrag = x2.shape[0] >= xfrag_min_m()
+    xf = x_fragments(x2) if xfrag else x2.new_empty(0)
     args = (kw.sv, kw.sm, kw.dv, x2, kw.sblk, kw.dblk, kw.out_row, kw.wscale)
     if out is None:
-        return mmasp_op(*args, kw.n_out, Bs, Bd, kw.Ss, kw.SdA, kw.SdB, RT, warps, kw.fp8, stages)
-    mmasp_out(out, *args, Bs, Bd, kw.Ss, kw.SdA, kw.SdB, RT, warps, kw.fp8, stages)
+        return mmasp_op(*args, kw.n_out, Bs, Bd, kw.Ss, kw.SdA, kw.SdB, RT, warps, kw.fp8, stages, xf)
+    mmasp_out(out, *args, Bs, Bd, kw.Ss, kw.SdA, kw.SdB, RT, warps, kw.fp8, stages, xf)
     return out

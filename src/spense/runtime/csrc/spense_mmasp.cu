@@ -33,14 +33,14 @@
 #define LAUNCH(RT_, NT_, F_)                                                                        \
   spense_mmasp_kernel<RT_, NT_, F_, (F_ ? 8 : 4)><<<grid, threads, 0, stream>>>(                    \
       (const uint4*)sv.data_ptr(), (const uint32_t*)sm.data_ptr(), (const uint4*)dv.data_ptr(),     \
-      (const __nv_bfloat16*)x.data_ptr(), (int)x.stride(0), M, (int)x.size(1),                      \
+      (const __nv_bfloat16*)x.data_ptr(), XF, (int)x.stride(0), M, (int)x.size(1),                  \
       sblk.data_ptr<int>(), dblk.data_ptr<int>(), out_row.data_ptr<int>(),                          \
       wscale.data_ptr<float>(), (__nv_bfloat16*)y.data_ptr(), (int)y.stride(0),                     \
       (int)Bs, (int)Bd, (int)Ss, (int)SdA, (int)SdB)
 
 #define LAUNCH_BULK(RT_, NT_, F_)                                                                   \
   C10_CUDA_CHECK((launch_bulk<RT_, NT_, F_>(grid, (int)warps, (int)stages, stream, (const uint4*)sv.data_ptr(),             \
-      (const uint32_t*)sm.data_ptr(), (const uint4*)dv.data_ptr(), (const __nv_bfloat16*)x.data_ptr(),     \
+      (const uint32_t*)sm.data_ptr(), (const uint4*)dv.data_ptr(), (const __nv_bfloat16*)x.data_ptr(), XF, \
       (int)x.stride(0), M, (int)x.size(1), sblk.data_ptr<int>(), dblk.data_ptr<int>(),                      \
       out_row.data_ptr<int>(), wscale.data_ptr<float>(), (__nv_bfloat16*)y.data_ptr(), (int)y.stride(0),    \
       (int)Bs, (int)Bd, (int)Ss, (int)SdA, (int)SdB)))
@@ -65,7 +65,7 @@
 void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::Tensor x,
                   torch::Tensor sblk, torch::Tensor dblk, torch::Tensor out_row, torch::Tensor wscale,
                   torch::Tensor y, int64_t Bs, int64_t Bd, int64_t Ss, int64_t SdA, int64_t SdB,
-                  int64_t RT, int64_t warps, bool fp8, int64_t stages) {
+                  int64_t RT, int64_t warps, bool fp8, int64_t stages, torch::Tensor xf) {
   TORCH_CHECK(x.is_cuda() && x.scalar_type() == at::kBFloat16 && x.stride(1) == 1, "x: bf16 cuda, row-major");
   TORCH_CHECK(x.stride(0) % 2 == 0 && (reinterpret_cast<uintptr_t>(x.data_ptr()) & 3) == 0, "x: 4-byte aligned rows");
   TORCH_CHECK(y.scalar_type() == at::kBFloat16 && y.stride(1) == 1, "y: bf16 row-major");
@@ -84,6 +84,14 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
   TORCH_CHECK(M >= 1 && M <= 64, "mmasp kernel handles 1 <= M <= 64");
   if (Bs + Bd == 0) return;
   const int NT = M <= 8 ? 1 : M <= 16 ? 2 : M <= 32 ? 4 : 8;
+  // xf: x in fragment order ([ceil(K/64)*2][NT][32][8] bf16, spense.runtime.mmasp.x_fragments), or empty
+  const uint4* XF = nullptr;
+  if (xf.numel() > 0) {
+    TORCH_CHECK(xf.is_cuda() && xf.scalar_type() == at::kBFloat16 && xf.is_contiguous(), "xf: contiguous bf16 cuda");
+    TORCH_CHECK(xf.numel() == (int64_t)((x.size(1) + 63) / 64) * 2 * NT * 32 * 8,
+                "xf: shape does not match x (ceil(K/64)*2 chunks x NT x 32 lanes x 8)");
+    XF = reinterpret_cast<const uint4*>(xf.data_ptr());
+  }
   dim3 grid((unsigned)(Bs + Bd)), threads((unsigned)(32 * warps));
   auto stream = at::cuda::getCurrentCUDAStream();
   if (fp8) {

@@ -62,7 +62,7 @@ template <bool FP8> struct BulkGeom {
 template <int RT, int NT, bool FP8>
 __global__ void __launch_bounds__(544) spense_mmasp_bulk_kernel(
     const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
-    const __nv_bfloat16* __restrict__ x, int ldx, int M, int kx,
+    const __nv_bfloat16* __restrict__ x, const uint4* __restrict__ xf, int ldx, int M, int kx,
     const int* __restrict__ sblk, const int* __restrict__ dblk,
     const int* __restrict__ out_row, const float* __restrict__ wscale,
     __nv_bfloat16* __restrict__ y, int ldy, int Bs, int Bd, int Ss, int SdA, int SdB, int NS) {
@@ -166,8 +166,7 @@ __global__ void __launch_bounds__(544) spense_mmasp_bulk_kernel(
 #pragma unroll
             for (int nt = 0; nt < NT; ++nt) {
               uint32_t bf[4];
-#pragma unroll
-              for (int i = 0; i < 4; ++i) bf[i] = load_x2(x, ldx, nt * 8 + g, M, k0 + 2 * t + 8 * i, kx);
+              load_b32<NT>(bf, xf, x, ldx, M, kx, nt, lane, k0);
 #pragma unroll
               for (int r = 0; r < RT; ++r) mma_sp(acc[r][nt], a[r], bf, me[r], j);
             }
@@ -199,8 +198,8 @@ __global__ void __launch_bounds__(544) spense_mmasp_bulk_kernel(
             }
 #pragma unroll
             for (int nt = 0; nt < NT; ++nt) {
-              const uint32_t b0 = load_x2(x, ldx, nt * 8 + g, M, k0 + 2 * t, kx);
-              const uint32_t b1 = load_x2(x, ldx, nt * 8 + g, M, k0 + 2 * t + 8, kx);
+              uint32_t b0, b1;
+              load_b16<NT>(b0, b1, xf, x, ldx, M, kx, nt, lane, k0);
 #pragma unroll
               for (int r = 0; r < RT; ++r) mma_dense(acc[r][nt], a[r], b0, b1);
             }
@@ -239,7 +238,8 @@ __global__ void __launch_bounds__(544) spense_mmasp_bulk_kernel(
 // shared-memory attribute call, if any (the launch's own is left to the caller's check)
 template <int RT, int NT, bool FP8>
 cudaError_t launch_bulk(dim3 grid, int warps, int stages, cudaStream_t stream, const uint4* sv,
-                        const uint32_t* sm, const uint4* dv, const __nv_bfloat16* x, int ldx, int M, int kx,
+                        const uint32_t* sm, const uint4* dv, const __nv_bfloat16* x, const uint4* xf, int ldx,
+                        int M, int kx,
                         const int* sblk, const int* dblk, const int* out_row, const float* wscale,
                         __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA, int SdB) {
   const int smem = stages * RT * BulkGeom<FP8>::TILE;
@@ -251,6 +251,6 @@ cudaError_t launch_bulk(dim3 grid, int warps, int stages, cudaStream_t stream, c
     raised = smem;
   }
   spense_mmasp_bulk_kernel<RT, NT, FP8><<<grid, 32 * (warps + 1), smem, stream>>>(
-      sv, sm, dv, x, ldx, M, kx, sblk, dblk, out_row, wscale, y, ldy, Bs, Bd, Ss, SdA, SdB, stages);
+      sv, sm, dv, x, xf, ldx, M, kx, sblk, dblk, out_row, wscale, y, ldy, Bs, Bd, Ss, SdA, SdB, stages);
   return cudaSuccess;
 }

@@ -64,3 +64,38 @@ __device__ __forceinline__ uint32_t load_x2(const __nv_bfloat16* __restrict__ x,
   return __ldg(reinterpret_cast<const uint32_t*>(x + (size_t)tok * ldx + k));
 }
 
+
+// B fragments (x, n = 8 tokens) of one MMA.  With xf (x in fragment order, built on the host by
+// spense.runtime.mmasp.x_fragments: [K/32 chunk][NT][lane][4 x bf16 pair]) a lane's whole fragment of a
+// 32-K chunk is one coalesced 16-byte load (a warp reads 512 contiguous bytes), instead of four
+// 4-byte loads spread over 8 token rows: at M >= 8 those scattered loads, not the weight stream,
+// bound the kernel's L1 throughput.  xf == nullptr: straight from x.
+template <int NT>
+__device__ __forceinline__ void load_b32(uint32_t bf[4], const uint4* __restrict__ xf,
+                                         const __nv_bfloat16* __restrict__ x, int ldx, int M, int kx, int n,
+                                         int lane, int k0) {
+  if (xf != nullptr) {
+    const uint4 v = __ldg(xf + ((size_t)(k0 >> 5) * NT + n) * 32 + lane);
+    bf[0] = v.x; bf[1] = v.y; bf[2] = v.z; bf[3] = v.w;
+  } else {
+    const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) bf[i] = load_x2(x, ldx, n * 8 + g, M, k0 + 2 * t + 8 * i, kx);
+  }
+}
+// the two registers of an m16n8k16 B fragment at k0 (a multiple of 16)
+template <int NT>
+__device__ __forceinline__ void load_b16(uint32_t& b0, uint32_t& b1, const uint4* __restrict__ xf,
+                                         const __nv_bfloat16* __restrict__ x, int ldx, int M, int kx, int n,
+                                         int lane, int k0) {
+  if (xf != nullptr) {
+    const uint4 v = __ldg(xf + ((size_t)(k0 >> 5) * NT + n) * 32 + lane);
+    const bool hi = (k0 >> 4) & 1;
+    b0 = hi ? v.z : v.x;
+    b1 = hi ? v.w : v.y;
+  } else {
+    const int g = lane >> 2, t = lane & 3;
+    b0 = load_x2(x, ldx, n * 8 + g, M, k0 + 2 * t, kx);
+    b1 = load_x2(x, ldx, n * 8 + g, M, k0 + 2 * t + 8, kx);
+  }
+}

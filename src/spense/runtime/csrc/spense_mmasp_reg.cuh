@@ -5,7 +5,7 @@
 template <int RT, int NT, bool FP8, int U>
 __global__ void __launch_bounds__(512) spense_mmasp_kernel(
     const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
-    const __nv_bfloat16* __restrict__ x, int ldx, int M, int kx,
+    const __nv_bfloat16* __restrict__ x, const uint4* __restrict__ xf, int ldx, int M, int kx,
     const int* __restrict__ sblk, const int* __restrict__ dblk,
     const int* __restrict__ out_row, const float* __restrict__ wscale,
     __nv_bfloat16* __restrict__ y, int ldy, int Bs, int Bd, int Ss, int SdA, int SdB) {
@@ -80,8 +80,7 @@ __global__ void __launch_bounds__(512) spense_mmasp_kernel(
 #pragma unroll
             for (int n = 0; n < NT; ++n) {
               uint32_t bf[4];
-#pragma unroll
-              for (int i = 0; i < 4; ++i) bf[i] = load_x2(x, ldx, n * 8 + g, M, k0 + 2 * t + 8 * i, kx);
+              load_b32<NT>(bf, xf, x, ldx, M, kx, n, lane, k0);
 #pragma unroll
               for (int r = 0; r < RT; ++r) mma_sp(acc[r][n], a[r], bf, me[u][r], j);
             }
@@ -127,8 +126,8 @@ __global__ void __launch_bounds__(512) spense_mmasp_kernel(
             }
 #pragma unroll
             for (int n = 0; n < NT; ++n) {
-              uint32_t b0 = load_x2(x, ldx, n * 8 + g, M, k0 + 2 * t, kx);
-              uint32_t b1 = load_x2(x, ldx, n * 8 + g, M, k0 + 2 * t + 8, kx);
+              uint32_t b0, b1;
+              load_b16<NT>(b0, b1, xf, x, ldx, M, kx, n, lane, k0);
 #pragma unroll
               for (int r = 0; r < RT; ++r) mma_dense(acc[r][n], a[r], b0, b1);
             }
