@@ -8,7 +8,8 @@
 #   then:    e2e (foreground, GPU 0), more  (extra study workers on GPU 0), collect
 # CARRY=.carry_g (made by `carry_chunks.py split --names gemma3-270m --carry .carry_g`, plus copies of
 # text/ whl/ gemma_tok/) carries Gemma alone in 5 pieces: start, chunk 01..03, chunk 04 gemma3-270m.
-# `scale` prunes the Qwen3-8B / 32B shapes on GPU 0 in the background (benchmarks/prune_scale.py).
+# `scale` prunes the Qwen3-8B / 32B shapes on GPU 0 in the background (benchmarks/prune_scale.py);
+# `bulk` runs benchmarks/run_bulk_ab.sh (the two mma.sp kernels side by side) on GPU 0.
 # Every call leaves the logs, the e2e files and each study's rows and report in $OUT, one archive each
 # (a call brings back at most 8 files, and $OUT is emptied before the next call).
 set -u
@@ -34,6 +35,7 @@ collect() {  # at most 8 files come back from $OUT: logs, e2e and each study as 
   tar czf "$OUT/logs.tar.gz" -C $V logs 2>/dev/null
   for d in $V/e2e*; do [ -d "$d" ] && tar czf "$OUT/$(basename "$d").tar.gz" -C $V "$(basename "$d")"; done
   [ -d $V/scale ] && tar czf "$OUT/scale.tar.gz" -C $V scale
+  [ -d $V/bulk ] && tar czf "$OUT/bulk.tar.gz" -C $V bulk
   for d in $V/study-*; do
     [ -d "$d/rows" ] || continue
     local n; n=$(basename "$d")
@@ -75,13 +77,16 @@ case "${1:-}" in
     CUDA_VISIBLE_DEVICES=0 SPENSE_MMASP_SO=/tmp/spense_mmasp.so OUT=$V/${E2E:-e2e} BUDGET=${BUDGET:-540} \
       bash benchmarks/run_e2e.sh
     ;;
-  scale)  # pruning at scale on GPU 0, in the background, one after the other (rows in $V/scale)
+  scale)  # pruning at scale on GPU ${SCALE_GPU:-0}, in the background, one after the other (rows in $V/scale)
     mkdir -p $V/scale
-    P="CUDA_VISIBLE_DEVICES=0 timeout -k 10"
+    P="CUDA_VISIBLE_DEVICES=${SCALE_GPU:-0} timeout -k 10"
     R="python3 benchmarks/prune_scale.py --out $V/scale/rows.jsonl"
     detached scale "$P 660 $R --shape qwen3-8b --method sparsegpt > $V/scale/qwen3-8b-sparsegpt.log 2>&1; \
       $P 600 $R --shape qwen3-32b --layers 16 --method sparsegpt > $V/scale/qwen3-32b-16-sparsegpt.log 2>&1; \
       $P 660 $R --shape qwen3-8b --method spense --dense-ratio 0.25 > $V/scale/qwen3-8b-spense.log 2>&1"
+    ;;
+  bulk)  # the mma.sp kernels A/B (standalone harness, then the GPU tests) on GPU 0, foreground
+    CUDA_VISIBLE_DEVICES=0 OUT=$V/bulk PYTEST=${PYTEST:-1} bash benchmarks/run_bulk_ab.sh
     ;;
   waitlog)  # waitlog NAME SECONDS: until $V/logs/NAME.log says rc= or SECONDS pass
     end=$(( $(date +%s) + $3 ))

@@ -74,7 +74,6 @@ __global__ void __launch_bounds__(544) spense_mmasp_bulk_kernel(
   __shared__ float red[ROWS * NT * 8];
   const int WC = (blockDim.x >> 5) - 1;  // consumer warps; warp WC is the producer
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int g = lane >> 2, t = lane & 3;
   const int bi = blockIdx.x;
   const int b = bi < Bd ? Bs + bi : bi - Bd;
 
@@ -130,12 +129,7 @@ __global__ void __launch_bounds__(544) spense_mmasp_bulk_kernel(
     }
   } else {  // ---------------- consumers ----------------
     float acc[RT][NT][4];
-#pragma unroll
-    for (int r = 0; r < RT; ++r)
-#pragma unroll
-      for (int n = 0; n < NT; ++n)
-#pragma unroll
-        for (int q = 0; q < 4; ++q) acc[r][n][q] = 0.f;
+    zero_acc<RT, NT>(acc);
 
     for (int c = 0; c < NC; ++c) {
       const int slot = c % NS;
@@ -154,23 +148,7 @@ __global__ void __launch_bounds__(544) spense_mmasp_bulk_kernel(
             for (int v = 0; v < G::NVS; ++v) va[r][v] = p[32 * v];
             me[r] = reinterpret_cast<const uint32_t*>(src + RT * G::CSS * G::VS * 16 + (r * G::CSS + sl) * 128)[lane];
           }
-#pragma unroll
-          for (int j = 0; j < 2; ++j) {
-            const int k0 = xb + j * 32;
-            uint4 a[RT];
-#pragma unroll
-            for (int r = 0; r < RT; ++r) {
-              if (FP8) a[r] = j == 0 ? e4m3x8_frag(va[r][0].x, va[r][0].y) : e4m3x8_frag(va[r][0].z, va[r][0].w);
-              else a[r] = va[r][FP8 ? 0 : j];
-            }
-#pragma unroll
-            for (int nt = 0; nt < NT; ++nt) {
-              uint32_t bf[4];
-              load_b32<NT>(bf, xf, x, ldx, M, kx, nt, lane, k0);
-#pragma unroll
-              for (int r = 0; r < RT; ++r) mma_sp(acc[r][nt], a[r], bf, me[r], j);
-            }
-          }
+          sparse_step<RT, NT, FP8, G::NVS>(acc, va, me, xb, xf, x, ldx, M, kx, lane);
         }
       } else {
         const int s0 = (c - nsc) * G::CSD, n = min(G::CSD, nde - s0);
@@ -183,55 +161,16 @@ __global__ void __launch_bounds__(544) spense_mmasp_bulk_kernel(
 #pragma unroll
             for (int v = 0; v < G::NVD; ++v) da[r][v] = p[32 * v];
           }
-#pragma unroll
-          for (int j = 0; j < 4; ++j) {
-            const int k0 = xb + j * 16;
-            uint4 a[RT];
-#pragma unroll
-            for (int r = 0; r < RT; ++r) {
-              if (FP8) {
-                const uint4& q = da[r][j >> 1];
-                a[r] = (j & 1) == 0 ? e4m3x8_frag(q.x, q.y) : e4m3x8_frag(q.z, q.w);
-              } else {
-                a[r] = da[r][FP8 ? 0 : j];
-              }
-            }
-#pragma unroll
-            for (int nt = 0; nt < NT; ++nt) {
-              uint32_t b0, b1;
-              load_b16<NT>(b0, b1, xf, x, ldx, M, kx, nt, lane, k0);
-#pragma unroll
-              for (int r = 0; r < RT; ++r) mma_dense(acc[r][nt], a[r], b0, b1);
-            }
-          }
+          dense_step<RT, NT, FP8, G::NVD>(acc, da, xb, xf, x, ldx, M, kx, lane);
         }
       }
       __syncwarp();
       if (lane == 0) mbar_arrive(&empty[slot]);  // this warp is done with the slot
     }
-#pragma unroll
-    for (int r = 0; r < RT; ++r)
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt) {
-        const int row0 = r * 16 + g, col0 = nt * 8 + 2 * t;
-        atomicAdd(&red[(row0)*NT * 8 + col0], acc[r][nt][0]);
-        atomicAdd(&red[(row0)*NT * 8 + col0 + 1], acc[r][nt][1]);
-        atomicAdd(&red[(row0 + 8) * NT * 8 + col0], acc[r][nt][2]);
-        atomicAdd(&red[(row0 + 8) * NT * 8 + col0 + 1], acc[r][nt][3]);
-      }
+    add_partials<RT, NT>(red, acc, lane);
   }
   __syncthreads();
-  for (int i = threadIdx.x; i < ROWS * NT * 8; i += blockDim.x) {
-    const int row = i / (NT * 8), tok = i % (NT * 8);
-    if (tok < M) {
-      const int o = out_row[b * ROWS + row];
-      if (o >= 0) {
-        float v = red[i];
-        if (FP8) v *= __ldg(wscale + o);
-        y[(size_t)tok * ldy + o] = __float2bfloat16(v);
-      }
-    }
-  }
+  store_rows<RT, NT, FP8>(red, b, out_row, wscale, y, ldy, M);
 }
 
 // launch with `warps` consumer warps + 1 producer and a ring of `stages` slots; the error of the

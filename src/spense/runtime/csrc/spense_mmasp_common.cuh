@@ -99,3 +99,102 @@ __device__ __forceinline__ void load_b16(uint32_t& b0, uint32_t& b1, const uint4
     b1 = load_x2(x, ldx, n * 8 + g, M, k0 + 2 * t + 8, kx);
   }
 }
+
+// ---------------- the per-step math and the epilogue, shared by both kernels ----------------
+// one sparse 64-K step of RT row tiles: va = each tile's values (NVS uint4 per lane; bf16: one per
+// mma.sp, FP8: one uint4 holding both), me = its metadata word, xb = the step's first x column
+template <int RT, int NT, bool FP8, int NVS>
+__device__ __forceinline__ void sparse_step(float (&acc)[RT][NT][4], const uint4 (&va)[RT][NVS],
+                                            const uint32_t (&me)[RT], int xb, const uint4* __restrict__ xf,
+                                            const __nv_bfloat16* __restrict__ x, int ldx, int M, int kx, int lane) {
+#pragma unroll
+  for (int j = 0; j < 2; ++j) {
+    const int k0 = xb + j * 32;
+    uint4 a[RT];
+#pragma unroll
+    for (int r = 0; r < RT; ++r) {
+      if (FP8) a[r] = j == 0 ? e4m3x8_frag(va[r][0].x, va[r][0].y) : e4m3x8_frag(va[r][0].z, va[r][0].w);
+      else a[r] = va[r][FP8 ? 0 : j];
+    }
+#pragma unroll
+    for (int n = 0; n < NT; ++n) {
+      uint32_t bf[4];
+      load_b32<NT>(bf, xf, x, ldx, M, kx, n, lane, k0);
+#pragma unroll
+      for (int r = 0; r < RT; ++r) mma_sp(acc[r][n], a[r], bf, me[r], j);
+    }
+  }
+}
+
+// one dense 64-K step (4 mma.m16n8k16 per tile): da = each tile's NVD uint4 per lane
+template <int RT, int NT, bool FP8, int NVD>
+__device__ __forceinline__ void dense_step(float (&acc)[RT][NT][4], const uint4 (&da)[RT][NVD], int xb,
+                                           const uint4* __restrict__ xf, const __nv_bfloat16* __restrict__ x,
+                                           int ldx, int M, int kx, int lane) {
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const int k0 = xb + j * 16;
+    uint4 a[RT];
+#pragma unroll
+    for (int r = 0; r < RT; ++r) {
+      if (FP8) {
+        const uint4& q = da[r][j >> 1];
+        a[r] = (j & 1) == 0 ? e4m3x8_frag(q.x, q.y) : e4m3x8_frag(q.z, q.w);
+      } else {
+        a[r] = da[r][FP8 ? 0 : j];
+      }
+    }
+#pragma unroll
+    for (int n = 0; n < NT; ++n) {
+      uint32_t b0, b1;
+      load_b16<NT>(b0, b1, xf, x, ldx, M, kx, n, lane, k0);
+#pragma unroll
+      for (int r = 0; r < RT; ++r) mma_dense(acc[r][n], a[r], b0, b1);
+    }
+  }
+}
+
+template <int RT, int NT>
+__device__ __forceinline__ void zero_acc(float (&acc)[RT][NT][4]) {
+#pragma unroll
+  for (int r = 0; r < RT; ++r)
+#pragma unroll
+    for (int n = 0; n < NT; ++n)
+#pragma unroll
+      for (int q = 0; q < 4; ++q) acc[r][n][q] = 0.f;
+}
+
+// this warp's partial sums into the CTA's reduction buffer red[RT*16 rows][NT*8 tokens]
+template <int RT, int NT>
+__device__ __forceinline__ void add_partials(float* red, const float (&acc)[RT][NT][4], int lane) {
+  const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int r = 0; r < RT; ++r)
+#pragma unroll
+    for (int n = 0; n < NT; ++n) {
+      const int row0 = r * 16 + g, col0 = n * 8 + 2 * t;
+      atomicAdd(&red[(row0)*NT * 8 + col0], acc[r][n][0]);
+      atomicAdd(&red[(row0)*NT * 8 + col0 + 1], acc[r][n][1]);
+      atomicAdd(&red[(row0 + 8) * NT * 8 + col0], acc[r][n][2]);
+      atomicAdd(&red[(row0 + 8) * NT * 8 + col0 + 1], acc[r][n][3]);
+    }
+}
+
+// after the reduction: y[tok, out_row[row]] = red[row, tok] (x the row's FP8 scale), every thread
+template <int RT, int NT, bool FP8>
+__device__ __forceinline__ void store_rows(const float* red, int b, const int* __restrict__ out_row,
+                                           const float* __restrict__ wscale, __nv_bfloat16* __restrict__ y,
+                                           int ldy, int M) {
+  constexpr int ROWS = RT * 16;
+  for (int i = threadIdx.x; i < ROWS * NT * 8; i += blockDim.x) {
+    const int row = i / (NT * 8), tok = i % (NT * 8);
+    if (tok < M) {
+      const int o = out_row[b * ROWS + row];
+      if (o >= 0) {
+        float v = red[i];
+        if (FP8) v *= __ldg(wscale + o);
+        y[(size_t)tok * ldy + o] = __float2bfloat16(v);
+      }
+    }
+  }
+}

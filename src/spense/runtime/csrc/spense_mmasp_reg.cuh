@@ -17,19 +17,13 @@ __global__ void __launch_bounds__(512) spense_mmasp_kernel(
   __shared__ float red[ROWS * NT * 8];
   const int W = blockDim.x >> 5;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int g = lane >> 2, t = lane & 3;
   const int bi = blockIdx.x;
   const int b = bi < Bd ? Bs + bi : bi - Bd;
 
   for (int i = threadIdx.x; i < ROWS * NT * 8; i += blockDim.x) red[i] = 0.f;
 
   float acc[RT][NT][4];
-#pragma unroll
-  for (int r = 0; r < RT; ++r)
-#pragma unroll
-    for (int n = 0; n < NT; ++n)
-#pragma unroll
-      for (int q = 0; q < 4; ++q) acc[r][n][q] = 0.f;
+  zero_acc<RT, NT>(acc);
 
   int nsp, nde;
   const uint4* dbase;
@@ -64,29 +58,8 @@ __global__ void __launch_bounds__(512) spense_mmasp_kernel(
         }
       }
 #pragma unroll
-      for (int u = 0; u < U; ++u) {
-        const int s = s0 + u * W;
-        if (s < nsp) {
-#pragma unroll
-          for (int j = 0; j < 2; ++j) {
-            const int k0 = xb[u] + j * 32;
-            uint4 a[RT];
-#pragma unroll
-            for (int r = 0; r < RT; ++r) {
-              if (FP8) a[r] = j == 0 ? e4m3x8_frag(va[u][r][0].x, va[u][r][0].y)
-                                     : e4m3x8_frag(va[u][r][0].z, va[u][r][0].w);
-              else a[r] = va[u][r][FP8 ? 0 : j];
-            }
-#pragma unroll
-            for (int n = 0; n < NT; ++n) {
-              uint32_t bf[4];
-              load_b32<NT>(bf, xf, x, ldx, M, kx, n, lane, k0);
-#pragma unroll
-              for (int r = 0; r < RT; ++r) mma_sp(acc[r][n], a[r], bf, me[u][r], j);
-            }
-          }
-        }
-      }
+      for (int u = 0; u < U; ++u)
+        if (s0 + u * W < nsp) sparse_step<RT, NT, FP8, NVS>(acc, va[u], me[u], xb[u], xf, x, ldx, M, kx, lane);
     }
   }
   // ---------------- dense steps (64 K = 4 mma.m16n8k16 per row tile) ----------------
@@ -108,56 +81,13 @@ __global__ void __launch_bounds__(512) spense_mmasp_kernel(
         }
       }
 #pragma unroll
-      for (int u = 0; u < U; ++u) {
-        const int s = s0 + u * W;
-        if (s < nde) {
-#pragma unroll
-          for (int j = 0; j < 4; ++j) {
-            const int k0 = xb[u] + j * 16;
-            uint4 a[RT];
-#pragma unroll
-            for (int r = 0; r < RT; ++r) {
-              if (FP8) {
-                const uint4& q = da[u][r][j >> 1];
-                a[r] = (j & 1) == 0 ? e4m3x8_frag(q.x, q.y) : e4m3x8_frag(q.z, q.w);
-              } else {
-                a[r] = da[u][r][FP8 ? 0 : j];
-              }
-            }
-#pragma unroll
-            for (int n = 0; n < NT; ++n) {
-              uint32_t b0, b1;
-              load_b16<NT>(b0, b1, xf, x, ldx, M, kx, n, lane, k0);
-#pragma unroll
-              for (int r = 0; r < RT; ++r) mma_dense(acc[r][n], a[r], b0, b1);
-            }
-          }
-        }
-      }
+      for (int u = 0; u < U; ++u)
+        if (s0 + u * W < nde) dense_step<RT, NT, FP8, NVD>(acc, da[u], xb[u], xf, x, ldx, M, kx, lane);
     }
   }
   __syncthreads();
   // ---------------- reduce over warps, write in place ----------------
-#pragma unroll
-  for (int r = 0; r < RT; ++r)
-#pragma unroll
-    for (int n = 0; n < NT; ++n) {
-      const int row0 = r * 16 + g, col0 = n * 8 + 2 * t;
-      atomicAdd(&red[(row0)*NT * 8 + col0], acc[r][n][0]);
-      atomicAdd(&red[(row0)*NT * 8 + col0 + 1], acc[r][n][1]);
-      atomicAdd(&red[(row0 + 8) * NT * 8 + col0], acc[r][n][2]);
-      atomicAdd(&red[(row0 + 8) * NT * 8 + col0 + 1], acc[r][n][3]);
-    }
+  add_partials<RT, NT>(red, acc, lane);
   __syncthreads();
-  for (int i = threadIdx.x; i < ROWS * NT * 8; i += blockDim.x) {
-    const int row = i / (NT * 8), tok = i % (NT * 8);
-    if (tok < M) {
-      const int o = out_row[b * ROWS + row];
-      if (o >= 0) {
-        float v = red[i];
-        if (FP8) v *= __ldg(wscale + o);
-        y[(size_t)tok * ldy + o] = __float2bfloat16(v);
-      }
-    }
-  }
+  store_rows<RT, NT, FP8>(red, b, out_row, wscale, y, ldy, M);
 }
