@@ -192,13 +192,14 @@ def test_graphs_are_never_used_off_cuda():
     W = torch.zeros(8, 128)
     assert sweep_graphs.batch_runner(lambda W1, U1: W1, W, ("nm", 2, 4)) is None
     assert sweep_graphs.batch_runner(lambda W1, U1: W1, W, None) is None
+    assert sweep_graphs.batch_runner(lambda W1, U1: W1, W, ("nm", 2, 4), create=False) is None
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("kw", [dict(),
-                                dict(layout=SpenseLayout((96, 512), axis="cols",
-                                                         dense_idx=torch.arange(0, 512, 4)[:64]))])
+                                dict(layout=SpenseLayout((96, 1280), axis="cols",
+                                                         dense_idx=torch.arange(0, 1280, 4)[:64]))])
 def test_cuda_graph_sweep_is_bit_identical_to_eager(monkeypatch, kw):
     """Full lazy batches replay a captured CUDA graph (spense.sweep_graphs): same kernels, same bits,
     also when the graph captured for one linear is replayed for the next (a second matrix)."""
@@ -210,7 +211,7 @@ def test_cuda_graph_sweep_is_bit_identical_to_eager(monkeypatch, kw):
         monkeypatch.setenv("SPENSE_SWEEP_GRAPHS", mode)
         runs[mode] = []
         for seed in (0, 1):
-            W, H, _ = make(N=96, K=512, seed=seed)
+            W, H, _ = make(N=96, K=1280, T=2048, seed=seed)  # 10 (9 with dense cols) full batches
             r = obs_prune(W.cuda(), H.cuda(), **kw)
             runs[mode].append((r.weight.cpu(), r.col_loss.cpu()))
     assert any(g is not None for g in sweep_graphs._GRAPHS.values())

@@ -96,8 +96,9 @@ def prune_block(
     ``records`` = ``{full module name: layer record}``; ``outputs`` = the *pruned* block's outputs
     (``(n, seqlen, hidden)`` float32, on the device of ``inputs.hidden``), the next block's inputs.
     ``prefix`` is the block's module path (``model.layers.3``); ``linears`` defaults to
-    :func:`spense.hf.find_linears`; ``plan`` maps full module names to per-linear config overrides.  ``sequential``: ``"true"`` (each group's Hessian
-    after the earlier groups were pruned) or ``"block"`` (all from the unpruned block).  Hooks:
+    :func:`spense.hf.find_linears`; ``plan`` maps full module names to per-linear config overrides.
+    ``sequential``: ``"true"`` (each group's Hessian after the earlier groups were pruned) or
+    ``"block"`` (all from the unpruned block).  Hooks:
     ``on_layer(name, record)`` after each linear, ``on_hessian(name, H)`` with the Hessian each linear
     is pruned with.  The block is moved to ``device`` and back to the CPU.
     """

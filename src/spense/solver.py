@@ -101,8 +101,9 @@ def obs_sweep(
     ``j % group == 0`` (N:M) or, with ``group = 0``, the whole lazy batch (unstructured).  Columns
     ``≥ n_sweep`` are never pruned but receive the updates.  Returns ``(W, losses)`` with
     ``losses[:, j] = (w - q)² / U_jj² / 2`` (``(N, n_sweep)``).  Each batch is
-    :func:`sweep_batch`; on CUDA, with ``mask_key`` naming the mask rule, full batches replay a
-    CUDA graph of it (:mod:`spense.sweep_graphs`; bit-identical, without the launch overhead).
+    :func:`sweep_batch`; on CUDA, with ``mask_key`` naming the mask rule, batches replay a CUDA graph
+    of it (:mod:`spense.sweep_graphs`; bit-identical, without the launch overhead), captured for a
+    full batch when the sweep has at least ``sweep_graphs.MIN_BATCHES`` of them.
     """
     N = W.shape[0]
     losses = torch.zeros(N, n_sweep, dtype=W.dtype, device=W.device)
@@ -110,10 +111,12 @@ def obs_sweep(
     def batch(W1: torch.Tensor, U1: torch.Tensor) -> torch.Tensor:
         return sweep_batch(W1, U1, mask_fn, group)
 
+    create = n_sweep // blocksize >= sweep_graphs.MIN_BATCHES  # enough full batches to capture one
     for i1 in range(0, n_sweep, blocksize):
         i2 = min(i1 + blocksize, n_sweep)
         W1, U1 = W[:, i1:i2], U[i1:i2, i1:i2]
-        graph = sweep_graphs.batch_runner(batch, W1, (mask_key, group)) if mask_key is not None else None
+        graph = None if mask_key is None else \
+            sweep_graphs.batch_runner(batch, W1, (mask_key, group), create and i2 - i1 == blocksize)
         if graph is not None:
             W1, E = graph(W1, U1)
         else:

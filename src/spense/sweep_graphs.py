@@ -24,6 +24,8 @@ import torch
 
 BatchFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (W1 in place, U1) -> E
 MAX_GRAPHS = 16  # distinct batch shapes kept per process (a model has a handful)
+MIN_BATCHES = 8  # a linear with fewer full batches replays a graph only if one is cached already
+# (capturing costs about three eager batches: warm-up, capture, and the allocations of both)
 
 
 class GraphedBatch:
@@ -57,14 +59,18 @@ def enabled(device: torch.device) -> bool:
             and not torch.cuda.is_current_stream_capturing())
 
 
-def batch_runner(fn: BatchFn, W1: torch.Tensor, mask_key: Hashable | None) -> GraphedBatch | None:
-    """The graph for ``W1``'s shape and ``mask_key`` (captured on first use), or None: eager."""
+def batch_runner(fn: BatchFn, W1: torch.Tensor, mask_key: Hashable | None,
+                 create: bool = True) -> GraphedBatch | None:
+    """The graph for ``W1``'s shape and ``mask_key``, or None: eager.  A shape seen for the first
+    time is captured only with ``create`` (the caller has enough batches of it to pay for that)."""
     if mask_key is None or not enabled(W1.device):
         return None
     key = (str(W1.device), tuple(W1.shape), W1.dtype, mask_key)
     if key in _GRAPHS:
         _GRAPHS.move_to_end(key)
         return _GRAPHS[key]
+    if not create:
+        return None
     try:
         g: GraphedBatch | None = GraphedBatch(fn, W1.shape[0], W1.shape[1], W1.dtype, W1.device)
     except RuntimeError:  # e.g. an op that cannot be captured: this shape stays eager
