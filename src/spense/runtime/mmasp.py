@@ -13,6 +13,7 @@ Rows are padded to a multiple of 32 and K steps with zeros (padding nibble 0x4).
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from dataclasses import dataclass
@@ -399,6 +400,16 @@ def _env_int(name: str, default: int, lo: int, hi: int) -> int:
     return n
 
 
+@functools.lru_cache(maxsize=None)
+def _major_of(index: int) -> int:
+    return torch.cuda.get_device_capability(index)[0]
+
+
+def _major(device: torch.device) -> int:
+    """Compute-capability major of a CUDA ``device`` (cached)."""
+    return _major_of(device.index if device.index is not None else torch.cuda.current_device())
+
+
 def default_stages() -> int:
     """Ring slots of the bulk-copy kernel when no measured config says otherwise: ``SPENSE_MMASP_STAGES``
     (default 0, the register kernel, until the bulk kernel is measured on the device)."""
@@ -437,6 +448,8 @@ def mmasp_forward(kw: KernelWeights, x2: torch.Tensor, out: torch.Tensor | None 
         warps = warps or w
     if stages is None:
         stages = default_stages()
+    if stages and _major(x2.device) < 9:  # e.g. a config measured on an H100, used on an A100
+        stages = 0
     rows_blk = 16 * RT
     Bs = kw.rows_sparse // rows_blk
     Bd = kw.rows_dense // rows_blk

@@ -25,6 +25,7 @@
 // gather of x; other layouts pre-gather x once on the host side and pass identity tables).
 #include <torch/extension.h>
 #include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
 
 #include "spense_mmasp_common.cuh"
 #include "spense_mmasp_reg.cuh"   // spense_mmasp_kernel: weights through registers (stages == 0)
@@ -74,11 +75,18 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
   TORCH_CHECK(wscale.scalar_type() == at::kFloat, "wscale: float32");
   TORCH_CHECK(warps >= 1 && warps <= 16, "warps in 1..16");
   TORCH_CHECK(stages >= 0 && stages <= BULK_MAX_STAGES, "stages in 0..16 (0: the register kernel)");
+  const c10::cuda::OptionalCUDAGuard guard(x.device());
   if (stages > 0) {
-    int dev = 0, major = 0;
+    int dev = 0, major = 0, smem_max = 0;
     C10_CUDA_CHECK(cudaGetDevice(&dev));
     C10_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    C10_CUDA_CHECK(cudaDeviceGetAttribute(&smem_max, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
     TORCH_CHECK(major >= 9, "the bulk-copy mmasp kernel (stages > 0) needs sm_90+");
+    TORCH_CHECK(warps <= BULK_MAX_WARPS, "the bulk-copy mmasp kernel takes at most 8 consumer warps");
+    const int need = RT == 1 ? (fp8 ? bulk_smem_bytes<1, true>((int)stages) : bulk_smem_bytes<1, false>((int)stages))
+                             : (fp8 ? bulk_smem_bytes<2, true>((int)stages) : bulk_smem_bytes<2, false>((int)stages));
+    TORCH_CHECK(need + 4096 <= smem_max, "mmasp: ", stages, " ring slots need ", need,
+                " bytes of shared memory, more than this GPU's ", smem_max, "; use fewer stages");
   }
   const int M = (int)x.size(0);
   TORCH_CHECK(M >= 1 && M <= 64, "mmasp kernel handles 1 <= M <= 64");

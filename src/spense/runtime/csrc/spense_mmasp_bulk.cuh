@@ -16,8 +16,18 @@
 // the same strides.  Every copy is a multiple of 16 bytes from a 16-byte aligned address (a step is
 // 512 / 1024 / 2048 bytes, its metadata 128).
 #pragma once
+#include <mutex>
+
 #include "spense_mmasp_common.cuh"
 
+// The bulk-copy and mbarrier instructions exist from sm_90 on; the extension is also built for
+// sm_80-89 GPUs (register kernel only), where these compile to nothing and the kernel traps (the host
+// refuses stages > 0 there, and mmasp.py falls back to stages = 0).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define SPENSE_BULK_ARCH 1
+#endif
+
+#ifdef SPENSE_BULK_ARCH
 __device__ __forceinline__ uint32_t smem_u32(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
@@ -44,8 +54,10 @@ __device__ __forceinline__ void bulk_g2s(void* dst, const void* src, uint32_t by
   asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
                :: "r"(smem_u32(dst)), "l"(src), "r"(bytes), "r"(smem_u32(bar)) : "memory");
 }
+#endif  // SPENSE_BULK_ARCH
 
 constexpr int BULK_MAX_STAGES = 16;
+constexpr int BULK_MAX_WARPS = 8;  // consumer warps (+ 1 producer): <= 288 threads, up to 224 registers
 
 template <bool FP8> struct BulkGeom {
   static constexpr int VS = FP8 ? 32 : 64;    // uint4 per (row tile, sparse step)
@@ -60,12 +72,13 @@ template <bool FP8> struct BulkGeom {
 };
 
 template <int RT, int NT, bool FP8>
-__global__ void __launch_bounds__(544) spense_mmasp_bulk_kernel(
+__global__ void __launch_bounds__(32 * (BULK_MAX_WARPS + 1)) spense_mmasp_bulk_kernel(
     const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
     const __nv_bfloat16* __restrict__ x, const uint4* __restrict__ xf, int ldx, int M, int kx,
     const int* __restrict__ sblk, const int* __restrict__ dblk,
     const int* __restrict__ out_row, const float* __restrict__ wscale,
     __nv_bfloat16* __restrict__ y, int ldy, int Bs, int Bd, int Ss, int SdA, int SdB, int NS) {
+#ifdef SPENSE_BULK_ARCH
   using G = BulkGeom<FP8>;
   constexpr int ROWS = RT * 16;
   constexpr int SLOT = RT * G::TILE;
@@ -105,7 +118,10 @@ __global__ void __launch_bounds__(544) spense_mmasp_bulk_kernel(
       for (int c = 0; c < NC; ++c) {
         const int slot = c % NS;
         const uint32_t ph = (uint32_t)(c / NS) & 1u;
-        if (c >= NS) mbar_wait(&empty[slot], ph ^ 1u);  // its previous chunk consumed
+        if (c >= NS) {  // its previous chunk consumed (generic-proxy reads done before the refill)
+          mbar_wait(&empty[slot], ph ^ 1u);
+          asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+        }
         uint8_t* dst = ring + (size_t)slot * SLOT;
         if (c < nsc) {
           const int s0 = c * G::CSS, n = min(G::CSS, nsp - s0);
@@ -171,7 +187,14 @@ __global__ void __launch_bounds__(544) spense_mmasp_bulk_kernel(
   }
   __syncthreads();
   store_rows<RT, NT, FP8>(red, b, out_row, wscale, y, ldy, M);
+#else
+  __trap();
+#endif
 }
+
+// dynamic shared memory of a ring of `stages` slots
+template <int RT, bool FP8>
+constexpr int bulk_smem_bytes(int stages) { return stages * RT * BulkGeom<FP8>::TILE; }
 
 // launch with `warps` consumer warps + 1 producer and a ring of `stages` slots; the error of the
 // shared-memory attribute call, if any (the launch's own is left to the caller's check)
@@ -181,13 +204,21 @@ cudaError_t launch_bulk(dim3 grid, int warps, int stages, cudaStream_t stream, c
                         int M, int kx,
                         const int* sblk, const int* dblk, const int* out_row, const float* wscale,
                         __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA, int SdB) {
-  const int smem = stages * RT * BulkGeom<FP8>::TILE;
-  static int raised = 48 * 1024;  // dynamic shared memory limit set so far for this instance
-  if (smem > raised) {
-    const cudaError_t e = cudaFuncSetAttribute(spense_mmasp_bulk_kernel<RT, NT, FP8>,
-                                               cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-    if (e != cudaSuccess) return e;
-    raised = smem;
+  const int smem = bulk_smem_bytes<RT, FP8>(stages);
+  // the dynamic shared-memory limit is a per-device function attribute: raised once per device
+  static std::mutex mu;
+  static int raised[64] = {0};
+  int dev = 0;
+  cudaError_t e = cudaGetDevice(&dev);
+  if (e != cudaSuccess) return e;
+  if (smem > 48 * 1024) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (dev >= 64 || smem > raised[dev]) {
+      e = cudaFuncSetAttribute(spense_mmasp_bulk_kernel<RT, NT, FP8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               smem);
+      if (e != cudaSuccess) return e;
+      if (dev < 64) raised[dev] = smem;
+    }
   }
   spense_mmasp_bulk_kernel<RT, NT, FP8><<<grid, 32 * (warps + 1), smem, stream>>>(
       sv, sm, dv, x, xf, ldx, M, kx, sblk, dblk, out_row, wscale, y, ldy, Bs, Bd, Ss, SdA, SdB, stages);
