@@ -23,7 +23,7 @@ import torch
 
 from spense.errors import DeviceError
 from spense.format import PackedSpense, _decode_meta
-from spense.runtime.shapes import pad_to
+from spense.runtime.shapes import bucket, pad_to
 
 _EXT = None
 _LOCK = threading.Lock()
@@ -410,15 +410,17 @@ def _major(device: torch.device) -> int:
     return _major_of(device.index if device.index is not None else torch.cuda.current_device())
 
 
+@functools.lru_cache(maxsize=None)
 def default_stages() -> int:
     """Ring slots of the bulk-copy kernel when no measured config says otherwise: ``SPENSE_MMASP_STAGES``
-    (default 0, the register kernel, until the bulk kernel is measured on the device)."""
+    (read once; default 0, the register kernel, until the bulk kernel is measured on the device)."""
     return _env_int("SPENSE_MMASP_STAGES", 0, 0, 16)
 
 
+@functools.lru_cache(maxsize=None)
 def xfrag_min_m() -> int:
     """Smallest M at which the kernel reads x through :func:`x_fragments`: ``SPENSE_MMASP_XFRAG_MIN_M``
-    (default 65 = never, until measured on the device)."""
+    (read once; default 65 = never, until measured on the device)."""
     return _env_int("SPENSE_MMASP_XFRAG_MIN_M", 65, 1, 65)
 
 
@@ -431,7 +433,7 @@ def x_fragments(x2: torch.Tensor) -> torch.Tensor:
     1, 2, 4 or 8 by M), lane ``(g, t)``; ``(i, e)`` are the four bf16 pairs of an ``mma.sp.m16n8k32``
     B fragment (an ``m16n8k16`` one is half of it)."""
     M, K = x2.shape
-    nt = 1 if M <= 8 else 2 if M <= 16 else 4 if M <= 32 else 8
+    nt = max(1, bucket(M) // 8)  # the kernel's NT: 1, 2, 4, 8 for M <= 8, 16, 32, 64
     Kp = pad_to(K, 64)
     xp = torch.nn.functional.pad(x2, (0, Kp - K, 0, 8 * nt - M))
     return xp.view(nt, 8, Kp // 32, 4, 4, 2).permute(2, 0, 1, 4, 3, 5).contiguous()
