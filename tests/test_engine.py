@@ -207,3 +207,27 @@ def test_generate_ctrl_c_stops_cleanly(tiny_llama_dir, monkeypatch):
                                  "--device", "cpu"])
     assert r.exit_code == 130, r.output
     assert "interrupted; 2 tokens" in r.output and "Traceback" not in r.output
+
+
+def test_fused_projections_same_logits_same_bytes_and_unfused_when_replaced():
+    """Engine fuses q/k/v and gate/up of plain linears into one GEMM each: the logits stay (float32,
+    CPU), the linears keep views of the fused weight (no extra bytes), and mounting a SpenseLinear in
+    place of a projection drops that block's fusion."""
+    from spense.engine import measure
+    from spense.engine.load import random_model
+
+    m = random_model("qwen3-tiny", CPU, torch.float32, seed=0)
+    m.setup_caches(2, 128)
+    idx = torch.tensor([[3, 1, 4, 1, 5], [9, 2, 6, 5, 3]])
+    pos = torch.arange(5)
+    ref = m(idx, pos, 128)
+    before = measure.weight_bytes(m)
+    assert m.fuse_projections() == 2 * len(m.model.layers)
+    att, mlp = m.model.layers[0].self_attn, m.model.layers[0].mlp
+    assert att.q_proj.weight.data_ptr() == att.qkv_weight.data_ptr()
+    assert mlp.up_proj.weight.data_ptr() == mlp.gate_up_weight[mlp.gate_proj.out_features:].data_ptr()
+    assert measure.weight_bytes(m) == before
+    assert torch.allclose(m(idx, pos, 128), ref, atol=1e-5, rtol=1e-5)
+    sparsify(m, 0.25)  # every projection becomes a SpenseLinear: no fused GEMM may survive
+    assert all(b.self_attn.qkv_weight is None and b.mlp.gate_up_weight is None for b in m.model.layers)
+    assert m.fuse_projections() == 0

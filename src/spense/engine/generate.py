@@ -107,8 +107,10 @@ class Engine:
     """Generation with one model: static KV cache, compiled / graphed steps per bucket."""
 
     def __init__(self, model: Transformer, max_batch: int, max_len: int, compile: bool = True,
-                 compile_prefill: bool = True, cuda_graph: bool = True):
+                 compile_prefill: bool = True, cuda_graph: bool = True, fuse: bool = True):
         self.model = model
+        if fuse:  # q/k/v and gate/up of plain linears through one GEMM each
+            model.fuse_projections()
         self.device = model.model.embed_tokens.weight.device
         limit = model.args.max_positions
         if max_len > limit:

@@ -131,7 +131,10 @@ def _load_state(m: Transformer, sd: dict[str, torch.Tensor], dtype: torch.dtype,
 
 def _mount(m: nn.Module, name: str, module: nn.Module) -> None:
     parent, _, child = name.rpartition(".")
-    setattr(m.get_submodule(parent) if parent else m, child, module)
+    owner = m.get_submodule(parent) if parent else m
+    if hasattr(owner, "unfuse"):  # a fused q/k/v or gate/up GEMM would still read the old weight
+        owner.unfuse()
+    setattr(owner, child, module)
 
 
 def compact_all(m: nn.Module) -> int:

@@ -102,6 +102,32 @@ class KVCache(nn.Module):
         return kc, vc
 
 
+def fuse_linears(lins: tuple[nn.Module, ...]) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """One weight (and bias) for linears that read the same input: ``W = cat(W_i)`` along the
+    outputs, so a decode step runs one GEMM instead of ``len(lins)``.  Only for plain ``nn.Linear``
+    of one dtype and device (a SpenseLinear or FP8 linear keeps its own kernel); each linear then holds
+    a view of its rows, so module names, state dicts and byte counts stay as they were.  None if the
+    linears cannot be fused."""
+    if not all(type(m) is nn.Linear for m in lins):
+        return None
+    ws = [m.weight.data for m in lins]
+    if len({(w.dtype, w.device, w.shape[1]) for w in ws}) != 1:
+        return None
+    biased = [m.bias is not None for m in lins]
+    if any(biased) and not all(biased):
+        return None
+    w = torch.cat(ws)
+    b = torch.cat([m.bias.data for m in lins]) if all(biased) else None
+    o = 0
+    for m in lins:
+        n = m.out_features
+        m.weight.data = w[o:o + n]
+        if b is not None:
+            m.bias.data = b[o:o + n]
+        o += n
+    return w, b
+
+
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
     a, b = x.chunk(2, dim=-1)
     return torch.cat((-b, a), dim=-1)
@@ -119,12 +145,30 @@ class Attention(nn.Module):
             self.q_norm = RMSNorm(a.head_dim, a.eps)
             self.k_norm = RMSNorm(a.head_dim, a.eps)
         self.kv_cache: KVCache | None = None
+        self.register_buffer("qkv_weight", None, persistent=False)  # set by fuse()
+        self.register_buffer("qkv_bias", None, persistent=False)
+
+    def fuse(self) -> bool:
+        """q, k, v through one GEMM (:func:`fuse_linears`) when all three are plain linears."""
+        f = fuse_linears((self.q_proj, self.k_proj, self.v_proj))
+        if f is not None:
+            self.qkv_weight, self.qkv_bias = f
+        return f is not None
+
+    def unfuse(self) -> None:
+        """Back to three GEMMs (a projection is being replaced, e.g. by a SpenseLinear)."""
+        self.qkv_weight = self.qkv_bias = None
 
     def forward(self, x, cos, sin, input_pos, mask, kv_len: int):
         B, T, _ = x.shape
-        q = self.q_proj(x).view(B, T, self.n_head, self.hd)
-        k = self.k_proj(x).view(B, T, self.n_kv, self.hd)
-        v = self.v_proj(x).view(B, T, self.n_kv, self.hd)
+        if self.qkv_weight is not None:
+            nq, nk = self.n_head * self.hd, self.n_kv * self.hd
+            q, k, v = F.linear(x, self.qkv_weight, self.qkv_bias).split([nq, nk, nk], dim=-1)
+        else:
+            q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        q = q.unflatten(-1, (self.n_head, self.hd))
+        k = k.unflatten(-1, (self.n_kv, self.hd))
+        v = v.unflatten(-1, (self.n_kv, self.hd))
         if hasattr(self, "q_norm"):
             q, k = self.q_norm(q), self.k_norm(k)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
@@ -147,8 +191,22 @@ class MLP(nn.Module):
         self.gate_proj = nn.Linear(a.dim, a.intermediate_size, bias=False)
         self.up_proj = nn.Linear(a.dim, a.intermediate_size, bias=False)
         self.down_proj = nn.Linear(a.intermediate_size, a.dim, bias=False)
+        self.register_buffer("gate_up_weight", None, persistent=False)  # set by fuse()
+
+    def fuse(self) -> bool:
+        """gate and up through one GEMM (:func:`fuse_linears`) when both are plain linears."""
+        f = fuse_linears((self.gate_proj, self.up_proj))
+        if f is not None:
+            self.gate_up_weight = f[0]
+        return f is not None
+
+    def unfuse(self) -> None:
+        self.gate_up_weight = None
 
     def forward(self, x):
+        if self.gate_up_weight is not None:
+            g, u = F.linear(x, self.gate_up_weight).chunk(2, dim=-1)
+            return self.down_proj(F.silu(g) * u)
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
@@ -184,6 +242,12 @@ class Transformer(nn.Module):
         self.max_batch = self.max_len = 0
         inv = 1.0 / (a.rope_theta ** (torch.arange(0, a.head_dim, 2, dtype=torch.float32) / a.head_dim))
         self.register_buffer("inv_freq", inv, persistent=False)
+
+    def fuse_projections(self) -> int:
+        """Fuse q/k/v and gate/up of every block where they are plain linears (the dense model, the
+        dense layers of a whole-layer mix); returns how many groups were fused.  Call it after the
+        model is on its device: a later ``.to()`` would copy the fused weights apart from the views."""
+        return sum(int(blk.self_attn.fuse()) + int(blk.mlp.fuse()) for blk in self.model.layers)
 
     def setup_caches(self, batch: int, length: int) -> None:
         """Allocate the static KV cache for ``batch`` rows of ``length`` slots (rounded up)."""
