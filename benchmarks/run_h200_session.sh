@@ -9,7 +9,8 @@
 # CARRY=.carry_g (made by `carry_chunks.py split --names gemma3-270m --carry .carry_g`, plus copies of
 # text/ whl/ gemma_tok/) carries Gemma alone in 5 pieces: start, chunk 01..03, chunk 04 gemma3-270m.
 # `scale` prunes the Qwen3-8B / 32B shapes on GPU 0 in the background (benchmarks/prune_scale.py);
-# `bulk` runs benchmarks/run_bulk_ab.sh (the two mma.sp kernels side by side) on GPU 0.
+# `bulk` runs benchmarks/run_bulk_ab.sh (the two mma.sp kernels side by side) on GPU 0; `build` builds
+# the torch extension in the background.
 # Every call leaves the logs, the e2e files and each study's rows and report in $OUT, one archive each
 # (a call brings back at most 8 files, and $OUT is emptied before the next call).
 set -u
@@ -84,6 +85,9 @@ case "${1:-}" in
     detached scale "$P 660 $R --shape qwen3-8b --method sparsegpt > $V/scale/qwen3-8b-sparsegpt.log 2>&1; \
       $P 600 $R --shape qwen3-32b --layers 16 --method sparsegpt > $V/scale/qwen3-32b-16-sparsegpt.log 2>&1; \
       $P 660 $R --shape qwen3-8b --method spense --dense-ratio 0.25 > $V/scale/qwen3-8b-spense.log 2>&1"
+    ;;
+  build)  # the torch extension only, in the background (for `bulk`'s GPU tests and `e2e`)
+    detached build python3 -c "\"from spense.runtime import mmasp; mmasp.load_extension(); mmasp.export_extension('/tmp/spense_mmasp.so')\""
     ;;
   bulk)  # the mma.sp kernels A/B (standalone harness, then the GPU tests) on GPU 0, foreground
     CUDA_VISIBLE_DEVICES=0 OUT=$V/bulk PYTEST=${PYTEST:-1} bash benchmarks/run_bulk_ab.sh
