@@ -297,8 +297,9 @@ def op_class(name: str) -> str:
     return "other"
 
 
-def profile_step(eng: Engine, state, steps: int = 5) -> dict[str, float]:
-    """GPU ms per decode step by op class (:data:`OP_CLASSES`), torch.profiler over ``steps`` steps."""
+def profile_step(eng: Engine, state, steps: int = 5, top_n: int = 15) -> dict[str, float]:
+    """GPU ms per decode step by op class (:data:`OP_CLASSES`), torch.profiler over ``steps`` steps;
+    the ``top_n`` kernels by time are printed."""
     from torch.profiler import ProfilerActivity, profile
 
     nxt, pos, start = state
@@ -309,11 +310,19 @@ def profile_step(eng: Engine, state, steps: int = 5) -> dict[str, float]:
             nxt, _ = eng.step(nxt, pos + i, start)
         torch.cuda.synchronize()
     out: dict[str, float] = {}
+    per_kernel: dict[str, list] = {}
     for ev in prof.events():
         if getattr(ev, "device_type", None) is not None and str(ev.device_type).endswith("CUDA"):
             c = op_class(ev.name)
             out[c] = out.get(c, 0.0) + ev.device_time / 1e3 / steps
+            k = per_kernel.setdefault(ev.name[:80], [0.0, 0])
+            k[0] += ev.device_time / 1e3 / steps
+            k[1] += 1
     out["total"] = sum(out.values())
+    top = sorted(per_kernel.items(), key=lambda kv: -kv[1][0])[:top_n]
+    print("profile top kernels (ms per step, launches per step):")
+    for name, (ms, n) in top:
+        print(f"  {ms:8.4f} {n / steps:6.1f}  {name}")
     return {k: round(v, 4) for k, v in out.items()}
 
 
