@@ -22,6 +22,7 @@ from typing import Callable, Iterator
 import torch
 
 from spense.engine.model import KV_BLOCK, Transformer
+from spense.runtime.linear import SpenseLinear
 from spense.runtime.shapes import bucket
 from spense.errors import InputError
 
@@ -31,6 +32,14 @@ PROMPT_BLOCK = 64  # prompts are left-padded to a multiple of this (prefill buck
 def batch_bucket(b: int) -> int:
     """The batch bucket: :func:`spense.runtime.shapes.bucket` (the one power-of-two rule)."""
     return bucket(b)
+
+
+def plan_decode(model: torch.nn.Module, max_batch: int) -> None:
+    """:meth:`SpenseLinear.plan` of every Spense layer for the decode batch buckets up to ``max_batch``."""
+    ms = [b for b in (1, 2, 4, 8, 16, 32, 64) if b <= batch_bucket(max_batch)]
+    for mod in model.modules():
+        if isinstance(mod, SpenseLinear):
+            mod.plan(ms)
 
 
 def _round_up(n: int, m: int) -> int:
@@ -119,6 +128,8 @@ class Engine:
         self.max_len = _round_up(max_len, KV_BLOCK)
         model.setup_caches(self.max_batch, self.max_len)
         cuda = self.device.type == "cuda"
+        if cuda:  # fix each Spense layer's kernel per decode bucket before anything is compiled
+            plan_decode(model, self.max_batch)
         self.compiled = compile and cuda
         self.graphs = cuda_graph and cuda and not self.compiled
         self._decode, self._prefill = decode_step, prefill_step

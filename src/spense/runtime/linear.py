@@ -22,9 +22,11 @@ CUDA) replaces the packed buffers by the mma.sp kernel layout; then M <= 64 runs
 M (prefill) a transient unpack of the kernel layout (:func:`spense.runtime.mmasp.unpack_kernel_layout`,
 pure tensor ops, exact) + one dense GEMM; the unpacked buffer is freed after the call.
 
-``forward`` calls one opaque custom op, ``torch.ops.spense.linear_apply(x2, handle)``, so that
+``forward`` calls one opaque custom op, ``torch.ops.spense.linear_apply(x2, xf, handle)``, so that
 ``torch.compile`` traces a model with Spense layers without graph breaks (the op dispatches to the
-layer's backend; its fake implementation gives the output shape).
+layer's backend; its fake implementation gives the output shape).  ``xf`` is x in the mma.sp
+kernel's fragment order for the decode sizes fixed by :meth:`SpenseLinear.plan` (built outside the op,
+so that torch.compile fuses it into the op producing x), else empty.
 
 No CUDA (CPU tensors): fast backends fall back to ``reference`` with a one-line warning.
 A pre-sm80 GPU: :class:`~spense.errors.DeviceError` for ``cusparselt``/``triton``/``mmasp``/``auto``.
@@ -42,6 +44,7 @@ from torch import nn
 
 from spense.errors import DeviceError, FormatError, InputError
 from spense.format import PackedSpense, SpenseLayout, pack, unpack
+from spense.runtime.mmasp import x_fragments
 from spense.runtime.shapes import bucket as _bucket
 
 BACKENDS = ("reference", "cusparselt", "triton", "mmasp", "auto")
@@ -80,16 +83,18 @@ def _out_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 @torch.library.custom_op("spense::linear_apply", mutates_args=())
-def linear_apply(x2: torch.Tensor, handle: int) -> torch.Tensor:
-    """``x2 @ W.T`` of the registered layer ``handle`` (no bias), on the layer's backend."""
+def linear_apply(x2: torch.Tensor, xf: torch.Tensor, handle: int) -> torch.Tensor:
+    """``x2 @ W.T`` of the registered layer ``handle`` (no bias), on the layer's backend.  ``xf``: x in
+    the mma.sp kernel's fragment order (built in :meth:`SpenseLinear.forward`, so that torch.compile
+    fuses it into the op producing x), or empty."""
     layer = _LAYERS.get(handle)
     if layer is None:
         raise InputError(f"spense: SpenseLinear handle {handle} is not alive")
-    return layer._apply_backend(x2)
+    return layer._apply_backend(x2, xf)
 
 
 @linear_apply.register_fake
-def _linear_apply_fake(x2: torch.Tensor, handle: int) -> torch.Tensor:
+def _linear_apply_fake(x2: torch.Tensor, xf: torch.Tensor, handle: int) -> torch.Tensor:
     layer = _LAYERS[handle]
     return x2.new_empty(x2.shape[0], layer.out_features, dtype=_out_dtype(x2))
 
@@ -118,6 +123,8 @@ class SpenseLinear(nn.Module):
         self.bias = nn.Parameter(bias.detach().clone(), requires_grad=False) if bias is not None else None
         self._cache: dict = {}
         self._kernel = None  # KernelWeights once compact(): then the only copy of the weight
+        self._frag_buckets: set[int] = set()  # M buckets whose x fragments forward() builds (plan())
+        self._xperm = None  # the kernel layout's column gather, once planned
         self.handle = next(_HANDLES)
         _LAYERS[self.handle] = self
         self.choice: dict[int, str] = {}  # M bucket -> backend (auto)
@@ -305,7 +312,8 @@ class SpenseLinear(nn.Module):
             return out
         return y
 
-    def forward_mmasp(self, x2: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    def forward_mmasp(self, x2: torch.Tensor, out: torch.Tensor | None = None,
+                      xf: torch.Tensor | None = None) -> torch.Tensor:
         from spense.runtime.mmasp import mmasp_forward
 
         M = x2.shape[0]
@@ -316,7 +324,7 @@ class SpenseLinear(nn.Module):
         x2 = x2.to(torch.bfloat16).contiguous()
         y = out if out is not None else torch.empty(M, self.out_features, dtype=torch.bfloat16, device=x2.device)
         cfg = self.mmasp_cfg.get(_bucket(M), (None, None))
-        return mmasp_forward(self._kw(), x2, y, *cfg)
+        return mmasp_forward(self._kw(), x2, y, *cfg, xf=xf)
 
     # -- dispatch --------------------------------------------------------------------------------
     def _auto_choice(self, M: int) -> str:
@@ -341,14 +349,14 @@ class SpenseLinear(nn.Module):
                        f"dense fallback (sparse kernels do not win here)")
         return c
 
-    def run_backend(self, name: str, x2: torch.Tensor) -> torch.Tensor:
+    def run_backend(self, name: str, x2: torch.Tensor, xf: torch.Tensor | None = None) -> torch.Tensor:
         M = x2.shape[0]
         if name == "reference":
             return self.forward_reference(x2)
         if name == "dense":
             return self.forward_dense(x2)
         if self._kernel is not None:  # compacted: only the mma.sp kernel layout is held
-            return self.forward_mmasp(x2) if M <= DECODE_MAX_M else self.forward_dense(x2)
+            return self.forward_mmasp(x2, xf=xf) if M <= DECODE_MAX_M else self.forward_dense(x2)
         if name in ("triton", "mmasp") and M > DECODE_MAX_M:
             name = "cusparselt"
         if name == "cusparselt" and self.scale is not None:
@@ -359,9 +367,11 @@ class SpenseLinear(nn.Module):
             name = "triton"
         if name == "cusparselt" and self.values.dtype == torch.float32:
             return self.forward_dense(x2)
+        if name == "mmasp":
+            return self.forward_mmasp(x2, xf=xf)
         return getattr(self, f"forward_{name}")(x2)
 
-    def _apply_backend(self, x2: torch.Tensor) -> torch.Tensor:
+    def _apply_backend(self, x2: torch.Tensor, xf: torch.Tensor | None = None) -> torch.Tensor:
         """The body of ``spense::linear_apply``: pick the backend for ``x2`` and run it."""
         backend = self.backend
         if backend != "reference" and not _check_device(x2.device, backend):
@@ -370,13 +380,42 @@ class SpenseLinear(nn.Module):
             return x2.new_zeros(0, self.out_features, dtype=_out_dtype(x2))
         if backend == "auto":
             backend = self._auto_choice(x2.shape[0])
-        return self.run_backend(backend, x2).to(_out_dtype(x2))
+        return self.run_backend(backend, x2, xf).to(_out_dtype(x2))
+
+    def plan(self, ms) -> "SpenseLinear":
+        """Fix ``auto``'s choice for the decode sizes ``ms`` now (eager, before a compile or a graph
+        capture) and, where it is the mma.sp kernel reading x in fragment order, let :meth:`forward`
+        build those fragments as plain tensor ops, which torch.compile fuses into the op producing x
+        (else the custom op builds them: three extra kernels per layer and step)."""
+        from spense.runtime.mmasp import xfrag_min_m
+
+        dev = self.values.device if self._kernel is None else self._kernel.sv.device
+        if dev.type != "cuda" or self.backend not in ("auto", "mmasp"):
+            return self
+        mm = self._kernel is not None or self.scale is not None or self.values.dtype == torch.bfloat16
+        for M in ms:
+            if not (mm and xfrag_min_m() <= M <= DECODE_MAX_M):
+                continue
+            if (self._auto_choice(M) if self.backend == "auto" else "mmasp") == "mmasp":
+                self._frag_buckets.add(_bucket(M))
+                self._xperm = self._kw().xperm
+        return self
+
+    def _fragments(self, x2: torch.Tensor) -> torch.Tensor:
+        """x in the mma.sp kernel's fragment order for a planned M (:meth:`plan`), else empty."""
+        if _bucket(x2.shape[0]) not in self._frag_buckets:
+            return x2.new_empty(0, dtype=torch.bfloat16)
+        xs = x2.to(torch.bfloat16)
+        if self._xperm is not None:
+            xs = xs.index_select(1, self._xperm)
+        return x_fragments(xs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features:
             raise InputError(f"expected input with last dim {self.in_features}, got {tuple(x.shape)}")
         lead = x.shape[:-1]
-        y = torch.ops.spense.linear_apply(x.reshape(-1, self.in_features), self.handle)
+        x2 = x.reshape(-1, self.in_features)
+        y = torch.ops.spense.linear_apply(x2, self._fragments(x2), self.handle)
         if self.bias is not None:
             y = y + self.bias.to(y.dtype)
         return y.reshape(*lead, self.out_features)

@@ -342,12 +342,15 @@ def unpack_kernel_layout(kw: KernelWeights, layout, dtype: torch.dtype = torch.b
 
 
 def default_config(kw: KernelWeights, M: int) -> tuple[int, int]:
-    """(RT, warps) heuristic: enough CTAs for 132 SMs, enough warps per CTA to split K."""
+    """(RT, warps) heuristic: one 16-row tile per CTA; 8 warps to split K when K is long (>= 32 steps of
+    64) and the grid is small (< 1024 CTAs), else 4.  Measured on the H200 (benchmarks/results/
+    mmasp_bulk_2026-11-30): RT = 2 lost to RT = 1 on every Qwen3 shape at M = 1 with x fragments; 8
+    warps won on three of the four shapes with N <= 10240 (lost 5 % on 6144 x 4096) and lost on the
+    24576-row gate_up."""
     rows = kw.rows_sparse + kw.rows_dense
-    RT = 2 if rows // 32 >= 264 else 1
     steps = kw.Ss + kw.SdA + max(kw.SdB, 0)
-    warps = 8 if steps >= 32 else 4
-    return RT, warps
+    warps = 8 if steps >= 32 and rows // 16 < 1024 else 4
+    return 1, warps
 
 
 def _launch(y, sv, sm, dv, x, sblk, dblk, out_row, wscale, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8, stages, xf):
@@ -410,8 +413,9 @@ def default_stages() -> int:
 @functools.lru_cache(maxsize=None)
 def xfrag_min_m() -> int:
     """Smallest M at which the kernel reads x through :func:`x_fragments`: ``SPENSE_MMASP_XFRAG_MIN_M``
-    (read once; default 65 = never, until measured on the device)."""
-    return _env_int("SPENSE_MMASP_XFRAG_MIN_M", 65, 1, 65)
+    (read once; default 1 = always: 1.1-2.1x faster kernels on every Qwen3 shape at M = 1, 8, 16 on the
+    H200, benchmarks/results/mmasp_bulk_2026-11-30; 65 = never)."""
+    return _env_int("SPENSE_MMASP_XFRAG_MIN_M", 1, 1, 65)
 
 
 def x_fragments(x2: torch.Tensor) -> torch.Tensor:
@@ -430,10 +434,13 @@ def x_fragments(x2: torch.Tensor) -> torch.Tensor:
 
 
 def mmasp_forward(kw: KernelWeights, x2: torch.Tensor, out: torch.Tensor | None = None, RT: int | None = None,
-                  warps: int | None = None, stages: int | None = None, xfrag: bool | None = None) -> torch.Tensor:
+                  warps: int | None = None, stages: int | None = None, xfrag: bool | None = None,
+                  xf: torch.Tensor | None = None) -> torch.Tensor:
     """``x2 @ W.T`` (bf16 x, M <= 64) through ``spense::mmasp`` (``out`` given: ``spense::mmasp_out``,
     written in place and returned).  ``(RT, warps, stages)``: the kernel config; ``xfrag``: read x
-    through :func:`x_fragments` (None: the defaults, :func:`default_stages`, :func:`xfrag_min_m`)."""
+    through :func:`x_fragments` (None: the defaults, :func:`default_stages`, :func:`xfrag_min_m`).
+    ``xf``: :func:`x_fragments` of ``x2`` already gathered by ``kw.xperm``, built by the caller (e.g.
+    traced by torch.compile into the kernel that produces x); then ``x2`` only gives M and K."""
     if RT is None or warps is None:
         r, w = default_config(kw, x2.shape[0])
         RT = RT or r
@@ -445,11 +452,12 @@ def mmasp_forward(kw: KernelWeights, x2: torch.Tensor, out: torch.Tensor | None 
     rows_blk = 16 * RT
     Bs = kw.rows_sparse // rows_blk
     Bd = kw.rows_dense // rows_blk
-    if kw.xperm is not None:
-        x2 = x2.index_select(1, kw.xperm)
-    if xfrag is None:
-        xfrag = x2.shape[0] >= xfrag_min_m()
-    xf = x_fragments(x2) if xfrag else x2.new_empty(0)
+    if xf is None or xf.numel() == 0:
+        if kw.xperm is not None:
+            x2 = x2.index_select(1, kw.xperm)
+        if xfrag is None:
+            xfrag = x2.shape[0] >= xfrag_min_m()
+        xf = x_fragments(x2) if xfrag else x2.new_empty(0)
     args = (kw.sv, kw.sm, kw.dv, x2, kw.sblk, kw.dblk, kw.out_row, kw.wscale)
     if out is None:
         return mmasp_op(*args, kw.n_out, Bs, Bd, kw.Ss, kw.SdA, kw.SdB, RT, warps, kw.fp8, stages, xf)

@@ -85,8 +85,12 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
     TORCH_CHECK(warps <= BULK_MAX_WARPS, "the bulk-copy mmasp kernel takes at most 8 consumer warps");
     const int need = RT == 1 ? (fp8 ? bulk_smem_bytes<1, true>((int)stages) : bulk_smem_bytes<1, false>((int)stages))
                              : (fp8 ? bulk_smem_bytes<2, true>((int)stages) : bulk_smem_bytes<2, false>((int)stages));
-    TORCH_CHECK(need + 4096 <= smem_max, "mmasp: ", stages, " ring slots need ", need,
-                " bytes of shared memory, more than this GPU's ", smem_max, "; use fewer stages");
+    // + the kernel's static shared memory: the reduction buffer (RT*16 rows x NT*8 tokens of fp32) and
+    // the ring's mbarriers
+    const int M0 = (int)x.size(0), NT0 = M0 <= 8 ? 1 : M0 <= 16 ? 2 : M0 <= 32 ? 4 : 8;
+    const int fixed = (int)RT * 16 * NT0 * 8 * 4 + 2 * BULK_MAX_STAGES * 8;
+    TORCH_CHECK(need + fixed <= smem_max, "mmasp: ", stages, " ring slots need ", need + fixed,
+                " bytes of shared memory with M = ", M0, ", more than this GPU's ", smem_max, "; use fewer stages");
   }
   const int M = (int)x.size(0);
   TORCH_CHECK(M >= 1 && M <= 64, "mmasp kernel handles 1 <= M <= 64");
