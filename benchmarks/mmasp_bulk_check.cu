@@ -94,8 +94,12 @@ void run(const Args& a, std::mt19937& rng) {
   CK(cudaMemcpy(ws, hs.data(), a.N * 4, cudaMemcpyHostToDevice));
   dim3 grid(Bs + Bd);
   auto reg_x = [&](int c, __nv_bfloat16* y, const uint4* xfp) {
-    spense_mmasp_kernel<RT, NT, FP8, (FP8 ? 8 : 4)><<<grid, 32 * a.warps>>>(sv + nsv * c, sm + nsm * c,
-        dv + ndv * c, x, xfp, kx, a.M, kx, d_sblk, d_dblk, d_orow, ws, y, a.N, Bs, Bd, Ss, SdA, SdB);
+    if (xfp != nullptr)
+      spense_mmasp_kernel<RT, NT, FP8, (FP8 ? 8 : 4), X_FRAGS><<<grid, 32 * a.warps>>>(sv + nsv * c,
+          sm + nsm * c, dv + ndv * c, x, xfp, kx, a.M, kx, d_sblk, d_dblk, d_orow, ws, y, a.N, Bs, Bd, Ss, SdA, SdB);
+    else
+      spense_mmasp_kernel<RT, NT, FP8, (FP8 ? 8 : 4), X_DIRECT><<<grid, 32 * a.warps>>>(sv + nsv * c,
+          sm + nsm * c, dv + ndv * c, x, nullptr, kx, a.M, kx, d_sblk, d_dblk, d_orow, ws, y, a.N, Bs, Bd, Ss, SdA, SdB);
   };
   auto reg = [&](int c, __nv_bfloat16* y) { reg_x(c, y, nullptr); };
   auto reg_xf = [&](int c, __nv_bfloat16* y) { reg_x(c, y, xf); };

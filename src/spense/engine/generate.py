@@ -34,12 +34,13 @@ def batch_bucket(b: int) -> int:
     return bucket(b)
 
 
-def plan_decode(model: torch.nn.Module, max_batch: int) -> None:
-    """:meth:`SpenseLinear.plan` of every Spense layer for the decode batch buckets up to ``max_batch``."""
+def plan_decode(model: torch.nn.Module, max_batch: int, fragments: bool = True) -> None:
+    """:meth:`SpenseLinear.plan` of every Spense layer for the decode batch buckets up to ``max_batch``
+    (``fragments``: x in the kernel's fragment order, built where torch.compile fuses it)."""
     ms = [b for b in (1, 2, 4, 8, 16, 32, 64) if b <= batch_bucket(max_batch)]
     for mod in model.modules():
         if isinstance(mod, SpenseLinear):
-            mod.plan(ms)
+            mod.plan(ms, fragments)
 
 
 def _round_up(n: int, m: int) -> int:
@@ -129,7 +130,7 @@ class Engine:
         model.setup_caches(self.max_batch, self.max_len)
         cuda = self.device.type == "cuda"
         if cuda:  # fix each Spense layer's kernel per decode bucket before anything is compiled
-            plan_decode(model, self.max_batch)
+            plan_decode(model, self.max_batch, fragments=compile)
         self.compiled = compile and cuda
         self.graphs = cuda_graph and cuda and not self.compiled
         self._decode, self._prefill = decode_step, prefill_step

@@ -382,21 +382,21 @@ class SpenseLinear(nn.Module):
             backend = self._auto_choice(x2.shape[0])
         return self.run_backend(backend, x2, xf).to(_out_dtype(x2))
 
-    def plan(self, ms) -> "SpenseLinear":
+    def plan(self, ms, fragments: bool = True) -> "SpenseLinear":
         """Fix ``auto``'s choice for the decode sizes ``ms`` now (eager, before a compile or a graph
-        capture) and, where it is the mma.sp kernel reading x in fragment order, let :meth:`forward`
-        build those fragments as plain tensor ops, which torch.compile fuses into the op producing x
-        (else the custom op builds them: three extra kernels per layer and step)."""
-        from spense.runtime.mmasp import xfrag_min_m
-
+        capture).  ``fragments``: where the choice is the mma.sp kernel, :meth:`forward` builds x in
+        the kernel's fragment order as plain tensor ops, which torch.compile fuses into the op that
+        produces x (pass False without torch.compile: then they would be three more kernels per layer
+        and step, which cost more than the faster kernel saves)."""
         dev = self.values.device if self._kernel is None else self._kernel.sv.device
         if dev.type != "cuda" or self.backend not in ("auto", "mmasp"):
             return self
         mm = self._kernel is not None or self.scale is not None or self.values.dtype == torch.bfloat16
         for M in ms:
-            if not (mm and xfrag_min_m() <= M <= DECODE_MAX_M):
+            if M > DECODE_MAX_M:
                 continue
-            if (self._auto_choice(M) if self.backend == "auto" else "mmasp") == "mmasp":
+            c = self._auto_choice(M) if self.backend == "auto" else "mmasp"
+            if fragments and mm and c == "mmasp":
                 self._frag_buckets.add(_bucket(M))
                 self._xperm = self._kw().xperm
         return self

@@ -412,10 +412,13 @@ def default_stages() -> int:
 
 @functools.lru_cache(maxsize=None)
 def xfrag_min_m() -> int:
-    """Smallest M at which the kernel reads x through :func:`x_fragments`: ``SPENSE_MMASP_XFRAG_MIN_M``
-    (read once; default 1 = always: 1.1-2.1x faster kernels on every Qwen3 shape at M = 1, 8, 16 on the
-    H200, benchmarks/results/mmasp_bulk_2026-11-30; 65 = never)."""
-    return _env_int("SPENSE_MMASP_XFRAG_MIN_M", 1, 1, 65)
+    """Smallest M at which :func:`mmasp_forward`, given no fragments, builds them itself:
+    ``SPENSE_MMASP_XFRAG_MIN_M`` (read once; default 65 = never).  The kernel reading fragments is
+    1.16-2.29x faster on every Qwen3 shape at M = 1, 8, 16 on the H200 (benchmarks/results/
+    mmasp_bulk_2026-11-30), but building them here costs three small kernels per call, which cost
+    more than that in the engine's CUDA-graphed step (e2e v7): the fast way is the compiled engine,
+    where :meth:`SpenseLinear.plan` has torch.compile fuse them into the op that produces x."""
+    return _env_int("SPENSE_MMASP_XFRAG_MIN_M", 65, 1, 65)
 
 
 def x_fragments(x2: torch.Tensor) -> torch.Tensor:

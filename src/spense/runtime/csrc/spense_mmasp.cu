@@ -32,7 +32,10 @@
 #include "spense_mmasp_bulk.cuh"  // spense_mmasp_bulk_kernel: weights through a shared-memory ring (sm_90)
 
 #define LAUNCH(RT_, NT_, F_)                                                                        \
-  spense_mmasp_kernel<RT_, NT_, F_, (F_ ? 8 : 4)><<<grid, threads, 0, stream>>>(                    \
+  if (XF) { LAUNCH_X(RT_, NT_, F_, X_FRAGS); } else { LAUNCH_X(RT_, NT_, F_, X_DIRECT); }
+
+#define LAUNCH_X(RT_, NT_, F_, XM_)                                                                 \
+  spense_mmasp_kernel<RT_, NT_, F_, (F_ ? 8 : 4), XM_><<<grid, threads, 0, stream>>>(              \
       (const uint4*)sv.data_ptr(), (const uint32_t*)sm.data_ptr(), (const uint4*)dv.data_ptr(),     \
       (const __nv_bfloat16*)x.data_ptr(), XF, (int)x.stride(0), M, (int)x.size(1),                  \
       sblk.data_ptr<int>(), dblk.data_ptr<int>(), out_row.data_ptr<int>(),                          \

@@ -164,7 +164,7 @@ __global__ void __launch_bounds__(32 * (BULK_MAX_WARPS + 1)) spense_mmasp_bulk_k
             for (int v = 0; v < G::NVS; ++v) va[r][v] = p[32 * v];
             me[r] = reinterpret_cast<const uint32_t*>(src + RT * G::CSS * G::VS * 16 + (r * G::CSS + sl) * 128)[lane];
           }
-          sparse_step<RT, NT, FP8, G::NVS>(acc, va, me, xb, xf, x, ldx, M, kx, lane);
+          sparse_step<RT, NT, FP8, G::NVS, X_RUNTIME>(acc, va, me, xb, xf, x, ldx, M, kx, lane);
         }
       } else {
         const int s0 = (c - nsc) * G::CSD, n = min(G::CSD, nde - s0);
@@ -177,7 +177,7 @@ __global__ void __launch_bounds__(32 * (BULK_MAX_WARPS + 1)) spense_mmasp_bulk_k
 #pragma unroll
             for (int v = 0; v < G::NVD; ++v) da[r][v] = p[32 * v];
           }
-          dense_step<RT, NT, FP8, G::NVD>(acc, da, xb, xf, x, ldx, M, kx, lane);
+          dense_step<RT, NT, FP8, G::NVD, X_RUNTIME>(acc, da, xb, xf, x, ldx, M, kx, lane);
         }
       }
       __syncwarp();
@@ -211,7 +211,9 @@ cudaError_t launch_bulk(dim3 grid, int warps, int stages, cudaStream_t stream, c
   int dev = 0;
   cudaError_t e = cudaGetDevice(&dev);
   if (e != cudaSuccess) return e;
-  if (smem > 48 * 1024) {
+  // raised for every new size, not only past 48 KiB of dynamic memory: the limit applies to dynamic +
+  // static (reduction buffer, mbarriers), so 45 KiB of ring + 4.3 KiB static already needs it
+  {
     std::lock_guard<std::mutex> lock(mu);
     if (dev >= 64 || smem > raised[dev]) {
       e = cudaFuncSetAttribute(spense_mmasp_bulk_kernel<RT, NT, FP8>, cudaFuncAttributeMaxDynamicSharedMemorySize,

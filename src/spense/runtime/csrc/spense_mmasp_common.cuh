@@ -70,11 +70,14 @@ __device__ __forceinline__ uint32_t load_x2(const __nv_bfloat16* __restrict__ x,
 // 32-K chunk is one coalesced 16-byte load (a warp reads 512 contiguous bytes), instead of four
 // 4-byte loads spread over 8 token rows: at M >= 8 those scattered loads, not the weight stream,
 // bound the kernel's L1 throughput.  xf == nullptr: straight from x.
-template <int NT>
+// XM (x mode): X_DIRECT / X_FRAGS fix the source at compile time (the register kernel is instantiated
+// for both: no branch, no second load path in its inner loop); X_RUNTIME tests xf per load.
+constexpr int X_DIRECT = 0, X_FRAGS = 1, X_RUNTIME = 2;
+template <int NT, int XM>
 __device__ __forceinline__ void load_b32(uint32_t bf[4], const uint4* __restrict__ xf,
                                          const __nv_bfloat16* __restrict__ x, int ldx, int M, int kx, int n,
                                          int lane, int k0) {
-  if (xf != nullptr) {
+  if (XM == X_FRAGS || (XM == X_RUNTIME && xf != nullptr)) {
     const uint4 v = __ldg(xf + ((size_t)(k0 >> 5) * NT + n) * 32 + lane);
     bf[0] = v.x; bf[1] = v.y; bf[2] = v.z; bf[3] = v.w;
   } else {
@@ -84,11 +87,11 @@ __device__ __forceinline__ void load_b32(uint32_t bf[4], const uint4* __restrict
   }
 }
 // the two registers of an m16n8k16 B fragment at k0 (a multiple of 16)
-template <int NT>
+template <int NT, int XM>
 __device__ __forceinline__ void load_b16(uint32_t& b0, uint32_t& b1, const uint4* __restrict__ xf,
                                          const __nv_bfloat16* __restrict__ x, int ldx, int M, int kx, int n,
                                          int lane, int k0) {
-  if (xf != nullptr) {
+  if (XM == X_FRAGS || (XM == X_RUNTIME && xf != nullptr)) {
     const uint4 v = __ldg(xf + ((size_t)(k0 >> 5) * NT + n) * 32 + lane);
     const bool hi = (k0 >> 4) & 1;
     b0 = hi ? v.z : v.x;
@@ -103,7 +106,7 @@ __device__ __forceinline__ void load_b16(uint32_t& b0, uint32_t& b1, const uint4
 // ---------------- the per-step math and the epilogue, shared by both kernels ----------------
 // one sparse 64-K step of RT row tiles: va = each tile's values (NVS uint4 per lane; bf16: one per
 // mma.sp, FP8: one uint4 holding both), me = its metadata word, xb = the step's first x column
-template <int RT, int NT, bool FP8, int NVS>
+template <int RT, int NT, bool FP8, int NVS, int XM>
 __device__ __forceinline__ void sparse_step(float (&acc)[RT][NT][4], const uint4 (&va)[RT][NVS],
                                             const uint32_t (&me)[RT], int xb, const uint4* __restrict__ xf,
                                             const __nv_bfloat16* __restrict__ x, int ldx, int M, int kx, int lane) {
@@ -119,7 +122,7 @@ __device__ __forceinline__ void sparse_step(float (&acc)[RT][NT][4], const uint4
 #pragma unroll
     for (int n = 0; n < NT; ++n) {
       uint32_t bf[4];
-      load_b32<NT>(bf, xf, x, ldx, M, kx, n, lane, k0);
+      load_b32<NT, XM>(bf, xf, x, ldx, M, kx, n, lane, k0);
 #pragma unroll
       for (int r = 0; r < RT; ++r) mma_sp(acc[r][n], a[r], bf, me[r], j);
     }
@@ -127,7 +130,7 @@ __device__ __forceinline__ void sparse_step(float (&acc)[RT][NT][4], const uint4
 }
 
 // one dense 64-K step (4 mma.m16n8k16 per tile): da = each tile's NVD uint4 per lane
-template <int RT, int NT, bool FP8, int NVD>
+template <int RT, int NT, bool FP8, int NVD, int XM>
 __device__ __forceinline__ void dense_step(float (&acc)[RT][NT][4], const uint4 (&da)[RT][NVD], int xb,
                                            const uint4* __restrict__ xf, const __nv_bfloat16* __restrict__ x,
                                            int ldx, int M, int kx, int lane) {
@@ -147,7 +150,7 @@ __device__ __forceinline__ void dense_step(float (&acc)[RT][NT][4], const uint4 
 #pragma unroll
     for (int n = 0; n < NT; ++n) {
       uint32_t b0, b1;
-      load_b16<NT>(b0, b1, xf, x, ldx, M, kx, n, lane, k0);
+      load_b16<NT, XM>(b0, b1, xf, x, ldx, M, kx, n, lane, k0);
 #pragma unroll
       for (int r = 0; r < RT; ++r) mma_dense(acc[r][n], a[r], b0, b1);
     }

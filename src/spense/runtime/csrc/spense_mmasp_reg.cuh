@@ -2,7 +2,8 @@
 #pragma once
 #include "spense_mmasp_common.cuh"
 
-template <int RT, int NT, bool FP8, int U>
+// XM: x read through its fragments (xf, X_FRAGS) or straight (X_DIRECT): one instantiation each
+template <int RT, int NT, bool FP8, int U, int XM>
 __global__ void __launch_bounds__(512) spense_mmasp_kernel(
     const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
     const __nv_bfloat16* __restrict__ x, const uint4* __restrict__ xf, int ldx, int M, int kx,
@@ -59,7 +60,7 @@ __global__ void __launch_bounds__(512) spense_mmasp_kernel(
       }
 #pragma unroll
       for (int u = 0; u < U; ++u)
-        if (s0 + u * W < nsp) sparse_step<RT, NT, FP8, NVS>(acc, va[u], me[u], xb[u], xf, x, ldx, M, kx, lane);
+        if (s0 + u * W < nsp) sparse_step<RT, NT, FP8, NVS, XM>(acc, va[u], me[u], xb[u], xf, x, ldx, M, kx, lane);
     }
   }
   // ---------------- dense steps (64 K = 4 mma.m16n8k16 per row tile) ----------------
@@ -82,7 +83,7 @@ __global__ void __launch_bounds__(512) spense_mmasp_kernel(
       }
 #pragma unroll
       for (int u = 0; u < U; ++u)
-        if (s0 + u * W < nde) dense_step<RT, NT, FP8, NVD>(acc, da[u], xb[u], xf, x, ldx, M, kx, lane);
+        if (s0 + u * W < nde) dense_step<RT, NT, FP8, NVD, XM>(acc, da[u], xb[u], xf, x, ldx, M, kx, lane);
     }
   }
   __syncthreads();
