@@ -228,6 +228,43 @@ def test_fused_projections_same_logits_same_bytes_and_unfused_when_replaced():
     assert mlp.up_proj.weight.data_ptr() == mlp.gate_up_weight[mlp.gate_proj.out_features:].data_ptr()
     assert measure.weight_bytes(m) == before
     assert torch.allclose(m(idx, pos, 128), ref, atol=1e-5, rtol=1e-5)
-    sparsify(m, 0.25)  # every projection becomes a SpenseLinear: no fused GEMM may survive
+    sparsify(m, 0.25, tie=False)  # every projection becomes a SpenseLinear: no fused GEMM may survive
     assert all(b.self_attn.qkv_weight is None and b.mlp.gate_up_weight is None for b in m.model.layers)
-    assert m.fuse_projections() == 0
+    same = lambda *ls: all(torch.equal(l.layout.dense_idx, ls[0].layout.dense_idx) for l in ls)  # noqa: E731
+    expect = sum(int(same(b.self_attn.q_proj, b.self_attn.k_proj, b.self_attn.v_proj))
+                 + int(same(b.mlp.gate_proj, b.mlp.up_proj)) for b in m.model.layers)
+    assert m.fuse_projections() == expect  # Spense projections fuse only over the same dense columns
+
+
+def test_tied_spense_projections_fuse_into_one_layer():
+    """sparsify(tie=True): q/k/v and gate/up share their dense columns and run as one SpenseLinear
+    each (spense.runtime.fuse); the logits equal the unfused layers', the members hold row views (no
+    extra bytes), unfusing restores three / two layers, and a member can be replaced again."""
+    from spense.engine import measure
+    from spense.engine.load import random_model
+
+    m = random_model("qwen3-tiny", CPU, torch.float32, seed=0)
+    m.setup_caches(2, 128)
+    idx = torch.tensor([[3, 1, 4, 1, 5], [9, 2, 6, 5, 3]])
+    pos = torch.arange(5)
+    sparsify(m, 0.25, block=16)
+    att, mlp = m.model.layers[0].self_attn, m.model.layers[0].mlp
+    assert isinstance(att.qkv_sp, SpenseLinear) and isinstance(mlp.gate_up_sp, SpenseLinear)
+    assert torch.equal(att.q_proj.layout.dense_idx, att.v_proj.layout.dense_idx)
+    assert att.k_proj.values.data_ptr() == att.qkv_sp.values[att.q_proj.out_features:].data_ptr()
+    fused_logits = m(idx, pos, 128)
+    fused_bytes = measure.weight_bytes(m)
+    fused_idx = sum(t.numel() * t.element_size() for b in m.model.layers for f in (b.self_attn.qkv_sp, b.mlp.gate_up_sp)
+                    for t in (f.sparse_idx, f.dense_idx))
+    for blk in m.model.layers:
+        blk.self_attn.unfuse()
+        blk.mlp.unfuse()
+    assert att.qkv_sp is None and not att.q_proj._fused
+    assert torch.equal(m(idx, pos, 128), fused_logits)
+    assert measure.weight_bytes(m)[1] == fused_bytes[1] - fused_idx  # the same rows, counted once
+    assert m.fuse_projections() == 2 * len(m.model.layers)
+    from spense.engine.load import _mount
+
+    _mount(m, "model.layers.0.self_attn.k_proj", torch.nn.Linear(128, att.k_proj.out_features, bias=False))
+    assert att.qkv_sp is None and not att.q_proj._fused and mlp.gate_up_sp is not None
+    m(idx, pos, 128)  # the block runs three projections again

@@ -35,3 +35,17 @@ def test_spense_bytes_below_dense_and_compiled_tokens():
     eager = Engine(m, 1, 256, compile=False, cuda_graph=False).generate(prompts, 8).tokens
     comp = Engine(m, 1, 256, compile=True).generate(prompts, 8).tokens
     assert comp == eager
+
+
+@pytest.mark.parametrize("M", [1, 8, 300])
+def test_fused_projection_compacted_matches_reference(M):
+    """A tied q/k/v group runs as one compacted SpenseLinear; its members hold no weight any more."""
+    m = load("qwen3-tiny", torch.device("cuda"), torch.bfloat16).model
+    sparsify(m, 0.25, block=64)
+    att = m.model.layers[0].self_attn
+    f = att.qkv_sp
+    assert f is not None and f._kernel is not None and f.values.numel() == 0
+    assert all(p._fused and p.values.numel() == 0 for p in (att.q_proj, att.k_proj, att.v_proj))
+    x = torch.randn(M, f.in_features, device="cuda", dtype=torch.bfloat16)
+    ref = x.float() @ f.dense_weight(torch.float32).T
+    assert (f(x).float() - ref).norm() / ref.norm() < 1e-2

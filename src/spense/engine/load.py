@@ -206,5 +206,6 @@ def load(spec: str | Path, device: torch.device, dtype: torch.dtype = torch.bflo
             _mount(m, name, SpenseLinear(pack(w.contiguous(), lay), sd.get(name + ".bias"), backend=backend,
                                          name=name))
         src = "spense"
+    m.fuse_projections()  # q/k/v, gate/up over the same dense columns -> one kernel (before compacting)
     compact_all(m)
     return Loaded(m.eval(), p.name, src, p, manifest)

@@ -71,10 +71,23 @@ def _bytes(mods) -> int:
     return n
 
 
+def _linear_bytes(model, lins) -> int:
+    """Bytes of the block linears as held; a member of a fused Spense projection holds only its index
+    buffers, its rows are counted once, in the fused layer."""
+    n = 0
+    for m in lins.values():
+        if getattr(m, "_fused", False):
+            n += sum(t.numel() * t.element_size() for t in (m.sparse_idx, m.dense_idx))
+        else:
+            n += _bytes([m])
+    fused = [f for blk in model.model.layers for f in (blk.self_attn.qkv_sp, blk.mlp.gate_up_sp) if f is not None]
+    return n + _bytes(fused)
+
+
 def weight_bytes(model) -> tuple[int, int, int]:
     """``(all weights read per step, block linears as held, the same linears dense)``."""
     lins = block_linears(model)
-    lin = _bytes(lins.values())
+    lin = _linear_bytes(model, lins)
     elt = model.model.embed_tokens.weight.element_size()
     dense = sum(m.out_features * m.in_features * elt for m in lins.values())
     others = [model.lm_head, model.model.norm] + [blk.input_layernorm for blk in model.model.layers] + \

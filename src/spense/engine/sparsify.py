@@ -26,15 +26,23 @@ def block_linears(m: Transformer) -> dict[str, nn.Module]:
             for n in LINEAR_NAMES}
 
 
+# linears that read the same input: with ``tie`` their column regions are chosen together, so that the
+# engine runs each group as one Spense kernel (spense.runtime.fuse)
+TIED_GROUPS = (("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"), ("mlp.gate_proj", "mlp.up_proj"))
+
+
 @torch.no_grad()
-def magnitude_spense(w: torch.Tensor, ratio: float, axis: str = "cols", block: int = 64
-                     ) -> tuple[torch.Tensor, SpenseLayout]:
-    """``(dense-with-zeros weight, layout)`` of the fast pruning of one ``(N, K)`` weight."""
+def magnitude_spense(w: torch.Tensor, ratio: float, axis: str = "cols", block: int = 64,
+                     score: torch.Tensor | None = None) -> tuple[torch.Tensor, SpenseLayout]:
+    """``(dense-with-zeros weight, layout)`` of the fast pruning of one ``(N, K)`` weight.  ``score``:
+    the per-column (``cols``) or per-row score that picks the region (default ``‖w_:,j‖²`` / ``‖w_i,:‖²``;
+    a group of linears sharing their input passes the sum of their column scores)."""
     N, K = w.shape
     dim = K if axis == "cols" else N
     d = dense_count(dim, ratio, block)
     if d:
-        score = w.float().pow(2).sum(dim=0 if axis == "cols" else 1)
+        if score is None:
+            score = w.float().pow(2).sum(dim=0 if axis == "cols" else 1)
         idx = top_blocks(score, d, block) if axis == "cols" and d < dim else top_indices(score, d)
     else:
         idx = torch.zeros(0, dtype=torch.long)
@@ -54,23 +62,41 @@ def whole_layer_names(m: Transformer, share: float) -> list[str]:
     return [n for n in block_linears(m) if int(n.split(".")[2]) < k]
 
 
+def _tied_scores(m: Transformer, names: list[str]) -> dict[str, torch.Tensor]:
+    """``{name: summed column score of its group}`` for the members of :data:`TIED_GROUPS` in ``names``."""
+    out = {}
+    for i in range(len(m.model.layers)):
+        for group in TIED_GROUPS:
+            full = [f"model.layers.{i}.{n}" for n in group]
+            if all(n in names for n in full):
+                score = sum(m.get_submodule(n).weight.detach().float().pow(2).sum(dim=0) for n in full)
+                out.update({n: score for n in full})
+    return out
+
+
 @torch.no_grad()
 def sparsify(m: Transformer, ratio: float, axis: str = "cols", block: int = 64, fp8: bool = False,
-             backend: str = "auto", keep: frozenset[str] | set[str] = frozenset()) -> Transformer:
+             backend: str = "auto", keep: frozenset[str] | set[str] = frozenset(), tie: bool = True) -> Transformer:
     """Replace every block linear of ``m`` but those in ``keep`` by a SpenseLinear of its fast
-    pruning (in place)."""
-    from spense.engine.load import _mount
+    pruning (in place).  ``tie`` (cols): q/k/v and gate/up get the same dense columns (chosen by their
+    summed column score) and are fused into one Spense layer each; then every layer is compacted."""
+    from spense.engine.load import _mount, compact_all
     from spense.runtime.linear import SpenseLinear
 
     names = [n for n in block_linears(m) if n not in keep]
+    tied = _tied_scores(m, names) if tie and axis == "cols" else {}
     for name in names:  # one layer at a time: the dense original is freed as soon as it is swapped
         lin = m.get_submodule(name)
-        w, lay = magnitude_spense(lin.weight.detach(), ratio, axis, block)
+        w, lay = magnitude_spense(lin.weight.detach(), ratio, axis, block, tied.get(name))
         new = SpenseLinear(pack(w.contiguous(), lay, fp8=fp8), lin.bias, backend=backend, name=name)
         del w, lin
         _mount(m, name, new)
-        if new.values.device.type == "cuda":
+        if new.values.device.type == "cuda" and name not in tied:  # compacted once fused, below
             new.compact()
+    del tied
+    if tie:
+        m.fuse_projections()
+    compact_all(m)
     return m
 
 

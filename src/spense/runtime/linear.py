@@ -123,6 +123,8 @@ class SpenseLinear(nn.Module):
         self.bias = nn.Parameter(bias.detach().clone(), requires_grad=False) if bias is not None else None
         self._cache: dict = {}
         self._kernel = None  # KernelWeights once compact(): then the only copy of the weight
+        self._fused = False  # a member of a fused projection (spense.runtime.fuse): it never compacts
+        self._members: list = []  # the layers whose rows this one holds (a fused projection)
         self._frag_buckets: set[int] = set()  # M buckets whose x fragments forward() builds (plan())
         self._xperm = None  # the kernel layout's column gather, once planned
         self.handle = next(_HANDLES)
@@ -176,14 +178,15 @@ class SpenseLinear(nn.Module):
     def compact(self) -> "SpenseLinear":
         """Keep only the mma.sp kernel layout (CUDA, bf16 or FP8 weights): the packed buffers are
         released.  No-op elsewhere (CPU / fp16 / fp32 weights keep the packed form)."""
-        if self._kernel is not None or self.values.device.type != "cuda":
+        if self._kernel is not None or self._fused or self.values.device.type != "cuda":
             return self
         if self.scale is None and self.values.dtype != torch.bfloat16:
             return self
         self._kernel = self._kw()
-        for name in ("values", "meta", "dense"):
-            buf = getattr(self, name)
-            setattr(self, name, buf.new_empty(0))
+        for mod in [self] + self._members:  # members hold row views of these buffers: released too
+            for name in ("values", "meta", "dense"):
+                buf = getattr(mod, name)
+                setattr(mod, name, buf.new_empty(0))
         from spense.runtime.mmasp import layout_indices
 
         # prefill unpacks through these; built here so that no call copies from the host later
