@@ -265,6 +265,9 @@ def test_tied_spense_projections_fuse_into_one_layer():
     assert m.fuse_projections() == 2 * len(m.model.layers)
     from spense.engine.load import _mount
 
+    assert not any("qkv_sp" in k or "gate_up_sp" in k for k in m.state_dict())  # rows saved once
+    _mount(m, "model.layers.0.self_attn.o_proj", torch.nn.Linear(att.o_proj.in_features, 128, bias=False))
+    assert att.qkv_sp is not None  # replacing a layer outside the group keeps the fusion
     _mount(m, "model.layers.0.self_attn.k_proj", torch.nn.Linear(128, att.k_proj.out_features, bias=False))
     assert att.qkv_sp is None and not att.q_proj._fused and mlp.gate_up_sp is not None
     m(idx, pos, 128)  # the block runs three projections again

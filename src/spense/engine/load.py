@@ -132,7 +132,7 @@ def _load_state(m: Transformer, sd: dict[str, torch.Tensor], dtype: torch.dtype,
 def _mount(m: nn.Module, name: str, module: nn.Module) -> None:
     parent, _, child = name.rpartition(".")
     owner = m.get_submodule(parent) if parent else m
-    if hasattr(owner, "unfuse"):  # a fused q/k/v or gate/up GEMM would still read the old weight
+    if child in getattr(owner, "FUSED", ()):  # a fused q/k/v or gate/up GEMM would still read the old weight
         owner.unfuse()
     setattr(owner, child, module)
 

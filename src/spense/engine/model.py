@@ -134,9 +134,18 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-b, a), dim=-1)
 
 
+def _drop_fused_state(module, state_dict, prefix, local_metadata):
+    """State-dict hook: a fused projection's rows are already its members' (``q_proj.*``...)."""
+    for k in [k for k in state_dict if k.startswith((prefix + "qkv_sp.", prefix + "gate_up_sp."))]:
+        del state_dict[k]
+
+
 class Attention(nn.Module):
+    FUSED = ("q_proj", "k_proj", "v_proj")  # what fuse() joins (replacing one of them unfuses)
+
     def __init__(self, a: ModelArgs):
         super().__init__()
+        self._register_state_dict_hook(_drop_fused_state)
         self.n_head, self.n_kv, self.hd = a.n_head, a.n_kv_head, a.head_dim
         self.q_proj = nn.Linear(a.dim, a.n_head * a.head_dim, bias=a.attn_bias)
         self.k_proj = nn.Linear(a.dim, a.n_kv_head * a.head_dim, bias=a.attn_bias)
@@ -197,8 +206,11 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
+    FUSED = ("gate_proj", "up_proj")
+
     def __init__(self, a: ModelArgs):
         super().__init__()
+        self._register_state_dict_hook(_drop_fused_state)
         self.gate_proj = nn.Linear(a.dim, a.intermediate_size, bias=False)
         self.up_proj = nn.Linear(a.dim, a.intermediate_size, bias=False)
         self.down_proj = nn.Linear(a.intermediate_size, a.dim, bias=False)

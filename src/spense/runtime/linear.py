@@ -126,7 +126,7 @@ class SpenseLinear(nn.Module):
         self._fused = False  # a member of a fused projection (spense.runtime.fuse): it never compacts
         self._members: list = []  # the layers whose rows this one holds (a fused projection)
         self._frag_buckets: set[int] = set()  # M buckets whose x fragments forward() builds (plan())
-        self._xperm = None  # the kernel layout's column gather, once planned
+        self.register_buffer("_xperm", None, persistent=False)  # the kernel's column gather, once planned
         self.handle = next(_HANDLES)
         _LAYERS[self.handle] = self
         self.choice: dict[int, str] = {}  # M bucket -> backend (auto)
@@ -392,8 +392,9 @@ class SpenseLinear(nn.Module):
         produces x (pass False without torch.compile: then they would be three more kernels per layer
         and step, which cost more than the faster kernel saves)."""
         dev = self.values.device if self._kernel is None else self._kernel.sv.device
-        if dev.type != "cuda" or self.backend not in ("auto", "mmasp"):
-            return self
+        self._frag_buckets = set()
+        if self._fused or dev.type != "cuda" or self.backend not in ("auto", "mmasp"):
+            return self  # a fused projection's member never runs: its fused layer is planned
         mm = self._kernel is not None or self.scale is not None or self.values.dtype == torch.bfloat16
         for M in ms:
             if M > DECODE_MAX_M:

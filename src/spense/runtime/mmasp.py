@@ -455,6 +455,9 @@ def mmasp_forward(kw: KernelWeights, x2: torch.Tensor, out: torch.Tensor | None 
     rows_blk = 16 * RT
     Bs = kw.rows_sparse // rows_blk
     Bd = kw.rows_dense // rows_blk
+    if xf is not None and xf.numel() and kw.xperm is not None:
+        # the kernel reads x only through xf; x2 just gives M and the gathered width (padded to 64s)
+        x2 = x2.new_empty(x2.shape[0], kw.xperm.numel())
     if xf is None or xf.numel() == 0:
         if kw.xperm is not None:
             x2 = x2.index_select(1, kw.xperm)

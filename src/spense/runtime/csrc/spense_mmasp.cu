@@ -91,7 +91,7 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
     // + the kernel's static shared memory: the reduction buffer (RT*16 rows x NT*8 tokens of fp32) and
     // the ring's mbarriers
     const int M0 = (int)x.size(0), NT0 = M0 <= 8 ? 1 : M0 <= 16 ? 2 : M0 <= 32 ? 4 : 8;
-    const int fixed = (int)RT * 16 * NT0 * 8 * 4 + 2 * BULK_MAX_STAGES * 8;
+    const int fixed = (int)RT * 16 * NT0 * 8 * 4 + 2 * BULK_MAX_STAGES * 8 + 128;  // + the ring's alignment
     TORCH_CHECK(need + fixed <= smem_max, "mmasp: ", stages, " ring slots need ", need + fixed,
                 " bytes of shared memory with M = ", M0, ", more than this GPU's ", smem_max, "; use fewer stages");
   }
