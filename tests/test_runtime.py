@@ -99,6 +99,24 @@ def test_spense_linear_compiles_without_graph_breaks():
     assert torch.allclose(y, F.linear(x, w, m.bias), atol=1e-5)
 
 
+def test_planned_fragments_trace_into_one_graph():
+    """With fragments planned for a bucket (as SpenseLinear.plan does on CUDA), forward builds x's
+    gathered fragments as traced ops: still one graph, no break; CPU runs the reference (xf unused)."""
+    w, lay = make(32, 64, "cols", 0.25)
+    m = SpenseLinear(pack(w, lay), None, backend="auto")
+    m._frag_buckets = {8}
+    m._xperm = torch.randperm(64)
+    x = torch.randn(1, 6, 64)  # M = 6: bucket 8
+    torch._dynamo.reset()
+    ex = torch._dynamo.explain(lambda t: torch.relu(m(t)))(x)
+    assert ex.graph_break_count == 0 and ex.graph_count == 1, ex.break_reasons
+    assert m._fragments(x.reshape(-1, 64)).numel() == 2 * 1 * 32 * 8  # ceil(64/64)*2 chunks, NT 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        y = torch.compile(lambda t: m(t), backend="eager", fullgraph=True)(x)
+    assert torch.allclose(y, F.linear(x, w), atol=1e-5)
+
+
 def test_auto_table_only_on_its_device(tmp_path, monkeypatch, caplog):
     """The built-in table serves only the GPU it was measured on; elsewhere the per-device cache
     (written by save_device_table), else the safe rules; one log line says which."""
