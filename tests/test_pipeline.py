@@ -114,6 +114,28 @@ def test_prune_llama_checkpoint(tiny_llama_dir, tiny_text_file, tmp_path):
     assert torch.equal(model.model.embed_tokens.weight, src.model.embed_tokens.weight)
 
 
+def test_tie_cols_gives_a_group_one_dense_region(tiny_llama_dir, tiny_text_file, tmp_path):
+    """tie_cols: q/k/v and gate/up keep the same dense columns (ranked on their summed salience), which
+    the engine fuses into one Spense layer each; untied, the regions differ somewhere."""
+    def regions(man):
+        return {n: SpenseLayout.from_dict(r["layout"]).dense_idx for n, r in man["layers"].items()}
+
+    tied = regions(_prune(tiny_llama_dir, tmp_path / "t", tiny_text_file,
+                          _cfg(strategy="salience-cols", dense_ratio=0.25, tie_cols=True)))
+    free = regions(_prune(tiny_llama_dir, tmp_path / "f", tiny_text_file,
+                          _cfg(strategy="salience-cols", dense_ratio=0.25)))
+    groups = [("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"), ("mlp.gate_proj", "mlp.up_proj")]
+    differs = False
+    for i in range(2):
+        for g in groups:
+            names = [f"model.layers.{i}.{n}" for n in g]
+            assert all(torch.equal(tied[n], tied[names[0]]) for n in names), names
+            differs |= not all(torch.equal(free[n], free[names[0]]) for n in names)
+    assert differs
+    with pytest.raises(InputError, match="tie_cols"):
+        _cfg(strategy="loss-rows", dense_ratio=0.25, tie_cols=True).validate()
+
+
 def test_dense_ratio_one_leaves_weights_unchanged(tiny_llama, tiny_llama_dir, tiny_text_file):
     model, _ = tiny_llama
     before = {k: v.clone() for k, v in model.state_dict().items()}

@@ -283,12 +283,13 @@ def choice_config(choice: Choice, base: PruneConfig) -> PruneConfig:
         spec = METHODS.get(base.method)
         no_region = spec is not None and spec.fixed_dense_ratio == 0.0
         return replace(base, method=base.method if no_region else "sparsegpt", dense_ratio=0.0,
-                       axis=None, col_blocks=False)
+                       axis=None, col_blocks=False, tie_cols=False)
     if choice.whole:
-        return replace(base, method="dense", dense_ratio=1.0, axis=None, col_blocks=False)
+        return replace(base, method="dense", dense_ratio=1.0, axis=None, col_blocks=False, tie_cols=False)
     strategy = "loss-rows" if choice.axis == "rows" else "salience-cols"
     return replace(base, method="spense", dense_ratio=choice.share, strategy=strategy, axis=None,
-                   col_blocks=base.col_blocks and choice.axis == "cols")
+                   col_blocks=base.col_blocks and choice.axis == "cols",
+                   tie_cols=base.tie_cols and choice.axis == "cols")
 
 
 def plan_from_allocation(choice: Mapping[str, Choice], base: PruneConfig) -> dict[str, PruneConfig]:

@@ -60,6 +60,7 @@ class PruneConfig:
     seed: int = 0
     salience: str = "obs-col"  # salience-cols ranking: "obs-col" (‖W[:,j]‖²/[H⁻¹]_jj), "act" or "obs"
     col_blocks: bool = False  # axis cols: dense columns as whole aligned `block`-wide blocks
+    tie_cols: bool = False  # salience-cols: linears reading the same input keep the same dense columns
 
     def validate(self) -> None:
         """Raise :class:`InputError` with a clear message on any bad option."""
@@ -109,8 +110,10 @@ def _mask_only(W: torch.Tensor, H: torch.Tensor, scores: torch.Tensor, n: int, m
     return PruneResult(weight, row_loss, col_loss, float(row_loss.sum()))
 
 
-def prune_layer(W: torch.Tensor, H: torch.Tensor, cfg: PruneConfig, name: str = "") -> LayerResult:
-    """Prune one ``(N, K)`` weight with Hessian ``H = 2 X Xᵀ / n`` according to ``cfg`` (float32)."""
+def prune_layer(W: torch.Tensor, H: torch.Tensor, cfg: PruneConfig, name: str = "",
+                col_scores: torch.Tensor | None = None) -> LayerResult:
+    """Prune one ``(N, K)`` weight with Hessian ``H = 2 X Xᵀ / n`` according to ``cfg`` (float32).
+    ``col_scores``: ``salience-cols`` column scores chosen by the caller (a tied group's sum)."""
     cfg.validate()
     t0 = time.perf_counter()
     spec = method_spec(cfg.method)
@@ -135,7 +138,7 @@ def prune_layer(W: torch.Tensor, H: torch.Tensor, cfg: PruneConfig, name: str = 
     else:  # spense
         layout, trial = select_layout(
             W, H, cfg.strategy, cfg.dense_ratio, axis=cfg.axis, block=cfg.block, salience=cfg.salience,
-            col_blocks=cfg.col_blocks, seed=stable_seed(cfg.seed, name), **obs_kw,
+            col_blocks=cfg.col_blocks, seed=stable_seed(cfg.seed, name), scores=col_scores, **obs_kw,
         )
         if cfg.strategy == "loss-rows" and trial is not None:
             res = restore_rows(trial, W, H, layout)  # rows are independent: no second pass

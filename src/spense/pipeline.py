@@ -43,6 +43,7 @@ from spense.log import logger, progress as progress_bar
 from spense.methods import all_dense_layout, prune_layer
 from spense.registry import check_sequential, method_config, method_spec, record_fields
 from spense.resume import CRASH_ENV, ResumeState, SimulatedCrash, fingerprint, partial_dir
+from spense.selection import column_salience
 from spense.sensitivity import build_plan, check_plan_options
 
 __all__ = ["prune_block", "prune_loaded", "prune_model", "build_manifest", "linear_density", "fresh_copy",
@@ -114,13 +115,14 @@ def prune_block(
         for gi, group in enumerate(groups):
             acc = accs.pop(gi) if sequential == "block" else \
                 _accumulate(block, inputs, linears, [group], prefix, dev)[0]
+            tied = tied_scores(group, linears, acc.H, cfg, plan, prefix, dev)
             for name in group:
                 mod = linears[name]
                 full = f"{prefix}.{name}" if prefix else name
                 lcfg = plan.get(full, cfg) if plan else cfg
                 if on_hessian is not None:
                     on_hessian(full, acc.H)
-                res = prune_layer(get_weight(mod).to(dev), acc.H, lcfg, full)
+                res = prune_layer(get_weight(mod).to(dev), acc.H, lcfg, full, tied)
                 set_weight(mod, res.weight)
                 records[full] = layer_record(mod, res, lcfg, f"{full}.weight")
                 if on_layer is not None:
@@ -134,6 +136,23 @@ def prune_block(
         if dev.type == "cuda":
             torch.cuda.empty_cache()
     return records, outs
+
+
+def tied_scores(group: list[str], linears: dict[str, nn.Module], H: torch.Tensor, cfg: Any,
+                plan: dict[str, Any] | None, prefix: str, dev: torch.device) -> torch.Tensor | None:
+    """``Σ_i salience(W_i, H)`` over a group of linears that read the same input (one ``H``), when
+    every member's config asks for ``tie_cols`` with the same region rule: ranking the columns of the
+    stacked weight ``[W_1; W_2; ...]``, so all of them keep the same dense columns (and an engine can run
+    them as one Spense layer, :func:`spense.runtime.fuse.fuse_rows`).  None otherwise."""
+    if len(group) < 2:
+        return None
+    cfgs = [plan.get(f"{prefix}.{n}" if prefix else n, cfg) if plan else cfg for n in group]
+    key = {(c.method, c.strategy, c.salience, float(c.dense_ratio), c.block, c.col_blocks, c.tie_cols) for c in cfgs}
+    c = cfgs[0]
+    if len(key) != 1 or not c.tie_cols:
+        return None
+    return sum(column_salience(get_weight(linears[n]).to(dev).float(), H, c.salience, c.percdamp,
+                               f"{prefix}.{n}") for n in group)
 
 
 def layer_record(mod: nn.Module, res: Any, cfg: Any, weight_name: str) -> dict:

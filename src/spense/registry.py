@@ -75,7 +75,8 @@ STRATEGIES: dict[str, StrategySpec] = {
     s.name: s
     for s in (
         StrategySpec("loss-rows", "rows with the largest trial 2:4 loss", "rows", ()),
-        StrategySpec("salience-cols", "columns of largest salience, swept last", "cols", ("salience", "col_blocks")),
+        StrategySpec("salience-cols", "columns of largest salience, swept last", "cols",
+                     ("salience", "col_blocks", "tie_cols")),
         StrategySpec("random", "seeded random rows/cols (ablation)", None, ("axis", "seed", "col_blocks")),
         StrategySpec("first", "the first rows/cols (ablation)", None, ("axis",)),
     )
@@ -163,6 +164,10 @@ def validate_config(cfg: Any) -> None:
                              f"{cfg.strategy!r} keeps rows")
     elif cfg.col_blocks:
         raise InputError(f"col_blocks (--col-blocks) needs method 'spense'; {cfg.method!r} has no dense region")
+    if getattr(cfg, "tie_cols", False) and not (spec.region and cfg.strategy == "salience-cols"
+                                                and cfg.salience != "obs"):
+        raise InputError("tie_cols (--tie-cols) needs method 'spense' with strategy 'salience-cols' and "
+                         "salience 'obs-col' or 'act'")
 
 
 def method_config(cfg: Any) -> dict[str, Any]:

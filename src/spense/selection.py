@@ -69,6 +69,18 @@ def obs_col_salience(W: torch.Tensor, H: torch.Tensor, percdamp: float = 0.01, n
     return W2.pow(2).sum(dim=0) / U.pow(2).sum(dim=0)
 
 
+def column_salience(W: torch.Tensor, H: torch.Tensor, salience: str = "obs-col", percdamp: float = 0.01,
+                    name: str = "") -> torch.Tensor:
+    """Per-column salience without a trial pass: ``"obs-col"`` (:func:`obs_col_salience`) or ``"act"``
+    (:func:`act_salience`).  Both are sums over output rows, so for linears that read the same input
+    (one ``H``) the sum of their saliences is the salience of the stacked weight ``[W_1; W_2; ...]``."""
+    if salience == "obs-col":
+        return obs_col_salience(W, H, percdamp, name)
+    if salience == "act":
+        return act_salience(W, H)
+    raise InputError(f"column_salience: {salience!r} needs a trial pass; use 'obs-col' or 'act'")
+
+
 def trial_prune(W: torch.Tensor, H: torch.Tensor, *, n: int = 2, m: int = 4, blocksize: int = 128,
                 percdamp: float = 0.01, name: str = "") -> PruneResult:
     """Pure N:M OBS pass (no dense region) with per-entry losses, used for ranking."""
@@ -108,13 +120,16 @@ def select_layout(
     percdamp: float = 0.01,
     name: str = "",
     trial: PruneResult | None = None,
+    scores: torch.Tensor | None = None,
 ) -> tuple[SpenseLayout, PruneResult | None]:
     """Dense region for ``W`` by ``strategy``; returns ``(layout, trial)``.
 
     ``trial`` is the pure N:M OBS pass used for ranking (``loss-rows``, ``salience-cols`` with
     ``"obs"``), computed here unless given, else ``None``.  ``seed`` drives ``random`` only (pass the
     per-layer :func:`spense.methods.stable_seed`).  ``col_blocks``: dense columns as whole aligned
-    ``block``-wide blocks (ignored for axis rows).
+    ``block``-wide blocks (ignored for axis rows).  ``scores``: ``salience-cols`` column scores given
+    by the caller (e.g. :func:`column_salience` summed over linears that share their input, so that
+    they keep the same dense columns).
     """
     ax = strategy_axis(strategy, axis)
     if salience not in SALIENCES:
@@ -135,12 +150,8 @@ def select_layout(
     if strategy == "loss-rows":
         idx = top_indices(trial.row_loss, d)
     elif strategy == "salience-cols":
-        if salience == "obs":
-            scores = trial.col_loss
-        elif salience == "obs-col":
-            scores = obs_col_salience(W, H, percdamp, name)
-        else:
-            scores = act_salience(W, H)
+        if scores is None:
+            scores = trial.col_loss if salience == "obs" else column_salience(W, H, salience, percdamp, name)
         idx = top_blocks(scores, d, block) if blocks else top_indices(scores, d)
     elif strategy == "random":
         g = torch.Generator().manual_seed(int(seed))

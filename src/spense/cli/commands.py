@@ -35,31 +35,32 @@ def _load_checkpoint(path: Path, device, dtype=None):
 
 
 def _make_config(method: str, dense_ratio: Optional[float], strategy: str, axis: Optional[str], block: int,
-                 blocksize: int, percdamp: float, seed: int, salience: str, col_blocks: bool = False):
+                 blocksize: int, percdamp: float, seed: int, salience: str, col_blocks: bool = False,
+                 tie_cols: bool = False):
     from spense.methods import PruneConfig
 
     if dense_ratio is None:
         dense_ratio = default_dense_ratio(method)
     cfg = PruneConfig(method=method, dense_ratio=dense_ratio, strategy=strategy, axis=axis, block=block,
                       blocksize=blocksize, percdamp=percdamp, seed=seed, salience=salience,
-                      col_blocks=col_blocks)
+                      col_blocks=col_blocks, tie_cols=tie_cols)
     cfg.validate()
     return cfg
 
 
 def default_allocation(method: str, budget_alloc: Optional[str], strategy, axis, axes: Optional[str],
                        dense_layers: Optional[str], col_blocks: bool = False,
-                       dense_ratio: Optional[float] = None) -> tuple[str, Optional[str]]:
+                       dense_ratio: Optional[float] = None, tie_cols: bool = False) -> tuple[str, Optional[str]]:
     """``(budget_alloc, axes)`` of ``spense prune`` when ``--budget-alloc`` is not given: the
     dense-budget allocator with mixed axes for ``--method spense`` when nothing else says where the
-    dense weights go (no --strategy, --axis, --axes, --dense-layers or --col-blocks) and there is a
+    dense weights go (no --strategy, --axis, --axes, --dense-layers, --col-blocks or --tie-cols) and there is a
     budget to spread (0 < --dense-ratio < 1): it was the most accurate configuration of the SmolLM2-135M
     study (docs/results.md); else ``uniform``."""
     if budget_alloc is not None:
         return budget_alloc, axes
     placed = strategy is not None or axis is not None or axes is not None or dense_layers is not None
     no_budget = dense_ratio is not None and not 0.0 < dense_ratio < 1.0
-    if method == "spense" and not placed and not col_blocks and not no_budget:
+    if method == "spense" and not placed and not col_blocks and not tie_cols and not no_budget:
         return "greedy", "mixed"
     return "uniform", axes
 
@@ -110,6 +111,10 @@ def prune(
     col_blocks: bool = typer.Option(False, "--col-blocks", help="Dense columns as whole aligned --block-wide "
                                     "blocks (salience-cols/random); with --block a multiple of 64 the GPU decode "
                                     "kernel reads its inputs without a gather (docs/results.md: accuracy cost)."),
+    tie_cols: bool = typer.Option(False, "--tie-cols", help="salience-cols: linears that read the same input "
+                                  "(q/k/v, gate/up) keep the same dense columns, ranked on their summed salience, "
+                                  "so the engine runs each group as one Spense kernel (docs/results.md: accuracy "
+                                  "cost)."),
     blocksize: int = typer.Option(128, help="OBS lazy-batch block size (columns)."),
     percdamp: float = typer.Option(0.01, help="Hessian damping as a fraction of mean(diag H)."),
     dtype: Optional[str] = typer.Option(None, help="Compute dtype of the blocks (float32 default; bfloat16 "
@@ -141,10 +146,11 @@ def prune(
 
     t0 = time.perf_counter()
     budget_alloc, axes = default_allocation(method.value, budget_alloc, strategy, axis, axes, dense_layers,
-                                            col_blocks, dense_ratio)
+                                            col_blocks, dense_ratio, tie_cols)
     model_dir = resolve_model(model)
     cfg = _make_config(method.value, dense_ratio, (strategy or Strategy.salience_cols).value,
-                       axis.value if axis else None, block, blocksize, percdamp, seed, salience.value, col_blocks)
+                       axis.value if axis else None, block, blocksize, percdamp, seed, salience.value, col_blocks,
+                       tie_cols)
     if packed:
         from spense.io import check_out_dir
 
