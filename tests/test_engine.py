@@ -48,10 +48,12 @@ def test_greedy_equals_hf_batched_left_padded(tiny_llama_dir, qwen3_dir):
         assert eng.generate([prompts[0]], 12).tokens == [_hf_greedy(hf, prompts[0], 12)]
 
 
-def test_spense_checkpoint_packed_and_not(tiny_llama_dir, tiny_text_file, tmp_path):
+@pytest.mark.parametrize("tie", [False, True])
+def test_spense_checkpoint_packed_and_not(tiny_llama_dir, tiny_text_file, tmp_path, tie):
     """A model pruned by ``spense prune`` (dense-with-zeros checkpoint) and the same checkpoint packed by
     ``spense pack``: the engine loads both as SpenseLinear models, their greedy tokens equal those of
-    transformers on the pruned checkpoint, and ``spense generate`` runs on each."""
+    transformers on the pruned checkpoint, and ``spense generate`` runs on each.  ``--tie-cols``: q/k/v
+    and gate/up load as one fused Spense layer each."""
     from transformers import AutoModelForCausalLM
     from typer.testing import CliRunner
 
@@ -61,7 +63,7 @@ def test_spense_checkpoint_packed_and_not(tiny_llama_dir, tiny_text_file, tmp_pa
     out, packed = tmp_path / "pruned", tmp_path / "packed"
     r = run(app, ["prune", str(tiny_llama_dir), "--out", str(out), "--calib", str(tiny_text_file), "--method",
                   "spense", "--dense-ratio", "0.25", "--block", "16", "--nsamples", "4", "--seqlen", "32",
-                  "--device", "cpu", "--quiet"])
+                  "--device", "cpu", "--quiet"] + (["--tie-cols"] if tie else []))
     assert r.exit_code == 0, r.output
     assert run(app, ["pack", str(out), "--out", str(packed)]).exit_code == 0
     hf = AutoModelForCausalLM.from_pretrained(out, local_files_only=True).eval()
@@ -69,6 +71,8 @@ def test_spense_checkpoint_packed_and_not(tiny_llama_dir, tiny_text_file, tmp_pa
     for ckpt in (out, packed):
         m = load(str(ckpt), CPU, torch.float32).model
         assert all(isinstance(x, SpenseLinear) for x in block_linears(m).values()), ckpt
+        fused = [b.self_attn.qkv_sp is not None and b.mlp.gate_up_sp is not None for b in m.model.layers]
+        assert all(fused) if tie else not any(fused), (ckpt, fused)
         assert Engine(m, 1, 200).generate([[1, 2, 3, 4, 5]], 10).tokens[0] == want, ckpt
         g = run(app, ["generate", str(ckpt), "--prompt", "The game", "-n", "4", "--device", "cpu"])
         assert g.exit_code == 0 and "tokens/s" in g.output, g.output
