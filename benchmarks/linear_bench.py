@@ -25,7 +25,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 from spense.format import SpenseLayout, dense_count, pack, unpack  # noqa: E402
 from spense.runtime.linear import SpenseLinear  # noqa: E402
-from spense.runtime.mmasp import x_fragments  # noqa: E402
+from spense.runtime.mmasp import gathered_fragments  # noqa: E402
 from spense.runtime.shapes import bucket as _bucket  # noqa: E402
 from spense.runtime import fp8 as fp8rt  # noqa: E402
 
@@ -294,8 +294,7 @@ def run_cell(a, sname, N, K, dt, fp8, axis, ratio, ms, backends, cfgs, gen, bw, 
                     cfg_used[b] = best[1]
                     # mmasp_xf: x's fragments built before the call, as the compiled engine builds them
                     # (fused into the op producing x: SpenseLinear.plan), best config again
-                    xfs = [x_fragments(x if l._kw().xperm is None else x.index_select(1, l._kw().xperm))
-                           for l in layers]
+                    xfs = [gathered_fragments(x, l._kw().xperm) for l in layers]
                     for cfg in cfgs:
                         for l in layers:
                             l.mmasp_cfg[_bucket(M)] = cfg

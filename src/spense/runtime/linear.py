@@ -44,7 +44,7 @@ from torch import nn
 
 from spense.errors import DeviceError, FormatError, InputError
 from spense.format import PackedSpense, SpenseLayout, pack, unpack
-from spense.runtime.mmasp import x_fragments
+from spense.runtime.mmasp import gathered_fragments
 from spense.runtime.shapes import bucket as _bucket
 
 BACKENDS = ("reference", "cusparselt", "triton", "mmasp", "auto")
@@ -409,10 +409,7 @@ class SpenseLinear(nn.Module):
         """x in the mma.sp kernel's fragment order for a planned M (:meth:`plan`), else empty."""
         if _bucket(x2.shape[0]) not in self._frag_buckets:
             return x2.new_empty(0, dtype=torch.bfloat16)
-        xs = x2.to(torch.bfloat16)
-        if self._xperm is not None:
-            xs = xs.index_select(1, self._xperm)
-        return x_fragments(xs)
+        return gathered_fragments(x2.to(torch.bfloat16), self._xperm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features:

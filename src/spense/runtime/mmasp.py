@@ -436,6 +436,12 @@ def x_fragments(x2: torch.Tensor) -> torch.Tensor:
     return xp.view(nt, 8, Kp // 32, 4, 4, 2).permute(2, 0, 1, 4, 3, 5).contiguous()
 
 
+def gathered_fragments(x2: torch.Tensor, xperm: torch.Tensor | None) -> torch.Tensor:
+    """:func:`x_fragments` of ``x2`` after the kernel layout's column gather ``xperm`` (if any): the
+    ``xf`` that :func:`mmasp_forward` takes."""
+    return x_fragments(x2 if xperm is None else x2.index_select(1, xperm))
+
+
 def mmasp_forward(kw: KernelWeights, x2: torch.Tensor, out: torch.Tensor | None = None, RT: int | None = None,
                   warps: int | None = None, stages: int | None = None, xfrag: bool | None = None,
                   xf: torch.Tensor | None = None) -> torch.Tensor:
@@ -455,15 +461,13 @@ def mmasp_forward(kw: KernelWeights, x2: torch.Tensor, out: torch.Tensor | None 
     rows_blk = 16 * RT
     Bs = kw.rows_sparse // rows_blk
     Bd = kw.rows_dense // rows_blk
-    if xf is not None and xf.numel() and kw.xperm is not None:
-        # the kernel reads x only through xf; x2 just gives M and the gathered width (padded to 64s)
-        x2 = x2.new_empty(x2.shape[0], kw.xperm.numel())
     if xf is None or xf.numel() == 0:
-        if kw.xperm is not None:
-            x2 = x2.index_select(1, kw.xperm)
         if xfrag is None:
             xfrag = x2.shape[0] >= xfrag_min_m()
-        xf = x_fragments(x2) if xfrag else x2.new_empty(0)
+        xf = gathered_fragments(x2, kw.xperm) if xfrag else x2.new_empty(0)
+    if kw.xperm is not None:
+        # with xf the kernel reads x only through it: x2 then just gives M and the gathered width
+        x2 = x2.new_empty(x2.shape[0], kw.xperm.numel()) if xf.numel() else x2.index_select(1, kw.xperm)
     args = (kw.sv, kw.sm, kw.dv, x2, kw.sblk, kw.dblk, kw.out_row, kw.wscale)
     if out is None:
         return mmasp_op(*args, kw.n_out, Bs, Bd, kw.Ss, kw.SdA, kw.SdB, RT, warps, kw.fp8, stages, xf)
