@@ -115,11 +115,11 @@ def prune_block(
         for gi, group in enumerate(groups):
             acc = accs.pop(gi) if sequential == "block" else \
                 _accumulate(block, inputs, linears, [group], prefix, dev)[0]
-            tied = tied_scores(group, linears, acc.H, cfg, plan, prefix, dev)
-            for name in group:
+            fulls = [f"{prefix}.{name}" if prefix else name for name in group]
+            lcfgs = [plan.get(full, cfg) if plan else cfg for full in fulls]
+            tied = tied_scores([linears[name] for name in group], fulls, lcfgs, acc.H, dev)
+            for name, full, lcfg in zip(group, fulls, lcfgs):
                 mod = linears[name]
-                full = f"{prefix}.{name}" if prefix else name
-                lcfg = plan.get(full, cfg) if plan else cfg
                 if on_hessian is not None:
                     on_hessian(full, acc.H)
                 res = prune_layer(get_weight(mod).to(dev), acc.H, lcfg, full, tied)
@@ -138,21 +138,20 @@ def prune_block(
     return records, outs
 
 
-def tied_scores(group: list[str], linears: dict[str, nn.Module], H: torch.Tensor, cfg: Any,
-                plan: dict[str, Any] | None, prefix: str, dev: torch.device) -> torch.Tensor | None:
+def tied_scores(mods: list[nn.Module], names: list[str], cfgs: list[Any], H: torch.Tensor,
+                dev: torch.device) -> torch.Tensor | None:
     """``Σ_i salience(W_i, H)`` over a group of linears that read the same input (one ``H``), when
     every member's config asks for ``tie_cols`` with the same region rule: ranking the columns of the
     stacked weight ``[W_1; W_2; ...]``, so all of them keep the same dense columns (and an engine can run
     them as one Spense layer, :func:`spense.runtime.fuse.fuse_rows`).  None otherwise."""
-    if len(group) < 2:
+    if len(mods) < 2:
         return None
-    cfgs = [plan.get(f"{prefix}.{n}" if prefix else n, cfg) if plan else cfg for n in group]
     key = {(c.method, c.strategy, c.salience, float(c.dense_ratio), c.block, c.col_blocks, c.tie_cols) for c in cfgs}
     c = cfgs[0]
     if len(key) != 1 or not c.tie_cols:
         return None
-    return sum(column_salience(get_weight(linears[n]).to(dev).float(), H, c.salience, c.percdamp,
-                               f"{prefix}.{n}") for n in group)
+    return sum(column_salience(get_weight(m).to(dev).float(), H, c.salience, c.percdamp, n)
+               for m, n in zip(mods, names))
 
 
 def layer_record(mod: nn.Module, res: Any, cfg: Any, weight_name: str) -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from spense.engine.model import Transformer
+from spense.engine.model import MLP, Attention, Transformer
 from spense.format import SpenseLayout, dense_count, pack
 from spense.masks import nm_prune_mask
 from spense.selection import top_blocks, top_indices
@@ -28,7 +28,7 @@ def block_linears(m: Transformer) -> dict[str, nn.Module]:
 
 # linears that read the same input: with ``tie`` their column regions are chosen together, so that the
 # engine runs each group as one Spense kernel (spense.runtime.fuse)
-TIED_GROUPS = (("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"), ("mlp.gate_proj", "mlp.up_proj"))
+TIED_GROUPS = (tuple(f"self_attn.{n}" for n in Attention.FUSED), tuple(f"mlp.{n}" for n in MLP.FUSED))
 
 
 @torch.no_grad()
