@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end engine run: ONE device call, <= BUDGET s wall in total (docs/e2e.md).
-#   OUT=<dir> [LAYERS=12] [BUDGET=270] [SPENSE_MMASP_SO=/tmp/spense_mmasp.so] bash benchmarks/run_e2e.sh
+#   OUT=<dir> [LAYERS=12] [BUDGET=270] [SPENSE_MMASP_SO=/tmp/spense_mmasp.so] [SKIP="whole_bf16 ..."] bash benchmarks/run_e2e.sh
 # Stages run as separate python processes, each under its own `timeout`, most important first; a
 # failing stage never stops the next.  $OUT keeps at most 7 files at any time: gpu.txt, stages.txt
 # (per-stage rc + seconds), build.log, bw.json, rows.jsonl (one JSON row per line, appended as soon
@@ -20,6 +20,7 @@ M="python -m spense.engine.measure --model $MODEL --layers $LAYERS --batches $BA
 # stage NAME MAX_SECONDS RESERVE command...: run with timeout min(MAX, left - RESERVE); skip if < 15 s
 stage() {
   local name=$1 max=$2 reserve=$3; shift 3
+  case " ${SKIP:-} " in *" $name "*) echo "$name skipped (SKIP)" >> "$OUT/stages.txt"; return;; esac
   local t=$(( $(left) - reserve )); [ "$t" -gt "$max" ] && t=$max
   if [ "$t" -lt 15 ]; then echo "$name skipped (left $(left) s)" >> "$OUT/stages.txt"; return; fi
   local s=$(date +%s)
@@ -43,25 +44,26 @@ fi
 # (b) copy bandwidth (1 GiB, eager copy_ and an SM kernel, read + write, CUDA events over 20 reps)
 stage bw 40 150 python -m spense.engine.measure --bw-only --bw "$OUT/bw.json" --device $DEVICE
 # (c) Qwen3-8B shape (first $LAYERS layers), random weights: dense BF16 compiled
-stage dense_bf16 150 300 $M --gen $GEN --variants dense
+stage dense_bf16 170 300 $M --gen $GEN --variants dense
 [ -n "$BPID" ] && wait $BPID && [ -f /tmp/spense_mmasp.so ] && export SPENSE_MMASP_SO=/tmp/spense_mmasp.so
 #     Spense 25 % BF16 compiled (magnitude 2:4 + packing + kernel layout on the GPU)
-stage spense_bf16 150 200 $M --gen $GEN --variants spense0.25
+stage spense_bf16 170 200 $M --gen $GEN --variants spense0.25
 #     FP8: the FP8 dense baseline (Fp8Linear: best of our weight-only kernel and _scaled_mm) and Spense
-#     25 % (mma.sp FP8), CUDA graphs, no compile
-stage dense_fp8 60 150 $M --gen $GEN --variants dense-fp8 --no-compile
-stage spense_fp8 60 100 $M --gen $GEN --variants spense0.25-fp8 --no-compile
-#     whole dense layers at the same dense share (cuBLAS for them, 2:4 kernels for the rest)
-stage whole_bf16 130 60 $M --gen $GEN --variants whole0.25
-# (d) profiler breakdown per op class (CUDA graphs, no compile), B=1
-stage profile 50 0 $M --variants dense,spense0.25 --batches 1 --no-compile --profile --check-tokens 0 --gen 24
-#     Spense 50 % if time is left
-stage spense50_bf16 120 0 $M --gen $GEN --variants spense0.5
-# (e) the gpt-fast anchor: only with .gptfast/{model.py,gptfast_decode.py} carried and >= 170 s left
+#     25 % (mma.sp FP8); FP8_FLAGS="--no-compile": CUDA graphs of the eager step instead of compiled
+stage dense_fp8 90 150 $M --gen $GEN --variants dense-fp8 ${FP8_FLAGS:-}
+stage spense_fp8 90 100 $M --gen $GEN --variants spense0.25-fp8 ${FP8_FLAGS:-}
+#     the gpt-fast anchor, same layer count and batches: only with .gptfast/{model.py,gptfast_decode.py}
+#     carried and >= 170 s left (ANCHOR_B: its batch sizes, default the first of BATCHES)
 if [ -f .gptfast/model.py ] && [ -f .gptfast/gptfast_decode.py ] && [ "$(left)" -ge 170 ]; then
-  stage anchor 160 0 python3 .gptfast/gptfast_decode.py 1
+  export GPTFAST_LAYERS=$LAYERS; stage anchor 300 60 python3 .gptfast/gptfast_decode.py "${ANCHOR_B:-${BATCHES%%,*}}"
   grep '^{' "$OUT/log.txt" | tail -1 > "$OUT/anchor.txt"
 else
   echo "anchor skipped (left $(left) s)" >> "$OUT/stages.txt"
 fi
+#     whole dense layers at the same dense share (cuBLAS for them, 2:4 kernels for the rest)
+stage whole_bf16 130 60 $M --gen $GEN --variants whole0.25
+# (d) profiler breakdown per op class of the compiled step (PROFILE_FLAGS="--no-compile": of the eager one), B=1
+stage profile 90 0 $M --variants dense,spense0.25 --batches 1 ${PROFILE_FLAGS:-} --profile --check-tokens 0 --gen 24
+#     Spense 50 % if time is left
+stage spense50_bf16 120 0 $M --gen $GEN --variants spense0.5
 echo "total $(( $(date +%s) - T0 )) s" >> "$OUT/stages.txt"

@@ -15,6 +15,8 @@ most likely tokens whose mass reaches ``top_p`` (renormalised), and drawn as ``a
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -117,7 +119,12 @@ class Engine:
     """Generation with one model: static KV cache, compiled / graphed steps per bucket."""
 
     def __init__(self, model: Transformer, max_batch: int, max_len: int, compile: bool = True,
-                 compile_prefill: bool = True, cuda_graph: bool = True, fuse: bool = True):
+                 compile_prefill: bool = True, cuda_graph: bool = True, fuse: bool = True,
+                 sdpa: str | None = None, tuning: bool | None = None):
+        """``sdpa``: ``"auto"`` (torch picks the attention kernel) or ``"math"`` (attention as plain
+        matmuls and a softmax, which Inductor fuses; default: ``$SPENSE_SDPA`` or ``"math"`` when
+        compiling).  ``tuning``: Inductor's coordinate-descent tuning of the fused kernels (default:
+        ``$SPENSE_TUNING`` or on)."""
         self.model = model
         if fuse:  # q/k/v and gate/up of plain linears through one GEMM each
             model.fuse_projections()
@@ -133,26 +140,44 @@ class Engine:
             plan_decode(model, self.max_batch, fragments=compile)
         self.compiled = compile and cuda
         self.graphs = cuda_graph and cuda and not self.compiled
+        self.sdpa = sdpa or os.environ.get("SPENSE_SDPA") or ("math" if self.compiled else "auto")
+        if self.sdpa not in ("auto", "math"):
+            raise InputError(f"sdpa must be 'auto' or 'math', got {self.sdpa!r}")
+        if tuning is None:
+            tuning = os.environ.get("SPENSE_TUNING", "1") != "0"
+        self.tuning = bool(tuning) and self.compiled
+        # positions live on the device: a step reads its slot from here, no host-to-device copy (which
+        # would wait for the GPU and stop the host from queueing the next step while this one runs)
+        self._positions = torch.arange(self.max_len, device=self.device)
         self._decode, self._prefill = decode_step, prefill_step
         if self.compiled:
-            import torch._dynamo
+            import torch._dynamo as dynamo
 
-            torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-            self._decode = torch.compile(decode_step, mode="reduce-overhead", fullgraph=True, dynamic=False)
+            dynamo.config.cache_size_limit = max(dynamo.config.cache_size_limit, 64)
+            # mode="reduce-overhead" is options={"triton.cudagraphs": True}; the options form also takes the tuning
+            opts = {"triton.cudagraphs": True, "coordinate_descent_tuning": self.tuning}
+            self._decode = torch.compile(decode_step, options=opts, fullgraph=True, dynamic=False)
             if compile_prefill:
-                self._prefill = torch.compile(prefill_step, mode="reduce-overhead", fullgraph=True,
-                                              dynamic=False)
+                self._prefill = torch.compile(prefill_step, options=opts, fullgraph=True, dynamic=False)
         self._captured: dict[tuple, _Graphed] = {}
+
+    def _attention(self):
+        if self.sdpa == "math":
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+
+            return sdpa_kernel(SDPBackend.MATH)
+        return contextlib.nullcontext()
 
     def _run(self, kind: str, fn: Callable, tensors: tuple, kv_len: int, temperature: float, top_p: float):
         consts = (kv_len, float(temperature), float(top_p))
-        if self.graphs:
-            key = (kind, tuple(t.shape for t in tensors), consts)
-            if key not in self._captured:
-                self._captured[key] = _Graphed(lambda *a: fn(self.model, *a), tensors, consts)
-            out = self._captured[key](*tensors)
-        else:
-            out = fn(self.model, *tensors, *consts)
+        with self._attention():
+            if self.graphs:
+                key = (kind, tuple(t.shape for t in tensors), consts)
+                if key not in self._captured:
+                    self._captured[key] = _Graphed(lambda *a: fn(self.model, *a), tensors, consts)
+                out = self._captured[key](*tensors)
+            else:
+                out = fn(self.model, *tensors, *consts)
         return out[0].clone(), out[1].clone()
 
     @torch.inference_mode()
@@ -174,7 +199,7 @@ class Engine:
             ids[i, T - len(p):] = torch.tensor(p, dtype=torch.long)
             start[i] = T - len(p)
         ids, start = ids.to(self.device), start.to(self.device)
-        pos = torch.arange(T, device=self.device)
+        pos = self._positions[:T]
         nxt, logits = self._run("prefill", self._prefill, (ids, pos, start), _round_up(T, KV_BLOCK),
                                 temperature, top_p)
         return nxt, logits, start, T
@@ -185,7 +210,7 @@ class Engine:
         """Decode one token per row at cache slot ``pos``: ``(next (Bb, 1), logits)``."""
         if pos >= self.max_len:
             raise InputError(f"cache full ({self.max_len} tokens)")
-        ip = torch.tensor([pos], device=self.device)
+        ip = self._positions[pos:pos + 1]
         return self._run("decode", self._decode, (tok, ip, start), min(_round_up(pos + 1, KV_BLOCK), self.max_len),
                          temperature, top_p)
 
@@ -208,18 +233,24 @@ class Engine:
         yield first
         if eos is not None:
             done |= torch.tensor(first) == eos
-        t1 = time.perf_counter()
-        for i in range(1, max_new):
             if bool(done.all()):
-                break
-            nxt, _ = self.step(nxt, T + i - 1, start, temperature, top_p)
-            toks = nxt[:B, 0].tolist()  # one host sync per step (streaming)
+                return
+        t1 = time.perf_counter()
+        # one step ahead: step i+1 is queued on the GPU before the host waits for step i's tokens, so
+        # the GPU never idles while the host streams (a row that hit eos costs at most one extra step)
+        pending = self.step(nxt, T, start, temperature, top_p)[0] if max_new > 1 else None
+        for i in range(1, max_new):
+            cur = pending
+            pending = self.step(cur, T + i, start, temperature, top_p)[0] if i + 1 < max_new else None
+            toks = cur[:B, 0].tolist()  # the host waits for step i only
             if timing is not None:
                 timing["decode_s"] = time.perf_counter() - t1
                 timing["steps"] = i
             yield toks
             if eos is not None:
                 done |= torch.tensor(toks) == eos
+                if bool(done.all()):
+                    break
 
     def generate(self, prompts: list[list[int]], max_new: int, temperature: float = 0.0, top_p: float = 1.0,
                  eos: int | None = None, on_tokens: Callable[[list[int]], None] | None = None) -> Generation:

@@ -1,7 +1,9 @@
 """End-to-end decode measurement with the engine: dense vs Spense, one row per (variant, batch).
 
-Per row: ``prefill_ms`` (one prompt of ``batch x prompt_len``), ``step_ms`` (median decode step,
-CUDA events around ``gen`` steps), ``decode_tok_s``, ``weight_bytes`` (every weight read per step:
+Per row: ``prefill_ms`` (one prompt of ``batch x prompt_len``), ``step_ms`` (a decode step: CUDA
+events around ``gen - 3`` steps run back to back, the host queueing each while the GPU runs the one
+before, as :meth:`Engine.stream` does and as gpt-fast times its step), ``step_sync_ms`` (median of 8
+steps each waited for alone: a step's latency with the host in the loop), ``decode_tok_s``, ``weight_bytes`` (every weight read per step:
 all parameters and buffers except the embedding table), ``floor_ms = weight_bytes / copy_bw`` where
 ``copy_bw = 2 * bytes / time`` of a >= 512 MiB device-to-device copy measured in the same run,
 ``peak_mem_bytes``, ``linear_weight_bytes`` (block linears as loaded) and
@@ -125,34 +127,50 @@ def _time_engine(eng: Engine, B: int, prompt_len: int, gen: int, seed: int) -> d
     nxt, _, start, T = eng.prefill(prompts)
     _sync(dev)
     prefill_ms = (time.perf_counter() - t0) * 1e3
-    tokens = [nxt[:1, 0].tolist()]
+    outs = [nxt[:1, 0]]
     for i in range(3):  # warm-up (compile / capture)
         nxt, _ = eng.step(nxt, T + i, start)
-        tokens.append(nxt[:1, 0].tolist())
-    steps = []
+        outs.append(nxt[:1, 0])
+    # back to back, as generate runs: the host queues step i+1 while the GPU runs step i
+    t1 = time.perf_counter()
+    if dev.type == "cuda":
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
     for i in range(3, gen):
-        if dev.type == "cuda":
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            nxt, _ = eng.step(nxt, T + i, start)
-            b.record()
-            b.synchronize()
-            steps.append(a.elapsed_time(b))
-        else:
-            t1 = time.perf_counter()
-            nxt, _ = eng.step(nxt, T + i, start)
-            steps.append((time.perf_counter() - t1) * 1e3)
-        tokens.append(nxt[:1, 0].tolist())
+        nxt, _ = eng.step(nxt, T + i, start)
+        outs.append(nxt[:1, 0])
+    if dev.type == "cuda":
+        b.record()
+        b.synchronize()
+        step_ms = a.elapsed_time(b) / (gen - 3)
+    else:
+        step_ms = (time.perf_counter() - t1) * 1e3 / (gen - 3)
+    tokens = [o.tolist() for o in outs]
+    # one step at a time, the host waiting for each (the latency of a step alone): median of 8
+    steps = []
+    for i in range(gen, gen + 8):
+        _sync(dev)
+        t2 = time.perf_counter()
+        nxt, _ = eng.step(nxt, T + i, start)
+        _sync(dev)
+        steps.append((time.perf_counter() - t2) * 1e3)
     steps.sort()
-    step_ms = steps[len(steps) // 2]
-    return {"prefill_ms": prefill_ms, "step_ms": step_ms, "decode_tok_s": B * 1e3 / step_ms,
-            "tokens": [t[0] for t in tokens], "prompt0": prompts[0], "next_state": (nxt, T + gen, start)}
+    return {"prefill_ms": prefill_ms, "step_ms": step_ms, "step_sync_ms": steps[len(steps) // 2],
+            "decode_tok_s": B * 1e3 / step_ms,
+            "tokens": [t[0] for t in tokens], "prompt0": prompts[0], "next_state": (nxt, T + gen + 8, start)}
+
+
+def bf16_ulp(v: float) -> float:
+    """The spacing of bf16 numbers at magnitude ``v``: ``2^(floor(log2 v) - 7)`` (8 significant bits)."""
+    import math
+
+    return 2.0 ** (math.floor(math.log2(max(abs(v), 1e-30))) - 7)
 
 
 def _greedy_check(model, prompt: list[int], fast: list[int], n: int, spense_ref: bool) -> dict:
     """Greedy tokens of the reference (SpenseLinear: ``reference`` backend; else the eager engine)
     for ``n`` tokens vs ``fast``; at the first divergence the reference's logit margin between its
-    token and the fast one (a margin of a few bf16 ulps = a numeric tie)."""
+    token and the fast one, also in bf16 ulps of the largest logit (``tie_ulps``: a few = a numeric tie)."""
     from spense.runtime.linear import SpenseLinear
 
     old = {m: m.backend for m in model.modules() if isinstance(m, SpenseLinear)}
@@ -161,7 +179,7 @@ def _greedy_check(model, prompt: list[int], fast: list[int], n: int, spense_ref:
     try:
         eng = Engine(model, 1, len(prompt) + n + 64, compile=False, cuda_graph=False)
         nxt, logits, start, T = eng.prefill([prompt])
-        ref, margin, first = [], None, None
+        ref, margin, ulps, first = [], None, None, None
         for i in range(n):
             if i:
                 nxt, logits = eng.step(nxt, T + i - 1, start)
@@ -170,9 +188,10 @@ def _greedy_check(model, prompt: list[int], fast: list[int], n: int, spense_ref:
             if first is None and i < len(fast) and fast[i] != t:
                 first = i
                 margin = float(logits[0, t] - logits[0, fast[i]])
+                ulps = margin / bf16_ulp(float(logits[0].abs().max()))
                 nxt = torch.full_like(nxt, fast[i])  # follow the fast sequence from here on
                 ref[-1] = fast[i]
-        return {"tokens_identical": first is None, "first_divergence": first, "tie_margin": margin,
+        return {"tokens_identical": first is None, "first_divergence": first, "tie_margin": margin, "tie_ulps": ulps,
                 "token_reference": "reference backend, eager" if old else "eager engine"}
     finally:
         for m, b in old.items():
@@ -253,13 +272,14 @@ def run(model: str, batches=(1, 8), ratios=(0.25,), fp8: bool = False, prompt_le
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats(dev)
             t1 = time.perf_counter()
-            eng = Engine(m, B, prompt_len + gen + 8, compile=compile, compile_prefill=False)
+            eng = Engine(m, B, prompt_len + gen + 24, compile=compile, compile_prefill=False)
             r = _time_engine(eng, B, prompt_len, gen, seed + B)
             row = {"model": label, "variant": variant, "dtype": "fp8" if vfp8 else
                    str(m.model.embed_tokens.weight.dtype).replace("torch.", ""), "dense_ratio": ratio,
                    "axis": axis if ratio is not None else None, "whole_share": whole_share(variant), "batch": B,
                    "prompt_len": prompt_len, "gen": gen, "compiled": eng.compiled, "cuda_graph":
                    eng.compiled or eng.graphs, "prefill_ms": r["prefill_ms"], "step_ms": r["step_ms"],
+                   "step_sync_ms": r["step_sync_ms"], "sdpa": eng.sdpa, "inductor_tuning": eng.tuning,
                    "decode_tok_s": r["decode_tok_s"], "weight_bytes": wb, "linear_weight_bytes": lwb,
                    "dense_linear_weight_bytes": dlwb, "linear_bytes_ratio": lwb / dlwb,
                    "copy_tbps": bw / 1e12, "floor_ms": wb / bw * 1e3, "build_s": build_s,
