@@ -1,8 +1,9 @@
 """Prefill, the decode step, sampling, and the generation loop (gpt-fast style).
 
 The decode step (model forward, sampling, all in one function) is compiled with ``torch.compile``
-(``mode="reduce-overhead"``: Inductor fuses norms, RoPE, residuals and sampling; the step runs as a
-CUDA graph).  Shapes are static per (batch bucket, attention-length bucket), so each bucket gets its
+(the options of ``mode="reduce-overhead"``: Inductor fuses norms, RoPE, residuals and sampling; the
+step runs as a CUDA graph).  Positions are read from a device tensor, so a step needs no host sync,
+and :meth:`Engine.stream` queues step i+1 before it waits for step i's tokens.  Shapes are static per (batch bucket, attention-length bucket), so each bucket gets its
 own compiled graph: batch sizes are padded up to a power of two (:func:`batch_bucket`), the attention
 length to a multiple of :data:`~spense.engine.model.KV_BLOCK`.  Prefill is compiled the same way per
 (batch bucket, prompt bucket).  Without compilation on CUDA the eager step is captured in a plain
@@ -123,8 +124,10 @@ class Engine:
                  sdpa: str | None = None, tuning: bool | None = None):
         """``sdpa``: ``"auto"`` (torch picks the attention kernel) or ``"math"`` (attention as plain
         matmuls and a softmax, which Inductor fuses; default: ``$SPENSE_SDPA`` or ``"math"`` when
-        compiling).  ``tuning``: Inductor's coordinate-descent tuning of the fused kernels (default:
-        ``$SPENSE_TUNING`` or on)."""
+        compiling).  ``tuning``: Inductor's coordinate-descent tuning (default: ``$SPENSE_TUNING`` or
+        off).  It also turns the M = 1 matmuls of plain linears into Triton reductions, which ran the
+        dense Qwen3-8B[:12] step 10 % slower than cuBLAS on the H200 (2.30 vs 2.09 ms) and left Spense
+        unchanged (benchmarks/results/e2e_v8_2026-11-30)."""
         self.model = model
         if fuse:  # q/k/v and gate/up of plain linears through one GEMM each
             model.fuse_projections()
@@ -144,7 +147,7 @@ class Engine:
         if self.sdpa not in ("auto", "math"):
             raise InputError(f"sdpa must be 'auto' or 'math', got {self.sdpa!r}")
         if tuning is None:
-            tuning = os.environ.get("SPENSE_TUNING", "1") != "0"
+            tuning = os.environ.get("SPENSE_TUNING", "0") != "0"
         self.tuning = bool(tuning) and self.compiled
         # positions live on the device: a step reads its slot from here, no host-to-device copy (which
         # would wait for the GPU and stop the host from queueing the next step while this one runs)
