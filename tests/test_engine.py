@@ -275,3 +275,59 @@ def test_tied_spense_projections_fuse_into_one_layer():
     _mount(m, "model.layers.0.self_attn.k_proj", torch.nn.Linear(128, att.k_proj.out_features, bias=False))
     assert att.qkv_sp is None and not att.q_proj._fused and mlp.gate_up_sp is not None
     m(idx, pos, 128)  # the block runs three projections again
+
+
+def test_matmul_attention_matches_sdpa_with_left_padding():
+    """``set_attention("matmul")`` (two batched GEMMs, float32 softmax) gives SDPA's logits (float32,
+    CPU), left padding included; an unknown choice is refused."""
+    from spense.engine.load import random_model
+
+    m = random_model("qwen3-tiny", CPU, torch.float32, seed=1)
+    m.setup_caches(2, 128)
+    idx = torch.tensor([[0, 0, 4, 1, 5], [9, 2, 6, 5, 3]])
+    start = torch.tensor([2, 0])
+    ref = m(idx, torch.arange(5), 128, start)
+    m.set_attention("matmul")
+    assert torch.allclose(m(idx, torch.arange(5), 128, start), ref, atol=1e-5, rtol=1e-5)
+    with pytest.raises(InputError, match="attention must be"):
+        m.set_attention("flash")
+    with pytest.raises(InputError, match="sdpa must be"):
+        Engine(m, 1, 128, sdpa="flash")
+
+
+def test_stream_one_step_ahead_same_tokens_and_eos():
+    """Generation queues step i+1 before reading step i: the tokens equal a plain step-by-step loop,
+    and an eos met at step k stops the output there (the step queued ahead is dropped)."""
+    from spense.engine.load import random_model
+
+    m = random_model("qwen3-tiny", CPU, torch.float32, seed=2)
+    eng = Engine(m, 1, 128)
+    prompt = [[3, 1, 4, 1, 5, 9]]
+    nxt, _, start, T = eng.prefill(prompt)
+    loop = [int(nxt[0, 0])]
+    for i in range(7):
+        nxt, _ = eng.step(nxt, T + i, start)
+        loop.append(int(nxt[0, 0]))
+    g = eng.generate(prompt, 8)
+    assert g.tokens == [loop] and g.steps == 7
+    k = next(i for i in range(1, 8) if loop[i] not in loop[:i])  # the first index where a new token shows
+    g = eng.generate(prompt, 8, eos=loop[k])
+    assert g.tokens == [loop[:k + 1]] and g.stopped == "eos"
+    assert eng.generate(prompt, 8, eos=loop[0]).tokens == [loop[:1]]
+
+
+def test_profile_op_classes_of_compiled_and_eager_kernels():
+    """Kernel names seen in the H200 profiles (e2e v8) land in the intended op class."""
+    from spense.engine.measure import op_class
+
+    cases = {
+        "void spense_mmasp_kernel<1, 1, false, 4, 1>(uint4 const*, unsigned int const*": "sparse kernel",
+        "nvjet_sm90_tst_192x8_64x8_2x1_v_bz_TNT": "dense gemm",
+        "triton_red_fused__unsafe_view_mm_mul_silu_split_t_view_11": "dense gemm",
+        "cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wgmma_f16_knob_7_64x128x128_4x": "attention",
+        "void gemmSN_NN_kernel<float, 128, 2, 4, 8, 4, 4, false, cublasGemvTensorStridedB": "attention",
+        "triton_per_fused__safe_softmax_add_arange_bitwise_and_bitwise_not": "attention",
+        "void at::native::index_elementwise_kernel<128, 4, at::native::index_copy_kernel_": "unpack/copy",
+        "triton_poi_fused__to_copy_add_cat_clamp_min_cos_mean_mul_neg_pow_rsqrt_sin_split": "other",
+    }
+    assert {n: op_class(n) for n in cases} == cases

@@ -122,9 +122,9 @@ class Engine:
     def __init__(self, model: Transformer, max_batch: int, max_len: int, compile: bool = True,
                  compile_prefill: bool = True, cuda_graph: bool = True, fuse: bool = True,
                  sdpa: str | None = None, tuning: bool | None = None):
-        """``sdpa``: ``"auto"`` (torch picks the attention kernel) or ``"math"`` (attention as plain
-        matmuls and a softmax, which Inductor fuses; default: ``$SPENSE_SDPA`` or ``"math"`` when
-        compiling).  ``tuning``: Inductor's coordinate-descent tuning (default: ``$SPENSE_TUNING`` or
+        """``sdpa``: ``"auto"`` (torch picks the attention kernel), ``"math"`` (SDPA's math backend,
+        which Inductor fuses, in float32) or ``"matmul"`` (two batched GEMMs in the cache dtype,
+        :meth:`Transformer.set_attention`); default: ``$SPENSE_SDPA``, else ``"math"`` when compiling.  ``tuning``: Inductor's coordinate-descent tuning (default: ``$SPENSE_TUNING`` or
         off).  It also turns the M = 1 matmuls of plain linears into Triton reductions, which ran the
         dense Qwen3-8B[:12] step 10 % slower than cuBLAS on the H200 (2.30 vs 2.09 ms) and left Spense
         unchanged (benchmarks/results/e2e_v8_2026-11-30)."""
@@ -144,8 +144,9 @@ class Engine:
         self.compiled = compile and cuda
         self.graphs = cuda_graph and cuda and not self.compiled
         self.sdpa = sdpa or os.environ.get("SPENSE_SDPA") or ("math" if self.compiled else "auto")
-        if self.sdpa not in ("auto", "math"):
-            raise InputError(f"sdpa must be 'auto' or 'math', got {self.sdpa!r}")
+        if self.sdpa not in ("auto", "math", "matmul"):
+            raise InputError(f"sdpa must be 'auto', 'math' or 'matmul', got {self.sdpa!r}")
+        model.set_attention("matmul" if self.sdpa == "matmul" else "sdpa")
         if tuning is None:
             tuning = os.environ.get("SPENSE_TUNING", "0") != "0"
         self.tuning = bool(tuning) and self.compiled

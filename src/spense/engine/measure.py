@@ -316,8 +316,11 @@ OP_CLASSES = (  # (class, substrings of the kernel name), first match wins
     ("sparse kernel", ("mmasp", "spense_decode")),
     ("fp8 gemm", ("w8a16", "fp8_w8a16")),
     ("act quant", ("act_quant", "quant_rows")),
-    ("dense gemm", ("gemm", "nvjet", "xmma", "cutlass", "gemv", "sm90_", "splitk")),
-    ("attention", ("flash", "attention", "sdpa", "fmha", "softmax", "bmm")),
+    # before the GEMMs: cuDNN's SDPA kernels hold "sm90_"; float32 cuBLAS kernels ("kernel<float") are
+    # the math backend's attention (the linears run in bf16 / FP8)
+    ("attention", ("flash", "attention", "sdpa", "fmha", "softmax", "bmm", "kernel<float")),
+    # "_mm_": a matmul Inductor generated itself (fused with the ops around it)
+    ("dense gemm", ("gemm", "nvjet", "xmma", "cutlass", "gemv", "sm90_", "splitk", "_mm_")),
     ("unpack/copy", ("memcpy", "memset", "scatter", "gather", "index")),
 )
 

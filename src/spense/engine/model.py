@@ -15,7 +15,8 @@ Static KV cache ``(B, H_kv, S, D)`` per layer; ``forward(idx, input_pos, kv_len,
   before it are masked and RoPE positions count from it.
 
 Attention: ``softmax(q k^T / sqrt(D) + mask) v`` with ``mask = 0`` where ``start_b <= j <= pos_i``,
-``-inf`` elsewhere; grouped-query heads are folded into the query length (no K/V copies).
+``-inf`` elsewhere; grouped-query heads are folded into the query length (no K/V copies); through
+SDPA or as two batched GEMMs (:meth:`Transformer.set_attention`).
 RMSNorm: ``w * (x / sqrt(mean(x^2) + eps))`` in float32, rounded to the activation dtype before the
 weight (transformers' rounding points).  RoPE: ``x cos + rotate_half(x) sin`` (halves, not pairs).
 """
@@ -155,6 +156,7 @@ class Attention(nn.Module):
             self.q_norm = RMSNorm(a.head_dim, a.eps)
             self.k_norm = RMSNorm(a.head_dim, a.eps)
         self.kv_cache: KVCache | None = None
+        self.impl = "sdpa"  # or "matmul" (Transformer.set_attention)
         self.register_buffer("qkv_weight", None, persistent=False)  # set by fuse()
         self.register_buffer("qkv_bias", None, persistent=False)
         self.qkv_sp = None  # set by fuse(): q, k, v as one Spense layer (spense.runtime.fuse)
@@ -200,7 +202,12 @@ class Attention(nn.Module):
         # fold the g query heads of a KV head into the query length: (B, H_kv, g*T, D), no K/V copies
         qg = q.reshape(B, self.n_kv, g * T, self.hd)
         m = mask.unsqueeze(1) if g == 1 else mask.unsqueeze(1).repeat(1, 1, g, 1)  # (B, 1, g*T, L)
-        y = F.scaled_dot_product_attention(qg, kc, vc, attn_mask=m)
+        if self.impl == "matmul":  # two batched GEMMs in the cache dtype, the softmax in float32
+            s = (qg * self.hd ** -0.5) @ kc.transpose(-1, -2)
+            p = torch.softmax(s.float() + m.float(), dim=-1).to(vc.dtype)
+            y = p @ vc
+        else:
+            y = F.scaled_dot_product_attention(qg, kc, vc, attn_mask=m)
         y = y.reshape(B, self.n_head, T, self.hd).transpose(1, 2).reshape(B, T, self.n_head * self.hd)
         return self.o_proj(y)
 
@@ -284,6 +291,16 @@ class Transformer(nn.Module):
         model is on its device, and before compacting: a later ``.to()`` would copy the fused weights
         apart from the views, and compacted Spense layers no longer fuse."""
         return sum(int(blk.self_attn.fuse()) + int(blk.mlp.fuse()) for blk in self.model.layers)
+
+    def set_attention(self, impl: str) -> None:
+        """``"sdpa"``: ``F.scaled_dot_product_attention`` (its backend picked by torch, or by an
+        ``sdpa_kernel`` context); ``"matmul"``: ``softmax(float(q k^T / sqrt(D)) + mask) v`` as two
+        batched GEMMs in the cache dtype (transformers' eager rounding points), which reads K and V
+        once and keeps no float32 copy of them."""
+        if impl not in ("sdpa", "matmul"):
+            raise InputError(f"attention must be 'sdpa' or 'matmul', got {impl!r}")
+        for blk in self.model.layers:
+            blk.self_attn.impl = impl
 
     def setup_caches(self, batch: int, length: int) -> None:
         """Allocate the static KV cache for ``batch`` rows of ``length`` slots (rounded up)."""
