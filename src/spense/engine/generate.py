@@ -3,11 +3,12 @@
 The decode step (model forward, sampling, all in one function) is compiled with ``torch.compile``
 (the options of ``mode="reduce-overhead"``: Inductor fuses norms, RoPE, residuals and sampling; the
 step runs as a CUDA graph).  Positions are read from a device tensor, so a step needs no host sync,
-and :meth:`Engine.stream` queues step i+1 before it waits for step i's tokens.  Shapes are static per (batch bucket, attention-length bucket), so each bucket gets its
-own compiled graph: batch sizes are padded up to a power of two (:func:`batch_bucket`), the attention
-length to a multiple of :data:`~spense.engine.model.KV_BLOCK`.  Prefill is compiled the same way per
-(batch bucket, prompt bucket).  Without compilation on CUDA the eager step is captured in a plain
-``torch.cuda.CUDAGraph`` per bucket; on CPU everything runs eagerly.
+and :meth:`Engine.stream` queues step i+1 before it waits for step i's tokens.  Shapes are static
+per (batch bucket, attention-length bucket), so each bucket gets its own compiled graph: batch sizes
+are padded up to a power of two (:func:`batch_bucket`), the attention length to a multiple of
+:data:`~spense.engine.model.KV_BLOCK`.  Prefill is compiled the same way per (batch bucket, prompt
+bucket).  Without compilation on CUDA the eager step is captured in a plain ``torch.cuda.CUDAGraph``
+per bucket; on CPU everything runs eagerly.
 
 Sampling: greedy ``argmax(l)``; otherwise ``p = softmax(l / T)``, restricted to the smallest set of
 most likely tokens whose mass reaches ``top_p`` (renormalised), and drawn as ``argmax(p / E)`` with
@@ -124,9 +125,10 @@ class Engine:
                  sdpa: str | None = None, tuning: bool | None = None):
         """``sdpa``: ``"auto"`` (torch picks the attention kernel), ``"math"`` (SDPA's math backend,
         which Inductor fuses, in float32) or ``"matmul"`` (two batched GEMMs in the cache dtype,
-        :meth:`Transformer.set_attention`); default: ``$SPENSE_SDPA``, else ``"math"`` when compiling.  ``tuning``: Inductor's coordinate-descent tuning (default: ``$SPENSE_TUNING`` or
-        off).  It also turns the M = 1 matmuls of plain linears into Triton reductions, which ran the
-        dense Qwen3-8B[:12] step 10 % slower than cuBLAS on the H200 (2.30 vs 2.09 ms) and left Spense
+        :meth:`Transformer.set_attention`); default: ``$SPENSE_SDPA``, else ``"math"`` when compiling.
+        ``tuning``: Inductor's coordinate-descent tuning (default: ``$SPENSE_TUNING``, else off).  It
+        also turns the M = 1 matmuls of plain linears into Triton reductions, which ran the dense
+        Qwen3-8B[:12] step 10 % slower than cuBLAS on the H200 (2.30 vs 2.09 ms) and left Spense
         unchanged (benchmarks/results/e2e_v8_2026-11-30)."""
         self.model = model
         if fuse:  # q/k/v and gate/up of plain linears through one GEMM each

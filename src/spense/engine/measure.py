@@ -3,9 +3,10 @@
 Per row: ``prefill_ms`` (one prompt of ``batch x prompt_len``), ``step_ms`` (a decode step: CUDA
 events around ``gen - 3`` steps run back to back, the host queueing each while the GPU runs the one
 before, as :meth:`Engine.stream` does and as gpt-fast times its step), ``step_sync_ms`` (median of 8
-steps each waited for alone: a step's latency with the host in the loop), ``decode_tok_s``, ``weight_bytes`` (every weight read per step:
-all parameters and buffers except the embedding table), ``floor_ms = weight_bytes / copy_bw`` where
-``copy_bw = 2 * bytes / time`` of a >= 512 MiB device-to-device copy measured in the same run,
+steps each waited for alone: a step's latency with the host in the loop), ``decode_tok_s``,
+``weight_bytes`` (every weight read per step: all parameters and buffers except the embedding
+table), ``floor_ms = weight_bytes / copy_bw`` where ``copy_bw = 2 * bytes / time`` of a >= 512 MiB
+device-to-device copy measured in the same run,
 ``peak_mem_bytes``, ``linear_weight_bytes`` (block linears as loaded) and
 ``dense_linear_weight_bytes`` (the same linears dense in the model dtype), greedy-token identity of
 the first ``check_tokens`` against the ``reference`` backend (Spense) or the eager engine (dense).
@@ -191,7 +192,8 @@ def _greedy_check(model, prompt: list[int], fast: list[int], n: int, spense_ref:
                 ulps = margin / bf16_ulp(float(logits[0].abs().max()))
                 nxt = torch.full_like(nxt, fast[i])  # follow the fast sequence from here on
                 ref[-1] = fast[i]
-        return {"tokens_identical": first is None, "first_divergence": first, "tie_margin": margin, "tie_ulps": ulps,
+        return {"tokens_identical": first is None, "first_divergence": first, "tie_margin": margin,
+                "tie_ulps": ulps,
                 "token_reference": "reference backend, eager" if old else "eager engine"}
     finally:
         for m, b in old.items():
