@@ -64,8 +64,11 @@ fi
 stage whole_bf16 130 60 $M --gen $GEN --variants whole0.25
 # (d) profiler breakdown per op class of the compiled step (PROFILE_FLAGS="--no-compile": of the eager one), B=1
 stage profile 90 0 $M --variants dense,spense0.25 --batches 1 ${PROFILE_FLAGS:-} --profile --check-tokens 0 --gen 24
-#     attention as two GEMMs in bf16 (SPENSE_SDPA=matmul: no float32 copy of K and V) against the default
-( export SPENSE_SDPA=matmul; stage attn_matmul 170 0 $M --gen $GEN --variants dense,spense0.25 )
+#     the other attention paths against the default (math): split = the split-KV decode kernel,
+#     matmul = two bf16 GEMMs; neither makes the float32 copy of K and V that the math backend makes
+for a in ${ATTN_AB:-split matmul}; do
+  ( export SPENSE_ATTENTION=$a; stage "attn_$a" 170 0 $M --gen $GEN --variants dense,spense0.25 )
+done
 #     Spense 50 % if time is left
 stage spense50_bf16 120 0 $M --gen $GEN --variants spense0.5
 echo "total $(( $(date +%s) - T0 )) s" >> "$OUT/stages.txt"

@@ -277,9 +277,10 @@ def test_tied_spense_projections_fuse_into_one_layer():
     m(idx, pos, 128)  # the block runs three projections again
 
 
-def test_matmul_attention_matches_sdpa_with_left_padding():
-    """``set_attention("matmul")`` (two batched GEMMs, float32 softmax) gives SDPA's logits (float32,
-    CPU), left padding included; an unknown choice is refused."""
+def test_matmul_and_split_attention_match_sdpa_with_left_padding():
+    """``set_attention("matmul")`` (two batched GEMMs, float32 softmax) and ``"split"`` (the decode op,
+    here its CPU reference; prefill stays SDPA) give SDPA's logits (float32, CPU), left padding
+    included, in prefill and in a decode step; an unknown choice is refused."""
     from spense.engine.load import random_model
 
     m = random_model("qwen3-tiny", CPU, torch.float32, seed=1)
@@ -287,12 +288,15 @@ def test_matmul_attention_matches_sdpa_with_left_padding():
     idx = torch.tensor([[0, 0, 4, 1, 5], [9, 2, 6, 5, 3]])
     start = torch.tensor([2, 0])
     ref = m(idx, torch.arange(5), 128, start)
-    m.set_attention("matmul")
-    assert torch.allclose(m(idx, torch.arange(5), 128, start), ref, atol=1e-5, rtol=1e-5)
+    ref_step = m(idx[:, :1], torch.tensor([5]), 128, start)
+    for impl in ("matmul", "split"):
+        m.set_attention(impl)
+        assert torch.allclose(m(idx, torch.arange(5), 128, start), ref, atol=1e-5, rtol=1e-5)
+        assert torch.allclose(m(idx[:, :1], torch.tensor([5]), 128, start), ref_step, atol=1e-5, rtol=1e-5)
     with pytest.raises(InputError, match="attention must be"):
         m.set_attention("flash")
-    with pytest.raises(InputError, match="sdpa must be"):
-        Engine(m, 1, 128, sdpa="flash")
+    with pytest.raises(InputError, match="attention must be one of"):
+        Engine(m, 1, 128, attention="flash")
 
 
 def test_stream_one_step_ahead_same_tokens_and_eos():

@@ -31,6 +31,7 @@ from spense.runtime.shapes import bucket
 from spense.errors import InputError
 
 PROMPT_BLOCK = 64  # prompts are left-padded to a multiple of this (prefill bucket)
+ATTENTION = ("auto", "math", "matmul", "split")  # Engine(attention=...)
 
 
 def batch_bucket(b: int) -> int:
@@ -122,10 +123,11 @@ class Engine:
 
     def __init__(self, model: Transformer, max_batch: int, max_len: int, compile: bool = True,
                  compile_prefill: bool = True, cuda_graph: bool = True, fuse: bool = True,
-                 sdpa: str | None = None, tuning: bool | None = None):
-        """``sdpa``: ``"auto"`` (torch picks the attention kernel), ``"math"`` (SDPA's math backend,
-        which Inductor fuses, in float32) or ``"matmul"`` (two batched GEMMs in the cache dtype,
-        :meth:`Transformer.set_attention`); default: ``$SPENSE_SDPA``, else ``"math"`` when compiling.
+                 attention: str | None = None, tuning: bool | None = None):
+        """``attention``: ``"auto"`` (SDPA, torch picks the kernel), ``"math"`` (SDPA's math backend,
+        which Inductor fuses, in float32), ``"matmul"`` (two batched GEMMs in the cache dtype) or
+        ``"split"`` (decode through the split-KV kernel; :meth:`Transformer.set_attention`); default:
+        ``$SPENSE_ATTENTION``, else ``"math"`` when compiling.
         ``tuning``: Inductor's coordinate-descent tuning (default: ``$SPENSE_TUNING``, else off).  It
         also turns the M = 1 matmuls of plain linears into Triton reductions, which ran the dense
         Qwen3-8B[:12] step 10 % slower than cuBLAS on the H200 (2.30 vs 2.09 ms) and left Spense
@@ -145,10 +147,10 @@ class Engine:
             plan_decode(model, self.max_batch, fragments=compile)
         self.compiled = compile and cuda
         self.graphs = cuda_graph and cuda and not self.compiled
-        self.sdpa = sdpa or os.environ.get("SPENSE_SDPA") or ("math" if self.compiled else "auto")
-        if self.sdpa not in ("auto", "math", "matmul"):
-            raise InputError(f"sdpa must be 'auto', 'math' or 'matmul', got {self.sdpa!r}")
-        model.set_attention("matmul" if self.sdpa == "matmul" else "sdpa")
+        self.attention = attention or os.environ.get("SPENSE_ATTENTION") or ("math" if self.compiled else "auto")
+        if self.attention not in ATTENTION:
+            raise InputError(f"attention must be one of {', '.join(ATTENTION)}, got {self.attention!r}")
+        model.set_attention(self.attention if self.attention in ("matmul", "split") else "sdpa")
         if tuning is None:
             tuning = os.environ.get("SPENSE_TUNING", "0") != "0"
         self.tuning = bool(tuning) and self.compiled
@@ -168,7 +170,7 @@ class Engine:
         self._captured: dict[tuple, _Graphed] = {}
 
     def _attention(self):
-        if self.sdpa == "math":
+        if self.attention == "math":
             from torch.nn.attention import SDPBackend, sdpa_kernel
 
             return sdpa_kernel(SDPBackend.MATH)

@@ -16,7 +16,7 @@ Static KV cache ``(B, H_kv, S, D)`` per layer; ``forward(idx, input_pos, kv_len,
 
 Attention: ``softmax(q k^T / sqrt(D) + mask) v`` with ``mask = 0`` where ``start_b <= j <= pos_i``,
 ``-inf`` elsewhere; grouped-query heads are folded into the query length (no K/V copies); through
-SDPA or as two batched GEMMs (:meth:`Transformer.set_attention`).
+SDPA, two batched GEMMs or a split-KV decode kernel (:meth:`Transformer.set_attention`).
 RMSNorm: ``w * (x / sqrt(mean(x^2) + eps))`` in float32, rounded to the activation dtype before the
 weight (transformers' rounding points).  RoPE: ``x cos + rotate_half(x) sin`` (halves, not pairs).
 """
@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spense.errors import InputError
+from spense.runtime.attention import decode_attention
 from spense.runtime.fuse import fuse_rows, unfuse_rows
 
 SUPPORTED = ("llama", "mistral", "qwen2", "qwen3")
@@ -156,7 +157,7 @@ class Attention(nn.Module):
             self.q_norm = RMSNorm(a.head_dim, a.eps)
             self.k_norm = RMSNorm(a.head_dim, a.eps)
         self.kv_cache: KVCache | None = None
-        self.impl = "sdpa"  # or "matmul" (Transformer.set_attention)
+        self.impl = "sdpa"  # or "matmul", "split" (Transformer.set_attention)
         self.register_buffer("qkv_weight", None, persistent=False)  # set by fuse()
         self.register_buffer("qkv_bias", None, persistent=False)
         self.qkv_sp = None  # set by fuse(): q, k, v as one Spense layer (spense.runtime.fuse)
@@ -202,7 +203,9 @@ class Attention(nn.Module):
         # fold the g query heads of a KV head into the query length: (B, H_kv, g*T, D), no K/V copies
         qg = q.reshape(B, self.n_kv, g * T, self.hd)
         m = mask.unsqueeze(1) if g == 1 else mask.unsqueeze(1).repeat(1, 1, g, 1)  # (B, 1, g*T, L)
-        if self.impl == "matmul":  # two batched GEMMs in the cache dtype, the softmax in float32
+        if self.impl == "split" and T == 1:  # decode: the split-KV kernel (spense.runtime.attention)
+            y = decode_attention(qg, kc, vc, mask[:, 0])
+        elif self.impl == "matmul":  # two batched GEMMs in the cache dtype, the softmax in float32
             s = (qg * self.hd ** -0.5) @ kc.transpose(-1, -2)
             p = torch.softmax(s.float() + m.float(), dim=-1).to(vc.dtype)
             y = p @ vc
@@ -293,12 +296,13 @@ class Transformer(nn.Module):
         return sum(int(blk.self_attn.fuse()) + int(blk.mlp.fuse()) for blk in self.model.layers)
 
     def set_attention(self, impl: str) -> None:
-        """``"sdpa"``: ``F.scaled_dot_product_attention`` (its backend picked by torch, or by an
-        ``sdpa_kernel`` context); ``"matmul"``: ``softmax(float(q k^T / sqrt(D)) + mask) v`` as two
-        batched GEMMs in the cache dtype (transformers' eager rounding points), which reads K and V
-        once and keeps no float32 copy of them."""
-        if impl not in ("sdpa", "matmul"):
-            raise InputError(f"attention must be 'sdpa' or 'matmul', got {impl!r}")
+        """How attention runs: ``"sdpa"``: ``F.scaled_dot_product_attention`` (its backend picked by
+        torch, or by an ``sdpa_kernel`` context); ``"matmul"``: ``softmax(float(q k^T / sqrt(D)) +
+        mask) v`` as two batched GEMMs in the cache dtype (transformers' eager rounding points), no
+        float32 copy of K and V; ``"split"``: decode steps through the split-KV kernel
+        ``spense::decode_attention`` (:mod:`spense.runtime.attention`), prefill through SDPA."""
+        if impl not in ("sdpa", "matmul", "split"):
+            raise InputError(f"attention must be 'sdpa', 'matmul' or 'split', got {impl!r}")
         for blk in self.model.layers:
             blk.self_attn.impl = impl
 
