@@ -50,7 +50,7 @@ stage dense_bf16 170 300 $M --gen $GEN --variants dense
 stage spense_bf16 170 200 $M --gen $GEN --variants spense0.25
 #     FP8: the FP8 dense baseline (Fp8Linear: best of our weight-only kernel and _scaled_mm) and Spense
 #     25 % (mma.sp FP8); FP8_FLAGS="--no-compile": CUDA graphs of the eager step instead of compiled
-stage dense_fp8 90 150 $M --gen $GEN --variants dense-fp8 ${FP8_FLAGS:-}
+stage dense_fp8 150 150 $M --gen $GEN --variants dense-fp8 ${FP8_FLAGS:-}
 stage spense_fp8 90 100 $M --gen $GEN --variants spense0.25-fp8 ${FP8_FLAGS:-}
 #     the gpt-fast anchor, same layer count and batches: only with .gptfast/{model.py,gptfast_decode.py}
 #     carried and >= 170 s left (ANCHOR_B: its batch sizes, default the first of BATCHES)

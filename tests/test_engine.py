@@ -71,7 +71,7 @@ def test_spense_checkpoint_packed_and_not(tiny_llama_dir, tiny_text_file, tmp_pa
     for ckpt in (out, packed):
         m = load(str(ckpt), CPU, torch.float32).model
         assert all(isinstance(x, SpenseLinear) for x in block_linears(m).values()), ckpt
-        fused = [b.self_attn.qkv_sp is not None and b.mlp.gate_up_sp is not None for b in m.model.layers]
+        fused = [b.self_attn.qkv_fused is not None and b.mlp.gate_up_fused is not None for b in m.model.layers]
         assert all(fused) if tie else not any(fused), (ckpt, fused)
         assert Engine(m, 1, 200).generate([[1, 2, 3, 4, 5]], 10).tokens[0] == want, ckpt
         g = run(app, ["generate", str(ckpt), "--prompt", "The game", "-n", "4", "--device", "cpu"])
@@ -253,27 +253,27 @@ def test_tied_spense_projections_fuse_into_one_layer():
     pos = torch.arange(5)
     sparsify(m, 0.25, block=16)
     att, mlp = m.model.layers[0].self_attn, m.model.layers[0].mlp
-    assert isinstance(att.qkv_sp, SpenseLinear) and isinstance(mlp.gate_up_sp, SpenseLinear)
+    assert isinstance(att.qkv_fused, SpenseLinear) and isinstance(mlp.gate_up_fused, SpenseLinear)
     assert torch.equal(att.q_proj.layout.dense_idx, att.v_proj.layout.dense_idx)
-    assert att.k_proj.values.data_ptr() == att.qkv_sp.values[att.q_proj.out_features:].data_ptr()
+    assert att.k_proj.values.data_ptr() == att.qkv_fused.values[att.q_proj.out_features:].data_ptr()
     fused_logits = m(idx, pos, 128)
     fused_bytes = measure.weight_bytes(m)
-    fused_idx = sum(t.numel() * t.element_size() for b in m.model.layers for f in (b.self_attn.qkv_sp, b.mlp.gate_up_sp)
+    fused_idx = sum(t.numel() * t.element_size() for b in m.model.layers for f in (b.self_attn.qkv_fused, b.mlp.gate_up_fused)
                     for t in (f.sparse_idx, f.dense_idx))
     for blk in m.model.layers:
         blk.self_attn.unfuse()
         blk.mlp.unfuse()
-    assert att.qkv_sp is None and not att.q_proj._fused
+    assert att.qkv_fused is None and not att.q_proj._fused
     assert torch.equal(m(idx, pos, 128), fused_logits)
     assert measure.weight_bytes(m)[1] == fused_bytes[1] - fused_idx  # the same rows, counted once
     assert m.fuse_projections() == 2 * len(m.model.layers)
     from spense.engine.load import _mount
 
-    assert not any("qkv_sp" in k or "gate_up_sp" in k for k in m.state_dict())  # rows saved once
+    assert not any("qkv_fused" in k or "gate_up_fused" in k for k in m.state_dict())  # rows saved once
     _mount(m, "model.layers.0.self_attn.o_proj", torch.nn.Linear(att.o_proj.in_features, 128, bias=False))
-    assert att.qkv_sp is not None  # replacing a layer outside the group keeps the fusion
+    assert att.qkv_fused is not None  # replacing a layer outside the group keeps the fusion
     _mount(m, "model.layers.0.self_attn.k_proj", torch.nn.Linear(128, att.k_proj.out_features, bias=False))
-    assert att.qkv_sp is None and not att.q_proj._fused and mlp.gate_up_sp is not None
+    assert att.qkv_fused is None and not att.q_proj._fused and mlp.gate_up_fused is not None
     m(idx, pos, 128)  # the block runs three projections again
 
 
@@ -335,3 +335,26 @@ def test_profile_op_classes_of_compiled_and_eager_kernels():
         "triton_poi_fused__to_copy_add_cat_clamp_min_cos_mean_mul_neg_pow_rsqrt_sin_split": "other",
     }
     assert {n: op_class(n) for n in cases} == cases
+
+
+def test_fp8_dense_projections_fuse_same_logits_same_bytes():
+    """The FP8 dense baseline fuses q/k/v and gate/up too (weight rows and their scales concatenate):
+    same logits (CPU reference kind), same bytes, members hold views, and the fused layer is what runs."""
+    from spense.engine import measure
+    from spense.engine.load import random_model
+    from spense.engine.sparsify import fp8_dense
+    from spense.runtime.fp8 import Fp8Linear
+
+    m = fp8_dense(random_model("qwen3-tiny", CPU, torch.float32, seed=3))
+    m.setup_caches(1, 128)
+    idx, pos = torch.tensor([[3, 1, 4, 1, 5]]), torch.arange(5)
+    ref, before = m(idx, pos, 128), measure.weight_bytes(m)
+    assert m.fuse_projections() == 2 * len(m.model.layers)
+    att, mlp = m.model.layers[0].self_attn, m.model.layers[0].mlp
+    assert isinstance(att.qkv_fused, Fp8Linear) and isinstance(mlp.gate_up_fused, Fp8Linear)
+    assert att.k_proj.weight.data_ptr() == att.qkv_fused.weight[att.q_proj.out_features:].data_ptr()
+    assert att.v_proj._fused and att.qkv_fused.out_features == sum(
+        p.out_features for p in (att.q_proj, att.k_proj, att.v_proj))
+    assert measure.weight_bytes(m) == before
+    assert torch.allclose(m(idx, pos, 128), ref, atol=1e-5, rtol=1e-5)
+    assert not any("qkv_fused" in k or "gate_up_fused" in k for k in m.state_dict())

@@ -26,6 +26,7 @@ from typing import Callable, Iterator
 import torch
 
 from spense.engine.model import KV_BLOCK, Transformer
+from spense.runtime.fp8 import Fp8Linear
 from spense.runtime.linear import SpenseLinear
 from spense.runtime.shapes import bucket
 from spense.errors import InputError
@@ -41,11 +42,15 @@ def batch_bucket(b: int) -> int:
 
 def plan_decode(model: torch.nn.Module, max_batch: int, fragments: bool = True) -> None:
     """:meth:`SpenseLinear.plan` of every Spense layer for the decode batch buckets up to ``max_batch``
-    (``fragments``: x in the kernel's fragment order, built where torch.compile fuses it)."""
+    (``fragments``: x in the kernel's fragment order, built where torch.compile fuses it), and
+    :meth:`Fp8Linear.tune` of every FP8 layer that runs (a fused one included), so that no kernel
+    choice is measured while a step is traced."""
     ms = [b for b in (1, 2, 4, 8, 16, 32, 64) if b <= batch_bucket(max_batch)]
     for mod in model.modules():
         if isinstance(mod, SpenseLinear):
             mod.plan(ms, fragments)
+        elif isinstance(mod, Fp8Linear) and not getattr(mod, "_fused", False):
+            mod.tune(tuple(ms))
 
 
 def _round_up(n: int, m: int) -> int:

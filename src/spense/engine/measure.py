@@ -75,15 +75,17 @@ def _bytes(mods) -> int:
 
 
 def _linear_bytes(model, lins) -> int:
-    """Bytes of the block linears as held; a member of a fused Spense projection holds only its index
-    buffers, its rows are counted once, in the fused layer."""
+    """Bytes of the block linears as held; a member of a fused projection holds row views (and a Spense
+    member its index buffers): its rows are counted once, in the fused layer."""
     n = 0
     for m in lins.values():
-        if getattr(m, "_fused", False):
-            n += sum(t.numel() * t.element_size() for t in (m.sparse_idx, m.dense_idx))
+        if getattr(m, "_fused", False):  # its rows are views of the fused layer's; a Spense member keeps its indices
+            n += sum(t.numel() * t.element_size() for t in (getattr(m, "sparse_idx", None),
+                                                            getattr(m, "dense_idx", None)) if t is not None)
         else:
             n += _bytes([m])
-    fused = [f for blk in model.model.layers for f in (blk.self_attn.qkv_sp, blk.mlp.gate_up_sp) if f is not None]
+    fused = [f for blk in model.model.layers for f in (blk.self_attn.qkv_fused, blk.mlp.gate_up_fused)
+             if f is not None]
     return n + _bytes(fused)
 
 

@@ -31,7 +31,7 @@ from torch import nn
 
 from spense.errors import InputError
 from spense.runtime.attention import decode_attention
-from spense.runtime.fuse import fuse_rows, unfuse_rows
+from spense.runtime.fuse import fuse_group, unfuse_rows
 
 SUPPORTED = ("llama", "mistral", "qwen2", "qwen3")
 KV_BLOCK = 128  # attention length granularity (and the cache length's)
@@ -138,7 +138,7 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 def _drop_fused_state(module, state_dict, prefix, local_metadata):
     """State-dict hook: a fused projection's rows are already its members' (``q_proj.*``...)."""
-    for k in [k for k in state_dict if k.startswith((prefix + "qkv_sp.", prefix + "gate_up_sp."))]:
+    for k in [k for k in state_dict if k.startswith((prefix + "qkv_fused.", prefix + "gate_up_fused."))]:
         del state_dict[k]
 
 
@@ -160,33 +160,34 @@ class Attention(nn.Module):
         self.impl = "sdpa"  # or "matmul", "split" (Transformer.set_attention)
         self.register_buffer("qkv_weight", None, persistent=False)  # set by fuse()
         self.register_buffer("qkv_bias", None, persistent=False)
-        self.qkv_sp = None  # set by fuse(): q, k, v as one Spense layer (spense.runtime.fuse)
+        self.qkv_fused = None  # set by fuse(): q, k, v as one Spense or FP8 layer (spense.runtime.fuse)
 
     def fuse(self) -> bool:
         """q, k, v through one GEMM (:func:`fuse_linears`) when all three are plain linears, or one
-        Spense kernel (:func:`~spense.runtime.fuse.fuse_rows`) when they share their dense columns."""
+        Spense kernel when they share their dense columns, or one FP8 layer
+        (:func:`~spense.runtime.fuse.fuse_group`)."""
         f = fuse_linears((self.q_proj, self.k_proj, self.v_proj))
         if f is not None:
             self.qkv_weight, self.qkv_bias = f
             return True
-        if self.qkv_sp is None:
-            self.qkv_sp = fuse_rows((self.q_proj, self.k_proj, self.v_proj))
-        return self.qkv_sp is not None
+        if self.qkv_fused is None:
+            self.qkv_fused = fuse_group((self.q_proj, self.k_proj, self.v_proj))
+        return self.qkv_fused is not None
 
     def unfuse(self) -> None:
         """Back to three GEMMs (a projection is being replaced, e.g. by a SpenseLinear)."""
         self.qkv_weight = self.qkv_bias = None
-        if self.qkv_sp is not None:
-            unfuse_rows(self.qkv_sp)
-            self.qkv_sp = None
+        if self.qkv_fused is not None:
+            unfuse_rows(self.qkv_fused)
+            self.qkv_fused = None
 
     def forward(self, x, cos, sin, input_pos, mask, kv_len: int):
         B, T, _ = x.shape
         nq, nk = self.n_head * self.hd, self.n_kv * self.hd
         if self.qkv_weight is not None:
             q, k, v = F.linear(x, self.qkv_weight, self.qkv_bias).split([nq, nk, nk], dim=-1)
-        elif self.qkv_sp is not None:
-            q, k, v = self.qkv_sp(x).split([nq, nk, nk], dim=-1)
+        elif self.qkv_fused is not None:
+            q, k, v = self.qkv_fused(x).split([nq, nk, nk], dim=-1)
         else:
             q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
         q = q.unflatten(-1, (self.n_head, self.hd))
@@ -225,31 +226,31 @@ class MLP(nn.Module):
         self.up_proj = nn.Linear(a.dim, a.intermediate_size, bias=False)
         self.down_proj = nn.Linear(a.intermediate_size, a.dim, bias=False)
         self.register_buffer("gate_up_weight", None, persistent=False)  # set by fuse()
-        self.gate_up_sp = None  # set by fuse(): gate and up as one Spense layer
+        self.gate_up_fused = None  # set by fuse(): gate and up as one Spense or FP8 layer
 
     def fuse(self) -> bool:
         """gate and up through one GEMM (:func:`fuse_linears`) when both are plain linears, or one
-        Spense kernel when they share their dense columns."""
+        Spense kernel when they share their dense columns, or one FP8 layer."""
         f = fuse_linears((self.gate_proj, self.up_proj))
         if f is not None:
             self.gate_up_weight = f[0]
             return True
-        if self.gate_up_sp is None:
-            self.gate_up_sp = fuse_rows((self.gate_proj, self.up_proj))
-        return self.gate_up_sp is not None
+        if self.gate_up_fused is None:
+            self.gate_up_fused = fuse_group((self.gate_proj, self.up_proj))
+        return self.gate_up_fused is not None
 
     def unfuse(self) -> None:
         self.gate_up_weight = None
-        if self.gate_up_sp is not None:
-            unfuse_rows(self.gate_up_sp)
-            self.gate_up_sp = None
+        if self.gate_up_fused is not None:
+            unfuse_rows(self.gate_up_fused)
+            self.gate_up_fused = None
 
     def forward(self, x):
         if self.gate_up_weight is not None:
             g, u = F.linear(x, self.gate_up_weight).chunk(2, dim=-1)
             return self.down_proj(F.silu(g) * u)
-        if self.gate_up_sp is not None:
-            g, u = self.gate_up_sp(x).chunk(2, dim=-1)
+        if self.gate_up_fused is not None:
+            g, u = self.gate_up_fused(x).chunk(2, dim=-1)
             return self.down_proj(F.silu(g) * u)
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
@@ -289,8 +290,8 @@ class Transformer(nn.Module):
 
     def fuse_projections(self) -> int:
         """Fuse q/k/v and gate/up of every block where they are plain linears (the dense model, the
-        dense layers of a whole-layer mix) or uncompacted Spense layers over the same dense columns
-        (:func:`~spense.runtime.fuse.fuse_rows`); returns how many groups were fused.  Call it after the
+        dense layers of a whole-layer mix), uncompacted Spense layers over the same dense columns, or
+        FP8 layers (:func:`~spense.runtime.fuse.fuse_group`); returns how many groups were fused.  Call it after the
         model is on its device, and before compacting: a later ``.to()`` would copy the fused weights
         apart from the views, and compacted Spense layers no longer fuse."""
         return sum(int(blk.self_attn.fuse()) + int(blk.mlp.fuse()) for blk in self.model.layers)

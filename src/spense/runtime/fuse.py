@@ -1,4 +1,4 @@
-"""Projections that read the same input (q/k/v, gate/up) as one Spense layer.
+"""Projections that read the same input (q/k/v, gate/up) as one Spense layer, or one FP8 layer.
 
 :func:`fuse_rows`: ``W = cat(W_1, ..., W_n)`` along the outputs is again a Spense weight when every
 ``W_i`` has a column region (``axis="cols"``) over the *same* input columns: its 2:4 values, metadata,
@@ -10,6 +10,10 @@ One kernel launch then covers all of them, with one grid of ``sum(N_i) / 16`` ro
 small ones (the 1024-row k/v projections of Qwen3-8B fill only 64 of 132 SMs alone).  The members keep
 their names and hold row views of the fused buffers, so no byte is added; after
 :meth:`SpenseLinear.compact` of the fused layer only its kernel layout remains.
+
+:func:`fuse_fp8_rows` does the same for :class:`~spense.runtime.fp8.Fp8Linear` layers (the FP8 dense
+baseline): weight rows and their per-row scales concatenate, ``W = cat(W_i)``, ``s = cat(s_i)``.
+:func:`fuse_group` tries both.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import torch
 
 from spense.errors import InputError
 from spense.format import PackedSpense, SpenseLayout
+from spense.runtime.fp8 import Fp8Linear
 from spense.runtime.linear import SpenseLinear
 
 
@@ -59,10 +64,42 @@ def fuse_rows(lins) -> SpenseLinear | None:
     return fused
 
 
-def unfuse_rows(fused: SpenseLinear) -> None:
+def fuse_fp8_rows(lins) -> Fp8Linear | None:
+    """One :class:`Fp8Linear` computing ``cat(y_i)`` for FP8 layers that read the same input (same
+    input width, device, output dtype, kernel choice and bias presence), or None.  The members hold
+    row views of the fused weight and scales."""
+    lins = tuple(lins)
+    if not lins or not all(type(m) is Fp8Linear and not getattr(m, "_fused", False) for m in lins):
+        return None
+    a = lins[0]
+    if any(m.in_features != a.in_features or m.weight.device != a.weight.device or m.out_dtype != a.out_dtype
+           or m.kernel != a.kernel or (m.bias is None) != (a.bias is None) for m in lins):
+        return None
+    bias = torch.cat([m.bias.data for m in lins]) if a.bias is not None else None
+    fused = Fp8Linear(torch.cat([m.weight for m in lins]), torch.cat([m.scale for m in lins]), bias,
+                      out_dtype=a.out_dtype, kernel=a.kernel, name="+".join(m.name for m in lins))
+    o = 0
+    for m in lins:
+        n = m.out_features
+        m.weight, m.scale = fused.weight[o:o + n], fused.scale[o:o + n]
+        if bias is not None:
+            m.bias.data = fused.bias.data[o:o + n]
+        m._fused = True
+        o += n
+    fused._members = list(lins)
+    return fused
+
+
+def fuse_group(lins):
+    """:func:`fuse_rows` or :func:`fuse_fp8_rows`, whichever applies; None if neither."""
+    lins = tuple(lins)
+    return fuse_rows(lins) or fuse_fp8_rows(lins)
+
+
+def unfuse_rows(fused) -> None:
     """Give the members back their own forward (their buffers are already row views).  A compacted
-    fused layer holds the only copy of the weight, in kernel layout: refused."""
-    if fused._kernel is not None:
+    fused Spense layer holds the only copy of the weight, in kernel layout: refused."""
+    if getattr(fused, "_kernel", None) is not None:
         raise InputError(f"the fused projection {fused.name} is compacted (its members hold no weight any "
                          f"more); load the model again to change its layers")
     for m in fused._members:
