@@ -297,7 +297,9 @@ def run(model: str, batches=(1, 8), ratios=(0.25,), fp8: bool = False, prompt_le
             row["speedup_vs_dense"] = base / r["step_ms"] if base else None
             if profile and B == batches[0] and dev.type == "cuda":
                 try:
-                    row["profile_ms"] = profile_step(eng, r["next_state"])
+                    kernels: list = []
+                    row["profile_ms"] = profile_step(eng, r["next_state"], kernels=kernels)
+                    row["profile_kernels"] = kernels
                 except Exception as e:  # the profile is optional
                     row["profile_error"] = f"{type(e).__name__}: {e}"[:300]
             if check_tokens and B == batches[0]:
@@ -337,9 +339,11 @@ def op_class(name: str) -> str:
     return "other"
 
 
-def profile_step(eng: Engine, state, steps: int = 5, top_n: int = 15) -> dict[str, float]:
+def profile_step(eng: Engine, state, steps: int = 5, top_n: int = 15, kernels: list | None = None
+                 ) -> dict[str, float]:
     """GPU ms per decode step by op class (:data:`OP_CLASSES`), torch.profiler over ``steps`` steps;
-    the ``top_n`` kernels by time are printed."""
+    the ``top_n`` kernels by time are printed, and ``kernels`` (if given) receives the 60 longest as
+    ``[name, op class, ms per step, launches per step]``."""
     from torch.profiler import ProfilerActivity, profile
 
     nxt, pos, start = state
@@ -359,7 +363,10 @@ def profile_step(eng: Engine, state, steps: int = 5, top_n: int = 15) -> dict[st
             k[0] += ev.device_time / 1e3 / steps
             k[1] += 1
     out["total"] = sum(out.values())
-    top = sorted(per_kernel.items(), key=lambda kv: -kv[1][0])[:top_n]
+    ranked = sorted(per_kernel.items(), key=lambda kv: -kv[1][0])
+    if kernels is not None:
+        kernels.extend([name, op_class(name), round(ms, 4), n / steps] for name, (ms, n) in ranked[:60])
+    top = ranked[:top_n]
     print("profile top kernels (ms per step, launches per step):")
     for name, (ms, n) in top:
         print(f"  {ms:8.4f} {n / steps:6.1f}  {name}")
