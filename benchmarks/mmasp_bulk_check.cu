@@ -9,7 +9,9 @@
 //        -I src/spense/runtime/csrc benchmarks/mmasp_bulk_check.cu -o /tmp/mmasp_bulk_check
 //   /tmp/mmasp_bulk_check [N K dense_frac axis(c|r) fp8(0|1) M RT warps stages reps xfrag(0|1)]
 //
-// One line per run: shape, config, rel. difference, µs and GB/s of each kernel, copy GB/s.
+// One line per run: shape, config, rel. difference, µs and GB/s of each kernel, copy GB/s; last, the
+// register kernel with x fragments and twice the K steps in flight per warp ("reg_xf_u2": U = 8 bf16,
+// 16 FP8), which the torch extension does not build.
 #include <cuda_runtime.h>
 #include <cstdio>
 #include <cstdlib>
@@ -101,6 +103,11 @@ void run(const Args& a, std::mt19937& rng) {
       spense_mmasp_kernel<RT, NT, FP8, (FP8 ? 8 : 4), X_DIRECT><<<grid, 32 * a.warps>>>(sv + nsv * c,
           sm + nsm * c, dv + ndv * c, x, nullptr, kx, a.M, kx, d_sblk, d_dblk, d_orow, ws, y, a.N, Bs, Bd, Ss, SdA, SdB);
   };
+  // the register kernel with twice the steps in flight per warp (U = 8 bf16 / 16 FP8) and x fragments
+  auto reg_xf2 = [&](int c, __nv_bfloat16* y) {
+    spense_mmasp_kernel<RT, NT, FP8, (FP8 ? 16 : 8), X_FRAGS><<<grid, 32 * a.warps>>>(sv + nsv * c,
+        sm + nsm * c, dv + ndv * c, x, xf, kx, a.M, kx, d_sblk, d_dblk, d_orow, ws, y, a.N, Bs, Bd, Ss, SdA, SdB);
+  };
   auto reg = [&](int c, __nv_bfloat16* y) { reg_x(c, y, nullptr); };
   auto reg_xf = [&](int c, __nv_bfloat16* y) { reg_x(c, y, xf); };
   auto bulk = [&](int c, __nv_bfloat16* y) {
@@ -109,19 +116,23 @@ void run(const Args& a, std::mt19937& rng) {
         SdA, SdB);
     CK(e);
   };
+  std::vector<uint16_t> h0((size_t)a.M * a.N), h1(h0.size()), h2(h0.size()), h3(h0.size());
   reg(0, y0); bulk(0, y1); reg_xf(0, y2);
   CK(cudaGetLastError()); CK(cudaDeviceSynchronize());
-  std::vector<uint16_t> h0((size_t)a.M * a.N), h1(h0.size()), h2(h0.size());
   CK(cudaMemcpy(h0.data(), y0, h0.size() * 2, cudaMemcpyDeviceToHost));
   CK(cudaMemcpy(h1.data(), y1, h1.size() * 2, cudaMemcpyDeviceToHost));
   CK(cudaMemcpy(h2.data(), y2, h2.size() * 2, cudaMemcpyDeviceToHost));
-  double num = 0, num2 = 0, den = 0; int bad = 0;
+  reg_xf2(0, y1);
+  CK(cudaGetLastError()); CK(cudaDeviceSynchronize());
+  CK(cudaMemcpy(h3.data(), y1, h3.size() * 2, cudaMemcpyDeviceToHost));
+  double num = 0, num2 = 0, num3 = 0, den = 0; int bad = 0;
   for (size_t i = 0; i < h0.size(); ++i) {
-    const double u = bf2f(h0[i]), v = bf2f(h1[i]), w = bf2f(h2[i]);
-    if (!std::isfinite(u) || !std::isfinite(v) || !std::isfinite(w)) ++bad;
-    num += (u - v) * (u - v); num2 += (u - w) * (u - w); den += u * u;
+    const double u = bf2f(h0[i]), v = bf2f(h1[i]), w = bf2f(h2[i]), z = bf2f(h3[i]);
+    if (!std::isfinite(u) || !std::isfinite(v) || !std::isfinite(w) || !std::isfinite(z)) ++bad;
+    num += (u - v) * (u - v); num2 += (u - w) * (u - w); num3 += (u - z) * (u - z); den += u * u;
   }
-  const double rel = std::max(std::sqrt(num / std::max(den, 1e-30)), std::sqrt(num2 / std::max(den, 1e-30)));
+  const double rel = std::max(std::max(std::sqrt(num / std::max(den, 1e-30)), std::sqrt(num2 / std::max(den, 1e-30))),
+                              std::sqrt(num3 / std::max(den, 1e-30)));
   cudaEvent_t e0, e1; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
   auto timeit = [&](auto&& f) {
     for (int i = 0; i < 3; ++i) f(i % copies, y0);
@@ -130,7 +141,7 @@ void run(const Args& a, std::mt19937& rng) {
     CK(cudaEventRecord(e1)); CK(cudaEventSynchronize(e1)); CK(cudaGetLastError());
     float ms; CK(cudaEventElapsedTime(&ms, e0, e1)); return 1e3 * ms / a.reps;
   };
-  const float t_reg = timeit(reg), t_regxf = timeit(reg_xf), t_bulk = timeit(bulk);
+  const float t_reg = timeit(reg), t_regxf = timeit(reg_xf), t_bulk = timeit(bulk), t_regxf2 = timeit(reg_xf2);
   // copy bandwidth (read + write) of 1 GiB, same run
   void *c0, *c1; const size_t cb = 1ull << 30; CK(cudaMalloc(&c0, cb)); CK(cudaMalloc(&c1, cb));
   CK(cudaMemcpy(c1, c0, cb, cudaMemcpyDeviceToDevice));
@@ -139,10 +150,10 @@ void run(const Args& a, std::mt19937& rng) {
   const double copy_gbs = 2.0 * cb * 5 / (cms * 1e-3) / 1e9;
   printf("N=%d K=%d d=%.3f axis=%c fp8=%d M=%d RT=%d warps=%d stages=%d xfrag=%d | rel_diff %.2e nonfinite %d | "
          "reg %.2f us %.0f GB/s | reg_xf %.2f us %.0f GB/s | bulk %.2f us %.0f GB/s | bulk/reg %.3fx | "
-         "copy %.0f GB/s | weights %.1f MB x%d\n",
+         "copy %.0f GB/s | weights %.1f MB x%d | reg_xf_u2 %.2f us %.0f GB/s\n",
          a.N, a.K, a.dfrac, a.axis, a.fp8, a.M, RT, a.warps, a.stages, a.xfrag, rel, bad, t_reg,
          wbytes / (t_reg * 1e3), t_regxf, wbytes / (t_regxf * 1e3), t_bulk, wbytes / (t_bulk * 1e3),
-         t_reg / t_bulk, copy_gbs, wbytes / 1e6, copies);
+         t_reg / t_bulk, copy_gbs, wbytes / 1e6, copies, t_regxf2, wbytes / (t_regxf2 * 1e3));
   cudaFree(sv); cudaFree(dv); cudaFree(sm); cudaFree(x); cudaFree(xf); cudaFree(y0); cudaFree(y1); cudaFree(y2);
   cudaFree(d_sblk);
   cudaFree(d_dblk); cudaFree(d_orow); cudaFree(ws); cudaFree(c0); cudaFree(c1);

@@ -2,9 +2,11 @@
 #pragma once
 #include "spense_mmasp_common.cuh"
 
-// XM: x read through its fragments (xf, X_FRAGS) or straight (X_DIRECT): one instantiation each
+// XM: x read through its fragments (xf, X_FRAGS) or straight (X_DIRECT): one instantiation each.
+// U: K steps in flight per warp and round (the extension builds 4 for bf16, 8 for FP8); a larger U
+// (benchmarks/mmasp_bulk_check.cu) caps the CTA at 256 threads, so that its buffers fit in registers.
 template <int RT, int NT, bool FP8, int U, int XM>
-__global__ void __launch_bounds__(512) spense_mmasp_kernel(
+__global__ void __launch_bounds__(U > (FP8 ? 8 : 4) ? 256 : 512) spense_mmasp_kernel(
     const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
     const __nv_bfloat16* __restrict__ x, const uint4* __restrict__ xf, int ldx, int M, int kx,
     const int* __restrict__ sblk, const int* __restrict__ dblk,
