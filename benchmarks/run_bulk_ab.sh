@@ -7,7 +7,7 @@
 # 3. compute-sanitizer memcheck on two small runs (if the runtime allows it);
 # 4. timing on the Qwen3-8B / 32B linear shapes at 25 % dense (cols), M = 1, 8 and 16, four configs
 #    (each line: the register kernel with x read directly and through x_fragments, the bulk kernel);
-# 5. with PYTEST=1, the GPU tests of the kernels, the runtime and the engine (-m gpu).
+# 5. with PYTEST=1, the GPU tests of the kernels, the runtime, the engine and the decode attention (-m gpu).
 # Everything goes to $OUT/bulk_ab.txt (one line per run), $OUT/build.txt and $OUT/pytest.txt.
 # QUICK=1: a first look in ~2 min (fewer correctness cases, no memcheck, the four Qwen3-8B shapes,
 # M = 1 and 16, two configs); every harness run is capped at 60 s (a hung kernel shows as rc 124).
@@ -46,7 +46,7 @@ done
 echo DONE >> "$R"
 if [ "${PYTEST:-0}" = 1 ]; then
   PYTHONPATH=src timeout 400 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_kernels.py \
-    tests/test_runtime.py tests/test_engine_gpu.py > "$OUT/pytest.txt" 2>&1
+    tests/test_runtime.py tests/test_engine_gpu.py tests/test_attention.py > "$OUT/pytest.txt" 2>&1
   tail -3 "$OUT/pytest.txt"
 fi
 grep -c MISMATCH "$R"; tail -5 "$R"
