@@ -7,7 +7,8 @@
 //
 //   nvcc -std=c++17 -O3 -gencode=arch=compute_90,code=sm_90 --use_fast_math -Xptxas -v \
 //        -I src/spense/runtime/csrc benchmarks/mmasp_bulk_check.cu -o /tmp/mmasp_bulk_check
-//   /tmp/mmasp_bulk_check [N K dense_frac axis(c|r) fp8(0|1) M RT warps stages reps xfrag(0|1)]
+//   /tmp/mmasp_bulk_check [N K dense_frac axis(c|r) fp8(0|1) M RT warps stages reps xfrag(0|1) pdl(0|1)]
+// pdl=1: the register kernels launched with programmatic stream serialization (sm_90), back to back.
 //
 // One line per run: shape, config, rel. difference, µs and GB/s of each kernel, copy GB/s; last, the
 // register kernel with x fragments and twice the K steps in flight per warp ("reg_xf_u2": U = 8 bf16,
@@ -30,7 +31,7 @@ static uint16_t f2bf(float f) { uint32_t u; memcpy(&u, &f, 4); return (uint16_t)
 static float bf2f(uint16_t h) { uint32_t u = (uint32_t)h << 16; float f; memcpy(&f, &u, 4); return f; }
 
 struct Args { int N = 12288, K = 4096; double dfrac = 0.25; char axis = 'c'; int fp8 = 0, M = 1, RT = 1,
-              warps = 4, stages = 4, reps = 50, xfrag = 1; };
+              warps = 4, stages = 4, reps = 50, xfrag = 1, pdl = 0; };
 
 template <int RT, int NT, bool FP8>
 void run(const Args& a, std::mt19937& rng) {
@@ -95,18 +96,24 @@ void run(const Args& a, std::mt19937& rng) {
   CK(cudaMemcpy(d_orow, orow.data(), orow.size() * 4, cudaMemcpyHostToDevice));
   CK(cudaMemcpy(ws, hs.data(), a.N * 4, cudaMemcpyHostToDevice));
   dim3 grid(Bs + Bd);
+  // the register kernels are launched with programmatic stream serialization when a.pdl (each may then
+  // start its weight stream while the one before it finishes)
+  const dim3 block(32 * a.warps);
   auto reg_x = [&](int c, __nv_bfloat16* y, const uint4* xfp) {
     if (xfp != nullptr)
-      spense_mmasp_kernel<RT, NT, FP8, (FP8 ? 8 : 4), X_FRAGS><<<grid, 32 * a.warps>>>(sv + nsv * c,
-          sm + nsm * c, dv + ndv * c, x, xfp, kx, a.M, kx, d_sblk, d_dblk, d_orow, ws, y, a.N, Bs, Bd, Ss, SdA, SdB);
+      CK(launch_maybe_pdl(spense_mmasp_kernel<RT, NT, FP8, (FP8 ? 8 : 4), X_FRAGS>, grid, block, 0, a.pdl != 0,
+          sv + nsv * c, sm + nsm * c, dv + ndv * c, x, xfp, kx, a.M, kx, d_sblk, d_dblk, d_orow, ws, y, a.N, Bs, Bd,
+          Ss, SdA, SdB, a.pdl));
     else
-      spense_mmasp_kernel<RT, NT, FP8, (FP8 ? 8 : 4), X_DIRECT><<<grid, 32 * a.warps>>>(sv + nsv * c,
-          sm + nsm * c, dv + ndv * c, x, nullptr, kx, a.M, kx, d_sblk, d_dblk, d_orow, ws, y, a.N, Bs, Bd, Ss, SdA, SdB);
+      CK(launch_maybe_pdl(spense_mmasp_kernel<RT, NT, FP8, (FP8 ? 8 : 4), X_DIRECT>, grid, block, 0, a.pdl != 0,
+          sv + nsv * c, sm + nsm * c, dv + ndv * c, x, (const uint4*)nullptr, kx, a.M, kx, d_sblk, d_dblk, d_orow, ws,
+          y, a.N, Bs, Bd, Ss, SdA, SdB, a.pdl));
   };
   // the register kernel with twice the steps in flight per warp (U = 8 bf16 / 16 FP8) and x fragments
   auto reg_xf2 = [&](int c, __nv_bfloat16* y) {
-    spense_mmasp_kernel<RT, NT, FP8, (FP8 ? 16 : 8), X_FRAGS><<<grid, 32 * a.warps>>>(sv + nsv * c,
-        sm + nsm * c, dv + ndv * c, x, xf, kx, a.M, kx, d_sblk, d_dblk, d_orow, ws, y, a.N, Bs, Bd, Ss, SdA, SdB);
+    CK(launch_maybe_pdl(spense_mmasp_kernel<RT, NT, FP8, (FP8 ? 16 : 8), X_FRAGS>, grid, block, 0, a.pdl != 0,
+        sv + nsv * c, sm + nsm * c, dv + ndv * c, x, (const uint4*)xf, kx, a.M, kx, d_sblk, d_dblk, d_orow, ws, y,
+        a.N, Bs, Bd, Ss, SdA, SdB, a.pdl));
   };
   auto reg = [&](int c, __nv_bfloat16* y) { reg_x(c, y, nullptr); };
   auto reg_xf = [&](int c, __nv_bfloat16* y) { reg_x(c, y, xf); };
@@ -148,10 +155,10 @@ void run(const Args& a, std::mt19937& rng) {
   CK(cudaEventRecord(e0)); for (int i = 0; i < 5; ++i) CK(cudaMemcpy(c1, c0, cb, cudaMemcpyDeviceToDevice));
   CK(cudaEventRecord(e1)); CK(cudaEventSynchronize(e1)); float cms; CK(cudaEventElapsedTime(&cms, e0, e1));
   const double copy_gbs = 2.0 * cb * 5 / (cms * 1e-3) / 1e9;
-  printf("N=%d K=%d d=%.3f axis=%c fp8=%d M=%d RT=%d warps=%d stages=%d xfrag=%d | rel_diff %.2e nonfinite %d | "
+  printf("N=%d K=%d d=%.3f axis=%c fp8=%d M=%d RT=%d warps=%d stages=%d xfrag=%d pdl=%d | rel_diff %.2e nonfinite %d | "
          "reg %.2f us %.0f GB/s | reg_xf %.2f us %.0f GB/s | bulk %.2f us %.0f GB/s | bulk/reg %.3fx | "
          "copy %.0f GB/s | weights %.1f MB x%d | reg_xf_u2 %.2f us %.0f GB/s\n",
-         a.N, a.K, a.dfrac, a.axis, a.fp8, a.M, RT, a.warps, a.stages, a.xfrag, rel, bad, t_reg,
+         a.N, a.K, a.dfrac, a.axis, a.fp8, a.M, RT, a.warps, a.stages, a.xfrag, a.pdl, rel, bad, t_reg,
          wbytes / (t_reg * 1e3), t_regxf, wbytes / (t_regxf * 1e3), t_bulk, wbytes / (t_bulk * 1e3),
          t_reg / t_bulk, copy_gbs, wbytes / 1e6, copies, t_regxf2, wbytes / (t_regxf2 * 1e3));
   cudaFree(sv); cudaFree(dv); cudaFree(sm); cudaFree(x); cudaFree(xf); cudaFree(y0); cudaFree(y1); cudaFree(y2);
@@ -181,6 +188,7 @@ int main(int argc, char** argv) {
   if (argc > 9) a.stages = atoi(argv[9]);
   if (argc > 10) a.reps = atoi(argv[10]);
   if (argc > 11) a.xfrag = atoi(argv[11]);
+  if (argc > 12) a.pdl = atoi(argv[12]);
   if (a.K % 64 || a.N % (16 * a.RT) || a.M < 1 || a.M > 64 || a.stages < 1 || a.stages > BULK_MAX_STAGES) {
     fprintf(stderr, "bad arguments\n");
     return 1;

@@ -6,7 +6,9 @@
 #    mismatch: "MISMATCH");
 # 3. compute-sanitizer memcheck on two small runs (if the runtime allows it);
 # 4. timing on the Qwen3-8B / 32B linear shapes at 25 % dense (cols), M = 1, 8 and 16, four configs
-#    (each line: the register kernel with x read directly and through x_fragments, the bulk kernel);
+#    (each line: the register kernel with x read directly and through x_fragments, the bulk kernel, and
+#    the register kernel with twice the steps in flight, reg_xf_u2); then the first config again with
+#    programmatic dependent launch (pdl=1);
 # 5. with PYTEST=1, the GPU tests of the kernels, the runtime, the engine and the decode attention (-m gpu).
 # Everything goes to $OUT/bulk_ab.txt (one line per run), $OUT/build.txt and $OUT/pytest.txt.
 # QUICK=1: a first look in ~2 min (fewer correctness cases, no memcheck, the four Qwen3-8B shapes,
@@ -41,6 +43,8 @@ for shape in "${SHAPES[@]}"; do
       $B $shape 0.25 c 0 $M $cfg 50 $xf >> "$R" 2>&1 || echo "FAILED $shape $M $cfg" >> "$R"
     done
     $B $shape 0.25 c 1 $M 1 4 8 50 $xf >> "$R" 2>&1 || echo "FAILED fp8 $shape $M" >> "$R"
+    # programmatic dependent launch: each register kernel may start while the one before it finishes
+    $B $shape 0.25 c 0 $M ${CFGS[0]} 50 $xf 1 >> "$R" 2>&1 || echo "FAILED pdl $shape $M" >> "$R"
   done
 done
 echo DONE >> "$R"

@@ -23,6 +23,7 @@
 // x columns of each K step: sparse step s reads x[:, sblk[s] + 0..63], dense step s x[:, dblk[s] +
 // 0..63] (64-aligned column blocks: an axis="cols" layout made of whole 64-column blocks needs no
 // gather of x; other layouts pre-gather x once on the host side and pass identity tables).
+#include <cstdlib>
 #include <torch/extension.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -35,12 +36,12 @@
   if (XF) { LAUNCH_X(RT_, NT_, F_, X_FRAGS); } else { LAUNCH_X(RT_, NT_, F_, X_DIRECT); }
 
 #define LAUNCH_X(RT_, NT_, F_, XM_)                                                                 \
-  spense_mmasp_kernel<RT_, NT_, F_, (F_ ? 8 : 4), XM_><<<grid, threads, 0, stream>>>(              \
-      (const uint4*)sv.data_ptr(), (const uint32_t*)sm.data_ptr(), (const uint4*)dv.data_ptr(),     \
-      (const __nv_bfloat16*)x.data_ptr(), XF, (int)x.stride(0), M, (int)x.size(1),                  \
-      sblk.data_ptr<int>(), dblk.data_ptr<int>(), out_row.data_ptr<int>(),                          \
+  C10_CUDA_CHECK(launch_maybe_pdl(spense_mmasp_kernel<RT_, NT_, F_, (F_ ? 8 : 4), XM_>, grid, threads, \
+      stream, pdl, (const uint4*)sv.data_ptr(), (const uint32_t*)sm.data_ptr(),                     \
+      (const uint4*)dv.data_ptr(), (const __nv_bfloat16*)x.data_ptr(), XF, (int)x.stride(0), M,     \
+      (int)x.size(1), sblk.data_ptr<int>(), dblk.data_ptr<int>(), out_row.data_ptr<int>(),          \
       wscale.data_ptr<float>(), (__nv_bfloat16*)y.data_ptr(), (int)y.stride(0),                     \
-      (int)Bs, (int)Bd, (int)Ss, (int)SdA, (int)SdB)
+      (int)Bs, (int)Bd, (int)Ss, (int)SdA, (int)SdB, (int)pdl))
 
 #define LAUNCH_BULK(RT_, NT_, F_)                                                                   \
   C10_CUDA_CHECK((launch_bulk<RT_, NT_, F_>(grid, (int)warps, (int)stages, stream, (const uint4*)sv.data_ptr(),             \
@@ -65,6 +66,21 @@
       default: LAUNCH(RT_, 8, F_); break;                        \
     }                                                            \
   }
+
+// SPENSE_MMASP_PDL=1 (read once): launch the register kernel with programmatic stream serialization on
+// sm_90+ (spense_mmasp_common.cuh: pdl_wait), so that its weight stream starts while the kernel that
+// produces x finishes
+static bool pdl_enabled() {
+  static int on = -1;
+  if (on < 0) {
+    const char* e = getenv("SPENSE_MMASP_PDL");
+    int dev = 0, major = 0;
+    C10_CUDA_CHECK(cudaGetDevice(&dev));
+    C10_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    on = (e != nullptr && e[0] == '1' && major >= 9) ? 1 : 0;
+  }
+  return on == 1;
+}
 
 void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::Tensor x,
                   torch::Tensor sblk, torch::Tensor dblk, torch::Tensor out_row, torch::Tensor wscale,
@@ -109,6 +125,7 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
   }
   dim3 grid((unsigned)(Bs + Bd)), threads((unsigned)(32 * warps));
   auto stream = at::cuda::getCurrentCUDAStream();
+  const bool pdl = stages == 0 && pdl_enabled();
   if (fp8) {
     if (RT == 1) { DISPATCH_NT(1, true) } else { DISPATCH_NT(2, true) }
   } else {

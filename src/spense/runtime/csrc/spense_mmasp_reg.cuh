@@ -11,7 +11,7 @@ __global__ void __launch_bounds__(U > (FP8 ? 8 : 4) ? 256 : 512) spense_mmasp_ke
     const __nv_bfloat16* __restrict__ x, const uint4* __restrict__ xf, int ldx, int M, int kx,
     const int* __restrict__ sblk, const int* __restrict__ dblk,
     const int* __restrict__ out_row, const float* __restrict__ wscale,
-    __nv_bfloat16* __restrict__ y, int ldy, int Bs, int Bd, int Ss, int SdA, int SdB) {
+    __nv_bfloat16* __restrict__ y, int ldy, int Bs, int Bd, int Ss, int SdA, int SdB, int pdl) {
   constexpr int ROWS = RT * 16;
   constexpr int VS = FP8 ? 32 : 64;   // uint4 per (row tile, sparse step)
   constexpr int VD = FP8 ? 64 : 128;  // uint4 per (row tile, dense step)
@@ -38,6 +38,26 @@ __global__ void __launch_bounds__(U > (FP8 ? 8 : 4) ? 256 : 512) spense_mmasp_ke
     dbase = dv + ((size_t)Bs * RT * SdA + (size_t)(b - Bs) * RT * SdB) * VD;
   }
 
+  if (pdl) {  // launched dependent (pdl_wait): ask for this warp's first round of weights, then wait for x
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int s = warp + u * W;
+#pragma unroll
+      for (int r = 0; r < RT; ++r) {
+        if (s < nsp) {
+          const uint4* p = sv + (size_t)b * RT * Ss * VS + ((size_t)r * Ss + s) * VS + lane;
+#pragma unroll
+          for (int v = 0; v < NVS; ++v) prefetch_l2(p + 32 * v);
+          prefetch_l2(sm + (size_t)b * RT * Ss * 32 + ((size_t)r * Ss + s) * 32 + lane);
+        } else if (nsp == 0 && s < nde) {
+          const uint4* p = dbase + ((size_t)r * nde + s) * VD + lane;
+#pragma unroll
+          for (int j = 0; j < NVD; ++j) prefetch_l2(p + 32 * j);
+        }
+      }
+    }
+    pdl_wait();
+  }
   // ---------------- sparse steps (64 K = 2 mma.sp per row tile) ----------------
   if (nsp) {
     const uint4* vbase = sv + (size_t)b * RT * Ss * VS;      // [RT][Ss][VS]
