@@ -12,7 +12,8 @@
 //
 // One line per run: shape, config, rel. difference, µs and GB/s of each kernel, copy GB/s; last, the
 // register kernel with x fragments and twice the K steps in flight per warp ("reg_xf_u2": U = 8 bf16,
-// 16 FP8), which the torch extension does not build.
+// 16 FP8), and software-pipelined ("reg_xf_pf": round r+1's weights loaded before round r's math);
+// the torch extension builds neither.
 #include <cuda_runtime.h>
 #include <cstdio>
 #include <cstdlib>
@@ -115,6 +116,12 @@ void run(const Args& a, std::mt19937& rng) {
         sv + nsv * c, sm + nsm * c, dv + ndv * c, x, (const uint4*)xf, kx, a.M, kx, d_sblk, d_dblk, d_orow, ws, y,
         a.N, Bs, Bd, Ss, SdA, SdB, a.pdl));
   };
+  // the register kernel with x fragments, software-pipelined (PF: round r+1 loaded before round r's math)
+  auto reg_xf_pf = [&](int c, __nv_bfloat16* y) {
+    CK(launch_maybe_pdl(spense_mmasp_kernel<RT, NT, FP8, (FP8 ? 8 : 4), X_FRAGS, true>, grid, block, 0, a.pdl != 0,
+        sv + nsv * c, sm + nsm * c, dv + ndv * c, x, (const uint4*)xf, kx, a.M, kx, d_sblk, d_dblk, d_orow, ws, y,
+        a.N, Bs, Bd, Ss, SdA, SdB, a.pdl));
+  };
   auto reg = [&](int c, __nv_bfloat16* y) { reg_x(c, y, nullptr); };
   auto reg_xf = [&](int c, __nv_bfloat16* y) { reg_x(c, y, xf); };
   auto bulk = [&](int c, __nv_bfloat16* y) {
@@ -132,14 +139,19 @@ void run(const Args& a, std::mt19937& rng) {
   reg_xf2(0, y1);
   CK(cudaGetLastError()); CK(cudaDeviceSynchronize());
   CK(cudaMemcpy(h3.data(), y1, h3.size() * 2, cudaMemcpyDeviceToHost));
-  double num = 0, num2 = 0, num3 = 0, den = 0; int bad = 0;
+  std::vector<uint16_t> h4(h0.size());
+  reg_xf_pf(0, y1);
+  CK(cudaGetLastError()); CK(cudaDeviceSynchronize());
+  CK(cudaMemcpy(h4.data(), y1, h4.size() * 2, cudaMemcpyDeviceToHost));
+  double num = 0, num2 = 0, num3 = 0, num4 = 0, den = 0; int bad = 0;
   for (size_t i = 0; i < h0.size(); ++i) {
-    const double u = bf2f(h0[i]), v = bf2f(h1[i]), w = bf2f(h2[i]), z = bf2f(h3[i]);
-    if (!std::isfinite(u) || !std::isfinite(v) || !std::isfinite(w) || !std::isfinite(z)) ++bad;
-    num += (u - v) * (u - v); num2 += (u - w) * (u - w); num3 += (u - z) * (u - z); den += u * u;
+    const double u = bf2f(h0[i]), v = bf2f(h1[i]), w = bf2f(h2[i]), z = bf2f(h3[i]), q = bf2f(h4[i]);
+    if (!std::isfinite(u) || !std::isfinite(v) || !std::isfinite(w) || !std::isfinite(z) || !std::isfinite(q)) ++bad;
+    num += (u - v) * (u - v); num2 += (u - w) * (u - w); num3 += (u - z) * (u - z); num4 += (u - q) * (u - q);
+    den += u * u;
   }
-  const double rel = std::max(std::max(std::sqrt(num / std::max(den, 1e-30)), std::sqrt(num2 / std::max(den, 1e-30))),
-                              std::sqrt(num3 / std::max(den, 1e-30)));
+  double rel = 0;
+  for (double n : {num, num2, num3, num4}) rel = std::max(rel, std::sqrt(n / std::max(den, 1e-30)));
   cudaEvent_t e0, e1; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
   auto timeit = [&](auto&& f) {
     for (int i = 0; i < 3; ++i) f(i % copies, y0);
@@ -148,7 +160,8 @@ void run(const Args& a, std::mt19937& rng) {
     CK(cudaEventRecord(e1)); CK(cudaEventSynchronize(e1)); CK(cudaGetLastError());
     float ms; CK(cudaEventElapsedTime(&ms, e0, e1)); return 1e3 * ms / a.reps;
   };
-  const float t_reg = timeit(reg), t_regxf = timeit(reg_xf), t_bulk = timeit(bulk), t_regxf2 = timeit(reg_xf2);
+  const float t_reg = timeit(reg), t_regxf = timeit(reg_xf), t_bulk = timeit(bulk), t_regxf2 = timeit(reg_xf2),
+              t_pf = timeit(reg_xf_pf);
   // copy bandwidth (read + write) of 1 GiB, same run
   void *c0, *c1; const size_t cb = 1ull << 30; CK(cudaMalloc(&c0, cb)); CK(cudaMalloc(&c1, cb));
   CK(cudaMemcpy(c1, c0, cb, cudaMemcpyDeviceToDevice));
@@ -157,10 +170,11 @@ void run(const Args& a, std::mt19937& rng) {
   const double copy_gbs = 2.0 * cb * 5 / (cms * 1e-3) / 1e9;
   printf("N=%d K=%d d=%.3f axis=%c fp8=%d M=%d RT=%d warps=%d stages=%d xfrag=%d pdl=%d | rel_diff %.2e nonfinite %d | "
          "reg %.2f us %.0f GB/s | reg_xf %.2f us %.0f GB/s | bulk %.2f us %.0f GB/s | bulk/reg %.3fx | "
-         "copy %.0f GB/s | weights %.1f MB x%d | reg_xf_u2 %.2f us %.0f GB/s\n",
+         "copy %.0f GB/s | weights %.1f MB x%d | reg_xf_u2 %.2f us %.0f GB/s | reg_xf_pf %.2f us %.0f GB/s\n",
          a.N, a.K, a.dfrac, a.axis, a.fp8, a.M, RT, a.warps, a.stages, a.xfrag, a.pdl, rel, bad, t_reg,
          wbytes / (t_reg * 1e3), t_regxf, wbytes / (t_regxf * 1e3), t_bulk, wbytes / (t_bulk * 1e3),
-         t_reg / t_bulk, copy_gbs, wbytes / 1e6, copies, t_regxf2, wbytes / (t_regxf2 * 1e3));
+         t_reg / t_bulk, copy_gbs, wbytes / 1e6, copies, t_regxf2, wbytes / (t_regxf2 * 1e3), t_pf,
+         wbytes / (t_pf * 1e3));
   cudaFree(sv); cudaFree(dv); cudaFree(sm); cudaFree(x); cudaFree(xf); cudaFree(y0); cudaFree(y1); cudaFree(y2);
   cudaFree(d_sblk);
   cudaFree(d_dblk); cudaFree(d_orow); cudaFree(ws); cudaFree(c0); cudaFree(c1);

@@ -5,8 +5,11 @@
 // XM: x read through its fragments (xf, X_FRAGS) or straight (X_DIRECT): one instantiation each.
 // U: K steps in flight per warp and round (the extension builds 4 for bf16, 8 for FP8); a larger U
 // (benchmarks/mmasp_bulk_check.cu) caps the CTA at 256 threads, so that its buffers fit in registers.
-template <int RT, int NT, bool FP8, int U, int XM>
-__global__ void __launch_bounds__(U > (FP8 ? 8 : 4) ? 256 : 512) spense_mmasp_kernel(
+// PF: software pipelining of the sparse steps: round r+1's weights are loaded before round r is
+// computed (two register buffers, so also at most 256 threads), and the first dense round is asked
+// into L2 during the last sparse one; without it a round's loads wait for the previous round's math.
+template <int RT, int NT, bool FP8, int U, int XM, bool PF = false>
+__global__ void __launch_bounds__((U > (FP8 ? 8 : 4) || PF) ? 256 : 512) spense_mmasp_kernel(
     const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
     const __nv_bfloat16* __restrict__ x, const uint4* __restrict__ xf, int ldx, int M, int kx,
     const int* __restrict__ sblk, const int* __restrict__ dblk,
@@ -62,27 +65,68 @@ __global__ void __launch_bounds__(U > (FP8 ? 8 : 4) ? 256 : 512) spense_mmasp_ke
   if (nsp) {
     const uint4* vbase = sv + (size_t)b * RT * Ss * VS;      // [RT][Ss][VS]
     const uint32_t* mbase = sm + (size_t)b * RT * Ss * 32;   // [RT][Ss][32] u32
-    for (int s0 = warp; s0 < nsp; s0 += W * U) {
-      uint4 va[U][RT][NVS];
-      uint32_t me[U][RT];
-      int xb[U];
+    uint4 va[U][RT][NVS];
+    uint32_t me[U][RT];
+    int xb[U];
+    // one round: the U steps s0, s0 + W, ... of this warp
+    auto load_round = [&](int s0, uint4 (&v_)[U][RT][NVS], uint32_t (&m_)[U][RT], int (&x_)[U]) {
 #pragma unroll
       for (int u = 0; u < U; ++u) {
         const int s = s0 + u * W;
         if (s < nsp) {
-          xb[u] = __ldg(sblk + s);
+          x_[u] = __ldg(sblk + s);
 #pragma unroll
           for (int r = 0; r < RT; ++r) {
             const uint4* p = vbase + ((size_t)r * Ss + s) * VS + lane;
 #pragma unroll
-            for (int v = 0; v < NVS; ++v) va[u][r][v] = ldg_stream(p + 32 * v);
-            me[u][r] = ldg_stream32(mbase + ((size_t)r * Ss + s) * 32 + lane);
+            for (int v = 0; v < NVS; ++v) v_[u][r][v] = ldg_stream(p + 32 * v);
+            m_[u][r] = ldg_stream32(mbase + ((size_t)r * Ss + s) * 32 + lane);
           }
         }
       }
+    };
+    auto math_round = [&](int s0) {
 #pragma unroll
       for (int u = 0; u < U; ++u)
         if (s0 + u * W < nsp) sparse_step<RT, NT, FP8, NVS, XM>(acc, va[u], me[u], xb[u], xf, x, ldx, M, kx, lane);
+    };
+    if (PF) {
+      load_round(warp, va, me, xb);
+      for (int s0 = warp; s0 < nsp; s0 += W * U) {
+        uint4 vn[U][RT][NVS];
+        uint32_t mn[U][RT];
+        int xn[U];
+        const int s1 = s0 + W * U;
+        if (s1 < nsp) {
+          load_round(s1, vn, mn, xn);
+        } else if (nde) {  // the last sparse round: ask for the first dense round meanwhile
+#pragma unroll
+          for (int u = 0; u < U; ++u)
+#pragma unroll
+            for (int r = 0; r < RT; ++r)
+              if (warp + u * W < nde)
+#pragma unroll
+                for (int j = 0; j < NVD; ++j) prefetch_l2(dbase + ((size_t)r * nde + warp + u * W) * VD + lane + 32 * j);
+        }
+        math_round(s0);
+        if (s1 < nsp) {
+#pragma unroll
+          for (int u = 0; u < U; ++u) {
+            xb[u] = xn[u];
+#pragma unroll
+            for (int r = 0; r < RT; ++r) {
+              me[u][r] = mn[u][r];
+#pragma unroll
+              for (int v = 0; v < NVS; ++v) va[u][r][v] = vn[u][r][v];
+            }
+          }
+        }
+      }
+    } else {
+      for (int s0 = warp; s0 < nsp; s0 += W * U) {
+        load_round(s0, va, me, xb);
+        math_round(s0);
+      }
     }
   }
   // ---------------- dense steps (64 K = 4 mma.m16n8k16 per row tile) ----------------
