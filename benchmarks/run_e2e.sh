@@ -66,6 +66,8 @@ stage whole_bf16 130 60 $M --gen $GEN --variants whole0.25
 stage profile 90 0 $M --variants dense,spense0.25 --batches 1 ${PROFILE_FLAGS:-} --profile --check-tokens 0 --gen 24
 #     the mma.sp kernel launched dependent on the kernel that writes x (SPENSE_MMASP_PDL=1)
 ( export SPENSE_MMASP_PDL=1; stage spense_pdl 170 0 $M --gen $GEN --variants spense0.25 )
+#     its software-pipelined instantiation (SPENSE_MMASP_PF=1)
+( export SPENSE_MMASP_PF=1; stage spense_pf 170 0 $M --gen $GEN --variants spense0.25 )
 #     the other attention paths against the default (math): split = the split-KV decode kernel,
 #     matmul = two bf16 GEMMs; neither makes the float32 copy of K and V that the math backend makes
 for a in ${ATTN_AB:-split matmul}; do

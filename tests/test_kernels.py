@@ -270,10 +270,13 @@ _PDL = textwrap.dedent("""
 
 @pytest.mark.gpu
 @gpu
-def test_gpu_mmasp_programmatic_dependent_launch():
-    """SPENSE_MMASP_PDL=1 (read once per process): the register kernel, launched dependent on the kernel
-    that writes x, eagerly and inside a CUDA graph, still matches the float64 reference."""
-    env = dict(os.environ, SPENSE_MMASP_PDL="1", PYTHONPATH=os.pathsep.join([SRC, os.path.dirname(__file__)]))
+@pytest.mark.parametrize("pdl,pf", [("1", "0"), ("0", "1"), ("1", "1")])
+def test_gpu_mmasp_dependent_launch_and_pipelined(pdl, pf):
+    """SPENSE_MMASP_PDL=1 (the register kernel launched dependent on the kernel that writes x) and
+    SPENSE_MMASP_PF=1 (its software-pipelined instantiation), both read once per process: eagerly and
+    inside a CUDA graph the outputs still match the float64 reference."""
+    env = dict(os.environ, SPENSE_MMASP_PDL=pdl, SPENSE_MMASP_PF=pf,
+               PYTHONPATH=os.pathsep.join([SRC, os.path.dirname(__file__)]))
     r = subprocess.run([sys.executable, "-c", _PDL], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert float(r.stdout.split("WORST")[-1]) < 2e-2  # FP8 weights are e4m3-rounded in the reference too

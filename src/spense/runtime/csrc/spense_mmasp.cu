@@ -36,12 +36,25 @@
   if (XF) { LAUNCH_X(RT_, NT_, F_, X_FRAGS); } else { LAUNCH_X(RT_, NT_, F_, X_DIRECT); }
 
 #define LAUNCH_X(RT_, NT_, F_, XM_)                                                                 \
-  C10_CUDA_CHECK(launch_maybe_pdl(spense_mmasp_kernel<RT_, NT_, F_, (F_ ? 8 : 4), XM_>, grid, threads, \
-      stream, pdl, (const uint4*)sv.data_ptr(), (const uint32_t*)sm.data_ptr(),                     \
-      (const uint4*)dv.data_ptr(), (const __nv_bfloat16*)x.data_ptr(), XF, (int)x.stride(0), M,     \
-      (int)x.size(1), sblk.data_ptr<int>(), dblk.data_ptr<int>(), out_row.data_ptr<int>(),          \
-      wscale.data_ptr<float>(), (__nv_bfloat16*)y.data_ptr(), (int)y.stride(0),                     \
-      (int)Bs, (int)Bd, (int)Ss, (int)SdA, (int)SdB, (int)pdl))
+  launch_reg<RT_, NT_, F_, XM_>(grid, threads, stream, pdl, pf, (const uint4*)sv.data_ptr(),         \
+      (const uint32_t*)sm.data_ptr(), (const uint4*)dv.data_ptr(), (const __nv_bfloat16*)x.data_ptr(), \
+      XF, (int)x.stride(0), M, (int)x.size(1), sblk.data_ptr<int>(), dblk.data_ptr<int>(),           \
+      out_row.data_ptr<int>(), wscale.data_ptr<float>(), (__nv_bfloat16*)y.data_ptr(),              \
+      (int)y.stride(0), (int)Bs, (int)Bd, (int)Ss, (int)SdA, (int)SdB, (int)pdl)
+
+// the register kernel; pf (RT = 1 only): its software-pipelined instantiation (spense_mmasp_reg.cuh: PF)
+template <int RT, int NT, bool F, int XM, typename... Args>
+static void launch_reg(dim3 grid, dim3 threads, cudaStream_t stream, bool pdl, bool pf, Args... args) {
+  if constexpr (RT == 1) {
+    if (pf) {
+      C10_CUDA_CHECK(launch_maybe_pdl(spense_mmasp_kernel<RT, NT, F, (F ? 8 : 4), XM, true>, grid, threads, stream,
+                                      pdl, args...));
+      return;
+    }
+  }
+  C10_CUDA_CHECK(launch_maybe_pdl(spense_mmasp_kernel<RT, NT, F, (F ? 8 : 4), XM, false>, grid, threads, stream,
+                                  pdl, args...));
+}
 
 #define LAUNCH_BULK(RT_, NT_, F_)                                                                   \
   C10_CUDA_CHECK((launch_bulk<RT_, NT_, F_>(grid, (int)warps, (int)stages, stream, (const uint4*)sv.data_ptr(),             \
@@ -79,6 +92,12 @@ static bool pdl_enabled() {
     C10_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
     on = (e != nullptr && e[0] == '1' && major >= 9) ? 1 : 0;
   }
+  return on == 1;
+}
+
+// SPENSE_MMASP_PF=1 (read once): the software-pipelined register kernel at RT = 1 (at most 8 warps)
+static bool pf_enabled() {
+  static const int on = [] { const char* e = getenv("SPENSE_MMASP_PF"); return e != nullptr && e[0] == '1'; }();
   return on == 1;
 }
 
@@ -126,6 +145,8 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
   dim3 grid((unsigned)(Bs + Bd)), threads((unsigned)(32 * warps));
   auto stream = at::cuda::getCurrentCUDAStream();
   const bool pdl = stages == 0 && pdl_enabled();
+  const bool pf = stages == 0 && RT == 1 && pf_enabled();
+  TORCH_CHECK(!pf || warps <= 8, "the software-pipelined mmasp kernel (SPENSE_MMASP_PF=1) takes at most 8 warps");
   if (fp8) {
     if (RT == 1) { DISPATCH_NT(1, true) } else { DISPATCH_NT(2, true) }
   } else {
