@@ -227,6 +227,16 @@ class Engine:
         return self._run("decode", self._decode, (tok, ip, start), min(_round_up(pos + 1, KV_BLOCK), self.max_len),
                          temperature, top_p)
 
+    def _to_host(self, t: torch.Tensor):
+        """``(t on the host, event)``: on CUDA a non-blocking copy into pinned memory and the event to
+        wait on before reading it (a blocking copy would also wait for every step queued after it)."""
+        if t.device.type != "cuda":
+            return t, None
+        host = t.to("cpu", non_blocking=True)
+        ev = torch.cuda.Event()
+        ev.record()
+        return host, ev
+
     def stream(self, prompts: list[list[int]], max_new: int, temperature: float = 0.0, top_p: float = 1.0,
                eos: int | None = None, timing: dict | None = None) -> Iterator[list[int]]:
         """Yield the new token of every prompt, step by step, until ``max_new``, or every row hit ``eos``.
@@ -254,8 +264,11 @@ class Engine:
         pending = self.step(nxt, T, start, temperature, top_p)[0] if max_new > 1 else None
         for i in range(1, max_new):
             cur = pending
+            host, ready = self._to_host(cur[:B, 0])  # queued before step i+1, so it waits for step i only
             pending = self.step(cur, T + i, start, temperature, top_p)[0] if i + 1 < max_new else None
-            toks = cur[:B, 0].tolist()  # the host waits for step i only
+            if ready is not None:
+                ready.synchronize()
+            toks = host.tolist()
             if timing is not None:
                 timing["decode_s"] = time.perf_counter() - t1
                 timing["steps"] = i

@@ -44,8 +44,8 @@ if triton is not None:
                       DOT_DT: tl.constexpr):
         bh = tl.program_id(0)
         s = tl.program_id(1)
-        b = bh // H
-        h = bh % H
+        b = (bh // H).to(tl.int64)  # 64-bit offsets: a large cache passes 2^31 elements
+        h = (bh % H).to(tl.int64)
         rg = tl.arange(0, GP)
         rd = tl.arange(0, D)
         q = tl.load(q_ptr + b * sqb + h * sqh + rg[:, None] * sqg + rd[None, :], mask=rg[:, None] < G, other=0.0)
@@ -77,8 +77,8 @@ if triton is not None:
     def _merge_kernel(o_ptr, ml_ptr, y_ptr, G, H, NS, syb, syh, syg,
                       D: tl.constexpr, GP: tl.constexpr):
         bh = tl.program_id(0)
-        b = bh // H
-        h = bh % H
+        b = (bh // H).to(tl.int64)
+        h = (bh % H).to(tl.int64)
         rg = tl.arange(0, GP)
         rd = tl.arange(0, D)
         big = tl.full([GP], float("-inf"), tl.float32)
