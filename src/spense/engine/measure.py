@@ -79,7 +79,7 @@ def _linear_bytes(model, lins) -> int:
     member its index buffers): its rows are counted once, in the fused layer."""
     n = 0
     for m in lins.values():
-        if getattr(m, "_fused", False):  # its rows are views of the fused layer's; a Spense member keeps its indices
+        if getattr(m, "_fused", False):  # rows: views of the fused layer's; a Spense member keeps its indices
             n += sum(t.numel() * t.element_size() for t in (getattr(m, "sparse_idx", None),
                                                             getattr(m, "dense_idx", None)) if t is not None)
         else:

@@ -291,9 +291,9 @@ class Transformer(nn.Module):
     def fuse_projections(self) -> int:
         """Fuse q/k/v and gate/up of every block where they are plain linears (the dense model, the
         dense layers of a whole-layer mix), uncompacted Spense layers over the same dense columns, or
-        FP8 layers (:func:`~spense.runtime.fuse.fuse_group`); returns how many groups were fused.  Call it after the
-        model is on its device, and before compacting: a later ``.to()`` would copy the fused weights
-        apart from the views, and compacted Spense layers no longer fuse."""
+        FP8 layers (:func:`~spense.runtime.fuse.fuse_group`); returns how many groups were fused.  Call
+        it after the model is on its device, and before compacting: a later ``.to()`` would copy the
+        fused weights apart from the views, and compacted Spense layers no longer fuse."""
         return sum(int(blk.self_attn.fuse()) + int(blk.mlp.fuse()) for blk in self.model.layers)
 
     def set_attention(self, impl: str) -> None:

@@ -105,7 +105,8 @@ def split_length(B: int, H: int, L: int) -> int:
     return split
 
 
-def decode_attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def decode_attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                               mask: torch.Tensor) -> torch.Tensor:
     """The module formula in float32, cast to ``q.dtype``."""
     s = (q.float() @ k.float().transpose(-1, -2)) * q.shape[-1] ** -0.5 + mask.float()[:, None, None, :]
     return (torch.softmax(s, dim=-1) @ v.float()).to(q.dtype)
