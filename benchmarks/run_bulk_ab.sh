@@ -11,6 +11,7 @@
 #    the first config again with programmatic dependent launch (pdl=1);
 # 5. with PYTEST=1, the GPU tests of the kernels, the runtime, the engine and the decode attention (-m gpu).
 # Everything goes to $OUT/bulk_ab.txt (one line per run), $OUT/build.txt and $OUT/pytest.txt.
+# TIMING_MS="1 16 32 64": the timed M values (default 1 8 16; QUICK: 1 16).
 # QUICK=1: a first look in ~2 min (fewer correctness cases, no memcheck, the four Qwen3-8B shapes,
 # M = 1 and 16, two configs); every harness run is capped at 60 s (a hung kernel shows as rc 124).
 set -u
@@ -36,6 +37,7 @@ echo "## timing (25 % dense cols; reg = register kernel with the same RT and war
 SHAPES=("6144 4096" "4096 4096" "24576 4096" "4096 12288" "10240 5120" "5120 8192" "51200 5120" "5120 25600")
 MS="1 8 16"; CFGS=("1 4 4" "1 4 8" "1 8 8" "2 4 4")
 [ "$QUICK" = 1 ] && SHAPES=("${SHAPES[@]:0:4}") && MS="1 16" && CFGS=("1 4 4" "1 8 8")
+[ -n "${TIMING_MS:-}" ] && MS="$TIMING_MS"  # e.g. TIMING_MS="1 16 32 64"
 for shape in "${SHAPES[@]}"; do
   for M in $MS; do
     xf=$([ $M -gt 1 ] && echo 1 || echo 0)
