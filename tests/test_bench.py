@@ -35,3 +35,39 @@ def test_measure_rows_cpu(tmp_path):
 def test_bad_shape_name():
     with pytest.raises(InputError):
         measure.run("qwen3-tiny[:9]", batches=(1,), device="cpu", log=lambda m: None)
+
+
+def test_e2e_summary_best_rows_ratios_and_anchor(tmp_path):
+    """benchmarks/e2e_summary.py: the fastest comparable row per (model, variant, batch) across run
+    folders, Spense over the best dense of its dtype and over the fastest gpt-fast anchor; rows timed
+    one step at a time, not compiled, or profiled are left out."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "e2e_summary", Path(__file__).resolve().parents[1] / "benchmarks" / "e2e_summary.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    m = "qwen3-8b[:12]"
+
+    def row(variant, ms, **kw):
+        return {"model": m, "variant": variant, "batch": 1, "step_ms": ms, "x_floor": ms / 1.4, "compiled": True,
+                "step_sync_ms": ms + 0.3, **kw}
+
+    runs = {"a": [row("dense", 2.2), row("spense0.25", 2.0)],
+            "b": [row("dense", 2.1), row("spense0.25", 1.0, profile_ms={}),  # profiled: left out
+                  {k: v for k, v in row("spense0.25", 0.5).items() if k != "step_sync_ms"},  # old timing
+                  row("spense0.25", 0.9, compiled=False)]}  # not compiled
+    for name, rs in runs.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "rows.jsonl").write_text("\n".join(json.dumps(r) for r in rs) + "\n")
+    (tmp_path / "a" / "anchor.txt").write_text(json.dumps({"n_layer": 12, "B1": {"step_ms": 1.9}}) + "\n")
+    (tmp_path / "b" / "anchor.txt").write_text(json.dumps({"n_layer": 12, "B1": {"step_ms": 1.8}}) + "\n")
+    rows, anchor = mod.load([tmp_path / "a", tmp_path / "b"])
+    assert anchor == {(m, 1): 1.8}
+    t = mod.table(rows, anchor)
+    line = next(s for s in t.splitlines() if "| spense0.25 |" in s)
+    assert "| 2.000 |" in line and f"| {2.1 / 2.0:.2f}× |" in line and f"| {1.8 / 2.0:.2f}× |" in line
+    assert "| 2.100 |" in next(s for s in t.splitlines() if "| dense |" in s)
+    every = mod.table(rows, anchor, all_rows=True)  # the old-timing 0.5 ms row wins there; profiled rows never
+    assert "| 0.500 |" in next(s for s in every.splitlines() if "| spense0.25 |" in s)

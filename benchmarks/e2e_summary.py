@@ -1,0 +1,77 @@
+"""One table from run_e2e.sh folders: ms per decode step per (model, variant, batch), the fastest row
+of each across the folders, next to gpt-fast's step (anchor.txt) and to the weight floor, with
+Spense's speed-up over the best dense row of the same dtype and over gpt-fast.
+
+    python benchmarks/e2e_summary.py benchmarks/results/e2e_v8_2026-11-30/*/ [--out summary.md]
+
+Rows are the JSON lines of ``rows*.jsonl`` in each folder; anchors the last JSON line of
+``anchor.txt`` (``{"n_layer": .., "B1": {"step_ms": ..}, ..}``), matched to rows by model label
+``qwen3-8b[:n_layer]``, the fastest anchor of each batch kept.  Only rows timed like the anchor count
+(compiled step, steps back to back: rows with ``step_sync_ms``), unless ``--all``; profiled rows never.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def load(folders) -> tuple[list[dict], dict[tuple[str, int], float]]:
+    rows, anchor = [], {}
+    for d in map(Path, folders):
+        for f in sorted(d.glob("rows*.jsonl")):
+            for line in f.read_text().splitlines():
+                if line.strip():
+                    r = json.loads(line)
+                    r["_run"] = d.name
+                    rows.append(r)
+        a = d / "anchor.txt"
+        if a.exists() and a.read_text().strip():
+            res = json.loads(a.read_text().strip().splitlines()[-1])
+            for k, v in res.items():
+                if k.startswith("B") and k[1:].isdigit():
+                    key = (f"qwen3-8b[:{res['n_layer']}]", int(k[1:]))
+                    anchor[key] = min(anchor.get(key, float("inf")), v["step_ms"])
+    return rows, anchor
+
+
+def table(rows: list[dict], anchor: dict[tuple[str, int], float], all_rows: bool = False) -> str:
+    best: dict[tuple, dict] = {}
+    for r in rows:
+        if "profile_ms" in r:  # a profiled run carries the profiler's cost
+            continue
+        if not all_rows and not (r.get("compiled") and "step_sync_ms" in r):
+            continue
+        k = (r["model"], r["variant"], r["batch"])
+        if k not in best or r["step_ms"] < best[k]["step_ms"]:
+            best[k] = r
+    out = ["| model | variant | B | step ms | x floor | vs best dense | vs gpt-fast | run |",
+           "|---|---|---|---|---|---|---|---|"]
+    for (model, variant, B), r in sorted(best.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1])):
+        dense = best.get((model, "dense-fp8" if variant.endswith("-fp8") else "dense", B))
+        vs_dense = f"{dense['step_ms'] / r['step_ms']:.2f}×" if dense and variant not in ("dense", "dense-fp8") else ""
+        a = anchor.get((model, B))
+        vs_anchor = f"{a / r['step_ms']:.2f}×" if a else ""
+        out.append(f"| {model} | {variant} | {B} | {r['step_ms']:.3f} | {r['x_floor']:.2f} | {vs_dense} | "
+                   f"{vs_anchor} | {r['_run']} |")
+    for (model, B), a in sorted(anchor.items()):
+        out.append(f"| {model} | gpt-fast | {B} | {a:.3f} |  |  | 1.00× | anchor |")
+    return "\n".join(out) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("folders", nargs="+")
+    ap.add_argument("--out", help="also write the table here")
+    ap.add_argument("--all", action="store_true", help="also rows not compiled or timed one step at a time")
+    a = ap.parse_args(argv)
+    rows, anchor = load(a.folders)
+    t = table(rows, anchor, a.all)
+    print(t, end="")
+    if a.out:
+        Path(a.out).write_text(t)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
