@@ -88,10 +88,12 @@ def test_sampling_rules():
     assert seen == {1, 2}
 
 
-def test_decode_step_with_spense_layers_has_no_graph_break(tiny_llama_dir):
+@pytest.mark.parametrize("attention", ["sdpa", "matmul", "split"])
+def test_decode_step_with_spense_layers_has_no_graph_break(tiny_llama_dir, attention):
     m = load(str(tiny_llama_dir), CPU, torch.float32).model
     sparsify(m, 0.25, block=16, backend="auto")  # CPU: auto runs the reference path, traceable too
     m.setup_caches(2, 128)
+    m.set_attention(attention)  # split: spense::decode_attention, traced through its fake
     tok = torch.tensor([[3], [4]])
     torch._dynamo.reset()
     with warnings.catch_warnings():
@@ -358,3 +360,20 @@ def test_fp8_dense_projections_fuse_same_logits_same_bytes():
     assert measure.weight_bytes(m) == before
     assert torch.allclose(m(idx, pos, 128), ref, atol=1e-5, rtol=1e-5)
     assert not any("qkv_fused" in k or "gate_up_fused" in k for k in m.state_dict())
+
+
+def test_compiled_decode_step_with_split_attention_cpu():
+    """torch.compile (Inductor, CPU) of a decode step through ``spense::decode_attention``: the same logits
+    as the eager step."""
+    from spense.engine.load import random_model
+
+    m = random_model("qwen3-tiny", CPU, torch.float32, seed=4)
+    m.setup_caches(1, 128)
+    m.set_attention("split")
+    with torch.inference_mode():
+        m(torch.tensor([[3, 1, 4, 1, 5]]), torch.arange(5), 128)  # prefill (SDPA) fills the cache
+        args = (m, torch.tensor([[9]]), torch.tensor([5]), torch.zeros(1, dtype=torch.long), 128, 0.0, 1.0)
+        ref = decode_step(*args)[1]
+        torch._dynamo.reset()
+        got = torch.compile(decode_step, fullgraph=True, dynamic=False)(*args)[1]
+    assert torch.allclose(got, ref, atol=1e-4, rtol=1e-4)
