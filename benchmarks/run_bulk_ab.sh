@@ -32,6 +32,8 @@ if [ "$QUICK" != 1 ]; then
   echo "## memcheck" >> "$R"
   timeout 120 compute-sanitizer --tool memcheck /tmp/mmasp_bulk_check 128 1024 0.25 c 0 1 1 2 2 1 >> "$R" 2>&1 || echo "memcheck rc=$?" >> "$R"
   timeout 120 compute-sanitizer --tool memcheck /tmp/mmasp_bulk_check 128 1024 0.25 r 1 16 1 2 3 1 >> "$R" 2>&1 || echo "memcheck rc=$?" >> "$R"
+  # the dependent launch (pdl=1) and, in every run, the reg_xf_u2 / reg_xf_pf instantiations
+  timeout 120 compute-sanitizer --tool memcheck /tmp/mmasp_bulk_check 128 1024 0.25 c 1 16 1 2 2 1 1 1 >> "$R" 2>&1 || echo "memcheck rc=$?" >> "$R"
 fi
 echo "## timing (25 % dense cols; reg = register kernel with the same RT and warps)" >> "$R"
 SHAPES=("6144 4096" "4096 4096" "24576 4096" "4096 12288" "10240 5120" "5120 8192" "51200 5120" "5120 25600")
