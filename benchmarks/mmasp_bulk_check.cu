@@ -100,27 +100,21 @@ void run(const Args& a, std::mt19937& rng) {
   // the register kernels are launched with programmatic stream serialization when a.pdl (each may then
   // start its weight stream while the one before it finishes)
   const dim3 block(32 * a.warps);
+  // one launch of a register-kernel instantiation on weight copy c (x through xfp if not null)
+  auto launch = [&](auto kernel, int c, __nv_bfloat16* y, const uint4* xfp) {
+    CK(launch_maybe_pdl(kernel, grid, block, 0, a.pdl != 0, sv + nsv * c, sm + nsm * c, dv + ndv * c, x, xfp, kx,
+                        a.M, kx, d_sblk, d_dblk, d_orow, ws, y, a.N, Bs, Bd, Ss, SdA, SdB, a.pdl));
+  };
+  constexpr int UD = FP8 ? 8 : 4;  // the steps per round that the extension builds
   auto reg_x = [&](int c, __nv_bfloat16* y, const uint4* xfp) {
-    if (xfp != nullptr)
-      CK(launch_maybe_pdl(spense_mmasp_kernel<RT, NT, FP8, (FP8 ? 8 : 4), X_FRAGS>, grid, block, 0, a.pdl != 0,
-          sv + nsv * c, sm + nsm * c, dv + ndv * c, x, xfp, kx, a.M, kx, d_sblk, d_dblk, d_orow, ws, y, a.N, Bs, Bd,
-          Ss, SdA, SdB, a.pdl));
-    else
-      CK(launch_maybe_pdl(spense_mmasp_kernel<RT, NT, FP8, (FP8 ? 8 : 4), X_DIRECT>, grid, block, 0, a.pdl != 0,
-          sv + nsv * c, sm + nsm * c, dv + ndv * c, x, (const uint4*)nullptr, kx, a.M, kx, d_sblk, d_dblk, d_orow, ws,
-          y, a.N, Bs, Bd, Ss, SdA, SdB, a.pdl));
+    if (xfp != nullptr) launch(spense_mmasp_kernel<RT, NT, FP8, UD, X_FRAGS>, c, y, xfp);
+    else launch(spense_mmasp_kernel<RT, NT, FP8, UD, X_DIRECT>, c, y, nullptr);
   };
-  // the register kernel with twice the steps in flight per warp (U = 8 bf16 / 16 FP8) and x fragments
-  auto reg_xf2 = [&](int c, __nv_bfloat16* y) {
-    CK(launch_maybe_pdl(spense_mmasp_kernel<RT, NT, FP8, (FP8 ? 16 : 8), X_FRAGS>, grid, block, 0, a.pdl != 0,
-        sv + nsv * c, sm + nsm * c, dv + ndv * c, x, (const uint4*)xf, kx, a.M, kx, d_sblk, d_dblk, d_orow, ws, y,
-        a.N, Bs, Bd, Ss, SdA, SdB, a.pdl));
-  };
-  // the register kernel with x fragments, software-pipelined (PF: round r+1 loaded before round r's math)
+  // twice the steps in flight per warp (U = 8 bf16 / 16 FP8), x fragments
+  auto reg_xf2 = [&](int c, __nv_bfloat16* y) { launch(spense_mmasp_kernel<RT, NT, FP8, 2 * UD, X_FRAGS>, c, y, xf); };
+  // software-pipelined (PF: round r+1 loaded before round r's math), x fragments
   auto reg_xf_pf = [&](int c, __nv_bfloat16* y) {
-    CK(launch_maybe_pdl(spense_mmasp_kernel<RT, NT, FP8, (FP8 ? 8 : 4), X_FRAGS, true>, grid, block, 0, a.pdl != 0,
-        sv + nsv * c, sm + nsm * c, dv + ndv * c, x, (const uint4*)xf, kx, a.M, kx, d_sblk, d_dblk, d_orow, ws, y,
-        a.N, Bs, Bd, Ss, SdA, SdB, a.pdl));
+    launch(spense_mmasp_kernel<RT, NT, FP8, UD, X_FRAGS, true>, c, y, xf);
   };
   auto reg = [&](int c, __nv_bfloat16* y) { reg_x(c, y, nullptr); };
   auto reg_xf = [&](int c, __nv_bfloat16* y) { reg_x(c, y, xf); };
