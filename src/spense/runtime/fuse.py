@@ -35,6 +35,21 @@ def _compatible(a: SpenseLinear, m: SpenseLinear) -> bool:
             and m.backend == a.backend)
 
 
+def _members_as_views(fused, lins, bufs):
+    """Point each member's buffers ``bufs`` (and bias) at its rows of ``fused``: no extra bytes."""
+    o = 0
+    for m in lins:
+        n = m.out_features
+        for b in bufs:
+            setattr(m, b, getattr(fused, b)[o:o + n])
+        if fused.bias is not None:
+            m.bias.data = fused.bias.data[o:o + n]
+        m._fused = True
+        o += n
+    fused._members = list(lins)
+    return fused
+
+
 def fuse_rows(lins) -> SpenseLinear | None:
     """One :class:`SpenseLinear` computing ``cat(y_i)`` for the layers ``lins`` (module doc), or None
     when they are not all uncompacted column-region Spense layers over the same dense columns."""
@@ -51,17 +66,7 @@ def fuse_rows(lins) -> SpenseLinear | None:
     bias = torch.cat([m.bias.data for m in lins]) if a.bias is not None else None
     fused = SpenseLinear(PackedSpense(lay, cat["values"], cat["meta"], cat["dense"], cat.get("scale")), bias,
                          backend=a.backend, name="+".join(m.name for m in lins))
-    o = 0
-    for m in lins:  # row views of the fused buffers: no extra bytes
-        n = m.out_features
-        for b in bufs:
-            setattr(m, b, getattr(fused, b)[o:o + n])
-        if bias is not None:
-            m.bias.data = fused.bias.data[o:o + n]
-        m._fused = True
-        o += n
-    fused._members = list(lins)
-    return fused
+    return _members_as_views(fused, lins, bufs)
 
 
 def fuse_fp8_rows(lins) -> Fp8Linear | None:
@@ -78,16 +83,7 @@ def fuse_fp8_rows(lins) -> Fp8Linear | None:
     bias = torch.cat([m.bias.data for m in lins]) if a.bias is not None else None
     fused = Fp8Linear(torch.cat([m.weight for m in lins]), torch.cat([m.scale for m in lins]), bias,
                       out_dtype=a.out_dtype, kernel=a.kernel, name="+".join(m.name for m in lins))
-    o = 0
-    for m in lins:
-        n = m.out_features
-        m.weight, m.scale = fused.weight[o:o + n], fused.scale[o:o + n]
-        if bias is not None:
-            m.bias.data = fused.bias.data[o:o + n]
-        m._fused = True
-        o += n
-    fused._members = list(lins)
-    return fused
+    return _members_as_views(fused, lins, ("weight", "scale"))
 
 
 def fuse_group(lins):
