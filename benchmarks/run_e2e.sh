@@ -20,6 +20,7 @@ M="python -m spense.engine.measure --model $MODEL --layers $LAYERS --batches $BA
 # stage NAME MAX_SECONDS RESERVE command...: run with timeout min(MAX, left - RESERVE); skip if < 15 s
 stage() {
   local name=$1 max=$2 reserve=$3; shift 3
+  [ "${NORESERVE:-0}" = 1 ] && reserve=0  # NORESERVE=1: no time kept for later stages (most are skipped)
   case " ${SKIP:-} " in *" $name "*) echo "$name skipped (SKIP)" >> "$OUT/stages.txt"; return;; esac
   local t=$(( $(left) - reserve )); [ "$t" -gt "$max" ] && t=$max
   if [ "$t" -lt 15 ]; then echo "$name skipped (left $(left) s)" >> "$OUT/stages.txt"; return; fi
@@ -68,9 +69,10 @@ stage profile 90 0 $M --variants dense,spense0.25 --batches 1 ${PROFILE_FLAGS:-}
 ( export SPENSE_MMASP_PDL=1; stage spense_pdl 170 0 $M --gen $GEN --variants spense0.25 )
 #     its software-pipelined instantiation (SPENSE_MMASP_PF=1)
 ( export SPENSE_MMASP_PF=1; stage spense_pf 170 0 $M --gen $GEN --variants spense0.25 )
-#     the other attention paths against the default (math): split = the split-KV decode kernel,
-#     matmul = two bf16 GEMMs; neither makes the float32 copy of K and V that the math backend makes
-for a in ${ATTN_AB:-split matmul}; do
+#     the other attention paths against the default (split, the split-KV decode kernel, since v9):
+#     math = SDPA's math backend (the default before v9; it copies K and V to float32 every layer and
+#     step), matmul = two bf16 GEMMs
+for a in ${ATTN_AB:-math matmul}; do
   ( export SPENSE_ATTENTION=$a; stage "attn_$a" 170 0 $M --gen $GEN --variants dense,spense0.25 )
 done
 #     Spense 50 % if time is left

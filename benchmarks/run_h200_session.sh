@@ -74,8 +74,8 @@ case "${1:-}" in
         --prompt-len 64 --gen 16 --out $V/smoke.jsonl"
     fi
     ;;
-  e2e)  # the engine run on GPU 0, foreground (E2E names its folder; MODEL, LAYERS, BATCHES pass through)
-    CUDA_VISIBLE_DEVICES=0 SPENSE_MMASP_SO=/tmp/spense_mmasp.so OUT=$V/${E2E:-e2e} BUDGET=${BUDGET:-540} \
+  e2e)  # the engine run on GPU ${GPU:-0}, foreground (E2E names its folder; MODEL, LAYERS, BATCHES pass through)
+    CUDA_VISIBLE_DEVICES=${GPU:-0} SPENSE_MMASP_SO=/tmp/spense_mmasp.so OUT=$V/${E2E:-e2e} BUDGET=${BUDGET:-540} \
       bash benchmarks/run_e2e.sh
     ;;
   scale)  # pruning at scale on GPU ${SCALE_GPU:-0}, in the background, one after the other (rows in $V/scale)
@@ -89,8 +89,19 @@ case "${1:-}" in
   build)  # the torch extension only, in the background (for `bulk`'s GPU tests and `e2e`)
     detached build python3 -c "\"from spense.runtime import mmasp; mmasp.load_extension(); mmasp.export_extension('/tmp/spense_mmasp.so')\""
     ;;
-  bulk)  # the mma.sp kernels A/B (standalone harness, then the GPU tests) on GPU 0, foreground
-    CUDA_VISIBLE_DEVICES=0 OUT=$V/bulk PYTEST=${PYTEST:-1} bash benchmarks/run_bulk_ab.sh
+  bulk)  # the mma.sp kernels A/B (standalone harness, then the GPU tests) on GPU ${GPU:-0}, foreground
+    CUDA_VISIBLE_DEVICES=${GPU:-0} OUT=$V/bulk PYTEST=${PYTEST:-1} bash benchmarks/run_bulk_ab.sh
+    ;;
+  pair)  # on a machine of two GPUs, side by side: on GPU 1 `bulk` (unless BULK=0), then the e2e stages
+    # not in SKIP1 (MODEL1, LAYERS1, BATCHES1 default to MODEL, LAYERS, BATCHES); on GPU 0 the e2e
+    # stages not in SKIP0 (folders $V/e2e_${TAG}1 and $V/e2e_${TAG}0), all within PAIR_S seconds
+    t0=$(date +%s)
+    ( [ "${BULK:-1}" = 1 ] && GPU=1 bash "$0" bulk > $V/logs/bulk.log 2>&1
+      GPU=1 E2E=e2e_${TAG:-x}1 SKIP="${SKIP1:-}" BUDGET=$(( ${PAIR_S:-560} - $(date +%s) + t0 )) \
+        MODEL=${MODEL1:-${MODEL:-qwen3-8b}} LAYERS=${LAYERS1:-${LAYERS:-12}} BATCHES=${BATCHES1:-${BATCHES:-1,8}} \
+        bash "$0" e2e > /dev/null 2>&1 ) &
+    GPU=0 E2E=e2e_${TAG:-x}0 SKIP="${SKIP0:-}" BUDGET=${PAIR_S:-560} bash "$0" e2e > /dev/null 2>&1
+    wait
     ;;
   waitlog)  # waitlog NAME SECONDS: until $V/logs/NAME.log says rc= or SECONDS pass
     end=$(( $(date +%s) + $3 ))

@@ -377,3 +377,16 @@ def test_compiled_decode_step_with_split_attention_cpu():
         torch._dynamo.reset()
         got = torch.compile(decode_step, fullgraph=True, dynamic=False)(*args)[1]
     assert torch.allclose(got, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_default_attention_split_on_cuda_where_the_head_dim_suits():
+    from spense.engine.generate import default_attention
+
+    m = load("qwen3-tiny", torch.device("cpu"), torch.float32).model
+    hd = m.args.head_dim
+    assert hd >= 16 and not hd & (hd - 1)
+    assert default_attention(m, cuda=True, compiled=True) == "split"
+    assert default_attention(m, cuda=False, compiled=False) == "auto"
+    m.args.head_dim = 80  # not a power of two: the split kernel does not take it
+    assert default_attention(m, cuda=True, compiled=True) == "math"
+    assert default_attention(m, cuda=True, compiled=False) == "auto"

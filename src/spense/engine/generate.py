@@ -53,6 +53,16 @@ def plan_decode(model: torch.nn.Module, max_batch: int, fragments: bool = True) 
             mod.tune(tuple(ms))
 
 
+def default_attention(model: Transformer, cuda: bool, compiled: bool) -> str:
+    """``"split"`` on CUDA where the head dim suits the split-KV kernel (a power of two >= 16): it ran
+    the Qwen3-8B[:12] decode step 6 % (B = 1) to 24 % (B = 8) faster than the math backend on the H200
+    (benchmarks/results/e2e_v9_2026-11-30); else ``"math"`` when compiling, ``"auto"`` otherwise."""
+    hd = model.args.head_dim
+    if cuda and hd >= 16 and not hd & (hd - 1):
+        return "split"
+    return "math" if compiled else "auto"
+
+
 def _round_up(n: int, m: int) -> int:
     return -(-n // m) * m
 
@@ -132,7 +142,7 @@ class Engine:
         """``attention``: ``"auto"`` (SDPA, torch picks the kernel), ``"math"`` (SDPA's math backend,
         which Inductor fuses, in float32), ``"matmul"`` (two batched GEMMs in the cache dtype) or
         ``"split"`` (decode through the split-KV kernel; :meth:`Transformer.set_attention`); default:
-        ``$SPENSE_ATTENTION``, else ``"math"`` when compiling.
+        ``$SPENSE_ATTENTION``, else :func:`default_attention`.
         ``tuning``: Inductor's coordinate-descent tuning (default: ``$SPENSE_TUNING``, else off).  It
         also turns the M = 1 matmuls of plain linears into Triton reductions, which ran the dense
         Qwen3-8B[:12] step 10 % slower than cuBLAS on the H200 (2.30 vs 2.09 ms) and left Spense
@@ -152,7 +162,8 @@ class Engine:
             plan_decode(model, self.max_batch, fragments=compile)
         self.compiled = compile and cuda
         self.graphs = cuda_graph and cuda and not self.compiled
-        self.attention = attention or os.environ.get("SPENSE_ATTENTION") or ("math" if self.compiled else "auto")
+        self.attention = attention or os.environ.get("SPENSE_ATTENTION") or default_attention(model, cuda,
+                                                                                              self.compiled)
         if self.attention not in ATTENTION:
             raise InputError(f"attention must be one of {', '.join(ATTENTION)}, got {self.attention!r}")
         model.set_attention(self.attention if self.attention in ("matmul", "split") else "sdpa")

@@ -312,6 +312,11 @@ def measure(N: int, K: int, M: int, device, kinds=None, min_bytes: float = 192e6
     return times
 
 
+def default_kind(N: int, K: int, M: int) -> str:
+    """The kernel used where none can be measured (inside a capture or a trace): what wins on the H200."""
+    return cfg_name(default_config(M, N, K)) if M <= 16 else "nt"
+
+
 def choose(N: int, K: int, M: int, device) -> str:
     """The kernel for this shape and M bucket (measured once per device, see the module doc)."""
     dev = torch.device(device)
@@ -327,7 +332,7 @@ def choose(N: int, K: int, M: int, device) -> str:
         if kind is not None:
             return kind
     if torch.cuda.is_current_stream_capturing() or torch.compiler.is_compiling():
-        return cfg_name(default_config(M, N, K)) if M <= 16 else "nt"  # what wins on the H200
+        return default_kind(N, K, M)
     times = measure(N, K, bucket(M), dev)
     TIMES[key] = times
     CHOICES[key] = min(times, key=times.get) if times else "nt"
@@ -379,6 +384,8 @@ class Fp8Linear(nn.Module):
             return self.kernel
         b = bucket(M)
         if b not in self.choice:
+            if torch.compiler.is_compiling():  # a bucket that tune() left out: no device query in a trace
+                return default_kind(self.out_features, self.in_features, M)
             self.choice[b] = choose(self.out_features, self.in_features, M, self.weight.device)
         return self.choice[b]
 
