@@ -13,7 +13,8 @@
 // One line per run: shape, config, rel. difference, µs and GB/s of each kernel, copy GB/s; last, the
 // register kernel with x fragments and twice the K steps in flight per warp ("reg_xf_u2": U = 8 bf16,
 // 16 FP8), and software-pipelined ("reg_xf_pf": round r+1's weights loaded before round r's math);
-// the torch extension builds neither.
+// the torch extension builds neither; then the shared-x kernel ("xs", spense_mmasp_xs.cuh: the warps of
+// a CTA own whole row tiles and read x fragments staged once per CTA in shared memory; RT = 1 only).
 #include <cuda_runtime.h>
 #include <cstdio>
 #include <cstdlib>
@@ -24,6 +25,7 @@
 #include "spense_mmasp_common.cuh"
 #include "spense_mmasp_reg.cuh"
 #include "spense_mmasp_bulk.cuh"
+#include "spense_mmasp_xs.cuh"
 
 #define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { \
   fprintf(stderr, "%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e_)); exit(1); } } while (0)
@@ -116,6 +118,11 @@ void run(const Args& a, std::mt19937& rng) {
   auto reg_xf_pf = [&](int c, __nv_bfloat16* y) {
     launch(spense_mmasp_kernel<RT, NT, FP8, UD, X_FRAGS, true>, c, y, xf);
   };
+  // the shared-x kernel (RT = 1, at most 8 warps; x fragments)
+  auto xs = [&](int c, __nv_bfloat16* y) {
+    CK((launch_xs<NT, FP8>(a.warps, 0, a.pdl != 0, sv + nsv * c, sm + nsm * c, dv + ndv * c, xf, d_sblk, d_dblk,
+                           d_orow, ws, y, a.N, a.M, Bs, Bd, Ss, SdA, SdB)));
+  };
   auto reg = [&](int c, __nv_bfloat16* y) { reg_x(c, y, nullptr); };
   auto reg_xf = [&](int c, __nv_bfloat16* y) { reg_x(c, y, xf); };
   auto bulk = [&](int c, __nv_bfloat16* y) {
@@ -130,7 +137,16 @@ void run(const Args& a, std::mt19937& rng) {
   CK(cudaMemcpy(h0.data(), y0, h0.size() * 2, cudaMemcpyDeviceToHost));
   CK(cudaMemcpy(h1.data(), y1, h1.size() * 2, cudaMemcpyDeviceToHost));
   CK(cudaMemcpy(h2.data(), y2, h2.size() * 2, cudaMemcpyDeviceToHost));
-  std::vector<uint16_t> h4(h0.size());
+  std::vector<uint16_t> h4(h0.size()), h5(h0.size());
+  const bool with_xs = RT == 1 && a.warps <= 8;
+  if (with_xs) {
+    CK(cudaMemset(y1, 0xFF, h5.size() * 2));  // NaN everywhere: a row the kernel misses shows as nonfinite
+    xs(0, y1);
+    CK(cudaGetLastError()); CK(cudaDeviceSynchronize());
+    CK(cudaMemcpy(h5.data(), y1, h5.size() * 2, cudaMemcpyDeviceToHost));
+  } else {
+    h5 = h0;
+  }
   if (a.warps <= 8) {
     reg_xf2(0, y1);
     CK(cudaGetLastError()); CK(cudaDeviceSynchronize());
@@ -141,15 +157,18 @@ void run(const Args& a, std::mt19937& rng) {
   } else {
     h3 = h0; h4 = h0;
   }
-  double num = 0, num2 = 0, num3 = 0, num4 = 0, den = 0; int bad = 0;
+  double num = 0, num2 = 0, num3 = 0, num4 = 0, num5 = 0, den = 0; int bad = 0;
   for (size_t i = 0; i < h0.size(); ++i) {
-    const double u = bf2f(h0[i]), v = bf2f(h1[i]), w = bf2f(h2[i]), z = bf2f(h3[i]), q = bf2f(h4[i]);
-    if (!std::isfinite(u) || !std::isfinite(v) || !std::isfinite(w) || !std::isfinite(z) || !std::isfinite(q)) ++bad;
+    const double u = bf2f(h0[i]), v = bf2f(h1[i]), w = bf2f(h2[i]), z = bf2f(h3[i]), q = bf2f(h4[i]),
+                 p = bf2f(h5[i]);
+    if (!std::isfinite(u) || !std::isfinite(v) || !std::isfinite(w) || !std::isfinite(z) || !std::isfinite(q) ||
+        !std::isfinite(p)) ++bad;
     num += (u - v) * (u - v); num2 += (u - w) * (u - w); num3 += (u - z) * (u - z); num4 += (u - q) * (u - q);
+    num5 += (u - p) * (u - p);
     den += u * u;
   }
   double rel = 0;
-  for (double n : {num, num2, num3, num4}) rel = std::max(rel, std::sqrt(n / std::max(den, 1e-30)));
+  for (double n : {num, num2, num3, num4, num5}) rel = std::max(rel, std::sqrt(n / std::max(den, 1e-30)));
   cudaEvent_t e0, e1; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
   auto timeit = [&](auto&& f) {
     for (int i = 0; i < 3; ++i) f(i % copies, y0);
@@ -161,7 +180,8 @@ void run(const Args& a, std::mt19937& rng) {
   // reg_xf_u2 and reg_xf_pf are bound to 256 threads: not run with more than 8 warps (-1 us)
   const bool small = a.warps <= 8;
   const float t_reg = timeit(reg), t_regxf = timeit(reg_xf), t_bulk = timeit(bulk),
-              t_regxf2 = small ? timeit(reg_xf2) : -1.f, t_pf = small ? timeit(reg_xf_pf) : -1.f;
+              t_regxf2 = small ? timeit(reg_xf2) : -1.f, t_pf = small ? timeit(reg_xf_pf) : -1.f,
+              t_xs = with_xs ? timeit(xs) : -1.f;
   // copy bandwidth (read + write) of 1 GiB, same run
   void *c0, *c1; const size_t cb = 1ull << 30; CK(cudaMalloc(&c0, cb)); CK(cudaMalloc(&c1, cb));
   CK(cudaMemcpy(c1, c0, cb, cudaMemcpyDeviceToDevice));
@@ -170,11 +190,12 @@ void run(const Args& a, std::mt19937& rng) {
   const double copy_gbs = 2.0 * cb * 5 / (cms * 1e-3) / 1e9;
   printf("N=%d K=%d d=%.3f axis=%c fp8=%d M=%d RT=%d warps=%d stages=%d xfrag=%d pdl=%d | rel_diff %.2e nonfinite %d | "
          "reg %.2f us %.0f GB/s | reg_xf %.2f us %.0f GB/s | bulk %.2f us %.0f GB/s | bulk/reg %.3fx | "
-         "copy %.0f GB/s | weights %.1f MB x%d | reg_xf_u2 %.2f us %.0f GB/s | reg_xf_pf %.2f us %.0f GB/s\n",
+         "copy %.0f GB/s | weights %.1f MB x%d | reg_xf_u2 %.2f us %.0f GB/s | reg_xf_pf %.2f us %.0f GB/s | "
+         "xs %.2f us %.0f GB/s\n",
          a.N, a.K, a.dfrac, a.axis, a.fp8, a.M, RT, a.warps, a.stages, a.xfrag, a.pdl, rel, bad, t_reg,
          wbytes / (t_reg * 1e3), t_regxf, wbytes / (t_regxf * 1e3), t_bulk, wbytes / (t_bulk * 1e3),
          t_reg / t_bulk, copy_gbs, wbytes / 1e6, copies, t_regxf2, wbytes / (t_regxf2 * 1e3), t_pf,
-         wbytes / (t_pf * 1e3));
+         wbytes / (t_pf * 1e3), t_xs, wbytes / (t_xs * 1e3));
   cudaFree(sv); cudaFree(dv); cudaFree(sm); cudaFree(x); cudaFree(xf); cudaFree(y0); cudaFree(y1); cudaFree(y2);
   cudaFree(d_sblk);
   cudaFree(d_dblk); cudaFree(d_orow); cudaFree(ws); cudaFree(c0); cudaFree(c1);

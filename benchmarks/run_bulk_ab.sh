@@ -7,7 +7,8 @@
 # 3. compute-sanitizer memcheck on two small runs (if the runtime allows it);
 # 4. timing on the Qwen3-8B / 32B linear shapes at 25 % dense (cols), M = 1, 8 and 16, four configs
 #    (each line: the register kernel with x read directly and through x_fragments, the bulk kernel, the
-#    register kernel with twice the steps in flight, reg_xf_u2, and software-pipelined, reg_xf_pf); then
+#    register kernel with twice the steps in flight, reg_xf_u2, software-pipelined, reg_xf_pf, and the
+#    shared-x kernel, xs, whose CTAs hold `warps` row tiles); then
 #    the first config again with programmatic dependent launch (pdl=1);
 # 5. with PYTEST=1, the GPU tests of the kernels, the runtime, the engine and the decode attention (-m gpu).
 # Everything goes to $OUT/bulk_ab.txt (one line per run), $OUT/build.txt and $OUT/pytest.txt.

@@ -39,7 +39,7 @@ _INTERP = textwrap.dedent("""
     gen = torch.Generator().manual_seed(0)
     worst = 0.0
     for B, H, G, D, L, S, split in [(2, 2, 4, 32, 100, 128, 32), (1, 3, 1, 16, 64, 64, None),
-                                    (3, 1, 5, 32, 70, 96, 64)]:
+                                    (3, 1, 5, 32, 70, 96, 64), (12, 1, 2, 16, 1100, 1100, 32)]:
         q, k, v, mask = _case(B, H, G, D, L, S, gen)
         y = launch_decode_attention(q, k, v, mask, split)
         worst = max(worst, (y - decode_attention_reference(q, k, v, mask)).abs().max().item())
@@ -48,6 +48,7 @@ _INTERP = textwrap.dedent("""
 
 
 def test_split_kernels_interpreted():
+    """The last case has 35 splits (two merge chunks) and a row whose first split is wholly masked."""
     env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=os.pathsep.join([SRC, str(Path(__file__).parent)]))
     r = subprocess.run([sys.executable, "-c", _INTERP], env=env, capture_output=True, text=True, timeout=170)
     if r.returncode and "interpret" in r.stderr.lower() and "not supported" in r.stderr.lower():

@@ -323,7 +323,7 @@ def test_stream_one_step_ahead_same_tokens_and_eos():
 
 
 def test_profile_op_classes_of_compiled_and_eager_kernels():
-    """Kernel names seen in the H200 profiles (e2e v8) land in the intended op class."""
+    """Kernel names seen in the H200 profiles (e2e v8, v9) land in the intended op class."""
     from spense.engine.measure import op_class
 
     cases = {
@@ -333,6 +333,9 @@ def test_profile_op_classes_of_compiled_and_eager_kernels():
         "cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wgmma_f16_knob_7_64x128x128_4x": "attention",
         "void gemmSN_NN_kernel<float, 128, 2, 4, 8, 4, 4, false, cublasGemvTensorStridedB": "attention",
         "triton_per_fused__safe_softmax_add_arange_bitwise_and_bitwise_not": "attention",
+        "_decode_attn_merge": "attention",  # spense::decode_attention's two Triton kernels
+        "_decode_attn_split": "attention",
+        "void spense_mmasp_xs_kernel<4, false>(uint4 const*, unsigned int const*": "sparse kernel",
         "void at::native::index_elementwise_kernel<128, 4, at::native::index_copy_kernel_": "unpack/copy",
         "triton_poi_fused__to_copy_add_cat_clamp_min_cos_mean_mul_neg_pow_rsqrt_sin_split": "other",
     }

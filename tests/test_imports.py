@@ -1,10 +1,12 @@
 """Every module of src/spense imports in a fresh interpreter; the import graph has no circle; nothing
-imports the CLI; the engine does not import the report module."""
+imports the CLI; the engine does not import the report module; the wheel ships every kernel source."""
 
 import ast
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PKG = SRC / "spense"
@@ -99,3 +101,18 @@ def test_every_module_imports_in_a_fresh_interpreter():
     r = subprocess.run([sys.executable, "-c", code, *names], capture_output=True, text=True, timeout=170,
                        env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())})
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
+def test_package_data_ships_every_kernel_source():
+    """A wheel carries every file the extension build reads (the .cu and each header beside it)."""
+    import fnmatch
+
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+    root = Path(__file__).resolve().parents[1]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["spense"]
+    csrc = root / "src" / "spense" / "runtime" / "csrc"
+    files = [p.relative_to(root / "src" / "spense").as_posix() for p in csrc.iterdir() if p.is_file()]
+    assert any(f.endswith(".cuh") for f in files)
+    missing = [f for f in files if not any(fnmatch.fnmatch(f, g) for g in globs)]
+    assert not missing, missing

@@ -255,6 +255,9 @@ _PDL = textwrap.dedent("""
             x = torch.randn(M, 512, device="cuda").to(torch.bfloat16)
             ref = x.double() @ ref_w.t()
             ys = [mmasp_forward(kw, x * 1)]  # x written by the kernel just before the dependent launch
+            # x fragments at 4 and 8 warps (the shared-x kernel under SPENSE_MMASP_XS: 6 row tiles of 16,
+            # so its last CTA has idle warps)
+            ys += [mmasp_forward(kw, x * 1, xfrag=True, RT=1, warps=w) for w in (4, 8)]
             xin = x.clone()
             g = torch.cuda.CUDAGraph()
             with torch.cuda.graph(g):
@@ -270,12 +273,14 @@ _PDL = textwrap.dedent("""
 
 @pytest.mark.gpu
 @gpu
-@pytest.mark.parametrize("pdl,pf", [("1", "0"), ("0", "1"), ("1", "1")])
-def test_gpu_mmasp_dependent_launch_and_pipelined(pdl, pf):
-    """SPENSE_MMASP_PDL=1 (the register kernel launched dependent on the kernel that writes x) and
-    SPENSE_MMASP_PF=1 (its software-pipelined instantiation), both read once per process: eagerly and
-    inside a CUDA graph the outputs still match the float64 reference."""
-    env = dict(os.environ, SPENSE_MMASP_PDL=pdl, SPENSE_MMASP_PF=pf,
+@pytest.mark.parametrize("pdl,pf,xs", [("1", "0", "0"), ("0", "1", "0"), ("1", "1", "0"), ("0", "0", "2"),
+                                       ("1", "0", "1")])
+def test_gpu_mmasp_dependent_launch_and_pipelined(pdl, pf, xs):
+    """SPENSE_MMASP_PDL=1 (the register kernel launched dependent on the kernel that writes x),
+    SPENSE_MMASP_PF=1 (its software-pipelined instantiation) and SPENSE_MMASP_XS=1/2 (the shared-x
+    kernel above M = 8 / at every M), each read once per process: eagerly and inside a CUDA graph the
+    outputs still match the float64 reference."""
+    env = dict(os.environ, SPENSE_MMASP_PDL=pdl, SPENSE_MMASP_PF=pf, SPENSE_MMASP_XS=xs,
                PYTHONPATH=os.pathsep.join([SRC, os.path.dirname(__file__)]))
     r = subprocess.run([sys.executable, "-c", _PDL], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -324,7 +324,7 @@ OP_CLASSES = (  # (class, substrings of the kernel name), first match wins
     ("act quant", ("act_quant", "quant_rows")),
     # before the GEMMs: cuDNN's SDPA kernels hold "sm90_"; float32 cuBLAS kernels ("kernel<float") are
     # the math backend's attention (the linears run in bf16 / FP8)
-    ("attention", ("flash", "attention", "sdpa", "fmha", "softmax", "bmm", "kernel<float")),
+    ("attention", ("flash", "attention", "decode_attn", "sdpa", "fmha", "softmax", "bmm", "kernel<float")),
     # "_mm_": a matmul Inductor generated itself (fused with the ops around it)
     ("dense gemm", ("gemm", "nvjet", "xmma", "cutlass", "gemv", "sm90_", "splitk", "_mm_")),
     ("unpack/copy", ("memcpy", "memset", "scatter", "gather", "index")),

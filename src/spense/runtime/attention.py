@@ -10,7 +10,8 @@ static cache), ``mask`` ``(B, L)`` additive (0 or -inf, every row with at least 
 The ``L`` keys are cut into ``S`` splits of ``SPLIT`` keys (flash-decoding).  Program ``(b*H+h, s)``
 keeps the running max ``m``, sum ``l`` and unnormalised output ``o`` of its split in float32 (scores
 ``q k^T`` and ``p v`` on tensor cores in the input dtype, ``p`` rounded to it); a second kernel
-merges the splits: ``M = max_s m_s``, ``y = sum_s e^(m_s - M) o_s / sum_s e^(m_s - M) l_s``.  So K and
+merges the splits: ``M = max_s m_s``, ``y = sum_s e^(m_s - M) o_s / sum_s e^(m_s - M) l_s``, one program
+per query row, 32 splits per load.  So K and
 V are read once, in their own dtype, by ``B*H*S`` programs (the math backend of SDPA copies them to
 float32 first, every layer and step).
 
@@ -38,7 +39,7 @@ MAX_PROGRAMS = 512  # splits grow (x2) until B * H * S is at most this
 if triton is not None:
 
     @triton.jit
-    def _split_kernel(q_ptr, k_ptr, v_ptr, m_ptr, o_ptr, ml_ptr, L, G, H, NS, scale,
+    def _decode_attn_split(q_ptr, k_ptr, v_ptr, m_ptr, o_ptr, ml_ptr, L, G, H, NS, scale,
                       sqb, sqh, sqg, skb, skh, skl, svb, svh, svl, smb,
                       D: tl.constexpr, GP: tl.constexpr, BLOCK: tl.constexpr, SPLIT: tl.constexpr,
                       DOT_DT: tl.constexpr):
@@ -74,27 +75,34 @@ if triton is not None:
         tl.store(ml_ptr + (base * 2 + 1) * GP + rg, l_i)
 
     @triton.jit
-    def _merge_kernel(o_ptr, ml_ptr, y_ptr, G, H, NS, syb, syh, syg,
-                      D: tl.constexpr, GP: tl.constexpr):
+    def _decode_attn_merge(o_ptr, ml_ptr, y_ptr, G, H, NS, syb, syh, syg,
+                      D: tl.constexpr, GP: tl.constexpr, SB: tl.constexpr):
+        # program (b*H+h, g): query row g, its NS splits merged SB at a time (a [SB, D] tile per load,
+        # a running max across the chunks), so no program walks the splits one load after another
         bh = tl.program_id(0)
+        g = tl.program_id(1)
         b = (bh // H).to(tl.int64)
         h = (bh % H).to(tl.int64)
-        rg = tl.arange(0, GP)
         rd = tl.arange(0, D)
-        big = tl.full([GP], float("-inf"), tl.float32)
-        for s in range(0, NS):
-            big = tl.maximum(big, tl.load(ml_ptr + ((bh * NS + s) * 2) * GP + rg))
-        big = tl.where(big == float("-inf"), 0.0, big)
-        acc = tl.zeros([GP, D], tl.float32)
-        den = tl.zeros([GP], tl.float32)
-        for s in range(0, NS):
-            base = bh * NS + s
-            w = tl.exp(tl.load(ml_ptr + (base * 2) * GP + rg) - big)
-            den += w * tl.load(ml_ptr + (base * 2 + 1) * GP + rg)
-            acc += w[:, None] * tl.load(o_ptr + (base * GP + rg[:, None]) * D + rd[None, :])
-        out = acc / tl.where(den > 0, den, 1.0)[:, None]
-        tl.store(y_ptr + b * syb + h * syh + rg[:, None] * syg + rd[None, :], out.to(y_ptr.dtype.element_ty),
-                 mask=rg[:, None] < G)
+        rs = tl.arange(0, SB)
+        m_run = tl.max(tl.full([SB], float("-inf"), tl.float32), axis=0)
+        den = tl.sum(tl.zeros([SB], tl.float32), axis=0)
+        acc = tl.zeros([D], tl.float32)
+        for s0 in range(0, NS, SB):
+            sm = s0 + rs < NS
+            base = (bh * NS + s0 + rs).to(tl.int64)
+            m = tl.load(ml_ptr + base * 2 * GP + g, mask=sm, other=float("-inf"))
+            lsum = tl.load(ml_ptr + (base * 2 + 1) * GP + g, mask=sm, other=0.0)
+            o = tl.load(o_ptr + (base[:, None] * GP + g) * D + rd[None, :], mask=sm[:, None], other=0.0)
+            m_new = tl.maximum(m_run, tl.max(m, axis=0))
+            m_use = tl.where(m_new == float("-inf"), 0.0, m_new)  # no key in any split so far: no NaN
+            alpha = tl.exp(m_run - m_use)
+            w = tl.exp(m - m_use)
+            den = den * alpha + tl.sum(w * lsum, axis=0)
+            acc = acc * alpha + tl.sum(w[:, None] * o, axis=0)
+            m_run = m_new
+        out = acc / tl.where(den > 0, den, 1.0)
+        tl.store(y_ptr + b * syb + h * syh + g * syg + rd, out.to(y_ptr.dtype.element_ty))
 
 
 def split_length(B: int, H: int, L: int) -> int:
@@ -131,11 +139,12 @@ def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, m
     o = torch.empty(B * H, ns, gp, D, dtype=torch.float32, device=q.device)
     ml = torch.empty(B * H, ns, 2, gp, dtype=torch.float32, device=q.device)
     y = torch.empty(B, H, G, D, dtype=q.dtype, device=q.device)
-    _split_kernel[(B * H, ns)](q, k, v, mask, o, ml, L, G, H, ns, D ** -0.5,
+    _decode_attn_split[(B * H, ns)](q, k, v, mask, o, ml, L, G, H, ns, D ** -0.5,
                                q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
                                v.stride(0), v.stride(1), v.stride(2), mask.stride(0),
                                D=D, GP=gp, BLOCK=BLOCK, SPLIT=split, DOT_DT=dot_dt, num_warps=4)
-    _merge_kernel[(B * H,)](o, ml, y, G, H, ns, y.stride(0), y.stride(1), y.stride(2), D=D, GP=gp, num_warps=4)
+    _decode_attn_merge[(B * H, G)](o, ml, y, G, H, ns, y.stride(0), y.stride(1), y.stride(2), D=D, GP=gp,
+                              SB=min(32, triton.next_power_of_2(ns)), num_warps=4)
     return y
 
 

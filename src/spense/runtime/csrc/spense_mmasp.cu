@@ -31,6 +31,7 @@
 #include "spense_mmasp_common.cuh"
 #include "spense_mmasp_reg.cuh"   // spense_mmasp_kernel: weights through registers (stages == 0)
 #include "spense_mmasp_bulk.cuh"  // spense_mmasp_bulk_kernel: weights through a shared-memory ring (sm_90)
+#include "spense_mmasp_xs.cuh"    // spense_mmasp_xs_kernel: x fragments shared by the warps of a CTA
 
 #define LAUNCH(RT_, NT_, F_)                                                                        \
   if (XF) { LAUNCH_X(RT_, NT_, F_, X_FRAGS); } else { LAUNCH_X(RT_, NT_, F_, X_DIRECT); }
@@ -103,6 +104,31 @@ static bool pf_enabled() {
   return on == 1;
 }
 
+// SPENSE_MMASP_XS (read once): the shared-x kernel (spense_mmasp_xs.cuh) in place of the register kernel
+// at RT = 1, <= 8 warps, with x fragments: "1" for M > 8, "2" for every M; unset or "0": never
+static int xs_min_m() {
+  static const int m = [] {
+    const char* e = getenv("SPENSE_MMASP_XS");
+    const int v = e == nullptr ? 0 : atoi(e);
+    return v == 1 ? 9 : v == 2 ? 1 : 1 << 30;
+  }();
+  return m;
+}
+
+#define LAUNCH_XS(NT_, F_)                                                                          \
+  C10_CUDA_CHECK((launch_xs<NT_, F_>(wxs, stream, pdl, (const uint4*)sv.data_ptr(),             \
+      (const uint32_t*)sm.data_ptr(), (const uint4*)dv.data_ptr(), XF, sblk.data_ptr<int>(),          \
+      dblk.data_ptr<int>(), out_row.data_ptr<int>(), wscale.data_ptr<float>(),                        \
+      (__nv_bfloat16*)y.data_ptr(), (int)y.stride(0), M, (int)Bs, (int)Bd, (int)Ss, (int)SdA, (int)SdB)))
+
+#define DISPATCH_XS(F_)                      \
+  switch (NT) {                              \
+    case 1: LAUNCH_XS(1, F_); break;         \
+    case 2: LAUNCH_XS(2, F_); break;         \
+    case 4: LAUNCH_XS(4, F_); break;         \
+    default: LAUNCH_XS(8, F_); break;        \
+  }
+
 void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::Tensor x,
                   torch::Tensor sblk, torch::Tensor dblk, torch::Tensor out_row, torch::Tensor wscale,
                   torch::Tensor y, int64_t Bs, int64_t Bd, int64_t Ss, int64_t SdA, int64_t SdB,
@@ -148,6 +174,13 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
   auto stream = at::cuda::getCurrentCUDAStream();
   const bool pdl = stages == 0 && pdl_enabled();
   const bool pf = stages == 0 && RT == 1 && warps <= 8 && pf_enabled();  // its bound: 256 threads
+  if (stages == 0 && RT == 1 && warps <= 8 && XF != nullptr && M >= xs_min_m()) {
+    // its CTAs hold `warps` row tiles each: 4 warps where 8 would give fewer than two CTAs per SM
+    const int wxs = (Bs + Bd) / 8 >= 264 ? (int)warps : std::min((int)warps, 4);
+    if (fp8) { DISPATCH_XS(true) } else { DISPATCH_XS(false) }
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    return;
+  }
   if (fp8) {
     if (RT == 1) { DISPATCH_NT(1, true) } else { DISPATCH_NT(2, true) }
   } else {

@@ -19,14 +19,15 @@ __device__ __forceinline__ void prefetch_l2(const void* p) {
   asm volatile("prefetch.global.L2 [%0];\n" :: "l"(p));
 }
 
-// Launch `kernel` on `stream`; pdl: with programmatic stream serialization (see pdl_wait)
+// Launch `kernel` on `stream` with `smem` bytes of dynamic shared memory; pdl: with programmatic stream
+// serialization (see pdl_wait)
 template <typename... KArgs, typename... Args>
-cudaError_t launch_maybe_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, cudaStream_t stream, bool pdl,
-                             Args... args) {
+cudaError_t launch_ex(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, bool pdl,
+                      Args... args) {
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = grid;
   cfg.blockDim = block;
-  cfg.dynamicSmemBytes = 0;
+  cfg.dynamicSmemBytes = smem;
   cfg.stream = stream;
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -35,6 +36,19 @@ cudaError_t launch_maybe_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, cu
   cfg.numAttrs = pdl ? 1 : 0;
   return cudaLaunchKernelEx(&cfg, kernel, static_cast<KArgs>(args)...);
 }
+template <typename... KArgs, typename... Args>
+cudaError_t launch_maybe_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, cudaStream_t stream, bool pdl,
+                             Args... args) {
+  return launch_ex(kernel, grid, block, 0, stream, pdl, args...);
+}
+
+// 16-byte asynchronous copy global -> shared (sm_80+), and its group fences
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+  const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(s), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
 
 __device__ __forceinline__ void mma_sp(float* c, const uint4& a, const uint32_t* b, uint32_t e, int sel) {
   if (sel == 0) {
@@ -103,12 +117,16 @@ __device__ __forceinline__ uint32_t load_x2(const __nv_bfloat16* __restrict__ x,
 // bound the kernel's L1 throughput.  xf == nullptr: straight from x.
 // XM (x mode): X_DIRECT / X_FRAGS fix the source at compile time (the register kernel is instantiated
 // for both: no branch, no second load path in its inner loop); X_RUNTIME tests xf per load.
-constexpr int X_DIRECT = 0, X_FRAGS = 1, X_RUNTIME = 2;
+// X_SMEM: xf points at fragments staged in shared memory (spense_mmasp_xs.cuh), read with plain loads.
+constexpr int X_DIRECT = 0, X_FRAGS = 1, X_RUNTIME = 2, X_SMEM = 3;
 template <int NT, int XM>
 __device__ __forceinline__ void load_b32(uint32_t bf[4], const uint4* __restrict__ xf,
                                          const __nv_bfloat16* __restrict__ x, int ldx, int M, int kx, int n,
                                          int lane, int k0) {
-  if (XM == X_FRAGS || (XM == X_RUNTIME && xf != nullptr)) {
+  if (XM == X_SMEM) {
+    const uint4 v = xf[((k0 >> 5) * NT + n) * 32 + lane];
+    bf[0] = v.x; bf[1] = v.y; bf[2] = v.z; bf[3] = v.w;
+  } else if (XM == X_FRAGS || (XM == X_RUNTIME && xf != nullptr)) {
     const uint4 v = __ldg(xf + ((size_t)(k0 >> 5) * NT + n) * 32 + lane);
     bf[0] = v.x; bf[1] = v.y; bf[2] = v.z; bf[3] = v.w;
   } else {
@@ -122,8 +140,9 @@ template <int NT, int XM>
 __device__ __forceinline__ void load_b16(uint32_t& b0, uint32_t& b1, const uint4* __restrict__ xf,
                                          const __nv_bfloat16* __restrict__ x, int ldx, int M, int kx, int n,
                                          int lane, int k0) {
-  if (XM == X_FRAGS || (XM == X_RUNTIME && xf != nullptr)) {
-    const uint4 v = __ldg(xf + ((size_t)(k0 >> 5) * NT + n) * 32 + lane);
+  if (XM == X_SMEM || XM == X_FRAGS || (XM == X_RUNTIME && xf != nullptr)) {
+    const uint4 v = XM == X_SMEM ? xf[((k0 >> 5) * NT + n) * 32 + lane]
+                                 : __ldg(xf + ((size_t)(k0 >> 5) * NT + n) * 32 + lane);
     const bool hi = (k0 >> 4) & 1;
     b0 = hi ? v.z : v.x;
     b1 = hi ? v.w : v.y;

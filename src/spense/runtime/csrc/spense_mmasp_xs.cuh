@@ -1,0 +1,151 @@
+// The shared-x variant of the Spense decode kernel (see spense_mmasp.cu for the layout), for M > 8.
+//
+// The register kernel gives each CTA one 16-row tile and lets its warps split the K steps, so every
+// CTA reads all of x, and every warp reads x once per MMA through L1/L2: at M = 32 that is NT = 4
+// fragments of 512 bytes per 32 K against 576 bytes of weights (values + metadata), and the kernel is
+// bound by x traffic, not by the weight stream (1.3-1.7 TB/s at M = 32 on the H200,
+// benchmarks/results/mmasp_bulk_2026-11-30/quick_c54974e).
+//
+// Here the W warps of a CTA each own a whole 16-row tile (W tiles per CTA, RT = 1) and walk the same
+// K steps together: the x fragments of U steps (2 x NT x 512 bytes per step, contiguous in xf) are
+// copied once per CTA into shared memory (cp.async, two buffers: round r+1's x arrives while round r
+// is computed), and every warp reads its B fragments from there.  x then crosses L2 once per W tiles
+// instead of once per tile and warp.  Each warp keeps its tile's sums to the end, so there is no
+// cross-warp reduction: it writes y[tok, out_row[row]] itself.
+//
+// Row blocks [0, Bs) (sparse steps, then SdA dense steps) fill the first ceil(Bs / W) CTAs, the dense
+// row blocks [Bs, Bs + Bd) (SdB dense steps) the next ceil(Bd / W): the steps of a CTA are the same for
+// all its warps, which the shared x needs.  A warp past the last block of its kind still copies x and
+// meets every barrier, but loads and computes nothing.
+#pragma once
+#include "spense_mmasp_common.cuh"
+
+constexpr int XS_U = 4;  // K steps per round (and per x copy)
+
+template <int NT>
+constexpr int xs_smem_bytes() { return 2 * XS_U * 2 * NT * 32 * 16; }  // two buffers of U steps of x
+
+template <int NT, bool FP8>
+__global__ void __launch_bounds__(256) spense_mmasp_xs_kernel(
+    const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
+    const uint4* __restrict__ xf, const int* __restrict__ sblk, const int* __restrict__ dblk,
+    const int* __restrict__ out_row, const float* __restrict__ wscale, __nv_bfloat16* __restrict__ y, int ldy,
+    int M, int Bs, int Bd, int Ss, int SdA, int SdB, int pdl) {
+  constexpr int U = XS_U;
+  constexpr int VS = FP8 ? 32 : 64, VD = FP8 ? 64 : 128;  // uint4 per (tile, sparse / dense step)
+  constexpr int NVS = FP8 ? 1 : 2, NVD = FP8 ? 2 : 4;    // uint4 per lane per sparse / dense step
+  constexpr int XSTEP = 2 * NT * 32;                      // uint4 of x fragments per 64-K step
+  extern __shared__ uint4 xs[];                           // [2 buffers][U steps][XSTEP]
+  const int W = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int csp = (Bs + W - 1) / W;  // CTAs of sparse row blocks
+  const bool sp_cta = (int)blockIdx.x < csp;
+  const int b = sp_cta ? (int)blockIdx.x * W + warp : Bs + ((int)blockIdx.x - csp) * W + warp;
+  const bool active = b < (sp_cta ? Bs : Bs + Bd);
+  const int nsp = sp_cta ? Ss : 0, nde = sp_cta ? SdA : SdB;
+  const uint4* vbase = sv + (size_t)b * Ss * VS;
+  const uint32_t* mbase = sm + (size_t)b * Ss * 32;
+  const uint4* dbase = sp_cta ? dv + (size_t)b * SdA * VD
+                              : dv + ((size_t)Bs * SdA + (size_t)(b - Bs) * SdB) * VD;
+  const int rs = (nsp + U - 1) / U, rounds = rs + (nde + U - 1) / U;
+
+  // x fragments of round r's steps into buffer r & 1 (one commit group)
+  auto copy_x = [&](int r) {
+    uint4* dst = xs + (size_t)(r & 1) * U * XSTEP;
+    const bool sparse = r < rs;
+    const int s0 = sparse ? r * U : (r - rs) * U, n = sparse ? nsp : nde;
+    const int* tab = sparse ? sblk : dblk;
+    for (int i = threadIdx.x; i < U * XSTEP; i += blockDim.x) {
+      const int u = i / XSTEP, s = s0 + u;
+      if (s < n) cp_async16(dst + i, xf + (size_t)(__ldg(tab + s) >> 5) * NT * 32 + (i - u * XSTEP));
+    }
+    cp_async_commit();
+  };
+
+  float acc[1][NT][4];
+  zero_acc<1, NT>(acc);
+  if (pdl) pdl_wait();  // x (and so xf) is written by the kernel before this one
+  if (rounds > 0) copy_x(0);
+  for (int r = 0; r < rounds; ++r) {
+    const uint4* xr = xs + (size_t)(r & 1) * U * XSTEP;
+    if (r < rs) {
+      const int s0 = r * U;
+      uint4 va[U][1][NVS];
+      uint32_t me[U][1];
+      if (active) {
+#pragma unroll
+        for (int u = 0; u < U; ++u)
+          if (s0 + u < nsp) {
+            const uint4* p = vbase + (size_t)(s0 + u) * VS + lane;
+#pragma unroll
+            for (int v = 0; v < NVS; ++v) va[u][0][v] = ldg_stream(p + 32 * v);
+            me[u][0] = ldg_stream32(mbase + (size_t)(s0 + u) * 32 + lane);
+          }
+      }
+      cp_async_wait_all();
+      __syncthreads();  // round r's x is in; every warp is done with buffer (r + 1) & 1
+      if (r + 1 < rounds) copy_x(r + 1);
+      if (active) {
+#pragma unroll
+        for (int u = 0; u < U; ++u)
+          if (s0 + u < nsp)
+            sparse_step<1, NT, FP8, NVS, X_SMEM>(acc, va[u], me[u], u * 64, xr, nullptr, 0, M, 0, lane);
+      }
+    } else {
+      const int s0 = (r - rs) * U;
+      uint4 da[U][1][NVD];
+      if (active) {
+#pragma unroll
+        for (int u = 0; u < U; ++u)
+          if (s0 + u < nde) {
+            const uint4* p = dbase + (size_t)(s0 + u) * VD + lane;
+#pragma unroll
+            for (int j = 0; j < NVD; ++j) da[u][0][j] = ldg_stream(p + 32 * j);
+          }
+      }
+      cp_async_wait_all();
+      __syncthreads();
+      if (r + 1 < rounds) copy_x(r + 1);
+      if (active) {
+#pragma unroll
+        for (int u = 0; u < U; ++u)
+          if (s0 + u < nde) dense_step<1, NT, FP8, NVD, X_SMEM>(acc, da[u], u * 64, xr, nullptr, 0, M, 0, lane);
+      }
+    }
+  }
+  if (!active) return;
+  // this warp's tile: acc[0][n] = rows g, g + 8 x tokens 8n + 2t, 8n + 2t + 1 (the m16n8 C fragment)
+  const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int n = 0; n < NT; ++n)
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      const int row = g + (q >> 1) * 8, tok = n * 8 + 2 * t + (q & 1);
+      if (tok < M) {
+        const int o = __ldg(out_row + (size_t)b * 16 + row);
+        if (o >= 0) {
+          float v = acc[0][n][q];
+          if (FP8) v *= __ldg(wscale + o);
+          y[(size_t)tok * ldy + o] = __float2bfloat16(v);
+        }
+      }
+    }
+}
+
+// one launch: ceil(Bs / warps) + ceil(Bd / warps) CTAs of 32 * warps threads (warps <= 8)
+template <int NT, bool FP8>
+cudaError_t launch_xs(int warps, cudaStream_t stream, bool pdl, const uint4* sv, const uint32_t* sm,
+                      const uint4* dv, const uint4* xf, const int* sblk, const int* dblk, const int* out_row,
+                      const float* wscale, __nv_bfloat16* y, int ldy, int M, int Bs, int Bd, int Ss, int SdA,
+                      int SdB) {
+  if (warps < 1 || warps > 8) return cudaErrorInvalidValue;
+  const int smem = xs_smem_bytes<NT>();
+  if (smem > 48 * 1024) {
+    const cudaError_t e = cudaFuncSetAttribute(spense_mmasp_xs_kernel<NT, FP8>,
+                                               cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    if (e != cudaSuccess) return e;
+  }
+  const dim3 grid((unsigned)((Bs + warps - 1) / warps + (Bd + warps - 1) / warps)), block((unsigned)(32 * warps));
+  if (grid.x == 0) return cudaSuccess;
+  return launch_ex(spense_mmasp_xs_kernel<NT, FP8>, grid, block, (size_t)smem, stream, pdl, sv, sm, dv, xf, sblk,
+                   dblk, out_row, wscale, y, ldy, M, Bs, Bd, Ss, SdA, SdB, (int)pdl);
+}
