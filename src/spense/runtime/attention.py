@@ -10,10 +10,9 @@ static cache), ``mask`` ``(B, L)`` additive (0 or -inf, every row with at least 
 The ``L`` keys are cut into ``S`` splits of ``SPLIT`` keys (flash-decoding).  Program ``(b*H+h, s)``
 keeps the running max ``m``, sum ``l`` and unnormalised output ``o`` of its split in float32 (scores
 ``q k^T`` and ``p v`` on tensor cores in the input dtype, ``p`` rounded to it); a second kernel
-merges the splits: ``M = max_s m_s``, ``y = sum_s e^(m_s - M) o_s / sum_s e^(m_s - M) l_s``, one program
-per query row, 32 splits per load.  So K and
-V are read once, in their own dtype, by ``B*H*S`` programs (the math backend of SDPA copies them to
-float32 first, every layer and step).
+merges the splits: ``M = max_s m_s``, ``y = sum_s e^(m_s - M) o_s / sum_s e^(m_s - M) l_s``, one
+program per query row, 32 splits per load.  So K and V are read once, in their own dtype, by
+``B*H*S`` programs (the math backend of SDPA copies them to float32 first, every layer and step).
 
 CUDA: the kernels; CPU: the same formula in float32 (the reference; the kernels themselves run on
 CPU under ``TRITON_INTERPRET=1``).  A fake implementation lets ``torch.compile`` trace it.
@@ -40,9 +39,9 @@ if triton is not None:
 
     @triton.jit
     def _decode_attn_split(q_ptr, k_ptr, v_ptr, m_ptr, o_ptr, ml_ptr, L, G, H, NS, scale,
-                      sqb, sqh, sqg, skb, skh, skl, svb, svh, svl, smb,
-                      D: tl.constexpr, GP: tl.constexpr, BLOCK: tl.constexpr, SPLIT: tl.constexpr,
-                      DOT_DT: tl.constexpr):
+                           sqb, sqh, sqg, skb, skh, skl, svb, svh, svl, smb,
+                           D: tl.constexpr, GP: tl.constexpr, BLOCK: tl.constexpr, SPLIT: tl.constexpr,
+                           DOT_DT: tl.constexpr):
         bh = tl.program_id(0)
         s = tl.program_id(1)
         b = (bh // H).to(tl.int64)  # 64-bit offsets: a large cache passes 2^31 elements
@@ -76,7 +75,7 @@ if triton is not None:
 
     @triton.jit
     def _decode_attn_merge(o_ptr, ml_ptr, y_ptr, G, H, NS, syb, syh, syg,
-                      D: tl.constexpr, GP: tl.constexpr, SB: tl.constexpr):
+                           D: tl.constexpr, GP: tl.constexpr, SB: tl.constexpr):
         # program (b*H+h, g): query row g, its NS splits merged SB at a time (a [SB, D] tile per load,
         # a running max across the chunks), so no program walks the splits one load after another
         bh = tl.program_id(0)
@@ -140,11 +139,11 @@ def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, m
     ml = torch.empty(B * H, ns, 2, gp, dtype=torch.float32, device=q.device)
     y = torch.empty(B, H, G, D, dtype=q.dtype, device=q.device)
     _decode_attn_split[(B * H, ns)](q, k, v, mask, o, ml, L, G, H, ns, D ** -0.5,
-                               q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
-                               v.stride(0), v.stride(1), v.stride(2), mask.stride(0),
-                               D=D, GP=gp, BLOCK=BLOCK, SPLIT=split, DOT_DT=dot_dt, num_warps=4)
+                                    q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1),
+                                    k.stride(2), v.stride(0), v.stride(1), v.stride(2), mask.stride(0),
+                                    D=D, GP=gp, BLOCK=BLOCK, SPLIT=split, DOT_DT=dot_dt, num_warps=4)
     _decode_attn_merge[(B * H, G)](o, ml, y, G, H, ns, y.stride(0), y.stride(1), y.stride(2), D=D, GP=gp,
-                              SB=min(32, triton.next_power_of_2(ns)), num_warps=4)
+                                   SB=min(32, triton.next_power_of_2(ns)), num_warps=4)
     return y
 
 
