@@ -21,6 +21,7 @@ M="python -m spense.engine.measure --model $MODEL --layers $LAYERS --batches $BA
 stage() {
   local name=$1 max=$2 reserve=$3; shift 3
   [ "${NORESERVE:-0}" = 1 ] && reserve=0  # NORESERVE=1: no time kept for later stages (most are skipped)
+  max=$(( max * ${STAGE_SCALE:-1} ))  # STAGE_SCALE=3: e.g. LAYERS=36 (build and compile grow with the layers)
   case " ${SKIP:-} " in *" $name "*) echo "$name skipped (SKIP)" >> "$OUT/stages.txt"; return;; esac
   local t=$(( $(left) - reserve )); [ "$t" -gt "$max" ] && t=$max
   if [ "$t" -lt 15 ]; then echo "$name skipped (left $(left) s)" >> "$OUT/stages.txt"; return; fi

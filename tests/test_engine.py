@@ -393,3 +393,21 @@ def test_default_attention_split_on_cuda_where_the_head_dim_suits():
     m.args.head_dim = 80  # not a power of two: the split kernel does not take it
     assert default_attention(m, cuda=True, compiled=True) == "math"
     assert default_attention(m, cuda=True, compiled=False) == "auto"
+
+
+def test_argmax_last_is_the_first_maximum_eager_and_compiled():
+    """The two-stage argmax equals ``argmax(-1)`` (ties: the first index) for widths that are and are
+    not multiples of the slice count, eagerly and under torch.compile."""
+    from spense.engine.generate import argmax_last
+
+    gen = torch.Generator().manual_seed(0)
+    compiled = torch.compile(argmax_last, fullgraph=True, dynamic=False)
+    for B, V in [(1, 151936), (3, 1000), (2, 256), (4, 100)]:
+        x = torch.randint(0, 5, (B, V), generator=gen).to(torch.bfloat16)  # many ties
+        x[0, -1] = 9  # a maximum in the padded last slice
+        if B > 1:
+            x[1, 7] = x[1, 200 % V] = 9  # tied maxima: the first wins
+        want = x.argmax(-1, keepdim=True)
+        assert torch.equal(argmax_last(x), want)
+        assert torch.equal(compiled(x), want)
+        assert torch.equal(argmax_last(x.float() / 3), (x.float() / 3).argmax(-1, keepdim=True))

@@ -67,10 +67,29 @@ def _round_up(n: int, m: int) -> int:
     return -(-n // m) * m
 
 
+ARGMAX_SLICES = 64
+
+
+def argmax_last(x: torch.Tensor, slices: int = ARGMAX_SLICES) -> torch.Tensor:
+    """``x.argmax(-1, keepdim=True)`` (the first maximum) in two stages: ``m_j, i_j`` = the max of slice
+    ``j`` of the last dim and its first index there; ``j* = argmax_j m_j`` (the first slice holding the
+    overall max); the answer is ``j* w + i_j*`` with ``w`` the slice width (the tail padded with -inf).
+    Inductor turns one long row into one program's serial reduction (32 µs per step for Qwen3's
+    151,936 logits at B = 1 on the H200, e2e v9 profile); the slices reduce in parallel."""
+    V = x.shape[-1]
+    if V < 4 * slices:
+        return x.argmax(-1, keepdim=True)
+    w = -(-V // slices)
+    xp = torch.nn.functional.pad(x, (0, w * slices - V), value=float("-inf")).view(*x.shape[:-1], slices, w)
+    m, i = xp.max(-1)
+    j = m.argmax(-1, keepdim=True)
+    return j * w + i.gather(-1, j)
+
+
 def sample(logits: torch.Tensor, temperature: float = 0.0, top_p: float = 1.0) -> torch.Tensor:
     """Next token ``(B, 1)`` from ``logits`` ``(B, V)`` (see the module doc)."""
     if temperature <= 0.0:
-        return logits.argmax(-1, keepdim=True)
+        return argmax_last(logits)
     probs = torch.softmax(logits / temperature, dim=-1)
     if top_p < 1.0:
         sp, si = probs.sort(dim=-1, descending=True)
@@ -79,7 +98,7 @@ def sample(logits: torch.Tensor, temperature: float = 0.0, top_p: float = 1.0) -
         probs = torch.zeros_like(probs).scatter_(-1, si, sp)
         probs = probs / probs.sum(-1, keepdim=True)
     e = torch.empty_like(probs).exponential_(1.0)
-    return (probs / e).argmax(-1, keepdim=True)
+    return argmax_last(probs / e)
 
 
 def decode_step(model: Transformer, tok: torch.Tensor, input_pos: torch.Tensor, start: torch.Tensor,

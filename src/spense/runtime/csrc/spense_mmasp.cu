@@ -105,7 +105,8 @@ static bool pf_enabled() {
 }
 
 // SPENSE_MMASP_XS (read once): the shared-x kernel (spense_mmasp_xs.cuh) in place of the register kernel
-// at RT = 1, <= 8 warps, with x fragments: "1" for M > 8, "2" for every M; unset or "0": never
+// at RT = 1, <= 8 warps, with x fragments, on layers of >= 1056 row tiles: "1" for M > 8, "2" for every
+// M; unset or "0": never
 static int xs_min_m() {
   static const int m = [] {
     const char* e = getenv("SPENSE_MMASP_XS");
@@ -113,6 +114,11 @@ static int xs_min_m() {
     return v == 1 ? 9 : v == 2 ? 1 : 1 << 30;
   }();
   return m;
+}
+// SPENSE_MMASP_XS_MIN_TILES (read once): the fewest row tiles for the shared-x kernel (default 1056)
+static int xs_min_tiles() {
+  static const int t = [] { const char* e = getenv("SPENSE_MMASP_XS_MIN_TILES"); return e ? atoi(e) : 1056; }();
+  return t;
 }
 
 #define LAUNCH_XS(NT_, F_)                                                                          \
@@ -174,8 +180,11 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
   auto stream = at::cuda::getCurrentCUDAStream();
   const bool pdl = stages == 0 && pdl_enabled();
   const bool pf = stages == 0 && RT == 1 && warps <= 8 && pf_enabled();  // its bound: 256 threads
-  if (stages == 0 && RT == 1 && warps <= 8 && XF != nullptr && M >= xs_min_m()) {
-    // its CTAs hold `warps` row tiles each: 4 warps where 8 would give fewer than two CTAs per SM
+  // the shared-x kernel where its CTAs (`warps` row tiles each, 4 where 8 would give fewer than two
+  // CTAs per SM) still fill the GPU: at least 1056 row tiles (2 CTAs of 4 warps on each of 132 SMs;
+  // SPENSE_MMASP_XS_MIN_TILES); with fewer it would hold too few weight bytes in flight, and the
+  // register kernel stays
+  if (stages == 0 && RT == 1 && warps <= 8 && XF != nullptr && M >= xs_min_m() && Bs + Bd >= xs_min_tiles()) {
     const int wxs = (Bs + Bd) / 8 >= 264 ? (int)warps : std::min((int)warps, 4);
     if (fp8) { DISPATCH_XS(true) } else { DISPATCH_XS(false) }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
