@@ -104,15 +104,17 @@ def test_every_module_imports_in_a_fresh_interpreter():
 
 
 def test_package_data_ships_every_kernel_source():
-    """A wheel carries every file the extension build reads (the .cu and each header beside it)."""
+    """A wheel carries every file the extension build reads (the .cu and each header beside it) and
+    every table the runtime loads (runtime/*.json)."""
     import fnmatch
 
     tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 
     root = Path(__file__).resolve().parents[1]
     globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["spense"]
-    csrc = root / "src" / "spense" / "runtime" / "csrc"
-    files = [p.relative_to(root / "src" / "spense").as_posix() for p in csrc.iterdir() if p.is_file()]
-    assert any(f.endswith(".cuh") for f in files)
+    rt = root / "src" / "spense" / "runtime"
+    files = [p.relative_to(root / "src" / "spense").as_posix()
+             for p in [*(rt / "csrc").iterdir(), *rt.glob("*.json")] if p.is_file()]
+    assert any(f.endswith(".cuh") for f in files) and any(f.endswith("mmasp_cfg_h200.json") for f in files)
     missing = [f for f in files if not any(fnmatch.fnmatch(f, g) for g in globs)]
     assert not missing, missing

@@ -605,3 +605,47 @@ def test_gpu_planned_fragments_eager_and_compiled(axis, block):
         for y in (m(x), f(x)):
             e = ((y.double() - ref).norm() / ref.norm()).item()
             assert e <= 1e-2, (axis, M, e)
+
+
+def test_make_mmasp_cfg_table_and_its_use_on_that_gpu(tmp_path, monkeypatch):
+    """benchmarks/make_mmasp_cfg_table.py: per cell the fastest reg_xf config when >= 2 were timed, a
+    later file replacing a cell, pdl lines left out; table_for serves the packaged table on its GPU
+    only (launch configs, no backend choices), after the per-device cache."""
+    import importlib.util
+    from types import SimpleNamespace
+
+    from spense.runtime import autotune as at
+
+    spec = importlib.util.spec_from_file_location("mk", HERE.parent / "benchmarks" / "make_mmasp_cfg_table.py")
+    mk = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mk)
+
+    def line(N, M, RT, w, us, fp8=0, pdl=""):
+        return (f"N={N} K=4096 d=0.250 axis=c fp8={fp8} M={M} RT={RT} warps={w} stages=4 xfrag=1{pdl} | "
+                f"rel_diff 0 nonfinite 0 | reg 99.0 us 1 GB/s | reg_xf {us} us 1 GB/s | bulk 1.0 us 1 GB/s")
+
+    old = "\n".join(["# NVIDIA H200, 2026-11-30T16:00:00Z, commit aaa", line(6144, 1, 1, 4, 14.0),
+                     line(6144, 1, 1, 8, 13.0), line(6144, 16, 1, 4, 17.0), line(6144, 16, 2, 4, 30.0),
+                     line(6144, 16, 1, 8, 5.0, pdl=" pdl=1"), line(4096, 1, 1, 4, 9.0, fp8=1)])
+    new = "\n".join(["# NVIDIA H200, 2026-11-30T20:00:00Z, commit bbb", line(6144, 1, 1, 4, 14.5),
+                     line(6144, 1, 1, 8, 16.1)])
+    t = mk.make_table([("old", old), ("new", new)], (9, 0))
+    assert t["device"] == "NVIDIA H200" and t["date"] == "2026-11-30T20:00:00Z"
+    assert t["mmasp_cfg"] == {"bf16,cols,6144,4096,0.25,1": [1, 4],  # the newer file's cell
+                              "bf16,cols,6144,4096,0.25,16": [1, 4]}  # pdl left out; fp8: one config only
+    with pytest.raises(ValueError):
+        mk.make_table([("x", line(1, 1, 1, 4, 1.0))], (9, 0))  # no header
+    # the packaged H200 table, on a (faked) H200 only, and a cache measured on the GPU wins over it
+    monkeypatch.setenv("SPENSE_CACHE", str(tmp_path))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "NVIDIA H200")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: (9, 0))
+    at._DEVICE_TABLES.clear()
+    src, table = at.table_for(torch.device("cuda", 0))
+    assert src == "cfg" and table["device"] == "NVIDIA H200" and "choice" not in table
+    qkv = SimpleNamespace(scale=None, values=torch.empty(0, dtype=torch.bfloat16), out_features=6144,
+                          in_features=4096, layout=SimpleNamespace(axis="cols", dense_ratio=0.25))
+    assert at.default_mmasp_cfg(qkv, 32, table) == (1, 4)  # 8 warps ran 47 % slower there (quick_c54974e)
+    assert at.default_choice(qkv, 1, table) == "mmasp" and at.default_choice(qkv, 32, table) == "dense"
+    assert at.packaged_cfg_table("NVIDIA H100 80GB HBM3", (9, 0)) is None
+    at._DEVICE_TABLES.clear()

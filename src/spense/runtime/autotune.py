@@ -7,7 +7,10 @@ Which table serves a GPU (:func:`table_for`):
 2. else the per-device cache ``$SPENSE_CACHE/autotune/<device>-sm<cc>.json`` (default
    ``~/.cache/spense``), written by :func:`save_device_table` after :func:`tune_layer` measured
    the layers on this GPU (``SpenseLinear.tune()`` then ``save_device_table``);
-3. else no table: the rules that are safe everywhere (the mma.sp kernel with its launch heuristic
+3. else a packaged launch-config table ``mmasp_cfg_<gpu>.json`` of this GPU (device name and
+   capability), made from kernel-harness runs by ``benchmarks/make_mmasp_cfg_table.py``: the mma.sp
+   launch config (row tiles, warps) per shape and M; the backend follows the safe rules of 4.;
+4. else no table: the rules that are safe everywhere (the mma.sp kernel with its launch heuristic
    for decode sizes, the transient dense path above).
 
 One log line (logger ``spense``) says which, once per device.
@@ -74,8 +77,22 @@ def table_source(table: dict, name: str, capability) -> str:
 _DEVICE_TABLES: dict[str, tuple[str, dict]] = {}
 
 
+def packaged_cfg_table(name: str, capability) -> dict | None:
+    """The packaged launch-config table (``mmasp_cfg_*.json`` beside this module) measured on this
+    GPU, its ``mmasp_cfg`` only, or None."""
+    for p in sorted(Path(__file__).parent.glob("mmasp_cfg_*.json")):
+        try:
+            t = json.loads(p.read_text())
+        except (OSError, ValueError):  # pragma: no cover - a damaged install
+            continue
+        if table_source(t, name, capability) == "builtin":
+            return {"device": t["device"], "capability": t["capability"], "mmasp_cfg": t.get("mmasp_cfg", {})}
+    return None
+
+
 def table_for(device: torch.device | None = None) -> tuple[str, dict]:
-    """``(source, table)`` for the current CUDA device: ``builtin``, ``cache`` or ``safe`` ({})."""
+    """``(source, table)`` for the current CUDA device: ``builtin``, ``cache``, ``cfg`` (the packaged
+    launch configs of this GPU, no backend choices) or ``safe`` ({})."""
     if device is None or device.type != "cuda" or not torch.cuda.is_available():
         return "safe", {}
     name = torch.cuda.get_device_name(device)
@@ -93,10 +110,12 @@ def table_for(device: torch.device | None = None) -> tuple[str, dict]:
             res = ("cache", json.loads(p.read_text()))
             log.warning("spense auto backend: table measured on this GPU, from %s", p)
         except (OSError, ValueError):
-            res = ("safe", {})
+            cfg = packaged_cfg_table(name, cc)
+            res = ("safe", {}) if cfg is None else ("cfg", cfg)
             log.warning("spense auto backend: no table for %s sm%d%d (built-in table is for %s); safe "
-                        "choices (mma.sp kernel for decode sizes); SpenseLinear.tune() + autotune.save_device_table() measure this GPU",
-                        name, cc[0], cc[1], full.get("device"))
+                        "choices (mma.sp kernel for decode sizes)%s; SpenseLinear.tune() + "
+                        "autotune.save_device_table() measure this GPU", name, cc[0], cc[1], full.get("device"),
+                        "" if cfg is None else ", with the packaged launch configs of this GPU")
     _DEVICE_TABLES[key] = res
     return res
 

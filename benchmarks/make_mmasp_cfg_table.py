@@ -1,0 +1,100 @@
+"""Derive a GPU's mma.sp launch-config table from kernel-harness runs (benchmarks/mmasp_bulk_check.cu).
+
+    python3 benchmarks/make_mmasp_cfg_table.py benchmarks/results/mmasp_bulk_2026-11-30/bulk_ab.txt \
+        benchmarks/results/mmasp_bulk_2026-11-30/quick_c54974e/bulk_ab.txt \
+        --capability 9.0 --out src/spense/runtime/mmasp_cfg_h200.json
+
+Every timing line of the harness gives, for one (dtype, axis, N, K, dense ratio, M) cell and one
+launch config (row tiles RT, warps), the register kernel's time with x in fragment order
+(``reg_xf``: what the compiled engine runs).  For each cell the config with the lowest time wins, if
+at least two configs were timed in the same file; where several files timed a cell, the later file
+(a newer kernel) decides the whole cell.  Lines with the dependent launch (``pdl=1``) are left out.
+
+The output (``{"device", "capability", "date", "sources", "command", "mmasp_cfg"}``, keys
+``"dtype,axis,N,K,dense_ratio,M"``) is read by ``spense.runtime.autotune.table_for`` on the GPU it
+names, for the launch config only; the backend choice still follows the runtime's rules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+
+LINE = re.compile(r"N=(\d+) K=(\d+) d=([\d.]+) axis=([cr]) fp8=([01]) M=(\d+) RT=(\d+) warps=(\d+) "
+                  r"stages=\d+ xfrag=\d(?: pdl=(\d))?")
+REG_XF = re.compile(r"\| reg_xf ([\d.]+) us")
+HEADER = re.compile(r"^# (.+?), (\d{4}-\d\d-\d\dT[\d:]+Z), commit (\S+)")
+
+
+def parse(text: str) -> tuple[dict, dict[str, dict[tuple[int, int], float]]]:
+    """``(header, cells)``: the file's device / date / commit and, per cell key, ``{(RT, warps): µs}``
+    (the best of repeated lines)."""
+    head: dict = {}
+    cells: dict[str, dict[tuple[int, int], float]] = {}
+    for line in text.splitlines():
+        h = HEADER.match(line)
+        if h:
+            head = {"device": h.group(1), "date": h.group(2), "commit": h.group(3)}
+            continue
+        m, t = LINE.search(line), REG_XF.search(line)
+        if not m or not t or m.group(9) == "1":
+            continue
+        N, K, d, axis, fp8, M, RT, warps = m.groups()[:8]
+        key = f"{'fp8' if fp8 == '1' else 'bf16'},{'cols' if axis == 'c' else 'rows'},{N},{K},{float(d)},{M}"
+        cfg = (int(RT), int(warps))
+        cell = cells.setdefault(key, {})
+        cell[cfg] = min(cell.get(cfg, float("inf")), float(t.group(1)))
+    return head, cells
+
+
+def make_table(files: list[tuple[str, str]], capability: tuple[int, int]) -> dict:
+    """``files``: (path, text) in order; later files replace earlier ones cell by cell."""
+    chosen: dict[str, list[int]] = {}
+    sources, device = [], None
+    for path, text in files:
+        head, cells = parse(text)
+        if head.get("device"):
+            if device and head["device"] != device:
+                raise ValueError(f"{path}: measured on {head['device']}, the others on {device}")
+            device = head["device"]
+        sources.append({"path": path, **head, "cells": len(cells)})
+        for key, cfgs in cells.items():
+            if len(cfgs) >= 2:
+                chosen[key] = list(min(cfgs, key=cfgs.get))
+    if device is None:
+        raise ValueError("no harness header (# <device>, <date>, commit <sha>) in the inputs")
+    return {"device": device, "capability": list(capability), "date": max(s.get("date", "") for s in sources),
+            "sources": sources, "mmasp_cfg": dict(sorted(chosen.items()))}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("files", nargs="+", help="bulk_ab.txt files, oldest first")
+    ap.add_argument("--capability", required=True, help="the GPU's compute capability, e.g. 9.0")
+    ap.add_argument("--out", help="write the table here (atomically); else print it")
+    a = ap.parse_args(argv)
+    try:
+        cc = tuple(int(v) for v in a.capability.split("."))
+        files = [(os.path.relpath(p), open(p).read()) for p in a.files]
+        table = make_table(files, cc)
+    except (OSError, ValueError) as e:
+        print(f"make_mmasp_cfg_table: {e}", file=sys.stderr)
+        return 2
+    table["command"] = "python3 benchmarks/make_mmasp_cfg_table.py " + " ".join(argv or sys.argv[1:])
+    text = json.dumps(table, indent=1) + "\n"
+    if not a.out:
+        print(text, end="")
+        return 0
+    tmp = f"{a.out}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, a.out)
+    print(f"{len(table['mmasp_cfg'])} cells -> {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
