@@ -19,7 +19,7 @@ def test_measure_rows_cpu(tmp_path):
     assert [(r["variant"], r["batch"]) for r in rows] == [(v, b) for v in ("dense", "spense0", "spense0.25")
                                                           for b in (1, 2)]
     need = {"weight_bytes", "floor_ms", "peak_mem_bytes", "linear_weight_bytes", "dense_linear_weight_bytes",
-            "step_ms", "decode_tok_s", "speedup_vs_dense", "device", "date", "commit"}
+            "step_ms", "decode_tok_s", "speedup_vs_dense", "device", "date", "commit", "launch_cfg", "switches"}
     for r in rows:
         assert need <= set(r), need - set(r)
         assert r["step_ms"] > 0 and r["weight_bytes"] > r["linear_weight_bytes"] > 0
@@ -71,3 +71,20 @@ def test_e2e_summary_best_rows_ratios_and_anchor(tmp_path):
     assert "| 2.100 |" in next(s for s in t.splitlines() if "| dense |" in s)
     every = mod.table(rows, anchor, all_rows=True)  # the old-timing 0.5 ms row wins there; profiled rows never
     assert "| 0.500 |" in next(s for s in every.splitlines() if "| spense0.25 |" in s)
+
+
+def test_launch_configs_lists_running_spense_shapes():
+    """launch_configs: one entry per Spense shape that runs, fused projections in, their members out."""
+    import torch
+
+    from spense.runtime.linear import SpenseLinear
+
+    def lin(n, k, cfg, fused=False):
+        m = SpenseLinear.__new__(SpenseLinear)
+        torch.nn.Module.__init__(m)
+        m.out_features, m.in_features, m.mmasp_cfg, m._fused = n, k, cfg, fused
+        return m
+
+    model = torch.nn.ModuleList([lin(6144, 4096, {1: (1, 4), 32: (1, 4)}), lin(4096, 4096, {1: (1, 8)}, fused=True),
+                                 lin(4096, 12288, {})])
+    assert measure.launch_configs(model) == {"6144,4096": {1: [1, 4], 32: [1, 4]}}

@@ -89,6 +89,23 @@ def _linear_bytes(model, lins) -> int:
     return n + _bytes(fused)
 
 
+SWITCHES = ("SPENSE_ATTENTION", "SPENSE_TUNING", "SPENSE_MMASP_PDL", "SPENSE_MMASP_PF", "SPENSE_MMASP_XS",
+            "SPENSE_MMASP_XS_MIN_TILES", "SPENSE_MMASP_STAGES")
+
+
+def launch_configs(model) -> dict[str, dict[int, list[int]]]:
+    """The mma.sp launch config (row tiles, warps) per M bucket of each Spense layer shape that runs
+    (``"N,K"``; a fused projection counts, its members do not)."""
+    from spense.runtime.linear import SpenseLinear
+
+    out: dict[str, dict[int, list[int]]] = {}
+    for mod in model.modules():
+        if isinstance(mod, SpenseLinear) and not mod._fused and mod.mmasp_cfg:
+            out.setdefault(f"{mod.out_features},{mod.in_features}", {}).update(
+                {int(b): [int(v) for v in c] for b, c in mod.mmasp_cfg.items()})
+    return out
+
+
 def weight_bytes(model) -> tuple[int, int, int]:
     """``(all weights read per step, block linears as held, the same linears dense)``."""
     lins = block_linears(model)
@@ -289,6 +306,7 @@ def run(model: str, batches=(1, 8), ratios=(0.25,), fp8: bool = False, prompt_le
                    "copy_tbps": bw / 1e12, "floor_ms": wb / bw * 1e3, "build_s": build_s,
                    "compile_and_time_s": time.perf_counter() - t1,
                    "peak_mem_bytes": torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None,
+                   "launch_cfg": launch_configs(m), "switches": {k: os.environ[k] for k in SWITCHES if k in os.environ},
                    **bw_detail}
             row["x_floor"] = row["step_ms"] / row["floor_ms"]
             if ratio is None:
