@@ -278,15 +278,17 @@ _PDL = textwrap.dedent("""
 
 @pytest.mark.gpu
 @gpu
-@pytest.mark.parametrize("pdl,pf,xs", [("1", "0", "0"), ("0", "1", "0"), ("1", "1", "0"), ("0", "0", "2"),
-                                       ("1", "0", "1")])
-def test_gpu_mmasp_dependent_launch_and_pipelined(pdl, pf, xs):
+@pytest.mark.parametrize("pdl,pf,xs,split", [("1", "0", "0", "0"), ("0", "1", "0", "0"), ("1", "1", "0", "0"),
+                                             ("0", "0", "2", "0"), ("1", "0", "1", "0"), ("1", "0", "2", "1")])
+def test_gpu_mmasp_dependent_launch_and_pipelined(pdl, pf, xs, split):
     """SPENSE_MMASP_PDL=1 (the register kernel launched dependent on the kernel that writes x),
     SPENSE_MMASP_PF=1 (its software-pipelined instantiation) and SPENSE_MMASP_XS=1/2 (the shared-x
-    kernel above M = 8 / at every M), each read once per process: eagerly and inside a CUDA graph the
-    outputs still match the float64 reference."""
-    env = dict(os.environ, SPENSE_MMASP_PDL=pdl, SPENSE_MMASP_PF=pf, SPENSE_MMASP_XS=xs,
-               SPENSE_MMASP_XS_MIN_TILES="1",  # the test layers have 6 row tiles
+    kernel above M = 8 / at every M; with SPENSE_MMASP_XS_SPLIT=1 on small layers with K split over
+    CTAs), each read once per process: eagerly and inside a CUDA graph the outputs still match the
+    float64 reference."""
+    env = dict(os.environ, SPENSE_MMASP_PDL=pdl, SPENSE_MMASP_PF=pf, SPENSE_MMASP_XS=xs, SPENSE_MMASP_XS_SPLIT=split,
+               # the test layers have 6 row tiles: without the split they pass as "big" only this way
+               SPENSE_MMASP_XS_MIN_TILES="1" if split == "0" else "1056",
                PYTHONPATH=os.pathsep.join([SRC, os.path.dirname(__file__)]))
     r = subprocess.run([sys.executable, "-c", _PDL], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]

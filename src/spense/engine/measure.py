@@ -90,7 +90,7 @@ def _linear_bytes(model, lins) -> int:
 
 
 SWITCHES = ("SPENSE_ATTENTION", "SPENSE_TUNING", "SPENSE_MMASP_PDL", "SPENSE_MMASP_PF", "SPENSE_MMASP_XS",
-            "SPENSE_MMASP_XS_MIN_TILES", "SPENSE_MMASP_STAGES")
+            "SPENSE_MMASP_XS_MIN_TILES", "SPENSE_MMASP_XS_SPLIT", "SPENSE_MMASP_STAGES")
 
 
 def launch_configs(model) -> dict[str, dict[int, list[int]]]:

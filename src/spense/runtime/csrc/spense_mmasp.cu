@@ -120,12 +120,19 @@ static int xs_min_tiles() {
   static const int t = [] { const char* e = getenv("SPENSE_MMASP_XS_MIN_TILES"); return e ? atoi(e) : 1056; }();
   return t;
 }
+// SPENSE_MMASP_XS_SPLIT=1 (read once): layers with fewer row tiles take the shared-x kernel too, with
+// K split over CTAs (xs_splits) and the sums met in a zeroed fp32 buffer
+static bool xs_split_enabled() {
+  static const bool on = [] { const char* e = getenv("SPENSE_MMASP_XS_SPLIT"); return e && e[0] == '1'; }();
+  return on;
+}
 
 #define LAUNCH_XS(NT_, F_)                                                                          \
   C10_CUDA_CHECK((launch_xs<NT_, F_>(wxs, stream, pdl, (const uint4*)sv.data_ptr(),             \
       (const uint32_t*)sm.data_ptr(), (const uint4*)dv.data_ptr(), XF, sblk.data_ptr<int>(),          \
       dblk.data_ptr<int>(), out_row.data_ptr<int>(), wscale.data_ptr<float>(),                        \
-      (__nv_bfloat16*)y.data_ptr(), (int)y.stride(0), M, (int)Bs, (int)Bd, (int)Ss, (int)SdA, (int)SdB)))
+      (__nv_bfloat16*)y.data_ptr(), (int)y.stride(0), M, (int)Bs, (int)Bd, (int)Ss, (int)SdA, (int)SdB, \
+      ks, ks > 1 ? ws.data_ptr<float>() : nullptr, (int)y.size(1))))
 
 #define DISPATCH_XS(F_)                      \
   switch (NT) {                              \
@@ -184,8 +191,14 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
   // CTAs per SM) still fill the GPU: at least 1056 row tiles (2 CTAs of 4 warps on each of 132 SMs;
   // SPENSE_MMASP_XS_MIN_TILES); with fewer it would hold too few weight bytes in flight, and the
   // register kernel stays
-  if (stages == 0 && RT == 1 && warps <= 8 && XF != nullptr && M >= xs_min_m() && Bs + Bd >= xs_min_tiles()) {
+  const bool xs_big = Bs + Bd >= xs_min_tiles();
+  if (stages == 0 && RT == 1 && warps <= 8 && XF != nullptr && M >= xs_min_m() && (xs_big || xs_split_enabled())) {
     const int wxs = (Bs + Bd) / 8 >= 264 ? (int)warps : std::min((int)warps, 4);
+    const int ctas = (int)((Bs + wxs - 1) / wxs + (Bd + wxs - 1) / wxs);
+    const int ks = xs_big ? 1 : xs_splits(ctas, (int)(Ss + SdA + SdB));
+    // the split sums and one counter per CTA column, zeroed (a memset node inside a CUDA graph)
+    torch::Tensor ws = ks > 1 ? torch::zeros({(int64_t)M * y.size(1) + ctas}, y.options().dtype(at::kFloat))
+                              : torch::Tensor();
     if (fp8) { DISPATCH_XS(true) } else { DISPATCH_XS(false) }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     return;

@@ -17,6 +17,11 @@
 // row blocks [Bs, Bs + Bd) (SdB dense steps) the next ceil(Bd / W): the steps of a CTA are the same for
 // all its warps, which the shared x needs.  A warp past the last block of its kind still copies x and
 // meets every barrier, but loads and computes nothing.
+//
+// Split K (gridDim.y = KS > 1, for layers with too few row tiles to fill the GPU): CTA (c, z) walks the
+// rounds [z R / KS, (z + 1) R / KS) of its tiles and adds its sums into ws (fp32 [M][ldw], zeroed by
+// the caller, with one zeroed counter per CTA column after it); the split that finishes last (its
+// counter reaches KS - 1) reads the totals back and writes y.
 #pragma once
 #include "spense_mmasp_common.cuh"
 
@@ -30,7 +35,8 @@ __global__ void __launch_bounds__(256) spense_mmasp_xs_kernel(
     const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
     const uint4* __restrict__ xf, const int* __restrict__ sblk, const int* __restrict__ dblk,
     const int* __restrict__ out_row, const float* __restrict__ wscale, __nv_bfloat16* __restrict__ y, int ldy,
-    int M, int Bs, int Bd, int Ss, int SdA, int SdB, int pdl) {
+    int M, int Bs, int Bd, int Ss, int SdA, int SdB, int pdl, float* __restrict__ ws, unsigned* __restrict__ cnt,
+    int ldw) {
   constexpr int U = XS_U;
   constexpr int VS = FP8 ? 32 : 64, VD = FP8 ? 64 : 128;  // uint4 per (tile, sparse / dense step)
   constexpr int NVS = FP8 ? 1 : 2, NVD = FP8 ? 2 : 4;    // uint4 per lane per sparse / dense step
@@ -47,6 +53,7 @@ __global__ void __launch_bounds__(256) spense_mmasp_xs_kernel(
   const uint4* dbase = sp_cta ? dv + (size_t)b * SdA * VD
                               : dv + ((size_t)Bs * SdA + (size_t)(b - Bs) * SdB) * VD;
   const int rs = (nsp + U - 1) / U, rounds = rs + (nde + U - 1) / U;
+  const int KS = gridDim.y, r0 = (int)blockIdx.y * rounds / KS, r1 = ((int)blockIdx.y + 1) * rounds / KS;
 
   // x fragments of round r's steps into buffer r & 1 (one commit group)
   auto copy_x = [&](int r) {
@@ -64,8 +71,8 @@ __global__ void __launch_bounds__(256) spense_mmasp_xs_kernel(
   float acc[1][NT][4];
   zero_acc<1, NT>(acc);
   if (pdl) pdl_wait();  // x (and so xf) is written by the kernel before this one
-  if (rounds > 0) copy_x(0);
-  for (int r = 0; r < rounds; ++r) {
+  if (r0 < r1) copy_x(r0);
+  for (int r = r0; r < r1; ++r) {
     const uint4* xr = xs + (size_t)(r & 1) * U * XSTEP;
     if (r < rs) {
       const int s0 = r * U;
@@ -83,7 +90,7 @@ __global__ void __launch_bounds__(256) spense_mmasp_xs_kernel(
       }
       cp_async_wait_all();
       __syncthreads();  // round r's x is in; every warp is done with buffer (r + 1) & 1
-      if (r + 1 < rounds) copy_x(r + 1);
+      if (r + 1 < r1) copy_x(r + 1);
       if (active) {
 #pragma unroll
         for (int u = 0; u < U; ++u)
@@ -104,7 +111,7 @@ __global__ void __launch_bounds__(256) spense_mmasp_xs_kernel(
       }
       cp_async_wait_all();
       __syncthreads();
-      if (r + 1 < rounds) copy_x(r + 1);
+      if (r + 1 < r1) copy_x(r + 1);
       if (active) {
 #pragma unroll
         for (int u = 0; u < U; ++u)
@@ -112,9 +119,40 @@ __global__ void __launch_bounds__(256) spense_mmasp_xs_kernel(
       }
     }
   }
-  if (!active) return;
   // this warp's tile: acc[0][n] = rows g, g + 8 x tokens 8n + 2t, 8n + 2t + 1 (the m16n8 C fragment)
   const int g = lane >> 2, t = lane & 3;
+  if (KS > 1) {  // partial sums into ws; the last split of this CTA column takes the totals back
+    __shared__ unsigned last;
+    if (active) {
+#pragma unroll
+      for (int n = 0; n < NT; ++n)
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          const int row = g + (q >> 1) * 8, tok = n * 8 + 2 * t + (q & 1);
+          const int o = __ldg(out_row + (size_t)b * 16 + row);
+          if (tok < M && o >= 0) atomicAdd(ws + (size_t)tok * ldw + o, acc[0][n][q]);
+        }
+    }
+    __syncthreads();  // every warp's sums are added; thread 0 releases them with the counter
+    if (threadIdx.x == 0) {
+      __threadfence();
+      last = atomicAdd(cnt + blockIdx.x, 1u) == (unsigned)(KS - 1);
+      __threadfence();  // the last split: the others' sums are visible from here
+    }
+    __syncthreads();
+    if (!last) return;
+    if (active) {
+#pragma unroll
+      for (int n = 0; n < NT; ++n)
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          const int row = g + (q >> 1) * 8, tok = n * 8 + 2 * t + (q & 1);
+          const int o = __ldg(out_row + (size_t)b * 16 + row);
+          if (tok < M && o >= 0) acc[0][n][q] = __ldcg(ws + (size_t)tok * ldw + o);
+        }
+    }
+  }
+  if (!active) return;
 #pragma unroll
   for (int n = 0; n < NT; ++n)
 #pragma unroll
@@ -131,12 +169,22 @@ __global__ void __launch_bounds__(256) spense_mmasp_xs_kernel(
     }
 }
 
-// one launch: ceil(Bs / warps) + ceil(Bd / warps) CTAs of 32 * warps threads (warps <= 8)
+// split count for a grid of `ctas` CTAs: enough splits for two CTAs per SM on 132 SMs, at most 8 and
+// at most one split per round of 4 steps
+inline int xs_splits(int ctas, int steps) {
+  int ks = (264 + ctas - 1) / ctas;
+  ks = ks < 1 ? 1 : ks > 8 ? 8 : ks;
+  const int rounds = (steps + XS_U - 1) / XS_U;
+  return ks > rounds ? (rounds > 0 ? rounds : 1) : ks;
+}
+
+// one launch: ceil(Bs / warps) + ceil(Bd / warps) CTAs of 32 * warps threads (warps <= 8), times ks K
+// splits (ks > 1: ws = zeroed fp32 [M][ldw] followed by one zeroed counter per CTA column)
 template <int NT, bool FP8>
 cudaError_t launch_xs(int warps, cudaStream_t stream, bool pdl, const uint4* sv, const uint32_t* sm,
                       const uint4* dv, const uint4* xf, const int* sblk, const int* dblk, const int* out_row,
                       const float* wscale, __nv_bfloat16* y, int ldy, int M, int Bs, int Bd, int Ss, int SdA,
-                      int SdB) {
+                      int SdB, int ks = 1, float* ws = nullptr, int ldw = 0) {
   if (warps < 1 || warps > 8) return cudaErrorInvalidValue;
   const int smem = xs_smem_bytes<NT>();
   if (smem > 48 * 1024) {
@@ -144,8 +192,11 @@ cudaError_t launch_xs(int warps, cudaStream_t stream, bool pdl, const uint4* sv,
                                                cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
     if (e != cudaSuccess) return e;
   }
-  const dim3 grid((unsigned)((Bs + warps - 1) / warps + (Bd + warps - 1) / warps)), block((unsigned)(32 * warps));
-  if (grid.x == 0) return cudaSuccess;
+  if (ks < 1 || (ks > 1 && ws == nullptr)) return cudaErrorInvalidValue;
+  const unsigned ctas = (unsigned)((Bs + warps - 1) / warps + (Bd + warps - 1) / warps);
+  const dim3 grid(ctas, (unsigned)ks), block((unsigned)(32 * warps));
+  if (ctas == 0) return cudaSuccess;
+  unsigned* cnt = ks > 1 ? reinterpret_cast<unsigned*>(ws + (size_t)M * ldw) : nullptr;
   return launch_ex(spense_mmasp_xs_kernel<NT, FP8>, grid, block, (size_t)smem, stream, pdl, sv, sm, dv, xf, sblk,
-                   dblk, out_row, wscale, y, ldy, M, Bs, Bd, Ss, SdA, SdB, (int)pdl);
+                   dblk, out_row, wscale, y, ldy, M, Bs, Bd, Ss, SdA, SdB, (int)pdl, ws, cnt, ldw);
 }
