@@ -68,6 +68,12 @@ __global__ void __launch_bounds__(256) spense_mmasp_xs_kernel(
     cp_async_commit();
   };
 
+  // after a round's weight loads are issued: wait for its x, then start the next round's copy
+  auto next_x = [&](int r) {
+    cp_async_wait_all();
+    __syncthreads();  // round r's x is in; every warp is done with buffer (r + 1) & 1
+    if (r + 1 < r1) copy_x(r + 1);
+  };
   float acc[1][NT][4];
   zero_acc<1, NT>(acc);
   if (pdl) pdl_wait();  // x (and so xf) is written by the kernel before this one
@@ -88,9 +94,7 @@ __global__ void __launch_bounds__(256) spense_mmasp_xs_kernel(
             me[u][0] = ldg_stream32(mbase + (size_t)(s0 + u) * 32 + lane);
           }
       }
-      cp_async_wait_all();
-      __syncthreads();  // round r's x is in; every warp is done with buffer (r + 1) & 1
-      if (r + 1 < r1) copy_x(r + 1);
+      next_x(r);
       if (active) {
 #pragma unroll
         for (int u = 0; u < U; ++u)
@@ -109,9 +113,7 @@ __global__ void __launch_bounds__(256) spense_mmasp_xs_kernel(
             for (int j = 0; j < NVD; ++j) da[u][0][j] = ldg_stream(p + 32 * j);
           }
       }
-      cp_async_wait_all();
-      __syncthreads();
-      if (r + 1 < r1) copy_x(r + 1);
+      next_x(r);
       if (active) {
 #pragma unroll
         for (int u = 0; u < U; ++u)
@@ -119,20 +121,22 @@ __global__ void __launch_bounds__(256) spense_mmasp_xs_kernel(
       }
     }
   }
-  // this warp's tile: acc[0][n] = rows g, g + 8 x tokens 8n + 2t, 8n + 2t + 1 (the m16n8 C fragment)
-  const int g = lane >> 2, t = lane & 3;
+  // f(sum, tok, o) for each of this warp's outputs: acc[0][n] = rows g, g + 8 x tokens 8n + 2t,
+  // 8n + 2t + 1 (the m16n8 C fragment), written to column o = out_row[row] of token row tok
+  auto each_out = [&](auto&& f) {
+    const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+    for (int n = 0; n < NT; ++n)
+#pragma unroll
+      for (int q = 0; q < 4; ++q) {
+        const int row = g + (q >> 1) * 8, tok = n * 8 + 2 * t + (q & 1);
+        const int o = __ldg(out_row + (size_t)b * 16 + row);
+        if (tok < M && o >= 0) f(acc[0][n][q], tok, o);
+      }
+  };
   if (KS > 1) {  // partial sums into ws; the last split of this CTA column takes the totals back
     __shared__ unsigned last;
-    if (active) {
-#pragma unroll
-      for (int n = 0; n < NT; ++n)
-#pragma unroll
-        for (int q = 0; q < 4; ++q) {
-          const int row = g + (q >> 1) * 8, tok = n * 8 + 2 * t + (q & 1);
-          const int o = __ldg(out_row + (size_t)b * 16 + row);
-          if (tok < M && o >= 0) atomicAdd(ws + (size_t)tok * ldw + o, acc[0][n][q]);
-        }
-    }
+    if (active) each_out([&](float& v, int tok, int o) { atomicAdd(ws + (size_t)tok * ldw + o, v); });
     __syncthreads();  // every warp's sums are added; thread 0 releases them with the counter
     if (threadIdx.x == 0) {
       __threadfence();
@@ -141,32 +145,12 @@ __global__ void __launch_bounds__(256) spense_mmasp_xs_kernel(
     }
     __syncthreads();
     if (!last) return;
-    if (active) {
-#pragma unroll
-      for (int n = 0; n < NT; ++n)
-#pragma unroll
-        for (int q = 0; q < 4; ++q) {
-          const int row = g + (q >> 1) * 8, tok = n * 8 + 2 * t + (q & 1);
-          const int o = __ldg(out_row + (size_t)b * 16 + row);
-          if (tok < M && o >= 0) acc[0][n][q] = __ldcg(ws + (size_t)tok * ldw + o);
-        }
-    }
+    if (active) each_out([&](float& v, int tok, int o) { v = __ldcg(ws + (size_t)tok * ldw + o); });
   }
   if (!active) return;
-#pragma unroll
-  for (int n = 0; n < NT; ++n)
-#pragma unroll
-    for (int q = 0; q < 4; ++q) {
-      const int row = g + (q >> 1) * 8, tok = n * 8 + 2 * t + (q & 1);
-      if (tok < M) {
-        const int o = __ldg(out_row + (size_t)b * 16 + row);
-        if (o >= 0) {
-          float v = acc[0][n][q];
-          if (FP8) v *= __ldg(wscale + o);
-          y[(size_t)tok * ldy + o] = __float2bfloat16(v);
-        }
-      }
-    }
+  each_out([&](float& v, int tok, int o) {
+    y[(size_t)tok * ldy + o] = __float2bfloat16(FP8 ? v * __ldg(wscale + o) : v);
+  });
 }
 
 // split count for a grid of `ctas` CTAs: enough splits for two CTAs per SM on 132 SMs, at most 8 and
