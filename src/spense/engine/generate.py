@@ -55,7 +55,8 @@ def plan_decode(model: torch.nn.Module, max_batch: int, fragments: bool = True) 
 
 def default_attention(model: Transformer, cuda: bool, compiled: bool) -> str:
     """``"split"`` on CUDA where the head dim suits the split-KV kernel (a power of two >= 16): it ran
-    the Qwen3-8B[:12] decode step 6 % (B = 1) to 24 % (B = 8) faster than the math backend on the H200
+    the Qwen3-8B[:12] decode step 6–7 % (B = 1), 20–23 % (B = 8) and 43–52 % (B = 32) faster than the
+    math backend on the H200
     (benchmarks/results/e2e_v9_2026-11-30); else ``"math"`` when compiling, ``"auto"`` otherwise."""
     hd = model.args.head_dim
     if cuda and hd >= 16 and not hd & (hd - 1):

@@ -81,18 +81,23 @@ static void launch_reg(dim3 grid, dim3 threads, cudaStream_t stream, bool pdl, b
     }                                                            \
   }
 
+// an environment switch: set to a value starting with "1"
+static bool env_on(const char* name) {
+  const char* e = getenv(name);
+  return e != nullptr && e[0] == '1';
+}
+
 // SPENSE_MMASP_PDL=1 (read once): launch the register kernel with programmatic stream serialization on
 // sm_90+ (spense_mmasp_common.cuh: pdl_wait), so that its weight stream starts while the kernel that
 // produces x finishes
 static bool pdl_enabled() {
   static int on = -1;
   if (on < 0) {
-    const char* e = getenv("SPENSE_MMASP_PDL");
     int dev = 0, major = 0;
     C10_CUDA_CHECK(cudaGetDevice(&dev));
     C10_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
     // graph capture of programmatic launches needs CUDA 12.3+
-    on = (e != nullptr && e[0] == '1' && major >= 9 && CUDART_VERSION >= 12030) ? 1 : 0;
+    on = (env_on("SPENSE_MMASP_PDL") && major >= 9 && CUDART_VERSION >= 12030) ? 1 : 0;
   }
   return on == 1;
 }
@@ -100,8 +105,8 @@ static bool pdl_enabled() {
 // SPENSE_MMASP_PF=1 (read once): the software-pipelined register kernel at RT = 1 and at most 8 warps
 // (other configs keep the plain kernel)
 static bool pf_enabled() {
-  static const int on = [] { const char* e = getenv("SPENSE_MMASP_PF"); return e != nullptr && e[0] == '1'; }();
-  return on == 1;
+  static const bool on = env_on("SPENSE_MMASP_PF");
+  return on;
 }
 
 // SPENSE_MMASP_XS (read once): the shared-x kernel (spense_mmasp_xs.cuh) in place of the register kernel
@@ -123,7 +128,7 @@ static int xs_min_tiles() {
 // SPENSE_MMASP_XS_SPLIT=1 (read once): layers with fewer row tiles take the shared-x kernel too, with
 // K split over CTAs (xs_splits) and the sums met in a zeroed fp32 buffer
 static bool xs_split_enabled() {
-  static const bool on = [] { const char* e = getenv("SPENSE_MMASP_XS_SPLIT"); return e && e[0] == '1'; }();
+  static const bool on = env_on("SPENSE_MMASP_XS_SPLIT");
   return on;
 }
 
