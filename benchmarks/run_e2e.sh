@@ -70,9 +70,10 @@ stage profile 90 0 $M --variants dense,spense0.25 --batches 1 ${PROFILE_FLAGS:-}
 ( export SPENSE_MMASP_PDL=1; stage spense_pdl 170 0 $M --gen $GEN --variants spense0.25 )
 #     its software-pipelined instantiation (SPENSE_MMASP_PF=1)
 ( export SPENSE_MMASP_PF=1; stage spense_pf 170 0 $M --gen $GEN --variants spense0.25 )
-#     the shared-x kernel above M = 8 (SPENSE_MMASP_XS=1): run it with BATCHES beyond 8 (16, 32)
-( export SPENSE_MMASP_XS=1; stage spense_xs 170 0 $M --gen $GEN --variants spense0.25 )
-#     ... and on the smaller layers too, with K split over CTAs (SPENSE_MMASP_XS_SPLIT=1)
+#     without the shared-x kernel (SPENSE_MMASP_XS=0: the register kernel at every M; the default takes
+#     the shared-x kernel above M = 8 on big layers, split over K above M = 16 on the others): BATCHES 16, 32
+( export SPENSE_MMASP_XS=0; stage spense_reg 170 0 $M --gen $GEN --variants spense0.25 )
+#     ... and the split already above M = 8 (SPENSE_MMASP_XS=1 SPENSE_MMASP_XS_SPLIT=1)
 ( export SPENSE_MMASP_XS=1 SPENSE_MMASP_XS_SPLIT=1; stage spense_xs_split 170 0 $M --gen $GEN --variants spense0.25 )
 #     the other attention paths against the default (split, the split-KV decode kernel, since v9):
 #     math = SDPA's math backend (the default before v9; it copies K and V to float32 every layer and

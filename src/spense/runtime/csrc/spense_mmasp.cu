@@ -109,27 +109,32 @@ static bool pf_enabled() {
   return on;
 }
 
-// SPENSE_MMASP_XS (read once): the shared-x kernel (spense_mmasp_xs.cuh) in place of the register kernel
-// at RT = 1, <= 8 warps, with x fragments, on layers of >= 1056 row tiles: "1" for M > 8, "2" for every
-// M; unset or "0": never
-static int xs_min_m() {
-  static const int m = [] {
-    const char* e = getenv("SPENSE_MMASP_XS");
-    const int v = e == nullptr ? 0 : atoi(e);
-    return v == 1 ? 9 : v == 2 ? 1 : 1 << 30;
-  }();
-  return m;
+// an integer switch, read by the caller once: -1 when unset or empty
+static int env_int(const char* name) {
+  const char* e = getenv(name);
+  return e == nullptr || e[0] == 0 ? -1 : atoi(e);
 }
-// SPENSE_MMASP_XS_MIN_TILES (read once): the fewest row tiles for the shared-x kernel (default 1056)
+// SPENSE_MMASP_XS_MIN_TILES (read once): the fewest row tiles for the shared-x kernel without a K split
+// (default 1056)
 static int xs_min_tiles() {
-  static const int t = [] { const char* e = getenv("SPENSE_MMASP_XS_MIN_TILES"); return e ? atoi(e) : 1056; }();
+  static const int t = [] { const int v = env_int("SPENSE_MMASP_XS_MIN_TILES"); return v < 0 ? 1056 : v; }();
   return t;
 }
-// SPENSE_MMASP_XS_SPLIT=1 (read once): layers with fewer row tiles take the shared-x kernel too, with
-// K split over CTAs (xs_splits) and the sums met in a zeroed fp32 buffer
-static bool xs_split_enabled() {
-  static const bool on = env_on("SPENSE_MMASP_XS_SPLIT");
-  return on;
+// Whether the shared-x kernel (spense_mmasp_xs.cuh) replaces the register kernel (RT = 1, <= 8 warps, x
+// fragments) for this call. `big`: the layer has >= xs_min_tiles() row tiles; smaller layers take it
+// with K split over CTAs (xs_splits), the sums met in a zeroed fp32 buffer.
+//   SPENSE_MMASP_XS unset: where it measured faster on the H200 (benchmarks/results/mmasp_bulk_2026-11-30,
+//     quick_add61a4): big layers above M = 8 in bf16 (8B gate_up at M = 16: 44.0 vs 48.3 us) and above
+//     M = 16 in e4m3 (41.3 vs 39.9 us at M = 16); smaller layers, split, above M = 16 (at M = 16 the
+//     split lost on qkv and o, at M = 32 and 64 it won on qkv, o and down);
+//   "0": never; "1": above M = 8; "2": at every M (read once).
+//   SPENSE_MMASP_XS_SPLIT: "0": never split; "1": split at the same M as big layers; unset: as above
+//     when SPENSE_MMASP_XS is unset, never when it is set.
+static bool xs_wanted(int M, bool fp8, bool big) {
+  static const int mode = env_int("SPENSE_MMASP_XS"), split = env_int("SPENSE_MMASP_XS_SPLIT");
+  if (mode == 0 || (!big && split == 0)) return false;
+  const int min_m = mode == 2 ? 1 : mode > 0 ? 9 : big ? (fp8 ? 17 : 9) : split == 1 ? 9 : 17;
+  return M >= min_m && (big || split == 1 || (mode < 0 && split < 0));
 }
 
 #define LAUNCH_XS(NT_, F_)                                                                          \
@@ -192,12 +197,11 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
   auto stream = at::cuda::getCurrentCUDAStream();
   const bool pdl = stages == 0 && pdl_enabled();
   const bool pf = stages == 0 && RT == 1 && warps <= 8 && pf_enabled();  // its bound: 256 threads
-  // the shared-x kernel where its CTAs (`warps` row tiles each, 4 where 8 would give fewer than two
-  // CTAs per SM) still fill the GPU: at least 1056 row tiles (2 CTAs of 4 warps on each of 132 SMs;
-  // SPENSE_MMASP_XS_MIN_TILES); with fewer it would hold too few weight bytes in flight, and the
-  // register kernel stays
+  // the shared-x kernel: whole where its CTAs (`warps` row tiles each, 4 where 8 would give fewer than
+  // two CTAs per SM) still fill the GPU, at least 1056 row tiles (2 CTAs of 4 warps on each of 132 SMs;
+  // SPENSE_MMASP_XS_MIN_TILES); with fewer it would hold too few weight bytes in flight, so K is split
   const bool xs_big = Bs + Bd >= xs_min_tiles();
-  if (stages == 0 && RT == 1 && warps <= 8 && XF != nullptr && M >= xs_min_m() && (xs_big || xs_split_enabled())) {
+  if (stages == 0 && RT == 1 && warps <= 8 && XF != nullptr && xs_wanted(M, fp8, xs_big)) {
     const int wxs = (Bs + Bd) / 8 >= 264 ? (int)warps : std::min((int)warps, 4);
     const int ctas = (int)((Bs + wxs - 1) / wxs + (Bd + wxs - 1) / wxs);
     const int ks = xs_big ? 1 : xs_splits(ctas, (int)(Ss + SdA + SdB));
