@@ -23,6 +23,25 @@ nvcc -std=c++17 -O3 -gencode=arch=compute_90,code=sm_90 --use_fast_math -Xptxas 
   -I src/spense/runtime/csrc benchmarks/mmasp_bulk_check.cu -o /tmp/mmasp_bulk_check > "$OUT/build.txt" 2>&1 || { tail -20 "$OUT/build.txt"; exit 1; }
 R="$OUT/bulk_ab.txt"
 echo "# $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1), $(date -u +%FT%TZ), commit ${SPENSE_COMMIT:-unknown}" > "$R"
+if [ "${PROBE:-0}" = 1 ]; then
+  # PROBE=1 instead of the A/B: compute-sanitizer memcheck over every kernel the harness runs (register,
+  # bulk, shared-x whole and split) at NT = 1, 4 and 8, bf16 and e4m3, cols and rows; then Nsight
+  # Compute's counters for the first two register-kernel launches (x direct, x fragments) of the 8B o
+  # and gate_up shapes at M = 1, 4 warps ($OUT/ncu_*.txt)
+  echo "## memcheck" >> "$R"
+  for a in "128 1024 0.25 c 0 1 1 8 2 1 1" "128 1024 0.25 c 0 20 1 4 2 1 1" "256 2304 0.25 r 1 40 1 4 2 1 1" \
+           "256 2304 0.25 c 1 64 1 8 2 1 1"; do
+    echo "args $a" >> "$R"
+    timeout 120 compute-sanitizer --tool memcheck /tmp/mmasp_bulk_check $a >> "$R" 2>&1 || echo "memcheck rc=$?" >> "$R"
+  done
+  for shape in "4096 4096" "24576 4096"; do
+    timeout 150 ncu --clock-control none -k regex:spense_mmasp_kernel -c 2 --section SpeedOfLight \
+      --section MemoryWorkloadAnalysis --section WarpStateStats --section Occupancy --section LaunchStats \
+      --section SchedulerStats /tmp/mmasp_bulk_check $shape 0.25 c 0 1 1 4 4 3 1 > "$OUT/ncu_${shape% *}.txt" 2>&1 \
+      || echo "ncu rc=$? ($shape)" >> "$R"
+  done
+  exit 0
+fi
 echo "## correctness" >> "$R"
 MS="1 9 20 40"; STS="1 2 5"; [ "$QUICK" = 1 ] && MS="1 20" && STS="1 5"
 for axis in c r; do for fp8 in 0 1; do for M in $MS; do for st in $STS; do
