@@ -6,7 +6,7 @@ Spense's speed-up over the best dense row of the same dtype and over gpt-fast.
 
 Rows are the JSON lines of ``rows*.jsonl`` in each folder; anchors the last JSON line of
 ``anchor.txt`` (``{"n_layer": .., "B1": {"step_ms": ..}, ..}``), matched to rows by model label
-``qwen3-8b[:n_layer]``, the fastest anchor of each batch kept.  Only rows timed like the anchor count
+``qwen3-8b[:n_layer]`` (plain ``qwen3-8b`` at all 36 layers), the fastest anchor of each batch kept.  Only rows timed like the anchor count
 (compiled step, steps back to back: rows with ``step_sync_ms``), unless ``--all``; profiled rows never.
 """
 from __future__ import annotations
@@ -30,7 +30,8 @@ def load(folders) -> tuple[list[dict], dict[tuple[str, int], float]]:
             res = json.loads(a.read_text().strip().splitlines()[-1])
             for k, v in res.items():
                 if k.startswith("B") and k[1:].isdigit():
-                    key = (f"qwen3-8b[:{res['n_layer']}]", int(k[1:]))
+                    n = res["n_layer"]  # all 36 layers: the rows call it plain "qwen3-8b"
+                    key = ("qwen3-8b" if n == 36 else f"qwen3-8b[:{n}]", int(k[1:]))
                     anchor[key] = min(anchor.get(key, float("inf")), v["step_ms"])
     return rows, anchor
 

@@ -65,6 +65,9 @@ def test_e2e_summary_best_rows_ratios_and_anchor(tmp_path):
     (tmp_path / "b" / "anchor.txt").write_text(json.dumps({"n_layer": 12, "B1": {"step_ms": 1.8}}) + "\n")
     rows, anchor = mod.load([tmp_path / "a", tmp_path / "b"])
     assert anchor == {(m, 1): 1.8}
+    (tmp_path / "c").mkdir()  # all 36 layers: the rows call the model plain "qwen3-8b"
+    (tmp_path / "c" / "anchor.txt").write_text(json.dumps({"n_layer": 36, "B8": {"step_ms": 6.4}}) + "\n")
+    assert mod.load([tmp_path / "c"])[1] == {("qwen3-8b", 8): 6.4}
     t = mod.table(rows, anchor)
     line = next(s for s in t.splitlines() if "| spense0.25 |" in s)
     assert "| 2.000 |" in line and f"| {2.1 / 2.0:.2f}× |" in line and f"| {1.8 / 2.0:.2f}× |" in line
