@@ -19,8 +19,9 @@ Backends (``backend=``):
 
 Memory: a layer holds one copy of its weight.  :meth:`SpenseLinear.compact` (the engine calls it on
 CUDA) replaces the packed buffers by the mma.sp kernel layout; then M <= 64 runs the kernel, larger
-M (prefill) a transient unpack of the kernel layout (:func:`spense.runtime.mmasp.unpack_kernel_layout`,
-pure tensor ops, exact) + one dense GEMM; the unpacked buffer is freed after the call.
+M (prefill) a transient unpack of the kernel layout (on CUDA two Triton launches,
+:mod:`spense.runtime.unpack`; the exact reference :func:`spense.runtime.mmasp.unpack_kernel_layout`
+in pure tensor ops) + one dense GEMM; the unpacked buffer is freed after the call.
 
 ``forward`` calls one opaque custom op, ``torch.ops.spense.linear_apply(x2, xf, handle)``, so that
 ``torch.compile`` traces a model with Spense layers without graph breaks (the op dispatches to the
@@ -202,10 +203,19 @@ class SpenseLinear(nn.Module):
         return self._unpack_kernel().to(dtype)
 
     def _unpack_kernel(self) -> torch.Tensor:
-        """``W`` ``(N, K)`` bf16 from the kernel layout (:func:`spense.runtime.mmasp.unpack_kernel_layout`:
-        exact, pure tensor ops, a transient buffer)."""
+        """``W`` ``(N, K)`` bf16 from the kernel layout, a transient buffer: on CUDA two Triton launches
+        (:func:`spense.runtime.unpack.unpack_kernel_layout_triton`), else, or if they fail, the pure
+        tensor ops of :func:`spense.runtime.mmasp.unpack_kernel_layout` (exact, the reference)."""
         from spense.runtime.mmasp import layout_indices, unpack_kernel_layout
 
+        if self._kernel.sv.is_cuda and not self._cache.get("unpack_triton_failed"):
+            from spense.runtime.unpack import unpack_kernel_layout_triton
+
+            try:
+                return unpack_kernel_layout_triton(self._kernel, self.layout, torch.bfloat16)
+            except Exception as e:  # no triton, or it cannot compile here: the reference path
+                self._cache["unpack_triton_failed"] = True
+                _warn_once(f"spense: Triton unpack unavailable ({type(e).__name__}: {e}); tensor-op unpack")
         if "unpack_idx" not in self._cache:  # normally set by compact(), outside any graph capture
             self._cache["unpack_idx"] = layout_indices(self.layout, self._kernel.sv.device)
         return unpack_kernel_layout(self._kernel, self.layout, torch.bfloat16, self._cache["unpack_idx"])

@@ -1,0 +1,142 @@
+"""The dense-with-zeros weight of an mma.sp kernel layout in two Triton launches: the prefill path of
+compacted layers (:meth:`spense.runtime.linear.SpenseLinear.dense_weight`).
+
+:func:`spense.runtime.mmasp.unpack_kernel_layout` is the exact reference in pure tensor ops; it builds
+int64 temporaries several times the weight's size and takes many launches per layer. Here each
+program writes one 16-row x 64-column tile of ``W`` straight from the layout the decode kernel reads,
+with that kernel's own addressing (``out_row``, ``sblk`` / ``dblk``, or ``xperm``):
+
+* sparse step ``s`` of row tile ``T``: the group ``G = k // 4`` of column ``k`` sits in metadata word
+  ``sm[((T Ss + s) 8 + g) 4 + 2 j + n // 4]`` (``j = G // 8``, ``n = G % 8``, row ``i = 8 h + g``) as the
+  nibble ``c = word >> (16 h + 4 (n % 4)) & 0xF``; with ``i0 = c & 3``, ``i1 = c >> 2``,
+
+      W[out_row[16 T + i], col(s, k)] = v0 if k % 4 == i0,  v1 if k % 4 == i1,  else 0,
+
+  ``v0, v1`` the group's two values at compressed columns ``16 j + 2 n (+1)`` of the step's
+  fragments (:func:`spense.runtime.mmasp._frag` order);
+* dense step ``s``: ``W[out_row[..], col(s, k)]`` = the fragment element of column ``k``.
+
+``col(s, k)`` = ``sblk[s] + k`` (``dblk`` for dense; columns past ``K`` masked) or, for gathered
+layouts, ``xperm[s 64 + k]`` (``xperm[Ss 64 + s 64 + k]`` for dense), past the region's width masked.
+FP8: ``W = e4m3 * wscale[row]`` in float32, then bf16, as the reference. Every element of ``W`` is
+written by exactly one program (the two regions tile it), so ``W`` starts uninitialised."""
+
+from __future__ import annotations
+
+import torch
+
+try:
+    import triton
+    import triton.language as tl
+except Exception:  # pragma: no cover - no triton
+    triton = None
+
+if triton is not None:
+
+    @triton.jit
+    def _scaled(val, ws_ptr, row, w_ptr):
+        """``val * wscale[row]`` in float32, rounded to nearest-even when ``W`` is bf16: done on the bits,
+        since the CPU interpreter's float32 -> bf16 cast truncates (the GPU's rounds to nearest)."""
+        val = val * tl.load(ws_ptr + row, mask=row >= 0, other=0.0)
+        if w_ptr.dtype.element_ty == tl.bfloat16:
+            b = val.to(tl.uint32, bitcast=True)
+            b = (b + 0x7FFF + ((b >> 16) & 1)) & 0xFFFF0000
+            val = b.to(tl.float32, bitcast=True)  # exactly a bf16 value now
+        return val
+
+    @triton.jit
+    def _col_and_mask(blk_ptr, xperm_ptr, s, k, base, width, K, GATHER: tl.constexpr):
+        """The W column of step ``s``, column ``k`` (shape of ``k``), and whether it exists."""
+        if GATHER:
+            ok = s * 64 + k < width
+            col = tl.load(xperm_ptr + base + s * 64 + k, mask=ok, other=0)
+        else:
+            col = tl.load(blk_ptr + s) + k
+            ok = col < K
+        return col, ok
+
+    @triton.jit
+    def _unpack_sparse_kernel(sv_ptr, sm_ptr, blk_ptr, xperm_ptr, orow_ptr, ws_ptr, w_ptr, K, ldw, Ss, width,
+                              FP8: tl.constexpr, GATHER: tl.constexpr):
+        T = tl.program_id(0)
+        s = tl.program_id(1)
+        i = tl.arange(0, 16)[:, None]  # row in the tile: i = 8 h + g
+        k = tl.arange(0, 64)[None, :]  # column in the step
+        g = i % 8
+        h = i // 8
+        G = k // 4
+        j = G // 8
+        n = G % 8
+        blk = T * Ss + s
+        word = tl.load(sm_ptr + (blk * 8 + g) * 4 + 2 * j + n // 4)
+        code = (word >> (16 * h + 4 * (n % 4))) & 0xF
+        p = k % 4
+        t = n % 4
+        q = n // 4
+        if FP8:  # (jp = 0, g, t, jl = j, q, h, e) bytes
+            off = (((g * 4 + t) * 2 + j) * 2 + q) * 4 + h * 2
+        else:  # (j, g, t, q, h, e)
+            off = (((j * 8 + g) * 4 + t) * 2 + q) * 4 + h * 2
+        v0 = tl.load(sv_ptr + blk * 512 + off).to(tl.float32)
+        v1 = tl.load(sv_ptr + blk * 512 + off + 1).to(tl.float32)
+        val = tl.where(p == (code & 3), v0, tl.where(p == (code >> 2), v1, 0.0))
+        row = tl.load(orow_ptr + T * 16 + i)
+        col, ok = _col_and_mask(blk_ptr, xperm_ptr, s, k, 0, width, K, GATHER)
+        ok = ok & (row >= 0)
+        if FP8:
+            val = _scaled(val, ws_ptr, row, w_ptr)
+        tl.store(w_ptr + row.to(tl.int64) * ldw + col, val.to(w_ptr.dtype.element_ty), mask=ok)
+
+    @triton.jit
+    def _unpack_dense_kernel(dv_ptr, blk_ptr, xperm_ptr, orow_ptr, ws_ptr, w_ptr, K, ldw, Sd, row0, xbase,
+                             width, FP8: tl.constexpr, GATHER: tl.constexpr):
+        T = tl.program_id(0)
+        s = tl.program_id(1)
+        i = tl.arange(0, 16)[:, None]
+        k = tl.arange(0, 64)[None, :]
+        g = i % 8
+        h = i // 8
+        t = (k // 2) % 4
+        q = (k // 8) % 2
+        e = k % 2
+        if FP8:  # (jp, g, t, jl, q, h, e) bytes
+            off = (((((k // 32) * 8 + g) * 4 + t) * 2 + (k // 16) % 2) * 2 + q) * 4 + h * 2 + e
+        else:  # (j, g, t, q, h, e)
+            off = ((((k // 16) * 8 + g) * 4 + t) * 2 + q) * 4 + h * 2 + e
+        val = tl.load(dv_ptr + (T * Sd + s) * 1024 + off).to(tl.float32)
+        row = tl.load(orow_ptr + row0 + T * 16 + i)
+        col, ok = _col_and_mask(blk_ptr, xperm_ptr, s, k, xbase, width, K, GATHER)
+        ok = ok & (row >= 0)
+        if FP8:
+            val = _scaled(val, ws_ptr, row, w_ptr)
+        tl.store(w_ptr + row.to(tl.int64) * ldw + col, val.to(w_ptr.dtype.element_ty), mask=ok)
+
+
+def unpack_kernel_layout_triton(kw, layout, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+    """``W (N, K)`` of the kernel layout ``kw`` of ``layout`` (same result as
+    :func:`spense.runtime.mmasp.unpack_kernel_layout`), on the layout's device (CUDA, or CPU under
+    ``TRITON_INTERPRET=1``)."""
+    if triton is None:
+        raise RuntimeError("unpack_kernel_layout_triton needs triton")
+    N, K = layout.shape
+    d = layout.n_dense
+    cols = layout.axis == "cols"
+    Ks = K - d if cols else K
+    dev = kw.sv.device
+    W = torch.empty(N, K, dtype=dtype, device=dev)
+    gather = kw.xperm is not None
+    xperm = kw.xperm if gather else kw.sblk  # a dummy pointer when not gathered
+    sv, dv = (kw.sv.view(torch.float8_e4m3fn), kw.dv.view(torch.float8_e4m3fn)) if kw.fp8 else (kw.sv, kw.dv)
+    if kw.Ss:
+        _unpack_sparse_kernel[(kw.rows_sparse // 16, kw.Ss)](
+            sv, kw.sm, kw.sblk, xperm, kw.out_row, kw.wscale, W, K, W.stride(0), kw.Ss, Ks,
+            FP8=kw.fp8, GATHER=gather)
+    if cols and kw.SdA:
+        _unpack_dense_kernel[(kw.rows_sparse // 16, kw.SdA)](
+            dv, kw.dblk, xperm, kw.out_row, kw.wscale, W, K, W.stride(0), kw.SdA, 0, kw.Ss * 64, d,
+            FP8=kw.fp8, GATHER=gather)
+    elif not cols and kw.SdB:
+        _unpack_dense_kernel[(kw.rows_dense // 16, kw.SdB)](
+            dv, kw.dblk, xperm, kw.out_row, kw.wscale, W, K, W.stride(0), kw.SdB, kw.rows_sparse, 0, K,
+            FP8=kw.fp8, GATHER=False)
+    return W
