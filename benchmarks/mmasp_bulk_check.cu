@@ -125,7 +125,7 @@ void run(const Args& a, std::mt19937& rng) {
                            d_orow, ws, y, a.N, a.M, Bs, Bd, Ss, SdA, SdB)));
   };
   const int xs_ctas = (Bs + a.warps - 1) / a.warps + (Bd + a.warps - 1) / a.warps;
-  const int xs_ks = xs_splits(xs_ctas, Ss + SdA + SdB);
+  const int xs_ks = xs_splits(xs_ctas, xs_walk(Ss, SdA, SdB));
   float* wsk = nullptr;
   const size_t wsk_bytes = ((size_t)a.M * a.N + xs_ctas) * 4;
   CK(cudaMalloc(&wsk, wsk_bytes));

@@ -10,7 +10,8 @@
 #    register kernel with twice the steps in flight, reg_xf_u2, software-pipelined, reg_xf_pf, and the
 #    shared-x kernel, xs, whose CTAs hold `warps` row tiles); then
 #    the first config again with programmatic dependent launch (pdl=1);
-# 5. with PYTEST=1, the GPU tests of the kernels, the runtime, the engine and the decode attention (-m gpu).
+# 5. with PYTEST=1, the GPU tests of the kernels, the runtime, the engine, the decode attention and the
+#    prefill unpack (-m gpu).
 # Everything goes to $OUT/bulk_ab.txt (one line per run), $OUT/build.txt and $OUT/pytest.txt.
 # TIMING_MS="1 16 32 64": the timed M values (default 1 8 16; QUICK: 1 16).
 # QUICK=1: a first look in ~2 min (fewer correctness cases, no memcheck, the four Qwen3-8B shapes,
@@ -74,7 +75,7 @@ done
 echo DONE >> "$R"
 if [ "${PYTEST:-0}" = 1 ]; then
   PYTHONPATH=src timeout 400 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_kernels.py \
-    tests/test_runtime.py tests/test_engine_gpu.py tests/test_attention.py > "$OUT/pytest.txt" 2>&1
+    tests/test_runtime.py tests/test_engine_gpu.py tests/test_attention.py tests/test_unpack.py > "$OUT/pytest.txt" 2>&1
   tail -3 "$OUT/pytest.txt"
 fi
 grep -c MISMATCH "$R"; tail -5 "$R"

@@ -192,6 +192,7 @@ class SpenseLinear(nn.Module):
 
         # prefill unpacks through these; built here so that no call copies from the host later
         self._cache = {"unpack_idx": layout_indices(self.layout, self._kernel.sv.device)}
+        self._unpack_kernel()  # compiles the Triton unpack (or settles on its fallback) outside any capture
         return self
 
     # -- per-backend state (built lazily, once per device) -----------------------------------

@@ -67,7 +67,7 @@ if triton is not None:
         G = k // 4
         j = G // 8
         n = G % 8
-        blk = T * Ss + s
+        blk = (T * Ss + s).to(tl.int64)  # int64 offsets: a layer's values may pass 2^31 bytes
         word = tl.load(sm_ptr + (blk * 8 + g) * 4 + 2 * j + n // 4)
         code = (word >> (16 * h + 4 * (n % 4))) & 0xF
         p = k % 4
@@ -103,7 +103,7 @@ if triton is not None:
             off = (((((k // 32) * 8 + g) * 4 + t) * 2 + (k // 16) % 2) * 2 + q) * 4 + h * 2 + e
         else:  # (j, g, t, q, h, e)
             off = ((((k // 16) * 8 + g) * 4 + t) * 2 + q) * 4 + h * 2 + e
-        val = tl.load(dv_ptr + (T * Sd + s) * 1024 + off).to(tl.float32)
+        val = tl.load(dv_ptr + (T * Sd + s).to(tl.int64) * 1024 + off).to(tl.float32)
         row = tl.load(orow_ptr + row0 + T * 16 + i)
         col, ok = _col_and_mask(blk_ptr, xperm_ptr, s, k, xbase, width, K, GATHER)
         ok = ok & (row >= 0)

@@ -204,7 +204,7 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
   if (stages == 0 && RT == 1 && warps <= 8 && XF != nullptr && xs_wanted(M, fp8, xs_big)) {
     const int wxs = (Bs + Bd) / 8 >= 264 ? (int)warps : std::min((int)warps, 4);
     const int ctas = (int)((Bs + wxs - 1) / wxs + (Bd + wxs - 1) / wxs);
-    const int ks = xs_big ? 1 : xs_splits(ctas, (int)(Ss + SdA + SdB));
+    const int ks = xs_big ? 1 : xs_splits(ctas, xs_walk((int)Ss, (int)SdA, (int)SdB));
     // the split sums and one counter per CTA column, zeroed (a memset node inside a CUDA graph)
     torch::Tensor ws = ks > 1 ? torch::zeros({(int64_t)M * y.size(1) + ctas}, y.options().dtype(at::kFloat))
                               : torch::Tensor();

@@ -153,8 +153,11 @@ __global__ void __launch_bounds__(256) spense_mmasp_xs_kernel(
   });
 }
 
+// the K steps one CTA walks: a CTA of sparse row blocks Ss sparse + SdA dense steps, one of dense row
+// blocks SdB (axis rows: both K / 64, so their sum would double the count and leave splits empty)
+inline int xs_walk(int Ss, int SdA, int SdB) { return Ss + SdA > SdB ? Ss + SdA : SdB; }
 // split count for a grid of `ctas` CTAs: enough splits for two CTAs per SM on 132 SMs, at most 8 and
-// at most one split per round of 4 steps
+// at most one split per round of 4 of the `steps` one CTA walks (xs_walk)
 inline int xs_splits(int ctas, int steps) {
   int ks = (264 + ctas - 1) / ctas;
   ks = ks < 1 ? 1 : ks > 8 ? 8 : ks;
