@@ -33,7 +33,7 @@ if [ "${PROBE:-0}" = 1 ]; then
   for a in "128 1024 0.25 c 0 1 1 8 2 1 1" "128 1024 0.25 c 0 20 1 4 2 1 1" "256 2304 0.25 r 1 40 1 4 2 1 1" \
            "256 2304 0.25 c 1 64 1 8 2 1 1"; do
     echo "args $a" >> "$R"
-    timeout 120 compute-sanitizer --tool memcheck /tmp/mmasp_bulk_check $a >> "$R" 2>&1 || echo "memcheck rc=$?" >> "$R"
+    timeout 120 compute-sanitizer --tool memcheck --error-exitcode 3 /tmp/mmasp_bulk_check $a >> "$R" 2>&1 || echo "memcheck rc=$?" >> "$R"
   done
   for shape in "4096 4096" "24576 4096"; do
     timeout 150 ncu --clock-control none -k regex:spense_mmasp_kernel -c 2 --section SpeedOfLight \
@@ -41,6 +41,7 @@ if [ "${PROBE:-0}" = 1 ]; then
       --section SchedulerStats /tmp/mmasp_bulk_check $shape 0.25 c 0 1 1 4 4 3 1 > "$OUT/ncu_${shape% *}.txt" 2>&1 \
       || echo "ncu rc=$? ($shape)" >> "$R"
   done
+  grep -c "memcheck rc=" "$R"; grep "ERROR SUMMARY" "$R"
   exit 0
 fi
 echo "## correctness" >> "$R"

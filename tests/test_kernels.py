@@ -281,12 +281,13 @@ _PDL = textwrap.dedent("""
 @gpu
 @pytest.mark.parametrize("pdl,pf,xs,split", [("1", "0", "0", "0"), ("0", "1", "0", "0"), ("1", "1", "0", "0"),
                                              ("0", "0", "2", "0"), ("1", "0", "1", "0"), ("1", "0", "2", "1"),
-                                             ("0", "0", "", "")])
+                                             ("0", "0", "", ""), ("0", "0", "", "0")])
 def test_gpu_mmasp_dependent_launch_and_pipelined(pdl, pf, xs, split):
     """SPENSE_MMASP_PDL=1 (the register kernel launched dependent on the kernel that writes x),
     SPENSE_MMASP_PF=1 (its software-pipelined instantiation) and SPENSE_MMASP_XS=1/2 (the shared-x
     kernel above M = 8 / at every M; with SPENSE_MMASP_XS_SPLIT=1 on small layers with K split over
-    CTAs; both unset: the measured default, for e4m3 above M = 16 only), each read once per process:
+    CTAs; both unset: the measured default, for these e4m3 layers above M = 16 only, split as small
+    layers; XS unset with the split off: whole, the layers passed as big), each read once per process:
     eagerly and inside a CUDA graph the outputs still match the float64 reference."""
     env = dict(os.environ, SPENSE_MMASP_PDL=pdl, SPENSE_MMASP_PF=pf, SPENSE_MMASP_XS=xs, SPENSE_MMASP_XS_SPLIT=split,
                # the test layers have 6 row tiles: without the split they pass as "big" only this way

@@ -214,6 +214,8 @@ class SpenseLinear(nn.Module):
 
             try:
                 return unpack_kernel_layout_triton(self._kernel, self.layout, torch.bfloat16)
+            except torch.cuda.OutOfMemoryError:  # the fallback needs more memory still
+                raise
             except Exception as e:  # no triton, or it cannot compile here: the reference path
                 self._cache["unpack_triton_failed"] = True
                 _warn_once(f"spense: Triton unpack unavailable ({type(e).__name__}: {e}); tensor-op unpack")

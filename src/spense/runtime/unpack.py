@@ -123,7 +123,14 @@ def unpack_kernel_layout_triton(kw, layout, dtype: torch.dtype = torch.bfloat16)
     cols = layout.axis == "cols"
     Ks = K - d if cols else K
     dev = kw.sv.device
-    W = torch.empty(N, K, dtype=dtype, device=dev)
+    if dev.type == "cuda":
+        with torch.cuda.device(dev):  # Triton launches on the current device
+            return _launch(kw, N, K, Ks, d, cols, dtype)
+    return _launch(kw, N, K, Ks, d, cols, dtype)
+
+
+def _launch(kw, N: int, K: int, Ks: int, d: int, cols: bool, dtype: torch.dtype) -> torch.Tensor:
+    W = torch.empty(N, K, dtype=dtype, device=kw.sv.device)
     gather = kw.xperm is not None
     xperm = kw.xperm if gather else kw.sblk  # a dummy pointer when not gathered
     sv, dv = (kw.sv.view(torch.float8_e4m3fn), kw.dv.view(torch.float8_e4m3fn)) if kw.fp8 else (kw.sv, kw.dv)

@@ -133,7 +133,8 @@ static int xs_min_tiles() {
 static bool xs_wanted(int M, bool fp8, bool big) {
   static const int mode = env_int("SPENSE_MMASP_XS"), split = env_int("SPENSE_MMASP_XS_SPLIT");
   if (mode == 0 || (!big && split == 0)) return false;
-  const int min_m = mode == 2 ? 1 : mode > 0 ? 9 : big ? (fp8 ? 17 : 9) : split == 1 ? 9 : 17;
+  const int big_m = fp8 ? 17 : 9;  // the default's threshold for big layers
+  const int min_m = mode == 2 ? 1 : mode > 0 ? 9 : big || split == 1 ? big_m : 17;
   return M >= min_m && (big || split == 1 || (mode < 0 && split < 0));
 }
 
