@@ -6,8 +6,11 @@ with ``wq`` ``(N, K)`` float8_e4m3fn (per-output-channel scales ``scale`` ``(N,)
 ``(M, K)`` bf16/fp16, fp32 accumulation, output in ``x.dtype``.  Each program owns ``BLOCK_M`` token
 rows x ``BLOCK_N`` output channels and one of ``SPLIT_K`` slices of K; the e4m3 tile is converted to
 ``x.dtype`` in registers and fed to ``tl.dot``.  ``SPLIT_K = 1`` stores the scaled result directly;
-``SPLIT_K > 1`` adds the scaled partial sums into a zeroed float32 buffer with atomics (sum order
-varies between runs in the last bits), then casts.  Any M, N, K (tails are masked).
+``SPLIT_K > 1`` stores each slice's scaled partial sums in its own plane of a float32 buffer
+``(SPLIT_K, M, N)`` (every element written: no zeroing), and one more launch (``sum_splits_kernel``)
+adds the planes in a fixed order and casts: two launches, deterministic.  (Until e2e v10 the slices
+were added with atomics into a zeroed buffer and cast apart: four launches.)  Any M, N, K (tails are
+masked).
 
 Registered as the custom op ``spense::fp8_w8a16_mm`` (CUDA: the Triton kernel; CPU: the same
 arithmetic in float32 — the reference), with a fake implementation for ``torch.compile``.
@@ -125,8 +128,18 @@ if triton is not None:
             msk = n_mask[:, None] & m_mask[None, :]
         if SPLIT_K == 1:
             tl.store(yp, acc.to(y_ptr.dtype.element_ty), mask=msk)
-        else:
-            tl.atomic_add(yp, acc, mask=msk)
+        else:  # this slice's plane of the (SPLIT_K, M, N) float32 buffer
+            tl.store(yp + pid_k * M * stride_ym, acc, mask=msk)
+
+    @triton.jit
+    def sum_splits_kernel(ws_ptr, y_ptr, numel, SPLIT_K: tl.constexpr, BLOCK: tl.constexpr):
+        """``y = sum_k ws[k]`` over the ``SPLIT_K`` planes of ``numel`` float32, in order, cast to y's dtype."""
+        offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        msk = offs < numel
+        acc = tl.load(ws_ptr + offs, mask=msk, other=0.0)
+        for k in tl.static_range(1, SPLIT_K):
+            acc += tl.load(ws_ptr + k * numel + offs, mask=msk, other=0.0)
+        tl.store(y_ptr + offs, acc.to(y_ptr.dtype.element_ty), mask=msk)
 
 
 def _interpreted() -> bool:
@@ -150,12 +163,14 @@ def launch_w8a16(x: torch.Tensor, wq: torch.Tensor, scale: torch.Tensor,
         dot_dt = tl.float32  # the CPU interpreter computes bf16 dots wrongly; same logic in fp32
     else:
         dot_dt = tl.float16 if x.dtype == torch.float16 else tl.bfloat16
-    y = (torch.empty(M, N, dtype=x.dtype, device=x.device) if sk == 1
-         else torch.zeros(M, N, dtype=torch.float32, device=x.device))
+    y = torch.empty(M, N, dtype=x.dtype, device=x.device)
+    ws = y if sk == 1 else torch.empty(sk, M, N, dtype=torch.float32, device=x.device)
     grid = (triton.cdiv(N, bn), triton.cdiv(M, bm), sk)
-    w8a16_kernel[grid](x, wq, scale, y, M, N, K, x.stride(0), wq.stride(0), y.stride(0),
+    w8a16_kernel[grid](x, wq, scale, ws, M, N, K, x.stride(0), wq.stride(0), N,
                        BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=sk, DOT_DT=dot_dt, MODE=mode, num_warps=nw)
-    return y if sk == 1 else y.to(x.dtype)
+    if sk > 1:
+        sum_splits_kernel[(triton.cdiv(M * N, 1024),)](ws, y, M * N, SPLIT_K=sk, BLOCK=1024)
+    return y
 
 
 def w8a16_reference(x: torch.Tensor, wq: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
