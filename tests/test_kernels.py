@@ -251,7 +251,7 @@ _PDL = textwrap.dedent("""
         p = _packed(axis, N=96, K=512, nd=128, fp8=fp8).to("cuda")
         kw = to_kernel_layout(p, "cuda")
         ref_w = unpack(p, dtype=torch.float64).cuda()
-        for M in (1, 16, 40):
+        for M in (1, 5, 16, 40):
             x = torch.randn(M, 512, device="cuda").to(torch.bfloat16)
             ref = x.double() @ ref_w.t()
             ys = [mmasp_forward(kw, x * 1)]  # x written by the kernel just before the dependent launch
@@ -279,17 +279,21 @@ _PDL = textwrap.dedent("""
 
 @pytest.mark.gpu
 @gpu
-@pytest.mark.parametrize("pdl,pf,xs,split", [("1", "0", "0", "0"), ("0", "1", "0", "0"), ("1", "1", "0", "0"),
-                                             ("0", "0", "2", "0"), ("1", "0", "1", "0"), ("1", "0", "2", "1"),
-                                             ("0", "0", "", ""), ("0", "0", "", "0")])
-def test_gpu_mmasp_dependent_launch_and_pipelined(pdl, pf, xs, split):
+@pytest.mark.parametrize("pdl,pf,xs,split,xq", [("1", "0", "0", "0", "0"), ("0", "1", "0", "0", "0"),
+                                                ("1", "1", "0", "0", "0"), ("0", "0", "2", "0", "0"),
+                                                ("1", "0", "1", "0", "0"), ("1", "0", "2", "1", "0"),
+                                                ("0", "0", "", "", "0"), ("0", "0", "", "0", "0"),
+                                                ("0", "0", "0", "0", "1"), ("1", "1", "", "", "1")])
+def test_gpu_mmasp_dependent_launch_and_pipelined(pdl, pf, xs, split, xq):
     """SPENSE_MMASP_PDL=1 (the register kernel launched dependent on the kernel that writes x),
     SPENSE_MMASP_PF=1 (its software-pipelined instantiation) and SPENSE_MMASP_XS=1/2 (the shared-x
     kernel above M = 8 / at every M; with SPENSE_MMASP_XS_SPLIT=1 on small layers with K split over
     CTAs; both unset: the measured default, for these e4m3 layers above M = 16 only, split as small
-    layers; XS unset with the split off: whole, the layers passed as big), each read once per process:
-    eagerly and inside a CUDA graph the outputs still match the float64 reference."""
+    layers; XS unset with the split off: whole, the layers passed as big) and SPENSE_MMASP_XQ=1 (x read by
+    quads of lanes at M <= 8, without fragments: M = 1 and 5 here), each read once per process: eagerly
+    and inside a CUDA graph the outputs still match the float64 reference."""
     env = dict(os.environ, SPENSE_MMASP_PDL=pdl, SPENSE_MMASP_PF=pf, SPENSE_MMASP_XS=xs, SPENSE_MMASP_XS_SPLIT=split,
+               SPENSE_MMASP_XQ=xq,
                # the test layers have 6 row tiles: without the split they pass as "big" only this way
                SPENSE_MMASP_XS_MIN_TILES="1" if split == "0" else "1056",
                PYTHONPATH=os.pathsep.join([SRC, os.path.dirname(__file__)]))
