@@ -233,6 +233,8 @@ void run(const Args& a, std::mt19937& rng) {
   cudaFree(sv); cudaFree(dv); cudaFree(sm); cudaFree(x); cudaFree(xf); cudaFree(y0); cudaFree(y1); cudaFree(y2);
   cudaFree(d_sblk);
   cudaFree(d_dblk); cudaFree(d_orow); cudaFree(ws); cudaFree(c0); cudaFree(c1); cudaFree(wsk);
+  // (reg_xq against reg is within rel too; not asked to be bit-equal: the warps of a CTA meet through
+  // shared-memory float atomics, in an order that varies)
   if (rel > 2e-3 || bad) { fprintf(stderr, "MISMATCH\n"); exit(2); }
 }
 

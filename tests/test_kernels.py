@@ -274,6 +274,11 @@ _PDL = textwrap.dedent("""
             mmasp_forward(kw, torch.randn(M, 512, device="cuda").to(torch.bfloat16), xfrag=True, RT=1, warps=4)
             torch.cuda.synchronize()
         print(f"XS_RAN_{M}", any("spense_mmasp_xs_kernel" in e.name for e in prof.events()))
+    import re
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:  # M = 1 without fragments: X_QUAD (XM = 4)?
+        mmasp_forward(kw, torch.randn(1, 512, device="cuda").to(torch.bfloat16), xfrag=False, RT=1, warps=4)
+        torch.cuda.synchronize()
+    print("XQ_RAN", any(re.search(r"spense_mmasp_kernel<1, 1, \w+, \d+, 4,", e.name) for e in prof.events()))
 """)
 
 
@@ -302,3 +307,4 @@ def test_gpu_mmasp_dependent_launch_and_pipelined(pdl, pf, xs, split, xq):
     assert float(r.stdout.split("WORST")[-1].split()[0]) < 2e-2  # FP8 weights are e4m3-rounded in the reference too
     assert ("XS_RAN_16 True" in r.stdout) == (xs in ("1", "2")), r.stdout[-500:]
     assert ("XS_RAN_40 True" in r.stdout) == (xs != "0"), r.stdout[-500:]
+    assert ("XQ_RAN True" in r.stdout) == (xq == "1"), r.stdout[-500:]

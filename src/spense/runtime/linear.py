@@ -45,7 +45,7 @@ from torch import nn
 
 from spense.errors import DeviceError, FormatError, InputError
 from spense.format import PackedSpense, SpenseLayout, pack, unpack
-from spense.runtime.mmasp import gathered_fragments, xq_enabled
+from spense.runtime.mmasp import default_stages, gathered_fragments, xq_enabled
 from spense.runtime.shapes import bucket as _bucket
 
 BACKENDS = ("reference", "cusparselt", "triton", "mmasp", "auto")
@@ -413,7 +413,7 @@ class SpenseLinear(nn.Module):
             if M > DECODE_MAX_M:
                 continue
             c = self._auto_choice(M) if self.backend == "auto" else "mmasp"
-            if M <= 8 and xq_enabled() and self._kw().xperm is None:
+            if M <= 8 and xq_enabled() and default_stages() == 0 and self._kw().xperm is None:
                 continue  # the kernel reads x itself there (X_QUAD): no fragments to build
             if fragments and mm and c == "mmasp":
                 self._frag_buckets.add(_bucket(M))

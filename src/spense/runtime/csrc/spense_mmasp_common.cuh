@@ -147,6 +147,7 @@ template <int NT, int XM>
 __device__ __forceinline__ void load_b32(uint32_t bf[4], const uint4* __restrict__ xf,
                                          const __nv_bfloat16* __restrict__ x, int ldx, int M, int kx, int n,
                                          int lane, int k0) {
+  static_assert(XM != X_QUAD || NT == 1, "X_QUAD reads tokens 0..7 only (NT = 1)");
   if (XM == X_QUAD) {
     quad_frag(bf, x, ldx, M, kx, lane, k0);
   } else if (XM == X_SMEM) {
@@ -166,6 +167,7 @@ template <int NT, int XM>
 __device__ __forceinline__ void load_b16(uint32_t& b0, uint32_t& b1, const uint4* __restrict__ xf,
                                          const __nv_bfloat16* __restrict__ x, int ldx, int M, int kx, int n,
                                          int lane, int k0) {
+  static_assert(XM != X_QUAD || NT == 1, "X_QUAD reads tokens 0..7 only (NT = 1)");
   if (XM == X_QUAD) {
     uint32_t bf[4];
     quad_frag(bf, x, ldx, M, kx, lane, k0 & ~31);
@@ -216,6 +218,12 @@ template <int RT, int NT, bool FP8, int NVD, int XM>
 __device__ __forceinline__ void dense_step(float (&acc)[RT][NT][4], const uint4 (&da)[RT][NVD], int xb,
                                            const uint4* __restrict__ xf, const __nv_bfloat16* __restrict__ x,
                                            int ldx, int M, int kx, int lane) {
+  // X_QUAD: the two 32-K chunks' fragments once (load_b16 would build each twice, once per 16-K half)
+  uint32_t q2[2][4];
+  if constexpr (XM == X_QUAD) {
+    quad_frag(q2[0], x, ldx, M, kx, lane, xb);
+    quad_frag(q2[1], x, ldx, M, kx, lane, xb + 32);
+  }
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
     const int k0 = xb + j * 16;
@@ -232,7 +240,12 @@ __device__ __forceinline__ void dense_step(float (&acc)[RT][NT][4], const uint4 
 #pragma unroll
     for (int n = 0; n < NT; ++n) {
       uint32_t b0, b1;
-      load_b16<NT, XM>(b0, b1, xf, x, ldx, M, kx, n, lane, k0);
+      if constexpr (XM == X_QUAD) {
+        b0 = q2[j >> 1][(j & 1) * 2];
+        b1 = q2[j >> 1][(j & 1) * 2 + 1];
+      } else {
+        load_b16<NT, XM>(b0, b1, xf, x, ldx, M, kx, n, lane, k0);
+      }
 #pragma unroll
       for (int r = 0; r < RT; ++r) mma_dense(acc[r][n], a[r], b0, b1);
     }
