@@ -1,0 +1,171 @@
+"""``spense.runtime.autotune``: the built-in table only on its device, lookups between measured M,
+the table makers (benchmarks/make_auto_table.py, make_mmasp_cfg_table.py) and a packaged launch
+table's use on the GPU it names."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from spense.format import pack
+from spense.runtime import SpenseLinear
+from test_runtime import make
+
+HERE = Path(__file__).resolve().parent
+
+
+def test_auto_table_only_on_its_device(tmp_path, monkeypatch, caplog):
+    """The built-in table serves only the GPU it was measured on; elsewhere the per-device cache
+    (written by save_device_table), else the safe rules; one log line says which."""
+    import logging
+
+    from spense.runtime import autotune as at
+
+    full = at._full_table()
+    assert full["device"] and len(full["capability"]) == 2
+    assert at.table_source(full, full["device"], full["capability"]) == "builtin"
+    assert at.table_source(full, full["device"], (8, 0)) == "other"
+    assert at.table_source(full, "NVIDIA H200", full["capability"]) == "other"
+    monkeypatch.setenv("SPENSE_CACHE", str(tmp_path))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "Fake GPU 9000")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: (8, 6))
+    at._DEVICE_TABLES.clear()
+    dev = torch.device("cuda", 0)
+    with caplog.at_level(logging.WARNING, logger="spense"):
+        src, table = at.table_for(dev)
+        at.table_for(dev)
+    assert (src, table) == ("safe", {})
+    assert len([r for r in caplog.records if "no table for Fake GPU 9000" in r.getMessage()]) == 1
+    # a layer measured on this device: its choices are cached per device and used next time
+    w, lay = make(64, 128, "cols", 0.25, torch.bfloat16, block=64)
+    m = SpenseLinear(pack(w, lay), backend="auto")
+    m.choice = {1: "triton", 16: "mmasp"}
+    m.mmasp_cfg = {16: (2, 4)}
+    p = at.save_device_table([m], dev)
+    assert p == tmp_path / "autotune" / "Fake_GPU_9000-sm86.json"
+    src, table = at.table_for(dev)
+    assert src == "cache" and table["device"] == "Fake GPU 9000"
+    assert at.default_choice(m, 1, table) == "triton" and at.default_choice(m, 16, table) == "mmasp"
+    assert at.default_mmasp_cfg(m, 16, table) == (2, 4)
+    assert at.default_choice(m, 1, {}) == "mmasp" and at.default_choice(m, 32, {}) == "dense"
+    at._DEVICE_TABLES.clear()
+
+
+def test_auto_table_lookup():
+    from spense.runtime.autotune import lookup
+
+    t = {"bf16,cols,8,8,0.25,1": "mmasp", "bf16,cols,8,8,0.25,16": "dense", "bf16,rows,8,8,0.5,1": "triton"}
+    assert lookup(t, "bf16", "cols", 8, 8, 0.3, 2) == "mmasp"
+    assert lookup(t, "bf16", "cols", 8, 8, 0.25, 12) == "dense"
+    assert lookup(t, "bf16", "rows", 8, 8, 0.25, 1) == "triton"
+    assert lookup(t, "fp8", "rows", 8, 8, 0.25, 1) is None
+
+
+def test_auto_table_m_between_measured_points_is_conservative():
+    """M=8 shares the one-tile cost of M=4; M=32 (no measurement with 4 tiles) takes the larger
+    neighbour's choice, never the smaller's; above 64 disagreeing neighbours give dense."""
+    from spense.runtime.autotune import _measured_m, lookup
+
+    ms = [1, 4, 16, 64, 256, 2048]
+    assert _measured_m(ms, 4) == [4] and _measured_m(ms, 2) == [4] and _measured_m(ms, 8) == [4]
+    assert _measured_m(ms, 12) == [16] and _measured_m(ms, 32) == [64] and _measured_m(ms, 3000) == [2048]
+    assert _measured_m(ms, 512) == [256, 2048]
+    t = {f"bf16,cols,8,8,0.25,{m}": c for m, c in
+         ((1, "mmasp"), (4, "mmasp"), (16, "mmasp"), (64, "dense"), (256, "dense"), (2048, "cusparselt"))}
+    assert lookup(t, "bf16", "cols", 8, 8, 0.25, 8) == "mmasp"
+    assert lookup(t, "bf16", "cols", 8, 8, 0.25, 32) == "dense"  # was: the M=16 cell's mmasp
+    assert lookup(t, "bf16", "cols", 8, 8, 0.25, 512) == "dense"
+    assert lookup(t, "bf16", "cols", 8, 8, 0.25, 4096) == "cusparselt"
+    # a shape measured only up to M=16: M=32 is unmeasured (default rule: dense), not M=16's mmasp
+    assert _measured_m([1, 4, 8, 16], 32) == [] and _measured_m([1, 4, 8, 16], 12) == [16]
+    t16 = {f"fp8,cols,8,8,0.0,{m}": "mmasp" for m in (1, 4, 8, 16)}
+    assert lookup(t16, "fp8", "cols", 8, 8, 0.0, 32) is None
+
+
+def test_make_auto_table():
+    """benchmarks/make_auto_table.py: fastest of ours if > margin x the runtime's dense fallback
+    (fp8: dense_bf16), ties/losses -> dense; mmasp launch configs kept; lookup reads the result."""
+    import importlib.util
+
+    from spense.runtime.autotune import lookup
+
+    spec = importlib.util.spec_from_file_location("make_auto_table", HERE.parent / "benchmarks" / "make_auto_table.py")
+    mat = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mat)
+
+    def row(dt, M, backend, ms, cfg=None, d=0.25):
+        return {"dtype": dt, "axis": "cols", "N": 64, "K": 128, "dense_ratio": d, "M": M, "backend": backend,
+                "ms": ms, "config": cfg}
+
+    rows = [row("bf16", 1, "dense", 10.0), row("bf16", 1, "mmasp", 7.0, [1, 8]), row("bf16", 1, "triton", 9.0),
+            row("bf16", 16, "dense", 10.0), row("bf16", 16, "mmasp", 9.95, [2, 8]),  # tie -> dense
+            row("bf16", 2048, "dense", 10.0), row("bf16", 2048, "cusparselt", 8.0),
+            row("fp8", 1, "dense", 5.0), row("fp8", 1, "dense_bf16", 10.0), row("fp8", 1, "mmasp", 6.0, [2, 4])]
+    choice, cfg, stats = mat.make_table(rows, margin=1.02)
+    assert choice == {"bf16,cols,64,128,0.25,1": "mmasp", "bf16,cols,64,128,0.25,16": "dense",
+                      "bf16,cols,64,128,0.25,2048": "cusparselt", "fp8,cols,64,128,0.25,1": "mmasp"}
+    assert cfg["bf16,cols,64,128,0.25,16"] == [2, 8] and cfg["fp8,cols,64,128,0.25,1"] == [2, 4]
+    assert stats == {"cells": 4, "dense": 1}
+    assert lookup(choice, "bf16", "cols", 64, 128, 0.3, 2) == "mmasp"
+    assert lookup(choice, "bf16", "cols", 64, 128, 0.25, 12) == "dense"
+    # merging runs: a later run that measures a cell again replaces the whole cell (its dense baseline too)
+    run2 = [dict(r, date="later", command="run2") for r in
+            (row("bf16", 1, "dense", 10.0), row("bf16", 1, "mmasp", 9.95, [2, 4]),
+             row("bf16", 8, "dense", 10.0), row("bf16", 8, "mmasp", 8.0, [1, 8]))]
+    choice2, cfg2, stats2 = mat.make_table(rows + run2, margin=1.02)
+    assert choice2["bf16,cols,64,128,0.25,1"] == "dense"  # run 1's triton/mmasp rows are gone
+    assert cfg2["bf16,cols,64,128,0.25,1"] == [2, 4]
+    assert choice2["bf16,cols,64,128,0.25,8"] == "mmasp" and stats2 == {"cells": 5, "dense": 2}
+    assert lookup(choice2, "bf16", "cols", 64, 128, 0.25, 8) == "mmasp"
+    # the committed table has entries for both dtypes and axes and only known backends
+    t = json.loads((HERE.parent / "src" / "spense" / "runtime" / "auto_table.json").read_text())
+    assert {k.split(",")[0] for k in t["choice"]} == {"bf16", "fp8"}
+    assert {k.split(",")[1] for k in t["choice"]} == {"cols", "rows"}
+    assert set(t["choice"].values()) <= {"dense", "mmasp", "triton", "cusparselt"}
+    assert all(t[k] for k in ("device", "commit", "date", "command"))
+
+
+def test_make_mmasp_cfg_table_and_its_use_on_that_gpu(tmp_path, monkeypatch):
+    """benchmarks/make_mmasp_cfg_table.py: per cell the fastest reg_xf config when >= 2 were timed, a
+    later file replacing a cell, pdl lines left out; table_for serves the packaged table on its GPU
+    only (launch configs, no backend choices), after the per-device cache."""
+    import importlib.util
+    from types import SimpleNamespace
+
+    from spense.runtime import autotune as at
+
+    spec = importlib.util.spec_from_file_location("mk", HERE.parent / "benchmarks" / "make_mmasp_cfg_table.py")
+    mk = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mk)
+
+    def line(N, M, RT, w, us, fp8=0, pdl=""):
+        return (f"N={N} K=4096 d=0.250 axis=c fp8={fp8} M={M} RT={RT} warps={w} stages=4 xfrag=1{pdl} | "
+                f"rel_diff 0 nonfinite 0 | reg 99.0 us 1 GB/s | reg_xf {us} us 1 GB/s | bulk 1.0 us 1 GB/s")
+
+    old = "\n".join(["# NVIDIA H200, 2026-11-30T16:00:00Z, commit aaa", line(6144, 1, 1, 4, 14.0),
+                     line(6144, 1, 1, 8, 13.0), line(6144, 16, 1, 4, 17.0), line(6144, 16, 2, 4, 30.0),
+                     line(6144, 16, 1, 8, 5.0, pdl=" pdl=1"), line(4096, 1, 1, 4, 9.0, fp8=1)])
+    new = "\n".join(["# NVIDIA H200, 2026-11-30T20:00:00Z, commit bbb", line(6144, 1, 1, 4, 14.5),
+                     line(6144, 1, 1, 8, 16.1)])
+    t = mk.make_table([("old", old), ("new", new)], (9, 0))
+    assert t["device"] == "NVIDIA H200" and t["date"] == "2026-11-30T20:00:00Z"
+    assert t["mmasp_cfg"] == {"bf16,cols,6144,4096,0.25,1": [1, 4],  # the newer file's cell
+                              "bf16,cols,6144,4096,0.25,16": [1, 4]}  # pdl left out; fp8: one config only
+    with pytest.raises(ValueError):
+        mk.make_table([("x", line(1, 1, 1, 4, 1.0))], (9, 0))  # no header
+    # the packaged H200 table, on a (faked) H200 only, and a cache measured on the GPU wins over it
+    monkeypatch.setenv("SPENSE_CACHE", str(tmp_path))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "NVIDIA H200")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: (9, 0))
+    at._DEVICE_TABLES.clear()
+    src, table = at.table_for(torch.device("cuda", 0))
+    assert src == "cfg" and table["device"] == "NVIDIA H200" and "choice" not in table
+    qkv = SimpleNamespace(scale=None, values=torch.empty(0, dtype=torch.bfloat16), out_features=6144,
+                          in_features=4096, layout=SimpleNamespace(axis="cols", dense_ratio=0.25))
+    assert at.default_mmasp_cfg(qkv, 32, table) == (1, 4)  # 8 warps ran 47 % slower there (quick_c54974e)
+    assert at.default_choice(qkv, 1, table) == "mmasp" and at.default_choice(qkv, 32, table) == "dense"
+    assert at.packaged_cfg_table("NVIDIA H100 80GB HBM3", (9, 0)) is None
+    at._DEVICE_TABLES.clear()

@@ -1,0 +1,172 @@
+"""The mma.sp kernel layout (``spense.runtime.mmasp``): round trips of values, metadata and e4m3
+bytes, block tables, the exact inverse, and on the GPU (``gpu``) the kernel against the reference."""
+
+import pytest
+import torch
+
+from spense.format import SpenseLayout, dense_count, pack, unpack
+from spense.runtime import SpenseLinear
+from test_runtime import make
+
+gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+def test_mmasp_kernel_layout_roundtrip():
+    """The CUDA kernel's pre-arranged layout is a permutation of the canonical bytes (CPU check)."""
+    from spense.runtime.mmasp import to_kernel_layout
+
+    w, lay = make(48, 128, "cols", 0.25, torch.bfloat16)
+    p = pack(w, lay)
+    kw = to_kernel_layout(p, "cpu")
+    R, Ks = p.sparse_shape
+    # every stored value appears in the fragment buffer, padding is zeros
+    assert kw.sv.numel() == kw.rows_sparse * ((Ks + 63) // 64 * 32)
+    a, b = kw.sv[kw.sv != 0].float().sort().values, p.values[p.values != 0].float().sort().values
+    assert torch.equal(a, b)
+    assert kw.out_row[:48].tolist() == list(range(48)) and (kw.out_row[48:] == -1).all()
+
+
+def test_mmasp_fp8_layout_and_bit_conversion():
+    """FP8 kernel layout = the bf16 fragment order with a lane's j fragments adjacent, and the
+    in-register e4m3 -> bf16 bit placement ((b & 0x80) << 8 | (b & 0x7f) << 4) reads e4m3 * 2^-120
+    (the kernel then multiplies by 2^120 in bf16; its epilogue scale is the plain channel scale)."""
+    from spense.runtime.mmasp import FP8_BIAS, to_kernel_layout
+
+    b = torch.arange(256, dtype=torch.int64)
+    e = b.to(torch.uint8).view(torch.float8_e4m3fn).float()
+    bits = ((b & 0x80) << 8) | ((b & 0x7F) << 4)
+    v = torch.where(bits >= 2**15, bits - 2**16, bits).to(torch.int16).view(torch.bfloat16).float()
+    ok = torch.isfinite(e)
+    assert torch.equal(v[ok] * FP8_BIAS, e[ok])
+    for axis in ("cols", "rows"):
+        w, lay = make(96, 256, axis, 0.25, torch.float32, block=64)
+        p8 = pack(w, lay, fp8=True)
+        k8 = to_kernel_layout(p8, "cpu")
+        pb = pack(unpack(p8, dtype=torch.float32) / p8.scale[:, None], lay)  # e4m3 values as fp32
+        pb = type(pb)(pb.layout, pb.values.to(torch.bfloat16), pb.meta, pb.dense.to(torch.bfloat16), None)
+        kb = to_kernel_layout(pb, "cpu")
+        assert k8.fp8 and not kb.fp8 and torch.equal(k8.sm, kb.sm) and torch.equal(k8.out_row, kb.out_row)
+        for a8, ab, jn in ((k8.sv, kb.sv, 2), (k8.dv, kb.dv, 4)):
+            if ab.numel() <= 16:
+                continue
+            # [.., j//2, lane, j%2, 8] -> [.., j, lane, 8]
+            a8 = a8.reshape(-1, jn // 2, 32, 2, 8).permute(0, 1, 3, 2, 4).reshape(-1)
+            assert torch.equal(a8.view(torch.float8_e4m3fn).float(), ab.float())
+        assert torch.equal(k8.wscale, p8.scale.float())
+
+
+def test_mmasp_block_tables():
+    """axis=cols layouts made of whole aligned 64-column blocks need no gather of x."""
+    from spense.runtime.mmasp import block_steps, to_kernel_layout
+
+    K = 512
+    idx = torch.tensor([64 * 2 + i for i in range(64)] + [64 * 5 + i for i in range(64)])
+    assert block_steps(idx, K).tolist() == [128, 320]
+    assert block_steps(torch.arange(100), 100).tolist() == [0, 64]  # short last block of [0, K)
+    assert block_steps(torch.arange(1, 65), K) is None
+    assert block_steps(torch.arange(100), 200) is None
+    lay = SpenseLayout((64, K), "cols", idx, block=64)
+    w = torch.randn(64, K)
+    s, d = lay.split(w)
+    g = s.reshape(64, -1, 4)
+    s = (g * (g.abs().argsort(-1).argsort(-1) >= 2)).reshape(s.shape)
+    kw = to_kernel_layout(pack(lay.merge(s, d).bfloat16(), lay), "cpu")
+    assert not kw.gather and kw.dblk.tolist() == [128, 320]
+    assert kw.sblk.tolist() == [c for c in range(0, K, 64) if c not in (128, 320)]
+    w2, lay2 = make(64, K, "cols", 0.25, torch.bfloat16, block=64)  # arbitrary columns
+    kw2 = to_kernel_layout(pack(w2, lay2), "cpu")
+    assert kw2.gather and kw2.xperm.numel() == (kw2.Ss + kw2.SdA) * 64
+
+
+@pytest.mark.parametrize("axis", ["cols", "rows"])
+def test_unpack_kernel_layout_is_exact_inverse(axis):
+    """unpack_kernel_layout(to_kernel_layout(p)) == unpack(p), bf16 and FP8, block and gathered layouts."""
+    from spense.runtime.mmasp import to_kernel_layout, unpack_kernel_layout
+
+    for ratio in (0, 0.25, 0.5):
+        for N, K, blk in ((48, 128, 16), (96, 256, 64), (40, 192, 64)):
+            w, lay = make(N, K, axis, ratio, torch.bfloat16, block=blk)
+            p = pack(w, lay)
+            assert torch.equal(unpack_kernel_layout(to_kernel_layout(p, "cpu"), lay), unpack(p))
+            w, lay = make(N, K, axis, ratio, torch.float32, block=blk)
+            p8 = pack(w, lay, fp8=True)
+            u8 = unpack_kernel_layout(to_kernel_layout(p8, "cpu"), lay, torch.float32)
+            assert torch.equal(u8, unpack(p8, dtype=torch.float32))
+
+
+def _block_layout(N, K, ratio, gen, device):
+    """axis=cols layout of whole aligned 64-column blocks (what `spense bench` selects)."""
+    nb = K // 64
+    nd = dense_count(K, ratio, 64) // 64
+    blk = torch.randperm(nb, generator=gen)[:nd].sort().values
+    idx = (blk[:, None] * 64 + torch.arange(64)).reshape(-1)
+    return SpenseLayout((N, K), "cols", idx, block=64)
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("N,K", [(4096, 4096), (200, 4128), (1024, 12288)])
+def test_gpu_mmasp_block_tables_and_fp8(N, K):
+    """mmasp on whole-64-column-block cols layouts (no x gather), rows layouts and random-column
+    layouts (gather), bf16 and FP8 weights, vs a float64 reference of the (dequantised) weights."""
+    from spense.runtime.mmasp import to_kernel_layout
+
+    gen = torch.Generator().manual_seed(N + K)
+    for fp8 in (False, True):
+        for kind, ratio in (("blocks", 0.0), ("blocks", 0.25), ("blocks", 0.5), ("random", 0.25), ("rows", 0.25)):
+            if kind == "blocks":
+                lay = _block_layout(N, K, ratio, gen, "cuda")
+            else:
+                axis = "rows" if kind == "rows" else "cols"
+                dim = N if axis == "rows" else K
+                idx = torch.randperm(dim, generator=gen)[: dense_count(dim, ratio, 64)].sort().values
+                lay = SpenseLayout((N, K), axis, idx, block=64)
+            w = torch.randn(N, K, generator=gen)
+            s, d = lay.split(w)
+            g = s.reshape(s.shape[0], -1, 4)
+            s = (g * (torch.rand(g.shape, generator=gen).argsort(-1).argsort(-1) < 2)).reshape(s.shape)
+            w = lay.merge(s, d).to("cuda", torch.bfloat16)
+            p = pack(w, lay, fp8=fp8)
+            kw = to_kernel_layout(p, "cuda")
+            assert kw.gather == (kind == "random"), (kind, ratio)
+            wref = unpack(p, dtype=torch.float32).double()
+            m = SpenseLinear(p, backend="mmasp")
+            for M in (1, 5, 16, 40, 64):
+                x = torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16)
+                y = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+                m.forward_mmasp(x, out=y)
+                assert torch.isfinite(y).all(), (fp8, kind, ratio, M, "unwritten/NaN outputs")
+                ref = x.double() @ wref.T
+                e = ((y.double() - ref).norm() / ref.norm()).item()
+                assert e <= 1e-2, (fp8, kind, ratio, M, e)
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("axis", ["cols", "rows"])
+def test_gpu_mmasp_fp8_every_code_exact(axis):
+    """Every finite e4m3 code (subnormals included) comes out of the kernel exactly: scale 1, one-hot
+    x, so y[m, n] = w[n, k_m] (bf16 holds every e4m3 value) - also for tiny activations."""
+    N, K = 64, 256
+    gen = torch.Generator().manual_seed(1)
+    codes = torch.arange(256, dtype=torch.uint8).view(torch.float8_e4m3fn).float()
+    codes = codes[torch.isfinite(codes)]
+    lay = (_block_layout(N, K, 0.25, gen, "cpu") if axis == "cols"
+           else SpenseLayout((N, K), "rows", torch.arange(0, N, 4), block=16))
+    w = codes[torch.randint(len(codes), (N, K), generator=gen)]
+    s, d = lay.split(w)
+    g = s.reshape(s.shape[0], -1, 4)
+    s = (g * (torch.arange(4) < 2)).reshape(s.shape)
+    w = lay.merge(s, d)
+    w[:, 0] = 448.0  # amax 448 in every row -> scale exactly 1 (column 0 is kept in both layouts)
+    p = pack(w, lay, fp8=True)
+    assert torch.equal(p.scale, torch.ones(N)) and torch.equal(unpack(p, dtype=torch.float32), w)
+    m = SpenseLinear(p.to("cuda"), backend="mmasp")
+    for amp in (1.0, 2.0 ** -20):
+        for k0 in range(0, K, 64):
+            x = torch.zeros(64, K)
+            x[torch.arange(64), k0 + torch.arange(64)] = amp
+            y = torch.full((64, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+            m.forward_mmasp(x.to("cuda", torch.bfloat16), out=y)
+            exp = (w[:, k0:k0 + 64].T * amp).to(torch.bfloat16)
+            assert torch.equal(y.cpu(), exp), (axis, amp, k0, (y.cpu().float() - exp.float()).abs().max())
