@@ -413,9 +413,9 @@ class SpenseLinear(nn.Module):
             if M > DECODE_MAX_M:
                 continue
             c = self._auto_choice(M) if self.backend == "auto" else "mmasp"
-            if M <= 8 and xq_enabled() and default_stages() == 0 and self._kw().xperm is None:
-                continue  # the kernel reads x itself there (X_QUAD): no fragments to build
             if fragments and mm and c == "mmasp":
+                if M <= 8 and xq_enabled() and default_stages() == 0 and self._kw().xperm is None:
+                    continue  # the kernel reads x itself there (X_QUAD): no fragments to build
                 self._frag_buckets.add(_bucket(M))
                 self._xperm = self._kw().xperm
         return self
