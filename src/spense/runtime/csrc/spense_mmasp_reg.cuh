@@ -8,8 +8,11 @@
 // PF: software pipelining of the sparse steps: round r+1's weights are loaded before round r is
 // computed (two register buffers, so also at most 256 threads), and the first dense round is asked
 // into L2 during the last sparse one; without it a round's loads wait for the previous round's math.
-template <int RT, int NT, bool FP8, int U, int XM, bool PF = false>
-__global__ void __launch_bounds__((U > (FP8 ? 8 : 4) || PF) ? 256 : 512) spense_mmasp_kernel(
+// MINB > 1 (harness only: benchmarks/mmasp_bulk_check.cu, "reg_xf_occ"): CTAs of at most 128 threads with
+// MINB of them resident per SM, i.e. at most 65536 / (128 MINB) registers per thread (64 at MINB = 8,
+// against 96 unbounded), to test whether more weight streams in flight per SM beat the spills.
+template <int RT, int NT, bool FP8, int U, int XM, bool PF = false, int MINB = 1>
+__global__ void __launch_bounds__(MINB > 1 ? 128 : ((U > (FP8 ? 8 : 4) || PF) ? 256 : 512), MINB) spense_mmasp_kernel(
     const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
     const __nv_bfloat16* __restrict__ x, const uint4* __restrict__ xf, int ldx, int M, int kx,
     const int* __restrict__ sblk, const int* __restrict__ dblk,
