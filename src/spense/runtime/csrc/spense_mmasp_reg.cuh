@@ -10,8 +10,9 @@
 // into L2 during the last sparse one; without it a round's loads wait for the previous round's math.
 // MINB > 1 (harness only: benchmarks/mmasp_bulk_check.cu, "reg_xf_occ"): CTAs of at most 128 threads with
 // MINB of them resident per SM, i.e. at most 65536 / (128 MINB) registers per thread (64 at MINB = 8,
-// against 96 unbounded), to test whether more weight streams in flight per SM beat the spills.
-template <int RT, int NT, bool FP8, int U, int XM, bool PF = false, int MINB = 1>
+// against 96 unbounded), to test whether more weight streams in flight per SM beat the spills.  MINB = 0:
+// no residency bound (an explicit bound of 1 would let ptxas take 104 registers instead of 96).
+template <int RT, int NT, bool FP8, int U, int XM, bool PF = false, int MINB = 0>
 __global__ void __launch_bounds__(MINB > 1 ? 128 : ((U > (FP8 ? 8 : 4) || PF) ? 256 : 512), MINB) spense_mmasp_kernel(
     const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
     const __nv_bfloat16* __restrict__ x, const uint4* __restrict__ xf, int ldx, int M, int kx,
