@@ -159,50 +159,28 @@ void run(const Args& a, std::mt19937& rng) {
   CK(cudaMemcpy(h0.data(), y0, h0.size() * 2, cudaMemcpyDeviceToHost));
   CK(cudaMemcpy(h1.data(), y1, h1.size() * 2, cudaMemcpyDeviceToHost));
   CK(cudaMemcpy(h2.data(), y2, h2.size() * 2, cudaMemcpyDeviceToHost));
-  std::vector<uint16_t> h4(h0.size()), h5(h0.size()), h6(h0.size()), h7(h0.size());
-  std::vector<uint16_t> h8(h0.size());
-  const bool with_occ = a.warps == 4;
-  if (with_occ) {
-    CK(cudaMemset(y1, 0xFF, h8.size() * 2));
-    reg_xf_occ(0, y1);
+  std::vector<uint16_t> h4(h0.size()), h5(h0.size()), h6(h0.size()), h7(h0.size()), h8(h0.size());
+  // h = the output of one call of f into y1 set to NaN first (a row the kernel misses shows as
+  // nonfinite); h0 where the variant does not run with this config
+  auto output_of = [&](bool runs, auto&& f, std::vector<uint16_t>& h) {
+    if (!runs) { h = h0; return; }
+    CK(cudaMemset(y1, 0xFF, h.size() * 2));
+    f(0, y1);
     CK(cudaGetLastError()); CK(cudaDeviceSynchronize());
-    CK(cudaMemcpy(h8.data(), y1, h8.size() * 2, cudaMemcpyDeviceToHost));
-  } else {
-    h8 = h0;
-  }
-  if (NT == 1) {
-    CK(cudaMemset(y1, 0xFF, h7.size() * 2));
-    reg_xq(0, y1);
-    CK(cudaGetLastError()); CK(cudaDeviceSynchronize());
-    CK(cudaMemcpy(h7.data(), y1, h7.size() * 2, cudaMemcpyDeviceToHost));
-  } else {
-    h7 = h0;
-  }
-  const bool with_xs = RT == 1 && a.warps <= 8;
-  if (with_xs) {
-    CK(cudaMemset(y1, 0xFF, h5.size() * 2));  // NaN everywhere: a row the kernel misses shows as nonfinite
-    xs(0, y1);
-    CK(cudaGetLastError()); CK(cudaDeviceSynchronize());
-    CK(cudaMemcpy(h5.data(), y1, h5.size() * 2, cudaMemcpyDeviceToHost));
-    xs_sk(0, y1);  // a first call, then a checked one: the counters and sums start from zero again
-    CK(cudaGetLastError()); CK(cudaDeviceSynchronize());
-    CK(cudaMemset(y1, 0xFF, h6.size() * 2));
+    CK(cudaMemcpy(h.data(), y1, h.size() * 2, cudaMemcpyDeviceToHost));
+  };
+  const bool with_xs = RT == 1 && a.warps <= 8, with_occ = a.warps == 4;
+  output_of(with_xs, xs, h5);
+  if (with_xs) {  // a first call, then a checked one: the counters and sums start from zero again
     xs_sk(0, y1);
     CK(cudaGetLastError()); CK(cudaDeviceSynchronize());
-    CK(cudaMemcpy(h6.data(), y1, h6.size() * 2, cudaMemcpyDeviceToHost));
-  } else {
-    h5 = h0; h6 = h0;
   }
-  if (a.warps <= 8) {
-    reg_xf2(0, y1);
-    CK(cudaGetLastError()); CK(cudaDeviceSynchronize());
-    CK(cudaMemcpy(h3.data(), y1, h3.size() * 2, cudaMemcpyDeviceToHost));
-    reg_xf_pf(0, y1);
-    CK(cudaGetLastError()); CK(cudaDeviceSynchronize());
-    CK(cudaMemcpy(h4.data(), y1, h4.size() * 2, cudaMemcpyDeviceToHost));
-  } else {
-    h3 = h0; h4 = h0;
-  }
+  output_of(with_xs, xs_sk, h6);
+  // reg_xf_u2 and reg_xf_pf are bound to 256 threads
+  output_of(a.warps <= 8, reg_xf2, h3);
+  output_of(a.warps <= 8, reg_xf_pf, h4);
+  output_of(NT == 1, reg_xq, h7);
+  output_of(with_occ, reg_xf_occ, h8);
   double num = 0, num2 = 0, num3 = 0, num4 = 0, num5 = 0, num6 = 0, num7 = 0, num8 = 0, den = 0; int bad = 0;
   for (size_t i = 0; i < h0.size(); ++i) {
     const double u = bf2f(h0[i]), v = bf2f(h1[i]), w = bf2f(h2[i]), z = bf2f(h3[i]), q = bf2f(h4[i]),

@@ -167,14 +167,8 @@ template <int NT, int XM>
 __device__ __forceinline__ void load_b16(uint32_t& b0, uint32_t& b1, const uint4* __restrict__ xf,
                                          const __nv_bfloat16* __restrict__ x, int ldx, int M, int kx, int n,
                                          int lane, int k0) {
-  static_assert(XM != X_QUAD || NT == 1, "X_QUAD reads tokens 0..7 only (NT = 1)");
-  if (XM == X_QUAD) {
-    uint32_t bf[4];
-    quad_frag(bf, x, ldx, M, kx, lane, k0 & ~31);
-    const bool hi = (k0 >> 4) & 1;
-    b0 = hi ? bf[2] : bf[0];
-    b1 = hi ? bf[3] : bf[1];
-  } else if (XM == X_SMEM || XM == X_FRAGS || (XM == X_RUNTIME && xf != nullptr)) {
+  static_assert(XM != X_QUAD, "X_QUAD: dense_step builds each 32-K chunk's fragment once itself");
+  if (XM == X_SMEM || XM == X_FRAGS || (XM == X_RUNTIME && xf != nullptr)) {
     const uint4 v = XM == X_SMEM ? xf[((k0 >> 5) * NT + n) * 32 + lane]
                                  : __ldg(xf + ((size_t)(k0 >> 5) * NT + n) * 32 + lane);
     const bool hi = (k0 >> 4) & 1;
