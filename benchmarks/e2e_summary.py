@@ -8,6 +8,7 @@ Rows are the JSON lines of ``rows*.jsonl`` in each folder; anchors the last JSON
 ``anchor.txt`` (``{"n_layer": .., "B1": {"step_ms": ..}, ..}``), matched to rows by model label
 ``qwen3-8b[:n_layer]`` (plain ``qwen3-8b`` at all 36 layers), the fastest anchor of each batch kept.  Only rows timed like the anchor count
 (compiled step, steps back to back: rows with ``step_sync_ms``), unless ``--all``; profiled rows never.
+Rows run under non-default switches (``switches``) are labelled with them and kept apart (:func:`label`).
 """
 from __future__ import annotations
 
@@ -36,6 +37,16 @@ def load(folders) -> tuple[list[dict], dict[tuple[str, int], float]]:
     return rows, anchor
 
 
+def label(r: dict) -> str:
+    """The row's variant, with the switches it ran under (``SPENSE_*`` variables, recorded by
+    ``spense.engine.measure``), e.g. ``spense0.25 [MMASP_XQ=1]``: rows under other switches are other
+    setups, never merged with the defaults' row."""
+    sw = r.get("switches") or {}
+    if not sw:
+        return r["variant"]
+    return r["variant"] + " [" + ",".join(f"{k.removeprefix('SPENSE_')}={v}" for k, v in sorted(sw.items())) + "]"
+
+
 def table(rows: list[dict], anchor: dict[tuple[str, int], float], all_rows: bool = False) -> str:
     best: dict[tuple, dict] = {}
     for r in rows:
@@ -43,14 +54,14 @@ def table(rows: list[dict], anchor: dict[tuple[str, int], float], all_rows: bool
             continue
         if not all_rows and not (r.get("compiled") and "step_sync_ms" in r):
             continue
-        k = (r["model"], r["variant"], r["batch"])
+        k = (r["model"], label(r), r["batch"])
         if k not in best or r["step_ms"] < best[k]["step_ms"]:
             best[k] = r
     out = ["| model | variant | B | step ms | x floor | vs best dense | vs gpt-fast | run |",
            "|---|---|---|---|---|---|---|---|"]
     for (model, variant, B), r in sorted(best.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1])):
-        dense = best.get((model, "dense-fp8" if variant.endswith("-fp8") else "dense", B))
-        vs_dense = f"{dense['step_ms'] / r['step_ms']:.2f}×" if dense and variant not in ("dense", "dense-fp8") else ""
+        dense = best.get((model, "dense-fp8" if r["variant"].endswith("-fp8") else "dense", B))
+        vs_dense = f"{dense['step_ms'] / r['step_ms']:.2f}×" if dense and dense is not r else ""
         a = anchor.get((model, B))
         vs_anchor = f"{a / r['step_ms']:.2f}×" if a else ""
         out.append(f"| {model} | {variant} | {B} | {r['step_ms']:.3f} | {r['x_floor']:.2f} | {vs_dense} | "

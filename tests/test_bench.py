@@ -54,7 +54,8 @@ def test_e2e_summary_best_rows_ratios_and_anchor(tmp_path):
         return {"model": m, "variant": variant, "batch": 1, "step_ms": ms, "x_floor": ms / 1.4, "compiled": True,
                 "step_sync_ms": ms + 0.3, **kw}
 
-    runs = {"a": [row("dense", 2.2), row("spense0.25", 2.0)],
+    runs = {"a": [row("dense", 2.2), row("spense0.25", 2.0),
+                  row("spense0.25", 1.5, switches={"SPENSE_MMASP_XQ": "1"})],  # another setup: its own row
             "b": [row("dense", 2.1), row("spense0.25", 1.0, profile_ms={}),  # profiled: left out
                   {k: v for k, v in row("spense0.25", 0.5).items() if k != "step_sync_ms"},  # old timing
                   row("spense0.25", 0.9, compiled=False)]}  # not compiled
@@ -72,6 +73,7 @@ def test_e2e_summary_best_rows_ratios_and_anchor(tmp_path):
     line = next(s for s in t.splitlines() if "| spense0.25 |" in s)
     assert "| 2.000 |" in line and f"| {2.1 / 2.0:.2f}× |" in line and f"| {1.8 / 2.0:.2f}× |" in line
     assert "| 2.100 |" in next(s for s in t.splitlines() if "| dense |" in s)
+    assert f"| spense0.25 [MMASP_XQ=1] | 1 | 1.500 | 1.07 | {2.1 / 1.5:.2f}× |" in t
     every = mod.table(rows, anchor, all_rows=True)  # the old-timing 0.5 ms row wins there; profiled rows never
     assert "| 0.500 |" in next(s for s in every.splitlines() if "| spense0.25 |" in s)
 
