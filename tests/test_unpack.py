@@ -1,7 +1,7 @@
 """spense.runtime.unpack: the Triton unpack of the mma.sp kernel layout equals the tensor-op reference
 (``mmasp.unpack_kernel_layout``) bit for bit, under TRITON_INTERPRET=1 (CPU subprocess) and on the GPU
-(``gpu``), for every layout kind: columns gathered or in whole 64-blocks (a short last block), rows,
-no dense region, bf16 and e4m3."""
+(``gpu``, with ``unpack_weight``'s once-per-kind check), for every layout kind: columns gathered or in
+whole 64-blocks (a short last block), rows, no dense region, bf16 and e4m3."""
 
 from __future__ import annotations
 
@@ -48,6 +48,13 @@ _CHECK = textwrap.dedent("""
             got = unpack_kernel_layout_triton(kw, lay, torch.bfloat16)
             assert torch.equal(got, ref), (name, fp8, (got.float() - ref.float()).abs().max().item())
             print("OK", name, fp8, "gathered" if kw.xperm is not None else "blocks")
+            if dev == "cuda":  # the engine's entry: checked once per kind, then the Triton path
+                from spense.runtime import unpack as U
+                from spense.runtime.mmasp import layout_indices
+                idx = layout_indices(lay, dev)
+                assert torch.equal(U.unpack_weight(kw, lay, idx, check=True), ref)
+                assert U._OK[(fp8, lay.axis, kw.xperm is not None)] is True
+                assert torch.equal(U.unpack_weight(kw, lay, idx), ref)
 """)
 
 

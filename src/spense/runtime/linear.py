@@ -192,7 +192,7 @@ class SpenseLinear(nn.Module):
 
         # prefill unpacks through these; built here so that no call copies from the host later
         self._cache = {"unpack_idx": layout_indices(self.layout, self._kernel.sv.device)}
-        self._unpack_kernel()  # compiles the Triton unpack (or settles on its fallback) outside any capture
+        self._unpack_kernel(check=True)  # compiled (and checked) here, outside any graph capture
         return self
 
     # -- per-backend state (built lazily, once per device) -----------------------------------
@@ -203,25 +203,15 @@ class SpenseLinear(nn.Module):
             return unpack(self.packed, dtype=dtype)
         return self._unpack_kernel().to(dtype)
 
-    def _unpack_kernel(self) -> torch.Tensor:
-        """``W`` ``(N, K)`` bf16 from the kernel layout, a transient buffer: on CUDA two Triton launches
-        (:func:`spense.runtime.unpack.unpack_kernel_layout_triton`), else, or if they fail, the pure
-        tensor ops of :func:`spense.runtime.mmasp.unpack_kernel_layout` (exact, the reference)."""
-        from spense.runtime.mmasp import layout_indices, unpack_kernel_layout
+    def _unpack_kernel(self, check: bool = False) -> torch.Tensor:
+        """``W`` ``(N, K)`` bf16 from the kernel layout, a transient buffer
+        (:func:`spense.runtime.unpack.unpack_weight`: Triton on CUDA, the tensor-op reference else)."""
+        from spense.runtime.mmasp import layout_indices
+        from spense.runtime.unpack import unpack_weight
 
-        if self._kernel.sv.is_cuda and not self._cache.get("unpack_triton_failed"):
-            from spense.runtime.unpack import unpack_kernel_layout_triton
-
-            try:
-                return unpack_kernel_layout_triton(self._kernel, self.layout, torch.bfloat16)
-            except torch.cuda.OutOfMemoryError:  # the fallback needs more memory still
-                raise
-            except Exception as e:  # no triton, or it cannot compile here: the reference path
-                self._cache["unpack_triton_failed"] = True
-                _warn_once(f"spense: Triton unpack unavailable ({type(e).__name__}: {e}); tensor-op unpack")
         if "unpack_idx" not in self._cache:  # normally set by compact(), outside any graph capture
             self._cache["unpack_idx"] = layout_indices(self.layout, self._kernel.sv.device)
-        return unpack_kernel_layout(self._kernel, self.layout, torch.bfloat16, self._cache["unpack_idx"])
+        return unpack_weight(self._kernel, self.layout, self._cache["unpack_idx"], check)
 
     def _cslt(self):
         if "cslt" not in self._cache:

@@ -23,6 +23,8 @@ written by exactly one program (the two regions tile it), so ``W`` starts uninit
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 try:
@@ -147,3 +149,39 @@ def _launch(kw, N: int, K: int, Ks: int, d: int, cols: bool, dtype: torch.dtype)
             dv, kw.dblk, xperm, kw.out_row, kw.wscale, W, K, W.stride(0), kw.SdB, kw.rows_sparse, 0, K,
             FP8=kw.fp8, GATHER=False)
     return W
+
+
+# per layout kind (FP8, axis, x gathered): False once the Triton unpack failed or differed from the
+# reference; True once it matched it bit for bit (unpack_weight with check=True)
+_OK: dict[tuple[bool, str, bool], bool] = {}
+
+
+def unpack_weight(kw, layout, idx: tuple[torch.Tensor, torch.Tensor], check: bool = False) -> torch.Tensor:
+    """``W (N, K)`` bf16 of the kernel layout: on CUDA :func:`unpack_kernel_layout_triton`, unless it
+    failed or differed before for this kind of layout, else (and on CPU) the tensor-op reference
+    :func:`spense.runtime.mmasp.unpack_kernel_layout` (``idx``: its :func:`~spense.runtime.mmasp.layout_indices`).
+    ``check``: the first such call per kind compares the two bit for bit (SpenseLinear.compact, outside
+    any graph capture; it also compiles the kernel there).  A failure or a difference is warned once
+    and sends that kind to the reference path for the rest of the process."""
+    from spense.runtime.mmasp import unpack_kernel_layout
+
+    kind = (kw.fp8, layout.axis, kw.xperm is not None)
+    if kw.sv.is_cuda and triton is not None and _OK.get(kind, True):
+        try:
+            fast = unpack_kernel_layout_triton(kw, layout, torch.bfloat16)
+        except torch.cuda.OutOfMemoryError:  # the reference path needs more memory still
+            raise
+        except Exception as e:  # it cannot compile or launch here
+            _OK[kind] = False
+            warnings.warn(f"spense: Triton unpack unavailable ({type(e).__name__}: {e}); tensor-op unpack",
+                          RuntimeWarning, stacklevel=2)
+        else:
+            if not check or kind in _OK:
+                return fast
+            ref = unpack_kernel_layout(kw, layout, torch.bfloat16, idx)
+            _OK[kind] = torch.equal(fast, ref)
+            if not _OK[kind]:
+                warnings.warn(f"spense: the Triton unpack differs from the reference for {kind} layouts on this "
+                              f"GPU; tensor-op unpack", RuntimeWarning, stacklevel=2)
+            return ref
+    return unpack_kernel_layout(kw, layout, torch.bfloat16, idx)
