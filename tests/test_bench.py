@@ -1,6 +1,7 @@
 """``spense bench`` with the engine on CPU: rows, byte accounting, token checks, report files."""
 
 import json
+import os
 import warnings
 
 import pytest
@@ -30,6 +31,18 @@ def test_measure_rows_cpu(tmp_path):
     paths = report.write(rows, tmp_path, "t")
     assert len(json.loads(paths["json"].read_text())) == 6
     assert paths["md"].read_text().startswith("# End-to-end decode")
+
+
+def test_switches_recorded(monkeypatch):
+    """Every SPENSE_MMASP_* kernel switch lands in a row's ``switches`` (XQ too), the extension's path not."""
+    for k in list(os.environ):
+        if k.startswith("SPENSE_"):
+            monkeypatch.delenv(k)
+    monkeypatch.setenv("SPENSE_MMASP_XQ", "1")
+    monkeypatch.setenv("SPENSE_ATTENTION", "split")
+    monkeypatch.setenv("SPENSE_MMASP_SO", "/tmp/x.so")
+    monkeypatch.setenv("SPENSE_COMMIT", "abc")
+    assert measure.switches() == {"SPENSE_ATTENTION": "split", "SPENSE_MMASP_XQ": "1"}
 
 
 def test_bad_shape_name():

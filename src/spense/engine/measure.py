@@ -89,8 +89,12 @@ def _linear_bytes(model, lins) -> int:
     return n + _bytes(fused)
 
 
-SWITCHES = ("SPENSE_ATTENTION", "SPENSE_TUNING", "SPENSE_MMASP_PDL", "SPENSE_MMASP_PF", "SPENSE_MMASP_XS",
-            "SPENSE_MMASP_XS_MIN_TILES", "SPENSE_MMASP_XS_SPLIT", "SPENSE_MMASP_STAGES")
+def switches() -> dict[str, str]:
+    """The ``SPENSE_*`` variables in effect that change how a step runs: ``SPENSE_ATTENTION``,
+    ``SPENSE_TUNING`` and every ``SPENSE_MMASP_*`` kernel switch (a new one is recorded without a list
+    to update), not the prebuilt extension's path ``SPENSE_MMASP_SO``."""
+    return {k: v for k, v in sorted(os.environ.items())
+            if k in ("SPENSE_ATTENTION", "SPENSE_TUNING") or (k.startswith("SPENSE_MMASP_") and k != "SPENSE_MMASP_SO")}
 
 
 def launch_configs(model) -> dict[str, dict[int, list[int]]]:
@@ -306,7 +310,7 @@ def run(model: str, batches=(1, 8), ratios=(0.25,), fp8: bool = False, prompt_le
                    "copy_tbps": bw / 1e12, "floor_ms": wb / bw * 1e3, "build_s": build_s,
                    "compile_and_time_s": time.perf_counter() - t1,
                    "peak_mem_bytes": torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None,
-                   "launch_cfg": launch_configs(m), "switches": {k: os.environ[k] for k in SWITCHES if k in os.environ},
+                   "launch_cfg": launch_configs(m), "switches": switches(),
                    **bw_detail}
             row["x_floor"] = row["step_ms"] / row["floor_ms"]
             if ratio is None:
