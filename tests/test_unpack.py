@@ -51,10 +51,10 @@ _CHECK = textwrap.dedent("""
             if dev == "cuda":  # the engine's entry: checked once per kind, then the Triton path
                 from spense.runtime import unpack as U
                 from spense.runtime.mmasp import layout_indices
-                idx = layout_indices(lay, dev)
-                assert torch.equal(U.unpack_weight(kw, lay, idx, check=True), ref)
+                li = layout_indices(lay, dev)
+                assert torch.equal(U.unpack_weight(kw, lay, li, check=True), ref)
                 assert U._OK[(fp8, lay.axis, kw.xperm is not None)] is True
-                assert torch.equal(U.unpack_weight(kw, lay, idx), ref)
+                assert torch.equal(U.unpack_weight(kw, lay, li), ref)
 """)
 
 
