@@ -94,13 +94,13 @@ case "${1:-}" in
     ;;
   pair)  # on a machine of two GPUs, side by side: on GPU 1 `bulk` (unless BULK=0), then the e2e stages
     # not in SKIP1 (MODEL1, LAYERS1, BATCHES1 default to MODEL, LAYERS, BATCHES); on GPU 0 the e2e
-    # stages not in SKIP0 (folders $V/e2e_${TAG}1 and $V/e2e_${TAG}0), all within PAIR_S seconds
+    # stages not in SKIP0 (EXTRA0 / EXTRA1: each side's EXTRA variants; folders $V/e2e_${TAG}1 and $V/e2e_${TAG}0), all within PAIR_S seconds
     t0=$(date +%s)
     ( [ "${BULK:-1}" = 1 ] && GPU=1 bash "$0" bulk > $V/logs/bulk.log 2>&1
-      GPU=1 E2E=e2e_${TAG:-x}1 SKIP="${SKIP1:-}" BUDGET=$(( ${PAIR_S:-560} - $(date +%s) + t0 )) \
+      GPU=1 E2E=e2e_${TAG:-x}1 SKIP="${SKIP1:-}" EXTRA="${EXTRA1:-${EXTRA:-}}" BUDGET=$(( ${PAIR_S:-560} - $(date +%s) + t0 )) \
         MODEL=${MODEL1:-${MODEL:-qwen3-8b}} LAYERS=${LAYERS1:-${LAYERS:-12}} BATCHES=${BATCHES1:-${BATCHES:-1,8}} \
         bash "$0" e2e > /dev/null 2>&1 ) &
-    GPU=0 E2E=e2e_${TAG:-x}0 SKIP="${SKIP0:-}" BUDGET=${PAIR_S:-560} bash "$0" e2e > /dev/null 2>&1
+    GPU=0 E2E=e2e_${TAG:-x}0 SKIP="${SKIP0:-}" EXTRA="${EXTRA0:-${EXTRA:-}}" BUDGET=${PAIR_S:-560} bash "$0" e2e > /dev/null 2>&1
     wait
     ;;
   waitlog)  # waitlog NAME SECONDS: until $V/logs/NAME.log says rc= or SECONDS pass
