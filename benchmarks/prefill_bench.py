@@ -1,0 +1,126 @@
+"""Prefill of compacted Spense layers against dense, per Qwen3 shape (runs on the device machine).
+
+    PYTHONPATH=src python3 benchmarks/prefill_bench.py --out $OUT [--ms 512,2048] [--shapes 8B.down,...]
+
+Per (shape, dtype, M), 25 % dense column blocks (what the engine selects), CUDA graphs, weights rotated
+over copies of >= 256 MB in all (L2 is 50 MB):
+
+* ``dense``: ``F.linear(x, W)`` on a kept bf16 weight (cuBLAS);
+* ``dense_fp8`` (fp8 rows): the FP8 dense baseline (``Fp8Linear``, kernel ``auto``);
+* ``spense``: the compacted ``SpenseLinear`` at M (``auto``: above M = 64 a transient unpack of the
+  kernel layout + ``F.linear``), no dense copy kept;
+* ``unpack`` / ``unpack_elem``: the Triton unpack alone, the sparse region by groups of 4 columns (the
+  default) / per element, with GB/s = (layout bytes read + ``W`` bytes written) / time against the copy
+  bandwidth measured in the same run; each is first checked bit for bit against the tensor-op reference.
+
+Writes ``prefill_bench.json`` and ``prefill_bench.md`` under ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+from linear_bench import SHAPES, copy_bandwidth, make_weight, time_graph  # noqa: E402
+from spense.format import pack  # noqa: E402
+from spense.runtime.fp8 import Fp8Linear, quantize_weight  # noqa: E402
+from spense.runtime.linear import SpenseLinear  # noqa: E402
+from spense.runtime.mmasp import unpack_kernel_layout  # noqa: E402
+from spense.runtime.unpack import unpack_kernel_layout_triton  # noqa: E402
+
+
+def layout_bytes(kw) -> int:
+    """Bytes of the kernel layout that the unpack reads (values, metadata, dense fragments, scales)."""
+    ts = [kw.sv, kw.sm, kw.dv] + ([kw.wscale] if kw.fp8 else [])
+    return sum(t.numel() * t.element_size() for t in ts)
+
+
+def cell(sname: str, N: int, K: int, fp8: bool, ms, gen, bw: float, min_bytes: float) -> list[dict]:
+    w0, lay = make_weight(N, K, "cols", 0.25, gen)
+    ncop = max(1, min(8, math.ceil(min_bytes / (N * K * 2))))
+    ws = [w0] + [w0 + 0 for _ in range(ncop - 1)]
+    layers = [SpenseLinear(pack(w, lay, fp8=fp8), backend="auto", name=sname).compact() for w in ws]
+    kws = [L._kernel for L in layers]
+    ref = unpack_kernel_layout(kws[0], lay, torch.bfloat16)
+    exact = {g: torch.equal(unpack_kernel_layout_triton(kws[0], lay, grouped=g), ref) for g in (True, False)}
+    del ref
+    f8 = [Fp8Linear(*quantize_weight(w)) for w in ws] if fp8 else None
+    rb = layout_bytes(kws[0])
+    t_un = {g: time_graph([lambda kw=kw, g=g: unpack_kernel_layout_triton(kw, lay, grouped=g) for kw in kws])
+            for g in (True, False)}
+    rows = []
+    for M in ms:
+        x = torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16)
+        res = {"dense": time_graph([lambda w=w: F.linear(x, w) for w in ws]),
+               "spense": time_graph([lambda L=L: L(x) for L in layers])}
+        if fp8:
+            res["dense_fp8"] = time_graph([lambda q=q: q(x) for q in f8])
+        base = res["dense_fp8"] if fp8 else res["dense"]
+        row = {"shape": sname, "N": N, "K": K, "M": M, "dtype": "fp8" if fp8 else "bf16", "dense_ratio": 0.25,
+               **{f"{k}_ms": v for k, v in res.items()}, "speedup_vs_dense": base / res["spense"],
+               "spense_vs_bf16_dense": res["dense"] / res["spense"],
+               "unpack_ms": t_un[True], "unpack_elem_ms": t_un[False],
+               "unpack_gbps": (rb + N * K * 2) / t_un[True] / 1e6,
+               "unpack_elem_gbps": (rb + N * K * 2) / t_un[False] / 1e6,
+               "copy_gbps": bw, "unpack_exact": exact[True], "unpack_elem_exact": exact[False],
+               "dense_tflops": 2 * M * N * K / res["dense"] / 1e9}
+        rows.append(row)
+        print(f"{sname} {row['dtype']} M={M}: dense {res['dense']:.3f} ms, spense {res['spense']:.3f} ms "
+              f"({row['speedup_vs_dense']:.2f}x vs {'FP8 ' if fp8 else ''}dense), unpack {t_un[True]:.3f} ms "
+              f"({row['unpack_gbps']:.0f} GB/s) / per element {t_un[False]:.3f} ms, exact {exact}", flush=True)
+    return rows
+
+
+def write_md(rows, path, meta):
+    lines = [f"# Prefill, compacted Spense layers vs dense ({meta['device']}, {meta['date']}, commit "
+             f"{meta['commit']})", "", f"`{meta['cmd']}`; copy bandwidth {meta['copy_gbps']:.0f} GB/s.", "",
+             "| shape | dtype | M | dense ms | FP8 dense ms | Spense ms | Spense vs dense | unpack ms (GB/s) | "
+             "per-element unpack ms (GB/s) | exact |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        f8 = f"{r['dense_fp8_ms']:.3f}" if "dense_fp8_ms" in r else "–"
+        lines.append(f"| {r['shape']} | {r['dtype']} | {r['M']} | {r['dense_ms']:.3f} | {f8} | {r['spense_ms']:.3f} | "
+                     f"{r['speedup_vs_dense']:.2f}× | {r['unpack_ms']:.3f} ({r['unpack_gbps']:.0f}) | "
+                     f"{r['unpack_elem_ms']:.3f} ({r['unpack_elem_gbps']:.0f}) | "
+                     f"{r['unpack_exact'] and r['unpack_elem_exact']} |")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=os.environ.get("OUT", "out"))
+    ap.add_argument("--shapes", default="8B.qkv,8B.o,8B.gate_up,8B.down,32B.gate_up,32B.down")
+    ap.add_argument("--ms", default="512,2048")
+    ap.add_argument("--dtypes", default="bf16,fp8")
+    ap.add_argument("--min-bytes", type=float, default=256e6)
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    meta = {"device": torch.cuda.get_device_name(), "commit": os.environ.get("SPENSE_COMMIT", "unknown"),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "cmd": " ".join(sys.argv), "copy_gbps": copy_bandwidth()}
+    gen = torch.Generator().manual_seed(0)
+    want = a.shapes.split(",")
+    rows = []
+    for sname, N, K in [s for s in SHAPES if s[0] in want]:
+        for dt in a.dtypes.split(","):
+            try:
+                rows += cell(sname, N, K, dt == "fp8", [int(m) for m in a.ms.split(",")], gen, meta["copy_gbps"],
+                             a.min_bytes)
+            except Exception as e:  # one shape failing keeps the others' rows
+                print(f"{sname} {dt} failed: {type(e).__name__}: {e}", flush=True)
+            torch.cuda.empty_cache()
+            with open(os.path.join(a.out, "prefill_bench.json"), "w") as f:
+                json.dump({**meta, "rows": rows}, f, indent=1)
+            write_md(rows, os.path.join(a.out, "prefill_bench.md"), meta)
+
+
+if __name__ == "__main__":
+    main()
