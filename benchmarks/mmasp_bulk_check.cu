@@ -16,9 +16,9 @@
 // the torch extension builds neither; then the shared-x kernel ("xs", spense_mmasp_xs.cuh: the warps of
 // a CTA own whole row tiles and read x fragments staged once per CTA in shared memory; RT = 1 only),
 // and the same with K split over CTAs ("xs_sk": xs_splits(); a memset of the fp32 sums per call, timed);
-// last, at M <= 8, the register kernel reading x straight by quads of lanes ("reg_xq", X_QUAD: one
-// 16-byte load and four shuffles per 32 K, no fragment buffer; -1 us above M = 8), and, with 4 warps, the
-// register kernel with x fragments bounded to 64 registers so that 8 CTAs fit per SM ("reg_xf_occ").
+// last, with 4 warps, the register kernel with x fragments bounded to 64 registers so that 8 CTAs fit per
+// SM ("reg_xf_occ").  (A column "reg_xq", x read by quads of lanes, ran on 2026-12-01 at 1.6-2.5x the time
+// of reg_xf and was removed with it: benchmarks/results/mmasp_bulk_2026-12-01.)
 #include <cuda_runtime.h>
 #include <cstdio>
 #include <cstdlib>
@@ -141,10 +141,6 @@ void run(const Args& a, std::mt19937& rng) {
   auto reg_xf_occ = [&](int c, __nv_bfloat16* y) {
     launch(spense_mmasp_kernel<RT, NT, FP8, UD, X_FRAGS, false, 8>, c, y, xf);
   };
-  // x straight by quads of lanes (X_QUAD: M <= 8 only), no fragment buffer
-  auto reg_xq = [&](int c, __nv_bfloat16* y) {
-    launch(spense_mmasp_kernel<RT, NT, FP8, UD, NT == 1 ? X_QUAD : X_DIRECT>, c, y, nullptr);
-  };
   auto reg = [&](int c, __nv_bfloat16* y) { reg_x(c, y, nullptr); };
   auto reg_xf = [&](int c, __nv_bfloat16* y) { reg_x(c, y, xf); };
   auto bulk = [&](int c, __nv_bfloat16* y) {
@@ -159,7 +155,7 @@ void run(const Args& a, std::mt19937& rng) {
   CK(cudaMemcpy(h0.data(), y0, h0.size() * 2, cudaMemcpyDeviceToHost));
   CK(cudaMemcpy(h1.data(), y1, h1.size() * 2, cudaMemcpyDeviceToHost));
   CK(cudaMemcpy(h2.data(), y2, h2.size() * 2, cudaMemcpyDeviceToHost));
-  std::vector<uint16_t> h4(h0.size()), h5(h0.size()), h6(h0.size()), h7(h0.size()), h8(h0.size());
+  std::vector<uint16_t> h4(h0.size()), h5(h0.size()), h6(h0.size()), h8(h0.size());
   // h = the output of one call of f into y1 set to NaN first (a row the kernel misses shows as
   // nonfinite); h0 where the variant does not run with this config
   auto output_of = [&](bool runs, auto&& f, std::vector<uint16_t>& h) {
@@ -179,22 +175,20 @@ void run(const Args& a, std::mt19937& rng) {
   // reg_xf_u2 and reg_xf_pf are bound to 256 threads
   output_of(a.warps <= 8, reg_xf2, h3);
   output_of(a.warps <= 8, reg_xf_pf, h4);
-  output_of(NT == 1, reg_xq, h7);
   output_of(with_occ, reg_xf_occ, h8);
-  double num = 0, num2 = 0, num3 = 0, num4 = 0, num5 = 0, num6 = 0, num7 = 0, num8 = 0, den = 0; int bad = 0;
+  double num = 0, num2 = 0, num3 = 0, num4 = 0, num5 = 0, num6 = 0, num8 = 0, den = 0; int bad = 0;
   for (size_t i = 0; i < h0.size(); ++i) {
     const double u = bf2f(h0[i]), v = bf2f(h1[i]), w = bf2f(h2[i]), z = bf2f(h3[i]), q = bf2f(h4[i]),
-                 p = bf2f(h5[i]), o = bf2f(h6[i]), qd = bf2f(h7[i]), oc = bf2f(h8[i]);
+                 p = bf2f(h5[i]), o = bf2f(h6[i]), oc = bf2f(h8[i]);
     if (!std::isfinite(u) || !std::isfinite(v) || !std::isfinite(w) || !std::isfinite(z) || !std::isfinite(q) ||
-        !std::isfinite(p) || !std::isfinite(o) || !std::isfinite(qd) || !std::isfinite(oc)) ++bad;
-    num7 += (u - qd) * (u - qd);
+        !std::isfinite(p) || !std::isfinite(o) || !std::isfinite(oc)) ++bad;
     num8 += (u - oc) * (u - oc);
     num += (u - v) * (u - v); num2 += (u - w) * (u - w); num3 += (u - z) * (u - z); num4 += (u - q) * (u - q);
     num5 += (u - p) * (u - p); num6 += (u - o) * (u - o);
     den += u * u;
   }
   double rel = 0;
-  for (double n : {num, num2, num3, num4, num5, num6, num7, num8}) rel = std::max(rel, std::sqrt(n / std::max(den, 1e-30)));
+  for (double n : {num, num2, num3, num4, num5, num6, num8}) rel = std::max(rel, std::sqrt(n / std::max(den, 1e-30)));
   cudaEvent_t e0, e1; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
   auto timeit = [&](auto&& f) {
     for (int i = 0; i < 3; ++i) f(i % copies, y0);
@@ -208,7 +202,7 @@ void run(const Args& a, std::mt19937& rng) {
   const float t_reg = timeit(reg), t_regxf = timeit(reg_xf), t_bulk = timeit(bulk),
               t_regxf2 = small ? timeit(reg_xf2) : -1.f, t_pf = small ? timeit(reg_xf_pf) : -1.f,
               t_xs = with_xs ? timeit(xs) : -1.f, t_xs_sk = with_xs ? timeit(xs_sk) : -1.f,
-              t_xq = NT == 1 ? timeit(reg_xq) : -1.f, t_occ = with_occ ? timeit(reg_xf_occ) : -1.f;
+              t_occ = with_occ ? timeit(reg_xf_occ) : -1.f;
   // copy bandwidth (read + write) of 1 GiB, same run
   void *c0, *c1; const size_t cb = 1ull << 30; CK(cudaMalloc(&c0, cb)); CK(cudaMalloc(&c1, cb));
   CK(cudaMemcpy(c1, c0, cb, cudaMemcpyDeviceToDevice));
@@ -218,17 +212,17 @@ void run(const Args& a, std::mt19937& rng) {
   printf("N=%d K=%d d=%.3f axis=%c fp8=%d M=%d RT=%d warps=%d stages=%d xfrag=%d pdl=%d | rel_diff %.2e nonfinite %d | "
          "reg %.2f us %.0f GB/s | reg_xf %.2f us %.0f GB/s | bulk %.2f us %.0f GB/s | bulk/reg %.3fx | "
          "copy %.0f GB/s | weights %.1f MB x%d | reg_xf_u2 %.2f us %.0f GB/s | reg_xf_pf %.2f us %.0f GB/s | "
-         "xs %.2f us %.0f GB/s | xs_sk%d %.2f us %.0f GB/s | reg_xq %.2f us %.0f GB/s | reg_xf_occ %.2f us %.0f GB/s\n",
+         "xs %.2f us %.0f GB/s | xs_sk%d %.2f us %.0f GB/s | reg_xf_occ %.2f us %.0f GB/s\n",
          a.N, a.K, a.dfrac, a.axis, a.fp8, a.M, RT, a.warps, a.stages, a.xfrag, a.pdl, rel, bad, t_reg,
          wbytes / (t_reg * 1e3), t_regxf, wbytes / (t_regxf * 1e3), t_bulk, wbytes / (t_bulk * 1e3),
          t_reg / t_bulk, copy_gbs, wbytes / 1e6, copies, t_regxf2, wbytes / (t_regxf2 * 1e3), t_pf,
-         wbytes / (t_pf * 1e3), t_xs, wbytes / (t_xs * 1e3), xs_ks, t_xs_sk, wbytes / (t_xs_sk * 1e3), t_xq,
-         wbytes / (t_xq * 1e3), t_occ, wbytes / (t_occ * 1e3));
+         wbytes / (t_pf * 1e3), t_xs, wbytes / (t_xs * 1e3), xs_ks, t_xs_sk, wbytes / (t_xs_sk * 1e3), t_occ,
+         wbytes / (t_occ * 1e3));
   cudaFree(sv); cudaFree(dv); cudaFree(sm); cudaFree(x); cudaFree(xf); cudaFree(y0); cudaFree(y1); cudaFree(y2);
   cudaFree(d_sblk);
   cudaFree(d_dblk); cudaFree(d_orow); cudaFree(ws); cudaFree(c0); cudaFree(c1); cudaFree(wsk);
-  // (reg_xq against reg is within rel too; not asked to be bit-equal: the warps of a CTA meet through
-  // shared-memory float atomics, in an order that varies)
+  // (not asked to be bit-equal: the warps of a CTA meet through shared-memory float atomics, in an order
+  // that varies)
   if (rel > 2e-3 || bad) { fprintf(stderr, "MISMATCH\n"); exit(2); }
 }
 

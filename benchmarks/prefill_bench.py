@@ -9,9 +9,10 @@ over copies of >= 256 MB in all (L2 is 50 MB):
 * ``dense_fp8`` (fp8 rows): the FP8 dense baseline (``Fp8Linear``, kernel ``auto``);
 * ``spense``: the compacted ``SpenseLinear`` at M (``auto``: above M = 64 a transient unpack of the
   kernel layout + ``F.linear``), no dense copy kept;
-* ``unpack`` / ``unpack_elem``: the Triton unpack alone, the sparse region by groups of 4 columns (the
-  default) / per element, with GB/s = (layout bytes read + ``W`` bytes written) / time against the copy
-  bandwidth measured in the same run; each is first checked bit for bit against the tensor-op reference.
+* ``unpack``: the Triton unpack alone, with GB/s = (layout bytes read + ``W`` bytes written) / time
+  against the copy bandwidth measured in the same run; first checked bit for bit against the tensor-op
+  reference.  (benchmarks/results/prefill_2026-12-01 also timed the per-element sparse unpack that the
+  grouped one replaced: ``unpack_elem``.)
 
 Writes ``prefill_bench.json`` and ``prefill_bench.md`` under ``--out``.
 """
@@ -50,12 +51,11 @@ def cell(sname: str, N: int, K: int, fp8: bool, ms, gen, bw: float, min_bytes: f
     layers = [SpenseLinear(pack(w, lay, fp8=fp8), backend="auto", name=sname).compact() for w in ws]
     kws = [L._kernel for L in layers]
     ref = unpack_kernel_layout(kws[0], lay, torch.bfloat16)
-    exact = {g: torch.equal(unpack_kernel_layout_triton(kws[0], lay, grouped=g), ref) for g in (True, False)}
+    exact = torch.equal(unpack_kernel_layout_triton(kws[0], lay), ref)
     del ref
     f8 = [Fp8Linear(*quantize_weight(w)) for w in ws] if fp8 else None
     rb = layout_bytes(kws[0])
-    t_un = {g: time_graph([lambda kw=kw, g=g: unpack_kernel_layout_triton(kw, lay, grouped=g) for kw in kws])
-            for g in (True, False)}
+    t_un = time_graph([lambda kw=kw: unpack_kernel_layout_triton(kw, lay) for kw in kws])
     rows = []
     for M in ms:
         x = torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16)
@@ -67,29 +67,26 @@ def cell(sname: str, N: int, K: int, fp8: bool, ms, gen, bw: float, min_bytes: f
         row = {"shape": sname, "N": N, "K": K, "M": M, "dtype": "fp8" if fp8 else "bf16", "dense_ratio": 0.25,
                **{f"{k}_ms": v for k, v in res.items()}, "speedup_vs_dense": base / res["spense"],
                "spense_vs_bf16_dense": res["dense"] / res["spense"],
-               "unpack_ms": t_un[True], "unpack_elem_ms": t_un[False],
-               "unpack_gbps": (rb + N * K * 2) / t_un[True] / 1e6,
-               "unpack_elem_gbps": (rb + N * K * 2) / t_un[False] / 1e6,
-               "copy_gbps": bw, "unpack_exact": exact[True], "unpack_elem_exact": exact[False],
+               "unpack_ms": t_un, "unpack_gbps": (rb + N * K * 2) / t_un / 1e6, "copy_gbps": bw,
+               "unpack_exact": exact,
                "dense_tflops": 2 * M * N * K / res["dense"] / 1e9}
         rows.append(row)
         print(f"{sname} {row['dtype']} M={M}: dense {res['dense']:.3f} ms, spense {res['spense']:.3f} ms "
-              f"({row['speedup_vs_dense']:.2f}x vs {'FP8 ' if fp8 else ''}dense), unpack {t_un[True]:.3f} ms "
-              f"({row['unpack_gbps']:.0f} GB/s) / per element {t_un[False]:.3f} ms, exact {exact}", flush=True)
+              f"({row['speedup_vs_dense']:.2f}x vs {'FP8 ' if fp8 else ''}dense), unpack {t_un:.3f} ms "
+              f"({row['unpack_gbps']:.0f} GB/s), exact {exact}", flush=True)
     return rows
 
 
 def write_md(rows, path, meta):
     lines = [f"# Prefill, compacted Spense layers vs dense ({meta['device']}, {meta['date']}, commit "
              f"{meta['commit']})", "", f"`{meta['cmd']}`; copy bandwidth {meta['copy_gbps']:.0f} GB/s.", "",
-             "| shape | dtype | M | dense ms | FP8 dense ms | Spense ms | Spense vs dense | unpack ms (GB/s) | "
-             "per-element unpack ms (GB/s) | exact |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| shape | dtype | M | dense ms | FP8 dense ms | Spense ms | Spense vs dense | unpack ms (GB/s) | exact |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         f8 = f"{r['dense_fp8_ms']:.3f}" if "dense_fp8_ms" in r else "–"
         lines.append(f"| {r['shape']} | {r['dtype']} | {r['M']} | {r['dense_ms']:.3f} | {f8} | {r['spense_ms']:.3f} | "
                      f"{r['speedup_vs_dense']:.2f}× | {r['unpack_ms']:.3f} ({r['unpack_gbps']:.0f}) | "
-                     f"{r['unpack_elem_ms']:.3f} ({r['unpack_elem_gbps']:.0f}) | "
-                     f"{r['unpack_exact'] and r['unpack_elem_exact']} |")
+                     f"{r['unpack_exact']} |")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 

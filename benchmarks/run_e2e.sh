@@ -75,8 +75,6 @@ stage profile 90 0 $M --variants dense,spense0.25 --batches 1 ${PROFILE_FLAGS:-}
 #     without the shared-x kernel (SPENSE_MMASP_XS=0: the register kernel at every M; the default takes
 #     the shared-x kernel above M = 8 on big layers, split over K above M = 16 on the others): BATCHES 16, 32
 ( export SPENSE_MMASP_XS=0; stage spense_reg 170 0 $M --gen $GEN --variants spense0.25 )
-#     x read by quads of lanes at M <= 8, no fragment-building kernels (SPENSE_MMASP_XQ=1): BATCHES 1, 8
-( export SPENSE_MMASP_XQ=1; stage spense_xq 170 0 $M --gen $GEN --variants spense0.25 )
 #     ... and the split already above M = 8 (SPENSE_MMASP_XS=1 SPENSE_MMASP_XS_SPLIT=1)
 ( export SPENSE_MMASP_XS=1 SPENSE_MMASP_XS_SPLIT=1; stage spense_xs_split 170 0 $M --gen $GEN --variants spense0.25 )
 #     the other attention paths against the default (split, the split-KV decode kernel, since v9):

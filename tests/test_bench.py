@@ -34,15 +34,15 @@ def test_measure_rows_cpu(tmp_path):
 
 
 def test_switches_recorded(monkeypatch):
-    """Every SPENSE_MMASP_* kernel switch lands in a row's ``switches`` (XQ too), the extension's path not."""
+    """Every SPENSE_MMASP_* kernel switch lands in a row's ``switches`` (any name, not a fixed list), the extension's path not."""
     for k in list(os.environ):
         if k.startswith("SPENSE_"):
             monkeypatch.delenv(k)
-    monkeypatch.setenv("SPENSE_MMASP_XQ", "1")
+    monkeypatch.setenv("SPENSE_MMASP_PF", "1")
     monkeypatch.setenv("SPENSE_ATTENTION", "split")
     monkeypatch.setenv("SPENSE_MMASP_SO", "/tmp/x.so")
     monkeypatch.setenv("SPENSE_COMMIT", "abc")
-    assert measure.switches() == {"SPENSE_ATTENTION": "split", "SPENSE_MMASP_XQ": "1"}
+    assert measure.switches() == {"SPENSE_ATTENTION": "split", "SPENSE_MMASP_PF": "1"}
 
 
 def test_bad_shape_name():
@@ -68,7 +68,7 @@ def test_e2e_summary_best_rows_ratios_and_anchor(tmp_path):
                 "step_sync_ms": ms + 0.3, **kw}
 
     runs = {"a": [row("dense", 2.2), row("spense0.25", 2.0),
-                  row("spense0.25", 1.5, switches={"SPENSE_MMASP_XQ": "1"})],  # another setup: its own row
+                  row("spense0.25", 1.5, switches={"SPENSE_MMASP_PF": "1"})],  # another setup: its own row
             "b": [row("dense", 2.1), row("spense0.25", 1.0, profile_ms={}),  # profiled: left out
                   {k: v for k, v in row("spense0.25", 0.5).items() if k != "step_sync_ms"},  # old timing
                   row("spense0.25", 0.9, compiled=False)]}  # not compiled
@@ -86,7 +86,7 @@ def test_e2e_summary_best_rows_ratios_and_anchor(tmp_path):
     line = next(s for s in t.splitlines() if "| spense0.25 |" in s)
     assert "| 2.000 |" in line and f"| {2.1 / 2.0:.2f}× |" in line and f"| {1.8 / 2.0:.2f}× |" in line
     assert "| 2.100 |" in next(s for s in t.splitlines() if "| dense |" in s)
-    assert f"| spense0.25 [MMASP_XQ=1] | 1 | 1.500 | 1.07 | {2.1 / 1.5:.2f}× |" in t
+    assert f"| spense0.25 [MMASP_PF=1] | 1 | 1.500 | 1.07 | {2.1 / 1.5:.2f}× |" in t
     every = mod.table(rows, anchor, all_rows=True)  # the old-timing 0.5 ms row wins there; profiled rows never
     assert "| 0.500 |" in next(s for s in every.splitlines() if "| spense0.25 |" in s)
 

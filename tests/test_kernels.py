@@ -274,31 +274,22 @@ _PDL = textwrap.dedent("""
             mmasp_forward(kw, torch.randn(M, 512, device="cuda").to(torch.bfloat16), xfrag=True, RT=1, warps=4)
             torch.cuda.synchronize()
         print(f"XS_RAN_{M}", any("spense_mmasp_xs_kernel" in e.name for e in prof.events()))
-    import re
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:  # M = 1 without fragments: X_QUAD (XM = 4)?
-        mmasp_forward(kw, torch.randn(1, 512, device="cuda").to(torch.bfloat16), xfrag=False, RT=1, warps=4)
-        torch.cuda.synchronize()
-    print("XQ_RAN", any(re.search(r"spense_mmasp_kernel<1, 1, \w+, \d+, 4,", e.name) for e in prof.events()))
 """)
 
 
 @pytest.mark.gpu
 @gpu
-@pytest.mark.parametrize("pdl,pf,xs,split,xq", [("1", "0", "0", "0", "0"), ("0", "1", "0", "0", "0"),
-                                                ("1", "1", "0", "0", "0"), ("0", "0", "2", "0", "0"),
-                                                ("1", "0", "1", "0", "0"), ("1", "0", "2", "1", "0"),
-                                                ("0", "0", "", "", "0"), ("0", "0", "", "0", "0"),
-                                                ("0", "0", "0", "0", "1"), ("1", "1", "", "", "1")])
-def test_gpu_mmasp_dependent_launch_and_pipelined(pdl, pf, xs, split, xq):
+@pytest.mark.parametrize("pdl,pf,xs,split", [("1", "0", "0", "0"), ("0", "1", "0", "0"), ("1", "1", "0", "0"),
+                                             ("0", "0", "2", "0"), ("1", "0", "1", "0"), ("1", "0", "2", "1"),
+                                             ("0", "0", "", ""), ("0", "0", "", "0")])
+def test_gpu_mmasp_dependent_launch_and_pipelined(pdl, pf, xs, split):
     """SPENSE_MMASP_PDL=1 (the register kernel launched dependent on the kernel that writes x),
     SPENSE_MMASP_PF=1 (its software-pipelined instantiation) and SPENSE_MMASP_XS=1/2 (the shared-x
     kernel above M = 8 / at every M; with SPENSE_MMASP_XS_SPLIT=1 on small layers with K split over
     CTAs; both unset: the measured default, for these e4m3 layers above M = 16 only, split as small
-    layers; XS unset with the split off: whole, the layers passed as big) and SPENSE_MMASP_XQ=1 (x read by
-    quads of lanes at M <= 8, without fragments: M = 1 and 5 here), each read once per process: eagerly
-    and inside a CUDA graph the outputs still match the float64 reference."""
+    layers; XS unset with the split off: whole, the layers passed as big), each read once per process:
+    eagerly and inside a CUDA graph the outputs still match the float64 reference."""
     env = dict(os.environ, SPENSE_MMASP_PDL=pdl, SPENSE_MMASP_PF=pf, SPENSE_MMASP_XS=xs, SPENSE_MMASP_XS_SPLIT=split,
-               SPENSE_MMASP_XQ=xq,
                # the test layers have 6 row tiles: without the split they pass as "big" only this way
                SPENSE_MMASP_XS_MIN_TILES="1" if split == "0" else "1056",
                PYTHONPATH=os.pathsep.join([SRC, os.path.dirname(__file__)]))
@@ -307,4 +298,3 @@ def test_gpu_mmasp_dependent_launch_and_pipelined(pdl, pf, xs, split, xq):
     assert float(r.stdout.split("WORST")[-1].split()[0]) < 2e-2  # FP8 weights are e4m3-rounded in the reference too
     assert ("XS_RAN_16 True" in r.stdout) == (xs in ("1", "2")), r.stdout[-500:]
     assert ("XS_RAN_40 True" in r.stdout) == (xs != "0"), r.stdout[-500:]
-    assert ("XQ_RAN True" in r.stdout) == (xq == "1"), r.stdout[-500:]

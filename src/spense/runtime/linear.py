@@ -45,7 +45,7 @@ from torch import nn
 
 from spense.errors import DeviceError, FormatError, InputError
 from spense.format import PackedSpense, SpenseLayout, pack, unpack
-from spense.runtime.mmasp import default_stages, gathered_fragments, xq_enabled
+from spense.runtime.mmasp import gathered_fragments
 from spense.runtime.shapes import bucket as _bucket
 
 BACKENDS = ("reference", "cusparselt", "triton", "mmasp", "auto")
@@ -404,8 +404,6 @@ class SpenseLinear(nn.Module):
                 continue
             c = self._auto_choice(M) if self.backend == "auto" else "mmasp"
             if fragments and mm and c == "mmasp":
-                if M <= 8 and xq_enabled() and default_stages() == 0 and self._kw().xperm is None:
-                    continue  # the kernel reads x itself there (X_QUAD): no fragments to build
                 self._frag_buckets.add(_bucket(M))
                 self._xperm = self._kw().xperm
         return self

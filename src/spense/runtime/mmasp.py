@@ -421,15 +421,6 @@ def xfrag_min_m() -> int:
     return _env_int("SPENSE_MMASP_XFRAG_MIN_M", 65, 1, 65)
 
 
-@functools.lru_cache(maxsize=None)
-def xq_enabled() -> bool:
-    """``SPENSE_MMASP_XQ=1`` (read once, here and by the extension): at M <= 8 the register kernel reads
-    x itself by quads of lanes (one 16-byte load and four shuffles per 32 K), so that no kernel builds
-    :func:`x_fragments` before it; :meth:`spense.runtime.linear.SpenseLinear.plan` then plans none
-    there.  Off by default until it is timed on a GPU (docs/runtime.md section 9)."""
-    return os.environ.get("SPENSE_MMASP_XQ", "").startswith("1")
-
-
 def x_fragments(x2: torch.Tensor) -> torch.Tensor:
     """``x2`` (``(M, K)`` bf16, M <= 64) in the kernels' B-fragment order, one 16-byte load per lane:
 

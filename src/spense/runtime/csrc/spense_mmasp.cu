@@ -33,10 +33,9 @@
 #include "spense_mmasp_bulk.cuh"  // spense_mmasp_bulk_kernel: weights through a shared-memory ring (sm_90)
 #include "spense_mmasp_xs.cuh"    // spense_mmasp_xs_kernel: x fragments shared by the warps of a CTA
 
-// x through its fragments (xf), or straight: by quads of lanes (X_QUAD, see xq below) or pair by pair
+// x through its fragments (xf), or straight, pair by pair
 #define LAUNCH(RT_, NT_, F_)                                                                        \
   if (XF) { LAUNCH_X(RT_, NT_, F_, X_FRAGS); }                                                       \
-  else if (xq) { LAUNCH_X(RT_, NT_, F_, (NT_ == 1 ? X_QUAD : X_DIRECT)); }                          \
   else { LAUNCH_X(RT_, NT_, F_, X_DIRECT); }
 
 #define LAUNCH_X(RT_, NT_, F_, XM_)                                                                 \
@@ -103,14 +102,6 @@ static bool pdl_enabled() {
     on = (env_on("SPENSE_MMASP_PDL") && major >= 9 && CUDART_VERSION >= 12030) ? 1 : 0;
   }
   return on == 1;
-}
-
-// SPENSE_MMASP_XQ=1 (read once): without x fragments at M <= 8, the register kernel reads x by quads of
-// lanes (X_QUAD, spense_mmasp_common.cuh), one 16-byte load and four shuffles per 32 K, so that no
-// fragment-building kernel runs before it (spense.runtime.linear: plan() then builds none at M <= 8)
-static bool xq_enabled() {
-  static const bool on = env_on("SPENSE_MMASP_XQ");
-  return on;
 }
 
 // SPENSE_MMASP_PF=1 (read once): the software-pipelined register kernel at RT = 1 and at most 8 warps
@@ -209,9 +200,6 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
   auto stream = at::cuda::getCurrentCUDAStream();
   const bool pdl = stages == 0 && pdl_enabled();
   const bool pf = stages == 0 && RT == 1 && warps <= 8 && pf_enabled();  // its bound: 256 threads
-  // X_QUAD's 16-byte loads: rows aligned, the width a multiple of 8 (a chunk is all in or all out)
-  const bool xq = XF == nullptr && NT == 1 && xq_enabled() && x.size(1) % 8 == 0 && x.stride(0) % 8 == 0 &&
-                  (reinterpret_cast<uintptr_t>(x.data_ptr()) & 15) == 0;
   // the shared-x kernel: whole where its CTAs (`warps` row tiles each, 4 where 8 would give fewer than
   // two CTAs per SM) still fill the GPU, at least 1056 row tiles (2 CTAs of 4 warps on each of 132 SMs;
   // SPENSE_MMASP_XS_MIN_TILES); with fewer it would hold too few weight bytes in flight, so K is split

@@ -118,39 +118,13 @@ __device__ __forceinline__ uint32_t load_x2(const __nv_bfloat16* __restrict__ x,
 // XM (x mode): X_DIRECT / X_FRAGS fix the source at compile time (the register kernel is instantiated
 // for both: no branch, no second load path in its inner loop); X_RUNTIME tests xf per load.
 // X_SMEM: xf points at fragments staged in shared memory (spense_mmasp_xs.cuh), read with plain loads.
-// X_QUAD (NT = 1, M <= 8; x rows 16-byte aligned, ldx and kx multiples of 8): straight from x without
-// a fragment buffer: lane (g, t) loads x[g, k0 + 8 t .. + 7] (16 bytes, zeros for g >= M or past kx),
-// whose word p is the pair 4 t + p of the 32-K chunk; its fragment needs the pairs t + 4 i (i = 0..3),
-// word t of lane (g, i): a 4 x 4 transpose inside each quad of lanes, four shuffles.
-constexpr int X_DIRECT = 0, X_FRAGS = 1, X_RUNTIME = 2, X_SMEM = 3, X_QUAD = 4;
+constexpr int X_DIRECT = 0, X_FRAGS = 1, X_RUNTIME = 2, X_SMEM = 3;
 
-__device__ __forceinline__ uint32_t pick4(const uint4& w, int p) {
-  return p == 0 ? w.x : p == 1 ? w.y : p == 2 ? w.z : w.w;
-}
-// the m16n8k32 B fragment of the 32-K chunk at k0 (a multiple of 32) for tokens 0..7, X_QUAD
-__device__ __forceinline__ void quad_frag(uint32_t bf[4], const __nv_bfloat16* __restrict__ x, int ldx, int M,
-                                          int kx, int lane, int k0) {
-  const int g = lane >> 2, t = lane & 3;
-  uint4 w = make_uint4(0u, 0u, 0u, 0u);
-  if (g < M && k0 + 8 * t < kx) w = __ldg(reinterpret_cast<const uint4*>(x + (size_t)g * ldx + k0 + 8 * t));
-  uint32_t v[4];
-#pragma unroll
-  for (int r = 0; r < 4; ++r)  // round r: from lane (g, t + r) its word t, i.e. bf[(t + r) & 3]
-    v[r] = __shfl_sync(0xffffffffu, pick4(w, (t - r) & 3), (g << 2) | ((t + r) & 3));
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const int r = (i - t) & 3;
-    bf[i] = r == 0 ? v[0] : r == 1 ? v[1] : r == 2 ? v[2] : v[3];
-  }
-}
 template <int NT, int XM>
 __device__ __forceinline__ void load_b32(uint32_t bf[4], const uint4* __restrict__ xf,
                                          const __nv_bfloat16* __restrict__ x, int ldx, int M, int kx, int n,
                                          int lane, int k0) {
-  static_assert(XM != X_QUAD || NT == 1, "X_QUAD reads tokens 0..7 only (NT = 1)");
-  if (XM == X_QUAD) {
-    quad_frag(bf, x, ldx, M, kx, lane, k0);
-  } else if (XM == X_SMEM) {
+  if (XM == X_SMEM) {
     const uint4 v = xf[((k0 >> 5) * NT + n) * 32 + lane];
     bf[0] = v.x; bf[1] = v.y; bf[2] = v.z; bf[3] = v.w;
   } else if (XM == X_FRAGS || (XM == X_RUNTIME && xf != nullptr)) {
@@ -167,7 +141,6 @@ template <int NT, int XM>
 __device__ __forceinline__ void load_b16(uint32_t& b0, uint32_t& b1, const uint4* __restrict__ xf,
                                          const __nv_bfloat16* __restrict__ x, int ldx, int M, int kx, int n,
                                          int lane, int k0) {
-  static_assert(XM != X_QUAD, "X_QUAD: dense_step builds each 32-K chunk's fragment once itself");
   if (XM == X_SMEM || XM == X_FRAGS || (XM == X_RUNTIME && xf != nullptr)) {
     const uint4 v = XM == X_SMEM ? xf[((k0 >> 5) * NT + n) * 32 + lane]
                                  : __ldg(xf + ((size_t)(k0 >> 5) * NT + n) * 32 + lane);
@@ -212,12 +185,6 @@ template <int RT, int NT, bool FP8, int NVD, int XM>
 __device__ __forceinline__ void dense_step(float (&acc)[RT][NT][4], const uint4 (&da)[RT][NVD], int xb,
                                            const uint4* __restrict__ xf, const __nv_bfloat16* __restrict__ x,
                                            int ldx, int M, int kx, int lane) {
-  // X_QUAD: the two 32-K chunks' fragments once (load_b16 would build each twice, once per 16-K half)
-  uint32_t q2[2][4];
-  if constexpr (XM == X_QUAD) {
-    quad_frag(q2[0], x, ldx, M, kx, lane, xb);
-    quad_frag(q2[1], x, ldx, M, kx, lane, xb + 32);
-  }
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
     const int k0 = xb + j * 16;
@@ -234,12 +201,7 @@ __device__ __forceinline__ void dense_step(float (&acc)[RT][NT][4], const uint4 
 #pragma unroll
     for (int n = 0; n < NT; ++n) {
       uint32_t b0, b1;
-      if constexpr (XM == X_QUAD) {
-        b0 = q2[j >> 1][(j & 1) * 2];
-        b1 = q2[j >> 1][(j & 1) * 2 + 1];
-      } else {
-        load_b16<NT, XM>(b0, b1, xf, x, ldx, M, kx, n, lane, k0);
-      }
+      load_b16<NT, XM>(b0, b1, xf, x, ldx, M, kx, n, lane, k0);
 #pragma unroll
       for (int r = 0; r < RT; ++r) mma_dense(acc[r][n], a[r], b0, b1);
     }
