@@ -39,7 +39,7 @@ def load(folders) -> tuple[list[dict], dict[tuple[str, int], float]]:
 
 def label(r: dict) -> str:
     """The row's variant, with the switches it ran under (``SPENSE_*`` variables, recorded by
-    ``spense.engine.measure``), e.g. ``spense0.25 [MMASP_XQ=1]``: rows under other switches are other
+    ``spense.engine.measure``), e.g. ``spense0.25 [MMASP_PF=1]``: rows under other switches are other
     setups, never merged with the defaults' row."""
     sw = r.get("switches") or {}
     if not sw:
@@ -47,20 +47,32 @@ def label(r: dict) -> str:
     return r["variant"] + " [" + ",".join(f"{k.removeprefix('SPENSE_')}={v}" for k, v in sorted(sw.items())) + "]"
 
 
-def table(rows: list[dict], anchor: dict[tuple[str, int], float], all_rows: bool = False) -> str:
+def best_rows(rows: list[dict], all_rows: bool = False) -> dict[tuple[str, str, int], dict]:
+    """The fastest comparable row per (model, label, batch): compiled and timed back to back (unless
+    ``all_rows``), never profiled (a profiled run carries the profiler's cost)."""
     best: dict[tuple, dict] = {}
     for r in rows:
-        if "profile_ms" in r:  # a profiled run carries the profiler's cost
+        if "profile_ms" in r:
             continue
         if not all_rows and not (r.get("compiled") and "step_sync_ms" in r):
             continue
         k = (r["model"], label(r), r["batch"])
         if k not in best or r["step_ms"] < best[k]["step_ms"]:
             best[k] = r
+    return best
+
+
+def dense_of(best: dict, r: dict) -> dict | None:
+    """The dense row of ``r``'s model, batch and precision (FP8 variants against FP8 dense)."""
+    return best.get((r["model"], "dense-fp8" if r["variant"].endswith("-fp8") else "dense", r["batch"]))
+
+
+def table(rows: list[dict], anchor: dict[tuple[str, int], float], all_rows: bool = False) -> str:
+    best = best_rows(rows, all_rows)
     out = ["| model | variant | B | step ms | x floor | vs best dense | vs gpt-fast | run |",
            "|---|---|---|---|---|---|---|---|"]
     for (model, variant, B), r in sorted(best.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1])):
-        dense = best.get((model, "dense-fp8" if r["variant"].endswith("-fp8") else "dense", B))
+        dense = dense_of(best, r)
         vs_dense = f"{dense['step_ms'] / r['step_ms']:.2f}×" if dense and dense is not r else ""
         a = anchor.get((model, B))
         vs_anchor = f"{a / r['step_ms']:.2f}×" if a else ""
@@ -71,17 +83,55 @@ def table(rows: list[dict], anchor: dict[tuple[str, int], float], all_rows: bool
     return "\n".join(out) + "\n"
 
 
+def plot(rows: list[dict], path: str, target: float = 1.3) -> None:
+    """One panel per model: each default-switch Spense / whole variant's speed-up over the dense model of
+    its precision, grouped by batch (the issue's target as a dashed line)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    best = best_rows(rows)
+    ups = {}
+    for (model, lab, B), r in best.items():
+        d = dense_of(best, r)
+        if r["variant"].startswith(("spense", "whole")) and lab == r["variant"] and d is not None:
+            ups.setdefault(model, {}).setdefault(lab, {})[B] = d["step_ms"] / r["step_ms"]
+    models = sorted(ups)
+    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        variants = sorted(ups[model], key=lambda v: (v.endswith("-fp8"), v))
+        batches = sorted({B for v in variants for B in ups[model][v]})
+        w = 0.8 / len(variants)
+        for i, v in enumerate(variants):
+            xs = [j + (i - (len(variants) - 1) / 2) * w for j, B in enumerate(batches) if B in ups[model][v]]
+            ax.bar(xs, [ups[model][v][B] for B in batches if B in ups[model][v]], w, label=v,
+                   hatch="//" if v.endswith("-fp8") else None)
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.axhline(target, color="r", ls="--", lw=0.8, label=f"target {target}×")
+        ax.set_xticks(range(len(batches)), [f"B = {B}" for B in batches])
+        ax.set_ylabel("speed-up over dense of the same precision")
+        ax.set_title(model)
+        ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("folders", nargs="+")
     ap.add_argument("--out", help="also write the table here")
     ap.add_argument("--all", action="store_true", help="also rows not compiled or timed one step at a time")
+    ap.add_argument("--plot", help="also draw the speed-ups over dense here (PNG)")
     a = ap.parse_args(argv)
     rows, anchor = load(a.folders)
     t = table(rows, anchor, a.all)
     print(t, end="")
     if a.out:
         Path(a.out).write_text(t)
+    if a.plot:
+        plot(rows, a.plot)
     return 0
 
 
