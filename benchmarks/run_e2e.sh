@@ -78,9 +78,10 @@ stage profile 90 0 $M --variants dense,spense0.25 --batches 1 ${PROFILE_FLAGS:-}
 #     ... and the split already above M = 8 (SPENSE_MMASP_XS=1 SPENSE_MMASP_XS_SPLIT=1)
 ( export SPENSE_MMASP_XS=1 SPENSE_MMASP_XS_SPLIT=1; stage spense_xs_split 170 0 $M --gen $GEN --variants spense0.25 )
 #     the other attention paths against the default (split, the split-KV decode kernel, since v9):
-#     math = SDPA's math backend (the default before v9; it copies K and V to float32 every layer and
-#     step), matmul = two bf16 GEMMs
-for a in ${ATTN_AB:-math matmul}; do
+#     fused = the same kernel with the merge done by the last split program of each (b, h) (one launch
+#     per layer instead of two), math = SDPA's math backend (the default before v9; it copies K and V
+#     to float32 every layer and step), matmul = two bf16 GEMMs
+for a in ${ATTN_AB:-fused math matmul}; do
   ( export SPENSE_ATTENTION=$a; stage "attn_$a" 170 0 $M --gen $GEN --variants dense,spense0.25 )
 done
 #     Spense 50 % if time is left

@@ -32,7 +32,7 @@ from spense.runtime.shapes import bucket
 from spense.errors import InputError
 
 PROMPT_BLOCK = 64  # prompts are left-padded to a multiple of this (prefill bucket)
-ATTENTION = ("auto", "math", "matmul", "split")  # Engine(attention=...)
+ATTENTION = ("auto", "math", "matmul", "split", "fused")  # Engine(attention=...)
 
 
 def batch_bucket(b: int) -> int:
@@ -160,8 +160,9 @@ class Engine:
                  compile_prefill: bool = True, cuda_graph: bool = True, fuse: bool = True,
                  attention: str | None = None, tuning: bool | None = None):
         """``attention``: ``"auto"`` (SDPA, torch picks the kernel), ``"math"`` (SDPA's math backend,
-        which Inductor fuses, in float32), ``"matmul"`` (two batched GEMMs in the cache dtype) or
-        ``"split"`` (decode through the split-KV kernel; :meth:`Transformer.set_attention`); default:
+        which Inductor fuses, in float32), ``"matmul"`` (two batched GEMMs in the cache dtype),
+        ``"split"`` (decode through the split-KV kernel; :meth:`Transformer.set_attention`) or
+        ``"fused"`` (the same kernel merging in its last split program, one launch); default:
         ``$SPENSE_ATTENTION``, else :func:`default_attention`.
         ``tuning``: Inductor's coordinate-descent tuning (default: ``$SPENSE_TUNING``, else off).  It
         also turns the M = 1 matmuls of plain linears into Triton reductions, which ran the dense
@@ -186,7 +187,7 @@ class Engine:
                                                                                               self.compiled)
         if self.attention not in ATTENTION:
             raise InputError(f"attention must be one of {', '.join(ATTENTION)}, got {self.attention!r}")
-        model.set_attention(self.attention if self.attention in ("matmul", "split") else "sdpa")
+        model.set_attention(self.attention if self.attention in ("matmul", "split", "fused") else "sdpa")
         if tuning is None:
             tuning = os.environ.get("SPENSE_TUNING", "0") != "0"
         self.tuning = bool(tuning) and self.compiled

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spense.errors import InputError
-from spense.runtime.attention import decode_attention
+from spense.runtime.attention import decode_attention, decode_attention_fused
 from spense.runtime.fuse import fuse_group, unfuse_rows
 
 SUPPORTED = ("llama", "mistral", "qwen2", "qwen3")
@@ -204,8 +204,8 @@ class Attention(nn.Module):
         # fold the g query heads of a KV head into the query length: (B, H_kv, g*T, D), no K/V copies
         qg = q.reshape(B, self.n_kv, g * T, self.hd)
         m = mask.unsqueeze(1) if g == 1 else mask.unsqueeze(1).repeat(1, 1, g, 1)  # (B, 1, g*T, L)
-        if self.impl == "split" and T == 1:  # decode: the split-KV kernel (spense.runtime.attention)
-            y = decode_attention(qg, kc, vc, mask[:, 0])
+        if self.impl in ("split", "fused") and T == 1:  # decode: the split-KV kernel (spense.runtime.attention)
+            y = (decode_attention if self.impl == "split" else decode_attention_fused)(qg, kc, vc, mask[:, 0])
         elif self.impl == "matmul":  # two batched GEMMs in the cache dtype, the softmax in float32
             s = (qg * self.hd ** -0.5) @ kc.transpose(-1, -2)
             p = torch.softmax(s.float() + m.float(), dim=-1).to(vc.dtype)
@@ -301,9 +301,11 @@ class Transformer(nn.Module):
         torch, or by an ``sdpa_kernel`` context); ``"matmul"``: ``softmax(float(q k^T / sqrt(D)) +
         mask) v`` as two batched GEMMs in the cache dtype (transformers' eager rounding points), no
         float32 copy of K and V; ``"split"``: decode steps through the split-KV kernel
-        ``spense::decode_attention`` (:mod:`spense.runtime.attention`), prefill through SDPA."""
-        if impl not in ("sdpa", "matmul", "split"):
-            raise InputError(f"attention must be 'sdpa', 'matmul' or 'split', got {impl!r}")
+        ``spense::decode_attention`` (:mod:`spense.runtime.attention`), prefill through SDPA;
+        ``"fused"``: the same with the merge in the split kernel (``spense::decode_attention_fused``,
+        one launch instead of two; not yet timed on a GPU)."""
+        if impl not in ("sdpa", "matmul", "split", "fused"):
+            raise InputError(f"attention must be 'sdpa', 'matmul', 'split' or 'fused', got {impl!r}")
         for blk in self.model.layers:
             blk.self_attn.impl = impl
 
