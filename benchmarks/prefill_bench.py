@@ -9,9 +9,11 @@ over copies of >= 256 MB in all (L2 is 50 MB):
 * ``dense_fp8`` (fp8 rows): the FP8 dense baseline (``Fp8Linear``, kernel ``auto``);
 * ``spense``: the compacted ``SpenseLinear`` at M (``auto``: above M = 64 a transient unpack of the
   kernel layout + ``F.linear``), no dense copy kept;
+* ``spense_e4m3`` (fp8 rows): the same under ``SPENSE_FP8_PREFILL=fp8``: the e4m3 weights unpacked
+  and multiplied by the FP8 dense baseline's kernel for the shape and M;
 * ``unpack``: the Triton unpack alone, with GB/s = (layout bytes read + ``W`` bytes written) / time
   against the copy bandwidth measured in the same run; first checked bit for bit against the tensor-op
-  reference.  (benchmarks/results/prefill_2026-12-01 also timed the per-element sparse unpack that the
+  reference (``unpack_e4m3``: the e4m3 unpack, checked against it).  (benchmarks/results/prefill_2026-12-01 also timed the per-element sparse unpack that the
   grouped one replaced: ``unpack_elem``.)
 
 Writes ``prefill_bench.json`` and ``prefill_bench.md`` under ``--out``.
@@ -35,7 +37,7 @@ from spense.format import pack  # noqa: E402
 from spense.runtime.fp8 import Fp8Linear, quantize_weight  # noqa: E402
 from spense.runtime.linear import SpenseLinear  # noqa: E402
 from spense.runtime.mmasp import unpack_kernel_layout  # noqa: E402
-from spense.runtime.unpack import unpack_kernel_layout_triton  # noqa: E402
+from spense.runtime.unpack import unpack_kernel_layout_triton, unpack_weight_e4m3  # noqa: E402
 
 
 def layout_bytes(kw) -> int:
@@ -52,10 +54,13 @@ def cell(sname: str, N: int, K: int, fp8: bool, ms, gen, bw: float, min_bytes: f
     kws = [L._kernel for L in layers]
     ref = unpack_kernel_layout(kws[0], lay, torch.bfloat16)
     exact = torch.equal(unpack_kernel_layout_triton(kws[0], lay), ref)
+    exact8 = fp8 and unpack_weight_e4m3(kws[0], lay, ref=ref) is not None  # checked once per layout kind
     del ref
     f8 = [Fp8Linear(*quantize_weight(w)) for w in ws] if fp8 else None
     rb = layout_bytes(kws[0])
     t_un = time_graph([lambda kw=kw: unpack_kernel_layout_triton(kw, lay) for kw in kws])
+    t_un8 = time_graph([lambda kw=kw: unpack_kernel_layout_triton(kw, lay, torch.float8_e4m3fn) for kw in kws]) \
+        if exact8 else None
     rows = []
     for M in ms:
         x = torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16)
@@ -63,12 +68,20 @@ def cell(sname: str, N: int, K: int, fp8: bool, ms, gen, bw: float, min_bytes: f
                "spense": time_graph([lambda L=L: L(x) for L in layers])}
         if fp8:
             res["dense_fp8"] = time_graph([lambda q=q: q(x) for q in f8])
+            if exact8:
+                os.environ["SPENSE_FP8_PREFILL"] = "fp8"
+                try:
+                    res["spense_e4m3"] = time_graph([lambda L=L: L(x) for L in layers])
+                finally:
+                    del os.environ["SPENSE_FP8_PREFILL"]
         base = res["dense_fp8"] if fp8 else res["dense"]
         row = {"shape": sname, "N": N, "K": K, "M": M, "dtype": "fp8" if fp8 else "bf16", "dense_ratio": 0.25,
                **{f"{k}_ms": v for k, v in res.items()}, "speedup_vs_dense": base / res["spense"],
                "spense_vs_bf16_dense": res["dense"] / res["spense"],
                "unpack_ms": t_un, "unpack_gbps": (rb + N * K * 2) / t_un / 1e6, "copy_gbps": bw,
-               "unpack_exact": exact,
+               "unpack_exact": exact, "unpack_e4m3_exact": exact8 if fp8 else None,
+               **({"unpack_e4m3_ms": t_un8, "unpack_e4m3_gbps": (rb + N * K) / t_un8 / 1e6} if t_un8 else {}),
+               **({"speedup_e4m3_vs_dense": base / res["spense_e4m3"]} if "spense_e4m3" in res else {}),
                "dense_tflops": 2 * M * N * K / res["dense"] / 1e9}
         rows.append(row)
         print(f"{sname} {row['dtype']} M={M}: dense {res['dense']:.3f} ms, spense {res['spense']:.3f} ms "
@@ -80,13 +93,15 @@ def cell(sname: str, N: int, K: int, fp8: bool, ms, gen, bw: float, min_bytes: f
 def write_md(rows, path, meta):
     lines = [f"# Prefill, compacted Spense layers vs dense ({meta['device']}, {meta['date']}, commit "
              f"{meta['commit']})", "", f"`{meta['cmd']}`; copy bandwidth {meta['copy_gbps']:.0f} GB/s.", "",
-             "| shape | dtype | M | dense ms | FP8 dense ms | Spense ms | Spense vs dense | unpack ms (GB/s) | exact |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| shape | dtype | M | dense ms | FP8 dense ms | Spense ms | Spense vs dense | unpack ms (GB/s) | exact | "
+             "Spense e4m3 prefill ms (vs dense) | e4m3 unpack ms (GB/s) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         f8 = f"{r['dense_fp8_ms']:.3f}" if "dense_fp8_ms" in r else "–"
         lines.append(f"| {r['shape']} | {r['dtype']} | {r['M']} | {r['dense_ms']:.3f} | {f8} | {r['spense_ms']:.3f} | "
                      f"{r['speedup_vs_dense']:.2f}× | {r['unpack_ms']:.3f} ({r['unpack_gbps']:.0f}) | "
-                     f"{r['unpack_exact']} |")
+                     f"{r['unpack_exact']} | " + (f"{r['spense_e4m3_ms']:.3f} ({r['speedup_e4m3_vs_dense']:.2f}×) | "
+                                                   f"{r['unpack_e4m3_ms']:.3f} ({r['unpack_e4m3_gbps']:.0f}) |"
+                                                   if "spense_e4m3_ms" in r else "– | – |"))
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 

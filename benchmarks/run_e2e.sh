@@ -84,6 +84,9 @@ stage profile 90 0 $M --variants dense,spense0.25 --batches 1 ${PROFILE_FLAGS:-}
 for a in ${ATTN_AB:-fused math matmul}; do
   ( export SPENSE_ATTENTION=$a; stage "attn_$a" 170 0 $M --gen $GEN --variants dense,spense0.25 )
 done
+#     Spense FP8 prefilling through its e4m3 weights and the FP8 dense baseline's kernel
+#     (SPENSE_FP8_PREFILL=fp8; the default unpacks to bf16 for cuBLAS): compare prefill_ms with spense_fp8
+( export SPENSE_FP8_PREFILL=fp8; stage spense_fp8_prefill 90 0 $M --gen $GEN --variants spense0.25-fp8 )
 #     Spense 50 % if time is left
 stage spense50_bf16 120 0 $M --gen $GEN --variants spense0.5
 echo "total $(( $(date +%s) - T0 )) s" >> "$OUT/stages.txt"

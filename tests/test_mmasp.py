@@ -170,3 +170,36 @@ def test_gpu_mmasp_fp8_every_code_exact(axis):
             m.forward_mmasp(x.to("cuda", torch.bfloat16), out=y)
             exp = (w[:, k0:k0 + 64].T * amp).to(torch.bfloat16)
             assert torch.equal(y.cpu(), exp), (axis, amp, k0, (y.cpu().float() - exp.float()).abs().max())
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("kind", ["blocks", "rows"])
+def test_gpu_fp8_prefill_through_e4m3(monkeypatch, kind):
+    """``SPENSE_FP8_PREFILL=fp8``: a compacted FP8 layer checks its e4m3 unpack against the bf16 one at
+    compact(), then prefills (M = 2048) through the e4m3 weights and the FP8 dense baseline's kernel,
+    within W8A8's error of the dequantised reference; without the switch the bf16 path stays."""
+    from spense.runtime import unpack as U
+
+    monkeypatch.setenv("SPENSE_FP8_PREFILL", "fp8")
+    gen = torch.Generator().manual_seed(3)
+    N, K = 1024, 4096
+    if kind == "blocks":
+        lay = _block_layout(N, K, 0.25, gen, "cuda")
+    else:
+        lay = SpenseLayout((N, K), "rows", torch.randperm(N, generator=gen)[:256].sort().values, block=64)
+    w = torch.randn(N, K, generator=gen)
+    s, d = lay.split(w)
+    g = s.reshape(s.shape[0], -1, 4)
+    s = (g * (torch.rand(g.shape, generator=gen).argsort(-1).argsort(-1) < 2)).reshape(s.shape)
+    p = pack(lay.merge(s, d).to("cuda", torch.bfloat16), lay, fp8=True)
+    wref = unpack(p, dtype=torch.float32).double()
+    m = SpenseLinear(p, backend="auto").compact()
+    assert U._OK_E4M3[(lay.axis, False)] is True
+    x = torch.randn(2048, K, generator=gen).to("cuda", torch.bfloat16)
+    ref = x.double() @ wref.T
+    for on in ("fp8", "bf16"):
+        monkeypatch.setenv("SPENSE_FP8_PREFILL", on)
+        y = m(x)
+        e = ((y.double() - ref).norm() / ref.norm()).item()
+        assert e <= (3e-2 if on == "fp8" else 1e-2), (kind, on, e)

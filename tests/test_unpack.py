@@ -1,7 +1,8 @@
 """spense.runtime.unpack: the Triton unpack of the mma.sp kernel layout equals the tensor-op reference
 (``mmasp.unpack_kernel_layout``) bit for bit, under TRITON_INTERPRET=1 (CPU subprocess) and on the GPU
 (``gpu``, with ``unpack_weight``'s once-per-kind check), for every layout kind: columns gathered or in
-whole 64-blocks (a short last block), rows, no dense region, bf16 and e4m3."""
+whole 64-blocks (a short last block), rows, no dense region, bf16 and e4m3; for e4m3 layouts also the
+unscaled e4m3 unpack (the FP8 prefill's weight)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,10 @@ _CHECK = textwrap.dedent("""
             ref = unpack_kernel_layout(kw, lay, torch.bfloat16)
             got = unpack_kernel_layout_triton(kw, lay, torch.bfloat16)
             assert torch.equal(got, ref), (name, fp8, (got.float() - ref.float()).abs().max().item())
+            if fp8:  # the e4m3 weights themselves: scaled by the row scales they give the same bf16 W
+                raw = unpack_kernel_layout_triton(kw, lay, torch.float8_e4m3fn)
+                assert raw.dtype == torch.float8_e4m3fn and raw.shape == ref.shape
+                assert torch.equal((raw.float() * kw.wscale[:, None]).to(torch.bfloat16), ref), name
             print("OK", name, fp8, "gathered" if kw.xperm is not None else "blocks")
             if dev == "cuda":  # the engine's entry: checked once per kind, then the Triton path
                 from spense.runtime import unpack as U

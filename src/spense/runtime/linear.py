@@ -192,7 +192,12 @@ class SpenseLinear(nn.Module):
 
         # prefill unpacks through these; built here so that no call copies from the host later
         self._cache = {"unpack_idx": layout_indices(self.layout, self._kernel.sv.device)}
-        self._unpack_kernel(check=True)  # compiled (and checked) here, outside any graph capture
+        w = self._unpack_kernel(check=True)  # compiled (and checked) here, outside any graph capture
+        if self._kernel.fp8:  # the e4m3 prefill's unpack too (SPENSE_FP8_PREFILL=fp8), checked against w
+            from spense.runtime.unpack import fp8_prefill_enabled, unpack_weight_e4m3
+
+            if fp8_prefill_enabled():
+                unpack_weight_e4m3(self._kernel, self.layout, ref=w)
         return self
 
     # -- per-backend state (built lazily, once per device) -----------------------------------
@@ -268,7 +273,18 @@ class SpenseLinear(nn.Module):
         return F.linear(x2.to(w.dtype), w)
 
     def forward_dense(self, x2: torch.Tensor) -> torch.Tensor:
-        """Transient unpack (compacted: from the kernel layout) + one dense GEMM; nothing is cached."""
+        """Transient unpack (compacted: from the kernel layout) + one dense GEMM; nothing is cached.
+        Compacted FP8 layers under ``SPENSE_FP8_PREFILL=fp8``: the e4m3 weights through the FP8 dense
+        baseline's kernel (:func:`spense.runtime.unpack.fp8_prefill_enabled`)."""
+        if self._kernel is not None and self._kernel.fp8 and x2.is_cuda:
+            from spense.runtime.unpack import fp8_prefill_enabled, unpack_weight_e4m3
+
+            w8 = unpack_weight_e4m3(self._kernel, self.layout) if fp8_prefill_enabled() else None
+            if w8 is not None:
+                from spense.runtime.fp8 import choose, run_kind
+
+                kind = choose(self.out_features, self.in_features, x2.shape[0], x2.device)
+                return run_kind(kind, x2, w8, self._kernel.wscale, torch.bfloat16)
         return F.linear(x2, self.dense_weight(x2.dtype))
 
     def forward_cusparselt(self, x2: torch.Tensor) -> torch.Tensor:

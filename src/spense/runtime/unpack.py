@@ -59,7 +59,7 @@ if triton is not None:
 
     @triton.jit
     def _unpack_sparse_kernel(sv_ptr, sm_ptr, blk_ptr, xperm_ptr, orow_ptr, ws_ptr, w_ptr, K, ldw, Ss,
-                              width, FP8: tl.constexpr, GATHER: tl.constexpr):
+                              width, FP8: tl.constexpr, GATHER: tl.constexpr, RAW: tl.constexpr):
         """Sparse step ``s`` of row tile ``T`` by groups of 4 columns: one metadata nibble and one value
         pair per group (a ``16 x 16 x 4`` tile, reshaped to ``16 x 64``; 1.2x faster on the H200 than
         the same per element, benchmarks/results/prefill_2026-12-01)."""
@@ -80,22 +80,26 @@ if triton is not None:
             off = (((g * 4 + t) * 2 + j) * 2 + q) * 4 + h * 2
         else:
             off = (((j * 8 + g) * 4 + t) * 2 + q) * 4 + h * 2
-        v0 = tl.load(sv_ptr + blk * 512 + off).to(tl.float32)[:, :, None]
-        v1 = tl.load(sv_ptr + blk * 512 + off + 1).to(tl.float32)[:, :, None]
+        v0 = tl.load(sv_ptr + blk * 512 + off)[:, :, None]
+        v1 = tl.load(sv_ptr + blk * 512 + off + 1)[:, :, None]
+        if not RAW:  # RAW: the e4m3 bytes as they are (a zero byte is +0.0)
+            v0 = v0.to(tl.float32)
+            v1 = v1.to(tl.float32)
         p = tl.arange(0, 4)[None, None, :]
-        val = tl.where(p == (code & 3)[:, :, None], v0, tl.where(p == (code >> 2)[:, :, None], v1, 0.0))
+        val = tl.where(p == (code & 3)[:, :, None], v0,
+                       tl.where(p == (code >> 2)[:, :, None], v1, tl.zeros_like(v1)))
         val = tl.reshape(val, (16, 64))
         k = tl.arange(0, 64)[None, :]
         row = tl.load(orow_ptr + T * 16 + i)
         col, ok = _col_and_mask(blk_ptr, xperm_ptr, s, k, 0, width, K, GATHER)
         ok = ok & (row >= 0)
-        if FP8:
+        if FP8 and not RAW:
             val = _scaled(val, ws_ptr, row, w_ptr)
         tl.store(w_ptr + row.to(tl.int64) * ldw + col, val.to(w_ptr.dtype.element_ty), mask=ok)
 
     @triton.jit
     def _unpack_dense_kernel(dv_ptr, blk_ptr, xperm_ptr, orow_ptr, ws_ptr, w_ptr, K, ldw, Sd, row0, xbase,
-                             width, FP8: tl.constexpr, GATHER: tl.constexpr):
+                             width, FP8: tl.constexpr, GATHER: tl.constexpr, RAW: tl.constexpr):
         T = tl.program_id(0)
         s = tl.program_id(1)
         i = tl.arange(0, 16)[:, None]
@@ -109,11 +113,13 @@ if triton is not None:
             off = (((((k // 32) * 8 + g) * 4 + t) * 2 + (k // 16) % 2) * 2 + q) * 4 + h * 2 + e
         else:  # (j, g, t, q, h, e)
             off = ((((k // 16) * 8 + g) * 4 + t) * 2 + q) * 4 + h * 2 + e
-        val = tl.load(dv_ptr + (T * Sd + s).to(tl.int64) * 1024 + off).to(tl.float32)
+        val = tl.load(dv_ptr + (T * Sd + s).to(tl.int64) * 1024 + off)
+        if not RAW:
+            val = val.to(tl.float32)
         row = tl.load(orow_ptr + row0 + T * 16 + i)
         col, ok = _col_and_mask(blk_ptr, xperm_ptr, s, k, xbase, width, K, GATHER)
         ok = ok & (row >= 0)
-        if FP8:
+        if FP8 and not RAW:
             val = _scaled(val, ws_ptr, row, w_ptr)
         tl.store(w_ptr + row.to(tl.int64) * ldw + col, val.to(w_ptr.dtype.element_ty), mask=ok)
 
@@ -121,7 +127,10 @@ if triton is not None:
 def unpack_kernel_layout_triton(kw, layout, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
     """``W (N, K)`` of the kernel layout ``kw`` of ``layout`` (same result as
     :func:`spense.runtime.mmasp.unpack_kernel_layout`), on the layout's device (CUDA, or CPU under
-    ``TRITON_INTERPRET=1``)."""
+    ``TRITON_INTERPRET=1``).  ``dtype=torch.float8_e4m3fn`` (FP8 layouts only): the e4m3 weights
+    themselves, unscaled (``W = that * wscale[:, None]``), for an FP8 GEMM."""
+    if dtype == torch.float8_e4m3fn and not kw.fp8:
+        raise ValueError("an e4m3 unpack needs an FP8 kernel layout")
     if triton is None:
         raise RuntimeError("unpack_kernel_layout_triton needs triton")
     N, K = layout.shape
@@ -136,23 +145,24 @@ def unpack_kernel_layout_triton(kw, layout, dtype: torch.dtype = torch.bfloat16)
 
 
 def _launch(kw, N: int, K: int, Ks: int, d: int, cols: bool, dtype: torch.dtype) -> torch.Tensor:
-    W = torch.empty(N, K, dtype=dtype, device=kw.sv.device)
+    raw = dtype == torch.float8_e4m3fn  # bytes in, bytes out
+    W = torch.empty(N, K, dtype=torch.uint8 if raw else dtype, device=kw.sv.device)
     gather = kw.xperm is not None
     xperm = kw.xperm if gather else kw.sblk  # a dummy pointer when not gathered
-    sv, dv = (kw.sv.view(torch.float8_e4m3fn), kw.dv.view(torch.float8_e4m3fn)) if kw.fp8 else (kw.sv, kw.dv)
+    sv, dv = (kw.sv, kw.dv) if raw or not kw.fp8 else (kw.sv.view(torch.float8_e4m3fn), kw.dv.view(torch.float8_e4m3fn))
     if kw.Ss:
         _unpack_sparse_kernel[(kw.rows_sparse // 16, kw.Ss)](
             sv, kw.sm, kw.sblk, xperm, kw.out_row, kw.wscale, W, K, W.stride(0), kw.Ss, Ks,
-            FP8=kw.fp8, GATHER=gather)
+            FP8=kw.fp8, GATHER=gather, RAW=raw)
     if cols and kw.SdA:
         _unpack_dense_kernel[(kw.rows_sparse // 16, kw.SdA)](
             dv, kw.dblk, xperm, kw.out_row, kw.wscale, W, K, W.stride(0), kw.SdA, 0, kw.Ss * 64, d,
-            FP8=kw.fp8, GATHER=gather)
+            FP8=kw.fp8, GATHER=gather, RAW=raw)
     elif not cols and kw.SdB:
         _unpack_dense_kernel[(kw.rows_dense // 16, kw.SdB)](
             dv, kw.dblk, xperm, kw.out_row, kw.wscale, W, K, W.stride(0), kw.SdB, kw.rows_sparse, 0, K,
-            FP8=kw.fp8, GATHER=False)
-    return W
+            FP8=kw.fp8, GATHER=False, RAW=raw)
+    return W.view(torch.float8_e4m3fn) if raw else W
 
 
 # per layout kind (FP8, axis, x gathered): False once the Triton unpack failed or differed from the
@@ -189,3 +199,44 @@ def unpack_weight(kw, layout, idx: tuple[torch.Tensor, torch.Tensor], check: boo
                               f"GPU; tensor-op unpack", RuntimeWarning, stacklevel=2)
             return ref
     return unpack_kernel_layout(kw, layout, torch.bfloat16, idx)
+
+
+def fp8_prefill_enabled() -> bool:
+    """``SPENSE_FP8_PREFILL=fp8``: compacted FP8 layers prefill through their e4m3 weights and the FP8
+    dense baseline's kernel for that shape and M (:func:`spense.runtime.fp8.choose`: W8A8
+    ``_scaled_mm`` where it wins, as FP8 dense prefills) instead of a bf16 unpack and cuBLAS BF16.
+    Off by default until it is timed on a GPU (docs/runtime.md section 11)."""
+    import os
+
+    return os.environ.get("SPENSE_FP8_PREFILL", "bf16") == "fp8"
+
+
+# per layout kind (axis, x gathered) of FP8 layouts: whether the e4m3 unpack matched the bf16 one
+_OK_E4M3: dict[tuple[str, bool], bool] = {}
+
+
+def unpack_weight_e4m3(kw, layout, ref: torch.Tensor | None = None) -> torch.Tensor | None:
+    """The unscaled e4m3 ``W`` of an FP8 kernel layout on CUDA (``W = that * wscale[:, None]``), or None
+    where the Triton unpack is unavailable or failed its check for this kind of layout.  ``ref``: the
+    bf16 ``W`` of the same layout; the first call per kind given one checks ``e4m3 * wscale == ref``
+    bit for bit (SpenseLinear.compact), and a failure or a difference sends the kind back to None."""
+    kind = (layout.axis, kw.xperm is not None)
+    if not (kw.fp8 and kw.sv.is_cuda and triton is not None and _OK_E4M3.get(kind, True)):
+        return None
+    try:
+        w8 = unpack_kernel_layout_triton(kw, layout, torch.float8_e4m3fn)
+    except torch.cuda.OutOfMemoryError:
+        raise
+    except Exception as e:
+        _OK_E4M3[kind] = False
+        warnings.warn(f"spense: e4m3 unpack unavailable ({type(e).__name__}: {e}); bf16 prefill",
+                      RuntimeWarning, stacklevel=2)
+        return None
+    if ref is not None and kind not in _OK_E4M3:
+        _OK_E4M3[kind] = torch.equal((w8.float() * kw.wscale[:, None]).to(torch.bfloat16), ref)
+        if not _OK_E4M3[kind]:
+            warnings.warn(f"spense: the e4m3 unpack differs from the bf16 one for {kind} layouts; bf16 prefill",
+                          RuntimeWarning, stacklevel=2)
+            return None
+    return w8
+
