@@ -13,8 +13,9 @@ over copies of >= 256 MB in all (L2 is 50 MB):
   and multiplied by the FP8 dense baseline's kernel for the shape and M;
 * ``unpack``: the Triton unpack alone, with GB/s = (layout bytes read + ``W`` bytes written) / time
   against the copy bandwidth measured in the same run; first checked bit for bit against the tensor-op
-  reference (``unpack_e4m3``: the e4m3 unpack, checked against it).  (benchmarks/results/prefill_2026-12-01 also timed the per-element sparse unpack that the
-  grouped one replaced: ``unpack_elem``.)
+  reference (``unpack_e4m3``: the e4m3 unpack, checked against it).  (benchmarks/results/
+  prefill_2026-12-01 also timed the per-element sparse unpack that the grouped one replaced:
+  ``unpack_elem``.)
 
 Writes ``prefill_bench.json`` and ``prefill_bench.md`` under ``--out``.
 """
@@ -91,17 +92,18 @@ def cell(sname: str, N: int, K: int, fp8: bool, ms, gen, bw: float, min_bytes: f
 
 
 def write_md(rows, path, meta):
+    head = ["shape", "dtype", "M", "dense ms", "FP8 dense ms", "Spense ms", "Spense vs dense", "unpack ms (GB/s)",
+            "exact", "Spense e4m3 prefill ms (vs dense)", "e4m3 unpack ms (GB/s)"]
     lines = [f"# Prefill, compacted Spense layers vs dense ({meta['device']}, {meta['date']}, commit "
              f"{meta['commit']})", "", f"`{meta['cmd']}`; copy bandwidth {meta['copy_gbps']:.0f} GB/s.", "",
-             "| shape | dtype | M | dense ms | FP8 dense ms | Spense ms | Spense vs dense | unpack ms (GB/s) | exact | "
-             "Spense e4m3 prefill ms (vs dense) | e4m3 unpack ms (GB/s) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        f8 = f"{r['dense_fp8_ms']:.3f}" if "dense_fp8_ms" in r else "–"
-        lines.append(f"| {r['shape']} | {r['dtype']} | {r['M']} | {r['dense_ms']:.3f} | {f8} | {r['spense_ms']:.3f} | "
-                     f"{r['speedup_vs_dense']:.2f}× | {r['unpack_ms']:.3f} ({r['unpack_gbps']:.0f}) | "
-                     f"{r['unpack_exact']} | " + (f"{r['spense_e4m3_ms']:.3f} ({r['speedup_e4m3_vs_dense']:.2f}×) | "
-                                                   f"{r['unpack_e4m3_ms']:.3f} ({r['unpack_e4m3_gbps']:.0f}) |"
-                                                   if "spense_e4m3_ms" in r else "– | – |"))
+        cells = [r["shape"], r["dtype"], r["M"], f"{r['dense_ms']:.3f}",
+                 f"{r['dense_fp8_ms']:.3f}" if "dense_fp8_ms" in r else "–", f"{r['spense_ms']:.3f}",
+                 f"{r['speedup_vs_dense']:.2f}×", f"{r['unpack_ms']:.3f} ({r['unpack_gbps']:.0f})", r["unpack_exact"],
+                 f"{r['spense_e4m3_ms']:.3f} ({r['speedup_e4m3_vs_dense']:.2f}×)" if "spense_e4m3_ms" in r else "–",
+                 f"{r['unpack_e4m3_ms']:.3f} ({r['unpack_e4m3_gbps']:.0f})" if "unpack_e4m3_ms" in r else "–"]
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 

@@ -23,6 +23,7 @@ written by exactly one program (the two regions tile it), so ``W`` starts uninit
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import torch
@@ -149,7 +150,9 @@ def _launch(kw, N: int, K: int, Ks: int, d: int, cols: bool, dtype: torch.dtype)
     W = torch.empty(N, K, dtype=torch.uint8 if raw else dtype, device=kw.sv.device)
     gather = kw.xperm is not None
     xperm = kw.xperm if gather else kw.sblk  # a dummy pointer when not gathered
-    sv, dv = (kw.sv, kw.dv) if raw or not kw.fp8 else (kw.sv.view(torch.float8_e4m3fn), kw.dv.view(torch.float8_e4m3fn))
+    sv, dv = kw.sv, kw.dv
+    if kw.fp8 and not raw:  # e4m3 values, scaled in the kernel
+        sv, dv = sv.view(torch.float8_e4m3fn), dv.view(torch.float8_e4m3fn)
     if kw.Ss:
         _unpack_sparse_kernel[(kw.rows_sparse // 16, kw.Ss)](
             sv, kw.sm, kw.sblk, xperm, kw.out_row, kw.wscale, W, K, W.stride(0), kw.Ss, Ks,
@@ -206,8 +209,6 @@ def fp8_prefill_enabled() -> bool:
     dense baseline's kernel for that shape and M (:func:`spense.runtime.fp8.choose`: W8A8
     ``_scaled_mm`` where it wins, as FP8 dense prefills) instead of a bf16 unpack and cuBLAS BF16.
     Off by default until it is timed on a GPU (docs/runtime.md section 11)."""
-    import os
-
     return os.environ.get("SPENSE_FP8_PREFILL", "bf16") == "fp8"
 
 
