@@ -84,3 +84,33 @@ def test_triton_unpack_matches_reference_interpreted():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_gpu_triton_unpack_matches_reference():
     assert _run("cuda", interpret=False).count("OK") == 8
+
+
+def test_triton_checked_marks_each_layout_kind_once(monkeypatch):
+    """The once-per-kind guard behind unpack_weight and unpack_weight_e4m3: a launch failure or a failed
+    check is warned, returns None and keeps that kind off; a passed check is not repeated."""
+    import warnings
+
+    from spense.runtime import unpack as U
+
+    calls = []
+
+    def fake(kw, layout, dtype):
+        calls.append(kw)
+        if kw == "broken":
+            raise RuntimeError("no launch")
+        return torch.ones(2)
+
+    monkeypatch.setattr(U, "unpack_kernel_layout_triton", fake)
+    ok = {}
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        assert U._triton_checked(ok, "a", "fine", None, None, lambda t: True, "x", "y") is not None
+        assert U._triton_checked(ok, "a", "fine", None, None, lambda t: False, "x", "y") is not None  # checked
+        assert U._triton_checked(ok, "b", "fine", None, None, lambda t: False, "x", "y") is None
+        assert U._triton_checked(ok, "b", "fine", None, None, None, "x", "y") is None
+        assert U._triton_checked(ok, "c", "broken", None, None, None, "x", "y") is None
+        assert U._triton_checked(ok, "c", "fine", None, None, None, "x", "y") is None
+    assert ok == {"a": True, "b": False, "c": False}
+    assert calls == ["fine", "fine", "fine", "broken"]  # kinds already off launch nothing
+    assert len(w) == 2 and "differs" in str(w[0].message) and "unavailable" in str(w[1].message)

@@ -168,6 +168,30 @@ def _launch(kw, N: int, K: int, Ks: int, d: int, cols: bool, dtype: torch.dtype)
     return W.view(torch.float8_e4m3fn) if raw else W
 
 
+def _triton_checked(ok: dict, kind: tuple, kw, layout, dtype: torch.dtype, expect, what: str, fallback: str):
+    """``W`` from :func:`unpack_kernel_layout_triton`, or None where it failed or differed before for
+    this ``kind`` of layout (``ok``: kind -> bool).  ``expect``: None, or a test of ``W`` run on the first
+    call per kind that has one (the kind is then marked).  A failure or a difference is warned once and
+    returns None for the rest of the process (the caller takes its ``fallback``)."""
+    if not ok.get(kind, True):
+        return None
+    try:
+        w = unpack_kernel_layout_triton(kw, layout, dtype)
+    except torch.cuda.OutOfMemoryError:  # a fallback needs more memory still
+        raise
+    except Exception as e:  # it cannot compile or launch here
+        ok[kind] = False
+        warnings.warn(f"spense: {what} unavailable ({type(e).__name__}: {e}); {fallback}", RuntimeWarning, stacklevel=3)
+        return None
+    if expect is not None and kind not in ok:
+        ok[kind] = bool(expect(w))
+        if not ok[kind]:
+            warnings.warn(f"spense: the {what} differs for {kind} layouts on this GPU; {fallback}", RuntimeWarning,
+                          stacklevel=3)
+            return None
+    return w
+
+
 # per layout kind (FP8, axis, x gathered): False once the Triton unpack failed or differed from the
 # reference; True once it matched it bit for bit (unpack_weight with check=True)
 _OK: dict[tuple[bool, str, bool], bool] = {}
@@ -182,26 +206,17 @@ def unpack_weight(kw, layout, idx: tuple[torch.Tensor, torch.Tensor], check: boo
     and sends that kind to the reference path for the rest of the process."""
     from spense.runtime.mmasp import unpack_kernel_layout
 
-    kind = (kw.fp8, layout.axis, kw.xperm is not None)
-    if kw.sv.is_cuda and triton is not None and _OK.get(kind, True):
-        try:
-            fast = unpack_kernel_layout_triton(kw, layout, torch.bfloat16)
-        except torch.cuda.OutOfMemoryError:  # the reference path needs more memory still
-            raise
-        except Exception as e:  # it cannot compile or launch here
-            _OK[kind] = False
-            warnings.warn(f"spense: Triton unpack unavailable ({type(e).__name__}: {e}); tensor-op unpack",
-                          RuntimeWarning, stacklevel=2)
-        else:
-            if not check or kind in _OK:
-                return fast
-            ref = unpack_kernel_layout(kw, layout, torch.bfloat16, idx)
-            _OK[kind] = torch.equal(fast, ref)
-            if not _OK[kind]:
-                warnings.warn(f"spense: the Triton unpack differs from the reference for {kind} layouts on this "
-                              f"GPU; tensor-op unpack", RuntimeWarning, stacklevel=2)
-            return ref
-    return unpack_kernel_layout(kw, layout, torch.bfloat16, idx)
+    def reference():
+        return unpack_kernel_layout(kw, layout, torch.bfloat16, idx)
+
+    if kw.sv.is_cuda and triton is not None:
+        kind = (kw.fp8, layout.axis, kw.xperm is not None)
+        fast = _triton_checked(_OK, kind, kw, layout, torch.bfloat16,
+                               (lambda w: torch.equal(w, reference())) if check else None,
+                               "Triton unpack", "tensor-op unpack")
+        if fast is not None:
+            return fast
+    return reference()
 
 
 def fp8_prefill_enabled() -> bool:
@@ -221,23 +236,9 @@ def unpack_weight_e4m3(kw, layout, ref: torch.Tensor | None = None) -> torch.Ten
     where the Triton unpack is unavailable or failed its check for this kind of layout.  ``ref``: the
     bf16 ``W`` of the same layout; the first call per kind given one checks ``e4m3 * wscale == ref``
     bit for bit (SpenseLinear.compact), and a failure or a difference sends the kind back to None."""
-    kind = (layout.axis, kw.xperm is not None)
-    if not (kw.fp8 and kw.sv.is_cuda and triton is not None and _OK_E4M3.get(kind, True)):
+    if not (kw.fp8 and kw.sv.is_cuda and triton is not None):
         return None
-    try:
-        w8 = unpack_kernel_layout_triton(kw, layout, torch.float8_e4m3fn)
-    except torch.cuda.OutOfMemoryError:
-        raise
-    except Exception as e:
-        _OK_E4M3[kind] = False
-        warnings.warn(f"spense: e4m3 unpack unavailable ({type(e).__name__}: {e}); bf16 prefill",
-                      RuntimeWarning, stacklevel=2)
-        return None
-    if ref is not None and kind not in _OK_E4M3:
-        _OK_E4M3[kind] = torch.equal((w8.float() * kw.wscale[:, None]).to(torch.bfloat16), ref)
-        if not _OK_E4M3[kind]:
-            warnings.warn(f"spense: the e4m3 unpack differs from the bf16 one for {kind} layouts; bf16 prefill",
-                          RuntimeWarning, stacklevel=2)
-            return None
-    return w8
-
+    expect = None if ref is None else (
+        lambda w8: torch.equal((w8.float() * kw.wscale[:, None]).to(torch.bfloat16), ref))
+    return _triton_checked(_OK_E4M3, (layout.axis, kw.xperm is not None), kw, layout, torch.float8_e4m3fn,
+                           expect, "e4m3 unpack", "bf16 prefill")
