@@ -139,10 +139,12 @@ def decode_attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
 _COUNTERS: dict[torch.device, torch.Tensor] = {}
 
 
-def _counters(device: torch.device, n: int) -> torch.Tensor:
-    """Per-device int32 zeros, one per ``(b, h)``, that the fused kernel counts its finished splits in
-    (its last split resets its counter to 0).  Grown outside CUDA-graph capture: the first call of a
-    shape runs eagerly (torch.compile's and the engine's warm-up)."""
+def reserve_counters(device: torch.device | str, n: int = 4096) -> torch.Tensor:
+    """Allocate (or grow) the per-device int32 zeros, one per ``(b, h)``, that the fused kernel counts
+    its finished splits in (its last split resets its counter to 0).  Call it before any CUDA-graph
+    capture (``Transformer.set_attention("fused")`` does): a buffer first allocated inside torch.compile's
+    CUDA-graph warm-up would live in the graph pool untracked, which cudagraph trees refuse."""
+    device = torch.device(device)
     c = _COUNTERS.get(device)
     if c is None or c.numel() < n:
         c = _COUNTERS[device] = torch.zeros(max(n, 4096), dtype=torch.int32, device=device)
@@ -171,7 +173,7 @@ def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, m
     ml = torch.empty(B * H, ns, 2, gp, dtype=torch.float32, device=q.device)
     y = torch.empty(B, H, G, D, dtype=q.dtype, device=q.device)
     sb = min(32, triton.next_power_of_2(ns))
-    cnt = _counters(q.device, B * H) if fused else ml  # (a dummy pointer unless fused)
+    cnt = reserve_counters(q.device, B * H) if fused else ml  # (a dummy pointer unless fused)
     _decode_attn_split[(B * H, ns)](q, k, v, mask, o, ml, cnt, y, L, G, H, ns, D ** -0.5,
                                     q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1),
                                     k.stride(2), v.stride(0), v.stride(1), v.stride(2), mask.stride(0),
