@@ -158,7 +158,7 @@ class Engine:
 
     def __init__(self, model: Transformer, max_batch: int, max_len: int, compile: bool = True,
                  compile_prefill: bool = True, cuda_graph: bool = True, fuse: bool = True,
-                 attention: str | None = None, tuning: bool | None = None):
+                 attention: str | None = None, tuning: bool | None = None, prefetch_mb: float | None = None):
         """``attention``: ``"auto"`` (SDPA, torch picks the kernel), ``"math"`` (SDPA's math backend,
         which Inductor fuses, in float32), ``"matmul"`` (two batched GEMMs in the cache dtype),
         ``"split"`` (decode through the split-KV kernel; :meth:`Transformer.set_attention`) or
@@ -167,7 +167,10 @@ class Engine:
         ``tuning``: Inductor's coordinate-descent tuning (default: ``$SPENSE_TUNING``, else off).  It
         also turns the M = 1 matmuls of plain linears into Triton reductions, which ran the dense
         Qwen3-8B[:12] step 10 % slower than cuBLAS on the H200 (2.30 vs 2.09 ms) and left Spense
-        unchanged (benchmarks/results/e2e_v8_2026-11-30)."""
+        unchanged (benchmarks/results/e2e_v8_2026-11-30).
+        ``prefetch_mb``: after each GEMM of a decode step, prefetch up to this many MB of the next
+        GEMM's weights into L2 (:meth:`Transformer.set_prefetch`; CUDA only; default:
+        ``$SPENSE_L2_PREFETCH``, else 0, off)."""
         self.model = model
         if fuse:  # q/k/v and gate/up of plain linears through one GEMM each
             model.fuse_projections()
@@ -187,6 +190,11 @@ class Engine:
                                                                                               self.compiled)
         if self.attention not in ATTENTION:
             raise InputError(f"attention must be one of {', '.join(ATTENTION)}, got {self.attention!r}")
+        if prefetch_mb is None:
+            prefetch_mb = float(os.environ.get("SPENSE_L2_PREFETCH") or 0)
+        if prefetch_mb < 0:
+            raise InputError(f"prefetch_mb must be >= 0, got {prefetch_mb}")
+        self.prefetch_bytes = model.set_prefetch(int(prefetch_mb * 2 ** 20) if cuda else 0)
         model.set_attention(self.attention if self.attention in ("matmul", "split", "fused") else "sdpa")
         if tuning is None:
             tuning = os.environ.get("SPENSE_TUNING", "0") != "0"
