@@ -78,16 +78,10 @@ stage profile 90 0 $M --variants dense,spense0.25 --batches 1 ${PROFILE_FLAGS:-}
 #     ... and the split already above M = 8 (SPENSE_MMASP_XS=1 SPENSE_MMASP_XS_SPLIT=1)
 ( export SPENSE_MMASP_XS=1 SPENSE_MMASP_XS_SPLIT=1; stage spense_xs_split 170 0 $M --gen $GEN --variants spense0.25 )
 #     the other attention paths against the default (split, the split-KV decode kernel, since v9):
-#     fused = the same kernel with the merge done by the last split program of each (b, h) (one launch
-#     per layer instead of two), math = SDPA's math backend (the default before v9; it copies K and V
-#     to float32 every layer and step), matmul = two bf16 GEMMs
-for a in ${ATTN_AB:-fused math matmul}; do
+#     math = SDPA's math backend (the default before v9; it copies K and V to float32 every layer and
+#     step), matmul = two bf16 GEMMs
+for a in ${ATTN_AB:-math matmul}; do
   ( export SPENSE_ATTENTION=$a; stage "attn_$a" 170 0 $M --gen $GEN --variants dense,spense0.25 )
-done
-#     L2 prefetch of the next GEMM's weights after each GEMM of a decode step (SPENSE_L2_PREFETCH=MB per
-#     GEMM; spense.runtime.prefetch), dense and Spense 25 %: L2PF_AB lists the budgets (default 16 32)
-for mb in ${L2PF_AB:-16 32}; do
-  ( export SPENSE_L2_PREFETCH=$mb; stage "l2pf_$mb" 170 0 $M --gen $GEN --variants ${L2PF_VARIANTS:-dense,spense0.25} )
 done
 #     Spense FP8 prefilling through its e4m3 weights and the FP8 dense baseline's kernel
 #     (SPENSE_FP8_PREFILL=fp8; the default unpacks to bf16 for cuBLAS): compare prefill_ms with spense_fp8

@@ -88,12 +88,12 @@ def test_sampling_rules():
     assert seen == {1, 2}
 
 
-@pytest.mark.parametrize("attention", ["sdpa", "matmul", "split", "fused"])
+@pytest.mark.parametrize("attention", ["sdpa", "matmul", "split"])
 def test_decode_step_with_spense_layers_has_no_graph_break(tiny_llama_dir, attention):
     m = load(str(tiny_llama_dir), CPU, torch.float32).model
     sparsify(m, 0.25, block=16, backend="auto")  # CPU: auto runs the reference path, traceable too
     m.setup_caches(2, 128)
-    m.set_attention(attention)  # split / fused: spense::decode_attention(_fused), traced through its fake
+    m.set_attention(attention)  # split: spense::decode_attention, traced through its fake
     tok = torch.tensor([[3], [4]])
     torch._dynamo.reset()
     with warnings.catch_warnings():
@@ -280,8 +280,8 @@ def test_tied_spense_projections_fuse_into_one_layer():
 
 
 def test_matmul_and_split_attention_match_sdpa_with_left_padding():
-    """``set_attention("matmul")`` (two batched GEMMs, float32 softmax), ``"split"`` and ``"fused"`` (the
-    decode ops, here their CPU reference; prefill stays SDPA) give SDPA's logits (float32, CPU), left padding
+    """``set_attention("matmul")`` (two batched GEMMs, float32 softmax) and ``"split"`` (the decode op,
+    here its CPU reference; prefill stays SDPA) give SDPA's logits (float32, CPU), left padding
     included, in prefill and in a decode step; an unknown choice is refused."""
     from spense.engine.load import random_model
 
@@ -291,7 +291,7 @@ def test_matmul_and_split_attention_match_sdpa_with_left_padding():
     start = torch.tensor([2, 0])
     ref = m(idx, torch.arange(5), 128, start)
     ref_step = m(idx[:, :1], torch.tensor([5]), 128, start)
-    for impl in ("matmul", "split", "fused"):
+    for impl in ("matmul", "split"):
         m.set_attention(impl)
         assert torch.allclose(m(idx, torch.arange(5), 128, start), ref, atol=1e-5, rtol=1e-5)
         assert torch.allclose(m(idx[:, :1], torch.tensor([5]), 128, start), ref_step, atol=1e-5, rtol=1e-5)

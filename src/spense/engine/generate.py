@@ -32,7 +32,7 @@ from spense.runtime.shapes import bucket
 from spense.errors import InputError
 
 PROMPT_BLOCK = 64  # prompts are left-padded to a multiple of this (prefill bucket)
-ATTENTION = ("auto", "math", "matmul", "split", "fused")  # Engine(attention=...)
+ATTENTION = ("auto", "math", "matmul", "split")  # Engine(attention=...)
 
 
 def batch_bucket(b: int) -> int:
@@ -158,19 +158,15 @@ class Engine:
 
     def __init__(self, model: Transformer, max_batch: int, max_len: int, compile: bool = True,
                  compile_prefill: bool = True, cuda_graph: bool = True, fuse: bool = True,
-                 attention: str | None = None, tuning: bool | None = None, prefetch_mb: float | None = None):
+                 attention: str | None = None, tuning: bool | None = None):
         """``attention``: ``"auto"`` (SDPA, torch picks the kernel), ``"math"`` (SDPA's math backend,
-        which Inductor fuses, in float32), ``"matmul"`` (two batched GEMMs in the cache dtype),
-        ``"split"`` (decode through the split-KV kernel; :meth:`Transformer.set_attention`) or
-        ``"fused"`` (the same kernel merging in its last split program, one launch); default:
+        which Inductor fuses, in float32), ``"matmul"`` (two batched GEMMs in the cache dtype) or
+        ``"split"`` (decode through the split-KV kernel; :meth:`Transformer.set_attention`); default:
         ``$SPENSE_ATTENTION``, else :func:`default_attention`.
         ``tuning``: Inductor's coordinate-descent tuning (default: ``$SPENSE_TUNING``, else off).  It
         also turns the M = 1 matmuls of plain linears into Triton reductions, which ran the dense
         Qwen3-8B[:12] step 10 % slower than cuBLAS on the H200 (2.30 vs 2.09 ms) and left Spense
-        unchanged (benchmarks/results/e2e_v8_2026-11-30).
-        ``prefetch_mb``: after each GEMM of a decode step, prefetch up to this many MB of the next
-        GEMM's weights into L2 (:meth:`Transformer.set_prefetch`; CUDA only; default:
-        ``$SPENSE_L2_PREFETCH``, else 0, off)."""
+        unchanged (benchmarks/results/e2e_v8_2026-11-30)."""
         self.model = model
         if fuse:  # q/k/v and gate/up of plain linears through one GEMM each
             model.fuse_projections()
@@ -190,12 +186,7 @@ class Engine:
                                                                                               self.compiled)
         if self.attention not in ATTENTION:
             raise InputError(f"attention must be one of {', '.join(ATTENTION)}, got {self.attention!r}")
-        if prefetch_mb is None:
-            prefetch_mb = float(os.environ.get("SPENSE_L2_PREFETCH") or 0)
-        if prefetch_mb < 0:
-            raise InputError(f"prefetch_mb must be >= 0, got {prefetch_mb}")
-        self.prefetch_bytes = model.set_prefetch(int(prefetch_mb * 2 ** 20) if cuda else 0)
-        model.set_attention(self.attention if self.attention in ("matmul", "split", "fused") else "sdpa")
+        model.set_attention(self.attention if self.attention in ("matmul", "split") else "sdpa")
         if tuning is None:
             tuning = os.environ.get("SPENSE_TUNING", "0") != "0"
         self.tuning = bool(tuning) and self.compiled

@@ -30,9 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from spense.errors import InputError
-from spense.runtime.attention import decode_attention, decode_attention_fused, reserve_counters
+from spense.runtime.attention import decode_attention
 from spense.runtime.fuse import fuse_group, unfuse_rows
-from spense.runtime.prefetch import planned_bytes, register
 
 SUPPORTED = ("llama", "mistral", "qwen2", "qwen3")
 KV_BLOCK = 128  # attention length granularity (and the cache length's)
@@ -143,30 +142,6 @@ def _drop_fused_state(module, state_dict, prefix, local_metadata):
         del state_dict[k]
 
 
-def gemm_tensors(*parts) -> list[torch.Tensor]:
-    """The weight bytes a GEMM reads, in the order given: a tensor as is; a module by its Spense kernel
-    layout (values, metadata, dense region) or else its own parameters and buffers."""
-    out = []
-    for p in parts:
-        if p is None:
-            continue
-        if isinstance(p, torch.Tensor):
-            out.append(p)
-            continue
-        kw = getattr(p, "_kernel", None) or getattr(p, "_cache", {}).get("kw")  # a Spense kernel layout
-        if kw is not None:
-            out += [kw.sv, kw.sm, kw.dv]
-            continue
-        out += [t for t in list(p.parameters(recurse=False)) + list(p.buffers(recurse=False)) if t is not None]
-    return out
-
-
-def _prefetch(dep: torch.Tensor, key: int) -> None:
-    """After ``dep``'s GEMM, at a decode step (one token), prefetch plan ``key`` into L2."""
-    if key and dep.shape[-2] == 1:
-        torch.ops.spense.l2_prefetch.default(dep, key)
-
-
 class Attention(nn.Module):
     FUSED = ("q_proj", "k_proj", "v_proj")  # what fuse() joins (replacing one of them unfuses)
 
@@ -186,14 +161,6 @@ class Attention(nn.Module):
         self.register_buffer("qkv_weight", None, persistent=False)  # set by fuse()
         self.register_buffer("qkv_bias", None, persistent=False)
         self.qkv_fused = None  # set by fuse(): q, k, v as one Spense or FP8 layer (spense.runtime.fuse)
-        self.pf = (0, 0)  # L2 prefetch plans issued after q/k/v and after o (Transformer.set_prefetch)
-
-    def qkv_tensors(self) -> list[torch.Tensor]:
-        if self.qkv_weight is not None:
-            return gemm_tensors(self.qkv_weight)
-        if self.qkv_fused is not None:
-            return gemm_tensors(self.qkv_fused)
-        return gemm_tensors(self.q_proj, self.k_proj, self.v_proj)
 
     def fuse(self) -> bool:
         """q, k, v through one GEMM (:func:`fuse_linears`) when all three are plain linears, or one
@@ -223,7 +190,6 @@ class Attention(nn.Module):
             q, k, v = self.qkv_fused(x).split([nq, nk, nk], dim=-1)
         else:
             q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
-        _prefetch(v, self.pf[0])
         q = q.unflatten(-1, (self.n_head, self.hd))
         k = k.unflatten(-1, (self.n_kv, self.hd))
         v = v.unflatten(-1, (self.n_kv, self.hd))
@@ -238,8 +204,8 @@ class Attention(nn.Module):
         # fold the g query heads of a KV head into the query length: (B, H_kv, g*T, D), no K/V copies
         qg = q.reshape(B, self.n_kv, g * T, self.hd)
         m = mask.unsqueeze(1) if g == 1 else mask.unsqueeze(1).repeat(1, 1, g, 1)  # (B, 1, g*T, L)
-        if self.impl in ("split", "fused") and T == 1:  # decode: the split-KV kernel (spense.runtime.attention)
-            y = (decode_attention if self.impl == "split" else decode_attention_fused)(qg, kc, vc, mask[:, 0])
+        if self.impl == "split" and T == 1:  # decode: the split-KV kernel (spense.runtime.attention)
+            y = decode_attention(qg, kc, vc, mask[:, 0])
         elif self.impl == "matmul":  # two batched GEMMs in the cache dtype, the softmax in float32
             s = (qg * self.hd ** -0.5) @ kc.transpose(-1, -2)
             p = torch.softmax(s.float() + m.float(), dim=-1).to(vc.dtype)
@@ -247,9 +213,7 @@ class Attention(nn.Module):
         else:
             y = F.scaled_dot_product_attention(qg, kc, vc, attn_mask=m)
         y = y.reshape(B, self.n_head, T, self.hd).transpose(1, 2).reshape(B, T, self.n_head * self.hd)
-        y = self.o_proj(y)
-        _prefetch(y, self.pf[1])
-        return y
+        return self.o_proj(y)
 
 
 class MLP(nn.Module):
@@ -263,14 +227,6 @@ class MLP(nn.Module):
         self.down_proj = nn.Linear(a.intermediate_size, a.dim, bias=False)
         self.register_buffer("gate_up_weight", None, persistent=False)  # set by fuse()
         self.gate_up_fused = None  # set by fuse(): gate and up as one Spense or FP8 layer
-        self.pf = (0, 0)  # L2 prefetch plans issued after gate/up and after down (Transformer.set_prefetch)
-
-    def gate_up_tensors(self) -> list[torch.Tensor]:
-        if self.gate_up_weight is not None:
-            return gemm_tensors(self.gate_up_weight)
-        if self.gate_up_fused is not None:
-            return gemm_tensors(self.gate_up_fused)
-        return gemm_tensors(self.gate_proj, self.up_proj)
 
     def fuse(self) -> bool:
         """gate and up through one GEMM (:func:`fuse_linears`) when both are plain linears, or one
@@ -292,14 +248,11 @@ class MLP(nn.Module):
     def forward(self, x):
         if self.gate_up_weight is not None:
             g, u = F.linear(x, self.gate_up_weight).chunk(2, dim=-1)
-        elif self.gate_up_fused is not None:
+            return self.down_proj(F.silu(g) * u)
+        if self.gate_up_fused is not None:
             g, u = self.gate_up_fused(x).chunk(2, dim=-1)
-        else:
-            g, u = self.gate_proj(x), self.up_proj(x)
-        _prefetch(u, self.pf[0])
-        y = self.down_proj(F.silu(g) * u)
-        _prefetch(y, self.pf[1])
-        return y
+            return self.down_proj(F.silu(g) * u)
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
 class Block(nn.Module):
@@ -343,42 +296,16 @@ class Transformer(nn.Module):
         fused weights apart from the views, and compacted Spense layers no longer fuse."""
         return sum(int(blk.self_attn.fuse()) + int(blk.mlp.fuse()) for blk in self.model.layers)
 
-    def set_prefetch(self, budget: int) -> int:
-        """At each decode step, after every GEMM of a block, prefetch the first ``budget`` bytes of the
-        next GEMM's weights into L2 (:mod:`spense.runtime.prefetch`): o after q/k/v, gate/up after o,
-        down after gate/up, the next block's q/k/v (the lm_head after the last block) after down.
-        ``budget`` 0 turns it off.  Call it after fusing and compacting (it holds the weights of that
-        moment); returns the bytes planned per step."""
-        blocks = list(self.model.layers)
-        total = 0
-        for i, blk in enumerate(blocks):
-            a, m = blk.self_attn, blk.mlp
-            nxt = blocks[i + 1].self_attn.qkv_tensors() if i + 1 < len(blocks) else gemm_tensors(self.lm_head)
-            keys = [register(ts, budget) if budget > 0 else 0
-                    for ts in (gemm_tensors(a.o_proj), m.gate_up_tensors(), gemm_tensors(m.down_proj), nxt)]
-            a.pf, m.pf = (keys[0], keys[1]), (keys[2], keys[3])
-            total += sum(planned_bytes(k) for k in keys)
-        return total
-
     def set_attention(self, impl: str) -> None:
         """How attention runs: ``"sdpa"``: ``F.scaled_dot_product_attention`` (its backend picked by
         torch, or by an ``sdpa_kernel`` context); ``"matmul"``: ``softmax(float(q k^T / sqrt(D)) +
         mask) v`` as two batched GEMMs in the cache dtype (transformers' eager rounding points), no
         float32 copy of K and V; ``"split"``: decode steps through the split-KV kernel
-        ``spense::decode_attention`` (:mod:`spense.runtime.attention`), prefill through SDPA;
-        ``"fused"``: the same with the merge in the split kernel (``spense::decode_attention_fused``,
-        one launch instead of two; not yet timed on a GPU)."""
-        if impl not in ("sdpa", "matmul", "split", "fused"):
-            raise InputError(f"attention must be 'sdpa', 'matmul', 'split' or 'fused', got {impl!r}")
+        ``spense::decode_attention`` (:mod:`spense.runtime.attention`), prefill through SDPA."""
+        if impl not in ("sdpa", "matmul", "split"):
+            raise InputError(f"attention must be 'sdpa', 'matmul' or 'split', got {impl!r}")
         for blk in self.model.layers:
             blk.self_attn.impl = impl
-        self._reserve_fused()
-
-    def _reserve_fused(self) -> None:
-        """The fused kernel's split counters, allocated before any graph capture."""
-        emb, attn = self.model.embed_tokens.weight, self.model.layers[0].self_attn
-        if attn.impl == "fused" and emb.is_cuda:
-            reserve_counters(emb.device, max(self.max_batch, 1) * attn.n_kv)
 
     def setup_caches(self, batch: int, length: int) -> None:
         """Allocate the static KV cache for ``batch`` rows of ``length`` slots (rounded up)."""
@@ -392,7 +319,6 @@ class Transformer(nn.Module):
             blk.self_attn.kv_cache = KVCache(batch, self.args.n_kv_head, length, self.args.head_dim,
                                              emb.dtype, emb.device)
         self.max_batch, self.max_len = batch, length
-        self._reserve_fused()
 
     def forward(self, idx: torch.Tensor, input_pos: torch.Tensor, kv_len: int | None = None,
                 start: torch.Tensor | None = None) -> torch.Tensor:

@@ -13,9 +13,6 @@ keeps the running max ``m``, sum ``l`` and unnormalised output ``o`` of its spli
 merges the splits: ``M = max_s m_s``, ``y = sum_s e^(m_s - M) o_s / sum_s e^(m_s - M) l_s``, one
 program per query row, 32 splits per load.  So K and V are read once, in their own dtype, by
 ``B*H*S`` programs (the math backend of SDPA copies them to float32 first, every layer and step).
-``spense::decode_attention_fused`` saves the second launch: each split program counts itself done
-on an int32 per ``(b, h)`` (an acquire-release atomic after its partials are stored), and the last one
-merges that ``(b, h)``'s rows, reading the partials past L1, then resets the count.
 
 CUDA: the kernels; CPU: the same formula in float32 (the reference; the kernels themselves run on
 CPU under ``TRITON_INTERPRET=1``).  A fake implementation lets ``torch.compile`` trace it.
@@ -41,40 +38,10 @@ MAX_PROGRAMS = 512  # splits grow (x2) until B * H * S is at most this
 if triton is not None:
 
     @triton.jit
-    def _merge_row(o_ptr, ml_ptr, y_ptr, bh, g, H, NS, syb, syh, syg,
-                   D: tl.constexpr, GP: tl.constexpr, SB: tl.constexpr, CACHE: tl.constexpr):
-        # query row g of (b, h): its NS splits merged SB at a time (a [SB, D] tile per load, a running
-        # max across the chunks), so no program walks the splits one load after another.  CACHE: the
-        # loads' cache modifier (".cg", past L1, where other programs wrote the partials just before)
-        b = (bh // H).to(tl.int64)
-        h = (bh % H).to(tl.int64)
-        rd = tl.arange(0, D)
-        rs = tl.arange(0, SB)
-        m_run = tl.max(tl.full([SB], float("-inf"), tl.float32), axis=0)
-        den = tl.sum(tl.zeros([SB], tl.float32), axis=0)
-        acc = tl.zeros([D], tl.float32)
-        for s0 in range(0, NS, SB):
-            sm = s0 + rs < NS
-            base = (bh * NS + s0 + rs).to(tl.int64)
-            m = tl.load(ml_ptr + base * 2 * GP + g, mask=sm, other=float("-inf"), cache_modifier=CACHE)
-            lsum = tl.load(ml_ptr + (base * 2 + 1) * GP + g, mask=sm, other=0.0, cache_modifier=CACHE)
-            o = tl.load(o_ptr + (base[:, None] * GP + g) * D + rd[None, :], mask=sm[:, None], other=0.0,
-                        cache_modifier=CACHE)
-            m_new = tl.maximum(m_run, tl.max(m, axis=0))
-            m_use = tl.where(m_new == float("-inf"), 0.0, m_new)  # no key in any split so far: no NaN
-            alpha = tl.exp(m_run - m_use)
-            w = tl.exp(m - m_use)
-            den = den * alpha + tl.sum(w * lsum, axis=0)
-            acc = acc * alpha + tl.sum(w[:, None] * o, axis=0)
-            m_run = m_new
-        out = acc / tl.where(den > 0, den, 1.0)
-        tl.store(y_ptr + b * syb + h * syh + g * syg + rd, out.to(y_ptr.dtype.element_ty))
-
-    @triton.jit
-    def _decode_attn_split(q_ptr, k_ptr, v_ptr, m_ptr, o_ptr, ml_ptr, cnt_ptr, y_ptr, L, G, H, NS, scale,
-                           sqb, sqh, sqg, skb, skh, skl, svb, svh, svl, smb, syb, syh, syg,
+    def _decode_attn_split(q_ptr, k_ptr, v_ptr, m_ptr, o_ptr, ml_ptr, L, G, H, NS, scale,
+                           sqb, sqh, sqg, skb, skh, skl, svb, svh, svl, smb,
                            D: tl.constexpr, GP: tl.constexpr, BLOCK: tl.constexpr, SPLIT: tl.constexpr,
-                           DOT_DT: tl.constexpr, FUSED: tl.constexpr, SB: tl.constexpr):
+                           DOT_DT: tl.constexpr):
         bh = tl.program_id(0)
         s = tl.program_id(1)
         b = (bh // H).to(tl.int64)  # 64-bit offsets: a large cache passes 2^31 elements
@@ -105,20 +72,36 @@ if triton is not None:
         tl.store(o_ptr + (base * GP + rg[:, None]) * D + rd[None, :], acc)
         tl.store(ml_ptr + (base * 2) * GP + rg, m_i)
         tl.store(ml_ptr + (base * 2 + 1) * GP + rg, l_i)
-        if FUSED:  # the last split of (b, h) to finish merges its G query rows: no second launch
-            tl.debug_barrier()  # every thread's partials are stored before the count
-            done = tl.atomic_add(cnt_ptr + bh, 1, sem="acq_rel", scope="gpu")
-            if done == NS - 1:
-                tl.debug_barrier()
-                for g in range(0, G):
-                    _merge_row(o_ptr, ml_ptr, y_ptr, bh, g, H, NS, syb, syh, syg, D, GP, SB, ".cg")
-                tl.atomic_xchg(cnt_ptr + bh, 0, sem="relaxed", scope="gpu")  # ready for the next call
 
     @triton.jit
     def _decode_attn_merge(o_ptr, ml_ptr, y_ptr, G, H, NS, syb, syh, syg,
                            D: tl.constexpr, GP: tl.constexpr, SB: tl.constexpr):
-        # program (b*H+h, g): query row g
-        _merge_row(o_ptr, ml_ptr, y_ptr, tl.program_id(0), tl.program_id(1), H, NS, syb, syh, syg, D, GP, SB, "")
+        # program (b*H+h, g): query row g, its NS splits merged SB at a time (a [SB, D] tile per load,
+        # a running max across the chunks), so no program walks the splits one load after another
+        bh = tl.program_id(0)
+        g = tl.program_id(1)
+        b = (bh // H).to(tl.int64)
+        h = (bh % H).to(tl.int64)
+        rd = tl.arange(0, D)
+        rs = tl.arange(0, SB)
+        m_run = tl.max(tl.full([SB], float("-inf"), tl.float32), axis=0)
+        den = tl.sum(tl.zeros([SB], tl.float32), axis=0)
+        acc = tl.zeros([D], tl.float32)
+        for s0 in range(0, NS, SB):
+            sm = s0 + rs < NS
+            base = (bh * NS + s0 + rs).to(tl.int64)
+            m = tl.load(ml_ptr + base * 2 * GP + g, mask=sm, other=float("-inf"))
+            lsum = tl.load(ml_ptr + (base * 2 + 1) * GP + g, mask=sm, other=0.0)
+            o = tl.load(o_ptr + (base[:, None] * GP + g) * D + rd[None, :], mask=sm[:, None], other=0.0)
+            m_new = tl.maximum(m_run, tl.max(m, axis=0))
+            m_use = tl.where(m_new == float("-inf"), 0.0, m_new)  # no key in any split so far: no NaN
+            alpha = tl.exp(m_run - m_use)
+            w = tl.exp(m - m_use)
+            den = den * alpha + tl.sum(w * lsum, axis=0)
+            acc = acc * alpha + tl.sum(w[:, None] * o, axis=0)
+            m_run = m_new
+        out = acc / tl.where(den > 0, den, 1.0)
+        tl.store(y_ptr + b * syb + h * syh + g * syg + rd, out.to(y_ptr.dtype.element_ty))
 
 
 def split_length(B: int, H: int, L: int) -> int:
@@ -136,26 +119,9 @@ def decode_attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
     return (torch.softmax(s, dim=-1) @ v.float()).to(q.dtype)
 
 
-_COUNTERS: dict[torch.device, torch.Tensor] = {}
-
-
-def reserve_counters(device: torch.device | str, n: int = 4096) -> torch.Tensor:
-    """Allocate (or grow) the per-device int32 zeros, one per ``(b, h)``, that the fused kernel counts
-    its finished splits in (its last split resets its counter to 0).  Call it before any CUDA-graph
-    capture (``Transformer.set_attention("fused")`` does): a buffer first allocated inside torch.compile's
-    CUDA-graph warm-up would live in the graph pool untracked, which cudagraph trees refuse."""
-    device = torch.device(device)
-    c = _COUNTERS.get(device)
-    if c is None or c.numel() < n:
-        c = _COUNTERS[device] = torch.zeros(max(n, 4096), dtype=torch.int32, device=device)
-    return c
-
-
 def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
-                            split: int | None = None, fused: bool = False) -> torch.Tensor:
-    """Run the two kernels (CUDA tensors, or CPU under ``TRITON_INTERPRET=1``); ``fused``: one kernel,
-    the last split program of each ``(b, h)`` to finish merging its rows (an atomic count per
-    ``(b, h)``)."""
+                            split: int | None = None) -> torch.Tensor:
+    """Run the two kernels (CUDA tensors, or CPU under ``TRITON_INTERPRET=1``)."""
     B, H, G, D = q.shape
     L = k.shape[2]
     if D < 16 or D & (D - 1):
@@ -172,17 +138,12 @@ def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, m
     o = torch.empty(B * H, ns, gp, D, dtype=torch.float32, device=q.device)
     ml = torch.empty(B * H, ns, 2, gp, dtype=torch.float32, device=q.device)
     y = torch.empty(B, H, G, D, dtype=q.dtype, device=q.device)
-    sb = min(32, triton.next_power_of_2(ns))
-    cnt = reserve_counters(q.device, B * H) if fused else ml  # (a dummy pointer unless fused)
-    _decode_attn_split[(B * H, ns)](q, k, v, mask, o, ml, cnt, y, L, G, H, ns, D ** -0.5,
+    _decode_attn_split[(B * H, ns)](q, k, v, mask, o, ml, L, G, H, ns, D ** -0.5,
                                     q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1),
                                     k.stride(2), v.stride(0), v.stride(1), v.stride(2), mask.stride(0),
-                                    y.stride(0), y.stride(1), y.stride(2),
-                                    D=D, GP=gp, BLOCK=BLOCK, SPLIT=split, DOT_DT=dot_dt, FUSED=fused, SB=sb,
-                                    num_warps=4)
-    if not fused:
-        _decode_attn_merge[(B * H, G)](o, ml, y, G, H, ns, y.stride(0), y.stride(1), y.stride(2), D=D, GP=gp,
-                                       SB=sb, num_warps=4)
+                                    D=D, GP=gp, BLOCK=BLOCK, SPLIT=split, DOT_DT=dot_dt, num_warps=4)
+    _decode_attn_merge[(B * H, G)](o, ml, y, G, H, ns, y.stride(0), y.stride(1), y.stride(2), D=D, GP=gp,
+                                   SB=min(32, triton.next_power_of_2(ns)), num_warps=4)
     return y
 
 
@@ -198,15 +159,3 @@ def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: to
 def _(q, k, v, mask):
     torch._check(k.shape[2] == mask.shape[-1])
     return torch.empty_like(q, memory_format=torch.contiguous_format)
-
-
-@torch.library.custom_op("spense::decode_attention_fused", mutates_args=())
-def decode_attention_fused(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """:func:`decode_attention` in one launch (CUDA: the split kernel merges in its last program per
-    ``(b, h)``; CPU: the reference).  The engine's ``attention="fused"``."""
-    if q.is_cuda and triton is not None:
-        return launch_decode_attention(q, k, v, mask, fused=True)
-    return decode_attention_reference(q, k, v, mask)
-
-
-decode_attention_fused.register_fake(_)
