@@ -83,6 +83,12 @@ stage profile 90 0 $M --variants dense,spense0.25 --batches 1 ${PROFILE_FLAGS:-}
 for a in ${ATTN_AB:-math matmul}; do
   ( export SPENSE_ATTENTION=$a; stage "attn_$a" 170 0 $M --gen $GEN --variants dense,spense0.25 )
 done
+#     programmatic dependent launch across the step: Inductor's Triton kernels launched so and waiting
+#     with gdc_wait (TORCHINDUCTOR_ENABLE_PDL=1), dense and Spense; then with the mma.sp kernel launched
+#     so too (SPENSE_MMASP_PDL=1: it requests its first weights before its wait, and lets the next
+#     kernel launch once its weights are read)
+( export TORCHINDUCTOR_ENABLE_PDL=1; stage inductor_pdl 170 0 $M --gen $GEN --variants dense,spense0.25 )
+( export TORCHINDUCTOR_ENABLE_PDL=1 SPENSE_MMASP_PDL=1; stage all_pdl 170 0 $M --gen $GEN --variants spense0.25 )
 #     Spense FP8 prefilling through its e4m3 weights and the FP8 dense baseline's kernel
 #     (SPENSE_FP8_PREFILL=fp8; the default unpacks to bf16 for cuBLAS): compare prefill_ms with spense_fp8
 ( export SPENSE_FP8_PREFILL=fp8; stage spense_fp8_prefill 90 0 $M --gen $GEN --variants spense0.25-fp8 )

@@ -34,15 +34,18 @@ def test_measure_rows_cpu(tmp_path):
 
 
 def test_switches_recorded(monkeypatch):
-    """Every SPENSE_MMASP_* kernel switch lands in a row's ``switches`` (any name, not a fixed list), the extension's path not."""
+    """Every SPENSE_MMASP_* kernel switch and TORCHINDUCTOR_* setting lands in a row's ``switches``
+    (any name, not a fixed list), the extension's path not."""
     for k in list(os.environ):
-        if k.startswith("SPENSE_"):
+        if k.startswith(("SPENSE_", "TORCHINDUCTOR_")):
             monkeypatch.delenv(k)
     monkeypatch.setenv("SPENSE_MMASP_PF", "1")
     monkeypatch.setenv("SPENSE_ATTENTION", "split")
     monkeypatch.setenv("SPENSE_MMASP_SO", "/tmp/x.so")
     monkeypatch.setenv("SPENSE_COMMIT", "abc")
-    assert measure.switches() == {"SPENSE_ATTENTION": "split", "SPENSE_MMASP_PF": "1"}
+    monkeypatch.setenv("TORCHINDUCTOR_ENABLE_PDL", "1")
+    assert measure.switches() == {"SPENSE_ATTENTION": "split", "SPENSE_MMASP_PF": "1",
+                                  "TORCHINDUCTOR_ENABLE_PDL": "1"}
 
 
 def test_bad_shape_name():

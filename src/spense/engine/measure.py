@@ -91,12 +91,12 @@ def _linear_bytes(model, lins) -> int:
 
 def switches() -> dict[str, str]:
     """The ``SPENSE_*`` variables in effect that change how a step (or the prefill) runs:
-    ``SPENSE_ATTENTION``, ``SPENSE_TUNING``, ``SPENSE_FP8_PREFILL`` and every ``SPENSE_MMASP_*`` kernel
-    switch (a new one is recorded without a list to update), not the prebuilt extension's path
-    ``SPENSE_MMASP_SO``."""
+    ``SPENSE_ATTENTION``, ``SPENSE_TUNING``, ``SPENSE_FP8_PREFILL``, every ``SPENSE_MMASP_*`` kernel
+    switch (a new one is recorded without a list to update; not the prebuilt extension's path
+    ``SPENSE_MMASP_SO``) and every ``TORCHINDUCTOR_*`` setting (e.g. ``TORCHINDUCTOR_ENABLE_PDL``)."""
     return {k: v for k, v in sorted(os.environ.items())
             if k in ("SPENSE_ATTENTION", "SPENSE_TUNING", "SPENSE_FP8_PREFILL")
-            or (k.startswith("SPENSE_MMASP_") and k != "SPENSE_MMASP_SO")}
+            or (k.startswith("SPENSE_MMASP_") and k != "SPENSE_MMASP_SO") or k.startswith("TORCHINDUCTOR_")}
 
 
 def launch_configs(model) -> dict[str, dict[int, list[int]]]:

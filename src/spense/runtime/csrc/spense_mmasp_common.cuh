@@ -15,6 +15,14 @@ __device__ __forceinline__ void pdl_wait() {
   asm volatile("griddepcontrol.wait;\n" ::: "memory");
 #endif
 }
+// ... and lets the kernel after it in the stream launch (if that one was launched so too: e.g. Inductor's
+// Triton kernels under TORCHINDUCTOR_ENABLE_PDL=1, which wait with gdc_wait before reading y): called
+// once a CTA has read all its weights, so the next kernel's launch overlaps this one's epilogue.
+__device__ __forceinline__ void pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
 __device__ __forceinline__ void prefetch_l2(const void* p) {
   asm volatile("prefetch.global.L2 [%0];\n" :: "l"(p));
 }

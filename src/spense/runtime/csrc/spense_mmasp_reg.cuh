@@ -156,6 +156,7 @@ __global__ void __launch_bounds__(MINB > 1 ? 128 : ((U > (FP8 ? 8 : 4) || PF) ? 
         if (s0 + u * W < nde) dense_step<RT, NT, FP8, NVD, XM>(acc, da[u], xb[u], xf, x, ldx, M, kx, lane);
     }
   }
+  if (pdl) pdl_trigger();
   __syncthreads();
   // ---------------- reduce over warps, write in place ----------------
   add_partials<RT, NT>(red, acc, lane);
