@@ -91,11 +91,11 @@ def _linear_bytes(model, lins) -> int:
 
 def switches() -> dict[str, str]:
     """The ``SPENSE_*`` variables in effect that change how a step (or the prefill) runs:
-    ``SPENSE_ATTENTION``, ``SPENSE_TUNING``, ``SPENSE_FP8_PREFILL``, every ``SPENSE_MMASP_*`` kernel
-    switch (a new one is recorded without a list to update; not the prebuilt extension's path
-    ``SPENSE_MMASP_SO``) and every ``TORCHINDUCTOR_*`` setting (e.g. ``TORCHINDUCTOR_ENABLE_PDL``)."""
+    ``SPENSE_ATTENTION``, ``SPENSE_TUNING``, ``SPENSE_FP8_PREFILL``, ``SPENSE_PDL``, every
+    ``SPENSE_MMASP_*`` kernel switch (a new one is recorded without a list to update; not the prebuilt
+    extension's path ``SPENSE_MMASP_SO``) and every ``TORCHINDUCTOR_*`` setting."""
     return {k: v for k, v in sorted(os.environ.items())
-            if k in ("SPENSE_ATTENTION", "SPENSE_TUNING", "SPENSE_FP8_PREFILL")
+            if k in ("SPENSE_ATTENTION", "SPENSE_TUNING", "SPENSE_FP8_PREFILL", "SPENSE_PDL")
             or (k.startswith("SPENSE_MMASP_") and k != "SPENSE_MMASP_SO") or k.startswith("TORCHINDUCTOR_")}
 
 
@@ -307,6 +307,7 @@ def run(model: str, batches=(1, 8), ratios=(0.25,), fp8: bool = False, prompt_le
                    "prompt_len": prompt_len, "gen": gen, "compiled": eng.compiled, "cuda_graph":
                    eng.compiled or eng.graphs, "prefill_ms": r["prefill_ms"], "step_ms": r["step_ms"],
                    "step_sync_ms": r["step_sync_ms"], "attention": eng.attention, "inductor_tuning": eng.tuning,
+                   "inductor_pdl": eng.pdl,
                    "decode_tok_s": r["decode_tok_s"], "weight_bytes": wb, "linear_weight_bytes": lwb,
                    "dense_linear_weight_bytes": dlwb, "linear_bytes_ratio": lwb / dlwb,
                    "copy_tbps": bw / 1e12, "floor_ms": wb / bw * 1e3, "build_s": build_s,
