@@ -44,6 +44,7 @@ def test_switches_recorded(monkeypatch):
     monkeypatch.setenv("SPENSE_MMASP_SO", "/tmp/x.so")
     monkeypatch.setenv("SPENSE_COMMIT", "abc")
     monkeypatch.setenv("TORCHINDUCTOR_ENABLE_PDL", "1")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/tmp/ti")
     assert measure.switches() == {"SPENSE_ATTENTION": "split", "SPENSE_MMASP_PF": "1",
                                   "TORCHINDUCTOR_ENABLE_PDL": "1"}
 

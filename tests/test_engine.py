@@ -411,3 +411,15 @@ def test_argmax_last_is_the_first_maximum_eager_and_compiled():
         assert torch.equal(argmax_last(x), want)
         assert torch.equal(compiled(x), want)
         assert torch.equal(argmax_last(x.float() / 3), (x.float() / 3).argmax(-1, keepdim=True))
+
+
+def test_pdl_only_on_cuda_unless_turned_off(monkeypatch):
+    """Inductor's programmatic dependent launch is asked for on CUDA sm_90+ only, and never under
+    SPENSE_PDL=0 (checked before the device is asked)."""
+    from spense.engine.generate import pdl_wanted
+
+    assert not pdl_wanted(CPU)
+    monkeypatch.setenv("SPENSE_PDL", "0")
+    assert not pdl_wanted(torch.device("cuda"))
+    eng = Engine(load("qwen3-tiny", CPU, torch.float32).model, 1, 128)
+    assert eng.pdl is False
