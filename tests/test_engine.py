@@ -413,13 +413,24 @@ def test_argmax_last_is_the_first_maximum_eager_and_compiled():
         assert torch.equal(argmax_last(x.float() / 3), (x.float() / 3).argmax(-1, keepdim=True))
 
 
-def test_pdl_only_on_cuda_unless_turned_off(monkeypatch):
-    """Inductor's programmatic dependent launch is asked for on CUDA sm_90+ only, and never under
-    SPENSE_PDL=0 (checked before the device is asked)."""
+def test_pdl_only_on_cuda_sm90_unless_turned_off(monkeypatch):
+    """Inductor's programmatic dependent launch is asked for on CUDA sm_90+ only (the capability faked
+    here), never under SPENSE_PDL=0, and an engine that does not compile never records it."""
+    import torch._inductor.config as ic
+
     from spense.engine.generate import pdl_wanted
 
+    monkeypatch.delenv("SPENSE_PDL", raising=False)
+    monkeypatch.setattr(torch.version, "hip", None)
+    cuda = torch.device("cuda")
     assert not pdl_wanted(CPU)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: (9, 0))
+    assert pdl_wanted(cuda) == hasattr(ic.triton, "enable_pdl")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: (8, 0))
+    assert not pdl_wanted(cuda)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: (9, 0))
     monkeypatch.setenv("SPENSE_PDL", "0")
-    assert not pdl_wanted(torch.device("cuda"))
+    assert not pdl_wanted(cuda)
+    monkeypatch.delenv("SPENSE_PDL")
     eng = Engine(load("qwen3-tiny", CPU, torch.float32).model, 1, 128)
     assert eng.pdl is False

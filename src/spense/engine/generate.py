@@ -56,12 +56,14 @@ def plan_decode(model: torch.nn.Module, max_batch: int, fragments: bool = True) 
 def pdl_wanted(device: torch.device) -> bool:
     """Inductor's Triton kernels launched with programmatic dependent launch (each may start while the
     kernel before it finishes, and waits with ``gdc_wait`` before reading what that one wrote): on
-    sm_90+ where this torch has the option, unless ``SPENSE_PDL=0``.  On the H200 it took the 8B[:12]
-    decode step from 1.885 to 1.794 ms (dense) and 1.660 to 1.565 ms (Spense 25 %), tokens unchanged
+    sm_90+ CUDA (not ROCm) where this torch has the option, unless ``SPENSE_PDL=0``
+    (``TORCHINDUCTOR_ENABLE_PDL=1`` turns it on regardless).  So far measured on the H200 at 8B[:12],
+    B = 1, BF16 only (through that variable): the decode step went from 1.885 to 1.794 ms (dense) and
+    from 1.660 to 1.565 ms (Spense 25 %), tokens unchanged
     (benchmarks/results/e2e_v12_2026-12-01/d0_8b12_pdl)."""
     import torch._inductor.config as ic
 
-    if os.environ.get("SPENSE_PDL", "1") == "0" or device.type != "cuda":
+    if os.environ.get("SPENSE_PDL", "1") == "0" or device.type != "cuda" or torch.version.hip:
         return False
     if not hasattr(ic.triton, "enable_pdl"):
         return False
@@ -205,7 +207,11 @@ class Engine:
         if tuning is None:
             tuning = os.environ.get("SPENSE_TUNING", "0") != "0"
         self.tuning = bool(tuning) and self.compiled
-        self.pdl = self.compiled and pdl_wanted(self.device)
+        import torch._inductor.config as ic
+
+        # on where asked for, or already on through TORCHINDUCTOR_ENABLE_PDL=1 (what the rows record)
+        self.pdl = self.compiled and (pdl_wanted(self.device)
+                                      or bool(getattr(ic.triton, "enable_pdl", False)))
         # positions live on the device: a step reads its slot from here, no host-to-device copy (which
         # would wait for the GPU and stop the host from queueing the next step while this one runs)
         self._positions = torch.arange(self.max_len, device=self.device)

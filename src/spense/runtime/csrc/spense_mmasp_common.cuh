@@ -17,7 +17,9 @@ __device__ __forceinline__ void pdl_wait() {
 }
 // ... and lets the kernel after it in the stream launch (if that one was launched so too: e.g. Inductor's
 // Triton kernels under TORCHINDUCTOR_ENABLE_PDL=1, which wait with gdc_wait before reading y): called
-// once a CTA has read all its weights, so the next kernel's launch overlaps this one's epilogue.
+// once a CTA has read all its weights, so the next kernel's launch overlaps this one's epilogue.  Only
+// after pdl_wait(): a kernel that starts early and reads no output of this one skips its own wait, so
+// everything before this kernel must be complete by then.
 __device__ __forceinline__ void pdl_trigger() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
