@@ -89,6 +89,8 @@ done
 #     kernel launch once its weights are read)
 ( export TORCHINDUCTOR_ENABLE_PDL=1; stage inductor_pdl 170 0 $M --gen $GEN --variants dense,spense0.25 )
 ( export TORCHINDUCTOR_ENABLE_PDL=1 SPENSE_MMASP_PDL=1; stage all_pdl 170 0 $M --gen $GEN --variants spense0.25 )
+#     the decode attention's two Triton kernels launched dependent too (SPENSE_ATTN_PDL=1), dense and Spense
+( export SPENSE_ATTN_PDL=1; stage attn_pdl 170 0 $M --gen $GEN --variants dense,spense0.25 )
 #     Spense FP8 prefilling through its e4m3 weights and the FP8 dense baseline's kernel
 #     (SPENSE_FP8_PREFILL=fp8; the default unpacks to bf16 for cuBLAS): compare prefill_ms with spense_fp8
 ( export SPENSE_FP8_PREFILL=fp8; stage spense_fp8_prefill 90 0 $M --gen $GEN --variants spense0.25-fp8 )

@@ -74,10 +74,25 @@ def test_split_length_rule():
         assert s == BLOCK or B * H * -(-L // (s // 2)) > MAX_PROGRAMS  # the smallest such split
 
 
+def test_pdl_needs_the_switch_and_no_interpreter(monkeypatch):
+    from spense.runtime.attention import pdl_on
+
+    monkeypatch.delenv("SPENSE_ATTN_PDL", raising=False)
+    assert not pdl_on(torch.device("cuda"))  # off by default: the device is not even asked
+    monkeypatch.setenv("SPENSE_ATTN_PDL", "1")
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert not pdl_on(torch.device("cuda"))
+    monkeypatch.delenv("TRITON_INTERPRET")
+    assert not pdl_on(torch.device("cpu"))
+
+
 @pytest.mark.gpu
 @gpu
+@pytest.mark.parametrize("pdl", ["0", "1"])
 @pytest.mark.parametrize("B,L", [(1, 640), (8, 640), (32, 1024), (3, 77)])
-def test_gpu_decode_attention_bf16_eager_and_compiled(B, L):
+def test_gpu_decode_attention_bf16_eager_and_compiled(B, L, pdl, monkeypatch):
+    """Eager and compiled, with and without SPENSE_ATTN_PDL (dependent launch of both kernels)."""
+    monkeypatch.setenv("SPENSE_ATTN_PDL", pdl)
     gen = torch.Generator().manual_seed(B)
     q, k, v, mask = _case(B, 8, 4, 128, L, L + 64, gen, "cuda", torch.bfloat16)
     ref = decode_attention_reference(q.double(), k.double(), v.double(), mask.double()).float()

@@ -16,6 +16,11 @@ program per query row, 32 splits per load.  So K and V are read once, in their o
 
 CUDA: the kernels; CPU: the same formula in float32 (the reference; the kernels themselves run on
 CPU under ``TRITON_INTERPRET=1``).  A fake implementation lets ``torch.compile`` trace it.
+
+``SPENSE_ATTN_PDL=1`` (sm_90+; off until timed): both kernels launch with programmatic dependent launch,
+wait (``gdc_wait``) before their first load, then let the kernel after them launch: the split kernel
+may start while the kernel that wrote q and the cache finishes, and the merge while the split kernel
+runs (the engine's Inductor kernels are launched so by default: ``Engine.pdl``).
 """
 
 from __future__ import annotations
@@ -41,7 +46,10 @@ if triton is not None:
     def _decode_attn_split(q_ptr, k_ptr, v_ptr, m_ptr, o_ptr, ml_ptr, L, G, H, NS, scale,
                            sqb, sqh, sqg, skb, skh, skl, svb, svh, svl, smb,
                            D: tl.constexpr, GP: tl.constexpr, BLOCK: tl.constexpr, SPLIT: tl.constexpr,
-                           DOT_DT: tl.constexpr):
+                           DOT_DT: tl.constexpr, PDL: tl.constexpr = False):
+        if PDL:  # q and the cache are written by the kernel before: wait for it, then free the next one
+            tl.extra.cuda.gdc_wait()
+            tl.extra.cuda.gdc_launch_dependents()
         bh = tl.program_id(0)
         s = tl.program_id(1)
         b = (bh // H).to(tl.int64)  # 64-bit offsets: a large cache passes 2^31 elements
@@ -75,9 +83,12 @@ if triton is not None:
 
     @triton.jit
     def _decode_attn_merge(o_ptr, ml_ptr, y_ptr, G, H, NS, syb, syh, syg,
-                           D: tl.constexpr, GP: tl.constexpr, SB: tl.constexpr):
+                           D: tl.constexpr, GP: tl.constexpr, SB: tl.constexpr, PDL: tl.constexpr = False):
         # program (b*H+h, g): query row g, its NS splits merged SB at a time (a [SB, D] tile per load,
         # a running max across the chunks), so no program walks the splits one load after another
+        if PDL:
+            tl.extra.cuda.gdc_wait()
+            tl.extra.cuda.gdc_launch_dependents()
         bh = tl.program_id(0)
         g = tl.program_id(1)
         b = (bh // H).to(tl.int64)
@@ -119,6 +130,13 @@ def decode_attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
     return (torch.softmax(s, dim=-1) @ v.float()).to(q.dtype)
 
 
+def pdl_on(device: torch.device) -> bool:
+    """``SPENSE_ATTN_PDL=1`` on a CUDA sm_90+ device (never under the interpreter)."""
+    if os.environ.get("SPENSE_ATTN_PDL", "0") != "1" or os.environ.get("TRITON_INTERPRET") == "1":
+        return False
+    return device.type == "cuda" and torch.version.hip is None and torch.cuda.get_device_capability(device)[0] >= 9
+
+
 def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
                             split: int | None = None) -> torch.Tensor:
     """Run the two kernels (CUDA tensors, or CPU under ``TRITON_INTERPRET=1``)."""
@@ -138,12 +156,13 @@ def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, m
     o = torch.empty(B * H, ns, gp, D, dtype=torch.float32, device=q.device)
     ml = torch.empty(B * H, ns, 2, gp, dtype=torch.float32, device=q.device)
     y = torch.empty(B, H, G, D, dtype=q.dtype, device=q.device)
+    pdl = {"PDL": True, "launch_pdl": True} if pdl_on(q.device) else {}
     _decode_attn_split[(B * H, ns)](q, k, v, mask, o, ml, L, G, H, ns, D ** -0.5,
                                     q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1),
                                     k.stride(2), v.stride(0), v.stride(1), v.stride(2), mask.stride(0),
-                                    D=D, GP=gp, BLOCK=BLOCK, SPLIT=split, DOT_DT=dot_dt, num_warps=4)
+                                    D=D, GP=gp, BLOCK=BLOCK, SPLIT=split, DOT_DT=dot_dt, num_warps=4, **pdl)
     _decode_attn_merge[(B * H, G)](o, ml, y, G, H, ns, y.stride(0), y.stride(1), y.stride(2), D=D, GP=gp,
-                                   SB=min(32, triton.next_power_of_2(ns)), num_warps=4)
+                                   SB=min(32, triton.next_power_of_2(ns)), num_warps=4, **pdl)
     return y
 
 
