@@ -14,6 +14,7 @@
 #    prefill unpack (-m gpu).
 # Everything goes to $OUT/bulk_ab.txt (one line per run), $OUT/build.txt and $OUT/pytest.txt.
 # TIMING_MS="1 16 32 64": the timed M values (default 1 8 16; QUICK: 1 16).
+# SWEEP=1: instead, the sweep over N for benchmarks/fixed_cost_fit.py ($OUT/fixed_cost.md).
 # QUICK=1: a first look in ~2 min (fewer correctness cases, no memcheck, the four Qwen3-8B shapes,
 # M = 1 and 16, two configs); every harness run is capped at 60 s (a hung kernel shows as rc 124).
 set -u
@@ -42,6 +43,20 @@ if [ "${PROBE:-0}" = 1 ]; then
       || echo "ncu rc=$? ($shape)" >> "$R"
   done
   grep -c "memcheck rc=" "$R"; grep "ERROR SUMMARY" "$R"
+  exit 0
+fi
+if [ "${SWEEP:-0}" = 1 ]; then
+  # SWEEP=1 instead of the A/B: M = 1, 25 % dense columns, K = 4096 and 12288, N from 1024 to 24576,
+  # bf16 at 4 and 8 warps, 4 warps with the dependent launch, e4m3 at 4 warps: the points that
+  # benchmarks/fixed_cost_fit.py fits to t = t0 + bytes / R (fixed cost per launch, streaming rate)
+  echo "## sweep" >> "$R"
+  for K in 4096 12288; do for N in 1024 2048 4096 8192 16384 24576; do
+    for run in "0 1 1 4 4 50 1 0" "0 1 1 8 8 50 1 0" "0 1 1 4 4 50 1 1" "1 1 1 4 8 50 1 0"; do
+      set -- $run
+      $B $N $K 0.25 c $1 $2 $3 $4 $5 $6 $7 $8 >> "$R" 2>&1 || echo "FAILED sweep $N $K $run" >> "$R"
+    done
+  done; done
+  python3 benchmarks/fixed_cost_fit.py "$R" > "$OUT/fixed_cost.md" 2>&1; cat "$OUT/fixed_cost.md"
   exit 0
 fi
 echo "## correctness" >> "$R"

@@ -169,3 +169,29 @@ def test_make_mmasp_cfg_table_and_its_use_on_that_gpu(tmp_path, monkeypatch):
     assert at.default_choice(qkv, 1, table) == "mmasp" and at.default_choice(qkv, 32, table) == "dense"
     assert at.packaged_cfg_table("NVIDIA H100 80GB HBM3", (9, 0)) is None
     at._DEVICE_TABLES.clear()
+
+
+def test_fixed_cost_fit_recovers_a_line():
+    """benchmarks/fixed_cost_fit.py: t = t0 + bytes / R fitted per (kernel, dtype, K, M, RT, warps, pdl)
+    from the harness lines of a sweep over N (bytes = GB/s x µs), other dense ratios left out."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fc", HERE.parent / "benchmarks" / "fixed_cost_fit.py")
+    fc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fc)
+
+    def line(N, us, gbps, d="0.250", pdl=0):
+        return (f"N={N} K=4096 d={d} axis=c fp8=0 M=1 RT=1 warps=4 stages=4 xfrag=0 pdl={pdl} | rel_diff 0 "
+                f"nonfinite 0 | reg_xf {us:.2f} us {gbps:.0f} GB/s | copy 4200 GB/s")
+
+    rows = []
+    for mb in (10.0, 20.0, 40.0, 80.0):  # t = 5 µs + bytes / 4 TB/s
+        us = 5.0 + mb * 1e6 / 4e6
+        rows.append(line(int(mb), us, mb * 1e6 / (us * 1e3)))
+    rows.append(line(1, 100.0, 1.0, d="0.500"))  # another dense ratio: not in the fit
+    head, groups = fc.parse("# NVIDIA H200, 2026-12-01T00:00:00Z, commit abc\n" + "\n".join(rows))
+    assert head["commit"] == "abc"
+    (key, pts), = groups.items()
+    assert key == ("reg_xf", 0, 4096, 1, 1, 4, 0) and len(pts) == 4
+    t0, rate, r2 = fc.fit(pts)
+    assert abs(t0 - 5.0) < 0.05 and abs(rate - 4.0) < 0.05 and r2 > 0.999
