@@ -9,7 +9,10 @@ the points ``(bytes, µs)`` of the swept N:
     t = t0 + bytes / R
 
 ``t0`` (µs) is what a launch costs whatever its size: launch, ramp-up to the first weight bytes, tail
-and epilogue; ``R`` (TB/s) is the rate at which the weights then stream.  docs/e2e.md v12 fitted
+and epilogue, and also the few load round trips that the warps of a small layer make when its CTAs do
+not fill the GPU; ``R`` (TB/s) is the rate at which the weights then stream.  It describes the swept
+sizes only: a kernel whose parallelism grows with N much faster than its bytes (the shared-x kernel
+at M = 1) fits a rate above the copy bandwidth.  docs/e2e.md v12 fitted
 t0 ≈ 4.9 µs and R ≈ 3.9 TB/s from the four Qwen3-8B shapes; cuBLAS in the same step ≈ 3.2 µs and
 4.3 TB/s.  A line's bytes are the harness's own (its GB/s times its µs).  Prints a markdown table.
 """
