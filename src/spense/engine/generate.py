@@ -26,6 +26,7 @@ from typing import Callable, Iterator
 import torch
 
 from spense.engine.model import KV_BLOCK, Transformer
+from spense.runtime.attention import pdl_capable
 from spense.runtime.fp8 import Fp8Linear
 from spense.runtime.linear import SpenseLinear
 from spense.runtime.shapes import bucket
@@ -63,11 +64,9 @@ def pdl_wanted(device: torch.device) -> bool:
     (benchmarks/results/e2e_v12_2026-12-01/d0_8b12_pdl)."""
     import torch._inductor.config as ic
 
-    if os.environ.get("SPENSE_PDL", "1") == "0" or device.type != "cuda" or torch.version.hip:
+    if os.environ.get("SPENSE_PDL", "1") == "0" or not hasattr(ic.triton, "enable_pdl"):
         return False
-    if not hasattr(ic.triton, "enable_pdl"):
-        return False
-    return torch.cuda.get_device_capability(device)[0] >= 9
+    return pdl_capable(device)
 
 
 def default_attention(model: Transformer, cuda: bool, compiled: bool) -> str:

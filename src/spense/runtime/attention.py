@@ -130,11 +130,16 @@ def decode_attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
     return (torch.softmax(s, dim=-1) @ v.float()).to(q.dtype)
 
 
+def pdl_capable(device: torch.device) -> bool:
+    """A CUDA (not ROCm) device of compute capability 9.0 or later: programmatic dependent launch exists."""
+    return device.type == "cuda" and torch.version.hip is None and torch.cuda.get_device_capability(device)[0] >= 9
+
+
 def pdl_on(device: torch.device) -> bool:
-    """``SPENSE_ATTN_PDL=1`` on a CUDA sm_90+ device (never under the interpreter)."""
+    """``SPENSE_ATTN_PDL=1`` on a :func:`pdl_capable` device (never under the interpreter)."""
     if os.environ.get("SPENSE_ATTN_PDL", "0") != "1" or os.environ.get("TRITON_INTERPRET") == "1":
         return False
-    return device.type == "cuda" and torch.version.hip is None and torch.cuda.get_device_capability(device)[0] >= 9
+    return pdl_capable(device)
 
 
 def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
