@@ -50,12 +50,12 @@ template <int RT, int NT, bool F, int XM, typename... Args>
 static void launch_reg(dim3 grid, dim3 threads, cudaStream_t stream, bool pdl, bool pf, Args... args) {
   if constexpr (RT == 1) {
     if (pf) {
-      C10_CUDA_CHECK(launch_maybe_pdl(spense_mmasp_kernel<RT, NT, F, (F ? 8 : 4), XM, true>, grid, threads, stream,
+      C10_CUDA_CHECK(launch_maybe_pdl(spense_mmasp_kernel<RT, NT, F, REG_U, XM, true>, grid, threads, stream,
                                       pdl, args...));
       return;
     }
   }
-  C10_CUDA_CHECK(launch_maybe_pdl(spense_mmasp_kernel<RT, NT, F, (F ? 8 : 4), XM, false>, grid, threads, stream,
+  C10_CUDA_CHECK(launch_maybe_pdl(spense_mmasp_kernel<RT, NT, F, REG_U, XM, false>, grid, threads, stream,
                                   pdl, args...));
 }
 

@@ -164,6 +164,31 @@ __device__ __forceinline__ void load_b16(uint32_t& b0, uint32_t& b1, const uint4
   }
 }
 
+// The x (B) fragments of one 64-K step at x column xb, loaded ahead of its MMAs (the register kernel's
+// x ring, spense_mmasp_reg.cuh: XD): two 32-K chunks x NT fragments of 8 tokens, one uint4 per lane each
+// (an m16n8k32 B fragment; its halves serve the two m16n8k16 pieces of a dense step).  Through xf, a
+// lane whose token (8 n + lane / 4) is past M loads nothing and holds zeros, as xf does there: at
+// M = 1, 4 of the 32 lanes load.
+template <int NT, int XM>
+__device__ __forceinline__ void load_xstep(uint4 (&xr)[2][NT], const uint4* __restrict__ xf,
+                                           const __nv_bfloat16* __restrict__ x, int ldx, int M, int kx,
+                                           int lane, int xb) {
+#pragma unroll
+  for (int c = 0; c < 2; ++c)
+#pragma unroll
+    for (int n = 0; n < NT; ++n) {
+      const int k0 = xb + 32 * c;
+      if (XM == X_FRAGS || (XM == X_RUNTIME && xf != nullptr)) {
+        xr[c][n] = 8 * n + (lane >> 2) < M ? __ldg(xf + ((size_t)(k0 >> 5) * NT + n) * 32 + lane)
+                                           : make_uint4(0u, 0u, 0u, 0u);
+      } else {
+        uint32_t bf[4];
+        load_b32<NT, X_DIRECT>(bf, xf, x, ldx, M, kx, n, lane, k0);
+        xr[c][n] = make_uint4(bf[0], bf[1], bf[2], bf[3]);
+      }
+    }
+}
+
 // ---------------- the per-step math and the epilogue, shared by both kernels ----------------
 // one sparse 64-K step of RT row tiles: va = each tile's values (NVS uint4 per lane; bf16: one per
 // mma.sp, FP8: one uint4 holding both), me = its metadata word, xb = the step's first x column
@@ -218,6 +243,51 @@ __device__ __forceinline__ void dense_step(float (&acc)[RT][NT][4], const uint4 
   }
 }
 
+// sparse_step / dense_step with the step's x fragments already in registers (load_xstep)
+template <int RT, int NT, bool FP8, int NVS>
+__device__ __forceinline__ void sparse_step_x(float (&acc)[RT][NT][4], const uint4 (&va)[RT][NVS],
+                                              const uint32_t (&me)[RT], const uint4 (&xr)[2][NT]) {
+#pragma unroll
+  for (int j = 0; j < 2; ++j) {
+    uint4 a[RT];
+#pragma unroll
+    for (int r = 0; r < RT; ++r) {
+      if (FP8) a[r] = j == 0 ? e4m3x8_frag(va[r][0].x, va[r][0].y) : e4m3x8_frag(va[r][0].z, va[r][0].w);
+      else a[r] = va[r][FP8 ? 0 : j];
+    }
+#pragma unroll
+    for (int n = 0; n < NT; ++n) {
+      const uint32_t bf[4] = {xr[j][n].x, xr[j][n].y, xr[j][n].z, xr[j][n].w};
+#pragma unroll
+      for (int r = 0; r < RT; ++r) mma_sp(acc[r][n], a[r], bf, me[r], j);
+    }
+  }
+}
+template <int RT, int NT, bool FP8, int NVD>
+__device__ __forceinline__ void dense_step_x(float (&acc)[RT][NT][4], const uint4 (&da)[RT][NVD],
+                                             const uint4 (&xr)[2][NT]) {
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    uint4 a[RT];
+#pragma unroll
+    for (int r = 0; r < RT; ++r) {
+      if (FP8) {
+        const uint4& q = da[r][j >> 1];
+        a[r] = (j & 1) == 0 ? e4m3x8_frag(q.x, q.y) : e4m3x8_frag(q.z, q.w);
+      } else {
+        a[r] = da[r][FP8 ? 0 : j];
+      }
+    }
+#pragma unroll
+    for (int n = 0; n < NT; ++n) {
+      const uint4& v = xr[j >> 1][n];
+      const uint32_t b0 = (j & 1) ? v.z : v.x, b1 = (j & 1) ? v.w : v.y;
+#pragma unroll
+      for (int r = 0; r < RT; ++r) mma_dense(acc[r][n], a[r], b0, b1);
+    }
+  }
+}
+
 template <int RT, int NT>
 __device__ __forceinline__ void zero_acc(float (&acc)[RT][NT][4]) {
 #pragma unroll
@@ -244,19 +314,37 @@ __device__ __forceinline__ void add_partials(float* red, const float (&acc)[RT][
     }
 }
 
-// after the reduction: y[tok, out_row[row]] = red[row, tok] (x the row's FP8 scale), every thread
+// The output row (and FP8 scale) of this thread's first element in store_rows, read when the kernel
+// starts, so that the epilogue does not wait on a global load after the reduction.  o = -1: none.
+struct RowOut { int o; float s; };
+template <int RT, int NT, bool FP8>
+__device__ __forceinline__ RowOut first_row_out(int b, const int* __restrict__ out_row,
+                                                const float* __restrict__ wscale, int M) {
+  constexpr int ROWS = RT * 16;
+  const int i = threadIdx.x;
+  RowOut p{-1, 1.f};
+  if (i < ROWS * NT * 8 && i % (NT * 8) < M) {
+    p.o = __ldg(out_row + b * ROWS + i / (NT * 8));
+    if (FP8 && p.o >= 0) p.s = __ldg(wscale + p.o);
+  }
+  return p;
+}
+
+// after the reduction: y[tok, out_row[row]] = red[row, tok] (x the row's FP8 scale), every thread;
+// pre: the thread's first element's row, from first_row_out (pre.o == -2: not read ahead)
 template <int RT, int NT, bool FP8>
 __device__ __forceinline__ void store_rows(const float* red, int b, const int* __restrict__ out_row,
                                            const float* __restrict__ wscale, __nv_bfloat16* __restrict__ y,
-                                           int ldy, int M) {
+                                           int ldy, int M, RowOut pre = RowOut{-2, 1.f}) {
   constexpr int ROWS = RT * 16;
   for (int i = threadIdx.x; i < ROWS * NT * 8; i += blockDim.x) {
     const int row = i / (NT * 8), tok = i % (NT * 8);
     if (tok < M) {
-      const int o = out_row[b * ROWS + row];
+      const bool ahead = i == (int)threadIdx.x && pre.o != -2;
+      const int o = ahead ? pre.o : out_row[b * ROWS + row];
       if (o >= 0) {
         float v = red[i];
-        if (FP8) v *= __ldg(wscale + o);
+        if (FP8) v *= ahead ? pre.s : __ldg(wscale + o);
         y[(size_t)tok * ldy + o] = __float2bfloat16(v);
       }
     }

@@ -2,8 +2,12 @@
 #pragma once
 #include "spense_mmasp_common.cuh"
 
+// K steps per round and warp that the extension builds, bf16 and FP8 alike (FP8 took 8 before the x
+// ring, at 125 registers; with the ring, 4 take 98 and bf16 122: -Xptxas -v, NT = 1, no spills)
+constexpr int REG_U = 4;
+
 // XM: x read through its fragments (xf, X_FRAGS) or straight (X_DIRECT): one instantiation each.
-// U: K steps in flight per warp and round (the extension builds 4 for bf16, 8 for FP8); a larger U
+// U: K steps in flight per warp and round (the extension builds REG_U); a larger U
 // (benchmarks/mmasp_bulk_check.cu) caps the CTA at 256 threads, so that its buffers fit in registers.
 // PF: software pipelining of the sparse steps: round r+1's weights are loaded before round r is
 // computed (two register buffers, so also at most 256 threads), and the first dense round is asked
@@ -12,7 +16,13 @@
 // MINB of them resident per SM, i.e. at most 65536 / (128 MINB) registers per thread (64 at MINB = 8,
 // against 96 unbounded), to test whether more weight streams in flight per SM beat the spills.  MINB = 0:
 // no residency bound (an explicit bound of 1 would let ptxas take 104 registers instead of 96).
-template <int RT, int NT, bool FP8, int U, int XM, bool PF = false, int MINB = 0>
+// XD: the x ring.  A round's x fragments are loaded ahead of its MMAs (load_xstep), those of DS steps
+// at once (DD in dense rounds: half as many in bf16, whose dense weights take twice the registers),
+// each refilled for the step DS later as soon as its MMAs are issued; lanes past M load nothing.
+// Without it (XD = 0, harness only: "reg_xf_x0") each step loaded its x inside its MMAs, which ptxas
+// serialized behind the previous step's MMAs wherever registers were short (every dense round; FP8's
+// sparse rounds): one L2 round trip per step, after the weights had arrived.
+template <int RT, int NT, bool FP8, int U, int XM, bool PF = false, int MINB = 0, int XD = 4>
 __global__ void __launch_bounds__(MINB > 1 ? 128 : ((U > (FP8 ? 8 : 4) || PF) ? 256 : 512), MINB) spense_mmasp_kernel(
     const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
     const __nv_bfloat16* __restrict__ x, const uint4* __restrict__ xf, int ldx, int M, int kx,
@@ -24,6 +34,11 @@ __global__ void __launch_bounds__(MINB > 1 ? 128 : ((U > (FP8 ? 8 : 4) || PF) ? 
   constexpr int VD = FP8 ? 64 : 128;  // uint4 per (row tile, dense step)
   constexpr int NVS = FP8 ? 1 : 2;    // uint4 per lane per sparse step
   constexpr int NVD = FP8 ? 2 : 4;    // uint4 per lane per dense step
+  // x ring depths; x direct and NT > 2 (a whole step's x would take 8 NT registers) keep XD = 0
+  constexpr int XE = XM == X_FRAGS && NT <= 2 ? XD : 0;
+  constexpr int DS = XE == 0 ? 0 : XE / NT < 1 ? 1 : XE / NT > U ? U : XE / NT;
+  constexpr int XDD = FP8 ? XE / NT : XE / 2 / NT;  // a bf16 dense step's weights: 16 registers, FP8's 8
+  constexpr int DD = XE == 0 ? 0 : XDD < 1 ? 1 : XDD > U ? U : XDD;
   __shared__ float red[ROWS * NT * 8];
   const int W = blockDim.x >> 5;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -34,6 +49,7 @@ __global__ void __launch_bounds__(MINB > 1 ? 128 : ((U > (FP8 ? 8 : 4) || PF) ? 
 
   float acc[RT][NT][4];
   zero_acc<RT, NT>(acc);
+  const RowOut pre = first_row_out<RT, NT, FP8>(b, out_row, wscale, M);  // constants: before pdl_wait too
 
   int nsp, nde;
   const uint4* dbase;
@@ -90,9 +106,21 @@ __global__ void __launch_bounds__(MINB > 1 ? 128 : ((U > (FP8 ? 8 : 4) || PF) ? 
       }
     };
     auto math_round = [&](int s0) {
+      if constexpr (XE == 0) {
 #pragma unroll
-      for (int u = 0; u < U; ++u)
-        if (s0 + u * W < nsp) sparse_step<RT, NT, FP8, NVS, XM>(acc, va[u], me[u], xb[u], xf, x, ldx, M, kx, lane);
+        for (int u = 0; u < U; ++u)
+          if (s0 + u * W < nsp) sparse_step<RT, NT, FP8, NVS, XM>(acc, va[u], me[u], xb[u], xf, x, ldx, M, kx, lane);
+      } else {
+        uint4 xr[DS][2][NT];
+#pragma unroll
+        for (int u = 0; u < DS; ++u)
+          if (s0 + u * W < nsp) load_xstep<NT, XM>(xr[u], xf, x, ldx, M, kx, lane, xb[u]);
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+          if (s0 + u * W < nsp) sparse_step_x<RT, NT, FP8, NVS>(acc, va[u], me[u], xr[u % DS]);
+          if (u + DS < U && s0 + (u + DS) * W < nsp) load_xstep<NT, XM>(xr[u % DS], xf, x, ldx, M, kx, lane, xb[u + DS]);
+        }
+      }
     };
     if (PF) {
       load_round(warp, va, me, xb);
@@ -151,9 +179,21 @@ __global__ void __launch_bounds__(MINB > 1 ? 128 : ((U > (FP8 ? 8 : 4) || PF) ? 
           }
         }
       }
+      if constexpr (XE == 0) {
 #pragma unroll
-      for (int u = 0; u < U; ++u)
-        if (s0 + u * W < nde) dense_step<RT, NT, FP8, NVD, XM>(acc, da[u], xb[u], xf, x, ldx, M, kx, lane);
+        for (int u = 0; u < U; ++u)
+          if (s0 + u * W < nde) dense_step<RT, NT, FP8, NVD, XM>(acc, da[u], xb[u], xf, x, ldx, M, kx, lane);
+      } else {
+        uint4 xr[DD][2][NT];
+#pragma unroll
+        for (int u = 0; u < DD; ++u)
+          if (s0 + u * W < nde) load_xstep<NT, XM>(xr[u], xf, x, ldx, M, kx, lane, xb[u]);
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+          if (s0 + u * W < nde) dense_step_x<RT, NT, FP8, NVD>(acc, da[u], xr[u % DD]);
+          if (u + DD < U && s0 + (u + DD) * W < nde) load_xstep<NT, XM>(xr[u % DD], xf, x, ldx, M, kx, lane, xb[u + DD]);
+        }
+      }
     }
   }
   if (pdl) pdl_trigger();
@@ -161,5 +201,5 @@ __global__ void __launch_bounds__(MINB > 1 ? 128 : ((U > (FP8 ? 8 : 4) || PF) ? 
   // ---------------- reduce over warps, write in place ----------------
   add_partials<RT, NT>(red, acc, lane);
   __syncthreads();
-  store_rows<RT, NT, FP8>(red, b, out_row, wscale, y, ldy, M);
+  store_rows<RT, NT, FP8>(red, b, out_row, wscale, y, ldy, M, pre);
 }
