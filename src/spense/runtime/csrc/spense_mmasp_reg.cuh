@@ -3,7 +3,7 @@
 #include "spense_mmasp_common.cuh"
 
 // K steps per round and warp that the extension builds, bf16 and FP8 alike (FP8 took 8 before the x
-// ring, at 125 registers; with the ring, 4 take 98 and bf16 122: -Xptxas -v, NT = 1, no spills)
+// ring, at 125 registers; with the ring, 4 take 82 and bf16 100: -Xptxas -v, NT = 1, no spills)
 constexpr int REG_U = 4;
 
 // XM: x read through its fragments (xf, X_FRAGS) or straight (X_DIRECT): one instantiation each.
@@ -19,10 +19,12 @@ constexpr int REG_U = 4;
 // XD: the x ring.  A round's x fragments are loaded ahead of its MMAs (load_xstep), those of DS steps
 // at once (DD in dense rounds: half as many in bf16, whose dense weights take twice the registers),
 // each refilled for the step DS later as soon as its MMAs are issued; lanes past M load nothing.
+// The extension builds XD = 2 (bf16: 2 sparse steps, 1 dense; FP8: 2 and 2); on the H200 harness it
+// ran as fast as XD = 4 or faster, with fewer registers (100 / 82 against 122 / 98 at NT = 1).
 // Without it (XD = 0, harness only: "reg_xf_x0") each step loaded its x inside its MMAs, which ptxas
 // serialized behind the previous step's MMAs wherever registers were short (every dense round; FP8's
 // sparse rounds): one L2 round trip per step, after the weights had arrived.
-template <int RT, int NT, bool FP8, int U, int XM, bool PF = false, int MINB = 0, int XD = 4>
+template <int RT, int NT, bool FP8, int U, int XM, bool PF = false, int MINB = 0, int XD = 2>
 __global__ void __launch_bounds__(MINB > 1 ? 128 : ((U > (FP8 ? 8 : 4) || PF) ? 256 : 512), MINB) spense_mmasp_kernel(
     const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
     const __nv_bfloat16* __restrict__ x, const uint4* __restrict__ xf, int ldx, int M, int kx,
