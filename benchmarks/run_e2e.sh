@@ -91,6 +91,10 @@ done
 ( export TORCHINDUCTOR_ENABLE_PDL=1 SPENSE_MMASP_PDL=1; stage all_pdl 170 0 $M --gen $GEN --variants spense0.25 )
 #     the decode attention's two Triton kernels launched dependent too (SPENSE_ATTN_PDL=1), dense and Spense
 ( export SPENSE_ATTN_PDL=1; stage attn_pdl 170 0 $M --gen $GEN --variants dense,spense0.25 )
+#     M = 1 without x fragments (SPENSE_MMASP_XFRAG_PLAN_MIN_M=2): the register kernel reads x itself
+#     at B = 1 (its x ring covers x direct at NT = 1 since e2e v13) and the step loses the fragment
+#     builders; compare with spense_bf16 / spense_fp8 at B = 1
+( export SPENSE_MMASP_XFRAG_PLAN_MIN_M=2; stage spense_xd1 170 0 $M --gen $GEN --variants spense0.25,spense0.25-fp8 )
 #     Spense FP8 prefilling through its e4m3 weights and the FP8 dense baseline's kernel
 #     (SPENSE_FP8_PREFILL=fp8; the default unpacks to bf16 for cuBLAS): compare prefill_ms with spense_fp8
 ( export SPENSE_FP8_PREFILL=fp8; stage spense_fp8_prefill 90 0 $M --gen $GEN --variants spense0.25-fp8 )

@@ -55,6 +55,28 @@ def test_mmasp_fp8_layout_and_bit_conversion():
         assert torch.equal(k8.wscale, p8.scale.float())
 
 
+@pytest.mark.parametrize("value,expect", [(None, 1), ("2", 2), ("65", 65), ("0", None), ("x", None)])
+def test_xfrag_plan_min_m_switch(monkeypatch, value, expect):
+    """``SPENSE_MMASP_XFRAG_PLAN_MIN_M``: unset = 1 (fragments at every planned M), else 1..65; anything
+    else is refused with the variable's name."""
+    from spense.errors import DeviceError
+    from spense.runtime.mmasp import xfrag_plan_min_m
+
+    if value is None:
+        monkeypatch.delenv("SPENSE_MMASP_XFRAG_PLAN_MIN_M", raising=False)
+    else:
+        monkeypatch.setenv("SPENSE_MMASP_XFRAG_PLAN_MIN_M", value)
+    xfrag_plan_min_m.cache_clear()
+    try:
+        if expect is None:
+            with pytest.raises(DeviceError, match="SPENSE_MMASP_XFRAG_PLAN_MIN_M"):
+                xfrag_plan_min_m()
+        else:
+            assert xfrag_plan_min_m() == expect
+    finally:
+        xfrag_plan_min_m.cache_clear()
+
+
 def test_mmasp_block_tables():
     """axis=cols layouts made of whole aligned 64-column blocks need no gather of x."""
     from spense.runtime.mmasp import block_steps, to_kernel_layout

@@ -45,7 +45,7 @@ from torch import nn
 
 from spense.errors import DeviceError, FormatError, InputError
 from spense.format import PackedSpense, SpenseLayout, pack, unpack
-from spense.runtime.mmasp import gathered_fragments
+from spense.runtime.mmasp import gathered_fragments, xfrag_plan_min_m
 from spense.runtime.shapes import bucket as _bucket
 
 BACKENDS = ("reference", "cusparselt", "triton", "mmasp", "auto")
@@ -409,7 +409,8 @@ class SpenseLinear(nn.Module):
         capture).  ``fragments``: where the choice is the mma.sp kernel, :meth:`forward` builds x in
         the kernel's fragment order as plain tensor ops, which torch.compile fuses into the op that
         produces x (pass False without torch.compile: then they would be three more kernels per layer
-        and step, which cost more than the faster kernel saves)."""
+        and step, which cost more than the faster kernel saves); not below
+        :func:`~spense.runtime.mmasp.xfrag_plan_min_m`."""
         dev = self.values.device if self._kernel is None else self._kernel.sv.device
         self._frag_buckets = set()
         if self._fused or dev.type != "cuda" or self.backend not in ("auto", "mmasp"):
@@ -419,7 +420,7 @@ class SpenseLinear(nn.Module):
             if M > DECODE_MAX_M:
                 continue
             c = self._auto_choice(M) if self.backend == "auto" else "mmasp"
-            if fragments and mm and c == "mmasp":
+            if fragments and mm and c == "mmasp" and M >= xfrag_plan_min_m():
                 self._frag_buckets.add(_bucket(M))
                 self._xperm = self._kw().xperm
         return self

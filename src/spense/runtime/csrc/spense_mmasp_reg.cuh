@@ -36,8 +36,10 @@ __global__ void __launch_bounds__(MINB > 1 ? 128 : ((U > (FP8 ? 8 : 4) || PF) ? 
   constexpr int VD = FP8 ? 64 : 128;  // uint4 per (row tile, dense step)
   constexpr int NVS = FP8 ? 1 : 2;    // uint4 per lane per sparse step
   constexpr int NVD = FP8 ? 2 : 4;    // uint4 per lane per dense step
-  // x ring depths; x direct and NT > 2 (a whole step's x would take 8 NT registers) keep XD = 0
-  constexpr int XE = XM == X_FRAGS && NT <= 2 ? XD : 0;
+  // x ring depths: through xf at NT <= 2, x direct at NT = 1 (at M = 1 four lanes load, four 4-byte
+  // words per 32 K each); the rest keeps XD = 0 (a whole step's x would take 8 NT registers, and x
+  // direct at M > 1 makes each lane gather from several token rows)
+  constexpr int XE = (XM == X_FRAGS && NT <= 2) || (XM == X_DIRECT && NT == 1) ? XD : 0;
   constexpr int DS = XE == 0 ? 0 : XE / NT < 1 ? 1 : XE / NT > U ? U : XE / NT;
   constexpr int XDD = FP8 ? XE / NT : XE / 2 / NT;  // a bf16 dense step's weights: 16 registers, FP8's 8
   constexpr int DD = XE == 0 ? 0 : XDD < 1 ? 1 : XDD > U ? U : XDD;
