@@ -118,7 +118,8 @@ void run(const Args& a, std::mt19937& rng) {
     else launch(spense_mmasp_kernel<RT, NT, FP8, UD, X_DIRECT>, c, y, nullptr);
   };
   // the register kernel before the x ring (XD = 0: each step's x loaded inside its MMAs; FP8 with 8
-  // steps per round, as the extension built it), and with a deeper ring (XD = 4), x fragments
+  // steps per round, as the extension built it; only its epilogue's early read of the output rows is
+  // new), and with a deeper ring (XD = 4), x fragments
   auto reg_xf_x0 = [&](int c, __nv_bfloat16* y) {
     launch(spense_mmasp_kernel<RT, NT, FP8, FP8 ? 8 : 4, X_FRAGS, false, 0, 0>, c, y, xf);
   };

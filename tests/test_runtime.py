@@ -308,7 +308,7 @@ def test_gpu_cuda_graph_capture():
 @pytest.mark.gpu
 @gpu
 @pytest.mark.parametrize("axis,block,plan_min_m", [("cols", 64, 1), ("rows", 64, 1), ("cols", 16, 1), ("cols", 64, 2)])
-def test_gpu_planned_fragments_eager_and_compiled(axis, block, plan_min_m, monkeypatch):
+def test_gpu_planned_fragments_eager_and_compiled(axis, block, plan_min_m, monkeypatch, request):
     """After ``plan``, forward builds x's fragments (gathered columns included) outside the op: eager and
     torch.compile'd outputs match a float64 reference at M = 1, 5, 8; an unplanned M (16) still works.
     With ``SPENSE_MMASP_XFRAG_PLAN_MIN_M=2`` M = 1 is not planned: the kernel reads x itself there."""
@@ -316,6 +316,7 @@ def test_gpu_planned_fragments_eager_and_compiled(axis, block, plan_min_m, monke
 
     monkeypatch.setenv("SPENSE_MMASP_XFRAG_PLAN_MIN_M", str(plan_min_m))
     mmasp.xfrag_plan_min_m.cache_clear()
+    request.addfinalizer(mmasp.xfrag_plan_min_m.cache_clear)  # later tests read the variable again
     N, K = 256, 1024
     gen = torch.Generator().manual_seed(7)
     dim = N if axis == "rows" else K
@@ -327,7 +328,6 @@ def test_gpu_planned_fragments_eager_and_compiled(axis, block, plan_min_m, monke
     s = (g * (torch.rand(g.shape, generator=gen).argsort(-1).argsort(-1) < 2)).reshape(s.shape)
     w = lay.merge(s, d).to(torch.bfloat16)
     m = SpenseLinear(pack(w.to("cuda"), lay), backend="mmasp").plan([1, 8])
-    mmasp.xfrag_plan_min_m.cache_clear()  # the next test reads the variable again
     assert m._frag_buckets == ({1, 8} if plan_min_m == 1 else {8})
     torch._dynamo.reset()  # each parametrization compiles forward again: stay under the recompile limit
     f = torch.compile(m, fullgraph=True, dynamic=False)

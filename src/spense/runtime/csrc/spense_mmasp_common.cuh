@@ -173,6 +173,7 @@ template <int NT, int XM>
 __device__ __forceinline__ void load_xstep(uint4 (&xr)[2][NT], const uint4* __restrict__ xf,
                                            const __nv_bfloat16* __restrict__ x, int ldx, int M, int kx,
                                            int lane, int xb) {
+  static_assert(XM != X_SMEM, "load_xstep reads x from global memory (xf or x)");
 #pragma unroll
   for (int c = 0; c < 2; ++c)
 #pragma unroll
@@ -190,6 +191,29 @@ __device__ __forceinline__ void load_xstep(uint4 (&xr)[2][NT], const uint4* __re
 }
 
 // ---------------- the per-step math and the epilogue, shared by both kernels ----------------
+// the A fragments of piece j of a step, for each of RT row tiles: sparse (j = 0, 1: one mma.sp each;
+// FP8: both expanded from one uint4 of e4m3 bytes) and dense (j = 0..3: one m16n8k16 each)
+template <int RT, bool FP8, int NVS>
+__device__ __forceinline__ void a_sparse(uint4 (&a)[RT], const uint4 (&va)[RT][NVS], int j) {
+#pragma unroll
+  for (int r = 0; r < RT; ++r) {
+    if (FP8) a[r] = j == 0 ? e4m3x8_frag(va[r][0].x, va[r][0].y) : e4m3x8_frag(va[r][0].z, va[r][0].w);
+    else a[r] = va[r][FP8 ? 0 : j];
+  }
+}
+template <int RT, bool FP8, int NVD>
+__device__ __forceinline__ void a_dense(uint4 (&a)[RT], const uint4 (&da)[RT][NVD], int j) {
+#pragma unroll
+  for (int r = 0; r < RT; ++r) {
+    if (FP8) {
+      const uint4& q = da[r][j >> 1];
+      a[r] = (j & 1) == 0 ? e4m3x8_frag(q.x, q.y) : e4m3x8_frag(q.z, q.w);
+    } else {
+      a[r] = da[r][FP8 ? 0 : j];
+    }
+  }
+}
+
 // one sparse 64-K step of RT row tiles: va = each tile's values (NVS uint4 per lane; bf16: one per
 // mma.sp, FP8: one uint4 holding both), me = its metadata word, xb = the step's first x column
 template <int RT, int NT, bool FP8, int NVS, int XM>
@@ -200,11 +224,7 @@ __device__ __forceinline__ void sparse_step(float (&acc)[RT][NT][4], const uint4
   for (int j = 0; j < 2; ++j) {
     const int k0 = xb + j * 32;
     uint4 a[RT];
-#pragma unroll
-    for (int r = 0; r < RT; ++r) {
-      if (FP8) a[r] = j == 0 ? e4m3x8_frag(va[r][0].x, va[r][0].y) : e4m3x8_frag(va[r][0].z, va[r][0].w);
-      else a[r] = va[r][FP8 ? 0 : j];
-    }
+    a_sparse<RT, FP8, NVS>(a, va, j);
 #pragma unroll
     for (int n = 0; n < NT; ++n) {
       uint32_t bf[4];
@@ -224,15 +244,7 @@ __device__ __forceinline__ void dense_step(float (&acc)[RT][NT][4], const uint4 
   for (int j = 0; j < 4; ++j) {
     const int k0 = xb + j * 16;
     uint4 a[RT];
-#pragma unroll
-    for (int r = 0; r < RT; ++r) {
-      if (FP8) {
-        const uint4& q = da[r][j >> 1];
-        a[r] = (j & 1) == 0 ? e4m3x8_frag(q.x, q.y) : e4m3x8_frag(q.z, q.w);
-      } else {
-        a[r] = da[r][FP8 ? 0 : j];
-      }
-    }
+    a_dense<RT, FP8, NVD>(a, da, j);
 #pragma unroll
     for (int n = 0; n < NT; ++n) {
       uint32_t b0, b1;
@@ -250,11 +262,7 @@ __device__ __forceinline__ void sparse_step_x(float (&acc)[RT][NT][4], const uin
 #pragma unroll
   for (int j = 0; j < 2; ++j) {
     uint4 a[RT];
-#pragma unroll
-    for (int r = 0; r < RT; ++r) {
-      if (FP8) a[r] = j == 0 ? e4m3x8_frag(va[r][0].x, va[r][0].y) : e4m3x8_frag(va[r][0].z, va[r][0].w);
-      else a[r] = va[r][FP8 ? 0 : j];
-    }
+    a_sparse<RT, FP8, NVS>(a, va, j);
 #pragma unroll
     for (int n = 0; n < NT; ++n) {
       const uint32_t bf[4] = {xr[j][n].x, xr[j][n].y, xr[j][n].z, xr[j][n].w};
@@ -269,15 +277,7 @@ __device__ __forceinline__ void dense_step_x(float (&acc)[RT][NT][4], const uint
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
     uint4 a[RT];
-#pragma unroll
-    for (int r = 0; r < RT; ++r) {
-      if (FP8) {
-        const uint4& q = da[r][j >> 1];
-        a[r] = (j & 1) == 0 ? e4m3x8_frag(q.x, q.y) : e4m3x8_frag(q.z, q.w);
-      } else {
-        a[r] = da[r][FP8 ? 0 : j];
-      }
-    }
+    a_dense<RT, FP8, NVD>(a, da, j);
 #pragma unroll
     for (int n = 0; n < NT; ++n) {
       const uint4& v = xr[j >> 1][n];
@@ -285,6 +285,22 @@ __device__ __forceinline__ void dense_step_x(float (&acc)[RT][NT][4], const uint
 #pragma unroll
       for (int r = 0; r < RT; ++r) mma_dense(acc[r][n], a[r], b0, b1);
     }
+  }
+}
+
+// One round of U steps through an x ring of D slots: the x of the first D valid steps is loaded
+// before any MMA, and each slot is refilled for the step D later as soon as its step's MMAs are
+// issued.  valid(u): step u of the round exists; load(u, slot) / step(u, slot): its x, its MMAs.
+template <int U, int D, int NT, typename Valid, typename Load, typename Step>
+__device__ __forceinline__ void x_ring_round(Valid valid, Load load, Step step) {
+  uint4 xr[D][2][NT];
+#pragma unroll
+  for (int u = 0; u < D; ++u)
+    if (valid(u)) load(u, xr[u]);
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    if (valid(u)) step(u, xr[u % D]);
+    if (u + D < U && valid(u + D)) load(u + D, xr[u % D]);
   }
 }
 

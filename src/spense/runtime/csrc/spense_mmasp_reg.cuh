@@ -3,12 +3,13 @@
 #include "spense_mmasp_common.cuh"
 
 // K steps per round and warp that the extension builds, bf16 and FP8 alike (FP8 took 8 before the x
-// ring, at 125 registers; with the ring, 4 take 82 and bf16 100: -Xptxas -v, NT = 1, no spills)
+// ring, at 125 registers; with the ring, 4 take 82 and bf16 99: -Xptxas -v, NT = 1, no spills)
 constexpr int REG_U = 4;
 
 // XM: x read through its fragments (xf, X_FRAGS) or straight (X_DIRECT): one instantiation each.
 // U: K steps in flight per warp and round (the extension builds REG_U); a larger U
-// (benchmarks/mmasp_bulk_check.cu) caps the CTA at 256 threads, so that its buffers fit in registers.
+// (benchmarks/mmasp_bulk_check.cu) caps the CTA at 256 threads, so that its buffers fit in registers
+// (but FP8 at 8 steps without the ring, XD = 0, the extension's kernel before it, keeps 512).
 // PF: software pipelining of the sparse steps: round r+1's weights are loaded before round r is
 // computed (two register buffers, so also at most 256 threads), and the first dense round is asked
 // into L2 during the last sparse one; without it a round's loads wait for the previous round's math.
@@ -20,12 +21,13 @@ constexpr int REG_U = 4;
 // at once (DD in dense rounds: half as many in bf16, whose dense weights take twice the registers),
 // each refilled for the step DS later as soon as its MMAs are issued; lanes past M load nothing.
 // The extension builds XD = 2 (bf16: 2 sparse steps, 1 dense; FP8: 2 and 2); on the H200 harness it
-// ran as fast as XD = 4 or faster, with fewer registers (100 / 82 against 122 / 98 at NT = 1).
+// ran as fast as XD = 4 or faster, with fewer registers (100 / 82 then against 122 / 98 at NT = 1).
 // Without it (XD = 0, harness only: "reg_xf_x0") each step loaded its x inside its MMAs, which ptxas
 // serialized behind the previous step's MMAs wherever registers were short (every dense round; FP8's
 // sparse rounds): one L2 round trip per step, after the weights had arrived.
 template <int RT, int NT, bool FP8, int U, int XM, bool PF = false, int MINB = 0, int XD = 2>
-__global__ void __launch_bounds__(MINB > 1 ? 128 : ((U > (FP8 ? 8 : 4) || PF) ? 256 : 512), MINB) spense_mmasp_kernel(
+__global__ void __launch_bounds__(MINB > 1 ? 128 : ((U > (FP8 && XD == 0 ? 8 : REG_U) || PF) ? 256 : 512), MINB)
+spense_mmasp_kernel(
     const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
     const __nv_bfloat16* __restrict__ x, const uint4* __restrict__ xf, int ldx, int M, int kx,
     const int* __restrict__ sblk, const int* __restrict__ dblk,
@@ -36,9 +38,9 @@ __global__ void __launch_bounds__(MINB > 1 ? 128 : ((U > (FP8 ? 8 : 4) || PF) ? 
   constexpr int VD = FP8 ? 64 : 128;  // uint4 per (row tile, dense step)
   constexpr int NVS = FP8 ? 1 : 2;    // uint4 per lane per sparse step
   constexpr int NVD = FP8 ? 2 : 4;    // uint4 per lane per dense step
-  // x ring depths: through xf at NT <= 2, x direct at NT = 1 (at M = 1 four lanes load, four 4-byte
-  // words per 32 K each); the rest keeps XD = 0 (a whole step's x would take 8 NT registers, and x
-  // direct at M > 1 makes each lane gather from several token rows)
+  // x ring depths: through xf at NT <= 2, x direct at NT = 1 (lanes of tokens below M load four 4-byte
+  // words of their token's row per 32 K); the rest keeps XD = 0 (at NT > 2 a whole step's x would take
+  // 8 NT registers, and x direct at NT = 2 would take four more per fragment and lane)
   constexpr int XE = (XM == X_FRAGS && NT <= 2) || (XM == X_DIRECT && NT == 1) ? XD : 0;
   constexpr int DS = XE == 0 ? 0 : XE / NT < 1 ? 1 : XE / NT > U ? U : XE / NT;
   constexpr int XDD = FP8 ? XE / NT : XE / 2 / NT;  // a bf16 dense step's weights: 16 registers, FP8's 8
@@ -53,7 +55,9 @@ __global__ void __launch_bounds__(MINB > 1 ? 128 : ((U > (FP8 ? 8 : 4) || PF) ? 
 
   float acc[RT][NT][4];
   zero_acc<RT, NT>(acc);
-  const RowOut pre = first_row_out<RT, NT, FP8>(b, out_row, wscale, M);  // constants: before pdl_wait too
+  // out_row and wscale are written when the layer is loaded, never by the kernel launched just before
+  // this one, so they may be read before pdl_wait
+  const RowOut pre = first_row_out<RT, NT, FP8>(b, out_row, wscale, M);
 
   int nsp, nde;
   const uint4* dbase;
@@ -91,7 +95,7 @@ __global__ void __launch_bounds__(MINB > 1 ? 128 : ((U > (FP8 ? 8 : 4) || PF) ? 
     const uint32_t* mbase = sm + (size_t)b * RT * Ss * 32;   // [RT][Ss][32] u32
     uint4 va[U][RT][NVS];
     uint32_t me[U][RT];
-    int xb[U];
+    int xb[U] = {};  // every step the round computes sets its entry (zeros: no use-before-set warning)
     // one round: the U steps s0, s0 + W, ... of this warp
     auto load_round = [&](int s0, uint4 (&v_)[U][RT][NVS], uint32_t (&m_)[U][RT], int (&x_)[U]) {
 #pragma unroll
@@ -115,15 +119,10 @@ __global__ void __launch_bounds__(MINB > 1 ? 128 : ((U > (FP8 ? 8 : 4) || PF) ? 
         for (int u = 0; u < U; ++u)
           if (s0 + u * W < nsp) sparse_step<RT, NT, FP8, NVS, XM>(acc, va[u], me[u], xb[u], xf, x, ldx, M, kx, lane);
       } else {
-        uint4 xr[DS][2][NT];
-#pragma unroll
-        for (int u = 0; u < DS; ++u)
-          if (s0 + u * W < nsp) load_xstep<NT, XM>(xr[u], xf, x, ldx, M, kx, lane, xb[u]);
-#pragma unroll
-        for (int u = 0; u < U; ++u) {
-          if (s0 + u * W < nsp) sparse_step_x<RT, NT, FP8, NVS>(acc, va[u], me[u], xr[u % DS]);
-          if (u + DS < U && s0 + (u + DS) * W < nsp) load_xstep<NT, XM>(xr[u % DS], xf, x, ldx, M, kx, lane, xb[u + DS]);
-        }
+        x_ring_round<U, DS, NT>(
+            [&](int u) { return s0 + u * W < nsp; },
+            [&](int u, uint4 (&xs)[2][NT]) { load_xstep<NT, XM>(xs, xf, x, ldx, M, kx, lane, xb[u]); },
+            [&](int u, const uint4 (&xs)[2][NT]) { sparse_step_x<RT, NT, FP8, NVS>(acc, va[u], me[u], xs); });
       }
     };
     if (PF) {
@@ -169,7 +168,7 @@ __global__ void __launch_bounds__(MINB > 1 ? 128 : ((U > (FP8 ? 8 : 4) || PF) ? 
   if (nde) {
     for (int s0 = warp; s0 < nde; s0 += W * U) {
       uint4 da[U][RT][NVD];
-      int xb[U];
+      int xb[U] = {};
 #pragma unroll
       for (int u = 0; u < U; ++u) {
         const int s = s0 + u * W;
@@ -188,15 +187,10 @@ __global__ void __launch_bounds__(MINB > 1 ? 128 : ((U > (FP8 ? 8 : 4) || PF) ? 
         for (int u = 0; u < U; ++u)
           if (s0 + u * W < nde) dense_step<RT, NT, FP8, NVD, XM>(acc, da[u], xb[u], xf, x, ldx, M, kx, lane);
       } else {
-        uint4 xr[DD][2][NT];
-#pragma unroll
-        for (int u = 0; u < DD; ++u)
-          if (s0 + u * W < nde) load_xstep<NT, XM>(xr[u], xf, x, ldx, M, kx, lane, xb[u]);
-#pragma unroll
-        for (int u = 0; u < U; ++u) {
-          if (s0 + u * W < nde) dense_step_x<RT, NT, FP8, NVD>(acc, da[u], xr[u % DD]);
-          if (u + DD < U && s0 + (u + DD) * W < nde) load_xstep<NT, XM>(xr[u % DD], xf, x, ldx, M, kx, lane, xb[u + DD]);
-        }
+        x_ring_round<U, DD, NT>(
+            [&](int u) { return s0 + u * W < nde; },
+            [&](int u, uint4 (&xs)[2][NT]) { load_xstep<NT, XM>(xs, xf, x, ldx, M, kx, lane, xb[u]); },
+            [&](int u, const uint4 (&xs)[2][NT]) { dense_step_x<RT, NT, FP8, NVD>(acc, da[u], xs); });
       }
     }
   }
