@@ -26,7 +26,7 @@ import sys
 LINE = re.compile(r"N=(\d+) K=(\d+) d=([\d.]+) axis=([cr]) fp8=([01]) M=(\d+) RT=(\d+) warps=(\d+) "
                   r"stages=\d+ xfrag=\d(?: pdl=(\d))?")
 REG_XF = re.compile(r"\| reg_xf ([\d.]+) us")
-HEADER = re.compile(r"^# (.+?), (\d{4}-\d\d-\d\dT[\d:]+Z), commit (\S+)")
+HEADER = re.compile(r"^# (.+?), (\d{4}-\d\d-\d\dT[\d:]+Z), commit ([^\s,]+)")
 
 
 def parse(text: str) -> tuple[dict, dict[str, dict[tuple[int, int], float]]]:

@@ -24,7 +24,7 @@ QUICK=${QUICK:-0}
 nvcc -std=c++17 -O3 -gencode=arch=compute_90,code=sm_90 --use_fast_math -Xptxas -v \
   -I src/spense/runtime/csrc benchmarks/mmasp_bulk_check.cu -o /tmp/mmasp_bulk_check > "$OUT/build.txt" 2>&1 || { tail -20 "$OUT/build.txt"; exit 1; }
 R="$OUT/bulk_ab.txt"
-echo "# $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1), $(date -u +%FT%TZ), commit ${SPENSE_COMMIT:-unknown}" > "$R"
+echo "# $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1), $(date -u +%FT%TZ), commit ${SPENSE_COMMIT:-unknown}, src_digest $(PYTHONPATH=src python3 -m spense.provenance)" > "$R"
 if [ "${PROBE:-0}" = 1 ]; then
   # PROBE=1 instead of the A/B: compute-sanitizer memcheck over every kernel the harness runs (register,
   # bulk, shared-x whole and split) at NT = 1, 4 and 8, bf16 and e4m3, cols and rows; then Nsight

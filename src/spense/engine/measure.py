@@ -10,7 +10,8 @@ device-to-device copy measured in the same run,
 ``peak_mem_bytes``, ``linear_weight_bytes`` (block linears as loaded) and
 ``dense_linear_weight_bytes`` (the same linears dense in the model dtype), greedy-token identity of
 the first ``check_tokens`` against the ``reference`` backend (Spense) or the eager engine (dense).
-Reports (tables, plots): :mod:`spense.report`.
+Reports (tables, plots): :mod:`spense.report`.  Each row names its ``commit`` and the ``src_digest`` of
+the code that ran (:mod:`spense.provenance`: a stale git checkout cannot misname it).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch
 from spense.engine.generate import Engine
 from spense.engine.load import load
 from spense.engine.sparsify import block_linears, sparsify, whole_layer_names
+from spense.provenance import source_digest
 
 
 def copy_bandwidth(device: torch.device, nbytes: int = 1 << 30, reps: int = 20, detail: dict | None = None
@@ -137,7 +139,7 @@ def env_info(device: torch.device) -> dict:
             commit = "unknown"
     return {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
             "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit,
-            "torch": torch.__version__}
+            "src_digest": source_digest(), "torch": torch.__version__}
 
 
 def _sync(dev):

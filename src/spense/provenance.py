@@ -1,0 +1,79 @@
+"""Which code produced a measurement: a digest of the source tree, and the commit that has it.
+
+A result row names its commit (``SPENSE_COMMIT`` or ``git rev-parse``), but a copy of the working tree
+on another machine may carry stale git metadata, so the row also records the digest of the code that
+actually ran:
+
+    digest = sha256 over the files under ``src/spense`` with a suffix in SUFFIXES, in path order,
+             of (relative path, NUL, size, NUL, bytes)  ->  the first 12 hex digits
+
+``python -m spense.provenance`` prints the digest of this checkout; ``python -m spense.provenance
+DIGEST`` walks the git history (newest first) and prints the commits whose ``src/spense`` has it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterable
+
+SUFFIXES = (".py", ".cu", ".cuh", ".json")
+SRC = Path(__file__).resolve().parent  # src/spense
+
+
+def tree_digest(files: Iterable[tuple[str, bytes]]) -> str:
+    """The digest of ``(path relative to src/spense, content)`` pairs (any order; other suffixes ignored)."""
+    h = hashlib.sha256()
+    for rel, data in sorted((r, d) for r, d in files if r.endswith(SUFFIXES)):
+        h.update(rel.encode() + b"\0" + str(len(data)).encode() + b"\0" + data)
+    return h.hexdigest()[:12]
+
+
+def source_digest(root: Path | None = None) -> str:
+    """The digest of the source tree at ``root`` (default: this package's own files)."""
+    root = Path(root) if root is not None else SRC
+    rels = (p.relative_to(root) for p in root.rglob("*") if p.is_file())
+    return tree_digest((r.as_posix(), (root / r).read_bytes()) for r in rels  # no caches: __pycache__, .ruff_cache
+                       if "__pycache__" not in r.parts and not any(x.startswith(".") for x in r.parts))
+
+
+def _git(repo: Path, *args: str, data: bytes | None = None) -> bytes:
+    return subprocess.run(["git", *args], cwd=repo, input=data, capture_output=True, check=True).stdout
+
+
+def commit_digest(repo: Path, commit: str) -> str:
+    """The digest of ``src/spense`` as committed in ``commit`` of the git repository ``repo``."""
+    rows = [ln.split("\t", 1) for ln in _git(repo, "ls-tree", "-r", commit, "--", "src/spense").decode().splitlines()]
+    blobs = [(meta.split()[2], path[len("src/spense/"):]) for meta, path in rows if path.endswith(SUFFIXES)]
+    out = _git(repo, "cat-file", "--batch", data="".join(f"{sha}\n" for sha, _ in blobs).encode())
+    files, pos = [], 0
+    for _, rel in blobs:  # each answer: "<sha> blob <size>\n<bytes>\n"
+        end = out.index(b"\n", pos)
+        size = int(out[pos:end].split()[2])
+        files.append((rel, out[end + 1:end + 1 + size]))
+        pos = end + 2 + size
+    return tree_digest(files)
+
+
+def commits_with(digest: str, repo: Path | None = None, limit: int = 200) -> list[str]:
+    """The commits (short hashes, newest first, among the last ``limit`` of HEAD) whose ``src/spense``
+    has ``digest``."""
+    repo = Path(repo) if repo is not None else SRC.parent.parent
+    shas = _git(repo, "rev-list", f"--max-count={limit}", "HEAD").decode().split()
+    return [s[:7] for s in shas if commit_digest(repo, s) == digest]
+
+
+def main(argv=None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        print(source_digest())
+        return 0
+    found = commits_with(args[0])
+    print(" ".join(found) if found else f"no commit among the last 200 has source digest {args[0]}")
+    return 0 if found else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""The source digest (``spense.provenance``): stable, sensitive to content and paths, blind to caches,
+and the same whether read from the files or from a git commit, so that ``commits_with`` finds the
+commit a result row's ``src_digest`` came from."""
+
+import shutil
+import subprocess
+
+import pytest
+
+from spense.provenance import SRC, commit_digest, commits_with, main, source_digest, tree_digest
+
+
+def test_tree_digest_order_content_and_suffixes():
+    a = [("x.py", b"1"), ("k/y.cu", b"2")]
+    assert tree_digest(a) == tree_digest(list(reversed(a)))
+    assert tree_digest(a) != tree_digest([("x.py", b"1"), ("k/y.cu", b"3")])
+    assert tree_digest(a) != tree_digest([("z.py", b"1"), ("k/y.cu", b"2")])  # a rename shows
+    assert tree_digest(a) == tree_digest(a + [("notes.txt", b"ignored"), ("lib.so", b"\0")])
+    assert len(tree_digest(a)) == 12
+
+
+def test_source_digest_ignores_caches(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "a.py").write_text("x = 1\n")
+    d = source_digest(tmp_path)
+    for cache in ("__pycache__", ".ruff_cache"):
+        (tmp_path / "m" / cache).mkdir()
+        (tmp_path / "m" / cache / "a.py").write_text("stale\n")
+    assert source_digest(tmp_path) == d
+    (tmp_path / "m" / "a.py").write_text("x = 2\n")
+    assert source_digest(tmp_path) != d
+
+
+def _git_tree_is_clean() -> bool:
+    if shutil.which("git") is None:
+        return False
+    repo = SRC.parent.parent
+    r = subprocess.run(["git", "status", "--porcelain", "--", "src/spense"], cwd=repo, capture_output=True, text=True)
+    return r.returncode == 0 and not [ln for ln in r.stdout.splitlines() if "__pycache__" not in ln]
+
+
+@pytest.mark.skipif(not _git_tree_is_clean(), reason="needs git and src/spense as committed (CI's fresh clone)")
+def test_commit_digest_matches_the_files_and_is_found(capsys):
+    repo = SRC.parent.parent
+    d = source_digest()
+    assert commit_digest(repo, "HEAD") == d
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout[:7]
+    assert commits_with(d, limit=3)[0] == head
+    assert main([d]) == 0 and head in capsys.readouterr().out
+    assert main(["000000000000"]) == 1
