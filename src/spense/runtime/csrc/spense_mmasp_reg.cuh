@@ -25,7 +25,11 @@ constexpr int REG_U = 4;
 // Without it (XD = 0, harness only: "reg_xf_x0") each step loaded its x inside its MMAs, which ptxas
 // serialized behind the previous step's MMAs wherever registers were short (every dense round; FP8's
 // sparse rounds): one L2 round trip per step, after the weights had arrived.
-template <int RT, int NT, bool FP8, int U, int XM, bool PF = false, int MINB = 0, int XD = 2>
+// ROLES (harness only, "reg_xf_roles"; written after e2e v13, not measured): in a CTA with both kinds
+// of steps, warps [0, WS) walk the sparse steps and warps [WS, W) the dense ones, WS chosen for the
+// fewest rounds of the slower kind, where that beats every warp walking both kinds one after the other
+// (at 25 % dense: o and down at 8 warps, 3 -> 2 and 7 -> 6 rounds per warp; no change at 4 warps).
+template <int RT, int NT, bool FP8, int U, int XM, bool PF = false, int MINB = 0, int XD = 2, bool ROLES = false>
 __global__ void __launch_bounds__(MINB > 1 ? 128 : ((U > (FP8 && XD == 0 ? 8 : REG_U) || PF) ? 256 : 512), MINB)
 spense_mmasp_kernel(
     const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
@@ -68,6 +72,22 @@ spense_mmasp_kernel(
     nsp = 0; nde = SdB;
     dbase = dv + ((size_t)Bs * RT * SdA + (size_t)(b - Bs) * RT * SdB) * VD;
   }
+  // the warps on the sparse / dense steps (WS, WD) and this warp's index among them (ws, wd; -1: none)
+  int WS = W, WD = W, ws = warp, wd = warp;
+  if constexpr (ROLES) {
+    if (W > 1 && nsp > 0 && nde > 0) {
+      int best = (nsp + W * U - 1) / (W * U) + (nde + W * U - 1) / (W * U), split = 0;
+      for (int a = 1; a < W; ++a) {
+        const int r = max((nsp + a * U - 1) / (a * U), (nde + (W - a) * U - 1) / ((W - a) * U));
+        if (r < best) { best = r; split = a; }
+      }
+      if (split) {
+        WS = split; WD = W - split;
+        ws = warp < split ? warp : -1;
+        wd = warp >= split ? warp - split : -1;
+      }
+    }
+  }
 
   if (pdl) {  // launched dependent (pdl_wait): ask for this warp's first round of weights, then wait for x
 #pragma unroll
@@ -90,17 +110,17 @@ spense_mmasp_kernel(
     pdl_wait();
   }
   // ---------------- sparse steps (64 K = 2 mma.sp per row tile) ----------------
-  if (nsp) {
+  if (nsp && (!ROLES || ws >= 0)) {
     const uint4* vbase = sv + (size_t)b * RT * Ss * VS;      // [RT][Ss][VS]
     const uint32_t* mbase = sm + (size_t)b * RT * Ss * 32;   // [RT][Ss][32] u32
     uint4 va[U][RT][NVS];
     uint32_t me[U][RT];
     int xb[U] = {};  // every step the round computes sets its entry (zeros: no use-before-set warning)
-    // one round: the U steps s0, s0 + W, ... of this warp
+    // one round: the U steps s0, s0 + WS, ... of this warp
     auto load_round = [&](int s0, uint4 (&v_)[U][RT][NVS], uint32_t (&m_)[U][RT], int (&x_)[U]) {
 #pragma unroll
       for (int u = 0; u < U; ++u) {
-        const int s = s0 + u * W;
+        const int s = s0 + u * WS;
         if (s < nsp) {
           x_[u] = __ldg(sblk + s);
 #pragma unroll
@@ -117,21 +137,21 @@ spense_mmasp_kernel(
       if constexpr (XE == 0) {
 #pragma unroll
         for (int u = 0; u < U; ++u)
-          if (s0 + u * W < nsp) sparse_step<RT, NT, FP8, NVS, XM>(acc, va[u], me[u], xb[u], xf, x, ldx, M, kx, lane);
+          if (s0 + u * WS < nsp) sparse_step<RT, NT, FP8, NVS, XM>(acc, va[u], me[u], xb[u], xf, x, ldx, M, kx, lane);
       } else {
         x_ring_round<U, DS, NT>(
-            [&](int u) { return s0 + u * W < nsp; },
+            [&](int u) { return s0 + u * WS < nsp; },
             [&](int u, uint4 (&xs)[2][NT]) { load_xstep<NT, XM>(xs, xf, x, ldx, M, kx, lane, xb[u]); },
             [&](int u, const uint4 (&xs)[2][NT]) { sparse_step_x<RT, NT, FP8, NVS>(acc, va[u], me[u], xs); });
       }
     };
     if (PF) {
-      load_round(warp, va, me, xb);
-      for (int s0 = warp; s0 < nsp; s0 += W * U) {
+      load_round(ws, va, me, xb);
+      for (int s0 = ws; s0 < nsp; s0 += WS * U) {
         uint4 vn[U][RT][NVS];
         uint32_t mn[U][RT];
         int xn[U];
-        const int s1 = s0 + W * U;
+        const int s1 = s0 + WS * U;
         if (s1 < nsp) {
           load_round(s1, vn, mn, xn);
         } else if (nde) {  // the last sparse round: ask for the first dense round meanwhile
@@ -158,20 +178,20 @@ spense_mmasp_kernel(
         }
       }
     } else {
-      for (int s0 = warp; s0 < nsp; s0 += W * U) {
+      for (int s0 = ws; s0 < nsp; s0 += WS * U) {
         load_round(s0, va, me, xb);
         math_round(s0);
       }
     }
   }
   // ---------------- dense steps (64 K = 4 mma.m16n8k16 per row tile) ----------------
-  if (nde) {
-    for (int s0 = warp; s0 < nde; s0 += W * U) {
+  if (nde && (!ROLES || wd >= 0)) {
+    for (int s0 = wd; s0 < nde; s0 += WD * U) {
       uint4 da[U][RT][NVD];
       int xb[U] = {};
 #pragma unroll
       for (int u = 0; u < U; ++u) {
-        const int s = s0 + u * W;
+        const int s = s0 + u * WD;
         if (s < nde) {
           xb[u] = __ldg(dblk + s);
 #pragma unroll
@@ -185,10 +205,10 @@ spense_mmasp_kernel(
       if constexpr (XE == 0) {
 #pragma unroll
         for (int u = 0; u < U; ++u)
-          if (s0 + u * W < nde) dense_step<RT, NT, FP8, NVD, XM>(acc, da[u], xb[u], xf, x, ldx, M, kx, lane);
+          if (s0 + u * WD < nde) dense_step<RT, NT, FP8, NVD, XM>(acc, da[u], xb[u], xf, x, ldx, M, kx, lane);
       } else {
         x_ring_round<U, DD, NT>(
-            [&](int u) { return s0 + u * W < nde; },
+            [&](int u) { return s0 + u * WD < nde; },
             [&](int u, uint4 (&xs)[2][NT]) { load_xstep<NT, XM>(xs, xf, x, ldx, M, kx, lane, xb[u]); },
             [&](int u, const uint4 (&xs)[2][NT]) { dense_step_x<RT, NT, FP8, NVD>(acc, da[u], xs); });
       }
