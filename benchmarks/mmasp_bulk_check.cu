@@ -19,7 +19,8 @@
 // last, with 4 warps, the register kernel with x fragments bounded to 64 registers so that 8 CTAs fit per
 // SM ("reg_xf_occ"); then the register kernel before its x ring ("reg_xf_x0": x loaded inside each
 // step's MMAs, FP8 at 8 steps per round), with a deeper ring ("reg_xf_x4": XD = 4), and with the
-// warps split by kind of step ("reg_xf_roles", spense_mmasp_reg.cuh: ROLES).  (A column
+// warps split by kind of step ("reg_xf_roles", spense_mmasp_reg.cuh: ROLES), and with the warps' sums
+// met in warp order without atomics ("reg_xf_det": DET; two calls must give the same bits).  (A column
 // "reg_xq", x read by quads of lanes, ran on 2026-12-01 at 1.6-2.5x the time of reg_xf and was removed
 // with it: benchmarks/results/mmasp_bulk_2026-12-01.)
 #include <cuda_runtime.h>
@@ -132,6 +133,10 @@ void run(const Args& a, std::mt19937& rng) {
   auto reg_xf_roles = [&](int c, __nv_bfloat16* y) {
     launch(spense_mmasp_kernel<RT, NT, FP8, UD, X_FRAGS, false, 0, 2, true>, c, y, xf);
   };
+  // the warps' sums met without atomics, in warp order (DET: RT = 1, at most 8 warps), x fragments
+  auto reg_xf_det = [&](int c, __nv_bfloat16* y) {
+    if constexpr (RT == 1) launch(spense_mmasp_kernel<RT, NT, FP8, UD, X_FRAGS, false, 0, 2, false, true>, c, y, xf);
+  };
   // twice the steps in flight per warp (U = 8), x fragments
   auto reg_xf2 = [&](int c, __nv_bfloat16* y) { launch(spense_mmasp_kernel<RT, NT, FP8, 2 * UD, X_FRAGS>, c, y, xf); };
   // software-pipelined (PF: round r+1 loaded before round r's math), x fragments
@@ -192,11 +197,16 @@ void run(const Args& a, std::mt19937& rng) {
   output_of(a.warps <= 8, reg_xf2, h3);
   output_of(a.warps <= 8, reg_xf_pf, h4);
   output_of(with_occ, reg_xf_occ, h8);
-  std::vector<uint16_t> h9(h0.size()), h10(h0.size()), h11(h0.size());
+  std::vector<uint16_t> h9(h0.size()), h10(h0.size()), h11(h0.size()), h12(h0.size()), h13(h0.size());
   output_of(true, reg_xf_x0, h9);
   output_of(true, reg_xf_x4, h10);
   output_of(true, reg_xf_roles, h11);
-  double num = 0, num2 = 0, num3 = 0, num4 = 0, num5 = 0, num6 = 0, num8 = 0, num9 = 0, num10 = 0, num11 = 0;
+  const bool with_det = RT == 1 && a.warps <= REG_DET_W;
+  output_of(with_det, reg_xf_det, h12);
+  output_of(with_det, reg_xf_det, h13);  // again: the same bits
+  if (h12 != h13) { fprintf(stderr, "MISMATCH: reg_xf_det differs between two calls\n"); exit(2); }
+  double num = 0, num2 = 0, num3 = 0, num4 = 0, num5 = 0, num6 = 0, num8 = 0, num9 = 0, num10 = 0, num11 = 0,
+         num12 = 0;
   double den = 0;
   int bad = 0;
   for (size_t i = 0; i < h0.size(); ++i) {
@@ -205,15 +215,16 @@ void run(const Args& a, std::mt19937& rng) {
     if (!std::isfinite(u) || !std::isfinite(v) || !std::isfinite(w) || !std::isfinite(z) || !std::isfinite(q) ||
         !std::isfinite(p) || !std::isfinite(o) || !std::isfinite(oc)) ++bad;
     num8 += (u - oc) * (u - oc);
-    const double x0 = bf2f(h9[i]), x4 = bf2f(h10[i]), ro = bf2f(h11[i]);
-    if (!std::isfinite(x0) || !std::isfinite(x4) || !std::isfinite(ro)) ++bad;
+    const double x0 = bf2f(h9[i]), x4 = bf2f(h10[i]), ro = bf2f(h11[i]), de = bf2f(h12[i]);
+    if (!std::isfinite(x0) || !std::isfinite(x4) || !std::isfinite(ro) || !std::isfinite(de)) ++bad;
     num9 += (u - x0) * (u - x0); num10 += (u - x4) * (u - x4); num11 += (u - ro) * (u - ro);
+    num12 += (u - de) * (u - de);
     num += (u - v) * (u - v); num2 += (u - w) * (u - w); num3 += (u - z) * (u - z); num4 += (u - q) * (u - q);
     num5 += (u - p) * (u - p); num6 += (u - o) * (u - o);
     den += u * u;
   }
   double rel = 0;
-  for (double n : {num, num2, num3, num4, num5, num6, num8, num9, num10, num11}) rel = std::max(rel, std::sqrt(n / std::max(den, 1e-30)));
+  for (double n : {num, num2, num3, num4, num5, num6, num8, num9, num10, num11, num12}) rel = std::max(rel, std::sqrt(n / std::max(den, 1e-30)));
   cudaEvent_t e0, e1; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
   auto timeit = [&](auto&& f) {
     for (int i = 0; i < 3; ++i) f(i % copies, y0);
@@ -228,7 +239,7 @@ void run(const Args& a, std::mt19937& rng) {
               t_regxf2 = small ? timeit(reg_xf2) : -1.f, t_pf = small ? timeit(reg_xf_pf) : -1.f,
               t_xs = with_xs ? timeit(xs) : -1.f, t_xs_sk = with_xs ? timeit(xs_sk) : -1.f,
               t_occ = with_occ ? timeit(reg_xf_occ) : -1.f, t_x0 = timeit(reg_xf_x0), t_x4 = timeit(reg_xf_x4),
-              t_roles = timeit(reg_xf_roles);
+              t_roles = timeit(reg_xf_roles), t_det = with_det ? timeit(reg_xf_det) : -1.f;
   // copy bandwidth (read + write) of 1 GiB, same run
   void *c0, *c1; const size_t cb = 1ull << 30; CK(cudaMalloc(&c0, cb)); CK(cudaMalloc(&c1, cb));
   CK(cudaMemcpy(c1, c0, cb, cudaMemcpyDeviceToDevice));
@@ -239,13 +250,14 @@ void run(const Args& a, std::mt19937& rng) {
          "reg %.2f us %.0f GB/s | reg_xf %.2f us %.0f GB/s | bulk %.2f us %.0f GB/s | bulk/reg %.3fx | "
          "copy %.0f GB/s | weights %.1f MB x%d | reg_xf_u2 %.2f us %.0f GB/s | reg_xf_pf %.2f us %.0f GB/s | "
          "xs %.2f us %.0f GB/s | xs_sk%d %.2f us %.0f GB/s | reg_xf_occ %.2f us %.0f GB/s | "
-         "reg_xf_x0 %.2f us %.0f GB/s | reg_xf_x4 %.2f us %.0f GB/s | reg_xf_roles %.2f us %.0f GB/s\n",
+         "reg_xf_x0 %.2f us %.0f GB/s | reg_xf_x4 %.2f us %.0f GB/s | reg_xf_roles %.2f us %.0f GB/s | "
+         "reg_xf_det %.2f us %.0f GB/s\n",
          a.N, a.K, a.dfrac, a.axis, a.fp8, a.M, RT, a.warps, a.stages, a.xfrag, a.pdl, rel, bad, t_reg,
          wbytes / (t_reg * 1e3), t_regxf, wbytes / (t_regxf * 1e3), t_bulk, wbytes / (t_bulk * 1e3),
          t_reg / t_bulk, copy_gbs, wbytes / 1e6, copies, t_regxf2, wbytes / (t_regxf2 * 1e3), t_pf,
          wbytes / (t_pf * 1e3), t_xs, wbytes / (t_xs * 1e3), xs_ks, t_xs_sk, wbytes / (t_xs_sk * 1e3), t_occ,
          wbytes / (t_occ * 1e3), t_x0, wbytes / (t_x0 * 1e3), t_x4, wbytes / (t_x4 * 1e3), t_roles,
-         wbytes / (t_roles * 1e3));
+         wbytes / (t_roles * 1e3), t_det, wbytes / (t_det * 1e3));
   cudaFree(sv); cudaFree(dv); cudaFree(sm); cudaFree(x); cudaFree(xf); cudaFree(y0); cudaFree(y1); cudaFree(y2);
   cudaFree(d_sblk);
   cudaFree(d_dblk); cudaFree(d_orow); cudaFree(ws); cudaFree(c0); cudaFree(c1); cudaFree(wsk);

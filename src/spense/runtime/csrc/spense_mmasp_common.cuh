@@ -314,20 +314,25 @@ __device__ __forceinline__ void zero_acc(float (&acc)[RT][NT][4]) {
       for (int q = 0; q < 4; ++q) acc[r][n][q] = 0.f;
 }
 
-// this warp's partial sums into the CTA's reduction buffer red[RT*16 rows][NT*8 tokens]
-template <int RT, int NT>
-__device__ __forceinline__ void add_partials(float* red, const float (&acc)[RT][NT][4], int lane) {
+// f(index into a [RT*16 rows][NT*8 tokens] buffer, value) for each of this lane's accumulators
+template <int RT, int NT, typename F>
+__device__ __forceinline__ void each_partial(const float (&acc)[RT][NT][4], int lane, F f) {
   const int g = lane >> 2, t = lane & 3;
 #pragma unroll
   for (int r = 0; r < RT; ++r)
 #pragma unroll
     for (int n = 0; n < NT; ++n) {
       const int row0 = r * 16 + g, col0 = n * 8 + 2 * t;
-      atomicAdd(&red[(row0)*NT * 8 + col0], acc[r][n][0]);
-      atomicAdd(&red[(row0)*NT * 8 + col0 + 1], acc[r][n][1]);
-      atomicAdd(&red[(row0 + 8) * NT * 8 + col0], acc[r][n][2]);
-      atomicAdd(&red[(row0 + 8) * NT * 8 + col0 + 1], acc[r][n][3]);
+      f(row0 * NT * 8 + col0, acc[r][n][0]);
+      f(row0 * NT * 8 + col0 + 1, acc[r][n][1]);
+      f((row0 + 8) * NT * 8 + col0, acc[r][n][2]);
+      f((row0 + 8) * NT * 8 + col0 + 1, acc[r][n][3]);
     }
+}
+// this warp's partial sums into the CTA's reduction buffer red[RT*16 rows][NT*8 tokens] (zeroed first)
+template <int RT, int NT>
+__device__ __forceinline__ void add_partials(float* red, const float (&acc)[RT][NT][4], int lane) {
+  each_partial<RT, NT>(acc, lane, [&](int i, float v) { atomicAdd(&red[i], v); });
 }
 
 // The output row (and FP8 scale) of this thread's first element in store_rows, read when the kernel
@@ -346,12 +351,12 @@ __device__ __forceinline__ RowOut first_row_out(int b, const int* __restrict__ o
   return p;
 }
 
-// after the reduction: y[tok, out_row[row]] = red[row, tok] (x the row's FP8 scale), every thread;
-// pre: the thread's first element's row, from first_row_out (pre.o == -2: not read ahead)
-template <int RT, int NT, bool FP8>
-__device__ __forceinline__ void store_rows(const float* red, int b, const int* __restrict__ out_row,
-                                           const float* __restrict__ wscale, __nv_bfloat16* __restrict__ y,
-                                           int ldy, int M, RowOut pre = RowOut{-2, 1.f}) {
+// after the reduction: y[tok, out_row[row]] = val(i) for i = (row, tok) (x the row's FP8 scale), every
+// thread; pre: the thread's first element's row, from first_row_out (pre.o == -2: not read ahead)
+template <int RT, int NT, bool FP8, typename Val>
+__device__ __forceinline__ void store_rows_of(Val val, int b, const int* __restrict__ out_row,
+                                              const float* __restrict__ wscale, __nv_bfloat16* __restrict__ y,
+                                              int ldy, int M, RowOut pre = RowOut{-2, 1.f}) {
   constexpr int ROWS = RT * 16;
   for (int i = threadIdx.x; i < ROWS * NT * 8; i += blockDim.x) {
     const int row = i / (NT * 8), tok = i % (NT * 8);
@@ -359,10 +364,17 @@ __device__ __forceinline__ void store_rows(const float* red, int b, const int* _
       const bool ahead = i == (int)threadIdx.x && pre.o != -2;
       const int o = ahead ? pre.o : out_row[b * ROWS + row];
       if (o >= 0) {
-        float v = red[i];
+        float v = val(i);
         if (FP8) v *= ahead ? pre.s : __ldg(wscale + o);
         y[(size_t)tok * ldy + o] = __float2bfloat16(v);
       }
     }
   }
+}
+// ... of the reduction buffer red[RT*16 rows][NT*8 tokens]
+template <int RT, int NT, bool FP8>
+__device__ __forceinline__ void store_rows(const float* red, int b, const int* __restrict__ out_row,
+                                           const float* __restrict__ wscale, __nv_bfloat16* __restrict__ y,
+                                           int ldy, int M, RowOut pre = RowOut{-2, 1.f}) {
+  store_rows_of<RT, NT, FP8>([&](int i) { return red[i]; }, b, out_row, wscale, y, ldy, M, pre);
 }

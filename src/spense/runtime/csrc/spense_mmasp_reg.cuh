@@ -5,6 +5,7 @@
 // K steps per round and warp that the extension builds, bf16 and FP8 alike (FP8 took 8 before the x
 // ring, at 125 registers; with the ring, 4 take 82 and bf16 99: -Xptxas -v, NT = 1, no spills)
 constexpr int REG_U = 4;
+constexpr int REG_DET_W = 8;  // the most warps of the DET instantiation (its shared memory: one slice each)
 
 // XM: x read through its fragments (xf, X_FRAGS) or straight (X_DIRECT): one instantiation each.
 // U: K steps in flight per warp and round (the extension builds REG_U); a larger U
@@ -29,7 +30,13 @@ constexpr int REG_U = 4;
 // of steps, warps [0, WS) walk the sparse steps and warps [WS, W) the dense ones, WS chosen for the
 // fewest rounds of the slower kind, where that beats every warp walking both kinds one after the other
 // (at 25 % dense: o and down at 8 warps, 3 -> 2 and 7 -> 6 rounds per warp; no change at 4 warps).
-template <int RT, int NT, bool FP8, int U, int XM, bool PF = false, int MINB = 0, int XD = 2, bool ROLES = false>
+// DET (harness only, "reg_xf_det"; written after e2e v13, not measured; at most REG_DET_W warps): the
+// warps' partial sums meet without atomics: each warp stores its own slice, one barrier, then every
+// output is the sum over the warps in order, so the result is the same from run to run (the default
+// adds them with shared-memory float atomics, a compare-and-swap loop each on sm_90, in the order the
+// warps arrive), and the buffer needs no zeroing nor the barrier after it.
+template <int RT, int NT, bool FP8, int U, int XM, bool PF = false, int MINB = 0, int XD = 2, bool ROLES = false,
+          bool DET = false>
 __global__ void __launch_bounds__(MINB > 1 ? 128 : ((U > (FP8 && XD == 0 ? 8 : REG_U) || PF) ? 256 : 512), MINB)
 spense_mmasp_kernel(
     const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
@@ -49,13 +56,17 @@ spense_mmasp_kernel(
   constexpr int DS = XE == 0 ? 0 : XE / NT < 1 ? 1 : XE / NT > U ? U : XE / NT;
   constexpr int XDD = FP8 ? XE / NT : XE / 2 / NT;  // a bf16 dense step's weights: 16 registers, FP8's 8
   constexpr int DD = XE == 0 ? 0 : XDD < 1 ? 1 : XDD > U ? U : XDD;
-  __shared__ float red[ROWS * NT * 8];
+  __shared__ float red[(DET ? REG_DET_W : 1) * ROWS * NT * 8];  // DET: one slice per warp
   const int W = blockDim.x >> 5;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int bi = blockIdx.x;
   const int b = bi < Bd ? Bs + bi : bi - Bd;
 
-  for (int i = threadIdx.x; i < ROWS * NT * 8; i += blockDim.x) red[i] = 0.f;
+  if constexpr (DET) {
+    if (W > REG_DET_W) __trap();
+  } else {
+    for (int i = threadIdx.x; i < ROWS * NT * 8; i += blockDim.x) red[i] = 0.f;
+  }
 
   float acc[RT][NT][4];
   zero_acc<RT, NT>(acc);
@@ -215,9 +226,20 @@ spense_mmasp_kernel(
     }
   }
   if (pdl) pdl_trigger();
-  __syncthreads();
   // ---------------- reduce over warps, write in place ----------------
-  add_partials<RT, NT>(red, acc, lane);
-  __syncthreads();
-  store_rows<RT, NT, FP8>(red, b, out_row, wscale, y, ldy, M, pre);
+  if constexpr (DET) {
+    float* mine = red + warp * ROWS * NT * 8;
+    each_partial<RT, NT>(acc, lane, [&](int i, float v) { mine[i] = v; });
+    __syncthreads();
+    store_rows_of<RT, NT, FP8>([&](int i) {
+      float v = 0.f;
+      for (int w = 0; w < W; ++w) v += red[w * ROWS * NT * 8 + i];
+      return v;
+    }, b, out_row, wscale, y, ldy, M, pre);
+  } else {
+    __syncthreads();
+    add_partials<RT, NT>(red, acc, lane);
+    __syncthreads();
+    store_rows<RT, NT, FP8>(red, b, out_row, wscale, y, ldy, M, pre);
+  }
 }
