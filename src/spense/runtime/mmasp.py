@@ -424,10 +424,10 @@ def xfrag_min_m() -> int:
 @functools.lru_cache(maxsize=None)
 def xfrag_plan_min_m() -> int:
     """Smallest planned M for which :meth:`SpenseLinear.plan` has ``forward`` build x's fragments (for
-    that M's whole bucket): ``SPENSE_MMASP_XFRAG_PLAN_MIN_M`` (read once; default 1 = every planned M).  At 2 a decode step at
-    M = 1 runs the register kernel on x itself, whose x ring covers x direct at NT = 1 since e2e v13,
-    and loses the fragment builders (107 small kernels, 0.12 ms, in the 8B step of e2e v12): run
-    ``benchmarks/run_e2e.sh``'s stage ``spense_xd1`` to measure it."""
+    that M's whole bucket): ``SPENSE_MMASP_XFRAG_PLAN_MIN_M`` (read once; default 1 = every planned M).
+    At 2 a decode step at M = 1 runs the register kernel on x itself, whose x ring covers x direct at
+    NT = 1 since e2e v13, and loses the fragment builders (107 small kernels, 0.12 ms, in the 8B step
+    of e2e v12): run ``benchmarks/run_e2e.sh``'s stage ``spense_xd1`` to measure it."""
     return _env_int("SPENSE_MMASP_XFRAG_PLAN_MIN_M", 1, 1, 65)
 
 
