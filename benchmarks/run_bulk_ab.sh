@@ -7,8 +7,10 @@
 # 3. compute-sanitizer memcheck on two small runs (if the runtime allows it);
 # 4. timing on the Qwen3-8B / 32B linear shapes at 25 % dense (cols), M = 1, 8 and 16, four configs
 #    (each line: the register kernel with x read directly and through x_fragments, the bulk kernel, the
-#    register kernel with twice the steps in flight, reg_xf_u2, software-pipelined, reg_xf_pf, and the
-#    shared-x kernel, xs, whose CTAs hold `warps` row tiles); then
+#    register kernel with twice the steps in flight, reg_xf_u2, software-pipelined, reg_xf_pf, the
+#    shared-x kernel, xs, whose CTAs hold `warps` row tiles, and since e2e v13 the kernel before its x
+#    ring, reg_xf_x0, a deeper ring, reg_xf_x4, warps split by kind of step, reg_xf_roles, and the
+#    warps' sums in order, reg_xf_det: benchmarks/mmasp_bulk_check.cu); then
 #    the first config again with programmatic dependent launch (pdl=1);
 # 5. with PYTEST=1, the GPU tests of the kernels, the runtime, the engine, the decode attention and the
 #    prefill unpack (-m gpu).
