@@ -379,17 +379,10 @@ def _meta(args) -> dict:
     import torch
 
     import spense
+    from spense.provenance import current_commit, source_digest
 
-    def _git() -> str:
-        if os.environ.get("SPENSE_COMMIT"):  # the device's copy of the tree has no usable git HEAD
-            return os.environ["SPENSE_COMMIT"]
-        try:
-            return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                  cwd=Path(__file__).parent).stdout.strip() or "unknown"
-        except OSError:
-            return "unknown"
-
-    return {"model": args.model, "date": time.strftime("%Y-%m-%d"), "commit": _git(),
+    return {"model": args.model, "date": time.strftime("%Y-%m-%d"), "commit": current_commit(short=False),
+            "src_digest": source_digest(),
             # --report-only away from the GPU that measured the rows: SPENSE_DEVICE_NAME names it
             "device_name": os.environ.get("SPENSE_DEVICE_NAME") or (
                 torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"),

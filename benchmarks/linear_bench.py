@@ -15,7 +15,6 @@ import datetime
 import json
 import math
 import os
-import subprocess
 import sys
 import time
 
@@ -24,6 +23,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 from spense.format import SpenseLayout, dense_count, pack, unpack  # noqa: E402
+from spense.provenance import current_commit, source_digest  # noqa: E402
 from spense.runtime.linear import SpenseLinear  # noqa: E402
 from spense.runtime.mmasp import gathered_fragments  # noqa: E402
 from spense.runtime.shapes import bucket as _bucket  # noqa: E402
@@ -160,13 +160,7 @@ def main():
     FP8_EXTRA[0] = a.fp8_extra
     os.makedirs(a.out, exist_ok=True)
     dev = torch.cuda.get_device_name()
-    commit = os.environ.get("SPENSE_COMMIT")
-    if not commit:
-        try:
-            commit = subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], text=True,
-                                             stderr=subprocess.DEVNULL).strip()
-        except Exception:
-            commit = "unknown"
+    commit = current_commit()
     date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     cmd = " ".join(sys.argv)
     gen = torch.Generator().manual_seed(0)
@@ -348,11 +342,11 @@ def save(a, rows, checks, dev, bw, commit, date, cmd):
     if fp8_table:
         major, minor = torch.cuda.get_device_capability()
         with open(os.path.join(a.out, f"fp8_dense_table{tag}.json"), "w") as f:
-            json.dump({"device": dev, "cc": f"{major}.{minor}", "commit": commit, "date": date, "command": cmd,
-                       "cells": fp8_table}, f, indent=0)
+            json.dump({"device": dev, "cc": f"{major}.{minor}", "commit": commit, "src_digest": source_digest(),
+                       "date": date, "command": cmd, "cells": fp8_table}, f, indent=0)
     with open(os.path.join(a.out, f"linear_bench{tag}_checks.json"), "w") as f:
-        json.dump({"device": dev, "copy_gbps": bw, "commit": commit, "date": date, "command": cmd,
-                   "checks": checks}, f, indent=0)
+        json.dump({"device": dev, "copy_gbps": bw, "commit": commit, "src_digest": source_digest(), "date": date,
+                   "command": cmd, "checks": checks}, f, indent=0)
     if rows:
         write_md(rows, bw, dev, os.path.join(a.out, f"linear_bench{tag}.md"), commit, date, cmd)
         try:

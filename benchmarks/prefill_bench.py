@@ -39,6 +39,7 @@ from spense.runtime.fp8 import Fp8Linear, quantize_weight  # noqa: E402
 from spense.runtime.linear import SpenseLinear  # noqa: E402
 from spense.runtime.mmasp import unpack_kernel_layout  # noqa: E402
 from spense.runtime.unpack import unpack_kernel_layout_triton, unpack_weight_e4m3  # noqa: E402
+from spense.provenance import source_digest  # noqa: E402
 
 
 def layout_bytes(kw) -> int:
@@ -118,6 +119,7 @@ def main():
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     meta = {"device": torch.cuda.get_device_name(), "commit": os.environ.get("SPENSE_COMMIT", "unknown"),
+            "src_digest": source_digest(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "cmd": " ".join(sys.argv), "copy_gbps": copy_bandwidth()}
     gen = torch.Generator().manual_seed(0)

@@ -87,6 +87,7 @@ def main(argv=None) -> int:
     from spense.hf import resolve_device
     from spense.methods import PruneConfig
     from spense.pipeline import prune_loaded
+    from spense.provenance import source_digest
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shape", default="qwen3-8b")
@@ -131,7 +132,7 @@ def main(argv=None) -> int:
         "peak_cpu_rss_bytes": max(rss.peak, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024),
         "block_bytes": sum(p.numel() * p.element_size() for p in model.model.layers[0].parameters()),
         "activation_bytes": a.nsamples * a.seqlen * cfg.hidden_size * torch.finfo(cdtype).bits // 8,
-        "torch": torch.__version__, "commit": os.environ.get("SPENSE_COMMIT", "unknown"),
+        "torch": torch.__version__, "commit": os.environ.get("SPENSE_COMMIT", "unknown"), "src_digest": source_digest(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     print(json.dumps(row), flush=True)

@@ -48,3 +48,18 @@ def test_commit_digest_matches_the_files_and_is_found(capsys):
     assert commits_with(d, limit=3)[0] == head
     assert main([d]) == 0 and head in capsys.readouterr().out
     assert main(["000000000000"]) == 1
+
+
+def test_current_commit_prefers_the_variable(monkeypatch):
+    """``SPENSE_COMMIT`` names the commit when set (a device's git metadata may be stale); else git's HEAD,
+    short or whole, or ``"unknown"`` without git."""
+    from spense.provenance import current_commit
+
+    monkeypatch.setenv("SPENSE_COMMIT", "abc1234")
+    assert current_commit() == current_commit(short=False) == "abc1234"
+    monkeypatch.delenv("SPENSE_COMMIT")
+    short, full = current_commit(), current_commit(short=False)
+    if shutil.which("git") is None or short == "unknown":
+        assert short == full == "unknown"
+    else:
+        assert len(short) >= 7 and full.startswith(short) and len(full) == 40

@@ -14,6 +14,7 @@ DIGEST`` walks the git history (newest first) and prints the commits whose ``src
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,18 @@ def source_digest(root: Path | None = None) -> str:
     rels = (p.relative_to(root) for p in root.rglob("*") if p.is_file())
     return tree_digest((r.as_posix(), (root / r).read_bytes()) for r in rels  # no caches: __pycache__, .ruff_cache
                        if "__pycache__" not in r.parts and not any(x.startswith(".") for x in r.parts))
+
+
+def current_commit(short: bool = True) -> str:
+    """The commit a result names: ``SPENSE_COMMIT`` if set (a device's copy of the tree may carry stale
+    git metadata), else this checkout's HEAD (``short``: 7 digits), else ``"unknown"``."""
+    if os.environ.get("SPENSE_COMMIT"):
+        return os.environ["SPENSE_COMMIT"]
+    try:
+        args = ["rev-parse", "--short", "HEAD"] if short else ["rev-parse", "HEAD"]
+        return _git(SRC.parent.parent, *args).decode().strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
 def _git(repo: Path, *args: str, data: bytes | None = None) -> bytes:

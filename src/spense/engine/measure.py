@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as _dt
 import gc
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import torch
 from spense.engine.generate import Engine
 from spense.engine.load import load
 from spense.engine.sparsify import block_linears, sparsify, whole_layer_names
-from spense.provenance import source_digest
+from spense.provenance import current_commit, source_digest
 
 
 def copy_bandwidth(device: torch.device, nbytes: int = 1 << 30, reps: int = 20, detail: dict | None = None
@@ -130,15 +129,8 @@ def weight_bytes(model) -> tuple[int, int, int]:
 
 
 def env_info(device: torch.device) -> dict:
-    commit = os.environ.get("SPENSE_COMMIT")
-    if not commit:
-        try:
-            commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
-                                    capture_output=True, text=True, timeout=10).stdout.strip() or "unknown"
-        except Exception:
-            commit = "unknown"
     return {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-            "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit,
+            "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": current_commit(),
             "src_digest": source_digest(), "torch": torch.__version__}
 
 
