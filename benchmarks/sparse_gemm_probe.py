@@ -92,8 +92,12 @@ def cell(sname, N, K, ms, gen, min_bytes, fp8):
         timed(res, "cslt", [lambda p=p: torch._cslt_sparse_mm(p, xT) for p in pk])
         timed(res, "cslt_tuned", [lambda p=p: torch._cslt_sparse_mm(p, xT, alg_id=alg) for p in pk])
         if cw is not None:
-            err["cutlass"] = rel_err(F.linear(x, cw[0]), ref)
-            timed(res, "cutlass", [lambda c=c: F.linear(x, c) for c in cw])
+            try:  # torch's CUTLASS 2:4 kernels are built for sm_8x only
+                err["cutlass"] = rel_err(F.linear(x, cw[0]), ref)
+                timed(res, "cutlass", [lambda c=c: F.linear(x, c) for c in cw])
+            except RuntimeError as e:
+                print(f"  cutlass failed: {str(e)[:120]}", flush=True)
+                cw = None
         timed(res, "hybrid", [lambda p=p, d=d: torch.addmm(
             torch._cslt_sparse_mm(p, x.index_select(1, sidx).t(), alg_id=algh), d, x.index_select(1, didx).t()).t()
             for p, d in zip(hs, hd)])
