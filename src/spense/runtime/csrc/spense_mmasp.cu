@@ -39,19 +39,29 @@
   else { LAUNCH_X(RT_, NT_, F_, X_DIRECT); }
 
 #define LAUNCH_X(RT_, NT_, F_, XM_)                                                                 \
-  launch_reg<RT_, NT_, F_, XM_>(grid, threads, stream, pdl, pf, (const uint4*)sv.data_ptr(),         \
+  launch_reg<RT_, NT_, F_, XM_>(grid, threads, stream, pdl, pf, det, (const uint4*)sv.data_ptr(),    \
       (const uint32_t*)sm.data_ptr(), (const uint4*)dv.data_ptr(), (const __nv_bfloat16*)x.data_ptr(), \
       XF, (int)x.stride(0), M, (int)x.size(1), sblk.data_ptr<int>(), dblk.data_ptr<int>(),           \
       out_row.data_ptr<int>(), wscale.data_ptr<float>(), (__nv_bfloat16*)y.data_ptr(),              \
       (int)y.stride(0), (int)Bs, (int)Bd, (int)Ss, (int)SdA, (int)SdB, (int)pdl)
 
-// the register kernel; pf (RT = 1 only): its software-pipelined instantiation (spense_mmasp_reg.cuh: PF)
+// the register kernel; pf (RT = 1 only): its software-pipelined instantiation (spense_mmasp_reg.cuh: PF);
+// det (NT <= REG_DET_NT, at most REG_DET_W warps, not pf): the warps' sums met in order (spense_mmasp_reg.cuh:
+// DET), the default there
+constexpr int REG_DET_NT = 2;
 template <int RT, int NT, bool F, int XM, typename... Args>
-static void launch_reg(dim3 grid, dim3 threads, cudaStream_t stream, bool pdl, bool pf, Args... args) {
+static void launch_reg(dim3 grid, dim3 threads, cudaStream_t stream, bool pdl, bool pf, bool det, Args... args) {
   if constexpr (RT == 1) {
     if (pf) {
       C10_CUDA_CHECK(launch_maybe_pdl(spense_mmasp_kernel<RT, NT, F, REG_U, XM, true>, grid, threads, stream,
                                       pdl, args...));
+      return;
+    }
+  }
+  if constexpr (NT <= REG_DET_NT) {
+    if (det) {
+      C10_CUDA_CHECK(launch_maybe_pdl(spense_mmasp_kernel<RT, NT, F, REG_U, XM, false, 0, 2, false, true>, grid,
+                                      threads, stream, pdl, args...));
       return;
     }
   }
@@ -108,6 +118,15 @@ static bool pdl_enabled() {
 // (other configs keep the plain kernel)
 static bool pf_enabled() {
   static const bool on = env_on("SPENSE_MMASP_PF");
+  return on;
+}
+
+// SPENSE_MMASP_DET=0 (read once): the register kernel's warps add their sums with shared-memory atomics
+// (the kernel of e2e v13) instead of in order; the in-order sum (DET) is the default where it is built
+// (M <= 16, at most 8 warps): run to run identical, and at 0.84-1.01x the atomics' time on the H200 harness
+// (benchmarks/results/mmasp_bulk_2026-12-01/det_0c0db23)
+static bool det_enabled() {
+  static const bool on = [] { const char* e = getenv("SPENSE_MMASP_DET"); return e == nullptr || e[0] != '0'; }();
   return on;
 }
 
@@ -200,6 +219,7 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
   auto stream = at::cuda::getCurrentCUDAStream();
   const bool pdl = stages == 0 && pdl_enabled();
   const bool pf = stages == 0 && RT == 1 && warps <= 8 && pf_enabled();  // its bound: 256 threads
+  const bool det = stages == 0 && !pf && warps <= REG_DET_W && det_enabled();
   // the shared-x kernel: whole where its CTAs (`warps` row tiles each, 4 where 8 would give fewer than
   // two CTAs per SM) still fill the GPU, at least 1056 row tiles (2 CTAs of 4 warps on each of 132 SMs;
   // SPENSE_MMASP_XS_MIN_TILES); with fewer it would hold too few weight bytes in flight, so K is split

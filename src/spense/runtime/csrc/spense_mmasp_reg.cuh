@@ -30,7 +30,8 @@ constexpr int REG_DET_W = 8;  // the most warps of the DET instantiation (its sh
 // of steps, warps [0, WS) walk the sparse steps and warps [WS, W) the dense ones, WS chosen for the
 // fewest rounds of the slower kind, where that beats every warp walking both kinds one after the other
 // (at 25 % dense: o and down at 8 warps, 3 -> 2 and 7 -> 6 rounds per warp; no change at 4 warps).
-// DET (harness only, "reg_xf_det"; written after e2e v13, not measured; at most REG_DET_W warps): the
+// DET (the extension's default at M <= 16 and at most REG_DET_W warps, spense_mmasp.cu: launch_reg;
+// "reg_xf_det" in the harness, at 0.84-1.01x the time of the atomics at M = 1 and 8): the
 // warps' partial sums meet without atomics: each warp stores its own slice, one barrier, then every
 // output is the sum over the warps in order, so the result is the same from run to run (the default
 // adds them with shared-memory float atomics, a compare-and-swap loop each on sm_90, in the order the
