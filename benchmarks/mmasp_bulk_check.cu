@@ -20,7 +20,9 @@
 // SM ("reg_xf_occ"); then the register kernel before its x ring ("reg_xf_x0": x loaded inside each
 // step's MMAs, FP8 at 8 steps per round), with a deeper ring ("reg_xf_x4": XD = 4), and with the
 // warps split by kind of step ("reg_xf_roles", spense_mmasp_reg.cuh: ROLES), and with the warps' sums
-// met in warp order without atomics ("reg_xf_det": DET; two calls must give the same bits).  (A column
+// met in warp order without atomics ("reg_xf_det": DET; two calls must give the same bits), and last the
+// same reading x_perm, x with each 32-column chunk in fragment order, instead of xf ("reg_xp": X_PERM,
+// K a multiple of 64; DET where it runs, else the atomics; spense.runtime.mmasp.x_perm).  (A column
 // "reg_xq", x read by quads of lanes, ran on 2026-12-01 at 1.6-2.5x the time of reg_xf and was removed
 // with it: benchmarks/results/mmasp_bulk_2026-12-01.)
 #include <cuda_runtime.h>
@@ -88,7 +90,15 @@ void run(const Args& a, std::mt19937& rng) {
       if (tok < a.M && k < kx) hxf[(((size_t)c * NT + n) * 32 + l) * 8 + 2 * i + e] = hx[(size_t)tok * kx + k];
     }
 
-  uint4 *sv, *dv, *xf; uint32_t* sm; __nv_bfloat16 *x, *y0, *y1, *y2; int *d_sblk, *d_dblk, *d_orow; float* ws;
+  // x_perm[tok][32c + 8t + 2i + e] = x[tok][32c + 8i + 2t + e] (X_PERM; K a multiple of 64)
+  const bool with_xp = kx % 64 == 0;
+  std::vector<uint16_t> hxp(hx.size(), 0);
+  if (with_xp)
+    for (int tok = 0; tok < a.M; ++tok) for (int c = 0; c < kx / 32; ++c)
+      for (int t = 0; t < 4; ++t) for (int i = 0; i < 4; ++i) for (int e = 0; e < 2; ++e)
+        hxp[(size_t)tok * kx + 32 * c + 8 * t + 2 * i + e] = hx[(size_t)tok * kx + 32 * c + 8 * i + 2 * t + e];
+
+  uint4 *sv, *dv, *xf; uint32_t* sm; __nv_bfloat16 *x, *xp, *y0, *y1, *y2; int *d_sblk, *d_dblk, *d_orow; float* ws;
   CK(cudaMalloc(&sv, nsv * 16 * copies + 16)); CK(cudaMalloc(&dv, ndv * 16 * copies + 16));
   CK(cudaMalloc(&sm, nsm * 4 * copies + 16));
   for (int c = 0; c < copies; ++c) {
@@ -97,6 +107,7 @@ void run(const Args& a, std::mt19937& rng) {
     CK(cudaMemcpy(sm + nsm * c, hm.data(), nsm * 4, cudaMemcpyHostToDevice));
   }
   CK(cudaMalloc(&x, hx.size() * 2)); CK(cudaMemcpy(x, hx.data(), hx.size() * 2, cudaMemcpyHostToDevice));
+  CK(cudaMalloc(&xp, hxp.size() * 2)); CK(cudaMemcpy(xp, hxp.data(), hxp.size() * 2, cudaMemcpyHostToDevice));
   CK(cudaMalloc(&xf, hxf.size() * 2)); CK(cudaMemcpy(xf, hxf.data(), hxf.size() * 2, cudaMemcpyHostToDevice));
   CK(cudaMalloc(&y0, (size_t)a.M * a.N * 2)); CK(cudaMalloc(&y1, (size_t)a.M * a.N * 2));
   CK(cudaMalloc(&y2, (size_t)a.M * a.N * 2));
@@ -111,9 +122,10 @@ void run(const Args& a, std::mt19937& rng) {
   // start its weight stream while the one before it finishes)
   const dim3 block(32 * a.warps);
   // one launch of a register-kernel instantiation on weight copy c (x through xfp if not null)
-  auto launch = [&](auto kernel, int c, __nv_bfloat16* y, const uint4* xfp) {
-    CK(launch_maybe_pdl(kernel, grid, block, 0, a.pdl != 0, sv + nsv * c, sm + nsm * c, dv + ndv * c, x, xfp, kx,
-                        a.M, kx, d_sblk, d_dblk, d_orow, ws, y, a.N, Bs, Bd, Ss, SdA, SdB, a.pdl));
+  auto launch = [&](auto kernel, int c, __nv_bfloat16* y, const uint4* xfp, const __nv_bfloat16* xx = nullptr) {
+    CK(launch_maybe_pdl(kernel, grid, block, 0, a.pdl != 0, sv + nsv * c, sm + nsm * c, dv + ndv * c,
+                        xx != nullptr ? xx : x, xfp, kx, a.M, kx, d_sblk, d_dblk, d_orow, ws, y, a.N, Bs, Bd, Ss,
+                        SdA, SdB, a.pdl));
   };
   constexpr int UD = REG_U;  // the steps per round that the extension builds
   auto reg_x = [&](int c, __nv_bfloat16* y, const uint4* xfp) {
@@ -136,6 +148,16 @@ void run(const Args& a, std::mt19937& rng) {
   // the warps' sums met without atomics, in warp order (DET: RT = 1, at most 8 warps), x fragments
   auto reg_xf_det = [&](int c, __nv_bfloat16* y) {
     if constexpr (RT == 1) launch(spense_mmasp_kernel<RT, NT, FP8, UD, X_FRAGS, false, 0, 2, false, true>, c, y, xf);
+  };
+  // x_perm instead of xf (X_PERM), with DET where it runs
+  auto reg_xp = [&](int c, __nv_bfloat16* y) {
+    if constexpr (RT == 1) {
+      if (a.warps <= REG_DET_W) {
+        launch(spense_mmasp_kernel<RT, NT, FP8, UD, X_PERM, false, 0, 2, false, true>, c, y, nullptr, xp);
+        return;
+      }
+    }
+    launch(spense_mmasp_kernel<RT, NT, FP8, UD, X_PERM>, c, y, nullptr, xp);
   };
   // twice the steps in flight per warp (U = 8), x fragments
   auto reg_xf2 = [&](int c, __nv_bfloat16* y) { launch(spense_mmasp_kernel<RT, NT, FP8, 2 * UD, X_FRAGS>, c, y, xf); };
@@ -205,8 +227,12 @@ void run(const Args& a, std::mt19937& rng) {
   output_of(with_det, reg_xf_det, h12);
   output_of(with_det, reg_xf_det, h13);  // again: the same bits
   if (h12 != h13) { fprintf(stderr, "MISMATCH: reg_xf_det differs between two calls\n"); exit(2); }
+  std::vector<uint16_t> h14(h0.size());
+  output_of(with_xp, reg_xp, h14);
+  // where both run DET they read the same 16 bytes per lane and step: the same bits
+  if (with_xp && with_det && h14 != h12) { fprintf(stderr, "MISMATCH: reg_xp differs from reg_xf_det\n"); exit(2); }
   double num = 0, num2 = 0, num3 = 0, num4 = 0, num5 = 0, num6 = 0, num8 = 0, num9 = 0, num10 = 0, num11 = 0,
-         num12 = 0;
+         num12 = 0, num14 = 0;
   double den = 0;
   int bad = 0;
   for (size_t i = 0; i < h0.size(); ++i) {
@@ -219,12 +245,15 @@ void run(const Args& a, std::mt19937& rng) {
     if (!std::isfinite(x0) || !std::isfinite(x4) || !std::isfinite(ro) || !std::isfinite(de)) ++bad;
     num9 += (u - x0) * (u - x0); num10 += (u - x4) * (u - x4); num11 += (u - ro) * (u - ro);
     num12 += (u - de) * (u - de);
+    const double xq = bf2f(h14[i]);
+    if (!std::isfinite(xq)) ++bad;
+    num14 += (u - xq) * (u - xq);
     num += (u - v) * (u - v); num2 += (u - w) * (u - w); num3 += (u - z) * (u - z); num4 += (u - q) * (u - q);
     num5 += (u - p) * (u - p); num6 += (u - o) * (u - o);
     den += u * u;
   }
   double rel = 0;
-  for (double n : {num, num2, num3, num4, num5, num6, num8, num9, num10, num11, num12}) rel = std::max(rel, std::sqrt(n / std::max(den, 1e-30)));
+  for (double n : {num, num2, num3, num4, num5, num6, num8, num9, num10, num11, num12, num14}) rel = std::max(rel, std::sqrt(n / std::max(den, 1e-30)));
   cudaEvent_t e0, e1; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
   auto timeit = [&](auto&& f) {
     for (int i = 0; i < 3; ++i) f(i % copies, y0);
@@ -239,7 +268,8 @@ void run(const Args& a, std::mt19937& rng) {
               t_regxf2 = small ? timeit(reg_xf2) : -1.f, t_pf = small ? timeit(reg_xf_pf) : -1.f,
               t_xs = with_xs ? timeit(xs) : -1.f, t_xs_sk = with_xs ? timeit(xs_sk) : -1.f,
               t_occ = with_occ ? timeit(reg_xf_occ) : -1.f, t_x0 = timeit(reg_xf_x0), t_x4 = timeit(reg_xf_x4),
-              t_roles = timeit(reg_xf_roles), t_det = with_det ? timeit(reg_xf_det) : -1.f;
+              t_roles = timeit(reg_xf_roles), t_det = with_det ? timeit(reg_xf_det) : -1.f,
+              t_xp = with_xp ? timeit(reg_xp) : -1.f;
   // copy bandwidth (read + write) of 1 GiB, same run
   void *c0, *c1; const size_t cb = 1ull << 30; CK(cudaMalloc(&c0, cb)); CK(cudaMalloc(&c1, cb));
   CK(cudaMemcpy(c1, c0, cb, cudaMemcpyDeviceToDevice));
@@ -251,14 +281,14 @@ void run(const Args& a, std::mt19937& rng) {
          "copy %.0f GB/s | weights %.1f MB x%d | reg_xf_u2 %.2f us %.0f GB/s | reg_xf_pf %.2f us %.0f GB/s | "
          "xs %.2f us %.0f GB/s | xs_sk%d %.2f us %.0f GB/s | reg_xf_occ %.2f us %.0f GB/s | "
          "reg_xf_x0 %.2f us %.0f GB/s | reg_xf_x4 %.2f us %.0f GB/s | reg_xf_roles %.2f us %.0f GB/s | "
-         "reg_xf_det %.2f us %.0f GB/s\n",
+         "reg_xf_det %.2f us %.0f GB/s | reg_xp %.2f us %.0f GB/s\n",
          a.N, a.K, a.dfrac, a.axis, a.fp8, a.M, RT, a.warps, a.stages, a.xfrag, a.pdl, rel, bad, t_reg,
          wbytes / (t_reg * 1e3), t_regxf, wbytes / (t_regxf * 1e3), t_bulk, wbytes / (t_bulk * 1e3),
          t_reg / t_bulk, copy_gbs, wbytes / 1e6, copies, t_regxf2, wbytes / (t_regxf2 * 1e3), t_pf,
          wbytes / (t_pf * 1e3), t_xs, wbytes / (t_xs * 1e3), xs_ks, t_xs_sk, wbytes / (t_xs_sk * 1e3), t_occ,
          wbytes / (t_occ * 1e3), t_x0, wbytes / (t_x0 * 1e3), t_x4, wbytes / (t_x4 * 1e3), t_roles,
-         wbytes / (t_roles * 1e3), t_det, wbytes / (t_det * 1e3));
-  cudaFree(sv); cudaFree(dv); cudaFree(sm); cudaFree(x); cudaFree(xf); cudaFree(y0); cudaFree(y1); cudaFree(y2);
+         wbytes / (t_roles * 1e3), t_det, wbytes / (t_det * 1e3), t_xp, wbytes / (t_xp * 1e3));
+  cudaFree(sv); cudaFree(dv); cudaFree(sm); cudaFree(x); cudaFree(xp); cudaFree(xf); cudaFree(y0); cudaFree(y1); cudaFree(y2);
   cudaFree(d_sblk);
   cudaFree(d_dblk); cudaFree(d_orow); cudaFree(ws); cudaFree(c0); cudaFree(c1); cudaFree(wsk);
   // (not asked to be bit-equal: the warps of a CTA meet through shared-memory float atomics, in an order

@@ -77,6 +77,28 @@ def test_xfrag_plan_min_m_switch(monkeypatch, value, expect):
         xfrag_plan_min_m.cache_clear()
 
 
+def test_x_perm_equation_inverse_and_fragments():
+    """x_perm[m, 32c + 8t + 2i + e] = x[m, 32c + 8i + 2t + e]; it is its own inverse; and the 16 bytes of
+    lane (g, t) at column 32c + 8t of token g are that lane's fragment in x_fragments (M <= 8)."""
+    from spense.errors import InputError
+    from spense.runtime.mmasp import x_fragments, x_perm
+
+    M, K = 5, 128
+    x = torch.randn(M, K).to(torch.bfloat16)
+    xp = x_perm(x)
+    assert xp.shape == x.shape
+    for c, t, i, e in ((0, 0, 0, 0), (1, 3, 2, 1), (3, 1, 3, 0), (2, 2, 1, 1)):
+        assert torch.equal(xp[:, 32 * c + 8 * t + 2 * i + e], x[:, 32 * c + 8 * i + 2 * t + e])
+    assert torch.equal(x_perm(xp), x)
+    xf = x_fragments(x)  # (K/32, NT = 1, 8 tokens g, 4 t, 4 i, 2 e)
+    for g in range(M):
+        for c in range(K // 32):
+            for t in range(4):
+                assert torch.equal(xp[g, 32 * c + 8 * t: 32 * c + 8 * t + 8], xf[c, 0, g, t].reshape(8))
+    with pytest.raises(InputError):
+        x_perm(torch.zeros(2, 96))
+
+
 def test_mmasp_block_tables():
     """axis=cols layouts made of whole aligned 64-column blocks need no gather of x."""
     from spense.runtime.mmasp import block_steps, to_kernel_layout
@@ -161,6 +183,46 @@ def test_gpu_mmasp_block_tables_and_fp8(N, K):
                 ref = x.double() @ wref.T
                 e = ((y.double() - ref).norm() / ref.norm()).item()
                 assert e <= 1e-2, (fp8, kind, ratio, M, e)
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("fp8", [False, True])
+def test_gpu_mmasp_x_perm_same_bits_as_fragments(fp8):
+    """The register kernel reading x_perm (X_PERM) gives the same bits as reading x_fragments (both
+    with the warps' sums in order, M <= 8), on column-block and row layouts; the op passes opcheck;
+    RT = 2 or M > 8 with x_perm is refused."""
+    from spense.errors import InputError
+    from spense.runtime.mmasp import mmasp_forward, mmasp_op, to_kernel_layout, x_perm
+
+    gen = torch.Generator().manual_seed(11)
+    N, K = 512, 2048
+    for lay in (_block_layout(N, K, 0.25, gen, "cpu"), SpenseLayout((N, K), "rows", torch.arange(0, N, 4), block=16)):
+        w = torch.randn(N, K, generator=gen)
+        s, d = lay.split(w)
+        g = s.reshape(s.shape[0], -1, 4)
+        s = (g * (torch.rand(g.shape, generator=gen).argsort(-1).argsort(-1) < 2)).reshape(s.shape)
+        p = pack(lay.merge(s, d).to(torch.bfloat16), lay, fp8=fp8)
+        kw = to_kernel_layout(p, "cuda")
+        assert kw.xperm is None
+        wref = unpack(p, dtype=torch.float32).double().cuda()
+        for M in (1, 5, 8):
+            x = torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16)
+            for warps in (4, 8):
+                yf = mmasp_forward(kw, x, RT=1, warps=warps, stages=0, xfrag=True)
+                yp = mmasp_forward(kw, x_perm(x), RT=1, warps=warps, stages=0, xperm=True)
+                assert torch.equal(yf, yp), (lay.axis, M, warps)
+            ref = x.double() @ wref.T
+            assert ((yp.double() - ref).norm() / ref.norm()).item() <= 1e-2
+        x = torch.randn(3, K, device="cuda").to(torch.bfloat16)
+        torch.library.opcheck(mmasp_op, (kw.sv, kw.sm, kw.dv, x_perm(x), kw.sblk, kw.dblk, kw.out_row, kw.wscale,
+                                         kw.n_out, kw.rows_sparse // 16, kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB,
+                                         1, 4, kw.fp8, 0, x.new_empty(0), True))
+        with pytest.raises(InputError):
+            mmasp_forward(kw, x_perm(x), RT=2, warps=4, stages=0, xperm=True)
+        with pytest.raises(InputError):
+            mmasp_forward(kw, x_perm(torch.zeros(9, K, device="cuda", dtype=torch.bfloat16)), RT=1, warps=4,
+                          stages=0, xperm=True)
 
 
 @pytest.mark.gpu

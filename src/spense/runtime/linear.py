@@ -45,7 +45,7 @@ from torch import nn
 
 from spense.errors import DeviceError, FormatError, InputError
 from spense.format import PackedSpense, SpenseLayout, pack, unpack
-from spense.runtime.mmasp import gathered_fragments, xfrag_plan_min_m
+from spense.runtime.mmasp import gathered_fragments, x_perm, x_perm_wanted, xfrag_plan_min_m
 from spense.runtime.shapes import bucket as _bucket
 
 BACKENDS = ("reference", "cusparselt", "triton", "mmasp", "auto")
@@ -127,6 +127,7 @@ class SpenseLinear(nn.Module):
         self._fused = False  # a member of a fused projection (spense.runtime.fuse): it never compacts
         self._members: list = []  # the layers whose rows this one holds (a fused projection)
         self._frag_buckets: set[int] = set()  # M buckets whose x fragments forward() builds (plan())
+        self._perm_buckets: set[int] = set()  # M buckets for which forward() passes x_perm of x (plan())
         self.register_buffer("_xperm", None, persistent=False)  # the kernel's column gather, once planned
         self.handle = next(_HANDLES)
         _LAYERS[self.handle] = self
@@ -335,7 +336,7 @@ class SpenseLinear(nn.Module):
         return y
 
     def forward_mmasp(self, x2: torch.Tensor, out: torch.Tensor | None = None,
-                      xf: torch.Tensor | None = None) -> torch.Tensor:
+                      xf: torch.Tensor | None = None, xperm: bool = False) -> torch.Tensor:
         from spense.runtime.mmasp import mmasp_forward
 
         M = x2.shape[0]
@@ -346,7 +347,7 @@ class SpenseLinear(nn.Module):
         x2 = x2.to(torch.bfloat16).contiguous()
         y = out if out is not None else torch.empty(M, self.out_features, dtype=torch.bfloat16, device=x2.device)
         cfg = self.mmasp_cfg.get(_bucket(M), (None, None))
-        return mmasp_forward(self._kw(), x2, y, *cfg, xf=xf)
+        return mmasp_forward(self._kw(), x2, y, *cfg, xf=xf, xperm=xperm)
 
     # -- dispatch --------------------------------------------------------------------------------
     def _auto_choice(self, M: int) -> str:
@@ -400,6 +401,10 @@ class SpenseLinear(nn.Module):
             backend = "reference"
         if x2.shape[0] == 0:
             return x2.new_zeros(0, self.out_features, dtype=_out_dtype(x2))
+        if _bucket(x2.shape[0]) in self._perm_buckets:  # forward() passed x_perm of x (plan())
+            if backend in ("auto", "mmasp"):
+                return self.forward_mmasp(x2, xperm=True).to(_out_dtype(x2))
+            x2 = x_perm(x2)  # its own inverse
         if backend == "auto":
             backend = self._auto_choice(x2.shape[0])
         return self.run_backend(backend, x2, xf).to(_out_dtype(x2))
@@ -412,7 +417,7 @@ class SpenseLinear(nn.Module):
         and step, which cost more than the faster kernel saves); not below
         :func:`~spense.runtime.mmasp.xfrag_plan_min_m`."""
         dev = self.values.device if self._kernel is None else self._kernel.sv.device
-        self._frag_buckets = set()
+        self._frag_buckets, self._perm_buckets = set(), set()
         if self._fused or dev.type != "cuda" or self.backend not in ("auto", "mmasp"):
             return self  # a fused projection's member never runs: its fused layer is planned
         mm = self._kernel is not None or self.scale is not None or self.values.dtype == torch.bfloat16
@@ -421,9 +426,22 @@ class SpenseLinear(nn.Module):
                 continue
             c = self._auto_choice(M) if self.backend == "auto" else "mmasp"
             if fragments and mm and c == "mmasp" and M >= xfrag_plan_min_m():
-                self._frag_buckets.add(_bucket(M))
-                self._xperm = self._kw().xperm
+                if self._x_perm_fits(M):
+                    self._perm_buckets.add(_bucket(M))
+                else:
+                    self._frag_buckets.add(_bucket(M))
+                    self._xperm = self._kw().xperm
         return self
+
+    def _x_perm_fits(self, M: int) -> bool:
+        """Whether ``forward`` passes :func:`~spense.runtime.mmasp.x_perm` of x at this planned M instead
+        of fragments: ``SPENSE_MMASP_XPERM=1``, M <= 8, no column gather, K a multiple of 64, and the
+        register kernel at one row tile per CTA."""
+        from spense.runtime.mmasp import default_stages
+
+        cfg = self.mmasp_cfg.get(_bucket(M), (1, None))
+        return (x_perm_wanted() and M <= 8 and self._kw().xperm is None and self.in_features % 64 == 0
+                and default_stages() == 0 and cfg[0] in (None, 1))
 
     def _fragments(self, x2: torch.Tensor) -> torch.Tensor:
         """x in the mma.sp kernel's fragment order for a planned M (:meth:`plan`), else empty."""
@@ -436,7 +454,10 @@ class SpenseLinear(nn.Module):
             raise InputError(f"expected input with last dim {self.in_features}, got {tuple(x.shape)}")
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
-        y = torch.ops.spense.linear_apply(x2, self._fragments(x2), self.handle)
+        if _bucket(x2.shape[0]) in self._perm_buckets:  # plain tensor ops: torch.compile fuses them upstream
+            y = torch.ops.spense.linear_apply(x_perm(x2), x2.new_empty(0, dtype=torch.bfloat16), self.handle)
+        else:
+            y = torch.ops.spense.linear_apply(x2, self._fragments(x2), self.handle)
         if self.bias is not None:
             y = y + self.bias.to(y.dtype)
         return y.reshape(*lead, self.out_features)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from spense.errors import DeviceError
+from spense.errors import DeviceError, InputError
 from spense.format import PackedSpense, _decode_meta
 from spense.runtime.shapes import bucket, pad_to
 
@@ -353,42 +353,45 @@ def default_config(kw: KernelWeights, M: int) -> tuple[int, int]:
     return 1, warps
 
 
-def _launch(y, sv, sm, dv, x, sblk, dblk, out_row, wscale, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8, stages, xf):
+def _launch(y, sv, sm, dv, x, sblk, dblk, out_row, wscale, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8, stages, xf,
+            xperm):
     if not x.is_cuda:
         raise DeviceError("the mmasp kernel needs CUDA tensors")
     load_extension().spense_mmasp(sv, sm, dv, x, sblk, dblk, out_row, wscale, y, Bs, Bd, Ss, SdA, SdB, RT,
-                                  warps, fp8, stages, xf)
+                                  warps, fp8, stages, xf, xperm)
 
 
 @torch.library.custom_op("spense::mmasp_out", mutates_args=("y",))
 def mmasp_out(y: torch.Tensor, sv: torch.Tensor, sm: torch.Tensor, dv: torch.Tensor, x: torch.Tensor,
               sblk: torch.Tensor, dblk: torch.Tensor, out_row: torch.Tensor, wscale: torch.Tensor, Bs: int,
               Bd: int, Ss: int, SdA: int, SdB: int, RT: int, warps: int, fp8: bool, stages: int,
-              xf: torch.Tensor) -> None:
+              xf: torch.Tensor, xperm: bool = False) -> None:
     """The mma.sp kernel writing ``y[m, out_row[r]]`` in place (GPU only; see csrc/spense_mmasp.cu).
     ``stages`` 0: the register kernel; > 0: the bulk-copy kernel with that many ring slots (sm_90).
-    ``xf``: :func:`x_fragments` of ``x`` (the kernel reads its B fragments from it), or empty."""
-    _launch(y, sv, sm, dv, x, sblk, dblk, out_row, wscale, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8, stages, xf)
+    ``xf``: :func:`x_fragments` of ``x`` (the kernel reads its B fragments from it), or empty.
+    ``xperm``: ``x`` is :func:`x_perm` of x (the register kernel at RT = 1, M <= 8; ``xf`` empty)."""
+    _launch(y, sv, sm, dv, x, sblk, dblk, out_row, wscale, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8, stages, xf, xperm)
 
 
 @mmasp_out.register_fake
-def _(y, sv, sm, dv, x, sblk, dblk, out_row, wscale, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8, stages, xf):
+def _(y, sv, sm, dv, x, sblk, dblk, out_row, wscale, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8, stages, xf, xperm=False):
     return None
 
 
 @torch.library.custom_op("spense::mmasp", mutates_args=())
 def mmasp_op(sv: torch.Tensor, sm: torch.Tensor, dv: torch.Tensor, x: torch.Tensor, sblk: torch.Tensor,
              dblk: torch.Tensor, out_row: torch.Tensor, wscale: torch.Tensor, N: int, Bs: int, Bd: int, Ss: int,
-             SdA: int, SdB: int, RT: int, warps: int, fp8: bool, stages: int, xf: torch.Tensor) -> torch.Tensor:
+             SdA: int, SdB: int, RT: int, warps: int, fp8: bool, stages: int, xf: torch.Tensor,
+             xperm: bool = False) -> torch.Tensor:
     """``y (M, N)`` bf16 = the mma.sp kernel's output (every output column is written: ``out_row``
     covers ``[0, N)``), functional form for torch.compile (GPU only)."""
     y = torch.empty(x.shape[0], N, dtype=torch.bfloat16, device=x.device)
-    _launch(y, sv, sm, dv, x, sblk, dblk, out_row, wscale, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8, stages, xf)
+    _launch(y, sv, sm, dv, x, sblk, dblk, out_row, wscale, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8, stages, xf, xperm)
     return y
 
 
 @mmasp_op.register_fake
-def _(sv, sm, dv, x, sblk, dblk, out_row, wscale, N, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8, stages, xf):
+def _(sv, sm, dv, x, sblk, dblk, out_row, wscale, N, Bs, Bd, Ss, SdA, SdB, RT, warps, fp8, stages, xf, xperm=False):
     return x.new_empty(x.shape[0], N, dtype=torch.bfloat16)
 
 
@@ -446,6 +449,30 @@ def x_fragments(x2: torch.Tensor) -> torch.Tensor:
     return xp.view(nt, 8, Kp // 32, 4, 4, 2).permute(2, 0, 1, 4, 3, 5).contiguous()
 
 
+@functools.lru_cache(maxsize=None)
+def x_perm_wanted() -> bool:
+    """``SPENSE_MMASP_XPERM=1`` (read once; default off, not yet measured on the device): where
+    :meth:`SpenseLinear.plan` would have ``forward`` build x's fragments at M <= 8, it has it permute x
+    into :func:`x_perm` instead, which keeps x's shape, so that torch.compile can write it from the
+    kernel producing x (the fragments pad the tokens to 8 and took 107 separate kernels, 0.12 ms, of the
+    8B step in e2e v12)."""
+    return os.environ.get("SPENSE_MMASP_XPERM", "0").startswith("1")
+
+
+def x_perm(x2: torch.Tensor) -> torch.Tensor:
+    """``x2`` (``(M, K)``, K a multiple of 64) with each 32-column chunk in the kernels' B-fragment order:
+
+        x_perm[m, 32 c + 8 t + 2 i + e] = x[m, 32 c + 8 i + 2 t + e]     (i, t < 4; e < 2)
+
+    so that lane ``(g, t)`` of the register kernel finds its fragment of chunk ``c`` (the same 16 bytes
+    as in :func:`x_fragments`) contiguous in its token's row.  It swaps ``i`` and ``t``, so it is its own
+    inverse."""
+    M, K = x2.shape
+    if K % 64:
+        raise InputError(f"x_perm needs K a multiple of 64, got {K}")
+    return x2.reshape(M, K // 32, 4, 4, 2).transpose(2, 3).reshape(M, K)
+
+
 def gathered_fragments(x2: torch.Tensor, xperm: torch.Tensor | None) -> torch.Tensor:
     """:func:`x_fragments` of ``x2`` after the kernel layout's column gather ``xperm`` (if any): the
     ``xf`` that :func:`mmasp_forward` takes."""
@@ -454,16 +481,28 @@ def gathered_fragments(x2: torch.Tensor, xperm: torch.Tensor | None) -> torch.Te
 
 def mmasp_forward(kw: KernelWeights, x2: torch.Tensor, out: torch.Tensor | None = None, RT: int | None = None,
                   warps: int | None = None, stages: int | None = None, xfrag: bool | None = None,
-                  xf: torch.Tensor | None = None) -> torch.Tensor:
+                  xf: torch.Tensor | None = None, xperm: bool = False) -> torch.Tensor:
     """``x2 @ W.T`` (bf16 x, M <= 64) through ``spense::mmasp`` (``out`` given: ``spense::mmasp_out``,
     written in place and returned).  ``(RT, warps, stages)``: the kernel config; ``xfrag``: read x
     through :func:`x_fragments` (None: the defaults, :func:`default_stages`, :func:`xfrag_min_m`).
     ``xf``: :func:`x_fragments` of ``x2`` already gathered by ``kw.xperm``, built by the caller (e.g.
-    traced by torch.compile into the kernel that produces x); then ``x2`` only gives M and K."""
+    traced by torch.compile into the kernel that produces x); then ``x2`` only gives M and K.
+    ``xperm``: ``x2`` is :func:`x_perm` of x (M <= 8, a layout without column gather, RT = 1; the
+    register kernel whatever ``stages`` says)."""
     if RT is None or warps is None:
         r, w = default_config(kw, x2.shape[0])
         RT = RT or r
         warps = warps or w
+    if xperm:
+        if kw.xperm is not None or RT != 1 or x2.shape[0] > 8:
+            raise InputError("x_perm input: M <= 8, RT = 1 and a layout without column gather only")
+        Bs, Bd = kw.rows_sparse // 16, kw.rows_dense // 16
+        args = (kw.sv, kw.sm, kw.dv, x2.contiguous(), kw.sblk, kw.dblk, kw.out_row, kw.wscale)
+        rest = (kw.Ss, kw.SdA, kw.SdB, 1, warps, kw.fp8, 0, x2.new_empty(0), True)
+        if out is None:
+            return mmasp_op(*args, kw.n_out, Bs, Bd, *rest)
+        mmasp_out(out, *args, Bs, Bd, *rest)
+        return out
     if stages is None:
         stages = default_stages()
     if stages and torch.cuda.get_device_capability(x2.device)[0] < 9:  # e.g. an H100 config on an A100

@@ -51,7 +51,7 @@
 constexpr int REG_DET_NT = 2;
 template <int RT, int NT, bool F, int XM, typename... Args>
 static void launch_reg(dim3 grid, dim3 threads, cudaStream_t stream, bool pdl, bool pf, bool det, Args... args) {
-  if constexpr (RT == 1) {
+  if constexpr (RT == 1 && XM != X_PERM) {
     if (pf) {
       C10_CUDA_CHECK(launch_maybe_pdl(spense_mmasp_kernel<RT, NT, F, REG_U, XM, true>, grid, threads, stream,
                                       pdl, args...));
@@ -177,7 +177,7 @@ static bool xs_wanted(int M, bool fp8, bool big) {
 void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::Tensor x,
                   torch::Tensor sblk, torch::Tensor dblk, torch::Tensor out_row, torch::Tensor wscale,
                   torch::Tensor y, int64_t Bs, int64_t Bd, int64_t Ss, int64_t SdA, int64_t SdB,
-                  int64_t RT, int64_t warps, bool fp8, int64_t stages, torch::Tensor xf) {
+                  int64_t RT, int64_t warps, bool fp8, int64_t stages, torch::Tensor xf, bool xperm) {
   TORCH_CHECK(x.is_cuda() && x.scalar_type() == at::kBFloat16 && x.stride(1) == 1, "x: bf16 cuda, row-major");
   TORCH_CHECK(x.stride(0) % 2 == 0 && (reinterpret_cast<uintptr_t>(x.data_ptr()) & 3) == 0, "x: 4-byte aligned rows");
   TORCH_CHECK(y.scalar_type() == at::kBFloat16 && y.stride(1) == 1, "y: bf16 row-major");
@@ -220,6 +220,21 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
   const bool pdl = stages == 0 && pdl_enabled();
   const bool pf = stages == 0 && RT == 1 && warps <= 8 && pf_enabled();  // its bound: 256 threads
   const bool det = stages == 0 && !pf && warps <= REG_DET_W && det_enabled();
+  // xperm: x is x_perm (spense_mmasp_common.cuh: X_PERM), read by the register kernel at RT = 1 and M <= 8
+  // (NT = 1, the only instantiation), whatever SPENSE_MMASP_PF / _XS / _STAGES say
+  if (xperm) {
+    TORCH_CHECK(XF == nullptr, "mmasp: with xperm, x itself is in fragment order and xf must be empty");
+    TORCH_CHECK(RT == 1 && M <= 8, "mmasp: xperm is built for RT = 1 and M <= 8, got RT = ", RT, ", M = ", M);
+    TORCH_CHECK(x.size(1) % 64 == 0 && x.stride(0) % 8 == 0 && (reinterpret_cast<uintptr_t>(x.data_ptr()) & 15) == 0,
+                "mmasp: xperm needs x rows of a multiple of 64 columns, 16-byte aligned");
+    const bool det1 = warps <= REG_DET_W && det_enabled(), pf = false;
+    {
+      const bool det = det1;
+      if (fp8) { LAUNCH_X(1, 1, true, X_PERM); } else { LAUNCH_X(1, 1, false, X_PERM); }
+    }
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    return;
+  }
   // the shared-x kernel: whole where its CTAs (`warps` row tiles each, 4 where 8 would give fewer than
   // two CTAs per SM) still fill the GPU, at least 1056 row tiles (2 CTAs of 4 warps on each of 132 SMs;
   // SPENSE_MMASP_XS_MIN_TILES); with fewer it would hold too few weight bytes in flight, so K is split
@@ -245,5 +260,6 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("spense_mmasp", &spense_mmasp,
-        "Spense 2:4+dense decode GEMM (mma.sp; bf16 or e4m3 weights; stages > 0: bulk-copy variant, sm_90)");
+        "Spense 2:4+dense decode GEMM (mma.sp; bf16 or e4m3 weights; stages > 0: bulk-copy variant, sm_90; "
+        "xperm: x in x_perm order)");
 }

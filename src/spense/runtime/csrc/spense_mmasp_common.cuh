@@ -128,7 +128,20 @@ __device__ __forceinline__ uint32_t load_x2(const __nv_bfloat16* __restrict__ x,
 // XM (x mode): X_DIRECT / X_FRAGS fix the source at compile time (the register kernel is instantiated
 // for both: no branch, no second load path in its inner loop); X_RUNTIME tests xf per load.
 // X_SMEM: xf points at fragments staged in shared memory (spense_mmasp_xs.cuh), read with plain loads.
-constexpr int X_DIRECT = 0, X_FRAGS = 1, X_RUNTIME = 2, X_SMEM = 3;
+// X_PERM: x row-major (M x K, K a multiple of 64, 16-byte aligned rows) with each 32-column chunk in
+// fragment order, x_perm[tok][32c + 8t + 2i + e] = x[tok][32c + 8i + 2t + e] (spense.runtime.mmasp.
+// x_perm): a lane's fragment is the 16 bytes at column 32c + 8t of its token's row, one load as through
+// xf, but x_perm keeps x's shape, so torch.compile can write it from the kernel that produces x (xf pads
+// the tokens to 8 n and cannot be).
+constexpr int X_DIRECT = 0, X_FRAGS = 1, X_RUNTIME = 2, X_SMEM = 3, X_PERM = 4;
+
+// a lane's 16 bytes of x_perm (X_PERM) for token tok and the 32-K chunk at k0; zeros past M
+__device__ __forceinline__ uint4 load_xperm(const __nv_bfloat16* __restrict__ x, int ldx, int tok, int M, int k0,
+                                            int lane) {
+  // in uint4 (8 bf16): rows of ldx / 8, the chunk at k0 / 8, the lane's 16 bytes at t (32-bit index math)
+  return tok < M ? __ldg(reinterpret_cast<const uint4*>(x) + (tok * (ldx >> 3) + (k0 >> 3) + (lane & 3)))
+                 : make_uint4(0u, 0u, 0u, 0u);
+}
 
 template <int NT, int XM>
 __device__ __forceinline__ void load_b32(uint32_t bf[4], const uint4* __restrict__ xf,
@@ -137,8 +150,9 @@ __device__ __forceinline__ void load_b32(uint32_t bf[4], const uint4* __restrict
   if (XM == X_SMEM) {
     const uint4 v = xf[((k0 >> 5) * NT + n) * 32 + lane];
     bf[0] = v.x; bf[1] = v.y; bf[2] = v.z; bf[3] = v.w;
-  } else if (XM == X_FRAGS || (XM == X_RUNTIME && xf != nullptr)) {
-    const uint4 v = __ldg(xf + ((size_t)(k0 >> 5) * NT + n) * 32 + lane);
+  } else if (XM == X_FRAGS || XM == X_PERM || (XM == X_RUNTIME && xf != nullptr)) {
+    const uint4 v = XM == X_PERM ? load_xperm(x, ldx, n * 8 + (lane >> 2), M, k0, lane)
+                                 : __ldg(xf + ((size_t)(k0 >> 5) * NT + n) * 32 + lane);
     bf[0] = v.x; bf[1] = v.y; bf[2] = v.z; bf[3] = v.w;
   } else {
     const int g = lane >> 2, t = lane & 3;
@@ -151,9 +165,11 @@ template <int NT, int XM>
 __device__ __forceinline__ void load_b16(uint32_t& b0, uint32_t& b1, const uint4* __restrict__ xf,
                                          const __nv_bfloat16* __restrict__ x, int ldx, int M, int kx, int n,
                                          int lane, int k0) {
-  if (XM == X_SMEM || XM == X_FRAGS || (XM == X_RUNTIME && xf != nullptr)) {
-    const uint4 v = XM == X_SMEM ? xf[((k0 >> 5) * NT + n) * 32 + lane]
-                                 : __ldg(xf + ((size_t)(k0 >> 5) * NT + n) * 32 + lane);
+  if (XM == X_SMEM || XM == X_FRAGS || XM == X_PERM || (XM == X_RUNTIME && xf != nullptr)) {
+    const int k32 = k0 & ~31;  // X_PERM: the chunk's 16 bytes of this lane (both halves)
+    const uint4 v = XM == X_SMEM   ? xf[((k0 >> 5) * NT + n) * 32 + lane]
+                    : XM == X_PERM ? load_xperm(x, ldx, n * 8 + (lane >> 2), M, k32, lane)
+                                   : __ldg(xf + ((size_t)(k0 >> 5) * NT + n) * 32 + lane);
     const bool hi = (k0 >> 4) & 1;
     b0 = hi ? v.z : v.x;
     b1 = hi ? v.w : v.y;
@@ -179,7 +195,9 @@ __device__ __forceinline__ void load_xstep(uint4 (&xr)[2][NT], const uint4* __re
 #pragma unroll
     for (int n = 0; n < NT; ++n) {
       const int k0 = xb + 32 * c;
-      if (XM == X_FRAGS || (XM == X_RUNTIME && xf != nullptr)) {
+      if (XM == X_PERM) {
+        xr[c][n] = load_xperm(x, ldx, 8 * n + (lane >> 2), M, k0, lane);
+      } else if (XM == X_FRAGS || (XM == X_RUNTIME && xf != nullptr)) {
         xr[c][n] = 8 * n + (lane >> 2) < M ? __ldg(xf + ((size_t)(k0 >> 5) * NT + n) * 32 + lane)
                                            : make_uint4(0u, 0u, 0u, 0u);
       } else {

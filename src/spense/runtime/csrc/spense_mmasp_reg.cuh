@@ -50,10 +50,10 @@ spense_mmasp_kernel(
   constexpr int VD = FP8 ? 64 : 128;  // uint4 per (row tile, dense step)
   constexpr int NVS = FP8 ? 1 : 2;    // uint4 per lane per sparse step
   constexpr int NVD = FP8 ? 2 : 4;    // uint4 per lane per dense step
-  // x ring depths: through xf at NT <= 2, x direct at NT = 1 (lanes of tokens below M load four 4-byte
+  // x ring depths: through xf or x_perm at NT <= 2, x direct at NT = 1 (lanes of tokens below M load four 4-byte
   // words of their token's row per 32 K); the rest keeps XD = 0 (at NT > 2 a whole step's x would take
   // 8 NT registers, and x direct at NT = 2 would take four more per fragment and lane)
-  constexpr int XE = (XM == X_FRAGS && NT <= 2) || (XM == X_DIRECT && NT == 1) ? XD : 0;
+  constexpr int XE = ((XM == X_FRAGS || XM == X_PERM) && NT <= 2) || (XM == X_DIRECT && NT == 1) ? XD : 0;
   constexpr int DS = XE == 0 ? 0 : XE / NT < 1 ? 1 : XE / NT > U ? U : XE / NT;
   constexpr int XDD = FP8 ? XE / NT : XE / 2 / NT;  // a bf16 dense step's weights: 16 registers, FP8's 8
   constexpr int DD = XE == 0 ? 0 : XDD < 1 ? 1 : XDD > U ? U : XDD;
