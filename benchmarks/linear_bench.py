@@ -84,6 +84,14 @@ def copy_bandwidth():
     return measured(torch.device("cuda")) / 1e9
 
 
+def run_meta() -> dict:
+    """What every benchmark file records about its run: device, commit (``SPENSE_COMMIT``, else git),
+    ``src_digest``, UTC date, the command line and the copy bandwidth measured now (GB/s)."""
+    return {"device": torch.cuda.get_device_name(), "commit": current_commit(), "src_digest": source_digest(),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "cmd": " ".join(sys.argv), "copy_gbps": copy_bandwidth()}
+
+
 def rel_err(y, ref):
     return ((y.float() - ref.float()).norm() / ref.float().norm().clamp_min(1e-30)).item()
 

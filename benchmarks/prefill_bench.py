@@ -23,7 +23,6 @@ Writes ``prefill_bench.json`` and ``prefill_bench.md`` under ``--out``.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
 import os
@@ -33,13 +32,12 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
-from linear_bench import SHAPES, copy_bandwidth, make_weight, time_graph  # noqa: E402
+from linear_bench import SHAPES, make_weight, run_meta, time_graph  # noqa: E402
 from spense.format import pack  # noqa: E402
 from spense.runtime.fp8 import Fp8Linear, quantize_weight  # noqa: E402
 from spense.runtime.linear import SpenseLinear  # noqa: E402
 from spense.runtime.mmasp import unpack_kernel_layout  # noqa: E402
 from spense.runtime.unpack import unpack_kernel_layout_triton, unpack_weight_e4m3  # noqa: E402
-from spense.provenance import source_digest  # noqa: E402
 
 
 def layout_bytes(kw) -> int:
@@ -118,10 +116,7 @@ def main():
     ap.add_argument("--min-bytes", type=float, default=256e6)
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
-    meta = {"device": torch.cuda.get_device_name(), "commit": os.environ.get("SPENSE_COMMIT", "unknown"),
-            "src_digest": source_digest(),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "cmd": " ".join(sys.argv), "copy_gbps": copy_bandwidth()}
+    meta = run_meta()
     gen = torch.Generator().manual_seed(0)
     want = a.shapes.split(",")
     rows = []

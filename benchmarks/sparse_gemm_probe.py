@@ -23,7 +23,6 @@ Writes ``sparse_gemm_probe.json`` and ``.md`` under ``--out``.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
 import os
@@ -33,8 +32,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
-from linear_bench import SHAPES, copy_bandwidth, make_weight, rel_err, time_graph  # noqa: E402
-from spense.provenance import current_commit, source_digest  # noqa: E402
+from linear_bench import SHAPES, make_weight, rel_err, run_meta, time_graph  # noqa: E402
 
 
 def tuned(packed, xT, **kw) -> int:
@@ -163,10 +161,8 @@ def main():
     ap.add_argument("--min-bytes", type=float, default=256e6)
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
-    meta = {"device": torch.cuda.get_device_name(), "commit": current_commit(), "src_digest": source_digest(),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "cmd": " ".join(sys.argv), "copy_gbps": copy_bandwidth(),
-            "torch": torch.__version__, "cusparselt": getattr(torch.backends.cusparselt, "version", lambda: None)()}
+    meta = {**run_meta(), "torch": torch.__version__,
+            "cusparselt": getattr(torch.backends.cusparselt, "version", lambda: None)()}
     gen = torch.Generator().manual_seed(0)
     want = a.shapes.split(",")
     rows = []
