@@ -92,6 +92,26 @@ def run_meta() -> dict:
             "cmd": " ".join(sys.argv), "copy_gbps": copy_bandwidth()}
 
 
+def prefill_parser(ms: str) -> argparse.ArgumentParser:
+    """The arguments of the prefill-size benchmarks (prefill_bench, sparse_gemm_probe): ``--out``,
+    ``--shapes`` (the 8B shapes and 32B's big two), ``--ms`` (default ``ms``), ``--min-bytes`` (weight
+    copies rotated per timing)."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=os.environ.get("OUT", "out"))
+    ap.add_argument("--shapes", default="8B.qkv,8B.o,8B.gate_up,8B.down,32B.gate_up,32B.down")
+    ap.add_argument("--ms", default=ms)
+    ap.add_argument("--min-bytes", type=float, default=256e6)
+    return ap
+
+
+def save_rows(out: str, name: str, meta: dict, rows: list, write_md) -> None:
+    """``{out}/{name}.json`` (meta + rows) and ``{out}/{name}.md`` (``write_md(rows, path, meta)``),
+    rewritten after every shape so that a failure later keeps what was measured."""
+    with open(os.path.join(out, f"{name}.json"), "w") as f:
+        json.dump({**meta, "rows": rows}, f, indent=1)
+    write_md(rows, os.path.join(out, f"{name}.md"), meta)
+
+
 def rel_err(y, ref):
     return ((y.float() - ref.float()).norm() / ref.float().norm().clamp_min(1e-30)).item()
 

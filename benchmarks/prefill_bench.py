@@ -22,8 +22,6 @@ Writes ``prefill_bench.json`` and ``prefill_bench.md`` under ``--out``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 import sys
@@ -32,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
-from linear_bench import SHAPES, make_weight, run_meta, time_graph  # noqa: E402
+from linear_bench import SHAPES, make_weight, prefill_parser, run_meta, save_rows, time_graph  # noqa: E402
 from spense.format import pack  # noqa: E402
 from spense.runtime.fp8 import Fp8Linear, quantize_weight  # noqa: E402
 from spense.runtime.linear import SpenseLinear  # noqa: E402
@@ -108,12 +106,8 @@ def write_md(rows, path, meta):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default=os.environ.get("OUT", "out"))
-    ap.add_argument("--shapes", default="8B.qkv,8B.o,8B.gate_up,8B.down,32B.gate_up,32B.down")
-    ap.add_argument("--ms", default="512,2048")
+    ap = prefill_parser("512,2048")
     ap.add_argument("--dtypes", default="bf16,fp8")
-    ap.add_argument("--min-bytes", type=float, default=256e6)
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     meta = run_meta()
@@ -128,9 +122,7 @@ def main():
             except Exception as e:  # one shape failing keeps the others' rows
                 print(f"{sname} {dt} failed: {type(e).__name__}: {e}", flush=True)
             torch.cuda.empty_cache()
-            with open(os.path.join(a.out, "prefill_bench.json"), "w") as f:
-                json.dump({**meta, "rows": rows}, f, indent=1)
-            write_md(rows, os.path.join(a.out, "prefill_bench.md"), meta)
+            save_rows(a.out, "prefill_bench", meta, rows, write_md)
 
 
 if __name__ == "__main__":
