@@ -45,7 +45,7 @@ from torch import nn
 
 from spense.errors import DeviceError, FormatError, InputError
 from spense.format import PackedSpense, SpenseLayout, pack, unpack
-from spense.runtime.mmasp import gathered_fragments, x_perm, x_perm_wanted, xfrag_plan_min_m
+from spense.runtime.mmasp import default_stages, gathered_fragments, x_perm, x_perm_wanted, xfrag_plan_min_m
 from spense.runtime.shapes import bucket as _bucket
 
 BACKENDS = ("reference", "cusparselt", "triton", "mmasp", "auto")
@@ -437,8 +437,6 @@ class SpenseLinear(nn.Module):
         """Whether ``forward`` passes :func:`~spense.runtime.mmasp.x_perm` of x at this planned M instead
         of fragments: ``SPENSE_MMASP_XPERM=1``, M <= 8, no column gather, K a multiple of 64, and the
         register kernel at one row tile per CTA."""
-        from spense.runtime.mmasp import default_stages
-
         cfg = self.mmasp_cfg.get(_bucket(M), (1, None))
         return (x_perm_wanted() and M <= 8 and self._kw().xperm is None and self.in_features % 64 == 0
                 and default_stages() == 0 and cfg[0] in (None, 1))

@@ -496,29 +496,25 @@ def mmasp_forward(kw: KernelWeights, x2: torch.Tensor, out: torch.Tensor | None 
     if xperm:
         if kw.xperm is not None or RT != 1 or x2.shape[0] > 8:
             raise InputError("x_perm input: M <= 8, RT = 1 and a layout without column gather only")
-        Bs, Bd = kw.rows_sparse // 16, kw.rows_dense // 16
-        args = (kw.sv, kw.sm, kw.dv, x2.contiguous(), kw.sblk, kw.dblk, kw.out_row, kw.wscale)
-        rest = (kw.Ss, kw.SdA, kw.SdB, 1, warps, kw.fp8, 0, x2.new_empty(0), True)
-        if out is None:
-            return mmasp_op(*args, kw.n_out, Bs, Bd, *rest)
-        mmasp_out(out, *args, Bs, Bd, *rest)
-        return out
-    if stages is None:
-        stages = default_stages()
-    if stages and torch.cuda.get_device_capability(x2.device)[0] < 9:  # e.g. an H100 config on an A100
-        stages = 0
+        stages, xf, x2 = 0, x2.new_empty(0), x2.contiguous()
+    else:
+        if stages is None:
+            stages = default_stages()
+        if stages and torch.cuda.get_device_capability(x2.device)[0] < 9:  # e.g. an H100 config on an A100
+            stages = 0
+        if xf is None or xf.numel() == 0:
+            if xfrag is None:
+                xfrag = x2.shape[0] >= xfrag_min_m()
+            xf = gathered_fragments(x2, kw.xperm) if xfrag else x2.new_empty(0)
+        if kw.xperm is not None:
+            # with xf the kernel reads x only through it: x2 then just gives M and the gathered width
+            x2 = x2.new_empty(x2.shape[0], kw.xperm.numel()) if xf.numel() else x2.index_select(1, kw.xperm)
     rows_blk = 16 * RT
     Bs = kw.rows_sparse // rows_blk
     Bd = kw.rows_dense // rows_blk
-    if xf is None or xf.numel() == 0:
-        if xfrag is None:
-            xfrag = x2.shape[0] >= xfrag_min_m()
-        xf = gathered_fragments(x2, kw.xperm) if xfrag else x2.new_empty(0)
-    if kw.xperm is not None:
-        # with xf the kernel reads x only through it: x2 then just gives M and the gathered width
-        x2 = x2.new_empty(x2.shape[0], kw.xperm.numel()) if xf.numel() else x2.index_select(1, kw.xperm)
     args = (kw.sv, kw.sm, kw.dv, x2, kw.sblk, kw.dblk, kw.out_row, kw.wscale)
+    rest = (kw.Ss, kw.SdA, kw.SdB, RT, warps, kw.fp8, stages, xf, xperm)
     if out is None:
-        return mmasp_op(*args, kw.n_out, Bs, Bd, kw.Ss, kw.SdA, kw.SdB, RT, warps, kw.fp8, stages, xf)
-    mmasp_out(out, *args, Bs, Bd, kw.Ss, kw.SdA, kw.SdB, RT, warps, kw.fp8, stages, xf)
+        return mmasp_op(*args, kw.n_out, Bs, Bd, *rest)
+    mmasp_out(out, *args, Bs, Bd, *rest)
     return out

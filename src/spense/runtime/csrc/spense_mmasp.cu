@@ -218,20 +218,17 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
   dim3 grid((unsigned)(Bs + Bd)), threads((unsigned)(32 * warps));
   auto stream = at::cuda::getCurrentCUDAStream();
   const bool pdl = stages == 0 && pdl_enabled();
-  const bool pf = stages == 0 && RT == 1 && warps <= 8 && pf_enabled();  // its bound: 256 threads
+  // its bound: 256 threads; not built for xperm
+  const bool pf = stages == 0 && RT == 1 && warps <= 8 && !xperm && pf_enabled();
   const bool det = stages == 0 && !pf && warps <= REG_DET_W && det_enabled();
   // xperm: x is x_perm (spense_mmasp_common.cuh: X_PERM), read by the register kernel at RT = 1 and M <= 8
-  // (NT = 1, the only instantiation), whatever SPENSE_MMASP_PF / _XS / _STAGES say
+  // (NT = 1, the only instantiation), whatever SPENSE_MMASP_XS says
   if (xperm) {
-    TORCH_CHECK(XF == nullptr, "mmasp: with xperm, x itself is in fragment order and xf must be empty");
+    TORCH_CHECK(XF == nullptr && stages == 0, "mmasp: xperm is read by the register kernel alone: no xf, stages 0");
     TORCH_CHECK(RT == 1 && M <= 8, "mmasp: xperm is built for RT = 1 and M <= 8, got RT = ", RT, ", M = ", M);
     TORCH_CHECK(x.size(1) % 64 == 0 && x.stride(0) % 8 == 0 && (reinterpret_cast<uintptr_t>(x.data_ptr()) & 15) == 0,
                 "mmasp: xperm needs x rows of a multiple of 64 columns, 16-byte aligned");
-    const bool det1 = warps <= REG_DET_W && det_enabled(), pf = false;
-    {
-      const bool det = det1;
-      if (fp8) { LAUNCH_X(1, 1, true, X_PERM); } else { LAUNCH_X(1, 1, false, X_PERM); }
-    }
+    if (fp8) { LAUNCH_X(1, 1, true, X_PERM); } else { LAUNCH_X(1, 1, false, X_PERM); }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     return;
   }
