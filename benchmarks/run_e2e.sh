@@ -95,10 +95,10 @@ done
 #     at B = 1 (its x ring covers x direct at NT = 1 since e2e v13) and the step loses the fragment
 #     builders; compare with spense_bf16 / spense_fp8 at B = 1
 ( export SPENSE_MMASP_XFRAG_PLAN_MIN_M=2; stage spense_xd1 170 0 $M --gen $GEN --variants spense0.25,spense0.25-fp8 )
-#     x permuted within its 32-column chunks instead of fragments at M <= 8 (SPENSE_MMASP_XPERM=1: same
+#     x permuted within its 32-column chunks instead of fragments at M <= XPERM_M, default 8 (SPENSE_MMASP_XPERM=8: same
 #     shape as x, so that torch.compile can write it from the kernel producing x; docs/runtime.md §12),
 #     then its profile at B = 1 (are the 107 fragment builders of v12's profile gone?)
-( export SPENSE_MMASP_XPERM=1; stage spense_xperm 170 0 $M --gen $GEN --variants spense0.25,spense0.25-fp8
+( export SPENSE_MMASP_XPERM=${XPERM_M:-8}; stage spense_xperm 170 0 $M --gen $GEN --variants spense0.25,spense0.25-fp8
   stage xperm_profile 90 0 $M --variants spense0.25 --batches 1 --profile --check-tokens 0 --gen 24 )
 #     Spense FP8 prefilling through its e4m3 weights and the FP8 dense baseline's kernel
 #     (SPENSE_FP8_PREFILL=fp8; the default unpacks to bf16 for cuBLAS): compare prefill_ms with spense_fp8

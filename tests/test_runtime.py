@@ -118,15 +118,15 @@ def test_planned_fragments_trace_into_one_graph():
 
 
 def test_x_perm_bucket_traces_and_runs_other_backends_exactly(monkeypatch, request):
-    """A bucket planned for x_perm (SPENSE_MMASP_XPERM=1 on CUDA): forward permutes x as traced ops (one
+    """A bucket planned for x_perm (SPENSE_MMASP_XPERM=8 on CUDA): forward permutes x as traced ops (one
     graph, no break); where the op then runs another backend (the reference on CPU here) it undoes the
     permutation, so the output is the plain layer's."""
     from spense.runtime import mmasp
 
-    monkeypatch.setenv("SPENSE_MMASP_XPERM", "1")
-    mmasp.x_perm_wanted.cache_clear()
-    request.addfinalizer(mmasp.x_perm_wanted.cache_clear)
-    assert mmasp.x_perm_wanted()
+    monkeypatch.setenv("SPENSE_MMASP_XPERM", "8")
+    mmasp.x_perm_max_m.cache_clear()
+    request.addfinalizer(mmasp.x_perm_max_m.cache_clear)
+    assert mmasp.x_perm_max_m() == 8
     w, lay = make(32, 128, "cols", 0.25)
     m = SpenseLinear(pack(w, lay), None, backend="auto")
     m._perm_buckets = {8}
@@ -370,12 +370,12 @@ def test_gpu_planned_fragments_eager_and_compiled(axis, block, plan_min_m, monke
 @pytest.mark.gpu
 @gpu
 def test_gpu_x_perm_planned_engine(monkeypatch, request):
-    """With ``SPENSE_MMASP_XPERM=1``, ``plan`` gives M = 1 and 8 to x_perm instead of fragments (whole
-    64-column blocks: no gather); eager and torch.compile'd outputs are bit for bit those of the layer
+    """With ``SPENSE_MMASP_XPERM=8``, ``plan`` gives M = 1 and 8 to x_perm instead of fragments (whole
+    64-column blocks: no gather), with ``=1`` M = 1 alone; eager and torch.compile'd outputs are bit for bit those of the layer
     planned with fragments (the same 16 bytes per lane, the warps' sums in order); M = 16 is unplanned."""
     from spense.runtime import mmasp
 
-    request.addfinalizer(mmasp.x_perm_wanted.cache_clear)  # later tests read the variable again
+    request.addfinalizer(mmasp.x_perm_max_m.cache_clear)  # later tests read the variable again
     N, K = 256, 1024
     gen = torch.Generator().manual_seed(5)
     blk = torch.randperm(K // 64, generator=gen)[: K // 256].sort().values
@@ -387,16 +387,17 @@ def test_gpu_x_perm_planned_engine(monkeypatch, request):
     w = lay.merge(s, d).to("cuda", torch.bfloat16)
     xs = [torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16) for M in (1, 5, 8, 16)]
     outs = {}
-    for on in ("0", "1"):
+    planned = {"0": (set(), {1, 8}), "1": ({1}, {8}), "8": ({1, 8}, set())}
+    for on in ("0", "1", "8"):
         monkeypatch.setenv("SPENSE_MMASP_XPERM", on)
-        mmasp.x_perm_wanted.cache_clear()
+        mmasp.x_perm_max_m.cache_clear()
         m = SpenseLinear(pack(w, lay), backend="mmasp").plan([1, 8])
-        assert (m._perm_buckets, m._frag_buckets) == (({1, 8}, set()) if on == "1" else (set(), {1, 8}))
+        assert (m._perm_buckets, m._frag_buckets) == planned[on]
         torch._dynamo.reset()
         f = torch.compile(m, fullgraph=True, dynamic=False)
         outs[on] = [(m(x), f(x)) for x in xs]
     ref_w = w.double()
-    for x, (y0, c0), (y1, c1) in zip(xs, outs["0"], outs["1"]):
-        assert torch.equal(y0, y1) and torch.equal(c0, c1) and torch.equal(y1, c1), x.shape[0]
+    for x, (y0, c0), (y1, c1), (y8, c8) in zip(xs, outs["0"], outs["1"], outs["8"]):
+        assert all(torch.equal(y0, t) for t in (c0, y1, c1, y8, c8)), x.shape[0]
         ref = x.double() @ ref_w.T
-        assert ((y1.double() - ref).norm() / ref.norm()).item() <= 1e-2
+        assert ((y8.double() - ref).norm() / ref.norm()).item() <= 1e-2

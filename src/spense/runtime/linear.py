@@ -45,7 +45,7 @@ from torch import nn
 
 from spense.errors import DeviceError, FormatError, InputError
 from spense.format import PackedSpense, SpenseLayout, pack, unpack
-from spense.runtime.mmasp import default_stages, gathered_fragments, x_perm, x_perm_wanted, xfrag_plan_min_m
+from spense.runtime.mmasp import default_stages, gathered_fragments, x_perm, x_perm_max_m, xfrag_plan_min_m
 from spense.runtime.shapes import bucket as _bucket
 
 BACKENDS = ("reference", "cusparselt", "triton", "mmasp", "auto")
@@ -435,10 +435,10 @@ class SpenseLinear(nn.Module):
 
     def _x_perm_fits(self, M: int) -> bool:
         """Whether ``forward`` passes :func:`~spense.runtime.mmasp.x_perm` of x at this planned M instead
-        of fragments: ``SPENSE_MMASP_XPERM=1``, M <= 8, no column gather, K a multiple of 64, and the
+        of fragments: M <= ``SPENSE_MMASP_XPERM`` (:func:`~spense.runtime.mmasp.x_perm_max_m`), no column gather, K a multiple of 64, and the
         register kernel at one row tile per CTA."""
         cfg = self.mmasp_cfg.get(_bucket(M), (1, None))
-        return (x_perm_wanted() and M <= 8 and self._kw().xperm is None and self.in_features % 64 == 0
+        return (M <= x_perm_max_m() and self._kw().xperm is None and self.in_features % 64 == 0
                 and default_stages() == 0 and cfg[0] in (None, 1))
 
     def _fragments(self, x2: torch.Tensor) -> torch.Tensor:

@@ -450,13 +450,19 @@ def x_fragments(x2: torch.Tensor) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=None)
-def x_perm_wanted() -> bool:
-    """``SPENSE_MMASP_XPERM=1`` (read once; default off, not yet measured on the device): where
-    :meth:`SpenseLinear.plan` would have ``forward`` build x's fragments at M <= 8, it has it permute x
-    into :func:`x_perm` instead, which keeps x's shape, so that torch.compile can write it from the
-    kernel producing x (the fragments pad the tokens to 8 and took 107 separate kernels, 0.12 ms, of the
-    8B step in e2e v12)."""
-    return os.environ.get("SPENSE_MMASP_XPERM", "0").startswith("1")
+def x_perm_max_m() -> int:
+    """The largest M at which :meth:`SpenseLinear.plan` has ``forward`` permute x into :func:`x_perm`
+    instead of building its fragments: ``SPENSE_MMASP_XPERM`` (read once; 0: never, at most 8; default
+    0).  x_perm keeps x's shape, so that torch.compile can write it from the kernel producing x (the
+    fragments pad the tokens to 8 and took 107 separate kernels, 0.12 ms, of the 8B step in e2e v12).
+    Measured in e2e v15 (docs/e2e.md): at M <= 8 the kernel reading x_perm ran 1.04-1.12x slower than
+    through fragments at M = 8 (harness) and the 8B step lost 5.5 % at B = 8, but at M = 1 it ran as fast
+    and the step gained 1.4 %."""
+    v = os.environ.get("SPENSE_MMASP_XPERM", "0")
+    try:
+        return max(0, min(8, int(v)))
+    except ValueError:
+        raise ValueError(f"SPENSE_MMASP_XPERM={v!r}: give the largest M for x_perm (0 to 8)") from None
 
 
 def x_perm(x2: torch.Tensor) -> torch.Tensor:

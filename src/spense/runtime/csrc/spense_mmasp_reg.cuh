@@ -101,50 +101,54 @@ spense_mmasp_kernel(
     }
   }
 
-  if (pdl) {  // launched dependent (pdl_wait): ask for this warp's first round of weights, then wait for x
+  // the sparse steps' weights of this warp, one round at a time
+  const uint4* vbase = sv + (size_t)b * RT * Ss * VS;      // [RT][Ss][VS]
+  const uint32_t* mbase = sm + (size_t)b * RT * Ss * 32;   // [RT][Ss][32] u32
+  uint4 va[U][RT][NVS];
+  uint32_t me[U][RT];
+  int xb[U] = {};  // every step the round computes sets its entry (zeros: no use-before-set warning)
+  // one round: the U steps s0, s0 + WS, ... of this warp
+  auto load_round = [&](int s0, uint4 (&v_)[U][RT][NVS], uint32_t (&m_)[U][RT], int (&x_)[U]) {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      const int s = warp + u * W;
+      const int s = s0 + u * WS;
+      if (s < nsp) {
+        x_[u] = __ldg(sblk + s);
 #pragma unroll
-      for (int r = 0; r < RT; ++r) {
-        if (s < nsp) {
-          const uint4* p = sv + (size_t)b * RT * Ss * VS + ((size_t)r * Ss + s) * VS + lane;
+        for (int r = 0; r < RT; ++r) {
+          const uint4* p = vbase + ((size_t)r * Ss + s) * VS + lane;
 #pragma unroll
-          for (int v = 0; v < NVS; ++v) prefetch_l2(p + 32 * v);
-          prefetch_l2(sm + (size_t)b * RT * Ss * 32 + ((size_t)r * Ss + s) * 32 + lane);
-        } else if (nsp == 0 && s < nde) {
-          const uint4* p = dbase + ((size_t)r * nde + s) * VD + lane;
-#pragma unroll
-          for (int j = 0; j < NVD; ++j) prefetch_l2(p + 32 * j);
+          for (int v = 0; v < NVS; ++v) v_[u][r][v] = ldg_stream(p + 32 * v);
+          m_[u][r] = ldg_stream32(mbase + ((size_t)r * Ss + s) * 32 + lane);
         }
+      }
+    }
+  };
+  // launched dependent (pdl_wait): load this warp's first sparse round into registers (weights and block
+  // indices are written at load time, never by the kernel before), or, on a CTA of dense steps alone, ask
+  // for its first round into L2; then wait for x.  The first round's DRAM round trip overlaps the end of
+  // the kernel that writes x and this launch, instead of following them.
+  const bool first_loaded = pdl && nsp > 0 && (!ROLES || ws >= 0);
+  if (pdl) {
+    if (first_loaded) {
+      load_round(ws, va, me, xb);
+    } else if (nsp == 0) {
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int s = warp + u * W;
+#pragma unroll
+        for (int r = 0; r < RT; ++r)
+          if (s < nde) {
+            const uint4* p = dbase + ((size_t)r * nde + s) * VD + lane;
+#pragma unroll
+            for (int j = 0; j < NVD; ++j) prefetch_l2(p + 32 * j);
+          }
       }
     }
     pdl_wait();
   }
   // ---------------- sparse steps (64 K = 2 mma.sp per row tile) ----------------
   if (nsp && (!ROLES || ws >= 0)) {
-    const uint4* vbase = sv + (size_t)b * RT * Ss * VS;      // [RT][Ss][VS]
-    const uint32_t* mbase = sm + (size_t)b * RT * Ss * 32;   // [RT][Ss][32] u32
-    uint4 va[U][RT][NVS];
-    uint32_t me[U][RT];
-    int xb[U] = {};  // every step the round computes sets its entry (zeros: no use-before-set warning)
-    // one round: the U steps s0, s0 + WS, ... of this warp
-    auto load_round = [&](int s0, uint4 (&v_)[U][RT][NVS], uint32_t (&m_)[U][RT], int (&x_)[U]) {
-#pragma unroll
-      for (int u = 0; u < U; ++u) {
-        const int s = s0 + u * WS;
-        if (s < nsp) {
-          x_[u] = __ldg(sblk + s);
-#pragma unroll
-          for (int r = 0; r < RT; ++r) {
-            const uint4* p = vbase + ((size_t)r * Ss + s) * VS + lane;
-#pragma unroll
-            for (int v = 0; v < NVS; ++v) v_[u][r][v] = ldg_stream(p + 32 * v);
-            m_[u][r] = ldg_stream32(mbase + ((size_t)r * Ss + s) * 32 + lane);
-          }
-        }
-      }
-    };
     auto math_round = [&](int s0) {
       if constexpr (XE == 0) {
 #pragma unroll
@@ -158,7 +162,7 @@ spense_mmasp_kernel(
       }
     };
     if (PF) {
-      load_round(ws, va, me, xb);
+      if (!first_loaded) load_round(ws, va, me, xb);
       for (int s0 = ws; s0 < nsp; s0 += WS * U) {
         uint4 vn[U][RT][NVS];
         uint32_t mn[U][RT];
@@ -191,7 +195,7 @@ spense_mmasp_kernel(
       }
     } else {
       for (int s0 = ws; s0 < nsp; s0 += WS * U) {
-        load_round(s0, va, me, xb);
+        if (s0 != ws || !first_loaded) load_round(s0, va, me, xb);
         math_round(s0);
       }
     }
