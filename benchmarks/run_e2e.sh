@@ -68,8 +68,9 @@ fi
 stage whole_bf16 130 60 $M --gen $GEN --variants whole0.25
 # (d) profiler breakdown per op class of the compiled step (PROFILE_FLAGS="--no-compile": of the eager one), B=1
 stage profile 90 0 $M --variants dense,spense0.25 --batches 1 ${PROFILE_FLAGS:-} --profile --check-tokens 0 --gen 24
-#     the mma.sp kernel launched dependent on the kernel that writes x (SPENSE_MMASP_PDL=1)
-( export SPENSE_MMASP_PDL=1; stage spense_pdl 170 0 $M --gen $GEN --variants spense0.25 )
+#     the mma.sp kernel launched plainly (SPENSE_MMASP_PDL=0; the default since e2e v15 launches it dependent
+#     on the kernel that writes x, its first weights loaded before it waits)
+( export SPENSE_MMASP_PDL=0; stage spense_nopdl 170 0 $M --gen $GEN --variants spense0.25,spense0.25-fp8 )
 #     its software-pipelined instantiation (SPENSE_MMASP_PF=1)
 ( export SPENSE_MMASP_PF=1; stage spense_pf 170 0 $M --gen $GEN --variants spense0.25 )
 #     without the shared-x kernel (SPENSE_MMASP_XS=0: the register kernel at every M; the default takes
@@ -85,8 +86,8 @@ for a in ${ATTN_AB:-math matmul}; do
 done
 #     programmatic dependent launch across the step: Inductor's Triton kernels launched so and waiting
 #     with gdc_wait (TORCHINDUCTOR_ENABLE_PDL=1), dense and Spense; then with the mma.sp kernel launched
-#     so too (SPENSE_MMASP_PDL=1: it requests its first weights before its wait, and lets the next
-#     kernel launch once its weights are read)
+#     so too (SPENSE_MMASP_PDL=1, the default since e2e v15: it loads its first weights before its wait,
+#     and lets the next kernel launch once its weights are read)
 ( export TORCHINDUCTOR_ENABLE_PDL=1; stage inductor_pdl 170 0 $M --gen $GEN --variants dense,spense0.25 )
 ( export TORCHINDUCTOR_ENABLE_PDL=1 SPENSE_MMASP_PDL=1; stage all_pdl 170 0 $M --gen $GEN --variants spense0.25 )
 #     the decode attention's two Triton kernels launched dependent too (SPENSE_ATTN_PDL=1), dense and Spense
