@@ -7,8 +7,9 @@
 //
 //   nvcc -std=c++17 -O3 -gencode=arch=compute_90,code=sm_90 --use_fast_math -Xptxas -v \
 //        -I src/spense/runtime/csrc benchmarks/mmasp_bulk_check.cu -o /tmp/mmasp_bulk_check
-//   /tmp/mmasp_bulk_check [N K dense_frac axis(c|r) fp8(0|1) M RT warps stages reps xfrag(0|1) pdl(0|1)]
-// pdl=1: the register kernels launched with programmatic stream serialization (sm_90), back to back.
+//   /tmp/mmasp_bulk_check [N K dense_frac axis(c|r) fp8(0|1) M RT warps stages reps xfrag(0|1) pdl(0|1|2)]
+// pdl=1: the register kernels launched with programmatic stream serialization (sm_90), back to back;
+// pdl=2: so too, each CTA freeing the next launch right after its wait (SPENSE_MMASP_PDL=2).
 //
 // One line per run: shape, config, rel. difference, µs and GB/s of each kernel, copy GB/s; last, the
 // register kernel with x fragments and twice the K steps in flight per warp ("reg_xf_u2": U = 8),
@@ -36,12 +37,11 @@
 #include "spense_mmasp_reg.cuh"
 #include "spense_mmasp_bulk.cuh"
 #include "spense_mmasp_xs.cuh"
+#include "spense_layout_gen.h"
 
 #define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { \
   fprintf(stderr, "%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e_)); exit(1); } } while (0)
 
-static uint16_t f2bf(float f) { uint32_t u; memcpy(&u, &f, 4); return (uint16_t)((u + 0x7FFF + ((u >> 16) & 1)) >> 16); }
-static float bf2f(uint16_t h) { uint32_t u = (uint32_t)h << 16; float f; memcpy(&f, &u, 4); return f; }
 
 struct Args { int N = 12288, K = 4096; double dfrac = 0.25; char axis = 'c'; int fp8 = 0, M = 1, RT = 1,
               warps = 4, stages = 4, reps = 50, xfrag = 1, pdl = 0; };
@@ -49,37 +49,18 @@ struct Args { int N = 12288, K = 4096; double dfrac = 0.25; char axis = 'c'; int
 template <int RT, int NT, bool FP8>
 void run(const Args& a, std::mt19937& rng) {
   using G = BulkGeom<FP8>;
-  const int ROWS = RT * 16;
-  // regions: cols axis = every row block sparse with SdA dense steps; rows axis = Bd dense-row blocks
-  int Bs, Bd, Ss, SdA, SdB;
-  const int steps = a.K / 64;
-  if (a.axis == 'c') {
-    SdA = (int)std::lround(a.dfrac * steps); Ss = steps - SdA; SdB = 0;
-    Bs = a.N / ROWS; Bd = 0;
-  } else {
-    Ss = steps; SdA = 0; SdB = steps;
-    Bd = (int)std::lround(a.dfrac * a.N / ROWS); Bs = a.N / ROWS - Bd;
-  }
+  const RandLayout L = rand_layout(a.N, a.K, a.dfrac, a.axis, RT, FP8, G::VS, G::VD, rng);
+  const int Bs = L.Bs, Bd = L.Bd, Ss = L.Ss, SdA = L.SdA, SdB = L.SdB;
   const int kx = a.K;
-  const size_t nsv = (size_t)Bs * RT * Ss * G::VS, nsm = (size_t)Bs * RT * Ss * 32;
-  const size_t ndv = ((size_t)Bs * RT * SdA + (size_t)Bd * RT * SdB) * G::VD;
-  const size_t wbytes = (nsv + ndv) * 16 + nsm * 4;
+  const size_t nsv = L.nsv, nsm = L.nsm, ndv = L.ndv, wbytes = L.bytes();
   // enough copies to rotate past L2 (>= 512 MB moved per rotation)
   const int copies = (int)std::max<size_t>(1, std::min<size_t>(16, (512ull << 20) / std::max<size_t>(wbytes, 1) + 1));
-  std::vector<uint32_t> hv((nsv + ndv) * 4), hm(std::max<size_t>(nsm, 1));
+  const std::vector<uint32_t>& hv = L.hv;
+  const std::vector<uint32_t>& hm = L.hm;
   std::uniform_real_distribution<float> U(-1.f, 1.f);
-  for (auto& w : hv) {
-    if (FP8) { uint32_t r = rng() & 0x77777777u; w = r; }                        // finite e4m3 bytes
-    else w = (uint32_t)f2bf(U(rng)) | ((uint32_t)f2bf(U(rng)) << 16);
-  }
-  const uint32_t nib[6] = {0x4, 0x8, 0xC, 0x9, 0xD, 0xE};                        // valid 2:4 index pairs
-  for (auto& w : hm) { uint32_t v = 0; for (int i = 0; i < 8; ++i) v |= nib[rng() % 6] << (4 * i); w = v; }
   std::vector<uint16_t> hx((size_t)a.M * kx);
   for (auto& v : hx) v = f2bf(U(rng));
-  std::vector<int> sblk(std::max(Ss, 1)), dblk(std::max(std::max(SdA, SdB), 1)), orow((size_t)(Bs + Bd) * ROWS);
-  for (int s = 0; s < Ss; ++s) sblk[s] = s * 64;
-  for (int s = 0; s < (int)dblk.size(); ++s) dblk[s] = (a.axis == 'c' ? Ss + s : s) * 64;
-  for (size_t i = 0; i < orow.size(); ++i) orow[i] = (int)i;
+  const std::vector<int>&sblk = L.sblk, &dblk = L.dblk, &orow = L.orow;
   std::vector<float> hs(a.N, 0.5f);
   // x in fragment order: xf[c][n][lane = 4g + t][i][e] = x[8n + g][32c + 8i + 2t + e]
   const int Kp = (kx + 63) / 64 * 64;

@@ -71,6 +71,8 @@ stage profile 90 0 $M --variants dense,spense0.25 --batches 1 ${PROFILE_FLAGS:-}
 #     the mma.sp kernel launched plainly (SPENSE_MMASP_PDL=0; the default since e2e v15 launches it dependent
 #     on the kernel that writes x, its first weights loaded before it waits)
 ( export SPENSE_MMASP_PDL=0; stage spense_nopdl 170 0 $M --gen $GEN --variants spense0.25,spense0.25-fp8 )
+#     ... and launched dependent with the next kernel freed right after the wait (SPENSE_MMASP_PDL=2)
+( export SPENSE_MMASP_PDL=2; stage spense_pdl2 170 0 $M --gen $GEN --variants spense0.25,spense0.25-fp8 )
 #     its software-pipelined instantiation (SPENSE_MMASP_PF=1)
 ( export SPENSE_MMASP_PF=1; stage spense_pf 170 0 $M --gen $GEN --variants spense0.25 )
 #     without the shared-x kernel (SPENSE_MMASP_XS=0: the register kernel at every M; the default takes

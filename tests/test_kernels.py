@@ -279,11 +279,13 @@ _PDL = textwrap.dedent("""
 
 @pytest.mark.gpu
 @gpu
-@pytest.mark.parametrize("pdl,pf,xs,split", [("1", "0", "0", "0"), ("0", "1", "0", "0"), ("1", "1", "0", "0"),
-                                             ("0", "0", "2", "0"), ("1", "0", "1", "0"), ("1", "0", "2", "1"),
+@pytest.mark.parametrize("pdl,pf,xs,split", [("1", "0", "0", "0"), ("2", "0", "0", "0"), ("0", "1", "0", "0"),
+                                             ("1", "1", "0", "0"), ("0", "0", "2", "0"), ("1", "0", "1", "0"),
+                                             ("1", "0", "2", "1"),
                                              ("0", "0", "", ""), ("0", "0", "", "0")])
 def test_gpu_mmasp_dependent_launch_and_pipelined(pdl, pf, xs, split):
-    """SPENSE_MMASP_PDL=1 (the register kernel launched dependent on the kernel that writes x),
+    """SPENSE_MMASP_PDL=1 (the register kernel launched dependent on the kernel that writes x; 2: each
+    CTA also frees the next launch right after its wait; 0: a plain launch),
     SPENSE_MMASP_PF=1 (its software-pipelined instantiation) and SPENSE_MMASP_XS=1/2 (the shared-x
     kernel above M = 8 / at every M; with SPENSE_MMASP_XS_SPLIT=1 on small layers with K split over
     CTAs; both unset: the measured default, for these e4m3 layers above M = 16 only, split as small
@@ -298,3 +300,19 @@ def test_gpu_mmasp_dependent_launch_and_pipelined(pdl, pf, xs, split):
     assert float(r.stdout.split("WORST")[-1].split()[0]) < 2e-2  # FP8 weights are e4m3-rounded in the reference too
     assert ("XS_RAN_16 True" in r.stdout) == (xs in ("1", "2")), r.stdout[-500:]
     assert ("XS_RAN_40 True" in r.stdout) == (xs != "0"), r.stdout[-500:]
+
+
+@pytest.mark.skipif(not __import__("shutil").which("nvcc"), reason="needs nvcc")
+def test_wgsp_prefill_gemm_builds_for_sm90a(tmp_path):
+    """The wgmma.sp prefill GEMM (spense_wgsp.cuh) and its harness compile for sm_90a with no spills
+    (ptxas -v); what it computes is checked on the device by benchmarks/run_wgsp.sh."""
+    root = os.path.join(os.path.dirname(__file__), "..")
+    r = subprocess.run(["nvcc", "-std=c++17", "-O3", "-gencode=arch=compute_90a,code=sm_90a", "-Xptxas", "-v",
+                        "-I", os.path.join(root, "src", "spense", "runtime", "csrc"),
+                        os.path.join(root, "benchmarks", "wgsp_check.cu"), "-o", str(tmp_path / "wgsp_check")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stderr.splitlines()
+    i = next(k for k, s in enumerate(lines) if "Compiling entry function" in s and "spense_wgsp_kernel" in s)
+    props = " ".join(lines[i:i + 3])
+    assert "0 bytes spill stores" in props, props

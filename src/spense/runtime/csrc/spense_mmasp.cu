@@ -99,20 +99,23 @@ static bool env_on(const char* name) {
   return e != nullptr && e[0] == '1';
 }
 
-// SPENSE_MMASP_PDL (read once; default on, =0: off): launch the register kernel with programmatic stream
+// SPENSE_MMASP_PDL (read once; default 1, =0: off): launch the register kernel with programmatic stream
 // serialization on sm_90+ (spense_mmasp_common.cuh: pdl_wait), so that it loads its first round of
-// weights while the kernel that produces x finishes (e2e v15: the 8B step 3.0-3.3 % faster in BF16)
-static bool pdl_enabled() {
-  static int on = -1;
-  if (on < 0) {
+// weights while the kernel that produces x finishes (e2e v15: the 8B step 3.0-3.3 % faster in BF16).
+// =2 (written after v15, not measured): its CTAs also free the next kernel's launch right after their
+// wait instead of once their weights are read (the kernel passes the mode: spense_mmasp_reg.cuh)
+static int pdl_mode() {
+  static int mode = -1;
+  if (mode < 0) {
     int dev = 0, major = 0;
     C10_CUDA_CHECK(cudaGetDevice(&dev));
     C10_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
     const char* e = getenv("SPENSE_MMASP_PDL");
+    const int want = e == nullptr ? 1 : e[0] == '0' ? 0 : e[0] == '2' ? 2 : 1;
     // graph capture of programmatic launches needs CUDA 12.3+
-    on = ((e == nullptr || e[0] != '0') && major >= 9 && CUDART_VERSION >= 12030) ? 1 : 0;
+    mode = (major >= 9 && CUDART_VERSION >= 12030) ? want : 0;
   }
-  return on == 1;
+  return mode;
 }
 
 // SPENSE_MMASP_PF=1 (read once): the software-pipelined register kernel at RT = 1 and at most 8 warps
@@ -218,7 +221,7 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
   }
   dim3 grid((unsigned)(Bs + Bd)), threads((unsigned)(32 * warps));
   auto stream = at::cuda::getCurrentCUDAStream();
-  const bool pdl = stages == 0 && pdl_enabled();
+  const int pdl = stages == 0 ? pdl_mode() : 0;  // 0: plain launch, 1 / 2: dependent (pdl_mode)
   // its bound: 256 threads; not built for xperm
   const bool pf = stages == 0 && RT == 1 && warps <= 8 && !xperm && pf_enabled();
   const bool det = stages == 0 && !pf && warps <= REG_DET_W && det_enabled();

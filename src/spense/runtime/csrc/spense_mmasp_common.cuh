@@ -1,6 +1,6 @@
 // Device helpers shared by the Spense decode kernels (spense_mmasp.cu): the sparse / dense MMAs,
 // streaming loads, e4m3 -> bf16 fragment expansion, x loads.  No torch headers, so the kernels also
-// build standalone (nvcc -arch=sm_90 -Xptxas -v, benchmarks/mmasp_build_check.cu).
+// build standalone (nvcc -arch=sm_90 -Xptxas -v: benchmarks/mmasp_bulk_check.cu, benchmarks/wgsp_check.cu).
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>

@@ -146,6 +146,7 @@ spense_mmasp_kernel(
       }
     }
     pdl_wait();
+    if (pdl == 2) pdl_trigger();  // SPENSE_MMASP_PDL=2: the next kernel may launch now (it waits for y itself)
   }
   // ---------------- sparse steps (64 K = 2 mma.sp per row tile) ----------------
   if (nsp && (!ROLES || ws >= 0)) {
@@ -230,7 +231,7 @@ spense_mmasp_kernel(
       }
     }
   }
-  if (pdl) pdl_trigger();
+  if (pdl == 1) pdl_trigger();
   // ---------------- reduce over warps, write in place ----------------
   if constexpr (DET) {
     float* mine = red + warp * ROWS * NT * 8;

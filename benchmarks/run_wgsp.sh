@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The prefill GEMM on sparse warpgroup MMA (src/spense/runtime/csrc/spense_wgsp.cuh) on the device, in one
+# call (no torch build):  OUT=<dir> bash benchmarks/run_wgsp.sh
+# 1. builds benchmarks/wgsp_check.cu for sm_90a, with cuBLAS as the dense baseline where its header and
+#    library are found (the CUDA toolkit, or the nvidia-cublas wheel next to torch);
+# 2. correctness against the register decode kernel: small shapes, a ragged last token tile, cols and
+#    rows (exits on "MISMATCH"), then compute-sanitizer memcheck on one small run;
+# 3. timing at M = 2048 (MS="..." for others) on the Qwen3-8B and 32B linear shapes at 25 % dense.
+# Everything goes to $OUT/wgsp.txt (one line per run) and $OUT/build.txt.
+set -u
+OUT=${OUT:-out}; mkdir -p "$OUT"
+R="$OUT/wgsp.txt"
+CB=""
+for d in "${CUDA_HOME:-/usr/local/cuda}" \
+         "$(python3 -c 'import nvidia.cublas, os; print(os.path.dirname(nvidia.cublas.__file__))' 2>/dev/null)"; do
+  lib=$(ls "$d"/lib64/libcublas.so* "$d"/lib/libcublas.so* 2>/dev/null | head -1)
+  if [ -n "$d" ] && [ -f "$d/include/cublas_v2.h" ] && [ -n "$lib" ]; then
+    CB="-DWGSP_CUBLAS -I$d/include $lib -Xlinker -rpath=$(dirname "$lib")"; break
+  fi
+done
+echo "cublas: ${CB:-not found}" > "$OUT/build.txt"
+nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -I src/spense/runtime/csrc \
+  benchmarks/wgsp_check.cu $CB -o /tmp/wgsp_check >> "$OUT/build.txt" 2>&1 || { tail -20 "$OUT/build.txt"; exit 1; }
+echo "# $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1), $(date -u +%FT%TZ), commit ${SPENSE_COMMIT:-unknown}, src_digest $(PYTHONPATH=src python3 -m spense.provenance)" > "$R"
+B="timeout 60 /tmp/wgsp_check"
+echo "## correctness" >> "$R"
+for a in "256 1024 0.25 c 64 1" "256 1024 0.25 c 200 1" "256 1024 0.25 r 200 1" "512 2048 0.5 c 130 1" \
+         "1024 4096 0.25 r 1000 1"; do
+  $B $a >> "$R" 2>&1 || { echo "MISMATCH or failure (rc=$?) at $a" >> "$R"; tail -3 "$R"; exit 1; }
+done
+echo "## memcheck" >> "$R"
+timeout 120 compute-sanitizer --tool memcheck --error-exitcode 3 /tmp/wgsp_check 256 1024 0.25 c 200 1 >> "$R" 2>&1 \
+  || echo "memcheck rc=$?" >> "$R"
+echo "## timing (25 % dense; dense-equivalent TFLOP/s = 2 M N K / time)" >> "$R"
+for M in ${MS:-2048}; do
+  for s in "6144 4096" "4096 4096" "24576 4096" "4096 12288" "51200 5120" "5120 25600"; do
+    for ax in c r; do $B $s 0.25 $ax $M 20 >> "$R" 2>&1 || echo "rc=$? at $s $ax $M" >> "$R"; done
+  done
+done
+echo DONE >> "$R"
+tail -14 "$R"

@@ -1,0 +1,120 @@
+// Standalone check and timing of the Spense prefill GEMM on sparse warpgroup MMA (spense_wgsp.cuh;
+// sm_90a; no torch): random bf16 weights in the decode kernels' layout at 25 % dense (cols or rows),
+// M tokens of x.  The reference is the register decode kernel (spense_mmasp_kernel, x read directly,
+// checked against float64 by the GPU tests) run on slices of 64 tokens; then both are timed, next to
+// cuBLAS's dense bf16 GEMM of the same shape where the binary was built with it (-DWGSP_CUBLAS -lcublas).
+//
+//   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -I src/spense/runtime/csrc \
+//        [-DWGSP_CUBLAS -I<cublas include> -L<cublas lib> -lcublas] benchmarks/wgsp_check.cu -o /tmp/wgsp_check
+//   /tmp/wgsp_check [N K dense_frac axis(c|r) M reps]
+//
+// One line per run: shape, rel. L2 difference to the reference, nonfinite outputs, µs and dense-equivalent
+// TFLOP/s (2 M N K / time) of wgsp, of cuBLAS, and wgsp's speed-up over cuBLAS.  Exits 2 on a mismatch.
+#include <cuda_runtime.h>
+#include <cstdio>
+#include <cstdlib>
+#include <algorithm>
+
+#include "spense_mmasp_common.cuh"
+#include "spense_mmasp_reg.cuh"
+#include "spense_wgsp.cuh"
+#include "spense_layout_gen.h"
+#ifdef WGSP_CUBLAS
+#include <cublas_v2.h>
+#endif
+
+#define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { \
+  fprintf(stderr, "%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e_)); exit(1); } } while (0)
+
+int main(int argc, char** argv) {
+  int N = 12288, K = 4096, M = 2048, reps = 20;
+  double dfrac = 0.25;
+  char axis = 'c';
+  if (argc > 1) N = atoi(argv[1]);
+  if (argc > 2) K = atoi(argv[2]);
+  if (argc > 3) dfrac = atof(argv[3]);
+  if (argc > 4) axis = argv[4][0];
+  if (argc > 5) M = atoi(argv[5]);
+  if (argc > 6) reps = atoi(argv[6]);
+  if (K % 64 || N % 64 || M < 1 || reps < 1) { fprintf(stderr, "bad arguments\n"); return 1; }
+  std::mt19937 rng(1234);
+  const RandLayout L = rand_layout(N, K, dfrac, axis, 1, false, 64, 128, rng);
+  if (L.Bs % 4 || L.Bd % 4) { fprintf(stderr, "row tiles of each kind must come in fours\n"); return 1; }
+  std::uniform_real_distribution<float> U(-1.f, 1.f);
+  std::vector<uint16_t> hx((size_t)M * K);
+  for (auto& v : hx) v = f2bf(U(rng));
+
+  uint4 *sv, *dv; uint32_t* sm; __nv_bfloat16 *x, *y0, *y1; int *sblk, *dblk, *orow;
+  CK(cudaMalloc(&sv, L.nsv * 16 + 16)); CK(cudaMalloc(&dv, L.ndv * 16 + 16)); CK(cudaMalloc(&sm, L.nsm * 4 + 16));
+  CK(cudaMemcpy(sv, L.hv.data(), L.nsv * 16, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(dv, L.hv.data() + L.nsv * 4, L.ndv * 16, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(sm, L.hm.data(), L.nsm * 4, cudaMemcpyHostToDevice));
+  CK(cudaMalloc(&x, hx.size() * 2)); CK(cudaMemcpy(x, hx.data(), hx.size() * 2, cudaMemcpyHostToDevice));
+  CK(cudaMalloc(&y0, (size_t)M * N * 2)); CK(cudaMalloc(&y1, (size_t)M * N * 2));
+  CK(cudaMalloc(&sblk, L.sblk.size() * 4)); CK(cudaMalloc(&dblk, L.dblk.size() * 4));
+  CK(cudaMalloc(&orow, L.orow.size() * 4));
+  CK(cudaMemcpy(sblk, L.sblk.data(), L.sblk.size() * 4, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(dblk, L.dblk.data(), L.dblk.size() * 4, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(orow, L.orow.data(), L.orow.size() * 4, cudaMemcpyHostToDevice));
+
+  // the reference: the register decode kernel, 4 warps, 64 tokens at a time
+  for (int t0 = 0; t0 < M; t0 += 64)
+    spense_mmasp_kernel<1, 8, false, REG_U, X_DIRECT><<<L.Bs + L.Bd, 128>>>(
+        sv, sm, dv, x + (size_t)t0 * K, nullptr, K, std::min(64, M - t0), K, sblk, dblk, orow, nullptr,
+        y0 + (size_t)t0 * N, N, L.Bs, L.Bd, L.Ss, L.SdA, L.SdB, 0);
+  CK(cudaGetLastError());
+  CK(cudaMemset(y1, 0xFF, (size_t)M * N * 2));  // a missed output shows as nonfinite
+  auto wgsp = [&]() {
+    CK(launch_wgsp(0, sv, sm, dv, x, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd, L.Ss, L.SdA, L.SdB));
+  };
+  wgsp();
+  CK(cudaDeviceSynchronize());
+  std::vector<uint16_t> h0((size_t)M * N), h1(h0.size());
+  CK(cudaMemcpy(h0.data(), y0, h0.size() * 2, cudaMemcpyDeviceToHost));
+  CK(cudaMemcpy(h1.data(), y1, h1.size() * 2, cudaMemcpyDeviceToHost));
+  double num = 0, den = 0;
+  int bad = 0;
+  for (size_t i = 0; i < h0.size(); ++i) {
+    const double u = bf2f(h0[i]), v = bf2f(h1[i]);
+    if (!std::isfinite(v)) { ++bad; continue; }
+    num += (u - v) * (u - v); den += u * u;
+  }
+  const double rel = std::sqrt(num / std::max(den, 1e-30));
+
+  cudaEvent_t e0, e1; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
+  auto timeit = [&](auto&& f) {
+    for (int i = 0; i < 3; ++i) f();
+    CK(cudaEventRecord(e0));
+    for (int i = 0; i < reps; ++i) f();
+    CK(cudaEventRecord(e1)); CK(cudaEventSynchronize(e1)); CK(cudaGetLastError());
+    float ms; CK(cudaEventElapsedTime(&ms, e0, e1)); return 1e3 * ms / reps;
+  };
+  const double flop = 2.0 * M * N * K;
+  const float t_wg = timeit(wgsp);
+  float t_cb = -1.f;
+#ifdef WGSP_CUBLAS
+  {  // y (M x N, row-major) = x (M x K) W^T, W dense N x K: column-major N x M = W^T^T x^T
+    __nv_bfloat16 *w, *yc;
+    CK(cudaMalloc(&w, (size_t)N * K * 2)); CK(cudaMalloc(&yc, (size_t)M * N * 2));
+    CK(cudaMemset(w, 0x3C, (size_t)N * K * 2));
+    cublasHandle_t h; cublasCreate(&h);
+    const float alpha = 1.f, beta = 0.f;
+    auto gemm = [&]() {
+      if (cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, w, CUDA_R_16BF, K, x, CUDA_R_16BF, K, &beta, yc,
+                       CUDA_R_16BF, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT) != CUBLAS_STATUS_SUCCESS) {
+        fprintf(stderr, "cublasGemmEx failed\n"); exit(1);
+      }
+    };
+    t_cb = timeit(gemm);
+    cublasDestroy(h); cudaFree(w); cudaFree(yc);
+  }
+#endif
+  printf("N=%d K=%d d=%.3f axis=%c M=%d | rel_diff %.2e nonfinite %d | wgsp %.2f us %.0f TFLOP/s | "
+         "cublas %.2f us %.0f TFLOP/s | wgsp/cublas %.3fx\n",
+         N, K, dfrac, axis, M, rel, bad, t_wg, flop / (t_wg * 1e6), t_cb, t_cb > 0 ? flop / (t_cb * 1e6) : -1.0,
+         t_cb > 0 ? t_cb / t_wg : -1.0);
+  cudaFree(sv); cudaFree(dv); cudaFree(sm); cudaFree(x); cudaFree(y0); cudaFree(y1); cudaFree(sblk);
+  cudaFree(dblk); cudaFree(orow);
+  if (rel > 5e-3 || bad) { fprintf(stderr, "MISMATCH\n"); return 2; }
+  return 0;
+}

@@ -1,0 +1,198 @@
+// The Spense prefill GEMM on Hopper's sparse warpgroup MMA (wgmma.mma_async.sp, sm_90a).  Written after
+// e2e v15, harness only (benchmarks/wgsp_check.cu), not yet run on a GPU.
+//
+//   y[t][o] = sum_k W[o][k] x[t][k]      for many tokens t (prefill: M >= 64)
+//
+// read from the decode kernel's own layout (spense.runtime.mmasp.to_kernel_layout: per 16-row tile and
+// 64-K step the mma.sp A fragments and metadata words, lane-major), so prefill needs no second copy of
+// the weights (issue 9: a composed cuSPARSELt + dense layer would need one):
+// - a CTA is one warpgroup (4 warps) on 4 consecutive row tiles of one kind (64 output rows) and WG_N
+//   tokens; warp w owns row tile 4 blk + w and loads its A fragments straight into registers: per warp,
+//   wgmma's register A fragment and its sparse metadata are those of mma.sp m16n8k32 / mma m16n8k16
+//   (PTX ISA 9.7.15.6.2; CUTLASS GMMA::ALayout_64x32 and ELayout_64x32), so the kernel layout serves as is;
+// - per 64-K step, the WG_N tokens' 64 columns of x (sblk / dblk: the step's first column) go through a
+//   ring of WG_STAGES shared-memory tiles by cp.async, 128-byte swizzled: B = x^T is K-major, element
+//   (n, k) of a tile at n*128 + ((k/8 ^ n%8) * 16) + (k%8)*2 (PTX ISA 9.7.15.5.1.2, canonical K-major
+//   layout with 128B swizzle: SBO 1024 B, LBO unused);
+// - a sparse step is two wgmma.mma_async.sp m64nWG_Nk32 (sparsity selector j = the step's 32-K half,
+//   the descriptor advanced by 64 bytes), a dense step four wgmma.mma_async m64nWG_Nk16 (by 32 bytes),
+//   all accumulating into WG_N / 2 fp32 registers per thread;
+// - row tiles come in the decode kernel's two kinds: [0, Bs) with Ss sparse then SdA dense steps, and
+//   [Bs, Bs + Bd) with SdB dense steps (Bs and Bd multiples of 4, else launch_wgsp refuses).
+// bf16 weights only.  D's fragment: warp w, lane 4g + c, register j holds row 16w + g + 8((j >> 1) & 1),
+// token 8(j >> 2) + 2c + (j & 1) (CUTLASS CLayout_64xN).
+#pragma once
+#include "spense_mmasp_common.cuh"
+
+constexpr int WG_N = 128;               // tokens per CTA
+constexpr int WG_STAGES = 4;            // x tiles in flight
+constexpr int WG_TILE = WG_N * 128;     // bytes per x tile: WG_N tokens x 64 bf16
+constexpr int WG_SMEM = WG_STAGES * WG_TILE + 1024;  // + the 1024-byte alignment of the swizzle pattern
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) { return (uint32_t)__cvta_generic_to_shared(p); }
+// 16-byte cp.async global -> shared; src_bytes < 16 fills the rest with zeros (0: all zeros)
+__device__ __forceinline__ void cp_async16_fill(uint32_t s, const void* g, int src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(s), "l"(g), "r"(src_bytes) : "memory");
+}
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(N) : "memory"); }
+// cp.async writes shared memory through the generic proxy; wgmma reads it through the async proxy
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void wg_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" :: "n"(N) : "memory"); }
+
+// shared-memory matrix descriptor of a K-major tile with 128-byte swizzle, based on a 1024-byte boundary:
+// start address >> 4 in bits 0-13, LBO (unused with this swizzle, 1) in 16-29, SBO = 1024 B (8 rows of
+// 128 B) >> 4 in 32-45, base offset 0 in 49-51, swizzle mode 1 (128 B) in 62-63.  Advancing K within the
+// 128-byte row adds bytes / 16 to the start field.
+__device__ __forceinline__ uint64_t wg_desc(uint32_t saddr) {
+  return (uint64_t)((saddr & 0x3FFFF) >> 4) | ((uint64_t)1 << 16) | ((uint64_t)(1024 >> 4) << 32) |
+         ((uint64_t)1 << 62);
+}
+
+// D (64 x 128, fp32) += A (64 x 32, 2:4 sparse: 16 kept values per row, registers) B (32 x 128, shared)
+template <int SEL>
+__device__ __forceinline__ void wgmma_sp(float (&d)[64], const uint4& a, uint64_t desc, uint32_t e) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %70, 0;\n"
+      "wgmma.mma_async.sp.sync.aligned.m64n128k32.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, %69, %71, "
+      "p, 1, 1, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "l"(desc), "r"(e), "r"(1), "n"(SEL));
+}
+// D (64 x 128, fp32) += A (64 x 16, registers) B (16 x 128, shared)
+__device__ __forceinline__ void wgmma_dense(float (&d)[64], const uint4& a, uint64_t desc) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "l"(desc), "r"(1));
+}
+// keeps the compiler from moving reads of the accumulators above the wgmma wait
+__device__ __forceinline__ void wg_fence_acc(float (&d)[64]) {
+#pragma unroll
+  for (int i = 0; i < 64; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+
+// one 64-K step's A for this warp's row tile: sparse (v[0..1]: the two mma.sp fragments, e: metadata) or
+// dense (v[0..3]: the four m16n8k16 fragments)
+struct WgA {
+  uint4 v[4];
+  uint32_t e;
+};
+
+__global__ void __launch_bounds__(128, 1) spense_wgsp_kernel(
+    const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
+    const __nv_bfloat16* __restrict__ x, int ldx, int M, const int* __restrict__ sblk,
+    const int* __restrict__ dblk, const int* __restrict__ out_row, __nv_bfloat16* __restrict__ y, int ldy,
+    int Bs, int Bd, int Ss, int SdA, int SdB) {
+  extern __shared__ uint8_t wg_raw[];
+  uint8_t* ring = (uint8_t*)(((uintptr_t)wg_raw + 1023) & ~(uintptr_t)1023);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int tile = 4 * blockIdx.x + warp, tok0 = blockIdx.y * WG_N;
+  const bool sp_rows = 4 * (int)blockIdx.x < Bs;
+  const int nsp = sp_rows ? Ss : 0, nde = sp_rows ? SdA : SdB, Q = nsp + nde;
+  const uint4* vb = sv + (size_t)tile * Ss * 64;   // [tile][Ss][64 uint4]
+  const uint32_t* mb = sm + (size_t)tile * Ss * 32;  // [tile][Ss][32 u32]
+  const uint4* db = sp_rows ? dv + (size_t)tile * SdA * 128
+                            : dv + ((size_t)Bs * SdA + (size_t)(tile - Bs) * SdB) * 128;  // [.][steps][128 uint4]
+
+  // x[tok0 .. tok0 + WG_N)[c0 .. c0 + 64) into ring slot st, swizzled; tokens past M read as zeros
+  auto load_tile = [&](int q, int st) {
+    const int c0 = q < nsp ? __ldg(sblk + q) : __ldg(dblk + q - nsp);
+    const uint32_t base = smem_addr(ring + st * WG_TILE);
+#pragma unroll
+    for (int i = 0; i < WG_N * 8 / 128; ++i) {
+      const int ch = threadIdx.x + 128 * i, n = ch >> 3, kc = ch & 7;
+      const bool in = tok0 + n < M;
+      cp_async16_fill(base + n * 128 + ((kc ^ (n & 7)) << 4), x + (size_t)(in ? tok0 + n : 0) * ldx + c0 + kc * 8,
+                      in ? 16 : 0);
+    }
+  };
+  auto load_a = [&](int q, WgA& f) {
+    if (q < nsp) {
+      const uint4* p = vb + (size_t)q * 64 + lane;
+      f.v[0] = ldg_stream(p);
+      f.v[1] = ldg_stream(p + 32);
+      f.e = ldg_stream32(mb + (size_t)q * 32 + lane);
+    } else if (q < Q) {
+      const uint4* p = db + (size_t)(q - nsp) * 128 + lane;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) f.v[j] = ldg_stream(p + 32 * j);
+    }
+  };
+
+  float acc[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) acc[i] = 0.f;
+#pragma unroll
+  for (int q = 0; q < WG_STAGES - 1; ++q) {
+    if (q < Q) load_tile(q, q);
+    cp_async_commit();
+  }
+  WgA cur, nxt;
+  load_a(0, cur);
+  for (int q = 0; q < Q; ++q) {
+    cp_async_wait<WG_STAGES - 2>();  // this thread's part of tile q has landed
+    fence_proxy_async();
+    __syncthreads();                 // everyone's part, and every warp is past step q - 1's wgmma
+    const int qn = q + WG_STAGES - 1;
+    if (qn < Q) load_tile(qn, qn % WG_STAGES);  // into the slot step q - 1 read
+    cp_async_commit();
+    load_a(q + 1, nxt);
+    const uint64_t d0 = wg_desc(smem_addr(ring + (q % WG_STAGES) * WG_TILE));
+    wg_fence();
+    if (q < nsp) {
+      wgmma_sp<0>(acc, cur.v[0], d0, cur.e);
+      wgmma_sp<1>(acc, cur.v[1], d0 + 4, cur.e);  // + 64 bytes: K 32..63 of the step
+    } else {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) wgmma_dense(acc, cur.v[j], d0 + 2 * j);  // + 32 bytes per 16 K
+    }
+    wg_commit();
+    wg_wait<0>();
+    wg_fence_acc(acc);
+    cur = nxt;
+  }
+  // epilogue: straight from the fragments (rows g and g + 8 of the warp's tile, two tokens per register pair)
+  const int g = lane >> 2, c = lane & 3;
+  const int o0 = __ldg(out_row + tile * 16 + g), o1 = __ldg(out_row + tile * 16 + g + 8);
+#pragma unroll
+  for (int j = 0; j < 64; ++j) {
+    const int o = ((j >> 1) & 1) ? o1 : o0;
+    const int tok = tok0 + 8 * (j >> 2) + 2 * c + (j & 1);
+    if (tok < M && o >= 0) y[(size_t)tok * ldy + o] = __float2bfloat16(acc[j]);
+  }
+}
+
+// y (M x ldy) = the Spense layer applied to x (M x K, row stride ldx, 16-byte aligned rows); the layout
+// as for spense_mmasp_kernel with RT = 1.  cudaErrorInvalidValue where it does not apply (Bs or Bd not a
+// multiple of 4, ldx not a multiple of 8): the caller falls back.
+inline cudaError_t launch_wgsp(cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv,
+                               const __nv_bfloat16* x, int ldx, int M, const int* sblk, const int* dblk,
+                               const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
+                               int SdB) {
+  if (Bs % 4 || Bd % 4 || ldx % 8 || M < 1 || Bs + Bd == 0) return cudaErrorInvalidValue;
+  const cudaError_t e = cudaFuncSetAttribute(spense_wgsp_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, WG_SMEM);
+  if (e != cudaSuccess) return e;
+  const dim3 grid((unsigned)((Bs + Bd) / 4), (unsigned)((M + WG_N - 1) / WG_N));
+  spense_wgsp_kernel<<<grid, 128, WG_SMEM, stream>>>(sv, sm, dv, x, ldx, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss,
+                                                     SdA, SdB);
+  return cudaGetLastError();
+}
