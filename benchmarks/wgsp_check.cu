@@ -1,5 +1,6 @@
-// Standalone check and timing of the Spense prefill GEMM on sparse warpgroup MMA (spense_wgsp.cuh;
-// sm_90a; no torch): random bf16 weights in the decode kernels' layout at 25 % dense (cols or rows),
+// Standalone check and timing of the Spense prefill GEMMs on sparse warpgroup MMA (sm_90a; no torch):
+// "wgsp" (spense_wgsp.cuh: one warpgroup per CTA, each step waited for) and "wgsp_ws" (spense_wgsp_ws.cuh:
+// a producer and two consumer warpgroups, an mbarrier ring, one step in flight; rows in eights): random bf16 weights in the decode kernels' layout at 25 % dense (cols or rows),
 // M tokens of x.  The reference is the register decode kernel (spense_mmasp_kernel, x read directly,
 // checked against float64 by the GPU tests) run on slices of 64 tokens; then both are timed, next to
 // cuBLAS's dense bf16 GEMM of the same shape where the binary was built with it (-DWGSP_CUBLAS -lcublas).
@@ -8,8 +9,9 @@
 //        [-DWGSP_CUBLAS -I<cublas include> -L<cublas lib> -lcublas] benchmarks/wgsp_check.cu -o /tmp/wgsp_check
 //   /tmp/wgsp_check [N K dense_frac axis(c|r) M reps]
 //
-// One line per run: shape, rel. L2 difference to the reference, nonfinite outputs, µs and dense-equivalent
-// TFLOP/s (2 M N K / time) of wgsp, of cuBLAS, and wgsp's speed-up over cuBLAS.  Exits 2 on a mismatch.
+// One line per run: shape, rel. L2 difference to the reference and nonfinite outputs (the worse of the two
+// kernels), µs and dense-equivalent TFLOP/s (2 M N K / time) of wgsp, wgsp_ws and cuBLAS, and the faster
+// kernel's speed-up over cuBLAS.  Exits 2 on a mismatch.
 #include <cuda_runtime.h>
 #include <cstdio>
 #include <cstdlib>
@@ -18,6 +20,7 @@
 #include "spense_mmasp_common.cuh"
 #include "spense_mmasp_reg.cuh"
 #include "spense_wgsp.cuh"
+#include "spense_wgsp_ws.cuh"
 #include "spense_layout_gen.h"
 #ifdef WGSP_CUBLAS
 #include <cublas_v2.h>
@@ -63,23 +66,36 @@ int main(int argc, char** argv) {
         sv, sm, dv, x + (size_t)t0 * K, nullptr, K, std::min(64, M - t0), K, sblk, dblk, orow, nullptr,
         y0 + (size_t)t0 * N, N, L.Bs, L.Bd, L.Ss, L.SdA, L.SdB, 0);
   CK(cudaGetLastError());
-  CK(cudaMemset(y1, 0xFF, (size_t)M * N * 2));  // a missed output shows as nonfinite
   auto wgsp = [&]() {
     CK(launch_wgsp(0, sv, sm, dv, x, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd, L.Ss, L.SdA, L.SdB));
   };
-  wgsp();
-  CK(cudaDeviceSynchronize());
+  const bool with_ws = L.Bs % 8 == 0 && L.Bd % 8 == 0;
+  auto wgsp_ws = [&]() {
+    CK(launch_wgsp_ws(0, sv, sm, dv, x, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd, L.Ss, L.SdA, L.SdB));
+  };
   std::vector<uint16_t> h0((size_t)M * N), h1(h0.size());
+  CK(cudaDeviceSynchronize());
   CK(cudaMemcpy(h0.data(), y0, h0.size() * 2, cudaMemcpyDeviceToHost));
-  CK(cudaMemcpy(h1.data(), y1, h1.size() * 2, cudaMemcpyDeviceToHost));
-  double num = 0, den = 0;
+  double rel = 0;
   int bad = 0;
-  for (size_t i = 0; i < h0.size(); ++i) {
-    const double u = bf2f(h0[i]), v = bf2f(h1[i]);
-    if (!std::isfinite(v)) { ++bad; continue; }
-    num += (u - v) * (u - v); den += u * u;
-  }
-  const double rel = std::sqrt(num / std::max(den, 1e-30));
+  auto check = [&](auto&& f, const char* name) {
+    CK(cudaMemset(y1, 0xFF, (size_t)M * N * 2));  // a missed output shows as nonfinite
+    f();
+    CK(cudaDeviceSynchronize());
+    CK(cudaMemcpy(h1.data(), y1, h1.size() * 2, cudaMemcpyDeviceToHost));
+    double num = 0, den = 0;
+    int nb = 0;
+    for (size_t i = 0; i < h0.size(); ++i) {
+      const double u = bf2f(h0[i]), v = bf2f(h1[i]);
+      if (!std::isfinite(v)) { ++nb; continue; }
+      num += (u - v) * (u - v); den += u * u;
+    }
+    const double r = std::sqrt(num / std::max(den, 1e-30));
+    if (r > 5e-3 || nb) fprintf(stderr, "%s: rel_diff %.2e nonfinite %d\n", name, r, nb);
+    rel = std::max(rel, r); bad += nb;
+  };
+  check(wgsp, "wgsp");
+  if (with_ws) check(wgsp_ws, "wgsp_ws");
 
   cudaEvent_t e0, e1; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
   auto timeit = [&](auto&& f) {
@@ -90,7 +106,7 @@ int main(int argc, char** argv) {
     float ms; CK(cudaEventElapsedTime(&ms, e0, e1)); return 1e3 * ms / reps;
   };
   const double flop = 2.0 * M * N * K;
-  const float t_wg = timeit(wgsp);
+  const float t_wg = timeit(wgsp), t_ws = with_ws ? timeit(wgsp_ws) : -1.f;
   float t_cb = -1.f;
 #ifdef WGSP_CUBLAS
   {  // y (M x N, row-major) = x (M x K) W^T, W dense N x K: column-major N x M = W^T^T x^T
@@ -109,10 +125,11 @@ int main(int argc, char** argv) {
     cublasDestroy(h); cudaFree(w); cudaFree(yc);
   }
 #endif
+  const float t_best = t_ws > 0 ? std::min(t_wg, t_ws) : t_wg;
   printf("N=%d K=%d d=%.3f axis=%c M=%d | rel_diff %.2e nonfinite %d | wgsp %.2f us %.0f TFLOP/s | "
-         "cublas %.2f us %.0f TFLOP/s | wgsp/cublas %.3fx\n",
-         N, K, dfrac, axis, M, rel, bad, t_wg, flop / (t_wg * 1e6), t_cb, t_cb > 0 ? flop / (t_cb * 1e6) : -1.0,
-         t_cb > 0 ? t_cb / t_wg : -1.0);
+         "wgsp_ws %.2f us %.0f TFLOP/s | cublas %.2f us %.0f TFLOP/s | best/cublas %.3fx\n",
+         N, K, dfrac, axis, M, rel, bad, t_wg, flop / (t_wg * 1e6), t_ws, t_ws > 0 ? flop / (t_ws * 1e6) : -1.0,
+         t_cb, t_cb > 0 ? flop / (t_cb * 1e6) : -1.0, t_cb > 0 ? t_cb / t_best : -1.0);
   cudaFree(sv); cudaFree(dv); cudaFree(sm); cudaFree(x); cudaFree(y0); cudaFree(y1); cudaFree(sblk);
   cudaFree(dblk); cudaFree(orow);
   if (rel > 5e-3 || bad) { fprintf(stderr, "MISMATCH\n"); return 2; }

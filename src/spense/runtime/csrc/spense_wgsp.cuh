@@ -157,6 +157,7 @@ __global__ void __launch_bounds__(128, 1) spense_wgsp_kernel(
     cp_async_commit();
     load_a(q + 1, nxt);
     const uint64_t d0 = wg_desc(smem_addr(ring + (q % WG_STAGES) * WG_TILE));
+    wg_fence_acc(acc);  // as CUTLASS's warpgroup_fence_operand: the accumulators stay where the wgmmas left them
     wg_fence();
     if (q < nsp) {
       wgmma_sp<0>(acc, cur.v[0], d0, cur.e);

@@ -1,0 +1,186 @@
+// The Spense prefill GEMM on sparse warpgroup MMA, warp-specialized (sm_90a; written after e2e v15,
+// harness only: benchmarks/wgsp_check.cu, not yet run on a GPU).  The same product and weight layout as
+// spense_wgsp_kernel (spense_wgsp.cuh), organised the way Hopper GEMMs keep their tensor cores busy:
+// - a CTA holds 8 row tiles of one kind (128 output rows) and WG_N tokens, in three warpgroups: warpgroup
+//   0 produces, warpgroups 1 and 2 consume (4 row tiles each, one per warp);
+// - the producer copies each 64-K step's operands into a ring of WS_STAGES shared-memory slots by cp.async:
+//   the x tile (WG_N tokens x the step's 64 columns, 128-byte swizzled as in spense_wgsp.cuh) and the 8 row
+//   tiles' A fragments for the step, as stored (sparse: 64 uint4 of values and 32 metadata words per tile;
+//   dense: 128 uint4 per tile).  Each producer thread's copies arrive on the slot's `full` mbarrier when
+//   they land (cp.async.mbarrier.arrive.noinc), so no thread waits for its own copies;
+// - a consumer waits for `full`, reads its A fragments from the slot into registers (lane-major: one
+//   conflict-free 16-byte load per lane and fragment), issues the step's wgmmas (two wgmma.sp m64n128k32
+//   or four wgmma m64n128k16), commits, and waits until only this step's group is pending, so that one
+//   step's MMAs run while the next step's are prepared; then it frees the previous step's slot (its
+//   `empty` mbarrier, one arrival per consumer thread) for the producer;
+// - A registers alternate between two sets, so that none is rewritten while the wgmma reading it runs.
+#pragma once
+#include <type_traits>
+
+#include "spense_wgsp.cuh"
+
+constexpr int WS_STAGES = 4;
+constexpr int WS_A = 8 * 128 * 16;                // bytes of A per slot: 8 tiles x 2 KB (dense; sparse uses 9 KB)
+constexpr int WS_SLOT = WG_TILE + WS_A;           // x tile then A
+constexpr int WS_SMEM = WS_STAGES * WS_SLOT + 1024 + 2 * WS_STAGES * 8;
+
+__device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" :: "r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" :: "r"(bar) : "memory");
+}
+// arrives on `bar` once all of this thread's earlier cp.async have landed (the count set at init includes it)
+__device__ __forceinline__ void mbar_arrive_cp_async(uint32_t bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" :: "r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint32_t bar, int parity) {
+  asm volatile(
+      "{\n.reg .pred P;\nWAIT_%=:\nmbarrier.try_wait.parity.shared::cta.b64 P, [%0], %1;\n@!P bra WAIT_%=;\n}\n"
+      :: "r"(bar), "r"(parity) : "memory");
+}
+
+__global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
+    const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
+    const __nv_bfloat16* __restrict__ x, int ldx, int M, const int* __restrict__ sblk,
+    const int* __restrict__ dblk, const int* __restrict__ out_row, __nv_bfloat16* __restrict__ y, int ldy,
+    int Bs, int Bd, int Ss, int SdA, int SdB) {
+  extern __shared__ uint8_t ws_raw[];
+  uint8_t* ring = (uint8_t*)(((uintptr_t)ws_raw + 1023) & ~(uintptr_t)1023);
+  const uint32_t full0 = smem_addr(ring + WS_STAGES * WS_SLOT), empty0 = full0 + WS_STAGES * 8;
+  // the warpgroup index, warp-uniform as far as the compiler can tell (a shuffle from lane 0)
+  const int wg = __shfl_sync(0xffffffffu, (int)(threadIdx.x >> 7), 0), tid = threadIdx.x & 127;
+  const int tile0 = 8 * blockIdx.x, tok0 = blockIdx.y * WG_N;
+  const bool sp_rows = tile0 < Bs;
+  const int nsp = sp_rows ? Ss : 0, nde = sp_rows ? SdA : SdB, Q = nsp + nde;
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < WS_STAGES; ++s) {
+      mbar_init(full0 + 8 * s, 128);   // every producer thread's copies
+      mbar_init(empty0 + 8 * s, 256);  // every consumer thread
+    }
+  }
+  __syncthreads();
+
+  if (wg == 0) {  // ---------------- producer ----------------
+    for (int q = 0; q < Q; ++q) {
+      const int s = q % WS_STAGES;
+      if (q >= WS_STAGES) mbar_wait(empty0 + 8 * s, ((q / WS_STAGES) - 1) & 1);
+      uint8_t* slot = ring + s * WS_SLOT;
+      const int c0 = q < nsp ? __ldg(sblk + q) : __ldg(dblk + q - nsp);
+      const uint32_t xb = smem_addr(slot);
+#pragma unroll
+      for (int i = 0; i < WG_N * 8 / 128; ++i) {  // the x tile, swizzled; tokens past M as zeros
+        const int ch = tid + 128 * i, n = ch >> 3, kc = ch & 7;
+        const bool in = tok0 + n < M;
+        cp_async16_fill(xb + n * 128 + ((kc ^ (n & 7)) << 4), x + (size_t)(in ? tok0 + n : 0) * ldx + c0 + kc * 8,
+                        in ? 16 : 0);
+      }
+      const uint32_t ab = smem_addr(slot + WG_TILE);
+      if (q < nsp) {  // [8 tiles][64 uint4] values, then [8 tiles][8 uint4] metadata words
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const int ch = tid + 128 * i, t = ch >> 6, u = ch & 63;
+          cp_async16_fill(ab + ch * 16, sv + ((size_t)(tile0 + t) * Ss + q) * 64 + u, 16);
+        }
+        if (tid < 64) {
+          const int t = tid >> 3, u = tid & 7;
+          cp_async16_fill(ab + 8 * 64 * 16 + tid * 16,
+                          reinterpret_cast<const uint4*>(sm + ((size_t)(tile0 + t) * Ss + q) * 32) + u, 16);
+        }
+      } else {  // [8 tiles][128 uint4]
+        const int qd = q - nsp;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+          const int ch = tid + 128 * i, t = ch >> 7, u = ch & 127, tt = tile0 + t;
+          const uint4* base = sp_rows ? dv + ((size_t)tt * SdA + qd) * 128
+                                      : dv + ((size_t)Bs * SdA + (size_t)(tt - Bs) * SdB + qd) * 128;
+          cp_async16_fill(ab + ch * 16, base + u, 16);
+        }
+      }
+      mbar_arrive_cp_async(full0 + 8 * s);
+    }
+    cp_async_wait<0>();  // nothing may be in flight into shared memory when the CTA exits
+    return;
+  }
+
+  // ---------------- consumers: warpgroup 1 on tiles 0-3, 2 on tiles 4-7 ----------------
+  const int warp = tid >> 5, lane = tid & 31, ti = 4 * (wg - 1) + warp;
+  float acc[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) acc[i] = 0.f;
+  WgA a[2];
+  // step q's A for this warp from its slot, then its wgmmas (SPARSE: two wgmma.sp, else four wgmma) on
+  // register set f; the sparse and the dense steps run in loops of their own, so that no wgmma sits on a
+  // branch (ptxas serializes wgmmas behind the fences it injects on divergent paths: C7520)
+  auto step = [&](auto sparse_tag, int q, WgA& f) {
+    constexpr bool SPARSE = decltype(sparse_tag)::value;
+    const int s = q % WS_STAGES;
+    mbar_wait(full0 + 8 * s, (q / WS_STAGES) & 1);
+    fence_proxy_async();  // the x tile was written through the generic proxy; wgmma reads it through the async one
+    const uint4* as = reinterpret_cast<const uint4*>(ring + s * WS_SLOT + WG_TILE);
+    const uint64_t d0 = wg_desc(smem_addr(ring + s * WS_SLOT));
+    if constexpr (SPARSE) {
+      f.v[0] = as[ti * 64 + lane];
+      f.v[1] = as[ti * 64 + 32 + lane];
+      f.e = reinterpret_cast<const uint32_t*>(as + 8 * 64)[ti * 32 + lane];
+      wg_fence_acc(acc);
+      wg_fence();
+      wgmma_sp<0>(acc, f.v[0], d0, f.e);
+      wgmma_sp<1>(acc, f.v[1], d0 + 4, f.e);
+    } else {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) f.v[j] = as[ti * 128 + 32 * j + lane];
+      wg_fence_acc(acc);
+      wg_fence();
+#pragma unroll
+      for (int j = 0; j < 4; ++j) wgmma_dense(acc, f.v[j], d0 + 2 * j);
+    }
+    wg_commit();
+    wg_wait<1>();  // step q - 1's MMAs are done: its slot and its A set are free
+    wg_fence_acc(acc);
+    if (q > 0) mbar_arrive(empty0 + 8 * ((q - 1) % WS_STAGES));
+  };
+  using SP = std::true_type;
+  using DE = std::false_type;
+  int q = 0;
+  for (; q + 1 < nsp; q += 2) {
+    step(SP{}, q, a[0]);
+    step(SP{}, q + 1, a[1]);
+  }
+  if (q < nsp) {  // an odd count: drain, so that the dense steps start again on set 0
+    step(SP{}, q, a[0]);
+    ++q;
+    wg_wait<0>();
+    wg_fence_acc(acc);
+  }
+  for (; q + 1 < Q; q += 2) {
+    step(DE{}, q, a[0]);
+    step(DE{}, q + 1, a[1]);
+  }
+  if (q < Q) step(DE{}, q, a[0]);
+  wg_wait<0>();
+  wg_fence_acc(acc);
+  const int tile = tile0 + ti, g = lane >> 2, c = lane & 3;
+  const int o0 = __ldg(out_row + tile * 16 + g), o1 = __ldg(out_row + tile * 16 + g + 8);
+#pragma unroll
+  for (int j = 0; j < 64; ++j) {
+    const int o = ((j >> 1) & 1) ? o1 : o0;
+    const int tok = tok0 + 8 * (j >> 2) + 2 * c + (j & 1);
+    if (tok < M && o >= 0) y[(size_t)tok * ldy + o] = __float2bfloat16(acc[j]);
+  }
+}
+
+// as launch_wgsp, with 8 row tiles per CTA: Bs and Bd must be multiples of 8
+inline cudaError_t launch_wgsp_ws(cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv,
+                                  const __nv_bfloat16* x, int ldx, int M, const int* sblk, const int* dblk,
+                                  const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
+                                  int SdB) {
+  if (Bs % 8 || Bd % 8 || ldx % 8 || M < 1 || Bs + Bd == 0) return cudaErrorInvalidValue;
+  const cudaError_t e =
+      cudaFuncSetAttribute(spense_wgsp_ws_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, WS_SMEM);
+  if (e != cudaSuccess) return e;
+  const dim3 grid((unsigned)((Bs + Bd) / 8), (unsigned)((M + WG_N - 1) / WG_N));
+  spense_wgsp_ws_kernel<<<grid, 384, WS_SMEM, stream>>>(sv, sm, dv, x, ldx, M, sblk, dblk, out_row, y, ldy, Bs, Bd,
+                                                        Ss, SdA, SdB);
+  return cudaGetLastError();
+}
