@@ -16,7 +16,7 @@ for d in "${CUDA_HOME:-/usr/local/cuda}" \
          "$(python3 -c 'import nvidia.cublas, os; print(os.path.dirname(nvidia.cublas.__file__))' 2>/dev/null)"; do
   lib=$(ls "$d"/lib64/libcublas.so* "$d"/lib/libcublas.so* 2>/dev/null | head -1)
   if [ -n "$d" ] && [ -f "$d/include/cublas_v2.h" ] && [ -n "$lib" ]; then
-    CB="-DWGSP_CUBLAS -I$d/include $lib -Xlinker -rpath=$(dirname "$lib")"; break
+    CB="-DWGSP_CUBLAS -I$d/include -L$(dirname "$lib") -l:$(basename "$lib") -Xlinker -rpath=$(dirname "$lib")"; break
   fi
 done
 echo "cublas: ${CB:-not found}" > "$OUT/build.txt"

@@ -67,11 +67,11 @@ int main(int argc, char** argv) {
         y0 + (size_t)t0 * N, N, L.Bs, L.Bd, L.Ss, L.SdA, L.SdB, 0);
   CK(cudaGetLastError());
   auto wgsp = [&]() {
-    CK(launch_wgsp(0, sv, sm, dv, x, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd, L.Ss, L.SdA, L.SdB));
+    CK(launch_wgsp(0, sv, sm, dv, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd, L.Ss, L.SdA, L.SdB));
   };
   const bool with_ws = L.Bs % 8 == 0 && L.Bd % 8 == 0;
   auto wgsp_ws = [&]() {
-    CK(launch_wgsp_ws(0, sv, sm, dv, x, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd, L.Ss, L.SdA, L.SdB));
+    CK(launch_wgsp_ws(0, sv, sm, dv, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd, L.Ss, L.SdA, L.SdB));
   };
   std::vector<uint16_t> h0((size_t)M * N), h1(h0.size());
   CK(cudaDeviceSynchronize());

@@ -105,8 +105,8 @@ __global__ void __launch_bounds__(128, 1) spense_wgsp_kernel(
   extern __shared__ uint8_t wg_raw[];
   uint8_t* ring = (uint8_t*)(((uintptr_t)wg_raw + 1023) & ~(uintptr_t)1023);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int tile = 4 * blockIdx.x + warp, tok0 = blockIdx.y * WG_N;
-  const bool sp_rows = 4 * (int)blockIdx.x < Bs;
+  const int tile = 4 * blockIdx.y + warp, tok0 = blockIdx.x * WG_N;
+  const bool sp_rows = 4 * (int)blockIdx.y < Bs;
   const int nsp = sp_rows ? Ss : 0, nde = sp_rows ? SdA : SdB, Q = nsp + nde;
   const uint4* vb = sv + (size_t)tile * Ss * 64;   // [tile][Ss][64 uint4]
   const uint32_t* mb = sm + (size_t)tile * Ss * 32;  // [tile][Ss][32 u32]
@@ -182,17 +182,22 @@ __global__ void __launch_bounds__(128, 1) spense_wgsp_kernel(
   }
 }
 
-// y (M x ldy) = the Spense layer applied to x (M x K, row stride ldx, 16-byte aligned rows); the layout
-// as for spense_mmasp_kernel with RT = 1.  cudaErrorInvalidValue where it does not apply (Bs or Bd not a
-// multiple of 4, ldx not a multiple of 8): the caller falls back.
+// y (M x ldy) = the Spense layer applied to x (M x K, row stride ldx); the layout as for spense_mmasp_kernel
+// with RT = 1, its column blocks (sblk, dblk) whole 64-column blocks of x (no gather).  cudaErrorInvalidValue
+// where it does not apply (Bs or Bd not a multiple of 4, K not a multiple of 64, x or its rows not 16-byte
+// aligned): the caller falls back.
 inline cudaError_t launch_wgsp(cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv,
-                               const __nv_bfloat16* x, int ldx, int M, const int* sblk, const int* dblk,
+                               const __nv_bfloat16* x, int ldx, int K, int M, const int* sblk, const int* dblk,
                                const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
                                int SdB) {
-  if (Bs % 4 || Bd % 4 || ldx % 8 || M < 1 || Bs + Bd == 0) return cudaErrorInvalidValue;
-  const cudaError_t e = cudaFuncSetAttribute(spense_wgsp_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, WG_SMEM);
-  if (e != cudaSuccess) return e;
-  const dim3 grid((unsigned)((Bs + Bd) / 4), (unsigned)((M + WG_N - 1) / WG_N));
+  if (Bs % 4 || Bd % 4 || ldx % 8 || K % 64 || M < 1 || Bs + Bd == 0 ||
+      (reinterpret_cast<uintptr_t>(x) & 15))
+    return cudaErrorInvalidValue;
+  static const cudaError_t attr =  // once per process
+      cudaFuncSetAttribute(spense_wgsp_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, WG_SMEM);
+  if (attr != cudaSuccess) return attr;
+  // token tiles vary fastest: the CTAs of a wave share their row blocks' weights in L2, and x stays there
+  const dim3 grid((unsigned)((M + WG_N - 1) / WG_N), (unsigned)((Bs + Bd) / 4));
   spense_wgsp_kernel<<<grid, 128, WG_SMEM, stream>>>(sv, sm, dv, x, ldx, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss,
                                                      SdA, SdB);
   return cudaGetLastError();

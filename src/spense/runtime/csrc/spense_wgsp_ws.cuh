@@ -50,7 +50,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
   const uint32_t full0 = smem_addr(ring + WS_STAGES * WS_SLOT), empty0 = full0 + WS_STAGES * 8;
   // the warpgroup index, warp-uniform as far as the compiler can tell (a shuffle from lane 0)
   const int wg = __shfl_sync(0xffffffffu, (int)(threadIdx.x >> 7), 0), tid = threadIdx.x & 127;
-  const int tile0 = 8 * blockIdx.x, tok0 = blockIdx.y * WG_N;
+  const int tile0 = 8 * blockIdx.y, tok0 = blockIdx.x * WG_N;
   const bool sp_rows = tile0 < Bs;
   const int nsp = sp_rows ? Ss : 0, nde = sp_rows ? SdA : SdB, Q = nsp + nde;
   if (threadIdx.x == 0) {
@@ -172,14 +172,17 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
 
 // as launch_wgsp, with 8 row tiles per CTA: Bs and Bd must be multiples of 8
 inline cudaError_t launch_wgsp_ws(cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv,
-                                  const __nv_bfloat16* x, int ldx, int M, const int* sblk, const int* dblk,
+                                  const __nv_bfloat16* x, int ldx, int K, int M, const int* sblk, const int* dblk,
                                   const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
                                   int SdB) {
-  if (Bs % 8 || Bd % 8 || ldx % 8 || M < 1 || Bs + Bd == 0) return cudaErrorInvalidValue;
-  const cudaError_t e =
+  if (Bs % 8 || Bd % 8 || ldx % 8 || K % 64 || M < 1 || Bs + Bd == 0 ||
+      (reinterpret_cast<uintptr_t>(x) & 15))
+    return cudaErrorInvalidValue;
+  static const cudaError_t attr =  // once per process
       cudaFuncSetAttribute(spense_wgsp_ws_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, WS_SMEM);
-  if (e != cudaSuccess) return e;
-  const dim3 grid((unsigned)((Bs + Bd) / 8), (unsigned)((M + WG_N - 1) / WG_N));
+  if (attr != cudaSuccess) return attr;
+  // token tiles vary fastest: the CTAs of a wave share their row blocks' weights in L2, and x stays there
+  const dim3 grid((unsigned)((M + WG_N - 1) / WG_N), (unsigned)((Bs + Bd) / 8));
   spense_wgsp_ws_kernel<<<grid, 384, WS_SMEM, stream>>>(sv, sm, dv, x, ldx, M, sblk, dblk, out_row, y, ldy, Bs, Bd,
                                                         Ss, SdA, SdB);
   return cudaGetLastError();
