@@ -52,6 +52,17 @@ __device__ __forceinline__ uint64_t wg_desc(uint32_t saddr) {
          ((uint64_t)1 << 62);
 }
 
+// the 64 fp32 accumulator operands of an m64n128 wgmma, read and written (%0 .. %63)
+#define WG_ACC64(d) \
+      "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+      "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+      "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+      "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+      "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
+      "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
+      "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
+      "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+
 // D (64 x 128, fp32) += A (64 x 32, 2:4 sparse: 16 kept values per row, registers) B (32 x 128, shared)
 template <int SEL>
 __device__ __forceinline__ void wgmma_sp(float (&d)[64], const uint4& a, uint64_t desc, uint32_t e) {
@@ -59,14 +70,7 @@ __device__ __forceinline__ void wgmma_sp(float (&d)[64], const uint4& a, uint64_
       "{\n.reg .pred p;\nsetp.ne.b32 p, %70, 0;\n"
       "wgmma.mma_async.sp.sync.aligned.m64n128k32.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, %69, %71, "
       "p, 1, 1, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : WG_ACC64(d)
       : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "l"(desc), "r"(e), "r"(1), "n"(SEL));
 }
 // D (64 x 128, fp32) += A (64 x 16, registers) B (16 x 128, shared)
@@ -74,20 +78,49 @@ __device__ __forceinline__ void wgmma_dense(float (&d)[64], const uint4& a, uint
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : WG_ACC64(d)
       : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "l"(desc), "r"(1));
 }
 // keeps the compiler from moving reads of the accumulators above the wgmma wait
 __device__ __forceinline__ void wg_fence_acc(float (&d)[64]) {
 #pragma unroll
   for (int i = 0; i < 64; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+
+// the epilogue, straight from a warp's accumulators: register j of lane 4g + c holds row g + 8((j >> 1) & 1)
+// of the warp's row tile and token tok0 + 8(j >> 2) + 2c + (j & 1); rows with out_row -1 are padding
+__device__ __forceinline__ void wg_store(const float (&acc)[64], int tile, int tok0, int lane,
+                                         const int* __restrict__ out_row, __nv_bfloat16* __restrict__ y, int ldy,
+                                         int M) {
+  const int g = lane >> 2, c = lane & 3;
+  const int o0 = __ldg(out_row + tile * 16 + g), o1 = __ldg(out_row + tile * 16 + g + 8);
+#pragma unroll
+  for (int j = 0; j < 64; ++j) {
+    const int o = ((j >> 1) & 1) ? o1 : o0;
+    const int tok = tok0 + 8 * (j >> 2) + 2 * c + (j & 1);
+    if (tok < M && o >= 0) y[(size_t)tok * ldy + o] = __float2bfloat16(acc[j]);
+  }
+}
+
+// launches a prefill kernel: token tiles vary fastest over the grid, so that the CTAs of a wave share their
+// row blocks' weights in L2 and x stays there; cudaErrorInvalidValue where it does not apply (row tiles of
+// each kind not in TILES, K not a multiple of 64, x or its rows not 16-byte aligned): the caller falls back
+template <int TILES, int THREADS, int SMEM>
+inline cudaError_t launch_wg_kernel(
+    void (*kernel)(const uint4*, const uint32_t*, const uint4*, const __nv_bfloat16*, int, int, const int*,
+                   const int*, const int*, __nv_bfloat16*, int, int, int, int, int, int),
+    cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv, const __nv_bfloat16* x, int ldx, int K,
+    int M, const int* sblk, const int* dblk, const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss,
+    int SdA, int SdB) {
+  if (Bs % TILES || Bd % TILES || ldx % 8 || K % 64 || M < 1 || Bs + Bd == 0 ||
+      (reinterpret_cast<uintptr_t>(x) & 15))
+    return cudaErrorInvalidValue;
+  static const cudaError_t attr =  // once per process and kernel
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM);
+  if (attr != cudaSuccess) return attr;
+  const dim3 grid((unsigned)((M + WG_N - 1) / WG_N), (unsigned)((Bs + Bd) / TILES));
+  kernel<<<grid, THREADS, SMEM, stream>>>(sv, sm, dv, x, ldx, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
+  return cudaGetLastError();
 }
 
 // one 64-K step's A for this warp's row tile: sparse (v[0..1]: the two mma.sp fragments, e: metadata) or
@@ -171,34 +204,15 @@ __global__ void __launch_bounds__(128, 1) spense_wgsp_kernel(
     wg_fence_acc(acc);
     cur = nxt;
   }
-  // epilogue: straight from the fragments (rows g and g + 8 of the warp's tile, two tokens per register pair)
-  const int g = lane >> 2, c = lane & 3;
-  const int o0 = __ldg(out_row + tile * 16 + g), o1 = __ldg(out_row + tile * 16 + g + 8);
-#pragma unroll
-  for (int j = 0; j < 64; ++j) {
-    const int o = ((j >> 1) & 1) ? o1 : o0;
-    const int tok = tok0 + 8 * (j >> 2) + 2 * c + (j & 1);
-    if (tok < M && o >= 0) y[(size_t)tok * ldy + o] = __float2bfloat16(acc[j]);
-  }
+  wg_store(acc, tile, tok0, lane, out_row, y, ldy, M);
 }
 
 // y (M x ldy) = the Spense layer applied to x (M x K, row stride ldx); the layout as for spense_mmasp_kernel
-// with RT = 1, its column blocks (sblk, dblk) whole 64-column blocks of x (no gather).  cudaErrorInvalidValue
-// where it does not apply (Bs or Bd not a multiple of 4, K not a multiple of 64, x or its rows not 16-byte
-// aligned): the caller falls back.
+// with RT = 1, its column blocks (sblk, dblk) whole 64-column blocks of x (no gather); row tiles in fours
 inline cudaError_t launch_wgsp(cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv,
                                const __nv_bfloat16* x, int ldx, int K, int M, const int* sblk, const int* dblk,
                                const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
                                int SdB) {
-  if (Bs % 4 || Bd % 4 || ldx % 8 || K % 64 || M < 1 || Bs + Bd == 0 ||
-      (reinterpret_cast<uintptr_t>(x) & 15))
-    return cudaErrorInvalidValue;
-  static const cudaError_t attr =  // once per process
-      cudaFuncSetAttribute(spense_wgsp_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, WG_SMEM);
-  if (attr != cudaSuccess) return attr;
-  // token tiles vary fastest: the CTAs of a wave share their row blocks' weights in L2, and x stays there
-  const dim3 grid((unsigned)((M + WG_N - 1) / WG_N), (unsigned)((Bs + Bd) / 4));
-  spense_wgsp_kernel<<<grid, 128, WG_SMEM, stream>>>(sv, sm, dv, x, ldx, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss,
-                                                     SdA, SdB);
-  return cudaGetLastError();
+  return launch_wg_kernel<4, 128, WG_SMEM>(spense_wgsp_kernel, stream, sv, sm, dv, x, ldx, K, M, sblk, dblk, out_row,
+                                           y, ldy, Bs, Bd, Ss, SdA, SdB);
 }

@@ -160,30 +160,14 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
   if (q < Q) step(DE{}, q, a[0]);
   wg_wait<0>();
   wg_fence_acc(acc);
-  const int tile = tile0 + ti, g = lane >> 2, c = lane & 3;
-  const int o0 = __ldg(out_row + tile * 16 + g), o1 = __ldg(out_row + tile * 16 + g + 8);
-#pragma unroll
-  for (int j = 0; j < 64; ++j) {
-    const int o = ((j >> 1) & 1) ? o1 : o0;
-    const int tok = tok0 + 8 * (j >> 2) + 2 * c + (j & 1);
-    if (tok < M && o >= 0) y[(size_t)tok * ldy + o] = __float2bfloat16(acc[j]);
-  }
+  wg_store(acc, tile0 + ti, tok0, lane, out_row, y, ldy, M);
 }
 
-// as launch_wgsp, with 8 row tiles per CTA: Bs and Bd must be multiples of 8
+// as launch_wgsp, with 8 row tiles per CTA: row tiles of each kind in eights
 inline cudaError_t launch_wgsp_ws(cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv,
                                   const __nv_bfloat16* x, int ldx, int K, int M, const int* sblk, const int* dblk,
                                   const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
                                   int SdB) {
-  if (Bs % 8 || Bd % 8 || ldx % 8 || K % 64 || M < 1 || Bs + Bd == 0 ||
-      (reinterpret_cast<uintptr_t>(x) & 15))
-    return cudaErrorInvalidValue;
-  static const cudaError_t attr =  // once per process
-      cudaFuncSetAttribute(spense_wgsp_ws_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, WS_SMEM);
-  if (attr != cudaSuccess) return attr;
-  // token tiles vary fastest: the CTAs of a wave share their row blocks' weights in L2, and x stays there
-  const dim3 grid((unsigned)((M + WG_N - 1) / WG_N), (unsigned)((Bs + Bd) / 8));
-  spense_wgsp_ws_kernel<<<grid, 384, WS_SMEM, stream>>>(sv, sm, dv, x, ldx, M, sblk, dblk, out_row, y, ldy, Bs, Bd,
-                                                        Ss, SdA, SdB);
-  return cudaGetLastError();
+  return launch_wg_kernel<8, 384, WS_SMEM>(spense_wgsp_ws_kernel, stream, sv, sm, dv, x, ldx, K, M, sblk, dblk,
+                                           out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
 }
