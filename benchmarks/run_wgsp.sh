@@ -4,8 +4,8 @@
 # 1. builds benchmarks/wgsp_check.cu for sm_90a, with cuBLAS as the dense baseline where its header and
 #    library are found (the CUDA toolkit, or the nvidia-cublas wheel next to torch);
 # 2. correctness against the register decode kernel: small shapes, a ragged last token tile, cols and
-#    rows, an odd number of sparse steps (exits on "MISMATCH"), then compute-sanitizer memcheck on one
-#    small run (both kernels);
+#    rows, an odd number of sparse steps, one step, fewer steps than ring slots (exits on "MISMATCH"),
+#    then compute-sanitizer memcheck on one small run (both kernels);
 # 3. timing at M = 2048 (MS="..." for others) on the Qwen3-8B and 32B linear shapes at 25 % dense.
 # Everything goes to $OUT/wgsp.txt (one line per run) and $OUT/build.txt.
 set -u
@@ -26,7 +26,7 @@ echo "# $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1), $(date -
 B="timeout 60 /tmp/wgsp_check"
 echo "## correctness" >> "$R"
 for a in "256 1024 0.25 c 64 1" "256 1024 0.25 c 200 1" "256 1024 0.25 r 200 1" "512 2048 0.5 c 130 1" \
-         "256 960 0.25 c 300 1" "1024 4096 0.25 r 1000 1"; do
+         "256 960 0.25 c 300 1" "256 64 0.25 c 200 1" "512 192 0.25 r 130 1" "1024 4096 0.25 r 1000 1"; do
   $B $a >> "$R" 2>&1 || { echo "MISMATCH or failure (rc=$?) at $a" >> "$R"; tail -3 "$R"; exit 1; }
 done
 echo "## memcheck" >> "$R"

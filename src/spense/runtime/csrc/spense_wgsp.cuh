@@ -30,6 +30,9 @@ constexpr int WG_TILE = WG_N * 128;     // bytes per x tile: WG_N tokens x 64 bf
 constexpr int WG_SMEM = WG_STAGES * WG_TILE + 1024;  // + the 1024-byte alignment of the swizzle pattern
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) { return (uint32_t)__cvta_generic_to_shared(p); }
+// bytes from p (shared) to the next 1024-byte boundary of the shared window (the swizzle pattern's base);
+// added to the shared array itself, so that the compiler keeps its address space
+__device__ __forceinline__ int wg_align1024(const void* p) { return (int)((1024 - (smem_addr(p) & 1023)) & 1023); }
 // 16-byte cp.async global -> shared; src_bytes < 16 fills the rest with zeros (0: all zeros)
 __device__ __forceinline__ void cp_async16_fill(uint32_t s, const void* g, int src_bytes) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(s), "l"(g), "r"(src_bytes) : "memory");
@@ -104,7 +107,8 @@ __device__ __forceinline__ void wg_store(const float (&acc)[64], int tile, int t
 
 // launches a prefill kernel: token tiles vary fastest over the grid, so that the CTAs of a wave share their
 // row blocks' weights in L2 and x stays there; cudaErrorInvalidValue where it does not apply (row tiles of
-// each kind not in TILES, K not a multiple of 64, x or its rows not 16-byte aligned): the caller falls back
+// each kind not in TILES, K not a multiple of 64, x, its rows or the weights not 16-byte aligned): the
+// caller falls back
 template <int TILES, int THREADS, int SMEM>
 inline cudaError_t launch_wg_kernel(
     void (*kernel)(const uint4*, const uint32_t*, const uint4*, const __nv_bfloat16*, int, int, const int*,
@@ -112,12 +116,19 @@ inline cudaError_t launch_wg_kernel(
     cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv, const __nv_bfloat16* x, int ldx, int K,
     int M, const int* sblk, const int* dblk, const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss,
     int SdA, int SdB) {
-  if (Bs % TILES || Bd % TILES || ldx % 8 || K % 64 || M < 1 || Bs + Bd == 0 ||
-      (reinterpret_cast<uintptr_t>(x) & 15))
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(sv) |
+                         reinterpret_cast<uintptr_t>(sm) | reinterpret_cast<uintptr_t>(dv);
+  if (Bs % TILES || Bd % TILES || ldx % 8 || K % 64 || M < 1 || Bs + Bd == 0 || (addr & 15))
     return cudaErrorInvalidValue;
-  static const cudaError_t attr =  // once per process and kernel
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM);
-  if (attr != cudaSuccess) return attr;
+  static unsigned set_on = 0;  // the devices (below 32) this kernel's shared-memory limit was raised on
+  int dev = 0;
+  cudaError_t e = cudaGetDevice(&dev);
+  if (e != cudaSuccess) return e;
+  if (dev >= 32 || !(set_on >> dev & 1u)) {
+    e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM);
+    if (e != cudaSuccess) return e;
+    if (dev < 32) set_on |= 1u << dev;
+  }
   const dim3 grid((unsigned)((M + WG_N - 1) / WG_N), (unsigned)((Bs + Bd) / TILES));
   kernel<<<grid, THREADS, SMEM, stream>>>(sv, sm, dv, x, ldx, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
   return cudaGetLastError();
@@ -136,7 +147,7 @@ __global__ void __launch_bounds__(128, 1) spense_wgsp_kernel(
     const int* __restrict__ dblk, const int* __restrict__ out_row, __nv_bfloat16* __restrict__ y, int ldy,
     int Bs, int Bd, int Ss, int SdA, int SdB) {
   extern __shared__ uint8_t wg_raw[];
-  uint8_t* ring = (uint8_t*)(((uintptr_t)wg_raw + 1023) & ~(uintptr_t)1023);
+  uint8_t* ring = wg_raw + wg_align1024(wg_raw);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int tile = 4 * blockIdx.y + warp, tok0 = blockIdx.x * WG_N;
   const bool sp_rows = 4 * (int)blockIdx.y < Bs;

@@ -46,7 +46,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
     const int* __restrict__ dblk, const int* __restrict__ out_row, __nv_bfloat16* __restrict__ y, int ldy,
     int Bs, int Bd, int Ss, int SdA, int SdB) {
   extern __shared__ uint8_t ws_raw[];
-  uint8_t* ring = (uint8_t*)(((uintptr_t)ws_raw + 1023) & ~(uintptr_t)1023);
+  uint8_t* ring = ws_raw + wg_align1024(ws_raw);  // indexed from the shared array: loads stay ld.shared
   const uint32_t full0 = smem_addr(ring + WS_STAGES * WS_SLOT), empty0 = full0 + WS_STAGES * 8;
   // the warpgroup index, warp-uniform as far as the compiler can tell (a shuffle from lane 0)
   const int wg = __shfl_sync(0xffffffffu, (int)(threadIdx.x >> 7), 0), tid = threadIdx.x & 127;
@@ -99,8 +99,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
       }
       mbar_arrive_cp_async(full0 + 8 * s);
     }
-    cp_async_wait<0>();  // nothing may be in flight into shared memory when the CTA exits
-    return;
+    return;  // the consumers wait for every slot's copies (full), so none is in flight when the CTA exits
   }
 
   // ---------------- consumers: warpgroup 1 on tiles 0-3, 2 on tiles 4-7 ----------------
