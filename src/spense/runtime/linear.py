@@ -46,6 +46,7 @@ from torch import nn
 from spense.errors import DeviceError, FormatError, InputError
 from spense.format import PackedSpense, SpenseLayout, pack, unpack
 from spense.runtime.mmasp import default_stages, gathered_fragments, x_perm, x_perm_max_m, xfrag_plan_min_m
+from spense.runtime.wgsp import wgsp_forward, wgsp_min_m
 from spense.runtime.shapes import bucket as _bucket
 
 BACKENDS = ("reference", "cusparselt", "triton", "mmasp", "auto")
@@ -276,7 +277,13 @@ class SpenseLinear(nn.Module):
     def forward_dense(self, x2: torch.Tensor) -> torch.Tensor:
         """Transient unpack (compacted: from the kernel layout) + one dense GEMM; nothing is cached.
         Compacted FP8 layers under ``SPENSE_FP8_PREFILL=fp8``: the e4m3 weights through the FP8 dense
-        baseline's kernel (:func:`spense.runtime.unpack.fp8_prefill_enabled`)."""
+        baseline's kernel (:func:`spense.runtime.unpack.fp8_prefill_enabled`).  Compacted bf16 layers
+        from ``SPENSE_WGSP_MIN_M`` tokens: the kernel layout itself on sparse warpgroup MMA where it
+        applies (:func:`spense.runtime.wgsp.wgsp_forward`; off by default until measured)."""
+        if self._kernel is not None and 0 < wgsp_min_m() <= x2.shape[0]:
+            y = wgsp_forward(self._kernel, x2)  # the sparse warpgroup MMA GEMM where it applies, else None
+            if y is not None:
+                return y
         if self._kernel is not None and self._kernel.fp8 and x2.is_cuda:
             from spense.runtime.unpack import fp8_prefill_enabled, unpack_weight_e4m3
 
@@ -435,8 +442,8 @@ class SpenseLinear(nn.Module):
 
     def _x_perm_fits(self, M: int) -> bool:
         """Whether ``forward`` passes :func:`~spense.runtime.mmasp.x_perm` of x at this planned M instead
-        of fragments: M <= ``SPENSE_MMASP_XPERM`` (:func:`~spense.runtime.mmasp.x_perm_max_m`), no column gather, K a multiple of 64, and the
-        register kernel at one row tile per CTA."""
+        of fragments: M <= ``SPENSE_MMASP_XPERM`` (:func:`~spense.runtime.mmasp.x_perm_max_m`), no column
+        gather, K a multiple of 64, and the register kernel at one row tile per CTA."""
         cfg = self.mmasp_cfg.get(_bucket(M), (1, None))
         return (M <= x_perm_max_m() and self._kw().xperm is None and self.in_features % 64 == 0
                 and default_stages() == 0 and cfg[0] in (None, 1))

@@ -26,6 +26,7 @@ from spense.format import PackedSpense, _decode_meta
 from spense.runtime.shapes import bucket, pad_to
 
 _EXT = None
+_EXT_ARCH = ""  # the arch the loaded extension was built for ("90a" on sm_90: spense.runtime.wgsp needs it)
 _LOCK = threading.Lock()
 ROW_PAD = 32  # rows padded to a multiple of this (row blocks of 16 or 32 rows)
 
@@ -46,15 +47,17 @@ def load_extension(verbose: bool = False):
     ``SPENSE_MMASP_SO=/path/ext.so`` loads a prebuilt module instead, if ``/path/ext.so.src`` holds
     the hash of the current ``csrc/spense_mmasp.cu`` (else it is ignored and the source is built).
     """
-    global _EXT
+    global _EXT, _EXT_ARCH
     with _LOCK:
         if _EXT is not None:
             return _EXT
         if not torch.cuda.is_available():
             raise DeviceError("the mmasp backend needs a CUDA GPU")
-        major, _ = torch.cuda.get_device_capability()
+        major, minor = torch.cuda.get_device_capability()
         if major < 8:
             raise DeviceError("the mmasp backend needs sm80+ (sparse tensor cores)")
+        # sm_90 builds for sm_90a (H100 / H200), whose wgmma the prefill GEMM uses; the same decode kernels
+        _EXT_ARCH = "90a" if (major, minor) == (9, 0) else f"{major}{minor}"
         src = Path(__file__).parent / "csrc" / "spense_mmasp.cu"
         pre = os.environ.get("SPENSE_MMASP_SO")
         if pre and Path(pre).is_file() and Path(pre + ".src").is_file() \
@@ -68,7 +71,7 @@ def load_extension(verbose: bool = False):
             return _EXT
         from torch.utils.cpp_extension import load
 
-        arch = f"{major}{torch.cuda.get_device_capability()[1]}"
+        arch = _EXT_ARCH
         _EXT = load(
             name="spense_mmasp_ext",
             sources=[str(src)],

@@ -32,6 +32,7 @@
 #include "spense_mmasp_reg.cuh"   // spense_mmasp_kernel: weights through registers (stages == 0)
 #include "spense_mmasp_bulk.cuh"  // spense_mmasp_bulk_kernel: weights through a shared-memory ring (sm_90)
 #include "spense_mmasp_xs.cuh"    // spense_mmasp_xs_kernel: x fragments shared by the warps of a CTA
+#include "spense_wgsp_ws.cuh"     // spense_wgsp_ws_kernel: prefill on sparse warpgroup MMA (sm_90a builds)
 
 // x through its fragments (xf), or straight, pair by pair
 #define LAUNCH(RT_, NT_, F_)                                                                        \
@@ -259,8 +260,35 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
+// The prefill GEMM on sparse warpgroup MMA (spense_wgsp_ws.cuh; its body exists only in sm_90a builds, which
+// spense.runtime.mmasp.wgsp_forward checks before calling): y (M x N, rows of stride y.stride(0)) = the
+// layer on x (M x K bf16, unit column stride), from the decode layout at RT = 1.  Returns false where the
+// kernel does not apply (row tiles not in eights, K not a multiple of 64, unaligned x or weights): the
+// caller falls back.
+bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::Tensor x,
+                 torch::Tensor sblk, torch::Tensor dblk, torch::Tensor out_row, int64_t Bs, int64_t Bd, int64_t Ss,
+                 int64_t SdA, int64_t SdB) {
+  TORCH_CHECK(x.is_cuda() && x.scalar_type() == at::kBFloat16 && x.dim() == 2 && x.stride(1) == 1,
+              "wgsp: x must be a 2-D bf16 CUDA tensor with unit column stride");
+  TORCH_CHECK(y.is_cuda() && y.scalar_type() == at::kBFloat16 && y.dim() == 2 && y.stride(1) == 1 &&
+                  y.size(0) == x.size(0), "wgsp: y must be bf16 (M, N) with unit column stride");
+  TORCH_CHECK(sblk.scalar_type() == at::kInt && dblk.scalar_type() == at::kInt && out_row.scalar_type() == at::kInt,
+              "wgsp: int32 block tables");
+  const c10::cuda::CUDAGuard guard(x.device());
+  const cudaError_t e = launch_wgsp_ws(
+      at::cuda::getCurrentCUDAStream(), (const uint4*)sv.data_ptr(), (const uint32_t*)sm.data_ptr(),
+      (const uint4*)dv.data_ptr(), (const __nv_bfloat16*)x.data_ptr(), (int)x.stride(0), (int)x.size(1),
+      (int)x.size(0), sblk.data_ptr<int>(), dblk.data_ptr<int>(), out_row.data_ptr<int>(),
+      (__nv_bfloat16*)y.data_ptr(), (int)y.stride(0), (int)Bs, (int)Bd, (int)Ss, (int)SdA, (int)SdB);
+  if (e == cudaErrorInvalidValue) return false;
+  C10_CUDA_CHECK(e);
+  return true;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("spense_mmasp", &spense_mmasp,
         "Spense 2:4+dense decode GEMM (mma.sp; bf16 or e4m3 weights; stages > 0: bulk-copy variant, sm_90; "
         "xperm: x in x_perm order)");
+  m.def("spense_wgsp", &spense_wgsp,
+        "Spense prefill GEMM on sparse warpgroup MMA (sm_90a builds; false where it does not apply)");
 }

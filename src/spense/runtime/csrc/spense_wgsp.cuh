@@ -146,6 +146,7 @@ __global__ void __launch_bounds__(128, 1) spense_wgsp_kernel(
     const __nv_bfloat16* __restrict__ x, int ldx, int M, const int* __restrict__ sblk,
     const int* __restrict__ dblk, const int* __restrict__ out_row, __nv_bfloat16* __restrict__ y, int ldy,
     int Bs, int Bd, int Ss, int SdA, int SdB) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)  // wgmma and its mbarrier waits: sm_90a only (an empty kernel elsewhere)
   extern __shared__ uint8_t wg_raw[];
   uint8_t* ring = wg_raw + wg_align1024(wg_raw);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -216,6 +217,7 @@ __global__ void __launch_bounds__(128, 1) spense_wgsp_kernel(
     cur = nxt;
   }
   wg_store(acc, tile, tok0, lane, out_row, y, ldy, M);
+#endif
 }
 
 // y (M x ldy) = the Spense layer applied to x (M x K, row stride ldx); the layout as for spense_mmasp_kernel

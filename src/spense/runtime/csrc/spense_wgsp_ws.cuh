@@ -45,6 +45,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
     const __nv_bfloat16* __restrict__ x, int ldx, int M, const int* __restrict__ sblk,
     const int* __restrict__ dblk, const int* __restrict__ out_row, __nv_bfloat16* __restrict__ y, int ldy,
     int Bs, int Bd, int Ss, int SdA, int SdB) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)  // wgmma and its mbarrier waits: sm_90a only (an empty kernel elsewhere)
   extern __shared__ uint8_t ws_raw[];
   uint8_t* ring = ws_raw + wg_align1024(ws_raw);  // indexed from the shared array: loads stay ld.shared
   const uint32_t full0 = smem_addr(ring + WS_STAGES * WS_SLOT), empty0 = full0 + WS_STAGES * 8;
@@ -160,6 +161,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
   wg_wait<0>();
   wg_fence_acc(acc);
   wg_store(acc, tile0 + ti, tok0, lane, out_row, y, ldy, M);
+#endif
 }
 
 // as launch_wgsp, with 8 row tiles per CTA: row tiles of each kind in eights

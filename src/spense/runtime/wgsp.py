@@ -1,0 +1,59 @@
+"""Prefill through the Spense layer's own decode layout on Hopper's sparse warpgroup MMA.
+
+    y = x W^T,   W = its 2:4 region (wgmma.mma_async.sp) + its dense region (wgmma.mma_async)
+
+read from :class:`~spense.runtime.mmasp.KernelWeights` as the decode kernel stores it, so prefill keeps
+no second copy of the weights (csrc/spense_wgsp_ws.cuh; docs/runtime.md section 11).  Off until
+measured on the device: ``SPENSE_WGSP_MIN_M`` (the smallest M that takes it; default 0, never).
+Where it does not apply (another GPU than sm_90, FP8 weights, a layout with a column gather, row tiles
+not in eights, K not a multiple of 64) :func:`wgsp_forward` returns None and the caller unpacks as
+before.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+
+from spense.errors import DeviceError
+from spense.runtime import mmasp
+
+
+@functools.lru_cache(maxsize=None)
+def wgsp_min_m() -> int:
+    """Smallest M that :meth:`SpenseLinear.forward_dense` sends through :func:`wgsp_forward`:
+    ``SPENSE_WGSP_MIN_M`` (read once; 0 = never, the default until the kernel is measured)."""
+    v = os.environ.get("SPENSE_WGSP_MIN_M", "0")
+    try:
+        n = int(v)
+    except ValueError:
+        raise DeviceError(f"SPENSE_WGSP_MIN_M must be an integer >= 0, got {v!r}") from None
+    if n < 0:
+        raise DeviceError(f"SPENSE_WGSP_MIN_M must be >= 0, got {n}")
+    return n
+
+
+def wgsp_applies(kw: mmasp.KernelWeights, x2: torch.Tensor) -> bool:
+    """Whether the prefill GEMM can serve this layer and input (before loading anything): bf16 weights
+    without a column gather, bf16 CUDA input with K a multiple of 64, row tiles of each kind in eights
+    (the kernel's CTAs hold 8 row tiles of 16 rows)."""
+    return (x2.is_cuda and x2.dtype == torch.bfloat16 and x2.dim() == 2 and not kw.fp8 and kw.xperm is None
+            and x2.shape[1] % 64 == 0 and kw.rows_sparse % 128 == 0 and kw.rows_dense % 128 == 0
+            and torch.cuda.get_device_capability(x2.device) == (9, 0))
+
+
+def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor) -> torch.Tensor | None:
+    """``x2 @ W.T`` (M, N) bf16 through the sparse warpgroup MMA kernel, or None where it does not apply
+    (:func:`wgsp_applies`, an extension built for another arch than sm_90a, or the kernel's own refusal)."""
+    if not wgsp_applies(kw, x2) or kw.n_out <= 0:
+        return None
+    ext = mmasp.load_extension()
+    if mmasp._EXT_ARCH != "90a":
+        return None
+    x2 = x2 if x2.stride(1) == 1 else x2.contiguous()
+    y = torch.empty(x2.shape[0], kw.n_out, dtype=torch.bfloat16, device=x2.device)
+    ok = ext.spense_wgsp(y, kw.sv, kw.sm, kw.dv, x2, kw.sblk, kw.dblk, kw.out_row, kw.rows_sparse // 16,
+                         kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB)
+    return y if ok else None
