@@ -3,7 +3,7 @@
 // spense_wgsp_kernel (spense_wgsp.cuh), organised the way Hopper GEMMs keep their tensor cores busy:
 // - a CTA holds 8 row tiles of one kind (128 output rows) and WG_N tokens, in three warpgroups: warpgroup
 //   0 produces, warpgroups 1 and 2 consume (4 row tiles each, one per warp);
-// - the producer copies each 64-K step's operands into a ring of WS_STAGES shared-memory slots by cp.async:
+// - the producer copies each 64-K step's operands into a ring of S shared-memory slots by cp.async:
 //   the x tile (WG_N tokens x the step's 64 columns, 128-byte swizzled as in spense_wgsp.cuh) and the 8 row
 //   tiles' A fragments for the step, as stored (sparse: 64 uint4 of values and 32 metadata words per tile;
 //   dense: 128 uint4 per tile).  Each producer thread's copies arrive on the slot's `full` mbarrier when
@@ -19,10 +19,10 @@
 
 #include "spense_wgsp.cuh"
 
-constexpr int WS_STAGES = 4;
+constexpr int WS_STAGES = 4;                     // ring slots of the extension's instantiation (harness: 6 too)
 constexpr int WS_A = 8 * 128 * 16;                // bytes of A per slot: 8 tiles x 2 KB (dense; sparse uses 9 KB)
 constexpr int WS_SLOT = WG_TILE + WS_A;           // x tile then A
-constexpr int WS_SMEM = WS_STAGES * WS_SLOT + 1024 + 2 * WS_STAGES * 8;
+constexpr int ws_smem(int stages) { return stages * WS_SLOT + 1024 + 2 * stages * 8; }
 
 __device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" :: "r"(bar), "r"(count) : "memory");
@@ -40,6 +40,7 @@ __device__ __forceinline__ void mbar_wait(uint32_t bar, int parity) {
       :: "r"(bar), "r"(parity) : "memory");
 }
 
+template <int S>  // ring slots
 __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
     const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
     const __nv_bfloat16* __restrict__ x, int ldx, int M, const int* __restrict__ sblk,
@@ -48,14 +49,14 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)  // wgmma and its mbarrier waits: sm_90a only (an empty kernel elsewhere)
   extern __shared__ uint8_t ws_raw[];
   uint8_t* ring = ws_raw + wg_align1024(ws_raw);  // indexed from the shared array: loads stay ld.shared
-  const uint32_t full0 = smem_addr(ring + WS_STAGES * WS_SLOT), empty0 = full0 + WS_STAGES * 8;
+  const uint32_t full0 = smem_addr(ring + S * WS_SLOT), empty0 = full0 + S * 8;
   // the warpgroup index, warp-uniform as far as the compiler can tell (a shuffle from lane 0)
   const int wg = __shfl_sync(0xffffffffu, (int)(threadIdx.x >> 7), 0), tid = threadIdx.x & 127;
   const int tile0 = 8 * blockIdx.y, tok0 = blockIdx.x * WG_N;
   const bool sp_rows = tile0 < Bs;
   const int nsp = sp_rows ? Ss : 0, nde = sp_rows ? SdA : SdB, Q = nsp + nde;
   if (threadIdx.x == 0) {
-    for (int s = 0; s < WS_STAGES; ++s) {
+    for (int s = 0; s < S; ++s) {
       mbar_init(full0 + 8 * s, 128);   // every producer thread's copies
       mbar_init(empty0 + 8 * s, 256);  // every consumer thread
     }
@@ -64,8 +65,8 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
 
   if (wg == 0) {  // ---------------- producer ----------------
     for (int q = 0; q < Q; ++q) {
-      const int s = q % WS_STAGES;
-      if (q >= WS_STAGES) mbar_wait(empty0 + 8 * s, ((q / WS_STAGES) - 1) & 1);
+      const int s = q % S;
+      if (q >= S) mbar_wait(empty0 + 8 * s, ((q / S) - 1) & 1);
       uint8_t* slot = ring + s * WS_SLOT;
       const int c0 = q < nsp ? __ldg(sblk + q) : __ldg(dblk + q - nsp);
       const uint32_t xb = smem_addr(slot);
@@ -114,8 +115,8 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
   // branch (ptxas serializes wgmmas behind the fences it injects on divergent paths: C7520)
   auto step = [&](auto sparse_tag, int q, WgA& f) {
     constexpr bool SPARSE = decltype(sparse_tag)::value;
-    const int s = q % WS_STAGES;
-    mbar_wait(full0 + 8 * s, (q / WS_STAGES) & 1);
+    const int s = q % S;
+    mbar_wait(full0 + 8 * s, (q / S) & 1);
     fence_proxy_async();  // the x tile was written through the generic proxy; wgmma reads it through the async one
     const uint4* as = reinterpret_cast<const uint4*>(ring + s * WS_SLOT + WG_TILE);
     const uint64_t d0 = wg_desc(smem_addr(ring + s * WS_SLOT));
@@ -138,7 +139,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
     wg_commit();
     wg_wait<1>();  // step q - 1's MMAs are done: its slot and its A set are free
     wg_fence_acc(acc);
-    if (q > 0) mbar_arrive(empty0 + 8 * ((q - 1) % WS_STAGES));
+    if (q > 0) mbar_arrive(empty0 + 8 * ((q - 1) % S));
   };
   using SP = std::true_type;
   using DE = std::false_type;
@@ -164,11 +165,12 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
 #endif
 }
 
-// as launch_wgsp, with 8 row tiles per CTA: row tiles of each kind in eights
+// as launch_wgsp, with 8 row tiles per CTA (row tiles of each kind in eights) and S ring slots
+template <int S = WS_STAGES>
 inline cudaError_t launch_wgsp_ws(cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv,
                                   const __nv_bfloat16* x, int ldx, int K, int M, const int* sblk, const int* dblk,
                                   const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
                                   int SdB) {
-  return launch_wg_kernel<8, 384, WS_SMEM>(spense_wgsp_ws_kernel, stream, sv, sm, dv, x, ldx, K, M, sblk, dblk,
-                                           out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
+  return launch_wg_kernel<8, 384, ws_smem(S)>(spense_wgsp_ws_kernel<S>, stream, sv, sm, dv, x, ldx, K, M, sblk, dblk,
+                                              out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
 }
