@@ -288,6 +288,20 @@ def test_gpu_mmasp_fp8_every_code_exact(axis):
             assert torch.equal(y.cpu(), exp), (axis, amp, k0, (y.cpu().float() - exp.float()).abs().max())
 
 
+def prefill_weight(kind: str, N: int, K: int, gen: torch.Generator) -> tuple[torch.Tensor, SpenseLayout]:
+    """A random (N, K) weight already in Spense form at 25 % dense: whole 64-column blocks (``blocks``, what
+    the engine selects) or N / 4 dense rows (``rows``), the rest 2:4 at random positions."""
+    if kind == "blocks":
+        lay = _block_layout(N, K, 0.25, gen, "cuda")
+    else:
+        lay = SpenseLayout((N, K), "rows", torch.randperm(N, generator=gen)[: N // 4].sort().values, block=64)
+    w = torch.randn(N, K, generator=gen)
+    s, d = lay.split(w)
+    g = s.reshape(s.shape[0], -1, 4)
+    s = (g * (torch.rand(g.shape, generator=gen).argsort(-1).argsort(-1) < 2)).reshape(s.shape)
+    return lay.merge(s, d), lay
+
+
 @pytest.mark.gpu
 @gpu
 @pytest.mark.parametrize("kind", ["blocks", "rows"])
@@ -300,15 +314,8 @@ def test_gpu_fp8_prefill_through_e4m3(monkeypatch, kind):
     monkeypatch.setenv("SPENSE_FP8_PREFILL", "fp8")
     gen = torch.Generator().manual_seed(3)
     N, K = 1024, 4096
-    if kind == "blocks":
-        lay = _block_layout(N, K, 0.25, gen, "cuda")
-    else:
-        lay = SpenseLayout((N, K), "rows", torch.randperm(N, generator=gen)[:256].sort().values, block=64)
-    w = torch.randn(N, K, generator=gen)
-    s, d = lay.split(w)
-    g = s.reshape(s.shape[0], -1, 4)
-    s = (g * (torch.rand(g.shape, generator=gen).argsort(-1).argsort(-1) < 2)).reshape(s.shape)
-    p = pack(lay.merge(s, d).to("cuda", torch.bfloat16), lay, fp8=True)
+    w, lay = prefill_weight(kind, N, K, gen)
+    p = pack(w.to("cuda", torch.bfloat16), lay, fp8=True)
     wref = unpack(p, dtype=torch.float32).double()
     m = SpenseLinear(p, backend="auto").compact()
     assert U._OK_E4M3[(lay.axis, False)] is True

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from spense.errors import DeviceError
-from spense.format import SpenseLayout, pack, unpack
+from spense.format import pack, unpack
 from spense.runtime import SpenseLinear, wgsp
-from test_mmasp import _block_layout
+from test_mmasp import prefill_weight
 from test_runtime import make
 
 sm90 = pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0),
@@ -56,15 +56,8 @@ def test_gpu_wgsp_prefill_matches_reference(min_m, kind):
     float64 reference; below it, the unpack path gives the same within rounding."""
     gen = torch.Generator().manual_seed(11)
     N, K = 1024, 4096
-    if kind == "blocks":
-        lay = _block_layout(N, K, 0.25, gen, "cuda")
-    else:
-        lay = SpenseLayout((N, K), "rows", torch.randperm(N, generator=gen)[:256].sort().values, block=64)
-    w = torch.randn(N, K, generator=gen)
-    s, d = lay.split(w)
-    g = s.reshape(s.shape[0], -1, 4)
-    s = (g * (torch.rand(g.shape, generator=gen).argsort(-1).argsort(-1) < 2)).reshape(s.shape)
-    p = pack(lay.merge(s, d).to("cuda", torch.bfloat16), lay)
+    w, lay = prefill_weight(kind, N, K, gen)
+    p = pack(w.to("cuda", torch.bfloat16), lay)
     wref = unpack(p, dtype=torch.float32).double()
     m = SpenseLinear(p, backend="auto").compact()
     min_m("64")
