@@ -261,7 +261,7 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
 }
 
 // The prefill GEMM on sparse warpgroup MMA (spense_wgsp_ws.cuh; its body exists only in sm_90a builds, which
-// spense.runtime.mmasp.wgsp_forward checks before calling): y (M x N, rows of stride y.stride(0)) = the
+// spense.runtime.wgsp.wgsp_forward checks before calling): y (M x N, rows of stride y.stride(0)) = the
 // layer on x (M x K bf16, unit column stride), from the decode layout at RT = 1.  Returns false where the
 // kernel does not apply (row tiles not in eights, K not a multiple of 64, unaligned x or weights): the
 // caller falls back.
