@@ -71,7 +71,12 @@ template <int SEL>
 __device__ __forceinline__ void wgmma_sp(float (&d)[64], const uint4& a, uint64_t desc, uint32_t e) {
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %70, 0;\n"
-      "wgmma.mma_async.sp.sync.aligned.m64n128k32.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, %69, %71, "
+      "wgmma.mma_async.sp.sync.aligned.m64n128k32.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+      "{%64, %65, %66, %67}, %68, %69, %71, "
       "p, 1, 1, 0;\n}\n"
       : WG_ACC64(d)
       : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "l"(desc), "r"(e), "r"(1), "n"(SEL));
@@ -80,7 +85,12 @@ __device__ __forceinline__ void wgmma_sp(float (&d)[64], const uint4& a, uint64_
 __device__ __forceinline__ void wgmma_dense(float (&d)[64], const uint4& a, uint64_t desc) {
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+      "{%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
       : WG_ACC64(d)
       : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "l"(desc), "r"(1));
 }
@@ -134,6 +144,26 @@ inline cudaError_t launch_wg_kernel(
   return cudaGetLastError();
 }
 
+// step q's x tile: x[tok0 .. tok0 + WG_N)[c0 .. c0 + 64) (c0 from sblk for the nsp sparse steps, then from
+// dblk) into the shared tile at base, swizzled as the descriptor reads it; tokens past M read as zeros.
+// tid: this thread's index among the 128 that copy the tile.
+__device__ __forceinline__ void wg_load_x_tile(uint32_t base, const __nv_bfloat16* __restrict__ x, int ldx, int M,
+                                               int tok0, int q, int nsp, const int* __restrict__ sblk,
+                                               const int* __restrict__ dblk, int tid) {
+  const int c0 = q < nsp ? __ldg(sblk + q) : __ldg(dblk + q - nsp);
+#pragma unroll
+  for (int i = 0; i < WG_N * 8 / 128; ++i) {
+    const int ch = tid + 128 * i, n = ch >> 3, kc = ch & 7;
+    const bool in = tok0 + n < M;
+    cp_async16_fill(base + n * 128 + ((kc ^ (n & 7)) << 4), x + (size_t)(in ? tok0 + n : 0) * ldx + c0 + kc * 8,
+                    in ? 16 : 0);
+  }
+}
+// row tile t's dense fragments ([steps][128 uint4]): after the sparse tiles' SdA steps each for a dense-row tile
+__device__ __forceinline__ const uint4* wg_dense_base(const uint4* dv, int t, bool sp_rows, int Bs, int SdA, int SdB) {
+  return sp_rows ? dv + (size_t)t * SdA * 128 : dv + ((size_t)Bs * SdA + (size_t)(t - Bs) * SdB) * 128;
+}
+
 // one 64-K step's A for this warp's row tile: sparse (v[0..1]: the two mma.sp fragments, e: metadata) or
 // dense (v[0..3]: the four m16n8k16 fragments)
 struct WgA {
@@ -155,20 +185,9 @@ __global__ void __launch_bounds__(128, 1) spense_wgsp_kernel(
   const int nsp = sp_rows ? Ss : 0, nde = sp_rows ? SdA : SdB, Q = nsp + nde;
   const uint4* vb = sv + (size_t)tile * Ss * 64;   // [tile][Ss][64 uint4]
   const uint32_t* mb = sm + (size_t)tile * Ss * 32;  // [tile][Ss][32 u32]
-  const uint4* db = sp_rows ? dv + (size_t)tile * SdA * 128
-                            : dv + ((size_t)Bs * SdA + (size_t)(tile - Bs) * SdB) * 128;  // [.][steps][128 uint4]
-
-  // x[tok0 .. tok0 + WG_N)[c0 .. c0 + 64) into ring slot st, swizzled; tokens past M read as zeros
+  const uint4* db = wg_dense_base(dv, tile, sp_rows, Bs, SdA, SdB);
   auto load_tile = [&](int q, int st) {
-    const int c0 = q < nsp ? __ldg(sblk + q) : __ldg(dblk + q - nsp);
-    const uint32_t base = smem_addr(ring + st * WG_TILE);
-#pragma unroll
-    for (int i = 0; i < WG_N * 8 / 128; ++i) {
-      const int ch = threadIdx.x + 128 * i, n = ch >> 3, kc = ch & 7;
-      const bool in = tok0 + n < M;
-      cp_async16_fill(base + n * 128 + ((kc ^ (n & 7)) << 4), x + (size_t)(in ? tok0 + n : 0) * ldx + c0 + kc * 8,
-                      in ? 16 : 0);
-    }
+    wg_load_x_tile(smem_addr(ring + st * WG_TILE), x, ldx, M, tok0, q, nsp, sblk, dblk, threadIdx.x);
   };
   auto load_a = [&](int q, WgA& f) {
     if (q < nsp) {

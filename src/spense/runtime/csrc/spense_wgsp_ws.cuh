@@ -68,15 +68,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
       const int s = q % S;
       if (q >= S) mbar_wait(empty0 + 8 * s, ((q / S) - 1) & 1);
       uint8_t* slot = ring + s * WS_SLOT;
-      const int c0 = q < nsp ? __ldg(sblk + q) : __ldg(dblk + q - nsp);
-      const uint32_t xb = smem_addr(slot);
-#pragma unroll
-      for (int i = 0; i < WG_N * 8 / 128; ++i) {  // the x tile, swizzled; tokens past M as zeros
-        const int ch = tid + 128 * i, n = ch >> 3, kc = ch & 7;
-        const bool in = tok0 + n < M;
-        cp_async16_fill(xb + n * 128 + ((kc ^ (n & 7)) << 4), x + (size_t)(in ? tok0 + n : 0) * ldx + c0 + kc * 8,
-                        in ? 16 : 0);
-      }
+      wg_load_x_tile(smem_addr(slot), x, ldx, M, tok0, q, nsp, sblk, dblk, tid);
       const uint32_t ab = smem_addr(slot + WG_TILE);
       if (q < nsp) {  // [8 tiles][64 uint4] values, then [8 tiles][8 uint4] metadata words
 #pragma unroll
@@ -93,10 +85,8 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
         const int qd = q - nsp;
 #pragma unroll
         for (int i = 0; i < 8; ++i) {
-          const int ch = tid + 128 * i, t = ch >> 7, u = ch & 127, tt = tile0 + t;
-          const uint4* base = sp_rows ? dv + ((size_t)tt * SdA + qd) * 128
-                                      : dv + ((size_t)Bs * SdA + (size_t)(tt - Bs) * SdB + qd) * 128;
-          cp_async16_fill(ab + ch * 16, base + u, 16);
+          const int ch = tid + 128 * i, t = ch >> 7, u = ch & 127;
+          cp_async16_fill(ab + ch * 16, wg_dense_base(dv, tile0 + t, sp_rows, Bs, SdA, SdB) + (size_t)qd * 128 + u, 16);
         }
       }
       mbar_arrive_cp_async(full0 + 8 * s);
