@@ -24,6 +24,21 @@ nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -I src/spen
   benchmarks/wgsp_check.cu $CB -o /tmp/wgsp_check >> "$OUT/build.txt" 2>&1 || { tail -20 "$OUT/build.txt"; exit 1; }
 echo "# $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1), $(date -u +%FT%TZ), commit ${SPENSE_COMMIT:-unknown}, src_digest $(PYTHONPATH=src python3 -m spense.provenance)" > "$R"
 B="timeout 60 /tmp/wgsp_check"
+if [ "${PROBE:-0}" = 1 ]; then
+  # PROBE=1 instead: where the time goes at M = 2048 on two 8B shapes. Timings at 0 / 25 / 50 / 100 % dense
+  # columns, then Nsight Compute on the warp-specialized kernel and on cuBLAS ($OUT/ncu_*.txt)
+  echo "## probe: dense fraction" >> "$R"
+  for s in "4096 4096" "24576 4096"; do
+    for d in 0 0.25 0.5 1; do $B $s $d c 2048 20 >> "$R" 2>&1 || echo "rc=$? at $s $d" >> "$R"; done
+  done
+  SEC="--section SpeedOfLight --section MemoryWorkloadAnalysis --section MemoryWorkloadAnalysis_Tables \
+       --section ComputeWorkloadAnalysis --section WarpStateStats --section SchedulerStats --section Occupancy"
+  for k in "spense_wgsp_ws_kernel" "gemm|nvjet|xmma"; do
+    timeout 150 ncu --clock-control none -k "regex:$k" -c 1 $SEC /tmp/wgsp_check 4096 4096 0.25 c 2048 2 \
+      > "$OUT/ncu_$(echo "$k" | cut -c1-14 | tr -c 'a-z0-9_\n' _).txt" 2>&1 || echo "ncu rc=$? ($k)" >> "$R"
+  done
+  echo DONE >> "$R"; tail -12 "$R"; exit 0
+fi
 echo "## correctness" >> "$R"
 for a in "256 1024 0.25 c 64 1" "256 1024 0.25 c 200 1" "256 1024 0.25 r 200 1" "512 2048 0.5 c 130 1" \
          "256 960 0.25 c 300 1" "256 64 0.25 c 200 1" "512 192 0.25 r 130 1" "1024 4096 0.25 r 1000 1"; do
