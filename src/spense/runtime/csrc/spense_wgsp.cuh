@@ -144,13 +144,14 @@ inline cudaError_t launch_wg_kernel(
   return cudaGetLastError();
 }
 
-// step q's x tile: x[tok0 .. tok0 + WG_N)[c0 .. c0 + 64) (c0 from sblk for the nsp sparse steps, then from
-// dblk) into the shared tile at base, swizzled as the descriptor reads it; tokens past M read as zeros.
-// tid: this thread's index among the 128 that copy the tile.
+// step q's first column of x: from sblk for the nsp sparse steps, then from dblk
+__device__ __forceinline__ int wg_col(int q, int nsp, const int* __restrict__ sblk, const int* __restrict__ dblk) {
+  return q < nsp ? __ldg(sblk + q) : __ldg(dblk + q - nsp);
+}
+// x[tok0 .. tok0 + WG_N)[c0 .. c0 + 64) into the shared tile at base, swizzled as the descriptor reads it;
+// tokens past M read as zeros.  tid: this thread's index among the 128 that copy the tile.
 __device__ __forceinline__ void wg_load_x_tile(uint32_t base, const __nv_bfloat16* __restrict__ x, int ldx, int M,
-                                               int tok0, int q, int nsp, const int* __restrict__ sblk,
-                                               const int* __restrict__ dblk, int tid) {
-  const int c0 = q < nsp ? __ldg(sblk + q) : __ldg(dblk + q - nsp);
+                                               int tok0, int c0, int tid) {
 #pragma unroll
   for (int i = 0; i < WG_N * 8 / 128; ++i) {
     const int ch = tid + 128 * i, n = ch >> 3, kc = ch & 7;
@@ -187,7 +188,7 @@ __global__ void __launch_bounds__(128, 1) spense_wgsp_kernel(
   const uint32_t* mb = sm + (size_t)tile * Ss * 32;  // [tile][Ss][32 u32]
   const uint4* db = wg_dense_base(dv, tile, sp_rows, Bs, SdA, SdB);
   auto load_tile = [&](int q, int st) {
-    wg_load_x_tile(smem_addr(ring + st * WG_TILE), x, ldx, M, tok0, q, nsp, sblk, dblk, threadIdx.x);
+    wg_load_x_tile(smem_addr(ring + st * WG_TILE), x, ldx, M, tok0, wg_col(q, nsp, sblk, dblk), threadIdx.x);
   };
   auto load_a = [&](int q, WgA& f) {
     if (q < nsp) {

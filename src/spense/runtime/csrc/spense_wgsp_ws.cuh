@@ -22,7 +22,9 @@
 constexpr int WS_STAGES = 4;                     // ring slots of the extension's instantiation (harness: 6 too)
 constexpr int WS_A = 8 * 128 * 16;                // bytes of A per slot: 8 tiles x 2 KB (dense; sparse uses 9 KB)
 constexpr int WS_SLOT = WG_TILE + WS_A;           // x tile then A
-constexpr int ws_smem(int stages) { return stages * WS_SLOT + 1024 + 2 * stages * 8; }
+constexpr int WS_MAXQ = 1024;                    // 64-K steps per row tile at most (K <= 65536)
+// the ring, its full and empty mbarriers, the steps' first columns of x (WS_MAXQ ints), the alignment
+constexpr int ws_smem(int stages) { return stages * WS_SLOT + 2 * stages * 8 + 4 * WS_MAXQ + 1024; }
 
 __device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" :: "r"(bar), "r"(count) : "memory");
@@ -50,6 +52,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
   extern __shared__ uint8_t ws_raw[];
   uint8_t* ring = ws_raw + wg_align1024(ws_raw);  // indexed from the shared array: loads stay ld.shared
   const uint32_t full0 = smem_addr(ring + S * WS_SLOT), empty0 = full0 + S * 8;
+  int* cols = reinterpret_cast<int*>(ring + S * WS_SLOT + 2 * S * 8);  // step q's first column of x
   // the warpgroup index, warp-uniform as far as the compiler can tell (a shuffle from lane 0)
   const int wg = __shfl_sync(0xffffffffu, (int)(threadIdx.x >> 7), 0), tid = threadIdx.x & 127;
   const int tile0 = 8 * blockIdx.y, tok0 = blockIdx.x * WG_N;
@@ -61,6 +64,8 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
       mbar_init(empty0 + 8 * s, 256);  // every consumer thread
     }
   }
+  // read once here rather than per step by the producer, whose copies would wait on each load
+  for (int q = threadIdx.x; q < Q; q += 384) cols[q] = wg_col(q, nsp, sblk, dblk);
   __syncthreads();
 
   if (wg == 0) {  // ---------------- producer ----------------
@@ -68,7 +73,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
       const int s = q % S;
       if (q >= S) mbar_wait(empty0 + 8 * s, ((q / S) - 1) & 1);
       uint8_t* slot = ring + s * WS_SLOT;
-      wg_load_x_tile(smem_addr(slot), x, ldx, M, tok0, q, nsp, sblk, dblk, tid);
+      wg_load_x_tile(smem_addr(slot), x, ldx, M, tok0, cols[q], tid);
       const uint32_t ab = smem_addr(slot + WG_TILE);
       if (q < nsp) {  // [8 tiles][64 uint4] values, then [8 tiles][8 uint4] metadata words
 #pragma unroll
@@ -161,6 +166,7 @@ inline cudaError_t launch_wgsp_ws(cudaStream_t stream, const uint4* sv, const ui
                                   const __nv_bfloat16* x, int ldx, int K, int M, const int* sblk, const int* dblk,
                                   const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
                                   int SdB) {
+  if (K / 64 > WS_MAXQ) return cudaErrorInvalidValue;
   return launch_wg_kernel<8, 384, ws_smem(S)>(spense_wgsp_ws_kernel<S>, stream, sv, sm, dv, x, ldx, K, M, sblk, dblk,
                                               out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
 }
