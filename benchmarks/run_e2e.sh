@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end engine run: ONE device call, <= BUDGET s wall in total (docs/e2e.md).
 #   OUT=<dir> [LAYERS=12] [BUDGET=270] [SPENSE_MMASP_SO=/tmp/spense_mmasp.so] [SKIP="whole_bf16 ..."] bash benchmarks/run_e2e.sh
-# Stages run as separate python processes, each under its own `timeout`, most important first; a
+# AB_VARIANTS: the variants of the A/B stages that run both Spense precisions (default
+# spense0.25,spense0.25-fp8).  Stages run as separate python processes, each under its own `timeout`, most important first; a
 # failing stage never stops the next.  $OUT keeps at most 7 files at any time: gpu.txt, stages.txt
 # (per-stage rc + seconds), build.log, bw.json, rows.jsonl (one JSON row per line, appended as soon
 # as it exists), log.txt (every stage's output), anchor.txt.
@@ -70,9 +71,9 @@ stage whole_bf16 130 60 $M --gen $GEN --variants whole0.25
 stage profile 90 0 $M --variants dense,spense0.25 --batches 1 ${PROFILE_FLAGS:-} --profile --check-tokens 0 --gen 24
 #     the mma.sp kernel launched plainly (SPENSE_MMASP_PDL=0; the default since e2e v15 launches it dependent
 #     on the kernel that writes x, its first weights loaded before it waits)
-( export SPENSE_MMASP_PDL=0; stage spense_nopdl 170 0 $M --gen $GEN --variants spense0.25,spense0.25-fp8 )
+( export SPENSE_MMASP_PDL=0; stage spense_nopdl 170 0 $M --gen $GEN --variants ${AB_VARIANTS:-spense0.25,spense0.25-fp8} )
 #     ... and launched dependent with the next kernel freed right after the wait (SPENSE_MMASP_PDL=2)
-( export SPENSE_MMASP_PDL=2; stage spense_pdl2 170 0 $M --gen $GEN --variants spense0.25,spense0.25-fp8 )
+( export SPENSE_MMASP_PDL=2; stage spense_pdl2 170 0 $M --gen $GEN --variants ${AB_VARIANTS:-spense0.25,spense0.25-fp8} )
 #     its software-pipelined instantiation (SPENSE_MMASP_PF=1)
 ( export SPENSE_MMASP_PF=1; stage spense_pf 170 0 $M --gen $GEN --variants spense0.25 )
 #     without the shared-x kernel (SPENSE_MMASP_XS=0: the register kernel at every M; the default takes
@@ -97,11 +98,11 @@ done
 #     M = 1 without x fragments (SPENSE_MMASP_XFRAG_PLAN_MIN_M=2): the register kernel reads x itself
 #     at B = 1 (its x ring covers x direct at NT = 1 since e2e v13) and the step loses the fragment
 #     builders; compare with spense_bf16 / spense_fp8 at B = 1
-( export SPENSE_MMASP_XFRAG_PLAN_MIN_M=2; stage spense_xd1 170 0 $M --gen $GEN --variants spense0.25,spense0.25-fp8 )
+( export SPENSE_MMASP_XFRAG_PLAN_MIN_M=2; stage spense_xd1 170 0 $M --gen $GEN --variants ${AB_VARIANTS:-spense0.25,spense0.25-fp8} )
 #     x permuted within its 32-column chunks instead of fragments at M <= XPERM_M, default 8 (SPENSE_MMASP_XPERM=8: same
 #     shape as x, so that torch.compile can write it from the kernel producing x; docs/runtime.md §12),
 #     then its profile at B = 1 (are the 107 fragment builders of v12's profile gone?)
-( export SPENSE_MMASP_XPERM=${XPERM_M:-8}; stage spense_xperm 170 0 $M --gen $GEN --variants spense0.25,spense0.25-fp8
+( export SPENSE_MMASP_XPERM=${XPERM_M:-8}; stage spense_xperm 170 0 $M --gen $GEN --variants ${AB_VARIANTS:-spense0.25,spense0.25-fp8}
   stage xperm_profile 90 0 $M --variants spense0.25 --batches 1 --profile --check-tokens 0 --gen 24 )
 #     Spense FP8 prefilling through its e4m3 weights and the FP8 dense baseline's kernel
 #     (SPENSE_FP8_PREFILL=fp8; the default unpacks to bf16 for cuBLAS): compare prefill_ms with spense_fp8
