@@ -314,9 +314,11 @@ def test_wgsp_prefill_gemm_builds_for_sm90a(tmp_path):
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     lines = r.stderr.splitlines()
-    for kernel in ("spense_wgsp_kernel", "spense_wgsp_ws_kernel"):
-        i = next(k for k, s in enumerate(lines) if "Compiling entry function" in s and kernel in s)
+    entries = [k for k, s in enumerate(lines) if "Compiling entry function" in s and "spense_wgsp" in s]
+    assert len(entries) == 3, entries  # spense_wgsp_kernel, spense_wgsp_ws_kernel<4, 1> and <4, 2>
+    for i in entries:
         props = " ".join(lines[i:i + 3])
         assert "0 bytes spill stores" in props, props
-    # no wgmma serialized behind compiler-inserted fences (the warp-specialized kernel keeps a step in flight)
-    assert "C7520" not in r.stderr and "C7515" not in r.stderr, [s for s in lines if "C752" in s or "C7515" in s]
+    # no wgmma serialized, neither behind compiler-inserted fences (C7520) nor for want of registers (C7512:
+    # the consumers' 128 accumulators and two A sets need the registers the producer gives up, setmaxnreg)
+    assert "serialized" not in r.stderr and "C7520" not in r.stderr, [s for s in lines if "serialized" in s]

@@ -1,30 +1,34 @@
-// The Spense prefill GEMM on sparse warpgroup MMA, warp-specialized (sm_90a; written after e2e v15,
-// harness only: benchmarks/wgsp_check.cu, not yet run on a GPU).  The same product and weight layout as
-// spense_wgsp_kernel (spense_wgsp.cuh), organised the way Hopper GEMMs keep their tensor cores busy:
-// - a CTA holds 8 row tiles of one kind (128 output rows) and WG_N tokens, in three warpgroups: warpgroup
-//   0 produces, warpgroups 1 and 2 consume (4 row tiles each, one per warp);
-// - the producer copies each 64-K step's operands into a ring of S shared-memory slots by cp.async:
-//   the x tile (WG_N tokens x the step's 64 columns, 128-byte swizzled as in spense_wgsp.cuh) and the 8 row
-//   tiles' A fragments for the step, as stored (sparse: 64 uint4 of values and 32 metadata words per tile;
-//   dense: 128 uint4 per tile).  Each producer thread's copies arrive on the slot's `full` mbarrier when
-//   they land (cp.async.mbarrier.arrive.noinc), so no thread waits for its own copies;
-// - a consumer waits for `full`, reads its A fragments from the slot into registers (lane-major: one
-//   conflict-free 16-byte load per lane and fragment), issues the step's wgmmas (two wgmma.sp m64n128k32
-//   or four wgmma m64n128k16), commits, and waits until only this step's group is pending, so that one
-//   step's MMAs run while the next step's are prepared; then it frees the previous step's slot (its
-//   `empty` mbarrier, one arrival per consumer thread) for the producer;
+// The Spense prefill GEMM on sparse warpgroup MMA, warp-specialized, fed by the Tensor Memory Accelerator
+// (sm_90a).  The same product and weight layout as spense_wgsp_kernel (spense_wgsp.cuh), organised the way
+// Hopper GEMMs keep their tensor cores busy:
+// - a CTA holds 8 TPC row tiles of one kind (128 TPC output rows) and WG_N tokens, in three warpgroups:
+//   warpgroup 0 produces, warpgroups 1 and 2 consume, each on TPC blocks of 64 rows (4 row tiles, one per
+//   warp) with TPC x 64 fp32 accumulators per thread.  TPC = 2 halves the x bytes per MMA against TPC = 1
+//   (the x tile is shared by twice the rows), which is what bounds this kernel through L2 (e2e v16);
+// - one producer warp fills a ring of S shared-memory slots, each 64-K step's operands landing on the slot's
+//   `full` mbarrier as transaction bytes: the x tile by one TMA load (WG_N tokens x the step's 64 columns,
+//   128-byte swizzled as the wgmma descriptor reads it; tokens past M are zeros), the row tiles' A fragments
+//   by one bulk copy each, as stored (sparse: 1 KB of values and 128 B of metadata per tile; dense: 2 KB);
+//   its other warps give their registers to the consumers (setmaxnreg);
+// - a consumer waits for `full`, reads its A fragments from the slot into registers (one conflict-free
+//   16-byte load per lane and fragment), issues the step's wgmmas (per 64-row block: two wgmma.sp
+//   m64n128k32 or four wgmma m64n128k16), commits, and waits until only this step's group is pending, so
+//   that one step's MMAs run while the next step's are issued; then each warp frees the previous step's slot
+//   (one arrival on its `empty` mbarrier);
 // - A registers alternate between two sets, so that none is rewritten while the wgmma reading it runs.
 #pragma once
+#include <cuda.h>  // CUtensorMap and its enums (types only: the encoder comes from the runtime's driver entry point)
+
 #include <type_traits>
 
 #include "spense_wgsp.cuh"
 
-constexpr int WS_STAGES = 4;                     // ring slots of the extension's instantiation (harness: 6 too)
-constexpr int WS_A = 8 * 128 * 16;                // bytes of A per slot: 8 tiles x 2 KB (dense; sparse uses 9 KB)
-constexpr int WS_SLOT = WG_TILE + WS_A;           // x tile then A
+constexpr int WS_STAGES = 4;                     // ring slots
 constexpr int WS_MAXQ = 1024;                    // 64-K steps per row tile at most (K <= 65536)
+__host__ __device__ constexpr int ws_a_bytes(int tpc) { return 8 * tpc * 2048; }  // A per slot: 8 TPC tiles x 2 KB (dense; sparse 1152 B)
+__host__ __device__ constexpr int ws_slot(int tpc) { return WG_TILE + ws_a_bytes(tpc); }  // x tile then A
 // the ring, its full and empty mbarriers, the steps' first columns of x (WS_MAXQ ints), the alignment
-constexpr int ws_smem(int stages) { return stages * WS_SLOT + 2 * stages * 8 + 4 * WS_MAXQ + 1024; }
+constexpr int ws_smem(int stages, int tpc) { return stages * ws_slot(tpc) + 2 * stages * 8 + 4 * WS_MAXQ + 1024; }
 
 __device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" :: "r"(bar), "r"(count) : "memory");
@@ -32,109 +36,131 @@ __device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
 __device__ __forceinline__ void mbar_arrive(uint32_t bar) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" :: "r"(bar) : "memory");
 }
-// arrives on `bar` once all of this thread's earlier cp.async have landed (the count set at init includes it)
-__device__ __forceinline__ void mbar_arrive_cp_async(uint32_t bar) {
-  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" :: "r"(bar) : "memory");
+// one arrival that also expects `bytes` of transactions (the copies completing on bar) in this phase
+__device__ __forceinline__ void mbar_arrive_expect_tx(uint32_t bar, int bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" :: "r"(bar), "r"(bytes) : "memory");
 }
 __device__ __forceinline__ void mbar_wait(uint32_t bar, int parity) {
   asm volatile(
       "{\n.reg .pred P;\nWAIT_%=:\nmbarrier.try_wait.parity.shared::cta.b64 P, [%0], %1;\n@!P bra WAIT_%=;\n}\n"
       :: "r"(bar), "r"(parity) : "memory");
 }
+// TMA: the box at (c0, r0) of the 2-D tensor map into shared memory at dst, completing on bar
+__device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map, int c0, int r0, uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n"
+      :: "r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(r0), "r"(bar) : "memory");
+}
+// bytes (a multiple of 16) from global src to shared dst, completing on bar
+__device__ __forceinline__ void bulk_load(uint32_t dst, const void* src, int bytes, uint32_t bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n"
+               :: "r"(dst), "l"(src), "r"(bytes), "r"(bar) : "memory");
+}
 
-template <int S>  // ring slots
+template <int S, int TPC>  // ring slots, 64-row blocks per consumer warpgroup
 __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
-    const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
-    const __nv_bfloat16* __restrict__ x, int ldx, int M, const int* __restrict__ sblk,
-    const int* __restrict__ dblk, const int* __restrict__ out_row, __nv_bfloat16* __restrict__ y, int ldy,
-    int Bs, int Bd, int Ss, int SdA, int SdB) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)  // wgmma and its mbarrier waits: sm_90a only (an empty kernel elsewhere)
+    const __grid_constant__ CUtensorMap tmx, const uint4* __restrict__ sv, const uint32_t* __restrict__ sm,
+    const uint4* __restrict__ dv, int M, const int* __restrict__ sblk, const int* __restrict__ dblk,
+    const int* __restrict__ out_row, __nv_bfloat16* __restrict__ y, int ldy, int Bs, int Bd, int Ss, int SdA,
+    int SdB) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)  // wgmma, TMA and setmaxnreg: sm_90a only (an empty kernel elsewhere)
+  constexpr int TILES = 8 * TPC, SLOT = ws_slot(TPC);
   extern __shared__ uint8_t ws_raw[];
   uint8_t* ring = ws_raw + wg_align1024(ws_raw);  // indexed from the shared array: loads stay ld.shared
-  const uint32_t full0 = smem_addr(ring + S * WS_SLOT), empty0 = full0 + S * 8;
-  int* cols = reinterpret_cast<int*>(ring + S * WS_SLOT + 2 * S * 8);  // step q's first column of x
+  const uint32_t full0 = smem_addr(ring + S * SLOT), empty0 = full0 + S * 8;
+  int* cols = reinterpret_cast<int*>(ring + S * SLOT + 2 * S * 8);  // step q's first column of x
   // the warpgroup index, warp-uniform as far as the compiler can tell (a shuffle from lane 0)
   const int wg = __shfl_sync(0xffffffffu, (int)(threadIdx.x >> 7), 0), tid = threadIdx.x & 127;
-  const int tile0 = 8 * blockIdx.y, tok0 = blockIdx.x * WG_N;
+  const int tile0 = TILES * blockIdx.y, tok0 = blockIdx.x * WG_N;
   const bool sp_rows = tile0 < Bs;
   const int nsp = sp_rows ? Ss : 0, nde = sp_rows ? SdA : SdB, Q = nsp + nde;
   if (threadIdx.x == 0) {
     for (int s = 0; s < S; ++s) {
-      mbar_init(full0 + 8 * s, 128);   // every producer thread's copies
-      mbar_init(empty0 + 8 * s, 256);  // every consumer thread
+      mbar_init(full0 + 8 * s, 1);   // the producer's arrival with its transaction bytes
+      mbar_init(empty0 + 8 * s, 8);  // every consumer warp
     }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");  // visible to the async proxy
   }
-  // read once here rather than per step by the producer, whose copies would wait on each load
   for (int q = threadIdx.x; q < Q; q += 384) cols[q] = wg_col(q, nsp, sblk, dblk);
   __syncthreads();
 
   if (wg == 0) {  // ---------------- producer ----------------
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n" ::: "memory");
+    if (tid >= 32) return;
+    const int lane = tid;
     for (int q = 0; q < Q; ++q) {
       const int s = q % S;
       if (q >= S) mbar_wait(empty0 + 8 * s, ((q / S) - 1) & 1);
-      uint8_t* slot = ring + s * WS_SLOT;
-      wg_load_x_tile(smem_addr(slot), x, ldx, M, tok0, cols[q], tid);
-      const uint32_t ab = smem_addr(slot + WG_TILE);
-      if (q < nsp) {  // [8 tiles][64 uint4] values, then [8 tiles][8 uint4] metadata words
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          const int ch = tid + 128 * i, t = ch >> 6, u = ch & 63;
-          cp_async16_fill(ab + ch * 16, sv + ((size_t)(tile0 + t) * Ss + q) * 64 + u, 16);
-        }
-        if (tid < 64) {
-          const int t = tid >> 3, u = tid & 7;
-          cp_async16_fill(ab + 8 * 64 * 16 + tid * 16,
-                          reinterpret_cast<const uint4*>(sm + ((size_t)(tile0 + t) * Ss + q) * 32) + u, 16);
-        }
-      } else {  // [8 tiles][128 uint4]
-        const int qd = q - nsp;
-#pragma unroll
-        for (int i = 0; i < 8; ++i) {
-          const int ch = tid + 128 * i, t = ch >> 7, u = ch & 127;
-          cp_async16_fill(ab + ch * 16, wg_dense_base(dv, tile0 + t, sp_rows, Bs, SdA, SdB) + (size_t)qd * 128 + u, 16);
-        }
+      const uint32_t slot = smem_addr(ring + s * SLOT), ab = slot + WG_TILE, fb = full0 + 8 * s;
+      if (lane == 0) {
+        mbar_arrive_expect_tx(fb, WG_TILE + TILES * (q < nsp ? 1024 + 128 : 2048));
+        tma_load_2d(slot, &tmx, cols[q], tok0, fb);
       }
-      mbar_arrive_cp_async(full0 + 8 * s);
+      __syncwarp();
+      if (q < nsp) {  // [TILES][64 uint4] values, then [TILES][32 u32] metadata words
+        if (lane < TILES)
+          bulk_load(ab + lane * 1024, sv + ((size_t)(tile0 + lane) * Ss + q) * 64, 1024, fb);
+        else if (lane < 2 * TILES)
+          bulk_load(ab + TILES * 1024 + (lane - TILES) * 128, sm + ((size_t)(tile0 + lane - TILES) * Ss + q) * 32,
+                    128, fb);
+      } else if (lane < TILES) {  // [TILES][128 uint4]
+        bulk_load(ab + lane * 2048, wg_dense_base(dv, tile0 + lane, sp_rows, Bs, SdA, SdB) + (size_t)(q - nsp) * 128,
+                  2048, fb);
+      }
     }
-    return;  // the consumers wait for every slot's copies (full), so none is in flight when the CTA exits
+    return;  // the consumers wait for every slot's bytes (full), so none is in flight when the CTA exits
   }
 
-  // ---------------- consumers: warpgroup 1 on tiles 0-3, 2 on tiles 4-7 ----------------
-  const int warp = tid >> 5, lane = tid & 31, ti = 4 * (wg - 1) + warp;
-  float acc[64];
+  // ---------------- consumers: warpgroup c = wg - 1 on the 64-row blocks c TPC .. c TPC + TPC - 1 ----------------
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n" ::: "memory");
+  const int warp = tid >> 5, lane = tid & 31, lt0 = 4 * TPC * (wg - 1) + warp;  // local tile of block m: lt0 + 4 m
+  float acc[TPC][64];
 #pragma unroll
-  for (int i = 0; i < 64; ++i) acc[i] = 0.f;
-  WgA a[2];
-  // step q's A for this warp from its slot, then its wgmmas (SPARSE: two wgmma.sp, else four wgmma) on
-  // register set f; the sparse and the dense steps run in loops of their own, so that no wgmma sits on a
-  // branch (ptxas serializes wgmmas behind the fences it injects on divergent paths: C7520)
-  auto step = [&](auto sparse_tag, int q, WgA& f) {
+  for (int m = 0; m < TPC; ++m)
+#pragma unroll
+    for (int i = 0; i < 64; ++i) acc[m][i] = 0.f;
+  WgA a[2][TPC];
+  auto fence_all = [&]() {
+#pragma unroll
+    for (int m = 0; m < TPC; ++m) wg_fence_acc(acc[m]);
+  };
+  // step q's A for this warp from its slot, then its wgmmas on register set f; the sparse and the dense steps
+  // run in loops of their own, so that no wgmma sits on a branch (ptxas serializes wgmmas behind the fences
+  // it injects on divergent paths: C7520)
+  auto step = [&](auto sparse_tag, int q, WgA (&f)[TPC]) {
     constexpr bool SPARSE = decltype(sparse_tag)::value;
     const int s = q % S;
     mbar_wait(full0 + 8 * s, (q / S) & 1);
-    fence_proxy_async();  // the x tile was written through the generic proxy; wgmma reads it through the async one
-    const uint4* as = reinterpret_cast<const uint4*>(ring + s * WS_SLOT + WG_TILE);
-    const uint64_t d0 = wg_desc(smem_addr(ring + s * WS_SLOT));
-    if constexpr (SPARSE) {
-      f.v[0] = as[ti * 64 + lane];
-      f.v[1] = as[ti * 64 + 32 + lane];
-      f.e = reinterpret_cast<const uint32_t*>(as + 8 * 64)[ti * 32 + lane];
-      wg_fence_acc(acc);
-      wg_fence();
-      wgmma_sp<0>(acc, f.v[0], d0, f.e);
-      wgmma_sp<1>(acc, f.v[1], d0 + 4, f.e);
-    } else {
+    const uint4* as = reinterpret_cast<const uint4*>(ring + s * SLOT + WG_TILE);
+    const uint64_t d0 = wg_desc(smem_addr(ring + s * SLOT));
 #pragma unroll
-      for (int j = 0; j < 4; ++j) f.v[j] = as[ti * 128 + 32 * j + lane];
-      wg_fence_acc(acc);
-      wg_fence();
+    for (int m = 0; m < TPC; ++m) {
+      const int lt = lt0 + 4 * m;
+      if constexpr (SPARSE) {
+        f[m].v[0] = as[lt * 64 + lane];
+        f[m].v[1] = as[lt * 64 + 32 + lane];
+        f[m].e = reinterpret_cast<const uint32_t*>(as + TILES * 64)[lt * 32 + lane];
+      } else {
 #pragma unroll
-      for (int j = 0; j < 4; ++j) wgmma_dense(acc, f.v[j], d0 + 2 * j);
+        for (int j = 0; j < 4; ++j) f[m].v[j] = as[lt * 128 + 32 * j + lane];
+      }
+    }
+    fence_all();
+    wg_fence();
+#pragma unroll
+    for (int m = 0; m < TPC; ++m) {
+      if constexpr (SPARSE) {
+        wgmma_sp<0>(acc[m], f[m].v[0], d0, f[m].e);
+        wgmma_sp<1>(acc[m], f[m].v[1], d0 + 4, f[m].e);  // + 64 bytes: K 32..63 of the step
+      } else {
+#pragma unroll
+        for (int j = 0; j < 4; ++j) wgmma_dense(acc[m], f[m].v[j], d0 + 2 * j);  // + 32 bytes per 16 K
+      }
     }
     wg_commit();
     wg_wait<1>();  // step q - 1's MMAs are done: its slot and its A set are free
-    wg_fence_acc(acc);
-    if (q > 0) mbar_arrive(empty0 + 8 * ((q - 1) % S));
+    fence_all();
+    if (q > 0 && lane == 0) mbar_arrive(empty0 + 8 * ((q - 1) % S));
   };
   using SP = std::true_type;
   using DE = std::false_type;
@@ -147,7 +173,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
     step(SP{}, q, a[0]);
     ++q;
     wg_wait<0>();
-    wg_fence_acc(acc);
+    fence_all();
   }
   for (; q + 1 < Q; q += 2) {
     step(DE{}, q, a[0]);
@@ -155,18 +181,70 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
   }
   if (q < Q) step(DE{}, q, a[0]);
   wg_wait<0>();
-  wg_fence_acc(acc);
-  wg_store(acc, tile0 + ti, tok0, lane, out_row, y, ldy, M);
+  fence_all();
+#pragma unroll
+  for (int m = 0; m < TPC; ++m) wg_store(acc[m], tile0 + lt0 + 4 * m, tok0, lane, out_row, y, ldy, M);
 #endif
 }
 
-// as launch_wgsp, with 8 row tiles per CTA (row tiles of each kind in eights) and S ring slots
-template <int S = WS_STAGES>
+// x (M x K bf16, rows of ldx elements) as a TMA tensor map: boxes of WG_N rows x 64 columns, 128-byte
+// swizzled, rows past M read as zeros.  false where the driver has no encoder or refuses the tensor
+inline bool wgsp_x_map(CUtensorMap* map, const __nv_bfloat16* x, int ldx, int K, int M) {
+  using Encode = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
+                              const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
+                              CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+  static Encode encode = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found;
+#if CUDART_VERSION >= 12050
+    const cudaError_t e = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault,
+                                                           &found);
+#else
+    const cudaError_t e = cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &fn, cudaEnableDefault, &found);
+#endif
+    return (e == cudaSuccess && found == cudaDriverEntryPointSuccess) ? reinterpret_cast<Encode>(fn) : nullptr;
+  }();
+  if (!encode) return false;
+  const cuuint64_t dims[2] = {(cuuint64_t)K, (cuuint64_t)M}, strides[1] = {(cuuint64_t)ldx * 2};
+  const cuuint32_t box[2] = {64, WG_N}, step[2] = {1, 1};
+  return encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<__nv_bfloat16*>(x), dims, strides, box, step,
+                CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+// y (M x ldy) = the Spense layer applied to x, as launch_wgsp, with 8 TPC row tiles per CTA and S ring
+// slots; TPC = 0 takes 2 where the row tiles of each kind come in sixteens, else 1.  cudaErrorInvalidValue
+// where it does not apply (row tiles of each kind not in eights, K not a multiple of 64 or above 65536, x,
+// its rows or the weights not 16-byte aligned, no tensor map): the caller falls back
+template <int S = WS_STAGES, int TPC = 0>
 inline cudaError_t launch_wgsp_ws(cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv,
                                   const __nv_bfloat16* x, int ldx, int K, int M, const int* sblk, const int* dblk,
                                   const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
                                   int SdB) {
-  if (K / 64 > WS_MAXQ) return cudaErrorInvalidValue;
-  return launch_wg_kernel<8, 384, ws_smem(S)>(spense_wgsp_ws_kernel<S>, stream, sv, sm, dv, x, ldx, K, M, sblk, dblk,
-                                              out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
+  if constexpr (TPC == 0) {
+    if (Bs % 16 == 0 && Bd % 16 == 0)
+      return launch_wgsp_ws<S, 2>(stream, sv, sm, dv, x, ldx, K, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
+    return launch_wgsp_ws<S, 1>(stream, sv, sm, dv, x, ldx, K, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
+  } else {
+    constexpr int TILES = 8 * TPC, SMEM = ws_smem(S, TPC);
+    const uintptr_t addr = reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(sv) |
+                           reinterpret_cast<uintptr_t>(sm) | reinterpret_cast<uintptr_t>(dv);
+    if (Bs % TILES || Bd % TILES || ldx % 8 || K % 64 || K / 64 > WS_MAXQ || M < 1 || Bs + Bd == 0 || (addr & 15))
+      return cudaErrorInvalidValue;
+    CUtensorMap map;
+    if (!wgsp_x_map(&map, x, ldx, K, M)) return cudaErrorInvalidValue;
+    auto kernel = spense_wgsp_ws_kernel<S, TPC>;
+    static unsigned set_on = 0;  // the devices (below 32) this instantiation's shared-memory limit was raised on
+    int dev = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e != cudaSuccess) return e;
+    if (dev >= 32 || !(set_on >> dev & 1u)) {
+      e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM);
+      if (e != cudaSuccess) return e;
+      if (dev < 32) set_on |= 1u << dev;
+    }
+    const dim3 grid((unsigned)((M + WG_N - 1) / WG_N), (unsigned)((Bs + Bd) / TILES));
+    kernel<<<grid, 384, SMEM, stream>>>(map, sv, sm, dv, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
+    return cudaGetLastError();
+  }
 }
