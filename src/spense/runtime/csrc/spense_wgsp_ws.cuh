@@ -5,11 +5,13 @@
 //   warpgroup 0 produces, warpgroups 1 and 2 consume, each on TPC blocks of 64 rows (4 row tiles, one per
 //   warp) with TPC x 64 fp32 accumulators per thread.  TPC = 2 halves the x bytes per MMA against TPC = 1
 //   (the x tile is shared by twice the rows), which is what bounds this kernel through L2 (e2e v16);
-// - one producer warp fills a ring of S shared-memory slots, each 64-K step's operands landing on the slot's
-//   `full` mbarrier as transaction bytes: the x tile by one TMA load (WG_N tokens x the step's 64 columns,
-//   128-byte swizzled as the wgmma descriptor reads it; tokens past M are zeros), the row tiles' A fragments
-//   by one bulk copy each, as stored (sparse: 1 KB of values and 128 B of metadata per tile; dense: 2 KB);
-//   its other warps give their registers to the consumers (setmaxnreg);
+// - one producer thread fills a ring of S shared-memory slots, each 64-K step's operands landing on the slot's
+//   `full` mbarrier as transaction bytes of TMA loads (WgMaps): the x tile (WG_N tokens x the step's 64
+//   columns, 128-byte swizzled as the wgmma descriptor reads it; tokens past M are zeros) and the step's A
+//   fragments of all the CTA's row tiles in one box, as stored (sparse: 1 KB of values and 128 B of metadata
+//   per tile, two boxes; dense: 2 KB per tile).  Three loads per step at most: per-tile bulk copies (33 per
+//   sparse step) cost more than the step's MMAs (e2e v16).  The producer's other warps give their registers
+//   to the consumers (setmaxnreg);
 // - a consumer waits for `full`, reads its A fragments from the slot into registers (one conflict-free
 //   16-byte load per lane and fragment), issues the step's wgmmas (per 64-row block: two wgmma.sp
 //   m64n128k32 or four wgmma m64n128k16), commits, and waits until only this step's group is pending, so
@@ -51,18 +53,27 @@ __device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map
       "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n"
       :: "r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(r0), "r"(bar) : "memory");
 }
-// bytes (a multiple of 16) from global src to shared dst, completing on bar
-__device__ __forceinline__ void bulk_load(uint32_t dst, const void* src, int bytes, uint32_t bar) {
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n"
-               :: "r"(dst), "l"(src), "r"(bytes), "r"(bar) : "memory");
+// ... and the box at (c0, c1, c2) of a 3-D tensor map
+__device__ __forceinline__ void tma_load_3d(uint32_t dst, const CUtensorMap* map, int c0, int c1, int c2,
+                                            uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], "
+      "[%5];\n"
+      :: "r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(bar) : "memory");
 }
+
+// the TMA tensor maps of one launch: x (WG_N tokens x 64 columns per box, 128-byte swizzled) and the weight
+// layout as 32-bit words, one box per step for all the CTA's row tiles: sparse values [Bs][Ss][256] (box
+// 256 x 1 x TILES), metadata [Bs][Ss][32] (32 x 1 x TILES), dense fragments of the sparse-row tiles
+// [Bs][2 SdA][256] and of the dense-row tiles [Bd][2 SdB][256] (256 x 2 x TILES: a step is two rows of 1 KB)
+struct WgMaps {
+  CUtensorMap x, v, m, da, db;
+};
 
 template <int S, int TPC>  // ring slots, 64-row blocks per consumer warpgroup
 __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
-    const __grid_constant__ CUtensorMap tmx, const uint4* __restrict__ sv, const uint32_t* __restrict__ sm,
-    const uint4* __restrict__ dv, int M, const int* __restrict__ sblk, const int* __restrict__ dblk,
-    const int* __restrict__ out_row, __nv_bfloat16* __restrict__ y, int ldy, int Bs, int Bd, int Ss, int SdA,
-    int SdB) {
+    const __grid_constant__ WgMaps maps, int M, const int* __restrict__ sblk, const int* __restrict__ dblk,
+    const int* __restrict__ out_row, __nv_bfloat16* __restrict__ y, int ldy, int Bs, int Ss, int SdA, int SdB) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)  // wgmma, TMA and setmaxnreg: sm_90a only (an empty kernel elsewhere)
   constexpr int TILES = 8 * TPC, SLOT = ws_slot(TPC);
   extern __shared__ uint8_t ws_raw[];
@@ -84,28 +95,22 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
   for (int q = threadIdx.x; q < Q; q += 384) cols[q] = wg_col(q, nsp, sblk, dblk);
   __syncthreads();
 
-  if (wg == 0) {  // ---------------- producer ----------------
+  if (wg == 0) {  // ---------------- producer: one thread ----------------
     asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n" ::: "memory");
-    if (tid >= 32) return;
-    const int lane = tid;
+    if (tid != 0) return;
     for (int q = 0; q < Q; ++q) {
       const int s = q % S;
       if (q >= S) mbar_wait(empty0 + 8 * s, ((q / S) - 1) & 1);
       const uint32_t slot = smem_addr(ring + s * SLOT), ab = slot + WG_TILE, fb = full0 + 8 * s;
-      if (lane == 0) {
-        mbar_arrive_expect_tx(fb, WG_TILE + TILES * (q < nsp ? 1024 + 128 : 2048));
-        tma_load_2d(slot, &tmx, cols[q], tok0, fb);
-      }
-      __syncwarp();
-      if (q < nsp) {  // [TILES][64 uint4] values, then [TILES][32 u32] metadata words
-        if (lane < TILES)
-          bulk_load(ab + lane * 1024, sv + ((size_t)(tile0 + lane) * Ss + q) * 64, 1024, fb);
-        else if (lane < 2 * TILES)
-          bulk_load(ab + TILES * 1024 + (lane - TILES) * 128, sm + ((size_t)(tile0 + lane - TILES) * Ss + q) * 32,
-                    128, fb);
-      } else if (lane < TILES) {  // [TILES][128 uint4]
-        bulk_load(ab + lane * 2048, wg_dense_base(dv, tile0 + lane, sp_rows, Bs, SdA, SdB) + (size_t)(q - nsp) * 128,
-                  2048, fb);
+      mbar_arrive_expect_tx(fb, WG_TILE + TILES * (q < nsp ? 1024 + 128 : 2048));
+      tma_load_2d(slot, &maps.x, cols[q], tok0, fb);
+      if (q < nsp) {  // [TILES][1 KB] values, then [TILES][128 B] metadata words
+        tma_load_3d(ab, &maps.v, 0, q, tile0, fb);
+        tma_load_3d(ab + TILES * 1024, &maps.m, 0, q, tile0, fb);
+      } else if (sp_rows) {  // [TILES][2 KB]
+        tma_load_3d(ab, &maps.da, 0, 2 * (q - nsp), tile0, fb);
+      } else {
+        tma_load_3d(ab, &maps.db, 0, 2 * q, tile0 - Bs, fb);
       }
     }
     return;  // the consumers wait for every slot's bytes (full), so none is in flight when the CTA exits
@@ -187,9 +192,10 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
 #endif
 }
 
-// x (M x K bf16, rows of ldx elements) as a TMA tensor map: boxes of WG_N rows x 64 columns, 128-byte
-// swizzled, rows past M read as zeros.  false where the driver has no encoder or refuses the tensor
-inline bool wgsp_x_map(CUtensorMap* map, const __nv_bfloat16* x, int ldx, int K, int M) {
+// a tiled TMA tensor map of `rank` dims (dims[0] contiguous; strides in bytes of dims 1..), boxes of `box`;
+// false where the driver has no encoder or refuses the tensor
+inline bool wgsp_tmap(CUtensorMap* map, CUtensorMapDataType type, int rank, const void* base, const cuuint64_t* dims,
+                      const cuuint64_t* strides, const cuuint32_t* box, CUtensorMapSwizzle swizzle) {
   using Encode = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
                               const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
                               CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
@@ -204,12 +210,36 @@ inline bool wgsp_x_map(CUtensorMap* map, const __nv_bfloat16* x, int ldx, int K,
 #endif
     return (e == cudaSuccess && found == cudaDriverEntryPointSuccess) ? reinterpret_cast<Encode>(fn) : nullptr;
   }();
-  if (!encode) return false;
-  const cuuint64_t dims[2] = {(cuuint64_t)K, (cuuint64_t)M}, strides[1] = {(cuuint64_t)ldx * 2};
-  const cuuint32_t box[2] = {64, WG_N}, step[2] = {1, 1};
-  return encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<__nv_bfloat16*>(x), dims, strides, box, step,
-                CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+  const cuuint32_t step[3] = {1, 1, 1};
+  return encode && encode(map, type, rank, const_cast<void*>(base), dims, strides, box, step,
+                          CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                          CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+// one launch's maps (WgMaps; a region with no rows or steps keeps a zeroed map, never read)
+inline bool wgsp_maps(WgMaps* w, int tiles, const uint4* sv, const uint32_t* sm, const uint4* dv,
+                      const __nv_bfloat16* x, int ldx, int K, int M, int Bs, int Bd, int Ss, int SdA, int SdB) {
+  *w = WgMaps{};
+  const CUtensorMapDataType U32 = CU_TENSOR_MAP_DATA_TYPE_UINT32;
+  const CUtensorMapSwizzle NONE = CU_TENSOR_MAP_SWIZZLE_NONE;
+  const cuuint64_t xd[2] = {(cuuint64_t)K, (cuuint64_t)M}, xs[1] = {(cuuint64_t)ldx * 2};
+  const cuuint32_t xb[2] = {64, WG_N};
+  if (!wgsp_tmap(&w->x, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, x, xd, xs, xb, CU_TENSOR_MAP_SWIZZLE_128B)) return false;
+  const cuuint32_t vb[3] = {256, 1, (cuuint32_t)tiles}, mb[3] = {32, 1, (cuuint32_t)tiles},
+                   db[3] = {256, 2, (cuuint32_t)tiles};
+  if (Bs > 0 && Ss > 0) {
+    const cuuint64_t vd[3] = {256, (cuuint64_t)Ss, (cuuint64_t)Bs}, vs[2] = {1024, (cuuint64_t)Ss * 1024};
+    const cuuint64_t md[3] = {32, (cuuint64_t)Ss, (cuuint64_t)Bs}, ms[2] = {128, (cuuint64_t)Ss * 128};
+    if (!wgsp_tmap(&w->v, U32, 3, sv, vd, vs, vb, NONE) || !wgsp_tmap(&w->m, U32, 3, sm, md, ms, mb, NONE)) return false;
+  }
+  if (Bs > 0 && SdA > 0) {
+    const cuuint64_t d[3] = {256, 2 * (cuuint64_t)SdA, (cuuint64_t)Bs}, st[2] = {1024, (cuuint64_t)SdA * 2048};
+    if (!wgsp_tmap(&w->da, U32, 3, dv, d, st, db, NONE)) return false;
+  }
+  if (Bd > 0 && SdB > 0) {
+    const cuuint64_t d[3] = {256, 2 * (cuuint64_t)SdB, (cuuint64_t)Bd}, st[2] = {1024, (cuuint64_t)SdB * 2048};
+    if (!wgsp_tmap(&w->db, U32, 3, dv + (size_t)Bs * SdA * 128, d, st, db, NONE)) return false;
+  }
+  return true;
 }
 
 // y (M x ldy) = the Spense layer applied to x, as launch_wgsp, with 8 TPC row tiles per CTA and S ring
@@ -231,8 +261,8 @@ inline cudaError_t launch_wgsp_ws(cudaStream_t stream, const uint4* sv, const ui
                            reinterpret_cast<uintptr_t>(sm) | reinterpret_cast<uintptr_t>(dv);
     if (Bs % TILES || Bd % TILES || ldx % 8 || K % 64 || K / 64 > WS_MAXQ || M < 1 || Bs + Bd == 0 || (addr & 15))
       return cudaErrorInvalidValue;
-    CUtensorMap map;
-    if (!wgsp_x_map(&map, x, ldx, K, M)) return cudaErrorInvalidValue;
+    WgMaps maps;
+    if (!wgsp_maps(&maps, TILES, sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB)) return cudaErrorInvalidValue;
     auto kernel = spense_wgsp_ws_kernel<S, TPC>;
     static unsigned set_on = 0;  // the devices (below 32) this instantiation's shared-memory limit was raised on
     int dev = 0;
@@ -244,7 +274,7 @@ inline cudaError_t launch_wgsp_ws(cudaStream_t stream, const uint4* sv, const ui
       if (dev < 32) set_on |= 1u << dev;
     }
     const dim3 grid((unsigned)((M + WG_N - 1) / WG_N), (unsigned)((Bs + Bd) / TILES));
-    kernel<<<grid, 384, SMEM, stream>>>(map, sv, sm, dv, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
+    kernel<<<grid, 384, SMEM, stream>>>(maps, M, sblk, dblk, out_row, y, ldy, Bs, Ss, SdA, SdB);
     return cudaGetLastError();
   }
 }
