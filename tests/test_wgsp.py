@@ -24,10 +24,14 @@ def min_m(monkeypatch, request):
     return set_
 
 
-def test_wgsp_min_m_switch(min_m):
-    """Off by default (0); an integer >= 0 otherwise; anything else is refused in one line."""
+def test_wgsp_min_m_switch(min_m, monkeypatch):
+    """65 by default (every M above the decode kernels' range); 0 turns it off; any other integer >= 0
+    is the smallest M; anything else is refused in one line."""
     min_m("0")
     assert wgsp.wgsp_min_m() == 0
+    monkeypatch.delenv("SPENSE_WGSP_MIN_M")
+    wgsp.wgsp_min_m.cache_clear()
+    assert wgsp.wgsp_min_m() == 65
     min_m("256")
     assert wgsp.wgsp_min_m() == 256
     for bad in ("-1", "many"):

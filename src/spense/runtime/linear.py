@@ -279,7 +279,7 @@ class SpenseLinear(nn.Module):
         Compacted FP8 layers under ``SPENSE_FP8_PREFILL=fp8``: the e4m3 weights through the FP8 dense
         baseline's kernel (:func:`spense.runtime.unpack.fp8_prefill_enabled`).  Compacted bf16 layers
         from ``SPENSE_WGSP_MIN_M`` tokens: the kernel layout itself on sparse warpgroup MMA where it
-        applies (:func:`spense.runtime.wgsp.wgsp_forward`; off by default until measured)."""
+        applies (:func:`spense.runtime.wgsp.wgsp_forward`; by default above M = 64)."""
         if self._kernel is not None and 0 < wgsp_min_m() <= x2.shape[0]:
             y = wgsp_forward(self._kernel, x2)  # the sparse warpgroup MMA GEMM where it applies, else None
             if y is not None:

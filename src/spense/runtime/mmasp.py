@@ -456,12 +456,12 @@ def x_fragments(x2: torch.Tensor) -> torch.Tensor:
 def x_perm_max_m() -> int:
     """The largest M at which :meth:`SpenseLinear.plan` has ``forward`` permute x into :func:`x_perm`
     instead of building its fragments: ``SPENSE_MMASP_XPERM`` (read once; 0: never, at most 8; default
-    0).  x_perm keeps x's shape, so that torch.compile can write it from the kernel producing x (the
+    1).  x_perm keeps x's shape, so that torch.compile can write it from the kernel producing x (the
     fragments pad the tokens to 8 and took 107 separate kernels, 0.12 ms, of the 8B step in e2e v12).
-    Measured in e2e v15 (docs/e2e.md): at M <= 8 the kernel reading x_perm ran 1.04-1.12x slower than
-    through fragments at M = 8 (harness) and the 8B step lost 5.5 % at B = 8, but at M = 1 it ran as fast
-    and the step gained 1.4 %."""
-    v = os.environ.get("SPENSE_MMASP_XPERM", "0")
+    Measured (docs/e2e.md): at M <= 8 the kernel reading x_perm ran 1.04-1.12x slower than through
+    fragments at M = 8 (harness) and the 8B step lost 5.5 % at B = 8 (v15); at M = 1 it runs as fast and
+    the step gained 1.4 % (v15) and 2.0 % (v16, another lease), hence M = 1 alone by default."""
+    v = os.environ.get("SPENSE_MMASP_XPERM", "1")
     try:
         return max(0, min(8, int(v)))
     except ValueError:

@@ -3,8 +3,10 @@
     y = x W^T,   W = its 2:4 region (wgmma.mma_async.sp) + its dense region (wgmma.mma_async)
 
 read from :class:`~spense.runtime.mmasp.KernelWeights` as the decode kernel stores it, so prefill keeps
-no second copy of the weights (csrc/spense_wgsp_ws.cuh; docs/runtime.md section 11).  Off until
-measured on the device: ``SPENSE_WGSP_MIN_M`` (the smallest M that takes it; default 0, never).
+no second copy of the weights (csrc/spense_wgsp_ws.cuh; docs/runtime.md section 11).  It takes every
+M above the decode kernels' range: ``SPENSE_WGSP_MIN_M`` (the smallest M that takes it; default 65;
+0: never).  Measured per layer (benchmarks/results/prefill_2026-12-01/wgsp_5b441ab) it runs 1.3-2.0x
+faster than the unpack path it replaces, and 0.96-1.10x of cuBLAS on the dense weight at M = 2048.
 Where it does not apply (another GPU than sm_90, FP8 weights, a layout with a column gather, row tiles
 not in eights, K not a multiple of 64) :func:`wgsp_forward` returns None and the caller unpacks as
 before.
@@ -24,8 +26,8 @@ from spense.runtime import mmasp
 @functools.lru_cache(maxsize=None)
 def wgsp_min_m() -> int:
     """Smallest M that :meth:`SpenseLinear.forward_dense` sends through :func:`wgsp_forward`:
-    ``SPENSE_WGSP_MIN_M`` (read once; 0 = never, the default until the kernel is measured)."""
-    v = os.environ.get("SPENSE_WGSP_MIN_M", "0")
+    ``SPENSE_WGSP_MIN_M`` (read once; default 65, just above the decode kernels' M <= 64; 0 = never)."""
+    v = os.environ.get("SPENSE_WGSP_MIN_M", "65")
     try:
         n = int(v)
     except ValueError:
@@ -38,7 +40,7 @@ def wgsp_min_m() -> int:
 def wgsp_applies(kw: mmasp.KernelWeights, x2: torch.Tensor) -> bool:
     """Whether the prefill GEMM can serve this layer and input (before loading anything): bf16 weights
     without a column gather, bf16 CUDA input with K a multiple of 64, row tiles of each kind in eights
-    (the kernel's CTAs hold 8 row tiles of 16 rows)."""
+    (the kernel's CTAs hold 8 or 16 row tiles of 16 rows)."""
     return (x2.is_cuda and x2.dtype == torch.bfloat16 and x2.dim() == 2 and not kw.fp8 and kw.xperm is None
             and x2.shape[1] % 64 == 0 and kw.rows_sparse % 128 == 0 and kw.rows_dense % 128 == 0
             and torch.cuda.get_device_capability(x2.device) == (9, 0))
