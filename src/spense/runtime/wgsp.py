@@ -5,8 +5,9 @@
 read from :class:`~spense.runtime.mmasp.KernelWeights` as the decode kernel stores it, so prefill keeps
 no second copy of the weights (csrc/spense_wgsp_ws.cuh; docs/runtime.md section 11).  It takes every
 M above the decode kernels' range: ``SPENSE_WGSP_MIN_M`` (the smallest M that takes it; default 65;
-0: never).  Measured per layer (benchmarks/results/prefill_2026-12-01/wgsp_5b441ab) it runs 1.3-2.0x
-faster than the unpack path it replaces, and 0.96-1.10x of cuBLAS on the dense weight at M = 2048.
+0: never).  Measured per layer on the Qwen3 shapes (benchmarks/results/prefill_2026-12-01/wgsp_5b441ab)
+it runs 1.1-2.2x faster than the unpack path it replaces at M = 512-8192, and 0.96-1.10x of cuBLAS on
+the dense weight at M = 2048.
 Where it does not apply (another GPU than sm_90, FP8 weights, a layout with a column gather, row tiles
 not in eights, K not a multiple of 64) :func:`wgsp_forward` returns None and the caller unpacks as
 before.
