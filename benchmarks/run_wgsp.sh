@@ -7,7 +7,8 @@
 #    rows, an odd number of sparse steps, one step, fewer steps than ring slots (exits on "MISMATCH"),
 #    then compute-sanitizer memcheck on one small run (both kernels);
 # 3. timing at M = 2048 (MS="..." for others) on the Qwen3-8B and 32B linear shapes at 25 % dense.
-# Everything goes to $OUT/wgsp.txt (one line per run) and $OUT/build.txt.
+# Everything goes to $OUT/wgsp.txt (one line per run) and $OUT/build.txt.  WGSP_NO_CLUSTER=1 leaves out the
+# cluster-of-two variant (wgsp_wsc), e.g. if it fails or hangs.
 set -u
 OUT=${OUT:-out}; mkdir -p "$OUT"
 R="$OUT/wgsp.txt"
@@ -45,8 +46,10 @@ for a in "256 1024 0.25 c 64 1" "256 1024 0.25 c 200 1" "256 1024 0.25 r 200 1" 
   $B $a >> "$R" 2>&1 || { echo "MISMATCH or failure (rc=$?) at $a" >> "$R"; tail -3 "$R"; exit 1; }
 done
 echo "## memcheck" >> "$R"
-timeout 120 compute-sanitizer --tool memcheck --error-exitcode 3 /tmp/wgsp_check 256 1024 0.25 c 200 1 >> "$R" 2>&1 \
-  || echo "memcheck rc=$?" >> "$R"
+for a in "256 1024 0.25 c 200 1" "256 960 0.25 c 300 1"; do  # the second pads a cluster with a CTA past M
+  timeout 120 compute-sanitizer --tool memcheck --error-exitcode 3 /tmp/wgsp_check $a >> "$R" 2>&1 \
+    || echo "memcheck rc=$? ($a)" >> "$R"
+done
 echo "## timing (25 % dense; dense-equivalent TFLOP/s = 2 M N K / time)" >> "$R"
 for M in ${MS:-2048}; do
   for s in "6144 4096" "4096 4096" "24576 4096" "4096 12288" "51200 5120" "5120 25600"; do

@@ -2,7 +2,7 @@
 // "wgsp" (spense_wgsp.cuh: one warpgroup per CTA, each step waited for), "wgsp_ws" (spense_wgsp_ws.cuh: a
 // TMA producer warp and two consumer warpgroups, an mbarrier ring of 4 slots, one step in flight; 16 row
 // tiles per CTA where the row tiles of each kind come in sixteens, else 8) and "wgsp_ws1" (the same with 8
-// row tiles per CTA), on random bf16 weights in the decode kernels' layout at 25 %
+// row tiles per CTA) and "wgsp_wsc" (clusters of two CTAs sharing A by TMA multicast), on random bf16 weights in the decode kernels' layout at 25 %
 // dense (cols or rows) and M tokens of x.  The reference is the register decode kernel
 // (spense_mmasp_kernel, x read directly, checked against float64 by the GPU tests) run on slices of 64
 // tokens; then all are timed, next to cuBLAS's dense bf16 GEMM of the same shape where the binary was
@@ -10,10 +10,10 @@
 //
 //   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -I src/spense/runtime/csrc \
 //        [-DWGSP_CUBLAS -I<cublas include> -L<cublas lib> -lcublas] benchmarks/wgsp_check.cu -o /tmp/wgsp_check
-//   /tmp/wgsp_check [N K dense_frac axis(c|r) M reps]
+//   [WGSP_NO_CLUSTER=1] /tmp/wgsp_check [N K dense_frac axis(c|r) M reps]
 //
 // One line per run: shape, rel. L2 difference to the reference and nonfinite outputs (the worst of the
-// kernels), µs and dense-equivalent TFLOP/s (2 M N K / time) of wgsp, wgsp_ws, wgsp_ws1 and cuBLAS, and the
+// kernels), µs and dense-equivalent TFLOP/s (2 M N K / time) of wgsp, wgsp_ws, wgsp_ws1, wgsp_wsc and cuBLAS, and the
 // fastest kernel's speed-up over cuBLAS.  Exits 2 on a mismatch.
 #include <cuda_runtime.h>
 #include <cstdio>
@@ -76,6 +76,10 @@ int main(int argc, char** argv) {
   auto wgsp_ws = [&]() {
     CK(launch_wgsp_ws(0, sv, sm, dv, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd, L.Ss, L.SdA, L.SdB));
   };
+  auto wgsp_wsc = [&]() {  // clusters of two CTAs on neighbouring token tiles, A multicast to both
+    CK((launch_wgsp_ws<WS_STAGES, 0, 2>)(0, sv, sm, dv, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd, L.Ss, L.SdA,
+                                         L.SdB));
+  };
   auto wgsp_ws1 = [&]() {  // 8 row tiles per CTA (one 64-row block per consumer) where wgsp_ws takes 16
     CK((launch_wgsp_ws<WS_STAGES, 1>)(0, sv, sm, dv, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd, L.Ss, L.SdA,
                                     L.SdB));
@@ -104,6 +108,8 @@ int main(int argc, char** argv) {
   check(wgsp, "wgsp");
   if (with_ws) check(wgsp_ws, "wgsp_ws");
   if (with_ws) check(wgsp_ws1, "wgsp_ws1");
+  const bool with_wsc = with_ws && !getenv("WGSP_NO_CLUSTER");  // WGSP_NO_CLUSTER=1: leave the clusters out
+  if (with_wsc) check(wgsp_wsc, "wgsp_wsc");
 
   cudaEvent_t e0, e1; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
   auto timeit = [&](auto&& f) {
@@ -116,6 +122,7 @@ int main(int argc, char** argv) {
   const double flop = 2.0 * M * N * K;
   const float t_wg = timeit(wgsp), t_ws = with_ws ? timeit(wgsp_ws) : -1.f;
   const float t_ws1 = with_ws ? timeit(wgsp_ws1) : -1.f;
+  const float t_wsc = with_wsc ? timeit(wgsp_wsc) : -1.f;
   float t_cb = -1.f;
 #ifdef WGSP_CUBLAS
   {  // y (M x N, row-major) = x (M x K) W^T, W dense N x K: column-major N x M = W^T^T x^T
@@ -134,13 +141,15 @@ int main(int argc, char** argv) {
     cublasDestroy(h); cudaFree(w); cudaFree(yc);
   }
 #endif
-  const float t_best = t_ws > 0 ? std::min(t_wg, std::min(t_ws, t_ws1)) : t_wg;
+  float t_best = t_wg;
+  for (float t : {t_ws, t_ws1, t_wsc})
+    if (t > 0) t_best = std::min(t_best, t);
+  auto tf = [&](float t) { return t > 0 ? flop / (t * 1e6) : -1.0; };
   printf("N=%d K=%d d=%.3f axis=%c M=%d | rel_diff %.2e nonfinite %d | wgsp %.2f us %.0f TFLOP/s | "
-         "wgsp_ws %.2f us %.0f TFLOP/s | wgsp_ws1 %.2f us %.0f TFLOP/s | cublas %.2f us %.0f TFLOP/s | "
-         "best/cublas %.3fx\n",
-         N, K, dfrac, axis, M, rel, bad, t_wg, flop / (t_wg * 1e6), t_ws, t_ws > 0 ? flop / (t_ws * 1e6) : -1.0,
-         t_ws1, t_ws1 > 0 ? flop / (t_ws1 * 1e6) : -1.0,
-         t_cb, t_cb > 0 ? flop / (t_cb * 1e6) : -1.0, t_cb > 0 ? t_cb / t_best : -1.0);
+         "wgsp_ws %.2f us %.0f TFLOP/s | wgsp_ws1 %.2f us %.0f TFLOP/s | wgsp_wsc %.2f us %.0f TFLOP/s | "
+         "cublas %.2f us %.0f TFLOP/s | best/cublas %.3fx\n",
+         N, K, dfrac, axis, M, rel, bad, t_wg, tf(t_wg), t_ws, tf(t_ws), t_ws1, tf(t_ws1), t_wsc, tf(t_wsc), t_cb,
+         tf(t_cb), t_cb > 0 ? t_cb / t_best : -1.0);
   cudaFree(sv); cudaFree(dv); cudaFree(sm); cudaFree(x); cudaFree(y0); cudaFree(y1); cudaFree(sblk);
   cudaFree(dblk); cudaFree(orow);
   if (rel > 5e-3 || bad) { fprintf(stderr, "MISMATCH\n"); return 2; }

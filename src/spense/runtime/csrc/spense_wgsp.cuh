@@ -115,6 +115,26 @@ __device__ __forceinline__ void wg_store(const float (&acc)[64], int tile, int t
   }
 }
 
+// whether a prefill kernel with CTAs of `tiles` row tiles applies: row tiles of each kind in multiples of it,
+// K a multiple of 64, x, its rows and the weights 16-byte aligned
+inline bool wg_fits(int tiles, const uint4* sv, const uint32_t* sm, const uint4* dv, const __nv_bfloat16* x,
+                    int ldx, int K, int M, int Bs, int Bd) {
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(sv) |
+                         reinterpret_cast<uintptr_t>(sm) | reinterpret_cast<uintptr_t>(dv);
+  return !(Bs % tiles || Bd % tiles || ldx % 8 || K % 64 || M < 1 || Bs + Bd == 0 || (addr & 15));
+}
+// raises `kernel`'s dynamic shared-memory limit to smem, once per device below 32 (the bits of set_on,
+// the caller's static)
+template <typename Kernel>
+inline cudaError_t wg_smem_limit(Kernel kernel, int smem, unsigned& set_on) {
+  int dev = 0;
+  cudaError_t e = cudaGetDevice(&dev);
+  if (e != cudaSuccess || (dev < 32 && (set_on >> dev & 1u))) return e;
+  e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  if (e == cudaSuccess && dev < 32) set_on |= 1u << dev;
+  return e;
+}
+
 // launches a prefill kernel: token tiles vary fastest over the grid, so that the CTAs of a wave share their
 // row blocks' weights in L2 and x stays there; cudaErrorInvalidValue where it does not apply (row tiles of
 // each kind not in TILES, K not a multiple of 64, x, its rows or the weights not 16-byte aligned): the
@@ -126,19 +146,10 @@ inline cudaError_t launch_wg_kernel(
     cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv, const __nv_bfloat16* x, int ldx, int K,
     int M, const int* sblk, const int* dblk, const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss,
     int SdA, int SdB) {
-  const uintptr_t addr = reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(sv) |
-                         reinterpret_cast<uintptr_t>(sm) | reinterpret_cast<uintptr_t>(dv);
-  if (Bs % TILES || Bd % TILES || ldx % 8 || K % 64 || M < 1 || Bs + Bd == 0 || (addr & 15))
-    return cudaErrorInvalidValue;
+  if (!wg_fits(TILES, sv, sm, dv, x, ldx, K, M, Bs, Bd)) return cudaErrorInvalidValue;
   static unsigned set_on = 0;  // the devices (below 32) this kernel's shared-memory limit was raised on
-  int dev = 0;
-  cudaError_t e = cudaGetDevice(&dev);
+  const cudaError_t e = wg_smem_limit(kernel, SMEM, set_on);
   if (e != cudaSuccess) return e;
-  if (dev >= 32 || !(set_on >> dev & 1u)) {
-    e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM);
-    if (e != cudaSuccess) return e;
-    if (dev < 32) set_on |= 1u << dev;
-  }
   const dim3 grid((unsigned)((M + WG_N - 1) / WG_N), (unsigned)((Bs + Bd) / TILES));
   kernel<<<grid, THREADS, SMEM, stream>>>(sv, sm, dv, x, ldx, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
   return cudaGetLastError();

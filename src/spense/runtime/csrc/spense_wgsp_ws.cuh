@@ -62,20 +62,56 @@ __device__ __forceinline__ void tma_load_3d(uint32_t dst, const CUtensorMap* map
       :: "r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(bar) : "memory");
 }
 
+// The same box multicast to the CTAs of the cluster in `mask`, at the same shared-memory offsets and completing
+// on the same mbarrier offset in each
+__device__ __forceinline__ void tma_load_3d_mc(uint32_t dst, const CUtensorMap* map, int c0, int c1, int c2,
+                                               uint32_t bar, uint16_t mask) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster "
+      "[%0], [%1, {%2, %3, %4}], [%5], %6;\n"
+      :: "r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(bar), "h"(mask)
+      : "memory");
+}
+__device__ __forceinline__ uint32_t cluster_rank() {
+  uint32_t r;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+  return r;
+}
+// one arrival on the mbarrier at CTA-relative address bar of cluster CTA `rank` (as CUTLASS's ClusterBarrier:
+// the default .release.cta; at cluster scope ptxas puts GPU-wide fences before every arrival, and the
+// consumer publishes no data with it: its reads of the slot are done)
+__device__ __forceinline__ void mbar_arrive_cluster(uint32_t bar, uint32_t rank) {
+  asm volatile(
+      "{\n.reg .b32 r;\nmapa.shared::cluster.u32 r, %0, %1;\n"
+      "mbarrier.arrive.shared::cluster.b64 _, [r];\n}\n" :: "r"(bar), "r"(rank) : "memory");
+}
+// the cluster barrier in two halves, so that work can go between them
+__device__ __forceinline__ void cluster_arrive() {
+  asm volatile("barrier.cluster.arrive.release.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void cluster_wait() { asm volatile("barrier.cluster.wait.acquire.aligned;\n" ::: "memory"); }
+
 // the TMA tensor maps of one launch: x (WG_N tokens x 64 columns per box, 128-byte swizzled) and the weight
 // layout as 32-bit words, one box per step for all the CTA's row tiles: sparse values [Bs][Ss][256] (box
 // 256 x 1 x TILES), metadata [Bs][Ss][32] (32 x 1 x TILES), dense fragments of the sparse-row tiles
-// [Bs][2 SdA][256] and of the dense-row tiles [Bd][2 SdB][256] (256 x 2 x TILES: a step is two rows of 1 KB)
+// [Bs][2 SdA][256] and of the dense-row tiles [Bd][2 SdB][256] (256 x 2 x TILES: a step is two rows of 1 KB).
+// In clusters of CL CTAs the weight boxes hold TILES / CL row tiles: each CTA loads its share for all.
 struct WgMaps {
   CUtensorMap x, v, m, da, db;
 };
 
-template <int S, int TPC>  // ring slots, 64-row blocks per consumer warpgroup
+// CL: CTAs per cluster along the token tiles (1 or 2).  With 2, the two CTAs of a cluster share their row
+// block: each loads half of every step's A box and multicasts it to both (A's bytes from L2 per CTA halved;
+// x stays per CTA), a slot is refilled only once both CTAs' consumers have freed it (`empty` counts the
+// consumer warps of both), and the CTAs leave together (no arrival may reach a CTA that has exited).
+// Written after e2e v16; harness only (wgsp_check.cu column wgsp_wsc), not yet run on a GPU.
+template <int S, int TPC, int CL = 1>  // ring slots, 64-row blocks per consumer warpgroup, CTAs per cluster
 __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
     const __grid_constant__ WgMaps maps, int M, const int* __restrict__ sblk, const int* __restrict__ dblk,
     const int* __restrict__ out_row, __nv_bfloat16* __restrict__ y, int ldy, int Bs, int Ss, int SdA, int SdB) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)  // wgmma, TMA and setmaxnreg: sm_90a only (an empty kernel elsewhere)
-  constexpr int TILES = 8 * TPC, SLOT = ws_slot(TPC);
+  static_assert(CL == 1 || CL == 2, "clusters of one or two CTAs");
+  constexpr int TILES = 8 * TPC, SLOT = ws_slot(TPC), SHARE = TILES / CL;  // SHARE: row tiles this CTA loads
   extern __shared__ uint8_t ws_raw[];
   uint8_t* ring = ws_raw + wg_align1024(ws_raw);  // indexed from the shared array: loads stay ld.shared
   const uint32_t full0 = smem_addr(ring + S * SLOT), empty0 = full0 + S * 8;
@@ -88,30 +124,46 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
   if (threadIdx.x == 0) {
     for (int s = 0; s < S; ++s) {
       mbar_init(full0 + 8 * s, 1);   // the producer's arrival with its transaction bytes
-      mbar_init(empty0 + 8 * s, 8);  // every consumer warp
+      mbar_init(empty0 + 8 * s, 8 * CL);  // every consumer warp (of every CTA of the cluster)
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");  // visible to the async proxy
   }
   for (int q = threadIdx.x; q < Q; q += 384) cols[q] = wg_col(q, nsp, sblk, dblk);
   __syncthreads();
+  if constexpr (CL > 1) {  // every CTA's barriers initialised before any multicast or remote arrival
+    cluster_arrive();
+    cluster_wait();
+  }
+  const uint32_t rank = CL > 1 ? cluster_rank() : 0;
 
   if (wg == 0) {  // ---------------- producer: one thread ----------------
     asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n" ::: "memory");
-    if (tid != 0) return;
-    for (int q = 0; q < Q; ++q) {
+    if (CL == 1 && tid != 0) return;
+    // A's boxes: this CTA's share of the row tiles, into its place in every CTA of the cluster
+    auto load_a = [&](uint32_t dst, const CUtensorMap* map, int c1, int t, uint32_t fb) {
+      if constexpr (CL == 1) tma_load_3d(dst, map, 0, c1, t, fb);
+      else tma_load_3d_mc(dst, map, 0, c1, t, fb, (uint16_t)((1u << CL) - 1));
+    };
+    const int share0 = (int)rank * SHARE;  // the first local row tile of this CTA's share
+    for (int q = 0; tid == 0 && q < Q; ++q) {
       const int s = q % S;
       if (q >= S) mbar_wait(empty0 + 8 * s, ((q / S) - 1) & 1);
       const uint32_t slot = smem_addr(ring + s * SLOT), ab = slot + WG_TILE, fb = full0 + 8 * s;
-      mbar_arrive_expect_tx(fb, WG_TILE + TILES * (q < nsp ? 1024 + 128 : 2048));
+      mbar_arrive_expect_tx(fb, WG_TILE + TILES * (q < nsp ? 1024 + 128 : 2048));  // the whole step, all shares
       tma_load_2d(slot, &maps.x, cols[q], tok0, fb);
       if (q < nsp) {  // [TILES][1 KB] values, then [TILES][128 B] metadata words
-        tma_load_3d(ab, &maps.v, 0, q, tile0, fb);
-        tma_load_3d(ab + TILES * 1024, &maps.m, 0, q, tile0, fb);
+        load_a(ab + share0 * 1024, &maps.v, q, tile0 + share0, fb);
+        load_a(ab + TILES * 1024 + share0 * 128, &maps.m, q, tile0 + share0, fb);
       } else if (sp_rows) {  // [TILES][2 KB]
-        tma_load_3d(ab, &maps.da, 0, 2 * (q - nsp), tile0, fb);
+        load_a(ab + share0 * 2048, &maps.da, 2 * (q - nsp), tile0 + share0, fb);
       } else {
-        tma_load_3d(ab, &maps.db, 0, 2 * q, tile0 - Bs, fb);
+        load_a(ab + share0 * 2048, &maps.db, 2 * q, tile0 + share0 - Bs, fb);
       }
+    }
+    if constexpr (CL > 1) {
+      __syncwarp();
+      cluster_arrive();  // with the consumers' below: leave together
+      cluster_wait();
     }
     return;  // the consumers wait for every slot's bytes (full), so none is in flight when the CTA exits
   }
@@ -165,7 +217,11 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
     wg_commit();
     wg_wait<1>();  // step q - 1's MMAs are done: its slot and its A set are free
     fence_all();
-    if (q > 0 && lane == 0) mbar_arrive(empty0 + 8 * ((q - 1) % S));
+    if constexpr (CL == 1) {
+      if (q > 0 && lane == 0) mbar_arrive(empty0 + 8 * ((q - 1) % S));
+    } else {
+      if (q > 0 && lane < CL) mbar_arrive_cluster(empty0 + 8 * ((q - 1) % S), lane);  // lane r frees it in CTA r
+    }
   };
   using SP = std::true_type;
   using DE = std::false_type;
@@ -187,8 +243,10 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
   if (q < Q) step(DE{}, q, a[0]);
   wg_wait<0>();
   fence_all();
+  if constexpr (CL > 1) cluster_arrive();  // after this warp's last remote arrival, before its stores
 #pragma unroll
   for (int m = 0; m < TPC; ++m) wg_store(acc[m], tile0 + lt0 + 4 * m, tok0, lane, out_row, y, ldy, M);
+  if constexpr (CL > 1) cluster_wait();
 #endif
 }
 
@@ -245,36 +303,47 @@ inline bool wgsp_maps(WgMaps* w, int tiles, const uint4* sv, const uint32_t* sm,
 // y (M x ldy) = the Spense layer applied to x, as launch_wgsp, with 8 TPC row tiles per CTA and S ring
 // slots; TPC = 0 takes 2 where the row tiles of each kind come in sixteens, else 1.  cudaErrorInvalidValue
 // where it does not apply (row tiles of each kind not in eights, K not a multiple of 64 or above 65536, x,
-// its rows or the weights not 16-byte aligned, no tensor map): the caller falls back
-template <int S = WS_STAGES, int TPC = 0>
+// its rows or the weights not 16-byte aligned, no tensor map): the caller falls back.  CL = 2: clusters of two
+// CTAs on neighbouring token tiles sharing A (token tiles padded to even; harness only, not yet measured)
+template <int S = WS_STAGES, int TPC = 0, int CL = 1>
 inline cudaError_t launch_wgsp_ws(cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv,
                                   const __nv_bfloat16* x, int ldx, int K, int M, const int* sblk, const int* dblk,
                                   const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
                                   int SdB) {
   if constexpr (TPC == 0) {
     if (Bs % 16 == 0 && Bd % 16 == 0)
-      return launch_wgsp_ws<S, 2>(stream, sv, sm, dv, x, ldx, K, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
-    return launch_wgsp_ws<S, 1>(stream, sv, sm, dv, x, ldx, K, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
+      return launch_wgsp_ws<S, 2, CL>(stream, sv, sm, dv, x, ldx, K, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA,
+                                      SdB);
+    return launch_wgsp_ws<S, 1, CL>(stream, sv, sm, dv, x, ldx, K, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA,
+                                    SdB);
   } else {
     constexpr int TILES = 8 * TPC, SMEM = ws_smem(S, TPC);
-    const uintptr_t addr = reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(sv) |
-                           reinterpret_cast<uintptr_t>(sm) | reinterpret_cast<uintptr_t>(dv);
-    if (Bs % TILES || Bd % TILES || ldx % 8 || K % 64 || K / 64 > WS_MAXQ || M < 1 || Bs + Bd == 0 || (addr & 15))
-      return cudaErrorInvalidValue;
+    if (!wg_fits(TILES, sv, sm, dv, x, ldx, K, M, Bs, Bd) || K / 64 > WS_MAXQ) return cudaErrorInvalidValue;
     WgMaps maps;
-    if (!wgsp_maps(&maps, TILES, sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB)) return cudaErrorInvalidValue;
-    auto kernel = spense_wgsp_ws_kernel<S, TPC>;
+    if (!wgsp_maps(&maps, TILES / CL, sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB)) return cudaErrorInvalidValue;
+    auto kernel = spense_wgsp_ws_kernel<S, TPC, CL>;
     static unsigned set_on = 0;  // the devices (below 32) this instantiation's shared-memory limit was raised on
-    int dev = 0;
-    cudaError_t e = cudaGetDevice(&dev);
+    const cudaError_t e = wg_smem_limit(kernel, SMEM, set_on);
     if (e != cudaSuccess) return e;
-    if (dev >= 32 || !(set_on >> dev & 1u)) {
-      e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM);
-      if (e != cudaSuccess) return e;
-      if (dev < 32) set_on |= 1u << dev;
+    const unsigned ntok = (unsigned)((M + WG_N - 1) / WG_N);
+    const dim3 grid((ntok + CL - 1) / CL * CL, (unsigned)((Bs + Bd) / TILES));
+    if constexpr (CL == 1) {
+      kernel<<<grid, 384, SMEM, stream>>>(maps, M, sblk, dblk, out_row, y, ldy, Bs, Ss, SdA, SdB);
+      return cudaGetLastError();
+    } else {
+      cudaLaunchConfig_t cfg = {};
+      cfg.gridDim = grid;
+      cfg.blockDim = dim3(384);
+      cfg.dynamicSmemBytes = SMEM;
+      cfg.stream = stream;
+      cudaLaunchAttribute at[1];
+      at[0].id = cudaLaunchAttributeClusterDimension;
+      at[0].val.clusterDim.x = CL;
+      at[0].val.clusterDim.y = 1;
+      at[0].val.clusterDim.z = 1;
+      cfg.attrs = at;
+      cfg.numAttrs = 1;
+      return cudaLaunchKernelEx(&cfg, kernel, maps, M, sblk, dblk, out_row, y, ldy, Bs, Ss, SdA, SdB);
     }
-    const dim3 grid((unsigned)((M + WG_N - 1) / WG_N), (unsigned)((Bs + Bd) / TILES));
-    kernel<<<grid, 384, SMEM, stream>>>(maps, M, sblk, dblk, out_row, y, ldy, Bs, Ss, SdA, SdB);
-    return cudaGetLastError();
   }
 }
