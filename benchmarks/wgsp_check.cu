@@ -1,12 +1,12 @@
 // Standalone check and timing of the Spense prefill GEMMs on sparse warpgroup MMA (sm_90a; no torch):
 // "wgsp" (spense_wgsp.cuh: one warpgroup per CTA, each step waited for), "wgsp_ws" (spense_wgsp_ws.cuh: a
-// TMA producer warp and two consumer warpgroups, an mbarrier ring of 4 slots, one step in flight; 16 row
-// tiles per CTA where the row tiles of each kind come in sixteens, else 8) and "wgsp_ws1" (the same with 8
-// row tiles per CTA) and "wgsp_wsc" (clusters of two CTAs sharing A by TMA multicast), on random bf16 weights in the decode kernels' layout at 25 %
-// dense (cols or rows) and M tokens of x.  The reference is the register decode kernel
-// (spense_mmasp_kernel, x read directly, checked against float64 by the GPU tests) run on slices of 64
-// tokens; then all are timed, next to cuBLAS's dense bf16 GEMM of the same shape where the binary was
-// built with it (-DWGSP_CUBLAS -lcublas).
+// TMA producer thread and two consumer warpgroups, an mbarrier ring of 4 slots, one step in flight; 16 row
+// tiles per CTA where the row tiles of each kind come in sixteens, else 8), "wgsp_ws1" (the same with 8 row
+// tiles per CTA) and "wgsp_wsc" (clusters of two CTAs sharing A by TMA multicast), on random bf16 weights
+// in the decode kernels' layout at 25 % dense (cols or rows) and M tokens of x.  The reference is the
+// register decode kernel (spense_mmasp_kernel, x read directly, checked against float64 by the GPU tests)
+// run on slices of 64 tokens; then all are timed, next to cuBLAS's dense bf16 GEMM of the same shape where
+// the binary was built with it (-DWGSP_CUBLAS -lcublas).
 //
 //   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -I src/spense/runtime/csrc \
 //        [-DWGSP_CUBLAS -I<cublas include> -L<cublas lib> -lcublas] benchmarks/wgsp_check.cu -o /tmp/wgsp_check

@@ -4,7 +4,7 @@
 // - a CTA holds 8 TPC row tiles of one kind (128 TPC output rows) and WG_N tokens, in three warpgroups:
 //   warpgroup 0 produces, warpgroups 1 and 2 consume, each on TPC blocks of 64 rows (4 row tiles, one per
 //   warp) with TPC x 64 fp32 accumulators per thread.  TPC = 2 halves the x bytes per MMA against TPC = 1
-//   (the x tile is shared by twice the rows), which is what bounds this kernel through L2 (e2e v16);
+//   (the x tile is shared by twice the rows): 1.1-1.3x faster in the harness (e2e v16);
 // - one producer thread fills a ring of S shared-memory slots, each 64-K step's operands landing on the slot's
 //   `full` mbarrier as transaction bytes of TMA loads (WgMaps): the x tile (WG_N tokens x the step's 64
 //   columns, 128-byte swizzled as the wgmma descriptor reads it; tokens past M are zeros) and the step's A
@@ -27,8 +27,9 @@
 
 constexpr int WS_STAGES = 4;                     // ring slots
 constexpr int WS_MAXQ = 1024;                    // 64-K steps per row tile at most (K <= 65536)
-__host__ __device__ constexpr int ws_a_bytes(int tpc) { return 8 * tpc * 2048; }  // A per slot: 8 TPC tiles x 2 KB (dense; sparse 1152 B)
-__host__ __device__ constexpr int ws_slot(int tpc) { return WG_TILE + ws_a_bytes(tpc); }  // x tile then A
+// A per slot: 8 TPC row tiles x 2 KB (a dense step; a sparse one takes 1152 B per tile); a slot: x tile, then A
+__host__ __device__ constexpr int ws_a_bytes(int tpc) { return 8 * tpc * 2048; }
+__host__ __device__ constexpr int ws_slot(int tpc) { return WG_TILE + ws_a_bytes(tpc); }
 // the ring, its full and empty mbarriers, the steps' first columns of x (WS_MAXQ ints), the alignment
 constexpr int ws_smem(int stages, int tpc) { return stages * ws_slot(tpc) + 2 * stages * 8 + 4 * WS_MAXQ + 1024; }
 
@@ -136,7 +137,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
   }
   const uint32_t rank = CL > 1 ? cluster_rank() : 0;
 
-  if (wg == 0) {  // ---------------- producer: one thread ----------------
+  if (wg == 0) {  // ---------------- producer: one thread (with CL > 1 its warpgroup waits at the end) ----------------
     asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n" ::: "memory");
     if (CL == 1 && tid != 0) return;
     // A's boxes: this CTA's share of the row tiles, into its place in every CTA of the cluster
@@ -287,7 +288,8 @@ inline bool wgsp_maps(WgMaps* w, int tiles, const uint4* sv, const uint32_t* sm,
   if (Bs > 0 && Ss > 0) {
     const cuuint64_t vd[3] = {256, (cuuint64_t)Ss, (cuuint64_t)Bs}, vs[2] = {1024, (cuuint64_t)Ss * 1024};
     const cuuint64_t md[3] = {32, (cuuint64_t)Ss, (cuuint64_t)Bs}, ms[2] = {128, (cuuint64_t)Ss * 128};
-    if (!wgsp_tmap(&w->v, U32, 3, sv, vd, vs, vb, NONE) || !wgsp_tmap(&w->m, U32, 3, sm, md, ms, mb, NONE)) return false;
+    if (!wgsp_tmap(&w->v, U32, 3, sv, vd, vs, vb, NONE) || !wgsp_tmap(&w->m, U32, 3, sm, md, ms, mb, NONE))
+      return false;
   }
   if (Bs > 0 && SdA > 0) {
     const cuuint64_t d[3] = {256, 2 * (cuuint64_t)SdA, (cuuint64_t)Bs}, st[2] = {1024, (cuuint64_t)SdA * 2048};
