@@ -72,13 +72,24 @@ int main(int argc, char** argv) {
   auto wgsp = [&]() {
     CK(launch_wgsp(0, sv, sm, dv, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd, L.Ss, L.SdA, L.SdB));
   };
-  const bool with_ws = L.Bs % 8 == 0 && L.Bd % 8 == 0;
+  const bool with_ws = L.Bs % 8 == 0 && L.Bd % 8 == 0, with16 = L.Bs % 16 == 0 && L.Bd % 16 == 0;
+  // wgsp_ws: 16 row tiles per CTA wherever the rows allow (the launcher's own choice, TPC = 0, also weighs the
+  // grid's waves: it takes 8 for small grids), else 8
   auto wgsp_ws = [&]() {
-    CK(launch_wgsp_ws(0, sv, sm, dv, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd, L.Ss, L.SdA, L.SdB));
+    if (with16)
+      CK((launch_wgsp_ws<WS_STAGES, 2>)(0, sv, sm, dv, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd, L.Ss, L.SdA,
+                                        L.SdB));
+    else
+      CK((launch_wgsp_ws<WS_STAGES, 1>)(0, sv, sm, dv, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd, L.Ss, L.SdA,
+                                        L.SdB));
   };
   auto wgsp_wsc = [&]() {  // clusters of two CTAs on neighbouring token tiles, A multicast to both
-    CK((launch_wgsp_ws<WS_STAGES, 0, 2>)(0, sv, sm, dv, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd, L.Ss, L.SdA,
-                                         L.SdB));
+    if (with16)
+      CK((launch_wgsp_ws<WS_STAGES, 2, 2>)(0, sv, sm, dv, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd, L.Ss,
+                                           L.SdA, L.SdB));
+    else
+      CK((launch_wgsp_ws<WS_STAGES, 1, 2>)(0, sv, sm, dv, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd, L.Ss,
+                                           L.SdA, L.SdB));
   };
   auto wgsp_ws1 = [&]() {  // 8 row tiles per CTA (one 64-row block per consumer) where wgsp_ws takes 16
     CK((launch_wgsp_ws<WS_STAGES, 1>)(0, sv, sm, dv, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd, L.Ss, L.SdA,

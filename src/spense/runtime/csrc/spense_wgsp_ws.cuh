@@ -302,8 +302,28 @@ inline bool wgsp_maps(WgMaps* w, int tiles, const uint4* sv, const uint32_t* sm,
   return true;
 }
 
+// Whether CTAs of 8 row tiles finish sooner than CTAs of 16 for M tokens and `tiles` row tiles: the grid of
+// 16 fills ceil(n / SMs) waves of n CTAs, the grid of 8 ceil(2 n / SMs) waves of CTAs that take 0.63 of the
+// time (in the harness a CTA of 8 moved 0.79 of the work per second of a CTA of 16: e2e v16, M = 2048).  So
+// the smaller CTAs serve small grids (M = 512 on 8B.o: 64 CTAs of 16 leave half the SMs idle).  Chosen from
+// those harness ratios; not yet measured per layer.
+inline bool ws_half_ctas_win(int M, int tiles, int cl) {
+  static int sms[32] = {};  // SM count per device (below 32)
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return false;
+  int n_sm = dev < 32 ? sms[dev] : 0;
+  if (n_sm == 0) {
+    if (cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n_sm <= 0) return false;
+    if (dev < 32) sms[dev] = n_sm;
+  }
+  const long ntok = ((long)(M + WG_N - 1) / WG_N + cl - 1) / cl * cl, n = ntok * (tiles / 16);
+  const long waves16 = (n + n_sm - 1) / n_sm, waves8 = (2 * n + n_sm - 1) / n_sm;
+  return 63 * waves8 < 100 * waves16;
+}
+
 // y (M x ldy) = the Spense layer applied to x, as launch_wgsp, with 8 TPC row tiles per CTA and S ring
-// slots; TPC = 0 takes 2 where the row tiles of each kind come in sixteens, else 1.  cudaErrorInvalidValue
+// slots; TPC = 0 takes 2 where the row tiles of each kind come in sixteens and the grid is large enough
+// (ws_half_ctas_win), else 1.  cudaErrorInvalidValue
 // where it does not apply (row tiles of each kind not in eights, K not a multiple of 64 or above 65536, x,
 // its rows or the weights not 16-byte aligned, no tensor map): the caller falls back.  CL = 2: clusters of two
 // CTAs on neighbouring token tiles sharing A (token tiles padded to even; harness only, not yet measured)
@@ -313,7 +333,7 @@ inline cudaError_t launch_wgsp_ws(cudaStream_t stream, const uint4* sv, const ui
                                   const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
                                   int SdB) {
   if constexpr (TPC == 0) {
-    if (Bs % 16 == 0 && Bd % 16 == 0)
+    if (Bs % 16 == 0 && Bd % 16 == 0 && !ws_half_ctas_win(M, Bs + Bd, CL))
       return launch_wgsp_ws<S, 2, CL>(stream, sv, sm, dv, x, ldx, K, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA,
                                       SdB);
     return launch_wgsp_ws<S, 1, CL>(stream, sv, sm, dv, x, ldx, K, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA,
