@@ -6,7 +6,10 @@
 # 2. correctness against the register decode kernel: small shapes, a ragged last token tile, cols and
 #    rows, an odd number of sparse steps, one step, fewer steps than ring slots (exits on "MISMATCH"),
 #    then compute-sanitizer memcheck on one small run (both kernels);
-# 3. timing at M = 2048 (MS="..." for others) on the Qwen3-8B and 32B linear shapes at 25 % dense.
+# 3. timing at M = 2048 (MS="..." for others) on the Qwen3-8B and 32B linear shapes at 25 % dense;
+# 4. the decode form (launch_wgsd, M <= 64: every K split checked at M = 1, 7, 16, 33, 64 on small shapes, then
+#    timed with its weights rotated past L2 at MD="1 16 32 64" on the Qwen3 shapes; a failure here is
+#    written down and the rest goes on; SKIP_DECODE=1 leaves it out).
 # Everything goes to $OUT/wgsp.txt (one line per run) and $OUT/build.txt.  WGSP_NO_CLUSTER=1 leaves out the
 # cluster-of-two variant (wgsp_wsc), e.g. if it fails or hangs.
 set -u
@@ -25,6 +28,7 @@ nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -I src/spen
   benchmarks/wgsp_check.cu $CB -o /tmp/wgsp_check >> "$OUT/build.txt" 2>&1 || { tail -20 "$OUT/build.txt"; exit 1; }
 echo "# $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1), $(date -u +%FT%TZ), commit ${SPENSE_COMMIT:-unknown}, src_digest $(PYTHONPATH=src python3 -m spense.provenance)" > "$R"
 B="timeout 60 /tmp/wgsp_check"
+P="env WGSP_NO_DECODE=1 timeout 60 /tmp/wgsp_check"  # the prefill runs: the decode form has its own section
 if [ "${PROBE:-0}" = 1 ]; then
   # PROBE=1 instead: where the time goes at M = 2048 on two 8B shapes. Timings at 0 / 25 / 50 / 100 % dense
   # columns, then Nsight Compute on the warp-specialized kernel and on cuBLAS ($OUT/ncu_*.txt)
@@ -43,18 +47,37 @@ fi
 echo "## correctness" >> "$R"
 for a in "256 1024 0.25 c 64 1" "256 1024 0.25 c 200 1" "256 1024 0.25 r 200 1" "512 2048 0.5 c 130 1" \
          "256 960 0.25 c 300 1" "256 64 0.25 c 200 1" "512 192 0.25 r 130 1" "1024 4096 0.25 r 1000 1"; do
-  $B $a >> "$R" 2>&1 || { echo "MISMATCH or failure (rc=$?) at $a" >> "$R"; tail -3 "$R"; exit 1; }
+  $P $a >> "$R" 2>&1 || { echo "MISMATCH or failure (rc=$?) at $a" >> "$R"; tail -3 "$R"; exit 1; }
 done
 echo "## memcheck" >> "$R"
 for a in "256 1024 0.25 c 200 1" "256 960 0.25 c 300 1"; do  # the second pads a cluster with a CTA past M
-  timeout 120 compute-sanitizer --tool memcheck --error-exitcode 3 /tmp/wgsp_check $a >> "$R" 2>&1 \
+  WGSP_NO_DECODE=1 timeout 120 compute-sanitizer --tool memcheck --error-exitcode 3 /tmp/wgsp_check $a >> "$R" 2>&1 \
     || echo "memcheck rc=$? ($a)" >> "$R"
 done
+DEC=0
+if [ "${SKIP_DECODE:-0}" != 1 ]; then
+  echo "## decode form: correctness (M <= 64)" >> "$R"
+  DEC=1
+  for a in "256 1024 0.25 c 1 1" "256 960 0.25 c 7 1" "512 2048 0.5 c 33 1" "1024 4096 0.25 r 64 1" \
+           "512 192 0.25 r 16 1"; do
+    $B $a >> "$R" 2>&1 || { echo "decode MISMATCH or failure (rc=$?) at $a" >> "$R"; DEC=0; break; }
+  done
+  [ $DEC = 1 ] && { timeout 120 compute-sanitizer --tool memcheck --error-exitcode 3 /tmp/wgsp_check 512 2048 0.5 c 33 1 \
+    >> "$R" 2>&1 || echo "memcheck rc=$? (decode)" >> "$R"; }
+fi
 echo "## timing (25 % dense; dense-equivalent TFLOP/s = 2 M N K / time)" >> "$R"
 for M in ${MS:-2048}; do
   for s in "6144 4096" "4096 4096" "24576 4096" "4096 12288" "51200 5120" "5120 25600"; do
-    for ax in c r; do $B $s 0.25 $ax $M 20 >> "$R" 2>&1 || echo "rc=$? at $s $ax $M" >> "$R"; done
+    for ax in c r; do $P $s 0.25 $ax $M 20 >> "$R" 2>&1 || echo "rc=$? at $s $ax $M" >> "$R"; done
   done
 done
+if [ $DEC = 1 ]; then
+  echo "## decode form timing (25 % dense, weights rotated past L2; the 'decode' lines)" >> "$R"
+  for M in ${MD:-1 16 32 64}; do
+    for s in "6144 4096" "4096 4096" "24576 4096" "4096 12288" "51200 5120" "5120 25600"; do
+      $B $s 0.25 c $M 50 >> "$R" 2>&1 || echo "rc=$? at $s c $M (decode)" >> "$R"
+    done
+  done
+fi
 echo DONE >> "$R"
 tail -14 "$R"

@@ -13,8 +13,11 @@
 //   [WGSP_NO_CLUSTER=1] /tmp/wgsp_check [N K dense_frac axis(c|r) M reps]
 //
 // One line per run: shape, rel. L2 difference to the reference and nonfinite outputs (the worst of the
-// kernels), µs and dense-equivalent TFLOP/s (2 M N K / time) of wgsp, wgsp_ws, wgsp_ws1, wgsp_wsc and cuBLAS, and the
-// fastest kernel's speed-up over cuBLAS.  Exits 2 on a mismatch.
+// kernels), µs and dense-equivalent TFLOP/s (2 M N K / time) of wgsp, wgsp_ws, wgsp_ws1, wgsp_wsc and cuBLAS,
+// and the fastest kernel's speed-up over cuBLAS.  At M <= 64 also the decode form (launch_wgsd: every K split
+// checked, the launcher's one timed with the weights rotated past L2) on a "decode" line: its worst rel.
+// difference, µs and GB/s of weight bytes against a 1 GiB device-to-device copy.  WGSP_NO_DECODE=1 leaves the
+// decode form out, WGSP_NO_CLUSTER=1 every cluster launch (wgsp_wsc, decode KS > 1).  Exits 2 on a mismatch.
 #include <cuda_runtime.h>
 #include <cstdio>
 #include <cstdlib>
@@ -100,7 +103,7 @@ int main(int argc, char** argv) {
   CK(cudaMemcpy(h0.data(), y0, h0.size() * 2, cudaMemcpyDeviceToHost));
   double rel = 0;
   int bad = 0;
-  auto check = [&](auto&& f, const char* name) {
+  auto check = [&](auto&& f, const char* name) -> double {
     CK(cudaMemset(y1, 0xFF, (size_t)M * N * 2));  // a missed output shows as nonfinite
     f();
     CK(cudaDeviceSynchronize());
@@ -115,12 +118,28 @@ int main(int argc, char** argv) {
     const double r = std::sqrt(num / std::max(den, 1e-30));
     if (r > 5e-3 || nb) fprintf(stderr, "%s: rel_diff %.2e nonfinite %d\n", name, r, nb);
     rel = std::max(rel, r); bad += nb;
+    return r;
   };
   check(wgsp, "wgsp");
   if (with_ws) check(wgsp_ws, "wgsp_ws");
   if (with_ws) check(wgsp_ws1, "wgsp_ws1");
   const bool with_wsc = with_ws && !getenv("WGSP_NO_CLUSTER");  // WGSP_NO_CLUSTER=1: leave the clusters out
   if (with_wsc) check(wgsp_wsc, "wgsp_wsc");
+  // the decode form at M <= 64 (launch_wgsd): every K split checked (KS = 0: the launcher's choice; with
+  // WGSP_NO_CLUSTER KS = 1 alone), unless WGSP_NO_DECODE is set
+  const bool with_wsd = M <= 64 && with_ws && !getenv("WGSP_NO_DECODE"), wsd_clusters = !getenv("WGSP_NO_CLUSTER");
+  auto wsd = [&](int ks) {
+#define WSD_(KS_) CK((launch_wgsd<WS_STAGES, KS_>)(0, sv, sm, dv, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd, \
+                                                 L.Ss, L.SdA, L.SdB))
+    switch (ks) { case 1: WSD_(1); break; case 2: WSD_(2); break; case 4: WSD_(4); break; case 8: WSD_(8); break;
+                  default: WSD_(0); }
+#undef WSD_
+  };
+  const char* wsd_names[5] = {"wgsd_auto", "wgsd_ks1", "wgsd_ks2", "wgsd_ks4", "wgsd_ks8"};
+  double rel_wsd = 0;
+  if (with_wsd)
+    for (int i = wsd_clusters ? 0 : 1; i < (wsd_clusters ? 5 : 2); ++i)
+      rel_wsd = std::max(rel_wsd, check([&] { wsd(i == 0 ? 0 : 1 << (i - 1)); }, wsd_names[i]));
 
   cudaEvent_t e0, e1; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
   auto timeit = [&](auto&& f) {
@@ -161,6 +180,41 @@ int main(int argc, char** argv) {
          "cublas %.2f us %.0f TFLOP/s | best/cublas %.3fx\n",
          N, K, dfrac, axis, M, rel, bad, t_wg, tf(t_wg), t_ws, tf(t_ws), t_ws1, tf(t_ws1), t_wsc, tf(t_wsc), t_cb,
          tf(t_cb), t_cb > 0 ? t_cb / t_best : -1.0);
+  if (with_wsd) {  // the decode form timed with its weights rotated past L2, next to a device-to-device copy
+    const int ks = wsd_clusters ? wsd_split((L.Bs + L.Bd) / 8) : 1;
+    const size_t wbytes = L.bytes();
+    const int copies = (int)std::max<size_t>(1, std::min<size_t>(16, (512ull << 20) / std::max<size_t>(wbytes, 1) + 1));
+    uint4 *svc, *dvc; uint32_t* smc;
+    CK(cudaMalloc(&svc, L.nsv * 16 * copies + 16)); CK(cudaMalloc(&dvc, L.ndv * 16 * copies + 16));
+    CK(cudaMalloc(&smc, L.nsm * 4 * copies + 16));
+    std::vector<WgMaps> maps(copies);
+    for (int c = 0; c < copies; ++c) {
+      CK(cudaMemcpy(svc + L.nsv * c, sv, L.nsv * 16, cudaMemcpyDeviceToDevice));
+      CK(cudaMemcpy(dvc + L.ndv * c, dv, L.ndv * 16, cudaMemcpyDeviceToDevice));
+      CK(cudaMemcpy(smc + L.nsm * c, sm, L.nsm * 4, cudaMemcpyDeviceToDevice));
+      if (!wgsp_maps(&maps[c], 8, 64, svc + L.nsv * c, smc + L.nsm * c, dvc + L.ndv * c, x, K, K, M, L.Bs, L.Bd,
+                     L.Ss, L.SdA, L.SdB)) { fprintf(stderr, "no tensor map\n"); exit(1); }
+    }
+    int it = 0;
+    auto run = [&]() {
+      const WgMaps& m = maps[it++ % copies];
+#define RUN_(KS_) CK((run_wgsp_ws<WS_STAGES, 1, 1, 64, KS_>)(0, m, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd, L.Ss, \
+                                                             L.SdA, L.SdB))
+      switch (ks) { case 1: RUN_(1); break; case 2: RUN_(2); break; case 4: RUN_(4); break; default: RUN_(8); }
+#undef RUN_
+    };
+    rel_wsd = std::max(rel_wsd, check(run, "wgsd_timed"));  // the timed path itself, on the first copy's maps
+    it = 0;
+    const float t_wsd = timeit(run);
+    void *ca, *cb;
+    CK(cudaMalloc(&ca, 1ull << 30)); CK(cudaMalloc(&cb, 1ull << 30));
+    const float t_copy = timeit([&] { CK(cudaMemcpyAsync(cb, ca, 1ull << 30, cudaMemcpyDeviceToDevice)); });
+    const double copy_gbs = 2.0 * (1ull << 30) / (t_copy * 1e3), gbs = wbytes / (t_wsd * 1e3);
+    printf("decode N=%d K=%d d=%.3f axis=%c M=%d | wgsd rel_diff %.2e | ks=%d %.2f us %.0f GB/s of weights (%.0f %% "
+           "of the copy's %.0f GB/s), %d copies rotated\n", N, K, dfrac, axis, M, rel_wsd, ks, t_wsd, gbs,
+           100.0 * gbs / copy_gbs, copy_gbs, copies);
+    cudaFree(ca); cudaFree(cb); cudaFree(svc); cudaFree(dvc); cudaFree(smc);
+  }
   cudaFree(sv); cudaFree(dv); cudaFree(sm); cudaFree(x); cudaFree(y0); cudaFree(y1); cudaFree(sblk);
   cudaFree(dblk); cudaFree(orow);
   if (rel > 5e-3 || bad) { fprintf(stderr, "MISMATCH\n"); return 2; }

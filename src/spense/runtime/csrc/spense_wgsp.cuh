@@ -94,25 +94,57 @@ __device__ __forceinline__ void wgmma_dense(float (&d)[64], const uint4& a, uint
       : WG_ACC64(d)
       : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "l"(desc), "r"(1));
 }
+// the same for 64 tokens (m64n64: 32 fp32 accumulators per thread; the decode form of the kernel)
+#define WG_ACC32(d) \
+      "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+      "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+      "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+      "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+template <int SEL>
+__device__ __forceinline__ void wgmma_sp(float (&d)[32], const uint4& a, uint64_t desc, uint32_t e) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %38, 0;\n"
+      "wgmma.mma_async.sp.sync.aligned.m64n64k32.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+      "{%32, %33, %34, %35}, %36, %37, %39, p, 1, 1, 0;\n}\n"
+      : WG_ACC32(d)
+      : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "l"(desc), "r"(e), "r"(1), "n"(SEL));
+}
+__device__ __forceinline__ void wgmma_dense(float (&d)[32], const uint4& a, uint64_t desc) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+      "{%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
+      : WG_ACC32(d)
+      : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "l"(desc), "r"(1));
+}
 // keeps the compiler from moving reads of the accumulators above the wgmma wait
-__device__ __forceinline__ void wg_fence_acc(float (&d)[64]) {
+template <int NA>
+__device__ __forceinline__ void wg_fence_acc(float (&d)[NA]) {
 #pragma unroll
-  for (int i = 0; i < 64; ++i) asm volatile("" : "+f"(d[i])::"memory");
+  for (int i = 0; i < NA; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
 
 // the epilogue, straight from a warp's accumulators: register j of lane 4g + c holds row g + 8((j >> 1) & 1)
-// of the warp's row tile and token tok0 + 8(j >> 2) + 2c + (j & 1); rows with out_row -1 are padding
-__device__ __forceinline__ void wg_store(const float (&acc)[64], int tile, int tok0, int lane,
+// of the warp's row tile (output rows o0 and o1 = out_row of rows g and g + 8; -1: padding) and token
+// tok0 + 8(j >> 2) + 2c + (j & 1)
+__device__ __forceinline__ void wg_put(float v, int j, int o0, int o1, int tok0, int c,
+                                       __nv_bfloat16* __restrict__ y, int ldy, int M) {
+  const int o = ((j >> 1) & 1) ? o1 : o0;
+  const int tok = tok0 + 8 * (j >> 2) + 2 * c + (j & 1);
+  if (tok < M && o >= 0) y[(size_t)tok * ldy + o] = __float2bfloat16(v);
+}
+template <int NA>
+__device__ __forceinline__ void wg_store(const float (&acc)[NA], int tile, int tok0, int lane,
                                          const int* __restrict__ out_row, __nv_bfloat16* __restrict__ y, int ldy,
                                          int M) {
   const int g = lane >> 2, c = lane & 3;
   const int o0 = __ldg(out_row + tile * 16 + g), o1 = __ldg(out_row + tile * 16 + g + 8);
 #pragma unroll
-  for (int j = 0; j < 64; ++j) {
-    const int o = ((j >> 1) & 1) ? o1 : o0;
-    const int tok = tok0 + 8 * (j >> 2) + 2 * c + (j & 1);
-    if (tok < M && o >= 0) y[(size_t)tok * ldy + o] = __float2bfloat16(acc[j]);
-  }
+  for (int j = 0; j < NA; ++j) wg_put(acc[j], j, o0, o1, tok0, c, y, ldy, M);
 }
 
 // whether a prefill kernel with CTAs of `tiles` row tiles applies: row tiles of each kind in multiples of it,

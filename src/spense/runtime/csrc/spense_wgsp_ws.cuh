@@ -29,9 +29,11 @@ constexpr int WS_STAGES = 4;                     // ring slots
 constexpr int WS_MAXQ = 1024;                    // 64-K steps per row tile at most (K <= 65536)
 // A per slot: 8 TPC row tiles x 2 KB (a dense step; a sparse one takes 1152 B per tile); a slot: x tile, then A
 __host__ __device__ constexpr int ws_a_bytes(int tpc) { return 8 * tpc * 2048; }
-__host__ __device__ constexpr int ws_slot(int tpc) { return WG_TILE + ws_a_bytes(tpc); }
+__host__ __device__ constexpr int ws_slot(int tpc, int nt = WG_N) { return nt * 128 + ws_a_bytes(tpc); }
 // the ring, its full and empty mbarriers, the steps' first columns of x (WS_MAXQ ints), the alignment
-constexpr int ws_smem(int stages, int tpc) { return stages * ws_slot(tpc) + 2 * stages * 8 + 4 * WS_MAXQ + 1024; }
+constexpr int ws_smem(int stages, int tpc, int nt = WG_N) {
+  return stages * ws_slot(tpc, nt) + 2 * stages * 8 + 4 * WS_MAXQ + 1024;
+}
 
 __device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" :: "r"(bar), "r"(count) : "memory");
@@ -91,6 +93,13 @@ __device__ __forceinline__ void cluster_arrive() {
   asm volatile("barrier.cluster.arrive.release.aligned;\n" ::: "memory");
 }
 __device__ __forceinline__ void cluster_wait() { asm volatile("barrier.cluster.wait.acquire.aligned;\n" ::: "memory"); }
+// the float at CTA-relative shared address addr of cluster CTA `rank`
+__device__ __forceinline__ float ld_cluster_f32(uint32_t addr, uint32_t rank) {
+  float v;
+  asm volatile("{\n.reg .b32 r;\nmapa.shared::cluster.u32 r, %1, %2;\nld.shared::cluster.f32 %0, [r];\n}\n"
+               : "=f"(v) : "r"(addr), "r"(rank) : "memory");
+  return v;
+}
 
 // the TMA tensor maps of one launch: x (WG_N tokens x 64 columns per box, 128-byte swizzled) and the weight
 // layout as 32-bit words, one box per step for all the CTA's row tiles: sparse values [Bs][Ss][256] (box
@@ -106,22 +115,37 @@ struct WgMaps {
 // x stays per CTA), a slot is refilled only once both CTAs' consumers have freed it (`empty` counts the
 // consumer warps of both), and the CTAs leave together (no arrival may reach a CTA that has exited).
 // Written after e2e v16; harness only (wgsp_check.cu column wgsp_wsc), not yet run on a GPU.
-template <int S, int TPC, int CL = 1>  // ring slots, 64-row blocks per consumer warpgroup, CTAs per cluster
+// NT, KS: the decode form (M <= NT = 64 tokens, one token tile): the K steps split over a cluster of KS CTAs
+// along grid x (rank r: its share of the sparse steps, then of the dense ones), each rank's fp32 partial sums
+// added through distributed shared memory in rank order (the same bits on every run), each rank storing its
+// share of the outputs.  So a layer of few row blocks still streams its weights from every SM.  Written after
+// e2e v16; harness only (wgsp_check.cu at M <= 64), not yet run on a GPU.
+template <int S, int TPC, int CL = 1, int NT = WG_N, int KS = 1>  // + tokens per CTA, K split
 __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
     const __grid_constant__ WgMaps maps, int M, const int* __restrict__ sblk, const int* __restrict__ dblk,
     const int* __restrict__ out_row, __nv_bfloat16* __restrict__ y, int ldy, int Bs, int Ss, int SdA, int SdB) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)  // wgmma, TMA and setmaxnreg: sm_90a only (an empty kernel elsewhere)
   static_assert(CL == 1 || CL == 2, "clusters of one or two CTAs");
-  constexpr int TILES = 8 * TPC, SLOT = ws_slot(TPC), SHARE = TILES / CL;  // SHARE: row tiles this CTA loads
+  static_assert(KS == 1 || (CL == 1 && NT == 64 && TPC * NT / 2 * 256 * 4 <= S * ws_slot(TPC, NT)), "K split");
+  constexpr int TILES = 8 * TPC, XT = NT * 128, SLOT = ws_slot(TPC, NT), SHARE = TILES / CL;  // XT: x tile bytes
   extern __shared__ uint8_t ws_raw[];
   uint8_t* ring = ws_raw + wg_align1024(ws_raw);  // indexed from the shared array: loads stay ld.shared
   const uint32_t full0 = smem_addr(ring + S * SLOT), empty0 = full0 + S * 8;
   int* cols = reinterpret_cast<int*>(ring + S * SLOT + 2 * S * 8);  // step q's first column of x
   // the warpgroup index, warp-uniform as far as the compiler can tell (a shuffle from lane 0)
   const int wg = __shfl_sync(0xffffffffu, (int)(threadIdx.x >> 7), 0), tid = threadIdx.x & 127;
-  const int tile0 = TILES * blockIdx.y, tok0 = blockIdx.x * WG_N;
+  const int tile0 = TILES * blockIdx.y, tok0 = KS == 1 ? blockIdx.x * NT : 0;
   const bool sp_rows = tile0 < Bs;
   const int nsp = sp_rows ? Ss : 0, nde = sp_rows ? SdA : SdB, Q = nsp + nde;
+  // this CTA's steps, local index i: ns sparse steps from s_lo, then dense ones from d_lo, nl in all
+  int s_lo = 0, ns = nsp, d_lo = 0, nl = Q;
+  if constexpr (KS > 1) {
+    const int rk = blockIdx.x;
+    s_lo = nsp * rk / KS;
+    ns = nsp * (rk + 1) / KS - s_lo;
+    d_lo = nde * rk / KS;
+    nl = ns + nde * (rk + 1) / KS - d_lo;
+  }
   if (threadIdx.x == 0) {
     for (int s = 0; s < S; ++s) {
       mbar_init(full0 + 8 * s, 1);   // the producer's arrival with its transaction bytes
@@ -139,20 +163,20 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
 
   if (wg == 0) {  // ---------------- producer: one thread (with CL > 1 its warpgroup waits at the end) ----------------
     asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n" ::: "memory");
-    if (CL == 1 && tid != 0) return;
+    if (CL == 1 && KS == 1 && tid != 0) return;
     // A's boxes: this CTA's share of the row tiles, into its place in every CTA of the cluster
     auto load_a = [&](uint32_t dst, const CUtensorMap* map, int c1, int t, uint32_t fb) {
       if constexpr (CL == 1) tma_load_3d(dst, map, 0, c1, t, fb);
       else tma_load_3d_mc(dst, map, 0, c1, t, fb, (uint16_t)((1u << CL) - 1));
     };
     const int share0 = (int)rank * SHARE;  // the first local row tile of this CTA's share
-    for (int q = 0; tid == 0 && q < Q; ++q) {
-      const int s = q % S;
-      if (q >= S) mbar_wait(empty0 + 8 * s, ((q / S) - 1) & 1);
-      const uint32_t slot = smem_addr(ring + s * SLOT), ab = slot + WG_TILE, fb = full0 + 8 * s;
-      mbar_arrive_expect_tx(fb, WG_TILE + TILES * (q < nsp ? 1024 + 128 : 2048));  // the whole step, all shares
+    for (int i = 0; tid == 0 && i < nl; ++i) {
+      const int s = i % S, q = KS == 1 ? i : (i < ns ? s_lo + i : nsp + d_lo + (i - ns));  // q: the global step
+      if (i >= S) mbar_wait(empty0 + 8 * s, ((i / S) - 1) & 1);
+      const uint32_t slot = smem_addr(ring + s * SLOT), ab = slot + XT, fb = full0 + 8 * s;
+      mbar_arrive_expect_tx(fb, XT + TILES * (i < ns ? 1024 + 128 : 2048));  // the whole step, all shares
       tma_load_2d(slot, &maps.x, cols[q], tok0, fb);
-      if (q < nsp) {  // [TILES][1 KB] values, then [TILES][128 B] metadata words
+      if (i < ns) {  // [TILES][1 KB] values, then [TILES][128 B] metadata words
         load_a(ab + share0 * 1024, &maps.v, q, tile0 + share0, fb);
         load_a(ab + TILES * 1024 + share0 * 128, &maps.m, q, tile0 + share0, fb);
       } else if (sp_rows) {  // [TILES][2 KB]
@@ -161,10 +185,13 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
         load_a(ab + share0 * 2048, &maps.db, 2 * q, tile0 + share0 - Bs, fb);
       }
     }
-    if constexpr (CL > 1) {
+    if constexpr (CL > 1 || KS > 1) {
       __syncwarp();
-      cluster_arrive();  // with the consumers' below: leave together
-      cluster_wait();
+#pragma unroll
+      for (int b = 0; b < (CL > 1) + 2 * (KS > 1); ++b) {  // the consumers' cluster barriers below
+        cluster_arrive();
+        cluster_wait();
+      }
     }
     return;  // the consumers wait for every slot's bytes (full), so none is in flight when the CTA exits
   }
@@ -172,24 +199,27 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
   // ---------------- consumers: warpgroup c = wg - 1 on the 64-row blocks c TPC .. c TPC + TPC - 1 ----------------
   asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n" ::: "memory");
   const int warp = tid >> 5, lane = tid & 31, lt0 = 4 * TPC * (wg - 1) + warp;  // local tile of block m: lt0 + 4 m
-  float acc[TPC][64];
+  float acc[TPC][NT / 2];
 #pragma unroll
   for (int m = 0; m < TPC; ++m)
 #pragma unroll
-    for (int i = 0; i < 64; ++i) acc[m][i] = 0.f;
+    for (int i = 0; i < NT / 2; ++i) acc[m][i] = 0.f;
   WgA a[2][TPC];
   auto fence_all = [&]() {
 #pragma unroll
     for (int m = 0; m < TPC; ++m) wg_fence_acc(acc[m]);
   };
-  // step q's A for this warp from its slot, then its wgmmas on register set f; the sparse and the dense steps
-  // run in loops of their own, so that no wgmma sits on a branch (ptxas serializes wgmmas behind the fences
-  // it injects on divergent paths: C7520)
+  // with a K split a rank may have no steps: pin the zeros here, or ptxas sinks them into the paths around the
+  // wgmmas and serializes those (C7515)
+  if constexpr (KS > 1) fence_all();
+  // local step q's A for this warp from its slot, then its wgmmas on register set f; the sparse and the dense
+  // steps run in loops of their own, so that no wgmma sits on a branch (ptxas serializes wgmmas behind the
+  // fences it injects on divergent paths: C7520)
   auto step = [&](auto sparse_tag, int q, WgA (&f)[TPC]) {
     constexpr bool SPARSE = decltype(sparse_tag)::value;
     const int s = q % S;
     mbar_wait(full0 + 8 * s, (q / S) & 1);
-    const uint4* as = reinterpret_cast<const uint4*>(ring + s * SLOT + WG_TILE);
+    const uint4* as = reinterpret_cast<const uint4*>(ring + s * SLOT + XT);
     const uint64_t d0 = wg_desc(smem_addr(ring + s * SLOT));
 #pragma unroll
     for (int m = 0; m < TPC; ++m) {
@@ -227,27 +257,60 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
   using SP = std::true_type;
   using DE = std::false_type;
   int q = 0;
-  for (; q + 1 < nsp; q += 2) {
+  for (; q + 1 < ns; q += 2) {
     step(SP{}, q, a[0]);
     step(SP{}, q + 1, a[1]);
   }
-  if (q < nsp) {  // an odd count: drain, so that the dense steps start again on set 0
+  if (q < ns) {  // an odd count: drain, so that the dense steps start again on set 0
     step(SP{}, q, a[0]);
     ++q;
     wg_wait<0>();
     fence_all();
   }
-  for (; q + 1 < Q; q += 2) {
+  for (; q + 1 < nl; q += 2) {
     step(DE{}, q, a[0]);
     step(DE{}, q + 1, a[1]);
   }
-  if (q < Q) step(DE{}, q, a[0]);
+  if (q < nl) step(DE{}, q, a[0]);
   wg_wait<0>();
   fence_all();
   if constexpr (CL > 1) cluster_arrive();  // after this warp's last remote arrival, before its stores
+  if constexpr (KS > 1) {
+    // the K split's partial sums: into this rank's ring (every load has landed, and after the barrier both
+    // consumer warpgroups are done reading it), then this rank's registers j = rank (mod KS) summed over the
+    // ranks in order
+    asm volatile("bar.sync 1, 256;\n" ::: "memory");
+    float* red = reinterpret_cast<float*>(ring);  // [TPC][NT / 2][256 consumer threads]
+    const int ct = threadIdx.x - 128;
 #pragma unroll
-  for (int m = 0; m < TPC; ++m) wg_store(acc[m], tile0 + lt0 + 4 * m, tok0, lane, out_row, y, ldy, M);
+    for (int m = 0; m < TPC; ++m)
+#pragma unroll
+      for (int j = 0; j < NT / 2; ++j) red[(m * (NT / 2) + j) * 256 + ct] = acc[m][j];
+    cluster_arrive();
+    cluster_wait();
+    const int g = lane >> 2, c = lane & 3;
+#pragma unroll
+    for (int m = 0; m < TPC; ++m) {
+      const int t16 = (tile0 + lt0 + 4 * m) * 16;
+      const int o0 = __ldg(out_row + t16 + g), o1 = __ldg(out_row + t16 + g + 8);
+      for (int j = (int)blockIdx.x; j < NT / 2; j += KS) {
+        const uint32_t at = smem_addr(red + (m * (NT / 2) + j) * 256 + ct);
+        float v = 0.f;
+#pragma unroll
+        for (int r = 0; r < KS; ++r) v += ld_cluster_f32(at, r);
+        wg_put(v, j, o0, o1, tok0, c, y, ldy, M);
+      }
+    }
+  } else {
+#pragma unroll
+    for (int m = 0; m < TPC; ++m) wg_store(acc[m], tile0 + lt0 + 4 * m, tok0, lane, out_row, y, ldy, M);
+  }
+  if constexpr (CL > 1 || KS > 1) __syncwarp();  // the stores above branch; the cluster barriers are .aligned
   if constexpr (CL > 1) cluster_wait();
+  if constexpr (KS > 1) {  // no rank leaves while another may still read its partial sums
+    cluster_arrive();
+    cluster_wait();
+  }
 #endif
 }
 
@@ -275,13 +338,13 @@ inline bool wgsp_tmap(CUtensorMap* map, CUtensorMapDataType type, int rank, cons
                           CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 // one launch's maps (WgMaps; a region with no rows or steps keeps a zeroed map, never read)
-inline bool wgsp_maps(WgMaps* w, int tiles, const uint4* sv, const uint32_t* sm, const uint4* dv,
+inline bool wgsp_maps(WgMaps* w, int tiles, int nt, const uint4* sv, const uint32_t* sm, const uint4* dv,
                       const __nv_bfloat16* x, int ldx, int K, int M, int Bs, int Bd, int Ss, int SdA, int SdB) {
   *w = WgMaps{};
   const CUtensorMapDataType U32 = CU_TENSOR_MAP_DATA_TYPE_UINT32;
   const CUtensorMapSwizzle NONE = CU_TENSOR_MAP_SWIZZLE_NONE;
   const cuuint64_t xd[2] = {(cuuint64_t)K, (cuuint64_t)M}, xs[1] = {(cuuint64_t)ldx * 2};
-  const cuuint32_t xb[2] = {64, WG_N};
+  const cuuint32_t xb[2] = {64, (cuuint32_t)nt};
   if (!wgsp_tmap(&w->x, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, x, xd, xs, xb, CU_TENSOR_MAP_SWIZZLE_128B)) return false;
   const cuuint32_t vb[3] = {256, 1, (cuuint32_t)tiles}, mb[3] = {32, 1, (cuuint32_t)tiles},
                    db[3] = {256, 2, (cuuint32_t)tiles};
@@ -302,31 +365,69 @@ inline bool wgsp_maps(WgMaps* w, int tiles, const uint4* sv, const uint32_t* sm,
   return true;
 }
 
+// the SM count of the current device (cached for devices below 32); 0 where unknown
+inline int ws_sm_count() {
+  static int sms[32] = {};
+  int dev = 0, n = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return 0;
+  if (dev < 32 && sms[dev] > 0) return sms[dev];
+  if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n <= 0) return 0;
+  if (dev < 32) sms[dev] = n;
+  return n;
+}
+
 // Whether CTAs of 8 row tiles finish sooner than CTAs of 16 for M tokens and `tiles` row tiles: the grid of
 // 16 fills ceil(n / SMs) waves of n CTAs, the grid of 8 ceil(2 n / SMs) waves of CTAs that take 0.63 of the
 // time (in the harness a CTA of 8 moved 0.79 of the work per second of a CTA of 16: e2e v16, M = 2048).  So
 // the smaller CTAs serve small grids (M = 512 on 8B.o: 64 CTAs of 16 leave half the SMs idle).  Chosen from
 // those harness ratios; not yet measured per layer.
 inline bool ws_half_ctas_win(int M, int tiles, int cl) {
-  static int sms[32] = {};  // SM count per device (below 32)
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) return false;
-  int n_sm = dev < 32 ? sms[dev] : 0;
-  if (n_sm == 0) {
-    if (cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n_sm <= 0) return false;
-    if (dev < 32) sms[dev] = n_sm;
-  }
+  const long n_sm = ws_sm_count();
+  if (n_sm == 0) return false;
   const long ntok = ((long)(M + WG_N - 1) / WG_N + cl - 1) / cl * cl, n = ntok * (tiles / 16);
   const long waves16 = (n + n_sm - 1) / n_sm, waves8 = (2 * n + n_sm - 1) / n_sm;
   return 63 * waves8 < 100 * waves16;
 }
 
+// launches spense_wgsp_ws_kernel<S, TPC, CL, NT, KS> on maps built by wgsp_maps (boxes of 8 TPC / CL row tiles
+// and NT tokens); a cluster launch where CL or KS > 1
+template <int S, int TPC, int CL, int NT, int KS>
+inline cudaError_t run_wgsp_ws(cudaStream_t stream, const WgMaps& maps, int M, const int* sblk, const int* dblk,
+                               const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
+                               int SdB) {
+  constexpr int TILES = 8 * TPC, SMEM = ws_smem(S, TPC, NT), CLUSTER = CL * KS;
+  auto kernel = spense_wgsp_ws_kernel<S, TPC, CL, NT, KS>;
+  static unsigned set_on = 0;  // the devices (below 32) this instantiation's shared-memory limit was raised on
+  const cudaError_t e = wg_smem_limit(kernel, SMEM, set_on);
+  if (e != cudaSuccess) return e;
+  const unsigned ntok = (unsigned)((M + NT - 1) / NT);
+  const dim3 grid(KS > 1 ? KS : (ntok + CL - 1) / CL * CL, (unsigned)((Bs + Bd) / TILES));
+  if constexpr (CLUSTER == 1) {
+    kernel<<<grid, 384, SMEM, stream>>>(maps, M, sblk, dblk, out_row, y, ldy, Bs, Ss, SdA, SdB);
+    return cudaGetLastError();
+  } else {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = dim3(384);
+    cfg.dynamicSmemBytes = SMEM;
+    cfg.stream = stream;
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeClusterDimension;
+    at[0].val.clusterDim.x = CLUSTER;
+    at[0].val.clusterDim.y = 1;
+    at[0].val.clusterDim.z = 1;
+    cfg.attrs = at;
+    cfg.numAttrs = 1;
+    return cudaLaunchKernelEx(&cfg, kernel, maps, M, sblk, dblk, out_row, y, ldy, Bs, Ss, SdA, SdB);
+  }
+}
+
 // y (M x ldy) = the Spense layer applied to x, as launch_wgsp, with 8 TPC row tiles per CTA and S ring
 // slots; TPC = 0 takes 2 where the row tiles of each kind come in sixteens and the grid is large enough
-// (ws_half_ctas_win), else 1.  cudaErrorInvalidValue
-// where it does not apply (row tiles of each kind not in eights, K not a multiple of 64 or above 65536, x,
-// its rows or the weights not 16-byte aligned, no tensor map): the caller falls back.  CL = 2: clusters of two
-// CTAs on neighbouring token tiles sharing A (token tiles padded to even; harness only, not yet measured)
+// (ws_half_ctas_win), else 1.  cudaErrorInvalidValue where it does not apply (row tiles of each kind not in
+// eights, K not a multiple of 64 or above 65536, x, its rows or the weights not 16-byte aligned, no tensor
+// map): the caller falls back.  CL = 2: clusters of two CTAs on neighbouring token tiles sharing A (token
+// tiles padded to even; harness only, not yet measured)
 template <int S = WS_STAGES, int TPC = 0, int CL = 1>
 inline cudaError_t launch_wgsp_ws(cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv,
                                   const __nv_bfloat16* x, int ldx, int K, int M, const int* sblk, const int* dblk,
@@ -339,33 +440,50 @@ inline cudaError_t launch_wgsp_ws(cudaStream_t stream, const uint4* sv, const ui
     return launch_wgsp_ws<S, 1, CL>(stream, sv, sm, dv, x, ldx, K, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA,
                                     SdB);
   } else {
-    constexpr int TILES = 8 * TPC, SMEM = ws_smem(S, TPC);
+    constexpr int TILES = 8 * TPC;
     if (!wg_fits(TILES, sv, sm, dv, x, ldx, K, M, Bs, Bd) || K / 64 > WS_MAXQ) return cudaErrorInvalidValue;
     WgMaps maps;
-    if (!wgsp_maps(&maps, TILES / CL, sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB)) return cudaErrorInvalidValue;
-    auto kernel = spense_wgsp_ws_kernel<S, TPC, CL>;
-    static unsigned set_on = 0;  // the devices (below 32) this instantiation's shared-memory limit was raised on
-    const cudaError_t e = wg_smem_limit(kernel, SMEM, set_on);
-    if (e != cudaSuccess) return e;
-    const unsigned ntok = (unsigned)((M + WG_N - 1) / WG_N);
-    const dim3 grid((ntok + CL - 1) / CL * CL, (unsigned)((Bs + Bd) / TILES));
-    if constexpr (CL == 1) {
-      kernel<<<grid, 384, SMEM, stream>>>(maps, M, sblk, dblk, out_row, y, ldy, Bs, Ss, SdA, SdB);
-      return cudaGetLastError();
-    } else {
-      cudaLaunchConfig_t cfg = {};
-      cfg.gridDim = grid;
-      cfg.blockDim = dim3(384);
-      cfg.dynamicSmemBytes = SMEM;
-      cfg.stream = stream;
-      cudaLaunchAttribute at[1];
-      at[0].id = cudaLaunchAttributeClusterDimension;
-      at[0].val.clusterDim.x = CL;
-      at[0].val.clusterDim.y = 1;
-      at[0].val.clusterDim.z = 1;
-      cfg.attrs = at;
-      cfg.numAttrs = 1;
-      return cudaLaunchKernelEx(&cfg, kernel, maps, M, sblk, dblk, out_row, y, ldy, Bs, Ss, SdA, SdB);
+    if (!wgsp_maps(&maps, TILES / CL, WG_N, sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB))
+      return cudaErrorInvalidValue;
+    return run_wgsp_ws<S, TPC, CL, WG_N, 1>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
+  }
+}
+
+// The K split of the decode form for `blocks` CTAs of 8 row tiles: the KS in {1, 2, 4, 8} with the fewest
+// waves per unit of work, ceil(blocks KS / SMs) / KS (the smaller KS on a tie: fewer partial sums).  It
+// counts every SM as free for clusters (whole clusters must fit in a GPC: cudaOccupancyMaxActiveClusters
+// would say how many do), and the output bits depend on KS, so they may differ between GPUs of other SM
+// counts (never between runs on one GPU).
+inline int wsd_split(int blocks) {
+  const long n_sm = ws_sm_count();
+  if (n_sm == 0) return 1;
+  int best = 1;
+  long best_w = (blocks + n_sm - 1) / n_sm;  // waves of the best so far, times 1 / best
+  for (int ks = 2; ks <= 8; ks *= 2) {
+    const long w = ((long)blocks * ks + n_sm - 1) / n_sm;
+    if (w * best < best_w * ks) {
+      best = ks;
+      best_w = w;
     }
+  }
+  return best;
+}
+
+// y = the layer on M <= 64 tokens through the decode form (8 row tiles and 64 tokens per CTA, the K steps split
+// over a cluster of KS CTAs; KS = 0: wsd_split); cudaErrorInvalidValue where it does not apply (M > 64, or as
+// launch_wgsp_ws).  Harness only (benchmarks/wgsp_check.cu at M <= 64), not yet run on a GPU.
+template <int S = WS_STAGES, int KS = 0>
+inline cudaError_t launch_wgsd(cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv,
+                               const __nv_bfloat16* x, int ldx, int K, int M, const int* sblk, const int* dblk,
+                               const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
+                               int SdB) {
+  if (M > 64 || !wg_fits(8, sv, sm, dv, x, ldx, K, M, Bs, Bd) || K / 64 > WS_MAXQ) return cudaErrorInvalidValue;
+  WgMaps maps;
+  if (!wgsp_maps(&maps, 8, 64, sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB)) return cudaErrorInvalidValue;
+  switch (KS > 0 ? KS : wsd_split((Bs + Bd) / 8)) {
+    case 1: return run_wgsp_ws<S, 1, 1, 64, 1>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
+    case 2: return run_wgsp_ws<S, 1, 1, 64, 2>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
+    case 4: return run_wgsp_ws<S, 1, 1, 64, 4>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
+    default: return run_wgsp_ws<S, 1, 1, 64, 8>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
   }
 }
