@@ -34,19 +34,21 @@ def test_measure_rows_cpu(tmp_path):
 
 
 def test_switches_recorded(monkeypatch):
-    """Every SPENSE_MMASP_* kernel switch and TORCHINDUCTOR_* setting lands in a row's ``switches``
-    (any name, not a fixed list), the extension's path not."""
+    """Every SPENSE_MMASP_* and SPENSE_WGS* kernel switch and TORCHINDUCTOR_* setting lands in a row's
+    ``switches`` (any name, not a fixed list), the extension's path not."""
     for k in list(os.environ):
         if k.startswith(("SPENSE_", "TORCHINDUCTOR_")):
             monkeypatch.delenv(k)
     monkeypatch.setenv("SPENSE_MMASP_PF", "1")
     monkeypatch.setenv("SPENSE_ATTENTION", "split")
+    monkeypatch.setenv("SPENSE_WGSD_MIN_M", "17")
+    monkeypatch.setenv("SPENSE_WGSP_CLUSTER", "1")
     monkeypatch.setenv("SPENSE_MMASP_SO", "/tmp/x.so")
     monkeypatch.setenv("SPENSE_COMMIT", "abc")
     monkeypatch.setenv("TORCHINDUCTOR_ENABLE_PDL", "1")
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/tmp/ti")
-    assert measure.switches() == {"SPENSE_ATTENTION": "split", "SPENSE_MMASP_PF": "1",
-                                  "TORCHINDUCTOR_ENABLE_PDL": "1"}
+    assert measure.switches() == {"SPENSE_ATTENTION": "split", "SPENSE_MMASP_PF": "1", "SPENSE_WGSD_MIN_M": "17",
+                                  "SPENSE_WGSP_CLUSTER": "1", "TORCHINDUCTOR_ENABLE_PDL": "1"}
 
 
 def test_bad_shape_name():

@@ -1,5 +1,5 @@
-"""The prefill GEMM on sparse warpgroup MMA (``spense.runtime.wgsp``): its switch, where it applies, the
-fallback everywhere else, and on an sm_90 GPU (``gpu``) its output against the float64 reference."""
+"""The prefill GEMM on sparse warpgroup MMA (``spense.runtime.wgsp``): its switches, where it applies, the
+fallback everywhere else, and on an sm_90 GPU (``gpu``) its forms' outputs against the float64 reference."""
 
 import pytest
 import torch
@@ -40,6 +40,48 @@ def test_wgsp_min_m_switch(min_m, monkeypatch):
             wgsp.wgsp_min_m()
 
 
+@pytest.fixture
+def env_switch(monkeypatch, request):
+    """Sets one of the read-once switches SPENSE_WGSP_CLUSTER / SPENSE_WGSD_MIN_M for one test."""
+    fns = {"SPENSE_WGSP_CLUSTER": wgsp.wgsp_cluster, "SPENSE_WGSD_MIN_M": wgsp.wgsd_min_m}
+
+    def set_(name: str, v: str | None):
+        if v is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, v)
+        fns[name].cache_clear()
+    request.addfinalizer(lambda: [f.cache_clear() for f in fns.values()])
+    return set_
+
+
+def test_cluster_and_decode_form_switches(env_switch):
+    """Both forms not yet measured on a GPU are off by default; SPENSE_WGSP_CLUSTER takes 0 or 1 and
+    SPENSE_WGSD_MIN_M 0..64 (the decode form's 64 tokens per CTA); anything else is refused in one line."""
+    env_switch("SPENSE_WGSP_CLUSTER", None)
+    env_switch("SPENSE_WGSD_MIN_M", None)
+    assert wgsp.wgsp_cluster() is False and wgsp.wgsd_min_m() == 0
+    env_switch("SPENSE_WGSP_CLUSTER", "1")
+    env_switch("SPENSE_WGSD_MIN_M", "17")
+    assert wgsp.wgsp_cluster() is True and wgsp.wgsd_min_m() == 17
+    for name, bad in (("SPENSE_WGSP_CLUSTER", "2"), ("SPENSE_WGSD_MIN_M", "65"), ("SPENSE_WGSD_MIN_M", "x")):
+        env_switch(name, bad)
+        with pytest.raises(DeviceError, match=name):
+            wgsp.wgsd_min_m() if name == "SPENSE_WGSD_MIN_M" else wgsp.wgsp_cluster()
+
+
+def test_decode_form_declines_off_the_gpu(env_switch):
+    """With the decode form switched on from M = 1, a layer off an sm_90 GPU is not served by it (the
+    packed layer keeps its backends, with the reference's output) and wgsp_forward declines it."""
+    env_switch("SPENSE_WGSD_MIN_M", "1")
+    w, lay = make(256, 128, "rows", 0.25)
+    m = SpenseLinear(pack(w, lay), None, backend="auto")
+    assert not m._wgsd_serves(16)  # not compacted (CPU): only compacted layers hold the kernel layout
+    x = torch.randn(16, 128)
+    assert wgsp.wgsp_forward(m._kw(), x, decode=True) is None
+    assert torch.allclose(m(x), x @ unpack(m.packed, dtype=torch.float32).T, atol=1e-4, rtol=1e-4)
+
+
 def test_wgsp_prefill_falls_back_off_the_gpu(min_m):
     """With the switch on, a layer whose input is not on an sm_90 GPU prefills as before (the unpack and
     one dense GEMM), with the reference's output; wgsp_forward itself declines without loading anything."""
@@ -78,3 +120,33 @@ def test_gpu_wgsp_prefill_matches_reference(min_m, kind):
     min_m("0")
     y0 = m(x)
     assert ((y0.double() - y.double()).norm() / ref.norm()).item() <= 1e-2
+
+
+@pytest.mark.gpu
+@sm90
+@pytest.mark.parametrize("kind", ["blocks", "rows"])
+def test_gpu_wgsp_cluster_and_decode_forms_match_reference(min_m, env_switch, kind):
+    """The prefill form in clusters of two (SPENSE_WGSP_CLUSTER=1; odd token tiles included) and the decode
+    form (SPENSE_WGSD_MIN_M, M = 1, 7, 16, 33, 64) of a compacted bf16 layer at 25 % dense, within bf16
+    rounding of the float64 reference; a compacted layer at M >= SPENSE_WGSD_MIN_M runs the decode form
+    (the same bits as called directly; below it the mma.sp kernel, within rounding)."""
+    gen = torch.Generator().manual_seed(12)
+    N, K = 1024, 4096
+    w, lay = prefill_weight(kind, N, K, gen)
+    p = pack(w.to("cuda", torch.bfloat16), lay)
+    wref = unpack(p, dtype=torch.float32).double()
+    m = SpenseLinear(p, backend="auto").compact()
+    min_m("65")
+    env_switch("SPENSE_WGSP_CLUSTER", "1")
+    env_switch("SPENSE_WGSD_MIN_M", "16")
+    for M in (1, 7, 16, 33, 64, 200, 2048):
+        x = torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16)
+        ref = x.double() @ wref.T
+        direct = wgsp.wgsp_forward(m._kernel, x, decode=M <= 64)
+        assert direct is not None, (kind, M)
+        e = ((direct.double() - ref).norm() / ref.norm()).item()
+        assert e <= 1e-2, (kind, M, e)
+        y = m(x)
+        assert ((y.double() - ref).norm() / ref.norm()).item() <= 1e-2, (kind, M)
+        if M >= 16:  # the decode form from SPENSE_WGSD_MIN_M, the clustered prefill above 64
+            assert torch.equal(y, direct), (kind, M)

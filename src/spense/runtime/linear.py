@@ -46,7 +46,7 @@ from torch import nn
 from spense.errors import DeviceError, FormatError, InputError
 from spense.format import PackedSpense, SpenseLayout, pack, unpack
 from spense.runtime.mmasp import default_stages, gathered_fragments, x_perm, x_perm_max_m, xfrag_plan_min_m
-from spense.runtime.wgsp import wgsp_forward, wgsp_min_m
+from spense.runtime.wgsp import wgsd_min_m, wgsp_forward, wgsp_layer_applies, wgsp_min_m
 from spense.runtime.shapes import bucket as _bucket
 
 BACKENDS = ("reference", "cusparselt", "triton", "mmasp", "auto")
@@ -386,7 +386,10 @@ class SpenseLinear(nn.Module):
         if name == "dense":
             return self.forward_dense(x2)
         if self._kernel is not None:  # compacted: only the mma.sp kernel layout is held
-            return self.forward_mmasp(x2, xf=xf) if M <= DECODE_MAX_M else self.forward_dense(x2)
+            if M > DECODE_MAX_M:
+                return self.forward_dense(x2)
+            y = wgsp_forward(self._kernel, x2.to(torch.bfloat16), decode=True) if self._wgsd_serves(M) else None
+            return y if y is not None else self.forward_mmasp(x2, xf=xf)
         if name in ("triton", "mmasp") and M > DECODE_MAX_M:
             name = "cusparselt"
         if name == "cusparselt" and self.scale is not None:
@@ -400,6 +403,16 @@ class SpenseLinear(nn.Module):
         if name == "mmasp":
             return self.forward_mmasp(x2, xf=xf)
         return getattr(self, f"forward_{name}")(x2)
+
+    def _wgsd_serves(self, M: int) -> bool:
+        """Whether this compacted layer runs M tokens through the sparse warpgroup MMA kernel's decode form
+        rather than the mma.sp kernel: M >= ``SPENSE_WGSD_MIN_M`` (:func:`~spense.runtime.wgsp.wgsd_min_m`;
+        off by default) and the kernel applies to the weights (checked once)."""
+        if self._kernel is None or not 0 < wgsd_min_m() <= M:
+            return False
+        if "wgsd" not in self._cache:
+            self._cache["wgsd"] = wgsp_layer_applies(self._kernel, self.in_features)
+        return self._cache["wgsd"]
 
     def _apply_backend(self, x2: torch.Tensor, xf: torch.Tensor | None = None) -> torch.Tensor:
         """The body of ``spense::linear_apply``: pick the backend for ``x2`` and run it."""
@@ -432,7 +445,7 @@ class SpenseLinear(nn.Module):
             if M > DECODE_MAX_M:
                 continue
             c = self._auto_choice(M) if self.backend == "auto" else "mmasp"
-            if fragments and mm and c == "mmasp" and M >= xfrag_plan_min_m():
+            if fragments and mm and c == "mmasp" and M >= xfrag_plan_min_m() and not self._wgsd_serves(M):
                 if self._x_perm_fits(M):
                     self._perm_buckets.add(_bucket(M))
                 else:

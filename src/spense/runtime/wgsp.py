@@ -11,6 +11,12 @@ the dense weight at M = 2048.
 Where it does not apply (another GPU than sm_90, FP8 weights, a layout with a column gather, row tiles
 not in eights, K not a multiple of 64) :func:`wgsp_forward` returns None and the caller unpacks as
 before.
+
+Two more forms of the same kernel, built but not yet measured on a GPU, so off by default:
+``SPENSE_WGSP_CLUSTER=1`` runs prefill in clusters of two CTAs on neighbouring token tiles that share
+x through TMA multicast; ``SPENSE_WGSD_MIN_M=m`` (1..64) sends compacted bf16 layers at M = m..64
+through the decode form (64 tokens and 8 row tiles per CTA, K split over a cluster of up to 8 CTAs)
+instead of the mma.sp decode kernel, whose M = 32-64 reloads x per MMA.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import torch
 
 from spense.errors import DeviceError
 from spense.runtime import mmasp
+
+WGSD_MAX_M = 64  # the decode form: one CTA holds 64 tokens
 
 
 @functools.lru_cache(maxsize=None)
@@ -38,25 +46,47 @@ def wgsp_min_m() -> int:
     return n
 
 
+@functools.lru_cache(maxsize=None)
+def wgsp_cluster() -> bool:
+    """Whether prefill runs in clusters of two CTAs sharing x (``SPENSE_WGSP_CLUSTER``, 0 or 1; default 0)."""
+    return mmasp._env_int("SPENSE_WGSP_CLUSTER", 0, 0, 1) == 1
+
+
+@functools.lru_cache(maxsize=None)
+def wgsd_min_m() -> int:
+    """Smallest M that a compacted bf16 layer sends through the decode form (:func:`wgsp_forward` with
+    ``decode=True``) instead of the mma.sp kernel: ``SPENSE_WGSD_MIN_M`` (read once; 1..64; default 0 =
+    never)."""
+    return mmasp._env_int("SPENSE_WGSD_MIN_M", 0, 0, WGSD_MAX_M)
+
+
+def wgsp_layer_applies(kw: mmasp.KernelWeights, in_features: int) -> bool:
+    """Whether the kernel can serve these weights at all: bf16 on an sm_90 GPU, no column gather, K a
+    multiple of 64, row tiles of each kind in eights (the kernel's CTAs hold 8 or 16 row tiles of 16 rows)."""
+    return (kw.sv.is_cuda and not kw.fp8 and kw.xperm is None and in_features % 64 == 0 and kw.n_out > 0
+            and kw.rows_sparse % 128 == 0 and kw.rows_dense % 128 == 0
+            and torch.cuda.get_device_capability(kw.sv.device) == (9, 0))
+
+
 def wgsp_applies(kw: mmasp.KernelWeights, x2: torch.Tensor) -> bool:
-    """Whether the prefill GEMM can serve this layer and input (before loading anything): bf16 weights
-    without a column gather, bf16 CUDA input with K a multiple of 64, row tiles of each kind in eights
-    (the kernel's CTAs hold 8 or 16 row tiles of 16 rows)."""
-    return (x2.is_cuda and x2.dtype == torch.bfloat16 and x2.dim() == 2 and not kw.fp8 and kw.xperm is None
-            and x2.shape[1] % 64 == 0 and kw.rows_sparse % 128 == 0 and kw.rows_dense % 128 == 0
-            and torch.cuda.get_device_capability(x2.device) == (9, 0))
+    """:func:`wgsp_layer_applies` for a 2-D bf16 CUDA input ``x2`` (before loading anything)."""
+    return (x2.is_cuda and x2.dtype == torch.bfloat16 and x2.dim() == 2
+            and wgsp_layer_applies(kw, x2.shape[1]))
 
 
-def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor) -> torch.Tensor | None:
+def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False) -> torch.Tensor | None:
     """``x2 @ W.T`` (M, N) bf16 through the sparse warpgroup MMA kernel, or None where it does not apply
-    (:func:`wgsp_applies`, an extension built for another arch than sm_90a, or the kernel's own refusal)."""
-    if not wgsp_applies(kw, x2) or kw.n_out <= 0:
+    (:func:`wgsp_applies`, an extension built for another arch than sm_90a, or the kernel's own refusal).
+    ``decode``: the decode form (M <= 64); else the prefill form (in clusters of two under
+    :func:`wgsp_cluster`)."""
+    if not wgsp_applies(kw, x2) or (decode and x2.shape[0] > WGSD_MAX_M):
         return None
     ext = mmasp.load_extension()
     if mmasp._EXT_ARCH != "90a":
         return None
     x2 = x2 if x2.stride(1) == 1 else x2.contiguous()
     y = torch.empty(x2.shape[0], kw.n_out, dtype=torch.bfloat16, device=x2.device)
+    form = 2 if decode else int(wgsp_cluster())
     ok = ext.spense_wgsp(y, kw.sv, kw.sm, kw.dv, x2, kw.sblk, kw.dblk, kw.out_row, kw.rows_sparse // 16,
-                         kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB)
+                         kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, form)
     return y if ok else None

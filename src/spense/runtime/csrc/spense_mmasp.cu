@@ -262,12 +262,13 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
 
 // The prefill GEMM on sparse warpgroup MMA (spense_wgsp_ws.cuh; its body exists only in sm_90a builds, which
 // spense.runtime.wgsp.wgsp_forward checks before calling): y (M x N, rows of stride y.stride(0)) = the
-// layer on x (M x K bf16, unit column stride), from the decode layout at RT = 1.  Returns false where the
-// kernel does not apply (row tiles not in eights, K not a multiple of 64, unaligned x or weights): the
-// caller falls back.
+// layer on x (M x K bf16, unit column stride), from the decode layout at RT = 1.  form 0: launch_wgsp_ws;
+// 1: the same with clusters of two CTAs sharing x (CL = 2); 2: the decode form for M <= 64 (launch_wgsd, K
+// split over a cluster).  Returns false where the kernel does not apply (row tiles not in eights, K not a
+// multiple of 64, unaligned x or weights, M > 64 for form 2): the caller falls back.
 bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::Tensor x,
                  torch::Tensor sblk, torch::Tensor dblk, torch::Tensor out_row, int64_t Bs, int64_t Bd, int64_t Ss,
-                 int64_t SdA, int64_t SdB) {
+                 int64_t SdA, int64_t SdB, int64_t form) {
   TORCH_CHECK(x.is_cuda() && x.scalar_type() == at::kBFloat16 && x.dim() == 2 && x.stride(1) == 1,
               "wgsp: x must be a 2-D bf16 CUDA tensor with unit column stride");
   TORCH_CHECK(y.is_cuda() && y.scalar_type() == at::kBFloat16 && y.dim() == 2 && y.stride(1) == 1 &&
@@ -275,7 +276,10 @@ bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Ten
   TORCH_CHECK(sblk.scalar_type() == at::kInt && dblk.scalar_type() == at::kInt && out_row.scalar_type() == at::kInt,
               "wgsp: int32 block tables");
   const c10::cuda::CUDAGuard guard(x.device());
-  const cudaError_t e = launch_wgsp_ws(
+  TORCH_CHECK(form >= 0 && form <= 2, "wgsp: form must be 0, 1 or 2, got ", form);
+  const auto launch = form == 0 ? launch_wgsp_ws<WS_STAGES, 0, 1> : form == 1 ? launch_wgsp_ws<WS_STAGES, 0, 2>
+                                                                               : launch_wgsd<WS_STAGES, 0>;
+  const cudaError_t e = launch(
       at::cuda::getCurrentCUDAStream(), (const uint4*)sv.data_ptr(), (const uint32_t*)sm.data_ptr(),
       (const uint4*)dv.data_ptr(), (const __nv_bfloat16*)x.data_ptr(), (int)x.stride(0), (int)x.size(1),
       (int)x.size(0), sblk.data_ptr<int>(), dblk.data_ptr<int>(), out_row.data_ptr<int>(),
@@ -290,5 +294,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "Spense 2:4+dense decode GEMM (mma.sp; bf16 or e4m3 weights; stages > 0: bulk-copy variant, sm_90; "
         "xperm: x in x_perm order)");
   m.def("spense_wgsp", &spense_wgsp,
-        "Spense prefill GEMM on sparse warpgroup MMA (sm_90a builds; false where it does not apply)");
+        "Spense GEMM on sparse warpgroup MMA (sm_90a builds; form 0 prefill, 1 prefill in clusters of two, 2 decode "
+        "form for M <= 64; false where it does not apply)");
 }
