@@ -4,7 +4,8 @@
 
 Times, per (shape, M, dense ratio): dense cuBLAS, torch semi-structured (cuSPARSELt, the peer; pure
 2:4 so only at dense ratio 0), our cusparselt backend, our mmasp (CUDA mma.sp) and triton decode
-kernels; all under CUDA graphs with the weights rotated over several copies (>= 256 MB in all, L2
+kernels, and (bf16, M <= 64, opt-in: ``--backends ...,wgsd``) the sparse warpgroup MMA kernel's decode
+form (``spense.runtime.wgsp``; ``SPENSE_WGSD_MIN_M`` in the engine); all under CUDA graphs with the weights rotated over several copies (>= 256 MB in all, L2
 is 50 MB).  Writes linear_bench.json / .md / .png under --out.
 """
 
@@ -28,6 +29,7 @@ from spense.runtime.linear import SpenseLinear  # noqa: E402
 from spense.runtime.mmasp import gathered_fragments  # noqa: E402
 from spense.runtime.shapes import bucket as _bucket  # noqa: E402
 from spense.runtime import fp8 as fp8rt  # noqa: E402
+from spense.runtime.wgsp import wgsp_forward, wgsp_layer_applies  # noqa: E402
 
 SHAPES = [
     ("8B.qkv", 6144, 4096), ("8B.o", 4096, 4096), ("8B.gate_up", 24576, 4096), ("8B.down", 4096, 12288),
@@ -123,16 +125,18 @@ def check(layer, w, M, backends, gen):
     x = torch.randn(M, w.shape[1], generator=gen).to("cuda", torch.bfloat16)
     ref = (x.double() @ w.double().T)
     for b in backends:
-        if b in ("mmasp", "triton") and M > 64:
+        if b in ("mmasp", "triton", "wgsd") and M > 64:
             continue
         y_poison = torch.full((M, w.shape[0]), float("nan"), device="cuda", dtype=torch.bfloat16)
         if b == "mmasp":
             y = layer.forward_mmasp(x, out=y_poison)
         elif b == "triton":
             y = layer.forward_triton(x, out=y_poison)
+        elif b == "wgsd":
+            y = wgsp_forward(layer._kw(), x, decode=True)
         else:
             y = layer.run_backend(b, x)
-        e = rel_err(y, ref) if torch.isfinite(y.float()).all() else float("inf")
+        e = rel_err(y, ref) if y is not None and torch.isfinite(y.float()).all() else float("inf")
         out[b] = e
     return out
 
@@ -158,7 +162,7 @@ def check_fp8_dense(q, sname, gen):
                 print(f"FP8 KIND FAILED {sname} M={M} {kind}: {str(ex)[:200]}", flush=True)
                 out[f"M{M}.{kind}"] = float("nan")
                 continue
-            e = rel_err(y, ref) if torch.isfinite(y.float()).all() else float("inf")
+            e = rel_err(y, ref) if y is not None and torch.isfinite(y.float()).all() else float("inf")
             out[f"M{M}.{kind}"] = e
             if e > FP8_TOL[kind.split(":")[0]]:
                 print(f"FP8 CHECK FAILED {sname} M={M} {kind}: {e:.2e}", flush=True)
@@ -227,7 +231,7 @@ def run_cell(a, sname, N, K, dt, fp8, axis, ratio, ms, backends, cfgs, gen, bw, 
     dense_bytes = N * K * 2
     ncop = max(1, min(8, math.ceil(a.min_bytes / dense_bytes)))
     ws = [w0] + [w0 + 0 for _ in range(ncop - 1)]  # copies (same values: check uses w0)
-    ours = [b for b in backends if b in ("mmasp", "triton") + (() if fp8 else ("cusparselt",))]
+    ours = [b for b in backends if b in ("mmasp", "triton") + (() if fp8 else ("cusparselt", "wgsd"))]
     f8 = None
     if fp8:  # the FP8 dense baseline: e4m3 weights + scales by spense.format (fp8.quantize_weight)
         f8 = [fp8rt.quantize_weight(w) for w in ws]
@@ -241,6 +245,8 @@ def run_cell(a, sname, N, K, dt, fp8, axis, ratio, ms, backends, cfgs, gen, bw, 
     else:
         layers = [SpenseLinear(pack(w, lay, fp8=fp8), backend="auto", name=sname) for w in ws]
         L0 = layers[0]
+        if "wgsd" in ours and not wgsp_layer_applies(L0._kw(), K):  # e.g. a column gather: not served
+            ours.remove("wgsd")
     wref = unpack(L0.packed, dtype=torch.float32) if (fp8 and L0 is not None) else w0
     try:
         if L0 is None:
@@ -326,6 +332,8 @@ def run_cell(a, sname, N, K, dt, fp8, axis, ratio, ms, backends, cfgs, gen, bw, 
                             res["mmasp_xf"], cfg_used["mmasp_xf"] = t, cfg
                     for l in layers:
                         l.mmasp_cfg[_bucket(M)] = best[1]
+                elif b == "wgsd":
+                    res[b] = time_graph([lambda l=l: wgsp_forward(l._kw(), x, decode=True) for l in layers])
                 elif b == "triton":
                     if M > 16 and fp8:
                         continue
@@ -387,7 +395,7 @@ def write_md(rows, bw, dev, path, commit=None, date=None, cmd=None):
     order = [s[0] for s in SHAPES]
     keys = sorted({(r["dtype"], r["shape"], r["axis"], r["dense_ratio"], r["M"]) for r in rows},
                   key=lambda k: (k[0], order.index(k[1]), k[2], k[3], k[4]))
-    bk = ["dense", "dense_bf16", "peer", "cusparselt", "mmasp", "triton"]
+    bk = ["dense", "dense_bf16", "peer", "cusparselt", "mmasp", "triton", "wgsd"]
     bk = [b for b in bk if any(r["backend"] == b for r in rows)]
     lines = [f"Device: {dev}; copy bandwidth {bw:.0f} GB/s (read+write). Times in us; (x) = speedup over dense "
              f"of the same dtype (bf16: cuBLAS F.linear; fp8: the FP8 dense baseline = fastest of our Triton "
@@ -404,7 +412,7 @@ def write_md(rows, bw, dev, path, commit=None, date=None, cmd=None):
         for b in bk:
             r = rs.get(b)
             cells.append(f"{r['ms']*1e3:.1f} ({r['speedup_vs_dense']:.2f}x)" if r else "")
-        ours = [rs[b] for b in ("cusparselt", "mmasp", "triton") if b in rs]
+        ours = [rs[b] for b in ("cusparselt", "mmasp", "triton", "wgsd") if b in rs]
         best = max(ours, key=lambda r: r["speedup_vs_dense"]) if ours else None
         bs = (f"{best['backend']} {best['speedup_vs_dense']:.2f}x, {best['gbps']:.0f} GB/s, "
               f"{best['speedup_vs_bf16']:.2f}x bf16") if best else ""
@@ -429,7 +437,7 @@ def plot(rows, path, title=""):
         keys = sorted({(r["shape"], r["M"]) for r in sel}, key=lambda k: (order.index(k[0]), k[1]))
         xs = range(len(keys))
         for axis in sorted({r["axis"] for r in sel}):
-            for b, mk in (("peer", "x"), ("cusparselt", "o"), ("mmasp", "s"), ("triton", "^")):
+            for b, mk in (("peer", "x"), ("cusparselt", "o"), ("mmasp", "s"), ("triton", "^"), ("wgsd", "D")):
                 ys = []
                 for k in keys:
                     r = [r for r in sel if (r["shape"], r["M"]) == k and r["backend"] == b and r["axis"] == axis]

@@ -13,6 +13,8 @@ over copies of >= 256 MB in all (L2 is 50 MB):
   and multiplied by the FP8 dense baseline's kernel for the shape and M;
 * ``spense_wgsp`` (bf16 rows, sm_90 builds): the same under ``SPENSE_WGSP_MIN_M=65``: the kernel layout
   itself on sparse warpgroup MMA (``spense.runtime.wgsp``), with its relative difference to ``spense``;
+* ``spense_wgsp_cl2``: the same in clusters of two CTAs sharing x (``SPENSE_WGSP_CLUSTER=1``), with its
+  relative difference to ``spense``;
 * ``unpack``: the Triton unpack alone, with GB/s = (layout bytes read + ``W`` bytes written) / time
   against the copy bandwidth measured in the same run; first checked bit for bit against the tensor-op
   reference (``unpack_e4m3``: the e4m3 unpack, checked against it).  (benchmarks/results/
@@ -24,6 +26,7 @@ Writes ``prefill_bench.json`` and ``prefill_bench.md`` under ``--out``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -38,7 +41,21 @@ from spense.runtime.fp8 import Fp8Linear, quantize_weight  # noqa: E402
 from spense.runtime.linear import SpenseLinear  # noqa: E402
 from spense.runtime.mmasp import unpack_kernel_layout  # noqa: E402
 from spense.runtime.unpack import unpack_kernel_layout_triton, unpack_weight_e4m3  # noqa: E402
-from spense.runtime.wgsp import wgsp_forward, wgsp_min_m  # noqa: E402
+from spense.runtime.wgsp import wgsp_cluster, wgsp_forward, wgsp_min_m  # noqa: E402
+
+
+@contextlib.contextmanager
+def switches(**env):
+    """The read-once ``SPENSE_*`` switches ``env`` set for the block (their caches cleared in and out)."""
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    wgsp_min_m.cache_clear(), wgsp_cluster.cache_clear()
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+        wgsp_min_m.cache_clear(), wgsp_cluster.cache_clear()
 
 
 def layout_bytes(kw) -> int:
@@ -70,22 +87,21 @@ def cell(sname: str, N: int, K: int, fp8: bool, ms, gen, bw: float, min_bytes: f
         if fp8:
             res["dense_fp8"] = time_graph([lambda q=q: q(x) for q in f8])
             if exact8:
-                os.environ["SPENSE_FP8_PREFILL"] = "fp8"
-                try:
+                with switches(SPENSE_FP8_PREFILL="fp8"):
                     res["spense_e4m3"] = time_graph([lambda L=L: L(x) for L in layers])
-                finally:
-                    del os.environ["SPENSE_FP8_PREFILL"]
-        wg = None if fp8 else wgsp_forward(kws[0], x)  # the sparse warpgroup MMA GEMM, where it applies
+        with switches(SPENSE_WGSP_CLUSTER="0"):  # the sparse warpgroup MMA GEMM, where it applies
+            wg = None if fp8 else wgsp_forward(kws[0], x)
         if wg is not None:
             sp = layers[0](x).float()  # the default path (unpack + cuBLAS)
             wgsp_diff = ((wg.float() - sp).norm() / sp.norm()).item()
-            os.environ["SPENSE_WGSP_MIN_M"] = "65"
-            wgsp_min_m.cache_clear()
-            try:
+            with switches(SPENSE_WGSP_MIN_M="65", SPENSE_WGSP_CLUSTER="0"):
                 res["spense_wgsp"] = time_graph([lambda L=L: L(x) for L in layers])
-            finally:
-                del os.environ["SPENSE_WGSP_MIN_M"]
-                wgsp_min_m.cache_clear()
+            with switches(SPENSE_WGSP_CLUSTER="1"):
+                wc = wgsp_forward(kws[0], x)
+            if wc is not None:
+                cl2_diff = ((wc.float() - sp).norm() / sp.norm()).item()
+                with switches(SPENSE_WGSP_MIN_M="65", SPENSE_WGSP_CLUSTER="1"):
+                    res["spense_wgsp_cl2"] = time_graph([lambda L=L: L(x) for L in layers])
         base = res["dense_fp8"] if fp8 else res["dense"]
         row = {"shape": sname, "N": N, "K": K, "M": M, "dtype": "fp8" if fp8 else "bf16", "dense_ratio": 0.25,
                **{f"{k}_ms": v for k, v in res.items()}, "speedup_vs_dense": base / res["spense"],
@@ -96,19 +112,24 @@ def cell(sname: str, N: int, K: int, fp8: bool, ms, gen, bw: float, min_bytes: f
                **({"speedup_e4m3_vs_dense": base / res["spense_e4m3"]} if "spense_e4m3" in res else {}),
                **({"speedup_wgsp_vs_dense": base / res["spense_wgsp"], "wgsp_rel_diff": wgsp_diff}
                   if "spense_wgsp" in res else {}),
+               **({"speedup_wgsp_cl2_vs_dense": base / res["spense_wgsp_cl2"], "wgsp_cl2_rel_diff": cl2_diff}
+                  if "spense_wgsp_cl2" in res else {}),
                "dense_tflops": 2 * M * N * K / res["dense"] / 1e9}
         rows.append(row)
         print(f"{sname} {row['dtype']} M={M}: dense {res['dense']:.3f} ms, spense {res['spense']:.3f} ms "
               f"({row['speedup_vs_dense']:.2f}x vs {'FP8 ' if fp8 else ''}dense), unpack {t_un:.3f} ms "
               f"({row['unpack_gbps']:.0f} GB/s), exact {exact}"
               + (f", wgsp {res['spense_wgsp']:.3f} ms ({row['speedup_wgsp_vs_dense']:.2f}x, rel diff "
-                 f"{row['wgsp_rel_diff']:.1e})" if "spense_wgsp" in res else ""), flush=True)
+                 f"{row['wgsp_rel_diff']:.1e})" if "spense_wgsp" in res else "")
+              + (f", wgsp_cl2 {res['spense_wgsp_cl2']:.3f} ms ({row['speedup_wgsp_cl2_vs_dense']:.2f}x, rel diff "
+                 f"{row['wgsp_cl2_rel_diff']:.1e})" if "spense_wgsp_cl2" in res else ""), flush=True)
     return rows
 
 
 def write_md(rows, path, meta):
     head = ["shape", "dtype", "M", "dense ms", "FP8 dense ms", "Spense ms", "Spense vs dense", "unpack ms (GB/s)",
-            "exact", "Spense e4m3 prefill ms (vs dense)", "e4m3 unpack ms (GB/s)", "Spense wgsp ms (vs dense)"]
+            "exact", "Spense e4m3 prefill ms (vs dense)", "e4m3 unpack ms (GB/s)", "Spense wgsp ms (vs dense)",
+            "wgsp clusters of 2 ms (vs dense)"]
     lines = [f"# Prefill, compacted Spense layers vs dense ({meta['device']}, {meta['date']}, commit "
              f"{meta['commit']})", "", f"`{meta['cmd']}`; copy bandwidth {meta['copy_gbps']:.0f} GB/s.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -118,7 +139,9 @@ def write_md(rows, path, meta):
                  f"{r['speedup_vs_dense']:.2f}×", f"{r['unpack_ms']:.3f} ({r['unpack_gbps']:.0f})", r["unpack_exact"],
                  f"{r['spense_e4m3_ms']:.3f} ({r['speedup_e4m3_vs_dense']:.2f}×)" if "spense_e4m3_ms" in r else "–",
                  f"{r['unpack_e4m3_ms']:.3f} ({r['unpack_e4m3_gbps']:.0f})" if "unpack_e4m3_ms" in r else "–",
-                 f"{r['spense_wgsp_ms']:.3f} ({r['speedup_wgsp_vs_dense']:.2f}×)" if "spense_wgsp_ms" in r else "–"]
+                 f"{r['spense_wgsp_ms']:.3f} ({r['speedup_wgsp_vs_dense']:.2f}×)" if "spense_wgsp_ms" in r else "–",
+                 f"{r['spense_wgsp_cl2_ms']:.3f} ({r['speedup_wgsp_cl2_vs_dense']:.2f}×)"
+                 if "spense_wgsp_cl2_ms" in r else "–"]
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
