@@ -12,6 +12,10 @@
 #    written down and the rest goes on; SKIP_DECODE=1 leaves it out).
 # Everything goes to $OUT/wgsp.txt (one line per run) and $OUT/build.txt.  WGSP_NO_CLUSTER=1 leaves out the
 # cluster-of-two variant (wgsp_wsc), e.g. if it fails or hangs.
+# TORCH=1 goes on, in the same call, as SpenseLinear runs them (each step under its own timeout, the most
+# telling first; about 9 minutes in all): builds the torch extension, runs the GPU tests of tests/test_wgsp.py
+# (both forms through SpenseLinear), then linear_bench.py with the decode form beside the mma.sp kernel at
+# M = 16, 32, 64 ($OUT/l) and prefill_bench.py with the cluster-of-two column ($OUT/p); logs in $OUT/torch.txt.
 set -u
 OUT=${OUT:-out}; mkdir -p "$OUT"
 R="$OUT/wgsp.txt"
@@ -78,6 +82,17 @@ if [ $DEC = 1 ]; then
       $B $s 0.25 c $M 50 >> "$R" 2>&1 || echo "rc=$? at $s c $M (decode)" >> "$R"
     done
   done
+fi
+if [ "${TORCH:-0}" = 1 ]; then
+  export PYTHONPATH=src PYTHONUNBUFFERED=1 TORCH_EXTENSIONS_DIR=${TORCH_EXTENSIONS_DIR:-/tmp/spense_ext}
+  T="$OUT/torch.txt"; SH=8B.gate_up,8B.down,32B.gate_up,32B.down
+  step() { local t=$1; shift; echo "===== $* (timeout $t s)" >> "$T"; timeout -k 5 "$t" "$@" >> "$T" 2>&1
+           echo "rc=$? $*" >> "$R"; }
+  step 300 python3 -c "from spense.runtime import mmasp; mmasp.load_extension(); print('arch', mmasp._EXT_ARCH)"
+  step 120 python3 -m pytest -q -x -m gpu tests/test_wgsp.py
+  step 150 python3 benchmarks/linear_bench.py --out "$OUT/l" --ms 16,32,64 --ratios 0.25 --axes cols \
+    --backends dense,mmasp,wgsd --cfgs 1x4,1x8,2x4,2x8 --shapes $SH
+  step 150 python3 benchmarks/prefill_bench.py --out "$OUT/p" --dtypes bf16 --ms 512,2048,8192 --shapes $SH
 fi
 echo DONE >> "$R"
 tail -14 "$R"
