@@ -93,6 +93,15 @@ def test_wgsp_prefill_falls_back_off_the_gpu(min_m):
     assert torch.allclose(m(x), x @ unpack(m.packed, dtype=torch.float32).T, atol=1e-4, rtol=1e-4)
 
 
+def compacted(kind: str, seed: int):
+    """A compacted bf16 CUDA layer (1024 x 4096, 25 % dense column blocks or rows), its float64 dense
+    reference weight, and the generator that made them (for the inputs)."""
+    gen = torch.Generator().manual_seed(seed)
+    w, lay = prefill_weight(kind, 1024, 4096, gen)
+    p = pack(w.to("cuda", torch.bfloat16), lay)
+    return SpenseLinear(p, backend="auto").compact(), unpack(p, dtype=torch.float32).double(), gen
+
+
 @pytest.mark.gpu
 @sm90
 @pytest.mark.parametrize("kind", ["blocks", "rows"])
@@ -100,12 +109,8 @@ def test_gpu_wgsp_prefill_matches_reference(min_m, kind):
     """A compacted bf16 layer at 25 % dense (column blocks or rows) prefills through the sparse warpgroup
     MMA kernel from SPENSE_WGSP_MIN_M tokens (ragged token tiles included), within bf16 rounding of the
     float64 reference; below it, the unpack path gives the same within rounding."""
-    gen = torch.Generator().manual_seed(11)
-    N, K = 1024, 4096
-    w, lay = prefill_weight(kind, N, K, gen)
-    p = pack(w.to("cuda", torch.bfloat16), lay)
-    wref = unpack(p, dtype=torch.float32).double()
-    m = SpenseLinear(p, backend="auto").compact()
+    m, wref, gen = compacted(kind, 11)
+    K = m.in_features
     min_m("64")
     for M in (64, 200, 2048):
         x = torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16)
@@ -130,12 +135,8 @@ def test_gpu_wgsp_cluster_and_decode_forms_match_reference(min_m, env_switch, ki
     form (SPENSE_WGSD_MIN_M, M = 1, 7, 16, 33, 64) of a compacted bf16 layer at 25 % dense, within bf16
     rounding of the float64 reference; a compacted layer at M >= SPENSE_WGSD_MIN_M runs the decode form
     (the same bits as called directly; below it the mma.sp kernel, within rounding)."""
-    gen = torch.Generator().manual_seed(12)
-    N, K = 1024, 4096
-    w, lay = prefill_weight(kind, N, K, gen)
-    p = pack(w.to("cuda", torch.bfloat16), lay)
-    wref = unpack(p, dtype=torch.float32).double()
-    m = SpenseLinear(p, backend="auto").compact()
+    m, wref, gen = compacted(kind, 12)
+    K = m.in_features
     min_m("65")
     env_switch("SPENSE_WGSP_CLUSTER", "1")
     env_switch("SPENSE_WGSD_MIN_M", "16")
