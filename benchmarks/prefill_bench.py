@@ -13,8 +13,8 @@ over copies of >= 256 MB in all (L2 is 50 MB):
   and multiplied by the FP8 dense baseline's kernel for the shape and M;
 * ``spense_wgsp`` (bf16 rows, sm_90 builds): the same under ``SPENSE_WGSP_MIN_M=65``: the kernel layout
   itself on sparse warpgroup MMA (``spense.runtime.wgsp``), with its relative difference to ``spense``;
-* ``spense_wgsp_cl2``: the same in clusters of two CTAs sharing x (``SPENSE_WGSP_CLUSTER=1``), with its
-  relative difference to ``spense``;
+* ``spense_wgsp_cl2``: the same in clusters of two CTAs sharing each weight load
+  (``SPENSE_WGSP_CLUSTER=1``), with its relative difference to ``spense``;
 * ``unpack``: the Triton unpack alone, with GB/s = (layout bytes read + ``W`` bytes written) / time
   against the copy bandwidth measured in the same run; first checked bit for bit against the tensor-op
   reference (``unpack_e4m3``: the e4m3 unpack, checked against it).  (benchmarks/results/

@@ -110,7 +110,8 @@ done
 #     compacted bf16 layers at M >= WGSD_M (default 17) through the sparse warpgroup MMA kernel's decode form
 #     instead of the mma.sp kernel (SPENSE_WGSD_MIN_M; BATCHES=32 is where it should matter)
 ( export SPENSE_WGSD_MIN_M=${WGSD_M:-17}; stage spense_wgsd 170 0 $M --gen $GEN --variants spense0.25 )
-#     prefill in clusters of two CTAs sharing x (SPENSE_WGSP_CLUSTER=1): compare prefill_ms with spense_bf16
+#     prefill in clusters of two CTAs sharing each weight load (SPENSE_WGSP_CLUSTER=1): compare prefill_ms
+#     with spense_bf16
 ( export SPENSE_WGSP_CLUSTER=1; stage spense_wgsp_cl2 170 0 $M --gen $GEN --variants spense0.25 )
 #     Spense 50 % if time is left
 stage spense50_bf16 120 0 $M --gen $GEN --variants spense0.5

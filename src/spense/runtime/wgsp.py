@@ -13,8 +13,8 @@ not in eights, K not a multiple of 64) :func:`wgsp_forward` returns None and the
 before.
 
 Two more forms of the same kernel, built but not yet measured on a GPU, so off by default:
-``SPENSE_WGSP_CLUSTER=1`` runs prefill in clusters of two CTAs on neighbouring token tiles that share
-x through TMA multicast; ``SPENSE_WGSD_MIN_M=m`` (1..64) sends compacted bf16 layers at M = m..64
+``SPENSE_WGSP_CLUSTER=1`` runs prefill in clusters of two CTAs on neighbouring token tiles, each loading
+half of every weight box and multicasting it to both; ``SPENSE_WGSD_MIN_M=m`` (1..64) sends compacted bf16 layers at M = m..64
 through the decode form (64 tokens and 8 row tiles per CTA, K split over a cluster of up to 8 CTAs)
 instead of the mma.sp decode kernel, whose M = 32-64 reloads x per MMA.
 """
@@ -48,7 +48,8 @@ def wgsp_min_m() -> int:
 
 @functools.lru_cache(maxsize=None)
 def wgsp_cluster() -> bool:
-    """Whether prefill runs in clusters of two CTAs sharing x (``SPENSE_WGSP_CLUSTER``, 0 or 1; default 0)."""
+    """Whether prefill runs in clusters of two CTAs that multicast each weight load
+    (``SPENSE_WGSP_CLUSTER``, 0 or 1; default 0)."""
     return mmasp._env_int("SPENSE_WGSP_CLUSTER", 0, 0, 1) == 1
 
 
