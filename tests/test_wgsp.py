@@ -131,16 +131,17 @@ def test_gpu_wgsp_prefill_matches_reference(min_m, kind):
 @sm90
 @pytest.mark.parametrize("kind", ["blocks", "rows"])
 def test_gpu_wgsp_cluster_and_decode_forms_match_reference(min_m, env_switch, kind):
-    """The prefill form in clusters of two (SPENSE_WGSP_CLUSTER=1; odd token tiles included) and the decode
-    form (SPENSE_WGSD_MIN_M, M = 1, 7, 16, 33, 64) of a compacted bf16 layer at 25 % dense, within bf16
-    rounding of the float64 reference; a compacted layer at M >= SPENSE_WGSD_MIN_M runs the decode form
-    (the same bits as called directly; below it the mma.sp kernel, within rounding)."""
+    """The prefill form in clusters of two (SPENSE_WGSP_CLUSTER=1; at M = 300 an odd number of token tiles,
+    the cluster padded with a CTA past M) and the decode form (SPENSE_WGSD_MIN_M, M = 1, 7, 16, 33, 64) of
+    a compacted bf16 layer at 25 % dense, within bf16 rounding of the float64 reference; a compacted layer
+    at M >= SPENSE_WGSD_MIN_M runs the decode form (the same bits as called directly; below it the mma.sp
+    kernel, within rounding)."""
     m, wref, gen = compacted(kind, 12)
     K = m.in_features
     min_m("65")
     env_switch("SPENSE_WGSP_CLUSTER", "1")
     env_switch("SPENSE_WGSD_MIN_M", "16")
-    for M in (1, 7, 16, 33, 64, 200, 2048):
+    for M in (1, 7, 16, 33, 64, 200, 300, 2048):
         x = torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16)
         ref = x.double() @ wref.T
         direct = wgsp.wgsp_forward(m._kernel, x, decode=M <= 64)

@@ -14,9 +14,9 @@ before.
 
 Two more forms of the same kernel, built but not yet measured on a GPU, so off by default:
 ``SPENSE_WGSP_CLUSTER=1`` runs prefill in clusters of two CTAs on neighbouring token tiles, each loading
-half of every weight box and multicasting it to both; ``SPENSE_WGSD_MIN_M=m`` (1..64) sends compacted bf16 layers at M = m..64
-through the decode form (64 tokens and 8 row tiles per CTA, K split over a cluster of up to 8 CTAs)
-instead of the mma.sp decode kernel, whose M = 32-64 reloads x per MMA.
+half of every weight box and multicasting it to both; ``SPENSE_WGSD_MIN_M=m`` (1..64) sends compacted
+bf16 layers at M = m..64 through the decode form (64 tokens and 8 row tiles per CTA, K split over a
+cluster of up to 8 CTAs) instead of the mma.sp decode kernel, whose M = 32-64 reloads x per MMA.
 """
 
 from __future__ import annotations

@@ -264,8 +264,9 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
 // spense.runtime.wgsp.wgsp_forward checks before calling): y (M x N, rows of stride y.stride(0)) = the
 // layer on x (M x K bf16, unit column stride), from the decode layout at RT = 1.  form 0: launch_wgsp_ws;
 // 1: the same in clusters of two CTAs that share each weight load by multicast (CL = 2); 2: the decode
-// form for M <= 64 (launch_wgsd, K split over a cluster).  Returns false where the kernel does not apply (row tiles not in eights, K not a
-// multiple of 64, unaligned x or weights, M > 64 for form 2): the caller falls back.
+// form for M <= 64 (launch_wgsd, K split over a cluster).  Returns false where the kernel does not apply
+// (row tiles not in eights, K not a multiple of 64, unaligned x or weights, M > 64 for form 2): the caller
+// falls back.
 bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::Tensor x,
                  torch::Tensor sblk, torch::Tensor dblk, torch::Tensor out_row, int64_t Bs, int64_t Bd, int64_t Ss,
                  int64_t SdA, int64_t SdB, int64_t form) {
