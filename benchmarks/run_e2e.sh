@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end engine run: ONE device call, <= BUDGET s wall in total (docs/e2e.md).
 #   OUT=<dir> [LAYERS=12] [BUDGET=270] [SPENSE_MMASP_SO=/tmp/spense_mmasp.so] [SKIP="whole_bf16 ..."] bash benchmarks/run_e2e.sh
+#   ONLY="bw dense_bf16 spense_bf16": only the stages named (SKIP: all but those named)
 # AB_VARIANTS: the variants of the A/B stages that run both Spense precisions (default
 # spense0.25,spense0.25-fp8).  Stages run as separate python processes, each under its own `timeout`, most important first; a
 # failing stage never stops the next.  $OUT keeps at most 7 files at any time: gpu.txt, stages.txt
@@ -24,6 +25,9 @@ stage() {
   [ "${NORESERVE:-0}" = 1 ] && reserve=0  # NORESERVE=1: no time kept for later stages (most are skipped)
   max=$(( max * ${STAGE_SCALE:-1} ))  # STAGE_SCALE=3: e.g. LAYERS=36 (build and compile grow with the layers)
   case " ${SKIP:-} " in *" $name "*) echo "$name skipped (SKIP)" >> "$OUT/stages.txt"; return;; esac
+  if [ -n "${ONLY:-}" ]; then  # ONLY="bw dense_bf16 ...": these stages and no others
+    case " $ONLY " in *" $name "*) ;; *) echo "$name skipped (ONLY)" >> "$OUT/stages.txt"; return;; esac
+  fi
   local t=$(( $(left) - reserve )); [ "$t" -gt "$max" ] && t=$max
   if [ "$t" -lt 15 ]; then echo "$name skipped (left $(left) s)" >> "$OUT/stages.txt"; return; fi
   local s=$(date +%s)
