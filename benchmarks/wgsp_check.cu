@@ -14,10 +14,14 @@
 //
 // One line per run: shape, rel. L2 difference to the reference and nonfinite outputs (the worst of the
 // kernels), µs and dense-equivalent TFLOP/s (2 M N K / time) of wgsp, wgsp_ws, wgsp_ws1, wgsp_wsc and cuBLAS,
-// and the fastest kernel's speed-up over cuBLAS.  At M <= 64 also the decode form (launch_wgsd: every K split
-// checked, the launcher's one timed with the weights rotated past L2) on a "decode" line: its worst rel.
-// difference, µs and GB/s of weight bytes against a 1 GiB device-to-device copy.  WGSP_NO_DECODE=1 leaves the
-// decode form out, WGSP_NO_CLUSTER=1 every cluster launch (wgsp_wsc, decode KS > 1).  Exits 2 on a mismatch.
+// and the fastest kernel's speed-up over cuBLAS; then the operand bytes (x tiles and A boxes, as the kernels
+// load them) per second delivered into shared memory by wgsp_ws, wgsp_ws1 and wgsp_wsc, and for wgsp_wsc also
+// read out of L2 (its A boxes once per cluster): a rate that stays put across the variants names the limit
+// (e2e v16's wgsp_ws moved 7.5-8.8 TB/s on every shape and dense fraction).  At M <= 64 also the decode
+// form (launch_wgsd: every K split checked, the launcher's one timed with the weights rotated past L2) on a
+// "decode" line: its worst rel. difference, µs and GB/s of weight bytes against a 1 GiB device-to-device
+// copy.  WGSP_NO_DECODE=1 leaves the decode form out, WGSP_NO_CLUSTER=1 every cluster launch (wgsp_wsc,
+// decode KS > 1).  Exits 2 on a mismatch.
 #include <cuda_runtime.h>
 #include <cstdio>
 #include <cstdlib>
@@ -175,11 +179,28 @@ int main(int argc, char** argv) {
   for (float t : {t_ws, t_ws1, t_wsc})
     if (t > 0) t_best = std::min(t_best, t);
   auto tf = [&](float t) { return t > 0 ? flop / (t * 1e6) : -1.0; };
+  // operand bytes of the TMA kernels: A (values + metadata or dense fragments) per token tile, independent of
+  // the CTA size; x (WG_N tokens x 64 columns of bf16 per step) once per CTA and step
+  const double a_tok = (double)L.Bs * (1152.0 * L.Ss + 2048.0 * L.SdA) + 2048.0 * L.Bd * L.SdB;
+  const long ntok = (M + WG_N - 1) / WG_N;
+  auto x_bytes = [&](int tiles, long nt) {
+    return (double)nt * WG_N * 128 * ((double)L.Bs / tiles * (L.Ss + L.SdA) + (double)L.Bd / tiles * L.SdB);
+  };
+  const int tiles_ws = L.Bs % 16 == 0 && L.Bd % 16 == 0 && !ws_half_ctas_win(M, L.Bs + L.Bd, 1) ? 16 : 8;
+  const int tiles_wsc = L.Bs % 16 == 0 && L.Bd % 16 == 0 && !ws_half_ctas_win(M, L.Bs + L.Bd, 2) ? 16 : 8;
+  const long ntok2 = (ntok + 1) / 2 * 2;  // wgsp_wsc pads the token tiles to pairs
+  auto tbs = [](double bytes, float t) { return t > 0 ? bytes / (t * 1e6) : -1.0; };
   printf("N=%d K=%d d=%.3f axis=%c M=%d | rel_diff %.2e nonfinite %d | wgsp %.2f us %.0f TFLOP/s | "
          "wgsp_ws %.2f us %.0f TFLOP/s | wgsp_ws1 %.2f us %.0f TFLOP/s | wgsp_wsc %.2f us %.0f TFLOP/s | "
          "cublas %.2f us %.0f TFLOP/s | best/cublas %.3fx\n",
          N, K, dfrac, axis, M, rel, bad, t_wg, tf(t_wg), t_ws, tf(t_ws), t_ws1, tf(t_ws1), t_wsc, tf(t_wsc), t_cb,
          tf(t_cb), t_cb > 0 ? t_cb / t_best : -1.0);
+  if (with_ws)
+    printf("operands N=%d K=%d d=%.3f axis=%c M=%d | into shared memory: wgsp_ws (%d tiles) %.2f TB/s, wgsp_ws1 "
+           "%.2f TB/s, wgsp_wsc (%d tiles) %.2f TB/s (out of L2 %.2f TB/s)\n", N, K, dfrac, axis, M, tiles_ws,
+           tbs(x_bytes(tiles_ws, ntok) + a_tok * ntok, t_ws), tbs(x_bytes(8, ntok) + a_tok * ntok, t_ws1), tiles_wsc,
+           tbs(x_bytes(tiles_wsc, ntok2) + a_tok * ntok2, t_wsc),
+           tbs(x_bytes(tiles_wsc, ntok2) + a_tok * ntok2 / 2, t_wsc));
   if (with_wsd) {  // the decode form timed with its weights rotated past L2, next to a device-to-device copy
     const int ks = wsd_clusters ? wsd_split((L.Bs + L.Bd) / 8) : 1;
     const size_t wbytes = L.bytes();
