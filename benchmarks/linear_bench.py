@@ -6,7 +6,8 @@ Times, per (shape, M, dense ratio): dense cuBLAS, torch semi-structured (cuSPARS
 2:4 so only at dense ratio 0), our cusparselt backend, our mmasp (CUDA mma.sp) and triton decode
 kernels, and (bf16, M <= 64, opt-in: ``--backends ...,wgsd``) the sparse warpgroup MMA kernel's decode
 form (``spense.runtime.wgsp``; ``SPENSE_WGSD_MIN_M`` in the engine); all under CUDA graphs with the
-weights rotated over several copies (>= 256 MB in all, L2 is 50 MB).  Writes linear_bench.json / .md / .png under --out.
+weights rotated over several copies (>= 256 MB in all, L2 is 50 MB).  Writes linear_bench.json / .md /
+.png under --out.
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ def check_fp8_dense(q, sname, gen):
                 print(f"FP8 KIND FAILED {sname} M={M} {kind}: {str(ex)[:200]}", flush=True)
                 out[f"M{M}.{kind}"] = float("nan")
                 continue
-            e = rel_err(y, ref) if y is not None and torch.isfinite(y.float()).all() else float("inf")
+            e = rel_err(y, ref) if torch.isfinite(y.float()).all() else float("inf")
             out[f"M{M}.{kind}"] = e
             if e > FP8_TOL[kind.split(":")[0]]:
                 print(f"FP8 CHECK FAILED {sname} M={M} {kind}: {e:.2e}", flush=True)
