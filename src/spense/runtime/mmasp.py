@@ -398,14 +398,17 @@ def _(sv, sm, dv, x, sblk, dblk, out_row, wscale, N, Bs, Bd, Ss, SdA, SdB, RT, w
     return x.new_empty(x.shape[0], N, dtype=torch.bfloat16)
 
 
-def _env_int(name: str, default: int, lo: int, hi: int) -> int:
+def _env_int(name: str, default: int, lo: int, hi: int | None = None) -> int:
+    """The integer switch ``name`` (``default`` where unset), refused in one line outside lo..hi (hi None:
+    no upper bound)."""
     v = os.environ.get(name, str(default))
+    span = f"{lo}..{hi}" if hi is not None else f">= {lo}"
     try:
         n = int(v)
     except ValueError:
-        raise DeviceError(f"{name} must be an integer {lo}..{hi}, got {v!r}") from None
-    if not lo <= n <= hi:
-        raise DeviceError(f"{name} must be in {lo}..{hi}, got {n}")
+        raise DeviceError(f"{name} must be an integer {span}, got {v!r}") from None
+    if n < lo or (hi is not None and n > hi):
+        raise DeviceError(f"{name} must be {'in ' if hi is not None else ''}{span}, got {n}")
     return n
 
 

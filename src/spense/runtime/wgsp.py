@@ -22,11 +22,9 @@ cluster of up to 8 CTAs) instead of the mma.sp decode kernel, whose M = 32-64 re
 from __future__ import annotations
 
 import functools
-import os
 
 import torch
 
-from spense.errors import DeviceError
 from spense.runtime import mmasp
 
 WGSD_MAX_M = 64  # the decode form: one CTA holds 64 tokens
@@ -36,14 +34,7 @@ WGSD_MAX_M = 64  # the decode form: one CTA holds 64 tokens
 def wgsp_min_m() -> int:
     """Smallest M that :meth:`SpenseLinear.forward_dense` sends through :func:`wgsp_forward`:
     ``SPENSE_WGSP_MIN_M`` (read once; default 65, just above the decode kernels' M <= 64; 0 = never)."""
-    v = os.environ.get("SPENSE_WGSP_MIN_M", "65")
-    try:
-        n = int(v)
-    except ValueError:
-        raise DeviceError(f"SPENSE_WGSP_MIN_M must be an integer >= 0, got {v!r}") from None
-    if n < 0:
-        raise DeviceError(f"SPENSE_WGSP_MIN_M must be >= 0, got {n}")
-    return n
+    return mmasp._env_int("SPENSE_WGSP_MIN_M", 65, 0)
 
 
 @functools.lru_cache(maxsize=None)
