@@ -133,7 +133,7 @@ int main(int argc, char** argv) {
   // WGSP_NO_CLUSTER KS = 1 alone), unless WGSP_NO_DECODE is set
   const bool with_wsd = M <= 64 && with_ws && !getenv("WGSP_NO_DECODE"), wsd_clusters = !getenv("WGSP_NO_CLUSTER");
   auto wsd = [&](int ks) {
-#define WSD_(KS_) CK((launch_wgsd<WS_STAGES, KS_>)(0, sv, sm, dv, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd, \
+#define WSD_(KS_) CK((launch_wgsd<WSD_STAGES, KS_>)(0, sv, sm, dv, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd, \
                                                  L.Ss, L.SdA, L.SdB))
     switch (ks) { case 1: WSD_(1); break; case 2: WSD_(2); break; case 4: WSD_(4); break; case 8: WSD_(8); break;
                   default: WSD_(0); }
@@ -216,17 +216,34 @@ int main(int argc, char** argv) {
       if (!wgsp_maps(&maps[c], 8, 64, svc + L.nsv * c, smc + L.nsm * c, dvc + L.ndv * c, x, K, K, M, L.Bs, L.Bd,
                      L.Ss, L.SdA, L.SdB)) { fprintf(stderr, "no tensor map\n"); exit(1); }
     }
-    int it = 0;
+    int it = 0, ks_run = ks, s_run = WSD_STAGES;
     auto run = [&]() {
       const WgMaps& m = maps[it++ % copies];
-#define RUN_(KS_) CK((run_wgsp_ws<WS_STAGES, 1, 1, 64, KS_>)(0, m, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd, L.Ss, \
-                                                             L.SdA, L.SdB))
-      switch (ks) { case 1: RUN_(1); break; case 2: RUN_(2); break; case 4: RUN_(4); break; default: RUN_(8); }
+#define RUN_(S_, KS_) CK((run_wgsp_ws<S_, 1, 1, 64, KS_>)(0, m, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd, L.Ss, \
+                                                          L.SdA, L.SdB))
+      if (s_run == WSD_STAGES) {
+        switch (ks_run) { case 1: RUN_(WSD_STAGES, 1); break; case 2: RUN_(WSD_STAGES, 2); break;
+                          case 4: RUN_(WSD_STAGES, 4); break; default: RUN_(WSD_STAGES, 8); }
+      } else {
+        switch (ks_run) { case 1: RUN_(WS_STAGES, 1); break; case 2: RUN_(WS_STAGES, 2); break;
+                          case 4: RUN_(WS_STAGES, 4); break; default: RUN_(WS_STAGES, 8); }
+      }
 #undef RUN_
     };
     rel_wsd = std::max(rel_wsd, check(run, "wgsd_timed"));  // the timed path itself, on the first copy's maps
     it = 0;
     const float t_wsd = timeit(run);
+    if (getenv("WGSD_SWEEP") && wsd_clusters) {  // every K split with both ring depths: what the launcher picks from
+      printf("sweep N=%d K=%d d=%.3f axis=%c M=%d | us by ring slots and K split:", N, K, dfrac, axis, M);
+      for (int st : {WS_STAGES, WSD_STAGES})
+        for (int k : {1, 2, 4, 8}) {
+          s_run = st; ks_run = k; it = 0;
+          if (st == WS_STAGES) rel_wsd = std::max(rel_wsd, check(run, "wgsd_sweep"));
+          printf(" S%d/ks%d %.2f", st, k, timeit(run));
+        }
+      printf("\n");
+      s_run = WSD_STAGES; ks_run = ks;
+    }
     void *ca, *cb;
     CK(cudaMalloc(&ca, 1ull << 30)); CK(cudaMalloc(&cb, 1ull << 30));
     const float t_copy = timeit([&] { CK(cudaMemcpyAsync(cb, ca, 1ull << 30, cudaMemcpyDeviceToDevice)); });

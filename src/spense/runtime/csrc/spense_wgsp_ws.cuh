@@ -26,6 +26,7 @@
 #include "spense_wgsp.cuh"
 
 constexpr int WS_STAGES = 4;                     // ring slots
+constexpr int WSD_STAGES = 8;                    // ring slots of the decode form (more weight bytes in flight)
 constexpr int WS_MAXQ = 1024;                    // 64-K steps per row tile at most (K <= 65536)
 // A per slot: 8 TPC row tiles x 2 KB (a dense step; a sparse one takes 1152 B per tile); a slot: x tile, then A
 __host__ __device__ constexpr int ws_a_bytes(int tpc) { return 8 * tpc * 2048; }
@@ -49,6 +50,10 @@ __device__ __forceinline__ void mbar_wait(uint32_t bar, int parity) {
   asm volatile(
       "{\n.reg .pred P;\nWAIT_%=:\nmbarrier.try_wait.parity.shared::cta.b64 P, [%0], %1;\n@!P bra WAIT_%=;\n}\n"
       :: "r"(bar), "r"(parity) : "memory");
+}
+// a tensor map (a kernel parameter) into the TMA unit's descriptor cache
+__device__ __forceinline__ void tma_prefetch(const CUtensorMap* map) {
+  asm volatile("prefetch.tensormap [%0];\n" :: "l"(reinterpret_cast<uint64_t>(map)) : "memory");
 }
 // TMA: the box at (c0, r0) of the 2-D tensor map into shared memory at dst, completing on bar
 __device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map, int c0, int r0, uint32_t bar) {
@@ -147,6 +152,14 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
     nl = ns + nde * (rk + 1) / KS - d_lo;
   }
   if (threadIdx.x == 0) {
+    // the tensor maps this CTA reads into the descriptor cache, while the barriers and columns are set up
+    tma_prefetch(&maps.x);
+    if (sp_rows && Ss > 0) {
+      tma_prefetch(&maps.v);
+      tma_prefetch(&maps.m);
+    }
+    if (sp_rows && SdA > 0) tma_prefetch(&maps.da);
+    if (!sp_rows && SdB > 0) tma_prefetch(&maps.db);
     for (int s = 0; s < S; ++s) {
       mbar_init(full0 + 8 * s, 1);   // the producer's arrival with its transaction bytes
       mbar_init(empty0 + 8 * s, 8 * CL);  // every consumer warp (of every CTA of the cluster)
@@ -288,17 +301,25 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
       for (int j = 0; j < NT / 2; ++j) red[(m * (NT / 2) + j) * 256 + ct] = acc[m][j];
     cluster_arrive();
     cluster_wait();
-    const int g = lane >> 2, c = lane & 3;
+    // every remote load of a row block issued before the first sum (one round trip, not NT / 2 of them)
+    constexpr int JN = NT / 2 / KS;
+    const int g = lane >> 2, c = lane & 3, rk = (int)blockIdx.x;
 #pragma unroll
     for (int m = 0; m < TPC; ++m) {
       const int t16 = (tile0 + lt0 + 4 * m) * 16;
       const int o0 = __ldg(out_row + t16 + g), o1 = __ldg(out_row + t16 + g + 8);
-      for (int j = (int)blockIdx.x; j < NT / 2; j += KS) {
-        const uint32_t at = smem_addr(red + (m * (NT / 2) + j) * 256 + ct);
+      float part[JN][KS];
+#pragma unroll
+      for (int jj = 0; jj < JN; ++jj)
+#pragma unroll
+        for (int r = 0; r < KS; ++r)
+          part[jj][r] = ld_cluster_f32(smem_addr(red + (m * (NT / 2) + rk + jj * KS) * 256 + ct), r);
+#pragma unroll
+      for (int jj = 0; jj < JN; ++jj) {
         float v = 0.f;
 #pragma unroll
-        for (int r = 0; r < KS; ++r) v += ld_cluster_f32(at, r);
-        wg_put(v, j, o0, o1, tok0, c, y, ldy, M);
+        for (int r = 0; r < KS; ++r) v += part[jj][r];  // in rank order: the same bits on every run
+        wg_put(v, rk + jj * KS, o0, o1, tok0, c, y, ldy, M);
       }
     }
   } else {
@@ -472,7 +493,7 @@ inline int wsd_split(int blocks) {
 // y = the layer on M <= 64 tokens through the decode form (8 row tiles and 64 tokens per CTA, the K steps split
 // over a cluster of KS CTAs; KS = 0: wsd_split); cudaErrorInvalidValue where it does not apply (M > 64, or as
 // launch_wgsp_ws).  Harness only (benchmarks/wgsp_check.cu at M <= 64), not yet run on a GPU.
-template <int S = WS_STAGES, int KS = 0>
+template <int S = WSD_STAGES, int KS = 0>
 inline cudaError_t launch_wgsd(cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv,
                                const __nv_bfloat16* x, int ldx, int K, int M, const int* sblk, const int* dblk,
                                const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
