@@ -134,7 +134,10 @@ def check(layer, w, M, backends, gen):
         elif b == "triton":
             y = layer.forward_triton(x, out=y_poison)
         elif b == "wgsd":
-            y = wgsp_forward(layer._kw(), x, decode=True)
+            y = wgsp_forward(layer._kw(), x, decode=True, stream_k=True)
+            yc = wgsp_forward(layer._kw(), x, decode=True, stream_k=False)
+            ok = yc is not None and torch.isfinite(yc.float()).all()
+            out["wgsd_cl"] = rel_err(yc, ref) if ok else float("inf")
         else:
             y = layer.run_backend(b, x)
         e = rel_err(y, ref) if y is not None and torch.isfinite(y.float()).all() else float("inf")
@@ -333,8 +336,11 @@ def run_cell(a, sname, N, K, dt, fp8, axis, ratio, ms, backends, cfgs, gen, bw, 
                             res["mmasp_xf"], cfg_used["mmasp_xf"] = t, cfg
                     for l in layers:
                         l.mmasp_cfg[_bucket(M)] = best[1]
-                elif b == "wgsd":
-                    res[b] = time_graph([lambda l=l: wgsp_forward(l._kw(), x, decode=True) for l in layers])
+                elif b == "wgsd":  # stream-K, and wgsd_cl: the K split over clusters
+                    res[b] = time_graph([lambda l=l: wgsp_forward(l._kw(), x, decode=True, stream_k=True)
+                                         for l in layers])
+                    res["wgsd_cl"] = time_graph([lambda l=l: wgsp_forward(l._kw(), x, decode=True, stream_k=False)
+                                                 for l in layers])
                 elif b == "triton":
                     if M > 16 and fp8:
                         continue
@@ -396,7 +402,7 @@ def write_md(rows, bw, dev, path, commit=None, date=None, cmd=None):
     order = [s[0] for s in SHAPES]
     keys = sorted({(r["dtype"], r["shape"], r["axis"], r["dense_ratio"], r["M"]) for r in rows},
                   key=lambda k: (k[0], order.index(k[1]), k[2], k[3], k[4]))
-    bk = ["dense", "dense_bf16", "peer", "cusparselt", "mmasp", "triton", "wgsd"]
+    bk = ["dense", "dense_bf16", "peer", "cusparselt", "mmasp", "triton", "wgsd", "wgsd_cl"]
     bk = [b for b in bk if any(r["backend"] == b for r in rows)]
     lines = [f"Device: {dev}; copy bandwidth {bw:.0f} GB/s (read+write). Times in us; (x) = speedup over dense "
              f"of the same dtype (bf16: cuBLAS F.linear; fp8: the FP8 dense baseline = fastest of our Triton "
@@ -413,7 +419,7 @@ def write_md(rows, bw, dev, path, commit=None, date=None, cmd=None):
         for b in bk:
             r = rs.get(b)
             cells.append(f"{r['ms']*1e3:.1f} ({r['speedup_vs_dense']:.2f}x)" if r else "")
-        ours = [rs[b] for b in ("cusparselt", "mmasp", "triton", "wgsd") if b in rs]
+        ours = [rs[b] for b in ("cusparselt", "mmasp", "triton", "wgsd", "wgsd_cl") if b in rs]
         best = max(ours, key=lambda r: r["speedup_vs_dense"]) if ours else None
         bs = (f"{best['backend']} {best['speedup_vs_dense']:.2f}x, {best['gbps']:.0f} GB/s, "
               f"{best['speedup_vs_bf16']:.2f}x bf16") if best else ""

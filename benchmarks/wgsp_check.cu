@@ -30,7 +30,7 @@
 #include "spense_mmasp_common.cuh"
 #include "spense_mmasp_reg.cuh"
 #include "spense_wgsp.cuh"
-#include "spense_wgsp_ws.cuh"
+#include "spense_wgsd.cuh"
 #include "spense_layout_gen.h"
 #ifdef WGSP_CUBLAS
 #include <cublas_v2.h>
@@ -144,6 +144,20 @@ int main(int argc, char** argv) {
   if (with_wsd)
     for (int i = wsd_clusters ? 0 : 1; i < (wsd_clusters ? 5 : 2); ++i)
       rel_wsd = std::max(rel_wsd, check([&] { wsd(i == 0 ? 0 : 1 << (i - 1)); }, wsd_names[i]));
+  // the stream-K form: its workspace for one CTA per SM, counts zeroed once (each launch leaves them zeroed)
+  const long long sk_floats = 2LL * std::max(1, ws_sm_count()) * WSD_PART, sk_ints = (L.Bs + L.Bd) / 8 + 1;
+  float* sk_ws; int* sk_cnt;
+  CK(cudaMalloc(&sk_ws, sk_floats * 4)); CK(cudaMalloc(&sk_cnt, sk_ints * 4)); CK(cudaMemset(sk_cnt, 0, sk_ints * 4));
+  auto wsd_sk = [&](const uint4* v, const uint32_t* m_, const uint4* d) {
+    CK(launch_wgsd_sk(0, v, m_, d, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd, L.Ss, L.SdA, L.SdB, sk_ws,
+                      sk_floats, sk_cnt, sk_ints));
+  };
+  if (with_wsd) {
+    rel_wsd = std::max(rel_wsd, check([&] { wsd_sk(sv, sm, dv); }, "wgsd_sk"));
+    std::vector<uint16_t> first(h1);  // a second launch: the same bits (the counts were left zeroed)
+    check([&] { wsd_sk(sv, sm, dv); }, "wgsd_sk again");
+    if (first != h1) { fprintf(stderr, "wgsd_sk: a second launch gave other bits\n"); ++bad; }
+  }
 
   cudaEvent_t e0, e1; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
   auto timeit = [&](auto&& f) {
@@ -233,6 +247,11 @@ int main(int argc, char** argv) {
     rel_wsd = std::max(rel_wsd, check(run, "wgsd_timed"));  // the timed path itself, on the first copy's maps
     it = 0;
     const float t_wsd = timeit(run);
+    int it_sk = 0;
+    const float t_sk = timeit([&] {
+      const int c = it_sk++ % copies;
+      wsd_sk(svc + L.nsv * c, smc + L.nsm * c, dvc + L.ndv * c);
+    });
     if (getenv("WGSD_SWEEP") && wsd_clusters) {  // every K split with both ring depths: what the launcher picks from
       printf("sweep N=%d K=%d d=%.3f axis=%c M=%d | us by ring slots and K split:", N, K, dfrac, axis, M);
       for (int st : {WS_STAGES, WSD_STAGES})
@@ -248,13 +267,15 @@ int main(int argc, char** argv) {
     CK(cudaMalloc(&ca, 1ull << 30)); CK(cudaMalloc(&cb, 1ull << 30));
     const float t_copy = timeit([&] { CK(cudaMemcpyAsync(cb, ca, 1ull << 30, cudaMemcpyDeviceToDevice)); });
     const double copy_gbs = 2.0 * (1ull << 30) / (t_copy * 1e3), gbs = wbytes / (t_wsd * 1e3);
+    const double gbs_sk = wbytes / (t_sk * 1e3);
     printf("decode N=%d K=%d d=%.3f axis=%c M=%d | wgsd rel_diff %.2e | ks=%d %.2f us %.0f GB/s of weights (%.0f %% "
-           "of the copy's %.0f GB/s), %d copies rotated\n", N, K, dfrac, axis, M, rel_wsd, ks, t_wsd, gbs,
-           100.0 * gbs / copy_gbs, copy_gbs, copies);
+           "of the copy's %.0f GB/s) | stream-K %.2f us %.0f GB/s (%.0f %%), %d copies rotated\n", N, K, dfrac, axis,
+           M, rel_wsd, ks, t_wsd, gbs, 100.0 * gbs / copy_gbs, copy_gbs, t_sk, gbs_sk, 100.0 * gbs_sk / copy_gbs,
+           copies);
     cudaFree(ca); cudaFree(cb); cudaFree(svc); cudaFree(dvc); cudaFree(smc);
   }
   cudaFree(sv); cudaFree(dv); cudaFree(sm); cudaFree(x); cudaFree(y0); cudaFree(y1); cudaFree(sblk);
-  cudaFree(dblk); cudaFree(orow);
+  cudaFree(dblk); cudaFree(orow); cudaFree(sk_ws); cudaFree(sk_cnt);
   if (rel > 5e-3 || bad) { fprintf(stderr, "MISMATCH\n"); return 2; }
   return 0;
 }

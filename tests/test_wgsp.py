@@ -42,8 +42,10 @@ def test_wgsp_min_m_switch(min_m, monkeypatch):
 
 @pytest.fixture
 def env_switch(monkeypatch, request):
-    """Sets one of the read-once switches SPENSE_WGSP_CLUSTER / SPENSE_WGSD_MIN_M for one test."""
-    fns = {"SPENSE_WGSP_CLUSTER": wgsp.wgsp_cluster, "SPENSE_WGSD_MIN_M": wgsp.wgsd_min_m}
+    """Sets one of the read-once switches SPENSE_WGSP_CLUSTER / SPENSE_WGSD_MIN_M / SPENSE_WGSD_SK for one
+    test."""
+    fns = {"SPENSE_WGSP_CLUSTER": wgsp.wgsp_cluster, "SPENSE_WGSD_MIN_M": wgsp.wgsd_min_m,
+           "SPENSE_WGSD_SK": wgsp.wgsd_stream_k}
 
     def set_(name: str, v: str | None):
         if v is None:
@@ -56,18 +58,23 @@ def env_switch(monkeypatch, request):
 
 
 def test_cluster_and_decode_form_switches(env_switch):
-    """Both forms not yet measured on a GPU are off by default; SPENSE_WGSP_CLUSTER takes 0 or 1 and
-    SPENSE_WGSD_MIN_M 0..64 (the decode form's 64 tokens per CTA); anything else is refused in one line."""
-    env_switch("SPENSE_WGSP_CLUSTER", None)
-    env_switch("SPENSE_WGSD_MIN_M", None)
-    assert wgsp.wgsp_cluster() is False and wgsp.wgsd_min_m() == 0
+    """The cluster prefill and the decode form are off by default, and the decode form is stream-K;
+    SPENSE_WGSP_CLUSTER and SPENSE_WGSD_SK take 0 or 1 and SPENSE_WGSD_MIN_M 0..64 (the decode form's 64
+    tokens per work block); anything else is refused in one line."""
+    for name in ("SPENSE_WGSP_CLUSTER", "SPENSE_WGSD_MIN_M", "SPENSE_WGSD_SK"):
+        env_switch(name, None)
+    assert wgsp.wgsp_cluster() is False and wgsp.wgsd_min_m() == 0 and wgsp.wgsd_stream_k() is True
     env_switch("SPENSE_WGSP_CLUSTER", "1")
     env_switch("SPENSE_WGSD_MIN_M", "17")
-    assert wgsp.wgsp_cluster() is True and wgsp.wgsd_min_m() == 17
-    for name, bad in (("SPENSE_WGSP_CLUSTER", "2"), ("SPENSE_WGSD_MIN_M", "65"), ("SPENSE_WGSD_MIN_M", "x")):
+    env_switch("SPENSE_WGSD_SK", "0")
+    assert wgsp.wgsp_cluster() is True and wgsp.wgsd_min_m() == 17 and wgsp.wgsd_stream_k() is False
+    fns = {"SPENSE_WGSP_CLUSTER": wgsp.wgsp_cluster, "SPENSE_WGSD_MIN_M": wgsp.wgsd_min_m,
+           "SPENSE_WGSD_SK": wgsp.wgsd_stream_k}
+    for name, bad in (("SPENSE_WGSP_CLUSTER", "2"), ("SPENSE_WGSD_MIN_M", "65"), ("SPENSE_WGSD_MIN_M", "x"),
+                      ("SPENSE_WGSD_SK", "2")):
         env_switch(name, bad)
         with pytest.raises(DeviceError, match=name):
-            wgsp.wgsd_min_m() if name == "SPENSE_WGSD_MIN_M" else wgsp.wgsp_cluster()
+            fns[name]()
 
 
 def test_decode_form_declines_off_the_gpu(env_switch):
@@ -130,17 +137,19 @@ def test_gpu_wgsp_prefill_matches_reference(min_m, kind):
 @pytest.mark.gpu
 @sm90
 @pytest.mark.parametrize("kind", ["blocks", "rows"])
-def test_gpu_wgsp_cluster_and_decode_forms_match_reference(min_m, env_switch, kind):
+@pytest.mark.parametrize("stream_k", ["1", "0"])
+def test_gpu_wgsp_cluster_and_decode_forms_match_reference(min_m, env_switch, kind, stream_k):
     """The prefill form in clusters of two (SPENSE_WGSP_CLUSTER=1; at M = 300 an odd number of token tiles,
-    the cluster padded with a CTA past M) and the decode form (SPENSE_WGSD_MIN_M, M = 1, 7, 16, 33, 64) of
-    a compacted bf16 layer at 25 % dense, within bf16 rounding of the float64 reference; a compacted layer
-    at M >= SPENSE_WGSD_MIN_M runs the decode form (the same bits as called directly; below it the mma.sp
-    kernel, within rounding)."""
+    the cluster padded with a CTA past M) and the decode form (SPENSE_WGSD_MIN_M, M = 1, 7, 16, 33, 64;
+    stream-K or K split over clusters) of a compacted bf16 layer at 25 % dense, within bf16 rounding of the
+    float64 reference; a compacted layer at M >= SPENSE_WGSD_MIN_M runs the decode form (the same bits as
+    called directly, on every call; below it the mma.sp kernel, within rounding)."""
     m, wref, gen = compacted(kind, 12)
     K = m.in_features
     min_m("65")
     env_switch("SPENSE_WGSP_CLUSTER", "1")
     env_switch("SPENSE_WGSD_MIN_M", "16")
+    env_switch("SPENSE_WGSD_SK", stream_k)
     for M in (1, 7, 16, 33, 64, 200, 300, 2048):
         x = torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16)
         ref = x.double() @ wref.T

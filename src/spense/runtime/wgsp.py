@@ -12,11 +12,15 @@ Where it does not apply (another GPU than sm_90, FP8 weights, a layout with a co
 not in eights, K not a multiple of 64) :func:`wgsp_forward` returns None and the caller unpacks as
 before.
 
-Two more forms of the same kernel, built but not yet measured on a GPU, so off by default:
-``SPENSE_WGSP_CLUSTER=1`` runs prefill in clusters of two CTAs on neighbouring token tiles, each loading
-half of every weight box and multicasting it to both; ``SPENSE_WGSD_MIN_M=m`` (1..64) sends compacted
-bf16 layers at M = m..64 through the decode form (64 tokens and 8 row tiles per CTA, K split over a
-cluster of up to 8 CTAs) instead of the mma.sp decode kernel, whose M = 32-64 reloads x per MMA.
+Two more forms, off by default: ``SPENSE_WGSP_CLUSTER=1`` runs prefill in clusters of two CTAs on
+neighbouring token tiles, each loading half of every weight box and multicasting it to both (measured:
+0.94-1.0x of the plain form, benchmarks/results/wgsd_2026-12-01); ``SPENSE_WGSD_MIN_M=m`` (1..64) sends
+compacted bf16 layers at M = m..64 through a decode form (64 tokens and 8 row tiles per work block,
+csrc/spense_wgsd.cuh) instead of the mma.sp decode kernel, whose M = 32-64 reloads x per MMA.  The decode
+form is stream-K (``SPENSE_WGSD_SK=1``, the default: one CTA per SM, each streaming an equal share of the
+layer's weight bytes, split blocks finished by the last CTA to arrive) or the K split over clusters
+(``SPENSE_WGSD_SK=0``).  Stream-K keeps one fp32 workspace per device (:func:`_sk_workspace`): layers on
+one device must not run it on two streams at once.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import torch
 from spense.runtime import mmasp
 
 WGSD_MAX_M = 64  # the decode form: one CTA holds 64 tokens
+_EMPTY_F = torch.empty(0, dtype=torch.float32)  # the workspace arguments of the forms that take none
+_EMPTY_I = torch.empty(0, dtype=torch.int32)
 
 
 @functools.lru_cache(maxsize=None)
@@ -52,6 +58,30 @@ def wgsd_min_m() -> int:
     return mmasp._env_int("SPENSE_WGSD_MIN_M", 0, 0, WGSD_MAX_M)
 
 
+@functools.lru_cache(maxsize=None)
+def wgsd_stream_k() -> bool:
+    """Whether the decode form runs stream-K rather than K split over clusters (``SPENSE_WGSD_SK``, 0 or 1;
+    default 1)."""
+    return mmasp._env_int("SPENSE_WGSD_SK", 1, 0, 1) == 1
+
+
+SK_PART = 32 * 256  # floats of one CTA's partial sums (csrc/spense_wgsd.cuh WSD_PART)
+SK_MAX_BLOCKS = 1 << 16  # row blocks of 128 rows a layer may have under stream-K (the counts' length)
+_sk_ws: dict = {}
+
+
+def _sk_workspace(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The stream-K form's fp32 workspace (two partial sums per SM) and int32 counts (one per row block,
+    zeroed here once; every launch leaves them zeroed) for ``device``, made on first use and kept: CUDA
+    graphs hold their addresses."""
+    key = (device.type, device.index if device.index is not None else torch.cuda.current_device())
+    if key not in _sk_ws:
+        n_sm = torch.cuda.get_device_properties(key[1]).multi_processor_count
+        _sk_ws[key] = (torch.empty(2 * n_sm * SK_PART, dtype=torch.float32, device=device),
+                       torch.zeros(SK_MAX_BLOCKS, dtype=torch.int32, device=device))
+    return _sk_ws[key]
+
+
 def wgsp_layer_applies(kw: mmasp.KernelWeights, in_features: int) -> bool:
     """Whether the kernel can serve these weights at all: bf16 on an sm_90 GPU, no column gather, K a
     multiple of 64, row tiles of each kind in eights (the kernel's CTAs hold 8 or 16 row tiles of 16 rows)."""
@@ -66,11 +96,12 @@ def wgsp_applies(kw: mmasp.KernelWeights, x2: torch.Tensor) -> bool:
             and wgsp_layer_applies(kw, x2.shape[1]))
 
 
-def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False) -> torch.Tensor | None:
+def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False,
+                 stream_k: bool | None = None) -> torch.Tensor | None:
     """``x2 @ W.T`` (M, N) bf16 through the sparse warpgroup MMA kernel, or None where it does not apply
     (:func:`wgsp_applies`, an extension built for another arch than sm_90a, or the kernel's own refusal).
-    ``decode``: the decode form (M <= 64); else the prefill form (in clusters of two under
-    :func:`wgsp_cluster`)."""
+    ``decode``: the decode form (M <= 64; stream-K or K split over clusters as ``stream_k`` says, default
+    :func:`wgsd_stream_k`); else the prefill form (in clusters of two under :func:`wgsp_cluster`)."""
     if not wgsp_applies(kw, x2) or (decode and x2.shape[0] > WGSD_MAX_M):
         return None
     ext = mmasp.load_extension()
@@ -78,7 +109,10 @@ def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False
         return None
     x2 = x2 if x2.stride(1) == 1 else x2.contiguous()
     y = torch.empty(x2.shape[0], kw.n_out, dtype=torch.bfloat16, device=x2.device)
-    form = 2 if decode else int(wgsp_cluster())
+    if decode and (wgsd_stream_k() if stream_k is None else stream_k):
+        form, (ws, cnt) = 3, _sk_workspace(x2.device)
+    else:
+        form, ws, cnt = (2 if decode else int(wgsp_cluster())), _EMPTY_F, _EMPTY_I
     ok = ext.spense_wgsp(y, kw.sv, kw.sm, kw.dv, x2, kw.sblk, kw.dblk, kw.out_row, kw.rows_sparse // 16,
-                         kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, form)
+                         kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, form, ws, cnt)
     return y if ok else None

@@ -32,7 +32,7 @@
 #include "spense_mmasp_reg.cuh"   // spense_mmasp_kernel: weights through registers (stages == 0)
 #include "spense_mmasp_bulk.cuh"  // spense_mmasp_bulk_kernel: weights through a shared-memory ring (sm_90)
 #include "spense_mmasp_xs.cuh"    // spense_mmasp_xs_kernel: x fragments shared by the warps of a CTA
-#include "spense_wgsp_ws.cuh"     // spense_wgsp_ws_kernel: prefill on sparse warpgroup MMA (sm_90a builds)
+#include "spense_wgsd.cuh"        // spense_wgsp_ws_kernel (prefill) and the decode forms on sparse warpgroup MMA
 
 // x through its fragments (xf), or straight, pair by pair
 #define LAUNCH(RT_, NT_, F_)                                                                        \
@@ -264,12 +264,13 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
 // spense.runtime.wgsp.wgsp_forward checks before calling): y (M x N, rows of stride y.stride(0)) = the
 // layer on x (M x K bf16, unit column stride), from the decode layout at RT = 1.  form 0: launch_wgsp_ws;
 // 1: the same in clusters of two CTAs that share each weight load by multicast (CL = 2); 2: the decode
-// form for M <= 64 (launch_wgsd, K split over a cluster).  Returns false where the kernel does not apply
-// (row tiles not in eights, K not a multiple of 64, unaligned x or weights, M > 64 for form 2): the caller
-// falls back.
+// form for M <= 64 (launch_wgsd, K split over a cluster); 3: the stream-K decode form (launch_wgsd_sk, one
+// CTA per SM; ws: its fp32 workspace, cnt: its int32 counts, zeroed once; both unused by the other forms).
+// Returns false where the kernel does not apply (row tiles not in eights, K not a multiple of 64, unaligned x
+// or weights, M > 64 for forms 2 and 3, a workspace too small): the caller falls back.
 bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::Tensor x,
                  torch::Tensor sblk, torch::Tensor dblk, torch::Tensor out_row, int64_t Bs, int64_t Bd, int64_t Ss,
-                 int64_t SdA, int64_t SdB, int64_t form) {
+                 int64_t SdA, int64_t SdB, int64_t form, torch::Tensor ws, torch::Tensor cnt) {
   TORCH_CHECK(x.is_cuda() && x.scalar_type() == at::kBFloat16 && x.dim() == 2 && x.stride(1) == 1,
               "wgsp: x must be a 2-D bf16 CUDA tensor with unit column stride");
   TORCH_CHECK(y.is_cuda() && y.scalar_type() == at::kBFloat16 && y.dim() == 2 && y.stride(1) == 1 &&
@@ -277,10 +278,24 @@ bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Ten
   TORCH_CHECK(sblk.scalar_type() == at::kInt && dblk.scalar_type() == at::kInt && out_row.scalar_type() == at::kInt,
               "wgsp: int32 block tables");
   const c10::cuda::CUDAGuard guard(x.device());
-  TORCH_CHECK(form >= 0 && form <= 2, "wgsp: form must be 0, 1 or 2, got ", form);
+  TORCH_CHECK(form >= 0 && form <= 3, "wgsp: form must be 0, 1, 2 or 3, got ", form);
+  cudaError_t e;
+  if (form == 3) {
+    TORCH_CHECK(ws.is_cuda() && ws.scalar_type() == at::kFloat && cnt.is_cuda() && cnt.scalar_type() == at::kInt &&
+                    ws.is_contiguous() && cnt.is_contiguous(), "wgsp: stream-K needs a float32 workspace and int32 counts");
+    e = launch_wgsd_sk<WSD_STAGES>(
+        at::cuda::getCurrentCUDAStream(), (const uint4*)sv.data_ptr(), (const uint32_t*)sm.data_ptr(),
+        (const uint4*)dv.data_ptr(), (const __nv_bfloat16*)x.data_ptr(), (int)x.stride(0), (int)x.size(1),
+        (int)x.size(0), sblk.data_ptr<int>(), dblk.data_ptr<int>(), out_row.data_ptr<int>(),
+        (__nv_bfloat16*)y.data_ptr(), (int)y.stride(0), (int)Bs, (int)Bd, (int)Ss, (int)SdA, (int)SdB,
+        ws.data_ptr<float>(), ws.numel(), cnt.data_ptr<int>(), cnt.numel());
+    if (e == cudaErrorInvalidValue) return false;
+    C10_CUDA_CHECK(e);
+    return true;
+  }
   const auto launch = form == 0 ? launch_wgsp_ws<WS_STAGES, 0, 1> : form == 1 ? launch_wgsp_ws<WS_STAGES, 0, 2>
-                                                                               : launch_wgsd<WS_STAGES, 0>;
-  const cudaError_t e = launch(
+                                                                               : launch_wgsd<WSD_STAGES, 0>;
+  e = launch(
       at::cuda::getCurrentCUDAStream(), (const uint4*)sv.data_ptr(), (const uint32_t*)sm.data_ptr(),
       (const uint4*)dv.data_ptr(), (const __nv_bfloat16*)x.data_ptr(), (int)x.stride(0), (int)x.size(1),
       (int)x.size(0), sblk.data_ptr<int>(), dblk.data_ptr<int>(), out_row.data_ptr<int>(),
@@ -296,5 +311,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "xperm: x in x_perm order)");
   m.def("spense_wgsp", &spense_wgsp,
         "Spense GEMM on sparse warpgroup MMA (sm_90a builds; form 0 prefill, 1 prefill in clusters of two, 2 decode "
-        "form for M <= 64; false where it does not apply)");
+        "form for M <= 64 in clusters along K, 3 stream-K decode form; false where it does not apply)");
 }

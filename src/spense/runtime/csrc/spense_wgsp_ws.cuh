@@ -26,7 +26,6 @@
 #include "spense_wgsp.cuh"
 
 constexpr int WS_STAGES = 4;                     // ring slots
-constexpr int WSD_STAGES = 8;                    // ring slots of the decode form (more weight bytes in flight)
 constexpr int WS_MAXQ = 1024;                    // 64-K steps per row tile at most (K <= 65536)
 // A per slot: 8 TPC row tiles x 2 KB (a dense step; a sparse one takes 1152 B per tile); a slot: x tile, then A
 __host__ __device__ constexpr int ws_a_bytes(int tpc) { return 8 * tpc * 2048; }
@@ -467,44 +466,5 @@ inline cudaError_t launch_wgsp_ws(cudaStream_t stream, const uint4* sv, const ui
     if (!wgsp_maps(&maps, TILES / CL, WG_N, sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB))
       return cudaErrorInvalidValue;
     return run_wgsp_ws<S, TPC, CL, WG_N, 1>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
-  }
-}
-
-// The K split of the decode form for `blocks` CTAs of 8 row tiles: the KS in {1, 2, 4, 8} with the fewest
-// waves per unit of work, ceil(blocks KS / SMs) / KS (the smaller KS on a tie: fewer partial sums).  It
-// counts every SM as free for clusters (whole clusters must fit in a GPC: cudaOccupancyMaxActiveClusters
-// would say how many do), and the output bits depend on KS, so they may differ between GPUs of other SM
-// counts (never between runs on one GPU).
-inline int wsd_split(int blocks) {
-  const long n_sm = ws_sm_count();
-  if (n_sm == 0) return 1;
-  int best = 1;
-  long best_w = (blocks + n_sm - 1) / n_sm;  // waves of the best so far, times 1 / best
-  for (int ks = 2; ks <= 8; ks *= 2) {
-    const long w = ((long)blocks * ks + n_sm - 1) / n_sm;
-    if (w * best < best_w * ks) {
-      best = ks;
-      best_w = w;
-    }
-  }
-  return best;
-}
-
-// y = the layer on M <= 64 tokens through the decode form (8 row tiles and 64 tokens per CTA, the K steps split
-// over a cluster of KS CTAs; KS = 0: wsd_split); cudaErrorInvalidValue where it does not apply (M > 64, or as
-// launch_wgsp_ws).  Harness only (benchmarks/wgsp_check.cu at M <= 64), not yet run on a GPU.
-template <int S = WSD_STAGES, int KS = 0>
-inline cudaError_t launch_wgsd(cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv,
-                               const __nv_bfloat16* x, int ldx, int K, int M, const int* sblk, const int* dblk,
-                               const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
-                               int SdB) {
-  if (M > 64 || !wg_fits(8, sv, sm, dv, x, ldx, K, M, Bs, Bd) || K / 64 > WS_MAXQ) return cudaErrorInvalidValue;
-  WgMaps maps;
-  if (!wgsp_maps(&maps, 8, 64, sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB)) return cudaErrorInvalidValue;
-  switch (KS > 0 ? KS : wsd_split((Bs + Bd) / 8)) {
-    case 1: return run_wgsp_ws<S, 1, 1, 64, 1>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
-    case 2: return run_wgsp_ws<S, 1, 1, 64, 2>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
-    case 4: return run_wgsp_ws<S, 1, 1, 64, 4>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
-    default: return run_wgsp_ws<S, 1, 1, 64, 8>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
   }
 }

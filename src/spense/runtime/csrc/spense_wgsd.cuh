@@ -1,0 +1,291 @@
+// The decode forms (M <= 64 tokens) of the Spense GEMM on sparse warpgroup MMA (sm_90a), on the decode
+// kernels' weight layout: 8 row tiles (128 output rows) and 64 tokens per work block, the operands fed by TMA
+// into a ring of WSD_STAGES slots, as spense_wgsp_ws_kernel does for prefill.  At M <= 64 the MMAs are few and
+// the kernel's time is the time to stream the weights, so what matters is that every SM streams all the time.
+// Two ways to spread a layer of few row blocks over the SMs:
+// - launch_wgsd: the K steps of each row block split over a cluster of KS CTAs, partial sums added through
+//   distributed shared memory (spense_wgsp_ws_kernel with KS > 1);
+// - launch_wgsd_sk (stream-K): one persistent CTA per SM, each streaming an equal share of the whole layer's
+//   weight bytes, a contiguous run of (row block, K step) pairs that may start and end inside a row block.
+//   The ring runs on across row blocks, so the producer fetches the next block's steps while the consumers
+//   store the last one's sums.  A block split between CTAs is finished by whichever of them arrives last
+//   (an atomic count per block, never a wait), which adds the partial sums in CTA order: the same bits on
+//   every run.
+#pragma once
+#include "spense_wgsp_ws.cuh"
+
+constexpr int WSD_STAGES = 8;  // ring slots of the decode forms (8 x 24 KB: more weight bytes in flight)
+constexpr int WSD_PART = 32 * 256;  // floats of one partial sum: 32 accumulators x 256 consumer threads
+
+// The K split of the cluster form for `blocks` CTAs of 8 row tiles.  Measured on the Qwen3 shapes at M = 1-64
+// (benchmarks/results/wgsd_2026-12-01/b_81c10c2, 8 ring slots): a K split of 2 was fastest wherever the row
+// blocks leave SMs idle (1.1-1.3x over no split; 4 and 8 slower but on one shape), none where they do not.
+inline int wsd_split(int blocks) {
+  const int n_sm = ws_sm_count();
+  return n_sm > 0 && blocks < n_sm ? 2 : 1;
+}
+
+// y = the layer on M <= 64 tokens through the cluster form (8 row tiles and 64 tokens per CTA, the K steps split
+// over a cluster of KS CTAs; KS = 0: wsd_split); cudaErrorInvalidValue where it does not apply (M > 64, or as
+// launch_wgsp_ws).
+template <int S = WSD_STAGES, int KS = 0>
+inline cudaError_t launch_wgsd(cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv,
+                               const __nv_bfloat16* x, int ldx, int K, int M, const int* sblk, const int* dblk,
+                               const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
+                               int SdB) {
+  if (M > 64 || !wg_fits(8, sv, sm, dv, x, ldx, K, M, Bs, Bd) || K / 64 > WS_MAXQ) return cudaErrorInvalidValue;
+  WgMaps maps;
+  if (!wgsp_maps(&maps, 8, 64, sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB)) return cudaErrorInvalidValue;
+  switch (KS > 0 ? KS : wsd_split((Bs + Bd) / 8)) {
+    case 1: return run_wgsp_ws<S, 1, 1, 64, 1>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
+    case 2: return run_wgsp_ws<S, 1, 1, 64, 2>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
+    case 4: return run_wgsp_ws<S, 1, 1, 64, 4>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
+    default: return run_wgsp_ws<S, 1, 1, 64, 8>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
+  }
+}
+
+// Where the stream-K form's steps lie.  Work is counted in units of 1 KB of weights: a sparse step of a block
+// (8 row tiles x 1152 B) costs 9, a dense step (8 x 2 KB) 16.  Blocks in order: nbs sparse-row blocks (Ss
+// sparse then SdA dense steps: cs units each), then nbd dense-row blocks (SdB dense steps: cd units).  CTA c
+// of G streams the steps that start in units [u0(c), u0(c + 1)), u0(c) = floor(c T / G).
+struct SkGeo {
+  int nbs, nbd, Ss, SdA, SdB, G;
+  long long cs, cd, T;
+  __host__ __device__ SkGeo(int Bs, int Bd, int ss, int sda, int sdb, int g)
+      : nbs(Bs / 8), nbd(Bd / 8), Ss(ss), SdA(sda), SdB(sdb), G(g), cs(9LL * ss + 16LL * sda), cd(16LL * sdb),
+        T((long long)(Bs / 8) * (9LL * ss + 16LL * sda) + (long long)(Bd / 8) * 16LL * sdb) {}
+  __host__ __device__ int steps(int b) const { return b < nbs ? Ss + SdA : SdB; }
+  __host__ __device__ long long u0(int c) const { return (long long)c * T / G; }
+  // the unit where step q of block b starts
+  __host__ __device__ long long start(int b, int q) const {
+    if (b < nbs) return b * cs + (q <= Ss ? 9LL * q : 9LL * Ss + 16LL * (q - Ss));
+    return nbs * cs + (b - nbs) * cd + 16LL * q;
+  }
+  // the CTA whose units hold unit s: the largest c with u0(c) <= s
+  __host__ __device__ int cta_of(long long s) const { return (int)(((s + 1) * G + T - 1) / T) - 1; }
+  // the first step starting at or after unit u, as (block b, step q); (nbs + nbd, 0) past the end
+  __host__ __device__ void locate(long long u, int& b, int& q) const {
+    if (u >= T) {
+      b = nbs + nbd;
+      q = 0;
+      return;
+    }
+    long long r;
+    if (u < nbs * cs) {
+      b = (int)(u / cs);
+      r = u - b * cs;
+      q = r <= 9LL * Ss ? (int)((r + 8) / 9) : Ss + (int)((r - 9LL * Ss + 15) / 16);
+    } else {
+      b = nbs + (int)((u - nbs * cs) / cd);
+      r = u - nbs * cs - (b - nbs) * cd;
+      q = (int)((r + 15) / 16);
+    }
+    if (q >= steps(b)) {
+      ++b;
+      q = 0;
+    }
+  }
+};
+
+// The stream-K kernel: grid G (at most one CTA per SM), 384 threads as spense_wgsp_ws_kernel (a producer
+// warpgroup, two consumer warpgroups of 4 row tiles each).  ws: [G][2][WSD_PART] floats (a CTA's partial sums
+// of its first and of its last block), cnt: one zeroed int per block (left zeroed).
+template <int S>
+__global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
+    const __grid_constant__ WgMaps maps, int M, const int* __restrict__ sblk, const int* __restrict__ dblk,
+    const int* __restrict__ out_row, __nv_bfloat16* __restrict__ y, int ldy, int Bs, int Bd, int Ss, int SdA,
+    int SdB, float* __restrict__ ws, int* __restrict__ cnt) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  constexpr int NT = 64, XT = NT * 128, SLOT = ws_slot(1, NT);
+  extern __shared__ uint8_t ws_raw[];
+  uint8_t* ring = ws_raw + wg_align1024(ws_raw);
+  const uint32_t full0 = smem_addr(ring + S * SLOT), empty0 = full0 + S * 8;
+  int* cols_s = reinterpret_cast<int*>(ring + S * SLOT + 2 * S * 8);  // a sparse-row block's step q: x column
+  int* cols_d = cols_s + WS_MAXQ;                                      // a dense-row block's
+  int* last = cols_d + WS_MAXQ;                                        // this CTA finishes the block (epilogue)
+  const int wg = __shfl_sync(0xffffffffu, (int)(threadIdx.x >> 7), 0), tid = threadIdx.x & 127;
+  const SkGeo geo(Bs, Bd, Ss, SdA, SdB, (int)gridDim.x);
+  const int cta = (int)blockIdx.x;
+  int b0, q0, b1, q1;  // this CTA's steps: from (b0, q0) up to, not including, (b1, q1)
+  geo.locate(geo.u0(cta), b0, q0);
+  geo.locate(geo.u0(cta + 1), b1, q1);
+  if (threadIdx.x == 0) {
+    tma_prefetch(&maps.x);
+    if (Bs > 0 && Ss > 0) {
+      tma_prefetch(&maps.v);
+      tma_prefetch(&maps.m);
+    }
+    if (Bs > 0 && SdA > 0) tma_prefetch(&maps.da);
+    if (Bd > 0 && SdB > 0) tma_prefetch(&maps.db);
+    for (int s = 0; s < S; ++s) {
+      mbar_init(full0 + 8 * s, 1);
+      mbar_init(empty0 + 8 * s, 8);  // every consumer warp
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  if (Bs > 0)
+    for (int q = threadIdx.x; q < Ss + SdA; q += 384) cols_s[q] = wg_col(q, Ss, sblk, dblk);
+  if (Bd > 0)
+    for (int q = threadIdx.x; q < SdB; q += 384) cols_d[q] = wg_col(q, 0, sblk, dblk);
+  __syncthreads();
+
+  if (wg == 0) {  // ---------------- producer: one thread walks this CTA's steps ----------------
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n" ::: "memory");
+    if (tid != 0) return;
+    int i = 0;  // ring index: this CTA's step count so far
+    for (int b = b0, q = q0; b < b1 || (b == b1 && q < q1); ++b, q = 0) {
+      const bool sp_rows = b < geo.nbs;
+      const int qe = b == b1 ? q1 : geo.steps(b);
+      for (; q < qe; ++q, ++i) {
+        const int s = i % S;
+        if (i >= S) mbar_wait(empty0 + 8 * s, ((i / S) - 1) & 1);
+        const uint32_t slot = smem_addr(ring + s * SLOT), ab = slot + XT, fb = full0 + 8 * s;
+        const bool sparse = sp_rows && q < Ss;
+        mbar_arrive_expect_tx(fb, XT + 8 * (sparse ? 1024 + 128 : 2048));
+        tma_load_2d(slot, &maps.x, sp_rows ? cols_s[q] : cols_d[q], 0, fb);
+        if (sparse) {
+          tma_load_3d(ab, &maps.v, 0, q, 8 * b, fb);
+          tma_load_3d(ab + 8 * 1024, &maps.m, 0, q, 8 * b, fb);
+        } else if (sp_rows) {
+          tma_load_3d(ab, &maps.da, 0, 2 * (q - Ss), 8 * b, fb);
+        } else {
+          tma_load_3d(ab, &maps.db, 0, 2 * q, 8 * b - Bs, fb);
+        }
+      }
+    }
+    return;  // the consumers wait for every slot's bytes, so none is in flight when the CTA exits
+  }
+
+  // ---------------- consumers: warpgroup wg - 1 on row tiles 4 (wg - 1) .. + 3 of each block ----------------
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n" ::: "memory");
+  const int warp = tid >> 5, lane = tid & 31, lt = 4 * (wg - 1) + warp, ct = threadIdx.x - 128;
+  float acc[NT / 2];
+  WgA a[2];
+  int free_from = 0;  // ring slots of steps below this index are freed
+  // ring step i (its A for this warp from its slot, then its wgmmas on register set f); sparse and dense steps
+  // run in loops of their own, so that no wgmma sits on a branch (C7520)
+  auto step = [&](auto sparse_tag, int i, WgA& f) {
+    constexpr bool SPARSE = decltype(sparse_tag)::value;
+    const int s = i % S;
+    mbar_wait(full0 + 8 * s, (i / S) & 1);
+    const uint4* as = reinterpret_cast<const uint4*>(ring + s * SLOT + XT);
+    const uint64_t d0 = wg_desc(smem_addr(ring + s * SLOT));
+    if constexpr (SPARSE) {
+      f.v[0] = as[lt * 64 + lane];
+      f.v[1] = as[lt * 64 + 32 + lane];
+      f.e = reinterpret_cast<const uint32_t*>(as + 8 * 64)[lt * 32 + lane];
+    } else {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) f.v[j] = as[lt * 128 + 32 * j + lane];
+    }
+    wg_fence_acc(acc);
+    wg_fence();
+    if constexpr (SPARSE) {
+      wgmma_sp<0>(acc, f.v[0], d0, f.e);
+      wgmma_sp<1>(acc, f.v[1], d0 + 4, f.e);
+    } else {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) wgmma_dense(acc, f.v[j], d0 + 2 * j);
+    }
+    wg_commit();
+    wg_wait<1>();  // step i - 1's MMAs are done: its slot and its A set are free
+    wg_fence_acc(acc);
+    if (i - 1 >= free_from && lane == 0) mbar_arrive(empty0 + 8 * ((i - 1) % S));
+  };
+  using SP = std::true_type;
+  using DE = std::false_type;
+  int i = 0;
+  for (int b = b0, q = q0; b < b1 || (b == b1 && q < q1); ++b, q = 0) {
+    const int Qb = geo.steps(b), qe = b == b1 ? q1 : Qb, nsp = b < geo.nbs ? Ss : 0;
+#pragma unroll
+    for (int j = 0; j < NT / 2; ++j) acc[j] = 0.f;
+    wg_fence_acc(acc);  // the zeros pinned here, not sunk into the paths around the wgmmas (C7515)
+    const int ns = q < nsp ? min(qe, nsp) - q : 0, nl = qe - q;  // sparse steps, all steps of this run
+    int k = 0;
+    for (; k + 1 < ns; k += 2) {
+      step(SP{}, i + k, a[0]);
+      step(SP{}, i + k + 1, a[1]);
+    }
+    if (k < ns) {
+      step(SP{}, i + k, a[0]);
+      ++k;
+      wg_wait<0>();
+      wg_fence_acc(acc);
+    }
+    for (; k + 1 < nl; k += 2) {
+      step(DE{}, i + k, a[0]);
+      step(DE{}, i + k + 1, a[1]);
+    }
+    if (k < nl) step(DE{}, i + k, a[0]);
+    i += nl;
+    wg_wait<0>();
+    wg_fence_acc(acc);
+    if (lane == 0) mbar_arrive(empty0 + 8 * ((i - 1) % S));  // the run's last slot, now, not at the next step
+    free_from = i;
+    // the epilogue: the whole block here, or this CTA's part of it
+    const int c_first = geo.cta_of(geo.start(b, 0)), c_last = geo.cta_of(geo.start(b, Qb - 1));
+    const int tile = 8 * b + lt;
+    if (c_first == c_last) {
+      wg_store(acc, tile, 0, lane, out_row, y, ldy, M);
+      continue;
+    }
+    const int slot = b == b0 ? 0 : 1;  // this CTA's first block, or its last
+    float* part = ws + ((size_t)cta * 2 + slot) * WSD_PART + ct;
+#pragma unroll
+    for (int j = 0; j < NT / 2; ++j) __stcg(part + j * 256, acc[j]);
+    __threadfence();  // the partial sums visible to the GPU before the count says so
+    asm volatile("bar.sync 1, 256;\n" ::: "memory");
+    if (ct == 0) {
+      const bool fin = atomicAdd(cnt + b, 1) == c_last - c_first;
+      if (fin) cnt[b] = 0;  // every part has arrived: no one else touches the count in this launch
+      *last = fin;
+    }
+    asm volatile("bar.sync 1, 256;\n" ::: "memory");
+    if (*last) {  // the last to arrive adds every part, in CTA order (into acc: its own part is in ws too)
+      __threadfence();
+#pragma unroll
+      for (int j = 0; j < NT / 2; ++j) acc[j] = 0.f;
+      for (int c = c_first; c <= c_last; ++c) {
+        int bc, qc;
+        geo.locate(geo.u0(c), bc, qc);  // block b is CTA c's first (slot 0) or its last (slot 1)
+        const float* p = ws + ((size_t)c * 2 + (bc == b ? 0 : 1)) * WSD_PART + ct;
+#pragma unroll
+        for (int j = 0; j < NT / 2; ++j) acc[j] += __ldcg(p + j * 256);
+      }
+      wg_store(acc, tile, 0, lane, out_row, y, ldy, M);
+    }
+  }
+#endif
+}
+
+// the stream-K form's grid: one CTA per SM, fewer where the layer is small (at least 128 units, eight dense
+// steps, per CTA)
+inline int wsd_sk_grid(const SkGeo& geo) {
+  const long long n_sm = ws_sm_count();
+  return (int)std::max(1LL, std::min(n_sm > 0 ? n_sm : 1LL, geo.T / 128));
+}
+// bytes of shared memory of the stream-K kernel: the ring, its barriers, two column tables, a flag
+constexpr int wsd_sk_smem(int S) { return ws_smem(S, 1, 64) + 4 * WS_MAXQ + 16; }
+
+// y = the layer on M <= 64 tokens through the stream-K form; ws: at least 2 wsd_sk_grid WSD_PART floats, cnt:
+// at least (Bs + Bd) / 8 ints, zeroed before the first launch (each launch leaves them zeroed).
+// cudaErrorInvalidValue where it does not apply (as launch_wgsd, or ws / cnt too small).
+template <int S = WSD_STAGES>
+inline cudaError_t launch_wgsd_sk(cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv,
+                                  const __nv_bfloat16* x, int ldx, int K, int M, const int* sblk, const int* dblk,
+                                  const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
+                                  int SdB, float* ws, long long ws_floats, int* cnt, long long cnt_ints) {
+  if (M > 64 || !wg_fits(8, sv, sm, dv, x, ldx, K, M, Bs, Bd) || K / 64 > WS_MAXQ) return cudaErrorInvalidValue;
+  const SkGeo geo(Bs, Bd, Ss, SdA, SdB, 1);
+  const int G = wsd_sk_grid(geo);
+  if (ws_floats < 2LL * G * WSD_PART || cnt_ints < (Bs + Bd) / 8) return cudaErrorInvalidValue;
+  WgMaps maps;
+  if (!wgsp_maps(&maps, 8, 64, sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB)) return cudaErrorInvalidValue;
+  constexpr int SMEM = wsd_sk_smem(S);
+  auto kernel = spense_wgsd_sk_kernel<S>;
+  static unsigned set_on = 0;
+  const cudaError_t e = wg_smem_limit(kernel, SMEM, set_on);
+  if (e != cudaSuccess) return e;
+  kernel<<<G, 384, SMEM, stream>>>(maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB, ws, cnt);
+  return cudaGetLastError();
+}
