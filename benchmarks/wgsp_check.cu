@@ -227,7 +227,7 @@ int main(int argc, char** argv) {
       CK(cudaMemcpy(svc + L.nsv * c, sv, L.nsv * 16, cudaMemcpyDeviceToDevice));
       CK(cudaMemcpy(dvc + L.ndv * c, dv, L.ndv * 16, cudaMemcpyDeviceToDevice));
       CK(cudaMemcpy(smc + L.nsm * c, sm, L.nsm * 4, cudaMemcpyDeviceToDevice));
-      if (!wgsp_maps(&maps[c], 8, 64, svc + L.nsv * c, smc + L.nsm * c, dvc + L.ndv * c, x, K, K, M, L.Bs, L.Bd,
+      if (!wgsp_maps(&maps[c], 8, wsd_xrows(M), svc + L.nsv * c, smc + L.nsm * c, dvc + L.ndv * c, x, K, K, M, L.Bs, L.Bd,
                      L.Ss, L.SdA, L.SdB)) { fprintf(stderr, "no tensor map\n"); exit(1); }
     }
     int it = 0, ks_run = ks, s_run = WSD_STAGES;

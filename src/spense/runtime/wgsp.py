@@ -17,9 +17,9 @@ neighbouring token tiles, each loading half of every weight box and multicasting
 0.94-1.0x of the plain form, benchmarks/results/wgsd_2026-12-01); ``SPENSE_WGSD_MIN_M=m`` (1..64) sends
 compacted bf16 layers at M = m..64 through a decode form (64 tokens and 8 row tiles per work block,
 csrc/spense_wgsd.cuh) instead of the mma.sp decode kernel, whose M = 32-64 reloads x per MMA.  The decode
-form is stream-K (``SPENSE_WGSD_SK=1``, the default: one CTA per SM, each streaming an equal share of the
-layer's weight bytes, split blocks finished by the last CTA to arrive) or the K split over clusters
-(``SPENSE_WGSD_SK=0``).  Stream-K keeps one fp32 workspace per device (:func:`_sk_workspace`): layers on
+form is stream-K (``SPENSE_WGSD_SK=1``: one CTA per SM, each streaming an equal share of the layer's
+weight bytes, split blocks finished by the last CTA to arrive) or the K split over clusters
+(``SPENSE_WGSD_SK=0``); by default stream-K on long rows, clusters on short ones (:func:`wgsd_stream_k`).  Stream-K keeps one fp32 workspace per device (:func:`_sk_workspace`): layers on
 one device must not run it on two streams at once.
 """
 
@@ -58,11 +58,17 @@ def wgsd_min_m() -> int:
     return mmasp._env_int("SPENSE_WGSD_MIN_M", 0, 0, WGSD_MAX_M)
 
 
+SK_MIN_K = 8192  # SPENSE_WGSD_SK=2: stream-K from this K (in_features) on
+
+
 @functools.lru_cache(maxsize=None)
-def wgsd_stream_k() -> bool:
-    """Whether the decode form runs stream-K rather than K split over clusters (``SPENSE_WGSD_SK``, 0 or 1;
-    default 1)."""
-    return mmasp._env_int("SPENSE_WGSD_SK", 1, 0, 1) == 1
+def wgsd_stream_k() -> int:
+    """How the decode form spreads a layer over the SMs (``SPENSE_WGSD_SK``): 0 K split over clusters, 1
+    stream-K, 2 (default) stream-K for K >= ``SK_MIN_K``, clusters below.  Measured per layer at M = 1-64
+    (benchmarks/results/wgsd_2026-12-01/c_960dd9f): stream-K 1.01-1.43x of dense on the long rows (8B.down,
+    32B.down, and even on 32B.gate_up), clusters 1.02-1.19x on the short ones (8B.qkv, o, gate_up), where
+    stream-K's split blocks cost more than they spread."""
+    return mmasp._env_int("SPENSE_WGSD_SK", 2, 0, 2)
 
 
 SK_PART = 32 * 256  # floats of one CTA's partial sums (csrc/spense_wgsd.cuh WSD_PART)
@@ -101,7 +107,7 @@ def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False
     """``x2 @ W.T`` (M, N) bf16 through the sparse warpgroup MMA kernel, or None where it does not apply
     (:func:`wgsp_applies`, an extension built for another arch than sm_90a, or the kernel's own refusal).
     ``decode``: the decode form (M <= 64; stream-K or K split over clusters as ``stream_k`` says, default
-    :func:`wgsd_stream_k`); else the prefill form (in clusters of two under :func:`wgsp_cluster`)."""
+    as :func:`wgsd_stream_k` says); else the prefill form (in clusters of two under :func:`wgsp_cluster`)."""
     if not wgsp_applies(kw, x2) or (decode and x2.shape[0] > WGSD_MAX_M):
         return None
     ext = mmasp.load_extension()
@@ -109,7 +115,8 @@ def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False
         return None
     x2 = x2 if x2.stride(1) == 1 else x2.contiguous()
     y = torch.empty(x2.shape[0], kw.n_out, dtype=torch.bfloat16, device=x2.device)
-    if decode and (wgsd_stream_k() if stream_k is None else stream_k):
+    mode = wgsd_stream_k() if stream_k is None else int(stream_k)
+    if decode and (mode == 1 or (mode == 2 and x2.shape[1] >= SK_MIN_K)):
         form, (ws, cnt) = 3, _sk_workspace(x2.device)
     else:
         form, ws, cnt = (2 if decode else int(wgsp_cluster())), _EMPTY_F, _EMPTY_I

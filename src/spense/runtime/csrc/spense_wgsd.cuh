@@ -35,7 +35,7 @@ inline cudaError_t launch_wgsd(cudaStream_t stream, const uint4* sv, const uint3
                                int SdB) {
   if (M > 64 || !wg_fits(8, sv, sm, dv, x, ldx, K, M, Bs, Bd) || K / 64 > WS_MAXQ) return cudaErrorInvalidValue;
   WgMaps maps;
-  if (!wgsp_maps(&maps, 8, 64, sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB)) return cudaErrorInvalidValue;
+  if (!wgsp_maps(&maps, 8, wsd_xrows(M), sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB)) return cudaErrorInvalidValue;
   switch (KS > 0 ? KS : wsd_split((Bs + Bd) / 8)) {
     case 1: return run_wgsp_ws<S, 1, 1, 64, 1>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
     case 2: return run_wgsp_ws<S, 1, 1, 64, 2>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
@@ -97,6 +97,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
     int SdB, float* __restrict__ ws, int* __restrict__ cnt) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int NT = 64, XT = NT * 128, SLOT = ws_slot(1, NT);
+  const int XB = wsd_xrows(M) * 128;  // x bytes loaded per step: M's rows (the others zeroed once)
   extern __shared__ uint8_t ws_raw[];
   uint8_t* ring = ws_raw + wg_align1024(ws_raw);
   const uint32_t full0 = smem_addr(ring + S * SLOT), empty0 = full0 + S * 8;
@@ -127,6 +128,11 @@ __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
     for (int q = threadIdx.x; q < Ss + SdA; q += 384) cols_s[q] = wg_col(q, Ss, sblk, dblk);
   if (Bd > 0)
     for (int q = threadIdx.x; q < SdB; q += 384) cols_d[q] = wg_col(q, 0, sblk, dblk);
+  if (XB < XT) {  // the rows of every slot's x tile that no load writes: zeros, for the async proxy too
+    for (int o = threadIdx.x * 16; o < S * (XT - XB); o += 384 * 16)
+      *reinterpret_cast<uint4*>(ring + (o / (XT - XB)) * SLOT + XB + o % (XT - XB)) = make_uint4(0, 0, 0, 0);
+    fence_proxy_async();
+  }
   __syncthreads();
 
   if (wg == 0) {  // ---------------- producer: one thread walks this CTA's steps ----------------
@@ -141,7 +147,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
         if (i >= S) mbar_wait(empty0 + 8 * s, ((i / S) - 1) & 1);
         const uint32_t slot = smem_addr(ring + s * SLOT), ab = slot + XT, fb = full0 + 8 * s;
         const bool sparse = sp_rows && q < Ss;
-        mbar_arrive_expect_tx(fb, XT + 8 * (sparse ? 1024 + 128 : 2048));
+        mbar_arrive_expect_tx(fb, XB + 8 * (sparse ? 1024 + 128 : 2048));
         tma_load_2d(slot, &maps.x, sp_rows ? cols_s[q] : cols_d[q], 0, fb);
         if (sparse) {
           tma_load_3d(ab, &maps.v, 0, q, 8 * b, fb);
@@ -232,7 +238,8 @@ __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
     const int slot = b == b0 ? 0 : 1;  // this CTA's first block, or its last
     float* part = ws + ((size_t)cta * 2 + slot) * WSD_PART + ct;
 #pragma unroll
-    for (int j = 0; j < NT / 2; ++j) __stcg(part + j * 256, acc[j]);
+    for (int j = 0; j < NT / 2; ++j)  // register j holds tokens 8 (j >> 2) ..: none past M is kept
+      if (8 * (j >> 2) < M) __stcg(part + j * 256, acc[j]);
     __threadfence();  // the partial sums visible to the GPU before the count says so
     asm volatile("bar.sync 1, 256;\n" ::: "memory");
     if (ct == 0) {
@@ -250,7 +257,8 @@ __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
         geo.locate(geo.u0(c), bc, qc);  // block b is CTA c's first (slot 0) or its last (slot 1)
         const float* p = ws + ((size_t)c * 2 + (bc == b ? 0 : 1)) * WSD_PART + ct;
 #pragma unroll
-        for (int j = 0; j < NT / 2; ++j) acc[j] += __ldcg(p + j * 256);
+        for (int j = 0; j < NT / 2; ++j)
+          if (8 * (j >> 2) < M) acc[j] += __ldcg(p + j * 256);
       }
       wg_store(acc, tile, 0, lane, out_row, y, ldy, M);
     }
@@ -280,7 +288,7 @@ inline cudaError_t launch_wgsd_sk(cudaStream_t stream, const uint4* sv, const ui
   const int G = wsd_sk_grid(geo);
   if (ws_floats < 2LL * G * WSD_PART || cnt_ints < (Bs + Bd) / 8) return cudaErrorInvalidValue;
   WgMaps maps;
-  if (!wgsp_maps(&maps, 8, 64, sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB)) return cudaErrorInvalidValue;
+  if (!wgsp_maps(&maps, 8, wsd_xrows(M), sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB)) return cudaErrorInvalidValue;
   constexpr int SMEM = wsd_sk_smem(S);
   auto kernel = spense_wgsd_sk_kernel<S>;
   static unsigned set_on = 0;

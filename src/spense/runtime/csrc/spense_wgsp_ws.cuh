@@ -26,6 +26,9 @@
 #include "spense_wgsp.cuh"
 
 constexpr int WS_STAGES = 4;                     // ring slots
+// rows of x a decode form (64 tokens per tile, M <= 64) loads per step: M rounded up to eights.  The tile's
+// other rows are zeroed once; loading them as out-of-bounds rows was slower than loading real ones (e2e v17)
+__host__ __device__ constexpr int wsd_xrows(int M) { return M >= 64 ? 64 : (M + 7) / 8 * 8; }
 constexpr int WS_MAXQ = 1024;                    // 64-K steps per row tile at most (K <= 65536)
 // A per slot: 8 TPC row tiles x 2 KB (a dense step; a sparse one takes 1152 B per tile); a slot: x tile, then A
 __host__ __device__ constexpr int ws_a_bytes(int tpc) { return 8 * tpc * 2048; }
@@ -132,6 +135,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
   static_assert(CL == 1 || CL == 2, "clusters of one or two CTAs");
   static_assert(KS == 1 || (CL == 1 && NT == 64 && TPC * NT / 2 * 256 * 4 <= S * ws_slot(TPC, NT)), "K split");
   constexpr int TILES = 8 * TPC, XT = NT * 128, SLOT = ws_slot(TPC, NT), SHARE = TILES / CL;  // XT: x tile bytes
+  const int XB = NT == 64 ? wsd_xrows(M) * 128 : XT;  // the bytes of x loaded per step (the decode form: M's)
   extern __shared__ uint8_t ws_raw[];
   uint8_t* ring = ws_raw + wg_align1024(ws_raw);  // indexed from the shared array: loads stay ld.shared
   const uint32_t full0 = smem_addr(ring + S * SLOT), empty0 = full0 + S * 8;
@@ -166,6 +170,13 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");  // visible to the async proxy
   }
   for (int q = threadIdx.x; q < Q; q += 384) cols[q] = wg_col(q, nsp, sblk, dblk);
+  if constexpr (NT == 64) {
+    if (XB < XT) {  // the rows of every slot's x tile that no load writes: zeros, for the async proxy too
+      for (int o = threadIdx.x * 16; o < S * (XT - XB); o += 384 * 16)
+        *reinterpret_cast<uint4*>(ring + (o / (XT - XB)) * SLOT + XB + o % (XT - XB)) = make_uint4(0, 0, 0, 0);
+      fence_proxy_async();
+    }
+  }
   __syncthreads();
   if constexpr (CL > 1) {  // every CTA's barriers initialised before any multicast or remote arrival
     cluster_arrive();
@@ -186,7 +197,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
       const int s = i % S, q = KS == 1 ? i : (i < ns ? s_lo + i : nsp + d_lo + (i - ns));  // q: the global step
       if (i >= S) mbar_wait(empty0 + 8 * s, ((i / S) - 1) & 1);
       const uint32_t slot = smem_addr(ring + s * SLOT), ab = slot + XT, fb = full0 + 8 * s;
-      mbar_arrive_expect_tx(fb, XT + TILES * (i < ns ? 1024 + 128 : 2048));  // the whole step, all shares
+      mbar_arrive_expect_tx(fb, XB + TILES * (i < ns ? 1024 + 128 : 2048));  // the whole step, all shares
       tma_load_2d(slot, &maps.x, cols[q], tok0, fb);
       if (i < ns) {  // [TILES][1 KB] values, then [TILES][128 B] metadata words
         load_a(ab + share0 * 1024, &maps.v, q, tile0 + share0, fb);
@@ -311,10 +322,12 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
 #pragma unroll
       for (int jj = 0; jj < JN; ++jj)
 #pragma unroll
-        for (int r = 0; r < KS; ++r)
-          part[jj][r] = ld_cluster_f32(smem_addr(red + (m * (NT / 2) + rk + jj * KS) * 256 + ct), r);
+        for (int r = 0; r < KS; ++r)  // register j holds tokens 8 (j >> 2) ..: none past M is read
+          part[jj][r] = 8 * ((rk + jj * KS) >> 2) < M
+                            ? ld_cluster_f32(smem_addr(red + (m * (NT / 2) + rk + jj * KS) * 256 + ct), r) : 0.f;
 #pragma unroll
       for (int jj = 0; jj < JN; ++jj) {
+        if (8 * ((rk + jj * KS) >> 2) >= M) continue;
         float v = 0.f;
 #pragma unroll
         for (int r = 0; r < KS; ++r) v += part[jj][r];  // in rank order: the same bits on every run
