@@ -58,16 +58,17 @@ def wgsd_min_m() -> int:
     return mmasp._env_int("SPENSE_WGSD_MIN_M", 0, 0, WGSD_MAX_M)
 
 
-SK_MIN_K = 8192  # SPENSE_WGSD_SK=2: stream-K from this K (in_features) on
+SK_MIN_K = 8192  # SPENSE_WGSD_SK=2: stream-K from this K (in_features) on, or from SK_MIN_NK weights
+SK_MIN_NK = 1 << 27
 
 
 @functools.lru_cache(maxsize=None)
 def wgsd_stream_k() -> int:
     """How the decode form spreads a layer over the SMs (``SPENSE_WGSD_SK``): 0 K split over clusters, 1
-    stream-K, 2 (default) stream-K for K >= ``SK_MIN_K``, clusters below.  Measured per layer at M = 1-64
-    (benchmarks/results/wgsd_2026-12-01/c_960dd9f): stream-K 1.01-1.43x of dense on the long rows (8B.down,
-    32B.down, and even on 32B.gate_up), clusters 1.02-1.19x on the short ones (8B.qkv, o, gate_up), where
-    stream-K's split blocks cost more than they spread."""
+    stream-K, 2 (default) stream-K for K >= ``SK_MIN_K`` or N K >= ``SK_MIN_NK``, clusters otherwise.
+    Measured per layer at M = 1-64 (benchmarks/results/wgsd_2026-12-01, c_960dd9f and d_35ffbb7): stream-K
+    is the faster on the long rows and the largest layer (8B.down, 32B.down, 32B.gate_up), clusters on the
+    short ones (8B.qkv, o, gate_up), where stream-K's split blocks cost more than they spread."""
     return mmasp._env_int("SPENSE_WGSD_SK", 2, 0, 2)
 
 
@@ -116,7 +117,7 @@ def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False
     x2 = x2 if x2.stride(1) == 1 else x2.contiguous()
     y = torch.empty(x2.shape[0], kw.n_out, dtype=torch.bfloat16, device=x2.device)
     mode = wgsd_stream_k() if stream_k is None else int(stream_k)
-    if decode and (mode == 1 or (mode == 2 and x2.shape[1] >= SK_MIN_K)):
+    if decode and (mode == 1 or (mode == 2 and (x2.shape[1] >= SK_MIN_K or kw.n_out * x2.shape[1] >= SK_MIN_NK))):
         form, (ws, cnt) = 3, _sk_workspace(x2.device)
     else:
         form, ws, cnt = (2 if decode else int(wgsp_cluster())), _EMPTY_F, _EMPTY_I

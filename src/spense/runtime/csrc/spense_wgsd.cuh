@@ -257,8 +257,8 @@ __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
         geo.locate(geo.u0(c), bc, qc);  // block b is CTA c's first (slot 0) or its last (slot 1)
         const float* p = ws + ((size_t)c * 2 + (bc == b ? 0 : 1)) * WSD_PART + ct;
 #pragma unroll
-        for (int j = 0; j < NT / 2; ++j)
-          if (8 * (j >> 2) < M) acc[j] += __ldcg(p + j * 256);
+        for (int j = 0; j < NT / 2; ++j) acc[j] += __ldcg(p + j * 256);  // all: loads behind a branch each ran
+        // one at a time (M = 64 1.7x slower, e2e v17); the registers of tokens past M are never stored
       }
       wg_store(acc, tile, 0, lane, out_row, y, ldy, M);
     }
