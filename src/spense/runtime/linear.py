@@ -47,6 +47,7 @@ from spense.errors import DeviceError, FormatError, InputError
 from spense.format import PackedSpense, SpenseLayout, pack, unpack
 from spense.runtime.mmasp import default_stages, gathered_fragments, x_perm, x_perm_max_m, xfrag_plan_min_m
 from spense.runtime.wgsp import wgsd_min_m, wgsp_forward, wgsp_layer_applies, wgsp_min_m
+from spense.runtime.wgsp import sk_workspace
 from spense.runtime.shapes import bucket as _bucket
 
 BACKENDS = ("reference", "cusparselt", "triton", "mmasp", "auto")
@@ -412,6 +413,8 @@ class SpenseLinear(nn.Module):
             return False
         if "wgsd" not in self._cache:
             self._cache["wgsd"] = wgsp_layer_applies(self._kernel, self.in_features)
+            if self._cache["wgsd"]:  # stream-K's workspace made here, before any CUDA graph is captured
+                sk_workspace(self._kernel.sv.device)
         return self._cache["wgsd"]
 
     def _apply_backend(self, x2: torch.Tensor, xf: torch.Tensor | None = None) -> torch.Tensor:
@@ -445,7 +448,8 @@ class SpenseLinear(nn.Module):
             if M > DECODE_MAX_M:
                 continue
             c = self._auto_choice(M) if self.backend == "auto" else "mmasp"
-            if fragments and mm and c == "mmasp" and M >= xfrag_plan_min_m() and not self._wgsd_serves(M):
+            wgsd = self._wgsd_serves(M)  # always asked here: it makes stream-K's workspace before any capture
+            if fragments and mm and c == "mmasp" and M >= xfrag_plan_min_m() and not wgsd:
                 if self._x_perm_fits(M):
                     self._perm_buckets.add(_bucket(M))
                 else:

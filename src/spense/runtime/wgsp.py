@@ -19,7 +19,7 @@ compacted bf16 layers at M = m..64 through a decode form (64 tokens and 8 row ti
 csrc/spense_wgsd.cuh) instead of the mma.sp decode kernel, whose M = 32-64 reloads x per MMA.  The decode
 form is stream-K (``SPENSE_WGSD_SK=1``: one CTA per SM, each streaming an equal share of the layer's
 weight bytes, split blocks finished by the last CTA to arrive) or the K split over clusters
-(``SPENSE_WGSD_SK=0``); by default stream-K on long rows, clusters on short ones (:func:`wgsd_stream_k`).  Stream-K keeps one fp32 workspace per device (:func:`_sk_workspace`): layers on
+(``SPENSE_WGSD_SK=0``); by default stream-K on long rows, clusters on short ones (:func:`wgsd_stream_k`).  Stream-K keeps one fp32 workspace per device (:func:`sk_workspace`): layers on
 one device must not run it on two streams at once.
 """
 
@@ -77,12 +77,15 @@ SK_MAX_BLOCKS = 1 << 16  # row blocks of 128 rows a layer may have under stream-
 _sk_ws: dict = {}
 
 
-def _sk_workspace(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def sk_workspace(device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The stream-K form's fp32 workspace (two partial sums per SM) and int32 counts (one per row block,
     zeroed here once; every launch leaves them zeroed) for ``device``, made on first use and kept: CUDA
-    graphs hold their addresses."""
+    graphs hold their addresses.  None while a CUDA graph is being captured and none was made before
+    (memory made there would belong to the graph's pool): :meth:`SpenseLinear.plan` makes it beforehand."""
     key = (device.type, device.index if device.index is not None else torch.cuda.current_device())
     if key not in _sk_ws:
+        if torch.cuda.is_current_stream_capturing():
+            return None
         n_sm = torch.cuda.get_device_properties(key[1]).multi_processor_count
         _sk_ws[key] = (torch.empty(2 * n_sm * SK_PART, dtype=torch.float32, device=device),
                        torch.zeros(SK_MAX_BLOCKS, dtype=torch.int32, device=device))
@@ -117,9 +120,11 @@ def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False
     x2 = x2 if x2.stride(1) == 1 else x2.contiguous()
     y = torch.empty(x2.shape[0], kw.n_out, dtype=torch.bfloat16, device=x2.device)
     mode = wgsd_stream_k() if stream_k is None else int(stream_k)
-    if decode and (mode == 1 or (mode == 2 and (x2.shape[1] >= SK_MIN_K or kw.n_out * x2.shape[1] >= SK_MIN_NK))):
-        form, (ws, cnt) = 3, _sk_workspace(x2.device)
-    else:
+    sk = decode and (mode == 1 or (mode == 2 and (x2.shape[1] >= SK_MIN_K or kw.n_out * x2.shape[1] >= SK_MIN_NK)))
+    wsc = sk_workspace(x2.device) if sk else None
+    if wsc is not None:
+        form, (ws, cnt) = 3, wsc
+    else:  # the prefill forms, the cluster decode form, or stream-K with no workspace yet
         form, ws, cnt = (2 if decode else int(wgsp_cluster())), _EMPTY_F, _EMPTY_I
     ok = ext.spense_wgsp(y, kw.sv, kw.sm, kw.dv, x2, kw.sblk, kw.dblk, kw.out_row, kw.rows_sparse // 16,
                          kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, form, ws, cnt)
