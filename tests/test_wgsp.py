@@ -58,16 +58,16 @@ def env_switch(monkeypatch, request):
 
 
 def test_cluster_and_decode_form_switches(env_switch):
-    """The cluster prefill and the decode form are off by default, and the decode form picks stream-K by
-    the layer (2); SPENSE_WGSP_CLUSTER takes 0 or 1, SPENSE_WGSD_SK 0..2 and SPENSE_WGSD_MIN_M 0..64 (the
+    """The cluster prefill is off by default, the decode form serves M = 17..64 and picks stream-K by the
+    layer (2); SPENSE_WGSP_CLUSTER takes 0 or 1, SPENSE_WGSD_SK 0..2 and SPENSE_WGSD_MIN_M 0..64 (the
     decode form's 64 tokens per work block); anything else is refused in one line."""
     for name in ("SPENSE_WGSP_CLUSTER", "SPENSE_WGSD_MIN_M", "SPENSE_WGSD_SK"):
         env_switch(name, None)
-    assert wgsp.wgsp_cluster() is False and wgsp.wgsd_min_m() == 0 and wgsp.wgsd_stream_k() == 2
+    assert wgsp.wgsp_cluster() is False and wgsp.wgsd_min_m() == 17 and wgsp.wgsd_stream_k() == 2
     env_switch("SPENSE_WGSP_CLUSTER", "1")
-    env_switch("SPENSE_WGSD_MIN_M", "17")
+    env_switch("SPENSE_WGSD_MIN_M", "1")
     env_switch("SPENSE_WGSD_SK", "0")
-    assert wgsp.wgsp_cluster() is True and wgsp.wgsd_min_m() == 17 and wgsp.wgsd_stream_k() == 0
+    assert wgsp.wgsp_cluster() is True and wgsp.wgsd_min_m() == 1 and wgsp.wgsd_stream_k() == 0
     fns = {"SPENSE_WGSP_CLUSTER": wgsp.wgsp_cluster, "SPENSE_WGSD_MIN_M": wgsp.wgsd_min_m,
            "SPENSE_WGSD_SK": wgsp.wgsd_stream_k}
     for name, bad in (("SPENSE_WGSP_CLUSTER", "2"), ("SPENSE_WGSD_MIN_M", "65"), ("SPENSE_WGSD_MIN_M", "x"),

@@ -12,9 +12,9 @@ Where it does not apply (another GPU than sm_90, FP8 weights, a layout with a co
 not in eights, K not a multiple of 64) :func:`wgsp_forward` returns None and the caller unpacks as
 before.
 
-Two more forms, off by default: ``SPENSE_WGSP_CLUSTER=1`` runs prefill in clusters of two CTAs on
+Two more forms: ``SPENSE_WGSP_CLUSTER=1`` (off by default) runs prefill in clusters of two CTAs on
 neighbouring token tiles, each loading half of every weight box and multicasting it to both (measured:
-0.94-1.0x of the plain form, benchmarks/results/wgsd_2026-12-01); ``SPENSE_WGSD_MIN_M=m`` (1..64) sends
+0.94-1.0x of the plain form, benchmarks/results/wgsd_2026-12-01); ``SPENSE_WGSD_MIN_M=m`` (1..64, default 17) sends
 compacted bf16 layers at M = m..64 through a decode form (64 tokens and 8 row tiles per work block,
 csrc/spense_wgsd.cuh) instead of the mma.sp decode kernel, whose M = 32-64 reloads x per MMA.  The decode
 form is stream-K (``SPENSE_WGSD_SK=1``: one CTA per SM, each streaming an equal share of the layer's
@@ -53,9 +53,11 @@ def wgsp_cluster() -> bool:
 @functools.lru_cache(maxsize=None)
 def wgsd_min_m() -> int:
     """Smallest M that a compacted bf16 layer sends through the decode form (:func:`wgsp_forward` with
-    ``decode=True``) instead of the mma.sp kernel: ``SPENSE_WGSD_MIN_M`` (read once; 1..64; default 0 =
-    never)."""
-    return mmasp._env_int("SPENSE_WGSD_MIN_M", 0, 0, WGSD_MAX_M)
+    ``decode=True``) instead of the mma.sp kernel: ``SPENSE_WGSD_MIN_M`` (read once; 1..64; 0 = never;
+    default 17: per layer the decode form beat the mma.sp kernel with x's fragments at M = 32 and 64 on all
+    six Qwen3 shapes, 1.1-1.5x, and lost at M = 16 on 8B.o and 8B.down; end to end on 8B at B = 32 it took
+    the step to 1.03x of dense, from 0.86x; benchmarks/results/wgsd_2026-12-01)."""
+    return mmasp._env_int("SPENSE_WGSD_MIN_M", 17, 0, WGSD_MAX_M)
 
 
 SK_MIN_K = 8192  # SPENSE_WGSD_SK=2: stream-K from this K (in_features) on, or from SK_MIN_NK weights
