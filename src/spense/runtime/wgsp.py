@@ -14,13 +14,14 @@ before.
 
 Two more forms: ``SPENSE_WGSP_CLUSTER=1`` (off by default) runs prefill in clusters of two CTAs on
 neighbouring token tiles, each loading half of every weight box and multicasting it to both (measured:
-0.94-1.0x of the plain form, benchmarks/results/wgsd_2026-12-01); ``SPENSE_WGSD_MIN_M=m`` (1..64, default 17) sends
-compacted bf16 layers at M = m..64 through a decode form (64 tokens and 8 row tiles per work block,
-csrc/spense_wgsd.cuh) instead of the mma.sp decode kernel, whose M = 32-64 reloads x per MMA.  The decode
+0.94-1.0x of the plain form, benchmarks/results/wgsd_2026-12-01); ``SPENSE_WGSD_MIN_M=m`` (1..64,
+default 17) sends compacted bf16 layers at M = m..64 through a decode form (64 tokens and 8 row tiles
+per work block, csrc/spense_wgsd.cuh) instead of the mma.sp decode kernel, whose M = 32-64 reloads x per MMA.  The decode
 form is stream-K (``SPENSE_WGSD_SK=1``: one CTA per SM, each streaming an equal share of the layer's
 weight bytes, split blocks finished by the last CTA to arrive) or the K split over clusters
-(``SPENSE_WGSD_SK=0``); by default stream-K on long rows, clusters on short ones (:func:`wgsd_stream_k`).  Stream-K keeps one fp32 workspace per device (:func:`sk_workspace`): layers on
-one device must not run it on two streams at once.
+(``SPENSE_WGSD_SK=0``); by default stream-K on long rows, clusters on short ones (:func:`wgsd_stream_k`).
+Stream-K keeps one fp32 workspace per device (:func:`sk_workspace`): layers on one device must not run it
+on two streams at once.
 """
 
 from __future__ import annotations
@@ -122,7 +123,8 @@ def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False
     x2 = x2 if x2.stride(1) == 1 else x2.contiguous()
     y = torch.empty(x2.shape[0], kw.n_out, dtype=torch.bfloat16, device=x2.device)
     mode = wgsd_stream_k() if stream_k is None else int(stream_k)
-    sk = decode and (mode == 1 or (mode == 2 and (x2.shape[1] >= SK_MIN_K or kw.n_out * x2.shape[1] >= SK_MIN_NK)))
+    long_rows = x2.shape[1] >= SK_MIN_K or kw.n_out * x2.shape[1] >= SK_MIN_NK
+    sk = decode and (mode == 1 or (mode == 2 and long_rows))
     wsc = sk_workspace(x2.device) if sk else None
     if wsc is not None:
         form, (ws, cnt) = 3, wsc

@@ -282,7 +282,8 @@ bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Ten
   cudaError_t e;
   if (form == 3) {
     TORCH_CHECK(ws.is_cuda() && ws.scalar_type() == at::kFloat && cnt.is_cuda() && cnt.scalar_type() == at::kInt &&
-                    ws.is_contiguous() && cnt.is_contiguous(), "wgsp: stream-K needs a float32 workspace and int32 counts");
+                    ws.is_contiguous() && cnt.is_contiguous(),
+                "wgsp: stream-K needs a float32 workspace and int32 counts");
     e = launch_wgsd_sk<WSD_STAGES>(
         at::cuda::getCurrentCUDAStream(), (const uint4*)sv.data_ptr(), (const uint32_t*)sm.data_ptr(),
         (const uint4*)dv.data_ptr(), (const __nv_bfloat16*)x.data_ptr(), (int)x.stride(0), (int)x.size(1),

@@ -121,12 +121,13 @@ struct WgMaps {
 // block: each loads half of every step's A box and multicasts it to both (A's bytes from L2 per CTA halved;
 // x stays per CTA), a slot is refilled only once both CTAs' consumers have freed it (`empty` counts the
 // consumer warps of both), and the CTAs leave together (no arrival may reach a CTA that has exited).
-// Written after e2e v16; harness only (wgsp_check.cu column wgsp_wsc), not yet run on a GPU.
+// Correct on the H200 but no faster (0.94-1.0x of CL = 1: the limit is on the SM's side, not L2's;
+// benchmarks/results/wgsd_2026-12-01), so SPENSE_WGSP_CLUSTER stays off.
 // NT, KS: the decode form (M <= NT = 64 tokens, one token tile): the K steps split over a cluster of KS CTAs
 // along grid x (rank r: its share of the sparse steps, then of the dense ones), each rank's fp32 partial sums
 // added through distributed shared memory in rank order (the same bits on every run), each rank storing its
-// share of the outputs.  So a layer of few row blocks still streams its weights from every SM.  Written after
-// e2e v16; harness only (wgsp_check.cu at M <= 64), not yet run on a GPU.
+// share of the outputs.  So a layer of few row blocks still streams its weights from every SM (launch_wgsd,
+// spense_wgsd.cuh; measured there).
 template <int S, int TPC, int CL = 1, int NT = WG_N, int KS = 1>  // + tokens per CTA, K split
 __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
     const __grid_constant__ WgMaps maps, int M, const int* __restrict__ sblk, const int* __restrict__ dblk,
@@ -460,7 +461,7 @@ inline cudaError_t run_wgsp_ws(cudaStream_t stream, const WgMaps& maps, int M, c
 // (ws_half_ctas_win), else 1.  cudaErrorInvalidValue where it does not apply (row tiles of each kind not in
 // eights, K not a multiple of 64 or above 65536, x, its rows or the weights not 16-byte aligned, no tensor
 // map): the caller falls back.  CL = 2: clusters of two CTAs on neighbouring token tiles sharing A (token
-// tiles padded to even; harness only, not yet measured)
+// tiles padded to even; measured no faster: off)
 template <int S = WS_STAGES, int TPC = 0, int CL = 1>
 inline cudaError_t launch_wgsp_ws(cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv,
                                   const __nv_bfloat16* x, int ldx, int K, int M, const int* sblk, const int* dblk,
