@@ -304,7 +304,7 @@ def test_gpu_mmasp_dependent_launch_and_pipelined(pdl, pf, xs, split):
 
 @pytest.mark.skipif(not __import__("shutil").which("nvcc"), reason="needs nvcc")
 def test_wgsp_prefill_gemm_builds_for_sm90a(tmp_path):
-    """The wgmma.sp prefill GEMMs (spense_wgsp.cuh, spense_wgsp_ws.cuh) and their harness compile for
+    """The wgmma.sp GEMMs (spense_wgsp.cuh, spense_wgsp_ws.cuh, spense_wgsd.cuh) and their harness compile for
     sm_90a with no spills and no serialized wgmma (ptxas -v); what they compute is checked on the device
     by benchmarks/run_wgsp.sh."""
     root = os.path.join(os.path.dirname(__file__), "..")
@@ -314,10 +314,12 @@ def test_wgsp_prefill_gemm_builds_for_sm90a(tmp_path):
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     lines = r.stderr.splitlines()
-    entries = [k for k, s in enumerate(lines) if "Compiling entry function" in s and "spense_wgsp" in s]
+    entries = [k for k, s in enumerate(lines) if "Compiling entry function" in s
+               and ("spense_wgsp" in s or "spense_wgsd" in s)]
     # spense_wgsp_kernel, spense_wgsp_ws_kernel<4, TPC, CL> for TPC 1, 2 and CL 1, 2 (the harness's clusters),
-    # and the decode form <4, 1, 1, 64, KS> for KS 1, 2, 4, 8
-    assert len(entries) == 9, entries
+    # the cluster decode form <S, 1, 1, 64, KS> for S 4, 8 (the harness's sweep) and KS 1, 2, 4, 8, and the
+    # stream-K decode form spense_wgsd_sk_kernel<8>
+    assert len(entries) == 14, entries
     for i in entries:
         props = " ".join(lines[i:i + 3])
         assert "0 bytes spill stores" in props, props
