@@ -148,9 +148,11 @@ int main(int argc, char** argv) {
   const long long sk_floats = 2LL * std::max(1, ws_sm_count()) * WSD_PART, sk_ints = (L.Bs + L.Bd) / 8 + 1;
   float* sk_ws; int* sk_cnt;
   CK(cudaMalloc(&sk_ws, sk_floats * 4)); CK(cudaMalloc(&sk_cnt, sk_ints * 4)); CK(cudaMemset(sk_cnt, 0, sk_ints * 4));
+  int sk_grid = 0;  // CTAs of the stream-K form (0: one per SM)
+  unsigned long long* sk_trace = nullptr;
   auto wsd_sk = [&](const uint4* v, const uint32_t* m_, const uint4* d) {
     CK(launch_wgsd_sk(0, v, m_, d, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd, L.Ss, L.SdA, L.SdB, sk_ws,
-                      sk_floats, sk_cnt, sk_ints));
+                      sk_floats, sk_cnt, sk_ints, sk_grid, sk_trace));
   };
   if (with_wsd) {
     rel_wsd = std::max(rel_wsd, check([&] { wsd_sk(sv, sm, dv); }, "wgsd_sk"));
@@ -227,8 +229,8 @@ int main(int argc, char** argv) {
       CK(cudaMemcpy(svc + L.nsv * c, sv, L.nsv * 16, cudaMemcpyDeviceToDevice));
       CK(cudaMemcpy(dvc + L.ndv * c, dv, L.ndv * 16, cudaMemcpyDeviceToDevice));
       CK(cudaMemcpy(smc + L.nsm * c, sm, L.nsm * 4, cudaMemcpyDeviceToDevice));
-      if (!wgsp_maps(&maps[c], 8, wsd_xrows(M), svc + L.nsv * c, smc + L.nsm * c, dvc + L.ndv * c, x, K, K, M, L.Bs, L.Bd,
-                     L.Ss, L.SdA, L.SdB)) { fprintf(stderr, "no tensor map\n"); exit(1); }
+      if (!wgsp_maps(&maps[c], 8, wsd_xrows(M), svc + L.nsv * c, smc + L.nsm * c, dvc + L.ndv * c, x, K, K, M,
+                     L.Bs, L.Bd, L.Ss, L.SdA, L.SdB)) { fprintf(stderr, "no tensor map\n"); exit(1); }
     }
     int it = 0, ks_run = ks, s_run = WSD_STAGES;
     auto run = [&]() {
@@ -248,10 +250,49 @@ int main(int argc, char** argv) {
     it = 0;
     const float t_wsd = timeit(run);
     int it_sk = 0;
-    const float t_sk = timeit([&] {
+    auto run_sk = [&] {
       const int c = it_sk++ % copies;
       wsd_sk(svc + L.nsv * c, smc + L.nsm * c, dvc + L.ndv * c);
-    });
+    };
+    const float t_sk = timeit(run_sk);
+    if (getenv("WGSD_SWEEP") && with_wsd) {
+      // stream-K on fewer CTAs, then one launch's timeline (clocks per CTA: entry, first operands in, last MMAs
+      // done, exit), to see where its time goes
+      printf("sksweep N=%d K=%d d=%.3f axis=%c M=%d | us by CTAs:", N, K, dfrac, axis, M);
+      for (int g : {0, 96, 66, 33}) {
+        sk_grid = g;
+        printf(" G%d %.2f", g, timeit(run_sk));
+      }
+      printf("\n");
+      sk_grid = 0;
+      const int G = wsd_sk_grid(SkGeo(L.Bs, L.Bd, L.Ss, L.SdA, L.SdB, 1));
+      CK(cudaMalloc(&sk_trace, (size_t)G * 4 * 8));
+      CK(cudaMemset(sk_trace, 0, (size_t)G * 4 * 8));
+      for (int r = 0; r < 3; ++r) run_sk();  // the last of three back-to-back launches
+      CK(cudaDeviceSynchronize());
+      std::vector<unsigned long long> tr((size_t)G * 4);
+      CK(cudaMemcpy(tr.data(), sk_trace, tr.size() * 8, cudaMemcpyDeviceToHost));
+      CK(cudaFree(sk_trace));
+      sk_trace = nullptr;
+      unsigned long long t0 = ~0ull, t3 = 0;
+      std::vector<double> fill, strm, tail, skew;
+      for (int c = 0; c < G; ++c) {
+        t0 = std::min(t0, tr[4 * c]);
+        t3 = std::max(t3, tr[4 * c + 3]);
+      }
+      for (int c = 0; c < G; ++c) {
+        skew.push_back((tr[4 * c] - t0) * 1e-3); fill.push_back((tr[4 * c + 1] - tr[4 * c]) * 1e-3);
+        strm.push_back((tr[4 * c + 2] - tr[4 * c + 1]) * 1e-3); tail.push_back((t3 - tr[4 * c + 2]) * 1e-3);
+      }
+      auto q = [](std::vector<double> v, double f) {
+        std::sort(v.begin(), v.end());
+        return v[(size_t)(f * (v.size() - 1))];
+      };
+      printf("sktrace N=%d K=%d M=%d G=%d | span %.2f us; CTA entry skew p50 %.2f max %.2f; first operands after "
+             "entry p50 %.2f max %.2f; streaming p50 %.2f max %.2f; last MMAs to the kernel's end p50 %.2f max %.2f\n",
+             N, K, M, G, (t3 - t0) * 1e-3, q(skew, .5), q(skew, 1), q(fill, .5), q(fill, 1), q(strm, .5), q(strm, 1),
+             q(tail, .5), q(tail, 1));
+    }
     if (getenv("WGSD_SWEEP") && wsd_clusters) {  // every K split with both ring depths: what the launcher picks from
       printf("sweep N=%d K=%d d=%.3f axis=%c M=%d | us by ring slots and K split:", N, K, dfrac, axis, M);
       for (int st : {WS_STAGES, WSD_STAGES})

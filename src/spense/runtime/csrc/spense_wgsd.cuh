@@ -87,14 +87,22 @@ struct SkGeo {
   }
 };
 
+// the GPU's nanosecond clock (the stream-K kernel's optional trace: the harness's timeline of its CTAs)
+__device__ __forceinline__ unsigned long long wsd_clock() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
+  return t;
+}
+
 // The stream-K kernel: grid G (at most one CTA per SM), 384 threads as spense_wgsp_ws_kernel (a producer
 // warpgroup, two consumer warpgroups of 4 row tiles each).  ws: [G][2][WSD_PART] floats (a CTA's partial sums
-// of its first and of its last block), cnt: one zeroed int per block (left zeroed).
+// of its first and of its last block), cnt: one zeroed int per block (left zeroed); trace: null, or 4 clocks
+// per CTA (entry, its first operands in, its last MMAs done, exit: the harness's timeline).
 template <int S>
 __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
     const __grid_constant__ WgMaps maps, int M, const int* __restrict__ sblk, const int* __restrict__ dblk,
     const int* __restrict__ out_row, __nv_bfloat16* __restrict__ y, int ldy, int Bs, int Bd, int Ss, int SdA,
-    int SdB, float* __restrict__ ws, int* __restrict__ cnt) {
+    int SdB, float* __restrict__ ws, int* __restrict__ cnt, unsigned long long* __restrict__ trace) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int NT = 64, XT = NT * 128, SLOT = ws_slot(1, NT);
   const int XB = wsd_xrows(M) * 128;  // x bytes loaded per step: M's rows (the others zeroed once)
@@ -107,6 +115,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
   const int wg = __shfl_sync(0xffffffffu, (int)(threadIdx.x >> 7), 0), tid = threadIdx.x & 127;
   const SkGeo geo(Bs, Bd, Ss, SdA, SdB, (int)gridDim.x);
   const int cta = (int)blockIdx.x;
+  if (trace != nullptr && threadIdx.x == 0) trace[4 * cta] = wsd_clock();
   int b0, q0, b1, q1;  // this CTA's steps: from (b0, q0) up to, not including, (b1, q1)
   geo.locate(geo.u0(cta), b0, q0);
   geo.locate(geo.u0(cta + 1), b1, q1);
@@ -174,6 +183,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
     constexpr bool SPARSE = decltype(sparse_tag)::value;
     const int s = i % S;
     mbar_wait(full0 + 8 * s, (i / S) & 1);
+    if (trace != nullptr && i == 0 && ct == 0) trace[4 * cta + 1] = wsd_clock();  // the first step's operands in
     const uint4* as = reinterpret_cast<const uint4*>(ring + s * SLOT + XT);
     const uint64_t d0 = wg_desc(smem_addr(ring + s * SLOT));
     if constexpr (SPARSE) {
@@ -228,6 +238,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
     wg_fence_acc(acc);
     if (lane == 0) mbar_arrive(empty0 + 8 * ((i - 1) % S));  // the run's last slot, now, not at the next step
     free_from = i;
+    if (trace != nullptr && ct == 0) trace[4 * cta + 2] = wsd_clock();  // (the last run's) MMAs done
     // the epilogue: the whole block here, or this CTA's part of it
     const int c_first = geo.cta_of(geo.start(b, 0)), c_last = geo.cta_of(geo.start(b, Qb - 1));
     const int tile = 8 * b + lt;
@@ -263,29 +274,32 @@ __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
       wg_store(acc, tile, 0, lane, out_row, y, ldy, M);
     }
   }
+  if (trace != nullptr && ct == 0) trace[4 * cta + 3] = wsd_clock();
 #endif
 }
 
 // the stream-K form's grid: one CTA per SM, fewer where the layer is small (at least 128 units, eight dense
 // steps, per CTA)
-inline int wsd_sk_grid(const SkGeo& geo) {
-  const long long n_sm = ws_sm_count();
-  return (int)std::max(1LL, std::min(n_sm > 0 ? n_sm : 1LL, geo.T / 128));
+inline int wsd_sk_grid(const SkGeo& geo, int want = 0) {
+  const long long n_sm = ws_sm_count(), g = want > 0 ? want : (n_sm > 0 ? n_sm : 1LL);
+  return (int)std::max(1LL, std::min(g, geo.T / 128));
 }
 // bytes of shared memory of the stream-K kernel: the ring, its barriers, two column tables, a flag
 constexpr int wsd_sk_smem(int S) { return ws_smem(S, 1, 64) + 4 * WS_MAXQ + 16; }
 
-// y = the layer on M <= 64 tokens through the stream-K form; ws: at least 2 wsd_sk_grid WSD_PART floats, cnt:
-// at least (Bs + Bd) / 8 ints, zeroed before the first launch (each launch leaves them zeroed).
+// y = the layer on M <= 64 tokens through the stream-K form (grid: CTAs wanted, 0 = one per SM; trace: as the
+// kernel's); ws: at least 2 wsd_sk_grid WSD_PART floats, cnt: at least (Bs + Bd) / 8 ints, zeroed before the
+// first launch (each launch leaves them zeroed).
 // cudaErrorInvalidValue where it does not apply (as launch_wgsd, or ws / cnt too small).
 template <int S = WSD_STAGES>
 inline cudaError_t launch_wgsd_sk(cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv,
                                   const __nv_bfloat16* x, int ldx, int K, int M, const int* sblk, const int* dblk,
                                   const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
-                                  int SdB, float* ws, long long ws_floats, int* cnt, long long cnt_ints) {
+                                  int SdB, float* ws, long long ws_floats, int* cnt, long long cnt_ints,
+                                  int grid = 0, unsigned long long* trace = nullptr) {
   if (M > 64 || !wg_fits(8, sv, sm, dv, x, ldx, K, M, Bs, Bd) || K / 64 > WS_MAXQ) return cudaErrorInvalidValue;
   const SkGeo geo(Bs, Bd, Ss, SdA, SdB, 1);
-  const int G = wsd_sk_grid(geo);
+  const int G = wsd_sk_grid(geo, grid);
   if (ws_floats < 2LL * G * WSD_PART || cnt_ints < (Bs + Bd) / 8) return cudaErrorInvalidValue;
   WgMaps maps;
   if (!wgsp_maps(&maps, 8, wsd_xrows(M), sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB)) return cudaErrorInvalidValue;
@@ -294,6 +308,6 @@ inline cudaError_t launch_wgsd_sk(cudaStream_t stream, const uint4* sv, const ui
   static unsigned set_on = 0;
   const cudaError_t e = wg_smem_limit(kernel, SMEM, set_on);
   if (e != cudaSuccess) return e;
-  kernel<<<G, 384, SMEM, stream>>>(maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB, ws, cnt);
+  kernel<<<G, 384, SMEM, stream>>>(maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB, ws, cnt, trace);
   return cudaGetLastError();
 }
