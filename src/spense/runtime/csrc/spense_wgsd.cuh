@@ -261,30 +261,15 @@ __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
     asm volatile("bar.sync 1, 256;\n" ::: "memory");
     if (*last) {  // the last to arrive adds every part, in CTA order (into acc: its own part is in ws too)
       __threadfence();
-      // block b is the first block of every participant after c_first (their ranges start inside it: slot 0);
-      // c_first's slot is 0 only if b is its first block too.  One locate (64-bit divisions), not one per part
-      int bf, qf;
-      geo.locate(geo.u0(c_first), bf, qf);
-      const float* p0 = ws + ((size_t)c_first * 2 + (bf == b ? 0 : 1)) * WSD_PART + ct;
 #pragma unroll
-      for (int j = 0; j < NT / 2; ++j) acc[j] = __ldcg(p0 + j * 256);
-      // the other parts two at a time, both pairs' loads in flight before their sums (in CTA order); all 32
-      // registers each: loads behind a branch per register ran one at a time (1.7x slower at M = 64, 35ffbb7)
-      for (int c = c_first + 1; c <= c_last; c += 2) {
-        const float* p = ws + (size_t)c * 2 * WSD_PART + ct;
-        const float* p2 = ws + (size_t)min(c + 1, c_last) * 2 * WSD_PART + ct;  // a copy of p's at the end
-        float u[NT / 2], v[NT / 2];
+      for (int j = 0; j < NT / 2; ++j) acc[j] = 0.f;
+      for (int c = c_first; c <= c_last; ++c) {
+        int bc, qc;
+        geo.locate(geo.u0(c), bc, qc);  // block b is CTA c's first (slot 0) or its last (slot 1)
+        const float* p = ws + ((size_t)c * 2 + (bc == b ? 0 : 1)) * WSD_PART + ct;
 #pragma unroll
-        for (int j = 0; j < NT / 2; ++j) {
-          u[j] = __ldcg(p + j * 256);
-          v[j] = __ldcg(p2 + j * 256);
-        }
-#pragma unroll
-        for (int j = 0; j < NT / 2; ++j) acc[j] += u[j];
-        if (c + 1 <= c_last) {
-#pragma unroll
-          for (int j = 0; j < NT / 2; ++j) acc[j] += v[j];
-        }
+        for (int j = 0; j < NT / 2; ++j) acc[j] += __ldcg(p + j * 256);  // all: loads behind a branch each ran
+        // one at a time (M = 64 1.7x slower, e2e v17); the registers of tokens past M are never stored
       }
       wg_store(acc, tile, 0, lane, out_row, y, ldy, M);
     }
