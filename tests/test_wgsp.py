@@ -1,6 +1,9 @@
 """The prefill GEMM on sparse warpgroup MMA (``spense.runtime.wgsp``): its switches, where it applies, the
 fallback everywhere else, and on an sm_90 GPU (``gpu``) its forms' outputs against the float64 reference."""
 
+import os
+import subprocess
+
 import pytest
 import torch
 
@@ -161,3 +164,19 @@ def test_gpu_wgsp_cluster_and_decode_forms_match_reference(min_m, env_switch, ki
         assert ((y.double() - ref).norm() / ref.norm()).item() <= 1e-2, (kind, M)
         if M >= 16:  # the decode form from SPENSE_WGSD_MIN_M, the clustered prefill above 64
             assert torch.equal(y, direct), (kind, M)
+
+
+@pytest.mark.skipif(not __import__("shutil").which("nvcc"), reason="needs nvcc")
+def test_stream_k_split_covers_every_step_once(tmp_path):
+    """The stream-K decode form's split of a layer (SkGeo in csrc/spense_wgsd.cuh), walked on the host as
+    the kernel walks it over 2,790 layer shapes and grids (benchmarks/wgsd_geometry_check.cu): every (row
+    block, K step) streamed by exactly one CTA, no CTA without steps, each split block's partial sums
+    written to the slots its last arrival reads.  Host code only: no GPU."""
+    root = os.path.join(os.path.dirname(__file__), "..")
+    exe = str(tmp_path / "wgsd_geometry")
+    r = subprocess.run(["nvcc", "-std=c++17", "-I", os.path.join(root, "src", "spense", "runtime", "csrc"),
+                        os.path.join(root, "benchmarks", "wgsd_geometry_check.cu"), "-o", exe],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = subprocess.run([exe], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "fails 0" in r.stdout, r.stdout[-2000:]
