@@ -148,18 +148,24 @@ int main(int argc, char** argv) {
   const long long sk_floats = 2LL * std::max(1, ws_sm_count()) * WSD_PART, sk_ints = (L.Bs + L.Bd) / 8 + 1;
   float* sk_ws; int* sk_cnt;
   CK(cudaMalloc(&sk_ws, sk_floats * 4)); CK(cudaMalloc(&sk_cnt, sk_ints * 4)); CK(cudaMemset(sk_cnt, 0, sk_ints * 4));
-  int sk_grid = 0;  // CTAs of the stream-K form (0: one per SM)
+  int sk_grid = 0, sk_exp = 0;  // CTAs of the stream-K form (0: one per SM); its variant (SPENSE_WGSD_EXP bits)
   unsigned long long* sk_trace = nullptr;
   auto wsd_sk = [&](const uint4* v, const uint32_t* m_, const uint4* d) {
-    CK(launch_wgsd_sk(0, v, m_, d, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd, L.Ss, L.SdA, L.SdB, sk_ws,
-                      sk_floats, sk_cnt, sk_ints, sk_grid, sk_trace));
+#define SK_(E_) CK((launch_wgsd_sk<WSD_STAGES, E_>)(0, v, m_, d, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd,    \
+                                                   L.Ss, L.SdA, L.SdB, sk_ws, sk_floats, sk_cnt, sk_ints, sk_grid, \
+                                                   sk_trace, (sk_exp & 4) != 0))
+    switch (sk_exp & 3) { case 1: SK_(1); break; case 2: SK_(2); break; case 3: SK_(3); break; default: SK_(0); }
+#undef SK_
   };
-  if (with_wsd) {
-    rel_wsd = std::max(rel_wsd, check([&] { wsd_sk(sv, sm, dv); }, "wgsd_sk"));
-    std::vector<uint16_t> first(h1);  // a second launch: the same bits (the counts were left zeroed)
-    check([&] { wsd_sk(sv, sm, dv); }, "wgsd_sk again");
-    if (first != h1) { fprintf(stderr, "wgsd_sk: a second launch gave other bits\n"); ++bad; }
-  }
+  if (with_wsd)
+    for (int e : {0, 1, 2, 3, 7}) {  // every variant: against the reference, then the same bits a second time
+      sk_exp = e;
+      rel_wsd = std::max(rel_wsd, check([&] { wsd_sk(sv, sm, dv); }, "wgsd_sk"));
+      std::vector<uint16_t> first(h1);
+      check([&] { wsd_sk(sv, sm, dv); }, "wgsd_sk again");
+      if (first != h1) { fprintf(stderr, "wgsd_sk (variant %d): a second launch gave other bits\n", e); ++bad; }
+    }
+  sk_exp = 0;
 
   cudaEvent_t e0, e1; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
   auto timeit = [&](auto&& f) {
@@ -263,35 +269,45 @@ int main(int argc, char** argv) {
         sk_grid = g;
         printf(" G%d %.2f", g, timeit(run_sk));
       }
-      printf("\n");
       sk_grid = 0;
+      printf(" | by variant (SPENSE_WGSD_EXP):");
+      for (int e : {1, 2, 3, 7}) {
+        sk_exp = e;
+        printf(" e%d %.2f", e, timeit(run_sk));
+      }
+      sk_exp = 0;
+      printf("\n");
       const int G = wsd_sk_grid(SkGeo(L.Bs, L.Bd, L.Ss, L.SdA, L.SdB, 1));
-      CK(cudaMalloc(&sk_trace, (size_t)G * 4 * 8));
-      CK(cudaMemset(sk_trace, 0, (size_t)G * 4 * 8));
-      for (int r = 0; r < 3; ++r) run_sk();  // the last of three back-to-back launches
-      CK(cudaDeviceSynchronize());
-      std::vector<unsigned long long> tr((size_t)G * 4);
-      CK(cudaMemcpy(tr.data(), sk_trace, tr.size() * 8, cudaMemcpyDeviceToHost));
-      CK(cudaFree(sk_trace));
-      sk_trace = nullptr;
-      unsigned long long t0 = ~0ull, t3 = 0;
-      std::vector<double> fill, strm, tail, skew;
-      for (int c = 0; c < G; ++c) {
-        t0 = std::min(t0, tr[4 * c]);
-        t3 = std::max(t3, tr[4 * c + 3]);
+      for (int e : {0, 3}) {  // the timeline of the measured form and of both variants together
+        sk_exp = e;
+        CK(cudaMalloc(&sk_trace, (size_t)G * 4 * 8));
+        CK(cudaMemset(sk_trace, 0, (size_t)G * 4 * 8));
+        for (int r = 0; r < 3; ++r) run_sk();  // the last of three back-to-back launches
+        CK(cudaDeviceSynchronize());
+        std::vector<unsigned long long> tr((size_t)G * 4);
+        CK(cudaMemcpy(tr.data(), sk_trace, tr.size() * 8, cudaMemcpyDeviceToHost));
+        CK(cudaFree(sk_trace));
+        sk_trace = nullptr;
+        unsigned long long t0 = ~0ull, t3 = 0;
+        std::vector<double> fill, strm, tail, skew;
+        for (int c = 0; c < G; ++c) {
+          t0 = std::min(t0, tr[4 * c]);
+          t3 = std::max(t3, tr[4 * c + 3]);
+        }
+        for (int c = 0; c < G; ++c) {
+          skew.push_back((tr[4 * c] - t0) * 1e-3); fill.push_back((tr[4 * c + 1] - tr[4 * c]) * 1e-3);
+          strm.push_back((tr[4 * c + 2] - tr[4 * c + 1]) * 1e-3); tail.push_back((t3 - tr[4 * c + 2]) * 1e-3);
+        }
+        auto q = [](std::vector<double> v, double f) {
+          std::sort(v.begin(), v.end());
+          return v[(size_t)(f * (v.size() - 1))];
+        };
+        printf("sktrace N=%d K=%d M=%d G=%d e%d | span %.2f us; CTA entry skew p50 %.2f max %.2f; first operands "
+               "after entry p50 %.2f max %.2f; streaming p50 %.2f max %.2f; last MMAs to the kernel's end p50 %.2f max "
+               "%.2f\n", N, K, M, G, e, (t3 - t0) * 1e-3, q(skew, .5), q(skew, 1), q(fill, .5), q(fill, 1), q(strm, .5),
+               q(strm, 1), q(tail, .5), q(tail, 1));
       }
-      for (int c = 0; c < G; ++c) {
-        skew.push_back((tr[4 * c] - t0) * 1e-3); fill.push_back((tr[4 * c + 1] - tr[4 * c]) * 1e-3);
-        strm.push_back((tr[4 * c + 2] - tr[4 * c + 1]) * 1e-3); tail.push_back((t3 - tr[4 * c + 2]) * 1e-3);
-      }
-      auto q = [](std::vector<double> v, double f) {
-        std::sort(v.begin(), v.end());
-        return v[(size_t)(f * (v.size() - 1))];
-      };
-      printf("sktrace N=%d K=%d M=%d G=%d | span %.2f us; CTA entry skew p50 %.2f max %.2f; first operands after "
-             "entry p50 %.2f max %.2f; streaming p50 %.2f max %.2f; last MMAs to the kernel's end p50 %.2f max %.2f\n",
-             N, K, M, G, (t3 - t0) * 1e-3, q(skew, .5), q(skew, 1), q(fill, .5), q(fill, 1), q(strm, .5), q(strm, 1),
-             q(tail, .5), q(tail, 1));
+      sk_exp = 0;
     }
     if (getenv("WGSD_SWEEP") && wsd_clusters) {  // every K split with both ring depths: what the launcher picks from
       printf("sweep N=%d K=%d d=%.3f axis=%c M=%d | us by ring slots and K split:", N, K, dfrac, axis, M);

@@ -48,7 +48,7 @@ def env_switch(monkeypatch, request):
     """Sets one of the read-once switches SPENSE_WGSP_CLUSTER / SPENSE_WGSD_MIN_M / SPENSE_WGSD_SK for one
     test."""
     fns = {"SPENSE_WGSP_CLUSTER": wgsp.wgsp_cluster, "SPENSE_WGSD_MIN_M": wgsp.wgsd_min_m,
-           "SPENSE_WGSD_SK": wgsp.wgsd_stream_k}
+           "SPENSE_WGSD_SK": wgsp.wgsd_stream_k, "SPENSE_WGSD_EXP": wgsp.wgsd_exp}
 
     def set_(name: str, v: str | None):
         if v is None:
@@ -64,17 +64,20 @@ def test_cluster_and_decode_form_switches(env_switch):
     """The cluster prefill is off by default, the decode form serves M = 17..64 and picks stream-K by the
     layer (2); SPENSE_WGSP_CLUSTER takes 0 or 1, SPENSE_WGSD_SK 0..2 and SPENSE_WGSD_MIN_M 0..64 (the
     decode form's 64 tokens per work block); anything else is refused in one line."""
-    for name in ("SPENSE_WGSP_CLUSTER", "SPENSE_WGSD_MIN_M", "SPENSE_WGSD_SK"):
+    for name in ("SPENSE_WGSP_CLUSTER", "SPENSE_WGSD_MIN_M", "SPENSE_WGSD_SK", "SPENSE_WGSD_EXP"):
         env_switch(name, None)
     assert wgsp.wgsp_cluster() is False and wgsp.wgsd_min_m() == 17 and wgsp.wgsd_stream_k() == 2
+    assert wgsp.wgsd_exp() == 0  # the stream-K variants not yet run on a GPU: off
+    env_switch("SPENSE_WGSD_EXP", "7")
+    assert wgsp.wgsd_exp() == 7
     env_switch("SPENSE_WGSP_CLUSTER", "1")
     env_switch("SPENSE_WGSD_MIN_M", "1")
     env_switch("SPENSE_WGSD_SK", "0")
     assert wgsp.wgsp_cluster() is True and wgsp.wgsd_min_m() == 1 and wgsp.wgsd_stream_k() == 0
     fns = {"SPENSE_WGSP_CLUSTER": wgsp.wgsp_cluster, "SPENSE_WGSD_MIN_M": wgsp.wgsd_min_m,
-           "SPENSE_WGSD_SK": wgsp.wgsd_stream_k}
+           "SPENSE_WGSD_SK": wgsp.wgsd_stream_k, "SPENSE_WGSD_EXP": wgsp.wgsd_exp}
     for name, bad in (("SPENSE_WGSP_CLUSTER", "2"), ("SPENSE_WGSD_MIN_M", "65"), ("SPENSE_WGSD_MIN_M", "x"),
-                      ("SPENSE_WGSD_SK", "3")):
+                      ("SPENSE_WGSD_SK", "3"), ("SPENSE_WGSD_EXP", "8")):
         env_switch(name, bad)
         with pytest.raises(DeviceError, match=name):
             fns[name]()
@@ -180,3 +183,26 @@ def test_stream_k_split_covers_every_step_once(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     r = subprocess.run([exe], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "fails 0" in r.stdout, r.stdout[-2000:]
+
+
+@pytest.mark.gpu
+@sm90
+@pytest.mark.parametrize("kind", ["blocks", "rows"])
+def test_gpu_stream_k_variants_give_the_measured_forms_bits(env_switch, kind):
+    """The stream-K variants not yet measured (SPENSE_WGSD_EXP 1, 2, 3, 7: the cheaper epilogue, the early
+    weight boxes, launched dependent) give the bits of the measured form (variant 0: they add the same parts
+    in the same order) at M = 1, 16, 33, 64, within rounding of the float64 reference."""
+    m, wref, gen = compacted(kind, 13)
+    K = m.in_features
+    env_switch("SPENSE_WGSD_SK", "1")
+    for M in (1, 16, 33, 64):
+        x = torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16)
+        ref = x.double() @ wref.T
+        outs = {}
+        for v in ("0", "1", "2", "3", "7"):
+            env_switch("SPENSE_WGSD_EXP", v)
+            outs[v] = wgsp.wgsp_forward(m._kernel, x, decode=True)
+            assert outs[v] is not None, (kind, M, v)
+        assert ((outs["0"].double() - ref).norm() / ref.norm()).item() <= 1e-2, (kind, M)
+        for v, y in outs.items():
+            assert torch.equal(y, outs["0"]), (kind, M, v)

@@ -16,8 +16,8 @@ Two more forms: ``SPENSE_WGSP_CLUSTER=1`` (off by default) runs prefill in clust
 neighbouring token tiles, each loading half of every weight box and multicasting it to both (measured:
 0.94-1.0x of the plain form, benchmarks/results/wgsd_2026-12-01); ``SPENSE_WGSD_MIN_M=m`` (1..64,
 default 17) sends compacted bf16 layers at M = m..64 through a decode form (64 tokens and 8 row tiles
-per work block, csrc/spense_wgsd.cuh) instead of the mma.sp decode kernel, whose M = 32-64 reloads x per MMA.  The decode
-form is stream-K (``SPENSE_WGSD_SK=1``: one CTA per SM, each streaming an equal share of the layer's
+per work block, csrc/spense_wgsd.cuh) instead of the mma.sp decode kernel, whose M = 32-64 reloads x
+per MMA.  The decode form is stream-K (``SPENSE_WGSD_SK=1``: one CTA per SM, each streaming an equal share of the layer's
 weight bytes, split blocks finished by the last CTA to arrive) or the K split over clusters
 (``SPENSE_WGSD_SK=0``); by default stream-K on long rows, clusters on short ones (:func:`wgsd_stream_k`).
 Stream-K keeps one fp32 workspace per device (:func:`sk_workspace`): layers on one device must not run it
@@ -73,6 +73,15 @@ def wgsd_stream_k() -> int:
     is the faster on the long rows and the largest layer (8B.down, 32B.down, 32B.gate_up), clusters on the
     short ones (8B.qkv, o, gate_up), where stream-K's split blocks cost more than they spread."""
     return mmasp._env_int("SPENSE_WGSD_SK", 2, 0, 2)
+
+
+@functools.lru_cache(maxsize=None)
+def wgsd_exp() -> int:
+    """Variants of the stream-K decode form written from its timeline (docs/runtime.md section 13) and not
+    yet run on a GPU (``SPENSE_WGSD_EXP``, bits, default 0): 1 a cheaper epilogue for split blocks, 2 the
+    first ring's weight boxes issued before anything else is read, 4 launched dependent (with 2: those boxes
+    load while the kernel before finishes)."""
+    return mmasp._env_int("SPENSE_WGSD_EXP", 0, 0, 7)
 
 
 SK_PART = 32 * 256  # floats of one CTA's partial sums (csrc/spense_wgsd.cuh WSD_PART)
@@ -131,5 +140,5 @@ def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False
     else:  # the prefill forms, the cluster decode form, or stream-K with no workspace yet
         form, ws, cnt = (2 if decode else int(wgsp_cluster())), _EMPTY_F, _EMPTY_I
     ok = ext.spense_wgsp(y, kw.sv, kw.sm, kw.dv, x2, kw.sblk, kw.dblk, kw.out_row, kw.rows_sparse // 16,
-                         kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, form, ws, cnt)
+                         kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, form, ws, cnt, wgsd_exp() if form == 3 else 0)
     return y if ok else None

@@ -265,12 +265,13 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
 // layer on x (M x K bf16, unit column stride), from the decode layout at RT = 1.  form 0: launch_wgsp_ws;
 // 1: the same in clusters of two CTAs that share each weight load by multicast (CL = 2); 2: the decode
 // form for M <= 64 (launch_wgsd, K split over a cluster); 3: the stream-K decode form (launch_wgsd_sk, one
-// CTA per SM; ws: its fp32 workspace, cnt: its int32 counts, zeroed once; both unused by the other forms).
+// CTA per SM; ws: its fp32 workspace, cnt: its int32 counts, zeroed once; variant: its SPENSE_WGSD_EXP bits;
+// all three unused by the other forms).
 // Returns false where the kernel does not apply (row tiles not in eights, K not a multiple of 64, unaligned x
 // or weights, M > 64 for forms 2 and 3, a workspace too small): the caller falls back.
 bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::Tensor x,
                  torch::Tensor sblk, torch::Tensor dblk, torch::Tensor out_row, int64_t Bs, int64_t Bd, int64_t Ss,
-                 int64_t SdA, int64_t SdB, int64_t form, torch::Tensor ws, torch::Tensor cnt) {
+                 int64_t SdA, int64_t SdB, int64_t form, torch::Tensor ws, torch::Tensor cnt, int64_t variant) {
   TORCH_CHECK(x.is_cuda() && x.scalar_type() == at::kBFloat16 && x.dim() == 2 && x.stride(1) == 1,
               "wgsp: x must be a 2-D bf16 CUDA tensor with unit column stride");
   TORCH_CHECK(y.is_cuda() && y.scalar_type() == at::kBFloat16 && y.dim() == 2 && y.stride(1) == 1 &&
@@ -284,12 +285,23 @@ bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Ten
     TORCH_CHECK(ws.is_cuda() && ws.scalar_type() == at::kFloat && cnt.is_cuda() && cnt.scalar_type() == at::kInt &&
                     ws.is_contiguous() && cnt.is_contiguous(),
                 "wgsp: stream-K needs a float32 workspace and int32 counts");
-    e = launch_wgsd_sk<WSD_STAGES>(
-        at::cuda::getCurrentCUDAStream(), (const uint4*)sv.data_ptr(), (const uint32_t*)sm.data_ptr(),
-        (const uint4*)dv.data_ptr(), (const __nv_bfloat16*)x.data_ptr(), (int)x.stride(0), (int)x.size(1),
-        (int)x.size(0), sblk.data_ptr<int>(), dblk.data_ptr<int>(), out_row.data_ptr<int>(),
-        (__nv_bfloat16*)y.data_ptr(), (int)y.stride(0), (int)Bs, (int)Bd, (int)Ss, (int)SdA, (int)SdB,
-        ws.data_ptr<float>(), ws.numel(), cnt.data_ptr<int>(), cnt.numel());
+    TORCH_CHECK(variant >= 0 && variant <= 7, "wgsp: stream-K variant must be 0..7, got ", variant);
+    // bit 4: launched dependent (graph capture of such launches needs CUDA 12.3+)
+    const bool pdl = (variant & 4) != 0 && CUDART_VERSION >= 12030;
+#define SK_(E_)                                                                                                  \
+  launch_wgsd_sk<WSD_STAGES, E_>(                                                                              \
+      at::cuda::getCurrentCUDAStream(), (const uint4*)sv.data_ptr(), (const uint32_t*)sm.data_ptr(),           \
+      (const uint4*)dv.data_ptr(), (const __nv_bfloat16*)x.data_ptr(), (int)x.stride(0), (int)x.size(1),       \
+      (int)x.size(0), sblk.data_ptr<int>(), dblk.data_ptr<int>(), out_row.data_ptr<int>(),                     \
+      (__nv_bfloat16*)y.data_ptr(), (int)y.stride(0), (int)Bs, (int)Bd, (int)Ss, (int)SdA, (int)SdB,           \
+      ws.data_ptr<float>(), ws.numel(), cnt.data_ptr<int>(), cnt.numel(), 0, nullptr, pdl)
+    switch (variant & 3) {
+      case 1: e = SK_(1); break;
+      case 2: e = SK_(2); break;
+      case 3: e = SK_(3); break;
+      default: e = SK_(0);
+    }
+#undef SK_
     if (e == cudaErrorInvalidValue) return false;
     C10_CUDA_CHECK(e);
     return true;

@@ -98,7 +98,12 @@ __device__ __forceinline__ unsigned long long wsd_clock() {
 // warpgroup, two consumer warpgroups of 4 row tiles each).  ws: [G][2][WSD_PART] floats (a CTA's partial sums
 // of its first and of its last block), cnt: one zeroed int per block (left zeroed); trace: null, or 4 clocks
 // per CTA (entry, its first operands in, its last MMAs done, exit: the harness's timeline).
-template <int S>
+// EXP: variants written from that timeline (docs/runtime.md §13), not yet run on a GPU, so off by default
+// (SPENSE_WGSD_EXP): bit 1, the last arrival's epilogue with one locate and the parts' loads two at a time;
+// bit 2, thread 0 issues the first ring's weight boxes right after the barriers' init, before the column
+// tables are read, and the producer waits for the kernel before (griddepcontrol.wait: a no-op unless
+// launched dependent, bit 4 of the launch) only before its first x load.
+template <int S, int EXP = 0>
 __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
     const __grid_constant__ WgMaps maps, int M, const int* __restrict__ sblk, const int* __restrict__ dblk,
     const int* __restrict__ out_row, __nv_bfloat16* __restrict__ y, int ldy, int Bs, int Bd, int Ss, int SdA,
@@ -133,6 +138,33 @@ __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
+  // step i (block b, step q)'s transaction bytes, and its weight box into ring slot i % S
+  auto expect = [&](int i, int b, int q) {
+    mbar_arrive_expect_tx(full0 + 8 * (i % S), XB + 8 * (b < geo.nbs && q < Ss ? 1024 + 128 : 2048));
+  };
+  auto load_a = [&](int i, int b, int q) {
+    const uint32_t ab = smem_addr(ring + (i % S) * SLOT) + XT, fb = full0 + 8 * (i % S);
+    if (b < geo.nbs && q < Ss) {
+      tma_load_3d(ab, &maps.v, 0, q, 8 * b, fb);
+      tma_load_3d(ab + 8 * 1024, &maps.m, 0, q, 8 * b, fb);
+    } else if (b < geo.nbs) {
+      tma_load_3d(ab, &maps.da, 0, 2 * (q - Ss), 8 * b, fb);
+    } else {
+      tma_load_3d(ab, &maps.db, 0, 2 * q, 8 * b - Bs, fb);
+    }
+  };
+  if constexpr ((EXP & 2) != 0) {  // the first ring's weights on their way before anything else is read
+    if (threadIdx.x == 0) {
+      int i = 0;
+      for (int b = b0, q = q0; i < S && (b < b1 || (b == b1 && q < q1)); ++b, q = 0) {
+        const int qe = b == b1 ? q1 : geo.steps(b);
+        for (; i < S && q < qe; ++q, ++i) {
+          expect(i, b, q);
+          load_a(i, b, q);
+        }
+      }
+    }
+  }
   if (Bs > 0)
     for (int q = threadIdx.x; q < Ss + SdA; q += 384) cols_s[q] = wg_col(q, Ss, sblk, dblk);
   if (Bd > 0)
@@ -154,17 +186,25 @@ __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
       for (; q < qe; ++q, ++i) {
         const int s = i % S;
         if (i >= S) mbar_wait(empty0 + 8 * s, ((i / S) - 1) & 1);
-        const uint32_t slot = smem_addr(ring + s * SLOT), ab = slot + XT, fb = full0 + 8 * s;
-        const bool sparse = sp_rows && q < Ss;
-        mbar_arrive_expect_tx(fb, XB + 8 * (sparse ? 1024 + 128 : 2048));
-        tma_load_2d(slot, &maps.x, sp_rows ? cols_s[q] : cols_d[q], 0, fb);
-        if (sparse) {
-          tma_load_3d(ab, &maps.v, 0, q, 8 * b, fb);
-          tma_load_3d(ab + 8 * 1024, &maps.m, 0, q, 8 * b, fb);
-        } else if (sp_rows) {
-          tma_load_3d(ab, &maps.da, 0, 2 * (q - Ss), 8 * b, fb);
-        } else {
-          tma_load_3d(ab, &maps.db, 0, 2 * q, 8 * b - Bs, fb);
+        if constexpr ((EXP & 2) != 0) {
+          const bool early = i < S;  // its weight box is on its way already
+          if (i == 0) pdl_wait();    // x: written by the kernel before
+          if (!early) expect(i, b, q);
+          tma_load_2d(smem_addr(ring + s * SLOT), &maps.x, sp_rows ? cols_s[q] : cols_d[q], 0, full0 + 8 * s);
+          if (!early) load_a(i, b, q);
+        } else {  // as measured (benchmarks/results/wgsd_2026-12-01)
+          const uint32_t slot = smem_addr(ring + s * SLOT), ab = slot + XT, fb = full0 + 8 * s;
+          const bool sparse = sp_rows && q < Ss;
+          mbar_arrive_expect_tx(fb, XB + 8 * (sparse ? 1024 + 128 : 2048));
+          tma_load_2d(slot, &maps.x, sp_rows ? cols_s[q] : cols_d[q], 0, fb);
+          if (sparse) {
+            tma_load_3d(ab, &maps.v, 0, q, 8 * b, fb);
+            tma_load_3d(ab + 8 * 1024, &maps.m, 0, q, 8 * b, fb);
+          } else if (sp_rows) {
+            tma_load_3d(ab, &maps.da, 0, 2 * (q - Ss), 8 * b, fb);
+          } else {
+            tma_load_3d(ab, &maps.db, 0, 2 * q, 8 * b - Bs, fb);
+          }
         }
       }
     }
@@ -259,7 +299,34 @@ __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
       *last = fin;
     }
     asm volatile("bar.sync 1, 256;\n" ::: "memory");
-    if (*last) {  // the last to arrive adds every part, in CTA order (into acc: its own part is in ws too)
+    if (*last && (EXP & 1) != 0) {  // the last to arrive adds every part, in CTA order
+      __threadfence();
+      // block b is the first block of every participant after c_first (their ranges start inside it: slot 0;
+      // benchmarks/wgsd_geometry_check.cu); c_first's slot is 0 only if b is its first block too.  One
+      // locate (64-bit divisions), not one per part
+      int bf, qf;
+      geo.locate(geo.u0(c_first), bf, qf);
+      const float* p0 = ws + ((size_t)c_first * 2 + (bf == b ? 0 : 1)) * WSD_PART + ct;
+#pragma unroll
+      for (int j = 0; j < NT / 2; ++j) acc[j] = __ldcg(p0 + j * 256);
+      for (int c = c_first + 1; c <= c_last; c += 2) {  // two parts at a time, their loads before their sums
+        const float* p = ws + (size_t)c * 2 * WSD_PART + ct;
+        const float* p2 = ws + (size_t)min(c + 1, c_last) * 2 * WSD_PART + ct;  // p again past the end
+        float u[NT / 2], v[NT / 2];
+#pragma unroll
+        for (int j = 0; j < NT / 2; ++j) {
+          u[j] = __ldcg(p + j * 256);
+          v[j] = __ldcg(p2 + j * 256);
+        }
+#pragma unroll
+        for (int j = 0; j < NT / 2; ++j) acc[j] += u[j];
+        if (c + 1 <= c_last) {
+#pragma unroll
+          for (int j = 0; j < NT / 2; ++j) acc[j] += v[j];
+        }
+      }
+      wg_store(acc, tile, 0, lane, out_row, y, ldy, M);
+    } else if (*last) {  // the last to arrive adds every part, in CTA order (into acc: its own part is in ws too)
       __threadfence();
 #pragma unroll
       for (int j = 0; j < NT / 2; ++j) acc[j] = 0.f;
@@ -291,12 +358,12 @@ constexpr int wsd_sk_smem(int S) { return ws_smem(S, 1, 64) + 4 * WS_MAXQ + 16; 
 // kernel's); ws: at least 2 wsd_sk_grid WSD_PART floats, cnt: at least (Bs + Bd) / 8 ints, zeroed before the
 // first launch (each launch leaves them zeroed).
 // cudaErrorInvalidValue where it does not apply (as launch_wgsd, or ws / cnt too small).
-template <int S = WSD_STAGES>
+template <int S = WSD_STAGES, int EXP = 0>
 inline cudaError_t launch_wgsd_sk(cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv,
                                   const __nv_bfloat16* x, int ldx, int K, int M, const int* sblk, const int* dblk,
                                   const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
                                   int SdB, float* ws, long long ws_floats, int* cnt, long long cnt_ints,
-                                  int grid = 0, unsigned long long* trace = nullptr) {
+                                  int grid = 0, unsigned long long* trace = nullptr, bool pdl = false) {
   if (M > 64 || !wg_fits(8, sv, sm, dv, x, ldx, K, M, Bs, Bd) || K / 64 > WS_MAXQ) return cudaErrorInvalidValue;
   const SkGeo geo(Bs, Bd, Ss, SdA, SdB, 1);
   const int G = wsd_sk_grid(geo, grid);
@@ -304,10 +371,11 @@ inline cudaError_t launch_wgsd_sk(cudaStream_t stream, const uint4* sv, const ui
   WgMaps maps;
   if (!wgsp_maps(&maps, 8, wsd_xrows(M), sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB)) return cudaErrorInvalidValue;
   constexpr int SMEM = wsd_sk_smem(S);
-  auto kernel = spense_wgsd_sk_kernel<S>;
+  auto kernel = spense_wgsd_sk_kernel<S, EXP>;
   static unsigned set_on = 0;
   const cudaError_t e = wg_smem_limit(kernel, SMEM, set_on);
   if (e != cudaSuccess) return e;
-  kernel<<<G, 384, SMEM, stream>>>(maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB, ws, cnt, trace);
-  return cudaGetLastError();
+  // pdl: launched dependent (programmatic stream serialization), for EXP bit 2's early weight boxes
+  return launch_ex(kernel, dim3(G), dim3(384), SMEM, stream, pdl, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss,
+                   SdA, SdB, ws, cnt, trace);
 }
