@@ -169,11 +169,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
     for (int q = threadIdx.x; q < Ss + SdA; q += 384) cols_s[q] = wg_col(q, Ss, sblk, dblk);
   if (Bd > 0)
     for (int q = threadIdx.x; q < SdB; q += 384) cols_d[q] = wg_col(q, 0, sblk, dblk);
-  if (XB < XT) {  // the rows of every slot's x tile that no load writes: zeros, for the async proxy too
-    for (int o = threadIdx.x * 16; o < S * (XT - XB); o += 384 * 16)
-      *reinterpret_cast<uint4*>(ring + (o / (XT - XB)) * SLOT + XB + o % (XT - XB)) = make_uint4(0, 0, 0, 0);
-    fence_proxy_async();
-  }
+  wsd_zero_x_rows(ring, S, SLOT, XT, XB);  // the rows of every slot's x tile that no load writes
   __syncthreads();
 
   if (wg == 0) {  // ---------------- producer: one thread walks this CTA's steps ----------------

@@ -38,6 +38,16 @@ constexpr int ws_smem(int stages, int tpc, int nt = WG_N) {
   return stages * ws_slot(tpc, nt) + 2 * stages * 8 + 4 * WS_MAXQ + 1024;
 }
 
+// the bytes [xb, xt) of the x tile at the start of each of the `slots` ring slots (`slot` bytes apart), which no
+// load writes in a decode form (x's rows past M's eights): zeros, visible to the async proxy (the wgmmas).  All
+// 384 threads of the CTA; a __syncthreads must follow before the tiles are read
+__device__ __forceinline__ void wsd_zero_x_rows(uint8_t* ring, int slots, int slot, int xt, int xb) {
+  if (xb >= xt) return;
+  for (int o = threadIdx.x * 16; o < slots * (xt - xb); o += 384 * 16)
+    *reinterpret_cast<uint4*>(ring + (o / (xt - xb)) * slot + xb + o % (xt - xb)) = make_uint4(0, 0, 0, 0);
+  fence_proxy_async();
+}
+
 __device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" :: "r"(bar), "r"(count) : "memory");
 }
@@ -171,13 +181,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");  // visible to the async proxy
   }
   for (int q = threadIdx.x; q < Q; q += 384) cols[q] = wg_col(q, nsp, sblk, dblk);
-  if constexpr (NT == 64) {
-    if (XB < XT) {  // the rows of every slot's x tile that no load writes: zeros, for the async proxy too
-      for (int o = threadIdx.x * 16; o < S * (XT - XB); o += 384 * 16)
-        *reinterpret_cast<uint4*>(ring + (o / (XT - XB)) * SLOT + XB + o % (XT - XB)) = make_uint4(0, 0, 0, 0);
-      fence_proxy_async();
-    }
-  }
+  if constexpr (NT == 64) wsd_zero_x_rows(ring, S, SLOT, XT, XB);
   __syncthreads();
   if constexpr (CL > 1) {  // every CTA's barriers initialised before any multicast or remote arrival
     cluster_arrive();
