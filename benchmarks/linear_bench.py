@@ -5,7 +5,8 @@
 Times, per (shape, M, dense ratio): dense cuBLAS, torch semi-structured (cuSPARSELt, the peer; pure
 2:4 so only at dense ratio 0), our cusparselt backend, our mmasp (CUDA mma.sp) and triton decode
 kernels, and (bf16, M <= 64, opt-in: ``--backends ...,wgsd``) the sparse warpgroup MMA kernel's decode
-form (``spense.runtime.wgsp``; ``SPENSE_WGSD_MIN_M`` in the engine); all under CUDA graphs with the
+forms (``spense.runtime.wgsp``: column ``wgsd`` stream-K, ``wgsd_cl`` the K split over clusters; the engine
+takes them from ``SPENSE_WGSD_MIN_M`` tokens, picking one by ``SPENSE_WGSD_SK``); all under CUDA graphs with the
 weights rotated over several copies (>= 256 MB in all, L2 is 50 MB).  Writes linear_bench.json / .md /
 .png under --out.
 """
