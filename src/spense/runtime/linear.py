@@ -46,8 +46,7 @@ from torch import nn
 from spense.errors import DeviceError, FormatError, InputError
 from spense.format import PackedSpense, SpenseLayout, pack, unpack
 from spense.runtime.mmasp import default_stages, gathered_fragments, x_perm, x_perm_max_m, xfrag_plan_min_m
-from spense.runtime.wgsp import wgsd_min_m, wgsp_forward, wgsp_layer_applies, wgsp_min_m
-from spense.runtime.wgsp import sk_workspace
+from spense.runtime.wgsp import sk_workspace, wgsd_min_m, wgsp_forward, wgsp_layer_applies, wgsp_min_m
 from spense.runtime.shapes import bucket as _bucket
 
 BACKENDS = ("reference", "cusparselt", "triton", "mmasp", "auto")

@@ -125,13 +125,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
   geo.locate(geo.u0(cta), b0, q0);
   geo.locate(geo.u0(cta + 1), b1, q1);
   if (threadIdx.x == 0) {
-    tma_prefetch(&maps.x);
-    if (Bs > 0 && Ss > 0) {
-      tma_prefetch(&maps.v);
-      tma_prefetch(&maps.m);
-    }
-    if (Bs > 0 && SdA > 0) tma_prefetch(&maps.da);
-    if (Bd > 0 && SdB > 0) tma_prefetch(&maps.db);
+    tma_prefetch_maps(maps, Bs > 0 && Ss > 0, Bs > 0 && SdA > 0, Bd > 0 && SdB > 0);
     for (int s = 0; s < S; ++s) {
       mbar_init(full0 + 8 * s, 1);
       mbar_init(empty0 + 8 * s, 8);  // every consumer warp

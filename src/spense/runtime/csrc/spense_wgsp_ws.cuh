@@ -126,6 +126,17 @@ __device__ __forceinline__ float ld_cluster_f32(uint32_t addr, uint32_t rank) {
 struct WgMaps {
   CUtensorMap x, v, m, da, db;
 };
+// x's map and those of the regions a CTA reads (sparse values and metadata, dense fragments of the sparse-row
+// tiles, of the dense-row tiles) into the descriptor cache, while its barriers and columns are set up
+__device__ __forceinline__ void tma_prefetch_maps(const WgMaps& maps, bool vm, bool da, bool db) {
+  tma_prefetch(&maps.x);
+  if (vm) {
+    tma_prefetch(&maps.v);
+    tma_prefetch(&maps.m);
+  }
+  if (da) tma_prefetch(&maps.da);
+  if (db) tma_prefetch(&maps.db);
+}
 
 // CL: CTAs per cluster along the token tiles (1 or 2).  With 2, the two CTAs of a cluster share their row
 // block: each loads half of every step's A box and multicasts it to both (A's bytes from L2 per CTA halved;
@@ -167,13 +178,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
   }
   if (threadIdx.x == 0) {
     // the tensor maps this CTA reads into the descriptor cache, while the barriers and columns are set up
-    tma_prefetch(&maps.x);
-    if (sp_rows && Ss > 0) {
-      tma_prefetch(&maps.v);
-      tma_prefetch(&maps.m);
-    }
-    if (sp_rows && SdA > 0) tma_prefetch(&maps.da);
-    if (!sp_rows && SdB > 0) tma_prefetch(&maps.db);
+    tma_prefetch_maps(maps, sp_rows && Ss > 0, sp_rows && SdA > 0, !sp_rows && SdB > 0);
     for (int s = 0; s < S; ++s) {
       mbar_init(full0 + 8 * s, 1);   // the producer's arrival with its transaction bytes
       mbar_init(empty0 + 8 * s, 8 * CL);  // every consumer warp (of every CTA of the cluster)
