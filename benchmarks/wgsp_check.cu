@@ -264,21 +264,19 @@ int main(int argc, char** argv) {
     if (getenv("WGSD_SWEEP") && with_wsd) {
       // stream-K on fewer CTAs, then one launch's timeline (clocks per CTA: entry, first operands in, last MMAs
       // done, exit), to see where its time goes
-      printf("sksweep N=%d K=%d d=%.3f axis=%c M=%d | us by CTAs:", N, K, dfrac, axis, M);
-      for (int g : {0, 96, 66, 33}) {
-        sk_grid = g;
-        printf(" G%d %.2f", g, timeit(run_sk));
-      }
+      printf("sksweep N=%d K=%d d=%.3f axis=%c M=%d | us by variant (SPENSE_WGSD_EXP) and CTAs:", N, K, dfrac,
+             axis, M);
+      for (int e : {0, 1, 2, 3, 7})
+        for (int g : {0, 96, 66}) {
+          sk_exp = e;
+          sk_grid = g;
+          printf(" e%d/G%d %.2f", e, g, timeit(run_sk));
+        }
       sk_grid = 0;
-      printf(" | by variant (SPENSE_WGSD_EXP):");
-      for (int e : {1, 2, 3, 7}) {
-        sk_exp = e;
-        printf(" e%d %.2f", e, timeit(run_sk));
-      }
       sk_exp = 0;
       printf("\n");
       const int G = wsd_sk_grid(SkGeo(L.Bs, L.Bd, L.Ss, L.SdA, L.SdB, 1));
-      for (int e : {0, 3}) {  // the timeline of the measured form and of both variants together
+      for (int e : {0, 1, 7}) {  // the timeline of the measured form, of the new epilogue, of all variants
         sk_exp = e;
         CK(cudaMalloc(&sk_trace, (size_t)G * 4 * 8));
         CK(cudaMemset(sk_trace, 0, (size_t)G * 4 * 8));

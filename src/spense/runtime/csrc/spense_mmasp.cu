@@ -286,7 +286,7 @@ bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Ten
                     ws.is_contiguous() && cnt.is_contiguous(),
                 "wgsp: stream-K needs a float32 workspace and int32 counts");
     TORCH_CHECK(variant >= 0 && variant <= 7, "wgsp: stream-K variant must be 0..7, got ", variant);
-    // bit 4: launched dependent (graph capture of such launches needs CUDA 12.3+)
+    // bit 4: launched dependent, with bit 2 only (launch_wgsd_sk; graph capture of such launches needs CUDA 12.3+)
     const bool pdl = (variant & 4) != 0 && CUDART_VERSION >= 12030;
 #define SK_(E_)                                                                                                  \
   launch_wgsd_sk<WSD_STAGES, E_>(                                                                              \

@@ -87,6 +87,33 @@ struct SkGeo {
   }
 };
 
+// acc = the partial sums of CTAs c_first..c_last added in CTA order (p0: c_first's part; the others' block is
+// their first: slot 0), this thread's NJ live registers (tokens below 8 NJ / 4), their loads R parts at a time
+// before any sum, so that a block split over P CTAs waits for ceil(P / R) round trips to L2, not P
+template <int NJ>
+__device__ __forceinline__ void wsd_sum_parts(float (&acc)[32], const float* ws, const float* p0, int c_first,
+                                              int c_last, int ct) {
+  constexpr int R = NJ <= 16 ? 8 : 4;
+#pragma unroll
+  for (int j = 0; j < 32; ++j) acc[j] = 0.f;
+  for (int c = c_first; c <= c_last; c += R) {
+    float u[R][NJ];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const int cr = min(c + r, c_last);  // past the end: the last part again, never added
+      const float* p = cr == c_first ? p0 : ws + (size_t)cr * 2 * WSD_PART + ct;
+#pragma unroll
+      for (int j = 0; j < NJ; ++j) u[r][j] = __ldcg(p + j * 256);
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+      if (c + r <= c_last) {
+#pragma unroll
+        for (int j = 0; j < NJ; ++j) acc[j] += u[r][j];
+      }
+  }
+}
+
 // the GPU's nanosecond clock (the stream-K kernel's optional trace: the harness's timeline of its CTAs)
 __device__ __forceinline__ unsigned long long wsd_clock() {
   unsigned long long t;
@@ -98,11 +125,13 @@ __device__ __forceinline__ unsigned long long wsd_clock() {
 // warpgroup, two consumer warpgroups of 4 row tiles each).  ws: [G][2][WSD_PART] floats (a CTA's partial sums
 // of its first and of its last block), cnt: one zeroed int per block (left zeroed); trace: null, or 4 clocks
 // per CTA (entry, its first operands in, its last MMAs done, exit: the harness's timeline).
-// EXP: variants written from that timeline (docs/runtime.md §13), not yet run on a GPU, so off by default
-// (SPENSE_WGSD_EXP): bit 1, the last arrival's epilogue with one locate and the parts' loads two at a time;
-// bit 2, thread 0 issues the first ring's weight boxes right after the barriers' init, before the column
-// tables are read, and the producer waits for the kernel before (griddepcontrol.wait: a no-op unless
-// launched dependent, bit 4 of the launch) only before its first x load.
+// EXP: variants written from that timeline (docs/runtime.md §13), off by default until measured
+// (SPENSE_WGSD_EXP): bit 1, a split block's epilogue in three round trips to L2 (a CTA's part stored, one
+// thread's fence and count, then the last arrival's loads of all parts at once: wsd_sum_parts) where the
+// measured form takes two and one per part; bit 2, thread 0 issues the first ring's weight boxes right after
+// the barriers' init, before the column tables are read, and the producer waits for the kernel before
+// (griddepcontrol.wait: a no-op unless launched dependent, bit 4 of the launch) only before its first x load,
+// and lets the kernel after it launch (griddepcontrol.launch_dependents) once its last load is issued.
 template <int S, int EXP = 0>
 __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
     const __grid_constant__ WgMaps maps, int M, const int* __restrict__ sblk, const int* __restrict__ dblk,
@@ -198,6 +227,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
         }
       }
     }
+    if constexpr ((EXP & 2) != 0) pdl_trigger();  // after its wait: the kernel after this one may launch
     return;  // the consumers wait for every slot's bytes, so none is in flight when the CTA exits
   }
 
@@ -281,39 +311,39 @@ __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
 #pragma unroll
     for (int j = 0; j < NT / 2; ++j)  // register j holds tokens 8 (j >> 2) ..: none past M is kept
       if (8 * (j >> 2) < M) __stcg(part + j * 256, acc[j]);
-    __threadfence();  // the partial sums visible to the GPU before the count says so
-    asm volatile("bar.sync 1, 256;\n" ::: "memory");
-    if (ct == 0) {
-      const bool fin = atomicAdd(cnt + b, 1) == c_last - c_first;
-      if (fin) cnt[b] = 0;  // every part has arrived: no one else touches the count in this launch
-      *last = fin;
+    if constexpr ((EXP & 1) != 0) {  // one thread's fences (as CUTLASS's semaphore): the barrier orders the
+      asm volatile("bar.sync 1, 256;\n" ::: "memory");  // others' stores before its release
+      if (ct == 0) {
+        __threadfence();
+        const bool fin = atomicAdd(cnt + b, 1) == c_last - c_first;
+        if (fin) {
+          cnt[b] = 0;
+          __threadfence();  // acquire: every part before this CTA's loads (ordered after by the barrier)
+        }
+        *last = fin;
+      }
+      asm volatile("bar.sync 1, 256;\n" ::: "memory");
+    } else {
+      __threadfence();  // the partial sums visible to the GPU before the count says so
+      asm volatile("bar.sync 1, 256;\n" ::: "memory");
+      if (ct == 0) {
+        const bool fin = atomicAdd(cnt + b, 1) == c_last - c_first;
+        if (fin) cnt[b] = 0;  // every part has arrived: no one else touches the count in this launch
+        *last = fin;
+      }
+      asm volatile("bar.sync 1, 256;\n" ::: "memory");
     }
-    asm volatile("bar.sync 1, 256;\n" ::: "memory");
     if (*last && (EXP & 1) != 0) {  // the last to arrive adds every part, in CTA order
-      __threadfence();
       // block b is the first block of every participant after c_first (their ranges start inside it: slot 0;
-      // benchmarks/wgsd_geometry_check.cu); c_first's slot is 0 only if b is its first block too.  One
-      // locate (64-bit divisions), not one per part
+      // benchmarks/wgsd_geometry_check.cu); c_first's slot is 0 only if b is its first block too
       int bf, qf;
       geo.locate(geo.u0(c_first), bf, qf);
       const float* p0 = ws + ((size_t)c_first * 2 + (bf == b ? 0 : 1)) * WSD_PART + ct;
-#pragma unroll
-      for (int j = 0; j < NT / 2; ++j) acc[j] = __ldcg(p0 + j * 256);
-      for (int c = c_first + 1; c <= c_last; c += 2) {  // two parts at a time, their loads before their sums
-        const float* p = ws + (size_t)c * 2 * WSD_PART + ct;
-        const float* p2 = ws + (size_t)min(c + 1, c_last) * 2 * WSD_PART + ct;  // p again past the end
-        float u[NT / 2], v[NT / 2];
-#pragma unroll
-        for (int j = 0; j < NT / 2; ++j) {
-          u[j] = __ldcg(p + j * 256);
-          v[j] = __ldcg(p2 + j * 256);
-        }
-#pragma unroll
-        for (int j = 0; j < NT / 2; ++j) acc[j] += u[j];
-        if (c + 1 <= c_last) {
-#pragma unroll
-          for (int j = 0; j < NT / 2; ++j) acc[j] += v[j];
-        }
+      switch ((M + 15) >> 4) {  // the live registers: tokens below M rounded up to sixteens
+        case 1: wsd_sum_parts<8>(acc, ws, p0, c_first, c_last, ct); break;
+        case 2: wsd_sum_parts<16>(acc, ws, p0, c_first, c_last, ct); break;
+        case 3: wsd_sum_parts<24>(acc, ws, p0, c_first, c_last, ct); break;
+        default: wsd_sum_parts<32>(acc, ws, p0, c_first, c_last, ct);
       }
       wg_store(acc, tile, 0, lane, out_row, y, ldy, M);
     } else if (*last) {  // the last to arrive adds every part, in CTA order (into acc: its own part is in ws too)
@@ -365,7 +395,8 @@ inline cudaError_t launch_wgsd_sk(cudaStream_t stream, const uint4* sv, const ui
   static unsigned set_on = 0;
   const cudaError_t e = wg_smem_limit(kernel, SMEM, set_on);
   if (e != cudaSuccess) return e;
-  // pdl: launched dependent (programmatic stream serialization), for EXP bit 2's early weight boxes
-  return launch_ex(kernel, dim3(G), dim3(384), SMEM, stream, pdl, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss,
+  // pdl: launched dependent (programmatic stream serialization); only with EXP bit 2, whose producer waits
+  // for the kernel before ahead of its first x load
+  return launch_ex(kernel, dim3(G), dim3(384), SMEM, stream, pdl && (EXP & 2) != 0, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss,
                    SdA, SdB, ws, cnt, trace);
 }
