@@ -55,6 +55,10 @@ stage dense_bf16 170 300 $M --gen $GEN --variants dense
 [ -n "$BPID" ] && wait $BPID && [ -f /tmp/spense_mmasp.so ] && export SPENSE_MMASP_SO=/tmp/spense_mmasp.so
 #     Spense 25 % BF16 compiled (magnitude 2:4 + packing + kernel layout on the GPU)
 stage spense_bf16 170 200 $M --gen $GEN --variants spense0.25
+#     A/B stages of Spense 25 % BF16 under other settings, given as environment assignments (e.g.
+#     AB1_ENV="SPENSE_WGSD_EXP=7" AB2_ENV="SPENSE_WGSD_EXP=7 SPENSE_WGSD_SK=1"); skipped where unset
+[ -n "${AB1_ENV:-}" ] && ( export $AB1_ENV; stage ab1 170 0 $M --gen $GEN --variants spense0.25 )
+[ -n "${AB2_ENV:-}" ] && ( export $AB2_ENV; stage ab2 170 0 $M --gen $GEN --variants spense0.25 )
 #     FP8: the FP8 dense baseline (Fp8Linear: best of our weight-only kernel and _scaled_mm) and Spense
 #     25 % (mma.sp FP8); FP8_FLAGS="--no-compile": CUDA graphs of the eager step instead of compiled
 stage dense_fp8 150 150 $M --gen $GEN --variants dense-fp8 ${FP8_FLAGS:-}
