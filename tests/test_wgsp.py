@@ -45,10 +45,11 @@ def test_wgsp_min_m_switch(min_m, monkeypatch):
 
 @pytest.fixture
 def env_switch(monkeypatch, request):
-    """Sets one of the read-once switches SPENSE_WGSP_CLUSTER / SPENSE_WGSD_MIN_M / SPENSE_WGSD_SK for one
-    test."""
+    """Sets one of the read-once switches SPENSE_WGSP_CLUSTER / SPENSE_WGSD_MIN_M(_LARGE) / SPENSE_WGSD_SK /
+    SPENSE_WGSD_EXP for one test."""
     fns = {"SPENSE_WGSP_CLUSTER": wgsp.wgsp_cluster, "SPENSE_WGSD_MIN_M": wgsp.wgsd_min_m,
-           "SPENSE_WGSD_SK": wgsp.wgsd_stream_k, "SPENSE_WGSD_EXP": wgsp.wgsd_exp}
+           "SPENSE_WGSD_MIN_M_LARGE": wgsp.wgsd_min_m_large, "SPENSE_WGSD_SK": wgsp.wgsd_stream_k,
+           "SPENSE_WGSD_EXP": wgsp.wgsd_exp}
 
     def set_(name: str, v: str | None):
         if v is None:
@@ -61,26 +62,49 @@ def env_switch(monkeypatch, request):
 
 
 def test_cluster_and_decode_form_switches(env_switch):
-    """The cluster prefill is off by default, the decode form serves M = 17..64 and picks stream-K by the
-    layer (2); SPENSE_WGSP_CLUSTER takes 0 or 1, SPENSE_WGSD_SK 0..2 and SPENSE_WGSD_MIN_M 0..64 (the
-    decode form's 64 tokens per work block); anything else is refused in one line."""
-    for name in ("SPENSE_WGSP_CLUSTER", "SPENSE_WGSD_MIN_M", "SPENSE_WGSD_SK", "SPENSE_WGSD_EXP"):
+    """The cluster prefill is off by default, the decode form serves M = 17..64 (large layers from M = 9)
+    and picks stream-K by the layer (2), with all three measured stream-K variants (7); SPENSE_WGSP_CLUSTER
+    takes 0 or 1, SPENSE_WGSD_SK 0..2, SPENSE_WGSD_MIN_M(_LARGE) 0..64 (the decode form's 64 tokens per
+    work block) and SPENSE_WGSD_EXP 0..7; anything else is refused in one line."""
+    names = ("SPENSE_WGSP_CLUSTER", "SPENSE_WGSD_MIN_M", "SPENSE_WGSD_MIN_M_LARGE", "SPENSE_WGSD_SK",
+             "SPENSE_WGSD_EXP")
+    for name in names:
         env_switch(name, None)
     assert wgsp.wgsp_cluster() is False and wgsp.wgsd_min_m() == 17 and wgsp.wgsd_stream_k() == 2
-    assert wgsp.wgsd_exp() == 0  # the stream-K variants not yet run on a GPU: off
-    env_switch("SPENSE_WGSD_EXP", "7")
-    assert wgsp.wgsd_exp() == 7
+    assert wgsp.wgsd_exp() == 7 and wgsp.wgsd_min_m_large() == 9
+    env_switch("SPENSE_WGSD_EXP", "0")
+    assert wgsp.wgsd_exp() == 0
     env_switch("SPENSE_WGSP_CLUSTER", "1")
     env_switch("SPENSE_WGSD_MIN_M", "1")
     env_switch("SPENSE_WGSD_SK", "0")
     assert wgsp.wgsp_cluster() is True and wgsp.wgsd_min_m() == 1 and wgsp.wgsd_stream_k() == 0
     fns = {"SPENSE_WGSP_CLUSTER": wgsp.wgsp_cluster, "SPENSE_WGSD_MIN_M": wgsp.wgsd_min_m,
-           "SPENSE_WGSD_SK": wgsp.wgsd_stream_k, "SPENSE_WGSD_EXP": wgsp.wgsd_exp}
+           "SPENSE_WGSD_MIN_M_LARGE": wgsp.wgsd_min_m_large, "SPENSE_WGSD_SK": wgsp.wgsd_stream_k,
+           "SPENSE_WGSD_EXP": wgsp.wgsd_exp}
     for name, bad in (("SPENSE_WGSP_CLUSTER", "2"), ("SPENSE_WGSD_MIN_M", "65"), ("SPENSE_WGSD_MIN_M", "x"),
-                      ("SPENSE_WGSD_SK", "3"), ("SPENSE_WGSD_EXP", "8")):
+                      ("SPENSE_WGSD_MIN_M_LARGE", "-1"), ("SPENSE_WGSD_SK", "3"), ("SPENSE_WGSD_EXP", "8")):
         env_switch(name, bad)
         with pytest.raises(DeviceError, match=name):
             fns[name]()
+
+
+def test_decode_form_threshold_by_layer_size(env_switch):
+    """A layer of at least LARGE_NK weights takes the decode form from SPENSE_WGSD_MIN_M_LARGE tokens, a
+    smaller one from SPENSE_WGSD_MIN_M; 0 in either switch turns the large layers' own threshold off, and
+    SPENSE_WGSD_MIN_M=0 turns the decode form off for all."""
+    for name in ("SPENSE_WGSD_MIN_M", "SPENSE_WGSD_MIN_M_LARGE"):
+        env_switch(name, None)
+    big, small = (24576, 4096), (4096, 4096)  # 8B.gate_up (2^26.6 weights), 8B.o (2^24)
+    assert wgsp.wgsd_min_m_for(*big) == 9 and wgsp.wgsd_min_m_for(*small) == 17
+    assert wgsp.wgsd_min_m_for(wgsp.LARGE_NK // 4096, 4096) == 9  # the bound itself is large
+    assert wgsp.wgsd_min_m_for(wgsp.LARGE_NK // 4096 - 16, 4096) == 17
+    env_switch("SPENSE_WGSD_MIN_M_LARGE", "0")
+    assert wgsp.wgsd_min_m_for(*big) == 17
+    env_switch("SPENSE_WGSD_MIN_M_LARGE", "40")  # never above the threshold of all layers
+    assert wgsp.wgsd_min_m_for(*big) == 17
+    env_switch("SPENSE_WGSD_MIN_M_LARGE", None)
+    env_switch("SPENSE_WGSD_MIN_M", "0")
+    assert wgsp.wgsd_min_m_for(*big) == 0 and wgsp.wgsd_min_m_for(*small) == 0
 
 
 def test_decode_form_declines_off_the_gpu(env_switch):
@@ -155,6 +179,7 @@ def test_gpu_wgsp_cluster_and_decode_forms_match_reference(min_m, env_switch, ki
     min_m("65")
     env_switch("SPENSE_WGSP_CLUSTER", "1")
     env_switch("SPENSE_WGSD_MIN_M", "16")
+    env_switch("SPENSE_WGSD_MIN_M_LARGE", "0")  # one threshold for every layer size
     env_switch("SPENSE_WGSD_SK", stream_k)
     for M in (1, 7, 16, 33, 64, 200, 300, 2048):
         x = torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16)
@@ -189,9 +214,9 @@ def test_stream_k_split_covers_every_step_once(tmp_path):
 @sm90
 @pytest.mark.parametrize("kind", ["blocks", "rows"])
 def test_gpu_stream_k_variants_give_the_measured_forms_bits(env_switch, kind):
-    """The stream-K variants not yet measured (SPENSE_WGSD_EXP 1, 2, 3, 7: the cheaper epilogue, the early
-    weight boxes, launched dependent) give the bits of the measured form (variant 0: they add the same parts
-    in the same order) at M = 1, 16, 33, 64, within rounding of the float64 reference."""
+    """The stream-K variants (SPENSE_WGSD_EXP 1, 2, 3, 7 (the default): the cheaper epilogue, the early
+    weight boxes, launched dependent) give the bits of variant 0 (they add the same parts in the same
+    order) at M = 1, 16, 33, 64, within rounding of the float64 reference."""
     m, wref, gen = compacted(kind, 13)
     K = m.in_features
     env_switch("SPENSE_WGSD_SK", "1")

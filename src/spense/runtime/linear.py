@@ -46,7 +46,7 @@ from torch import nn
 from spense.errors import DeviceError, FormatError, InputError
 from spense.format import PackedSpense, SpenseLayout, pack, unpack
 from spense.runtime.mmasp import default_stages, gathered_fragments, x_perm, x_perm_max_m, xfrag_plan_min_m
-from spense.runtime.wgsp import sk_workspace, wgsd_min_m, wgsp_forward, wgsp_layer_applies, wgsp_min_m
+from spense.runtime.wgsp import sk_workspace, wgsd_min_m_for, wgsp_forward, wgsp_layer_applies, wgsp_min_m
 from spense.runtime.shapes import bucket as _bucket
 
 BACKENDS = ("reference", "cusparselt", "triton", "mmasp", "auto")
@@ -406,9 +406,10 @@ class SpenseLinear(nn.Module):
 
     def _wgsd_serves(self, M: int) -> bool:
         """Whether this compacted layer runs M tokens through the sparse warpgroup MMA kernel's decode form
-        rather than the mma.sp kernel: M >= ``SPENSE_WGSD_MIN_M`` (:func:`~spense.runtime.wgsp.wgsd_min_m`;
-        off by default) and the kernel applies to the weights (checked once)."""
-        if self._kernel is None or not 0 < wgsd_min_m() <= M:
+        rather than the mma.sp kernel: M at least :func:`~spense.runtime.wgsp.wgsd_min_m_for` this layer's
+        shape (``SPENSE_WGSD_MIN_M``, default 17; ``SPENSE_WGSD_MIN_M_LARGE``, default 9, for large layers)
+        and the kernel applies to the weights (checked once)."""
+        if self._kernel is None or not 0 < wgsd_min_m_for(self.out_features, self.in_features) <= M:
             return False
         if "wgsd" not in self._cache:
             self._cache["wgsd"] = wgsp_layer_applies(self._kernel, self.in_features)

@@ -17,7 +17,7 @@ neighbouring token tiles, each loading half of every weight box and multicasting
 0.94-1.0x of the plain form, benchmarks/results/wgsd_2026-12-01); ``SPENSE_WGSD_MIN_M=m`` (1..64,
 default 17) sends compacted bf16 layers at M = m..64 through a decode form (64 tokens and 8 row tiles
 per work block, csrc/spense_wgsd.cuh) instead of the mma.sp decode kernel, whose M = 32-64 reloads x
-per MMA.  The decode form is stream-K (``SPENSE_WGSD_SK=1``: one CTA per SM, each streaming an equal share of the layer's
+per MMA; layers of at least ``LARGE_NK`` weights from ``SPENSE_WGSD_MIN_M_LARGE`` tokens (default 9).  The decode form is stream-K (``SPENSE_WGSD_SK=1``: one CTA per SM, each streaming an equal share of the layer's
 weight bytes, split blocks finished by the last CTA to arrive) or the K split over clusters
 (``SPENSE_WGSD_SK=0``); by default stream-K on long rows, clusters on short ones (:func:`wgsd_stream_k`).
 Stream-K keeps one fp32 workspace per device (:func:`sk_workspace`): layers on one device must not run it
@@ -61,6 +61,29 @@ def wgsd_min_m() -> int:
     return mmasp._env_int("SPENSE_WGSD_MIN_M", 17, 0, WGSD_MAX_M)
 
 
+LARGE_NK = 1 << 26  # a layer of at least this many weights (N K) takes the decode form from wgsd_min_m_large()
+
+
+@functools.lru_cache(maxsize=None)
+def wgsd_min_m_large() -> int:
+    """Smallest M that a compacted bf16 layer of at least ``LARGE_NK`` weights (8B.gate_up, 32B.gate_up,
+    32B.down among the Qwen3 shapes) sends through the decode form: ``SPENSE_WGSD_MIN_M_LARGE`` (read once;
+    1..64; 0 = as :func:`wgsd_min_m`; default 9).  Measured per layer at M = 16 (benchmarks/results/
+    wgsd_2026-12-01, h): the decode form 1.26 / 1.45 / 1.27x of cuBLAS on those three against the mma.sp
+    kernel's 1.15 / 1.25 / 0.92x; on the smaller layers the mma.sp kernel stays the faster below M = 17."""
+    return mmasp._env_int("SPENSE_WGSD_MIN_M_LARGE", 9, 0, WGSD_MAX_M)
+
+
+def wgsd_min_m_for(n_out: int, in_features: int) -> int:
+    """Smallest M from which a compacted bf16 layer of ``n_out`` x ``in_features`` weights takes the decode
+    form (0: never): :func:`wgsd_min_m`, or :func:`wgsd_min_m_large` below it for a layer of at least
+    ``LARGE_NK`` weights."""
+    m, m_large = wgsd_min_m(), wgsd_min_m_large()
+    if m == 0 or m_large == 0 or n_out * in_features < LARGE_NK:
+        return m
+    return min(m, m_large)
+
+
 SK_MIN_K = 8192  # SPENSE_WGSD_SK=2: stream-K from this K (in_features) on, or from SK_MIN_NK weights
 SK_MIN_NK = 1 << 27
 
@@ -77,11 +100,14 @@ def wgsd_stream_k() -> int:
 
 @functools.lru_cache(maxsize=None)
 def wgsd_exp() -> int:
-    """Variants of the stream-K decode form written from its timeline (docs/runtime.md section 13) and not
-    yet run on a GPU (``SPENSE_WGSD_EXP``, bits, default 0): 1 a cheaper epilogue for split blocks, 2 the
-    first ring's weight boxes issued before anything else is read, 4 launched dependent (with 2: those boxes
-    load while the kernel before finishes)."""
-    return mmasp._env_int("SPENSE_WGSD_EXP", 0, 0, 7)
+    """Variants of the stream-K decode form written from its timeline (docs/runtime.md section 13;
+    ``SPENSE_WGSD_EXP``, bits, default 7: all three): 1 a split block's epilogue in three round trips to L2
+    (all parts loaded at once), 2 the first ring's weight boxes issued before anything else is read and the
+    next kernel let launch once the last load is issued, 4 launched dependent (with 2 only: those boxes load
+    while the kernel before finishes).  Each gives the bits of variant 0.  Measured (benchmarks/results/
+    wgsd_2026-12-01, h): 1 took 1.5-3.5 us off a launch at M = 16-32, 2 alone cost ~1 us, all three took
+    8B.down at M = 32 from 31.5 to 25.5 us (harness) and the 8B step at B = 32 from 5.918 to 5.860 ms."""
+    return mmasp._env_int("SPENSE_WGSD_EXP", 7, 0, 7)
 
 
 SK_PART = 32 * 256  # floats of one CTA's partial sums (csrc/spense_wgsd.cuh WSD_PART)
