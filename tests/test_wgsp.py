@@ -49,7 +49,7 @@ def env_switch(monkeypatch, request):
     SPENSE_WGSD_EXP for one test."""
     fns = {"SPENSE_WGSP_CLUSTER": wgsp.wgsp_cluster, "SPENSE_WGSD_MIN_M": wgsp.wgsd_min_m,
            "SPENSE_WGSD_MIN_M_LARGE": wgsp.wgsd_min_m_large, "SPENSE_WGSD_SK": wgsp.wgsd_stream_k,
-           "SPENSE_WGSD_EXP": wgsp.wgsd_exp}
+           "SPENSE_WGSD_EXP": wgsp.wgsd_exp, "SPENSE_WGSD_SK_MIN_NK": wgsp.wgsd_sk_min_nk}
 
     def set_(name: str, v: str | None):
         if v is None:
@@ -67,11 +67,11 @@ def test_cluster_and_decode_form_switches(env_switch):
     takes 0 or 1, SPENSE_WGSD_SK 0..2, SPENSE_WGSD_MIN_M(_LARGE) 0..64 (the decode form's 64 tokens per
     work block) and SPENSE_WGSD_EXP 0..7; anything else is refused in one line."""
     names = ("SPENSE_WGSP_CLUSTER", "SPENSE_WGSD_MIN_M", "SPENSE_WGSD_MIN_M_LARGE", "SPENSE_WGSD_SK",
-             "SPENSE_WGSD_EXP")
+             "SPENSE_WGSD_EXP", "SPENSE_WGSD_SK_MIN_NK")
     for name in names:
         env_switch(name, None)
     assert wgsp.wgsp_cluster() is False and wgsp.wgsd_min_m() == 17 and wgsp.wgsd_stream_k() == 2
-    assert wgsp.wgsd_exp() == 7 and wgsp.wgsd_min_m_large() == 9
+    assert wgsp.wgsd_exp() == 7 and wgsp.wgsd_min_m_large() == 9 and wgsp.wgsd_sk_min_nk() == wgsp.SK_MIN_NK
     env_switch("SPENSE_WGSD_EXP", "0")
     assert wgsp.wgsd_exp() == 0
     env_switch("SPENSE_WGSP_CLUSTER", "1")
@@ -80,9 +80,10 @@ def test_cluster_and_decode_form_switches(env_switch):
     assert wgsp.wgsp_cluster() is True and wgsp.wgsd_min_m() == 1 and wgsp.wgsd_stream_k() == 0
     fns = {"SPENSE_WGSP_CLUSTER": wgsp.wgsp_cluster, "SPENSE_WGSD_MIN_M": wgsp.wgsd_min_m,
            "SPENSE_WGSD_MIN_M_LARGE": wgsp.wgsd_min_m_large, "SPENSE_WGSD_SK": wgsp.wgsd_stream_k,
-           "SPENSE_WGSD_EXP": wgsp.wgsd_exp}
+           "SPENSE_WGSD_EXP": wgsp.wgsd_exp, "SPENSE_WGSD_SK_MIN_NK": wgsp.wgsd_sk_min_nk}
     for name, bad in (("SPENSE_WGSP_CLUSTER", "2"), ("SPENSE_WGSD_MIN_M", "65"), ("SPENSE_WGSD_MIN_M", "x"),
-                      ("SPENSE_WGSD_MIN_M_LARGE", "-1"), ("SPENSE_WGSD_SK", "3"), ("SPENSE_WGSD_EXP", "8")):
+                      ("SPENSE_WGSD_MIN_M_LARGE", "-1"), ("SPENSE_WGSD_SK", "3"), ("SPENSE_WGSD_EXP", "8"),
+                      ("SPENSE_WGSD_SK_MIN_NK", "0")):
         env_switch(name, bad)
         with pytest.raises(DeviceError, match=name):
             fns[name]()

@@ -84,8 +84,15 @@ def wgsd_min_m_for(n_out: int, in_features: int) -> int:
     return min(m, m_large)
 
 
-SK_MIN_K = 8192  # SPENSE_WGSD_SK=2: stream-K from this K (in_features) on, or from SK_MIN_NK weights
+SK_MIN_K = 8192  # SPENSE_WGSD_SK=2: stream-K from this K (in_features) on, or from wgsd_sk_min_nk() weights
 SK_MIN_NK = 1 << 27
+
+
+@functools.lru_cache(maxsize=None)
+def wgsd_sk_min_nk() -> int:
+    """``SPENSE_WGSD_SK=2``'s bound on a layer's weights (N K) from which it runs stream-K whatever its K:
+    ``SPENSE_WGSD_SK_MIN_NK`` (read once; >= 1; default ``SK_MIN_NK``)."""
+    return mmasp._env_int("SPENSE_WGSD_SK_MIN_NK", SK_MIN_NK, 1)
 
 
 @functools.lru_cache(maxsize=None)
@@ -158,7 +165,7 @@ def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False
     x2 = x2 if x2.stride(1) == 1 else x2.contiguous()
     y = torch.empty(x2.shape[0], kw.n_out, dtype=torch.bfloat16, device=x2.device)
     mode = wgsd_stream_k() if stream_k is None else int(stream_k)
-    long_rows = x2.shape[1] >= SK_MIN_K or kw.n_out * x2.shape[1] >= SK_MIN_NK
+    long_rows = x2.shape[1] >= SK_MIN_K or kw.n_out * x2.shape[1] >= wgsd_sk_min_nk()
     sk = decode and (mode == 1 or (mode == 2 and long_rows))
     wsc = sk_workspace(x2.device) if sk else None
     if wsc is not None:
