@@ -63,17 +63,18 @@ def env_switch(monkeypatch, request):
 
 def test_cluster_and_decode_form_switches(env_switch):
     """The cluster prefill is off by default, the decode form serves M = 17..64 (large layers from M = 9)
-    and picks stream-K by the layer (2), with all three measured stream-K variants (7); SPENSE_WGSP_CLUSTER
-    takes 0 or 1, SPENSE_WGSD_SK 0..2, SPENSE_WGSD_MIN_M(_LARGE) 0..64 (the decode form's 64 tokens per
-    work block) and SPENSE_WGSD_EXP 0..7; anything else is refused in one line."""
+    and picks stream-K by the layer (2), with the stream-K epilogue measured fastest in the engine (1);
+    SPENSE_WGSP_CLUSTER takes 0 or 1, SPENSE_WGSD_SK 0..2, SPENSE_WGSD_MIN_M(_LARGE) 0..64 (the decode
+    form's 64 tokens per work block), SPENSE_WGSD_EXP 0..7 and SPENSE_WGSD_SK_MIN_NK >= 1; anything else is
+    refused in one line."""
     names = ("SPENSE_WGSP_CLUSTER", "SPENSE_WGSD_MIN_M", "SPENSE_WGSD_MIN_M_LARGE", "SPENSE_WGSD_SK",
              "SPENSE_WGSD_EXP", "SPENSE_WGSD_SK_MIN_NK")
     for name in names:
         env_switch(name, None)
     assert wgsp.wgsp_cluster() is False and wgsp.wgsd_min_m() == 17 and wgsp.wgsd_stream_k() == 2
-    assert wgsp.wgsd_exp() == 7 and wgsp.wgsd_min_m_large() == 9 and wgsp.wgsd_sk_min_nk() == wgsp.SK_MIN_NK
-    env_switch("SPENSE_WGSD_EXP", "0")
-    assert wgsp.wgsd_exp() == 0
+    assert wgsp.wgsd_exp() == 1 and wgsp.wgsd_min_m_large() == 9 and wgsp.wgsd_sk_min_nk() == wgsp.SK_MIN_NK
+    env_switch("SPENSE_WGSD_EXP", "7")
+    assert wgsp.wgsd_exp() == 7
     env_switch("SPENSE_WGSP_CLUSTER", "1")
     env_switch("SPENSE_WGSD_MIN_M", "1")
     env_switch("SPENSE_WGSD_SK", "0")
@@ -95,10 +96,10 @@ def test_decode_form_threshold_by_layer_size(env_switch):
     SPENSE_WGSD_MIN_M=0 turns the decode form off for all."""
     for name in ("SPENSE_WGSD_MIN_M", "SPENSE_WGSD_MIN_M_LARGE"):
         env_switch(name, None)
-    big, small = (24576, 4096), (4096, 4096)  # 8B.gate_up (2^26.6 weights), 8B.o (2^24)
+    big, small = (5120, 25600), (24576, 4096)  # 32B.down (1.3e8 weights), 8B.gate_up (1.0e8)
     assert wgsp.wgsd_min_m_for(*big) == 9 and wgsp.wgsd_min_m_for(*small) == 17
-    assert wgsp.wgsd_min_m_for(wgsp.LARGE_NK // 4096, 4096) == 9  # the bound itself is large
-    assert wgsp.wgsd_min_m_for(wgsp.LARGE_NK // 4096 - 16, 4096) == 17
+    assert wgsp.wgsd_min_m_for(wgsp.LARGE_NK // 1000, 1000) == 9  # the bound itself is large
+    assert wgsp.wgsd_min_m_for(wgsp.LARGE_NK // 1000 - 1, 1000) == 17
     env_switch("SPENSE_WGSD_MIN_M_LARGE", "0")
     assert wgsp.wgsd_min_m_for(*big) == 17
     env_switch("SPENSE_WGSD_MIN_M_LARGE", "40")  # never above the threshold of all layers
@@ -215,7 +216,7 @@ def test_stream_k_split_covers_every_step_once(tmp_path):
 @sm90
 @pytest.mark.parametrize("kind", ["blocks", "rows"])
 def test_gpu_stream_k_variants_give_the_measured_forms_bits(env_switch, kind):
-    """The stream-K variants (SPENSE_WGSD_EXP 1, 2, 3, 7 (the default): the cheaper epilogue, the early
+    """The stream-K variants (SPENSE_WGSD_EXP 1 (the default), 2, 3, 7: the cheaper epilogue, the early
     weight boxes, launched dependent) give the bits of variant 0 (they add the same parts in the same
     order) at M = 1, 16, 33, 64, within rounding of the float64 reference."""
     m, wref, gen = compacted(kind, 13)

@@ -61,16 +61,19 @@ def wgsd_min_m() -> int:
     return mmasp._env_int("SPENSE_WGSD_MIN_M", 17, 0, WGSD_MAX_M)
 
 
-LARGE_NK = 1 << 26  # a layer of at least this many weights (N K) takes the decode form from wgsd_min_m_large()
+# a layer of at least this many weights (N K) takes the decode form from wgsd_min_m_large(): between 8B.gate_up
+# (1.0e8, where the decode form and the mma.sp kernel tie at M = 12-16) and 32B.down (1.3e8, where it wins)
+LARGE_NK = 120_000_000
 
 
 @functools.lru_cache(maxsize=None)
 def wgsd_min_m_large() -> int:
-    """Smallest M that a compacted bf16 layer of at least ``LARGE_NK`` weights (8B.gate_up, 32B.gate_up,
-    32B.down among the Qwen3 shapes) sends through the decode form: ``SPENSE_WGSD_MIN_M_LARGE`` (read once;
-    1..64; 0 = as :func:`wgsd_min_m`; default 9).  Measured per layer at M = 16 (benchmarks/results/
-    wgsd_2026-12-01, h): the decode form 1.26 / 1.45 / 1.27x of cuBLAS on those three against the mma.sp
-    kernel's 1.15 / 1.25 / 0.92x; on the smaller layers the mma.sp kernel stays the faster below M = 17."""
+    """Smallest M that a compacted bf16 layer of at least ``LARGE_NK`` weights (32B.gate_up and 32B.down among
+    the Qwen3 shapes) sends through the decode form: ``SPENSE_WGSD_MIN_M_LARGE`` (read once; 1..64; 0 = as
+    :func:`wgsd_min_m`; default 9).  Measured per layer at M = 12 and 16 (benchmarks/results/
+    wgsd_2026-12-01, h): on those two the decode form (stream-K) ran 1.26-1.45x of cuBLAS against the
+    mma.sp kernel's 0.89-1.24x; on 8B.gate_up they tie, and on the smaller layers the mma.sp kernel stays the
+    faster below M = 17."""
     return mmasp._env_int("SPENSE_WGSD_MIN_M_LARGE", 9, 0, WGSD_MAX_M)
 
 
@@ -108,13 +111,14 @@ def wgsd_stream_k() -> int:
 @functools.lru_cache(maxsize=None)
 def wgsd_exp() -> int:
     """Variants of the stream-K decode form written from its timeline (docs/runtime.md section 13;
-    ``SPENSE_WGSD_EXP``, bits, default 7: all three): 1 a split block's epilogue in three round trips to L2
-    (all parts loaded at once), 2 the first ring's weight boxes issued before anything else is read and the
-    next kernel let launch once the last load is issued, 4 launched dependent (with 2 only: those boxes load
-    while the kernel before finishes).  Each gives the bits of variant 0.  Measured (benchmarks/results/
-    wgsd_2026-12-01, h): 1 took 1.5-3.5 us off a launch at M = 16-32, 2 alone cost ~1 us, all three took
-    8B.down at M = 32 from 31.5 to 25.5 us (harness) and the 8B step at B = 32 from 5.918 to 5.860 ms."""
-    return mmasp._env_int("SPENSE_WGSD_EXP", 7, 0, 7)
+    ``SPENSE_WGSD_EXP``, bits, default 1): 1 a split block's epilogue in three round trips to L2 (all parts
+    loaded at once), 2 the first ring's weight boxes issued before anything else is read and the next kernel
+    let launch once the last load is issued, 4 launched dependent (with 2 only: those boxes load while the
+    kernel before finishes).  Each gives the bits of variant 0.  Measured (benchmarks/results/
+    wgsd_2026-12-01, h): 1 took 1.5-3.5 us off a launch at M = 16-32; 2 alone cost ~1.4 us; all three ran
+    fastest back to back (8B.down at M = 32: 25.5 us against 1's 28.2) but not in the engine, where the
+    kernel before is a short Triton one: the 8B step at B = 32 took 5.749 ms with 1 and 5.797 with 7."""
+    return mmasp._env_int("SPENSE_WGSD_EXP", 1, 0, 7)
 
 
 SK_PART = 32 * 256  # floats of one CTA's partial sums (csrc/spense_wgsd.cuh WSD_PART)
