@@ -148,7 +148,8 @@ int main(int argc, char** argv) {
   const long long sk_floats = 2LL * std::max(1, ws_sm_count()) * WSD_PART, sk_ints = (L.Bs + L.Bd) / 8 + 1;
   float* sk_ws; int* sk_cnt;
   CK(cudaMalloc(&sk_ws, sk_floats * 4)); CK(cudaMalloc(&sk_cnt, sk_ints * 4)); CK(cudaMemset(sk_cnt, 0, sk_ints * 4));
-  int sk_grid = 0, sk_exp = 0;  // CTAs of the stream-K form (0: one per SM); its variant (SPENSE_WGSD_EXP bits)
+  const int sk_default = 1;  // the library's default variant (spense.runtime.wgsp.wgsd_exp): the 'decode' lines
+  int sk_grid = 0, sk_exp = sk_default;  // CTAs of the stream-K form (0: one per SM); its variant (SPENSE_WGSD_EXP bits)
   unsigned long long* sk_trace = nullptr;
   auto wsd_sk = [&](const uint4* v, const uint32_t* m_, const uint4* d) {
 #define SK_(E_) CK((launch_wgsd_sk<WSD_STAGES, E_>)(0, v, m_, d, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd,    \
@@ -165,7 +166,7 @@ int main(int argc, char** argv) {
       check([&] { wsd_sk(sv, sm, dv); }, "wgsd_sk again");
       if (first != h1) { fprintf(stderr, "wgsd_sk (variant %d): a second launch gave other bits\n", e); ++bad; }
     }
-  sk_exp = 0;
+  sk_exp = sk_default;
 
   cudaEvent_t e0, e1; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
   auto timeit = [&](auto&& f) {
@@ -273,10 +274,10 @@ int main(int argc, char** argv) {
           printf(" e%d/G%d %.2f", e, g, timeit(run_sk));
         }
       sk_grid = 0;
-      sk_exp = 0;
+      sk_exp = sk_default;
       printf("\n");
       const int G = wsd_sk_grid(SkGeo(L.Bs, L.Bd, L.Ss, L.SdA, L.SdB, 1));
-      for (int e : {0, 1, 7}) {  // the timeline of the measured form, of the new epilogue, of all variants
+      for (int e : {0, 1, 3, 7}) {  // the timeline of each variant but 2 alone
         sk_exp = e;
         CK(cudaMalloc(&sk_trace, (size_t)G * 4 * 8));
         CK(cudaMemset(sk_trace, 0, (size_t)G * 4 * 8));
@@ -305,7 +306,7 @@ int main(int argc, char** argv) {
                "%.2f\n", N, K, M, G, e, (t3 - t0) * 1e-3, q(skew, .5), q(skew, 1), q(fill, .5), q(fill, 1), q(strm, .5),
                q(strm, 1), q(tail, .5), q(tail, 1));
       }
-      sk_exp = 0;
+      sk_exp = sk_default;
     }
     if (getenv("WGSD_SWEEP") && wsd_clusters) {  // every K split with both ring depths: what the launcher picks from
       printf("sweep N=%d K=%d d=%.3f axis=%c M=%d | us by ring slots and K split:", N, K, dfrac, axis, M);
@@ -324,9 +325,9 @@ int main(int argc, char** argv) {
     const double copy_gbs = 2.0 * (1ull << 30) / (t_copy * 1e3), gbs = wbytes / (t_wsd * 1e3);
     const double gbs_sk = wbytes / (t_sk * 1e3);
     printf("decode N=%d K=%d d=%.3f axis=%c M=%d | wgsd rel_diff %.2e | ks=%d %.2f us %.0f GB/s of weights (%.0f %% "
-           "of the copy's %.0f GB/s) | stream-K %.2f us %.0f GB/s (%.0f %%), %d copies rotated\n", N, K, dfrac, axis,
-           M, rel_wsd, ks, t_wsd, gbs, 100.0 * gbs / copy_gbs, copy_gbs, t_sk, gbs_sk, 100.0 * gbs_sk / copy_gbs,
-           copies);
+           "of the copy's %.0f GB/s) | stream-K (variant %d) %.2f us %.0f GB/s (%.0f %%), %d copies rotated\n", N, K,
+           dfrac, axis, M, rel_wsd, ks, t_wsd, gbs, 100.0 * gbs / copy_gbs, copy_gbs, sk_default, t_sk, gbs_sk,
+           100.0 * gbs_sk / copy_gbs, copies);
     cudaFree(ca); cudaFree(cb); cudaFree(svc); cudaFree(dvc); cudaFree(smc);
   }
   cudaFree(sv); cudaFree(dv); cudaFree(sm); cudaFree(x); cudaFree(y0); cudaFree(y1); cudaFree(sblk);

@@ -273,6 +273,8 @@ __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
   int i = 0;
   for (int b = b0, q = q0; b < b1 || (b == b1 && q < q1); ++b, q = 0) {
     const int Qb = geo.steps(b), qe = b == b1 ? q1 : Qb, nsp = b < geo.nbs ? Ss : 0;
+    const int tile = 8 * b + lt;
+    const int2 orow = wg_rows(out_row, tile, lane);  // ahead of the MMAs: off the epilogue's path
 #pragma unroll
     for (int j = 0; j < NT / 2; ++j) acc[j] = 0.f;
     wg_fence_acc(acc);  // the zeros pinned here, not sunk into the paths around the wgmmas (C7515)
@@ -301,9 +303,8 @@ __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
     if (trace != nullptr && ct == 0) trace[4 * cta + 2] = wsd_clock();  // (the last run's) MMAs done
     // the epilogue: the whole block here, or this CTA's part of it
     const int c_first = geo.cta_of(geo.start(b, 0)), c_last = geo.cta_of(geo.start(b, Qb - 1));
-    const int tile = 8 * b + lt;
     if (c_first == c_last) {
-      wg_store(acc, tile, 0, lane, out_row, y, ldy, M);
+      wg_store_rows(acc, orow, 0, lane, y, ldy, M);
       continue;
     }
     const int slot = b == b0 ? 0 : 1;  // this CTA's first block, or its last
@@ -345,7 +346,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
         case 3: wsd_sum_parts<24>(acc, ws, p0, c_first, c_last, ct); break;
         default: wsd_sum_parts<32>(acc, ws, p0, c_first, c_last, ct);
       }
-      wg_store(acc, tile, 0, lane, out_row, y, ldy, M);
+      wg_store_rows(acc, orow, 0, lane, y, ldy, M);
     } else if (*last) {  // the last to arrive adds every part, in CTA order (into acc: its own part is in ws too)
       __threadfence();
 #pragma unroll
@@ -358,7 +359,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
         for (int j = 0; j < NT / 2; ++j) acc[j] += __ldcg(p + j * 256);  // all: loads behind a branch each ran
         // one at a time (M = 64 1.7x slower, e2e v17); the registers of tokens past M are never stored
       }
-      wg_store(acc, tile, 0, lane, out_row, y, ldy, M);
+      wg_store_rows(acc, orow, 0, lane, y, ldy, M);
     }
   }
   if (trace != nullptr && ct == 0) trace[4 * cta + 3] = wsd_clock();

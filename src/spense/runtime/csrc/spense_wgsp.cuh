@@ -137,14 +137,22 @@ __device__ __forceinline__ void wg_put(float v, int j, int o0, int o1, int tok0,
   const int tok = tok0 + 8 * (j >> 2) + 2 * c + (j & 1);
   if (tok < M && o >= 0) y[(size_t)tok * ldy + o] = __float2bfloat16(v);
 }
+// the two output rows (o0, o1) this lane stores of row tile `tile`: loaded ahead of the epilogue, they keep a
+// round trip to memory off its path
+__device__ __forceinline__ int2 wg_rows(const int* __restrict__ out_row, int tile, int lane) {
+  return make_int2(__ldg(out_row + tile * 16 + (lane >> 2)), __ldg(out_row + tile * 16 + (lane >> 2) + 8));
+}
+template <int NA>
+__device__ __forceinline__ void wg_store_rows(const float (&acc)[NA], int2 o, int tok0, int lane,
+                                              __nv_bfloat16* __restrict__ y, int ldy, int M) {
+#pragma unroll
+  for (int j = 0; j < NA; ++j) wg_put(acc[j], j, o.x, o.y, tok0, lane & 3, y, ldy, M);
+}
 template <int NA>
 __device__ __forceinline__ void wg_store(const float (&acc)[NA], int tile, int tok0, int lane,
                                          const int* __restrict__ out_row, __nv_bfloat16* __restrict__ y, int ldy,
                                          int M) {
-  const int g = lane >> 2, c = lane & 3;
-  const int o0 = __ldg(out_row + tile * 16 + g), o1 = __ldg(out_row + tile * 16 + g + 8);
-#pragma unroll
-  for (int j = 0; j < NA; ++j) wg_put(acc[j], j, o0, o1, tok0, c, y, ldy, M);
+  wg_store_rows(acc, wg_rows(out_row, tile, lane), tok0, lane, y, ldy, M);
 }
 
 // whether a prefill kernel with CTAs of `tiles` row tiles applies: row tiles of each kind in multiples of it,
