@@ -149,7 +149,7 @@ int main(int argc, char** argv) {
   float* sk_ws; int* sk_cnt;
   CK(cudaMalloc(&sk_ws, sk_floats * 4)); CK(cudaMalloc(&sk_cnt, sk_ints * 4)); CK(cudaMemset(sk_cnt, 0, sk_ints * 4));
   const int sk_default = 1;  // the library's default variant (spense.runtime.wgsp.wgsd_exp): the 'decode' lines
-  int sk_grid = 0, sk_exp = sk_default;  // CTAs of the stream-K form (0: one per SM); its variant (SPENSE_WGSD_EXP bits)
+  int sk_grid = 0, sk_exp = sk_default;  // CTAs of the stream-K form (0: one per SM); its variant (EXP bits)
   unsigned long long* sk_trace = nullptr;
   auto wsd_sk = [&](const uint4* v, const uint32_t* m_, const uint4* d) {
 #define SK_(E_) CK((launch_wgsd_sk<WSD_STAGES, E_>)(0, v, m_, d, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd,    \

@@ -17,8 +17,9 @@ neighbouring token tiles, each loading half of every weight box and multicasting
 0.94-1.0x of the plain form, benchmarks/results/wgsd_2026-12-01); ``SPENSE_WGSD_MIN_M=m`` (1..64,
 default 17) sends compacted bf16 layers at M = m..64 through a decode form (64 tokens and 8 row tiles
 per work block, csrc/spense_wgsd.cuh) instead of the mma.sp decode kernel, whose M = 32-64 reloads x
-per MMA; layers of at least ``LARGE_NK`` weights from ``SPENSE_WGSD_MIN_M_LARGE`` tokens (default 9).  The decode form is stream-K (``SPENSE_WGSD_SK=1``: one CTA per SM, each streaming an equal share of the layer's
-weight bytes, split blocks finished by the last CTA to arrive) or the K split over clusters
+per MMA; layers of at least ``LARGE_NK`` weights from ``SPENSE_WGSD_MIN_M_LARGE`` tokens (default 9).
+The decode form is stream-K (``SPENSE_WGSD_SK=1``: one CTA per SM, each streaming an equal share of the
+layer's weight bytes, split blocks finished by the last CTA to arrive) or the K split over clusters
 (``SPENSE_WGSD_SK=0``); by default stream-K on long rows, clusters on short ones (:func:`wgsd_stream_k`).
 Stream-K keeps one fp32 workspace per device (:func:`sk_workspace`): layers on one device must not run it
 on two streams at once.
@@ -71,7 +72,7 @@ def wgsd_min_m_large() -> int:
     """Smallest M that a compacted bf16 layer of at least ``LARGE_NK`` weights (32B.gate_up and 32B.down among
     the Qwen3 shapes) sends through the decode form: ``SPENSE_WGSD_MIN_M_LARGE`` (read once; 1..64; 0 = as
     :func:`wgsd_min_m`; default 9).  Measured per layer at M = 12 and 16 (benchmarks/results/
-    wgsd_2026-12-01, h): on those two the decode form (stream-K) ran 1.26-1.45x of cuBLAS against the
+    wgsd_2026-12-01, k and m): on those two the decode form (stream-K) ran 1.26-1.45x of cuBLAS against the
     mma.sp kernel's 0.89-1.24x; on 8B.gate_up they tie, and on the smaller layers the mma.sp kernel stays the
     faster below M = 17."""
     return mmasp._env_int("SPENSE_WGSD_MIN_M_LARGE", 9, 0, WGSD_MAX_M)
@@ -115,7 +116,7 @@ def wgsd_exp() -> int:
     loaded at once), 2 the first ring's weight boxes issued before anything else is read and the next kernel
     let launch once the last load is issued, 4 launched dependent (with 2 only: those boxes load while the
     kernel before finishes).  Each gives the bits of variant 0.  Measured (benchmarks/results/
-    wgsd_2026-12-01, h): 1 took 1.5-3.5 us off a launch at M = 16-32; 2 alone cost ~1.4 us; all three ran
+    wgsd_2026-12-01, h and l): 1 took 1.5-3.5 us off a launch at M = 16-32; 2 alone cost ~1.4 us; all three ran
     fastest back to back (8B.down at M = 32: 25.5 us against 1's 28.2) but not in the engine, where the
     kernel before is a short Triton one: the 8B step at B = 32 took 5.749 ms with 1 and 5.797 with 7."""
     return mmasp._env_int("SPENSE_WGSD_EXP", 1, 0, 7)

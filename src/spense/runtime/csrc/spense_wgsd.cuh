@@ -125,10 +125,10 @@ __device__ __forceinline__ unsigned long long wsd_clock() {
 // warpgroup, two consumer warpgroups of 4 row tiles each).  ws: [G][2][WSD_PART] floats (a CTA's partial sums
 // of its first and of its last block), cnt: one zeroed int per block (left zeroed); trace: null, or 4 clocks
 // per CTA (entry, its first operands in, its last MMAs done, exit: the harness's timeline).
-// EXP: variants written from that timeline (docs/runtime.md §13), off by default until measured
-// (SPENSE_WGSD_EXP): bit 1, a split block's epilogue in three round trips to L2 (a CTA's part stored, one
-// thread's fence and count, then the last arrival's loads of all parts at once: wsd_sum_parts) where the
-// measured form takes two and one per part; bit 2, thread 0 issues the first ring's weight boxes right after
+// EXP: variants written from that timeline (SPENSE_WGSD_EXP, default 1; measured in docs/runtime.md §13),
+// each with the bits of variant 0: bit 1, a split block's epilogue in three round trips to L2 (a CTA's part
+// stored, one thread's fence and count, then the last arrival's loads of all parts at once: wsd_sum_parts)
+// where variant 0 takes two and one per part; bit 2, thread 0 issues the first ring's weight boxes right after
 // the barriers' init, before the column tables are read, and the producer waits for the kernel before
 // (griddepcontrol.wait: a no-op unless launched dependent, bit 4 of the launch) only before its first x load,
 // and lets the kernel after it launch (griddepcontrol.launch_dependents) once its last load is issued.
@@ -398,6 +398,6 @@ inline cudaError_t launch_wgsd_sk(cudaStream_t stream, const uint4* sv, const ui
   if (e != cudaSuccess) return e;
   // pdl: launched dependent (programmatic stream serialization); only with EXP bit 2, whose producer waits
   // for the kernel before ahead of its first x load
-  return launch_ex(kernel, dim3(G), dim3(384), SMEM, stream, pdl && (EXP & 2) != 0, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss,
-                   SdA, SdB, ws, cnt, trace);
+  return launch_ex(kernel, dim3(G), dim3(384), SMEM, stream, pdl && (EXP & 2) != 0, maps, M, sblk, dblk, out_row, y,
+                   ldy, Bs, Bd, Ss, SdA, SdB, ws, cnt, trace);
 }
