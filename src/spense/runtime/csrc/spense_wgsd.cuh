@@ -312,28 +312,22 @@ __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
 #pragma unroll
     for (int j = 0; j < NT / 2; ++j)  // register j holds tokens 8 (j >> 2) ..: none past M is kept
       if (8 * (j >> 2) < M) __stcg(part + j * 256, acc[j]);
-    if constexpr ((EXP & 1) != 0) {  // one thread's fences (as CUTLASS's semaphore): the barrier orders the
-      asm volatile("bar.sync 1, 256;\n" ::: "memory");  // others' stores before its release
-      if (ct == 0) {
-        __threadfence();
-        const bool fin = atomicAdd(cnt + b, 1) == c_last - c_first;
-        if (fin) {
-          cnt[b] = 0;
-          __threadfence();  // acquire: every part before this CTA's loads (ordered after by the barrier)
-        }
-        *last = fin;
+    // the partial sums visible to the GPU before the count says so: every thread's fence (variant 0), or one
+    // thread's after the barrier, which orders the others' stores before its release (EXP bit 1, as CUTLASS's
+    // semaphore)
+    constexpr bool ONE_FENCE = (EXP & 1) != 0;
+    if constexpr (!ONE_FENCE) __threadfence();
+    asm volatile("bar.sync 1, 256;\n" ::: "memory");
+    if (ct == 0) {
+      if constexpr (ONE_FENCE) __threadfence();
+      const bool fin = atomicAdd(cnt + b, 1) == c_last - c_first;
+      if (fin) {
+        cnt[b] = 0;  // every part has arrived: no one else touches the count in this launch
+        if constexpr (ONE_FENCE) __threadfence();  // acquire: every part before this CTA's loads
       }
-      asm volatile("bar.sync 1, 256;\n" ::: "memory");
-    } else {
-      __threadfence();  // the partial sums visible to the GPU before the count says so
-      asm volatile("bar.sync 1, 256;\n" ::: "memory");
-      if (ct == 0) {
-        const bool fin = atomicAdd(cnt + b, 1) == c_last - c_first;
-        if (fin) cnt[b] = 0;  // every part has arrived: no one else touches the count in this launch
-        *last = fin;
-      }
-      asm volatile("bar.sync 1, 256;\n" ::: "memory");
+      *last = fin;
     }
+    asm volatile("bar.sync 1, 256;\n" ::: "memory");
     if (*last && (EXP & 1) != 0) {  // the last to arrive adds every part, in CTA order
       // block b is the first block of every participant after c_first (their ranges start inside it: slot 0;
       // benchmarks/wgsd_geometry_check.cu); c_first's slot is 0 only if b is its first block too
