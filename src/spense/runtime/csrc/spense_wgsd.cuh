@@ -90,14 +90,12 @@ struct SkGeo {
 // acc = the partial sums of CTAs c_first..c_last added in CTA order (p0: c_first's part; the others' block is
 // their first: slot 0), this thread's NJ live registers (tokens below 8 NJ / 4), their loads R parts at a time
 // before any sum, so that a block split over P CTAs waits for ceil(P / R) round trips to L2, not P
-// OWN: acc holds the part of CTA c_first - 1 already (its own registers; the owner's path of EXP bit 8), to which
-// the parts of c_first..c_last (all slot 0) are added: 0 + own first, as the sum from zero does (-0 becomes +0)
-template <int NJ, bool OWN = false>
+template <int NJ>
 __device__ __forceinline__ void wsd_sum_parts(float (&acc)[32], const float* ws, const float* p0, int c_first,
                                               int c_last, int ct) {
   constexpr int R = NJ <= 16 ? 8 : 4;
 #pragma unroll
-  for (int j = 0; j < 32; ++j) acc[j] = OWN ? __fadd_rn(0.f, acc[j]) : 0.f;
+  for (int j = 0; j < 32; ++j) acc[j] = 0.f;
   for (int c = c_first; c <= c_last; c += R) {
     float u[R][NJ];
 #pragma unroll
@@ -114,13 +112,6 @@ __device__ __forceinline__ void wsd_sum_parts(float (&acc)[32], const float* ws,
         for (int j = 0; j < NJ; ++j) acc[j] += u[r][j];
       }
   }
-}
-
-// a count read at GPU scope, relaxed (the owner's early look at its last block's count: EXP bit 8)
-__device__ __forceinline__ int wsd_ld_relaxed(const int* p) {
-  int v;
-  asm volatile("ld.relaxed.gpu.global.b32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
-  return v;
 }
 
 // the GPU's nanosecond clock (the stream-K kernel's optional trace: the harness's timeline of its CTAs)
@@ -140,11 +131,7 @@ __device__ __forceinline__ unsigned long long wsd_clock() {
 // where variant 0 takes two and one per part; bit 2, thread 0 issues the first ring's weight boxes right after
 // the barriers' init, before the column tables are read, and the producer waits for the kernel before
 // (griddepcontrol.wait: a no-op unless launched dependent, bit 4 of the launch) only before its first x load,
-// and lets the kernel after it launch (griddepcontrol.launch_dependents) once its last load is issued; bit 8 (with
-// bit 1), the owner of a split block (the CTA of its first steps, for which it is the last block) reads the
-// block's count when it starts the block: where every other part has arrived by then (they are the first steps
-// of the others' runs), it adds them to its own registers at the end, with no store, fence or atomic of its
-// own; otherwise it goes the way of bit 1.  No one waits on anyone either way.
+// and lets the kernel after it launch (griddepcontrol.launch_dependents) once its last load is issued.
 template <int S, int EXP = 0>
 __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
     const __grid_constant__ WgMaps maps, int M, const int* __restrict__ sblk, const int* __restrict__ dblk,
@@ -158,7 +145,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
   const uint32_t full0 = smem_addr(ring + S * SLOT), empty0 = full0 + S * 8;
   int* cols_s = reinterpret_cast<int*>(ring + S * SLOT + 2 * S * 8);  // a sparse-row block's step q: x column
   int* cols_d = cols_s + WS_MAXQ;                                      // a dense-row block's
-  int* last = cols_d + WS_MAXQ;  // [0]: this CTA finishes the block (epilogue); [1]: the owner's all in (EXP bit 8)
+  int* last = cols_d + WS_MAXQ;                                        // this CTA finishes the block (epilogue)
   const int wg = __shfl_sync(0xffffffffu, (int)(threadIdx.x >> 7), 0), tid = threadIdx.x & 127;
   const SkGeo geo(Bs, Bd, Ss, SdA, SdB, (int)gridDim.x);
   const int cta = (int)blockIdx.x;
@@ -288,10 +275,6 @@ __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
     const int Qb = geo.steps(b), qe = b == b1 ? q1 : Qb, nsp = b < geo.nbs ? Ss : 0;
     const int tile = 8 * b + lt;
     const int2 orow = wg_rows(out_row, tile, lane);  // ahead of the MMAs: off the epilogue's path
-    int early = -1;  // EXP bit 8: the owner's look at the block's count, its round trip under the block's MMAs
-    if constexpr ((EXP & 8) != 0)
-      if (ct == 0 && cta == geo.cta_of(geo.start(b, 0)) && geo.cta_of(geo.start(b, Qb - 1)) > cta)
-        early = wsd_ld_relaxed(cnt + b);
 #pragma unroll
     for (int j = 0; j < NT / 2; ++j) acc[j] = 0.f;
     wg_fence_acc(acc);  // the zeros pinned here, not sunk into the paths around the wgmmas (C7515)
@@ -323,30 +306,6 @@ __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
     if (c_first == c_last) {
       wg_store_rows(acc, orow, 0, lane, y, ldy, M);
       continue;
-    }
-    if constexpr ((EXP & 9) == 9) {
-      if (cta == c_first) {  // the owner: block b is its last; the others' parts (slot 0) all in?
-        if (ct == 0) {
-          const bool all_in = early == c_last - c_first;
-          if (all_in) {
-            __threadfence();  // acquire: every part before this CTA's loads
-            cnt[b] = 0;       // no one else touches the count in this launch
-          }
-          last[1] = all_in;  // a word of its own: the others may still read last[0] of an earlier block
-        }
-        asm volatile("bar.sync 1, 256;\n" ::: "memory");
-        if (last[1]) {
-          const float* p1 = ws + (size_t)(c_first + 1) * 2 * WSD_PART + ct;
-          switch ((M + 15) >> 4) {
-            case 1: wsd_sum_parts<8, true>(acc, ws, p1, c_first + 1, c_last, ct); break;
-            case 2: wsd_sum_parts<16, true>(acc, ws, p1, c_first + 1, c_last, ct); break;
-            case 3: wsd_sum_parts<24, true>(acc, ws, p1, c_first + 1, c_last, ct); break;
-            default: wsd_sum_parts<32, true>(acc, ws, p1, c_first + 1, c_last, ct);
-          }
-          wg_store_rows(acc, orow, 0, lane, y, ldy, M);
-          continue;
-        }
-      }
     }
     const int slot = b == b0 ? 0 : 1;  // this CTA's first block, or its last
     float* part = ws + ((size_t)cta * 2 + slot) * WSD_PART + ct;
