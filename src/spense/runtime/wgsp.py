@@ -118,8 +118,10 @@ def wgsd_exp() -> int:
     kernel before finishes).  Each gives the bits of variant 0.  Measured (benchmarks/results/
     wgsd_2026-12-01, h and l): 1 took 1.5-3.5 us off a launch at M = 16-32; 2 alone cost ~1.4 us; all three ran
     fastest back to back (8B.down at M = 32: 25.5 us against 1's 28.2) but not in the engine, where the
-    kernel before is a short Triton one: the 8B step at B = 32 took 5.749 ms with 1 and 5.797 with 7."""
-    return mmasp._env_int("SPENSE_WGSD_EXP", 1, 0, 7)
+    kernel before is a short Triton one: the 8B step at B = 32 took 5.749 ms with 1 and 5.797 with 7.
+    8 (with 1; not measured yet): 128 registers a thread at launch instead of 168, so that a CTA of another
+    kernel can share the SM and a dependent launch starts beside the kernel before it."""
+    return mmasp._env_int("SPENSE_WGSD_EXP", 1, 0, 15)
 
 
 SK_PART = 32 * 256  # floats of one CTA's partial sums (csrc/spense_wgsd.cuh WSD_PART)

@@ -285,7 +285,7 @@ bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Ten
     TORCH_CHECK(ws.is_cuda() && ws.scalar_type() == at::kFloat && cnt.is_cuda() && cnt.scalar_type() == at::kInt &&
                     ws.is_contiguous() && cnt.is_contiguous(),
                 "wgsp: stream-K needs a float32 workspace and int32 counts");
-    TORCH_CHECK(variant >= 0 && variant <= 7, "wgsp: stream-K variant must be 0..7, got ", variant);
+    TORCH_CHECK(variant >= 0 && variant <= 15, "wgsp: stream-K variant must be 0..15, got ", variant);
     // bit 4: launched dependent, with bit 2 only (launch_wgsd_sk; graph capture of such launches needs CUDA 12.3+)
     const bool pdl = (variant & 4) != 0 && CUDART_VERSION >= 12030;
 #define SK_(E_)                                                                                                  \
@@ -295,10 +295,12 @@ bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Ten
       (int)x.size(0), sblk.data_ptr<int>(), dblk.data_ptr<int>(), out_row.data_ptr<int>(),                     \
       (__nv_bfloat16*)y.data_ptr(), (int)y.stride(0), (int)Bs, (int)Bd, (int)Ss, (int)SdA, (int)SdB,           \
       ws.data_ptr<float>(), ws.numel(), cnt.data_ptr<int>(), cnt.numel(), 0, nullptr, pdl)
-    switch (variant & 3) {
+    switch ((variant & 9) == 9 ? variant & 11 : variant & 3) {  // bit 8: only with bit 1
       case 1: e = SK_(1); break;
       case 2: e = SK_(2); break;
       case 3: e = SK_(3); break;
+      case 9: e = SK_(9); break;
+      case 11: e = SK_(11); break;
       default: e = SK_(0);
     }
 #undef SK_

@@ -90,10 +90,11 @@ struct SkGeo {
 // acc = the partial sums of CTAs c_first..c_last added in CTA order (p0: c_first's part; the others' block is
 // their first: slot 0), this thread's NJ live registers (tokens below 8 NJ / 4), their loads R parts at a time
 // before any sum, so that a block split over P CTAs waits for ceil(P / R) round trips to L2, not P
-template <int NJ>
+// (LEAN: half the parts at a time, for the variant of fewer registers, EXP bit 8)
+template <int NJ, bool LEAN = false>
 __device__ __forceinline__ void wsd_sum_parts(float (&acc)[32], const float* ws, const float* p0, int c_first,
                                               int c_last, int ct) {
-  constexpr int R = NJ <= 16 ? 8 : 4;
+  constexpr int R = (NJ <= 16 ? 8 : 4) / (LEAN ? 2 : 1);
 #pragma unroll
   for (int j = 0; j < 32; ++j) acc[j] = 0.f;
   for (int c = c_first; c <= c_last; c += R) {
@@ -131,9 +132,11 @@ __device__ __forceinline__ unsigned long long wsd_clock() {
 // where variant 0 takes two and one per part; bit 2, thread 0 issues the first ring's weight boxes right after
 // the barriers' init, before the column tables are read, and the producer waits for the kernel before
 // (griddepcontrol.wait: a no-op unless launched dependent, bit 4 of the launch) only before its first x load,
-// and lets the kernel after it launch (griddepcontrol.launch_dependents) once its last load is issued.
+// and lets the kernel after it launch (griddepcontrol.launch_dependents) once its last load is issued; bit 8,
+// 128 registers a thread at launch instead of 168, so that another kernel's CTA can share the SM (a dependent
+// launch then starts beside the kernel before it instead of after it).
 template <int S, int EXP = 0>
-__global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
+__global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_kernel(
     const __grid_constant__ WgMaps maps, int M, const int* __restrict__ sblk, const int* __restrict__ dblk,
     const int* __restrict__ out_row, __nv_bfloat16* __restrict__ y, int ldy, int Bs, int Bd, int Ss, int SdA,
     int SdB, float* __restrict__ ws, int* __restrict__ cnt, unsigned long long* __restrict__ trace) {
@@ -232,7 +235,9 @@ __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
   }
 
   // ---------------- consumers: warpgroup wg - 1 on row tiles 4 (wg - 1) .. + 3 of each block ----------------
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n" ::: "memory");
+  // bit 8: 128 registers a thread at launch (the bound of 512 threads), 49,152 of the SM's 65,536, so that a CTA
+  // of a short kernel fits beside this one; the consumers then take what the producer gave back (176)
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"((EXP & 8) != 0 ? 176 : 240) : "memory");
   const int warp = tid >> 5, lane = tid & 31, lt = 4 * (wg - 1) + warp, ct = threadIdx.x - 128;
   float acc[NT / 2];
   WgA a[2];
@@ -328,6 +333,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
       *last = fin;
     }
     asm volatile("bar.sync 1, 256;\n" ::: "memory");
+    constexpr bool LEAN = (EXP & 8) != 0;
     if (*last && (EXP & 1) != 0) {  // the last to arrive adds every part, in CTA order
       // block b is the first block of every participant after c_first (their ranges start inside it: slot 0;
       // benchmarks/wgsd_geometry_check.cu); c_first's slot is 0 only if b is its first block too
@@ -335,10 +341,10 @@ __global__ void __launch_bounds__(384, 1) spense_wgsd_sk_kernel(
       geo.locate(geo.u0(c_first), bf, qf);
       const float* p0 = ws + ((size_t)c_first * 2 + (bf == b ? 0 : 1)) * WSD_PART + ct;
       switch ((M + 15) >> 4) {  // the live registers: tokens below M rounded up to sixteens
-        case 1: wsd_sum_parts<8>(acc, ws, p0, c_first, c_last, ct); break;
-        case 2: wsd_sum_parts<16>(acc, ws, p0, c_first, c_last, ct); break;
-        case 3: wsd_sum_parts<24>(acc, ws, p0, c_first, c_last, ct); break;
-        default: wsd_sum_parts<32>(acc, ws, p0, c_first, c_last, ct);
+        case 1: wsd_sum_parts<8, LEAN>(acc, ws, p0, c_first, c_last, ct); break;
+        case 2: wsd_sum_parts<16, LEAN>(acc, ws, p0, c_first, c_last, ct); break;
+        case 3: wsd_sum_parts<24, LEAN>(acc, ws, p0, c_first, c_last, ct); break;
+        default: wsd_sum_parts<32, LEAN>(acc, ws, p0, c_first, c_last, ct);
       }
       wg_store_rows(acc, orow, 0, lane, y, ldy, M);
     } else if (*last) {  // the last to arrive adds every part, in CTA order (into acc: its own part is in ws too)
