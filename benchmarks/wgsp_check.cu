@@ -274,7 +274,7 @@ int main(int argc, char** argv) {
       // done, exit), to see where its time goes
       printf("sksweep N=%d K=%d d=%.3f axis=%c M=%d | us by variant (SPENSE_WGSD_EXP) and CTAs:", N, K, dfrac,
              axis, M);
-      for (int e : {0, 1, 3, 7})
+      for (int e : {0, 1, 3, 7, 15})
         for (int g : {0, 96}) {
           sk_exp = e;
           sk_grid = g;

@@ -217,8 +217,8 @@ def test_stream_k_split_covers_every_step_once(tmp_path):
 @pytest.mark.parametrize("kind", ["blocks", "rows"])
 def test_gpu_stream_k_variants_give_the_measured_forms_bits(env_switch, kind):
     """The stream-K variants (SPENSE_WGSD_EXP 1 (the default), 2, 3, 7, 9, 15: the cheaper epilogue, the
-    early weight boxes, launched dependent, fewer registers at launch) give the bits of variant 0 (they add the same parts in the same
-    order) at M = 1, 16, 33, 64, within rounding of the float64 reference."""
+    early weight boxes, launched dependent, fewer registers at launch) give the bits of variant 0 (they add
+    the same parts in the same order) at M = 1, 16, 33, 64, within rounding of the float64 reference."""
     m, wref, gen = compacted(kind, 13)
     K = m.in_features
     env_switch("SPENSE_WGSD_SK", "1")
