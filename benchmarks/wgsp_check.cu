@@ -155,7 +155,7 @@ int main(int argc, char** argv) {
 #define SK_(E_) CK((launch_wgsd_sk<WSD_STAGES, E_>)(0, v, m_, d, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd,    \
                                                    L.Ss, L.SdA, L.SdB, sk_ws, sk_floats, sk_cnt, sk_ints, sk_grid, \
                                                    sk_trace, (sk_exp & 4) != 0))
-    switch ((sk_exp & 9) == 9 ? sk_exp & 11 : sk_exp & 3) {  // bit 8 only with bit 1 (9, 11)
+    switch (wsd_sk_exp(sk_exp)) {
       case 1: SK_(1); break; case 2: SK_(2); break; case 3: SK_(3); break; case 9: SK_(9); break;
       case 11: SK_(11); break; default: SK_(0);
     }

@@ -295,7 +295,7 @@ bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Ten
       (int)x.size(0), sblk.data_ptr<int>(), dblk.data_ptr<int>(), out_row.data_ptr<int>(),                     \
       (__nv_bfloat16*)y.data_ptr(), (int)y.stride(0), (int)Bs, (int)Bd, (int)Ss, (int)SdA, (int)SdB,           \
       ws.data_ptr<float>(), ws.numel(), cnt.data_ptr<int>(), cnt.numel(), 0, nullptr, pdl)
-    switch ((variant & 9) == 9 ? variant & 11 : variant & 3) {  // bit 8: only with bit 1
+    switch (wsd_sk_exp((int)variant)) {
       case 1: e = SK_(1); break;
       case 2: e = SK_(2); break;
       case 3: e = SK_(3); break;

@@ -366,6 +366,10 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
 #endif
 }
 
+// the kernel instantiation (EXP) of a stream-K variant's bits (SPENSE_WGSD_EXP): bit 4 is the launch's, bit 8
+// counts with bit 1 only; one of 0, 1, 2, 3, 9, 11
+constexpr int wsd_sk_exp(int variant) { return (variant & 9) == 9 ? variant & 11 : variant & 3; }
+
 // the stream-K form's grid: one CTA per SM, fewer where the layer is small (at least 128 units, eight dense
 // steps, per CTA)
 inline int wsd_sk_grid(const SkGeo& geo, int want = 0) {
