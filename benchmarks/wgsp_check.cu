@@ -152,14 +152,9 @@ int main(int argc, char** argv) {
   int sk_grid = 0, sk_exp = sk_default;  // CTAs of the stream-K form (0: one per SM); its variant (EXP bits)
   unsigned long long* sk_trace = nullptr;
   auto wsd_sk = [&](const uint4* v, const uint32_t* m_, const uint4* d) {
-#define SK_(E_) CK((launch_wgsd_sk<WSD_STAGES, E_>)(0, v, m_, d, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd,    \
-                                                   L.Ss, L.SdA, L.SdB, sk_ws, sk_floats, sk_cnt, sk_ints, sk_grid, \
-                                                   sk_trace, (sk_exp & 4) != 0))
-    switch (wsd_sk_exp(sk_exp)) {
-      case 1: SK_(1); break; case 2: SK_(2); break; case 3: SK_(3); break; case 9: SK_(9); break;
-      case 11: SK_(11); break; default: SK_(0);
-    }
-#undef SK_
+    CK(launch_wgsd_sk_variant(sk_exp, (cudaStream_t)0, v, m_, d, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd,
+                              L.Ss, L.SdA, L.SdB, sk_ws, sk_floats, sk_cnt, sk_ints, sk_grid, sk_trace,
+                              (sk_exp & 4) != 0));
   };
   if (with_wsd) {
     std::vector<uint16_t> bits0;  // variant 0's: every other variant adds the same parts in the same order

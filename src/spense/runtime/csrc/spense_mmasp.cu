@@ -288,22 +288,13 @@ bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Ten
     TORCH_CHECK(variant >= 0 && variant <= 15, "wgsp: stream-K variant must be 0..15, got ", variant);
     // bit 4: launched dependent, with bit 2 only (launch_wgsd_sk; graph capture of such launches needs CUDA 12.3+)
     const bool pdl = (variant & 4) != 0 && CUDART_VERSION >= 12030;
-#define SK_(E_)                                                                                                  \
-  launch_wgsd_sk<WSD_STAGES, E_>(                                                                              \
-      at::cuda::getCurrentCUDAStream(), (const uint4*)sv.data_ptr(), (const uint32_t*)sm.data_ptr(),           \
-      (const uint4*)dv.data_ptr(), (const __nv_bfloat16*)x.data_ptr(), (int)x.stride(0), (int)x.size(1),       \
-      (int)x.size(0), sblk.data_ptr<int>(), dblk.data_ptr<int>(), out_row.data_ptr<int>(),                     \
-      (__nv_bfloat16*)y.data_ptr(), (int)y.stride(0), (int)Bs, (int)Bd, (int)Ss, (int)SdA, (int)SdB,           \
-      ws.data_ptr<float>(), ws.numel(), cnt.data_ptr<int>(), cnt.numel(), 0, nullptr, pdl)
-    switch (wsd_sk_exp((int)variant)) {
-      case 1: e = SK_(1); break;
-      case 2: e = SK_(2); break;
-      case 3: e = SK_(3); break;
-      case 9: e = SK_(9); break;
-      case 11: e = SK_(11); break;
-      default: e = SK_(0);
-    }
-#undef SK_
+    e = launch_wgsd_sk_variant(
+        (int)variant, at::cuda::getCurrentCUDAStream(), (const uint4*)sv.data_ptr(), (const uint32_t*)sm.data_ptr(),
+        (const uint4*)dv.data_ptr(), (const __nv_bfloat16*)x.data_ptr(), (int)x.stride(0), (int)x.size(1),
+        (int)x.size(0), sblk.data_ptr<int>(), dblk.data_ptr<int>(), out_row.data_ptr<int>(),
+        (__nv_bfloat16*)y.data_ptr(), (int)y.stride(0), (int)Bs, (int)Bd, (int)Ss, (int)SdA, (int)SdB,
+        ws.data_ptr<float>(), (long long)ws.numel(), cnt.data_ptr<int>(), (long long)cnt.numel(), 0,
+        (unsigned long long*)nullptr, pdl);
     if (e == cudaErrorInvalidValue) return false;
     C10_CUDA_CHECK(e);
     return true;

@@ -366,10 +366,6 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
 #endif
 }
 
-// the kernel instantiation (EXP) of a stream-K variant's bits (SPENSE_WGSD_EXP): bit 4 is the launch's, bit 8
-// counts with bit 1 only; one of 0, 1, 2, 3, 9, 11
-constexpr int wsd_sk_exp(int variant) { return (variant & 9) == 9 ? variant & 11 : variant & 3; }
-
 // the stream-K form's grid: one CTA per SM, fewer where the layer is small (at least 128 units, eight dense
 // steps, per CTA)
 inline int wsd_sk_grid(const SkGeo& geo, int want = 0) {
@@ -404,4 +400,18 @@ inline cudaError_t launch_wgsd_sk(cudaStream_t stream, const uint4* sv, const ui
   // for the kernel before ahead of its first x load
   return launch_ex(kernel, dim3(G), dim3(384), SMEM, stream, pdl && (EXP & 2) != 0, maps, M, sblk, dblk, out_row, y,
                    ldy, Bs, Bd, Ss, SdA, SdB, ws, cnt, trace);
+}
+
+// launch_wgsd_sk for a variant's bits chosen at run time (SPENSE_WGSD_EXP; bit 4 is the launch's `pdl`, the
+// last of `args`): the kernel instantiation EXP of those bits, bit 8 counting with bit 1 only
+template <class... Args>
+inline cudaError_t launch_wgsd_sk_variant(int variant, Args... args) {
+  switch ((variant & 9) == 9 ? variant & 11 : variant & 3) {
+    case 1: return launch_wgsd_sk<WSD_STAGES, 1>(args...);
+    case 2: return launch_wgsd_sk<WSD_STAGES, 2>(args...);
+    case 3: return launch_wgsd_sk<WSD_STAGES, 3>(args...);
+    case 9: return launch_wgsd_sk<WSD_STAGES, 9>(args...);
+    case 11: return launch_wgsd_sk<WSD_STAGES, 11>(args...);
+    default: return launch_wgsd_sk<WSD_STAGES, 0>(args...);
+  }
 }
