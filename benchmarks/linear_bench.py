@@ -4,8 +4,9 @@
 
 Times, per (shape, M, dense ratio): dense cuBLAS, torch semi-structured (cuSPARSELt, the peer; pure
 2:4 so only at dense ratio 0), our cusparselt backend, our mmasp (CUDA mma.sp) and triton decode
-kernels, and (bf16, M <= 64, opt-in: ``--backends ...,wgsd``) the sparse warpgroup MMA kernel's decode
-forms (``spense.runtime.wgsp``: column ``wgsd`` stream-K, ``wgsd_cl`` the K split over clusters; the engine
+kernels, and (M <= 64, opt-in: ``--backends ...,wgsd``) the sparse warpgroup MMA kernel's decode
+forms (``spense.runtime.wgsp``: column ``wgsd`` stream-K, bf16 or FP8, ``wgsd_cl`` the K split over clusters,
+bf16 only; the engine
 takes them from ``SPENSE_WGSD_MIN_M`` tokens, picking one by ``SPENSE_WGSD_SK``); all under CUDA graphs with the
 weights rotated over several copies (>= 256 MB in all, L2 is 50 MB).  Writes linear_bench.json / .md /
 .png under --out.
@@ -136,9 +137,10 @@ def check(layer, w, M, backends, gen):
             y = layer.forward_triton(x, out=y_poison)
         elif b == "wgsd":
             y = wgsp_forward(layer._kw(), x, decode=True, stream_k=True)
-            yc = wgsp_forward(layer._kw(), x, decode=True, stream_k=False)
-            ok = yc is not None and torch.isfinite(yc.float()).all()
-            out["wgsd_cl"] = rel_err(yc, ref) if ok else float("inf")
+            if not layer._kw().fp8:  # (FP8: stream-K only)
+                yc = wgsp_forward(layer._kw(), x, decode=True, stream_k=False)
+                ok = yc is not None and torch.isfinite(yc.float()).all()
+                out["wgsd_cl"] = rel_err(yc, ref) if ok else float("inf")
         else:
             y = layer.run_backend(b, x)
         e = rel_err(y, ref) if y is not None and torch.isfinite(y.float()).all() else float("inf")
@@ -236,7 +238,7 @@ def run_cell(a, sname, N, K, dt, fp8, axis, ratio, ms, backends, cfgs, gen, bw, 
     dense_bytes = N * K * 2
     ncop = max(1, min(8, math.ceil(a.min_bytes / dense_bytes)))
     ws = [w0] + [w0 + 0 for _ in range(ncop - 1)]  # copies (same values: check uses w0)
-    ours = [b for b in backends if b in ("mmasp", "triton") + (() if fp8 else ("cusparselt", "wgsd"))]
+    ours = [b for b in backends if b in ("mmasp", "triton", "wgsd") + (() if fp8 else ("cusparselt",))]
     f8 = None
     if fp8:  # the FP8 dense baseline: e4m3 weights + scales by spense.format (fp8.quantize_weight)
         f8 = [fp8rt.quantize_weight(w) for w in ws]
@@ -250,7 +252,7 @@ def run_cell(a, sname, N, K, dt, fp8, axis, ratio, ms, backends, cfgs, gen, bw, 
     else:
         layers = [SpenseLinear(pack(w, lay, fp8=fp8), backend="auto", name=sname) for w in ws]
         L0 = layers[0]
-        if "wgsd" in ours and not wgsp_layer_applies(L0._kw(), K):  # e.g. a column gather: not served
+        if "wgsd" in ours and not wgsp_layer_applies(L0._kw(), K, decode=True):  # e.g. a column gather
             ours.remove("wgsd")
     wref = unpack(L0.packed, dtype=torch.float32) if (fp8 and L0 is not None) else w0
     try:
@@ -340,8 +342,9 @@ def run_cell(a, sname, N, K, dt, fp8, axis, ratio, ms, backends, cfgs, gen, bw, 
                 elif b == "wgsd":  # stream-K, and wgsd_cl: the K split over clusters
                     res[b] = time_graph([lambda l=l: wgsp_forward(l._kw(), x, decode=True, stream_k=True)
                                          for l in layers])
-                    res["wgsd_cl"] = time_graph([lambda l=l: wgsp_forward(l._kw(), x, decode=True, stream_k=False)
-                                                 for l in layers])
+                    if not fp8:  # (FP8: stream-K only)
+                        res["wgsd_cl"] = time_graph([lambda l=l: wgsp_forward(l._kw(), x, decode=True,
+                                                                              stream_k=False) for l in layers])
                 elif b == "triton":
                     if M > 16 and fp8:
                         continue

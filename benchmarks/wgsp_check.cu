@@ -152,7 +152,7 @@ int main(int argc, char** argv) {
   int sk_grid = 0, sk_exp = sk_default;  // CTAs of the stream-K form (0: one per SM); its variant (EXP bits)
   unsigned long long* sk_trace = nullptr;
   auto wsd_sk = [&](const uint4* v, const uint32_t* m_, const uint4* d) {
-    CK(launch_wgsd_sk_variant(sk_exp, (cudaStream_t)0, v, m_, d, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd,
+    CK(launch_wgsd_sk_variant(sk_exp, false, (cudaStream_t)0, v, m_, d, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd,
                               L.Ss, L.SdA, L.SdB, sk_ws, sk_floats, sk_cnt, sk_ints, sk_grid, sk_trace,
                               (sk_exp & 4) != 0));
   };

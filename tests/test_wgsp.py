@@ -199,9 +199,10 @@ def test_gpu_wgsp_cluster_and_decode_forms_match_reference(min_m, env_switch, ki
 @pytest.mark.skipif(not __import__("shutil").which("nvcc"), reason="needs nvcc")
 def test_stream_k_split_covers_every_step_once(tmp_path):
     """The stream-K decode form's split of a layer (SkGeo in csrc/spense_wgsd.cuh), walked on the host as
-    the kernel walks it over 2,790 layer shapes and grids (benchmarks/wgsd_geometry_check.cu): every (row
-    block, K step) streamed by exactly one CTA, no CTA without steps, each split block's partial sums
-    written to the slots its last arrival reads.  Host code only: no GPU."""
+    the kernel walks it over 5,580 layer shapes, grids and weight types (bf16 and e4m3 steps;
+    benchmarks/wgsd_geometry_check.cu): every (row block, K step) streamed by exactly one CTA, no CTA
+    without steps, each split block's partial sums written to the slots its last arrival reads.  Host code
+    only: no GPU."""
     root = os.path.join(os.path.dirname(__file__), "..")
     exe = str(tmp_path / "wgsd_geometry")
     r = subprocess.run(["nvcc", "-std=c++17", "-I", os.path.join(root, "src", "spense", "runtime", "csrc"),
@@ -233,3 +234,35 @@ def test_gpu_stream_k_variants_give_the_measured_forms_bits(env_switch, kind):
         assert ((outs["0"].double() - ref).norm() / ref.norm()).item() <= 1e-2, (kind, M)
         for v, y in outs.items():
             assert torch.equal(y, outs["0"]), (kind, M, v)
+
+
+@pytest.mark.gpu
+@sm90
+@pytest.mark.parametrize("kind", ["blocks", "rows"])
+def test_gpu_fp8_stream_k_matches_reference(env_switch, kind):
+    """A compacted FP8 layer (e4m3 weights, per-row scales) at 25 % dense through the stream-K decode form at
+    M = 1, 7, 16, 33, 64: within bf16 rounding of the float64 reference of its dequantised weights, the same
+    bits on a second call, and what the layer itself runs from SPENSE_WGSD_MIN_M tokens (below it the mma.sp
+    kernel, within rounding); the other decode form and prefill decline FP8 (None: the caller's path)."""
+    gen = torch.Generator().manual_seed(14)
+    w, lay = prefill_weight(kind, 1024, 4096, gen)
+    p = pack(w.to("cuda", torch.bfloat16), lay, fp8=True)
+    wref = unpack(p, dtype=torch.float32).double()
+    m = SpenseLinear(p, backend="auto").compact()
+    assert m._kernel.fp8
+    env_switch("SPENSE_WGSD_MIN_M", "16")
+    env_switch("SPENSE_WGSD_MIN_M_LARGE", "0")
+    for M in (1, 7, 16, 33, 64):
+        x = torch.randn(M, 4096, generator=gen).to("cuda", torch.bfloat16)
+        ref = x.double() @ wref.T
+        direct = wgsp.wgsp_forward(m._kernel, x, decode=True)
+        assert direct is not None, (kind, M)
+        e = ((direct.double() - ref).norm() / ref.norm()).item()
+        assert e <= 1e-2, (kind, M, e)
+        assert torch.equal(wgsp.wgsp_forward(m._kernel, x, decode=True), direct), (kind, M)
+        assert wgsp.wgsp_forward(m._kernel, x, decode=True, stream_k=False) is not None  # FP8: stream-K anyway
+        assert wgsp.wgsp_forward(m._kernel, x) is None  # no FP8 prefill form
+        y = m(x)
+        assert ((y.double() - ref).norm() / ref.norm()).item() <= 1e-2, (kind, M)
+        if M >= 16:
+            assert torch.equal(y, direct), (kind, M)

@@ -412,7 +412,7 @@ class SpenseLinear(nn.Module):
         if self._kernel is None or not 0 < wgsd_min_m_for(self.out_features, self.in_features) <= M:
             return False
         if "wgsd" not in self._cache:
-            self._cache["wgsd"] = wgsp_layer_applies(self._kernel, self.in_features)
+            self._cache["wgsd"] = wgsp_layer_applies(self._kernel, self.in_features, decode=True)
             if self._cache["wgsd"]:  # stream-K's workspace made here, before any CUDA graph is captured
                 sk_workspace(self._kernel.sv.device)
         return self._cache["wgsd"]

@@ -10,7 +10,7 @@ it runs 1.1-2.2x faster than the unpack path it replaces at M = 512-8192, and 0.
 the dense weight at M = 2048.
 Where it does not apply (another GPU than sm_90, FP8 weights, a layout with a column gather, row tiles
 not in eights, K not a multiple of 64) :func:`wgsp_forward` returns None and the caller unpacks as
-before.
+before.  FP8 (e4m3) weights take the stream-K decode form only (below).
 
 Two more forms: ``SPENSE_WGSP_CLUSTER=1`` (off by default) runs prefill in clusters of two CTAs on
 neighbouring token tiles, each loading half of every weight box and multicasting it to both (measured:
@@ -22,7 +22,8 @@ The decode form is stream-K (``SPENSE_WGSD_SK=1``: one CTA per SM, each streamin
 layer's weight bytes, split blocks finished by the last CTA to arrive) or the K split over clusters
 (``SPENSE_WGSD_SK=0``); by default stream-K on long rows, clusters on short ones (:func:`wgsd_stream_k`).
 Stream-K keeps one fp32 workspace per device (:func:`sk_workspace`): layers on one device must not run it
-on two streams at once.
+on two streams at once.  Stream-K also serves compacted FP8 layers (e4m3 weights widened to bf16 in
+registers, the per-row scales in the epilogue), on the same thresholds.
 """
 
 from __future__ import annotations
@@ -145,18 +146,20 @@ def sk_workspace(device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | No
     return _sk_ws[key]
 
 
-def wgsp_layer_applies(kw: mmasp.KernelWeights, in_features: int) -> bool:
-    """Whether the kernel can serve these weights at all: bf16 on an sm_90 GPU, no column gather, K a
-    multiple of 64, row tiles of each kind in eights (the kernel's CTAs hold 8 or 16 row tiles of 16 rows)."""
-    return (kw.sv.is_cuda and not kw.fp8 and kw.xperm is None and in_features % 64 == 0 and kw.n_out > 0
+def wgsp_layer_applies(kw: mmasp.KernelWeights, in_features: int, decode: bool = False) -> bool:
+    """Whether the kernel can serve these weights at all: bf16 (or FP8 in the ``decode`` form) on an sm_90
+    GPU, no column gather, K a multiple of 64, row tiles of each kind in eights (the kernel's CTAs hold 8 or
+    16 row tiles of 16 rows)."""
+    return (kw.sv.is_cuda and (decode or not kw.fp8) and kw.xperm is None and in_features % 64 == 0
+            and kw.n_out > 0
             and kw.rows_sparse % 128 == 0 and kw.rows_dense % 128 == 0
             and torch.cuda.get_device_capability(kw.sv.device) == (9, 0))
 
 
-def wgsp_applies(kw: mmasp.KernelWeights, x2: torch.Tensor) -> bool:
+def wgsp_applies(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False) -> bool:
     """:func:`wgsp_layer_applies` for a 2-D bf16 CUDA input ``x2`` (before loading anything)."""
     return (x2.is_cuda and x2.dtype == torch.bfloat16 and x2.dim() == 2
-            and wgsp_layer_applies(kw, x2.shape[1]))
+            and wgsp_layer_applies(kw, x2.shape[1], decode))
 
 
 def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False,
@@ -164,8 +167,9 @@ def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False
     """``x2 @ W.T`` (M, N) bf16 through the sparse warpgroup MMA kernel, or None where it does not apply
     (:func:`wgsp_applies`, an extension built for another arch than sm_90a, or the kernel's own refusal).
     ``decode``: the decode form (M <= 64; stream-K or K split over clusters as ``stream_k`` says, default
-    as :func:`wgsd_stream_k` says); else the prefill form (in clusters of two under :func:`wgsp_cluster`)."""
-    if not wgsp_applies(kw, x2) or (decode and x2.shape[0] > WGSD_MAX_M):
+    as :func:`wgsd_stream_k` says); else the prefill form (in clusters of two under :func:`wgsp_cluster`).
+    FP8 weights: the stream-K decode form only (None for the others)."""
+    if not wgsp_applies(kw, x2, decode) or (decode and x2.shape[0] > WGSD_MAX_M):
         return None
     ext = mmasp.load_extension()
     if mmasp._EXT_ARCH != "90a":
@@ -174,12 +178,15 @@ def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False
     y = torch.empty(x2.shape[0], kw.n_out, dtype=torch.bfloat16, device=x2.device)
     mode = wgsd_stream_k() if stream_k is None else int(stream_k)
     long_rows = x2.shape[1] >= SK_MIN_K or kw.n_out * x2.shape[1] >= wgsd_sk_min_nk()
-    sk = decode and (mode == 1 or (mode == 2 and long_rows))
+    sk = decode and (kw.fp8 or mode == 1 or (mode == 2 and long_rows))
     wsc = sk_workspace(x2.device) if sk else None
     if wsc is not None:
         form, (ws, cnt) = 3, wsc
+    elif kw.fp8:  # stream-K with no workspace yet: the caller's other kernel
+        return None
     else:  # the prefill forms, the cluster decode form, or stream-K with no workspace yet
         form, ws, cnt = (2 if decode else int(wgsp_cluster())), _EMPTY_F, _EMPTY_I
     ok = ext.spense_wgsp(y, kw.sv, kw.sm, kw.dv, x2, kw.sblk, kw.dblk, kw.out_row, kw.rows_sparse // 16,
-                         kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, form, ws, cnt, wgsd_exp() if form == 3 else 0)
+                         kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, form, ws, cnt, wgsd_exp() if form == 3 else 0,
+                         kw.wscale)
     return y if ok else None

@@ -266,12 +266,15 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
 // 1: the same in clusters of two CTAs that share each weight load by multicast (CL = 2); 2: the decode
 // form for M <= 64 (launch_wgsd, K split over a cluster); 3: the stream-K decode form (launch_wgsd_sk, one
 // CTA per SM; ws: its fp32 workspace, cnt: its int32 counts, zeroed once; variant: its SPENSE_WGSD_EXP bits;
-// all three unused by the other forms).
+// all three unused by the other forms).  e4m3 weights (sv as uint8: the FP8 layout) take form 3 only, with
+// wscale their float32 per-output-row scales (else unused).
 // Returns false where the kernel does not apply (row tiles not in eights, K not a multiple of 64, unaligned x
-// or weights, M > 64 for forms 2 and 3, a workspace too small): the caller falls back.
+// or weights, M > 64 for forms 2 and 3, a workspace too small, FP8 in another form than 3): the caller falls
+// back.
 bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::Tensor x,
                  torch::Tensor sblk, torch::Tensor dblk, torch::Tensor out_row, int64_t Bs, int64_t Bd, int64_t Ss,
-                 int64_t SdA, int64_t SdB, int64_t form, torch::Tensor ws, torch::Tensor cnt, int64_t variant) {
+                 int64_t SdA, int64_t SdB, int64_t form, torch::Tensor ws, torch::Tensor cnt, int64_t variant,
+                 torch::Tensor wscale) {
   TORCH_CHECK(x.is_cuda() && x.scalar_type() == at::kBFloat16 && x.dim() == 2 && x.stride(1) == 1,
               "wgsp: x must be a 2-D bf16 CUDA tensor with unit column stride");
   TORCH_CHECK(y.is_cuda() && y.scalar_type() == at::kBFloat16 && y.dim() == 2 && y.stride(1) == 1 &&
@@ -280,6 +283,12 @@ bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Ten
               "wgsp: int32 block tables");
   const c10::cuda::CUDAGuard guard(x.device());
   TORCH_CHECK(form >= 0 && form <= 3, "wgsp: form must be 0, 1, 2 or 3, got ", form);
+  const bool fp8 = sv.scalar_type() == at::kByte;
+  if (fp8) {
+    TORCH_CHECK(wscale.is_cuda() && wscale.scalar_type() == at::kFloat && wscale.is_contiguous() &&
+                    wscale.numel() >= y.size(1), "wgsp: e4m3 weights need float32 scales, one per output row");
+    if (form != 3) return false;
+  }
   cudaError_t e;
   if (form == 3) {
     TORCH_CHECK(ws.is_cuda() && ws.scalar_type() == at::kFloat && cnt.is_cuda() && cnt.scalar_type() == at::kInt &&
@@ -289,12 +298,12 @@ bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Ten
     // bit 4: launched dependent, with bit 2 only (launch_wgsd_sk; graph capture of such launches needs CUDA 12.3+)
     const bool pdl = (variant & 4) != 0 && CUDART_VERSION >= 12030;
     e = launch_wgsd_sk_variant(
-        (int)variant, at::cuda::getCurrentCUDAStream(), (const uint4*)sv.data_ptr(), (const uint32_t*)sm.data_ptr(),
+        (int)variant, fp8, at::cuda::getCurrentCUDAStream(), (const uint4*)sv.data_ptr(), (const uint32_t*)sm.data_ptr(),
         (const uint4*)dv.data_ptr(), (const __nv_bfloat16*)x.data_ptr(), (int)x.stride(0), (int)x.size(1),
         (int)x.size(0), sblk.data_ptr<int>(), dblk.data_ptr<int>(), out_row.data_ptr<int>(),
         (__nv_bfloat16*)y.data_ptr(), (int)y.stride(0), (int)Bs, (int)Bd, (int)Ss, (int)SdA, (int)SdB,
         ws.data_ptr<float>(), (long long)ws.numel(), cnt.data_ptr<int>(), (long long)cnt.numel(), 0,
-        (unsigned long long*)nullptr, pdl);
+        (unsigned long long*)nullptr, pdl, fp8 ? (const float*)wscale.data_ptr<float>() : nullptr);
     if (e == cudaErrorInvalidValue) return false;
     C10_CUDA_CHECK(e);
     return true;
@@ -317,5 +326,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "xperm: x in x_perm order)");
   m.def("spense_wgsp", &spense_wgsp,
         "Spense GEMM on sparse warpgroup MMA (sm_90a builds; form 0 prefill, 1 prefill in clusters of two, 2 decode "
-        "form for M <= 64 in clusters along K, 3 stream-K decode form; false where it does not apply)");
+        "form for M <= 64 in clusters along K, 3 stream-K decode form, bf16 or e4m3 weights; false where it does not "
+        "apply)");
 }

@@ -45,21 +45,22 @@ inline cudaError_t launch_wgsd(cudaStream_t stream, const uint4* sv, const uint3
 }
 
 // Where the stream-K form's steps lie.  Work is counted in units of 1 KB of weights: a sparse step of a block
-// (8 row tiles x 1152 B) costs 9, a dense step (8 x 2 KB) 16.  Blocks in order: nbs sparse-row blocks (Ss
-// sparse then SdA dense steps: cs units each), then nbd dense-row blocks (SdB dense steps: cd units).  CTA c
-// of G streams the steps that start in units [u0(c), u0(c + 1)), u0(c) = floor(c T / G).
+// (8 row tiles x 1152 B) costs 9, a dense step (8 x 2 KB) 16; with e4m3 weights (fp8) 5 (8 x 640 B) and 8 (8 x
+// 1 KB).  Blocks in order: nbs sparse-row blocks (Ss sparse then SdA dense steps: cs units each), then nbd
+// dense-row blocks (SdB dense steps: cd units).  CTA c of G streams the steps that start in units
+// [u0(c), u0(c + 1)), u0(c) = floor(c T / G).
 struct SkGeo {
   int nbs, nbd, Ss, SdA, SdB, G;
-  long long cs, cd, T;
-  __host__ __device__ SkGeo(int Bs, int Bd, int ss, int sda, int sdb, int g)
-      : nbs(Bs / 8), nbd(Bd / 8), Ss(ss), SdA(sda), SdB(sdb), G(g), cs(9LL * ss + 16LL * sda), cd(16LL * sdb),
-        T((long long)(Bs / 8) * (9LL * ss + 16LL * sda) + (long long)(Bd / 8) * 16LL * sdb) {}
+  long long us, ud, cs, cd, T;  // units of a sparse step and of a dense one; of a sparse-row and a dense-row block
+  __host__ __device__ SkGeo(int Bs, int Bd, int ss, int sda, int sdb, int g, bool fp8 = false)
+      : nbs(Bs / 8), nbd(Bd / 8), Ss(ss), SdA(sda), SdB(sdb), G(g), us(fp8 ? 5 : 9), ud(fp8 ? 8 : 16),
+        cs(us * ss + ud * sda), cd(ud * sdb), T((long long)(Bs / 8) * cs + (long long)(Bd / 8) * cd) {}
   __host__ __device__ int steps(int b) const { return b < nbs ? Ss + SdA : SdB; }
   __host__ __device__ long long u0(int c) const { return (long long)c * T / G; }
   // the unit where step q of block b starts
   __host__ __device__ long long start(int b, int q) const {
-    if (b < nbs) return b * cs + (q <= Ss ? 9LL * q : 9LL * Ss + 16LL * (q - Ss));
-    return nbs * cs + (b - nbs) * cd + 16LL * q;
+    if (b < nbs) return b * cs + (q <= Ss ? us * q : us * Ss + ud * (q - Ss));
+    return nbs * cs + (b - nbs) * cd + ud * q;
   }
   // the CTA whose units hold unit s: the largest c with u0(c) <= s
   __host__ __device__ int cta_of(long long s) const { return (int)(((s + 1) * G + T - 1) / T) - 1; }
@@ -74,11 +75,11 @@ struct SkGeo {
     if (u < nbs * cs) {
       b = (int)(u / cs);
       r = u - b * cs;
-      q = r <= 9LL * Ss ? (int)((r + 8) / 9) : Ss + (int)((r - 9LL * Ss + 15) / 16);
+      q = r <= us * Ss ? (int)((r + us - 1) / us) : Ss + (int)((r - us * Ss + ud - 1) / ud);
     } else {
       b = nbs + (int)((u - nbs * cs) / cd);
       r = u - nbs * cs - (b - nbs) * cd;
-      q = (int)((r + 15) / 16);
+      q = (int)((r + ud - 1) / ud);
     }
     if (q >= steps(b)) {
       ++b;
@@ -115,6 +116,16 @@ __device__ __forceinline__ void wsd_sum_parts(float (&acc)[32], const float* ws,
   }
 }
 
+// the scales of a lane's two output rows (orow; -1, a padding row: 0)
+__device__ __forceinline__ float2 wsd_row_scales(const float* __restrict__ wscale, int2 orow) {
+  return make_float2(orow.x >= 0 ? __ldg(wscale + orow.x) : 0.f, orow.y >= 0 ? __ldg(wscale + orow.y) : 0.f);
+}
+// acc times its rows' scales: register j holds row g + 8 ((j >> 1) & 1) (wg_put)
+__device__ __forceinline__ void wsd_scale(float (&acc)[32], float2 sc) {
+#pragma unroll
+  for (int j = 0; j < 32; ++j) acc[j] *= ((j >> 1) & 1) ? sc.y : sc.x;
+}
+
 // the GPU's nanosecond clock (the stream-K kernel's optional trace: the harness's timeline of its CTAs)
 __device__ __forceinline__ unsigned long long wsd_clock() {
   unsigned long long t;
@@ -135,13 +146,19 @@ __device__ __forceinline__ unsigned long long wsd_clock() {
 // and lets the kernel after it launch (griddepcontrol.launch_dependents) once its last load is issued; bit 8,
 // 128 registers a thread at launch instead of 168, so that another kernel's CTA can share the SM (a dependent
 // launch then starts beside the kernel before it instead of after it).
-template <int S, int EXP = 0>
+// FP8: e4m3 weights (the decode kernels' FP8 layout: a lane's 16 bytes hold two fragments), each fragment
+// widened in registers to bf16 holding e4m3 * 2^-120 and multiplied by 2^120 (e4m3x8_frag: exact), so the
+// MMAs are those of bf16; the sums times wscale (per output row) in the epilogue.  Half the weight bytes per
+// step: a slot's A box is 8 x 512 B of values + 8 x 128 B of metadata (sparse) or 8 x 1 KB (dense).
+template <int S, int EXP = 0, bool FP8 = false>
 __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_kernel(
     const __grid_constant__ WgMaps maps, int M, const int* __restrict__ sblk, const int* __restrict__ dblk,
     const int* __restrict__ out_row, __nv_bfloat16* __restrict__ y, int ldy, int Bs, int Bd, int Ss, int SdA,
-    int SdB, float* __restrict__ ws, int* __restrict__ cnt, unsigned long long* __restrict__ trace) {
+    int SdB, float* __restrict__ ws, int* __restrict__ cnt, unsigned long long* __restrict__ trace,
+    const float* __restrict__ wscale) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int NT = 64, XT = NT * 128, SLOT = ws_slot(1, NT);
+  constexpr int VB = FP8 ? 512 : 1024, DB = FP8 ? 1024 : 2048;  // a row tile's bytes per sparse / dense step
   const int XB = wsd_xrows(M) * 128;  // x bytes loaded per step: M's rows (the others zeroed once)
   extern __shared__ uint8_t ws_raw[];
   uint8_t* ring = ws_raw + wg_align1024(ws_raw);
@@ -150,7 +167,7 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
   int* cols_d = cols_s + WS_MAXQ;                                      // a dense-row block's
   int* last = cols_d + WS_MAXQ;                                        // this CTA finishes the block (epilogue)
   const int wg = __shfl_sync(0xffffffffu, (int)(threadIdx.x >> 7), 0), tid = threadIdx.x & 127;
-  const SkGeo geo(Bs, Bd, Ss, SdA, SdB, (int)gridDim.x);
+  const SkGeo geo(Bs, Bd, Ss, SdA, SdB, (int)gridDim.x, FP8);
   const int cta = (int)blockIdx.x;
   if (trace != nullptr && threadIdx.x == 0) trace[4 * cta] = wsd_clock();
   int b0, q0, b1, q1;  // this CTA's steps: from (b0, q0) up to, not including, (b1, q1)
@@ -166,17 +183,18 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
   }
   // step i (block b, step q)'s transaction bytes, and its weight box into ring slot i % S
   auto expect = [&](int i, int b, int q) {
-    mbar_arrive_expect_tx(full0 + 8 * (i % S), XB + 8 * (b < geo.nbs && q < Ss ? 1024 + 128 : 2048));
+    mbar_arrive_expect_tx(full0 + 8 * (i % S), XB + 8 * (b < geo.nbs && q < Ss ? VB + 128 : DB));
   };
+  constexpr int DR = FP8 ? 1 : 2;  // rows of the dense maps per step (rows of 1 KB)
   auto load_a = [&](int i, int b, int q) {
     const uint32_t ab = smem_addr(ring + (i % S) * SLOT) + XT, fb = full0 + 8 * (i % S);
     if (b < geo.nbs && q < Ss) {
       tma_load_3d(ab, &maps.v, 0, q, 8 * b, fb);
-      tma_load_3d(ab + 8 * 1024, &maps.m, 0, q, 8 * b, fb);
+      tma_load_3d(ab + 8 * VB, &maps.m, 0, q, 8 * b, fb);
     } else if (b < geo.nbs) {
-      tma_load_3d(ab, &maps.da, 0, 2 * (q - Ss), 8 * b, fb);
+      tma_load_3d(ab, &maps.da, 0, DR * (q - Ss), 8 * b, fb);
     } else {
-      tma_load_3d(ab, &maps.db, 0, 2 * q, 8 * b - Bs, fb);
+      tma_load_3d(ab, &maps.db, 0, DR * q, 8 * b - Bs, fb);
     }
   };
   if constexpr ((EXP & 2) != 0) {  // the first ring's weights on their way before anything else is read
@@ -214,19 +232,10 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
           if (!early) expect(i, b, q);
           tma_load_2d(smem_addr(ring + s * SLOT), &maps.x, sp_rows ? cols_s[q] : cols_d[q], 0, full0 + 8 * s);
           if (!early) load_a(i, b, q);
-        } else {  // as measured (benchmarks/results/wgsd_2026-12-01)
-          const uint32_t slot = smem_addr(ring + s * SLOT), ab = slot + XT, fb = full0 + 8 * s;
-          const bool sparse = sp_rows && q < Ss;
-          mbar_arrive_expect_tx(fb, XB + 8 * (sparse ? 1024 + 128 : 2048));
-          tma_load_2d(slot, &maps.x, sp_rows ? cols_s[q] : cols_d[q], 0, fb);
-          if (sparse) {
-            tma_load_3d(ab, &maps.v, 0, q, 8 * b, fb);
-            tma_load_3d(ab + 8 * 1024, &maps.m, 0, q, 8 * b, fb);
-          } else if (sp_rows) {
-            tma_load_3d(ab, &maps.da, 0, 2 * (q - Ss), 8 * b, fb);
-          } else {
-            tma_load_3d(ab, &maps.db, 0, 2 * q, 8 * b - Bs, fb);
-          }
+        } else {
+          expect(i, b, q);
+          tma_load_2d(smem_addr(ring + s * SLOT), &maps.x, sp_rows ? cols_s[q] : cols_d[q], 0, full0 + 8 * s);
+          load_a(i, b, q);
         }
       }
     }
@@ -251,10 +260,22 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
     if (trace != nullptr && i == 0 && ct == 0) trace[4 * cta + 1] = wsd_clock();  // the first step's operands in
     const uint4* as = reinterpret_cast<const uint4*>(ring + s * SLOT + XT);
     const uint64_t d0 = wg_desc(smem_addr(ring + s * SLOT));
-    if constexpr (SPARSE) {
+    if constexpr (SPARSE && FP8) {  // one uint4 of e4m3 bytes: both fragments
+      const uint4 r = as[lt * 32 + lane];
+      f.v[0] = e4m3x8_frag(r.x, r.y);
+      f.v[1] = e4m3x8_frag(r.z, r.w);
+      f.e = reinterpret_cast<const uint32_t*>(as + 8 * 32)[lt * 32 + lane];
+    } else if constexpr (SPARSE) {
       f.v[0] = as[lt * 64 + lane];
       f.v[1] = as[lt * 64 + 32 + lane];
       f.e = reinterpret_cast<const uint32_t*>(as + 8 * 64)[lt * 32 + lane];
+    } else if constexpr (FP8) {  // two: fragments 0, 1 and 2, 3
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const uint4 r = as[lt * 64 + 32 * h + lane];
+        f.v[2 * h] = e4m3x8_frag(r.x, r.y);
+        f.v[2 * h + 1] = e4m3x8_frag(r.z, r.w);
+      }
     } else {
 #pragma unroll
       for (int j = 0; j < 4; ++j) f.v[j] = as[lt * 128 + 32 * j + lane];
@@ -280,6 +301,12 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
     const int Qb = geo.steps(b), qe = b == b1 ? q1 : Qb, nsp = b < geo.nbs ? Ss : 0;
     const int tile = 8 * b + lt;
     const int2 orow = wg_rows(out_row, tile, lane);  // ahead of the MMAs: off the epilogue's path
+    const float2 sc = FP8 ? wsd_row_scales(wscale, orow) : make_float2(1.f, 1.f);
+    // the block's sums (FP8: times the rows' scales) into y
+    auto store = [&]() {
+      if constexpr (FP8) wsd_scale(acc, sc);
+      wg_store_rows(acc, orow, 0, lane, y, ldy, M);
+    };
 #pragma unroll
     for (int j = 0; j < NT / 2; ++j) acc[j] = 0.f;
     wg_fence_acc(acc);  // the zeros pinned here, not sunk into the paths around the wgmmas (C7515)
@@ -309,7 +336,7 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
     // the epilogue: the whole block here, or this CTA's part of it
     const int c_first = geo.cta_of(geo.start(b, 0)), c_last = geo.cta_of(geo.start(b, Qb - 1));
     if (c_first == c_last) {
-      wg_store_rows(acc, orow, 0, lane, y, ldy, M);
+      store();
       continue;
     }
     const int slot = b == b0 ? 0 : 1;  // this CTA's first block, or its last
@@ -346,7 +373,7 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
         case 3: wsd_sum_parts<24, LEAN>(acc, ws, p0, c_first, c_last, ct); break;
         default: wsd_sum_parts<32, LEAN>(acc, ws, p0, c_first, c_last, ct);
       }
-      wg_store_rows(acc, orow, 0, lane, y, ldy, M);
+      store();
     } else if (*last) {  // the last to arrive adds every part, in CTA order (into acc: its own part is in ws too)
       __threadfence();
 #pragma unroll
@@ -359,7 +386,7 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
         for (int j = 0; j < NT / 2; ++j) acc[j] += __ldcg(p + j * 256);  // all: loads behind a branch each ran
         // one at a time (M = 64 1.7x slower, e2e v17); the registers of tokens past M are never stored
       }
-      wg_store_rows(acc, orow, 0, lane, y, ldy, M);
+      store();
     }
   }
   if (trace != nullptr && ct == 0) trace[4 * cta + 3] = wsd_clock();
@@ -377,35 +404,43 @@ constexpr int wsd_sk_smem(int S) { return ws_smem(S, 1, 64) + 4 * WS_MAXQ + 16; 
 
 // y = the layer on M <= 64 tokens through the stream-K form (grid: CTAs wanted, 0 = one per SM; trace: as the
 // kernel's); ws: at least 2 wsd_sk_grid WSD_PART floats, cnt: at least (Bs + Bd) / 8 ints, zeroed before the
-// first launch (each launch leaves them zeroed).
-// cudaErrorInvalidValue where it does not apply (as launch_wgsd, or ws / cnt too small).
-template <int S = WSD_STAGES, int EXP = 0>
+// first launch (each launch leaves them zeroed).  FP8: e4m3 weights (the decode kernels' FP8 layout) and
+// wscale, their per-output-row scales (float, N); null for bf16.
+// cudaErrorInvalidValue where it does not apply (as launch_wgsd, ws / cnt too small, wscale not as FP8 says).
+template <int S = WSD_STAGES, int EXP = 0, bool FP8 = false>
 inline cudaError_t launch_wgsd_sk(cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv,
                                   const __nv_bfloat16* x, int ldx, int K, int M, const int* sblk, const int* dblk,
                                   const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
                                   int SdB, float* ws, long long ws_floats, int* cnt, long long cnt_ints,
-                                  int grid = 0, unsigned long long* trace = nullptr, bool pdl = false) {
-  if (M > 64 || !wg_fits(8, sv, sm, dv, x, ldx, K, M, Bs, Bd) || K / 64 > WS_MAXQ) return cudaErrorInvalidValue;
-  const SkGeo geo(Bs, Bd, Ss, SdA, SdB, 1);
+                                  int grid = 0, unsigned long long* trace = nullptr, bool pdl = false,
+                                  const float* wscale = nullptr) {
+  if (M > 64 || !wg_fits(8, sv, sm, dv, x, ldx, K, M, Bs, Bd) || K / 64 > WS_MAXQ || FP8 != (wscale != nullptr))
+    return cudaErrorInvalidValue;
+  const SkGeo geo(Bs, Bd, Ss, SdA, SdB, 1, FP8);
   const int G = wsd_sk_grid(geo, grid);
   if (ws_floats < 2LL * G * WSD_PART || cnt_ints < (Bs + Bd) / 8) return cudaErrorInvalidValue;
   WgMaps maps;
-  if (!wgsp_maps(&maps, 8, wsd_xrows(M), sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB)) return cudaErrorInvalidValue;
+  if (!wgsp_maps(&maps, 8, wsd_xrows(M), sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB, FP8))
+    return cudaErrorInvalidValue;
   constexpr int SMEM = wsd_sk_smem(S);
-  auto kernel = spense_wgsd_sk_kernel<S, EXP>;
+  auto kernel = spense_wgsd_sk_kernel<S, EXP, FP8>;
   static unsigned set_on = 0;
   const cudaError_t e = wg_smem_limit(kernel, SMEM, set_on);
   if (e != cudaSuccess) return e;
   // pdl: launched dependent (programmatic stream serialization); only with EXP bit 2, whose producer waits
   // for the kernel before ahead of its first x load
   return launch_ex(kernel, dim3(G), dim3(384), SMEM, stream, pdl && (EXP & 2) != 0, maps, M, sblk, dblk, out_row, y,
-                   ldy, Bs, Bd, Ss, SdA, SdB, ws, cnt, trace);
+                   ldy, Bs, Bd, Ss, SdA, SdB, ws, cnt, trace, wscale);
 }
 
-// launch_wgsd_sk for a variant's bits chosen at run time (SPENSE_WGSD_EXP; bit 4 is the launch's `pdl`, the
-// last of `args`): the kernel instantiation EXP of those bits, bit 8 counting with bit 1 only
+// launch_wgsd_sk for a variant's bits chosen at run time (SPENSE_WGSD_EXP; bit 4 is the launch's `pdl`, among
+// `args`): the kernel instantiation EXP of those bits, bit 8 counting with bit 1 only.  fp8: e4m3 weights
+// (`args` end with wscale), variant 0 or 1 (bit 1; the others not instantiated)
 template <class... Args>
-inline cudaError_t launch_wgsd_sk_variant(int variant, Args... args) {
+inline cudaError_t launch_wgsd_sk_variant(int variant, bool fp8, Args... args) {
+  if (fp8)
+    return (variant & 1) != 0 ? launch_wgsd_sk<WSD_STAGES, 1, true>(args...)
+                              : launch_wgsd_sk<WSD_STAGES, 0, true>(args...);
   switch ((variant & 9) == 9 ? variant & 11 : variant & 3) {
     case 1: return launch_wgsd_sk<WSD_STAGES, 1>(args...);
     case 2: return launch_wgsd_sk<WSD_STAGES, 2>(args...);
