@@ -9,7 +9,10 @@ forms (``spense.runtime.wgsp``: column ``wgsd`` stream-K, bf16 or FP8, ``wgsd_cl
 bf16 only; the engine
 takes them from ``SPENSE_WGSD_MIN_M`` tokens, picking one by ``SPENSE_WGSD_SK``); all under CUDA graphs with the
 weights rotated over several copies (>= 256 MB in all, L2 is 50 MB).  Writes linear_bench.json / .md /
-.png under --out.
+.png under --out.  The FP8 dense baseline is the fastest per shape and M of our W8A16 Triton configs,
+``_scaled_mm`` W8A8 both ways, the compiled dequant (M = 1) and, at M <= 64 on sm_90a, the stream-K form
+on the weight as dense rows (``sk``; ``fp8_dense_table.json``, what ``fp8.Fp8Linear`` picks from, leaves
+``sk`` out: that layer does not hold the kernel layout yet).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from spense.runtime.linear import SpenseLinear  # noqa: E402
 from spense.runtime.mmasp import gathered_fragments  # noqa: E402
 from spense.runtime.shapes import bucket as _bucket  # noqa: E402
 from spense.runtime import fp8 as fp8rt  # noqa: E402
-from spense.runtime.wgsp import wgsp_forward, wgsp_layer_applies  # noqa: E402
+from spense.runtime.wgsp import dense_fp8_kernel_weights, wgsp_forward, wgsp_layer_applies  # noqa: E402
 
 SHAPES = [
     ("8B.qkv", 6144, 4096), ("8B.o", 4096, 4096), ("8B.gate_up", 24576, 4096), ("8B.down", 4096, 12288),
@@ -150,7 +153,14 @@ def check(layer, w, M, backends, gen):
 
 FP8_EXTRA = [False]  # --fp8-extra
 fp8_table: dict[str, str] = {}  # "N,K,bucket" -> fastest FP8 dense kind (fp8.load_table format)
-FP8_TOL = {"w8a16": 1e-2, "compiled": 1e-2, "nt": 6e-2, "swap": 6e-2}  # W8A8 also rounds x to e4m3
+FP8_TOL = {"w8a16": 1e-2, "compiled": 1e-2, "nt": 6e-2, "swap": 6e-2, "sk": 1e-2}  # W8A8 rounds x to e4m3 too
+
+
+def sk_dense(q):
+    """The FP8 dense weight ``q`` = (wq, sw) in the stream-K decode form's layout (all rows dense; the
+    baseline kind ``sk``, M <= 64 on sm_90a), or None where that form does not serve it."""
+    kw = dense_fp8_kernel_weights(*q)
+    return kw if wgsp_layer_applies(kw, q[0].shape[1], decode=True) else None
 
 
 def check_fp8_dense(q, sname, gen):
@@ -159,6 +169,7 @@ def check_fp8_dense(q, sname, gen):
     wq, sw = q
     wd = wq.double() * sw.double()[:, None]
     out = {}
+    kwd = sk_dense(q)
     for M in (1, 7, 16, 33, 64, 2048):
         x = torch.randn(M, wq.shape[1], generator=gen).to("cuda", torch.bfloat16)
         ref = x.double() @ wd.T
@@ -173,6 +184,11 @@ def check_fp8_dense(q, sname, gen):
             out[f"M{M}.{kind}"] = e
             if e > FP8_TOL[kind.split(":")[0]]:
                 print(f"FP8 CHECK FAILED {sname} M={M} {kind}: {e:.2e}", flush=True)
+        y = wgsp_forward(kwd, x, decode=True) if kwd is not None and M <= 64 else None
+        if y is not None:  # the stream-K form on the weight as dense rows
+            out[f"M{M}.sk"] = e = rel_err(y, ref) if torch.isfinite(y.float()).all() else float("inf")
+            if e > FP8_TOL["sk"]:
+                print(f"FP8 CHECK FAILED {sname} M={M} sk: {e:.2e}", flush=True)
     return out
 
 
@@ -239,9 +255,11 @@ def run_cell(a, sname, N, K, dt, fp8, axis, ratio, ms, backends, cfgs, gen, bw, 
     ncop = max(1, min(8, math.ceil(a.min_bytes / dense_bytes)))
     ws = [w0] + [w0 + 0 for _ in range(ncop - 1)]  # copies (same values: check uses w0)
     ours = [b for b in backends if b in ("mmasp", "triton", "wgsd") + (() if fp8 else ("cusparselt",))]
-    f8 = None
+    f8 = sk = None
     if fp8:  # the FP8 dense baseline: e4m3 weights + scales by spense.format (fp8.quantize_weight)
         f8 = [fp8rt.quantize_weight(w) for w in ws]
+        sk = [sk_dense(q) for q in f8]
+        sk = None if None in sk else sk
         ck = check_fp8_dense(f8[0], sname, gen)
         checks.append({"shape": sname, "dtype": "fp8_dense", **ck})
         print(f"check {sname} fp8 dense: " + " ".join(f"{k}={v:.2e}" for k, v in ck.items()), flush=True)
@@ -301,9 +319,12 @@ def run_cell(a, sname, N, K, dt, fp8, axis, ratio, ms, backends, cfgs, gen, bw, 
                     fp8_times[kind] = time_graph([lambda q=q: fp8rt.run_kind(kind, x, q[0], q[1]) for q in f8])
                 except Exception as e:
                     print(f"fp8 {kind} failed {sname} M={M}: {str(e)[:200]}", flush=True)
+            # the engine's FP8 dense layer (fp8.Fp8Linear) picks among these by the table written here
+            fp8_table[f"{N},{K},{_bucket(M)}"] = min(fp8_times, key=fp8_times.get)
+            if sk is not None and M <= 64:  # our CUDA weight-only kernel: in the baseline, not yet in Fp8Linear
+                fp8_times["sk"] = time_graph([lambda k=k: wgsp_forward(k, x, decode=True) for k in sk])
             baseline = min(fp8_times, key=fp8_times.get)
             res["dense"] = fp8_times[baseline]
-            fp8_table[f"{N},{K},{_bucket(M)}"] = baseline
             res["dense_bf16"] = time_graph([lambda w=w: F.linear(x, w) for w in ws])
         else:
             res["dense"] = time_graph([lambda w=w: F.linear(x, w) for w in ws])
@@ -410,7 +431,8 @@ def write_md(rows, bw, dev, path, commit=None, date=None, cmd=None):
     bk = [b for b in bk if any(r["backend"] == b for r in rows)]
     lines = [f"Device: {dev}; copy bandwidth {bw:.0f} GB/s (read+write). Times in us; (x) = speedup over dense "
              f"of the same dtype (bf16: cuBLAS F.linear; fp8: the FP8 dense baseline = fastest of our Triton "
-             f"W8A16 kernel configs, _scaled_mm W8A8 nt/swap and compiled dequant+linear, named in `baseline`; "
+             f"W8A16 kernel configs, _scaled_mm W8A8 nt/swap, compiled dequant+linear and (M <= 64, sm_90a) our stream-K "
+             f"CUDA kernel on the weight as dense rows (`sk`), named in `baseline`; "
              f"dense_bf16 = cuBLAS BF16 on the same shape); limit = memory-bound limit vs "
              f"that dense; best = best of our backends (GB/s achieved, x vs BF16 dense).", "",
              f"Date: {date or rows[0].get('date')}; commit: {commit or rows[0].get('commit')}; command: "

@@ -266,3 +266,41 @@ def test_gpu_fp8_stream_k_matches_reference(env_switch, kind):
         assert ((y.double() - ref).norm() / ref.norm()).item() <= 1e-2, (kind, M)
         if M >= 16:
             assert torch.equal(y, direct), (kind, M)
+
+
+def test_dense_fp8_kernel_weights_layout():
+    """An FP8 dense weight as the stream-K form's dense rows: no 2:4 region, rows padded to 128 with zeros and
+    output row -1, K steps of 64 columns in order, the e4m3 bytes back as they were (the kernel layout's own
+    inverse), the scales as float32."""
+    from spense.runtime.fp8 import quantize_weight
+    from spense.runtime.mmasp import _unfrag
+
+    wq, sw = quantize_weight(torch.randn(200, 192, generator=torch.Generator().manual_seed(5)))
+    kw = wgsp.dense_fp8_kernel_weights(wq, sw)
+    assert kw.fp8 and kw.rows_sparse == 0 and kw.Ss == 0 and kw.SdA == 0 and kw.rows_dense == 256
+    assert kw.SdB == 3 and kw.dblk.tolist() == [0, 64, 128] and kw.n_out == 200
+    assert kw.out_row[:200].tolist() == list(range(200)) and (kw.out_row[200:] == -1).all()
+    back = _unfrag(kw.dv, 256, 192, 4, fp8=True)
+    assert torch.equal(back[:200], wq.view(torch.uint8)) and not back[200:].any()
+    assert kw.wscale.dtype == torch.float32 and torch.equal(kw.wscale, sw.float())
+    assert not wgsp.wgsp_layer_applies(kw, 192, decode=True)  # off the GPU: not served
+
+
+@pytest.mark.gpu
+@sm90
+def test_gpu_dense_fp8_through_stream_k_matches_reference():
+    """The FP8 dense baseline's CUDA kind (the weight as dense rows through the stream-K form): within bf16
+    rounding of the float64 product with the dequantised weight at M = 1, 16, 64, on a shape with rows to
+    pad (1000 x 4096)."""
+    from spense.runtime.fp8 import quantize_weight
+
+    gen = torch.Generator().manual_seed(15)
+    wq, sw = quantize_weight(torch.randn(1000, 4096, generator=gen).cuda())
+    kw = wgsp.dense_fp8_kernel_weights(wq, sw)
+    wd = wq.double() * sw.double()[:, None]
+    for M in (1, 16, 64):
+        x = torch.randn(M, 4096, generator=gen).to("cuda", torch.bfloat16)
+        y = wgsp.wgsp_forward(kw, x, decode=True)
+        assert y is not None and y.shape == (M, 1000)
+        ref = x.double() @ wd.T
+        assert ((y.double() - ref).norm() / ref.norm()).item() <= 1e-2, M

@@ -33,6 +33,7 @@ import functools
 import torch
 
 from spense.runtime import mmasp
+from spense.runtime.shapes import pad_to
 
 WGSD_MAX_M = 64  # the decode form: one CTA holds 64 tokens
 _EMPTY_F = torch.empty(0, dtype=torch.float32)  # the workspace arguments of the forms that take none
@@ -190,3 +191,23 @@ def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False
                          kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, form, ws, cnt, wgsd_exp() if form == 3 else 0,
                          kw.wscale)
     return y if ok else None
+
+
+def dense_fp8_kernel_weights(wq: torch.Tensor, scale: torch.Tensor) -> mmasp.KernelWeights:
+    """A plain FP8 dense weight, ``W = wq * scale[:, None]`` (``wq`` (N, K) e4m3, ``scale`` (N,) float), in
+    the decode kernels' layout as dense rows only (no 2:4 region), so that the stream-K decode form serves it:
+    the FP8 dense baseline's weight-only GEMM from the same kernel as Spense FP8 (rows padded to 128, K to
+    64 with zeros)."""
+    N, K = wq.shape
+    dev = wq.device
+    Rdp, Kp = pad_to(N, 128), pad_to(K, 64)
+    w8 = torch.zeros(Rdp, Kp, dtype=torch.uint8, device=dev)
+    w8[:N, :K] = wq.view(torch.uint8)
+    i32 = dict(dtype=torch.int32, device=dev)
+    out_row = torch.full((Rdp,), -1, **i32)
+    out_row[:N] = torch.arange(N, **i32)
+    return mmasp.KernelWeights(torch.zeros(16, dtype=torch.uint8, device=dev), torch.zeros(1, **i32),
+                               mmasp._frag(w8, 4, fp8=True).contiguous(), torch.zeros(1, **i32),
+                               torch.arange(Kp // 64, **i32) * 64, out_row,
+                               scale.to(device=dev, dtype=torch.float32).contiguous(), 0, Rdp, 0, 0, Kp // 64,
+                               True, None, N)
