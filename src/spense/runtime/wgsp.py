@@ -123,8 +123,10 @@ def wgsd_exp() -> int:
     kernel before is a short Triton one: the 8B step at B = 32 took 5.749 ms with 1 and 5.797 with 7.
     8 (with 1): 128 registers a thread at launch instead of 168, so that a CTA of another kernel can share
     the SM and a dependent launch starts beside the kernel before it; 12 layers at B = 32 (results u): 2.170
-    ms with 1, 2.189 with 7, 2.177 with 15."""
-    return mmasp._env_int("SPENSE_WGSD_EXP", 1, 0, 15)
+    ms with 1, 2.189 with 7, 2.177 with 15.  16 (with 1): tiles of 64 tokens at every M, as measured up to
+    c159e29; without it variant 1 takes tiles of 16 or 32 tokens where M fits (m64n16 / m64n32 wgmmas, a
+    smaller ring slot: more slots, more weight bytes in flight; csrc/spense_wgsd.cuh wsd_nt, wsd_stages)."""
+    return mmasp._env_int("SPENSE_WGSD_EXP", 1, 0, 31)
 
 
 SK_PART = 32 * 256  # floats of one CTA's partial sums (csrc/spense_wgsd.cuh WSD_PART)

@@ -12,10 +12,14 @@
 //   (an atomic count per block, never a wait), which adds the partial sums in CTA order: the same bits on
 //   every run.
 #pragma once
+#include <tuple>
+
 #include "spense_wgsp_ws.cuh"
 
 constexpr int WSD_STAGES = 8;  // ring slots of the decode forms (8 x 24 KB: more weight bytes in flight)
 constexpr int WSD_PART = 32 * 256;  // floats of one partial sum: 32 accumulators x 256 consumer threads
+// bytes of a ring slot of the stream-K form: an x tile of nt tokens, then 8 row tiles' A of a dense step
+__host__ __device__ constexpr int wsd_slot(int nt, bool fp8) { return nt * 128 + 8 * (fp8 ? 1024 : 2048); }
 
 // The K split of the cluster form for `blocks` CTAs of 8 row tiles.  Measured on the Qwen3 shapes at M = 1-64
 // (benchmarks/results/wgsd_2026-12-01/b_81c10c2, 8 ring slots): a K split of 2 was fastest wherever the row
@@ -92,12 +96,13 @@ struct SkGeo {
 // their first: slot 0), this thread's NJ live registers (tokens below 8 NJ / 4), their loads R parts at a time
 // before any sum, so that a block split over P CTAs waits for ceil(P / R) round trips to L2, not P
 // (LEAN: half the parts at a time, for the variant of fewer registers, EXP bit 8)
-template <int NJ, bool LEAN = false>
-__device__ __forceinline__ void wsd_sum_parts(float (&acc)[32], const float* ws, const float* p0, int c_first,
+template <int NJ, bool LEAN = false, int NA>
+__device__ __forceinline__ void wsd_sum_parts(float (&acc)[NA], const float* ws, const float* p0, int c_first,
                                               int c_last, int ct) {
+  static_assert(NJ <= NA, "live registers");
   constexpr int R = (NJ <= 16 ? 8 : 4) / (LEAN ? 2 : 1);
 #pragma unroll
-  for (int j = 0; j < 32; ++j) acc[j] = 0.f;
+  for (int j = 0; j < NA; ++j) acc[j] = 0.f;
   for (int c = c_first; c <= c_last; c += R) {
     float u[R][NJ];
 #pragma unroll
@@ -121,9 +126,10 @@ __device__ __forceinline__ float2 wsd_row_scales(const float* __restrict__ wscal
   return make_float2(orow.x >= 0 ? __ldg(wscale + orow.x) : 0.f, orow.y >= 0 ? __ldg(wscale + orow.y) : 0.f);
 }
 // acc times its rows' scales: register j holds row g + 8 ((j >> 1) & 1) (wg_put)
-__device__ __forceinline__ void wsd_scale(float (&acc)[32], float2 sc) {
+template <int NA>
+__device__ __forceinline__ void wsd_scale(float (&acc)[NA], float2 sc) {
 #pragma unroll
-  for (int j = 0; j < 32; ++j) acc[j] *= ((j >> 1) & 1) ? sc.y : sc.x;
+  for (int j = 0; j < NA; ++j) acc[j] *= ((j >> 1) & 1) ? sc.y : sc.x;
 }
 
 // the GPU's nanosecond clock (the stream-K kernel's optional trace: the harness's timeline of its CTAs)
@@ -150,14 +156,16 @@ __device__ __forceinline__ unsigned long long wsd_clock() {
 // widened in registers to bf16 holding e4m3 * 2^-120 and multiplied by 2^120 (e4m3x8_frag: exact), so the
 // MMAs are those of bf16; the sums times wscale (per output row) in the epilogue.  Half the weight bytes per
 // step: a slot's A box is 8 x 512 B of values + 8 x 128 B of metadata (sparse) or 8 x 1 KB (dense).
-template <int S, int EXP = 0, bool FP8 = false>
+// NT: tokens per tile (64, 32 or 16; M <= NT): the wgmmas m64nNT, NT / 2 accumulators a thread, an x tile of
+// NT rows, so that a slot is smaller and the ring holds more of them (wsd_stages).
+template <int S, int EXP = 0, bool FP8 = false, int NT = 64>
 __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_kernel(
     const __grid_constant__ WgMaps maps, int M, const int* __restrict__ sblk, const int* __restrict__ dblk,
     const int* __restrict__ out_row, __nv_bfloat16* __restrict__ y, int ldy, int Bs, int Bd, int Ss, int SdA,
     int SdB, float* __restrict__ ws, int* __restrict__ cnt, unsigned long long* __restrict__ trace,
     const float* __restrict__ wscale) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  constexpr int NT = 64, XT = NT * 128, SLOT = ws_slot(1, NT);
+  constexpr int XT = NT * 128, SLOT = wsd_slot(NT, FP8);
   constexpr int VB = FP8 ? 512 : 1024, DB = FP8 ? 1024 : 2048;  // a row tile's bytes per sparse / dense step
   const int XB = wsd_xrows(M) * 128;  // x bytes loaded per step: M's rows (the others zeroed once)
   extern __shared__ uint8_t ws_raw[];
@@ -367,11 +375,12 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
       int bf, qf;
       geo.locate(geo.u0(c_first), bf, qf);
       const float* p0 = ws + ((size_t)c_first * 2 + (bf == b ? 0 : 1)) * WSD_PART + ct;
+      constexpr int NA = NT / 2;
       switch ((M + 15) >> 4) {  // the live registers: tokens below M rounded up to sixteens
         case 1: wsd_sum_parts<8, LEAN>(acc, ws, p0, c_first, c_last, ct); break;
-        case 2: wsd_sum_parts<16, LEAN>(acc, ws, p0, c_first, c_last, ct); break;
-        case 3: wsd_sum_parts<24, LEAN>(acc, ws, p0, c_first, c_last, ct); break;
-        default: wsd_sum_parts<32, LEAN>(acc, ws, p0, c_first, c_last, ct);
+        case 2: wsd_sum_parts<(16 < NA ? 16 : NA), LEAN>(acc, ws, p0, c_first, c_last, ct); break;
+        case 3: wsd_sum_parts<(24 < NA ? 24 : NA), LEAN>(acc, ws, p0, c_first, c_last, ct); break;
+        default: wsd_sum_parts<NA, LEAN>(acc, ws, p0, c_first, c_last, ct);
       }
       store();
     } else if (*last) {  // the last to arrive adds every part, in CTA order (into acc: its own part is in ws too)
@@ -400,21 +409,31 @@ inline int wsd_sk_grid(const SkGeo& geo, int want = 0) {
   return (int)std::max(1LL, std::min(g, geo.T / 128));
 }
 // bytes of shared memory of the stream-K kernel: the ring, its barriers, two column tables, a flag
-constexpr int wsd_sk_smem(int S) { return ws_smem(S, 1, 64) + 4 * WS_MAXQ + 16; }
+constexpr int wsd_sk_smem(int S, int nt = 64, bool fp8 = false) {
+  return S * wsd_slot(nt, fp8) + 2 * S * 8 + 8 * WS_MAXQ + 1024 + 16;
+}
+// ring slots of the stream-K kernel with tiles of nt tokens: as many as fit in 227 KB of shared memory (bf16
+// at 64 tokens: WSD_STAGES, as measured); more slots, more weight bytes in flight per SM
+constexpr int wsd_stages(int nt, bool fp8) {
+  return nt == 64 && !fp8 ? WSD_STAGES : (227 * 1024 - wsd_sk_smem(0)) / (wsd_slot(nt, fp8) + 16);
+}
+// the token tile of the stream-K form for M tokens: the smallest of 16, 32, 64 that holds them; 64 at every M
+// where `tile64` (variant bit 16, or a variant that has no other tiles)
+inline int wsd_nt(int M, bool tile64) { return tile64 || M > 32 ? 64 : M > 16 ? 32 : 16; }
 
 // y = the layer on M <= 64 tokens through the stream-K form (grid: CTAs wanted, 0 = one per SM; trace: as the
 // kernel's); ws: at least 2 wsd_sk_grid WSD_PART floats, cnt: at least (Bs + Bd) / 8 ints, zeroed before the
 // first launch (each launch leaves them zeroed).  FP8: e4m3 weights (the decode kernels' FP8 layout) and
 // wscale, their per-output-row scales (float, N); null for bf16.
 // cudaErrorInvalidValue where it does not apply (as launch_wgsd, ws / cnt too small, wscale not as FP8 says).
-template <int S = WSD_STAGES, int EXP = 0, bool FP8 = false>
+template <int S = WSD_STAGES, int EXP = 0, bool FP8 = false, int NT = 64>
 inline cudaError_t launch_wgsd_sk(cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv,
                                   const __nv_bfloat16* x, int ldx, int K, int M, const int* sblk, const int* dblk,
                                   const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
                                   int SdB, float* ws, long long ws_floats, int* cnt, long long cnt_ints,
                                   int grid = 0, unsigned long long* trace = nullptr, bool pdl = false,
                                   const float* wscale = nullptr) {
-  if (M > 64 || !wg_fits(8, sv, sm, dv, x, ldx, K, M, Bs, Bd) || K / 64 > WS_MAXQ || FP8 != (wscale != nullptr))
+  if (M > NT || !wg_fits(8, sv, sm, dv, x, ldx, K, M, Bs, Bd) || K / 64 > WS_MAXQ || FP8 != (wscale != nullptr))
     return cudaErrorInvalidValue;
   const SkGeo geo(Bs, Bd, Ss, SdA, SdB, 1, FP8);
   const int G = wsd_sk_grid(geo, grid);
@@ -422,8 +441,9 @@ inline cudaError_t launch_wgsd_sk(cudaStream_t stream, const uint4* sv, const ui
   WgMaps maps;
   if (!wgsp_maps(&maps, 8, wsd_xrows(M), sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB, FP8))
     return cudaErrorInvalidValue;
-  constexpr int SMEM = wsd_sk_smem(S);
-  auto kernel = spense_wgsd_sk_kernel<S, EXP, FP8>;
+  constexpr int SMEM = wsd_sk_smem(S, NT, FP8);
+  static_assert(SMEM <= 227 * 1024, "shared memory");
+  auto kernel = spense_wgsd_sk_kernel<S, EXP, FP8, NT>;
   static unsigned set_on = 0;
   const cudaError_t e = wg_smem_limit(kernel, SMEM, set_on);
   if (e != cudaSuccess) return e;
@@ -433,14 +453,27 @@ inline cudaError_t launch_wgsd_sk(cudaStream_t stream, const uint4* sv, const ui
                    ldy, Bs, Bd, Ss, SdA, SdB, ws, cnt, trace, wscale);
 }
 
+// launch_wgsd_sk with the token tile of M (`args`' eighth) and its ring (wsd_nt, wsd_stages)
+template <int EXP, bool FP8, class... Args>
+inline cudaError_t launch_wgsd_sk_nt(int nt, Args... args) {
+  switch (nt) {
+    case 16: return launch_wgsd_sk<wsd_stages(16, FP8), EXP, FP8, 16>(args...);
+    case 32: return launch_wgsd_sk<wsd_stages(32, FP8), EXP, FP8, 32>(args...);
+    default: return launch_wgsd_sk<wsd_stages(64, FP8), EXP, FP8, 64>(args...);
+  }
+}
 // launch_wgsd_sk for a variant's bits chosen at run time (SPENSE_WGSD_EXP; bit 4 is the launch's `pdl`, among
 // `args`): the kernel instantiation EXP of those bits, bit 8 counting with bit 1 only.  fp8: e4m3 weights
-// (`args` end with wscale), variant 0 or 1 (bit 1; the others not instantiated)
+// (`args` end with wscale), variant 0 or 1 (bit 1; the others not instantiated).  Variant 1 takes the token
+// tile of M (wsd_nt) unless bit 16 is set; the others tiles of 64.
 template <class... Args>
 inline cudaError_t launch_wgsd_sk_variant(int variant, bool fp8, Args... args) {
+  const int M = std::get<7>(std::forward_as_tuple(args...));
+  const int nt = wsd_nt(M, (variant & 16) != 0);
   if (fp8)
-    return (variant & 1) != 0 ? launch_wgsd_sk<WSD_STAGES, 1, true>(args...)
-                              : launch_wgsd_sk<WSD_STAGES, 0, true>(args...);
+    return (variant & 1) != 0 ? launch_wgsd_sk_nt<1, true>(nt, args...)
+                              : launch_wgsd_sk<wsd_stages(64, true), 0, true>(args...);
+  if ((variant & 15) == 1) return launch_wgsd_sk_nt<1, false>(nt, args...);
   switch ((variant & 9) == 9 ? variant & 11 : variant & 3) {
     case 1: return launch_wgsd_sk<WSD_STAGES, 1>(args...);
     case 2: return launch_wgsd_sk<WSD_STAGES, 2>(args...);
