@@ -65,7 +65,7 @@ def test_cluster_and_decode_form_switches(env_switch):
     """The cluster prefill is off by default, the decode form serves M = 17..64 (large layers from M = 9)
     and picks stream-K by the layer (2), with the stream-K epilogue measured fastest in the engine (1);
     SPENSE_WGSP_CLUSTER takes 0 or 1, SPENSE_WGSD_SK 0..2, SPENSE_WGSD_MIN_M(_LARGE) 0..64 (the decode
-    form's 64 tokens per work block), SPENSE_WGSD_EXP 0..31 and SPENSE_WGSD_SK_MIN_NK >= 1; anything else is
+    form's 64 tokens per work block), SPENSE_WGSD_EXP 0..63 and SPENSE_WGSD_SK_MIN_NK >= 1; anything else is
     refused in one line."""
     names = ("SPENSE_WGSP_CLUSTER", "SPENSE_WGSD_MIN_M", "SPENSE_WGSD_MIN_M_LARGE", "SPENSE_WGSD_SK",
              "SPENSE_WGSD_EXP", "SPENSE_WGSD_SK_MIN_NK")
@@ -83,7 +83,7 @@ def test_cluster_and_decode_form_switches(env_switch):
            "SPENSE_WGSD_MIN_M_LARGE": wgsp.wgsd_min_m_large, "SPENSE_WGSD_SK": wgsp.wgsd_stream_k,
            "SPENSE_WGSD_EXP": wgsp.wgsd_exp, "SPENSE_WGSD_SK_MIN_NK": wgsp.wgsd_sk_min_nk}
     for name, bad in (("SPENSE_WGSP_CLUSTER", "2"), ("SPENSE_WGSD_MIN_M", "65"), ("SPENSE_WGSD_MIN_M", "x"),
-                      ("SPENSE_WGSD_MIN_M_LARGE", "-1"), ("SPENSE_WGSD_SK", "3"), ("SPENSE_WGSD_EXP", "32"),
+                      ("SPENSE_WGSD_MIN_M_LARGE", "-1"), ("SPENSE_WGSD_SK", "3"), ("SPENSE_WGSD_EXP", "64"),
                       ("SPENSE_WGSD_SK_MIN_NK", "0")):
         env_switch(name, bad)
         with pytest.raises(DeviceError, match=name):
@@ -218,9 +218,10 @@ def test_stream_k_split_covers_every_step_once(tmp_path):
 @pytest.mark.parametrize("kind", ["blocks", "rows"])
 def test_gpu_stream_k_variants_give_the_measured_forms_bits(env_switch, kind):
     """The stream-K variants on tiles of 64 tokens (SPENSE_WGSD_EXP 17, 2, 3, 7, 9, 15: the cheaper epilogue,
-    the early weight boxes, launched dependent, fewer registers at launch) give the bits of variant 0 (they
-    add the same parts in the same order) at M = 1, 16, 33, 64, within rounding of the float64 reference; the
-    default 1 (tiles of 16 or 32 tokens where M fits) too, within rounding, and the same bits on every call."""
+    the early weight boxes, launched dependent, fewer registers at launch; 49 with two wgmma groups in flight)
+    give the bits of variant 0 (they add the same parts in the same order) at M = 1, 16, 33, 64, within
+    rounding of the float64 reference; the default 1 (tiles of 16 or 32 tokens where M fits) too, within
+    rounding, the same bits on every call, and 33 (1 with two groups in flight) the bits of 1."""
     m, wref, gen = compacted(kind, 13)
     K = m.in_features
     env_switch("SPENSE_WGSD_SK", "1")
@@ -228,17 +229,18 @@ def test_gpu_stream_k_variants_give_the_measured_forms_bits(env_switch, kind):
         x = torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16)
         ref = x.double() @ wref.T
         outs = {}
-        for v in ("0", "1", "2", "3", "7", "9", "15", "17"):
+        for v in ("0", "1", "2", "3", "7", "9", "15", "17", "33", "49"):
             env_switch("SPENSE_WGSD_EXP", v)
             outs[v] = wgsp.wgsp_forward(m._kernel, x, decode=True)
             assert outs[v] is not None, (kind, M, v)
         for v in ("0", "1"):
             assert ((outs[v].double() - ref).norm() / ref.norm()).item() <= 1e-2, (kind, M, v)
-        assert torch.equal(wgsp.wgsp_forward(m._kernel, x, decode=True), outs["17"])  # (the switch is at 17)
+        assert torch.equal(wgsp.wgsp_forward(m._kernel, x, decode=True), outs["49"])  # (the switch is at 49)
+        assert torch.equal(outs["33"], outs["1"]), (kind, M)
         env_switch("SPENSE_WGSD_EXP", "1")
         assert torch.equal(wgsp.wgsp_forward(m._kernel, x, decode=True), outs["1"]), (kind, M)
         for v, y in outs.items():
-            if v != "1" or M > 32:
+            if v not in ("1", "33") or M > 32:
                 assert torch.equal(y, outs["0"]), (kind, M, v)
 
 

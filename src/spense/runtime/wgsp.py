@@ -125,8 +125,9 @@ def wgsd_exp() -> int:
     the SM and a dependent launch starts beside the kernel before it; 12 layers at B = 32 (results u): 2.170
     ms with 1, 2.189 with 7, 2.177 with 15.  16 (with 1): tiles of 64 tokens at every M, as measured up to
     c159e29; without it variant 1 takes tiles of 16 or 32 tokens where M fits (m64n16 / m64n32 wgmmas, a
-    smaller ring slot: more slots, more weight bytes in flight; csrc/spense_wgsd.cuh wsd_nt, wsd_stages)."""
-    return mmasp._env_int("SPENSE_WGSD_EXP", 1, 0, 31)
+    smaller ring slot: more slots, more weight bytes in flight; csrc/spense_wgsd.cuh wsd_nt, wsd_stages).
+    32 (with 1): two steps' wgmmas left in flight behind each step's commit instead of one."""
+    return mmasp._env_int("SPENSE_WGSD_EXP", 1, 0, 63)
 
 
 SK_PART = 32 * 256  # floats of one CTA's partial sums (csrc/spense_wgsd.cuh WSD_PART)

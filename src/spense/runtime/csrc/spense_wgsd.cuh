@@ -151,7 +151,8 @@ __device__ __forceinline__ unsigned long long wsd_clock() {
 // (griddepcontrol.wait: a no-op unless launched dependent, bit 4 of the launch) only before its first x load,
 // and lets the kernel after it launch (griddepcontrol.launch_dependents) once its last load is issued; bit 8,
 // 128 registers a thread at launch instead of 168, so that another kernel's CTA can share the SM (a dependent
-// launch then starts beside the kernel before it instead of after it).
+// launch then starts beside the kernel before it instead of after it); bit 32, two steps' wgmmas in flight
+// behind a step's commit instead of one (three A register sets).
 // FP8: e4m3 weights (the decode kernels' FP8 layout: a lane's 16 bytes hold two fragments), each fragment
 // widened in registers to bf16 holding e4m3 * 2^-120 and multiplied by 2^120 (e4m3x8_frag: exact), so the
 // MMAs are those of bf16; the sums times wscale (per output row) in the epilogue.  Half the weight bytes per
@@ -257,7 +258,8 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"((EXP & 8) != 0 ? 176 : 240) : "memory");
   const int warp = tid >> 5, lane = tid & 31, lt = 4 * (wg - 1) + warp, ct = threadIdx.x - 128;
   float acc[NT / 2];
-  WgA a[2];
+  constexpr int D = (EXP & 32) != 0 ? 2 : 1;  // wgmma groups a step leaves in flight (bit 32: two)
+  WgA a[D + 1];  // A register sets: a step's set is rewritten D + 1 steps later, once its wgmmas are done
   int free_from = 0;  // ring slots of steps below this index are freed
   // ring step i (its A for this warp from its slot, then its wgmmas on register set f); sparse and dense steps
   // run in loops of their own, so that no wgmma sits on a branch (C7520)
@@ -298,9 +300,28 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
       for (int j = 0; j < 4; ++j) wgmma_dense(acc, f.v[j], d0 + 2 * j);
     }
     wg_commit();
-    wg_wait<1>();  // step i - 1's MMAs are done: its slot and its A set are free
+    wg_wait<D>();  // step i - D's MMAs are done: its slot and its A set are free
     wg_fence_acc(acc);
-    if (i - 1 >= free_from && lane == 0) mbar_arrive(empty0 + 8 * ((i - 1) % S));
+    if (i - D >= free_from && lane == 0) mbar_arrive(empty0 + 8 * ((i - D) % S));
+  };
+  // steps i + k .. i + n - 1 of one kind, the A sets in turn (full rounds of D + 1), then the rest on sets
+  // 0 .. D - 1; drained after a rest, so that the next run starts again on set 0
+  auto steps = [&](auto tag, int i, int& k, int n) {
+    for (; k + D < n; k += D + 1) {
+      step(tag, i + k, a[0]);
+      step(tag, i + k + 1, a[1]);
+      if constexpr (D == 2) step(tag, i + k + 2, a[D]);
+    }
+    if (k < n) {
+      step(tag, i + k, a[0]);
+      ++k;
+      if (D == 2 && k < n) {
+        step(tag, i + k, a[1]);
+        ++k;
+      }
+      wg_wait<0>();
+      wg_fence_acc(acc);
+    }
   };
   using SP = std::true_type;
   using DE = std::false_type;
@@ -320,25 +341,13 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
     wg_fence_acc(acc);  // the zeros pinned here, not sunk into the paths around the wgmmas (C7515)
     const int ns = q < nsp ? min(qe, nsp) - q : 0, nl = qe - q;  // sparse steps, all steps of this run
     int k = 0;
-    for (; k + 1 < ns; k += 2) {
-      step(SP{}, i + k, a[0]);
-      step(SP{}, i + k + 1, a[1]);
-    }
-    if (k < ns) {
-      step(SP{}, i + k, a[0]);
-      ++k;
-      wg_wait<0>();
-      wg_fence_acc(acc);
-    }
-    for (; k + 1 < nl; k += 2) {
-      step(DE{}, i + k, a[0]);
-      step(DE{}, i + k + 1, a[1]);
-    }
-    if (k < nl) step(DE{}, i + k, a[0]);
+    steps(SP{}, i, k, ns);
+    steps(DE{}, i, k, nl);
     i += nl;
     wg_wait<0>();
     wg_fence_acc(acc);
-    if (lane == 0) mbar_arrive(empty0 + 8 * ((i - 1) % S));  // the run's last slot, now, not at the next step
+    if (lane == 0)  // the run's last D slots, now, not at the next steps
+      for (int j = max(free_from, i - D); j < i; ++j) mbar_arrive(empty0 + 8 * (j % S));
     free_from = i;
     if (trace != nullptr && ct == 0) trace[4 * cta + 2] = wsd_clock();  // (the last run's) MMAs done
     // the epilogue: the whole block here, or this CTA's part of it
@@ -465,15 +474,18 @@ inline cudaError_t launch_wgsd_sk_nt(int nt, Args... args) {
 // launch_wgsd_sk for a variant's bits chosen at run time (SPENSE_WGSD_EXP; bit 4 is the launch's `pdl`, among
 // `args`): the kernel instantiation EXP of those bits, bit 8 counting with bit 1 only.  fp8: e4m3 weights
 // (`args` end with wscale), variant 0 or 1 (bit 1; the others not instantiated).  Variant 1 takes the token
-// tile of M (wsd_nt) unless bit 16 is set; the others tiles of 64.
+// tile of M (wsd_nt) unless bit 16 is set, and two wgmma groups in flight with bit 32; the others tiles of 64.
 template <class... Args>
 inline cudaError_t launch_wgsd_sk_variant(int variant, bool fp8, Args... args) {
   const int M = std::get<7>(std::forward_as_tuple(args...));
   const int nt = wsd_nt(M, (variant & 16) != 0);
+  const bool deep = (variant & 32) != 0;  // with bit 1 only
   if (fp8)
-    return (variant & 1) != 0 ? launch_wgsd_sk_nt<1, true>(nt, args...)
-                              : launch_wgsd_sk<wsd_stages(64, true), 0, true>(args...);
-  if ((variant & 15) == 1) return launch_wgsd_sk_nt<1, false>(nt, args...);
+    return (variant & 1) == 0 ? launch_wgsd_sk<wsd_stages(64, true), 0, true>(args...)
+           : deep             ? launch_wgsd_sk_nt<33, true>(nt, args...)
+                              : launch_wgsd_sk_nt<1, true>(nt, args...);
+  if ((variant & 15) == 1)
+    return deep ? launch_wgsd_sk_nt<33, false>(nt, args...) : launch_wgsd_sk_nt<1, false>(nt, args...);
   switch ((variant & 9) == 9 ? variant & 11 : variant & 3) {
     case 1: return launch_wgsd_sk<WSD_STAGES, 1>(args...);
     case 2: return launch_wgsd_sk<WSD_STAGES, 2>(args...);
