@@ -431,8 +431,8 @@ def write_md(rows, bw, dev, path, commit=None, date=None, cmd=None):
     bk = [b for b in bk if any(r["backend"] == b for r in rows)]
     lines = [f"Device: {dev}; copy bandwidth {bw:.0f} GB/s (read+write). Times in us; (x) = speedup over dense "
              f"of the same dtype (bf16: cuBLAS F.linear; fp8: the FP8 dense baseline = fastest of our Triton "
-             f"W8A16 kernel configs, _scaled_mm W8A8 nt/swap, compiled dequant+linear and (M <= 64, sm_90a) our stream-K "
-             f"CUDA kernel on the weight as dense rows (`sk`), named in `baseline`; "
+             f"W8A16 kernel configs, _scaled_mm W8A8 nt/swap, compiled dequant+linear and (M <= 64, sm_90a) our "
+             f"stream-K CUDA kernel on the weight as dense rows (`sk`), named in `baseline`; "
              f"dense_bf16 = cuBLAS BF16 on the same shape); limit = memory-bound limit vs "
              f"that dense; best = best of our backends (GB/s achieved, x vs BF16 dense).", "",
              f"Date: {date or rows[0].get('date')}; commit: {commit or rows[0].get('commit')}; command: "

@@ -298,12 +298,13 @@ bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Ten
     // bit 4: launched dependent, with bit 2 only (launch_wgsd_sk; graph capture of such launches needs CUDA 12.3+)
     const bool pdl = (variant & 4) != 0 && CUDART_VERSION >= 12030;
     e = launch_wgsd_sk_variant(
-        (int)variant, fp8, at::cuda::getCurrentCUDAStream(), (const uint4*)sv.data_ptr(), (const uint32_t*)sm.data_ptr(),
-        (const uint4*)dv.data_ptr(), (const __nv_bfloat16*)x.data_ptr(), (int)x.stride(0), (int)x.size(1),
-        (int)x.size(0), sblk.data_ptr<int>(), dblk.data_ptr<int>(), out_row.data_ptr<int>(),
-        (__nv_bfloat16*)y.data_ptr(), (int)y.stride(0), (int)Bs, (int)Bd, (int)Ss, (int)SdA, (int)SdB,
-        ws.data_ptr<float>(), (long long)ws.numel(), cnt.data_ptr<int>(), (long long)cnt.numel(), 0,
-        (unsigned long long*)nullptr, pdl, fp8 ? (const float*)wscale.data_ptr<float>() : nullptr);
+        (int)variant, fp8, at::cuda::getCurrentCUDAStream(), (const uint4*)sv.data_ptr(),
+        (const uint32_t*)sm.data_ptr(), (const uint4*)dv.data_ptr(), (const __nv_bfloat16*)x.data_ptr(),
+        (int)x.stride(0), (int)x.size(1), (int)x.size(0), sblk.data_ptr<int>(), dblk.data_ptr<int>(),
+        out_row.data_ptr<int>(), (__nv_bfloat16*)y.data_ptr(), (int)y.stride(0), (int)Bs, (int)Bd, (int)Ss,
+        (int)SdA, (int)SdB, ws.data_ptr<float>(), (long long)ws.numel(), cnt.data_ptr<int>(),
+        (long long)cnt.numel(), 0, (unsigned long long*)nullptr, pdl,
+        fp8 ? (const float*)wscale.data_ptr<float>() : nullptr);
     if (e == cudaErrorInvalidValue) return false;
     C10_CUDA_CHECK(e);
     return true;

@@ -10,7 +10,8 @@
 //   The ring runs on across row blocks, so the producer fetches the next block's steps while the consumers
 //   store the last one's sums.  A block split between CTAs is finished by whichever of them arrives last
 //   (an atomic count per block, never a wait), which adds the partial sums in CTA order: the same bits on
-//   every run.
+//   every run.  It also serves e4m3 weights (FP8), and by default takes token tiles of 16 or 32 where M fits
+//   (smaller ring slots, more of them).
 #pragma once
 #include <tuple>
 
@@ -462,7 +463,7 @@ inline cudaError_t launch_wgsd_sk(cudaStream_t stream, const uint4* sv, const ui
                    ldy, Bs, Bd, Ss, SdA, SdB, ws, cnt, trace, wscale);
 }
 
-// launch_wgsd_sk with the token tile of M (`args`' eighth) and its ring (wsd_nt, wsd_stages)
+// launch_wgsd_sk on tiles of nt tokens (16, 32 or 64: wsd_nt) with as many ring slots as fit (wsd_stages)
 template <int EXP, bool FP8, class... Args>
 inline cudaError_t launch_wgsd_sk_nt(int nt, Args... args) {
   switch (nt) {
