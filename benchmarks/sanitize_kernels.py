@@ -1,5 +1,8 @@
 """One call per kernel and launch config, small shapes, for ``compute-sanitizer --tool memcheck``
-(run by benchmarks/run_linear_v4.sh on the device; prints one line per call, then DONE)."""
+(run by benchmarks/run_linear_v4.sh on the device; prints one line per call, then DONE).  On sm_90 also the
+sparse warpgroup MMA kernel: its stream-K decode form (bf16 and e4m3, variants 1, 17, 33: tiles of 16, 32
+and 64 tokens), its cluster decode form, its prefill and the FP8 dense weight as dense rows; a line ending
+in False is a form that declined (an extension built for another arch)."""
 
 import sys
 import os
@@ -16,8 +19,8 @@ from spense.runtime.triton_kernels import triton_decode_packed  # noqa: E402
 gen = torch.Generator().manual_seed(0)
 
 
-def packed(axis, N, K, fp8):
-    idx = torch.arange(64, 128) if axis == "cols" else torch.arange(64)  # whole blocks of 64
+def packed(axis, N, K, fp8, nd=64):
+    idx = torch.arange(nd, 2 * nd) if axis == "cols" else torch.arange(nd)  # whole blocks of 64
     lay = SpenseLayout((N, K), axis, idx)
     full = torch.randn(N, K, generator=gen)
     sp, dn = lay.split(full)
@@ -50,5 +53,31 @@ for M in (1, 33, 70):
         fp8_w8a16_mm(x, wq, s, *cfg)
     f8.quantize_rows(x, 80)
     print("w8a16 + quant_rows", M, flush=True)
+if torch.cuda.get_device_capability() == (9, 0):  # the sparse warpgroup MMA kernel (sm_90a builds)
+    from spense.runtime import wgsp
+
+    for axis in ("cols", "rows"):
+        for fp8 in (False, True):  # row tiles in eights: 128 sparse and (rows) 128 dense rows
+            kw = to_kernel_layout(packed(axis, 256, 512, fp8, nd=128 if axis == "rows" else 64), "cuda")
+            for M in (1, 16, 17, 33, 64):  # stream-K on tiles of 16, 32 and 64 tokens
+                x = torch.randn(M, 512, device="cuda").to(torch.bfloat16)
+                for v in ("1", "17", "33"):  # the default, tiles of 64 at every M, two wgmma groups in flight
+                    os.environ["SPENSE_WGSD_EXP"] = v
+                    wgsp.wgsd_exp.cache_clear()
+                    ok = wgsp.wgsp_forward(kw, x, decode=True, stream_k=True) is not None
+                    print("wgsd stream-K", axis, fp8, M, v, ok, flush=True)
+                if not fp8:
+                    ok = wgsp.wgsp_forward(kw, x, decode=True, stream_k=False) is not None
+                    print("wgsd clusters", axis, M, ok, flush=True)
+            if not fp8:
+                ok = wgsp.wgsp_forward(kw, torch.randn(300, 512, device="cuda").to(torch.bfloat16)) is not None
+                print("wgsp prefill", axis, ok, flush=True)
+    os.environ.pop("SPENSE_WGSD_EXP")
+    wgsp.wgsd_exp.cache_clear()
+    kd = wgsp.dense_fp8_kernel_weights(torch.randn(200, 512, device="cuda").to(torch.float8_e4m3fn),
+                                       torch.rand(200, device="cuda") + 0.5)
+    for M in (1, 33):
+        ok = wgsp.wgsp_forward(kd, torch.randn(M, 512, device="cuda").to(torch.bfloat16), decode=True) is not None
+        print("wgsd FP8 dense rows", M, ok, flush=True)
 torch.cuda.synchronize()
 print("DONE")
