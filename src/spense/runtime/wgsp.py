@@ -15,7 +15,7 @@ before.  FP8 (e4m3) weights take the stream-K decode form only (below).
 Two more forms: ``SPENSE_WGSP_CLUSTER=1`` (off by default) runs prefill in clusters of two CTAs on
 neighbouring token tiles, each loading half of every weight box and multicasting it to both (measured:
 0.94-1.0x of the plain form, benchmarks/results/wgsd_2026-12-01); ``SPENSE_WGSD_MIN_M=m`` (1..64,
-default 17) sends compacted bf16 layers at M = m..64 through a decode form (64 tokens and 8 row tiles
+default 17) sends compacted layers at M = m..64 through a decode form (up to 64 tokens and 8 row tiles
 per work block, csrc/spense_wgsd.cuh) instead of the mma.sp decode kernel, whose M = 32-64 reloads x
 per MMA; layers of at least ``LARGE_NK`` weights from ``SPENSE_WGSD_MIN_M_LARGE`` tokens (default 9).
 The decode form is stream-K (``SPENSE_WGSD_SK=1``: one CTA per SM, each streaming an equal share of the
@@ -56,7 +56,7 @@ def wgsp_cluster() -> bool:
 
 @functools.lru_cache(maxsize=None)
 def wgsd_min_m() -> int:
-    """Smallest M that a compacted bf16 layer sends through the decode form (:func:`wgsp_forward` with
+    """Smallest M that a compacted layer sends through the decode form (:func:`wgsp_forward` with
     ``decode=True``) instead of the mma.sp kernel: ``SPENSE_WGSD_MIN_M`` (read once; 1..64; 0 = never;
     default 17: per layer the decode form beat the mma.sp kernel with x's fragments at M = 32 and 64 on all
     six Qwen3 shapes, 1.1-1.5x, and lost at M = 16 on 8B.o and 8B.down; end to end on 8B at B = 32 it took
@@ -71,7 +71,7 @@ LARGE_NK = 120_000_000
 
 @functools.lru_cache(maxsize=None)
 def wgsd_min_m_large() -> int:
-    """Smallest M that a compacted bf16 layer of at least ``LARGE_NK`` weights (32B.gate_up and 32B.down among
+    """Smallest M that a compacted layer of at least ``LARGE_NK`` weights (32B.gate_up and 32B.down among
     the Qwen3 shapes) sends through the decode form: ``SPENSE_WGSD_MIN_M_LARGE`` (read once; 1..64; 0 = as
     :func:`wgsd_min_m`; default 9).  Measured per layer at M = 12 and 16 (benchmarks/results/
     wgsd_2026-12-01, k and m): on those two the decode form (stream-K) ran 1.26-1.45x of cuBLAS against the
@@ -81,7 +81,7 @@ def wgsd_min_m_large() -> int:
 
 
 def wgsd_min_m_for(n_out: int, in_features: int) -> int:
-    """Smallest M from which a compacted bf16 layer of ``n_out`` x ``in_features`` weights takes the decode
+    """Smallest M from which a compacted layer of ``n_out`` x ``in_features`` weights takes the decode
     form (0: never): :func:`wgsd_min_m`, or :func:`wgsd_min_m_large` below it for a layer of at least
     ``LARGE_NK`` weights."""
     m, m_large = wgsd_min_m(), wgsd_min_m_large()
@@ -155,8 +155,7 @@ def wgsp_layer_applies(kw: mmasp.KernelWeights, in_features: int, decode: bool =
     GPU, no column gather, K a multiple of 64, row tiles of each kind in eights (the kernel's CTAs hold 8 or
     16 row tiles of 16 rows)."""
     return (kw.sv.is_cuda and (decode or not kw.fp8) and kw.xperm is None and in_features % 64 == 0
-            and kw.n_out > 0
-            and kw.rows_sparse % 128 == 0 and kw.rows_dense % 128 == 0
+            and kw.n_out > 0 and kw.rows_sparse % 128 == 0 and kw.rows_dense % 128 == 0
             and torch.cuda.get_device_capability(kw.sv.device) == (9, 0))
 
 
@@ -178,8 +177,6 @@ def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False
     ext = mmasp.load_extension()
     if mmasp._EXT_ARCH != "90a":
         return None
-    x2 = x2 if x2.stride(1) == 1 else x2.contiguous()
-    y = torch.empty(x2.shape[0], kw.n_out, dtype=torch.bfloat16, device=x2.device)
     mode = wgsd_stream_k() if stream_k is None else int(stream_k)
     long_rows = x2.shape[1] >= SK_MIN_K or kw.n_out * x2.shape[1] >= wgsd_sk_min_nk()
     sk = decode and (kw.fp8 or mode == 1 or (mode == 2 and long_rows))
@@ -190,6 +187,8 @@ def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False
         return None
     else:  # the prefill forms, the cluster decode form, or stream-K with no workspace yet
         form, ws, cnt = (2 if decode else int(wgsp_cluster())), _EMPTY_F, _EMPTY_I
+    x2 = x2 if x2.stride(1) == 1 else x2.contiguous()
+    y = torch.empty(x2.shape[0], kw.n_out, dtype=torch.bfloat16, device=x2.device)
     ok = ext.spense_wgsp(y, kw.sv, kw.sm, kw.dv, x2, kw.sblk, kw.dblk, kw.out_row, kw.rows_sparse // 16,
                          kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, form, ws, cnt, wgsd_exp() if form == 3 else 0,
                          kw.wscale)
