@@ -321,8 +321,9 @@ def test_wgsp_prefill_gemm_builds_for_sm90a(tmp_path):
     # stream-K decode form spense_wgsd_sk_kernel<8, EXP> for its variants EXP 0..3, 9 and 11 (bit 8: 128
     # registers at launch, which must not spill either), its e4m3 form <13, EXP, true> for EXP 0 and 1, and
     # variant 1's tiles of 32 and 16 tokens <S, 1, FP8, NT> for both weight types, and variant 33 (two wgmma
-    # groups in flight) on tiles of 16, 32 and 64 for both
-    assert len(entries) == 31, entries
+    # groups in flight) on tiles of 16, 32 and 64 for both, and the same of variants 65 and 97 (four
+    # accumulator chains; two on tiles of 64 with two groups in flight)
+    assert len(entries) == 43, entries
     for i in entries:
         props = " ".join(lines[i:i + 3])
         assert "0 bytes spill stores" in props, props

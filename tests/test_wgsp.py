@@ -221,7 +221,8 @@ def test_gpu_stream_k_variants_give_the_measured_forms_bits(env_switch, kind):
     the early weight boxes, launched dependent, fewer registers at launch; 49 with two wgmma groups in flight)
     give the bits of variant 0 (they add the same parts in the same order) at M = 1, 16, 33, 64, within
     rounding of the float64 reference; the default 1 (tiles of 16 or 32 tokens where M fits) too, within
-    rounding, the same bits on every call, and 33 (1 with two groups in flight) the bits of 1."""
+    rounding, the same bits on every call, and 33 (1 with two groups in flight) the bits of 1; 65 and 97 (1 and
+    33 with four accumulator chains, added in another order) within rounding, the same bits on every call."""
     m, wref, gen = compacted(kind, 13)
     K = m.in_features
     env_switch("SPENSE_WGSD_SK", "1")
@@ -229,18 +230,20 @@ def test_gpu_stream_k_variants_give_the_measured_forms_bits(env_switch, kind):
         x = torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16)
         ref = x.double() @ wref.T
         outs = {}
-        for v in ("0", "1", "2", "3", "7", "9", "15", "17", "33", "49"):
+        for v in ("0", "1", "2", "3", "7", "9", "15", "17", "33", "65", "97", "49"):
             env_switch("SPENSE_WGSD_EXP", v)
             outs[v] = wgsp.wgsp_forward(m._kernel, x, decode=True)
             assert outs[v] is not None, (kind, M, v)
-        for v in ("0", "1"):
+            if v in ("65", "97"):
+                assert torch.equal(wgsp.wgsp_forward(m._kernel, x, decode=True), outs[v]), (kind, M, v)
+        for v in ("0", "1", "65", "97"):
             assert ((outs[v].double() - ref).norm() / ref.norm()).item() <= 1e-2, (kind, M, v)
         assert torch.equal(wgsp.wgsp_forward(m._kernel, x, decode=True), outs["49"])  # (the switch is at 49)
         assert torch.equal(outs["33"], outs["1"]), (kind, M)
         env_switch("SPENSE_WGSD_EXP", "1")
         assert torch.equal(wgsp.wgsp_forward(m._kernel, x, decode=True), outs["1"]), (kind, M)
         for v, y in outs.items():
-            if v not in ("1", "33") or M > 32:
+            if v not in ("1", "33", "65", "97") or M > 32 and v in ("1", "33"):
                 assert torch.equal(y, outs["0"]), (kind, M, v)
 
 
@@ -250,8 +253,8 @@ def test_gpu_stream_k_variants_give_the_measured_forms_bits(env_switch, kind):
 def test_gpu_fp8_stream_k_matches_reference(env_switch, kind):
     """A compacted FP8 layer (e4m3 weights, per-row scales) at 25 % dense through the stream-K decode form at
     M = 1, 7, 16, 33, 64: within bf16 rounding of the float64 reference of its dequantised weights, the same
-    bits on a second call, and what the layer itself runs from SPENSE_WGSD_MIN_M tokens (below it the mma.sp
-    kernel, within rounding); the other decode form and prefill decline FP8 (None: the caller's path)."""
+    bits on a second call (variant 65 too), and what the layer itself runs from SPENSE_WGSD_MIN_M tokens (below
+    it the mma.sp kernel, within rounding); the other decode form and prefill decline FP8 (None: the caller's path)."""
     gen = torch.Generator().manual_seed(14)
     w, lay = prefill_weight(kind, 1024, 4096, gen)
     p = pack(w.to("cuda", torch.bfloat16), lay, fp8=True)
@@ -268,6 +271,11 @@ def test_gpu_fp8_stream_k_matches_reference(env_switch, kind):
         e = ((direct.double() - ref).norm() / ref.norm()).item()
         assert e <= 1e-2, (kind, M, e)
         assert torch.equal(wgsp.wgsp_forward(m._kernel, x, decode=True), direct), (kind, M)
+        env_switch("SPENSE_WGSD_EXP", "65")  # four accumulator chains: within rounding, the same bits each call
+        y65 = wgsp.wgsp_forward(m._kernel, x, decode=True)
+        assert ((y65.double() - ref).norm() / ref.norm()).item() <= 1e-2, (kind, M)
+        assert torch.equal(wgsp.wgsp_forward(m._kernel, x, decode=True), y65), (kind, M)
+        env_switch("SPENSE_WGSD_EXP", "1")
         assert wgsp.wgsp_forward(m._kernel, x, decode=True, stream_k=False) is not None  # FP8: stream-K anyway
         assert wgsp.wgsp_forward(m._kernel, x) is None  # no FP8 prefill form
         y = m(x)

@@ -127,7 +127,7 @@ def wgsd_exp() -> int:
     c159e29; without it variant 1 takes tiles of 16 or 32 tokens where M fits (m64n16 / m64n32 wgmmas, a
     smaller ring slot: more slots, more weight bytes in flight; csrc/spense_wgsd.cuh wsd_nt, wsd_stages).
     32 (with 1): two steps' wgmmas left in flight behind each step's commit instead of one."""
-    return mmasp._env_int("SPENSE_WGSD_EXP", 1, 0, 63)
+    return mmasp._env_int("SPENSE_WGSD_EXP", 1, 0, 127)
 
 
 SK_PART = 32 * 256  # floats of one CTA's partial sums (csrc/spense_wgsd.cuh WSD_PART)

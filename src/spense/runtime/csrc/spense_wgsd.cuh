@@ -153,7 +153,9 @@ __device__ __forceinline__ unsigned long long wsd_clock() {
 // and lets the kernel after it launch (griddepcontrol.launch_dependents) once its last load is issued; bit 8,
 // 128 registers a thread at launch instead of 168, so that another kernel's CTA can share the SM (a dependent
 // launch then starts beside the kernel before it instead of after it); bit 32, two steps' wgmmas in flight
-// behind a step's commit instead of one (three A register sets).
+// behind a step's commit instead of one (three A register sets); bit 64, four accumulator sets, so that the
+// wgmmas of a step and of the step after it do not wait for each other's sums (each step's two or four
+// wgmmas on sets of their own, the sets added in order before the epilogue).
 // FP8: e4m3 weights (the decode kernels' FP8 layout: a lane's 16 bytes hold two fragments), each fragment
 // widened in registers to bf16 holding e4m3 * 2^-120 and multiplied by 2^120 (e4m3x8_frag: exact), so the
 // MMAs are those of bf16; the sums times wscale (per output row) in the epilogue.  Half the weight bytes per
@@ -258,14 +260,24 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
   // of a short kernel fits beside this one; the consumers then take what the producer gave back (176)
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"((EXP & 8) != 0 ? 176 : 240) : "memory");
   const int warp = tid >> 5, lane = tid & 31, lt = 4 * (wg - 1) + warp, ct = threadIdx.x - 128;
-  float acc[NT / 2];
   constexpr int D = (EXP & 32) != 0 ? 2 : 1;  // wgmma groups a step leaves in flight (bit 32: two)
+  // accumulator sets (bit 64: four chains of wgmmas, not one; two on tiles of 64 with bit 32, where four
+  // would not leave the registers of three A sets)
+  constexpr int C = (EXP & 64) == 0 ? 1 : NT == 64 && D == 2 ? 2 : 4;
+  float accs[C][NT / 2];
+  float(&acc)[NT / 2] = accs[0];  // the sums: set 0, the others added into it after a run's last step
+  auto fence_all = [&]() {
+#pragma unroll
+    for (int c = 0; c < C; ++c) wg_fence_acc(accs[c]);
+  };
   WgA a[D + 1];  // A register sets: a step's set is rewritten D + 1 steps later, once its wgmmas are done
   int free_from = 0;  // ring slots of steps below this index are freed
-  // ring step i (its A for this warp from its slot, then its wgmmas on register set f); sparse and dense steps
-  // run in loops of their own, so that no wgmma sits on a branch (C7520)
-  auto step = [&](auto sparse_tag, int i, WgA& f) {
+  // ring step i (its A for this warp from its slot, then its wgmmas on register set f; P: its place in a
+  // round of the A sets, which picks its accumulator sets); sparse and dense steps run in loops of their own,
+  // so that no wgmma sits on a branch (C7520)
+  auto step = [&](auto sparse_tag, auto place, int i, WgA& f) {
     constexpr bool SPARSE = decltype(sparse_tag)::value;
+    constexpr int P = decltype(place)::value;
     const int s = i % S;
     mbar_wait(full0 + 8 * s, (i / S) & 1);
     if (trace != nullptr && i == 0 && ct == 0) trace[4 * cta + 1] = wsd_clock();  // the first step's operands in
@@ -291,37 +303,39 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
 #pragma unroll
       for (int j = 0; j < 4; ++j) f.v[j] = as[lt * 128 + 32 * j + lane];
     }
-    wg_fence_acc(acc);
+    fence_all();
     wg_fence();
     if constexpr (SPARSE) {
-      wgmma_sp<0>(acc, f.v[0], d0, f.e);
-      wgmma_sp<1>(acc, f.v[1], d0 + 4, f.e);
+      wgmma_sp<0>(accs[(2 * P) % C], f.v[0], d0, f.e);
+      wgmma_sp<1>(accs[(2 * P + 1) % C], f.v[1], d0 + 4, f.e);
     } else {
 #pragma unroll
-      for (int j = 0; j < 4; ++j) wgmma_dense(acc, f.v[j], d0 + 2 * j);
+      for (int j = 0; j < 4; ++j) wgmma_dense(accs[j % C], f.v[j], d0 + 2 * j);
     }
     wg_commit();
     wg_wait<D>();  // step i - D's MMAs are done: its slot and its A set are free
-    wg_fence_acc(acc);
+    fence_all();
     if (i - D >= free_from && lane == 0) mbar_arrive(empty0 + 8 * ((i - D) % S));
   };
   // steps i + k .. i + n - 1 of one kind, the A sets in turn (full rounds of D + 1), then the rest on sets
   // 0 .. D - 1; drained after a rest, so that the next run starts again on set 0
   auto steps = [&](auto tag, int i, int& k, int n) {
+    using P0 = std::integral_constant<int, 0>;
+    using P1 = std::integral_constant<int, 1>;
     for (; k + D < n; k += D + 1) {
-      step(tag, i + k, a[0]);
-      step(tag, i + k + 1, a[1]);
-      if constexpr (D == 2) step(tag, i + k + 2, a[D]);
+      step(tag, P0{}, i + k, a[0]);
+      step(tag, P1{}, i + k + 1, a[1]);
+      if constexpr (D == 2) step(tag, std::integral_constant<int, 2>{}, i + k + 2, a[D]);
     }
     if (k < n) {
-      step(tag, i + k, a[0]);
+      step(tag, P0{}, i + k, a[0]);
       ++k;
       if (D == 2 && k < n) {
-        step(tag, i + k, a[1]);
+        step(tag, P1{}, i + k, a[1]);
         ++k;
       }
       wg_wait<0>();
-      wg_fence_acc(acc);
+      fence_all();
     }
   };
   using SP = std::true_type;
@@ -338,15 +352,21 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
       wg_store_rows(acc, orow, 0, lane, y, ldy, M);
     };
 #pragma unroll
-    for (int j = 0; j < NT / 2; ++j) acc[j] = 0.f;
-    wg_fence_acc(acc);  // the zeros pinned here, not sunk into the paths around the wgmmas (C7515)
+    for (int c = 0; c < C; ++c)
+#pragma unroll
+      for (int j = 0; j < NT / 2; ++j) accs[c][j] = 0.f;
+    fence_all();  // the zeros pinned here, not sunk into the paths around the wgmmas (C7515)
     const int ns = q < nsp ? min(qe, nsp) - q : 0, nl = qe - q;  // sparse steps, all steps of this run
     int k = 0;
     steps(SP{}, i, k, ns);
     steps(DE{}, i, k, nl);
     i += nl;
     wg_wait<0>();
-    wg_fence_acc(acc);
+    fence_all();
+#pragma unroll
+    for (int c = 1; c < C; ++c)  // the other chains' sums into set 0, in order
+#pragma unroll
+      for (int j = 0; j < NT / 2; ++j) acc[j] += accs[c][j];
     if (lane == 0)  // the run's last D slots, now, not at the next steps
       for (int j = max(free_from, i - D); j < i; ++j) mbar_arrive(empty0 + 8 * (j % S));
     free_from = i;
@@ -480,13 +500,16 @@ template <class... Args>
 inline cudaError_t launch_wgsd_sk_variant(int variant, bool fp8, Args... args) {
   const int M = std::get<7>(std::forward_as_tuple(args...));
   const int nt = wsd_nt(M, (variant & 16) != 0);
-  const bool deep = (variant & 32) != 0;  // with bit 1 only
+  const bool deep = (variant & 32) != 0, chains = (variant & 64) != 0;  // with bit 1 only
   if (fp8)
     return (variant & 1) == 0 ? launch_wgsd_sk<wsd_stages(64, true), 0, true>(args...)
+           : chains           ? (deep ? launch_wgsd_sk_nt<97, true>(nt, args...) : launch_wgsd_sk_nt<65, true>(nt, args...))
            : deep             ? launch_wgsd_sk_nt<33, true>(nt, args...)
                               : launch_wgsd_sk_nt<1, true>(nt, args...);
   if ((variant & 15) == 1)
-    return deep ? launch_wgsd_sk_nt<33, false>(nt, args...) : launch_wgsd_sk_nt<1, false>(nt, args...);
+    return chains ? (deep ? launch_wgsd_sk_nt<97, false>(nt, args...) : launch_wgsd_sk_nt<65, false>(nt, args...))
+           : deep ? launch_wgsd_sk_nt<33, false>(nt, args...)
+                  : launch_wgsd_sk_nt<1, false>(nt, args...);
   switch ((variant & 9) == 9 ? variant & 11 : variant & 3) {
     case 1: return launch_wgsd_sk<WSD_STAGES, 1>(args...);
     case 2: return launch_wgsd_sk<WSD_STAGES, 2>(args...);
