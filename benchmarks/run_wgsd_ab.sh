@@ -3,9 +3,9 @@
 # step under what is left of BUDGET seconds:
 # 1. the torch extension built and exported to /tmp/spense_mmasp.so (skipped where SPENSE_MMASP_SO is set);
 # 2. the GPU tests of tests/test_wgsp.py (TESTS=0: skipped);
-# 3. compute-sanitizer memcheck over benchmarks/sanitize_kernels.py (MEMCHECK=1);
-# 4. linear_bench.py at 25 % dense (cols), backends dense and wgsd, for each dtype of DTYPES and each variant
-#    of VARIANTS in turn (bf16 first), on SHAPES at MS;
+# 3. linear_bench.py at 25 % dense (cols), backends dense and wgsd, for each dtype of DTYPES and each variant
+#    of VARIANTS in turn, on SHAPES at MS;
+# 4. compute-sanitizer memcheck over benchmarks/sanitize_kernels.py (MEMCHECK=1), in what is left;
 # then everything under $OUT/ab, and $OUT/ab.tgz (the device tool brings back only a few files a call).
 #   SPENSE_COMMIT=<sha> OUT=<dir> VARIANTS="1 65" DTYPES="bf16 fp8" MEMCHECK=1 bash benchmarks/run_wgsd_ab.sh
 set -u
@@ -28,11 +28,6 @@ if [ "${TESTS:-1}" = 1 ]; then
   timeout "$(cap 150)" python3 -m pytest -q -m gpu tests/test_wgsp.py -p no:cacheprovider > "$W/tests.txt" 2>&1
   echo "tests rc=$?" >> "$W/tests.txt"; tail -2 "$W/tests.txt"
 fi
-if [ "${MEMCHECK:-0}" = 1 ]; then
-  timeout "$(cap 200)" compute-sanitizer --tool memcheck --print-limit 20 python3 benchmarks/sanitize_kernels.py \
-    > "$W/memcheck.txt" 2>&1
-  echo "memcheck rc=$?" >> "$W/memcheck.txt"; tail -3 "$W/memcheck.txt"
-fi
 for d in $DTYPES; do
   for v in $VARIANTS; do
     extra=(); [ "$d" = fp8 ] && extra=(--fp8-compiled-ms "")
@@ -42,5 +37,10 @@ for d in $DTYPES; do
     echo "rc=$? at $(date -u +%T)" >> "$W/${d}_$v.txt"
   done
 done
+if [ "${MEMCHECK:-0}" = 1 ]; then
+  timeout "$(cap 240)" compute-sanitizer --tool memcheck --print-limit 20 python3 benchmarks/sanitize_kernels.py \
+    > "$W/memcheck.txt" 2>&1
+  echo "memcheck rc=$?" >> "$W/memcheck.txt"; tail -3 "$W/memcheck.txt"
+fi
 finish
 grep -h "wgsd=" "$W"/*_*.txt | cut -c1-150 | tail -40

@@ -1,6 +1,6 @@
 """One call per kernel and launch config, small shapes, for ``compute-sanitizer --tool memcheck``
 (run by benchmarks/run_linear_v4.sh on the device; prints one line per call, then DONE).  On sm_90 also the
-sparse warpgroup MMA kernel: its stream-K decode form (bf16 and e4m3, variants 1, 17, 33: tiles of 16, 32
+sparse warpgroup MMA kernel: its stream-K decode form (bf16 and e4m3, variants 1, 17, 33, 65: tiles of 16, 32
 and 64 tokens), its cluster decode form, its prefill and the FP8 dense weight as dense rows; a line ending
 in False is a form that declined (an extension built for another arch)."""
 
@@ -61,7 +61,7 @@ if torch.cuda.get_device_capability() == (9, 0):  # the sparse warpgroup MMA ker
             kw = to_kernel_layout(packed(axis, 256, 512, fp8, nd=128 if axis == "rows" else 64), "cuda")
             for M in (1, 16, 17, 33, 64):  # stream-K on tiles of 16, 32 and 64 tokens
                 x = torch.randn(M, 512, device="cuda").to(torch.bfloat16)
-                for v in ("1", "17", "33"):  # the default, tiles of 64 at every M, two wgmma groups in flight
+                for v in ("1", "17", "33", "65"):  # the default, tiles of 64 at every M, two groups in flight, 4 chains
                     os.environ["SPENSE_WGSD_EXP"] = v
                     wgsp.wgsd_exp.cache_clear()
                     ok = wgsp.wgsp_forward(kw, x, decode=True, stream_k=True) is not None
