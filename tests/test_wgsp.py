@@ -320,3 +320,27 @@ def test_gpu_dense_fp8_through_stream_k_matches_reference():
         assert y is not None and y.shape == (M, 1000)
         ref = x.double() @ wd.T
         assert ((y.double() - ref).norm() / ref.norm()).item() <= 1e-2, M
+
+
+@pytest.mark.gpu
+@sm90
+def test_gpu_extension_refuses_a_bad_variant_with_an_error():
+    """The extension's own checks raise (RuntimeError naming the bound), not crash the process: a stream-K
+    variant past 127 given straight to spense_wgsp, in a child process so that a crash fails only this test."""
+    code = ("import torch\n"
+            "from spense.runtime import SpenseLinear, mmasp, wgsp\n"
+            "from test_wgsp import compacted\n"
+            "m, _, _ = compacted('blocks', 3)\n"
+            "kw = m._kernel\n"
+            "x = torch.randn(4, m.in_features, device='cuda').to(torch.bfloat16)\n"
+            "y = torch.empty(4, kw.n_out, dtype=torch.bfloat16, device='cuda')\n"
+            "ws, cnt = wgsp.sk_workspace(x.device)\n"
+            "try:\n"
+            "    mmasp.load_extension().spense_wgsp(y, kw.sv, kw.sm, kw.dv, x, kw.sblk, kw.dblk, kw.out_row,\n"
+            "        kw.rows_sparse // 16, kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, 3, ws, cnt, 999, kw.wscale)\n"
+            "except RuntimeError as e:\n"
+            "    print('REFUSED', 'must be 0..127' in str(e))\n")
+    here = os.path.dirname(__file__)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(here, "..", "src"), here]))
+    r = subprocess.run(["python3", "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0 and "REFUSED True" in r.stdout, (r.returncode, r.stdout[-300:], r.stderr[-800:])

@@ -294,7 +294,7 @@ bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Ten
     TORCH_CHECK(ws.is_cuda() && ws.scalar_type() == at::kFloat && cnt.is_cuda() && cnt.scalar_type() == at::kInt &&
                     ws.is_contiguous() && cnt.is_contiguous(),
                 "wgsp: stream-K needs a float32 workspace and int32 counts");
-    TORCH_CHECK(variant >= 0 && variant <= 63, "wgsp: stream-K variant must be 0..63, got ", variant);
+    TORCH_CHECK(variant >= 0 && variant <= 127, "wgsp: stream-K variant must be 0..127, got ", variant);
     // bit 4: launched dependent, with bit 2 only (launch_wgsd_sk; graph capture of such launches needs CUDA 12.3+)
     const bool pdl = (variant & 4) != 0 && CUDART_VERSION >= 12030;
     e = launch_wgsd_sk_variant(
