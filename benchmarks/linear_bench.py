@@ -11,8 +11,8 @@ takes them from ``SPENSE_WGSD_MIN_M`` tokens, picking one by ``SPENSE_WGSD_SK``)
 weights rotated over several copies (>= 256 MB in all, L2 is 50 MB).  Writes linear_bench.json / .md /
 .png under --out.  The FP8 dense baseline is the fastest per shape and M of our W8A16 Triton configs,
 ``_scaled_mm`` W8A8 both ways, the compiled dequant (M = 1) and, at M <= 64 on sm_90a, the stream-K form
-on the weight as dense rows (``sk``; ``fp8_dense_table.json``, what ``fp8.Fp8Linear`` picks from, leaves
-``sk`` out: that layer does not hold the kernel layout yet).
+on the weight as dense rows (``sk``); ``fp8_dense_table.json`` holds the fastest per (N, K, M bucket), the
+table ``fp8.Fp8Linear`` picks from (``src/spense/runtime/fp8_table.json`` is one such file).
 """
 
 from __future__ import annotations
@@ -319,11 +319,10 @@ def run_cell(a, sname, N, K, dt, fp8, axis, ratio, ms, backends, cfgs, gen, bw, 
                     fp8_times[kind] = time_graph([lambda q=q: fp8rt.run_kind(kind, x, q[0], q[1]) for q in f8])
                 except Exception as e:
                     print(f"fp8 {kind} failed {sname} M={M}: {str(e)[:200]}", flush=True)
+            if sk is not None and M <= 64:  # our CUDA weight-only kernel on the weight as dense rows
+                fp8_times["sk"] = time_graph([lambda k=k: fp8rt.run_kind("sk", x, None, None, kw=k) for k in sk])
             # the engine's FP8 dense layer (fp8.Fp8Linear) picks among these by the table written here
-            fp8_table[f"{N},{K},{_bucket(M)}"] = min(fp8_times, key=fp8_times.get)
-            if sk is not None and M <= 64:  # our CUDA weight-only kernel: in the baseline, not yet in Fp8Linear
-                fp8_times["sk"] = time_graph([lambda k=k: wgsp_forward(k, x, decode=True) for k in sk])
-            baseline = min(fp8_times, key=fp8_times.get)
+            fp8_table[f"{N},{K},{_bucket(M)}"] = baseline = min(fp8_times, key=fp8_times.get)
             res["dense"] = fp8_times[baseline]
             res["dense_bf16"] = time_graph([lambda w=w: F.linear(x, w) for w in ws])
         else:

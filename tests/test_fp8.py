@@ -6,13 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from spense.errors import FormatError
+from spense.errors import FormatError, InputError
 from spense.format import SpenseLayout, pack, unpack
-from spense.runtime import fp8
+from spense.runtime import fp8, wgsp
 from spense.runtime.fp8 import Fp8Linear, check_fp8_weights, quantize_rows, quantize_weight, run_kind
 from spense.runtime.mmasp import to_kernel_layout
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+sm90 = pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0),
+                          reason="needs an sm_90 GPU")
 
 
 def test_quantize_weight_is_format_pack():
@@ -118,7 +120,7 @@ def test_gpu_every_fp8_kind_matches_reference():
             assert e < (6e-2 if kind in ("nt", "swap") else 1e-2), (kind, M, e)
     f = Fp8Linear(wq, s)
     x = torch.randn(3, 1536, device="cuda").to(torch.bfloat16)
-    assert torch.isfinite(f(x)).all() and f.kind_for(3) in fp8.candidates(3)
+    assert torch.isfinite(f(x)).all() and f.kind_for(3) in fp8.candidates(3) + ["sk"]
 
 
 @pytest.mark.parametrize("kind", ["w8a16", "w8a16:32x256x2x4", "nt", "swap"])
@@ -128,3 +130,46 @@ def test_kinds_trace_without_graph_breaks(kind):
     x = torch.randn(3, 64).to(torch.bfloat16)
     ex = torch._dynamo.explain(lambda x: run_kind(kind, x, wq, s))(x)
     assert ex.graph_count == 1 and ex.graph_break_count == 0
+
+
+def test_sk_kind_needs_its_layout_and_traces_through_the_fake():
+    """The ``sk`` kind refuses to run without the weight's kernel layout (one line, InputError); with it, a
+    fake-tensor trace goes through the op's fake implementation (M x N bf16, nothing run); on CPU an
+    Fp8Linear asked for ``sk`` computes the reference."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    wq, s = quantize_weight(torch.randn(200, 128, generator=torch.Generator().manual_seed(6)))
+    x = torch.randn(5, 128).to(torch.bfloat16)
+    with pytest.raises(InputError, match="kernel layout"):
+        run_kind("sk", x, wq, s)
+    kw = wgsp.dense_fp8_kernel_weights(wq, s)
+    *ts, geo = wgsp.kernel_weights_op_args(kw)
+    g = make_fx(lambda x, *ts: wgsp.wgsd_apply(x, *ts, geo), tracing_mode="fake")(x, *ts)
+    ops = [n for n in g.graph.nodes if "wgsd_apply" in str(n.target)]
+    assert len(ops) == 1 and ops[0].meta["val"].shape == (5, 200) and ops[0].meta["val"].dtype == torch.bfloat16
+    f = Fp8Linear(wq, s, kernel="sk")
+    assert f.kind_for(5) == "reference" and f(x).shape == (5, 200)
+
+
+@pytest.mark.gpu
+@sm90
+def test_gpu_sk_kind_matches_reference_and_compiles_without_breaks():
+    """Fp8Linear with the ``sk`` kind (our stream-K kernel on the weight as dense rows): within bf16 rounding
+    of the dequantised reference at M = 1, 7, 16, 33, 64, its kernel layout made on first use; M > 64 takes
+    the default kind; torch.compile traces it with no graph break; opcheck passes on spense::wgsd_apply."""
+    gen = torch.Generator().manual_seed(7)
+    wq, s = quantize_weight(torch.randn(1000, 1536, generator=gen).cuda())
+    wd = wq.double() * s.double()[:, None]
+    f = Fp8Linear(wq, s, kernel="sk")
+    for M in (1, 7, 16, 33, 64, 100):
+        x = torch.randn(M, 1536, generator=gen).cuda().to(torch.bfloat16)
+        ref = x.double() @ wd.t()
+        y = f(x)
+        e = ((y.double() - ref).norm() / ref.norm()).item()
+        assert e < (6e-2 if M > 64 else 1e-2), (M, e)
+        assert (f.kind_for(M) == "sk") == (M <= 64), M
+    assert f._sk is not None
+    x = torch.randn(16, 1536, generator=gen).cuda().to(torch.bfloat16)
+    ex = torch._dynamo.explain(f)(x)
+    assert ex.graph_count == 1 and ex.graph_break_count == 0
+    torch.library.opcheck(torch.ops.spense.wgsd_apply.default, (x, *wgsp.kernel_weights_op_args(f._sk)))

@@ -91,15 +91,19 @@ def test_cluster_and_decode_form_switches(env_switch):
 
 
 def test_decode_form_threshold_by_layer_size(env_switch):
-    """A layer of at least LARGE_NK weights takes the decode form from SPENSE_WGSD_MIN_M_LARGE tokens, a
-    smaller one from SPENSE_WGSD_MIN_M; 0 in either switch turns the large layers' own threshold off, and
-    SPENSE_WGSD_MIN_M=0 turns the decode form off for all."""
+    """A layer of at least LARGE_NK weights (FP8; LARGE_NK_BF16 in bf16) takes the decode form from
+    SPENSE_WGSD_MIN_M_LARGE tokens, a smaller one from SPENSE_WGSD_MIN_M; 0 in either switch turns the large
+    layers' own threshold off, and SPENSE_WGSD_MIN_M=0 turns the decode form off for all."""
     for name in ("SPENSE_WGSD_MIN_M", "SPENSE_WGSD_MIN_M_LARGE"):
         env_switch(name, None)
-    big, small = (5120, 25600), (24576, 4096)  # 32B.down (1.3e8 weights), 8B.gate_up (1.0e8)
+    big, mid, small = (5120, 25600), (24576, 4096), (4096, 12288)  # 32B.down (1.3e8), 8B.gate_up (1.0e8), 8B.down
     assert wgsp.wgsd_min_m_for(*big) == 9 and wgsp.wgsd_min_m_for(*small) == 17
-    assert wgsp.wgsd_min_m_for(wgsp.LARGE_NK // 1000, 1000) == 9  # the bound itself is large
-    assert wgsp.wgsd_min_m_for(wgsp.LARGE_NK // 1000 - 1, 1000) == 17
+    assert wgsp.wgsd_min_m_for(*mid) == 9 and wgsp.wgsd_min_m_for(*mid, fp8=True) == 17
+    assert wgsp.wgsd_min_m_for(*big, fp8=True) == 9 and wgsp.wgsd_min_m_for(*small, fp8=True) == 17
+    assert wgsp.wgsd_min_m_for(wgsp.LARGE_NK // 1000, 1000, fp8=True) == 9  # the bound itself is large
+    assert wgsp.wgsd_min_m_for(wgsp.LARGE_NK // 1000 - 1, 1000, fp8=True) == 17
+    assert wgsp.wgsd_min_m_for(wgsp.LARGE_NK_BF16 // 1000, 1000) == 9
+    assert wgsp.wgsd_min_m_for(wgsp.LARGE_NK_BF16 // 1000 - 1, 1000) == 17
     env_switch("SPENSE_WGSD_MIN_M_LARGE", "0")
     assert wgsp.wgsd_min_m_for(*big) == 17
     env_switch("SPENSE_WGSD_MIN_M_LARGE", "40")  # never above the threshold of all layers
@@ -322,25 +326,29 @@ def test_gpu_dense_fp8_through_stream_k_matches_reference():
         assert ((y.double() - ref).norm() / ref.norm()).item() <= 1e-2, M
 
 
+# a stream-K variant past 127 given straight to the extension (run in a child process; also by
+# benchmarks/run_fp8_sk.sh under gdb)
+REFUSE_CODE = ("import torch\n"
+               "from spense.runtime import mmasp, wgsp\n"
+               "from test_wgsp import compacted\n"
+               "m, _, _ = compacted('blocks', 3)\n"
+               "kw = m._kernel\n"
+               "x = torch.randn(4, m.in_features, device='cuda').to(torch.bfloat16)\n"
+               "y = torch.empty(4, kw.n_out, dtype=torch.bfloat16, device='cuda')\n"
+               "ws, cnt = wgsp.sk_workspace(x.device)\n"
+               "try:\n"
+               "    mmasp.load_extension().spense_wgsp(y, kw.sv, kw.sm, kw.dv, x, kw.sblk, kw.dblk, kw.out_row,\n"
+               "        kw.rows_sparse // 16, kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, 3, ws, cnt, 999, kw.wscale)\n"
+               "except RuntimeError as e:\n"
+               "    print('REFUSED', 'must be 0..127' in str(e))\n")
+
+
 @pytest.mark.gpu
 @sm90
 def test_gpu_extension_refuses_a_bad_variant_with_an_error():
     """The extension's own checks raise (RuntimeError naming the bound), not crash the process: a stream-K
     variant past 127 given straight to spense_wgsp, in a child process so that a crash fails only this test."""
-    code = ("import torch\n"
-            "from spense.runtime import SpenseLinear, mmasp, wgsp\n"
-            "from test_wgsp import compacted\n"
-            "m, _, _ = compacted('blocks', 3)\n"
-            "kw = m._kernel\n"
-            "x = torch.randn(4, m.in_features, device='cuda').to(torch.bfloat16)\n"
-            "y = torch.empty(4, kw.n_out, dtype=torch.bfloat16, device='cuda')\n"
-            "ws, cnt = wgsp.sk_workspace(x.device)\n"
-            "try:\n"
-            "    mmasp.load_extension().spense_wgsp(y, kw.sv, kw.sm, kw.dv, x, kw.sblk, kw.dblk, kw.out_row,\n"
-            "        kw.rows_sparse // 16, kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, 3, ws, cnt, 999, kw.wscale)\n"
-            "except RuntimeError as e:\n"
-            "    print('REFUSED', 'must be 0..127' in str(e))\n")
     here = os.path.dirname(__file__)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(here, "..", "src"), here]))
-    r = subprocess.run(["python3", "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    r = subprocess.run(["python3", "-c", REFUSE_CODE], capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0 and "REFUSED True" in r.stdout, (r.returncode, r.stdout[-300:], r.stderr[-800:])

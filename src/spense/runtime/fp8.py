@@ -14,6 +14,11 @@ of these kernels, chosen per (device, N, K, M bucket):
   Activation rounding: ~1e-2 relative error vs the reference.
 * ``compiled`` — ``torch.compile`` of ``F.linear(x, Wq.to(bf16)) * scale`` (explicit only: it lost
   everywhere in the v4 H200 measurement).
+* ``sk`` — our stream-K CUDA kernel (:mod:`.wgsp`, op ``spense::wgsd_apply``; sm_90, M <= 64) on the weight
+  laid out as the decode layout's dense rows (:func:`~spense.runtime.wgsp.dense_fp8_kernel_weights`):
+  e4m3 -> bf16 in registers, bf16 wgmma, the scales in the epilogue; within bf16 rounding of the reference.
+  A layer whose choice is ``sk`` for some M bucket holds that layout beside its weight (built by
+  :meth:`Fp8Linear.tune`, before any capture or trace): twice the weight's bytes.
 
 The choice is measured once per (device, N, K, M bucket) on first use outside CUDA-graph capture
 (CUDA graphs, weight copies rotated past L2) and kept in memory (:data:`CHOICES`), or set from a
@@ -33,7 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spense.errors import FormatError
+from spense.errors import FormatError, InputError
+from spense.runtime import wgsp
 from spense.runtime.fp8_dense import (DECODE_CONFIGS, EXTRA_CONFIGS, MAX_DECODE_M, PREFILL_CONFIG, default_config,
                                       fits, fp8_w8a16_mm)
 from spense.runtime.shapes import bucket, pad_to
@@ -43,6 +49,7 @@ FP8_DTYPE = torch.float8_e4m3fn
 FP8_MAX = 448.0
 _EPS = 1e-12
 SWAP_MAX_M = 64  # the swapped form is only a candidate for decode-sized M
+SK_MAX_M = wgsp.WGSD_MAX_M  # the stream-K kind serves decode-sized M only
 COMPILED_MAX_M = 0  # compiled dequant + linear: measured 2.4-3.5x slower than w8a16 at M=1 on the H200 (v4), so
 # not an auto candidate; still selectable as kernel="compiled"
 
@@ -211,9 +218,14 @@ def _compiled():
 
 
 def run_kind(kind: str, x2: torch.Tensor, wq: torch.Tensor, sw: torch.Tensor,
-             out_dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
-    """``x2 @ (wq * sw[:, None]).T`` by the kernel ``kind`` (see the module doc)."""
+             out_dtype: torch.dtype = torch.bfloat16, kw=None) -> torch.Tensor:
+    """``x2 @ (wq * sw[:, None]).T`` by the kernel ``kind`` (see the module doc); ``sk`` takes the weight's
+    kernel layout ``kw`` (:func:`~spense.runtime.wgsp.dense_fp8_kernel_weights`) instead of ``wq``, ``sw``."""
     M = x2.shape[0]
+    if kind == "sk":
+        if kw is None:
+            raise InputError("FP8 GEMM kind 'sk' needs the weight's kernel layout (wgsp.dense_fp8_kernel_weights)")
+        return wgsp.wgsd_apply(x2.to(torch.bfloat16), *wgsp.kernel_weights_op_args(kw)).to(out_dtype)
     if kind.startswith("w8a16"):
         cfg = parse_cfg(kind) or (0, 0, 0, 0)
         return fp8_w8a16_mm(x2.to(out_dtype), wq, sw, *cfg)
@@ -294,21 +306,39 @@ def _load_packaged_table() -> None:
         load_table(PACKAGED_TABLE)
 
 
+def sk_layout(wq: torch.Tensor, sw: torch.Tensor):
+    """The kernel layout of the ``sk`` kind for this weight, or None where that kernel does not serve it
+    (not sm_90, K not a multiple of 64); makes the stream-K workspace too (outside any capture)."""
+    if not wq.is_cuda or torch.cuda.get_device_capability(wq.device) != (9, 0) or wq.shape[1] % 64:
+        return None
+    kw = wgsp.dense_fp8_kernel_weights(wq, sw)
+    if not wgsp.wgsp_layer_applies(kw, wq.shape[1], decode=True) or wgsp.sk_workspace(wq.device) is None:
+        return None
+    return kw
+
+
 def measure(N: int, K: int, M: int, device, kinds=None, min_bytes: float = 192e6,
             out_dtype: torch.dtype = torch.bfloat16) -> dict[str, float]:
-    """ms per call of each kind at this shape (random e4m3 weights rotated over copies >= min_bytes)."""
+    """ms per call of each kind at this shape (random e4m3 weights rotated over copies >= min_bytes); ``sk``
+    among the default kinds where it serves M (:func:`sk_layout`)."""
     ncop = max(1, min(8, math.ceil(min_bytes / (N * K))))
     ws = [(torch.randn(N, K, device=device) * 64).to(FP8_DTYPE) for _ in range(ncop)]
     sw = torch.rand(N, device=device) + 0.5
     x = torch.randn(M, K, device=device, dtype=out_dtype)
+    kinds = list(kinds or candidates(M) + (["sk"] if M <= SK_MAX_M else []))
+    kws = [sk_layout(w, sw) for w in ws] if "sk" in kinds else []
+    if "sk" in kinds and None in kws:
+        kinds.remove("sk")
     times = {}
-    for kind in kinds or candidates(M):
+    for kind in kinds:
+        ks = kws if kind == "sk" else [None] * len(ws)
         try:
-            times[kind] = time_graph([lambda w=w: run_kind(kind, x, w, sw, out_dtype) for w in ws])
+            times[kind] = time_graph([lambda w=w, k=k: run_kind(kind, x, w, sw, out_dtype, kw=k)
+                                      for w, k in zip(ws, ks)])
         except Exception as e:  # pragma: no cover - depends on the torch/cuBLAS build
             warnings.warn(f"FP8 GEMM {kind!r} unavailable for {N}x{K}, M={M}: {str(e)[:200]}", RuntimeWarning,
                           stacklevel=2)
-    del ws
+    del ws, kws
     return times
 
 
@@ -346,7 +376,10 @@ class Fp8Linear(nn.Module):
     """Dense ``nn.Linear`` replacement with an e4m3 weight and per-output-channel scales.
 
     ``kernel``: ``"auto"`` (measured fastest per M bucket, see the module doc) or one kind
-    (``"w8a16"``, ``"w8a16:32x256x2x4"``, ``"nt"``, ``"swap"``, ``"compiled"``, ``"reference"``).
+    (``"w8a16"``, ``"w8a16:32x256x2x4"``, ``"nt"``, ``"swap"``, ``"compiled"``, ``"sk"``, ``"reference"``).
+    Where the kind is ``sk`` the layer also holds the weight's kernel layout (``_sk``, made on first use
+    outside a trace or capture, e.g. by :meth:`tune`); where that kernel cannot serve (another GPU, M > 64)
+    the layer takes :func:`default_kind`.
     """
 
     def __init__(self, weight_fp8: torch.Tensor, scale: torch.Tensor | None, bias: torch.Tensor | None = None,
@@ -362,6 +395,8 @@ class Fp8Linear(nn.Module):
         self.kernel = kernel
         self.name = name
         self.choice: dict[int, str] = {}  # M bucket -> kind (auto), filled on first use or by tune()
+        self._sk = None  # the kernel layout of the sk kind (wgsp.dense_fp8_kernel_weights), once a bucket takes it
+        self._sk_tried = False
 
     @classmethod
     def from_linear(cls, lin: nn.Linear, out_dtype: torch.dtype | None = None, kernel: str = "auto",
@@ -381,13 +416,27 @@ class Fp8Linear(nn.Module):
         if self.weight.device.type != "cuda":
             return "reference"
         if self.kernel != "auto":
-            return self.kernel
-        b = bucket(M)
-        if b not in self.choice:
-            if torch.compiler.is_compiling():  # a bucket that tune() left out: no device query in a trace
-                return default_kind(self.out_features, self.in_features, M)
-            self.choice[b] = choose(self.out_features, self.in_features, M, self.weight.device)
-        return self.choice[b]
+            kind = self.kernel
+        else:
+            b = bucket(M)
+            if b not in self.choice:
+                if torch.compiler.is_compiling():  # a bucket that tune() left out: no device query in a trace
+                    return default_kind(self.out_features, self.in_features, M)
+                self.choice[b] = choose(self.out_features, self.in_features, M, self.weight.device)
+            kind = self.choice[b]
+        return kind if kind != "sk" or self._sk_ready(M) else default_kind(self.out_features, self.in_features, M)
+
+    def _sk_ready(self, M: int) -> bool:
+        """Whether the sk kind serves M tokens here: M <= 64 and the kernel layout made (now, unless inside a
+        trace or a capture, where nothing is made)."""
+        if M > SK_MAX_M:
+            return False
+        if self._sk is None and not self._sk_tried:
+            if torch.compiler.is_compiling() or torch.cuda.is_current_stream_capturing():
+                return False
+            self._sk_tried = True
+            self._sk = sk_layout(self.weight, self.scale)
+        return self._sk is not None
 
     def tune(self, ms=(1, 2, 4, 8, 16, 32, 64, 2048)) -> dict[int, str]:
         """Fix the kernel of each M bucket now (measures unmeasured shapes; call before capture/compile)."""
@@ -402,7 +451,7 @@ class Fp8Linear(nn.Module):
         if kind == "reference":
             y = F.linear(x2.float(), self.dequantized_weight()).to(self.out_dtype)
         else:
-            y = run_kind(kind, x2, self.weight, self.scale, self.out_dtype)
+            y = run_kind(kind, x2, self.weight, self.scale, self.out_dtype, kw=self._sk)
         if self.bias is not None:
             y = y + self.bias
         return y.to(x.dtype).reshape(*lead, self.out_features)

@@ -32,6 +32,7 @@ import functools
 
 import torch
 
+from spense.errors import DeviceError
 from spense.runtime import mmasp
 from spense.runtime.shapes import pad_to
 
@@ -64,9 +65,12 @@ def wgsd_min_m() -> int:
     return mmasp._env_int("SPENSE_WGSD_MIN_M", 17, 0, WGSD_MAX_M)
 
 
-# a layer of at least this many weights (N K) takes the decode form from wgsd_min_m_large(): between 8B.gate_up
-# (1.0e8, where the decode form and the mma.sp kernel tie at M = 12-16) and 32B.down (1.3e8, where it wins)
+# a layer of at least this many weights (N K) takes the decode form from wgsd_min_m_large(): FP8 between
+# 8B.gate_up (1.0e8, where the mma.sp kernel stays the faster at M = 12-16: 1.23-1.27x of FP8 dense against
+# stream-K's 1.15x) and 32B.down (1.3e8, where stream-K wins); bf16 from 8B.gate_up on, whose stream-K ran
+# 1.21-1.23x of cuBLAS at M = 12-16 against the mma.sp kernel's 1.13-1.17x (results x; M = 9-16 in aa)
 LARGE_NK = 120_000_000
+LARGE_NK_BF16 = 100_000_000
 
 
 @functools.lru_cache(maxsize=None)
@@ -80,12 +84,12 @@ def wgsd_min_m_large() -> int:
     return mmasp._env_int("SPENSE_WGSD_MIN_M_LARGE", 9, 0, WGSD_MAX_M)
 
 
-def wgsd_min_m_for(n_out: int, in_features: int) -> int:
+def wgsd_min_m_for(n_out: int, in_features: int, fp8: bool = False) -> int:
     """Smallest M from which a compacted layer of ``n_out`` x ``in_features`` weights takes the decode
     form (0: never): :func:`wgsd_min_m`, or :func:`wgsd_min_m_large` below it for a layer of at least
-    ``LARGE_NK`` weights."""
+    ``LARGE_NK`` weights (FP8) or ``LARGE_NK_BF16`` (bf16)."""
     m, m_large = wgsd_min_m(), wgsd_min_m_large()
-    if m == 0 or m_large == 0 or n_out * in_features < LARGE_NK:
+    if m == 0 or m_large == 0 or n_out * in_features < (LARGE_NK if fp8 else LARGE_NK_BF16):
         return m
     return min(m, m_large)
 
@@ -104,10 +108,12 @@ def wgsd_sk_min_nk() -> int:
 @functools.lru_cache(maxsize=None)
 def wgsd_stream_k() -> int:
     """How the decode form spreads a layer over the SMs (``SPENSE_WGSD_SK``): 0 K split over clusters, 1
-    stream-K, 2 (default) stream-K for K >= ``SK_MIN_K`` or N K >= ``SK_MIN_NK``, clusters otherwise.
-    Measured per layer at M = 1-64 (benchmarks/results/wgsd_2026-12-01, c_960dd9f and d_35ffbb7): stream-K
-    is the faster on the long rows and the largest layer (8B.down, 32B.down, 32B.gate_up), clusters on the
-    short ones (8B.qkv, o, gate_up), where stream-K's split blocks cost more than they spread."""
+    stream-K, 2 (default) stream-K for K >= ``SK_MIN_K`` or N K >= ``SK_MIN_NK`` or M <= 16, clusters
+    otherwise.  Measured per layer at M = 1-64 (benchmarks/results/wgsd_2026-12-01, c_960dd9f and d_35ffbb7):
+    stream-K is the faster on the long rows and the largest layer (8B.down, 32B.down, 32B.gate_up), clusters
+    on the short ones (8B.qkv, o, gate_up), where stream-K's split blocks cost more than they spread; at
+    M = 12-16 stream-K on 8B.gate_up too (41.5-41.9 against 43.5-43.6 us, results x), the one layer below
+    ``SK_MIN_NK`` that takes the decode form there."""
     return mmasp._env_int("SPENSE_WGSD_SK", 2, 0, 2)
 
 
@@ -126,7 +132,10 @@ def wgsd_exp() -> int:
     ms with 1, 2.189 with 7, 2.177 with 15.  16 (with 1): tiles of 64 tokens at every M, as measured up to
     c159e29; without it variant 1 takes tiles of 16 or 32 tokens where M fits (m64n16 / m64n32 wgmmas, a
     smaller ring slot: more slots, more weight bytes in flight; csrc/spense_wgsd.cuh wsd_nt, wsd_stages).
-    32 (with 1): two steps' wgmmas left in flight behind each step's commit instead of one."""
+    32 (with 1): two steps' wgmmas left in flight behind each step's commit instead of one.  64 (with 1):
+    four accumulator chains instead of one (each step's wgmmas on sets of their own, added in order before
+    the epilogue; results aa: 2-5 % faster in e4m3 on tiles of 16 tokens, which take it by default, no
+    change in bf16, 1-2 % slower in e4m3 on tiles of 32 and 64)."""
     return mmasp._env_int("SPENSE_WGSD_EXP", 1, 0, 127)
 
 
@@ -178,7 +187,7 @@ def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False
     if mmasp._EXT_ARCH != "90a":
         return None
     mode = wgsd_stream_k() if stream_k is None else int(stream_k)
-    long_rows = x2.shape[1] >= SK_MIN_K or kw.n_out * x2.shape[1] >= wgsd_sk_min_nk()
+    long_rows = x2.shape[1] >= SK_MIN_K or kw.n_out * x2.shape[1] >= wgsd_sk_min_nk() or x2.shape[0] <= 16
     sk = decode and (kw.fp8 or mode == 1 or (mode == 2 and long_rows))
     wsc = sk_workspace(x2.device) if sk else None
     if wsc is not None:
@@ -213,3 +222,27 @@ def dense_fp8_kernel_weights(wq: torch.Tensor, scale: torch.Tensor) -> mmasp.Ker
                                torch.arange(Kp // 64, **i32) * 64, out_row,
                                scale.to(device=dev, dtype=torch.float32).contiguous(), 0, Rdp, 0, 0, Kp // 64,
                                True, None, N)
+
+
+@torch.library.custom_op("spense::wgsd_apply", mutates_args=())
+def wgsd_apply(x2: torch.Tensor, sv: torch.Tensor, sm: torch.Tensor, dv: torch.Tensor, sblk: torch.Tensor,
+               dblk: torch.Tensor, out_row: torch.Tensor, wscale: torch.Tensor, geo: list[int]) -> torch.Tensor:
+    """``x2 @ W.T`` (M <= 64, bf16) through the stream-K decode form, W the kernel layout given by its tensors
+    and ``geo`` = [rows_sparse, rows_dense, Ss, SdA, SdB, fp8, n_out] (:func:`kernel_weights_op_args`): one
+    opaque op, so that torch.compile traces a caller with no graph break.  Raises where the form declines."""
+    kw = mmasp.KernelWeights(sv, sm, dv, sblk, dblk, out_row, wscale, *geo[:5], bool(geo[5]), None, geo[6])
+    y = wgsp_forward(kw, x2, decode=True, stream_k=True)
+    if y is None:
+        raise DeviceError(f"spense: the stream-K decode form does not serve this weight at M = {x2.shape[0]}")
+    return y
+
+
+@wgsd_apply.register_fake
+def _wgsd_apply_fake(x2, sv, sm, dv, sblk, dblk, out_row, wscale, geo):
+    return x2.new_empty(x2.shape[0], geo[6], dtype=torch.bfloat16)
+
+
+def kernel_weights_op_args(kw: mmasp.KernelWeights) -> tuple:
+    """The arguments of :func:`wgsd_apply` after x for the kernel layout ``kw`` (no column gather)."""
+    return (kw.sv, kw.sm, kw.dv, kw.sblk, kw.dblk, kw.out_row, kw.wscale,
+            [kw.rows_sparse, kw.rows_dense, kw.Ss, kw.SdA, kw.SdB, int(kw.fp8), kw.n_out])

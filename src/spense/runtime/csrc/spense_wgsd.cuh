@@ -495,12 +495,16 @@ inline cudaError_t launch_wgsd_sk_nt(int nt, Args... args) {
 // launch_wgsd_sk for a variant's bits chosen at run time (SPENSE_WGSD_EXP; bit 4 is the launch's `pdl`, among
 // `args`): the kernel instantiation EXP of those bits, bit 8 counting with bit 1 only.  fp8: e4m3 weights
 // (`args` end with wscale), variant 0 or 1 (bit 1; the others not instantiated).  Variant 1 takes the token
-// tile of M (wsd_nt) unless bit 16 is set, and two wgmma groups in flight with bit 32; the others tiles of 64.
+// tile of M (wsd_nt) unless bit 16 is set, two wgmma groups in flight with bit 32, four accumulator chains with
+// bit 64 (and in e4m3 on tiles of 16 tokens); the others tiles of 64.
 template <class... Args>
 inline cudaError_t launch_wgsd_sk_variant(int variant, bool fp8, Args... args) {
   const int M = std::get<7>(std::forward_as_tuple(args...));
   const int nt = wsd_nt(M, (variant & 16) != 0);
-  const bool deep = (variant & 32) != 0, chains = (variant & 64) != 0;  // with bit 1 only
+  // with bit 1 only; e4m3 on tiles of 16 tokens takes the four chains of bit 64 by default (measured 2-5 %
+  // faster at M <= 16 on the Qwen3 gate_up / down shapes, both for Spense FP8 and for the FP8 dense rows; no
+  // change in bf16, 1-2 % slower in e4m3 on tiles of 32 and 64: benchmarks/results/wgsd_2026-12-01, aa)
+  const bool deep = (variant & 32) != 0, chains = (variant & 64) != 0 || (fp8 && nt == 16);
   if (fp8)
     return (variant & 1) == 0 ? launch_wgsd_sk<wsd_stages(64, true), 0, true>(args...)
            : chains           ? (deep ? launch_wgsd_sk_nt<97, true>(nt, args...) : launch_wgsd_sk_nt<65, true>(nt, args...))

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# One device call: the FP8 dense baseline's table measured again with our stream-K kind (`sk`) among its kinds,
+# then the 8B end to end at B = 32 with the FP8 dense model picking from that table (Fp8Linear holding the
+# kernel layout where it picks `sk`), beside Spense FP8.  In order, each step under what is left of BUDGET s:
+# 1. the torch extension, exported to /tmp/spense_mmasp.so;
+# 2. the GPU tests of tests/test_fp8.py and the stream-K ones of tests/test_wgsp.py;
+# 3. linear_bench.py --dtypes fp8 --ratios 0 --backends dense on the eight Qwen3 linear shapes at
+#    M = 1, 8, 16, 32, 64, 2048 -> $W/table/fp8_dense_table.json, copied over src/spense/runtime/fp8_table.json
+#    of this (device) checkout for step 4 (commit it from $OUT);
+# 4. benchmarks/run_e2e.sh ONLY="bw dense_fp8 spense_fp8", LAYERS=36, BATCHES=32 -> $W/e2e;
+# 5. linear_bench bf16 on 8B.gate_up at M = 9, 10, 12, 16 (dense, mmasp, wgsd) -> $W/gu.txt;
+# 6. gdb's backtrace of a call the extension refuses (a stream-K variant past 127) -> $W/gdb.txt;
+# then $OUT/fp8sk.tgz of everything (the device tool brings back only a few files).
+#   SPENSE_COMMIT=<sha> OUT=<dir> bash benchmarks/run_fp8_sk.sh
+set -u
+export PYTHONPATH=src TORCH_EXTENSIONS_DIR=${TORCH_EXTENSIONS_DIR:-/tmp/spense_ext}
+OUT=${OUT:-out}; W="$OUT/fp8sk"; mkdir -p "$W"
+T0=$(date +%s); BUDGET=${BUDGET:-585}
+left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
+cap() { local l; l=$(left); echo $(( l < $1 ? l : $1 )); }
+{ nvidia-smi --query-gpu=name,driver_version --format=csv; date -u +%FT%TZ; echo "commit ${SPENSE_COMMIT:-unknown}"; } > "$W/gpu.txt"
+finish() { date -u +%FT%TZ >> "$W/gpu.txt"; tar czf "$OUT/fp8sk.tgz" -C "$OUT" fp8sk; }
+{ time python3 -c "from spense.runtime import mmasp; mmasp.load_extension(); mmasp.export_extension('/tmp/spense_mmasp.so')"; } \
+  > "$W/build.txt" 2>&1 || { tail -30 "$W/build.txt"; finish; exit 1; }
+export SPENSE_MMASP_SO=/tmp/spense_mmasp.so
+timeout "$(cap 90)" python3 -m pytest -q -m gpu tests/test_fp8.py tests/test_wgsp.py -k "fp8 or sk or stream_k or refuses" \
+  -p no:cacheprovider > "$W/tests.txt" 2>&1
+echo "tests rc=$?" >> "$W/tests.txt"; tail -2 "$W/tests.txt"
+timeout "$(cap 200)" python3 benchmarks/linear_bench.py --out "$W/table" --dtypes fp8 --ratios 0 --axes cols \
+  --backends dense --fp8-compiled-ms "" --ms 1,8,16,32,64,2048 \
+  --shapes 8B.qkv,8B.o,8B.gate_up,8B.down,32B.qkv,32B.o,32B.gate_up,32B.down > "$W/table.txt" 2>&1
+echo "table rc=$?" >> "$W/table.txt"
+if [ -f "$W/table/fp8_dense_table.json" ]; then
+  cp "$W/table/fp8_dense_table.json" src/spense/runtime/fp8_table.json
+  E=$(left); [ "$E" -gt 90 ] && E=$(( E - 60 ))  # leave a minute for steps 5 and 6
+  OUT="$W/e2e" SPENSE_MMASP_SO=/tmp/spense_mmasp.so LAYERS=36 STAGE_SCALE=3 BUDGET=$E NORESERVE=1 BATCHES=32 \
+    ONLY="bw dense_fp8 spense_fp8" bash benchmarks/run_e2e.sh > /dev/null 2>&1
+  cat "$W/e2e/stages.txt"
+fi
+timeout "$(cap 45)" python3 benchmarks/linear_bench.py --out "$W/gu" --shapes 8B.gate_up --ms 9,10,12,16 --ratios 0.25 \
+  --axes cols --backends dense,mmasp,wgsd --cfgs 1x4,1x8,2x4,2x8 > "$W/gu.txt" 2>&1
+if command -v gdb > /dev/null && [ "$(left)" -gt 20 ]; then
+  PYTHONPATH=src:tests python3 -c "from test_wgsp import REFUSE_CODE; open('/tmp/refuse.py', 'w').write(REFUSE_CODE)"
+  PYTHONPATH=src:tests timeout "$(cap 40)" gdb -batch -ex run -ex bt --args python3 /tmp/refuse.py > "$W/gdb.txt" 2>&1
+else
+  echo "no gdb or no time" > "$W/gdb.txt"
+fi
+finish
+grep -h "M=" "$W/gu.txt" | cut -c1-200
