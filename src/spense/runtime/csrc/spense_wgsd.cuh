@@ -261,9 +261,9 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"((EXP & 8) != 0 ? 176 : 240) : "memory");
   const int warp = tid >> 5, lane = tid & 31, lt = 4 * (wg - 1) + warp, ct = threadIdx.x - 128;
   constexpr int D = (EXP & 32) != 0 ? 2 : 1;  // wgmma groups a step leaves in flight (bit 32: two)
-  // accumulator sets (bit 64: four chains of wgmmas, not one; two on tiles of 64 with bit 32, where four
-  // would not leave the registers of three A sets)
-  constexpr int C = (EXP & 64) == 0 ? 1 : NT == 64 && D == 2 ? 2 : 4;
+  // accumulator sets (bit 64: four chains of wgmmas, not one; one on tiles of 64 with bit 32, where more would
+  // not leave the registers of three A sets: two spilled in e4m3)
+  constexpr int C = (EXP & 64) == 0 || (NT == 64 && D == 2) ? 1 : 4;
   float accs[C][NT / 2];
   float(&acc)[NT / 2] = accs[0];  // the sums: set 0, the others added into it after a run's last step
   auto fence_all = [&]() {
