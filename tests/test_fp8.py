@@ -173,3 +173,19 @@ def test_gpu_sk_kind_matches_reference_and_compiles_without_breaks():
     ex = torch._dynamo.explain(f)(x)
     assert ex.graph_count == 1 and ex.graph_break_count == 0
     torch.library.opcheck(torch.ops.spense.wgsd_apply.default, (x, *wgsp.kernel_weights_op_args(f._sk)))
+
+
+@pytest.mark.gpu
+@gpu
+def test_gpu_w8a8_kinds_fall_back_where_scaled_mm_refuses():
+    """N (or K) not a multiple of 16: the W8A8 kinds run the weight-only kernel (within bf16 rounding), never
+    cuBLASLt's error; fp8.measure leaves them out there."""
+    gen = torch.Generator().manual_seed(8)
+    wq, s = quantize_weight(torch.randn(1000, 1536, generator=gen).cuda())
+    assert not fp8.scaled_mm_fits(wq) and fp8.scaled_mm_fits(wq[:992])
+    x = torch.randn(5, 1536, generator=gen).cuda().to(torch.bfloat16)
+    ref = x.double() @ (wq.double() * s.double()[:, None]).t()
+    for kind in ("nt", "swap"):
+        y = run_kind(kind, x, wq, s)
+        assert ((y.double() - ref).norm() / ref.norm()).item() < 1e-2, kind
+    assert not {"nt", "swap"} & set(fp8.measure(1000, 1536, 8, "cuda", min_bytes=1e6))

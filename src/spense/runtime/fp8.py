@@ -11,7 +11,8 @@ of these kernels, chosen per (device, N, K, M bucket):
 * ``nt`` / ``swap`` — W8A8 ``torch._scaled_mm``: x quantised per token (``sx[m] = amax(|x[m]|)/448``,
   op ``spense::fp8_quant_rows``) and ``y = (xq @ Wq.T) * sx * scale``, either as is (``nt``) or
   transposed ``(Wq @ xq.T).T`` with the token rows padded to 16 (``swap``, decode M only).
-  Activation rounding: ~1e-2 relative error vs the reference.
+  Activation rounding: ~1e-2 relative error vs the reference.  A weight whose N or K is not a multiple
+  of 16 (cuBLASLt's FP8 bound) runs the ``w8a16`` kernel under these names instead.
 * ``compiled`` — ``torch.compile`` of ``F.linear(x, Wq.to(bf16)) * scale`` (explicit only: it lost
   everywhere in the v4 H200 measurement).
 * ``sk`` — our stream-K CUDA kernel (:mod:`.wgsp`, op ``spense::wgsd_apply``; sm_90, M <= 64) on the weight
@@ -217,6 +218,12 @@ def _compiled():
     return _COMPILED
 
 
+def scaled_mm_fits(wq: torch.Tensor) -> bool:
+    """Whether ``torch._scaled_mm`` takes this weight (N and K multiples of 16); where not, the W8A8 kinds run
+    the weight-only kernel instead (never an error, never a wrong result)."""
+    return wq.shape[0] % 16 == 0 and wq.shape[1] % 16 == 0
+
+
 def run_kind(kind: str, x2: torch.Tensor, wq: torch.Tensor, sw: torch.Tensor,
              out_dtype: torch.dtype = torch.bfloat16, kw=None) -> torch.Tensor:
     """``x2 @ (wq * sw[:, None]).T`` by the kernel ``kind`` (see the module doc); ``sk`` takes the weight's
@@ -229,6 +236,8 @@ def run_kind(kind: str, x2: torch.Tensor, wq: torch.Tensor, sw: torch.Tensor,
     if kind.startswith("w8a16"):
         cfg = parse_cfg(kind) or (0, 0, 0, 0)
         return fp8_w8a16_mm(x2.to(out_dtype), wq, sw, *cfg)
+    if kind in ("nt", "swap") and x2.is_cuda and not scaled_mm_fits(wq):  # cuBLASLt: dims in sixteens
+        return fp8_w8a16_mm(x2.to(out_dtype), wq, sw)
     if kind in ("nt", "swap"):
         swap = kind == "swap" and x2.is_cuda and M <= SWAP_MAX_M
         xq, sx = fp8_quant_rows(x2, pad_to(max(M, 1), 16) if swap else M)
@@ -326,6 +335,8 @@ def measure(N: int, K: int, M: int, device, kinds=None, min_bytes: float = 192e6
     sw = torch.rand(N, device=device) + 0.5
     x = torch.randn(M, K, device=device, dtype=out_dtype)
     kinds = list(kinds or candidates(M) + (["sk"] if M <= SK_MAX_M else []))
+    if not scaled_mm_fits(ws[0]):  # the W8A8 kinds would only run the weight-only kernel
+        kinds = [k for k in kinds if k not in ("nt", "swap")]
     kws = [sk_layout(w, sw) for w in ws] if "sk" in kinds else []
     if "sk" in kinds and None in kws:
         kinds.remove("sk")

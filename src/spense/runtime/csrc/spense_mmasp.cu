@@ -24,6 +24,7 @@
 // 0..63] (64-aligned column blocks: an axis="cols" layout made of whole 64-column blocks needs no
 // gather of x; other layouts pre-gather x once on the host side and pass identity tables).
 #include <cstdlib>
+#include <stdexcept>
 #include <torch/extension.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -321,11 +322,24 @@ bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Ten
   return true;
 }
 
+// f with its argument checks' c10::Error raised to Python as a plain RuntimeError of the message alone (no C++
+// backtrace symbolised on the way: a refused call ended the process, tests/test_wgsp.py REFUSE_CODE)
+template <class R, class... A>
+auto plain_errors(R (*f)(A...)) {
+  return [f](A... a) -> R {
+    try {
+      return f(a...);
+    } catch (const c10::Error& e) {
+      throw std::runtime_error(e.what_without_backtrace());
+    }
+  };
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("spense_mmasp", &spense_mmasp,
+  m.def("spense_mmasp", plain_errors(&spense_mmasp),
         "Spense 2:4+dense decode GEMM (mma.sp; bf16 or e4m3 weights; stages > 0: bulk-copy variant, sm_90; "
         "xperm: x in x_perm order)");
-  m.def("spense_wgsp", &spense_wgsp,
+  m.def("spense_wgsp", plain_errors(&spense_wgsp),
         "Spense GEMM on sparse warpgroup MMA (sm_90a builds; form 0 prefill, 1 prefill in clusters of two, 2 decode "
         "form for M <= 64 in clusters along K, 3 stream-K decode form, bf16 or e4m3 weights; false where it does not "
         "apply)");
