@@ -68,7 +68,7 @@ def wgsd_min_m() -> int:
 # a layer of at least this many weights (N K) takes the decode form from wgsd_min_m_large(): FP8 between
 # 8B.gate_up (1.0e8, where the mma.sp kernel stays the faster at M = 12-16: 1.23-1.27x of FP8 dense against
 # stream-K's 1.15x) and 32B.down (1.3e8, where stream-K wins); bf16 from 8B.gate_up on, whose stream-K ran
-# 1.21-1.23x of cuBLAS at M = 12-16 against the mma.sp kernel's 1.13-1.17x (results x; M = 9-16 in aa)
+# 1.21-1.23x of cuBLAS at M = 12-16 against the mma.sp kernel's 1.13-1.17x (results x; M = 9-16 in ab)
 LARGE_NK = 120_000_000
 LARGE_NK_BF16 = 100_000_000
 
@@ -187,8 +187,8 @@ def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False
     if mmasp._EXT_ARCH != "90a":
         return None
     mode = wgsd_stream_k() if stream_k is None else int(stream_k)
-    long_rows = x2.shape[1] >= SK_MIN_K or kw.n_out * x2.shape[1] >= wgsd_sk_min_nk() or x2.shape[0] <= 16
-    sk = decode and (kw.fp8 or mode == 1 or (mode == 2 and long_rows))
+    long_rows = x2.shape[1] >= SK_MIN_K or kw.n_out * x2.shape[1] >= wgsd_sk_min_nk()
+    sk = decode and (kw.fp8 or mode == 1 or (mode == 2 and (long_rows or x2.shape[0] <= 16)))
     wsc = sk_workspace(x2.device) if sk else None
     if wsc is not None:
         form, (ws, cnt) = 3, wsc

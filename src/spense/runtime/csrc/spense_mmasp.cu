@@ -323,7 +323,7 @@ bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Ten
 }
 
 // f with its argument checks' c10::Error raised to Python as a plain RuntimeError of the message alone (no C++
-// backtrace symbolised on the way: a refused call ended the process, tests/test_wgsp.py REFUSE_CODE)
+// backtrace symbolised on the way; one line for the user)
 template <class R, class... A>
 auto plain_errors(R (*f)(A...)) {
   return [f](A... a) -> R {

@@ -505,11 +505,11 @@ inline cudaError_t launch_wgsd_sk_variant(int variant, bool fp8, Args... args) {
   // faster at M <= 16 on the Qwen3 gate_up / down shapes, both for Spense FP8 and for the FP8 dense rows; no
   // change in bf16, 1-2 % slower in e4m3 on tiles of 32 and 64: benchmarks/results/wgsd_2026-12-01, aa)
   const bool deep = (variant & 32) != 0, chains = (variant & 64) != 0 || (fp8 && nt == 16);
+  if (fp8 && (variant & 1) == 0) return launch_wgsd_sk<wsd_stages(64, true), 0, true>(args...);
   if (fp8)
-    return (variant & 1) == 0 ? launch_wgsd_sk<wsd_stages(64, true), 0, true>(args...)
-           : chains           ? (deep ? launch_wgsd_sk_nt<97, true>(nt, args...) : launch_wgsd_sk_nt<65, true>(nt, args...))
-           : deep             ? launch_wgsd_sk_nt<33, true>(nt, args...)
-                              : launch_wgsd_sk_nt<1, true>(nt, args...);
+    return chains ? (deep ? launch_wgsd_sk_nt<97, true>(nt, args...) : launch_wgsd_sk_nt<65, true>(nt, args...))
+           : deep ? launch_wgsd_sk_nt<33, true>(nt, args...)
+                  : launch_wgsd_sk_nt<1, true>(nt, args...);
   if ((variant & 15) == 1)
     return chains ? (deep ? launch_wgsd_sk_nt<97, false>(nt, args...) : launch_wgsd_sk_nt<65, false>(nt, args...))
            : deep ? launch_wgsd_sk_nt<33, false>(nt, args...)
