@@ -213,7 +213,7 @@ def density(w: torch.Tensor) -> float:
 # stores; kernels re-arrange it once at load time, see ``docs/runtime.md``):
 #
 # * ``values``: ``(R, Ks // 2)`` in the weight dtype (bf16 / fp16 / fp32, or float8_e4m3fn with
-#   ``scale``), where ``S`` is the gathered sparse region of shape ``(R, Ks)`` (``R = N - d`` rows for
+#   ``scale``, whose checks are :func:`check_fp8_weights`'), where ``S`` is the gathered sparse region of shape ``(R, Ks)`` (``R = N - d`` rows for
 #   ``axis="rows"``, ``R = N`` for ``axis="cols"``; ``Ks = K`` resp. ``K - d``).  Every aligned group
 #   ``g`` of 4 entries of ``S[r]`` keeps exactly 2 values, stored at ``values[r, 2g]`` and
 #   ``values[r, 2g + 1]`` in increasing column order.
@@ -449,3 +449,21 @@ def unpack(p: PackedSpense, dtype: torch.dtype | None = None) -> torch.Tensor:
         w = w * p.scale.to(w.device)[:, None]
         return w.to(dtype or torch.bfloat16)
     return w if dtype is None else w.to(dtype)
+
+
+def check_fp8_weights(wq: torch.Tensor, scale: torch.Tensor | None, name: str = "weight",
+                      n_out: int | None = None) -> None:
+    """Refuse FP8 weights whose scales are missing, misshaped (``(n_out,)``, default ``wq.shape[0]``),
+    non-finite or not positive (FormatError)."""
+    if wq.dtype != torch.float8_e4m3fn:
+        raise FormatError(f"{name}: FP8 weights must be {torch.float8_e4m3fn}, got {wq.dtype}")
+    if scale is None:
+        raise FormatError(f"{name}: FP8 weights without per-channel scales")
+    n = wq.shape[0] if n_out is None else int(n_out)
+    if tuple(scale.shape) != (n,):
+        raise FormatError(f"{name}: FP8 scale shape {tuple(scale.shape)} != ({n},)")
+    s = scale.detach().float()
+    if not bool(torch.isfinite(s).all()):
+        raise FormatError(f"{name}: FP8 scales contain {int((~torch.isfinite(s)).sum())} non-finite values")
+    if bool((s <= 0).any()):
+        raise FormatError(f"{name}: FP8 scales must be > 0 ({int((s <= 0).sum())} are not)")

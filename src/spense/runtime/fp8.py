@@ -39,7 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spense.errors import FormatError, InputError
+from spense.errors import InputError
+from spense.format import check_fp8_weights  # noqa: F401 (re-exported: the FP8 layer's load-time check)
 from spense.runtime import wgsp
 from spense.runtime.fp8_dense import (DECODE_CONFIGS, EXTRA_CONFIGS, MAX_DECODE_M, PREFILL_CONFIG, default_config,
                                       fits, fp8_w8a16_mm)
@@ -56,7 +57,7 @@ COMPILED_MAX_M = 0  # compiled dequant + linear: measured 2.4-3.5x slower than w
 
 
 # --------------------------------------------------------------------------------------------------
-# weights: quantisation (via spense.format) and the load-time check
+# weights: quantisation and the load-time check (both from spense.format)
 # --------------------------------------------------------------------------------------------------
 def quantize_weight(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(wq, scale)``: e4m3 ``(N, K)`` and float32 ``(N,)`` scales, by :func:`spense.format.pack`
@@ -67,24 +68,6 @@ def quantize_weight(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     lay = SpenseLayout((N, K), "rows", torch.arange(N))
     p = pack(w.detach(), lay, fp8=True)
     return p.dense.contiguous(), p.scale.contiguous()
-
-
-def check_fp8_weights(wq: torch.Tensor, scale: torch.Tensor | None, name: str = "weight",
-                      n_out: int | None = None) -> None:
-    """Refuse FP8 weights whose scales are missing, misshaped (``(n_out,)``, default ``wq.shape[0]``),
-    non-finite or not positive (FormatError)."""
-    if wq.dtype != FP8_DTYPE:
-        raise FormatError(f"{name}: FP8 weights must be {FP8_DTYPE}, got {wq.dtype}")
-    if scale is None:
-        raise FormatError(f"{name}: FP8 weights without per-channel scales")
-    n = wq.shape[0] if n_out is None else int(n_out)
-    if tuple(scale.shape) != (n,):
-        raise FormatError(f"{name}: FP8 scale shape {tuple(scale.shape)} != ({n},)")
-    s = scale.detach().float()
-    if not bool(torch.isfinite(s).all()):
-        raise FormatError(f"{name}: FP8 scales contain {int((~torch.isfinite(s)).sum())} non-finite values")
-    if bool((s <= 0).any()):
-        raise FormatError(f"{name}: FP8 scales must be > 0 ({int((s <= 0).sum())} are not)")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from spense.errors import DeviceError, InputError
-from spense.format import PackedSpense, _decode_meta
+from spense.format import PackedSpense, _decode_meta, check_fp8_weights
 from spense.runtime.shapes import bucket, pad_to
 
 _EXT = None
@@ -164,8 +164,6 @@ def to_kernel_layout(p: PackedSpense, device) -> KernelWeights:
     d = lay.n_dense
     fp8 = p.scale is not None or p.values.dtype == torch.float8_e4m3fn
     if fp8:
-        from spense.runtime.fp8 import check_fp8_weights
-
         check_fp8_weights(p.values, p.scale, "packed FP8 weight", n_out=N)
     dt = torch.uint8 if fp8 else torch.bfloat16
     vals = p.values.to(device)
