@@ -65,7 +65,7 @@ def test_cluster_and_decode_form_switches(env_switch):
     """The cluster prefill is off by default, the decode form serves M = 17..64 (large layers from M = 9)
     and picks stream-K by the layer (2), with the stream-K epilogue measured fastest in the engine (1);
     SPENSE_WGSP_CLUSTER takes 0 or 1, SPENSE_WGSD_SK 0..2, SPENSE_WGSD_MIN_M(_LARGE) 0..64 (the decode
-    form's 64 tokens per work block), SPENSE_WGSD_EXP 0..127 and SPENSE_WGSD_SK_MIN_NK >= 1; anything else is
+    form's 64 tokens per work block), SPENSE_WGSD_EXP 0..511 and SPENSE_WGSD_SK_MIN_NK >= 1; anything else is
     refused in one line."""
     names = ("SPENSE_WGSP_CLUSTER", "SPENSE_WGSD_MIN_M", "SPENSE_WGSD_MIN_M_LARGE", "SPENSE_WGSD_SK",
              "SPENSE_WGSD_EXP", "SPENSE_WGSD_SK_MIN_NK")
@@ -83,7 +83,7 @@ def test_cluster_and_decode_form_switches(env_switch):
            "SPENSE_WGSD_MIN_M_LARGE": wgsp.wgsd_min_m_large, "SPENSE_WGSD_SK": wgsp.wgsd_stream_k,
            "SPENSE_WGSD_EXP": wgsp.wgsd_exp, "SPENSE_WGSD_SK_MIN_NK": wgsp.wgsd_sk_min_nk}
     for name, bad in (("SPENSE_WGSP_CLUSTER", "2"), ("SPENSE_WGSD_MIN_M", "65"), ("SPENSE_WGSD_MIN_M", "x"),
-                      ("SPENSE_WGSD_MIN_M_LARGE", "-1"), ("SPENSE_WGSD_SK", "3"), ("SPENSE_WGSD_EXP", "128"),
+                      ("SPENSE_WGSD_MIN_M_LARGE", "-1"), ("SPENSE_WGSD_SK", "3"), ("SPENSE_WGSD_EXP", "512"),
                       ("SPENSE_WGSD_SK_MIN_NK", "0")):
         env_switch(name, bad)
         with pytest.raises(DeviceError, match=name):
@@ -253,6 +253,32 @@ def test_gpu_stream_k_variants_give_the_measured_forms_bits(env_switch, kind):
 
 @pytest.mark.gpu
 @sm90
+def test_gpu_timing_only_variants_run_to_their_end(env_switch):
+    """The stream-K variants for timing only (SPENSE_WGSD_EXP 129: no MMA, 257: e4m3 not widened) run to
+    their end at M = 1 and 16 (no slot freed twice, no wait left hanging), 129 giving zeros; above M = 16
+    they decline (None)."""
+    m, _, gen = compacted("blocks", 15)
+    gen8 = torch.Generator().manual_seed(16)
+    w, lay = prefill_weight("blocks", 1024, 4096, gen8)
+    k8 = SpenseLinear(pack(w.to("cuda", torch.bfloat16), lay, fp8=True), backend="auto").compact()._kernel
+    env_switch("SPENSE_WGSD_SK", "1")
+    for kw, K in ((m._kernel, m.in_features), (k8, 4096)):
+        for M in (1, 16, 17):
+            x = torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16)
+            for v in ("129", "257"):
+                env_switch("SPENSE_WGSD_EXP", v)
+                y = wgsp.wgsp_forward(kw, x, decode=True)
+                if M > 16:
+                    assert y is None, (v, M)
+                    continue
+                torch.cuda.synchronize()
+                assert y is not None and y.shape == (M, kw.n_out), (v, M)
+                if v == "129":
+                    assert not y.any(), M
+
+
+@pytest.mark.gpu
+@sm90
 @pytest.mark.parametrize("kind", ["blocks", "rows"])
 def test_gpu_fp8_stream_k_matches_reference(env_switch, kind):
     """A compacted FP8 layer (e4m3 weights, per-row scales) at 25 % dense through the stream-K decode form at
@@ -326,7 +352,7 @@ def test_gpu_dense_fp8_through_stream_k_matches_reference():
         assert ((y.double() - ref).norm() / ref.norm()).item() <= 1e-2, M
 
 
-# a stream-K variant past 127 given straight to the extension (run in a child process; also by
+# a stream-K variant past 511 given straight to the extension (run in a child process; also by
 # benchmarks/run_fp8_sk.sh under gdb)
 REFUSE_CODE = ("import torch\n"
                "from spense.runtime import mmasp, wgsp\n"
@@ -340,14 +366,14 @@ REFUSE_CODE = ("import torch\n"
                "    mmasp.load_extension().spense_wgsp(y, kw.sv, kw.sm, kw.dv, x, kw.sblk, kw.dblk, kw.out_row,\n"
                "        kw.rows_sparse // 16, kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, 3, ws, cnt, 999, kw.wscale)\n"
                "except RuntimeError as e:\n"
-               "    print('REFUSED', 'must be 0..127' in str(e))\n")
+               "    print('REFUSED', 'must be 0..511' in str(e))\n")
 
 
 @pytest.mark.gpu
 @sm90
 def test_gpu_extension_refuses_a_bad_variant_with_an_error():
     """The extension's own checks raise (RuntimeError naming the bound), not crash the process: a stream-K
-    variant past 127 given straight to spense_wgsp, in a child process so that a crash fails only this test."""
+    variant past 511 given straight to spense_wgsp, in a child process so that a crash fails only this test."""
     here = os.path.dirname(__file__)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(here, "..", "src"), here]))
     r = subprocess.run(["python3", "-c", REFUSE_CODE], capture_output=True, text=True, timeout=300, env=env)

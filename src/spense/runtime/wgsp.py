@@ -135,8 +135,10 @@ def wgsd_exp() -> int:
     32 (with 1): two steps' wgmmas left in flight behind each step's commit instead of one.  64 (with 1):
     four accumulator chains instead of one (each step's wgmmas on sets of their own, added in order before
     the epilogue; results aa: 2-5 % faster in e4m3 on tiles of 16 tokens, which take it by default, no
-    change in bf16, 1-2 % slower in e4m3 on tiles of 32 and 64)."""
-    return mmasp._env_int("SPENSE_WGSD_EXP", 1, 0, 127)
+    change in bf16, 1-2 % slower in e4m3 on tiles of 32 and 64).  For timing only, at M <= 16, with wrong
+    sums: 129, the consumers free each slot once its bytes are in, with no MMA (y = 0: the stream's own rate);
+    257, e4m3 bytes given to the wgmmas as they are, not widened (bf16 layers: variant 1)."""
+    return mmasp._env_int("SPENSE_WGSD_EXP", 1, 0, 511)
 
 
 SK_PART = 32 * 256  # floats of one CTA's partial sums (csrc/spense_wgsd.cuh WSD_PART)

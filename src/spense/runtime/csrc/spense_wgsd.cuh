@@ -155,7 +155,10 @@ __device__ __forceinline__ unsigned long long wsd_clock() {
 // launch then starts beside the kernel before it instead of after it); bit 32, two steps' wgmmas in flight
 // behind a step's commit instead of one (three A register sets); bit 64, four accumulator sets, so that the
 // wgmmas of a step and of the step after it do not wait for each other's sums (each step's two or four
-// wgmmas on sets of their own, the sets added in order before the epilogue).
+// wgmmas on sets of their own, the sets added in order before the epilogue).  Two variants for timing only,
+// whose sums are wrong, on tiles of 16 tokens: bit 128, the consumers free each slot as soon as its bytes are
+// in, with no MMA (y = 0: the rate of the stream alone); bit 256 (e4m3), the bytes go to the wgmmas as they
+// are, not widened (the rate without the widening).
 // FP8: e4m3 weights (the decode kernels' FP8 layout: a lane's 16 bytes hold two fragments), each fragment
 // widened in registers to bf16 holding e4m3 * 2^-120 and multiplied by 2^120 (e4m3x8_frag: exact), so the
 // MMAs are those of bf16; the sums times wscale (per output row) in the epilogue.  Half the weight bytes per
@@ -261,6 +264,7 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"((EXP & 8) != 0 ? 176 : 240) : "memory");
   const int warp = tid >> 5, lane = tid & 31, lt = 4 * (wg - 1) + warp, ct = threadIdx.x - 128;
   constexpr int D = (EXP & 32) != 0 ? 2 : 1;  // wgmma groups a step leaves in flight (bit 32: two)
+  constexpr bool NO_MMA = (EXP & 128) != 0, NO_WIDEN = FP8 && (EXP & 256) != 0;  // timing only (above)
   // accumulator sets (bit 64: four chains of wgmmas, not one; one on tiles of 64 with bit 32, where more would
   // not leave the registers of three A sets: two spilled in e4m3)
   constexpr int C = (EXP & 64) == 0 || (NT == 64 && D == 2) ? 1 : 4;
@@ -281,9 +285,16 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
     const int s = i % S;
     mbar_wait(full0 + 8 * s, (i / S) & 1);
     if (trace != nullptr && i == 0 && ct == 0) trace[4 * cta + 1] = wsd_clock();  // the first step's operands in
+    if constexpr (NO_MMA) {  // timing only: the slot freed at once
+      if (lane == 0) mbar_arrive(empty0 + 8 * s);
+      return;
+    }
     const uint4* as = reinterpret_cast<const uint4*>(ring + s * SLOT + XT);
     const uint64_t d0 = wg_desc(smem_addr(ring + s * SLOT));
-    if constexpr (SPARSE && FP8) {  // one uint4 of e4m3 bytes: both fragments
+    if constexpr (SPARSE && NO_WIDEN) {  // timing only: the bytes as they are
+      f.v[0] = f.v[1] = as[lt * 32 + lane];
+      f.e = reinterpret_cast<const uint32_t*>(as + 8 * 32)[lt * 32 + lane];
+    } else if constexpr (SPARSE && FP8) {  // one uint4 of e4m3 bytes: both fragments
       const uint4 r = as[lt * 32 + lane];
       f.v[0] = e4m3x8_frag(r.x, r.y);
       f.v[1] = e4m3x8_frag(r.z, r.w);
@@ -292,6 +303,9 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
       f.v[0] = as[lt * 64 + lane];
       f.v[1] = as[lt * 64 + 32 + lane];
       f.e = reinterpret_cast<const uint32_t*>(as + 8 * 64)[lt * 32 + lane];
+    } else if constexpr (NO_WIDEN) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) f.v[2 * h] = f.v[2 * h + 1] = as[lt * 64 + 32 * h + lane];
     } else if constexpr (FP8) {  // two: fragments 0, 1 and 2, 3
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
@@ -367,7 +381,7 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
     for (int c = 1; c < C; ++c)  // the other chains' sums into set 0, in order
 #pragma unroll
       for (int j = 0; j < NT / 2; ++j) acc[j] += accs[c][j];
-    if (lane == 0)  // the run's last D slots, now, not at the next steps
+    if (lane == 0 && !NO_MMA)  // the run's last D slots, now, not at the next steps (NO_MMA: freed already)
       for (int j = max(free_from, i - D); j < i; ++j) mbar_arrive(empty0 + 8 * (j % S));
     free_from = i;
     if (trace != nullptr && ct == 0) trace[4 * cta + 2] = wsd_clock();  // (the last run's) MMAs done
@@ -496,7 +510,7 @@ inline cudaError_t launch_wgsd_sk_nt(int nt, Args... args) {
 // `args`): the kernel instantiation EXP of those bits, bit 8 counting with bit 1 only.  fp8: e4m3 weights
 // (`args` end with wscale), variant 0 or 1 (bit 1; the others not instantiated).  Variant 1 takes the token
 // tile of M (wsd_nt) unless bit 16 is set, two wgmma groups in flight with bit 32, four accumulator chains with
-// bit 64 (and in e4m3 on tiles of 16 tokens); the others tiles of 64.
+// bit 64 (and in e4m3 on tiles of 16 tokens); the others tiles of 64.  129 and 257: timing only (M <= 16).
 template <class... Args>
 inline cudaError_t launch_wgsd_sk_variant(int variant, bool fp8, Args... args) {
   const int M = std::get<7>(std::forward_as_tuple(args...));
@@ -505,6 +519,13 @@ inline cudaError_t launch_wgsd_sk_variant(int variant, bool fp8, Args... args) {
   // faster at M <= 16 on the Qwen3 gate_up / down shapes, both for Spense FP8 and for the FP8 dense rows; no
   // change in bf16, 1-2 % slower in e4m3 on tiles of 32 and 64: benchmarks/results/wgsd_2026-12-01, aa)
   const bool deep = (variant & 32) != 0, chains = (variant & 64) != 0 || (fp8 && nt == 16);
+  if ((variant & 384) != 0) {  // the timing-only variants 129 (no MMA) and 257 (e4m3 not widened): tiles of 16
+    if (M > 16) return cudaErrorInvalidValue;
+    constexpr int S16 = wsd_stages(16, false), S16F = wsd_stages(16, true);
+    if ((variant & 128) != 0)
+      return fp8 ? launch_wgsd_sk<S16F, 129, true, 16>(args...) : launch_wgsd_sk<S16, 129, false, 16>(args...);
+    return fp8 ? launch_wgsd_sk<S16F, 257, true, 16>(args...) : launch_wgsd_sk_nt<1, false>(nt, args...);
+  }
   if (fp8 && (variant & 1) == 0) return launch_wgsd_sk<wsd_stages(64, true), 0, true>(args...);
   if (fp8)
     return chains ? (deep ? launch_wgsd_sk_nt<97, true>(nt, args...) : launch_wgsd_sk_nt<65, true>(nt, args...))
