@@ -135,7 +135,7 @@ def test_kinds_trace_without_graph_breaks(kind):
 def test_sk_kind_needs_its_layout_and_traces_through_the_fake():
     """The ``sk`` kind refuses to run without the weight's kernel layout (one line, InputError); with it, a
     fake-tensor trace goes through the op's fake implementation (M x N bf16, nothing run); on CPU an
-    Fp8Linear asked for ``sk`` computes the reference."""
+    Fp8Linear asked for ``sk`` computes the reference, and moving a layer drops the layout it held."""
     from torch.fx.experimental.proxy_tensor import make_fx
 
     wq, s = quantize_weight(torch.randn(200, 128, generator=torch.Generator().manual_seed(6)))
@@ -149,6 +149,9 @@ def test_sk_kind_needs_its_layout_and_traces_through_the_fake():
     assert len(ops) == 1 and ops[0].meta["val"].shape == (5, 200) and ops[0].meta["val"].dtype == torch.bfloat16
     f = Fp8Linear(wq, s, kernel="sk")
     assert f.kind_for(5) == "reference" and f(x).shape == (5, 200)
+    f._sk, f._sk_tried = kw, True
+    f.to("cpu")  # a move drops the layout: it is made again on the weight's new device
+    assert f._sk is None and not f._sk_tried and f.weight.dtype == torch.float8_e4m3fn
 
 
 @pytest.mark.gpu

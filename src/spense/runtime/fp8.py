@@ -420,6 +420,10 @@ class Fp8Linear(nn.Module):
             kind = self.choice[b]
         return kind if kind != "sk" or self._sk_ready(M) else default_kind(self.out_features, self.in_features, M)
 
+    def _apply(self, fn, recurse=True):
+        self._sk, self._sk_tried = None, False  # moved (.to, .cuda): the kernel layout is made again where needed
+        return super()._apply(fn, recurse)
+
     def _sk_ready(self, M: int) -> bool:
         """Whether the sk kind serves M tokens here: M <= 64 and the kernel layout made (now, unless inside a
         trace or a capture, where nothing is made)."""
