@@ -202,7 +202,7 @@ def test_gpu_wgsp_cluster_and_decode_forms_match_reference(min_m, env_switch, ki
 
 @pytest.mark.skipif(not __import__("shutil").which("nvcc"), reason="needs nvcc")
 def test_stream_k_split_covers_every_step_once(tmp_path):
-    """The stream-K decode form's split of a layer (SkGeo in csrc/spense_wgsd.cuh), walked on the host as
+    """The stream-K decode form's split of a layer (SkGeo in csrc/spense_wgsd_parts.cuh), walked on the host as
     the kernel walks it over 5,580 layer shapes, grids and weight types (bf16 and e4m3 steps;
     benchmarks/wgsd_geometry_check.cu): every (row block, K step) streamed by exactly one CTA, no CTA
     without steps, each split block's partial sums written to the slots its last arrival reads.  Host code
