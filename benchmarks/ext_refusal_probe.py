@@ -1,5 +1,5 @@
 """How the extension's refusals reach Python (device only): a call each check refuses, run in a child process
-so that a crash shows as a signal, not as the end of this script.  Cases: the stream-K variant past 127
+so that a crash shows as a signal, not as the end of this script.  Cases: a stream-K variant past 511
 (tests/test_wgsp.py REFUSE_CODE), the same with TORCH_DISABLE_ADDR2LINE=1 (c10's backtrace symbolised by
 dladdr), and x in float32 (the first check, before the device guard).  One line per case: its exit status
 and the child's last output line."""
@@ -17,7 +17,7 @@ cases = {
     "variant_999": (REFUSE_CODE, {}),
     "variant_999_dladdr": (REFUSE_CODE, {"TORCH_DISABLE_ADDR2LINE": "1"}),
     "x_float32": (REFUSE_CODE.replace("999", "1").replace(".to(torch.bfloat16)", ".float()")
-                  .replace("'must be 0..127'", "'bf16'"), {}),
+                  .replace("'must be 0..511'", "'bf16'"), {}),
 }
 for name, (code, extra) in cases.items():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
