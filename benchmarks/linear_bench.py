@@ -35,7 +35,7 @@ from spense.runtime.linear import SpenseLinear  # noqa: E402
 from spense.runtime.mmasp import gathered_fragments  # noqa: E402
 from spense.runtime.shapes import bucket as _bucket  # noqa: E402
 from spense.runtime import fp8 as fp8rt  # noqa: E402
-from spense.runtime.wgsp import dense_fp8_kernel_weights, wgsp_forward, wgsp_layer_applies  # noqa: E402
+from spense.runtime.wgsp import wgsp_forward, wgsp_layer_applies  # noqa: E402
 
 SHAPES = [
     ("8B.qkv", 6144, 4096), ("8B.o", 4096, 4096), ("8B.gate_up", 24576, 4096), ("8B.down", 4096, 12288),
@@ -156,20 +156,13 @@ fp8_table: dict[str, str] = {}  # "N,K,bucket" -> fastest FP8 dense kind (fp8.lo
 FP8_TOL = {"w8a16": 1e-2, "compiled": 1e-2, "nt": 6e-2, "swap": 6e-2, "sk": 1e-2}  # W8A8 rounds x to e4m3 too
 
 
-def sk_dense(q):
-    """The FP8 dense weight ``q`` = (wq, sw) in the stream-K decode form's layout (all rows dense; the
-    baseline kind ``sk``, M <= 64 on sm_90a), or None where that form does not serve it."""
-    kw = dense_fp8_kernel_weights(*q)
-    return kw if wgsp_layer_applies(kw, q[0].shape[1], decode=True) else None
-
-
 def check_fp8_dense(q, sname, gen):
     """Every FP8 dense kernel vs the float64 product with the dequantised weight (poisoned nothing:
     the kernels allocate their outputs), M = 1, 7, 16, 33, 64, 2048."""
     wq, sw = q
     wd = wq.double() * sw.double()[:, None]
     out = {}
-    kwd = sk_dense(q)
+    kwd = fp8rt.sk_layout(*q)  # the weight as the stream-K form's dense rows (kind sk), or None
     for M in (1, 7, 16, 33, 64, 2048):
         x = torch.randn(M, wq.shape[1], generator=gen).to("cuda", torch.bfloat16)
         ref = x.double() @ wd.T
@@ -184,8 +177,8 @@ def check_fp8_dense(q, sname, gen):
             out[f"M{M}.{kind}"] = e
             if e > FP8_TOL[kind.split(":")[0]]:
                 print(f"FP8 CHECK FAILED {sname} M={M} {kind}: {e:.2e}", flush=True)
-        y = wgsp_forward(kwd, x, decode=True) if kwd is not None and M <= 64 else None
-        if y is not None:  # the stream-K form on the weight as dense rows
+        y = fp8rt.run_kind("sk", x, None, None, kw=kwd) if kwd is not None and M <= fp8rt.SK_MAX_M else None
+        if y is not None:  # the stream-K form on the weight as dense rows, as Fp8Linear runs it
             out[f"M{M}.sk"] = e = rel_err(y, ref) if torch.isfinite(y.float()).all() else float("inf")
             if e > FP8_TOL["sk"]:
                 print(f"FP8 CHECK FAILED {sname} M={M} sk: {e:.2e}", flush=True)
@@ -258,7 +251,7 @@ def run_cell(a, sname, N, K, dt, fp8, axis, ratio, ms, backends, cfgs, gen, bw, 
     f8 = sk = None
     if fp8:  # the FP8 dense baseline: e4m3 weights + scales by spense.format (fp8.quantize_weight)
         f8 = [fp8rt.quantize_weight(w) for w in ws]
-        sk = [sk_dense(q) for q in f8]
+        sk = [fp8rt.sk_layout(*q) for q in f8]
         sk = None if None in sk else sk
         ck = check_fp8_dense(f8[0], sname, gen)
         checks.append({"shape": sname, "dtype": "fp8_dense", **ck})
@@ -319,7 +312,7 @@ def run_cell(a, sname, N, K, dt, fp8, axis, ratio, ms, backends, cfgs, gen, bw, 
                     fp8_times[kind] = time_graph([lambda q=q: fp8rt.run_kind(kind, x, q[0], q[1]) for q in f8])
                 except Exception as e:
                     print(f"fp8 {kind} failed {sname} M={M}: {str(e)[:200]}", flush=True)
-            if sk is not None and M <= 64:  # our CUDA weight-only kernel on the weight as dense rows
+            if sk is not None and M <= fp8rt.SK_MAX_M:  # our CUDA weight-only kernel on the dense rows
                 fp8_times["sk"] = time_graph([lambda k=k: fp8rt.run_kind("sk", x, None, None, kw=k) for k in sk])
             # the engine's FP8 dense layer (fp8.Fp8Linear) picks among these by the table written here
             fp8_table[f"{N},{K},{_bucket(M)}"] = baseline = min(fp8_times, key=fp8_times.get)
