@@ -9,7 +9,8 @@
 #    of this (device) checkout for step 4 (commit it from $OUT);
 # 4. benchmarks/run_e2e.sh ONLY="bw dense_fp8 spense_fp8", LAYERS=36, BATCHES=32 -> $W/e2e;
 # 5. linear_bench bf16 on 8B.gate_up at M = 9, 10, 12, 16 (dense, mmasp, wgsd) -> $W/gu.txt;
-# 6. gdb's backtrace of a call the extension refuses (a stream-K variant past 127) -> $W/gdb.txt;
+# 6. how the extension's refusals reach Python (benchmarks/ext_refusal_probe.py) -> $W/probe.txt (the run of
+#    ab had a gdb step here instead, and the device had no gdb);
 # then $OUT/fp8sk.tgz of everything (the device tool brings back only a few files).
 #   SPENSE_COMMIT=<sha> OUT=<dir> bash benchmarks/run_fp8_sk.sh
 set -u
@@ -39,11 +40,6 @@ if [ -f "$W/table/fp8_dense_table.json" ]; then
 fi
 timeout "$(cap 45)" python3 benchmarks/linear_bench.py --out "$W/gu" --shapes 8B.gate_up --ms 9,10,12,16 --ratios 0.25 \
   --axes cols --backends dense,mmasp,wgsd --cfgs 1x4,1x8,2x4,2x8 > "$W/gu.txt" 2>&1
-if command -v gdb > /dev/null && [ "$(left)" -gt 20 ]; then
-  PYTHONPATH=src:tests python3 -c "from test_wgsp import REFUSE_CODE; open('/tmp/refuse.py', 'w').write(REFUSE_CODE)"
-  PYTHONPATH=src:tests timeout "$(cap 40)" gdb -batch -ex run -ex bt --args python3 /tmp/refuse.py > "$W/gdb.txt" 2>&1
-else
-  echo "no gdb or no time" > "$W/gdb.txt"
-fi
+[ "$(left)" -gt 20 ] && timeout "$(cap 60)" python3 benchmarks/ext_refusal_probe.py > "$W/probe.txt" 2>&1
 finish
 grep -h "M=" "$W/gu.txt" | cut -c1-200
