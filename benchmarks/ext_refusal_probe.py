@@ -1,5 +1,5 @@
 """How the extension's refusals reach Python (device only): a call each check refuses, run in a child process
-so that a crash shows as a signal, not as the end of this script.  Cases: a stream-K variant past 511
+so that a crash shows as a signal, not as the end of this script.  Cases: a stream-K variant past 2047
 (tests/test_wgsp.py REFUSE_CODE), the same with TORCH_DISABLE_ADDR2LINE=1 (c10's backtrace symbolised by
 dladdr), and x in float32 (the first check, before the device guard).  One line per case: its exit status
 and the child's last output line."""
@@ -14,10 +14,10 @@ from test_wgsp import REFUSE_CODE  # noqa: E402
 
 env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(HERE, "..", "src"), os.path.join(HERE, "..", "tests")]))
 cases = {
-    "variant_999": (REFUSE_CODE, {}),
-    "variant_999_dladdr": (REFUSE_CODE, {"TORCH_DISABLE_ADDR2LINE": "1"}),
-    "x_float32": (REFUSE_CODE.replace("999", "1").replace(".to(torch.bfloat16)", ".float()")
-                  .replace("'must be 0..511'", "'bf16'"), {}),
+    "variant_4099": (REFUSE_CODE, {}),
+    "variant_4099_dladdr": (REFUSE_CODE, {"TORCH_DISABLE_ADDR2LINE": "1"}),
+    "x_float32": (REFUSE_CODE.replace("4099", "1").replace(".to(torch.bfloat16)", ".float()")
+                  .replace("'must be 0..2047'", "'bf16'"), {}),
 }
 for name, (code, extra) in cases.items():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,

@@ -158,7 +158,7 @@ int main(int argc, char** argv) {
   };
   if (with_wsd) {
     std::vector<uint16_t> bits0;  // variant 0's: every variant on tiles of 64 adds the same parts in the same order
-    for (int e : {0, 1, 2, 3, 7, 9, 15, 17, 33, 49}) {  // each: against the reference, then the same bits again
+    for (int e : {0, 1, 2, 3, 7, 9, 15, 17, 33, 49, 1027, 1031}) {  // each: against the reference, then its bits again
       sk_exp = e;
       rel_wsd = std::max(rel_wsd, check([&] { wsd_sk(sv, sm, dv); }, "wgsd_sk"));
       std::vector<uint16_t> first(h1);
@@ -271,7 +271,7 @@ int main(int argc, char** argv) {
       // done, exit), to see where its time goes
       printf("sksweep N=%d K=%d d=%.3f axis=%c M=%d | us by variant (SPENSE_WGSD_EXP) and CTAs:", N, K, dfrac,
              axis, M);
-      for (int e : {0, 1, 33, 17, 7})
+      for (int e : {0, 1, 33, 17, 7, 1031})
         for (int g : {0, 96}) {
           sk_exp = e;
           sk_grid = g;
@@ -281,7 +281,7 @@ int main(int argc, char** argv) {
       sk_exp = sk_default;
       printf("\n");
       const int G = wsd_sk_grid(SkGeo(L.Bs, L.Bd, L.Ss, L.SdA, L.SdB, 1));
-      for (int e : {1, 7}) {  // the timelines of the default (1) and of 7
+      for (int e : {1, 7, 1031}) {  // the timelines of the default (1), of 7 and of 1031 (two early slots)
         sk_exp = e;
         CK(cudaMalloc(&sk_trace, (size_t)G * 4 * 8));
         CK(cudaMemset(sk_trace, 0, (size_t)G * 4 * 8));

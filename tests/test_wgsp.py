@@ -65,7 +65,7 @@ def test_cluster_and_decode_form_switches(env_switch):
     """The cluster prefill is off by default, the decode form serves M = 17..64 (large layers from M = 9)
     and picks stream-K by the layer (2), with the stream-K epilogue measured fastest in the engine (1);
     SPENSE_WGSP_CLUSTER takes 0 or 1, SPENSE_WGSD_SK 0..2, SPENSE_WGSD_MIN_M(_LARGE) 0..64 (the decode
-    form's 64 tokens per work block), SPENSE_WGSD_EXP 0..511 and SPENSE_WGSD_SK_MIN_NK >= 1; anything else is
+    form's 64 tokens per work block), SPENSE_WGSD_EXP 0..2047 and SPENSE_WGSD_SK_MIN_NK >= 1; anything else is
     refused in one line."""
     names = ("SPENSE_WGSP_CLUSTER", "SPENSE_WGSD_MIN_M", "SPENSE_WGSD_MIN_M_LARGE", "SPENSE_WGSD_SK",
              "SPENSE_WGSD_EXP", "SPENSE_WGSD_SK_MIN_NK")
@@ -83,7 +83,7 @@ def test_cluster_and_decode_form_switches(env_switch):
            "SPENSE_WGSD_MIN_M_LARGE": wgsp.wgsd_min_m_large, "SPENSE_WGSD_SK": wgsp.wgsd_stream_k,
            "SPENSE_WGSD_EXP": wgsp.wgsd_exp, "SPENSE_WGSD_SK_MIN_NK": wgsp.wgsd_sk_min_nk}
     for name, bad in (("SPENSE_WGSP_CLUSTER", "2"), ("SPENSE_WGSD_MIN_M", "65"), ("SPENSE_WGSD_MIN_M", "x"),
-                      ("SPENSE_WGSD_MIN_M_LARGE", "-1"), ("SPENSE_WGSD_SK", "3"), ("SPENSE_WGSD_EXP", "512"),
+                      ("SPENSE_WGSD_MIN_M_LARGE", "-1"), ("SPENSE_WGSD_SK", "3"), ("SPENSE_WGSD_EXP", "2048"),
                       ("SPENSE_WGSD_SK_MIN_NK", "0")):
         env_switch(name, bad)
         with pytest.raises(DeviceError, match=name):
@@ -222,7 +222,8 @@ def test_stream_k_split_covers_every_step_once(tmp_path):
 @pytest.mark.parametrize("kind", ["blocks", "rows"])
 def test_gpu_stream_k_variants_give_the_measured_forms_bits(env_switch, kind):
     """The stream-K variants on tiles of 64 tokens (SPENSE_WGSD_EXP 17, 2, 3, 7, 9, 15: the cheaper epilogue,
-    the early weight boxes, launched dependent, fewer registers at launch; 49 with two wgmma groups in flight)
+    the early weight boxes, launched dependent, fewer registers at launch; 1027 with two early slots only; 49
+    with two wgmma groups in flight)
     give the bits of variant 0 (they add the same parts in the same order) at M = 1, 16, 33, 64, within
     rounding of the float64 reference; the default 1 (tiles of 16 or 32 tokens where M fits) too, within
     rounding, the same bits on every call, and 33 (1 with two groups in flight) the bits of 1; 65 and 97 (1 and
@@ -234,7 +235,7 @@ def test_gpu_stream_k_variants_give_the_measured_forms_bits(env_switch, kind):
         x = torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16)
         ref = x.double() @ wref.T
         outs = {}
-        for v in ("0", "1", "2", "3", "7", "9", "15", "17", "33", "65", "97", "49"):
+        for v in ("0", "1", "2", "3", "7", "9", "15", "17", "33", "65", "97", "1027", "49"):
             env_switch("SPENSE_WGSD_EXP", v)
             outs[v] = wgsp.wgsp_forward(m._kernel, x, decode=True)
             assert outs[v] is not None, (kind, M, v)
@@ -352,7 +353,7 @@ def test_gpu_dense_fp8_through_stream_k_matches_reference():
         assert ((y.double() - ref).norm() / ref.norm()).item() <= 1e-2, M
 
 
-# a stream-K variant past 511 given straight to the extension (run in a child process; also by
+# a stream-K variant past 2047 given straight to the extension (run in a child process; also by
 # benchmarks/run_fp8_sk.sh under gdb)
 REFUSE_CODE = ("import torch\n"
                "from spense.runtime import mmasp, wgsp\n"
@@ -364,16 +365,16 @@ REFUSE_CODE = ("import torch\n"
                "ws, cnt = wgsp.sk_workspace(x.device)\n"
                "try:\n"
                "    mmasp.load_extension().spense_wgsp(y, kw.sv, kw.sm, kw.dv, x, kw.sblk, kw.dblk, kw.out_row,\n"
-               "        kw.rows_sparse // 16, kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, 3, ws, cnt, 999, kw.wscale)\n"
+               "        kw.rows_sparse // 16, kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, 3, ws, cnt, 4099, kw.wscale)\n"
                "except RuntimeError as e:\n"
-               "    print('REFUSED', 'must be 0..511' in str(e))\n")
+               "    print('REFUSED', 'must be 0..2047' in str(e))\n")
 
 
 @pytest.mark.gpu
 @sm90
 def test_gpu_extension_refuses_a_bad_variant_with_an_error():
     """The extension's own checks raise (RuntimeError naming the bound), not crash the process: a stream-K
-    variant past 511 given straight to spense_wgsp, in a child process so that a crash fails only this test."""
+    variant past 2047 given straight to spense_wgsp, in a child process so that a crash fails only this test."""
     here = os.path.dirname(__file__)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(here, "..", "src"), here]))
     r = subprocess.run(["python3", "-c", REFUSE_CODE], capture_output=True, text=True, timeout=300, env=env)

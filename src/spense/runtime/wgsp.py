@@ -137,8 +137,9 @@ def wgsd_exp() -> int:
     the epilogue; results aa: 2-5 % faster in e4m3 on tiles of 16 tokens, which take it by default, no
     change in bf16, 1-2 % slower in e4m3 on tiles of 32 and 64).  For timing only, at M <= 16, with wrong
     sums: 129, the consumers free each slot once its bytes are in, with no MMA (y = 0: the stream's own rate);
-    257, e4m3 bytes given to the wgmmas as they are, not widened (bf16 layers: variant 1)."""
-    return mmasp._env_int("SPENSE_WGSD_EXP", 1, 0, 511)
+    257, e4m3 bytes given to the wgmmas as they are, not widened (bf16 layers: variant 1).  1024 (with 2 and 1,
+    bf16, tiles of 64: 1027, 1031 launched dependent): only the first two slots' weight boxes go out early."""
+    return mmasp._env_int("SPENSE_WGSD_EXP", 1, 0, 2047)
 
 
 SK_PART = 32 * 256  # floats of one CTA's partial sums (csrc/spense_wgsd.cuh WSD_PART)

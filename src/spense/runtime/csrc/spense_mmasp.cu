@@ -291,7 +291,7 @@ bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Ten
   TORCH_CHECK(form != 3 || (ws.is_cuda() && ws.scalar_type() == at::kFloat && cnt.is_cuda() &&
                             cnt.scalar_type() == at::kInt && ws.is_contiguous() && cnt.is_contiguous()),
               "wgsp: stream-K needs a float32 workspace and int32 counts");
-  TORCH_CHECK(form != 3 || (variant >= 0 && variant <= 511), "wgsp: stream-K variant must be 0..511, got ", variant);
+  TORCH_CHECK(form != 3 || (variant >= 0 && variant <= 2047), "wgsp: stream-K variant must be 0..2047, got ", variant);
   if (fp8 && form != 3) return false;
   const c10::cuda::CUDAGuard guard(x.device());
   cudaError_t e;

@@ -68,7 +68,8 @@ inline cudaError_t launch_wgsd(cudaStream_t stream, const uint4* sv, const uint3
 // wgmmas on sets of their own, the sets added in order before the epilogue).  Two variants for timing only,
 // whose sums are wrong, on tiles of 16 tokens: bit 128, the consumers free each slot as soon as its bytes are
 // in, with no MMA (y = 0: the rate of the stream alone); bit 256 (e4m3), the bytes go to the wgmmas as they
-// are, not widened (the rate without the widening).
+// are, not widened (the rate without the widening).  Bit 1024 (with 2): only the first two slots' weight boxes
+// go out early, so that step 0's x box is not queued behind a whole ring of weights (results README, Next 2).
 // FP8: e4m3 weights (the decode kernels' FP8 layout: a lane's 16 bytes hold two fragments), each fragment
 // widened in registers to bf16 holding e4m3 * 2^-120 and multiplied by 2^120 (e4m3x8_frag: exact), so the
 // MMAs are those of bf16; the sums times wscale (per output row) in the epilogue.  Half the weight bytes per
@@ -122,12 +123,13 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
       tma_load_3d(ab, &maps.db, 0, DR * q, 8 * b - Bs, fb);
     }
   };
+  constexpr int EARLY = (EXP & 1024) != 0 ? (S < 2 ? S : 2) : S;  // slots whose weight boxes go out early (bit 2)
   if constexpr ((EXP & 2) != 0) {  // the first ring's weights on their way before anything else is read
     if (threadIdx.x == 0) {
       int i = 0;
-      for (int b = b0, q = q0; i < S && (b < b1 || (b == b1 && q < q1)); ++b, q = 0) {
+      for (int b = b0, q = q0; i < EARLY && (b < b1 || (b == b1 && q < q1)); ++b, q = 0) {
         const int qe = b == b1 ? q1 : geo.steps(b);
-        for (; i < S && q < qe; ++q, ++i) {
+        for (; i < EARLY && q < qe; ++q, ++i) {
           expect(i, b, q);
           load_a(i, b, q);
         }
@@ -152,7 +154,7 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
         const int s = i % S;
         if (i >= S) mbar_wait(empty0 + 8 * s, ((i / S) - 1) & 1);
         if constexpr ((EXP & 2) != 0) {
-          const bool early = i < S;  // its weight box is on its way already
+          const bool early = i < EARLY;  // its weight box is on its way already
           if (i == 0) pdl_wait();    // x: written by the kernel before
           if (!early) expect(i, b, q);
           tma_load_2d(smem_addr(ring + s * SLOT), &maps.x, sp_rows ? cols_s[q] : cols_d[q], 0, full0 + 8 * s);
@@ -421,6 +423,7 @@ inline cudaError_t launch_wgsd_sk_nt(int nt, Args... args) {
 // (`args` end with wscale), variant 0 or 1 (bit 1; the others not instantiated).  Variant 1 takes the token
 // tile of M (wsd_nt) unless bit 16 is set, two wgmma groups in flight with bit 32, four accumulator chains with
 // bit 64 (and in e4m3 on tiles of 16 tokens); the others tiles of 64.  129 and 257: timing only (M <= 16).
+// 1027 (bf16; 1031 launched dependent): variant 3 with two early slots.
 template <class... Args>
 inline cudaError_t launch_wgsd_sk_variant(int variant, bool fp8, Args... args) {
   const int M = std::get<7>(std::forward_as_tuple(args...));
@@ -441,6 +444,7 @@ inline cudaError_t launch_wgsd_sk_variant(int variant, bool fp8, Args... args) {
     return chains ? (deep ? launch_wgsd_sk_nt<97, true>(nt, args...) : launch_wgsd_sk_nt<65, true>(nt, args...))
            : deep ? launch_wgsd_sk_nt<33, true>(nt, args...)
                   : launch_wgsd_sk_nt<1, true>(nt, args...);
+  if ((variant & 1027) == 1027) return launch_wgsd_sk<WSD_STAGES, 1027>(args...);  // bit 1024: tiles of 64
   if ((variant & 15) == 1)
     return chains ? (deep ? launch_wgsd_sk_nt<97, false>(nt, args...) : launch_wgsd_sk_nt<65, false>(nt, args...))
            : deep ? launch_wgsd_sk_nt<33, false>(nt, args...)
