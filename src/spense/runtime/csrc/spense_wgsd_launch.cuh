@@ -1,0 +1,107 @@
+// The stream-K decode form's launchers: its grid, shared memory and ring slots, the launch on tiles of 16 /
+// 32 / 64 tokens, and the variant chosen at run time (SPENSE_WGSD_EXP).  Included at the end of spense_wgsd.cuh.
+#pragma once
+#include <tuple>
+
+#include "spense_wgsd.cuh"
+
+// the stream-K form's grid: one CTA per SM, fewer where the layer is small (at least 128 units, eight dense
+// steps, per CTA)
+inline int wsd_sk_grid(const SkGeo& geo, int want = 0) {
+  const long long n_sm = ws_sm_count(), g = want > 0 ? want : (n_sm > 0 ? n_sm : 1LL);
+  return (int)std::max(1LL, std::min(g, geo.T / 128));
+}
+// bytes of shared memory of the stream-K kernel: the ring, its barriers, two column tables, a flag
+constexpr int wsd_sk_smem(int S, int nt = 64, bool fp8 = false) {
+  return S * wsd_slot(nt, fp8) + 2 * S * 8 + 8 * WS_MAXQ + 1024 + 16;
+}
+// ring slots of the stream-K kernel with tiles of nt tokens: as many as fit in 227 KB of shared memory (bf16
+// at 64 tokens: WSD_STAGES, as measured); more slots, more weight bytes in flight per SM
+constexpr int wsd_stages(int nt, bool fp8) {
+  return nt == 64 && !fp8 ? WSD_STAGES : (227 * 1024 - wsd_sk_smem(0)) / (wsd_slot(nt, fp8) + 16);
+}
+// the token tile of the stream-K form for M tokens: the smallest of 16, 32, 64 that holds them; 64 at every M
+// where `tile64` (variant bit 16, or a variant that has no other tiles)
+inline int wsd_nt(int M, bool tile64) { return tile64 || M > 32 ? 64 : M > 16 ? 32 : 16; }
+
+// y = the layer on M <= 64 tokens through the stream-K form (grid: CTAs wanted, 0 = one per SM; trace: as the
+// kernel's); ws: at least 2 wsd_sk_grid WSD_PART floats, cnt: at least (Bs + Bd) / 8 ints, zeroed before the
+// first launch (each launch leaves them zeroed).  FP8: e4m3 weights (the decode kernels' FP8 layout) and
+// wscale, their per-output-row scales (float, N); null for bf16.
+// cudaErrorInvalidValue where it does not apply (as launch_wgsd, ws / cnt too small, wscale not as FP8 says).
+template <int S = WSD_STAGES, int EXP = 0, bool FP8 = false, int NT = 64>
+inline cudaError_t launch_wgsd_sk(cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv,
+                                  const __nv_bfloat16* x, int ldx, int K, int M, const int* sblk, const int* dblk,
+                                  const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
+                                  int SdB, float* ws, long long ws_floats, int* cnt, long long cnt_ints,
+                                  int grid = 0, unsigned long long* trace = nullptr, bool pdl = false,
+                                  const float* wscale = nullptr) {
+  if (M > NT || !wg_fits(8, sv, sm, dv, x, ldx, K, M, Bs, Bd) || K / 64 > WS_MAXQ || FP8 != (wscale != nullptr))
+    return cudaErrorInvalidValue;
+  const SkGeo geo(Bs, Bd, Ss, SdA, SdB, 1, FP8);
+  const int G = wsd_sk_grid(geo, grid);
+  if (ws_floats < 2LL * G * WSD_PART || cnt_ints < (Bs + Bd) / 8) return cudaErrorInvalidValue;
+  WgMaps maps;
+  if (!wgsp_maps(&maps, 8, wsd_xrows(M), sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB, FP8))
+    return cudaErrorInvalidValue;
+  constexpr int SMEM = wsd_sk_smem(S, NT, FP8);
+  static_assert(SMEM <= 227 * 1024, "shared memory");
+  auto kernel = spense_wgsd_sk_kernel<S, EXP, FP8, NT>;
+  static unsigned set_on = 0;
+  const cudaError_t e = wg_smem_limit(kernel, SMEM, set_on);
+  if (e != cudaSuccess) return e;
+  // pdl: launched dependent (programmatic stream serialization); only with EXP bit 2, whose producer waits
+  // for the kernel before ahead of its first x load
+  return launch_ex(kernel, dim3(G), dim3(384), SMEM, stream, pdl && (EXP & 2) != 0, maps, M, sblk, dblk, out_row, y,
+                   ldy, Bs, Bd, Ss, SdA, SdB, ws, cnt, trace, wscale);
+}
+
+// launch_wgsd_sk on tiles of nt tokens (16, 32 or 64: wsd_nt) with as many ring slots as fit (wsd_stages)
+template <int EXP, bool FP8, class... Args>
+inline cudaError_t launch_wgsd_sk_nt(int nt, Args... args) {
+  switch (nt) {
+    case 16: return launch_wgsd_sk<wsd_stages(16, FP8), EXP, FP8, 16>(args...);
+    case 32: return launch_wgsd_sk<wsd_stages(32, FP8), EXP, FP8, 32>(args...);
+    default: return launch_wgsd_sk<wsd_stages(64, FP8), EXP, FP8, 64>(args...);
+  }
+}
+// launch_wgsd_sk for a variant's bits chosen at run time (SPENSE_WGSD_EXP; bit 4 is the launch's `pdl`, among
+// `args`): the kernel instantiation EXP of those bits, bit 8 counting with bit 1 only.  fp8: e4m3 weights
+// (`args` end with wscale), variant 0 or 1 (bit 1; the others not instantiated).  Variant 1 takes the token
+// tile of M (wsd_nt) unless bit 16 is set, two wgmma groups in flight with bit 32, four accumulator chains with
+// bit 64 (and in e4m3 on tiles of 16 tokens); the others tiles of 64.  129 and 257: timing only (M <= 16).
+// 1027 (bf16; 1031 launched dependent): variant 3 with two early slots.
+template <class... Args>
+inline cudaError_t launch_wgsd_sk_variant(int variant, bool fp8, Args... args) {
+  const int M = std::get<7>(std::forward_as_tuple(args...));
+  const int nt = wsd_nt(M, (variant & 16) != 0);
+  // with bit 1 only; e4m3 on tiles of 16 tokens takes the four chains of bit 64 by default (measured 2-5 %
+  // faster at M <= 16 on the Qwen3 gate_up / down shapes, both for Spense FP8 and for the FP8 dense rows; no
+  // change in bf16, 1-2 % slower in e4m3 on tiles of 32 and 64: benchmarks/results/wgsd_2026-12-01, aa)
+  const bool deep = (variant & 32) != 0, chains = (variant & 64) != 0 || (fp8 && nt == 16);
+  if ((variant & 384) != 0) {  // the timing-only variants 129 (no MMA) and 257 (e4m3 not widened): tiles of 16
+    if (M > 16) return cudaErrorInvalidValue;
+    constexpr int S16 = wsd_stages(16, false), S16F = wsd_stages(16, true);
+    if ((variant & 128) != 0)
+      return fp8 ? launch_wgsd_sk<S16F, 129, true, 16>(args...) : launch_wgsd_sk<S16, 129, false, 16>(args...);
+    return fp8 ? launch_wgsd_sk<S16F, 257, true, 16>(args...) : launch_wgsd_sk_nt<1, false>(nt, args...);
+  }
+  if (fp8 && (variant & 1) == 0) return launch_wgsd_sk<wsd_stages(64, true), 0, true>(args...);
+  if (fp8)
+    return chains ? (deep ? launch_wgsd_sk_nt<97, true>(nt, args...) : launch_wgsd_sk_nt<65, true>(nt, args...))
+           : deep ? launch_wgsd_sk_nt<33, true>(nt, args...)
+                  : launch_wgsd_sk_nt<1, true>(nt, args...);
+  if ((variant & 1027) == 1027) return launch_wgsd_sk<WSD_STAGES, 1027>(args...);  // bit 1024: tiles of 64
+  if ((variant & 15) == 1)
+    return chains ? (deep ? launch_wgsd_sk_nt<97, false>(nt, args...) : launch_wgsd_sk_nt<65, false>(nt, args...))
+           : deep ? launch_wgsd_sk_nt<33, false>(nt, args...)
+                  : launch_wgsd_sk_nt<1, false>(nt, args...);
+  switch ((variant & 9) == 9 ? variant & 11 : variant & 3) {
+    case 1: return launch_wgsd_sk<WSD_STAGES, 1>(args...);
+    case 2: return launch_wgsd_sk<WSD_STAGES, 2>(args...);
+    case 3: return launch_wgsd_sk<WSD_STAGES, 3>(args...);
+    case 9: return launch_wgsd_sk<WSD_STAGES, 9>(args...);
+    case 11: return launch_wgsd_sk<WSD_STAGES, 11>(args...);
+    default: return launch_wgsd_sk<WSD_STAGES, 0>(args...);
+  }
+}
