@@ -284,8 +284,9 @@ def test_gpu_timing_only_variants_run_to_their_end(env_switch):
 def test_gpu_fp8_stream_k_matches_reference(env_switch, kind):
     """A compacted FP8 layer (e4m3 weights, per-row scales) at 25 % dense through the stream-K decode form at
     M = 1, 7, 16, 33, 64: within bf16 rounding of the float64 reference of its dequantised weights, the same
-    bits on a second call (variant 65 too), and what the layer itself runs from SPENSE_WGSD_MIN_M tokens (below
-    it the mma.sp kernel, within rounding); the other decode form and prefill decline FP8 (None: the caller's path)."""
+    bits on a second call (variants 65 and 513 too), and what the layer itself runs from SPENSE_WGSD_MIN_M
+    tokens (below it the mma.sp kernel, within rounding); the other decode form and prefill decline FP8 (None:
+    the caller's path)."""
     gen = torch.Generator().manual_seed(14)
     w, lay = prefill_weight(kind, 1024, 4096, gen)
     p = pack(w.to("cuda", torch.bfloat16), lay, fp8=True)
@@ -302,10 +303,11 @@ def test_gpu_fp8_stream_k_matches_reference(env_switch, kind):
         e = ((direct.double() - ref).norm() / ref.norm()).item()
         assert e <= 1e-2, (kind, M, e)
         assert torch.equal(wgsp.wgsp_forward(m._kernel, x, decode=True), direct), (kind, M)
-        env_switch("SPENSE_WGSD_EXP", "65")  # four accumulator chains: within rounding, the same bits each call
-        y65 = wgsp.wgsp_forward(m._kernel, x, decode=True)
-        assert ((y65.double() - ref).norm() / ref.norm()).item() <= 1e-2, (kind, M)
-        assert torch.equal(wgsp.wgsp_forward(m._kernel, x, decode=True), y65), (kind, M)
+        for v in ("65", "513"):  # four accumulator chains; slots of two steps (M <= 16): within rounding,
+            env_switch("SPENSE_WGSD_EXP", v)  # the same bits on every call
+            yv = wgsp.wgsp_forward(m._kernel, x, decode=True)
+            assert ((yv.double() - ref).norm() / ref.norm()).item() <= 1e-2, (kind, M, v)
+            assert torch.equal(wgsp.wgsp_forward(m._kernel, x, decode=True), yv), (kind, M, v)
         env_switch("SPENSE_WGSD_EXP", "1")
         assert wgsp.wgsp_forward(m._kernel, x, decode=True, stream_k=False) is not None  # FP8: stream-K anyway
         assert wgsp.wgsp_forward(m._kernel, x) is None  # no FP8 prefill form
@@ -365,7 +367,8 @@ REFUSE_CODE = ("import torch\n"
                "ws, cnt = wgsp.sk_workspace(x.device)\n"
                "try:\n"
                "    mmasp.load_extension().spense_wgsp(y, kw.sv, kw.sm, kw.dv, x, kw.sblk, kw.dblk, kw.out_row,\n"
-               "        kw.rows_sparse // 16, kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, 3, ws, cnt, 4099, kw.wscale)\n"
+               "        kw.rows_sparse // 16, kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, 3, ws, cnt, 4099,\n"
+               "        kw.wscale)\n"
                "except RuntimeError as e:\n"
                "    print('REFUSED', 'must be 0..2047' in str(e))\n")
 

@@ -138,7 +138,9 @@ def wgsd_exp() -> int:
     change in bf16, 1-2 % slower in e4m3 on tiles of 32 and 64).  For timing only, at M <= 16, with wrong
     sums: 129, the consumers free each slot once its bytes are in, with no MMA (y = 0: the stream's own rate);
     257, e4m3 bytes given to the wgmmas as they are, not widened (bf16 layers: variant 1).  1024 (with 2 and 1,
-    bf16, tiles of 64: 1027, 1031 launched dependent): only the first two slots' weight boxes go out early."""
+    bf16, tiles of 64: 1027, 1031 launched dependent): only the first two slots' weight boxes go out early.
+    512 (with 1, e4m3 at M <= 16: 513): ring slots of two K steps each (half the slots, waits and arrivals per
+    byte, 1 KB runs of each row tile's values), with four accumulator chains; written, not yet measured."""
     return mmasp._env_int("SPENSE_WGSD_EXP", 1, 0, 2047)
 
 

@@ -76,14 +76,26 @@ inline cudaError_t launch_wgsd(cudaStream_t stream, const uint4* sv, const uint3
 // step: a slot's A box is 8 x 512 B of values + 8 x 128 B of metadata (sparse) or 8 x 1 KB (dense).
 // NT: tokens per tile (64, 32 or 16; M <= NT): the wgmmas m64nNT, NT / 2 accumulators a thread, an x tile of
 // NT rows, so that a slot is smaller and the ring holds more of them (wsd_stages).
+// the maps of the pair form (variant bit 512, e4m3): today's, and the same regions in boxes of two K steps
+struct WgMapsPair : WgMaps {
+  CUtensorMap v2, m2, da2, db2;
+};
+template <int EXP>
+using WgMapsFor = std::conditional_t<(EXP & 512) != 0, WgMapsPair, WgMaps>;
+
 template <int S, int EXP = 0, bool FP8 = false, int NT = 64>
 __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_kernel(
-    const __grid_constant__ WgMaps maps, int M, const int* __restrict__ sblk, const int* __restrict__ dblk,
+    const __grid_constant__ WgMapsFor<EXP> maps, int M, const int* __restrict__ sblk, const int* __restrict__ dblk,
     const int* __restrict__ out_row, __nv_bfloat16* __restrict__ y, int ldy, int Bs, int Bd, int Ss, int SdA,
     int SdB, float* __restrict__ ws, int* __restrict__ cnt, unsigned long long* __restrict__ trace,
     const float* __restrict__ wscale) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  constexpr int XT = NT * 128, SLOT = wsd_slot(NT, FP8);
+  // bit 512 (e4m3, tiles of 16, D = 1): a ring slot holds two K steps of one kind (two x tiles, then an A box
+  // [tile][step][bytes] from the maps of two steps), pairing each run's steps from its start, the odd last one
+  // alone: half the slots, barrier waits and arrivals per byte, and runs of 1 KB per row tile
+  constexpr bool PAIR = (EXP & 512) != 0;
+  static_assert(!PAIR || (FP8 && NT == 16 && (EXP & 32) == 0), "the pair form: e4m3, tiles of 16, D = 1");
+  constexpr int XT = NT * 128, SLOT = (PAIR ? 2 : 1) * wsd_slot(NT, FP8), AOFF = (PAIR ? 2 : 1) * XT;
   constexpr int VB = FP8 ? 512 : 1024, DB = FP8 ? 1024 : 2048;  // a row tile's bytes per sparse / dense step
   const int XB = wsd_xrows(M) * 128;  // x bytes loaded per step: M's rows (the others zeroed once)
   extern __shared__ uint8_t ws_raw[];
@@ -113,7 +125,7 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
   };
   constexpr int DR = FP8 ? 1 : 2;  // rows of the dense maps per step (rows of 1 KB)
   auto load_a = [&](int i, int b, int q) {
-    const uint32_t ab = smem_addr(ring + (i % S) * SLOT) + XT, fb = full0 + 8 * (i % S);
+    const uint32_t ab = smem_addr(ring + (i % S) * SLOT) + AOFF, fb = full0 + 8 * (i % S);
     if (b < geo.nbs && q < Ss) {
       tma_load_3d(ab, &maps.v, 0, q, 8 * b, fb);
       tma_load_3d(ab + 8 * VB, &maps.m, 0, q, 8 * b, fb);
@@ -141,11 +153,39 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
   if (Bd > 0)
     for (int q = threadIdx.x; q < SdB; q += 384) cols_d[q] = wg_col(q, 0, sblk, dblk);
   wsd_zero_x_rows(ring, S, SLOT, XT, XB);  // the rows of every slot's x tile that no load writes
+  if constexpr (PAIR) wsd_zero_x_rows(ring + XT, S, SLOT, XT, XB);  // and of its second
   __syncthreads();
 
   if (wg == 0) {  // ---------------- producer: one thread walks this CTA's steps ----------------
     asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n" ::: "memory");
     if (tid != 0) return;
+    if constexpr (PAIR) {  // slots of two steps of one kind (the odd last step of a run's part alone)
+      int i = 0;  // ring index: this CTA's slot count so far
+      for (int b = b0, q = q0; b < b1 || (b == b1 && q < q1); ++b, q = 0) {
+        const bool sp_rows = b < geo.nbs;
+        const int qe = b == b1 ? q1 : geo.steps(b), nsp = sp_rows ? Ss : 0;
+        while (q < qe) {
+          const bool sparse = q < nsp;
+          const int n = q + 1 < (sparse ? min(qe, nsp) : qe) ? 2 : 1, s = i % S;
+          if (i >= S) mbar_wait(empty0 + 8 * s, ((i / S) - 1) & 1);
+          const uint32_t sb = smem_addr(ring + s * SLOT), fb = full0 + 8 * s, ab = sb + AOFF;
+          mbar_arrive_expect_tx(fb, n * (XB + 8 * (sparse ? VB + 128 : DB)));
+          for (int j = 0; j < n; ++j)
+            tma_load_2d(sb + j * XT, &maps.x, sp_rows ? cols_s[q + j] : cols_d[q + j], 0, fb);
+          if (sparse) {
+            tma_load_3d(ab, n == 2 ? &maps.v2 : &maps.v, 0, q, 8 * b, fb);
+            tma_load_3d(ab + 8 * n * VB, n == 2 ? &maps.m2 : &maps.m, 0, q, 8 * b, fb);
+          } else if (sp_rows) {
+            tma_load_3d(ab, n == 2 ? &maps.da2 : &maps.da, 0, q - Ss, 8 * b, fb);
+          } else {
+            tma_load_3d(ab, n == 2 ? &maps.db2 : &maps.db, 0, q, 8 * b - Bs, fb);
+          }
+          ++i;
+          q += n;
+        }
+      }
+      return;
+    }
     int i = 0;  // ring index: this CTA's step count so far
     for (int b = b0, q = q0; b < b1 || (b == b1 && q < q1); ++b, q = 0) {
       const bool sp_rows = b < geo.nbs;
@@ -264,6 +304,79 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
       fence_all();
     }
   };
+  // the pair form (bit 512): slot i of one or two steps (TWO), the A sets 2 P and 2 P + 1 (place P), each step's
+  // wgmmas on accumulator sets of their own; steps k .. n - 1 of one kind in slots of two, the odd last alone,
+  // drained after a rest as above
+  WgA ap[PAIR ? 4 : 1];
+  auto pslot = [&](auto sparse_tag, auto two_tag, auto place, int i) {
+    constexpr bool SPARSE = decltype(sparse_tag)::value;
+    constexpr int N = decltype(two_tag)::value ? 2 : 1, P = decltype(place)::value;
+    const int s = i % S;
+    mbar_wait(full0 + 8 * s, (i / S) & 1);
+    if (trace != nullptr && i == 0 && ct == 0) trace[4 * cta + 1] = wsd_clock();
+    const uint4* as = reinterpret_cast<const uint4*>(ring + s * SLOT + AOFF);
+#pragma unroll
+    for (int j = 0; j < N; ++j) {
+      WgA& f = ap[(2 * P + j) % (PAIR ? 4 : 1)];
+      const int t = N * lt + j;  // this warp's row tile's step j in the box ([tile][step][bytes])
+      if constexpr (SPARSE) {
+        const uint4 r = as[t * 32 + lane];
+        f.v[0] = e4m3x8_frag(r.x, r.y);
+        f.v[1] = e4m3x8_frag(r.z, r.w);
+        f.e = reinterpret_cast<const uint32_t*>(as + 8 * N * 32)[t * 32 + lane];
+      } else {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const uint4 r = as[t * 64 + 32 * h + lane];
+          f.v[2 * h] = e4m3x8_frag(r.x, r.y);
+          f.v[2 * h + 1] = e4m3x8_frag(r.z, r.w);
+        }
+      }
+    }
+    fence_all();
+    wg_fence();
+#pragma unroll
+    for (int j = 0; j < N; ++j) {
+      WgA& f = ap[(2 * P + j) % (PAIR ? 4 : 1)];
+      const uint64_t dj = wg_desc(smem_addr(ring + s * SLOT + j * XT));
+      if constexpr (SPARSE) {
+        wgmma_sp<0>(accs[(2 * j) % C], f.v[0], dj, f.e);
+        wgmma_sp<1>(accs[(2 * j + 1) % C], f.v[1], dj + 4, f.e);
+      } else {
+#pragma unroll
+        for (int w = 0; w < 4; ++w) wgmma_dense(accs[w % C], f.v[w], dj + 2 * w);
+      }
+    }
+    wg_commit();
+    wg_wait<1>();  // slot i - 1's MMAs are done: its ring slot and its A sets are free
+    fence_all();
+    if (i - 1 >= free_from && lane == 0) mbar_arrive(empty0 + 8 * ((i - 1) % S));
+  };
+  auto prun = [&](auto tag, int& i, int& k, int n) {
+    using T2 = std::true_type;
+    using T1 = std::false_type;
+    using P0 = std::integral_constant<int, 0>;
+    using P1 = std::integral_constant<int, 1>;
+    for (; k + 3 < n; k += 4, i += 2) {
+      pslot(tag, T2{}, P0{}, i);
+      pslot(tag, T2{}, P1{}, i + 1);
+    }
+    if (k < n) {
+      if (k + 1 < n) {
+        pslot(tag, T2{}, P0{}, i++);
+        k += 2;
+        if (k < n) {
+          pslot(tag, T1{}, P1{}, i++);
+          ++k;
+        }
+      } else {
+        pslot(tag, T1{}, P0{}, i++);
+        ++k;
+      }
+      wg_wait<0>();
+      fence_all();
+    }
+  };
   using SP = std::true_type;
   using DE = std::false_type;
   int i = 0;
@@ -284,9 +397,14 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
     fence_all();  // the zeros pinned here, not sunk into the paths around the wgmmas (C7515)
     const int ns = q < nsp ? min(qe, nsp) - q : 0, nl = qe - q;  // sparse steps, all steps of this run
     int k = 0;
-    steps(SP{}, i, k, ns);
-    steps(DE{}, i, k, nl);
-    i += nl;
+    if constexpr (PAIR) {  // i: slots
+      prun(SP{}, i, k, ns);
+      prun(DE{}, i, k, nl);
+    } else {
+      steps(SP{}, i, k, ns);
+      steps(DE{}, i, k, nl);
+      i += nl;
+    }
     wg_wait<0>();
     fence_all();
 #pragma unroll

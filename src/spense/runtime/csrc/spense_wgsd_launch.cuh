@@ -11,14 +11,39 @@ inline int wsd_sk_grid(const SkGeo& geo, int want = 0) {
   const long long n_sm = ws_sm_count(), g = want > 0 ? want : (n_sm > 0 ? n_sm : 1LL);
   return (int)std::max(1LL, std::min(g, geo.T / 128));
 }
-// bytes of shared memory of the stream-K kernel: the ring, its barriers, two column tables, a flag
-constexpr int wsd_sk_smem(int S, int nt = 64, bool fp8 = false) {
-  return S * wsd_slot(nt, fp8) + 2 * S * 8 + 8 * WS_MAXQ + 1024 + 16;
+// bytes of shared memory of the stream-K kernel: the ring, its barriers, two column tables, a flag (pair: slots
+// of two steps, variant bit 512)
+constexpr int wsd_sk_smem(int S, int nt = 64, bool fp8 = false, bool pair = false) {
+  return S * (pair ? 2 : 1) * wsd_slot(nt, fp8) + 2 * S * 8 + 8 * WS_MAXQ + 1024 + 16;
 }
 // ring slots of the stream-K kernel with tiles of nt tokens: as many as fit in 227 KB of shared memory (bf16
 // at 64 tokens: WSD_STAGES, as measured); more slots, more weight bytes in flight per SM
-constexpr int wsd_stages(int nt, bool fp8) {
-  return nt == 64 && !fp8 ? WSD_STAGES : (227 * 1024 - wsd_sk_smem(0)) / (wsd_slot(nt, fp8) + 16);
+constexpr int wsd_stages(int nt, bool fp8, bool pair = false) {
+  return nt == 64 && !fp8 ? WSD_STAGES
+                          : (227 * 1024 - wsd_sk_smem(0)) / ((pair ? 2 : 1) * wsd_slot(nt, fp8) + 16);
+}
+// the maps of the pair form: the sparse values and metadata and both dense regions of an e4m3 layout in boxes of
+// two K steps (a run's pairs never reach past its part, so no box leaves its region)
+inline bool wsd_pair_maps(WgMapsPair* w, const uint4* sv, const uint32_t* sm, const uint4* dv, int Bs, int Bd,
+                          int Ss, int SdA, int SdB) {
+  const CUtensorMapDataType U32 = CU_TENSOR_MAP_DATA_TYPE_UINT32;
+  const CUtensorMapSwizzle NONE = CU_TENSOR_MAP_SWIZZLE_NONE;
+  const cuuint32_t vb[3] = {128, 2, 8}, mb[3] = {32, 2, 8}, db[3] = {256, 2, 8};
+  if (Bs > 0 && Ss > 1) {
+    const cuuint64_t vd[3] = {128, (cuuint64_t)Ss, (cuuint64_t)Bs}, vs[2] = {512, (cuuint64_t)Ss * 512};
+    const cuuint64_t md[3] = {32, (cuuint64_t)Ss, (cuuint64_t)Bs}, ms[2] = {128, (cuuint64_t)Ss * 128};
+    if (!wgsp_tmap(&w->v2, U32, 3, sv, vd, vs, vb, NONE) || !wgsp_tmap(&w->m2, U32, 3, sm, md, ms, mb, NONE))
+      return false;
+  }
+  if (Bs > 0 && SdA > 1) {
+    const cuuint64_t d[3] = {256, (cuuint64_t)SdA, (cuuint64_t)Bs}, st[2] = {1024, (cuuint64_t)SdA * 1024};
+    if (!wgsp_tmap(&w->da2, U32, 3, dv, d, st, db, NONE)) return false;
+  }
+  if (Bd > 0 && SdB > 1) {
+    const cuuint64_t d[3] = {256, (cuuint64_t)SdB, (cuuint64_t)Bd}, st[2] = {1024, (cuuint64_t)SdB * 1024};
+    if (!wgsp_tmap(&w->db2, U32, 3, dv + (size_t)Bs * SdA * 64, d, st, db, NONE)) return false;
+  }
+  return true;
 }
 // the token tile of the stream-K form for M tokens: the smallest of 16, 32, 64 that holds them; 64 at every M
 // where `tile64` (variant bit 16, or a variant that has no other tiles)
@@ -41,10 +66,13 @@ inline cudaError_t launch_wgsd_sk(cudaStream_t stream, const uint4* sv, const ui
   const SkGeo geo(Bs, Bd, Ss, SdA, SdB, 1, FP8);
   const int G = wsd_sk_grid(geo, grid);
   if (ws_floats < 2LL * G * WSD_PART || cnt_ints < (Bs + Bd) / 8) return cudaErrorInvalidValue;
-  WgMaps maps;
+  constexpr bool PAIR = (EXP & 512) != 0;
+  WgMapsFor<EXP> maps{};
   if (!wgsp_maps(&maps, 8, wsd_xrows(M), sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB, FP8))
     return cudaErrorInvalidValue;
-  constexpr int SMEM = wsd_sk_smem(S, NT, FP8);
+  if constexpr (PAIR)
+    if (!wsd_pair_maps(&maps, sv, sm, dv, Bs, Bd, Ss, SdA, SdB)) return cudaErrorInvalidValue;
+  constexpr int SMEM = wsd_sk_smem(S, NT, FP8, PAIR);
   static_assert(SMEM <= 227 * 1024, "shared memory");
   auto kernel = spense_wgsd_sk_kernel<S, EXP, FP8, NT>;
   static unsigned set_on = 0;
@@ -70,7 +98,8 @@ inline cudaError_t launch_wgsd_sk_nt(int nt, Args... args) {
 // (`args` end with wscale), variant 0 or 1 (bit 1; the others not instantiated).  Variant 1 takes the token
 // tile of M (wsd_nt) unless bit 16 is set, two wgmma groups in flight with bit 32, four accumulator chains with
 // bit 64 (and in e4m3 on tiles of 16 tokens); the others tiles of 64.  129 and 257: timing only (M <= 16).
-// 1027 (bf16; 1031 launched dependent): variant 3 with two early slots.
+// 1027 (bf16; 1031 launched dependent): variant 3 with two early slots.  513 (e4m3 at M <= 16): slots of two K
+// steps, with four accumulator chains (kernel 577).
 template <class... Args>
 inline cudaError_t launch_wgsd_sk_variant(int variant, bool fp8, Args... args) {
   const int M = std::get<7>(std::forward_as_tuple(args...));
@@ -86,6 +115,8 @@ inline cudaError_t launch_wgsd_sk_variant(int variant, bool fp8, Args... args) {
       return fp8 ? launch_wgsd_sk<S16F, 129, true, 16>(args...) : launch_wgsd_sk<S16, 129, false, 16>(args...);
     return fp8 ? launch_wgsd_sk<S16F, 257, true, 16>(args...) : launch_wgsd_sk_nt<1, false>(nt, args...);
   }
+  if (fp8 && (variant & 545) == 513 && nt == 16)  // bit 512: e4m3 on tiles of 16 in slots of two steps (D = 1)
+    return launch_wgsd_sk<wsd_stages(16, true, true), 577, true, 16>(args...);
   if (fp8 && (variant & 1) == 0) return launch_wgsd_sk<wsd_stages(64, true), 0, true>(args...);
   if (fp8)
     return chains ? (deep ? launch_wgsd_sk_nt<97, true>(nt, args...) : launch_wgsd_sk_nt<65, true>(nt, args...))
