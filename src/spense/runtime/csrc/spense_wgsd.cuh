@@ -50,6 +50,13 @@ inline cudaError_t launch_wgsd(cudaStream_t stream, const uint4* sv, const uint3
 }
 
 
+// the maps of the pair form (variant bit 512, e4m3): today's, and the same regions in boxes of two K steps
+struct WgMapsPair : WgMaps {
+  CUtensorMap v2, m2, da2, db2;
+};
+template <int EXP>
+using WgMapsFor = std::conditional_t<(EXP & 512) != 0, WgMapsPair, WgMaps>;
+
 // The stream-K kernel: grid G (at most one CTA per SM), 384 threads as spense_wgsp_ws_kernel (a producer
 // warpgroup, two consumer warpgroups of 4 row tiles each).  ws: [G][2][WSD_PART] floats (a CTA's partial sums
 // of its first and of its last block), cnt: one zeroed int per block (left zeroed); trace: null, or 4 clocks
@@ -70,19 +77,13 @@ inline cudaError_t launch_wgsd(cudaStream_t stream, const uint4* sv, const uint3
 // in, with no MMA (y = 0: the rate of the stream alone); bit 256 (e4m3), the bytes go to the wgmmas as they
 // are, not widened (the rate without the widening).  Bit 1024 (with 2): only the first two slots' weight boxes
 // go out early, so that step 0's x box is not queued behind a whole ring of weights (results README, Next 2).
+// Bit 512 (e4m3, tiles of 16): ring slots of two K steps (PAIR, below; maps of its own, WgMapsPair).
 // FP8: e4m3 weights (the decode kernels' FP8 layout: a lane's 16 bytes hold two fragments), each fragment
 // widened in registers to bf16 holding e4m3 * 2^-120 and multiplied by 2^120 (e4m3x8_frag: exact), so the
 // MMAs are those of bf16; the sums times wscale (per output row) in the epilogue.  Half the weight bytes per
 // step: a slot's A box is 8 x 512 B of values + 8 x 128 B of metadata (sparse) or 8 x 1 KB (dense).
 // NT: tokens per tile (64, 32 or 16; M <= NT): the wgmmas m64nNT, NT / 2 accumulators a thread, an x tile of
 // NT rows, so that a slot is smaller and the ring holds more of them (wsd_stages).
-// the maps of the pair form (variant bit 512, e4m3): today's, and the same regions in boxes of two K steps
-struct WgMapsPair : WgMaps {
-  CUtensorMap v2, m2, da2, db2;
-};
-template <int EXP>
-using WgMapsFor = std::conditional_t<(EXP & 512) != 0, WgMapsPair, WgMaps>;
-
 template <int S, int EXP = 0, bool FP8 = false, int NT = 64>
 __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_kernel(
     const __grid_constant__ WgMapsFor<EXP> maps, int M, const int* __restrict__ sblk, const int* __restrict__ dblk,
