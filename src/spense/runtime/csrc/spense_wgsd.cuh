@@ -229,6 +229,18 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
   };
   WgA a[D + 1];  // A register sets: a step's set is rewritten D + 1 steps later, once its wgmmas are done
   int free_from = 0;  // ring slots of steps below this index are freed
+  // one step's wgmmas from A set f on the x tile of descriptor d: sparse on accumulator sets J, J + 1, dense on
+  // 0 .. 3 (mod C)
+  auto mmas = [&](auto sparse_tag, auto j_tag, const WgA& f, uint64_t d) {
+    constexpr int J = decltype(j_tag)::value;
+    if constexpr (decltype(sparse_tag)::value) {
+      wgmma_sp<0>(accs[J % C], f.v[0], d, f.e);
+      wgmma_sp<1>(accs[(J + 1) % C], f.v[1], d + 4, f.e);
+    } else {
+#pragma unroll
+      for (int w = 0; w < 4; ++w) wgmma_dense(accs[w % C], f.v[w], d + 2 * w);
+    }
+  };
   // ring step i (its A for this warp from its slot, then its wgmmas on register set f; P: its place in a
   // round of the A sets, which picks its accumulator sets); sparse and dense steps run in loops of their own,
   // so that no wgmma sits on a branch (C7520)
@@ -272,13 +284,7 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
     }
     fence_all();
     wg_fence();
-    if constexpr (SPARSE) {
-      wgmma_sp<0>(accs[(2 * P) % C], f.v[0], d0, f.e);
-      wgmma_sp<1>(accs[(2 * P + 1) % C], f.v[1], d0 + 4, f.e);
-    } else {
-#pragma unroll
-      for (int j = 0; j < 4; ++j) wgmma_dense(accs[j % C], f.v[j], d0 + 2 * j);
-    }
+    mmas(sparse_tag, std::integral_constant<int, 2 * P>{}, f, d0);
     wg_commit();
     wg_wait<D>();  // step i - D's MMAs are done: its slot and its A set are free
     fence_all();
@@ -336,18 +342,11 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
     }
     fence_all();
     wg_fence();
-#pragma unroll
-    for (int j = 0; j < N; ++j) {
-      WgA& f = ap[(2 * P + j) % (PAIR ? 4 : 1)];
-      const uint64_t dj = wg_desc(smem_addr(ring + s * SLOT + j * XT));
-      if constexpr (SPARSE) {
-        wgmma_sp<0>(accs[(2 * j) % C], f.v[0], dj, f.e);
-        wgmma_sp<1>(accs[(2 * j + 1) % C], f.v[1], dj + 4, f.e);
-      } else {
-#pragma unroll
-        for (int w = 0; w < 4; ++w) wgmma_dense(accs[w % C], f.v[w], dj + 2 * w);
-      }
-    }
+    mmas(sparse_tag, std::integral_constant<int, 0>{}, ap[(2 * P) % (PAIR ? 4 : 1)],
+         wg_desc(smem_addr(ring + s * SLOT)));
+    if constexpr (N == 2)  // the second step, on the second x tile
+      mmas(sparse_tag, std::integral_constant<int, 2>{}, ap[(2 * P + 1) % (PAIR ? 4 : 1)],
+           wg_desc(smem_addr(ring + s * SLOT + XT)));
     wg_commit();
     wg_wait<1>();  // slot i - 1's MMAs are done: its ring slot and its A sets are free
     fence_all();
