@@ -229,6 +229,36 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
   };
   WgA a[D + 1];  // A register sets: a step's set is rewritten D + 1 steps later, once its wgmmas are done
   int free_from = 0;  // ring slots of steps below this index are freed
+  // this warp's A of one step into f: step t of the box ([tile][step][bytes]; lt for boxes of one step), values
+  // from `as`, sparse metadata from `meta` uint4s after it; e4m3 widened to bf16 (NO_WIDEN: as it is)
+  auto frags = [&](auto sparse_tag, WgA& f, const uint4* as, int meta, int t) {
+    if constexpr (decltype(sparse_tag)::value) {
+      if constexpr (NO_WIDEN) {  // timing only: the bytes as they are
+        f.v[0] = f.v[1] = as[t * 32 + lane];
+      } else if constexpr (FP8) {  // one uint4 of e4m3 bytes: both fragments
+        const uint4 r = as[t * 32 + lane];
+        f.v[0] = e4m3x8_frag(r.x, r.y);
+        f.v[1] = e4m3x8_frag(r.z, r.w);
+      } else {
+        f.v[0] = as[t * 64 + lane];
+        f.v[1] = as[t * 64 + 32 + lane];
+      }
+      f.e = reinterpret_cast<const uint32_t*>(as + meta)[t * 32 + lane];
+    } else if constexpr (NO_WIDEN) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) f.v[2 * h] = f.v[2 * h + 1] = as[t * 64 + 32 * h + lane];
+    } else if constexpr (FP8) {  // two: fragments 0, 1 and 2, 3
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const uint4 r = as[t * 64 + 32 * h + lane];
+        f.v[2 * h] = e4m3x8_frag(r.x, r.y);
+        f.v[2 * h + 1] = e4m3x8_frag(r.z, r.w);
+      }
+    } else {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) f.v[j] = as[t * 128 + 32 * j + lane];
+    }
+  };
   // one step's wgmmas from A set f on the x tile of descriptor d: sparse on accumulator sets J, J + 1, dense on
   // 0 .. 3 (mod C)
   auto mmas = [&](auto sparse_tag, auto j_tag, const WgA& f, uint64_t d) {
@@ -245,7 +275,6 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
   // round of the A sets, which picks its accumulator sets); sparse and dense steps run in loops of their own,
   // so that no wgmma sits on a branch (C7520)
   auto step = [&](auto sparse_tag, auto place, int i, WgA& f) {
-    constexpr bool SPARSE = decltype(sparse_tag)::value;
     constexpr int P = decltype(place)::value;
     const int s = i % S;
     mbar_wait(full0 + 8 * s, (i / S) & 1);
@@ -254,34 +283,9 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
       if (lane == 0) mbar_arrive(empty0 + 8 * s);
       return;
     }
-    const uint4* as = reinterpret_cast<const uint4*>(ring + s * SLOT + XT);
+    const uint4* as = reinterpret_cast<const uint4*>(ring + s * SLOT + AOFF);
     const uint64_t d0 = wg_desc(smem_addr(ring + s * SLOT));
-    if constexpr (SPARSE && NO_WIDEN) {  // timing only: the bytes as they are
-      f.v[0] = f.v[1] = as[lt * 32 + lane];
-      f.e = reinterpret_cast<const uint32_t*>(as + 8 * 32)[lt * 32 + lane];
-    } else if constexpr (SPARSE && FP8) {  // one uint4 of e4m3 bytes: both fragments
-      const uint4 r = as[lt * 32 + lane];
-      f.v[0] = e4m3x8_frag(r.x, r.y);
-      f.v[1] = e4m3x8_frag(r.z, r.w);
-      f.e = reinterpret_cast<const uint32_t*>(as + 8 * 32)[lt * 32 + lane];
-    } else if constexpr (SPARSE) {
-      f.v[0] = as[lt * 64 + lane];
-      f.v[1] = as[lt * 64 + 32 + lane];
-      f.e = reinterpret_cast<const uint32_t*>(as + 8 * 64)[lt * 32 + lane];
-    } else if constexpr (NO_WIDEN) {
-#pragma unroll
-      for (int h = 0; h < 2; ++h) f.v[2 * h] = f.v[2 * h + 1] = as[lt * 64 + 32 * h + lane];
-    } else if constexpr (FP8) {  // two: fragments 0, 1 and 2, 3
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const uint4 r = as[lt * 64 + 32 * h + lane];
-        f.v[2 * h] = e4m3x8_frag(r.x, r.y);
-        f.v[2 * h + 1] = e4m3x8_frag(r.z, r.w);
-      }
-    } else {
-#pragma unroll
-      for (int j = 0; j < 4; ++j) f.v[j] = as[lt * 128 + 32 * j + lane];
-    }
+    frags(sparse_tag, f, as, 8 * (FP8 ? 32 : 64), lt);
     fence_all();
     wg_fence();
     mmas(sparse_tag, std::integral_constant<int, 2 * P>{}, f, d0);
@@ -316,30 +320,14 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
   // drained after a rest as above
   WgA ap[PAIR ? 4 : 1];
   auto pslot = [&](auto sparse_tag, auto two_tag, auto place, int i) {
-    constexpr bool SPARSE = decltype(sparse_tag)::value;
     constexpr int N = decltype(two_tag)::value ? 2 : 1, P = decltype(place)::value;
     const int s = i % S;
     mbar_wait(full0 + 8 * s, (i / S) & 1);
     if (trace != nullptr && i == 0 && ct == 0) trace[4 * cta + 1] = wsd_clock();
     const uint4* as = reinterpret_cast<const uint4*>(ring + s * SLOT + AOFF);
 #pragma unroll
-    for (int j = 0; j < N; ++j) {
-      WgA& f = ap[(2 * P + j) % (PAIR ? 4 : 1)];
-      const int t = N * lt + j;  // this warp's row tile's step j in the box ([tile][step][bytes])
-      if constexpr (SPARSE) {
-        const uint4 r = as[t * 32 + lane];
-        f.v[0] = e4m3x8_frag(r.x, r.y);
-        f.v[1] = e4m3x8_frag(r.z, r.w);
-        f.e = reinterpret_cast<const uint32_t*>(as + 8 * N * 32)[t * 32 + lane];
-      } else {
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const uint4 r = as[t * 64 + 32 * h + lane];
-          f.v[2 * h] = e4m3x8_frag(r.x, r.y);
-          f.v[2 * h + 1] = e4m3x8_frag(r.z, r.w);
-        }
-      }
-    }
+    for (int j = 0; j < N; ++j)  // this warp's row tile's step j in the box
+      frags(sparse_tag, ap[(2 * P + j) % (PAIR ? 4 : 1)], as, 8 * N * 32, N * lt + j);
     fence_all();
     wg_fence();
     mmas(sparse_tag, std::integral_constant<int, 0>{}, ap[(2 * P) % (PAIR ? 4 : 1)],

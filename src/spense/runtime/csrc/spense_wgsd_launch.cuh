@@ -22,29 +22,6 @@ constexpr int wsd_stages(int nt, bool fp8, bool pair = false) {
   return nt == 64 && !fp8 ? WSD_STAGES
                           : (227 * 1024 - wsd_sk_smem(0)) / ((pair ? 2 : 1) * wsd_slot(nt, fp8) + 16);
 }
-// the maps of the pair form: the sparse values and metadata and both dense regions of an e4m3 layout in boxes of
-// two K steps (a run's pairs never reach past its part, so no box leaves its region)
-inline bool wsd_pair_maps(WgMapsPair* w, const uint4* sv, const uint32_t* sm, const uint4* dv, int Bs, int Bd,
-                          int Ss, int SdA, int SdB) {
-  const CUtensorMapDataType U32 = CU_TENSOR_MAP_DATA_TYPE_UINT32;
-  const CUtensorMapSwizzle NONE = CU_TENSOR_MAP_SWIZZLE_NONE;
-  const cuuint32_t vb[3] = {128, 2, 8}, mb[3] = {32, 2, 8}, db[3] = {256, 2, 8};
-  if (Bs > 0 && Ss > 1) {
-    const cuuint64_t vd[3] = {128, (cuuint64_t)Ss, (cuuint64_t)Bs}, vs[2] = {512, (cuuint64_t)Ss * 512};
-    const cuuint64_t md[3] = {32, (cuuint64_t)Ss, (cuuint64_t)Bs}, ms[2] = {128, (cuuint64_t)Ss * 128};
-    if (!wgsp_tmap(&w->v2, U32, 3, sv, vd, vs, vb, NONE) || !wgsp_tmap(&w->m2, U32, 3, sm, md, ms, mb, NONE))
-      return false;
-  }
-  if (Bs > 0 && SdA > 1) {
-    const cuuint64_t d[3] = {256, (cuuint64_t)SdA, (cuuint64_t)Bs}, st[2] = {1024, (cuuint64_t)SdA * 1024};
-    if (!wgsp_tmap(&w->da2, U32, 3, dv, d, st, db, NONE)) return false;
-  }
-  if (Bd > 0 && SdB > 1) {
-    const cuuint64_t d[3] = {256, (cuuint64_t)SdB, (cuuint64_t)Bd}, st[2] = {1024, (cuuint64_t)SdB * 1024};
-    if (!wgsp_tmap(&w->db2, U32, 3, dv + (size_t)Bs * SdA * 64, d, st, db, NONE)) return false;
-  }
-  return true;
-}
 // the token tile of the stream-K form for M tokens: the smallest of 16, 32, 64 that holds them; 64 at every M
 // where `tile64` (variant bit 16, or a variant that has no other tiles)
 inline int wsd_nt(int M, bool tile64) { return tile64 || M > 32 ? 64 : M > 16 ? 32 : 16; }
@@ -70,8 +47,15 @@ inline cudaError_t launch_wgsd_sk(cudaStream_t stream, const uint4* sv, const ui
   WgMapsFor<EXP> maps{};
   if (!wgsp_maps(&maps, 8, wsd_xrows(M), sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB, FP8))
     return cudaErrorInvalidValue;
-  if constexpr (PAIR)
-    if (!wsd_pair_maps(&maps, sv, sm, dv, Bs, Bd, Ss, SdA, SdB)) return cudaErrorInvalidValue;
+  if constexpr (PAIR) {  // the same regions in boxes of two K steps (a run's pairs never reach past its part)
+    WgMaps two;
+    if (!wgsp_maps(&two, 8, wsd_xrows(M), sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB, FP8, 2))
+      return cudaErrorInvalidValue;
+    maps.v2 = two.v;
+    maps.m2 = two.m;
+    maps.da2 = two.da;
+    maps.db2 = two.db;
+  }
   constexpr int SMEM = wsd_sk_smem(S, NT, FP8, PAIR);
   static_assert(SMEM <= 227 * 1024, "shared memory");
   auto kernel = spense_wgsd_sk_kernel<S, EXP, FP8, NT>;

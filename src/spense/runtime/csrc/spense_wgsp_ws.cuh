@@ -380,11 +380,12 @@ inline bool wgsp_tmap(CUtensorMap* map, CUtensorMapDataType type, int rank, cons
                           CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                           CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
-// one launch's maps (WgMaps; a region with no rows or steps keeps a zeroed map, never read); fp8: the e4m3
-// layout (a row tile's sparse step 512 B of values, its dense step one row of 1 KB)
+// one launch's maps (WgMaps; a region with no rows, or fewer steps than a box holds, keeps a zeroed map, never
+// read); fp8: the e4m3 layout (a row tile's sparse step 512 B of values, its dense step one row of 1 KB);
+// steps: K steps per weight box (2: the stream-K pair form's boxes)
 inline bool wgsp_maps(WgMaps* w, int tiles, int nt, const uint4* sv, const uint32_t* sm, const uint4* dv,
                       const __nv_bfloat16* x, int ldx, int K, int M, int Bs, int Bd, int Ss, int SdA, int SdB,
-                      bool fp8 = false) {
+                      bool fp8 = false, int steps = 1) {
   *w = WgMaps{};
   const CUtensorMapDataType U32 = CU_TENSOR_MAP_DATA_TYPE_UINT32;
   const CUtensorMapSwizzle NONE = CU_TENSOR_MAP_SWIZZLE_NONE;
@@ -392,21 +393,21 @@ inline bool wgsp_maps(WgMaps* w, int tiles, int nt, const uint4* sv, const uint3
   const cuuint32_t xb[2] = {64, (cuuint32_t)nt};
   if (!wgsp_tmap(&w->x, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, x, xd, xs, xb, CU_TENSOR_MAP_SWIZZLE_128B)) return false;
   const cuuint64_t vw = fp8 ? 128 : 256, dr = fp8 ? 1 : 2;  // words of a tile's sparse step; dense rows per step
-  const cuuint32_t vb[3] = {(cuuint32_t)vw, 1, (cuuint32_t)tiles}, mb[3] = {32, 1, (cuuint32_t)tiles},
-                   db[3] = {256, (cuuint32_t)dr, (cuuint32_t)tiles};
-  if (Bs > 0 && Ss > 0) {
+  const cuuint32_t st = (cuuint32_t)steps, vb[3] = {(cuuint32_t)vw, st, (cuuint32_t)tiles},
+                   mb[3] = {32, st, (cuuint32_t)tiles}, db[3] = {256, (cuuint32_t)dr * st, (cuuint32_t)tiles};
+  if (Bs > 0 && Ss >= steps) {
     const cuuint64_t vd[3] = {vw, (cuuint64_t)Ss, (cuuint64_t)Bs}, vs[2] = {4 * vw, (cuuint64_t)Ss * 4 * vw};
     const cuuint64_t md[3] = {32, (cuuint64_t)Ss, (cuuint64_t)Bs}, ms[2] = {128, (cuuint64_t)Ss * 128};
     if (!wgsp_tmap(&w->v, U32, 3, sv, vd, vs, vb, NONE) || !wgsp_tmap(&w->m, U32, 3, sm, md, ms, mb, NONE))
       return false;
   }
-  if (Bs > 0 && SdA > 0) {
-    const cuuint64_t d[3] = {256, dr * SdA, (cuuint64_t)Bs}, st[2] = {1024, dr * SdA * 1024};
-    if (!wgsp_tmap(&w->da, U32, 3, dv, d, st, db, NONE)) return false;
+  if (Bs > 0 && SdA >= steps) {
+    const cuuint64_t d[3] = {256, dr * SdA, (cuuint64_t)Bs}, str[2] = {1024, dr * SdA * 1024};
+    if (!wgsp_tmap(&w->da, U32, 3, dv, d, str, db, NONE)) return false;
   }
-  if (Bd > 0 && SdB > 0) {
-    const cuuint64_t d[3] = {256, dr * SdB, (cuuint64_t)Bd}, st[2] = {1024, dr * SdB * 1024};
-    if (!wgsp_tmap(&w->db, U32, 3, dv + (size_t)Bs * SdA * 64 * dr, d, st, db, NONE)) return false;
+  if (Bd > 0 && SdB >= steps) {
+    const cuuint64_t d[3] = {256, dr * SdB, (cuuint64_t)Bd}, str[2] = {1024, dr * SdB * 1024};
+    if (!wgsp_tmap(&w->db, U32, 3, dv + (size_t)Bs * SdA * 64 * dr, d, str, db, NONE)) return false;
   }
   return true;
 }
