@@ -2,11 +2,14 @@
 # One device call for an A/B of the stream-K decode form's variants (SPENSE_WGSD_EXP), in this order, each
 # step under what is left of BUDGET seconds:
 # 1. the torch extension built and exported to /tmp/spense_mmasp.so (skipped where SPENSE_MMASP_SO is set);
-# 2. the GPU tests of tests/test_wgsp.py (TESTS=0: skipped);
+# 2. the GPU tests of TESTFILES (default tests/test_wgsp.py; TESTS=0: skipped);
 # 3. linear_bench.py at 25 % dense (cols), backends dense and wgsd, for each dtype of DTYPES and each variant
 #    of VARIANTS in turn, on SHAPES at MS;
-# 4. compute-sanitizer memcheck over benchmarks/sanitize_kernels.py (MEMCHECK=1), in what is left;
-# then everything under $OUT/ab, and $OUT/ab.tgz (the device tool brings back only a few files a call).
+# 4. compute-sanitizer memcheck over benchmarks/sanitize_kernels.py (MEMCHECK=1; its variants SAN_VARIANTS),
+#    in what is left;
+# then everything under $OUT/ab, and $OUT/ab.tgz (the device tool brings back only a few files a call); the
+# extension built in step 1 also as $OUT/ext.tgz, to carry to a later call (unpacked under .carry/ext:
+# SPENSE_MMASP_SO=.carry/ext/spense_mmasp.so, used while the sources' hash matches).
 #   SPENSE_COMMIT=<sha> OUT=<dir> VARIANTS="1 65" DTYPES="bf16 fp8" MEMCHECK=1 bash benchmarks/run_wgsd_ab.sh
 set -u
 export PYTHONPATH=src TORCH_EXTENSIONS_DIR=${TORCH_EXTENSIONS_DIR:-/tmp/spense_ext}
@@ -23,9 +26,10 @@ if [ -z "${SPENSE_MMASP_SO:-}" ]; then
   { time python3 -c "from spense.runtime import mmasp; mmasp.load_extension(); mmasp.export_extension('/tmp/spense_mmasp.so')"; } \
     > "$W/build.txt" 2>&1 || { tail -30 "$W/build.txt"; finish; exit 1; }
   export SPENSE_MMASP_SO=/tmp/spense_mmasp.so
+  tar czf "$OUT/ext.tgz" -C /tmp spense_mmasp.so spense_mmasp.so.src
 fi
 if [ "${TESTS:-1}" = 1 ]; then
-  timeout "$(cap 150)" python3 -m pytest -q -m gpu tests/test_wgsp.py -p no:cacheprovider > "$W/tests.txt" 2>&1
+  timeout "$(cap ${TESTCAP:-150})" python3 -m pytest -q -m gpu ${TESTFILES:-tests/test_wgsp.py} -p no:cacheprovider > "$W/tests.txt" 2>&1
   echo "tests rc=$?" >> "$W/tests.txt"; tail -2 "$W/tests.txt"
 fi
 for d in $DTYPES; do

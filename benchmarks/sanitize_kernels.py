@@ -1,7 +1,8 @@
 """One call per kernel and launch config, small shapes, for ``compute-sanitizer --tool memcheck``
 (run by benchmarks/run_linear_v4.sh on the device; prints one line per call, then DONE).  On sm_90 also the
-sparse warpgroup MMA kernel: its stream-K decode form (bf16 and e4m3, variants 1, 17, 33, 65: tiles of 16, 32
-and 64 tokens), its cluster decode form, its prefill and the FP8 dense weight as dense rows; a line ending
+sparse warpgroup MMA kernel: its stream-K decode form (bf16 and e4m3, the variants of ``SAN_VARIANTS``,
+default 1, 17, 33, 65: tiles of 16, 32 and 64 tokens; the timing-only ones from 128 to 383 at M <= 16 only),
+its cluster decode form, its prefill and the FP8 dense weight as dense rows; a line ending
 in False is a form that declined (an extension built for another arch)."""
 
 import sys
@@ -17,6 +18,7 @@ from spense.runtime.mmasp import mmasp_forward, to_kernel_layout  # noqa: E402
 from spense.runtime.triton_kernels import triton_decode_packed  # noqa: E402
 
 gen = torch.Generator().manual_seed(0)
+VARIANTS = os.environ.get("SAN_VARIANTS", "1 17 33 65").split()
 
 
 def packed(axis, N, K, fp8, nd=64):
@@ -61,7 +63,9 @@ if torch.cuda.get_device_capability() == (9, 0):  # the sparse warpgroup MMA ker
             kw = to_kernel_layout(packed(axis, 256, 512, fp8, nd=128 if axis == "rows" else 64), "cuda")
             for M in (1, 16, 17, 33, 64):  # stream-K on tiles of 16, 32 and 64 tokens
                 x = torch.randn(M, 512, device="cuda").to(torch.bfloat16)
-                for v in ("1", "17", "33", "65"):  # the default, tiles of 64 at every M, two groups in flight, 4 chains
+                for v in VARIANTS:  # default: 1, tiles of 64 at every M, two groups in flight, 4 chains
+                    if 128 <= int(v) < 384 and M > 16:  # the timing-only variants run at M <= 16 alone
+                        continue
                     os.environ["SPENSE_WGSD_EXP"] = v
                     wgsp.wgsd_exp.cache_clear()
                     ok = wgsp.wgsp_forward(kw, x, decode=True, stream_k=True) is not None
