@@ -1,8 +1,10 @@
 """How the extension's refusals reach Python (device only): a call each check refuses, run in a child process
 so that a crash shows as a signal, not as the end of this script.  Cases: a stream-K variant past 2047
 (tests/test_wgsp.py REFUSE_CODE), the same with TORCH_DISABLE_ADDR2LINE=1 (c10's backtrace symbolised by
-dladdr), and x in float32 (the first check, before the device guard).  One line per case: its exit status
-and the child's last output line."""
+dladdr), x in float32 (the first check), int64 block tables (the third), form 7 (the fourth).  Each child
+runs with faulthandler on and unbuffered output, so a crash shows the Python line it came from (and whether
+the refusal was printed before it).  Per case: its exit status, the child's last output line, and on a
+crash the end of its stderr."""
 
 import os
 import subprocess
@@ -18,9 +20,15 @@ cases = {
     "variant_4099_dladdr": (REFUSE_CODE, {"TORCH_DISABLE_ADDR2LINE": "1"}),
     "x_float32": (REFUSE_CODE.replace("4099", "1").replace(".to(torch.bfloat16)", ".float()")
                   .replace("'must be 0..2047'", "'bf16'"), {}),
+    "sblk_int64": (REFUSE_CODE.replace("4099", "1").replace("kw.sblk,", "kw.sblk.long(),")
+                   .replace("'must be 0..2047'", "'int32'"), {}),
+    "form_7": (REFUSE_CODE.replace("4099", "1").replace(" 3, ws,", " 7, ws,")
+               .replace("'must be 0..2047'", "'form must be'"), {}),
 }
 for name, (code, extra) in cases.items():
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                       env=dict(env, **extra))
+    r = subprocess.run([sys.executable, "-X", "faulthandler", "-u", "-c", code], capture_output=True, text=True,
+                       timeout=300, env=dict(env, **extra))
     tail = (r.stdout.strip().splitlines() or r.stderr.strip().splitlines() or [""])[-1]
     print(f"{name}: rc={r.returncode} {tail[:200]}", flush=True)
+    if r.returncode != 0:
+        print("  " + "\n  ".join(r.stderr.strip().splitlines()[-12:]), flush=True)

@@ -35,7 +35,7 @@ from spense.runtime.linear import SpenseLinear  # noqa: E402
 from spense.runtime.mmasp import gathered_fragments  # noqa: E402
 from spense.runtime.shapes import bucket as _bucket  # noqa: E402
 from spense.runtime import fp8 as fp8rt  # noqa: E402
-from spense.runtime.wgsp import wgsp_forward, wgsp_layer_applies  # noqa: E402
+from spense.runtime.wgsp import wgsd_exp, wgsp_forward, wgsp_layer_applies  # noqa: E402
 
 SHAPES = [
     ("8B.qkv", 6144, 4096), ("8B.o", 4096, 4096), ("8B.gate_up", 24576, 4096), ("8B.down", 4096, 12288),
@@ -153,6 +153,10 @@ def check(layer, w, M, backends, gen):
 
 FP8_EXTRA = [False]  # --fp8-extra
 fp8_table: dict[str, str] = {}  # "N,K,bucket" -> fastest FP8 dense kind (fp8.load_table format)
+# the stream-K variants for timing only (SPENSE_WGSD_EXP bits 128 / 256) serve M <= 16 alone, with wrong sums:
+# checked there too (the checks then say FAILED), not past it
+TIMING_ONLY = (wgsd_exp() & 384) != 0
+CHECK_MS = (1, 7, 16) if TIMING_ONLY else (1, 7, 16, 33, 64)
 FP8_TOL = {"w8a16": 1e-2, "compiled": 1e-2, "nt": 6e-2, "swap": 6e-2, "sk": 1e-2}  # W8A8 rounds x to e4m3 too
 
 
@@ -177,7 +181,8 @@ def check_fp8_dense(q, sname, gen):
             out[f"M{M}.{kind}"] = e
             if e > FP8_TOL[kind.split(":")[0]]:
                 print(f"FP8 CHECK FAILED {sname} M={M} {kind}: {e:.2e}", flush=True)
-        y = fp8rt.run_kind("sk", x, None, None, kw=kwd) if kwd is not None and M <= fp8rt.SK_MAX_M else None
+        sk = kwd is not None and M <= (16 if TIMING_ONLY else fp8rt.SK_MAX_M)
+        y = fp8rt.run_kind("sk", x, None, None, kw=kwd) if sk else None
         if y is not None:  # the stream-K form on the weight as dense rows, as Fp8Linear runs it
             out[f"M{M}.sk"] = e = rel_err(y, ref) if torch.isfinite(y.float()).all() else float("inf")
             if e > FP8_TOL["sk"]:
@@ -270,7 +275,7 @@ def run_cell(a, sname, N, K, dt, fp8, axis, ratio, ms, backends, cfgs, gen, bw, 
         if L0 is None:
             raise StopIteration
         ck = {}
-        for Mc in (1, 7, 16, 33, 64):
+        for Mc in CHECK_MS:
             ck.update({f"M{Mc}.{k}": v for k, v in check(L0, wref, Mc, ours, gen).items()})
         if "cusparselt" in ours:
             ck.update({f"M2048.{k}": v for k, v in check(L0, wref, 2048, ["cusparselt"], gen).items()})

@@ -380,5 +380,6 @@ def test_gpu_extension_refuses_a_bad_variant_with_an_error():
     variant past 2047 given straight to spense_wgsp, in a child process so that a crash fails only this test."""
     here = os.path.dirname(__file__)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(here, "..", "src"), here]))
-    r = subprocess.run(["python3", "-c", REFUSE_CODE], capture_output=True, text=True, timeout=300, env=env)
+    r = subprocess.run(["python3", "-X", "faulthandler", "-u", "-c", REFUSE_CODE], capture_output=True, text=True,
+                       timeout=300, env=env)
     assert r.returncode == 0 and "REFUSED True" in r.stdout, (r.returncode, r.stdout[-300:], r.stderr[-800:])
