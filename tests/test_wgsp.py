@@ -284,7 +284,8 @@ def test_gpu_timing_only_variants_run_to_their_end(env_switch):
 def test_gpu_fp8_stream_k_matches_reference(env_switch, kind):
     """A compacted FP8 layer (e4m3 weights, per-row scales) at 25 % dense through the stream-K decode form at
     M = 1, 7, 16, 33, 64: within bf16 rounding of the float64 reference of its dequantised weights, the same
-    bits on a second call (variants 65 and 513 too), and what the layer itself runs from SPENSE_WGSD_MIN_M
+    bits on a second call (variants 65, slots of one K step, and 513 too; 1 and 513 take slots of two steps at
+    M <= 16), and what the layer itself runs from SPENSE_WGSD_MIN_M
     tokens (below it the mma.sp kernel, within rounding); the other decode form and prefill decline FP8 (None:
     the caller's path)."""
     gen = torch.Generator().manual_seed(14)
@@ -303,7 +304,7 @@ def test_gpu_fp8_stream_k_matches_reference(env_switch, kind):
         e = ((direct.double() - ref).norm() / ref.norm()).item()
         assert e <= 1e-2, (kind, M, e)
         assert torch.equal(wgsp.wgsp_forward(m._kernel, x, decode=True), direct), (kind, M)
-        for v in ("65", "513"):  # four accumulator chains; slots of two steps (M <= 16): within rounding,
+        for v in ("65", "513"):  # slots of one step; of two steps (M <= 16, the default's): within rounding,
             env_switch("SPENSE_WGSD_EXP", v)  # the same bits on every call
             yv = wgsp.wgsp_forward(m._kernel, x, decode=True)
             assert ((yv.double() - ref).norm() / ref.norm()).item() <= 1e-2, (kind, M, v)

@@ -23,11 +23,25 @@
 // x columns of each K step: sparse step s reads x[:, sblk[s] + 0..63], dense step s x[:, dblk[s] +
 // 0..63] (64-aligned column blocks: an axis="cols" layout made of whole 64-column blocks needs no
 // gather of x; other layouts pre-gather x once on the host side and pass identity tables).
+#include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
 #include <torch/extension.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
+
+// A check whose message carries values, formatted here into one C string: on the H200 build, TORCH_CHECK with
+// values in its message (c10 formatting them into a std::string) ended the process with SIGSEGV, where a
+// message of one C string raised (benchmarks/ext_refusal_probe.py, 2026-12-01: the form and variant checks
+// crashed, the x and block-table checks raised).
+#define SPENSE_CHECK(cond, ...)                    \
+  do {                                             \
+    if (!(cond)) {                                 \
+      char spense_msg_[256];                       \
+      snprintf(spense_msg_, sizeof spense_msg_, __VA_ARGS__); \
+      TORCH_CHECK(false, (const char*)spense_msg_); \
+    }                                              \
+  } while (0)
 
 #include "spense_mmasp_common.cuh"
 #include "spense_mmasp_reg.cuh"   // spense_mmasp_kernel: weights through registers (stages == 0)
@@ -206,8 +220,8 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
     // the ring's mbarriers
     const int M0 = (int)x.size(0), NT0 = M0 <= 8 ? 1 : M0 <= 16 ? 2 : M0 <= 32 ? 4 : 8;
     const int fixed = (int)RT * 16 * NT0 * 8 * 4 + 2 * BULK_MAX_STAGES * 8 + 128;  // + the ring's alignment
-    TORCH_CHECK(need + fixed <= smem_max, "mmasp: ", stages, " ring slots need ", need + fixed,
-                " bytes of shared memory with M = ", M0, ", more than this GPU's ", smem_max, "; use fewer stages");
+    SPENSE_CHECK(need + fixed <= smem_max, "mmasp: %d ring slots need %d bytes of shared memory with M = %d, more "
+                 "than this GPU's %d; use fewer stages", (int)stages, need + fixed, M0, smem_max);
   }
   const int M = (int)x.size(0);
   TORCH_CHECK(M >= 1 && M <= 64, "mmasp kernel handles 1 <= M <= 64");
@@ -231,7 +245,7 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
   // (NT = 1, the only instantiation), whatever SPENSE_MMASP_XS says
   if (xperm) {
     TORCH_CHECK(XF == nullptr && stages == 0, "mmasp: xperm is read by the register kernel alone: no xf, stages 0");
-    TORCH_CHECK(RT == 1 && M <= 8, "mmasp: xperm is built for RT = 1 and M <= 8, got RT = ", RT, ", M = ", M);
+    SPENSE_CHECK(RT == 1 && M <= 8, "mmasp: xperm is built for RT = 1 and M <= 8, got RT = %d, M = %d", (int)RT, M);
     TORCH_CHECK(x.size(1) % 64 == 0 && x.stride(0) % 8 == 0 && (reinterpret_cast<uintptr_t>(x.data_ptr()) & 15) == 0,
                 "mmasp: xperm needs x rows of a multiple of 64 columns, 16-byte aligned");
     if (fp8) { LAUNCH_X(1, 1, true, X_PERM); } else { LAUNCH_X(1, 1, false, X_PERM); }
@@ -284,14 +298,15 @@ bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Ten
               "wgsp: int32 block tables");
   // every check before the device guard: on the H200 build a check that failed with the guard alive ended the
   // process (benchmarks/ext_refusal_probe.py, 2026-12-01), where one before it raised
-  TORCH_CHECK(form >= 0 && form <= 3, "wgsp: form must be 0, 1, 2 or 3, got ", form);
+  SPENSE_CHECK(form >= 0 && form <= 3, "wgsp: form must be 0, 1, 2 or 3, got %lld", (long long)form);
   const bool fp8 = sv.scalar_type() == at::kByte;
   TORCH_CHECK(!fp8 || (wscale.is_cuda() && wscale.scalar_type() == at::kFloat && wscale.is_contiguous() &&
                        wscale.numel() >= y.size(1)), "wgsp: e4m3 weights need float32 scales, one per output row");
   TORCH_CHECK(form != 3 || (ws.is_cuda() && ws.scalar_type() == at::kFloat && cnt.is_cuda() &&
                             cnt.scalar_type() == at::kInt && ws.is_contiguous() && cnt.is_contiguous()),
               "wgsp: stream-K needs a float32 workspace and int32 counts");
-  TORCH_CHECK(form != 3 || (variant >= 0 && variant <= 2047), "wgsp: stream-K variant must be 0..2047, got ", variant);
+  SPENSE_CHECK(form != 3 || (variant >= 0 && variant <= 2047), "wgsp: stream-K variant must be 0..2047, got %lld",
+               (long long)variant);
   if (fp8 && form != 3) return false;
   const c10::cuda::CUDAGuard guard(x.device());
   cudaError_t e;
