@@ -7,9 +7,10 @@
 # 3. linear_bench.py --dtypes fp8 --ratios 0 --backends dense on the eight Qwen3 linear shapes at
 #    M = 1, 8, 16, 32, 64, 2048 -> $W/table/fp8_dense_table.json, copied over src/spense/runtime/fp8_table.json
 #    of this (device) checkout for step 4 (commit it from $OUT);
-# 4. benchmarks/run_e2e.sh ONLY="bw dense_fp8 spense_fp8", LAYERS=36, BATCHES=32 -> $W/e2e (E2E=0: skipped);
+# 4. benchmarks/run_e2e.sh ONLY="bw dense_fp8 spense_fp8", LAYERS=36, BATCHES=32 (E2E_BATCHES) -> $W/e2e (E2E=0:
+#    skipped);
 # 5. linear_bench bf16 on 8B.gate_up at M = 9, 10, 12, 16 (dense, mmasp, wgsd) -> $W/gu.txt (S5_DTYPE, S5_SHAPES,
-#    S5_MS and S5_CAP seconds: another dtype, shapes, M; fp8 without the compiled kind);
+#    S5_MS and S5_CAP seconds: another dtype, shapes, M; fp8 without the compiled kind; S5=0: skipped);
 # 6. how the extension's refusals reach Python (benchmarks/ext_refusal_probe.py) -> $W/probe.txt (the run of
 #    ab had a gdb step here instead, and the device had no gdb);
 # then $OUT/fp8sk.tgz of everything (the device tool brings back only a few files).
@@ -35,13 +36,13 @@ echo "table rc=$?" >> "$W/table.txt"
 if [ -f "$W/table/fp8_dense_table.json" ] && [ "${E2E:-1}" = 1 ]; then
   cp "$W/table/fp8_dense_table.json" src/spense/runtime/fp8_table.json
   E=$(left); [ "$E" -gt 90 ] && E=$(( E - 60 ))  # leave a minute for steps 5 and 6
-  OUT="$W/e2e" SPENSE_MMASP_SO=/tmp/spense_mmasp.so LAYERS=36 STAGE_SCALE=3 BUDGET=$E NORESERVE=1 BATCHES=32 \
+  OUT="$W/e2e" SPENSE_MMASP_SO=/tmp/spense_mmasp.so LAYERS=36 STAGE_SCALE=3 BUDGET=$E NORESERVE=1 BATCHES=${E2E_BATCHES:-32} \
     ONLY="bw dense_fp8 spense_fp8" bash benchmarks/run_e2e.sh > /dev/null 2>&1
   cat "$W/e2e/stages.txt"
 fi
-S5=(--dtypes "${S5_DTYPE:-bf16}"); [ "${S5_DTYPE:-bf16}" = fp8 ] && S5+=(--fp8-compiled-ms "")
-timeout "$(cap "${S5_CAP:-45}")" python3 benchmarks/linear_bench.py --out "$W/gu" --shapes "${S5_SHAPES:-8B.gate_up}" \
-  --ms "${S5_MS:-9,10,12,16}" --ratios 0.25 --axes cols --backends dense,mmasp,wgsd --cfgs 1x4,1x8,2x4,2x8 "${S5[@]}" \
+S5A=(--dtypes "${S5_DTYPE:-bf16}"); [ "${S5_DTYPE:-bf16}" = fp8 ] && S5A+=(--fp8-compiled-ms "")
+[ "${S5:-1}" = 1 ] && timeout "$(cap "${S5_CAP:-45}")" python3 benchmarks/linear_bench.py --out "$W/gu" --shapes "${S5_SHAPES:-8B.gate_up}" \
+  --ms "${S5_MS:-9,10,12,16}" --ratios 0.25 --axes cols --backends dense,mmasp,wgsd --cfgs 1x4,1x8,2x4,2x8 "${S5A[@]}" \
   > "$W/gu.txt" 2>&1
 [ "$(left)" -gt 20 ] && timeout "$(cap 60)" python3 benchmarks/ext_refusal_probe.py > "$W/probe.txt" 2>&1
 finish
