@@ -6,7 +6,8 @@ Times, per (shape, M, dense ratio): dense cuBLAS, torch semi-structured (cuSPARS
 2:4 so only at dense ratio 0), our cusparselt backend, our mmasp (CUDA mma.sp) and triton decode
 kernels, and (M <= 64, opt-in: ``--backends ...,wgsd``) the sparse warpgroup MMA kernel's decode
 forms (``spense.runtime.wgsp``: column ``wgsd`` stream-K, bf16 or FP8, ``wgsd_cl`` the K split over clusters,
-bf16 only; the engine
+bf16 only, ``wgsd_xh`` FP8 under ``SPENSE_WGSD_EXP`` bit 2048 on x's f16 operand made before the call, where
+``wgsd`` and ``sk`` make it in each call; the engine
 takes them from ``SPENSE_WGSD_MIN_M`` tokens, picking one by ``SPENSE_WGSD_SK``); all under CUDA graphs with the
 weights rotated over several copies (>= 256 MB in all, L2 is 50 MB).  Writes linear_bench.json / .md /
 .png under --out.  The FP8 dense baseline is the fastest per shape and M of our W8A16 Triton configs,
@@ -35,7 +36,7 @@ from spense.runtime.linear import SpenseLinear  # noqa: E402
 from spense.runtime.mmasp import gathered_fragments  # noqa: E402
 from spense.runtime.shapes import bucket as _bucket  # noqa: E402
 from spense.runtime import fp8 as fp8rt  # noqa: E402
-from spense.runtime.wgsp import wgsd_exp, wgsp_forward, wgsp_layer_applies  # noqa: E402
+from spense.runtime.wgsp import f16_operand, wgsd_exp, wgsd_f16_x, wgsp_forward, wgsp_layer_applies  # noqa: E402
 
 SHAPES = [
     ("8B.qkv", 6144, 4096), ("8B.o", 4096, 4096), ("8B.gate_up", 24576, 4096), ("8B.down", 4096, 12288),
@@ -363,6 +364,10 @@ def run_cell(a, sname, N, K, dt, fp8, axis, ratio, ms, backends, cfgs, gen, bw, 
                     if not fp8:  # (FP8: stream-K only)
                         res["wgsd_cl"] = time_graph([lambda l=l: wgsp_forward(l._kw(), x, decode=True,
                                                                               stream_k=False) for l in layers])
+                    elif wgsd_f16_x(layers[0]._kw(), M):  # variant bit 2048: wgsd makes x's f16 operand each
+                        xh = f16_operand(x)  # call; wgsd_xh is the kernel alone on it, made beforehand
+                        res["wgsd_xh"] = time_graph([lambda l=l: wgsp_forward(l._kw(), xh, decode=True,
+                                                                              stream_k=True) for l in layers])
                 elif b == "triton":
                     if M > 16 and fp8:
                         continue

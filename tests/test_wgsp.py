@@ -3,6 +3,7 @@ fallback everywhere else, and on an sm_90 GPU (``gpu``) its forms' outputs again
 
 import os
 import subprocess
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -65,7 +66,7 @@ def test_cluster_and_decode_form_switches(env_switch):
     """The cluster prefill is off by default, the decode form serves M = 17..64 (large layers from M = 9)
     and picks stream-K by the layer (2), with the stream-K epilogue measured fastest in the engine (1);
     SPENSE_WGSP_CLUSTER takes 0 or 1, SPENSE_WGSD_SK 0..2, SPENSE_WGSD_MIN_M(_LARGE) 0..64 (the decode
-    form's 64 tokens per work block), SPENSE_WGSD_EXP 0..2047 and SPENSE_WGSD_SK_MIN_NK >= 1; anything else is
+    form's 64 tokens per work block), SPENSE_WGSD_EXP 0..4095 and SPENSE_WGSD_SK_MIN_NK >= 1; anything else is
     refused in one line."""
     names = ("SPENSE_WGSP_CLUSTER", "SPENSE_WGSD_MIN_M", "SPENSE_WGSD_MIN_M_LARGE", "SPENSE_WGSD_SK",
              "SPENSE_WGSD_EXP", "SPENSE_WGSD_SK_MIN_NK")
@@ -83,7 +84,7 @@ def test_cluster_and_decode_form_switches(env_switch):
            "SPENSE_WGSD_MIN_M_LARGE": wgsp.wgsd_min_m_large, "SPENSE_WGSD_SK": wgsp.wgsd_stream_k,
            "SPENSE_WGSD_EXP": wgsp.wgsd_exp, "SPENSE_WGSD_SK_MIN_NK": wgsp.wgsd_sk_min_nk}
     for name, bad in (("SPENSE_WGSP_CLUSTER", "2"), ("SPENSE_WGSD_MIN_M", "65"), ("SPENSE_WGSD_MIN_M", "x"),
-                      ("SPENSE_WGSD_MIN_M_LARGE", "-1"), ("SPENSE_WGSD_SK", "3"), ("SPENSE_WGSD_EXP", "2048"),
+                      ("SPENSE_WGSD_MIN_M_LARGE", "-1"), ("SPENSE_WGSD_SK", "3"), ("SPENSE_WGSD_EXP", "4096"),
                       ("SPENSE_WGSD_SK_MIN_NK", "0")):
         env_switch(name, bad)
         with pytest.raises(DeviceError, match=name):
@@ -123,6 +124,23 @@ def test_decode_form_declines_off_the_gpu(env_switch):
     x = torch.randn(16, 128)
     assert wgsp.wgsp_forward(m._kw(), x, decode=True) is None
     assert torch.allclose(m(x), x @ unpack(m.packed, dtype=torch.float32).T, atol=1e-4, rtol=1e-4)
+
+
+def test_f16_operand_and_where_it_is_taken(env_switch):
+    """Variant bit 2048's x operand: x * 2^-8 in f16, exact (times 2^8 back) for |x| in [2^-6, 2^24), within
+    2^-17 below, inf at 2^24; taken for e4m3 weights at M <= 16 where the pair form runs (bits of 1 or 513, not
+    16, 32 or 65 alone), never for bf16 weights or past M = 16."""
+    x = torch.tensor([1.0, -3.5, 2.0 ** -6, 1e-3, -2.0 ** 23 * 1.5, 2.0 ** 24]).to(torch.bfloat16)
+    back = wgsp.f16_operand(x).float() * 256
+    assert back.dtype == torch.float32 and wgsp.f16_operand(x).dtype == torch.float16
+    assert torch.equal(back[[0, 1, 2, 4]], x.float()[[0, 1, 2, 4]])
+    assert abs(back[3] - x.float()[3]) <= 2.0 ** -17 and back[5] == float("inf")
+    e4, b16 = SimpleNamespace(fp8=True), SimpleNamespace(fp8=False)
+    for v, m, want in (("2049", 16, True), ("2561", 1, True), ("2049", 17, False), ("1", 16, False),
+                       ("2113", 16, False), ("2625", 16, True), ("2065", 16, False), ("2081", 16, False)):
+        env_switch("SPENSE_WGSD_EXP", v)
+        assert wgsp.wgsd_f16_x(e4, m) is want, (v, m)
+        assert not wgsp.wgsd_f16_x(b16, m)
 
 
 def test_wgsp_prefill_falls_back_off_the_gpu(min_m):
@@ -284,8 +302,9 @@ def test_gpu_timing_only_variants_run_to_their_end(env_switch):
 def test_gpu_fp8_stream_k_matches_reference(env_switch, kind):
     """A compacted FP8 layer (e4m3 weights, per-row scales) at 25 % dense through the stream-K decode form at
     M = 1, 7, 16, 33, 64: within bf16 rounding of the float64 reference of its dequantised weights, the same
-    bits on a second call (variants 65, slots of one K step, and 513 too; 1 and 513 take slots of two steps at
-    M <= 16), and what the layer itself runs from SPENSE_WGSD_MIN_M
+    bits on a second call (variants 65, slots of one K step, 513 and 2049 too; 1 and 513 take slots of two
+    steps at M <= 16, 2049 the same with x in f16 and e4m3 widened to f16, within rounding too), and what the
+    layer itself runs from SPENSE_WGSD_MIN_M
     tokens (below it the mma.sp kernel, within rounding); the other decode form and prefill decline FP8 (None:
     the caller's path)."""
     gen = torch.Generator().manual_seed(14)
@@ -304,7 +323,7 @@ def test_gpu_fp8_stream_k_matches_reference(env_switch, kind):
         e = ((direct.double() - ref).norm() / ref.norm()).item()
         assert e <= 1e-2, (kind, M, e)
         assert torch.equal(wgsp.wgsp_forward(m._kernel, x, decode=True), direct), (kind, M)
-        for v in ("65", "513"):  # slots of one step; of two steps (M <= 16, the default's): within rounding,
+        for v in ("65", "513", "2049"):  # slots of one step; of two (M <= 16, the default's); 2049: x in f16 there
             env_switch("SPENSE_WGSD_EXP", v)  # the same bits on every call
             yv = wgsp.wgsp_forward(m._kernel, x, decode=True)
             assert ((yv.double() - ref).norm() / ref.norm()).item() <= 1e-2, (kind, M, v)
@@ -338,10 +357,10 @@ def test_dense_fp8_kernel_weights_layout():
 
 @pytest.mark.gpu
 @sm90
-def test_gpu_dense_fp8_through_stream_k_matches_reference():
+def test_gpu_dense_fp8_through_stream_k_matches_reference(env_switch):
     """The FP8 dense baseline's CUDA kind (the weight as dense rows through the stream-K form): within bf16
     rounding of the float64 product with the dequantised weight at M = 1, 16, 64, on a shape with rows to
-    pad (1000 x 4096)."""
+    pad (1000 x 4096), by default and with x in f16 (variant 2049)."""
     from spense.runtime.fp8 import quantize_weight
 
     gen = torch.Generator().manual_seed(15)
@@ -350,13 +369,15 @@ def test_gpu_dense_fp8_through_stream_k_matches_reference():
     wd = wq.double() * sw.double()[:, None]
     for M in (1, 16, 64):
         x = torch.randn(M, 4096, generator=gen).to("cuda", torch.bfloat16)
-        y = wgsp.wgsp_forward(kw, x, decode=True)
-        assert y is not None and y.shape == (M, 1000)
         ref = x.double() @ wd.T
-        assert ((y.double() - ref).norm() / ref.norm()).item() <= 1e-2, M
+        for v in ("1", "2049"):  # 2049: x in f16, e4m3 taken as f16, at M <= 16
+            env_switch("SPENSE_WGSD_EXP", v)
+            y = wgsp.wgsp_forward(kw, x, decode=True)
+            assert y is not None and y.shape == (M, 1000)
+            assert ((y.double() - ref).norm() / ref.norm()).item() <= 1e-2, (M, v)
 
 
-# a stream-K variant past 2047 given straight to the extension (run in a child process; also by
+# a stream-K variant past 4095 given straight to the extension (run in a child process; also by
 # benchmarks/run_fp8_sk.sh under gdb)
 REFUSE_CODE = ("import torch\n"
                "from spense.runtime import mmasp, wgsp\n"
@@ -371,14 +392,14 @@ REFUSE_CODE = ("import torch\n"
                "        kw.rows_sparse // 16, kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, 3, ws, cnt, 4099,\n"
                "        kw.wscale)\n"
                "except RuntimeError as e:\n"
-               "    print('REFUSED', 'must be 0..2047' in str(e))\n")
+               "    print('REFUSED', 'must be 0..4095' in str(e))\n")
 
 
 @pytest.mark.gpu
 @sm90
 def test_gpu_extension_refuses_a_bad_variant_with_an_error():
     """The extension's own checks raise (RuntimeError naming the bound), not crash the process: a stream-K
-    variant past 2047 given straight to spense_wgsp, in a child process so that a crash fails only this test."""
+    variant past 4095 given straight to spense_wgsp, in a child process so that a crash fails only this test."""
     here = os.path.dirname(__file__)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(here, "..", "src"), here]))
     r = subprocess.run(["python3", "-X", "faulthandler", "-u", "-c", REFUSE_CODE], capture_output=True, text=True,

@@ -142,8 +142,29 @@ def wgsd_exp() -> int:
     512 (with 1, e4m3 at M <= 16: 513): ring slots of two K steps each (half the slots, waits and arrivals per
     byte, 1 KB runs of each row tile's values), with four accumulator chains; the default there since results
     ad (4-6 % faster on the 32B gate_up / down shapes, 1-3 % on the 8B ones): 1 takes it too, 65 keeps slots of
-    one step."""
-    return mmasp._env_int("SPENSE_WGSD_EXP", 1, 0, 2047)
+    one step.  2048 (with 1 or 513, e4m3 where that pair form runs: :func:`wgsd_f16_x`): x given in f16 (times
+    2^-8, :func:`f16_operand`) and each e4m3 pair widened to f16 by one cvt instead of five instructions to
+    bf16, the wgmmas in f16; written after the sixth stop, not yet measured."""
+    return mmasp._env_int("SPENSE_WGSD_EXP", 1, 0, 4095)
+
+
+F16_X_SCALE = 2.0 ** -8  # x's factor into f16 for variant bit 2048 (|x| up to 2^24 stays finite)
+
+
+def wgsd_f16_x(kw: mmasp.KernelWeights, m: int) -> bool:
+    """Whether the stream-K form takes x in f16 for the e4m3 weights ``kw`` at ``m`` tokens: variant bit 2048
+    (:func:`wgsd_exp`) where its pair form runs (tiles of 16 tokens, slots of two K steps: variant 1 or 513
+    bits, csrc/spense_wgsd_launch.cuh)."""
+    e = wgsd_exp()
+    return (kw.fp8 and (e & 2048) != 0 and m <= 16 and (e & 16) == 0 and (e & 33) == 1
+            and ((e & 512) != 0 or (e & 64) == 0))
+
+
+def f16_operand(x2: torch.Tensor) -> torch.Tensor:
+    """x2 (bf16) as the f16 operand of :func:`wgsd_f16_x`: ``x2 * 2^-8`` rounded to f16: exact for |x| in
+    [2^-6, 2^24) (f16 keeps more mantissa bits than bf16), an absolute error under 2^-17 below; |x| >= 2^24
+    overflows to inf (no linear layer input of a working bf16 model comes near)."""
+    return (x2 * F16_X_SCALE).to(torch.float16)
 
 
 SK_PART = 32 * 256  # floats of one CTA's partial sums (csrc/spense_wgsd.cuh WSD_PART)
@@ -176,8 +197,10 @@ def wgsp_layer_applies(kw: mmasp.KernelWeights, in_features: int, decode: bool =
 
 
 def wgsp_applies(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False) -> bool:
-    """:func:`wgsp_layer_applies` for a 2-D bf16 CUDA input ``x2`` (before loading anything)."""
-    return (x2.is_cuda and x2.dtype == torch.bfloat16 and x2.dim() == 2
+    """:func:`wgsp_layer_applies` for a 2-D bf16 CUDA input ``x2`` (or its f16 operand, where
+    :func:`wgsd_f16_x` says so) before loading anything."""
+    f16 = x2.dtype == torch.float16 and decode and x2.dim() == 2 and wgsd_f16_x(kw, x2.shape[0])
+    return (x2.is_cuda and (x2.dtype == torch.bfloat16 or f16) and x2.dim() == 2
             and wgsp_layer_applies(kw, x2.shape[1], decode))
 
 
@@ -187,7 +210,8 @@ def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False
     (:func:`wgsp_applies`, an extension built for another arch than sm_90a, or the kernel's own refusal).
     ``decode``: the decode form (M <= 64; stream-K or K split over clusters as ``stream_k`` says, default
     as :func:`wgsd_stream_k` says); else the prefill form (in clusters of two under :func:`wgsp_cluster`).
-    FP8 weights: the stream-K decode form only (None for the others)."""
+    FP8 weights: the stream-K decode form only (None for the others); where :func:`wgsd_f16_x` holds, bf16 x
+    is made its f16 operand here (one more launch), or ``x2`` is that operand already."""
     if not wgsp_applies(kw, x2, decode) or (decode and x2.shape[0] > WGSD_MAX_M):
         return None
     ext = mmasp.load_extension()
@@ -203,6 +227,8 @@ def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False
         return None
     else:  # the prefill forms, the cluster decode form, or stream-K with no workspace yet
         form, ws, cnt = (2 if decode else int(wgsp_cluster())), _EMPTY_F, _EMPTY_I
+    if form == 3 and x2.dtype == torch.bfloat16 and wgsd_f16_x(kw, x2.shape[0]):
+        x2 = f16_operand(x2)
     x2 = x2 if x2.stride(1) == 1 else x2.contiguous()
     y = torch.empty(x2.shape[0], kw.n_out, dtype=torch.bfloat16, device=x2.device)
     ok = ext.spense_wgsp(y, kw.sv, kw.sm, kw.dv, x2, kw.sblk, kw.dblk, kw.out_row, kw.rows_sparse // 16,

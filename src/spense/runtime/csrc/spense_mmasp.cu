@@ -282,7 +282,8 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
 // form for M <= 64 (launch_wgsd, K split over a cluster); 3: the stream-K decode form (launch_wgsd_sk, one
 // CTA per SM; ws: its fp32 workspace, cnt: its int32 counts, zeroed once; variant: its SPENSE_WGSD_EXP bits;
 // all three unused by the other forms).  e4m3 weights (sv as uint8: the FP8 layout) take form 3 only, with
-// wscale their float32 per-output-row scales (else unused).
+// wscale their float32 per-output-row scales (else unused), and x may then be f16 (x * 2^-8: variant bit 2048,
+// set here from x's dtype; at M <= 16 in slots of two K steps only, else an error).
 // Returns false where the kernel does not apply (row tiles not in eights, K not a multiple of 64, unaligned x
 // or weights, M > 64 for forms 2 and 3, a workspace too small, FP8 in another form than 3): the caller falls
 // back.
@@ -290,8 +291,10 @@ bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Ten
                  torch::Tensor sblk, torch::Tensor dblk, torch::Tensor out_row, int64_t Bs, int64_t Bd, int64_t Ss,
                  int64_t SdA, int64_t SdB, int64_t form, torch::Tensor ws, torch::Tensor cnt, int64_t variant,
                  torch::Tensor wscale) {
-  TORCH_CHECK(x.is_cuda() && x.scalar_type() == at::kBFloat16 && x.dim() == 2 && x.stride(1) == 1,
-              "wgsp: x must be a 2-D bf16 CUDA tensor with unit column stride");
+  // x in f16 (x * 2^-8: spense.runtime.wgsp.f16_operand) for e4m3 weights in the stream-K form: variant bit 2048
+  const bool xh = x.scalar_type() == at::kHalf;
+  TORCH_CHECK(x.is_cuda() && (x.scalar_type() == at::kBFloat16 || xh) && x.dim() == 2 && x.stride(1) == 1,
+              "wgsp: x must be a 2-D bf16 (or f16) CUDA tensor with unit column stride");
   TORCH_CHECK(y.is_cuda() && y.scalar_type() == at::kBFloat16 && y.dim() == 2 && y.stride(1) == 1 &&
                   y.size(0) == x.size(0), "wgsp: y must be bf16 (M, N) with unit column stride");
   TORCH_CHECK(sblk.scalar_type() == at::kInt && dblk.scalar_type() == at::kInt && out_row.scalar_type() == at::kInt,
@@ -305,16 +308,18 @@ bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Ten
   TORCH_CHECK(form != 3 || (ws.is_cuda() && ws.scalar_type() == at::kFloat && cnt.is_cuda() &&
                             cnt.scalar_type() == at::kInt && ws.is_contiguous() && cnt.is_contiguous()),
               "wgsp: stream-K needs a float32 workspace and int32 counts");
-  SPENSE_CHECK(form != 3 || (variant >= 0 && variant <= 2047), "wgsp: stream-K variant must be 0..2047, got %lld",
+  SPENSE_CHECK(form != 3 || (variant >= 0 && variant <= 4095), "wgsp: stream-K variant must be 0..4095, got %lld",
                (long long)variant);
+  TORCH_CHECK(!xh || (fp8 && form == 3), "wgsp: x in f16 is taken by e4m3 weights in the stream-K form only");
   if (fp8 && form != 3) return false;
   const c10::cuda::CUDAGuard guard(x.device());
   cudaError_t e;
   if (form == 3) {
     // bit 4: launched dependent, with bit 2 only (launch_wgsd_sk; graph capture of such launches needs CUDA 12.3+)
     const bool pdl = (variant & 4) != 0 && CUDART_VERSION >= 12030;
+    // bit 2048 says x is in f16, from x's dtype alone
     e = launch_wgsd_sk_variant(
-        (int)variant, fp8, at::cuda::getCurrentCUDAStream(), (const uint4*)sv.data_ptr(),
+        xh ? ((int)variant | 2048) : ((int)variant & ~2048), fp8, at::cuda::getCurrentCUDAStream(), (const uint4*)sv.data_ptr(),
         (const uint32_t*)sm.data_ptr(), (const uint4*)dv.data_ptr(), (const __nv_bfloat16*)x.data_ptr(),
         (int)x.stride(0), (int)x.size(1), (int)x.size(0), sblk.data_ptr<int>(), dblk.data_ptr<int>(),
         out_row.data_ptr<int>(), (__nv_bfloat16*)y.data_ptr(), (int)y.stride(0), (int)Bs, (int)Bd, (int)Ss,
@@ -322,6 +327,8 @@ bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Ten
         (long long)cnt.numel(), 0, (unsigned long long*)nullptr, pdl,
         fp8 ? (const float*)wscale.data_ptr<float>() : nullptr);
     if (e == cudaErrorInvalidValue) return false;
+    TORCH_CHECK(e != cudaErrorNotSupported,
+                "wgsp: x in f16 is taken on tiles of 16 tokens in slots of two K steps only (variant 1 or 513)");
     C10_CUDA_CHECK(e);
     return true;
   }

@@ -111,6 +111,19 @@ __device__ __forceinline__ uint4 e4m3x8_frag(uint32_t lo, uint32_t hi) {
   r.w = e4m3x2_bf16x2(hi, 0x3424u);
   return r;
 }
+// four e4m3 bytes -> two f16x2 of the same values (bytes 0, 1 and 2, 3; the first of each in the low half): one
+// cvt a pair, exact (every e4m3 value, subnormals included, is an f16); the halves taken by the cvt itself (.H1)
+__device__ __forceinline__ uint2 e4m3x4_f16x4(uint32_t w) {
+  uint2 r;
+  asm("{\n.reg .b16 lo, hi;\nmov.b32 {lo, hi}, %2;\ncvt.rn.f16x2.e4m3x2 %0, lo;\ncvt.rn.f16x2.e4m3x2 %1, hi;\n}\n"
+      : "=r"(r.x), "=r"(r.y) : "r"(w));
+  return r;
+}
+// 8 e4m3 bytes -> f16 fragment, in e4m3x8_frag's element order (for MMAs in f16, x in f16)
+__device__ __forceinline__ uint4 e4m3x8_frag_h(uint32_t lo, uint32_t hi) {
+  const uint2 a = e4m3x4_f16x4(lo), b = e4m3x4_f16x4(hi);
+  return make_uint4(a.x, a.y, b.x, b.y);
+}
 
 // two consecutive bf16 of token `tok` at x column k (k even) -> one b32 register
 __device__ __forceinline__ uint32_t load_x2(const __nv_bfloat16* __restrict__ x, int ldx, int tok, int M,

@@ -77,7 +77,9 @@ using WgMapsFor = std::conditional_t<(EXP & 512) != 0, WgMapsPair, WgMaps>;
 // in, with no MMA (y = 0: the rate of the stream alone); bit 256 (e4m3), the bytes go to the wgmmas as they
 // are, not widened (the rate without the widening).  Bit 1024 (with 2): only the first two slots' weight boxes
 // go out early, so that step 0's x box is not queued behind a whole ring of weights (results README, Next 2).
-// Bit 512 (e4m3, tiles of 16): ring slots of two K steps (PAIR, below; maps of its own, WgMapsPair).
+// Bit 512 (e4m3, tiles of 16): ring slots of two K steps (PAIR, below; maps of its own, WgMapsPair).  Bit 2048
+// (with 512): x comes in f16 (x * 2^-8, spense.runtime.wgsp.f16_operand), each e4m3 pair widened to f16 by one
+// cvt (exact) instead of five instructions to bf16, the wgmmas in f16, the sums times 2^8 with the row scales.
 // FP8: e4m3 weights (the decode kernels' FP8 layout: a lane's 16 bytes hold two fragments), each fragment
 // widened in registers to bf16 holding e4m3 * 2^-120 and multiplied by 2^120 (e4m3x8_frag: exact), so the
 // MMAs are those of bf16; the sums times wscale (per output row) in the epilogue.  Half the weight bytes per
@@ -96,6 +98,8 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
   // alone: half the slots, barrier waits and arrivals per byte, and runs of 1 KB per row tile
   constexpr bool PAIR = (EXP & 512) != 0;
   static_assert(!PAIR || (FP8 && NT == 16 && (EXP & 32) == 0), "the pair form: e4m3, tiles of 16, D = 1");
+  constexpr bool F16 = (EXP & 2048) != 0;  // x in f16 (times 2^-8), e4m3 widened to f16: the pair form only
+  static_assert(!F16 || PAIR, "x in f16: the pair form only");
   constexpr int XT = NT * 128, SLOT = (PAIR ? 2 : 1) * wsd_slot(NT, FP8), AOFF = (PAIR ? 2 : 1) * XT;
   constexpr int VB = FP8 ? 512 : 1024, DB = FP8 ? 1024 : 2048;  // a row tile's bytes per sparse / dense step
   const int XB = wsd_xrows(M) * 128;  // x bytes loaded per step: M's rows (the others zeroed once)
@@ -235,6 +239,10 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
     if constexpr (decltype(sparse_tag)::value) {
       if constexpr (NO_WIDEN) {  // timing only: the bytes as they are
         f.v[0] = f.v[1] = as[t * 32 + lane];
+      } else if constexpr (F16) {  // one uint4 of e4m3 bytes: both fragments, in f16
+        const uint4 r = as[t * 32 + lane];
+        f.v[0] = e4m3x8_frag_h(r.x, r.y);
+        f.v[1] = e4m3x8_frag_h(r.z, r.w);
       } else if constexpr (FP8) {  // one uint4 of e4m3 bytes: both fragments
         const uint4 r = as[t * 32 + lane];
         f.v[0] = e4m3x8_frag(r.x, r.y);
@@ -247,12 +255,12 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
     } else if constexpr (NO_WIDEN) {
 #pragma unroll
       for (int h = 0; h < 2; ++h) f.v[2 * h] = f.v[2 * h + 1] = as[t * 64 + 32 * h + lane];
-    } else if constexpr (FP8) {  // two: fragments 0, 1 and 2, 3
+    } else if constexpr (FP8) {  // two: fragments 0, 1 and 2, 3 (F16: in f16)
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const uint4 r = as[t * 64 + 32 * h + lane];
-        f.v[2 * h] = e4m3x8_frag(r.x, r.y);
-        f.v[2 * h + 1] = e4m3x8_frag(r.z, r.w);
+        f.v[2 * h] = F16 ? e4m3x8_frag_h(r.x, r.y) : e4m3x8_frag(r.x, r.y);
+        f.v[2 * h + 1] = F16 ? e4m3x8_frag_h(r.z, r.w) : e4m3x8_frag(r.z, r.w);
       }
     } else {
 #pragma unroll
@@ -263,7 +271,15 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
   // 0 .. 3 (mod C)
   auto mmas = [&](auto sparse_tag, auto j_tag, const WgA& f, uint64_t d) {
     constexpr int J = decltype(j_tag)::value;
-    if constexpr (decltype(sparse_tag)::value) {
+    if constexpr (F16) {  // (tested first and alone: its wgmmas exist for tiles of 16 only)
+      if constexpr (decltype(sparse_tag)::value) {
+        wgmma_sp_h<0>(accs[J % C], f.v[0], d, f.e);
+        wgmma_sp_h<1>(accs[(J + 1) % C], f.v[1], d + 4, f.e);
+      } else {
+#pragma unroll
+        for (int w = 0; w < 4; ++w) wgmma_dense_h(accs[w % C], f.v[w], d + 2 * w);
+      }
+    } else if constexpr (decltype(sparse_tag)::value) {
       wgmma_sp<0>(accs[J % C], f.v[0], d, f.e);
       wgmma_sp<1>(accs[(J + 1) % C], f.v[1], d + 4, f.e);
     } else {
@@ -372,7 +388,9 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
     const int Qb = geo.steps(b), qe = b == b1 ? q1 : Qb, nsp = b < geo.nbs ? Ss : 0;
     const int tile = 8 * b + lt;
     const int2 orow = wg_rows(out_row, tile, lane);  // ahead of the MMAs: off the epilogue's path
-    const float2 sc = FP8 ? wsd_row_scales(wscale, orow) : make_float2(1.f, 1.f);
+    const float2 sc = !FP8 ? make_float2(1.f, 1.f)
+                      : F16 ? wsd_row_scales(wscale, orow, 256.f)  // x came times 2^-8
+                            : wsd_row_scales(wscale, orow);
     // the block's sums (FP8: times the rows' scales) into y
     auto store = [&]() {
       if constexpr (FP8) wsd_scale(acc, sc);

@@ -83,6 +83,11 @@ __device__ __forceinline__ void wsd_sum_parts(float (&acc)[NA], const float* ws,
 __device__ __forceinline__ float2 wsd_row_scales(const float* __restrict__ wscale, int2 orow) {
   return make_float2(orow.x >= 0 ? __ldg(wscale + orow.x) : 0.f, orow.y >= 0 ? __ldg(wscale + orow.y) : 0.f);
 }
+// ... times f (a power of two: exact)
+__device__ __forceinline__ float2 wsd_row_scales(const float* __restrict__ wscale, int2 orow, float f) {
+  const float2 s = wsd_row_scales(wscale, orow);
+  return make_float2(s.x * f, s.y * f);
+}
 // acc times its rows' scales: register j holds row g + 8 ((j >> 1) & 1) (wg_put)
 template <int NA>
 __device__ __forceinline__ void wsd_scale(float (&acc)[NA], float2 sc) {

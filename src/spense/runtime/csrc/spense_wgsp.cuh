@@ -129,25 +129,30 @@ __device__ __forceinline__ void wgmma_dense(float (&d)[32], const uint4& a, uint
       "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
 #define WG_ACC8(d) \
       "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
-#define WG_MMA_SMALL(NA, NTOK, ACC, REGS, A, D, SP_E, SP_P, SP_SEL, DE_P)                                     \
+// SFX: the functions' suffix, none for wgmma_sp / wgmma_dense (bf16 A and B), _h for wgmma_sp_h / wgmma_dense_h
+// (f16: e4m3 weights taken as f16 with x in f16, variant bit 2048 of the stream-K form); TY their PTX type
+#define WG_MMA_SMALL(NA, NTOK, ACC, REGS, A, D, SP_E, SP_P, SP_SEL, DE_P, SFX, TY)                            \
   template <int SEL>                                                                                          \
-  __device__ __forceinline__ void wgmma_sp(float(&d)[NA], const uint4& a, uint64_t desc, uint32_t e) {        \
+  __device__ __forceinline__ void wgmma_sp##SFX(float(&d)[NA], const uint4& a, uint64_t desc, uint32_t e) {   \
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " SP_P ", 0;\n"                                          \
-                 "wgmma.mma_async.sp.sync.aligned.m64n" #NTOK "k32.f32.bf16.bf16 {" REGS "}, {" A "}, " D      \
+                 "wgmma.mma_async.sp.sync.aligned.m64n" #NTOK "k32.f32." #TY "." #TY " {" REGS "}, {" A "}, " D \
                  ", " SP_E ", " SP_SEL ", p, 1, 1, 0;\n}\n"                                                    \
                  : ACC(d)                                                                                     \
                  : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "l"(desc), "r"(e), "r"(1), "n"(SEL));             \
   }                                                                                                           \
-  __device__ __forceinline__ void wgmma_dense(float(&d)[NA], const uint4& a, uint64_t desc) {                 \
+  __device__ __forceinline__ void wgmma_dense##SFX(float(&d)[NA], const uint4& a, uint64_t desc) {            \
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " DE_P ", 0;\n"                                          \
-                 "wgmma.mma_async.sync.aligned.m64n" #NTOK "k16.f32.bf16.bf16 {" REGS "}, {" A "}, " D        \
+                 "wgmma.mma_async.sync.aligned.m64n" #NTOK "k16.f32." #TY "." #TY " {" REGS "}, {" A "}, " D   \
                  ", p, 1, 1, 0;\n}\n"                                                                         \
                  : ACC(d)                                                                                     \
                  : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "l"(desc), "r"(1));                                \
   }
 WG_MMA_SMALL(16, 32, WG_ACC16, "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15",
-             "%16, %17, %18, %19", "%20", "%21", "%22", "%23", "%21")
-WG_MMA_SMALL(8, 16, WG_ACC8, "%0, %1, %2, %3, %4, %5, %6, %7", "%8, %9, %10, %11", "%12", "%13", "%14", "%15", "%13")
+             "%16, %17, %18, %19", "%20", "%21", "%22", "%23", "%21", , bf16)
+WG_MMA_SMALL(8, 16, WG_ACC8, "%0, %1, %2, %3, %4, %5, %6, %7", "%8, %9, %10, %11", "%12", "%13", "%14", "%15", "%13", ,
+             bf16)
+WG_MMA_SMALL(8, 16, WG_ACC8, "%0, %1, %2, %3, %4, %5, %6, %7", "%8, %9, %10, %11", "%12", "%13", "%14", "%15", "%13",
+             _h, f16)
 // keeps the compiler from moving reads of the accumulators above the wgmma wait
 template <int NA>
 __device__ __forceinline__ void wg_fence_acc(float (&d)[NA]) {
