@@ -337,6 +337,35 @@ def test_gpu_fp8_stream_k_matches_reference(env_switch, kind):
             assert torch.equal(y, direct), (kind, M)
 
 
+@pytest.mark.gpu
+@sm90
+def test_gpu_f16_x_gives_the_bits_of_bf16_x(env_switch):
+    """Variant 2049 (x in f16, e4m3 taken as f16) against 1 (the same pair form in bf16), M = 1, 9, 16: where no
+    |x| is below 2^-6 (but zeros), x's f16 operand holds x * 2^-8 exactly, every product is exact in fp32 either
+    way and the 2^-8 comes back as a power of two in the epilogue, so the outputs are the same bits; on x
+    with tiny values, within rounding of each other.  Also the FP8 dense rows (``sk``'s layout)."""
+    from spense.runtime.fp8 import quantize_weight
+
+    gen = torch.Generator().manual_seed(17)
+    w, lay = prefill_weight("blocks", 1024, 4096, gen)
+    kws = [SpenseLinear(pack(w.to("cuda", torch.bfloat16), lay, fp8=True), backend="auto").compact()._kernel,
+           wgsp.dense_fp8_kernel_weights(*quantize_weight(torch.randn(1000, 4096, generator=gen).cuda()))]
+    env_switch("SPENSE_WGSD_SK", "1")
+    for kw in kws:
+        for M in (1, 9, 16):
+            x = torch.randn(M, 4096, generator=gen)
+            x = torch.where(x.abs() < 2.0 ** -6, torch.zeros_like(x), x).to("cuda", torch.bfloat16)
+            tiny = x.clone()
+            tiny[:, ::5] *= 2.0 ** -12
+            outs = {}
+            for v in ("1", "2049"):
+                env_switch("SPENSE_WGSD_EXP", v)
+                outs[v] = (wgsp.wgsp_forward(kw, x, decode=True), wgsp.wgsp_forward(kw, tiny, decode=True))
+            assert torch.equal(outs["1"][0], outs["2049"][0]), M
+            a, b = outs["1"][1].double(), outs["2049"][1].double()
+            assert ((a - b).norm() / a.norm()).item() <= 1e-3, M
+
+
 def test_dense_fp8_kernel_weights_layout():
     """An FP8 dense weight as the stream-K form's dense rows: no 2:4 region, rows padded to 128 with zeros and
     output row -1, K steps of 64 columns in order, the e4m3 bytes back as they were (the kernel layout's own
