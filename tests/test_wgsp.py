@@ -143,6 +143,42 @@ def test_f16_operand_and_where_it_is_taken(env_switch):
         assert not wgsp.wgsd_f16_x(b16, m)
 
 
+def test_f16_operand_is_built_beside_x_and_reaches_the_stream_k_form(env_switch, monkeypatch):
+    """Where a compacted FP8 layer runs the stream-K form with x in f16 (variant bit 2048 at M <= 16),
+    forward builds x's f16 operand as plain tensor ops (so that torch.compile fuses it into the op producing
+    x) and the layer hands it to the kernel; elsewhere no operand; the mma.sp fallback never gets it.  The
+    FP8 dense kind ``sk`` gives the kernel the operand the same way.  (Routing only, on the CPU: the kernel
+    and the layer's serving rule are stand-ins.)"""
+    from spense.runtime import fp8 as f8
+    from spense.runtime import linear as lin
+
+    w, lay = make(256, 128, "cols", 0.25)
+    m = SpenseLinear(pack(w, lay), None, backend="auto")
+    m._kernel = SimpleNamespace(fp8=True)
+    monkeypatch.setattr(m, "_wgsd_serves", lambda M: True)
+    x = torch.randn(4, 128).to(torch.bfloat16)
+    env_switch("SPENSE_WGSD_EXP", "2049")
+    xh = m._fragments(x)
+    assert xh.dtype == torch.float16 and torch.equal(xh, wgsp.f16_operand(x))
+    assert m._fragments(torch.randn(17, 128).to(torch.bfloat16)).numel() == 0  # past M = 16: none
+    seen = {}
+    monkeypatch.setattr(lin, "wgsp_forward", lambda kw, x2, decode: seen.setdefault("x", x2))
+    monkeypatch.setattr(m, "forward_mmasp", lambda x2, xf=None: seen.setdefault("xf", xf))
+    m.run_backend("auto", x, xh)
+    assert seen["x"] is xh and "xf" not in seen
+    monkeypatch.setattr(lin, "wgsp_forward", lambda kw, x2, decode: None)  # the kernel declines: mma.sp
+    m.run_backend("auto", x, xh)
+    assert "xf" in seen and seen["xf"] is None
+    env_switch("SPENSE_WGSD_EXP", "1")
+    assert m._fragments(x).numel() == 0
+    monkeypatch.setattr(wgsp, "wgsd_apply", lambda x2, *a: seen.setdefault("sk", x2))
+    kw = SimpleNamespace(fp8=True, sv=None, sm=None, dv=None, sblk=None, dblk=None, out_row=None, wscale=None,
+                         rows_sparse=0, rows_dense=128, Ss=0, SdA=0, SdB=2, n_out=100)
+    env_switch("SPENSE_WGSD_EXP", "2049")
+    f8.run_kind("sk", x, None, None, kw=kw)
+    assert seen["sk"].dtype == torch.float16 and torch.equal(seen["sk"], xh)
+
+
 def test_wgsp_prefill_falls_back_off_the_gpu(min_m):
     """With the switch on, a layer whose input is not on an sm_90 GPU prefills as before (the unpack and
     one dense GEMM), with the reference's output; wgsp_forward itself declines without loading anything."""

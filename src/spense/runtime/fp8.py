@@ -215,7 +215,9 @@ def run_kind(kind: str, x2: torch.Tensor, wq: torch.Tensor, sw: torch.Tensor,
     if kind == "sk":
         if kw is None:
             raise InputError("FP8 GEMM kind 'sk' needs the weight's kernel layout (wgsp.dense_fp8_kernel_weights)")
-        return wgsp.wgsd_apply(x2.to(torch.bfloat16), *wgsp.kernel_weights_op_args(kw)).to(out_dtype)
+        xin = x2.to(torch.bfloat16)  # or its f16 operand (variant bit 2048), made here: fused upstream when compiled
+        xin = wgsp.f16_operand(xin) if wgsp.wgsd_f16_x(kw, M) else xin
+        return wgsp.wgsd_apply(xin, *wgsp.kernel_weights_op_args(kw)).to(out_dtype)
     if kind.startswith("w8a16"):
         cfg = parse_cfg(kind) or (0, 0, 0, 0)
         return fp8_w8a16_mm(x2.to(out_dtype), wq, sw, *cfg)

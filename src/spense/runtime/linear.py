@@ -46,7 +46,8 @@ from torch import nn
 from spense.errors import DeviceError, FormatError, InputError
 from spense.format import PackedSpense, SpenseLayout, pack, unpack
 from spense.runtime.mmasp import default_stages, gathered_fragments, x_perm, x_perm_max_m, xfrag_plan_min_m
-from spense.runtime.wgsp import sk_workspace, wgsd_min_m_for, wgsp_forward, wgsp_layer_applies, wgsp_min_m
+from spense.runtime.wgsp import (f16_operand, sk_workspace, wgsd_f16_x, wgsd_min_m_for, wgsp_forward,
+                                 wgsp_layer_applies, wgsp_min_m)
 from spense.runtime.shapes import bucket as _bucket
 
 BACKENDS = ("reference", "cusparselt", "triton", "mmasp", "auto")
@@ -87,8 +88,8 @@ def _out_dtype(x: torch.Tensor) -> torch.dtype:
 @torch.library.custom_op("spense::linear_apply", mutates_args=())
 def linear_apply(x2: torch.Tensor, xf: torch.Tensor, handle: int) -> torch.Tensor:
     """``x2 @ W.T`` of the registered layer ``handle`` (no bias), on the layer's backend.  ``xf``: x in
-    the mma.sp kernel's fragment order (built in :meth:`SpenseLinear.forward`, so that torch.compile
-    fuses it into the op producing x), or empty."""
+    the mma.sp kernel's fragment order, or x's f16 operand for the stream-K form (variant bit 2048), both
+    built in :meth:`SpenseLinear.forward` so that torch.compile fuses them into the op producing x; or empty."""
     layer = _LAYERS.get(handle)
     if layer is None:
         raise InputError(f"spense: SpenseLinear handle {handle} is not alive")
@@ -388,8 +389,10 @@ class SpenseLinear(nn.Module):
         if self._kernel is not None:  # compacted: only the mma.sp kernel layout is held
             if M > DECODE_MAX_M:
                 return self.forward_dense(x2)
-            y = wgsp_forward(self._kernel, x2.to(torch.bfloat16), decode=True) if self._wgsd_serves(M) else None
-            return y if y is not None else self.forward_mmasp(x2, xf=xf)
+            xh = xf if xf is not None and xf.dtype == torch.float16 else None  # x's f16 operand (forward)
+            y = (wgsp_forward(self._kernel, x2.to(torch.bfloat16) if xh is None else xh, decode=True)
+                 if self._wgsd_serves(M) else None)
+            return y if y is not None else self.forward_mmasp(x2, xf=xf if xh is None else None)
         if name in ("triton", "mmasp") and M > DECODE_MAX_M:
             name = "cusparselt"
         if name == "cusparselt" and self.scale is not None:
@@ -466,8 +469,13 @@ class SpenseLinear(nn.Module):
                 and default_stages() == 0 and cfg[0] in (None, 1))
 
     def _fragments(self, x2: torch.Tensor) -> torch.Tensor:
-        """x in the mma.sp kernel's fragment order for a planned M (:meth:`plan`), else empty."""
-        if _bucket(x2.shape[0]) not in self._frag_buckets:
+        """x in the mma.sp kernel's fragment order for a planned M (:meth:`plan`); x's f16 operand where this
+        compacted FP8 layer runs the stream-K form with x in f16 (:func:`~spense.runtime.wgsp.wgsd_f16_x`);
+        else empty."""
+        M = x2.shape[0]
+        if self._kernel is not None and self._kernel.fp8 and wgsd_f16_x(self._kernel, M) and self._wgsd_serves(M):
+            return f16_operand(x2.to(torch.bfloat16))
+        if _bucket(M) not in self._frag_buckets:
             return x2.new_empty(0, dtype=torch.bfloat16)
         return gathered_fragments(x2.to(torch.bfloat16), self._xperm)
 

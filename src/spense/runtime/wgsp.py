@@ -260,9 +260,10 @@ def dense_fp8_kernel_weights(wq: torch.Tensor, scale: torch.Tensor) -> mmasp.Ker
 @torch.library.custom_op("spense::wgsd_apply", mutates_args=())
 def wgsd_apply(x2: torch.Tensor, sv: torch.Tensor, sm: torch.Tensor, dv: torch.Tensor, sblk: torch.Tensor,
                dblk: torch.Tensor, out_row: torch.Tensor, wscale: torch.Tensor, geo: list[int]) -> torch.Tensor:
-    """``x2 @ W.T`` (M <= 64, bf16) through the stream-K decode form, W the kernel layout given by its tensors
-    and ``geo`` = [rows_sparse, rows_dense, Ss, SdA, SdB, fp8, n_out] (:func:`kernel_weights_op_args`): one
-    opaque op, so that torch.compile traces a caller with no graph break.  Raises where the form declines."""
+    """``x2 @ W.T`` (M <= 64, bf16, or its f16 operand where :func:`wgsd_f16_x` says so) through the stream-K
+    decode form, W the kernel layout given by its tensors and ``geo`` = [rows_sparse, rows_dense, Ss, SdA,
+    SdB, fp8, n_out] (:func:`kernel_weights_op_args`): one opaque op, so that torch.compile traces a caller
+    with no graph break.  Raises where the form declines."""
     kw = mmasp.KernelWeights(sv, sm, dv, sblk, dblk, out_row, wscale, *geo[:5], bool(geo[5]), None, geo[6])
     y = wgsp_forward(kw, x2, decode=True, stream_k=True)
     if y is None:
