@@ -75,7 +75,7 @@ def test_quantize_rows_pads_and_scales():
 
 
 @pytest.mark.parametrize("kind,tol", [("w8a16", 1e-2), ("w8a16:32x128x2x4", 1e-2), ("nt", 6e-2), ("swap", 6e-2),
-                                      ("compiled", 1e-2)])
+                                      ("compiled", 1e-2), ("w8a16h", 1e-2), ("w8a16h:32x128x2x4", 1e-2)])
 def test_kinds_match_dequantised_reference_cpu(kind, tol):
     gen = torch.Generator().manual_seed(3)
     lin = torch.nn.Linear(96, 48, bias=False)
@@ -95,6 +95,26 @@ def test_fp8linear_cpu_forward_with_bias():
     ref = x.float() @ f.dequantized_weight().t() + f.bias.float()
     assert y.shape == (2, 5, 24) and y.dtype == torch.bfloat16
     assert torch.allclose(y.float(), ref, rtol=2e-2, atol=2e-2)
+
+
+def test_f16_operand_kind_gives_the_bf16_kinds_result_cpu():
+    """``w8a16h`` (x's f16 operand, 2^8 back in the epilogue, bf16 out) against ``w8a16`` on the CPU reference
+    arithmetic: the same values where no |x| is below 2^-6 (the operand is exact there), close on tiny x; a
+    given operand (``xh``) is used as it is; only the extra candidates list it."""
+    gen = torch.Generator().manual_seed(6)
+    f = Fp8Linear.from_linear(torch.nn.Linear(128, 40, bias=False))
+    x = torch.randn(5, 128, generator=gen)
+    x = torch.where(x.abs() < 2.0 ** -6, torch.zeros_like(x), x).to(torch.bfloat16)
+    assert torch.equal(run_kind("w8a16h", x, f.weight, f.scale), run_kind("w8a16", x, f.weight, f.scale))
+    tiny = x * 2.0 ** -10
+    a, b = run_kind("w8a16h", tiny, f.weight, f.scale).double(), run_kind("w8a16", tiny, f.weight, f.scale).double()
+    assert ((a - b).norm() / b.norm()).item() < 1e-2
+    from spense.runtime.wgsp import f16_operand
+    assert torch.equal(run_kind("w8a16h", torch.zeros_like(x), f.weight, f.scale, xh=f16_operand(x)),
+                       run_kind("w8a16", x, f.weight, f.scale))
+    assert not any(k.startswith("w8a16h") for k in fp8.candidates(8))
+    assert any(k.startswith("w8a16h") for k in fp8.candidates(8, extra=True))
+    assert not any(k.startswith("w8a16h") for k in fp8.candidates(2048, extra=True))
 
 
 def test_load_table(tmp_path):
@@ -123,7 +143,7 @@ def test_gpu_every_fp8_kind_matches_reference():
     assert torch.isfinite(f(x)).all() and f.kind_for(3) in fp8.candidates(3) + ["sk"]
 
 
-@pytest.mark.parametrize("kind", ["w8a16", "w8a16:32x256x2x4", "nt", "swap"])
+@pytest.mark.parametrize("kind", ["w8a16", "w8a16:32x256x2x4", "nt", "swap", "w8a16h:32x256x2x4"])
 def test_kinds_trace_without_graph_breaks(kind):
     wq = torch.randn(32, 64).to(torch.float8_e4m3fn)
     s = torch.rand(32) + 0.5

@@ -12,6 +12,9 @@ adds the planes in a fixed order and casts: two launches, deterministic.  (Until
 were added with atomics into a zeroed buffer and cast apart: four launches.)  Any M, N, K (tails are
 masked).
 
+``xh``: x is the f16 operand ``x * 2^-8`` (:func:`spense.runtime.wgsp.f16_operand`): the e4m3 tile goes to
+f16 (one cvt a pair), ``tl.dot`` runs in f16, the epilogue multiplies by 2^8 and the output is bf16.
+
 Registered as the custom op ``spense::fp8_w8a16_mm`` (CUDA: the Triton kernel; CPU: the same
 arithmetic in float32 — the reference), with a fake implementation for ``torch.compile``.
 """
@@ -87,7 +90,7 @@ if triton is not None:
     @triton.jit
     def w8a16_kernel(x_ptr, w_ptr, s_ptr, y_ptr, M, N, K, stride_xm, stride_wn, stride_ym,
                      BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-                     SPLIT_K: tl.constexpr, DOT_DT: tl.constexpr, MODE: tl.constexpr):
+                     SPLIT_K: tl.constexpr, DOT_DT: tl.constexpr, MODE: tl.constexpr, UNSCALE: tl.constexpr):
         # MODE 0: acc (M, N) += x @ w.T;  MODE 1: acc (N, M) += w @ x.T (the converted weight tile is
         # the MMA's A operand, tokens the n dimension);  MODE 2: CUDA-core dot products (BLOCK_M <= 4)
         pid_n = tl.program_id(0)
@@ -117,7 +120,7 @@ if triton is not None:
                 acc += tl.dot(w.to(DOT_DT), tl.trans(x.to(DOT_DT)))
             else:
                 acc += tl.sum(w.to(tl.float32)[:, None, :] * x.to(tl.float32)[None, :, :], axis=2)
-        sc = tl.load(s_ptr + rn, mask=n_mask, other=0.0)
+        sc = tl.load(s_ptr + rn, mask=n_mask, other=0.0) * UNSCALE  # UNSCALE: 2^8 for the f16 operand, else 1
         if MODE == 0:
             acc = acc * sc[None, :]
             yp = y_ptr + rm[:, None] * stride_ym + rn[None, :]
@@ -149,8 +152,9 @@ def _interpreted() -> bool:
 
 
 def launch_w8a16(x: torch.Tensor, wq: torch.Tensor, scale: torch.Tensor,
-                 cfg: tuple[int, int, int, int]) -> torch.Tensor:
-    """Run the Triton kernel (CUDA tensors, or CPU under ``TRITON_INTERPRET=1``)."""
+                 cfg: tuple[int, int, int, int], xh: bool = False) -> torch.Tensor:
+    """Run the Triton kernel (CUDA tensors, or CPU under ``TRITON_INTERPRET=1``); ``xh``: x is the f16
+    operand (module doc), the output bf16."""
     M, K = x.shape
     N = wq.shape[0]
     bn, bk, sk, nw = cfg[:4]
@@ -163,42 +167,45 @@ def launch_w8a16(x: torch.Tensor, wq: torch.Tensor, scale: torch.Tensor,
         dot_dt = tl.float32  # the CPU interpreter computes bf16 dots wrongly; same logic in fp32
     else:
         dot_dt = tl.float16 if x.dtype == torch.float16 else tl.bfloat16
-    y = torch.empty(M, N, dtype=x.dtype, device=x.device)
+    y = torch.empty(M, N, dtype=torch.bfloat16 if xh else x.dtype, device=x.device)
     ws = y if sk == 1 else torch.empty(sk, M, N, dtype=torch.float32, device=x.device)
     grid = (triton.cdiv(N, bn), triton.cdiv(M, bm), sk)
     w8a16_kernel[grid](x, wq, scale, ws, M, N, K, x.stride(0), wq.stride(0), N,
-                       BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=sk, DOT_DT=dot_dt, MODE=mode, num_warps=nw)
+                       BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=sk, DOT_DT=dot_dt, MODE=mode,
+                       UNSCALE=256.0 if xh else 1.0, num_warps=nw)
     if sk > 1:
         sum_splits_kernel[(triton.cdiv(M * N, 1024),)](ws, y, M * N, SPLIT_K=sk, BLOCK=1024)
     return y
 
 
-def w8a16_reference(x: torch.Tensor, wq: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """``(x @ (e4m3(wq) * scale[:, None]).T)`` in float32, cast to ``x.dtype``."""
-    return ((x.float() @ wq.float().t()) * scale.float()[None, :]).to(x.dtype)
+def w8a16_reference(x: torch.Tensor, wq: torch.Tensor, scale: torch.Tensor, xh: bool = False) -> torch.Tensor:
+    """``(x @ (e4m3(wq) * scale[:, None]).T)`` in float32, cast to ``x.dtype`` (``xh``: times 2^8, bf16)."""
+    y = (x.float() @ wq.float().t()) * scale.float()[None, :]
+    return (y * 256.0).to(torch.bfloat16) if xh else y.to(x.dtype)
 
 
 @torch.library.custom_op("spense::fp8_w8a16_mm", mutates_args=())
 def fp8_w8a16_mm_op(x: torch.Tensor, wbytes: torch.Tensor, scale: torch.Tensor, block_n: int = 0,
-                    block_k: int = 0, split_k: int = 0, num_warps: int = 0, mode: int = 0) -> torch.Tensor:
+                    block_k: int = 0, split_k: int = 0, num_warps: int = 0, mode: int = 0,
+                    xh: bool = False) -> torch.Tensor:
     """``y (M, N) = x @ (e4m3(wbytes) * scale[:, None]).T`` (weight-only FP8); ``wbytes``: the e4m3
     weight as uint8 bytes (``wq.view(torch.uint8)``; raw bytes so that opcheck can compare inputs).
-    ``block_n = 0``: default launch config."""
+    ``block_n = 0``: default launch config.  ``xh``: x is the f16 operand ``x * 2^-8``, y bf16."""
     wq = wbytes.view(torch.float8_e4m3fn)
     if x.is_cuda and triton is not None:
         cfg = (block_n, block_k, split_k, num_warps, mode) if block_n else default_config(x.shape[0], wq.shape[0],
                                                                                    wq.shape[1])
-        return launch_w8a16(x, wq, scale, cfg)
-    return w8a16_reference(x, wq, scale)
+        return launch_w8a16(x, wq, scale, cfg, xh)
+    return w8a16_reference(x, wq, scale, xh)
 
 
 @fp8_w8a16_mm_op.register_fake
-def _(x, wbytes, scale, block_n=0, block_k=0, split_k=0, num_warps=0, mode=0):
+def _(x, wbytes, scale, block_n=0, block_k=0, split_k=0, num_warps=0, mode=0, xh=False):
     torch._check(x.shape[1] == wbytes.shape[1])
-    return x.new_empty(x.shape[0], wbytes.shape[0])
+    return x.new_empty(x.shape[0], wbytes.shape[0], dtype=torch.bfloat16 if xh else x.dtype)
 
 
 def fp8_w8a16_mm(x: torch.Tensor, wq: torch.Tensor, scale: torch.Tensor, block_n: int = 0, block_k: int = 0,
-                 split_k: int = 0, num_warps: int = 0, mode: int = 0) -> torch.Tensor:
+                 split_k: int = 0, num_warps: int = 0, mode: int = 0, xh: bool = False) -> torch.Tensor:
     """``spense::fp8_w8a16_mm`` for an e4m3 (or uint8-bytes) weight ``wq``."""
-    return fp8_w8a16_mm_op(x, wq.view(torch.uint8), scale, block_n, block_k, split_k, num_warps, mode)
+    return fp8_w8a16_mm_op(x, wq.view(torch.uint8), scale, block_n, block_k, split_k, num_warps, mode, xh)
