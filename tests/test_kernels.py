@@ -67,6 +67,8 @@ def test_opcheck_cpu_ops():
     wq = torch.randn(40, 96, generator=gen).to(torch.float8_e4m3fn)
     s = torch.rand(40, generator=gen) + 0.5
     torch.library.opcheck(fp8_w8a16_mm_op, (x, wq.view(torch.uint8), s, 0, 0, 0, 0))
+    torch.library.opcheck(fp8_w8a16_mm_op, ((x * 2.0 ** -8).to(torch.float16), wq.view(torch.uint8), s, 0, 0, 0, 0, 0,
+                                            True))
     torch.library.opcheck(torch.ops.spense.fp8_quant_rows.default, (x, 16))
     for axis, fp8 in (("cols", False), ("rows", True)):
         p = _packed(axis, fp8=fp8)
@@ -123,6 +125,10 @@ _INTERP = textwrap.dedent("""
         s = torch.rand(N, generator=gen) + 0.1
         y, r = launch_w8a16(x, wq, s, cfg), w8a16_reference(x, wq, s)
         worst = max(worst, ((y - r).norm() / r.norm()).item())
+        xh = (x.to(torch.bfloat16) * 2.0 ** -8).to(torch.float16)  # the f16 operand (wgsp.f16_operand)
+        yh, rh = launch_w8a16(xh, wq, s, cfg, xh=True), w8a16_reference(xh, wq, s, xh=True)
+        assert yh.dtype == torch.bfloat16
+        worst = max(worst, ((yh.float() - rh.float()).norm() / rh.float().norm()).item())
     for axis, fp8 in (("cols", False), ("rows", False), ("cols", True)):
         N, K = 32, 256
         dim = N if axis == "rows" else K

@@ -120,7 +120,9 @@ if triton is not None:
                 acc += tl.dot(w.to(DOT_DT), tl.trans(x.to(DOT_DT)))
             else:
                 acc += tl.sum(w.to(tl.float32)[:, None, :] * x.to(tl.float32)[None, :, :], axis=2)
-        sc = tl.load(s_ptr + rn, mask=n_mask, other=0.0) * UNSCALE  # UNSCALE: 2^8 for the f16 operand, else 1
+        sc = tl.load(s_ptr + rn, mask=n_mask, other=0.0)
+        if UNSCALE != 1.0:  # 2^8 for the f16 operand (compile time: the bf16 kernel is unchanged)
+            sc = sc * UNSCALE
         if MODE == 0:
             acc = acc * sc[None, :]
             yp = y_ptr + rm[:, None] * stride_ym + rn[None, :]
