@@ -4,7 +4,7 @@
 # 1. the torch extension built and exported to /tmp/spense_mmasp.so (skipped where SPENSE_MMASP_SO is set);
 # 2. the GPU tests of TESTFILES (default tests/test_wgsp.py; TESTS=0: skipped);
 # 3. linear_bench.py at 25 % dense (cols), backends dense and wgsd, for each dtype of DTYPES and each variant
-#    of VARIANTS in turn, on SHAPES at MS;
+#    of VARIANTS in turn, on SHAPES at MS (LB_ARGS: more of its arguments, e.g. --fp8-extra);
 # 4. compute-sanitizer memcheck over benchmarks/sanitize_kernels.py (MEMCHECK=1; its variants SAN_VARIANTS),
 #    in what is left;
 # then everything under $OUT/ab, and $OUT/ab.tgz (the device tool brings back only a few files a call); the
@@ -37,7 +37,8 @@ for d in $DTYPES; do
     extra=(); [ "$d" = fp8 ] && extra=(--fp8-compiled-ms "")
     [ "$(left)" -gt 20 ] || { echo "no time left for $d $v" >> "$W/gpu.txt"; break 2; }
     SPENSE_WGSD_EXP=$v timeout "$(cap 300)" python3 benchmarks/linear_bench.py --out "$W/${d}_$v" --shapes "$SHAPES" \
-      --ms "$MS" --ratios 0.25 --axes cols --dtypes "$d" --backends dense,wgsd "${extra[@]}" > "$W/${d}_$v.txt" 2>&1
+      --ms "$MS" --ratios 0.25 --axes cols --dtypes "$d" --backends dense,wgsd "${extra[@]}" ${LB_ARGS:-} \
+      > "$W/${d}_$v.txt" 2>&1
     echo "rc=$? at $(date -u +%T)" >> "$W/${d}_$v.txt"
   done
 done
