@@ -1,5 +1,6 @@
 """One call per kernel and launch config, small shapes, for ``compute-sanitizer --tool memcheck``
-(run by benchmarks/run_linear_v4.sh on the device; prints one line per call, then DONE).  On sm_90 also the
+(run by benchmarks/run_linear_v4.sh on the device; prints one line per call, then DONE); the Triton W8A16
+kernel on bf16 x and on x's f16 operand (kind ``w8a16h``).  On sm_90 also the
 sparse warpgroup MMA kernel: its stream-K decode form (bf16 and e4m3, the variants of ``SAN_VARIANTS``,
 default 1, 17, 33, 65: tiles of 16, 32 and 64 tokens; the timing-only ones from 128 to 383 at M <= 16 only),
 its cluster decode form, its prefill and the FP8 dense weight as dense rows; a line ending
@@ -53,8 +54,9 @@ for M in (1, 33, 70):
     x = torch.randn(M, 300, device="cuda").to(torch.bfloat16)
     for cfg in (DECODE_CONFIGS if M <= 64 else (PREFILL_CONFIG,)):
         fp8_w8a16_mm(x, wq, s, *cfg)
+        fp8_w8a16_mm((x * 2.0 ** -8).to(torch.float16), wq, s, *cfg, xh=True)  # x's f16 operand (w8a16h)
     f8.quantize_rows(x, 80)
-    print("w8a16 + quant_rows", M, flush=True)
+    print("w8a16 (bf16 x and the f16 operand) + quant_rows", M, flush=True)
 if torch.cuda.get_device_capability() == (9, 0):  # the sparse warpgroup MMA kernel (sm_90a builds)
     from spense.runtime import wgsp
 
