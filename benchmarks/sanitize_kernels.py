@@ -17,6 +17,7 @@ from spense.runtime import fp8 as f8  # noqa: E402
 from spense.runtime.fp8_dense import DECODE_CONFIGS, PREFILL_CONFIG, fp8_w8a16_mm  # noqa: E402
 from spense.runtime.mmasp import mmasp_forward, to_kernel_layout  # noqa: E402
 from spense.runtime.triton_kernels import triton_decode_packed  # noqa: E402
+from spense.runtime.wgsp import f16_operand  # noqa: E402
 
 gen = torch.Generator().manual_seed(0)
 VARIANTS = os.environ.get("SAN_VARIANTS", "1 17 33 65").split()
@@ -54,7 +55,7 @@ for M in (1, 33, 70):
     x = torch.randn(M, 300, device="cuda").to(torch.bfloat16)
     for cfg in (DECODE_CONFIGS if M <= 64 else (PREFILL_CONFIG,)):
         fp8_w8a16_mm(x, wq, s, *cfg)
-        fp8_w8a16_mm((x * 2.0 ** -8).to(torch.float16), wq, s, *cfg, xh=True)  # x's f16 operand (w8a16h)
+        fp8_w8a16_mm(f16_operand(x), wq, s, *cfg, xh=True)  # x's f16 operand (kind w8a16h)
     f8.quantize_rows(x, 80)
     print("w8a16 (bf16 x and the f16 operand) + quant_rows", M, flush=True)
 if torch.cuda.get_device_capability() == (9, 0):  # the sparse warpgroup MMA kernel (sm_90a builds)

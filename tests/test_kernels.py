@@ -15,6 +15,7 @@ from spense.format import SpenseLayout, pack, unpack
 from spense.runtime import fp8 as fp8mod  # noqa: F401  (registers spense::fp8_quant_rows)
 from spense.runtime.fp8_dense import fp8_w8a16_mm, fp8_w8a16_mm_op, w8a16_reference
 from spense.runtime.shapes import bucket, pad_to
+from spense.runtime.wgsp import f16_operand
 from spense.runtime.triton_kernels import decode_tables, triton_decode, triton_decode_packed
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -67,8 +68,7 @@ def test_opcheck_cpu_ops():
     wq = torch.randn(40, 96, generator=gen).to(torch.float8_e4m3fn)
     s = torch.rand(40, generator=gen) + 0.5
     torch.library.opcheck(fp8_w8a16_mm_op, (x, wq.view(torch.uint8), s, 0, 0, 0, 0))
-    torch.library.opcheck(fp8_w8a16_mm_op, ((x * 2.0 ** -8).to(torch.float16), wq.view(torch.uint8), s, 0, 0, 0, 0, 0,
-                                            True))
+    torch.library.opcheck(fp8_w8a16_mm_op, (f16_operand(x), wq.view(torch.uint8), s, 0, 0, 0, 0, 0, True))
     torch.library.opcheck(torch.ops.spense.fp8_quant_rows.default, (x, 16))
     for axis, fp8 in (("cols", False), ("rows", True)):
         p = _packed(axis, fp8=fp8)
@@ -112,6 +112,7 @@ _INTERP = textwrap.dedent("""
     import torch
     from spense.format import SpenseLayout, pack, unpack
     from spense.runtime.fp8_dense import launch_w8a16, w8a16_reference
+    from spense.runtime.wgsp import f16_operand
     from spense.runtime.triton_kernels import triton_decode_packed
     gen = torch.Generator().manual_seed(0)
     worst = 0.0
@@ -125,7 +126,7 @@ _INTERP = textwrap.dedent("""
         s = torch.rand(N, generator=gen) + 0.1
         y, r = launch_w8a16(x, wq, s, cfg), w8a16_reference(x, wq, s)
         worst = max(worst, ((y - r).norm() / r.norm()).item())
-        xh = (x.to(torch.bfloat16) * 2.0 ** -8).to(torch.float16)  # the f16 operand (wgsp.f16_operand)
+        xh = f16_operand(x.to(torch.bfloat16))
         yh, rh = launch_w8a16(xh, wq, s, cfg, xh=True), w8a16_reference(xh, wq, s, xh=True)
         assert yh.dtype == torch.bfloat16
         worst = max(worst, ((yh.float() - rh.float()).norm() / rh.float().norm()).item())

@@ -213,10 +213,10 @@ def density(w: torch.Tensor) -> float:
 # stores; kernels re-arrange it once at load time, see ``docs/runtime.md``):
 #
 # * ``values``: ``(R, Ks // 2)`` in the weight dtype (bf16 / fp16 / fp32, or float8_e4m3fn with
-#   ``scale``, whose checks are :func:`check_fp8_weights`'), where ``S`` is the gathered sparse region of shape ``(R, Ks)`` (``R = N - d`` rows for
-#   ``axis="rows"``, ``R = N`` for ``axis="cols"``; ``Ks = K`` resp. ``K - d``).  Every aligned group
-#   ``g`` of 4 entries of ``S[r]`` keeps exactly 2 values, stored at ``values[r, 2g]`` and
-#   ``values[r, 2g + 1]`` in increasing column order.
+#   ``scale``; checked by :func:`check_fp8_weights`), where ``S`` is the gathered sparse region of shape
+#   ``(R, Ks)`` (``R = N - d`` rows for ``axis="rows"``, ``R = N`` for ``axis="cols"``; ``Ks = K`` resp.
+#   ``K - d``).  Every aligned group ``g`` of 4 entries of ``S[r]`` keeps exactly 2 values, stored at
+#   ``values[r, 2g]`` and ``values[r, 2g + 1]`` in increasing column order.
 # * ``meta``: ``(R, ceil(Ks / 8))`` uint8.  One 4-bit nibble per group: bits 0-1 = in-group position
 #   of the first kept value (``i0``), bits 2-3 = position of the second (``i1``), ``i0 < i1``.
 #   Group ``2j`` is the low nibble of byte ``j``, group ``2j + 1`` the high nibble (so the 4 bytes

@@ -199,9 +199,10 @@ def wgsp_layer_applies(kw: mmasp.KernelWeights, in_features: int, decode: bool =
 def wgsp_applies(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False) -> bool:
     """:func:`wgsp_layer_applies` for a 2-D bf16 CUDA input ``x2`` (or its f16 operand, where
     :func:`wgsd_f16_x` says so) before loading anything."""
-    f16 = x2.dtype == torch.float16 and decode and x2.dim() == 2 and wgsd_f16_x(kw, x2.shape[0])
-    return (x2.is_cuda and (x2.dtype == torch.bfloat16 or f16) and x2.dim() == 2
-            and wgsp_layer_applies(kw, x2.shape[1], decode))
+    if not (x2.is_cuda and x2.dim() == 2):
+        return False
+    f16 = x2.dtype == torch.float16 and decode and wgsd_f16_x(kw, x2.shape[0])
+    return (x2.dtype == torch.bfloat16 or f16) and wgsp_layer_applies(kw, x2.shape[1], decode)
 
 
 def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False,
