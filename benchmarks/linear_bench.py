@@ -206,8 +206,8 @@ def main():
     ap.add_argument("--cols-layout", default="blocks", choices=["blocks", "random"])
     ap.add_argument("--min-bytes", type=float, default=256e6)
     ap.add_argument("--tag", default="")
-    ap.add_argument("--fp8-extra", action="store_true", help="also the Triton W8A16 configs not yet measured "
-                    "on a GPU (fp8_dense.EXTRA_CONFIGS)")
+    ap.add_argument("--fp8-extra", action="store_true", help="also the Triton W8A16 configs that won nowhere "
+                    "on the H200 (fp8_dense.EXTRA_CONFIGS)")
     ap.add_argument("--fp8-compiled-ms", default="1", help="M values at which torch.compile'd dequant+linear "
                     "is a baseline candidate (compile time; '' = none)")
     a = ap.parse_args()

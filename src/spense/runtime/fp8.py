@@ -11,7 +11,9 @@ of these kernels, chosen per (device, N, K, M bucket):
 * ``w8a16h:<BN>x<BK>x<SK>x<warps>`` — the same kernel on x's f16 operand ``x * 2^-8``
   (:func:`~spense.runtime.wgsp.f16_operand`, plain tensor ops before the op: fused into the op producing x
   when compiled): e4m3 -> f16 in registers (one cvt a pair), f16 ``tl.dot``, 2^8 back in the epilogue, bf16
-  out.  Exact for |x| in [2^-6, 2^24) as the bf16 kind (f16 keeps more mantissa bits); not yet GPU-measured.
+  out.  Exact for |x| in [2^-6, 2^24) as the bf16 kind (f16 keeps more mantissa bits).  Measured on the H200
+  (benchmarks/results/wgsd_2026-12-01, ah): 24-31 % less time than the best ``w8a16`` config on the 8B / 32B
+  gate_up and down shapes at M = 1 and 16 (the e4m3 -> bf16 widening has no single instruction on sm_90).
 * ``nt`` / ``swap`` — W8A8 ``torch._scaled_mm``: x quantised per token (``sx[m] = amax(|x[m]|)/448``,
   op ``spense::fp8_quant_rows``) and ``y = (xq @ Wq.T) * sx * scale``, either as is (``nt``) or
   transposed ``(Wq @ xq.T).T`` with the token rows padded to 16 (``swap``, decode M only).
@@ -276,14 +278,13 @@ def device_key(device) -> tuple[str, str]:
 
 
 def candidates(M: int, extra: bool = False) -> list[str]:
-    """The kernels measured for an M bucket (``extra``: also the not yet GPU-measured Triton configs)."""
+    """The kernels measured for an M bucket (``extra``: also the Triton configs that won nowhere in their measurement, kept for another device)."""
     b = bucket(M)
     if b > MAX_DECODE_M:
         return [cfg_name(PREFILL_CONFIG), "nt"]
     cfgs = DECODE_CONFIGS + (EXTRA_CONFIGS if extra else ())
     out = [cfg_name(c) for c in cfgs if fits(c, b)] + ["nt", "swap"]
-    if extra:  # the same configs on x's f16 operand (not yet GPU-measured: not a default candidate)
-        out += [cfg_name(c, xh=True) for c in cfgs if fits(c, b) and (len(c) < 5 or c[4] != 2)]
+    out += [cfg_name(c, xh=True) for c in cfgs if fits(c, b) and (len(c) < 5 or c[4] != 2)]  # x's f16 operand
     if b <= COMPILED_MAX_M:
         out.append("compiled")
     return out

@@ -120,7 +120,7 @@ def wgsd_stream_k() -> int:
 @functools.lru_cache(maxsize=None)
 def wgsd_exp() -> int:
     """Variants of the stream-K decode form written from its timeline (docs/runtime.md section 13;
-    ``SPENSE_WGSD_EXP``, bits, default 1): 1 a split block's epilogue in three round trips to L2 (all parts
+    ``SPENSE_WGSD_EXP``, bits, default 2049): 1 a split block's epilogue in three round trips to L2 (all parts
     loaded at once), 2 the first ring's weight boxes issued before anything else is read and the next kernel
     let launch once the last load is issued, 4 launched dependent (with 2 only: those boxes load while the
     kernel before finishes).  Each gives the bits of variant 0.  Measured (benchmarks/results/
@@ -144,8 +144,10 @@ def wgsd_exp() -> int:
     ad (4-6 % faster on the 32B gate_up / down shapes, 1-3 % on the 8B ones): 1 takes it too, 65 keeps slots of
     one step.  2048 (with 1 or 513, e4m3 where that pair form runs: :func:`wgsd_f16_x`): x given in f16 (times
     2^-8, :func:`f16_operand`) and each e4m3 pair widened to f16 by one cvt instead of five instructions to
-    bf16, the wgmmas in f16; written after the sixth stop, not yet measured."""
-    return mmasp._env_int("SPENSE_WGSD_EXP", 1, 0, 4095)
+    bf16, the wgmmas in f16; the default since results ah (2049: 8-15 % faster than 1 on the four 8B / 32B
+    gate_up / down shapes at M = 1 and 16, kernel alone on an operand made beforehand).  The bit is the
+    extension's to clear where x comes in bf16 (bf16 weights, M > 16): there 2049 runs as 1."""
+    return mmasp._env_int("SPENSE_WGSD_EXP", 2049, 0, 4095)
 
 
 F16_X_SCALE = 2.0 ** -8  # x's factor into f16 for variant bit 2048 (|x| up to 2^24 stays finite)
