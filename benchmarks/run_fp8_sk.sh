@@ -14,7 +14,8 @@
 # 6. how the extension's refusals reach Python (benchmarks/ext_refusal_probe.py) -> $W/probe.txt (the run of
 #    ab had a gdb step here instead, and the device had no gdb);
 # then $OUT/fp8sk.tgz of everything (the device tool brings back only a few files).
-# SPENSE_MMASP_SO set (a carried build): step 1 skipped; TESTS=0: step 2 skipped; E2E_LAYERS (36), E2E_ONLY (its
+# SPENSE_MMASP_SO set (a carried build): step 1 skipped; TESTS=0: step 2 skipped (TESTFILES, TESTK, TESTCAP: its
+# files, -k and seconds); TABLE=0: step 3 skipped (step 4 on the packaged table); E2E_LAYERS (36), E2E_ONLY (its
 # stages; with AB_SPFP8_ENV / AB_FP8_ENV set, add ab_spense_fp8 / ab_fp8) and MODEL pass to step 4; PROBE=0: step 6
 # skipped.
 #   SPENSE_COMMIT=<sha> OUT=<dir> bash benchmarks/run_fp8_sk.sh
@@ -32,16 +33,16 @@ if [ -z "${SPENSE_MMASP_SO:-}" ]; then  # else carried from an earlier call (val
   export SPENSE_MMASP_SO=/tmp/spense_mmasp.so
 fi
 if [ "${TESTS:-1}" = 1 ]; then
-  timeout "$(cap 90)" python3 -m pytest -q -m gpu tests/test_fp8.py tests/test_wgsp.py -k "fp8 or sk or stream_k or refuses" \
-    -p no:cacheprovider > "$W/tests.txt" 2>&1
+  timeout "$(cap ${TESTCAP:-90})" python3 -m pytest -q -m gpu ${TESTFILES:-tests/test_fp8.py tests/test_wgsp.py} \
+    -k "${TESTK:-fp8 or sk or stream_k or refuses}" -p no:cacheprovider > "$W/tests.txt" 2>&1
   echo "tests rc=$?" >> "$W/tests.txt"; tail -2 "$W/tests.txt"
 fi
-timeout "$(cap 200)" python3 benchmarks/linear_bench.py --out "$W/table" --dtypes fp8 --ratios 0 --axes cols \
+[ "${TABLE:-1}" = 1 ] && timeout "$(cap 200)" python3 benchmarks/linear_bench.py --out "$W/table" --dtypes fp8 --ratios 0 --axes cols \
   --backends dense --fp8-compiled-ms "" --ms 1,8,16,32,64,2048 \
   --shapes 8B.qkv,8B.o,8B.gate_up,8B.down,32B.qkv,32B.o,32B.gate_up,32B.down > "$W/table.txt" 2>&1
 echo "table rc=$?" >> "$W/table.txt"
-if [ -f "$W/table/fp8_dense_table.json" ] && [ "${E2E:-1}" = 1 ]; then
-  cp "$W/table/fp8_dense_table.json" src/spense/runtime/fp8_table.json
+if { [ -f "$W/table/fp8_dense_table.json" ] || [ "${TABLE:-1}" = 0 ]; } && [ "${E2E:-1}" = 1 ]; then
+  [ -f "$W/table/fp8_dense_table.json" ] && cp "$W/table/fp8_dense_table.json" src/spense/runtime/fp8_table.json
   E=$(left); [ "$E" -gt 90 ] && E=$(( E - 60 ))  # leave a minute for steps 5 and 6
   OUT="$W/e2e" LAYERS=${E2E_LAYERS:-36} STAGE_SCALE=3 BUDGET=$E NORESERVE=1 BATCHES=${E2E_BATCHES:-32} \
     ONLY=${E2E_ONLY:-"bw dense_fp8 spense_fp8"} bash benchmarks/run_e2e.sh > /dev/null 2>&1

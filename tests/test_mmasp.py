@@ -77,6 +77,58 @@ def test_xfrag_plan_min_m_switch(monkeypatch, value, expect):
         xfrag_plan_min_m.cache_clear()
 
 
+def test_f16_x_switch_and_where_forward_builds_the_operand(monkeypatch):
+    """SPENSE_MMASP_F16 (0 by default, 0 or 1, else refused in one line): with it an FP8 layer's forward builds
+    the mma.sp kernel's x_perm or fragments from x's f16 operand at planned M <= 16 (plain tensor ops, fused
+    upstream when compiled), hands x_perm of it beside x itself, and the op runs the kernel on it with
+    ``xh``; a bf16 layer, M past 16 or the switch off keep bf16.  (Routing only, on the CPU: the kernel is a
+    stand-in.)"""
+    from spense.errors import DeviceError
+    from spense.runtime import linear as lin
+    from spense.runtime import mmasp as mm
+
+    def switch(v):
+        if v is None:
+            monkeypatch.delenv("SPENSE_MMASP_F16", raising=False)
+        else:
+            monkeypatch.setenv("SPENSE_MMASP_F16", v)
+        mm.f16_x.cache_clear()
+
+    switch(None)
+    assert mm.f16_x() is False
+    switch("2")
+    with pytest.raises(DeviceError, match="SPENSE_MMASP_F16"):
+        mm.f16_x()
+    switch("1")
+    try:
+        w, lay = make(64, 128, "cols", 0.25)
+        f8, b16 = SpenseLinear(pack(w, lay, fp8=True), backend="mmasp"), SpenseLinear(pack(w, lay), backend="mmasp")
+        x5 = torch.randn(5, 128).to(torch.bfloat16)
+        for m in (f8, b16):
+            m._frag_buckets, m._xperm = {8, 32}, None
+        xf = f8._fragments(x5)
+        assert xf.dtype == torch.float16 and torch.equal(xf, mm.x_fragments(mm.f16_operand(x5)))
+        assert torch.equal(b16._fragments(x5), mm.x_fragments(x5))
+        assert f8._fragments(torch.randn(20, 128).to(torch.bfloat16)).dtype == torch.bfloat16  # past M = 16
+        seen = []
+        monkeypatch.setattr(lin, "_check_device", lambda dev, backend: True)
+        for m in (f8, b16):
+            m._perm_buckets = {1}
+            monkeypatch.setattr(m, "forward_mmasp", lambda x2, out=None, xf=None, xperm=False, xh=False:
+                                seen.append((x2, xperm, xh)) or torch.zeros(x2.shape[0], 64, dtype=torch.bfloat16))
+        x1 = torch.randn(1, 128).to(torch.bfloat16)
+        assert f8(x1).dtype == torch.bfloat16 and b16(x1).dtype == torch.bfloat16
+        (a, ap, ah), (b, bp, bh) = seen
+        assert ap and ah and a.dtype == torch.float16 and torch.equal(a, mm.x_perm(mm.f16_operand(x1)))
+        assert bp and not bh and torch.equal(b, mm.x_perm(x1))
+        switch("0")
+        seen.clear()
+        f8(x1)
+        assert seen[0][1] and not seen[0][2] and torch.equal(seen[0][0], mm.x_perm(x1))
+    finally:
+        switch(None)
+
+
 def test_x_perm_equation_inverse_and_fragments():
     """x_perm[m, 32c + 8t + 2i + e] = x[m, 32c + 8i + 2t + e]; it is its own inverse; and the 16 bytes of
     lane (g, t) at column 32c + 8t of token g are that lane's fragment in x_fragments (M <= 8)."""
@@ -223,6 +275,54 @@ def test_gpu_mmasp_x_perm_same_bits_as_fragments(fp8):
         with pytest.raises(InputError):
             mmasp_forward(kw, x_perm(torch.zeros(9, K, device="cuda", dtype=torch.bfloat16)), RT=1, warps=4,
                           stages=0, xperm=True)
+
+
+@pytest.mark.gpu
+@gpu
+def test_gpu_mmasp_f16_x_gives_the_bits_of_bf16_x():
+    """e4m3 weights, x given as its f16 operand x * 2^-8 (SPENSE_MMASP_F16's path: FP8 == 2 in the register
+    kernel): through the fragments (RT 1 and 2, M <= 16) and through x_perm (M <= 8) it gives the bf16 path's
+    exact bits wherever no |x| is below 2^-6 (every product is exact either way, and 2^-8 comes back as a
+    power of two), and within rounding of it with tiny x; on column-block, gathered-column and row layouts.
+    x in f16 with bf16 weights, or past M = 16, is refused."""
+    from spense.runtime.mmasp import f16_operand, gathered_fragments, mmasp_forward, to_kernel_layout, x_perm
+
+    gen = torch.Generator().manual_seed(23)
+    N, K = 512, 2048
+    idx = torch.randperm(K, generator=gen)[:512].sort().values
+    for lay in (_block_layout(N, K, 0.25, gen, "cpu"), SpenseLayout((N, K), "cols", idx, block=64),
+                SpenseLayout((N, K), "rows", torch.arange(0, N, 4), block=16)):
+        w = torch.randn(N, K, generator=gen)
+        s, d = lay.split(w)
+        g = s.reshape(s.shape[0], -1, 4)
+        s = (g * (torch.rand(g.shape, generator=gen).argsort(-1).argsort(-1) < 2)).reshape(s.shape)
+        p = pack(lay.merge(s, d).to(torch.bfloat16), lay, fp8=True)
+        kw = to_kernel_layout(p, "cuda")
+        for M in (1, 5, 8, 16):
+            x = torch.randn(M, K, generator=gen)
+            x = torch.where(x.abs() < 2.0 ** -6, torch.zeros_like(x), x).to("cuda", torch.bfloat16)
+            tiny = x.clone()
+            tiny[:, ::5] *= 2.0 ** -12
+            for RT in (1, 2):
+                for warps in (4, 8):
+                    for xs in (x, tiny):
+                        yb = mmasp_forward(kw, xs, RT=RT, warps=warps, stages=0, xfrag=True)
+                        yh = mmasp_forward(kw, xs, RT=RT, warps=warps, stages=0,
+                                           xf=gathered_fragments(f16_operand(xs), kw.xperm))
+                        if xs is x:
+                            assert torch.equal(yb, yh), (lay.axis, M, RT, warps)
+                        else:
+                            assert ((yb.double() - yh.double()).norm() / yb.double().norm()).item() <= 1e-3
+            if M <= 8 and kw.xperm is None:
+                yp = mmasp_forward(kw, x_perm(f16_operand(x)), RT=1, warps=4, stages=0, xperm=True)
+                assert torch.equal(yp, mmasp_forward(kw, x, RT=1, warps=4, stages=0, xfrag=True)), (lay.axis, M)
+        xh = f16_operand(torch.randn(17, K, device="cuda").to(torch.bfloat16))
+        with pytest.raises(RuntimeError, match="f16"):
+            mmasp_forward(kw, xh, RT=1, warps=4, stages=0, xf=gathered_fragments(xh, kw.xperm))
+    kb = to_kernel_layout(pack(lay.merge(s, d).to(torch.bfloat16), lay), "cuda")
+    xh = f16_operand(torch.randn(4, K, device="cuda").to(torch.bfloat16))
+    with pytest.raises(RuntimeError, match="f16"):
+        mmasp_forward(kb, xh, RT=1, warps=4, stages=0, xf=gathered_fragments(xh, kb.xperm))
 
 
 @pytest.mark.gpu

@@ -45,8 +45,9 @@ from torch import nn
 
 from spense.errors import DeviceError, FormatError, InputError
 from spense.format import PackedSpense, SpenseLayout, pack, unpack
-from spense.runtime.mmasp import default_stages, gathered_fragments, x_perm, x_perm_max_m, xfrag_plan_min_m
-from spense.runtime.wgsp import (f16_operand, sk_workspace, wgsd_f16_x, wgsd_min_m_for, wgsp_forward,
+from spense.runtime.mmasp import (F16_MAX_M, default_stages, f16_operand, f16_x, gathered_fragments, x_perm, x_perm_max_m,
+                                  xfrag_plan_min_m)
+from spense.runtime.wgsp import (sk_workspace, wgsd_f16_x, wgsd_min_m_for, wgsp_forward,
                                  wgsp_layer_applies, wgsp_min_m)
 from spense.runtime.shapes import bucket as _bucket
 
@@ -344,7 +345,9 @@ class SpenseLinear(nn.Module):
         return y
 
     def forward_mmasp(self, x2: torch.Tensor, out: torch.Tensor | None = None,
-                      xf: torch.Tensor | None = None, xperm: bool = False) -> torch.Tensor:
+                      xf: torch.Tensor | None = None, xperm: bool = False, xh: bool = False) -> torch.Tensor:
+        """The mma.sp kernel on x2 (bf16; ``xh``: x2 is x's f16 operand, FP8 weights only, :meth:`_mmasp_f16`);
+        ``xf``: x's fragments, or its f16 operand's; ``xperm``: x2 is :func:`~spense.runtime.mmasp.x_perm`'d."""
         from spense.runtime.mmasp import mmasp_forward
 
         M = x2.shape[0]
@@ -352,7 +355,7 @@ class SpenseLinear(nn.Module):
             raise InputError(f"the mmasp decode kernel handles M <= {DECODE_MAX_M}, got {M}")
         if self.scale is None and self.values.dtype != torch.bfloat16:
             raise FormatError("mmasp backend serves bf16 or FP8 (e4m3 + scale) weights")
-        x2 = x2.to(torch.bfloat16).contiguous()
+        x2 = (x2 if xh and x2.dtype == torch.float16 else x2.to(torch.bfloat16)).contiguous()
         y = out if out is not None else torch.empty(M, self.out_features, dtype=torch.bfloat16, device=x2.device)
         cfg = self.mmasp_cfg.get(_bucket(M), (None, None))
         return mmasp_forward(self._kw(), x2, y, *cfg, xf=xf, xperm=xperm)
@@ -389,9 +392,10 @@ class SpenseLinear(nn.Module):
         if self._kernel is not None:  # compacted: only the mma.sp kernel layout is held
             if M > DECODE_MAX_M:
                 return self.forward_dense(x2)
+            if not self._wgsd_serves(M):
+                return self.forward_mmasp(x2, xf=xf)  # (xf: the fragments of x or of its f16 operand)
             xh = xf if xf is not None and xf.dtype == torch.float16 else None  # x's f16 operand (forward)
-            y = (wgsp_forward(self._kernel, x2.to(torch.bfloat16) if xh is None else xh, decode=True)
-                 if self._wgsd_serves(M) else None)
+            y = wgsp_forward(self._kernel, x2.to(torch.bfloat16) if xh is None else xh, decode=True)
             return y if y is not None else self.forward_mmasp(x2, xf=xf if xh is None else None)
         if name in ("triton", "mmasp") and M > DECODE_MAX_M:
             name = "cusparselt"
@@ -427,7 +431,12 @@ class SpenseLinear(nn.Module):
             backend = "reference"
         if x2.shape[0] == 0:
             return x2.new_zeros(0, self.out_features, dtype=_out_dtype(x2))
-        if _bucket(x2.shape[0]) in self._perm_buckets:  # forward() passed x_perm of x (plan())
+        if _bucket(x2.shape[0]) in self._perm_buckets and xf is not None and xf.dtype == torch.float16:
+            # forward() passed x itself and x_perm of x's f16 operand (plan(), mmasp.f16_x)
+            if backend in ("auto", "mmasp"):
+                return self.forward_mmasp(xf, xperm=True, xh=True).to(_out_dtype(x2))
+            xf = None
+        elif _bucket(x2.shape[0]) in self._perm_buckets:  # forward() passed x_perm of x (plan())
             if backend in ("auto", "mmasp"):
                 return self.forward_mmasp(x2, xperm=True).to(_out_dtype(x2))
             x2 = x_perm(x2)  # its own inverse
@@ -477,14 +486,23 @@ class SpenseLinear(nn.Module):
             return f16_operand(x2.to(torch.bfloat16))
         if _bucket(M) not in self._frag_buckets:
             return x2.new_empty(0, dtype=torch.bfloat16)
-        return gathered_fragments(x2.to(torch.bfloat16), self._xperm)
+        x2 = x2.to(torch.bfloat16)
+        return gathered_fragments(f16_operand(x2) if self._mmasp_f16(M) else x2, self._xperm)
+
+    def _mmasp_f16(self, M: int) -> bool:
+        """Whether the mma.sp kernel takes x's f16 operand at this planned M: FP8 weights, M <= 16 and
+        ``SPENSE_MMASP_F16=1`` (:func:`~spense.runtime.mmasp.f16_x`)."""
+        fp8 = self._kernel.fp8 if self._kernel is not None else self.scale is not None
+        return fp8 and M <= F16_MAX_M and f16_x()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features:
             raise InputError(f"expected input with last dim {self.in_features}, got {tuple(x.shape)}")
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
-        if _bucket(x2.shape[0]) in self._perm_buckets:  # plain tensor ops: torch.compile fuses them upstream
+        if _bucket(x2.shape[0]) in self._perm_buckets and self._mmasp_f16(x2.shape[0]):  # (x2 gives M, dtype)
+            y = torch.ops.spense.linear_apply(x2, x_perm(f16_operand(x2.to(torch.bfloat16))), self.handle)
+        elif _bucket(x2.shape[0]) in self._perm_buckets:  # plain tensor ops: torch.compile fuses them upstream
             y = torch.ops.spense.linear_apply(x_perm(x2), x2.new_empty(0, dtype=torch.bfloat16), self.handle)
         else:
             y = torch.ops.spense.linear_apply(x2, self._fragments(x2), self.handle)

@@ -438,6 +438,30 @@ def xfrag_plan_min_m() -> int:
     return _env_int("SPENSE_MMASP_XFRAG_PLAN_MIN_M", 1, 1, 65)
 
 
+F16_X_SCALE = 2.0 ** -8  # x's factor into f16 for the e4m3 kernels' f16 path (|x| up to 2^24 stays finite)
+
+
+def f16_operand(x2: torch.Tensor) -> torch.Tensor:
+    """x2 (bf16) as the f16 operand of the e4m3 kernels' f16 path (:func:`f16_x`, and the stream-K form's
+    variant bit 2048, :func:`spense.runtime.wgsp.wgsd_f16_x`): ``x2 * 2^-8`` rounded to f16: exact for |x| in
+    [2^-6, 2^24) (f16 keeps more mantissa bits than bf16), an absolute error under 2^-17 below; |x| >= 2^24
+    overflows to inf (no linear layer input of a working bf16 model comes near)."""
+    return (x2 * F16_X_SCALE).to(torch.float16)
+
+
+@functools.lru_cache(maxsize=None)
+def f16_x() -> bool:
+    """Whether the register kernel takes x in f16 for e4m3 weights at M <= 16 (``SPENSE_MMASP_F16``, read once;
+    0 or 1, default 0 until measured): :meth:`SpenseLinear.forward` then builds x_perm or the fragments from
+    :func:`f16_operand`, and the kernel widens each e4m3 pair to f16 by one cvt (instead of five instructions
+    to bf16) and runs its MMAs in f16 (csrc/spense_mmasp_common.cuh: FP8 == 2), the scale times 2^8 at the
+    end.  Exact as the bf16 path wherever no |x| is below 2^-6 (every product is exact either way)."""
+    return bool(_env_int("SPENSE_MMASP_F16", 0, 0, 1))
+
+
+F16_MAX_M = 16  # the register kernel's f16 path: M <= 16 (x_perm: M <= 8), RT 1 or 2 (csrc/spense_mmasp.cu)
+
+
 def x_fragments(x2: torch.Tensor) -> torch.Tensor:
     """``x2`` (``(M, K)`` bf16, M <= 64) in the kernels' B-fragment order, one 16-byte load per lane:
 
@@ -498,7 +522,8 @@ def mmasp_forward(kw: KernelWeights, x2: torch.Tensor, out: torch.Tensor | None 
     ``xf``: :func:`x_fragments` of ``x2`` already gathered by ``kw.xperm``, built by the caller (e.g.
     traced by torch.compile into the kernel that produces x); then ``x2`` only gives M and K.
     ``xperm``: ``x2`` is :func:`x_perm` of x (M <= 8, a layout without column gather, RT = 1; the
-    register kernel whatever ``stages`` says)."""
+    register kernel whatever ``stages`` says).  e4m3 weights at M <= 16 (:func:`f16_x`): ``xf``, or ``x2`` under
+    ``xperm``, may be built from x's :func:`f16_operand` instead (the register kernel, RT 1 or 2)."""
     if RT is None or warps is None:
         r, w = default_config(kw, x2.shape[0])
         RT = RT or r
@@ -510,6 +535,8 @@ def mmasp_forward(kw: KernelWeights, x2: torch.Tensor, out: torch.Tensor | None 
     else:
         if stages is None:
             stages = default_stages()
+        if xf is not None and xf.dtype == torch.float16:  # x's f16 operand: the register kernel alone
+            stages = 0
         if stages and torch.cuda.get_device_capability(x2.device)[0] < 9:  # e.g. an H100 config on an A100
             stages = 0
         if xf is None or xf.numel() == 0:

@@ -150,9 +150,6 @@ def wgsd_exp() -> int:
     return mmasp._env_int("SPENSE_WGSD_EXP", 2049, 0, 4095)
 
 
-F16_X_SCALE = 2.0 ** -8  # x's factor into f16 for variant bit 2048 (|x| up to 2^24 stays finite)
-
-
 def wgsd_f16_x(kw: mmasp.KernelWeights, m: int) -> bool:
     """Whether the stream-K form takes x in f16 for the e4m3 weights ``kw`` at ``m`` tokens: variant bit 2048
     (:func:`wgsd_exp`) where its pair form runs (tiles of 16 tokens, slots of two K steps: variant 1 or 513
@@ -162,11 +159,7 @@ def wgsd_f16_x(kw: mmasp.KernelWeights, m: int) -> bool:
             and ((e & 512) != 0 or (e & 64) == 0))
 
 
-def f16_operand(x2: torch.Tensor) -> torch.Tensor:
-    """x2 (bf16) as the f16 operand of :func:`wgsd_f16_x`: ``x2 * 2^-8`` rounded to f16: exact for |x| in
-    [2^-6, 2^24) (f16 keeps more mantissa bits than bf16), an absolute error under 2^-17 below; |x| >= 2^24
-    overflows to inf (no linear layer input of a working bf16 model comes near)."""
-    return (x2 * F16_X_SCALE).to(torch.float16)
+F16_X_SCALE, f16_operand = mmasp.F16_X_SCALE, mmasp.f16_operand  # (x's f16 operand: defined with the mma.sp kernel)
 
 
 SK_PART = 32 * 256  # floats of one CTA's partial sums (csrc/spense_wgsd.cuh WSD_PART)

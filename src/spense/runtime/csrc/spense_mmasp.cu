@@ -65,9 +65,9 @@
 // det (NT <= REG_DET_NT, at most REG_DET_W warps, not pf): the warps' sums met in order (spense_mmasp_reg.cuh:
 // DET), the default there
 constexpr int REG_DET_NT = 2;
-template <int RT, int NT, bool F, int XM, typename... Args>
+template <int RT, int NT, int F, int XM, typename... Args>
 static void launch_reg(dim3 grid, dim3 threads, cudaStream_t stream, bool pdl, bool pf, bool det, Args... args) {
-  if constexpr (RT == 1 && XM != X_PERM) {
+  if constexpr (RT == 1 && XM != X_PERM && F != 2) {  // (not built for x in f16)
     if (pf) {
       C10_CUDA_CHECK(launch_maybe_pdl(spense_mmasp_kernel<RT, NT, F, REG_U, XM, true>, grid, threads, stream,
                                       pdl, args...));
@@ -198,7 +198,12 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
                   torch::Tensor sblk, torch::Tensor dblk, torch::Tensor out_row, torch::Tensor wscale,
                   torch::Tensor y, int64_t Bs, int64_t Bd, int64_t Ss, int64_t SdA, int64_t SdB,
                   int64_t RT, int64_t warps, bool fp8, int64_t stages, torch::Tensor xf, bool xperm) {
-  TORCH_CHECK(x.is_cuda() && x.scalar_type() == at::kBFloat16 && x.stride(1) == 1, "x: bf16 cuda, row-major");
+  // x in f16 (x * 2^-8: spense.runtime.mmasp.f16_x), e4m3 weights only: the register kernel's FP8 == 2; with
+  // xf the fragments' dtype says it (x then gives only M and K)
+  const bool xh = (xf.numel() > 0 ? xf.scalar_type() : x.scalar_type()) == at::kHalf;
+  TORCH_CHECK(x.is_cuda() && (x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf) && x.stride(1) == 1,
+              "x: bf16 cuda, row-major");
+  TORCH_CHECK(!xh || fp8, "x in f16 (x * 2^-8) is taken for e4m3 weights only");
   TORCH_CHECK(x.stride(0) % 2 == 0 && (reinterpret_cast<uintptr_t>(x.data_ptr()) & 3) == 0, "x: 4-byte aligned rows");
   TORCH_CHECK(y.scalar_type() == at::kBFloat16 && y.stride(1) == 1, "y: bf16 row-major");
   TORCH_CHECK(sblk.scalar_type() == at::kInt && dblk.scalar_type() == at::kInt && out_row.scalar_type() == at::kInt,
@@ -230,7 +235,8 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
   // xf: x in fragment order ([ceil(K/64)*2][NT][32][8] bf16, spense.runtime.mmasp.x_fragments), or empty
   const uint4* XF = nullptr;
   if (xf.numel() > 0) {
-    TORCH_CHECK(xf.is_cuda() && xf.scalar_type() == at::kBFloat16 && xf.is_contiguous(), "xf: contiguous bf16 cuda");
+    TORCH_CHECK(xf.is_cuda() && (xf.scalar_type() == at::kBFloat16 || xh) && xf.is_contiguous(),
+                "xf: contiguous bf16 (or f16) cuda");
     TORCH_CHECK(xf.numel() == (int64_t)((x.size(1) + 63) / 64) * 2 * NT * 32 * 8,
                 "xf: shape does not match x (ceil(K/64)*2 chunks x NT x 32 lanes x 8)");
     XF = reinterpret_cast<const uint4*>(xf.data_ptr());
@@ -239,10 +245,24 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
   auto stream = at::cuda::getCurrentCUDAStream();
   const int pdl = stages == 0 ? pdl_mode() : 0;  // 0: plain launch, 1 / 2: dependent (pdl_mode)
   // its bound: 256 threads; not built for xperm
-  const bool pf = stages == 0 && RT == 1 && warps <= 8 && !xperm && pf_enabled();
+  const bool pf = stages == 0 && RT == 1 && warps <= 8 && !xperm && !xh && pf_enabled();
   const bool det = stages == 0 && !pf && warps <= REG_DET_W && det_enabled();
   // xperm: x is x_perm (spense_mmasp_common.cuh: X_PERM), read by the register kernel at RT = 1 and M <= 8
   // (NT = 1, the only instantiation), whatever SPENSE_MMASP_XS says
+  // x in f16: the register kernel through x_perm (RT = 1, NT = 1) or the fragments (RT 1 / 2, M <= 16)
+  if (xh) {
+    TORCH_CHECK(stages == 0 && (xperm || XF != nullptr),
+                "mmasp: x in f16 is read by the register kernel alone (stages 0), through xf or x_perm");
+    SPENSE_CHECK(M <= 16 && RT <= 2 && (!xperm || (RT == 1 && M <= 8)), "mmasp: x in f16 is built for M <= 16 "
+                 "and RT 1 or 2 (x_perm: RT = 1, M <= 8), got M = %d, RT = %d", M, (int)RT);
+    TORCH_CHECK(!xperm || (x.size(1) % 64 == 0 && x.stride(0) % 8 == 0 && (reinterpret_cast<uintptr_t>(x.data_ptr()) & 15) == 0),
+                "mmasp: xperm needs x rows of a multiple of 64 columns, 16-byte aligned");
+    if (xperm) { LAUNCH_X(1, 1, 2, X_PERM); }
+    else if (RT == 1) { if (NT == 1) { LAUNCH_X(1, 1, 2, X_FRAGS); } else { LAUNCH_X(1, 2, 2, X_FRAGS); } }
+    else { if (NT == 1) { LAUNCH_X(2, 1, 2, X_FRAGS); } else { LAUNCH_X(2, 2, 2, X_FRAGS); } }
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    return;
+  }
   if (xperm) {
     TORCH_CHECK(XF == nullptr && stages == 0, "mmasp: xperm is read by the register kernel alone: no xf, stages 0");
     SPENSE_CHECK(RT == 1 && M <= 8, "mmasp: xperm is built for RT = 1 and M <= 8, got RT = %d, M = %d", (int)RT, M);

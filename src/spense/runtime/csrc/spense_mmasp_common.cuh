@@ -60,25 +60,36 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
 
+// The MMAs in bf16 (H = false) or f16 (H: e4m3 weights widened to f16, x given in f16 as x * 2^-8; the
+// kernels' FP8 == 2, spense.runtime.mmasp.f16_x)
+#define SPENSE_MMA_SP(TY, SEL)                                                                     \
+  asm("mma.sp.sync.aligned.m16n8k32.row.col.f32." TY "." TY ".f32 "                                 \
+      "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9,%10,%11}, {%0,%1,%2,%3}, %12, " SEL ";\n"                \
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])                                              \
+      : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b[0]), "r"(b[1]), "r"(b[2]), "r"(b[3]), "r"(e))
+template <bool H = false>
 __device__ __forceinline__ void mma_sp(float* c, const uint4& a, const uint32_t* b, uint32_t e, int sel) {
-  if (sel == 0) {
-    asm("mma.sp.sync.aligned.m16n8k32.row.col.f32.bf16.bf16.f32 "
-        "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9,%10,%11}, {%0,%1,%2,%3}, %12, 0x0;\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b[0]), "r"(b[1]), "r"(b[2]), "r"(b[3]), "r"(e));
+  if (H) {
+    if (sel == 0) SPENSE_MMA_SP("f16", "0x0"); else SPENSE_MMA_SP("f16", "0x1");
   } else {
-    asm("mma.sp.sync.aligned.m16n8k32.row.col.f32.bf16.bf16.f32 "
-        "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9,%10,%11}, {%0,%1,%2,%3}, %12, 0x1;\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b[0]), "r"(b[1]), "r"(b[2]), "r"(b[3]), "r"(e));
+    if (sel == 0) SPENSE_MMA_SP("bf16", "0x0"); else SPENSE_MMA_SP("bf16", "0x1");
   }
 }
+#undef SPENSE_MMA_SP
 
+template <bool H = false>
 __device__ __forceinline__ void mma_dense(float* c, const uint4& a, uint32_t b0, uint32_t b1) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-      "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
+  if (H) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+        "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
+  } else {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+        "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
+  }
 }
 
 __device__ __forceinline__ uint4 ldg_stream(const uint4* p) {
@@ -224,21 +235,23 @@ __device__ __forceinline__ void load_xstep(uint4 (&xr)[2][NT], const uint4* __re
 // ---------------- the per-step math and the epilogue, shared by both kernels ----------------
 // the A fragments of piece j of a step, for each of RT row tiles: sparse (j = 0, 1: one mma.sp each;
 // FP8: both expanded from one uint4 of e4m3 bytes) and dense (j = 0..3: one m16n8k16 each)
-template <int RT, bool FP8, int NVS>
+template <int RT, int FP8, int NVS>
 __device__ __forceinline__ void a_sparse(uint4 (&a)[RT], const uint4 (&va)[RT][NVS], int j) {
 #pragma unroll
   for (int r = 0; r < RT; ++r) {
-    if (FP8) a[r] = j == 0 ? e4m3x8_frag(va[r][0].x, va[r][0].y) : e4m3x8_frag(va[r][0].z, va[r][0].w);
+    if (FP8 == 2) a[r] = j == 0 ? e4m3x8_frag_h(va[r][0].x, va[r][0].y) : e4m3x8_frag_h(va[r][0].z, va[r][0].w);
+    else if (FP8) a[r] = j == 0 ? e4m3x8_frag(va[r][0].x, va[r][0].y) : e4m3x8_frag(va[r][0].z, va[r][0].w);
     else a[r] = va[r][FP8 ? 0 : j];
   }
 }
-template <int RT, bool FP8, int NVD>
+template <int RT, int FP8, int NVD>
 __device__ __forceinline__ void a_dense(uint4 (&a)[RT], const uint4 (&da)[RT][NVD], int j) {
 #pragma unroll
   for (int r = 0; r < RT; ++r) {
     if (FP8) {
       const uint4& q = da[r][j >> 1];
-      a[r] = (j & 1) == 0 ? e4m3x8_frag(q.x, q.y) : e4m3x8_frag(q.z, q.w);
+      if (FP8 == 2) a[r] = (j & 1) == 0 ? e4m3x8_frag_h(q.x, q.y) : e4m3x8_frag_h(q.z, q.w);
+      else a[r] = (j & 1) == 0 ? e4m3x8_frag(q.x, q.y) : e4m3x8_frag(q.z, q.w);
     } else {
       a[r] = da[r][FP8 ? 0 : j];
     }
@@ -247,7 +260,7 @@ __device__ __forceinline__ void a_dense(uint4 (&a)[RT], const uint4 (&da)[RT][NV
 
 // one sparse 64-K step of RT row tiles: va = each tile's values (NVS uint4 per lane; bf16: one per
 // mma.sp, FP8: one uint4 holding both), me = its metadata word, xb = the step's first x column
-template <int RT, int NT, bool FP8, int NVS, int XM>
+template <int RT, int NT, int FP8, int NVS, int XM>
 __device__ __forceinline__ void sparse_step(float (&acc)[RT][NT][4], const uint4 (&va)[RT][NVS],
                                             const uint32_t (&me)[RT], int xb, const uint4* __restrict__ xf,
                                             const __nv_bfloat16* __restrict__ x, int ldx, int M, int kx, int lane) {
@@ -261,13 +274,13 @@ __device__ __forceinline__ void sparse_step(float (&acc)[RT][NT][4], const uint4
       uint32_t bf[4];
       load_b32<NT, XM>(bf, xf, x, ldx, M, kx, n, lane, k0);
 #pragma unroll
-      for (int r = 0; r < RT; ++r) mma_sp(acc[r][n], a[r], bf, me[r], j);
+      for (int r = 0; r < RT; ++r) mma_sp<FP8 == 2>(acc[r][n], a[r], bf, me[r], j);
     }
   }
 }
 
 // one dense 64-K step (4 mma.m16n8k16 per tile): da = each tile's NVD uint4 per lane
-template <int RT, int NT, bool FP8, int NVD, int XM>
+template <int RT, int NT, int FP8, int NVD, int XM>
 __device__ __forceinline__ void dense_step(float (&acc)[RT][NT][4], const uint4 (&da)[RT][NVD], int xb,
                                            const uint4* __restrict__ xf, const __nv_bfloat16* __restrict__ x,
                                            int ldx, int M, int kx, int lane) {
@@ -281,13 +294,13 @@ __device__ __forceinline__ void dense_step(float (&acc)[RT][NT][4], const uint4 
       uint32_t b0, b1;
       load_b16<NT, XM>(b0, b1, xf, x, ldx, M, kx, n, lane, k0);
 #pragma unroll
-      for (int r = 0; r < RT; ++r) mma_dense(acc[r][n], a[r], b0, b1);
+      for (int r = 0; r < RT; ++r) mma_dense<FP8 == 2>(acc[r][n], a[r], b0, b1);
     }
   }
 }
 
 // sparse_step / dense_step with the step's x fragments already in registers (load_xstep)
-template <int RT, int NT, bool FP8, int NVS>
+template <int RT, int NT, int FP8, int NVS>
 __device__ __forceinline__ void sparse_step_x(float (&acc)[RT][NT][4], const uint4 (&va)[RT][NVS],
                                               const uint32_t (&me)[RT], const uint4 (&xr)[2][NT]) {
 #pragma unroll
@@ -298,11 +311,11 @@ __device__ __forceinline__ void sparse_step_x(float (&acc)[RT][NT][4], const uin
     for (int n = 0; n < NT; ++n) {
       const uint32_t bf[4] = {xr[j][n].x, xr[j][n].y, xr[j][n].z, xr[j][n].w};
 #pragma unroll
-      for (int r = 0; r < RT; ++r) mma_sp(acc[r][n], a[r], bf, me[r], j);
+      for (int r = 0; r < RT; ++r) mma_sp<FP8 == 2>(acc[r][n], a[r], bf, me[r], j);
     }
   }
 }
-template <int RT, int NT, bool FP8, int NVD>
+template <int RT, int NT, int FP8, int NVD>
 __device__ __forceinline__ void dense_step_x(float (&acc)[RT][NT][4], const uint4 (&da)[RT][NVD],
                                              const uint4 (&xr)[2][NT]) {
 #pragma unroll
@@ -314,7 +327,7 @@ __device__ __forceinline__ void dense_step_x(float (&acc)[RT][NT][4], const uint
       const uint4& v = xr[j >> 1][n];
       const uint32_t b0 = (j & 1) ? v.z : v.x, b1 = (j & 1) ? v.w : v.y;
 #pragma unroll
-      for (int r = 0; r < RT; ++r) mma_dense(acc[r][n], a[r], b0, b1);
+      for (int r = 0; r < RT; ++r) mma_dense<FP8 == 2>(acc[r][n], a[r], b0, b1);
     }
   }
 }
@@ -366,10 +379,15 @@ __device__ __forceinline__ void add_partials(float* red, const float (&acc)[RT][
   each_partial<RT, NT>(acc, lane, [&](int i, float v) { atomicAdd(&red[i], v); });
 }
 
+// FP8 (the kernels' template argument): 0 bf16 weights, 1 e4m3 weights with x in bf16, 2 e4m3 with x in f16 as
+// x * 2^-8 (spense.runtime.mmasp.f16_x): each pair widened by one cvt, the MMAs in f16, and the scale times 2^8 here
+template <int FP8>
+__device__ __forceinline__ constexpr float fp8_unscale() { return FP8 == 2 ? 256.f : 1.f; }
+
 // The output row (and FP8 scale) of this thread's first element in store_rows, read when the kernel
 // starts, so that the epilogue does not wait on a global load after the reduction.  o = -1: none.
 struct RowOut { int o; float s; };
-template <int RT, int NT, bool FP8>
+template <int RT, int NT, int FP8>
 __device__ __forceinline__ RowOut first_row_out(int b, const int* __restrict__ out_row,
                                                 const float* __restrict__ wscale, int M) {
   constexpr int ROWS = RT * 16;
@@ -377,14 +395,14 @@ __device__ __forceinline__ RowOut first_row_out(int b, const int* __restrict__ o
   RowOut p{-1, 1.f};
   if (i < ROWS * NT * 8 && i % (NT * 8) < M) {
     p.o = __ldg(out_row + b * ROWS + i / (NT * 8));
-    if (FP8 && p.o >= 0) p.s = __ldg(wscale + p.o);
+    if (FP8 && p.o >= 0) p.s = __ldg(wscale + p.o) * fp8_unscale<FP8>();
   }
   return p;
 }
 
 // after the reduction: y[tok, out_row[row]] = val(i) for i = (row, tok) (x the row's FP8 scale), every
 // thread; pre: the thread's first element's row, from first_row_out (pre.o == -2: not read ahead)
-template <int RT, int NT, bool FP8, typename Val>
+template <int RT, int NT, int FP8, typename Val>
 __device__ __forceinline__ void store_rows_of(Val val, int b, const int* __restrict__ out_row,
                                               const float* __restrict__ wscale, __nv_bfloat16* __restrict__ y,
                                               int ldy, int M, RowOut pre = RowOut{-2, 1.f}) {
@@ -396,14 +414,14 @@ __device__ __forceinline__ void store_rows_of(Val val, int b, const int* __restr
       const int o = ahead ? pre.o : out_row[b * ROWS + row];
       if (o >= 0) {
         float v = val(i);
-        if (FP8) v *= ahead ? pre.s : __ldg(wscale + o);
+        if (FP8) v *= ahead ? pre.s : __ldg(wscale + o) * fp8_unscale<FP8>();
         y[(size_t)tok * ldy + o] = __float2bfloat16(v);
       }
     }
   }
 }
 // ... of the reduction buffer red[RT*16 rows][NT*8 tokens]
-template <int RT, int NT, bool FP8>
+template <int RT, int NT, int FP8>
 __device__ __forceinline__ void store_rows(const float* red, int b, const int* __restrict__ out_row,
                                            const float* __restrict__ wscale, __nv_bfloat16* __restrict__ y,
                                            int ldy, int M, RowOut pre = RowOut{-2, 1.f}) {

@@ -36,7 +36,7 @@ constexpr int REG_DET_W = 8;  // the most warps of the DET instantiation (its sh
 // output is the sum over the warps in order, so the result is the same from run to run (the default
 // adds them with shared-memory float atomics, a compare-and-swap loop each on sm_90, in the order the
 // warps arrive), and the buffer needs no zeroing nor the barrier after it.
-template <int RT, int NT, bool FP8, int U, int XM, bool PF = false, int MINB = 0, int XD = 2, bool ROLES = false,
+template <int RT, int NT, int FP8, int U, int XM, bool PF = false, int MINB = 0, int XD = 2, bool ROLES = false,
           bool DET = false>
 __global__ void __launch_bounds__(MINB > 1 ? 128 : ((U > (FP8 && XD == 0 ? 8 : REG_U) || PF) ? 256 : 512), MINB)
 spense_mmasp_kernel(
