@@ -8,7 +8,9 @@ kernels, and (M <= 64, opt-in: ``--backends ...,wgsd``) the sparse warpgroup MMA
 forms (``spense.runtime.wgsp``: column ``wgsd`` stream-K, bf16 or FP8, ``wgsd_cl`` the K split over clusters,
 bf16 only, ``wgsd_xh`` FP8 under ``SPENSE_WGSD_EXP`` bit 2048 on x's f16 operand made before the call, where
 ``wgsd`` and ``sk`` make it in each call; the engine
-takes them from ``SPENSE_WGSD_MIN_M`` tokens, picking one by ``SPENSE_WGSD_SK``); all under CUDA graphs with the
+takes them from ``SPENSE_WGSD_MIN_M`` tokens, picking one by ``SPENSE_WGSD_SK``); beside ``mmasp``, ``mmasp_xf`` is
+the mma.sp kernel on x's fragments made before the call and ``mmasp_xh`` (FP8, M <= 16) on the fragments of x's
+f16 operand, as the compiled engine runs them (``SPENSE_MMASP_F16``); all under CUDA graphs with the
 weights rotated over several copies (>= 256 MB in all, L2 is 50 MB).  Writes linear_bench.json / .md /
 .png under --out.  The FP8 dense baseline is the fastest per shape and M of our W8A16 Triton configs,
 ``_scaled_mm`` W8A8 both ways, the compiled dequant (M = 1) and, at M <= 64 on sm_90a, the stream-K form
@@ -33,7 +35,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 from spense.format import SpenseLayout, dense_count, pack, unpack  # noqa: E402
 from spense.provenance import current_commit, source_digest  # noqa: E402
 from spense.runtime.linear import SpenseLinear  # noqa: E402
-from spense.runtime.mmasp import gathered_fragments  # noqa: E402
+from spense.runtime.mmasp import F16_MAX_M, gathered_fragments  # noqa: E402
 from spense.runtime.shapes import bucket as _bucket  # noqa: E402
 from spense.runtime import fp8 as fp8rt  # noqa: E402
 from spense.runtime.wgsp import f16_operand, wgsd_exp, wgsd_f16_x, wgsp_forward, wgsp_layer_applies  # noqa: E402
@@ -359,6 +361,15 @@ def run_cell(a, sname, N, K, dt, fp8, axis, ratio, ms, backends, cfgs, gen, bw, 
                                         for l, y, f in zip(layers, ys, xfs)])
                         if "mmasp_xf" not in res or t < res["mmasp_xf"]:
                             res["mmasp_xf"], cfg_used["mmasp_xf"] = t, cfg
+                    if fp8 and M <= F16_MAX_M:  # mmasp_xh: the fragments of x's f16 operand (SPENSE_MMASP_F16)
+                        xhs = [gathered_fragments(f16_operand(x), l._kw().xperm) for l in layers]
+                        for cfg in [c for c in cfgs if c[0] <= 2 and (len(c) < 3 or c[2] == 0)]:
+                            for l in layers:
+                                l.mmasp_cfg[_bucket(M)] = cfg
+                            t = time_graph([lambda l=l, y=y, f=f: l.forward_mmasp(x, out=y, xf=f)
+                                            for l, y, f in zip(layers, ys, xhs)])
+                            if "mmasp_xh" not in res or t < res["mmasp_xh"]:
+                                res["mmasp_xh"], cfg_used["mmasp_xh"] = t, cfg
                     for l in layers:
                         l.mmasp_cfg[_bucket(M)] = best[1]
                 elif b == "wgsd":  # stream-K, and wgsd_cl: the K split over clusters

@@ -78,7 +78,7 @@ def test_xfrag_plan_min_m_switch(monkeypatch, value, expect):
 
 
 def test_f16_x_switch_and_where_forward_builds_the_operand(monkeypatch):
-    """SPENSE_MMASP_F16 (0 by default, 0 or 1, else refused in one line): with it an FP8 layer's forward builds
+    """SPENSE_MMASP_F16 (1 by default, 0 or 1, else refused in one line): with it an FP8 layer's forward builds
     the mma.sp kernel's x_perm or fragments from x's f16 operand at planned M <= 16 (plain tensor ops, fused
     upstream when compiled), hands x_perm of it beside x itself, and the op runs the kernel on it with
     ``xh``; a bf16 layer, M past 16 or the switch off keep bf16.  (Routing only, on the CPU: the kernel is a
@@ -95,7 +95,7 @@ def test_f16_x_switch_and_where_forward_builds_the_operand(monkeypatch):
         mm.f16_x.cache_clear()
 
     switch(None)
-    assert mm.f16_x() is False
+    assert mm.f16_x() is True
     switch("2")
     with pytest.raises(DeviceError, match="SPENSE_MMASP_F16"):
         mm.f16_x()
