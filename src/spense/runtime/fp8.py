@@ -9,7 +9,7 @@ of these kernels, chosen per (device, N, K, M bucket):
   ``spense::fp8_w8a16_mm``): bf16 x, e4m3 -> bf16 in registers, fp32 accumulation, split-K.
   Equals the dequantised-weight reference up to the bf16 output rounding.
 * ``w8a16h:<BN>x<BK>x<SK>x<warps>`` — the same kernel on x's f16 operand ``x * 2^-8``
-  (:func:`~spense.runtime.wgsp.f16_operand`, plain tensor ops before the op: fused into the op producing x
+  (:func:`~spense.runtime.xops.f16_operand`, plain tensor ops before the op: fused into the op producing x
   when compiled): e4m3 -> f16 in registers (one cvt a pair), f16 ``tl.dot``, 2^8 back in the epilogue, bf16
   out.  Exact for |x| in [2^-6, 2^24) as the bf16 kind (f16 keeps more mantissa bits).  Measured on the H200
   (benchmarks/results/wgsd_2026-12-01, ah): 24-31 % less time than the best ``w8a16`` config on the 8B / 32B
@@ -52,6 +52,7 @@ from spense.runtime.fp8_dense import (DECODE_CONFIGS, EXTRA_CONFIGS, MAX_DECODE_
                                       fits, fp8_w8a16_mm)
 from spense.runtime.shapes import bucket, pad_to
 from spense.runtime.timing import time_graph
+from spense.runtime.xops import f16_operand
 
 FP8_DTYPE = torch.float8_e4m3fn
 FP8_MAX = 448.0
@@ -225,11 +226,11 @@ def run_kind(kind: str, x2: torch.Tensor, wq: torch.Tensor, sw: torch.Tensor,
             raise InputError("FP8 GEMM kind 'sk' needs the weight's kernel layout (wgsp.dense_fp8_kernel_weights)")
         xin = x2.to(torch.bfloat16)
         if wgsp.wgsd_f16_x(kw, M):
-            xin = wgsp.f16_operand(xin) if xh is None else xh
+            xin = f16_operand(xin) if xh is None else xh
         return wgsp.wgsd_apply(xin, *wgsp.kernel_weights_op_args(kw)).to(out_dtype)
     if kind.startswith("w8a16h"):
         cfg = parse_cfg(kind) or (0, 0, 0, 0)
-        xin = wgsp.f16_operand(x2.to(torch.bfloat16)) if xh is None else xh
+        xin = f16_operand(x2.to(torch.bfloat16)) if xh is None else xh
         return fp8_w8a16_mm(xin, wq, sw, *cfg, xh=True).to(out_dtype)
     if kind.startswith("w8a16"):
         cfg = parse_cfg(kind) or (0, 0, 0, 0)
@@ -339,7 +340,7 @@ def measure(N: int, K: int, M: int, device, kinds=None, min_bytes: float = 192e6
     kws = [sk_layout(w, sw) for w in ws] if "sk" in kinds else []
     if "sk" in kinds and None in kws:
         kinds.remove("sk")
-    xh = wgsp.f16_operand(x.to(torch.bfloat16))  # x's f16 operand, made beforehand as the engine fuses it
+    xh = f16_operand(x.to(torch.bfloat16))  # x's f16 operand, made beforehand as the engine fuses it
     times = {}
     for kind in kinds:
         ks = kws if kind == "sk" else [None] * len(ws)

@@ -12,7 +12,7 @@ adds the planes in a fixed order and casts: two launches, deterministic.  (Until
 were added with atomics into a zeroed buffer and cast apart: four launches.)  Any M, N, K (tails are
 masked).
 
-``xh``: x is the f16 operand ``x * 2^-8`` (:func:`spense.runtime.wgsp.f16_operand`): the e4m3 tile goes to
+``xh``: x is the f16 operand ``x * 2^-8`` (:func:`spense.runtime.xops.f16_operand`): the e4m3 tile goes to
 f16 (one cvt a pair), ``tl.dot`` runs in f16, the epilogue multiplies by 2^8 and the output is bf16.
 
 Registered as the custom op ``spense::fp8_w8a16_mm`` (CUDA: the Triton kernel; CPU: the same

@@ -45,8 +45,8 @@ from torch import nn
 
 from spense.errors import DeviceError, FormatError, InputError
 from spense.format import PackedSpense, SpenseLayout, pack, unpack
-from spense.runtime.mmasp import (F16_MAX_M, default_stages, f16_operand, f16_x, gathered_fragments, x_perm, x_perm_max_m,
-                                  xfrag_plan_min_m)
+from spense.runtime.mmasp import default_stages
+from spense.runtime.xops import F16_MAX_M, f16_operand, f16_x, gathered_fragments, x_perm, x_perm_max_m, xfrag_plan_min_m
 from spense.runtime.wgsp import (sk_workspace, wgsd_f16_x, wgsd_min_m_for, wgsp_forward,
                                  wgsp_layer_applies, wgsp_min_m)
 from spense.runtime.shapes import bucket as _bucket
@@ -347,7 +347,7 @@ class SpenseLinear(nn.Module):
     def forward_mmasp(self, x2: torch.Tensor, out: torch.Tensor | None = None,
                       xf: torch.Tensor | None = None, xperm: bool = False, xh: bool = False) -> torch.Tensor:
         """The mma.sp kernel on x2 (bf16; ``xh``: x2 is x's f16 operand, FP8 weights only, :meth:`_mmasp_f16`);
-        ``xf``: x's fragments, or its f16 operand's; ``xperm``: x2 is :func:`~spense.runtime.mmasp.x_perm`'d."""
+        ``xf``: x's fragments, or its f16 operand's; ``xperm``: x2 is :func:`~spense.runtime.xops.x_perm`'d."""
         from spense.runtime.mmasp import mmasp_forward
 
         M = x2.shape[0]
@@ -450,7 +450,7 @@ class SpenseLinear(nn.Module):
         the kernel's fragment order as plain tensor ops, which torch.compile fuses into the op that
         produces x (pass False without torch.compile: then they would be three more kernels per layer
         and step, which cost more than the faster kernel saves); not below
-        :func:`~spense.runtime.mmasp.xfrag_plan_min_m`."""
+        :func:`~spense.runtime.xops.xfrag_plan_min_m`."""
         dev = self.values.device if self._kernel is None else self._kernel.sv.device
         self._frag_buckets, self._perm_buckets = set(), set()
         if self._fused or dev.type != "cuda" or self.backend not in ("auto", "mmasp"):
@@ -470,8 +470,8 @@ class SpenseLinear(nn.Module):
         return self
 
     def _x_perm_fits(self, M: int) -> bool:
-        """Whether ``forward`` passes :func:`~spense.runtime.mmasp.x_perm` of x at this planned M instead
-        of fragments: M <= ``SPENSE_MMASP_XPERM`` (:func:`~spense.runtime.mmasp.x_perm_max_m`), no column
+        """Whether ``forward`` passes :func:`~spense.runtime.xops.x_perm` of x at this planned M instead
+        of fragments: M <= ``SPENSE_MMASP_XPERM`` (:func:`~spense.runtime.xops.x_perm_max_m`), no column
         gather, K a multiple of 64, and the register kernel at one row tile per CTA."""
         cfg = self.mmasp_cfg.get(_bucket(M), (1, None))
         return (M <= x_perm_max_m() and self._kw().xperm is None and self.in_features % 64 == 0
@@ -491,7 +491,7 @@ class SpenseLinear(nn.Module):
 
     def _mmasp_f16(self, M: int) -> bool:
         """Whether the mma.sp kernel takes x's f16 operand at this planned M: FP8 weights, M <= 16 and
-        ``SPENSE_MMASP_F16=1`` (:func:`~spense.runtime.mmasp.f16_x`)."""
+        ``SPENSE_MMASP_F16=1`` (:func:`~spense.runtime.xops.f16_x`)."""
         fp8 = self._kernel.fp8 if self._kernel is not None else self.scale is not None
         return fp8 and M <= F16_MAX_M and f16_x()
 

@@ -35,6 +35,7 @@ import torch
 from spense.errors import DeviceError
 from spense.runtime import mmasp
 from spense.runtime.shapes import pad_to
+from spense.runtime.xops import F16_X_SCALE, f16_operand  # noqa: F401 (x's f16 operand, re-exported)
 
 WGSD_MAX_M = 64  # the decode form: one CTA holds 64 tokens
 _EMPTY_F = torch.empty(0, dtype=torch.float32)  # the workspace arguments of the forms that take none
@@ -159,7 +160,6 @@ def wgsd_f16_x(kw: mmasp.KernelWeights, m: int) -> bool:
             and ((e & 512) != 0 or (e & 64) == 0))
 
 
-F16_X_SCALE, f16_operand = mmasp.F16_X_SCALE, mmasp.f16_operand  # (x's f16 operand: defined with the mma.sp kernel)
 
 
 SK_PART = 32 * 256  # floats of one CTA's partial sums (csrc/spense_wgsd.cuh WSD_PART)
