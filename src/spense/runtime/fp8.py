@@ -279,7 +279,8 @@ def device_key(device) -> tuple[str, str]:
 
 
 def candidates(M: int, extra: bool = False) -> list[str]:
-    """The kernels measured for an M bucket (``extra``: also the Triton configs that won nowhere in their measurement, kept for another device)."""
+    """The kernels measured for an M bucket, the Triton configs on bf16 x and on x's f16 operand alike
+    (``extra``: also the configs that won nowhere in their measurement, kept for another device)."""
     b = bucket(M)
     if b > MAX_DECODE_M:
         return [cfg_name(PREFILL_CONFIG), "nt"]

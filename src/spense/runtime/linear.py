@@ -46,10 +46,11 @@ from torch import nn
 from spense.errors import DeviceError, FormatError, InputError
 from spense.format import PackedSpense, SpenseLayout, pack, unpack
 from spense.runtime.mmasp import default_stages
-from spense.runtime.xops import F16_MAX_M, f16_operand, f16_x, gathered_fragments, x_perm, x_perm_max_m, xfrag_plan_min_m
 from spense.runtime.wgsp import (sk_workspace, wgsd_f16_x, wgsd_min_m_for, wgsp_forward,
                                  wgsp_layer_applies, wgsp_min_m)
 from spense.runtime.shapes import bucket as _bucket
+from spense.runtime.xops import (F16_MAX_M, f16_operand, f16_x, gathered_fragments, x_perm, x_perm_max_m,
+                                 xfrag_plan_min_m)
 
 BACKENDS = ("reference", "cusparselt", "triton", "mmasp", "auto")
 FAST = ("cusparselt", "triton", "mmasp", "auto")
@@ -432,7 +433,7 @@ class SpenseLinear(nn.Module):
         if x2.shape[0] == 0:
             return x2.new_zeros(0, self.out_features, dtype=_out_dtype(x2))
         if _bucket(x2.shape[0]) in self._perm_buckets and xf is not None and xf.dtype == torch.float16:
-            # forward() passed x itself and x_perm of x's f16 operand (plan(), mmasp.f16_x)
+            # forward() passed x itself and x_perm of x's f16 operand (plan(), xops.f16_x)
             if backend in ("auto", "mmasp"):
                 return self.forward_mmasp(xf, xperm=True, xh=True).to(_out_dtype(x2))
             xf = None

@@ -12,7 +12,9 @@
 // whose value is e4m3(b) * 2^-120 (normal and subnormal alike), then one bf16x2 multiply by 2^120
 // (exact; bf16 arithmetic keeps subnormals) gives the e4m3 value itself, so products and the fp32
 // accumulators never sit near the fp32 subnormal range (which the shared-memory float atomics and
-// --use_fast_math flush to zero); the epilogue multiplies by wscale[n] = scale[n].  Activations stay bf16.
+// --use_fast_math flush to zero); the epilogue multiplies by wscale[n] = scale[n].  Activations stay bf16; or
+// (the default at M <= 16 through x_perm or fragments: spense.runtime.xops.f16_x) x comes in f16 as x * 2^-8, each
+// e4m3 pair becomes f16 by one cvt, the MMAs run in f16 and the epilogue multiplies by 2^8 scale[n].
 //
 // Grid: one CTA per block of RT*16 weight rows ("row block").  The W warps of a CTA split the K
 // steps (64 K each) of that row block, reduce through shared memory and write the outputs in
@@ -198,7 +200,7 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
                   torch::Tensor sblk, torch::Tensor dblk, torch::Tensor out_row, torch::Tensor wscale,
                   torch::Tensor y, int64_t Bs, int64_t Bd, int64_t Ss, int64_t SdA, int64_t SdB,
                   int64_t RT, int64_t warps, bool fp8, int64_t stages, torch::Tensor xf, bool xperm) {
-  // x in f16 (x * 2^-8: spense.runtime.mmasp.f16_x), e4m3 weights only: the register kernel's FP8 == 2; with
+  // x in f16 (x * 2^-8: spense.runtime.xops.f16_x), e4m3 weights only: the register kernel's FP8 == 2; with
   // xf the fragments' dtype says it (x then gives only M and K)
   const bool xh = (xf.numel() > 0 ? xf.scalar_type() : x.scalar_type()) == at::kHalf;
   TORCH_CHECK(x.is_cuda() && (x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf) && x.stride(1) == 1,
@@ -255,7 +257,8 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
                 "mmasp: x in f16 is read by the register kernel alone (stages 0), through xf or x_perm");
     SPENSE_CHECK(M <= 16 && RT <= 2 && (!xperm || (RT == 1 && M <= 8)), "mmasp: x in f16 is built for M <= 16 "
                  "and RT 1 or 2 (x_perm: RT = 1, M <= 8), got M = %d, RT = %d", M, (int)RT);
-    TORCH_CHECK(!xperm || (x.size(1) % 64 == 0 && x.stride(0) % 8 == 0 && (reinterpret_cast<uintptr_t>(x.data_ptr()) & 15) == 0),
+    TORCH_CHECK(!xperm || (x.size(1) % 64 == 0 && x.stride(0) % 8 == 0 &&
+                           (reinterpret_cast<uintptr_t>(x.data_ptr()) & 15) == 0),
                 "mmasp: xperm needs x rows of a multiple of 64 columns, 16-byte aligned");
     if (xperm) { LAUNCH_X(1, 1, 2, X_PERM); }
     else if (RT == 1) { if (NT == 1) { LAUNCH_X(1, 1, 2, X_FRAGS); } else { LAUNCH_X(1, 2, 2, X_FRAGS); } }

@@ -61,7 +61,7 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
 
 // The MMAs in bf16 (H = false) or f16 (H: e4m3 weights widened to f16, x given in f16 as x * 2^-8; the
-// kernels' FP8 == 2, spense.runtime.mmasp.f16_x)
+// kernels' FP8 == 2, spense.runtime.xops.f16_x)
 #define SPENSE_MMA_SP(TY, SEL)                                                                     \
   asm("mma.sp.sync.aligned.m16n8k32.row.col.f32." TY "." TY ".f32 "                                 \
       "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9,%10,%11}, {%0,%1,%2,%3}, %12, " SEL ";\n"                \
@@ -380,7 +380,7 @@ __device__ __forceinline__ void add_partials(float* red, const float (&acc)[RT][
 }
 
 // FP8 (the kernels' template argument): 0 bf16 weights, 1 e4m3 weights with x in bf16, 2 e4m3 with x in f16 as
-// x * 2^-8 (spense.runtime.mmasp.f16_x): each pair widened by one cvt, the MMAs in f16, and the scale times 2^8 here
+// x * 2^-8 (spense.runtime.xops.f16_x): each pair widened by one cvt, the MMAs in f16, and the scale times 2^8 here
 template <int FP8>
 __device__ __forceinline__ constexpr float fp8_unscale() { return FP8 == 2 ? 256.f : 1.f; }
 
