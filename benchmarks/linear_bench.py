@@ -194,6 +194,22 @@ def check_fp8_dense(q, sname, gen):
     return out
 
 
+def on_fragments(layers, ys, x, xin, cfgs) -> tuple[float, tuple]:
+    """(ms, config): the fastest of ``cfgs`` for the mma.sp kernel on ``layers`` reading the fragments of ``xin``
+    (x, or its f16 operand) made before the call, as the compiled engine makes them (fused into the op that
+    produces x: SpenseLinear.plan)."""
+    M = x.shape[0]
+    fs = [gathered_fragments(xin, l._kw().xperm) for l in layers]
+    best = None
+    for cfg in cfgs:
+        for l in layers:
+            l.mmasp_cfg[_bucket(M)] = cfg
+        t = time_graph([lambda l=l, y=y, f=f: l.forward_mmasp(x, out=y, xf=f) for l, y, f in zip(layers, ys, fs)])
+        if best is None or t < best[0]:
+            best = (t, cfg)
+    return best
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.environ.get("OUT", "out"))
@@ -353,23 +369,10 @@ def run_cell(a, sname, N, K, dt, fp8, axis, ratio, ms, backends, cfgs, gen, bw, 
                     cfg_used[b] = best[1]
                     # mmasp_xf: x's fragments built before the call, as the compiled engine builds them
                     # (fused into the op producing x: SpenseLinear.plan), best config again
-                    xfs = [gathered_fragments(x, l._kw().xperm) for l in layers]
-                    for cfg in cfgs:
-                        for l in layers:
-                            l.mmasp_cfg[_bucket(M)] = cfg
-                        t = time_graph([lambda l=l, y=y, f=f: l.forward_mmasp(x, out=y, xf=f)
-                                        for l, y, f in zip(layers, ys, xfs)])
-                        if "mmasp_xf" not in res or t < res["mmasp_xf"]:
-                            res["mmasp_xf"], cfg_used["mmasp_xf"] = t, cfg
+                    res["mmasp_xf"], cfg_used["mmasp_xf"] = on_fragments(layers, ys, x, x, cfgs)
                     if fp8 and M <= F16_MAX_M:  # mmasp_xh: the fragments of x's f16 operand (SPENSE_MMASP_F16)
-                        xhs = [gathered_fragments(f16_operand(x), l._kw().xperm) for l in layers]
-                        for cfg in [c for c in cfgs if c[0] <= 2 and (len(c) < 3 or c[2] == 0)]:
-                            for l in layers:
-                                l.mmasp_cfg[_bucket(M)] = cfg
-                            t = time_graph([lambda l=l, y=y, f=f: l.forward_mmasp(x, out=y, xf=f)
-                                            for l, y, f in zip(layers, ys, xhs)])
-                            if "mmasp_xh" not in res or t < res["mmasp_xh"]:
-                                res["mmasp_xh"], cfg_used["mmasp_xh"] = t, cfg
+                        res["mmasp_xh"], cfg_used["mmasp_xh"] = on_fragments(  # (the register kernel, RT 1 / 2)
+                            layers, ys, x, f16_operand(x), [c for c in cfgs if c[0] <= 2 and (len(c) < 3 or c[2] == 0)])
                     for l in layers:
                         l.mmasp_cfg[_bucket(M)] = best[1]
                 elif b == "wgsd":  # stream-K, and wgsd_cl: the K split over clusters

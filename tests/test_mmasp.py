@@ -103,6 +103,14 @@ def _block_layout(N, K, ratio, gen, device):
     return SpenseLayout((N, K), "cols", idx, block=64)
 
 
+def _pruned(lay: SpenseLayout, gen: torch.Generator) -> torch.Tensor:
+    """A random weight of ``lay``'s shape with its sparse region pruned 2:4 at random."""
+    s, d = lay.split(torch.randn(*lay.shape, generator=gen))
+    g = s.reshape(s.shape[0], -1, 4)
+    s = (g * (torch.rand(g.shape, generator=gen).argsort(-1).argsort(-1) < 2)).reshape(s.shape)
+    return lay.merge(s, d)
+
+
 @pytest.mark.gpu
 @gpu
 @pytest.mark.parametrize("N,K", [(4096, 4096), (200, 4128), (1024, 12288)])
@@ -154,11 +162,7 @@ def test_gpu_mmasp_x_perm_same_bits_as_fragments(fp8):
     gen = torch.Generator().manual_seed(11)
     N, K = 512, 2048
     for lay in (_block_layout(N, K, 0.25, gen, "cpu"), SpenseLayout((N, K), "rows", torch.arange(0, N, 4), block=16)):
-        w = torch.randn(N, K, generator=gen)
-        s, d = lay.split(w)
-        g = s.reshape(s.shape[0], -1, 4)
-        s = (g * (torch.rand(g.shape, generator=gen).argsort(-1).argsort(-1) < 2)).reshape(s.shape)
-        p = pack(lay.merge(s, d).to(torch.bfloat16), lay, fp8=fp8)
+        p = pack(_pruned(lay, gen).to(torch.bfloat16), lay, fp8=fp8)
         kw = to_kernel_layout(p, "cuda")
         assert kw.xperm is None
         wref = unpack(p, dtype=torch.float32).double().cuda()
@@ -196,11 +200,8 @@ def test_gpu_mmasp_f16_x_gives_the_bits_of_bf16_x():
     idx = torch.randperm(K, generator=gen)[:512].sort().values
     for lay in (_block_layout(N, K, 0.25, gen, "cpu"), SpenseLayout((N, K), "cols", idx, block=64),
                 SpenseLayout((N, K), "rows", torch.arange(0, N, 4), block=16)):
-        w = torch.randn(N, K, generator=gen)
-        s, d = lay.split(w)
-        g = s.reshape(s.shape[0], -1, 4)
-        s = (g * (torch.rand(g.shape, generator=gen).argsort(-1).argsort(-1) < 2)).reshape(s.shape)
-        p = pack(lay.merge(s, d).to(torch.bfloat16), lay, fp8=True)
+        w = _pruned(lay, gen)
+        p = pack(w.to(torch.bfloat16), lay, fp8=True)
         kw = to_kernel_layout(p, "cuda")
         for M in (1, 5, 8, 16):
             x = torch.randn(M, K, generator=gen)
@@ -223,7 +224,7 @@ def test_gpu_mmasp_f16_x_gives_the_bits_of_bf16_x():
         xh = f16_operand(torch.randn(17, K, device="cuda").to(torch.bfloat16))
         with pytest.raises(RuntimeError, match="f16"):
             mmasp_forward(kw, xh, RT=1, warps=4, stages=0, xf=gathered_fragments(xh, kw.xperm))
-    kb = to_kernel_layout(pack(lay.merge(s, d).to(torch.bfloat16), lay), "cuda")
+    kb = to_kernel_layout(pack(w.to(torch.bfloat16), lay), "cuda")
     xh = f16_operand(torch.randn(4, K, device="cuda").to(torch.bfloat16))
     with pytest.raises(RuntimeError, match="f16"):
         mmasp_forward(kb, xh, RT=1, warps=4, stages=0, xf=gathered_fragments(xh, kb.xperm))
