@@ -26,7 +26,11 @@
 // K a multiple of 64; DET where it runs, else the atomics; spense.runtime.mmasp.x_perm).  (A column
 // "reg_xq", x read by quads of lanes, ran on 2026-12-01 at 1.6-2.5x the time of reg_xf and was removed
 // with it: benchmarks/results/mmasp_bulk_2026-12-01.)
+// e4m3 at RT = 1 and at most 8 warps, last: reg_xf_det and reg_xp again on x's f16 operand x * 2^-8 ("reg_xf_det_h",
+// "reg_xp_h": the kernels' FP8 == 2, spense.runtime.xops.f16_x), and their relative difference from reg_xf_det
+// ("rel_h"; x's f16 operand is exact but below |x| = 2^-6).
 #include <cuda_runtime.h>
+#include <cuda_fp16.h>
 #include <cstdio>
 #include <cstdlib>
 #include <cmath>
@@ -79,6 +83,19 @@ void run(const Args& a, std::mt19937& rng) {
       for (int t = 0; t < 4; ++t) for (int i = 0; i < 4; ++i) for (int e = 0; e < 2; ++e)
         hxp[(size_t)tok * kx + 32 * c + 8 * t + 2 * i + e] = hx[(size_t)tok * kx + 32 * c + 8 * i + 2 * t + e];
 
+  // x's f16 operand (x * 2^-8, bits of f16) in both orders, for the e4m3 kernels' FP8 == 2
+  std::vector<uint16_t> hxfh(hxf.size()), hxph(hxp.size());
+  auto to_h = [](uint16_t b) {
+    const __half h = __float2half_rn(bf2f(b) * (1.f / 256.f));
+    uint16_t r;
+    memcpy(&r, &h, 2);
+    return r;
+  };
+  for (size_t i = 0; i < hxf.size(); ++i) hxfh[i] = to_h(hxf[i]);
+  for (size_t i = 0; i < hxp.size(); ++i) hxph[i] = to_h(hxp[i]);
+  uint4* xfh; __nv_bfloat16* xph;
+  CK(cudaMalloc(&xfh, hxfh.size() * 2)); CK(cudaMemcpy(xfh, hxfh.data(), hxfh.size() * 2, cudaMemcpyHostToDevice));
+  CK(cudaMalloc(&xph, hxph.size() * 2)); CK(cudaMemcpy(xph, hxph.data(), hxph.size() * 2, cudaMemcpyHostToDevice));
   uint4 *sv, *dv, *xf; uint32_t* sm; __nv_bfloat16 *x, *xp, *y0, *y1, *y2; int *d_sblk, *d_dblk, *d_orow; float* ws;
   CK(cudaMalloc(&sv, nsv * 16 * copies + 16)); CK(cudaMalloc(&dv, ndv * 16 * copies + 16));
   CK(cudaMalloc(&sm, nsm * 4 * copies + 16));
@@ -139,6 +156,15 @@ void run(const Args& a, std::mt19937& rng) {
       }
     }
     launch(spense_mmasp_kernel<RT, NT, FP8, UD, X_PERM>, c, y, nullptr, xp);
+  };
+  // e4m3 with x's f16 operand (FP8 == 2), DET, through the fragments and through x_perm (RT = 1, <= 8 warps)
+  auto reg_xf_det_h = [&](int c, __nv_bfloat16* y) {
+    if constexpr (RT == 1 && FP8)
+      launch(spense_mmasp_kernel<RT, NT, 2, UD, X_FRAGS, false, 0, 2, false, true>, c, y, xfh);
+  };
+  auto reg_xp_h = [&](int c, __nv_bfloat16* y) {
+    if constexpr (RT == 1 && FP8)
+      launch(spense_mmasp_kernel<RT, NT, 2, UD, X_PERM, false, 0, 2, false, true>, c, y, nullptr, xph);
   };
   // twice the steps in flight per warp (U = 8), x fragments
   auto reg_xf2 = [&](int c, __nv_bfloat16* y) { launch(spense_mmasp_kernel<RT, NT, FP8, 2 * UD, X_FRAGS>, c, y, xf); };
@@ -212,6 +238,23 @@ void run(const Args& a, std::mt19937& rng) {
   output_of(with_xp, reg_xp, h14);
   // where both run DET they read the same 16 bytes per lane and step: the same bits
   if (with_xp && with_det && h14 != h12) { fprintf(stderr, "MISMATCH: reg_xp differs from reg_xf_det\n"); exit(2); }
+  const bool with_h = FP8 && with_det;
+  std::vector<uint16_t> h15(h0.size()), h16(h0.size());
+  output_of(with_h, reg_xf_det_h, h15);
+  output_of(with_h && with_xp, reg_xp_h, h16);
+  if (with_h && with_xp && h15 != h16) { fprintf(stderr, "MISMATCH: reg_xp_h differs from reg_xf_det_h\n"); exit(2); }
+  double rel_h = 0;
+  int bad_h = 0;
+  if (with_h) {
+    double nh = 0, dh = 0;
+    for (size_t i = 0; i < h0.size(); ++i) {
+      const double de = bf2f(h12[i]), hh = bf2f(h15[i]);
+      if (!std::isfinite(hh)) ++bad_h;
+      nh += (de - hh) * (de - hh);
+      dh += de * de;
+    }
+    rel_h = std::sqrt(nh / std::max(dh, 1e-30));
+  }
   double num = 0, num2 = 0, num3 = 0, num4 = 0, num5 = 0, num6 = 0, num8 = 0, num9 = 0, num10 = 0, num11 = 0,
          num12 = 0, num14 = 0;
   double den = 0;
@@ -250,7 +293,8 @@ void run(const Args& a, std::mt19937& rng) {
               t_xs = with_xs ? timeit(xs) : -1.f, t_xs_sk = with_xs ? timeit(xs_sk) : -1.f,
               t_occ = with_occ ? timeit(reg_xf_occ) : -1.f, t_x0 = timeit(reg_xf_x0), t_x4 = timeit(reg_xf_x4),
               t_roles = timeit(reg_xf_roles), t_det = with_det ? timeit(reg_xf_det) : -1.f,
-              t_xp = with_xp ? timeit(reg_xp) : -1.f;
+              t_xp = with_xp ? timeit(reg_xp) : -1.f, t_xfh = with_h ? timeit(reg_xf_det_h) : -1.f,
+              t_xph = with_h && with_xp ? timeit(reg_xp_h) : -1.f;
   // copy bandwidth (read + write) of 1 GiB, same run
   void *c0, *c1; const size_t cb = 1ull << 30; CK(cudaMalloc(&c0, cb)); CK(cudaMalloc(&c1, cb));
   CK(cudaMemcpy(c1, c0, cb, cudaMemcpyDeviceToDevice));
@@ -262,19 +306,22 @@ void run(const Args& a, std::mt19937& rng) {
          "copy %.0f GB/s | weights %.1f MB x%d | reg_xf_u2 %.2f us %.0f GB/s | reg_xf_pf %.2f us %.0f GB/s | "
          "xs %.2f us %.0f GB/s | xs_sk%d %.2f us %.0f GB/s | reg_xf_occ %.2f us %.0f GB/s | "
          "reg_xf_x0 %.2f us %.0f GB/s | reg_xf_x4 %.2f us %.0f GB/s | reg_xf_roles %.2f us %.0f GB/s | "
-         "reg_xf_det %.2f us %.0f GB/s | reg_xp %.2f us %.0f GB/s\n",
+         "reg_xf_det %.2f us %.0f GB/s | reg_xp %.2f us %.0f GB/s | rel_h %.2e | reg_xf_det_h %.2f us %.0f GB/s | "
+         "reg_xp_h %.2f us %.0f GB/s\n",
          a.N, a.K, a.dfrac, a.axis, a.fp8, a.M, RT, a.warps, a.stages, a.xfrag, a.pdl, rel, bad, t_reg,
          wbytes / (t_reg * 1e3), t_regxf, wbytes / (t_regxf * 1e3), t_bulk, wbytes / (t_bulk * 1e3),
          t_reg / t_bulk, copy_gbs, wbytes / 1e6, copies, t_regxf2, wbytes / (t_regxf2 * 1e3), t_pf,
          wbytes / (t_pf * 1e3), t_xs, wbytes / (t_xs * 1e3), xs_ks, t_xs_sk, wbytes / (t_xs_sk * 1e3), t_occ,
          wbytes / (t_occ * 1e3), t_x0, wbytes / (t_x0 * 1e3), t_x4, wbytes / (t_x4 * 1e3), t_roles,
-         wbytes / (t_roles * 1e3), t_det, wbytes / (t_det * 1e3), t_xp, wbytes / (t_xp * 1e3));
+         wbytes / (t_roles * 1e3), t_det, wbytes / (t_det * 1e3), t_xp, wbytes / (t_xp * 1e3), rel_h, t_xfh,
+         wbytes / (t_xfh * 1e3), t_xph, wbytes / (t_xph * 1e3));
   cudaFree(sv); cudaFree(dv); cudaFree(sm); cudaFree(x); cudaFree(xp); cudaFree(xf); cudaFree(y0); cudaFree(y1); cudaFree(y2);
   cudaFree(d_sblk);
   cudaFree(d_dblk); cudaFree(d_orow); cudaFree(ws); cudaFree(c0); cudaFree(c1); cudaFree(wsk);
+  cudaFree(xfh); cudaFree(xph);
   // (not asked to be bit-equal: the warps of a CTA meet through shared-memory float atomics, in an order
   // that varies)
-  if (rel > 2e-3 || bad) { fprintf(stderr, "MISMATCH\n"); exit(2); }
+  if (rel > 2e-3 || rel_h > 2e-3 || bad || bad_h) { fprintf(stderr, "MISMATCH\n"); exit(2); }
 }
 
 template <int RT, bool FP8>
