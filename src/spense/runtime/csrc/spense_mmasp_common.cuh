@@ -122,12 +122,28 @@ __device__ __forceinline__ uint4 e4m3x8_frag(uint32_t lo, uint32_t hi) {
   r.w = e4m3x2_bf16x2(hi, 0x3424u);
   return r;
 }
+// two e4m3 bytes (selected as in e4m3x2_bf16x2) -> f16x2 of the same values, without the sm_89 cvt: the bit
+// pattern (b & 0x80) << 8 | (b & 0x7f) << 7 is the f16 of e4m3(b) * 2^-8 (normal and subnormal alike), times 2^8
+// in f16 (exact)
+__device__ __forceinline__ uint32_t e4m3x2_f16x2_bits(uint32_t w, uint32_t sel) {
+  const uint32_t t = __byte_perm(w, 0u, sel);  // b_lo << 8 | b_hi << 24
+  const uint32_t v = (t & 0x80008000u) | ((t >> 1) & 0x3F803F80u);
+  uint32_t r;
+  asm("mul.rn.f16x2 %0, %1, %2;\n" : "=r"(r) : "r"(v), "r"(0x5C005C00u));  // 2^8 in each half
+  return r;
+}
 // four e4m3 bytes -> two f16x2 of the same values (bytes 0, 1 and 2, 3; the first of each in the low half): one
-// cvt a pair, exact (every e4m3 value, subnormals included, is an f16); the halves taken by the cvt itself (.H1)
+// cvt a pair, exact (every e4m3 value, subnormals included, is an f16); the halves taken by the cvt itself (.H1).
+// Below sm_89 (no e4m3 cvt: the register kernel's FP8 == 2 is built for every arch) through the bits instead.
 __device__ __forceinline__ uint2 e4m3x4_f16x4(uint32_t w) {
   uint2 r;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 890
+  r.x = e4m3x2_f16x2_bits(w, 0x1404u);
+  r.y = e4m3x2_f16x2_bits(w, 0x3424u);
+#else
   asm("{\n.reg .b16 lo, hi;\nmov.b32 {lo, hi}, %2;\ncvt.rn.f16x2.e4m3x2 %0, lo;\ncvt.rn.f16x2.e4m3x2 %1, hi;\n}\n"
       : "=r"(r.x), "=r"(r.y) : "r"(w));
+#endif
   return r;
 }
 // 8 e4m3 bytes -> f16 fragment, in e4m3x8_frag's element order (for MMAs in f16, x in f16)
