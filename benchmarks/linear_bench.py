@@ -35,10 +35,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 from spense.format import SpenseLayout, dense_count, pack, unpack  # noqa: E402
 from spense.provenance import current_commit, source_digest  # noqa: E402
 from spense.runtime.linear import SpenseLinear  # noqa: E402
-from spense.runtime.mmasp import F16_MAX_M, gathered_fragments  # noqa: E402
 from spense.runtime.shapes import bucket as _bucket  # noqa: E402
 from spense.runtime import fp8 as fp8rt  # noqa: E402
-from spense.runtime.wgsp import f16_operand, wgsd_exp, wgsd_f16_x, wgsp_forward, wgsp_layer_applies  # noqa: E402
+from spense.runtime.xops import F16_MAX_M, f16_operand, gathered_fragments  # noqa: E402
+from spense.runtime.wgsp import wgsd_exp, wgsd_f16_x, wgsp_forward, wgsp_layer_applies  # noqa: E402
 
 SHAPES = [
     ("8B.qkv", 6144, 4096), ("8B.o", 4096, 4096), ("8B.gate_up", 24576, 4096), ("8B.down", 4096, 12288),

@@ -1,5 +1,5 @@
 // Standalone A/B of the Spense decode kernels (no torch): the register variant (spense_mmasp_kernel)
-// reading x directly ("reg") and through x in fragment order ("reg_xf", spense.runtime.mmasp.
+// reading x directly ("reg") and through x in fragment order ("reg_xf", spense.runtime.xops.
 // x_fragments), and the bulk-copy variant (spense_mmasp_bulk_kernel, x in fragment order if xfrag=1),
 // on random weights in the kernel layout.  Checks that all give the same outputs (relative L2
 // difference; the K split over warps differs, so fp32 sums differ in order only), then times them
@@ -23,7 +23,7 @@
 // warps split by kind of step ("reg_xf_roles", spense_mmasp_reg.cuh: ROLES), and with the warps' sums
 // met in warp order without atomics ("reg_xf_det": DET; two calls must give the same bits), and last the
 // same reading x_perm, x with each 32-column chunk in fragment order, instead of xf ("reg_xp": X_PERM,
-// K a multiple of 64; DET where it runs, else the atomics; spense.runtime.mmasp.x_perm).  (A column
+// K a multiple of 64; DET where it runs, else the atomics; spense.runtime.xops.x_perm).  (A column
 // "reg_xq", x read by quads of lanes, ran on 2026-12-01 at 1.6-2.5x the time of reg_xf and was removed
 // with it: benchmarks/results/mmasp_bulk_2026-12-01.)
 // e4m3 at RT = 1 and at most 8 warps, last: reg_xf_det and reg_xp again on x's f16 operand x * 2^-8 ("reg_xf_det_h",

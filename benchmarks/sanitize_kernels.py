@@ -17,7 +17,7 @@ from spense.runtime import fp8 as f8  # noqa: E402
 from spense.runtime.fp8_dense import DECODE_CONFIGS, PREFILL_CONFIG, fp8_w8a16_mm  # noqa: E402
 from spense.runtime.mmasp import mmasp_forward, to_kernel_layout  # noqa: E402
 from spense.runtime.triton_kernels import triton_decode_packed  # noqa: E402
-from spense.runtime.wgsp import f16_operand  # noqa: E402
+from spense.runtime.xops import f16_operand  # noqa: E402
 
 gen = torch.Generator().manual_seed(0)
 VARIANTS = os.environ.get("SAN_VARIANTS", "1 17 33 65").split()

@@ -100,7 +100,7 @@ def test_fp8linear_cpu_forward_with_bias():
 def test_f16_operand_kind_gives_the_bf16_kinds_result_cpu():
     """``w8a16h`` (x's f16 operand, 2^8 back in the epilogue, bf16 out) against ``w8a16`` on the CPU reference
     arithmetic: the same values where no |x| is below 2^-6 (the operand is exact there), close on tiny x; a
-    given operand (``xh``) is used as it is; only the extra candidates list it."""
+    given operand (``xh``) is used as it is; the default candidates list it (results ah), the extra ones too."""
     gen = torch.Generator().manual_seed(6)
     f = Fp8Linear.from_linear(torch.nn.Linear(128, 40, bias=False))
     x = torch.randn(5, 128, generator=gen)
@@ -109,7 +109,7 @@ def test_f16_operand_kind_gives_the_bf16_kinds_result_cpu():
     tiny = x * 2.0 ** -10
     a, b = run_kind("w8a16h", tiny, f.weight, f.scale).double(), run_kind("w8a16", tiny, f.weight, f.scale).double()
     assert ((a - b).norm() / b.norm()).item() < 1e-2
-    from spense.runtime.wgsp import f16_operand
+    from spense.runtime.xops import f16_operand
     assert torch.equal(run_kind("w8a16h", torch.zeros_like(x), f.weight, f.scale, xh=f16_operand(x)),
                        run_kind("w8a16", x, f.weight, f.scale))
     assert any(k.startswith("w8a16h") for k in fp8.candidates(8))  # a default candidate since results ah

@@ -15,8 +15,8 @@ from spense.format import SpenseLayout, pack, unpack
 from spense.runtime import fp8 as fp8mod  # noqa: F401  (registers spense::fp8_quant_rows)
 from spense.runtime.fp8_dense import fp8_w8a16_mm, fp8_w8a16_mm_op, w8a16_reference
 from spense.runtime.shapes import bucket, pad_to
-from spense.runtime.wgsp import f16_operand
 from spense.runtime.triton_kernels import decode_tables, triton_decode, triton_decode_packed
+from spense.runtime.xops import f16_operand
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 SRC = os.path.join(os.path.dirname(__file__), "..", "src")
@@ -112,7 +112,7 @@ _INTERP = textwrap.dedent("""
     import torch
     from spense.format import SpenseLayout, pack, unpack
     from spense.runtime.fp8_dense import launch_w8a16, w8a16_reference
-    from spense.runtime.wgsp import f16_operand
+    from spense.runtime.xops import f16_operand
     from spense.runtime.triton_kernels import triton_decode_packed
     gen = torch.Generator().manual_seed(0)
     worst = 0.0
@@ -165,7 +165,8 @@ def test_triton_kernels_interpreted():
 @gpu
 @pytest.mark.parametrize("axis,fp8", [("cols", False), ("rows", False), ("cols", True), ("rows", True)])
 def test_gpu_mmasp_and_triton_ops(axis, fp8):
-    from spense.runtime.mmasp import mmasp_forward, mmasp_op, to_kernel_layout, x_fragments
+    from spense.runtime.mmasp import mmasp_forward, mmasp_op, to_kernel_layout
+    from spense.runtime.xops import x_fragments
 
     p = _packed(axis, N=96, K=512, nd=128, fp8=fp8).to("cuda")
     kw = to_kernel_layout(p, "cuda")
@@ -218,7 +219,7 @@ def test_gpu_bulk_kernel_ring_wraps(axis, fp8):
 def test_x_fragments_is_the_b_fragment_order(M, K):
     """xf[c, n, lane = 4g + t, i, e] = x[8n + g, 32c + 8i + 2t + e], zero past M and K (the 16 bytes
     one lane loads for an mma.sp.m16n8k32 B fragment; csrc/spense_mmasp_common.cuh load_b32)."""
-    from spense.runtime.mmasp import x_fragments
+    from spense.runtime.xops import x_fragments
 
     x = torch.randn(M, K).to(torch.bfloat16)
     xf = x_fragments(x)

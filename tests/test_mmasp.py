@@ -157,7 +157,8 @@ def test_gpu_mmasp_x_perm_same_bits_as_fragments(fp8):
     with the warps' sums in order, M <= 8), on column-block and row layouts; the op passes opcheck;
     RT = 2 or M > 8 with x_perm is refused."""
     from spense.errors import InputError
-    from spense.runtime.mmasp import mmasp_forward, mmasp_op, to_kernel_layout, x_perm
+    from spense.runtime.mmasp import mmasp_forward, mmasp_op, to_kernel_layout
+    from spense.runtime.xops import x_perm
 
     gen = torch.Generator().manual_seed(11)
     N, K = 512, 2048
@@ -193,7 +194,8 @@ def test_gpu_mmasp_f16_x_gives_the_bits_of_bf16_x():
     exact bits wherever no |x| is below 2^-6 (every product is exact either way, and 2^-8 comes back as a
     power of two), and within rounding of it with tiny x; on column-block, gathered-column and row layouts.
     x in f16 with bf16 weights, or past M = 16, is refused."""
-    from spense.runtime.mmasp import f16_operand, gathered_fragments, mmasp_forward, to_kernel_layout, x_perm
+    from spense.runtime.mmasp import mmasp_forward, to_kernel_layout
+    from spense.runtime.xops import f16_operand, gathered_fragments, x_perm
 
     gen = torch.Generator().manual_seed(23)
     N, K = 512, 2048

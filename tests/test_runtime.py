@@ -120,32 +120,32 @@ def test_planned_fragments_trace_into_one_graph():
 def test_x_perm_default_is_m1(monkeypatch, request):
     """x_perm serves M = 1 alone by default (it gained 1.4-2.0 % of the 8B step at B = 1, lost 5.5 % at
     B = 8); SPENSE_MMASP_XPERM gives the largest M, clamped to 0..8; a non-integer is refused."""
-    from spense.runtime import mmasp
+    from spense.runtime import xops
 
-    request.addfinalizer(mmasp.x_perm_max_m.cache_clear)
+    request.addfinalizer(xops.x_perm_max_m.cache_clear)
     for v, want in ((None, 1), ("0", 0), ("8", 8), ("64", 8)):
         if v is None:
             monkeypatch.delenv("SPENSE_MMASP_XPERM", raising=False)
         else:
             monkeypatch.setenv("SPENSE_MMASP_XPERM", v)
-        mmasp.x_perm_max_m.cache_clear()
-        assert mmasp.x_perm_max_m() == want, v
+        xops.x_perm_max_m.cache_clear()
+        assert xops.x_perm_max_m() == want, v
     monkeypatch.setenv("SPENSE_MMASP_XPERM", "all")
-    mmasp.x_perm_max_m.cache_clear()
+    xops.x_perm_max_m.cache_clear()
     with pytest.raises(ValueError, match="SPENSE_MMASP_XPERM"):
-        mmasp.x_perm_max_m()
+        xops.x_perm_max_m()
 
 
 def test_x_perm_bucket_traces_and_runs_other_backends_exactly(monkeypatch, request):
     """A bucket planned for x_perm (SPENSE_MMASP_XPERM=8 on CUDA): forward permutes x as traced ops (one
     graph, no break); where the op then runs another backend (the reference on CPU here) it undoes the
     permutation, so the output is the plain layer's."""
-    from spense.runtime import mmasp
+    from spense.runtime import xops
 
     monkeypatch.setenv("SPENSE_MMASP_XPERM", "8")
-    mmasp.x_perm_max_m.cache_clear()
-    request.addfinalizer(mmasp.x_perm_max_m.cache_clear)
-    assert mmasp.x_perm_max_m() == 8
+    xops.x_perm_max_m.cache_clear()
+    request.addfinalizer(xops.x_perm_max_m.cache_clear)
+    assert xops.x_perm_max_m() == 8
     w, lay = make(32, 128, "cols", 0.25)
     m = SpenseLinear(pack(w, lay), None, backend="auto")
     m._perm_buckets = {8}
@@ -357,11 +357,11 @@ def test_gpu_planned_fragments_eager_and_compiled(axis, block, plan_min_m, monke
     """After ``plan``, forward builds x's fragments (gathered columns included) outside the op: eager and
     torch.compile'd outputs match a float64 reference at M = 1, 5, 8; an unplanned M (16) still works.
     With ``SPENSE_MMASP_XFRAG_PLAN_MIN_M=2`` M = 1 is not planned: the kernel reads x itself there."""
-    from spense.runtime import mmasp
+    from spense.runtime import xops
 
     monkeypatch.setenv("SPENSE_MMASP_XFRAG_PLAN_MIN_M", str(plan_min_m))
-    mmasp.xfrag_plan_min_m.cache_clear()
-    request.addfinalizer(mmasp.xfrag_plan_min_m.cache_clear)  # later tests read the variable again
+    xops.xfrag_plan_min_m.cache_clear()
+    request.addfinalizer(xops.xfrag_plan_min_m.cache_clear)  # later tests read the variable again
     N, K = 256, 1024
     gen = torch.Generator().manual_seed(7)
     dim = N if axis == "rows" else K
@@ -392,9 +392,9 @@ def test_gpu_x_perm_planned_engine(monkeypatch, request):
     """With ``SPENSE_MMASP_XPERM=8``, ``plan`` gives M = 1 and 8 to x_perm instead of fragments (whole
     64-column blocks: no gather), with ``=1`` M = 1 alone; eager and torch.compile'd outputs are bit for bit those of the layer
     planned with fragments (the same 16 bytes per lane, the warps' sums in order); M = 16 is unplanned."""
-    from spense.runtime import mmasp
+    from spense.runtime import xops
 
-    request.addfinalizer(mmasp.x_perm_max_m.cache_clear)  # later tests read the variable again
+    request.addfinalizer(xops.x_perm_max_m.cache_clear)  # later tests read the variable again
     N, K = 256, 1024
     gen = torch.Generator().manual_seed(5)
     blk = torch.randperm(K // 64, generator=gen)[: K // 256].sort().values
@@ -409,7 +409,7 @@ def test_gpu_x_perm_planned_engine(monkeypatch, request):
     planned = {"0": (set(), {1, 8}), "1": ({1}, {8}), "8": ({1, 8}, set())}
     for on in ("0", "1", "8"):
         monkeypatch.setenv("SPENSE_MMASP_XPERM", on)
-        mmasp.x_perm_max_m.cache_clear()
+        xops.x_perm_max_m.cache_clear()
         m = SpenseLinear(pack(w, lay), backend="mmasp").plan([1, 8])
         assert (m._perm_buckets, m._frag_buckets) == planned[on]
         torch._dynamo.reset()

@@ -11,6 +11,7 @@ import torch
 from spense.errors import DeviceError
 from spense.format import pack, unpack
 from spense.runtime import SpenseLinear, wgsp
+from spense.runtime.xops import f16_operand
 from test_mmasp import prefill_weight
 from test_runtime import make
 
@@ -64,7 +65,8 @@ def env_switch(monkeypatch, request):
 
 def test_cluster_and_decode_form_switches(env_switch):
     """The cluster prefill is off by default, the decode form serves M = 17..64 (large layers from M = 9)
-    and picks stream-K by the layer (2), with the stream-K epilogue measured fastest in the engine and x in f16 for e4m3 (2049);
+    and picks stream-K by the layer (2), with the stream-K epilogue measured fastest in the engine and x in f16
+    for e4m3 (2049);
     SPENSE_WGSP_CLUSTER takes 0 or 1, SPENSE_WGSD_SK 0..2, SPENSE_WGSD_MIN_M(_LARGE) 0..64 (the decode
     form's 64 tokens per work block), SPENSE_WGSD_EXP 0..4095 and SPENSE_WGSD_SK_MIN_NK >= 1; anything else is
     refused in one line."""
@@ -131,8 +133,8 @@ def test_f16_operand_and_where_it_is_taken(env_switch):
     2^-17 below, inf at 2^24; taken for e4m3 weights at M <= 16 where the pair form runs (bits of 1 or 513, not
     16, 32 or 65 alone), never for bf16 weights or past M = 16."""
     x = torch.tensor([1.0, -3.5, 2.0 ** -6, 1e-3, -2.0 ** 23 * 1.5, 2.0 ** 24]).to(torch.bfloat16)
-    back = wgsp.f16_operand(x).float() * 256
-    assert back.dtype == torch.float32 and wgsp.f16_operand(x).dtype == torch.float16
+    back = f16_operand(x).float() * 256
+    assert back.dtype == torch.float32 and f16_operand(x).dtype == torch.float16
     assert torch.equal(back[[0, 1, 2, 4]], x.float()[[0, 1, 2, 4]])
     assert abs(back[3] - x.float()[3]) <= 2.0 ** -17 and back[5] == float("inf")
     e4, b16 = SimpleNamespace(fp8=True), SimpleNamespace(fp8=False)
@@ -159,7 +161,7 @@ def test_f16_operand_is_built_beside_x_and_reaches_the_stream_k_form(env_switch,
     x = torch.randn(4, 128).to(torch.bfloat16)
     env_switch("SPENSE_WGSD_EXP", "2049")
     xh = m._fragments(x)
-    assert xh.dtype == torch.float16 and torch.equal(xh, wgsp.f16_operand(x))
+    assert xh.dtype == torch.float16 and torch.equal(xh, f16_operand(x))
     assert m._fragments(torch.randn(17, 128).to(torch.bfloat16)).numel() == 0  # past M = 16: none
     seen = {}
     monkeypatch.setattr(lin, "wgsp_forward", lambda kw, x2, decode: seen.setdefault("x", x2))

@@ -24,10 +24,7 @@ import torch
 from spense.errors import DeviceError, InputError
 from spense.format import PackedSpense, _decode_meta, check_fp8_weights
 from spense.runtime.shapes import pad_to
-# the x operands and their switches, defined in xops and re-exported here (callers name them mmasp.*)
-from spense.runtime.xops import (F16_MAX_M, F16_X_SCALE, _env_int, f16_operand, f16_x,  # noqa: F401
-                                 gathered_fragments, x_fragments, x_perm, x_perm_max_m,  # noqa: F401
-                                 xfrag_min_m, xfrag_plan_min_m)  # noqa: F401
+from spense.runtime.xops import _env_int, gathered_fragments, xfrag_min_m
 
 _EXT = None
 _EXT_ARCH = ""  # the arch the loaded extension was built for ("90a" on sm_90: spense.runtime.wgsp needs it)

@@ -35,7 +35,7 @@ import torch
 from spense.errors import DeviceError
 from spense.runtime import mmasp
 from spense.runtime.shapes import pad_to
-from spense.runtime.xops import F16_X_SCALE, f16_operand  # noqa: F401 (x's f16 operand, re-exported)
+from spense.runtime.xops import _env_int, f16_operand
 
 WGSD_MAX_M = 64  # the decode form: one CTA holds 64 tokens
 _EMPTY_F = torch.empty(0, dtype=torch.float32)  # the workspace arguments of the forms that take none
@@ -46,14 +46,14 @@ _EMPTY_I = torch.empty(0, dtype=torch.int32)
 def wgsp_min_m() -> int:
     """Smallest M that :meth:`SpenseLinear.forward_dense` sends through :func:`wgsp_forward`:
     ``SPENSE_WGSP_MIN_M`` (read once; default 65, just above the decode kernels' M <= 64; 0 = never)."""
-    return mmasp._env_int("SPENSE_WGSP_MIN_M", 65, 0)
+    return _env_int("SPENSE_WGSP_MIN_M", 65, 0)
 
 
 @functools.lru_cache(maxsize=None)
 def wgsp_cluster() -> bool:
     """Whether prefill runs in clusters of two CTAs that multicast each weight load
     (``SPENSE_WGSP_CLUSTER``, 0 or 1; default 0)."""
-    return mmasp._env_int("SPENSE_WGSP_CLUSTER", 0, 0, 1) == 1
+    return _env_int("SPENSE_WGSP_CLUSTER", 0, 0, 1) == 1
 
 
 @functools.lru_cache(maxsize=None)
@@ -63,7 +63,7 @@ def wgsd_min_m() -> int:
     default 17: per layer the decode form beat the mma.sp kernel with x's fragments at M = 32 and 64 on all
     six Qwen3 shapes, 1.1-1.5x, and lost at M = 16 on 8B.o and 8B.down; end to end on 8B at B = 32 it took
     the step to 1.03x of dense, from 0.86x; benchmarks/results/wgsd_2026-12-01)."""
-    return mmasp._env_int("SPENSE_WGSD_MIN_M", 17, 0, WGSD_MAX_M)
+    return _env_int("SPENSE_WGSD_MIN_M", 17, 0, WGSD_MAX_M)
 
 
 # a layer of at least this many weights (N K) takes the decode form from wgsd_min_m_large(): FP8 between
@@ -82,7 +82,7 @@ def wgsd_min_m_large() -> int:
     wgsd_2026-12-01, k and m): on those two the decode form (stream-K) ran 1.26-1.45x of cuBLAS against the
     mma.sp kernel's 0.89-1.24x; on 8B.gate_up they tie, and on the smaller layers the mma.sp kernel stays the
     faster below M = 17."""
-    return mmasp._env_int("SPENSE_WGSD_MIN_M_LARGE", 9, 0, WGSD_MAX_M)
+    return _env_int("SPENSE_WGSD_MIN_M_LARGE", 9, 0, WGSD_MAX_M)
 
 
 def wgsd_min_m_for(n_out: int, in_features: int, fp8: bool = False) -> int:
@@ -103,7 +103,7 @@ SK_MIN_NK = 1 << 27
 def wgsd_sk_min_nk() -> int:
     """``SPENSE_WGSD_SK=2``'s bound on a layer's weights (N K) from which it runs stream-K whatever its K:
     ``SPENSE_WGSD_SK_MIN_NK`` (read once; >= 1; default ``SK_MIN_NK``)."""
-    return mmasp._env_int("SPENSE_WGSD_SK_MIN_NK", SK_MIN_NK, 1)
+    return _env_int("SPENSE_WGSD_SK_MIN_NK", SK_MIN_NK, 1)
 
 
 @functools.lru_cache(maxsize=None)
@@ -115,7 +115,7 @@ def wgsd_stream_k() -> int:
     on the short ones (8B.qkv, o, gate_up), where stream-K's split blocks cost more than they spread; at
     M = 12-16 stream-K on 8B.gate_up too (41.5-41.9 against 43.5-43.6 us, results x), the one layer below
     ``SK_MIN_NK`` that takes the decode form there."""
-    return mmasp._env_int("SPENSE_WGSD_SK", 2, 0, 2)
+    return _env_int("SPENSE_WGSD_SK", 2, 0, 2)
 
 
 @functools.lru_cache(maxsize=None)
@@ -144,11 +144,11 @@ def wgsd_exp() -> int:
     byte, 1 KB runs of each row tile's values), with four accumulator chains; the default there since results
     ad (4-6 % faster on the 32B gate_up / down shapes, 1-3 % on the 8B ones): 1 takes it too, 65 keeps slots of
     one step.  2048 (with 1 or 513, e4m3 where that pair form runs: :func:`wgsd_f16_x`): x given in f16 (times
-    2^-8, :func:`f16_operand`) and each e4m3 pair widened to f16 by one cvt instead of five instructions to
-    bf16, the wgmmas in f16; the default since results ah (2049: 8-15 % faster than 1 on the four 8B / 32B
+    2^-8, :func:`~spense.runtime.xops.f16_operand`) and each e4m3 pair widened to f16 by one cvt instead of
+    five instructions to bf16, the wgmmas in f16; the default since results ah (2049: 3-10 % faster than 1 on the four 8B / 32B
     gate_up / down shapes at M = 1 and 16, kernel alone on an operand made beforehand).  The bit is the
     extension's to clear where x comes in bf16 (bf16 weights, M > 16): there 2049 runs as 1."""
-    return mmasp._env_int("SPENSE_WGSD_EXP", 2049, 0, 4095)
+    return _env_int("SPENSE_WGSD_EXP", 2049, 0, 4095)
 
 
 def wgsd_f16_x(kw: mmasp.KernelWeights, m: int) -> bool:
@@ -158,8 +158,6 @@ def wgsd_f16_x(kw: mmasp.KernelWeights, m: int) -> bool:
     e = wgsd_exp()
     return (kw.fp8 and (e & 2048) != 0 and m <= 16 and (e & 16) == 0 and (e & 33) == 1
             and ((e & 512) != 0 or (e & 64) == 0))
-
-
 
 
 SK_PART = 32 * 256  # floats of one CTA's partial sums (csrc/spense_wgsd.cuh WSD_PART)

@@ -1,7 +1,7 @@
 """The x operands of the mma.sp kernel (``csrc/spense_mmasp_common.cuh``) and their switches: x's B-fragment
 order (:func:`x_fragments`), x permuted within its 32-column chunks (:func:`x_perm`), x's f16 operand for e4m3
 weights (:func:`f16_operand`), and when the engine builds each (read-once environment switches).  Pure tensor
-ops: torch.compile fuses them into the op that produces x.  :mod:`spense.runtime.mmasp` re-exports them."""
+ops: torch.compile fuses them into the op that produces x."""
 
 from __future__ import annotations
 

@@ -234,7 +234,7 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
   TORCH_CHECK(M >= 1 && M <= 64, "mmasp kernel handles 1 <= M <= 64");
   if (Bs + Bd == 0) return;
   const int NT = M <= 8 ? 1 : M <= 16 ? 2 : M <= 32 ? 4 : 8;
-  // xf: x in fragment order ([ceil(K/64)*2][NT][32][8] bf16, spense.runtime.mmasp.x_fragments), or empty
+  // xf: x in fragment order ([ceil(K/64)*2][NT][32][8] bf16, spense.runtime.xops.x_fragments), or empty
   const uint4* XF = nullptr;
   if (xf.numel() > 0) {
     TORCH_CHECK(xf.is_cuda() && (xf.scalar_type() == at::kBFloat16 || xh) && xf.is_contiguous(),
@@ -314,7 +314,7 @@ bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Ten
                  torch::Tensor sblk, torch::Tensor dblk, torch::Tensor out_row, int64_t Bs, int64_t Bd, int64_t Ss,
                  int64_t SdA, int64_t SdB, int64_t form, torch::Tensor ws, torch::Tensor cnt, int64_t variant,
                  torch::Tensor wscale) {
-  // x in f16 (x * 2^-8: spense.runtime.wgsp.f16_operand) for e4m3 weights in the stream-K form: variant bit 2048
+  // x in f16 (x * 2^-8: spense.runtime.xops.f16_operand) for e4m3 weights in the stream-K form: variant bit 2048
   const bool xh = x.scalar_type() == at::kHalf;
   TORCH_CHECK(x.is_cuda() && (x.scalar_type() == at::kBFloat16 || xh) && x.dim() == 2 && x.stride(1) == 1,
               "wgsp: x must be a 2-D bf16 (or f16) CUDA tensor with unit column stride");

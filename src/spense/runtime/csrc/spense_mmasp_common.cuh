@@ -161,7 +161,7 @@ __device__ __forceinline__ uint32_t load_x2(const __nv_bfloat16* __restrict__ x,
 
 
 // B fragments (x, n = 8 tokens) of one MMA.  With xf (x in fragment order, built on the host by
-// spense.runtime.mmasp.x_fragments: [K/32 chunk][NT][lane][4 x bf16 pair]) a lane's whole fragment of a
+// spense.runtime.xops.x_fragments: [K/32 chunk][NT][lane][4 x bf16 pair]) a lane's whole fragment of a
 // 32-K chunk is one coalesced 16-byte load (a warp reads 512 contiguous bytes), instead of four
 // 4-byte loads spread over 8 token rows: at M >= 8 those scattered loads, not the weight stream,
 // bound the kernel's L1 throughput.  xf == nullptr: straight from x.
@@ -169,7 +169,7 @@ __device__ __forceinline__ uint32_t load_x2(const __nv_bfloat16* __restrict__ x,
 // for both: no branch, no second load path in its inner loop); X_RUNTIME tests xf per load.
 // X_SMEM: xf points at fragments staged in shared memory (spense_mmasp_xs.cuh), read with plain loads.
 // X_PERM: x row-major (M x K, K a multiple of 64, 16-byte aligned rows) with each 32-column chunk in
-// fragment order, x_perm[tok][32c + 8t + 2i + e] = x[tok][32c + 8i + 2t + e] (spense.runtime.mmasp.
+// fragment order, x_perm[tok][32c + 8t + 2i + e] = x[tok][32c + 8i + 2t + e] (spense.runtime.xops.
 // x_perm): a lane's fragment is the 16 bytes at column 32c + 8t of its token's row, one load as through
 // xf, but x_perm keeps x's shape, so torch.compile can write it from the kernel that produces x (xf pads
 // the tokens to 8 n and cannot be).

@@ -78,7 +78,7 @@ using WgMapsFor = std::conditional_t<(EXP & 512) != 0, WgMapsPair, WgMaps>;
 // are, not widened (the rate without the widening).  Bit 1024 (with 2): only the first two slots' weight boxes
 // go out early, so that step 0's x box is not queued behind a whole ring of weights (results README, Next 2).
 // Bit 512 (e4m3, tiles of 16): ring slots of two K steps (PAIR, below; maps of its own, WgMapsPair).  Bit 2048
-// (with 512): x comes in f16 (x * 2^-8, spense.runtime.wgsp.f16_operand), each e4m3 pair widened to f16 by one
+// (with 512): x comes in f16 (x * 2^-8, spense.runtime.xops.f16_operand), each e4m3 pair widened to f16 by one
 // cvt (exact) instead of five instructions to bf16, the wgmmas in f16, the sums times 2^8 with the row scales.
 // FP8: e4m3 weights (the decode kernels' FP8 layout: a lane's 16 bytes hold two fragments), each fragment
 // widened in registers to bf16 holding e4m3 * 2^-120 and multiplied by 2^120 (e4m3x8_frag: exact), so the
