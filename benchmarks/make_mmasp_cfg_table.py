@@ -1,4 +1,5 @@
-"""Derive a GPU's mma.sp launch-config table from kernel-harness runs (benchmarks/mmasp_bulk_check.cu).
+"""Derive a GPU's mma.sp launch-config table from kernel-harness runs (benchmarks/mmasp_bulk_check.cu)
+and linear_bench runs.
 
     python3 benchmarks/make_mmasp_cfg_table.py benchmarks/results/mmasp_bulk_2026-11-30/bulk_ab.txt \
         benchmarks/results/mmasp_bulk_2026-11-30/quick_c54974e/bulk_ab.txt \
@@ -9,6 +10,11 @@ launch config (row tiles RT, warps), the register kernel's time with x in fragme
 (``reg_xf``: what the compiled engine runs).  For each cell the config with the lowest time wins, if
 at least two configs were timed in the same file; where several files timed a cell, the later file
 (a newer kernel) decides the whole cell.  Lines with the dependent launch (``pdl=1``) are left out.
+
+A ``linear_bench.json`` among the inputs (benchmarks/linear_bench.py, run with ``--backends ...,mmasp`` and
+its ``--cfgs`` sweep) gives each of its cells the config of the column the compiled engine runs: ``mmasp_xh``
+(e4m3 weights on x's f16 operand, M <= 16) where the row exists, else ``mmasp_xf`` (x's fragments made before
+the call); that row's ``config`` is already the fastest of the sweep.
 
 The output (``{"device", "capability", "date", "sources", "command", "mmasp_cfg"}``, keys
 ``"dtype,axis,N,K,dense_ratio,M"``) is read by ``spense.runtime.autotune.table_for`` on the GPU it
@@ -50,19 +56,39 @@ def parse(text: str) -> tuple[dict, dict[str, dict[tuple[int, int], float]]]:
     return head, cells
 
 
+def parse_bench(text: str) -> tuple[dict, dict[str, dict[tuple[int, int], float]]]:
+    """``(header, cells)`` of a linear_bench.json: per cell key the one config of its engine column (module
+    doc), ``{(RT, warps): µs}``."""
+    rows = json.loads(text)
+    head: dict = {}
+    cells: dict[str, dict[tuple[int, int], float]] = {}
+    picked: dict[str, str] = {}
+    for r in rows:
+        if r.get("backend") not in ("mmasp_xh", "mmasp_xf") or not r.get("config"):
+            continue
+        head = {"device": r["device"], "date": r["date"], "commit": r["commit"]}
+        key = f"{r['dtype']},{r['axis']},{r['N']},{r['K']},{float(r['dense_ratio'])},{r['M']}"
+        if picked.get(key) == "mmasp_xh" and r["backend"] == "mmasp_xf":
+            continue
+        picked[key] = r["backend"]
+        cells[key] = {tuple(int(v) for v in r["config"][:2]): r["ms"] * 1e3}
+    return head, cells
+
+
 def make_table(files: list[tuple[str, str]], capability: tuple[int, int]) -> dict:
     """``files``: (path, text) in order; later files replace earlier ones cell by cell."""
     chosen: dict[str, list[int]] = {}
     sources, device = [], None
     for path, text in files:
-        head, cells = parse(text)
+        bench = path.endswith(".json")
+        head, cells = parse_bench(text) if bench else parse(text)
         if head.get("device"):
             if device and head["device"] != device:
                 raise ValueError(f"{path}: measured on {head['device']}, the others on {device}")
             device = head["device"]
         sources.append({"path": path, **head, "cells": len(cells)})
         for key, cfgs in cells.items():
-            if len(cfgs) >= 2:
+            if len(cfgs) >= 2 or bench:
                 chosen[key] = list(min(cfgs, key=cfgs.get))
     if device is None:
         raise ValueError("no harness header (# <device>, <date>, commit <sha>) in the inputs")
@@ -72,7 +98,7 @@ def make_table(files: list[tuple[str, str]], capability: tuple[int, int]) -> dic
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("files", nargs="+", help="bulk_ab.txt files, oldest first")
+    ap.add_argument("files", nargs="+", help="bulk_ab.txt or linear_bench.json files, oldest first")
     ap.add_argument("--capability", required=True, help="the GPU's compute capability, e.g. 9.0")
     ap.add_argument("--out", help="write the table here (atomically); else print it")
     a = ap.parse_args(argv)

@@ -4,7 +4,8 @@
 # 1. the torch extension built and exported to /tmp/spense_mmasp.so (skipped where SPENSE_MMASP_SO is set);
 # 2. the GPU tests of TESTFILES (default tests/test_wgsp.py; TESTS=0: skipped);
 # 3. linear_bench.py at 25 % dense (cols), backends dense and wgsd, for each dtype of DTYPES and each variant
-#    of VARIANTS in turn, on SHAPES at MS (LB_ARGS: more of its arguments, e.g. --fp8-extra);
+#    of VARIANTS in turn, on SHAPES at MS (LB_ARGS: more of its arguments, e.g. --fp8-extra; BACKENDS: its
+#    --backends, e.g. dense,mmasp with LB_ARGS="--cfgs 1x4,2x4" for the mma.sp kernel's launch configs);
 # 4. compute-sanitizer memcheck over benchmarks/sanitize_kernels.py (MEMCHECK=1; its variants SAN_VARIANTS),
 #    in what is left;
 # then everything under $OUT/ab, and $OUT/ab.tgz (the device tool brings back only a few files a call); the
@@ -37,7 +38,7 @@ for d in $DTYPES; do
     extra=(); [ "$d" = fp8 ] && extra=(--fp8-compiled-ms "")
     [ "$(left)" -gt 20 ] || { echo "no time left for $d $v" >> "$W/gpu.txt"; break 2; }
     SPENSE_WGSD_EXP=$v timeout "$(cap 300)" python3 benchmarks/linear_bench.py --out "$W/${d}_$v" --shapes "$SHAPES" \
-      --ms "$MS" --ratios 0.25 --axes cols --dtypes "$d" --backends dense,wgsd "${extra[@]}" ${LB_ARGS:-} \
+      --ms "$MS" --ratios 0.25 --axes cols --dtypes "$d" --backends "${BACKENDS:-dense,wgsd}" "${extra[@]}" ${LB_ARGS:-} \
       > "$W/${d}_$v.txt" 2>&1
     echo "rc=$? at $(date -u +%T)" >> "$W/${d}_$v.txt"
   done
@@ -48,4 +49,4 @@ if [ "${MEMCHECK:-0}" = 1 ]; then
   echo "memcheck rc=$?" >> "$W/memcheck.txt"; tail -3 "$W/memcheck.txt"
 fi
 finish
-grep -h "wgsd=" "$W"/*_*.txt | cut -c1-150 | tail -40
+grep -h " M=" "$W"/*_*.txt | cut -c1-150 | tail -40

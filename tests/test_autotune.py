@@ -155,6 +155,20 @@ def test_make_mmasp_cfg_table_and_its_use_on_that_gpu(tmp_path, monkeypatch):
                               "bf16,cols,6144,4096,0.25,16": [1, 4]}  # pdl left out; fp8: one config only
     with pytest.raises(ValueError):
         mk.make_table([("x", line(1, 1, 1, 4, 1.0))], (9, 0))  # no header
+    # a linear_bench.json: per cell the config of the engine's column, mmasp_xh (FP8 on x's f16 operand) over
+    # mmasp_xf, in either order; later than the harness file, it replaces the cell it measured again
+
+    def row(backend, M, cfg, dt="fp8", N=4096):
+        return {"backend": backend, "dtype": dt, "axis": "cols", "N": N, "K": 4096, "dense_ratio": 0.25, "M": M,
+                "ms": 0.01, "config": cfg, "device": "NVIDIA H200", "date": "2026-12-01T23:00:00+00:00",
+                "commit": "ccc"}
+    bench = json.dumps([row("mmasp", 1, [2, 8, 0]), row("mmasp_xf", 1, [1, 8]), row("mmasp_xh", 1, [2, 4]),
+                        row("mmasp_xh", 8, [1, 16]), row("mmasp_xf", 8, [1, 4]), row("dense", 8, None),
+                        row("mmasp_xf", 1, [1, 8], dt="bf16", N=6144)])
+    t = mk.make_table([("old", old), ("run/linear_bench.json", bench)], (9, 0))
+    assert t["mmasp_cfg"] == {"bf16,cols,6144,4096,0.25,1": [1, 8], "bf16,cols,6144,4096,0.25,16": [1, 4],
+                              "fp8,cols,4096,4096,0.25,1": [2, 4], "fp8,cols,4096,4096,0.25,8": [1, 16]}
+    assert t["sources"][-1]["commit"] == "ccc" and t["sources"][-1]["cells"] == 3
     # the packaged H200 table, on a (faked) H200 only, and a cache measured on the GPU wins over it
     monkeypatch.setenv("SPENSE_CACHE", str(tmp_path))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

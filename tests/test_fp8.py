@@ -75,7 +75,8 @@ def test_quantize_rows_pads_and_scales():
 
 
 @pytest.mark.parametrize("kind,tol", [("w8a16", 1e-2), ("w8a16:32x128x2x4", 1e-2), ("nt", 6e-2), ("swap", 6e-2),
-                                      ("compiled", 1e-2), ("w8a16h", 1e-2), ("w8a16h:32x128x2x4", 1e-2)])
+                                      ("compiled", 1e-2), ("w8a16h", 1e-2), ("w8a16h:32x128x2x4", 1e-2),
+                                      ("w8a16:16x256x1x4x0x6", 1e-2), ("w8a16h:32x256x2x4x0x5", 1e-2)])
 def test_kinds_match_dequantised_reference_cpu(kind, tol):
     gen = torch.Generator().manual_seed(3)
     lin = torch.nn.Linear(96, 48, bias=False)
@@ -115,6 +116,19 @@ def test_f16_operand_kind_gives_the_bf16_kinds_result_cpu():
     assert any(k.startswith("w8a16h") for k in fp8.candidates(8))  # a default candidate since results ah
     assert set(fp8.candidates(8)) < set(fp8.candidates(8, extra=True))
     assert not any(k.startswith("w8a16h") for k in fp8.candidates(2048, extra=True))
+
+
+def test_pipelining_depth_is_a_sixth_config_element():
+    """A config's sixth element is Triton's num_stages (0 or absent: the default); shared memory is budgeted
+    with it, so a deep ring of large tiles is not a candidate where it would not fit."""
+    from spense.runtime.fp8_dense import SMEM_BUDGET, STAGES, fits, stages_of
+    assert stages_of((32, 256, 2, 4)) == stages_of((32, 256, 2, 4, 0, 0)) == STAGES
+    assert stages_of((16, 256, 1, 4, 0, 6)) == 6
+    assert fits((64, 256, 1, 4, 0, 4), 64) and not fits((64, 256, 1, 4, 0, 8), 64)
+    assert 8 * (64 * 256 * 2 + 64 * 256) > SMEM_BUDGET >= 4 * (64 * 256 * 2 + 64 * 256)
+    staged = [k for k in fp8.candidates(1, extra=True) if len(fp8.parse_cfg(k) or ()) == 6]
+    assert staged and all(k not in fp8.candidates(1) for k in staged)  # extra: measured, not yet taken
+    assert fp8.cfg_name(fp8.parse_cfg(staged[0]), xh=staged[0].startswith("w8a16h")) == staged[0]
 
 
 def test_load_table(tmp_path):

@@ -30,7 +30,7 @@ except Exception:  # pragma: no cover - no triton
     triton = None
     tl = None
 
-# (BLOCK_N, BLOCK_K, SPLIT_K, num_warps[, MODE]): the decode candidates measured per shape and M
+# (BLOCK_N, BLOCK_K, SPLIT_K, num_warps[, MODE[, num_stages]]): the decode candidates measured per shape and M
 # bucket (MODE 0 = x @ w.T MMA, 1 = w @ x.T MMA, 2 = CUDA-core dot products, M <= 4 only)
 DECODE_CONFIGS: tuple[tuple[int, ...], ...] = (  # checked + measured on the H200 (v4)
     (32, 128, 1, 4), (32, 256, 1, 4), (32, 256, 2, 4), (32, 256, 4, 4),
@@ -43,6 +43,11 @@ EXTRA_CONFIGS: tuple[tuple[int, ...], ...] = (
     (64, 256, 1, 4, 1), (64, 256, 2, 4, 1), (64, 256, 4, 4, 1), (128, 128, 1, 4, 1), (64, 512, 4, 4, 1),
     (32, 512, 4, 4), (32, 256, 8, 4),
     (16, 256, 1, 4, 2), (16, 256, 4, 4, 2), (32, 256, 2, 4, 2), (16, 512, 4, 4, 2),
+    # a sixth element: Triton's pipelining depth (num_stages; default STAGES): deeper rings of smaller tiles,
+    # for the qkv and o shapes, whose launches are short (written after results ai, where the baseline stayed
+    # at 69-76 % of cuBLAS BF16's GB/s on 8B.qkv, 8B.o and 32B.qkv)
+    (16, 256, 1, 4, 0, 6), (16, 512, 1, 4, 0, 4), (32, 256, 1, 4, 0, 6), (32, 512, 1, 4, 0, 4),
+    (32, 256, 2, 4, 0, 5), (16, 256, 2, 4, 0, 5), (64, 128, 1, 4, 0, 6), (64, 256, 1, 4, 0, 4),
 )
 PREFILL_CONFIG = (128, 64, 1, 8)  # M > 64 (BLOCK_M 64): correct everywhere, rarely the fastest
 MAX_DECODE_M = 64
@@ -63,15 +68,20 @@ SMEM_BUDGET = 200 * 1024  # bytes of shared memory a config may plan for (H100/H
 STAGES = 3  # Triton's default software-pipelining depth on sm90
 
 
+def stages_of(cfg) -> int:
+    """The pipelining depth of a config: its sixth element where given and > 0, else :data:`STAGES`."""
+    return cfg[5] if len(cfg) > 5 and cfg[5] > 0 else STAGES
+
+
 def fits(cfg, M: int) -> bool:
-    """Whether ``cfg`` at ``M`` tokens stays within :data:`SMEM_BUDGET`: ``STAGES * (BLOCK_M * BLOCK_K
+    """Whether ``cfg`` at ``M`` tokens stays within :data:`SMEM_BUDGET`: ``stages * (BLOCK_M * BLOCK_K
     * 2 + BLOCK_N * BLOCK_K)`` bytes of pipelined x (bf16) and weight (e4m3) tiles; mode 2 needs M <= 4.
     (The v4 device run hit ``OutOfResources`` with (64, 512, 4, 4, 1) at M = 64: 262 KB.)"""
     bn, bk = cfg[0], cfg[1]
     mode = cfg[4] if len(cfg) > 4 else 0
     if mode == 2:
         return M <= 4
-    return STAGES * (block_m(M, mode) * bk * 2 + bn * bk) <= SMEM_BUDGET
+    return stages_of(cfg) * (block_m(M, mode) * bk * 2 + bn * bk) <= SMEM_BUDGET
 
 
 def default_config(M: int, N: int, K: int) -> tuple[int, int, int, int]:
@@ -162,6 +172,7 @@ def launch_w8a16(x: torch.Tensor, wq: torch.Tensor, scale: torch.Tensor,
     N = wq.shape[0]
     bn, bk, sk, nw = cfg[:4]
     mode = cfg[4] if len(cfg) > 4 else 0
+    ns = {"num_stages": cfg[5]} if len(cfg) > 5 and cfg[5] > 0 else {}  # else Triton's default (STAGES)
     if mode == 2 and M > 4:
         raise ValueError("w8a16 mode 2 (CUDA-core) serves M <= 4")
     bm = block_m(M, mode)
@@ -175,7 +186,7 @@ def launch_w8a16(x: torch.Tensor, wq: torch.Tensor, scale: torch.Tensor,
     grid = (triton.cdiv(N, bn), triton.cdiv(M, bm), sk)
     w8a16_kernel[grid](x, wq, scale, ws, M, N, K, x.stride(0), wq.stride(0), N,
                        BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=sk, DOT_DT=dot_dt, MODE=mode,
-                       UNSCALE=256.0 if xh else 1.0, num_warps=nw)
+                       UNSCALE=256.0 if xh else 1.0, num_warps=nw, **ns)
     if sk > 1:
         sum_splits_kernel[(triton.cdiv(M * N, 1024),)](ws, y, M * N, SPLIT_K=sk, BLOCK=1024)
     return y
@@ -190,25 +201,29 @@ def w8a16_reference(x: torch.Tensor, wq: torch.Tensor, scale: torch.Tensor, xh: 
 @torch.library.custom_op("spense::fp8_w8a16_mm", mutates_args=())
 def fp8_w8a16_mm_op(x: torch.Tensor, wbytes: torch.Tensor, scale: torch.Tensor, block_n: int = 0,
                     block_k: int = 0, split_k: int = 0, num_warps: int = 0, mode: int = 0,
-                    xh: bool = False) -> torch.Tensor:
+                    xh: bool = False, num_stages: int = 0) -> torch.Tensor:
     """``y (M, N) = x @ (e4m3(wbytes) * scale[:, None]).T`` (weight-only FP8); ``wbytes``: the e4m3
     weight as uint8 bytes (``wq.view(torch.uint8)``; raw bytes so that opcheck can compare inputs).
-    ``block_n = 0``: default launch config.  ``xh``: x is the f16 operand ``x * 2^-8``, y bf16."""
+    ``block_n = 0``: default launch config.  ``xh``: x is the f16 operand ``x * 2^-8``, y bf16.
+    ``num_stages`` 0: Triton's default pipelining depth."""
     wq = wbytes.view(torch.float8_e4m3fn)
     if x.is_cuda and triton is not None:
-        cfg = (block_n, block_k, split_k, num_warps, mode) if block_n else default_config(x.shape[0], wq.shape[0],
-                                                                                   wq.shape[1])
+        cfg = (block_n, block_k, split_k, num_warps, mode, num_stages) if block_n else default_config(
+            x.shape[0], wq.shape[0], wq.shape[1])
         return launch_w8a16(x, wq, scale, cfg, xh)
     return w8a16_reference(x, wq, scale, xh)
 
 
 @fp8_w8a16_mm_op.register_fake
-def _(x, wbytes, scale, block_n=0, block_k=0, split_k=0, num_warps=0, mode=0, xh=False):
+def _(x, wbytes, scale, block_n=0, block_k=0, split_k=0, num_warps=0, mode=0, xh=False, num_stages=0):
     torch._check(x.shape[1] == wbytes.shape[1])
     return x.new_empty(x.shape[0], wbytes.shape[0], dtype=torch.bfloat16 if xh else x.dtype)
 
 
 def fp8_w8a16_mm(x: torch.Tensor, wq: torch.Tensor, scale: torch.Tensor, block_n: int = 0, block_k: int = 0,
-                 split_k: int = 0, num_warps: int = 0, mode: int = 0, xh: bool = False) -> torch.Tensor:
-    """``spense::fp8_w8a16_mm`` for an e4m3 (or uint8-bytes) weight ``wq``."""
-    return fp8_w8a16_mm_op(x, wq.view(torch.uint8), scale, block_n, block_k, split_k, num_warps, mode, xh)
+                 split_k: int = 0, num_warps: int = 0, mode: int = 0, num_stages: int = 0,
+                 xh: bool = False) -> torch.Tensor:
+    """``spense::fp8_w8a16_mm`` for an e4m3 (or uint8-bytes) weight ``wq``; ``(block_n, ..., num_stages)``: a
+    config tuple as :data:`DECODE_CONFIGS` holds them, unpacked."""
+    return fp8_w8a16_mm_op(x, wq.view(torch.uint8), scale, block_n, block_k, split_k, num_warps, mode, xh,
+                           num_stages)
