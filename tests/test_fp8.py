@@ -127,8 +127,9 @@ def test_pipelining_depth_is_a_sixth_config_element():
     assert fits((64, 256, 1, 4, 0, 4), 64) and not fits((64, 256, 1, 4, 0, 8), 64)
     assert 8 * (64 * 256 * 2 + 64 * 256) > SMEM_BUDGET >= 4 * (64 * 256 * 2 + 64 * 256)
     staged = [k for k in fp8.candidates(1, extra=True) if len(fp8.parse_cfg(k) or ()) == 6]
-    assert staged and all(k not in fp8.candidates(1) for k in staged)  # extra: measured, not yet taken
-    assert fp8.cfg_name(fp8.parse_cfg(staged[0]), xh=staged[0].startswith("w8a16h")) == staged[0]
+    taken = [k for k in staged if k in fp8.candidates(1)]  # the three that won somewhere in results ak
+    assert "w8a16h:64x256x1x4x0x4" in taken and len(taken) < len(staged)
+    assert all(fp8.cfg_name(fp8.parse_cfg(k), xh=k.startswith("w8a16h")) == k for k in staged)
 
 
 def test_load_table(tmp_path):

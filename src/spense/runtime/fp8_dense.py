@@ -35,6 +35,10 @@ except Exception:  # pragma: no cover - no triton
 DECODE_CONFIGS: tuple[tuple[int, ...], ...] = (  # checked + measured on the H200 (v4)
     (32, 128, 1, 4), (32, 256, 1, 4), (32, 256, 2, 4), (32, 256, 4, 4),
     (64, 128, 1, 4), (64, 256, 2, 8),
+    # deeper rings, the fastest somewhere in results ak (benchmarks/results/wgsd_2026-12-01): (64, 256, 1, 4, 0, 4)
+    # on the gate_up and qkv shapes of 8B and 32B (8B.gate_up at M = 1: 27.9 us against 29.7 for the best
+    # of the configs above), the other two on 8B.o at M = 8 and 16
+    (64, 256, 1, 4, 0, 4), (32, 256, 2, 4, 0, 5), (32, 256, 1, 4, 0, 6),
 )
 # checked under TRITON_INTERPRET=1 only (the device run that was to measure them stopped at an
 # out-of-resources config, now excluded by `fits`); measured on the H200 in results ah (8B / 32B gate_up and
@@ -43,11 +47,11 @@ EXTRA_CONFIGS: tuple[tuple[int, ...], ...] = (
     (64, 256, 1, 4, 1), (64, 256, 2, 4, 1), (64, 256, 4, 4, 1), (128, 128, 1, 4, 1), (64, 512, 4, 4, 1),
     (32, 512, 4, 4), (32, 256, 8, 4),
     (16, 256, 1, 4, 2), (16, 256, 4, 4, 2), (32, 256, 2, 4, 2), (16, 512, 4, 4, 2),
-    # a sixth element: Triton's pipelining depth (num_stages; default STAGES): deeper rings of smaller tiles,
-    # for the qkv and o shapes, whose launches are short (written after results ai, where the baseline stayed
-    # at 69-76 % of cuBLAS BF16's GB/s on 8B.qkv, 8B.o and 32B.qkv)
-    (16, 256, 1, 4, 0, 6), (16, 512, 1, 4, 0, 4), (32, 256, 1, 4, 0, 6), (32, 512, 1, 4, 0, 4),
-    (32, 256, 2, 4, 0, 5), (16, 256, 2, 4, 0, 5), (64, 128, 1, 4, 0, 6), (64, 256, 1, 4, 0, 4),
+    # a sixth element: Triton's pipelining depth (num_stages; default STAGES): deeper rings, for the qkv and o
+    # shapes, whose launches are short (written after results ai, where the baseline stayed at 69-76 % of
+    # cuBLAS BF16's GB/s on 8B.qkv, 8B.o and 32B.qkv); measured in results ak, where three of the eight won
+    # somewhere (now in DECODE_CONFIGS) and these five nowhere
+    (16, 256, 1, 4, 0, 6), (16, 512, 1, 4, 0, 4), (32, 512, 1, 4, 0, 4), (16, 256, 2, 4, 0, 5), (64, 128, 1, 4, 0, 6),
 )
 PREFILL_CONFIG = (128, 64, 1, 8)  # M > 64 (BLOCK_M 64): correct everywhere, rarely the fastest
 MAX_DECODE_M = 64
