@@ -5,7 +5,8 @@
 # 2. the GPU tests of TESTFILES (default tests/test_wgsp.py; TESTS=0: skipped);
 # 3. linear_bench.py at 25 % dense (cols), backends dense and wgsd, for each dtype of DTYPES and each variant
 #    of VARIANTS in turn, on SHAPES at MS (LB_ARGS: more of its arguments, e.g. --fp8-extra; BACKENDS: its
-#    --backends, e.g. dense,mmasp with LB_ARGS="--cfgs 1x4,2x4" for the mma.sp kernel's launch configs);
+#    --backends, e.g. dense,mmasp with LB_ARGS="--cfgs 1x4,2x4" for the mma.sp kernel's launch configs; VAR_ENV:
+#    the variable that VARIANTS set, default SPENSE_WGSD_EXP, e.g. VAR_ENV=SPENSE_MMASP_PERSIST VARIANTS="0 1");
 # 4. compute-sanitizer memcheck over benchmarks/sanitize_kernels.py (MEMCHECK=1; its variants SAN_VARIANTS),
 #    in what is left;
 # then everything under $OUT/ab, and $OUT/ab.tgz (the device tool brings back only a few files a call); the
@@ -37,7 +38,7 @@ for d in $DTYPES; do
   for v in $VARIANTS; do
     extra=(); [ "$d" = fp8 ] && extra=(--fp8-compiled-ms "")
     [ "$(left)" -gt 20 ] || { echo "no time left for $d $v" >> "$W/gpu.txt"; break 2; }
-    SPENSE_WGSD_EXP=$v timeout "$(cap 300)" python3 benchmarks/linear_bench.py --out "$W/${d}_$v" --shapes "$SHAPES" \
+    env "${VAR_ENV:-SPENSE_WGSD_EXP}=$v" timeout "$(cap 300)" python3 benchmarks/linear_bench.py --out "$W/${d}_$v" --shapes "$SHAPES" \
       --ms "$MS" --ratios 0.25 --axes cols --dtypes "$d" --backends "${BACKENDS:-dense,wgsd}" "${extra[@]}" ${LB_ARGS:-} \
       > "$W/${d}_$v.txt" 2>&1
     echo "rc=$? at $(date -u +%T)" >> "$W/${d}_$v.txt"

@@ -1,6 +1,8 @@
 """The mma.sp kernel layout (``spense.runtime.mmasp``): round trips of values, metadata and e4m3
 bytes, block tables, the exact inverse, and on the GPU (``gpu``) the kernel against the reference."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -333,3 +335,59 @@ def test_gpu_fp8_prefill_through_e4m3(monkeypatch, kind):
         y = m(x)
         e = ((y.double() - ref).norm() / ref.norm()).item()
         assert e <= (3e-2 if on == "fp8" else 1e-2), (kind, on, e)
+
+
+_PERSIST_RUN = """
+import sys, torch
+sys.path.insert(0, sys.argv[2])
+from test_mmasp import _block_layout, _pruned
+from spense.format import SpenseLayout, pack
+from spense.runtime.mmasp import mmasp_forward, to_kernel_layout
+from spense.runtime.xops import f16_operand, gathered_fragments, x_perm
+gen = torch.Generator().manual_seed(29)
+out = {}
+for N, K, axis in ((32768, 1024, "cols"), (512, 2048, "rows")):
+    lay = _block_layout(N, K, 0.25, gen, "cpu") if axis == "cols" else SpenseLayout((N, K), "rows",
+                                                                                    torch.arange(0, N, 4), block=16)
+    w = _pruned(lay, gen).to(torch.bfloat16)
+    for fp8 in (False, True):
+        kw = to_kernel_layout(pack(w, lay, fp8=fp8), "cuda")
+        for M in (1, 7, 16):
+            x = torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16)
+            for RT in (1, 2):
+                for warps in (4, 8):
+                    key = f"{N},{axis},{fp8},{M},{RT},{warps}"
+                    out[key] = mmasp_forward(kw, x, RT=RT, warps=warps, stages=0, xfrag=True).cpu()
+                    if fp8:
+                        out[key + ",h"] = mmasp_forward(kw, x, RT=RT, warps=warps, stages=0,
+                                                        xf=gathered_fragments(f16_operand(x), kw.xperm)).cpu()
+            if fp8 and M <= 8 and kw.xperm is None:
+                out[f"{N},{axis},{M},perm"] = mmasp_forward(kw, x_perm(f16_operand(x)), RT=1, warps=8, stages=0,
+                                                            xperm=True).cpu()
+torch.save(out, sys.argv[1])
+"""
+
+
+@pytest.mark.gpu
+@gpu
+def test_gpu_mmasp_persistent_form_gives_the_same_bits(tmp_path):
+    """SPENSE_MMASP_PERSIST=1 (spense_mmasp_persist.cuh, e4m3 weights): a CTA walks several row blocks (32768
+    rows: more blocks than CTAs fit on the GPU at once; 512: fewer), each warp on the same steps as in the
+    one-block kernel and the sums met in the same order, so the outputs are the same bits: x in bf16 or as its
+    f16 operand (fragments and x_perm), RT 1 / 2, 4 / 8 warps, M = 1, 7, 16, cols and rows layouts (bf16
+    weights keep the one-block kernel either way).  (The switch is read once per process: one process each.)"""
+    import os
+    import subprocess
+    import sys
+
+    res = {}
+    for flag in ("0", "1"):
+        path = tmp_path / f"y{flag}.pt"
+        env = dict(os.environ, SPENSE_MMASP_PERSIST=flag)
+        r = subprocess.run([sys.executable, "-c", _PERSIST_RUN, str(path), str(Path(__file__).parent)], env=env,
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        res[flag] = torch.load(path)
+    assert res["0"].keys() == res["1"].keys() and len(res["0"]) > 40
+    for k, y in res["0"].items():
+        assert torch.equal(y, res["1"][k]), k

@@ -47,6 +47,7 @@
 
 #include "spense_mmasp_common.cuh"
 #include "spense_mmasp_reg.cuh"   // spense_mmasp_kernel: weights through registers (stages == 0)
+#include "spense_mmasp_persist.cuh"  // spense_mmasp_persist_kernel: the same, a CTA walking several row blocks
 #include "spense_mmasp_bulk.cuh"  // spense_mmasp_bulk_kernel: weights through a shared-memory ring (sm_90)
 #include "spense_mmasp_xs.cuh"    // spense_mmasp_xs_kernel: x fragments shared by the warps of a CTA
 #include "spense_wgsd.cuh"        // spense_wgsp_ws_kernel (prefill) and the decode forms on sparse warpgroup MMA
@@ -63,12 +64,38 @@
       out_row.data_ptr<int>(), wscale.data_ptr<float>(), (__nv_bfloat16*)y.data_ptr(),              \
       (int)y.stride(0), (int)Bs, (int)Bd, (int)Ss, (int)SdA, (int)SdB, (int)pdl)
 
+static bool persist_enabled();
+// CTAs of `kernel` resident per SM at `threads` threads (cudaOccupancyMaxActiveBlocksPerMultiprocessor), times
+// the SMs: the persistent kernel's largest grid; asked once per instantiation and block size
+template <typename K>
+static unsigned resident_ctas(K kernel, int threads) {
+  static int cached[REG_DET_W + 1] = {};
+  const int w = threads / 32;
+  if (cached[w] == 0) {
+    int dev = 0, sms = 0, occ = 0;
+    C10_CUDA_CHECK(cudaGetDevice(&dev));
+    C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, kernel, threads, 0));
+    cached[w] = std::max(1, occ) * sms;
+  }
+  return (unsigned)cached[w];
+}
+
 // the register kernel; pf (RT = 1 only): its software-pipelined instantiation (spense_mmasp_reg.cuh: PF);
 // det (NT <= REG_DET_NT, at most REG_DET_W warps, not pf): the warps' sums met in order (spense_mmasp_reg.cuh:
-// DET), the default there
+// DET), the default there; SPENSE_MMASP_PERSIST=1 there, e4m3 weights: its persistent form
+// (spense_mmasp_persist.cuh), on a grid of at most the CTAs that fit on the GPU at once
 constexpr int REG_DET_NT = 2;
 template <int RT, int NT, int F, int XM, typename... Args>
 static void launch_reg(dim3 grid, dim3 threads, cudaStream_t stream, bool pdl, bool pf, bool det, Args... args) {
+  if constexpr (NT <= REG_DET_NT && F != 0) {
+    if (det && persist_enabled()) {
+      auto k = spense_mmasp_persist_kernel<RT, NT, F, XM>;
+      const dim3 g(std::min(grid.x, resident_ctas(k, (int)threads.x)));
+      C10_CUDA_CHECK(launch_maybe_pdl(k, g, threads, stream, pdl, args...));
+      return;
+    }
+  }
   if constexpr (RT == 1 && XM != X_PERM && F != 2) {  // (not built for x in f16)
     if (pf) {
       C10_CUDA_CHECK(launch_maybe_pdl(spense_mmasp_kernel<RT, NT, F, REG_U, XM, true>, grid, threads, stream,
@@ -140,6 +167,13 @@ static int pdl_mode() {
 // (other configs keep the plain kernel)
 static bool pf_enabled() {
   static const bool on = env_on("SPENSE_MMASP_PF");
+  return on;
+}
+
+// SPENSE_MMASP_PERSIST=1 (read once; default off until measured): where the in-order sum runs (DET) on e4m3
+// weights, its persistent form instead (spense_mmasp_persist.cuh)
+static bool persist_enabled() {
+  static const bool on = env_on("SPENSE_MMASP_PERSIST");
   return on;
 }
 

@@ -1,0 +1,166 @@
+// The register kernel's persistent form (SPENSE_MMASP_PERSIST=1; spense_mmasp.cu: launch_reg): as the DET
+// instantiation of spense_mmasp_kernel (spense_mmasp_reg.cuh: U = REG_U steps a round, the x ring, the warps'
+// sums met in warp order), but each CTA walks the row blocks bi = blockIdx.x, blockIdx.x + gridDim.x, ... of
+// a grid of at most (SMs x resident CTAs), and asks for its next block's first round of weights right after
+// its current block's last MMAs are issued, before the cross-warp sum and the store.
+//
+// Why: in the one-block-a-CTA kernel every CTA ends with a barrier, the sum and the store, during which its
+// warps have no weight bytes in flight, and a new CTA starts with a DRAM round trip before its first MMA.
+// Here the next block's first round is asked into L2 (prefetch) before the sum, so its loads after the store
+// are L2 hits.
+// With e4m3 weights a CTA moves half the bytes of a bf16 one in the same number of steps, so those gaps are
+// twice the share of its time: e2e v12's fit gave e4m3 2.8 TB/s against bf16 4.1 on the same shapes.
+// Written after results ak (8B.gate_up at M = 1: 24.0 us, 3.0 TB/s of its bytes, against the FP8 dense
+// baseline's 3.6 TB/s of its own); measured in the results after ak.  Built for e4m3 weights only (FP8 1, 2).
+// Its cost: the loop over blocks takes ptxas from 76-80 registers (the one-block kernel, e4m3, RT = 1) to
+// 122-128, i.e. 4 CTAs of 4 warps per SM instead of 6 (a bound of 3 CTAs of 8 warps spills 100-160 bytes);
+// neither holding the next round in registers nor hiding the block-invariant addresses from ptxas changed it.
+#pragma once
+#include "spense_mmasp_reg.cuh"
+
+template <int RT, int NT, int FP8, int XM>
+__global__ void __launch_bounds__(REG_DET_W * 32)
+spense_mmasp_persist_kernel(
+    const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
+    const __nv_bfloat16* __restrict__ x, const uint4* __restrict__ xf, int ldx, int M, int kx,
+    const int* __restrict__ sblk, const int* __restrict__ dblk,
+    const int* __restrict__ out_row, const float* __restrict__ wscale,
+    __nv_bfloat16* __restrict__ y, int ldy, int Bs, int Bd, int Ss, int SdA, int SdB, int pdl) {
+  constexpr int U = REG_U;
+  constexpr int ROWS = RT * 16;
+  constexpr int VS = FP8 ? 32 : 64;   // uint4 per (row tile, sparse step)
+  constexpr int VD = FP8 ? 64 : 128;  // uint4 per (row tile, dense step)
+  constexpr int NVS = FP8 ? 1 : 2;
+  constexpr int NVD = FP8 ? 2 : 4;
+  constexpr int XE = ((XM == X_FRAGS || XM == X_PERM) && NT <= 2) || (XM == X_DIRECT && NT == 1) ? 2 : 0;
+  constexpr int DS = XE == 0 ? 0 : XE / NT < 1 ? 1 : XE / NT;
+  constexpr int XDD = FP8 ? XE / NT : XE / 2 / NT;
+  constexpr int DD = XE == 0 ? 0 : XDD < 1 ? 1 : XDD;
+  __shared__ float red[REG_DET_W * ROWS * NT * 8];
+  const int W = blockDim.x >> 5;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  if (W > REG_DET_W) __trap();
+  const int nblk = Bs + Bd;
+
+  // a row block's geometry: its index, steps of each kind, and where its weights start
+  struct Blk { int b, nsp, nde; const uint4* dbase; const uint4* vbase; const uint32_t* mbase; };
+  auto block_at = [&](int bi) {
+    Blk k;
+    k.b = bi < Bd ? Bs + bi : bi - Bd;
+    if (k.b < Bs) {
+      k.nsp = Ss; k.nde = SdA;
+      k.dbase = dv + (size_t)k.b * RT * SdA * VD;
+    } else {
+      k.nsp = 0; k.nde = SdB;
+      k.dbase = dv + ((size_t)Bs * RT * SdA + (size_t)(k.b - Bs) * RT * SdB) * VD;
+    }
+    k.vbase = sv + (size_t)k.b * RT * Ss * VS;
+    k.mbase = sm + (size_t)k.b * RT * Ss * 32;
+    return k;
+  };
+  // a block's first round into L2: its sparse steps, or its dense ones where it has none
+  auto prefetch_first = [&](const Blk& k) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int s = warp + u * W;
+#pragma unroll
+      for (int r = 0; r < RT; ++r) {
+        if (s < k.nsp) {
+#pragma unroll
+          for (int v = 0; v < NVS; ++v) prefetch_l2(k.vbase + ((size_t)r * Ss + s) * VS + lane + 32 * v);
+          prefetch_l2(k.mbase + ((size_t)r * Ss + s) * 32 + lane);
+        } else if (k.nsp == 0 && s < k.nde) {
+#pragma unroll
+          for (int j = 0; j < NVD; ++j) prefetch_l2(k.dbase + ((size_t)r * k.nde + s) * VD + lane + 32 * j);
+        }
+      }
+    }
+  };
+
+  if ((int)blockIdx.x >= nblk) return;
+  // the first round of weights asked for before the wait for x (never written by the kernel before this one)
+  prefetch_first(block_at(blockIdx.x));
+  if (pdl) {
+    pdl_wait();
+    if (pdl == 2) pdl_trigger();
+  }
+  for (int bi = blockIdx.x; bi < nblk; bi += gridDim.x) {
+    const Blk k = block_at(bi);
+    const RowOut pre = first_row_out<RT, NT, FP8>(k.b, out_row, wscale, M);
+    float acc[RT][NT][4];
+    zero_acc<RT, NT>(acc);
+    for (int s0 = warp; s0 < k.nsp; s0 += W * U) {
+      uint4 va[U][RT][NVS];
+      uint32_t me[U][RT];
+      int xb[U] = {};
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int s = s0 + u * W;
+        if (s < k.nsp) {
+          xb[u] = __ldg(sblk + s);
+#pragma unroll
+          for (int r = 0; r < RT; ++r) {
+            const uint4* p = k.vbase + ((size_t)r * Ss + s) * VS + lane;
+#pragma unroll
+            for (int v = 0; v < NVS; ++v) va[u][r][v] = ldg_stream(p + 32 * v);
+            me[u][r] = ldg_stream32(k.mbase + ((size_t)r * Ss + s) * 32 + lane);
+          }
+        }
+      }
+      if constexpr (XE == 0) {
+#pragma unroll
+        for (int u = 0; u < U; ++u)
+          if (s0 + u * W < k.nsp) sparse_step<RT, NT, FP8, NVS, XM>(acc, va[u], me[u], xb[u], xf, x, ldx, M, kx, lane);
+      } else {
+        x_ring_round<U, DS, NT>(
+            [&](int u) { return s0 + u * W < k.nsp; },
+            [&](int u, uint4 (&xs)[2][NT]) { load_xstep<NT, XM>(xs, xf, x, ldx, M, kx, lane, xb[u]); },
+            [&](int u, const uint4 (&xs)[2][NT]) { sparse_step_x<RT, NT, FP8, NVS>(acc, va[u], me[u], xs); });
+      }
+    }
+    for (int s0 = warp; s0 < k.nde; s0 += W * U) {
+      uint4 da[U][RT][NVD];
+      int xd[U] = {};
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int s = s0 + u * W;
+        if (s < k.nde) {
+          xd[u] = __ldg(dblk + s);
+#pragma unroll
+          for (int r = 0; r < RT; ++r) {
+            const uint4* p = k.dbase + ((size_t)r * k.nde + s) * VD + lane;
+#pragma unroll
+            for (int j = 0; j < NVD; ++j) da[u][r][j] = ldg_stream(p + 32 * j);
+          }
+        }
+      }
+      if constexpr (XE == 0) {
+#pragma unroll
+        for (int u = 0; u < U; ++u)
+          if (s0 + u * W < k.nde) dense_step<RT, NT, FP8, NVD, XM>(acc, da[u], xd[u], xf, x, ldx, M, kx, lane);
+      } else {
+        x_ring_round<U, DD, NT>(
+            [&](int u) { return s0 + u * W < k.nde; },
+            [&](int u, uint4 (&xs)[2][NT]) { load_xstep<NT, XM>(xs, xf, x, ldx, M, kx, lane, xd[u]); },
+            [&](int u, const uint4 (&xs)[2][NT]) { dense_step_x<RT, NT, FP8, NVD>(acc, da[u], xs); });
+      }
+    }
+    // the next block's first round asked into L2 during this block's sum and store, so that its first loads
+    // are L2 hits (held in registers instead, it took ~45 more registers a thread through the sum)
+    const bool more = bi + (int)gridDim.x < nblk;
+    if (more) {
+      prefetch_first(block_at(bi + gridDim.x));
+    } else if (pdl == 1) {
+      pdl_trigger();
+    }
+    float* mine = red + warp * ROWS * NT * 8;
+    each_partial<RT, NT>(acc, lane, [&](int i, float v) { mine[i] = v; });
+    __syncthreads();
+    store_rows_of<RT, NT, FP8>([&](int i) {
+      float v = 0.f;
+      for (int w = 0; w < W; ++w) v += red[w * ROWS * NT * 8 + i];
+      return v;
+    }, k.b, out_row, wscale, y, ldy, M, pre);
+    if (more) __syncthreads();  // every thread has read red before the next block's partials are written
+  }
+}
