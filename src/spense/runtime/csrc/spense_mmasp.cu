@@ -64,7 +64,7 @@
       out_row.data_ptr<int>(), wscale.data_ptr<float>(), (__nv_bfloat16*)y.data_ptr(),              \
       (int)y.stride(0), (int)Bs, (int)Bd, (int)Ss, (int)SdA, (int)SdB, (int)pdl)
 
-static bool persist_enabled();
+static int persist_mode();
 // CTAs of `kernel` resident per SM at `threads` threads (cudaOccupancyMaxActiveBlocksPerMultiprocessor), times
 // the SMs: the persistent kernel's largest grid; asked once per instantiation and block size
 template <typename K>
@@ -83,17 +83,20 @@ static unsigned resident_ctas(K kernel, int threads) {
 
 // the register kernel; pf (RT = 1 only): its software-pipelined instantiation (spense_mmasp_reg.cuh: PF);
 // det (NT <= REG_DET_NT, at most REG_DET_W warps, not pf): the warps' sums met in order (spense_mmasp_reg.cuh:
-// DET), the default there; SPENSE_MMASP_PERSIST=1 there, e4m3 weights: its persistent form
-// (spense_mmasp_persist.cuh), on a grid of at most the CTAs that fit on the GPU at once
+// DET), the default there; with e4m3 weights its persistent form (spense_mmasp_persist.cuh) where
+// persist_mode() says, on a grid of at most the CTAs that fit on the GPU at once
 constexpr int REG_DET_NT = 2;
 template <int RT, int NT, int F, int XM, typename... Args>
 static void launch_reg(dim3 grid, dim3 threads, cudaStream_t stream, bool pdl, bool pf, bool det, Args... args) {
   if constexpr (NT <= REG_DET_NT && F != 0) {
-    if (det && persist_enabled()) {
+    const int mode = persist_mode();
+    if (det && mode != 0) {
       auto k = spense_mmasp_persist_kernel<RT, NT, F, XM>;
-      const dim3 g(std::min(grid.x, resident_ctas(k, (int)threads.x)));
-      C10_CUDA_CHECK(launch_maybe_pdl(k, g, threads, stream, pdl, args...));
-      return;
+      const unsigned cap = resident_ctas(k, (int)threads.x);
+      if (mode == 1 || grid.x <= cap) {
+        C10_CUDA_CHECK(launch_maybe_pdl(k, dim3(std::min(grid.x, cap)), threads, stream, pdl, args...));
+        return;
+      }
     }
   }
   if constexpr (RT == 1 && XM != X_PERM && F != 2) {  // (not built for x in f16)
@@ -170,11 +173,18 @@ static bool pf_enabled() {
   return on;
 }
 
-// SPENSE_MMASP_PERSIST=1 (read once; default off until measured): where the in-order sum runs (DET) on e4m3
-// weights, its persistent form instead (spense_mmasp_persist.cuh)
-static bool persist_enabled() {
-  static const bool on = env_on("SPENSE_MMASP_PERSIST");
-  return on;
+// SPENSE_MMASP_PERSIST (read once): where the in-order sum runs (DET) on e4m3 weights, the persistent form
+// (spense_mmasp_persist.cuh) "1": always; "0": never; unset: where the grid fits in one wave of it, so that each
+// CTA takes one block.  Measured on the H200 (benchmarks/results/wgsd_2026-12-01, al): walking several blocks
+// a CTA lost everywhere (8B.gate_up 23.8 -> 25.1 us, 32B.down 32.0 -> 44.7 at M = 1: 4 CTAs of 4 warps a SM
+// instead of 6), while on the one-wave grids it ran faster (8B.down 15.7 -> 14.3 us, 8B.o 6.4 -> 6.0 at M = 1;
+// 16.6 -> 14.9 and 6.5 -> 6.2 at M = 8); returns 1, 0 or -1 (unset)
+static int persist_mode() {
+  static const int mode = [] {
+    const char* e = getenv("SPENSE_MMASP_PERSIST");
+    return e == nullptr || e[0] == 0 ? -1 : e[0] == '1' ? 1 : 0;
+  }();
+  return mode;
 }
 
 // SPENSE_MMASP_DET=0 (read once): the register kernel's warps add their sums with shared-memory atomics
