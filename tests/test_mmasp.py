@@ -375,22 +375,20 @@ def test_gpu_mmasp_persistent_form_gives_the_same_bits(tmp_path):
     rows: more blocks than CTAs fit on the GPU at once; 512: fewer), each warp on the same steps as in the
     one-block kernel and the sums met in the same order, so the outputs are the same bits: x in bf16 or as its
     f16 operand (fragments and x_perm), RT 1 / 2, 4 / 8 warps, M = 1, 7, 16, cols and rows layouts (bf16
-    weights keep the one-block kernel either way); and so does the default, which takes it where the grid fits in
-    one wave.  (The switch is read once per process: one process each.)"""
+    weights keep the one-block kernel either way); and so does "2", which takes it where the grid fits in one
+    wave.  (The switch is read once per process: one process each.)"""
     import os
     import subprocess
     import sys
 
     res = {}
-    for flag in ("0", "1", ""):  # "": unset, the default (the persistent form where the grid fits in one wave)
+    for flag in ("0", "1", "2"):  # 2: the persistent form where the grid fits in one wave
         path = tmp_path / f"y{flag}.pt"
-        env = {k: v for k, v in os.environ.items() if k != "SPENSE_MMASP_PERSIST"}
-        if flag:
-            env["SPENSE_MMASP_PERSIST"] = flag
+        env = dict(os.environ, SPENSE_MMASP_PERSIST=flag)
         r = subprocess.run([sys.executable, "-c", _PERSIST_RUN, str(path), str(Path(__file__).parent)], env=env,
                            capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, r.stderr[-2000:]
         res[flag] = torch.load(path)
-    assert res["0"].keys() == res["1"].keys() == res[""].keys() and len(res["0"]) > 40
+    assert res["0"].keys() == res["1"].keys() == res["2"].keys() and len(res["0"]) > 40
     for k, y in res["0"].items():
-        assert torch.equal(y, res["1"][k]) and torch.equal(y, res[""][k]), k
+        assert torch.equal(y, res["1"][k]) and torch.equal(y, res["2"][k]), k

@@ -1,4 +1,4 @@
-"""Runtime: SpenseLinear backends, convert, packed checkpoints; Triton kernel logic under
+"""Runtime: SpenseLinear backends, packed checkpoints; Triton kernel logic under
 TRITON_INTERPRET=1 (CPU subprocess); GPU tests (marked ``gpu``) on the real Qwen3 shapes."""
 
 import json
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from spense.errors import CheckpointError, InputError
 from spense.format import SpenseLayout, dense_count, pack, unpack
-from spense.runtime import SpenseLinear, convert
+from spense.runtime import SpenseLinear
 
 HERE = Path(__file__).resolve().parent
 
@@ -169,20 +169,6 @@ def test_bad_inputs():
     m = SpenseLinear(pack(w, lay), backend="reference")
     with pytest.raises(InputError):
         m(torch.randn(2, 63))
-
-
-def test_convert_swaps_pruned_linears():
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 16))
-    w, lay = make(32, 64, "rows", 0.5, seed=3)
-    with torch.no_grad():
-        model[0].weight.copy_(w)
-    x = torch.randn(4, 64)
-    ref = model(x)
-    manifest = {"layers": {"0": {"weight": "0.weight", "transposed": False, "layout": lay.to_dict()}}}
-    convert(model, manifest, backend="reference")
-    assert isinstance(model[0], SpenseLinear) and isinstance(model[2], torch.nn.Linear)
-    assert torch.allclose(model(x), ref, atol=1e-5)
 
 
 TRITON_SCRIPT = textwrap.dedent(

@@ -1,6 +1,7 @@
 """GPU runtime for the Spense format: :class:`SpenseLinear`, :func:`convert`, packed checkpoints."""
 
-from spense.runtime.linear import BACKENDS, SpenseLinear, convert
+from spense.runtime.convert import convert
+from spense.runtime.linear import BACKENDS, SpenseLinear
 
 __all__ = ["SpenseLinear", "convert", "BACKENDS", "pack_checkpoint", "load_packed"]
 

@@ -93,7 +93,7 @@ static void launch_reg(dim3 grid, dim3 threads, cudaStream_t stream, bool pdl, b
     if (det && mode != 0) {
       auto k = spense_mmasp_persist_kernel<RT, NT, F, XM>;
       const unsigned cap = resident_ctas(k, (int)threads.x);
-      if (mode == 1 || grid.x <= cap) {
+      if (mode == 1 || (mode == 2 && grid.x <= cap)) {
         C10_CUDA_CHECK(launch_maybe_pdl(k, dim3(std::min(grid.x, cap)), threads, stream, pdl, args...));
         return;
       }
@@ -174,15 +174,16 @@ static bool pf_enabled() {
 }
 
 // SPENSE_MMASP_PERSIST (read once): where the in-order sum runs (DET) on e4m3 weights, the persistent form
-// (spense_mmasp_persist.cuh) "1": always; "0": never; unset: where the grid fits in one wave of it, so that each
-// CTA takes one block.  Measured on the H200 (benchmarks/results/wgsd_2026-12-01, al): walking several blocks
-// a CTA lost everywhere (8B.gate_up 23.8 -> 25.1 us, 32B.down 32.0 -> 44.7 at M = 1: 4 CTAs of 4 warps a SM
-// instead of 6), while on the one-wave grids it ran faster (8B.down 15.7 -> 14.3 us, 8B.o 6.4 -> 6.0 at M = 1;
-// 16.6 -> 14.9 and 6.5 -> 6.2 at M = 8); returns 1, 0 or -1 (unset)
+// (spense_mmasp_persist.cuh) "1": always; "2": where the grid fits in one wave of it (each CTA takes one block);
+// unset or "0": never.  Measured on the H200 (benchmarks/results/wgsd_2026-12-01, al, am): walking several
+// blocks a CTA lost everywhere per layer (8B.gate_up 23.8 -> 25.1 us, 32B.down 32.0 -> 44.7 at M = 1: 4 CTAs
+// of 4 warps a SM instead of 6); on the one-wave grids it ran faster per layer (8B.down 15.7 -> 14.3 us, 8B.o
+// 6.4 -> 6.0 at M = 1; 16.6 -> 14.9 and 6.5 -> 6.2 at M = 8), but the 8B FP8 step with "2" took 2.927 ms at
+// B = 1 against 2.903 without it (am, same lease): off by default
 static int persist_mode() {
   static const int mode = [] {
     const char* e = getenv("SPENSE_MMASP_PERSIST");
-    return e == nullptr || e[0] == 0 ? -1 : e[0] == '1' ? 1 : 0;
+    return e == nullptr ? 0 : e[0] == '1' ? 1 : e[0] == '2' ? 2 : 0;
   }();
   return mode;
 }

@@ -14,9 +14,9 @@
 // Its cost: the loop over blocks takes ptxas from 76-80 registers (the one-block kernel, e4m3, RT = 1) to
 // 122-128, i.e. 4 CTAs of 4 warps per SM instead of 6 (a bound of 3 CTAs of 8 warps spills 100-160 bytes);
 // neither holding the next round in registers nor hiding the block-invariant addresses from ptxas changed it.
-// Measured (results al): walking several blocks a CTA lost on every shape where it happens; on grids that fit
-// in one wave (one block a CTA: 8B.o and 8B.down) this form ran 6-10 % faster, so that is where it runs by
-// default.
+// Measured (results al, am): walking several blocks a CTA lost on every shape where it happens; on grids that
+// fit in one wave (one block a CTA: 8B.o and 8B.down) this form ran 6-10 % faster per layer, but the 8B FP8
+// decode step did not gain from it there (2.927 ms at B = 1 against 2.903 without): off by default.
 #pragma once
 #include "spense_mmasp_reg.cuh"
 
