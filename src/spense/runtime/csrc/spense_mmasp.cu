@@ -65,11 +65,13 @@
       (int)y.stride(0), (int)Bs, (int)Bd, (int)Ss, (int)SdA, (int)SdB, (int)pdl)
 
 static int persist_mode();
-// CTAs of `kernel` resident per SM at `threads` threads (cudaOccupancyMaxActiveBlocksPerMultiprocessor), times
-// the SMs: the persistent kernel's largest grid; asked once per instantiation and block size
-template <typename K>
-static unsigned resident_ctas(K kernel, int threads) {
+// CTAs of the persistent kernel <RT, NT, F, XM> resident per SM at `threads` threads
+// (cudaOccupancyMaxActiveBlocksPerMultiprocessor), times the SMs: its largest grid; asked once per instantiation
+// and block size
+template <int RT, int NT, int F, int XM>
+static unsigned resident_ctas(int threads) {
   static int cached[REG_DET_W + 1] = {};
+  auto kernel = spense_mmasp_persist_kernel<RT, NT, F, XM>;
   const int w = threads / 32;
   if (cached[w] == 0) {
     int dev = 0, sms = 0, occ = 0;
@@ -91,10 +93,10 @@ static void launch_reg(dim3 grid, dim3 threads, cudaStream_t stream, bool pdl, b
   if constexpr (NT <= REG_DET_NT && F != 0) {
     const int mode = persist_mode();
     if (det && mode != 0) {
-      auto k = spense_mmasp_persist_kernel<RT, NT, F, XM>;
-      const unsigned cap = resident_ctas(k, (int)threads.x);
+      const unsigned cap = resident_ctas<RT, NT, F, XM>((int)threads.x);
       if (mode == 1 || (mode == 2 && grid.x <= cap)) {
-        C10_CUDA_CHECK(launch_maybe_pdl(k, dim3(std::min(grid.x, cap)), threads, stream, pdl, args...));
+        C10_CUDA_CHECK(launch_maybe_pdl(spense_mmasp_persist_kernel<RT, NT, F, XM>, dim3(std::min(grid.x, cap)),
+                                        threads, stream, pdl, args...));
         return;
       }
     }

@@ -436,6 +436,23 @@ __device__ __forceinline__ void store_rows_of(Val val, int b, const int* __restr
     }
   }
 }
+// DET's end of a row block: each warp stores its partial sums in its own slice of red ([warps][RT*16 rows][NT*8
+// tokens]), one barrier, then every output is the sum over the warps in warp order (the same bits on every run)
+template <int RT, int NT, int FP8>
+__device__ __forceinline__ void det_sum_store(float* red, const float (&acc)[RT][NT][4], int warp, int lane, int W,
+                                              int b, const int* __restrict__ out_row,
+                                              const float* __restrict__ wscale, __nv_bfloat16* __restrict__ y,
+                                              int ldy, int M, RowOut pre) {
+  constexpr int SLICE = RT * 16 * NT * 8;
+  float* mine = red + warp * SLICE;
+  each_partial<RT, NT>(acc, lane, [&](int i, float v) { mine[i] = v; });
+  __syncthreads();
+  store_rows_of<RT, NT, FP8>([&](int i) {
+    float v = 0.f;
+    for (int w = 0; w < W; ++w) v += red[w * SLICE + i];
+    return v;
+  }, b, out_row, wscale, y, ldy, M, pre);
+}
 // ... of the reduction buffer red[RT*16 rows][NT*8 tokens]
 template <int RT, int NT, int FP8>
 __device__ __forceinline__ void store_rows(const float* red, int b, const int* __restrict__ out_row,

@@ -155,14 +155,7 @@ spense_mmasp_persist_kernel(
     } else if (pdl == 1) {
       pdl_trigger();
     }
-    float* mine = red + warp * ROWS * NT * 8;
-    each_partial<RT, NT>(acc, lane, [&](int i, float v) { mine[i] = v; });
-    __syncthreads();
-    store_rows_of<RT, NT, FP8>([&](int i) {
-      float v = 0.f;
-      for (int w = 0; w < W; ++w) v += red[w * ROWS * NT * 8 + i];
-      return v;
-    }, k.b, out_row, wscale, y, ldy, M, pre);
+    det_sum_store<RT, NT, FP8>(red, acc, warp, lane, W, k.b, out_row, wscale, y, ldy, M, pre);
     if (more) __syncthreads();  // every thread has read red before the next block's partials are written
   }
 }

@@ -234,14 +234,7 @@ spense_mmasp_kernel(
   if (pdl == 1) pdl_trigger();
   // ---------------- reduce over warps, write in place ----------------
   if constexpr (DET) {
-    float* mine = red + warp * ROWS * NT * 8;
-    each_partial<RT, NT>(acc, lane, [&](int i, float v) { mine[i] = v; });
-    __syncthreads();
-    store_rows_of<RT, NT, FP8>([&](int i) {
-      float v = 0.f;
-      for (int w = 0; w < W; ++w) v += red[w * ROWS * NT * 8 + i];
-      return v;
-    }, b, out_row, wscale, y, ldy, M, pre);
+    det_sum_store<RT, NT, FP8>(red, acc, warp, lane, W, b, out_row, wscale, y, ldy, M, pre);
   } else {
     __syncthreads();
     add_partials<RT, NT>(red, acc, lane);
