@@ -95,58 +95,11 @@ spense_mmasp_persist_kernel(
       uint4 va[U][RT][NVS];
       uint32_t me[U][RT];
       int xb[U] = {};
-#pragma unroll
-      for (int u = 0; u < U; ++u) {
-        const int s = s0 + u * W;
-        if (s < k.nsp) {
-          xb[u] = __ldg(sblk + s);
-#pragma unroll
-          for (int r = 0; r < RT; ++r) {
-            const uint4* p = k.vbase + ((size_t)r * Ss + s) * VS + lane;
-#pragma unroll
-            for (int v = 0; v < NVS; ++v) va[u][r][v] = ldg_stream(p + 32 * v);
-            me[u][r] = ldg_stream32(k.mbase + ((size_t)r * Ss + s) * 32 + lane);
-          }
-        }
-      }
-      if constexpr (XE == 0) {
-#pragma unroll
-        for (int u = 0; u < U; ++u)
-          if (s0 + u * W < k.nsp) sparse_step<RT, NT, FP8, NVS, XM>(acc, va[u], me[u], xb[u], xf, x, ldx, M, kx, lane);
-      } else {
-        x_ring_round<U, DS, NT>(
-            [&](int u) { return s0 + u * W < k.nsp; },
-            [&](int u, uint4 (&xs)[2][NT]) { load_xstep<NT, XM>(xs, xf, x, ldx, M, kx, lane, xb[u]); },
-            [&](int u, const uint4 (&xs)[2][NT]) { sparse_step_x<RT, NT, FP8, NVS>(acc, va[u], me[u], xs); });
-      }
+      load_sparse_round<RT, U, NVS, VS>(va, me, xb, k.vbase, k.mbase, Ss, k.nsp, s0, W, sblk, lane);
+      sparse_round_math<RT, NT, FP8, U, NVS, XE, DS, XM>(acc, va, me, xb, s0, W, k.nsp, xf, x, ldx, M, kx, lane);
     }
-    for (int s0 = warp; s0 < k.nde; s0 += W * U) {
-      uint4 da[U][RT][NVD];
-      int xd[U] = {};
-#pragma unroll
-      for (int u = 0; u < U; ++u) {
-        const int s = s0 + u * W;
-        if (s < k.nde) {
-          xd[u] = __ldg(dblk + s);
-#pragma unroll
-          for (int r = 0; r < RT; ++r) {
-            const uint4* p = k.dbase + ((size_t)r * k.nde + s) * VD + lane;
-#pragma unroll
-            for (int j = 0; j < NVD; ++j) da[u][r][j] = ldg_stream(p + 32 * j);
-          }
-        }
-      }
-      if constexpr (XE == 0) {
-#pragma unroll
-        for (int u = 0; u < U; ++u)
-          if (s0 + u * W < k.nde) dense_step<RT, NT, FP8, NVD, XM>(acc, da[u], xd[u], xf, x, ldx, M, kx, lane);
-      } else {
-        x_ring_round<U, DD, NT>(
-            [&](int u) { return s0 + u * W < k.nde; },
-            [&](int u, uint4 (&xs)[2][NT]) { load_xstep<NT, XM>(xs, xf, x, ldx, M, kx, lane, xd[u]); },
-            [&](int u, const uint4 (&xs)[2][NT]) { dense_step_x<RT, NT, FP8, NVD>(acc, da[u], xs); });
-      }
-    }
+    for (int s0 = warp; s0 < k.nde; s0 += W * U)
+      dense_round<RT, NT, FP8, U, NVD, VD, XE, DD, XM>(acc, k.dbase, k.nde, s0, W, dblk, xf, x, ldx, M, kx, lane);
     // the next block's first round asked into L2 during this block's sum and store, so that its first loads
     // are L2 hits (held in registers instead, it took ~45 more registers a thread through the sum)
     const bool more = bi + (int)gridDim.x < nblk;

@@ -36,6 +36,78 @@ constexpr int REG_DET_W = 8;  // the most warps of the DET instantiation (its sh
 // output is the sum over the warps in order, so the result is the same from run to run (the default
 // adds them with shared-memory float atomics, a compare-and-swap loop each on sm_90, in the order the
 // warps arrive), and the buffer needs no zeroing nor the barrier after it.
+// The rounds of the register kernels (this one and spense_mmasp_persist.cuh), U steps each: step u of the round
+// at s0 is s0 + u * stride, and exists while below the row block's count of that kind of step.
+// One sparse round's weights into registers: values (va), metadata (me) and x block indices (xb).
+template <int RT, int U, int NVS, int VS>
+__device__ __forceinline__ void load_sparse_round(uint4 (&va)[U][RT][NVS], uint32_t (&me)[U][RT], int (&xb)[U],
+                                                  const uint4* vbase, const uint32_t* mbase, int Ss, int nsp, int s0,
+                                                  int stride, const int* __restrict__ sblk, int lane) {
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    const int s = s0 + u * stride;
+    if (s < nsp) {
+      xb[u] = __ldg(sblk + s);
+#pragma unroll
+      for (int r = 0; r < RT; ++r) {
+        const uint4* p = vbase + ((size_t)r * Ss + s) * VS + lane;
+#pragma unroll
+        for (int v = 0; v < NVS; ++v) va[u][r][v] = ldg_stream(p + 32 * v);
+        me[u][r] = ldg_stream32(mbase + ((size_t)r * Ss + s) * 32 + lane);
+      }
+    }
+  }
+}
+// ... its MMAs: through the x ring of DS slots (XE > 0), or each step loading its x inside (XE == 0)
+template <int RT, int NT, int FP8, int U, int NVS, int XE, int DS, int XM>
+__device__ __forceinline__ void sparse_round_math(float (&acc)[RT][NT][4], const uint4 (&va)[U][RT][NVS],
+                                                  const uint32_t (&me)[U][RT], const int (&xb)[U], int s0,
+                                                  int stride, int nsp, const uint4* __restrict__ xf,
+                                                  const __nv_bfloat16* __restrict__ x, int ldx, int M, int kx,
+                                                  int lane) {
+  if constexpr (XE == 0) {
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+      if (s0 + u * stride < nsp) sparse_step<RT, NT, FP8, NVS, XM>(acc, va[u], me[u], xb[u], xf, x, ldx, M, kx, lane);
+  } else {
+    x_ring_round<U, DS, NT>(
+        [&](int u) { return s0 + u * stride < nsp; },
+        [&](int u, uint4 (&xs)[2][NT]) { load_xstep<NT, XM>(xs, xf, x, ldx, M, kx, lane, xb[u]); },
+        [&](int u, const uint4 (&xs)[2][NT]) { sparse_step_x<RT, NT, FP8, NVS>(acc, va[u], me[u], xs); });
+  }
+}
+// One dense round: its weights into registers, then its MMAs (the x ring of DD slots, or XE == 0 as above)
+template <int RT, int NT, int FP8, int U, int NVD, int VD, int XE, int DD, int XM>
+__device__ __forceinline__ void dense_round(float (&acc)[RT][NT][4], const uint4* dbase, int nde, int s0, int stride,
+                                            const int* __restrict__ dblk, const uint4* __restrict__ xf,
+                                            const __nv_bfloat16* __restrict__ x, int ldx, int M, int kx, int lane) {
+  uint4 da[U][RT][NVD];
+  int xb[U] = {};
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    const int s = s0 + u * stride;
+    if (s < nde) {
+      xb[u] = __ldg(dblk + s);
+#pragma unroll
+      for (int r = 0; r < RT; ++r) {
+        const uint4* p = dbase + ((size_t)r * nde + s) * VD + lane;
+#pragma unroll
+        for (int j = 0; j < NVD; ++j) da[u][r][j] = ldg_stream(p + 32 * j);
+      }
+    }
+  }
+  if constexpr (XE == 0) {
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+      if (s0 + u * stride < nde) dense_step<RT, NT, FP8, NVD, XM>(acc, da[u], xb[u], xf, x, ldx, M, kx, lane);
+  } else {
+    x_ring_round<U, DD, NT>(
+        [&](int u) { return s0 + u * stride < nde; },
+        [&](int u, uint4 (&xs)[2][NT]) { load_xstep<NT, XM>(xs, xf, x, ldx, M, kx, lane, xb[u]); },
+        [&](int u, const uint4 (&xs)[2][NT]) { dense_step_x<RT, NT, FP8, NVD>(acc, da[u], xs); });
+  }
+}
+
 template <int RT, int NT, int FP8, int U, int XM, bool PF = false, int MINB = 0, int XD = 2, bool ROLES = false,
           bool DET = false>
 __global__ void __launch_bounds__(MINB > 1 ? 128 : ((U > (FP8 && XD == 0 ? 8 : REG_U) || PF) ? 256 : 512), MINB)
@@ -109,20 +181,7 @@ spense_mmasp_kernel(
   int xb[U] = {};  // every step the round computes sets its entry (zeros: no use-before-set warning)
   // one round: the U steps s0, s0 + WS, ... of this warp
   auto load_round = [&](int s0, uint4 (&v_)[U][RT][NVS], uint32_t (&m_)[U][RT], int (&x_)[U]) {
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      const int s = s0 + u * WS;
-      if (s < nsp) {
-        x_[u] = __ldg(sblk + s);
-#pragma unroll
-        for (int r = 0; r < RT; ++r) {
-          const uint4* p = vbase + ((size_t)r * Ss + s) * VS + lane;
-#pragma unroll
-          for (int v = 0; v < NVS; ++v) v_[u][r][v] = ldg_stream(p + 32 * v);
-          m_[u][r] = ldg_stream32(mbase + ((size_t)r * Ss + s) * 32 + lane);
-        }
-      }
-    }
+    load_sparse_round<RT, U, NVS, VS>(v_, m_, x_, vbase, mbase, Ss, nsp, s0, WS, sblk, lane);
   };
   // launched dependent (pdl_wait): load this warp's first sparse round into registers (weights and block
   // indices are written at load time, never by the kernel before), or, on a CTA of dense steps alone, ask
@@ -151,16 +210,7 @@ spense_mmasp_kernel(
   // ---------------- sparse steps (64 K = 2 mma.sp per row tile) ----------------
   if (nsp && (!ROLES || ws >= 0)) {
     auto math_round = [&](int s0) {
-      if constexpr (XE == 0) {
-#pragma unroll
-        for (int u = 0; u < U; ++u)
-          if (s0 + u * WS < nsp) sparse_step<RT, NT, FP8, NVS, XM>(acc, va[u], me[u], xb[u], xf, x, ldx, M, kx, lane);
-      } else {
-        x_ring_round<U, DS, NT>(
-            [&](int u) { return s0 + u * WS < nsp; },
-            [&](int u, uint4 (&xs)[2][NT]) { load_xstep<NT, XM>(xs, xf, x, ldx, M, kx, lane, xb[u]); },
-            [&](int u, const uint4 (&xs)[2][NT]) { sparse_step_x<RT, NT, FP8, NVS>(acc, va[u], me[u], xs); });
-      }
+      sparse_round_math<RT, NT, FP8, U, NVS, XE, DS, XM>(acc, va, me, xb, s0, WS, nsp, xf, x, ldx, M, kx, lane);
     };
     if (PF) {
       if (!first_loaded) load_round(ws, va, me, xb);
@@ -203,33 +253,8 @@ spense_mmasp_kernel(
   }
   // ---------------- dense steps (64 K = 4 mma.m16n8k16 per row tile) ----------------
   if (nde && (!ROLES || wd >= 0)) {
-    for (int s0 = wd; s0 < nde; s0 += WD * U) {
-      uint4 da[U][RT][NVD];
-      int xb[U] = {};
-#pragma unroll
-      for (int u = 0; u < U; ++u) {
-        const int s = s0 + u * WD;
-        if (s < nde) {
-          xb[u] = __ldg(dblk + s);
-#pragma unroll
-          for (int r = 0; r < RT; ++r) {
-            const uint4* p = dbase + ((size_t)r * nde + s) * VD + lane;
-#pragma unroll
-            for (int j = 0; j < NVD; ++j) da[u][r][j] = ldg_stream(p + 32 * j);
-          }
-        }
-      }
-      if constexpr (XE == 0) {
-#pragma unroll
-        for (int u = 0; u < U; ++u)
-          if (s0 + u * WD < nde) dense_step<RT, NT, FP8, NVD, XM>(acc, da[u], xb[u], xf, x, ldx, M, kx, lane);
-      } else {
-        x_ring_round<U, DD, NT>(
-            [&](int u) { return s0 + u * WD < nde; },
-            [&](int u, uint4 (&xs)[2][NT]) { load_xstep<NT, XM>(xs, xf, x, ldx, M, kx, lane, xb[u]); },
-            [&](int u, const uint4 (&xs)[2][NT]) { dense_step_x<RT, NT, FP8, NVD>(acc, da[u], xs); });
-      }
-    }
+    for (int s0 = wd; s0 < nde; s0 += WD * U)
+      dense_round<RT, NT, FP8, U, NVD, VD, XE, DD, XM>(acc, dbase, nde, s0, WD, dblk, xf, x, ldx, M, kx, lane);
   }
   if (pdl == 1) pdl_trigger();
   // ---------------- reduce over warps, write in place ----------------
