@@ -2,13 +2,13 @@
 # One device call for an A/B of the stream-K decode form's variants (SPENSE_WGSD_EXP), in this order, each
 # step under what is left of BUDGET seconds:
 # 1. the torch extension built and exported to /tmp/spense_mmasp.so (skipped where SPENSE_MMASP_SO is set);
-# 2. the GPU tests of TESTFILES (default tests/test_wgsp.py; TESTS=0: skipped);
+# 2. the GPU tests of TESTFILES (default tests/test_wgsp.py; TESTK: pytest's -k; TESTS=0: skipped);
 # 3. linear_bench.py at 25 % dense (cols), backends dense and wgsd, for each dtype of DTYPES and each variant
 #    of VARIANTS in turn, on SHAPES at MS (LB_ARGS: more of its arguments, e.g. --fp8-extra; BACKENDS: its
 #    --backends, e.g. dense,mmasp with LB_ARGS="--cfgs 1x4,2x4" for the mma.sp kernel's launch configs; VAR_ENV:
 #    the variable that VARIANTS set, default SPENSE_WGSD_EXP, e.g. VAR_ENV=SPENSE_MMASP_PERSIST VARIANTS="0 1");
-# 4. compute-sanitizer memcheck over benchmarks/sanitize_kernels.py (MEMCHECK=1; its variants SAN_VARIANTS),
-#    in what is left;
+# 4. compute-sanitizer memcheck over benchmarks/sanitize_kernels.py (MEMCHECK=1; its variants SAN_VARIANTS; SAN_ENV:
+#    assignments it runs under, e.g. SAN_ENV=SPENSE_MMASP_RING=1), in what is left;
 # then everything under $OUT/ab, and $OUT/ab.tgz (the device tool brings back only a few files a call); the
 # extension built in step 1 also as $OUT/ext.tgz, to carry to a later call (unpacked under .carry/ext:
 # SPENSE_MMASP_SO=.carry/ext/spense_mmasp.so, used while the sources' hash matches).
@@ -31,7 +31,8 @@ if [ -z "${SPENSE_MMASP_SO:-}" ]; then
   tar czf "$OUT/ext.tgz" -C /tmp spense_mmasp.so spense_mmasp.so.src
 fi
 if [ "${TESTS:-1}" = 1 ]; then
-  timeout "$(cap ${TESTCAP:-150})" python3 -m pytest -q -m gpu ${TESTFILES:-tests/test_wgsp.py} -p no:cacheprovider > "$W/tests.txt" 2>&1
+  timeout "$(cap ${TESTCAP:-150})" python3 -m pytest -q -m gpu ${TESTFILES:-tests/test_wgsp.py} ${TESTK:+-k "$TESTK"} \
+    -p no:cacheprovider > "$W/tests.txt" 2>&1
   echo "tests rc=$?" >> "$W/tests.txt"; tail -2 "$W/tests.txt"
 fi
 for d in $DTYPES; do
@@ -45,7 +46,7 @@ for d in $DTYPES; do
   done
 done
 if [ "${MEMCHECK:-0}" = 1 ]; then
-  timeout "$(cap 240)" compute-sanitizer --tool memcheck --print-limit 20 python3 benchmarks/sanitize_kernels.py \
+  timeout "$(cap 240)" env ${SAN_ENV:-} compute-sanitizer --tool memcheck --print-limit 20 python3 benchmarks/sanitize_kernels.py \
     > "$W/memcheck.txt" 2>&1
   echo "memcheck rc=$?" >> "$W/memcheck.txt"; tail -3 "$W/memcheck.txt"
 fi

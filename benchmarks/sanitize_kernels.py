@@ -1,6 +1,7 @@
 """One call per kernel and launch config, small shapes, for ``compute-sanitizer --tool memcheck``
 (run by benchmarks/run_linear_v4.sh on the device; prints one line per call, then DONE); the Triton W8A16
-kernel on bf16 x and on x's f16 operand (kind ``w8a16h``).  On sm_90 also the
+kernel on bf16 x and on x's f16 operand (kind ``w8a16h``).  The mma.sp kernel's switches are read once per
+process: run it again under ``SPENSE_MMASP_RING=1`` (or ``SPENSE_MMASP_PERSIST=1``) for those forms.  On sm_90 also the
 sparse warpgroup MMA kernel: its stream-K decode form (bf16 and e4m3, the variants of ``SAN_VARIANTS``,
 default 1, 17, 33, 65: tiles of 16, 32 and 64 tokens; the timing-only ones from 128 to 383 at M <= 16 only),
 its cluster decode form, its prefill and the FP8 dense weight as dense rows; a line ending
@@ -17,7 +18,7 @@ from spense.runtime import fp8 as f8  # noqa: E402
 from spense.runtime.fp8_dense import DECODE_CONFIGS, PREFILL_CONFIG, fp8_w8a16_mm  # noqa: E402
 from spense.runtime.mmasp import mmasp_forward, to_kernel_layout  # noqa: E402
 from spense.runtime.triton_kernels import triton_decode_packed  # noqa: E402
-from spense.runtime.xops import f16_operand  # noqa: E402
+from spense.runtime.xops import f16_operand, gathered_fragments, x_perm  # noqa: E402
 
 gen = torch.Generator().manual_seed(0)
 VARIANTS = os.environ.get("SAN_VARIANTS", "1 17 33 65").split()
@@ -42,6 +43,11 @@ for axis in ("cols", "rows"):
             for RT in (1, 2):
                 for xfrag in (False, True):
                     mmasp_forward(kw, x, None, RT, 4, 0, xfrag)
+                if fp8 and M <= 16:  # x's f16 operand: through its fragments, and (RT = 1, M = 1) x_perm
+                    xh = f16_operand(x)
+                    mmasp_forward(kw, x, None, RT, 4, 0, xf=gathered_fragments(xh, kw.xperm))
+                    if RT == 1 and M == 1 and kw.xperm is None:
+                        mmasp_forward(kw, x_perm(xh), None, 1, 4, 0, xperm=True)
                 print("mmasp", axis, fp8, M, RT, flush=True)
                 if torch.cuda.get_device_capability()[0] >= 9:  # the bulk-copy kernel, ring of 1 and 3
                     for stages in (1, 3):
