@@ -8,7 +8,7 @@
 #    --backends, e.g. dense,mmasp with LB_ARGS="--cfgs 1x4,2x4" for the mma.sp kernel's launch configs; VAR_ENV:
 #    the variable that VARIANTS set, default SPENSE_WGSD_EXP, e.g. VAR_ENV=SPENSE_MMASP_PERSIST VARIANTS="0 1");
 # 4. compute-sanitizer memcheck over benchmarks/sanitize_kernels.py (MEMCHECK=1; its variants SAN_VARIANTS; SAN_ENV:
-#    assignments it runs under, e.g. SAN_ENV=SPENSE_MMASP_RING=1), in what is left;
+#    assignments it runs under, e.g. SAN_ENV=SPENSE_MMASP_PERSIST=1), in what is left;
 # then everything under $OUT/ab, and $OUT/ab.tgz (the device tool brings back only a few files a call); the
 # extension built in step 1 also as $OUT/ext.tgz, to carry to a later call (unpacked under .carry/ext:
 # SPENSE_MMASP_SO=.carry/ext/spense_mmasp.so, used while the sources' hash matches).

@@ -1,7 +1,7 @@
 """One call per kernel and launch config, small shapes, for ``compute-sanitizer --tool memcheck``
 (run by benchmarks/run_linear_v4.sh on the device; prints one line per call, then DONE); the Triton W8A16
 kernel on bf16 x and on x's f16 operand (kind ``w8a16h``).  The mma.sp kernel's switches are read once per
-process: run it again under ``SPENSE_MMASP_RING=1`` (or ``SPENSE_MMASP_PERSIST=1``) for those forms.  On sm_90 also the
+process: run it again under ``SPENSE_MMASP_PERSIST=1`` for that form.  On sm_90 also the
 sparse warpgroup MMA kernel: its stream-K decode form (bf16 and e4m3, the variants of ``SAN_VARIANTS``,
 default 1, 17, 33, 65: tiles of 16, 32 and 64 tokens; the timing-only ones from 128 to 383 at M <= 16 only),
 its cluster decode form, its prefill and the FP8 dense weight as dense rows; a line ending

@@ -370,22 +370,19 @@ torch.save(out, sys.argv[1])
 
 @pytest.mark.gpu
 @gpu
-def test_gpu_mmasp_persistent_and_ring_forms_give_the_same_bits(tmp_path):
+def test_gpu_mmasp_persistent_form_gives_the_same_bits(tmp_path):
     """SPENSE_MMASP_PERSIST=1 (spense_mmasp_persist.cuh, e4m3 weights): a CTA walks several row blocks (32768
     rows: more blocks than CTAs fit on the GPU at once; 512: fewer), each warp on the same steps as in the
     one-block kernel and the sums met in the same order, so the outputs are the same bits: x in bf16 or as its
     f16 operand (fragments and x_perm), RT 1 / 2, 4 / 8 warps, M = 1, 7, 16, cols and rows layouts (bf16
     weights keep the one-block kernel either way); and so does "2", which takes it where the grid fits in one
-    wave.  SPENSE_MMASP_RING=1 / 2 (spense_mmasp_ring.cuh: each warp's weights through a cp.async ring of 8 / 12
-    slots for e4m3, 4 / 6 for bf16, at RT = 1) gives the same bits too.  (The switches are read once per
-    process: one process each.)"""
+    wave.  (The switch is read once per process: one process each.)"""
     import os
     import subprocess
     import sys
 
     res = {}
-    runs = {"0": {}, "p1": {"SPENSE_MMASP_PERSIST": "1"}, "p2": {"SPENSE_MMASP_PERSIST": "2"},
-            "r1": {"SPENSE_MMASP_RING": "1"}, "r2": {"SPENSE_MMASP_RING": "2"}}
+    runs = {"0": {}, "p1": {"SPENSE_MMASP_PERSIST": "1"}, "p2": {"SPENSE_MMASP_PERSIST": "2"}}
     for name, extra in runs.items():
         path = tmp_path / f"y{name}.pt"
         env = dict(os.environ, **extra)

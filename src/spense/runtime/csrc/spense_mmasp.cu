@@ -48,7 +48,6 @@
 #include "spense_mmasp_common.cuh"
 #include "spense_mmasp_reg.cuh"   // spense_mmasp_kernel: weights through registers (stages == 0)
 #include "spense_mmasp_persist.cuh"  // spense_mmasp_persist_kernel: the same, a CTA walking several row blocks
-#include "spense_mmasp_ring.cuh"  // spense_mmasp_ring_kernel: the same, each warp's weights through a cp.async ring
 #include "spense_mmasp_bulk.cuh"  // spense_mmasp_bulk_kernel: weights through a shared-memory ring (sm_90)
 #include "spense_mmasp_xs.cuh"    // spense_mmasp_xs_kernel: x fragments shared by the warps of a CTA
 #include "spense_wgsd.cuh"        // spense_wgsp_ws_kernel (prefill) and the decode forms on sparse warpgroup MMA
@@ -66,27 +65,6 @@
       (int)y.stride(0), (int)Bs, (int)Bd, (int)Ss, (int)SdA, (int)SdB, (int)pdl)
 
 static int persist_mode();
-static int ring_mode();
-// the ring kernel's slots a warp (spense_mmasp_ring.cuh) for ring_mode() 1 / 2: e4m3 8 / 12 (1 KB each at RT = 1),
-// bf16 4 / 6 (2 KB each)
-template <int F>
-constexpr int ring_slots(int mode) { return F ? (mode == 2 ? 12 : 8) : (mode == 2 ? 6 : 4); }
-// the ring kernel <RT, NT, F, XM, S> with its dynamic shared memory (the limit raised once per device to what
-// REG_DET_W warps need)
-template <int RT, int NT, int F, int XM, int S, typename... Args>
-static void launch_ring(dim3 grid, dim3 threads, cudaStream_t stream, bool pdl, Args... args) {
-  auto kernel = spense_mmasp_ring_kernel<RT, NT, F, XM, S>;
-  static bool raised[64] = {};
-  int dev = 0;
-  C10_CUDA_CHECK(cudaGetDevice(&dev));
-  if (dev >= 64 || !raised[dev]) {
-    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        (int)ring_smem_bytes<RT, F, S>(REG_DET_W)));
-    if (dev < 64) raised[dev] = true;
-  }
-  C10_CUDA_CHECK(launch_ex(kernel, grid, threads, ring_smem_bytes<RT, F, S>((int)threads.x / 32), stream, pdl,
-                           args...));
-}
 // CTAs of the persistent kernel <RT, NT, F, XM> resident per SM at `threads` threads
 // (cudaOccupancyMaxActiveBlocksPerMultiprocessor), times the SMs: its largest grid; asked once per instantiation
 // and block size
@@ -112,14 +90,6 @@ static unsigned resident_ctas(int threads) {
 constexpr int REG_DET_NT = 2;
 template <int RT, int NT, int F, int XM, typename... Args>
 static void launch_reg(dim3 grid, dim3 threads, cudaStream_t stream, bool pdl, bool pf, bool det, Args... args) {
-  if constexpr (RT == 1 && NT <= REG_DET_NT && F != 1) {
-    const int ring = ring_mode();
-    if (det && ring != 0) {
-      if (ring == 2) launch_ring<RT, NT, F, XM, ring_slots<F>(2)>(grid, threads, stream, pdl, args...);
-      else launch_ring<RT, NT, F, XM, ring_slots<F>(1)>(grid, threads, stream, pdl, args...);
-      return;
-    }
-  }
   if constexpr (NT <= REG_DET_NT && F != 0) {
     const int mode = persist_mode();
     if (det && mode != 0) {
@@ -215,17 +185,6 @@ static bool pf_enabled() {
 static int persist_mode() {
   static const int mode = [] {
     const char* e = getenv("SPENSE_MMASP_PERSIST");
-    return e == nullptr ? 0 : e[0] == '1' ? 1 : e[0] == '2' ? 2 : 0;
-  }();
-  return mode;
-}
-
-// SPENSE_MMASP_RING (read once): where the in-order sum runs (DET) at RT = 1, on bf16 weights or e4m3 with x in f16,
-// the ring kernel (spense_mmasp_ring.cuh): "1" with ring_slots(1) slots a warp, "2" with ring_slots(2); unset or
-// "0": never (not measured yet).  It takes precedence over SPENSE_MMASP_PERSIST.
-static int ring_mode() {
-  static const int mode = [] {
-    const char* e = getenv("SPENSE_MMASP_RING");
     return e == nullptr ? 0 : e[0] == '1' ? 1 : e[0] == '2' ? 2 : 0;
   }();
   return mode;
