@@ -15,7 +15,8 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 from spense.format import SpenseLayout, pack  # noqa: E402
 from spense.runtime import fp8 as f8  # noqa: E402
-from spense.runtime.fp8_dense import DECODE_CONFIGS, PREFILL_CONFIG, fp8_w8a16_mm  # noqa: E402
+from spense.runtime.fp8_dense import (DECODE_CONFIGS, EXTRA_CONFIGS, PREFILL_CONFIG, fp8_w8a16_mm,  # noqa: E402
+                                     serial_of)
 from spense.runtime.mmasp import mmasp_forward, to_kernel_layout  # noqa: E402
 from spense.runtime.triton_kernels import triton_decode_packed  # noqa: E402
 from spense.runtime.xops import f16_operand, gathered_fragments, x_perm  # noqa: E402
@@ -59,7 +60,8 @@ wq = torch.randn(100, 300, device="cuda").to(torch.float8_e4m3fn)
 s = torch.rand(100, device="cuda") + 0.5
 for M in (1, 33, 70):
     x = torch.randn(M, 300, device="cuda").to(torch.bfloat16)
-    for cfg in (DECODE_CONFIGS if M <= 64 else (PREFILL_CONFIG,)):
+    serial = tuple(c for c in EXTRA_CONFIGS if serial_of(c))  # split-K in one launch (its tile counters)
+    for cfg in (DECODE_CONFIGS + serial if M <= 64 else (PREFILL_CONFIG,)):
         fp8_w8a16_mm(x, wq, s, *cfg)
         fp8_w8a16_mm(f16_operand(x), wq, s, *cfg, xh=True)  # x's f16 operand (kind w8a16h)
     f8.quantize_rows(x, 80)

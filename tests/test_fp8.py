@@ -158,7 +158,35 @@ def test_gpu_every_fp8_kind_matches_reference():
     assert torch.isfinite(f(x)).all() and f.kind_for(3) in fp8.candidates(3) + ["sk"]
 
 
-@pytest.mark.parametrize("kind", ["w8a16", "w8a16:32x256x2x4", "nt", "swap", "w8a16h:32x256x2x4"])
+@pytest.mark.gpu
+@gpu
+def test_gpu_one_launch_split_k_gives_the_two_launch_bits_in_a_cuda_graph():
+    """Split-K in one launch (config element 7, ``serial``): the last slice of a tile adds the planes in order, so
+    the output is the two-launch form's bits, eagerly and replayed from a CUDA graph (the tile counters made before
+    the capture, left at zero by every launch)."""
+    from spense.runtime.fp8_dense import launch_w8a16, tile_counters
+    from spense.runtime.xops import f16_operand
+
+    gen = torch.Generator().manual_seed(8)
+    wq, s = quantize_weight(torch.randn(1000, 1536, generator=gen).cuda())
+    for M, cfg in ((1, (32, 256, 4, 4)), (7, (32, 256, 2, 4, 0, 5)), (16, (64, 256, 2, 8)), (33, (32, 256, 8, 4))):
+        x = torch.randn(M, 1536, generator=gen).cuda().to(torch.bfloat16)
+        one = cfg + (0,) * (6 - len(cfg)) + (1,)
+        for xin, xh in ((x, False), (f16_operand(x), True)):
+            two = launch_w8a16(xin, wq, s, cfg, xh=xh)
+            assert torch.equal(launch_w8a16(xin, wq, s, one, xh=xh), two), (M, cfg, xh)
+            g = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(g):
+                y = launch_w8a16(xin, wq, s, one, xh=xh)
+            for _ in range(2):
+                g.replay()
+                torch.cuda.synchronize()
+                assert torch.equal(y, two), (M, cfg, xh, "graph")
+    assert int(tile_counters(x.device).abs().sum()) == 0
+
+
+@pytest.mark.parametrize("kind", ["w8a16", "w8a16:32x256x2x4", "nt", "swap", "w8a16h:32x256x2x4",
+                                  "w8a16h:32x256x2x4x0x0x1"])
 def test_kinds_trace_without_graph_breaks(kind):
     wq = torch.randn(32, 64).to(torch.float8_e4m3fn)
     s = torch.rand(32) + 0.5

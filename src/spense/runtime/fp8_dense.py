@@ -9,8 +9,12 @@ rows x ``BLOCK_N`` output channels and one of ``SPLIT_K`` slices of K; the e4m3 
 ``SPLIT_K > 1`` stores each slice's scaled partial sums in its own plane of a float32 buffer
 ``(SPLIT_K, M, N)`` (every element written: no zeroing), and one more launch (``sum_splits_kernel``)
 adds the planes in a fixed order and casts: two launches, deterministic.  (Until e2e v10 the slices
-were added with atomics into a zeroed buffer and cast apart: four launches.)  Any M, N, K (tails are
-masked).
+were added with atomics into a zeroed buffer and cast apart: four launches.)  A config's seventh element
+``serial = 1`` makes it one launch: each slice stores its plane, then counts itself in an int32 counter of
+its output tile (one atomic after a barrier, release and acquire at GPU scope), and the slice that counts
+last adds the ``SPLIT_K`` planes in the same fixed order (loads past L1), casts, stores, and sets the
+counter back to 0, so the counters (:func:`tile_counters`, zeroed once per device) need no reset between
+launches: the same bits as the two launches.  Any M, N, K (tails are masked).
 
 ``xh``: x is the f16 operand ``x * 2^-8`` (:func:`spense.runtime.xops.f16_operand`): the e4m3 tile goes to
 f16 (one cvt a pair), ``tl.dot`` runs in f16, the epilogue multiplies by 2^8 and the output is bf16.
@@ -52,6 +56,11 @@ EXTRA_CONFIGS: tuple[tuple[int, ...], ...] = (
     # cuBLAS BF16's GB/s on 8B.qkv, 8B.o and 32B.qkv); measured in results ak, where three of the eight won
     # somewhere (now in DECODE_CONFIGS) and these five nowhere
     (16, 256, 1, 4, 0, 6), (16, 512, 1, 4, 0, 4), (32, 512, 1, 4, 0, 4), (16, 256, 2, 4, 0, 5), (64, 128, 1, 4, 0, 6),
+    # a seventh element: split-K in one launch (serial = 1, module doc): the split-K configs (8B.o and 8B.down at
+    # M = 1 in the table) pay a second launch (results ap: 72 sum_splits launches, 0.09 ms of the 8B FP8 step at B = 1);
+    # checked under TRITON_INTERPRET=1 and compiled for sm_90 here, not yet run on a GPU
+    (32, 256, 2, 4, 0, 0, 1), (32, 256, 4, 4, 0, 0, 1), (64, 256, 2, 8, 0, 0, 1), (32, 256, 2, 4, 0, 5, 1),
+    (32, 256, 8, 4, 0, 0, 1),
 )
 PREFILL_CONFIG = (128, 64, 1, 8)  # M > 64 (BLOCK_M 64): correct everywhere, rarely the fastest
 MAX_DECODE_M = 64
@@ -70,6 +79,29 @@ def block_m(M: int, mode: int = 0) -> int:
 
 SMEM_BUDGET = 200 * 1024  # bytes of shared memory a config may plan for (H100/H200: 227 KB per CTA)
 STAGES = 3  # Triton's default software-pipelining depth on sm90
+
+
+def serial_of(cfg) -> int:
+    """Whether a split-K config sums its slices in one launch (its seventh element, module doc)."""
+    return int(cfg[6]) if len(cfg) > 6 else 0
+
+
+MAX_TILES = 1 << 16  # output tiles a one-launch split-K can count (N / BLOCK_N x M / BLOCK_M); past it: two launches
+_tile_cnt: dict = {}
+
+
+def tile_counters(device: torch.device) -> torch.Tensor | None:
+    """The int32 counters of the one-launch split-K for ``device`` (:data:`MAX_TILES`, zeroed here once; every
+    launch leaves them zeroed), made on first use and kept: CUDA graphs hold their address.  None while a CUDA
+    graph is being captured and none was made before (memory made there would belong to the graph's pool): the
+    launch then takes the two-launch form."""
+    key = (device.type, device.index if device.index is not None else (
+        torch.cuda.current_device() if device.type == "cuda" else 0))
+    if key not in _tile_cnt:
+        if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+            return None
+        _tile_cnt[key] = torch.zeros(MAX_TILES, dtype=torch.int32, device=device)
+    return _tile_cnt[key]
 
 
 def stages_of(cfg) -> int:
@@ -103,9 +135,10 @@ def default_config(M: int, N: int, K: int) -> tuple[int, int, int, int]:
 if triton is not None:
 
     @triton.jit
-    def w8a16_kernel(x_ptr, w_ptr, s_ptr, y_ptr, M, N, K, stride_xm, stride_wn, stride_ym,
+    def w8a16_kernel(x_ptr, w_ptr, s_ptr, y_ptr, out_ptr, cnt_ptr, M, N, K, stride_xm, stride_wn, stride_ym,
                      BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-                     SPLIT_K: tl.constexpr, DOT_DT: tl.constexpr, MODE: tl.constexpr, UNSCALE: tl.constexpr):
+                     SPLIT_K: tl.constexpr, DOT_DT: tl.constexpr, MODE: tl.constexpr, UNSCALE: tl.constexpr,
+                     SERIAL: tl.constexpr = False):
         # MODE 0: acc (M, N) += x @ w.T;  MODE 1: acc (N, M) += w @ x.T (the converted weight tile is
         # the MMA's A operand, tokens the n dimension);  MODE 2: CUDA-core dot products (BLOCK_M <= 4)
         pid_n = tl.program_id(0)
@@ -140,16 +173,25 @@ if triton is not None:
             sc = sc * UNSCALE
         if MODE == 0:
             acc = acc * sc[None, :]
-            yp = y_ptr + rm[:, None] * stride_ym + rn[None, :]
+            off = rm[:, None] * stride_ym + rn[None, :]
             msk = m_mask[:, None] & n_mask[None, :]
         else:
             acc = acc * sc[:, None]
-            yp = y_ptr + rm[None, :] * stride_ym + rn[:, None]
+            off = rm[None, :] * stride_ym + rn[:, None]
             msk = n_mask[:, None] & m_mask[None, :]
         if SPLIT_K == 1:
-            tl.store(yp, acc.to(y_ptr.dtype.element_ty), mask=msk)
+            tl.store(y_ptr + off, acc.to(y_ptr.dtype.element_ty), mask=msk)
         else:  # this slice's plane of the (SPLIT_K, M, N) float32 buffer
-            tl.store(yp + pid_k * M * stride_ym, acc, mask=msk)
+            tl.store(y_ptr + pid_k * M * stride_ym + off, acc, mask=msk)
+            if SERIAL:  # the last slice of this tile to count itself adds the planes in order, then resets
+                tl.debug_barrier()  # every thread's plane stores before the count (CUTLASS's semaphore order)
+                tile = cnt_ptr + pid_m * tl.num_programs(0) + pid_n
+                if tl.atomic_add(tile, 1, sem="acq_rel", scope="gpu") == SPLIT_K - 1:
+                    tot = tl.load(y_ptr + off, mask=msk, other=0.0, cache_modifier=".cg")
+                    for k in tl.static_range(1, SPLIT_K):
+                        tot += tl.load(y_ptr + k * M * stride_ym + off, mask=msk, other=0.0, cache_modifier=".cg")
+                    tl.store(out_ptr + off, tot.to(out_ptr.dtype.element_ty), mask=msk)
+                    tl.atomic_xchg(tile, 0, sem="relaxed", scope="gpu")
 
     @triton.jit
     def sum_splits_kernel(ws_ptr, y_ptr, numel, SPLIT_K: tl.constexpr, BLOCK: tl.constexpr):
@@ -188,10 +230,11 @@ def launch_w8a16(x: torch.Tensor, wq: torch.Tensor, scale: torch.Tensor,
     y = torch.empty(M, N, dtype=torch.bfloat16 if xh else x.dtype, device=x.device)
     ws = y if sk == 1 else torch.empty(sk, M, N, dtype=torch.float32, device=x.device)
     grid = (triton.cdiv(N, bn), triton.cdiv(M, bm), sk)
-    w8a16_kernel[grid](x, wq, scale, ws, M, N, K, x.stride(0), wq.stride(0), N,
+    cnt = tile_counters(x.device) if sk > 1 and serial_of(cfg) and grid[0] * grid[1] <= MAX_TILES else None
+    w8a16_kernel[grid](x, wq, scale, ws, y, ws if cnt is None else cnt, M, N, K, x.stride(0), wq.stride(0), N,
                        BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=sk, DOT_DT=dot_dt, MODE=mode,
-                       UNSCALE=256.0 if xh else 1.0, num_warps=nw, **ns)
-    if sk > 1:
+                       UNSCALE=256.0 if xh else 1.0, SERIAL=cnt is not None, num_warps=nw, **ns)
+    if sk > 1 and cnt is None:
         sum_splits_kernel[(triton.cdiv(M * N, 1024),)](ws, y, M * N, SPLIT_K=sk, BLOCK=1024)
     return y
 
@@ -205,29 +248,29 @@ def w8a16_reference(x: torch.Tensor, wq: torch.Tensor, scale: torch.Tensor, xh: 
 @torch.library.custom_op("spense::fp8_w8a16_mm", mutates_args=())
 def fp8_w8a16_mm_op(x: torch.Tensor, wbytes: torch.Tensor, scale: torch.Tensor, block_n: int = 0,
                     block_k: int = 0, split_k: int = 0, num_warps: int = 0, mode: int = 0,
-                    xh: bool = False, num_stages: int = 0) -> torch.Tensor:
+                    xh: bool = False, num_stages: int = 0, serial: int = 0) -> torch.Tensor:
     """``y (M, N) = x @ (e4m3(wbytes) * scale[:, None]).T`` (weight-only FP8); ``wbytes``: the e4m3
     weight as uint8 bytes (``wq.view(torch.uint8)``; raw bytes so that opcheck can compare inputs).
     ``block_n = 0``: default launch config.  ``xh``: x is the f16 operand ``x * 2^-8``, y bf16.
-    ``num_stages`` 0: Triton's default pipelining depth."""
+    ``num_stages`` 0: Triton's default pipelining depth; ``serial`` 1: split-K in one launch (module doc)."""
     wq = wbytes.view(torch.float8_e4m3fn)
     if x.is_cuda and triton is not None:
-        cfg = (block_n, block_k, split_k, num_warps, mode, num_stages) if block_n else default_config(
+        cfg = (block_n, block_k, split_k, num_warps, mode, num_stages, serial) if block_n else default_config(
             x.shape[0], wq.shape[0], wq.shape[1])
         return launch_w8a16(x, wq, scale, cfg, xh)
     return w8a16_reference(x, wq, scale, xh)
 
 
 @fp8_w8a16_mm_op.register_fake
-def _(x, wbytes, scale, block_n=0, block_k=0, split_k=0, num_warps=0, mode=0, xh=False, num_stages=0):
+def _(x, wbytes, scale, block_n=0, block_k=0, split_k=0, num_warps=0, mode=0, xh=False, num_stages=0, serial=0):
     torch._check(x.shape[1] == wbytes.shape[1])
     return x.new_empty(x.shape[0], wbytes.shape[0], dtype=torch.bfloat16 if xh else x.dtype)
 
 
 def fp8_w8a16_mm(x: torch.Tensor, wq: torch.Tensor, scale: torch.Tensor, block_n: int = 0, block_k: int = 0,
-                 split_k: int = 0, num_warps: int = 0, mode: int = 0, num_stages: int = 0,
+                 split_k: int = 0, num_warps: int = 0, mode: int = 0, num_stages: int = 0, serial: int = 0,
                  xh: bool = False) -> torch.Tensor:
-    """``spense::fp8_w8a16_mm`` for an e4m3 (or uint8-bytes) weight ``wq``; ``(block_n, ..., num_stages)``: a
+    """``spense::fp8_w8a16_mm`` for an e4m3 (or uint8-bytes) weight ``wq``; ``(block_n, ..., serial)``: a
     config tuple as :data:`DECODE_CONFIGS` holds them, unpacked."""
     return fp8_w8a16_mm_op(x, wq.view(torch.uint8), scale, block_n, block_k, split_k, num_warps, mode, xh,
-                           num_stages)
+                           num_stages, serial)
