@@ -94,7 +94,8 @@ def tile_counters(device: torch.device) -> torch.Tensor | None:
     """The int32 counters of the one-launch split-K for ``device`` (:data:`MAX_TILES`, zeroed here once; every
     launch leaves them zeroed), made on first use and kept: CUDA graphs hold their address.  None while a CUDA
     graph is being captured and none was made before (memory made there would belong to the graph's pool): the
-    launch then takes the two-launch form."""
+    launch then takes the two-launch form.  Shared by every layer of the device, as the stream-K form's counts
+    (:func:`spense.runtime.wgsp.sk_workspace`): launches on one stream at a time, as the engine runs them."""
     key = (device.type, device.index if device.index is not None else (
         torch.cuda.current_device() if device.type == "cuda" else 0))
     if key not in _tile_cnt:
