@@ -132,8 +132,9 @@ _INTERP = textwrap.dedent("""
         worst = max(worst, ((yh.float() - rh.float()).norm() / rh.float().norm()).item())
     # split-K in one launch (serial = 1): the same bits as its two launches, and the tile counters left at 0
     from spense.runtime.fp8_dense import tile_counters
-    for M, N, K, cfg in [(7, 64, 512, (32, 128, 2, 4)), (16, 33, 260, (32, 128, 4, 4)), (7, 70, 300, (64, 128, 2, 4, 1)),
-                         (4, 70, 260, (32, 128, 4, 4, 2)), (1, 40, 1030, (16, 128, 3, 4, 0, 4))]:
+    for M, N, K, cfg in [(7, 64, 512, (32, 128, 2, 4)), (16, 33, 260, (32, 128, 4, 4)),
+                         (7, 70, 300, (64, 128, 2, 4, 1)), (4, 70, 260, (32, 128, 4, 4, 2)),
+                         (1, 40, 1030, (16, 128, 3, 4, 0, 4))]:
         x = torch.randn(M, K, generator=gen)
         wq = torch.randn(N, K, generator=gen).to(torch.float8_e4m3fn)
         s = torch.rand(N, generator=gen) + 0.1

@@ -7,7 +7,8 @@ of these kernels, chosen per (device, N, K, M bucket):
 
 * ``w8a16:<BN>x<BK>x<SK>x<warps>[x<mode>[x<stages>[x<serial>]]]`` — our Triton weight-only kernel
   (:mod:`.fp8_dense`, op ``spense::fp8_w8a16_mm``): bf16 x, e4m3 -> bf16 in registers, fp32 accumulation, split-K
-  (``stages``: Triton's pipelining depth, default 3; ``serial`` 1: the slices summed in the same launch).  Equals the dequantised-weight reference up to the bf16 output rounding.
+  (``stages``: Triton's pipelining depth, default 3; ``serial`` 1: the slices summed in the same launch).
+  Equals the dequantised-weight reference up to the bf16 output rounding.
 * ``w8a16h:<BN>x<BK>x<SK>x<warps>`` — the same kernel on x's f16 operand ``x * 2^-8``
   (:func:`~spense.runtime.xops.f16_operand`, plain tensor ops before the op: fused into the op producing x
   when compiled): e4m3 -> f16 in registers (one cvt a pair), f16 ``tl.dot``, 2^8 back in the epilogue, bf16
