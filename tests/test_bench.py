@@ -47,8 +47,10 @@ def test_switches_recorded(monkeypatch):
     monkeypatch.setenv("SPENSE_COMMIT", "abc")
     monkeypatch.setenv("TORCHINDUCTOR_ENABLE_PDL", "1")
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/tmp/ti")
-    assert measure.switches() == {"SPENSE_ATTENTION": "split", "SPENSE_MMASP_PF": "1", "SPENSE_WGSD_MIN_M": "17",
-                                  "SPENSE_WGSP_CLUSTER": "1", "TORCHINDUCTOR_ENABLE_PDL": "1"}
+    monkeypatch.setenv("SPENSE_OPERAND_ONLY", "1")
+    assert measure.switches() == {"SPENSE_ATTENTION": "split", "SPENSE_MMASP_PF": "1", "SPENSE_OPERAND_ONLY": "1",
+                                  "SPENSE_WGSD_MIN_M": "17", "SPENSE_WGSP_CLUSTER": "1",
+                                  "TORCHINDUCTOR_ENABLE_PDL": "1"}
 
 
 def test_bad_shape_name():

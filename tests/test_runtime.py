@@ -374,6 +374,39 @@ def test_gpu_planned_fragments_eager_and_compiled(axis, block, plan_min_m, monke
 
 @pytest.mark.gpu
 @gpu
+def test_gpu_operand_only_gives_the_same_bits(monkeypatch, request):
+    """``SPENSE_OPERAND_ONLY=1``: for planned buckets (x_perm at M = 1, fragments at 8) the op gets an
+    uninitialised tensor of x's shape beside x's operand; eager and torch.compile'd outputs are bit for bit
+    those with x itself, for bf16 and FP8 layers, backend ``auto`` and ``mmasp``; M = 16 (unplanned) reads x."""
+    from spense.runtime import xops
+
+    request.addfinalizer(xops.operand_only.cache_clear)
+    N, K = 256, 1024
+    gen = torch.Generator().manual_seed(11)
+    lay = SpenseLayout((N, K), "cols", torch.arange(256, 512), block=64)
+    w = torch.randn(N, K, generator=gen)
+    s, d = lay.split(w)
+    g = s.reshape(s.shape[0], -1, 4)
+    s = (g * (torch.rand(g.shape, generator=gen).argsort(-1).argsort(-1) < 2)).reshape(s.shape)
+    w = lay.merge(s, d).to("cuda", torch.bfloat16)
+    xs = [torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16) for M in (1, 5, 8, 16)]
+    outs = {}
+    for on in ("0", "1"):
+        monkeypatch.setenv("SPENSE_OPERAND_ONLY", on)
+        xops.operand_only.cache_clear()
+        for fp8 in (False, True):
+            for backend in ("auto", "mmasp"):
+                m = SpenseLinear(pack(w, lay, fp8=fp8), backend=backend).plan([1, 8])
+                torch._dynamo.reset()
+                f = torch.compile(m, fullgraph=True, dynamic=False)
+                outs[on, fp8, backend] = [(m(x), f(x)) for x in xs]
+    for key in [k[1:] for k in outs if k[0] == "0"]:
+        for x, (y0, c0), (y1, c1) in zip(xs, outs[("0",) + key], outs[("1",) + key]):
+            assert torch.equal(y0, y1) and torch.equal(c0, c1) and torch.equal(y0, c0), (key, x.shape[0])
+
+
+@pytest.mark.gpu
+@gpu
 def test_gpu_x_perm_planned_engine(monkeypatch, request):
     """With ``SPENSE_MMASP_XPERM=8``, ``plan`` gives M = 1 and 8 to x_perm instead of fragments (whole
     64-column blocks: no gather), with ``=1`` M = 1 alone; eager and torch.compile'd outputs are bit for bit those of the layer
@@ -406,3 +439,33 @@ def test_gpu_x_perm_planned_engine(monkeypatch, request):
         assert all(torch.equal(y0, t) for t in (c0, y1, c1, y8, c8)), x.shape[0]
         ref = x.double() @ ref_w.T
         assert ((y8.double() - ref).norm() / ref.norm()).item() <= 1e-2
+
+
+def test_operand_only_is_passed_where_the_kernel_reads_the_operand_alone(monkeypatch, request):
+    """SPENSE_OPERAND_ONLY=1: forward hands the op an uninitialised tensor of x's shape instead of x only on CUDA,
+    for a planned bucket that the mma.sp kernel runs (x_perm: backend auto or mmasp; fragments: auto's choice of
+    mmasp there, or mmasp), so that torch.compile need not write x; never on CPU (the reference reads x), nor for
+    another backend or choice, nor with the switch off (the default)."""
+    from spense.runtime import xops
+
+    request.addfinalizer(xops.operand_only.cache_clear)
+    w, lay = make(32, 128, "cols", 0.25)
+    m = SpenseLinear(pack(w, lay), None, backend="auto")
+    m.choice[8] = "mmasp"
+    m.choice[16] = "dense"
+    monkeypatch.delenv("SPENSE_OPERAND_ONLY", raising=False)
+    xops.operand_only.cache_clear()
+    assert not m._reads_operand_only(8, False, True) and not m._reads_operand_only(1, True, True)
+    monkeypatch.setenv("SPENSE_OPERAND_ONLY", "1")
+    xops.operand_only.cache_clear()
+    assert m._reads_operand_only(1, True, True) and m._reads_operand_only(8, False, True)
+    assert not m._reads_operand_only(16, False, True)  # auto chose dense there: x itself is read
+    assert not m._reads_operand_only(8, False, False) and not m._reads_operand_only(1, True, False)  # CPU
+    m.backend = "mmasp"
+    assert m._reads_operand_only(16, False, True)
+    m.backend = "triton"
+    assert not m._reads_operand_only(1, True, True) and not m._reads_operand_only(8, False, True)
+    m.backend = "auto"
+    m._frag_buckets = {8}
+    x = torch.randn(6, 128)
+    assert torch.allclose(m(x), F.linear(x, w), atol=1e-5)  # CPU: x itself, the reference

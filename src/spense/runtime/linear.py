@@ -49,7 +49,7 @@ from spense.runtime.mmasp import default_stages
 from spense.runtime.wgsp import (sk_workspace, wgsd_f16_x, wgsd_min_m_for, wgsp_forward,
                                  wgsp_layer_applies, wgsp_min_m)
 from spense.runtime.shapes import bucket as _bucket
-from spense.runtime.xops import (F16_MAX_M, f16_operand, f16_x, gathered_fragments, x_perm, x_perm_max_m,
+from spense.runtime.xops import (F16_MAX_M, f16_operand, f16_x, gathered_fragments, operand_only, x_perm, x_perm_max_m,
                                  xfrag_plan_min_m)
 
 BACKENDS = ("reference", "cusparselt", "triton", "mmasp", "auto")
@@ -496,17 +496,30 @@ class SpenseLinear(nn.Module):
         fp8 = self._kernel.fp8 if self._kernel is not None else self.scale is not None
         return fp8 and M <= F16_MAX_M and f16_x()
 
+    def _reads_operand_only(self, b: int, perm: bool, cuda: bool) -> bool:
+        """Whether the op, given x's planned operand for bucket ``b`` (``perm``: x_perm of its f16 operand, else
+        fragments), reads x itself for nothing but its shape (M, K, dtype, device): on CUDA, where the mma.sp
+        kernel runs the planned bucket (x_perm: ``auto`` or ``mmasp``; fragments: ``auto``'s choice of it there,
+        or ``mmasp``), and :func:`~spense.runtime.xops.operand_only` says so.  Then :meth:`forward` passes an
+        uninitialised tensor of x's shape instead of x."""
+        if not (cuda and operand_only()) or self.backend not in ("auto", "mmasp"):
+            return False
+        return perm or self.backend == "mmasp" or self.choice.get(b) == "mmasp"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features:
             raise InputError(f"expected input with last dim {self.in_features}, got {tuple(x.shape)}")
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
-        if _bucket(x2.shape[0]) in self._perm_buckets and self._mmasp_f16(x2.shape[0]):  # (x2 gives M, dtype)
-            y = torch.ops.spense.linear_apply(x2, x_perm(f16_operand(x2.to(torch.bfloat16))), self.handle)
-        elif _bucket(x2.shape[0]) in self._perm_buckets:  # plain tensor ops: torch.compile fuses them upstream
+        b = _bucket(x2.shape[0])
+        if b in self._perm_buckets and self._mmasp_f16(x2.shape[0]):  # (x2 gives M, dtype)
+            xin = x2.new_empty(x2.shape) if self._reads_operand_only(b, True, x2.is_cuda) else x2
+            y = torch.ops.spense.linear_apply(xin, x_perm(f16_operand(x2.to(torch.bfloat16))), self.handle)
+        elif b in self._perm_buckets:  # plain tensor ops: torch.compile fuses them upstream
             y = torch.ops.spense.linear_apply(x_perm(x2), x2.new_empty(0, dtype=torch.bfloat16), self.handle)
         else:
-            y = torch.ops.spense.linear_apply(x2, self._fragments(x2), self.handle)
+            only = b in self._frag_buckets and self._reads_operand_only(b, False, x2.is_cuda)
+            y = torch.ops.spense.linear_apply(x2.new_empty(x2.shape) if only else x2, self._fragments(x2), self.handle)
         if self.bias is not None:
             y = y + self.bias.to(y.dtype)
         return y.reshape(*lead, self.out_features)
