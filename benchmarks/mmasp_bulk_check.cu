@@ -29,6 +29,9 @@
 // e4m3 at RT = 1 and at most 8 warps, last: reg_xf_det and reg_xp again on x's f16 operand x * 2^-8 ("reg_xf_det_h",
 // "reg_xp_h": the kernels' FP8 == 2, spense.runtime.xops.f16_x), and their relative difference from reg_xf_det
 // ("rel_h"; x's f16 operand is exact but below |x| = 2^-6).
+// Built with -DSPENSE_MMASP_TRACE (a second binary: the timed kernels of the plain build stay as the extension's), it
+// also prints a "trace" line: one launch's timeline of the in-order-sum kernel's CTAs (entry spread, the first
+// round's latency, the body, the sum and store, the tail after the last CTA's entry; spense_mmasp_reg.cuh).
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
 #include <cstdio>
@@ -36,6 +39,7 @@
 #include <cmath>
 #include <vector>
 #include <random>
+#include <algorithm>
 
 #include "spense_mmasp_common.cuh"
 #include "spense_mmasp_reg.cuh"
@@ -315,6 +319,65 @@ void run(const Args& a, std::mt19937& rng) {
          wbytes / (t_occ * 1e3), t_x0, wbytes / (t_x0 * 1e3), t_x4, wbytes / (t_x4 * 1e3), t_roles,
          wbytes / (t_roles * 1e3), t_det, wbytes / (t_det * 1e3), t_xp, wbytes / (t_xp * 1e3), rel_h, t_xfh,
          wbytes / (t_xfh * 1e3), t_xph, wbytes / (t_xph * 1e3));
+#ifdef SPENSE_MMASP_TRACE
+  // one launch's timeline (spense_mmasp_reg.cuh: mmasp_trace), after three untraced ones on other weight copies: the
+  // in-order-sum kernel as the extension runs it (x_perm at M = 1, else fragments; e4m3 on x's f16 operand), in us
+  // from the first CTA's entry
+  if (with_det) {
+    const int G = Bs + Bd;
+    unsigned long long *tr, *none = nullptr;
+    CK(cudaMalloc(&tr, (size_t)G * 6 * 8));
+    auto pct = [](std::vector<double> v, double q) {
+      if (v.empty()) return -1.0;
+      std::sort(v.begin(), v.end());
+      return v[std::min(v.size() - 1, (size_t)(q * (v.size() - 1) + 0.5))];
+    };
+    auto traced = [&](auto&& f, const char* name) {
+      for (int i = 0; i < 3; ++i) f(i % copies, y0);
+      CK(cudaDeviceSynchronize());
+      CK(cudaMemset(tr, 0, (size_t)G * 6 * 8));
+      CK(cudaMemcpyToSymbol(g_mmasp_trace, &tr, sizeof(tr)));
+      f(3 % copies, y0);
+      CK(cudaDeviceSynchronize());
+      CK(cudaMemcpyToSymbol(g_mmasp_trace, &none, sizeof(none)));
+      std::vector<unsigned long long> h((size_t)G * 6);
+      CK(cudaMemcpy(h.data(), tr, h.size() * 8, cudaMemcpyDeviceToHost));
+      unsigned long long t0 = ~0ull, t_end = 0, last_entry = 0;
+      for (int c = 0; c < G; ++c) {
+        t0 = std::min(t0, h[6 * c]);
+        t_end = std::max(t_end, h[6 * c + 4]);
+        last_entry = std::max(last_entry, h[6 * c]);
+      }
+      std::vector<double> entry, wait, first, body, epi, dur;
+      std::vector<int> per_sm(1024, 0);
+      for (int c = 0; c < G; ++c) {
+        const unsigned long long* r = &h[6 * c];
+        entry.push_back((r[0] - t0) * 1e-3);
+        wait.push_back((r[1] - r[0]) * 1e-3);
+        if (r[2]) first.push_back((r[2] - r[1]) * 1e-3);
+        body.push_back((r[3] - r[1]) * 1e-3);
+        epi.push_back((r[4] - r[3]) * 1e-3);
+        dur.push_back((r[4] - r[0]) * 1e-3);
+        ++per_sm[std::min<unsigned long long>(r[5], 1023)];
+      }
+      int sms = 0, most = 0;
+      for (int n : per_sm) { sms += n > 0; most = std::max(most, n); }
+      const double span = (t_end - t0) * 1e-3;
+      printf("trace %s N=%d K=%d M=%d warps=%d CTAs=%d on %d SMs (at most %d an SM) | span %.2f us, %.0f GB/s | "
+             "entry p50 %.2f p90 %.2f max %.2f | wait for x p50 %.2f | first round p50 %.2f p90 %.2f | "
+             "entry to last MMA p50 %.2f | sum and store p50 %.2f p90 %.2f | CTA p50 %.2f max %.2f | "
+             "last entry to end %.2f us\n",
+             name, a.N, a.K, a.M, a.warps, G, sms, most, span, wbytes / (span * 1e3), pct(entry, .5), pct(entry, .9),
+             pct(entry, 1), pct(wait, .5), pct(first, .5), pct(first, .9), pct(body, .5), pct(epi, .5), pct(epi, .9),
+             pct(dur, .5), pct(dur, 1), (t_end - last_entry) * 1e-3);
+    };
+    if (with_h && with_xp && a.M == 1) traced(reg_xp_h, "reg_xp_h");
+    else if (with_h) traced(reg_xf_det_h, "reg_xf_det_h");
+    else if (with_xp && a.M == 1) traced(reg_xp, "reg_xp");
+    else traced(reg_xf_det, "reg_xf_det");
+    cudaFree(tr);
+  }
+#endif
   cudaFree(sv); cudaFree(dv); cudaFree(sm); cudaFree(x); cudaFree(xp); cudaFree(xf); cudaFree(y0); cudaFree(y1); cudaFree(y2);
   cudaFree(d_sblk);
   cudaFree(d_dblk); cudaFree(d_orow); cudaFree(ws); cudaFree(c0); cudaFree(c1); cudaFree(wsk);

@@ -18,6 +18,7 @@
 # Everything goes to $OUT/bulk_ab.txt (one line per run), $OUT/build.txt and $OUT/pytest.txt.
 # TIMING_MS="1 16 32 64": the timed M values (default 1 8 16; QUICK: 1 16).
 # SWEEP=1: instead, the sweep over N for benchmarks/fixed_cost_fit.py ($OUT/fixed_cost.md).
+# TRACE=1: instead, one launch's timeline of the register kernel's CTAs per shape ($OUT/trace.txt; below).
 # QUICK=1: a first look in ~2 min (fewer correctness cases, no memcheck, the four Qwen3-8B shapes,
 # M = 1 and 16, two configs); every harness run is capped at 60 s (a hung kernel shows as rc 124).
 set -u
@@ -46,6 +47,27 @@ if [ "${PROBE:-0}" = 1 ]; then
       || echo "ncu rc=$? ($shape)" >> "$R"
   done
   grep -c "memcheck rc=" "$R"; grep "ERROR SUMMARY" "$R"
+  exit 0
+fi
+if [ "${TRACE:-0}" = 1 ]; then
+  # TRACE=1 instead of the A/B: the harness built again with -DSPENSE_MMASP_TRACE (/tmp/mmasp_trace), then one
+  # launch's timeline of the in-order-sum kernel's CTAs (mmasp_bulk_check.cu: "trace" lines) on the eight Qwen3
+  # shapes at 25 % dense, M = 1 and 8 (TRACE_MS), e4m3 (x_perm of x's f16 operand at M = 1, its fragments above) and
+  # bf16, at the packaged table's warps (4 on 8B.gate_up, else 8); the trace lines also in $OUT/trace.txt
+  nvcc -std=c++17 -O3 -gencode=arch=compute_90,code=sm_90 --use_fast_math -DSPENSE_MMASP_TRACE \
+    -I src/spense/runtime/csrc benchmarks/mmasp_bulk_check.cu -o /tmp/mmasp_trace >> "$OUT/build.txt" 2>&1 \
+    || { tail -20 "$OUT/build.txt"; exit 1; }
+  echo "## trace" >> "$R"
+  for shape in "6144 4096" "4096 4096" "24576 4096" "4096 12288" "10240 5120" "5120 8192" "51200 5120" "5120 25600"; do
+    w=$([ "$shape" = "24576 4096" ] && echo 4 || echo 8)
+    for M in ${TRACE_MS:-1 8}; do
+      xf=$([ $M -gt 1 ] && echo 1 || echo 0)
+      for fp8 in 1 0; do
+        timeout 60 /tmp/mmasp_trace $shape 0.25 c $fp8 $M 1 $w 4 10 $xf >> "$R" 2>&1 || echo "FAILED trace $shape $M $fp8" >> "$R"
+      done
+    done
+  done
+  grep "^trace" "$R" > "$OUT/trace.txt"; cut -c1-200 "$OUT/trace.txt"
   exit 0
 fi
 if [ "${SWEEP:-0}" = 1 ]; then

@@ -2,6 +2,28 @@
 #pragma once
 #include "spense_mmasp_common.cuh"
 
+// The harness's timeline of this kernel's CTAs (benchmarks/mmasp_bulk_check.cu built with -DSPENSE_MMASP_TRACE; the
+// extension never defines it, so its kernels are unchanged): six words a CTA, thread 0's reading of the GPU's
+// nanosecond clock at entry (0), after the wait for x (1), after its first round of MMAs (2; 0 on a CTA of dense
+// steps alone), after its last MMA (3), at the end, after the store (4), and the SM (5).
+#ifdef SPENSE_MMASP_TRACE
+__device__ unsigned long long* g_mmasp_trace = nullptr;
+__device__ __forceinline__ void mmasp_trace(int slot) {
+  if (g_mmasp_trace != nullptr && threadIdx.x == 0) {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    g_mmasp_trace[6 * blockIdx.x + slot] = t;
+    if (slot == 0) {
+      unsigned sm_id;
+      asm volatile("mov.u32 %0, %%smid;" : "=r"(sm_id));
+      g_mmasp_trace[6 * blockIdx.x + 5] = sm_id;
+    }
+  }
+}
+#else
+__device__ __forceinline__ void mmasp_trace(int) {}
+#endif
+
 // K steps per round and warp that the extension builds, bf16 and FP8 alike (FP8 took 8 before the x
 // ring, at 125 registers; with the ring, 4 take 82 and bf16 99: -Xptxas -v, NT = 1, no spills)
 constexpr int REG_U = 4;
@@ -140,6 +162,7 @@ spense_mmasp_kernel(
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int bi = blockIdx.x;
   const int b = bi < Bd ? Bs + bi : bi - Bd;
+  mmasp_trace(0);
 
   if constexpr (DET) {
     if (W > REG_DET_W) __trap();
@@ -215,6 +238,7 @@ spense_mmasp_kernel(
     pdl_wait();
     if (pdl == 2) pdl_trigger();  // SPENSE_MMASP_PDL=2: the next kernel may launch now (it waits for y itself)
   }
+  mmasp_trace(1);
   // ---------------- sparse steps (64 K = 2 mma.sp per row tile) ----------------
   if (nsp && (!ROLES || ws >= 0)) {
     auto math_round = [&](int s0) {
@@ -256,6 +280,7 @@ spense_mmasp_kernel(
       for (int s0 = ws; s0 < nsp; s0 += WS * U) {
         if (s0 != ws || !first_loaded) load_round(s0, va, me, xb);
         math_round(s0);
+        if (s0 == ws) mmasp_trace(2);
       }
     }
   }
@@ -264,6 +289,7 @@ spense_mmasp_kernel(
     for (int s0 = wd; s0 < nde; s0 += WD * U)
       dense_round<RT, NT, FP8, U, NVD, VD, XE, DD, XM, NA>(acc, dbase, nde, s0, WD, dblk, xf, x, ldx, M, kx, lane);
   }
+  mmasp_trace(3);
   if constexpr (ACC2) {
 #pragma unroll
     for (int r = 0; r < RT; ++r)
@@ -282,4 +308,5 @@ spense_mmasp_kernel(
     __syncthreads();
     store_rows<RT, NT, FP8>(red, b, out_row, wscale, y, ldy, M, pre);
   }
+  mmasp_trace(4);
 }
