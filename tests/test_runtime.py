@@ -372,6 +372,15 @@ def test_gpu_planned_fragments_eager_and_compiled(axis, block, plan_min_m, monke
 
 
 
+def _pruned_cuda(lay: SpenseLayout, gen: torch.Generator) -> torch.Tensor:
+    """A random weight of ``lay``'s shape, 2:4 in its sparse region (two of every four kept at random), bf16 CUDA."""
+    w = torch.randn(*lay.shape, generator=gen)
+    s, d = lay.split(w)
+    g = s.reshape(s.shape[0], -1, 4)
+    s = (g * (torch.rand(g.shape, generator=gen).argsort(-1).argsort(-1) < 2)).reshape(s.shape)
+    return lay.merge(s, d).to("cuda", torch.bfloat16)
+
+
 @pytest.mark.gpu
 @gpu
 def test_gpu_operand_only_gives_the_same_bits(monkeypatch, request):
@@ -384,11 +393,7 @@ def test_gpu_operand_only_gives_the_same_bits(monkeypatch, request):
     N, K = 256, 1024
     gen = torch.Generator().manual_seed(11)
     lay = SpenseLayout((N, K), "cols", torch.arange(256, 512), block=64)
-    w = torch.randn(N, K, generator=gen)
-    s, d = lay.split(w)
-    g = s.reshape(s.shape[0], -1, 4)
-    s = (g * (torch.rand(g.shape, generator=gen).argsort(-1).argsort(-1) < 2)).reshape(s.shape)
-    w = lay.merge(s, d).to("cuda", torch.bfloat16)
+    w = _pruned_cuda(lay, gen)
     xs = [torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16) for M in (1, 5, 8, 16)]
     outs = {}
     for on in ("0", "1"):
@@ -418,11 +423,7 @@ def test_gpu_x_perm_planned_engine(monkeypatch, request):
     gen = torch.Generator().manual_seed(5)
     blk = torch.randperm(K // 64, generator=gen)[: K // 256].sort().values
     lay = SpenseLayout((N, K), "cols", (blk[:, None] * 64 + torch.arange(64)).reshape(-1), block=64)
-    w = torch.randn(N, K, generator=gen)
-    s, d = lay.split(w)
-    g = s.reshape(s.shape[0], -1, 4)
-    s = (g * (torch.rand(g.shape, generator=gen).argsort(-1).argsort(-1) < 2)).reshape(s.shape)
-    w = lay.merge(s, d).to("cuda", torch.bfloat16)
+    w = _pruned_cuda(lay, gen)
     xs = [torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16) for M in (1, 5, 8, 16)]
     outs = {}
     planned = {"0": (set(), {1, 8}), "1": ({1}, {8}), "8": ({1, 8}, set())}
