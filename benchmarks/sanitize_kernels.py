@@ -58,9 +58,9 @@ for axis in ("cols", "rows"):
             print("triton_decode", axis, fp8, M, flush=True)
 wq = torch.randn(100, 300, device="cuda").to(torch.float8_e4m3fn)
 s = torch.rand(100, device="cuda") + 0.5
+serial = tuple(c for c in EXTRA_CONFIGS if serial_of(c))  # split-K in one launch (its tile counters)
 for M in (1, 33, 70):
     x = torch.randn(M, 300, device="cuda").to(torch.bfloat16)
-    serial = tuple(c for c in EXTRA_CONFIGS if serial_of(c))  # split-K in one launch (its tile counters)
     for cfg in (DECODE_CONFIGS + serial if M <= 64 else (PREFILL_CONFIG,)):
         fp8_w8a16_mm(x, wq, s, *cfg)
         fp8_w8a16_mm(f16_operand(x), wq, s, *cfg, xh=True)  # x's f16 operand (kind w8a16h)

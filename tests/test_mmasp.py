@@ -8,7 +8,7 @@ import torch
 
 from spense.format import SpenseLayout, dense_count, pack, unpack
 from spense.runtime import SpenseLinear
-from test_runtime import make
+from test_runtime import make, pruned_24
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -105,14 +105,6 @@ def _block_layout(N, K, ratio, gen, device):
     return SpenseLayout((N, K), "cols", idx, block=64)
 
 
-def _pruned(lay: SpenseLayout, gen: torch.Generator) -> torch.Tensor:
-    """A random weight of ``lay``'s shape with its sparse region pruned 2:4 at random."""
-    s, d = lay.split(torch.randn(*lay.shape, generator=gen))
-    g = s.reshape(s.shape[0], -1, 4)
-    s = (g * (torch.rand(g.shape, generator=gen).argsort(-1).argsort(-1) < 2)).reshape(s.shape)
-    return lay.merge(s, d)
-
-
 @pytest.mark.gpu
 @gpu
 @pytest.mark.parametrize("N,K", [(4096, 4096), (200, 4128), (1024, 12288)])
@@ -165,7 +157,7 @@ def test_gpu_mmasp_x_perm_same_bits_as_fragments(fp8):
     gen = torch.Generator().manual_seed(11)
     N, K = 512, 2048
     for lay in (_block_layout(N, K, 0.25, gen, "cpu"), SpenseLayout((N, K), "rows", torch.arange(0, N, 4), block=16)):
-        p = pack(_pruned(lay, gen).to(torch.bfloat16), lay, fp8=fp8)
+        p = pack(pruned_24(lay, gen).to(torch.bfloat16), lay, fp8=fp8)
         kw = to_kernel_layout(p, "cuda")
         assert kw.xperm is None
         wref = unpack(p, dtype=torch.float32).double().cuda()
@@ -204,7 +196,7 @@ def test_gpu_mmasp_f16_x_gives_the_bits_of_bf16_x():
     idx = torch.randperm(K, generator=gen)[:512].sort().values
     for lay in (_block_layout(N, K, 0.25, gen, "cpu"), SpenseLayout((N, K), "cols", idx, block=64),
                 SpenseLayout((N, K), "rows", torch.arange(0, N, 4), block=16)):
-        w = _pruned(lay, gen)
+        w = pruned_24(lay, gen)
         p = pack(w.to(torch.bfloat16), lay, fp8=True)
         kw = to_kernel_layout(p, "cuda")
         for M in (1, 5, 8, 16):
@@ -340,7 +332,8 @@ def test_gpu_fp8_prefill_through_e4m3(monkeypatch, kind):
 _PERSIST_RUN = """
 import sys, torch
 sys.path.insert(0, sys.argv[2])
-from test_mmasp import _block_layout, _pruned
+from test_mmasp import _block_layout
+from test_runtime import pruned_24
 from spense.format import SpenseLayout, pack
 from spense.runtime.mmasp import mmasp_forward, to_kernel_layout
 from spense.runtime.xops import f16_operand, gathered_fragments, x_perm
@@ -349,7 +342,7 @@ out = {}
 for N, K, axis in ((32768, 1024, "cols"), (512, 2048, "rows")):
     lay = _block_layout(N, K, 0.25, gen, "cpu") if axis == "cols" else SpenseLayout((N, K), "rows",
                                                                                     torch.arange(0, N, 4), block=16)
-    w = _pruned(lay, gen).to(torch.bfloat16)
+    w = pruned_24(lay, gen).to(torch.bfloat16)
     for fp8 in (False, True):
         kw = to_kernel_layout(pack(w, lay, fp8=fp8), "cuda")
         for M in (1, 7, 16):

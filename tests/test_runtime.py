@@ -21,6 +21,14 @@ from spense.runtime import SpenseLinear
 HERE = Path(__file__).resolve().parent
 
 
+def pruned_24(lay: SpenseLayout, gen: torch.Generator) -> torch.Tensor:
+    """A random weight of ``lay``'s shape with its sparse region pruned 2:4 at random (two of every four kept)."""
+    s, d = lay.split(torch.randn(*lay.shape, generator=gen))
+    g = s.reshape(s.shape[0], -1, 4)
+    s = (g * (torch.rand(g.shape, generator=gen).argsort(-1).argsort(-1) < 2)).reshape(s.shape)
+    return lay.merge(s, d)
+
+
 def make(N, K, axis, ratio, dtype=torch.float32, seed=0, block=16, device="cpu"):
     g = torch.Generator(device=device).manual_seed(seed)
     dim = N if axis == "rows" else K
@@ -353,11 +361,7 @@ def test_gpu_planned_fragments_eager_and_compiled(axis, block, plan_min_m, monke
     dim = N if axis == "rows" else K
     idx = torch.randperm(dim, generator=gen)[: dense_count(dim, 0.3, block)].sort().values  # 16: d % 64 != 0
     lay = SpenseLayout((N, K), axis, idx, block=block)
-    w = torch.randn(N, K, generator=gen)
-    s, d = lay.split(w)
-    g = s.reshape(s.shape[0], -1, 4)
-    s = (g * (torch.rand(g.shape, generator=gen).argsort(-1).argsort(-1) < 2)).reshape(s.shape)
-    w = lay.merge(s, d).to(torch.bfloat16)
+    w = pruned_24(lay, gen).to(torch.bfloat16)
     m = SpenseLinear(pack(w.to("cuda"), lay), backend="mmasp").plan([1, 8])
     assert m._frag_buckets == ({1, 8} if plan_min_m == 1 else {8})
     torch._dynamo.reset()  # each parametrization compiles forward again: stay under the recompile limit
@@ -372,15 +376,6 @@ def test_gpu_planned_fragments_eager_and_compiled(axis, block, plan_min_m, monke
 
 
 
-def _pruned_cuda(lay: SpenseLayout, gen: torch.Generator) -> torch.Tensor:
-    """A random weight of ``lay``'s shape, 2:4 in its sparse region (two of every four kept at random), bf16 CUDA."""
-    w = torch.randn(*lay.shape, generator=gen)
-    s, d = lay.split(w)
-    g = s.reshape(s.shape[0], -1, 4)
-    s = (g * (torch.rand(g.shape, generator=gen).argsort(-1).argsort(-1) < 2)).reshape(s.shape)
-    return lay.merge(s, d).to("cuda", torch.bfloat16)
-
-
 @pytest.mark.gpu
 @gpu
 def test_gpu_operand_only_gives_the_same_bits(monkeypatch, request):
@@ -393,7 +388,7 @@ def test_gpu_operand_only_gives_the_same_bits(monkeypatch, request):
     N, K = 256, 1024
     gen = torch.Generator().manual_seed(11)
     lay = SpenseLayout((N, K), "cols", torch.arange(256, 512), block=64)
-    w = _pruned_cuda(lay, gen)
+    w = pruned_24(lay, gen).to("cuda", torch.bfloat16)
     xs = [torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16) for M in (1, 5, 8, 16)]
     outs = {}
     for on in ("0", "1"):
@@ -423,7 +418,7 @@ def test_gpu_x_perm_planned_engine(monkeypatch, request):
     gen = torch.Generator().manual_seed(5)
     blk = torch.randperm(K // 64, generator=gen)[: K // 256].sort().values
     lay = SpenseLayout((N, K), "cols", (blk[:, None] * 64 + torch.arange(64)).reshape(-1), block=64)
-    w = _pruned_cuda(lay, gen)
+    w = pruned_24(lay, gen).to("cuda", torch.bfloat16)
     xs = [torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16) for M in (1, 5, 8, 16)]
     outs = {}
     planned = {"0": (set(), {1, 8}), "1": ({1}, {8}), "8": ({1, 8}, set())}
