@@ -155,6 +155,15 @@ def check(layer, w, M, backends, gen):
 
 
 FP8_EXTRA = [False]  # --fp8-extra
+FP8_ONLY: list[str] = []  # --fp8-only
+
+
+def fp8_kinds(M: int) -> list[str]:
+    """The FP8 dense kinds measured at M: fp8.candidates, kept to those naming one of --fp8-only's configs."""
+    kinds = fp8rt.candidates(M, extra=FP8_EXTRA[0])
+    if not FP8_ONLY:
+        return kinds
+    return [k for k in kinds if ":" in k and any((k.split(":", 1)[1] + "x").startswith(c + "x") for c in FP8_ONLY)]
 fp8_table: dict[str, str] = {}  # "N,K,bucket" -> fastest FP8 dense kind (fp8.load_table format)
 # the stream-K variants for timing only (SPENSE_WGSD_EXP bits 128 / 256) serve M <= 16 alone, with wrong sums:
 # checked there too (the checks then say FAILED), not past it
@@ -174,7 +183,7 @@ def check_fp8_dense(q, sname, gen):
     for M in (1, 7, 16, 33, 64, 2048):
         x = torch.randn(M, wq.shape[1], generator=gen).to("cuda", torch.bfloat16)
         ref = x.double() @ wd.T
-        for kind in fp8rt.candidates(M, extra=FP8_EXTRA[0]) + (["compiled"] if M == 1 else []):
+        for kind in fp8_kinds(M) + (["compiled"] if M == 1 and not FP8_ONLY else []):
             try:
                 y = fp8rt.run_kind(kind, x, wq, sw)
             except Exception as ex:  # e.g. a Triton config out of resources: reported, not fatal
@@ -226,11 +235,14 @@ def main():
     ap.add_argument("--tag", default="")
     ap.add_argument("--fp8-extra", action="store_true", help="also the Triton W8A16 configs that won nowhere "
                     "on the H200 (fp8_dense.EXTRA_CONFIGS)")
+    ap.add_argument("--fp8-only", default="", help="measure only these Triton W8A16 configs (with --fp8-extra, "
+                    "of its list too), each with its longer forms: e.g. 32x256x2x4 also takes 32x256x2x4x0x0x1")
     ap.add_argument("--fp8-compiled-ms", default="1", help="M values at which torch.compile'd dequant+linear "
                     "is a baseline candidate (compile time; '' = none)")
     a = ap.parse_args()
     a.fp8_compiled_ms = {int(v) for v in a.fp8_compiled_ms.split(",") if v}
     FP8_EXTRA[0] = a.fp8_extra
+    FP8_ONLY[:] = [c for c in a.fp8_only.split(",") if c]
     os.makedirs(a.out, exist_ok=True)
     dev = torch.cuda.get_device_name()
     commit = current_commit()
@@ -330,8 +342,8 @@ def run_cell(a, sname, N, K, dt, fp8, axis, ratio, ms, backends, cfgs, gen, bw, 
         baseline = "cublas_bf16"
         fp8_times = {}
         if fp8:
-            kinds = [k for k in fp8rt.candidates(M, extra=a.fp8_extra) if k != "compiled"] + (
-                ["compiled"] if M in a.fp8_compiled_ms else [])
+            kinds = [k for k in fp8_kinds(M) if k != "compiled"] + (
+                ["compiled"] if M in a.fp8_compiled_ms and not FP8_ONLY else [])
             xh = f16_operand(x)  # x's f16 operand made beforehand, as fp8.measure times it (the engine fuses it)
             for kind in kinds:
                 try:
