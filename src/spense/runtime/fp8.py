@@ -50,7 +50,7 @@ from spense.errors import InputError
 from spense.format import check_fp8_weights  # noqa: F401 (re-exported: the FP8 layer's load-time check)
 from spense.runtime import wgsp
 from spense.runtime.fp8_dense import (DECODE_CONFIGS, EXTRA_CONFIGS, MAX_DECODE_M, PREFILL_CONFIG, default_config,
-                                      fits, fp8_w8a16_mm)
+                                      fits, fp8_w8a16_mm, tile_counters)
 from spense.runtime.shapes import bucket, pad_to
 from spense.runtime.timing import time_graph
 from spense.runtime.xops import f16_operand
@@ -457,9 +457,12 @@ class Fp8Linear(nn.Module):
         return self._sk is not None
 
     def tune(self, ms=(1, 2, 4, 8, 16, 32, 64, 2048)) -> dict[int, str]:
-        """Fix the kernel of each M bucket now (measures unmeasured shapes; call before capture/compile)."""
+        """Fix the kernel of each M bucket now (measures unmeasured shapes; call before capture/compile), and make
+        the one-launch split-K's tile counters of the device now, outside any capture (:func:`tile_counters`)."""
         for M in ms:
             self.kind_for(M)
+        if self.weight.is_cuda and not torch.cuda.is_current_stream_capturing():
+            tile_counters(self.weight.device)
         return dict(self.choice)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

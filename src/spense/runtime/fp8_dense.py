@@ -43,6 +43,10 @@ DECODE_CONFIGS: tuple[tuple[int, ...], ...] = (  # checked + measured on the H20
     # on the gate_up and qkv shapes of 8B and 32B (8B.gate_up at M = 1: 27.9 us against 29.7 for the best
     # of the configs above), the other two on 8B.o at M = 8 and 16
     (64, 256, 1, 4, 0, 4), (32, 256, 2, 4, 0, 5), (32, 256, 1, 4, 0, 6),
+    # split-K in one launch (seventh element serial = 1, module doc): the fastest of every config measured on the
+    # o and down shapes of 8B and 32B at M = 1, 8, 16 in results aq + ar (benchmarks/results/wgsd_2026-12-02),
+    # 0.3-1.7 us under the two-launch configs (8B.down at M = 1: 17.7 against 18.8 us)
+    (32, 256, 4, 4, 0, 0, 1),
 )
 # checked under TRITON_INTERPRET=1 only (the device run that was to measure them stopped at an
 # out-of-resources config, now excluded by `fits`); measured on the H200 in results ah (8B / 32B gate_up and
@@ -58,9 +62,9 @@ EXTRA_CONFIGS: tuple[tuple[int, ...], ...] = (
     (16, 256, 1, 4, 0, 6), (16, 512, 1, 4, 0, 4), (32, 512, 1, 4, 0, 4), (16, 256, 2, 4, 0, 5), (64, 128, 1, 4, 0, 6),
     # a seventh element: split-K in one launch (serial = 1, module doc): the split-K configs (8B.o and 8B.down at
     # M = 1 in the table) pay a second launch (results ap: 72 sum_splits launches, 0.09 ms of the 8B FP8 step at B = 1);
-    # checked under TRITON_INTERPRET=1 and compiled for sm_90 here, not yet run on a GPU
-    (32, 256, 2, 4, 0, 0, 1), (32, 256, 4, 4, 0, 0, 1), (64, 256, 2, 8, 0, 0, 1), (32, 256, 2, 4, 0, 5, 1),
-    (32, 256, 8, 4, 0, 0, 1),
+    # measured in results ar (o and down shapes, M = 1, 8, 16): each beat its two-launch twin by 0.2-2.5 us, but
+    # only (32, 256, 4, 4, 0, 0, 1) was the fastest anywhere (now in DECODE_CONFIGS)
+    (32, 256, 2, 4, 0, 0, 1), (64, 256, 2, 8, 0, 0, 1), (32, 256, 2, 4, 0, 5, 1), (32, 256, 8, 4, 0, 0, 1),
 )
 PREFILL_CONFIG = (128, 64, 1, 8)  # M > 64 (BLOCK_M 64): correct everywhere, rarely the fastest
 MAX_DECODE_M = 64
