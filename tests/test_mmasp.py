@@ -369,15 +369,13 @@ def test_gpu_mmasp_persistent_form_gives_the_same_bits(tmp_path):
     one-block kernel and the sums met in the same order, so the outputs are the same bits: x in bf16 or as its
     f16 operand (fragments and x_perm), RT 1 / 2, 4 / 8 warps, M = 1, 7, 16, cols and rows layouts (bf16
     weights keep the one-block kernel either way); and so does "2", which takes it where the grid fits in one
-    wave.  ``SPENSE_MMASP_ACC2=1`` (two accumulator sets, another sum order) gives outputs within bf16 rounding
-    of them.  (The switches are read once per process: one process each.)"""
+    wave.  (The switch is read once per process: one process each.)"""
     import os
     import subprocess
     import sys
 
     res = {}
-    runs = {"0": {}, "p1": {"SPENSE_MMASP_PERSIST": "1"}, "p2": {"SPENSE_MMASP_PERSIST": "2"},
-            "a1": {"SPENSE_MMASP_ACC2": "1"}}
+    runs = {"0": {}, "p1": {"SPENSE_MMASP_PERSIST": "1"}, "p2": {"SPENSE_MMASP_PERSIST": "2"}}
     for name, extra in runs.items():
         path = tmp_path / f"y{name}.pt"
         env = dict(os.environ, **extra)
@@ -387,7 +385,5 @@ def test_gpu_mmasp_persistent_form_gives_the_same_bits(tmp_path):
         res[name] = torch.load(path)
     assert all(res[n].keys() == res["0"].keys() for n in runs) and len(res["0"]) > 40
     for k, y in res["0"].items():
-        for n in ("p1", "p2"):
+        for n in runs:
             assert torch.equal(y, res[n][k]), (n, k)
-        e = ((res["a1"][k].float() - y.float()).norm() / y.float().norm()).item()
-        assert e < 1e-2, ("a1", k, e)

@@ -65,7 +65,6 @@
       (int)y.stride(0), (int)Bs, (int)Bd, (int)Ss, (int)SdA, (int)SdB, (int)pdl)
 
 static int persist_mode();
-static bool acc2_on();
 // CTAs of the persistent kernel <RT, NT, F, XM> resident per SM at `threads` threads
 // (cudaOccupancyMaxActiveBlocksPerMultiprocessor), times the SMs: its largest grid; asked once per instantiation
 // and block size
@@ -93,7 +92,7 @@ template <int RT, int NT, int F, int XM, typename... Args>
 static void launch_reg(dim3 grid, dim3 threads, cudaStream_t stream, bool pdl, bool pf, bool det, Args... args) {
   if constexpr (NT <= REG_DET_NT && F != 0) {
     const int mode = persist_mode();
-    if (det && mode != 0 && !acc2_on()) {
+    if (det && mode != 0) {
       const unsigned cap = resident_ctas<RT, NT, F, XM>((int)threads.x);
       if (mode == 1 || (mode == 2 && grid.x <= cap)) {
         C10_CUDA_CHECK(launch_maybe_pdl(spense_mmasp_persist_kernel<RT, NT, F, XM>, dim3(std::min(grid.x, cap)),
@@ -110,11 +109,6 @@ static void launch_reg(dim3 grid, dim3 threads, cudaStream_t stream, bool pdl, b
     }
   }
   if constexpr (NT <= REG_DET_NT) {
-    if (det && acc2_on()) {
-      C10_CUDA_CHECK(launch_maybe_pdl(spense_mmasp_kernel<RT, NT, F, REG_U, XM, false, 0, 2, false, true, true>,
-                                      grid, threads, stream, pdl, args...));
-      return;
-    }
     if (det) {
       C10_CUDA_CHECK(launch_maybe_pdl(spense_mmasp_kernel<RT, NT, F, REG_U, XM, false, 0, 2, false, true>, grid,
                                       threads, stream, pdl, args...));
@@ -194,14 +188,6 @@ static int persist_mode() {
     return e == nullptr ? 0 : e[0] == '1' ? 1 : e[0] == '2' ? 2 : 0;
   }();
   return mode;
-}
-
-// SPENSE_MMASP_ACC2=1 (read once; written after e2e v25, not measured): the in-order-sum instantiation (DET) with two
-// accumulator sets, the steps of a round alternating between them (spense_mmasp_reg.cuh: ACC2); takes precedence over
-// SPENSE_MMASP_PERSIST
-static bool acc2_on() {
-  static const bool on = env_on("SPENSE_MMASP_ACC2");
-  return on;
 }
 
 // SPENSE_MMASP_DET=0 (read once): the register kernel's warps add their sums with shared-memory atomics

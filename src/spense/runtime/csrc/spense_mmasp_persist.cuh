@@ -89,17 +89,17 @@ spense_mmasp_persist_kernel(
   for (int bi = blockIdx.x; bi < nblk; bi += gridDim.x) {
     const Blk k = block_at(bi);
     const RowOut pre = first_row_out<RT, NT, FP8>(k.b, out_row, wscale, M);
-    float acc[1][RT][NT][4];
-    zero_acc<RT, NT>(acc[0]);
+    float acc[RT][NT][4];
+    zero_acc<RT, NT>(acc);
     for (int s0 = warp; s0 < k.nsp; s0 += W * U) {
       uint4 va[U][RT][NVS];
       uint32_t me[U][RT];
       int xb[U] = {};
       load_sparse_round<RT, U, NVS, VS>(va, me, xb, k.vbase, k.mbase, Ss, k.nsp, s0, W, sblk, lane);
-      sparse_round_math<RT, NT, FP8, U, NVS, XE, DS, XM, 1>(acc, va, me, xb, s0, W, k.nsp, xf, x, ldx, M, kx, lane);
+      sparse_round_math<RT, NT, FP8, U, NVS, XE, DS, XM>(acc, va, me, xb, s0, W, k.nsp, xf, x, ldx, M, kx, lane);
     }
     for (int s0 = warp; s0 < k.nde; s0 += W * U)
-      dense_round<RT, NT, FP8, U, NVD, VD, XE, DD, XM, 1>(acc, k.dbase, k.nde, s0, W, dblk, xf, x, ldx, M, kx, lane);
+      dense_round<RT, NT, FP8, U, NVD, VD, XE, DD, XM>(acc, k.dbase, k.nde, s0, W, dblk, xf, x, ldx, M, kx, lane);
     // the next block's first round asked into L2 during this block's sum and store, so that its first loads
     // are L2 hits (held in registers instead, it took ~45 more registers a thread through the sum)
     const bool more = bi + (int)gridDim.x < nblk;
@@ -108,7 +108,7 @@ spense_mmasp_persist_kernel(
     } else if (pdl == 1) {
       pdl_trigger();
     }
-    det_sum_store<RT, NT, FP8>(red, acc[0], warp, lane, W, k.b, out_row, wscale, y, ldy, M, pre);
+    det_sum_store<RT, NT, FP8>(red, acc, warp, lane, W, k.b, out_row, wscale, y, ldy, M, pre);
     if (more) __syncthreads();  // every thread has read red before the next block's partials are written
   }
 }

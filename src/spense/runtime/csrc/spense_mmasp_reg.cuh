@@ -80,10 +80,9 @@ __device__ __forceinline__ void load_sparse_round(uint4 (&va)[U][RT][NVS], uint3
     }
   }
 }
-// ... its MMAs: through the x ring of DS slots (XE > 0), or each step loading its x inside (XE == 0); step u adds
-// into accumulator set u % NA (NA = 2: two independent MMA chains, ACC2 below)
-template <int RT, int NT, int FP8, int U, int NVS, int XE, int DS, int XM, int NA>
-__device__ __forceinline__ void sparse_round_math(float (&acc)[NA][RT][NT][4], const uint4 (&va)[U][RT][NVS],
+// ... its MMAs: through the x ring of DS slots (XE > 0), or each step loading its x inside (XE == 0)
+template <int RT, int NT, int FP8, int U, int NVS, int XE, int DS, int XM>
+__device__ __forceinline__ void sparse_round_math(float (&acc)[RT][NT][4], const uint4 (&va)[U][RT][NVS],
                                                   const uint32_t (&me)[U][RT], const int (&xb)[U], int s0,
                                                   int stride, int nsp, const uint4* __restrict__ xf,
                                                   const __nv_bfloat16* __restrict__ x, int ldx, int M, int kx,
@@ -91,18 +90,17 @@ __device__ __forceinline__ void sparse_round_math(float (&acc)[NA][RT][NT][4], c
   if constexpr (XE == 0) {
 #pragma unroll
     for (int u = 0; u < U; ++u)
-      if (s0 + u * stride < nsp)
-        sparse_step<RT, NT, FP8, NVS, XM>(acc[u % NA], va[u], me[u], xb[u], xf, x, ldx, M, kx, lane);
+      if (s0 + u * stride < nsp) sparse_step<RT, NT, FP8, NVS, XM>(acc, va[u], me[u], xb[u], xf, x, ldx, M, kx, lane);
   } else {
     x_ring_round<U, DS, NT>(
         [&](int u) { return s0 + u * stride < nsp; },
         [&](int u, uint4 (&xs)[2][NT]) { load_xstep<NT, XM>(xs, xf, x, ldx, M, kx, lane, xb[u]); },
-        [&](int u, const uint4 (&xs)[2][NT]) { sparse_step_x<RT, NT, FP8, NVS>(acc[u % NA], va[u], me[u], xs); });
+        [&](int u, const uint4 (&xs)[2][NT]) { sparse_step_x<RT, NT, FP8, NVS>(acc, va[u], me[u], xs); });
   }
 }
 // One dense round: its weights into registers, then its MMAs (the x ring of DD slots, or XE == 0 as above)
-template <int RT, int NT, int FP8, int U, int NVD, int VD, int XE, int DD, int XM, int NA>
-__device__ __forceinline__ void dense_round(float (&acc)[NA][RT][NT][4], const uint4* dbase, int nde, int s0, int stride,
+template <int RT, int NT, int FP8, int U, int NVD, int VD, int XE, int DD, int XM>
+__device__ __forceinline__ void dense_round(float (&acc)[RT][NT][4], const uint4* dbase, int nde, int s0, int stride,
                                             const int* __restrict__ dblk, const uint4* __restrict__ xf,
                                             const __nv_bfloat16* __restrict__ x, int ldx, int M, int kx, int lane) {
   uint4 da[U][RT][NVD];
@@ -123,21 +121,17 @@ __device__ __forceinline__ void dense_round(float (&acc)[NA][RT][NT][4], const u
   if constexpr (XE == 0) {
 #pragma unroll
     for (int u = 0; u < U; ++u)
-      if (s0 + u * stride < nde) dense_step<RT, NT, FP8, NVD, XM>(acc[u % NA], da[u], xb[u], xf, x, ldx, M, kx, lane);
+      if (s0 + u * stride < nde) dense_step<RT, NT, FP8, NVD, XM>(acc, da[u], xb[u], xf, x, ldx, M, kx, lane);
   } else {
     x_ring_round<U, DD, NT>(
         [&](int u) { return s0 + u * stride < nde; },
         [&](int u, uint4 (&xs)[2][NT]) { load_xstep<NT, XM>(xs, xf, x, ldx, M, kx, lane, xb[u]); },
-        [&](int u, const uint4 (&xs)[2][NT]) { dense_step_x<RT, NT, FP8, NVD>(acc[u % NA], da[u], xs); });
+        [&](int u, const uint4 (&xs)[2][NT]) { dense_step_x<RT, NT, FP8, NVD>(acc, da[u], xs); });
   }
 }
 
-// ACC2 (SPENSE_MMASP_ACC2, with DET; written after e2e v25, not measured): the steps of a round add into two
-// accumulator sets in turn (u even / odd), added together before the warps' sum, so that a round's MMAs form two
-// independent chains instead of one (8 dependent mma.sp a sparse round of e4m3, 16 dense mma a dense round):
-// a test of whether that chain bounds a warp's rounds.  Another sum order: bits of its own, run to run the same.
 template <int RT, int NT, int FP8, int U, int XM, bool PF = false, int MINB = 0, int XD = 2, bool ROLES = false,
-          bool DET = false, bool ACC2 = false>
+          bool DET = false>
 __global__ void __launch_bounds__(MINB > 1 ? 128 : ((U > (FP8 && XD == 0 ? 8 : REG_U) || PF) ? 256 : 512), MINB)
 spense_mmasp_kernel(
     const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
@@ -170,10 +164,8 @@ spense_mmasp_kernel(
     for (int i = threadIdx.x; i < ROWS * NT * 8; i += blockDim.x) red[i] = 0.f;
   }
 
-  constexpr int NA = ACC2 ? 2 : 1;
-  float acc[NA][RT][NT][4];
-#pragma unroll
-  for (int a = 0; a < NA; ++a) zero_acc<RT, NT>(acc[a]);
+  float acc[RT][NT][4];
+  zero_acc<RT, NT>(acc);
   // out_row and wscale are written when the layer is loaded, never by the kernel launched just before
   // this one, so they may be read before pdl_wait
   const RowOut pre = first_row_out<RT, NT, FP8>(b, out_row, wscale, M);
@@ -242,7 +234,7 @@ spense_mmasp_kernel(
   // ---------------- sparse steps (64 K = 2 mma.sp per row tile) ----------------
   if (nsp && (!ROLES || ws >= 0)) {
     auto math_round = [&](int s0) {
-      sparse_round_math<RT, NT, FP8, U, NVS, XE, DS, XM, NA>(acc, va, me, xb, s0, WS, nsp, xf, x, ldx, M, kx, lane);
+      sparse_round_math<RT, NT, FP8, U, NVS, XE, DS, XM>(acc, va, me, xb, s0, WS, nsp, xf, x, ldx, M, kx, lane);
     };
     if (PF) {
       if (!first_loaded) load_round(ws, va, me, xb);
@@ -287,24 +279,16 @@ spense_mmasp_kernel(
   // ---------------- dense steps (64 K = 4 mma.m16n8k16 per row tile) ----------------
   if (nde && (!ROLES || wd >= 0)) {
     for (int s0 = wd; s0 < nde; s0 += WD * U)
-      dense_round<RT, NT, FP8, U, NVD, VD, XE, DD, XM, NA>(acc, dbase, nde, s0, WD, dblk, xf, x, ldx, M, kx, lane);
+      dense_round<RT, NT, FP8, U, NVD, VD, XE, DD, XM>(acc, dbase, nde, s0, WD, dblk, xf, x, ldx, M, kx, lane);
   }
   mmasp_trace(3);
-  if constexpr (ACC2) {
-#pragma unroll
-    for (int r = 0; r < RT; ++r)
-#pragma unroll
-      for (int n = 0; n < NT; ++n)
-#pragma unroll
-        for (int q = 0; q < 4; ++q) acc[0][r][n][q] += acc[1][r][n][q];
-  }
   if (pdl == 1) pdl_trigger();
   // ---------------- reduce over warps, write in place ----------------
   if constexpr (DET) {
-    det_sum_store<RT, NT, FP8>(red, acc[0], warp, lane, W, b, out_row, wscale, y, ldy, M, pre);
+    det_sum_store<RT, NT, FP8>(red, acc, warp, lane, W, b, out_row, wscale, y, ldy, M, pre);
   } else {
     __syncthreads();
-    add_partials<RT, NT>(red, acc[0], lane);
+    add_partials<RT, NT>(red, acc, lane);
     __syncthreads();
     store_rows<RT, NT, FP8>(red, b, out_row, wscale, y, ldy, M, pre);
   }
