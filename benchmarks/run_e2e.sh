@@ -107,8 +107,8 @@ done
 #     and lets the next kernel launch once its weights are read)
 ( export TORCHINDUCTOR_ENABLE_PDL=1; stage inductor_pdl 170 0 $M --gen $GEN --variants dense,spense0.25 )
 ( export TORCHINDUCTOR_ENABLE_PDL=1 SPENSE_MMASP_PDL=1; stage all_pdl 170 0 $M --gen $GEN --variants spense0.25 )
-#     the decode attention's two Triton kernels launched dependent too (SPENSE_ATTN_PDL=1), dense and Spense
-( export SPENSE_ATTN_PDL=1; stage attn_pdl 170 0 $M --gen $GEN --variants dense,spense0.25 )
+#     the decode attention's two Triton kernels launched plainly (SPENSE_ATTN_PDL=0; dependent since e2e v26), dense and Spense
+( export SPENSE_ATTN_PDL=0; stage attn_nopdl 170 0 $M --gen $GEN --variants dense,spense0.25 )
 #     M = 1 without x fragments (SPENSE_MMASP_XFRAG_PLAN_MIN_M=2): the register kernel reads x itself
 #     at B = 1 (its x ring covers x direct at NT = 1 since e2e v13) and the step loses the fragment
 #     builders; compare with spense_bf16 / spense_fp8 at B = 1

@@ -74,16 +74,18 @@ def test_split_length_rule():
         assert s == BLOCK or B * H * -(-L // (s // 2)) > MAX_PROGRAMS  # the smallest such split
 
 
-def test_pdl_needs_the_switch_and_no_interpreter(monkeypatch):
+def test_pdl_is_on_unless_switched_off_or_interpreted(monkeypatch):
     from spense.runtime.attention import pdl_on
 
-    monkeypatch.delenv("SPENSE_ATTN_PDL", raising=False)
-    assert not pdl_on(torch.device("cuda"))  # off by default: the device is not even asked
-    monkeypatch.setenv("SPENSE_ATTN_PDL", "1")
+    monkeypatch.setenv("SPENSE_ATTN_PDL", "0")
+    assert not pdl_on(torch.device("cuda"))  # switched off: the device is not even asked
+    monkeypatch.delenv("SPENSE_ATTN_PDL")
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     assert not pdl_on(torch.device("cuda"))
     monkeypatch.delenv("TRITON_INTERPRET")
-    assert not pdl_on(torch.device("cpu"))
+    assert not pdl_on(torch.device("cpu"))  # on by default, where the device has it
+    if torch.cuda.is_available():
+        assert pdl_on(torch.device("cuda")) == (torch.cuda.get_device_capability()[0] >= 9)
 
 
 @pytest.mark.gpu
