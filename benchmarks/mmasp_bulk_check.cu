@@ -28,8 +28,10 @@
 // with it: benchmarks/results/mmasp_bulk_2026-12-01.)
 // e4m3 at RT = 1 and at most 8 warps, last: reg_xf_det and reg_xp again on x's f16 operand x * 2^-8 ("reg_xf_det_h",
 // "reg_xp_h": the kernels' FP8 == 2, spense.runtime.xops.f16_x), and their relative difference from reg_xf_det
-// ("rel_h"; x's f16 operand is exact but below |x| = 2^-6); at 4 warps, reg_xp_h bounded to 7 resident CTAs a SM
-// ("reg_xp_h_occ7": 72 registers, no spill, against 80 and 6 CTAs; the same bits as reg_xp_h).
+// ("rel_h"; x's f16 operand is exact but below |x| = 2^-6); then, at RT = 1 and at most 8 warps, the kernel the
+// extension runs at this M with its prologue reordered ("early1", "early3": spense_mmasp_reg.cuh's EARLY; the same
+// bits).  (A column "reg_xp_h_occ7", reg_xp_h bounded to 7 CTAs of 4 warps a SM at 72 registers, ran on 2026-12-02
+// within -3 %..+13 % of reg_xp_h at 4 warps and was removed: benchmarks/results/wgsd_2026-12-02, folder at.)
 // Built with -DSPENSE_MMASP_TRACE (a second binary: the timed kernels of the plain build stay as the extension's), it
 // also prints a "trace" line: one launch's timeline of the in-order-sum kernel's CTAs (entry spread, the first
 // round's latency, the body, the sum and store, the tail after the last CTA's entry; spense_mmasp_reg.cuh).
@@ -41,6 +43,7 @@
 #include <vector>
 #include <random>
 #include <algorithm>
+#include <type_traits>
 
 #include "spense_mmasp_common.cuh"
 #include "spense_mmasp_reg.cuh"
@@ -171,12 +174,20 @@ void run(const Args& a, std::mt19937& rng) {
     if constexpr (RT == 1 && FP8)
       launch(spense_mmasp_kernel<RT, NT, 2, UD, X_PERM, false, 0, 2, false, true>, c, y, nullptr, xph);
   };
-  // reg_xp_h bounded to 7 resident CTAs of 4 warps per SM (ptxas: 72 registers at NT = 1 with no spill, against 80 and
-  // 6 CTAs unbounded): whether more resident warps speed the e4m3 kernel (4 warps only; the same bits as reg_xp_h)
-  auto reg_xp_h_occ = [&](int c, __nv_bfloat16* y) {
-    if constexpr (RT == 1 && FP8)
-      launch(spense_mmasp_kernel<RT, NT, 2, UD, X_PERM, false, 7, 2, false, true>, c, y, nullptr, xph);
+  // the DET kernel as the extension runs it (x_perm at M = 1, else fragments; e4m3 on x's f16 operand) with its
+  // prologue reordered, EARLY (spense_mmasp_reg.cuh): 1, the first round's loads before the rows' scales are read;
+  // 3, also each warp's next round asked into L2 before a round's MMAs ("early1", "early3"; the same bits as "ext",
+  // reg_xp / reg_xf_det / reg_xp_h / reg_xf_det_h, whichever the line's dtype and M take)
+  auto ext_early = [&](auto early, int c, __nv_bfloat16* y) {
+    constexpr int E = decltype(early)::value, F = FP8 ? 2 : 0;
+    if constexpr (RT == 1) {
+      if (with_xp && a.M == 1)
+        launch(spense_mmasp_kernel<RT, NT, F, UD, X_PERM, false, 0, 2, false, true, E>, c, y, nullptr, FP8 ? xph : xp);
+      else launch(spense_mmasp_kernel<RT, NT, F, UD, X_FRAGS, false, 0, 2, false, true, E>, c, y, FP8 ? xfh : xf);
+    }
   };
+  auto early1 = [&](int c, __nv_bfloat16* y) { ext_early(std::integral_constant<int, 1>{}, c, y); };
+  auto early3 = [&](int c, __nv_bfloat16* y) { ext_early(std::integral_constant<int, 3>{}, c, y); };
   // twice the steps in flight per warp (U = 8), x fragments
   auto reg_xf2 = [&](int c, __nv_bfloat16* y) { launch(spense_mmasp_kernel<RT, NT, FP8, 2 * UD, X_FRAGS>, c, y, xf); };
   // software-pipelined (PF: round r+1 loaded before round r's math), x fragments
@@ -254,10 +265,12 @@ void run(const Args& a, std::mt19937& rng) {
   output_of(with_h, reg_xf_det_h, h15);
   output_of(with_h && with_xp, reg_xp_h, h16);
   if (with_h && with_xp && h15 != h16) { fprintf(stderr, "MISMATCH: reg_xp_h differs from reg_xf_det_h\n"); exit(2); }
-  const bool with_hocc = with_h && with_xp && with_occ;
-  std::vector<uint16_t> h17(h0.size());
-  output_of(with_hocc, reg_xp_h_occ, h17);
-  if (with_hocc && h17 != h16) { fprintf(stderr, "MISMATCH: reg_xp_h_occ differs from reg_xp_h\n"); exit(2); }
+  // the "ext" column: the DET kernel with the x form the extension takes at this M
+  const std::vector<uint16_t>& ext_bits = with_xp && a.M == 1 ? (FP8 ? h16 : h14) : (FP8 ? h15 : h12);
+  std::vector<uint16_t> h17(h0.size()), h18(h0.size());
+  output_of(with_det, early1, h17);
+  output_of(with_det, early3, h18);
+  if (with_det && (h17 != ext_bits || h18 != ext_bits)) { fprintf(stderr, "MISMATCH: early1/3 differ from ext\n"); exit(2); }
   double rel_h = 0;
   int bad_h = 0;
   if (with_h) {
@@ -309,7 +322,8 @@ void run(const Args& a, std::mt19937& rng) {
               t_occ = with_occ ? timeit(reg_xf_occ) : -1.f, t_x0 = timeit(reg_xf_x0), t_x4 = timeit(reg_xf_x4),
               t_roles = timeit(reg_xf_roles), t_det = with_det ? timeit(reg_xf_det) : -1.f,
               t_xp = with_xp ? timeit(reg_xp) : -1.f, t_xfh = with_h ? timeit(reg_xf_det_h) : -1.f,
-              t_xph = with_h && with_xp ? timeit(reg_xp_h) : -1.f, t_xpo = with_hocc ? timeit(reg_xp_h_occ) : -1.f;
+              t_xph = with_h && with_xp ? timeit(reg_xp_h) : -1.f, t_e1 = with_det ? timeit(early1) : -1.f,
+              t_e3 = with_det ? timeit(early3) : -1.f;
   // copy bandwidth (read + write) of 1 GiB, same run
   void *c0, *c1; const size_t cb = 1ull << 30; CK(cudaMalloc(&c0, cb)); CK(cudaMalloc(&c1, cb));
   CK(cudaMemcpy(c1, c0, cb, cudaMemcpyDeviceToDevice));
@@ -322,14 +336,14 @@ void run(const Args& a, std::mt19937& rng) {
          "xs %.2f us %.0f GB/s | xs_sk%d %.2f us %.0f GB/s | reg_xf_occ %.2f us %.0f GB/s | "
          "reg_xf_x0 %.2f us %.0f GB/s | reg_xf_x4 %.2f us %.0f GB/s | reg_xf_roles %.2f us %.0f GB/s | "
          "reg_xf_det %.2f us %.0f GB/s | reg_xp %.2f us %.0f GB/s | rel_h %.2e | reg_xf_det_h %.2f us %.0f GB/s | "
-         "reg_xp_h %.2f us %.0f GB/s | reg_xp_h_occ7 %.2f us %.0f GB/s\n",
+         "reg_xp_h %.2f us %.0f GB/s | early1 %.2f us %.0f GB/s | early3 %.2f us %.0f GB/s\n",
          a.N, a.K, a.dfrac, a.axis, a.fp8, a.M, RT, a.warps, a.stages, a.xfrag, a.pdl, rel, bad, t_reg,
          wbytes / (t_reg * 1e3), t_regxf, wbytes / (t_regxf * 1e3), t_bulk, wbytes / (t_bulk * 1e3),
          t_reg / t_bulk, copy_gbs, wbytes / 1e6, copies, t_regxf2, wbytes / (t_regxf2 * 1e3), t_pf,
          wbytes / (t_pf * 1e3), t_xs, wbytes / (t_xs * 1e3), xs_ks, t_xs_sk, wbytes / (t_xs_sk * 1e3), t_occ,
          wbytes / (t_occ * 1e3), t_x0, wbytes / (t_x0 * 1e3), t_x4, wbytes / (t_x4 * 1e3), t_roles,
          wbytes / (t_roles * 1e3), t_det, wbytes / (t_det * 1e3), t_xp, wbytes / (t_xp * 1e3), rel_h, t_xfh,
-         wbytes / (t_xfh * 1e3), t_xph, wbytes / (t_xph * 1e3), t_xpo, wbytes / (t_xpo * 1e3));
+         wbytes / (t_xfh * 1e3), t_xph, wbytes / (t_xph * 1e3), t_e1, wbytes / (t_e1 * 1e3), t_e3, wbytes / (t_e3 * 1e3));
 #ifdef SPENSE_MMASP_TRACE
   // one launch's timeline (spense_mmasp_reg.cuh: mmasp_trace), after three untraced ones on other weight copies: the
   // in-order-sum kernel as the extension runs it (x_perm at M = 1, else fragments; e4m3 on x's f16 operand), in us
@@ -386,6 +400,7 @@ void run(const Args& a, std::mt19937& rng) {
     else if (with_h) traced(reg_xf_det_h, "reg_xf_det_h");
     else if (with_xp && a.M == 1) traced(reg_xp, "reg_xp");
     else traced(reg_xf_det, "reg_xf_det");
+    traced(early3, "early3");
     cudaFree(tr);
   }
 #endif

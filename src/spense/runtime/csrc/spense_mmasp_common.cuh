@@ -411,7 +411,7 @@ __device__ __forceinline__ RowOut first_row_out(int b, const int* __restrict__ o
   RowOut p{-1, 1.f};
   if (i < ROWS * NT * 8 && i % (NT * 8) < M) {
     p.o = __ldg(out_row + b * ROWS + i / (NT * 8));
-    if (FP8 && p.o >= 0) p.s = __ldg(wscale + p.o) * fp8_unscale<FP8>();
+    if (FP8 && p.o >= 0) p.s = __ldg(wscale + p.o);  // x fp8_unscale at the store: no wait for it here
   }
   return p;
 }
@@ -430,7 +430,7 @@ __device__ __forceinline__ void store_rows_of(Val val, int b, const int* __restr
       const int o = ahead ? pre.o : out_row[b * ROWS + row];
       if (o >= 0) {
         float v = val(i);
-        if (FP8) v *= ahead ? pre.s : __ldg(wscale + o) * fp8_unscale<FP8>();
+        if (FP8) v *= (ahead ? pre.s : __ldg(wscale + o)) * fp8_unscale<FP8>();
         y[(size_t)tok * ldy + o] = __float2bfloat16(v);
       }
     }

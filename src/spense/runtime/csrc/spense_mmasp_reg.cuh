@@ -80,6 +80,38 @@ __device__ __forceinline__ void load_sparse_round(uint4 (&va)[U][RT][NVS], uint3
     }
   }
 }
+// EARLY & 2: ask for a round's weights into L2 (no registers), the round after the one whose MMAs come next.
+// Its addresses took e4m3 at NT = 1 from 80 to 84-86 registers (ptxas -v), i.e. 2 CTAs of 8 warps a SM instead
+// of 3 (registers go by 8 a thread): an EARLY e4m3 DET kernel at NT = 1 is bound to 3 CTAs of REG_DET_W warps.
+template <int RT, int U, int NVS, int VS>
+__device__ __forceinline__ void prefetch_sparse_round(const uint4* vbase, const uint32_t* mbase, int Ss, int nsp,
+                                                      int s0, int stride, int lane) {
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    const int s = s0 + u * stride;
+    if (s < nsp) {
+#pragma unroll
+      for (int r = 0; r < RT; ++r) {
+        const uint4* p = vbase + ((size_t)r * Ss + s) * VS + lane;
+#pragma unroll
+        for (int v = 0; v < NVS; ++v) prefetch_l2(p + 32 * v);
+        prefetch_l2(mbase + ((size_t)r * Ss + s) * 32 + lane);
+      }
+    }
+  }
+}
+template <int RT, int U, int NVD, int VD>
+__device__ __forceinline__ void prefetch_dense_round(const uint4* dbase, int nde, int s0, int stride, int lane) {
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    const int s = s0 + u * stride;
+#pragma unroll
+    for (int r = 0; r < RT; ++r)
+      if (s < nde)
+#pragma unroll
+        for (int j = 0; j < NVD; ++j) prefetch_l2(dbase + ((size_t)r * nde + s) * VD + lane + 32 * j);
+  }
+}
 // ... its MMAs: through the x ring of DS slots (XE > 0), or each step loading its x inside (XE == 0)
 template <int RT, int NT, int FP8, int U, int NVS, int XE, int DS, int XM>
 __device__ __forceinline__ void sparse_round_math(float (&acc)[RT][NT][4], const uint4 (&va)[U][RT][NVS],
@@ -98,8 +130,9 @@ __device__ __forceinline__ void sparse_round_math(float (&acc)[RT][NT][4], const
         [&](int u, const uint4 (&xs)[2][NT]) { sparse_step_x<RT, NT, FP8, NVS>(acc, va[u], me[u], xs); });
   }
 }
-// One dense round: its weights into registers, then its MMAs (the x ring of DD slots, or XE == 0 as above)
-template <int RT, int NT, int FP8, int U, int NVD, int VD, int XE, int DD, int XM>
+// One dense round: its weights into registers, then its MMAs (the x ring of DD slots, or XE == 0 as above);
+// PFN: the next dense round of this warp asked into L2 between the two
+template <int RT, int NT, int FP8, int U, int NVD, int VD, int XE, int DD, int XM, bool PFN = false>
 __device__ __forceinline__ void dense_round(float (&acc)[RT][NT][4], const uint4* dbase, int nde, int s0, int stride,
                                             const int* __restrict__ dblk, const uint4* __restrict__ xf,
                                             const __nv_bfloat16* __restrict__ x, int ldx, int M, int kx, int lane) {
@@ -118,6 +151,7 @@ __device__ __forceinline__ void dense_round(float (&acc)[RT][NT][4], const uint4
       }
     }
   }
+  if constexpr (PFN) prefetch_dense_round<RT, U, NVD, VD>(dbase, nde, s0 + U * stride, stride, lane);
   if constexpr (XE == 0) {
 #pragma unroll
     for (int u = 0; u < U; ++u)
@@ -131,8 +165,10 @@ __device__ __forceinline__ void dense_round(float (&acc)[RT][NT][4], const uint4
 }
 
 template <int RT, int NT, int FP8, int U, int XM, bool PF = false, int MINB = 0, int XD = 2, bool ROLES = false,
-          bool DET = false>
-__global__ void __launch_bounds__(MINB > 1 ? 128 : ((U > (FP8 && XD == 0 ? 8 : REG_U) || PF) ? 256 : 512), MINB)
+          bool DET = false, int EARLY = 0>
+__global__ void __launch_bounds__(MINB > 1 ? 128 : (EARLY && DET && FP8 && NT == 1) ? REG_DET_W * 32
+                                  : ((U > (FP8 && XD == 0 ? 8 : REG_U) || PF) ? 256 : 512),
+                                  MINB > 1 ? MINB : (EARLY && DET && FP8 && NT == 1) ? 3 : MINB)
 spense_mmasp_kernel(
     const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
     const __nv_bfloat16* __restrict__ x, const uint4* __restrict__ xf, int ldx, int M, int kx,
@@ -168,7 +204,10 @@ spense_mmasp_kernel(
   zero_acc<RT, NT>(acc);
   // out_row and wscale are written when the layer is loaded, never by the kernel launched just before
   // this one, so they may be read before pdl_wait
-  const RowOut pre = first_row_out<RT, NT, FP8>(b, out_row, wscale, M);
+  // EARLY & 1: read after the first round's loads are issued (FP8: the scale's load waits for the row's, and
+  // the warps of threads < ROWS * NT * 8 would wait with it, ~0.5 us of a CTA's start; harness trace)
+  RowOut pre{-1, 1.f};
+  if constexpr (!(EARLY & 1)) pre = first_row_out<RT, NT, FP8>(b, out_row, wscale, M);
 
   int nsp, nde;
   const uint4* dbase;
@@ -210,11 +249,11 @@ spense_mmasp_kernel(
   // indices are written at load time, never by the kernel before), or, on a CTA of dense steps alone, ask
   // for its first round into L2; then wait for x.  The first round's DRAM round trip overlaps the end of
   // the kernel that writes x and this launch, instead of following them.
-  const bool first_loaded = pdl && nsp > 0 && (!ROLES || ws >= 0);
-  if (pdl) {
-    if (first_loaded) {
-      load_round(ws, va, me, xb);
-    } else if (nsp == 0) {
+  // EARLY & 1 does so also without the dependent launch
+  const bool first_loaded = (pdl || (EARLY & 1)) && nsp > 0 && (!ROLES || ws >= 0);
+  if (first_loaded) load_round(ws, va, me, xb);
+  if (pdl || (EARLY & 2)) {
+    if (nsp == 0) {
 #pragma unroll
       for (int u = 0; u < U; ++u) {
         const int s = warp + u * W;
@@ -227,6 +266,9 @@ spense_mmasp_kernel(
           }
       }
     }
+  }
+  if constexpr (EARLY & 1) pre = first_row_out<RT, NT, FP8>(b, out_row, wscale, M);
+  if (pdl) {
     pdl_wait();
     if (pdl == 2) pdl_trigger();  // SPENSE_MMASP_PDL=2: the next kernel may launch now (it waits for y itself)
   }
@@ -271,6 +313,10 @@ spense_mmasp_kernel(
     } else {
       for (int s0 = ws; s0 < nsp; s0 += WS * U) {
         if (s0 != ws || !first_loaded) load_round(s0, va, me, xb);
+        if constexpr ((EARLY & 2) != 0) {  // the next round, or past the last one the first dense round, into L2
+          if (s0 + WS * U < nsp) prefetch_sparse_round<RT, U, NVS, VS>(vbase, mbase, Ss, nsp, s0 + WS * U, WS, lane);
+          else if (nde && (!ROLES || wd >= 0)) prefetch_dense_round<RT, U, NVD, VD>(dbase, nde, wd, WD, lane);
+        }
         math_round(s0);
         if (s0 == ws) mmasp_trace(2);
       }
@@ -279,7 +325,8 @@ spense_mmasp_kernel(
   // ---------------- dense steps (64 K = 4 mma.m16n8k16 per row tile) ----------------
   if (nde && (!ROLES || wd >= 0)) {
     for (int s0 = wd; s0 < nde; s0 += WD * U)
-      dense_round<RT, NT, FP8, U, NVD, VD, XE, DD, XM>(acc, dbase, nde, s0, WD, dblk, xf, x, ldx, M, kx, lane);
+      dense_round<RT, NT, FP8, U, NVD, VD, XE, DD, XM, (EARLY & 2) != 0>(acc, dbase, nde, s0, WD, dblk, xf, x, ldx, M,
+                                                                        kx, lane);
   }
   mmasp_trace(3);
   if (pdl == 1) pdl_trigger();
