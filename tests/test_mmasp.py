@@ -361,6 +361,28 @@ torch.save(out, sys.argv[1])
 """
 
 
+def _same_bits_in_each_env(tmp_path, runs):
+    """_PERSIST_RUN's outputs in one process per entry of runs (name: extra environment; the kernels' switches
+    are read once per process), each the same bits as the first entry's"""
+    import os
+    import subprocess
+    import sys
+
+    res = {}
+    for name, extra in runs.items():
+        path = tmp_path / f"y{name}.pt"
+        env = dict(os.environ, **extra)
+        r = subprocess.run([sys.executable, "-c", _PERSIST_RUN, str(path), str(Path(__file__).parent)], env=env,
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, (name, r.stderr[-2000:])
+        res[name] = torch.load(path)
+    first = next(iter(runs))
+    assert all(res[n].keys() == res[first].keys() for n in runs) and len(res[first]) > 40
+    for k, y in res[first].items():
+        for n in runs:
+            assert torch.equal(y, res[n][k]), (n, k)
+
+
 @pytest.mark.gpu
 @gpu
 def test_gpu_mmasp_persistent_form_gives_the_same_bits(tmp_path):
@@ -369,21 +391,17 @@ def test_gpu_mmasp_persistent_form_gives_the_same_bits(tmp_path):
     one-block kernel and the sums met in the same order, so the outputs are the same bits: x in bf16 or as its
     f16 operand (fragments and x_perm), RT 1 / 2, 4 / 8 warps, M = 1, 7, 16, cols and rows layouts (bf16
     weights keep the one-block kernel either way); and so does "2", which takes it where the grid fits in one
-    wave.  (The switch is read once per process: one process each.)"""
-    import os
-    import subprocess
-    import sys
+    wave."""
+    _same_bits_in_each_env(tmp_path, {"0": {}, "p1": {"SPENSE_MMASP_PERSIST": "1"},
+                                      "p2": {"SPENSE_MMASP_PERSIST": "2"}})
 
-    res = {}
-    runs = {"0": {}, "p1": {"SPENSE_MMASP_PERSIST": "1"}, "p2": {"SPENSE_MMASP_PERSIST": "2"}}
-    for name, extra in runs.items():
-        path = tmp_path / f"y{name}.pt"
-        env = dict(os.environ, **extra)
-        r = subprocess.run([sys.executable, "-c", _PERSIST_RUN, str(path), str(Path(__file__).parent)], env=env,
-                           capture_output=True, text=True, timeout=600)
-        assert r.returncode == 0, (name, r.stderr[-2000:])
-        res[name] = torch.load(path)
-    assert all(res[n].keys() == res["0"].keys() for n in runs) and len(res["0"]) > 40
-    for k, y in res["0"].items():
-        for n in runs:
-            assert torch.equal(y, res[n][k]), (n, k)
+
+@pytest.mark.gpu
+@gpu
+def test_gpu_mmasp_early_prologue_gives_the_same_bits(tmp_path):
+    """SPENSE_MMASP_EARLY (spense_mmasp_reg.cuh: EARLY = 3, the first round's loads before the rows' scales are
+    read, each warp's next round asked into L2) changes when bytes are asked for, not which are added in which
+    order: the same bits with it off ("0"), where the default takes it (bf16; e4m3 on one-wave grids: 512 rows
+    here, not 32768) and everywhere ("3"), over _PERSIST_RUN's cases"""
+    _same_bits_in_each_env(tmp_path, {"0": {"SPENSE_MMASP_EARLY": "0"}, "auto": {},
+                                      "3": {"SPENSE_MMASP_EARLY": "3"}})

@@ -82,7 +82,7 @@ __device__ __forceinline__ void load_sparse_round(uint4 (&va)[U][RT][NVS], uint3
 }
 // EARLY & 2: ask for a round's weights into L2 (no registers), the round after the one whose MMAs come next.
 // Its addresses took e4m3 at NT = 1 from 80 to 84-86 registers (ptxas -v), i.e. 2 CTAs of 8 warps a SM instead
-// of 3 (registers go by 8 a thread): an EARLY e4m3 DET kernel at NT = 1 is bound to 3 CTAs of REG_DET_W warps.
+// of 3 (registers go by 8 a thread): an EARLY e4m3 DET kernel at RT = NT = 1 is bound to 3 CTAs of REG_DET_W warps.
 template <int RT, int U, int NVS, int VS>
 __device__ __forceinline__ void prefetch_sparse_round(const uint4* vbase, const uint32_t* mbase, int Ss, int nsp,
                                                       int s0, int stride, int lane) {
@@ -166,9 +166,9 @@ __device__ __forceinline__ void dense_round(float (&acc)[RT][NT][4], const uint4
 
 template <int RT, int NT, int FP8, int U, int XM, bool PF = false, int MINB = 0, int XD = 2, bool ROLES = false,
           bool DET = false, int EARLY = 0>
-__global__ void __launch_bounds__(MINB > 1 ? 128 : (EARLY && DET && FP8 && NT == 1) ? REG_DET_W * 32
+__global__ void __launch_bounds__(MINB > 1 ? 128 : (EARLY && DET && FP8 && RT == 1 && NT == 1) ? REG_DET_W * 32
                                   : ((U > (FP8 && XD == 0 ? 8 : REG_U) || PF) ? 256 : 512),
-                                  MINB > 1 ? MINB : (EARLY && DET && FP8 && NT == 1) ? 3 : MINB)
+                                  MINB > 1 ? MINB : (EARLY && DET && FP8 && RT == 1 && NT == 1) ? 3 : MINB)
 spense_mmasp_kernel(
     const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
     const __nv_bfloat16* __restrict__ x, const uint4* __restrict__ xf, int ldx, int M, int kx,
