@@ -29,8 +29,8 @@
 // e4m3 at RT = 1 and at most 8 warps, last: reg_xf_det and reg_xp again on x's f16 operand x * 2^-8 ("reg_xf_det_h",
 // "reg_xp_h": the kernels' FP8 == 2, spense.runtime.xops.f16_x), and their relative difference from reg_xf_det
 // ("rel_h"; x's f16 operand is exact but below |x| = 2^-6); then, at RT = 1 and at most 8 warps, the kernel the
-// extension runs at this M with its prologue reordered ("early1", "early3": spense_mmasp_reg.cuh's EARLY; the same
-// bits).  (A column "reg_xp_h_occ7", reg_xp_h bounded to 7 CTAs of 4 warps a SM at 72 registers, ran on 2026-12-02
+// extension runs at this M with its prologue reordered ("early1" .. "early9": spense_mmasp_reg.cuh's EARLY;
+// the same bits).  (A column "reg_xp_h_occ7", reg_xp_h bounded to 7 CTAs of 4 warps a SM at 72 registers, ran on 2026-12-02
 // within -3 %..+13 % of reg_xp_h at 4 warps and was removed: benchmarks/results/wgsd_2026-12-02, folder at.)
 // Built with -DSPENSE_MMASP_TRACE (a second binary: the timed kernels of the plain build stay as the extension's), it
 // also prints a "trace" line: one launch's timeline of the in-order-sum kernel's CTAs (entry spread, the first
@@ -44,6 +44,7 @@
 #include <random>
 #include <algorithm>
 #include <type_traits>
+#include <map>
 
 #include "spense_mmasp_common.cuh"
 #include "spense_mmasp_reg.cuh"
@@ -128,10 +129,11 @@ void run(const Args& a, std::mt19937& rng) {
   // start its weight stream while the one before it finishes)
   const dim3 block(32 * a.warps);
   // one launch of a register-kernel instantiation on weight copy c (x through xfp if not null)
-  auto launch = [&](auto kernel, int c, __nv_bfloat16* y, const uint4* xfp, const __nv_bfloat16* xx = nullptr) {
+  auto launch = [&](auto kernel, int c, __nv_bfloat16* y, const uint4* xfp, const __nv_bfloat16* xx = nullptr,
+                    int hi = 0) {  // hi: the last argument's bits from 8 up (EARLY & 4: the CTAs resident at once)
     CK(launch_maybe_pdl(kernel, grid, block, 0, a.pdl != 0, sv + nsv * c, sm + nsm * c, dv + ndv * c,
                         xx != nullptr ? xx : x, xfp, kx, a.M, kx, d_sblk, d_dblk, d_orow, ws, y, a.N, Bs, Bd, Ss,
-                        SdA, SdB, a.pdl));
+                        SdA, SdB, a.pdl | hi << 8));
   };
   constexpr int UD = REG_U;  // the steps per round that the extension builds
   auto reg_x = [&](int c, __nv_bfloat16* y, const uint4* xfp) {
@@ -178,16 +180,32 @@ void run(const Args& a, std::mt19937& rng) {
   // prologue reordered, EARLY (spense_mmasp_reg.cuh): 1, the first round's loads before the rows' scales are read;
   // 3, also each warp's next round asked into L2 before a round's MMAs ("early1", "early3"; the same bits as "ext",
   // reg_xp / reg_xf_det / reg_xp_h / reg_xf_det_h, whichever the line's dtype and M take)
+  // (and 7, "early7": 3 and the first round of the CTA that follows on the same SM, into L2; 9, "early9": 1 and all
+  // of the warp's later rounds into L2 at the start; harness only)
+  std::map<const void*, int> resident_of;  // CTAs of a kernel resident on the GPU at once, at this run's block size
+  auto resident = [&](auto kernel) {
+    int& n = resident_of[(const void*)kernel];
+    if (n == 0) {
+      int occ = 0, sms = 0;
+      CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, kernel, (int)block.x, 0));
+      CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+      n = occ * sms;
+    }
+    return n;
+  };
   auto ext_early = [&](auto early, int c, __nv_bfloat16* y) {
-    constexpr int E = decltype(early)::value, F = FP8 ? 2 : 0;
     if constexpr (RT == 1) {
-      if (with_xp && a.M == 1)
-        launch(spense_mmasp_kernel<RT, NT, F, UD, X_PERM, false, 0, 2, false, true, E>, c, y, nullptr, FP8 ? xph : xp);
-      else launch(spense_mmasp_kernel<RT, NT, F, UD, X_FRAGS, false, 0, 2, false, true, E>, c, y, FP8 ? xfh : xf);
+      constexpr int E = decltype(early)::value, F = FP8 ? 2 : 0;
+      constexpr auto kp = spense_mmasp_kernel<RT, NT, F, UD, X_PERM, false, 0, 2, false, true, E>;
+      constexpr auto kf = spense_mmasp_kernel<RT, NT, F, UD, X_FRAGS, false, 0, 2, false, true, E>;
+      if (with_xp && a.M == 1) launch(kp, c, y, nullptr, FP8 ? xph : xp, E & 4 ? resident(kp) : 0);
+      else launch(kf, c, y, FP8 ? xfh : xf, nullptr, E & 4 ? resident(kf) : 0);
     }
   };
   auto early1 = [&](int c, __nv_bfloat16* y) { ext_early(std::integral_constant<int, 1>{}, c, y); };
   auto early3 = [&](int c, __nv_bfloat16* y) { ext_early(std::integral_constant<int, 3>{}, c, y); };
+  auto early7 = [&](int c, __nv_bfloat16* y) { ext_early(std::integral_constant<int, 7>{}, c, y); };
+  auto early9 = [&](int c, __nv_bfloat16* y) { ext_early(std::integral_constant<int, 9>{}, c, y); };
   // twice the steps in flight per warp (U = 8), x fragments
   auto reg_xf2 = [&](int c, __nv_bfloat16* y) { launch(spense_mmasp_kernel<RT, NT, FP8, 2 * UD, X_FRAGS>, c, y, xf); };
   // software-pipelined (PF: round r+1 loaded before round r's math), x fragments
@@ -267,10 +285,15 @@ void run(const Args& a, std::mt19937& rng) {
   if (with_h && with_xp && h15 != h16) { fprintf(stderr, "MISMATCH: reg_xp_h differs from reg_xf_det_h\n"); exit(2); }
   // the "ext" column: the DET kernel with the x form the extension takes at this M
   const std::vector<uint16_t>& ext_bits = with_xp && a.M == 1 ? (FP8 ? h16 : h14) : (FP8 ? h15 : h12);
-  std::vector<uint16_t> h17(h0.size()), h18(h0.size());
+  std::vector<uint16_t> h17(h0.size()), h18(h0.size()), h19(h0.size()), h20(h0.size());
   output_of(with_det, early1, h17);
   output_of(with_det, early3, h18);
-  if (with_det && (h17 != ext_bits || h18 != ext_bits)) { fprintf(stderr, "MISMATCH: early1/3 differ from ext\n"); exit(2); }
+  output_of(with_det, early7, h19);
+  output_of(with_det, early9, h20);
+  if (with_det && (h17 != ext_bits || h18 != ext_bits || h19 != ext_bits || h20 != ext_bits)) {
+    fprintf(stderr, "MISMATCH: early1/3/7/9 differ from ext\n");
+    exit(2);
+  }
   double rel_h = 0;
   int bad_h = 0;
   if (with_h) {
@@ -323,7 +346,8 @@ void run(const Args& a, std::mt19937& rng) {
               t_roles = timeit(reg_xf_roles), t_det = with_det ? timeit(reg_xf_det) : -1.f,
               t_xp = with_xp ? timeit(reg_xp) : -1.f, t_xfh = with_h ? timeit(reg_xf_det_h) : -1.f,
               t_xph = with_h && with_xp ? timeit(reg_xp_h) : -1.f, t_e1 = with_det ? timeit(early1) : -1.f,
-              t_e3 = with_det ? timeit(early3) : -1.f;
+              t_e3 = with_det ? timeit(early3) : -1.f, t_e7 = with_det ? timeit(early7) : -1.f,
+              t_e9 = with_det ? timeit(early9) : -1.f;
   // copy bandwidth (read + write) of 1 GiB, same run
   void *c0, *c1; const size_t cb = 1ull << 30; CK(cudaMalloc(&c0, cb)); CK(cudaMalloc(&c1, cb));
   CK(cudaMemcpy(c1, c0, cb, cudaMemcpyDeviceToDevice));
@@ -336,14 +360,16 @@ void run(const Args& a, std::mt19937& rng) {
          "xs %.2f us %.0f GB/s | xs_sk%d %.2f us %.0f GB/s | reg_xf_occ %.2f us %.0f GB/s | "
          "reg_xf_x0 %.2f us %.0f GB/s | reg_xf_x4 %.2f us %.0f GB/s | reg_xf_roles %.2f us %.0f GB/s | "
          "reg_xf_det %.2f us %.0f GB/s | reg_xp %.2f us %.0f GB/s | rel_h %.2e | reg_xf_det_h %.2f us %.0f GB/s | "
-         "reg_xp_h %.2f us %.0f GB/s | early1 %.2f us %.0f GB/s | early3 %.2f us %.0f GB/s\n",
+         "reg_xp_h %.2f us %.0f GB/s | early1 %.2f us %.0f GB/s | early3 %.2f us %.0f GB/s | early7 %.2f us %.0f GB/s | "
+         "early9 %.2f us %.0f GB/s\n",
          a.N, a.K, a.dfrac, a.axis, a.fp8, a.M, RT, a.warps, a.stages, a.xfrag, a.pdl, rel, bad, t_reg,
          wbytes / (t_reg * 1e3), t_regxf, wbytes / (t_regxf * 1e3), t_bulk, wbytes / (t_bulk * 1e3),
          t_reg / t_bulk, copy_gbs, wbytes / 1e6, copies, t_regxf2, wbytes / (t_regxf2 * 1e3), t_pf,
          wbytes / (t_pf * 1e3), t_xs, wbytes / (t_xs * 1e3), xs_ks, t_xs_sk, wbytes / (t_xs_sk * 1e3), t_occ,
          wbytes / (t_occ * 1e3), t_x0, wbytes / (t_x0 * 1e3), t_x4, wbytes / (t_x4 * 1e3), t_roles,
          wbytes / (t_roles * 1e3), t_det, wbytes / (t_det * 1e3), t_xp, wbytes / (t_xp * 1e3), rel_h, t_xfh,
-         wbytes / (t_xfh * 1e3), t_xph, wbytes / (t_xph * 1e3), t_e1, wbytes / (t_e1 * 1e3), t_e3, wbytes / (t_e3 * 1e3));
+         wbytes / (t_xfh * 1e3), t_xph, wbytes / (t_xph * 1e3), t_e1, wbytes / (t_e1 * 1e3), t_e3, wbytes / (t_e3 * 1e3), t_e7,
+         wbytes / (t_e7 * 1e3), t_e9, wbytes / (t_e9 * 1e3));
 #ifdef SPENSE_MMASP_TRACE
   // one launch's timeline (spense_mmasp_reg.cuh: mmasp_trace), after three untraced ones on other weight copies: the
   // in-order-sum kernel as the extension runs it (x_perm at M = 1, else fragments; e4m3 on x's f16 operand), in us

@@ -401,7 +401,7 @@ def test_gpu_mmasp_persistent_form_gives_the_same_bits(tmp_path):
 def test_gpu_mmasp_early_prologue_gives_the_same_bits(tmp_path):
     """SPENSE_MMASP_EARLY (spense_mmasp_reg.cuh: EARLY = 3, the first round's loads before the rows' scales are
     read, each warp's next round asked into L2) changes when bytes are asked for, not which are added in which
-    order: the same bits with it off ("0"), where the default takes it (bf16; e4m3 on one-wave grids: 512 rows
-    here, not 32768) and everywhere ("3"), over _PERSIST_RUN's cases"""
+    order: the same bits with it off ("0"), where the default takes it (e4m3 on one-wave grids: 512 rows here, not
+    32768) and everywhere ("3", bf16 too), over _PERSIST_RUN's cases"""
     _same_bits_in_each_env(tmp_path, {"0": {"SPENSE_MMASP_EARLY": "0"}, "auto": {},
                                       "3": {"SPENSE_MMASP_EARLY": "3"}})

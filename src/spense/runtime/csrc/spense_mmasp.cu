@@ -112,7 +112,7 @@ static void launch_reg(dim3 grid, dim3 threads, cudaStream_t stream, bool pdl, b
       constexpr auto kdet = spense_mmasp_kernel<RT, NT, F, REG_U, XM, false, 0, 2, false, true>;
       if constexpr (RT == 1 && NT == 1) {  // the prologue reordered (EARLY = 3) where early_mode() says
         const int em = early_mode();
-        if (em == 3 || (em < 0 && (F == 0 || grid.x <= resident_ctas<kdet>((int)threads.x)))) {
+        if (em == 3 || (em < 0 && F != 0 && grid.x <= resident_ctas<kdet>((int)threads.x))) {
           C10_CUDA_CHECK(launch_maybe_pdl(spense_mmasp_kernel<RT, NT, F, REG_U, XM, false, 0, 2, false, true, 3>,
                                           grid, threads, stream, pdl, args...));
           return;
@@ -199,10 +199,13 @@ static int persist_mode() {
 
 // SPENSE_MMASP_EARLY (read once): the in-order-sum register kernel at RT = 1 and NT = 1 with its prologue reordered
 // (spense_mmasp_reg.cuh: EARLY = 3, the first round's loads before the rows' scales are read and each warp's next
-// round asked into L2 before a round's MMAs).  Unset: bf16 always, e4m3 where the grid runs in one wave (the
-// harness, benchmarks/results/wgsd_2026-12-02 folder au: with the dependent launch, 8 warps, M = 1 / 8, e4m3 1.02-1.11x
-// on 8B.qkv, 8B.o, 8B.down, 32B.o, 32B.down and 0.95-0.99x on the many-wave 32B.qkv, 32B.gate_up; bf16 1.02-1.20x
-// on all eight shapes); "0": never; "3": everywhere it is built; "auto": as unset.
+// round asked into L2 before a round's MMAs).  Unset: e4m3 weights where the grid runs in one wave.  Measured on the
+// H200 (benchmarks/results/wgsd_2026-12-02): the harness (au; dependent launch, 8 warps, M = 1 / 8) e4m3 1.02-1.11x
+// on 8B.qkv, 8B.o, 8B.down, 32B.o, 32B.down and 0.95-0.99x on the many-wave 32B.qkv and 32B.gate_up, bf16 x_perm
+// 1.02-1.20x on all eight; linear_bench (av, the engine's x forms and launch configs) e4m3 at M = 1: 8B.down 16.4 ->
+// 13.6 us, 32B.down 32.8 -> 28.5, 8B.o 6.6 -> 6.1, but bf16 through fragments -4..+8 % either way, so bf16 keeps
+// it off; the 8B FP8 decode step 2.872 -> 2.840 ms at B = 1 (aw).  "0": never; "3": everywhere it is built (bf16
+// too); "auto": as unset.
 static int early_mode() {
   static const int mode = [] {
     const char* e = getenv("SPENSE_MMASP_EARLY");
