@@ -30,8 +30,9 @@
 // "reg_xp_h": the kernels' FP8 == 2, spense.runtime.xops.f16_x), and their relative difference from reg_xf_det
 // ("rel_h"; x's f16 operand is exact but below |x| = 2^-6); then, at RT = 1 and at most 8 warps, the kernel the
 // extension runs at this M with its prologue reordered ("early1" .. "early9": spense_mmasp_reg.cuh's EARLY;
-// the same bits).  (A column "reg_xp_h_occ7", reg_xp_h bounded to 7 CTAs of 4 warps a SM at 72 registers, ran on 2026-12-02
-// within -3 %..+13 % of reg_xp_h at 4 warps and was removed: benchmarks/results/wgsd_2026-12-02, folder at.)
+// the same bits).  (A column "reg_xp_h_occ7", reg_xp_h bounded to 7 CTAs of 4 warps a SM at 72 registers, ran
+// on 2026-12-02 at -11 %..+18 % of reg_xp_h's time at 4 warps (+0.2..1.7 % on the 18 cells off gate_up) and was removed:
+// benchmarks/results/wgsd_2026-12-02, folder at.)
 // Built with -DSPENSE_MMASP_TRACE (a second binary: the timed kernels of the plain build stay as the extension's), it
 // also prints a "trace" line: one launch's timeline of the in-order-sum kernel's CTAs (entry spread, the first
 // round's latency, the body, the sum and store, the tail after the last CTA's entry; spense_mmasp_reg.cuh).
@@ -360,16 +361,16 @@ void run(const Args& a, std::mt19937& rng) {
          "xs %.2f us %.0f GB/s | xs_sk%d %.2f us %.0f GB/s | reg_xf_occ %.2f us %.0f GB/s | "
          "reg_xf_x0 %.2f us %.0f GB/s | reg_xf_x4 %.2f us %.0f GB/s | reg_xf_roles %.2f us %.0f GB/s | "
          "reg_xf_det %.2f us %.0f GB/s | reg_xp %.2f us %.0f GB/s | rel_h %.2e | reg_xf_det_h %.2f us %.0f GB/s | "
-         "reg_xp_h %.2f us %.0f GB/s | early1 %.2f us %.0f GB/s | early3 %.2f us %.0f GB/s | early7 %.2f us %.0f GB/s | "
-         "early9 %.2f us %.0f GB/s\n",
+         "reg_xp_h %.2f us %.0f GB/s | early1 %.2f us %.0f GB/s | early3 %.2f us %.0f GB/s | "
+         "early7 %.2f us %.0f GB/s | early9 %.2f us %.0f GB/s\n",
          a.N, a.K, a.dfrac, a.axis, a.fp8, a.M, RT, a.warps, a.stages, a.xfrag, a.pdl, rel, bad, t_reg,
          wbytes / (t_reg * 1e3), t_regxf, wbytes / (t_regxf * 1e3), t_bulk, wbytes / (t_bulk * 1e3),
          t_reg / t_bulk, copy_gbs, wbytes / 1e6, copies, t_regxf2, wbytes / (t_regxf2 * 1e3), t_pf,
          wbytes / (t_pf * 1e3), t_xs, wbytes / (t_xs * 1e3), xs_ks, t_xs_sk, wbytes / (t_xs_sk * 1e3), t_occ,
          wbytes / (t_occ * 1e3), t_x0, wbytes / (t_x0 * 1e3), t_x4, wbytes / (t_x4 * 1e3), t_roles,
          wbytes / (t_roles * 1e3), t_det, wbytes / (t_det * 1e3), t_xp, wbytes / (t_xp * 1e3), rel_h, t_xfh,
-         wbytes / (t_xfh * 1e3), t_xph, wbytes / (t_xph * 1e3), t_e1, wbytes / (t_e1 * 1e3), t_e3, wbytes / (t_e3 * 1e3), t_e7,
-         wbytes / (t_e7 * 1e3), t_e9, wbytes / (t_e9 * 1e3));
+         wbytes / (t_xfh * 1e3), t_xph, wbytes / (t_xph * 1e3), t_e1, wbytes / (t_e1 * 1e3), t_e3,
+         wbytes / (t_e3 * 1e3), t_e7, wbytes / (t_e7 * 1e3), t_e9, wbytes / (t_e9 * 1e3));
 #ifdef SPENSE_MMASP_TRACE
   // one launch's timeline (spense_mmasp_reg.cuh: mmasp_trace), after three untraced ones on other weight copies: the
   // in-order-sum kernel as the extension runs it (x_perm at M = 1, else fragments; e4m3 on x's f16 operand), in us

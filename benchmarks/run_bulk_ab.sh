@@ -29,7 +29,8 @@ QUICK=${QUICK:-0}
 if [ -n "${PREBUILT:-}" ]; then
   # PREBUILT=<dir>: the harness built beforehand with the same nvcc lines (mmasp_bulk_check, and mmasp_trace with
   # -DSPENSE_MMASP_TRACE), e.g. here with nvcc 13 and carried, so that the device only runs
-  cp "$PREBUILT/mmasp_bulk_check" /tmp/mmasp_bulk_check && { [ ! -f "$PREBUILT/mmasp_trace" ] || cp "$PREBUILT/mmasp_trace" /tmp/mmasp_trace; } \
+  cp "$PREBUILT/mmasp_bulk_check" /tmp/mmasp_bulk_check \
+    && { [ ! -f "$PREBUILT/mmasp_trace" ] || cp "$PREBUILT/mmasp_trace" /tmp/mmasp_trace; } \
     && echo "prebuilt from $PREBUILT" > "$OUT/build.txt" || exit 1
 else
   nvcc -std=c++17 -O3 -gencode=arch=compute_90,code=sm_90 --use_fast_math -Xptxas -v \
@@ -62,8 +63,9 @@ if [ "${TRACE:-0}" = 1 ]; then
   # launch's timeline of the in-order-sum kernel's CTAs (mmasp_bulk_check.cu: "trace" lines) on the eight Qwen3
   # shapes at 25 % dense, M = 1 and 8 (TRACE_MS), e4m3 (x_perm of x's f16 operand at M = 1, its fragments above) and
   # bf16, at the packaged table's warps (4 on 8B.gate_up, else 8); the trace lines also in $OUT/trace.txt
-  [ -x /tmp/mmasp_trace ] && [ -n "${PREBUILT:-}" ] || nvcc -std=c++17 -O3 -gencode=arch=compute_90,code=sm_90 --use_fast_math \
-    -DSPENSE_MMASP_TRACE -I src/spense/runtime/csrc benchmarks/mmasp_bulk_check.cu -o /tmp/mmasp_trace >> "$OUT/build.txt" 2>&1 \
+  [ -x /tmp/mmasp_trace ] && [ -n "${PREBUILT:-}" ] \
+    || nvcc -std=c++17 -O3 -gencode=arch=compute_90,code=sm_90 --use_fast_math -DSPENSE_MMASP_TRACE \
+      -I src/spense/runtime/csrc benchmarks/mmasp_bulk_check.cu -o /tmp/mmasp_trace >> "$OUT/build.txt" 2>&1 \
     || { tail -20 "$OUT/build.txt"; exit 1; }
   echo "## trace" >> "$R"
   for shape in "6144 4096" "4096 4096" "24576 4096" "4096 12288" "10240 5120" "5120 8192" "51200 5120" "5120 25600"; do
