@@ -30,7 +30,8 @@
 // "reg_xp_h": the kernels' FP8 == 2, spense.runtime.xops.f16_x), and their relative difference from reg_xf_det
 // ("rel_h"; x's f16 operand is exact but below |x| = 2^-6); then, at RT = 1 and at most 8 warps, the kernel the
 // extension runs at this M with its prologue reordered ("early1" .. "early9": spense_mmasp_reg.cuh's EARLY;
-// the same bits).  (A column "reg_xp_h_occ7", reg_xp_h bounded to 7 CTAs of 4 warps a SM at 72 registers, ran
+// the same bits), and with K split over 2 and 3 CTAs ("reg_ks2", "reg_ks3": spense_mmasp_ks.cuh; its own bits,
+// the same on every call, "rel_ks" from ext's).  (A column "reg_xp_h_occ7", reg_xp_h bounded to 7 CTAs of 4 warps a SM at 72 registers, ran
 // on 2026-12-02 at -11 %..+18 % of reg_xp_h's time at 4 warps (+0.2..1.7 % on the 18 cells off gate_up) and was removed:
 // benchmarks/results/wgsd_2026-12-02, folder at.)
 // Built with -DSPENSE_MMASP_TRACE (a second binary: the timed kernels of the plain build stay as the extension's), it
@@ -49,6 +50,7 @@
 
 #include "spense_mmasp_common.cuh"
 #include "spense_mmasp_reg.cuh"
+#include "spense_mmasp_ks.cuh"
 #include "spense_mmasp_bulk.cuh"
 #include "spense_mmasp_xs.cuh"
 #include "spense_layout_gen.h"
@@ -207,6 +209,27 @@ void run(const Args& a, std::mt19937& rng) {
   auto early3 = [&](int c, __nv_bfloat16* y) { ext_early(std::integral_constant<int, 3>{}, c, y); };
   auto early7 = [&](int c, __nv_bfloat16* y) { ext_early(std::integral_constant<int, 7>{}, c, y); };
   auto early9 = [&](int c, __nv_bfloat16* y) { ext_early(std::integral_constant<int, 9>{}, c, y); };
+  // K split over KS CTAs of this run's warps (spense_mmasp_ks.cuh; "reg_ks2", "reg_ks3"; RT = 1, at most 8 warps, x
+  // as "ext" takes it): the KS partial sums of a row block in a workspace, added by its last CTA
+  float* ks_part = nullptr;
+  unsigned* ks_count = nullptr;
+  CK(cudaMalloc(&ks_part, (size_t)(Bs + Bd) * 3 * RT * 16 * NT * 8 * sizeof(float)));
+  CK(cudaMalloc(&ks_count, (size_t)(Bs + Bd) * sizeof(unsigned)));
+  CK(cudaMemset(ks_count, 0, (size_t)(Bs + Bd) * sizeof(unsigned)));
+  auto reg_ks = [&](int KS, int c, __nv_bfloat16* y) {
+    if constexpr (RT == 1) {
+      constexpr int F = FP8 ? 2 : 0;
+      auto go = [&](auto kernel, const uint4* xfp, const __nv_bfloat16* xx) {
+        CK(launch_maybe_pdl(kernel, dim3(Bs + Bd, KS), block, 0, a.pdl != 0, sv + nsv * c, sm + nsm * c,
+                            dv + ndv * c, xx, xfp, kx, a.M, kx, d_sblk, d_dblk, d_orow, ws, y, a.N, Bs, Bd, Ss, SdA,
+                            SdB, a.pdl, ks_part, ks_count));
+      };
+      if (with_xp && a.M == 1) go(spense_mmasp_ks_kernel<RT, NT, F, X_PERM>, nullptr, FP8 ? xph : xp);
+      else go(spense_mmasp_ks_kernel<RT, NT, F, X_FRAGS>, FP8 ? xfh : xf, x);
+    }
+  };
+  auto reg_ks2 = [&](int c, __nv_bfloat16* y) { reg_ks(2, c, y); };
+  auto reg_ks3 = [&](int c, __nv_bfloat16* y) { reg_ks(3, c, y); };
   // twice the steps in flight per warp (U = 8), x fragments
   auto reg_xf2 = [&](int c, __nv_bfloat16* y) { launch(spense_mmasp_kernel<RT, NT, FP8, 2 * UD, X_FRAGS>, c, y, xf); };
   // software-pipelined (PF: round r+1 loaded before round r's math), x fragments
@@ -295,6 +318,25 @@ void run(const Args& a, std::mt19937& rng) {
     fprintf(stderr, "MISMATCH: early1/3/7/9 differ from ext\n");
     exit(2);
   }
+  // the K split: other steps per warp, so other bits than ext's, but the same on every call (twice each) and within
+  // bf16 / f16 rounding of ext ("rel_ks", the larger of the two)
+  std::vector<uint16_t> h21(h0.size()), h22(h0.size()), h23(h0.size()), h24(h0.size());
+  output_of(with_det, reg_ks2, h21);
+  output_of(with_det, reg_ks2, h22);
+  output_of(with_det, reg_ks3, h23);
+  output_of(with_det, reg_ks3, h24);
+  if (h21 != h22 || h23 != h24) { fprintf(stderr, "MISMATCH: reg_ks2/3 differ between two calls\n"); exit(2); }
+  double rel_ks = 0;
+  int bad_ks = 0;
+  if (with_det) {
+    double n2 = 0, n3 = 0, dd = 0;
+    for (size_t i = 0; i < h0.size(); ++i) {
+      const double e = bf2f(ext_bits[i]), k2 = bf2f(h21[i]), k3 = bf2f(h23[i]);
+      if (!std::isfinite(k2) || !std::isfinite(k3)) ++bad_ks;
+      n2 += (e - k2) * (e - k2); n3 += (e - k3) * (e - k3); dd += e * e;
+    }
+    rel_ks = std::sqrt(std::max(n2, n3) / std::max(dd, 1e-30));
+  }
   double rel_h = 0;
   int bad_h = 0;
   if (with_h) {
@@ -348,7 +390,8 @@ void run(const Args& a, std::mt19937& rng) {
               t_xp = with_xp ? timeit(reg_xp) : -1.f, t_xfh = with_h ? timeit(reg_xf_det_h) : -1.f,
               t_xph = with_h && with_xp ? timeit(reg_xp_h) : -1.f, t_e1 = with_det ? timeit(early1) : -1.f,
               t_e3 = with_det ? timeit(early3) : -1.f, t_e7 = with_det ? timeit(early7) : -1.f,
-              t_e9 = with_det ? timeit(early9) : -1.f;
+              t_e9 = with_det ? timeit(early9) : -1.f, t_ks2 = with_det ? timeit(reg_ks2) : -1.f,
+              t_ks3 = with_det ? timeit(reg_ks3) : -1.f;
   // copy bandwidth (read + write) of 1 GiB, same run
   void *c0, *c1; const size_t cb = 1ull << 30; CK(cudaMalloc(&c0, cb)); CK(cudaMalloc(&c1, cb));
   CK(cudaMemcpy(c1, c0, cb, cudaMemcpyDeviceToDevice));
@@ -362,7 +405,8 @@ void run(const Args& a, std::mt19937& rng) {
          "reg_xf_x0 %.2f us %.0f GB/s | reg_xf_x4 %.2f us %.0f GB/s | reg_xf_roles %.2f us %.0f GB/s | "
          "reg_xf_det %.2f us %.0f GB/s | reg_xp %.2f us %.0f GB/s | rel_h %.2e | reg_xf_det_h %.2f us %.0f GB/s | "
          "reg_xp_h %.2f us %.0f GB/s | early1 %.2f us %.0f GB/s | early3 %.2f us %.0f GB/s | "
-         "early7 %.2f us %.0f GB/s | early9 %.2f us %.0f GB/s\n",
+         "early7 %.2f us %.0f GB/s | early9 %.2f us %.0f GB/s | rel_ks %.2e | reg_ks2 %.2f us %.0f GB/s | "
+         "reg_ks3 %.2f us %.0f GB/s\n",
          a.N, a.K, a.dfrac, a.axis, a.fp8, a.M, RT, a.warps, a.stages, a.xfrag, a.pdl, rel, bad, t_reg,
          wbytes / (t_reg * 1e3), t_regxf, wbytes / (t_regxf * 1e3), t_bulk, wbytes / (t_bulk * 1e3),
          t_reg / t_bulk, copy_gbs, wbytes / 1e6, copies, t_regxf2, wbytes / (t_regxf2 * 1e3), t_pf,
@@ -370,7 +414,8 @@ void run(const Args& a, std::mt19937& rng) {
          wbytes / (t_occ * 1e3), t_x0, wbytes / (t_x0 * 1e3), t_x4, wbytes / (t_x4 * 1e3), t_roles,
          wbytes / (t_roles * 1e3), t_det, wbytes / (t_det * 1e3), t_xp, wbytes / (t_xp * 1e3), rel_h, t_xfh,
          wbytes / (t_xfh * 1e3), t_xph, wbytes / (t_xph * 1e3), t_e1, wbytes / (t_e1 * 1e3), t_e3,
-         wbytes / (t_e3 * 1e3), t_e7, wbytes / (t_e7 * 1e3), t_e9, wbytes / (t_e9 * 1e3));
+         wbytes / (t_e3 * 1e3), t_e7, wbytes / (t_e7 * 1e3), t_e9, wbytes / (t_e9 * 1e3), rel_ks, t_ks2,
+         wbytes / (t_ks2 * 1e3), t_ks3, wbytes / (t_ks3 * 1e3));
 #ifdef SPENSE_MMASP_TRACE
   // one launch's timeline (spense_mmasp_reg.cuh: mmasp_trace), after three untraced ones on other weight copies: the
   // in-order-sum kernel as the extension runs it (x_perm at M = 1, else fragments; e4m3 on x's f16 operand), in us
@@ -437,7 +482,11 @@ void run(const Args& a, std::mt19937& rng) {
   cudaFree(xfh); cudaFree(xph);
   // (not asked to be bit-equal: the warps of a CTA meet through shared-memory float atomics, in an order
   // that varies)
-  if (rel > 2e-3 || rel_h > 2e-3 || bad || bad_h) { fprintf(stderr, "MISMATCH\n"); exit(2); }
+  cudaFree(ks_part); cudaFree(ks_count);
+  if (rel > 2e-3 || rel_h > 2e-3 || rel_ks > 2e-3 || bad || bad_h || bad_ks) {
+    fprintf(stderr, "MISMATCH\n");
+    exit(2);
+  }
 }
 
 template <int RT, bool FP8>

@@ -11,8 +11,8 @@
 #    shared-x kernel, xs, whose CTAs hold `warps` row tiles, and since e2e v13 the kernel before its x
 #    ring, reg_xf_x0, a deeper ring, reg_xf_x4, warps split by kind of step, reg_xf_roles, and the
 #    warps' sums in order, reg_xf_det, and since e2e v14 x_perm instead of xf, reg_xp, and since 2026-12-02 the
-#    extension's kernel with its prologue reordered, early1 / early3 / early7 / early9:
-#    benchmarks/mmasp_bulk_check.cu); then
+#    extension's kernel with its prologue reordered, early1 / early3 / early7 / early9, and with K split over 2
+#    and 3 CTAs, reg_ks2 / reg_ks3: benchmarks/mmasp_bulk_check.cu); then
 #    the first config again with programmatic dependent launch (pdl=1);
 # 5. with PYTEST=1, the GPU tests of the kernels, the runtime, the engine, the decode attention and the
 #    prefill unpack (-m gpu).

@@ -1,0 +1,103 @@
+// The register kernel with K split over CTAs (harness only so far: benchmarks/mmasp_bulk_check.cu, "reg_ks2",
+// "reg_ks3"; written 2026-12-02, not yet run on a GPU).
+//
+// Why: on the down shapes at M = 1 a row block is one CTA of 8 warps walking K = 12288 (8B) or 25600 (32B), 256 /
+// 320 CTAs, 15.5 / 19.4 warps an SM against the 24 that fit; a warp walks 7 (8B) or 13 (32B) rounds one after the
+// other (results wgsd_2026-12-02/at: 13 us of a CTA's 14 on 8B.down).  Split the row block's steps over KS CTAs of
+// fewer warps and each warp walks 1/KS as many rounds, with more warps in flight an SM (8B.down at KS = 3 and 4
+// warps: 768 CTAs, 23.3 warps an SM, one wave at 6 CTAs of 4 warps).
+//
+// The row block's KS x W warps take its steps in turn (warp g = ks W + w takes steps g, g + KS W, ...), each round
+// asks for the warp's next one into L2 before its MMAs (as EARLY & 2 in spense_mmasp_reg.cuh), and every CTA sums
+// its warps in warp order into its slice of `part` ([row blocks][KS][RT*16 rows][NT*8 tokens], fp32).  The last CTA
+// of a row block to finish (a counter per row block, `count`, which it sets back to 0 for the next launch) adds
+// the KS slices in ks order and stores the outputs: the same bits on every run (not those of KS = 1: the warps
+// take other steps).
+#pragma once
+#include "spense_mmasp_reg.cuh"
+
+template <int RT, int NT, int FP8, int XM>
+__global__ void __launch_bounds__(REG_DET_W * 32, (FP8 && RT == 1 && NT == 1) ? 3 : 1)
+spense_mmasp_ks_kernel(
+    const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
+    const __nv_bfloat16* __restrict__ x, const uint4* __restrict__ xf, int ldx, int M, int kx,
+    const int* __restrict__ sblk, const int* __restrict__ dblk,
+    const int* __restrict__ out_row, const float* __restrict__ wscale,
+    __nv_bfloat16* __restrict__ y, int ldy, int Bs, int Bd, int Ss, int SdA, int SdB, int pdl,
+    float* __restrict__ part, unsigned* __restrict__ count) {
+  constexpr int U = REG_U;
+  constexpr int ROWS = RT * 16;
+  constexpr int SLICE = ROWS * NT * 8;
+  constexpr int VS = FP8 ? 32 : 64;
+  constexpr int VD = FP8 ? 64 : 128;
+  constexpr int NVS = FP8 ? 1 : 2;
+  constexpr int NVD = FP8 ? 2 : 4;
+  constexpr int XE = ((XM == X_FRAGS || XM == X_PERM) && NT <= 2) || (XM == X_DIRECT && NT == 1) ? 2 : 0;
+  constexpr int DS = XE == 0 ? 0 : XE / NT < 1 ? 1 : XE / NT > U ? U : XE / NT;
+  constexpr int XDD = FP8 ? XE / NT : XE / 2 / NT;
+  constexpr int DD = XE == 0 ? 0 : XDD < 1 ? 1 : XDD > U ? U : XDD;
+  __shared__ float red[REG_DET_W * SLICE];
+  __shared__ int is_last;
+  const int W = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  if (W > REG_DET_W) __trap();
+  const int bi = blockIdx.x, ks = blockIdx.y, KS = gridDim.y;
+  const int b = bi < Bd ? Bs + bi : bi - Bd;
+  const int G = KS * W, g = ks * W + warp;  // the row block's warps, and this one among them
+
+  float acc[RT][NT][4];
+  zero_acc<RT, NT>(acc);
+  int nsp, nde;
+  const uint4* dbase;
+  if (b < Bs) {
+    nsp = Ss; nde = SdA;
+    dbase = dv + (size_t)b * RT * SdA * VD;
+  } else {
+    nsp = 0; nde = SdB;
+    dbase = dv + ((size_t)Bs * RT * SdA + (size_t)(b - Bs) * RT * SdB) * VD;
+  }
+  const uint4* vbase = sv + (size_t)b * RT * Ss * VS;
+  const uint32_t* mbase = sm + (size_t)b * RT * Ss * 32;
+  uint4 va[U][RT][NVS];
+  uint32_t me[U][RT];
+  int xb[U] = {};
+  // weights do not depend on the kernel before: the first round goes out before the wait for x and the row reads
+  if (g < nsp) load_sparse_round<RT, U, NVS, VS>(va, me, xb, vbase, mbase, Ss, nsp, g, G, sblk, lane);
+  else if (nde) prefetch_dense_round<RT, U, NVD, VD>(dbase, nde, g, G, lane);
+  const RowOut pre = first_row_out<RT, NT, FP8>(b, out_row, wscale, M);
+  if (pdl) pdl_wait();
+
+  for (int s0 = g; s0 < nsp; s0 += G * U) {
+    if (s0 != g) load_sparse_round<RT, U, NVS, VS>(va, me, xb, vbase, mbase, Ss, nsp, s0, G, sblk, lane);
+    if (s0 + G * U < nsp) prefetch_sparse_round<RT, U, NVS, VS>(vbase, mbase, Ss, nsp, s0 + G * U, G, lane);
+    else if (nde) prefetch_dense_round<RT, U, NVD, VD>(dbase, nde, g, G, lane);
+    sparse_round_math<RT, NT, FP8, U, NVS, XE, DS, XM>(acc, va, me, xb, s0, G, nsp, xf, x, ldx, M, kx, lane);
+  }
+  for (int s0 = g; s0 < nde; s0 += G * U)
+    dense_round<RT, NT, FP8, U, NVD, VD, XE, DD, XM, true>(acc, dbase, nde, s0, G, dblk, xf, x, ldx, M, kx, lane);
+  if (pdl) pdl_trigger();
+
+  // this CTA's warps in warp order into its slice of part
+  float* mine = red + warp * SLICE;
+  each_partial<RT, NT>(acc, lane, [&](int i, float v) { mine[i] = v; });
+  __syncthreads();
+  float* slice = part + ((size_t)bi * KS + ks) * SLICE;
+  for (int i = threadIdx.x; i < SLICE; i += blockDim.x) {
+    float v = 0.f;
+    for (int w = 0; w < W; ++w) v += red[w * SLICE + i];
+    slice[i] = v;
+  }
+  __threadfence();  // the slice is visible GPU-wide before this CTA is counted
+  __syncthreads();
+  if (threadIdx.x == 0) is_last = atomicAdd(count + bi, 1u) == (unsigned)(KS - 1);
+  __syncthreads();
+  if (!is_last) return;
+  __threadfence();
+  // the last CTA of the row block: the KS slices in ks order (read through L2: other CTAs wrote them)
+  const float* all = part + (size_t)bi * KS * SLICE;
+  store_rows_of<RT, NT, FP8>([&](int i) {
+    float v = 0.f;
+    for (int k = 0; k < KS; ++k) v += __ldcg(all + (size_t)k * SLICE + i);
+    return v;
+  }, b, out_row, wscale, y, ldy, M, pre);
+  if (threadIdx.x == 0) count[bi] = 0u;  // ready for the next launch (and a CUDA graph's next replay)
+}
