@@ -13,7 +13,7 @@
 #    warps' sums in order, reg_xf_det, and since e2e v14 x_perm instead of xf, reg_xp, and since 2026-12-02 the
 #    extension's kernel with its prologue reordered, early1 / early3 / early7 / early9, and with K split over 2
 #    and 3 CTAs, reg_ks2 / reg_ks3: benchmarks/mmasp_bulk_check.cu); then
-#    the first config again with programmatic dependent launch (pdl=1);
+#    the first config again with programmatic dependent launch (pdl=1); the fp8 line at 4 and 8 warps;
 # 5. with PYTEST=1, the GPU tests of the kernels, the runtime, the engine, the decode attention and the
 #    prefill unpack (-m gpu).
 # Everything goes to $OUT/bulk_ab.txt (one line per run), $OUT/build.txt and $OUT/pytest.txt.
@@ -118,7 +118,8 @@ for shape in "${SHAPES[@]}"; do
     for cfg in "${CFGS[@]}"; do
       $B $shape 0.25 c 0 $M $cfg 50 $xf >> "$R" 2>&1 || echo "FAILED $shape $M $cfg" >> "$R"
     done
-    $B $shape 0.25 c 1 $M 1 4 8 50 $xf >> "$R" 2>&1 || echo "FAILED fp8 $shape $M" >> "$R"
+    # e4m3 at 4 and 8 warps (the packaged table's two RT = 1 configs)
+    for w in 4 8; do $B $shape 0.25 c 1 $M 1 $w 8 50 $xf >> "$R" 2>&1 || echo "FAILED fp8 $shape $M $w" >> "$R"; done
     # programmatic dependent launch: each register kernel may start while the one before it finishes
     $B $shape 0.25 c 0 $M ${CFGS[0]} 50 $xf 1 >> "$R" 2>&1 || echo "FAILED pdl $shape $M" >> "$R"
   done
