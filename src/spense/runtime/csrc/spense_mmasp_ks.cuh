@@ -48,13 +48,7 @@ spense_mmasp_ks_kernel(
   zero_acc<RT, NT>(acc);
   int nsp, nde;
   const uint4* dbase;
-  if (b < Bs) {
-    nsp = Ss; nde = SdA;
-    dbase = dv + (size_t)b * RT * SdA * VD;
-  } else {
-    nsp = 0; nde = SdB;
-    dbase = dv + ((size_t)Bs * RT * SdA + (size_t)(b - Bs) * RT * SdB) * VD;
-  }
+  row_block_steps<RT, VD>(b, Bs, Ss, SdA, SdB, dv, nsp, nde, dbase);
   const uint4* vbase = sv + (size_t)b * RT * Ss * VS;
   const uint32_t* mbase = sm + (size_t)b * RT * Ss * 32;
   uint4 va[U][RT][NVS];

@@ -116,6 +116,19 @@ __device__ __forceinline__ void prefetch_dense_round(const uint4* dbase, int nde
         for (int j = 0; j < NVD; ++j) prefetch_l2(dbase + ((size_t)r * nde + s) * VD + lane + 32 * j);
   }
 }
+// Row block b's steps: sparse (nsp) and dense (nde), and where its dense steps' weights start (blocks [0, Bs):
+// Ss sparse steps, then SdA dense; [Bs, Bs + Bd): dense rows, SdB dense steps)
+template <int RT, int VD>
+__device__ __forceinline__ void row_block_steps(int b, int Bs, int Ss, int SdA, int SdB, const uint4* dv, int& nsp,
+                                                int& nde, const uint4*& dbase) {
+  if (b < Bs) {
+    nsp = Ss; nde = SdA;
+    dbase = dv + (size_t)b * RT * SdA * VD;
+  } else {
+    nsp = 0; nde = SdB;
+    dbase = dv + ((size_t)Bs * RT * SdA + (size_t)(b - Bs) * RT * SdB) * VD;
+  }
+}
 // ... its MMAs: through the x ring of DS slots (XE > 0), or each step loading its x inside (XE == 0)
 template <int RT, int NT, int FP8, int U, int NVS, int XE, int DS, int XM>
 __device__ __forceinline__ void sparse_round_math(float (&acc)[RT][NT][4], const uint4 (&va)[U][RT][NVS],
@@ -217,13 +230,7 @@ spense_mmasp_kernel(
 
   int nsp, nde;
   const uint4* dbase;
-  if (b < Bs) {
-    nsp = Ss; nde = SdA;
-    dbase = dv + (size_t)b * RT * SdA * VD;
-  } else {
-    nsp = 0; nde = SdB;
-    dbase = dv + ((size_t)Bs * RT * SdA + (size_t)(b - Bs) * RT * SdB) * VD;
-  }
+  row_block_steps<RT, VD>(b, Bs, Ss, SdA, SdB, dv, nsp, nde, dbase);
   // the warps on the sparse / dense steps (WS, WD) and this warp's index among them (ws, wd; -1: none)
   int WS = W, WD = W, ws = warp, wd = warp;
   if constexpr (ROLES) {
