@@ -164,6 +164,8 @@ def fp8_kinds(M: int) -> list[str]:
     if not FP8_ONLY:
         return kinds
     return [k for k in kinds if ":" in k and any((k.split(":", 1)[1] + "x").startswith(c + "x") for c in FP8_ONLY)]
+
+
 fp8_table: dict[str, str] = {}  # "N,K,bucket" -> fastest FP8 dense kind (fp8.load_table format)
 # the stream-K variants for timing only (SPENSE_WGSD_EXP bits 128 / 256) serve M <= 16 alone, with wrong sums:
 # checked there too (the checks then say FAILED), not past it
