@@ -30,14 +30,8 @@ spense_mmasp_persist_kernel(
     __nv_bfloat16* __restrict__ y, int ldy, int Bs, int Bd, int Ss, int SdA, int SdB, int pdl) {
   constexpr int U = REG_U;
   constexpr int ROWS = RT * 16;
-  constexpr int VS = FP8 ? 32 : 64;   // uint4 per (row tile, sparse step)
-  constexpr int VD = FP8 ? 64 : 128;  // uint4 per (row tile, dense step)
-  constexpr int NVS = FP8 ? 1 : 2;
-  constexpr int NVD = FP8 ? 2 : 4;
-  constexpr int XE = ((XM == X_FRAGS || XM == X_PERM) && NT <= 2) || (XM == X_DIRECT && NT == 1) ? 2 : 0;
-  constexpr int DS = XE == 0 ? 0 : XE / NT < 1 ? 1 : XE / NT;
-  constexpr int XDD = FP8 ? XE / NT : XE / 2 / NT;
-  constexpr int DD = XE == 0 ? 0 : XDD < 1 ? 1 : XDD;
+  using St = RegSteps<NT, FP8, U, XM, 2>;  // (U = 4 > XE: its ring clamps change nothing here)
+  constexpr int VS = St::VS, VD = St::VD, NVS = St::NVS, NVD = St::NVD, XE = St::XE, DS = St::DS, DD = St::DD;
   __shared__ float red[REG_DET_W * ROWS * NT * 8];
   const int W = blockDim.x >> 5;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;

@@ -116,6 +116,22 @@ __device__ __forceinline__ void prefetch_dense_round(const uint4* dbase, int nde
         for (int j = 0; j < NVD; ++j) prefetch_l2(dbase + ((size_t)r * nde + s) * VD + lane + 32 * j);
   }
 }
+// The register kernels' step geometry (this one's kernel, spense_mmasp_persist.cuh, spense_mmasp_ks.cuh): uint4 per
+// (row tile, sparse / dense step) VS / VD and per lane NVS / NVD; the x ring's depth XE and its slots in sparse and
+// dense rounds DS / DD.  x ring depths: through xf or x_perm at NT <= 2, x direct at NT = 1 (lanes of tokens below M
+// load four 4-byte words of their token's row per 32 K); the rest keeps XD = 0 (at NT > 2 a whole step's x would
+// take 8 NT registers, and x direct at NT = 2 would take four more per fragment and lane).
+template <int NT, int FP8, int U, int XM, int XD>
+struct RegSteps {
+  static constexpr int VS = FP8 ? 32 : 64;
+  static constexpr int VD = FP8 ? 64 : 128;
+  static constexpr int NVS = FP8 ? 1 : 2;
+  static constexpr int NVD = FP8 ? 2 : 4;
+  static constexpr int XE = ((XM == X_FRAGS || XM == X_PERM) && NT <= 2) || (XM == X_DIRECT && NT == 1) ? XD : 0;
+  static constexpr int DS = XE == 0 ? 0 : XE / NT < 1 ? 1 : XE / NT > U ? U : XE / NT;
+  static constexpr int XDD = FP8 ? XE / NT : XE / 2 / NT;  // a bf16 dense step's weights: 16 registers, FP8's 8
+  static constexpr int DD = XE == 0 ? 0 : XDD < 1 ? 1 : XDD > U ? U : XDD;
+};
 // Row block b's steps: sparse (nsp) and dense (nde), and where its dense steps' weights start (blocks [0, Bs):
 // Ss sparse steps, then SdA dense; [Bs, Bs + Bd): dense rows, SdB dense steps)
 template <int RT, int VD>
@@ -195,17 +211,8 @@ spense_mmasp_kernel(
   // EARLY & 4: pdl_arg's bits from 8 up carry the CTAs resident on the GPU at once (0: none)
   const int pdl = (EARLY & 4) ? (pdl_arg & 0xff) : pdl_arg;
   constexpr int ROWS = RT * 16;
-  constexpr int VS = FP8 ? 32 : 64;   // uint4 per (row tile, sparse step)
-  constexpr int VD = FP8 ? 64 : 128;  // uint4 per (row tile, dense step)
-  constexpr int NVS = FP8 ? 1 : 2;    // uint4 per lane per sparse step
-  constexpr int NVD = FP8 ? 2 : 4;    // uint4 per lane per dense step
-  // x ring depths: through xf or x_perm at NT <= 2, x direct at NT = 1 (lanes of tokens below M load four 4-byte
-  // words of their token's row per 32 K); the rest keeps XD = 0 (at NT > 2 a whole step's x would take
-  // 8 NT registers, and x direct at NT = 2 would take four more per fragment and lane)
-  constexpr int XE = ((XM == X_FRAGS || XM == X_PERM) && NT <= 2) || (XM == X_DIRECT && NT == 1) ? XD : 0;
-  constexpr int DS = XE == 0 ? 0 : XE / NT < 1 ? 1 : XE / NT > U ? U : XE / NT;
-  constexpr int XDD = FP8 ? XE / NT : XE / 2 / NT;  // a bf16 dense step's weights: 16 registers, FP8's 8
-  constexpr int DD = XE == 0 ? 0 : XDD < 1 ? 1 : XDD > U ? U : XDD;
+  using St = RegSteps<NT, FP8, U, XM, XD>;
+  constexpr int VS = St::VS, VD = St::VD, NVS = St::NVS, NVD = St::NVD, XE = St::XE, DS = St::DS, DD = St::DD;
   __shared__ float red[(DET ? REG_DET_W : 1) * ROWS * NT * 8];  // DET: one slice per warp
   const int W = blockDim.x >> 5;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
