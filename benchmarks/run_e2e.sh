@@ -6,7 +6,9 @@
 # spense0.25,spense0.25-fp8).  Stages run as separate python processes, each under its own `timeout`, most important first; a
 # failing stage never stops the next.  $OUT keeps at most 7 files at any time: gpu.txt, stages.txt
 # (per-stage rc + seconds), build.log, bw.json, rows.jsonl (one JSON row per line, appended as soon
-# as it exists), log.txt (every stage's output), anchor.txt.
+# as it exists), log.txt (every stage's output), anchor.txt; and ext.tgz, the extension built here (to carry to a later
+# call: unpack under .carry/ext, SPENSE_MMASP_SO=$PWD/.carry/ext/spense_mmasp.so).  BUILD_TIMEOUT (default 150 s): the
+# background build's limit; the dense stages run meanwhile, and the first stage that needs the extension waits for it.
 set -u
 export PYTHONPATH=src PYTHONUNBUFFERED=1
 export TORCH_EXTENSIONS_DIR=${TORCH_EXTENSIONS_DIR:-/tmp/spense_ext} SPENSE_CACHE=${SPENSE_CACHE:-/tmp/spense_cache}
@@ -41,7 +43,7 @@ stage() {
 #     built here in the background (CPU, ~2 min) while the GPU measures dense BF16
 if [ -z "${SPENSE_MMASP_SO:-}" ] || [ ! -f "${SPENSE_MMASP_SO:-}" ]; then
   ( s=$(date +%s)
-    timeout 150 python -c "from spense.runtime import mmasp; mmasp.load_extension(); mmasp.export_extension('/tmp/spense_mmasp.so')" \
+    timeout "${BUILD_TIMEOUT:-150}" python -c "from spense.runtime import mmasp; mmasp.load_extension(); mmasp.export_extension('/tmp/spense_mmasp.so')" \
         > "$OUT/build.log" 2>&1
     echo "build rc=$? $(( $(date +%s) - s )) s" >> "$OUT/build.log" ) &
   BPID=$!
@@ -52,16 +54,34 @@ fi
 stage bw 40 150 python -m spense.engine.measure --bw-only --bw "$OUT/bw.json" --device $DEVICE
 # (c) Qwen3-8B shape (first $LAYERS layers), random weights: dense BF16 compiled
 stage dense_bf16 170 300 $M --gen $GEN --variants dense
-[ -n "$BPID" ] && wait $BPID && [ -f /tmp/spense_mmasp.so ] && export SPENSE_MMASP_SO=/tmp/spense_mmasp.so
+# ext_wait: before the first stage that runs the extension, wait for its build (if any), then take and export it
+ext_wait() {
+  [ -n "$BPID" ] || return 0
+  wait $BPID; BPID=""
+  if [ -f /tmp/spense_mmasp.so ]; then
+    export SPENSE_MMASP_SO=/tmp/spense_mmasp.so
+    tar czf "$OUT/ext.tgz" -C /tmp spense_mmasp.so spense_mmasp.so.src
+  fi
+}
+# runs NAME: whether ONLY / SKIP let stage NAME run
+runs() {
+  case " ${SKIP:-} " in *" $1 "*) return 1;; esac
+  [ -z "${ONLY:-}" ] && return 0
+  case " $ONLY " in *" $1 "*) return 0;; esac
+  return 1
+}
+runs spense_bf16 && ext_wait
 #     Spense 25 % BF16 compiled (magnitude 2:4 + packing + kernel layout on the GPU)
 stage spense_bf16 170 200 $M --gen $GEN --variants spense0.25
 #     A/B stages of Spense 25 % BF16 under other settings, given as environment assignments (e.g.
 #     AB1_ENV="SPENSE_WGSD_EXP=7" AB2_ENV="SPENSE_WGSD_EXP=7 SPENSE_WGSD_SK=1"); skipped where unset
+[ -n "${AB1_ENV:-}${AB2_ENV:-}" ] && ext_wait
 [ -n "${AB1_ENV:-}" ] && ( export $AB1_ENV; stage ab1 170 0 $M --gen $GEN --variants spense0.25 )
 [ -n "${AB2_ENV:-}" ] && ( export $AB2_ENV; stage ab2 170 0 $M --gen $GEN --variants spense0.25 )
 #     FP8: the FP8 dense baseline (Fp8Linear: best of our weight-only kernel and _scaled_mm) and Spense
 #     25 % (mma.sp FP8); FP8_FLAGS="--no-compile": CUDA graphs of the eager step instead of compiled
 stage dense_fp8 150 150 $M --gen $GEN --variants dense-fp8 ${FP8_FLAGS:-}
+ext_wait  # (every later stage but the anchor runs it)
 stage spense_fp8 90 100 $M --gen $GEN --variants spense0.25-fp8 ${FP8_FLAGS:-}
 #     the FP8 pair again under other settings (AB_FP8_ENV, e.g. "SPENSE_WGSD_EXP=2049": x in f16 for e4m3 in
 #     the stream-K form, for Spense FP8 and for the FP8 dense kind sk alike); skipped where unset
