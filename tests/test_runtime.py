@@ -441,7 +441,7 @@ def test_operand_only_is_passed_where_the_kernel_reads_the_operand_alone(monkeyp
     """SPENSE_OPERAND_ONLY=1: forward hands the op an uninitialised tensor of x's shape instead of x only on CUDA,
     for a planned bucket that the mma.sp kernel runs (x_perm: backend auto or mmasp; fragments: auto's choice of
     mmasp there, or mmasp), so that torch.compile need not write x; never on CPU (the reference reads x), nor for
-    another backend or choice, nor with the switch off (the default)."""
+    another backend or choice, nor with the switch off (``SPENSE_OPERAND_ONLY=0``; on by default)."""
     from spense.runtime import xops
 
     request.addfinalizer(xops.operand_only.cache_clear)
@@ -449,10 +449,10 @@ def test_operand_only_is_passed_where_the_kernel_reads_the_operand_alone(monkeyp
     m = SpenseLinear(pack(w, lay), None, backend="auto")
     m.choice[8] = "mmasp"
     m.choice[16] = "dense"
-    monkeypatch.delenv("SPENSE_OPERAND_ONLY", raising=False)
+    monkeypatch.setenv("SPENSE_OPERAND_ONLY", "0")
     xops.operand_only.cache_clear()
     assert not m._reads_operand_only(8, False, True) and not m._reads_operand_only(1, True, True)
-    monkeypatch.setenv("SPENSE_OPERAND_ONLY", "1")
+    monkeypatch.delenv("SPENSE_OPERAND_ONLY", raising=False)  # the default: on
     xops.operand_only.cache_clear()
     assert m._reads_operand_only(1, True, True) and m._reads_operand_only(8, False, True)
     assert not m._reads_operand_only(16, False, True)  # auto chose dense there: x itself is read

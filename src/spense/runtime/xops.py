@@ -79,11 +79,13 @@ F16_MAX_M = 16  # the register kernel's f16 path: M <= 16 (x_perm: M <= 8), RT 1
 def operand_only() -> bool:
     """Whether :meth:`SpenseLinear.forward` passes the op only x's shape beside a planned operand that the mma.sp
     kernel reads instead of x (x_perm of x's f16 operand, or fragments): ``SPENSE_OPERAND_ONLY`` (read once; 0 or
-    1, default 0 until timed).  Passed x itself, the op makes torch.compile write x as well as its operand, and
-    where nothing else reads x that is a kernel of its own: in the profile of the 8B FP8 step at B = 1
+    1, default 1).  Passed x itself, the op makes torch.compile write x as well as its operand, and where nothing
+    else reads x that is a kernel of its own: in the profile of the 8B FP8 step at B = 1
     (benchmarks/results/wgsd_2026-12-02, ap) the SiLU product is written twice, 36 more launches than in the
-    FP8 dense step; an uninitialised tensor of x's shape carries the M, K, dtype and device that the op reads."""
-    return bool(_env_int("SPENSE_OPERAND_ONLY", 0, 0, 1))
+    FP8 dense step; an uninitialised tensor of x's shape carries the M, K, dtype and device that the op reads.
+    Measured on the H200 in one run (same folder, ba): the 8B FP8 step 2.860 -> 2.785 ms at B = 1 and 3.319 ->
+    3.260 ms at B = 8."""
+    return bool(_env_int("SPENSE_OPERAND_ONLY", 1, 0, 1))
 
 
 def x_fragments(x2: torch.Tensor) -> torch.Tensor:
