@@ -12,7 +12,8 @@
 #    ring, reg_xf_x0, a deeper ring, reg_xf_x4, warps split by kind of step, reg_xf_roles, and the
 #    warps' sums in order, reg_xf_det, and since e2e v14 x_perm instead of xf, reg_xp, and since 2026-12-02 the
 #    extension's kernel with its prologue reordered, early1 / early3 / early7 / early9, and with K split over 2
-#    and 3 CTAs, reg_ks2 / reg_ks3: benchmarks/mmasp_bulk_check.cu); then
+#    and 3 CTAs, reg_ks2 / reg_ks3, and since the twelfth stop e4m3 at M <= 16 and the line's RT (1, 2 or 4) in order and
+#    split, det_h_rt / ks2_rt / ks3_rt: benchmarks/mmasp_bulk_check.cu); then
 #    the first config again with programmatic dependent launch (pdl=1); the fp8 line at 4 and 8 warps;
 # 5. with PYTEST=1, the GPU tests of the kernels, the runtime, the engine, the decode attention and the
 #    prefill unpack (-m gpu).
@@ -20,6 +21,8 @@
 # TIMING_MS="1 16 32 64": the timed M values (default 1 8 16; QUICK: 1 16).
 # SWEEP=1: instead, the sweep over N for benchmarks/fixed_cost_fit.py ($OUT/fixed_cost.md).
 # TRACE=1: instead, one launch's timeline of the register kernel's CTAs per shape ($OUT/trace.txt; below).
+# L2PROBE=1: instead, Nsight Compute's DRAM / L2 / L1 counters of e4m3 at M = 1, 8, 16 and RT = 1, 2, 4, then the same
+# cases timed ($OUT/l2probe.txt, $OUT/bulk_ab.txt; below).
 # QUICK=1: a first look in ~2 min (fewer correctness cases, no memcheck, the four Qwen3-8B shapes,
 # M = 1 and 16, two configs); every harness run is capped at 60 s (a hung kernel shows as rc 124).
 set -u
@@ -56,6 +59,31 @@ if [ "${PROBE:-0}" = 1 ]; then
       || echo "ncu rc=$? ($shape)" >> "$R"
   done
   grep -c "memcheck rc=" "$R"; grep "ERROR SUMMARY" "$R"
+  exit 0
+fi
+if [ "${L2PROBE:-0}" = 1 ]; then
+  # L2PROBE=1 instead of the A/B: where e4m3 at M = 8 / 16 spends its bytes (docs/runtime.md §13, twelfth stop: every
+  # CTA reads all of x, 0.19 M / RT of the weights' bytes).  Nsight Compute's DRAM, L2 and L1 counters for one launch
+  # (the third; SPENSE_HARNESS_ONLY) of the in-order-sum kernel on x's f16 operand at RT = 1, 2, 4 (det_h_rt), the K
+  # split at RT = 2 / 4 (ks2_rt) and the extension's M = 1 kernel (early3), 8 warps, 25 % dense cols, on 32B.down,
+  # 8B.down and 8B.gate_up ($OUT/l2probe.txt: one block per case, then the A/B lines of the same cases)
+  P="$OUT/l2probe.txt"; : > "$P"
+  MET=gpu__time_duration.sum,dram__bytes_read.sum,lts__t_sectors_srcunit_tex_op_read.sum,lts__t_sector_op_read_hit_rate.pct,l1tex__t_sector_hit_rate.pct,l1tex__t_sectors_pipe_lsu_mem_global_op_ld.sum,lts__throughput.avg.pct_of_peak_sustained_elapsed,l1tex__throughput.avg.pct_of_peak_sustained_elapsed,dram__throughput.avg.pct_of_peak_sustained_elapsed
+  for shape in "5120 25600" "4096 12288" "24576 4096"; do
+    for c in "early3 1 1" "early3 8 1" "det_h_rt 8 1" "det_h_rt 8 2" "det_h_rt 16 1" "det_h_rt 16 2" "det_h_rt 16 4" \
+             "ks2_rt 16 2" "ks2_rt 16 4"; do
+      set -- $c
+      echo "## $shape col $1 M $2 RT $3" >> "$P"
+      SPENSE_HARNESS_ONLY=$1 timeout 120 ncu --clock-control none -k regex:spense_mmasp --launch-skip 2 --launch-count 1 \
+        --metrics $MET /tmp/mmasp_bulk_check $shape 0.25 c 1 $2 $3 8 8 10 $([ $2 -gt 1 ] && echo 1 || echo 0) \
+        >> "$P" 2>&1 || echo "ncu rc=$? ($shape $c)" >> "$P"
+    done
+    for M in 8 16; do for RT in 1 2 4; do
+      $B $shape 0.25 c 1 $M $RT 8 8 50 1 >> "$R" 2>&1 || echo "FAILED $shape $M RT $RT" >> "$R"
+    done; done
+  done
+  grep -E "^##|gpu__time|dram__bytes|lts__t_sectors|hit_rate|ld.sum|throughput" "$P" | cut -c1-150
+  grep -c MISMATCH "$R"
   exit 0
 fi
 if [ "${TRACE:-0}" = 1 ]; then

@@ -1,5 +1,6 @@
-// The register kernel with K split over CTAs (harness only so far: benchmarks/mmasp_bulk_check.cu, "reg_ks2",
-// "reg_ks3"; written 2026-12-02, not yet run on a GPU).
+// The register kernel with K split over CTAs (harness only: benchmarks/mmasp_bulk_check.cu, "reg_ks2", "reg_ks3",
+// and at RT = 2 / 4 "ks2_rt", "ks3_rt"; run on the H200 on 2026-12-02, results wgsd_2026-12-02 folder ay: slower than
+// the extension's kernel on all but four cells, docs/runtime.md §13, twelfth stop).
 //
 // Why: on the down shapes at M = 1 a row block is one CTA of 8 warps walking K = 12288 (8B) or 25600 (32B), 256 /
 // 320 CTAs, 15.5 / 19.4 warps an SM against the 24 that fit; a warp walks 7 (8B) or 13 (32B) rounds one after the
@@ -16,8 +17,10 @@
 #pragma once
 #include "spense_mmasp_reg.cuh"
 
-template <int RT, int NT, int FP8, int XM>
-__global__ void __launch_bounds__(REG_DET_W * 32, (FP8 && RT == 1 && NT == 1) ? 3 : 1)
+// U: K steps per warp and round (REG_U; RT = 4 takes 2, so that it builds without spills).  RT > 1 is bound to 2 CTAs
+// of 8 warps a SM: 126-128 registers, no spills, at RT = 2 (U = 4) and RT = 4 (U = 2), NT = 1 and 2 (unbounded: 136-144)
+template <int RT, int NT, int FP8, int XM, int U = REG_U>
+__global__ void __launch_bounds__(REG_DET_W * 32, (FP8 && RT == 1 && NT == 1) ? 3 : RT > 1 ? 2 : 1)
 spense_mmasp_ks_kernel(
     const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
     const __nv_bfloat16* __restrict__ x, const uint4* __restrict__ xf, int ldx, int M, int kx,
@@ -25,7 +28,6 @@ spense_mmasp_ks_kernel(
     const int* __restrict__ out_row, const float* __restrict__ wscale,
     __nv_bfloat16* __restrict__ y, int ldy, int Bs, int Bd, int Ss, int SdA, int SdB, int pdl,
     float* __restrict__ part, unsigned* __restrict__ count) {
-  constexpr int U = REG_U;
   constexpr int ROWS = RT * 16;
   constexpr int SLICE = ROWS * NT * 8;
   using St = RegSteps<NT, FP8, U, XM, 2>;
