@@ -4,11 +4,12 @@
 #   ONLY="bw dense_bf16 spense_bf16": only the stages named (SKIP: all but those named)
 # AB_VARIANTS: the variants of the A/B stages that run both Spense precisions (default
 # spense0.25,spense0.25-fp8).  Stages run as separate python processes, each under its own `timeout`, most important first; a
-# failing stage never stops the next.  $OUT keeps at most 7 files at any time: gpu.txt, stages.txt
+# failing stage never stops the next.  $OUT keeps at most 8 files at any time: gpu.txt, stages.txt
 # (per-stage rc + seconds), build.log, bw.json, rows.jsonl (one JSON row per line, appended as soon
 # as it exists), log.txt (every stage's output), anchor.txt; and ext.tgz, the extension built here (to carry to a later
-# call: unpack under .carry/ext, SPENSE_MMASP_SO=$PWD/.carry/ext/spense_mmasp.so).  BUILD_TIMEOUT (default 150 s): the
-# background build's limit; the dense stages run meanwhile, and the first stage that needs the extension waits for it.
+# call: unpack under .carry/ext, SPENSE_MMASP_SO=$PWD/.carry/ext/spense_mmasp.so).  BUILD_TIMEOUT (default 330 s): the
+# background build's limit (alone ~110-150 s; 218 s beside a dense stage); the dense stages run meanwhile, and the
+# first stage that needs the extension waits for it.
 set -u
 export PYTHONPATH=src PYTHONUNBUFFERED=1
 export TORCH_EXTENSIONS_DIR=${TORCH_EXTENSIONS_DIR:-/tmp/spense_ext} SPENSE_CACHE=${SPENSE_CACHE:-/tmp/spense_cache}
@@ -43,7 +44,7 @@ stage() {
 #     built here in the background (CPU, ~2 min) while the GPU measures dense BF16
 if [ -z "${SPENSE_MMASP_SO:-}" ] || [ ! -f "${SPENSE_MMASP_SO:-}" ]; then
   ( s=$(date +%s)
-    timeout "${BUILD_TIMEOUT:-150}" python -c "from spense.runtime import mmasp; mmasp.load_extension(); mmasp.export_extension('/tmp/spense_mmasp.so')" \
+    timeout "${BUILD_TIMEOUT:-330}" python -c "from spense.runtime import mmasp; mmasp.load_extension(); mmasp.export_extension('/tmp/spense_mmasp.so')" \
         > "$OUT/build.log" 2>&1
     echo "build rc=$? $(( $(date +%s) - s )) s" >> "$OUT/build.log" ) &
   BPID=$!
@@ -58,7 +59,7 @@ stage dense_bf16 170 300 $M --gen $GEN --variants dense
 ext_wait() {
   [ -n "$BPID" ] || return 0
   wait $BPID; BPID=""
-  if [ -f /tmp/spense_mmasp.so ]; then
+  if grep -q "^build rc=0 " "$OUT/build.log" && [ -f /tmp/spense_mmasp.so ]; then
     export SPENSE_MMASP_SO=/tmp/spense_mmasp.so
     tar czf "$OUT/ext.tgz" -C /tmp spense_mmasp.so spense_mmasp.so.src
   fi
@@ -80,6 +81,8 @@ stage spense_bf16 170 200 $M --gen $GEN --variants spense0.25
 [ -n "${AB2_ENV:-}" ] && ( export $AB2_ENV; stage ab2 170 0 $M --gen $GEN --variants spense0.25 )
 #     FP8: the FP8 dense baseline (Fp8Linear: best of our weight-only kernel and _scaled_mm) and Spense
 #     25 % (mma.sp FP8); FP8_FLAGS="--no-compile": CUDA graphs of the eager step instead of compiled
+# (the FP8 dense model's stream-K kind `sk` runs on the extension, taken at the M = 64 bucket: batches above 32 wait)
+for b in ${BATCHES//,/ }; do [ "$b" -gt 32 ] && ext_wait; done
 stage dense_fp8 150 150 $M --gen $GEN --variants dense-fp8 ${FP8_FLAGS:-}
 ext_wait  # (every later stage but the anchor runs it)
 stage spense_fp8 90 100 $M --gen $GEN --variants spense0.25-fp8 ${FP8_FLAGS:-}

@@ -379,27 +379,34 @@ def test_gpu_planned_fragments_eager_and_compiled(axis, block, plan_min_m, monke
 @pytest.mark.gpu
 @gpu
 def test_gpu_operand_only_gives_the_same_bits(monkeypatch, request):
-    """``SPENSE_OPERAND_ONLY=1``: for planned buckets (x_perm at M = 1, fragments at 8) the op gets an
-    uninitialised tensor of x's shape beside x's operand; eager and torch.compile'd outputs are bit for bit
-    those with x itself, for bf16 and FP8 layers, backend ``auto`` and ``mmasp``; M = 16 (unplanned) reads x."""
-    from spense.runtime import xops
+    """``SPENSE_OPERAND_ONLY=1`` (the default): for planned buckets (x_perm at M = 1, fragments at 8 and 16) the op
+    gets an uninitialised tensor of x's shape beside x's operand; eager and torch.compile'd outputs are bit for bit
+    those with x itself (``=0``), for bf16 and FP8 layers, backend ``auto`` and ``mmasp``, as loaded and compacted
+    (the engine's form).  The warpgroup kernel's threshold is set to 12 (``SPENSE_WGSD_MIN_M``), inside the planned
+    bucket 16: where that kernel takes the layer, a compacted layer at M = 12 reads x itself (M = 9 and 16 bracket
+    it)."""
+    from spense.runtime import wgsp, xops
 
-    request.addfinalizer(xops.operand_only.cache_clear)
+    for read_once in (xops.operand_only, wgsp.wgsd_min_m):  # later tests read the variables again
+        request.addfinalizer(read_once.cache_clear)
+    monkeypatch.setenv("SPENSE_WGSD_MIN_M", "12")
+    wgsp.wgsd_min_m.cache_clear()
     N, K = 256, 1024
     gen = torch.Generator().manual_seed(11)
     lay = SpenseLayout((N, K), "cols", torch.arange(256, 512), block=64)
     w = pruned_24(lay, gen).to("cuda", torch.bfloat16)
-    xs = [torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16) for M in (1, 5, 8, 16)]
+    xs = [torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16) for M in (1, 5, 8, 9, 12, 16)]
     outs = {}
     for on in ("0", "1"):
         monkeypatch.setenv("SPENSE_OPERAND_ONLY", on)
         xops.operand_only.cache_clear()
         for fp8 in (False, True):
-            for backend in ("auto", "mmasp"):
-                m = SpenseLinear(pack(w, lay, fp8=fp8), backend=backend).plan([1, 8])
+            for backend, compacted in (("auto", False), ("mmasp", False), ("auto", True)):
+                m = SpenseLinear(pack(w, lay, fp8=fp8), backend=backend)
+                m = (m.compact() if compacted else m).plan([1, 8, 16])
                 torch._dynamo.reset()
                 f = torch.compile(m, fullgraph=True, dynamic=False)
-                outs[on, fp8, backend] = [(m(x), f(x)) for x in xs]
+                outs[on, fp8, backend, compacted] = [(m(x), f(x)) for x in xs]
     for key in [k[1:] for k in outs if k[0] == "0"]:
         for x, (y0, c0), (y1, c1) in zip(xs, outs[("0",) + key], outs[("1",) + key]):
             assert torch.equal(y0, y1) and torch.equal(c0, c1) and torch.equal(y0, c0), (key, x.shape[0])
@@ -459,6 +466,12 @@ def test_operand_only_is_passed_where_the_kernel_reads_the_operand_alone(monkeyp
     assert not m._reads_operand_only(8, False, False) and not m._reads_operand_only(1, True, False)  # CPU
     m.backend = "mmasp"
     assert m._reads_operand_only(16, False, True)
+    # a compacted layer: not where this call's M goes to the warpgroup kernel, which reads x
+    m._kernel = object()
+    monkeypatch.setattr(m, "_wgsd_serves", lambda M: M >= 12)
+    assert m._reads_operand_only(16, False, True, 9) and m._reads_operand_only(8, False, True)
+    assert not m._reads_operand_only(16, False, True, 12) and not m._reads_operand_only(16, False, True)
+    m._kernel = None
     m.backend = "triton"
     assert not m._reads_operand_only(1, True, True) and not m._reads_operand_only(8, False, True)
     m.backend = "auto"

@@ -496,13 +496,17 @@ class SpenseLinear(nn.Module):
         fp8 = self._kernel.fp8 if self._kernel is not None else self.scale is not None
         return fp8 and M <= F16_MAX_M and f16_x()
 
-    def _reads_operand_only(self, b: int, perm: bool, cuda: bool) -> bool:
+    def _reads_operand_only(self, b: int, perm: bool, cuda: bool, M: int | None = None) -> bool:
         """Whether the op, given x's planned operand for bucket ``b`` (``perm``: x_perm of its f16 operand, else
         fragments), reads x itself for nothing but its shape (M, K, dtype, device): on CUDA, where the mma.sp
         kernel runs the planned bucket (x_perm: ``auto`` or ``mmasp``; fragments: ``auto``'s choice of it there,
-        or ``mmasp``), and :func:`~spense.runtime.xops.operand_only` says so.  Then :meth:`forward` passes an
-        uninitialised tensor of x's shape instead of x."""
+        or ``mmasp``) and, for a compacted layer, the M of this call (default ``b``) is not the warpgroup
+        kernel's (:meth:`_wgsd_serves`: it reads x, and its fallback rebuilds fragments from x), and
+        :func:`~spense.runtime.xops.operand_only` says so.  Then :meth:`forward` passes an uninitialised tensor
+        of x's shape instead of x."""
         if not (cuda and operand_only()) or self.backend not in ("auto", "mmasp"):
+            return False
+        if self._kernel is not None and self._wgsd_serves(b if M is None else M):
             return False
         return perm or self.backend == "mmasp" or self.choice.get(b) == "mmasp"
 
@@ -513,12 +517,12 @@ class SpenseLinear(nn.Module):
         x2 = x.reshape(-1, self.in_features)
         b = _bucket(x2.shape[0])
         if b in self._perm_buckets and self._mmasp_f16(x2.shape[0]):  # (x2 gives M, dtype)
-            xin = x2.new_empty(x2.shape) if self._reads_operand_only(b, True, x2.is_cuda) else x2
+            xin = x2.new_empty(x2.shape) if self._reads_operand_only(b, True, x2.is_cuda, x2.shape[0]) else x2
             y = torch.ops.spense.linear_apply(xin, x_perm(f16_operand(x2.to(torch.bfloat16))), self.handle)
         elif b in self._perm_buckets:  # plain tensor ops: torch.compile fuses them upstream
             y = torch.ops.spense.linear_apply(x_perm(x2), x2.new_empty(0, dtype=torch.bfloat16), self.handle)
         else:
-            only = b in self._frag_buckets and self._reads_operand_only(b, False, x2.is_cuda)
+            only = b in self._frag_buckets and self._reads_operand_only(b, False, x2.is_cuda, x2.shape[0])
             y = torch.ops.spense.linear_apply(x2.new_empty(x2.shape) if only else x2, self._fragments(x2), self.handle)
         if self.bias is not None:
             y = y + self.bias.to(y.dtype)

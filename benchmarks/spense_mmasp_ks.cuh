@@ -1,6 +1,7 @@
 // The register kernel with K split over CTAs (harness only: benchmarks/mmasp_bulk_check.cu, "reg_ks2", "reg_ks3",
 // and at RT = 2 / 4 "ks2_rt", "ks3_rt"; run on the H200 on 2026-12-02, results wgsd_2026-12-02 folder ay: slower than
-// the extension's kernel on all but four cells, docs/runtime.md §13, twelfth stop).
+// the extension's kernel on all but two cells, e4m3 at M = 16 on 32B.o and 32B.down, docs/runtime.md §13, twelfth
+// stop; moved here from the extension's sources, which never included it).
 //
 // Why: on the down shapes at M = 1 a row block is one CTA of 8 warps walking K = 12288 (8B) or 25600 (32B), 256 /
 // 320 CTAs, 15.5 / 19.4 warps an SM against the 24 that fit; a warp walks 7 (8B) or 13 (32B) rounds one after the
