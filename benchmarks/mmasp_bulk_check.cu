@@ -51,6 +51,7 @@
 #include <type_traits>
 #include <map>
 #include <string>
+#include <initializer_list>
 
 #include "spense_mmasp_common.cuh"
 #include "spense_mmasp_reg.cuh"
@@ -67,6 +68,24 @@
 
 struct Args { int N = 12288, K = 4096; double dfrac = 0.25; char axis = 'c'; int fp8 = 0, M = 1, RT = 1,
               warps = 4, stages = 4, reps = 50, xfrag = 1, pdl = 0; };
+
+// The largest relative L2 difference of the outputs `outs` from `ref` (bf16 bits), sqrt(sum (r - o)^2 / sum r^2);
+// `nonfinite` counts their non-finite elements
+static double max_rel_diff(const std::vector<uint16_t>& ref, std::initializer_list<const std::vector<uint16_t>*> outs,
+                           int& nonfinite) {
+  double worst = 0, dd = 0;
+  for (uint16_t r : ref) dd += (double)bf2f(r) * bf2f(r);
+  for (const std::vector<uint16_t>* o : outs) {
+    double n = 0;
+    for (size_t i = 0; i < ref.size(); ++i) {
+      const double r = bf2f(ref[i]), v = bf2f((*o)[i]);
+      if (!std::isfinite(v)) ++nonfinite;
+      n += (r - v) * (r - v);
+    }
+    worst = std::max(worst, n);
+  }
+  return std::sqrt(worst / std::max(dd, 1e-30));
+}
 
 template <int RT, int NT, bool FP8>
 void run(const Args& a, std::mt19937& rng) {
@@ -356,17 +375,8 @@ void run(const Args& a, std::mt19937& rng) {
   output_of(with_det, reg_ks3, h23);
   output_of(with_det, reg_ks3, h24);
   if (h21 != h22 || h23 != h24) { fprintf(stderr, "MISMATCH: reg_ks2/3 differ between two calls\n"); exit(2); }
-  double rel_ks = 0;
   int bad_ks = 0;
-  if (with_det) {
-    double n2 = 0, n3 = 0, dd = 0;
-    for (size_t i = 0; i < h0.size(); ++i) {
-      const double e = bf2f(ext_bits[i]), k2 = bf2f(h21[i]), k3 = bf2f(h23[i]);
-      if (!std::isfinite(k2) || !std::isfinite(k3)) ++bad_ks;
-      n2 += (e - k2) * (e - k2); n3 += (e - k3) * (e - k3); dd += e * e;
-    }
-    rel_ks = std::sqrt(std::max(n2, n3) / std::max(dd, 1e-30));
-  }
+  const double rel_ks = with_det ? max_rel_diff(ext_bits, {&h21, &h23}, bad_ks) : 0.0;
   // the "_rt" columns: within f16 / bf16 rounding of reg (h0), and the K split the same bits on two calls each
   const bool with_rt = FP8 && NT <= 2 && a.warps <= REG_DET_W;
   std::vector<uint16_t> h25(h0.size()), h26(h0.size()), h27(h0.size()), h28(h0.size()), h29(h0.size());
@@ -376,52 +386,13 @@ void run(const Args& a, std::mt19937& rng) {
   output_of(with_rt, ks3_rt, h28);
   output_of(with_rt, ks3_rt, h29);
   if (h26 != h27 || h28 != h29) { fprintf(stderr, "MISMATCH: ks2_rt/ks3_rt differ between two calls\n"); exit(2); }
-  double rel_rt = 0;
   int bad_rt = 0;
-  if (with_rt) {
-    double n1 = 0, n2 = 0, n3 = 0, dd = 0;
-    for (size_t i = 0; i < h0.size(); ++i) {
-      const double r = bf2f(h0[i]), d = bf2f(h25[i]), k2 = bf2f(h26[i]), k3 = bf2f(h28[i]);
-      if (!std::isfinite(d) || !std::isfinite(k2) || !std::isfinite(k3)) ++bad_rt;
-      n1 += (r - d) * (r - d); n2 += (r - k2) * (r - k2); n3 += (r - k3) * (r - k3); dd += r * r;
-    }
-    rel_rt = std::sqrt(std::max(n1, std::max(n2, n3)) / std::max(dd, 1e-30));
-  }
-  double rel_h = 0;
+  const double rel_rt = with_rt ? max_rel_diff(h0, {&h25, &h26, &h28}, bad_rt) : 0.0;
   int bad_h = 0;
-  if (with_h) {
-    double nh = 0, dh = 0;
-    for (size_t i = 0; i < h0.size(); ++i) {
-      const double de = bf2f(h12[i]), hh = bf2f(h15[i]);
-      if (!std::isfinite(hh)) ++bad_h;
-      nh += (de - hh) * (de - hh);
-      dh += de * de;
-    }
-    rel_h = std::sqrt(nh / std::max(dh, 1e-30));
-  }
-  double num = 0, num2 = 0, num3 = 0, num4 = 0, num5 = 0, num6 = 0, num8 = 0, num9 = 0, num10 = 0, num11 = 0,
-         num12 = 0, num14 = 0;
-  double den = 0;
+  const double rel_h = with_h ? max_rel_diff(h12, {&h15}, bad_h) : 0.0;
+  // every column so far against reg (h0; columns that do not run at this config hold h0); nonfinite: over all of them
   int bad = 0;
-  for (size_t i = 0; i < h0.size(); ++i) {
-    const double u = bf2f(h0[i]), v = bf2f(h1[i]), w = bf2f(h2[i]), z = bf2f(h3[i]), q = bf2f(h4[i]),
-                 p = bf2f(h5[i]), o = bf2f(h6[i]), oc = bf2f(h8[i]);
-    if (!std::isfinite(u) || !std::isfinite(v) || !std::isfinite(w) || !std::isfinite(z) || !std::isfinite(q) ||
-        !std::isfinite(p) || !std::isfinite(o) || !std::isfinite(oc)) ++bad;
-    num8 += (u - oc) * (u - oc);
-    const double x0 = bf2f(h9[i]), x4 = bf2f(h10[i]), ro = bf2f(h11[i]), de = bf2f(h12[i]);
-    if (!std::isfinite(x0) || !std::isfinite(x4) || !std::isfinite(ro) || !std::isfinite(de)) ++bad;
-    num9 += (u - x0) * (u - x0); num10 += (u - x4) * (u - x4); num11 += (u - ro) * (u - ro);
-    num12 += (u - de) * (u - de);
-    const double xq = bf2f(h14[i]);
-    if (!std::isfinite(xq)) ++bad;
-    num14 += (u - xq) * (u - xq);
-    num += (u - v) * (u - v); num2 += (u - w) * (u - w); num3 += (u - z) * (u - z); num4 += (u - q) * (u - q);
-    num5 += (u - p) * (u - p); num6 += (u - o) * (u - o);
-    den += u * u;
-  }
-  double rel = 0;
-  for (double n : {num, num2, num3, num4, num5, num6, num8, num9, num10, num11, num12, num14}) rel = std::max(rel, std::sqrt(n / std::max(den, 1e-30)));
+  const double rel = max_rel_diff(h0, {&h0, &h1, &h2, &h3, &h4, &h5, &h6, &h8, &h9, &h10, &h11, &h12, &h14}, bad);
   cudaEvent_t e0, e1; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
   auto timeit = [&](auto&& f) {
     for (int i = 0; i < 3; ++i) f(i % copies, y0);

@@ -118,9 +118,10 @@ __device__ __forceinline__ void prefetch_dense_round(const uint4* dbase, int nde
 }
 // The register kernels' step geometry (this one's kernel, spense_mmasp_persist.cuh, the harness's
 // benchmarks/spense_mmasp_ks.cuh): uint4 per (row tile, sparse / dense step) VS / VD and per lane NVS / NVD; the x
-// ring's depth XE and its slots in sparse and dense rounds DS / DD.  x ring depths: through xf or x_perm at NT <= 2, x direct at NT = 1 (lanes of tokens below M
-// load four 4-byte words of their token's row per 32 K); the rest keeps XD = 0 (at NT > 2 a whole step's x would
-// take 8 NT registers, and x direct at NT = 2 would take four more per fragment and lane).
+// ring's depth XE and its slots in sparse and dense rounds DS / DD.  x ring depths: through xf or x_perm at NT <= 2,
+// x direct at NT = 1 (lanes of tokens below M load four 4-byte words of their token's row per 32 K); the rest keeps
+// XD = 0 (at NT > 2 a whole step's x would take 8 NT registers, and x direct at NT = 2 would take four more per
+// fragment and lane).
 template <int NT, int FP8, int U, int XM, int XD>
 struct RegSteps {
   static constexpr int VS = FP8 ? 32 : 64;
