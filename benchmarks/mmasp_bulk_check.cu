@@ -29,7 +29,7 @@
 // e4m3 at RT = 1 and at most 8 warps, last: reg_xf_det and reg_xp again on x's f16 operand x * 2^-8 ("reg_xf_det_h",
 // "reg_xp_h": the kernels' FP8 == 2, spense.runtime.xops.f16_x), and their relative difference from reg_xf_det
 // ("rel_h"; x's f16 operand is exact but below |x| = 2^-6); then, at RT = 1 and at most 8 warps, the kernel the
-// extension runs at this M with its prologue reordered ("early1" .. "early9": spense_mmasp_reg.cuh's EARLY;
+// extension runs at this M with its prologue reordered ("early1", "early3": spense_mmasp_reg.cuh's EARLY;
 // the same bits), and with K split over 2 and 3 CTAs ("reg_ks2", "reg_ks3": spense_mmasp_ks.cuh; its own bits,
 // the same on every call, "rel_ks" from ext's); last, e4m3 at M <= 16 and the line's RT (1, 2 or 4: RT = 4 runs only
 // these and reg / reg_xf, at 2 steps a round) on x's f16 operand, the in-order-sum kernel and the K split over 2 and 3
@@ -49,7 +49,6 @@
 #include <random>
 #include <algorithm>
 #include <type_traits>
-#include <map>
 #include <string>
 #include <initializer_list>
 
@@ -134,11 +133,10 @@ void run(const Args& a, std::mt19937& rng) {
   // start its weight stream while the one before it finishes)
   const dim3 block(32 * a.warps);
   // one launch of a register-kernel instantiation on weight copy c (x through xfp if not null)
-  auto launch = [&](auto kernel, int c, __nv_bfloat16* y, const uint4* xfp, const __nv_bfloat16* xx = nullptr,
-                    int hi = 0) {  // hi: the last argument's bits from 8 up (EARLY & 4: the CTAs resident at once)
+  auto launch = [&](auto kernel, int c, __nv_bfloat16* y, const uint4* xfp, const __nv_bfloat16* xx = nullptr) {
     CK(launch_maybe_pdl(kernel, grid, block, 0, a.pdl != 0, sv + nsv * c, sm + nsm * c, dv + ndv * c,
                         xx != nullptr ? xx : x, xfp, kx, a.M, kx, d_sblk, d_dblk, d_orow, ws, y, a.N, Bs, Bd, Ss,
-                        SdA, SdB, a.pdl | hi << 8));
+                        SdA, SdB, a.pdl));
   };
   constexpr int UD = REG_U;  // the steps per round that the extension builds
   // RT = 4 (e4m3, M <= 16; the "_rt" columns below): 2 steps a round, which builds the in-order-sum kernel and the K
@@ -189,33 +187,21 @@ void run(const Args& a, std::mt19937& rng) {
   // the DET kernel as the extension runs it (x_perm at M = 1, else fragments; e4m3 on x's f16 operand) with its
   // prologue reordered, EARLY (spense_mmasp_reg.cuh): 1, the first round's loads before the rows' scales are read;
   // 3, also each warp's next round asked into L2 before a round's MMAs ("early1", "early3"; the same bits as "ext",
-  // reg_xp / reg_xf_det / reg_xp_h / reg_xf_det_h, whichever the line's dtype and M take)
-  // (and 7, "early7": 3 and the first round of the CTA that follows on the same SM, into L2; 9, "early9": 1 and all
-  // of the warp's later rounds into L2 at the start; harness only)
-  std::map<const void*, int> resident_of;  // CTAs of a kernel resident on the GPU at once, at this run's block size
-  auto resident = [&](auto kernel) {
-    int& n = resident_of[(const void*)kernel];
-    if (n == 0) {
-      int occ = 0, sms = 0;
-      CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, kernel, (int)block.x, 0));
-      CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
-      n = occ * sms;
-    }
-    return n;
-  };
+  // reg_xp / reg_xf_det / reg_xp_h / reg_xf_det_h, whichever the line's dtype and M take).  (Columns "early7" and
+  // "early9", EARLY 7 and 9: 3 and the first round of the CTA that follows on the same SM into L2, 1 and all of the
+  // warp's later rounds into L2 at the start, ran on 2026-12-02 at 0.97-1.16x and 1.01-1.56x the time of early3
+  // and were removed: benchmarks/results/wgsd_2026-12-02, folder ay.)
   auto ext_early = [&](auto early, int c, __nv_bfloat16* y) {
     if constexpr (RT == 1) {
       constexpr int E = decltype(early)::value, F = FP8 ? 2 : 0;
       constexpr auto kp = spense_mmasp_kernel<RT, NT, F, UD, X_PERM, false, 0, 2, false, true, E>;
       constexpr auto kf = spense_mmasp_kernel<RT, NT, F, UD, X_FRAGS, false, 0, 2, false, true, E>;
-      if (with_xp && a.M == 1) launch(kp, c, y, nullptr, FP8 ? xph : xp, E & 4 ? resident(kp) : 0);
-      else launch(kf, c, y, FP8 ? xfh : xf, nullptr, E & 4 ? resident(kf) : 0);
+      if (with_xp && a.M == 1) launch(kp, c, y, nullptr, FP8 ? xph : xp);
+      else launch(kf, c, y, FP8 ? xfh : xf, nullptr);
     }
   };
   auto early1 = [&](int c, __nv_bfloat16* y) { ext_early(std::integral_constant<int, 1>{}, c, y); };
   auto early3 = [&](int c, __nv_bfloat16* y) { ext_early(std::integral_constant<int, 3>{}, c, y); };
-  auto early7 = [&](int c, __nv_bfloat16* y) { ext_early(std::integral_constant<int, 7>{}, c, y); };
-  auto early9 = [&](int c, __nv_bfloat16* y) { ext_early(std::integral_constant<int, 9>{}, c, y); };
   // K split over KS CTAs of this run's warps (spense_mmasp_ks.cuh; "reg_ks2", "reg_ks3"; RT = 1, at most 8 warps, x
   // as "ext" takes it): the KS partial sums of a row block in a workspace, added by its last CTA
   float* ks_part = nullptr;
@@ -358,13 +344,11 @@ void run(const Args& a, std::mt19937& rng) {
   if (with_h && with_xp && h15 != h16) { fprintf(stderr, "MISMATCH: reg_xp_h differs from reg_xf_det_h\n"); exit(2); }
   // the "ext" column: the DET kernel with the x form the extension takes at this M
   const std::vector<uint16_t>& ext_bits = with_xp && a.M == 1 ? (FP8 ? h16 : h14) : (FP8 ? h15 : h12);
-  std::vector<uint16_t> h17(h0.size()), h18(h0.size()), h19(h0.size()), h20(h0.size());
+  std::vector<uint16_t> h17(h0.size()), h18(h0.size());
   output_of(with_det, early1, h17);
   output_of(with_det, early3, h18);
-  output_of(with_det, early7, h19);
-  output_of(with_det, early9, h20);
-  if (with_det && (h17 != ext_bits || h18 != ext_bits || h19 != ext_bits || h20 != ext_bits)) {
-    fprintf(stderr, "MISMATCH: early1/3/7/9 differ from ext\n");
+  if (with_det && (h17 != ext_bits || h18 != ext_bits)) {
+    fprintf(stderr, "MISMATCH: early1/3 differ from ext\n");
     exit(2);
   }
   // the K split: other steps per warp, so other bits than ext's, but the same on every call (twice each) and within
@@ -411,8 +395,7 @@ void run(const Args& a, std::mt19937& rng) {
               t_det = with_det ? timeit(reg_xf_det) : -1.f,
               t_xp = with_xp && (R12 || with_det) ? timeit(reg_xp) : -1.f, t_xfh = with_h ? timeit(reg_xf_det_h) : -1.f,
               t_xph = with_h && with_xp ? timeit(reg_xp_h) : -1.f, t_e1 = with_det ? timeit(early1) : -1.f,
-              t_e3 = with_det ? timeit(early3) : -1.f, t_e7 = with_det ? timeit(early7) : -1.f,
-              t_e9 = with_det ? timeit(early9) : -1.f, t_ks2 = with_det ? timeit(reg_ks2) : -1.f,
+              t_e3 = with_det ? timeit(early3) : -1.f, t_ks2 = with_det ? timeit(reg_ks2) : -1.f,
               t_ks3 = with_det ? timeit(reg_ks3) : -1.f, t_drt = with_rt ? timeit(det_h_rt) : -1.f,
               t_k2rt = with_rt ? timeit(ks2_rt) : -1.f, t_k3rt = with_rt ? timeit(ks3_rt) : -1.f;
   // copy bandwidth (read + write) of 1 GiB, same run
@@ -428,7 +411,7 @@ void run(const Args& a, std::mt19937& rng) {
          "reg_xf_x0 %.2f us %.0f GB/s | reg_xf_x4 %.2f us %.0f GB/s | reg_xf_roles %.2f us %.0f GB/s | "
          "reg_xf_det %.2f us %.0f GB/s | reg_xp %.2f us %.0f GB/s | rel_h %.2e | reg_xf_det_h %.2f us %.0f GB/s | "
          "reg_xp_h %.2f us %.0f GB/s | early1 %.2f us %.0f GB/s | early3 %.2f us %.0f GB/s | "
-         "early7 %.2f us %.0f GB/s | early9 %.2f us %.0f GB/s | rel_ks %.2e | reg_ks2 %.2f us %.0f GB/s | "
+         "rel_ks %.2e | reg_ks2 %.2f us %.0f GB/s | "
          "reg_ks3 %.2f us %.0f GB/s | rel_rt %.2e | det_h_rt %.2f us %.0f GB/s | ks2_rt %.2f us %.0f GB/s | "
          "ks3_rt %.2f us %.0f GB/s\n",
          a.N, a.K, a.dfrac, a.axis, a.fp8, a.M, RT, a.warps, a.stages, a.xfrag, a.pdl, rel, bad, t_reg,
@@ -438,7 +421,7 @@ void run(const Args& a, std::mt19937& rng) {
          wbytes / (t_occ * 1e3), t_x0, wbytes / (t_x0 * 1e3), t_x4, wbytes / (t_x4 * 1e3), t_roles,
          wbytes / (t_roles * 1e3), t_det, wbytes / (t_det * 1e3), t_xp, wbytes / (t_xp * 1e3), rel_h, t_xfh,
          wbytes / (t_xfh * 1e3), t_xph, wbytes / (t_xph * 1e3), t_e1, wbytes / (t_e1 * 1e3), t_e3,
-         wbytes / (t_e3 * 1e3), t_e7, wbytes / (t_e7 * 1e3), t_e9, wbytes / (t_e9 * 1e3), rel_ks, t_ks2,
+         wbytes / (t_e3 * 1e3), rel_ks, t_ks2,
          wbytes / (t_ks2 * 1e3), t_ks3, wbytes / (t_ks3 * 1e3), rel_rt, t_drt, wbytes / (t_drt * 1e3), t_k2rt,
          wbytes / (t_k2rt * 1e3), t_k3rt, wbytes / (t_k3rt * 1e3));
 #ifdef SPENSE_MMASP_TRACE

@@ -11,7 +11,7 @@
 #    shared-x kernel, xs, whose CTAs hold `warps` row tiles, and since e2e v13 the kernel before its x
 #    ring, reg_xf_x0, a deeper ring, reg_xf_x4, warps split by kind of step, reg_xf_roles, and the
 #    warps' sums in order, reg_xf_det, and since e2e v14 x_perm instead of xf, reg_xp, and since 2026-12-02 the
-#    extension's kernel with its prologue reordered, early1 / early3 / early7 / early9, and with K split over 2
+#    extension's kernel with its prologue reordered, early1 / early3 (early7 / early9 ran once and were removed), and with K split over 2
 #    and 3 CTAs, reg_ks2 / reg_ks3, and since the twelfth stop e4m3 at M <= 16 and the line's RT (1, 2 or 4) in order and
 #    split, det_h_rt / ks2_rt / ks3_rt: benchmarks/mmasp_bulk_check.cu); then
 #    the first config again with programmatic dependent launch (pdl=1); the fp8 line at 4 and 8 warps;

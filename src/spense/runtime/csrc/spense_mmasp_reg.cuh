@@ -83,10 +83,9 @@ __device__ __forceinline__ void load_sparse_round(uint4 (&va)[U][RT][NVS], uint3
 // EARLY & 2: ask for a round's weights into L2 (no registers), the round after the one whose MMAs come next.  Its
 // addresses took e4m3 at NT = 1 from 80 to 84-86 registers (ptxas -v), i.e. 2 CTAs of 8 warps a SM instead of 3
 // (registers go by 8 a thread): an EARLY e4m3 DET kernel at RT = NT = 1 is bound to 3 CTAs of REG_DET_W warps.
-// EARLY & 4 (harness only, "early7": written 2026-12-02, not yet measured): also the first round of the CTA that
-// follows this one on its SM, for grids of several waves, where EARLY & 2 did not help (results au, av).
-// EARLY & 8 (harness only, "early9" = 1 | 8, likewise not yet measured): every later round of the warp into L2 at
-// the start, so that a CTA has all its bytes asked for after its prologue (8B.gate_up: 6 CTAs of 47 KB a SM).
+// (Two more bits ran in the harness and were removed, results wgsd_2026-12-02 folder ay: 4, the first round of the
+// CTA that follows on the same SM into L2, 0.97-1.16x the time of EARLY = 3; 8, every later round of the warp into
+// L2 at the start, 1.01-1.56x at M <= 8.)
 template <int RT, int U, int NVS, int VS>
 __device__ __forceinline__ void prefetch_sparse_round(const uint4* vbase, const uint32_t* mbase, int Ss, int nsp,
                                                       int s0, int stride, int lane) {
@@ -208,9 +207,7 @@ spense_mmasp_kernel(
     const __nv_bfloat16* __restrict__ x, const uint4* __restrict__ xf, int ldx, int M, int kx,
     const int* __restrict__ sblk, const int* __restrict__ dblk,
     const int* __restrict__ out_row, const float* __restrict__ wscale,
-    __nv_bfloat16* __restrict__ y, int ldy, int Bs, int Bd, int Ss, int SdA, int SdB, int pdl_arg) {
-  // EARLY & 4: pdl_arg's bits from 8 up carry the CTAs resident on the GPU at once (0: none)
-  const int pdl = (EARLY & 4) ? (pdl_arg & 0xff) : pdl_arg;
+    __nv_bfloat16* __restrict__ y, int ldy, int Bs, int Bd, int Ss, int SdA, int SdB, int pdl) {
   constexpr int ROWS = RT * 16;
   using St = RegSteps<NT, FP8, U, XM, XD>;
   constexpr int VS = St::VS, VD = St::VD, NVS = St::NVS, NVD = St::NVD, XE = St::XE, DS = St::DS, DD = St::DD;
@@ -273,43 +270,8 @@ spense_mmasp_kernel(
   // EARLY & 1 does so also without the dependent launch
   const bool first_loaded = (pdl || (EARLY & 1)) && nsp > 0 && (!ROLES || ws >= 0);
   if (first_loaded) load_round(ws, va, me, xb);
-  if (pdl || (EARLY & 2)) {
-    if (nsp == 0) {
-#pragma unroll
-      for (int u = 0; u < U; ++u) {
-        const int s = warp + u * W;
-#pragma unroll
-        for (int r = 0; r < RT; ++r)
-          if (s < nde) {
-            const uint4* p = dbase + ((size_t)r * nde + s) * VD + lane;
-#pragma unroll
-            for (int j = 0; j < NVD; ++j) prefetch_l2(p + 32 * j);
-          }
-      }
-    }
-  }
+  if ((pdl || (EARLY & 2)) && nsp == 0) prefetch_dense_round<RT, U, NVD, VD>(dbase, nde, warp, W, lane);
   if constexpr (EARLY & 1) pre = first_row_out<RT, NT, FP8>(b, out_row, wscale, M);
-  if constexpr ((EARLY & 8) != 0) {  // every later round of this warp into L2 at once, sparse and dense
-    if (nsp > 0 && (!ROLES || ws >= 0))
-      for (int s0 = ws + WS * U; s0 < nsp; s0 += WS * U)
-        prefetch_sparse_round<RT, U, NVS, VS>(vbase, mbase, Ss, nsp, s0, WS, lane);
-    if (nde > 0 && (!ROLES || wd >= 0))
-      for (int s0 = wd; s0 < nde; s0 += WD * U) prefetch_dense_round<RT, U, NVD, VD>(dbase, nde, s0, WD, lane);
-  }
-  if constexpr ((EARLY & 4) != 0) {
-    // the first round of the CTA that will most likely take this one's place on its SM (blockIdx + the CTAs
-    // resident at once: CTAs start in index order), asked into L2 by this CTA's warps, each its own steps of it
-    const int nbi = bi + (pdl_arg >> 8);
-    if ((pdl_arg >> 8) > 0 && nbi < (int)gridDim.x) {
-      const int nb = nbi < Bd ? Bs + nbi : nbi - Bd;
-      if (nb < Bs)
-        prefetch_sparse_round<RT, U, NVS, VS>(sv + (size_t)nb * RT * Ss * VS, sm + (size_t)nb * RT * Ss * 32, Ss, Ss,
-                                              warp, W, lane);
-      else
-        prefetch_dense_round<RT, U, NVD, VD>(dv + ((size_t)Bs * RT * SdA + (size_t)(nb - Bs) * RT * SdB) * VD, SdB,
-                                             warp, W, lane);
-    }
-  }
   if (pdl) {
     pdl_wait();
     if (pdl == 2) pdl_trigger();  // SPENSE_MMASP_PDL=2: the next kernel may launch now (it waits for y itself)
