@@ -1,6 +1,7 @@
 """``spense::decode_attention``: the split-KV kernels against the float32 formula (CPU, under
 TRITON_INTERPRET=1 in a subprocess), the op's checks (opcheck, fake), the split rule, and on the GPU
-(``gpu``) bf16 against the reference on cache slices, eager and compiled."""
+(``gpu``) bf16 against the reference on cache slices, eager and compiled.  ``spense::decode_attention_fused``
+(norms, RoPE and the cache writes in the split kernel) likewise, and against the module's own path."""
 
 import os
 import subprocess
@@ -11,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from spense.runtime.attention import (BLOCK, MAX_PROGRAMS, decode_attention, decode_attention_reference,
-                                      split_length)
+from spense.runtime.attention import (BLOCK, MAX_PROGRAMS, decode_attention, decode_attention_fused,
+                                      decode_attention_reference, split_length)
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -55,6 +56,72 @@ def test_split_kernels_interpreted():
         pytest.skip("this Triton's interpreter lacks a feature the kernels use")
     assert r.returncode == 0, r.stderr[-2000:]
     assert float(r.stdout.split("WORST")[-1]) < 1e-5
+
+
+def _fused_case(B, Bc, H, G, D, L, S, pos, norm, gen, device="cpu", dtype=torch.float32):
+    """Raw q (B, H, G, D), new k, v (B, H, D), norm weights (or None), RoPE tables (B, D) of positions pos - b,
+    caches of Bc >= B rows and S slots, slot pos (a tensor), mask (B, L): row b sees keys b .. pos."""
+    t = lambda *shape: torch.randn(*shape, generator=gen).to(device, dtype)  # noqa: E731
+    q, k, v, kc, vc = t(B, H, G, D), t(B, H, D), t(B, H, D), t(Bc, H, S, D), t(Bc, H, S, D)
+    qw, kw = (1 + 0.3 * t(D), 1 + 0.3 * t(D)) if norm else (None, None)
+    inv = 1.0 / (1e4 ** (torch.arange(0, D, 2) / D))
+    ang = (pos - torch.arange(B))[:, None].float() * inv
+    ang = torch.cat((ang, ang), -1).to(device)
+    mask = torch.zeros(B, L)
+    for b in range(B):
+        mask[b, :b] = float("-inf")
+        mask[b, pos + 1:] = float("-inf")
+    return q, k, v, qw, kw, ang.cos(), ang.sin(), kc, vc, torch.tensor([pos], device=device), mask.to(device)
+
+
+_INTERP_FUSED = textwrap.dedent("""
+    import torch
+    from spense.runtime.attention import launch_decode_attention, decode_attention_fused
+    from test_attention import _fused_case
+    gen = torch.Generator().manual_seed(0)
+    worst = 0.0
+    for B, Bc, H, G, D, L, S, pos, split, norm in [(2, 3, 2, 4, 32, 100, 128, 70, 32, True),
+                                                   (1, 1, 3, 1, 16, 64, 64, 63, None, False),
+                                                   (3, 3, 1, 5, 32, 70, 96, 2, 64, True)]:
+        q, k, v, qw, kw, cos, sin, kc, vc, p, mask = _fused_case(B, Bc, H, G, D, L, S, pos, norm, gen)
+        kr, vr = kc.clone(), vc.clone()
+        y = launch_decode_attention(q, kc[:B, :, :L], vc[:B, :, :L], mask, split,
+                                    fused=(k, v, qw, kw, cos, sin, p, 1e-6))
+        yr = decode_attention_fused(q, k, v, qw, kw, cos, sin, kr, vr, p, mask, 1e-6)
+        assert torch.equal(kc[:, :, torch.arange(S) != pos], kr[:, :, torch.arange(S) != pos])  # one slot written
+        assert torch.equal(kc[B:], kr[B:]) and torch.equal(vc, vr)  # rows past B untouched; v as given
+        worst = max(worst, (y - yr).abs().max().item(), (kc - kr).abs().max().item())
+    print("WORST", worst)
+""")
+
+
+def test_fused_kernel_interpreted():
+    """Norms on and off, slot pos in a middle split, the last slot, the first split; a cache of more rows."""
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=os.pathsep.join([SRC, str(Path(__file__).parent)]))
+    r = subprocess.run([sys.executable, "-c", _INTERP_FUSED], env=env, capture_output=True, text=True, timeout=170)
+    if r.returncode and "interpret" in r.stderr.lower() and "not supported" in r.stderr.lower():
+        pytest.skip("this Triton's interpreter lacks a feature the kernels use")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert float(r.stdout.split("WORST")[-1]) < 1e-5
+
+
+def test_fused_op_checks_and_module_path():
+    """opcheck (the cache mutation declared), and the op equals the module's own decode path: q/k norms, RoPE,
+    ``index_copy_`` into the caches, then :func:`decode_attention`."""
+    from spense.runtime.attention import norm_rope_reference
+
+    gen = torch.Generator().manual_seed(3)
+    for norm in (True, False):
+        q, k, v, qw, kw, cos, sin, kc, vc, p, mask = _fused_case(2, 3, 2, 4, 16, 40, 48, 37, norm, gen)
+        torch.library.opcheck(decode_attention_fused, (q, k, v, qw, kw, cos, sin, kc.clone(), vc.clone(), p, mask,
+                                                       1e-6))
+        kr, vr = kc.clone(), vc.clone()
+        y = decode_attention_fused(q, k, v, qw, kw, cos, sin, kc, vc, p, mask, 1e-6)
+        qn = norm_rope_reference(q, qw, cos[:, None, None], sin[:, None, None], 1e-6)
+        kr[:2, :, 37] = norm_rope_reference(k, kw, cos[:, None], sin[:, None], 1e-6)
+        vr[:2, :, 37] = v
+        assert torch.equal(kc, kr) and torch.equal(vc, vr)
+        assert torch.equal(y, decode_attention(qn, kr[:2, :, :40], vr[:2, :, :40], mask))
 
 
 def test_op_checks_and_reference_formula():
@@ -100,4 +167,27 @@ def test_gpu_decode_attention_bf16_eager_and_compiled(B, L, pdl, monkeypatch):
     ref = decode_attention_reference(q.double(), k.double(), v.double(), mask.double()).float()
     f = torch.compile(lambda *a: decode_attention(*a) * 1, fullgraph=True)
     for y in (decode_attention(q, k, v, mask), f(q, k, v, mask)):
+        assert ((y.float() - ref).norm() / ref.norm()).item() < 1e-2
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("B,L,pos", [(1, 640, 600), (8, 640, 639), (32, 1024, 100), (3, 128, 0)])
+def test_gpu_decode_attention_fused_bf16_eager_and_compiled(B, L, pos):
+    """bf16, eager and compiled: y against the float64 formulas, the written slot against the reference's."""
+    from spense.runtime.attention import norm_rope_reference
+
+    gen = torch.Generator().manual_seed(B)
+    q, k, v, qw, kw, cos, sin, kc, vc, p, mask = _fused_case(B, B + 1, 8, 4, 128, L, L + 64, pos, True, gen,
+                                                              "cuda", torch.bfloat16)
+    kn = norm_rope_reference(k, kw, cos[:, None], sin[:, None], 1e-6)
+    f = torch.compile(lambda *a: decode_attention_fused(*a) * 1, fullgraph=True)
+    for run in (decode_attention_fused, f):
+        kc2, vc2 = kc.clone(), vc.clone()
+        y = run(q, k, v, qw, kw, cos, sin, kc2, vc2, p, mask, 1e-6)
+        assert ((kc2[:B, :, pos].float() - kn.float()).abs().max() <= 2 ** -7 * kn.float().abs().max())
+        assert torch.equal(vc2[:B, :, pos], v) and torch.equal(kc2[B:], kc[B:])
+        qn = norm_rope_reference(q, qw, cos[:, None, None], sin[:, None, None], 1e-6)
+        ref = decode_attention_reference(qn.double(), kc2[:B, :, :L].double(), vc2[:B, :, :L].double(),
+                                         mask.double()).float()
         assert ((y.float() - ref).norm() / ref.norm()).item() < 1e-2

@@ -34,7 +34,7 @@ def test_measure_rows_cpu(tmp_path):
 
 
 def test_switches_recorded(monkeypatch):
-    """Every SPENSE_MMASP_* and SPENSE_WGS* kernel switch and TORCHINDUCTOR_* setting lands in a row's
+    """Every SPENSE_ATTN_*, SPENSE_MMASP_* and SPENSE_WGS* switch and TORCHINDUCTOR_* setting lands in a row's
     ``switches`` (any name, not a fixed list), the extension's path not."""
     for k in list(os.environ):
         if k.startswith(("SPENSE_", "TORCHINDUCTOR_")):
@@ -48,7 +48,9 @@ def test_switches_recorded(monkeypatch):
     monkeypatch.setenv("TORCHINDUCTOR_ENABLE_PDL", "1")
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/tmp/ti")
     monkeypatch.setenv("SPENSE_OPERAND_ONLY", "1")
-    assert measure.switches() == {"SPENSE_ATTENTION": "split", "SPENSE_MMASP_PF": "1", "SPENSE_OPERAND_ONLY": "1",
+    monkeypatch.setenv("SPENSE_ATTN_FUSED", "0")
+    assert measure.switches() == {"SPENSE_ATTENTION": "split", "SPENSE_ATTN_FUSED": "0", "SPENSE_MMASP_PF": "1",
+                                  "SPENSE_OPERAND_ONLY": "1",
                                   "SPENSE_WGSD_MIN_M": "17", "SPENSE_WGSP_CLUSTER": "1",
                                   "TORCHINDUCTOR_ENABLE_PDL": "1"}
 

@@ -48,6 +48,25 @@ def test_greedy_equals_hf_batched_left_padded(tiny_llama_dir, qwen3_dir):
         assert eng.generate([prompts[0]], 12).tokens == [_hf_greedy(hf, prompts[0], 12)]
 
 
+@pytest.mark.parametrize("fused", ["1", "0"])
+def test_split_attention_fused_or_not_equals_hf(qwen3_dir, fused, monkeypatch, request):
+    """``attention="split"`` on CPU (the ops' reference paths), with ``SPENSE_ATTN_FUSED`` on (q/k norms, RoPE and
+    the cache writes inside ``spense::decode_attention_fused``) and off: transformers' greedy tokens, batched
+    and left-padded (RoPE positions and masks per row)."""
+    from transformers import AutoModelForCausalLM
+
+    from spense.runtime.attention import fused_on
+
+    monkeypatch.setenv("SPENSE_ATTN_FUSED", fused)
+    fused_on.cache_clear()
+    request.addfinalizer(fused_on.cache_clear)
+    hf = AutoModelForCausalLM.from_pretrained(qwen3_dir, dtype=torch.float32).eval()
+    eng = Engine(load(str(qwen3_dir), CPU, torch.float32).model, 2, 200, attention="split")
+    assert all(b.self_attn.fused == (fused == "1") for b in eng.model.model.layers)
+    prompts = [[5, 7, 9, 11, 13, 17, 19], [3, 4]]
+    assert eng.generate(prompts, 10).tokens == [_hf_greedy(hf, p, 10) for p in prompts]
+
+
 @pytest.mark.parametrize("tie", [False, True])
 def test_spense_checkpoint_packed_and_not(tiny_llama_dir, tiny_text_file, tmp_path, tie):
     """A model pruned by ``spense prune`` (dense-with-zeros checkpoint) and the same checkpoint packed by

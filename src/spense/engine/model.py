@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spense.errors import InputError
-from spense.runtime.attention import decode_attention
+from spense.runtime.attention import decode_attention, decode_attention_fused, fused_on
 from spense.runtime.fuse import fuse_group, unfuse_rows
 
 SUPPORTED = ("llama", "mistral", "qwen2", "qwen3")
@@ -158,6 +158,7 @@ class Attention(nn.Module):
             self.k_norm = RMSNorm(a.head_dim, a.eps)
         self.kv_cache: KVCache | None = None
         self.impl = "sdpa"  # or "matmul", "split" (Transformer.set_attention)
+        self.fused = False  # split: decode steps through spense::decode_attention_fused (set_attention)
         self.register_buffer("qkv_weight", None, persistent=False)  # set by fuse()
         self.register_buffer("qkv_bias", None, persistent=False)
         self.qkv_fused = None  # set by fuse(): q, k, v as one Spense or FP8 layer (spense.runtime.fuse)
@@ -190,6 +191,14 @@ class Attention(nn.Module):
             q, k, v = self.qkv_fused(x).split([nq, nk, nk], dim=-1)
         else:
             q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        g = self.n_head // self.n_kv
+        if self.fused and T == 1:  # decode: the norms, RoPE and the cache writes in the split kernel
+            qn = (self.q_norm.weight, self.k_norm.weight) if hasattr(self, "q_norm") else (None, None)
+            y = decode_attention_fused(q.view(B, self.n_kv, g, self.hd), k.view(B, self.n_kv, self.hd),
+                                       v.view(B, self.n_kv, self.hd), *qn, cos[:, 0, 0], sin[:, 0, 0],
+                                       self.kv_cache.k, self.kv_cache.v, input_pos, mask[:, 0],
+                                       self.q_norm.eps if qn[0] is not None else 0.0)
+            return self.o_proj(y.view(B, T, self.n_head * self.hd))
         q = q.unflatten(-1, (self.n_head, self.hd))
         k = k.unflatten(-1, (self.n_kv, self.hd))
         v = v.unflatten(-1, (self.n_kv, self.hd))
@@ -200,7 +209,6 @@ class Attention(nn.Module):
         k = (k * cos + rotate_half(k) * sin).to(v.dtype)
         kc, vc = self.kv_cache.update(input_pos, k, v)
         kc, vc = kc[:, :, :kv_len], vc[:, :, :kv_len]
-        g = self.n_head // self.n_kv
         # fold the g query heads of a KV head into the query length: (B, H_kv, g*T, D), no K/V copies
         qg = q.reshape(B, self.n_kv, g * T, self.hd)
         m = mask.unsqueeze(1) if g == 1 else mask.unsqueeze(1).repeat(1, 1, g, 1)  # (B, 1, g*T, L)
@@ -301,11 +309,14 @@ class Transformer(nn.Module):
         torch, or by an ``sdpa_kernel`` context); ``"matmul"``: ``softmax(float(q k^T / sqrt(D)) +
         mask) v`` as two batched GEMMs in the cache dtype (transformers' eager rounding points), no
         float32 copy of K and V; ``"split"``: decode steps through the split-KV kernel
-        ``spense::decode_attention`` (:mod:`spense.runtime.attention`), prefill through SDPA."""
+        ``spense::decode_attention`` (:mod:`spense.runtime.attention`), prefill through SDPA; with
+        ``SPENSE_ATTN_FUSED`` (default on, :func:`~spense.runtime.attention.fused_on`) through
+        ``spense::decode_attention_fused``: the q/k norms, RoPE and both cache writes in that kernel too."""
         if impl not in ("sdpa", "matmul", "split"):
             raise InputError(f"attention must be 'sdpa', 'matmul' or 'split', got {impl!r}")
+        fused = impl == "split" and fused_on()
         for blk in self.model.layers:
-            blk.self_attn.impl = impl
+            blk.self_attn.impl, blk.self_attn.fused = impl, fused
 
     def setup_caches(self, batch: int, length: int) -> None:
         """Allocate the static KV cache for ``batch`` rows of ``length`` slots (rounded up)."""

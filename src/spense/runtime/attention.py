@@ -28,6 +28,7 @@ touches only the dense model).
 
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
@@ -46,10 +47,23 @@ MAX_PROGRAMS = 512  # splits grow (x2) until B * H * S is at most this
 if triton is not None:
 
     @triton.jit
+    def _norm_rope(x, xr, w_ptr, cs, sn, rd, rdr, eps, D: tl.constexpr, NORM: tl.constexpr, DT: tl.constexpr):
+        """Rows ``x`` [R, D] (float32) and ``xr``, the same rows with their halves swapped: ``RMSNorm`` (if
+        NORM; rounded to DT before and after the weight) then ``x cos + rotate_half(x) sin``, rounded to DT."""
+        if NORM:
+            r = tl.math.rsqrt(tl.sum(x * x, 1) / D + eps)[:, None]
+            x = ((x * r).to(DT).to(tl.float32) * tl.load(w_ptr + rd)[None, :].to(tl.float32)).to(DT).to(tl.float32)
+            xr = ((xr * r).to(DT).to(tl.float32) * tl.load(w_ptr + rdr)[None, :].to(tl.float32)).to(DT).to(tl.float32)
+        sign = tl.where(rd < D // 2, -1.0, 1.0)[None, :]  # rotate_half(x) = cat(-x[D/2:], x[:D/2])
+        return (x * cs + sign * xr * sn).to(DT)
+
+    @triton.jit
     def _decode_attn_split(q_ptr, k_ptr, v_ptr, m_ptr, o_ptr, ml_ptr, L, G, H, NS, scale,
                            sqb, sqh, sqg, skb, skh, skl, svb, svh, svl, smb,
+                           kn_ptr, vn_ptr, qw_ptr, kw_ptr, cos_ptr, sin_ptr, pos_ptr, eps, snb, snh, svnb, svnh, scb,
                            D: tl.constexpr, GP: tl.constexpr, BLOCK: tl.constexpr, SPLIT: tl.constexpr,
-                           DOT_DT: tl.constexpr, PDL: tl.constexpr = False):
+                           DOT_DT: tl.constexpr, FUSED: tl.constexpr = False, NORM: tl.constexpr = False,
+                           PDL: tl.constexpr = False):
         if PDL:  # q and the cache are written by the kernel before: wait for it, then free the next one
             tl.extra.cuda.gdc_wait()
             tl.extra.cuda.gdc_launch_dependents()
@@ -59,16 +73,34 @@ if triton is not None:
         h = (bh % H).to(tl.int64)
         rg = tl.arange(0, GP)
         rd = tl.arange(0, D)
-        q = tl.load(q_ptr + b * sqb + h * sqh + rg[:, None] * sqg + rd[None, :], mask=rg[:, None] < G, other=0.0)
+        lo = s * SPLIT
+        qo = q_ptr + b * sqb + h * sqh + rg[:, None] * sqg
+        q = tl.load(qo + rd[None, :], mask=rg[:, None] < G, other=0.0)
+        if FUSED:  # q, k raw: norms and RoPE here; the new k, v into the cache slot pos (one program writes)
+            DT: tl.constexpr = q_ptr.dtype.element_ty
+            rdr = (rd + D // 2) % D
+            cs = tl.load(cos_ptr + b * scb + rd)[None, :]
+            sn = tl.load(sin_ptr + b * scb + rd)[None, :]
+            qr = tl.load(qo + rdr[None, :], mask=rg[:, None] < G, other=0.0)
+            q = _norm_rope(q.to(tl.float32), qr.to(tl.float32), qw_ptr, cs, sn, rd, rdr, eps, D, NORM, DT)
+            ko = kn_ptr + b * snb + h * snh
+            kn = _norm_rope(tl.load(ko + rd)[None, :].to(tl.float32), tl.load(ko + rdr)[None, :].to(tl.float32),
+                            kw_ptr, cs, sn, rd, rdr, eps, D, NORM, DT).to(k_ptr.dtype.element_ty)
+            vn = tl.load(vn_ptr + b * svnb + h * svnh + rd)[None, :].to(v_ptr.dtype.element_ty)
+            pos = tl.load(pos_ptr)
+            mine = rd[None, :] < tl.where((pos >= lo) & (pos < lo + SPLIT), D, 0)  # this split holds slot pos
+            tl.store(k_ptr + b * skb + h * skh + pos * skl + rd[None, :], kn, mask=mine)
+            tl.store(v_ptr + b * svb + h * svh + pos * svl + rd[None, :], vn, mask=mine)
         q = q.to(DOT_DT)
         m_i = tl.full([GP], float("-inf"), tl.float32)
         l_i = tl.zeros([GP], tl.float32)
         acc = tl.zeros([GP, D], tl.float32)
-        lo = s * SPLIT
         for j0 in range(0, SPLIT, BLOCK):
             rj = lo + j0 + tl.arange(0, BLOCK)
             jm = rj < L
             k = tl.load(k_ptr + b * skb + h * skh + rj[:, None] * skl + rd[None, :], mask=jm[:, None], other=0.0)
+            if FUSED:  # the slot being written: its new key from registers (the store above is not awaited)
+                k = tl.where(rj[:, None] == pos, kn, k)
             sc = tl.dot(q, tl.trans(k.to(DOT_DT))) * scale
             sc = sc + tl.load(m_ptr + b * smb + rj, mask=jm, other=float("-inf"))[None, :]
             m_new = tl.maximum(m_i, tl.max(sc, 1))
@@ -77,6 +109,8 @@ if triton is not None:
             alpha = tl.exp(m_i - m_use)
             l_i = l_i * alpha + tl.sum(p, 1)
             v = tl.load(v_ptr + b * svb + h * svh + rj[:, None] * svl + rd[None, :], mask=jm[:, None], other=0.0)
+            if FUSED:
+                v = tl.where(rj[:, None] == pos, vn, v)
             acc = acc * alpha[:, None] + tl.dot(p.to(DOT_DT), v.to(DOT_DT))
             m_i = m_new
         base = bh * NS + s
@@ -146,12 +180,16 @@ def pdl_on(device: torch.device) -> bool:
 
 
 def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
-                            split: int | None = None) -> torch.Tensor:
-    """Run the two kernels (CUDA tensors, or CPU under ``TRITON_INTERPRET=1``)."""
+                            split: int | None = None, fused: tuple | None = None) -> torch.Tensor:
+    """Run the two kernels (CUDA tensors, or CPU under ``TRITON_INTERPRET=1``).  ``fused``: ``(k_new, v_new,
+    q_w, k_w, cos, sin, pos, eps)`` of :func:`decode_attention_fused` (q and k_new raw; k, v slices of the
+    caches, written in place at slot ``pos``)."""
     B, H, G, D = q.shape
     L = k.shape[2]
     if D < 16 or D & (D - 1):
         raise ValueError(f"decode attention: head dim {D} must be a power of two >= 16")
+    if fused is not None and (k.stride(-1) != 1 or v.stride(-1) != 1):
+        raise ValueError("decode attention: the caches written in place need a contiguous last dim")
     q, k, v, mask = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v, mask))
     split = split or split_length(B, H, L)
     if split % BLOCK:
@@ -165,10 +203,19 @@ def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, m
     ml = torch.empty(B * H, ns, 2, gp, dtype=torch.float32, device=q.device)
     y = torch.empty(B, H, G, D, dtype=q.dtype, device=q.device)
     pdl = {"PDL": True, "launch_pdl": True} if pdl_on(q.device) else {}
+    if fused is None:
+        pro = (q,) * 7 + (0.0, 0, 0, 0, 0, 0)  # unused pointers and strides
+    else:
+        kn, vn, qw, kw, cos, sin, pos, eps = fused
+        kn, vn, cos, sin = (t if t.stride(-1) == 1 else t.contiguous() for t in (kn, vn, cos, sin))
+        pro = (kn, vn, q if qw is None else qw, q if kw is None else kw, cos, sin, pos, float(eps),
+               kn.stride(0), kn.stride(1), vn.stride(0), vn.stride(1), cos.stride(0))
+        pdl = dict(pdl, FUSED=True, NORM=qw is not None)
     _decode_attn_split[(B * H, ns)](q, k, v, mask, o, ml, L, G, H, ns, D ** -0.5,
                                     q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1),
-                                    k.stride(2), v.stride(0), v.stride(1), v.stride(2), mask.stride(0),
+                                    k.stride(2), v.stride(0), v.stride(1), v.stride(2), mask.stride(0), *pro,
                                     D=D, GP=gp, BLOCK=BLOCK, SPLIT=split, DOT_DT=dot_dt, num_warps=4, **pdl)
+    pdl = {k: v for k, v in pdl.items() if k in ("PDL", "launch_pdl")}
     _decode_attn_merge[(B * H, G)](o, ml, y, G, H, ns, y.stride(0), y.stride(1), y.stride(2), D=D, GP=gp,
                                    SB=min(32, triton.next_power_of_2(ns)), num_warps=4, **pdl)
     return y
@@ -185,4 +232,56 @@ def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: to
 @decode_attention.register_fake
 def _(q, k, v, mask):
     torch._check(k.shape[2] == mask.shape[-1])
+    return torch.empty_like(q, memory_format=torch.contiguous_format)
+
+
+@functools.cache
+def fused_on() -> bool:
+    """Whether the engine's decode steps take :func:`decode_attention_fused` (``SPENSE_ATTN_FUSED``, read once;
+    default 1, ``0``: q/k norms, RoPE and the cache writes as the module's own ops, fused by torch.compile)."""
+    v = os.environ.get("SPENSE_ATTN_FUSED", "1")
+    if v not in ("0", "1"):
+        raise ValueError(f"SPENSE_ATTN_FUSED={v!r}: give 0 or 1")
+    return v == "1"
+
+
+def norm_rope_reference(x: torch.Tensor, w: torch.Tensor | None, cos: torch.Tensor, sin: torch.Tensor,
+                        eps: float) -> torch.Tensor:
+    """``r = RMSNorm(x)`` (``w * (x / sqrt(mean(x^2) + eps))`` in float32, rounded to x's dtype before and after
+    ``w``; none if ``w`` is None), then ``r cos + rotate_half(r) sin`` rounded to x's dtype, ``rotate_half(r) =
+    cat(-r[D/2:], r[:D/2])``: the module's q / k path (:mod:`spense.engine.model`)."""
+    if w is not None:
+        h = x.float()
+        x = w.to(x.dtype) * (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
+    a, b = x.chunk(2, dim=-1)
+    return (x * cos + torch.cat((-b, a), dim=-1) * sin).to(x.dtype)
+
+
+@torch.library.custom_op("spense::decode_attention_fused", mutates_args=("k_cache", "v_cache"))
+def decode_attention_fused(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_w: torch.Tensor | None,
+                           k_w: torch.Tensor | None, cos: torch.Tensor, sin: torch.Tensor, k_cache: torch.Tensor,
+                           v_cache: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor, eps: float) -> torch.Tensor:
+    """One decode step's attention from the raw projections: with ``q`` ``(B, H, G, D)``, ``k, v`` ``(B, H, D)``
+    (before norms and RoPE), ``cos, sin`` ``(B, D)`` float32, caches ``(B_c >= B, H, S, D)``, ``pos`` ``(1,)``
+    the new token's slot and ``mask`` ``(B, L)``:
+
+    ``q' = norm_rope(q, q_w)``; ``k_cache[b, h, pos] = norm_rope(k, k_w)``; ``v_cache[b, h, pos] = v``;
+    ``y = decode_attention(q', k_cache[:B, :, :L], v_cache[:B, :, :L], mask)``
+
+    (:func:`norm_rope_reference`).  CUDA: the split kernel does the prologue itself (one launch instead of the
+    norms', RoPE's and the two cache writes' kernels); CPU: the formulas."""
+    B, L = q.shape[0], mask.shape[-1]
+    if q.is_cuda and triton is not None:
+        return launch_decode_attention(q, k_cache[:B, :, :L], v_cache[:B, :, :L], mask,
+                                       fused=(k, v, q_w, k_w, cos, sin, pos, eps))
+    qr = norm_rope_reference(q, q_w, cos[:, None, None], sin[:, None, None], eps)
+    k_cache[:B].index_copy_(2, pos, norm_rope_reference(k, k_w, cos[:, None], sin[:, None], eps)[:, :, None]
+                            .to(k_cache.dtype))
+    v_cache[:B].index_copy_(2, pos, v[:, :, None].to(v_cache.dtype))
+    return decode_attention_reference(qr, k_cache[:B, :, :L], v_cache[:B, :, :L], mask)
+
+
+@decode_attention_fused.register_fake
+def _(q, k, v, q_w, k_w, cos, sin, k_cache, v_cache, pos, mask, eps):
+    torch._check(mask.shape[-1] <= k_cache.shape[2])
     return torch.empty_like(q, memory_format=torch.contiguous_format)
