@@ -60,7 +60,7 @@ def test_split_kernels_interpreted():
 
 def _fused_case(B, Bc, H, G, D, L, S, pos, norm, gen, device="cpu", dtype=torch.float32):
     """Raw q (B, H, G, D), new k, v (B, H, D), norm weights (or None), RoPE tables (B, D) of positions pos - b,
-    caches of Bc >= B rows and S slots, slot pos (a tensor), mask (B, L): row b sees keys b .. pos."""
+    caches of Bc >= B rows and S slots, slot pos (a tensor), mask (B, L): row b sees keys min(b, pos) .. pos."""
     t = lambda *shape: torch.randn(*shape, generator=gen).to(device, dtype)  # noqa: E731
     q, k, v, kc, vc = t(B, H, G, D), t(B, H, D), t(B, H, D), t(Bc, H, S, D), t(Bc, H, S, D)
     qw, kw = (1 + 0.3 * t(D), 1 + 0.3 * t(D)) if norm else (None, None)
@@ -69,7 +69,7 @@ def _fused_case(B, Bc, H, G, D, L, S, pos, norm, gen, device="cpu", dtype=torch.
     ang = torch.cat((ang, ang), -1).to(device)
     mask = torch.zeros(B, L)
     for b in range(B):
-        mask[b, :b] = float("-inf")
+        mask[b, :min(b, pos)] = float("-inf")
         mask[b, pos + 1:] = float("-inf")
     return q, k, v, qw, kw, ang.cos(), ang.sin(), kc, vc, torch.tensor([pos], device=device), mask.to(device)
 
