@@ -46,7 +46,7 @@ from torch import nn
 from spense.errors import DeviceError, FormatError, InputError
 from spense.format import PackedSpense, SpenseLayout, pack, unpack
 from spense.runtime.mmasp import default_stages
-from spense.runtime.wgsp import (sk_workspace, wgsd_f16_x, wgsd_min_m_for, wgsp_forward,
+from spense.runtime.wgsp import (WGSD_MAX_M, sk_workspace, wgsd_f16_x, wgsd_min_m_for, wgsp_forward,
                                  wgsp_layer_applies, wgsp_min_m)
 from spense.runtime.shapes import bucket as _bucket
 from spense.runtime.xops import (F16_MAX_M, f16_operand, f16_x, gathered_fragments, operand_only, x_perm, x_perm_max_m,
@@ -197,6 +197,10 @@ class SpenseLinear(nn.Module):
 
         # prefill unpacks through these; built here so that no call copies from the host later
         self._cache = {"unpack_idx": layout_indices(self.layout, self._kernel.sv.device)}
+        # stream-K's workspace made now if any M may take the warpgroup kernel (a compiled prefill of <= 64
+        # tokens too, unplanned): cudagraph trees warm a graph up uncaptured but in the graph's memory pool,
+        # where a workspace made then would be memory the pool does not track (the compiled prefill failed so)
+        self._wgsd_serves(WGSD_MAX_M)
         w = self._unpack_kernel(check=True)  # compiled (and checked) here, outside any graph capture
         if self._kernel.fp8:  # the e4m3 prefill's unpack too (SPENSE_FP8_PREFILL=fp8), checked against w
             from spense.runtime.unpack import fp8_prefill_enabled, unpack_weight_e4m3

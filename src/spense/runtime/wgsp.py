@@ -169,7 +169,8 @@ def sk_workspace(device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | No
     """The stream-K form's fp32 workspace (two partial sums per SM) and int32 counts (one per row block,
     zeroed here once; every launch leaves them zeroed) for ``device``, made on first use and kept: CUDA
     graphs hold their addresses.  None while a CUDA graph is being captured and none was made before
-    (memory made there would belong to the graph's pool): :meth:`SpenseLinear.plan` makes it beforehand."""
+    (memory made there would belong to the graph's pool): :meth:`SpenseLinear.compact` makes it beforehand
+    (this check does not see cudagraph trees' warm-up, which runs uncaptured in the graph's pool)."""
     key = (device.type, device.index if device.index is not None else torch.cuda.current_device())
     if key not in _sk_ws:
         if torch.cuda.is_current_stream_capturing():
