@@ -20,9 +20,11 @@ def test_measure_rows_cpu(tmp_path):
     assert [(r["variant"], r["batch"]) for r in rows] == [(v, b) for v in ("dense", "spense0", "spense0.25")
                                                           for b in (1, 2)]
     need = {"weight_bytes", "floor_ms", "peak_mem_bytes", "linear_weight_bytes", "dense_linear_weight_bytes",
-            "step_ms", "decode_tok_s", "speedup_vs_dense", "device", "date", "commit", "launch_cfg", "switches"}
+            "step_ms", "decode_tok_s", "speedup_vs_dense", "device", "date", "commit", "launch_cfg", "switches",
+            "attention_fused"}
     for r in rows:
         assert need <= set(r), need - set(r)
+        assert r["attention_fused"] == (r["attention"] == "split")  # CPU: "auto" (SDPA), never fused
         assert r["step_ms"] > 0 and r["weight_bytes"] > r["linear_weight_bytes"] > 0
     lin = {r["variant"]: r["linear_bytes_ratio"] for r in rows}
     assert lin["dense"] == 1.0 and lin["spense0"] < lin["spense0.25"] < 1.0

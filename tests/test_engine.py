@@ -107,12 +107,17 @@ def test_sampling_rules():
     assert seen == {1, 2}
 
 
-@pytest.mark.parametrize("attention", ["sdpa", "matmul", "split"])
-def test_decode_step_with_spense_layers_has_no_graph_break(tiny_llama_dir, attention):
+@pytest.mark.parametrize("attention,fused", [("sdpa", "1"), ("matmul", "1"), ("split", "1"), ("split", "0")])
+def test_decode_step_with_spense_layers_has_no_graph_break(tiny_llama_dir, attention, fused, monkeypatch, request):
+    from spense.runtime.attention import fused_on
+
+    monkeypatch.setenv("SPENSE_ATTN_FUSED", fused)
+    fused_on.cache_clear()
+    request.addfinalizer(fused_on.cache_clear)
     m = load(str(tiny_llama_dir), CPU, torch.float32).model
     sparsify(m, 0.25, block=16, backend="auto")  # CPU: auto runs the reference path, traceable too
     m.setup_caches(2, 128)
-    m.set_attention(attention)  # split: spense::decode_attention, traced through its fake
+    m.set_attention(attention)  # split: spense::decode_attention(_fused), traced through its fake
     tok = torch.tensor([[3], [4]])
     torch._dynamo.reset()
     with warnings.catch_warnings():

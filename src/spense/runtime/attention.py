@@ -17,9 +17,14 @@ program per query row, 32 splits per load.  So K and V are read once, in their o
 CUDA: the kernels; CPU: the same formula in float32 (the reference; the kernels themselves run on
 CPU under ``TRITON_INTERPRET=1``).  A fake implementation lets ``torch.compile`` trace it.
 
+``spense::decode_attention_fused`` runs the same two kernels from the raw projections: the split kernel's
+programs apply the q / k RMSNorm and RoPE themselves (:func:`norm_rope_reference`), and the program whose split
+holds the new slot writes the new k and v into the caches (in place) and takes them from registers for its own
+scores: the engine's decode step then has no norm, RoPE or cache-write kernels of its own (``SPENSE_ATTN_FUSED``).
+
 On sm_90+ both kernels launch with programmatic dependent launch (``SPENSE_ATTN_PDL=0``: plainly), wait
 (``gdc_wait``) before their first load, then let the kernel after them launch: the split kernel may start
-while the kernel that wrote q and the cache finishes, and the merge while the split kernel runs (the
+while the kernel that wrote q (and the cache, unfused) finishes, and the merge while the split kernel runs (the
 engine's Inductor kernels are launched so too: ``Engine.pdl``).  On by default since results as of
 2026-12-02 (Qwen3-8B shape, FP8, H200): the dense FP8 step 3.587 -> 3.482 ms at batch 1 and 3.934 -> 3.855
 at batch 8, Spense 25 % FP8 2.929 -> 2.889 and 3.342 -> 3.226 (its other change, the one-launch split-K,
@@ -64,7 +69,7 @@ if triton is not None:
                            D: tl.constexpr, GP: tl.constexpr, BLOCK: tl.constexpr, SPLIT: tl.constexpr,
                            DOT_DT: tl.constexpr, FUSED: tl.constexpr = False, NORM: tl.constexpr = False,
                            PDL: tl.constexpr = False):
-        if PDL:  # q and the cache are written by the kernel before: wait for it, then free the next one
+        if PDL:  # q (and, unfused, the cache) written by the kernel before: wait for it, then free the next one
             tl.extra.cuda.gdc_wait()
             tl.extra.cuda.gdc_launch_dependents()
         bh = tl.program_id(0)
@@ -247,12 +252,13 @@ def fused_on() -> bool:
 
 def norm_rope_reference(x: torch.Tensor, w: torch.Tensor | None, cos: torch.Tensor, sin: torch.Tensor,
                         eps: float) -> torch.Tensor:
-    """``r = RMSNorm(x)`` (``w * (x / sqrt(mean(x^2) + eps))`` in float32, rounded to x's dtype before and after
-    ``w``; none if ``w`` is None), then ``r cos + rotate_half(r) sin`` rounded to x's dtype, ``rotate_half(r) =
-    cat(-r[D/2:], r[:D/2])``: the module's q / k path (:mod:`spense.engine.model`)."""
+    """``r = RMSNorm(x)`` (``w * (x / sqrt(mean(x^2) + eps))`` in float32, rounded to x's dtype before ``w``;
+    none if ``w`` is None), then ``r cos + rotate_half(r) sin`` rounded to x's dtype, ``rotate_half(r) =
+    cat(-r[D/2:], r[:D/2])``: the module's q / k path (:mod:`spense.engine.model`).  The kernel takes ``w`` in
+    x's dtype (as the engine holds it), so that ``w * r`` rounds to it too."""
     if w is not None:
         h = x.float()
-        x = w.to(x.dtype) * (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
+        x = w * (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
     a, b = x.chunk(2, dim=-1)
     return (x * cos + torch.cat((-b, a), dim=-1) * sin).to(x.dtype)
 
@@ -263,7 +269,7 @@ def decode_attention_fused(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_
                            v_cache: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor, eps: float) -> torch.Tensor:
     """One decode step's attention from the raw projections: with ``q`` ``(B, H, G, D)``, ``k, v`` ``(B, H, D)``
     (before norms and RoPE), ``cos, sin`` ``(B, D)`` float32, caches ``(B_c >= B, H, S, D)``, ``pos`` ``(1,)``
-    the new token's slot and ``mask`` ``(B, L)``:
+    the new token's slot (``pos < L``: the kernel writes it from the split that holds it) and ``mask`` ``(B, L)``:
 
     ``q' = norm_rope(q, q_w)``; ``k_cache[b, h, pos] = norm_rope(k, k_w)``; ``v_cache[b, h, pos] = v``;
     ``y = decode_attention(q', k_cache[:B, :, :L], v_cache[:B, :, :L], mask)``
@@ -284,4 +290,5 @@ def decode_attention_fused(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_
 @decode_attention_fused.register_fake
 def _(q, k, v, q_w, k_w, cos, sin, k_cache, v_cache, pos, mask, eps):
     torch._check(mask.shape[-1] <= k_cache.shape[2])
+    torch._check(q.shape[0] <= k_cache.shape[0])
     return torch.empty_like(q, memory_format=torch.contiguous_format)
