@@ -48,14 +48,19 @@ _INTERP = textwrap.dedent("""
 """)
 
 
-def test_split_kernels_interpreted():
-    """The last case has 35 splits (two merge chunks) and a row whose first split is wholly masked."""
+def _interpreted_worst(script: str) -> float:
+    """Run ``script`` under ``TRITON_INTERPRET=1`` in a subprocess; the number it prints after ``WORST``."""
     env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=os.pathsep.join([SRC, str(Path(__file__).parent)]))
-    r = subprocess.run([sys.executable, "-c", _INTERP], env=env, capture_output=True, text=True, timeout=170)
+    r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=170)
     if r.returncode and "interpret" in r.stderr.lower() and "not supported" in r.stderr.lower():
         pytest.skip("this Triton's interpreter lacks a feature the kernels use")
     assert r.returncode == 0, r.stderr[-2000:]
-    assert float(r.stdout.split("WORST")[-1]) < 1e-5
+    return float(r.stdout.split("WORST")[-1])
+
+
+def test_split_kernels_interpreted():
+    """The last case has 35 splits (two merge chunks) and a row whose first split is wholly masked."""
+    assert _interpreted_worst(_INTERP) < 1e-5
 
 
 def _fused_case(B, Bc, H, G, D, L, S, pos, norm, gen, device="cpu", dtype=torch.float32):
@@ -104,13 +109,8 @@ _INTERP_FUSED = textwrap.dedent("""
 
 
 def test_fused_kernel_interpreted():
-    """Norms on and off, slot pos in a middle split, the last slot, the first split; a cache of more rows."""
-    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=os.pathsep.join([SRC, str(Path(__file__).parent)]))
-    r = subprocess.run([sys.executable, "-c", _INTERP_FUSED], env=env, capture_output=True, text=True, timeout=170)
-    if r.returncode and "interpret" in r.stderr.lower() and "not supported" in r.stderr.lower():
-        pytest.skip("this Triton's interpreter lacks a feature the kernels use")
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert float(r.stdout.split("WORST")[-1]) < 1e-5
+    """Norms on and off, slot pos in a middle split, the last slot, the first split; a cache of more rows; fp16."""
+    assert _interpreted_worst(_INTERP_FUSED) < 1e-5
 
 
 def test_fused_op_checks_and_module_path():
