@@ -273,6 +273,20 @@ def test_stream_k_split_covers_every_step_once(tmp_path):
     assert r.returncode == 0 and "fails 0" in r.stdout, r.stdout[-2000:]
 
 
+@pytest.mark.skipif(not __import__("shutil").which("nvcc"), reason="needs nvcc")
+def test_e4m3_wgmma_probes_build(tmp_path):
+    """The device probes of sparse e4m3 on sm_90a build against the runtime's headers: the SASS probe
+    (benchmarks/sass_probe_e4m3_mmasp.cu) and the fragment / metadata probe of the e4m3 wgmma.sp
+    (benchmarks/wgsd_e4m3_probe.cu, run on the device).  Host compile only: no GPU."""
+    root = os.path.join(os.path.dirname(__file__), "..")
+    for name in ("sass_probe_e4m3_mmasp.cu", "wgsd_e4m3_probe.cu"):
+        r = subprocess.run(["nvcc", "-std=c++17", "-O2", "-gencode=arch=compute_90a,code=sm_90a", "-I",
+                            os.path.join(root, "src", "spense", "runtime", "csrc"),
+                            os.path.join(root, "benchmarks", name), "-o", str(tmp_path / (name + ".out"))]
+                           + (["-c"] if name.startswith("sass") else []), capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, (name, r.stderr[-2000:])
+
+
 @pytest.mark.gpu
 @sm90
 @pytest.mark.parametrize("kind", ["blocks", "rows"])
