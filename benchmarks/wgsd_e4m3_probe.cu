@@ -25,11 +25,11 @@ constexpr int A_PROBES = THREADS * 16, E_PROBES = THREADS * 8;
 
 __device__ __forceinline__ void wgmma_sp_e4m3(float (&d)[8], const uint32_t (&a)[4], uint64_t desc, uint32_t e) {
   asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %14, 0;\n"
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %14, 0;\n"  // scale-d false: D = A B, d's old values unread
       "wgmma.mma_async.sp.sync.aligned.m64n16k64.f32.e4m3.e4m3 "
       "{%0, %1, %2, %3, %4, %5, %6, %7}, {%8, %9, %10, %11}, %12, %13, 0, p, 1, 1;\n}\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(e), "r"(1));
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(e), "r"(0));
 }
 
 // blockIdx.x < A_PROBES: an A probe; else a metadata probe (E_PROBES of them, then the baseline)
@@ -42,8 +42,8 @@ __global__ void probe(float* out) {
     const uint8_t v = (k < 64 && k % 16 == n) ? (uint8_t)(0x38 + 8 * (k / 16)) : 0;  // e4m3 2^(k/16)
     xs[n * 128 + (((k / 16) ^ (n % 8)) * 16) + k % 16] = v;
   }
+  fence_proxy_async();  // the generic-proxy writes made visible to wgmma's async proxy, then the barrier
   __syncthreads();
-  fence_proxy_async();
   uint32_t a[4] = {0u, 0u, 0u, 0u}, e = 0x44444444u;
   if (p < A_PROBES) {
     if (tid == p / 16) a[(p % 16) / 4] = 0x38u << (8 * (p % 4));
@@ -83,53 +83,57 @@ int main() {
   std::vector<float> out((size_t)probes * THREADS * 8);
   cudaMemcpy(out.data(), dev, out.size() * sizeof(float), cudaMemcpyDeviceToHost);
   static float D[64][NTOK], D0[64][NTOK];
-  // A bytes
-  int match = 0, single = 0, shown = 0;
-  printf("## A probes: thread byte -> (row, k); hypothesis (mma.sp m16n8k64 per warp) in brackets where it differs\n");
-  for (int p = 0; p < A_PROBES; ++p) {
-    gather(out, p, D);
-    int nz = 0, row = -1, k = -1;
-    for (int r = 0; r < 64; ++r)
-      for (int n = 0; n < NTOK; ++n)
-        if (D[r][n] != 0.f) { ++nz; row = r; k = k_of(D[r][n], n); }
-    const int tid = p / 16, byte = p % 16, reg = byte / 4, w = tid / 32, l = tid % 32;
-    const int hrow = 16 * w + l / 4 + 8 * (reg & 1), hc = 16 * (reg >> 1) + 4 * (l % 4) + byte % 4;
-    const int hk = 4 * (hc / 2) + hc % 2;  // metadata 0x4: a group's kept columns are its 0 and 1
-    single += nz == 1;
-    match += nz == 1 && row == hrow && k == hk;
-    if ((tid < 8 || (nz == 1 && (row != hrow || k != hk))) && shown < 160) {
-      ++shown;
-      printf("t%3d r%d b%d: %s (%2d, %2d)", tid, reg, byte % 4, nz == 1 ? "" : (nz ? "MANY" : "NONE"), row, k);
-      if (row != hrow || k != hk) printf(" [%2d, %2d]", hrow, hk);
-      printf("%s", byte == 15 ? "\n" : " |");
+  // A bytes: (row, k) of each thread's 16 bytes, one line a thread; '*' where the m16n8k64 hypothesis differs
+  int match = 0, single = 0;
+  printf("## A: thread: byte 0..15 -> row,k ('*': not the hypothesis; NONE / MANY: no / several outputs)\n");
+  for (int tid = 0; tid < THREADS; ++tid) {
+    printf("t%3d:", tid);
+    for (int byte = 0; byte < 16; ++byte) {
+      const int p = tid * 16 + byte;
+      gather(out, p, D);
+      int nz = 0, row = -1, k = -1;
+      for (int r = 0; r < 64; ++r)
+        for (int n = 0; n < NTOK; ++n)
+          if (D[r][n] != 0.f) { ++nz; row = r; k = k_of(D[r][n], n); }
+      const int reg = byte / 4, w = tid / 32, l = tid % 32;
+      const int hrow = 16 * w + l / 4 + 8 * (reg & 1), hc = 16 * (reg >> 1) + 4 * (l % 4) + byte % 4;
+      const int hk = 4 * (hc / 2) + hc % 2;  // metadata 0x4: a group's kept columns are its 0 and 1
+      single += nz == 1;
+      const bool hyp = nz == 1 && row == hrow && k == hk;
+      match += hyp;
+      if (nz == 1) printf(" %d,%d%s", row, k, hyp ? "" : "*");
+      else printf(" %s", nz ? "MANY" : "NONE");
     }
+    printf("\n");
   }
-  printf("\nA: %d of %d probes hit one output, %d as the hypothesis says\n", single, A_PROBES, match);
-  // metadata nibbles
+  printf("A: %d of %d probes hit one output, %d as the hypothesis says\n", single, A_PROBES, match);
+  // metadata nibbles: (row, 4-column group) of each thread's 8 nibbles, one line a thread
   gather(out, A_PROBES + E_PROBES, D0);
   int found = 0;
   std::vector<int> seen(64 * 16, 0);
-  printf("## metadata probes: thread nibble -> (row, group) of the entries that moved\n");
-  for (int q = 0; q < E_PROBES; ++q) {
-    gather(out, A_PROBES + q, D);
-    int row = -1, grp = -1, moved = 0, rows = 0, lastr = -1;
-    for (int r = 0; r < 64; ++r)
-      for (int n = 0; n < NTOK; ++n)
-        if (D[r][n] != D0[r][n]) {
-          ++moved;
-          if (r != lastr) { ++rows; lastr = r; }
-          if (D[r][n] < D0[r][n]) { row = r; grp = k_of(D0[r][n] - D[r][n], n) / 4; }
-        }
-    const bool ok = rows == 1 && row >= 0;
-    found += ok;
-    if (ok) seen[row * 16 + grp]++;
-    if (q / 8 < 8 || !ok)
-      printf("t%3d n%d: %s(%2d, %2d)%s", q / 8, q % 8, ok ? "" : (moved ? "MANY " : "NONE "), row, grp,
-             q % 8 == 7 ? "\n" : " |");
+  printf("## metadata: thread: nibble 0..7 -> row,group (NONE / MANY: no row / several rows moved)\n");
+  for (int tid = 0; tid < THREADS; ++tid) {
+    printf("t%3d:", tid);
+    for (int nib = 0; nib < 8; ++nib) {
+      gather(out, A_PROBES + tid * 8 + nib, D);
+      int row = -1, grp = -1, moved = 0, rows = 0, lastr = -1;
+      for (int r = 0; r < 64; ++r)
+        for (int n = 0; n < NTOK; ++n)
+          if (D[r][n] != D0[r][n]) {
+            ++moved;
+            if (r != lastr) { ++rows; lastr = r; }
+            if (D[r][n] < D0[r][n]) { row = r; grp = k_of(D0[r][n] - D[r][n], n) / 4; }
+          }
+      const bool ok = rows == 1 && row >= 0;
+      found += ok;
+      if (ok) { seen[row * 16 + grp]++; printf(" %d,%d", row, grp); }
+      else printf(" %s", moved ? "MANY" : "NONE");
+    }
+    printf("\n");
   }
   int covered = 0;
   for (int v : seen) covered += v == 1;
-  printf("\nmetadata: %d of %d nibbles move one row; %d of 1024 (row, group) pairs named exactly once\n", found,
+  printf("metadata: %d of %d nibbles move one row; %d of 1024 (row, group) pairs named exactly once\n", found,
          E_PROBES, covered);
   cudaFree(dev);
   return 0;
