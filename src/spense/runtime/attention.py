@@ -208,6 +208,7 @@ def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, m
     ml = torch.empty(B * H, ns, 2, gp, dtype=torch.float32, device=q.device)
     y = torch.empty(B, H, G, D, dtype=q.dtype, device=q.device)
     pdl = {"PDL": True, "launch_pdl": True} if pdl_on(q.device) else {}
+    fz = {}  # the split kernel's prologue switches
     if fused is None:
         pro = (q,) * 7 + (0.0, 0, 0, 0, 0, 0)  # unused pointers and strides
     else:
@@ -215,12 +216,11 @@ def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, m
         kn, vn, cos, sin = (t if t.stride(-1) == 1 else t.contiguous() for t in (kn, vn, cos, sin))
         pro = (kn, vn, q if qw is None else qw, q if kw is None else kw, cos, sin, pos, float(eps),
                kn.stride(0), kn.stride(1), vn.stride(0), vn.stride(1), cos.stride(0))
-        pdl = dict(pdl, FUSED=True, NORM=qw is not None)
+        fz = {"FUSED": True, "NORM": qw is not None}
     _decode_attn_split[(B * H, ns)](q, k, v, mask, o, ml, L, G, H, ns, D ** -0.5,
                                     q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1),
                                     k.stride(2), v.stride(0), v.stride(1), v.stride(2), mask.stride(0), *pro,
-                                    D=D, GP=gp, BLOCK=BLOCK, SPLIT=split, DOT_DT=dot_dt, num_warps=4, **pdl)
-    pdl = {k: v for k, v in pdl.items() if k in ("PDL", "launch_pdl")}
+                                    D=D, GP=gp, BLOCK=BLOCK, SPLIT=split, DOT_DT=dot_dt, num_warps=4, **pdl, **fz)
     _decode_attn_merge[(B * H, G)](o, ml, y, G, H, ns, y.stride(0), y.stride(1), y.stride(2), D=D, GP=gp,
                                    SB=min(32, triton.next_power_of_2(ns)), num_warps=4, **pdl)
     return y

@@ -465,7 +465,7 @@ class SpenseLinear(nn.Module):
             if M > DECODE_MAX_M:
                 continue
             c = self._auto_choice(M) if self.backend == "auto" else "mmasp"
-            wgsd = self._wgsd_serves(M)  # always asked here: it makes stream-K's workspace before any capture
+            wgsd = self._wgsd_serves(M)  # (a compacted layer's stream-K workspace is made by compact())
             if fragments and mm and c == "mmasp" and M >= xfrag_plan_min_m() and not wgsd:
                 if self._x_perm_fits(M):
                     self._perm_buckets.add(_bucket(M))
