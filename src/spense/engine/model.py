@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spense.errors import InputError
-from spense.runtime.attention import decode_attention, decode_attention_fused, fused_on
+from spense.runtime.attention import decode_attention, decode_attention_fused, fused_on, rotate_half
 from spense.runtime.fuse import fuse_group, unfuse_rows
 
 SUPPORTED = ("llama", "mistral", "qwen2", "qwen3")
@@ -129,11 +129,6 @@ def fuse_linears(lins: tuple[nn.Module, ...]) -> tuple[torch.Tensor, torch.Tenso
             m.bias.data = b[o:o + n]
         o += n
     return w, b
-
-
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    a, b = x.chunk(2, dim=-1)
-    return torch.cat((-b, a), dim=-1)
 
 
 def _drop_fused_state(module, state_dict, prefix, local_metadata):

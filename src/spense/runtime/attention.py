@@ -250,6 +250,12 @@ def fused_on() -> bool:
     return v == "1"
 
 
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """``cat(-x[..., D/2:], x[..., :D/2])``: RoPE on halves (the engine's module and :func:`norm_rope_reference`)."""
+    a, b = x.chunk(2, dim=-1)
+    return torch.cat((-b, a), dim=-1)
+
+
 def norm_rope_reference(x: torch.Tensor, w: torch.Tensor | None, cos: torch.Tensor, sin: torch.Tensor,
                         eps: float) -> torch.Tensor:
     """``r = RMSNorm(x)`` (``w * (x / sqrt(mean(x^2) + eps))`` in float32, rounded to x's dtype before ``w``;
@@ -259,8 +265,7 @@ def norm_rope_reference(x: torch.Tensor, w: torch.Tensor | None, cos: torch.Tens
     if w is not None:
         h = x.float()
         x = w * (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
-    a, b = x.chunk(2, dim=-1)
-    return (x * cos + torch.cat((-b, a), dim=-1) * sin).to(x.dtype)
+    return (x * cos + rotate_half(x) * sin).to(x.dtype)
 
 
 @torch.library.custom_op("spense::decode_attention_fused", mutates_args=("k_cache", "v_cache"))
