@@ -47,6 +47,10 @@ except Exception:  # pragma: no cover - no triton
 
 BLOCK = 32  # keys per inner step
 MAX_PROGRAMS = 512  # splits grow (x2) until B * H * S is at most this
+# The ops take any strides (the launcher copies a tensor whose last dim is not contiguous), so Inductor may
+# hand them its buffers as they are: under its default for custom ops (exact strides) it copied the step's
+# RoPE rows and mask into new buffers for every layer's call, one more kernel per one or two layers.
+FLEXIBLE = (torch.Tag.flexible_layout,)
 
 
 if triton is not None:
@@ -226,7 +230,7 @@ def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, m
     return y
 
 
-@torch.library.custom_op("spense::decode_attention", mutates_args=())
+@torch.library.custom_op("spense::decode_attention", mutates_args=(), tags=FLEXIBLE)
 def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``y (B, H, G, D)``: see the module doc (CUDA: the kernels; CPU: the reference)."""
     if q.is_cuda and triton is not None:
@@ -268,7 +272,7 @@ def norm_rope_reference(x: torch.Tensor, w: torch.Tensor | None, cos: torch.Tens
     return (x * cos + rotate_half(x) * sin).to(x.dtype)
 
 
-@torch.library.custom_op("spense::decode_attention_fused", mutates_args=("k_cache", "v_cache"))
+@torch.library.custom_op("spense::decode_attention_fused", mutates_args=("k_cache", "v_cache"), tags=FLEXIBLE)
 def decode_attention_fused(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_w: torch.Tensor | None,
                            k_w: torch.Tensor | None, cos: torch.Tensor, sin: torch.Tensor, k_cache: torch.Tensor,
                            v_cache: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor, eps: float) -> torch.Tensor:
