@@ -135,8 +135,10 @@ def test_compiled_decode_step_computes_rope_rows_and_mask_once(fused, monkeypatc
 
     from torch._inductor.utils import run_and_get_code
 
-    from spense.runtime.attention import fused_on
+    from spense.runtime.attention import FLEXIBLE, fused_on
 
+    if not FLEXIBLE:
+        pytest.skip("SPENSE_ATTN_FLEXIBLE=0: the ops under Inductor's default layout for custom ops")
     monkeypatch.setenv("SPENSE_ATTN_FUSED", fused)
     fused_on.cache_clear()
     request.addfinalizer(fused_on.cache_clear)

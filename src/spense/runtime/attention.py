@@ -50,7 +50,11 @@ MAX_PROGRAMS = 512  # splits grow (x2) until B * H * S is at most this
 # The ops take any strides (the launcher copies a tensor whose last dim is not contiguous), so Inductor may
 # hand them its buffers as they are: under its default for custom ops (exact strides) it copied the step's
 # RoPE rows and mask into new buffers for every layer's call, one more kernel per one or two layers.
-FLEXIBLE = (torch.Tag.flexible_layout,)
+# SPENSE_ATTN_FLEXIBLE=0 (read at import) keeps the default, for an A/B in one run.
+_flex = os.environ.get("SPENSE_ATTN_FLEXIBLE", "1")
+if _flex not in ("0", "1"):
+    raise ValueError(f"SPENSE_ATTN_FLEXIBLE={_flex!r}: give 0 or 1")
+FLEXIBLE = (torch.Tag.flexible_layout,) if _flex == "1" else ()
 
 
 if triton is not None:
