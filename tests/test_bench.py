@@ -96,9 +96,9 @@ def test_e2e_summary_best_rows_ratios_and_anchor(tmp_path):
     assert mod.load([tmp_path / "c"])[1] == {("qwen3-8b", 8): 6.4}
     t = mod.table(rows, anchor)
     line = next(s for s in t.splitlines() if "| spense0.25 |" in s)
-    assert "| 2.000 |" in line and f"| {2.1 / 2.0:.2f}× |" in line and f"| {1.8 / 2.0:.2f}× |" in line
+    assert "| 2.000 |" in line and f"| {2.1 / 2.0:.3f}× |" in line and f"| {1.8 / 2.0:.2f}× |" in line
     assert "| 2.100 |" in next(s for s in t.splitlines() if "| dense |" in s)
-    assert f"| spense0.25 [MMASP_PF=1] | 1 | 1.500 | 1.07 | {2.1 / 1.5:.2f}× |" in t
+    assert f"| spense0.25 [MMASP_PF=1] | 1 | 1.500 | 1.07 | {2.1 / 1.5:.3f}× |" in t
     every = mod.table(rows, anchor, all_rows=True)  # the old-timing 0.5 ms row wins there; profiled rows never
     assert "| 0.500 |" in next(s for s in every.splitlines() if "| spense0.25 |" in s)
     mod.plot(rows, str(tmp_path / "up.png"))  # the speed-ups as bars
