@@ -96,6 +96,18 @@ _INTERP_FUSED = textwrap.dedent("""
         assert torch.equal(kc[:, :, torch.arange(S) != pos], kr[:, :, torch.arange(S) != pos])  # one slot written
         assert torch.equal(kc[B:], kr[B:]) and torch.equal(vc, vr)  # rows past B untouched; v as given
         worst = max(worst, (y - yr).abs().max().item(), (kc - kr).abs().max().item())
+    # strides Inductor may pass under the ops' flexible layout: sin's rows apart from cos's, cos broadcast over
+    # the rows, a norm weight and the mask not contiguous, q a view at an offset
+    q, k, v, qw, kw, cos, sin, kc, vc, p, mask = _fused_case(2, 2, 2, 4, 32, 100, 128, 70, True, gen)
+    sin = torch.cat((sin, torch.zeros_like(sin)), -1)[:, :32]
+    cos = cos[:1].expand(2, 32)
+    qw = torch.stack((qw, torch.zeros_like(qw)), -1)[:, 0]
+    mask = torch.stack((mask, mask), -1)[..., 0]
+    q = torch.cat((torch.zeros(2, 2, 1, 32), q), 2)[:, :, 1:]
+    kr, vr = kc.clone(), vc.clone()
+    y = launch_decode_attention(q, kc[:, :, :100], vc[:, :, :100], mask, 32, fused=(k, v, qw, kw, cos, sin, p, 1e-6))
+    yr = decode_attention_fused(q, k, v, qw, kw, cos, sin, kr, vr, p, mask, 1e-6)
+    worst = max(worst, (y - yr).abs().max().item(), (kc - kr).abs().max().item())
     # fp16 (the interpreter rounds to it as the GPU does): the written key's bits are the reference's
     q, k, v, qw, kw, cos, sin, kc, vc, p, mask = _fused_case(2, 3, 2, 4, 32, 100, 128, 70, True, gen,
                                                               dtype=torch.float16)
@@ -109,7 +121,8 @@ _INTERP_FUSED = textwrap.dedent("""
 
 
 def test_fused_kernel_interpreted():
-    """Norms on and off, slot pos in a middle split, the last slot, the first split; a cache of more rows; fp16."""
+    """Norms on and off, slot pos in a middle split, the last slot, the first split; a cache of more rows; inputs
+    of other strides (sin's rows apart from cos's, cos broadcast, a strided norm weight and mask); fp16."""
     assert _interpreted_worst(_INTERP_FUSED) < 1e-5
 
 
@@ -210,3 +223,40 @@ def test_gpu_decode_attention_fused_bf16_eager_and_compiled(B, L, pos):
         ref = decode_attention_reference(qn.double(), kc2[:B, :, :L].double(), vc2[:B, :, :L].double(),
                                          mask.double()).float()
         assert ((y.float() - ref).norm() / ref.norm()).item() < 1e-2
+
+
+@pytest.mark.parametrize("fused", ["1", "0"])
+def test_compiled_decode_step_computes_rope_rows_and_mask_once(fused, monkeypatch, request):
+    """Every layer's attention op gets the same buffers (fused: RoPE rows and mask; plain: the mask): under
+    Inductor's default for custom ops (exact strides) each call got copies of its own, one more kernel per one
+    or two layers on the GPU."""
+    import re
+    import warnings
+
+    from torch._inductor.utils import run_and_get_code
+
+    from spense.engine import load
+    from spense.engine.generate import decode_step
+    from spense.runtime.attention import FLEXIBLE, fused_on
+
+    if not FLEXIBLE:
+        pytest.skip("SPENSE_ATTN_FLEXIBLE=0: the ops under Inductor's default layout for custom ops")
+    monkeypatch.setenv("SPENSE_ATTN_FUSED", fused)
+    fused_on.cache_clear()
+    request.addfinalizer(fused_on.cache_clear)
+    m = load("qwen3-tiny", torch.device("cpu"), torch.float32).model
+    m.setup_caches(2, 128)
+    m.set_attention("split")
+    # a cached graph from before the ops' layout tag would hide the change (the cache key leaves tags out)
+    with torch.no_grad(), warnings.catch_warnings(), torch._inductor.config.patch(fx_graph_cache=False):
+        warnings.simplefilter("ignore")
+        _, codes = run_and_get_code(torch.compile(decode_step, fullgraph=True), m, torch.tensor([[3], [4]]),
+                                    torch.tensor([5]), torch.zeros(2, dtype=torch.long), 128, 0.0, 1.0)
+    op = "decode_attention_fused" if fused == "1" else "decode_attention"
+    calls = re.findall(rf"torch\.ops\.spense\.{op}\.default\((.*)\)\n", "\n".join(codes))
+    assert len(calls) == m.args.n_layer >= 2
+    # the buffers past the projections (the fused op's q, k, v; the plain op's q): RoPE rows and mask
+    names = [re.findall(r"buf\d+", c) for c in calls]
+    shared = [n[3:] if fused == "1" else n[1:] for n in names]
+    assert len(shared[0]) == (3 if fused == "1" else 1), calls
+    assert all(s == shared[0] for s in shared), calls

@@ -101,7 +101,9 @@ def test_e2e_summary_best_rows_ratios_and_anchor(tmp_path):
     assert f"| spense0.25 [MMASP_PF=1] | 1 | 1.500 | 1.07 | {2.1 / 1.5:.3f}× |" in t
     every = mod.table(rows, anchor, all_rows=True)  # the old-timing 0.5 ms row wins there; profiled rows never
     assert "| 0.500 |" in next(s for s in every.splitlines() if "| spense0.25 |" in s)
-    mod.plot(rows, str(tmp_path / "up.png"))  # the speed-ups as bars
+    fp8 = [row(v, ms, _run="f") for v, ms in (("dense-fp8", 1.6), ("spense0.25-fp8", 1.28), ("whole0.25-fp8", 1.4))]
+    assert f"| {1.6 / 1.28:.3f}× |" in mod.table(rows + fp8, anchor)
+    mod.plot(rows + fp8, str(tmp_path / "up.png"))  # the speed-ups as bars
     assert (tmp_path / "up.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -127,40 +127,6 @@ def test_decode_step_with_spense_layers_has_no_graph_break(tiny_llama_dir, atten
     assert ex.graph_break_count == 0 and ex.graph_count == 1, ex.break_reasons
 
 
-@pytest.mark.parametrize("fused", ["1", "0"])
-def test_compiled_decode_step_computes_rope_rows_and_mask_once(fused, monkeypatch, request):
-    """Every layer's attention op gets the same RoPE rows and mask buffers: under Inductor's default for custom
-    ops (exact strides) each call got copies of its own, one more kernel per one or two layers on the GPU."""
-    import re
-
-    from torch._inductor.utils import run_and_get_code
-
-    from spense.runtime.attention import FLEXIBLE, fused_on
-
-    if not FLEXIBLE:
-        pytest.skip("SPENSE_ATTN_FLEXIBLE=0: the ops under Inductor's default layout for custom ops")
-    monkeypatch.setenv("SPENSE_ATTN_FUSED", fused)
-    fused_on.cache_clear()
-    request.addfinalizer(fused_on.cache_clear)
-    m = load("qwen3-tiny", CPU, torch.float32).model
-    m.setup_caches(2, 128)
-    m.set_attention("split")
-    torch._dynamo.reset()
-    # a cached graph from before the ops' layout tag would hide the change (the cache key leaves tags out)
-    with torch.no_grad(), warnings.catch_warnings(), torch._inductor.config.patch(fx_graph_cache=False):
-        warnings.simplefilter("ignore")
-        _, codes = run_and_get_code(torch.compile(decode_step, fullgraph=True), m, torch.tensor([[3], [4]]),
-                                    torch.tensor([5]), torch.zeros(2, dtype=torch.long), 128, 0.0, 1.0)
-    op = "decode_attention_fused" if fused == "1" else "decode_attention"
-    calls = re.findall(rf"torch\.ops\.spense\.{op}\.default\((.*)\)\n", "\n".join(codes))
-    assert len(calls) == m.args.n_layer >= 2
-    # the buffers past the projections (the fused op's q, k, v; the plain op's q): RoPE rows and mask
-    names = [re.findall(r"buf\d+", c) for c in calls]
-    shared = [n[3:] if fused == "1" else n[1:] for n in names]
-    assert len(shared[0]) == (3 if fused == "1" else 1), calls
-    assert all(s == shared[0] for s in shared), calls
-
-
 def test_bad_input(tiny_llama_dir, tmp_path):
     eng = Engine(load(str(tiny_llama_dir), CPU, torch.float32).model, 1, 128)
     with pytest.raises(InputError, match="does not fit"):

@@ -47,14 +47,30 @@ except Exception:  # pragma: no cover - no triton
 
 BLOCK = 32  # keys per inner step
 MAX_PROGRAMS = 512  # splits grow (x2) until B * H * S is at most this
-# The ops take any strides (the launcher copies a tensor whose last dim is not contiguous), so Inductor may
-# hand them its buffers as they are: under its default for custom ops (exact strides) it copied the step's
-# RoPE rows and mask into new buffers for every layer's call, one more kernel per one or two layers.
-# SPENSE_ATTN_FLEXIBLE=0 (read at import) keeps the default, for an A/B in one run.
+# The ops take any strides (the launcher copies a tensor whose last dim is not contiguous, and the caches it
+# writes must have one: it raises otherwise), so Inductor may hand them its buffers as they are: under its
+# default for custom ops (exact strides) it copied the step's RoPE rows and mask into new buffers for every
+# layer's call, one more kernel per one or two layers.  SPENSE_ATTN_FLEXIBLE=0 (read at import) keeps the
+# default, for an A/B; it also turns Inductor's compile cache off in the process, whose key leaves the ops'
+# tags out (a run under one setting would reuse code compiled under the other).
 _flex = os.environ.get("SPENSE_ATTN_FLEXIBLE", "1")
 if _flex not in ("0", "1"):
     raise ValueError(f"SPENSE_ATTN_FLEXIBLE={_flex!r}: give 0 or 1")
 FLEXIBLE = (torch.Tag.flexible_layout,) if _flex == "1" else ()
+if not FLEXIBLE:
+    import torch._inductor.config
+
+    torch._inductor.config.fx_graph_cache = False
+
+
+def _custom_op(name: str, mutates_args: tuple):
+    """``torch.library.custom_op`` with :data:`FLEXIBLE`'s tags where this torch takes them (from 2.7)."""
+    if FLEXIBLE:
+        try:
+            return torch.library.custom_op(name, mutates_args=mutates_args, tags=FLEXIBLE)
+        except TypeError:
+            pass
+    return torch.library.custom_op(name, mutates_args=mutates_args)
 
 
 if triton is not None:
@@ -73,7 +89,8 @@ if triton is not None:
     @triton.jit
     def _decode_attn_split(q_ptr, k_ptr, v_ptr, m_ptr, o_ptr, ml_ptr, L, G, H, NS, scale,
                            sqb, sqh, sqg, skb, skh, skl, svb, svh, svl, smb,
-                           kn_ptr, vn_ptr, qw_ptr, kw_ptr, cos_ptr, sin_ptr, pos_ptr, eps, snb, snh, svnb, svnh, scb,
+                           kn_ptr, vn_ptr, qw_ptr, kw_ptr, cos_ptr, sin_ptr, pos_ptr, eps, snb, snh, svnb, svnh,
+                           scb, ssb,
                            D: tl.constexpr, GP: tl.constexpr, BLOCK: tl.constexpr, SPLIT: tl.constexpr,
                            DOT_DT: tl.constexpr, FUSED: tl.constexpr = False, NORM: tl.constexpr = False,
                            PDL: tl.constexpr = False):
@@ -93,7 +110,7 @@ if triton is not None:
             DT: tl.constexpr = q_ptr.dtype.element_ty
             rdr = (rd + D // 2) % D
             cs = tl.load(cos_ptr + b * scb + rd)[None, :]
-            sn = tl.load(sin_ptr + b * scb + rd)[None, :]
+            sn = tl.load(sin_ptr + b * ssb + rd)[None, :]
             qr = tl.load(qo + rdr[None, :], mask=rg[:, None] < G, other=0.0)
             q = _norm_rope(q.to(tl.float32), qr.to(tl.float32), qw_ptr, cs, sn, rd, rdr, eps, D, NORM, DT)
             ko = kn_ptr + b * snb + h * snh
@@ -218,12 +235,13 @@ def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, m
     pdl = {"PDL": True, "launch_pdl": True} if pdl_on(q.device) else {}
     fz = {}  # the split kernel's prologue switches
     if fused is None:
-        pro = (q,) * 7 + (0.0, 0, 0, 0, 0, 0)  # unused pointers and strides
+        pro = (q,) * 7 + (0.0, 0, 0, 0, 0, 0, 0)  # unused pointers and strides
     else:
         kn, vn, qw, kw, cos, sin, pos, eps = fused
         kn, vn, cos, sin = (t if t.stride(-1) == 1 else t.contiguous() for t in (kn, vn, cos, sin))
+        qw, kw = (w if w is None or w.stride(-1) == 1 else w.contiguous() for w in (qw, kw))
         pro = (kn, vn, q if qw is None else qw, q if kw is None else kw, cos, sin, pos, float(eps),
-               kn.stride(0), kn.stride(1), vn.stride(0), vn.stride(1), cos.stride(0))
+               kn.stride(0), kn.stride(1), vn.stride(0), vn.stride(1), cos.stride(0), sin.stride(0))
         fz = {"FUSED": True, "NORM": qw is not None}
     _decode_attn_split[(B * H, ns)](q, k, v, mask, o, ml, L, G, H, ns, D ** -0.5,
                                     q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1),
@@ -234,7 +252,7 @@ def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, m
     return y
 
 
-@torch.library.custom_op("spense::decode_attention", mutates_args=(), tags=FLEXIBLE)
+@_custom_op("spense::decode_attention", mutates_args=())
 def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``y (B, H, G, D)``: see the module doc (CUDA: the kernels; CPU: the reference)."""
     if q.is_cuda and triton is not None:
@@ -276,7 +294,7 @@ def norm_rope_reference(x: torch.Tensor, w: torch.Tensor | None, cos: torch.Tens
     return (x * cos + rotate_half(x) * sin).to(x.dtype)
 
 
-@torch.library.custom_op("spense::decode_attention_fused", mutates_args=("k_cache", "v_cache"), tags=FLEXIBLE)
+@_custom_op("spense::decode_attention_fused", mutates_args=("k_cache", "v_cache"))
 def decode_attention_fused(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_w: torch.Tensor | None,
                            k_w: torch.Tensor | None, cos: torch.Tensor, sin: torch.Tensor, k_cache: torch.Tensor,
                            v_cache: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor, eps: float) -> torch.Tensor:
