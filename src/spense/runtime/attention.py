@@ -38,6 +38,8 @@ import os
 
 import torch
 
+from spense.runtime.xops import _env_int
+
 try:  # Triton is only needed on CUDA
     import triton
     import triton.language as tl
@@ -53,10 +55,7 @@ MAX_PROGRAMS = 512  # splits grow (x2) until B * H * S is at most this
 # layer's call, one more kernel per one or two layers.  SPENSE_ATTN_FLEXIBLE=0 (read at import) keeps the
 # default, for an A/B; it also turns Inductor's compile cache off in the process, whose key leaves the ops'
 # tags out (a run under one setting would reuse code compiled under the other).
-_flex = os.environ.get("SPENSE_ATTN_FLEXIBLE", "1")
-if _flex not in ("0", "1"):
-    raise ValueError(f"SPENSE_ATTN_FLEXIBLE={_flex!r}: give 0 or 1")
-FLEXIBLE = (torch.Tag.flexible_layout,) if _flex == "1" else ()
+FLEXIBLE = (torch.Tag.flexible_layout,) if _env_int("SPENSE_ATTN_FLEXIBLE", 1, 0, 1) else ()
 if not FLEXIBLE:
     import torch._inductor.config
 
