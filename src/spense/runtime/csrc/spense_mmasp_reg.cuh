@@ -267,11 +267,21 @@ spense_mmasp_kernel(
   // indices are written at load time, never by the kernel before), or, on a CTA of dense steps alone, ask
   // for its first round into L2; then wait for x.  The first round's DRAM round trip overlaps the end of
   // the kernel that writes x and this launch, instead of following them.
-  // EARLY & 1 does so also without the dependent launch
+  // EARLY & 1 does so also without the dependent launch.
+  // EARLY == 0 keeps this prologue inside `if (pdl)`: written as EARLY's (the same steps, unconditional), it made
+  // ptxas put each step of the sparse loop's round loads behind a branch of its own instead of predicating them,
+  // and the bf16 kernel 11-40 % slower at M = 1 and 8 (harness, benchmarks/results/wgsd_2026-12-02 folder bj)
   const bool first_loaded = (pdl || (EARLY & 1)) && nsp > 0 && (!ROLES || ws >= 0);
-  if (first_loaded) load_round(ws, va, me, xb);
-  if ((pdl || (EARLY & 2)) && nsp == 0) prefetch_dense_round<RT, U, NVD, VD>(dbase, nde, warp, W, lane);
-  if constexpr (EARLY & 1) pre = first_row_out<RT, NT, FP8>(b, out_row, wscale, M);
+  if constexpr (EARLY == 0) {
+    if (pdl) {
+      if (first_loaded) load_round(ws, va, me, xb);
+      else if (nsp == 0) prefetch_dense_round<RT, U, NVD, VD>(dbase, nde, warp, W, lane);
+    }
+  } else {
+    if (first_loaded) load_round(ws, va, me, xb);
+    if ((pdl || (EARLY & 2)) && nsp == 0) prefetch_dense_round<RT, U, NVD, VD>(dbase, nde, warp, W, lane);
+    if constexpr (EARLY & 1) pre = first_row_out<RT, NT, FP8>(b, out_row, wscale, M);
+  }
   if (pdl) {
     pdl_wait();
     if (pdl == 2) pdl_trigger();  // SPENSE_MMASP_PDL=2: the next kernel may launch now (it waits for y itself)
