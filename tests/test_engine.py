@@ -458,3 +458,36 @@ def test_pdl_only_on_cuda_sm90_unless_turned_off(monkeypatch):
     monkeypatch.delenv("SPENSE_PDL")
     eng = Engine(load("qwen3-tiny", CPU, torch.float32).model, 1, 128)
     assert eng.pdl is False
+
+
+@pytest.mark.parametrize("parts", ["1", "0"])
+def test_norms_read_their_input_as_a_sum_of_their_own(parts, monkeypatch, request):
+    """residual_sum: every RMSNorm after the first reads ``d + r``, an add node apart from the residual ``r + d``,
+    in the graph Inductor lowers (post-grad), so that a planned Spense layer's permuted operand gathers from the
+    sum's inputs; ``SPENSE_NORM_PARTS=0`` gives the norms the residual itself.  The logits are the same."""
+    from spense.engine import model as mdl
+
+    monkeypatch.setenv("SPENSE_NORM_PARTS", parts)
+    mdl.norm_parts.cache_clear()
+    request.addfinalizer(mdl.norm_parts.cache_clear)
+    m = load("qwen3-tiny", CPU, torch.float32).model
+    m.setup_caches(1, 128)
+    m.set_attention("split")
+    adds = []
+
+    def grab(g):  # the (M, dim) tensor sums: residuals and, with parts, the norms' own
+        adds.extend(n for n in g.nodes if n.target == torch.ops.aten.add.Tensor
+                    and all(isinstance(a, torch.fx.Node) for a in n.args[:2])
+                    and tuple(n.meta["val"].shape) == (1, 1, m.args.dim))
+
+    args = (m, torch.tensor([[3]]), torch.tensor([5]), torch.zeros(1, dtype=torch.long), 128, 0.0, 1.0)
+    torch._dynamo.reset()
+    with torch.no_grad(), warnings.catch_warnings(), \
+            torch._inductor.config.patch(fx_graph_cache=False, post_grad_custom_post_pass=grab):
+        warnings.simplefilter("ignore")
+        got = torch.compile(decode_step, fullgraph=True)(*args)[1]
+        ref = decode_step(*args)[1]
+    L = m.args.n_layer
+    residuals = 2 * L  # r + d in every block but the first, x + a in each, the final one
+    assert len(adds) == residuals + (2 * L - 1 if parts == "1" else 0)
+    assert torch.allclose(got, ref, atol=1e-4, rtol=1e-4)

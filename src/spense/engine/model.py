@@ -23,6 +23,7 @@ weight (transformers' rounding points).  RoPE: ``x cos + rotate_half(x) sin`` (h
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +33,7 @@ from torch import nn
 from spense.errors import InputError
 from spense.runtime.attention import decode_attention, decode_attention_fused, fused_on, rotate_half
 from spense.runtime.fuse import fuse_group, unfuse_rows
+from spense.runtime.xops import _env_int
 
 SUPPORTED = ("llama", "mistral", "qwen2", "qwen3")
 KV_BLOCK = 128  # attention length granularity (and the cache length's)
@@ -266,9 +268,31 @@ class Block(nn.Module):
         self.post_attention_layernorm = RMSNorm(a.dim, a.eps)
         self.mlp = MLP(a)
 
-    def forward(self, x, cos, sin, input_pos, mask, kv_len: int):
-        h = x + self.self_attn(self.input_layernorm(x), cos, sin, input_pos, mask, kv_len)
-        return h + self.mlp(self.post_attention_layernorm(h))
+    def forward(self, r, d, cos, sin, input_pos, mask, kv_len: int):
+        """One block on the residual stream ``r + d`` (``d`` None: ``r``); returns ``(h, m)``, the next block's
+        ``(r, d)``: h = r + d + attention, m = MLP(norm(h)).  Each norm reads its input through
+        :func:`residual_sum`."""
+        x = r if d is None else r + d
+        a = self.self_attn(self.input_layernorm(residual_sum(d, r, x)), cos, sin, input_pos, mask, kv_len)
+        h = x + a
+        return h, self.mlp(self.post_attention_layernorm(residual_sum(a, x, h)))
+
+
+@functools.lru_cache(maxsize=None)
+def norm_parts() -> bool:
+    """Whether :func:`residual_sum` gives a norm its input as a sum of its own (``SPENSE_NORM_PARTS``, read once; 0
+    or 1, default 1)."""
+    return _env_int("SPENSE_NORM_PARTS", 1, 0, 1) == 1
+
+
+def residual_sum(d, r, s):
+    """An RMSNorm's input ``s = r + d`` (``d`` None: ``r``), given as a sum of its own, ``d + r`` (the same values,
+    bit for bit), instead of the residual ``s`` that the next block adds to.  The planned Spense layer after the
+    norm reads its input permuted (``xops.x_perm``), a gather.  From ``s``, Inductor makes that gather a second
+    kernel wherever it makes ``s`` a buffer of the norm's own kernel, which cannot read its own output at other
+    indices (~17 of the 8B step's 72 norms, results wgsd_2026-12-02 folder bf); from ``d + r`` the norm's kernel
+    reads ``d`` and ``r``, written before it.  ``SPENSE_NORM_PARTS=0``: ``s`` itself."""
+    return s if d is None or not norm_parts() else d + r
 
 
 class Decoder(nn.Module):
@@ -343,6 +367,7 @@ class Transformer(nn.Module):
         ok = ok | (j[None, None, :] == input_pos[None, :, None])  # padding queries see themselves: no NaN
         x = self.model.embed_tokens(idx)
         mask = torch.zeros(ok.shape, dtype=x.dtype, device=dev).masked_fill(~ok, float("-inf"))
+        d = None
         for blk in self.model.layers:
-            x = blk(x, cos, sin, input_pos, mask, kv_len)
-        return self.lm_head(self.model.norm(x)).float()
+            x, d = blk(x, d, cos, sin, input_pos, mask, kv_len)
+        return self.lm_head(self.model.norm(x if d is None else d + x)).float()
