@@ -462,9 +462,10 @@ def test_pdl_only_on_cuda_sm90_unless_turned_off(monkeypatch):
 
 @pytest.mark.parametrize("parts", ["1", "0"])
 def test_norms_read_their_input_as_a_sum_of_their_own(parts, monkeypatch, request):
-    """residual_sum: every RMSNorm after the first reads ``d + r``, an add node apart from the residual ``r + d``,
-    in the graph Inductor lowers (post-grad), so that a planned Spense layer's permuted operand gathers from the
-    sum's inputs; ``SPENSE_NORM_PARTS=0`` gives the norms the residual itself.  The logits are the same."""
+    """residual_sum under ``SPENSE_NORM_PARTS=1``: every RMSNorm after the first reads ``d + r``, an add node apart
+    from the residual ``r + d``, in the graph Inductor lowers (post-grad), so that a planned Spense layer's permuted
+    operand gathers from the sum's inputs; under ``0`` (the default) the norms read the residual itself.  The logits
+    are the same."""
     from spense.engine import model as mdl
 
     monkeypatch.setenv("SPENSE_NORM_PARTS", parts)

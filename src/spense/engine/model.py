@@ -281,8 +281,10 @@ class Block(nn.Module):
 @functools.lru_cache(maxsize=None)
 def norm_parts() -> bool:
     """Whether :func:`residual_sum` gives a norm its input as a sum of its own (``SPENSE_NORM_PARTS``, read once; 0
-    or 1, default 1)."""
-    return _env_int("SPENSE_NORM_PARTS", 1, 0, 1) == 1
+    or 1, default 0).  Off until Inductor's GPU code shows the gathers in the norms' kernels: the 8B BF16 step ran
+    as fast with it as without, in one run (3.478 / 3.481 ms at B = 1, 4.006 / 3.998 at B = 8; results
+    wgsd_2026-12-02 folder bk)."""
+    return _env_int("SPENSE_NORM_PARTS", 0, 0, 1) == 1
 
 
 def residual_sum(d, r, s):
@@ -291,7 +293,7 @@ def residual_sum(d, r, s):
     norm reads its input permuted (``xops.x_perm``), a gather.  From ``s``, Inductor makes that gather a second
     kernel wherever it makes ``s`` a buffer of the norm's own kernel, which cannot read its own output at other
     indices (~17 of the 8B step's 72 norms, results wgsd_2026-12-02 folder bf); from ``d + r`` the norm's kernel
-    reads ``d`` and ``r``, written before it.  ``SPENSE_NORM_PARTS=0``: ``s`` itself."""
+    reads ``d`` and ``r``, written before it.  Unless :func:`norm_parts`: ``s`` itself."""
     return s if d is None or not norm_parts() else d + r
 
 
