@@ -51,8 +51,9 @@ def test_switches_recorded(monkeypatch):
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/tmp/ti")
     monkeypatch.setenv("SPENSE_OPERAND_ONLY", "1")
     monkeypatch.setenv("SPENSE_ATTN_FUSED", "0")
+    monkeypatch.setenv("SPENSE_NORM_PARTS", "1")
     assert measure.switches() == {"SPENSE_ATTENTION": "split", "SPENSE_ATTN_FUSED": "0", "SPENSE_MMASP_PF": "1",
-                                  "SPENSE_OPERAND_ONLY": "1",
+                                  "SPENSE_NORM_PARTS": "1", "SPENSE_OPERAND_ONLY": "1",
                                   "SPENSE_WGSD_MIN_M": "17", "SPENSE_WGSP_CLUSTER": "1",
                                   "TORCHINDUCTOR_ENABLE_PDL": "1"}
 
