@@ -60,15 +60,19 @@ constexpr int REG_DET_W = 8;  // the most warps of the DET instantiation (its sh
 // warps arrive), and the buffer needs no zeroing nor the barrier after it.
 // The rounds of the register kernels (this one and spense_mmasp_persist.cuh), U steps each: step u of the round
 // at s0 is s0 + u * stride, and exists while below the row block's count of that kind of step.
-// One sparse round's weights into registers: values (va), metadata (me) and x block indices (xb).
-template <int RT, int U, int NVS, int VS>
+// One sparse round's weights into registers: values (va), metadata (me) and x block indices (xb).  CLAMP (EARLY
+// & 16, harness only: "clamp", "det_h_rt_c"): every step of the round loaded, a step past the last one loading the
+// last one again (its registers unused: the round's math skips such steps), so that no load waits behind a branch;
+// ptxas still branches around each step's loads in the bf16 kernels at NT >= 2 or RT = 2 and e4m3 at RT = 2
+// (results wgsd_2026-12-02 README, fifteenth stop).  Needs s0 < nsp.
+template <int RT, int U, int NVS, int VS, bool CLAMP = false>
 __device__ __forceinline__ void load_sparse_round(uint4 (&va)[U][RT][NVS], uint32_t (&me)[U][RT], int (&xb)[U],
                                                   const uint4* vbase, const uint32_t* mbase, int Ss, int nsp, int s0,
                                                   int stride, const int* __restrict__ sblk, int lane) {
 #pragma unroll
   for (int u = 0; u < U; ++u) {
-    const int s = s0 + u * stride;
-    if (s < nsp) {
+    const int s = CLAMP ? min(s0 + u * stride, nsp - 1) : s0 + u * stride;
+    if (CLAMP || s < nsp) {
       xb[u] = __ldg(sblk + s);
 #pragma unroll
       for (int r = 0; r < RT; ++r) {
@@ -199,9 +203,9 @@ __device__ __forceinline__ void dense_round(float (&acc)[RT][NT][4], const uint4
 
 template <int RT, int NT, int FP8, int U, int XM, bool PF = false, int MINB = 0, int XD = 2, bool ROLES = false,
           bool DET = false, int EARLY = 0>
-__global__ void __launch_bounds__(MINB > 1 ? 128 : (EARLY && DET && FP8 && RT == 1 && NT == 1) ? REG_DET_W * 32
+__global__ void __launch_bounds__(MINB > 1 ? 128 : ((EARLY & 3) && DET && FP8 && RT == 1 && NT == 1) ? REG_DET_W * 32
                                   : ((U > (FP8 && XD == 0 ? 8 : REG_U) || PF) ? 256 : 512),
-                                  MINB > 1 ? MINB : (EARLY && DET && FP8 && RT == 1 && NT == 1) ? 3 : MINB)
+                                  MINB > 1 ? MINB : ((EARLY & 3) && DET && FP8 && RT == 1 && NT == 1) ? 3 : MINB)
 spense_mmasp_kernel(
     const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
     const __nv_bfloat16* __restrict__ x, const uint4* __restrict__ xf, int ldx, int M, int kx,
@@ -261,18 +265,18 @@ spense_mmasp_kernel(
   int xb[U] = {};  // every step the round computes sets its entry (zeros: no use-before-set warning)
   // one round: the U steps s0, s0 + WS, ... of this warp
   auto load_round = [&](int s0, uint4 (&v_)[U][RT][NVS], uint32_t (&m_)[U][RT], int (&x_)[U]) {
-    load_sparse_round<RT, U, NVS, VS>(v_, m_, x_, vbase, mbase, Ss, nsp, s0, WS, sblk, lane);
+    load_sparse_round<RT, U, NVS, VS, (EARLY & 16) != 0>(v_, m_, x_, vbase, mbase, Ss, nsp, s0, WS, sblk, lane);
   };
   // launched dependent (pdl_wait): load this warp's first sparse round into registers (weights and block
   // indices are written at load time, never by the kernel before), or, on a CTA of dense steps alone, ask
   // for its first round into L2; then wait for x.  The first round's DRAM round trip overlaps the end of
   // the kernel that writes x and this launch, instead of following them.
   // EARLY & 1 does so also without the dependent launch.
-  // EARLY == 0 keeps this prologue inside `if (pdl)`: written as EARLY's (the same steps, unconditional), it made
+  // EARLY & 3 == 0 keeps this prologue inside `if (pdl)`: written as EARLY's (the same steps, unconditional), it made
   // ptxas put each step of the sparse loop's round loads behind a branch of its own instead of predicating them,
   // and the bf16 kernel 11-40 % slower at M = 1 and 8 (harness, benchmarks/results/wgsd_2026-12-02 folder bj)
   const bool first_loaded = (pdl || (EARLY & 1)) && nsp > 0 && (!ROLES || ws >= 0);
-  if constexpr (EARLY == 0) {
+  if constexpr ((EARLY & 3) == 0) {
     if (pdl) {
       if (first_loaded) load_round(ws, va, me, xb);
       else if (nsp == 0) prefetch_dense_round<RT, U, NVD, VD>(dbase, nde, warp, W, lane);
