@@ -123,3 +123,41 @@ def test_launch_configs_lists_running_spense_shapes():
     model = torch.nn.ModuleList([lin(6144, 4096, {1: (1, 4), 32: (1, 4)}), lin(4096, 4096, {1: (1, 8)}, fused=True),
                                  lin(4096, 12288, {})])
     assert measure.launch_configs(model) == {"6144,4096": {1: [1, 4], 32: [1, 4]}}
+
+
+def test_sass_round_loads_counts_branches_between_a_loops_weight_loads(tmp_path, capsys):
+    """benchmarks/sass_round_loads.py on a made-up cuobjdump listing: a loop whose four weight loads
+    (LDG.E.NA.128) sit behind branches counts them, a predicated one counts none, a straight run is no loop;
+    --fail-on exits 1 only for a kernel with branches; an unreadable file exits 2 with one line."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "sass_round_loads", Path(__file__).resolve().parents[1] / "benchmarks" / "sass_round_loads.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    def kernel(name, body):
+        lines = [f"\t\tFunction : {name}"]
+        lines += [f"        /*{16 * i:04x}*/                   {ins} ;" for i, ins in enumerate(body)]
+        return "\n".join(lines)
+
+    ld = "@!P1 LDG.E.NA.128.CONSTANT R12, desc[UR8][R80.64]"
+    branchy = ["S2R R0, SR_TID.X", ld, "@P2 BRA 0x40", ld, "@P3 BRA 0x60", ld, ld, "HMMA.SP.16832.F32.BF16 R4, R12",
+               "@!P0 BRA 0x10", "EXIT"]
+    flat = ["S2R R0, SR_TID.X", ld, ld, ld, ld, "HMMA.SP.16832.F32.BF16 R4, R12", "@!P0 BRA 0x10", "EXIT"]
+    straight = ["S2R R0, SR_TID.X", ld, ld, ld, ld, "EXIT"]
+    text = "\n".join([kernel("k_branchy", branchy), kernel("k_flat", flat), kernel("k_straight", straight)])
+    fns = mod.functions(text)
+    assert set(fns) == {"k_branchy", "k_flat", "k_straight"}
+    assert mod.round_load_branches(fns["k_branchy"]) == [(4, 2)]
+    assert mod.round_load_branches(fns["k_flat"]) == [(4, 0)]
+    assert mod.round_load_branches(fns["k_straight"]) == []
+    f = tmp_path / "sass.txt"
+    f.write_text(text)
+    assert mod.main([str(f), "--fail-on", "k_flat"]) == 0
+    assert mod.main([str(f), "--fail-on", "k_branchy"]) == 1
+    out = capsys.readouterr().out
+    assert "k_branchy" in out and "4 loads, 2 branches" in out and "k_straight" not in out
+    assert mod.main([str(tmp_path / "none.txt")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
