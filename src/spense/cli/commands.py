@@ -452,6 +452,7 @@ def demo(
             "nsamples": nsamples, "seqlen": seqlen, "eval_windows": int(eval_w.shape[0]), "seed": seed,
             "block": block, "device": str(dev), "quick": quick, "sequential": sequential.value, "torch": torch.__version__,
             "spense": __version__, "cpu_threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "command": " ".join(["spense", *sys.argv[1:]]),
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": rows, "seconds": total,
         }
