@@ -45,12 +45,18 @@ def opcode(ins: str) -> str:
     return t[1] if t and t[0].startswith("@") and len(t) > 1 else (t[0] if t else "")
 
 
+def is_branch(ins: str) -> bool:
+    """A branch: ``BRA`` in any form (``BRA.U``, ``BRA.DIV``, ...) or ``BRX``."""
+    return opcode(ins).split(".")[0] in ("BRA", "BRX")
+
+
 def loops(body: list[tuple[int, str]]) -> list[tuple[int, int]]:
-    """``(first, last)`` instruction indices of each loop: a branch to an earlier address of the kernel."""
+    """``(first, last)`` instruction indices of each loop: a branch to an earlier address of the kernel (a loop
+    inside another is listed on its own too)."""
     at = {a: i for i, (a, _) in enumerate(body)}
     out = []
     for i, (a, ins) in enumerate(body):
-        if opcode(ins) == "BRA":
+        if is_branch(ins):
             m = _TARGET.search(ins)
             if m and int(m.group(1), 16) < a and int(m.group(1), 16) in at:
                 out.append((at[int(m.group(1), 16)], i))
@@ -64,7 +70,7 @@ def round_load_branches(body: list[tuple[int, str]], min_loads: int = 4) -> list
     for s, e in loops(body):
         ld = [i for i in range(s, e + 1) if opcode(body[i][1]).startswith("LDG.E.NA.128")]
         if len(ld) >= min_loads:
-            out.append((len(ld), sum(opcode(body[i][1]) == "BRA" for i in range(ld[0], ld[-1]))))
+            out.append((len(ld), sum(is_branch(body[i][1]) for i in range(ld[0], ld[-1]))))
     return out
 
 
@@ -85,15 +91,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--demangle", action="store_true", help="print names through c++filt")
     a = ap.parse_args(argv)
     try:
-        text = open(a.listing).read()
+        text = open(a.listing, encoding="utf-8").read()
     except OSError as e:
         print(f"error: cannot read {a.listing}: {e.strerror}", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError:
+        print(f"error: {a.listing} is not text (give the output of cuobjdump -sass, not the binary)", file=sys.stderr)
         return 2
     fns = functions(text)
     if not fns:
         print(f"error: no kernels in {a.listing} (is it the output of cuobjdump -sass?)", file=sys.stderr)
         return 2
     names = demangle(list(fns)) if a.demangle or a.match or a.fail_on else {n: n for n in fns}
+    if (a.match or a.fail_on) and shutil.which("c++filt") is None:
+        print("warning: c++filt not found: --match and --fail-on see the mangled names", file=sys.stderr)
     bad = 0
     for n, body in fns.items():
         if a.match not in names[n]:

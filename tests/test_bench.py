@@ -161,3 +161,6 @@ def test_sass_round_loads_counts_branches_between_a_loops_weight_loads(tmp_path,
     assert "k_branchy" in out and "4 loads, 2 branches" in out and "k_straight" not in out
     assert mod.main([str(tmp_path / "none.txt")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+    assert mod.is_branch("@P0 BRA.U 0x10") and mod.is_branch("BRX R2 -0x20") and not mod.is_branch("BSYNC B0")
+    (tmp_path / "bin").write_bytes(b"\x7fELF\xff\xfe")
+    assert mod.main([str(tmp_path / "bin")]) == 2 and "not text" in capsys.readouterr().err

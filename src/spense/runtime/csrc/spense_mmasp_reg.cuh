@@ -64,7 +64,7 @@ constexpr int REG_DET_W = 8;  // the most warps of the DET instantiation (its sh
 // & 16, harness only: "clamp", "det_h_rt_c"): every step of the round loaded, a step past the last one loading the
 // last one again (its registers unused: the round's math skips such steps), so that no load waits behind a branch;
 // ptxas still branches around each step's loads in the bf16 kernels at NT >= 2 or RT = 2 and e4m3 at RT = 2
-// (results wgsd_2026-12-02 README, fifteenth stop).  Needs s0 < nsp.
+// (results wgsd_2026-12-02 README, fifteenth stop).  Needs nsp >= 1.
 template <int RT, int U, int NVS, int VS, bool CLAMP = false>
 __device__ __forceinline__ void load_sparse_round(uint4 (&va)[U][RT][NVS], uint32_t (&me)[U][RT], int (&xb)[U],
                                                   const uint4* vbase, const uint32_t* mbase, int Ss, int nsp, int s0,
@@ -274,7 +274,8 @@ spense_mmasp_kernel(
   // EARLY & 1 does so also without the dependent launch.
   // EARLY & 3 == 0 keeps this prologue inside `if (pdl)`: written as EARLY's (the same steps, unconditional), it made
   // ptxas put each step of the sparse loop's round loads behind a branch of its own instead of predicating them,
-  // and the bf16 kernel 11-40 % slower at M = 1 and 8 (harness, benchmarks/results/wgsd_2026-12-02 folder bj)
+  // and the bf16 kernel up to 41 % slower at M = 1 and 8 (harness; 1-12 % per layer in linear_bench;
+  // benchmarks/results/wgsd_2026-12-02 folder bj)
   const bool first_loaded = (pdl || (EARLY & 1)) && nsp > 0 && (!ROLES || ws >= 0);
   if constexpr ((EARLY & 3) == 0) {
     if (pdl) {
