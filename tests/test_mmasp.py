@@ -1,6 +1,7 @@
 """The mma.sp kernel layout (``spense.runtime.mmasp``): round trips of values, metadata and e4m3
 bytes, block tables, the exact inverse, and on the GPU (``gpu``) the kernel against the reference."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -405,3 +406,62 @@ def test_gpu_mmasp_early_prologue_gives_the_same_bits(tmp_path):
     32768) and everywhere ("3", bf16 too), over _PERSIST_RUN's cases"""
     _same_bits_in_each_env(tmp_path, {"0": {"SPENSE_MMASP_EARLY": "0"}, "auto": {},
                                       "3": {"SPENSE_MMASP_EARLY": "3"}})
+
+
+def _sass_tools():
+    """(nvcc, cuobjdump) where both are found (cuobjdump also needs nvdisasm beside it or on PATH): on PATH, or
+    from the ``nvidia-cuda-cuobjdump`` / ``nvidia-cuda-nvdisasm`` wheels (``.ci/run`` installs them)."""
+    import shutil
+
+    nvcc = shutil.which("nvcc") or ("/usr/local/cuda/bin/nvcc" if Path("/usr/local/cuda/bin/nvcc").exists() else None)
+    dirs = []
+    try:
+        import nvidia
+
+        dirs = [p for d in nvidia.__path__ for p in Path(d).glob("cu*/bin")]
+    except ImportError:
+        pass
+    path = os.pathsep.join([str(d) for d in dirs] + [os.environ.get("PATH", "")])
+    cuobjdump = shutil.which("cuobjdump", path=path)
+    if nvcc is None or cuobjdump is None or shutil.which("nvdisasm", path=path) is None:
+        return None
+    return nvcc, cuobjdump, path
+
+
+#: the register kernel's instantiations the engine runs at M <= 8 (spense_mmasp.cu: launch_reg, DET at RT = NT = 1):
+#: bf16 and e4m3 on x's f16 operand, through x_perm (4) or fragments (1), prologue EARLY = 0 or 3
+_ENGINE_REG_KERNELS = ["1, 1, 0, 4, 4, false, 0, 2, false, true, 0", "1, 1, 0, 4, 1, false, 0, 2, false, true, 0",
+                       "1, 1, 2, 4, 4, false, 0, 2, false, true, 0", "1, 1, 2, 4, 1, false, 0, 2, false, true, 0",
+                       "1, 1, 2, 4, 4, false, 0, 2, false, true, 3", "1, 1, 2, 4, 1, false, 0, 2, false, true, 3"]
+
+
+def test_register_kernel_round_loads_sit_behind_no_branch(tmp_path):
+    """The M <= 8 register kernels the engine runs, compiled for sm_90 (nvcc, no GPU): no branch between the first and
+    the last weight load of any loop's round.  ptxas once put each step's loads behind a branch of its own (since
+    073bcbb, through the prologue before the loop; fixed in 4f7a62e) and the bf16 kernel ran 1-12 % slower per
+    layer, up to 41 % in the harness (benchmarks/results/wgsd_2026-12-02, folders bj, bk)."""
+    import importlib.util
+    import subprocess
+
+    tools = _sass_tools()
+    if tools is None:
+        pytest.skip("needs nvcc, cuobjdump and nvdisasm (pip install nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm)")
+    nvcc, cuobjdump, path = tools
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("sass_round_loads", root / "benchmarks" / "sass_round_loads.py")
+    srl = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(srl)
+    src = tmp_path / "k.cu"
+    src.write_text('#include "spense_mmasp_reg.cuh"\n' + "".join(
+        f"void* k{i}() {{ return (void*)spense_mmasp_kernel<{k}>; }}\n" for i, k in enumerate(_ENGINE_REG_KERNELS)))
+    cubin = tmp_path / "k.cubin"
+    env = {**os.environ, "PATH": path}
+    subprocess.run([nvcc, "-std=c++17", "-O3", "-gencode=arch=compute_90,code=sm_90", "--use_fast_math", "-cubin",
+                    "-I", str(root / "src/spense/runtime/csrc"), "-o", str(cubin), str(src)], check=True, env=env,
+                   capture_output=True)
+    sass = subprocess.run([cuobjdump, "-sass", str(cubin)], check=True, env=env, capture_output=True, text=True).stdout
+    fns = srl.functions(sass)
+    assert len(fns) == len(_ENGINE_REG_KERNELS), list(fns)
+    for name, body in fns.items():
+        rounds = srl.round_load_branches(body)
+        assert rounds and all(br == 0 for _, br in rounds), (name, rounds)
