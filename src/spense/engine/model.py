@@ -291,11 +291,11 @@ def residual_sum(d, r, s):
     """An RMSNorm's input ``s = r + d`` (``d`` None: ``r``), given as a sum of its own, ``d + r`` (the same values in
     eager mode; compiled, Inductor may keep a sum it inlines in float32 instead of rounding it to bf16 first, so the
     norm's input can differ from the residual's in its last bits), instead of the residual ``s`` that the next block
-    adds to.  The planned Spense layer after the
-    norm reads its input permuted (``xops.x_perm``), a gather.  From ``s``, Inductor makes that gather a second
-    kernel wherever it makes ``s`` a buffer of the norm's own kernel, which cannot read its own output at other
-    indices (~17 of the 8B step's 72 norms, results wgsd_2026-12-02 folder bf); from ``d + r`` the norm's kernel
-    reads ``d`` and ``r``, written before it.  Unless :func:`norm_parts`: ``s`` itself."""
+    adds to.  The planned Spense layer after the norm reads its input permuted (``xops.x_perm``), a gather.  From
+    ``s``, Inductor makes that gather a second kernel wherever it makes ``s`` a buffer of the norm's own kernel, which
+    cannot read its own output at other indices (~17 of the 8B step's 72 norms, results wgsd_2026-12-02 folder bf);
+    from ``d + r`` the norm's kernel reads ``d`` and ``r``, written before it.  Unless :func:`norm_parts`: ``s``
+    itself."""
     return s if d is None or not norm_parts() else d + r
 
 

@@ -63,7 +63,7 @@ constexpr int REG_DET_W = 8;  // the most warps of the DET instantiation (its sh
 // One sparse round's weights into registers: values (va), metadata (me) and x block indices (xb).  CLAMP (EARLY
 // & 16, harness only: "clamp", "det_h_rt_c"): every step of the round loaded, a step past the last one loading the
 // last one again (its registers unused: the round's math skips such steps), so that no load waits behind a branch;
-// ptxas still branches around each step's loads in the bf16 kernels at NT >= 2 or RT = 2 and e4m3 at RT = 2
+// ptxas still branches around each step's loads in the bf16 kernels at NT >= 2 or RT = 2 and e4m3 at RT >= 2
 // (results wgsd_2026-12-02 README, fifteenth stop).  Needs nsp >= 1.
 template <int RT, int U, int NVS, int VS, bool CLAMP = false>
 __device__ __forceinline__ void load_sparse_round(uint4 (&va)[U][RT][NVS], uint32_t (&me)[U][RT], int (&xb)[U],
