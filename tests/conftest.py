@@ -18,6 +18,8 @@ Fixtures
                     2 KV heads, vocab = tokenizer vocab (512), 256 positions, float32.
 ``tiny_llama``      ``(model, tokenizer)`` freshly loaded from ``tiny_llama_dir`` (function scoped,
                     so tests may modify the model in place).
+
+Helper: :func:`load_benchmark` imports a script of ``benchmarks/`` (not a package) as a module.
 """
 
 from __future__ import annotations
@@ -33,6 +35,17 @@ from spense.data import default_data_dir
 TOKENIZER_TRAIN_BYTES = 200_000
 TINY_VOCAB = 512
 TINY_TEXT_BYTES = 20_000
+
+
+def load_benchmark(name: str):
+    """The script ``benchmarks/<name>.py`` imported as a module (benchmarks/ is not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import load_benchmark
 from spense.format import pack
 from spense.runtime import SpenseLinear
 from test_runtime import make
@@ -87,13 +88,9 @@ def test_auto_table_m_between_measured_points_is_conservative():
 def test_make_auto_table():
     """benchmarks/make_auto_table.py: fastest of ours if > margin x the runtime's dense fallback
     (fp8: dense_bf16), ties/losses -> dense; mmasp launch configs kept; lookup reads the result."""
-    import importlib.util
-
     from spense.runtime.autotune import lookup
 
-    spec = importlib.util.spec_from_file_location("make_auto_table", HERE.parent / "benchmarks" / "make_auto_table.py")
-    mat = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mat)
+    mat = load_benchmark("make_auto_table")
 
     def row(dt, M, backend, ms, cfg=None, d=0.25):
         return {"dtype": dt, "axis": "cols", "N": 64, "K": 128, "dense_ratio": d, "M": M, "backend": backend,
@@ -131,14 +128,11 @@ def test_make_mmasp_cfg_table_and_its_use_on_that_gpu(tmp_path, monkeypatch):
     """benchmarks/make_mmasp_cfg_table.py: per cell the fastest reg_xf config when >= 2 were timed, a
     later file replacing a cell, pdl lines left out; table_for serves the packaged table on its GPU
     only (launch configs, no backend choices), after the per-device cache."""
-    import importlib.util
     from types import SimpleNamespace
 
     from spense.runtime import autotune as at
 
-    spec = importlib.util.spec_from_file_location("mk", HERE.parent / "benchmarks" / "make_mmasp_cfg_table.py")
-    mk = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mk)
+    mk = load_benchmark("make_mmasp_cfg_table")
 
     def line(N, M, RT, w, us, fp8=0, pdl=""):
         return (f"N={N} K=4096 d=0.250 axis=c fp8={fp8} M={M} RT={RT} warps={w} stages=4 xfrag=1{pdl} | "
@@ -188,11 +182,7 @@ def test_make_mmasp_cfg_table_and_its_use_on_that_gpu(tmp_path, monkeypatch):
 def test_fixed_cost_fit_recovers_a_line():
     """benchmarks/fixed_cost_fit.py: t = t0 + bytes / R fitted per (kernel, dtype, K, M, RT, warps, pdl)
     from the harness lines of a sweep over N (bytes = GB/s x µs), other dense ratios left out."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("fc", HERE.parent / "benchmarks" / "fixed_cost_fit.py")
-    fc = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fc)
+    fc = load_benchmark("fixed_cost_fit")
 
     def line(N, us, gbps, d="0.250", pdl=0):
         return (f"N={N} K=4096 d={d} axis=c fp8=0 M=1 RT=1 warps=4 stages=4 xfrag=0 pdl={pdl} | rel_diff 0 "

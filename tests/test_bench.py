@@ -6,6 +6,7 @@ import warnings
 
 import pytest
 
+from conftest import load_benchmark
 from spense.engine import measure
 from spense.errors import InputError
 
@@ -67,13 +68,7 @@ def test_e2e_summary_best_rows_ratios_and_anchor(tmp_path):
     """benchmarks/e2e_summary.py: the fastest comparable row per (model, variant, batch) across run
     folders, Spense over the best dense of its dtype and over the fastest gpt-fast anchor; rows timed
     one step at a time, not compiled, or profiled are left out."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(
-        "e2e_summary", Path(__file__).resolve().parents[1] / "benchmarks" / "e2e_summary.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("e2e_summary")
     m = "qwen3-8b[:12]"
 
     def row(variant, ms, **kw):
@@ -129,13 +124,7 @@ def test_sass_round_loads_counts_branches_between_a_loops_weight_loads(tmp_path,
     """benchmarks/sass_round_loads.py on a made-up cuobjdump listing: a loop whose four weight loads
     (LDG.E.NA.128) sit behind branches counts them, a predicated one counts none, a straight run is no loop;
     --fail-on exits 1 only for a kernel with branches; an unreadable file exits 2 with one line."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(
-        "sass_round_loads", Path(__file__).resolve().parents[1] / "benchmarks" / "sass_round_loads.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("sass_round_loads")
 
     def kernel(name, body):
         lines = [f"\t\tFunction : {name}"]

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import load_benchmark
 from spense.format import SpenseLayout, dense_count, pack, unpack
 from spense.runtime import SpenseLinear
 from test_runtime import make, pruned_24
@@ -440,7 +441,6 @@ def test_register_kernel_round_loads_sit_behind_no_branch(tmp_path):
     the last weight load of any loop's round.  ptxas once put each step's loads behind a branch of its own (since
     073bcbb, through the prologue before the loop; fixed in 4f7a62e) and the bf16 kernel ran 1-12 % slower per
     layer, up to 41 % in the harness (benchmarks/results/wgsd_2026-12-02, folders bj, bk)."""
-    import importlib.util
     import subprocess
 
     tools = _sass_tools()
@@ -448,9 +448,7 @@ def test_register_kernel_round_loads_sit_behind_no_branch(tmp_path):
         pytest.skip("needs nvcc, cuobjdump and nvdisasm (pip install nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm)")
     nvcc, cuobjdump, path = tools
     root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("sass_round_loads", root / "benchmarks" / "sass_round_loads.py")
-    srl = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(srl)
+    srl = load_benchmark("sass_round_loads")
     src = tmp_path / "k.cu"
     src.write_text('#include "spense_mmasp_reg.cuh"\n' + "".join(
         f"void* k{i}() {{ return (void*)spense_mmasp_kernel<{k}>; }}\n" for i, k in enumerate(_ENGINE_REG_KERNELS)))
