@@ -409,6 +409,16 @@ def test_gpu_mmasp_early_prologue_gives_the_same_bits(tmp_path):
                                       "3": {"SPENSE_MMASP_EARLY": "3"}})
 
 
+@pytest.mark.gpu
+@gpu
+def test_gpu_mmasp_clamped_rounds_give_the_same_bits(tmp_path):
+    """SPENSE_MMASP_CLAMP (spense_mmasp_reg.cuh: EARLY & 16, every step of a sparse round loaded, a step past the row
+    block's last loading the last one again, its registers unused) changes which bytes are loaded, not which are
+    added: the same bits with it off ("0") as by default (NT = 2, RT = 2, e4m3 at RT = NT = 1), over _PERSIST_RUN's
+    cases (in its cols case a row block has fewer sparse steps than a round of 8 warps)"""
+    _same_bits_in_each_env(tmp_path, {"0": {"SPENSE_MMASP_CLAMP": "0"}, "auto": {}})
+
+
 def _sass_tools():
     """(nvcc, cuobjdump) where both are found (cuobjdump also needs nvdisasm beside it or on PATH): on PATH, or
     from the ``nvidia-cuda-cuobjdump`` / ``nvidia-cuda-nvdisasm`` wheels (``.ci/run`` installs them)."""
@@ -429,15 +439,19 @@ def _sass_tools():
     return nvcc, cuobjdump, path
 
 
-#: the register kernel's instantiations the engine runs at M <= 8 (spense_mmasp.cu: launch_reg, DET at RT = NT = 1):
-#: bf16 and e4m3 on x's f16 operand, through x_perm (4) or fragments (1), prologue EARLY = 0 or 3
+#: the register kernel's in-order-sum instantiations the engine runs at M <= 16 (spense_mmasp.cu: launch_reg): bf16 and
+#: e4m3 on x's f16 operand, through x_perm (4) or fragments (1); RT = NT = 1 (M <= 8) with prologue EARLY = 0 or 3,
+#: and where SPENSE_MMASP_CLAMP takes it (NT = 2, RT = 2, e4m3 at RT = NT = 1) every step of a round loaded, EARLY = 16
 _ENGINE_REG_KERNELS = ["1, 1, 0, 4, 4, false, 0, 2, false, true, 0", "1, 1, 0, 4, 1, false, 0, 2, false, true, 0",
                        "1, 1, 2, 4, 4, false, 0, 2, false, true, 0", "1, 1, 2, 4, 1, false, 0, 2, false, true, 0",
-                       "1, 1, 2, 4, 4, false, 0, 2, false, true, 3", "1, 1, 2, 4, 1, false, 0, 2, false, true, 3"]
+                       "1, 1, 2, 4, 4, false, 0, 2, false, true, 3", "1, 1, 2, 4, 1, false, 0, 2, false, true, 3",
+                       "1, 1, 2, 4, 4, false, 0, 2, false, true, 16", "1, 1, 2, 4, 1, false, 0, 2, false, true, 16",
+                       "1, 2, 0, 4, 1, false, 0, 2, false, true, 16", "1, 2, 2, 4, 1, false, 0, 2, false, true, 16",
+                       "2, 1, 2, 4, 1, false, 0, 2, false, true, 16", "2, 2, 2, 4, 1, false, 0, 2, false, true, 16"]
 
 
 def test_register_kernel_round_loads_sit_behind_no_branch(tmp_path):
-    """The M <= 8 register kernels the engine runs, compiled for sm_90 (nvcc, no GPU): no branch between the first and
+    """The in-order-sum register kernels the engine runs at M <= 16, compiled for sm_90 (nvcc, no GPU): no branch between the first and
     the last weight load of any loop's round.  ptxas once put each step's loads behind a branch of its own (since
     073bcbb, through the prologue before the loop; fixed in 4f7a62e) and the bf16 kernel ran 1-12 % slower per
     layer, up to 41 % in the harness (benchmarks/results/wgsd_2026-12-02, folders bj, bk)."""

@@ -66,6 +66,7 @@
 
 static int persist_mode();
 static int early_mode();
+static int clamp_mode();
 // CTAs of `kernel` resident per SM at `threads` threads (cudaOccupancyMaxActiveBlocksPerMultiprocessor), times the
 // SMs: the largest grid that runs in one wave; asked once per kernel and block size
 template <auto kernel>
@@ -114,6 +115,14 @@ static void launch_reg(dim3 grid, dim3 threads, cudaStream_t stream, bool pdl, b
         const int em = early_mode();
         if (em == 3 || (em < 0 && F != 0 && grid.x <= resident_ctas<kdet>((int)threads.x))) {
           C10_CUDA_CHECK(launch_maybe_pdl(spense_mmasp_kernel<RT, NT, F, REG_U, XM, false, 0, 2, false, true, 3>,
+                                          grid, threads, stream, pdl, args...));
+          return;
+        }
+      }
+      // every step of a round loaded (EARLY = 16) where clamp_mode() says, no weight load behind a branch
+      if constexpr (NT > 1 || RT > 1 || F != 0) {
+        if (clamp_mode() != 0) {
+          C10_CUDA_CHECK(launch_maybe_pdl(spense_mmasp_kernel<RT, NT, F, REG_U, XM, false, 0, 2, false, true, 16>,
                                           grid, threads, stream, pdl, args...));
           return;
         }
@@ -211,6 +220,18 @@ static int early_mode() {
     const char* e = getenv("SPENSE_MMASP_EARLY");
     return e == nullptr || e[0] == 0 || e[0] == 'a' ? -1 : e[0] == '3' ? 3 : 0;
   }();
+  return mode;
+}
+
+// SPENSE_MMASP_CLAMP (read once): the in-order-sum register kernel with every step of a sparse round loaded, a step
+// past the row block's last loading the last one again (spense_mmasp_reg.cuh: EARLY & 16, load_sparse_round's CLAMP),
+// so that no weight load sits behind a branch.  Unset: at NT = 2 (M = 9-16) and RT = 2 in both dtypes and with e4m3
+// weights at RT = NT = 1 where EARLY = 3 is not taken; bf16 at RT = NT = 1 keeps the plain kernel (its loads are
+// predicated already: tests/test_mmasp.py).  Measured on the H200 (benchmarks/results/wgsd_2026-12-02, folder bl;
+// harness, eight Qwen3 shapes, 25 % dense): e4m3 at M = 16 and RT = 2 1.03-1.26x faster (32B.down 48.1 -> 38.5 us),
+// bf16 at M = 16 1.04-1.37x, e4m3 at RT = NT = 1 1.00-1.06x, bf16 at M = 1 and 8 0.98-1.02x.  "0": never.
+static int clamp_mode() {
+  static const int mode = [] { const char* e = getenv("SPENSE_MMASP_CLAMP"); return e != nullptr && e[0] == '0' ? 0 : 1; }();
   return mode;
 }
 

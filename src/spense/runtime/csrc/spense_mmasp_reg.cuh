@@ -61,10 +61,11 @@ constexpr int REG_DET_W = 8;  // the most warps of the DET instantiation (its sh
 // The rounds of the register kernels (this one and spense_mmasp_persist.cuh), U steps each: step u of the round
 // at s0 is s0 + u * stride, and exists while below the row block's count of that kind of step.
 // One sparse round's weights into registers: values (va), metadata (me) and x block indices (xb).  CLAMP (EARLY
-// & 16, harness only: "clamp", "det_h_rt_c"): every step of the round loaded, a step past the last one loading the
-// last one again (its registers unused: the round's math skips such steps), so that no load waits behind a branch;
-// ptxas still branches around each step's loads in the bf16 kernels at NT >= 2 or RT = 2 and e4m3 at RT >= 2
-// (results wgsd_2026-12-02 README, fifteenth stop).  Needs nsp >= 1.
+// & 16; the extension's DET kernels where SPENSE_MMASP_CLAMP says, the harness's "clamp", "det_h_rt_c"): every step of
+// the round loaded, a step past the last one loading the last one again (its registers unused: the round's math
+// skips such steps), so that no load waits behind a branch; without it ptxas branches around each step's loads in
+// the bf16 kernels at NT >= 2 or RT = 2 and e4m3 at RT >= 2 (results wgsd_2026-12-02 README, fifteenth stop).
+// Needs nsp >= 1.
 template <int RT, int U, int NVS, int VS, bool CLAMP = false>
 __device__ __forceinline__ void load_sparse_round(uint4 (&va)[U][RT][NVS], uint32_t (&me)[U][RT], int (&xb)[U],
                                                   const uint4* vbase, const uint32_t* mbase, int Ss, int nsp, int s0,
