@@ -31,7 +31,8 @@ def load(folders) -> tuple[list[dict], dict[tuple[str, int], float]]:
             res = json.loads(a.read_text().strip().splitlines()[-1])
             for k, v in res.items():
                 if k.startswith("B") and k[1:].isdigit():
-                    n = res["n_layer"]  # all 36 layers: the rows call it plain "qwen3-8b"
+                    # all 36 layers: the rows call it plain "qwen3-8b" (shared/anchors' script prints no n_layer: 36)
+                    n = res.get("n_layer", 36)
                     key = ("qwen3-8b" if n == 36 else f"qwen3-8b[:{n}]", int(k[1:]))
                     anchor[key] = min(anchor.get(key, float("inf")), v["step_ms"])
     return rows, anchor
@@ -122,7 +123,7 @@ def plot(rows: list[dict], path: str, targets: dict[str, float] = TARGETS) -> No
         ax.set_xticks(range(len(batches)), [f"B = {B}" for B in batches])
         ax.set_ylabel("speed-up over dense of the same precision")
         ax.set_title(model)
-        ax.legend(fontsize=7, ncol=2)
+        ax.legend(fontsize=7, ncol=2, loc="lower center")  # (below the bars' labels)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -96,11 +96,13 @@ stage spense_fp8 90 100 $M --gen $GEN --variants spense0.25-fp8 ${FP8_FLAGS:-}
 [ -n "${EXTRA:-}" ] && stage extra 300 0 $M --gen $GEN --variants "$EXTRA"
 #     the gpt-fast anchor, same layer count and batches: only with .gptfast/{model.py,gptfast_decode.py}
 #     carried and >= 170 s left (ANCHOR_B: its batch sizes, default the first of BATCHES)
-if [ -f .gptfast/model.py ] && [ -f .gptfast/gptfast_decode.py ] && [ "$(left)" -ge 170 ]; then
+if runs anchor && [ -f .gptfast/model.py ] && [ -f .gptfast/gptfast_decode.py ] && [ "$(left)" -ge 170 ]; then
   export GPTFAST_LAYERS=$LAYERS; stage anchor 300 60 python3 .gptfast/gptfast_decode.py "${ANCHOR_B:-${BATCHES%%,*}}"
-  grep '^{' "$OUT/log.txt" | tail -1 > "$OUT/anchor.txt"
+  grep '^{"gpu"' "$OUT/log.txt" | tail -1 > "$OUT/anchor.txt"  # (its JSON line; not bw's)
+elif runs anchor; then
+  echo "anchor skipped (left $(left) s, or .gptfast/ not carried)" >> "$OUT/stages.txt"
 else
-  echo "anchor skipped (left $(left) s)" >> "$OUT/stages.txt"
+  echo "anchor skipped (ONLY / SKIP)" >> "$OUT/stages.txt"
 fi
 #     whole dense layers at the same dense share (cuBLAS for them, 2:4 kernels for the rest)
 stage whole_bf16 130 60 $M --gen $GEN --variants whole0.25

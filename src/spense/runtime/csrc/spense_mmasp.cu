@@ -228,8 +228,10 @@ static int early_mode() {
 // so that no weight load sits behind a branch.  Unset: at NT = 2 (M = 9-16) and RT = 2 in both dtypes and with e4m3
 // weights at RT = NT = 1 where EARLY = 3 is not taken; bf16 at RT = NT = 1 keeps the plain kernel (its loads are
 // predicated already: tests/test_mmasp.py).  Measured on the H200 (benchmarks/results/wgsd_2026-12-02, folder bl;
-// harness, eight Qwen3 shapes, 25 % dense): e4m3 at M = 16 and RT = 2 1.03-1.26x faster (32B.down 48.1 -> 38.5 us),
-// bf16 at M = 16 1.04-1.37x, e4m3 at RT = NT = 1 1.00-1.06x, bf16 at M = 1 and 8 0.98-1.02x.  "0": never.
+// harness, eight Qwen3 shapes, 25 % dense): e4m3 at M = 16 and RT = 2 1.02-1.25x faster (32B.down 48.1 -> 38.5 us),
+// bf16 at M = 16 1.04-1.37x, e4m3 at RT = NT = 1 0.98-1.06x, bf16 at M = 1 and 8 0.97-1.03x; linear_bench (bm, the
+// fastest launch config of each cell) e4m3 32B.down at M = 16 47.1 -> 37.9 us, 32B.gate_up at M = 1 54.8 -> 51.1.
+// "0": never.
 static int clamp_mode() {
   static const int mode = [] { const char* e = getenv("SPENSE_MMASP_CLAMP"); return e != nullptr && e[0] == '0' ? 0 : 1; }();
   return mode;
