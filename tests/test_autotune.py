@@ -177,6 +177,15 @@ def test_make_mmasp_cfg_table_and_its_use_on_that_gpu(tmp_path, monkeypatch):
     assert at.default_choice(qkv, 1, table) == "mmasp" and at.default_choice(qkv, 32, table) == "dense"
     assert at.packaged_cfg_table("NVIDIA H100 80GB HBM3", (9, 0)) is None
     at._DEVICE_TABLES.clear()
+    # SPENSE_MMASP_CFG: another table in its place, on the GPU it names only; an unreadable one is refused
+    other = dict(t, device="NVIDIA H200", mmasp_cfg={"fp8,cols,4096,4096,0.25,1": [2, 8]})
+    (tmp_path / "cand.json").write_text(json.dumps(other))
+    monkeypatch.setenv("SPENSE_MMASP_CFG", str(tmp_path / "cand.json"))
+    assert at.packaged_cfg_table("NVIDIA H200", (9, 0))["mmasp_cfg"] == other["mmasp_cfg"]
+    assert at.packaged_cfg_table("NVIDIA H100 80GB HBM3", (9, 0)) is None
+    monkeypatch.setenv("SPENSE_MMASP_CFG", str(tmp_path / "missing.json"))
+    with pytest.raises(ValueError, match="SPENSE_MMASP_CFG=.*missing.json"):
+        at.packaged_cfg_table("NVIDIA H200", (9, 0))
 
 
 def test_fixed_cost_fit_recovers_a_line():

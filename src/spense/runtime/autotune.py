@@ -79,12 +79,18 @@ _DEVICE_TABLES: dict[str, tuple[str, dict]] = {}
 
 def packaged_cfg_table(name: str, capability) -> dict | None:
     """The packaged launch-config table (``mmasp_cfg_*.json`` beside this module) measured on this
-    GPU, its ``mmasp_cfg`` only, or None."""
-    for p in sorted(Path(__file__).parent.glob("mmasp_cfg_*.json")):
+    GPU, its ``mmasp_cfg`` only, or None.  ``SPENSE_MMASP_CFG=<file>``: that table instead (e.g. one made by
+    ``benchmarks/make_mmasp_cfg_table.py`` from newer runs, for an A/B of the engine with it); it too serves
+    only the GPU it names, and a file that cannot be read is an error."""
+    override = os.environ.get("SPENSE_MMASP_CFG")
+    paths = [Path(override)] if override else sorted(Path(__file__).parent.glob("mmasp_cfg_*.json"))
+    for p in paths:
         try:
             t = json.loads(p.read_text())
-        except (OSError, ValueError):  # pragma: no cover - a damaged install
-            continue
+        except (OSError, ValueError) as e:
+            if override:
+                raise ValueError(f"SPENSE_MMASP_CFG={override}: not a readable launch-config table ({e})") from None
+            continue  # pragma: no cover - a damaged install
         if table_source(t, name, capability) == "builtin":
             return {"device": t["device"], "capability": t["capability"], "mmasp_cfg": t.get("mmasp_cfg", {})}
     return None
