@@ -5,7 +5,8 @@ Spense's speed-up over the best dense row of the same dtype and over gpt-fast.
     python benchmarks/e2e_summary.py benchmarks/results/e2e_v8_2026-11-30/*/ [--out summary.md]
 
 Rows are the JSON lines of ``rows*.jsonl`` in each folder; anchors the last JSON line of
-``anchor.txt`` (``{"n_layer": .., "B1": {"step_ms": ..}, ..}``), matched to rows by model label
+``anchor.txt`` (``{"n_layer": .., "B1": {"step_ms": ..}, ..}``; without ``n_layer``, as shared/anchors'
+script prints it, 36 layers), matched to rows by model label
 ``qwen3-8b[:n_layer]`` (plain ``qwen3-8b`` at all 36 layers), the fastest anchor of each batch kept.  Only rows timed like the anchor count
 (compiled step, steps back to back: rows with ``step_sync_ms``), unless ``--all``; profiled rows never.
 Rows run under non-default switches (``switches``) are labelled with them and kept apart (:func:`label`).

@@ -94,8 +94,9 @@ stage spense_fp8 90 100 $M --gen $GEN --variants spense0.25-fp8 ${FP8_FLAGS:-}
 [ -n "${AB_SPFP8_ENV:-}" ] && ( export $AB_SPFP8_ENV; stage ab_spense_fp8 90 0 $M --gen $GEN --variants spense0.25-fp8 ${FP8_FLAGS:-} )
 #     any other variants, e.g. the dense ratios 0 and 0.5 (EXTRA="spense0,spense0.5,spense0-fp8,spense0.5-fp8")
 [ -n "${EXTRA:-}" ] && stage extra 300 0 $M --gen $GEN --variants "$EXTRA"
-#     the gpt-fast anchor, same layer count and batches: only with .gptfast/{model.py,gptfast_decode.py}
-#     carried and >= 170 s left (ANCHOR_B: its batch sizes, default the first of BATCHES)
+#     the gpt-fast anchor (shared/anchors' gptfast_decode.py: the Qwen3-8B shape at all 36 layers, whatever LAYERS
+#     says): only with .gptfast/{model.py,gptfast_decode.py} carried and >= 170 s left (ANCHOR_B: its batch sizes,
+#     default the first of BATCHES)
 if runs anchor && [ -f .gptfast/model.py ] && [ -f .gptfast/gptfast_decode.py ] && [ "$(left)" -ge 170 ]; then
   export GPTFAST_LAYERS=$LAYERS; stage anchor 300 60 python3 .gptfast/gptfast_decode.py "${ANCHOR_B:-${BATCHES%%,*}}"
   grep '^{"gpu"' "$OUT/log.txt" | tail -1 > "$OUT/anchor.txt"  # (its JSON line; not bw's)

@@ -183,9 +183,11 @@ def test_make_mmasp_cfg_table_and_its_use_on_that_gpu(tmp_path, monkeypatch):
     monkeypatch.setenv("SPENSE_MMASP_CFG", str(tmp_path / "cand.json"))
     assert at.packaged_cfg_table("NVIDIA H200", (9, 0))["mmasp_cfg"] == other["mmasp_cfg"]
     assert at.packaged_cfg_table("NVIDIA H100 80GB HBM3", (9, 0)) is None
-    monkeypatch.setenv("SPENSE_MMASP_CFG", str(tmp_path / "missing.json"))
-    with pytest.raises(ValueError, match="SPENSE_MMASP_CFG=.*missing.json"):
-        at.packaged_cfg_table("NVIDIA H200", (9, 0))
+    for bad in ("missing.json", "list.json"):
+        (tmp_path / "list.json").write_text("[1, 2]")
+        monkeypatch.setenv("SPENSE_MMASP_CFG", str(tmp_path / bad))
+        with pytest.raises(ValueError, match=f"SPENSE_MMASP_CFG=.*{bad}"):
+            at.packaged_cfg_table("NVIDIA H200", (9, 0))
 
 
 def test_fixed_cost_fit_recovers_a_line():

@@ -373,7 +373,10 @@ def _same_bits_in_each_env(tmp_path, runs):
     res = {}
     for name, extra in runs.items():
         path = tmp_path / f"y{name}.pt"
-        env = dict(os.environ, **extra)
+        # the other kernel switches as by default (a caller's SPENSE_MMASP_* would make the comparison moot), the
+        # prebuilt extension's path kept
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SPENSE_MMASP_") or k == "SPENSE_MMASP_SO"}
+        env.update(extra)
         r = subprocess.run([sys.executable, "-c", _PERSIST_RUN, str(path), str(Path(__file__).parent)], env=env,
                            capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, (name, r.stderr[-2000:])
@@ -419,6 +422,46 @@ def test_gpu_mmasp_clamped_rounds_give_the_same_bits(tmp_path):
     _same_bits_in_each_env(tmp_path, {"0": {"SPENSE_MMASP_CLAMP": "0"}, "auto": {}})
 
 
+@pytest.mark.gpu
+@gpu
+def test_gpu_mmasp_launches_the_clamped_kernel_where_the_switch_says(tmp_path):
+    """By default (SPENSE_MMASP_CLAMP unset) an e4m3 call at M = 16 runs the register kernel with EARLY = 16, the last
+    template argument of its name; with the switch off it does not"""
+    import subprocess
+    import sys
+
+    code = """
+import re, sys, torch
+sys.path.insert(0, sys.argv[1])
+from test_mmasp import _block_layout
+from test_runtime import pruned_24
+from spense.format import pack
+from spense.runtime.mmasp import mmasp_forward, to_kernel_layout
+from spense.runtime.xops import f16_operand, gathered_fragments
+gen = torch.Generator().manual_seed(3)
+lay = _block_layout(512, 1024, 0.25, gen, "cpu")
+kw = to_kernel_layout(pack(pruned_24(lay, gen).to(torch.bfloat16), lay, fp8=True), "cuda")
+x = torch.randn(16, 1024, generator=gen).to("cuda", torch.bfloat16)
+xf = gathered_fragments(f16_operand(x), kw.xperm)
+mmasp_forward(kw, x, RT=1, warps=8, stages=0, xf=xf)
+torch.cuda.synchronize()
+with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+    mmasp_forward(kw, x, RT=1, warps=8, stages=0, xf=xf)
+    torch.cuda.synchronize()
+names = [e.name for e in prof.events() if "spense_mmasp" in e.name]
+print(int(any(re.search(r"spense_mmasp_kernel<[^>]*, 16>|spense_mmasp_kernelI.*Li16EE", n) for n in names)), names)
+"""
+    for value, want in (("", "1"), ("0", "0")):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SPENSE_MMASP_") or k == "SPENSE_MMASP_SO"}
+        if value:
+            env["SPENSE_MMASP_CLAMP"] = value
+        r = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)], env=env, capture_output=True,
+                           text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        last = r.stdout.strip().splitlines()[-1]
+        assert last.split(" ", 1)[0] == want and "spense_mmasp" in last, (value, last)
+
+
 def _sass_tools():
     """(nvcc, cuobjdump) where both are found (cuobjdump also needs nvdisasm beside it or on PATH): on PATH, or
     from the ``nvidia-cuda-cuobjdump`` / ``nvidia-cuda-nvdisasm`` wheels (``.ci/run`` installs them)."""
@@ -441,7 +484,8 @@ def _sass_tools():
 
 #: the register kernel's in-order-sum instantiations the engine runs at M <= 16 (spense_mmasp.cu: launch_reg): bf16 and
 #: e4m3 on x's f16 operand, through x_perm (4) or fragments (1); RT = NT = 1 (M <= 8) with prologue EARLY = 0 or 3,
-#: and where SPENSE_MMASP_CLAMP takes it (NT = 2, RT = 2, e4m3 at RT = NT = 1) every step of a round loaded, EARLY = 16
+#: and where SPENSE_MMASP_CLAMP takes it (bf16 at RT = 1, NT = 2; e4m3 at NT = 2, RT = 2 and RT = NT = 1) every step of
+#: a round loaded, EARLY = 16
 _ENGINE_REG_KERNELS = ["1, 1, 0, 4, 4, false, 0, 2, false, true, 0", "1, 1, 0, 4, 1, false, 0, 2, false, true, 0",
                        "1, 1, 2, 4, 4, false, 0, 2, false, true, 0", "1, 1, 2, 4, 1, false, 0, 2, false, true, 0",
                        "1, 1, 2, 4, 4, false, 0, 2, false, true, 3", "1, 1, 2, 4, 1, false, 0, 2, false, true, 3",
@@ -451,10 +495,10 @@ _ENGINE_REG_KERNELS = ["1, 1, 0, 4, 4, false, 0, 2, false, true, 0", "1, 1, 0, 4
 
 
 def test_register_kernel_round_loads_sit_behind_no_branch(tmp_path):
-    """The in-order-sum register kernels the engine runs at M <= 16, compiled for sm_90 (nvcc, no GPU): no branch between the first and
-    the last weight load of any loop's round.  ptxas once put each step's loads behind a branch of its own (since
-    073bcbb, through the prologue before the loop; fixed in 4f7a62e) and the bf16 kernel ran 1-12 % slower per
-    layer, up to 41 % in the harness (benchmarks/results/wgsd_2026-12-02, folders bj, bk)."""
+    """The in-order-sum register kernels the engine runs at M <= 16, compiled for sm_90 (nvcc, no GPU): no branch
+    between the first and the last weight load of any loop's round.  ptxas once put each step's loads behind a branch
+    of its own (since 073bcbb, through the prologue before the loop; fixed in 4f7a62e) and the bf16 kernel ran 1-12 %
+    slower per layer, up to 41 % in the harness (benchmarks/results/wgsd_2026-12-02, folders bj, bk)."""
     import subprocess
 
     tools = _sass_tools()

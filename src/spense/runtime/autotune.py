@@ -81,12 +81,15 @@ def packaged_cfg_table(name: str, capability) -> dict | None:
     """The packaged launch-config table (``mmasp_cfg_*.json`` beside this module) measured on this
     GPU, its ``mmasp_cfg`` only, or None.  ``SPENSE_MMASP_CFG=<file>``: that table instead (e.g. one made by
     ``benchmarks/make_mmasp_cfg_table.py`` from newer runs, for an A/B of the engine with it); it too serves
-    only the GPU it names, and a file that cannot be read is an error."""
+    only the GPU it names, and a file that cannot be read as a table is an error.  Like the packaged table it
+    comes after a per-device cache (:func:`table_for`)."""
     override = os.environ.get("SPENSE_MMASP_CFG")
     paths = [Path(override)] if override else sorted(Path(__file__).parent.glob("mmasp_cfg_*.json"))
     for p in paths:
         try:
             t = json.loads(p.read_text())
+            if not isinstance(t, dict):
+                raise ValueError("not a JSON object")
         except (OSError, ValueError) as e:
             if override:
                 raise ValueError(f"SPENSE_MMASP_CFG={override}: not a readable launch-config table ({e})") from None
@@ -121,7 +124,8 @@ def table_for(device: torch.device | None = None) -> tuple[str, dict]:
             log.warning("spense auto backend: no table for %s sm%d%d (built-in table is for %s); safe "
                         "choices (mma.sp kernel for decode sizes)%s; SpenseLinear.tune() + "
                         "autotune.save_device_table() measure this GPU", name, cc[0], cc[1], full.get("device"),
-                        "" if cfg is None else ", with the packaged launch configs of this GPU")
+                        "" if cfg is None else ", with the launch configs of this GPU from "
+                        + (os.environ.get("SPENSE_MMASP_CFG") or "the packaged table"))
     _DEVICE_TABLES[key] = res
     return res
 

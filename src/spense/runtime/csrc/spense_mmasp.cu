@@ -120,7 +120,7 @@ static void launch_reg(dim3 grid, dim3 threads, cudaStream_t stream, bool pdl, b
         }
       }
       // every step of a round loaded (EARLY = 16) where clamp_mode() says, no weight load behind a branch
-      if constexpr (NT > 1 || RT > 1 || F != 0) {
+      if constexpr (F != 0 || (RT == 1 && NT > 1)) {
         if (clamp_mode() != 0) {
           C10_CUDA_CHECK(launch_maybe_pdl(spense_mmasp_kernel<RT, NT, F, REG_U, XM, false, 0, 2, false, true, 16>,
                                           grid, threads, stream, pdl, args...));
@@ -225,15 +225,20 @@ static int early_mode() {
 
 // SPENSE_MMASP_CLAMP (read once): the in-order-sum register kernel with every step of a sparse round loaded, a step
 // past the row block's last loading the last one again (spense_mmasp_reg.cuh: EARLY & 16, load_sparse_round's CLAMP),
-// so that no weight load sits behind a branch.  Unset: at NT = 2 (M = 9-16) and RT = 2 in both dtypes and with e4m3
-// weights at RT = NT = 1 where EARLY = 3 is not taken; bf16 at RT = NT = 1 keeps the plain kernel (its loads are
-// predicated already: tests/test_mmasp.py).  Measured on the H200 (benchmarks/results/wgsd_2026-12-02, folder bl;
+// so that no weight load sits behind a sparse round's branch.  Unset: e4m3 weights (x in bf16 or f16) at NT = 2
+// (M = 9-16), at RT = 2, and at RT = NT = 1 where EARLY = 3 is not taken (also under SPENSE_MMASP_EARLY=0); bf16 at
+// RT = 1 and NT = 2.  bf16 at RT = NT = 1 keeps the plain kernel (its loads are predicated already:
+// tests/test_mmasp.py), and so does bf16 at RT = 2 (not timed with it; its dense rounds keep their branches either
+// way).  Measured on the H200 (benchmarks/results/wgsd_2026-12-02, folder bl;
 // harness, eight Qwen3 shapes, 25 % dense): e4m3 at M = 16 and RT = 2 1.02-1.25x faster (32B.down 48.1 -> 38.5 us),
 // bf16 at M = 16 1.04-1.37x, e4m3 at RT = NT = 1 0.98-1.06x, bf16 at M = 1 and 8 0.97-1.03x; linear_bench (bm, the
-// fastest launch config of each cell) e4m3 32B.down at M = 16 47.1 -> 37.9 us, 32B.gate_up at M = 1 54.8 -> 51.1.
-// "0": never.
+// fastest launch config of each cell) e4m3 32B.down at M = 16 47.1 -> 37.9 us, 32B.gate_up at M = 1 54.8 -> 51.1;
+// e4m3 with x in bf16 (columns mmasp, mmasp_xf) 0.95-1.14x, below 1 only within that call's noise.  "0": never.
 static int clamp_mode() {
-  static const int mode = [] { const char* e = getenv("SPENSE_MMASP_CLAMP"); return e != nullptr && e[0] == '0' ? 0 : 1; }();
+  static const int mode = [] {
+    const char* e = getenv("SPENSE_MMASP_CLAMP");
+    return e != nullptr && e[0] == '0' ? 0 : 1;
+  }();
   return mode;
 }
 
