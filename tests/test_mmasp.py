@@ -417,8 +417,8 @@ def test_gpu_mmasp_early_prologue_gives_the_same_bits(tmp_path):
 def test_gpu_mmasp_clamped_rounds_give_the_same_bits(tmp_path):
     """SPENSE_MMASP_CLAMP (spense_mmasp_reg.cuh: EARLY & 16, every step of a sparse round loaded, a step past the row
     block's last loading the last one again, its registers unused) changes which bytes are loaded, not which are
-    added: the same bits with it off ("0") as by default (NT = 2, RT = 2, e4m3 at RT = NT = 1), over _PERSIST_RUN's
-    cases (in its cols case a row block has fewer sparse steps than a round of 8 warps)"""
+    added: the same bits with it off ("0") as by default (bf16 at NT = 2, e4m3 at NT = 2, RT = 2 and RT = NT = 1), over
+    _PERSIST_RUN's cases (in its cols case a row block has fewer sparse steps than a round of 8 warps)"""
     _same_bits_in_each_env(tmp_path, {"0": {"SPENSE_MMASP_CLAMP": "0"}, "auto": {}})
 
 
