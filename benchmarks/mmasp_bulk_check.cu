@@ -35,7 +35,7 @@
 // these and reg / reg_xf, at 2 steps a round) on x's f16 operand, the in-order-sum kernel and the K split over 2 and 3
 // CTAs ("det_h_rt", "ks2_rt", "ks3_rt"; "rel_rt" from reg); and, the last two, "ext" and det_h_rt with every step
 // of a round loaded ("clamp", "det_h_rt_c": EARLY & 16, no load behind a branch; their bits checked against
-// theirs).  SPENSE_HARNESS_ONLY=<column> launches one column
+// theirs), and early3 with clamp's rounds ("early3c": EARLY = 19).  SPENSE_HARNESS_ONLY=<column> launches one column
 // three times and exits (for Nsight Compute; run_bulk_ab.sh L2PROBE=1).  (A column "reg_xp_h_occ7", reg_xp_h bounded to 7 CTAs of 4 warps a SM at 72 registers, ran
 // on 2026-12-02 at -11 %..+18 % of reg_xp_h's time at 4 warps (+0.2..1.7 % on the 18 cells off gate_up) and was removed:
 // benchmarks/results/wgsd_2026-12-02, folder at.)
@@ -207,6 +207,9 @@ void run(const Args& a, std::mt19937& rng) {
   // ... and with every step of a round loaded, past the last step the last one again, so that no load sits behind a
   // branch (EARLY & 16, spense_mmasp_reg.cuh: load_sparse_round's CLAMP; "clamp"; the same bits as "ext")
   auto clamp = [&](int c, __nv_bfloat16* y) { ext_early(std::integral_constant<int, 16>{}, c, y); };
+  // ... both: early3's prologue and next-round L2 requests with clamp's rounds (EARLY = 19, "early3c"; written after
+  // the sixteenth stop for the e4m3 one-wave grids where the extension takes EARLY = 3 and so no clamp; not yet run)
+  auto early3c = [&](int c, __nv_bfloat16* y) { ext_early(std::integral_constant<int, 19>{}, c, y); };
   // K split over KS CTAs of this run's warps (spense_mmasp_ks.cuh; "reg_ks2", "reg_ks3"; RT = 1, at most 8 warps, x
   // as "ext" takes it): the KS partial sums of a row block in a workspace, added by its last CTA
   float* ks_part = nullptr;
@@ -353,12 +356,13 @@ void run(const Args& a, std::mt19937& rng) {
   if (with_h && with_xp && h15 != h16) { fprintf(stderr, "MISMATCH: reg_xp_h differs from reg_xf_det_h\n"); exit(2); }
   // the "ext" column: the DET kernel with the x form the extension takes at this M
   const std::vector<uint16_t>& ext_bits = with_xp && a.M == 1 ? (FP8 ? h16 : h14) : (FP8 ? h15 : h12);
-  std::vector<uint16_t> h17(h0.size()), h18(h0.size()), h19(h0.size());
+  std::vector<uint16_t> h17(h0.size()), h18(h0.size()), h19(h0.size()), h31(h0.size());
   output_of(with_det, early1, h17);
   output_of(with_det, early3, h18);
   output_of(with_det, clamp, h19);
-  if (with_det && (h17 != ext_bits || h18 != ext_bits || h19 != ext_bits)) {
-    fprintf(stderr, "MISMATCH: early1/3 or clamp differ from ext\n");
+  output_of(with_det, early3c, h31);
+  if (with_det && (h17 != ext_bits || h18 != ext_bits || h19 != ext_bits || h31 != ext_bits)) {
+    fprintf(stderr, "MISMATCH: early1/3, clamp or early3c differ from ext\n");
     exit(2);
   }
   // the K split: other steps per warp, so other bits than ext's, but the same on every call (twice each) and within
@@ -411,7 +415,8 @@ void run(const Args& a, std::mt19937& rng) {
               t_e3 = with_det ? timeit(early3) : -1.f, t_ks2 = with_det ? timeit(reg_ks2) : -1.f,
               t_ks3 = with_det ? timeit(reg_ks3) : -1.f, t_drt = with_rt ? timeit(det_h_rt) : -1.f,
               t_k2rt = with_rt ? timeit(ks2_rt) : -1.f, t_k3rt = with_rt ? timeit(ks3_rt) : -1.f,
-              t_clamp = with_det ? timeit(clamp) : -1.f, t_drtc = with_rt ? timeit(det_h_rt_c) : -1.f;
+              t_clamp = with_det ? timeit(clamp) : -1.f, t_drtc = with_rt ? timeit(det_h_rt_c) : -1.f,
+              t_e3c = with_det ? timeit(early3c) : -1.f;
   // copy bandwidth (read + write) of 1 GiB, same run
   void *c0, *c1; const size_t cb = 1ull << 30; CK(cudaMalloc(&c0, cb)); CK(cudaMalloc(&c1, cb));
   CK(cudaMemcpy(c1, c0, cb, cudaMemcpyDeviceToDevice));
@@ -427,7 +432,8 @@ void run(const Args& a, std::mt19937& rng) {
          "reg_xp_h %.2f us %.0f GB/s | early1 %.2f us %.0f GB/s | early3 %.2f us %.0f GB/s | "
          "rel_ks %.2e | reg_ks2 %.2f us %.0f GB/s | "
          "reg_ks3 %.2f us %.0f GB/s | rel_rt %.2e | det_h_rt %.2f us %.0f GB/s | ks2_rt %.2f us %.0f GB/s | "
-         "ks3_rt %.2f us %.0f GB/s | clamp %.2f us %.0f GB/s | det_h_rt_c %.2f us %.0f GB/s\n",
+         "ks3_rt %.2f us %.0f GB/s | clamp %.2f us %.0f GB/s | det_h_rt_c %.2f us %.0f GB/s | "
+         "early3c %.2f us %.0f GB/s\n",
          a.N, a.K, a.dfrac, a.axis, a.fp8, a.M, RT, a.warps, a.stages, a.xfrag, a.pdl, rel, bad, t_reg,
          wbytes / (t_reg * 1e3), t_regxf, wbytes / (t_regxf * 1e3), t_bulk, wbytes / (t_bulk * 1e3),
          t_reg / t_bulk, copy_gbs, wbytes / 1e6, copies, t_regxf2, wbytes / (t_regxf2 * 1e3), t_pf,
@@ -438,7 +444,7 @@ void run(const Args& a, std::mt19937& rng) {
          wbytes / (t_e3 * 1e3), rel_ks, t_ks2,
          wbytes / (t_ks2 * 1e3), t_ks3, wbytes / (t_ks3 * 1e3), rel_rt, t_drt, wbytes / (t_drt * 1e3), t_k2rt,
          wbytes / (t_k2rt * 1e3), t_k3rt, wbytes / (t_k3rt * 1e3), t_clamp, wbytes / (t_clamp * 1e3), t_drtc,
-         wbytes / (t_drtc * 1e3));
+         wbytes / (t_drtc * 1e3), t_e3c, wbytes / (t_e3c * 1e3));
 #ifdef SPENSE_MMASP_TRACE
   // one launch's timeline (spense_mmasp_reg.cuh: mmasp_trace), after three untraced ones on other weight copies: the
   // in-order-sum kernel as the extension runs it (x_perm at M = 1, else fragments; e4m3 on x's f16 operand), in us
