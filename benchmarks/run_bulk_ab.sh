@@ -14,7 +14,7 @@
 #    extension's kernel with its prologue reordered, early1 / early3 (early7 / early9 ran once and were removed), and with K split over 2
 #    and 3 CTAs, reg_ks2 / reg_ks3, and since the twelfth stop e4m3 at M <= 16 and the line's RT (1, 2 or 4) in order and
 #    split, det_h_rt / ks2_rt / ks3_rt, and since the fifteenth stop the DET kernel with no round load behind a branch,
-#    clamp / det_h_rt_c: benchmarks/mmasp_bulk_check.cu); then
+#    clamp / det_h_rt_c, and since the sixteenth early3 with clamp's rounds, early3c: benchmarks/mmasp_bulk_check.cu); then
 #    the first config again with programmatic dependent launch (pdl=1); the fp8 line at 4 and 8 warps;
 # 5. with PYTEST=1, the GPU tests of the kernels, the runtime, the engine, the decode attention and the
 #    prefill unpack (-m gpu).
