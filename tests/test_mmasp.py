@@ -363,20 +363,23 @@ torch.save(out, sys.argv[1])
 """
 
 
+def _kernel_env(extra: dict) -> dict:
+    """This process's environment with the kernels' other switches as by default (a caller's SPENSE_MMASP_* would make
+    a comparison of one switch moot; the prebuilt extension's path kept), plus ``extra``"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPENSE_MMASP_") or k == "SPENSE_MMASP_SO"}
+    return {**env, **extra}
+
+
 def _same_bits_in_each_env(tmp_path, runs):
     """_PERSIST_RUN's outputs in one process per entry of runs (name: extra environment; the kernels' switches
     are read once per process), each the same bits as the first entry's"""
-    import os
     import subprocess
     import sys
 
     res = {}
     for name, extra in runs.items():
         path = tmp_path / f"y{name}.pt"
-        # the other kernel switches as by default (a caller's SPENSE_MMASP_* would make the comparison moot), the
-        # prebuilt extension's path kept
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SPENSE_MMASP_") or k == "SPENSE_MMASP_SO"}
-        env.update(extra)
+        env = _kernel_env(extra)
         r = subprocess.run([sys.executable, "-c", _PERSIST_RUN, str(path), str(Path(__file__).parent)], env=env,
                            capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, (name, r.stderr[-2000:])
@@ -452,9 +455,7 @@ names = [e.name for e in prof.events() if "spense_mmasp" in e.name]
 print(int(any(re.search(r"spense_mmasp_kernel<[^>]*, 16>|spense_mmasp_kernelI.*Li16EE", n) for n in names)), names)
 """
     for value, want in (("", "1"), ("0", "0")):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SPENSE_MMASP_") or k == "SPENSE_MMASP_SO"}
-        if value:
-            env["SPENSE_MMASP_CLAMP"] = value
+        env = _kernel_env({"SPENSE_MMASP_CLAMP": value} if value else {})
         r = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)], env=env, capture_output=True,
                            text=True, timeout=600)
         assert r.returncode == 0, r.stderr[-2000:]
