@@ -98,7 +98,7 @@ stage spense_fp8 90 100 $M --gen $GEN --variants spense0.25-fp8 ${FP8_FLAGS:-}
 #     says): only with .gptfast/{model.py,gptfast_decode.py} carried and >= 170 s left (ANCHOR_B: its batch sizes,
 #     default the first of BATCHES)
 if runs anchor && [ -f .gptfast/model.py ] && [ -f .gptfast/gptfast_decode.py ] && [ "$(left)" -ge 170 ]; then
-  export GPTFAST_LAYERS=$LAYERS; stage anchor 300 60 python3 .gptfast/gptfast_decode.py "${ANCHOR_B:-${BATCHES%%,*}}"
+  stage anchor 300 60 python3 .gptfast/gptfast_decode.py "${ANCHOR_B:-${BATCHES%%,*}}"
   grep '^{"gpu"' "$OUT/log.txt" | tail -1 > "$OUT/anchor.txt"  # (its JSON line; not bw's)
 elif runs anchor; then
   echo "anchor skipped (left $(left) s, or .gptfast/ not carried)" >> "$OUT/stages.txt"
