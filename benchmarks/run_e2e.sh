@@ -90,8 +90,9 @@ stage spense_fp8 90 100 $M --gen $GEN --variants spense0.25-fp8 ${FP8_FLAGS:-}
 #     the stream-K form, for Spense FP8 and for the FP8 dense kind sk alike); skipped where unset
 [ -n "${AB_FP8_ENV:-}" ] && ( export $AB_FP8_ENV; stage ab_fp8 240 0 $M --gen $GEN --variants dense-fp8,spense0.25-fp8 ${FP8_FLAGS:-} )
 #     Spense FP8 alone again under other settings (AB_SPFP8_ENV, e.g. "SPENSE_WGSD_MIN_M=1": the stream-K form
-#     at every M instead of the mma.sp kernel at the smallest); skipped where unset
+#     at every M instead of the mma.sp kernel at the smallest), and a second such (AB2_SPFP8_ENV); skipped where unset
 [ -n "${AB_SPFP8_ENV:-}" ] && ( export $AB_SPFP8_ENV; stage ab_spense_fp8 90 0 $M --gen $GEN --variants spense0.25-fp8 ${FP8_FLAGS:-} )
+[ -n "${AB2_SPFP8_ENV:-}" ] && ( export $AB2_SPFP8_ENV; stage ab2_spense_fp8 90 0 $M --gen $GEN --variants spense0.25-fp8 ${FP8_FLAGS:-} )
 #     any other variants, e.g. the dense ratios 0 and 0.5 (EXTRA="spense0,spense0.5,spense0-fp8,spense0.5-fp8")
 [ -n "${EXTRA:-}" ] && stage extra 300 0 $M --gen $GEN --variants "$EXTRA"
 #     the gpt-fast anchor (shared/anchors' gptfast_decode.py: the Qwen3-8B shape at all 36 layers, whatever LAYERS
