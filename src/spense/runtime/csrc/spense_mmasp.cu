@@ -113,14 +113,7 @@ static void launch_reg(dim3 grid, dim3 threads, cudaStream_t stream, bool pdl, b
       constexpr auto kdet = spense_mmasp_kernel<RT, NT, F, REG_U, XM, false, 0, 2, false, true>;
       if constexpr (RT == 1 && NT == 1) {  // the prologue reordered (EARLY = 3) where early_mode() says
         const int em = early_mode();
-        if (em == 3 || (em != 0 && F != 0 && grid.x <= resident_ctas<kdet>((int)threads.x))) {
-          if constexpr (F != 0) {
-            if (em == 19) {  // EARLY = 3's prologue with EARLY = 16's rounds
-              C10_CUDA_CHECK(launch_maybe_pdl(spense_mmasp_kernel<RT, NT, F, REG_U, XM, false, 0, 2, false, true, 19>,
-                                              grid, threads, stream, pdl, args...));
-              return;
-            }
-          }
+        if (em == 3 || (em < 0 && F != 0 && grid.x <= resident_ctas<kdet>((int)threads.x))) {
           C10_CUDA_CHECK(launch_maybe_pdl(spense_mmasp_kernel<RT, NT, F, REG_U, XM, false, 0, 2, false, true, 3>,
                                           grid, threads, stream, pdl, args...));
           return;
@@ -220,14 +213,14 @@ static int persist_mode() {
 // on 8B.qkv, 8B.o, 8B.down, 32B.o, 32B.down and 0.95-0.99x on the many-wave 32B.qkv and 32B.gate_up, bf16 x_perm
 // 1.02-1.20x on all eight; linear_bench (av, the engine's x forms and launch configs) e4m3 at M = 1: 8B.down 16.4 ->
 // 13.6 us, 32B.down 32.8 -> 28.5, 8B.o 6.6 -> 6.1, but bf16 through fragments -4..+8 % either way, so bf16 keeps
-// it off; the 8B FP8 decode step 2.872 -> 2.840 ms at B = 1 (aw).  "0": never; "3": everywhere it is built (bf16
-// too); "19": as unset, with EARLY = 19 (EARLY = 3's prologue and L2 requests with EARLY = 16's clamped rounds, the
-// harness's column early3c) in place of EARLY = 3 for e4m3; "auto": as unset.
+// it off; the 8B FP8 decode step 2.872 -> 2.840 ms at B = 1 (aw).  EARLY = 19 (this prologue with EARLY = 16's
+// clamped rounds) was launched in its place under a switch at 80606ce: the harness (bo) -2..+2 %, linear_bench e4m3
+// on x's f16 operand at M = 1, 8 -3..+2 % on the five one-wave shapes; not kept.  "0": never; "3": everywhere it is
+// built (bf16 too); "auto": as unset.
 static int early_mode() {
   static const int mode = [] {
     const char* e = getenv("SPENSE_MMASP_EARLY");
-    if (e == nullptr || e[0] == 0 || e[0] == 'a') return -1;
-    return e[0] == '3' ? 3 : (e[0] == '1' && e[1] == '9') ? 19 : 0;
+    return e == nullptr || e[0] == 0 || e[0] == 'a' ? -1 : e[0] == '3' ? 3 : 0;
   }();
   return mode;
 }
