@@ -261,6 +261,22 @@ def test_not_a_gguf_and_missing_path(cache, tmp_path):
         models.resolve_model(tmp_path / "nope")
 
 
+@pytest.mark.parametrize("typo,want", [("smollm2", "smollm2-135m"), ("SmolLM2-135M", "smollm2-135m"),
+                                       ("gema3-270m", "gemma3-270m"), ("qwen3-8b", None)])
+def test_mistyped_builtin_name_gets_a_suggestion(typo, want, monkeypatch, tmp_path):
+    """A name that is neither a path nor a built-in one: the error names the closest built-in name (a prefix, or
+    difflib's match) and suggests nothing for a name far from all of them"""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError) as e:
+        models.resolve_model(typo)
+    msg = str(e.value)
+    assert msg.count("\n") == 0
+    if want:
+        assert msg.endswith(f"did you mean {want!r}?")
+    else:
+        assert "did you mean" not in msg
+
+
 # -- HF directories ----------------------------------------------------------------------------
 def test_hf_dir_returned_as_is(tiny_llama_dir):
     assert models.resolve_model(tiny_llama_dir) == tiny_llama_dir

@@ -102,6 +102,17 @@ def _writable_cache(sub: str) -> Path:
     return root
 
 
+def _did_you_mean(text: str) -> str:
+    """``"; did you mean 'NAME'?"`` for the built-in name closest to a mistyped one (a prefix of it, or within
+    difflib's 0.6 similarity), else ``""``"""
+    import difflib
+
+    name = text.lower()
+    close = [n for n in BUILTIN_MODELS if n.startswith(name)] if len(name) >= 3 else []
+    close = close or difflib.get_close_matches(name, list(BUILTIN_MODELS), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 # -- public entry point ------------------------------------------------------------------------
 def resolve_model(spec: str | os.PathLike) -> Path:
     """A local HF model directory for ``spec`` (HF directory, ``.gguf`` file or built-in name).
@@ -116,7 +127,7 @@ def resolve_model(spec: str | os.PathLike) -> Path:
     if not path.exists():
         raise InputError(
             f"model {text!r} not found: pass a local Hugging Face directory, a .gguf file or a "
-            f"built-in name ({', '.join(BUILTIN_MODELS)})"
+            f"built-in name ({', '.join(BUILTIN_MODELS)}){_did_you_mean(text)}"
         )
     if path.is_dir():
         model_dir = check_model_dir(path)  # resolved: output checks compare real paths
