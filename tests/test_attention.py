@@ -153,6 +153,58 @@ def test_fused_op_checks_and_module_path():
         assert torch.equal(y, decode_attention(qn, kr[:2, :, :40], vr[:2, :, :40], mask))
 
 
+_INTERP_FORMS = textwrap.dedent("""
+    import torch
+    from spense.runtime.attention import as_form, launch_decode_attention
+    from test_attention import _fused_case
+    gen = torch.Generator().manual_seed(5)
+    n = 0
+    for B, forms in ((1, (1, 5)), (3, (1, 5)), (8, (1, 2, 5, 6))):
+        case = _fused_case(B, B, 2, 4, 32, 100, 128, 70, True, gen, dtype=torch.bfloat16)
+        q, k, v, qw, kw, cos, sin, kc, vc, p, mask = case
+        y0 = launch_decode_attention(q, kc.clone()[:, :, :100], vc.clone()[:, :, :100], mask, 32,
+                                     fused=(k, v, qw, kw, cos, sin, p, 1e-6))
+        for form in forms:
+            y = launch_decode_attention(q, kc.clone()[:, :, :100], vc.clone()[:, :, :100], mask, 32,
+                                        fused=(k, v, qw, kw, cos, sin, p, 1e-6), form=form)
+            want = as_form(y0, form)
+            assert y.shape == want.shape and y.dtype == want.dtype, (form, y.shape, want.shape, y.dtype)
+            assert torch.equal(y, want), form
+            n += 1
+    print("WORST", 0.0 if n == 8 else 1.0)
+""")
+
+
+def test_fused_kernel_writes_the_operand_forms_interpreted():
+    """The merge kernel's stores in the next linear's operand forms (x_perm order, fragments of 8 tokens, each in
+    bf16 or as x's f16 operand) are the bits of the plain output put through the tensor ops they replace
+    (``as_form``: xops.x_perm, x_fragments, f16_operand)"""
+    assert _interpreted_worst(_INTERP_FORMS) == 0.0
+
+
+def test_operand_forms_on_cpu_fake_and_refusals():
+    """The op's CPU path returns ``as_form`` of its plain output, its fake the same shape and dtype (opcheck);
+    an unknown form, a row not a multiple of 64 and fragments of other than 8 tokens are refused"""
+    from spense.runtime.attention import as_form
+
+    gen = torch.Generator().manual_seed(4)
+    for B, form in ((8, 6), (8, 2), (2, 5), (2, 1)):
+        case = _fused_case(B, B, 2, 4, 32, 40, 48, 37, True, gen, dtype=torch.bfloat16)
+        q, k, v, qw, kw, cos, sin, kc, vc, p, mask = case
+        torch.library.opcheck(decode_attention_fused, (q, k, v, qw, kw, cos, sin, kc.clone(), vc.clone(), p, mask,
+                                                       1e-6, form))
+        y0 = decode_attention_fused(q, k, v, qw, kw, cos, sin, kc.clone(), vc.clone(), p, mask, 1e-6)
+        y = decode_attention_fused(q, k, v, qw, kw, cos, sin, kc.clone(), vc.clone(), p, mask, 1e-6, form)
+        assert torch.equal(y, as_form(y0, form))
+    q, k, v, qw, kw, cos, sin, kc, vc, p, mask = _fused_case(2, 2, 1, 2, 16, 40, 48, 37, True, gen)  # rows of 32
+    for form, msg in ((3, "unknown output form"), (1, "multiple of 64"), (6, "multiple of 64")):
+        with pytest.raises(ValueError, match=msg):
+            decode_attention_fused(q, k, v, qw, kw, cos, sin, kc, vc, p, mask, 1e-6, form)
+    q, k, v, qw, kw, cos, sin, kc, vc, p, mask = _fused_case(2, 2, 2, 4, 32, 40, 48, 37, True, gen)
+    with pytest.raises(ValueError, match="for 8 tokens"):
+        decode_attention_fused(q, k, v, qw, kw, cos, sin, kc, vc, p, mask, 1e-6, 2)
+
+
 def test_op_checks_and_reference_formula():
     gen = torch.Generator().manual_seed(1)
     q, k, v, mask = _case(2, 2, 4, 16, 40, 48, gen)

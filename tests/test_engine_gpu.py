@@ -74,3 +74,42 @@ def test_fp8_dense_fused_compiled_tokens():
     comp = eng.generate([[1, 2, 3, 4, 5]], 8).tokens
     r = _greedy_check(m, [1, 2, 3, 4, 5], comp[0], 8, False)
     assert r["tokens_identical"] or r["tie_ulps"] <= 4, r
+
+
+@pytest.mark.parametrize("fp8", [False, True])
+def test_o_projection_on_the_attention_operand_forms(fp8):
+    """SPENSE_ATTN_OPERAND's layer side: a planned compacted o projection names a form at M = 1 (x_perm) and 8
+    (fragments), and the op on the attention's output written in that form (``as_form``, whose bits the merge
+    kernel's stores give: tests/test_attention.py) is the bits of the module on the plain output."""
+    from spense.runtime.attention import FORM_F16, FORM_FRAG, FORM_PERM, as_form
+    from spense.runtime.attn_operand import linear_on_operand, operand_form
+
+    m = load("qwen3-tiny", torch.device("cuda"), torch.bfloat16).model
+    sparsify(m, 0.25, block=64, fp8=fp8)
+    att = m.model.layers[0].self_attn
+    lin = att.o_proj.plan((1, 8))
+    assert isinstance(lin, SpenseLinear) and lin._kernel is not None
+    for M, kind in ((1, FORM_PERM), (8, FORM_FRAG)):
+        form = operand_form(lin, M, True)
+        assert form == kind | (FORM_F16 if fp8 else 0), (M, form)
+        y = torch.randn(M, att.n_kv, att.n_head // att.n_kv, att.hd, device="cuda").to(torch.bfloat16)
+        want = lin(y.reshape(M, -1))
+        got = linear_on_operand(lin, as_form(y, form), M, form, torch.bfloat16)
+        assert torch.equal(got, want), (M, form)
+
+
+@pytest.mark.parametrize("fp8", [False, True])
+def test_compiled_tokens_with_the_attention_writing_the_operand(fp8, monkeypatch):
+    """SPENSE_ATTN_OPERAND=1: the compiled decode steps at B = 1 and 8 give the same tokens as without it."""
+    from spense.runtime import attention
+
+    m = load("qwen3-tiny", torch.device("cuda"), torch.bfloat16).model
+    sparsify(m, 0.25, block=64, fp8=fp8)
+    prompts = [[1 + i, 2, 3, 4, 5] for i in range(8)]
+    out = {}
+    for v in ("0", "1"):
+        monkeypatch.setenv("SPENSE_ATTN_OPERAND", v)
+        attention.operand_on.cache_clear()
+        out[v] = [Engine(m, b, 256, compile=True).generate(prompts[:b], 8).tokens for b in (1, 8)]
+    attention.operand_on.cache_clear()
+    assert out["0"] == out["1"]

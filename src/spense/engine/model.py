@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from spense.errors import InputError
-from spense.runtime.attention import decode_attention, decode_attention_fused, fused_on, rotate_half
+from spense.runtime.attention import decode_attention, decode_attention_fused, fused_on, operand_on, rotate_half
+from spense.runtime.attn_operand import linear_on_operand, operand_form
 from spense.runtime.fuse import fuse_group, unfuse_rows
 from spense.runtime.xops import _env_int
 
@@ -191,10 +192,14 @@ class Attention(nn.Module):
         g = self.n_head // self.n_kv
         if self.fused and T == 1:  # decode: the norms, RoPE and the cache writes in the split kernel
             qn = (self.q_norm.weight, self.k_norm.weight) if hasattr(self, "q_norm") else (None, None)
+            # SPENSE_ATTN_OPERAND: y written as the o projection's operand, where it reads one
+            form = operand_form(self.o_proj, B, x.is_cuda) if operand_on() else 0
             y = decode_attention_fused(q.view(B, self.n_kv, g, self.hd), k.view(B, self.n_kv, self.hd),
                                        v.view(B, self.n_kv, self.hd), *qn, cos[:, 0, 0], sin[:, 0, 0],
                                        self.kv_cache.k, self.kv_cache.v, input_pos, mask[:, 0],
-                                       self.q_norm.eps if qn[0] is not None else 0.0)
+                                       self.q_norm.eps if qn[0] is not None else 0.0, form)
+            if form:
+                return linear_on_operand(self.o_proj, y, B, form, x.dtype).view(B, T, -1)
             return self.o_proj(y.view(B, T, self.n_head * self.hd))
         q = q.unflatten(-1, (self.n_head, self.hd))
         k = k.unflatten(-1, (self.n_kv, self.hd))

@@ -149,9 +149,11 @@ if triton is not None:
 
     @triton.jit
     def _decode_attn_merge(o_ptr, ml_ptr, y_ptr, G, H, NS, syb, syh, syg,
-                           D: tl.constexpr, GP: tl.constexpr, SB: tl.constexpr, PDL: tl.constexpr = False):
+                           D: tl.constexpr, GP: tl.constexpr, SB: tl.constexpr, PDL: tl.constexpr = False,
+                           FORM: tl.constexpr = 0, F16: tl.constexpr = False):
         # program (b*H+h, g): query row g, its NS splits merged SB at a time (a [SB, D] tile per load,
-        # a running max across the chunks), so no program walks the splits one load after another
+        # a running max across the chunks), so no program walks the splits one load after another; FORM / F16:
+        # y written as the next linear's operand (operand_form)
         if PDL:
             tl.extra.cuda.gdc_wait()
             tl.extra.cuda.gdc_launch_dependents()
@@ -178,7 +180,18 @@ if triton is not None:
             acc = acc * alpha + tl.sum(w[:, None] * o, axis=0)
             m_run = m_new
         out = acc / tl.where(den > 0, den, 1.0)
-        tl.store(y_ptr + b * syb + h * syh + g * syg + rd, out.to(y_ptr.dtype.element_ty))
+        if F16:  # x's f16 operand: the bf16 output times 2^-8, rounded to f16 (xops.f16_operand)
+            out = out.to(tl.bfloat16).to(tl.float32) * 0.00390625  # 2^-8, xops.F16_X_SCALE
+        if FORM == 0:
+            tl.store(y_ptr + b * syb + h * syh + g * syg + rd, out.to(y_ptr.dtype.element_ty))
+        else:  # column k of token b's row of K = H G D values, in 32-column chunks: k = 32 c + 8 i + 2 t + e
+            k = (h * G + g) * D + rd
+            c, i, t, e = k // 32, (k % 32) // 8, (k % 8) // 2, k % 2
+            if FORM == 1:  # x_perm: [b, 32 c + 8 t + 2 i + e]
+                dst = b * H * G * D + c * 32 + t * 8 + i * 2 + e
+            else:  # x_fragments at NT = 1 (b < 8): [c, 0, 4 b + t, i, e]
+                dst = c * 256 + b * 32 + t * 8 + i * 2 + e
+            tl.store(y_ptr + dst, out.to(y_ptr.dtype.element_ty))
 
 
 def split_length(B: int, H: int, L: int) -> int:
@@ -209,11 +222,12 @@ def pdl_on(device: torch.device) -> bool:
 
 
 def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
-                            split: int | None = None, fused: tuple | None = None) -> torch.Tensor:
+                            split: int | None = None, fused: tuple | None = None, form: int = 0) -> torch.Tensor:
     """Run the two kernels (CUDA tensors, or CPU under ``TRITON_INTERPRET=1``).  ``fused``: ``(k_new, v_new,
     q_w, k_w, cos, sin, pos, eps)`` of :func:`decode_attention_fused` (q and k_new raw; k, v slices of the
-    caches, written in place at slot ``pos``)."""
+    caches, written in place at slot ``pos``); ``form``: :func:`operand_form`'s."""
     B, H, G, D = q.shape
+    check_form(form, B, H * G * D)
     L = k.shape[2]
     if D < 16 or D & (D - 1):
         raise ValueError(f"decode attention: head dim {D} must be a power of two >= 16")
@@ -230,7 +244,7 @@ def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, m
         tl.float16 if q.dtype == torch.float16 else tl.bfloat16)  # the interpreter's bf16 dots are wrong
     o = torch.empty(B * H, ns, gp, D, dtype=torch.float32, device=q.device)
     ml = torch.empty(B * H, ns, 2, gp, dtype=torch.float32, device=q.device)
-    y = torch.empty(B, H, G, D, dtype=q.dtype, device=q.device)
+    y = torch.empty(form_shape(form, (B, H, G, D)), dtype=form_dtype(form, q.dtype), device=q.device)
     pdl = {"PDL": True, "launch_pdl": True} if pdl_on(q.device) else {}
     fz = {}  # the split kernel's prologue switches
     if fused is None:
@@ -247,7 +261,8 @@ def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, m
                                     k.stride(2), v.stride(0), v.stride(1), v.stride(2), mask.stride(0), *pro,
                                     D=D, GP=gp, BLOCK=BLOCK, SPLIT=split, DOT_DT=dot_dt, num_warps=4, **pdl, **fz)
     _decode_attn_merge[(B * H, G)](o, ml, y, G, H, ns, y.stride(0), y.stride(1), y.stride(2), D=D, GP=gp,
-                                   SB=min(32, triton.next_power_of_2(ns)), num_warps=4, **pdl)
+                                   SB=min(32, triton.next_power_of_2(ns)), num_warps=4, FORM=form & 3,
+                                   F16=bool(form & 4), **pdl)
     return y
 
 
@@ -296,7 +311,8 @@ def norm_rope_reference(x: torch.Tensor, w: torch.Tensor | None, cos: torch.Tens
 @_custom_op("spense::decode_attention_fused", mutates_args=("k_cache", "v_cache"))
 def decode_attention_fused(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_w: torch.Tensor | None,
                            k_w: torch.Tensor | None, cos: torch.Tensor, sin: torch.Tensor, k_cache: torch.Tensor,
-                           v_cache: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor, eps: float) -> torch.Tensor:
+                           v_cache: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor, eps: float,
+                           form: int = 0) -> torch.Tensor:
     """One decode step's attention from the raw projections: with ``q`` ``(B, H, G, D)``, ``k, v`` ``(B, H, D)``
     (before norms and RoPE), ``cos, sin`` ``(B, D)`` float32, caches ``(B_c >= B, H, S, D)``, ``pos`` ``(1,)``
     the new token's slot (``pos < L``: the kernel writes it from the split that holds it) and ``mask`` ``(B, L)``:
@@ -305,20 +321,81 @@ def decode_attention_fused(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_
     ``y = decode_attention(q', k_cache[:B, :, :L], v_cache[:B, :, :L], mask)``
 
     (:func:`norm_rope_reference`).  CUDA: the split kernel does the prologue itself (one launch instead of the
-    norms', RoPE's and the two cache writes' kernels); CPU: the formulas."""
+    norms', RoPE's and the two cache writes' kernels); CPU: the formulas.  ``form`` (default 0: ``y`` as is):
+    ``y`` as the next linear's operand (:func:`operand_form`)."""
     B, L = q.shape[0], mask.shape[-1]
     if q.is_cuda and triton is not None:
         return launch_decode_attention(q, k_cache[:B, :, :L], v_cache[:B, :, :L], mask,
-                                       fused=(k, v, q_w, k_w, cos, sin, pos, eps))
+                                       fused=(k, v, q_w, k_w, cos, sin, pos, eps), form=form)
+    check_form(form, B, q.shape[1] * q.shape[2] * q.shape[3])
     qr = norm_rope_reference(q, q_w, cos[:, None, None], sin[:, None, None], eps)
     k_cache[:B].index_copy_(2, pos, norm_rope_reference(k, k_w, cos[:, None], sin[:, None], eps)[:, :, None]
                             .to(k_cache.dtype))
     v_cache[:B].index_copy_(2, pos, v[:, :, None].to(v_cache.dtype))
-    return decode_attention_reference(qr, k_cache[:B, :, :L], v_cache[:B, :, :L], mask)
+    return as_form(decode_attention_reference(qr, k_cache[:B, :, :L], v_cache[:B, :, :L], mask), form)
 
 
 @decode_attention_fused.register_fake
-def _(q, k, v, q_w, k_w, cos, sin, k_cache, v_cache, pos, mask, eps):
+def _(q, k, v, q_w, k_w, cos, sin, k_cache, v_cache, pos, mask, eps, form=0):
     torch._check(mask.shape[-1] <= k_cache.shape[2])
     torch._check(q.shape[0] <= k_cache.shape[0])
-    return torch.empty_like(q, memory_format=torch.contiguous_format)
+    if form == 0:
+        return torch.empty_like(q, memory_format=torch.contiguous_format)
+    return q.new_empty(form_shape(form, tuple(q.shape)), dtype=form_dtype(form, q.dtype))
+
+
+# -- the attention's output as the next linear's operand (SPENSE_ATTN_OPERAND) --------------------------------
+#: ``form`` of :func:`decode_attention_fused`: ``FORM_PERM`` (1) ``y`` in :func:`~spense.runtime.xops.x_perm` order,
+#: ``FORM_FRAG`` (2) as :func:`~spense.runtime.xops.x_fragments` at one tile of 8 tokens (B = 8), either plus
+#: ``FORM_F16`` (4): of x's f16 operand (:func:`~spense.runtime.xops.f16_operand`) instead of bf16
+FORM_PERM, FORM_FRAG, FORM_F16 = 1, 2, 4
+
+
+@functools.cache
+def operand_on() -> bool:
+    """Whether the engine's decode steps have :func:`decode_attention_fused` write its output as the o projection's
+    operand where that layer reads one (``SPENSE_ATTN_OPERAND``, read once; default 0, ``1``: on): the kernel that
+    builds the operand from ``y`` (one per layer) is then gone.  Written after e2e v33, not yet measured."""
+    v = os.environ.get("SPENSE_ATTN_OPERAND", "0")
+    if v not in ("0", "1"):
+        raise ValueError(f"SPENSE_ATTN_OPERAND={v!r}: give 0 or 1")
+    return v == "1"
+
+
+def check_form(form: int, B: int, K: int) -> None:
+    """Refuse a ``form`` that the kernels do not write: an unknown one, a row of K not a multiple of 64 (the
+    operands' 32-column chunks, in pairs), fragments for other than 8 tokens (one tile, no padding to zero)."""
+    if form not in (0, 1, 2, 5, 6):
+        raise ValueError(f"decode attention: unknown output form {form}")
+    if form and K % 64:
+        raise ValueError(f"decode attention: output form {form} needs rows of a multiple of 64 values, got {K}")
+    if form & 3 == FORM_FRAG and B != 8:
+        raise ValueError(f"decode attention: fragments (form {form}) are written for 8 tokens, got {B}")
+
+
+def form_shape(form: int, shape: tuple) -> tuple:
+    """The output's shape: ``(B, H, G, D)``, or :func:`~spense.runtime.xops.x_fragments`'s ``(K / 32, 1, 8, 4, 4,
+    2)``."""
+    if form & 3 != FORM_FRAG:
+        return shape
+    K = shape[1] * shape[2] * shape[3]
+    return (K // 32, 1, 8, 4, 4, 2)
+
+
+def form_dtype(form: int, dtype: torch.dtype) -> torch.dtype:
+    return torch.float16 if form & FORM_F16 else dtype
+
+
+def as_form(y: torch.Tensor, form: int) -> torch.Tensor:
+    """``y`` ``(B, H, G, D)`` in ``form`` by the tensor ops the kernel's store replaces (the CPU path, and the
+    tests' reference)."""
+    from spense.runtime.xops import f16_operand, x_fragments, x_perm
+
+    if form == 0:
+        return y
+    B = y.shape[0]
+    x2 = y.reshape(B, -1).to(torch.bfloat16)
+    x2 = f16_operand(x2) if form & FORM_F16 else x2
+    if form & 3 == FORM_PERM:
+        return x_perm(x2).view(y.shape)
+    return x_fragments(x2)

@@ -1,0 +1,46 @@
+"""The o projection's side of ``SPENSE_ATTN_OPERAND`` (:func:`spense.runtime.attention.operand_on`): in which form
+a :class:`~spense.runtime.linear.SpenseLinear` at M tokens reads its input, so that
+``spense::decode_attention_fused`` writes that form itself (its ``form`` argument) and the kernel that would build it
+from the attention's output (one per layer and step) is gone; then the layer's op on it.
+
+The forms are those :meth:`SpenseLinear.forward` builds at a planned M (:meth:`SpenseLinear.plan`):
+
+- ``FORM_PERM``: x_perm of x in bf16, passed as x itself (bf16 weights, M in the x_perm buckets);
+- ``FORM_PERM | FORM_F16``: x_perm of x's f16 operand beside a placeholder x (e4m3 weights there);
+- ``FORM_FRAG`` (``| FORM_F16`` for e4m3): x's fragments at M = 8 (one tile), no column gather, beside a
+  placeholder x.
+
+A placeholder x carries only M, K, dtype and device (:meth:`SpenseLinear._reads_operand_only`); where the op would
+read x itself, or the layer is not a SpenseLinear, the form is 0 and the module runs as before."""
+
+from __future__ import annotations
+
+import torch
+
+from spense.runtime.attention import FORM_F16, FORM_FRAG, FORM_PERM
+from spense.runtime.linear import SpenseLinear, _bucket
+
+
+def operand_form(layer, M: int, cuda: bool) -> int:
+    """The ``form`` for ``decode_attention_fused`` feeding ``layer`` at ``M`` tokens (0: its plain output)."""
+    if not isinstance(layer, SpenseLinear) or layer.bias is not None or layer.in_features % 64:
+        return 0
+    b = _bucket(M)
+    f16 = layer._mmasp_f16(M)
+    if b in layer._perm_buckets:
+        if not f16:
+            return FORM_PERM
+        return FORM_PERM | FORM_F16 if layer._reads_operand_only(b, True, cuda, M) else 0
+    if M == 8 and b in layer._frag_buckets and layer._xperm is None and layer._reads_operand_only(b, False, cuda, M):
+        return FORM_FRAG | (FORM_F16 if f16 else 0)
+    return 0
+
+
+def linear_on_operand(layer: SpenseLinear, y: torch.Tensor, M: int, form: int, dtype: torch.dtype) -> torch.Tensor:
+    """``layer`` on the attention's output ``y`` written in ``form`` (:func:`operand_form`) for ``M`` tokens of
+    ``dtype``: ``(M, out_features)``, the op :meth:`SpenseLinear.forward` would call on the plain output."""
+    K = layer.in_features
+    if form == FORM_PERM:
+        return torch.ops.spense.linear_apply(y.reshape(M, K), y.new_empty(0, dtype=torch.bfloat16), layer.handle)
+    xf = y.reshape(M, K) if form & 3 == FORM_PERM else y
+    return torch.ops.spense.linear_apply(y.new_empty((M, K), dtype=dtype), xf, layer.handle)
