@@ -196,13 +196,18 @@ def test_operand_forms_on_cpu_fake_and_refusals():
         y0 = decode_attention_fused(q, k, v, qw, kw, cos, sin, kc.clone(), vc.clone(), p, mask, 1e-6)
         y = decode_attention_fused(q, k, v, qw, kw, cos, sin, kc.clone(), vc.clone(), p, mask, 1e-6, form)
         assert torch.equal(y, as_form(y0, form))
-    q, k, v, qw, kw, cos, sin, kc, vc, p, mask = _fused_case(2, 2, 1, 2, 16, 40, 48, 37, True, gen)  # rows of 32
+    q, k, v, qw, kw, cos, sin, kc, vc, p, mask = _fused_case(2, 2, 1, 2, 16, 40, 48, 37, True, gen,
+                                                              dtype=torch.bfloat16)  # rows of 32
     for form, msg in ((3, "unknown output form"), (1, "multiple of 64"), (6, "multiple of 64")):
         with pytest.raises(ValueError, match=msg):
             decode_attention_fused(q, k, v, qw, kw, cos, sin, kc, vc, p, mask, 1e-6, form)
-    q, k, v, qw, kw, cos, sin, kc, vc, p, mask = _fused_case(2, 2, 2, 4, 32, 40, 48, 37, True, gen)
+    q, k, v, qw, kw, cos, sin, kc, vc, p, mask = _fused_case(2, 2, 2, 4, 32, 40, 48, 37, True, gen,
+                                                              dtype=torch.bfloat16)
     with pytest.raises(ValueError, match="for 8 tokens"):
         decode_attention_fused(q, k, v, qw, kw, cos, sin, kc, vc, p, mask, 1e-6, 2)
+    with pytest.raises(ValueError, match="made from bf16"):  # float32 y
+        decode_attention_fused(*(t.float() if t.is_floating_point() else t for t in (q, k, v, qw, kw)), cos, sin,
+                               kc.float(), vc.float(), p, mask, 1e-6, 1)
 
 
 def test_op_checks_and_reference_formula():

@@ -157,6 +157,7 @@ class Attention(nn.Module):
         self.kv_cache: KVCache | None = None
         self.impl = "sdpa"  # or "matmul", "split" (Transformer.set_attention)
         self.fused = False  # split: decode steps through spense::decode_attention_fused (set_attention)
+        self.operand = False  # and its output written as the o projection's operand (SPENSE_ATTN_OPERAND)
         self.register_buffer("qkv_weight", None, persistent=False)  # set by fuse()
         self.register_buffer("qkv_bias", None, persistent=False)
         self.qkv_fused = None  # set by fuse(): q, k, v as one Spense or FP8 layer (spense.runtime.fuse)
@@ -193,13 +194,13 @@ class Attention(nn.Module):
         if self.fused and T == 1:  # decode: the norms, RoPE and the cache writes in the split kernel
             qn = (self.q_norm.weight, self.k_norm.weight) if hasattr(self, "q_norm") else (None, None)
             # SPENSE_ATTN_OPERAND: y written as the o projection's operand, where it reads one
-            form = operand_form(self.o_proj, B, x.is_cuda) if operand_on() else 0
+            form = operand_form(self.o_proj, B, x.is_cuda) if self.operand and q.dtype == torch.bfloat16 else 0
             y = decode_attention_fused(q.view(B, self.n_kv, g, self.hd), k.view(B, self.n_kv, self.hd),
                                        v.view(B, self.n_kv, self.hd), *qn, cos[:, 0, 0], sin[:, 0, 0],
                                        self.kv_cache.k, self.kv_cache.v, input_pos, mask[:, 0],
                                        self.q_norm.eps if qn[0] is not None else 0.0, form)
             if form:
-                return linear_on_operand(self.o_proj, y, B, form, x.dtype).view(B, T, -1)
+                return linear_on_operand(self.o_proj, y, B, form, q.dtype).view(B, T, -1)
             return self.o_proj(y.view(B, T, self.n_head * self.hd))
         q = q.unflatten(-1, (self.n_head, self.hd))
         k = k.unflatten(-1, (self.n_kv, self.hd))
@@ -345,6 +346,7 @@ class Transformer(nn.Module):
         fused = impl == "split" and fused_on()
         for blk in self.model.layers:
             blk.self_attn.impl, blk.self_attn.fused = impl, fused
+            blk.self_attn.operand = fused and operand_on()
 
     def setup_caches(self, batch: int, length: int) -> None:
         """Allocate the static KV cache for ``batch`` rows of ``length`` slots (rounded up)."""

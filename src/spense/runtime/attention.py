@@ -227,7 +227,7 @@ def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, m
     q_w, k_w, cos, sin, pos, eps)`` of :func:`decode_attention_fused` (q and k_new raw; k, v slices of the
     caches, written in place at slot ``pos``); ``form``: :func:`operand_form`'s."""
     B, H, G, D = q.shape
-    check_form(form, B, H * G * D)
+    check_form(form, B, H * G * D, q.dtype)
     L = k.shape[2]
     if D < 16 or D & (D - 1):
         raise ValueError(f"decode attention: head dim {D} must be a power of two >= 16")
@@ -327,7 +327,7 @@ def decode_attention_fused(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_
     if q.is_cuda and triton is not None:
         return launch_decode_attention(q, k_cache[:B, :, :L], v_cache[:B, :, :L], mask,
                                        fused=(k, v, q_w, k_w, cos, sin, pos, eps), form=form)
-    check_form(form, B, q.shape[1] * q.shape[2] * q.shape[3])
+    check_form(form, B, q.shape[1] * q.shape[2] * q.shape[3], q.dtype)
     qr = norm_rope_reference(q, q_w, cos[:, None, None], sin[:, None, None], eps)
     k_cache[:B].index_copy_(2, pos, norm_rope_reference(k, k_w, cos[:, None], sin[:, None], eps)[:, :, None]
                             .to(k_cache.dtype))
@@ -362,11 +362,14 @@ def operand_on() -> bool:
     return v == "1"
 
 
-def check_form(form: int, B: int, K: int) -> None:
-    """Refuse a ``form`` that the kernels do not write: an unknown one, a row of K not a multiple of 64 (the
-    operands' 32-column chunks, in pairs), fragments for other than 8 tokens (one tile, no padding to zero)."""
+def check_form(form: int, B: int, K: int, dtype: torch.dtype = torch.bfloat16) -> None:
+    """Refuse a ``form`` that the kernels do not write: an unknown one, one for a ``y`` not in bf16 (the operands
+    are made from bf16 x), a row of K not a multiple of 64 (the operands' 32-column chunks, in pairs), fragments
+    for other than 8 tokens (one tile, no padding to zero)."""
     if form not in (0, 1, 2, 5, 6):
         raise ValueError(f"decode attention: unknown output form {form}")
+    if form and dtype != torch.bfloat16:
+        raise ValueError(f"decode attention: output form {form} is made from bf16 y, got {dtype}")
     if form and K % 64:
         raise ValueError(f"decode attention: output form {form} needs rows of a multiple of 64 values, got {K}")
     if form & 3 == FORM_FRAG and B != 8:
