@@ -29,6 +29,21 @@ def test_forms_named_only_where_the_layer_reads_an_operand():
     assert operand_form(f8, 1, False) == 0 and operand_form(f8, 8, False) == 0
 
 
+def test_fp8_dense_layer_names_the_f16_operand_where_its_kind_reads_it(monkeypatch):
+    """The FP8 dense model's layer (Fp8Linear): x's f16 operand (FORM_F16) where its kind at M is the weight-only
+    kernel on it (w8a16h), on CUDA and without a bias; else 0"""
+    from spense.runtime.attention import FORM_F16
+    from spense.runtime.fp8 import Fp8Linear
+
+    w = torch.randn(96, 128).to(torch.float8_e4m3fn)
+    lin = Fp8Linear(w, torch.rand(96) + 0.5)
+    assert operand_form(lin, 1, False) == 0
+    monkeypatch.setattr(lin, "kind_for", lambda M: "w8a16h:32x256x1x4" if M == 1 else "nt")
+    assert operand_form(lin, 1, True) == FORM_F16 and operand_form(lin, 8, True) == 0
+    lin.bias = torch.nn.Parameter(torch.zeros(96))
+    assert operand_form(lin, 1, True) == 0
+
+
 def test_the_op_on_the_x_perm_form_is_the_module_on_the_plain_output():
     lin = _layer()
     lin._perm_buckets = {1}

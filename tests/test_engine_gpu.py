@@ -98,13 +98,18 @@ def test_o_projection_on_the_attention_operand_forms(fp8):
         assert torch.equal(got, want), (M, form)
 
 
-@pytest.mark.parametrize("fp8", [False, True])
-def test_compiled_tokens_with_the_attention_writing_the_operand(fp8, monkeypatch):
-    """SPENSE_ATTN_OPERAND=1: the compiled decode steps at B = 1 and 8 give the same tokens as without it."""
+@pytest.mark.parametrize("kind", ["spense", "spense-fp8", "dense-fp8"])
+def test_compiled_tokens_with_the_attention_writing_the_operand(kind, monkeypatch):
+    """SPENSE_ATTN_OPERAND=1: the compiled decode steps at B = 1 and 8 give the same tokens as without it (Spense
+    BF16 and FP8, and the FP8 dense model, whose o projection takes x's f16 operand)."""
+    from spense.engine.sparsify import fp8_dense
     from spense.runtime import attention
 
     m = load("qwen3-tiny", torch.device("cuda"), torch.bfloat16).model
-    sparsify(m, 0.25, block=64, fp8=fp8)
+    if kind == "dense-fp8":
+        m = fp8_dense(m, tune_ms=(1, 8))
+    else:
+        sparsify(m, 0.25, block=64, fp8=kind == "spense-fp8")
     prompts = [[1 + i, 2, 3, 4, 5] for i in range(8)]
     out = {}
     for v in ("0", "1"):
@@ -113,3 +118,24 @@ def test_compiled_tokens_with_the_attention_writing_the_operand(fp8, monkeypatch
         out[v] = [Engine(m, b, 256, compile=True).generate(prompts[:b], 8).tokens for b in (1, 8)]
     attention.operand_on.cache_clear()
     assert out["0"] == out["1"]
+
+
+def test_fp8_dense_o_projection_on_the_f16_operand():
+    """The FP8 dense model's o projection on the attention's output written as x's f16 operand (FORM_F16, where its
+    kind at M reads that operand) is the bits of the module on the plain output."""
+    from spense.engine.sparsify import fp8_dense
+    from spense.runtime.attention import as_form
+    from spense.runtime.attn_operand import linear_on_operand, operand_form
+
+    m = fp8_dense(load("qwen3-tiny", torch.device("cuda"), torch.bfloat16).model, tune_ms=(1, 8))
+    att = m.model.layers[0].self_attn
+    seen = 0
+    for M in (1, 8):
+        form = operand_form(att.o_proj, M, True)
+        if not form:
+            continue
+        y = torch.randn(M, att.n_kv, att.n_head // att.n_kv, att.hd, device="cuda").to(torch.bfloat16)
+        got = linear_on_operand(att.o_proj, as_form(y, form), M, form, torch.bfloat16)
+        assert torch.equal(got, att.o_proj(y.reshape(M, -1))), M
+        seen += 1
+    assert seen or all(not att.o_proj.kind_for(M).startswith("w8a16h") for M in (1, 8))

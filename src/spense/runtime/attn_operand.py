@@ -8,7 +8,9 @@ The forms are those :meth:`SpenseLinear.forward` builds at a planned M (:meth:`S
 - ``FORM_PERM``: x_perm of x in bf16, passed as x itself (bf16 weights, M in the x_perm buckets);
 - ``FORM_PERM | FORM_F16``: x_perm of x's f16 operand beside a placeholder x (e4m3 weights there);
 - ``FORM_FRAG`` (``| FORM_F16`` for e4m3): x's fragments at M = 8 (one tile), no column gather, beside a
-  placeholder x.
+  placeholder x;
+- ``FORM_F16`` alone, for an :class:`~spense.runtime.fp8.Fp8Linear` (the FP8 dense model) whose kind at M is the
+  weight-only kernel on x's f16 operand (``w8a16h``): that operand in x's own layout.
 
 A placeholder x carries only M, K, dtype and device (:meth:`SpenseLinear._reads_operand_only`); where the op would
 read x itself, or the layer is not a SpenseLinear, the form is 0 and the module runs as before."""
@@ -18,11 +20,14 @@ from __future__ import annotations
 import torch
 
 from spense.runtime.attention import FORM_F16, FORM_FRAG, FORM_PERM
+from spense.runtime.fp8 import Fp8Linear, run_kind
 from spense.runtime.linear import SpenseLinear, _bucket
 
 
 def operand_form(layer, M: int, cuda: bool) -> int:
     """The ``form`` for ``decode_attention_fused`` feeding ``layer`` at ``M`` tokens (0: its plain output)."""
+    if isinstance(layer, Fp8Linear):
+        return FORM_F16 if cuda and layer.bias is None and layer.kind_for(M).startswith("w8a16h") else 0
     if not isinstance(layer, SpenseLinear) or layer.bias is not None or layer.in_features % 64:
         return 0
     b = _bucket(M)
@@ -36,10 +41,14 @@ def operand_form(layer, M: int, cuda: bool) -> int:
     return 0
 
 
-def linear_on_operand(layer: SpenseLinear, y: torch.Tensor, M: int, form: int, dtype: torch.dtype) -> torch.Tensor:
+def linear_on_operand(layer, y: torch.Tensor, M: int, form: int, dtype: torch.dtype) -> torch.Tensor:
     """``layer`` on the attention's output ``y`` written in ``form`` (:func:`operand_form`) for ``M`` tokens of
-    ``dtype``: ``(M, out_features)``, the op :meth:`SpenseLinear.forward` would call on the plain output."""
+    ``dtype``: ``(M, out_features)``, the op the layer's ``forward`` would call on the plain output."""
     K = layer.in_features
+    if isinstance(layer, Fp8Linear):  # Fp8Linear.forward: run_kind with x2's f16 operand made beforehand
+        xh = y.reshape(M, K)
+        return run_kind(layer.kind_for(M), xh, layer.weight, layer.scale, layer.out_dtype, kw=layer._sk,
+                        xh=xh).to(dtype)
     if form == FORM_PERM:
         return torch.ops.spense.linear_apply(y.reshape(M, K), y.new_empty(0, dtype=torch.bfloat16), layer.handle)
     xf = y.reshape(M, K) if form & 3 == FORM_PERM else y
