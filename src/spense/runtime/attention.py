@@ -21,6 +21,8 @@ CPU under ``TRITON_INTERPRET=1``).  A fake implementation lets ``torch.compile``
 programs apply the q / k RMSNorm and RoPE themselves (:func:`norm_rope_reference`), and the program whose split
 holds the new slot writes the new k and v into the caches (in place) and takes them from registers for its own
 scores: the engine's decode step then has no norm, RoPE or cache-write kernels of its own (``SPENSE_ATTN_FUSED``).
+Its ``form`` has the merge kernel store ``y`` as the o projection's operand (x_perm order, fragments, x's f16
+operand: ``FORM_*``, :mod:`spense.runtime.attn_operand`), so no kernel builds that from ``y`` (``SPENSE_ATTN_OPERAND``).
 
 On sm_90+ both kernels launch with programmatic dependent launch (``SPENSE_ATTN_PDL=0``: plainly), wait
 (``gdc_wait``) before their first load, then let the kernel after them launch: the split kernel may start
@@ -153,7 +155,7 @@ if triton is not None:
                            FORM: tl.constexpr = 0, F16: tl.constexpr = False):
         # program (b*H+h, g): query row g, its NS splits merged SB at a time (a [SB, D] tile per load,
         # a running max across the chunks), so no program walks the splits one load after another; FORM / F16:
-        # y written as the next linear's operand (operand_form)
+        # y written as the next linear's operand (attn_operand.operand_form)
         if PDL:
             tl.extra.cuda.gdc_wait()
             tl.extra.cuda.gdc_launch_dependents()
@@ -225,7 +227,7 @@ def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, m
                             split: int | None = None, fused: tuple | None = None, form: int = 0) -> torch.Tensor:
     """Run the two kernels (CUDA tensors, or CPU under ``TRITON_INTERPRET=1``).  ``fused``: ``(k_new, v_new,
     q_w, k_w, cos, sin, pos, eps)`` of :func:`decode_attention_fused` (q and k_new raw; k, v slices of the
-    caches, written in place at slot ``pos``); ``form``: :func:`operand_form`'s."""
+    caches, written in place at slot ``pos``); ``form``: :func:`~spense.runtime.attn_operand.operand_form`'s."""
     B, H, G, D = q.shape
     check_form(form, B, H * G * D, q.dtype)
     L = k.shape[2]
@@ -322,7 +324,7 @@ def decode_attention_fused(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_
 
     (:func:`norm_rope_reference`).  CUDA: the split kernel does the prologue itself (one launch instead of the
     norms', RoPE's and the two cache writes' kernels); CPU: the formulas.  ``form`` (default 0: ``y`` as is):
-    ``y`` as the next linear's operand (:func:`operand_form`)."""
+    ``y`` as the next linear's operand (:func:`~spense.runtime.attn_operand.operand_form`)."""
     B, L = q.shape[0], mask.shape[-1]
     if q.is_cuda and triton is not None:
         return launch_decode_attention(q, k_cache[:B, :, :L], v_cache[:B, :, :L], mask,
