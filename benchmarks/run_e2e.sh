@@ -79,6 +79,9 @@ stage spense_bf16 170 200 $M --gen $GEN --variants spense0.25
 [ -n "${AB1_ENV:-}${AB2_ENV:-}" ] && ext_wait
 [ -n "${AB1_ENV:-}" ] && ( export $AB1_ENV; stage ab1 170 0 $M --gen $GEN --variants spense0.25 )
 [ -n "${AB2_ENV:-}" ] && ( export $AB2_ENV; stage ab2 170 0 $M --gen $GEN --variants spense0.25 )
+#     the BF16 pair, dense and Spense 25 %, again under other settings (AB_BF16_ENV, e.g. "SPENSE_ATTN_MAX_PROGRAMS=128":
+#     what changes both models' steps); skipped where unset
+[ -n "${AB_BF16_ENV:-}" ] && ( export $AB_BF16_ENV; stage ab_bf16 340 0 $M --gen $GEN --variants dense,spense0.25 )
 #     FP8: the FP8 dense baseline (Fp8Linear: best of our weight-only kernel and _scaled_mm) and Spense
 #     25 % (mma.sp FP8); FP8_FLAGS="--no-compile": CUDA graphs of the eager step instead of compiled
 # (the FP8 dense model's stream-K kind `sk` runs on the extension, taken at the M = 64 bucket: batches above 32 wait)

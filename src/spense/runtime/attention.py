@@ -50,7 +50,10 @@ except Exception:  # pragma: no cover - no triton
     tl = None
 
 BLOCK = 32  # keys per inner step
-MAX_PROGRAMS = 512  # splits grow (x2) until B * H * S is at most this
+# splits grow (x2) until B * H * S is at most this: SPENSE_ATTN_MAX_PROGRAMS (read at import; default 512: at B = 1
+# on the Qwen3-8B shape, 8 KV heads and 640 keys, 20 splits of 32 keys; 128 gives 10 of 64, 64 gives 5 of 128, fewer
+# partial sums for the merge to read but a longer walk per program; not yet timed against each other)
+MAX_PROGRAMS = _env_int("SPENSE_ATTN_MAX_PROGRAMS", 512, 1)
 # The ops take any strides (the launcher copies a tensor whose last dim is not contiguous, and the caches it
 # writes must have one: it raises otherwise), so Inductor may hand them its buffers as they are: under its
 # default for custom ops (exact strides) it copied the step's RoPE rows and mask into new buffers for every
