@@ -51,3 +51,32 @@ def test_the_op_on_the_x_perm_form_is_the_module_on_the_plain_output():
     want = lin(y.reshape(1, 128))
     got = linear_on_operand(lin, as_form(y, FORM_PERM), 1, FORM_PERM, torch.bfloat16)
     assert torch.equal(got, want)
+
+
+def test_engine_decodes_the_same_tokens_with_the_attention_writing_the_operand(monkeypatch):
+    """The decode module's path under SPENSE_ATTN_OPERAND=1 (eager, CPU): Spense o projections planned for x_perm at
+    M = 1 take the attention's output in that order (the op's CPU path), and greedy tokens equal those without it"""
+    from spense.engine.generate import Engine
+    from spense.engine.load import load
+    from spense.engine.sparsify import sparsify
+    from spense.runtime import attention
+
+    import spense.engine.model as model_mod
+
+    calls = []
+    real = model_mod.linear_on_operand
+    monkeypatch.setattr(model_mod, "linear_on_operand", lambda *a: calls.append(a[3]) or real(*a))
+    m = load("qwen3-tiny", torch.device("cpu"), torch.bfloat16).model
+    sparsify(m, 0.25, block=64)
+    out = {}
+    for v in ("0", "1"):
+        monkeypatch.setenv("SPENSE_ATTN_OPERAND", v)
+        attention.operand_on.cache_clear()
+        eng = Engine(m, 1, 64, compile=False, attention="split")
+        for blk in m.model.layers:  # plan() runs on CUDA only: the x_perm bucket as it sets it there
+            blk.self_attn.o_proj._perm_buckets = {1}
+        assert all(b.self_attn.operand == (v == "1") for b in m.model.layers)
+        out[v] = eng.generate([[1, 2, 3, 4, 5]], 6).tokens
+    attention.operand_on.cache_clear()
+    assert out["0"] == out["1"]
+    assert calls and set(calls) == {FORM_PERM}  # every decode step's o projections, under "1" only
