@@ -230,13 +230,15 @@ def test_split_length_rule():
 def test_split_rule_follows_its_switch():
     """SPENSE_ATTN_MAX_PROGRAMS (read at import): at B = 1, 8 KV heads and 640 keys, 512 programs give splits of 32
     keys, 128 of 64 and 64 of 128; a value that is not a positive integer is refused in one line"""
-    code = "from spense.runtime.attention import split_length; print(split_length(1, 8, 640))"
-    for v, want in (("512", 32), ("128", 64), ("64", 128)):
+    def split_at(v):
+        code = "from spense.runtime.attention import split_length; print(split_length(1, 8, 640))"
         env = dict(os.environ, SPENSE_ATTN_MAX_PROGRAMS=v, PYTHONPATH=SRC)
-        r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+
+    for v, want in (("512", 32), ("128", 64), ("64", 128)):
+        r = split_at(v)
         assert r.returncode == 0 and int(r.stdout.strip()) == want, (v, r.stdout, r.stderr[-500:])
-    env = dict(os.environ, SPENSE_ATTN_MAX_PROGRAMS="0", PYTHONPATH=SRC)
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    r = split_at("0")
     assert r.returncode != 0 and "SPENSE_ATTN_MAX_PROGRAMS must be >= 1, got 0" in r.stderr
 
 

@@ -214,9 +214,9 @@ static int persist_mode() {
 // 1.02-1.20x on all eight; linear_bench (av, the engine's x forms and launch configs) e4m3 at M = 1: 8B.down 16.4 ->
 // 13.6 us, 32B.down 32.8 -> 28.5, 8B.o 6.6 -> 6.1, but bf16 through fragments -4..+8 % either way, so bf16 keeps
 // it off; the 8B FP8 decode step 2.872 -> 2.840 ms at B = 1 (aw).  EARLY = 19 (this prologue with EARLY = 16's
-// clamped rounds) was launched in its place under a switch at 80606ce: the harness (bo) 0.97-1.01x EARLY = 3's speed,
-// linear_bench e4m3 on x's f16 operand at M = 1, 8 -3..+3 % on the five one-wave shapes; not kept.  "0": never; "3": everywhere it is
-// built (bf16 too); "auto": as unset.
+// clamped rounds) was launched in its place under a switch at 80606ce: the harness (bo) 0.97-1.01x EARLY = 3's
+// speed, linear_bench e4m3 on x's f16 operand at M = 1, 8 -3..+3 % on the five one-wave shapes; not kept.  "0":
+// never; "3": everywhere it is built (bf16 too); "auto": as unset.
 static int early_mode() {
   static const int mode = [] {
     const char* e = getenv("SPENSE_MMASP_EARLY");
