@@ -29,6 +29,25 @@ def test_forms_named_only_where_the_layer_reads_an_operand():
     assert operand_form(f8, 1, False) == 0 and operand_form(f8, 8, False) == 0
 
 
+def test_forms_follow_the_layers_input_plan_on_cuda():
+    """The CUDA side of the plan, decided in Python alone: an e4m3 layer on the mma.sp kernel reads nothing of x
+    but its shape beside x_perm of its f16 operand (M = 1) and its fragments (M = 8), so the attention writes those;
+    at M = 16 (no planned operand) and for a layer with a column gather (x_perm layout) at M = 8 it writes none."""
+    from spense.runtime.attention import FORM_F16, FORM_FRAG
+
+    f8 = _layer(fp8=True)
+    f8.backend, f8._perm_buckets, f8._frag_buckets = "mmasp", {1}, {8}
+    assert f8.input_plan(1, True) == (True, True, True) and operand_form(f8, 1, True) == FORM_PERM | FORM_F16
+    assert f8.input_plan(8, True) == (False, True, True) and operand_form(f8, 8, True) == FORM_FRAG | FORM_F16
+    assert f8.input_plan(16, True)[2] is False and operand_form(f8, 16, True) == 0
+    assert f8.input_plan(1, False) == (True, True, False)  # on CPU the op reads x itself
+    f8._xperm = torch.arange(128)
+    assert operand_form(f8, 8, True) == 0
+    bf = _layer()
+    bf.backend, bf._perm_buckets = "mmasp", {1}
+    assert bf.input_plan(1, True) == (True, False, False) and operand_form(bf, 1, True) == FORM_PERM
+
+
 def test_fp8_dense_layer_names_the_f16_operand_where_its_kind_reads_it(monkeypatch):
     """The FP8 dense model's layer (Fp8Linear): x's f16 operand (FORM_F16) where its kind at M is the weight-only
     kernel on it (w8a16h), on CUDA and without a bias; else 0"""

@@ -21,7 +21,7 @@ import torch
 
 from spense.runtime.attention import FORM_F16, FORM_FRAG, FORM_PERM
 from spense.runtime.fp8 import Fp8Linear, run_kind
-from spense.runtime.linear import SpenseLinear, _bucket
+from spense.runtime.linear import SpenseLinear
 
 
 def operand_form(layer, M: int, cuda: bool) -> int:
@@ -30,15 +30,11 @@ def operand_form(layer, M: int, cuda: bool) -> int:
         return FORM_F16 if cuda and layer.bias is None and layer.kind_for(M).startswith("w8a16h") else 0
     if not isinstance(layer, SpenseLinear) or layer.bias is not None or layer.in_features % 64:
         return 0
-    b = _bucket(M)
-    f16 = layer._mmasp_f16(M)
-    if b in layer._perm_buckets:
-        if not f16:
-            return FORM_PERM
-        return FORM_PERM | FORM_F16 if layer._reads_operand_only(b, True, cuda, M) else 0
-    if M == 8 and b in layer._frag_buckets and layer._xperm is None and layer._reads_operand_only(b, False, cuda, M):
-        return FORM_FRAG | (FORM_F16 if f16 else 0)
-    return 0
+    perm, f16, only = layer.input_plan(M, cuda)  # what its forward() would build from the plain output
+    f = FORM_F16 if f16 else 0
+    if perm:  # bf16 x_perm is x itself; x_perm of the f16 operand only where x is not read besides
+        return FORM_PERM | f if only or not f16 else 0
+    return FORM_FRAG | f if only and M == 8 and layer._xperm is None else 0
 
 
 def linear_on_operand(layer, y: torch.Tensor, M: int, form: int, dtype: torch.dtype) -> torch.Tensor:

@@ -514,20 +514,31 @@ class SpenseLinear(nn.Module):
             return False
         return perm or self.backend == "mmasp" or self.choice.get(b) == "mmasp"
 
+    def input_plan(self, M: int, cuda: bool) -> tuple[bool, bool, bool]:
+        """How :meth:`forward` passes x at ``M`` tokens, as ``(perm, f16, only)``: ``perm``, x_perm of x (M's
+        bucket planned for it, :meth:`plan`), else x's fragments where planned; ``f16``, of x's f16 operand
+        (:meth:`_mmasp_f16`); ``only``, the op reads x for its shape alone (:meth:`_reads_operand_only`), so an
+        uninitialised tensor of x's shape goes in x's place.  :func:`~spense.runtime.attn_operand.operand_form`
+        reads the same plan."""
+        b = _bucket(M)
+        perm, f16 = b in self._perm_buckets, self._mmasp_f16(M)
+        if perm:  # bf16 x_perm is passed as x itself
+            return perm, f16, f16 and self._reads_operand_only(b, True, cuda, M)
+        return perm, f16, b in self._frag_buckets and self._reads_operand_only(b, False, cuda, M)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features:
             raise InputError(f"expected input with last dim {self.in_features}, got {tuple(x.shape)}")
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
-        b = _bucket(x2.shape[0])
-        if b in self._perm_buckets and self._mmasp_f16(x2.shape[0]):  # (x2 gives M, dtype)
-            xin = x2.new_empty(x2.shape) if self._reads_operand_only(b, True, x2.is_cuda, x2.shape[0]) else x2
+        perm, f16, only = self.input_plan(x2.shape[0], x2.is_cuda)
+        xin = x2.new_empty(x2.shape) if only else x2
+        if perm and f16:
             y = torch.ops.spense.linear_apply(xin, x_perm(f16_operand(x2.to(torch.bfloat16))), self.handle)
-        elif b in self._perm_buckets:  # plain tensor ops: torch.compile fuses them upstream
+        elif perm:  # plain tensor ops: torch.compile fuses them upstream
             y = torch.ops.spense.linear_apply(x_perm(x2), x2.new_empty(0, dtype=torch.bfloat16), self.handle)
         else:
-            only = b in self._frag_buckets and self._reads_operand_only(b, False, x2.is_cuda, x2.shape[0])
-            y = torch.ops.spense.linear_apply(x2.new_empty(x2.shape) if only else x2, self._fragments(x2), self.handle)
+            y = torch.ops.spense.linear_apply(xin, self._fragments(x2), self.handle)
         if self.bias is not None:
             y = y + self.bias.to(y.dtype)
         return y.reshape(*lead, self.out_features)
