@@ -25,7 +25,7 @@ def load(folders) -> tuple[list[dict], dict[tuple[str, int], float]]:
             for line in f.read_text().splitlines():
                 if line.strip():
                     r = json.loads(line)
-                    r["_run"] = d.name
+                    r["_run"] = d.parent.name if d.name == "e2e" else d.name  # run_e2e.sh's own subfolder
                     rows.append(r)
         a = d / "anchor.txt"
         if a.exists() and a.read_text().strip():
@@ -65,8 +65,11 @@ def best_rows(rows: list[dict], all_rows: bool = False) -> dict[tuple[str, str, 
 
 
 def dense_of(best: dict, r: dict) -> dict | None:
-    """The dense row of ``r``'s model, batch and precision (FP8 variants against FP8 dense)."""
-    return best.get((r["model"], "dense-fp8" if r["variant"].endswith("-fp8") else "dense", r["batch"]))
+    """The dense row of ``r``'s model, batch and precision (FP8 variants against FP8 dense): the one run under
+    the same switches where there is one (a switch that changes both models is compared within itself), else
+    the defaults' row."""
+    dense = dict(r, variant="dense-fp8" if r["variant"].endswith("-fp8") else "dense")
+    return best.get((r["model"], label(dense), r["batch"])) or best.get((r["model"], dense["variant"], r["batch"]))
 
 
 def table(rows: list[dict], anchor: dict[tuple[str, int], float], all_rows: bool = False) -> str:
@@ -89,10 +92,12 @@ def table(rows: list[dict], anchor: dict[tuple[str, int], float], all_rows: bool
 TARGETS = {"bf16": 1.3, "fp8": 1.25}  # issue 12's end-to-end speed-ups at B = 1 and 8, per precision
 
 
-def plot(rows: list[dict], path: str, targets: dict[str, float] = TARGETS) -> None:
+def plot(rows: list[dict], path: str, targets: dict[str, float] = TARGETS, prefer: dict | None = None) -> None:
     """One panel per model: each default-switch Spense / whole variant's speed-up over the dense model of
     its precision, grouped by batch, its value on the bar; BF16 variants in blues, FP8 ones in oranges and
-    hatched, each precision's target as a dashed line of its first colour."""
+    hatched, each precision's target as a dashed line of its first colour.  ``prefer`` (``{"SPENSE_X": "1"}``):
+    a row run under exactly these switches in place of the defaults' row where there is one (a default changed
+    since older runs), against :func:`dense_of`'s dense row."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -101,8 +106,12 @@ def plot(rows: list[dict], path: str, targets: dict[str, float] = TARGETS) -> No
     best = best_rows(rows)
     ups = {}
     for (model, lab, B), r in best.items():
+        if not r["variant"].startswith(("spense", "whole")) or lab != r["variant"]:
+            continue
+        if prefer:
+            r = best.get((model, label(dict(r, switches=prefer)), B), r)
         d = dense_of(best, r)
-        if r["variant"].startswith(("spense", "whole")) and lab == r["variant"] and d is not None:
+        if d is not None:
             ups.setdefault(model, {}).setdefault(lab, {})[B] = d["step_ms"] / r["step_ms"]
     models = sorted(ups)
     fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4), squeeze=False)
@@ -136,6 +145,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", help="also write the table here")
     ap.add_argument("--all", action="store_true", help="also rows not compiled or timed one step at a time")
     ap.add_argument("--plot", help="also draw the speed-ups over dense here (PNG)")
+    ap.add_argument("--prefer", default="", help="K=V,...: plot rows run under these switches where there are "
+                    "any (a default changed since older runs)")
     a = ap.parse_args(argv)
     rows, anchor = load(a.folders)
     t = table(rows, anchor, a.all)
@@ -143,7 +154,7 @@ def main(argv=None) -> int:
     if a.out:
         Path(a.out).write_text(t)
     if a.plot:
-        plot(rows, a.plot)
+        plot(rows, a.plot, prefer=dict(kv.split("=", 1) for kv in a.prefer.split(",") if kv))
     return 0
 
 

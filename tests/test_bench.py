@@ -64,11 +64,14 @@ def test_bad_shape_name():
         measure.run("qwen3-tiny[:9]", batches=(1,), device="cpu", log=lambda m: None)
 
 
-def test_e2e_summary_best_rows_ratios_and_anchor(tmp_path):
+def test_e2e_summary_best_rows_ratios_and_anchor(tmp_path, monkeypatch):
     """benchmarks/e2e_summary.py: the fastest comparable row per (model, variant, batch) across run
     folders, Spense over the best dense of its dtype and over the fastest gpt-fast anchor; rows timed
     one step at a time, not compiled, or profiled are left out."""
+    import matplotlib.axes
+
     mod = load_benchmark("e2e_summary")
+    real_bar = matplotlib.axes.Axes.bar
     m = "qwen3-8b[:12]"
 
     def row(variant, ms, **kw):
@@ -95,11 +98,19 @@ def test_e2e_summary_best_rows_ratios_and_anchor(tmp_path):
     assert "| 2.000 |" in line and f"| {2.1 / 2.0:.3f}× |" in line and f"| {1.8 / 2.0:.2f}× |" in line
     assert "| 2.100 |" in next(s for s in t.splitlines() if "| dense |" in s)
     assert f"| spense0.25 [MMASP_PF=1] | 1 | 1.500 | 1.07 | {2.1 / 1.5:.3f}× |" in t
+    both = [row(v, ms, switches={"SPENSE_ATTN_X": "1"}, _run="g") for v, ms in (("dense", 2.05), ("spense0.25", 1.6))]
+    # a switch run on both models: Spense against the dense row under the same switch
+    assert f"| spense0.25 [ATTN_X=1] | 1 | 1.600 | 1.14 | {2.05 / 1.6:.3f}× |" in mod.table(rows + both, anchor)
     every = mod.table(rows, anchor, all_rows=True)  # the old-timing 0.5 ms row wins there; profiled rows never
     assert "| 0.500 |" in next(s for s in every.splitlines() if "| spense0.25 |" in s)
     fp8 = [row(v, ms, _run="f") for v, ms in (("dense-fp8", 1.6), ("spense0.25-fp8", 1.28), ("whole0.25-fp8", 1.4))]
     assert f"| {1.6 / 1.28:.3f}× |" in mod.table(rows + fp8, anchor)
     mod.plot(rows + fp8, str(tmp_path / "up.png"))  # the speed-ups as bars
+    drawn = []
+    monkeypatch.setattr("matplotlib.axes.Axes.bar", lambda self, xs, ys, *a, **k: drawn.append(list(ys)) or
+                        real_bar(self, xs, ys, *a, **k))
+    mod.plot(rows + both, str(tmp_path / "up2.png"), prefer={"SPENSE_ATTN_X": "1"})  # the switched row, own dense
+    assert drawn == [[2.05 / 1.6]]
     assert (tmp_path / "up.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
