@@ -427,9 +427,26 @@ def test_gpu_mmasp_clamped_rounds_give_the_same_bits(tmp_path):
 
 @pytest.mark.gpu
 @gpu
-def test_gpu_mmasp_launches_the_clamped_kernel_where_the_switch_says(tmp_path):
-    """By default (SPENSE_MMASP_CLAMP unset) an e4m3 call at M = 16 runs the register kernel with EARLY = 16, the last
-    template argument of its name; with the switch off it does not"""
+def test_gpu_mmasp_xs_clamped_rounds_give_the_same_bits(tmp_path):
+    """SPENSE_MMASP_XS_CLAMP=1 (spense_mmasp_xs.cuh: CLAMP, the shared-x kernel at NT = 2 with every step of a round
+    loaded and at most 128 registers) adds the same sums in the same order: the same bits as without it, where the
+    default takes the shared-x kernel (bf16 at M = 16 on 32768 rows) and where SPENSE_MMASP_XS=1 takes it for e4m3
+    too, over _PERSIST_RUN's cases"""
+    _same_bits_in_each_env(tmp_path, {"0": {}, "c": {"SPENSE_MMASP_XS_CLAMP": "1"}})
+    _same_bits_in_each_env(tmp_path, {"x": {"SPENSE_MMASP_XS": "1"},
+                                      "xc": {"SPENSE_MMASP_XS": "1", "SPENSE_MMASP_XS_CLAMP": "1"}})
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("switch, N, fp8, kernel, on", [
+    ("SPENSE_MMASP_CLAMP", 512, True, r"spense_mmasp_kernel<[^>]*, 16>|spense_mmasp_kernelI.*Li16EE", ""),
+    ("SPENSE_MMASP_XS_CLAMP", 32768, False,
+     r"spense_mmasp_xs_kernel<2, false, true>|spense_mmasp_xs_kernelILi2ELb0ELb1E", "1")])
+def test_gpu_mmasp_launches_the_clamped_kernel_where_the_switch_says(tmp_path, switch, N, fp8, kernel, on):
+    """A call at M = 16 runs the clamped kernel where its switch is on and not where it is "0": SPENSE_MMASP_CLAMP (on
+    when unset) takes the register kernel with EARLY = 16 (the last template argument of its name) for e4m3;
+    SPENSE_MMASP_XS_CLAMP=1 (off when unset) the shared-x kernel's CLAMP form for bf16 on 32768 rows"""
     import subprocess
     import sys
 
@@ -441,23 +458,24 @@ from test_runtime import pruned_24
 from spense.format import pack
 from spense.runtime.mmasp import mmasp_forward, to_kernel_layout
 from spense.runtime.xops import f16_operand, gathered_fragments
+N, fp8 = int(sys.argv[2]), sys.argv[3] == "1"
 gen = torch.Generator().manual_seed(3)
-lay = _block_layout(512, 1024, 0.25, gen, "cpu")
-kw = to_kernel_layout(pack(pruned_24(lay, gen).to(torch.bfloat16), lay, fp8=True), "cuda")
+lay = _block_layout(N, 1024, 0.25, gen, "cpu")
+kw = to_kernel_layout(pack(pruned_24(lay, gen).to(torch.bfloat16), lay, fp8=fp8), "cuda")
 x = torch.randn(16, 1024, generator=gen).to("cuda", torch.bfloat16)
-xf = gathered_fragments(f16_operand(x), kw.xperm)
+xf = gathered_fragments(f16_operand(x) if fp8 else x, kw.xperm)
 mmasp_forward(kw, x, RT=1, warps=8, stages=0, xf=xf)
 torch.cuda.synchronize()
 with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
     mmasp_forward(kw, x, RT=1, warps=8, stages=0, xf=xf)
     torch.cuda.synchronize()
 names = [e.name for e in prof.events() if "spense_mmasp" in e.name]
-print(int(any(re.search(r"spense_mmasp_kernel<[^>]*, 16>|spense_mmasp_kernelI.*Li16EE", n) for n in names)), names)
+print(int(any(re.search(sys.argv[4], n) for n in names)), names)
 """
-    for value, want in (("", "1"), ("0", "0")):
-        env = _kernel_env({"SPENSE_MMASP_CLAMP": value} if value else {})
-        r = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)], env=env, capture_output=True,
-                           text=True, timeout=600)
+    for value, want in ((on, "1"), ("0", "0")):
+        env = _kernel_env({switch: value} if value else {})
+        r = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(N), str(int(fp8)), kernel],
+                           env=env, capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, r.stderr[-2000:]
         last = r.stdout.strip().splitlines()[-1]
         assert last.split(" ", 1)[0] == want and "spense_mmasp" in last, (value, last)
@@ -522,3 +540,24 @@ def test_register_kernel_round_loads_sit_behind_no_branch(tmp_path):
     for name, body in fns.items():
         rounds = srl.round_load_branches(body)
         assert rounds and all(br == 0 for _, br in rounds), (name, rounds)
+
+
+def test_xs_clamped_kernel_fits_two_ctas_of_8_warps_a_sm(tmp_path):
+    """SPENSE_MMASP_XS_CLAMP's shared-x kernels (NT = 2, bf16 and e4m3), compiled for sm_90 (nvcc, no GPU): at most
+    128 registers a thread and no spills, so two CTAs of 8 warps fit on a SM (the plain bf16 kernel takes 142)."""
+    import re
+    import shutil
+    import subprocess
+
+    nvcc = shutil.which("nvcc") or ("/usr/local/cuda/bin/nvcc" if Path("/usr/local/cuda/bin/nvcc").exists() else None)
+    if nvcc is None:
+        pytest.skip("needs nvcc")
+    src = tmp_path / "xs.cu"
+    src.write_text('#include "spense_mmasp_xs.cuh"\n' + "".join(
+        f"void* k{f}() {{ return (void*)spense_mmasp_xs_kernel<2, {f}, true>; }}\n" for f in ("false", "true")))
+    r = subprocess.run([nvcc, "-std=c++17", "-O3", "-gencode=arch=compute_90,code=sm_90", "--use_fast_math", "-cubin",
+                        "-Xptxas", "-v", "-I", str(Path(__file__).resolve().parents[1] / "src/spense/runtime/csrc"),
+                        "-o", str(tmp_path / "xs.cubin"), str(src)], check=True, capture_output=True, text=True)
+    regs = [int(n) for n in re.findall(r"Used (\d+) registers", r.stderr)]
+    spills = re.findall(r"(\d+) bytes spill (?:stores|loads)", r.stderr)
+    assert len(regs) == 2 and max(regs) <= 128 and spills and all(s == "0" for s in spills), r.stderr[-1500:]

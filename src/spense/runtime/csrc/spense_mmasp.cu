@@ -282,12 +282,21 @@ static bool xs_wanted(int M, bool fp8, bool big) {
   return M >= min_m && (big || split == 1 || (mode < 0 && split < 0));
 }
 
+// SPENSE_MMASP_XS_CLAMP=1 (read once; default 0): the shared-x kernel at NT = 2 (M = 9-16) with every step of a
+// round's weights loaded (spense_mmasp_xs.cuh: CLAMP) and at most 128 registers a thread, so that two CTAs of 8 warps
+// fit on a SM: ptxas gives the bf16 kernel 142 registers without it (one CTA of 8 warps, three of 4), 128 with it (no
+// spills; e4m3 92 and 93).  The same sums in the same order.  Not yet timed.
+static bool xs_clamp() {
+  static const bool on = env_int("SPENSE_MMASP_XS_CLAMP") == 1;
+  return on;
+}
+
 #define LAUNCH_XS(NT_, F_)                                                                          \
   C10_CUDA_CHECK((launch_xs<NT_, F_>(wxs, stream, pdl, (const uint4*)sv.data_ptr(),             \
       (const uint32_t*)sm.data_ptr(), (const uint4*)dv.data_ptr(), XF, sblk.data_ptr<int>(),          \
       dblk.data_ptr<int>(), out_row.data_ptr<int>(), wscale.data_ptr<float>(),                        \
       (__nv_bfloat16*)y.data_ptr(), (int)y.stride(0), M, (int)Bs, (int)Bd, (int)Ss, (int)SdA, (int)SdB, \
-      ks, ks > 1 ? ws.data_ptr<float>() : nullptr, (int)y.size(1))))
+      ks, ks > 1 ? ws.data_ptr<float>() : nullptr, (int)y.size(1), xs_clamp())))
 
 #define DISPATCH_XS(F_)                      \
   switch (NT) {                              \

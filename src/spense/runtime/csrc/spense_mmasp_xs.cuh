@@ -30,8 +30,12 @@ constexpr int XS_U = 4;  // K steps per round (and per x copy)
 template <int NT>
 constexpr int xs_smem_bytes() { return 2 * XS_U * 2 * NT * 32 * 16; }  // two buffers of U steps of x
 
-template <int NT, bool FP8>
-__global__ void __launch_bounds__(256) spense_mmasp_xs_kernel(
+// CLAMP (SPENSE_MMASP_XS_CLAMP): every step of a round's weights loaded, a step past the row block's last loading the
+// last one again (its registers unused: the round's math skips it), as the register kernel's load_sparse_round does,
+// so that no load waits behind a branch.  Without it ptxas puts the steps' loads behind 11-12 branches a loop at NT = 2
+// (benchmarks/sass_round_loads.py; the register kernel's bf16 loads at M = 16 gained 1.04-1.37x from the same change).
+template <int NT, bool FP8, bool CLAMP = false>
+__global__ void __launch_bounds__(256, CLAMP ? 2 : 0) spense_mmasp_xs_kernel(
     const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
     const uint4* __restrict__ xf, const int* __restrict__ sblk, const int* __restrict__ dblk,
     const int* __restrict__ out_row, const float* __restrict__ wscale, __nv_bfloat16* __restrict__ y, int ldy,
@@ -87,11 +91,12 @@ __global__ void __launch_bounds__(256) spense_mmasp_xs_kernel(
       if (active) {
 #pragma unroll
         for (int u = 0; u < U; ++u)
-          if (s0 + u < nsp) {
-            const uint4* p = vbase + (size_t)(s0 + u) * VS + lane;
+          if (CLAMP || s0 + u < nsp) {  // (a sparse round has nsp >= 1)
+            const int s = CLAMP ? min(s0 + u, nsp - 1) : s0 + u;
+            const uint4* p = vbase + (size_t)s * VS + lane;
 #pragma unroll
             for (int v = 0; v < NVS; ++v) va[u][0][v] = ldg_stream(p + 32 * v);
-            me[u][0] = ldg_stream32(mbase + (size_t)(s0 + u) * 32 + lane);
+            me[u][0] = ldg_stream32(mbase + (size_t)s * 32 + lane);
           }
       }
       next_x(r);
@@ -107,8 +112,8 @@ __global__ void __launch_bounds__(256) spense_mmasp_xs_kernel(
       if (active) {
 #pragma unroll
         for (int u = 0; u < U; ++u)
-          if (s0 + u < nde) {
-            const uint4* p = dbase + (size_t)(s0 + u) * VD + lane;
+          if (CLAMP || s0 + u < nde) {  // (a dense round has nde >= 1)
+            const uint4* p = dbase + (size_t)(CLAMP ? min(s0 + u, nde - 1) : s0 + u) * VD + lane;
 #pragma unroll
             for (int j = 0; j < NVD; ++j) da[u][0][j] = ldg_stream(p + 32 * j);
           }
@@ -166,17 +171,21 @@ inline int xs_splits(int ctas, int steps) {
 }
 
 // one launch: ceil(Bs / warps) + ceil(Bd / warps) CTAs of 32 * warps threads (warps <= 8), times ks K
-// splits (ks > 1: ws = zeroed fp32 [M][ldw] followed by one zeroed counter per CTA column)
+// splits (ks > 1: ws = zeroed fp32 [M][ldw] followed by one zeroed counter per CTA column); clamp: the CLAMP kernel,
+// built at NT = 2 only (M = 9-16, where the default takes this kernel; elsewhere clamp changes nothing)
 template <int NT, bool FP8>
 cudaError_t launch_xs(int warps, cudaStream_t stream, bool pdl, const uint4* sv, const uint32_t* sm,
                       const uint4* dv, const uint4* xf, const int* sblk, const int* dblk, const int* out_row,
                       const float* wscale, __nv_bfloat16* y, int ldy, int M, int Bs, int Bd, int Ss, int SdA,
-                      int SdB, int ks = 1, float* ws = nullptr, int ldw = 0) {
+                      int SdB, int ks = 1, float* ws = nullptr, int ldw = 0, bool clamp = false) {
   if (warps < 1 || warps > 8) return cudaErrorInvalidValue;
+  auto kernel = spense_mmasp_xs_kernel<NT, FP8>;
+  if constexpr (NT == 2) {
+    if (clamp) kernel = spense_mmasp_xs_kernel<NT, FP8, true>;
+  }
   const int smem = xs_smem_bytes<NT>();
   if (smem > 48 * 1024) {
-    const cudaError_t e = cudaFuncSetAttribute(spense_mmasp_xs_kernel<NT, FP8>,
-                                               cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
     if (e != cudaSuccess) return e;
   }
   if (ks < 1 || (ks > 1 && ws == nullptr)) return cudaErrorInvalidValue;
@@ -184,6 +193,6 @@ cudaError_t launch_xs(int warps, cudaStream_t stream, bool pdl, const uint4* sv,
   const dim3 grid(ctas, (unsigned)ks), block((unsigned)(32 * warps));
   if (ctas == 0) return cudaSuccess;
   unsigned* cnt = ks > 1 ? reinterpret_cast<unsigned*>(ws + (size_t)M * ldw) : nullptr;
-  return launch_ex(spense_mmasp_xs_kernel<NT, FP8>, grid, block, (size_t)smem, stream, pdl, sv, sm, dv, xf, sblk,
-                   dblk, out_row, wscale, y, ldy, M, Bs, Bd, Ss, SdA, SdB, (int)pdl, ws, cnt, ldw);
+  return launch_ex(kernel, grid, block, (size_t)smem, stream, pdl, sv, sm, dv, xf, sblk, dblk, out_row, wscale, y,
+                   ldy, M, Bs, Bd, Ss, SdA, SdB, (int)pdl, ws, cnt, ldw);
 }
