@@ -69,6 +69,8 @@ def dense_of(best: dict, r: dict) -> dict | None:
     the same switches where there is one (a switch that changes both models is compared within itself), else
     the defaults' row."""
     dense = dict(r, variant="dense-fp8" if r["variant"].endswith("-fp8") else "dense")
+    if r["variant"] == dense["variant"]:  # a dense row itself: against the defaults' (what its switches change)
+        return best.get((r["model"], dense["variant"], r["batch"]))
     return best.get((r["model"], label(dense), r["batch"])) or best.get((r["model"], dense["variant"], r["batch"]))
 
 
@@ -145,16 +147,22 @@ def main(argv=None) -> int:
     ap.add_argument("--out", help="also write the table here")
     ap.add_argument("--all", action="store_true", help="also rows not compiled or timed one step at a time")
     ap.add_argument("--plot", help="also draw the speed-ups over dense here (PNG)")
-    ap.add_argument("--prefer", default="", help="K=V,...: plot rows run under these switches where there are "
-                    "any (a default changed since older runs)")
+    ap.add_argument("--prefer", default="", help="K=V,... (SPENSE_ prefix optional): plot rows run under these "
+                    "switches where there are any (a default changed since older runs)")
     a = ap.parse_args(argv)
+    prefer = {}
+    for kv in filter(None, a.prefer.split(",")):
+        k, eq, v = kv.partition("=")
+        if not eq or not k:
+            ap.error(f"--prefer: give K=V entries, got {kv!r}")
+        prefer[k if k.startswith("SPENSE_") else "SPENSE_" + k] = v  # (the rows record the full names)
     rows, anchor = load(a.folders)
     t = table(rows, anchor, a.all)
     print(t, end="")
     if a.out:
         Path(a.out).write_text(t)
     if a.plot:
-        plot(rows, a.plot, prefer=dict(kv.split("=", 1) for kv in a.prefer.split(",") if kv))
+        plot(rows, a.plot, prefer=prefer)
     return 0
 
 

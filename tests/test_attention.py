@@ -237,6 +237,45 @@ def test_split_kernel_merging_in_its_last_programs_interpreted():
     assert _interpreted_worst(_INTERP_MERGE_LAST) == 0.0
 
 
+def test_merge_last_compiles_for_sm90_with_a_released_count():
+    """The split kernel with and without SPENSE_ATTN_MERGE_LAST's merge, and the merge kernel, compiled for sm_90 by
+    Triton (no GPU): under the switch every thread passes a barrier before one thread's acquire-release add on the
+    head's counter, and the merge reads the partial sums past L1 (ld.global.cg); the merge kernel's loads as before."""
+    triton = pytest.importorskip("triton")
+    import triton.language as tl
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from spense.runtime import attention as A
+
+    def ptx(fn, ptrs, consts, floats=()):
+        sig = {n: "constexpr" if n in consts else ptrs.get(n, "fp32" if n in floats else "i32") for n in fn.arg_names}
+        try:
+            k = triton.compile(ASTSource(fn, sig, consts), target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
+        except Exception as e:  # a Triton without its CUDA backend or ptxas
+            pytest.skip(f"Triton cannot compile for sm_90 here: {type(e).__name__}")
+        return k.asm["ptx"]
+
+    bf, f32 = "*bf16", "*fp32"
+    ptrs = {"q_ptr": bf, "k_ptr": bf, "v_ptr": bf, "m_ptr": f32, "o_ptr": f32, "ml_ptr": f32, "kn_ptr": bf,
+            "vn_ptr": bf, "qw_ptr": bf, "kw_ptr": bf, "cos_ptr": f32, "sin_ptr": f32, "pos_ptr": "*i64",
+            "cnt_ptr": "*i32", "y_ptr": bf}
+    for merge in (True, False):
+        consts = {"D": 128, "GP": 16, "BLOCK": 32, "SPLIT": 32, "DOT_DT": tl.bfloat16, "FUSED": True, "NORM": True,
+                  "PDL": True, "MERGE": merge, "SB": 32, "FORM": 1, "F16": False}
+        lines = ptx(A._decode_attn_split, ptrs, consts, floats=("scale", "eps")).splitlines()
+        atoms = [i for i, line in enumerate(lines) if "atom.global" in line]
+        cg = sum("ld.global.cg" in line for line in lines)
+        if not merge:
+            assert not atoms and cg == 0
+            continue
+        assert len(atoms) == 1 and "acq_rel" in lines[atoms[0]] and cg > 0
+        assert any("bar.sync" in line for line in lines[atoms[0] - 12:atoms[0]])
+    merge_ptx = ptx(A._decode_attn_merge, {"o_ptr": f32, "ml_ptr": f32, "y_ptr": bf},
+                    {"D": 128, "GP": 16, "SB": 32, "PDL": True, "FORM": 0, "F16": False})
+    assert "ld.global" in merge_ptx and "ld.global.cg" not in merge_ptx
+
+
 def test_operand_forms_on_cpu_fake_and_refusals():
     """The op's CPU path returns ``as_form`` of its plain output, its fake the same shape and dtype (opcheck);
     an unknown form, a row not a multiple of 64 and fragments of other than 8 tokens are refused"""
@@ -333,8 +372,14 @@ def test_gpu_decode_attention_bf16_eager_and_compiled(B, L, pdl, merge, monkeypa
 @gpu
 def test_gpu_merge_last_in_a_cuda_graph_gives_the_merge_kernels_bits(merge_switch):
     """SPENSE_ATTN_MERGE_LAST=1 inside a CUDA graph replayed several times (each replay's counters start at zero
-    again): the bits of the two-kernel path, at 1 to 20 splits"""
+    again): the bits of the two-kernel path, at 1 to 20 splits, and no merge kernel launched"""
     from spense.runtime import attention
+
+    def kernels(*a):
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            attention.launch_decode_attention(*a)
+            torch.cuda.synchronize()
+        return [e.name for e in prof.events() if "_decode_attn" in e.name]
 
     gen = torch.Generator().manual_seed(11)
     for B, L in ((1, 640), (8, 640), (2, 20)):
@@ -343,6 +388,8 @@ def test_gpu_merge_last_in_a_cuda_graph_gives_the_merge_kernels_bits(merge_switc
         want = attention.launch_decode_attention(q, k, v, mask)
         merge_switch("1")
         assert torch.equal(attention.launch_decode_attention(q, k, v, mask), want)  # (makes the counters)
+        names = kernels(q, k, v, mask)
+        assert names and not any("merge" in n for n in names), names
         g = torch.cuda.CUDAGraph()
         with torch.cuda.graph(g):
             y = attention.launch_decode_attention(q, k, v, mask)

@@ -106,6 +106,12 @@ def test_e2e_summary_best_rows_ratios_and_anchor(tmp_path, monkeypatch):
     fp8 = [row(v, ms, _run="f") for v, ms in (("dense-fp8", 1.6), ("spense0.25-fp8", 1.28), ("whole0.25-fp8", 1.4))]
     assert f"| {1.6 / 1.28:.3f}× |" in mod.table(rows + fp8, anchor)
     mod.plot(rows + fp8, str(tmp_path / "up.png"))  # the speed-ups as bars
+    assert f"| dense [ATTN_X=1] | 1 | 2.050 | 1.46 | {2.1 / 2.05:.3f}× |" in mod.table(rows + both, anchor)  # vs default
+    (tmp_path / "run9" / "e2e").mkdir(parents=True)  # run_e2e.sh's own subfolder: rows named by the run's folder
+    (tmp_path / "run9" / "e2e" / "rows.jsonl").write_text(json.dumps(row("dense", 2.0)) + "\n")
+    assert mod.load([tmp_path / "run9" / "e2e"])[0][0]["_run"] == "run9"
+    with pytest.raises(SystemExit):
+        mod.main([str(tmp_path / "a"), "--plot", str(tmp_path / "p.png"), "--prefer", "ATTN_X"])
     drawn = []
     monkeypatch.setattr("matplotlib.axes.Axes.bar", lambda self, xs, ys, *a, **k: drawn.append(list(ys)) or
                         real_bar(self, xs, ys, *a, **k))

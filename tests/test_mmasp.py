@@ -363,6 +363,30 @@ torch.save(out, sys.argv[1])
 """
 
 
+_XS_RUN = """
+import sys, torch
+sys.path.insert(0, sys.argv[2])
+from test_mmasp import _block_layout
+from test_runtime import pruned_24
+from spense.format import pack
+from spense.runtime.mmasp import mmasp_forward, to_kernel_layout
+from spense.runtime.xops import gathered_fragments
+gen = torch.Generator().manual_seed(31)
+lay = _block_layout(32768, 1216, 0.25, gen, "cpu")
+w = pruned_24(lay, gen).to(torch.bfloat16)
+out = {}
+for fp8 in (False, True):
+    kw = to_kernel_layout(pack(w, lay, fp8=fp8), "cuda")
+    assert (kw.Ss, kw.SdA) == (14, 5), (kw.Ss, kw.SdA)
+    for M in (9, 16):
+        x = torch.randn(M, 1216, generator=gen).to("cuda", torch.bfloat16)
+        for warps in (4, 8):
+            xf = gathered_fragments(x, kw.xperm)  # (bf16: x's f16 operand goes to the register kernel alone)
+            out[f"{fp8},{M},{warps}"] = mmasp_forward(kw, x, RT=1, warps=warps, stages=0, xf=xf).cpu()
+torch.save(out, sys.argv[1])
+"""
+
+
 def _kernel_env(extra: dict) -> dict:
     """This process's environment with the kernels' other switches as by default (a caller's SPENSE_MMASP_* would make
     a comparison of one switch moot; the prebuilt extension's path kept), plus ``extra``"""
@@ -370,9 +394,9 @@ def _kernel_env(extra: dict) -> dict:
     return {**env, **extra}
 
 
-def _same_bits_in_each_env(tmp_path, runs):
-    """_PERSIST_RUN's outputs in one process per entry of runs (name: extra environment; the kernels' switches
-    are read once per process), each the same bits as the first entry's"""
+def _same_bits_in_each_env(tmp_path, runs, script=None, min_cases=40):
+    """``script``'s outputs (default _PERSIST_RUN) in one process per entry of runs (name: extra environment; the
+    kernels' switches are read once per process), each the same bits as the first entry's"""
     import subprocess
     import sys
 
@@ -380,12 +404,12 @@ def _same_bits_in_each_env(tmp_path, runs):
     for name, extra in runs.items():
         path = tmp_path / f"y{name}.pt"
         env = _kernel_env(extra)
-        r = subprocess.run([sys.executable, "-c", _PERSIST_RUN, str(path), str(Path(__file__).parent)], env=env,
-                           capture_output=True, text=True, timeout=600)
+        r = subprocess.run([sys.executable, "-c", script or _PERSIST_RUN, str(path), str(Path(__file__).parent)],
+                           env=env, capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, (name, r.stderr[-2000:])
         res[name] = torch.load(path)
     first = next(iter(runs))
-    assert all(res[n].keys() == res[first].keys() for n in runs) and len(res[first]) > 40
+    assert all(res[n].keys() == res[first].keys() for n in runs) and len(res[first]) > min_cases
     for k, y in res[first].items():
         for n in runs:
             assert torch.equal(y, res[n][k]), (n, k)
@@ -431,10 +455,15 @@ def test_gpu_mmasp_xs_clamped_rounds_give_the_same_bits(tmp_path):
     """SPENSE_MMASP_XS_CLAMP=1 (spense_mmasp_xs.cuh: CLAMP, the shared-x kernel at NT = 2 with every step of a round
     loaded and at most 128 registers) adds the same sums in the same order: the same bits as without it, where the
     default takes the shared-x kernel (bf16 at M = 16 on 32768 rows) and where SPENSE_MMASP_XS=1 takes it for e4m3
-    too, over _PERSIST_RUN's cases"""
+    with x in bf16 too (x's f16 operand goes to the register kernel), over _PERSIST_RUN's cases and a layout whose
+    last rounds hold steps past a row block's last"""
     _same_bits_in_each_env(tmp_path, {"0": {}, "c": {"SPENSE_MMASP_XS_CLAMP": "1"}})
     _same_bits_in_each_env(tmp_path, {"x": {"SPENSE_MMASP_XS": "1"},
                                       "xc": {"SPENSE_MMASP_XS": "1", "SPENSE_MMASP_XS_CLAMP": "1"}})
+    # a row block's 14 sparse and 5 dense steps (K = 1216): the last round of each kind has steps past the last
+    _same_bits_in_each_env(tmp_path, {"x": {"SPENSE_MMASP_XS": "1"},
+                                      "xc": {"SPENSE_MMASP_XS": "1", "SPENSE_MMASP_XS_CLAMP": "1"}},
+                           script=_XS_RUN, min_cases=7)
 
 
 @pytest.mark.gpu
@@ -481,12 +510,19 @@ print(int(any(re.search(sys.argv[4], n) for n in names)), names)
         assert last.split(" ", 1)[0] == want and "spense_mmasp" in last, (value, last)
 
 
+def _nvcc():
+    """This machine's nvcc (on PATH, or /usr/local/cuda/bin), else None."""
+    import shutil
+
+    return shutil.which("nvcc") or ("/usr/local/cuda/bin/nvcc" if Path("/usr/local/cuda/bin/nvcc").exists() else None)
+
+
 def _sass_tools():
     """(nvcc, cuobjdump) where both are found (cuobjdump also needs nvdisasm beside it or on PATH): on PATH, or
     from the ``nvidia-cuda-cuobjdump`` / ``nvidia-cuda-nvdisasm`` wheels (``.ci/run`` installs them)."""
     import shutil
 
-    nvcc = shutil.which("nvcc") or ("/usr/local/cuda/bin/nvcc" if Path("/usr/local/cuda/bin/nvcc").exists() else None)
+    nvcc = _nvcc()
     dirs = []
     try:
         import nvidia
@@ -543,13 +579,13 @@ def test_register_kernel_round_loads_sit_behind_no_branch(tmp_path):
 
 
 def test_xs_clamped_kernel_fits_two_ctas_of_8_warps_a_sm(tmp_path):
-    """SPENSE_MMASP_XS_CLAMP's shared-x kernels (NT = 2, bf16 and e4m3), compiled for sm_90 (nvcc, no GPU): at most
-    128 registers a thread and no spills, so two CTAs of 8 warps fit on a SM (the plain bf16 kernel takes 142)."""
+    """SPENSE_MMASP_XS_CLAMP's shared-x kernels (NT = 2, bf16 and e4m3), compiled for sm_90 (nvcc, no GPU): held to
+    128 registers a thread (``__launch_bounds__(256, 2)``; the plain bf16 kernel takes 142) without spilling, so two
+    CTAs of 8 warps fit on a SM at no cost in local memory."""
     import re
-    import shutil
     import subprocess
 
-    nvcc = shutil.which("nvcc") or ("/usr/local/cuda/bin/nvcc" if Path("/usr/local/cuda/bin/nvcc").exists() else None)
+    nvcc = _nvcc()
     if nvcc is None:
         pytest.skip("needs nvcc")
     src = tmp_path / "xs.cu"

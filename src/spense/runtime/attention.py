@@ -157,15 +157,16 @@ if triton is not None:
             if tl.atomic_add(cnt_ptr + bh, 1, sem="acq_rel") == NS - 1:
                 tl.store(cnt_ptr + bh, 0)  # zero again for the next call (and the next replay of a graph)
                 for g in range(G):
-                    _merge_row(o_ptr, ml_ptr, y_ptr, bh, g, b, h, G, H, NS, syb, syh, syg, D, GP, SB, FORM, F16)
+                    _merge_row(o_ptr, ml_ptr, y_ptr, bh, g, b, h, G, H, NS, syb, syh, syg, D, GP, SB, FORM, F16,
+                               ".cg")
 
     @triton.jit
     def _merge_row(o_ptr, ml_ptr, y_ptr, bh, g, b, h, G, H, NS, syb, syh, syg, D: tl.constexpr, GP: tl.constexpr,
-                   SB: tl.constexpr, FORM: tl.constexpr, F16: tl.constexpr):
+                   SB: tl.constexpr, FORM: tl.constexpr, F16: tl.constexpr, CACHE: tl.constexpr):
         """Query row g of (b, h): its NS splits merged SB at a time (a [SB, D] tile per load, a running max across
         the chunks), so no program walks the splits one load after another; FORM / F16: y written as the next
-        linear's operand (attn_operand.operand_form).  The partial sums are read past L1 (``.cg``): under
-        merge_last() other programs wrote them."""
+        linear's operand (attn_operand.operand_form).  CACHE: the loads' cache modifier (``.cg``, past L1, where
+        other programs of the same kernel wrote the partial sums: merge_last())."""
         rd = tl.arange(0, D)
         rs = tl.arange(0, SB)
         m_run = tl.max(tl.full([SB], float("-inf"), tl.float32), axis=0)
@@ -174,10 +175,10 @@ if triton is not None:
         for s0 in range(0, NS, SB):
             sm = s0 + rs < NS
             base = (bh * NS + s0 + rs).to(tl.int64)
-            m = tl.load(ml_ptr + base * 2 * GP + g, mask=sm, other=float("-inf"), cache_modifier=".cg")
-            lsum = tl.load(ml_ptr + (base * 2 + 1) * GP + g, mask=sm, other=0.0, cache_modifier=".cg")
+            m = tl.load(ml_ptr + base * 2 * GP + g, mask=sm, other=float("-inf"), cache_modifier=CACHE)
+            lsum = tl.load(ml_ptr + (base * 2 + 1) * GP + g, mask=sm, other=0.0, cache_modifier=CACHE)
             o = tl.load(o_ptr + (base[:, None] * GP + g) * D + rd[None, :], mask=sm[:, None], other=0.0,
-                        cache_modifier=".cg")
+                        cache_modifier=CACHE)
             m_new = tl.maximum(m_run, tl.max(m, axis=0))
             m_use = tl.where(m_new == float("-inf"), 0.0, m_new)  # no key in any split so far: no NaN
             alpha = tl.exp(m_run - m_use)
@@ -209,7 +210,7 @@ if triton is not None:
             tl.extra.cuda.gdc_launch_dependents()
         bh = tl.program_id(0)
         _merge_row(o_ptr, ml_ptr, y_ptr, bh, tl.program_id(1), (bh // H).to(tl.int64), (bh % H).to(tl.int64), G, H,
-                   NS, syb, syh, syg, D, GP, SB, FORM, F16)
+                   NS, syb, syh, syg, D, GP, SB, FORM, F16, "")
 
 
 def split_length(B: int, H: int, L: int) -> int:
@@ -241,9 +242,10 @@ def pdl_on(device: torch.device) -> bool:
 
 def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
                             split: int | None = None, fused: tuple | None = None, form: int = 0) -> torch.Tensor:
-    """Run the two kernels (CUDA tensors, or CPU under ``TRITON_INTERPRET=1``).  ``fused``: ``(k_new, v_new,
-    q_w, k_w, cos, sin, pos, eps)`` of :func:`decode_attention_fused` (q and k_new raw; k, v slices of the
-    caches, written in place at slot ``pos``); ``form``: :func:`~spense.runtime.attn_operand.operand_form`'s."""
+    """Run the split and merge kernels (CUDA tensors, or CPU under ``TRITON_INTERPRET=1``; under :func:`merge_last`
+    the split kernel alone).  ``fused``: ``(k_new, v_new, q_w, k_w, cos, sin, pos, eps)`` of
+    :func:`decode_attention_fused` (q and k_new raw; k, v slices of the caches, written in place at slot ``pos``);
+    ``form``: :func:`~spense.runtime.attn_operand.operand_form`'s."""
     B, H, G, D = q.shape
     check_form(form, B, H * G * D, q.dtype)
     L = k.shape[2]
@@ -302,19 +304,31 @@ def merge_last() -> bool:
 
 
 _COUNTERS: dict[torch.device, torch.Tensor] = {}
+_RETIRED: list[torch.Tensor] = []  # counters outgrown, kept alive: a captured graph may still hold their address
 
 
 def _counters(device: torch.device, n: int) -> torch.Tensor | None:
     """One int32 counter per (row, KV head) for :func:`merge_last`, zero between calls (each call's last programs
-    zero theirs again), kept per device: made once, outside CUDA graph capture, with room for 4096 (row, head) pairs or
-    ``n`` if more.  None (the merge kernel runs instead) where it would have to be made or grown during capture.
-    Calls on one device share it, so they must not overlap (one stream at a time, as the engine runs)."""
+    zero theirs again), kept per device, with room for 4096 (row, head) pairs or ``n`` if more.  Made outside any
+    graph capture: by :func:`reserve_counters` (the engine calls it before it compiles or captures anything), else
+    on the first call; None (the merge kernel runs instead) where it would have to be made or grown during a
+    capture.  Calls on one device share it, so they must not overlap (one stream at a time, as the engine runs)."""
     c = _COUNTERS.get(device)
     if c is None or c.numel() < n:
         if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
             return None
+        if c is not None:
+            _RETIRED.append(c)
         c = _COUNTERS[device] = torch.zeros(max(n, 4096), dtype=torch.int32, device=device)
     return c
+
+
+def reserve_counters(device: torch.device, n: int) -> None:
+    """Make :func:`merge_last`'s counters for ``n`` (row, KV head) pairs now, where it is on: before a model is
+    compiled and its steps captured, so that the buffer comes from the ordinary allocator, not from a graph's
+    memory pool during a warm-up."""
+    if merge_last():
+        _counters(torch.device(device), n)
 
 
 @_custom_op("spense::decode_attention", mutates_args=())

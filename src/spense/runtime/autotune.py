@@ -27,9 +27,8 @@ from pathlib import Path
 import torch
 
 log = logging.getLogger("spense")
-DECODE_MAX_M = 64  # the decode kernels' range (SpenseLinear's DECODE_MAX_M; M above: prefill path)
 
-from spense.runtime.shapes import bucket  # the one M-bucketing rule
+from spense.runtime.shapes import DECODE_MAX_M, bucket  # the one M-bucketing rule and the decode range
 from spense.runtime.timing import time_graph
 
 # Default choice when a layer was not tuned: the fastest backend measured by

@@ -2,10 +2,13 @@
 
 ``bucket(M)``: the M bucket of a call with ``M`` token rows — the smallest power of two ``>= M``
 (``bucket(0) = bucket(1) = 1``).  Every per-M decision of the runtime (measured backend choice,
-kernel launch configuration, the ``auto`` table) is keyed by this bucket.
+kernel launch configuration, the ``auto`` table) is keyed by this bucket.  ``DECODE_MAX_M``: the decode kernels'
+range of M (above it: the prefill path).
 """
 
 from __future__ import annotations
+
+DECODE_MAX_M = 64
 
 
 def bucket(M: int) -> int:

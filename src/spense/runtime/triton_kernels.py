@@ -103,8 +103,6 @@ import os  # noqa: E402
 
 import torch  # noqa: E402
 
-DECODE_MAX_M = 64
-
 
 def _out_dtype(x: torch.Tensor, fp8: bool) -> torch.dtype:
     return x.dtype if (not fp8 and x.dtype in (torch.float16, torch.float32)) else torch.bfloat16

@@ -282,10 +282,10 @@ static bool xs_wanted(int M, bool fp8, bool big) {
   return M >= min_m && (big || split == 1 || (mode < 0 && split < 0));
 }
 
-// SPENSE_MMASP_XS_CLAMP=1 (read once; default 0): the shared-x kernel at NT = 2 (M = 9-16) with every step of a
-// round's weights loaded (spense_mmasp_xs.cuh: CLAMP) and at most 128 registers a thread, so that two CTAs of 8 warps
-// fit on a SM: ptxas gives the bf16 kernel 142 registers without it (one CTA of 8 warps, three of 4), 128 with it (no
-// spills; e4m3 92 and 93).  The same sums in the same order.  Not yet timed.
+// SPENSE_MMASP_XS_CLAMP=1 (read once; default 0): the shared-x kernel at NT = 2 (M = 9-16; bf16 weights, or e4m3
+// with x in bf16) with every step of a round's weights loaded (spense_mmasp_xs.cuh: CLAMP) and at most 128 registers a
+// thread, so that two CTAs of 8 warps fit on a SM: ptxas gives the bf16 kernel 142 registers without it (one CTA of 8
+// warps, three of 4), 128 with it (no spills; e4m3 92 and 93).  The same sums in the same order.  Not yet timed.
 static bool xs_clamp() {
   static const bool on = env_int("SPENSE_MMASP_XS_CLAMP") == 1;
   return on;

@@ -32,8 +32,8 @@ constexpr int xs_smem_bytes() { return 2 * XS_U * 2 * NT * 32 * 16; }  // two bu
 
 // CLAMP (SPENSE_MMASP_XS_CLAMP): every step of a round's weights loaded, a step past the row block's last loading the
 // last one again (its registers unused: the round's math skips it), as the register kernel's load_sparse_round does,
-// so that no load waits behind a branch.  Without it ptxas puts the steps' loads behind 11-12 branches a loop at NT = 2
-// (benchmarks/sass_round_loads.py; the register kernel's bf16 loads at M = 16 gained 1.04-1.37x from the same change).
+// and at most 128 registers a thread (two CTAs of 8 warps a SM).  Without it ptxas predicates the steps' loads (no
+// branch among them) and gives the bf16 kernel 142 registers; with it 128, no spills.  What it may change is occupancy.
 template <int NT, bool FP8, bool CLAMP = false>
 __global__ void __launch_bounds__(256, CLAMP ? 2 : 0) spense_mmasp_xs_kernel(
     const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
