@@ -313,6 +313,8 @@ def _counters(device: torch.device, n: int) -> torch.Tensor | None:
     graph capture: by :func:`reserve_counters` (the engine calls it before it compiles or captures anything), else
     on the first call; None (the merge kernel runs instead) where it would have to be made or grown during a
     capture.  Calls on one device share it, so they must not overlap (one stream at a time, as the engine runs)."""
+    if device.type == "cuda" and device.index is None:  # one key per GPU ("cuda" and "cuda:0" alike)
+        device = torch.device("cuda", torch.cuda.current_device())
     c = _COUNTERS.get(device)
     if c is None or c.numel() < n:
         if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
