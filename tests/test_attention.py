@@ -19,20 +19,6 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
-@pytest.fixture
-def merge_switch(monkeypatch):
-    """``merge_switch(v)``: SPENSE_ATTN_MERGE_LAST=v for the calls after it (the switch is read once: its cache
-    cleared on each set and after the test)"""
-    from spense.runtime import attention
-
-    def set_to(v):
-        monkeypatch.setenv("SPENSE_ATTN_MERGE_LAST", v)
-        attention.merge_last.cache_clear()
-
-    yield set_to
-    attention.merge_last.cache_clear()
-
-
 def _case(B, H, G, D, L, S, gen, device="cpu", dtype=torch.float32):
     """q and cache slices k, v = cache[:, :, :L] of a cache of S slots; row b left-padded by 3b keys and,
     for b > 0, its last 2b keys masked too (the last key of row 0 always visible)."""
@@ -196,86 +182,6 @@ def test_fused_kernel_writes_the_operand_forms_interpreted():
     assert _interpreted_worst(_INTERP_FORMS) == 0.0
 
 
-_INTERP_MERGE_LAST = textwrap.dedent("""
-    import torch
-    from spense.runtime import attention
-    from spense.runtime.attention import _COUNTERS, as_form, launch_decode_attention
-    from test_attention import _case, _fused_case
-    gen = torch.Generator().manual_seed(7)
-
-    def both(*a, **kw):  # the two kernels, then the split kernel merging in its last programs
-        out = []
-        for on in ("0", "1"):
-            import os
-            os.environ["SPENSE_ATTN_MERGE_LAST"] = on
-            attention.merge_last.cache_clear()
-            out.append(launch_decode_attention(*[t.clone() for t in a], **kw))
-        assert _COUNTERS and all(int(c.abs().sum()) == 0 for c in _COUNTERS.values())  # zero again
-        return out
-
-    n = 0
-    for B, H, G, D, L, S, split in [(2, 2, 4, 32, 100, 128, 32), (1, 3, 1, 16, 64, 64, None),
-                                    (12, 1, 2, 16, 1100, 1100, 32), (1, 1, 2, 16, 30, 32, 32)]:
-        y0, y1 = both(*_case(B, H, G, D, L, S, gen), split=split)
-        assert torch.equal(y0, y1), (B, H, G, L)
-        n += 1
-    for B, form in ((1, 5), (8, 6), (3, 0)):
-        q, k, v, qw, kw, cos, sin, kc, vc, p, mask = _fused_case(B, B, 2, 4, 32, 100, 128, 70, True, gen,
-                                                                  dtype=torch.bfloat16)
-        y0, y1 = both(q, kc[:, :, :100], vc[:, :, :100], mask, split=32, fused=(k, v, qw, kw, cos, sin, p, 1e-6),
-                      form=form)
-        assert torch.equal(y0, y1), (B, form)
-        n += 1
-    print("WORST", 0.0 if n == 7 else 1.0)
-""")
-
-
-def test_split_kernel_merging_in_its_last_programs_interpreted():
-    """SPENSE_ATTN_MERGE_LAST=1: the split kernel's last program of each (row, head) merges the splits (no merge
-    kernel) with the same bits as the merge kernel, over 1 to 35 splits, the fused prologue and the operand forms; the
-    counters are zero again after every call"""
-    assert _interpreted_worst(_INTERP_MERGE_LAST) == 0.0
-
-
-def test_merge_last_compiles_for_sm90_with_a_released_count():
-    """The split kernel with and without SPENSE_ATTN_MERGE_LAST's merge, and the merge kernel, compiled for sm_90 by
-    Triton (no GPU): under the switch every thread passes a barrier before one thread's acquire-release add on the
-    head's counter, and the merge reads the partial sums past L1 (ld.global.cg); the merge kernel's loads as before."""
-    triton = pytest.importorskip("triton")
-    import triton.language as tl
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
-
-    from spense.runtime import attention as A
-
-    def ptx(fn, ptrs, consts, floats=()):
-        sig = {n: "constexpr" if n in consts else ptrs.get(n, "fp32" if n in floats else "i32") for n in fn.arg_names}
-        try:
-            k = triton.compile(ASTSource(fn, sig, consts), target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
-        except Exception as e:  # a Triton without its CUDA backend or ptxas
-            pytest.skip(f"Triton cannot compile for sm_90 here: {type(e).__name__}")
-        return k.asm["ptx"]
-
-    bf, f32 = "*bf16", "*fp32"
-    ptrs = {"q_ptr": bf, "k_ptr": bf, "v_ptr": bf, "m_ptr": f32, "o_ptr": f32, "ml_ptr": f32, "kn_ptr": bf,
-            "vn_ptr": bf, "qw_ptr": bf, "kw_ptr": bf, "cos_ptr": f32, "sin_ptr": f32, "pos_ptr": "*i64",
-            "cnt_ptr": "*i32", "y_ptr": bf}
-    for merge in (True, False):
-        consts = {"D": 128, "GP": 16, "BLOCK": 32, "SPLIT": 32, "DOT_DT": tl.bfloat16, "FUSED": True, "NORM": True,
-                  "PDL": True, "MERGE": merge, "SB": 32, "FORM": 1, "F16": False}
-        lines = ptx(A._decode_attn_split, ptrs, consts, floats=("scale", "eps")).splitlines()
-        atoms = [i for i, line in enumerate(lines) if "atom.global" in line]
-        cg = sum("ld.global.cg" in line for line in lines)
-        if not merge:
-            assert not atoms and cg == 0
-            continue
-        assert len(atoms) == 1 and "acq_rel" in lines[atoms[0]] and cg > 0
-        assert any("bar.sync" in line for line in lines[atoms[0] - 12:atoms[0]])
-    merge_ptx = ptx(A._decode_attn_merge, {"o_ptr": f32, "ml_ptr": f32, "y_ptr": bf},
-                    {"D": 128, "GP": 16, "SB": 32, "PDL": True, "FORM": 0, "F16": False})
-    assert "ld.global" in merge_ptx and "ld.global.cg" not in merge_ptx
-
-
 def test_operand_forms_on_cpu_fake_and_refusals():
     """The op's CPU path returns ``as_form`` of its plain output, its fake the same shape and dtype (opcheck);
     an unknown form, a row not a multiple of 64 and fragments of other than 8 tokens are refused"""
@@ -352,53 +258,17 @@ def test_pdl_is_on_unless_switched_off_or_interpreted(monkeypatch):
 
 @pytest.mark.gpu
 @gpu
-@pytest.mark.parametrize("merge", ["0", "1"])
 @pytest.mark.parametrize("pdl", ["0", "1"])
 @pytest.mark.parametrize("B,L", [(1, 640), (8, 640), (32, 1024), (3, 77)])
-def test_gpu_decode_attention_bf16_eager_and_compiled(B, L, pdl, merge, monkeypatch, merge_switch):
-    """Eager and compiled, with and without SPENSE_ATTN_PDL (dependent launch of both kernels) and
-    SPENSE_ATTN_MERGE_LAST (the split kernel's last programs merging)."""
+def test_gpu_decode_attention_bf16_eager_and_compiled(B, L, pdl, monkeypatch):
+    """Eager and compiled, with and without SPENSE_ATTN_PDL (dependent launch of both kernels)."""
     monkeypatch.setenv("SPENSE_ATTN_PDL", pdl)
-    merge_switch(merge)
     gen = torch.Generator().manual_seed(B)
     q, k, v, mask = _case(B, 8, 4, 128, L, L + 64, gen, "cuda", torch.bfloat16)
     ref = decode_attention_reference(q.double(), k.double(), v.double(), mask.double()).float()
     f = torch.compile(lambda *a: decode_attention(*a) * 1, fullgraph=True)
     for y in (decode_attention(q, k, v, mask), f(q, k, v, mask)):
         assert ((y.float() - ref).norm() / ref.norm()).item() < 1e-2
-
-
-@pytest.mark.gpu
-@gpu
-def test_gpu_merge_last_in_a_cuda_graph_gives_the_merge_kernels_bits(merge_switch):
-    """SPENSE_ATTN_MERGE_LAST=1 inside a CUDA graph replayed several times (each replay's counters start at zero
-    again): the bits of the two-kernel path, at 1 to 20 splits, and no merge kernel launched"""
-    from spense.runtime import attention
-
-    def kernels(*a):
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-            attention.launch_decode_attention(*a)
-            torch.cuda.synchronize()
-        return [e.name for e in prof.events() if "_decode_attn" in e.name]
-
-    gen = torch.Generator().manual_seed(11)
-    for B, L in ((1, 640), (8, 640), (2, 20)):
-        q, k, v, mask = _case(B, 8, 4, 128, L, L + 64, gen, "cuda", torch.bfloat16)
-        merge_switch("0")
-        want = attention.launch_decode_attention(q, k, v, mask)
-        merge_switch("1")
-        assert torch.equal(attention.launch_decode_attention(q, k, v, mask), want)  # (makes the counters)
-        names = kernels(q, k, v, mask)
-        assert names and not any("merge" in n for n in names), names
-        g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g):
-            y = attention.launch_decode_attention(q, k, v, mask)
-        for _ in range(3):
-            y.zero_()
-            g.replay()
-            torch.cuda.synchronize()
-            assert torch.equal(y, want), (B, L)
-    assert all(int(c.abs().sum()) == 0 for c in attention._COUNTERS.values())
 
 
 @pytest.mark.gpu

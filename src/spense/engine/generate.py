@@ -26,7 +26,7 @@ from typing import Callable, Iterator
 import torch
 
 from spense.engine.model import KV_BLOCK, Transformer
-from spense.runtime.attention import pdl_capable, reserve_counters
+from spense.runtime.attention import pdl_capable
 from spense.runtime.fp8 import Fp8Linear
 from spense.runtime.linear import SpenseLinear
 from spense.runtime.shapes import bucket
@@ -203,8 +203,6 @@ class Engine:
         if self.attention not in ATTENTION:
             raise InputError(f"attention must be one of {', '.join(ATTENTION)}, got {self.attention!r}")
         model.set_attention(self.attention if self.attention in ("matmul", "split") else "sdpa")
-        if cuda and self.attention == "split":  # SPENSE_ATTN_MERGE_LAST's counters, before any compile or capture
-            reserve_counters(self.device, self.max_batch * model.args.n_kv_head)
         if tuning is None:
             tuning = os.environ.get("SPENSE_TUNING", "0") != "0"
         self.tuning = bool(tuning) and self.compiled

@@ -50,9 +50,14 @@ except Exception:  # pragma: no cover - no triton
     tl = None
 
 BLOCK = 32  # keys per inner step
+# the split kernel's launch: warps, and Triton's software-pipeline stages of its key loop (None: Triton's default);
+# module attributes read per launch, so that benchmarks/attn_bench.py can sweep them (with BLOCK and MAX_PROGRAMS)
+SPLIT_WARPS, SPLIT_STAGES = 4, None
 # splits grow (x2) until B * H * S is at most this: SPENSE_ATTN_MAX_PROGRAMS (read at import; default 512: at B = 1
 # on the Qwen3-8B shape, 8 KV heads and 640 keys, 20 splits of 32 keys; 128 gives 10 of 64, 64 gives 5 of 128, fewer
-# partial sums for the merge to read but a longer walk per program; not yet timed against each other)
+# partial sums for the merge to read but a longer walk per program).  Timed on the H200, Qwen3-8B shape
+# (benchmarks/results/wgsd_2026-12-02, bu, cc): 128 slows both steps at B = 8; 1024 and 2048 slow dense at B = 8
+# and leave Spense as it is; the attention alone (cd) is fastest at 512 with BLOCK 32 and 4 warps.
 MAX_PROGRAMS = _env_int("SPENSE_ATTN_MAX_PROGRAMS", 512, 1)
 # The ops take any strides (the launcher copies a tensor whose last dim is not contiguous, and the caches it
 # writes must have one: it raises otherwise), so Inductor may hand them its buffers as they are: under its
@@ -94,11 +99,10 @@ if triton is not None:
     def _decode_attn_split(q_ptr, k_ptr, v_ptr, m_ptr, o_ptr, ml_ptr, L, G, H, NS, scale,
                            sqb, sqh, sqg, skb, skh, skl, svb, svh, svl, smb,
                            kn_ptr, vn_ptr, qw_ptr, kw_ptr, cos_ptr, sin_ptr, pos_ptr, eps, snb, snh, svnb, svnh,
-                           scb, ssb, cnt_ptr, y_ptr, syb, syh, syg,
+                           scb, ssb,
                            D: tl.constexpr, GP: tl.constexpr, BLOCK: tl.constexpr, SPLIT: tl.constexpr,
                            DOT_DT: tl.constexpr, FUSED: tl.constexpr = False, NORM: tl.constexpr = False,
-                           PDL: tl.constexpr = False, MERGE: tl.constexpr = False, SB: tl.constexpr = 1,
-                           FORM: tl.constexpr = 0, F16: tl.constexpr = False):
+                           PDL: tl.constexpr = False):
         if PDL:  # q (and, unfused, the cache) written by the kernel before: wait for it, then free the next one
             tl.extra.cuda.gdc_wait()
             tl.extra.cuda.gdc_launch_dependents()
@@ -152,21 +156,21 @@ if triton is not None:
         tl.store(o_ptr + (base * GP + rg[:, None]) * D + rd[None, :], acc)
         tl.store(ml_ptr + (base * 2) * GP + rg, m_i)
         tl.store(ml_ptr + (base * 2 + 1) * GP + rg, l_i)
-        if MERGE:  # the last of (b, h)'s programs to get here merges its splits: no merge kernel (merge_last())
-            tl.debug_barrier()  # every thread's partial sums stored before the count that releases them
-            if tl.atomic_add(cnt_ptr + bh, 1, sem="acq_rel") == NS - 1:
-                tl.store(cnt_ptr + bh, 0)  # zero again for the next call (and the next replay of a graph)
-                for g in range(G):
-                    _merge_row(o_ptr, ml_ptr, y_ptr, bh, g, b, h, G, H, NS, syb, syh, syg, D, GP, SB, FORM, F16,
-                               ".cg")
 
     @triton.jit
-    def _merge_row(o_ptr, ml_ptr, y_ptr, bh, g, b, h, G, H, NS, syb, syh, syg, D: tl.constexpr, GP: tl.constexpr,
-                   SB: tl.constexpr, FORM: tl.constexpr, F16: tl.constexpr, CACHE: tl.constexpr):
-        """Query row g of (b, h): its NS splits merged SB at a time (a [SB, D] tile per load, a running max across
-        the chunks), so no program walks the splits one load after another; FORM / F16: y written as the next
-        linear's operand (attn_operand.operand_form).  CACHE: the loads' cache modifier (``.cg``, past L1, where
-        other programs of the same kernel wrote the partial sums: merge_last())."""
+    def _decode_attn_merge(o_ptr, ml_ptr, y_ptr, G, H, NS, syb, syh, syg,
+                           D: tl.constexpr, GP: tl.constexpr, SB: tl.constexpr, PDL: tl.constexpr = False,
+                           FORM: tl.constexpr = 0, F16: tl.constexpr = False):
+        # program (b*H+h, g): query row g, its NS splits merged SB at a time (a [SB, D] tile per load,
+        # a running max across the chunks), so no program walks the splits one load after another; FORM / F16:
+        # y written as the next linear's operand (attn_operand.operand_form)
+        if PDL:
+            tl.extra.cuda.gdc_wait()
+            tl.extra.cuda.gdc_launch_dependents()
+        bh = tl.program_id(0)
+        g = tl.program_id(1)
+        b = (bh // H).to(tl.int64)
+        h = (bh % H).to(tl.int64)
         rd = tl.arange(0, D)
         rs = tl.arange(0, SB)
         m_run = tl.max(tl.full([SB], float("-inf"), tl.float32), axis=0)
@@ -175,10 +179,9 @@ if triton is not None:
         for s0 in range(0, NS, SB):
             sm = s0 + rs < NS
             base = (bh * NS + s0 + rs).to(tl.int64)
-            m = tl.load(ml_ptr + base * 2 * GP + g, mask=sm, other=float("-inf"), cache_modifier=CACHE)
-            lsum = tl.load(ml_ptr + (base * 2 + 1) * GP + g, mask=sm, other=0.0, cache_modifier=CACHE)
-            o = tl.load(o_ptr + (base[:, None] * GP + g) * D + rd[None, :], mask=sm[:, None], other=0.0,
-                        cache_modifier=CACHE)
+            m = tl.load(ml_ptr + base * 2 * GP + g, mask=sm, other=float("-inf"))
+            lsum = tl.load(ml_ptr + (base * 2 + 1) * GP + g, mask=sm, other=0.0)
+            o = tl.load(o_ptr + (base[:, None] * GP + g) * D + rd[None, :], mask=sm[:, None], other=0.0)
             m_new = tl.maximum(m_run, tl.max(m, axis=0))
             m_use = tl.where(m_new == float("-inf"), 0.0, m_new)  # no key in any split so far: no NaN
             alpha = tl.exp(m_run - m_use)
@@ -199,18 +202,6 @@ if triton is not None:
             else:  # x_fragments at NT = 1 (b < 8): [c, 0, 4 b + t, i, e]
                 dst = c * 256 + b * 32 + t * 8 + i * 2 + e
             tl.store(y_ptr + dst, out.to(y_ptr.dtype.element_ty))
-
-    @triton.jit
-    def _decode_attn_merge(o_ptr, ml_ptr, y_ptr, G, H, NS, syb, syh, syg,
-                           D: tl.constexpr, GP: tl.constexpr, SB: tl.constexpr, PDL: tl.constexpr = False,
-                           FORM: tl.constexpr = 0, F16: tl.constexpr = False):
-        # program (b*H+h, g): query row g (_merge_row)
-        if PDL:
-            tl.extra.cuda.gdc_wait()
-            tl.extra.cuda.gdc_launch_dependents()
-        bh = tl.program_id(0)
-        _merge_row(o_ptr, ml_ptr, y_ptr, bh, tl.program_id(1), (bh // H).to(tl.int64), (bh % H).to(tl.int64), G, H,
-                   NS, syb, syh, syg, D, GP, SB, FORM, F16, "")
 
 
 def split_length(B: int, H: int, L: int) -> int:
@@ -242,10 +233,9 @@ def pdl_on(device: torch.device) -> bool:
 
 def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
                             split: int | None = None, fused: tuple | None = None, form: int = 0) -> torch.Tensor:
-    """Run the split and merge kernels (CUDA tensors, or CPU under ``TRITON_INTERPRET=1``; under :func:`merge_last`
-    the split kernel alone).  ``fused``: ``(k_new, v_new, q_w, k_w, cos, sin, pos, eps)`` of
-    :func:`decode_attention_fused` (q and k_new raw; k, v slices of the caches, written in place at slot ``pos``);
-    ``form``: :func:`~spense.runtime.attn_operand.operand_form`'s."""
+    """Run the two kernels (CUDA tensors, or CPU under ``TRITON_INTERPRET=1``).  ``fused``: ``(k_new, v_new,
+    q_w, k_w, cos, sin, pos, eps)`` of :func:`decode_attention_fused` (q and k_new raw; k, v slices of the
+    caches, written in place at slot ``pos``); ``form``: :func:`~spense.runtime.attn_operand.operand_form`'s."""
     B, H, G, D = q.shape
     check_form(form, B, H * G * D, q.dtype)
     L = k.shape[2]
@@ -276,61 +266,15 @@ def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, m
         pro = (kn, vn, q if qw is None else qw, q if kw is None else kw, cos, sin, pos, float(eps),
                kn.stride(0), kn.stride(1), vn.stride(0), vn.stride(1), cos.stride(0), sin.stride(0))
         fz = {"FUSED": True, "NORM": qw is not None}
-    sb, out = min(32, triton.next_power_of_2(ns)), {"FORM": form & 3, "F16": bool(form & 4)}
-    cnt = _counters(q.device, B * H) if merge_last() else None
     _decode_attn_split[(B * H, ns)](q, k, v, mask, o, ml, L, G, H, ns, D ** -0.5,
                                     q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1),
                                     k.stride(2), v.stride(0), v.stride(1), v.stride(2), mask.stride(0), *pro,
-                                    q if cnt is None else cnt, y, y.stride(0), y.stride(1), y.stride(2),
-                                    D=D, GP=gp, BLOCK=BLOCK, SPLIT=split, DOT_DT=dot_dt, num_warps=4, **pdl, **fz,
-                                    **({} if cnt is None else {"MERGE": True, "SB": sb, **out}))
-    if cnt is None:
-        _decode_attn_merge[(B * H, G)](o, ml, y, G, H, ns, y.stride(0), y.stride(1), y.stride(2), D=D, GP=gp, SB=sb,
-                                       num_warps=4, **out, **pdl)
+                                    D=D, GP=gp, BLOCK=BLOCK, SPLIT=split, DOT_DT=dot_dt, num_warps=SPLIT_WARPS,
+                                    **({} if SPLIT_STAGES is None else {"num_stages": SPLIT_STAGES}), **pdl, **fz)
+    _decode_attn_merge[(B * H, G)](o, ml, y, G, H, ns, y.stride(0), y.stride(1), y.stride(2), D=D, GP=gp,
+                                   SB=min(32, triton.next_power_of_2(ns)), num_warps=4, FORM=form & 3,
+                                   F16=bool(form & 4), **pdl)
     return y
-
-
-@functools.cache
-def merge_last() -> bool:
-    """Whether the split kernel's last program of each (row, KV head) merges the splits itself, so that no merge
-    kernel runs (``SPENSE_ATTN_MERGE_LAST``, read once; default 0, ``1``: on): each program adds one to its head's
-    counter (:func:`_counters`) after storing its partial sums, and the one that brings it to the split count merges
-    them and zeroes it again.  One launch fewer a layer and step, for dense and Spense alike; the merge then runs at
-    the end of the split kernel's last programs.  Written after e2e v34, not yet timed."""
-    v = os.environ.get("SPENSE_ATTN_MERGE_LAST", "0")
-    if v not in ("0", "1"):
-        raise ValueError(f"SPENSE_ATTN_MERGE_LAST={v!r}: give 0 or 1")
-    return v == "1"
-
-
-_COUNTERS: dict[torch.device, torch.Tensor] = {}
-_RETIRED: list[torch.Tensor] = []  # counters outgrown, kept alive: a captured graph may still hold their address
-
-
-def _counters(device: torch.device, n: int) -> torch.Tensor | None:
-    """One int32 counter per (row, KV head) for :func:`merge_last`, zero between calls (each call's last programs
-    zero theirs again), kept per device, with room for 4096 (row, head) pairs or ``n`` if more.  Made outside any
-    graph capture: by :func:`reserve_counters` (the engine calls it before it compiles or captures anything), else
-    on the first call; None (the merge kernel runs instead) where it would have to be made or grown during a
-    capture.  Calls on one device share it, so they must not overlap (one stream at a time, as the engine runs)."""
-    if device.type == "cuda" and device.index is None:  # one key per GPU ("cuda" and "cuda:0" alike)
-        device = torch.device("cuda", torch.cuda.current_device())
-    c = _COUNTERS.get(device)
-    if c is None or c.numel() < n:
-        if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
-            return None
-        if c is not None:
-            _RETIRED.append(c)
-        c = _COUNTERS[device] = torch.zeros(max(n, 4096), dtype=torch.int32, device=device)
-    return c
-
-
-def reserve_counters(device: torch.device, n: int) -> None:
-    """Make :func:`merge_last`'s counters for ``n`` (row, KV head) pairs now, where it is on: before a model is
-    compiled and its steps captured, so that the buffer comes from the ordinary allocator, not from a graph's
-    memory pool during a warm-up."""
-    if merge_last():
-        _counters(torch.device(device), n)
 
 
 @_custom_op("spense::decode_attention", mutates_args=())

@@ -1,0 +1,120 @@
+"""The decode attention kernels alone (spense.runtime.attention), swept over the split kernel's launch, beside torch's
+SDPA, in CUDA graphs over one cache per layer (the caches rotated past L2).
+
+    python benchmarks/attn_bench.py [--batches 1,8] [--length 576] [--layers 36] [--out rows.jsonl]
+
+Per config: µs per layer, the K + V bytes read over that time (TB/s) and against the copy rate measured in the same run
+(read + write of 1 GiB), and the largest error against the float32 reference.  Qwen3-8B's attention shape by default
+(8 KV heads of 4 query heads each, head dim 128).
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+
+import torch
+import torch.nn.functional as F
+
+from spense.runtime import attention
+
+
+def copy_tbps(nbytes: int = 1 << 30, reps: int = 20) -> float:
+    """(bytes read + bytes written) / time of a device-to-device copy of ``nbytes``."""
+    a = torch.empty(nbytes, dtype=torch.uint8, device="cuda")
+    b = torch.empty_like(a)
+    b.copy_(a)
+    e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    e0.record()
+    for _ in range(reps):
+        b.copy_(a)
+    e1.record()
+    torch.cuda.synchronize()
+    return 2 * nbytes * reps / (e0.elapsed_time(e1) * 1e-3) / 1e12
+
+
+def graph_us(fn, calls: int, reps: int = 20) -> float:
+    """µs per ``fn(i)``, i over ``calls`` layers, captured in one CUDA graph and replayed ``reps`` times."""
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for i in range(calls):
+            fn(i)
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        for i in range(calls):
+            fn(i)
+    g.replay()
+    torch.cuda.synchronize()
+    e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    e0.record()
+    for _ in range(reps):
+        g.replay()
+    e1.record()
+    torch.cuda.synchronize()
+    return e0.elapsed_time(e1) * 1e3 / (reps * calls)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batches", default="1,8")
+    ap.add_argument("--length", type=int, default=576, help="keys read (the filled cache's bucket)")
+    ap.add_argument("--layers", type=int, default=36, help="caches in the rotation")
+    ap.add_argument("--kv-heads", type=int, default=8)
+    ap.add_argument("--group", type=int, default=4, help="query heads per KV head")
+    ap.add_argument("--head-dim", type=int, default=128)
+    ap.add_argument("--out", default=None, help="append a JSON row per config here")
+    a = ap.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit("attn_bench: needs a CUDA device")
+    bw = copy_tbps()
+    H, G, D, L, n = a.kv_heads, a.group, a.head_dim, a.length, a.layers
+    print(f"copy {bw:.3f} TB/s; H={H} G={G} D={D} L={L}, {n} caches")
+    meta = {"device": torch.cuda.get_device_name(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "copy_tbps": bw, "H": H, "G": G, "D": D, "L": L}
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    for B in (int(b) for b in a.batches.split(",")):
+        q = torch.randn(B, H, G, D, device="cuda", generator=gen, dtype=torch.bfloat16)
+        ks = [torch.randn(B, H, L, D, device="cuda", generator=gen, dtype=torch.bfloat16) for _ in range(n)]
+        vs = [torch.randn(B, H, L, D, device="cuda", generator=gen, dtype=torch.bfloat16) for _ in range(n)]
+        mask = torch.zeros(B, L, device="cuda")
+        mask[:, L - 8:] = float("-inf")  # the unfilled tail of the bucket
+        ref = attention.decode_attention_reference(q, ks[0], vs[0], mask).float()
+        kv_bytes = 2 * B * H * L * D * 2
+        rows = []
+
+        def sdpa(i):
+            return F.scaled_dot_product_attention(q.view(B, H * G, 1, D), ks[i], vs[i],
+                                                  attn_mask=mask[:, None, None, :].to(q.dtype), enable_gqa=True)
+
+        err = (sdpa(0).view(B, H, G, D).float() - ref).abs().max().item()
+        rows.append(("sdpa", graph_us(sdpa, n), err))
+        old = attention.BLOCK, attention.SPLIT_WARPS, attention.SPLIT_STAGES, attention.MAX_PROGRAMS
+        try:
+            for blk, warps, stages, mp in [*itertools.product((32, 64, 128), (4, 8), (None, 1, 3), (512,)),
+                                                 (32, 4, None, 2048)]:
+                attention.BLOCK, attention.SPLIT_WARPS, attention.SPLIT_STAGES, attention.MAX_PROGRAMS = (
+                    blk, warps, stages, mp)
+                name = f"spense BLOCK={blk} warps={warps} stages={stages} max_programs={mp}"
+                try:
+                    err = (attention.launch_decode_attention(q, ks[0], vs[0], mask).float() - ref).abs().max().item()
+                    us = graph_us(lambda i: attention.launch_decode_attention(q, ks[i], vs[i], mask), n)
+                except Exception as e:  # a config Triton cannot build (shared memory): its row says so
+                    print(f"B={B} {name}: {type(e).__name__}: {str(e).splitlines()[0][:120]}")
+                    continue
+                rows.append((name, us, err))
+        finally:
+            attention.BLOCK, attention.SPLIT_WARPS, attention.SPLIT_STAGES, attention.MAX_PROGRAMS = old
+        for name, us, err in sorted(rows, key=lambda r: r[1]):
+            tbps = kv_bytes / (us * 1e-6) / 1e12
+            print(f"B={B} {us:7.2f} us/layer  {tbps:5.2f} TB/s ({tbps / bw:4.2f} of copy)  err {err:.2e}  {name}")
+            if a.out:
+                with open(a.out, "a") as f:
+                    f.write(json.dumps({**meta, "B": B, "config": name, "us": us, "kv_bytes": kv_bytes,
+                                        "tbps": tbps, "max_err": err}) + "\n")
+
+
+if __name__ == "__main__":
+    main()
