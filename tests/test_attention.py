@@ -63,6 +63,29 @@ def test_split_kernels_interpreted():
     assert _interpreted_worst(_INTERP) < 1e-5
 
 
+_INTERP_LAUNCH = textwrap.dedent("""
+    import torch
+    from spense.runtime import attention
+    from test_attention import _case
+    gen = torch.Generator().manual_seed(5)
+    worst = 0.0
+    for blk, warps, stages in ((64, 8, 1), (128, 4, 3)):  # what benchmarks/attn_bench.py sets
+        attention.BLOCK, attention.SPLIT_WARPS, attention.SPLIT_STAGES = blk, warps, stages
+        for B, H, G, D, L, S in [(2, 2, 4, 32, 300, 320), (1, 1, 2, 16, 70, 96)]:
+            q, k, v, mask = _case(B, H, G, D, L, S, gen)
+            assert attention.split_length(B, H, L) % blk == 0
+            y = attention.launch_decode_attention(q, k, v, mask)
+            worst = max(worst, (y - attention.decode_attention_reference(q, k, v, mask)).abs().max().item())
+    print("WORST", worst)
+""")
+
+
+def test_split_kernel_launch_settings_interpreted():
+    """The split kernel's launch as benchmarks/attn_bench.py sweeps it (keys per block, warps, stages, set on the
+    module) gives the reference's output: splits then come in multiples of the block"""
+    assert _interpreted_worst(_INTERP_LAUNCH) < 1e-5
+
+
 def _fused_case(B, Bc, H, G, D, L, S, pos, norm, gen, device="cpu", dtype=torch.float32):
     """Raw q (B, H, G, D), new k, v (B, H, D), norm weights (or None), RoPE tables (B, D) of positions pos - b,
     caches of Bc >= B rows and S slots, slot pos (a tensor), mask (B, L): row b sees keys min(b, pos) .. pos."""

@@ -285,16 +285,14 @@ static bool xs_wanted(int M, bool fp8, bool big) {
 // SPENSE_MMASP_XS_CLAMP (read once): the shared-x kernel at NT = 2 (M = 9-16; bf16 weights, or e4m3 with x in bf16)
 // with every step of a round's weights loaded (spense_mmasp_xs.cuh: CLAMP) and at most 128 registers a thread, so that
 // two CTAs of 8 warps fit on a SM: ptxas gives the bf16 kernel 142 registers without it (one CTA of 8 warps, three of
-// 4), 128 with it (no spills; e4m3 92 and 93).  The same sums in the same order.  "1": always; "0": never; unset: where
-// the launch has at least XS_CLAMP_CTAS_PER_SM CTAs per SM.  Measured on the H200 (benchmarks/results/wgsd_2026-12-02,
-// by): 32B gate_up at M = 16 (800 CTAs of 8 warps on 132 SMs) 96.2 against 108.1 us; 8B gate_up (384 CTAs) 46.3
-// against 45.0, where a second resident CTA leaves the last of fewer waves half empty.
-constexpr int XS_CLAMP_CTAS_PER_SM = 4;
-static bool xs_clamp(int ctas) {
+// 4), 128 with it (no spills; e4m3 92 and 93).  The same sums in the same order.  "1": always; "0": never; unset
+// (-1): where the unclamped kernel's grid does not fit on the GPU at once (launch_xs).  Measured on the H200
+// (benchmarks/results/wgsd_2026-12-02, by), bf16 at M = 16: 32B gate_up (400 CTAs of 8 warps, one resident per SM
+// unclamped: 4 waves, two clamped) 96.2 against 108.1 us; 8B gate_up (384 CTAs of 4 warps, all resident either way)
+// 46.3 against 45.0.
+static int xs_clamp() {
   static const int mode = env_int("SPENSE_MMASP_XS_CLAMP");
-  if (mode >= 0) return mode == 1;
-  const int sms = ws_sm_count();
-  return sms > 0 && ctas >= XS_CLAMP_CTAS_PER_SM * sms;
+  return mode < 0 ? -1 : mode == 1;
 }
 
 #define LAUNCH_XS(NT_, F_)                                                                          \
@@ -302,7 +300,7 @@ static bool xs_clamp(int ctas) {
       (const uint32_t*)sm.data_ptr(), (const uint4*)dv.data_ptr(), XF, sblk.data_ptr<int>(),          \
       dblk.data_ptr<int>(), out_row.data_ptr<int>(), wscale.data_ptr<float>(),                        \
       (__nv_bfloat16*)y.data_ptr(), (int)y.stride(0), M, (int)Bs, (int)Bd, (int)Ss, (int)SdA, (int)SdB, \
-      ks, ks > 1 ? ws.data_ptr<float>() : nullptr, (int)y.size(1), xs_clamp(ctas))))
+      ks, ks > 1 ? ws.data_ptr<float>() : nullptr, (int)y.size(1), xs_clamp())))
 
 #define DISPATCH_XS(F_)                      \
   switch (NT) {                              \

@@ -170,18 +170,41 @@ inline int xs_splits(int ctas, int steps) {
   return ks > rounds ? (rounds > 0 ? rounds : 1) : ks;
 }
 
+// CTAs of the unclamped shared-x kernel resident on the GPU at once at `warps` warps and `smem` bytes of dynamic shared
+// memory (occupancy per SM times the SMs), asked once per kernel and warp count; 0 where the runtime cannot say
+template <int NT, bool FP8>
+unsigned xs_resident(int warps, int smem) {
+  static unsigned cached[9] = {};
+  if (cached[warps] == 0) {
+    auto kernel = spense_mmasp_xs_kernel<NT, FP8>;
+    int dev = 0, sms = 0, occ = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+        (smem > 48 * 1024 &&
+         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) != cudaSuccess) ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, kernel, 32 * warps, smem) != cudaSuccess)
+      return 0;
+    cached[warps] = (unsigned)(occ * sms);
+  }
+  return cached[warps];
+}
+
 // one launch: ceil(Bs / warps) + ceil(Bd / warps) CTAs of 32 * warps threads (warps <= 8), times ks K
 // splits (ks > 1: ws = zeroed fp32 [M][ldw] followed by one zeroed counter per CTA column); clamp: the CLAMP kernel,
-// built at NT = 2 only (M = 9-16, where the default takes this kernel; elsewhere clamp changes nothing)
+// built at NT = 2 only (M = 9-16, where the default takes this kernel; elsewhere clamp changes nothing): 1 always,
+// 0 never, -1 where the unclamped kernel's grid does not fit on the GPU at once (xs_resident), so that a second
+// resident CTA per SM shortens the waves
 template <int NT, bool FP8>
 cudaError_t launch_xs(int warps, cudaStream_t stream, bool pdl, const uint4* sv, const uint32_t* sm,
                       const uint4* dv, const uint4* xf, const int* sblk, const int* dblk, const int* out_row,
                       const float* wscale, __nv_bfloat16* y, int ldy, int M, int Bs, int Bd, int Ss, int SdA,
-                      int SdB, int ks = 1, float* ws = nullptr, int ldw = 0, bool clamp = false) {
+                      int SdB, int ks = 1, float* ws = nullptr, int ldw = 0, int clamp = 0) {
   if (warps < 1 || warps > 8) return cudaErrorInvalidValue;
+  const unsigned ctas = (unsigned)((Bs + warps - 1) / warps + (Bd + warps - 1) / warps);
   auto kernel = spense_mmasp_xs_kernel<NT, FP8>;
   if constexpr (NT == 2) {
-    if (clamp) kernel = spense_mmasp_xs_kernel<NT, FP8, true>;
+    const unsigned fit = clamp < 0 ? xs_resident<NT, FP8>(warps, xs_smem_bytes<NT>()) : 0;
+    if (clamp == 1 || (fit > 0 && ctas * (unsigned)ks > fit)) kernel = spense_mmasp_xs_kernel<NT, FP8, true>;
   }
   const int smem = xs_smem_bytes<NT>();
   if (smem > 48 * 1024) {
@@ -189,7 +212,6 @@ cudaError_t launch_xs(int warps, cudaStream_t stream, bool pdl, const uint4* sv,
     if (e != cudaSuccess) return e;
   }
   if (ks < 1 || (ks > 1 && ws == nullptr)) return cudaErrorInvalidValue;
-  const unsigned ctas = (unsigned)((Bs + warps - 1) / warps + (Bd + warps - 1) / warps);
   const dim3 grid(ctas, (unsigned)ks), block((unsigned)(32 * warps));
   if (ctas == 0) return cudaSuccess;
   unsigned* cnt = ks > 1 ? reinterpret_cast<unsigned*>(ws + (size_t)M * ldw) : nullptr;
