@@ -153,9 +153,11 @@ if triton is not None:
             acc = acc * alpha[:, None] + tl.dot(p.to(DOT_DT), v.to(DOT_DT))
             m_i = m_new
         base = bh * NS + s
-        tl.store(o_ptr + (base * GP + rg[:, None]) * D + rd[None, :], acc)
-        tl.store(ml_ptr + (base * 2) * GP + rg, m_i)
-        tl.store(ml_ptr + (base * 2 + 1) * GP + rg, l_i)
+        # the G real query rows only (the merge reads no other): GP pads them to 16 for tl.dot, and storing the pad
+        # would write 4x the partial sums at Qwen3's G = 4
+        tl.store(o_ptr + (base * GP + rg[:, None]) * D + rd[None, :], acc, mask=rg[:, None] < G)
+        tl.store(ml_ptr + (base * 2) * GP + rg, m_i, mask=rg < G)
+        tl.store(ml_ptr + (base * 2 + 1) * GP + rg, l_i, mask=rg < G)
 
     @triton.jit
     def _decode_attn_merge(o_ptr, ml_ptr, y_ptr, G, H, NS, syb, syh, syg,
