@@ -73,7 +73,6 @@ _INTERP_LAUNCH = textwrap.dedent("""
         attention.BLOCK, attention.SPLIT_WARPS, attention.SPLIT_STAGES = blk, warps, stages
         for B, H, G, D, L, S in [(2, 2, 4, 32, 300, 320), (1, 1, 2, 16, 70, 96)]:
             q, k, v, mask = _case(B, H, G, D, L, S, gen)
-            assert attention.split_length(B, H, L) % blk == 0
             y = attention.launch_decode_attention(q, k, v, mask)
             worst = max(worst, (y - attention.decode_attention_reference(q, k, v, mask)).abs().max().item())
     print("WORST", worst)
@@ -82,7 +81,8 @@ _INTERP_LAUNCH = textwrap.dedent("""
 
 def test_split_kernel_launch_settings_interpreted():
     """The split kernel's launch as benchmarks/attn_bench.py sweeps it (keys per block, warps, stages, set on the
-    module) gives the reference's output: splits then come in multiples of the block"""
+    module) gives the reference's output.  The interpreter ignores warps and stages, so this checks the block sizes
+    (and that the launch takes the other two settings)."""
     assert _interpreted_worst(_INTERP_LAUNCH) < 1e-5
 
 

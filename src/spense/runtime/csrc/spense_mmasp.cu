@@ -286,10 +286,11 @@ static bool xs_wanted(int M, bool fp8, bool big) {
 // with every step of a round's weights loaded (spense_mmasp_xs.cuh: CLAMP) and at most 128 registers a thread, so that
 // two CTAs of 8 warps fit on a SM: ptxas gives the bf16 kernel 142 registers without it (one CTA of 8 warps, three of
 // 4), 128 with it (no spills; e4m3 92 and 93).  The same sums in the same order.  "1": always; "0": never; unset
-// (-1): where the unclamped kernel's grid does not fit on the GPU at once (launch_xs).  Measured on the H200
-// (benchmarks/results/wgsd_2026-12-02, by), bf16 at M = 16: 32B gate_up (400 CTAs of 8 warps, one resident per SM
-// unclamped: 4 waves, two clamped) 96.2 against 108.1 us; 8B gate_up (384 CTAs of 4 warps, all resident either way)
-// 46.3 against 45.0.
+// (-1): where the unclamped kernel's grid does not fit on the GPU at once and the clamped one fits more (launch_xs).
+// Measured on the H200 (benchmarks/results/wgsd_2026-12-02, by), bf16 at M = 16, each form at its fastest warp count:
+// 32B gate_up 96.2 us clamped (400 CTAs of 8 warps, two resident a SM: 1.5 waves) against 108.1 unclamped (800 of 4
+// warps, three a SM: 2.02 waves); 8B gate_up (384 CTAs of 4 warps, 396 resident unclamped: one wave) 46.3 clamped
+// against 45.0.
 static int xs_clamp() {
   static const int mode = env_int("SPENSE_MMASP_XS_CLAMP");
   return mode < 0 ? -1 : mode == 1;
