@@ -5,6 +5,7 @@ import os
 import warnings
 
 import pytest
+import torch
 
 from conftest import load_benchmark
 from spense.engine import measure
@@ -170,3 +171,34 @@ def test_sass_round_loads_counts_branches_between_a_loops_weight_loads(tmp_path,
     assert mod.is_branch("@P0 BRA.U 0x10") and mod.is_branch("BRX R2 -0x20") and not mod.is_branch("BSYNC B0")
     (tmp_path / "bin").write_bytes(b"\x7fELF\xff\xfe")
     assert mod.main([str(tmp_path / "bin")]) == 2 and "not text" in capsys.readouterr().err
+
+
+def test_fp8_lm_head_switch_on_cpu(monkeypatch):
+    """SPENSE_FP8_LM_HEAD=1: the FP8 variants (dense and Spense) take their lm_head in e4m3, BF16 variants keep
+    theirs; the logits stay near the unquantized head's, the weight bytes drop by the head's saving, the switch is
+    recorded, and a bad value is a one-line InputError."""
+    from spense.runtime.fp8 import Fp8Linear
+
+    dev = torch.device("cpu")
+    for k in list(os.environ):
+        if k.startswith("SPENSE_"):
+            monkeypatch.delenv(k)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain, _ = measure.build_variant("qwen3-tiny", "dense-fp8", dev, None, 0, "cols")
+        monkeypatch.setenv("SPENSE_FP8_LM_HEAD", "1")
+        built = {v: measure.build_variant("qwen3-tiny", v, dev, None, 0, "cols")[0]
+                 for v in ("dense-fp8", "spense0.25-fp8", "dense")}
+    assert isinstance(built["dense-fp8"].lm_head, Fp8Linear) and isinstance(built["spense0.25-fp8"].lm_head, Fp8Linear)
+    assert not isinstance(built["dense"].lm_head, Fp8Linear) and not isinstance(plain.lm_head, Fp8Linear)
+    x = torch.randn(3, plain.lm_head.in_features, generator=torch.Generator().manual_seed(0))
+    want = plain.lm_head(x).float()
+    got = built["dense-fp8"].lm_head(x).float()
+    assert not torch.equal(got, want) and (got - want).abs().max() < 0.08 * want.abs().max()
+    head = plain.lm_head.weight
+    saved = head.numel() * head.element_size() - measure._bytes([built["dense-fp8"].lm_head])
+    assert saved > 0 and measure.weight_bytes(plain)[0] - measure.weight_bytes(built["dense-fp8"])[0] == saved
+    assert measure.switches()["SPENSE_FP8_LM_HEAD"] == "1"
+    monkeypatch.setenv("SPENSE_FP8_LM_HEAD", "yes")
+    with pytest.raises(InputError, match="SPENSE_FP8_LM_HEAD"):
+        measure.build_variant("qwen3-tiny", "dense-fp8", dev, None, 0, "cols")

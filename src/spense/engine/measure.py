@@ -93,12 +93,12 @@ def _linear_bytes(model, lins) -> int:
 def switches() -> dict[str, str]:
     """The ``SPENSE_*`` variables in effect that change how a step (or the prefill) runs:
     ``SPENSE_ATTENTION``, ``SPENSE_TUNING``, ``SPENSE_FP8_PREFILL``, ``SPENSE_PDL``, ``SPENSE_OPERAND_ONLY``,
-    ``SPENSE_NORM_PARTS``, every ``SPENSE_ATTN_*``, ``SPENSE_MMASP_*`` and ``SPENSE_WGS*`` switch (a new one is
-    recorded without a list to update; not the prebuilt extension's path ``SPENSE_MMASP_SO``) and every
-    ``TORCHINDUCTOR_*`` setting but the cache folder."""
+    ``SPENSE_NORM_PARTS``, ``SPENSE_FP8_LM_HEAD``, every ``SPENSE_ATTN_*``, ``SPENSE_MMASP_*`` and ``SPENSE_WGS*``
+    switch (a new one is recorded without a list to update; not the prebuilt extension's path ``SPENSE_MMASP_SO``)
+    and every ``TORCHINDUCTOR_*`` setting but the cache folder."""
     return {k: v for k, v in sorted(os.environ.items())
             if k in ("SPENSE_ATTENTION", "SPENSE_TUNING", "SPENSE_FP8_PREFILL", "SPENSE_PDL", "SPENSE_OPERAND_ONLY",
-                     "SPENSE_NORM_PARTS")
+                     "SPENSE_NORM_PARTS", "SPENSE_FP8_LM_HEAD")
             or (k.startswith(("SPENSE_ATTN_", "SPENSE_MMASP_", "SPENSE_WGS")) and k != "SPENSE_MMASP_SO")
             or (k.startswith("TORCHINDUCTOR_") and k != "TORCHINDUCTOR_CACHE_DIR")}
 
@@ -251,7 +251,7 @@ def whole_share(v: str) -> float | None:
 def build_variant(model: str, variant: str, dev: torch.device, layers: int | None, seed: int, axis: str,
                   tune_ms=()):
     """The engine model of ``variant`` (see :func:`parse_variant`) and its label."""
-    from spense.engine.sparsify import fp8_dense
+    from spense.engine.sparsify import fp8_dense, fp8_lm_head, fp8_lm_head_on
 
     ratio, fp8 = parse_variant(variant)
     loaded = load(model, dev, torch.bfloat16 if dev.type == "cuda" else torch.float32, layers=layers, seed=seed)
@@ -266,6 +266,8 @@ def build_variant(model: str, variant: str, dev: torch.device, layers: int | Non
         sparsify(m, ratio, axis=axis, fp8=fp8)
     elif fp8:
         fp8_dense(m, tune_ms=tune_ms if dev.type == "cuda" else ())
+    if fp8 and fp8_lm_head_on():  # SPENSE_FP8_LM_HEAD=1: both FP8 models' lm_head in e4m3 too
+        fp8_lm_head(m, tune_ms=tune_ms if dev.type == "cuda" else ())
     return m, loaded.label
 
 

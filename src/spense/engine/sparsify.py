@@ -8,10 +8,13 @@ linear of the model for a :class:`~spense.runtime.SpenseLinear` (compacted on CU
 
 from __future__ import annotations
 
+import os
+
 import torch
 from torch import nn
 
 from spense.engine.model import MLP, Attention, Transformer
+from spense.errors import InputError
 from spense.format import SpenseLayout, dense_count, pack
 from spense.masks import nm_prune_mask
 from spense.selection import top_blocks, top_indices
@@ -115,4 +118,27 @@ def fp8_dense(m: Transformer, kernel: str = "auto", tune_ms=(), names=None) -> T
         _mount(m, name, new)
         if tune_ms:
             new.tune(ms=tuple(tune_ms))
+    return m
+
+
+def fp8_lm_head_on() -> bool:
+    """``SPENSE_FP8_LM_HEAD`` (default ``0``; ``1``: on): the FP8 models of a benchmark (dense FP8 and Spense FP8
+    alike) also take their lm_head in e4m3 (:func:`fp8_lm_head`).  Off by default: it changes the logits, and the
+    sampled tokens with them."""
+    v = os.environ.get("SPENSE_FP8_LM_HEAD", "0")
+    if v not in ("0", "1"):
+        raise InputError(f"SPENSE_FP8_LM_HEAD={v!r}: give 0 or 1")
+    return v == "1"
+
+
+@torch.no_grad()
+def fp8_lm_head(m: Transformer, tune_ms=()) -> Transformer:
+    """Replace ``m.lm_head`` by ``Fp8Linear.from_linear`` (e4m3 weight, per-row scales: the FP8 dense baseline's
+    kernels), its kernel per M bucket of ``tune_ms`` fixed now.  A tied lm_head gets its own e4m3 copy (the
+    embedding table stays as it is)."""
+    from spense.runtime.fp8 import Fp8Linear
+
+    m.lm_head = Fp8Linear.from_linear(m.lm_head, name="lm_head")
+    if tune_ms:
+        m.lm_head.tune(ms=tuple(tune_ms))
     return m
