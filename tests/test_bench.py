@@ -200,5 +200,6 @@ def test_fp8_lm_head_switch_on_cpu(monkeypatch):
     assert saved > 0 and measure.weight_bytes(plain)[0] - measure.weight_bytes(built["dense-fp8"])[0] == saved
     assert measure.switches()["SPENSE_FP8_LM_HEAD"] == "1"
     monkeypatch.setenv("SPENSE_FP8_LM_HEAD", "yes")
-    with pytest.raises(InputError, match="SPENSE_FP8_LM_HEAD"):
-        measure.build_variant("qwen3-tiny", "dense-fp8", dev, None, 0, "cols")
+    for v in ("dense-fp8", "dense"):  # checked for every variant, BF16 too
+        with pytest.raises(InputError, match="SPENSE_FP8_LM_HEAD"):
+            measure.build_variant("qwen3-tiny", v, dev, None, 0, "cols")

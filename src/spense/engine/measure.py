@@ -254,6 +254,7 @@ def build_variant(model: str, variant: str, dev: torch.device, layers: int | Non
     from spense.engine.sparsify import fp8_dense, fp8_lm_head, fp8_lm_head_on
 
     ratio, fp8 = parse_variant(variant)
+    fp8_head = fp8_lm_head_on()  # read (and checked) for every variant: a bad value fails a BF16 run too
     loaded = load(model, dev, torch.bfloat16 if dev.type == "cuda" else torch.float32, layers=layers, seed=seed)
     m = loaded.model
     share = whole_share(variant)
@@ -266,7 +267,7 @@ def build_variant(model: str, variant: str, dev: torch.device, layers: int | Non
         sparsify(m, ratio, axis=axis, fp8=fp8)
     elif fp8:
         fp8_dense(m, tune_ms=tune_ms if dev.type == "cuda" else ())
-    if fp8 and fp8_lm_head_on():  # SPENSE_FP8_LM_HEAD=1: both FP8 models' lm_head in e4m3 too
+    if fp8 and fp8_head:  # SPENSE_FP8_LM_HEAD=1: every FP8 model's lm_head in e4m3 too
         fp8_lm_head(m, tune_ms=tune_ms if dev.type == "cuda" else ())
     return m, loaded.label
 

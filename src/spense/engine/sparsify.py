@@ -122,8 +122,8 @@ def fp8_dense(m: Transformer, kernel: str = "auto", tune_ms=(), names=None) -> T
 
 
 def fp8_lm_head_on() -> bool:
-    """``SPENSE_FP8_LM_HEAD`` (default ``0``; ``1``: on): the FP8 models of a benchmark (dense FP8 and Spense FP8
-    alike) also take their lm_head in e4m3 (:func:`fp8_lm_head`).  Off by default: it changes the logits, and the
+    """``SPENSE_FP8_LM_HEAD`` (default ``0``; ``1``: on): the FP8 models of a benchmark (dense FP8, Spense FP8
+    and whole-layer FP8 alike) also take their lm_head in e4m3 (:func:`fp8_lm_head`).  Off by default: it changes the logits, and the
     sampled tokens with them."""
     v = os.environ.get("SPENSE_FP8_LM_HEAD", "0")
     if v not in ("0", "1"):
