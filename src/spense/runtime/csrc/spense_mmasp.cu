@@ -25,6 +25,7 @@
 // x columns of each K step: sparse step s reads x[:, sblk[s] + 0..63], dense step s x[:, dblk[s] +
 // 0..63] (64-aligned column blocks: an axis="cols" layout made of whole 64-column blocks needs no
 // gather of x; other layouts pre-gather x once on the host side and pass identity tables).
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
@@ -67,20 +68,24 @@
 static int persist_mode();
 static int early_mode();
 static int clamp_mode();
-// CTAs of `kernel` resident per SM at `threads` threads (cudaOccupancyMaxActiveBlocksPerMultiprocessor), times the
-// SMs: the largest grid that runs in one wave; asked once per kernel and block size
+// CTAs of `kernel` resident per SM at `threads` threads and `smem` bytes of dynamic shared memory (fixed per kernel;
+// cudaOccupancyMaxActiveBlocksPerMultiprocessor), times the SMs: the largest grid that runs in one wave; asked once
+// per device (the first 16; others every call), kernel and block size
 template <auto kernel>
-static unsigned resident_ctas(int threads) {
-  static int cached[REG_DET_W + 1] = {};
+static unsigned resident_ctas(int threads, int smem = 0) {
+  static std::atomic<unsigned> cached[16][REG_DET_W + 1];  // zero: static storage
   const int w = threads / 32;
-  if (cached[w] == 0) {
-    int dev = 0, sms = 0, occ = 0;
-    C10_CUDA_CHECK(cudaGetDevice(&dev));
-    C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, kernel, threads, 0));
-    cached[w] = std::max(1, occ) * sms;
-  }
-  return (unsigned)cached[w];
+  int dev = 0;
+  C10_CUDA_CHECK(cudaGetDevice(&dev));
+  if (dev < 16 && cached[dev][w] != 0) return cached[dev][w];
+  int sms = 0, occ = 0;
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  if (smem > 48 * 1024)
+    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, kernel, threads, smem));
+  const unsigned n = (unsigned)(std::max(1, occ) * sms);
+  if (dev < 16) cached[dev][w] = n;
+  return n;
 }
 
 // the register kernel; pf (RT = 1 only): its software-pipelined instantiation (spense_mmasp_reg.cuh: PF);
@@ -286,14 +291,23 @@ static bool xs_wanted(int M, bool fp8, bool big) {
 // with every step of a round's weights loaded (spense_mmasp_xs.cuh: CLAMP) and at most 128 registers a thread, so that
 // two CTAs of 8 warps fit on a SM: ptxas gives the bf16 kernel 142 registers without it (one CTA of 8 warps, three of
 // 4), 128 with it (no spills; e4m3 92 and 93).  The same sums in the same order.  "1": always; "0": never; unset
-// (-1): where the unclamped kernel's grid does not fit on the GPU at once and the clamped one fits more (launch_xs).
+// (-1): where the unclamped kernel's grid (`grid` CTAs of `warps` warps) does not fit on the GPU at once and the
+// clamped one fits more (resident_ctas).
 // Measured on the H200 (benchmarks/results/wgsd_2026-12-02, by), bf16 at M = 16, each form at its fastest warp count:
 // 32B gate_up 96.2 us clamped (400 CTAs of 8 warps, two resident a SM: 1.5 waves) against 108.1 unclamped (800 of 4
 // warps, three a SM: 2.02 waves); 8B gate_up (384 CTAs of 4 warps, 396 resident unclamped: one wave) 46.3 clamped
 // against 45.0.
-static int xs_clamp() {
+template <int NT, bool F>
+static bool xs_clamp(int warps, int grid) {
   static const int mode = env_int("SPENSE_MMASP_XS_CLAMP");
-  return mode < 0 ? -1 : mode == 1;
+  if constexpr (NT != 2) {  // the CLAMP kernel is built at NT = 2 only
+    return false;
+  } else {
+    if (mode >= 0) return mode == 1;
+    const int smem = xs_smem_bytes<NT>(), threads = 32 * warps;
+    const unsigned fit = resident_ctas<spense_mmasp_xs_kernel<NT, F>>(threads, smem);
+    return (unsigned)grid > fit && resident_ctas<spense_mmasp_xs_kernel<NT, F, true>>(threads, smem) > fit;
+  }
 }
 
 #define LAUNCH_XS(NT_, F_)                                                                          \
@@ -301,7 +315,7 @@ static int xs_clamp() {
       (const uint32_t*)sm.data_ptr(), (const uint4*)dv.data_ptr(), XF, sblk.data_ptr<int>(),          \
       dblk.data_ptr<int>(), out_row.data_ptr<int>(), wscale.data_ptr<float>(),                        \
       (__nv_bfloat16*)y.data_ptr(), (int)y.stride(0), M, (int)Bs, (int)Bd, (int)Ss, (int)SdA, (int)SdB, \
-      ks, ks > 1 ? ws.data_ptr<float>() : nullptr, (int)y.size(1), xs_clamp())))
+      ks, ks > 1 ? ws.data_ptr<float>() : nullptr, (int)y.size(1), xs_clamp<NT_, F_>(wxs, ctas * ks))))
 
 #define DISPATCH_XS(F_)                      \
   switch (NT) {                              \

@@ -23,7 +23,6 @@
 // the caller, with one zeroed counter per CTA column after it); the split that finishes last (its
 // counter reaches KS - 1) reads the totals back and writes y.
 #pragma once
-#include <atomic>
 #include "spense_mmasp_common.cuh"
 
 constexpr int XS_U = 4;  // K steps per round (and per x copy)
@@ -171,47 +170,19 @@ inline int xs_splits(int ctas, int steps) {
   return ks > rounds ? (rounds > 0 ? rounds : 1) : ks;
 }
 
-// CTAs of the shared-x kernel (CLAMP: its clamped form) resident on the current GPU at once at `warps` warps and
-// `smem` bytes of dynamic shared memory (occupancy per SM times the SMs), asked once per device (the first 16),
-// kernel and warp count; 0 where the runtime cannot say (its error cleared, so that the launch check after does not
-// report it)
-template <int NT, bool FP8, bool CLAMP>
-unsigned xs_resident(int warps, int smem) {
-  static std::atomic<unsigned> cached[16][9];  // zero: static storage
-  int dev = 0, sms = 0, occ = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) return (void)cudaGetLastError(), 0u;
-  if (dev < 16 && cached[dev][warps] != 0) return cached[dev][warps];
-  auto kernel = spense_mmasp_xs_kernel<NT, FP8, CLAMP>;
-  if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
-      (smem > 48 * 1024 &&
-       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) != cudaSuccess) ||
-      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, kernel, 32 * warps, smem) != cudaSuccess)
-    return (void)cudaGetLastError(), 0u;
-  const unsigned n = (unsigned)(occ * sms);
-  if (dev < 16) cached[dev][warps] = n;
-  return n;
-}
-
 // one launch: ceil(Bs / warps) + ceil(Bd / warps) CTAs of 32 * warps threads (warps <= 8), times ks K
 // splits (ks > 1: ws = zeroed fp32 [M][ldw] followed by one zeroed counter per CTA column); clamp: the CLAMP kernel,
-// built at NT = 2 only (M = 9-16, where the default takes this kernel; elsewhere clamp changes nothing): 1 always,
-// 0 never, -1 where the unclamped kernel's grid does not fit on the GPU at once and the clamped kernel fits more CTAs
-// (xs_resident), so that the extra resident CTAs shorten the waves
+// built at NT = 2 only (M = 9-16, where the default takes this kernel; elsewhere clamp changes nothing; when to clamp:
+// spense_mmasp.cu, xs_clamp)
 template <int NT, bool FP8>
 cudaError_t launch_xs(int warps, cudaStream_t stream, bool pdl, const uint4* sv, const uint32_t* sm,
                       const uint4* dv, const uint4* xf, const int* sblk, const int* dblk, const int* out_row,
                       const float* wscale, __nv_bfloat16* y, int ldy, int M, int Bs, int Bd, int Ss, int SdA,
-                      int SdB, int ks = 1, float* ws = nullptr, int ldw = 0, int clamp = 0) {
+                      int SdB, int ks = 1, float* ws = nullptr, int ldw = 0, bool clamp = false) {
   if (warps < 1 || warps > 8) return cudaErrorInvalidValue;
-  const unsigned ctas = (unsigned)((Bs + warps - 1) / warps + (Bd + warps - 1) / warps);
   auto kernel = spense_mmasp_xs_kernel<NT, FP8>;
   if constexpr (NT == 2) {
-    bool on = clamp == 1;
-    if (clamp < 0) {  // where the grid does not fit at once unclamped, and more of it fits clamped
-      const unsigned fit = xs_resident<NT, FP8, false>(warps, xs_smem_bytes<NT>());
-      on = fit > 0 && ctas * (unsigned)ks > fit && xs_resident<NT, FP8, true>(warps, xs_smem_bytes<NT>()) > fit;
-    }
-    if (on) kernel = spense_mmasp_xs_kernel<NT, FP8, true>;
+    if (clamp) kernel = spense_mmasp_xs_kernel<NT, FP8, true>;
   }
   const int smem = xs_smem_bytes<NT>();
   if (smem > 48 * 1024) {
@@ -219,6 +190,7 @@ cudaError_t launch_xs(int warps, cudaStream_t stream, bool pdl, const uint4* sv,
     if (e != cudaSuccess) return e;
   }
   if (ks < 1 || (ks > 1 && ws == nullptr)) return cudaErrorInvalidValue;
+  const unsigned ctas = (unsigned)((Bs + warps - 1) / warps + (Bd + warps - 1) / warps);
   const dim3 grid(ctas, (unsigned)ks), block((unsigned)(32 * warps));
   if (ctas == 0) return cudaSuccess;
   unsigned* cnt = ks > 1 ? reinterpret_cast<unsigned*>(ws + (size_t)M * ldw) : nullptr;
