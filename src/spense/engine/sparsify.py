@@ -8,15 +8,13 @@ linear of the model for a :class:`~spense.runtime.SpenseLinear` (compacted on CU
 
 from __future__ import annotations
 
-import os
-
 import torch
 from torch import nn
 
 from spense.engine.model import MLP, Attention, Transformer
-from spense.errors import InputError
 from spense.format import SpenseLayout, dense_count, pack
 from spense.masks import nm_prune_mask
+from spense.runtime.xops import env_flag
 from spense.selection import top_blocks, top_indices
 
 LINEAR_NAMES = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
@@ -123,12 +121,9 @@ def fp8_dense(m: Transformer, kernel: str = "auto", tune_ms=(), names=None) -> T
 
 def fp8_lm_head_on() -> bool:
     """``SPENSE_FP8_LM_HEAD`` (default ``0``; ``1``: on): the FP8 models of a benchmark (dense FP8, Spense FP8
-    and whole-layer FP8 alike) also take their lm_head in e4m3 (:func:`fp8_lm_head`).  Off by default: it changes the logits, and the
-    sampled tokens with them."""
-    v = os.environ.get("SPENSE_FP8_LM_HEAD", "0")
-    if v not in ("0", "1"):
-        raise InputError(f"SPENSE_FP8_LM_HEAD={v!r}: give 0 or 1")
-    return v == "1"
+    and whole-layer FP8 alike) also take their lm_head in e4m3 (:func:`fp8_lm_head`).  Off by default: it changes
+    the logits, and the sampled tokens with them."""
+    return env_flag("SPENSE_FP8_LM_HEAD", False)
 
 
 @torch.no_grad()

@@ -40,7 +40,7 @@ import os
 
 import torch
 
-from spense.runtime.xops import _env_int
+from spense.runtime.xops import _env_int, env_flag
 
 try:  # Triton is only needed on CUDA
     import triton
@@ -298,10 +298,7 @@ def _(q, k, v, mask):
 def fused_on() -> bool:
     """Whether the engine's decode steps take :func:`decode_attention_fused` (``SPENSE_ATTN_FUSED``, read once;
     default 1, ``0``: q/k norms, RoPE and the cache writes as the module's own ops, fused by torch.compile)."""
-    v = os.environ.get("SPENSE_ATTN_FUSED", "1")
-    if v not in ("0", "1"):
-        raise ValueError(f"SPENSE_ATTN_FUSED={v!r}: give 0 or 1")
-    return v == "1"
+    return env_flag("SPENSE_ATTN_FUSED", True)
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -372,10 +369,7 @@ def operand_on() -> bool:
     operand where that layer reads one (``SPENSE_ATTN_OPERAND``, read once; default 1, ``0``: off): the kernel that
     builds the operand from ``y`` (one per layer) is then gone.  8B, one H200 lease (wgsd_2026-12-02 bt, bu, bx):
     Spense BF16 at B = 8 3.996 → 3.906 ms, Spense FP8 at B = 1 2.818 → 2.769 ms, the rest within 0.6 %."""
-    v = os.environ.get("SPENSE_ATTN_OPERAND", "1")
-    if v not in ("0", "1"):
-        raise ValueError(f"SPENSE_ATTN_OPERAND={v!r}: give 0 or 1")
-    return v == "1"
+    return env_flag("SPENSE_ATTN_OPERAND", True)
 
 
 def check_form(form: int, B: int, K: int, dtype: torch.dtype = torch.bfloat16) -> None:

@@ -46,10 +46,9 @@ from torch import nn
 from spense.errors import DeviceError, FormatError, InputError
 from spense.format import PackedSpense, SpenseLayout, pack, unpack
 from spense.runtime.linear_plan import InputPlan
+from spense.runtime.shapes import DECODE_MAX_M, bucket as _bucket
 from spense.runtime.wgsp import (WGSD_MAX_M, sk_workspace, wgsd_min_m_for, wgsp_forward, wgsp_layer_applies,
                                  wgsp_min_m)
-from spense.runtime.shapes import DECODE_MAX_M
-from spense.runtime.shapes import bucket as _bucket
 from spense.runtime.xops import f16_operand, x_perm
 
 BACKENDS = ("reference", "cusparselt", "triton", "mmasp", "auto")

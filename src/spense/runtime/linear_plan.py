@@ -16,8 +16,7 @@ from __future__ import annotations
 import torch
 
 from spense.runtime.mmasp import default_stages
-from spense.runtime.shapes import DECODE_MAX_M
-from spense.runtime.shapes import bucket as _bucket
+from spense.runtime.shapes import DECODE_MAX_M, bucket as _bucket
 from spense.runtime.wgsp import wgsd_f16_x
 from spense.runtime.xops import (F16_MAX_M, f16_operand, f16_x, gathered_fragments, operand_only, x_perm_max_m,
                                  xfrag_plan_min_m)
@@ -104,4 +103,3 @@ class InputPlan:
         if perm:  # bf16 x_perm is passed as x itself
             return perm, f16, f16 and self._reads_operand_only(b, True, cuda, M)
         return perm, f16, b in self._frag_buckets and self._reads_operand_only(b, False, cuda, M)
-

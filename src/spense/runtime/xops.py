@@ -28,6 +28,15 @@ def _env_int(name: str, default: int, lo: int, hi: int | None = None) -> int:
     return n
 
 
+def env_flag(name: str, default: bool) -> bool:
+    """The on/off switch ``name``: ``"1"`` on, ``"0"`` off, ``default`` where unset; anything else refused in one
+    line (an :class:`~spense.errors.InputError`)."""
+    v = os.environ.get(name, "1" if default else "0")
+    if v not in ("0", "1"):
+        raise InputError(f"{name}={v!r}: give 0 or 1")
+    return v == "1"
+
+
 @functools.lru_cache(maxsize=None)
 def xfrag_min_m() -> int:
     """Smallest M at which :func:`mmasp_forward`, given no fragments, builds them itself:
