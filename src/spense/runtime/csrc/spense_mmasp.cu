@@ -287,16 +287,10 @@ static bool xs_wanted(int M, bool fp8, bool big) {
   return M >= min_m && (big || split == 1 || (mode < 0 && split < 0));
 }
 
-// SPENSE_MMASP_XS_CLAMP (read once): the shared-x kernel at NT = 2 (M = 9-16; bf16 weights, or e4m3 with x in bf16)
-// with every step of a round's weights loaded (spense_mmasp_xs.cuh: CLAMP) and at most 128 registers a thread, so that
-// two CTAs of 8 warps fit on a SM: ptxas gives the bf16 kernel 142 registers without it (one CTA of 8 warps, three of
-// 4), 128 with it (no spills; e4m3 92 and 93).  The same sums in the same order.  "1": always; "0": never; unset
-// (-1): where the unclamped kernel's grid (`grid` CTAs of `warps` warps) does not fit on the GPU at once and the
-// clamped one fits more (resident_ctas).
-// Measured on the H200 (benchmarks/results/wgsd_2026-12-02, by), bf16 at M = 16, each form at its fastest warp count:
-// 32B gate_up 96.2 us clamped (400 CTAs of 8 warps, two resident a SM: 1.5 waves) against 108.1 unclamped (800 of 4
-// warps, three a SM: 2.02 waves); 8B gate_up (384 CTAs of 4 warps, 396 resident unclamped: one wave) 46.3 clamped
-// against 45.0.
+// SPENSE_MMASP_XS_CLAMP (read once): the shared-x kernel's CLAMP form at NT = 2 (M = 9-16; spense_mmasp_xs.cuh:
+// every step of a round loaded, at most 128 registers a thread against 142, the same sums). "1": always; "0": never;
+// unset: where the unclamped grid (`grid` CTAs of `warps` warps) does not fit on the GPU at once and the clamped
+// kernel fits more (resident_ctas). Measured: docs/runtime.md, its switch row.
 template <int NT, bool F>
 static bool xs_clamp(int warps, int grid) {
   static const int mode = env_int("SPENSE_MMASP_XS_CLAMP");
