@@ -1,22 +1,20 @@
-// The register kernel's persistent form (SPENSE_MMASP_PERSIST; spense_mmasp.cu: persist_mode, launch_reg):
-// as the DET instantiation of spense_mmasp_kernel (spense_mmasp_reg.cuh: U = REG_U steps a round, the x ring,
-// the warps' sums met in warp order), but each CTA walks the row blocks bi = blockIdx.x, blockIdx.x + gridDim.x,
-// ... of a grid of at most (SMs x resident CTAs), and asks for its next block's first round of weights into L2
-// right after its current block's last MMAs are issued, before the cross-warp sum and the store (so that its
-// loads after the store are L2 hits); its first block's first round too goes to L2 before the wait for x,
-// where the one-block kernel loads it into registers.  Built for e4m3 weights only (FP8 1, 2).
-//
-// Why: in the one-block-a-CTA kernel every CTA ends with a barrier, the sum and the store, during which its
-// warps have no weight bytes in flight, and a new CTA starts with a DRAM round trip before its first MMA;
-// with e4m3 weights a CTA moves half the bytes of a bf16 one in the same number of steps, so those gaps are
-// twice the share of its time (e2e v12's fit: e4m3 2.8 TB/s against bf16 4.1 on the same shapes; results ak:
-// 8B.gate_up at M = 1 24.0 us, 3.0 TB/s of its bytes, against the FP8 dense baseline's 3.6 TB/s of its own).
-// Its cost: the loop over blocks takes ptxas from 76-80 registers (the one-block kernel, e4m3, RT = 1) to
-// 122-128, i.e. 4 CTAs of 4 warps per SM instead of 6 (a bound of 3 CTAs of 8 warps spills 100-160 bytes);
-// neither holding the next round in registers nor hiding the block-invariant addresses from ptxas changed it.
-// Measured (results al, am): walking several blocks a CTA lost on every shape where it happens; on grids that
-// fit in one wave (one block a CTA: 8B.o and 8B.down) this form ran 6-10 % faster per layer, but the 8B FP8
-// decode step did not gain from it there (2.927 ms at B = 1 against 2.903 without): off by default.
+// The register kernel's persistent form (SPENSE_MMASP_PERSIST, read in spense_mmasp_switches.cuh: persist_mode;
+// launched by spense_mmasp.cu: launch_reg): as the DET instantiation of spense_mmasp_kernel (spense_mmasp_reg.cuh: U =
+// REG_U steps a round, the x ring, the warps' sums met in warp order), but each CTA walks the row blocks bi =
+// blockIdx.x, blockIdx.x + gridDim.x, ... of a grid of at most (SMs x resident CTAs), and asks for its next block's
+// first round of weights into L2 right after its current block's last MMAs are issued, before the cross-warp sum and
+// the store (so that its loads after the store are L2 hits); its first block's first round too goes to L2 before the
+// wait for x, where the one-block kernel loads it into registers.  Built for e4m3 weights only (FP8 1, 2).  Why: in the
+// one-block-a-CTA kernel every CTA ends with a barrier, the sum and the store, during which its warps have no weight
+// bytes in flight, and a new CTA starts with a DRAM round trip before its first MMA; with e4m3 weights a CTA moves half
+// the bytes of a bf16 one in the same number of steps, so those gaps are twice the share of its time (e2e v12's fit:
+// e4m3 2.8 TB/s against bf16 4.1 on the same shapes; results ak: 8B.gate_up at M = 1 24.0 us, 3.0 TB/s of its bytes,
+// against the FP8 dense baseline's 3.6 TB/s of its own). Its cost: the loop over blocks takes ptxas from 76-80
+// registers (the one-block kernel, e4m3, RT = 1) to 122-128, i.e. 4 CTAs of 4 warps per SM instead of 6 (a bound of 3
+// CTAs of 8 warps spills 100-160 bytes); neither holding the next round in registers nor hiding the block-invariant
+// addresses from ptxas changed it. Measured (results al, am): walking several blocks a CTA lost on every shape where it
+// happens; on grids that fit in one wave (one block a CTA: 8B.o and 8B.down) this form ran 6-10 % faster per layer, but
+// the 8B FP8 decode step did not gain from it there (2.927 ms at B = 1 against 2.903 without): off by default.
 #pragma once
 #include "spense_mmasp_reg.cuh"
 
