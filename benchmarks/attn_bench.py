@@ -1,8 +1,10 @@
 """The decode attention kernels alone (spense.runtime.attention), swept over the split kernel's launch, beside torch's
 SDPA, in CUDA graphs over one cache per layer (the caches rotated past L2).
 
-    python benchmarks/attn_bench.py [--batches 1,8] [--length 576] [--layers 36] [--out rows.jsonl]
+    python benchmarks/attn_bench.py [--batches 1,8] [--length 640] [--layers 36] [--out rows.jsonl]
 
+Configs: keys per block, warps, software stages and the program cap of the split kernel (module settings of
+spense.runtime.attention), and two with its splits balanced (``SPLIT_BALANCE``, rows marked "balanced").
 Per config: µs per layer, the K + V bytes read over that time (TB/s) and against the copy rate measured in the same run
 (read + write of 1 GiB), and the largest error against the float32 reference.  Qwen3-8B's attention shape by default
 (8 KV heads of 4 query heads each, head dim 128).
@@ -60,7 +62,9 @@ def graph_us(fn, calls: int, reps: int = 20) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", default="1,8")
-    ap.add_argument("--length", type=int, default=576, help="keys read (the filled cache's bucket)")
+    ap.add_argument("--length", type=int, default=640,
+                    help="keys read (640: the engine's attention length after a prompt of 512; runs before the "
+                         "twentieth stop used 576)")
     ap.add_argument("--layers", type=int, default=36, help="caches in the rotation")
     ap.add_argument("--kv-heads", type=int, default=8)
     ap.add_argument("--group", type=int, default=4, help="query heads per KV head")
@@ -92,13 +96,16 @@ def main() -> None:
 
         err = (sdpa(0).view(B, H, G, D).float() - ref).abs().max().item()
         rows.append(("sdpa", graph_us(sdpa, n), err))
-        old = attention.BLOCK, attention.SPLIT_WARPS, attention.SPLIT_STAGES, attention.MAX_PROGRAMS
+        old = (attention.BLOCK, attention.SPLIT_WARPS, attention.SPLIT_STAGES, attention.MAX_PROGRAMS,
+               attention.SPLIT_BALANCE)
         try:
-            for blk, warps, stages, mp in [*itertools.product((32, 64, 128), (4, 8), (None, 1, 3), (512,)),
-                                                 (32, 4, None, 2048)]:
-                attention.BLOCK, attention.SPLIT_WARPS, attention.SPLIT_STAGES, attention.MAX_PROGRAMS = (
-                    blk, warps, stages, mp)
-                name = f"spense BLOCK={blk} warps={warps} stages={stages} max_programs={mp}"
+            for blk, warps, stages, mp, bal in [
+                    *itertools.product((32, 64, 128), (4, 8), (None, 1, 3), (512,), (False,)),
+                    (32, 4, None, 2048, False), (32, 4, None, 512, True), (64, 4, None, 512, True)]:
+                (attention.BLOCK, attention.SPLIT_WARPS, attention.SPLIT_STAGES, attention.MAX_PROGRAMS,
+                 attention.SPLIT_BALANCE) = (blk, warps, stages, mp, bal)
+                name = f"spense BLOCK={blk} warps={warps} stages={stages} max_programs={mp}" + (
+                    " balanced" if bal else "")
                 try:
                     err = (attention.launch_decode_attention(q, ks[0], vs[0], mask).float() - ref).abs().max().item()
                     us = graph_us(lambda i: attention.launch_decode_attention(q, ks[i], vs[i], mask), n)
@@ -107,7 +114,8 @@ def main() -> None:
                     continue
                 rows.append((name, us, err))
         finally:
-            attention.BLOCK, attention.SPLIT_WARPS, attention.SPLIT_STAGES, attention.MAX_PROGRAMS = old
+            (attention.BLOCK, attention.SPLIT_WARPS, attention.SPLIT_STAGES, attention.MAX_PROGRAMS,
+             attention.SPLIT_BALANCE) = old
         for name, us, err in sorted(rows, key=lambda r: r[1]):
             tbps = kv_bytes / (us * 1e-6) / 1e12
             print(f"B={B} {us:7.2f} us/layer  {tbps:5.2f} TB/s ({tbps / bw:4.2f} of copy)  err {err:.2e}  {name}")

@@ -40,7 +40,8 @@ _INTERP = textwrap.dedent("""
     gen = torch.Generator().manual_seed(0)
     worst = 0.0
     for B, H, G, D, L, S, split in [(2, 2, 4, 32, 100, 128, 32), (1, 3, 1, 16, 64, 64, None),
-                                    (3, 1, 5, 32, 70, 96, 64), (12, 1, 2, 16, 1100, 1100, 32)]:
+                                    (3, 1, 5, 32, 70, 96, 64), (12, 1, 2, 16, 1100, 1100, 32),
+                                    (2, 2, 4, 32, 300, 320, 96)]:  # a split of 3 blocks (SPLIT_BALANCE's kind)
         q, k, v, mask = _case(B, H, G, D, L, S, gen)
         y = launch_decode_attention(q, k, v, mask, split)
         worst = max(worst, (y - decode_attention_reference(q, k, v, mask)).abs().max().item())
@@ -250,9 +251,26 @@ def test_split_length_rule():
         assert s == BLOCK or B * H * -(-L // (s // 2)) > MAX_PROGRAMS  # the smallest such split
 
 
+def test_balanced_split_rule(monkeypatch):
+    """SPENSE_ATTN_SPLIT_BALANCE: no more splits than the rule's, whole blocks, each as short as covering L in that
+    many allows (B = 32, 8 KV heads, 640 keys: 2 splits of 320 in place of 512 + 128)"""
+    from spense.runtime import attention
+
+    cases = [(1, 8, 640), (8, 8, 576), (16, 8, 640), (32, 8, 640), (64, 8, 32768), (12, 1, 1100), (1, 1, 10)]
+    plain = {c: split_length(*c) for c in cases}
+    monkeypatch.setattr(attention, "SPLIT_BALANCE", True)
+    assert split_length(32, 8, 640) == 320 and split_length(16, 8, 640) == 224
+    for (B, H, L), s0 in plain.items():
+        s = split_length(B, H, L)
+        ns = -(-L // s0)
+        assert s % BLOCK == 0 and s <= s0 and -(-L // s) <= ns, (B, H, L, s, s0)
+        assert (s - BLOCK) * ns < L, (B, H, L, s)  # one block less would not cover L in ns splits
+
+
 def test_split_rule_follows_its_switch():
     """SPENSE_ATTN_MAX_PROGRAMS (read at import): at B = 1, 8 KV heads and 640 keys, 512 programs give splits of 32
-    keys, 128 of 64 and 64 of 128; a value that is not a positive integer is refused in one line"""
+    keys, 128 of 64 and 64 of 128; a value that is not a positive integer is refused in one line.  So is
+    SPENSE_ATTN_SPLIT_BALANCE's (read at import too): at B = 32 and 640 keys, 320-key splits with it, 512 without"""
     def split_at(v):
         code = "from spense.runtime.attention import split_length; print(split_length(1, 8, 640))"
         env = dict(os.environ, SPENSE_ATTN_MAX_PROGRAMS=v, PYTHONPATH=SRC)
@@ -263,6 +281,14 @@ def test_split_rule_follows_its_switch():
         assert r.returncode == 0 and int(r.stdout.strip()) == want, (v, r.stdout, r.stderr[-500:])
     r = split_at("0")
     assert r.returncode != 0 and "SPENSE_ATTN_MAX_PROGRAMS must be >= 1, got 0" in r.stderr
+    code = "from spense.runtime.attention import split_length; print(split_length(32, 8, 640))"
+    for v, want in (("1", "320"), ("0", "512")):
+        env = dict(os.environ, SPENSE_ATTN_SPLIT_BALANCE=v, PYTHONPATH=SRC)
+        r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and r.stdout.strip() == want, (v, r.stdout, r.stderr[-500:])
+    env = dict(os.environ, SPENSE_ATTN_SPLIT_BALANCE="yes", PYTHONPATH=SRC)
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "SPENSE_ATTN_SPLIT_BALANCE='yes': give 0 or 1" in r.stderr
 
 
 def test_pdl_is_on_unless_switched_off_or_interpreted(monkeypatch):

@@ -60,6 +60,11 @@ SPLIT_WARPS, SPLIT_STAGES = 4, None
 # and leave Spense as it is; the attention alone (cd) is fastest at B = 8 at 512 with BLOCK 32 and 4 warps (at B = 1
 # 64-key blocks are 5 % faster, 0.01 ms a step).
 MAX_PROGRAMS = _env_int("SPENSE_ATTN_MAX_PROGRAMS", 512, 1)
+# SPENSE_ATTN_SPLIT_BALANCE=1 (read at import; default off, not yet timed): the same number of splits as the rule
+# above, of equal length (rounded up to BLOCK) instead of powers of two with a short last one.  At B = 32 on the
+# Qwen3-8B shape (640 keys) the rule gives each (row, KV head) a split of 512 keys and one of 128, and the split
+# kernel read 1.82 TB/s (benchmarks/results/wgsd_2026-12-03 e); balanced, two of 320.
+SPLIT_BALANCE = env_flag("SPENSE_ATTN_SPLIT_BALANCE", False)
 # The ops take any strides (the launcher copies a tensor whose last dim is not contiguous, and the caches it
 # writes must have one: it raises otherwise), so Inductor may hand them its buffers as they are: under its
 # default for custom ops (exact strides) it copied the step's RoPE rows and mask into new buffers for every
@@ -208,10 +213,15 @@ if triton is not None:
 
 
 def split_length(B: int, H: int, L: int) -> int:
-    """Keys per split: ``BLOCK * 2^i``, the smallest with ``B * H * ceil(L / split) <= MAX_PROGRAMS``."""
+    """Keys per split: ``BLOCK * 2^i``, the smallest with ``B * H * ceil(L / split) <= MAX_PROGRAMS``; under
+    :data:`SPLIT_BALANCE`, with ``S = ceil(L / that)``, ``BLOCK * ceil(L / (S * BLOCK))`` keys instead: the fewest whole
+    blocks a split with which ``S`` splits still cover the ``L`` keys (so at most ``S`` programs per row and head)."""
     split = BLOCK
     while B * H * -(-L // split) > MAX_PROGRAMS and split < L:
         split *= 2
+    if SPLIT_BALANCE:
+        ns = -(-L // split)
+        split = BLOCK * -(-L // (ns * BLOCK))
     return split
 
 
