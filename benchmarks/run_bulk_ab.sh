@@ -156,8 +156,8 @@ done
 echo DONE >> "$R"
 if [ "${PYTEST:-0}" = 1 ]; then
   PYTHONPATH=src timeout 400 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_kernels.py \
-    tests/test_runtime.py tests/test_mmasp.py tests/test_autotune.py tests/test_engine_gpu.py tests/test_attention.py \
-    tests/test_unpack.py > "$OUT/pytest.txt" 2>&1
+    tests/test_runtime.py tests/test_mmasp.py tests/test_mmasp_switches.py tests/test_autotune.py tests/test_engine_gpu.py \
+    tests/test_attention.py tests/test_unpack.py > "$OUT/pytest.txt" 2>&1
   tail -3 "$OUT/pytest.txt"
 fi
 grep -c MISMATCH "$R"; tail -5 "$R"
