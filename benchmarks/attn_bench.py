@@ -22,6 +22,10 @@ import torch.nn.functional as F
 from spense.runtime import attention
 
 
+#: the split kernel's module settings the sweep sets (and restores after it)
+KNOBS = ("BLOCK", "SPLIT_WARPS", "SPLIT_STAGES", "MAX_PROGRAMS", "SPLIT_BALANCE")
+
+
 def copy_tbps(nbytes: int = 1 << 30, reps: int = 20) -> float:
     """(bytes read + bytes written) / time of a device-to-device copy of ``nbytes``."""
     a = torch.empty(nbytes, dtype=torch.uint8, device="cuda")
@@ -96,14 +100,13 @@ def main() -> None:
 
         err = (sdpa(0).view(B, H, G, D).float() - ref).abs().max().item()
         rows.append(("sdpa", graph_us(sdpa, n), err))
-        old = (attention.BLOCK, attention.SPLIT_WARPS, attention.SPLIT_STAGES, attention.MAX_PROGRAMS,
-               attention.SPLIT_BALANCE)
+        old = [getattr(attention, k) for k in KNOBS]
         try:
             for blk, warps, stages, mp, bal in [
                     *itertools.product((32, 64, 128), (4, 8), (None, 1, 3), (512,), (False,)),
                     (32, 4, None, 2048, False), (32, 4, None, 512, True), (64, 4, None, 512, True)]:
-                (attention.BLOCK, attention.SPLIT_WARPS, attention.SPLIT_STAGES, attention.MAX_PROGRAMS,
-                 attention.SPLIT_BALANCE) = (blk, warps, stages, mp, bal)
+                for k, v in zip(KNOBS, (blk, warps, stages, mp, bal)):
+                    setattr(attention, k, v)
                 name = f"spense BLOCK={blk} warps={warps} stages={stages} max_programs={mp}" + (
                     " balanced" if bal else "")
                 try:
@@ -114,8 +117,8 @@ def main() -> None:
                     continue
                 rows.append((name, us, err))
         finally:
-            (attention.BLOCK, attention.SPLIT_WARPS, attention.SPLIT_STAGES, attention.MAX_PROGRAMS,
-             attention.SPLIT_BALANCE) = old
+            for k, v in zip(KNOBS, old):
+                setattr(attention, k, v)
         for name, us, err in sorted(rows, key=lambda r: r[1]):
             tbps = kv_bytes / (us * 1e-6) / 1e12
             print(f"B={B} {us:7.2f} us/layer  {tbps:5.2f} TB/s ({tbps / bw:4.2f} of copy)  err {err:.2e}  {name}")
