@@ -4,7 +4,10 @@ SDPA, in CUDA graphs over one cache per layer (the caches rotated past L2).
     python benchmarks/attn_bench.py [--batches 1,8] [--length 640] [--layers 36] [--out rows.jsonl]
 
 Configs: keys per block, warps, software stages and the program cap of the split kernel (module settings of
-spense.runtime.attention), and two with its splits balanced (``SPLIT_BALANCE``, rows marked "balanced").
+spense.runtime.attention), and two with its splits balanced (``SPLIT_BALANCE``, rows marked "balanced").  Then the
+fused kernel as the engine runs it (q / k norms, RoPE and the new slot's cache write in the split kernel; rows marked
+"fused"), plainly and with ``EARLY_KV`` (its first block of keys and values read before the dependent launch's wait;
+"early_kv"); their error column is against the plain fused kernel's output, which must be 0.
 Per config: µs per layer, the K + V bytes read over that time (TB/s) and against the copy rate measured in the same run
 (read + write of 1 GiB), and the largest error against the float32 reference.  Qwen3-8B's attention shape by default
 (8 KV heads of 4 query heads each, head dim 128).
@@ -23,7 +26,7 @@ from spense.runtime import attention
 
 
 #: the split kernel's module settings the sweep sets (and restores after it)
-KNOBS = ("BLOCK", "SPLIT_WARPS", "SPLIT_STAGES", "MAX_PROGRAMS", "SPLIT_BALANCE")
+KNOBS = ("BLOCK", "SPLIT_WARPS", "SPLIT_STAGES", "MAX_PROGRAMS", "SPLIT_BALANCE", "EARLY_KV")
 
 
 def copy_tbps(nbytes: int = 1 << 30, reps: int = 20) -> float:
@@ -61,6 +64,30 @@ def graph_us(fn, calls: int, reps: int = 20) -> float:
     e1.record()
     torch.cuda.synchronize()
     return e0.elapsed_time(e1) * 1e3 / (reps * calls)
+
+
+def fused_rows(B, H, G, D, L, q, ks, vs, mask) -> list:
+    """(name, µs, error) of the fused kernel (the engine's: raw q and new k, v; norms, RoPE, the slot written) on the
+    module's settings, with ``EARLY_KV`` off and on; the error is against the output with it off."""
+    gen = torch.Generator(device="cuda").manual_seed(1)
+    kn, vn = (torch.randn(B, H, D, device="cuda", generator=gen, dtype=torch.bfloat16) for _ in range(2))
+    qw, kw = (1 + 0.1 * torch.randn(D, device="cuda", generator=gen, dtype=torch.bfloat16) for _ in range(2))
+    ang = torch.rand(B, D, device="cuda", generator=gen) * 6.28
+    cos, sin = ang.cos(), ang.sin()  # outside the timed graph
+    pos = torch.tensor([L - 9], device="cuda")  # the last slot the mask leaves visible
+
+    def run(i):
+        return attention.launch_decode_attention(q, ks[i], vs[i], mask,
+                                                 fused=(kn, vn, qw, kw, cos, sin, pos, 1e-6))
+
+    rows, want = [], None
+    for early in (False, True):
+        attention.EARLY_KV = early
+        y = run(0).float()
+        want = y if want is None else want
+        rows.append(("spense fused" + (" early_kv" if early else ""), graph_us(run, len(ks)),
+                     (y - want).abs().max().item()))
+    return rows
 
 
 def main() -> None:
@@ -116,6 +143,9 @@ def main() -> None:
                     print(f"B={B} {name}: {type(e).__name__}: {str(e).splitlines()[0][:120]}")
                     continue
                 rows.append((name, us, err))
+            for k, v in zip(KNOBS, old):  # the defaults, then the fused kernel with and without EARLY_KV
+                setattr(attention, k, v)
+            rows += fused_rows(B, H, G, D, L, q, ks, vs, mask)
         finally:
             for k, v in zip(KNOBS, old):
                 setattr(attention, k, v)

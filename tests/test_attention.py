@@ -150,6 +150,36 @@ def test_fused_kernel_interpreted():
     assert _interpreted_worst(_INTERP_FUSED) < 1e-5
 
 
+_INTERP_EARLY = textwrap.dedent("""
+    import torch
+    from spense.runtime import attention
+    from test_attention import _fused_case
+    gen = torch.Generator().manual_seed(7)
+    n = 0
+    # splits of one block and of three; the slot in a split's first block (70 of 64..95) and in a later one (40 of
+    # 0..95); the last split's first block partly past L (100 keys)
+    for B, Bc, L, pos, split in ((1, 1, 100, 70, 32), (3, 4, 100, 70, 96), (2, 2, 100, 40, 96), (2, 2, 66, 65, 64)):
+        q, k, v, qw, kw, cos, sin, kc, vc, p, mask = _fused_case(B, Bc, 2, 4, 32, L, 128, pos, True, gen,
+                                                                  dtype=torch.float16)
+        outs = []
+        for early in (False, True):
+            attention.EARLY_KV = early
+            k2, v2 = kc.clone(), vc.clone()
+            y = attention.launch_decode_attention(q, k2[:B, :, :L], v2[:B, :, :L], mask, split,
+                                                  fused=(k, v, qw, kw, cos, sin, p, 1e-6))
+            outs.append((y, k2, v2))
+        assert all(torch.equal(a, b) for a, b in zip(*outs)), (B, L, pos, split)
+        n += 1
+    print("WORST", 0.0 if n == 4 else 1.0)
+""")
+
+
+def test_fused_kernel_early_kv_same_bits_interpreted():
+    """SPENSE_ATTN_EARLY_KV (the first block of keys and values read before the wait) gives the bits of the plain
+    loop, y and the caches, with the new slot in a split's first block or a later one and a first block past L."""
+    assert _interpreted_worst(_INTERP_EARLY) == 0.0
+
+
 def test_fused_op_checks_and_module_path():
     """opcheck (the cache mutation declared), and the op (CPU, bf16) equals the module's own decode path: its
     RMSNorm modules and ``rotate_half`` on q and k, ``index_copy_`` into the caches, then :func:`decode_attention`."""
@@ -381,3 +411,24 @@ def test_compiled_decode_step_computes_rope_rows_and_mask_once(fused, monkeypatc
     shared = [n[3:] if fused == "1" else n[1:] for n in names]
     assert len(shared[0]) == (3 if fused == "1" else 1), calls
     assert all(s == shared[0] for s in shared), calls
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("B,L,pos", [(1, 640, 600), (8, 640, 639), (32, 640, 100)])
+def test_gpu_fused_early_kv_same_bits(B, L, pos, monkeypatch):
+    """SPENSE_ATTN_EARLY_KV on the GPU (dependent launch on where the device has it): y and both caches bit for bit
+    those of the plain loop."""
+    from spense.runtime import attention
+
+    gen = torch.Generator().manual_seed(B)
+    case = _fused_case(B, B, 8, 4, 128, L, L + 64, pos, True, gen, "cuda", torch.bfloat16)
+    q, k, v, qw, kw, cos, sin, kc, vc, p, mask = case
+    outs = []
+    for early in (False, True):
+        monkeypatch.setattr(attention, "EARLY_KV", early)
+        kc2, vc2 = kc.clone(), vc.clone()
+        y = attention.launch_decode_attention(q, kc2[:, :, :L], vc2[:, :, :L], mask,
+                                              fused=(k, v, qw, kw, cos, sin, p, 1e-6))
+        outs.append((y, kc2, vc2))
+    assert all(torch.equal(a, b) for a, b in zip(*outs))

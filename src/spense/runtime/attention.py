@@ -65,6 +65,11 @@ MAX_PROGRAMS = _env_int("SPENSE_ATTN_MAX_PROGRAMS", 512, 1)
 # Qwen3-8B shape (640 keys) the rule gives each (row, KV head) a split of 512 keys and one of 128, and the split
 # kernel read 1.82 TB/s (benchmarks/results/wgsd_2026-12-03 e); balanced, two of 320.
 SPLIT_BALANCE = env_flag("SPENSE_ATTN_SPLIT_BALANCE", False)
+# SPENSE_ATTN_EARLY_KV=1 (read at import; default off, not yet timed): the fused split kernel reads its first block of
+# keys and values before it waits for the kernel before it (gdc_wait), so that under dependent launch those loads
+# overlap that kernel's end.  No kernel of the step writes the cache before it (the fused kernel writes the new slot
+# itself and takes it from registers), so the bytes read are the same.  Module attribute read per launch.
+EARLY_KV = env_flag("SPENSE_ATTN_EARLY_KV", False)
 # The ops take any strides (the launcher copies a tensor whose last dim is not contiguous, and the caches it
 # writes must have one: it raises otherwise), so Inductor may hand them its buffers as they are: under its
 # default for custom ops (exact strides) it copied the step's RoPE rows and mask into new buffers for every
@@ -102,16 +107,25 @@ if triton is not None:
         return (x * cs + sign * xr * sn).to(DT)
 
     @triton.jit
+    def _attn_scores(q, k, mrow_ptr, rj, L, scale, m_i, l_i, DOT_DT: tl.constexpr):
+        """One block of keys ``rj`` (``k`` [BLOCK, D] loaded) against rows ``q``: ``p = e^(s - m')``, the running
+        max ``m' = max(m, max_j s)``, ``alpha = e^(m - m')`` and the running sum ``l' = l alpha + sum_j p``."""
+        sc = tl.dot(q, tl.trans(k.to(DOT_DT))) * scale
+        sc = sc + tl.load(mrow_ptr + rj, mask=rj < L, other=float("-inf"))[None, :]
+        m_new = tl.maximum(m_i, tl.max(sc, 1))
+        m_use = tl.where(m_new == float("-inf"), 0.0, m_new)  # a split with no key yet: no NaN
+        p = tl.exp(sc - m_use[:, None])
+        alpha = tl.exp(m_i - m_use)
+        return p, alpha, m_new, l_i * alpha + tl.sum(p, 1)
+
+    @triton.jit
     def _decode_attn_split(q_ptr, k_ptr, v_ptr, m_ptr, o_ptr, ml_ptr, L, G, H, NS, scale,
                            sqb, sqh, sqg, skb, skh, skl, svb, svh, svl, smb,
                            kn_ptr, vn_ptr, qw_ptr, kw_ptr, cos_ptr, sin_ptr, pos_ptr, eps, snb, snh, svnb, svnh,
                            scb, ssb,
                            D: tl.constexpr, GP: tl.constexpr, BLOCK: tl.constexpr, SPLIT: tl.constexpr,
                            DOT_DT: tl.constexpr, FUSED: tl.constexpr = False, NORM: tl.constexpr = False,
-                           PDL: tl.constexpr = False):
-        if PDL:  # q (and, unfused, the cache) written by the kernel before: wait for it, then free the next one
-            tl.extra.cuda.gdc_wait()
-            tl.extra.cuda.gdc_launch_dependents()
+                           PDL: tl.constexpr = False, EARLY: tl.constexpr = 0):
         bh = tl.program_id(0)
         s = tl.program_id(1)
         b = (bh // H).to(tl.int64)  # 64-bit offsets: a large cache passes 2^31 elements
@@ -119,6 +133,14 @@ if triton is not None:
         rg = tl.arange(0, GP)
         rd = tl.arange(0, D)
         lo = s * SPLIT
+        if EARLY:  # fused: no kernel before writes the cache (the slot pos comes from registers), so the first
+            # block of keys and values is read before the wait (EARLY_KV)
+            rj0 = lo + tl.arange(0, BLOCK)
+            k0 = tl.load(k_ptr + b * skb + h * skh + rj0[:, None] * skl + rd[None, :], mask=rj0[:, None] < L, other=0.0)
+            v0 = tl.load(v_ptr + b * svb + h * svh + rj0[:, None] * svl + rd[None, :], mask=rj0[:, None] < L, other=0.0)
+        if PDL:  # q (and, unfused, the cache) written by the kernel before: wait for it, then free the next one
+            tl.extra.cuda.gdc_wait()
+            tl.extra.cuda.gdc_launch_dependents()
         qo = q_ptr + b * sqb + h * sqh + rg[:, None] * sqg
         q = tl.load(qo + rd[None, :], mask=rg[:, None] < G, other=0.0)
         if FUSED:  # q, k raw: norms and RoPE here; the new k, v into the cache slot pos (one program writes)
@@ -140,24 +162,22 @@ if triton is not None:
         m_i = tl.full([GP], float("-inf"), tl.float32)
         l_i = tl.zeros([GP], tl.float32)
         acc = tl.zeros([GP, D], tl.float32)
-        for j0 in range(0, SPLIT, BLOCK):
+        if EARLY:  # the first block from the registers loaded before the wait, the same math as the loop's
+            k0 = tl.where(rj0[:, None] == pos, kn, k0)
+            p, alpha, m_i, l_i = _attn_scores(q, k0, m_ptr + b * smb, rj0, L, scale, m_i, l_i, DOT_DT)
+            v0 = tl.where(rj0[:, None] == pos, vn, v0)
+            acc = acc * alpha[:, None] + tl.dot(p.to(DOT_DT), v0.to(DOT_DT))
+        for j0 in range(BLOCK * EARLY, SPLIT, BLOCK):
             rj = lo + j0 + tl.arange(0, BLOCK)
             jm = rj < L
             k = tl.load(k_ptr + b * skb + h * skh + rj[:, None] * skl + rd[None, :], mask=jm[:, None], other=0.0)
             if FUSED:  # the slot being written: its new key from registers (the store above is not awaited)
                 k = tl.where(rj[:, None] == pos, kn, k)
-            sc = tl.dot(q, tl.trans(k.to(DOT_DT))) * scale
-            sc = sc + tl.load(m_ptr + b * smb + rj, mask=jm, other=float("-inf"))[None, :]
-            m_new = tl.maximum(m_i, tl.max(sc, 1))
-            m_use = tl.where(m_new == float("-inf"), 0.0, m_new)  # a split with no key yet: no NaN
-            p = tl.exp(sc - m_use[:, None])
-            alpha = tl.exp(m_i - m_use)
-            l_i = l_i * alpha + tl.sum(p, 1)
+            p, alpha, m_i, l_i = _attn_scores(q, k, m_ptr + b * smb, rj, L, scale, m_i, l_i, DOT_DT)
             v = tl.load(v_ptr + b * svb + h * svh + rj[:, None] * svl + rd[None, :], mask=jm[:, None], other=0.0)
             if FUSED:
                 v = tl.where(rj[:, None] == pos, vn, v)
             acc = acc * alpha[:, None] + tl.dot(p.to(DOT_DT), v.to(DOT_DT))
-            m_i = m_new
         base = bh * NS + s
         # the G real query rows only (the merge reads no other): GP pads them to 16 for tl.dot, and storing the pad
         # would write 4x the partial sums at Qwen3's G = 4
@@ -278,7 +298,7 @@ def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, m
         qw, kw = (w if w is None or w.stride(-1) == 1 else w.contiguous() for w in (qw, kw))
         pro = (kn, vn, q if qw is None else qw, q if kw is None else kw, cos, sin, pos, float(eps),
                kn.stride(0), kn.stride(1), vn.stride(0), vn.stride(1), cos.stride(0), sin.stride(0))
-        fz = {"FUSED": True, "NORM": qw is not None}
+        fz = {"FUSED": True, "NORM": qw is not None, "EARLY": int(EARLY_KV)}
     _decode_attn_split[(B * H, ns)](q, k, v, mask, o, ml, L, G, H, ns, D ** -0.5,
                                     q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1),
                                     k.stride(2), v.stride(0), v.stride(1), v.stride(2), mask.stride(0), *pro,
