@@ -6,8 +6,9 @@ SDPA, in CUDA graphs over one cache per layer (the caches rotated past L2).
 Configs: keys per block, warps, software stages and the program cap of the split kernel (module settings of
 spense.runtime.attention), and two with its splits balanced (``SPLIT_BALANCE``, rows marked "balanced").  Then the
 fused kernel as the engine runs it (q / k norms, RoPE and the new slot's cache write in the split kernel; rows marked
-"fused"), plainly and with ``EARLY_KV`` (its first block of keys and values read before the dependent launch's wait;
-"early_kv"); their error column is against the plain fused kernel's output, which must be 0.
+"fused"), with ``EARLY_KV`` (its first block of keys and values read before the dependent launch's wait;
+"early_kv") and ``SLOT_READ`` (the new slot read back from the cache; "slot_read") off and on; their error column is
+against the fused kernel's output with both off, which must be 0.
 Per config: µs per layer, the K + V bytes read over that time (TB/s) and against the copy rate measured in the same run
 (read + write of 1 GiB), and the largest error against the float32 reference.  Qwen3-8B's attention shape by default
 (8 KV heads of 4 query heads each, head dim 128).
@@ -26,7 +27,7 @@ from spense.runtime import attention
 
 
 #: the split kernel's module settings the sweep sets (and restores after it)
-KNOBS = ("BLOCK", "SPLIT_WARPS", "SPLIT_STAGES", "MAX_PROGRAMS", "SPLIT_BALANCE", "EARLY_KV")
+KNOBS = ("BLOCK", "SPLIT_WARPS", "SPLIT_STAGES", "MAX_PROGRAMS", "SPLIT_BALANCE", "EARLY_KV", "SLOT_READ")
 
 
 def copy_tbps(nbytes: int = 1 << 30, reps: int = 20) -> float:
@@ -68,7 +69,7 @@ def graph_us(fn, calls: int, reps: int = 20) -> float:
 
 def fused_rows(B, H, G, D, L, q, ks, vs, mask) -> list:
     """(name, µs, error) of the fused kernel (the engine's: raw q and new k, v; norms, RoPE, the slot written) on the
-    module's settings, with ``EARLY_KV`` off and on; the error is against the output with it off."""
+    module's settings, with ``EARLY_KV`` and ``SLOT_READ`` off and on; the error is against the output with both off."""
     gen = torch.Generator(device="cuda").manual_seed(1)
     kn, vn = (torch.randn(B, H, D, device="cuda", generator=gen, dtype=torch.bfloat16) for _ in range(2))
     qw, kw = (1 + 0.1 * torch.randn(D, device="cuda", generator=gen, dtype=torch.bfloat16) for _ in range(2))
@@ -81,12 +82,12 @@ def fused_rows(B, H, G, D, L, q, ks, vs, mask) -> list:
                                                  fused=(kn, vn, qw, kw, cos, sin, pos, 1e-6))
 
     rows, want = [], None
-    for early in (False, True):
-        attention.EARLY_KV = early
+    for early, slot_read in ((False, False), (False, True), (True, False), (True, True)):
+        attention.EARLY_KV, attention.SLOT_READ = early, slot_read
         y = run(0).float()
         want = y if want is None else want
-        rows.append(("spense fused" + (" early_kv" if early else ""), graph_us(run, len(ks)),
-                     (y - want).abs().max().item()))
+        rows.append(("spense fused" + (" early_kv" if early else "") + (" slot_read" if slot_read else ""),
+                     graph_us(run, len(ks)), (y - want).abs().max().item()))
     return rows
 
 

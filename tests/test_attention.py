@@ -162,21 +162,23 @@ _INTERP_EARLY = textwrap.dedent("""
         q, k, v, qw, kw, cos, sin, kc, vc, p, mask = _fused_case(B, Bc, 2, 4, 32, L, 128, pos, True, gen,
                                                                   dtype=torch.float16)
         outs = []
-        for early in (False, True):
-            attention.EARLY_KV = early
+        for early, slot_read in ((False, False), (True, False), (False, True), (True, True)):
+            attention.EARLY_KV, attention.SLOT_READ = early, slot_read
             k2, v2 = kc.clone(), vc.clone()
             y = attention.launch_decode_attention(q, k2[:B, :, :L], v2[:B, :, :L], mask, split,
                                                   fused=(k, v, qw, kw, cos, sin, p, 1e-6))
             outs.append((y, k2, v2))
-        assert all(torch.equal(a, b) for a, b in zip(*outs)), (B, L, pos, split)
+        for o in outs[1:]:
+            assert all(torch.equal(a, b) for a, b in zip(outs[0], o)), (B, L, pos, split)
         n += 1
     print("WORST", 0.0 if n == 4 else 1.0)
 """)
 
 
-def test_fused_kernel_early_kv_same_bits_interpreted():
-    """SPENSE_ATTN_EARLY_KV (the first block of keys and values read before the wait) gives the bits of the plain
-    loop, y and the caches, with the new slot in a split's first block or a later one and a first block past L."""
+def test_fused_kernel_early_kv_and_slot_read_same_bits_interpreted():
+    """SPENSE_ATTN_EARLY_KV (the first block of keys and values read before the wait) and SPENSE_ATTN_SLOT_READ (the
+    new slot read back from the cache, not put in place of the loaded tiles) give the bits of the kernel without
+    either, y and the caches, with the new slot in a split's first block or a later one and a first block past L."""
     assert _interpreted_worst(_INTERP_EARLY) == 0.0
 
 
@@ -273,7 +275,11 @@ def test_op_checks_and_reference_formula():
     assert torch.allclose(decode_attention(q, k, v, mask), sdpa, atol=1e-5)
 
 
-def test_split_length_rule():
+def test_split_length_rule(monkeypatch):
+    """The rule without SPLIT_BALANCE: the smallest power-of-two multiple of BLOCK within MAX_PROGRAMS."""
+    from spense.runtime import attention
+
+    monkeypatch.setattr(attention, "SPLIT_BALANCE", False)
     assert split_length(1, 8, 640) == BLOCK
     for B, H, L in [(1, 8, 640), (8, 8, 640), (32, 8, 4096), (64, 8, 32768), (1, 1, 10)]:
         s = split_length(B, H, L)
@@ -282,11 +288,12 @@ def test_split_length_rule():
 
 
 def test_balanced_split_rule(monkeypatch):
-    """SPENSE_ATTN_SPLIT_BALANCE: no more splits than the rule's, whole blocks, each as short as covering L in that
+    """SPENSE_ATTN_SPLIT_BALANCE (the default): no more splits than the plain rule's, whole blocks, each as short as covering L in that
     many allows (B = 32, 8 KV heads, 640 keys: 2 splits of 320 in place of 512 + 128)"""
     from spense.runtime import attention
 
     cases = [(1, 8, 640), (8, 8, 576), (16, 8, 640), (32, 8, 640), (64, 8, 32768), (12, 1, 1100), (1, 1, 10)]
+    monkeypatch.setattr(attention, "SPLIT_BALANCE", False)
     plain = {c: split_length(*c) for c in cases}
     monkeypatch.setattr(attention, "SPLIT_BALANCE", True)
     assert split_length(32, 8, 640) == 320 and split_length(16, 8, 640) == 224
@@ -416,19 +423,21 @@ def test_compiled_decode_step_computes_rope_rows_and_mask_once(fused, monkeypatc
 @pytest.mark.gpu
 @gpu
 @pytest.mark.parametrize("B,L,pos", [(1, 640, 600), (8, 640, 639), (32, 640, 100)])
-def test_gpu_fused_early_kv_same_bits(B, L, pos, monkeypatch):
-    """SPENSE_ATTN_EARLY_KV on the GPU (dependent launch on where the device has it): y and both caches bit for bit
-    those of the plain loop."""
+def test_gpu_fused_early_kv_and_slot_read_same_bits(B, L, pos, monkeypatch):
+    """SPENSE_ATTN_EARLY_KV and SPENSE_ATTN_SLOT_READ on the GPU (dependent launch where the device has it): y and both
+    caches bit for bit those of the kernel without either."""
     from spense.runtime import attention
 
     gen = torch.Generator().manual_seed(B)
     case = _fused_case(B, B, 8, 4, 128, L, L + 64, pos, True, gen, "cuda", torch.bfloat16)
     q, k, v, qw, kw, cos, sin, kc, vc, p, mask = case
     outs = []
-    for early in (False, True):
+    for early, slot_read in ((False, False), (True, False), (False, True), (True, True)):
         monkeypatch.setattr(attention, "EARLY_KV", early)
+        monkeypatch.setattr(attention, "SLOT_READ", slot_read)
         kc2, vc2 = kc.clone(), vc.clone()
         y = attention.launch_decode_attention(q, kc2[:, :, :L], vc2[:, :, :L], mask,
                                               fused=(k, v, qw, kw, cos, sin, p, 1e-6))
         outs.append((y, kc2, vc2))
-    assert all(torch.equal(a, b) for a, b in zip(*outs))
+    for o in outs[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(outs[0], o))

@@ -60,16 +60,26 @@ SPLIT_WARPS, SPLIT_STAGES = 4, None
 # and leave Spense as it is; the attention alone (cd) is fastest at B = 8 at 512 with BLOCK 32 and 4 warps (at B = 1
 # 64-key blocks are 5 % faster, 0.01 ms a step).
 MAX_PROGRAMS = _env_int("SPENSE_ATTN_MAX_PROGRAMS", 512, 1)
-# SPENSE_ATTN_SPLIT_BALANCE=1 (read at import; default off, not yet timed): the same number of splits as the rule
-# above, of equal length (rounded up to BLOCK) instead of powers of two with a short last one.  At B = 32 on the
-# Qwen3-8B shape (640 keys) the rule gives each (row, KV head) a split of 512 keys and one of 128, and the split
-# kernel read 1.82 TB/s (benchmarks/results/wgsd_2026-12-03 e); balanced, two of 320.
-SPLIT_BALANCE = env_flag("SPENSE_ATTN_SPLIT_BALANCE", False)
-# SPENSE_ATTN_EARLY_KV=1 (read at import; default off, not yet timed): the fused split kernel reads its first block of
-# keys and values before it waits for the kernel before it (gdc_wait), so that under dependent launch those loads
-# overlap that kernel's end.  No kernel of the step writes the cache before it (the fused kernel writes the new slot
-# itself and takes it from registers), so the bytes read are the same.  Module attribute read per launch.
-EARLY_KV = env_flag("SPENSE_ATTN_EARLY_KV", False)
+# SPENSE_ATTN_SPLIT_BALANCE (read at import; default 1, ``0``: off): the same number of splits as the rule above, of
+# equal length (rounded up to BLOCK) instead of powers of two with a short last one.  At B = 32 on the Qwen3-8B shape
+# (640 keys) the rule gives each (row, KV head) a split of 512 keys and one of 128; balanced, two of 320, and the 8B BF16
+# step at B = 32 went from 6.079 to 5.597 ms (dense) and 5.853 to 5.355 (Spense 25 %) (H200,
+# benchmarks/results/wgsd_2026-12-03 g).  At B = 1 and 8 and 640 keys it gives the rule's splits.
+SPLIT_BALANCE = env_flag("SPENSE_ATTN_SPLIT_BALANCE", True)
+# SPENSE_ATTN_EARLY_KV (read at import; default 1, ``0``: off): the fused split kernel reads its first block of keys and
+# values before it waits for the kernel before it (gdc_wait), so that under dependent launch those loads overlap that
+# kernel's end.  No kernel of the step writes the cache before it (the fused kernel writes the new slot itself and
+# takes it from registers for that block), so the bytes read are the same.  8B BF16 at B = 1 / 8 (H200, wgsd_2026-12-03
+# f): dense 4.573 -> 4.547 / 5.045 -> 5.051 ms, Spense 25 % 3.459 -> 3.411 / 3.906 -> 3.884.  Module attribute read per
+# launch.
+EARLY_KV = env_flag("SPENSE_ATTN_EARLY_KV", True)
+# SPENSE_ATTN_SLOT_READ (read at import; default 1): the fused split kernel's loop reads the new slot back from the
+# cache, after a barrier behind the program's own stores to it, instead of putting the new key and value in place of
+# the loaded ones (``tl.where`` on every block's tiles), so that its loop is the plain kernel's (the same values, so
+# the same bits).  Alone (attn_bench, H200, Qwen3-8B shape, 640 keys; benchmarks/results/wgsd_2026-12-03 f) the fused
+# kernel with the where took 7.42 / 14.91 / 61.1 µs a layer at B = 1 / 8 / 32 against 5.57 / 11.00 / 35.9 unfused.
+# Module attribute read per launch.
+SLOT_READ = env_flag("SPENSE_ATTN_SLOT_READ", True)
 # The ops take any strides (the launcher copies a tensor whose last dim is not contiguous, and the caches it
 # writes must have one: it raises otherwise), so Inductor may hand them its buffers as they are: under its
 # default for custom ops (exact strides) it copied the step's RoPE rows and mask into new buffers for every
@@ -125,7 +135,7 @@ if triton is not None:
                            scb, ssb,
                            D: tl.constexpr, GP: tl.constexpr, BLOCK: tl.constexpr, SPLIT: tl.constexpr,
                            DOT_DT: tl.constexpr, FUSED: tl.constexpr = False, NORM: tl.constexpr = False,
-                           PDL: tl.constexpr = False, EARLY: tl.constexpr = 0):
+                           PDL: tl.constexpr = False, EARLY: tl.constexpr = 0, SLOT_READ: tl.constexpr = False):
         bh = tl.program_id(0)
         s = tl.program_id(1)
         b = (bh // H).to(tl.int64)  # 64-bit offsets: a large cache passes 2^31 elements
@@ -158,6 +168,8 @@ if triton is not None:
             mine = rd[None, :] < tl.where((pos >= lo) & (pos < lo + SPLIT), D, 0)  # this split holds slot pos
             tl.store(k_ptr + b * skb + h * skh + pos * skl + rd[None, :], kn, mask=mine)
             tl.store(v_ptr + b * svb + h * svh + pos * svl + rd[None, :], vn, mask=mine)
+            if SLOT_READ:  # the loop reads the slot back from the cache: the program's stores made visible to it
+                tl.debug_barrier()
         q = q.to(DOT_DT)
         m_i = tl.full([GP], float("-inf"), tl.float32)
         l_i = tl.zeros([GP], tl.float32)
@@ -171,11 +183,11 @@ if triton is not None:
             rj = lo + j0 + tl.arange(0, BLOCK)
             jm = rj < L
             k = tl.load(k_ptr + b * skb + h * skh + rj[:, None] * skl + rd[None, :], mask=jm[:, None], other=0.0)
-            if FUSED:  # the slot being written: its new key from registers (the store above is not awaited)
+            if FUSED and not SLOT_READ:  # the slot being written: its new key from registers (the store not awaited)
                 k = tl.where(rj[:, None] == pos, kn, k)
             p, alpha, m_i, l_i = _attn_scores(q, k, m_ptr + b * smb, rj, L, scale, m_i, l_i, DOT_DT)
             v = tl.load(v_ptr + b * svb + h * svh + rj[:, None] * svl + rd[None, :], mask=jm[:, None], other=0.0)
-            if FUSED:
+            if FUSED and not SLOT_READ:
                 v = tl.where(rj[:, None] == pos, vn, v)
             acc = acc * alpha[:, None] + tl.dot(p.to(DOT_DT), v.to(DOT_DT))
         base = bh * NS + s
@@ -298,7 +310,7 @@ def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, m
         qw, kw = (w if w is None or w.stride(-1) == 1 else w.contiguous() for w in (qw, kw))
         pro = (kn, vn, q if qw is None else qw, q if kw is None else kw, cos, sin, pos, float(eps),
                kn.stride(0), kn.stride(1), vn.stride(0), vn.stride(1), cos.stride(0), sin.stride(0))
-        fz = {"FUSED": True, "NORM": qw is not None, "EARLY": int(EARLY_KV)}
+        fz = {"FUSED": True, "NORM": qw is not None, "EARLY": int(EARLY_KV), "SLOT_READ": SLOT_READ}
     _decode_attn_split[(B * H, ns)](q, k, v, mask, o, ml, L, G, H, ns, D ** -0.5,
                                     q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1),
                                     k.stride(2), v.stride(0), v.stride(1), v.stride(2), mask.stride(0), *pro,
