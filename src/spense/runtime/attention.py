@@ -19,8 +19,9 @@ CPU under ``TRITON_INTERPRET=1``).  A fake implementation lets ``torch.compile``
 
 ``spense::decode_attention_fused`` runs the same two kernels from the raw projections: the split kernel's
 programs apply the q / k RMSNorm and RoPE themselves (:func:`norm_rope_reference`), and the program whose split
-holds the new slot writes the new k and v into the caches (in place) and takes them from registers for its own
-scores: the engine's decode step then has no norm, RoPE or cache-write kernels of its own (``SPENSE_ATTN_FUSED``).
+holds the new slot writes the new k and v into the caches (in place) and reads them back after a barrier
+(``SLOT_READ``; or from registers): the engine's decode step then has no norm, RoPE or cache-write kernels of its
+own (``SPENSE_ATTN_FUSED``).
 Its ``form`` has the merge kernel store ``y`` as the o projection's operand (x_perm order, fragments, x's f16
 operand: ``FORM_*``, :mod:`spense.runtime.attn_operand`), so no kernel builds that from ``y`` (``SPENSE_ATTN_OPERAND``).
 
