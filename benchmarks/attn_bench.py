@@ -144,7 +144,7 @@ def main() -> None:
                     print(f"B={B} {name}: {type(e).__name__}: {str(e).splitlines()[0][:120]}")
                     continue
                 rows.append((name, us, err))
-            for k, v in zip(KNOBS, old):  # the defaults, then the fused kernel with and without EARLY_KV
+            for k, v in zip(KNOBS, old):  # the defaults, then the fused kernel with EARLY_KV and SLOT_READ off and on
                 setattr(attention, k, v)
             rows += fused_rows(B, H, G, D, L, q, ks, vs, mask)
         finally:

@@ -178,7 +178,9 @@ _INTERP_EARLY = textwrap.dedent("""
 def test_fused_kernel_early_kv_and_slot_read_same_bits_interpreted():
     """SPENSE_ATTN_EARLY_KV (the first block of keys and values read before the wait) and SPENSE_ATTN_SLOT_READ (the
     new slot read back from the cache, not put in place of the loaded tiles) give the bits of the kernel without
-    either, y and the caches, with the new slot in a split's first block or a later one and a first block past L."""
+    either, y and the caches, with the new slot in a split's first block or a later one and a first block past L.  The
+    interpreter runs a program's threads as one, so SLOT_READ's barrier is checked on the GPU only (by the GPU test, and
+    there only as far as a missing one would show as a race)."""
     assert _interpreted_worst(_INTERP_EARLY) == 0.0
 
 
@@ -233,8 +235,8 @@ _INTERP_FORMS = textwrap.dedent("""
 
 def test_fused_kernel_writes_the_operand_forms_interpreted():
     """The merge kernel's stores in the next linear's operand forms (x_perm order, fragments of 8 tokens, each in
-    bf16 or as x's f16 operand; the f16 operand in y's layout) are the bits of the plain output put through the tensor ops they replace
-    (``as_form``: xops.x_perm, x_fragments, f16_operand)"""
+    bf16 or as x's f16 operand; the f16 operand in y's layout) are the bits of the plain output put through the tensor
+    ops they replace (``as_form``: xops.x_perm, x_fragments, f16_operand)"""
     assert _interpreted_worst(_INTERP_FORMS) == 0.0
 
 
@@ -288,8 +290,8 @@ def test_split_length_rule(monkeypatch):
 
 
 def test_balanced_split_rule(monkeypatch):
-    """SPENSE_ATTN_SPLIT_BALANCE (the default): no more splits than the plain rule's, whole blocks, each as short as covering L in that
-    many allows (B = 32, 8 KV heads, 640 keys: 2 splits of 320 in place of 512 + 128)"""
+    """SPENSE_ATTN_SPLIT_BALANCE (the default): no more splits than the plain rule's, whole blocks, each as short as
+    covering L in that many allows (B = 32, 8 KV heads, 640 keys: 2 splits of 320 in place of 512 + 128)"""
     from spense.runtime import attention
 
     cases = [(1, 8, 640), (8, 8, 576), (16, 8, 640), (32, 8, 640), (64, 8, 32768), (12, 1, 1100), (1, 1, 10)]

@@ -26,7 +26,8 @@ Its ``form`` has the merge kernel store ``y`` as the o projection's operand (x_p
 operand: ``FORM_*``, :mod:`spense.runtime.attn_operand`), so no kernel builds that from ``y`` (``SPENSE_ATTN_OPERAND``).
 
 On sm_90+ both kernels launch with programmatic dependent launch (``SPENSE_ATTN_PDL=0``: plainly), wait
-(``gdc_wait``) before their first load, then let the kernel after them launch: the split kernel may start
+(``gdc_wait``) before their first load of what the kernel before wrote (the fused split kernel reads its first block of
+the cache before: ``EARLY_KV``), then let the kernel after them launch: the split kernel may start
 while the kernel that wrote q (and the cache, unfused) finishes, and the merge while the split kernel runs (the
 engine's Inductor kernels are launched so too: ``Engine.pdl``).  On by default since results as of
 2026-12-02 (Qwen3-8B shape, FP8, H200): the dense FP8 step 3.587 -> 3.482 ms at batch 1 and 3.934 -> 3.855
@@ -63,15 +64,17 @@ SPLIT_WARPS, SPLIT_STAGES = 4, None
 MAX_PROGRAMS = _env_int("SPENSE_ATTN_MAX_PROGRAMS", 512, 1)
 # SPENSE_ATTN_SPLIT_BALANCE (read at import; default 1, ``0``: off): the same number of splits as the rule above, of
 # equal length (rounded up to BLOCK) instead of powers of two with a short last one.  At B = 32 on the Qwen3-8B shape
-# (640 keys) the rule gives each (row, KV head) a split of 512 keys and one of 128; balanced, two of 320, and the 8B BF16
-# step at B = 32 went from 6.079 to 5.597 ms (dense) and 5.853 to 5.355 (Spense 25 %) (H200,
+# (640 keys) the rule gives each (row, KV head) a split of 512 keys and one of 128; balanced, two of 320, and the 8B
+# BF16 step at B = 32 went from 6.079 to 5.597 ms (dense) and 5.853 to 5.355 (Spense 25 %) (H200,
 # benchmarks/results/wgsd_2026-12-03 g).  At B = 1 and 8 and 640 keys it gives the rule's splits.
 SPLIT_BALANCE = env_flag("SPENSE_ATTN_SPLIT_BALANCE", True)
 # SPENSE_ATTN_EARLY_KV (read at import; default 1, ``0``: off): the fused split kernel reads its first block of keys and
 # values before it waits for the kernel before it (gdc_wait), so that under dependent launch those loads overlap that
-# kernel's end.  No kernel of the step writes the cache before it (the fused kernel writes the new slot itself and
-# takes it from registers for that block), so the bytes read are the same.  8B BF16 at B = 1 / 8 (H200, wgsd_2026-12-03
-# f): dense 4.573 -> 4.547 / 5.045 -> 5.051 ms, Spense 25 % 3.459 -> 3.411 / 3.906 -> 3.884.  Module attribute read per
+# kernel's end.  That kernel (the q / k / v projection) does not write the cache, every earlier one has completed (each
+# kernel waits before it lets the next launch), and the only writer of the cache in a step is this kernel itself (the
+# new slot, taken from registers for that block), so the bytes read are the same.  8B BF16 at B = 1 / 8 with
+# SLOT_READ off (H200, wgsd_2026-12-03 f): dense 4.573 -> 4.547 / 5.045 -> 5.051 ms, Spense 25 % 3.459 -> 3.411 /
+# 3.906 -> 3.884 (B = 8 within a run's spread); not yet timed against SLOT_READ alone.  Module attribute read per
 # launch.
 EARLY_KV = env_flag("SPENSE_ATTN_EARLY_KV", True)
 # SPENSE_ATTN_SLOT_READ (read at import; default 1): the fused split kernel's loop reads the new slot back from the
@@ -146,6 +149,7 @@ if triton is not None:
         lo = s * SPLIT
         if EARLY:  # fused: no kernel before writes the cache (the slot pos comes from registers), so the first
             # block of keys and values is read before the wait (EARLY_KV)
+            tl.static_assert(FUSED, "EARLY_KV is for the fused kernel (no kernel before it writes its cache)")
             rj0 = lo + tl.arange(0, BLOCK)
             k0 = tl.load(k_ptr + b * skb + h * skh + rj0[:, None] * skl + rd[None, :], mask=rj0[:, None] < L, other=0.0)
             v0 = tl.load(v_ptr + b * svb + h * svh + rj0[:, None] * svl + rd[None, :], mask=rj0[:, None] < L, other=0.0)
