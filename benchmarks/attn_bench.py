@@ -30,6 +30,12 @@ from spense.runtime import attention
 KNOBS = ("BLOCK", "SPLIT_WARPS", "SPLIT_STAGES", "MAX_PROGRAMS", "SPLIT_BALANCE", "EARLY_KV", "SLOT_READ")
 
 
+def set_knobs(values) -> None:
+    """Set :data:`KNOBS` on the module, in order (fewer values: the first ones)."""
+    for k, v in zip(KNOBS, values):
+        setattr(attention, k, v)
+
+
 def copy_tbps(nbytes: int = 1 << 30, reps: int = 20) -> float:
     """(bytes read + bytes written) / time of a device-to-device copy of ``nbytes``."""
     a = torch.empty(nbytes, dtype=torch.uint8, device="cuda")
@@ -133,8 +139,7 @@ def main() -> None:
             for blk, warps, stages, mp, bal in [
                     *itertools.product((32, 64, 128), (4, 8), (None, 1, 3), (512,), (False,)),
                     (32, 4, None, 2048, False), (32, 4, None, 512, True), (64, 4, None, 512, True)]:
-                for k, v in zip(KNOBS, (blk, warps, stages, mp, bal)):
-                    setattr(attention, k, v)
+                set_knobs((blk, warps, stages, mp, bal))
                 name = f"spense BLOCK={blk} warps={warps} stages={stages} max_programs={mp}" + (
                     " balanced" if bal else "")
                 try:
@@ -144,12 +149,10 @@ def main() -> None:
                     print(f"B={B} {name}: {type(e).__name__}: {str(e).splitlines()[0][:120]}")
                     continue
                 rows.append((name, us, err))
-            for k, v in zip(KNOBS, old):  # the defaults, then the fused kernel with EARLY_KV and SLOT_READ off and on
-                setattr(attention, k, v)
+            set_knobs(old)  # the defaults, then the fused kernel with EARLY_KV and SLOT_READ off and on
             rows += fused_rows(B, H, G, D, L, q, ks, vs, mask)
         finally:
-            for k, v in zip(KNOBS, old):
-                setattr(attention, k, v)
+            set_knobs(old)
         for name, us, err in sorted(rows, key=lambda r: r[1]):
             tbps = kv_bytes / (us * 1e-6) / 1e12
             print(f"B={B} {us:7.2f} us/layer  {tbps:5.2f} TB/s ({tbps / bw:4.2f} of copy)  err {err:.2e}  {name}")

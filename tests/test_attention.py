@@ -310,9 +310,9 @@ def test_split_rule_follows_its_switch():
     """SPENSE_ATTN_MAX_PROGRAMS (read at import): at B = 1, 8 KV heads and 640 keys, 512 programs give splits of 32
     keys, 128 of 64 and 64 of 128; a value that is not a positive integer is refused in one line.  So is
     SPENSE_ATTN_SPLIT_BALANCE's (read at import too): at B = 32 and 640 keys, 320-key splits with it, 512 without"""
-    def split_at(v):
-        code = "from spense.runtime.attention import split_length; print(split_length(1, 8, 640))"
-        env = dict(os.environ, SPENSE_ATTN_MAX_PROGRAMS=v, PYTHONPATH=SRC)
+    def split_at(v, var="SPENSE_ATTN_MAX_PROGRAMS", B=1):
+        code = f"from spense.runtime.attention import split_length; print(split_length({B}, 8, 640))"
+        env = dict(os.environ, PYTHONPATH=SRC, **{var: v})
         return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
 
     for v, want in (("512", 32), ("128", 64), ("64", 128)):
@@ -320,13 +320,10 @@ def test_split_rule_follows_its_switch():
         assert r.returncode == 0 and int(r.stdout.strip()) == want, (v, r.stdout, r.stderr[-500:])
     r = split_at("0")
     assert r.returncode != 0 and "SPENSE_ATTN_MAX_PROGRAMS must be >= 1, got 0" in r.stderr
-    code = "from spense.runtime.attention import split_length; print(split_length(32, 8, 640))"
     for v, want in (("1", "320"), ("0", "512")):
-        env = dict(os.environ, SPENSE_ATTN_SPLIT_BALANCE=v, PYTHONPATH=SRC)
-        r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        r = split_at(v, "SPENSE_ATTN_SPLIT_BALANCE", 32)
         assert r.returncode == 0 and r.stdout.strip() == want, (v, r.stdout, r.stderr[-500:])
-    env = dict(os.environ, SPENSE_ATTN_SPLIT_BALANCE="yes", PYTHONPATH=SRC)
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    r = split_at("yes", "SPENSE_ATTN_SPLIT_BALANCE", 32)
     assert r.returncode != 0 and "SPENSE_ATTN_SPLIT_BALANCE='yes': give 0 or 1" in r.stderr
 
 

@@ -121,6 +121,11 @@ if triton is not None:
         return (x * cs + sign * xr * sn).to(DT)
 
     @triton.jit
+    def _kv_block(row_ptr, rj, sl, rd, L):
+        """Rows ``rj`` of a cache slice (``row_ptr`` at its key 0, ``sl`` apart, ``rd`` the head dim), 0 past ``L``."""
+        return tl.load(row_ptr + rj[:, None] * sl + rd[None, :], mask=rj[:, None] < L, other=0.0)
+
+    @triton.jit
     def _attn_scores(q, k, mrow_ptr, rj, L, scale, m_i, l_i, DOT_DT: tl.constexpr):
         """One block of keys ``rj`` (``k`` [BLOCK, D] loaded) against rows ``q``: ``p = e^(s - m')``, the running
         max ``m' = max(m, max_j s)``, ``alpha = e^(m - m')`` and the running sum ``l' = l alpha + sum_j p``."""
@@ -151,8 +156,8 @@ if triton is not None:
             # block of keys and values is read before the wait (EARLY_KV)
             tl.static_assert(FUSED, "EARLY_KV is for the fused kernel (no kernel before it writes its cache)")
             rj0 = lo + tl.arange(0, BLOCK)
-            k0 = tl.load(k_ptr + b * skb + h * skh + rj0[:, None] * skl + rd[None, :], mask=rj0[:, None] < L, other=0.0)
-            v0 = tl.load(v_ptr + b * svb + h * svh + rj0[:, None] * svl + rd[None, :], mask=rj0[:, None] < L, other=0.0)
+            k0 = _kv_block(k_ptr + b * skb + h * skh, rj0, skl, rd, L)
+            v0 = _kv_block(v_ptr + b * svb + h * svh, rj0, svl, rd, L)
         if PDL:  # q (and, unfused, the cache) written by the kernel before: wait for it, then free the next one
             tl.extra.cuda.gdc_wait()
             tl.extra.cuda.gdc_launch_dependents()
@@ -186,12 +191,11 @@ if triton is not None:
             acc = acc * alpha[:, None] + tl.dot(p.to(DOT_DT), v0.to(DOT_DT))
         for j0 in range(BLOCK * EARLY, SPLIT, BLOCK):
             rj = lo + j0 + tl.arange(0, BLOCK)
-            jm = rj < L
-            k = tl.load(k_ptr + b * skb + h * skh + rj[:, None] * skl + rd[None, :], mask=jm[:, None], other=0.0)
+            k = _kv_block(k_ptr + b * skb + h * skh, rj, skl, rd, L)
             if FUSED and not SLOT_READ:  # the slot being written: its new key from registers (the store not awaited)
                 k = tl.where(rj[:, None] == pos, kn, k)
             p, alpha, m_i, l_i = _attn_scores(q, k, m_ptr + b * smb, rj, L, scale, m_i, l_i, DOT_DT)
-            v = tl.load(v_ptr + b * svb + h * svh + rj[:, None] * svl + rd[None, :], mask=jm[:, None], other=0.0)
+            v = _kv_block(v_ptr + b * svb + h * svh, rj, svl, rd, L)
             if FUSED and not SLOT_READ:
                 v = tl.where(rj[:, None] == pos, vn, v)
             acc = acc * alpha[:, None] + tl.dot(p.to(DOT_DT), v.to(DOT_DT))
