@@ -17,6 +17,9 @@ from spense.runtime.attention import (BLOCK, MAX_PROGRAMS, decode_attention, dec
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+# the fused split kernel's prologue switches (EARLY_KV, SLOT_READ, EARLY_PRO) the same-bits tests run, the first none
+SETTINGS = ((False, False, False), (True, False, False), (False, True, False), (True, True, False), (True, True, True),
+            (False, False, True))
 
 
 def _case(B, H, G, D, L, S, gen, device="cpu", dtype=torch.float32):
@@ -153,17 +156,18 @@ def test_fused_kernel_interpreted():
 _INTERP_EARLY = textwrap.dedent("""
     import torch
     from spense.runtime import attention
-    from test_attention import _fused_case
+    from test_attention import _fused_case, SETTINGS
     gen = torch.Generator().manual_seed(7)
     n = 0
     # splits of one block and of three; the slot in a split's first block (70 of 64..95) and in a later one (40 of
     # 0..95); the last split's first block partly past L (100 keys)
-    for B, Bc, L, pos, split in ((1, 1, 100, 70, 32), (3, 4, 100, 70, 96), (2, 2, 100, 40, 96), (2, 2, 66, 65, 64)):
-        q, k, v, qw, kw, cos, sin, kc, vc, p, mask = _fused_case(B, Bc, 2, 4, 32, L, 128, pos, True, gen,
+    for B, Bc, L, pos, split, norm in ((1, 1, 100, 70, 32, True), (3, 4, 100, 70, 96, True), (2, 2, 100, 40, 96, True),
+                                       (2, 2, 66, 65, 64, True), (2, 2, 66, 3, 64, False)):
+        q, k, v, qw, kw, cos, sin, kc, vc, p, mask = _fused_case(B, Bc, 2, 4, 32, L, 128, pos, norm, gen,
                                                                   dtype=torch.float16)
         outs = []
-        for early, slot_read in ((False, False), (True, False), (False, True), (True, True)):
-            attention.EARLY_KV, attention.SLOT_READ = early, slot_read
+        for early, slot_read, pro in SETTINGS:
+            attention.EARLY_KV, attention.SLOT_READ, attention.EARLY_PRO = early, slot_read, pro
             k2, v2 = kc.clone(), vc.clone()
             y = attention.launch_decode_attention(q, k2[:B, :, :L], v2[:B, :, :L], mask, split,
                                                   fused=(k, v, qw, kw, cos, sin, p, 1e-6))
@@ -171,14 +175,15 @@ _INTERP_EARLY = textwrap.dedent("""
         for o in outs[1:]:
             assert all(torch.equal(a, b) for a, b in zip(outs[0], o)), (B, L, pos, split)
         n += 1
-    print("WORST", 0.0 if n == 4 else 1.0)
+    print("WORST", 0.0 if n == 5 else 1.0)
 """)
 
 
 def test_fused_kernel_early_kv_and_slot_read_same_bits_interpreted():
-    """SPENSE_ATTN_EARLY_KV (the first block of keys and values read before the wait) and SPENSE_ATTN_SLOT_READ (the
-    new slot read back from the cache, not put in place of the loaded tiles) give the bits of the kernel without
-    either, y and the caches, with the new slot in a split's first block or a later one and a first block past L.  The
+    """SPENSE_ATTN_EARLY_KV (the first block of keys and values read before the wait), SPENSE_ATTN_SLOT_READ (the
+    new slot read back from the cache, not put in place of the loaded tiles) and SPENSE_ATTN_EARLY_PRO (the RoPE rows,
+    norm weights and slot read before the wait) give the bits of the kernel without any, y and the caches, with the
+    new slot in a split's first block or a later one, a first block past L, and norms on and off.  The
     interpreter runs a program's threads as one, so SLOT_READ's barrier is checked on the GPU only (by the GPU test, and
     there only as far as a missing one would show as a race)."""
     assert _interpreted_worst(_INTERP_EARLY) == 0.0
@@ -423,17 +428,18 @@ def test_compiled_decode_step_computes_rope_rows_and_mask_once(fused, monkeypatc
 @gpu
 @pytest.mark.parametrize("B,L,pos", [(1, 640, 600), (8, 640, 639), (32, 640, 100)])
 def test_gpu_fused_early_kv_and_slot_read_same_bits(B, L, pos, monkeypatch):
-    """SPENSE_ATTN_EARLY_KV and SPENSE_ATTN_SLOT_READ on the GPU (dependent launch where the device has it): y and both
-    caches bit for bit those of the kernel without either."""
+    """SPENSE_ATTN_EARLY_KV, SPENSE_ATTN_SLOT_READ and SPENSE_ATTN_EARLY_PRO on the GPU (dependent launch where the
+    device has it): y and both caches bit for bit those of the kernel without any."""
     from spense.runtime import attention
 
     gen = torch.Generator().manual_seed(B)
     case = _fused_case(B, B, 8, 4, 128, L, L + 64, pos, True, gen, "cuda", torch.bfloat16)
     q, k, v, qw, kw, cos, sin, kc, vc, p, mask = case
     outs = []
-    for early, slot_read in ((False, False), (True, False), (False, True), (True, True)):
+    for early, slot_read, pro in SETTINGS:
         monkeypatch.setattr(attention, "EARLY_KV", early)
         monkeypatch.setattr(attention, "SLOT_READ", slot_read)
+        monkeypatch.setattr(attention, "EARLY_PRO", pro)
         kc2, vc2 = kc.clone(), vc.clone()
         y = attention.launch_decode_attention(q, kc2[:, :, :L], vc2[:, :, :L], mask,
                                               fused=(k, v, qw, kw, cos, sin, p, 1e-6))

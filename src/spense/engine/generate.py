@@ -174,7 +174,7 @@ class Engine:
 
     def __init__(self, model: Transformer, max_batch: int, max_len: int, compile: bool = True,
                  compile_prefill: bool = True, cuda_graph: bool = True, fuse: bool = True,
-                 attention: str | None = None, tuning: bool | None = None):
+                 attention: str | None = None, tuning: bool | None = None, max_autotune: bool | None = None):
         """``attention``: ``"auto"`` (SDPA, torch picks the kernel), ``"math"`` (SDPA's math backend,
         which Inductor fuses, in float32), ``"matmul"`` (two batched GEMMs in the cache dtype) or
         ``"split"`` (decode through the split-KV kernel; :meth:`Transformer.set_attention`); default:
@@ -182,7 +182,10 @@ class Engine:
         ``tuning``: Inductor's coordinate-descent tuning (default: ``$SPENSE_TUNING``, else off).  It
         also turns the M = 1 matmuls of plain linears into Triton reductions, which ran the dense
         Qwen3-8B[:12] step 10 % slower than cuBLAS on the H200 (2.30 vs 2.09 ms) and left Spense
-        unchanged (benchmarks/results/e2e_v8_2026-11-30)."""
+        unchanged (benchmarks/results/e2e_v8_2026-11-30).
+        ``max_autotune``: Inductor's max-autotune for the compiled decode step's GEMMs (default:
+        ``$SPENSE_MAX_AUTOTUNE``, else off): each plain matmul timed against Inductor's Triton templates at
+        compile time, the fastest kept; what a user would try for a faster dense model."""
         self.model = model
         if fuse:  # q/k/v and gate/up of plain linears through one GEMM each
             model.fuse_projections()
@@ -206,6 +209,9 @@ class Engine:
         if tuning is None:
             tuning = os.environ.get("SPENSE_TUNING", "0") != "0"
         self.tuning = bool(tuning) and self.compiled
+        if max_autotune is None:
+            max_autotune = os.environ.get("SPENSE_MAX_AUTOTUNE", "0") != "0"
+        self.max_autotune = bool(max_autotune) and self.compiled
         import torch._inductor.config as ic
 
         # on where asked for, or already on through TORCHINDUCTOR_ENABLE_PDL=1 (what the rows record)
@@ -223,7 +229,8 @@ class Engine:
             opts = {"triton.cudagraphs": True, "coordinate_descent_tuning": self.tuning}
             if self.pdl:
                 opts["triton.enable_pdl"] = True
-            self._decode = torch.compile(decode_step, options=opts, fullgraph=True, dynamic=False)
+            dopts = dict(opts, max_autotune=True, max_autotune_gemm_backends="ATEN,TRITON") if self.max_autotune else opts
+            self._decode = torch.compile(decode_step, options=dopts, fullgraph=True, dynamic=False)
             if compile_prefill:
                 self._prefill = torch.compile(prefill_step, options=opts, fullgraph=True, dynamic=False)
         self._captured: dict[tuple, _Graphed] = {}

@@ -307,6 +307,7 @@ def run(model: str, batches=(1, 8), ratios=(0.25,), fp8: bool = False, prompt_le
                    "prompt_len": prompt_len, "gen": gen, "compiled": eng.compiled, "cuda_graph":
                    eng.compiled or eng.graphs, "prefill_ms": r["prefill_ms"], "step_ms": r["step_ms"],
                    "step_sync_ms": r["step_sync_ms"], "attention": eng.attention, "inductor_tuning": eng.tuning,
+                   "max_autotune": eng.max_autotune,
                    "attention_fused": m.model.layers[0].self_attn.fused, "inductor_pdl": eng.pdl,
                    "decode_tok_s": r["decode_tok_s"], "weight_bytes": wb, "linear_weight_bytes": lwb,
                    "dense_linear_weight_bytes": dlwb, "linear_bytes_ratio": lwb / dlwb,

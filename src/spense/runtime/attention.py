@@ -77,6 +77,12 @@ SPLIT_BALANCE = env_flag("SPENSE_ATTN_SPLIT_BALANCE", True)
 # 3.906 -> 3.884 (B = 8 within a run's spread); not yet timed against SLOT_READ alone.  Module attribute read per
 # launch.
 EARLY_KV = env_flag("SPENSE_ATTN_EARLY_KV", True)
+# SPENSE_ATTN_EARLY_PRO (read at import; default 0, ``1``: on): the fused split kernel also reads what its prologue
+# needs besides q and the new k and v before the wait: the row's RoPE cos and sin, the q / k norm weights and the slot
+# pos.  No kernel of the step writes the weights; the RoPE rows and pos are written before the step's first layer, so
+# by the argument of EARLY_KV (every kernel but the one just before has completed) they are in place.  After the wait
+# the prologue then has only q, k and v to read.  Written in the twenty-second stop; module attribute read per launch.
+EARLY_PRO = env_flag("SPENSE_ATTN_EARLY_PRO", False)
 # SPENSE_ATTN_SLOT_READ (read at import; default 1): the fused split kernel's loop reads the new slot back from the
 # cache, after a barrier behind the program's own stores to it, instead of putting the new key and value in place of
 # the loaded ones (``tl.where`` on every block's tiles), so that its loop is the plain kernel's (the same values, so
@@ -110,15 +116,32 @@ def _custom_op(name: str, mutates_args: tuple):
 if triton is not None:
 
     @triton.jit
-    def _norm_rope(x, xr, w_ptr, cs, sn, rd, rdr, eps, D: tl.constexpr, NORM: tl.constexpr, DT: tl.constexpr):
+    def _norm_rope(x, xr, w, wr, cs, sn, rd, eps, D: tl.constexpr, NORM: tl.constexpr, DT: tl.constexpr):
         """Rows ``x`` [R, D] (float32) and ``xr``, the same rows with their halves swapped: ``RMSNorm`` (if
-        NORM; rounded to DT before and after the weight) then ``x cos + rotate_half(x) sin``, rounded to DT."""
+        NORM, with weight ``w`` [1, D] and ``wr``, its halves swapped, in float32; rounded to DT before and after
+        the weight) then ``x cos + rotate_half(x) sin``, rounded to DT."""
         if NORM:
             r = tl.math.rsqrt(tl.sum(x * x, 1) / D + eps)[:, None]
-            x = ((x * r).to(DT).to(tl.float32) * tl.load(w_ptr + rd)[None, :].to(tl.float32)).to(DT).to(tl.float32)
-            xr = ((xr * r).to(DT).to(tl.float32) * tl.load(w_ptr + rdr)[None, :].to(tl.float32)).to(DT).to(tl.float32)
+            x = ((x * r).to(DT).to(tl.float32) * w).to(DT).to(tl.float32)
+            xr = ((xr * r).to(DT).to(tl.float32) * wr).to(DT).to(tl.float32)
         sign = tl.where(rd < D // 2, -1.0, 1.0)[None, :]  # rotate_half(x) = cat(-x[D/2:], x[:D/2])
         return (x * cs + sign * xr * sn).to(DT)
+
+    @triton.jit
+    def _prologue_inputs(cos_ptr, sin_ptr, qw_ptr, kw_ptr, pos_ptr, b, scb, ssb, rd, rdr, NORM: tl.constexpr):
+        """What the fused prologue reads besides q and the new k, v: the row's RoPE ``cos`` and ``sin`` [1, D], the
+        q and k norm weights [1, D] in float32 and each with its halves swapped (``cos`` in their place without
+        NORM: unused), and the slot ``pos``."""
+        cs = tl.load(cos_ptr + b * scb + rd)[None, :]
+        sn = tl.load(sin_ptr + b * ssb + rd)[None, :]
+        if NORM:
+            wq = tl.load(qw_ptr + rd)[None, :].to(tl.float32)
+            wqr = tl.load(qw_ptr + rdr)[None, :].to(tl.float32)
+            wk = tl.load(kw_ptr + rd)[None, :].to(tl.float32)
+            wkr = tl.load(kw_ptr + rdr)[None, :].to(tl.float32)
+        else:
+            wq, wqr, wk, wkr = cs, cs, cs, cs
+        return cs, sn, wq, wqr, wk, wkr, tl.load(pos_ptr)
 
     @triton.jit
     def _kv_block(row_ptr, rj, sl, rd, L):
@@ -144,7 +167,8 @@ if triton is not None:
                            scb, ssb,
                            D: tl.constexpr, GP: tl.constexpr, BLOCK: tl.constexpr, SPLIT: tl.constexpr,
                            DOT_DT: tl.constexpr, FUSED: tl.constexpr = False, NORM: tl.constexpr = False,
-                           PDL: tl.constexpr = False, EARLY: tl.constexpr = 0, SLOT_READ: tl.constexpr = False):
+                           PDL: tl.constexpr = False, EARLY: tl.constexpr = 0, SLOT_READ: tl.constexpr = False,
+                           PRO: tl.constexpr = False):
         bh = tl.program_id(0)
         s = tl.program_id(1)
         b = (bh // H).to(tl.int64)  # 64-bit offsets: a large cache passes 2^31 elements
@@ -158,6 +182,10 @@ if triton is not None:
             rj0 = lo + tl.arange(0, BLOCK)
             k0 = _kv_block(k_ptr + b * skb + h * skh, rj0, skl, rd, L)
             v0 = _kv_block(v_ptr + b * svb + h * svh, rj0, svl, rd, L)
+        if PRO:  # fused: RoPE rows, norm weights and slot before the wait too (EARLY_PRO; no kernel before writes them)
+            tl.static_assert(FUSED, "EARLY_PRO is for the fused kernel")
+            cs, sn, wq, wqr, wk, wkr, pos = _prologue_inputs(cos_ptr, sin_ptr, qw_ptr, kw_ptr, pos_ptr, b, scb, ssb,
+                                                             rd, (rd + D // 2) % D, NORM)
         if PDL:  # q (and, unfused, the cache) written by the kernel before: wait for it, then free the next one
             tl.extra.cuda.gdc_wait()
             tl.extra.cuda.gdc_launch_dependents()
@@ -166,15 +194,15 @@ if triton is not None:
         if FUSED:  # q, k raw: norms and RoPE here; the new k, v into the cache slot pos (one program writes)
             DT: tl.constexpr = q_ptr.dtype.element_ty
             rdr = (rd + D // 2) % D
-            cs = tl.load(cos_ptr + b * scb + rd)[None, :]
-            sn = tl.load(sin_ptr + b * ssb + rd)[None, :]
+            if not PRO:
+                cs, sn, wq, wqr, wk, wkr, pos = _prologue_inputs(cos_ptr, sin_ptr, qw_ptr, kw_ptr, pos_ptr, b, scb,
+                                                                 ssb, rd, rdr, NORM)
             qr = tl.load(qo + rdr[None, :], mask=rg[:, None] < G, other=0.0)
-            q = _norm_rope(q.to(tl.float32), qr.to(tl.float32), qw_ptr, cs, sn, rd, rdr, eps, D, NORM, DT)
+            q = _norm_rope(q.to(tl.float32), qr.to(tl.float32), wq, wqr, cs, sn, rd, eps, D, NORM, DT)
             ko = kn_ptr + b * snb + h * snh
             kn = _norm_rope(tl.load(ko + rd)[None, :].to(tl.float32), tl.load(ko + rdr)[None, :].to(tl.float32),
-                            kw_ptr, cs, sn, rd, rdr, eps, D, NORM, DT).to(k_ptr.dtype.element_ty)
+                            wk, wkr, cs, sn, rd, eps, D, NORM, DT).to(k_ptr.dtype.element_ty)
             vn = tl.load(vn_ptr + b * svnb + h * svnh + rd)[None, :].to(v_ptr.dtype.element_ty)
-            pos = tl.load(pos_ptr)
             mine = rd[None, :] < tl.where((pos >= lo) & (pos < lo + SPLIT), D, 0)  # this split holds slot pos
             tl.store(k_ptr + b * skb + h * skh + pos * skl + rd[None, :], kn, mask=mine)
             tl.store(v_ptr + b * svb + h * svh + pos * svl + rd[None, :], vn, mask=mine)
@@ -319,7 +347,7 @@ def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, m
         qw, kw = (w if w is None or w.stride(-1) == 1 else w.contiguous() for w in (qw, kw))
         pro = (kn, vn, q if qw is None else qw, q if kw is None else kw, cos, sin, pos, float(eps),
                kn.stride(0), kn.stride(1), vn.stride(0), vn.stride(1), cos.stride(0), sin.stride(0))
-        fz = {"FUSED": True, "NORM": qw is not None, "EARLY": int(EARLY_KV), "SLOT_READ": SLOT_READ}
+        fz = {"FUSED": True, "NORM": qw is not None, "EARLY": int(EARLY_KV), "SLOT_READ": SLOT_READ, "PRO": EARLY_PRO}
     _decode_attn_split[(B * H, ns)](q, k, v, mask, o, ml, L, G, H, ns, D ** -0.5,
                                     q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1),
                                     k.stride(2), v.stride(0), v.stride(1), v.stride(2), mask.stride(0), *pro,
