@@ -74,14 +74,15 @@ SPLIT_BALANCE = env_flag("SPENSE_ATTN_SPLIT_BALANCE", True)
 # kernel waits before it lets the next launch), and the only writer of the cache in a step is this kernel itself (the
 # new slot, taken from registers for that block), so the bytes read are the same.  8B BF16 at B = 1 / 8 with
 # SLOT_READ off (H200, wgsd_2026-12-03 f): dense 4.573 -> 4.547 / 5.045 -> 5.051 ms, Spense 25 % 3.459 -> 3.411 /
-# 3.906 -> 3.884 (B = 8 within a run's spread); not yet timed against SLOT_READ alone.  Module attribute read per
-# launch.
+# 3.906 -> 3.884 (B = 8 within a run's spread).  On top of SLOT_READ (j, Spense 25 %, with / without): 3.437 / 3.457
+# ms at B = 1, 3.818 / 3.793 at B = 8, each within 0.7 %: kept.  Module attribute read per launch.
 EARLY_KV = env_flag("SPENSE_ATTN_EARLY_KV", True)
 # SPENSE_ATTN_EARLY_PRO (read at import; default 0, ``1``: on): the fused split kernel also reads what its prologue
 # needs besides q and the new k and v before the wait: the row's RoPE cos and sin, the q / k norm weights and the slot
 # pos.  No kernel of the step writes the weights; the RoPE rows and pos are written before the step's first layer, so
 # by the argument of EARLY_KV (every kernel but the one just before has completed) they are in place.  After the wait
-# the prologue then has only q, k and v to read.  Written in the twenty-second stop; module attribute read per launch.
+# the prologue then has only q, k and v to read.  Timed (H200, 8B BF16, Spense 25 %; benchmarks/results/wgsd_2026-12-03
+# j): 3.437 -> 3.436 ms at B = 1, 3.818 -> 3.825 at B = 8, no gain, so off.  Module attribute read per launch.
 EARLY_PRO = env_flag("SPENSE_ATTN_EARLY_PRO", False)
 # SPENSE_ATTN_SLOT_READ (read at import; default 1): the fused split kernel's loop reads the new slot back from the
 # cache, after a barrier behind the program's own stores to it, instead of putting the new key and value in place of

@@ -1,0 +1,2 @@
+# call 3 (twenty-second stop), a fresh machine, same extension: the 32B BF16 pair at B = 1, 8 (64 layers). Run as:
+mkdir -p .carry/ext && tar xzf .carry/extz/ext.tgz -C .carry/ext && export SPENSE_MMASP_SO=$PWD/.carry/ext/spense_mmasp.so PYTHONPATH=src SPENSE_COMMIT=8bafc9f && OUT=$OUT/e2e MODEL=qwen3-32b LAYERS=64 BATCHES=1,8 STAGE_SCALE=3 NORESERVE=1 BUDGET=570 ONLY="bw dense_bf16 spense_bf16" bash benchmarks/run_e2e.sh
