@@ -43,7 +43,9 @@ def label(r: dict) -> str:
     """The row's variant, with the switches it ran under (``SPENSE_*`` variables, recorded by
     ``spense.engine.measure``), e.g. ``spense0.25 [MMASP_PF=1]``: rows under other switches are other
     setups, never merged with the defaults' row."""
-    sw = r.get("switches") or {}
+    sw = dict(r.get("switches") or {})
+    if r.get("max_autotune") and "SPENSE_MAX_AUTOTUNE" not in sw:  # rows written before measure recorded the switch
+        sw["SPENSE_MAX_AUTOTUNE"] = "1"
     if not sw:
         return r["variant"]
     return r["variant"] + " [" + ",".join(f"{k.removeprefix('SPENSE_')}={v}" for k, v in sorted(sw.items())) + "]"
@@ -67,11 +69,16 @@ def best_rows(rows: list[dict], all_rows: bool = False) -> dict[tuple[str, str, 
 def dense_of(best: dict, r: dict) -> dict | None:
     """The dense row of ``r``'s model, batch and precision (FP8 variants against FP8 dense): the one run under
     the same switches where there is one (a switch that changes both models is compared within itself), else
-    the defaults' row."""
+    the faster of the defaults' row and the defaults' under max-autotune (a dense setup a user could pick)."""
     dense = dict(r, variant="dense-fp8" if r["variant"].endswith("-fp8") else "dense")
     if r["variant"] == dense["variant"]:  # a dense row itself: against the defaults' (what its switches change)
         return best.get((r["model"], dense["variant"], r["batch"]))
-    return best.get((r["model"], label(dense), r["batch"])) or best.get((r["model"], dense["variant"], r["batch"]))
+    same = best.get((r["model"], label(dense), r["batch"]))
+    if same is not None and (r.get("switches") or r.get("max_autotune")):
+        return same
+    picks = [best.get((r["model"], v, r["batch"])) for v in (dense["variant"], dense["variant"] + " [MAX_AUTOTUNE=1]")]
+    picks = [d for d in picks if d is not None]
+    return min(picks, key=lambda d: d["step_ms"]) if picks else None
 
 
 def table(rows: list[dict], anchor: dict[tuple[str, int], float], all_rows: bool = False) -> str:

@@ -183,9 +183,10 @@ class Engine:
         also turns the M = 1 matmuls of plain linears into Triton reductions, which ran the dense
         Qwen3-8B[:12] step 10 % slower than cuBLAS on the H200 (2.30 vs 2.09 ms) and left Spense
         unchanged (benchmarks/results/e2e_v8_2026-11-30).
-        ``max_autotune``: Inductor's max-autotune for the compiled decode step's GEMMs (default:
+        ``max_autotune``: Inductor's max-autotune for the compiled decode step (default:
         ``$SPENSE_MAX_AUTOTUNE``, else off): each plain matmul timed against Inductor's Triton templates at
-        compile time, the fastest kept; what a user would try for a faster dense model.  Dense Qwen3-8B on the
+        compile time, the fastest kept, and Inductor's own kernels' configs tuned too; what a user would try for a
+        faster dense model.  Dense Qwen3-8B on the
         H200 (benchmarks/results/wgsd_2026-12-03 k): 4.633 -> 5.434 ms at batch 1, 5.067 -> 4.997 at batch 8."""
         self.model = model
         if fuse:  # q/k/v and gate/up of plain linears through one GEMM each

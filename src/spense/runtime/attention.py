@@ -80,7 +80,9 @@ EARLY_KV = env_flag("SPENSE_ATTN_EARLY_KV", True)
 # SPENSE_ATTN_EARLY_PRO (read at import; default 0, ``1``: on): the fused split kernel also reads what its prologue
 # needs besides q and the new k and v before the wait: the row's RoPE cos and sin, the q / k norm weights and the slot
 # pos.  No kernel of the step writes the weights; the RoPE rows and pos are written before the step's first layer, so
-# by the argument of EARLY_KV (every kernel but the one just before has completed) they are in place.  After the wait
+# by the argument of EARLY_KV (every kernel but the one just before has completed) they are in place, as long as the
+# kernel that writes them is not the one just before layer 0's attention (today the q / k / v projection sits between;
+# Inductor's kernel order does not promise it, one more reason this stays off).  After the wait
 # the prologue then has only q, k and v to read.  Timed (H200, 8B BF16, Spense 25 %; benchmarks/results/wgsd_2026-12-03
 # j): 3.437 -> 3.436 ms at B = 1, 3.818 -> 3.825 at B = 8, no gain, so off.  Module attribute read per launch.
 EARLY_PRO = env_flag("SPENSE_ATTN_EARLY_PRO", False)
