@@ -178,6 +178,7 @@ if triton is not None:
         h = (bh % H).to(tl.int64)
         rg = tl.arange(0, GP)
         rd = tl.arange(0, D)
+        rdr = (rd + D // 2) % D  # the head dim with its halves swapped (RoPE's rotate_half)
         lo = s * SPLIT
         if EARLY:  # fused: no kernel before writes the cache (the slot pos comes from registers), so the first
             # block of keys and values is read before the wait (EARLY_KV)
@@ -188,7 +189,7 @@ if triton is not None:
         if PRO:  # fused: RoPE rows, norm weights and slot before the wait too (EARLY_PRO; no kernel before writes them)
             tl.static_assert(FUSED, "EARLY_PRO is for the fused kernel")
             cs, sn, wq, wqr, wk, wkr, pos = _prologue_inputs(cos_ptr, sin_ptr, qw_ptr, kw_ptr, pos_ptr, b, scb, ssb,
-                                                             rd, (rd + D // 2) % D, NORM)
+                                                             rd, rdr, NORM)
         if PDL:  # q (and, unfused, the cache) written by the kernel before: wait for it, then free the next one
             tl.extra.cuda.gdc_wait()
             tl.extra.cuda.gdc_launch_dependents()
@@ -196,7 +197,6 @@ if triton is not None:
         q = tl.load(qo + rd[None, :], mask=rg[:, None] < G, other=0.0)
         if FUSED:  # q, k raw: norms and RoPE here; the new k, v into the cache slot pos (one program writes)
             DT: tl.constexpr = q_ptr.dtype.element_ty
-            rdr = (rd + D // 2) % D
             if not PRO:
                 cs, sn, wq, wqr, wk, wkr, pos = _prologue_inputs(cos_ptr, sin_ptr, qw_ptr, kw_ptr, pos_ptr, b, scb,
                                                                  ssb, rd, rdr, NORM)
