@@ -426,14 +426,16 @@ def test_compiled_decode_step_computes_rope_rows_and_mask_once(fused, monkeypatc
 
 @pytest.mark.gpu
 @gpu
-@pytest.mark.parametrize("B,L,pos", [(1, 640, 600), (8, 640, 639), (32, 640, 100)])
-def test_gpu_fused_early_kv_and_slot_read_same_bits(B, L, pos, monkeypatch):
+@pytest.mark.parametrize("B,L,pos,norm", [(1, 640, 600, True), (8, 640, 639, True), (32, 640, 100, True),
+                                          (8, 640, 639, False)])
+def test_gpu_fused_early_kv_and_slot_read_same_bits(B, L, pos, norm, monkeypatch):
     """SPENSE_ATTN_EARLY_KV, SPENSE_ATTN_SLOT_READ and SPENSE_ATTN_EARLY_PRO on the GPU (dependent launch where the
-    device has it): y and both caches bit for bit those of the kernel without any."""
+    device has it): y and both caches bit for bit those of the kernel without any; with the q / k norms and without
+    (a model whose attention has none: EARLY_PRO then loads no norm weights)."""
     from spense.runtime import attention
 
     gen = torch.Generator().manual_seed(B)
-    case = _fused_case(B, B, 8, 4, 128, L, L + 64, pos, True, gen, "cuda", torch.bfloat16)
+    case = _fused_case(B, B, 8, 4, 128, L, L + 64, pos, norm, gen, "cuda", torch.bfloat16)
     q, k, v, qw, kw, cos, sin, kc, vc, p, mask = case
     outs = []
     for early, slot_read, pro in SETTINGS:
