@@ -345,8 +345,10 @@ def run(model: str, batches=(1, 8), ratios=(0.25,), fp8: bool = False, prompt_le
 
 
 OP_CLASSES = (  # (class, substrings of the kernel name), first match wins
-    ("sparse kernel", ("mmasp", "spense_decode")),
-    ("fp8 gemm", ("w8a16", "fp8_w8a16")),
+    # the mma.sp kernels, the warpgroup forms (spense_wgsp_ws_kernel, spense_wgsd_sk_kernel) and the Triton one
+    ("sparse kernel", ("mmasp", "spense_wgs", "spense_decode")),
+    # the FP8 dense baseline's Triton kernel and its split-K sum (fp8_dense.sum_splits_kernel)
+    ("fp8 gemm", ("w8a16", "fp8_w8a16", "sum_splits")),
     ("act quant", ("act_quant", "quant_rows")),
     # before the GEMMs: cuDNN's SDPA kernels hold "sm90_"; float32 cuBLAS kernels ("kernel<float") are
     # the math backend's attention (the linears run in bf16 / FP8)

@@ -1,0 +1,2 @@
+# call 2 (twenty-third stop), same machine, call 1's extension: the 32B FP8 pair at B = 1, 8 (64 layers). Run as:
+mkdir -p .carry/ext && tar xzf .carry/extz/ext.tgz -C .carry/ext && export SPENSE_MMASP_SO=$PWD/.carry/ext/spense_mmasp.so PYTHONPATH=src SPENSE_COMMIT=966a752 && OUT=$OUT/e2e MODEL=qwen3-32b LAYERS=64 BATCHES=1,8 STAGE_SCALE=3 NORESERVE=1 BUDGET=575 ONLY="bw dense_fp8 spense_fp8" bash benchmarks/run_e2e.sh
