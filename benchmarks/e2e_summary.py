@@ -25,7 +25,7 @@ def load(folders) -> tuple[list[dict], dict[tuple[str, int], float]]:
             for line in f.read_text().splitlines():
                 if line.strip():
                     r = json.loads(line)
-                    r["_run"] = d.parent.name if d.name.startswith("e2e") else d.name  # run_e2e.sh's: e2e, e2e_bf16, ...
+                    r["_run"] = d.parent.name if d.name.startswith("e2e") else d.name  # e2e, e2e_bf16, ...
                     rows.append(r)
         a = d / "anchor.txt"
         if a.exists() and a.read_text().strip():

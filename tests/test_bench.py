@@ -37,6 +37,21 @@ def test_measure_rows_cpu(tmp_path):
     assert paths["md"].read_text().startswith("# End-to-end decode")
 
 
+def test_report_names_the_rows_slower_than_dense():
+    """The table is followed by the rows that a user should serve dense instead (speedup_vs_dense < 1), and by
+    nothing when Spense wins everywhere."""
+    from spense import report
+
+    rows = [{"model": "m", "variant": v, "batch": b, "speedup_vs_dense": s} for v, b, s in
+            (("dense-fp8", 32, 1.0), ("spense0.25-fp8", 1, 1.225), ("spense0.25-fp8", 32, 0.97),
+             ("whole0.25", 8, None))]
+    assert [(r["variant"], r["batch"]) for r in report.slower_than_dense(rows)] == [("spense0.25-fp8", 32)]
+    md = report.markdown(rows)
+    assert "* m spense0.25-fp8 at batch 32: 0.970x of dense" in md and "batch 1:" not in md
+    rows[2]["speedup_vs_dense"] = 1.01
+    assert "faster choice" not in report.markdown(rows)
+
+
 def test_switches_recorded(monkeypatch):
     """Every SPENSE_ATTN_*, SPENSE_MMASP_* and SPENSE_WGS* switch and TORCHINDUCTOR_* setting lands in a row's
     ``switches`` (any name, not a fixed list), the extension's path not."""

@@ -35,7 +35,18 @@ def markdown(rows: list[dict]) -> str:
     lines += [f"* device {d}; date {t}; commit {c}; torch {tv}" for d, t, c, tv in head]
     lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(_fmt(r.get(c)) for c in COLUMNS) + " |" for r in rows]
+    slow = slower_than_dense(rows)
+    if slow:
+        lines += ["", "Where the dense model of the same precision is the faster choice (speedup_vs_dense < 1):", ""]
+        lines += [f"* {r['model']} {r['variant']} at batch {r['batch']}: {r['speedup_vs_dense']:.3f}x of dense"
+                  for r in slow]
     return "\n".join(lines) + "\n"
+
+
+def slower_than_dense(rows: list[dict]) -> list[dict]:
+    """The rows whose step is slower than the dense model's of the same precision and batch in the same run
+    (``speedup_vs_dense < 1``), e.g. Spense FP8 at batch 32 on the H200 (docs/e2e.md v39)."""
+    return [r for r in rows if isinstance(r.get("speedup_vs_dense"), float) and r["speedup_vs_dense"] < 1.0]
 
 
 def plot(rows: list[dict], path: str | Path) -> Path | None:
