@@ -249,7 +249,7 @@ def test_gpu_mmasp_same_bits_every_call(fp8):
     wref = unpack(p, dtype=torch.float32).double()
     for M in (1, 8, 16):
         x = torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16)
-        for warps in (2, 4, 8):  # 2: a grid of one wave at any row count here (the e4m3 prologue of EARLY = 3)
+        for warps in (2, 4, 8):  # 2: 12 CTAs a SM (8B.gate_up's 1,536 row tiles in one wave: EARLY = 3 in e4m3)
             ys = []
             for i in range(4):
                 if i % 2:
