@@ -48,10 +48,11 @@ def test_wgsp_min_m_switch(min_m, monkeypatch):
 @pytest.fixture
 def env_switch(monkeypatch, request):
     """Sets one of the read-once switches SPENSE_WGSP_CLUSTER / SPENSE_WGSD_MIN_M(_LARGE) / SPENSE_WGSD_SK /
-    SPENSE_WGSD_EXP for one test."""
+    SPENSE_WGSD_EXP / SPENSE_WGSD_F16_MAX_M for one test."""
     fns = {"SPENSE_WGSP_CLUSTER": wgsp.wgsp_cluster, "SPENSE_WGSD_MIN_M": wgsp.wgsd_min_m,
            "SPENSE_WGSD_MIN_M_LARGE": wgsp.wgsd_min_m_large, "SPENSE_WGSD_SK": wgsp.wgsd_stream_k,
-           "SPENSE_WGSD_EXP": wgsp.wgsd_exp, "SPENSE_WGSD_SK_MIN_NK": wgsp.wgsd_sk_min_nk}
+           "SPENSE_WGSD_EXP": wgsp.wgsd_exp, "SPENSE_WGSD_SK_MIN_NK": wgsp.wgsd_sk_min_nk,
+           "SPENSE_WGSD_F16_MAX_M": wgsp.wgsd_f16_max_m}
 
     def set_(name: str, v: str | None):
         if v is None:
@@ -130,8 +131,8 @@ def test_decode_form_declines_off_the_gpu(env_switch):
 
 def test_f16_operand_and_where_it_is_taken(env_switch):
     """Variant bit 2048's x operand: x * 2^-8 in f16, exact (times 2^8 back) for |x| in [2^-6, 2^24), within
-    2^-17 below, inf at 2^24; taken for e4m3 weights at M <= 16 where the pair form runs (bits of 1 or 513, not
-    16, 32 or 65 alone), never for bf16 weights or past M = 16."""
+    2^-17 below, inf at 2^24; taken for e4m3 weights at M <= 16 (32 under SPENSE_WGSD_F16_MAX_M=32) where the
+    pair form runs (bits of 1 or 513, not 16, 32 or 65 alone), never for bf16 weights or past that M."""
     x = torch.tensor([1.0, -3.5, 2.0 ** -6, 1e-3, -2.0 ** 23 * 1.5, 2.0 ** 24]).to(torch.bfloat16)
     back = f16_operand(x).float() * 256
     assert back.dtype == torch.float32 and f16_operand(x).dtype == torch.float16
@@ -143,6 +144,15 @@ def test_f16_operand_and_where_it_is_taken(env_switch):
         env_switch("SPENSE_WGSD_EXP", v)
         assert wgsp.wgsd_f16_x(e4, m) is want, (v, m)
         assert not wgsp.wgsd_f16_x(b16, m)
+    # SPENSE_WGSD_F16_MAX_M=32: tiles of 32 tokens too (kernels 2561 / 2625 at 32), never past 32; 16 or 32 only
+    env_switch("SPENSE_WGSD_EXP", None)
+    env_switch("SPENSE_WGSD_F16_MAX_M", "32")
+    assert [wgsp.wgsd_f16_x(e4, m) for m in (1, 17, 32, 33)] == [True, True, True, False]
+    assert not wgsp.wgsd_f16_x(b16, 32)
+    for bad in ("24", "64", "x"):
+        env_switch("SPENSE_WGSD_F16_MAX_M", bad)
+        with pytest.raises(DeviceError, match="SPENSE_WGSD_F16_MAX_M"):
+            wgsp.wgsd_f16_max_m()
 
 
 def test_f16_operand_is_built_beside_x_and_reaches_the_stream_k_form(env_switch, monkeypatch):
@@ -355,7 +365,8 @@ def test_gpu_fp8_stream_k_matches_reference(env_switch, kind):
     """A compacted FP8 layer (e4m3 weights, per-row scales) at 25 % dense through the stream-K decode form at
     M = 1, 7, 16, 33, 64: within bf16 rounding of the float64 reference of its dequantised weights, the same
     bits on a second call (variants 65, slots of one K step, 513 and 2049 too; 1 and 513 take slots of two
-    steps at M <= 16, 2049 the same with x in f16 and e4m3 widened to f16, within rounding too), and what the
+    steps at M <= 16, 2049 the same with x in f16 and e4m3 widened to f16, within rounding too; 2049 and 2625
+    at M <= 32 under SPENSE_WGSD_F16_MAX_M=32), and what the
     layer itself runs from SPENSE_WGSD_MIN_M
     tokens (below it the mma.sp kernel, within rounding); the other decode form and prefill decline FP8 (None:
     the caller's path)."""
@@ -367,7 +378,7 @@ def test_gpu_fp8_stream_k_matches_reference(env_switch, kind):
     assert m._kernel.fp8
     env_switch("SPENSE_WGSD_MIN_M", "16")
     env_switch("SPENSE_WGSD_MIN_M_LARGE", "0")
-    for M in (1, 7, 16, 33, 64):
+    for M in (1, 7, 16, 32, 33, 64):
         x = torch.randn(M, 4096, generator=gen).to("cuda", torch.bfloat16)
         ref = x.double() @ wref.T
         direct = wgsp.wgsp_forward(m._kernel, x, decode=True)
@@ -375,11 +386,15 @@ def test_gpu_fp8_stream_k_matches_reference(env_switch, kind):
         e = ((direct.double() - ref).norm() / ref.norm()).item()
         assert e <= 1e-2, (kind, M, e)
         assert torch.equal(wgsp.wgsp_forward(m._kernel, x, decode=True), direct), (kind, M)
-        for v in ("65", "513", "2049"):  # slots of one step; of two (M <= 16, the default's); 2049: x in f16 there
+        # slots of one step; of two (M <= 16, the default's); 2049: x in f16 there, and at M <= 32 with
+        # SPENSE_WGSD_F16_MAX_M=32 (kernel 2561 on tiles of 32; 2625 with four chains)
+        for v, f16_max in (("65", "16"), ("513", "16"), ("2049", "16"), ("2049", "32"), ("2625", "32")):
             env_switch("SPENSE_WGSD_EXP", v)  # the same bits on every call
+            env_switch("SPENSE_WGSD_F16_MAX_M", f16_max)
             yv = wgsp.wgsp_forward(m._kernel, x, decode=True)
             assert ((yv.double() - ref).norm() / ref.norm()).item() <= 1e-2, (kind, M, v)
             assert torch.equal(wgsp.wgsp_forward(m._kernel, x, decode=True), yv), (kind, M, v)
+        env_switch("SPENSE_WGSD_F16_MAX_M", None)
         env_switch("SPENSE_WGSD_EXP", "1")
         assert wgsp.wgsp_forward(m._kernel, x, decode=True, stream_k=False) is not None  # FP8: stream-K anyway
         assert wgsp.wgsp_forward(m._kernel, x) is None  # no FP8 prefill form
@@ -392,10 +407,12 @@ def test_gpu_fp8_stream_k_matches_reference(env_switch, kind):
 @pytest.mark.gpu
 @sm90
 def test_gpu_f16_x_gives_the_bits_of_bf16_x(env_switch):
-    """Variant 2049 (x in f16, e4m3 taken as f16) against 1 (the same pair form in bf16), M = 1, 9, 16: where no
-    |x| is below 2^-6 (but zeros), x's f16 operand holds x * 2^-8 exactly, every product is exact in fp32 either
-    way and the 2^-8 comes back as a power of two in the epilogue, so the outputs are the same bits; on x
-    with tiny values, within rounding of each other.  Also the FP8 dense rows (``sk``'s layout)."""
+    """Variant 2049 (x in f16, e4m3 taken as f16) against 1 (the same pair form in bf16; at M = 17-32, under
+    SPENSE_WGSD_F16_MAX_M=32, 1 takes slots of one K step on the same single accumulator chain), M = 1, 9, 16,
+    17, 32: where no |x| is below 2^-6 (but zeros), x's f16 operand holds x * 2^-8 exactly, every product is
+    exact in fp32 either way and the 2^-8 comes back as a power of two in the epilogue, so the outputs are the
+    same bits; on x with tiny values, within rounding of each other.  Also the FP8 dense rows (``sk``'s
+    layout)."""
     from spense.runtime.fp8 import quantize_weight
 
     gen = torch.Generator().manual_seed(17)
@@ -403,8 +420,9 @@ def test_gpu_f16_x_gives_the_bits_of_bf16_x(env_switch):
     kws = [SpenseLinear(pack(w.to("cuda", torch.bfloat16), lay, fp8=True), backend="auto").compact()._kernel,
            wgsp.dense_fp8_kernel_weights(*quantize_weight(torch.randn(1000, 4096, generator=gen).cuda()))]
     env_switch("SPENSE_WGSD_SK", "1")
+    env_switch("SPENSE_WGSD_F16_MAX_M", "32")
     for kw in kws:
-        for M in (1, 9, 16):
+        for M in (1, 9, 16, 17, 32):
             x = torch.randn(M, 4096, generator=gen)
             x = torch.where(x.abs() < 2.0 ** -6, torch.zeros_like(x), x).to("cuda", torch.bfloat16)
             tiny = x.clone()
@@ -440,18 +458,19 @@ def test_dense_fp8_kernel_weights_layout():
 @sm90
 def test_gpu_dense_fp8_through_stream_k_matches_reference(env_switch):
     """The FP8 dense baseline's CUDA kind (the weight as dense rows through the stream-K form): within bf16
-    rounding of the float64 product with the dequantised weight at M = 1, 16, 64, on a shape with rows to
-    pad (1000 x 4096), by default and with x in f16 (variant 2049)."""
+    rounding of the float64 product with the dequantised weight at M = 1, 16, 32, 64, on a shape with rows to
+    pad (1000 x 4096), by default and with x in f16 (variant 2049, up to M = 32)."""
     from spense.runtime.fp8 import quantize_weight
 
     gen = torch.Generator().manual_seed(15)
     wq, sw = quantize_weight(torch.randn(1000, 4096, generator=gen).cuda())
     kw = wgsp.dense_fp8_kernel_weights(wq, sw)
     wd = wq.double() * sw.double()[:, None]
-    for M in (1, 16, 64):
+    env_switch("SPENSE_WGSD_F16_MAX_M", "32")
+    for M in (1, 16, 32, 64):
         x = torch.randn(M, 4096, generator=gen).to("cuda", torch.bfloat16)
         ref = x.double() @ wd.T
-        for v in ("1", "2049"):  # 2049: x in f16, e4m3 taken as f16, at M <= 16
+        for v in ("1", "2049"):  # 2049: x in f16, e4m3 taken as f16, at M <= 32 (SPENSE_WGSD_F16_MAX_M=32)
             env_switch("SPENSE_WGSD_EXP", v)
             y = wgsp.wgsp_forward(kw, x, decode=True)
             assert y is not None and y.shape == (M, 1000)

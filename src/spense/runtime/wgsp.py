@@ -151,12 +151,23 @@ def wgsd_exp() -> int:
     return _env_int("SPENSE_WGSD_EXP", 2049, 0, 4095)
 
 
+@functools.lru_cache(maxsize=None)
+def wgsd_f16_max_m() -> int:
+    """The most tokens at which the stream-K form takes x in f16 for e4m3 weights (``SPENSE_WGSD_F16_MAX_M``,
+    read once: 16, its tiles of 16 tokens only, or 32, also its tiles of 32: kernels 2561 / 2625 on slots of
+    two K steps, csrc/spense_wgsd_launch.cuh; default 16)."""
+    m = _env_int("SPENSE_WGSD_F16_MAX_M", 16, 16, 32)
+    if m not in (16, 32):
+        raise DeviceError(f"SPENSE_WGSD_F16_MAX_M must be 16 or 32, got {m}")
+    return m
+
+
 def wgsd_f16_x(kw: mmasp.KernelWeights, m: int) -> bool:
     """Whether the stream-K form takes x in f16 for the e4m3 weights ``kw`` at ``m`` tokens: variant bit 2048
-    (:func:`wgsd_exp`) where its pair form runs (tiles of 16 tokens, slots of two K steps: variant 1 or 513
-    bits, csrc/spense_wgsd_launch.cuh)."""
+    (:func:`wgsd_exp`) where its pair form runs (tiles of 16 tokens, and of 32 up to :func:`wgsd_f16_max_m`;
+    slots of two K steps: variant 1 or 513 bits, csrc/spense_wgsd_launch.cuh)."""
     e = wgsd_exp()
-    return (kw.fp8 and (e & 2048) != 0 and m <= 16 and (e & 16) == 0 and (e & 33) == 1
+    return (kw.fp8 and (e & 2048) != 0 and m <= wgsd_f16_max_m() and (e & 16) == 0 and (e & 33) == 1
             and ((e & 512) != 0 or (e & 64) == 0))
 
 

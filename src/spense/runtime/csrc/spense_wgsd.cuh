@@ -77,7 +77,7 @@ using WgMapsFor = std::conditional_t<(EXP & 512) != 0, WgMapsPair, WgMaps>;
 // in, with no MMA (y = 0: the rate of the stream alone); bit 256 (e4m3), the bytes go to the wgmmas as they
 // are, not widened (the rate without the widening).  Bit 1024 (with 2): only the first two slots' weight boxes
 // go out early, so that step 0's x box is not queued behind a whole ring of weights (results README, Next 2).
-// Bit 512 (e4m3, tiles of 16): ring slots of two K steps (PAIR, below; maps of its own, WgMapsPair).  Bit 2048
+// Bit 512 (e4m3, tiles of 16 or 32): ring slots of two K steps (PAIR, below; maps of its own, WgMapsPair).  Bit 2048
 // (with 512): x comes in f16 (x * 2^-8, spense.runtime.xops.f16_operand), each e4m3 pair widened to f16 by one
 // cvt (exact) instead of five instructions to bf16, the wgmmas in f16, the sums times 2^8 with the row scales.
 // FP8: e4m3 weights (the decode kernels' FP8 layout: a lane's 16 bytes hold two fragments), each fragment
@@ -93,11 +93,11 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
     int SdB, float* __restrict__ ws, int* __restrict__ cnt, unsigned long long* __restrict__ trace,
     const float* __restrict__ wscale) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  // bit 512 (e4m3, tiles of 16, D = 1): a ring slot holds two K steps of one kind (two x tiles, then an A box
+  // bit 512 (e4m3, tiles of 16 or 32, D = 1): a ring slot holds two K steps of one kind (two x tiles, then an A box
   // [tile][step][bytes] from the maps of two steps), pairing each run's steps from its start, the odd last one
   // alone: half the slots, barrier waits and arrivals per byte, and runs of 1 KB per row tile
   constexpr bool PAIR = (EXP & 512) != 0;
-  static_assert(!PAIR || (FP8 && NT == 16 && (EXP & 32) == 0), "the pair form: e4m3, tiles of 16, D = 1");
+  static_assert(!PAIR || (FP8 && NT <= 32 && (EXP & 32) == 0), "the pair form: e4m3, tiles of 16 or 32, D = 1");
   constexpr bool F16 = (EXP & 2048) != 0;  // x in f16 (times 2^-8), e4m3 widened to f16: the pair form only
   static_assert(!F16 || PAIR, "x in f16: the pair form only");
   constexpr int XT = NT * 128, SLOT = (PAIR ? 2 : 1) * wsd_slot(NT, FP8), AOFF = (PAIR ? 2 : 1) * XT;
@@ -271,7 +271,7 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
   // 0 .. 3 (mod C)
   auto mmas = [&](auto sparse_tag, auto j_tag, const WgA& f, uint64_t d) {
     constexpr int J = decltype(j_tag)::value;
-    if constexpr (F16) {  // (tested first and alone: its wgmmas exist for tiles of 16 only)
+    if constexpr (F16) {  // (tested first and alone: its wgmmas exist for tiles of 16 and 32 only)
       if constexpr (decltype(sparse_tag)::value) {
         wgmma_sp_h<0>(accs[J % C], f.v[0], d, f.e);
         wgmma_sp_h<1>(accs[(J + 1) % C], f.v[1], d + 4, f.e);

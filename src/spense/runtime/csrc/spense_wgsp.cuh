@@ -153,6 +153,8 @@ WG_MMA_SMALL(8, 16, WG_ACC8, "%0, %1, %2, %3, %4, %5, %6, %7", "%8, %9, %10, %11
              bf16)
 WG_MMA_SMALL(8, 16, WG_ACC8, "%0, %1, %2, %3, %4, %5, %6, %7", "%8, %9, %10, %11", "%12", "%13", "%14", "%15", "%13",
              _h, f16)
+WG_MMA_SMALL(16, 32, WG_ACC16, "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15",
+             "%16, %17, %18, %19", "%20", "%21", "%22", "%23", "%21", _h, f16)
 // keeps the compiler from moving reads of the accumulators above the wgmma wait
 template <int NA>
 __device__ __forceinline__ void wg_fence_acc(float (&d)[NA]) {
