@@ -1,6 +1,10 @@
 """The o projection's side of SPENSE_ATTN_OPERAND (spense.runtime.attn_operand) on CPU: which form a layer names,
-and the layer's op on the attention's output written in the bf16 x_perm form (the GPU forms: test_engine_gpu.py)."""
+and the layer's op on the attention's output written in the bf16 x_perm form (the GPU forms: test_engine_gpu.py;
+the stream-K form's f16 operand: the last test here)."""
 
+from types import SimpleNamespace
+
+import pytest
 import torch
 
 from spense.format import SpenseLayout, pack
@@ -99,3 +103,56 @@ def test_engine_decodes_the_same_tokens_with_the_attention_writing_the_operand(m
     attention.operand_on.cache_clear()
     assert out["0"] == out["1"]
     assert calls and set(calls) == {FORM_PERM}  # every decode step's o projections, under "1" only
+
+
+def test_stream_k_f16_layer_names_the_f16_operand_and_its_op_reads_no_other_x(monkeypatch):
+    """A compacted e4m3 layer on the stream-K form with x in f16 at M (SpenseLinear.wgsd_f16) names FORM_F16 on CUDA
+    (not on CPU, not with a bias), and the op on the attention's output gets a placeholder x and the operand as
+    (M, K). (Routing only, on the CPU: the layer's serving rule and the op are stand-ins.)"""
+    from spense.runtime.attention import FORM_F16, as_form
+
+    lin = _layer(fp8=True)
+    monkeypatch.setattr(lin, "wgsd_f16", lambda M: M == 32)
+    assert operand_form(lin, 32, True) == FORM_F16 and operand_form(lin, 32, False) == 0
+    assert operand_form(lin, 16, True) == 0
+    seen = []
+    monkeypatch.setattr(torch.ops, "spense", SimpleNamespace(
+        linear_apply=lambda x, xf, h: seen.append((x.shape, x.dtype, xf.shape, xf.dtype)) or x.new_zeros(32, 96)))
+    y = torch.randn(32, 2, 2, 32).to(torch.bfloat16)
+    linear_on_operand(lin, as_form(y, FORM_F16), 32, FORM_F16, torch.bfloat16)
+    assert seen == [((32, 128), torch.bfloat16, (32, 128), torch.float16)]
+    lin.bias = torch.nn.Parameter(torch.zeros(96))
+    assert operand_form(lin, 32, True) == 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not (torch.cuda.is_available() and torch.cuda.get_device_capability() == (9, 0)),
+                    reason="needs an sm_90 GPU")
+def test_gpu_stream_k_layer_on_the_attentions_f16_operand(monkeypatch):
+    """Under SPENSE_WGSD_F16_MAX_M=32 a compacted FP8 layer at M = 17-32 runs the stream-K form on x's f16
+    operand: it names FORM_F16, and its op on the attention's output written in that form is the bits of the
+    module on the plain output (the same kernel on the same operand); at M = 33 it names none."""
+    from spense.format import unpack
+    from spense.runtime import wgsp
+    from spense.runtime.attention import FORM_F16, as_form
+    from test_wgsp import prefill_weight
+
+    monkeypatch.setenv("SPENSE_WGSD_F16_MAX_M", "32")
+    wgsp.wgsd_f16_max_m.cache_clear()
+    try:
+        gen = torch.Generator().manual_seed(21)
+        w, lay = prefill_weight("blocks", 1024, 4096, gen)
+        p = pack(w.to("cuda", torch.bfloat16), lay, fp8=True)
+        lin = SpenseLinear(p, backend="auto").compact()
+        wref = unpack(p, dtype=torch.float32).double()
+        for M in (17, 32):
+            assert operand_form(lin, M, True) == FORM_F16, M
+            y = torch.randn(M, 8, 4, 128, generator=gen).to("cuda", torch.bfloat16)
+            want = lin(y.reshape(M, -1))
+            got = linear_on_operand(lin, as_form(y, FORM_F16), M, FORM_F16, torch.bfloat16)
+            assert torch.equal(got, want), M
+            ref = y.reshape(M, -1).double() @ wref.T
+            assert ((got.double() - ref).norm() / ref.norm()).item() <= 1e-2, M
+        assert operand_form(lin, 33, True) == 0
+    finally:
+        wgsp.wgsd_f16_max_m.cache_clear()

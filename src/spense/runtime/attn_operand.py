@@ -9,8 +9,9 @@ The forms are those :meth:`SpenseLinear.forward` builds at a planned M (:meth:`S
 - ``FORM_PERM | FORM_F16``: x_perm of x's f16 operand beside a placeholder x (e4m3 weights there);
 - ``FORM_FRAG`` (``| FORM_F16`` for e4m3): x's fragments at M = 8 (one tile), no column gather, beside a
   placeholder x;
-- ``FORM_F16`` alone, for an :class:`~spense.runtime.fp8.Fp8Linear` (the FP8 dense model) whose kind at M is the
-  weight-only kernel on x's f16 operand (``w8a16h``): that operand in x's own layout.
+- ``FORM_F16`` alone: x's f16 operand in x's own layout, for an :class:`~spense.runtime.fp8.Fp8Linear` (the FP8
+  dense model) whose kind at M is the weight-only kernel on it (``w8a16h``), and for a compacted e4m3
+  SpenseLinear that runs the stream-K form on it at M (:meth:`SpenseLinear.wgsd_f16`), beside a placeholder x.
 
 A placeholder x carries only M, K, dtype and device (:meth:`SpenseLinear._reads_operand_only`); where the op would
 read x itself, or the layer is not a SpenseLinear, the form is 0 and the module runs as before."""
@@ -30,6 +31,8 @@ def operand_form(layer, M: int, cuda: bool) -> int:
         return FORM_F16 if cuda and layer.bias is None and layer.kind_for(M).startswith("w8a16h") else 0
     if not isinstance(layer, SpenseLinear) or layer.bias is not None or layer.in_features % 64:
         return 0
+    if cuda and layer.wgsd_f16(M):  # the stream-K form on x's f16 operand (the op reads no other x)
+        return FORM_F16
     perm, f16, only = layer.input_plan(M, cuda)  # what its forward() would build from the plain output
     f = FORM_F16 if f16 else 0
     if perm:  # bf16 x_perm is x itself; x_perm of the f16 operand only where x is not read besides
@@ -47,5 +50,5 @@ def linear_on_operand(layer, y: torch.Tensor, M: int, form: int, dtype: torch.dt
                         xh=xh).to(dtype)
     if form == FORM_PERM:
         return torch.ops.spense.linear_apply(y.reshape(M, K), y.new_empty(0, dtype=torch.bfloat16), layer.handle)
-    xf = y.reshape(M, K) if form & 3 == FORM_PERM else y
+    xf = y if form & 3 == FORM_FRAG else y.reshape(M, K)  # x_perm or the f16 operand alone: (M, K)
     return torch.ops.spense.linear_apply(y.new_empty((M, K), dtype=dtype), xf, layer.handle)

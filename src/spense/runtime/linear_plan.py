@@ -65,12 +65,19 @@ class InputPlan:
         compacted FP8 layer runs the stream-K form with x in f16 (:func:`~spense.runtime.wgsp.wgsd_f16_x`);
         else empty."""
         M = x2.shape[0]
-        if self._kernel is not None and self._kernel.fp8 and wgsd_f16_x(self._kernel, M) and self._wgsd_serves(M):
+        if self.wgsd_f16(M):
             return f16_operand(x2.to(torch.bfloat16))
         if _bucket(M) not in self._frag_buckets:
             return x2.new_empty(0, dtype=torch.bfloat16)
         x2 = x2.to(torch.bfloat16)
         return gathered_fragments(f16_operand(x2) if self._mmasp_f16(M) else x2, self._xperm)
+
+    def wgsd_f16(self, M: int) -> bool:
+        """Whether this compacted FP8 layer runs the stream-K form on x's f16 operand at M tokens
+        (:func:`~spense.runtime.wgsp.wgsd_f16_x` where :meth:`_wgsd_serves`): :meth:`_fragments` passes that
+        operand, and :func:`~spense.runtime.attn_operand.operand_form` has the attention write it."""
+        return (self._kernel is not None and self._kernel.fp8 and wgsd_f16_x(self._kernel, M)
+                and self._wgsd_serves(M))
 
     def _mmasp_f16(self, M: int) -> bool:
         """Whether the mma.sp kernel takes x's f16 operand at this planned M: FP8 weights, M <= 16 and

@@ -85,8 +85,7 @@ inline cudaError_t launch_wgsd_sk_nt(int nt, Args... args) {
 // 1027 (bf16; 1031 launched dependent): variant 3 with two early slots.  e4m3 at M <= 16, variants 1 and 513:
 // slots of two K steps, with four accumulator chains (kernel 577); 65 there: slots of one step.  Bit 2048: x is
 // in f16 (times 2^-8; spense_wgsp sets the bit from x's dtype): the same form with e4m3 taken as f16 (kernel
-// 2625), and on tiles of 32 tokens slots of two K steps in f16 too (kernel 2561; 2625 with bit 64),
-// cudaErrorNotSupported where that form does not apply.
+// 2625, on tiles of 16 or 32 tokens), cudaErrorNotSupported where that form does not apply.
 template <class... Args>
 inline cudaError_t launch_wgsd_sk_variant(int variant, bool fp8, Args... args) {
   const int M = std::get<7>(std::forward_as_tuple(args...));
@@ -108,10 +107,9 @@ inline cudaError_t launch_wgsd_sk_variant(int variant, bool fp8, Args... args) {
   const bool pair = (variant & 33) == 1 && ((variant & 512) != 0 || (variant & 64) == 0);
   if ((variant & 2048) != 0) {  // x in f16 (the caller gives it only where this form takes it): kernel 2625
     if (fp8 && pair && nt == 16) return launch_wgsd_sk<wsd_stages(16, true, true), 2625, true, 16>(args...);
-    // tiles of 32 tokens: one accumulator chain (kernel 2561) unless bit 64 asks for four (2625)
-    if (fp8 && pair && nt == 32)
-      return chains ? launch_wgsd_sk<wsd_stages(32, true, true), 2625, true, 32>(args...)
-                    : launch_wgsd_sk<wsd_stages(32, true, true), 2561, true, 32>(args...);
+    // tiles of 32 tokens: the same kernel 2625 (four accumulator chains).  Measured (benchmarks/results/
+    // wgsd_2026-12-03, s): with one chain (2561) it spills and is no faster than variant 1 in bf16 there
+    if (fp8 && pair && nt == 32) return launch_wgsd_sk<wsd_stages(32, true, true), 2625, true, 32>(args...);
     return cudaErrorNotSupported;
   }
   if (fp8 && pair && nt == 16) return launch_wgsd_sk<wsd_stages(16, true, true), 577, true, 16>(args...);
