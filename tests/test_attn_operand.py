@@ -129,7 +129,7 @@ def test_stream_k_f16_layer_names_the_f16_operand_and_its_op_reads_no_other_x(mo
 @pytest.mark.skipif(not (torch.cuda.is_available() and torch.cuda.get_device_capability() == (9, 0)),
                     reason="needs an sm_90 GPU")
 def test_gpu_stream_k_layer_on_the_attentions_f16_operand(monkeypatch):
-    """Under SPENSE_WGSD_F16_MAX_M=32 a compacted FP8 layer at M = 17-32 runs the stream-K form on x's f16
+    """By default (SPENSE_WGSD_F16_MAX_M=32) a compacted FP8 layer at M = 17-32 runs the stream-K form on x's f16
     operand: it names FORM_F16, and its op on the attention's output written in that form is the bits of the
     module on the plain output (the same kernel on the same operand); at M = 33 it names none."""
     from spense.format import unpack

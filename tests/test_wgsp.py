@@ -131,7 +131,7 @@ def test_decode_form_declines_off_the_gpu(env_switch):
 
 def test_f16_operand_and_where_it_is_taken(env_switch):
     """Variant bit 2048's x operand: x * 2^-8 in f16, exact (times 2^8 back) for |x| in [2^-6, 2^24), within
-    2^-17 below, inf at 2^24; taken for e4m3 weights at M <= 16 (32 under SPENSE_WGSD_F16_MAX_M=32) where the
+    2^-17 below, inf at 2^24; taken for e4m3 weights at M <= 32 (16 under SPENSE_WGSD_F16_MAX_M=16) where the
     pair form runs (bits of 1 or 513, not 16, 32 or 65 alone), never for bf16 weights or past that M."""
     x = torch.tensor([1.0, -3.5, 2.0 ** -6, 1e-3, -2.0 ** 23 * 1.5, 2.0 ** 24]).to(torch.bfloat16)
     back = f16_operand(x).float() * 256
@@ -139,14 +139,16 @@ def test_f16_operand_and_where_it_is_taken(env_switch):
     assert torch.equal(back[[0, 1, 2, 4]], x.float()[[0, 1, 2, 4]])
     assert abs(back[3] - x.float()[3]) <= 2.0 ** -17 and back[5] == float("inf")
     e4, b16 = SimpleNamespace(fp8=True), SimpleNamespace(fp8=False)
+    env_switch("SPENSE_WGSD_F16_MAX_M", "16")  # as before the twenty-fourth stop: tiles of 16 only
     for v, m, want in (("2049", 16, True), ("2561", 1, True), ("2049", 17, False), ("1", 16, False),
                        ("2113", 16, False), ("2625", 16, True), ("2065", 16, False), ("2081", 16, False)):
         env_switch("SPENSE_WGSD_EXP", v)
         assert wgsp.wgsd_f16_x(e4, m) is want, (v, m)
         assert not wgsp.wgsd_f16_x(b16, m)
-    # SPENSE_WGSD_F16_MAX_M=32: tiles of 32 tokens too (kernels 2561 / 2625 at 32), never past 32; 16 or 32 only
+    # by default (SPENSE_WGSD_F16_MAX_M=32) tiles of 32 tokens too (kernel 2625 there), never past 32; 16 or 32 only
     env_switch("SPENSE_WGSD_EXP", None)
-    env_switch("SPENSE_WGSD_F16_MAX_M", "32")
+    env_switch("SPENSE_WGSD_F16_MAX_M", None)
+    assert wgsp.wgsd_f16_max_m() == 32
     assert [wgsp.wgsd_f16_x(e4, m) for m in (1, 17, 32, 33)] == [True, True, True, False]
     assert not wgsp.wgsd_f16_x(b16, 32)
     for bad in ("24", "64", "x"):
@@ -156,7 +158,7 @@ def test_f16_operand_and_where_it_is_taken(env_switch):
 
 
 def test_f16_operand_is_built_beside_x_and_reaches_the_stream_k_form(env_switch, monkeypatch):
-    """Where a compacted FP8 layer runs the stream-K form with x in f16 (variant bit 2048 at M <= 16),
+    """Where a compacted FP8 layer runs the stream-K form with x in f16 (variant bit 2048 at M <= 32),
     forward builds x's f16 operand as plain tensor ops (so that torch.compile fuses it into the op producing
     x) and the layer hands it to the kernel; elsewhere no operand; the mma.sp fallback never gets it.  The
     FP8 dense kind ``sk`` gives the kernel the operand the same way.  (Routing only, on the CPU: the kernel
@@ -172,7 +174,7 @@ def test_f16_operand_is_built_beside_x_and_reaches_the_stream_k_form(env_switch,
     env_switch("SPENSE_WGSD_EXP", "2049")
     xh = m._fragments(x)
     assert xh.dtype == torch.float16 and torch.equal(xh, f16_operand(x))
-    assert m._fragments(torch.randn(17, 128).to(torch.bfloat16)).numel() == 0  # past M = 16: none
+    assert m._fragments(torch.randn(33, 128).to(torch.bfloat16)).numel() == 0  # past M = 32: none
     seen = {}
     monkeypatch.setattr(lin, "wgsp_forward", lambda kw, x2, decode: seen.setdefault("x", x2))
     monkeypatch.setattr(m, "forward_mmasp", lambda x2, xf=None: seen.setdefault("xf", xf))
@@ -363,13 +365,12 @@ def test_gpu_timing_only_variants_run_to_their_end(env_switch):
 @pytest.mark.parametrize("kind", ["blocks", "rows"])
 def test_gpu_fp8_stream_k_matches_reference(env_switch, kind):
     """A compacted FP8 layer (e4m3 weights, per-row scales) at 25 % dense through the stream-K decode form at
-    M = 1, 7, 16, 33, 64: within bf16 rounding of the float64 reference of its dequantised weights, the same
+    M = 1, 7, 16, 32, 33, 64: within bf16 rounding of the float64 reference of its dequantised weights, the same
     bits on a second call (variants 65, slots of one K step, 513 and 2049 too; 1 and 513 take slots of two
-    steps at M <= 16, 2049 the same with x in f16 and e4m3 widened to f16, within rounding too; 2049 and 2625
-    at M <= 32 under SPENSE_WGSD_F16_MAX_M=32), and what the
-    layer itself runs from SPENSE_WGSD_MIN_M
-    tokens (below it the mma.sp kernel, within rounding); the other decode form and prefill decline FP8 (None:
-    the caller's path)."""
+    steps at M <= 16, 2049 the same with x in f16 and e4m3 widened to f16, within rounding too, and at M <= 32
+    under SPENSE_WGSD_F16_MAX_M=32, the default; 2625 there too), and what the layer itself runs from
+    SPENSE_WGSD_MIN_M tokens by default (below it the mma.sp kernel, within rounding); the other decode form and
+    prefill decline FP8 (None: the caller's path)."""
     gen = torch.Generator().manual_seed(14)
     w, lay = prefill_weight(kind, 1024, 4096, gen)
     p = pack(w.to("cuda", torch.bfloat16), lay, fp8=True)
@@ -387,7 +388,7 @@ def test_gpu_fp8_stream_k_matches_reference(env_switch, kind):
         assert e <= 1e-2, (kind, M, e)
         assert torch.equal(wgsp.wgsp_forward(m._kernel, x, decode=True), direct), (kind, M)
         # slots of one step; of two (M <= 16, the default's); 2049: x in f16 there, and at M <= 32 with
-        # SPENSE_WGSD_F16_MAX_M=32 (kernel 2561 on tiles of 32; 2625 with four chains)
+        # SPENSE_WGSD_F16_MAX_M=32 (the default: kernel 2625 on tiles of 32; 16: tiles of 16 only)
         for v, f16_max in (("65", "16"), ("513", "16"), ("2049", "16"), ("2049", "32"), ("2625", "32")):
             env_switch("SPENSE_WGSD_EXP", v)  # the same bits on every call
             env_switch("SPENSE_WGSD_F16_MAX_M", f16_max)
@@ -395,7 +396,7 @@ def test_gpu_fp8_stream_k_matches_reference(env_switch, kind):
             assert ((yv.double() - ref).norm() / ref.norm()).item() <= 1e-2, (kind, M, v)
             assert torch.equal(wgsp.wgsp_forward(m._kernel, x, decode=True), yv), (kind, M, v)
         env_switch("SPENSE_WGSD_F16_MAX_M", None)
-        env_switch("SPENSE_WGSD_EXP", "1")
+        env_switch("SPENSE_WGSD_EXP", None)  # the defaults, as `direct` ran
         assert wgsp.wgsp_forward(m._kernel, x, decode=True, stream_k=False) is not None  # FP8: stream-K anyway
         assert wgsp.wgsp_forward(m._kernel, x) is None  # no FP8 prefill form
         y = m(x)
@@ -407,12 +408,12 @@ def test_gpu_fp8_stream_k_matches_reference(env_switch, kind):
 @pytest.mark.gpu
 @sm90
 def test_gpu_f16_x_gives_the_bits_of_bf16_x(env_switch):
-    """Variant 2049 (x in f16, e4m3 taken as f16) against 1 (the same pair form in bf16; at M = 17-32, under
-    SPENSE_WGSD_F16_MAX_M=32, 1 takes slots of one K step on the same single accumulator chain), M = 1, 9, 16,
-    17, 32: where no |x| is below 2^-6 (but zeros), x's f16 operand holds x * 2^-8 exactly, every product is
-    exact in fp32 either way and the 2^-8 comes back as a power of two in the epilogue, so the outputs are the
-    same bits; on x with tiny values, within rounding of each other.  Also the FP8 dense rows (``sk``'s
-    layout)."""
+    """Variant 2049 (x in f16, e4m3 taken as f16) against the form in bf16 on the same accumulator chains: 1 at
+    M = 1, 9, 16 (the same pair form), 65 at M = 17, 32 (tiles of 32: slots of one K step, four chains, a step's
+    chains set by its parity as in 2049's slots of two), where no |x| is below 2^-6 (but zeros): x's f16
+    operand holds x * 2^-8 exactly, every product is exact in fp32 either way and the 2^-8 comes back as a power
+    of two in the epilogue, so the outputs are the same bits; on x with tiny values, within rounding of each
+    other.  Also the FP8 dense rows (``sk``'s layout).  (Against 1 at M = 17, one chain, the bits differ: t.)"""
     from spense.runtime.fp8 import quantize_weight
 
     gen = torch.Generator().manual_seed(17)
@@ -427,12 +428,12 @@ def test_gpu_f16_x_gives_the_bits_of_bf16_x(env_switch):
             x = torch.where(x.abs() < 2.0 ** -6, torch.zeros_like(x), x).to("cuda", torch.bfloat16)
             tiny = x.clone()
             tiny[:, ::5] *= 2.0 ** -12
-            outs = {}
-            for v in ("1", "2049"):
+            outs, bf = {}, "1" if M <= 16 else "65"
+            for v in (bf, "2049"):
                 env_switch("SPENSE_WGSD_EXP", v)
                 outs[v] = (wgsp.wgsp_forward(kw, x, decode=True), wgsp.wgsp_forward(kw, tiny, decode=True))
-            assert torch.equal(outs["1"][0], outs["2049"][0]), M
-            a, b = outs["1"][1].double(), outs["2049"][1].double()
+            assert torch.equal(outs[bf][0], outs["2049"][0]), M
+            a, b = outs[bf][1].double(), outs["2049"][1].double()
             assert ((a - b).norm() / a.norm()).item() <= 1e-3, M
 
 

@@ -154,9 +154,11 @@ def wgsd_exp() -> int:
 @functools.lru_cache(maxsize=None)
 def wgsd_f16_max_m() -> int:
     """The most tokens at which the stream-K form takes x in f16 for e4m3 weights (``SPENSE_WGSD_F16_MAX_M``,
-    read once: 16, its tiles of 16 tokens only, or 32, also its tiles of 32: kernels 2561 / 2625 on slots of
-    two K steps, csrc/spense_wgsd_launch.cuh; default 16)."""
-    m = _env_int("SPENSE_WGSD_F16_MAX_M", 16, 16, 32)
+    read once: 32, default, also its tiles of 32 tokens (kernel 2625 there: slots of two K steps, four
+    accumulator chains, csrc/spense_wgsd_launch.cuh), or 16, its tiles of 16 only, as before).  Measured
+    (benchmarks/results/wgsd_2026-12-03, s and t): per layer at M = 32 5-12 % less time on the four 8B shapes,
+    the 8B FP8 step at B = 32 4.964 against 5.178 ms."""
+    m = _env_int("SPENSE_WGSD_F16_MAX_M", 32, 16, 32)
     if m not in (16, 32):
         raise DeviceError(f"SPENSE_WGSD_F16_MAX_M must be 16 or 32, got {m}")
     return m
