@@ -147,7 +147,8 @@ def wgsd_exp() -> int:
     2^-8, :func:`~spense.runtime.xops.f16_operand`) and each e4m3 pair widened to f16 by one cvt instead of
     five instructions to bf16, the wgmmas in f16; the default since results ah (2049: 3-10 % faster than 1 on the four 8B / 32B
     gate_up / down shapes at M = 1 and 16, kernel alone on an operand made beforehand).  The bit is the
-    extension's to clear where x comes in bf16 (bf16 weights, M > 16): there 2049 runs as 1."""
+    extension's to clear where x comes in bf16 (bf16 weights, M past :func:`wgsd_f16_max_m`): there 2049 runs
+    as 1; on tiles of 32 tokens it runs as kernel 2625 (slots of two K steps, four chains)."""
     return _env_int("SPENSE_WGSD_EXP", 2049, 0, 4095)
 
 
