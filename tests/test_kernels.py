@@ -345,11 +345,17 @@ def test_wgsp_prefill_gemm_builds_for_sm90a(tmp_path):
     # groups in flight) on tiles of 16, 32 and 64 for both, and the same of variants 65 and 97 (four
     # accumulator chains; one on tiles of 64 with two groups in flight), and the timing-only 129 (both types)
     # and 257 (e4m3) on tiles of 16, 1027 (variant 3 with two early slots), 577 (e4m3 in slots of two steps)
-    # and 2625 (the same with x in f16)
-    assert len(entries) == 49, entries
+    # and 2625 (the same with x in f16), and 2625 on tiles of 32
+    assert len(entries) == 50, entries
     for i in entries:
         props = " ".join(lines[i:i + 3])
         assert "0 bytes spill stores" in props, props
     # no wgmma serialized, neither behind compiler-inserted fences (C7520) nor for want of registers (C7512:
-    # the consumers' 128 accumulators and two A sets need the registers the producer gives up, setmaxnreg)
-    assert "serialized" not in r.stderr and "C7520" not in r.stderr, [s for s in lines if "serialized" in s]
+    # the consumers' 128 accumulators and two A sets need the registers the producer gives up, setmaxnreg);
+    # one known exception: 2625 on tiles of 32 (four chains of 16 accumulators and four A sets under the 168
+    # registers of the launch bound) is serialized for registers, and measured 5-12 % faster per layer than the
+    # form it replaced all the same (benchmarks/results/wgsd_2026-12-03, s); its one-chain form spilled
+    known = "spense_wgsd_sk_kernelILi9ELi2625ELb1ELi32E"
+    serialized = [s for s in lines if "serialized" in s and known not in s]
+    assert not serialized and "C7520" not in r.stderr, serialized
+    assert sum(known in s for s in lines if "serialized" in s) <= 1
