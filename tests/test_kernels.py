@@ -358,4 +358,4 @@ def test_wgsp_prefill_gemm_builds_for_sm90a(tmp_path):
     known = "spense_wgsd_sk_kernelILi9ELi2625ELb1ELi32E"
     serialized = [s for s in lines if "serialized" in s and known not in s]
     assert not serialized and "C7520" not in r.stderr, serialized
-    assert sum(known in s for s in lines if "serialized" in s) <= 1
+    assert any(known in lines[i] for i in entries), "2625 on tiles of 32 not built"
