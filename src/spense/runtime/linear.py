@@ -49,7 +49,7 @@ from spense.runtime.linear_plan import InputPlan
 from spense.runtime.shapes import DECODE_MAX_M, bucket as _bucket
 from spense.runtime.wgsp import (WGSD_MAX_M, sk_workspace, wgsd_min_m_for, wgsp_forward, wgsp_layer_applies,
                                  wgsp_min_m)
-from spense.runtime.xops import f16_operand, x_perm
+from spense.runtime.xops import F16_X_SCALE, f16_operand, x_perm
 
 BACKENDS = ("reference", "cusparselt", "triton", "mmasp", "auto")
 FAST = ("cusparselt", "triton", "mmasp", "auto")
@@ -403,7 +403,7 @@ class SpenseLinear(InputPlan, nn.Module):
                 return y
             # the kernel's refusal (never on a layer it was checked for): x back from its f16 operand where one
             # came, as x2 may then be a placeholder (attn_operand's FORM_F16); exact for |x| in [2^-6, 2^24)
-            return self.forward_mmasp(x2 if xh is None else (xh.float() * 256).to(torch.bfloat16),
+            return self.forward_mmasp(x2 if xh is None else (xh.float() / F16_X_SCALE).to(torch.bfloat16),
                                       xf=xf if xh is None else None)
         if name in ("triton", "mmasp") and M > DECODE_MAX_M:
             name = "cusparselt"
