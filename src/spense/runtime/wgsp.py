@@ -174,6 +174,24 @@ def wgsd_f16_x(kw: mmasp.KernelWeights, m: int) -> bool:
             and ((e & 512) != 0 or (e & 64) == 0))
 
 
+@functools.lru_cache(maxsize=None)
+def wgsd_sk_split() -> int:
+    """CTAs per row block of 128 rows that the stream-K form launches (``SPENSE_WGSD_SK_SPLIT``, read once;
+    0, default: one CTA per SM).  A layer of few row blocks then runs on fewer CTAs, each streaming more of a
+    block, with fewer split blocks to finish (csrc/spense_wgsd_launch.cuh wsd_sk_grid)."""
+    return _env_int("SPENSE_WGSD_SK_SPLIT", 0, 0, 64)
+
+
+def wgsd_sk_ctas(kw: mmasp.KernelWeights, device: torch.device) -> int:
+    """The stream-K form's CTAs for the weights ``kw`` (:func:`wgsd_sk_split` per row block, at most one per
+    SM; 0: one per SM)."""
+    s = wgsd_sk_split()
+    if s == 0:
+        return 0
+    n_sm = torch.cuda.get_device_properties(device).multi_processor_count
+    return min(n_sm, s * max(1, (kw.rows_sparse + kw.rows_dense) // 128))
+
+
 SK_PART = 32 * 256  # floats of one CTA's partial sums (csrc/spense_wgsd.cuh WSD_PART)
 SK_MAX_BLOCKS = 1 << 16  # row blocks of 128 rows a layer may have under stream-K (the counts' length)
 _sk_ws: dict = {}
@@ -242,7 +260,7 @@ def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False
     y = torch.empty(x2.shape[0], kw.n_out, dtype=torch.bfloat16, device=x2.device)
     ok = ext.spense_wgsp(y, kw.sv, kw.sm, kw.dv, x2, kw.sblk, kw.dblk, kw.out_row, kw.rows_sparse // 16,
                          kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, form, ws, cnt, wgsd_exp() if form == 3 else 0,
-                         kw.wscale)
+                         kw.wscale, wgsd_sk_ctas(kw, x2.device) if form == 3 else 0)
     return y if ok else None
 
 
