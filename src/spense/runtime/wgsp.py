@@ -176,25 +176,45 @@ def wgsd_f16_x(kw: mmasp.KernelWeights, m: int) -> bool:
 
 @functools.lru_cache(maxsize=None)
 def wgsd_sk_split() -> int:
-    """CTAs per row block of 128 rows that the stream-K form launches (``SPENSE_WGSD_SK_SPLIT``, read once;
-    0, default: one CTA per SM).  A layer of few row blocks then runs on fewer CTAs, each streaming more of a
-    block, with fewer split blocks to finish (csrc/spense_wgsd_launch.cuh wsd_sk_grid)."""
-    return _env_int("SPENSE_WGSD_SK_SPLIT", 0, 0, 64)
+    """How many CTAs the stream-K form launches (``SPENSE_WGSD_SK_SPLIT``, read once): -1, default, whole
+    shares (:func:`wgsd_sk_ctas`); 0 one CTA per SM, as before; k >= 1 k CTAs per row block of 128 rows."""
+    return _env_int("SPENSE_WGSD_SK_SPLIT", -1, -1, 64)
 
 
-def wgsd_sk_ctas(kw: mmasp.KernelWeights, device: torch.device) -> int:
-    """The stream-K form's CTAs for the weights ``kw`` (:func:`wgsd_sk_split` per row block, at most one per
-    SM; 0: one per SM)."""
+def sk_units(kw: mmasp.KernelWeights) -> int:
+    """The stream-K form's work units of the weights ``kw`` (csrc/spense_wgsd_parts.cuh ``SkGeo::T``): a
+    sparse step of a 128-row block counts 9 (e4m3: 5), a dense step 16 (e4m3: 8), about its bytes."""
+    us, ud = (5, 8) if kw.fp8 else (9, 16)
+    return (kw.rows_sparse // 128) * (us * kw.Ss + ud * kw.SdA) + (kw.rows_dense // 128) * ud * kw.SdB
+
+
+def wgsd_sk_ctas(kw: mmasp.KernelWeights, n_sm: int) -> int:
+    """The stream-K form's CTAs for the weights ``kw`` on ``n_sm`` SMs (0: one per SM, the extension's own
+    rule).  By default (:func:`wgsd_sk_split` -1) whole shares: with B row blocks and at most
+    G = min(n_sm, units / 128) CTAs (the extension's bound), floor(G / B) CTAs per block where B <= G (each
+    CTA's part inside one block: 8B.o 64, 8B.qkv 96, 8B.down 128 on 132 SMs), else ceil(B / G) whole blocks per
+    CTA (8B.gate_up 96); one per SM where the blocks differ in size (dense rows beside sparse ones).  Measured (benchmarks/results/wgsd_2026-12-04, a): a share that spans two blocks
+    leaves each of them split and finished by a later CTA; at M = 16 / 32 in e4m3, 8B.qkv 13.7 / 16.1 us on
+    132 CTAs, 12.2 / 14.6 on 96, 8B.down 20.0 / 22.3 on 132, 18.2 / 20.5 on 96."""
     s = wgsd_sk_split()
-    if s == 0:
-        return 0
-    n_sm = torch.cuda.get_device_properties(device).multi_processor_count
-    return min(n_sm, s * max(1, (kw.rows_sparse + kw.rows_dense) // 128))
+    blocks = max(1, (kw.rows_sparse + kw.rows_dense) // 128)
+    if s > 0:
+        return min(n_sm, s * blocks)
+    us, ud = (5, 8) if kw.fp8 else (9, 16)
+    if s == 0 or (kw.rows_sparse and kw.rows_dense and us * kw.Ss + ud * kw.SdA != ud * kw.SdB):
+        return 0  # (blocks of two sizes: equal shares do not fall on their bounds)
+    g = max(1, min(n_sm, sk_units(kw) // 128))
+    return blocks * (g // blocks) if blocks <= g else -(-blocks // -(-blocks // g))
 
 
 SK_PART = 32 * 256  # floats of one CTA's partial sums (csrc/spense_wgsd.cuh WSD_PART)
 SK_MAX_BLOCKS = 1 << 16  # row blocks of 128 rows a layer may have under stream-K (the counts' length)
 _sk_ws: dict = {}
+
+
+@functools.lru_cache(maxsize=None)
+def _sm_count(device: torch.device) -> int:
+    return torch.cuda.get_device_properties(device).multi_processor_count
 
 
 def sk_workspace(device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -260,7 +280,7 @@ def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False
     y = torch.empty(x2.shape[0], kw.n_out, dtype=torch.bfloat16, device=x2.device)
     ok = ext.spense_wgsp(y, kw.sv, kw.sm, kw.dv, x2, kw.sblk, kw.dblk, kw.out_row, kw.rows_sparse // 16,
                          kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, form, ws, cnt, wgsd_exp() if form == 3 else 0,
-                         kw.wscale, wgsd_sk_ctas(kw, x2.device) if form == 3 else 0)
+                         kw.wscale, wgsd_sk_ctas(kw, _sm_count(x2.device)) if form == 3 else 0)
     return y if ok else None
 
 
