@@ -192,19 +192,22 @@ def wgsd_sk_ctas(kw: mmasp.KernelWeights, n_sm: int) -> int:
     """The stream-K form's CTAs for the weights ``kw`` on ``n_sm`` SMs (0: one per SM, the extension's own
     rule).  By default (:func:`wgsd_sk_split` -1) whole shares: with B row blocks and at most
     G = min(n_sm, units / 128) CTAs (the extension's bound), floor(G / B) CTAs per block where B <= G (each
-    CTA's part inside one block: 8B.o 64, 8B.qkv 96, 8B.down 128 on 132 SMs), else ceil(B / G) whole blocks per
-    CTA (8B.gate_up 96); one per SM where the blocks differ in size (dense rows beside sparse ones).  Measured (benchmarks/results/wgsd_2026-12-04, a): a share that spans two blocks
-    leaves each of them split and finished by a later CTA; at M = 16 / 32 in e4m3, 8B.qkv 13.7 / 16.1 us on
-    132 CTAs, 12.2 / 14.6 on 96, 8B.down 20.0 / 22.3 on 132, 18.2 / 20.5 on 96."""
+    CTA's part inside one block: 8B.o 64, 8B.qkv 96, 8B.down 128 on 132 SMs), two whole blocks per CTA where
+    B <= 2 G (8B.gate_up 96), else one CTA per SM; one per SM too where the blocks differ in size (dense rows
+    beside sparse ones: equal shares do not fall on their bounds).  Measured (benchmarks/results/
+    wgsd_2026-12-04, b; e4m3 on x's f16 operand, M = 1 / 32, us, one CTA per SM -> whole shares): 8B.qkv
+    14.0 / 15.9 -> 12.6 / 14.4, 8B.o 12.7 / 14.6 -> 12.3 / 14.0, 8B.gate_up 30.1 / 33.3 -> 27.1 / 31.2,
+    8B.down 20.7 / 22.2 -> 17.2 / 18.9, 32B.down 36.4 / 37.9 -> 35.4 / 36.1; 32B.gate_up (400 blocks) on four
+    whole blocks per CTA (100 CTAs) 59.2 / 64.0 -> 60.5 / 70.1, hence one per SM past 2 G."""
     s = wgsd_sk_split()
     blocks = max(1, (kw.rows_sparse + kw.rows_dense) // 128)
     if s > 0:
         return min(n_sm, s * blocks)
     us, ud = (5, 8) if kw.fp8 else (9, 16)
     if s == 0 or (kw.rows_sparse and kw.rows_dense and us * kw.Ss + ud * kw.SdA != ud * kw.SdB):
-        return 0  # (blocks of two sizes: equal shares do not fall on their bounds)
+        return 0
     g = max(1, min(n_sm, sk_units(kw) // 128))
-    return blocks * (g // blocks) if blocks <= g else -(-blocks // -(-blocks // g))
+    return blocks * (g // blocks) if blocks <= g else -(-blocks // 2) if blocks <= 2 * g else 0
 
 
 SK_PART = 32 * 256  # floats of one CTA's partial sums (csrc/spense_wgsd.cuh WSD_PART)
