@@ -26,7 +26,7 @@ int main() {
       for (int Bd : {0, 8, 64, 128})
         for (int Kq : {1, 3, 16, 64, 192, 400})  // K / 64
           for (int quarter : {0, 1, 4})              // dense steps of the sparse-row blocks: quarter / 4 of K
-            for (int want : {1, 2, 7, 64, 132}) {
+            for (int want : {1, 2, 7, 64, 80, 96, 120, 128, 132}) {
               if (Bs + Bd == 0) continue;
               const int Ss = Bs ? Kq * 3 / 4 + (Kq < 4) : 0, SdA = Bs ? quarter * Kq / 4 : 0, SdB = Bd ? Kq : 0;
               const int G = wsd_sk_grid(SkGeo(Bs, Bd, Ss, SdA, SdB, 1, fp8), want);

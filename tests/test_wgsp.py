@@ -52,7 +52,7 @@ def env_switch(monkeypatch, request):
     fns = {"SPENSE_WGSP_CLUSTER": wgsp.wgsp_cluster, "SPENSE_WGSD_MIN_M": wgsp.wgsd_min_m,
            "SPENSE_WGSD_MIN_M_LARGE": wgsp.wgsd_min_m_large, "SPENSE_WGSD_SK": wgsp.wgsd_stream_k,
            "SPENSE_WGSD_EXP": wgsp.wgsd_exp, "SPENSE_WGSD_SK_MIN_NK": wgsp.wgsd_sk_min_nk,
-           "SPENSE_WGSD_F16_MAX_M": wgsp.wgsd_f16_max_m}
+           "SPENSE_WGSD_F16_MAX_M": wgsp.wgsd_f16_max_m, "SPENSE_WGSD_SK_SPLIT": wgsp.wgsd_sk_split}
 
     def set_(name: str, v: str | None):
         if v is None:
@@ -268,10 +268,58 @@ def test_gpu_wgsp_cluster_and_decode_forms_match_reference(min_m, env_switch, ki
             assert torch.equal(y, direct), (kind, M)
 
 
+def _sk_kw(n: int, k: int, fp8: bool = True, dense_rows: int = 0):
+    """The geometry of a Spense layer's kernel layout (no tensors): 25 % dense columns, or ``dense_rows``."""
+    if dense_rows:
+        return SimpleNamespace(rows_sparse=n - dense_rows, rows_dense=dense_rows, Ss=k // 128, SdA=0,
+                               SdB=k // 64, fp8=fp8)
+    return SimpleNamespace(rows_sparse=n, rows_dense=0, Ss=k * 3 // 256, SdA=k // 256, SdB=0, fp8=fp8)
+
+
+QWEN3_SHAPES = {"8B.qkv": (6144, 4096), "8B.o": (4096, 4096), "8B.gate_up": (24576, 4096),
+                "8B.down": (4096, 12288), "32B.qkv": (10240, 5120), "32B.o": (5120, 8192),
+                "32B.gate_up": (51200, 5120), "32B.down": (5120, 25600)}
+
+
+@pytest.mark.parametrize("fp8", [True, False])
+def test_stream_k_grid_gives_whole_shares(env_switch, fp8):
+    """By default the stream-K form's CTAs split each row block into equal shares or take whole blocks: every
+    CTA's units (SkGeo::u0, c T / G) start and end inside one block or on block bounds, on 132 SMs and on
+    fewer; past two blocks per SM (32B.gate_up) one CTA per SM.  SPENSE_WGSD_SK_SPLIT=0 is one per SM,
+    k >= 1 k CTAs per block (at most the SMs); blocks of two sizes (dense rows) keep one per SM."""
+    env_switch("SPENSE_WGSD_SK_SPLIT", None)
+    for name, (n, k) in QWEN3_SHAPES.items():
+        kw = _sk_kw(n, k, fp8)
+        blocks, per = n // 128, wgsp.sk_units(kw) // (n // 128)
+        for n_sm in (132, 114, 78):
+            g = wgsp.wgsd_sk_ctas(kw, n_sm)
+            if blocks > 2 * min(n_sm, wgsp.sk_units(kw) // 128):
+                assert g == 0, (name, n_sm)
+                continue
+            assert 0 < g <= min(n_sm, wgsp.sk_units(kw) // 128), (name, n_sm, g)
+            t = blocks * per
+            for c in range(g):  # the share's first and last units lie in one block, or it is whole blocks
+                u0, u1 = c * t // g, (c + 1) * t // g
+                assert u0 // per == (u1 - 1) // per or (u0 % per == 0 and u1 % per == 0), (name, n_sm, g, c)
+            assert g >= min(n_sm, wgsp.sk_units(kw) // 128) // 2, (name, n_sm, g)  # at least half the CTAs
+    assert wgsp.wgsd_sk_ctas(_sk_kw(4096, 4096, fp8), 132) == (64 if fp8 else 128)  # 8B.o
+    assert wgsp.wgsd_sk_ctas(_sk_kw(24576, 4096, fp8), 132) == 96  # 8B.gate_up: two blocks per CTA
+    assert wgsp.wgsd_sk_ctas(_sk_kw(4096, 4096, fp8, dense_rows=1024), 132) == 0
+    env_switch("SPENSE_WGSD_SK_SPLIT", "0")
+    assert wgsp.wgsd_sk_ctas(_sk_kw(4096, 4096, fp8), 132) == 0
+    env_switch("SPENSE_WGSD_SK_SPLIT", "3")
+    assert wgsp.wgsd_sk_ctas(_sk_kw(4096, 4096, fp8), 132) == 96
+    assert wgsp.wgsd_sk_ctas(_sk_kw(24576, 4096, fp8), 132) == 132
+    for bad in ("-2", "65", "x"):
+        env_switch("SPENSE_WGSD_SK_SPLIT", bad)
+        with pytest.raises(DeviceError, match="SPENSE_WGSD_SK_SPLIT"):
+            wgsp.wgsd_sk_split()
+
+
 @pytest.mark.skipif(not __import__("shutil").which("nvcc"), reason="needs nvcc")
 def test_stream_k_split_covers_every_step_once(tmp_path):
     """The stream-K decode form's split of a layer (SkGeo in csrc/spense_wgsd_parts.cuh), walked on the host as
-    the kernel walks it over 5,580 layer shapes, grids and weight types (bf16 and e4m3 steps;
+    the kernel walks it over 10,044 layer shapes, grids and weight types (bf16 and e4m3 steps;
     benchmarks/wgsd_geometry_check.cu): every (row block, K step) streamed by exactly one CTA, no CTA
     without steps, each split block's partial sums written to the slots its last arrival reads.  Host code
     only: no GPU."""

@@ -96,7 +96,7 @@ def wgsd_min_m_for(n_out: int, in_features: int, fp8: bool = False) -> int:
 
 
 SK_MIN_K = 8192  # SPENSE_WGSD_SK=2: stream-K from this K (in_features) on, or from wgsd_sk_min_nk() weights
-SK_MIN_NK = 1 << 27
+SK_MIN_NK = 1 << 26  # 8B.gate_up (1.0e8 weights) on, 32B.qkv (5.2e7) and the smaller below
 
 
 @functools.lru_cache(maxsize=None)
@@ -113,8 +113,10 @@ def wgsd_stream_k() -> int:
     otherwise.  Measured per layer at M = 1-64 (benchmarks/results/wgsd_2026-12-01, c_960dd9f and d_35ffbb7):
     stream-K is the faster on the long rows and the largest layer (8B.down, 32B.down, 32B.gate_up), clusters
     on the short ones (8B.qkv, o, gate_up), where stream-K's split blocks cost more than they spread; at
-    M = 12-16 stream-K on 8B.gate_up too (41.5-41.9 against 43.5-43.6 us, results x), the one layer below
-    ``SK_MIN_NK`` that takes the decode form there."""
+    M = 12-16 stream-K on 8B.gate_up too (41.5-41.9 against 43.5-43.6 us, results x).  Since the grid gives whole
+    shares (:func:`wgsd_sk_ctas`) stream-K also wins on 8B.gate_up at M = 32 (41.1 against 44.1 us, benchmarks/
+    results/wgsd_2026-12-04, c), so ``SK_MIN_NK`` is 2^26 (was 2^27); 8B.qkv stays on clusters (17.2 against
+    14.9 us)."""
     return _env_int("SPENSE_WGSD_SK", 2, 0, 2)
 
 
