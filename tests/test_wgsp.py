@@ -95,19 +95,16 @@ def test_cluster_and_decode_form_switches(env_switch):
 
 
 def test_decode_form_threshold_by_layer_size(env_switch):
-    """A layer of at least LARGE_NK weights (FP8; LARGE_NK_BF16 in bf16) takes the decode form from
+    """A layer of at least LARGE_NK weights (bf16 or FP8) takes the decode form from
     SPENSE_WGSD_MIN_M_LARGE tokens, a smaller one from SPENSE_WGSD_MIN_M; 0 in either switch turns the large
     layers' own threshold off, and SPENSE_WGSD_MIN_M=0 turns the decode form off for all."""
     for name in ("SPENSE_WGSD_MIN_M", "SPENSE_WGSD_MIN_M_LARGE"):
         env_switch(name, None)
     big, mid, small = (5120, 25600), (24576, 4096), (4096, 12288)  # 32B.down (1.3e8), 8B.gate_up (1.0e8), 8B.down
     assert wgsp.wgsd_min_m_for(*big) == 9 and wgsp.wgsd_min_m_for(*small) == 17
-    assert wgsp.wgsd_min_m_for(*mid) == 9 and wgsp.wgsd_min_m_for(*mid, fp8=True) == 17
-    assert wgsp.wgsd_min_m_for(*big, fp8=True) == 9 and wgsp.wgsd_min_m_for(*small, fp8=True) == 17
-    assert wgsp.wgsd_min_m_for(wgsp.LARGE_NK // 1000, 1000, fp8=True) == 9  # the bound itself is large
-    assert wgsp.wgsd_min_m_for(wgsp.LARGE_NK // 1000 - 1, 1000, fp8=True) == 17
-    assert wgsp.wgsd_min_m_for(wgsp.LARGE_NK_BF16 // 1000, 1000) == 9
-    assert wgsp.wgsd_min_m_for(wgsp.LARGE_NK_BF16 // 1000 - 1, 1000) == 17
+    assert wgsp.wgsd_min_m_for(*mid) == 9
+    assert wgsp.wgsd_min_m_for(wgsp.LARGE_NK // 1000, 1000) == 9  # the bound itself is large
+    assert wgsp.wgsd_min_m_for(wgsp.LARGE_NK // 1000 - 1, 1000) == 17
     env_switch("SPENSE_WGSD_MIN_M_LARGE", "0")
     assert wgsp.wgsd_min_m_for(*big) == 17
     env_switch("SPENSE_WGSD_MIN_M_LARGE", "40")  # never above the threshold of all layers

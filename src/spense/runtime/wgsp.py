@@ -18,8 +18,9 @@ neighbouring token tiles, each loading half of every weight box and multicasting
 default 17) sends compacted layers at M = m..64 through a decode form (up to 64 tokens and 8 row tiles
 per work block, csrc/spense_wgsd.cuh) instead of the mma.sp decode kernel, whose M = 32-64 reloads x
 per MMA; layers of at least ``LARGE_NK`` weights from ``SPENSE_WGSD_MIN_M_LARGE`` tokens (default 9).
-The decode form is stream-K (``SPENSE_WGSD_SK=1``: one CTA per SM, each streaming an equal share of the
-layer's weight bytes, split blocks finished by the last CTA to arrive) or the K split over clusters
+The decode form is stream-K (``SPENSE_WGSD_SK=1``: CTAs each streaming an equal share of the layer's weight
+bytes, a whole number per row block or whole blocks each where the SMs allow (:func:`wgsd_sk_ctas`), split
+blocks finished by the last CTA to arrive) or the K split over clusters
 (``SPENSE_WGSD_SK=0``); by default stream-K on long rows, clusters on short ones (:func:`wgsd_stream_k`).
 Stream-K keeps one fp32 workspace per device (:func:`sk_workspace`): layers on one device must not run it
 on two streams at once.  Stream-K also serves compacted FP8 layers (e4m3 weights widened to bf16 in
@@ -66,12 +67,12 @@ def wgsd_min_m() -> int:
     return _env_int("SPENSE_WGSD_MIN_M", 17, 0, WGSD_MAX_M)
 
 
-# a layer of at least this many weights (N K) takes the decode form from wgsd_min_m_large(): FP8 between
-# 8B.gate_up (1.0e8, where the mma.sp kernel stays the faster at M = 12-16: 1.23-1.27x of FP8 dense against
-# stream-K's 1.15x) and 32B.down (1.3e8, where stream-K wins); bf16 from 8B.gate_up on, whose stream-K ran
-# 1.21-1.23x of cuBLAS at M = 12-16 against the mma.sp kernel's 1.13-1.17x (results x; M = 9-16 in ab)
-LARGE_NK = 120_000_000
-LARGE_NK_BF16 = 100_000_000
+# a layer of at least this many weights (N K) takes the decode form from wgsd_min_m_large(), bf16 and FP8: from
+# 8B.gate_up (1.0e8) on.  bf16: its stream-K ran 1.21-1.23x of cuBLAS at M = 12-16 against the mma.sp kernel's
+# 1.13-1.17x (benchmarks/results/wgsd_2026-12-01, x; M = 9-16 in ab).  FP8 (was 1.2e8, where the mma.sp kernel was
+# the faster on 8B.gate_up at M = 12-16): since the stream-K grid gives whole shares, on x's f16 operand 27.1 us at
+# M = 12 and 16 against the mma.sp kernel's 29.9 and 31.5 (benchmarks/results/wgsd_2026-12-04, d)
+LARGE_NK = 100_000_000
 
 
 @functools.lru_cache(maxsize=None)
@@ -85,12 +86,12 @@ def wgsd_min_m_large() -> int:
     return _env_int("SPENSE_WGSD_MIN_M_LARGE", 9, 0, WGSD_MAX_M)
 
 
-def wgsd_min_m_for(n_out: int, in_features: int, fp8: bool = False) -> int:
+def wgsd_min_m_for(n_out: int, in_features: int) -> int:
     """Smallest M from which a compacted layer of ``n_out`` x ``in_features`` weights takes the decode
     form (0: never): :func:`wgsd_min_m`, or :func:`wgsd_min_m_large` below it for a layer of at least
-    ``LARGE_NK`` weights (FP8) or ``LARGE_NK_BF16`` (bf16)."""
+    ``LARGE_NK`` weights (bf16 or FP8)."""
     m, m_large = wgsd_min_m(), wgsd_min_m_large()
-    if m == 0 or m_large == 0 or n_out * in_features < (LARGE_NK if fp8 else LARGE_NK_BF16):
+    if m == 0 or m_large == 0 or n_out * in_features < LARGE_NK:
         return m
     return min(m, m_large)
 

@@ -300,11 +300,12 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
 // spense.runtime.wgsp.wgsp_forward checks before calling): y (M x N, rows of stride y.stride(0)) = the
 // layer on x (M x K bf16, unit column stride), from the decode layout at RT = 1.  form 0: launch_wgsp_ws;
 // 1: the same in clusters of two CTAs that share each weight load by multicast (CL = 2); 2: the decode
-// form for M <= 64 (launch_wgsd, K split over a cluster); 3: the stream-K decode form (launch_wgsd_sk, one
-// CTA per SM; ws: its fp32 workspace, cnt: its int32 counts, zeroed once; variant: its SPENSE_WGSD_EXP bits;
-// grid: its CTAs, 0 = one per SM, at most the SMs (the workspace's size); all four unused by the other forms).  e4m3 weights (sv as uint8: the FP8 layout) take form 3 only, with
-// wscale their float32 per-output-row scales (else unused), and x may then be f16 (x * 2^-8: variant bit 2048,
-// set here from x's dtype; at M <= 16 in slots of two K steps only, else an error).
+// form for M <= 64 (launch_wgsd, K split over a cluster); 3: the stream-K decode form (launch_wgsd_sk; ws: its
+// fp32 workspace, cnt: its int32 counts, zeroed once; variant: its SPENSE_WGSD_EXP bits; grid: its CTAs, 0 = one
+// per SM, at most the SMs, as the workspace holds; all four unused by the other forms).  e4m3 weights (sv as
+// uint8: the FP8 layout) take form 3 only, with wscale their float32 per-output-row scales (else unused), and x
+// may then be f16 (x * 2^-8: variant bit 2048, set here from x's dtype; in slots of two K steps only, else an
+// error).
 // Returns false where the kernel does not apply (row tiles not in eights, K not a multiple of 64, unaligned x
 // or weights, M > 64 for forms 2 and 3, a workspace too small, FP8 in another form than 3): the caller falls
 // back.
