@@ -1,6 +1,6 @@
 """How the extension's refusals reach Python (device only): a call each check refuses, run in a child process
 so that a crash shows as a signal, not as the end of this script.  Cases: a stream-K variant past 2047
-(tests/test_wgsp.py REFUSE_CODE), the same with TORCH_DISABLE_ADDR2LINE=1 (c10's backtrace symbolised by
+(tests/test_wgsp_stream_k.py REFUSE_CODE), the same with TORCH_DISABLE_ADDR2LINE=1 (c10's backtrace symbolised by
 dladdr), x in float32 (the first check), int64 block tables (the third), form 7 (the fourth).  Each child
 runs with faulthandler on and unbuffered output, so a crash shows the Python line it came from (and whether
 the refusal was printed before it).  Per case: its exit status, the child's last output line, and on a
@@ -12,7 +12,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
-from test_wgsp import REFUSE_CODE  # noqa: E402
+from test_wgsp_stream_k import REFUSE_CODE  # noqa: E402
 
 env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(HERE, "..", "src"), os.path.join(HERE, "..", "tests")]))
 cases = {

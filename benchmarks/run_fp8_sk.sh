@@ -3,7 +3,7 @@
 # then the 8B end to end at B = 32 with the FP8 dense model picking from that table (Fp8Linear holding the
 # kernel layout where it picks `sk`), beside Spense FP8.  In order, each step under what is left of BUDGET s:
 # 1. the torch extension, exported to /tmp/spense_mmasp.so (and $OUT/ext.tgz);
-# 2. the GPU tests of tests/test_fp8.py and the stream-K ones of tests/test_wgsp.py;
+# 2. the GPU tests of tests/test_fp8.py and the stream-K ones of tests/test_wgsp_stream_k.py;
 # 3. linear_bench.py --dtypes fp8 --ratios 0 --backends dense on the eight Qwen3 linear shapes at
 #    M = 1, 8, 16, 32, 64, 2048 -> $W/table/fp8_dense_table.json, copied over src/spense/runtime/fp8_table.json
 #    of this (device) checkout for step 4 (commit it from $OUT);
@@ -34,7 +34,7 @@ if [ -z "${SPENSE_MMASP_SO:-}" ]; then  # else carried from an earlier call (val
   tar czf "$OUT/ext.tgz" -C /tmp spense_mmasp.so spense_mmasp.so.src  # to carry to a later call (run_wgsd_ab.sh)
 fi
 if [ "${TESTS:-1}" = 1 ]; then
-  timeout "$(cap ${TESTCAP:-90})" python3 -m pytest -q -m gpu ${TESTFILES:-tests/test_fp8.py tests/test_wgsp.py} \
+  timeout "$(cap ${TESTCAP:-90})" python3 -m pytest -q -m gpu ${TESTFILES:-tests/test_fp8.py tests/test_wgsp_stream_k.py} \
     -k "${TESTK:-fp8 or sk or stream_k or refuses}" -p no:cacheprovider > "$W/tests.txt" 2>&1
   echo "tests rc=$?" >> "$W/tests.txt"; tail -2 "$W/tests.txt"
 fi

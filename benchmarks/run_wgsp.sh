@@ -13,9 +13,9 @@
 # Everything goes to $OUT/wgsp.txt (one line per run) and $OUT/build.txt.  WGSP_NO_CLUSTER=1 leaves out the
 # cluster-of-two variant (wgsp_wsc), e.g. if it fails or hangs.
 # TORCH=1 goes on, in the same call, as SpenseLinear runs them (each step under its own timeout, the most
-# telling first; about 9 minutes in all): builds the torch extension, runs the GPU tests of tests/test_wgsp.py
-# (both forms through SpenseLinear), then linear_bench.py with the decode form beside the mma.sp kernel at
-# M = 16, 32, 64 ($OUT/l) and prefill_bench.py with the cluster-of-two column ($OUT/p); logs in $OUT/torch.txt.
+# telling first; about 9 minutes in all): builds the torch extension, runs the GPU tests of tests/test_wgsp.py and
+# tests/test_wgsp_stream_k.py (both forms through SpenseLinear), then linear_bench.py with the decode form beside the
+# mma.sp kernel at M = 16, 32, 64 ($OUT/l) and prefill_bench.py with the cluster-of-two column ($OUT/p); logs in $OUT/torch.txt.
 set -u
 OUT=${OUT:-out}; mkdir -p "$OUT"
 R="$OUT/wgsp.txt"
@@ -89,7 +89,7 @@ if [ "${TORCH:-0}" = 1 ]; then
   step() { local t=$1; shift; echo "===== $* (timeout $t s)" >> "$T"; timeout -k 5 "$t" "$@" >> "$T" 2>&1
            echo "rc=$? $*" >> "$R"; }
   step 300 python3 -c "from spense.runtime import mmasp; mmasp.load_extension(); print('arch', mmasp._EXT_ARCH)"
-  step 120 python3 -m pytest -q -x -m gpu tests/test_wgsp.py
+  step 120 python3 -m pytest -q -x -m gpu tests/test_wgsp.py tests/test_wgsp_stream_k.py
   step 150 python3 benchmarks/linear_bench.py --out "$OUT/l" --ms 16,32,64 --ratios 0.25 --axes cols \
     --backends dense,mmasp,wgsd --cfgs 1x4,1x8,2x4,2x8 --shapes $SH
   step 150 python3 benchmarks/prefill_bench.py --out "$OUT/p" --dtypes bf16 --ms 512,2048,8192 --shapes $SH

@@ -1,0 +1,308 @@
+"""The stream-K decode form of ``spense.runtime.wgsp``: its grid (whole shares), the host walk of its split over
+CTAs, its device probes' builds, and on an sm_90 GPU (``gpu``) its variants, e4m3 weights, x in f16 and the FP8
+dense rows against the float64 reference, and the extension's refusal of a bad variant."""
+
+import os
+import subprocess
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from spense.errors import DeviceError
+from spense.format import pack, unpack
+from spense.runtime import SpenseLinear, wgsp
+
+import test_wgsp
+from test_mmasp import prefill_weight
+from test_wgsp import compacted, sm90
+
+env_switch = test_wgsp.env_switch  # the read-once switches' fixture, shared with test_wgsp
+
+
+def _sk_kw(n: int, k: int, fp8: bool = True, dense_rows: int = 0):
+    """The geometry of a Spense layer's kernel layout (no tensors): 25 % dense columns, or ``dense_rows``."""
+    if dense_rows:
+        return SimpleNamespace(rows_sparse=n - dense_rows, rows_dense=dense_rows, Ss=k // 128, SdA=0,
+                               SdB=k // 64, fp8=fp8)
+    return SimpleNamespace(rows_sparse=n, rows_dense=0, Ss=k * 3 // 256, SdA=k // 256, SdB=0, fp8=fp8)
+
+
+QWEN3_SHAPES = {"8B.qkv": (6144, 4096), "8B.o": (4096, 4096), "8B.gate_up": (24576, 4096),
+                "8B.down": (4096, 12288), "32B.qkv": (10240, 5120), "32B.o": (5120, 8192),
+                "32B.gate_up": (51200, 5120), "32B.down": (5120, 25600)}
+
+
+@pytest.mark.parametrize("fp8", [True, False])
+def test_stream_k_grid_gives_whole_shares(env_switch, fp8):
+    """By default the stream-K form's CTAs split each row block into equal shares or take whole blocks: every
+    CTA's units (SkGeo::u0, c T / G) start and end inside one block or on block bounds, on 132 SMs and on
+    fewer; past two blocks per SM (32B.gate_up) one CTA per SM.  SPENSE_WGSD_SK_SPLIT=0 is one per SM,
+    k >= 1 k CTAs per block (at most the SMs); blocks of two sizes (dense rows) keep one per SM."""
+    env_switch("SPENSE_WGSD_SK_SPLIT", None)
+    for name, (n, k) in QWEN3_SHAPES.items():
+        kw = _sk_kw(n, k, fp8)
+        blocks, per = n // 128, wgsp.sk_units(kw) // (n // 128)
+        for n_sm in (132, 114, 78):
+            g = wgsp.wgsd_sk_ctas(kw, n_sm)
+            if blocks > 2 * min(n_sm, wgsp.sk_units(kw) // 128):
+                assert g == 0, (name, n_sm)
+                continue
+            assert 0 < g <= min(n_sm, wgsp.sk_units(kw) // 128), (name, n_sm, g)
+            t = blocks * per
+            for c in range(g):  # the share's first and last units lie in one block, or it is whole blocks
+                u0, u1 = c * t // g, (c + 1) * t // g
+                assert u0 // per == (u1 - 1) // per or (u0 % per == 0 and u1 % per == 0), (name, n_sm, g, c)
+            assert g >= min(n_sm, wgsp.sk_units(kw) // 128) // 2, (name, n_sm, g)  # at least half the CTAs
+    assert wgsp.wgsd_sk_ctas(_sk_kw(4096, 4096, fp8), 132) == (64 if fp8 else 128)  # 8B.o
+    assert wgsp.wgsd_sk_ctas(_sk_kw(24576, 4096, fp8), 132) == 96  # 8B.gate_up: two blocks per CTA
+    assert wgsp.wgsd_sk_ctas(_sk_kw(4096, 4096, fp8, dense_rows=1024), 132) == 0
+    env_switch("SPENSE_WGSD_SK_SPLIT", "0")
+    assert wgsp.wgsd_sk_ctas(_sk_kw(4096, 4096, fp8), 132) == 0
+    env_switch("SPENSE_WGSD_SK_SPLIT", "3")
+    assert wgsp.wgsd_sk_ctas(_sk_kw(4096, 4096, fp8), 132) == 96
+    assert wgsp.wgsd_sk_ctas(_sk_kw(24576, 4096, fp8), 132) == 132
+    for bad in ("-2", "65", "x"):
+        env_switch("SPENSE_WGSD_SK_SPLIT", bad)
+        with pytest.raises(DeviceError, match="SPENSE_WGSD_SK_SPLIT"):
+            wgsp.wgsd_sk_split()
+
+
+@pytest.mark.skipif(not __import__("shutil").which("nvcc"), reason="needs nvcc")
+def test_stream_k_split_covers_every_step_once(tmp_path):
+    """The stream-K decode form's split of a layer (SkGeo in csrc/spense_wgsd_parts.cuh), walked on the host as
+    the kernel walks it over 10,044 layer shapes, grids and weight types (bf16 and e4m3 steps;
+    benchmarks/wgsd_geometry_check.cu): every (row block, K step) streamed by exactly one CTA, no CTA
+    without steps, each split block's partial sums written to the slots its last arrival reads.  Host code
+    only: no GPU."""
+    root = os.path.join(os.path.dirname(__file__), "..")
+    exe = str(tmp_path / "wgsd_geometry")
+    r = subprocess.run(["nvcc", "-std=c++17", "-I", os.path.join(root, "src", "spense", "runtime", "csrc"),
+                        os.path.join(root, "benchmarks", "wgsd_geometry_check.cu"), "-o", exe],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = subprocess.run([exe], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "fails 0" in r.stdout, r.stdout[-2000:]
+
+
+@pytest.mark.skipif(not __import__("shutil").which("nvcc"), reason="needs nvcc")
+def test_e4m3_wgmma_probes_build(tmp_path):
+    """The device probes of sparse e4m3 on sm_90a build against the runtime's headers: the SASS probe
+    (benchmarks/sass_probe_e4m3_mmasp.cu) and the fragment / metadata probe of the e4m3 wgmma.sp
+    (benchmarks/wgsd_e4m3_probe.cu, run on the device).  Host compile only: no GPU."""
+    root = os.path.join(os.path.dirname(__file__), "..")
+    for name in ("sass_probe_e4m3_mmasp.cu", "wgsd_e4m3_probe.cu"):
+        r = subprocess.run(["nvcc", "-std=c++17", "-O2", "-gencode=arch=compute_90a,code=sm_90a", "-I",
+                            os.path.join(root, "src", "spense", "runtime", "csrc"),
+                            os.path.join(root, "benchmarks", name), "-o", str(tmp_path / (name + ".out"))]
+                           + (["-c"] if name.startswith("sass") else []), capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, (name, r.stderr[-2000:])
+
+
+@pytest.mark.gpu
+@sm90
+@pytest.mark.parametrize("kind", ["blocks", "rows"])
+def test_gpu_stream_k_variants_give_the_measured_forms_bits(env_switch, kind):
+    """The stream-K variants on tiles of 64 tokens (SPENSE_WGSD_EXP 17, 2, 3, 7, 9, 15: the cheaper epilogue,
+    the early weight boxes, launched dependent, fewer registers at launch; 1027 with two early slots only; 49
+    with two wgmma groups in flight)
+    give the bits of variant 0 (they add the same parts in the same order) at M = 1, 16, 33, 64, within
+    rounding of the float64 reference; the default 1 (tiles of 16 or 32 tokens where M fits) too, within
+    rounding, the same bits on every call, and 33 (1 with two groups in flight) the bits of 1; 65 and 97 (1 and
+    33 with four accumulator chains, added in another order) within rounding, the same bits on every call."""
+    m, wref, gen = compacted(kind, 13)
+    K = m.in_features
+    env_switch("SPENSE_WGSD_SK", "1")
+    for M in (1, 16, 33, 64):
+        x = torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16)
+        ref = x.double() @ wref.T
+        outs = {}
+        for v in ("0", "1", "2", "3", "7", "9", "15", "17", "33", "65", "97", "1027", "49"):
+            env_switch("SPENSE_WGSD_EXP", v)
+            outs[v] = wgsp.wgsp_forward(m._kernel, x, decode=True)
+            assert outs[v] is not None, (kind, M, v)
+            if v in ("65", "97"):
+                assert torch.equal(wgsp.wgsp_forward(m._kernel, x, decode=True), outs[v]), (kind, M, v)
+        for v in ("0", "1", "65", "97"):
+            assert ((outs[v].double() - ref).norm() / ref.norm()).item() <= 1e-2, (kind, M, v)
+        assert torch.equal(wgsp.wgsp_forward(m._kernel, x, decode=True), outs["49"])  # (the switch is at 49)
+        assert torch.equal(outs["33"], outs["1"]), (kind, M)
+        env_switch("SPENSE_WGSD_EXP", "1")
+        assert torch.equal(wgsp.wgsp_forward(m._kernel, x, decode=True), outs["1"]), (kind, M)
+        for v, y in outs.items():
+            if v not in ("1", "33", "65", "97") or M > 32 and v in ("1", "33"):
+                assert torch.equal(y, outs["0"]), (kind, M, v)
+
+
+@pytest.mark.gpu
+@sm90
+def test_gpu_timing_only_variants_run_to_their_end(env_switch):
+    """The stream-K variants for timing only (SPENSE_WGSD_EXP 129: no MMA, 257: e4m3 not widened) run to
+    their end at M = 1 and 16 (no slot freed twice, no wait left hanging), 129 giving zeros; above M = 16
+    they decline (None)."""
+    m, _, gen = compacted("blocks", 15)
+    gen8 = torch.Generator().manual_seed(16)
+    w, lay = prefill_weight("blocks", 1024, 4096, gen8)
+    k8 = SpenseLinear(pack(w.to("cuda", torch.bfloat16), lay, fp8=True), backend="auto").compact()._kernel
+    env_switch("SPENSE_WGSD_SK", "1")
+    for kw, K in ((m._kernel, m.in_features), (k8, 4096)):
+        for M in (1, 16, 17):
+            x = torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16)
+            for v in ("129", "257"):
+                env_switch("SPENSE_WGSD_EXP", v)
+                y = wgsp.wgsp_forward(kw, x, decode=True)
+                if M > 16:
+                    assert y is None, (v, M)
+                    continue
+                torch.cuda.synchronize()
+                assert y is not None and y.shape == (M, kw.n_out), (v, M)
+                if v == "129":
+                    assert not y.any(), M
+
+
+@pytest.mark.gpu
+@sm90
+@pytest.mark.parametrize("kind", ["blocks", "rows"])
+def test_gpu_fp8_stream_k_matches_reference(env_switch, kind):
+    """A compacted FP8 layer (e4m3 weights, per-row scales) at 25 % dense through the stream-K decode form at
+    M = 1, 7, 16, 32, 33, 64: within bf16 rounding of the float64 reference of its dequantised weights, the same
+    bits on a second call (variants 65, slots of one K step, 513 and 2049 too; 1 and 513 take slots of two
+    steps at M <= 16, 2049 the same with x in f16 and e4m3 widened to f16, within rounding too, and at M <= 32
+    under SPENSE_WGSD_F16_MAX_M=32, the default; 2625 there too), and what the layer itself runs from
+    SPENSE_WGSD_MIN_M tokens by default (below it the mma.sp kernel, within rounding); the other decode form and
+    prefill decline FP8 (None: the caller's path)."""
+    gen = torch.Generator().manual_seed(14)
+    w, lay = prefill_weight(kind, 1024, 4096, gen)
+    p = pack(w.to("cuda", torch.bfloat16), lay, fp8=True)
+    wref = unpack(p, dtype=torch.float32).double()
+    m = SpenseLinear(p, backend="auto").compact()
+    assert m._kernel.fp8
+    env_switch("SPENSE_WGSD_MIN_M", "16")
+    env_switch("SPENSE_WGSD_MIN_M_LARGE", "0")
+    for M in (1, 7, 16, 32, 33, 64):
+        x = torch.randn(M, 4096, generator=gen).to("cuda", torch.bfloat16)
+        ref = x.double() @ wref.T
+        direct = wgsp.wgsp_forward(m._kernel, x, decode=True)
+        assert direct is not None, (kind, M)
+        e = ((direct.double() - ref).norm() / ref.norm()).item()
+        assert e <= 1e-2, (kind, M, e)
+        assert torch.equal(wgsp.wgsp_forward(m._kernel, x, decode=True), direct), (kind, M)
+        # slots of one step; of two (M <= 16, the default's); 2049: x in f16 there, and at M <= 32 with
+        # SPENSE_WGSD_F16_MAX_M=32 (the default: kernel 2625 on tiles of 32; 16: tiles of 16 only)
+        for v, f16_max in (("65", "16"), ("513", "16"), ("2049", "16"), ("2049", "32"), ("2625", "32")):
+            env_switch("SPENSE_WGSD_EXP", v)  # the same bits on every call
+            env_switch("SPENSE_WGSD_F16_MAX_M", f16_max)
+            yv = wgsp.wgsp_forward(m._kernel, x, decode=True)
+            assert ((yv.double() - ref).norm() / ref.norm()).item() <= 1e-2, (kind, M, v)
+            assert torch.equal(wgsp.wgsp_forward(m._kernel, x, decode=True), yv), (kind, M, v)
+        env_switch("SPENSE_WGSD_F16_MAX_M", None)
+        env_switch("SPENSE_WGSD_EXP", None)  # the defaults, as `direct` ran
+        assert wgsp.wgsp_forward(m._kernel, x, decode=True, stream_k=False) is not None  # FP8: stream-K anyway
+        assert wgsp.wgsp_forward(m._kernel, x) is None  # no FP8 prefill form
+        y = m(x)
+        assert ((y.double() - ref).norm() / ref.norm()).item() <= 1e-2, (kind, M)
+        if M >= 16:
+            assert torch.equal(y, direct), (kind, M)
+
+
+@pytest.mark.gpu
+@sm90
+def test_gpu_f16_x_gives_the_bits_of_bf16_x(env_switch):
+    """Variant 2049 (x in f16, e4m3 taken as f16) against the form in bf16 on the same accumulator chains: 1 at
+    M = 1, 9, 16 (the same pair form), 65 at M = 17, 32 (tiles of 32: slots of one K step, four chains, a step's
+    chains set by its parity as in 2049's slots of two), where no |x| is below 2^-6 (but zeros): x's f16
+    operand holds x * 2^-8 exactly, every product is exact in fp32 either way and the 2^-8 comes back as a power
+    of two in the epilogue, so the outputs are the same bits; on x with tiny values, within rounding of each
+    other.  Also the FP8 dense rows (``sk``'s layout).  (Against 1 at M = 17, one chain, the bits differ: t.)"""
+    from spense.runtime.fp8 import quantize_weight
+
+    gen = torch.Generator().manual_seed(17)
+    w, lay = prefill_weight("blocks", 1024, 4096, gen)
+    kws = [SpenseLinear(pack(w.to("cuda", torch.bfloat16), lay, fp8=True), backend="auto").compact()._kernel,
+           wgsp.dense_fp8_kernel_weights(*quantize_weight(torch.randn(1000, 4096, generator=gen).cuda()))]
+    env_switch("SPENSE_WGSD_SK", "1")
+    env_switch("SPENSE_WGSD_F16_MAX_M", "32")
+    for kw in kws:
+        for M in (1, 9, 16, 17, 32):
+            x = torch.randn(M, 4096, generator=gen)
+            x = torch.where(x.abs() < 2.0 ** -6, torch.zeros_like(x), x).to("cuda", torch.bfloat16)
+            tiny = x.clone()
+            tiny[:, ::5] *= 2.0 ** -12
+            outs, bf = {}, "1" if M <= 16 else "65"
+            for v in (bf, "2049"):
+                env_switch("SPENSE_WGSD_EXP", v)
+                outs[v] = (wgsp.wgsp_forward(kw, x, decode=True), wgsp.wgsp_forward(kw, tiny, decode=True))
+            assert torch.equal(outs[bf][0], outs["2049"][0]), M
+            a, b = outs[bf][1].double(), outs["2049"][1].double()
+            assert ((a - b).norm() / a.norm()).item() <= 1e-3, M
+
+
+def test_dense_fp8_kernel_weights_layout():
+    """An FP8 dense weight as the stream-K form's dense rows: no 2:4 region, rows padded to 128 with zeros and
+    output row -1, K steps of 64 columns in order, the e4m3 bytes back as they were (the kernel layout's own
+    inverse), the scales as float32."""
+    from spense.runtime.fp8 import quantize_weight
+    from spense.runtime.mmasp import _unfrag
+
+    wq, sw = quantize_weight(torch.randn(200, 192, generator=torch.Generator().manual_seed(5)))
+    kw = wgsp.dense_fp8_kernel_weights(wq, sw)
+    assert kw.fp8 and kw.rows_sparse == 0 and kw.Ss == 0 and kw.SdA == 0 and kw.rows_dense == 256
+    assert kw.SdB == 3 and kw.dblk.tolist() == [0, 64, 128] and kw.n_out == 200
+    assert kw.out_row[:200].tolist() == list(range(200)) and (kw.out_row[200:] == -1).all()
+    back = _unfrag(kw.dv, 256, 192, 4, fp8=True)
+    assert torch.equal(back[:200], wq.view(torch.uint8)) and not back[200:].any()
+    assert kw.wscale.dtype == torch.float32 and torch.equal(kw.wscale, sw.float())
+    assert not wgsp.wgsp_layer_applies(kw, 192, decode=True)  # off the GPU: not served
+
+
+@pytest.mark.gpu
+@sm90
+def test_gpu_dense_fp8_through_stream_k_matches_reference(env_switch):
+    """The FP8 dense baseline's CUDA kind (the weight as dense rows through the stream-K form): within bf16
+    rounding of the float64 product with the dequantised weight at M = 1, 16, 32, 64, on a shape with rows to
+    pad (1000 x 4096), by default and with x in f16 (variant 2049, up to M = 32)."""
+    from spense.runtime.fp8 import quantize_weight
+
+    gen = torch.Generator().manual_seed(15)
+    wq, sw = quantize_weight(torch.randn(1000, 4096, generator=gen).cuda())
+    kw = wgsp.dense_fp8_kernel_weights(wq, sw)
+    wd = wq.double() * sw.double()[:, None]
+    env_switch("SPENSE_WGSD_F16_MAX_M", "32")
+    for M in (1, 16, 32, 64):
+        x = torch.randn(M, 4096, generator=gen).to("cuda", torch.bfloat16)
+        ref = x.double() @ wd.T
+        for v in ("1", "2049"):  # 2049: x in f16, e4m3 taken as f16, at M <= 32 (SPENSE_WGSD_F16_MAX_M=32)
+            env_switch("SPENSE_WGSD_EXP", v)
+            y = wgsp.wgsp_forward(kw, x, decode=True)
+            assert y is not None and y.shape == (M, 1000)
+            assert ((y.double() - ref).norm() / ref.norm()).item() <= 1e-2, (M, v)
+
+
+# a stream-K variant past 4095 given straight to the extension (run in a child process; also by
+# benchmarks/run_fp8_sk.sh under gdb)
+REFUSE_CODE = ("import torch\n"
+               "from spense.runtime import mmasp, wgsp\n"
+               "from test_wgsp import compacted\n"
+               "m, _, _ = compacted('blocks', 3)\n"
+               "kw = m._kernel\n"
+               "x = torch.randn(4, m.in_features, device='cuda').to(torch.bfloat16)\n"
+               "y = torch.empty(4, kw.n_out, dtype=torch.bfloat16, device='cuda')\n"
+               "ws, cnt = wgsp.sk_workspace(x.device)\n"
+               "try:\n"
+               "    mmasp.load_extension().spense_wgsp(y, kw.sv, kw.sm, kw.dv, x, kw.sblk, kw.dblk, kw.out_row,\n"
+               "        kw.rows_sparse // 16, kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, 3, ws, cnt, 4099,\n"
+               "        kw.wscale, 0)\n"
+               "except RuntimeError as e:\n"
+               "    print('REFUSED', 'must be 0..4095' in str(e))\n")
+
+
+@pytest.mark.gpu
+@sm90
+def test_gpu_extension_refuses_a_bad_variant_with_an_error():
+    """The extension's own checks raise (RuntimeError naming the bound), not crash the process: a stream-K
+    variant past 4095 given straight to spense_wgsp, in a child process so that a crash fails only this test."""
+    here = os.path.dirname(__file__)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(here, "..", "src"), here]))
+    r = subprocess.run(["python3", "-X", "faulthandler", "-u", "-c", REFUSE_CODE], capture_output=True, text=True,
+                       timeout=300, env=env)
+    assert r.returncode == 0 and "REFUSED True" in r.stdout, (r.returncode, r.stdout[-300:], r.stderr[-800:])
