@@ -3,7 +3,8 @@
 // one CTA, the one cta_of names; no CTA without steps; a split block's participants the CTAs from cta_of of its
 // first step to cta_of of its last; each participant's part in the slot the last arrival reads (0 where the
 // block is the CTA's first, 1 where it is its last), no slot written twice; every participant after the first
-// has the block as its first; for bf16 and e4m3 steps alike.  No GPU needed (tests/test_wgsp.py builds and runs it):
+// has the block as its first; for bf16 and e4m3 steps alike.  No GPU needed (tests/test_wgsp_stream_k.py builds and
+// runs it):
 //   nvcc -std=c++17 -I src/spense/runtime/csrc benchmarks/wgsd_geometry_check.cu -o /tmp/wgsd_geometry
 //   /tmp/wgsd_geometry
 // prints "cases N fails 0" and exits 0, or names the first failures and exits 1.
@@ -26,7 +27,7 @@ int main() {
       for (int Bd : {0, 8, 64, 128})
         for (int Kq : {1, 3, 16, 64, 192, 400})  // K / 64
           for (int quarter : {0, 1, 4})              // dense steps of the sparse-row blocks: quarter / 4 of K
-            for (int want : {1, 2, 7, 64, 80, 96, 120, 128, 132}) {
+            for (int want : {0, 1, 2, 7, 64, 80, 96, 120, 128, 132}) {
               if (Bs + Bd == 0) continue;
               const int Ss = Bs ? Kq * 3 / 4 + (Kq < 4) : 0, SdA = Bs ? quarter * Kq / 4 : 0, SdB = Bd ? Kq : 0;
               const int G = wsd_sk_grid(SkGeo(Bs, Bd, Ss, SdA, SdB, 1, fp8), want);

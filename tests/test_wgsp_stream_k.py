@@ -71,7 +71,7 @@ def test_stream_k_grid_gives_whole_shares(env_switch, fp8):
 @pytest.mark.skipif(not __import__("shutil").which("nvcc"), reason="needs nvcc")
 def test_stream_k_split_covers_every_step_once(tmp_path):
     """The stream-K decode form's split of a layer (SkGeo in csrc/spense_wgsd_parts.cuh), walked on the host as
-    the kernel walks it over 10,044 layer shapes, grids and weight types (bf16 and e4m3 steps;
+    the kernel walks it over 11,160 layer shapes, grids and weight types (bf16 and e4m3 steps;
     benchmarks/wgsd_geometry_check.cu): every (row block, K step) streamed by exactly one CTA, no CTA
     without steps, each split block's partial sums written to the slots its last arrival reads.  Host code
     only: no GPU."""

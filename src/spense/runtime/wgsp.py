@@ -180,7 +180,8 @@ def wgsd_f16_x(kw: mmasp.KernelWeights, m: int) -> bool:
 @functools.lru_cache(maxsize=None)
 def wgsd_sk_split() -> int:
     """How many CTAs the stream-K form launches (``SPENSE_WGSD_SK_SPLIT``, read once): -1, default, whole
-    shares (:func:`wgsd_sk_ctas`); 0 one CTA per SM, as before; k >= 1 k CTAs per row block of 128 rows."""
+    shares (:func:`wgsd_sk_ctas`); 0 one CTA per SM, as before; k >= 1 k CTAs per row block of 128 rows, at most
+    one per SM and down to 16 units a CTA (past the default's 128: measured only up to 3 per block)."""
     return _env_int("SPENSE_WGSD_SK_SPLIT", -1, -1, 64)
 
 
@@ -194,7 +195,7 @@ def sk_units(kw: mmasp.KernelWeights) -> int:
 def wgsd_sk_ctas(kw: mmasp.KernelWeights, n_sm: int) -> int:
     """The stream-K form's CTAs for the weights ``kw`` on ``n_sm`` SMs (0: one per SM, the extension's own
     rule).  By default (:func:`wgsd_sk_split` -1) whole shares: with B row blocks and at most
-    G = min(n_sm, units / 128) CTAs (the extension's bound), floor(G / B) CTAs per block where B <= G (each
+    G = min(n_sm, units / 128) CTAs (the extension's own bound), floor(G / B) CTAs per block where B <= G (each
     CTA's part inside one block: 8B.o 64, 8B.qkv 96, 8B.down 128 on 132 SMs), two whole blocks per CTA where
     B <= 2 G (8B.gate_up 96), else one CTA per SM; one per SM too where the blocks differ in size (dense rows
     beside sparse ones: equal shares do not fall on their bounds).  Measured (benchmarks/results/

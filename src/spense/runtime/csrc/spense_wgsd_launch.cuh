@@ -6,10 +6,10 @@
 #include "spense_wgsd.cuh"
 
 // the stream-K form's grid: one CTA per SM, fewer where the layer is small (at least 128 units, eight dense
-// steps, per CTA)
+// steps, per CTA); `want` CTAs where given, as long as each keeps 16 units (a step of every kind starts in them)
 inline int wsd_sk_grid(const SkGeo& geo, int want = 0) {
   const long long n_sm = ws_sm_count(), g = want > 0 ? want : (n_sm > 0 ? n_sm : 1LL);
-  return (int)std::max(1LL, std::min(g, geo.T / 128));
+  return (int)std::max(1LL, std::min(g, geo.T / (want > 0 ? 16 : 128)));
 }
 // bytes of shared memory of the stream-K kernel: the ring, its barriers, two column tables, a flag (pair: slots
 // of two steps, variant bit 512)
