@@ -291,7 +291,7 @@ REFUSE_CODE = ("import torch\n"
                "try:\n"
                "    mmasp.load_extension().spense_wgsp(y, kw.sv, kw.sm, kw.dv, x, kw.sblk, kw.dblk, kw.out_row,\n"
                "        kw.rows_sparse // 16, kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, 3, ws, cnt, 4099,\n"
-               "        kw.wscale, 0)\n"
+               "        kw.wscale, 0, torch.empty(0, dtype=torch.int64))\n"
                "except RuntimeError as e:\n"
                "    print('REFUSED', 'must be 0..4095' in str(e))\n")
 

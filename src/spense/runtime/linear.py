@@ -422,7 +422,8 @@ class SpenseLinear(InputPlan, nn.Module):
     def _wgsd_serves(self, M: int) -> bool:
         """Whether this compacted layer runs M tokens through the sparse warpgroup MMA kernel's decode form
         rather than the mma.sp kernel: M at least :func:`~spense.runtime.wgsp.wgsd_min_m_for` this layer's
-        shape (``SPENSE_WGSD_MIN_M``, default 17; ``SPENSE_WGSD_MIN_M_LARGE``, default 9, for large layers) and the kernel applies to the weights (checked once)."""
+        shape (``SPENSE_WGSD_MIN_M``, default 17; ``SPENSE_WGSD_MIN_M_LARGE``, default 9, for large layers) and
+        the kernel applies to the weights (checked once)."""
         if self._kernel is None or not 0 < wgsd_min_m_for(self.out_features, self.in_features) <= M:
             return False
         if "wgsd" not in self._cache:

@@ -41,6 +41,7 @@ from spense.runtime.xops import _env_int, f16_operand
 WGSD_MAX_M = 64  # the decode form: one CTA holds 64 tokens
 _EMPTY_F = torch.empty(0, dtype=torch.float32)  # the workspace arguments of the forms that take none
 _EMPTY_I = torch.empty(0, dtype=torch.int32)
+_EMPTY_L = torch.empty(0, dtype=torch.int64)  # no timeline of the stream-K form (spense_wgsp's trace)
 
 
 @functools.lru_cache(maxsize=None)
@@ -185,11 +186,18 @@ def wgsd_sk_split() -> int:
     return _env_int("SPENSE_WGSD_SK_SPLIT", -1, -1, 64)
 
 
-def sk_units(kw: mmasp.KernelWeights) -> int:
-    """The stream-K form's work units of the weights ``kw`` (csrc/spense_wgsd_parts.cuh ``SkGeo::T``): a
-    sparse step of a 128-row block counts 9 (e4m3: 5), a dense step 16 (e4m3: 8), about its bytes."""
+def sk_block_units(kw: mmasp.KernelWeights) -> tuple[int, int]:
+    """The stream-K form's work units (csrc/spense_wgsd_parts.cuh ``SkGeo``) of one 128-row block of the weights
+    ``kw`` with sparse rows and of one with dense rows: a sparse step counts 9 (e4m3: 5), a dense step 16 (e4m3:
+    8), about its bytes."""
     us, ud = (5, 8) if kw.fp8 else (9, 16)
-    return (kw.rows_sparse // 128) * (us * kw.Ss + ud * kw.SdA) + (kw.rows_dense // 128) * ud * kw.SdB
+    return us * kw.Ss + ud * kw.SdA, ud * kw.SdB
+
+
+def sk_units(kw: mmasp.KernelWeights) -> int:
+    """The stream-K form's work units of the weights ``kw`` (``SkGeo::T``)."""
+    cs, cd = sk_block_units(kw)
+    return (kw.rows_sparse // 128) * cs + (kw.rows_dense // 128) * cd
 
 
 def wgsd_sk_ctas(kw: mmasp.KernelWeights, n_sm: int) -> int:
@@ -207,8 +215,8 @@ def wgsd_sk_ctas(kw: mmasp.KernelWeights, n_sm: int) -> int:
     blocks = max(1, (kw.rows_sparse + kw.rows_dense) // 128)
     if s > 0:
         return min(n_sm, s * blocks)
-    us, ud = (5, 8) if kw.fp8 else (9, 16)
-    if s == 0 or (kw.rows_sparse and kw.rows_dense and us * kw.Ss + ud * kw.SdA != ud * kw.SdB):
+    cs, cd = sk_block_units(kw)
+    if s == 0 or (kw.rows_sparse and kw.rows_dense and cs != cd):
         return 0
     g = max(1, min(n_sm, sk_units(kw) // 128))
     return blocks * (g // blocks) if blocks <= g else -(-blocks // 2) if blocks <= 2 * g else 0
@@ -287,7 +295,7 @@ def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False
     y = torch.empty(x2.shape[0], kw.n_out, dtype=torch.bfloat16, device=x2.device)
     ok = ext.spense_wgsp(y, kw.sv, kw.sm, kw.dv, x2, kw.sblk, kw.dblk, kw.out_row, kw.rows_sparse // 16,
                          kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, form, ws, cnt, wgsd_exp() if form == 3 else 0,
-                         kw.wscale, wgsd_sk_ctas(kw, _sm_count(x2.device)) if form == 3 else 0)
+                         kw.wscale, wgsd_sk_ctas(kw, _sm_count(x2.device)) if form == 3 else 0, _EMPTY_L)
     return y if ok else None
 
 

@@ -302,7 +302,8 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
 // 1: the same in clusters of two CTAs that share each weight load by multicast (CL = 2); 2: the decode
 // form for M <= 64 (launch_wgsd, K split over a cluster); 3: the stream-K decode form (launch_wgsd_sk; ws: its
 // fp32 workspace, cnt: its int32 counts, zeroed once; variant: its SPENSE_WGSD_EXP bits; grid: its CTAs, 0 = one
-// per SM, at most the SMs, as the workspace holds; all four unused by the other forms).  e4m3 weights (sv as
+// per SM, at most the SMs, as the workspace holds; trace: empty, or int64 clocks of each CTA's entry, first
+// operands, last MMAs and exit, 4 a CTA, for timelines; all five unused by the other forms).  e4m3 weights (sv as
 // uint8: the FP8 layout) take form 3 only, with wscale their float32 per-output-row scales (else unused), and x
 // may then be f16 (x * 2^-8: variant bit 2048, set here from x's dtype; in slots of two K steps only, else an
 // error).
@@ -312,7 +313,7 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
 bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::Tensor x,
                  torch::Tensor sblk, torch::Tensor dblk, torch::Tensor out_row, int64_t Bs, int64_t Bd, int64_t Ss,
                  int64_t SdA, int64_t SdB, int64_t form, torch::Tensor ws, torch::Tensor cnt, int64_t variant,
-                 torch::Tensor wscale, int64_t grid) {
+                 torch::Tensor wscale, int64_t grid, torch::Tensor trace) {
   // x in f16 (x * 2^-8: spense.runtime.xops.f16_operand) for e4m3 weights in the stream-K form: variant bit 2048
   const bool xh = x.scalar_type() == at::kHalf;
   TORCH_CHECK(x.is_cuda() && (x.scalar_type() == at::kBFloat16 || xh) && x.dim() == 2 && x.stride(1) == 1,
@@ -333,6 +334,10 @@ bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Ten
   SPENSE_CHECK(form != 3 || (variant >= 0 && variant <= 4095), "wgsp: stream-K variant must be 0..4095, got %lld",
                (long long)variant);
   SPENSE_CHECK(grid >= 0 && grid <= 4096, "wgsp: stream-K grid must be 0..4096, got %lld", (long long)grid);
+  TORCH_CHECK(trace.numel() == 0 ||
+                  (form == 3 && trace.is_cuda() && trace.scalar_type() == at::kLong && trace.is_contiguous() &&
+                   trace.numel() >= 4LL * (grid > 0 ? grid : std::max(1, ws_sm_count()))),
+              "wgsp: trace must be empty, or an int64 CUDA tensor of 4 clocks per stream-K CTA");
   TORCH_CHECK(!xh || (fp8 && form == 3), "wgsp: x in f16 is taken by e4m3 weights in the stream-K form only");
   if (fp8 && form != 3) return false;
   const c10::cuda::CUDAGuard guard(x.device());
@@ -347,7 +352,8 @@ bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Ten
         (int)x.stride(0), (int)x.size(1), (int)x.size(0), sblk.data_ptr<int>(), dblk.data_ptr<int>(),
         out_row.data_ptr<int>(), (__nv_bfloat16*)y.data_ptr(), (int)y.stride(0), (int)Bs, (int)Bd, (int)Ss,
         (int)SdA, (int)SdB, ws.data_ptr<float>(), (long long)ws.numel(), cnt.data_ptr<int>(),
-        (long long)cnt.numel(), (int)grid, (unsigned long long*)nullptr, pdl,
+        (long long)cnt.numel(), (int)grid,
+        trace.numel() ? (unsigned long long*)trace.data_ptr<int64_t>() : (unsigned long long*)nullptr, pdl,
         fp8 ? (const float*)wscale.data_ptr<float>() : nullptr);
     if (e == cudaErrorInvalidValue) return false;
     TORCH_CHECK(e != cudaErrorNotSupported,
