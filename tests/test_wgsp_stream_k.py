@@ -11,7 +11,8 @@ import torch
 
 from spense.errors import DeviceError
 from spense.format import pack, unpack
-from spense.runtime import SpenseLinear, wgsp
+from spense.runtime import SpenseLinear, mmasp, wgsp
+from spense.runtime.xops import f16_operand
 
 import test_wgsp
 from test_mmasp import prefill_weight
@@ -235,6 +236,40 @@ def test_gpu_f16_x_gives_the_bits_of_bf16_x(env_switch):
             assert torch.equal(outs[bf][0], outs["2049"][0]), M
             a, b = outs[bf][1].double(), outs["2049"][1].double()
             assert ((a - b).norm() / a.norm()).item() <= 1e-3, M
+
+
+@pytest.mark.gpu
+@sm90
+def test_gpu_stream_k_grids_match_reference_and_trace(env_switch):
+    """Every grid the stream-K form may be given (SPENSE_WGSD_SK_SPLIT 0: one CTA per SM, -1: whole shares, k per
+    row block down to 16 units a CTA) gives the layer within rounding of the float64 reference, bf16 and e4m3,
+    at M = 1, 16, 32; and a launch given a trace tensor records four clocks in order for each of its CTAs."""
+    gen = torch.Generator().manual_seed(23)
+    w, lay = prefill_weight("blocks", 1024, 4096, gen)
+    for fp8 in (False, True):
+        p = pack(w.to("cuda", torch.bfloat16), lay, fp8=fp8)
+        kw = SpenseLinear(p, backend="auto").compact()._kernel
+        ref = unpack(p, dtype=torch.float32).double()
+        for split in ("0", "-1", "1", "3", "16"):
+            env_switch("SPENSE_WGSD_SK_SPLIT", split)
+            for M in (1, 16, 32):
+                x = torch.randn(M, 4096, generator=gen).to("cuda", torch.bfloat16)
+                y = wgsp.wgsp_forward(kw, x, decode=True, stream_k=True)
+                r = x.double() @ ref.T
+                assert ((y.double() - r).norm() / r.norm()).item() <= 1e-2, (fp8, split, M)
+        n_sm = torch.cuda.get_device_properties(0).multi_processor_count
+        g = wgsp.wgsd_sk_ctas(kw, n_sm)  # split 16: 128 CTAs of 23 units
+        ws, cnt = wgsp.sk_workspace(x.device)
+        trace = torch.zeros(4 * n_sm, dtype=torch.int64, device="cuda")
+        xo = f16_operand(x) if wgsp.wgsd_f16_x(kw, 32) else x
+        y = torch.empty(32, kw.n_out, dtype=torch.bfloat16, device="cuda")
+        assert mmasp.load_extension().spense_wgsp(y, kw.sv, kw.sm, kw.dv, xo, kw.sblk, kw.dblk, kw.out_row,
+                                                  kw.rows_sparse // 16, kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB,
+                                                  3, ws, cnt, wgsp.wgsd_exp(), kw.wscale, g, trace)
+        t = trace.view(-1, 4).cpu()
+        assert int((t[:, 0] > 0).sum()) == g and not t[g:].any(), (fp8, g)
+        assert (t[:g, 1:] >= t[:g, :-1]).all(), fp8
+    env_switch("SPENSE_WGSD_SK_SPLIT", None)
 
 
 def test_dense_fp8_kernel_weights_layout():
