@@ -2,7 +2,8 @@
 # One device call for an A/B of the stream-K decode form's variants (SPENSE_WGSD_EXP), in this order, each
 # step under what is left of BUDGET seconds:
 # 1. the torch extension built and exported to /tmp/spense_mmasp.so (skipped where SPENSE_MMASP_SO is set);
-# 2. the GPU tests of TESTFILES (default tests/test_wgsp.py tests/test_wgsp_stream_k.py; TESTK: pytest's -k; TESTS=0: skipped);
+# 2. the GPU tests of TESTFILES (default tests/test_wgsp.py tests/test_wgsp_stream_k.py; TESTK: pytest's -k;
+#    TESTS=0: skipped);
 # 3. linear_bench.py at 25 % dense (cols), backends dense and wgsd, for each dtype of DTYPES and each variant
 #    of VARIANTS in turn, on SHAPES at MS (LB_ARGS: more of its arguments, e.g. --fp8-extra; BACKENDS: its
 #    --backends, e.g. dense,mmasp with LB_ARGS="--cfgs 1x4,2x4" for the mma.sp kernel's launch configs; VAR_ENV:

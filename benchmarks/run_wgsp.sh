@@ -15,7 +15,8 @@
 # TORCH=1 goes on, in the same call, as SpenseLinear runs them (each step under its own timeout, the most
 # telling first; about 9 minutes in all): builds the torch extension, runs the GPU tests of tests/test_wgsp.py and
 # tests/test_wgsp_stream_k.py (both forms through SpenseLinear), then linear_bench.py with the decode form beside the
-# mma.sp kernel at M = 16, 32, 64 ($OUT/l) and prefill_bench.py with the cluster-of-two column ($OUT/p); logs in $OUT/torch.txt.
+# mma.sp kernel at M = 16, 32, 64 ($OUT/l) and prefill_bench.py with the cluster-of-two column ($OUT/p); logs in
+# $OUT/torch.txt.
 set -u
 OUT=${OUT:-out}; mkdir -p "$OUT"
 R="$OUT/wgsp.txt"

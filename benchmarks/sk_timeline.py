@@ -33,13 +33,6 @@ def quantiles(v: list[float]) -> dict:
     return {"p50": s[len(s) // 2], "max": s[-1]}
 
 
-def grid_for(kw, split: int, n_sm: int) -> int:
-    """The grid ``split`` asks for (-1: whole shares, as the library picks by default)."""
-    if split < 0:
-        return wgsp.wgsd_sk_ctas(kw, n_sm)
-    return 0 if split == 0 else min(n_sm, split * max(1, (kw.rows_sparse + kw.rows_dense) // 128))
-
-
 def timeline(kw, x: torch.Tensor, grid: int, reps: int) -> dict:
     """Four clocks per CTA of the last of ``reps`` launches, as quantiles in µs."""
     ext = mmasp.load_extension()
@@ -91,7 +84,7 @@ def main() -> None:
                     if wgsp.wgsd_f16_x(kw, m):
                         x = f16_operand(x)
                     for split in (int(v) for v in a.splits.split(",")):
-                        g = grid_for(kw, split, n_sm)
+                        g = wgsp.wgsd_sk_ctas(kw, n_sm, split)
                         row = {"shape": name, "dtype": dt, "M": m, "split": split, "grid": g,
                                **timeline(kw, x, g, a.reps)}
                         f.write(json.dumps(row) + "\n")

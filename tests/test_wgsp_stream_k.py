@@ -58,6 +58,8 @@ def test_stream_k_grid_gives_whole_shares(env_switch, fp8):
     assert wgsp.wgsd_sk_ctas(_sk_kw(4096, 4096, fp8), 132) == (64 if fp8 else 128)  # 8B.o
     assert wgsp.wgsd_sk_ctas(_sk_kw(24576, 4096, fp8), 132) == 96  # 8B.gate_up: two blocks per CTA
     assert wgsp.wgsd_sk_ctas(_sk_kw(4096, 4096, fp8, dense_rows=1024), 132) == 0
+    o = _sk_kw(4096, 4096, fp8)
+    assert [wgsp.wgsd_sk_ctas(o, 132, k) for k in (-1, 0, 1, 3, 5)] == [64 if fp8 else 128, 0, 32, 96, 132]
     env_switch("SPENSE_WGSD_SK_SPLIT", "0")
     assert wgsp.wgsd_sk_ctas(_sk_kw(4096, 4096, fp8), 132) == 0
     env_switch("SPENSE_WGSD_SK_SPLIT", "3")

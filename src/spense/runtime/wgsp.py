@@ -200,18 +200,18 @@ def sk_units(kw: mmasp.KernelWeights) -> int:
     return (kw.rows_sparse // 128) * cs + (kw.rows_dense // 128) * cd
 
 
-def wgsd_sk_ctas(kw: mmasp.KernelWeights, n_sm: int) -> int:
-    """The stream-K form's CTAs for the weights ``kw`` on ``n_sm`` SMs (0: one per SM, the extension's own
-    rule).  By default (:func:`wgsd_sk_split` -1) whole shares: with B row blocks and at most
-    G = min(n_sm, units / 128) CTAs (the extension's own bound), floor(G / B) CTAs per block where B <= G (each
-    CTA's part inside one block: 8B.o 64, 8B.qkv 96, 8B.down 128 on 132 SMs), two whole blocks per CTA where
-    B <= 2 G (8B.gate_up 96), else one CTA per SM; one per SM too where the blocks differ in size (dense rows
-    beside sparse ones: equal shares do not fall on their bounds).  Measured (benchmarks/results/
-    wgsd_2026-12-04, b; e4m3 on x's f16 operand, M = 1 / 32, us, one CTA per SM -> whole shares): 8B.qkv
-    14.0 / 15.9 -> 12.6 / 14.4, 8B.o 12.7 / 14.6 -> 12.3 / 14.0, 8B.gate_up 30.1 / 33.3 -> 27.1 / 31.2,
-    8B.down 20.7 / 22.2 -> 17.2 / 18.9, 32B.down 36.4 / 37.9 -> 35.4 / 36.1; 32B.gate_up (400 blocks) on four
-    whole blocks per CTA (100 CTAs) 59.2 / 64.0 -> 60.5 / 70.1, hence one per SM past 2 G."""
-    s = wgsd_sk_split()
+def wgsd_sk_ctas(kw: mmasp.KernelWeights, n_sm: int, split: int | None = None) -> int:
+    """The stream-K form's CTAs for the weights ``kw`` on ``n_sm`` SMs (0: one per SM, the extension's own rule)
+    under ``split`` (as :func:`wgsd_sk_split` reads it, which None asks).  By default (-1) whole shares: with B
+    row blocks and at most G = min(n_sm, units / 128) CTAs (the extension's own bound), floor(G / B) CTAs per
+    block where B <= G (each CTA's part inside one block: 8B.o 64, 8B.qkv 96, 8B.down 128 on 132 SMs), two whole
+    blocks per CTA where B <= 2 G (8B.gate_up 96), else one CTA per SM; one per SM too where the blocks differ
+    in size (dense rows beside sparse ones: equal shares do not fall on their bounds).  Measured
+    (benchmarks/results/wgsd_2026-12-04, b; e4m3 on x's f16 operand, M = 1 / 32, us, one CTA per SM -> whole
+    shares): 8B.qkv 14.0 / 15.9 -> 12.6 / 14.4, 8B.o 12.7 / 14.6 -> 12.3 / 14.0, 8B.gate_up 30.1 / 33.3 ->
+    27.1 / 31.2, 8B.down 20.7 / 22.2 -> 17.2 / 18.9, 32B.down 36.4 / 37.9 -> 35.4 / 36.1; 32B.gate_up (400 blocks) on
+    four whole blocks per CTA (100 CTAs) 59.2 / 64.0 -> 60.5 / 70.1, hence one per SM past 2 G."""
+    s = wgsd_sk_split() if split is None else split
     blocks = max(1, (kw.rows_sparse + kw.rows_dense) // 128)
     if s > 0:
         return min(n_sm, s * blocks)
