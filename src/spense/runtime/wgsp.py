@@ -229,6 +229,7 @@ _sk_ws: dict = {}
 
 @functools.lru_cache(maxsize=None)
 def _sm_count(device: torch.device) -> int:
+    """The SMs of the CUDA ``device`` (asked once)."""
     return torch.cuda.get_device_properties(device).multi_processor_count
 
 
@@ -242,7 +243,7 @@ def sk_workspace(device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | No
     if key not in _sk_ws:
         if torch.cuda.is_current_stream_capturing():
             return None
-        n_sm = torch.cuda.get_device_properties(key[1]).multi_processor_count
+        n_sm = _sm_count(torch.device("cuda", key[1]))
         _sk_ws[key] = (torch.empty(2 * n_sm * SK_PART, dtype=torch.float32, device=device),
                        torch.zeros(SK_MAX_BLOCKS, dtype=torch.int32, device=device))
     return _sk_ws[key]
