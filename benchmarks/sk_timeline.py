@@ -33,18 +33,13 @@ def quantiles(v: list[float]) -> dict:
     return {"p50": s[len(s) // 2], "max": s[-1]}
 
 
-def timeline(kw, x: torch.Tensor, grid: int, reps: int) -> dict:
-    """Four clocks per CTA of the last of ``reps`` launches, as quantiles in µs."""
-    ext = mmasp.load_extension()
-    ws, cnt = wgsp.sk_workspace(x.device)
-    n_sm = torch.cuda.get_device_properties(x.device).multi_processor_count
-    trace = torch.zeros(4 * (grid or n_sm), dtype=torch.int64, device=x.device)
-    y = torch.empty(x.shape[0], kw.n_out, dtype=torch.bfloat16, device=x.device)
+def timeline(kw, x: torch.Tensor, split: int, reps: int, n_sm: int) -> dict:
+    """Four clocks per CTA of the last of ``reps`` launches of the stream-K form under ``split``, as quantiles
+    in µs."""
+    trace = torch.zeros(4 * n_sm, dtype=torch.int64, device=x.device)
     for r in range(reps):
-        ok = ext.spense_wgsp(y, kw.sv, kw.sm, kw.dv, x, kw.sblk, kw.dblk, kw.out_row, kw.rows_sparse // 16,
-                             kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, 3, ws, cnt, wgsp.wgsd_exp(), kw.wscale, grid,
-                             trace if r == reps - 1 else torch.empty(0, dtype=torch.int64))
-        if not ok:
+        y = wgsp.wgsp_forward(kw, x, decode=True, stream_k=True, split=split, trace=trace if r == reps - 1 else None)
+        if y is None:
             raise RuntimeError("the stream-K form declined this layer")
     torch.cuda.synchronize()
     t = trace.view(-1, 4).cpu()
@@ -84,9 +79,8 @@ def main() -> None:
                     if wgsp.wgsd_f16_x(kw, m):
                         x = f16_operand(x)
                     for split in (int(v) for v in a.splits.split(",")):
-                        g = wgsp.wgsd_sk_ctas(kw, n_sm, split)
-                        row = {"shape": name, "dtype": dt, "M": m, "split": split, "grid": g,
-                               **timeline(kw, x, g, a.reps)}
+                        row = {"shape": name, "dtype": dt, "M": m, "split": split,
+                               "grid": wgsp.wgsd_sk_ctas(kw, n_sm, split), **timeline(kw, x, split, a.reps, n_sm)}
                         f.write(json.dumps(row) + "\n")
                         print(f"{name:11s} {dt:4s} M={m:<3d} split={split:<2d} CTAs={row['ctas']:<4d} span "
                               f"{row['span_us']:6.2f} us | fill p50 {row['fill']['p50']:5.2f} max "

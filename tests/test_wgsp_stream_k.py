@@ -11,8 +11,7 @@ import torch
 
 from spense.errors import DeviceError
 from spense.format import pack, unpack
-from spense.runtime import SpenseLinear, mmasp, wgsp
-from spense.runtime.xops import f16_operand
+from spense.runtime import SpenseLinear, wgsp
 
 import test_wgsp
 from test_mmasp import prefill_weight
@@ -261,13 +260,8 @@ def test_gpu_stream_k_grids_match_reference_and_trace(env_switch):
                 assert ((y.double() - r).norm() / r.norm()).item() <= 1e-2, (fp8, split, M)
         n_sm = torch.cuda.get_device_properties(0).multi_processor_count
         g = wgsp.wgsd_sk_ctas(kw, n_sm)  # split 16: 128 CTAs of 23 units
-        ws, cnt = wgsp.sk_workspace(x.device)
         trace = torch.zeros(4 * n_sm, dtype=torch.int64, device="cuda")
-        xo = f16_operand(x) if wgsp.wgsd_f16_x(kw, 32) else x
-        y = torch.empty(32, kw.n_out, dtype=torch.bfloat16, device="cuda")
-        assert mmasp.load_extension().spense_wgsp(y, kw.sv, kw.sm, kw.dv, xo, kw.sblk, kw.dblk, kw.out_row,
-                                                  kw.rows_sparse // 16, kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB,
-                                                  3, ws, cnt, wgsp.wgsd_exp(), kw.wscale, g, trace)
+        assert wgsp.wgsp_forward(kw, x, decode=True, stream_k=True, trace=trace) is not None
         t = trace.view(-1, 4).cpu()
         assert int((t[:, 0] > 0).sum()) == g and not t[g:].any(), (fp8, g)
         assert (t[:g, 1:] >= t[:g, :-1]).all(), fp8

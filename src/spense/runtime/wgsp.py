@@ -267,14 +267,16 @@ def wgsp_applies(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False
     return (x2.dtype == torch.bfloat16 or f16) and wgsp_layer_applies(kw, x2.shape[1], decode)
 
 
-def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False,
-                 stream_k: bool | None = None) -> torch.Tensor | None:
+def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False, stream_k: bool | None = None,
+                 split: int | None = None, trace: torch.Tensor | None = None) -> torch.Tensor | None:
     """``x2 @ W.T`` (M, N) bf16 through the sparse warpgroup MMA kernel, or None where it does not apply
     (:func:`wgsp_applies`, an extension built for another arch than sm_90a, or the kernel's own refusal).
     ``decode``: the decode form (M <= 64; stream-K or K split over clusters as ``stream_k`` says, default
     as :func:`wgsd_stream_k` says); else the prefill form (in clusters of two under :func:`wgsp_cluster`).
     FP8 weights: the stream-K decode form only (None for the others); where :func:`wgsd_f16_x` holds, bf16 x
-    is made its f16 operand here (one more launch), or ``x2`` is that operand already."""
+    is made its f16 operand here (one more launch), or ``x2`` is that operand already.  Stream-K only: ``split``
+    its grid as :func:`wgsd_sk_ctas` takes it (None: :func:`wgsd_sk_split`); ``trace`` an int64 tensor of at
+    least 4 per SM that takes each CTA's four clocks (entry, first operands, last MMAs, exit; timelines)."""
     if not wgsp_applies(kw, x2, decode) or (decode and x2.shape[0] > WGSD_MAX_M):
         return None
     ext = mmasp.load_extension()
@@ -296,7 +298,8 @@ def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False
     y = torch.empty(x2.shape[0], kw.n_out, dtype=torch.bfloat16, device=x2.device)
     ok = ext.spense_wgsp(y, kw.sv, kw.sm, kw.dv, x2, kw.sblk, kw.dblk, kw.out_row, kw.rows_sparse // 16,
                          kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, form, ws, cnt, wgsd_exp() if form == 3 else 0,
-                         kw.wscale, wgsd_sk_ctas(kw, _sm_count(x2.device)) if form == 3 else 0, _EMPTY_L)
+                         kw.wscale, wgsd_sk_ctas(kw, _sm_count(x2.device), split) if form == 3 else 0,
+                         _EMPTY_L if trace is None else trace)
     return y if ok else None
 
 
