@@ -45,20 +45,20 @@ def test_stream_k_grid_gives_whole_shares(env_switch, fp8):
         blocks, per = n // 128, wgsp.sk_units(kw) // (n // 128)
         for n_sm in (132, 114, 78):
             g = wgsp.wgsd_sk_ctas(kw, n_sm)
-            if blocks > 2 * min(n_sm, wgsp.sk_units(kw) // 128):
+            if blocks > 2 * min(n_sm, wgsp.sk_units(kw) // wgsp.SK_CTA_UNITS):
                 assert g == 0, (name, n_sm)
                 continue
-            assert 0 < g <= min(n_sm, wgsp.sk_units(kw) // 128), (name, n_sm, g)
+            assert 0 < g <= min(n_sm, wgsp.sk_units(kw) // wgsp.SK_CTA_UNITS), (name, n_sm, g)
             t = blocks * per
             for c in range(g):  # the share's first and last units lie in one block, or it is whole blocks
                 u0, u1 = c * t // g, (c + 1) * t // g
                 assert u0 // per == (u1 - 1) // per or (u0 % per == 0 and u1 % per == 0), (name, n_sm, g, c)
-            assert g >= min(n_sm, wgsp.sk_units(kw) // 128) // 2, (name, n_sm, g)  # at least half the CTAs
-    assert wgsp.wgsd_sk_ctas(_sk_kw(4096, 4096, fp8), 132) == (64 if fp8 else 128)  # 8B.o
+            assert g >= min(n_sm, wgsp.sk_units(kw) // wgsp.SK_CTA_UNITS) // 2, (name, n_sm, g)  # at least half the CTAs
+    assert wgsp.wgsd_sk_ctas(_sk_kw(4096, 4096, fp8), 132) == 128  # 8B.o: four CTAs per block
     assert wgsp.wgsd_sk_ctas(_sk_kw(24576, 4096, fp8), 132) == 96  # 8B.gate_up: two blocks per CTA
     assert wgsp.wgsd_sk_ctas(_sk_kw(4096, 4096, fp8, dense_rows=1024), 132) == 0
     o = _sk_kw(4096, 4096, fp8)
-    assert [wgsp.wgsd_sk_ctas(o, 132, k) for k in (-1, 0, 1, 3, 5)] == [64 if fp8 else 128, 0, 32, 96, 132]
+    assert [wgsp.wgsd_sk_ctas(o, 132, k) for k in (-1, 0, 1, 3, 5)] == [128, 0, 32, 96, 132]
     env_switch("SPENSE_WGSD_SK_SPLIT", "0")
     assert wgsp.wgsd_sk_ctas(_sk_kw(4096, 4096, fp8), 132) == 0
     env_switch("SPENSE_WGSD_SK_SPLIT", "3")

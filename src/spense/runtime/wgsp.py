@@ -182,7 +182,7 @@ def wgsd_f16_x(kw: mmasp.KernelWeights, m: int) -> bool:
 def wgsd_sk_split() -> int:
     """How many CTAs the stream-K form launches (``SPENSE_WGSD_SK_SPLIT``, read once): -1, default, whole
     shares (:func:`wgsd_sk_ctas`); 0 one CTA per SM, as before; k >= 1 k CTAs per row block of 128 rows, at most
-    one per SM and down to 16 units a CTA (past the default's 128: measured only up to 3 per block)."""
+    one per SM and down to 16 units a CTA (the default's bound: ``SK_CTA_UNITS``)."""
     return _env_int("SPENSE_WGSD_SK_SPLIT", -1, -1, 64)
 
 
@@ -200,17 +200,22 @@ def sk_units(kw: mmasp.KernelWeights) -> int:
     return (kw.rows_sparse // 128) * cs + (kw.rows_dense // 128) * cd
 
 
+SK_CTA_UNITS = 64  # the default grid's least work units a CTA (wgsd_sk_ctas)
+
+
 def wgsd_sk_ctas(kw: mmasp.KernelWeights, n_sm: int, split: int | None = None) -> int:
     """The stream-K form's CTAs for the weights ``kw`` on ``n_sm`` SMs (0: one per SM, the extension's own rule)
     under ``split`` (as :func:`wgsd_sk_split` reads it, which None asks).  By default (-1) whole shares: with B
-    row blocks and at most G = min(n_sm, units / 128) CTAs (the extension's own bound), floor(G / B) CTAs per
-    block where B <= G (each CTA's part inside one block: 8B.o 64, 8B.qkv 96, 8B.down 128 on 132 SMs), two whole
+    row blocks and at most G = min(n_sm, units / ``SK_CTA_UNITS``) CTAs, floor(G / B) CTAs per block where
+    B <= G (each CTA's part inside one block: 8B.o 128, 8B.qkv 96, 8B.down 128 on 132 SMs), two whole
     blocks per CTA where B <= 2 G (8B.gate_up 96), else one CTA per SM; one per SM too where the blocks differ
     in size (dense rows beside sparse ones: equal shares do not fall on their bounds).  Measured
     (benchmarks/results/wgsd_2026-12-04, b; e4m3 on x's f16 operand, M = 1 / 32, us, one CTA per SM -> whole
     shares): 8B.qkv 14.0 / 15.9 -> 12.6 / 14.4, 8B.o 12.7 / 14.6 -> 12.3 / 14.0, 8B.gate_up 30.1 / 33.3 ->
     27.1 / 31.2, 8B.down 20.7 / 22.2 -> 17.2 / 18.9, 32B.down 36.4 / 37.9 -> 35.4 / 36.1; 32B.gate_up (400 blocks) on
-    four whole blocks per CTA (100 CTAs) 59.2 / 64.0 -> 60.5 / 70.1, hence one per SM past 2 G."""
+    four whole blocks per CTA (100 CTAs) 59.2 / 64.0 -> 60.5 / 70.1, hence one per SM past 2 G.  The bound of
+    128 units a CTA (the extension's own for grid 0) held e4m3 8B.o to 2 CTAs per block; 4 (92 units each) took it
+    from 12.2 / 14.2 to 10.5 / 12.0 us at M = 16 / 32 (wgsd_2026-12-04, e), hence ``SK_CTA_UNITS``."""
     s = wgsd_sk_split() if split is None else split
     blocks = max(1, (kw.rows_sparse + kw.rows_dense) // 128)
     if s > 0:
@@ -218,7 +223,7 @@ def wgsd_sk_ctas(kw: mmasp.KernelWeights, n_sm: int, split: int | None = None) -
     cs, cd = sk_block_units(kw)
     if s == 0 or (kw.rows_sparse and kw.rows_dense and cs != cd):
         return 0
-    g = max(1, min(n_sm, sk_units(kw) // 128))
+    g = max(1, min(n_sm, sk_units(kw) // SK_CTA_UNITS))
     return blocks * (g // blocks) if blocks <= g else -(-blocks // 2) if blocks <= 2 * g else 0
 
 
