@@ -309,7 +309,7 @@ def test_gpu_dense_fp8_through_stream_k_matches_reference(env_switch):
             assert ((y.double() - ref).norm() / ref.norm()).item() <= 1e-2, (M, v)
 
 
-# a stream-K variant past 4095 given straight to the extension (run in a child process; also by
+# a stream-K variant past 8191 given straight to the extension (run in a child process; also by
 # benchmarks/run_fp8_sk.sh under gdb)
 REFUSE_CODE = ("import torch\n"
                "from spense.runtime import mmasp, wgsp\n"
@@ -321,17 +321,17 @@ REFUSE_CODE = ("import torch\n"
                "ws, cnt = wgsp.sk_workspace(x.device)\n"
                "try:\n"
                "    mmasp.load_extension().spense_wgsp(y, kw.sv, kw.sm, kw.dv, x, kw.sblk, kw.dblk, kw.out_row,\n"
-               "        kw.rows_sparse // 16, kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, 3, ws, cnt, 4099,\n"
+               "        kw.rows_sparse // 16, kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, 3, ws, cnt, 8195,\n"
                "        kw.wscale, 0, torch.empty(0, dtype=torch.int64))\n"
                "except RuntimeError as e:\n"
-               "    print('REFUSED', 'must be 0..4095' in str(e))\n")
+               "    print('REFUSED', 'must be 0..8191' in str(e))\n")
 
 
 @pytest.mark.gpu
 @sm90
 def test_gpu_extension_refuses_a_bad_variant_with_an_error():
     """The extension's own checks raise (RuntimeError naming the bound), not crash the process: a stream-K
-    variant past 4095 given straight to spense_wgsp, in a child process so that a crash fails only this test."""
+    variant past 8191 given straight to spense_wgsp, in a child process so that a crash fails only this test."""
     here = os.path.dirname(__file__)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(here, "..", "src"), here]))
     r = subprocess.run(["python3", "-X", "faulthandler", "-u", "-c", REFUSE_CODE], capture_output=True, text=True,

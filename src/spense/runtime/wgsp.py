@@ -152,8 +152,10 @@ def wgsd_exp() -> int:
     five instructions to bf16, the wgmmas in f16; the default since results ah (2049: 3-10 % faster than 1 on the four 8B / 32B
     gate_up / down shapes at M = 1 and 16, kernel alone on an operand made beforehand).  The bit is the
     extension's to clear where x comes in bf16 (bf16 weights, M past :func:`wgsd_f16_max_m`): there 2049 runs
-    as 1; on tiles of 32 tokens it runs as kernel 2625 (slots of two K steps, four chains)."""
-    return _env_int("SPENSE_WGSD_EXP", 2049, 0, 4095)
+    as 1; on tiles of 32 tokens it runs as kernel 2625 (slots of two K steps, four chains).  4096 (with 2049,
+    or with 1 in bf16 on one chain): a split block's count by one acq_rel atomic in place of the fence, atomic,
+    fence of bit 1 (kernels 6721, 4097).
+    return _env_int("SPENSE_WGSD_EXP", 2049, 0, 8191)
 
 
 @functools.lru_cache(maxsize=None)

@@ -438,12 +438,15 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
     constexpr bool ONE_FENCE = (EXP & 1) != 0;
     if constexpr (!ONE_FENCE) __threadfence();
     asm volatile("bar.sync 1, 256;\n" ::: "memory");
+    // bit 4096 (with 1): one acq_rel atomic in place of fence, atomic, fence (CUTLASS's semaphore: the barrier
+    // above, then one thread's release; its acquire, then the barrier below, before the others' loads)
+    constexpr bool ACQ_REL = ONE_FENCE && (EXP & 4096) != 0;
     if (ct == 0) {
-      if constexpr (ONE_FENCE) __threadfence();
-      const bool fin = atomicAdd(cnt + b, 1) == c_last - c_first;
+      if constexpr (ONE_FENCE && !ACQ_REL) __threadfence();
+      const bool fin = (ACQ_REL ? wsd_atom_add_acq_rel(cnt + b, 1) : atomicAdd(cnt + b, 1)) == c_last - c_first;
       if (fin) {
         cnt[b] = 0;  // every part has arrived: no one else touches the count in this launch
-        if constexpr (ONE_FENCE) __threadfence();  // acquire: every part before this CTA's loads
+        if constexpr (ONE_FENCE && !ACQ_REL) __threadfence();  // acquire: every part before this CTA's loads
       }
       *last = fin;
     }

@@ -106,10 +106,16 @@ inline cudaError_t launch_wgsd_sk_variant(int variant, bool fp8, Args... args) {
   // wgsd_2026-12-01, ad): 4-6 % faster on the 32B gate_up / down shapes at M = 1 and 16, 1-3 % on the 8B ones
   const bool pair = (variant & 33) == 1 && ((variant & 512) != 0 || (variant & 64) == 0);
   if ((variant & 2048) != 0) {  // x in f16 (the caller gives it only where this form takes it): kernel 2625
-    if (fp8 && pair && nt == 16) return launch_wgsd_sk<wsd_stages(16, true, true), 2625, true, 16>(args...);
+    // bit 4096: the split blocks' count by one acq_rel atomic (kernel 6721)
+    const bool ar = (variant & 4096) != 0;
+    if (fp8 && pair && nt == 16)
+      return ar ? launch_wgsd_sk<wsd_stages(16, true, true), 6721, true, 16>(args...)
+                : launch_wgsd_sk<wsd_stages(16, true, true), 2625, true, 16>(args...);
     // tiles of 32 tokens: the same kernel 2625 (four accumulator chains).  Measured (benchmarks/results/
     // wgsd_2026-12-03, s): with one chain (2561) it spills and is no faster than variant 1 in bf16 there
-    if (fp8 && pair && nt == 32) return launch_wgsd_sk<wsd_stages(32, true, true), 2625, true, 32>(args...);
+    if (fp8 && pair && nt == 32)
+      return ar ? launch_wgsd_sk<wsd_stages(32, true, true), 6721, true, 32>(args...)
+                : launch_wgsd_sk<wsd_stages(32, true, true), 2625, true, 32>(args...);
     return cudaErrorNotSupported;
   }
   if (fp8 && pair && nt == 16) return launch_wgsd_sk<wsd_stages(16, true, true), 577, true, 16>(args...);
@@ -119,6 +125,8 @@ inline cudaError_t launch_wgsd_sk_variant(int variant, bool fp8, Args... args) {
            : deep ? launch_wgsd_sk_nt<33, true>(nt, args...)
                   : launch_wgsd_sk_nt<1, true>(nt, args...);
   if ((variant & 1027) == 1027) return launch_wgsd_sk<WSD_STAGES, 1027>(args...);  // bit 1024: tiles of 64
+  if ((variant & 15) == 1 && (variant & 4096) != 0 && !chains && !deep)  // bit 4096 as above (bf16, variant 1)
+    return launch_wgsd_sk_nt<4097, false>(nt, args...);
   if ((variant & 15) == 1)
     return chains ? (deep ? launch_wgsd_sk_nt<97, false>(nt, args...) : launch_wgsd_sk_nt<65, false>(nt, args...))
            : deep ? launch_wgsd_sk_nt<33, false>(nt, args...)

@@ -95,6 +95,13 @@ __device__ __forceinline__ void wsd_scale(float (&acc)[NA], float2 sc) {
   for (int j = 0; j < NA; ++j) acc[j] *= ((j >> 1) & 1) ? sc.y : sc.x;
 }
 
+// *p += v at GPU scope with acquire and release semantics (one instruction); the old value
+__device__ __forceinline__ int wsd_atom_add_acq_rel(int* p, int v) {
+  int old;
+  asm volatile("atom.acq_rel.gpu.global.add.s32 %0, [%1], %2;\n" : "=r"(old) : "l"(p), "r"(v) : "memory");
+  return old;
+}
+
 // the GPU's nanosecond clock (the stream-K kernel's optional trace: the harness's timeline of its CTAs)
 __device__ __forceinline__ unsigned long long wsd_clock() {
   unsigned long long t;
