@@ -154,7 +154,7 @@ def wgsd_exp() -> int:
     extension's to clear where x comes in bf16 (bf16 weights, M past :func:`wgsd_f16_max_m`): there 2049 runs
     as 1; on tiles of 32 tokens it runs as kernel 2625 (slots of two K steps, four chains).  4096 (with 2049,
     or with 1 in bf16 on one chain): a split block's count by one acq_rel atomic in place of the fence, atomic,
-    fence of bit 1 (kernels 6721, 4097).
+    fence of bit 1 (kernels 6721, 4097)."""
     return _env_int("SPENSE_WGSD_EXP", 2049, 0, 8191)
 
 
