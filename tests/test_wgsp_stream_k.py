@@ -191,7 +191,8 @@ def test_gpu_fp8_stream_k_matches_reference(env_switch, kind):
         assert torch.equal(wgsp.wgsp_forward(m._kernel, x, decode=True), direct), (kind, M)
         # slots of one step; of two (M <= 16, the default's); 2049: x in f16 there, and at M <= 32 with
         # SPENSE_WGSD_F16_MAX_M=32 (the default: kernel 2625 on tiles of 32; 16: tiles of 16 only)
-        for v, f16_max in (("65", "16"), ("513", "16"), ("2049", "16"), ("2049", "32"), ("2625", "32")):
+        for v, f16_max in (("65", "16"), ("513", "16"), ("2049", "16"), ("2049", "32"), ("2625", "32"),
+                           ("6145", "32")):
             env_switch("SPENSE_WGSD_EXP", v)  # the same bits on every call
             env_switch("SPENSE_WGSD_F16_MAX_M", f16_max)
             yv = wgsp.wgsp_forward(m._kernel, x, decode=True)

@@ -125,7 +125,7 @@ def wgsd_stream_k() -> int:
 @functools.lru_cache(maxsize=None)
 def wgsd_exp() -> int:
     """Variants of the stream-K decode form written from its timeline (docs/runtime.md section 13;
-    ``SPENSE_WGSD_EXP``, bits, default 2049): 1 a split block's epilogue in three round trips to L2 (all parts
+    ``SPENSE_WGSD_EXP``, bits, default 6145): 1 a split block's epilogue in three round trips to L2 (all parts
     loaded at once), 2 the first ring's weight boxes issued before anything else is read and the next kernel
     let launch once the last load is issued, 4 launched dependent (with 2 only: those boxes load while the
     kernel before finishes).  Each gives the bits of variant 0.  Measured (benchmarks/results/
@@ -154,8 +154,10 @@ def wgsd_exp() -> int:
     extension's to clear where x comes in bf16 (bf16 weights, M past :func:`wgsd_f16_max_m`): there 2049 runs
     as 1; on tiles of 32 tokens it runs as kernel 2625 (slots of two K steps, four chains).  4096 (with 2049,
     or with 1 in bf16 on one chain): a split block's count by one acq_rel atomic in place of the fence, atomic,
-    fence of bit 1 (kernels 6721, 4097)."""
-    return _env_int("SPENSE_WGSD_EXP", 2049, 0, 8191)
+    fence of bit 1 (kernels 6721, 4097); the default since results g (e4m3 at M = 16 / 32, span of one launch:
+    8B.o 7.75 / 9.5 -> 7.0 / 9.25 us, qkv and down 0.25-0.5 us less; the 8B FP8 step at B = 32 4.628 -> 4.561
+    ms in one run; bf16 unchanged)."""
+    return _env_int("SPENSE_WGSD_EXP", 6145, 0, 8191)
 
 
 @functools.lru_cache(maxsize=None)
