@@ -16,13 +16,13 @@ from test_wgsp_stream_k import REFUSE_CODE  # noqa: E402
 
 env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(HERE, "..", "src"), os.path.join(HERE, "..", "tests")]))
 cases = {
-    "variant_8195": (REFUSE_CODE, {}),
-    "variant_8195_dladdr": (REFUSE_CODE, {"TORCH_DISABLE_ADDR2LINE": "1"}),
-    "x_float32": (REFUSE_CODE.replace("8195", "1").replace(".to(torch.bfloat16)", ".float()")
+    "variant_16387": (REFUSE_CODE, {}),
+    "variant_16387_dladdr": (REFUSE_CODE, {"TORCH_DISABLE_ADDR2LINE": "1"}),
+    "x_float32": (REFUSE_CODE.replace("16387", "1").replace(".to(torch.bfloat16)", ".float()")
                   .replace("'must be 0..2047'", "'bf16'"), {}),
-    "sblk_int64": (REFUSE_CODE.replace("8195", "1").replace("kw.sblk,", "kw.sblk.long(),")
+    "sblk_int64": (REFUSE_CODE.replace("16387", "1").replace("kw.sblk,", "kw.sblk.long(),")
                    .replace("'must be 0..2047'", "'int32'"), {}),
-    "form_7": (REFUSE_CODE.replace("8195", "1").replace(" 3, ws,", " 7, ws,")
+    "form_7": (REFUSE_CODE.replace("16387", "1").replace(" 3, ws,", " 7, ws,")
                .replace("'must be 0..2047'", "'form must be'"), {}),
 }
 for name, (code, extra) in cases.items():

@@ -3,7 +3,8 @@
 kernel on bf16 x and on x's f16 operand (kind ``w8a16h``).  The mma.sp kernel's switches are read once per
 process: run it again under ``SPENSE_MMASP_PERSIST=1`` for that form.  On sm_90 also the
 sparse warpgroup MMA kernel: its stream-K decode form (bf16 and e4m3, the variants of ``SAN_VARIANTS``,
-default 1, 17, 33, 65: tiles of 16, 32 and 64 tokens; the timing-only ones from 128 to 383 at M <= 16 only),
+default 1, 17, 33, 65: tiles of 16, 32 and 64 tokens; the timing-only ones from 128 to 383 at M <= 16 only;
+on the default grid and on two CTAs a row block, where 14337 takes clusters),
 its cluster decode form, its prefill and the FP8 dense weight as dense rows; a line ending
 in False is a form that declined (an extension built for another arch)."""
 
@@ -79,8 +80,9 @@ if torch.cuda.get_device_capability() == (9, 0):  # the sparse warpgroup MMA ker
                         continue
                     os.environ["SPENSE_WGSD_EXP"] = v
                     wgsp.wgsd_exp.cache_clear()
-                    ok = wgsp.wgsp_forward(kw, x, decode=True, stream_k=True) is not None
-                    print("wgsd stream-K", axis, fp8, M, v, ok, flush=True)
+                    for split in (None, 2):  # 2: two CTAs a row block (bit 8192: clusters of two)
+                        ok = wgsp.wgsp_forward(kw, x, decode=True, stream_k=True, split=split) is not None
+                        print("wgsd stream-K", axis, fp8, M, v, split, ok, flush=True)
                 if not fp8:
                     ok = wgsp.wgsp_forward(kw, x, decode=True, stream_k=False) is not None
                     print("wgsd clusters", axis, M, ok, flush=True)

@@ -21,7 +21,7 @@ static void fail(const char* what, int Bs, int Bd, int Ss, int SdA, int SdB, int
 }
 
 int main() {
-  int cases = 0;
+  int cases = 0, clusters = 0;  // clusters: cases where bit 8192 launches clusters (wsd_cluster_k)
   for (bool fp8 : {false, true})
     for (int Bs : {0, 8, 16, 64, 256, 384, 3072, 3200})
       for (int Bd : {0, 8, 64, 128})
@@ -58,6 +58,16 @@ int main() {
                 }
                 if (n == 0) fail("a CTA without steps", Bs, Bd, Ss, SdA, SdB, G, c, -1);
               }
+              if (const int k = wsd_cluster_k(g)) {  // variant bit 8192: block b's CTAs are cluster b, k b ..
+                ++clusters;
+                for (int b = 0; b < nb; ++b)
+                  if (g.cta_of(g.start(b, 0)) != k * b || g.cta_of(g.start(b, g.steps(b) - 1)) != k * b + k - 1)
+                    fail("cluster", Bs, Bd, Ss, SdA, SdB, G, -1, b);
+                for (int c = 0; c < G; ++c)
+                  for (int b = 0; b < nb; ++b)
+                    for (int q = 0; q < g.steps(b); ++q)
+                      if (owner[b][q] == c && b != c / k) fail("cluster's block", Bs, Bd, Ss, SdA, SdB, G, c, b);
+              }
               for (int b = 0; b < nb; ++b) {
                 for (int k = 0; k < g.steps(b); ++k)
                   if (owner[b][k] < 0) fail("step never streamed", Bs, Bd, Ss, SdA, SdB, G, -1, b);
@@ -70,6 +80,6 @@ int main() {
                 }
               }
             }
-  printf("cases %d fails %d\n", cases, fails);
+  printf("cases %d clusters %d fails %d\n", cases, clusters, fails);
   return fails != 0;
 }

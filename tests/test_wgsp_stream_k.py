@@ -75,8 +75,8 @@ def test_stream_k_split_covers_every_step_once(tmp_path):
     """The stream-K decode form's split of a layer (SkGeo in csrc/spense_wgsd_parts.cuh), walked on the host as
     the kernel walks it over 11,160 layer shapes, grids and weight types (bf16 and e4m3 steps;
     benchmarks/wgsd_geometry_check.cu): every (row block, K step) streamed by exactly one CTA, no CTA
-    without steps, each split block's partial sums written to the slots its last arrival reads.  Host code
-    only: no GPU."""
+    without steps, each split block's partial sums written to the slots its last arrival reads; where variant
+    bit 8192 launches clusters (wsd_cluster_k), block b's CTAs are exactly cluster b.  Host code only: no GPU."""
     root = os.path.join(os.path.dirname(__file__), "..")
     exe = str(tmp_path / "wgsd_geometry")
     r = subprocess.run(["nvcc", "-std=c++17", "-I", os.path.join(root, "src", "spense", "runtime", "csrc"),
@@ -85,6 +85,7 @@ def test_stream_k_split_covers_every_step_once(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     r = subprocess.run([exe], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "fails 0" in r.stdout, r.stdout[-2000:]
+    assert int(r.stdout.split("clusters")[-1].split()[0]) > 100, r.stdout[-300:]  # bit 8192's grids walked too
 
 
 @pytest.mark.skipif(not __import__("shutil").which("nvcc"), reason="needs nvcc")
@@ -192,7 +193,7 @@ def test_gpu_fp8_stream_k_matches_reference(env_switch, kind):
         # slots of one step; of two (M <= 16, the default's); 2049: x in f16 there, and at M <= 32 with
         # SPENSE_WGSD_F16_MAX_M=32 (the default: kernel 2625 on tiles of 32; 16: tiles of 16 only)
         for v, f16_max in (("65", "16"), ("513", "16"), ("2049", "16"), ("2049", "32"), ("2625", "32"),
-                           ("6145", "32")):
+                           ("6145", "32"), ("14337", "32")):
             env_switch("SPENSE_WGSD_EXP", v)  # the same bits on every call
             env_switch("SPENSE_WGSD_F16_MAX_M", f16_max)
             yv = wgsp.wgsp_forward(m._kernel, x, decode=True)
@@ -269,6 +270,32 @@ def test_gpu_stream_k_grids_match_reference_and_trace(env_switch):
     env_switch("SPENSE_WGSD_SK_SPLIT", None)
 
 
+@pytest.mark.gpu
+@sm90
+def test_gpu_cluster_sums_give_the_workspace_bits(env_switch):
+    """Variant bit 8192 (the CTAs of each row block launched as one cluster, their parts added through
+    distributed shared memory) gives the bits of the workspace's sums (6145, bf16 4097: both add the parts in CTA
+    order from zero), bf16 and e4m3, at M = 1, 16, 32, on grids of 2, 4 and 8 CTAs a block; where the grid does
+    not give every block CTAs of its own (split 0: one CTA per SM) the kernel without the bit runs."""
+    gen = torch.Generator().manual_seed(29)
+    w, lay = prefill_weight("blocks", 1024, 4096, gen)
+    for fp8 in (False, True):
+        p = pack(w.to("cuda", torch.bfloat16), lay, fp8=fp8)
+        kw = SpenseLinear(p, backend="auto").compact()._kernel
+        ref = unpack(p, dtype=torch.float32).double()
+        for split in (2, 4, 8, 0):
+            for M in (1, 16, 32):
+                x = torch.randn(M, 4096, generator=gen).to("cuda", torch.bfloat16)
+                ys = []
+                for v in ("6145", "14337"):
+                    env_switch("SPENSE_WGSD_EXP", v)
+                    ys.append(wgsp.wgsp_forward(kw, x, decode=True, stream_k=True, split=split))
+                r = x.double() @ ref.T
+                assert ys[0] is not None and torch.equal(ys[0], ys[1]), (fp8, split, M)
+                assert ((ys[1].double() - r).norm() / r.norm()).item() <= 1e-2, (fp8, split, M)
+    env_switch("SPENSE_WGSD_EXP", None)
+
+
 def test_dense_fp8_kernel_weights_layout():
     """An FP8 dense weight as the stream-K form's dense rows: no 2:4 region, rows padded to 128 with zeros and
     output row -1, K steps of 64 columns in order, the e4m3 bytes back as they were (the kernel layout's own
@@ -310,7 +337,7 @@ def test_gpu_dense_fp8_through_stream_k_matches_reference(env_switch):
             assert ((y.double() - ref).norm() / ref.norm()).item() <= 1e-2, (M, v)
 
 
-# a stream-K variant past 8191 given straight to the extension (run in a child process; also by
+# a stream-K variant past 16383 given straight to the extension (run in a child process; also by
 # benchmarks/run_fp8_sk.sh under gdb)
 REFUSE_CODE = ("import torch\n"
                "from spense.runtime import mmasp, wgsp\n"
@@ -322,17 +349,17 @@ REFUSE_CODE = ("import torch\n"
                "ws, cnt = wgsp.sk_workspace(x.device)\n"
                "try:\n"
                "    mmasp.load_extension().spense_wgsp(y, kw.sv, kw.sm, kw.dv, x, kw.sblk, kw.dblk, kw.out_row,\n"
-               "        kw.rows_sparse // 16, kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, 3, ws, cnt, 8195,\n"
+               "        kw.rows_sparse // 16, kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, 3, ws, cnt, 16387,\n"
                "        kw.wscale, 0, torch.empty(0, dtype=torch.int64))\n"
                "except RuntimeError as e:\n"
-               "    print('REFUSED', 'must be 0..8191' in str(e))\n")
+               "    print('REFUSED', 'must be 0..16383' in str(e))\n")
 
 
 @pytest.mark.gpu
 @sm90
 def test_gpu_extension_refuses_a_bad_variant_with_an_error():
     """The extension's own checks raise (RuntimeError naming the bound), not crash the process: a stream-K
-    variant past 8191 given straight to spense_wgsp, in a child process so that a crash fails only this test."""
+    variant past 16383 given straight to spense_wgsp, in a child process so that a crash fails only this test."""
     here = os.path.dirname(__file__)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(here, "..", "src"), here]))
     r = subprocess.run(["python3", "-X", "faulthandler", "-u", "-c", REFUSE_CODE], capture_output=True, text=True,

@@ -80,6 +80,9 @@ using WgMapsFor = std::conditional_t<(EXP & 512) != 0, WgMapsPair, WgMaps>;
 // Bit 512 (e4m3, tiles of 16 or 32): ring slots of two K steps (PAIR, below; maps of its own, WgMapsPair).  Bit 2048
 // (with 512): x comes in f16 (x * 2^-8, spense.runtime.xops.f16_operand), each e4m3 pair widened to f16 by one
 // cvt (exact) instead of five instructions to bf16, the wgmmas in f16, the sums times 2^8 with the row scales.
+// Bit 4096 (with 1): a split block's count by one acq_rel atomic, not fence, atomic, fence.  Bit 8192: launched
+// in clusters of the k CTAs of each row block (whole shares, 2 <= k <= 8: wsd_cluster_k), whose parts are
+// added through distributed shared memory, with no workspace, count or L2 round trip (CLU, below).
 // FP8: e4m3 weights (the decode kernels' FP8 layout: a lane's 16 bytes hold two fragments), each fragment
 // widened in registers to bf16 holding e4m3 * 2^-120 and multiplied by 2^120 (e4m3x8_frag: exact), so the
 // MMAs are those of bf16; the sums times wscale (per output row) in the epilogue.  Half the weight bytes per
@@ -100,6 +103,11 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
   static_assert(!PAIR || (FP8 && NT <= 32 && (EXP & 32) == 0), "the pair form: e4m3, tiles of 16 or 32, D = 1");
   constexpr bool F16 = (EXP & 2048) != 0;  // x in f16 (times 2^-8), e4m3 widened to f16: the pair form only
   static_assert(!F16 || PAIR, "x in f16: the pair form only");
+  // bit 8192 (launched in clusters of the k CTAs that share each row block, launch_wgsd_sk): a block's parts
+  // added through distributed shared memory instead of the workspace; the consumers take the epilogue's two
+  // cluster barriers, the producer's threads have exited by then (a cluster barrier waits for the non-exited
+  // threads only; their taking it too spilled the producer's 24 registers)
+  constexpr bool CLU = (EXP & 8192) != 0;
   constexpr int XT = NT * 128, SLOT = (PAIR ? 2 : 1) * wsd_slot(NT, FP8), AOFF = (PAIR ? 2 : 1) * XT;
   constexpr int VB = FP8 ? 512 : 1024, DB = FP8 ? 1024 : 2048;  // a row tile's bytes per sparse / dense step
   const int XB = wsd_xrows(M) * 128;  // x bytes loaded per step: M's rows (the others zeroed once)
@@ -425,6 +433,24 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
     const int c_first = geo.cta_of(geo.start(b, 0)), c_last = geo.cta_of(geo.start(b, Qb - 1));
     if (c_first == c_last) {
       store();
+      continue;
+    }
+    if constexpr (CLU) {  // the cluster is this block's CTAs c_first .. c_last, ranks 0 .. k - 1 in that order
+      // every CTA's part into its own ring (every load has landed; after the barrier both consumer warpgroups
+      // are done reading it); then the warps of row tiles lt = r (mod k) of rank r add the k parts in rank
+      // order from zero, as the workspace's sums do (the same bits), and store them; the second cluster
+      // barrier: no CTA leaves while another may still read its part
+      asm volatile("bar.sync 1, 256;\n" ::: "memory");
+      float* red = reinterpret_cast<float*>(ring);  // [NT / 2][256 consumer threads]
+#pragma unroll
+      for (int j = 0; j < NT / 2; ++j) red[j * 256 + ct] = acc[j];
+      wsd_cluster_sync(1);
+      const int k = c_last - c_first + 1;
+      if (lt % k == cta - c_first) {
+        wsd_cluster_sum(acc, smem_addr(red + ct), k);
+        store();
+      }
+      wsd_cluster_sync(1);
       continue;
     }
     const int slot = b == b0 ? 0 : 1;  // this CTA's first block, or its last

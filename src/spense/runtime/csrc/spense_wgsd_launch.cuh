@@ -43,6 +43,14 @@ inline cudaError_t launch_wgsd_sk(cudaStream_t stream, const uint4* sv, const ui
   const SkGeo geo(Bs, Bd, Ss, SdA, SdB, 1, FP8);
   const int G = wsd_sk_grid(geo, grid);
   if (ws_floats < 2LL * G * WSD_PART || cnt_ints < (Bs + Bd) / 8) return cudaErrorInvalidValue;
+  int k = 1;  // bit 8192: clusters of the k CTAs of each row block, where the split gives every block its own
+  if constexpr ((EXP & 8192) != 0) {
+    k = wsd_cluster_k(SkGeo(Bs, Bd, Ss, SdA, SdB, G, FP8));
+    if (k == 0)  // the workspace's sums there (the kernel without the bit)
+      return launch_wgsd_sk<S, EXP & ~8192, FP8, NT>(stream, sv, sm, dv, x, ldx, K, M, sblk, dblk, out_row, y, ldy,
+                                                     Bs, Bd, Ss, SdA, SdB, ws, ws_floats, cnt, cnt_ints, grid, trace,
+                                                     pdl, wscale);
+  }
   constexpr bool PAIR = (EXP & 512) != 0;
   WgMapsFor<EXP> maps{};
   if (!wgsp_maps(&maps, 8, wsd_xrows(M), sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB, FP8))
@@ -64,8 +72,8 @@ inline cudaError_t launch_wgsd_sk(cudaStream_t stream, const uint4* sv, const ui
   if (e != cudaSuccess) return e;
   // pdl: launched dependent (programmatic stream serialization); only with EXP bit 2, whose producer waits
   // for the kernel before ahead of its first x load
-  return launch_ex(kernel, dim3(G), dim3(384), SMEM, stream, pdl && (EXP & 2) != 0, maps, M, sblk, dblk, out_row, y,
-                   ldy, Bs, Bd, Ss, SdA, SdB, ws, cnt, trace, wscale);
+  return launch_ex_cl(kernel, dim3(G), dim3(384), SMEM, stream, pdl && (EXP & 2) != 0, k, maps, M, sblk, dblk,
+                      out_row, y, ldy, Bs, Bd, Ss, SdA, SdB, ws, cnt, trace, wscale);
 }
 
 // launch_wgsd_sk on tiles of nt tokens (16, 32 or 64: wsd_nt) with as many ring slots as fit (wsd_stages)
@@ -106,8 +114,12 @@ inline cudaError_t launch_wgsd_sk_variant(int variant, bool fp8, Args... args) {
   // wgsd_2026-12-01, ad): 4-6 % faster on the 32B gate_up / down shapes at M = 1 and 16, 1-3 % on the 8B ones
   const bool pair = (variant & 33) == 1 && ((variant & 512) != 0 || (variant & 64) == 0);
   if ((variant & 2048) != 0) {  // x in f16 (the caller gives it only where this form takes it): kernel 2625
-    // bit 4096: the split blocks' count by one acq_rel atomic (kernel 6721)
-    const bool ar = (variant & 4096) != 0;
+    // bit 4096: the split blocks' count by one acq_rel atomic (kernel 6721); bit 8192 (with 4096 or not):
+    // clusters of each block's CTAs, the parts through distributed shared memory (kernel 14913; 6721 where the
+    // split does not give each block CTAs of its own)
+    const bool ar = (variant & 4096) != 0, cl = (variant & 8192) != 0;
+    if (fp8 && pair && nt == 16 && cl) return launch_wgsd_sk<wsd_stages(16, true, true), 14913, true, 16>(args...);
+    if (fp8 && pair && nt == 32 && cl) return launch_wgsd_sk<wsd_stages(32, true, true), 14913, true, 32>(args...);
     if (fp8 && pair && nt == 16)
       return ar ? launch_wgsd_sk<wsd_stages(16, true, true), 6721, true, 16>(args...)
                 : launch_wgsd_sk<wsd_stages(16, true, true), 2625, true, 16>(args...);
@@ -125,8 +137,9 @@ inline cudaError_t launch_wgsd_sk_variant(int variant, bool fp8, Args... args) {
            : deep ? launch_wgsd_sk_nt<33, true>(nt, args...)
                   : launch_wgsd_sk_nt<1, true>(nt, args...);
   if ((variant & 1027) == 1027) return launch_wgsd_sk<WSD_STAGES, 1027>(args...);  // bit 1024: tiles of 64
-  if ((variant & 15) == 1 && (variant & 4096) != 0 && !chains && !deep)  // bit 4096 as above (bf16, variant 1)
-    return launch_wgsd_sk_nt<4097, false>(nt, args...);
+  if ((variant & 15) == 1 && (variant & 12288) != 0 && !chains && !deep)  // bits 4096, 8192 as above (bf16)
+    return (variant & 8192) != 0 ? launch_wgsd_sk_nt<12289, false>(nt, args...)
+                                 : launch_wgsd_sk_nt<4097, false>(nt, args...);
   if ((variant & 15) == 1)
     return chains ? (deep ? launch_wgsd_sk_nt<97, false>(nt, args...) : launch_wgsd_sk_nt<65, false>(nt, args...))
            : deep ? launch_wgsd_sk_nt<33, false>(nt, args...)

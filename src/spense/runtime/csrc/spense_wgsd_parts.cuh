@@ -95,6 +95,48 @@ __device__ __forceinline__ void wsd_scale(float (&acc)[NA], float2 sc) {
   for (int j = 0; j < NA; ++j) acc[j] *= ((j >> 1) & 1) ? sc.y : sc.x;
 }
 
+// n cluster barriers, each an arrive (release) then a wait (acquire) of every non-exited thread of the cluster
+__device__ __forceinline__ void wsd_cluster_sync(int n) {
+  for (int i = 0; i < n; ++i) {
+    asm volatile("barrier.cluster.arrive.release;\n" ::: "memory");
+    asm volatile("barrier.cluster.wait.acquire;\n" ::: "memory");
+  }
+}
+// acc = the parts of cluster ranks 0 .. k - 1 at the CTA-relative shared address `red` (this thread's: register
+// j at red + 1 KB j), added in rank order from zero; CH loads in flight before their sums (by default a rank's
+// NA at once: one round trip a rank)
+template <int NA, int CH = NA>
+__device__ __forceinline__ void wsd_cluster_sum(float (&acc)[NA], uint32_t red, int k) {
+  static_assert(NA % CH == 0, "chunks");
+#pragma unroll
+  for (int j = 0; j < NA; ++j) acc[j] = 0.f;
+  for (int r = 0; r < k; ++r)
+#pragma unroll
+    for (int j0 = 0; j0 < NA; j0 += CH) {
+      float u[CH];
+#pragma unroll
+      for (int j = 0; j < CH; ++j) u[j] = ld_cluster_f32(red + 1024u * (j0 + j), (uint32_t)r);
+#pragma unroll
+      for (int j = 0; j < CH; ++j) acc[j0 + j] += u[j];
+    }
+}
+// CTAs per row block where the split `g` (over its G CTAs) gives every block k CTAs of its own, in order, each
+// with at least one step (CTA c's steps all in block c / k), 2 <= k <= 8: a cluster of k CTAs holds a block
+// (variant bit 8192); 0 where it does not
+inline int wsd_cluster_k(const SkGeo& g) {
+  const int B = g.nbs + g.nbd;
+  if (B <= 0 || g.G % B != 0 || g.G / B < 2 || g.G / B > 8) return 0;
+  const int k = g.G / B;
+  for (int c = 0; c < g.G; ++c) {
+    int b0, q0, b1, q1;
+    g.locate(g.u0(c), b0, q0);
+    g.locate(g.u0(c + 1), b1, q1);
+    if (b0 != c / k || (b1 == b0 && q1 <= q0) || (b1 != b0 && (b1 != b0 + 1 || q1 != 0 || c % k != k - 1)))
+      return 0;
+  }
+  return k;
+}
+
 // *p += v at GPU scope with acquire and release semantics (one instruction); the old value
 __device__ __forceinline__ int wsd_atom_add_acq_rel(int* p, int v) {
   int old;
