@@ -58,7 +58,12 @@ def main() -> None:
     ap.add_argument("--dtypes", default="fp8,bf16")
     ap.add_argument("--splits", default="-1,0,2,3,4")
     ap.add_argument("--reps", type=int, default=5)
-    a = ap.parse_args()
+    argv = sys.argv[1:]
+    for i, arg in enumerate(argv[:-1]):  # "--splits -1,0,2" would read -1,0,2 as an option: join it
+        if arg == "--splits" and argv[i + 1].startswith("-"):
+            argv[i:i + 2] = [f"--splits={argv[i + 1]}"]
+            break
+    a = ap.parse_args(argv)
     if not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0):
         sys.exit("sk_timeline: needs an sm_90 GPU")
     mmasp.load_extension()
