@@ -225,6 +225,7 @@ def test_sk_timeline_quantiles_and_refusal_off_the_gpu(monkeypatch):
     mod = load_benchmark("sk_timeline")
     assert mod.quantiles([3.0, 1.0, 2.0]) == {"p50": 2.0, "max": 3.0}
     if not torch.cuda.is_available():
-        monkeypatch.setattr("sys.argv", ["sk_timeline.py"])
-        with pytest.raises(SystemExit, match="needs an sm_90 GPU"):
-            mod.main()
+        for argv in (["sk_timeline.py"], ["sk_timeline.py", "--splits", "-1,0,2"]):  # a list from -1 parses
+            monkeypatch.setattr("sys.argv", argv)
+            with pytest.raises(SystemExit, match="needs an sm_90 GPU"):
+                mod.main()
