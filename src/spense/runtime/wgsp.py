@@ -157,9 +157,9 @@ def wgsd_exp() -> int:
     fence of bit 1 (kernels 6721, 4097); the default since results g (e4m3 at M = 16 / 32, span of one launch:
     8B.o 7.75 / 9.5 -> 7.0 / 9.25 us, qkv and down 0.25-0.5 us less; the 8B FP8 step at B = 32 4.628 -> 4.561
     ms in one run; bf16 unchanged).  8192 (with 6145, or 4097 in bf16; not yet measured): where the grid gives
-    every row block 2-8 CTAs of its own (whole shares), those CTAs are launched as one cluster and a block's
-    parts added through distributed shared memory instead of the workspace, the same sums in the same order
-    (kernels 14913, 12289; elsewhere the kernels without the bit)."""
+    every row block 2-8 CTAs of its own (whole shares) and the device holds all those clusters at once, those
+    CTAs are launched as one cluster and a block's parts added through distributed shared memory instead of
+    the workspace, the same sums in the same order (kernels 14913, 12289; elsewhere the kernels without it)."""
     return _env_int("SPENSE_WGSD_EXP", 6145, 0, 16383)
 
 

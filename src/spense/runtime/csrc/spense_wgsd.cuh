@@ -445,9 +445,9 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
 #pragma unroll
       for (int j = 0; j < NT / 2; ++j) red[j * 256 + ct] = acc[j];
       wsd_cluster_sync(1);
-      const int k = c_last - c_first + 1;
-      if (lt % k == cta - c_first) {
-        wsd_cluster_sum(acc, smem_addr(red + ct), k);
+      const int kc = c_last - c_first + 1;  // the cluster's CTAs
+      if (lt % kc == cta - c_first) {
+        wsd_cluster_sum(acc, smem_addr(red + ct), kc);
         store();
       }
       wsd_cluster_sync(1);

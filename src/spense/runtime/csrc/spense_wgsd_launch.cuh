@@ -26,6 +26,29 @@ constexpr int wsd_stages(int nt, bool fp8, bool pair = false) {
 // where `tile64` (variant bit 16, or a variant that has no other tiles)
 inline int wsd_nt(int M, bool tile64) { return tile64 || M > 32 ? 64 : M > 16 ? 32 : 16; }
 
+// the clusters of k CTAs of `kernel` (384 threads, smem bytes of shared memory each) the device holds at once;
+// -1 where the query fails (its error cleared)
+template <typename Kern>
+inline int wsd_max_clusters(Kern kernel, int smem, int k) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(k);
+  cfg.blockDim = dim3(384);
+  cfg.dynamicSmemBytes = smem;
+  cudaLaunchAttribute at[1];
+  at[0].id = cudaLaunchAttributeClusterDimension;
+  at[0].val.clusterDim.x = (unsigned)k;
+  at[0].val.clusterDim.y = 1;
+  at[0].val.clusterDim.z = 1;
+  cfg.attrs = at;
+  cfg.numAttrs = 1;
+  int n = 0;
+  if (cudaOccupancyMaxActiveClusters(&n, (const void*)kernel, &cfg) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return -1;
+  }
+  return n;
+}
+
 // y = the layer on M <= 64 tokens through the stream-K form (grid: CTAs wanted, 0 = one per SM; trace: as the
 // kernel's); ws: at least 2 wsd_sk_grid WSD_PART floats, cnt: at least (Bs + Bd) / 8 ints, zeroed before the
 // first launch (each launch leaves them zeroed).  FP8: e4m3 weights (the decode kernels' FP8 layout) and
@@ -43,14 +66,6 @@ inline cudaError_t launch_wgsd_sk(cudaStream_t stream, const uint4* sv, const ui
   const SkGeo geo(Bs, Bd, Ss, SdA, SdB, 1, FP8);
   const int G = wsd_sk_grid(geo, grid);
   if (ws_floats < 2LL * G * WSD_PART || cnt_ints < (Bs + Bd) / 8) return cudaErrorInvalidValue;
-  int k = 1;  // bit 8192: clusters of the k CTAs of each row block, where the split gives every block its own
-  if constexpr ((EXP & 8192) != 0) {
-    k = wsd_cluster_k(SkGeo(Bs, Bd, Ss, SdA, SdB, G, FP8));
-    if (k == 0)  // the workspace's sums there (the kernel without the bit)
-      return launch_wgsd_sk<S, EXP & ~8192, FP8, NT>(stream, sv, sm, dv, x, ldx, K, M, sblk, dblk, out_row, y, ldy,
-                                                     Bs, Bd, Ss, SdA, SdB, ws, ws_floats, cnt, cnt_ints, grid, trace,
-                                                     pdl, wscale);
-  }
   constexpr bool PAIR = (EXP & 512) != 0;
   WgMapsFor<EXP> maps{};
   if (!wgsp_maps(&maps, 8, wsd_xrows(M), sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB, FP8))
@@ -70,6 +85,17 @@ inline cudaError_t launch_wgsd_sk(cudaStream_t stream, const uint4* sv, const ui
   static unsigned set_on = 0;
   const cudaError_t e = wg_smem_limit(kernel, SMEM, set_on);
   if (e != cudaSuccess) return e;
+  int k = 1;  // bit 8192: clusters of the k CTAs of each row block, where the split gives every block its own
+  if constexpr ((EXP & 8192) != 0) {
+    static int most[9] = {};  // per k: the clusters the device holds at once (asked once; -1: not known)
+    k = wsd_cluster_k(SkGeo(Bs, Bd, Ss, SdA, SdB, G, FP8));
+    if (k > 0 && most[k] == 0) most[k] = wsd_max_clusters(kernel, SMEM, k);
+    if (k == 0 || most[k] < G / k)  // the workspace's sums there, also where a second wave of clusters would
+      // double the launch (the kernel without the bit)
+      return launch_wgsd_sk<S, EXP & ~8192, FP8, NT>(stream, sv, sm, dv, x, ldx, K, M, sblk, dblk, out_row, y, ldy,
+                                                     Bs, Bd, Ss, SdA, SdB, ws, ws_floats, cnt, cnt_ints, grid, trace,
+                                                     pdl, wscale);
+  }
   // pdl: launched dependent (programmatic stream serialization); only with EXP bit 2, whose producer waits
   // for the kernel before ahead of its first x load
   return launch_ex_cl(kernel, dim3(G), dim3(384), SMEM, stream, pdl && (EXP & 2) != 0, k, maps, M, sblk, dblk,
