@@ -241,6 +241,15 @@ def test_gpu_f16_x_gives_the_bits_of_bf16_x(env_switch):
             assert ((a - b).norm() / a.norm()).item() <= 1e-3, M
 
 
+def _layers_1024x4096(gen):
+    """(fp8, kernel weights, float64 reference) of one 1024 x 4096 Spense layer (8 row blocks, dense column
+    blocks), compacted in bf16 and in e4m3, on the GPU."""
+    w, lay = prefill_weight("blocks", 1024, 4096, gen)
+    for fp8 in (False, True):
+        p = pack(w.to("cuda", torch.bfloat16), lay, fp8=fp8)
+        yield fp8, SpenseLinear(p, backend="auto").compact()._kernel, unpack(p, dtype=torch.float32).double()
+
+
 @pytest.mark.gpu
 @sm90
 def test_gpu_stream_k_grids_match_reference_and_trace(env_switch):
@@ -248,11 +257,7 @@ def test_gpu_stream_k_grids_match_reference_and_trace(env_switch):
     row block down to 16 units a CTA) gives the layer within rounding of the float64 reference, bf16 and e4m3,
     at M = 1, 16, 32; and a launch given a trace tensor records four clocks in order for each of its CTAs."""
     gen = torch.Generator().manual_seed(23)
-    w, lay = prefill_weight("blocks", 1024, 4096, gen)
-    for fp8 in (False, True):
-        p = pack(w.to("cuda", torch.bfloat16), lay, fp8=fp8)
-        kw = SpenseLinear(p, backend="auto").compact()._kernel
-        ref = unpack(p, dtype=torch.float32).double()
+    for fp8, kw, ref in _layers_1024x4096(gen):
         for split in ("0", "-1", "1", "3", "16"):
             env_switch("SPENSE_WGSD_SK_SPLIT", split)
             for M in (1, 16, 32):
@@ -278,11 +283,7 @@ def test_gpu_cluster_sums_give_the_workspace_bits(env_switch):
     order from zero), bf16 and e4m3, at M = 1, 16, 32, on grids of 2, 4 and 8 CTAs a block; where the grid does
     not give every block CTAs of its own (split 0: one CTA per SM) the kernel without the bit runs."""
     gen = torch.Generator().manual_seed(29)
-    w, lay = prefill_weight("blocks", 1024, 4096, gen)
-    for fp8 in (False, True):
-        p = pack(w.to("cuda", torch.bfloat16), lay, fp8=fp8)
-        kw = SpenseLinear(p, backend="auto").compact()._kernel
-        ref = unpack(p, dtype=torch.float32).double()
+    for fp8, kw, ref in _layers_1024x4096(gen):
         for split in (2, 4, 8, 0):
             for M in (1, 16, 32):
                 x = torch.randn(M, 4096, generator=gen).to("cuda", torch.bfloat16)
