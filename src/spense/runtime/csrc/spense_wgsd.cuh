@@ -444,13 +444,13 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
       float* red = reinterpret_cast<float*>(ring);  // [NT / 2][256 consumer threads]
 #pragma unroll
       for (int j = 0; j < NT / 2; ++j) red[j * 256 + ct] = acc[j];
-      wsd_cluster_sync(1);
+      wsd_cluster_sync();
       const int kc = c_last - c_first + 1;  // the cluster's CTAs
       if (lt % kc == cta - c_first) {
         wsd_cluster_sum(acc, smem_addr(red + ct), kc);
         store();
       }
-      wsd_cluster_sync(1);
+      wsd_cluster_sync();
       continue;
     }
     const int slot = b == b0 ? 0 : 1;  // this CTA's first block, or its last

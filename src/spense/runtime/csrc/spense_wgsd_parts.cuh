@@ -95,30 +95,25 @@ __device__ __forceinline__ void wsd_scale(float (&acc)[NA], float2 sc) {
   for (int j = 0; j < NA; ++j) acc[j] *= ((j >> 1) & 1) ? sc.y : sc.x;
 }
 
-// n cluster barriers, each an arrive (release) then a wait (acquire) of every non-exited thread of the cluster
-__device__ __forceinline__ void wsd_cluster_sync(int n) {
-  for (int i = 0; i < n; ++i) {
-    asm volatile("barrier.cluster.arrive.release;\n" ::: "memory");
-    asm volatile("barrier.cluster.wait.acquire;\n" ::: "memory");
-  }
+// a cluster barrier: an arrive (release) then a wait (acquire) of every non-exited thread of the cluster
+__device__ __forceinline__ void wsd_cluster_sync() {
+  asm volatile("barrier.cluster.arrive.release;\n" ::: "memory");
+  asm volatile("barrier.cluster.wait.acquire;\n" ::: "memory");
 }
 // acc = the parts of cluster ranks 0 .. k - 1 at the CTA-relative shared address `red` (this thread's: register
-// j at red + 1 KB j), added in rank order from zero; CH loads in flight before their sums (by default a rank's
-// NA at once: one round trip a rank)
-template <int NA, int CH = NA>
+// j at red + 1 KB j), added in rank order from zero; a rank's NA loads issued before its sums (one round trip a
+// rank)
+template <int NA>
 __device__ __forceinline__ void wsd_cluster_sum(float (&acc)[NA], uint32_t red, int k) {
-  static_assert(NA % CH == 0, "chunks");
 #pragma unroll
   for (int j = 0; j < NA; ++j) acc[j] = 0.f;
-  for (int r = 0; r < k; ++r)
+  for (int r = 0; r < k; ++r) {
+    float u[NA];
 #pragma unroll
-    for (int j0 = 0; j0 < NA; j0 += CH) {
-      float u[CH];
+    for (int j = 0; j < NA; ++j) u[j] = ld_cluster_f32(red + 1024u * j, (uint32_t)r);
 #pragma unroll
-      for (int j = 0; j < CH; ++j) u[j] = ld_cluster_f32(red + 1024u * (j0 + j), (uint32_t)r);
-#pragma unroll
-      for (int j = 0; j < CH; ++j) acc[j0 + j] += u[j];
-    }
+    for (int j = 0; j < NA; ++j) acc[j] += u[j];
+  }
 }
 // CTAs per row block where the split `g` (over its G CTAs) gives every block k CTAs of its own, in order, each
 // with at least one step (CTA c's steps all in block c / k), 2 <= k <= 8: a cluster of k CTAs holds a block
