@@ -23,7 +23,7 @@ static void fail(const char* what, int Bs, int Bd, int Ss, int SdA, int SdB, int
 int main() {
   int cases = 0, clusters = 0;  // clusters: cases where bit 8192 launches clusters (wsd_cluster_k)
   for (bool fp8 : {false, true})
-    for (int Bs : {0, 8, 16, 64, 256, 384, 3072, 3200})
+    for (int Bs : {0, 8, 16, 64, 256, 384, 1536, 3072, 3200})
       for (int Bd : {0, 8, 64, 128})
         for (int Kq : {1, 3, 16, 64, 192, 400})  // K / 64
           for (int quarter : {0, 1, 4})              // dense steps of the sparse-row blocks: quarter / 4 of K

@@ -46,11 +46,13 @@ def test_wgsp_min_m_switch(min_m, monkeypatch):
 @pytest.fixture
 def env_switch(monkeypatch, request):
     """Sets one of the read-once switches SPENSE_WGSP_CLUSTER / SPENSE_WGSD_MIN_M(_LARGE) / SPENSE_WGSD_SK /
-    SPENSE_WGSD_EXP / SPENSE_WGSD_F16_MAX_M / SPENSE_WGSD_SK_SPLIT for one test (test_wgsp_stream_k shares it)."""
+    SPENSE_WGSD_EXP / SPENSE_WGSD_F16_MAX_M / SPENSE_WGSD_SK_SPLIT / SPENSE_WGSD_CLUSTER_MAX_K for one test
+    (test_wgsp_stream_k shares it)."""
     fns = {"SPENSE_WGSP_CLUSTER": wgsp.wgsp_cluster, "SPENSE_WGSD_MIN_M": wgsp.wgsd_min_m,
            "SPENSE_WGSD_MIN_M_LARGE": wgsp.wgsd_min_m_large, "SPENSE_WGSD_SK": wgsp.wgsd_stream_k,
            "SPENSE_WGSD_EXP": wgsp.wgsd_exp, "SPENSE_WGSD_SK_MIN_NK": wgsp.wgsd_sk_min_nk,
-           "SPENSE_WGSD_F16_MAX_M": wgsp.wgsd_f16_max_m, "SPENSE_WGSD_SK_SPLIT": wgsp.wgsd_sk_split}
+           "SPENSE_WGSD_F16_MAX_M": wgsp.wgsd_f16_max_m, "SPENSE_WGSD_SK_SPLIT": wgsp.wgsd_sk_split,
+           "SPENSE_WGSD_CLUSTER_MAX_K": wgsp.wgsd_cluster_max_k}
 
     def set_(name: str, v: str | None):
         if v is None:

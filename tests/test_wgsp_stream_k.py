@@ -64,10 +64,57 @@ def test_stream_k_grid_gives_whole_shares(env_switch, fp8):
     env_switch("SPENSE_WGSD_SK_SPLIT", "3")
     assert wgsp.wgsd_sk_ctas(_sk_kw(4096, 4096, fp8), 132) == 96
     assert wgsp.wgsd_sk_ctas(_sk_kw(24576, 4096, fp8), 132) == 132
-    for bad in ("-2", "65", "x"):
+    for bad in ("-3", "65", "x"):
         env_switch("SPENSE_WGSD_SK_SPLIT", bad)
         with pytest.raises(DeviceError, match="SPENSE_WGSD_SK_SPLIT"):
             wgsp.wgsd_sk_split()
+
+
+@pytest.mark.parametrize("fp8", [True, False])
+def test_stream_k_three_halves_grid(env_switch, fp8):
+    """SPENSE_WGSD_SK_SPLIT=-2: where whole shares would give a CTA two blocks, three blocks go to two CTAs
+    (8B.gate_up: 128 CTAs for 192 blocks): CTA 2j's share is block 3j and the first half of 3j+1, CTA 2j+1's
+    the rest of 3j+1 and block 3j+2, so no block has more than two CTAs and a CTA at most one part of a block;
+    elsewhere the grid of -1."""
+    for name, (n, k) in QWEN3_SHAPES.items():
+        kw = _sk_kw(n, k, fp8)
+        g1, g2 = wgsp.wgsd_sk_ctas(kw, 132, -1), wgsp.wgsd_sk_ctas(kw, 132, -2)
+        assert g2 == (128 if name == "8B.gate_up" else g1), (name, g1, g2)
+    kw = _sk_kw(24576, 4096, fp8)
+    blocks, per = 192, wgsp.sk_units(kw) // 192
+    t = blocks * per
+    cover = [[] for _ in range(blocks)]
+    for c in range(128):
+        u0, u1 = c * t // 128, (c + 1) * t // 128
+        for b in range(u0 // per, (u1 - 1) // per + 1):
+            cover[b].append(c)
+        whole = [b for b in range(u0 // per, (u1 - 1) // per + 1) if u0 <= b * per and (b + 1) * per <= u1]
+        assert len(whole) == 1 and whole[0] == 3 * (c // 2) + 2 * (c % 2), c
+    assert all(len(cs) == (2 if b % 3 == 1 else 1) for b, cs in enumerate(cover))
+    env_switch("SPENSE_WGSD_SK_SPLIT", "-2")
+    assert wgsp.wgsd_sk_split() == -2 and wgsp.wgsd_sk_ctas(kw, 132) == 128
+    assert wgsp.wgsd_sk_ctas(_sk_kw(24576, 4096, fp8), 100) == 96  # 2 B / 3 > G: two whole blocks a CTA
+
+
+def test_cluster_bit_only_on_grids_of_few_ctas_a_block(env_switch):
+    """Variant bit 8192 reaches the extension only where the grid gives every row block k CTAs of its own
+    with k <= SPENSE_WGSD_CLUSTER_MAX_K (default 2: 8B.qkv's 96 CTAs for 48 blocks, not 8B.o's four a block);
+    the other bits pass as they are."""
+    env_switch("SPENSE_WGSD_CLUSTER_MAX_K", None)
+    env_switch("SPENSE_WGSD_EXP", "14337")
+    qkv, o = _sk_kw(6144, 4096), _sk_kw(4096, 4096)
+    assert wgsp.wgsd_cluster_max_k() == 2
+    assert wgsp.wgsd_variant(qkv, 96) == 14337 and wgsp.wgsd_variant(o, 128) == 6145
+    assert wgsp.wgsd_variant(qkv, 0) == 6145 and wgsp.wgsd_variant(qkv, 48) == 6145  # one CTA a block: none
+    assert wgsp.wgsd_variant(qkv, 100) == 6145  # not a whole number of CTAs a block
+    env_switch("SPENSE_WGSD_CLUSTER_MAX_K", "8")
+    assert wgsp.wgsd_variant(o, 128) == 14337
+    env_switch("SPENSE_WGSD_EXP", "6145")
+    assert wgsp.wgsd_variant(qkv, 96) == 6145
+    for bad in ("1", "9", "x"):
+        env_switch("SPENSE_WGSD_CLUSTER_MAX_K", bad)
+        with pytest.raises(DeviceError, match="SPENSE_WGSD_CLUSTER_MAX_K"):
+            wgsp.wgsd_cluster_max_k()
 
 
 @pytest.mark.skipif(not __import__("shutil").which("nvcc"), reason="needs nvcc")
@@ -281,7 +328,9 @@ def test_gpu_cluster_sums_give_the_workspace_bits(env_switch):
     """Variant bit 8192 (the CTAs of each row block launched as one cluster, their parts added through
     distributed shared memory) gives the bits of the workspace's sums (6145, bf16 4097: both add the parts in CTA
     order from zero), bf16 and e4m3, at M = 1, 16, 32, on grids of 2, 4 and 8 CTAs a block; where the grid does
-    not give every block CTAs of its own (split 0: one CTA per SM) the kernel without the bit runs."""
+    not give every block CTAs of its own (split 0: one CTA per SM) the kernel without the bit runs.  Clusters
+    of up to 8 CTAs asked (SPENSE_WGSD_CLUSTER_MAX_K; the default takes them up to 2)."""
+    env_switch("SPENSE_WGSD_CLUSTER_MAX_K", "8")
     gen = torch.Generator().manual_seed(29)
     for fp8, kw, ref in _layers_1024x4096(gen):
         for split in (2, 4, 8, 0):

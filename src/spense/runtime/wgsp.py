@@ -164,6 +164,26 @@ def wgsd_exp() -> int:
 
 
 @functools.lru_cache(maxsize=None)
+def wgsd_cluster_max_k() -> int:
+    """The most CTAs a row block may have for variant bit 8192's clusters (``SPENSE_WGSD_CLUSTER_MAX_K``, read
+    once, 2-8; default 2): on grids of more CTAs per block the kernel without the bit runs.  Measured
+    (benchmarks/results/wgsd_2026-12-04, i; one launch's span, e4m3 / bf16 at M = 1-32): two CTAs a block
+    (8B.qkv) 0.75-1.0 us shorter; three (32B.o) and four (8B.o, 8B.down) no shorter, up to 0.5 us longer."""
+    return _env_int("SPENSE_WGSD_CLUSTER_MAX_K", 2, 2, 8)
+
+
+def wgsd_variant(kw: mmasp.KernelWeights, grid: int) -> int:
+    """The stream-K variant bits (:func:`wgsd_exp`) for the weights ``kw`` on ``grid`` CTAs (as
+    :func:`wgsd_sk_ctas` gives them; 0 the extension's own): bit 8192 kept only where the grid gives each row
+    block 2 <= k <= :func:`wgsd_cluster_max_k` CTAs of its own (the extension checks the rest of its rule)."""
+    e = wgsd_exp()
+    blocks = (kw.rows_sparse + kw.rows_dense) // 128
+    if e & 8192 and not (blocks > 0 and grid % blocks == 0 and 2 <= grid // blocks <= wgsd_cluster_max_k()):
+        e &= ~8192
+    return e
+
+
+@functools.lru_cache(maxsize=None)
 def wgsd_f16_max_m() -> int:
     """The most tokens at which the stream-K form takes x in f16 for e4m3 weights (``SPENSE_WGSD_F16_MAX_M``,
     read once: 32, default, also its tiles of 32 tokens (kernel 2625 there: slots of two K steps, four
@@ -188,9 +208,10 @@ def wgsd_f16_x(kw: mmasp.KernelWeights, m: int) -> bool:
 @functools.lru_cache(maxsize=None)
 def wgsd_sk_split() -> int:
     """How many CTAs the stream-K form launches (``SPENSE_WGSD_SK_SPLIT``, read once): -1, default, whole
-    shares (:func:`wgsd_sk_ctas`); 0 one CTA per SM, as before; k >= 1 k CTAs per row block of 128 rows, at most
-    one per SM and down to 16 units a CTA (the default's bound: ``SK_CTA_UNITS``)."""
-    return _env_int("SPENSE_WGSD_SK_SPLIT", -1, -1, 64)
+    shares (:func:`wgsd_sk_ctas`); -2 the same, but three blocks to two CTAs where -1 gives a CTA two whole
+    blocks; 0 one CTA per SM, as before; k >= 1 k CTAs per row block of 128 rows, at most one per SM and down
+    to 16 units a CTA (the default's bound: ``SK_CTA_UNITS``)."""
+    return _env_int("SPENSE_WGSD_SK_SPLIT", -1, -2, 64)
 
 
 def sk_block_units(kw: mmasp.KernelWeights) -> tuple[int, int]:
@@ -215,7 +236,8 @@ def wgsd_sk_ctas(kw: mmasp.KernelWeights, n_sm: int, split: int | None = None) -
     under ``split`` (as :func:`wgsd_sk_split` reads it, which None asks).  By default (-1) whole shares: with B
     row blocks and at most G = min(n_sm, units / ``SK_CTA_UNITS``) CTAs, floor(G / B) CTAs per block where
     B <= G (each CTA's part inside one block: 8B.o 128, 8B.qkv 96, 8B.down 128 on 132 SMs), two whole
-    blocks per CTA where B <= 2 G (8B.gate_up 96), else one CTA per SM; one per SM too where the blocks differ
+    blocks per CTA where B <= 2 G (8B.gate_up 96; under -2 three blocks to two CTAs where B / 3 is whole and
+    2 B / 3 <= G: 8B.gate_up 128), else one CTA per SM; one per SM too where the blocks differ
     in size (dense rows beside sparse ones: equal shares do not fall on their bounds).  Measured
     (benchmarks/results/wgsd_2026-12-04, b; e4m3 on x's f16 operand, M = 1 / 32, us, one CTA per SM -> whole
     shares): 8B.qkv 14.0 / 15.9 -> 12.6 / 14.4, 8B.o 12.7 / 14.6 -> 12.3 / 14.0, 8B.gate_up 30.1 / 33.3 ->
@@ -231,7 +253,11 @@ def wgsd_sk_ctas(kw: mmasp.KernelWeights, n_sm: int, split: int | None = None) -
     if s == 0 or (kw.rows_sparse and kw.rows_dense and cs != cd):
         return 0
     g = max(1, min(n_sm, sk_units(kw) // SK_CTA_UNITS))
-    return blocks * (g // blocks) if blocks <= g else -(-blocks // 2) if blocks <= 2 * g else 0
+    if blocks <= g:
+        return blocks * (g // blocks)
+    if s == -2 and blocks % 3 == 0 and blocks // 3 * 2 <= g:  # CTA 2j: block 3j and half of 3j+1; 2j+1 the rest
+        return blocks // 3 * 2
+    return -(-blocks // 2) if blocks <= 2 * g else 0
 
 
 SK_PART = 32 * 256  # floats of one CTA's partial sums (csrc/spense_wgsd.cuh WSD_PART)
@@ -308,10 +334,10 @@ def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False
         x2 = f16_operand(x2)
     x2 = x2 if x2.stride(1) == 1 else x2.contiguous()
     y = torch.empty(x2.shape[0], kw.n_out, dtype=torch.bfloat16, device=x2.device)
+    grid = wgsd_sk_ctas(kw, _sm_count(x2.device), split) if form == 3 else 0
     ok = ext.spense_wgsp(y, kw.sv, kw.sm, kw.dv, x2, kw.sblk, kw.dblk, kw.out_row, kw.rows_sparse // 16,
-                         kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, form, ws, cnt, wgsd_exp() if form == 3 else 0,
-                         kw.wscale, wgsd_sk_ctas(kw, _sm_count(x2.device), split) if form == 3 else 0,
-                         _EMPTY_L if trace is None else trace)
+                         kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, form, ws, cnt, wgsd_variant(kw, grid) if form == 3 else 0,
+                         kw.wscale, grid, _EMPTY_L if trace is None else trace)
     return y if ok else None
 
 
