@@ -4,7 +4,8 @@ kernel on bf16 x and on x's f16 operand (kind ``w8a16h``).  The mma.sp kernel's 
 process: run it again under ``SPENSE_MMASP_PERSIST=1`` for that form.  On sm_90 also the
 sparse warpgroup MMA kernel: its stream-K decode form (bf16 and e4m3, the variants of ``SAN_VARIANTS``,
 default 1, 17, 33, 65: tiles of 16, 32 and 64 tokens; the timing-only ones from 128 to 383 at M <= 16 only;
-on the default grid and on two CTAs a row block, where 14337 takes clusters),
+on the default grid and on two CTAs a row block, where 14337 takes clusters, and on two CTAs to three blocks,
+split -2, where it takes clusters of two over three blocks),
 its cluster decode form, its prefill and the FP8 dense weight as dense rows; a line ending
 in False is a form that declined (an extension built for another arch)."""
 
@@ -89,6 +90,18 @@ if torch.cuda.get_device_capability() == (9, 0):  # the sparse warpgroup MMA ker
             if not fp8:
                 ok = wgsp.wgsp_forward(kw, torch.randn(300, 512, device="cuda").to(torch.bfloat16)) is not None
                 print("wgsp prefill", axis, ok, flush=True)
+        # 24 row blocks on 16 CTAs (split -2: three blocks to two CTAs; bit 8192: clusters of two over three)
+        for fp8, K in ((True, 512), (False, 256)):
+            kw = to_kernel_layout(packed("cols", 3072, K, fp8), "cuda")
+            for M in (1, 33):
+                x = torch.randn(M, K, device="cuda").to(torch.bfloat16)
+                for v in VARIANTS:
+                    if 128 <= int(v) < 384 and M > 16:
+                        continue
+                    os.environ["SPENSE_WGSD_EXP"] = v
+                    wgsp.wgsd_exp.cache_clear()
+                    ok = wgsp.wgsp_forward(kw, x, decode=True, stream_k=True, split=-2) is not None
+                    print("wgsd stream-K three blocks to two CTAs", fp8, M, v, ok, flush=True)
     os.environ.pop("SPENSE_WGSD_EXP")
     wgsp.wgsd_exp.cache_clear()
     kd = wgsp.dense_fp8_kernel_weights(torch.randn(200, 512, device="cuda").to(torch.float8_e4m3fn),

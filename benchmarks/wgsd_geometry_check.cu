@@ -21,7 +21,8 @@ static void fail(const char* what, int Bs, int Bd, int Ss, int SdA, int SdB, int
 }
 
 int main() {
-  int cases = 0, clusters = 0;  // clusters: cases where bit 8192 launches clusters (wsd_cluster_k)
+  int cases = 0, clusters = 0, pairs = 0;  // cases where bit 8192 launches clusters (wsd_cluster_k); of two CTAs
+  // over more than one block
   for (bool fp8 : {false, true})
     for (int Bs : {0, 8, 16, 64, 256, 384, 1536, 3072, 3200})
       for (int Bd : {0, 8, 64, 128})
@@ -58,15 +59,30 @@ int main() {
                 }
                 if (n == 0) fail("a CTA without steps", Bs, Bd, Ss, SdA, SdB, G, c, -1);
               }
-              if (const int k = wsd_cluster_k(g)) {  // variant bit 8192: block b's CTAs are cluster b, k b ..
+              if (const int k = wsd_cluster_k(g)) {  // variant bit 8192: clusters of k CTAs
                 ++clusters;
-                for (int b = 0; b < nb; ++b)
-                  if (g.cta_of(g.start(b, 0)) != k * b || g.cta_of(g.start(b, g.steps(b) - 1)) != k * b + k - 1)
-                    fail("cluster", Bs, Bd, Ss, SdA, SdB, G, -1, b);
-                for (int c = 0; c < G; ++c)
-                  for (int b = 0; b < nb; ++b)
-                    for (int q = 0; q < g.steps(b); ++q)
-                      if (owner[b][q] == c && b != c / k) fail("cluster's block", Bs, Bd, Ss, SdA, SdB, G, c, b);
+                pairs += k == 2 && G != 2 * nb;
+                if (G % k != 0) fail("cluster size", Bs, Bd, Ss, SdA, SdB, G, -1, -1);
+                std::vector<int> split_of(G, 0), last_of(G, -1);  // each CTA's split blocks; its walk's last block
+                for (int c = 0; c < G; ++c) {
+                  int b0, q0, b1, q1;
+                  g.locate(g.u0(c), b0, q0);
+                  g.locate(g.u0(c + 1), b1, q1);
+                  const int bl = q1 > 0 ? b1 : b1 - 1;
+                  last_of[c] = q0 != 0 ? b0 : bl;  // the kernel's walk: last to first where b0 is split (rev)
+                }
+                for (int b = 0; b < nb; ++b) {  // a split block's CTAs: ranks 0 .. of one cluster, its last block
+                  const int cf = g.cta_of(g.start(b, 0)), cl = g.cta_of(g.start(b, g.steps(b) - 1));
+                  if (cf == cl) continue;
+                  if (cf % k != 0 || cl / k != cf / k) fail("cluster's ranks", Bs, Bd, Ss, SdA, SdB, G, cf, b);
+                  for (int c = cf; c <= cl; ++c) {
+                    ++split_of[c];
+                    if (last_of[c] != b) fail("split block not walked last", Bs, Bd, Ss, SdA, SdB, G, c, b);
+                  }
+                }
+                for (int c = 0; c < G; ++c)  // one cluster epilogue (its two barriers) per CTA, or none in all
+                  if (split_of[c] > 1 || split_of[c] != split_of[c - c % k])
+                    fail("cluster barriers", Bs, Bd, Ss, SdA, SdB, G, c, -1);
               }
               for (int b = 0; b < nb; ++b) {
                 for (int k = 0; k < g.steps(b); ++k)
@@ -80,6 +96,6 @@ int main() {
                 }
               }
             }
-  printf("cases %d clusters %d fails %d\n", cases, clusters, fails);
+  printf("cases %d clusters %d pairs %d fails %d\n", cases, clusters, pairs, fails);
   return fails != 0;
 }

@@ -98,8 +98,8 @@ def test_stream_k_three_halves_grid(env_switch, fp8):
 
 def test_cluster_bit_only_on_grids_of_few_ctas_a_block(env_switch):
     """Variant bit 8192 reaches the extension only where the grid gives every row block k CTAs of its own
-    with k <= SPENSE_WGSD_CLUSTER_MAX_K (default 2: 8B.qkv's 96 CTAs for 48 blocks, not 8B.o's four a block);
-    the other bits pass as they are."""
+    with k <= SPENSE_WGSD_CLUSTER_MAX_K (default 2: 8B.qkv's 96 CTAs for 48 blocks, not 8B.o's four a block),
+    or two CTAs to three blocks; the other bits pass as they are."""
     env_switch("SPENSE_WGSD_CLUSTER_MAX_K", None)
     env_switch("SPENSE_WGSD_EXP", "14337")
     qkv, o = _sk_kw(6144, 4096), _sk_kw(4096, 4096)
@@ -107,6 +107,7 @@ def test_cluster_bit_only_on_grids_of_few_ctas_a_block(env_switch):
     assert wgsp.wgsd_variant(qkv, 96) == 14337 and wgsp.wgsd_variant(o, 128) == 6145
     assert wgsp.wgsd_variant(qkv, 0) == 6145 and wgsp.wgsd_variant(qkv, 48) == 6145  # one CTA a block: none
     assert wgsp.wgsd_variant(qkv, 100) == 6145  # not a whole number of CTAs a block
+    assert wgsp.wgsd_variant(_sk_kw(24576, 4096), 128) == 14337  # 8B.gate_up under -2: two CTAs to three blocks
     env_switch("SPENSE_WGSD_CLUSTER_MAX_K", "8")
     assert wgsp.wgsd_variant(o, 128) == 14337
     env_switch("SPENSE_WGSD_EXP", "6145")
@@ -133,6 +134,7 @@ def test_stream_k_split_covers_every_step_once(tmp_path):
     r = subprocess.run([exe], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "fails 0" in r.stdout, r.stdout[-2000:]
     assert int(r.stdout.split("clusters")[-1].split()[0]) > 100, r.stdout[-300:]  # bit 8192's grids walked too
+    assert int(r.stdout.split("pairs")[-1].split()[0]) > 0, r.stdout[-300:]  # and its clusters over three blocks
 
 
 @pytest.mark.skipif(not __import__("shutil").which("nvcc"), reason="needs nvcc")
@@ -288,11 +290,11 @@ def test_gpu_f16_x_gives_the_bits_of_bf16_x(env_switch):
             assert ((a - b).norm() / a.norm()).item() <= 1e-3, M
 
 
-def _layers_1024x4096(gen):
-    """(fp8, kernel weights, float64 reference) of one 1024 x 4096 Spense layer (8 row blocks, dense column
-    blocks), compacted in bf16 and in e4m3, on the GPU."""
-    w, lay = prefill_weight("blocks", 1024, 4096, gen)
-    for fp8 in (False, True):
+def _layers_1024x4096(gen, n: int = 1024, k: int = 4096, fp8s=(False, True)):
+    """(fp8, kernel weights, float64 reference) of one n x k Spense layer (1024 x 4096: 8 row blocks; dense column
+    blocks), compacted in bf16 and in e4m3 (``fp8s``), on the GPU."""
+    w, lay = prefill_weight("blocks", n, k, gen)
+    for fp8 in fp8s:
         p = pack(w.to("cuda", torch.bfloat16), lay, fp8=fp8)
         yield fp8, SpenseLinear(p, backend="auto").compact()._kernel, unpack(p, dtype=torch.float32).double()
 
@@ -329,7 +331,8 @@ def test_gpu_cluster_sums_give_the_workspace_bits(env_switch):
     distributed shared memory) gives the bits of the workspace's sums (6145, bf16 4097: both add the parts in CTA
     order from zero), bf16 and e4m3, at M = 1, 16, 32, on grids of 2, 4 and 8 CTAs a block; where the grid does
     not give every block CTAs of its own (split 0: one CTA per SM) the kernel without the bit runs.  Clusters
-    of up to 8 CTAs asked (SPENSE_WGSD_CLUSTER_MAX_K; the default takes them up to 2)."""
+    of up to 8 CTAs asked (SPENSE_WGSD_CLUSTER_MAX_K; the default takes them up to 2).  The same for clusters
+    of two CTAs over three blocks (split -2), the second CTA walking its blocks last to first."""
     env_switch("SPENSE_WGSD_CLUSTER_MAX_K", "8")
     gen = torch.Generator().manual_seed(29)
     for fp8, kw, ref in _layers_1024x4096(gen):
@@ -343,6 +346,21 @@ def test_gpu_cluster_sums_give_the_workspace_bits(env_switch):
                 r = x.double() @ ref.T
                 assert ys[0] is not None and torch.equal(ys[0], ys[1]), (fp8, split, M)
                 assert ((ys[1].double() - r).norm() / r.norm()).item() <= 1e-2, (fp8, split, M)
+    env_switch("SPENSE_WGSD_EXP", None)
+    # clusters of two CTAs over three blocks (SPENSE_WGSD_SK_SPLIT=-2 where whole shares give a CTA two blocks):
+    # 24 blocks on 16 CTAs, short rows so that the units allow no more (e4m3 512 columns, bf16 256)
+    for fp8, kw, ref in [*_layers_1024x4096(gen, 3072, 512, (True,)), *_layers_1024x4096(gen, 3072, 256, (False,))]:
+        assert wgsp.wgsd_sk_ctas(kw, wgsp._sm_count(torch.device("cuda")), -2) == 16, fp8
+        for M in (1, 16, 32):
+            x = torch.randn(M, ref.shape[1], generator=gen).to("cuda", torch.bfloat16)
+            ys = []
+            for v in ("6145", "14337"):
+                env_switch("SPENSE_WGSD_EXP", v)
+                assert wgsp.wgsd_variant(kw, 16) == int(v), v
+                ys.append(wgsp.wgsp_forward(kw, x, decode=True, stream_k=True, split=-2))
+            r = x.double() @ ref.T
+            assert ys[0] is not None and torch.equal(ys[0], ys[1]), (fp8, M)
+            assert ((ys[1].double() - r).norm() / r.norm()).item() <= 1e-2, (fp8, M)
     env_switch("SPENSE_WGSD_EXP", None)
 
 

@@ -175,10 +175,12 @@ def wgsd_cluster_max_k() -> int:
 def wgsd_variant(kw: mmasp.KernelWeights, grid: int) -> int:
     """The stream-K variant bits (:func:`wgsd_exp`) for the weights ``kw`` on ``grid`` CTAs (as
     :func:`wgsd_sk_ctas` gives them; 0 the extension's own): bit 8192 kept only where the grid gives each row
-    block 2 <= k <= :func:`wgsd_cluster_max_k` CTAs of its own (the extension checks the rest of its rule)."""
+    block 2 <= k <= :func:`wgsd_cluster_max_k` CTAs of its own, or two CTAs to three blocks (split -2: clusters
+    of two, the middle block shared); the extension checks the rest of its rule (wsd_cluster_k)."""
     e = wgsd_exp()
     blocks = (kw.rows_sparse + kw.rows_dense) // 128
-    if e & 8192 and not (blocks > 0 and grid % blocks == 0 and 2 <= grid // blocks <= wgsd_cluster_max_k()):
+    own = blocks > 0 and grid % blocks == 0 and 2 <= grid // blocks <= wgsd_cluster_max_k()
+    if e & 8192 and not (own or (grid > 0 and 3 * grid == 2 * blocks)):
         e &= ~8192
     return e
 

@@ -81,8 +81,9 @@ using WgMapsFor = std::conditional_t<(EXP & 512) != 0, WgMapsPair, WgMaps>;
 // (with 512): x comes in f16 (x * 2^-8, spense.runtime.xops.f16_operand), each e4m3 pair widened to f16 by one
 // cvt (exact) instead of five instructions to bf16, the wgmmas in f16, the sums times 2^8 with the row scales.
 // Bit 4096 (with 1): a split block's count by one acq_rel atomic, not fence, atomic, fence.  Bit 8192: launched
-// in clusters of the k CTAs of each row block (whole shares, 2 <= k <= 8: wsd_cluster_k), whose parts are
-// added through distributed shared memory, with no workspace, count or L2 round trip (CLU, below).
+// in clusters (wsd_cluster_k): of the k CTAs of each row block (whole shares, 2 <= k <= 8), or of two CTAs over
+// three blocks (the middle one shared); a split block's parts are added through distributed shared memory,
+// with no workspace, count or L2 round trip (CLU, below).
 // FP8: e4m3 weights (the decode kernels' FP8 layout: a lane's 16 bytes hold two fragments), each fragment
 // widened in registers to bf16 holding e4m3 * 2^-120 and multiplied by 2^120 (e4m3x8_frag: exact), so the
 // MMAs are those of bf16; the sums times wscale (per output row) in the epilogue.  Half the weight bytes per
@@ -103,7 +104,7 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
   static_assert(!PAIR || (FP8 && NT <= 32 && (EXP & 32) == 0), "the pair form: e4m3, tiles of 16 or 32, D = 1");
   constexpr bool F16 = (EXP & 2048) != 0;  // x in f16 (times 2^-8), e4m3 widened to f16: the pair form only
   static_assert(!F16 || PAIR, "x in f16: the pair form only");
-  // bit 8192 (launched in clusters of the k CTAs that share each row block, launch_wgsd_sk): a block's parts
+  // bit 8192 (launched in clusters of the CTAs that share each split row block, launch_wgsd_sk): a block's parts
   // added through distributed shared memory instead of the workspace; the consumers take the epilogue's two
   // cluster barriers, the producer's threads have exited by then (a cluster barrier waits for the non-exited
   // threads only; their taking it too spilled the producer's 24 registers)
@@ -124,6 +125,12 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
   int b0, q0, b1, q1;  // this CTA's steps: from (b0, q0) up to, not including, (b1, q1)
   geo.locate(geo.u0(cta), b0, q0);
   geo.locate(geo.u0(cta + 1), b1, q1);
+  // the CTA walks its blocks b0 .. bl (the last with steps), under bit 8192 last to first where its first block
+  // is split (a cluster's rank 1 of two over three blocks, wsd_cluster_k: the block it shares comes last, as
+  // for rank 0, so that both take the cluster's epilogue once every load of theirs has landed)
+  const int bl = q1 > 0 ? b1 : b1 - 1;
+  const bool rev = CLU && q0 != 0;
+  static_assert(!CLU || (EXP & 2) == 0, "bit 8192's walk: not with bit 2's early boxes");
   if (threadIdx.x == 0) {
     tma_prefetch_maps(maps, Bs > 0 && Ss > 0, Bs > 0 && SdA > 0, Bd > 0 && SdB > 0);
     for (int s = 0; s < S; ++s) {
@@ -174,9 +181,11 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
     if (tid != 0) return;
     if constexpr (PAIR) {  // slots of two steps of one kind (the odd last step of a run's part alone)
       int i = 0;  // ring index: this CTA's slot count so far
-      for (int b = b0, q = q0; b < b1 || (b == b1 && q < q1); ++b, q = 0) {
+      for (int r = b0; r <= bl; ++r) {
+        const int b = rev ? b0 + bl - r : r;
         const bool sp_rows = b < geo.nbs;
         const int qe = b == b1 ? q1 : geo.steps(b), nsp = sp_rows ? Ss : 0;
+        int q = b == b0 ? q0 : 0;
         while (q < qe) {
           const bool sparse = q < nsp;
           const int n = q + 1 < (sparse ? min(qe, nsp) : qe) ? 2 : 1, s = i % S;
@@ -200,10 +209,11 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
       return;
     }
     int i = 0;  // ring index: this CTA's step count so far
-    for (int b = b0, q = q0; b < b1 || (b == b1 && q < q1); ++b, q = 0) {
+    for (int r = b0; r <= bl; ++r) {
+      const int b = rev ? b0 + bl - r : r;
       const bool sp_rows = b < geo.nbs;
       const int qe = b == b1 ? q1 : geo.steps(b);
-      for (; q < qe; ++q, ++i) {
+      for (int q = b == b0 ? q0 : 0; q < qe; ++q, ++i) {
         const int s = i % S;
         if (i >= S) mbar_wait(empty0 + 8 * s, ((i / S) - 1) & 1);
         if constexpr ((EXP & 2) != 0) {
@@ -392,7 +402,8 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
   using SP = std::true_type;
   using DE = std::false_type;
   int i = 0;
-  for (int b = b0, q = q0; b < b1 || (b == b1 && q < q1); ++b, q = 0) {
+  for (int r = b0; r <= bl; ++r) {
+    const int b = rev ? b0 + bl - r : r, q = b == b0 ? q0 : 0;
     const int Qb = geo.steps(b), qe = b == b1 ? q1 : Qb, nsp = b < geo.nbs ? Ss : 0;
     const int tile = 8 * b + lt;
     const int2 orow = wg_rows(out_row, tile, lane);  // ahead of the MMAs: off the epilogue's path

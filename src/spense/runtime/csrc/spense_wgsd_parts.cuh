@@ -115,21 +115,33 @@ __device__ __forceinline__ void wsd_cluster_sum(float (&acc)[NA], uint32_t red, 
     for (int j = 0; j < NA; ++j) acc[j] += u[j];
   }
 }
-// CTAs per row block where the split `g` (over its G CTAs) gives every block k CTAs of its own, in order, each
-// with at least one step (CTA c's steps all in block c / k), 2 <= k <= 8: a cluster of k CTAs holds a block
-// (variant bit 8192); 0 where it does not
+// The CTAs of a cluster under variant bit 8192 for the split `g` (over its G CTAs), 0 where it gives none: k where
+// every row block has k CTAs of its own, in order, each with at least one step (CTA c's steps all in block c / k),
+// 2 <= k <= 8; else 2 where each pair of CTAs 2p, 2p + 1 starts and ends on block bounds, each with at least one
+// step (three blocks to two CTAs: the middle one split between them, no other CTA in their blocks; CTA 2p + 1
+// walks its blocks last to first, so that the split one is the last of each).  Either way a split block's CTAs
+// are ranks 0 .. of one cluster, the block the last each of them walks, and a cluster's CTAs split as many
+// blocks (one or none): each takes the cluster's barriers as often
 inline int wsd_cluster_k(const SkGeo& g) {
   const int B = g.nbs + g.nbd;
-  if (B <= 0 || g.G % B != 0 || g.G / B < 2 || g.G / B > 8) return 0;
-  const int k = g.G / B;
-  for (int c = 0; c < g.G; ++c) {
+  if (B <= 0) return 0;
+  int k = g.G % B == 0 && g.G / B >= 2 && g.G / B <= 8 ? g.G / B : 0;
+  for (int c = 0; k && c < g.G; ++c) {
     int b0, q0, b1, q1;
     g.locate(g.u0(c), b0, q0);
     g.locate(g.u0(c + 1), b1, q1);
     if (b0 != c / k || (b1 == b0 && q1 <= q0) || (b1 != b0 && (b1 != b0 + 1 || q1 != 0 || c % k != k - 1)))
-      return 0;
+      k = 0;
   }
-  return k;
+  if (k || g.G % 2 != 0) return k;
+  for (int c = 0; c < g.G; c += 2) {  // steps from (b0, 0) to (bm, qm) for CTA c, on to (b2, 0) for c + 1
+    int b0, q0, bm, qm, b2, q2;
+    g.locate(g.u0(c), b0, q0);
+    g.locate(g.u0(c + 1), bm, qm);
+    g.locate(g.u0(c + 2), b2, q2);
+    if (q0 != 0 || q2 != 0 || bm < b0 || (bm == b0 && qm == 0) || bm >= b2) return 0;
+  }
+  return 2;
 }
 
 // *p += v at GPU scope with acquire and release semantics (one instruction); the old value
