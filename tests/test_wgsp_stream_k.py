@@ -35,11 +35,12 @@ QWEN3_SHAPES = {"8B.qkv": (6144, 4096), "8B.o": (4096, 4096), "8B.gate_up": (245
 
 @pytest.mark.parametrize("fp8", [True, False])
 def test_stream_k_grid_gives_whole_shares(env_switch, fp8):
-    """By default the stream-K form's CTAs split each row block into equal shares or take whole blocks: every
+    """Under -1 (bf16's default) the stream-K form's CTAs split each row block into equal shares or take whole
+    blocks: every
     CTA's units (SkGeo::u0, c T / G) start and end inside one block or on block bounds, on 132 SMs and on
     fewer; past two blocks per SM (32B.gate_up) one CTA per SM.  SPENSE_WGSD_SK_SPLIT=0 is one per SM,
     k >= 1 k CTAs per block (at most the SMs); blocks of two sizes (dense rows) keep one per SM."""
-    env_switch("SPENSE_WGSD_SK_SPLIT", None)
+    env_switch("SPENSE_WGSD_SK_SPLIT", "-1")
     for name, (n, k) in QWEN3_SHAPES.items():
         kw = _sk_kw(n, k, fp8)
         blocks, per = n // 128, wgsp.sk_units(kw) // (n // 128)
@@ -64,7 +65,7 @@ def test_stream_k_grid_gives_whole_shares(env_switch, fp8):
     env_switch("SPENSE_WGSD_SK_SPLIT", "3")
     assert wgsp.wgsd_sk_ctas(_sk_kw(4096, 4096, fp8), 132) == 96
     assert wgsp.wgsd_sk_ctas(_sk_kw(24576, 4096, fp8), 132) == 132
-    for bad in ("-3", "65", "x"):
+    for bad in ("-4", "65", "x"):
         env_switch("SPENSE_WGSD_SK_SPLIT", bad)
         with pytest.raises(DeviceError, match="SPENSE_WGSD_SK_SPLIT"):
             wgsp.wgsd_sk_split()
@@ -75,7 +76,7 @@ def test_stream_k_three_halves_grid(env_switch, fp8):
     """SPENSE_WGSD_SK_SPLIT=-2: where whole shares would give a CTA two blocks, three blocks go to two CTAs
     (8B.gate_up: 128 CTAs for 192 blocks): CTA 2j's share is block 3j and the first half of 3j+1, CTA 2j+1's
     the rest of 3j+1 and block 3j+2, so no block has more than two CTAs and a CTA at most one part of a block;
-    elsewhere the grid of -1."""
+    elsewhere the grid of -1.  By default (-3) e4m3 weights take it, bf16 ones -1."""
     for name, (n, k) in QWEN3_SHAPES.items():
         kw = _sk_kw(n, k, fp8)
         g1, g2 = wgsp.wgsd_sk_ctas(kw, 132, -1), wgsp.wgsd_sk_ctas(kw, 132, -2)
@@ -94,6 +95,8 @@ def test_stream_k_three_halves_grid(env_switch, fp8):
     env_switch("SPENSE_WGSD_SK_SPLIT", "-2")
     assert wgsp.wgsd_sk_split() == -2 and wgsp.wgsd_sk_ctas(kw, 132) == 128
     assert wgsp.wgsd_sk_ctas(_sk_kw(24576, 4096, fp8), 100) == 96  # 2 B / 3 > G: two whole blocks a CTA
+    env_switch("SPENSE_WGSD_SK_SPLIT", None)  # the default, -3: -2 for e4m3 weights, -1 for bf16
+    assert wgsp.wgsd_sk_split() == -3 and wgsp.wgsd_sk_ctas(kw, 132) == (128 if fp8 else 96)
 
 
 def test_cluster_bit_only_on_grids_of_few_ctas_a_block(env_switch):

@@ -156,10 +156,13 @@ def wgsd_exp() -> int:
     or with 1 in bf16 on one chain): a split block's count by one acq_rel atomic in place of the fence, atomic,
     fence of bit 1 (kernels 6721, 4097); the default since results g (e4m3 at M = 16 / 32, span of one launch:
     8B.o 7.75 / 9.5 -> 7.0 / 9.25 us, qkv and down 0.25-0.5 us less; the 8B FP8 step at B = 32 4.628 -> 4.561
-    ms in one run; bf16 unchanged).  8192 (with 6145, or 4097 in bf16; not yet measured): where the grid gives
-    every row block 2-8 CTAs of its own (whole shares) and the device holds all those clusters at once, those
-    CTAs are launched as one cluster and a block's parts added through distributed shared memory instead of
-    the workspace, the same sums in the same order (kernels 14913, 12289; elsewhere the kernels without it)."""
+    ms in one run; bf16 unchanged).  8192 (with 6145, or 4097 in bf16): where the grid gives every row block
+    2-8 CTAs of its own (whole shares; :func:`wgsd_variant` keeps the bit up to :func:`wgsd_cluster_max_k`) or
+    two CTAs to three blocks (split -2) and the device holds all those clusters at once, the CTAs that share a
+    block are launched as one cluster and its parts added through distributed shared memory instead of the
+    workspace, the same sums in the same order (kernels 14913, 12289; elsewhere the kernels without it).
+    Measured (results i-l): a launch's tail 0.5-1.25 us shorter with two CTAs a block (8B.qkv), 2 us on
+    8B.gate_up under -2 at M = 32; the 8B step at B = 32 no shorter in four A/Bs (BF16 and FP8), so off."""
     return _env_int("SPENSE_WGSD_EXP", 6145, 0, 16383)
 
 
@@ -209,11 +212,14 @@ def wgsd_f16_x(kw: mmasp.KernelWeights, m: int) -> bool:
 
 @functools.lru_cache(maxsize=None)
 def wgsd_sk_split() -> int:
-    """How many CTAs the stream-K form launches (``SPENSE_WGSD_SK_SPLIT``, read once): -1, default, whole
-    shares (:func:`wgsd_sk_ctas`); -2 the same, but three blocks to two CTAs where -1 gives a CTA two whole
-    blocks; 0 one CTA per SM, as before; k >= 1 k CTAs per row block of 128 rows, at most one per SM and down
-    to 16 units a CTA (the default's bound: ``SK_CTA_UNITS``)."""
-    return _env_int("SPENSE_WGSD_SK_SPLIT", -1, -2, 64)
+    """How many CTAs the stream-K form launches (``SPENSE_WGSD_SK_SPLIT``, read once): -3, default, -2 for
+    e4m3 weights and -1 for bf16; -1 whole shares (:func:`wgsd_sk_ctas`); -2 the same, but three blocks to two
+    CTAs where -1 gives a CTA two whole blocks; 0 one CTA per SM, as before; k >= 1 k CTAs per row block of 128
+    rows, at most one per SM and down to 16 units a CTA (the default's bound: ``SK_CTA_UNITS``).  Measured
+    (benchmarks/results/wgsd_2026-12-04, k and l; 8B.gate_up, the one Qwen3 shape -2 changes: 96 -> 128 CTAs): the
+    8B FP8 step at B = 32 0.7 % shorter in two runs (4.584 -> 4.551, 4.532 -> 4.501 ms with bit 8192's
+    clusters); in bf16 the step 1.6 % longer (5.260 -> 5.346), one launch 0.5-1.75 us longer."""
+    return _env_int("SPENSE_WGSD_SK_SPLIT", -3, -3, 64)
 
 
 def sk_block_units(kw: mmasp.KernelWeights) -> tuple[int, int]:
@@ -235,7 +241,7 @@ SK_CTA_UNITS = 64  # the default grid's least work units a CTA (wgsd_sk_ctas)
 
 def wgsd_sk_ctas(kw: mmasp.KernelWeights, n_sm: int, split: int | None = None) -> int:
     """The stream-K form's CTAs for the weights ``kw`` on ``n_sm`` SMs (0: one per SM, the extension's own rule)
-    under ``split`` (as :func:`wgsd_sk_split` reads it, which None asks).  By default (-1) whole shares: with B
+    under ``split`` (as :func:`wgsd_sk_split` reads it, which None asks).  Under -1 whole shares: with B
     row blocks and at most G = min(n_sm, units / ``SK_CTA_UNITS``) CTAs, floor(G / B) CTAs per block where
     B <= G (each CTA's part inside one block: 8B.o 128, 8B.qkv 96, 8B.down 128 on 132 SMs), two whole
     blocks per CTA where B <= 2 G (8B.gate_up 96; under -2 three blocks to two CTAs where B / 3 is whole and
@@ -248,6 +254,7 @@ def wgsd_sk_ctas(kw: mmasp.KernelWeights, n_sm: int, split: int | None = None) -
     128 units a CTA (the extension's own for grid 0) held e4m3 8B.o to 2 CTAs per block; 4 (92 units each) took it
     from 12.2 / 14.2 to 10.5 / 12.0 us at M = 16 / 32 (wgsd_2026-12-04, e), hence ``SK_CTA_UNITS``."""
     s = wgsd_sk_split() if split is None else split
+    s = (-2 if kw.fp8 else -1) if s == -3 else s
     blocks = max(1, (kw.rows_sparse + kw.rows_dense) // 128)
     if s > 0:
         return min(n_sm, s * blocks)
