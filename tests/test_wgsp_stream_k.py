@@ -36,9 +36,8 @@ QWEN3_SHAPES = {"8B.qkv": (6144, 4096), "8B.o": (4096, 4096), "8B.gate_up": (245
 @pytest.mark.parametrize("fp8", [True, False])
 def test_stream_k_grid_gives_whole_shares(env_switch, fp8):
     """Under -1 (bf16's default) the stream-K form's CTAs split each row block into equal shares or take whole
-    blocks: every
-    CTA's units (SkGeo::u0, c T / G) start and end inside one block or on block bounds, on 132 SMs and on
-    fewer; past two blocks per SM (32B.gate_up) one CTA per SM.  SPENSE_WGSD_SK_SPLIT=0 is one per SM,
+    blocks: every CTA's units (SkGeo::u0, c T / G) start and end inside one block or on block bounds, on 132 SMs
+    and on fewer; past two blocks per SM (32B.gate_up) one CTA per SM.  SPENSE_WGSD_SK_SPLIT=0 is one per SM,
     k >= 1 k CTAs per block (at most the SMs); blocks of two sizes (dense rows) keep one per SM."""
     env_switch("SPENSE_WGSD_SK_SPLIT", "-1")
     for name, (n, k) in QWEN3_SHAPES.items():
@@ -293,7 +292,7 @@ def test_gpu_f16_x_gives_the_bits_of_bf16_x(env_switch):
             assert ((a - b).norm() / a.norm()).item() <= 1e-3, M
 
 
-def _layers_1024x4096(gen, n: int = 1024, k: int = 4096, fp8s=(False, True)):
+def _spense_layers(gen, n: int = 1024, k: int = 4096, fp8s=(False, True)):
     """(fp8, kernel weights, float64 reference) of one n x k Spense layer (1024 x 4096: 8 row blocks; dense column
     blocks), compacted in bf16 and in e4m3 (``fp8s``), on the GPU."""
     w, lay = prefill_weight("blocks", n, k, gen)
@@ -309,7 +308,7 @@ def test_gpu_stream_k_grids_match_reference_and_trace(env_switch):
     row block down to 16 units a CTA) gives the layer within rounding of the float64 reference, bf16 and e4m3,
     at M = 1, 16, 32; and a launch given a trace tensor records four clocks in order for each of its CTAs."""
     gen = torch.Generator().manual_seed(23)
-    for fp8, kw, ref in _layers_1024x4096(gen):
+    for fp8, kw, ref in _spense_layers(gen):
         for split in ("0", "-1", "1", "3", "16"):
             env_switch("SPENSE_WGSD_SK_SPLIT", split)
             for M in (1, 16, 32):
@@ -338,7 +337,7 @@ def test_gpu_cluster_sums_give_the_workspace_bits(env_switch):
     of two CTAs over three blocks (split -2), the second CTA walking its blocks last to first."""
     env_switch("SPENSE_WGSD_CLUSTER_MAX_K", "8")
     gen = torch.Generator().manual_seed(29)
-    for fp8, kw, ref in _layers_1024x4096(gen):
+    for fp8, kw, ref in _spense_layers(gen):
         for split in (2, 4, 8, 0):
             for M in (1, 16, 32):
                 x = torch.randn(M, 4096, generator=gen).to("cuda", torch.bfloat16)
@@ -352,7 +351,7 @@ def test_gpu_cluster_sums_give_the_workspace_bits(env_switch):
     env_switch("SPENSE_WGSD_EXP", None)
     # clusters of two CTAs over three blocks (SPENSE_WGSD_SK_SPLIT=-2 where whole shares give a CTA two blocks):
     # 24 blocks on 16 CTAs, short rows so that the units allow no more (e4m3 512 columns, bf16 256)
-    for fp8, kw, ref in [*_layers_1024x4096(gen, 3072, 512, (True,)), *_layers_1024x4096(gen, 3072, 256, (False,))]:
+    for fp8, kw, ref in [*_spense_layers(gen, 3072, 512, (True,)), *_spense_layers(gen, 3072, 256, (False,))]:
         assert wgsp.wgsd_sk_ctas(kw, wgsp._sm_count(torch.device("cuda")), -2) == 16, fp8
         for M in (1, 16, 32):
             x = torch.randn(M, ref.shape[1], generator=gen).to("cuda", torch.bfloat16)

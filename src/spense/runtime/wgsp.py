@@ -161,8 +161,8 @@ def wgsd_exp() -> int:
     two CTAs to three blocks (split -2) and the device holds all those clusters at once, the CTAs that share a
     block are launched as one cluster and its parts added through distributed shared memory instead of the
     workspace, the same sums in the same order (kernels 14913, 12289; elsewhere the kernels without it).
-    Measured (results i-l): a launch's tail 0.5-1.25 us shorter with two CTAs a block (8B.qkv), 2 us on
-    8B.gate_up under -2 at M = 32; the 8B step at B = 32 no shorter in four A/Bs (BF16 and FP8), so off."""
+    Measured (results i-l): a launch's span 0.75-1.0 us shorter with two CTAs a block (8B.qkv), 2 us on
+    8B.gate_up under -2 at M = 32 (e4m3); the 8B step at B = 32 no shorter in four A/Bs (BF16, FP8), so off."""
     return _env_int("SPENSE_WGSD_EXP", 6145, 0, 16383)
 
 
@@ -344,9 +344,10 @@ def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False
     x2 = x2 if x2.stride(1) == 1 else x2.contiguous()
     y = torch.empty(x2.shape[0], kw.n_out, dtype=torch.bfloat16, device=x2.device)
     grid = wgsd_sk_ctas(kw, _sm_count(x2.device), split) if form == 3 else 0
+    variant = wgsd_variant(kw, grid) if form == 3 else 0
     ok = ext.spense_wgsp(y, kw.sv, kw.sm, kw.dv, x2, kw.sblk, kw.dblk, kw.out_row, kw.rows_sparse // 16,
-                         kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, form, ws, cnt, wgsd_variant(kw, grid) if form == 3 else 0,
-                         kw.wscale, grid, _EMPTY_L if trace is None else trace)
+                         kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, form, ws, cnt, variant, kw.wscale, grid,
+                         _EMPTY_L if trace is None else trace)
     return y if ok else None
 
 
