@@ -331,7 +331,7 @@ bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Ten
   TORCH_CHECK(form != 3 || (ws.is_cuda() && ws.scalar_type() == at::kFloat && cnt.is_cuda() &&
                             cnt.scalar_type() == at::kInt && ws.is_contiguous() && cnt.is_contiguous()),
               "wgsp: stream-K needs a float32 workspace and int32 counts");
-  SPENSE_CHECK(form != 3 || (variant >= 0 && variant <= 16383), "wgsp: stream-K variant must be 0..16383, got %lld",
+  SPENSE_CHECK(form != 3 || (variant >= 0 && variant <= 32767), "wgsp: stream-K variant must be 0..32767, got %lld",
                (long long)variant);
   SPENSE_CHECK(grid >= 0 && grid <= 4096, "wgsp: stream-K grid must be 0..4096, got %lld", (long long)grid);
   TORCH_CHECK(trace.numel() == 0 ||

@@ -130,7 +130,6 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
   // for rank 0, so that both take the cluster's epilogue once every load of theirs has landed)
   const int bl = q1 > 0 ? b1 : b1 - 1;
   const bool rev = CLU && q0 != 0;
-  static_assert(!CLU || (EXP & 2) == 0, "bit 8192's walk: not with bit 2's early boxes");
   if (threadIdx.x == 0) {
     tma_prefetch_maps(maps, Bs > 0 && Ss > 0, Bs > 0 && SdA > 0, Bd > 0 && SdB > 0);
     for (int s = 0; s < S; ++s) {
@@ -155,15 +154,44 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
       tma_load_3d(ab, &maps.db, 0, DR * q, 8 * b - Bs, fb);
     }
   };
-  constexpr int EARLY = (EXP & 1024) != 0 ? (S < 2 ? S : 2) : S;  // slots whose weight boxes go out early (bit 2)
-  if constexpr ((EXP & 2) != 0) {  // the first ring's weights on their way before anything else is read
+  // slot i (steps q .. q + n - 1 of block b, n <= 2, `sparse` steps or dense)'s transaction bytes and its weight
+  // box, in the pair form (PAIR: maps of two steps)
+  auto pair_a = [&](int i, int b, int q, int n, bool sparse) {
+    const uint32_t fb = full0 + 8 * (i % S), ab = smem_addr(ring + (i % S) * SLOT) + AOFF;
+    mbar_arrive_expect_tx(fb, n * (XB + 8 * (sparse ? VB + 128 : DB)));
+    if constexpr (PAIR) {
+      if (sparse) {
+        tma_load_3d(ab, n == 2 ? &maps.v2 : &maps.v, 0, q, 8 * b, fb);
+        tma_load_3d(ab + 8 * n * VB, n == 2 ? &maps.m2 : &maps.m, 0, q, 8 * b, fb);
+      } else if (b < geo.nbs) {
+        tma_load_3d(ab, n == 2 ? &maps.da2 : &maps.da, 0, q - Ss, 8 * b, fb);
+      } else {
+        tma_load_3d(ab, n == 2 ? &maps.db2 : &maps.db, 0, q, 8 * b - Bs, fb);
+      }
+    }
+  };
+  // bits 2 and 16384: the first EARLY slots' weight boxes (and their transaction counts) issued by the producer
+  // thread at once, in the walk's order, before the column tables the x loads need are read; bit 2 also waits
+  // for the kernel before ahead of the first x load and lets the next one launch after its last load (PDL),
+  // 16384 does neither
+  constexpr bool PRE = (EXP & (2 | 16384)) != 0;
+  constexpr int EARLY = (EXP & 1024) != 0 ? (S < 2 ? S : 2) : S;  // slots whose weight boxes go out early
+  if constexpr (PRE) {
     if (threadIdx.x == 0) {
       int i = 0;
-      for (int b = b0, q = q0; i < EARLY && (b < b1 || (b == b1 && q < q1)); ++b, q = 0) {
-        const int qe = b == b1 ? q1 : geo.steps(b);
-        for (; i < EARLY && q < qe; ++q, ++i) {
-          expect(i, b, q);
-          load_a(i, b, q);
+      for (int r = b0; i < EARLY && r <= bl; ++r) {
+        const int b = rev ? b0 + bl - r : r, qe = b == b1 ? q1 : geo.steps(b), nsp = b < geo.nbs ? Ss : 0;
+        for (int q = b == b0 ? q0 : 0; i < EARLY && q < qe; ++i) {
+          if constexpr (PAIR) {
+            const bool sparse = q < nsp;
+            const int n = q + 1 < (sparse ? min(qe, nsp) : qe) ? 2 : 1;
+            pair_a(i, b, q, n, sparse);
+            q += n;
+          } else {
+            expect(i, b, q);
+            load_a(i, b, q);
+            ++q;
+          }
         }
       }
     }
@@ -191,6 +219,14 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
           const int n = q + 1 < (sparse ? min(qe, nsp) : qe) ? 2 : 1, s = i % S;
           if (i >= S) mbar_wait(empty0 + 8 * s, ((i / S) - 1) & 1);
           const uint32_t sb = smem_addr(ring + s * SLOT), fb = full0 + 8 * s, ab = sb + AOFF;
+          if constexpr (PRE) {  // the first EARLY slots' weights are on their way already
+            if (i >= EARLY) pair_a(i, b, q, n, sparse);
+            for (int j = 0; j < n; ++j)
+              tma_load_2d(sb + j * XT, &maps.x, sp_rows ? cols_s[q + j] : cols_d[q + j], 0, fb);
+            ++i;
+            q += n;
+            continue;
+          }
           mbar_arrive_expect_tx(fb, n * (XB + 8 * (sparse ? VB + 128 : DB)));
           for (int j = 0; j < n; ++j)
             tma_load_2d(sb + j * XT, &maps.x, sp_rows ? cols_s[q + j] : cols_d[q + j], 0, fb);
@@ -216,9 +252,9 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
       for (int q = b == b0 ? q0 : 0; q < qe; ++q, ++i) {
         const int s = i % S;
         if (i >= S) mbar_wait(empty0 + 8 * s, ((i / S) - 1) & 1);
-        if constexpr ((EXP & 2) != 0) {
+        if constexpr (PRE) {
           const bool early = i < EARLY;  // its weight box is on its way already
-          if (i == 0) pdl_wait();    // x: written by the kernel before
+          if ((EXP & 2) != 0 && i == 0) pdl_wait();  // x: written by the kernel before
           if (!early) expect(i, b, q);
           tma_load_2d(smem_addr(ring + s * SLOT), &maps.x, sp_rows ? cols_s[q] : cols_d[q], 0, full0 + 8 * s);
           if (!early) load_a(i, b, q);
