@@ -326,6 +326,20 @@ def test_gpu_stream_k_grids_match_reference_and_trace(env_switch):
     env_switch("SPENSE_WGSD_SK_SPLIT", None)
 
 
+def _same_bits(env_switch, kw, ref, M: int, gen, variants: tuple[str, str], split: int, tag) -> None:
+    """The stream-K form of ``kw`` on ``split``'s grid gives the same y under both ``variants`` (SPENSE_WGSD_EXP),
+    within rounding of the float64 reference ``ref``, for M random tokens."""
+    x = torch.randn(M, ref.shape[1], generator=gen).to("cuda", torch.bfloat16)
+    ys = []
+    for v in variants:
+        env_switch("SPENSE_WGSD_EXP", v)
+        ys.append(wgsp.wgsp_forward(kw, x, decode=True, stream_k=True, split=split))
+    r = x.double() @ ref.T
+    assert ys[0] is not None and torch.equal(ys[0], ys[1]), tag
+    assert ((ys[1].double() - r).norm() / r.norm()).item() <= 1e-2, tag
+    env_switch("SPENSE_WGSD_EXP", None)
+
+
 @pytest.mark.gpu
 @sm90
 def test_gpu_cluster_sums_give_the_workspace_bits(env_switch):
@@ -340,30 +354,15 @@ def test_gpu_cluster_sums_give_the_workspace_bits(env_switch):
     for fp8, kw, ref in _spense_layers(gen):
         for split in (2, 4, 8, 0):
             for M in (1, 16, 32):
-                x = torch.randn(M, 4096, generator=gen).to("cuda", torch.bfloat16)
-                ys = []
-                for v in ("6145", "14337"):
-                    env_switch("SPENSE_WGSD_EXP", v)
-                    ys.append(wgsp.wgsp_forward(kw, x, decode=True, stream_k=True, split=split))
-                r = x.double() @ ref.T
-                assert ys[0] is not None and torch.equal(ys[0], ys[1]), (fp8, split, M)
-                assert ((ys[1].double() - r).norm() / r.norm()).item() <= 1e-2, (fp8, split, M)
-    env_switch("SPENSE_WGSD_EXP", None)
+                _same_bits(env_switch, kw, ref, M, gen, ("6145", "14337"), split, (fp8, split, M))
     # clusters of two CTAs over three blocks (SPENSE_WGSD_SK_SPLIT=-2 where whole shares give a CTA two blocks):
     # 24 blocks on 16 CTAs, short rows so that the units allow no more (e4m3 512 columns, bf16 256)
     for fp8, kw, ref in [*_spense_layers(gen, 3072, 512, (True,)), *_spense_layers(gen, 3072, 256, (False,))]:
         assert wgsp.wgsd_sk_ctas(kw, wgsp._sm_count(torch.device("cuda")), -2) == 16, fp8
+        env_switch("SPENSE_WGSD_EXP", "14337")
+        assert wgsp.wgsd_variant(kw, 16) == 14337, fp8  # the bit reaches the extension on this grid
         for M in (1, 16, 32):
-            x = torch.randn(M, ref.shape[1], generator=gen).to("cuda", torch.bfloat16)
-            ys = []
-            for v in ("6145", "14337"):
-                env_switch("SPENSE_WGSD_EXP", v)
-                assert wgsp.wgsd_variant(kw, 16) == int(v), v
-                ys.append(wgsp.wgsp_forward(kw, x, decode=True, stream_k=True, split=-2))
-            r = x.double() @ ref.T
-            assert ys[0] is not None and torch.equal(ys[0], ys[1]), (fp8, M)
-            assert ((ys[1].double() - r).norm() / r.norm()).item() <= 1e-2, (fp8, M)
-    env_switch("SPENSE_WGSD_EXP", None)
+            _same_bits(env_switch, kw, ref, M, gen, ("6145", "14337"), -2, (fp8, M))
 
 
 @pytest.mark.gpu
@@ -376,15 +375,7 @@ def test_gpu_early_weight_boxes_give_the_same_bits(env_switch):
     for fp8, kw, ref in _spense_layers(gen):
         for split in (-1, 0, 2):
             for M in (1, 16, 32):
-                x = torch.randn(M, 4096, generator=gen).to("cuda", torch.bfloat16)
-                ys = []
-                for v in ("6145", "22529"):
-                    env_switch("SPENSE_WGSD_EXP", v)
-                    ys.append(wgsp.wgsp_forward(kw, x, decode=True, stream_k=True, split=split))
-                r = x.double() @ ref.T
-                assert ys[0] is not None and torch.equal(ys[0], ys[1]), (fp8, split, M)
-                assert ((ys[1].double() - r).norm() / r.norm()).item() <= 1e-2, (fp8, split, M)
-    env_switch("SPENSE_WGSD_EXP", None)
+                _same_bits(env_switch, kw, ref, M, gen, ("6145", "22529"), split, (fp8, split, M))
 
 
 def test_dense_fp8_kernel_weights_layout():
