@@ -22,34 +22,6 @@ constexpr int WSD_STAGES = 8;  // ring slots of the decode forms (8 x 24 KB: mor
 // bytes of a ring slot of the stream-K form: an x tile of nt tokens, then 8 row tiles' A of a dense step
 __host__ __device__ constexpr int wsd_slot(int nt, bool fp8) { return nt * 128 + 8 * (fp8 ? 1024 : 2048); }
 
-// The K split of the cluster form for `blocks` CTAs of 8 row tiles.  Measured on the Qwen3 shapes at M = 1-64
-// (benchmarks/results/wgsd_2026-12-01/b_81c10c2, 8 ring slots): a K split of 2 was fastest wherever the row
-// blocks leave SMs idle (1.1-1.3x over no split; 4 and 8 slower but on one shape), none where they do not.
-inline int wsd_split(int blocks) {
-  const int n_sm = ws_sm_count();
-  return n_sm > 0 && blocks < n_sm ? 2 : 1;
-}
-
-// y = the layer on M <= 64 tokens through the cluster form (8 row tiles and 64 tokens per CTA, the K steps split
-// over a cluster of KS CTAs; KS = 0: wsd_split); cudaErrorInvalidValue where it does not apply (M > 64, or as
-// launch_wgsp_ws).
-template <int S = WSD_STAGES, int KS = 0>
-inline cudaError_t launch_wgsd(cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv,
-                               const __nv_bfloat16* x, int ldx, int K, int M, const int* sblk, const int* dblk,
-                               const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
-                               int SdB) {
-  if (M > 64 || !wg_fits(8, sv, sm, dv, x, ldx, K, M, Bs, Bd) || K / 64 > WS_MAXQ) return cudaErrorInvalidValue;
-  WgMaps maps;
-  if (!wgsp_maps(&maps, 8, wsd_xrows(M), sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB)) return cudaErrorInvalidValue;
-  switch (KS > 0 ? KS : wsd_split((Bs + Bd) / 8)) {
-    case 1: return run_wgsp_ws<S, 1, 1, 64, 1>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
-    case 2: return run_wgsp_ws<S, 1, 1, 64, 2>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
-    case 4: return run_wgsp_ws<S, 1, 1, 64, 4>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
-    default: return run_wgsp_ws<S, 1, 1, 64, 8>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
-  }
-}
-
-
 // the maps of the pair form (variant bit 512, e4m3): today's, and the same regions in boxes of two K steps
 struct WgMapsPair : WgMaps {
   CUtensorMap v2, m2, da2, db2;
@@ -83,7 +55,8 @@ using WgMapsFor = std::conditional_t<(EXP & 512) != 0, WgMapsPair, WgMaps>;
 // Bit 4096 (with 1): a split block's count by one acq_rel atomic, not fence, atomic, fence.  Bit 8192: launched
 // in clusters (wsd_cluster_k): of the k CTAs of each row block (whole shares, 2 <= k <= 8), or of two CTAs over
 // three blocks (the middle one shared); a split block's parts are added through distributed shared memory,
-// with no workspace, count or L2 round trip (CLU, below).
+// with no workspace, count or L2 round trip (CLU, below).  Bit 16384: bit 2's early weight boxes alone (no
+// dependent launch's wait or trigger), in the pair form too (PRE, below).
 // FP8: e4m3 weights (the decode kernels' FP8 layout: a lane's 16 bytes hold two fragments), each fragment
 // widened in registers to bf16 holding e4m3 * 2^-120 and multiplied by 2^120 (e4m3x8_frag: exact), so the
 // MMAs are those of bf16; the sums times wscale (per output row) in the epilogue.  Half the weight bytes per

@@ -1,9 +1,37 @@
-// The stream-K decode form's launchers: its grid, shared memory and ring slots, the launch on tiles of 16 /
-// 32 / 64 tokens, and the variant chosen at run time (SPENSE_WGSD_EXP).  Included at the end of spense_wgsd.cuh.
+// The decode forms' launchers: the cluster form's; the stream-K form's grid, shared memory and ring slots, its
+// launch on tiles of 16 / 32 / 64 tokens, and the variant chosen at run time (SPENSE_WGSD_EXP).  Included at the
+// end of spense_wgsd.cuh.
 #pragma once
 #include <tuple>
 
 #include "spense_wgsd.cuh"
+
+// The K split of the cluster form for `blocks` CTAs of 8 row tiles.  Measured on the Qwen3 shapes at M = 1-64
+// (benchmarks/results/wgsd_2026-12-01/b_81c10c2, 8 ring slots): a K split of 2 was fastest wherever the row
+// blocks leave SMs idle (1.1-1.3x over no split; 4 and 8 slower but on one shape), none where they do not.
+inline int wsd_split(int blocks) {
+  const int n_sm = ws_sm_count();
+  return n_sm > 0 && blocks < n_sm ? 2 : 1;
+}
+
+// y = the layer on M <= 64 tokens through the cluster form (8 row tiles and 64 tokens per CTA, the K steps split
+// over a cluster of KS CTAs; KS = 0: wsd_split); cudaErrorInvalidValue where it does not apply (M > 64, or as
+// launch_wgsp_ws).
+template <int S = WSD_STAGES, int KS = 0>
+inline cudaError_t launch_wgsd(cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv,
+                               const __nv_bfloat16* x, int ldx, int K, int M, const int* sblk, const int* dblk,
+                               const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
+                               int SdB) {
+  if (M > 64 || !wg_fits(8, sv, sm, dv, x, ldx, K, M, Bs, Bd) || K / 64 > WS_MAXQ) return cudaErrorInvalidValue;
+  WgMaps maps;
+  if (!wgsp_maps(&maps, 8, wsd_xrows(M), sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB)) return cudaErrorInvalidValue;
+  switch (KS > 0 ? KS : wsd_split((Bs + Bd) / 8)) {
+    case 1: return run_wgsp_ws<S, 1, 1, 64, 1>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
+    case 2: return run_wgsp_ws<S, 1, 1, 64, 2>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
+    case 4: return run_wgsp_ws<S, 1, 1, 64, 4>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
+    default: return run_wgsp_ws<S, 1, 1, 64, 8>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
+  }
+}
 
 // the stream-K form's grid: one CTA per SM, fewer where the layer is small (at least 128 units, eight dense
 // steps, per CTA); `want` CTAs where given, as long as each keeps 16 units (a step of every kind starts in them)
