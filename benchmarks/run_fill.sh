@@ -7,7 +7,8 @@
 #   call A: SPENSE_COMMIT=<sha> OUT=<dir> E2E=0 bash benchmarks/run_fill.sh
 #     builds and exports the extension ($OUT/ext.tgz), the stream-K GPU tests (22529 must give 6145's bits),
 #     sk_timeline of 6145 and 22529 on the four 8B shapes (fp8, bf16; M = 1, 16, 32), linear_bench bf16 at M = 32
-#     by default / SK=1 / SK=1 with 14337 / 22529, linear_bench FP8 at M = 16, 32 of 6145 and 22529, memcheck
+#     by default / SK=1 / SK=1 with 14337, linear_bench FP8 of 8B.gate_up at M = 1, 8 with the register kernel beside
+#     (6145, 14337), linear_bench FP8 at M = 16, 32 of 6145 and 22529, memcheck
 #   call B: SPENSE_COMMIT=<sha> SPENSE_MMASP_SO=<so> OUT=<dir> TESTS=0 PERLAYER=0 MEMCHECK=0 bash benchmarks/run_fill.sh
 #     the 8B pairs at B = 32: BF16 with 22529 and with SK=1 + 14337 as A/Bs, FP8 with 22529 and with the grid -1
 set -u
@@ -28,11 +29,14 @@ fi
 [ "${TESTS:-1}" = 1 ] && { timeout 120 python3 -m pytest -q -m gpu tests/test_wgsp_stream_k.py -p no:cacheprovider > /tmp/o/tests.txt 2>&1; echo "tests rc=$? at $(el) s" >> /tmp/o/gpu.txt; keep; }
 if [ "${PERLAYER:-1}" = 1 ]; then
   for v in 6145 22529; do SPENSE_WGSD_EXP=$v timeout 40 python3 benchmarks/sk_timeline.py --out /tmp/o/tl$v --shapes 8B.qkv,8B.o,8B.gate_up,8B.down --ms 1,16,32 --splits=-3 > /tmp/o/tl$v.txt 2>&1; echo "tl$v rc=$? at $(el) s" >> /tmp/o/gpu.txt; done
-  for ab in "d:" "s:SPENSE_WGSD_SK=1" "c:SPENSE_WGSD_SK=1 SPENSE_WGSD_EXP=14337" "p:SPENSE_WGSD_EXP=22529"; do
+  for ab in "d:" "s:SPENSE_WGSD_SK=1" "c:SPENSE_WGSD_SK=1 SPENSE_WGSD_EXP=14337"; do
     n=${ab%%:*}; e=${ab#*:}
     ( [ -n "$e" ] && export $e; timeout 40 python3 benchmarks/linear_bench.py --out /tmp/o/lb$n --shapes 8B.qkv,8B.o,8B.gate_up,8B.down --ms 32 --ratios 0.25 --axes cols --dtypes bf16 --backends dense,wgsd > /tmp/o/lb$n.txt 2>&1 )
     echo "lb$n ($e) rc=$? at $(el) s" >> /tmp/o/gpu.txt
   done
+  # 8B.gate_up in e4m3 at M = 1, 8 (the register kernel serves M <= 8): stream-K on e4m3's grid -2 (128 CTAs), with
+  # and without clusters of two over three blocks, beside the register kernel
+  for v in 6145 14337; do SPENSE_WGSD_EXP=$v timeout 45 python3 benchmarks/linear_bench.py --out /tmp/o/lg$v --shapes 8B.gate_up --ms 1,8 --ratios 0.25 --axes cols --dtypes fp8 --backends dense,mmasp,wgsd --fp8-extra --fp8-only 64x256x2x8,64x128x1x4 --fp8-compiled-ms '' > /tmp/o/lg$v.txt 2>&1; echo "lg$v rc=$? at $(el) s" >> /tmp/o/gpu.txt; done
   for v in 6145 22529; do SPENSE_WGSD_EXP=$v timeout 45 python3 benchmarks/linear_bench.py --out /tmp/o/lf$v --shapes 8B.qkv,8B.o,8B.gate_up,8B.down --ms 16,32 --ratios 0.25 --axes cols --dtypes fp8 --backends dense,wgsd --fp8-extra --fp8-only 64x256x2x8,64x128x1x4 --fp8-compiled-ms '' > /tmp/o/lf$v.txt 2>&1; echo "lf$v rc=$? at $(el) s" >> /tmp/o/gpu.txt; done
   keep
 fi
@@ -42,7 +46,7 @@ L=$(( ${CAP:-590} - $(el) ))
 keep
 cat /tmp/o/gpu.txt; [ -f /tmp/o/tests.txt ] && tail -n 3 /tmp/o/tests.txt; [ -f /tmp/o/memcheck.txt ] && tail -n 3 /tmp/o/memcheck.txt
 for f in tl6145 tl22529; do [ -f /tmp/o/$f.txt ] && { echo "== $f"; grep -E "^(8|32)B" /tmp/o/$f.txt | cut -c1-175; }; done
-for f in lbd lbs lbc lbp lf6145 lf22529; do [ -f /tmp/o/$f.txt ] && { echo "== $f"; grep -hE "^(8|32)B|rror" /tmp/o/$f.txt | sed -E 's/ +lim=.*//' | cut -c1-200; }; done
+for f in lbd lbs lbc lg6145 lg14337 lf6145 lf22529; do [ -f /tmp/o/$f.txt ] && { echo "== $f"; grep -hE "^(8|32)B|rror" /tmp/o/$f.txt | sed -E 's/ +lim=.*//' | cut -c1-200; }; done
 [ -f /tmp/o/e2e/rows.jsonl ] && grep -v skipped /tmp/o/e2e/stages.txt && python3 -c "
 import json
 for l in open('/tmp/o/e2e/rows.jsonl'):
