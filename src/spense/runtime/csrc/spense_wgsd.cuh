@@ -101,7 +101,7 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
   // the CTA walks its blocks b0 .. bl (the last with steps), under bit 8192 last to first where its first block
   // is split (a cluster's rank 1 of two over three blocks, wsd_cluster_k: the block it shares comes last, as
   // for rank 0, so that both take the cluster's epilogue once every load of theirs has landed)
-  const int bl = q1 > 0 ? b1 : b1 - 1;
+  const int bl = q1 > 0 && (b1 > b0 || q1 > q0) ? b1 : b1 - 1;  // (a CTA without steps walks none)
   const bool rev = CLU && q0 != 0;
   if (threadIdx.x == 0) {
     tma_prefetch_maps(maps, Bs > 0 && Ss > 0, Bs > 0 && SdA > 0, Bd > 0 && SdB > 0);
