@@ -29,6 +29,15 @@ __device__ __forceinline__ void prefetch_l2(const void* p) {
   asm volatile("prefetch.global.L2 [%0];\n" :: "l"(p));
 }
 
+// the launch attribute of clusters of `k` CTAs along x
+inline cudaLaunchAttribute cluster_x_attr(int k) {
+  cudaLaunchAttribute a = {};
+  a.id = cudaLaunchAttributeClusterDimension;
+  a.val.clusterDim.x = (unsigned)k;
+  a.val.clusterDim.y = 1;
+  a.val.clusterDim.z = 1;
+  return a;
+}
 // Launch `kernel` on `stream` with `smem` bytes of dynamic shared memory; pdl: with programmatic stream
 // serialization (see pdl_wait); launch_ex_cl: in clusters of `cluster` CTAs along x (1: none)
 template <typename... KArgs, typename... Args>
@@ -45,12 +54,7 @@ cudaError_t launch_ex_cl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t
     attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr[n++].val.programmaticStreamSerializationAllowed = 1;
   }
-  if (cluster > 1) {
-    attr[n].id = cudaLaunchAttributeClusterDimension;
-    attr[n].val.clusterDim.x = (unsigned)cluster;
-    attr[n].val.clusterDim.y = 1;
-    attr[n++].val.clusterDim.z = 1;
-  }
+  if (cluster > 1) attr[n++] = cluster_x_attr(cluster);
   cfg.attrs = attr;
   cfg.numAttrs = n;
   return cudaLaunchKernelEx(&cfg, kernel, static_cast<KArgs>(args)...);

@@ -62,11 +62,7 @@ inline int wsd_max_clusters(Kern kernel, int smem, int k) {
   cfg.gridDim = dim3(k);
   cfg.blockDim = dim3(384);
   cfg.dynamicSmemBytes = smem;
-  cudaLaunchAttribute at[1];
-  at[0].id = cudaLaunchAttributeClusterDimension;
-  at[0].val.clusterDim.x = (unsigned)k;
-  at[0].val.clusterDim.y = 1;
-  at[0].val.clusterDim.z = 1;
+  cudaLaunchAttribute at[1] = {cluster_x_attr(k)};
   cfg.attrs = at;
   cfg.numAttrs = 1;
   int n = 0;

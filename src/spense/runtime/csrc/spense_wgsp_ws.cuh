@@ -453,19 +453,8 @@ inline cudaError_t run_wgsp_ws(cudaStream_t stream, const WgMaps& maps, int M, c
     kernel<<<grid, 384, SMEM, stream>>>(maps, M, sblk, dblk, out_row, y, ldy, Bs, Ss, SdA, SdB);
     return cudaGetLastError();
   } else {
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = grid;
-    cfg.blockDim = dim3(384);
-    cfg.dynamicSmemBytes = SMEM;
-    cfg.stream = stream;
-    cudaLaunchAttribute at[1];
-    at[0].id = cudaLaunchAttributeClusterDimension;
-    at[0].val.clusterDim.x = CLUSTER;
-    at[0].val.clusterDim.y = 1;
-    at[0].val.clusterDim.z = 1;
-    cfg.attrs = at;
-    cfg.numAttrs = 1;
-    return cudaLaunchKernelEx(&cfg, kernel, maps, M, sblk, dblk, out_row, y, ldy, Bs, Ss, SdA, SdB);
+    return launch_ex_cl(kernel, grid, dim3(384), SMEM, stream, false, CLUSTER, maps, M, sblk, dblk, out_row, y, ldy,
+                        Bs, Ss, SdA, SdB);
   }
 }
 
