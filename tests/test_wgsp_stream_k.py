@@ -378,6 +378,20 @@ def test_gpu_early_weight_boxes_give_the_same_bits(env_switch):
                 _same_bits(env_switch, kw, ref, M, gen, ("6145", "22529"), split, (fp8, split, M))
 
 
+@pytest.mark.gpu
+@sm90
+def test_gpu_dependent_launch_gives_the_same_bits(env_switch):
+    """Variant bit 32768 (launched dependent, the producer waiting for the kernel before ahead of its first x
+    load; 38913 = 6145 + 32768, bf16 runs it as 36865) changes when the CTAs may start, not what is summed: the
+    bits of 6145, bf16 and e4m3, at M = 1, 16, 32, on whole shares (-1), one CTA per SM (0) and two CTAs a block
+    (behind plain launches here: the overlap with a kernel that triggers early is timed end to end)."""
+    gen = torch.Generator().manual_seed(37)
+    for fp8, kw, ref in _spense_layers(gen):
+        for split in (-1, 0, 2):
+            for M in (1, 16, 32):
+                _same_bits(env_switch, kw, ref, M, gen, ("6145", "38913"), split, (fp8, split, M))
+
+
 def test_dense_fp8_kernel_weights_layout():
     """An FP8 dense weight as the stream-K form's dense rows: no 2:4 region, rows padded to 128 with zeros and
     output row -1, K steps of 64 columns in order, the e4m3 bytes back as they were (the kernel layout's own
@@ -419,7 +433,7 @@ def test_gpu_dense_fp8_through_stream_k_matches_reference(env_switch):
             assert ((y.double() - ref).norm() / ref.norm()).item() <= 1e-2, (M, v)
 
 
-# a stream-K variant past 32767 given straight to the extension (run in a child process; also by
+# a stream-K variant past 65535 given straight to the extension (run in a child process; also by
 # benchmarks/run_fp8_sk.sh under gdb)
 REFUSE_CODE = ("import torch\n"
                "from spense.runtime import mmasp, wgsp\n"
@@ -431,17 +445,17 @@ REFUSE_CODE = ("import torch\n"
                "ws, cnt = wgsp.sk_workspace(x.device)\n"
                "try:\n"
                "    mmasp.load_extension().spense_wgsp(y, kw.sv, kw.sm, kw.dv, x, kw.sblk, kw.dblk, kw.out_row,\n"
-               "        kw.rows_sparse // 16, kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, 3, ws, cnt, 32771,\n"
+               "        kw.rows_sparse // 16, kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, 3, ws, cnt, 65539,\n"
                "        kw.wscale, 0, torch.empty(0, dtype=torch.int64))\n"
                "except RuntimeError as e:\n"
-               "    print('REFUSED', 'must be 0..32767' in str(e))\n")
+               "    print('REFUSED', 'must be 0..65535' in str(e))\n")
 
 
 @pytest.mark.gpu
 @sm90
 def test_gpu_extension_refuses_a_bad_variant_with_an_error():
     """The extension's own checks raise (RuntimeError naming the bound), not crash the process: a stream-K
-    variant past 32767 given straight to spense_wgsp, in a child process so that a crash fails only this test."""
+    variant past 65535 given straight to spense_wgsp, in a child process so that a crash fails only this test."""
     here = os.path.dirname(__file__)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(here, "..", "src"), here]))
     r = subprocess.run(["python3", "-X", "faulthandler", "-u", "-c", REFUSE_CODE], capture_output=True, text=True,

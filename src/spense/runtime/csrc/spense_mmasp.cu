@@ -331,7 +331,7 @@ bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Ten
   TORCH_CHECK(form != 3 || (ws.is_cuda() && ws.scalar_type() == at::kFloat && cnt.is_cuda() &&
                             cnt.scalar_type() == at::kInt && ws.is_contiguous() && cnt.is_contiguous()),
               "wgsp: stream-K needs a float32 workspace and int32 counts");
-  SPENSE_CHECK(form != 3 || (variant >= 0 && variant <= 32767), "wgsp: stream-K variant must be 0..32767, got %lld",
+  SPENSE_CHECK(form != 3 || (variant >= 0 && variant <= 65535), "wgsp: stream-K variant must be 0..65535, got %lld",
                (long long)variant);
   SPENSE_CHECK(grid >= 0 && grid <= 4096, "wgsp: stream-K grid must be 0..4096, got %lld", (long long)grid);
   TORCH_CHECK(trace.numel() == 0 ||
@@ -343,8 +343,9 @@ bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Ten
   const c10::cuda::CUDAGuard guard(x.device());
   cudaError_t e;
   if (form == 3) {
-    // bit 4: launched dependent, with bit 2 only (launch_wgsd_sk; graph capture of such launches needs CUDA 12.3+)
-    const bool pdl = (variant & 4) != 0 && CUDART_VERSION >= 12030;
+    // bits 4 (with bit 2) and 32768: launched dependent (launch_wgsd_sk; graph capture of such launches needs
+    // CUDA 12.3+)
+    const bool pdl = (variant & (4 | 32768)) != 0 && CUDART_VERSION >= 12030;
     // bit 2048 says x is in f16, from x's dtype alone
     e = launch_wgsd_sk_variant(
         xh ? ((int)variant | 2048) : ((int)variant & ~2048), fp8, at::cuda::getCurrentCUDAStream(), (const uint4*)sv.data_ptr(),

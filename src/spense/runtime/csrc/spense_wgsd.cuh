@@ -148,6 +148,7 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
   // for the kernel before ahead of the first x load and lets the next one launch after its last load (PDL),
   // 16384 does neither
   constexpr bool PRE = (EXP & (2 | 16384)) != 0;
+  static_assert(!PRE || (EXP & 32768) == 0, "bit 32768: not with the early boxes of bits 2 and 16384");
   constexpr int EARLY = (EXP & 1024) != 0 ? (S < 2 ? S : 2) : S;  // slots whose weight boxes go out early
   if constexpr (PRE) {
     if (threadIdx.x == 0) {
@@ -180,6 +181,10 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
   if (wg == 0) {  // ---------------- producer: one thread walks this CTA's steps ----------------
     asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n" ::: "memory");
     if (tid != 0) return;
+    // bit 32768: launched dependent, the CTA's entry (tensor maps, barriers, column tables) overlapping the kernel
+    // before; x (its output) read only after it has completed.  No early trigger: the kernel after this one
+    // launches at its exit, so no later launch can reach the workspace while this one uses it
+    if constexpr ((EXP & 32768) != 0) pdl_wait();
     if constexpr (PAIR) {  // slots of two steps of one kind (the odd last step of a run's part alone)
       int i = 0;  // ring index: this CTA's slot count so far
       for (int r = b0; r <= bl; ++r) {
