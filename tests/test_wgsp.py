@@ -67,7 +67,7 @@ def env_switch(monkeypatch, request):
 def test_cluster_and_decode_form_switches(env_switch):
     """The cluster prefill is off by default, the decode form serves M = 17..64 (large layers from M = 9)
     and picks stream-K by the layer (2), with the stream-K epilogue measured fastest in the engine and x in f16
-    for e4m3 with the split blocks' count by one acq_rel atomic (6145);
+    for e4m3 with the split blocks' count by one acq_rel atomic, launched dependent (38913);
     SPENSE_WGSP_CLUSTER takes 0 or 1, SPENSE_WGSD_SK 0..2, SPENSE_WGSD_MIN_M(_LARGE) 0..64 (the decode
     form's 64 tokens per work block), SPENSE_WGSD_EXP 0..65535 and SPENSE_WGSD_SK_MIN_NK >= 1; anything else is
     refused in one line."""
@@ -76,7 +76,7 @@ def test_cluster_and_decode_form_switches(env_switch):
     for name in names:
         env_switch(name, None)
     assert wgsp.wgsp_cluster() is False and wgsp.wgsd_min_m() == 17 and wgsp.wgsd_stream_k() == 2
-    assert wgsp.wgsd_exp() == 6145 and wgsp.wgsd_min_m_large() == 9 and wgsp.wgsd_sk_min_nk() == wgsp.SK_MIN_NK
+    assert wgsp.wgsd_exp() == 38913 and wgsp.wgsd_min_m_large() == 9 and wgsp.wgsd_sk_min_nk() == wgsp.SK_MIN_NK
     env_switch("SPENSE_WGSD_EXP", "7")
     assert wgsp.wgsd_exp() == 7
     env_switch("SPENSE_WGSP_CLUSTER", "1")
