@@ -367,19 +367,6 @@ def test_gpu_cluster_sums_give_the_workspace_bits(env_switch):
 
 @pytest.mark.gpu
 @sm90
-def test_gpu_early_weight_boxes_give_the_same_bits(env_switch):
-    """Variant bit 16384 (the first ring's weight boxes issued at the CTA's entry, 22529 = 6145 + 16384; bf16 runs
-    it as 20481) changes when the weights are asked for, not what is summed: the bits of 6145, bf16 and e4m3, at M
-    = 1, 16, 32, on whole shares (-1), one CTA per SM (0: shares that start inside a block) and two CTAs a block."""
-    gen = torch.Generator().manual_seed(31)
-    for fp8, kw, ref in _spense_layers(gen):
-        for split in (-1, 0, 2):
-            for M in (1, 16, 32):
-                _same_bits(env_switch, kw, ref, M, gen, ("6145", "22529"), split, (fp8, split, M))
-
-
-@pytest.mark.gpu
-@sm90
 def test_gpu_dependent_launch_gives_the_same_bits(env_switch):
     """Variant bit 32768 (launched dependent, the producer waiting for the kernel before ahead of its first x
     load; 38913 = 6145 + 32768, bf16 runs it as 36865) changes when the CTAs may start, not what is summed: the

@@ -163,16 +163,14 @@ def wgsd_exp() -> int:
     workspace, the same sums in the same order (kernels 14913, 12289; elsewhere the kernels without it).
     Measured (results i-l): a launch's span 0.75-1.0 us shorter with two CTAs a block (8B.qkv), 2 us on
     8B.gate_up under -2 at M = 32 (e4m3); the 8B step at B = 32 no shorter in four A/Bs (BF16, FP8), so off.
-    16384 (with 6145, or 4097 in bf16: 22529 asks for both; not with 8192): the first ring's
-    weight boxes issued at the CTA's entry, before the column tables the x loads need are read (bit 2's early
-    boxes without its dependent launch), aimed at the ~2 us from entry to the first operands (kernels 23105,
-    20481); measured (results m): the fill 1.0-2.0 us longer on the four 8B shapes (the first operands wait behind
-    the ring's weight boxes of every CTA), so off.  32768 (with 6145, or 4097 in bf16: 38913 asks for both; not with
-    8192 or 16384): launched dependent (programmatic stream serialization), the producer waiting for the kernel
-    before ahead of its first x load, so that each CTA's entry (tensor maps, barriers, column tables) overlaps
-    that kernel's end where it triggers its dependents early (Inductor's Triton kernels under
-    ``triton.enable_pdl``); no early trigger of its own (kernels 39489, 36865).  The default since results o
-    (the 8B step at B = 32: FP8 4.531 -> 4.408 ms, BF16 5.283 -> 5.238, each against 6145 in one run)."""
+    16384 (the first ring's weight boxes issued at the CTA's entry, before the column tables the x loads need are
+    read; results m: the fill 1.0-2.75 us longer on the four 8B shapes) was removed: no kernel takes it.  32768
+    (with 6145, or 4097 in bf16: 38913 asks for both; not with 8192): launched dependent (programmatic stream
+    serialization), the producer waiting for the kernel before ahead of its first x load, so that each CTA's entry
+    (tensor maps, barriers, column tables) overlaps that kernel's end where it triggers its dependents early
+    (Inductor's Triton kernels under ``triton.enable_pdl``); no early trigger of its own (kernels 39489, 36865).
+    The default since results o (the 8B step at B = 32: FP8 4.531 -> 4.408 ms, BF16 5.283 -> 5.238, each against
+    6145 in one run)."""
     return _env_int("SPENSE_WGSD_EXP", 38913, 0, 65535)
 
 

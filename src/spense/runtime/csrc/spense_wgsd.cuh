@@ -55,8 +55,8 @@ using WgMapsFor = std::conditional_t<(EXP & 512) != 0, WgMapsPair, WgMaps>;
 // Bit 4096 (with 1): a split block's count by one acq_rel atomic, not fence, atomic, fence.  Bit 8192: launched
 // in clusters (wsd_cluster_k): of the k CTAs of each row block (whole shares, 2 <= k <= 8), or of two CTAs over
 // three blocks (the middle one shared); a split block's parts are added through distributed shared memory,
-// with no workspace, count or L2 round trip (CLU, below).  Bit 16384: bit 2's early weight boxes alone (no
-// dependent launch's wait or trigger), in the pair form too (PRE, below).
+// with no workspace, count or L2 round trip (CLU, below).  Bit 32768 (not with 2): launched dependent, the
+// producer waiting for the kernel before only ahead of its first x load, no early trigger (below).
 // FP8: e4m3 weights (the decode kernels' FP8 layout: a lane's 16 bytes hold two fragments), each fragment
 // widened in registers to bf16 holding e4m3 * 2^-120 and multiplied by 2^120 (e4m3x8_frag: exact), so the
 // MMAs are those of bf16; the sums times wscale (per output row) in the epilogue.  Half the weight bytes per
@@ -127,45 +127,22 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
       tma_load_3d(ab, &maps.db, 0, DR * q, 8 * b - Bs, fb);
     }
   };
-  // slot i (steps q .. q + n - 1 of block b, n <= 2, `sparse` steps or dense)'s transaction bytes and its weight
-  // box, in the pair form (PAIR: maps of two steps)
-  auto pair_a = [&](int i, int b, int q, int n, bool sparse) {
-    const uint32_t fb = full0 + 8 * (i % S), ab = smem_addr(ring + (i % S) * SLOT) + AOFF;
-    mbar_arrive_expect_tx(fb, n * (XB + 8 * (sparse ? VB + 128 : DB)));
-    if constexpr (PAIR) {
-      if (sparse) {
-        tma_load_3d(ab, n == 2 ? &maps.v2 : &maps.v, 0, q, 8 * b, fb);
-        tma_load_3d(ab + 8 * n * VB, n == 2 ? &maps.m2 : &maps.m, 0, q, 8 * b, fb);
-      } else if (b < geo.nbs) {
-        tma_load_3d(ab, n == 2 ? &maps.da2 : &maps.da, 0, q - Ss, 8 * b, fb);
-      } else {
-        tma_load_3d(ab, n == 2 ? &maps.db2 : &maps.db, 0, q, 8 * b - Bs, fb);
-      }
-    }
-  };
-  // bits 2 and 16384: the first EARLY slots' weight boxes (and their transaction counts) issued by the producer
-  // thread at once, in the walk's order, before the column tables the x loads need are read; bit 2 also waits
-  // for the kernel before ahead of the first x load and lets the next one launch after its last load (PDL),
-  // 16384 does neither
-  constexpr bool PRE = (EXP & (2 | 16384)) != 0;
-  static_assert(!PRE || (EXP & 32768) == 0, "bit 32768: not with the early boxes of bits 2 and 16384");
+  // bit 2: the first EARLY slots' weight boxes (and their transaction counts) issued by the producer thread at
+  // once, in the walk's order, before the column tables the x loads need are read; it also waits for the kernel
+  // before ahead of the first x load and lets the next one launch after its last load (PDL).  (The same boxes
+  // without the dependent launch, also in the pair form, were bit 16384: the fill 1.0-2.75 us longer on the 8B
+  // shapes, benchmarks/results/wgsd_2026-12-04 m, so removed.)
+  constexpr bool PRE = (EXP & 2) != 0;
+  static_assert(!PRE || (!PAIR && (EXP & 32768) == 0), "bit 2: not in the pair form, not with bit 32768");
   constexpr int EARLY = (EXP & 1024) != 0 ? (S < 2 ? S : 2) : S;  // slots whose weight boxes go out early
   if constexpr (PRE) {
     if (threadIdx.x == 0) {
       int i = 0;
       for (int r = b0; i < EARLY && r <= bl; ++r) {
-        const int b = rev ? b0 + bl - r : r, qe = b == b1 ? q1 : geo.steps(b), nsp = b < geo.nbs ? Ss : 0;
-        for (int q = b == b0 ? q0 : 0; i < EARLY && q < qe; ++i) {
-          if constexpr (PAIR) {
-            const bool sparse = q < nsp;
-            const int n = q + 1 < (sparse ? min(qe, nsp) : qe) ? 2 : 1;
-            pair_a(i, b, q, n, sparse);
-            q += n;
-          } else {
-            expect(i, b, q);
-            load_a(i, b, q);
-            ++q;
-          }
+        const int b = rev ? b0 + bl - r : r, qe = b == b1 ? q1 : geo.steps(b);
+        for (int q = b == b0 ? q0 : 0; i < EARLY && q < qe; ++q, ++i) {
+          expect(i, b, q);
+          load_a(i, b, q);
         }
       }
     }
@@ -197,14 +174,6 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
           const int n = q + 1 < (sparse ? min(qe, nsp) : qe) ? 2 : 1, s = i % S;
           if (i >= S) mbar_wait(empty0 + 8 * s, ((i / S) - 1) & 1);
           const uint32_t sb = smem_addr(ring + s * SLOT), fb = full0 + 8 * s, ab = sb + AOFF;
-          if constexpr (PRE) {  // the first EARLY slots' weights are on their way already
-            if (i >= EARLY) pair_a(i, b, q, n, sparse);
-            for (int j = 0; j < n; ++j)
-              tma_load_2d(sb + j * XT, &maps.x, sp_rows ? cols_s[q + j] : cols_d[q + j], 0, fb);
-            ++i;
-            q += n;
-            continue;
-          }
           mbar_arrive_expect_tx(fb, n * (XB + 8 * (sparse ? VB + 128 : DB)));
           for (int j = 0; j < n; ++j)
             tma_load_2d(sb + j * XT, &maps.x, sp_rows ? cols_s[q + j] : cols_d[q + j], 0, fb);

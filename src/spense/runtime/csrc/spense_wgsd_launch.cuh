@@ -168,15 +168,11 @@ inline cudaError_t launch_wgsd_sk_variant(int variant, bool fp8, Args... args) {
     // bit 4096: the split blocks' count by one acq_rel atomic (kernel 6721); bit 8192 (with 4096 or not):
     // clusters of each block's CTAs, the parts through distributed shared memory (kernel 14913; 6721 where the
     // split does not give each block CTAs of its own)
-    // bit 16384 (not with 8192): the first ring's weight boxes issued at entry, before the column tables are read
-    // (kernel 23105: 6721 with it); bit 32768 (with 4096, not with 8192 or 16384): launched dependent, the entry
-    // overlapping the kernel before (kernel 39489: 6721 with it)
-    const bool ar = (variant & 4096) != 0, cl = (variant & 8192) != 0, pre = (variant & 16384) != 0,
-               dep = ar && (variant & 32768) != 0;
+    // bit 32768 (with 4096, not with 8192): launched dependent, the entry overlapping the kernel before (kernel
+    // 39489: 6721 with it); bit 16384 (the first ring's weight boxes at entry) was measured slower and removed
+    const bool ar = (variant & 4096) != 0, cl = (variant & 8192) != 0, dep = ar && (variant & 32768) != 0;
     if (fp8 && pair && nt == 16 && cl) return launch_wgsd_sk<wsd_stages(16, true, true), 14913, true, 16>(args...);
     if (fp8 && pair && nt == 32 && cl) return launch_wgsd_sk<wsd_stages(32, true, true), 14913, true, 32>(args...);
-    if (fp8 && pair && nt == 16 && pre) return launch_wgsd_sk<wsd_stages(16, true, true), 23105, true, 16>(args...);
-    if (fp8 && pair && nt == 32 && pre) return launch_wgsd_sk<wsd_stages(32, true, true), 23105, true, 32>(args...);
     if (fp8 && pair && nt == 16 && dep) return launch_wgsd_sk<wsd_stages(16, true, true), 39489, true, 16>(args...);
     if (fp8 && pair && nt == 32 && dep) return launch_wgsd_sk<wsd_stages(32, true, true), 39489, true, 32>(args...);
     if (fp8 && pair && nt == 16)
@@ -196,11 +192,10 @@ inline cudaError_t launch_wgsd_sk_variant(int variant, bool fp8, Args... args) {
            : deep ? launch_wgsd_sk_nt<33, true>(nt, args...)
                   : launch_wgsd_sk_nt<1, true>(nt, args...);
   if ((variant & 1027) == 1027) return launch_wgsd_sk<WSD_STAGES, 1027>(args...);  // bit 1024: tiles of 64
-  if ((variant & 15) == 1 && (variant & 28672) != 0 && !chains && !deep)  // bits 4096 .. 32768 as above (bf16)
-    return (variant & 8192) != 0    ? launch_wgsd_sk_nt<12289, false>(nt, args...)
-           : (variant & 16384) != 0 ? launch_wgsd_sk_nt<20481, false>(nt, args...)
+  if ((variant & 15) == 1 && (variant & 12288) != 0 && !chains && !deep)  // bits 4096, 8192, 32768 as above (bf16)
+    return (variant & 8192) != 0             ? launch_wgsd_sk_nt<12289, false>(nt, args...)
            : (variant & 36864) == 36864 ? launch_wgsd_sk_nt<36865, false>(nt, args...)
-                                    : launch_wgsd_sk_nt<4097, false>(nt, args...);
+                                        : launch_wgsd_sk_nt<4097, false>(nt, args...);
   if ((variant & 15) == 1)
     return chains ? (deep ? launch_wgsd_sk_nt<97, false>(nt, args...) : launch_wgsd_sk_nt<65, false>(nt, args...))
            : deep ? launch_wgsd_sk_nt<33, false>(nt, args...)
