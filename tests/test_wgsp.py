@@ -46,13 +46,14 @@ def test_wgsp_min_m_switch(min_m, monkeypatch):
 @pytest.fixture
 def env_switch(monkeypatch, request):
     """Sets one of the read-once switches SPENSE_WGSP_CLUSTER / SPENSE_WGSD_MIN_M(_LARGE) / SPENSE_WGSD_SK /
-    SPENSE_WGSD_EXP / SPENSE_WGSD_F16_MAX_M / SPENSE_WGSD_SK_SPLIT / SPENSE_WGSD_CLUSTER_MAX_K for one test
+    SPENSE_WGSD_EXP / SPENSE_WGSD_F16_MAX_M / SPENSE_WGSD_SK_SPLIT / SPENSE_WGSD_CLUSTER_MAX_K /
+    SPENSE_WGSD_CL_PDL for one test
     (test_wgsp_stream_k shares it)."""
     fns = {"SPENSE_WGSP_CLUSTER": wgsp.wgsp_cluster, "SPENSE_WGSD_MIN_M": wgsp.wgsd_min_m,
            "SPENSE_WGSD_MIN_M_LARGE": wgsp.wgsd_min_m_large, "SPENSE_WGSD_SK": wgsp.wgsd_stream_k,
            "SPENSE_WGSD_EXP": wgsp.wgsd_exp, "SPENSE_WGSD_SK_MIN_NK": wgsp.wgsd_sk_min_nk,
            "SPENSE_WGSD_F16_MAX_M": wgsp.wgsd_f16_max_m, "SPENSE_WGSD_SK_SPLIT": wgsp.wgsd_sk_split,
-           "SPENSE_WGSD_CLUSTER_MAX_K": wgsp.wgsd_cluster_max_k}
+           "SPENSE_WGSD_CLUSTER_MAX_K": wgsp.wgsd_cluster_max_k, "SPENSE_WGSD_CL_PDL": wgsp.wgsd_cl_pdl}
 
     def set_(name: str, v: str | None):
         if v is None:
@@ -68,15 +69,18 @@ def test_cluster_and_decode_form_switches(env_switch):
     """The cluster prefill is off by default, the decode form serves M = 17..64 (large layers from M = 9)
     and picks stream-K by the layer (2), with the stream-K epilogue measured fastest in the engine and x in f16
     for e4m3 with the split blocks' count by one acq_rel atomic, launched dependent (38913);
-    SPENSE_WGSP_CLUSTER takes 0 or 1, SPENSE_WGSD_SK 0..2, SPENSE_WGSD_MIN_M(_LARGE) 0..64 (the decode
+    SPENSE_WGSP_CLUSTER and SPENSE_WGSD_CL_PDL (off by default) take 0 or 1, SPENSE_WGSD_SK 0..2, SPENSE_WGSD_MIN_M(_LARGE) 0..64 (the decode
     form's 64 tokens per work block), SPENSE_WGSD_EXP 0..65535 and SPENSE_WGSD_SK_MIN_NK >= 1; anything else is
     refused in one line."""
     names = ("SPENSE_WGSP_CLUSTER", "SPENSE_WGSD_MIN_M", "SPENSE_WGSD_MIN_M_LARGE", "SPENSE_WGSD_SK",
-             "SPENSE_WGSD_EXP", "SPENSE_WGSD_SK_MIN_NK")
+             "SPENSE_WGSD_EXP", "SPENSE_WGSD_SK_MIN_NK", "SPENSE_WGSD_CL_PDL")
     for name in names:
         env_switch(name, None)
     assert wgsp.wgsp_cluster() is False and wgsp.wgsd_min_m() == 17 and wgsp.wgsd_stream_k() == 2
     assert wgsp.wgsd_exp() == 38913 and wgsp.wgsd_min_m_large() == 9 and wgsp.wgsd_sk_min_nk() == wgsp.SK_MIN_NK
+    assert wgsp.wgsd_cl_pdl() is False
+    env_switch("SPENSE_WGSD_CL_PDL", "1")
+    assert wgsp.wgsd_cl_pdl() is True
     env_switch("SPENSE_WGSD_EXP", "7")
     assert wgsp.wgsd_exp() == 7
     env_switch("SPENSE_WGSP_CLUSTER", "1")
@@ -85,10 +89,11 @@ def test_cluster_and_decode_form_switches(env_switch):
     assert wgsp.wgsp_cluster() is True and wgsp.wgsd_min_m() == 1 and wgsp.wgsd_stream_k() == 0
     fns = {"SPENSE_WGSP_CLUSTER": wgsp.wgsp_cluster, "SPENSE_WGSD_MIN_M": wgsp.wgsd_min_m,
            "SPENSE_WGSD_MIN_M_LARGE": wgsp.wgsd_min_m_large, "SPENSE_WGSD_SK": wgsp.wgsd_stream_k,
-           "SPENSE_WGSD_EXP": wgsp.wgsd_exp, "SPENSE_WGSD_SK_MIN_NK": wgsp.wgsd_sk_min_nk}
+           "SPENSE_WGSD_EXP": wgsp.wgsd_exp, "SPENSE_WGSD_SK_MIN_NK": wgsp.wgsd_sk_min_nk,
+           "SPENSE_WGSD_CL_PDL": wgsp.wgsd_cl_pdl}
     for name, bad in (("SPENSE_WGSP_CLUSTER", "2"), ("SPENSE_WGSD_MIN_M", "65"), ("SPENSE_WGSD_MIN_M", "x"),
                       ("SPENSE_WGSD_MIN_M_LARGE", "-1"), ("SPENSE_WGSD_SK", "3"), ("SPENSE_WGSD_EXP", "65536"),
-                      ("SPENSE_WGSD_SK_MIN_NK", "0")):
+                      ("SPENSE_WGSD_SK_MIN_NK", "0"), ("SPENSE_WGSD_CL_PDL", "2")):
         env_switch(name, bad)
         with pytest.raises(DeviceError, match=name):
             fns[name]()

@@ -123,6 +123,17 @@ def wgsd_stream_k() -> int:
 
 
 @functools.lru_cache(maxsize=None)
+def wgsd_cl_pdl() -> bool:
+    """Whether the cluster decode form (K split over clusters: :func:`wgsd_stream_k`'s short rows, bf16 8B.qkv
+    and 8B.o at M = 17-32) is launched dependent, as :func:`wgsd_exp`'s bit 32768 launches the stream-K form
+    (``SPENSE_WGSD_CL_PDL``, read once: 0, default, or 1): its producer waits for the kernel before ahead of its
+    first x load, so that the CTAs' entry overlaps that kernel's end.  Written after results o (the stream-K
+    form's dependent launch took 0.9 % off the BF16 8B step at B = 32, 2.7 % off FP8's, where all four linears
+    run stream-K); not yet measured, so off."""
+    return bool(_env_int("SPENSE_WGSD_CL_PDL", 0, 0, 1))
+
+
+@functools.lru_cache(maxsize=None)
 def wgsd_exp() -> int:
     """Variants of the stream-K decode form written from its timeline (docs/runtime.md section 13;
     ``SPENSE_WGSD_EXP``, bits, default 38913): 1 a split block's epilogue in three round trips to L2 (all parts
@@ -352,7 +363,7 @@ def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False
     x2 = x2 if x2.stride(1) == 1 else x2.contiguous()
     y = torch.empty(x2.shape[0], kw.n_out, dtype=torch.bfloat16, device=x2.device)
     grid = wgsd_sk_ctas(kw, _sm_count(x2.device), split) if form == 3 else 0
-    variant = wgsd_variant(kw, grid) if form == 3 else 0
+    variant = wgsd_variant(kw, grid) if form == 3 else 32768 if form == 2 and wgsd_cl_pdl() else 0
     ok = ext.spense_wgsp(y, kw.sv, kw.sm, kw.dv, x2, kw.sblk, kw.dblk, kw.out_row, kw.rows_sparse // 16,
                          kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, form, ws, cnt, variant, kw.wscale, grid,
                          _EMPTY_L if trace is None else trace)

@@ -29,6 +29,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
+#include <tuple>
 #include <torch/extension.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -362,13 +363,16 @@ bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Ten
     C10_CUDA_CHECK(e);
     return true;
   }
-  const auto launch = form == 0 ? launch_wgsp_ws<WS_STAGES, 0, 1> : form == 1 ? launch_wgsp_ws<WS_STAGES, 0, 2>
-                                                                               : launch_wgsd<WSD_STAGES, 0>;
-  e = launch(
+  const auto args = std::make_tuple(
       at::cuda::getCurrentCUDAStream(), (const uint4*)sv.data_ptr(), (const uint32_t*)sm.data_ptr(),
       (const uint4*)dv.data_ptr(), (const __nv_bfloat16*)x.data_ptr(), (int)x.stride(0), (int)x.size(1),
       (int)x.size(0), sblk.data_ptr<int>(), dblk.data_ptr<int>(), out_row.data_ptr<int>(),
       (__nv_bfloat16*)y.data_ptr(), (int)y.stride(0), (int)Bs, (int)Bd, (int)Ss, (int)SdA, (int)SdB);
+  // the cluster decode form (2): bit 32768 of `variant` launches it dependent (the prefill forms take none)
+  const bool pdl = form == 2 && (variant & 32768) != 0 && CUDART_VERSION >= 12030;
+  e = form == 0   ? std::apply(launch_wgsp_ws<WS_STAGES, 0, 1>, args)
+      : form == 1 ? std::apply(launch_wgsp_ws<WS_STAGES, 0, 2>, args)
+                  : std::apply([pdl](auto... a) { return launch_wgsd<WSD_STAGES, 0>(a..., pdl); }, args);
   if (e == cudaErrorInvalidValue) return false;
   C10_CUDA_CHECK(e);
   return true;

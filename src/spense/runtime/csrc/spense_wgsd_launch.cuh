@@ -16,20 +16,24 @@ inline int wsd_split(int blocks) {
 
 // y = the layer on M <= 64 tokens through the cluster form (8 row tiles and 64 tokens per CTA, the K steps split
 // over a cluster of KS CTAs; KS = 0: wsd_split); cudaErrorInvalidValue where it does not apply (M > 64, or as
-// launch_wgsp_ws).
+// launch_wgsp_ws).  pdl: launched dependent (run_wgsp_ws)
 template <int S = WSD_STAGES, int KS = 0>
 inline cudaError_t launch_wgsd(cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv,
                                const __nv_bfloat16* x, int ldx, int K, int M, const int* sblk, const int* dblk,
                                const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
-                               int SdB) {
+                               int SdB, bool pdl = false) {
   if (M > 64 || !wg_fits(8, sv, sm, dv, x, ldx, K, M, Bs, Bd) || K / 64 > WS_MAXQ) return cudaErrorInvalidValue;
   WgMaps maps;
   if (!wgsp_maps(&maps, 8, wsd_xrows(M), sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB)) return cudaErrorInvalidValue;
+  const auto run = [&](auto ks) {
+    return run_wgsp_ws<S, 1, 1, 64, decltype(ks)::value>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss,
+                                                           SdA, SdB, pdl);
+  };
   switch (KS > 0 ? KS : wsd_split((Bs + Bd) / 8)) {
-    case 1: return run_wgsp_ws<S, 1, 1, 64, 1>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
-    case 2: return run_wgsp_ws<S, 1, 1, 64, 2>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
-    case 4: return run_wgsp_ws<S, 1, 1, 64, 4>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
-    default: return run_wgsp_ws<S, 1, 1, 64, 8>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
+    case 1: return run(std::integral_constant<int, 1>{});
+    case 2: return run(std::integral_constant<int, 2>{});
+    case 4: return run(std::integral_constant<int, 4>{});
+    default: return run(std::integral_constant<int, 8>{});
   }
 }
 

@@ -203,6 +203,10 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
       else tma_load_3d_mc(dst, map, 0, c1, t, fb, (uint16_t)((1u << CL) - 1));
     };
     const int share0 = (int)rank * SHARE;  // the first local row tile of this CTA's share
+    // x is the kernel before's output: read only once that one has completed (a no-op unless launched dependent,
+    // run_wgsp_ws's pdl: the entry above then overlaps the kernel before's end).  Every global store of the CTA
+    // follows: the consumers' behind slots loaded after it, and with clusters behind this warp's barriers
+    if (tid == 0) pdl_wait();
     for (int i = 0; tid == 0 && i < nl; ++i) {
       const int s = i % S, q = KS == 1 ? i : (i < ns ? s_lo + i : nsp + d_lo + (i - ns));  // q: the global step
       if (i >= S) mbar_wait(empty0 + 8 * s, ((i / S) - 1) & 1);
@@ -437,11 +441,12 @@ inline bool ws_half_ctas_win(int M, int tiles, int cl) {
 }
 
 // launches spense_wgsp_ws_kernel<S, TPC, CL, NT, KS> on maps built by wgsp_maps (boxes of 8 TPC / CL row tiles
-// and NT tokens); a cluster launch where CL or KS > 1
+// and NT tokens); a cluster launch where CL or KS > 1; pdl: launched dependent (programmatic stream
+// serialization; the kernel never triggers early, so the one after it launches at its exit)
 template <int S, int TPC, int CL, int NT, int KS>
 inline cudaError_t run_wgsp_ws(cudaStream_t stream, const WgMaps& maps, int M, const int* sblk, const int* dblk,
                                const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
-                               int SdB) {
+                               int SdB, bool pdl = false) {
   constexpr int TILES = 8 * TPC, SMEM = ws_smem(S, TPC, NT), CLUSTER = CL * KS;
   auto kernel = spense_wgsp_ws_kernel<S, TPC, CL, NT, KS>;
   static unsigned set_on = 0;  // the devices (below 32) this instantiation's shared-memory limit was raised on
@@ -449,13 +454,12 @@ inline cudaError_t run_wgsp_ws(cudaStream_t stream, const WgMaps& maps, int M, c
   if (e != cudaSuccess) return e;
   const unsigned ntok = (unsigned)((M + NT - 1) / NT);
   const dim3 grid(KS > 1 ? KS : (ntok + CL - 1) / CL * CL, (unsigned)((Bs + Bd) / TILES));
-  if constexpr (CLUSTER == 1) {
+  if (CLUSTER == 1 && !pdl) {
     kernel<<<grid, 384, SMEM, stream>>>(maps, M, sblk, dblk, out_row, y, ldy, Bs, Ss, SdA, SdB);
     return cudaGetLastError();
-  } else {
-    return launch_ex_cl(kernel, grid, dim3(384), SMEM, stream, false, CLUSTER, maps, M, sblk, dblk, out_row, y, ldy,
-                        Bs, Ss, SdA, SdB);
   }
+  return launch_ex_cl(kernel, grid, dim3(384), SMEM, stream, pdl, CLUSTER, maps, M, sblk, dblk, out_row, y, ldy, Bs,
+                      Ss, SdA, SdB);
 }
 
 // y (M x ldy) = the Spense layer applied to x, as launch_wgsp, with 8 TPC row tiles per CTA and S ring
