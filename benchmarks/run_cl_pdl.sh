@@ -18,7 +18,7 @@ echo "e2e rc=$? at $(el) s" >> /tmp/o/gpu.txt
 keep
 if [ -f /tmp/spense_mmasp.so ]; then
   export SPENSE_MMASP_SO=/tmp/spense_mmasp.so
-  timeout 90 python3 -m pytest -q -m gpu tests/test_wgsp_stream_k.py -p no:cacheprovider -k "dependent" > /tmp/o/tests.txt 2>&1
+  timeout 120 python3 -m pytest -q -m gpu tests/test_wgsp_pdl.py -p no:cacheprovider > /tmp/o/tests.txt 2>&1
   echo "tests rc=$? at $(el) s" >> /tmp/o/gpu.txt; keep
   SPENSE_WGSD_CL_PDL=1 SAN_VARIANTS="6145 38913" timeout 150 compute-sanitizer --tool memcheck --print-limit 20 \
     python3 benchmarks/sanitize_kernels.py > /tmp/o/memcheck.txt 2>&1

@@ -69,9 +69,9 @@ def test_cluster_and_decode_form_switches(env_switch):
     """The cluster prefill is off by default, the decode form serves M = 17..64 (large layers from M = 9)
     and picks stream-K by the layer (2), with the stream-K epilogue measured fastest in the engine and x in f16
     for e4m3 with the split blocks' count by one acq_rel atomic, launched dependent (38913);
-    SPENSE_WGSP_CLUSTER and SPENSE_WGSD_CL_PDL (off by default) take 0 or 1, SPENSE_WGSD_SK 0..2, SPENSE_WGSD_MIN_M(_LARGE) 0..64 (the decode
-    form's 64 tokens per work block), SPENSE_WGSD_EXP 0..65535 and SPENSE_WGSD_SK_MIN_NK >= 1; anything else is
-    refused in one line."""
+    SPENSE_WGSP_CLUSTER and SPENSE_WGSD_CL_PDL (off by default) take 0 or 1, SPENSE_WGSD_SK 0..2,
+    SPENSE_WGSD_MIN_M(_LARGE) 0..64 (the decode form's 64 tokens per work block), SPENSE_WGSD_EXP 0..65535 and
+    SPENSE_WGSD_SK_MIN_NK >= 1; anything else is refused in one line."""
     names = ("SPENSE_WGSP_CLUSTER", "SPENSE_WGSD_MIN_M", "SPENSE_WGSD_MIN_M_LARGE", "SPENSE_WGSD_SK",
              "SPENSE_WGSD_EXP", "SPENSE_WGSD_SK_MIN_NK", "SPENSE_WGSD_CL_PDL")
     for name in names:

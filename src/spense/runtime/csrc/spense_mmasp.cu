@@ -304,7 +304,8 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
 // form for M <= 64 (launch_wgsd, K split over a cluster); 3: the stream-K decode form (launch_wgsd_sk; ws: its
 // fp32 workspace, cnt: its int32 counts, zeroed once; variant: its SPENSE_WGSD_EXP bits; grid: its CTAs, 0 = one
 // per SM, at most the SMs, as the workspace holds; trace: empty, or int64 clocks of each CTA's entry, first
-// operands, last MMAs and exit, 4 a CTA, for timelines; all five unused by the other forms).  e4m3 weights (sv as
+// operands, last MMAs and exit, 4 a CTA, for timelines; all five unused by the other forms but variant's bit 32768,
+// which launches form 2 dependent too).  e4m3 weights (sv as
 // uint8: the FP8 layout) take form 3 only, with wscale their float32 per-output-row scales (else unused), and x
 // may then be f16 (x * 2^-8: variant bit 2048, set here from x's dtype; in slots of two K steps only, else an
 // error).

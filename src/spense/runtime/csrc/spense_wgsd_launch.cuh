@@ -126,9 +126,9 @@ inline cudaError_t launch_wgsd_sk(cudaStream_t stream, const uint4* sv, const ui
   }
   // pdl: launched dependent (programmatic stream serialization); only with EXP bit 2 or 32768, whose producer
   // waits for the kernel before ahead of its first x load
-  return launch_ex_cl(kernel, dim3(G), dim3(384), SMEM, stream, pdl && (EXP & (2 | 32768)) != 0, k, maps, M, sblk,
-                      dblk,
-                      out_row, y, ldy, Bs, Bd, Ss, SdA, SdB, ws, cnt, trace, wscale);
+  const bool dep = pdl && (EXP & (2 | 32768)) != 0;
+  return launch_ex_cl(kernel, dim3(G), dim3(384), SMEM, stream, dep, k, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd,
+                      Ss, SdA, SdB, ws, cnt, trace, wscale);
 }
 
 // launch_wgsd_sk on tiles of nt tokens (16, 32 or 64: wsd_nt) with as many ring slots as fit (wsd_stages)
@@ -140,9 +140,9 @@ inline cudaError_t launch_wgsd_sk_nt(int nt, Args... args) {
     default: return launch_wgsd_sk<wsd_stages(64, FP8), EXP, FP8, 64>(args...);
   }
 }
-// launch_wgsd_sk for a variant's bits chosen at run time (SPENSE_WGSD_EXP; bit 4 is the launch's `pdl`, among
-// `args`): the kernel instantiation EXP of those bits, bit 8 counting with bit 1 only.  fp8: e4m3 weights
-// (`args` end with wscale), variant 0 or 1 (bit 1; the others not instantiated).  Variant 1 takes the token
+// launch_wgsd_sk for a variant's bits chosen at run time (SPENSE_WGSD_EXP; the launch's `pdl`, among `args`, comes
+// from bits 4 and 32768): the kernel instantiation EXP of those bits, bit 8 counting with bit 1 only.  fp8: e4m3
+// weights (`args` end with wscale), variant 0 or 1 (bit 1; the others not instantiated).  Variant 1 takes the token
 // tile of M (wsd_nt) unless bit 16 is set, two wgmma groups in flight with bit 32, four accumulator chains with
 // bit 64 (and in e4m3 on tiles of 16 tokens); the others tiles of 64.  129 and 257: timing only (M <= 16).
 // 1027 (bf16; 1031 launched dependent): variant 3 with two early slots.  e4m3 at M <= 16, variants 1 and 513:
