@@ -82,7 +82,7 @@ def test_gpu_dependent_launch_gives_the_same_bits(env_switch):
 @sm90
 def test_gpu_stream_k_launched_dependent_reads_x_after_the_writer(env_switch):
     """Under the default (38913) the stream-K form right behind a kernel that lets it launch at once and writes
-    its x ~0.1 ms later gives the bits it gives on x written beforehand (a wait missing or misplaced would read
+    its x after a spin of 200,000 LCG steps gives the bits it gives on x written beforehand (a wait missing or misplaced would read
     zeros), bf16 and e4m3, at M = 1, 16, 32."""
     env_switch("SPENSE_WGSD_EXP", None)
     gen = torch.Generator().manual_seed(43)
