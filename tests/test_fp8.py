@@ -185,6 +185,56 @@ def test_gpu_one_launch_split_k_gives_the_two_launch_bits_in_a_cuda_graph():
     assert int(tile_counters(x.device).abs().sum()) == 0
 
 
+@pytest.mark.gpu
+@sm90
+def test_gpu_w8a16_launched_dependent_reads_x_after_the_writer(monkeypatch):
+    """SPENSE_FP8_PDL=1: the W8A16 kernel launched dependent (its first weight tile before the wait) gives the
+    plain launch's bits for every decode config, bf16 x and its f16 operand, at M = 1 and 16, also right behind a
+    Triton kernel that lets it launch at once and writes x after a spin (a missing or misplaced wait reads zeros)."""
+    from spense.runtime import fp8_dense
+    from spense.runtime.fp8_dense import DECODE_CONFIGS, launch_w8a16
+    from spense.runtime.xops import f16_operand
+    from test_wgsp_pdl import _late_copy
+
+    monkeypatch.setenv("SPENSE_FP8_PDL", "1")
+    fp8_dense.fp8_pdl.cache_clear()
+    try:
+        gen = torch.Generator().manual_seed(9)
+        wq, s = quantize_weight(torch.randn(1000, 4096, generator=gen).cuda())
+        for M in (1, 16):
+            x = torch.randn(M, 4096, generator=gen).cuda().to(torch.bfloat16)
+            for cfg in DECODE_CONFIGS:
+                for xin, xh in ((x, False), (f16_operand(x), True)):
+                    plain = launch_w8a16(xin, wq, s, cfg, xh=xh, pdl=0)
+                    assert torch.equal(launch_w8a16(xin, wq, s, cfg, xh=xh), plain), (M, cfg, xh)
+                    late = launch_w8a16(_late_copy(xin, 200_000), wq, s, cfg, xh=xh)
+                    torch.cuda.synchronize()
+                    assert torch.equal(late, plain), (M, cfg, xh, "late")
+    finally:
+        fp8_dense.fp8_pdl.cache_clear()
+
+
+def test_fp8_pdl_switch(monkeypatch):
+    """SPENSE_FP8_PDL is off by default, takes 0 or 1, and is refused in one line otherwise; under the
+    interpreter or off CUDA the kernel is never launched dependent."""
+    from spense.errors import DeviceError
+    from spense.runtime import fp8_dense
+
+    try:
+        monkeypatch.delenv("SPENSE_FP8_PDL", raising=False)
+        fp8_dense.fp8_pdl.cache_clear()
+        assert fp8_dense.fp8_pdl() is False
+        monkeypatch.setenv("SPENSE_FP8_PDL", "1")
+        fp8_dense.fp8_pdl.cache_clear()
+        assert fp8_dense.fp8_pdl() is True and not fp8_dense._pdl_on(torch.device("cpu"))
+        monkeypatch.setenv("SPENSE_FP8_PDL", "2")
+        fp8_dense.fp8_pdl.cache_clear()
+        with pytest.raises(DeviceError, match="SPENSE_FP8_PDL"):
+            fp8_dense.fp8_pdl()
+    finally:
+        fp8_dense.fp8_pdl.cache_clear()
+
+
 @pytest.mark.parametrize("kind", ["w8a16", "w8a16:32x256x2x4", "nt", "swap", "w8a16h:32x256x2x4",
                                   "w8a16h:32x256x2x4x0x0x1"])
 def test_kinds_trace_without_graph_breaks(kind):

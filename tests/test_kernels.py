@@ -143,6 +143,15 @@ _INTERP = textwrap.dedent("""
             two, serial = launch_w8a16(xin, wq, s, cfg, xh=xh), launch_w8a16(xin, wq, s, one, xh=xh)
             assert torch.equal(two, serial), (cfg, xh)
         assert int(tile_counters(x.device).abs().sum()) == 0
+    # the dependent launch's first step peeled off the loop (pdl=1: no wait here): the same bits as the loop
+    for M, N, K, cfg in [(1, 40, 300, (32, 128, 1, 4)), (7, 70, 300, (64, 128, 2, 4, 1)), (3, 40, 300, (16, 128, 1, 4, 2)),
+                         (16, 33, 260, (32, 128, 4, 4, 0, 0, 1)), (5, 40, 100, (16, 128, 1, 4))]:
+        x = torch.randn(M, K, generator=gen)
+        wq = torch.randn(N, K, generator=gen).to(torch.float8_e4m3fn)
+        s = torch.rand(N, generator=gen) + 0.1
+        for xin, xh in ((x, False), (f16_operand(x.to(torch.bfloat16)), True)):
+            peeled, loop = (launch_w8a16(xin, wq, s, cfg, xh=xh, pdl=p) for p in (1, 0))
+            assert torch.equal(peeled, loop), (cfg, xh)
     for axis, fp8 in (("cols", False), ("rows", False), ("cols", True)):
         N, K = 32, 256
         dim = N if axis == "rows" else K

@@ -19,13 +19,23 @@ launches: the same bits as the two launches.  Any M, N, K (tails are masked).
 ``xh``: x is the f16 operand ``x * 2^-8`` (:func:`spense.runtime.xops.f16_operand`): the e4m3 tile goes to
 f16 (one cvt a pair), ``tl.dot`` runs in f16, the epilogue multiplies by 2^8 and the output is bf16.
 
+``SPENSE_FP8_PDL=1`` (:func:`fp8_pdl`, off by default: not yet measured) launches the kernel dependent
+(programmatic dependent launch, sm_90): each program loads its first weight tile, then waits for the kernel
+before (``gdc_wait``) ahead of its first x load; it never lets the kernel after it launch early, so the split-K
+tile counters stay this launch's until it exits (as the stream-K Spense form, variant bit 32768).
+
 Registered as the custom op ``spense::fp8_w8a16_mm`` (CUDA: the Triton kernel; CPU: the same
 arithmetic in float32 — the reference), with a fake implementation for ``torch.compile``.
 """
 
 from __future__ import annotations
 
+import functools
+import os
+
 import torch
+
+from spense.runtime.xops import _env_int
 
 try:  # Triton is only needed on CUDA
     import triton
@@ -137,13 +147,33 @@ def default_config(M: int, N: int, K: int) -> tuple[int, int, int, int]:
     return (32, 256, sk, 4)
 
 
+@functools.lru_cache(maxsize=None)
+def fp8_pdl() -> bool:
+    """Whether the W8A16 kernel is launched dependent (``SPENSE_FP8_PDL``, read once: 0, default, or 1; module
+    doc), on an sm_90+ CUDA device and never under the interpreter (:func:`launch_w8a16`).  Written so that the FP8
+    dense baseline overlaps the kernel before it as the Spense kernels do (their dependent launches: the register
+    kernel since e2e v15, the stream-K form since v44); not yet measured, so off."""
+    return bool(_env_int("SPENSE_FP8_PDL", 0, 0, 1))
+
+
 if triton is not None:
+
+    @triton.jit
+    def _w8a16_step(acc, w, x, DOT_DT: tl.constexpr, MODE: tl.constexpr):
+        """acc plus one K step's products (MODE as :func:`w8a16_kernel`)."""
+        if MODE == 0:
+            acc += tl.dot(x.to(DOT_DT), tl.trans(w.to(DOT_DT)))
+        elif MODE == 1:
+            acc += tl.dot(w.to(DOT_DT), tl.trans(x.to(DOT_DT)))
+        else:
+            acc += tl.sum(w.to(tl.float32)[:, None, :] * x.to(tl.float32)[None, :, :], axis=2)
+        return acc
 
     @triton.jit
     def w8a16_kernel(x_ptr, w_ptr, s_ptr, y_ptr, out_ptr, cnt_ptr, M, N, K, stride_xm, stride_wn, stride_ym,
                      BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
                      SPLIT_K: tl.constexpr, DOT_DT: tl.constexpr, MODE: tl.constexpr, UNSCALE: tl.constexpr,
-                     SERIAL: tl.constexpr = False):
+                     SERIAL: tl.constexpr = False, PDL: tl.constexpr = 0):
         # MODE 0: acc (M, N) += x @ w.T;  MODE 1: acc (N, M) += w @ x.T (the converted weight tile is
         # the MMA's A operand, tokens the n dimension);  MODE 2: CUDA-core dot products (BLOCK_M <= 4)
         pid_n = tl.program_id(0)
@@ -160,19 +190,29 @@ if triton is not None:
             acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
         else:
             acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
-        for k0 in range(k_lo, k_hi, BLOCK_K):
+        # PDL 2 (launched dependent): the first step's weight tile (constant) loaded before the wait for the kernel
+        # before, its x (that kernel's output) after; 1: the same first step peeled off the loop, with no wait (the
+        # interpreter's check of its arithmetic)
+        k_start = k_lo
+        if PDL > 0:
+            rk = k_lo + tl.arange(0, BLOCK_K)
+            k_mask = rk < k_hi
+            w = tl.load(w_ptr + rn[:, None] * stride_wn + rk[None, :],
+                        mask=n_mask[:, None] & k_mask[None, :], other=0.0)
+            if PDL == 2:
+                tl.extra.cuda.gdc_wait()
+            x = tl.load(x_ptr + rm[:, None] * stride_xm + rk[None, :],
+                        mask=m_mask[:, None] & k_mask[None, :], other=0.0)
+            acc = _w8a16_step(acc, w, x, DOT_DT, MODE)
+            k_start = k_lo + BLOCK_K
+        for k0 in range(k_start, k_hi, BLOCK_K):
             rk = k0 + tl.arange(0, BLOCK_K)
             k_mask = rk < k_hi
             w = tl.load(w_ptr + rn[:, None] * stride_wn + rk[None, :],
                         mask=n_mask[:, None] & k_mask[None, :], other=0.0)
             x = tl.load(x_ptr + rm[:, None] * stride_xm + rk[None, :],
                         mask=m_mask[:, None] & k_mask[None, :], other=0.0)
-            if MODE == 0:
-                acc += tl.dot(x.to(DOT_DT), tl.trans(w.to(DOT_DT)))
-            elif MODE == 1:
-                acc += tl.dot(w.to(DOT_DT), tl.trans(x.to(DOT_DT)))
-            else:
-                acc += tl.sum(w.to(tl.float32)[:, None, :] * x.to(tl.float32)[None, :, :], axis=2)
+            acc = _w8a16_step(acc, w, x, DOT_DT, MODE)
         sc = tl.load(s_ptr + rn, mask=n_mask, other=0.0)
         if UNSCALE != 1.0:  # 2^8 for the f16 operand (compile time: the bf16 kernel is unchanged)
             sc = sc * UNSCALE
@@ -210,15 +250,21 @@ if triton is not None:
 
 
 def _interpreted() -> bool:
-    import os
-
     return os.environ.get("TRITON_INTERPRET") == "1"
 
 
+def _pdl_on(device: torch.device) -> bool:
+    """:func:`fp8_pdl` on an sm_90+ CUDA device, never under the interpreter."""
+    return (fp8_pdl() and not _interpreted() and device.type == "cuda" and torch.version.hip is None
+            and torch.cuda.get_device_capability(device)[0] >= 9)
+
+
 def launch_w8a16(x: torch.Tensor, wq: torch.Tensor, scale: torch.Tensor,
-                 cfg: tuple[int, int, int, int], xh: bool = False) -> torch.Tensor:
+                 cfg: tuple[int, int, int, int], xh: bool = False, pdl: int | None = None) -> torch.Tensor:
     """Run the Triton kernel (CUDA tensors, or CPU under ``TRITON_INTERPRET=1``); ``xh``: x is the f16
-    operand (module doc), the output bf16."""
+    operand (module doc), the output bf16.  ``pdl``: 2 launched dependent, 0 not, 1 the dependent form's
+    first step peeled off the loop without the wait (checks); None: 2 where :func:`fp8_pdl` holds on an sm_90+
+    CUDA device, else 0."""
     M, K = x.shape
     N = wq.shape[0]
     bn, bk, sk, nw = cfg[:4]
@@ -236,9 +282,12 @@ def launch_w8a16(x: torch.Tensor, wq: torch.Tensor, scale: torch.Tensor,
     ws = y if sk == 1 else torch.empty(sk, M, N, dtype=torch.float32, device=x.device)
     grid = (triton.cdiv(N, bn), triton.cdiv(M, bm), sk)
     cnt = tile_counters(x.device) if sk > 1 and serial_of(cfg) and grid[0] * grid[1] <= MAX_TILES else None
+    if pdl is None:
+        pdl = 2 if _pdl_on(x.device) else 0
+    dep = {"PDL": pdl, "launch_pdl": True} if pdl == 2 else {"PDL": pdl} if pdl else {}
     w8a16_kernel[grid](x, wq, scale, ws, y, ws if cnt is None else cnt, M, N, K, x.stride(0), wq.stride(0), N,
                        BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=sk, DOT_DT=dot_dt, MODE=mode,
-                       UNSCALE=256.0 if xh else 1.0, SERIAL=cnt is not None, num_warps=nw, **ns)
+                       UNSCALE=256.0 if xh else 1.0, SERIAL=cnt is not None, num_warps=nw, **ns, **dep)
     if sk > 1 and cnt is None:
         sum_splits_kernel[(triton.cdiv(M * N, 1024),)](ws, y, M * N, SPLIT_K=sk, BLOCK=1024)
     return y
