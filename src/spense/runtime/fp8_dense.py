@@ -284,10 +284,10 @@ def launch_w8a16(x: torch.Tensor, wq: torch.Tensor, scale: torch.Tensor,
     cnt = tile_counters(x.device) if sk > 1 and serial_of(cfg) and grid[0] * grid[1] <= MAX_TILES else None
     if pdl is None:
         pdl = 2 if _pdl_on(x.device) else 0
-    dep = {"PDL": pdl, "launch_pdl": True} if pdl == 2 else {"PDL": pdl} if pdl else {}
+    dep = {"launch_pdl": True} if pdl == 2 else {}
     w8a16_kernel[grid](x, wq, scale, ws, y, ws if cnt is None else cnt, M, N, K, x.stride(0), wq.stride(0), N,
                        BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=sk, DOT_DT=dot_dt, MODE=mode,
-                       UNSCALE=256.0 if xh else 1.0, SERIAL=cnt is not None, num_warps=nw, **ns, **dep)
+                       UNSCALE=256.0 if xh else 1.0, SERIAL=cnt is not None, PDL=pdl, num_warps=nw, **ns, **dep)
     if sk > 1 and cnt is None:
         sum_splits_kernel[(triton.cdiv(M * N, 1024),)](ws, y, M * N, SPLIT_K=sk, BLOCK=1024)
     return y

@@ -201,7 +201,7 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
         if (i >= S) mbar_wait(empty0 + 8 * s, ((i / S) - 1) & 1);
         if constexpr (PRE) {
           const bool early = i < EARLY;  // its weight box is on its way already
-          if ((EXP & 2) != 0 && i == 0) pdl_wait();  // x: written by the kernel before
+          if (i == 0) pdl_wait();    // x: written by the kernel before
           if (!early) expect(i, b, q);
           tma_load_2d(smem_addr(ring + s * SLOT), &maps.x, sp_rows ? cols_s[q] : cols_d[q], 0, full0 + 8 * s);
           if (!early) load_a(i, b, q);

@@ -454,10 +454,6 @@ inline cudaError_t run_wgsp_ws(cudaStream_t stream, const WgMaps& maps, int M, c
   if (e != cudaSuccess) return e;
   const unsigned ntok = (unsigned)((M + NT - 1) / NT);
   const dim3 grid(KS > 1 ? KS : (ntok + CL - 1) / CL * CL, (unsigned)((Bs + Bd) / TILES));
-  if (CLUSTER == 1 && !pdl) {
-    kernel<<<grid, 384, SMEM, stream>>>(maps, M, sblk, dblk, out_row, y, ldy, Bs, Ss, SdA, SdB);
-    return cudaGetLastError();
-  }
   return launch_ex_cl(kernel, grid, dim3(384), SMEM, stream, pdl, CLUSTER, maps, M, sblk, dblk, out_row, y, ldy, Bs,
                       Ss, SdA, SdB);
 }
