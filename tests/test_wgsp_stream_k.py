@@ -326,18 +326,20 @@ def test_gpu_stream_k_grids_match_reference_and_trace(env_switch):
     env_switch("SPENSE_WGSD_SK_SPLIT", None)
 
 
-def _same_bits(env_switch, kw, ref, M: int, gen, variants: tuple[str, str], split: int, tag) -> None:
-    """The stream-K form of ``kw`` on ``split``'s grid gives the same y under both ``variants`` (SPENSE_WGSD_EXP),
-    within rounding of the float64 reference ``ref``, for M random tokens."""
+def _same_bits(env_switch, kw, ref, M: int, gen, variants: tuple[str, str], split: int | None, tag,
+               switch: str = "SPENSE_WGSD_EXP", stream_k: bool = True) -> None:
+    """The decode form of ``kw`` (stream-K on ``split``'s grid, or the cluster form: ``stream_k`` False) gives the
+    same y under both ``variants`` of ``switch``, within rounding of the float64 reference ``ref``, for M random
+    tokens."""
     x = torch.randn(M, ref.shape[1], generator=gen).to("cuda", torch.bfloat16)
     ys = []
     for v in variants:
-        env_switch("SPENSE_WGSD_EXP", v)
-        ys.append(wgsp.wgsp_forward(kw, x, decode=True, stream_k=True, split=split))
+        env_switch(switch, v)
+        ys.append(wgsp.wgsp_forward(kw, x, decode=True, stream_k=stream_k, split=split))
     r = x.double() @ ref.T
     assert ys[0] is not None and torch.equal(ys[0], ys[1]), tag
     assert ((ys[1].double() - r).norm() / r.norm()).item() <= 1e-2, tag
-    env_switch("SPENSE_WGSD_EXP", None)
+    env_switch(switch, None)
 
 
 @pytest.mark.gpu
