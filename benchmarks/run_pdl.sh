@@ -27,10 +27,10 @@ echo "e2e rc=$? at $(el) s" >> /tmp/o/gpu.txt
 keep
 if [ "${FP8:-0}" != 1 ] && [ -f /tmp/spense_mmasp.so ]; then
   export SPENSE_MMASP_SO=/tmp/spense_mmasp.so
-  timeout 150 python3 -m pytest -q -m gpu tests/test_wgsp_pdl.py tests/test_fp8.py -k "dependent or pdl" \
+  timeout 110 python3 -m pytest -q -m gpu tests/test_wgsp_pdl.py tests/test_fp8.py -k "dependent or pdl" \
     -p no:cacheprovider > /tmp/o/tests.txt 2>&1
   echo "tests rc=$? at $(el) s" >> /tmp/o/gpu.txt; keep
-  SPENSE_WGSD_CL_PDL=1 SPENSE_FP8_PDL=1 SAN_VARIANTS="6145 38913" timeout 150 compute-sanitizer --tool memcheck --print-limit 20 \
+  SPENSE_WGSD_CL_PDL=1 SPENSE_FP8_PDL=1 SAN_VARIANTS="6145 38913" timeout 130 compute-sanitizer --tool memcheck --print-limit 20 \
     python3 benchmarks/sanitize_kernels.py > /tmp/o/memcheck.txt 2>&1
   echo "memcheck rc=$? at $(el) s" >> /tmp/o/gpu.txt; keep
 fi
