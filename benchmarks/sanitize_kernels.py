@@ -7,7 +7,8 @@ default 1, 17, 33, 65: tiles of 16, 32 and 64 tokens; the timing-only ones from 
 on the default grid and on two CTAs a row block, where 14337 takes clusters, and on two CTAs to three blocks,
 split -2, where it takes clusters of two over three blocks),
 its cluster decode form, its prefill and the FP8 dense weight as dense rows; a line ending
-in False is a form that declined (an extension built for another arch)."""
+in False is a form that declined (an extension built for another arch).  ``SAN_PARTS`` picks the groups (default
+``mmasp w8a16 wgsp``: the mma.sp and Triton decode kernels, the W8A16 kernel, the warpgroup kernel)."""
 
 import sys
 import os
@@ -25,6 +26,7 @@ from spense.runtime.xops import f16_operand, gathered_fragments, x_perm  # noqa:
 
 gen = torch.Generator().manual_seed(0)
 VARIANTS = os.environ.get("SAN_VARIANTS", "1 17 33 65").split()
+PARTS = os.environ.get("SAN_PARTS", "mmasp w8a16 wgsp").split()  # which of the three groups below run
 
 
 def packed(axis, N, K, fp8, nd=64):
@@ -37,38 +39,40 @@ def packed(axis, N, K, fp8, nd=64):
     return pack(lay.merge((g * keep).reshape(sp.shape), dn), lay, fp8=fp8).to("cuda")
 
 
-for axis in ("cols", "rows"):
-    for fp8 in (False, True):
-        p = packed(axis, 96, 320, fp8)
-        kw = to_kernel_layout(p, "cuda")
-        for M in (1, 16, 32, 64):  # NT = 1, 2, 4, 8
-            x = torch.randn(M, 320, device="cuda").to(torch.bfloat16)
-            for RT in (1, 2):
-                for xfrag in (False, True):
-                    mmasp_forward(kw, x, None, RT, 4, 0, xfrag)
-                if fp8 and M <= 16:  # x's f16 operand: through its fragments, and (RT = 1, M = 1) x_perm
-                    xh = f16_operand(x)
-                    mmasp_forward(kw, x, None, RT, 4, 0, xf=gathered_fragments(xh, kw.xperm))
-                    if RT == 1 and M == 1 and kw.xperm is None:
-                        mmasp_forward(kw, x_perm(xh), None, 1, 4, 0, xperm=True)
-                print("mmasp", axis, fp8, M, RT, flush=True)
-                if torch.cuda.get_device_capability()[0] >= 9:  # the bulk-copy kernel, ring of 1 and 3
-                    for stages in (1, 3):
-                        mmasp_forward(kw, x, None, RT, 2, stages, stages == 3)
-                        print("mmasp bulk", axis, fp8, M, RT, stages, flush=True)
-            triton_decode_packed(p, x)
-            print("triton_decode", axis, fp8, M, flush=True)
-wq = torch.randn(100, 300, device="cuda").to(torch.float8_e4m3fn)
-s = torch.rand(100, device="cuda") + 0.5
-serial = tuple(c for c in EXTRA_CONFIGS if serial_of(c))  # split-K in one launch (its tile counters)
-for M in (1, 33, 70):
-    x = torch.randn(M, 300, device="cuda").to(torch.bfloat16)
-    for cfg in (DECODE_CONFIGS + serial if M <= 64 else (PREFILL_CONFIG,)):
-        fp8_w8a16_mm(x, wq, s, *cfg)
-        fp8_w8a16_mm(f16_operand(x), wq, s, *cfg, xh=True)  # x's f16 operand (kind w8a16h)
-    f8.quantize_rows(x, 80)
-    print("w8a16 (bf16 x and the f16 operand) + quant_rows", M, flush=True)
-if torch.cuda.get_device_capability() == (9, 0):  # the sparse warpgroup MMA kernel (sm_90a builds)
+if "mmasp" in PARTS:  # the mma.sp kernel and the Triton decode kernel
+    for axis in ("cols", "rows"):
+        for fp8 in (False, True):
+            p = packed(axis, 96, 320, fp8)
+            kw = to_kernel_layout(p, "cuda")
+            for M in (1, 16, 32, 64):  # NT = 1, 2, 4, 8
+                x = torch.randn(M, 320, device="cuda").to(torch.bfloat16)
+                for RT in (1, 2):
+                    for xfrag in (False, True):
+                        mmasp_forward(kw, x, None, RT, 4, 0, xfrag)
+                    if fp8 and M <= 16:  # x's f16 operand: through its fragments, and (RT = 1, M = 1) x_perm
+                        xh = f16_operand(x)
+                        mmasp_forward(kw, x, None, RT, 4, 0, xf=gathered_fragments(xh, kw.xperm))
+                        if RT == 1 and M == 1 and kw.xperm is None:
+                            mmasp_forward(kw, x_perm(xh), None, 1, 4, 0, xperm=True)
+                    print("mmasp", axis, fp8, M, RT, flush=True)
+                    if torch.cuda.get_device_capability()[0] >= 9:  # the bulk-copy kernel, ring of 1 and 3
+                        for stages in (1, 3):
+                            mmasp_forward(kw, x, None, RT, 2, stages, stages == 3)
+                            print("mmasp bulk", axis, fp8, M, RT, stages, flush=True)
+                triton_decode_packed(p, x)
+                print("triton_decode", axis, fp8, M, flush=True)
+if "w8a16" in PARTS:
+    wq = torch.randn(100, 300, device="cuda").to(torch.float8_e4m3fn)
+    s = torch.rand(100, device="cuda") + 0.5
+    serial = tuple(c for c in EXTRA_CONFIGS if serial_of(c))  # split-K in one launch (its tile counters)
+    for M in (1, 33, 70):
+        x = torch.randn(M, 300, device="cuda").to(torch.bfloat16)
+        for cfg in (DECODE_CONFIGS + serial if M <= 64 else (PREFILL_CONFIG,)):
+            fp8_w8a16_mm(x, wq, s, *cfg)
+            fp8_w8a16_mm(f16_operand(x), wq, s, *cfg, xh=True)  # x's f16 operand (kind w8a16h)
+        f8.quantize_rows(x, 80)
+        print("w8a16 (bf16 x and the f16 operand) + quant_rows", M, flush=True)
+if "wgsp" in PARTS and torch.cuda.get_device_capability() == (9, 0):  # the sparse warpgroup MMA kernel (sm_90a)
     from spense.runtime import wgsp
 
     for axis in ("cols", "rows"):
