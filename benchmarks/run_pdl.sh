@@ -8,7 +8,8 @@
 #   SPENSE_COMMIT=<sha> OUT=<dir> bash benchmarks/run_pdl.sh
 # Call B (FP8=1, on A's build; then memcheck of the W8A16 and warpgroup kernels alone, SAN_PARTS, as A's ran out of
 # time in the mma.sp kernel's calls): the FP8 dense baseline's W8A16 kernel launched dependent (SPENSE_FP8_PDL=1), the
-# 8B FP8 pair at B = 1, 8 by default and under it (AB_FP8_ENV: the baseline gets what the Spense kernels have)
+# 8B dense FP8 at B = 1, 8 by default, then the FP8 pair under it (AB_FP8_ENV: the baseline gets what the Spense
+# kernels have)
 #   SPENSE_COMMIT=<sha> SPENSE_MMASP_SO=<so> FP8=1 OUT=<dir> bash benchmarks/run_pdl.sh
 set -u
 OUT=${OUT:-out}; mkdir -p "$OUT"
@@ -17,7 +18,7 @@ rm -rf /tmp/o; mkdir -p /tmp/o; echo "commit ${SPENSE_COMMIT:-unknown} start $(d
 S=$(date +%s); el() { echo $(( $(date +%s)-S )); }
 keep() { tar czf $OUT/out.tgz -C /tmp/o .; }
 if [ "${FP8:-0}" = 1 ]; then
-  OUT=/tmp/o/e2e LAYERS=36 BATCHES=1,8 STAGE_SCALE=3 NORESERVE=1 BUDGET=430 ONLY="bw dense_fp8 spense_fp8 ab_fp8" \
+  OUT=/tmp/o/e2e LAYERS=36 BATCHES=1,8 STAGE_SCALE=3 NORESERVE=1 BUDGET=430 ONLY="bw dense_fp8 ab_fp8" \
     AB_FP8_ENV="SPENSE_FP8_PDL=1" bash benchmarks/run_e2e.sh > /tmp/o/e2e_run.txt 2>&1
 else
   OUT=/tmp/o/e2e LAYERS=36 BATCHES=32 STAGE_SCALE=3 NORESERVE=1 BUDGET=330 ONLY="bw dense_bf16 spense_bf16 ab1" \
