@@ -214,6 +214,8 @@ def test_fp8_lm_head_switch_on_cpu(monkeypatch):
     saved = head.numel() * head.element_size() - measure._bytes([built["dense-fp8"].lm_head])
     assert saved > 0 and measure.weight_bytes(plain)[0] - measure.weight_bytes(built["dense-fp8"])[0] == saved
     assert measure.switches()["SPENSE_FP8_LM_HEAD"] == "1"
+    monkeypatch.setenv("SPENSE_FP8_PDL", "1")  # every SPENSE_FP8_* switch is recorded
+    assert measure.switches()["SPENSE_FP8_PDL"] == "1"
     monkeypatch.setenv("SPENSE_FP8_LM_HEAD", "yes")
     for v in ("dense-fp8", "dense"):  # checked for every variant, BF16 too
         with pytest.raises(InputError, match="SPENSE_FP8_LM_HEAD"):

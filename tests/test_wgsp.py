@@ -69,7 +69,7 @@ def test_cluster_and_decode_form_switches(env_switch):
     """The cluster prefill is off by default, the decode form serves M = 17..64 (large layers from M = 9)
     and picks stream-K by the layer (2), with the stream-K epilogue measured fastest in the engine and x in f16
     for e4m3 with the split blocks' count by one acq_rel atomic, launched dependent (38913);
-    SPENSE_WGSP_CLUSTER and SPENSE_WGSD_CL_PDL (off by default) take 0 or 1, SPENSE_WGSD_SK 0..2,
+    the cluster form launched dependent too; SPENSE_WGSP_CLUSTER and SPENSE_WGSD_CL_PDL take 0 or 1, SPENSE_WGSD_SK 0..2,
     SPENSE_WGSD_MIN_M(_LARGE) 0..64 (the decode form's 64 tokens per work block), SPENSE_WGSD_EXP 0..65535 and
     SPENSE_WGSD_SK_MIN_NK >= 1; anything else is refused in one line."""
     names = ("SPENSE_WGSP_CLUSTER", "SPENSE_WGSD_MIN_M", "SPENSE_WGSD_MIN_M_LARGE", "SPENSE_WGSD_SK",
@@ -78,9 +78,9 @@ def test_cluster_and_decode_form_switches(env_switch):
         env_switch(name, None)
     assert wgsp.wgsp_cluster() is False and wgsp.wgsd_min_m() == 17 and wgsp.wgsd_stream_k() == 2
     assert wgsp.wgsd_exp() == 38913 and wgsp.wgsd_min_m_large() == 9 and wgsp.wgsd_sk_min_nk() == wgsp.SK_MIN_NK
-    assert wgsp.wgsd_cl_pdl() is False
-    env_switch("SPENSE_WGSD_CL_PDL", "1")
     assert wgsp.wgsd_cl_pdl() is True
+    env_switch("SPENSE_WGSD_CL_PDL", "0")
+    assert wgsp.wgsd_cl_pdl() is False
     env_switch("SPENSE_WGSD_EXP", "7")
     assert wgsp.wgsd_exp() == 7
     env_switch("SPENSE_WGSP_CLUSTER", "1")

@@ -92,14 +92,14 @@ def _linear_bytes(model, lins) -> int:
 
 def switches() -> dict[str, str]:
     """The ``SPENSE_*`` variables in effect that change how a step (or the prefill) runs:
-    ``SPENSE_ATTENTION``, ``SPENSE_TUNING``, ``SPENSE_FP8_PREFILL``, ``SPENSE_PDL``, ``SPENSE_OPERAND_ONLY``,
-    ``SPENSE_NORM_PARTS``, ``SPENSE_FP8_LM_HEAD``, ``SPENSE_MAX_AUTOTUNE``, every ``SPENSE_ATTN_*``, ``SPENSE_MMASP_*`` and ``SPENSE_WGS*``
+    ``SPENSE_ATTENTION``, ``SPENSE_TUNING``, ``SPENSE_PDL``, ``SPENSE_OPERAND_ONLY``, ``SPENSE_NORM_PARTS``,
+    ``SPENSE_MAX_AUTOTUNE``, every ``SPENSE_FP8_*``, ``SPENSE_ATTN_*``, ``SPENSE_MMASP_*`` and ``SPENSE_WGS*``
     switch (a new one is recorded without a list to update; not the prebuilt extension's path ``SPENSE_MMASP_SO``)
     and every ``TORCHINDUCTOR_*`` setting but the cache folder."""
     return {k: v for k, v in sorted(os.environ.items())
-            if k in ("SPENSE_ATTENTION", "SPENSE_TUNING", "SPENSE_FP8_PREFILL", "SPENSE_PDL", "SPENSE_OPERAND_ONLY",
-                     "SPENSE_NORM_PARTS", "SPENSE_FP8_LM_HEAD", "SPENSE_MAX_AUTOTUNE")
-            or (k.startswith(("SPENSE_ATTN_", "SPENSE_MMASP_", "SPENSE_WGS")) and k != "SPENSE_MMASP_SO")
+            if k in ("SPENSE_ATTENTION", "SPENSE_TUNING", "SPENSE_PDL", "SPENSE_OPERAND_ONLY", "SPENSE_NORM_PARTS",
+                     "SPENSE_MAX_AUTOTUNE")
+            or (k.startswith(("SPENSE_FP8_", "SPENSE_ATTN_", "SPENSE_MMASP_", "SPENSE_WGS")) and k != "SPENSE_MMASP_SO")
             or (k.startswith("TORCHINDUCTOR_") and k != "TORCHINDUCTOR_CACHE_DIR")}
 
 

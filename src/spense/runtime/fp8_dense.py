@@ -19,7 +19,7 @@ launches: the same bits as the two launches.  Any M, N, K (tails are masked).
 ``xh``: x is the f16 operand ``x * 2^-8`` (:func:`spense.runtime.xops.f16_operand`): the e4m3 tile goes to
 f16 (one cvt a pair), ``tl.dot`` runs in f16, the epilogue multiplies by 2^8 and the output is bf16.
 
-``SPENSE_FP8_PDL=1`` (:func:`fp8_pdl`, off by default: not yet measured) launches the kernel dependent
+``SPENSE_FP8_PDL=1`` (:func:`fp8_pdl`, off by default: measured slower) launches the kernel dependent
 (programmatic dependent launch, sm_90): each program loads its first weight tile, then waits for the kernel
 before (``gdc_wait``) ahead of its first x load; it never lets the kernel after it launch early, so the split-K
 tile counters stay this launch's until it exits (as the stream-K Spense form, variant bit 32768).
@@ -152,7 +152,8 @@ def fp8_pdl() -> bool:
     """Whether the W8A16 kernel is launched dependent (``SPENSE_FP8_PDL``, read once: 0, default, or 1; module
     doc), on an sm_90+ CUDA device and never under the interpreter (:func:`launch_w8a16`).  Written so that the FP8
     dense baseline overlaps the kernel before it as the Spense kernels do (their dependent launches: the register
-    kernel since e2e v15, the stream-K form since v44); not yet measured, so off."""
+    kernel since e2e v15, the stream-K form since v44).  Off: the 8B dense FP8 step ran 1.0 % (B = 1) and 1.5 %
+    (B = 8) slower with it (results r, wgsd_2026-12-04), so the plain launch stays the faster baseline."""
     return bool(_env_int("SPENSE_FP8_PDL", 0, 0, 1))
 
 
