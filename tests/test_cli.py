@@ -425,3 +425,37 @@ def test_default_prune_spreads_the_budget_with_the_allocator(tiny_llama_dir, tin
     assert "spread by the allocator, mixed axes" in res.stdout
     man = json.loads((out / "spense.json").read_text())
     assert man["allocation"]["budget_alloc"] == "greedy" and man["allocation"]["axes"] == "mixed"
+
+
+def test_unwritable_outputs_packed_sources_and_bad_layouts_refused_up_front(pruned, tiny_llama_dir, tiny_text_file,
+                                                                             tmp_path):
+    """Refused in one line before any work, nothing written: an output under a file, an --eval text that is
+    missing, a packed checkpoint as the model to prune (its linears are not dense weights), demo's --json on a
+    directory and --out-dir on a file; and a checkpoint whose layout has block 0 (validate)."""
+    import shutil
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    _assert_error(_run("prune", tiny_llama_dir, "--out", afile / "sub", "--calib", tiny_text_file, *SMALL),
+                  "cannot write output .* is not a directory")
+    _assert_error(_run("prune", tiny_llama_dir, "--out", tmp_path / "o", "--calib", tiny_text_file, "--eval",
+                       tmp_path / "nope.txt", *SMALL), "nope.txt")
+    assert afile.read_text() == "x" and not (tmp_path / "o").exists() and not (tmp_path / "o.partial").exists()
+    out, _ = pruned
+    packed = tmp_path / "packed"
+    assert _run("pack", out, "--out", packed).exit_code == 0
+    _assert_error(_run("prune", packed, "--out", tmp_path / "o", "--calib", tiny_text_file, *SMALL),
+                  "is a packed Spense checkpoint: prune needs dense weights")
+    demo = ("demo", "--quick", "--calib", tiny_text_file, "--text", tiny_text_file, "--device", "cpu")
+    _assert_error(_run(*demo, "--model", packed), "packed Spense checkpoint: demo needs dense weights")
+    (tmp_path / "adir").mkdir()
+    _assert_error(_run(*demo, "--model", tiny_llama_dir, "--json", tmp_path / "adir"),
+                  "cannot write --json .* is a directory")
+    _assert_error(_run(*demo, "--model", tiny_llama_dir, "--out-dir", afile), "cannot write --out-dir .* not a dir")
+    assert not (tmp_path / "o").exists() and list((tmp_path / "adir").iterdir()) == []
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    man = json.loads((bad / "spense.json").read_text())
+    next(iter(man["layers"].values()))["layout"]["block"] = 0
+    (bad / "spense.json").write_text(json.dumps(man))
+    _assert_error(_run("validate", bad), "block must be a positive integer")

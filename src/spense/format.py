@@ -120,6 +120,8 @@ class SpenseLayout:
         """Check axis, index range/uniqueness/order and block alignment of the region sizes."""
         if self.axis not in AXES:
             raise FormatError(f"axis must be one of {AXES}, got {self.axis!r}")
+        if not isinstance(self.block, int) or self.block < 1:
+            raise FormatError(f"block must be a positive integer, got {self.block!r}")
         N, K = self.shape
         if K % self.m:
             raise FormatError(f"in_features {K} is not a multiple of {self.m}")

@@ -139,16 +139,17 @@ def _hash_and_check(
 
 
 # -- writing ----------------------------------------------------------------------------------
-def check_out_dir(source: Path, out: Path, overwrite: bool) -> None:
+def check_out_dir(source: Path, out: Path, overwrite: bool, flag: str = "--out") -> None:
     """Refuse an output dir that is (inside) the source, contains it, or exists (unless ``overwrite``
-    and it is a Spense checkpoint). Paths are compared resolved."""
+    and it is a Spense checkpoint), or cannot be written (:func:`check_writable`). Paths are compared
+    resolved; ``flag`` is the option the messages name."""
     source, out = Path(source).resolve(), Path(out).resolve()
     if out == source or out.is_relative_to(source):
         raise CheckpointError(
-            f"output {out} is the source model directory or inside it; choose another --out"
+            f"output {out} is the source model directory or inside it; choose another {flag}"
         )
     if source.is_relative_to(out):
-        raise CheckpointError(f"output {out} contains the source model {source}; choose another --out")
+        raise CheckpointError(f"output {out} contains the source model {source}; choose another {flag}")
     if out.exists() or out.is_symlink():
         if not overwrite:
             raise CheckpointError(f"output {out} already exists; pass --overwrite to replace it")
@@ -157,8 +158,30 @@ def check_out_dir(source: Path, out: Path, overwrite: bool) -> None:
         if any(out.iterdir()) and not (out / MANIFEST).is_file():
             raise CheckpointError(
                 f"output {out} exists and is not a Spense checkpoint (no {MANIFEST}); refusing to "
-                f"replace it even with --overwrite, remove it yourself if you mean it"
+                f"replace it, remove it yourself if you mean it"
             )
+    check_writable(out, "output")
+
+
+def check_writable(path: str | os.PathLike, what: str, kind: str = "dir") -> None:
+    """Refuse, before any work, an output ``path`` that cannot be written: an existing ``path`` of the wrong
+    ``kind`` ("dir" or "file"), or a nearest existing folder above it that is not a directory or in which
+    no folder can be made (read-only filesystem, no permission; tried with a temporary folder)."""
+    import tempfile
+
+    path = Path(path).expanduser().absolute()
+    if path.exists() and (path.is_dir() != (kind == "dir")):
+        raise InputError(f"cannot write {what} {path}: it exists and is "
+                         + ("not a directory" if kind == "dir" else "a directory"))
+    anc = path.parent
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if not anc.is_dir():
+        raise InputError(f"cannot write {what} {path}: {anc} is not a directory")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".spense-write-check-", dir=anc))
+    except OSError as e:
+        raise InputError(f"cannot write {what} {path}: {e.strerror or e} in {anc}") from None
 
 
 def _copy_tokenizer_files(source: Path, tmp: Path) -> None:

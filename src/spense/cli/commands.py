@@ -14,6 +14,7 @@ import typer
 
 from spense import __version__
 from spense.cli.app import _bars, _out_console, app, handle_errors
+from spense.errors import InputError
 from spense.models import BUILTIN_MODELS
 from spense.registry import (METHODS, AxisChoice, MethodChoice, SalienceChoice, SequentialChoice,
                              StrategyChoice, default_dense_ratio)
@@ -32,6 +33,20 @@ def _load_checkpoint(path: Path, device, dtype=None):
     from spense import io
 
     return io.load_checkpoint(path, device, dtype)
+
+
+def _refuse_packed(model_dir: Path, cmd: str) -> None:
+    """A packed checkpoint (``spense pack``) is refused as the model to prune: its linears are not stored as
+    dense weights, so loading it as a Hugging Face model would give random ones."""
+    from spense import io
+
+    try:
+        manifest = json.loads((Path(model_dir) / io.MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if isinstance(manifest, dict) and io.checkpoint_kind(manifest) == "packed":
+        raise InputError(f"{model_dir} is a packed Spense checkpoint: {cmd} needs dense weights; give the source "
+                         "model or a checkpoint written without --packed")
 
 
 def _make_config(method: str, dense_ratio: Optional[float], strategy: str, axis: Optional[str], block: int,
@@ -148,6 +163,11 @@ def prune(
     budget_alloc, axes = default_allocation(method.value, budget_alloc, strategy, axis, axes, dense_layers,
                                             col_blocks, dense_ratio, tie_cols)
     model_dir = resolve_model(model)
+    _refuse_packed(model_dir, "prune")
+    if eval_text is not None:  # fail before the work, not after
+        from spense import data
+
+        data.read_text(eval_text)
     cfg = _make_config(method.value, dense_ratio, (strategy or Strategy.salience_cols).value,
                        axis.value if axis else None, block, blocksize, percdamp, seed, salience.value, col_blocks,
                        tie_cols)
@@ -398,9 +418,17 @@ def demo(
 
     model = model if model is not None else data.default_model()
     model_dir = resolve_model(model)
+    _refuse_packed(model_dir, "demo")
     calib_path = calib if calib is not None else data.default_calib_path()
     text_path = text if text is not None else data.default_eval_path()
     methods = demo_methods(seed, block, quick)
+    if json_path is not None:  # outputs checked before the work, not after
+        io.check_writable(json_path, "--json", kind="file")
+    if out_dir is not None:
+        io.check_writable(out_dir, "--out-dir")
+        for label, cfg in methods:
+            if cfg is not None:
+                io.check_out_dir(model_dir, Path(out_dir) / _slug(label), True, flag="--out-dir")
 
     tok = data.load_tokenizer(model_dir)
     dense = load_model(model_dir)
@@ -457,5 +485,5 @@ def demo(
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": rows, "seconds": total,
         }
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        io.atomic_write_bytes(json_path, (json.dumps(payload, indent=2) + "\n").encode("utf-8"))
         con.print(f"results written to {json_path}")
