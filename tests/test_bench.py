@@ -15,10 +15,12 @@ from spense.errors import InputError
 def test_measure_rows_cpu(tmp_path):
     from spense import report
 
+    logged: list[str] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rows = measure.run("qwen3-tiny", batches=(1, 2), ratios=(0.0, 0.25), prompt_len=8, gen=6,
-                           device="cpu", check_tokens=5, log=lambda m: None)
+                           device="cpu", check_tokens=5, log=logged.append)
+    assert len(logged) == 6 and all("(floor n/a)" in m and "nan" not in m for m in logged)  # no copy bandwidth
     assert [(r["variant"], r["batch"]) for r in rows] == [(v, b) for v in ("dense", "spense0", "spense0.25")
                                                           for b in (1, 2)]
     need = {"weight_bytes", "floor_ms", "peak_mem_bytes", "linear_weight_bytes", "dense_linear_weight_bytes",
@@ -73,6 +75,55 @@ def test_switches_recorded(monkeypatch):
                                   "SPENSE_NORM_PARTS": "1", "SPENSE_OPERAND_ONLY": "1",
                                   "SPENSE_WGSD_MIN_M": "17", "SPENSE_WGSP_CLUSTER": "1",
                                   "TORCHINDUCTOR_ENABLE_PDL": "1"}
+
+
+@pytest.mark.parametrize("args, says", [
+    (["qwen3-tiny", "--whole", "5"], "--whole: 5 is not in (0, 1]"),
+    (["qwen3-tiny", "--whole", "-1"], "--whole: -1 is not in (0, 1]"),
+    (["qwen3-tiny", "--whole", "0"], "--whole: 0 is not in (0, 1]"),
+    (["qwen3-tiny", "--dense-ratio", "2"], "--dense-ratio: 2 is not in [0, 1]"),
+    (["qwen3-tiny", "--dense-ratio", "1e-6"], "--dense-ratio: 1e-06 is too small"),
+    (["qwen3-tiny", "--axis", "diag"], "--axis: 'diag' is not cols or rows"),
+    (["qwen3-tiny", "--batch", "1,0"], "--batch: batch sizes must be >= 1"),
+    (["qwen3-tiny[:9]"], "qwen3-tiny has 2 layers"),
+    (["nomodel"], "built-in shape (qwen3-8b, qwen3-32b, qwen3-32b[:16], qwen3-tiny"),
+    (["CKPT"], "is a Spense checkpoint; spense bench prunes a dense model itself"),
+    (["qwen3-tiny", "--out", "/proc/x"], "cannot write --out /proc/x"),
+    (["qwen3-tiny", "--out", "FILE"], "cannot write --out FILE: it exists and is not a directory"),
+    (["qwen3-tiny", "--out", "FILE/sub"], "cannot write --out FILE/sub: FILE is not a directory"),
+])
+def test_bench_refuses_bad_options_before_any_model(tmp_path, monkeypatch, args, says):
+    """``spense bench``: every bad option (and a Spense checkpoint, which bench does not take) is a one-line
+    error naming it, exit 2, before any model is built."""
+    from typer.testing import CliRunner
+
+    from spense.cli import app
+
+    def no_model(*a, **k):
+        raise AssertionError("a model was built before the options were checked")
+
+    monkeypatch.setattr(measure, "run", no_model)
+    monkeypatch.setattr(measure, "build_variant", no_model)
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "spense.json").write_text("{}")
+    (tmp_path / "file").write_text("")
+    subs = {"CKPT": str(tmp_path / "ckpt"), "FILE": str(tmp_path / "file")}
+    for k, v in subs.items():
+        args = [a.replace(k, v) for a in args]
+        says = says.replace(k, v)
+    res = CliRunner().invoke(app, ["bench", *args, "--device", "cpu"])
+    assert res.exit_code == 2, (res.exit_code, res.output)
+    assert says in res.stderr and res.stderr.strip().count("\n") == 0, res.stderr
+    assert "Traceback" not in res.output
+
+
+def test_bench_out_check_accepts_a_new_folder_and_leaves_nothing(tmp_path):
+    """A new ``--out`` under a writable folder (or an existing folder) passes, and the probe leaves no folder."""
+    from spense.io import check_writable
+
+    check_writable(tmp_path / "a" / "b", "--out")
+    check_writable(tmp_path, "--out")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_bad_shape_name():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -23,10 +24,71 @@ def _list(s: str, conv, what: str) -> list:
     return vals
 
 
+def _shares(s: str, what: str, lo_open: bool) -> list[float]:
+    """The values of ``s`` (comma-separated), each in ``(0, 1]`` (``lo_open``) or ``[0, 1]``, short enough to
+    name a variant (``spense0.25``, ``whole0.5``)."""
+    vals = _list(s, float, what)
+    for v in vals:
+        if not ((0 < v <= 1) if lo_open else (0 <= v <= 1)):
+            raise InputError(f"{what}: {v:g} is not in {'(0, 1]' if lo_open else '[0, 1]'}")
+        if not re.fullmatch(r"[0-9.]+", f"{v:g}"):
+            raise InputError(f"{what}: {v:g} is too small (use a decimal such as 0.01)")
+    return vals
+
+
+SHAPES = "qwen3-8b, qwen3-32b, qwen3-32b[:16], qwen3-tiny"
+
+
+def check_model(model: str) -> None:
+    """Refuse up front what bench cannot take: a Spense checkpoint (bench prunes a dense model itself), a
+    built-in shape with more layers than it has, a name that is neither a path, a shape nor a built-in model."""
+    from spense.engine.load import BUILTIN_SHAPES, parse_shape
+    from spense.io import MANIFEST
+    from spense.models import BUILTIN_MODELS
+
+    p = Path(model).expanduser()
+    if p.exists():
+        if (p / MANIFEST).is_file():
+            raise InputError(f"{model} is a Spense checkpoint; spense bench prunes a dense model itself: pass a "
+                             f"built-in shape ({SHAPES}) or a Hugging Face model folder (run a checkpoint with "
+                             f"`spense generate`)")
+        return
+    shape = parse_shape(model)
+    if shape is not None:
+        name, n = shape
+        full = BUILTIN_SHAPES[name]["n_layer"]
+        if n is not None and not 1 <= n <= full:
+            raise InputError(f"{model}: {name} has {full} layers; cannot take the first {n}")
+        return
+    if model not in BUILTIN_MODELS:
+        raise InputError(f"model {model!r} not found: spense bench takes a built-in shape ({SHAPES}; "
+                         f"NAME[:L] = its first L layers), a Hugging Face model folder or a .gguf file")
+
+
+def check_options(model: str, batch: str, dense_ratio: str, whole: str, axis: str, gen: int, prompt_len: int,
+                  out: Optional[Path]) -> tuple[list[int], list[float], list[float]]:
+    """Every option checked before any model is built: ``(batch sizes, dense ratios, whole-layer shares)``."""
+    if gen < 5 or prompt_len < 1:
+        raise InputError("need --gen >= 5 and --prompt-len >= 1")
+    batches = _list(batch, int, "--batch")
+    if min(batches) < 1:
+        raise InputError(f"--batch: batch sizes must be >= 1 (got {min(batches)})")
+    ratios = _shares(dense_ratio, "--dense-ratio", lo_open=False)
+    shares = _shares(whole, "--whole", lo_open=True) if whole else []
+    if axis not in ("cols", "rows"):
+        raise InputError(f"--axis: {axis!r} is not cols or rows")
+    check_model(model)
+    if out is not None:
+        from spense.io import check_writable
+
+        check_writable(out, "--out")
+    return batches, ratios, shares
+
+
 @app.command("bench")
 def bench_command(
     model: str = typer.Argument(..., help="built-in shape (qwen3-8b, qwen3-32b, qwen3-32b[:16], qwen3-tiny), "
-                                          "HF dir or Spense checkpoint"),
+                                          "HF model dir or .gguf (not a Spense checkpoint: bench prunes it)"),
     batch: str = typer.Option("1,8", "--batch", help="comma-separated batch sizes"),
     dense_ratio: str = typer.Option("0.25", "--dense-ratio", help="Spense dense ratios (0 = pure 2:4)"),
     fp8: bool = typer.Option(False, "--fp8", help="FP8 Spense weights"),
@@ -45,18 +107,17 @@ def bench_command(
 
     @handle_errors
     def _run() -> None:
+        batches, ratios, shares = check_options(model, batch, dense_ratio, whole, axis, gen, prompt_len, out)
         from spense import report
         from spense.engine import measure
         from spense.hf import resolve_device
 
-        if gen < 5 or prompt_len < 1:
-            raise InputError("need --gen >= 5 and --prompt-len >= 1")
-        ratios = _list(dense_ratio, float, "--dense-ratio")
+        dev = resolve_device(device)
         sfx = "-fp8" if fp8 else ""
         variants = (["dense" + sfx] + [f"spense{r:g}{sfx}" for r in ratios]
-                    + [f"whole{w:g}{sfx}" for w in (_list(whole, float, "--whole") if whole else [])])
-        rows = measure.run(model, _list(batch, int, "--batch"), ratios, variants=variants,
-                           fp8=fp8, prompt_len=prompt_len, gen=gen, device=str(resolve_device(device)),
+                    + [f"whole{w:g}{sfx}" for w in shares])
+        rows = measure.run(model, batches, ratios, variants=variants,
+                           fp8=fp8, prompt_len=prompt_len, gen=gen, device=str(dev),
                            compile=compile, check_tokens=check_tokens, axis=axis,
                            log=lambda m: print(m, file=sys.stderr))
         cmd = "spense bench " + " ".join(shlex.quote(a) for a in sys.argv[2:])

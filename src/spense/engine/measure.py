@@ -335,8 +335,9 @@ def run(model: str, batches=(1, 8), ratios=(0.25,), fp8: bool = False, prompt_le
             rows.append(row)
             if sink is not None:
                 sink(rows)
-            log(f"{row['model']} {row['variant']} B={B}: step {r['step_ms']:.3f} ms ({row['x_floor']:.2f}x floor "
-                f"{row['floor_ms']:.3f} ms), {row['decode_tok_s']:.1f} tok/s, linear bytes {lwb / dlwb:.3f} of dense, "
+            floor = "floor n/a" if bw != bw else f"{row['x_floor']:.2f}x floor {row['floor_ms']:.3f} ms"  # CPU: nan
+            log(f"{row['model']} {row['variant']} B={B}: step {r['step_ms']:.3f} ms ({floor}), "
+                f"{row['decode_tok_s']:.1f} tok/s, linear bytes {lwb / dlwb:.3f} of dense, "
                 f"peak {row['peak_mem_bytes'] or 0:.3e} B, tokens identical {row.get('tokens_identical')} "
                 f"(first divergence {row.get('first_divergence')}, margin {row.get('tie_margin')})")
             del eng
