@@ -37,6 +37,7 @@ def test_measure_rows_cpu(tmp_path):
     paths = report.write(rows, tmp_path, "t")
     assert len(json.loads(paths["json"].read_text())) == 6
     assert paths["md"].read_text().startswith("# End-to-end decode")
+    assert "nan" not in paths["md"].read_text() and "| n/a |" in paths["md"].read_text()  # CPU: no floor
 
 
 def test_report_names_the_rows_slower_than_dense():

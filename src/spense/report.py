@@ -15,12 +15,14 @@ COLUMNS = ("model", "variant", "dtype", "batch", "compiled", "prefill_ms", "step
 
 
 def _fmt(v: Any) -> str:
+    """A cell: ``-`` for a missing value, ``n/a`` for an unmeasured one (NaN: e.g. the weight floor on a CPU,
+    which has no copy bandwidth measured)."""
     if v is None:
         return "-"
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, float):
-        return "nan" if math.isnan(v) else f"{v:.3f}"
+        return "n/a" if math.isnan(v) else f"{v:.3f}"
     if isinstance(v, int) and v > 10**6:
         return f"{v / 1e9:.2f} GB"
     return str(v)
