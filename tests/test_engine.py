@@ -166,6 +166,37 @@ def test_generate_cli(tiny_llama_dir, tmp_path):
     assert r.exit_code == 2 and "no tokenizer" in r.output
 
 
+
+def test_generate_cli_bad_input_one_line(tiny_llama_dir, tmp_path):
+    """Bad prompts files, blank prompts, non-finite temperature and cache lengths: one-line errors (exit 2,
+    no traceback); what fits runs (the tiny model has 256 positions, prompts take 64-slot blocks)."""
+    from typer.testing import CliRunner
+
+    from spense.cli import app
+
+    binary = tmp_path / "w.safetensors"
+    binary.write_bytes(bytes(range(128, 256)) * 4)
+    words = " ".join(["one two three four"] * 3)
+    cases = [(["--prompts-file", str(binary)], "is not UTF-8 text"),
+             (["--prompts-file", str(tmp_path)], "is a directory"),
+             (["--prompts-file", str(tmp_path / "none.txt")], "does not exist"),
+             (["-p", "   "], "empty prompt"),
+             (["-p", "x", "-t", "nan"], "finite --temperature"),
+             (["-p", "x", "-t", "-1"], "finite --temperature"),
+             (["-p", "x", "--max-len", "0"], "--max-len must be >= 1"),
+             (["-p", words, "--max-len", "4", "-n", "4"], "new tokens do not fit --max-len 4"),
+             (["-p", "x", "-n", "193"], "193 new tokens do not fit the model's 256 positions: at most 192")]
+    for args, msg in cases:
+        r = CliRunner().invoke(app, ["generate", str(tiny_llama_dir), *args, "--device", "cpu"])
+        assert r.exit_code == 2 and msg in r.output and "Traceback" not in r.output, (args, r.output)
+    r = CliRunner().invoke(app, ["generate", str(tiny_llama_dir), "-p", "x", "--max-len", "5000", "-n", "2",
+                                 "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert "--max-len 5000 exceeds the model's 256 positions: using 256" in r.output
+    assert "keeping the last" not in r.output
+    r = CliRunner().invoke(app, ["generate", str(tiny_llama_dir), "-p", "x", "-n", "192", "--device", "cpu"])
+    assert r.exit_code == 0 and "192 tokens" in r.output, r.output
+
 def test_measure_stage_cli_cpu(tmp_path):
     """The benchmark stage entry point (what benchmarks/run_e2e.sh runs) on CPU with a tiny shape:
     every variant kind gives rows with the issue's fields; FP8 dense linears are Fp8Linear."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -17,10 +18,18 @@ def _prompts(prompt: Optional[str], prompts_file: Optional[Path]) -> list[str]:
     if (prompt is None) == (prompts_file is None):
         raise InputError("give exactly one of --prompt or --prompts-file")
     if prompt is not None:
+        if not prompt.strip():
+            raise InputError("empty prompt (--prompt is blank)")
         return [prompt]
+    if prompts_file.is_dir():
+        raise InputError(f"prompts file {prompts_file} is a directory")
     if not prompts_file.is_file():
         raise InputError(f"prompts file {prompts_file} does not exist")
-    lines = [ln for ln in prompts_file.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    try:
+        text = prompts_file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"prompts file {prompts_file} is not UTF-8 text") from None
+    lines = [ln for ln in text.splitlines() if ln.strip()]
     if not lines:
         raise InputError(f"prompts file {prompts_file} holds no prompt (one per line)")
     return lines
@@ -34,7 +43,8 @@ def generate_command(
     max_new: int = typer.Option(128, "--max-new-tokens", "-n", help="tokens to generate"),
     temperature: float = typer.Option(0.0, "--temperature", "-t", help="0 = greedy"),
     top_p: float = typer.Option(1.0, "--top-p", help="nucleus sampling mass (with --temperature > 0)"),
-    max_len: Optional[int] = typer.Option(None, "--max-len", help="KV cache length (default: prompt + new tokens)"),
+    max_len: Optional[int] = typer.Option(None, "--max-len", help="KV cache length, >= prompt + new tokens "
+                                          "(default: what they need)"),
     device: str = typer.Option("auto", "--device", help="auto, cuda, cpu"),
     dtype: str = typer.Option("bf16", "--dtype", help="bf16 / fp16 / fp32 (CPU: fp32)"),
     compile: bool = typer.Option(True, "--compile/--no-compile", help="torch.compile the steps (CUDA)"),
@@ -48,12 +58,16 @@ def generate_command(
 
         from spense.data import load_tokenizer
         from spense.engine import Engine, load
+        from spense.engine.generate import PROMPT_BLOCK
+        from spense.engine.model import KV_BLOCK
         from spense.hf import parse_dtype, resolve_device
 
         if max_new < 1:
             raise InputError("--max-new-tokens must be >= 1")
-        if not 0.0 < top_p <= 1.0 or temperature < 0:
-            raise InputError("need --temperature >= 0 and 0 < --top-p <= 1")
+        if not 0.0 < top_p <= 1.0 or not (math.isfinite(temperature) and temperature >= 0):
+            raise InputError("need a finite --temperature >= 0 and 0 < --top-p <= 1")
+        if max_len is not None and max_len < 1:
+            raise InputError("--max-len must be >= 1")
         texts = _prompts(prompt, prompts_file)
         dev = resolve_device(device)
         dt = parse_dtype(dtype) or torch.bfloat16
@@ -68,11 +82,24 @@ def generate_command(
         ids = [tok.encode(t) for t in texts]
         limit = loaded.model.args.max_positions
         longest = max(len(i) for i in ids)
-        want = max_len or longest + max_new + 64
+        padded = -(-longest // PROMPT_BLOCK) * PROMPT_BLOCK  # prompts are left-padded to PROMPT_BLOCK slots
+        if max_len is not None:  # the user's cache: no truncation, a clear error if the prompt does not fit
+            want = max_len
+            if want > limit:
+                warnings.warn(f"--max-len {max_len} exceeds the model's {limit} positions: using {limit}",
+                              RuntimeWarning)
+                want = limit
+            if longest + max_new > want or padded + max_new > -(-want // KV_BLOCK) * KV_BLOCK:
+                raise InputError(f"prompt of {longest} tokens (a cache block of {padded}) + {max_new} new tokens "
+                                 f"do not fit --max-len {want}")
+        else:
+            want = padded + max_new
         if want > limit:
-            keep = limit - max_new - 64
+            keep = (limit - max_new) // PROMPT_BLOCK * PROMPT_BLOCK
             if keep < 1:
-                raise InputError(f"{max_new} new tokens do not fit the model's {limit} positions")
+                raise InputError(f"{max_new} new tokens do not fit the model's {limit} positions: at most "
+                                 f"{limit - PROMPT_BLOCK} fit after a prompt (prompts take "
+                                 f"{PROMPT_BLOCK}-slot blocks)")
             warnings.warn(f"prompt of {longest} tokens + {max_new} new exceeds the model's {limit} "
                           f"positions: keeping the last {keep} prompt tokens", RuntimeWarning)
             ids = [i[-keep:] for i in ids]
