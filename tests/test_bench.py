@@ -90,6 +90,7 @@ def test_switches_recorded(monkeypatch):
     (["nomodel"], "built-in shape (qwen3-8b, qwen3-32b, qwen3-32b[:16], qwen3-tiny"),
     (["CKPT"], "is a Spense checkpoint; spense bench prunes a dense model itself"),
     (["qwen3-tiny", "--out", "/proc/x"], "cannot write --out /proc/x"),
+    (["qwen3-tiny", "--prompt-len", "100000"], "need a cache of 100120 tokens; qwen3-tiny has 1024 positions"),
     (["qwen3-tiny", "--out", "FILE"], "cannot write --out FILE: it exists and is not a directory"),
     (["qwen3-tiny", "--out", "FILE/sub"], "cannot write --out FILE/sub: FILE is not a directory"),
 ])
@@ -122,8 +123,8 @@ def test_bench_out_check_accepts_a_new_folder_and_leaves_nothing(tmp_path):
     """A new ``--out`` under a writable folder (or an existing folder) passes, and the probe leaves no folder."""
     from spense.io import check_writable
 
-    check_writable(tmp_path / "a" / "b", "--out")
-    check_writable(tmp_path, "--out")
+    check_writable(tmp_path / "a" / "b", "--out", inside=True)
+    check_writable(tmp_path, "--out", inside=True)
     assert list(tmp_path.iterdir()) == []
 
 

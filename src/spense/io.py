@@ -163,25 +163,26 @@ def check_out_dir(source: Path, out: Path, overwrite: bool, flag: str = "--out")
     check_writable(out, "output")
 
 
-def check_writable(path: str | os.PathLike, what: str, kind: str = "dir") -> None:
+def check_writable(path: str | os.PathLike, what: str, kind: str = "dir", inside: bool = False) -> None:
     """Refuse, before any work, an output ``path`` that cannot be written: an existing ``path`` of the wrong
-    ``kind`` ("dir" or "file"), or a nearest existing folder above it that is not a directory or in which
-    no folder can be made (read-only filesystem, no permission; tried with a temporary folder)."""
+    ``kind`` ("dir" or "file"), or a nearest existing folder above it (``inside``: from ``path`` itself, for a
+    folder whose files are written into it as it is) that is not a directory or in which no folder can be
+    made (read-only filesystem, no permission; tried with a temporary folder)."""
     import tempfile
 
     path = Path(path).expanduser().absolute()
-    if path.exists() and (path.is_dir() != (kind == "dir")):
-        raise InputError(f"cannot write {what} {path}: it exists and is "
-                         + ("not a directory" if kind == "dir" else "a directory"))
-    anc = path.parent
-    while not anc.exists() and anc != anc.parent:
-        anc = anc.parent
-    if not anc.is_dir():
-        raise InputError(f"cannot write {what} {path}: {anc} is not a directory")
     try:
+        if path.exists() and (path.is_dir() != (kind == "dir")):
+            raise InputError(f"cannot write {what} {path}: it exists and is "
+                             + ("not a directory" if kind == "dir" else "a directory"))
+        anc = path if inside else path.parent
+        while not anc.exists() and anc != anc.parent:
+            anc = anc.parent
+        if not anc.is_dir():
+            raise InputError(f"cannot write {what} {path}: {anc} is not a directory")
         os.rmdir(tempfile.mkdtemp(prefix=".spense-write-check-", dir=anc))
-    except OSError as e:
-        raise InputError(f"cannot write {what} {path}: {e.strerror or e} in {anc}") from None
+    except OSError as e:  # no permission to look, read-only filesystem, ...
+        raise InputError(f"cannot write {what} {path}: {e.strerror or e}") from None
 
 
 def _copy_tokenizer_files(source: Path, tmp: Path) -> None:

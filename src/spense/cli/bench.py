@@ -39,9 +39,10 @@ def _shares(s: str, what: str, lo_open: bool) -> list[float]:
 SHAPES = "qwen3-8b, qwen3-32b, qwen3-32b[:16], qwen3-tiny"
 
 
-def check_model(model: str) -> None:
+def check_model(model: str, cache: int = 0) -> None:
     """Refuse up front what bench cannot take: a Spense checkpoint (bench prunes a dense model itself), a
-    built-in shape with more layers than it has, a name that is neither a path, a shape nor a built-in model."""
+    built-in shape with more layers than it has or fewer positions than the ``cache`` the run needs, a name
+    that is neither a path, a shape nor a built-in model."""
     from spense.engine.load import BUILTIN_SHAPES, parse_shape
     from spense.io import MANIFEST
     from spense.models import BUILTIN_MODELS
@@ -59,6 +60,9 @@ def check_model(model: str) -> None:
         full = BUILTIN_SHAPES[name]["n_layer"]
         if n is not None and not 1 <= n <= full:
             raise InputError(f"{model}: {name} has {full} layers; cannot take the first {n}")
+        if cache > BUILTIN_SHAPES[name]["max_positions"]:
+            raise InputError(f"--prompt-len + --gen need a cache of {cache} tokens; {name} has "
+                             f"{BUILTIN_SHAPES[name]['max_positions']} positions")
         return
     if model not in BUILTIN_MODELS:
         raise InputError(f"model {model!r} not found: spense bench takes a built-in shape ({SHAPES}; "
@@ -77,11 +81,13 @@ def check_options(model: str, batch: str, dense_ratio: str, whole: str, axis: st
     shares = _shares(whole, "--whole", lo_open=True) if whole else []
     if axis not in ("cols", "rows"):
         raise InputError(f"--axis: {axis!r} is not cols or rows")
-    check_model(model)
-    if out is not None:
+    from spense.engine.measure import bench_cache
+
+    check_model(model, bench_cache(prompt_len, gen))
+    if out is not None:  # report.write puts NAME.json/.md/.png inside --out
         from spense.io import check_writable
 
-        check_writable(out, "--out")
+        check_writable(out, "--out", inside=True)
     return batches, ratios, shares
 
 

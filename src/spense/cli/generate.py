@@ -29,6 +29,8 @@ def _prompts(prompt: Optional[str], prompts_file: Optional[Path]) -> list[str]:
         text = prompts_file.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise InputError(f"prompts file {prompts_file} is not UTF-8 text") from None
+    except OSError as e:
+        raise InputError(f"prompts file {prompts_file}: {e.strerror or e}") from None
     lines = [ln for ln in text.splitlines() if ln.strip()]
     if not lines:
         raise InputError(f"prompts file {prompts_file} holds no prompt (one per line)")
@@ -100,8 +102,8 @@ def generate_command(
                 raise InputError(f"{max_new} new tokens do not fit the model's {limit} positions: at most "
                                  f"{limit - PROMPT_BLOCK} fit after a prompt (prompts take "
                                  f"{PROMPT_BLOCK}-slot blocks)")
-            warnings.warn(f"prompt of {longest} tokens + {max_new} new exceeds the model's {limit} "
-                          f"positions: keeping the last {keep} prompt tokens", RuntimeWarning)
+            warnings.warn(f"prompt of {longest} tokens (a cache block of {padded}) + {max_new} new exceeds the "
+                          f"model's {limit} positions: keeping the last {keep} prompt tokens", RuntimeWarning)
             ids = [i[-keep:] for i in ids]
             want = limit
         eng = Engine(loaded.model, len(ids), want, compile=compile)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from spense.engine.generate import Engine
+from spense.engine.generate import PROMPT_BLOCK, Engine
 from spense.engine.load import load
 from spense.engine.sparsify import block_linears, sparsify, whole_layer_names
 from spense.provenance import current_commit, source_digest
@@ -88,6 +88,12 @@ def _linear_bytes(model, lins) -> int:
     fused = [f for blk in model.model.layers for f in (blk.self_attn.qkv_fused, blk.mlp.gate_up_fused)
              if f is not None]
     return n + _bytes(fused)
+
+
+def bench_cache(prompt_len: int, gen: int) -> int:
+    """The cache a run needs: the prompt left-padded to whole ``PROMPT_BLOCK`` slots, ``gen`` new tokens and
+    24 of the timed steps' spare."""
+    return -(-prompt_len // PROMPT_BLOCK) * PROMPT_BLOCK + gen + 24
 
 
 def switches() -> dict[str, str]:
@@ -299,7 +305,7 @@ def run(model: str, batches=(1, 8), ratios=(0.25,), fp8: bool = False, prompt_le
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats(dev)
             t1 = time.perf_counter()
-            eng = Engine(m, B, prompt_len + gen + 24, compile=compile, compile_prefill=False)
+            eng = Engine(m, B, bench_cache(prompt_len, gen), compile=compile, compile_prefill=False)
             r = _time_engine(eng, B, prompt_len, gen, seed + B)
             row = {"model": label, "variant": variant, "dtype": "fp8" if vfp8 else
                    str(m.model.embed_tokens.weight.dtype).replace("torch.", ""), "dense_ratio": ratio,
