@@ -60,7 +60,7 @@ def generate_command(
 
         from spense.data import load_tokenizer
         from spense.engine import Engine, load
-        from spense.engine.generate import PROMPT_BLOCK
+        from spense.engine.generate import PROMPT_BLOCK, round_up
         from spense.engine.model import KV_BLOCK
         from spense.hf import parse_dtype, resolve_device
 
@@ -84,14 +84,14 @@ def generate_command(
         ids = [tok.encode(t) for t in texts]
         limit = loaded.model.args.max_positions
         longest = max(len(i) for i in ids)
-        padded = -(-longest // PROMPT_BLOCK) * PROMPT_BLOCK  # prompts are left-padded to PROMPT_BLOCK slots
+        padded = round_up(longest, PROMPT_BLOCK)  # prompts are left-padded to PROMPT_BLOCK slots
         if max_len is not None:  # the user's cache: no truncation, a clear error if the prompt does not fit
             want = max_len
             if want > limit:
                 warnings.warn(f"--max-len {max_len} exceeds the model's {limit} positions: using {limit}",
                               RuntimeWarning)
                 want = limit
-            if longest + max_new > want or padded + max_new > -(-want // KV_BLOCK) * KV_BLOCK:
+            if longest + max_new > want or padded + max_new > round_up(want, KV_BLOCK):
                 raise InputError(f"prompt of {longest} tokens (a cache block of {padded}) + {max_new} new tokens "
                                  f"do not fit --max-len {want}")
         else:

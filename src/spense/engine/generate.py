@@ -80,7 +80,8 @@ def default_attention(model: Transformer, cuda: bool, compiled: bool) -> str:
     return "math" if compiled else "auto"
 
 
-def _round_up(n: int, m: int) -> int:
+def round_up(n: int, m: int) -> int:
+    """``n`` rounded up to a multiple of ``m`` (cache and prompt blocks)."""
     return -(-n // m) * m
 
 
@@ -196,7 +197,7 @@ class Engine:
         if max_len > limit:
             raise InputError(f"cache of {max_len} tokens exceeds the model's {limit} positions")
         self.max_batch = batch_bucket(max_batch)
-        self.max_len = _round_up(max_len, KV_BLOCK)
+        self.max_len = round_up(max_len, KV_BLOCK)
         model.setup_caches(self.max_batch, self.max_len)
         cuda = self.device.type == "cuda"
         if cuda:  # fix each Spense layer's kernel per decode bucket before anything is compiled
@@ -266,7 +267,7 @@ class Engine:
         longest = max(len(p) for p in prompts)
         if longest == 0:
             raise InputError("empty prompt")
-        T = _round_up(longest, PROMPT_BLOCK)
+        T = round_up(longest, PROMPT_BLOCK)
         if T >= self.max_len:
             raise InputError(f"prompt of {longest} tokens does not fit the cache of {self.max_len} tokens")
         ids = torch.zeros(Bb, T, dtype=torch.long)
@@ -276,7 +277,7 @@ class Engine:
             start[i] = T - len(p)
         ids, start = ids.to(self.device), start.to(self.device)
         pos = self._positions[:T]
-        nxt, logits = self._run("prefill", self._prefill, (ids, pos, start), _round_up(T, KV_BLOCK),
+        nxt, logits = self._run("prefill", self._prefill, (ids, pos, start), round_up(T, KV_BLOCK),
                                 temperature, top_p)
         return nxt, logits, start, T
 
@@ -287,7 +288,7 @@ class Engine:
         if pos >= self.max_len:
             raise InputError(f"cache full ({self.max_len} tokens)")
         ip = self._positions[pos:pos + 1]
-        return self._run("decode", self._decode, (tok, ip, start), min(_round_up(pos + 1, KV_BLOCK), self.max_len),
+        return self._run("decode", self._decode, (tok, ip, start), min(round_up(pos + 1, KV_BLOCK), self.max_len),
                          temperature, top_p)
 
     def _to_host(self, t: torch.Tensor):

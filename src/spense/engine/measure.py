@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from spense.engine.generate import PROMPT_BLOCK, Engine
+from spense.engine.generate import PROMPT_BLOCK, Engine, round_up
 from spense.engine.load import load
 from spense.engine.sparsify import block_linears, sparsify, whole_layer_names
 from spense.provenance import current_commit, source_digest
@@ -93,7 +93,7 @@ def _linear_bytes(model, lins) -> int:
 def bench_cache(prompt_len: int, gen: int) -> int:
     """The cache a run needs: the prompt left-padded to whole ``PROMPT_BLOCK`` slots, ``gen`` new tokens and
     24 of the timed steps' spare."""
-    return -(-prompt_len // PROMPT_BLOCK) * PROMPT_BLOCK + gen + 24
+    return round_up(prompt_len, PROMPT_BLOCK) + gen + 24
 
 
 def switches() -> dict[str, str]:
