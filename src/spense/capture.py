@@ -49,8 +49,8 @@ def outside_blocks_on(model: nn.Module, blocks: nn.ModuleList, device: torch.dev
             t.data = t.data.to(dev)
 
 
-class _StopForward(Exception):
-    pass
+class StopForward(Exception):
+    """Raised by a hook to end a forward pass once it has what it needs (caught by the caller)."""
 
 
 @dataclass
@@ -79,7 +79,7 @@ def capture_inputs(model: nn.Module, windows: torch.Tensor, device: torch.device
         hidden.append(hs.detach().float().cpu())
         if not extra:
             extra["args"], extra["kwargs"] = rest, kwargs
-        raise _StopForward
+        raise StopForward
 
     handle = blocks[0].register_forward_pre_hook(hook, with_kwargs=True)
     try:
@@ -87,7 +87,7 @@ def capture_inputs(model: nn.Module, windows: torch.Tensor, device: torch.device
             for j in range(windows.shape[0]):
                 try:
                     model(windows[j : j + 1].to(device), use_cache=False)
-                except _StopForward:
+                except StopForward:
                     pass
     finally:
         handle.remove()
@@ -127,7 +127,8 @@ def run_block(
     keep: bool = True,
 ) -> torch.Tensor | None:
     """Run the samples through ``block``; return the outputs (float32, on the inputs' device) when
-    ``keep``."""
+    ``keep``. Without ``keep`` a hook may end a sample's pass early by raising :class:`StopForward` (the
+    Hessian passes stop at the input of the last linear they read)."""
     dtype = _block_dtype(block)
     args, kwargs = to_device(inputs.args, device), to_device(inputs.kwargs, device)
     # float tensors in the kwargs (masks, rotary cos/sin) follow the block's dtype
@@ -137,11 +138,14 @@ def run_block(
     outs = torch.empty_like(inputs.hidden) if keep else None
     for j in samples:
         x = inputs.hidden[j : j + 1].to(device=device, dtype=dtype)
+        if not keep:
+            try:
+                block(x, *args, **kwargs)
+            except StopForward:
+                pass
+            continue
         y = block(x, *args, **kwargs)
-        if isinstance(y, (tuple, list)):
-            y = y[0]
-        if keep:
-            outs[j : j + 1] = y  # float32, where the inputs live (copy_ casts and moves)
+        outs[j : j + 1] = y[0] if isinstance(y, (tuple, list)) else y  # float32, where the inputs live
     return outs
 
 

@@ -34,7 +34,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from spense.capture import BlockInputs, capture_inputs, find_groups, run_block
+from spense.capture import BlockInputs, StopForward, capture_inputs, find_groups, run_block
 from spense.errors import CheckpointError, InputError, NumericalError
 from spense.hessian import HessianAccumulator
 from spense.hf import (check_finite_weights, clip_seqlen, find_blocks, find_linears, get_weight, is_conv1d,
@@ -59,15 +59,21 @@ LayerHook = Callable[[str, dict], None]
 def _accumulate(block: nn.Module, inputs: BlockInputs, linears: dict[str, nn.Module],
                 groups: list[list[str]], prefix: str, dev: torch.device) -> dict[int, HessianAccumulator]:
     """One forward pass of ``block`` over every sample; ONE accumulator per group, fed the input of
-    the group's first linear (the other linears of the group read the very same tensor)."""
+    the group's first linear (the other linears of the group read the very same tensor). ``groups`` are
+    in execution order, so each pass stops at the last group's input (:class:`StopForward`): of a Llama
+    block's true-sequential passes, the one for q/k/v runs only the first norm, the ones for o and gate/up
+    no MLP linear, the one for down no down projection."""
     accs: dict[int, HessianAccumulator] = {}
     handles = []
     for gi, group in enumerate(groups):
         mod = linears[group[0]]
         acc = accs[gi] = HessianAccumulator(linear_shape(mod)[1], f"{prefix}.{group[0]}", device=dev)
 
-        def hook(module: nn.Module, args: tuple, _acc: HessianAccumulator = acc) -> None:
+        def hook(module: nn.Module, args: tuple, _acc: HessianAccumulator = acc, _last: bool = gi == len(groups) - 1
+                 ) -> None:
             _acc.add(args[0].detach())
+            if _last:
+                raise StopForward
 
         handles.append(mod.register_forward_pre_hook(hook))
     try:
