@@ -20,6 +20,10 @@ Fixtures
                     so tests may modify the model in place).
 
 Helper: :func:`load_benchmark` imports a script of ``benchmarks/`` (not a package) as a module.
+
+``SPENSE_PASSED_BEFORE=<pytest -v logs, os.pathsep-separated>`` leaves out the tests that PASSED in those
+logs, by exact node id (``benchmarks/run_gpu_tests.sh``'s ``RESUME=``: a GPU run cut by its time limit goes
+on in the next call).
 """
 
 from __future__ import annotations
@@ -35,6 +39,31 @@ from spense.data import default_data_dir
 TOKENIZER_TRAIN_BYTES = 200_000
 TINY_VOCAB = 512
 TINY_TEXT_BYTES = 20_000
+
+
+def passed_in(log: Path) -> set[str]:
+    """The node ids that a ``pytest -v`` log reports as PASSED (``<id> PASSED [ 38%]``; ids may hold spaces)."""
+    done = set()
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        head, sep, _ = line.rpartition(" PASSED")
+        if sep and "::" in head:
+            done.add(head.strip())
+    return done
+
+
+def pytest_collection_modifyitems(config, items):
+    logs = os.environ.get("SPENSE_PASSED_BEFORE")
+    if not logs:
+        return
+    done: set[str] = set()
+    for f in logs.split(os.pathsep):
+        if not Path(f).is_file():
+            raise pytest.UsageError(f"SPENSE_PASSED_BEFORE: {f} is not a file")
+        done |= passed_in(Path(f))
+    drop = [it for it in items if it.nodeid in done]
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = [it for it in items if it.nodeid not in done]
 
 
 def load_benchmark(name: str):

@@ -449,3 +449,51 @@ def test_hessian_passes_stop_at_the_input_they_read(tiny_llama, tiny_llama_dir, 
     for h in hooks:
         h.remove()
     assert runs == {name: k * n + 1 for name, k in passes.items()}
+
+
+def test_hessian_passes_that_stop_give_the_same_bits(tiny_llama, tiny_llama_dir, tiny_text_file):
+    """Each group's accumulation with the pass stopped at its input equals, bit for bit, the one of a whole pass."""
+    from spense.pipeline import _accumulate
+
+    model, _ = tiny_llama
+    inputs = capture_inputs(model, _windows(tiny_llama_dir, tiny_text_file), torch.device("cpu"))
+    block = find_blocks(model)[1][0]
+    linears = find_linears(block, 16)
+    groups = find_groups(block, linears, inputs, torch.device("cpu"))
+    for sequential_groups in [[g] for g in groups] + [groups]:
+        cut = _accumulate(block, inputs, linears, sequential_groups, "b", torch.device("cpu"), stop=True)
+        whole = _accumulate(block, inputs, linears, sequential_groups, "b", torch.device("cpu"), stop=False)
+        for gi in cut:
+            assert torch.equal(cut[gi].H, whole[gi].H), sequential_groups[gi]
+
+
+class _TwiceBlock(torch.nn.Module):
+    """A block that runs one linear twice (a → b → a): its Hessian must take both inputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(16, 16, bias=False), torch.nn.Linear(16, 16, bias=False)
+
+    def forward(self, x):
+        return x + self.a(torch.relu(self.b(self.a(x))))
+
+
+@pytest.mark.parametrize("sequential", ["true", "block"])
+def test_a_linear_run_twice_keeps_whole_passes(sequential):
+    from spense.capture import BlockInputs
+    from spense.pipeline import prune_block
+
+    torch.manual_seed(0)
+    block, hidden = _TwiceBlock(), torch.randn(3, 8, 16)
+    used: dict[str, torch.Tensor] = {}
+    xs: list[torch.Tensor] = []
+    h = block.a.register_forward_pre_hook(lambda m, a: xs.append(a[0].detach().reshape(-1, 16)))
+    with torch.no_grad():
+        for j in range(3):
+            block(hidden[j:j + 1])
+    h.remove()
+    X = torch.cat(xs).double()
+    prune_block(block, BlockInputs(hidden), _cfg(method="sparsegpt", dense_ratio=0.0), prefix="t", device="cpu",
+                sequential=sequential, on_hessian=lambda name, H: used.setdefault(name, H))
+    ref = 2 * X.T @ X / X.shape[0]
+    assert float((used["t.a"].double() - ref).norm() / ref.norm()) < 1e-6

@@ -28,6 +28,7 @@ def python_blocks() -> list[str]:
 
 def run_block(code: str, tmp_path: Path) -> subprocess.CompletedProcess:
     """Run ``code`` from the repository root (the README's relative paths start there), its ``out/`` in tmp_path."""
+    assert '"out/' in code  # else the block would write into the repository's out/
     code = code.replace('"out/', f'"{tmp_path.as_posix()}/out/')
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,

@@ -6,7 +6,9 @@
 * :func:`run_block` runs those hidden states through one block, one window at a time (the pipeline
   moves them to the GPU when they fit, :func:`spense.pipeline.resident_inputs`).
 * :func:`find_groups` runs one window with pre-hooks on the block's linears and groups the linears
-  that read the same input tensor, in execution order (Llama: ``[q,k,v], [o], [gate,up], [down]``).
+  that read the same input tensor, in execution order (Llama: ``[q,k,v], [o], [gate,up], [down]``);
+  :func:`record_calls` gives the calls themselves (the pipeline's passes stop early only where every
+  linear runs once).
 """
 
 from __future__ import annotations
@@ -49,8 +51,9 @@ def outside_blocks_on(model: nn.Module, blocks: nn.ModuleList, device: torch.dev
             t.data = t.data.to(dev)
 
 
-class StopForward(Exception):
-    """Raised by a hook to end a forward pass once it has what it needs (caught by the caller)."""
+class StopForward(BaseException):
+    """Raised by a hook to end a forward pass once it has what it needs (caught by the caller). A
+    BaseException, so that a model's own ``except Exception`` fallbacks do not swallow it."""
 
 
 @dataclass
@@ -150,14 +153,11 @@ def run_block(
 
 
 @torch.no_grad()
-def find_groups(
+def record_calls(
     block: nn.Module, linears: dict[str, nn.Module], inputs: BlockInputs, device: torch.device
-) -> list[list[str]]:
-    """Sublayer groups in execution order: linears that read the same input tensor form one group.
-
-    One sample is run through the block with forward pre-hooks recording, in call order, each linear
-    and the identity of its input (Llama: ``[q,k,v], [o], [gate,up], [down]``).
-    """
+) -> list[tuple[str, tuple]]:
+    """One sample through ``block`` with forward pre-hooks on its linears: ``(name, identity of the input
+    tensor)`` per call, in call order (a linear run twice appears twice)."""
     calls: list[tuple[str, tuple]] = []
     alive: list[torch.Tensor] = []  # keep inputs alive so their storage cannot be reused
     handles = []
@@ -173,6 +173,12 @@ def find_groups(
     finally:
         for h in handles:
             h.remove()
+    return calls
+
+
+def group_calls(calls: list[tuple[str, tuple]], linears: dict[str, nn.Module]) -> list[list[str]]:
+    """Sublayer groups in execution order from :func:`record_calls`: linears whose first call reads the
+    same input tensor form one group. Linears never called are skipped with a warning."""
     groups: dict[tuple, list[str]] = {}
     seen: set[str] = set()
     for name, key in calls:
@@ -184,3 +190,11 @@ def find_groups(
     for n in unused:
         warnings.warn(f"skipping {n}: not called in the block's forward pass", UserWarning, stacklevel=2)
     return list(groups.values())
+
+
+def find_groups(
+    block: nn.Module, linears: dict[str, nn.Module], inputs: BlockInputs, device: torch.device
+) -> list[list[str]]:
+    """Sublayer groups in execution order: linears that read the same input tensor form one group
+    (Llama: ``[q,k,v], [o], [gate,up], [down]``); :func:`record_calls` then :func:`group_calls`."""
+    return group_calls(record_calls(block, linears, inputs, device), linears)

@@ -34,7 +34,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from spense.capture import BlockInputs, StopForward, capture_inputs, find_groups, run_block
+from spense.capture import BlockInputs, StopForward, capture_inputs, group_calls, record_calls, run_block
 from spense.errors import CheckpointError, InputError, NumericalError
 from spense.hessian import HessianAccumulator
 from spense.hf import (check_finite_weights, clip_seqlen, find_blocks, find_linears, get_weight, is_conv1d,
@@ -57,12 +57,14 @@ LayerHook = Callable[[str, dict], None]
 # one block
 # --------------------------------------------------------------------------------------------------
 def _accumulate(block: nn.Module, inputs: BlockInputs, linears: dict[str, nn.Module],
-                groups: list[list[str]], prefix: str, dev: torch.device) -> dict[int, HessianAccumulator]:
+                groups: list[list[str]], prefix: str, dev: torch.device,
+                stop: bool = True) -> dict[int, HessianAccumulator]:
     """One forward pass of ``block`` over every sample; ONE accumulator per group, fed the input of
-    the group's first linear (the other linears of the group read the very same tensor). ``groups`` are
-    in execution order, so each pass stops at the last group's input (:class:`StopForward`): of a Llama
-    block's true-sequential passes, the one for q/k/v runs only the first norm, the ones for o and gate/up
-    no MLP linear, the one for down no down projection."""
+    the group's first linear (the other linears of the group read the very same tensor). With ``stop``
+    (for blocks whose every linear runs once a pass, so ``groups`` are in call order) each pass stops at
+    the last group's input (:class:`StopForward`): of a Llama block's true-sequential passes, the one for
+    q/k/v runs only the first norm, those for o and gate/up no MLP linear, the one for down no down
+    projection. Without it every pass runs the whole block, and a linear run twice adds both inputs."""
     accs: dict[int, HessianAccumulator] = {}
     handles = []
     for gi, group in enumerate(groups):
@@ -72,7 +74,7 @@ def _accumulate(block: nn.Module, inputs: BlockInputs, linears: dict[str, nn.Mod
         def hook(module: nn.Module, args: tuple, _acc: HessianAccumulator = acc, _last: bool = gi == len(groups) - 1
                  ) -> None:
             _acc.add(args[0].detach())
-            if _last:
+            if _last and stop:
                 raise StopForward
 
         handles.append(mod.register_forward_pre_hook(hook))
@@ -116,11 +118,13 @@ def prune_block(
     records: dict[str, dict] = {}
     block.to(dev)
     try:
-        groups = find_groups(block, linears, inputs, dev) if linears else []
-        accs = _accumulate(block, inputs, linears, groups, prefix, dev) if sequential == "block" else {}
+        calls = record_calls(block, linears, inputs, dev) if linears else []
+        groups = group_calls(calls, linears)
+        once = len(calls) == len({name for name, _ in calls})  # every linear runs once: passes may stop early
+        accs = _accumulate(block, inputs, linears, groups, prefix, dev, once) if sequential == "block" else {}
         for gi, group in enumerate(groups):
             acc = accs.pop(gi) if sequential == "block" else \
-                _accumulate(block, inputs, linears, [group], prefix, dev)[0]
+                _accumulate(block, inputs, linears, [group], prefix, dev, once)[0]
             fulls = [f"{prefix}.{name}" if prefix else name for name in group]
             lcfgs = [plan.get(full, cfg) if plan else cfg for full in fulls]
             tied = tied_scores([linears[name] for name in group], fulls, lcfgs, acc.H, dev)
