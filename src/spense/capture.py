@@ -141,14 +141,14 @@ def run_block(
     outs = torch.empty_like(inputs.hidden) if keep else None
     for j in samples:
         x = inputs.hidden[j : j + 1].to(device=device, dtype=dtype)
-        if not keep:
-            try:
-                block(x, *args, **kwargs)
-            except StopForward:
-                pass
+        try:
+            y = block(x, *args, **kwargs)
+        except StopForward:
+            if keep:
+                raise
             continue
-        y = block(x, *args, **kwargs)
-        outs[j : j + 1] = y[0] if isinstance(y, (tuple, list)) else y  # float32, where the inputs live
+        if keep:
+            outs[j : j + 1] = y[0] if isinstance(y, (tuple, list)) else y  # float32, where the inputs live
     return outs
 
 
