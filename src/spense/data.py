@@ -90,15 +90,16 @@ def read_text(path: str | os.PathLike) -> str:
         files = sorted(f for f in p.rglob("*.txt") if f.is_file())
         if not files:
             raise InputError(f"folder {p} contains no *.txt files; pass a .txt file or a folder of them")
-        text = "\n\n".join(_read_file(f) for f in files)
+        text = "\n\n".join(read_text_file(f) for f in files)
     else:
-        text = _read_file(p)
+        text = read_text_file(p)
     if not text.strip():
         raise InputError(f"text at {p} is empty (or whitespace only); pass a file with real text")
     return text
 
 
-def _read_file(f: Path) -> str:
+def read_text_file(f: Path) -> str:
+    """One file's UTF-8 text; :class:`InputError` naming the file if it cannot be read or decoded."""
     try:
         return f.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:

@@ -25,13 +25,9 @@ def _prompts(prompt: Optional[str], prompts_file: Optional[Path]) -> list[str]:
         raise InputError(f"prompts file {prompts_file} is a directory")
     if not prompts_file.is_file():
         raise InputError(f"prompts file {prompts_file} does not exist")
-    try:
-        text = prompts_file.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise InputError(f"prompts file {prompts_file} is not UTF-8 text") from None
-    except OSError as e:
-        raise InputError(f"prompts file {prompts_file}: {e.strerror or e}") from None
-    lines = [ln for ln in text.splitlines() if ln.strip()]
+    from spense.data import read_text_file
+
+    lines = [ln for ln in read_text_file(prompts_file).splitlines() if ln.strip()]
     if not lines:
         raise InputError(f"prompts file {prompts_file} holds no prompt (one per line)")
     return lines
