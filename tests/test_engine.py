@@ -394,7 +394,7 @@ def test_profile_op_classes_of_compiled_and_eager_kernels():
         # the warpgroup forms and the FP8 dense split-K sum (H200 profile, twenty-third stop: both were "other")
         "void spense_wgsd_sk_kernel<18, 1, true, 32>(std::conditional<((1)&(512))!=(0), W": "sparse kernel",
         "void spense_wgsp_ws_kernel<8, 1, 1, 64, 2>(CUtensorMap, CUtensorMap": "sparse kernel",
-        "sum_splits_kernel": "fp8 gemm",
+        "sum_splits_kernel": "stream gemm",
         "void at::native::index_elementwise_kernel<128, 4, at::native::index_copy_kernel_": "unpack/copy",
         "triton_poi_fused__to_copy_add_cat_clamp_min_cos_mean_mul_neg_pow_rsqrt_sin_split": "other",
     }

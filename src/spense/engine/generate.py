@@ -25,7 +25,8 @@ from typing import Callable, Iterator
 
 import torch
 
-from spense.engine.model import KV_BLOCK, Transformer
+from spense.engine.model import KV_BLOCK, Transformer, dense_shapes
+from spense.runtime import dense
 from spense.runtime.attention import pdl_capable
 from spense.runtime.fp8 import Fp8Linear
 from spense.runtime.linear import SpenseLinear
@@ -44,14 +45,18 @@ def batch_bucket(b: int) -> int:
 def plan_decode(model: torch.nn.Module, max_batch: int, fragments: bool = True) -> None:
     """:meth:`SpenseLinear.plan` of every Spense layer for the decode batch buckets up to ``max_batch``
     (``fragments``: x in the kernel's fragment order, built where torch.compile fuses it), and
-    :meth:`Fp8Linear.tune` of every FP8 layer that runs (a fused one included), so that no kernel
-    choice is measured while a step is traced."""
+    :meth:`Fp8Linear.tune` of every FP8 layer that runs (a fused one included), and
+    :func:`spense.runtime.dense.tune` of every plain weight's shape (:func:`~spense.engine.model.dense_shapes`),
+    so that no kernel choice is measured while a step is traced."""
     ms = [b for b in (1, 2, 4, 8, 16, 32, 64) if b <= batch_bucket(max_batch)]
     for mod in model.modules():
         if isinstance(mod, SpenseLinear):
             mod.plan(ms, fragments)
         elif isinstance(mod, Fp8Linear) and not getattr(mod, "_fused", False):
             mod.tune(tuple(ms))
+    dev = model.model.embed_tokens.weight.device
+    for N, K in sorted(dense_shapes(model)):
+        dense.tune(N, K, dev, ms)
 
 
 def pdl_wanted(device: torch.device) -> bool:

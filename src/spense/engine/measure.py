@@ -99,13 +99,14 @@ def bench_cache(prompt_len: int, gen: int) -> int:
 def switches() -> dict[str, str]:
     """The ``SPENSE_*`` variables in effect that change how a step (or the prefill) runs:
     ``SPENSE_ATTENTION``, ``SPENSE_TUNING``, ``SPENSE_PDL``, ``SPENSE_OPERAND_ONLY``, ``SPENSE_NORM_PARTS``,
-    ``SPENSE_MAX_AUTOTUNE``, every ``SPENSE_FP8_*``, ``SPENSE_ATTN_*``, ``SPENSE_MMASP_*`` and ``SPENSE_WGS*``
+    ``SPENSE_MAX_AUTOTUNE``, every ``SPENSE_FP8_*``, ``SPENSE_ATTN_*``, ``SPENSE_MMASP_*``, ``SPENSE_WGS*`` and ``SPENSE_DENSE_*``
     switch (a new one is recorded without a list to update; not the prebuilt extension's path ``SPENSE_MMASP_SO``)
     and every ``TORCHINDUCTOR_*`` setting but the cache folder."""
     return {k: v for k, v in sorted(os.environ.items())
             if k in ("SPENSE_ATTENTION", "SPENSE_TUNING", "SPENSE_PDL", "SPENSE_OPERAND_ONLY", "SPENSE_NORM_PARTS",
                      "SPENSE_MAX_AUTOTUNE")
-            or (k.startswith(("SPENSE_FP8_", "SPENSE_ATTN_", "SPENSE_MMASP_", "SPENSE_WGS")) and k != "SPENSE_MMASP_SO")
+            or (k.startswith(("SPENSE_FP8_", "SPENSE_ATTN_", "SPENSE_MMASP_", "SPENSE_WGS", "SPENSE_DENSE_"))
+                and k != "SPENSE_MMASP_SO")
             or (k.startswith("TORCHINDUCTOR_") and k != "TORCHINDUCTOR_CACHE_DIR")}
 
 
@@ -354,8 +355,8 @@ def run(model: str, batches=(1, 8), ratios=(0.25,), fp8: bool = False, prompt_le
 OP_CLASSES = (  # (class, substrings of the kernel name), first match wins
     # the mma.sp kernels, the warpgroup forms (spense_wgsp_ws_kernel, spense_wgsd_sk_kernel) and the Triton one
     ("sparse kernel", ("mmasp", "spense_wgs", "spense_decode")),
-    # the FP8 dense baseline's Triton kernel and its split-K sum (fp8_dense.sum_splits_kernel)
-    ("fp8 gemm", ("w8a16", "fp8_w8a16", "sum_splits")),
+    # the FP8 dense baseline's Triton kernel (also the dense BF16 streaming kernel, runtime.dense) and its split-K sum
+    ("stream gemm", ("w8a16", "fp8_w8a16", "sum_splits")),
     ("act quant", ("act_quant", "quant_rows")),
     # before the GEMMs: cuDNN's SDPA kernels hold "sm90_"; float32 cuBLAS kernels ("kernel<float") are
     # the math backend's attention (the linears run in bf16 / FP8)

@@ -33,6 +33,7 @@ from torch import nn
 from spense.errors import InputError
 from spense.runtime.attention import decode_attention, decode_attention_fused, fused_on, operand_on, rotate_half
 from spense.runtime.attn_operand import linear_on_operand, operand_form
+from spense.runtime.dense import dense_linear
 from spense.runtime.fuse import fuse_group, unfuse_rows
 from spense.runtime.xops import _env_int
 
@@ -106,6 +107,27 @@ class KVCache(nn.Module):
         kc.index_copy_(2, input_pos, k)
         vc.index_copy_(2, input_pos, v)
         return kc, vc
+
+
+def linear(mod: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``mod(x)``; a plain ``nn.Linear`` through :func:`~spense.runtime.dense.dense_linear` (cuBLAS, or the
+    weight-streaming kernel where it is faster at this shape and token count; on CPU ``F.linear``)."""
+    return dense_linear(x, mod.weight, mod.bias) if type(mod) is nn.Linear else mod(x)
+
+
+def dense_shapes(model: nn.Module) -> set[tuple[int, int]]:
+    """The ``(N, K)`` of every weight that :func:`linear` or a fused plain projection passes to ``dense_linear``
+    (members of a fused projection left out: they do not run apart)."""
+    out, members = set(), set()
+    for mod in model.modules():
+        if isinstance(mod, Attention) and mod.qkv_weight is not None:
+            out.add(tuple(mod.qkv_weight.shape))
+            members |= {id(mod.q_proj), id(mod.k_proj), id(mod.v_proj)}
+        elif isinstance(mod, MLP) and mod.gate_up_weight is not None:
+            out.add(tuple(mod.gate_up_weight.shape))
+            members |= {id(mod.gate_proj), id(mod.up_proj)}
+    out |= {(m.out_features, m.in_features) for m in model.modules() if type(m) is nn.Linear and id(m) not in members}
+    return out
 
 
 def fuse_linears(lins: tuple[nn.Module, ...]) -> tuple[torch.Tensor, torch.Tensor | None] | None:
@@ -185,11 +207,11 @@ class Attention(nn.Module):
         B, T, _ = x.shape
         nq, nk = self.n_head * self.hd, self.n_kv * self.hd
         if self.qkv_weight is not None:
-            q, k, v = F.linear(x, self.qkv_weight, self.qkv_bias).split([nq, nk, nk], dim=-1)
+            q, k, v = dense_linear(x, self.qkv_weight, self.qkv_bias).split([nq, nk, nk], dim=-1)
         elif self.qkv_fused is not None:
             q, k, v = self.qkv_fused(x).split([nq, nk, nk], dim=-1)
         else:
-            q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+            q, k, v = linear(self.q_proj, x), linear(self.k_proj, x), linear(self.v_proj, x)
         g = self.n_head // self.n_kv
         if self.fused and T == 1:  # decode: the norms, RoPE and the cache writes in the split kernel
             qn = (self.q_norm.weight, self.k_norm.weight) if hasattr(self, "q_norm") else (None, None)
@@ -201,7 +223,7 @@ class Attention(nn.Module):
                                        self.q_norm.eps if qn[0] is not None else 0.0, form)
             if form:
                 return linear_on_operand(self.o_proj, y, B, form, q.dtype).view(B, T, -1)
-            return self.o_proj(y.view(B, T, self.n_head * self.hd))
+            return linear(self.o_proj, y.view(B, T, self.n_head * self.hd))
         q = q.unflatten(-1, (self.n_head, self.hd))
         k = k.unflatten(-1, (self.n_kv, self.hd))
         v = v.unflatten(-1, (self.n_kv, self.hd))
@@ -224,7 +246,7 @@ class Attention(nn.Module):
         else:
             y = F.scaled_dot_product_attention(qg, kc, vc, attn_mask=m)
         y = y.reshape(B, self.n_head, T, self.hd).transpose(1, 2).reshape(B, T, self.n_head * self.hd)
-        return self.o_proj(y)
+        return linear(self.o_proj, y)
 
 
 class MLP(nn.Module):
@@ -258,12 +280,12 @@ class MLP(nn.Module):
 
     def forward(self, x):
         if self.gate_up_weight is not None:
-            g, u = F.linear(x, self.gate_up_weight).chunk(2, dim=-1)
-            return self.down_proj(F.silu(g) * u)
+            g, u = dense_linear(x, self.gate_up_weight).chunk(2, dim=-1)
+            return linear(self.down_proj, F.silu(g) * u)
         if self.gate_up_fused is not None:
             g, u = self.gate_up_fused(x).chunk(2, dim=-1)
-            return self.down_proj(F.silu(g) * u)
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+            return linear(self.down_proj, F.silu(g) * u)
+        return linear(self.down_proj, F.silu(linear(self.gate_proj, x)) * linear(self.up_proj, x))
 
 
 class Block(nn.Module):
@@ -381,4 +403,4 @@ class Transformer(nn.Module):
         d = None
         for blk in self.model.layers:
             x, d = blk(x, d, cos, sin, input_pos, mask, kv_len)
-        return self.lm_head(self.model.norm(x if d is None else d + x)).float()
+        return linear(self.lm_head, self.model.norm(x if d is None else d + x)).float()

@@ -293,14 +293,16 @@ def candidates(M: int, extra: bool = False) -> list[str]:
     return out
 
 
-def load_table(path: str | Path) -> int:
+def load_table(path: str | Path, into: dict | None = None) -> int:
     """Add the measured choices of ``path`` (``{"device", "cc", "cells": {"N,K,bucket": kind}}``, as
-    written by ``benchmarks/linear_bench.py``) to :data:`CHOICES`; returns the number of cells."""
+    written by ``benchmarks/linear_bench.py``) to :data:`CHOICES` (or ``into``: the dense BF16 layers' choices,
+    :mod:`spense.runtime.dense`); returns the number of cells."""
     d = json.loads(Path(path).read_text())
+    into = CHOICES if into is None else into
     n = 0
     for key, kind in d.get("cells", {}).items():
         N, K, b = (int(v) for v in key.split(","))
-        CHOICES[(d["device"], d["cc"], N, K, b)] = kind
+        into[(d["device"], d["cc"], N, K, b)] = kind
         n += 1
     return n
 

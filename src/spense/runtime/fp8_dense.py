@@ -124,15 +124,15 @@ def stages_of(cfg) -> int:
     return cfg[5] if len(cfg) > 5 and cfg[5] > 0 else STAGES
 
 
-def fits(cfg, M: int) -> bool:
+def fits(cfg, M: int, w_bytes: int = 1) -> bool:
     """Whether ``cfg`` at ``M`` tokens stays within :data:`SMEM_BUDGET`: ``stages * (BLOCK_M * BLOCK_K
-    * 2 + BLOCK_N * BLOCK_K)`` bytes of pipelined x (bf16) and weight (e4m3) tiles; mode 2 needs M <= 4.
-    (The v4 device run hit ``OutOfResources`` with (64, 512, 4, 4, 1) at M = 64: 262 KB.)"""
+    * 2 + BLOCK_N * BLOCK_K * w_bytes)`` bytes of pipelined x (bf16) and weight (e4m3: 1 byte, bf16: 2) tiles;
+    mode 2 needs M <= 4.  (The v4 device run hit ``OutOfResources`` with (64, 512, 4, 4, 1) at M = 64: 262 KB.)"""
     bn, bk = cfg[0], cfg[1]
     mode = cfg[4] if len(cfg) > 4 else 0
     if mode == 2:
         return M <= 4
-    return stages_of(cfg) * (block_m(M, mode) * bk * 2 + bn * bk) <= SMEM_BUDGET
+    return stages_of(cfg) * (block_m(M, mode) * bk * 2 + bn * bk * w_bytes) <= SMEM_BUDGET
 
 
 def default_config(M: int, N: int, K: int) -> tuple[int, int, int, int]:
@@ -174,7 +174,7 @@ if triton is not None:
     def w8a16_kernel(x_ptr, w_ptr, s_ptr, y_ptr, out_ptr, cnt_ptr, M, N, K, stride_xm, stride_wn, stride_ym,
                      BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
                      SPLIT_K: tl.constexpr, DOT_DT: tl.constexpr, MODE: tl.constexpr, UNSCALE: tl.constexpr,
-                     SERIAL: tl.constexpr = False, PDL: tl.constexpr = 0):
+                     SERIAL: tl.constexpr = False, PDL: tl.constexpr = 0, SCALED: tl.constexpr = True):
         # MODE 0: acc (M, N) += x @ w.T;  MODE 1: acc (N, M) += w @ x.T (the converted weight tile is
         # the MMA's A operand, tokens the n dimension);  MODE 2: CUDA-core dot products (BLOCK_M <= 4)
         pid_n = tl.program_id(0)
@@ -214,15 +214,18 @@ if triton is not None:
             x = tl.load(x_ptr + rm[:, None] * stride_xm + rk[None, :],
                         mask=m_mask[:, None] & k_mask[None, :], other=0.0)
             acc = _w8a16_step(acc, w, x, DOT_DT, MODE)
-        sc = tl.load(s_ptr + rn, mask=n_mask, other=0.0)
-        if UNSCALE != 1.0:  # 2^8 for the f16 operand (compile time: the bf16 kernel is unchanged)
-            sc = sc * UNSCALE
+        if SCALED:  # off: a bf16 / f16 weight with no scales (spense.runtime.dense)
+            sc = tl.load(s_ptr + rn, mask=n_mask, other=0.0)
+            if UNSCALE != 1.0:  # 2^8 for the f16 operand (compile time: the bf16 kernel is unchanged)
+                sc = sc * UNSCALE
+            if MODE == 0:
+                acc = acc * sc[None, :]
+            else:
+                acc = acc * sc[:, None]
         if MODE == 0:
-            acc = acc * sc[None, :]
             off = rm[:, None] * stride_ym + rn[None, :]
             msk = m_mask[:, None] & n_mask[None, :]
         else:
-            acc = acc * sc[:, None]
             off = rm[None, :] * stride_ym + rn[:, None]
             msk = n_mask[:, None] & m_mask[None, :]
         if SPLIT_K == 1:
@@ -260,10 +263,11 @@ def _pdl_on(device: torch.device) -> bool:
             and torch.cuda.get_device_capability(device)[0] >= 9)
 
 
-def launch_w8a16(x: torch.Tensor, wq: torch.Tensor, scale: torch.Tensor,
+def launch_w8a16(x: torch.Tensor, wq: torch.Tensor, scale: torch.Tensor | None,
                  cfg: tuple[int, int, int, int], xh: bool = False, pdl: int | None = None) -> torch.Tensor:
     """Run the Triton kernel (CUDA tensors, or CPU under ``TRITON_INTERPRET=1``); ``xh``: x is the f16
-    operand (module doc), the output bf16.  ``pdl``: 2 launched dependent, 0 not, 1 the dependent form's
+    operand (module doc), the output bf16.  ``scale`` None: ``wq`` is a weight of x's dtype with no scales
+    (the dense BF16 streaming kernel, :mod:`spense.runtime.dense`), ``y = x @ wq.T``.  ``pdl``: 2 launched dependent, 0 not, 1 the dependent form's
     first step peeled off the loop without the wait (checks); None: 2 where :func:`fp8_pdl` holds on an sm_90+
     CUDA device, else 0."""
     M, K = x.shape
@@ -286,9 +290,10 @@ def launch_w8a16(x: torch.Tensor, wq: torch.Tensor, scale: torch.Tensor,
     if pdl is None:
         pdl = 2 if _pdl_on(x.device) else 0
     dep = {"launch_pdl": True} if pdl == 2 else {}
-    w8a16_kernel[grid](x, wq, scale, ws, y, ws if cnt is None else cnt, M, N, K, x.stride(0), wq.stride(0), N,
-                       BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=sk, DOT_DT=dot_dt, MODE=mode,
-                       UNSCALE=256.0 if xh else 1.0, SERIAL=cnt is not None, PDL=pdl, num_warps=nw, **ns, **dep)
+    w8a16_kernel[grid](x, wq, wq if scale is None else scale, ws, y, ws if cnt is None else cnt, M, N, K,
+                       x.stride(0), wq.stride(0), N, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=sk, DOT_DT=dot_dt,
+                       MODE=mode, UNSCALE=256.0 if xh else 1.0, SERIAL=cnt is not None, PDL=pdl,
+                       SCALED=scale is not None, num_warps=nw, **ns, **dep)
     if sk > 1 and cnt is None:
         sum_splits_kernel[(triton.cdiv(M * N, 1024),)](ws, y, M * N, SPLIT_K=sk, BLOCK=1024)
     return y

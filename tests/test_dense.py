@@ -1,0 +1,175 @@
+"""Dense BF16 linears (spense.runtime.dense): the streaming kernel with no scales under TRITON_INTERPRET=1
+(subprocess), the op's CPU path, fake and opcheck, the choice rules and the table, the engine model's use of it;
+GPU checks (``gpu``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from spense.runtime import dense
+from spense.runtime.fp8 import device_key
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+_INTERP = textwrap.dedent("""
+    import torch
+    from spense.runtime.dense import STREAM_CONFIGS
+    from spense.runtime.fp8_dense import launch_w8a16, tile_counters
+    gen = torch.Generator().manual_seed(0)
+    worst = 0.0
+    for cfg in STREAM_CONFIGS[:5]:
+        for M, N, K in ((1, 72, 520), (5, 64, 256)):  # tails in N and in K
+            x = torch.randn(M, K, generator=gen)
+            w = torch.randn(N, K, generator=gen)
+            y = launch_w8a16(x, w, None, cfg)
+            r = x.double() @ w.double().T
+            worst = max(worst, ((y.double() - r).norm() / r.norm()).item())
+            if cfg[2] > 1:  # the slices summed in one launch: the two-launch form's bits, counters back at 0
+                assert torch.equal(y, launch_w8a16(x, w, None, cfg[:6] + (0,))), cfg
+                assert int(tile_counters(x.device).abs().sum()) == 0
+    print("WORST", worst)
+""")
+
+
+def test_stream_kernel_without_scales_interpreted():
+    """The FP8 baseline's kernel with ``scale=None`` (``SCALED`` off) is ``x @ w.T`` on a plain weight, with tails
+    in N and K, and its one-launch split-K gives the two-launch bits."""
+    pytest.importorskip("triton")
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=SRC)
+    r = subprocess.run([sys.executable, "-c", _INTERP], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert float(r.stdout.split("WORST")[-1]) < 1e-5, r.stdout
+
+
+def test_op_cpu_path_fake_and_opcheck():
+    gen = torch.Generator().manual_seed(1)
+    x, w = torch.randn(3, 64, generator=gen).bfloat16(), torch.randn(40, 64, generator=gen).bfloat16()
+    y = dense.dense_stream_mm(x, w, 32, 128, 2, 4, 3, 1)
+    assert y.dtype == torch.bfloat16 and torch.equal(y, F.linear(x.float(), w.float()).bfloat16())
+    torch.library.opcheck(torch.ops.spense.dense_stream_mm.default, (x, w, 32, 128, 2, 4, 3, 1))
+    ex = torch._dynamo.explain(lambda a: dense.run_kind("stream:32x128x2x4x0x3x1", a, w))(x)
+    assert ex.graph_break_count == 0
+
+
+def test_dense_linear_is_f_linear_off_cuda():
+    """On CPU ``dense_linear`` is ``F.linear`` bit for bit (any dtype, bias, leading dims), and no kind is chosen."""
+    gen = torch.Generator().manual_seed(2)
+    for dt in (torch.float32, torch.bfloat16):
+        x, w, b = (torch.randn(*s, generator=gen).to(dt) for s in ((2, 3, 48), (24, 48), (24,)))
+        assert torch.equal(dense.dense_linear(x, w, b), F.linear(x, w, b))
+        assert torch.equal(dense.dense_linear(x, w), F.linear(x, w))
+    assert dense.choose(24, 48, 1, "cpu") == "cublas"
+    assert dense.tune(24, 48, "cpu") == {}
+
+
+def test_kind_names_and_candidates():
+    for cfg in dense.STREAM_CONFIGS:
+        assert dense.parse_stream(dense.stream_name(cfg)) == cfg
+    for bad in ("cublas", "stream:32x128", "w8a16:32x128x1x4"):
+        with pytest.raises(ValueError):
+            dense.parse_stream(bad)
+    assert dense.candidates(2048) == ["cublas"]  # prefill: cuBLAS only
+    c1, c64 = dense.candidates(1), dense.candidates(64)
+    assert c1[0] == "cublas" and len(c1) == len(dense.STREAM_CONFIGS) + 1
+    assert set(c64) <= set(c1)  # deep rings of wide tiles do not fit 64 token rows of bf16
+
+
+def test_stream_switch(monkeypatch):
+    dense.stream_on.cache_clear()
+    try:
+        monkeypatch.setenv("SPENSE_DENSE_STREAM", "0")
+        assert not dense.stream_on()
+        dense.stream_on.cache_clear()
+        monkeypatch.setenv("SPENSE_DENSE_STREAM", "2")
+        with pytest.raises(Exception, match="SPENSE_DENSE_STREAM"):
+            dense.stream_on()
+    finally:
+        dense.stream_on.cache_clear()
+
+
+def test_packaged_table_names_known_kinds():
+    """Every cell of the shipped table is cuBLAS or a streaming config among the candidates of its bucket."""
+    d = json.loads(dense.PACKAGED_TABLE.read_text())
+    assert d["cells"]
+    for key, kind in d["cells"].items():
+        N, K, b = (int(v) for v in key.split(","))
+        assert kind in dense.candidates(b), (key, kind)
+
+
+def test_engine_model_runs_plain_linears_through_dense_linear(monkeypatch):
+    """The engine's plain linears (fused q/k/v and gate/up, o, down, lm_head) go through ``dense_linear``; the
+    shapes ``plan_decode`` tunes are those it sees, a fused projection's members left out."""
+    from spense.engine.load import random_model
+    from spense.engine.model import dense_shapes
+
+    m = random_model("qwen3-tiny", torch.device("cpu"), torch.float32)
+    m.fuse_projections()
+    a = m.args
+    kv = a.n_kv_head * a.head_dim
+    assert dense_shapes(m) == {(a.n_head * a.head_dim + 2 * kv, a.dim), (a.dim, a.n_head * a.head_dim),
+                               (2 * a.intermediate_size, a.dim), (a.dim, a.intermediate_size), (a.vocab_size, a.dim)}
+    m.setup_caches(1, 128)
+    idx, pos = torch.tensor([[1, 2, 3]]), torch.arange(3)
+    ref = m(idx, pos, 128, torch.zeros(1, dtype=torch.long))
+    seen = []
+    real = F.linear
+
+    def spy(x, w, b=None):
+        seen.append(tuple(w.shape))
+        return real(x, w, b)
+
+    import spense.engine.model as model_mod
+    monkeypatch.setattr(model_mod, "dense_linear", spy)
+    m.setup_caches(1, 128)
+    out = m(idx, pos, 128, torch.zeros(1, dtype=torch.long))
+    assert torch.equal(out, ref)
+    assert set(seen) == dense_shapes(m) and len(seen) == 4 * a.n_layer + 1
+
+
+@pytest.mark.gpu
+@gpu
+def test_gpu_every_stream_config_matches_cublas():
+    """Each streaming config (and its table's kinds) against cuBLAS on bf16 weights at M = 1, 5, 16, 33, within
+    bf16 rounding; replayed from a CUDA graph, the same bits as eagerly."""
+    gen = torch.Generator(device="cuda").manual_seed(3)
+    w = torch.randn(1000, 1536, device="cuda", generator=gen).bfloat16()
+    dense.tune(1000, 1536, "cuda", ms=(1,))  # tile counters made outside capture
+    for M in (1, 5, 16, 33):
+        x = torch.randn(M, 1536, device="cuda", generator=gen).bfloat16()
+        ref = x.double() @ w.double().T
+        for kind in dense.candidates(M):
+            y = dense.run_kind(kind, x, w)
+            e = ((y.double() - ref).norm() / ref.norm()).item()
+            assert e < 1e-2, (kind, M, e)
+    x = torch.randn(1, 1536, device="cuda", generator=gen).bfloat16()
+    kind = dense.stream_name(dense.STREAM_CONFIGS[0])
+    eager = dense.run_kind(kind, x, w)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        out = dense.run_kind(kind, x, w)
+    g.replay()
+    torch.cuda.synchronize()
+    assert torch.equal(out, eager)
+
+
+@pytest.mark.gpu
+@gpu
+def test_gpu_choice_is_measured_once_and_kept():
+    """A shape missing from the table is measured on first use (cuBLAS among the kinds), kept, and used inside a
+    capture without measuring again."""
+    N, K = 1000, 1536
+    key = (*device_key(torch.device("cuda")), N, K, 1)
+    dense.CHOICES.pop(key, None)
+    kind = dense.choose(N, K, 1, "cuda")
+    assert "cublas" in dense.TIMES[key] and kind == min(dense.TIMES[key], key=dense.TIMES[key].get)
+    assert dense.choose(N, K, 1, "cuda") == kind
