@@ -13,8 +13,10 @@ For every measured (dtype, axis, N, K, dense ratio, M) it keeps the fastest of o
 (``mmasp``, ``triton``, ``cusparselt``) if it beats the runtime's dense fallback by more than
 ``--margin`` (default 2 %, about the run-to-run spread of the timings); ties and losses -> ``dense``.
 The dense fallback is what ``SpenseLinear`` actually runs when it falls back: ``F.linear`` on the
-materialised bf16 weight, i.e. the ``dense`` row for bf16 and the ``dense_bf16`` row for fp8 (the
-FP8 dense baseline ``Fp8Linear`` is a different module, not a fallback of ``SpenseLinear``).  The
+materialised bf16 weight, i.e. the ``dense_bf16`` row (cuBLAS; for bf16 in runs before the thirty-first stop,
+whose ``dense`` row was cuBLAS and which have no ``dense_bf16`` row, the ``dense`` row).  Neither the FP8 dense
+baseline ``Fp8Linear`` nor the dense BF16 streaming kernel (``spense.runtime.dense``, in the bf16 ``dense`` row since)
+is a fallback of ``SpenseLinear``.  The
 measured best mmasp launch config (row tiles, warps) of every cell is stored too (``mmasp_cfg``), so
 ``auto`` launches the kernel as it was measured.
 
@@ -73,7 +75,7 @@ def make_table(rows: list[dict], margin: float = 1.02) -> tuple[dict, dict, dict
     for k in sorted(cells, key=lambda s: (s.split(",")[:2], [float(v) for v in s.split(",")[2:]])):
         c = cells[k]
         dt = k.split(",")[0]
-        base = c.get("dense_bf16" if dt == "fp8" else "dense")
+        base = c.get("dense_bf16") or (None if dt == "fp8" else c.get("dense"))  # cuBLAS (module doc)
         if base is None:
             continue
         stats["cells"] += 1

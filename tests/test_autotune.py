@@ -116,6 +116,10 @@ def test_make_auto_table():
     assert cfg2["bf16,cols,64,128,0.25,1"] == [2, 4]
     assert choice2["bf16,cols,64,128,0.25,8"] == "mmasp" and stats2 == {"cells": 5, "dense": 2}
     assert lookup(choice2, "bf16", "cols", 64, 128, 0.25, 8) == "mmasp"
+    # since linear_bench's bf16 `dense` row is the faster of cuBLAS and the streaming kernel, the fallback (cuBLAS)
+    # is its `dense_bf16` row: mmasp at 9.0 beats cuBLAS's 10.0 though not the streaming kernel's 8.5
+    run3 = [row("bf16", 4, "dense", 8.5), row("bf16", 4, "dense_bf16", 10.0), row("bf16", 4, "mmasp", 9.0, [1, 4])]
+    assert mat.make_table(run3, margin=1.02)[0] == {"bf16,cols,64,128,0.25,4": "mmasp"}
     # the committed table has entries for both dtypes and axes and only known backends
     t = json.loads((HERE.parent / "src" / "spense" / "runtime" / "auto_table.json").read_text())
     assert {k.split(",")[0] for k in t["choice"]} == {"bf16", "fp8"}
