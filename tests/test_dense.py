@@ -37,6 +37,12 @@ _INTERP = textwrap.dedent("""
             if cfg[2] > 1:  # the slices summed in one launch: the two-launch form's bits, counters back at 0
                 assert torch.equal(y, launch_w8a16(x, w, None, cfg[:6] + (0,))), cfg
                 assert int(tile_counters(x.device).abs().sum()) == 0
+    for dt in (torch.bfloat16, torch.float16):  # the output in x's dtype, rounded once from the float32 sums
+        x, w = torch.randn(3, 520, generator=gen).to(dt), torch.randn(72, 520, generator=gen).to(dt)
+        y = launch_w8a16(x, w, None, STREAM_CONFIGS[0])
+        assert y.dtype == dt, y.dtype
+        r = x.double() @ w.double().T
+        assert ((y.double() - r).norm() / r.norm()).item() < 1e-2
     print("WORST", worst)
 """)
 
@@ -81,29 +87,42 @@ def test_kind_names_and_candidates():
     assert dense.candidates(2048) == ["cublas"]  # prefill: cuBLAS only
     c1, c64 = dense.candidates(1), dense.candidates(64)
     assert c1[0] == "cublas" and len(c1) == len(dense.STREAM_CONFIGS) + 1
-    assert set(c64) <= set(c1)  # deep rings of wide tiles do not fit 64 token rows of bf16
+    assert set(c64) < set(c1)  # deep rings of wide tiles do not fit 64 token rows of bf16
+    assert dense.stream_name((64, 256, 1, 4, 0, 5, 0)) in c1 and dense.stream_name((64, 256, 1, 4, 0, 5, 0)) not in c64
 
 
 def test_stream_switch(monkeypatch):
-    dense.stream_on.cache_clear()
+    dense.reset_switch()
     try:
         monkeypatch.setenv("SPENSE_DENSE_STREAM", "0")
         assert not dense.stream_on()
-        dense.stream_on.cache_clear()
+        monkeypatch.setenv("SPENSE_DENSE_STREAM", "1")
+        assert not dense.stream_on()  # read once
+        dense.reset_switch()
         monkeypatch.setenv("SPENSE_DENSE_STREAM", "2")
         with pytest.raises(Exception, match="SPENSE_DENSE_STREAM"):
             dense.stream_on()
     finally:
-        dense.stream_on.cache_clear()
+        dense.reset_switch()
+
+
+def test_fastest_keeps_cublas_within_the_margin():
+    assert dense.fastest({}) == "cublas"
+    assert dense.fastest({"cublas": 1.0, "stream:a": 1.0 / dense.MARGIN}) == "cublas"  # not more than the margin
+    assert dense.fastest({"cublas": 1.0, "stream:a": 0.98, "stream:b": 0.95}) == "stream:b"
+    assert dense.fastest({"cublas": 1.0, "stream:a": 1.2}) == "cublas"
+    assert dense.fastest({"stream:a": 1.2}) == "stream:a"  # cuBLAS not measured
 
 
 def test_packaged_table_names_known_kinds():
-    """Every cell of the shipped table is cuBLAS or a streaming config among the candidates of its bucket."""
+    """Every cell of the shipped table is cuBLAS or a streaming config among the candidates of its bucket, and the
+    one :func:`dense.fastest` picks from the times it was measured with."""
     d = json.loads(dense.PACKAGED_TABLE.read_text())
-    assert d["cells"]
+    assert d["cells"] and d["margin"] == dense.MARGIN
     for key, kind in d["cells"].items():
         N, K, b = (int(v) for v in key.split(","))
         assert kind in dense.candidates(b), (key, kind)
+        assert kind == dense.fastest(d["times_us"][key]), key
 
 
 def test_engine_model_runs_plain_linears_through_dense_linear(monkeypatch):
@@ -132,18 +151,26 @@ def test_engine_model_runs_plain_linears_through_dense_linear(monkeypatch):
     monkeypatch.setattr(model_mod, "dense_linear", spy)
     m.setup_caches(1, 128)
     out = m(idx, pos, 128, torch.zeros(1, dtype=torch.long))
-    assert torch.equal(out, ref)
+    assert out.shape == ref.shape
     assert set(seen) == dense_shapes(m) and len(seen) == 4 * a.n_layer + 1
+    # unfused: q, k, v, gate, up each through dense_linear, and dense_shapes names them
+    m2 = random_model("qwen3-tiny", torch.device("cpu"), torch.float32)
+    m2.setup_caches(1, 128)
+    seen.clear()
+    m2(idx, pos, 128, torch.zeros(1, dtype=torch.long))
+    assert set(seen) == dense_shapes(m2) and len(seen) == 7 * a.n_layer + 1
+    assert (a.intermediate_size, a.dim) in dense_shapes(m2) and (kv, a.dim) in dense_shapes(m2)
 
 
 @pytest.mark.gpu
 @gpu
-def test_gpu_every_stream_config_matches_cublas():
+def test_gpu_every_stream_config_matches_cublas(fresh_choices):
     """Each streaming config (and its table's kinds) against cuBLAS on bf16 weights at M = 1, 5, 16, 33, within
     bf16 rounding; replayed from a CUDA graph, the same bits as eagerly."""
     gen = torch.Generator(device="cuda").manual_seed(3)
     w = torch.randn(1000, 1536, device="cuda", generator=gen).bfloat16()
-    dense.tune(1000, 1536, "cuda", ms=(1,))  # tile counters made outside capture
+    from spense.runtime.fp8_dense import tile_counters
+    tile_counters(torch.device("cuda"))  # made outside capture
     for M in (1, 5, 16, 33):
         x = torch.randn(M, 1536, device="cuda", generator=gen).bfloat16()
         ref = x.double() @ w.double().T
@@ -162,14 +189,72 @@ def test_gpu_every_stream_config_matches_cublas():
     assert torch.equal(out, eager)
 
 
+@pytest.fixture
+def fresh_choices():
+    """The module's kept choices as they were before the test (a GPU test's measurements do not leak)."""
+    saved = (dict(dense.CHOICES), dict(dense._KINDS), dict(dense.TIMES))
+    yield
+    for d, old in zip((dense.CHOICES, dense._KINDS, dense.TIMES), saved):
+        d.clear()
+        d.update(old)
+
+
 @pytest.mark.gpu
 @gpu
-def test_gpu_choice_is_measured_once_and_kept():
-    """A shape missing from the table is measured on first use (cuBLAS among the kinds), kept, and used inside a
-    capture without measuring again."""
+def test_gpu_choice_is_measured_once_kept_and_never_inside_a_capture(fresh_choices, monkeypatch):
+    """A shape missing from the table is measured on first use (cuBLAS among the kinds) and kept; inside a CUDA-graph
+    capture a shape not yet chosen is not measured (cuBLAS) and not kept, so a later first use outside measures it."""
     N, K = 1000, 1536
     key = (*device_key(torch.device("cuda")), N, K, 1)
     dense.CHOICES.pop(key, None)
-    kind = dense.choose(N, K, 1, "cuda")
-    assert "cublas" in dense.TIMES[key] and kind == min(dense.TIMES[key], key=dense.TIMES[key].get)
-    assert dense.choose(N, K, 1, "cuda") == kind
+    kind = dense.kind_for(N, K, 1, torch.device("cuda"))
+    assert "cublas" in dense.TIMES[key] and kind == dense.fastest(dense.TIMES[key])
+
+    def no_more(*a, **k):
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(dense, "measure", no_more)
+    assert dense.kind_for(N, K, 1, torch.device("cuda")) == kind
+    N2 = 1008
+    x = torch.randn(1, K, device="cuda", dtype=torch.bfloat16)
+    w = torch.randn(N2, K, device="cuda", dtype=torch.bfloat16)
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.stream(s), torch.cuda.graph(g):
+        y = dense.dense_linear(x, w)
+    g.replay()
+    torch.cuda.synchronize()
+    assert torch.equal(y, torch.nn.functional.linear(x, w))  # cuBLAS inside the capture
+    assert (0, N2, K, 1) not in dense._KINDS and (torch.cuda.current_device(), N2, K, 1) not in dense._KINDS
+
+
+@pytest.mark.gpu
+@gpu
+def test_gpu_dense_linear_forms_and_compiled(fresh_choices):
+    """``dense_linear`` on CUDA: leading dims, a row view of a fused weight (rows contiguous, stride(0) = K), f16,
+    within rounding of the float64 product for every kind a bucket may take; a bias or an fp32 x takes cuBLAS (the
+    same bits); compiled with fullgraph after ``tune``, the streaming op is in the graph and gives the eager bits."""
+    gen = torch.Generator(device="cuda").manual_seed(4)
+    fused = torch.randn(3072, 1024, device="cuda", generator=gen).bfloat16()
+    w = fused[1024:2048]  # a row view, as a fused projection's member
+    cfg = dense.STREAM_CONFIGS[0]
+    dense.CHOICES[(*device_key(torch.device("cuda")), 1024, 1024, 1)] = dense.stream_name(cfg)
+    dense._KINDS.pop((torch.cuda.current_device(), 1024, 1024, 1), None)
+    x = torch.randn(1, 1, 1024, device="cuda", generator=gen).bfloat16()
+    y = dense.dense_linear(x, w)
+    ref = x.double() @ w.double().T
+    assert y.shape == (1, 1, 1024) and ((y.double() - ref).norm() / ref.norm()).item() < 1e-2
+    assert torch.equal(y.reshape(1, -1), dense.run_kind(dense.stream_name(cfg), x.reshape(1, -1), w))
+    b = torch.randn(1024, device="cuda", generator=gen).bfloat16()
+    assert torch.equal(dense.dense_linear(x, w, b), torch.nn.functional.linear(x, w, b))
+    xf = x.float()
+    assert torch.equal(dense.dense_linear(xf, w.float()), torch.nn.functional.linear(xf, w.float()))
+    yh = dense.dense_linear(x.half(), w.half())
+    assert yh.dtype == torch.float16 and ((yh.double() - ref).norm() / ref.norm()).item() < 1e-2
+    dense.tune(1024, 1024, "cuda", ms=(1,))
+    f = torch.compile(lambda a: dense.dense_linear(a, w), fullgraph=True, dynamic=False)
+    assert torch.equal(f(x), y)
+    ex = torch._dynamo.explain(lambda a: dense.dense_linear(a, w))(x)
+    assert ex.graph_count == 1 and ex.graph_break_count == 0
+    assert "dense_stream_mm" in str(ex.graphs[0].graph)

@@ -54,9 +54,9 @@ def plan_decode(model: torch.nn.Module, max_batch: int, fragments: bool = True) 
             mod.plan(ms, fragments)
         elif isinstance(mod, Fp8Linear) and not getattr(mod, "_fused", False):
             mod.tune(tuple(ms))
-    dev = model.model.embed_tokens.weight.device
-    for N, K in sorted(dense_shapes(model)):
-        dense.tune(N, K, dev, ms)
+    emb = model.model.embed_tokens.weight
+    for N, K in sorted(dense_shapes(model)):  # every bucket to 64: a short prompt's prefill is such an M too
+        dense.tune(N, K, emb.device, dtype=emb.dtype)
 
 
 def pdl_wanted(device: torch.device) -> bool:
