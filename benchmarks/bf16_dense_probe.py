@@ -110,7 +110,8 @@ def write(out: str, rows: list, bw: float) -> None:
         json.dump({**meta, "rows": rows}, f, indent=1)
     lines = [f"# cuBLAS BF16 against the weight-streaming Triton kernel on bf16 weights ({meta['device']}, "
              f"{meta['date']}, {meta['commit']}, copy {bw:.0f} GB/s)", "", f"`{meta['command']}`", "",
-             "| shape | M | cuBLAS µs | GB/s | best Triton config | µs | GB/s | cuBLAS / Triton |", "|---|---|---|---|---|---|---|---|"]
+             "| shape | M | cuBLAS µs | GB/s | best Triton config | µs | GB/s | cuBLAS / Triton |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['shape']} | {r['M']} | {r['cublas_us']:.2f} | {r['cublas_gbps']:.0f} | {r['best']} | "
                      f"{r['best_us'] or float('nan'):.2f} | {r['best_gbps'] or 0:.0f} | "

@@ -269,6 +269,8 @@ def test_fp8_lm_head_switch_on_cpu(monkeypatch):
     assert measure.switches()["SPENSE_FP8_LM_HEAD"] == "1"
     monkeypatch.setenv("SPENSE_FP8_PDL", "1")  # every SPENSE_FP8_* switch is recorded
     assert measure.switches()["SPENSE_FP8_PDL"] == "1"
+    monkeypatch.setenv("SPENSE_DENSE_STREAM", "0")  # and the dense BF16 kernel's switch (runtime.dense)
+    assert measure.switches()["SPENSE_DENSE_STREAM"] == "0"
     monkeypatch.setenv("SPENSE_FP8_LM_HEAD", "yes")
     for v in ("dense-fp8", "dense"):  # checked for every variant, BF16 too
         with pytest.raises(InputError, match="SPENSE_FP8_LM_HEAD"):

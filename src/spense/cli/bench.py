@@ -99,7 +99,8 @@ def bench_command(
     dense_ratio: str = typer.Option("0.25", "--dense-ratio", help="Spense dense ratios (0 = pure 2:4)"),
     fp8: bool = typer.Option(False, "--fp8", help="FP8 Spense weights"),
     whole: str = typer.Option("", "--whole", help="also whole-layer variants at these dense shares: the first "
-                              "share x L decoder layers dense (cuBLAS), 2:4 elsewhere (e.g. 0.25)"),
+                              "share x L decoder layers dense (cuBLAS or our streaming kernel), 2:4 elsewhere "
+                              "(e.g. 0.25)"),
     prompt_len: int = typer.Option(512, "--prompt-len"),
     gen: int = typer.Option(64, "--gen"),
     axis: str = typer.Option("cols", "--axis", help="dense region axis: cols or rows"),

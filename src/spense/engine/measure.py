@@ -99,9 +99,9 @@ def bench_cache(prompt_len: int, gen: int) -> int:
 def switches() -> dict[str, str]:
     """The ``SPENSE_*`` variables in effect that change how a step (or the prefill) runs:
     ``SPENSE_ATTENTION``, ``SPENSE_TUNING``, ``SPENSE_PDL``, ``SPENSE_OPERAND_ONLY``, ``SPENSE_NORM_PARTS``,
-    ``SPENSE_MAX_AUTOTUNE``, every ``SPENSE_FP8_*``, ``SPENSE_ATTN_*``, ``SPENSE_MMASP_*``, ``SPENSE_WGS*`` and ``SPENSE_DENSE_*``
-    switch (a new one is recorded without a list to update; not the prebuilt extension's path ``SPENSE_MMASP_SO``)
-    and every ``TORCHINDUCTOR_*`` setting but the cache folder."""
+    ``SPENSE_MAX_AUTOTUNE``, every ``SPENSE_FP8_*``, ``SPENSE_ATTN_*``, ``SPENSE_MMASP_*``, ``SPENSE_WGS*`` and
+    ``SPENSE_DENSE_*`` switch (a new one is recorded without a list to update; not the prebuilt extension's path
+    ``SPENSE_MMASP_SO``) and every ``TORCHINDUCTOR_*`` setting but the cache folder."""
     return {k: v for k, v in sorted(os.environ.items())
             if k in ("SPENSE_ATTENTION", "SPENSE_TUNING", "SPENSE_PDL", "SPENSE_OPERAND_ONLY", "SPENSE_NORM_PARTS",
                      "SPENSE_MAX_AUTOTUNE")
@@ -265,7 +265,7 @@ def build_variant(model: str, variant: str, dev: torch.device, layers: int | Non
     loaded = load(model, dev, torch.bfloat16 if dev.type == "cuda" else torch.float32, layers=layers, seed=seed)
     m = loaded.model
     share = whole_share(variant)
-    if share is not None:  # whole dense layers (cuBLAS, or the FP8 dense baseline) + 2:4 elsewhere
+    if share is not None:  # whole dense layers (runtime.dense, or the FP8 dense baseline) + 2:4 elsewhere
         keep = set(whole_layer_names(m, share))
         sparsify(m, 0.0, axis=axis, fp8=fp8, keep=keep)
         if fp8:

@@ -12,8 +12,8 @@ M bucket) as the FP8 layer's kernel is (:mod:`spense.runtime.fp8`):
 Why: at decode a linear is a weight stream, and cuBLAS leaves bandwidth behind on some shapes.  On the H200
 (``benchmarks/bf16_dense_probe.py``, results ``wgsd_2026-12-04/w_*``) the kernel took 1.04-1.18x less time than
 cuBLAS at M = 1 on six of the eight Qwen3-8B / 32B shapes (8B.down 31.1 -> 27.0 us, 3.73 TB/s) and 1.06x on the
-lm_heads; on the qkv shapes the two are within about 1 %, where cuBLAS is kept (:data:`MARGIN`).  So a dense model is measured against the better of the two per shape: the dense baseline a user gets
-from this runtime.
+lm_heads; on the qkv shapes the two are within about 1 %, where cuBLAS is kept (:data:`MARGIN`).  So a dense model
+is measured against the better of the two per shape: the dense baseline a user gets from this runtime.
 
 The choice comes from the packaged table ``dense_table.json`` (measured on the H200), else is measured once on first
 use outside a CUDA-graph capture or a trace (cuBLAS against :data:`STREAM_CONFIGS`, weights rotated past L2;
