@@ -80,7 +80,8 @@ stage spense_bf16 170 200 $M --gen $GEN --variants spense0.25
 [ -n "${AB1_ENV:-}" ] && ( export $AB1_ENV; stage ab1 170 0 $M --gen $GEN --variants spense0.25 )
 [ -n "${AB2_ENV:-}" ] && ( export $AB2_ENV; stage ab2 170 0 $M --gen $GEN --variants spense0.25 )
 #     dense BF16 alone under other settings (AB_DENSE_ENV, e.g. "SPENSE_MAX_AUTOTUNE=1": Inductor's max-autotune for
-#     its GEMMs and kernels, a faster dense baseline if it finds one); skipped where unset
+#     its GEMMs and kernels, a faster dense baseline if it finds one; "SPENSE_DENSE_STREAM=0": cuBLAS alone for the plain
+#     linears, the dense model before runtime.dense, v47); skipped where unset
 [ -n "${AB_DENSE_ENV:-}" ] && ( export $AB_DENSE_ENV; stage ab_dense 250 0 $M --gen $GEN --variants dense )
 #     the BF16 pair, dense and Spense 25 %, again under other settings (AB_BF16_ENV, e.g. "SPENSE_ATTN_MAX_PROGRAMS=128":
 #     what changes both models' steps); skipped where unset
