@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from spense.runtime.fp8 import device_key, load_table
+from spense.runtime.fp8 import device_key, load_packaged_once
 from spense.runtime.fp8_dense import MAX_DECODE_M, fits, launch_w8a16, tile_counters, triton
 from spense.runtime.shapes import bucket
 from spense.runtime.timing import time_graph
@@ -50,7 +50,6 @@ CHOICES: dict[tuple, str] = {}  # (device name, cc, N, K, M bucket) -> kind
 _KINDS: dict[tuple, str] = {}  # (device index, N, K, M bucket) -> kind: what a traced step reads (no device query)
 TIMES: dict[tuple, dict[str, float]] = {}  # same key -> measured ms per kind
 PACKAGED_TABLE = Path(__file__).with_name("dense_table.json")
-_TABLE_LOADED = False
 
 
 _STREAM: list[bool] = []  # SPENSE_DENSE_STREAM, once read (a traced step reads this list, not the environment)
@@ -137,15 +136,12 @@ def measure(N: int, K: int, M: int, device, kinds=None, min_bytes: float = 256e6
 
 def choose(N: int, K: int, M: int, device, dtype: torch.dtype = torch.bfloat16) -> str:
     """The kind for this shape and M bucket (module doc)."""
-    global _TABLE_LOADED
     dev = torch.device(device)
     if dev.type != "cuda" or bucket(M) > MAX_STREAM_M or triton is None:
         return "cublas"
     key = (*device_key(dev), N, K, bucket(M))
-    if key not in CHOICES and not _TABLE_LOADED:
-        _TABLE_LOADED = True
-        if PACKAGED_TABLE.is_file():
-            load_table(PACKAGED_TABLE, into=CHOICES)
+    if key not in CHOICES:
+        load_packaged_once(PACKAGED_TABLE, CHOICES)
     if key in CHOICES:
         return CHOICES[key]
     if torch.cuda.is_current_stream_capturing() or torch.compiler.is_compiling():

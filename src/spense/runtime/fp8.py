@@ -308,15 +308,16 @@ def load_table(path: str | Path, into: dict | None = None) -> int:
 
 
 PACKAGED_TABLE = Path(__file__).with_name("fp8_table.json")
-_TABLE_LOADED = False
+_LOADED: set[Path] = set()  # the packaged tables read so far
 
 
-def _load_packaged_table() -> None:
-    """Load the measured table shipped with the runtime (``fp8_table.json``) once, if present."""
-    global _TABLE_LOADED
-    _TABLE_LOADED = True
-    if PACKAGED_TABLE.is_file():
-        load_table(PACKAGED_TABLE)
+def load_packaged_once(path: Path, into: dict) -> None:
+    """Load a measured table shipped with the runtime (``fp8_table.json`` into :data:`CHOICES`, or the dense
+    layers' ``dense_table.json``) into ``into`` the first time it is asked for, if present."""
+    if path not in _LOADED:
+        _LOADED.add(path)
+        if path.is_file():
+            load_table(path, into=into)
 
 
 def sk_layout(wq: torch.Tensor, sw: torch.Tensor):
@@ -372,8 +373,8 @@ def choose(N: int, K: int, M: int, device) -> str:
     kind = CHOICES.get(key)
     if kind is not None:
         return kind
-    if not _TABLE_LOADED:
-        _load_packaged_table()
+    if PACKAGED_TABLE not in _LOADED:
+        load_packaged_once(PACKAGED_TABLE, CHOICES)
         kind = CHOICES.get(key)
         if kind is not None:
             return kind
