@@ -34,6 +34,8 @@ def test_measure_rows_cpu(tmp_path):
     assert lin["dense"] == 1.0 and lin["spense0"] < lin["spense0.25"] < 1.0
     checked = [r for r in rows if "tokens_identical" in r]
     assert len(checked) == 3 and all(r["tokens_identical"] for r in checked)
+    # the backends' spread on the same input was measured (prefill and first step), and agreeing tokens lie within it
+    assert all(0 <= r["noise_ulps"] < 64 and r["tie_within_noise"] is True for r in checked)
     paths = report.write(rows, tmp_path, "t")
     assert len(json.loads(paths["json"].read_text())) == 6
     assert paths["md"].read_text().startswith("# End-to-end decode")
@@ -286,3 +288,10 @@ def test_sk_timeline_quantiles_and_refusal_off_the_gpu(monkeypatch):
             monkeypatch.setattr("sys.argv", argv)
             with pytest.raises(SystemExit, match="needs an sm_90 GPU"):
                 mod.main()
+
+
+def test_logit_diff_ulps_counts_bf16_spacings_of_the_largest_logit():
+    ref = torch.tensor([8.0, -3.0, 0.5])
+    assert measure.logit_diff_ulps(ref, ref) == 0.0
+    assert measure.logit_diff_ulps(ref, ref + torch.tensor([0.0, 0.1875, 0.0])) == 3.0  # ulp at 8: 2^-4
+    assert measure.logit_diff_ulps(-ref, -ref + torch.tensor([0.0625, 0.0, 0.0])) == 1.0  # by magnitude
