@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from spense.runtime.fp8 import device_key, load_packaged_once
 from spense.runtime.fp8_dense import MAX_DECODE_M, fits, launch_w8a16, tile_counters, triton
-from spense.runtime.shapes import bucket
+from spense.runtime.shapes import bucket, device_index
 from spense.runtime.timing import time_graph
 from spense.runtime.xops import env_flag
 
@@ -160,14 +160,10 @@ def fastest(times: dict[str, float]) -> str:
     return best if "cublas" not in times or times["cublas"] > times[best] * MARGIN else "cublas"
 
 
-def _device_index(dev: torch.device) -> int:
-    return dev.index if dev.index is not None else torch.cuda.current_device()
-
-
 def kind_for(N: int, K: int, M: int, device: torch.device, dtype: torch.dtype = torch.bfloat16) -> str:
     """:func:`choose`'s kind, kept per device index; inside a trace only what was kept (else ``cublas``), so that a
     compiled step asks the device nothing: :func:`tune` fixes it beforehand."""
-    key = (_device_index(device), N, K, bucket(M))
+    key = (device_index(device), N, K, bucket(M))
     kind = _KINDS.get(key)
     if kind is None:
         if torch.compiler.is_compiling():

@@ -35,6 +35,7 @@ import os
 
 import torch
 
+from spense.runtime.shapes import device_index
 from spense.runtime.xops import _env_int
 
 try:  # Triton is only needed on CUDA
@@ -110,8 +111,7 @@ def tile_counters(device: torch.device) -> torch.Tensor | None:
     graph is being captured and none was made before (memory made there would belong to the graph's pool): the
     launch then takes the two-launch form.  Shared by every layer of the device, as the stream-K form's counts
     (:func:`spense.runtime.wgsp.sk_workspace`): launches on one stream at a time, as the engine runs them."""
-    key = (device.type, device.index if device.index is not None else (
-        torch.cuda.current_device() if device.type == "cuda" else 0))
+    key = (device.type, device_index(device))
     if key not in _tile_cnt:
         if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
             return None

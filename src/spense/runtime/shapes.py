@@ -3,10 +3,13 @@
 ``bucket(M)``: the M bucket of a call with ``M`` token rows — the smallest power of two ``>= M``
 (``bucket(0) = bucket(1) = 1``).  Every per-M decision of the runtime (measured backend choice,
 kernel launch configuration, the ``auto`` table) is keyed by this bucket.  ``DECODE_MAX_M``: the decode kernels'
-range of M (above it: the prefill path).
+range of M (above it: the prefill path).  ``device_index(device)``: the index that per-device state (workspaces,
+counters, kept kernel choices) is keyed by.
 """
 
 from __future__ import annotations
+
+import torch
 
 DECODE_MAX_M = 64
 
@@ -22,3 +25,10 @@ def bucket(M: int) -> int:
 def pad_to(n: int, m: int) -> int:
     """``ceil(n / m) * m``: ``n`` rounded up to a multiple of ``m``."""
     return (int(n) + m - 1) // m * m
+
+
+def device_index(device: torch.device) -> int:
+    """``device``'s index; a CUDA device given without one is the current CUDA device, any other device 0."""
+    if device.index is not None:
+        return device.index
+    return torch.cuda.current_device() if device.type == "cuda" else 0

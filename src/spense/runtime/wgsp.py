@@ -35,7 +35,7 @@ import torch
 
 from spense.errors import DeviceError
 from spense.runtime import mmasp
-from spense.runtime.shapes import pad_to
+from spense.runtime.shapes import device_index, pad_to
 from spense.runtime.xops import _env_int, f16_operand
 
 WGSD_MAX_M = 64  # the decode form: one CTA holds 64 tokens
@@ -305,7 +305,7 @@ def sk_workspace(device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | No
     graphs hold their addresses.  None while a CUDA graph is being captured and none was made before
     (memory made there would belong to the graph's pool): :meth:`SpenseLinear.compact` makes it beforehand
     (this check does not see cudagraph trees' warm-up, which runs uncaptured in the graph's pool)."""
-    key = (device.type, device.index if device.index is not None else torch.cuda.current_device())
+    key = (device.type, device_index(device))
     if key not in _sk_ws:
         if torch.cuda.is_current_stream_capturing():
             return None
