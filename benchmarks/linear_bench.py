@@ -206,6 +206,14 @@ def check_fp8_dense(q, sname, gen):
     return out
 
 
+def log_cfg(layer, M: int, column: str, cfg, ms: float) -> None:
+    """One line per launch config timed (``cfg N=.. K=.. d=.. axis=c fp8=.. M=.. xf RTxWARPS[xSTAGES] us``): the sweep
+    behind each cell's best config, which benchmarks/make_mmasp_cfg_table.py reads (the column the engine runs)."""
+    kw, lay = layer._kw(), layer.layout
+    print(f"cfg N={layer.out_features} K={layer.in_features} d={lay.dense_ratio} axis={lay.axis[0]} "
+          f"fp8={int(bool(kw.fp8))} M={M} {column} {'x'.join(str(v) for v in cfg)} {ms * 1e3:.2f} us", flush=True)
+
+
 def on_fragments(layers, ys, x, xin, cfgs) -> tuple[float, tuple]:
     """(ms, config): the fastest of ``cfgs`` for the mma.sp kernel on ``layers`` reading the fragments of ``xin``
     (x, or its f16 operand) made before the call, as the compiled engine makes them (fused into the op that
@@ -217,9 +225,26 @@ def on_fragments(layers, ys, x, xin, cfgs) -> tuple[float, tuple]:
         for l in layers:
             l.mmasp_cfg[_bucket(M)] = cfg
         t = time_graph([lambda l=l, y=y, f=f: l.forward_mmasp(x, out=y, xf=f) for l, y, f in zip(layers, ys, fs)])
+        log_cfg(layers[0], M, "xh" if xin.dtype == torch.float16 else "xf", cfg, t)
         if best is None or t < best[0]:
             best = (t, cfg)
     return best
+
+
+def on_perm(layers, ys, xin, cfgs) -> None:
+    """Each of ``cfgs`` logged (:func:`log_cfg`, column ``xp``, or ``xhp`` on x's f16 operand) for the mma.sp kernel on
+    ``layers`` reading x_perm of ``xin``, the engine's x operand at M <= 8 (``SpenseLinear.plan``), where it applies."""
+    from spense.runtime.xops import x_perm
+
+    M = xin.shape[0]
+    if M > 8 or any(l._kw().xperm is not None or l.in_features % 64 for l in layers):
+        return
+    xp, xh = x_perm(xin), xin.dtype == torch.float16
+    for cfg in [c for c in cfgs if c[0] == 1 and (len(c) < 3 or c[2] == 0)]:  # the x_perm kernel: RT = 1, stages 0
+        for l in layers:
+            l.mmasp_cfg[_bucket(M)] = cfg
+        t = time_graph([lambda l=l, y=y: l.forward_mmasp(xp, out=y, xperm=True, xh=xh) for l, y in zip(layers, ys)])
+        log_cfg(layers[0], M, "xhp" if xh else "xp", cfg, t)
 
 
 def main():
@@ -262,6 +287,8 @@ def main():
     t0 = time.time()
     bw = copy_bandwidth()
     print(f"device {dev}  copy bandwidth {bw:.0f} GB/s", flush=True)
+    # the harness's header form, which benchmarks/make_mmasp_cfg_table.py reads above the "cfg" lines
+    print(f"# {dev}, {date[:19]}Z, commit {commit}", flush=True)
     rows, checks = [], []
     from torch.sparse import to_sparse_semi_structured, SparseSemiStructuredTensor
     Fp8Linear, quantize_weight = fp8rt.Fp8Linear, fp8rt.quantize_weight
@@ -392,6 +419,7 @@ def run_cell(a, sname, N, K, dt, fp8, axis, ratio, ms, backends, cfgs, gen, bw, 
                     # mmasp_xf: x's fragments built before the call, as the compiled engine builds them
                     # (fused into the op producing x: SpenseLinear.plan), best config again
                     res["mmasp_xf"], cfg_used["mmasp_xf"] = on_fragments(layers, ys, x, x, cfgs)
+                    on_perm(layers, ys, f16_operand(x) if fp8 and M <= F16_MAX_M else x, cfgs)
                     if fp8 and M <= F16_MAX_M:  # mmasp_xh: the fragments of x's f16 operand (SPENSE_MMASP_F16)
                         res["mmasp_xh"], cfg_used["mmasp_xh"] = on_fragments(  # (the register kernel, RT 1 / 2)
                             layers, ys, x, f16_operand(x), [c for c in cfgs if c[0] <= 2 and (len(c) < 3 or c[2] == 0)])

@@ -11,6 +11,12 @@ launch config (row tiles RT, warps), the register kernel's time with x in fragme
 at least two configs were timed in the same file; where several files timed a cell, the later file
 (a newer kernel) decides the whole cell.  Lines with the dependent launch (``pdl=1``) are left out.
 
+A linear_bench log (its stdout, ``*.txt``: a ``# <device>, <date>, commit <sha>`` header and one ``cfg`` line per
+launch config timed, ``cfg N=.. K=.. d=.. axis=c fp8=.. M=.. <column> RTxWARPS us``) gives each cell every config of the
+column the compiled engine runs at that M: x_perm (``xp``; ``xhp`` on x's f16 operand for e4m3 weights) at M = 1 (the
+default ``SPENSE_MMASP_XPERM``, :func:`spense.runtime.xops.x_perm_max_m`), the fragments (``xf``; ``xh``) above; where
+that column was not timed (a layer with a column gather has no x_perm), the fragments.
+
 A ``linear_bench.json`` among the inputs (benchmarks/linear_bench.py, run with ``--backends ...,mmasp`` and
 its ``--cfgs`` sweep) gives each of its cells the config of the column the compiled engine runs: ``mmasp_xh``
 (e4m3 weights on x's f16 operand, M <= 16) where the row exists, else ``mmasp_xf`` (x's fragments made before
@@ -33,6 +39,39 @@ LINE = re.compile(r"N=(\d+) K=(\d+) d=([\d.]+) axis=([cr]) fp8=([01]) M=(\d+) RT
                   r"stages=\d+ xfrag=\d(?: pdl=(\d))?")
 REG_XF = re.compile(r"\| reg_xf ([\d.]+) us")
 HEADER = re.compile(r"^# (.+?), (\d{4}-\d\d-\d\dT[\d:]+Z), commit ([^\s,]+)")
+CFG = re.compile(r"^cfg N=(\d+) K=(\d+) d=([\d.]+) axis=([cr]) fp8=([01]) M=(\d+) (xp|xhp|xf|xh) (\d+)x(\d+)(?:x\d+)* "
+                 r"([\d.]+) us")
+XPERM_MAX_M = 1  # spense.runtime.xops.x_perm_max_m()'s default
+
+
+def engine_columns(fp8: bool, M: int) -> tuple[str, str]:
+    """The column the compiled engine runs at M, and the one taken where that was not timed (the module doc)."""
+    frag = "xh" if fp8 else "xf"
+    return ((("xhp" if fp8 else "xp"), frag) if M <= XPERM_MAX_M else (frag, frag))
+
+
+def parse_log(text: str) -> tuple[dict, dict[str, dict[tuple[int, int], float]]]:
+    """``(header, cells)`` of a linear_bench log: per cell key, ``{(RT, warps): µs}`` of the engine's column."""
+    head: dict = {}
+    seen: dict[tuple[str, str], dict[tuple[int, int], float]] = {}
+    for line in text.splitlines():
+        h = HEADER.match(line)
+        if h:
+            head = {"device": h.group(1), "date": h.group(2), "commit": h.group(3)}
+            continue
+        m = CFG.match(line)
+        if not m:
+            continue
+        N, K, d, axis, fp8, M, col, RT, warps, us = m.groups()
+        key = f"{'fp8' if fp8 == '1' else 'bf16'},{'cols' if axis == 'c' else 'rows'},{N},{K},{float(d)},{M}"
+        cell = seen.setdefault((key, col), {})
+        cfg = (int(RT), int(warps))
+        cell[cfg] = min(cell.get(cfg, float("inf")), float(us))
+    cells: dict[str, dict[tuple[int, int], float]] = {}
+    for key in {k for k, _ in seen}:
+        want, fallback = engine_columns(key.startswith("fp8"), int(key.rsplit(",", 1)[1]))
+        cells[key] = seen.get((key, want)) or seen.get((key, fallback)) or {}
+    return head, {k: v for k, v in cells.items() if v}
 
 
 def parse(text: str) -> tuple[dict, dict[str, dict[tuple[int, int], float]]]:
@@ -81,7 +120,8 @@ def make_table(files: list[tuple[str, str]], capability: tuple[int, int]) -> dic
     sources, device = [], None
     for path, text in files:
         bench = path.endswith(".json")
-        head, cells = parse_bench(text) if bench else parse(text)
+        log = not bench and any(line.startswith("cfg ") for line in text.splitlines())
+        head, cells = parse_bench(text) if bench else parse_log(text) if log else parse(text)
         if head.get("device"):
             if device and head["device"] != device:
                 raise ValueError(f"{path}: measured on {head['device']}, the others on {device}")

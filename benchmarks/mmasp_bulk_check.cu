@@ -170,7 +170,7 @@ void run(const Args& a, std::mt19937& rng) {
   // x_perm instead of xf (X_PERM), with DET where it runs
   auto reg_xp = [&](int c, __nv_bfloat16* y) {
     if constexpr (RT == 1) {
-      if (a.warps <= REG_DET_W) {
+      if (a.warps <= DET_W256) {
         launch(spense_mmasp_kernel<RT, NT, FP8, UD, X_PERM, false, 0, 2, false, true>, c, y, nullptr, xp);
         return;
       }
@@ -293,8 +293,8 @@ void run(const Args& a, std::mt19937& rng) {
   // check and no timing (for Nsight Compute: run_bulk_ab.sh's L2PROBE=1 profiles the third launch)
   if (const char* only = getenv("SPENSE_HARNESS_ONLY")) {
     const std::string o(only);
-    const bool runs = (o == "det_h_rt" || o == "ks2_rt") ? FP8 && NT <= 2 && a.warps <= REG_DET_W
-                    : o == "early3" ? RT == 1 && a.warps <= REG_DET_W : true;
+    const bool runs = (o == "det_h_rt" || o == "ks2_rt") ? FP8 && NT <= 2 && a.warps <= DET_W256
+                    : o == "early3" ? RT == 1 && a.warps <= DET_W256 : true;
     if (!runs) {  // nothing would launch: Nsight Compute would profile nothing
       fprintf(stderr, "SPENSE_HARNESS_ONLY=%s does not run at fp8=%d M=%d RT=%d warps=%d\n", only, (int)FP8, a.M, RT,
               a.warps);
@@ -341,7 +341,7 @@ void run(const Args& a, std::mt19937& rng) {
   output_of(R12, reg_xf_x0, h9);
   output_of(R12, reg_xf_x4, h10);
   output_of(R12, reg_xf_roles, h11);
-  const bool with_det = RT == 1 && a.warps <= REG_DET_W;
+  const bool with_det = RT == 1 && a.warps <= DET_W256;
   output_of(with_det, reg_xf_det, h12);
   output_of(with_det, reg_xf_det, h13);  // again: the same bits
   if (h12 != h13) { fprintf(stderr, "MISMATCH: reg_xf_det differs between two calls\n"); exit(2); }
@@ -376,7 +376,7 @@ void run(const Args& a, std::mt19937& rng) {
   int bad_ks = 0;
   const double rel_ks = with_det ? max_rel_diff(ext_bits, {&h21, &h23}, bad_ks) : 0.0;
   // the "_rt" columns: within f16 / bf16 rounding of reg (h0), and the K split the same bits on two calls each
-  const bool with_rt = FP8 && NT <= 2 && a.warps <= REG_DET_W;
+  const bool with_rt = FP8 && NT <= 2 && a.warps <= DET_W256;
   std::vector<uint16_t> h25(h0.size()), h26(h0.size()), h27(h0.size()), h28(h0.size()), h29(h0.size());
   output_of(with_rt, det_h_rt, h25);
   std::vector<uint16_t> h30(h0.size());

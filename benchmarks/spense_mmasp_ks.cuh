@@ -21,7 +21,7 @@
 // U: K steps per warp and round (REG_U; RT = 4 takes 2, so that it builds without spills).  RT > 1 is bound to 2 CTAs
 // of 8 warps a SM: 126-128 registers, no spills, at RT = 2 (U = 4) and RT = 4 (U = 2), NT = 1 and 2 (unbounded: 136-144)
 template <int RT, int NT, int FP8, int XM, int U = REG_U>
-__global__ void __launch_bounds__(REG_DET_W * 32, (FP8 && RT == 1 && NT == 1) ? 3 : RT > 1 ? 2 : 1)
+__global__ void __launch_bounds__(DET_W256 * 32, (FP8 && RT == 1 && NT == 1) ? 3 : RT > 1 ? 2 : 1)
 spense_mmasp_ks_kernel(
     const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
     const __nv_bfloat16* __restrict__ x, const uint4* __restrict__ xf, int ldx, int M, int kx,
@@ -33,10 +33,10 @@ spense_mmasp_ks_kernel(
   constexpr int SLICE = ROWS * NT * 8;
   using St = RegSteps<NT, FP8, U, XM, 2>;
   constexpr int VS = St::VS, VD = St::VD, NVS = St::NVS, NVD = St::NVD, XE = St::XE, DS = St::DS, DD = St::DD;
-  __shared__ float red[REG_DET_W * SLICE];
+  __shared__ float red[DET_W256 * SLICE];
   __shared__ int is_last;
   const int W = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  if (W > REG_DET_W) __trap();
+  if (W > DET_W256) __trap();
   const int bi = blockIdx.x, ks = blockIdx.y, KS = gridDim.y;
   const int b = bi < Bd ? Bs + bi : bi - Bd;
   const int G = KS * W, g = ks * W + warp;  // the row block's warps, and this one among them

@@ -128,6 +128,31 @@ def test_make_auto_table():
     assert all(t[k] for k in ("device", "commit", "date", "command"))
 
 
+def test_make_mmasp_cfg_table_from_a_linear_bench_log():
+    """A linear_bench log's ``cfg`` lines: per cell the fastest config of the column the engine runs (x_perm at
+    M = 1, ``xhp`` for e4m3; the fragments above, ``xh`` for e4m3), the fragments where that column is missing, and
+    every other column left out."""
+    mk = load_benchmark("make_mmasp_cfg_table")
+
+    def cfg(N, M, col, w, us, fp8=0):
+        return f"cfg N={N} K=4096 d=0.25 axis=c fp8={fp8} M={M} {col} 1x{w} {us} us"
+
+    log = "\n".join(["device NVIDIA H200  copy bandwidth 4235 GB/s", "# NVIDIA H200, 2026-12-04T18:00:00Z, commit ddd",
+                     cfg(6144, 1, "xf", 4, 11.0), cfg(6144, 1, "xf", 5, 12.0),  # M = 1: x_perm decides
+                     cfg(6144, 1, "xp", 4, 12.1), cfg(6144, 1, "xp", 5, 11.1),
+                     cfg(6144, 8, "xp", 8, 1.0), cfg(6144, 8, "xf", 4, 12.4), cfg(6144, 8, "xf", 5, 11.7),
+                     cfg(4096, 1, "xf", 8, 7.9), cfg(4096, 1, "xf", 6, 8.5),  # no x_perm timed: the fragments
+                     cfg(4096, 8, "xf", 12, 6.0, fp8=1), cfg(4096, 8, "xh", 12, 7.0, fp8=1),
+                     cfg(4096, 8, "xh", 8, 6.5, fp8=1), cfg(4096, 1, "xhp", 6, 6.6, fp8=1),
+                     cfg(4096, 1, "xhp", 8, 6.0, fp8=1), cfg(4096, 1, "xh", 12, 5.0, fp8=1),
+                     "8B.qkv       bf16 cols d=0.25  M=1     dense=   15.2us(1.00x)"])
+    t = mk.make_table([("af/lbb.txt", log)], (9, 0))
+    assert t["date"] == "2026-12-04T18:00:00Z" and t["sources"][0]["commit"] == "ddd"
+    assert t["mmasp_cfg"] == {"bf16,cols,6144,4096,0.25,1": [1, 5], "bf16,cols,6144,4096,0.25,8": [1, 5],
+                              "bf16,cols,4096,4096,0.25,1": [1, 8], "fp8,cols,4096,4096,0.25,8": [1, 8],
+                              "fp8,cols,4096,4096,0.25,1": [1, 8]}
+
+
 def test_make_mmasp_cfg_table_and_its_use_on_that_gpu(tmp_path, monkeypatch):
     """benchmarks/make_mmasp_cfg_table.py: per cell the fastest reg_xf config when >= 2 were timed, a
     later file replacing a cell, pdl lines left out; table_for serves the packaged table on its GPU

@@ -94,9 +94,10 @@ static unsigned resident_ctas(int threads, int smem = 0) {
 constexpr int REG_DET_NT = 2;
 template <int RT, int NT, int F, int XM, typename... Args>
 static void launch_reg(dim3 grid, dim3 threads, cudaStream_t stream, bool pdl, bool pf, bool det, Args... args) {
+  det = det && (int)threads.x <= 32 * det_w(RT, NT);
   if constexpr (NT <= REG_DET_NT && F != 0) {
     const int mode = persist_mode();
-    if (det && mode != 0) {
+    if (det && mode != 0 && (int)threads.x <= 32 * DET_W256) {  // (bound to DET_W256 warps)
       const unsigned cap = resident_ctas<spense_mmasp_persist_kernel<RT, NT, F, XM>>((int)threads.x);
       if (mode == 1 || (mode == 2 && grid.x <= cap)) {
         C10_CUDA_CHECK(launch_maybe_pdl(spense_mmasp_persist_kernel<RT, NT, F, XM>, dim3(std::min(grid.x, cap)),
@@ -117,7 +118,9 @@ static void launch_reg(dim3 grid, dim3 threads, cudaStream_t stream, bool pdl, b
       constexpr auto kdet = spense_mmasp_kernel<RT, NT, F, REG_U, XM, false, 0, 2, false, true>;
       if constexpr (RT == 1 && NT == 1) {  // the prologue reordered (EARLY = 3) where early_mode() says
         const int em = early_mode();
-        if (em == 3 || (em < 0 && F != 0 && grid.x <= resident_ctas<kdet>((int)threads.x))) {
+        // (bound to DET_W256 warps: a CTA of more takes the kernels below)
+        if ((int)threads.x <= 32 * DET_W256 &&
+            (em == 3 || (em < 0 && F != 0 && grid.x <= resident_ctas<kdet>((int)threads.x)))) {
           C10_CUDA_CHECK(launch_maybe_pdl(spense_mmasp_kernel<RT, NT, F, REG_U, XM, false, 0, 2, false, true, 3>,
                                           grid, threads, stream, pdl, args...));
           return;

@@ -19,7 +19,7 @@
 #include "spense_mmasp_reg.cuh"
 
 template <int RT, int NT, int FP8, int XM>
-__global__ void __launch_bounds__(REG_DET_W * 32)
+__global__ void __launch_bounds__(DET_W256 * 32)
 spense_mmasp_persist_kernel(
     const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
     const __nv_bfloat16* __restrict__ x, const uint4* __restrict__ xf, int ldx, int M, int kx,
@@ -30,10 +30,10 @@ spense_mmasp_persist_kernel(
   constexpr int ROWS = RT * 16;
   using St = RegSteps<NT, FP8, U, XM, 2>;  // (U = 4 > XE: its ring clamps change nothing here)
   constexpr int VS = St::VS, VD = St::VD, NVS = St::NVS, NVD = St::NVD, XE = St::XE, DS = St::DS, DD = St::DD;
-  __shared__ float red[REG_DET_W * ROWS * NT * 8];
+  __shared__ float red[DET_W256 * ROWS * NT * 8];
   const int W = blockDim.x >> 5;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  if (W > REG_DET_W) __trap();
+  if (W > DET_W256) __trap();
   const int nblk = Bs + Bd;
 
   // a row block's geometry: its index, steps of each kind, and where its weights start

@@ -27,7 +27,15 @@ __device__ __forceinline__ void mmasp_trace(int) {}
 // K steps per round and warp that the extension builds, bf16 and FP8 alike (FP8 took 8 before the x
 // ring, at 125 registers; with the ring, 4 take 82 and bf16 99: -Xptxas -v, NT = 1, no spills)
 constexpr int REG_U = 4;
-constexpr int REG_DET_W = 8;  // the most warps of the DET instantiation (its shared memory: one slice each)
+constexpr int REG_DET_W = 16;  // the most warps of the DET instantiation (its shared memory: one slice each)
+// the most warps of the DET instantiations bound to 256 threads: EARLY e4m3 at RT = NT = 1 (3 CTAs a SM, below) and the
+// persistent form (spense_mmasp_persist.cuh); the launcher takes them up to this many warps only
+constexpr int DET_W256 = 8;
+// the most warps of the DET instantiation at RT row tiles and NT token tiles: REG_DET_W, fewer where their slices would
+// take more than 32 KB of static shared memory (the harness's NT up to 8; the extension's RT, NT <= 2 take 16)
+__host__ __device__ constexpr int det_w(int RT, int NT) {
+  return 8192 / (RT * 16 * NT * 8) < REG_DET_W ? 8192 / (RT * 16 * NT * 8) : REG_DET_W;
+}
 
 // XM: x read through its fragments (xf, X_FRAGS) or straight (X_DIRECT): one instantiation each.
 // U: K steps in flight per warp and round (the extension builds REG_U); a larger U
@@ -87,7 +95,7 @@ __device__ __forceinline__ void load_sparse_round(uint4 (&va)[U][RT][NVS], uint3
 }
 // EARLY & 2: ask for a round's weights into L2 (no registers), the round after the one whose MMAs come next.  Its
 // addresses took e4m3 at NT = 1 from 80 to 84-86 registers (ptxas -v), i.e. 2 CTAs of 8 warps a SM instead of 3
-// (registers go by 8 a thread): an EARLY e4m3 DET kernel at RT = NT = 1 is bound to 3 CTAs of REG_DET_W warps.
+// (registers go by 8 a thread): an EARLY e4m3 DET kernel at RT = NT = 1 is bound to 3 CTAs of DET_W256 warps.
 // (Two more bits ran in the harness and were removed, results wgsd_2026-12-02 folder ay: 4, the first round of the
 // CTA that follows on the same SM into L2, 0.97-1.16x the time of EARLY = 3; 8, every later round of the warp into
 // L2 at the start, 1.01-1.56x at M <= 8.)
@@ -204,7 +212,7 @@ __device__ __forceinline__ void dense_round(float (&acc)[RT][NT][4], const uint4
 
 template <int RT, int NT, int FP8, int U, int XM, bool PF = false, int MINB = 0, int XD = 2, bool ROLES = false,
           bool DET = false, int EARLY = 0>
-__global__ void __launch_bounds__(MINB > 1 ? 128 : ((EARLY & 3) && DET && FP8 && RT == 1 && NT == 1) ? REG_DET_W * 32
+__global__ void __launch_bounds__(MINB > 1 ? 128 : ((EARLY & 3) && DET && FP8 && RT == 1 && NT == 1) ? DET_W256 * 32
                                   : ((U > (FP8 && XD == 0 ? 8 : REG_U) || PF) ? 256 : 512),
                                   MINB > 1 ? MINB : ((EARLY & 3) && DET && FP8 && RT == 1 && NT == 1) ? 3 : MINB)
 spense_mmasp_kernel(
@@ -216,7 +224,7 @@ spense_mmasp_kernel(
   constexpr int ROWS = RT * 16;
   using St = RegSteps<NT, FP8, U, XM, XD>;
   constexpr int VS = St::VS, VD = St::VD, NVS = St::NVS, NVD = St::NVD, XE = St::XE, DS = St::DS, DD = St::DD;
-  __shared__ float red[(DET ? REG_DET_W : 1) * ROWS * NT * 8];  // DET: one slice per warp
+  __shared__ float red[(DET ? det_w(RT, NT) : 1) * ROWS * NT * 8];  // DET: one slice per warp
   const int W = blockDim.x >> 5;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int bi = blockIdx.x;
@@ -224,7 +232,7 @@ spense_mmasp_kernel(
   mmasp_trace(0);
 
   if constexpr (DET) {
-    if (W > REG_DET_W) __trap();
+    if (W > det_w(RT, NT)) __trap();
   } else {
     for (int i = threadIdx.x; i < ROWS * NT * 8; i += blockDim.x) red[i] = 0.f;
   }
