@@ -25,7 +25,7 @@ import re
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from make_mmasp_cfg_table import HEADER, LINE  # noqa: E402
+from make_mmasp_cfg_table import LINE, header  # noqa: E402
 
 COLUMN = re.compile(r"\| (\w+) ([\d.]+) us (\d+) GB/s")
 
@@ -36,9 +36,8 @@ def parse(text: str) -> tuple[dict, dict[tuple, list[tuple[float, float]]]]:
     head: dict = {}
     groups: dict[tuple, list[tuple[float, float]]] = {}
     for line in text.splitlines():
-        h = HEADER.match(line)
-        if h:
-            head = {"device": h.group(1), "date": h.group(2), "commit": h.group(3)}
+        if (h := header(line)) is not None:
+            head = h
             continue
         m = LINE.search(line)
         if not m or m.group(4) != "c" or float(m.group(3)) != 0.25:

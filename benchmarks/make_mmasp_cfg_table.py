@@ -44,6 +44,12 @@ CFG = re.compile(r"^cfg N=(\d+) K=(\d+) d=([\d.]+) axis=([cr]) fp8=([01]) M=(\d+
 XPERM_MAX_M = 1  # spense.runtime.xops.x_perm_max_m()'s default
 
 
+def header(line: str) -> dict | None:
+    """A harness header line (``# <device>, <date>, commit <sha>``) as ``{device, date, commit}``, else None."""
+    h = HEADER.match(line)
+    return {"device": h.group(1), "date": h.group(2), "commit": h.group(3)} if h else None
+
+
 def engine_columns(fp8: bool, M: int) -> tuple[str, str]:
     """The column the compiled engine runs at M, and the one taken where that was not timed (the module doc)."""
     frag = "xh" if fp8 else "xf"
@@ -55,9 +61,8 @@ def parse_log(text: str) -> tuple[dict, dict[str, dict[tuple[int, int], float]]]
     head: dict = {}
     seen: dict[tuple[str, str], dict[tuple[int, int], float]] = {}
     for line in text.splitlines():
-        h = HEADER.match(line)
-        if h:
-            head = {"device": h.group(1), "date": h.group(2), "commit": h.group(3)}
+        if (h := header(line)) is not None:
+            head = h
             continue
         m = CFG.match(line)
         if not m:
@@ -80,9 +85,8 @@ def parse(text: str) -> tuple[dict, dict[str, dict[tuple[int, int], float]]]:
     head: dict = {}
     cells: dict[str, dict[tuple[int, int], float]] = {}
     for line in text.splitlines():
-        h = HEADER.match(line)
-        if h:
-            head = {"device": h.group(1), "date": h.group(2), "commit": h.group(3)}
+        if (h := header(line)) is not None:
+            head = h
             continue
         m, t = LINE.search(line), REG_XF.search(line)
         if not m or not t or m.group(9) == "1":
