@@ -214,21 +214,28 @@ def log_cfg(layer, M: int, column: str, cfg, ms: float) -> None:
           f"fp8={int(bool(kw.fp8))} M={M} {column} {'x'.join(str(v) for v in cfg)} {ms * 1e3:.2f} us", flush=True)
 
 
-def on_fragments(layers, ys, x, xin, cfgs) -> tuple[float, tuple]:
-    """(ms, config): the fastest of ``cfgs`` for the mma.sp kernel on ``layers`` reading the fragments of ``xin``
-    (x, or its f16 operand) made before the call, as the compiled engine makes them (fused into the op that
-    produces x: SpenseLinear.plan)."""
-    M = x.shape[0]
-    fs = [gathered_fragments(xin, l._kw().xperm) for l in layers]
+def sweep_cfgs(layers, M: int, cfgs, calls, column: str | None = None) -> tuple[float, tuple]:
+    """(ms, config): the fastest of ``cfgs``, each set as the layers' launch config at M's bucket and timed on
+    ``calls`` (one per layer); each logged (:func:`log_cfg`) under ``column`` where one is given."""
     best = None
     for cfg in cfgs:
         for l in layers:
             l.mmasp_cfg[_bucket(M)] = cfg
-        t = time_graph([lambda l=l, y=y, f=f: l.forward_mmasp(x, out=y, xf=f) for l, y, f in zip(layers, ys, fs)])
-        log_cfg(layers[0], M, "xh" if xin.dtype == torch.float16 else "xf", cfg, t)
+        t = time_graph(calls)
+        if column is not None:
+            log_cfg(layers[0], M, column, cfg, t)
         if best is None or t < best[0]:
             best = (t, cfg)
     return best
+
+
+def on_fragments(layers, ys, x, xin, cfgs) -> tuple[float, tuple]:
+    """(ms, config): the fastest of ``cfgs`` for the mma.sp kernel on ``layers`` reading the fragments of ``xin``
+    (x, or its f16 operand) made before the call, as the compiled engine makes them (fused into the op that
+    produces x: SpenseLinear.plan)."""
+    fs = [gathered_fragments(xin, l._kw().xperm) for l in layers]
+    calls = [lambda l=l, y=y, f=f: l.forward_mmasp(x, out=y, xf=f) for l, y, f in zip(layers, ys, fs)]
+    return sweep_cfgs(layers, x.shape[0], cfgs, calls, "xh" if xin.dtype == torch.float16 else "xf")
 
 
 def on_perm(layers, ys, xin, cfgs) -> None:
@@ -240,11 +247,9 @@ def on_perm(layers, ys, xin, cfgs) -> None:
     if M > 8 or any(l._kw().xperm is not None or l.in_features % 64 for l in layers):
         return
     xp, xh = x_perm(xin), xin.dtype == torch.float16
-    for cfg in [c for c in cfgs if c[0] == 1 and (len(c) < 3 or c[2] == 0)]:  # the x_perm kernel: RT = 1, stages 0
-        for l in layers:
-            l.mmasp_cfg[_bucket(M)] = cfg
-        t = time_graph([lambda l=l, y=y: l.forward_mmasp(xp, out=y, xperm=True, xh=xh) for l, y in zip(layers, ys)])
-        log_cfg(layers[0], M, "xhp" if xh else "xp", cfg, t)
+    calls = [lambda l=l, y=y: l.forward_mmasp(xp, out=y, xperm=True, xh=xh) for l, y in zip(layers, ys)]
+    sweep_cfgs(layers, M, [c for c in cfgs if c[0] == 1 and (len(c) < 3 or c[2] == 0)],  # x_perm: RT = 1, stages 0
+               calls, "xhp" if xh else "xp")
 
 
 def main():
@@ -407,13 +412,8 @@ def run_cell(a, sname, N, K, dt, fp8, axis, ratio, ms, backends, cfgs, gen, bw, 
             try:
                 if b == "mmasp":
                     ys = [torch.empty(M, N, device="cuda", dtype=torch.bfloat16) for _ in layers]
-                    best = None
-                    for cfg in cfgs:
-                        for l in layers:
-                            l.mmasp_cfg[_bucket(M)] = cfg
-                        t = time_graph([lambda l=l, y=y: l.forward_mmasp(x, out=y) for l, y in zip(layers, ys)])
-                        if best is None or t < best[0]:
-                            best = (t, cfg)
+                    best = sweep_cfgs(layers, M, cfgs,
+                                      [lambda l=l, y=y: l.forward_mmasp(x, out=y) for l, y in zip(layers, ys)])
                     res[b] = best[0]
                     cfg_used[b] = best[1]
                     # mmasp_xf: x's fragments built before the call, as the compiled engine builds them

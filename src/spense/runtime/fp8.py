@@ -371,13 +371,11 @@ def choose(N: int, K: int, M: int, device) -> str:
         return "reference"
     key = (*device_key(dev), N, K, bucket(M))
     kind = CHOICES.get(key)
-    if kind is not None:
-        return kind
-    if PACKAGED_TABLE not in _LOADED:
+    if kind is None:
         load_packaged_once(PACKAGED_TABLE, CHOICES)
         kind = CHOICES.get(key)
-        if kind is not None:
-            return kind
+    if kind is not None:
+        return kind
     if torch.cuda.is_current_stream_capturing() or torch.compiler.is_compiling():
         return default_kind(N, K, M)
     times = measure(N, K, bucket(M), dev)
