@@ -107,6 +107,28 @@ def _block_layout(N, K, ratio, gen, device):
     return SpenseLayout((N, K), "cols", idx, block=64)
 
 
+def test_extension_builds_every_unit_and_its_hash_covers_every_source(tmp_path):
+    """The build compiles every ``.cu`` of csrc/ (one translation unit each, in parallel), and the hash that decides
+    whether a prebuilt module (``SPENSE_MMASP_SO``) matches the sources changes with any ``.cu`` or ``.cuh``."""
+    import shutil
+
+    from spense.runtime import mmasp
+
+    csrc = Path(mmasp.__file__).parent / "csrc"
+    assert sorted(mmasp._SOURCES) == sorted(p.name for p in csrc.glob("*.cu"))
+    copy = tmp_path / "csrc"
+    shutil.copytree(csrc, copy)
+    h0 = mmasp._src_hash(copy)
+    assert h0 == mmasp._src_hash()
+    for name in ("spense_wgsp.cu", "spense_check.cuh"):
+        f = copy / name
+        b = f.read_bytes()
+        f.write_bytes(b + b"\n")
+        assert mmasp._src_hash(copy) != h0, name
+        f.write_bytes(b)
+    assert mmasp._src_hash(copy) == h0
+
+
 @pytest.mark.gpu
 @gpu
 @pytest.mark.parametrize("N,K", [(4096, 4096), (200, 4128), (1024, 12288)])

@@ -32,13 +32,20 @@ _LOCK = threading.Lock()
 ROW_PAD = 32  # rows padded to a multiple of this (row blocks of 16 or 32 rows)
 
 
-def _src_hash(src: Path) -> str:
-    """Hash of the extension's sources: ``src`` and every header beside it."""
+# the extension's translation units (in csrc/), compiled in parallel by the build (ninja): the mma.sp decode kernels with
+# the Python bindings, and the GEMM on sparse warpgroup MMA (prefill; decode at M = 17-64).  On a 2-core CPU host (nvcc
+# 13.0, 2026-12-04) the one unit of before took 196 s (cicc 83 s, ptxas 46 s); these two, side by side, 133 and 124 s
+_SOURCES = ("spense_mmasp.cu", "spense_wgsp.cu")
+_CSRC = Path(__file__).parent / "csrc"
+
+
+def _src_hash(csrc: Path = _CSRC) -> str:
+    """Hash of the extension's sources: every ``.cu`` and ``.cuh`` file of ``csrc``, names and bytes."""
     import hashlib
 
-    h = hashlib.sha256(src.read_bytes())
-    for f in sorted(src.parent.glob("*.cuh")):
-        h.update(f.read_bytes())
+    h = hashlib.sha256()
+    for f in sorted([*csrc.glob("*.cu"), *csrc.glob("*.cuh")]):
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -46,7 +53,7 @@ def load_extension(verbose: bool = False):
     """Build (once, cached by torch in ~/.cache/torch_extensions) and return the extension module.
 
     ``SPENSE_MMASP_SO=/path/ext.so`` loads a prebuilt module instead, if ``/path/ext.so.src`` holds
-    the hash of the current ``csrc/spense_mmasp.cu`` (else it is ignored and the source is built).
+    the hash of the current sources (:func:`_src_hash`; else it is ignored and the sources are built).
     """
     global _EXT, _EXT_ARCH
     with _LOCK:
@@ -59,10 +66,9 @@ def load_extension(verbose: bool = False):
             raise DeviceError("the mmasp backend needs sm80+ (sparse tensor cores)")
         # sm_90 builds for sm_90a (H100 / H200), whose wgmma the prefill GEMM uses; the same decode kernels
         _EXT_ARCH = "90a" if (major, minor) == (9, 0) else f"{major}{minor}"
-        src = Path(__file__).parent / "csrc" / "spense_mmasp.cu"
         pre = os.environ.get("SPENSE_MMASP_SO")
         if pre and Path(pre).is_file() and Path(pre + ".src").is_file() \
-                and Path(pre + ".src").read_text().strip() == _src_hash(src):
+                and Path(pre + ".src").read_text().strip() == _src_hash():
             import importlib.util
 
             spec = importlib.util.spec_from_file_location("spense_mmasp_ext", pre)
@@ -75,8 +81,8 @@ def load_extension(verbose: bool = False):
         arch = _EXT_ARCH
         _EXT = load(
             name="spense_mmasp_ext",
-            sources=[str(src)],
-            extra_include_paths=[str(src.parent)],
+            sources=[str(_CSRC / f) for f in _SOURCES],
+            extra_include_paths=[str(_CSRC)],
             extra_cuda_cflags=["-O3", f"-gencode=arch=compute_{arch},code=sm_{arch}", "-lineinfo",
                                "--use_fast_math", "-Xptxas=-v" if verbose else "-Xptxas=-O3"],
             verbose=verbose,
@@ -90,7 +96,7 @@ def export_extension(dst: str) -> None:
 
     ext = load_extension()
     shutil.copy(ext.__file__, dst)
-    Path(dst + ".src").write_text(_src_hash(Path(__file__).parent / "csrc" / "spense_mmasp.cu"))
+    Path(dst + ".src").write_text(_src_hash())
 
 
 def _frag(a: torch.Tensor, jn: int, fp8: bool = False) -> torch.Tensor:
