@@ -129,6 +129,48 @@ def test_extension_builds_every_unit_and_its_hash_covers_every_source(tmp_path):
     assert mmasp._src_hash(copy) == h0
 
 
+def test_extension_build_announced_and_its_failure_one_line(monkeypatch, tmp_path, capsys):
+    """Where torch's cache holds no module newer than the sources, loading says on stderr that a build of minutes
+    starts and how long it took; a failed build is a DeviceError of one line naming the compiler's error."""
+    import torch.utils.cpp_extension as cpp
+
+    from spense.errors import DeviceError
+    from spense.runtime import mmasp
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    monkeypatch.delenv("SPENSE_MMASP_SO", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (9, 0))
+    monkeypatch.setattr(mmasp, "_EXT", None)
+    calls = []
+
+    def fake_load(**kw):
+        calls.append(kw)
+        return "module"
+
+    monkeypatch.setattr(cpp, "load", fake_load)
+    assert mmasp.load_extension() == "module"
+    err = capsys.readouterr().err
+    assert "compiling the mma.sp CUDA extension for sm_90a" in err and "extension ready" in err
+    assert sorted(Path(f).name for f in calls[0]["sources"]) == sorted(mmasp._SOURCES)
+    # a module newer than every source in the cache: loaded without a word
+    (tmp_path / "spense_mmasp_ext" / "spense_mmasp_ext.so").write_bytes(b"")
+    monkeypatch.setattr(mmasp, "_EXT", None)
+    mmasp.load_extension()
+    assert capsys.readouterr().err == ""
+
+    def failing_load(**kw):
+        raise RuntimeError("Error building extension 'spense_mmasp_ext': [1/3] nvcc ...\n"
+                           "spense_wgsp.cu(12): error: identifier \"x\" is undefined\nninja: build stopped")
+
+    monkeypatch.setattr(cpp, "load", failing_load)
+    monkeypatch.setattr(mmasp, "_EXT", None)
+    with pytest.raises(DeviceError) as ei:
+        mmasp.load_extension()
+    msg = str(ei.value)
+    assert "\n" not in msg and 'spense_wgsp.cu(12): error: identifier "x" is undefined' in msg
+
+
 @pytest.mark.gpu
 @gpu
 @pytest.mark.parametrize("N,K", [(4096, 4096), (200, 4128), (1024, 12288)])

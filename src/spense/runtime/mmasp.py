@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,15 +81,53 @@ def load_extension(verbose: bool = False):
         from torch.utils.cpp_extension import load
 
         arch = _EXT_ARCH
-        _EXT = load(
-            name="spense_mmasp_ext",
-            sources=[str(_CSRC / f) for f in _SOURCES],
-            extra_include_paths=[str(_CSRC)],
-            extra_cuda_cflags=["-O3", f"-gencode=arch=compute_{arch},code=sm_{arch}", "-lineinfo",
-                               "--use_fast_math", "-Xptxas=-v" if verbose else "-Xptxas=-O3"],
-            verbose=verbose,
-        )
+        where = _build_dir()
+        fresh = where is not None and _built_after_sources(where)
+        if not fresh:  # a build of minutes ahead: say so, once, before the process goes quiet
+            print(f"spense: compiling the mma.sp CUDA extension for sm_{arch} (first use after an install or update: "
+                  f"a few minutes; cached in {where or 'torch_extensions'})", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        try:
+            _EXT = load(
+                name="spense_mmasp_ext",
+                sources=[str(_CSRC / f) for f in _SOURCES],
+                extra_include_paths=[str(_CSRC)],
+                extra_cuda_cflags=["-O3", f"-gencode=arch=compute_{arch},code=sm_{arch}", "-lineinfo",
+                                   "--use_fast_math", "-Xptxas=-v" if verbose else "-Xptxas=-O3"],
+                verbose=verbose,
+            )
+        except Exception as e:
+            raise DeviceError(f"building the mma.sp CUDA extension failed: {_build_error_line(e)} (it needs nvcc of "
+                              f"torch's CUDA and a C++ compiler; spense.runtime.mmasp.load_extension(verbose=True) "
+                              f"prints the whole build)") from None
+        if not fresh:
+            print(f"spense: mma.sp extension ready ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
         return _EXT
+
+
+def _build_dir() -> Path | None:
+    """torch's build directory of the extension (``TORCH_EXTENSIONS_DIR`` or its default), or None if unknown."""
+    try:
+        from torch.utils.cpp_extension import _get_build_directory
+
+        return Path(_get_build_directory("spense_mmasp_ext", False))
+    except Exception:  # pragma: no cover - a torch without it
+        return None
+
+
+def _built_after_sources(build_dir: Path) -> bool:
+    """Whether ``build_dir`` holds a module newer than every source: then the load only imports it (torch checks
+    the sources itself; this only decides whether to announce a build)."""
+    built = [f.stat().st_mtime for f in build_dir.glob("spense_mmasp_ext*.so")]
+    srcs = [f.stat().st_mtime for f in [*_CSRC.glob("*.cu"), *_CSRC.glob("*.cuh")]]
+    return bool(built) and max(built) >= max(srcs)
+
+
+def _build_error_line(e: Exception) -> str:
+    """The line of a failed build's message that names the error (the compiler's ``error`` line, else the first)."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    hit = next((ln for ln in lines[1:] if "error" in ln.lower()), lines[0] if lines else type(e).__name__)
+    return hit if len(hit) <= 240 else hit[:237] + "..."
 
 
 def export_extension(dst: str) -> None:
