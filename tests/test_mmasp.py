@@ -170,6 +170,14 @@ def test_extension_build_announced_and_its_failure_one_line(monkeypatch, tmp_pat
     msg = str(ei.value)
     assert "\n" not in msg and 'spense_wgsp.cu(12): error: identifier "x" is undefined' in msg
 
+    def no_nvcc(**kw):
+        raise RuntimeError("Error building extension 'spense_mmasp_ext': [1/3] nvcc -c a.cu\n/bin/sh: 1: nvcc: not found\n"
+                           "ninja: build stopped: subcommand failed.")
+
+    monkeypatch.setattr(cpp, "load", no_nvcc)
+    with pytest.raises(DeviceError, match="nvcc: not found"):
+        mmasp.load_extension()
+
 
 @pytest.mark.gpu
 @gpu

@@ -124,9 +124,11 @@ def _built_after_sources(build_dir: Path) -> bool:
 
 
 def _build_error_line(e: Exception) -> str:
-    """The line of a failed build's message that names the error (the compiler's ``error`` line, else the first)."""
+    """The line of a failed build's message that names the error (the compiler's ``error`` line, or a tool ``not
+    found``, else the first)."""
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    hit = next((ln for ln in lines[1:] if "error" in ln.lower()), lines[0] if lines else type(e).__name__)
+    hit = next((ln for ln in lines[1:] if "error" in ln.lower() or "not found" in ln),
+               lines[0] if lines else type(e).__name__)
     return hit if len(hit) <= 240 else hit[:237] + "..."
 
 
