@@ -108,19 +108,19 @@ def _block_layout(N, K, ratio, gen, device):
 
 
 def test_extension_builds_every_unit_and_its_hash_covers_every_source(tmp_path):
-    """The build compiles every ``.cu`` of csrc/ (one translation unit each, in parallel), and the hash that decides
-    whether a prebuilt module (``SPENSE_MMASP_SO``) matches the sources changes with any ``.cu`` or ``.cuh``."""
+    """The build compiles every ``.cu`` and ``.cpp`` of csrc/ (one translation unit each, in parallel), and the hash
+    that decides whether a prebuilt module (``SPENSE_MMASP_SO``) matches the sources changes with any of its files."""
     import shutil
 
     from spense.runtime import mmasp
 
     csrc = Path(mmasp.__file__).parent / "csrc"
-    assert sorted(mmasp._SOURCES) == sorted(p.name for p in csrc.glob("*.cu"))
+    assert sorted(mmasp._SOURCES) == sorted(p.name for g in ("*.cu", "*.cpp") for p in csrc.glob(g))
     copy = tmp_path / "csrc"
     shutil.copytree(csrc, copy)
     h0 = mmasp._src_hash(copy)
     assert h0 == mmasp._src_hash()
-    for name in ("spense_wgsp.cu", "spense_check.cuh"):
+    for name in ("spense_wgsp.cu", "spense_check.cuh", "spense_ext.h", "spense_bind.cpp"):
         f = copy / name
         b = f.read_bytes()
         f.write_bytes(b + b"\n")

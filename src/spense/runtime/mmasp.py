@@ -34,19 +34,21 @@ _LOCK = threading.Lock()
 ROW_PAD = 32  # rows padded to a multiple of this (row blocks of 16 or 32 rows)
 
 
-# the extension's translation units (in csrc/), compiled in parallel by the build (ninja): the mma.sp decode kernels with
-# the Python bindings, and the GEMM on sparse warpgroup MMA (prefill; decode at M = 17-64).  On a 2-core CPU host (nvcc
-# 13.0, 2026-12-04) the one unit of before took 196 s (cicc 83 s, ptxas 46 s); these two, side by side, 133 and 124 s
-_SOURCES = ("spense_mmasp.cu", "spense_wgsp.cu")
+# the extension's translation units (in csrc/), compiled in parallel by the build (ninja): the Python bindings (the one
+# unit with torch/extension.h), the mma.sp decode kernels, and the GEMM on sparse warpgroup MMA (prefill; decode at
+# M = 17-64).  Compile times on a 2-core CPU host: benchmarks/results/wgsd_2026-12-04/am_2d34982_cpu_build_times
+_SOURCES = ("spense_bind.cpp", "spense_mmasp.cu", "spense_wgsp.cu")
 _CSRC = Path(__file__).parent / "csrc"
+_SRC_GLOBS = ("*.cu", "*.cuh", "*.h", "*.cpp")
 
 
 def _src_hash(csrc: Path = _CSRC) -> str:
-    """Hash of the extension's sources: every ``.cu`` and ``.cuh`` file of ``csrc``, names and bytes."""
+    """Hash of the extension's sources: every ``.cu``, ``.cuh``, ``.h`` and ``.cpp`` file of ``csrc``, names and
+    bytes."""
     import hashlib
 
     h = hashlib.sha256()
-    for f in sorted([*csrc.glob("*.cu"), *csrc.glob("*.cuh")]):
+    for f in sorted(f for g in _SRC_GLOBS for f in csrc.glob(g)):
         h.update(f.name.encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:16]
 
@@ -119,7 +121,7 @@ def _built_after_sources(build_dir: Path) -> bool:
     """Whether ``build_dir`` holds a module newer than every source: then the load only imports it (torch checks
     the sources itself; this only decides whether to announce a build)."""
     built = [f.stat().st_mtime for f in build_dir.glob("spense_mmasp_ext*.so")]
-    srcs = [f.stat().st_mtime for f in [*_CSRC.glob("*.cu"), *_CSRC.glob("*.cuh")]]
+    srcs = [f.stat().st_mtime for g in _SRC_GLOBS for f in _CSRC.glob(g)]
     return bool(built) and max(built) >= max(srcs)
 
 

@@ -1,5 +1,5 @@
-// SPENSE_CHECK: the extension's argument check with values in its message (both of its translation units:
-// spense_mmasp.cu and spense_wgsp.cu; after torch/extension.h, whose TORCH_CHECK it calls)
+// SPENSE_CHECK: the extension's argument check with values in its message (its two CUDA translation units:
+// spense_mmasp.cu and spense_wgsp.cu; after c10's headers, whose TORCH_CHECK it calls)
 #pragma once
 #include <cstdio>
 

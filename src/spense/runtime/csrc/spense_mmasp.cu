@@ -25,14 +25,19 @@
 // x columns of each K step: sparse step s reads x[:, sblk[s] + 0..63], dense step s x[:, dblk[s] +
 // 0..63] (64-aligned column blocks: an axis="cols" layout made of whole 64-column blocks needs no
 // gather of x; other layouts pre-gather x once on the host side and pass identity tables).
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
 #include <tuple>
-#include <torch/extension.h>
-#include <ATen/cuda/CUDAContext.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/zeros.h>
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "spense_ext.h"
 
 #include "spense_check.cuh"
 
@@ -186,10 +191,10 @@ static bool xs_clamp(int warps, int grid) {
     default: LAUNCH_XS(8, F_); break;        \
   }
 
-void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::Tensor x,
-                  torch::Tensor sblk, torch::Tensor dblk, torch::Tensor out_row, torch::Tensor wscale,
-                  torch::Tensor y, int64_t Bs, int64_t Bd, int64_t Ss, int64_t SdA, int64_t SdB,
-                  int64_t RT, int64_t warps, bool fp8, int64_t stages, torch::Tensor xf, bool xperm) {
+void spense_mmasp(at::Tensor sv, at::Tensor sm, at::Tensor dv, at::Tensor x,
+                  at::Tensor sblk, at::Tensor dblk, at::Tensor out_row, at::Tensor wscale,
+                  at::Tensor y, int64_t Bs, int64_t Bd, int64_t Ss, int64_t SdA, int64_t SdB,
+                  int64_t RT, int64_t warps, bool fp8, int64_t stages, at::Tensor xf, bool xperm) {
   // x in f16 (x * 2^-8: spense.runtime.xops.f16_x), e4m3 weights only: the register kernel's FP8 == 2; with
   // xf the fragments' dtype says it (x then gives only M and K)
   const bool xh = (xf.numel() > 0 ? xf.scalar_type() : x.scalar_type()) == at::kHalf;
@@ -234,7 +239,7 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
     XF = reinterpret_cast<const uint4*>(xf.data_ptr());
   }
   dim3 grid((unsigned)(Bs + Bd)), threads((unsigned)(32 * warps));
-  auto stream = at::cuda::getCurrentCUDAStream();
+  auto stream = c10::cuda::getCurrentCUDAStream();
   const int pdl = stages == 0 ? pdl_mode() : 0;  // 0: plain launch, 1 / 2: dependent (pdl_mode)
   // its bound: 256 threads; not built for xperm
   const bool pf = stages == 0 && RT == 1 && warps <= 8 && !xperm && !xh && pf_enabled();
@@ -274,8 +279,8 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
     const int ctas = (int)((Bs + wxs - 1) / wxs + (Bd + wxs - 1) / wxs);
     const int ks = xs_big ? 1 : xs_splits(ctas, xs_walk((int)Ss, (int)SdA, (int)SdB));
     // the split sums and one counter per CTA column, zeroed (a memset node inside a CUDA graph)
-    torch::Tensor ws = ks > 1 ? torch::zeros({(int64_t)M * y.size(1) + ctas}, y.options().dtype(at::kFloat))
-                              : torch::Tensor();
+    at::Tensor ws = ks > 1 ? at::zeros({(int64_t)M * y.size(1) + ctas}, y.options().dtype(at::kFloat))
+                              : at::Tensor();
     if (fp8) { DISPATCH_XS(true) } else { DISPATCH_XS(false) }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     return;
@@ -286,34 +291,4 @@ void spense_mmasp(torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::T
     if (RT == 1) { DISPATCH_NT(1, false) } else { DISPATCH_NT(2, false) }
   }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-}
-
-// the GEMM on sparse warpgroup MMA (prefill, and the decode forms for M = 17-64): spense_wgsp.cu, its own
-// translation unit, so that the build compiles the two in parallel
-bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::Tensor x,
-                 torch::Tensor sblk, torch::Tensor dblk, torch::Tensor out_row, int64_t Bs, int64_t Bd, int64_t Ss,
-                 int64_t SdA, int64_t SdB, int64_t form, torch::Tensor ws, torch::Tensor cnt, int64_t variant,
-                 torch::Tensor wscale, int64_t grid, torch::Tensor trace);
-
-// f with its argument checks' c10::Error raised to Python as a plain RuntimeError of the message alone (no C++
-// backtrace symbolised on the way; one line for the user)
-template <class R, class... A>
-auto plain_errors(R (*f)(A...)) {
-  return [f](A... a) -> R {
-    try {
-      return f(a...);
-    } catch (const c10::Error& e) {
-      throw std::runtime_error(e.what_without_backtrace());
-    }
-  };
-}
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("spense_mmasp", plain_errors(&spense_mmasp),
-        "Spense 2:4+dense decode GEMM (mma.sp; bf16 or e4m3 weights; stages > 0: bulk-copy variant, sm_90; "
-        "xperm: x in x_perm order)");
-  m.def("spense_wgsp", plain_errors(&spense_wgsp),
-        "Spense GEMM on sparse warpgroup MMA (sm_90a builds; form 0 prefill, 1 prefill in clusters of two, 2 decode "
-        "form for M <= 64 in clusters along K, 3 stream-K decode form, bf16 or e4m3 weights; false where it does not "
-        "apply)");
 }

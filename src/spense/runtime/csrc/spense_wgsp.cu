@@ -1,10 +1,14 @@
-// The extension's second translation unit: the GEMM on sparse warpgroup MMA (spense_wgsp_ws.cuh, spense_wgsd.cuh),
-// bound to Python in spense_mmasp.cu beside the mma.sp decode kernel.  Built apart from it so that the two compile
-// in parallel (spense.runtime.mmasp.load_extension).
+// One of the extension's three translation units: the GEMM on sparse warpgroup MMA (spense_wgsp_ws.cuh,
+// spense_wgsd.cuh), bound to Python in spense_bind.cpp beside the mma.sp decode kernel (spense_mmasp.cu).  The units
+// compile in parallel (spense.runtime.mmasp.load_extension).
+#include <algorithm>
 #include <tuple>
-#include <torch/extension.h>
-#include <ATen/cuda/CUDAContext.h>
+#include <ATen/core/Tensor.h>
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "spense_ext.h"
 
 #include "spense_check.cuh"
 #include "spense_wgsd.cuh"  // spense_wgsp_ws_kernel (prefill) and the decode forms on sparse warpgroup MMA
@@ -24,10 +28,10 @@
 // Returns false where the kernel does not apply (row tiles not in eights, K not a multiple of 64, unaligned x
 // or weights, M > 64 for forms 2 and 3, a workspace too small, FP8 in another form than 3): the caller falls
 // back.
-bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Tensor dv, torch::Tensor x,
-                 torch::Tensor sblk, torch::Tensor dblk, torch::Tensor out_row, int64_t Bs, int64_t Bd, int64_t Ss,
-                 int64_t SdA, int64_t SdB, int64_t form, torch::Tensor ws, torch::Tensor cnt, int64_t variant,
-                 torch::Tensor wscale, int64_t grid, torch::Tensor trace) {
+bool spense_wgsp(at::Tensor y, at::Tensor sv, at::Tensor sm, at::Tensor dv, at::Tensor x,
+                 at::Tensor sblk, at::Tensor dblk, at::Tensor out_row, int64_t Bs, int64_t Bd, int64_t Ss,
+                 int64_t SdA, int64_t SdB, int64_t form, at::Tensor ws, at::Tensor cnt, int64_t variant,
+                 at::Tensor wscale, int64_t grid, at::Tensor trace) {
   // x in f16 (x * 2^-8: spense.runtime.xops.f16_operand) for e4m3 weights in the stream-K form: variant bit 2048
   const bool xh = x.scalar_type() == at::kHalf;
   TORCH_CHECK(x.is_cuda() && (x.scalar_type() == at::kBFloat16 || xh) && x.dim() == 2 && x.stride(1) == 1,
@@ -62,7 +66,7 @@ bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Ten
     const bool pdl = (variant & (4 | 32768)) != 0 && CUDART_VERSION >= 12030;
     // bit 2048 says x is in f16, from x's dtype alone
     e = launch_wgsd_sk_variant(
-        xh ? ((int)variant | 2048) : ((int)variant & ~2048), fp8, at::cuda::getCurrentCUDAStream(), (const uint4*)sv.data_ptr(),
+        xh ? ((int)variant | 2048) : ((int)variant & ~2048), fp8, c10::cuda::getCurrentCUDAStream(), (const uint4*)sv.data_ptr(),
         (const uint32_t*)sm.data_ptr(), (const uint4*)dv.data_ptr(), (const __nv_bfloat16*)x.data_ptr(),
         (int)x.stride(0), (int)x.size(1), (int)x.size(0), sblk.data_ptr<int>(), dblk.data_ptr<int>(),
         out_row.data_ptr<int>(), (__nv_bfloat16*)y.data_ptr(), (int)y.stride(0), (int)Bs, (int)Bd, (int)Ss,
@@ -77,7 +81,7 @@ bool spense_wgsp(torch::Tensor y, torch::Tensor sv, torch::Tensor sm, torch::Ten
     return true;
   }
   const auto args = std::make_tuple(
-      at::cuda::getCurrentCUDAStream(), (const uint4*)sv.data_ptr(), (const uint32_t*)sm.data_ptr(),
+      c10::cuda::getCurrentCUDAStream(), (const uint4*)sv.data_ptr(), (const uint32_t*)sm.data_ptr(),
       (const uint4*)dv.data_ptr(), (const __nv_bfloat16*)x.data_ptr(), (int)x.stride(0), (int)x.size(1),
       (int)x.size(0), sblk.data_ptr<int>(), dblk.data_ptr<int>(), out_row.data_ptr<int>(),
       (__nv_bfloat16*)y.data_ptr(), (int)y.stride(0), (int)Bs, (int)Bd, (int)Ss, (int)SdA, (int)SdB);
