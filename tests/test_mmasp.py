@@ -142,6 +142,7 @@ def test_extension_build_announced_and_its_failure_one_line(monkeypatch, tmp_pat
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (9, 0))
     monkeypatch.setattr(mmasp, "_EXT", None)
+    monkeypatch.setattr(mmasp, "_EXT_ARCH", mmasp._EXT_ARCH)  # load_extension sets it
     calls = []
 
     def fake_load(**kw):
@@ -176,6 +177,15 @@ def test_extension_build_announced_and_its_failure_one_line(monkeypatch, tmp_pat
 
     monkeypatch.setattr(cpp, "load", no_nvcc)
     with pytest.raises(DeviceError, match="nvcc: not found"):
+        mmasp.load_extension()
+
+    def template_error(**kw):  # the g++ context line before the error line is not taken for it
+        raise RuntimeError("Error building extension 'spense_mmasp_ext'\nspense_bind.cpp: In instantiation of "
+                           "'auto plain_errors(R (*)(A ...))':\nspense_bind.cpp:14:3: error: no match for call\n"
+                           "collect2: error: ld returned 1 exit status")
+
+    monkeypatch.setattr(cpp, "load", template_error)
+    with pytest.raises(DeviceError, match="spense_bind.cpp:14:3: error: no match for call"):
         mmasp.load_extension()
 
 

@@ -94,12 +94,13 @@ def load_extension(verbose: bool = False):
                 name="spense_mmasp_ext",
                 sources=[str(_CSRC / f) for f in _SOURCES],
                 extra_include_paths=[str(_CSRC)],
+                extra_cflags=["-O3"],  # the bindings unit (spense_bind.cpp): torch gives .cpp units no -O of their own
                 extra_cuda_cflags=["-O3", f"-gencode=arch=compute_{arch},code=sm_{arch}", "-lineinfo",
                                    "--use_fast_math", "-Xptxas=-v" if verbose else "-Xptxas=-O3"],
                 verbose=verbose,
             )
         except Exception as e:
-            raise DeviceError(f"building the mma.sp CUDA extension failed: {_build_error_line(e)} (it needs nvcc of "
+            raise DeviceError(f"building or loading the mma.sp CUDA extension failed: {_build_error_line(e)} (it needs nvcc of "
                               f"torch's CUDA and a C++ compiler; spense.runtime.mmasp.load_extension(verbose=True) "
                               f"prints the whole build)") from None
         if not fresh:
@@ -126,11 +127,15 @@ def _built_after_sources(build_dir: Path) -> bool:
 
 
 def _build_error_line(e: Exception) -> str:
-    """The line of a failed build's message that names the error (the compiler's ``error`` line, or a tool ``not
-    found``, else the first)."""
+    """The line of a failed build's message that names the error: a compiler's ``file:12:3: error:`` or
+    ``file(12): error:`` line (else any line with ``error`` or a tool ``not found``, else the first)."""
+    import re
+
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    hit = next((ln for ln in lines[1:] if "error" in ln.lower() or "not found" in ln),
-               lines[0] if lines else type(e).__name__)
+    rest = lines[1:]
+    hit = next((ln for ln in rest if re.search(r"\berror\s*:|\): error", ln) and not ln.startswith("collect2")), None) \
+        or next((ln for ln in rest if "error" in ln.lower() or "not found" in ln), None) \
+        or (lines[0] if lines else type(e).__name__)
     return hit if len(hit) <= 240 else hit[:237] + "..."
 
 
