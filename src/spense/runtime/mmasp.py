@@ -42,13 +42,17 @@ _CSRC = Path(__file__).parent / "csrc"
 _SRC_GLOBS = ("*.cu", "*.cuh", "*.h", "*.cpp")
 
 
+def _source_files(csrc: Path = _CSRC) -> list[Path]:
+    """The extension's sources: every ``.cu``, ``.cuh``, ``.h`` and ``.cpp`` file of ``csrc``, sorted."""
+    return sorted(f for g in _SRC_GLOBS for f in csrc.glob(g))
+
+
 def _src_hash(csrc: Path = _CSRC) -> str:
-    """Hash of the extension's sources: every ``.cu``, ``.cuh``, ``.h`` and ``.cpp`` file of ``csrc``, names and
-    bytes."""
+    """Hash of the extension's sources (:func:`_source_files`), names and bytes."""
     import hashlib
 
     h = hashlib.sha256()
-    for f in sorted(f for g in _SRC_GLOBS for f in csrc.glob(g)):
+    for f in _source_files(csrc):
         h.update(f.name.encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:16]
 
@@ -122,7 +126,7 @@ def _built_after_sources(build_dir: Path) -> bool:
     """Whether ``build_dir`` holds a module newer than every source: then the load only imports it (torch checks
     the sources itself; this only decides whether to announce a build)."""
     built = [f.stat().st_mtime for f in build_dir.glob("spense_mmasp_ext*.so")]
-    srcs = [f.stat().st_mtime for g in _SRC_GLOBS for f in _CSRC.glob(g)]
+    srcs = [f.stat().st_mtime for f in _source_files()]
     return bool(built) and max(built) >= max(srcs)
 
 
