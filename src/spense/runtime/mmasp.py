@@ -89,9 +89,9 @@ def load_extension(verbose: bool = False):
         arch = _EXT_ARCH
         where = _build_dir()
         fresh = where is not None and _built_after_sources(where)
-        if not fresh:  # a build of minutes ahead: say so, once, before the process goes quiet
+        if not fresh:  # a build of 1-2 minutes ahead: say so, once, before the process goes quiet
             print(f"spense: compiling the mma.sp CUDA extension for sm_{arch} (first use after an install or update: "
-                  f"a few minutes; cached in {where or 'torch_extensions'})", file=sys.stderr, flush=True)
+                  f"1-2 minutes; cached in {where or 'torch_extensions'})", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         try:
             _EXT = load(
