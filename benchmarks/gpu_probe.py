@@ -6,7 +6,7 @@ from spense.runtime import mmasp
 from spense.format import pack
 from spense.runtime.linear import SpenseLinear
 sys.path.insert(0, os.path.dirname(__file__))
-from linear_bench import make_weight, rel_err
+from bench_common import make_weight, rel_err
 ext = mmasp.load_extension(verbose=bool(os.environ.get("VERBOSE")))
 print("built in", time.time() - t0, flush=True)
 gen = torch.Generator().manual_seed(1)

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
-from linear_bench import SHAPES, make_weight, prefill_parser, run_meta, save_rows, time_graph  # noqa: E402
+from bench_common import SHAPES, make_weight, prefill_parser, run_meta, save_rows, time_graph  # noqa: E402
 from spense.format import pack  # noqa: E402
 from spense.runtime.fp8 import Fp8Linear, quantize_weight  # noqa: E402
 from spense.runtime.linear import SpenseLinear  # noqa: E402

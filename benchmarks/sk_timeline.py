@@ -22,7 +22,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from linear_bench import SHAPES, make_weight  # noqa: E402
+from bench_common import SHAPES, make_weight  # noqa: E402
 from spense.format import pack  # noqa: E402
 from spense.runtime import SpenseLinear, mmasp, wgsp  # noqa: E402
 from spense.runtime.xops import f16_operand  # noqa: E402

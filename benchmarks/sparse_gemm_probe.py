@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
-from linear_bench import SHAPES, make_weight, prefill_parser, rel_err, run_meta, save_rows, time_graph  # noqa: E402
+from bench_common import SHAPES, make_weight, prefill_parser, rel_err, run_meta, save_rows, time_graph  # noqa: E402
 
 
 def tuned(packed, xT, **kw) -> int:
