@@ -100,7 +100,7 @@ def whole_layer_spec(where: str, budget: float, n_layers: int, type_shares: dict
 # one worker: runs a list of configurations on one loaded model
 # --------------------------------------------------------------------------------------------------
 def _write_json(path: Path, obj) -> None:
-    from spense.io import atomic_write_bytes
+    from spense.atomic import atomic_write_bytes
 
     atomic_write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode())
 

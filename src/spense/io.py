@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
+from spense.atomic import fsync_dir, swap_in
 from spense.errors import CheckpointError, FormatError, InputError
 from spense.format import PackedSpense, SpenseLayout, density, unpack
 
@@ -192,59 +193,6 @@ def _copy_tokenizer_files(source: Path, tmp: Path) -> None:
             shutil.copyfile(src, tmp / name)
 
 
-def fsync_path(path: Path) -> None:
-    """fsync ``path`` (a file's data or a directory's entry table); best effort on odd filesystems."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    """fsync every file in ``path`` and the directory itself."""
-    for f in path.iterdir():
-        if f.is_file():
-            fsync_path(f)
-    fsync_path(path)
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """The one atomic file write: ``write(tmp)`` fills ``path.tmp``, which is fsynced and renamed onto
-    ``path``; then the parent directory is fsynced.  On failure ``path`` is left as it was."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        write(tmp)
-        fsync_path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_path(path.parent)
-    return path
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """:func:`atomic_write` of raw bytes."""
-    return atomic_write(path, lambda tmp: tmp.write_bytes(data))
-
-
-def atomic_save_tensors(
-    path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict | None = None
-) -> Path:
-    """:func:`atomic_write` of a safetensors file (tensors moved to CPU, made contiguous)."""
-    from safetensors.torch import save_file
-
-    cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    return atomic_write(path, lambda tmp: save_file(cpu, str(tmp), metadata=metadata))
-
-
 def _write_manifest(tmp: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     """Hash the written tensors, check the layer records against them, write ``spense.json``."""
     import spense
@@ -261,28 +209,10 @@ def _write_manifest(tmp: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     return m
 
 
-def swap_in(tmp: Path, out: Path) -> None:
-    """Rename ``tmp`` to ``out``; an existing ``out`` is moved aside first and deleted after."""
-    old = out.parent / f".{out.name}.old-{os.getpid()}"
-    if out.exists():
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(out, old)
-        try:
-            os.replace(tmp, out)
-        except BaseException:
-            os.replace(old, out)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
-    fsync_path(out.parent)
-
-
 def publish(tmp: Path, source: Path, out: Path, overwrite: bool) -> None:
     """Make the finished checkpoint in ``tmp`` durable (fsync), re-check ``out`` (it may have appeared
     while ``tmp`` was written) and move it into place with :func:`swap_in`."""
-    _fsync_dir(tmp)
+    fsync_dir(tmp)
     check_out_dir(source, out, overwrite)
     swap_in(tmp, out)
 

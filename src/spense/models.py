@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spense.errors import InputError
-from spense.io import check_model_dir, fsync_path
+from spense.atomic import fsync_path
+from spense.io import check_model_dir
 
 STAMP = "spense-source.json"
 STAMP_VERSION = 1

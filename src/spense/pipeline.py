@@ -412,7 +412,7 @@ def _planned(root: Path, model: nn.Module, windows: torch.Tensor, cfg: Any, dev:
     by :func:`spense.sensitivity.build_plan` and saved there atomically before any pruning."""
     import json
 
-    from spense.io import atomic_write_bytes
+    from spense.atomic import atomic_write_bytes
     from spense.methods import PruneConfig
 
     path = root / "plan.json"

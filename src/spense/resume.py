@@ -2,7 +2,7 @@
 
 ``state.json`` (run fingerprint, finished blocks, their layer records), ``block_{i}.safetensors``
 (pruned weights of finished block ``i``) and ``inps_{i}.safetensors`` (float32 hidden states
-entering block ``i``, the next one to prune).  Every file goes through :func:`spense.io.atomic_write`
+entering block ``i``, the next one to prune).  Every file goes through :func:`spense.atomic.atomic_write`
 (temp + fsync + rename + directory fsync) and ``state.json`` is written last: it is the single
 commit point, so a crash at any moment leaves a consistent state.  The fingerprint is the SHA-256 of
 the run settings (:func:`fingerprint`); a different one is refused.
@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from spense.errors import CheckpointError, InputError
-from spense.io import atomic_save_tensors, atomic_write_bytes
+from spense.atomic import atomic_save_tensors, atomic_write_bytes
 
 #: environment variable for tests: simulate a crash right after block ``k`` was saved.
 CRASH_ENV = "SPENSE_TEST_CRASH_AFTER_BLOCK"

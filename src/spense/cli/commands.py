@@ -404,6 +404,7 @@ def demo(
     import torch
 
     from spense import data, io
+    from spense.atomic import atomic_write_bytes
     from spense.evaluate import perplexity, ppl_table
     from spense.hf import clip_seqlen, load_model, resolve_device, source_dtype
     from spense.pipeline import build_manifest, fresh_copy, linear_density, prune_loaded
@@ -485,5 +486,5 @@ def demo(
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": rows, "seconds": total,
         }
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        io.atomic_write_bytes(json_path, (json.dumps(payload, indent=2) + "\n").encode("utf-8"))
+        atomic_write_bytes(json_path, (json.dumps(payload, indent=2) + "\n").encode("utf-8"))
         con.print(f"results written to {json_path}")
