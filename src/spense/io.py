@@ -1,4 +1,5 @@
-"""Checkpoint I/O: atomic write, ``spense.json`` manifest with per-tensor SHA-256, validate, load.
+"""Checkpoint I/O: atomic write (through :mod:`spense.atomic`), ``spense.json`` manifest with per-tensor SHA-256,
+validate, load.
 
 A Spense checkpoint is an ordinary Hugging Face model directory (``config.json``, safetensors
 weights stored dense-with-zeros, tokenizer files) plus ``spense.json``::

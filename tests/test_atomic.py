@@ -1,0 +1,52 @@
+"""spense.atomic: a file is written in full or left as it was; a directory swapped into place replaces the old one."""
+
+import pytest
+import torch
+
+from spense.atomic import atomic_save_tensors, atomic_write, atomic_write_bytes, swap_in
+
+
+def test_atomic_write_bytes_replaces_the_file_and_leaves_no_temp(tmp_path):
+    p = tmp_path / "state.json"
+    p.write_bytes(b"old")
+    atomic_write_bytes(p, b"new")
+    assert p.read_bytes() == b"new"
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["state.json"]
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path):
+    p = tmp_path / "state.json"
+    p.write_bytes(b"old")
+
+    def half_then_fail(tmp):
+        tmp.write_bytes(b"half")
+        raise KeyboardInterrupt  # a Ctrl-C mid-write: BaseException, not only Exception
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(p, half_then_fail)
+    assert p.read_bytes() == b"old"
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["state.json"]
+
+
+def test_atomic_save_tensors_round_trip(tmp_path):
+    from safetensors.torch import load_file
+
+    t = {"a": torch.arange(6, dtype=torch.float32).reshape(2, 3).t(), "b": torch.ones(4, dtype=torch.bfloat16)}
+    atomic_save_tensors(tmp_path / "w.safetensors", t, metadata={"k": "v"})
+    back = load_file(str(tmp_path / "w.safetensors"))
+    assert torch.equal(back["a"], t["a"]) and torch.equal(back["b"], t["b"])
+
+
+def test_swap_in_replaces_an_existing_directory_and_removes_the_old_one(tmp_path):
+    out, tmp = tmp_path / "ckpt", tmp_path / ".ckpt.tmp"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    tmp.mkdir()
+    (tmp / "new.txt").write_text("new")
+    swap_in(tmp, out)
+    assert sorted(x.name for x in out.iterdir()) == ["new.txt"]
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["ckpt"]
+    tmp.mkdir()
+    (tmp / "first.txt").write_text("first")
+    swap_in(tmp, tmp_path / "fresh")  # no existing output: a plain rename
+    assert (tmp_path / "fresh" / "first.txt").read_text() == "first"
