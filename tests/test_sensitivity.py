@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 
@@ -137,11 +138,20 @@ def test_batched_runner_matches_run_block(tiny):
     assert torch.allclose(got, ref, atol=1e-5, rtol=1e-5)
 
 
-def test_measure_curves_one_unit_and_allocates(tiny):
+def test_measure_curves_one_unit_and_allocates(tiny, caplog):
     model, windows = tiny
-    curves = measure_curves(model, windows[:2], CFG, (SPARSE, Choice(0.5, "cols"), DENSE), "cpu", unit="block")
+    with caplog.at_level(logging.INFO, logger="spense"):
+        curves = measure_curves(model, windows[:2], CFG, (SPARSE, Choice(0.5, "cols"), DENSE), "cpu", unit="block")
     a = allocate(curves.values(), budget_from_share(curves.values(), 0.3))
     assert a.share(curves.values()) <= 0.3 and a.loss < sum(c.loss[0] for c in curves.values())
+    # one progress record per block (what the CLI prints where no bar shows), naming its linears and choices
+    prefix, blocks = find_blocks(model)
+    lines = [r.getMessage() for r in caplog.records if "sensitivity" in r.getMessage()]
+    assert len(lines) == len(blocks)
+    for i, (line, b) in enumerate(zip(lines, blocks)):
+        n = len(find_linears(b, 16, 4))
+        assert line.startswith(f"{prefix}.{i}: sensitivity of {n} linears x 3 choices in ")
+        assert line.endswith(f"(block {i + 1}/{len(blocks)})")
 
 
 def test_bad_unit(tiny):

@@ -391,7 +391,7 @@ def prune_model(
     allocation = None
     if plan is None:
         plan, allocation = _planned(state.root, model, windows, cfg, dev, strict, dense_layers=dense_layers,
-                                    budget_alloc=budget_alloc, axes=axes, unit=alloc_unit)
+                                    budget_alloc=budget_alloc, axes=axes, unit=alloc_unit, progress=progress)
     records = prune_loaded(model, windows, cfg, dev, strict, progress, state, after_block, plan=plan,
                            sequential=sequential)
 

@@ -63,6 +63,7 @@ model, each linear alone: the allocator assumes the losses add up across linears
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -87,6 +88,7 @@ from spense.allocate import (
 from spense.capture import BlockInputs, capture_inputs, to_device
 from spense.errors import InputError, NumericalError
 from spense.hessian import HessianAccumulator
+from spense.log import logger, progress as progress_bar
 from spense.hf import (
     check_finite_weights,
     find_blocks,
@@ -181,6 +183,7 @@ def measure_units(
     batch: int = 8,
     gain_windows: int = 4,
     on_result: OnResult | None = None,
+    progress: bool = True,
 ) -> dict[str, dict[str, Curve]]:
     """``{unit: {full linear name: Curve}}`` for several units in one pass (see the module doc).
 
@@ -188,7 +191,8 @@ def measure_units(
     see :func:`spense.allocate.choice_config`).  ``choices`` default to
     :func:`spense.allocate.choices_for_axes` ``("mixed")``.  ``on_result(name, choice, Ŵ, obs_loss)``
     is called for every pruned candidate (studies assemble models from it).  The model is left as it
-    was (dense).
+    was (dense).  ``progress``: a bar of blocks and linears on a terminal (:func:`spense.log.progress`); each
+    block also logs one record (``spense`` logger), which the CLI prints where no bar shows.
     """
     units = tuple(units)
     bad = [u for u in units if u not in UNITS]
@@ -210,88 +214,98 @@ def measure_units(
     pert: torch.Tensor | None = None
     block_err: list[float] = []
     raw: dict[str, tuple[int, int, tuple, tuple]] = {}  # name -> (block, numel, cost, block losses)
-    for i, block in enumerate(blocks):
-        bname = f"{prefix}.{i}"
-        linears = find_linears(block, cfg.block, cfg.m, strict, bname)
-        nxt = blocks[i + 1] if "next-block" in units and i + 1 < len(blocks) else None
-        block.to(dev)
-        if nxt is not None:
-            nxt.to(dev)
-        try:
-            run = _Runner(block, inputs, dev, batch)
-            accs: dict[str, HessianAccumulator] = {}
-            handles = []
-            for name, mod in linears.items():
-                acc = accs[name] = HessianAccumulator(linear_shape(mod)[1], f"{bname}.{name}", device=dev)
-                handles.append(mod.register_forward_pre_hook(lambda _m, a, _acc=acc: _acc.add(a[0].detach())))
-            try:
-                Y = run(hidden)
-            finally:
-                for h in handles:
-                    h.remove()
-            if not bool(torch.isfinite(Y).all()):
-                raise NumericalError(f"block {bname} produced NaN/Inf outputs on the calibration windows")
-            run_next = _Runner(nxt, inputs, dev, batch) if nxt is not None else None
-            Z = run_next(Y) if run_next is not None else Y
-            if pert is not None:
-                pert = run(pert)  # earlier blocks' perturbations through this (dense) block
-            probe_w: dict[str, torch.Tensor] = {}
-            for name, mod in linears.items():
-                full = f"{bname}.{name}"
-                W = get_weight(mod).to(dev)
-                H = accs.pop(name).H
-                N, K = W.shape
-                energy = float(((W @ H) * W).sum()) / 2  # ‖W X‖² / n
-                orig = mod.weight.data.clone()
-                cache: dict = {}
-                vals: dict[str, list[float]] = {u: [] for u in units}
-                for c in choices:
-                    if c.whole:
-                        What, loss = W, 0.0
-                    else:
-                        What, loss = _prune_choice(W, H, choice_config(c, cfg), full, cache)
-                    if on_result is not None:
-                        on_result(full, c, What, loss)
-                    if want_final and c == probe:
-                        probe_w[name] = What
-                    got = {"obs": loss, "obs-rel": loss / energy if energy > 0 else 0.0}
-                    if forward_units and not c.whole:
-                        set_weight(mod, What)
-                        try:
-                            Yc = run(hidden)
-                            got["block"] = _rel(Yc, Y)
-                            if "next-block" in units:
-                                got["next-block"] = _rel(run_next(Yc), Z) if run_next is not None else got["block"]
-                        finally:
-                            mod.weight.data.copy_(orig)
-                    elif forward_units:
-                        got["block"] = got["next-block"] = 0.0
-                    for u in units:
-                        vals[u].append(float(got.get(u, got.get("block", 0.0))))
-                cost = tuple(float(choice_cost((N, K), c, cfg.block)) for c in choices)
-                for u in units:
-                    curves[u][full] = Curve(full, N * K, choices, tuple(vals[u]), cost)
-                if want_final:
-                    raw[full] = (len(block_err), N * K, cost, tuple(vals["final"]))
-                del cache, H
-            if want_final:
-                saved = {n: linears[n].weight.data.clone() for n in probe_w}
-                try:
-                    for n, w in probe_w.items():
-                        set_weight(linears[n], w)
-                    Ys = run(hidden[:gw])
-                finally:
-                    for n, w in saved.items():
-                        linears[n].weight.data.copy_(w)
-                block_err.append(_rel(Ys, Y[:gw]))
-                pert = Ys if pert is None else torch.cat([pert, Ys], 0)
-            hidden = Y
-        finally:
-            block.to("cpu")
+    with progress_bar(progress) as bar:
+        outer = bar.add_task("sensitivity", total=len(blocks))
+        for i, block in enumerate(blocks):
+            t_block = time.perf_counter()
+            bname = f"{prefix}.{i}"
+            linears = find_linears(block, cfg.block, cfg.m, strict, bname)
+            inner = bar.add_task(f"  {bname}", total=len(linears))
+            nxt = blocks[i + 1] if "next-block" in units and i + 1 < len(blocks) else None
+            block.to(dev)
             if nxt is not None:
-                nxt.to("cpu")
-            if dev.type == "cuda":
-                torch.cuda.empty_cache()
+                nxt.to(dev)
+            try:
+                run = _Runner(block, inputs, dev, batch)
+                accs: dict[str, HessianAccumulator] = {}
+                handles = []
+                for name, mod in linears.items():
+                    acc = accs[name] = HessianAccumulator(linear_shape(mod)[1], f"{bname}.{name}", device=dev)
+                    handles.append(mod.register_forward_pre_hook(lambda _m, a, _acc=acc: _acc.add(a[0].detach())))
+                try:
+                    Y = run(hidden)
+                finally:
+                    for h in handles:
+                        h.remove()
+                if not bool(torch.isfinite(Y).all()):
+                    raise NumericalError(f"block {bname} produced NaN/Inf outputs on the calibration windows")
+                run_next = _Runner(nxt, inputs, dev, batch) if nxt is not None else None
+                Z = run_next(Y) if run_next is not None else Y
+                if pert is not None:
+                    pert = run(pert)  # earlier blocks' perturbations through this (dense) block
+                probe_w: dict[str, torch.Tensor] = {}
+                for name, mod in linears.items():
+                    full = f"{bname}.{name}"
+                    bar.update(inner, description=f"  {full}")
+                    W = get_weight(mod).to(dev)
+                    H = accs.pop(name).H
+                    N, K = W.shape
+                    energy = float(((W @ H) * W).sum()) / 2  # ‖W X‖² / n
+                    orig = mod.weight.data.clone()
+                    cache: dict = {}
+                    vals: dict[str, list[float]] = {u: [] for u in units}
+                    for c in choices:
+                        if c.whole:
+                            What, loss = W, 0.0
+                        else:
+                            What, loss = _prune_choice(W, H, choice_config(c, cfg), full, cache)
+                        if on_result is not None:
+                            on_result(full, c, What, loss)
+                        if want_final and c == probe:
+                            probe_w[name] = What
+                        got = {"obs": loss, "obs-rel": loss / energy if energy > 0 else 0.0}
+                        if forward_units and not c.whole:
+                            set_weight(mod, What)
+                            try:
+                                Yc = run(hidden)
+                                got["block"] = _rel(Yc, Y)
+                                if "next-block" in units:
+                                    got["next-block"] = _rel(run_next(Yc), Z) if run_next is not None else got["block"]
+                            finally:
+                                mod.weight.data.copy_(orig)
+                        elif forward_units:
+                            got["block"] = got["next-block"] = 0.0
+                        for u in units:
+                            vals[u].append(float(got.get(u, got.get("block", 0.0))))
+                    cost = tuple(float(choice_cost((N, K), c, cfg.block)) for c in choices)
+                    for u in units:
+                        curves[u][full] = Curve(full, N * K, choices, tuple(vals[u]), cost)
+                    if want_final:
+                        raw[full] = (len(block_err), N * K, cost, tuple(vals["final"]))
+                    del cache, H
+                    bar.advance(inner)
+                if want_final:
+                    saved = {n: linears[n].weight.data.clone() for n in probe_w}
+                    try:
+                        for n, w in probe_w.items():
+                            set_weight(linears[n], w)
+                        Ys = run(hidden[:gw])
+                    finally:
+                        for n, w in saved.items():
+                            linears[n].weight.data.copy_(w)
+                    block_err.append(_rel(Ys, Y[:gw]))
+                    pert = Ys if pert is None else torch.cat([pert, Ys], 0)
+                hidden = Y
+            finally:
+                block.to("cpu")
+                if nxt is not None:
+                    nxt.to("cpu")
+                if dev.type == "cuda":
+                    torch.cuda.empty_cache()
+            bar.remove_task(inner)
+            bar.advance(outer)
+            logger.info("%s: sensitivity of %d linears x %d choices in %.1f s (block %d/%d)", bname, len(linears),
+                        len(choices), time.perf_counter() - t_block, i + 1, len(blocks))
     if want_final:
         # gain_i = (final-output error / block-i output error) of block i's all-2:4 perturbation
         ref = hidden[:gw]
@@ -344,6 +358,7 @@ def build_plan(
     shares: Sequence[float] = DEFAULT_SHARES,
     strict: bool = False,
     curves: dict | None = None,
+    progress: bool = True,
 ) -> tuple[dict[str, PruneConfig] | None, dict | None]:
     """The per-linear plan for ``pipeline.prune_loaded(plan=...)`` and its ``spense.json`` summary.
 
@@ -358,7 +373,8 @@ def build_plan(
 
     Returns ``(None, None)`` when nothing is asked (uniform, no ``axes``, no ``dense_layers``).  The
     model must be dense; it is left unchanged.  ``curves``: a dict that caches the measured curves
-    across calls on the same model and windows (keyed by choices and unit).
+    across calls on the same model and windows (keyed by choices and unit).  ``progress``: the measurement's
+    bar (:func:`measure_units`).
     """
     import time
 
@@ -389,7 +405,7 @@ def build_plan(
     elif curves is not None and key in curves:
         measured = curves[key]
     else:
-        measured = measure_curves(model, windows, cfg, choices, device, unit, strict=strict)
+        measured = measure_curves(model, windows, cfg, choices, device, unit, strict=strict, progress=progress)
         if curves is not None:
             curves[key] = measured
     curves = measured
