@@ -3,9 +3,10 @@
 * :func:`progress` is a rich progress bar on a terminal's stderr; anywhere else (CI, nohup, a pipe)
   or when not ``enabled`` it is a disabled bar whose calls do nothing.
 * :data:`logger` (``logging.getLogger("spense")``) gets one INFO record per pruned layer (loss and
-  time), per block of the allocator's sensitivity pass and per evaluated window batch.  The library never installs handlers on its own; the CLI calls
-  :func:`setup_cli_logging`, which prints those records on stderr when stderr is *not* a terminal
-  (where no bar is shown), so CI logs and ``nohup`` runs keep a per-layer trace.
+  time), per block of the allocator's sensitivity pass and per evaluated window batch.  The library
+  never installs handlers on its own; the CLI calls :func:`setup_cli_logging`, which prints those
+  records on stderr when stderr is *not* a terminal (where no bar is shown), so CI logs and ``nohup``
+  runs keep a per-layer trace.
 """
 
 from __future__ import annotations

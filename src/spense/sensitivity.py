@@ -150,6 +150,23 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b.double()).pow(2).sum()) / den if den > 0 else 0.0
 
 
+def _forward_losses(mod: nn.Module, What: torch.Tensor, run: _Runner, hidden: torch.Tensor, Y: torch.Tensor,
+                    run_next: _Runner | None, Z: torch.Tensor, next_block: bool) -> dict[str, float]:
+    """The forward units of one candidate ``What`` of the linear ``mod``: ``block`` = ``_rel(block output, Y)`` and,
+    where ``next_block``, ``next-block`` = ``_rel(next block's output, Z)`` (the block's own where there is no next
+    block); ``mod``'s weight is restored after."""
+    orig = mod.weight.data.clone()
+    set_weight(mod, What)
+    try:
+        Yc = run(hidden)
+        got = {"block": _rel(Yc, Y)}
+        if next_block:
+            got["next-block"] = _rel(run_next(Yc), Z) if run_next is not None else got["block"]
+        return got
+    finally:
+        mod.weight.data.copy_(orig)
+
+
 def _prune_choice(W: torch.Tensor, H: torch.Tensor, cfg: PruneConfig, name: str, cache: dict) -> tuple[torch.Tensor, float]:
     """``(Ŵ, OBS loss)`` of ``cfg`` on one linear; the pure 2:4 trial pass is computed once and reused
     by every ``loss-rows`` share and by ``sparsegpt`` (the same pass)."""
@@ -251,7 +268,6 @@ def measure_units(
                     H = accs.pop(name).H
                     N, K = W.shape
                     energy = float(((W @ H) * W).sum()) / 2  # ‖W X‖² / n
-                    orig = mod.weight.data.clone()
                     cache: dict = {}
                     vals: dict[str, list[float]] = {u: [] for u in units}
                     for c in choices:
@@ -265,14 +281,7 @@ def measure_units(
                             probe_w[name] = What
                         got = {"obs": loss, "obs-rel": loss / energy if energy > 0 else 0.0}
                         if forward_units and not c.whole:
-                            set_weight(mod, What)
-                            try:
-                                Yc = run(hidden)
-                                got["block"] = _rel(Yc, Y)
-                                if "next-block" in units:
-                                    got["next-block"] = _rel(run_next(Yc), Z) if run_next is not None else got["block"]
-                            finally:
-                                mod.weight.data.copy_(orig)
+                            got.update(_forward_losses(mod, What, run, hidden, Y, run_next, Z, "next-block" in units))
                         elif forward_units:
                             got["block"] = got["next-block"] = 0.0
                         for u in units:
