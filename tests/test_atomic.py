@@ -1,9 +1,12 @@
 """spense.atomic: a file is written in full or left as it was; a directory swapped into place replaces the old one."""
 
+import os
+import stat
+
 import pytest
 import torch
 
-from spense.atomic import atomic_save_tensors, atomic_write, atomic_write_bytes, swap_in
+from spense.atomic import atomic_save_tensors, atomic_write, atomic_write_bytes, plain_mode, swap_in
 
 
 def test_atomic_write_bytes_replaces_the_file_and_leaves_no_temp(tmp_path):
@@ -35,6 +38,17 @@ def test_atomic_save_tensors_round_trip(tmp_path):
     atomic_save_tensors(tmp_path / "w.safetensors", t, metadata={"k": "v"})
     back = load_file(str(tmp_path / "w.safetensors"))
     assert torch.equal(back["a"], t["a"]) and torch.equal(back["b"], t["b"])
+    # safetensors writes 0600; the written file gets the mode of any new file here (umask 022: 0644)
+    old = os.umask(0o022)
+    try:
+        atomic_save_tensors(tmp_path / "m.safetensors", t)
+        assert stat.S_IMODE((tmp_path / "m.safetensors").stat().st_mode) == 0o644
+        (tmp_path / "private").write_bytes(b"x")
+        os.chmod(tmp_path / "private", 0o600)
+        plain_mode(tmp_path)  # a finished checkpoint directory (io.publish)
+        assert stat.S_IMODE((tmp_path / "private").stat().st_mode) == 0o644
+    finally:
+        os.umask(old)
 
 
 def test_swap_in_replaces_an_existing_directory_and_removes_the_old_one(tmp_path):

@@ -31,6 +31,17 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+def plain_mode(path: Path) -> None:
+    """Give ``path`` (a file, or every file of a directory) the mode a new file gets here (``0o666 & ~umask``):
+    safetensors writes its files 0600, which left a checkpoint's weights unreadable to the users who can read
+    the rest of it."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for f in (path.iterdir() if path.is_dir() else (path,)):
+        if f.is_file():
+            os.chmod(f, 0o666 & ~mask)
+
+
 def fsync_dir(path: Path) -> None:
     """fsync every file in ``path`` and the directory itself."""
     for f in path.iterdir():
@@ -46,6 +57,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     tmp = path.with_name(path.name + ".tmp")
     try:
         write(tmp)
+        plain_mode(tmp)
         fsync_path(tmp)
         os.replace(tmp, path)
     except BaseException:

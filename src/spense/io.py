@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from spense.atomic import fsync_dir, swap_in
+from spense.atomic import fsync_dir, plain_mode, swap_in
 from spense.errors import CheckpointError, FormatError, InputError
 from spense.format import PackedSpense, SpenseLayout, density, unpack
 
@@ -213,6 +213,7 @@ def _write_manifest(tmp: Path, manifest: dict[str, Any]) -> dict[str, Any]:
 def publish(tmp: Path, source: Path, out: Path, overwrite: bool) -> None:
     """Make the finished checkpoint in ``tmp`` durable (fsync), re-check ``out`` (it may have appeared
     while ``tmp`` was written) and move it into place with :func:`swap_in`."""
+    plain_mode(tmp)
     fsync_dir(tmp)
     check_out_dir(source, out, overwrite)
     swap_in(tmp, out)
