@@ -100,6 +100,13 @@ def test_config_validation_messages():
         PruneConfig(block=30).validate()
     with pytest.raises(InputError):
         PruneConfig(strategy="loss-rows", axis="cols").validate()
+    # an infinite damping failed only inside the Hessian; a seed past 2**63 - 1 inside torch.Generator
+    with pytest.raises(InputError, match="percdamp must be a finite number >= 0, got inf"):
+        PruneConfig(percdamp=float("inf")).validate()
+    for seed in (-1, 2**63, True):
+        with pytest.raises(InputError, match=r"seed must be an integer in 0\.\.2\*\*63-1"):
+            PruneConfig(seed=seed).validate()
+    PruneConfig(seed=2**63 - 1).validate()
 
 
 def test_config_roundtrip():

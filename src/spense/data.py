@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from spense.errors import InputError
+from spense.methods import check_seed
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CALIB_FILE = "valid.txt"
@@ -189,6 +190,7 @@ def calibration_windows(ids: torch.Tensor, nsamples: int, seqlen: int, seed: int
     """
     ids = _check_1d(ids)
     _check_positive(nsamples=nsamples, seqlen=seqlen)
+    check_seed(seed)
     if bos is not None:
         return _with_bos(calibration_windows(ids, nsamples, seqlen - 1, seed), bos)
     T = ids.numel()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -87,19 +87,13 @@ def find_linears(
     whose ``in_features`` is not a multiple of ``m`` or is smaller than ``block_size`` is skipped with
     a warning, or raises :class:`InputError` when ``strict``.
     """
-    conv = _conv1d_type()
-    kinds: tuple[type, ...] = (nn.Linear,) + ((conv,) if conv is not None else ())
+    kinds = _linear_kinds()
     out: dict[str, nn.Module] = {}
     for name, mod in block.named_modules():
         if not name or not isinstance(mod, kinds):
             continue
-        _, k = linear_shape(mod)
         full = f"{prefix}.{name}" if prefix else name
-        why = None
-        if k % m:
-            why = f"in_features {k} is not a multiple of {m}"
-        elif k < block_size:
-            why = f"in_features {k} is smaller than the dense block size {block_size}"
+        why = _skip_reason(linear_shape(mod)[1], block_size, m)
         if why:
             if strict:
                 raise InputError(f"{full}: cannot be pruned ({why}); drop --strict to skip it")
@@ -219,14 +213,49 @@ def load_model(model_dir: str | Path, dtype: torch.dtype | None = None) -> nn.Mo
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model = AutoModelForCausalLM.from_pretrained(
-                str(model_dir), local_files_only=True, low_cpu_mem_usage=True, **{key: dtype}
+            model, info = AutoModelForCausalLM.from_pretrained(
+                str(model_dir), local_files_only=True, low_cpu_mem_usage=True, output_loading_info=True,
+                **{key: dtype}
             )
-    except (OSError, ValueError, KeyError) as e:
-        raise InputError(f"cannot load model from {model_dir}: {e}") from e
+    except (OSError, ValueError, KeyError, RuntimeError) as e:  # RuntimeError: weights of the wrong size
+        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+        raise InputError(f"cannot load model from {model_dir}: {first}") from e
+    missing = sorted(info.get("missing_keys") or ())
+    if missing:  # transformers would leave them randomly initialised
+        raise InputError(f"cannot load model from {model_dir}: its weights lack {len(missing)} tensors that its "
+                         f"config.json asks for (first: {missing[0]}); config and weights do not match")
+    unexpected = sorted(info.get("unexpected_keys") or ())
+    if unexpected:
+        warnings.warn(f"{model_dir}: {len(unexpected)} stored tensors are not used by its config.json "
+                      f"(first: {unexpected[0]}); config and weights may not match", UserWarning, stacklevel=2)
     model.eval()
     model.config.use_cache = False
     return model
+
+
+def _linear_kinds() -> tuple[type, ...]:
+    """The module types :func:`find_linears` takes: ``nn.Linear`` and transformers' ``Conv1D``."""
+    conv = _conv1d_type()
+    return (nn.Linear,) + ((conv,) if conv is not None else ())
+
+
+def _skip_reason(k: int, block_size: int, m: int) -> str | None:
+    """Why :func:`find_linears` skips a linear of ``k`` input features, or None."""
+    if k % m:
+        return f"in_features {k} is not a multiple of {m}"
+    if k < block_size:
+        return f"in_features {k} is smaller than the dense block size {block_size}"
+    return None
+
+
+def check_some_prunable(blocks: Sequence[nn.Module], block_size: int, m: int) -> None:
+    """One-line :class:`InputError`, before :func:`find_linears` warns about each, where it would skip every linear
+    of ``blocks``: nothing would be pruned, and the run would report a dense model as pruned."""
+    kinds = _linear_kinds()
+    if not any(isinstance(mod, kinds) and _skip_reason(linear_shape(mod)[1], block_size, m) is None
+               for b in blocks for name, mod in b.named_modules() if name):
+        raise InputError(f"no linear layer of this model can be pruned: each has in_features below the dense "
+                         f"block size {block_size} or not a multiple of m={m}; lower --block")
 
 
 def check_finite_weights(model: nn.Module) -> None:

@@ -20,6 +20,7 @@ Every result reports the exact ``row_loss_i = ‖(W - Ŵ)_i X‖² / n`` (``= di
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from dataclasses import asdict, dataclass, fields
 
@@ -42,6 +43,13 @@ def stable_seed(seed: int, name: str) -> int:
     ``sha256(f"{seed}:{name}")`` (independent of Python's hash randomisation)."""
     digest = hashlib.sha256(f"{int(seed)}:{name}".encode()).digest()
     return int.from_bytes(digest[:8], "big") & ((1 << 63) - 1)
+
+
+def check_seed(seed: int, what: str = "seed") -> None:
+    """One-line :class:`InputError` unless ``0 <= seed <= 2**63 - 1``: the seeds ``torch.Generator.manual_seed``
+    takes (a larger one failed there with an overflow)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**63 - 1:
+        raise InputError(f"{what} must be an integer in 0..2**63-1, got {seed}")
 
 
 @dataclass
@@ -71,8 +79,9 @@ class PruneConfig:
             raise InputError(f"block must be a positive multiple of 4 and of m={self.m}, got {self.block}")
         if not isinstance(self.blocksize, int) or self.blocksize <= 0:
             raise InputError(f"blocksize must be a positive integer, got {self.blocksize}")
-        if not float(self.percdamp) >= 0.0:
-            raise InputError(f"percdamp must be >= 0, got {self.percdamp}")
+        if not (math.isfinite(float(self.percdamp)) and float(self.percdamp) >= 0.0):
+            raise InputError(f"percdamp must be a finite number >= 0, got {self.percdamp}")
+        check_seed(self.seed)
 
     def to_dict(self) -> dict:
         return asdict(self)

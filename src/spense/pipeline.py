@@ -37,8 +37,8 @@ from torch import nn
 from spense.capture import BlockInputs, StopForward, capture_inputs, group_calls, record_calls, run_block
 from spense.errors import CheckpointError, InputError, NumericalError
 from spense.hessian import HessianAccumulator
-from spense.hf import (check_finite_weights, clip_seqlen, find_blocks, find_linears, get_weight, is_conv1d,
-                       linear_shape, load_model, parse_dtype, resolve_device, set_weight, source_dtype)
+from spense.hf import (check_finite_weights, check_some_prunable, clip_seqlen, find_blocks, find_linears, get_weight,
+                       is_conv1d, linear_shape, load_model, parse_dtype, resolve_device, set_weight, source_dtype)
 from spense.log import logger, progress as progress_bar
 from spense.methods import all_dense_layout, prune_layer
 from spense.registry import check_sequential, method_config, method_spec, record_fields
@@ -263,6 +263,8 @@ def prune_loaded(
     start = state.next_block if state else 0
     crash_after = os.environ.get(CRASH_ENV)
     # all linears known up front: the plan is checked and the layer bar has a total
+    if cfg.method != "dense":
+        check_some_prunable(blocks, cfg.block, cfg.m)
     block_linears = [find_linears(b, cfg.block, cfg.m, strict, f"{prefix}.{i}") for i, b in enumerate(blocks)]
     check_plan(plan, {f"{prefix}.{i}.{n}" for i, lin in enumerate(block_linears) for n in lin})
     if state is not None:

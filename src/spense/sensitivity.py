@@ -91,6 +91,7 @@ from spense.hessian import HessianAccumulator
 from spense.log import logger, progress as progress_bar
 from spense.hf import (
     check_finite_weights,
+    check_some_prunable,
     find_blocks,
     find_linears,
     get_weight,
@@ -394,6 +395,7 @@ def build_plan(
         return None, None
     t0 = time.perf_counter()
     prefix, blocks = find_blocks(model)
+    check_some_prunable(blocks, cfg.block, cfg.m)
     shapes = {f"{prefix}.{i}.{n}": linear_shape(mod) for i, b in enumerate(blocks)
               for n, mod in find_linears(b, cfg.block, cfg.m, strict, f"{prefix}.{i}").items()}
     numel = {n: N * K for n, (N, K) in shapes.items()}

@@ -70,10 +70,13 @@ def check_model(model: str, cache: int = 0) -> None:
 
 
 def check_options(model: str, batch: str, dense_ratio: str, whole: str, axis: str, gen: int, prompt_len: int,
-                  out: Optional[Path]) -> tuple[list[int], list[float], list[float]]:
+                  out: Optional[Path], name: str = "e2e_engine") -> tuple[list[int], list[float], list[float]]:
     """Every option checked before any model is built: ``(batch sizes, dense ratios, whole-layer shares)``."""
     if gen < 5 or prompt_len < 1:
         raise InputError("need --gen >= 5 and --prompt-len >= 1")
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):
+        raise InputError(f"--name {name!r}: give a plain file name stem (letters, digits, '_', '.', '-'; no "
+                         "folder), the report's files are NAME.json/.md/.png inside --out")
     batches = _list(batch, int, "--batch")
     if min(batches) < 1:
         raise InputError(f"--batch: batch sizes must be >= 1 (got {min(batches)})")
@@ -114,7 +117,7 @@ def bench_command(
 
     @handle_errors
     def _run() -> None:
-        batches, ratios, shares = check_options(model, batch, dense_ratio, whole, axis, gen, prompt_len, out)
+        batches, ratios, shares = check_options(model, batch, dense_ratio, whole, axis, gen, prompt_len, out, name)
         from spense import report
         from spense.engine import measure
         from spense.hf import resolve_device

@@ -274,6 +274,8 @@ def eval_cmd(
     from spense.evaluate import perplexity, ppl_table
     from spense.hf import clip_seqlen, parse_dtype, resolve_device
 
+    if seqlen < 2:  # a window predicts its tokens after the first
+        raise InputError(f"--seqlen must be >= 2, got {seqlen}")
     dev = resolve_device(device)
     text_path = text if text is not None else data.default_eval_path()
     raw = data.read_text(text_path)
@@ -365,6 +367,23 @@ def _slug(label: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
 
 
+def _check_demo_json(path: Path, model_dir: Path, calib: Path, text: Path) -> None:
+    """Refuse a ``demo --json`` path that is one of the demo's inputs (the texts, a file of the model) or an
+    existing file that an earlier ``spense demo --json`` did not write: the results never replace a source."""
+    p = path.expanduser().resolve()
+    m = Path(model_dir).expanduser().resolve()
+    if p in (calib.expanduser().resolve(), text.expanduser().resolve()) or p == m or m in p.parents:
+        raise InputError(f"--json {path} is an input of this demo (model, --calib or --text); choose another file")
+    if p.is_file():
+        try:
+            earlier = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            earlier = None
+        if not (isinstance(earlier, dict) and "results" in earlier and "command" in earlier):
+            raise InputError(f"--json {path} exists and is not an earlier `spense demo --json` file; "
+                             "remove it or choose another file")
+
+
 DEMO_DEFAULTS = {"nsamples": 4, "seqlen": 256, "max_eval_windows": 16}
 DEMO_QUICK = {"nsamples": 4, "seqlen": 128, "max_eval_windows": 8}
 
@@ -425,6 +444,7 @@ def demo(
     methods = demo_methods(seed, block, quick)
     if json_path is not None:  # outputs checked before the work, not after
         io.check_writable(json_path, "--json", kind="file")
+        _check_demo_json(Path(json_path), model_dir, Path(calib_path), Path(text_path))
     if out_dir is not None:
         io.check_writable(out_dir, "--out-dir")
         for label, cfg in methods:

@@ -58,10 +58,12 @@ def generate_command(
         from spense.engine import Engine, load
         from spense.engine.generate import PROMPT_BLOCK, round_up
         from spense.engine.model import KV_BLOCK
-        from spense.hf import parse_dtype, resolve_device
+        from spense.methods import check_seed
+        from spense.hf import check_finite_weights, parse_dtype, resolve_device
 
         if max_new < 1:
             raise InputError("--max-new-tokens must be >= 1")
+        check_seed(seed, "--seed")
         if not 0.0 < top_p <= 1.0 or not (math.isfinite(temperature) and temperature >= 0):
             raise InputError("need a finite --temperature >= 0 and 0 < --top-p <= 1")
         if max_len is not None and max_len < 1:
@@ -76,6 +78,7 @@ def generate_command(
         loaded = load(model, dev, dt, backend="auto" if dev.type == "cuda" else "reference")
         if loaded.model_dir is None:
             raise InputError(f"{model} has random weights and no tokenizer: use `spense bench` for it")
+        check_finite_weights(loaded.model)  # NaN/Inf weights: one line naming the tensor, not NaN tokens/s
         tok = load_tokenizer(loaded.model_dir)
         ids = [tok.encode(t) for t in texts]
         limit = loaded.model.args.max_positions
