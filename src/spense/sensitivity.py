@@ -151,12 +151,11 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b.double()).pow(2).sum()) / den if den > 0 else 0.0
 
 
-def _forward_losses(mod: nn.Module, What: torch.Tensor, run: _Runner, hidden: torch.Tensor, Y: torch.Tensor,
-                    run_next: _Runner | None, Z: torch.Tensor, next_block: bool) -> dict[str, float]:
+def _forward_losses(mod: nn.Module, What: torch.Tensor, orig: torch.Tensor, run: _Runner, hidden: torch.Tensor,
+                    Y: torch.Tensor, run_next: _Runner | None, Z: torch.Tensor, next_block: bool) -> dict[str, float]:
     """The forward units of one candidate ``What`` of the linear ``mod``: ``block`` = ``_rel(block output, Y)`` and,
     where ``next_block``, ``next-block`` = ``_rel(next block's output, Z)`` (the block's own where there is no next
-    block); ``mod``'s weight is restored after."""
-    orig = mod.weight.data.clone()
+    block); ``mod``'s weight is restored to ``orig`` (a copy of it, taken once per linear) after."""
     set_weight(mod, What)
     try:
         Yc = run(hidden)
@@ -269,6 +268,7 @@ def measure_units(
                     H = accs.pop(name).H
                     N, K = W.shape
                     energy = float(((W @ H) * W).sum()) / 2  # ‖W X‖² / n
+                    orig = mod.weight.data.clone()
                     cache: dict = {}
                     vals: dict[str, list[float]] = {u: [] for u in units}
                     for c in choices:
@@ -282,7 +282,8 @@ def measure_units(
                             probe_w[name] = What
                         got = {"obs": loss, "obs-rel": loss / energy if energy > 0 else 0.0}
                         if forward_units and not c.whole:
-                            got.update(_forward_losses(mod, What, run, hidden, Y, run_next, Z, "next-block" in units))
+                            got.update(_forward_losses(mod, What, orig, run, hidden, Y, run_next, Z,
+                                                       "next-block" in units))
                         elif forward_units:
                             got["block"] = got["next-block"] = 0.0
                         for u in units:

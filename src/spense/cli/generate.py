@@ -58,8 +58,8 @@ def generate_command(
         from spense.engine import Engine, load
         from spense.engine.generate import PROMPT_BLOCK, round_up
         from spense.engine.model import KV_BLOCK
-        from spense.methods import check_seed
         from spense.hf import check_finite_weights, parse_dtype, resolve_device
+        from spense.methods import check_seed
 
         if max_new < 1:
             raise InputError("--max-new-tokens must be >= 1")
