@@ -409,7 +409,7 @@ def test_dense_layers_bad_spec_exit_2(tiny_llama_dir, tiny_text_file, tmp_path, 
 def test_default_prune_spreads_the_budget_with_the_allocator(tiny_llama_dir, tiny_text_file, tmp_path):
     """`spense prune` with no placement option uses the allocator (mixed axes), the study's best; any
     placement option keeps the uniform per-linear ratio."""
-    from spense.cli.commands import default_allocation
+    from spense.cli.prune import default_allocation
 
     assert default_allocation("spense", None, None, None, None, None) == ("greedy", "mixed")
     assert default_allocation("spense", None, "loss-rows", None, None, None) == ("uniform", None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 
 from safetensors.torch import load_file, save_file
@@ -54,6 +55,25 @@ def test_config_that_does_not_match_the_weights(tiny_llama_dir, tiny_text_file, 
                        "cpu", "-q"), r"weights lack \d+ tensors that its config\.json asks for .*layers\.2\.")
 
 
+def test_unknown_architecture_and_missing_tokenizer(tiny_llama_dir, tiny_text_file, tmp_path):
+    """transformers explains both over several lines: the user gets its first line, or ours, on one line."""
+    alien = _edited_config(tiny_llama_dir, tmp_path / "alien", model_type="no_such_arch")
+    for cmd in (["eval", alien, "--text", tiny_text_file, "--seqlen", "16", "--device", "cpu", "-q"],
+                ["generate", alien, "-p", "hi", "-n", "2", "--device", "cpu"]):
+        res = _run(*cmd)
+        err = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+        assert res.exit_code == 2 and len(err) == 1 and "Traceback" not in res.output, res.output
+        assert "no_such_arch" in err[0] and res.stderr.strip().splitlines()[-1] == err[0], res.stderr
+    bare = tmp_path / "bare"
+    shutil.copytree(tiny_llama_dir, bare)
+    for f in bare.glob("*"):
+        if f.name.startswith(("tokenizer", "vocab", "merges", "special_tokens")):
+            f.unlink()
+    _assert_error(_run("prune", bare, "--out", tmp_path / "o", "--calib", tiny_text_file, *SMALL),
+                  r"no tokenizer in .*bare: it needs tokenizer\.json, tokenizer\.model or vocab\.json")
+    assert not (tmp_path / "o").exists()
+
+
 def test_no_prunable_linear_left(tiny_llama_dir, tiny_text_file, tmp_path):
     # the tiny model's linears read 64 or 128 features: a dense block of 256 leaves none to prune
     for extra in ([], ["--budget-alloc", "uniform"]):
@@ -86,3 +106,47 @@ def test_generate_refuses_nan_weights(tiny_llama_dir, tmp_path):
 def test_eval_seqlen_below_two(tiny_llama_dir, tiny_text_file):
     _assert_error(_run("eval", tiny_llama_dir, "--text", tiny_text_file, "--seqlen", "1", "--device", "cpu"),
                   r"--seqlen must be >= 2, got 1")
+
+
+def test_usage_errors_are_one_line(capsys):
+    """A mistyped flag, a bad option value, a missing argument or an unknown command: one red line, status 2."""
+    from spense.cli import run
+
+    cases = [(["prune", "--bogus"], r"No such option: --bogus .*\(see 'spense prune -h'\)"),
+             (["prune", "--method", "nope", "m", "--out", "o"], r"Invalid value for '--method': 'nope' is not one of"),
+             (["prune"], r"Missing argument 'model'\. \(see 'spense prune -h'\)"),
+             (["nosuch"], r"No such command 'nosuch'\. \(see 'spense -h'\)"),
+             (["generate", "m", "-n", "abc"], r"Invalid value for '--max-new-tokens'")]
+    for args, pattern in cases:
+        assert run(args) == 2, args
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+        assert re.search(pattern, err), err
+    assert run([]) == 2  # no arguments: the help, as before
+    out, err = capsys.readouterr()
+    assert "Usage: spense" in out + err and "error" not in out + err
+    assert run(["eval", "-h"]) == 0 and "Usage: spense eval" in capsys.readouterr().out
+
+
+def test_placement_options_the_run_would_ignore(tmp_path):
+    """--strategy/--axis/--salience without a dense region to place, or beside the allocator, are refused, and
+    before the model is even looked for: option checks come first."""
+    out = tmp_path / "o"
+    cases = [(["--method", "magnitude", "--strategy", "loss-rows"], r"--strategy loss-rows places the dense region "
+              r"of --method spense; method 'magnitude' has none"),
+             (["--method", "sparsegpt", "--axis", "rows"], r"--axis rows places .* method 'sparsegpt' has none"),
+             (["--method", "wanda", "--salience", "act"], r"--salience act places .* method 'wanda' has none"),
+             (["--strategy", "random", "--budget-alloc", "greedy"], r"by hand and --budget-alloc greedy by measured"),
+             (["--strategy", "first", "--salience", "act"], r"strategy 'first' does not read it")]
+    for extra, pattern in cases:
+        _assert_error(_run("prune", tmp_path / "no-such-model", "--out", out, *extra), pattern)
+    assert not out.exists()
+
+
+def test_short_eval_text_fails_before_pruning(tiny_llama_dir, tiny_text_file, tmp_path):
+    out = tmp_path / "o"
+    short = tmp_path / "short.txt"
+    short.write_text("a few words", encoding="utf-8")
+    _assert_error(_run("prune", tiny_llama_dir, "--out", out, "--calib", tiny_text_file, *SMALL, "--eval", short),
+                  r"evaluation text has \d+ tokens, fewer than one window")
+    assert not out.exists() and not (tmp_path / "o.partial").exists()

@@ -120,8 +120,12 @@ def test_tokenize_long_text_no_warning(tiny_llama_dir, tiny_text, capfd):
 def test_load_tokenizer_errors(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         data.load_tokenizer(tmp_path / "missing")
-    with pytest.raises(InputError, match="cannot load a tokenizer"):
+    with pytest.raises(InputError, match=r"no tokenizer in .*: it needs tokenizer\.json"):
         data.load_tokenizer(tmp_path)
+    (tmp_path / "tokenizer.json").write_text("{not json")  # present but unreadable: transformers' first line
+    with pytest.raises(InputError, match=r"cannot load a tokenizer from .*\(it needs tokenizer\.json") as e:
+        data.load_tokenizer(tmp_path)
+    assert "\n" not in str(e.value)
 
 
 # -- defaults ---------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from spense.methods import PruneConfig, prune_layer
 
 
 def test_cli_choices_are_the_registry():
-    from spense.cli import commands
+    from spense.cli import common as commands
 
     assert [m.value for m in commands.Method] == list(registry.METHODS)
     assert [s.value for s in commands.Strategy] == list(registry.STRATEGIES)

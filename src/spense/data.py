@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from spense.errors import InputError
+from spense.errors import InputError, first_line
 from spense.methods import check_seed
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -115,6 +115,10 @@ def text_fingerprint(text: str) -> str:
 
 
 # -- tokenisation -----------------------------------------------------------------------------
+#: files of which a model directory needs at least one to have a tokenizer
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
+
+
 def load_tokenizer(model_dir: str | os.PathLike):
     """``AutoTokenizer`` from a local model directory (never downloads); InputError on failure."""
     from transformers import AutoTokenizer
@@ -125,13 +129,13 @@ def load_tokenizer(model_dir: str | os.PathLike):
             f"tokenizer directory {p} does not exist; pass a local Hugging Face model directory "
             f"(spense never downloads anything)"
         )
+    needs = "tokenizer.json, tokenizer.model or vocab.json + merges.txt next to config.json"
+    if not any((p / f).is_file() for f in TOKENIZER_FILES):
+        raise InputError(f"no tokenizer in {p}: it needs {needs}")
     try:
         return AutoTokenizer.from_pretrained(str(p), local_files_only=True)
     except Exception as e:  # transformers raises OSError/ValueError/... depending on what is missing
-        raise InputError(
-            f"cannot load a tokenizer from {p}: {e}. The directory needs the tokenizer files "
-            f"(tokenizer.json or vocab/merges/tokenizer.model) next to config.json"
-        ) from e
+        raise InputError(f"cannot load a tokenizer from {p}: {first_line(e)} (it needs {needs})") from e
 
 
 def tokenize(tokenizer, text: str) -> torch.Tensor:

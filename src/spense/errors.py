@@ -23,3 +23,9 @@ class CheckpointError(SpenseError, OSError):
 
 class DeviceError(SpenseError, RuntimeError):
     """A GPU feature the requested backend needs is missing."""
+
+
+def first_line(e: BaseException) -> str:
+    """The first non-blank line of an exception's message (its type's name when it has none): a library's
+    multi-line explanation inside one of our one-line errors."""
+    return next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)

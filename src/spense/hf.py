@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from spense.errors import DeviceError, InputError, NumericalError
+from spense.errors import DeviceError, InputError, NumericalError, first_line
 
 
 # --------------------------------------------------------------------------------------------------
@@ -218,8 +218,7 @@ def load_model(model_dir: str | Path, dtype: torch.dtype | None = None) -> nn.Mo
                 **{key: dtype}
             )
     except (OSError, ValueError, KeyError, RuntimeError) as e:  # RuntimeError: weights of the wrong size
-        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
-        raise InputError(f"cannot load model from {model_dir}: {first}") from e
+        raise InputError(f"cannot load model from {model_dir}: {first_line(e)}") from e
     missing = sorted(info.get("missing_keys") or ())
     if missing:  # transformers would leave them randomly initialised
         raise InputError(f"cannot load model from {model_dir}: its weights lack {len(missing)} tensors that its "

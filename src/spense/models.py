@@ -30,7 +30,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from spense.errors import InputError
+from spense.errors import InputError, first_line
 from spense.atomic import fsync_path
 from spense.io import check_model_dir
 
@@ -195,7 +195,7 @@ def _check_safetensors_file(f: Path) -> None:
         raise
     except Exception as e:  # OSError, ValueError, json errors, SafetensorError
         raise InputError(
-            f"weights file {f} is truncated or corrupt ({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
+            f"weights file {f} is truncated or corrupt ({first_line(e)}); "
             f"restore or re-export the model"
         ) from e
 
@@ -250,7 +250,7 @@ def gguf_architecture(path: Path) -> str:
                 raise ValueError(f"tensor {t.name} extends past the end of the file")
     except Exception as e:  # the reader raises ValueError/KeyError/struct.error/IndexError on bad bytes
         raise InputError(
-            f"GGUF {path} is truncated or corrupt ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+            f"GGUF {path} is truncated or corrupt ({first_line(e)})"
         ) from e
     return arch
 
@@ -311,7 +311,7 @@ def convert_gguf(gguf_path: Path, out: Path, arch: str = "?", tokenizer: bool = 
     except Exception as e:  # transformers raises ValueError/KeyError/RuntimeError/... here
         import transformers
 
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        first = first_line(e)
         raise InputError(
             f"transformers {transformers.__version__} cannot read GGUF {gguf_path} "
             f"(architecture {arch!r}): {first}"

@@ -355,16 +355,16 @@ def prune_model(
     from spense.models import resolve_model
 
     t0 = time.perf_counter()
-    model_dir = resolve_model(model_dir)
-    out_dir = Path(out_dir).expanduser().resolve()
-    io.check_out_dir(model_dir, out_dir, overwrite)  # refuse a bad output before any work
-    if nsamples <= 0:
+    if nsamples <= 0:  # the options first, then the files: a bad output is refused before any work
         raise InputError(f"nsamples must be positive, got {nsamples}")
     cfg.validate()
     check_sequential(sequential)
     check_plan_options(cfg, dense_layers, budget_alloc, axes)
     cdtype = parse_dtype(dtype)
     dev = resolve_device(device)
+    model_dir = resolve_model(model_dir)
+    out_dir = Path(out_dir).expanduser().resolve()
+    io.check_out_dir(model_dir, out_dir, overwrite)
     calib_path = Path(calib_path) if calib_path is not None else data.default_calib_path()
 
     text = data.read_text(calib_path)

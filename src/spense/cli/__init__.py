@@ -9,8 +9,8 @@ Each group of commands lives in a module of its own and registers itself on :dat
 
 from __future__ import annotations
 
-from spense.cli.app import app, handle_errors
-from spense.cli import commands  # noqa: F401  (registers prune, pack, eval, validate, inspect, demo)
+from spense.cli.app import app, handle_errors, run
+from spense.cli import prune, commands  # noqa: F401  (register prune; pack, eval, validate, inspect, demo)
 from spense.cli.commands import demo_methods
 
 
@@ -23,8 +23,8 @@ _register_bench()
 
 
 def main() -> None:
-    """Console-script entry point (``spense``)."""
-    app()
+    """Console-script entry point (``spense``): exits with the command's status."""
+    raise SystemExit(run())
 
 
 __all__ = ["app", "demo_methods", "handle_errors", "main"]

@@ -46,8 +46,10 @@ def _out_console():
 
 
 def _print_error(msg: str) -> None:
+    """``error: msg`` in red on stderr, always one line (a library's multi-line text is joined)."""
     from rich.markup import escape
 
+    msg = " ".join(ln.strip() for ln in str(msg).splitlines() if ln.strip())
     _err_console().print(f"[bold red]error:[/bold red] [red]{escape(msg)}[/red]")
 
 
@@ -70,6 +72,50 @@ def _quiet_libraries() -> None:
         hf_logging.disable_progress_bar()
     except Exception:  # pragma: no cover
         pass
+
+
+def usage_line(e) -> str:
+    """A click usage/parameter error as one line: ``<message> (see '<command> -h')``."""
+    msg = " ".join(e.format_message().replace("Value error, ", "").split())
+    ctx = getattr(e, "ctx", None)
+    where = ctx.command_path if ctx is not None else app.info.name or "spense"
+    return f"{msg} (see '{where} -h')"
+
+
+def run(args: list[str] | None = None) -> int:
+    """Run the app; a wrong option or argument is one red ``error:`` line and exit status 2.
+
+    typer's own handler draws a boxed, multi-line usage message; a user who mistypes a flag gets
+    the same single line as every other refusal instead.  ``spense`` with no arguments still
+    prints the help.
+    """
+    no_args, click_error, aborts = _click_exceptions()
+    try:
+        rv = app(args=args, standalone_mode=False, prog_name="spense")
+    except no_args as e:  # typer has printed the help already; plain click hands it back
+        if e.format_message().strip():
+            e.show()
+        return 2
+    except click_error as e:
+        _print_error(usage_line(e))
+        return e.exit_code
+    except aborts:
+        _print_error("aborted")
+        return 1
+    return rv if isinstance(rv, int) else 0
+
+
+def _click_exceptions() -> tuple[type, type, tuple[type, ...]]:
+    """click's NoArgsIsHelpError, ClickException and Abort classes as typer raises them.
+
+    typer >= 0.2x carries its own copy of click (``typer._click``), older typer uses ``click``:
+    the classes are found from ``typer.BadParameter``'s bases, so either works.
+    """
+    bases = {c.__name__: c for c in typer.BadParameter.__mro__}
+    module = sys.modules[bases["UsageError"].__module__]
+    no_args = getattr(module, "NoArgsIsHelpError", None) or type("_Never", (Exception,), {})
+    aborts = tuple({typer.Abort, getattr(module, "Abort", typer.Abort)})
+    return no_args, bases["ClickException"], aborts
 
 
 def handle_errors(fn: Callable) -> Callable:

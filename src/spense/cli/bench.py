@@ -15,12 +15,19 @@ from spense.errors import InputError
 
 
 def _list(s: str, conv, what: str) -> list:
+    """The comma-separated values of ``s``: none empty (``1,,2``), none twice."""
+    items = [x.strip() for x in s.split(",")]
+    if not any(items):
+        raise InputError(f"{what}: empty list")
+    if not all(items):
+        raise InputError(f"{what}: empty item in {s!r}; give comma-separated values such as 1,8")
     try:
-        vals = [conv(x) for x in s.split(",") if x.strip()]
+        vals = [conv(x) for x in items]
     except ValueError as e:
         raise InputError(f"{what}: cannot parse {s!r} ({e})") from e
-    if not vals:
-        raise InputError(f"{what}: empty list")
+    twice = sorted({str(v) for v in vals if vals.count(v) > 1})
+    if twice:
+        raise InputError(f"{what}: {', '.join(twice)} listed twice in {s!r}")
     return vals
 
 
@@ -70,10 +77,13 @@ def check_model(model: str, cache: int = 0) -> None:
 
 
 def check_options(model: str, batch: str, dense_ratio: str, whole: str, axis: str, gen: int, prompt_len: int,
-                  out: Optional[Path], name: str = "e2e_engine") -> tuple[list[int], list[float], list[float]]:
+                  out: Optional[Path], name: str = "e2e_engine",
+                  check_tokens: int = 32) -> tuple[list[int], list[float], list[float]]:
     """Every option checked before any model is built: ``(batch sizes, dense ratios, whole-layer shares)``."""
     if gen < 5 or prompt_len < 1:
         raise InputError("need --gen >= 5 and --prompt-len >= 1")
+    if check_tokens < 0:
+        raise InputError(f"--check-tokens must be >= 0 (0: no token check), got {check_tokens}")
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):
         raise InputError(f"--name {name!r}: give a plain file name stem (letters, digits, '_', '.', '-'; no "
                          "folder), the report's files are NAME.json/.md/.png inside --out")
@@ -108,7 +118,8 @@ def bench_command(
     gen: int = typer.Option(64, "--gen"),
     axis: str = typer.Option("cols", "--axis", help="dense region axis: cols or rows"),
     compile: bool = typer.Option(True, "--compile/--no-compile"),
-    check_tokens: int = typer.Option(32, "--check-tokens"),
+    check_tokens: int = typer.Option(32, "--check-tokens", help="greedy tokens compared with the reference "
+                                     "backend at the first batch size (0: none)"),
     device: str = typer.Option("auto", "--device"),
     out: Optional[Path] = typer.Option(None, "--out", help="write NAME.json/.md/.png here"),
     name: str = typer.Option("e2e_engine", "--name"),
@@ -117,7 +128,8 @@ def bench_command(
 
     @handle_errors
     def _run() -> None:
-        batches, ratios, shares = check_options(model, batch, dense_ratio, whole, axis, gen, prompt_len, out, name)
+        batches, ratios, shares = check_options(model, batch, dense_ratio, whole, axis, gen, prompt_len, out, name,
+                                                  check_tokens)
         from spense import report
         from spense.engine import measure
         from spense.hf import resolve_device

@@ -20,7 +20,7 @@ from torch import nn
 
 import spense.runtime.checkpoint  # noqa: F401  (registers the packed-checkpoint loader of spense.io)
 from spense.engine.model import ModelArgs, Transformer
-from spense.errors import CheckpointError, InputError
+from spense.errors import CheckpointError, InputError, first_line
 
 _QWEN3 = dict(arch="qwen3", vocab_size=151936, head_dim=128, eps=1e-6, rope_theta=1e6, max_positions=40960,
               qk_norm=True)
@@ -108,7 +108,7 @@ def _hf_args(d: Path) -> ModelArgs:
     try:
         cfg = AutoConfig.from_pretrained(str(d), local_files_only=True)
     except Exception as e:
-        raise InputError(f"{d}: cannot read config.json ({e})") from e
+        raise InputError(f"{d}: cannot read config.json ({first_line(e)})") from e
     return ModelArgs.from_hf_config(cfg)
 
 

@@ -1,0 +1,54 @@
+"""What the pruning commands share: the option enums, help texts and checkpoint helpers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from spense.errors import InputError
+from spense.models import BUILTIN_MODELS
+from spense.registry import AxisChoice, MethodChoice, SalienceChoice, SequentialChoice, StrategyChoice
+
+# option enums: generated from spense.registry (the one vocabulary)
+Method, Strategy, Axis, Salience, Sequential = MethodChoice, StrategyChoice, AxisChoice, SalienceChoice, \
+    SequentialChoice
+SEQUENTIAL_HELP = ("true: each layer group's Hessian comes from the block with the earlier groups already "
+                   "pruned (true-sequential, default); block: every group's Hessian from one forward pass "
+                   "of the unpruned block (llm-compressor's SparseGPT protocol, for side-by-side runs).")
+
+
+def _load_checkpoint(path: Path, device, dtype=None):
+    """io.load_checkpoint with the packed-checkpoint loader of the runtime registered."""
+    import spense.runtime.checkpoint  # noqa: F401  (registers the "packed" kind with spense.io)
+    from spense import io
+
+    return io.load_checkpoint(path, device, dtype)
+
+
+def _refuse_packed(model_dir: Path, cmd: str) -> None:
+    """A packed checkpoint (``spense pack``) is refused as the model to prune: its linears are not stored as
+    dense weights, so loading it as a Hugging Face model would give random ones."""
+    from spense import io
+
+    try:
+        manifest = json.loads((Path(model_dir) / io.MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if isinstance(manifest, dict) and io.checkpoint_kind(manifest) == "packed":
+        raise InputError(f"{model_dir} is a packed Spense checkpoint: {cmd} needs dense weights; give the source "
+                         "model or a checkpoint written without --packed")
+
+
+def _summary_rows(records: dict[str, dict]) -> dict[str, Any]:
+    total = nnz = 0.0
+    loss = 0.0
+    for r in records.values():
+        n, k = r["layout"]["shape"]
+        total += n * k
+        nnz += r["density"] * n * k
+        loss += r["loss"]
+    return {"layers": len(records), "density": nnz / total if total else 1.0, "loss": loss}
+
+MODEL_HELP = ("Model: a local Hugging Face directory, a .gguf file or a built-in name ("
+              + ", ".join(BUILTIN_MODELS) + ").")
