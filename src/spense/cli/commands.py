@@ -14,8 +14,8 @@ import typer
 
 from spense import __version__
 from spense.cli.app import _bars, _out_console, app, handle_errors
-from spense.cli.common import (MODEL_HELP, SEQUENTIAL_HELP, Sequential, _load_checkpoint, _refuse_packed,
-                               _summary_rows)
+from spense.cli.common import (MODEL_HELP, SEQUENTIAL_HELP, Sequential, load_checkpoint, refuse_packed,
+                               summary_rows)
 from spense.errors import InputError
 
 
@@ -59,7 +59,7 @@ def _load_any(model: str, device, dtype=None):
 
     if (Path(model) / io.MANIFEST).is_file():
         if io.validate_checkpoint(model).get("packed"):
-            return _load_checkpoint(Path(model), device, dtype), Path(model)
+            return load_checkpoint(Path(model), device, dtype), Path(model)
     model_dir = resolve_model(model)
     return load_model(model_dir, dtype).to(device), model_dir
 
@@ -108,7 +108,7 @@ def validate(out_dir: Path = typer.Argument(..., help="Spense checkpoint directo
     from spense import io
 
     m = io.validate_checkpoint(out_dir)
-    s = _summary_rows(m["layers"])
+    s = summary_rows(m["layers"])
     _out_console().print(
         f"[green]OK[/green]: {s['layers']} layers, {len(m['tensors'])} tensors verified, "
         f"method {m.get('method', '?')}, density {s['density']:.4f} ({out_dir})"
@@ -245,7 +245,7 @@ def demo(
 
     model = model if model is not None else data.default_model()
     model_dir = resolve_model(model)
-    _refuse_packed(model_dir, "demo")
+    refuse_packed(model_dir, "demo")
     calib_path = calib if calib is not None else data.default_calib_path()
     text_path = text if text is not None else data.default_eval_path()
     methods = demo_methods(seed, block, quick)

@@ -18,7 +18,7 @@ SEQUENTIAL_HELP = ("true: each layer group's Hessian comes from the block with t
                    "of the unpruned block (llm-compressor's SparseGPT protocol, for side-by-side runs).")
 
 
-def _load_checkpoint(path: Path, device, dtype=None):
+def load_checkpoint(path: Path, device, dtype=None):
     """io.load_checkpoint with the packed-checkpoint loader of the runtime registered."""
     import spense.runtime.checkpoint  # noqa: F401  (registers the "packed" kind with spense.io)
     from spense import io
@@ -26,7 +26,7 @@ def _load_checkpoint(path: Path, device, dtype=None):
     return io.load_checkpoint(path, device, dtype)
 
 
-def _refuse_packed(model_dir: Path, cmd: str) -> None:
+def refuse_packed(model_dir: Path, cmd: str) -> None:
     """A packed checkpoint (``spense pack``) is refused as the model to prune: its linears are not stored as
     dense weights, so loading it as a Hugging Face model would give random ones."""
     from spense import io
@@ -40,7 +40,8 @@ def _refuse_packed(model_dir: Path, cmd: str) -> None:
                          "model or a checkpoint written without --packed")
 
 
-def _summary_rows(records: dict[str, dict]) -> dict[str, Any]:
+def summary_rows(records: dict[str, dict]) -> dict[str, Any]:
+    """Layers, weighted density and summed OBS loss of a manifest's per-layer records."""
     total = nnz = 0.0
     loss = 0.0
     for r in records.values():
@@ -49,6 +50,7 @@ def _summary_rows(records: dict[str, dict]) -> dict[str, Any]:
         nnz += r["density"] * n * k
         loss += r["loss"]
     return {"layers": len(records), "density": nnz / total if total else 1.0, "loss": loss}
+
 
 MODEL_HELP = ("Model: a local Hugging Face directory, a .gguf file or a built-in name ("
               + ", ".join(BUILTIN_MODELS) + ").")

@@ -10,7 +10,7 @@ import typer
 
 from spense.cli.app import _bars, _out_console, app, handle_errors
 from spense.cli.common import (MODEL_HELP, SEQUENTIAL_HELP, Axis, Method, Salience, Sequential, Strategy,
-                               _load_checkpoint, _refuse_packed, _summary_rows)
+                               load_checkpoint, refuse_packed, summary_rows)
 from spense.errors import InputError
 from spense.registry import METHODS, default_dense_ratio
 
@@ -101,8 +101,9 @@ def prune(
     axis: Optional[Axis] = typer.Option(None, help="Dense axis for --strategy random/first (default cols); "
                                         "loss-rows implies rows, salience-cols implies cols."),
     salience: Optional[Salience] = typer.Option(None, help="salience-cols ranking (default obs-col): obs-col "
-                                      "(‖W[:,j]‖²/[H⁻¹]_jj, OBS cost of the whole column), act (diag(H)·‖W[:,j]‖²) "
-                                      "or obs (trial-pass OBS loss per column); measured in docs/results.md."),
+                                                "(‖W[:,j]‖²/[H⁻¹]_jj, OBS cost of the whole column), act "
+                                                "(diag(H)·‖W[:,j]‖²) or obs (trial-pass OBS loss per column); "
+                                                "measured in docs/results.md."),
     calib: Optional[Path] = typer.Option(None, help="Calibration text (.txt file or folder of them). "
                                          "Default: WikiText-2 valid.txt in the default data dir."),
     nsamples: int = typer.Option(128, help="Number of calibration windows."),
@@ -157,7 +158,7 @@ def prune(
                        (salience or Salience.obs_col).value, col_blocks, tie_cols)
     check_plan_options(cfg, dense_layers, budget_alloc, axes)
     model_dir = resolve_model(model)
-    _refuse_packed(model_dir, "prune")
+    refuse_packed(model_dir, "prune")
     eval_ids = _eval_ids(model_dir, eval_text, seqlen) if eval_text is not None else None
     if packed:
         from spense.io import check_out_dir
@@ -176,7 +177,7 @@ def prune(
 
         pack_checkpoint(target, out, overwrite=overwrite)
         shutil.rmtree(target)
-    s = _summary_rows(manifest["layers"])
+    s = summary_rows(manifest["layers"])
     con = _out_console()
     con.print(
         f"[green]pruned[/green] {s['layers']} layers with {cfg.method}"
@@ -191,7 +192,7 @@ def prune(
         from spense.hf import clip_seqlen, resolve_device
 
         dev = resolve_device(device)
-        model = _load_checkpoint(out, dev, "float32" if dev.type == "cpu" else None)
+        model = load_checkpoint(out, dev, "float32" if dev.type == "cpu" else None)
         sl = clip_seqlen(model.config, seqlen)
         windows = data.eval_windows(eval_ids, sl, bos=data.bos_id(data.load_tokenizer(out)))
         res = perplexity(model, windows, dev, progress=_bars(quiet))
