@@ -106,6 +106,9 @@ def test_generate_refuses_nan_weights(tiny_llama_dir, tmp_path):
 def test_eval_seqlen_below_two(tiny_llama_dir, tiny_text_file):
     _assert_error(_run("eval", tiny_llama_dir, "--text", tiny_text_file, "--seqlen", "1", "--device", "cpu"),
                   r"--seqlen must be >= 2, got 1")
+    res = _run("eval", tiny_llama_dir, "--text", tiny_text_file, "--seqlen", "99999", "--max-windows", "0",
+               "--device", "cpu")  # refused before the model is loaded: no clipping warning first
+    _assert_error(res, r"--max-windows must be >= 1, got 0")
 
 
 def test_usage_errors_are_one_line(capsys):

@@ -326,6 +326,11 @@ def test_malformed_manifest(ckpt):
         rewrite_manifest(ckpt, lambda m: m.__setitem__(key, val))
         with pytest.raises(CheckpointError, match=pattern):
             io.validate_checkpoint(ckpt)
+    for key, val in (("density", "x"), ("density", 1.5), ("loss", -1.0), ("loss", True)):
+        mf.write_text(good)
+        rewrite_manifest(ckpt, lambda m: next(iter(m["layers"].values())).__setitem__(key, val))
+        with pytest.raises(CheckpointError, match=f"'{key}' must be a number in .*edited or corrupt"):
+            io.validate_checkpoint(ckpt)
     mf.write_text(good)
     io.validate_checkpoint(ckpt)
 

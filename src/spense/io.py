@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -291,6 +292,12 @@ def _layer_records(layers: Any) -> dict[str, list[tuple[str, dict]]]:
     for name, rec in layers.items():
         if not isinstance(rec, dict) or not isinstance(rec.get("weight"), str) or "layout" not in rec:
             raise CheckpointError(f"layer {name}: record needs a 'weight' tensor name and a 'layout'")
+        for key, hi in (("density", 1.0), ("loss", math.inf)):  # read by `spense validate` / `inspect`
+            v = rec.get(key)
+            if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= hi
+                                      and not math.isnan(v)):
+                raise CheckpointError(f"layer {name}: {key!r} must be a number in [0, {hi:g}], got {v!r} "
+                                      f"({MANIFEST} edited or corrupt)")
         by_tensor.setdefault(rec["weight"], []).append((name, rec))
     return by_tensor
 

@@ -83,10 +83,13 @@ def eval_cmd(
 
     if seqlen < 2:  # a window predicts its tokens after the first
         raise InputError(f"--seqlen must be >= 2, got {seqlen}")
+    if max_windows is not None and max_windows < 1:
+        raise InputError(f"--max-windows must be >= 1, got {max_windows}")
+    cdtype = parse_dtype(dtype)
     dev = resolve_device(device)
     text_path = text if text is not None else data.default_eval_path()
     raw = data.read_text(text_path)
-    lm, model_dir = _load_any(model, dev, parse_dtype(dtype))
+    lm, model_dir = _load_any(model, dev, cdtype)
     tok = data.load_tokenizer(model_dir)
     sl = clip_seqlen(lm.config, seqlen)
     windows = data.eval_windows(data.tokenize(tok, raw), sl, max_windows, bos=data.bos_id(tok))
