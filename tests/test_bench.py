@@ -57,6 +57,24 @@ def test_report_names_the_rows_slower_than_dense():
     assert "faster choice" not in report.markdown(rows)
 
 
+def test_report_write_is_atomic(tmp_path, monkeypatch):
+    """An interrupted report leaves the earlier files whole and no temp file behind."""
+    from spense import report
+
+    rows = [{"model": "m", "variant": "dense", "batch": 1, "step_ms": 1.0, "floor_ms": 0.5, "speedup_vs_dense": 1.0}]
+    paths = report.write(rows, tmp_path, "r")
+    before = {k: p.read_bytes() for k, p in paths.items()}
+
+    def broken(rows):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "markdown", broken)
+    with pytest.raises(KeyboardInterrupt):
+        report.write(rows * 2, tmp_path, "r")
+    assert paths["md"].read_bytes() == before["md"] and not list(tmp_path.glob("*.tmp"))
+    assert len(json.loads(paths["json"].read_text())) == 2  # written whole before the interruption
+
+
 def test_switches_recorded(monkeypatch):
     """Every SPENSE_ATTN_*, SPENSE_MMASP_* and SPENSE_WGS* switch and TORCHINDUCTOR_* setting lands in a row's
     ``switches`` (any name, not a fixed list), the extension's path not."""

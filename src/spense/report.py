@@ -10,6 +10,8 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
+from spense.atomic import atomic_write, atomic_write_bytes
+
 COLUMNS = ("model", "variant", "dtype", "batch", "compiled", "prefill_ms", "step_ms", "floor_ms", "x_floor",
            "decode_tok_s", "speedup_vs_dense", "linear_bytes_ratio", "peak_mem_bytes", "tokens_identical")
 
@@ -69,17 +71,19 @@ def plot(rows: list[dict], path: str | Path) -> Path | None:
     ax.set_ylabel("decode step ms (dashed: weight floor)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
     return Path(path)
 
 
 def write(rows: list[dict], out: str | Path, name: str) -> dict[str, Path]:
+    """``NAME.json``, ``NAME.md`` and ``NAME.png`` in ``out``, each written atomically (an interrupted
+    write leaves the earlier file, never half of one)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / f"{name}.json", "md": out / f"{name}.md"}
-    paths["json"].write_text(json.dumps(rows, indent=1, default=str) + "\n")
-    paths["md"].write_text(markdown(rows))
+    atomic_write_bytes(paths["json"], (json.dumps(rows, indent=1, default=str) + "\n").encode("utf-8"))
+    atomic_write_bytes(paths["md"], markdown(rows).encode("utf-8"))
     png = plot(rows, out / f"{name}.png") if rows else None
     if png:
         paths["png"] = png
