@@ -103,6 +103,16 @@ def test_every_module_imports_in_a_fresh_interpreter():
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
 
 
+def test_cli_starts_without_torch():
+    """``spense -h`` and a mistyped flag answer in a fraction of a second: importing the CLI loads neither torch
+    nor transformers (each command imports them when it runs)."""
+    code = ("import sys\nimport spense.cli\n"
+            "print(sorted(m for m in ('torch', 'transformers', 'safetensors') if m in sys.modules))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())})
+    assert r.returncode == 0 and r.stdout.strip() == "[]", (r.stdout, r.stderr[-2000:])
+
+
 def test_package_data_ships_every_kernel_source():
     """A wheel carries every file the extension build reads (the .cu and each header beside it) and
     every table the runtime loads (runtime/*.json)."""

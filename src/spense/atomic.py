@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
+if TYPE_CHECKING:  # torch is imported where tensors are saved: the CLI's help and refusals start without it
+    import torch
 
 
 def fsync_path(path: Path) -> None:

@@ -32,7 +32,6 @@ from pathlib import Path
 
 from spense.errors import InputError, first_line
 from spense.atomic import fsync_path
-from spense.io import check_model_dir
 
 STAMP = "spense-source.json"
 STAMP_VERSION = 1
@@ -131,6 +130,8 @@ def resolve_model(spec: str | os.PathLike) -> Path:
             f"built-in name ({', '.join(BUILTIN_MODELS)}){_did_you_mean(text)}"
         )
     if path.is_dir():
+        from spense.io import check_model_dir  # io imports torch: `spense -h` does not need it
+
         model_dir = check_model_dir(path)  # resolved: output checks compare real paths
         check_weights_readable(model_dir)
         return model_dir
@@ -265,6 +266,8 @@ def _cache_valid(d: Path, sha: str) -> bool:
         for name, size in stamp["files"].items():
             if (d / name).stat().st_size != size:
                 return False
+        from spense.io import check_model_dir
+
         check_model_dir(d)
         check_weights_readable(d)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, InputError):
