@@ -64,9 +64,9 @@ def check_placement(method: str, strategy, axis, salience, budget_alloc: str) ->
 
 def _eval_ids(model_dir: Path, eval_text: Path, seqlen: int):
     """``--eval``'s token ids, read before pruning so that a missing or too-short text fails before the
-    work; the checkpoint keeps the source's tokenizer, so the same ids serve the evaluation after it."""
-    import json
-    import types
+    work; the checkpoint keeps the source's tokenizer, so the same ids serve the evaluation after it.
+    The window is clipped as it will be after the prune: by the model's config as transformers reads it."""
+    from transformers import AutoConfig
 
     from spense import data
     from spense.hf import max_positions
@@ -74,8 +74,8 @@ def _eval_ids(model_dir: Path, eval_text: Path, seqlen: int):
     tok = data.load_tokenizer(model_dir)
     ids = data.tokenize(tok, data.read_text(eval_text))
     try:
-        config = types.SimpleNamespace(**json.loads((model_dir / "config.json").read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError):
+        config = AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
+    except Exception:  # an unreadable config: the prune's own load names the problem
         config = None
     data.eval_windows(ids, min(seqlen, max_positions(config) or seqlen), bos=data.bos_id(tok))
     return ids
