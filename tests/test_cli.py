@@ -269,6 +269,11 @@ def test_pack_command(pruned, tmp_path):
     _assert_error(_run("pack", out, "--out", dst), "already exists")
     _assert_error(_run("pack", out, "--out", out), "source model")
     assert _run("pack", out, "--out", dst, "--overwrite").exit_code == 0
+    # a bad --out is refused before the source is read: a source that fails validation still gets the --out error
+    broken = tmp_path / "broken"
+    shutil.copytree(out, broken)
+    (broken / "spense.json").write_text("{not json")
+    _assert_error(_run("pack", broken, "--out", dst), "already exists")
 
 
 def test_prune_packed(tiny_llama_dir, tiny_text_file, tmp_path):

@@ -47,6 +47,36 @@ def test_read_text_not_utf8(tmp_path):
         data.read_text(f)
 
 
+def test_read_text_bounded(tmp_path):
+    """A device is refused at once, a file or a pipe past the limit is refused after at most limit + 1 bytes, and
+    line ends read as text mode reads them."""
+    import os
+
+    with pytest.raises(InputError, match="is a device"):
+        data.read_text("/dev/zero")
+    f = tmp_path / "big.txt"
+    f.write_text("x" * 100, encoding="utf-8")
+    with pytest.raises(InputError, match="more than"):
+        data.read_text_file(f, limit=99)
+    assert data.read_text_file(f, limit=100) == "x" * 100
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    pid = os.fork()
+    if pid == 0:  # the writer: more than the limit, then gone
+        try:
+            with open(fifo, "wb", buffering=0) as w:
+                w.write(b"y" * 4096)
+        finally:
+            os._exit(0)
+    try:
+        with pytest.raises(InputError, match="gave more than"):
+            data.read_text_file(fifo, limit=1000)
+    finally:
+        os.waitpid(pid, 0)
+    (tmp_path / "crlf.txt").write_bytes(b"a\r\nb\rc\n")
+    assert data.read_text(tmp_path / "crlf.txt") == "a\nb\nc\n"
+
+
 def test_text_fingerprint():
     assert data.text_fingerprint("abc") == (
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

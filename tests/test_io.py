@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import struct
 from pathlib import Path
@@ -321,6 +322,8 @@ def test_malformed_manifest(ckpt):
         io.validate_checkpoint(ckpt)
     for key, val, pattern in (("format", "other", "format is 'other'"),
                               ("format_version", 2, "format_version 2 is not supported"),
+                              ("format_version", 1.0, "format_version 1.0 is not supported"),
+                              ("packed", "no", "'packed' must be true or false, got 'no'"),
                               ("tensors", [], "'tensors' must be")):
         mf.write_text(good)
         rewrite_manifest(ckpt, lambda m: m.__setitem__(key, val))
@@ -330,6 +333,11 @@ def test_malformed_manifest(ckpt):
         mf.write_text(good)
         rewrite_manifest(ckpt, lambda m: next(iter(m["layers"].values())).__setitem__(key, val))
         with pytest.raises(CheckpointError, match=f"'{key}' must be a number in .*edited or corrupt"):
+            io.validate_checkpoint(ckpt)
+    for val in (None, "abc", 7):  # a hash edited away is named as such, not as a mismatch of the weights
+        mf.write_text(good)
+        rewrite_manifest(ckpt, lambda m: m["tensors"].__setitem__("model.norm.weight", val))
+        with pytest.raises(CheckpointError, match=f"tensor 'model.norm.weight' has no sha256 .*got {val!r}"):
             io.validate_checkpoint(ckpt)
     mf.write_text(good)
     io.validate_checkpoint(ckpt)
@@ -377,6 +385,24 @@ def test_layer_shape_and_layout_errors(ckpt):
     (ckpt / "spense.json").write_text(good)
     rewrite_manifest(ckpt, lambda m: m["layers"][name].pop("weight"))
     with pytest.raises(CheckpointError, match=f"layer {name}: record needs"):
+        io.validate_checkpoint(ckpt)
+
+
+@pytest.mark.parametrize("key,value,msg", [
+    ("shape", [576], "shape must be two integers"),
+    ("shape", [64.5, 64], "shape must be two integers"),
+    ("shape", "64x64", "shape must be two integers"),
+    ("shape", [0, 64], "shape must be positive"),
+    ("m", 0, "n of m with 0 < n <= m, got 2:0"),
+    ("n", 5, "n of m with 0 < n <= m, got 5:4"),
+    ("block", "16", "block must be an integer"),
+])
+def test_tampered_layout_is_one_error(ckpt, key, value, msg):
+    """A layout field edited by hand (a one-element shape, m = 0, ...) is a FormatError naming the layer, not an
+    IndexError or ZeroDivisionError from inside the checks."""
+    name = "model.layers.0.mlp.down_proj"
+    rewrite_manifest(ckpt, lambda m: m["layers"][name]["layout"].__setitem__(key, value))
+    with pytest.raises(FormatError, match=f"layer {name}: .*{re.escape(msg)}"):
         io.validate_checkpoint(ckpt)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 import torch
@@ -99,10 +100,25 @@ def read_text(path: str | os.PathLike) -> str:
     return text
 
 
-def read_text_file(f: Path) -> str:
-    """One file's UTF-8 text; :class:`InputError` naming the file if it cannot be read or decoded."""
+#: the most bytes one text file may hold (a corpus ten times WikiText-103's training split passes)
+MAX_TEXT_BYTES = 1 << 30
+
+
+def read_text_file(f: Path, limit: int = MAX_TEXT_BYTES) -> str:
+    """One file's UTF-8 text; :class:`InputError` naming the file if it cannot be read or decoded, is a device
+    (``/dev/zero`` would be read forever) or holds more than ``limit`` bytes (a pipe is read up to it)."""
     try:
-        return f.read_text(encoding="utf-8")
+        st = f.stat()
+        if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+            raise InputError(f"{f} is a device, not a text file")
+        if stat.S_ISREG(st.st_mode) and st.st_size > limit:
+            raise InputError(f"{f} holds {st.st_size / 2**30:.1f} GiB, more than the {limit / 2**30:.0f} GiB a "
+                             "text may have; pass a part of it")
+        with open(f, "rb") as fh:
+            raw = fh.read(limit + 1)
+        if len(raw) > limit:
+            raise InputError(f"{f} gave more than the {limit / 2**30:.0f} GiB a text may have; pass a part of it")
+        return raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as text mode reads it
     except UnicodeDecodeError as e:
         raise InputError(f"{f} is not UTF-8 text ({e}); convert it to UTF-8 first") from e
     except OSError as e:

@@ -122,7 +122,11 @@ class SpenseLayout:
             raise FormatError(f"axis must be one of {AXES}, got {self.axis!r}")
         if not isinstance(self.block, int) or self.block < 1:
             raise FormatError(f"block must be a positive integer, got {self.block!r}")
+        if not 0 < self.n <= self.m:
+            raise FormatError(f"the sparse pattern must keep n of m with 0 < n <= m, got {self.n}:{self.m}")
         N, K = self.shape
+        if N < 1 or K < 1:
+            raise FormatError(f"shape must be positive, got {self.shape}")
         if K % self.m:
             raise FormatError(f"in_features {K} is not a multiple of {self.m}")
         idx = self.dense_idx
@@ -187,9 +191,17 @@ class SpenseLayout:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SpenseLayout":
+        shape = d.get("shape") if isinstance(d, dict) else None
+        if not (isinstance(shape, (list, tuple)) and len(shape) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in shape)):
+            raise FormatError(f"malformed layout record: shape must be two integers [N, K], got {shape!r}")
+        for key in ("block", "n", "m"):
+            v = d.get(key, 1)
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise FormatError(f"malformed layout record: {key} must be an integer, got {v!r}")
         try:
             lay = cls(
-                shape=tuple(d["shape"]),
+                shape=tuple(shape),
                 axis=d["axis"],
                 dense_idx=torch.tensor(d["dense_idx"], dtype=torch.long),
                 block=int(d.get("block", DEFAULT_BLOCK)),

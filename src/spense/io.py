@@ -27,6 +27,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -269,7 +270,8 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{mf} must hold a JSON object, got {type(m).__name__}")
     if m.get("format") != FORMAT_NAME:
         raise CheckpointError(f"{mf}: format is {m.get('format')!r}, expected {FORMAT_NAME!r}")
-    if m.get("format_version") != FORMAT_VERSION:
+    if not isinstance(m.get("format_version"), int) or isinstance(m.get("format_version"), bool) \
+            or m.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
             f"{mf}: format_version {m.get('format_version')!r} is not supported (this spense reads "
             f"version {FORMAT_VERSION}); upgrade spense or re-create the checkpoint"
@@ -277,6 +279,12 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     for key in ("tensors", "layers"):
         if not isinstance(m.get(key), dict):
             raise CheckpointError(f"{mf}: {key!r} must be a JSON object")
+    bad = sorted(k for k, v in m["tensors"].items() if not (isinstance(v, str) and re.fullmatch("[0-9a-f]{64}", v)))
+    if bad:
+        raise CheckpointError(f"{mf}: tensor {bad[0]!r} has no sha256 (64 hex digits), got "
+                              f"{m['tensors'][bad[0]]!r} ({MANIFEST} edited or corrupt)")
+    if not isinstance(m.get("packed", False), bool):
+        raise CheckpointError(f"{mf}: 'packed' must be true or false, got {m['packed']!r}")
     if not (path / "config.json").is_file():
         raise CheckpointError(f"checkpoint {path} has no config.json")
     if not list(path.glob("*.safetensors")):

@@ -121,6 +121,9 @@ def resolve_model(spec: str | os.PathLike) -> Path:
     (config.json, weights, safetensors headers consistent with the file sizes) and returned as is.
     """
     text = os.fspath(spec)
+    if not text.strip():  # Path("") is ".": the current folder would be taken for the model
+        raise InputError("empty model path: pass a local Hugging Face directory, a .gguf file or a built-in name "
+                         f"({', '.join(BUILTIN_MODELS)})")
     path = Path(text).expanduser()
     if not path.exists() and text in BUILTIN_MODELS:
         return _resolve_builtin(BUILTIN_MODELS[text])

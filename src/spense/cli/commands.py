@@ -14,8 +14,8 @@ import typer
 
 from spense import __version__
 from spense.cli.app import _bars, _out_console, app, handle_errors
-from spense.cli.common import (MODEL_HELP, SEQUENTIAL_HELP, Sequential, load_checkpoint, refuse_packed,
-                               summary_rows)
+from spense.cli.common import (MODEL_HELP, SEQUENTIAL_HELP, Sequential, check_min, load_checkpoint,
+                               refuse_packed, summary_rows)
 from spense.errors import InputError
 
 
@@ -81,10 +81,7 @@ def eval_cmd(
     from spense.evaluate import perplexity, ppl_table
     from spense.hf import clip_seqlen, parse_dtype, resolve_device
 
-    if seqlen < 2:  # a window predicts its tokens after the first
-        raise InputError(f"--seqlen must be >= 2, got {seqlen}")
-    if max_windows is not None and max_windows < 1:
-        raise InputError(f"--max-windows must be >= 1, got {max_windows}")
+    check_min(seqlen=(seqlen, 2), max_windows=(max_windows, 1))  # a window predicts its tokens after the first
     cdtype = parse_dtype(dtype)
     dev = resolve_device(device)
     text_path = text if text is not None else data.default_eval_path()
@@ -177,13 +174,18 @@ def _slug(label: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
 
 
-def _check_demo_json(path: Path, model_dir: Path, calib: Path, text: Path) -> None:
-    """Refuse a ``demo --json`` path that is one of the demo's inputs (the texts, a file of the model) or an
-    existing file that an earlier ``spense demo --json`` did not write: the results never replace a source."""
+def _check_demo_json(path: Path, model_dir: Path, calib: Path, text: Path, out_dir: Path | None) -> None:
+    """Refuse a ``demo --json`` path that is one of the demo's inputs (the texts, a file of the model), one inside
+    ``--out-dir`` (where the checkpoints go), or an existing file that an earlier ``spense demo --json`` did not
+    write: the results never replace a source or a checkpoint's file."""
     p = path.expanduser().resolve()
     m = Path(model_dir).expanduser().resolve()
     if p in (calib.expanduser().resolve(), text.expanduser().resolve()) or p == m or m in p.parents:
         raise InputError(f"--json {path} is an input of this demo (model, --calib or --text); choose another file")
+    o = Path(out_dir).expanduser().resolve() if out_dir is not None else None
+    if o is not None and (p == o or o in p.parents):
+        raise InputError(f"--json {path} is inside --out-dir {out_dir}, where the checkpoints are written; "
+                         "choose a file outside it")
     if p.is_file():
         try:
             earlier = json.loads(p.read_text(encoding="utf-8"))
@@ -243,6 +245,7 @@ def demo(
     nsamples = nsamples if nsamples is not None else base["nsamples"]
     seqlen = seqlen if seqlen is not None else base["seqlen"]
     max_eval_windows = max_eval_windows if max_eval_windows is not None else base["max_eval_windows"]
+    check_min(nsamples=(nsamples, 1), seqlen=(seqlen, 2), max_eval_windows=(max_eval_windows, 1), block=(block, 1))
     dev = resolve_device(device)
     from spense.models import resolve_model
 
@@ -254,7 +257,7 @@ def demo(
     methods = demo_methods(seed, block, quick)
     if json_path is not None:  # outputs checked before the work, not after
         io.check_writable(json_path, "--json", kind="file")
-        _check_demo_json(Path(json_path), model_dir, Path(calib_path), Path(text_path))
+        _check_demo_json(Path(json_path), model_dir, Path(calib_path), Path(text_path), out_dir)
     if out_dir is not None:
         io.check_writable(out_dir, "--out-dir")
         for label, cfg in methods:

@@ -54,3 +54,11 @@ def summary_rows(records: dict[str, dict]) -> dict[str, Any]:
 
 MODEL_HELP = ("Model: a local Hugging Face directory, a .gguf file or a built-in name ("
               + ", ".join(BUILTIN_MODELS) + ").")
+
+
+def check_min(**options: tuple[int | None, int]) -> None:
+    """Refuse an option below its least value before any file is read: ``check_min(seqlen=(seqlen, 2))`` raises
+    ``--seqlen must be >= 2, got 1``. A value of None (the option's default) passes."""
+    for name, (value, least) in options.items():
+        if value is not None and value < least:
+            raise InputError(f"--{name.replace('_', '-')} must be >= {least}, got {value}")

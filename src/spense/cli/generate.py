@@ -57,6 +57,7 @@ def generate_command(
         from spense.data import load_tokenizer
         from spense.engine import Engine, load
         from spense.engine.generate import PROMPT_BLOCK, round_up
+        from spense.engine.load import parse_shape
         from spense.engine.model import KV_BLOCK
         from spense.hf import check_finite_weights, parse_dtype, resolve_device
         from spense.methods import check_seed
@@ -66,13 +67,18 @@ def generate_command(
         check_seed(seed, "--seed")
         if not 0.0 < top_p <= 1.0 or not (math.isfinite(temperature) and temperature >= 0):
             raise InputError("need a finite --temperature >= 0 and 0 < --top-p <= 1")
+        if top_p != 1.0 and temperature == 0:
+            raise InputError("--top-p applies only when sampling: give --temperature > 0 with it (0 is greedy)")
         if max_len is not None and max_len < 1:
             raise InputError("--max-len must be >= 1")
+        if not model.strip() or (not Path(model).expanduser().exists() and parse_shape(model) is not None):
+            # a built-in shape would be built whole (32B on the CPU) before this could be said
+            raise InputError(f"{model!r} names no model with a tokenizer: give a model folder, a Spense checkpoint, "
+                             "a .gguf file or a built-in model (`spense bench` times the random built-in shapes)")
         texts = _prompts(prompt, prompts_file)
         dev = resolve_device(device)
         dt = parse_dtype(dtype) or torch.bfloat16
         if dev.type != "cuda":
-            warnings.warn("no GPU: generating on CPU through the reference backend (slow)", RuntimeWarning)
             dt = torch.float32
         torch.manual_seed(seed)
         loaded = load(model, dev, dt, backend="auto" if dev.type == "cuda" else "reference")
@@ -105,6 +111,8 @@ def generate_command(
                           f"model's {limit} positions: keeping the last {keep} prompt tokens", RuntimeWarning)
             ids = [i[-keep:] for i in ids]
             want = limit
+        if dev.type != "cuda":  # after every refusal: a warning before an error reads as two problems
+            warnings.warn("no GPU: generating on CPU through the reference backend (slow)", RuntimeWarning)
         eng = Engine(loaded.model, len(ids), want, compile=compile)
         single = len(ids) == 1
         shown = [""]

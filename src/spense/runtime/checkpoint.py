@@ -34,10 +34,10 @@ def pack_checkpoint(src_dir, out_dir, fp8: bool = False, overwrite: bool = False
     from safetensors.torch import save_file
 
     src, out = Path(src_dir).expanduser().resolve(), Path(out_dir).expanduser().resolve()
+    check_out_dir(src, out, overwrite)  # paths only: a bad --out is refused before the source's weights are hashed
     m = validate_checkpoint(src)
     if m.get("packed"):
         raise CheckpointError(f"{src} is already packed")
-    check_out_dir(src, out, overwrite)
     tensors = read_tensors(src)
     m = json.loads(json.dumps(m))
     for name, rec in m["layers"].items():
