@@ -161,7 +161,9 @@ def test_placement_options_the_run_would_ignore(tmp_path):
              (["--method", "sparsegpt", "--axis", "rows"], r"--axis rows places .* method 'sparsegpt' has none"),
              (["--method", "wanda", "--salience", "act"], r"--salience act places .* method 'wanda' has none"),
              (["--strategy", "random", "--budget-alloc", "greedy"], r"by hand and --budget-alloc greedy by measured"),
-             (["--strategy", "first", "--salience", "act"], r"strategy 'first' does not read it")]
+             (["--strategy", "first", "--salience", "act"], r"strategy 'first' does not read it"),
+             (["--strategy", "random", "--axes", "cols"], r"--strategy random places .* by hand and --axes cols"),
+             (["--axis", "rows", "--axes", "mixed"], r"--axis rows places .* --axes mixed picks each one's axis")]
     for extra, pattern in cases:
         _assert_error(_run("prune", tmp_path / "no-such-model", "--out", out, *extra), pattern)
     assert not out.exists()

@@ -46,10 +46,11 @@ def default_allocation(method: str, budget_alloc: Optional[str], strategy, axis,
     return "uniform", axes
 
 
-def check_placement(method: str, strategy, axis, salience, budget_alloc: str) -> None:
+def check_placement(method: str, strategy, axis, salience, budget_alloc: str, axes: Optional[str] = None) -> None:
     """One line for a placement option the run would ignore: ``--strategy``, ``--axis`` and ``--salience``
     pick the dense region of ``--method spense`` by hand (salience: of strategy salience-cols), and
-    ``--budget-alloc greedy`` places every region itself (it keeps only ``--salience``)."""
+    ``--budget-alloc greedy`` or ``--axes`` place every region themselves (loss-rows on rows, salience-cols on
+    columns; they keep only ``--salience``)."""
     hand = [f"--{n} {v.value}" for n, v in (("strategy", strategy), ("axis", axis)) if v is not None]
     if not METHODS[method].region and (hand or salience is not None):
         given = (hand + [f"--salience {salience.value}" if salience is not None else ""])[0]
@@ -57,6 +58,9 @@ def check_placement(method: str, strategy, axis, salience, budget_alloc: str) ->
     if hand and budget_alloc == "greedy":
         raise InputError(f"{hand[0]} places every dense region by hand and --budget-alloc greedy by measured "
                          "sensitivity: give one of them")
+    if hand and axes is not None:
+        raise InputError(f"{hand[0]} places every dense region by hand and --axes {axes} picks each one's axis "
+                         "(loss-rows on rows, salience-cols on columns): give one of them")
     if salience is not None and strategy is not None and strategy.value != "salience-cols":
         raise InputError(f"--salience ranks the columns of --strategy salience-cols; strategy "
                          f"{strategy.value!r} does not read it")
@@ -152,7 +156,7 @@ def prune(
     # options first (no file is read), then the model, --eval's text and the output
     budget_alloc, axes = default_allocation(method.value, budget_alloc, strategy, axis, axes, dense_layers,
                                             col_blocks, dense_ratio, tie_cols)
-    check_placement(method.value, strategy, axis, salience, budget_alloc)
+    check_placement(method.value, strategy, axis, salience, budget_alloc, axes)
     cfg = _make_config(method.value, dense_ratio, (strategy or Strategy.salience_cols).value,
                        axis.value if axis else None, block, blocksize, percdamp, seed,
                        (salience or Salience.obs_col).value, col_blocks, tie_cols)
