@@ -140,7 +140,8 @@ def test_usage_errors_are_one_line(capsys):
              (["prune", "--method", "nope", "m", "--out", "o"], r"Invalid value for '--method': 'nope' is not one of"),
              (["prune"], r"Missing argument 'model'\. \(see 'spense prune -h'\)"),
              (["nosuch"], r"No such command 'nosuch'\. \(see 'spense -h'\)"),
-             (["generate", "m", "-n", "abc"], r"Invalid value for '--max-new-tokens'")]
+             (["generate", "m", "-n", "abc"], r"Invalid value for '--max-new-tokens'"),
+             (["prune", "m", "--out"], r"Option '--out' requires an argument\. \(see 'spense prune -h'\)")]
     for args, pattern in cases:
         assert run(args) == 2, args
         err = capsys.readouterr().err

@@ -74,11 +74,19 @@ def _quiet_libraries() -> None:
         pass
 
 
-def usage_line(e) -> str:
-    """A click usage/parameter error as one line: ``<message> (see '<command> -h')``."""
+def usage_line(e, args: list[str] | None = None) -> str:
+    """A click usage/parameter error as one line: ``<message> (see '<command> -h')``. click's parser names no
+    subcommand for an option left without its value (``spense prune M --out``); the first word of ``args``
+    that is a command names it then."""
     msg = " ".join(e.format_message().replace("Value error, ", "").split())
     ctx = getattr(e, "ctx", None)
     where = ctx.command_path if ctx is not None else app.info.name or "spense"
+    if " " not in where:
+        words = list(sys.argv[1:] if args is None else args)
+        names = {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands}
+        cmd = next((w for w in words if not str(w).startswith("-")), None)
+        if cmd in names:
+            where = f"{where} {cmd}"
     return f"{msg} (see '{where} -h')"
 
 
@@ -97,7 +105,7 @@ def run(args: list[str] | None = None) -> int:
             e.show()
         return 2
     except click_error as e:
-        _print_error(usage_line(e))
+        _print_error(usage_line(e, args))
         return e.exit_code
     except aborts:
         _print_error("aborted")
