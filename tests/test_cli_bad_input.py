@@ -118,7 +118,7 @@ def test_generate_refusals_before_any_model_is_built(tiny_llama_dir):
     without sampling are refused at once, in one line."""
     for spec in ("qwen3-8b", "qwen3-32b[:2]", ""):
         _assert_error(_run("generate", spec, "-p", "hi", "-n", "2", "--device", "cpu"),
-                      r"names no model with a tokenizer: .*`spense bench`")
+                      r"is no model with a tokenizer .*`spense bench` times it")
     _assert_error(_run("generate", tiny_llama_dir, "-p", "hi", "-n", "2", "--device", "cpu", "--top-p", "0.5"),
                   r"--top-p applies only when sampling")
     _assert_error(_run("eval", "", "--device", "cpu"), r"empty model path")

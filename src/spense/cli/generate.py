@@ -73,8 +73,9 @@ def generate_command(
             raise InputError("--max-len must be >= 1")
         if not model.strip() or (not Path(model).expanduser().exists() and parse_shape(model) is not None):
             # a built-in shape would be built whole (32B on the CPU) before this could be said
-            raise InputError(f"{model!r} names no model with a tokenizer: give a model folder, a Spense checkpoint, "
-                             "a .gguf file or a built-in model (`spense bench` times the random built-in shapes)")
+            raise InputError(f"{model!r} is no model with a tokenizer (a built-in shape has random weights and no "
+                             "tokenizer: `spense bench` times it); give a model folder, a Spense checkpoint, a .gguf "
+                             "file or a built-in model")
         texts = _prompts(prompt, prompts_file)
         dev = resolve_device(device)
         dt = parse_dtype(dtype) or torch.bfloat16
