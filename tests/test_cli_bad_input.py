@@ -40,6 +40,8 @@ def test_demo_checks_its_numbers_before_the_model(tmp_path):
     for flag, bad, least in (("--nsamples", "0", 1), ("--seqlen", "1", 2), ("--max-eval-windows", "0", 1),
                              ("--block", "0", 1)):
         _assert_error(_run(*demo, flag, bad), rf"{flag} must be >= {least}, got {bad}")
+    _assert_error(_run(*demo, "--block", "6"), r"block must be a positive multiple of 4 .*got 6")
+    _assert_error(_run(*demo, "--seed", "-5"), r"seed must be an integer in 0\.\.2\*\*63-1, got -5")
 
 
 def test_seed_out_of_range(tiny_llama_dir, tiny_text_file, tmp_path):

@@ -246,6 +246,10 @@ def demo(
     seqlen = seqlen if seqlen is not None else base["seqlen"]
     max_eval_windows = max_eval_windows if max_eval_windows is not None else base["max_eval_windows"]
     check_min(nsamples=(nsamples, 1), seqlen=(seqlen, 2), max_eval_windows=(max_eval_windows, 1), block=(block, 1))
+    methods = demo_methods(seed, block, quick)
+    for _, cfg in methods:  # --block and --seed through each method's own check, before the model is looked for
+        if cfg is not None:
+            cfg.validate()
     dev = resolve_device(device)
     from spense.models import resolve_model
 
@@ -254,7 +258,6 @@ def demo(
     refuse_packed(model_dir, "demo")
     calib_path = calib if calib is not None else data.default_calib_path()
     text_path = text if text is not None else data.default_eval_path()
-    methods = demo_methods(seed, block, quick)
     if json_path is not None:  # outputs checked before the work, not after
         io.check_writable(json_path, "--json", kind="file")
         _check_demo_json(Path(json_path), model_dir, Path(calib_path), Path(text_path), out_dir)
