@@ -245,7 +245,7 @@ def demo(
     nsamples = nsamples if nsamples is not None else base["nsamples"]
     seqlen = seqlen if seqlen is not None else base["seqlen"]
     max_eval_windows = max_eval_windows if max_eval_windows is not None else base["max_eval_windows"]
-    check_min(nsamples=(nsamples, 1), seqlen=(seqlen, 2), max_eval_windows=(max_eval_windows, 1), block=(block, 1))
+    check_min(nsamples=(nsamples, 1), seqlen=(seqlen, 2), max_eval_windows=(max_eval_windows, 1))
     methods = demo_methods(seed, block, quick)
     for _, cfg in methods:  # --block and --seed through each method's own check, before the model is looked for
         if cfg is not None:

@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 
 from spense.cli.app import app, handle_errors
+from spense.cli.common import check_min
 from spense.errors import InputError
 
 
@@ -62,15 +63,12 @@ def generate_command(
         from spense.hf import check_finite_weights, parse_dtype, resolve_device
         from spense.methods import check_seed
 
-        if max_new < 1:
-            raise InputError("--max-new-tokens must be >= 1")
+        check_min(max_new_tokens=(max_new, 1), max_len=(max_len, 1))
         check_seed(seed, "--seed")
         if not 0.0 < top_p <= 1.0 or not (math.isfinite(temperature) and temperature >= 0):
             raise InputError("need a finite --temperature >= 0 and 0 < --top-p <= 1")
         if top_p != 1.0 and temperature == 0:
             raise InputError("--top-p applies only when sampling: give --temperature > 0 with it (0 is greedy)")
-        if max_len is not None and max_len < 1:
-            raise InputError("--max-len must be >= 1")
         if not model.strip() or (not Path(model).expanduser().exists() and parse_shape(model) is not None):
             # a built-in shape would be built whole (32B on the CPU) before this could be said
             raise InputError(f"{model!r} is no model with a tokenizer (a built-in shape has random weights and no "
