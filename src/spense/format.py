@@ -192,12 +192,11 @@ class SpenseLayout:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SpenseLayout":
         shape = d.get("shape") if isinstance(d, dict) else None
-        if not (isinstance(shape, (list, tuple)) and len(shape) == 2
-                and all(isinstance(v, int) and not isinstance(v, bool) for v in shape)):
+        if not (isinstance(shape, (list, tuple)) and len(shape) == 2 and all(type(v) is int for v in shape)):
             raise FormatError(f"malformed layout record: shape must be two integers [N, K], got {shape!r}")
         for key in ("block", "n", "m"):
             v = d.get(key, 1)
-            if not isinstance(v, int) or isinstance(v, bool):
+            if type(v) is not int:  # JSON's 16.0 or true are no integer here
                 raise FormatError(f"malformed layout record: {key} must be an integer, got {v!r}")
         try:
             lay = cls(

@@ -270,8 +270,7 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{mf} must hold a JSON object, got {type(m).__name__}")
     if m.get("format") != FORMAT_NAME:
         raise CheckpointError(f"{mf}: format is {m.get('format')!r}, expected {FORMAT_NAME!r}")
-    if not isinstance(m.get("format_version"), int) or isinstance(m.get("format_version"), bool) \
-            or m.get("format_version") != FORMAT_VERSION:
+    if type(m.get("format_version")) is not int or m["format_version"] != FORMAT_VERSION:  # not 1.0, not true
         raise CheckpointError(
             f"{mf}: format_version {m.get('format_version')!r} is not supported (this spense reads "
             f"version {FORMAT_VERSION}); upgrade spense or re-create the checkpoint"
