@@ -133,8 +133,12 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         dev = torch.device(d)
     except RuntimeError as e:
         raise InputError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)") from e
+    if dev.type not in ("cpu", "cuda"):
+        raise InputError(f"device {device!r} is not supported (use auto, cpu, cuda or cuda:N)")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(f"device {device!r} requested but CUDA is not available")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise DeviceError(f"device {device!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
     return dev
 
 
