@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from spense.errors import DeviceError, InputError
-from spense.hf import resolve_device
+from spense.hf import parse_dtype, resolve_device
 
 
 def test_resolve_device_cpu_and_auto():
@@ -32,3 +32,17 @@ def test_resolve_device_cuda_index_out_of_range():
     n = torch.cuda.device_count() if torch.cuda.is_available() else 0
     with pytest.raises(DeviceError, match="CUDA"):
         resolve_device(f"cuda:{n + 3}")
+
+
+def test_resolve_device_checks_a_torch_device_too():
+    with pytest.raises(InputError, match="not supported"):
+        resolve_device(torch.device("meta"))
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+
+
+def test_parse_dtype():
+    assert parse_dtype(None) is None
+    assert parse_dtype("BF16") is torch.bfloat16 and parse_dtype(torch.float16) is torch.float16
+    for bad in ("int8", torch.int8, torch.float8_e4m3fn, torch.float64):
+        with pytest.raises(InputError, match="unknown dtype"):
+            parse_dtype(bad)

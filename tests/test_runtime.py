@@ -272,6 +272,12 @@ def test_pack_checkpoint_and_load_packed(tiny_llama_dir, tmp_path):
         a = model(ids).logits
         b = pm(ids).logits
     assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+    # a device or dtype it cannot serve: one InputError before reading, not torch's RuntimeError/TypeError
+    for bad, msg in ((dict(device="mps"), "device 'mps' is not supported"),
+                     (dict(dtype=torch.int8), "unknown dtype torch.int8"), (dict(dtype="int8"), "unknown dtype")):
+        with pytest.raises(InputError, match=msg):
+            load_packed(out, backend="reference", **bad)
+    assert load_packed(out, backend="reference", dtype="bfloat16").lm_head.weight.dtype == torch.bfloat16
     # tampering: a packed tensor whose bytes change is refused
     from safetensors.torch import load_file, save_file
 

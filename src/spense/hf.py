@@ -124,8 +124,6 @@ def set_weight(module: nn.Module, w: torch.Tensor) -> None:
 # --------------------------------------------------------------------------------------------------
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``auto`` = cuda if available else cpu; a CUDA request without CUDA is a :class:`DeviceError`."""
-    if isinstance(device, torch.device):
-        return device
     d = str(device).strip().lower()
     if d == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -194,11 +192,12 @@ def clip_seqlen(config: Any, seqlen: int) -> int:
 
 
 def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
+    """A compute dtype by name or as a torch dtype: float32, float16 or bfloat16 (``None`` passes through)."""
     names = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
              "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
-    if str(dtype).lower() not in names:
+    if dtype is None or (isinstance(dtype, torch.dtype) and dtype in names.values()):
+        return dtype
+    if isinstance(dtype, torch.dtype) or str(dtype).lower() not in names:
         raise InputError(f"unknown dtype {dtype!r} (use float32, float16 or bfloat16)")
     return names[str(dtype).lower()]
 

@@ -83,10 +83,11 @@ def load_packed(dir_, device="cpu", dtype=None, backend: str = "auto"):
 
     from spense.runtime.linear import SpenseLinear
 
+    from spense.hf import parse_dtype, resolve_device
+
+    device, dtype = resolve_device(device), parse_dtype(dtype)  # a bad one: one InputError before any reading
     d = Path(dir_)
     m, layers, rest = read_packed(d)
-    if isinstance(dtype, str):
-        dtype = getattr(torch, dtype)
     cfg = AutoConfig.from_pretrained(str(d), local_files_only=True)
     try:
         from transformers.modeling_utils import no_init_weights
