@@ -256,7 +256,8 @@ def save_checkpoint(
 # -- validation -------------------------------------------------------------------------------
 def _read_manifest(path: Path) -> dict[str, Any]:
     if not path.is_dir():
-        raise CheckpointError(f"checkpoint {path} does not exist or is not a directory")
+        what = "is a file, not a checkpoint directory" if path.exists() else "does not exist"
+        raise CheckpointError(f"checkpoint {path} {what}")
     mf = path / MANIFEST
     if not mf.is_file():
         raise CheckpointError(
