@@ -303,7 +303,7 @@ def test_missing_pieces(ckpt, tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         io.validate_checkpoint(tmp_path / "nope")
     (tmp_path / "afile").write_text("x")
-    with pytest.raises(CheckpointError, match="afile is a file, not a checkpoint directory"):
+    with pytest.raises(CheckpointError, match="afile is not a directory"):
         io.validate_checkpoint(tmp_path / "afile")
     for name, pattern in (("config.json", "no config.json"), ("model.safetensors", "no \\*.safetensors"),
                           ("spense.json", "no spense.json")):

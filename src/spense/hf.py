@@ -123,7 +123,8 @@ def set_weight(module: nn.Module, w: torch.Tensor) -> None:
 # devices and configs
 # --------------------------------------------------------------------------------------------------
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` = cuda if available else cpu; a CUDA request without CUDA is a :class:`DeviceError`."""
+    """``auto`` = cuda if available else cpu; a device other than cpu/cuda is an :class:`InputError`, a CUDA request
+    without CUDA (or past the last GPU) a :class:`DeviceError`."""
     d = str(device).strip().lower()
     if d == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -256,7 +256,7 @@ def save_checkpoint(
 # -- validation -------------------------------------------------------------------------------
 def _read_manifest(path: Path) -> dict[str, Any]:
     if not path.is_dir():
-        what = "is a file, not a checkpoint directory" if path.exists() else "does not exist"
+        what = "is not a directory" if path.exists() else "does not exist"
         raise CheckpointError(f"checkpoint {path} {what}")
     mf = path / MANIFEST
     if not mf.is_file():

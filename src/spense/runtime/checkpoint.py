@@ -81,9 +81,8 @@ def load_packed(dir_, device="cpu", dtype=None, backend: str = "auto"):
     """
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from spense.runtime.linear import SpenseLinear
-
     from spense.hf import parse_dtype, resolve_device
+    from spense.runtime.linear import SpenseLinear
 
     device, dtype = resolve_device(device), parse_dtype(dtype)  # a bad one: one InputError before any reading
     d = Path(dir_)
