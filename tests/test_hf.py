@@ -1,4 +1,5 @@
-"""Device resolution (spense.hf.resolve_device): only cpu and cuda are served, each refusal an InputError/DeviceError."""
+"""Devices and dtypes (spense.hf.resolve_device, parse_dtype): only cpu/cuda and float32/float16/bfloat16 are served;
+each refusal is an InputError or DeviceError."""
 
 from __future__ import annotations
 
