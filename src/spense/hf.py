@@ -196,11 +196,12 @@ def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     """A compute dtype by name or as a torch dtype: float32, float16 or bfloat16 (``None`` passes through)."""
     names = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
              "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
-    if dtype is None or (isinstance(dtype, torch.dtype) and dtype in names.values()):
-        return dtype
-    if isinstance(dtype, torch.dtype) or str(dtype).lower() not in names:
+    if dtype is None:
+        return None
+    dt = dtype if isinstance(dtype, torch.dtype) else names.get(str(dtype).lower())
+    if dt not in names.values():
         raise InputError(f"unknown dtype {dtype!r} (use float32, float16 or bfloat16)")
-    return names[str(dtype).lower()]
+    return dt
 
 
 def load_model(model_dir: str | Path, dtype: torch.dtype | None = None) -> nn.Module:

@@ -84,7 +84,7 @@ def load_packed(dir_, device="cpu", dtype=None, backend: str = "auto"):
     from spense.hf import parse_dtype, resolve_device
     from spense.runtime.linear import SpenseLinear
 
-    device, dtype = resolve_device(device), parse_dtype(dtype)  # a bad one: one InputError before any reading
+    device, dtype = resolve_device(device), parse_dtype(dtype)  # a bad one is refused before any reading
     d = Path(dir_)
     m, layers, rest = read_packed(d)
     cfg = AutoConfig.from_pretrained(str(d), local_files_only=True)
