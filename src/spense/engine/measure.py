@@ -26,6 +26,7 @@ import torch
 
 from spense.engine.generate import PROMPT_BLOCK, Engine, round_up
 from spense.engine.load import load
+from spense.engine.profile import profile_step
 from spense.engine.sparsify import block_linears, sparsify, whole_layer_names
 from spense.provenance import current_commit, source_digest
 
@@ -356,8 +357,10 @@ def run(model: str, batches=(1, 8), ratios=(0.25,), fp8: bool = False, prompt_le
             if profile and B == batches[0] and dev.type == "cuda":
                 try:
                     kernels: list = []
-                    row["profile_ms"] = profile_step(eng, r["next_state"], kernels=kernels)
+                    excl: dict = {}
+                    row["profile_ms"] = profile_step(eng, r["next_state"], kernels=kernels, exclusive=excl)
                     row["profile_kernels"] = kernels
+                    row["profile_wall_ms"] = excl
                 except Exception as e:  # the profile is optional
                     row["profile_error"] = f"{type(e).__name__}: {e}"[:300]
             if check_tokens and B == batches[0]:
@@ -376,77 +379,6 @@ def run(model: str, batches=(1, 8), ratios=(0.25,), fp8: bool = False, prompt_le
             del eng
         del m
     return rows
-
-
-OP_CLASSES = (  # (class, substrings of the kernel name), first match wins
-    # the mma.sp kernels, the warpgroup forms (spense_wgsp_ws_kernel, spense_wgsd_sk_kernel) and the Triton one
-    ("sparse kernel", ("mmasp", "spense_wgs", "spense_decode")),
-    # the FP8 dense baseline's Triton kernel (also the dense BF16 streaming kernel, runtime.dense) and its split-K sum
-    ("stream gemm", ("w8a16", "fp8_w8a16", "sum_splits")),
-    ("act quant", ("act_quant", "quant_rows")),
-    # before the GEMMs: cuDNN's SDPA kernels hold "sm90_"; float32 cuBLAS kernels ("kernel<float") are
-    # the math backend's attention (the linears run in bf16 / FP8)
-    ("attention", ("flash", "attention", "decode_attn", "sdpa", "fmha", "softmax", "bmm", "kernel<float")),
-    # "_mm_": a matmul Inductor generated itself (fused with the ops around it)
-    ("dense gemm", ("gemm", "nvjet", "xmma", "cutlass", "gemv", "sm90_", "splitk", "_mm_")),
-    ("unpack/copy", ("memcpy", "memset", "scatter", "gather", "index")),
-)
-
-
-# the custom ops that Inductor runs as extern kernels: a fused Triton kernel of Inductor's that reads or feeds one
-# (a norm after a linear) carries the op's name in its own (triton_red_fused__to_copy_add_dense_stream_mm_mean_...)
-# and is no GEMM for that
-_EXTERN_OPS = ("decode_attention_fused", "decode_attention", "dense_stream_mm", "fp8_w8a16_mm", "fp8_quant_rows",
-               "linear_apply", "mmasp_out", "mmasp", "triton_decode", "wgsd_apply")
-
-
-def op_class(name: str) -> str:
-    """The op class (:data:`OP_CLASSES`) of a profiled kernel's name; an Inductor kernel's name is read without
-    the names of our custom ops in it (``_EXTERN_OPS``)."""
-    n = name.lower()
-    if n.startswith("triton_") and "_fused_" in n:
-        head, tail = n.split("_fused_", 1)
-        for op in _EXTERN_OPS:
-            tail = tail.replace(op, "")
-        n = f"{head}_fused_{tail}"
-    for cls, keys in OP_CLASSES:
-        if any(k in n for k in keys):
-            return cls
-    return "other"
-
-
-def profile_step(eng: Engine, state, steps: int = 5, top_n: int = 15, kernels: list | None = None
-                 ) -> dict[str, float]:
-    """GPU ms per decode step by op class (:data:`OP_CLASSES`), torch.profiler over ``steps`` steps;
-    the ``top_n`` kernels by time are printed, and ``kernels`` (if given) receives the 60 longest as
-    ``[name, op class, ms per step, launches per step]``."""
-    from torch.profiler import ProfilerActivity, profile
-
-    nxt, pos, start = state
-    eng.step(nxt, pos, start)
-    torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for i in range(steps):
-            nxt, _ = eng.step(nxt, pos + i, start)
-        torch.cuda.synchronize()
-    out: dict[str, float] = {}
-    per_kernel: dict[str, list] = {}
-    for ev in prof.events():
-        if getattr(ev, "device_type", None) is not None and str(ev.device_type).endswith("CUDA"):
-            c = op_class(ev.name)
-            out[c] = out.get(c, 0.0) + ev.device_time / 1e3 / steps
-            k = per_kernel.setdefault(ev.name[:80], [0.0, 0])
-            k[0] += ev.device_time / 1e3 / steps
-            k[1] += 1
-    out["total"] = sum(out.values())
-    ranked = sorted(per_kernel.items(), key=lambda kv: -kv[1][0])
-    if kernels is not None:
-        kernels.extend([name, op_class(name), round(ms, 4), n / steps] for name, (ms, n) in ranked[:60])
-    top = ranked[:top_n]
-    print("profile top kernels (ms per step, launches per step):")
-    for name, (ms, n) in top:
-        print(f"  {ms:8.4f} {n / steps:6.1f}  {name}")
-    return {k: round(v, 4) for k, v in out.items()}
 
 
 def main(argv=None) -> int:
