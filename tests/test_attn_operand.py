@@ -9,7 +9,7 @@ import torch
 
 from spense.format import SpenseLayout, pack
 from spense.runtime import SpenseLinear
-from spense.runtime.attention import FORM_PERM, as_form
+from spense.runtime.attn_forms import FORM_PERM, as_form
 from spense.runtime.attn_operand import linear_on_operand, operand_form
 from test_runtime import pruned_24
 
@@ -37,7 +37,7 @@ def test_forms_follow_the_layers_input_plan_on_cuda():
     """The CUDA side of the plan, decided in Python alone: an e4m3 layer on the mma.sp kernel reads nothing of x
     but its shape beside x_perm of its f16 operand (M = 1) and its fragments (M = 8), so the attention writes those;
     at M = 16 (no planned operand) and for a layer with a column gather (x_perm layout) at M = 8 it writes none."""
-    from spense.runtime.attention import FORM_F16, FORM_FRAG
+    from spense.runtime.attn_forms import FORM_F16, FORM_FRAG
 
     f8 = _layer(fp8=True)
     f8.backend, f8._perm_buckets, f8._frag_buckets = "mmasp", {1}, {8}
@@ -55,7 +55,7 @@ def test_forms_follow_the_layers_input_plan_on_cuda():
 def test_fp8_dense_layer_names_the_f16_operand_where_its_kind_reads_it(monkeypatch):
     """The FP8 dense model's layer (Fp8Linear): x's f16 operand (FORM_F16) where its kind at M is the weight-only
     kernel on it (w8a16h), on CUDA and without a bias; else 0"""
-    from spense.runtime.attention import FORM_F16
+    from spense.runtime.attn_forms import FORM_F16
     from spense.runtime.fp8 import Fp8Linear
 
     w = torch.randn(96, 128).to(torch.float8_e4m3fn)
@@ -109,7 +109,7 @@ def test_stream_k_f16_layer_names_the_f16_operand_and_its_op_reads_no_other_x(mo
     """A compacted e4m3 layer on the stream-K form with x in f16 at M (SpenseLinear.wgsd_f16) names FORM_F16 on CUDA
     (not on CPU, not with a bias), and the op on the attention's output gets a placeholder x and the operand as
     (M, K). (Routing only, on the CPU: the layer's serving rule and the op are stand-ins.)"""
-    from spense.runtime.attention import FORM_F16, as_form
+    from spense.runtime.attn_forms import FORM_F16, as_form
 
     lin = _layer(fp8=True)
     monkeypatch.setattr(lin, "wgsd_f16", lambda M: M == 32)
@@ -134,7 +134,7 @@ def test_gpu_stream_k_layer_on_the_attentions_f16_operand(monkeypatch):
     module on the plain output (the same kernel on the same operand); at M = 33 it names none."""
     from spense.format import unpack
     from spense.runtime import wgsp
-    from spense.runtime.attention import FORM_F16, as_form
+    from spense.runtime.attn_forms import FORM_F16, as_form
     from test_wgsp import prefill_weight
 
     monkeypatch.setenv("SPENSE_WGSD_F16_MAX_M", "32")

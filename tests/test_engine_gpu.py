@@ -81,7 +81,7 @@ def test_o_projection_on_the_attention_operand_forms(fp8):
     """SPENSE_ATTN_OPERAND's layer side: a planned compacted o projection names a form at M = 1 (x_perm) and 8
     (fragments), and the op on the attention's output written in that form (``as_form``, whose bits the merge
     kernel's stores give: tests/test_attention.py) is the bits of the module on the plain output."""
-    from spense.runtime.attention import FORM_F16, FORM_FRAG, FORM_PERM, as_form
+    from spense.runtime.attn_forms import FORM_F16, FORM_FRAG, FORM_PERM, as_form
     from spense.runtime.attn_operand import linear_on_operand, operand_form
 
     m = load("qwen3-tiny", torch.device("cuda"), torch.bfloat16).model
@@ -124,7 +124,7 @@ def test_fp8_dense_o_projection_on_the_f16_operand():
     """The FP8 dense model's o projection on the attention's output written as x's f16 operand (FORM_F16, where its
     kind at M reads that operand) gives the module's output on the plain one."""
     from spense.engine.sparsify import fp8_dense
-    from spense.runtime.attention import as_form
+    from spense.runtime.attn_forms import as_form
     from spense.runtime.attn_operand import linear_on_operand, operand_form
 
     m = fp8_dense(load("qwen3-tiny", torch.device("cuda"), torch.bfloat16).model, tune_ms=(1, 8))

@@ -42,6 +42,7 @@ import os
 
 import torch
 
+from spense.runtime.attn_forms import FORM_F16, as_form, check_form, form_dtype, form_shape
 from spense.runtime.xops import _env_int, env_flag
 
 try:  # Triton is only needed on CUDA
@@ -93,6 +94,11 @@ EARLY_PRO = env_flag("SPENSE_ATTN_EARLY_PRO", False)
 # kernel with the where took 7.42 / 14.91 / 61.1 µs a layer at B = 1 / 8 / 32 against 5.57 / 11.00 / 35.9 unfused.
 # Module attribute read per launch.
 SLOT_READ = env_flag("SPENSE_ATTN_SLOT_READ", True)
+# SPENSE_ATTN_ONE_KERNEL (read at import; default 0, ``1``: on): no merge kernel; each split program counts itself
+# done on its (row, KV head) (an acquire-release atomic on a counter, :func:`counters`), and the one that ends last
+# merges the row's splits (the merge kernel's code, so the same bits) and writes y.  One launch and its wait a layer
+# fewer, against a serial merge of G query rows in one program.  Module attribute read per launch.
+ONE_KERNEL = env_flag("SPENSE_ATTN_ONE_KERNEL", False)
 # The ops take any strides (the launcher copies a tensor whose last dim is not contiguous, and the caches it
 # writes must have one: it raises otherwise), so Inductor may hand them its buffers as they are: under its
 # default for custom ops (exact strides) it copied the step's RoPE rows and mask into new buffers for every
@@ -171,7 +177,9 @@ if triton is not None:
                            D: tl.constexpr, GP: tl.constexpr, BLOCK: tl.constexpr, SPLIT: tl.constexpr,
                            DOT_DT: tl.constexpr, FUSED: tl.constexpr = False, NORM: tl.constexpr = False,
                            PDL: tl.constexpr = False, EARLY: tl.constexpr = 0, SLOT_READ: tl.constexpr = False,
-                           PRO: tl.constexpr = False):
+                           PRO: tl.constexpr = False, cnt_ptr=None, y_ptr=None, syb=0, syh=0, syg=0,
+                           MERGE: tl.constexpr = False, SB: tl.constexpr = 1, FORM: tl.constexpr = 0,
+                           F16: tl.constexpr = False):
         bh = tl.program_id(0)
         s = tl.program_id(1)
         b = (bh // H).to(tl.int64)  # 64-bit offsets: a large cache passes 2^31 elements
@@ -236,21 +244,20 @@ if triton is not None:
         tl.store(o_ptr + (base * GP + rg[:, None]) * D + rd[None, :], acc, mask=rg[:, None] < G)
         tl.store(ml_ptr + (base * 2) * GP + rg, m_i, mask=rg < G)
         tl.store(ml_ptr + (base * 2 + 1) * GP + rg, l_i, mask=rg < G)
+        if MERGE:  # ONE_KERNEL: the program that ends last of its row's NS merges them, no merge kernel
+            tl.debug_barrier()  # every thread's partial sums stored before the count (released with it)
+            done = tl.atomic_add(cnt_ptr + bh, 1, sem="acq_rel", scope="gpu")
+            if done == NS - 1:
+                tl.store(cnt_ptr + bh, 0)  # the count back to 0 for the next launch
+                for g in range(G):
+                    out = _merge_row(o_ptr, ml_ptr, bh, g, NS, D, GP, SB)
+                    _store_y(y_ptr, out, b, h, g, G, H, syb, syh, syg, D, FORM, F16)
 
     @triton.jit
-    def _decode_attn_merge(o_ptr, ml_ptr, y_ptr, G, H, NS, syb, syh, syg,
-                           D: tl.constexpr, GP: tl.constexpr, SB: tl.constexpr, PDL: tl.constexpr = False,
-                           FORM: tl.constexpr = 0, F16: tl.constexpr = False):
-        # program (b*H+h, g): query row g, its NS splits merged SB at a time (a [SB, D] tile per load,
-        # a running max across the chunks), so no program walks the splits one load after another; FORM / F16:
-        # y written as the next linear's operand (attn_operand.operand_form)
-        if PDL:
-            tl.extra.cuda.gdc_wait()
-            tl.extra.cuda.gdc_launch_dependents()
-        bh = tl.program_id(0)
-        g = tl.program_id(1)
-        b = (bh // H).to(tl.int64)
-        h = (bh % H).to(tl.int64)
+    def _merge_row(o_ptr, ml_ptr, bh, g, NS, D: tl.constexpr, GP: tl.constexpr, SB: tl.constexpr):
+        """Query row ``g`` of program row ``bh``: its ``NS`` splits' partial sums merged ``SB`` at a time (a [SB, D]
+        tile per load, a running max across the chunks), normalised: ``y`` [D] in float32.  The loads bypass L1
+        (``.cg``): the partial sums were written by other programs."""
         rd = tl.arange(0, D)
         rs = tl.arange(0, SB)
         m_run = tl.max(tl.full([SB], float("-inf"), tl.float32), axis=0)
@@ -259,9 +266,10 @@ if triton is not None:
         for s0 in range(0, NS, SB):
             sm = s0 + rs < NS
             base = (bh * NS + s0 + rs).to(tl.int64)
-            m = tl.load(ml_ptr + base * 2 * GP + g, mask=sm, other=float("-inf"))
-            lsum = tl.load(ml_ptr + (base * 2 + 1) * GP + g, mask=sm, other=0.0)
-            o = tl.load(o_ptr + (base[:, None] * GP + g) * D + rd[None, :], mask=sm[:, None], other=0.0)
+            m = tl.load(ml_ptr + base * 2 * GP + g, mask=sm, other=float("-inf"), cache_modifier=".cg")
+            lsum = tl.load(ml_ptr + (base * 2 + 1) * GP + g, mask=sm, other=0.0, cache_modifier=".cg")
+            o = tl.load(o_ptr + (base[:, None] * GP + g) * D + rd[None, :], mask=sm[:, None], other=0.0,
+                        cache_modifier=".cg")
             m_new = tl.maximum(m_run, tl.max(m, axis=0))
             m_use = tl.where(m_new == float("-inf"), 0.0, m_new)  # no key in any split so far: no NaN
             alpha = tl.exp(m_run - m_use)
@@ -269,7 +277,14 @@ if triton is not None:
             den = den * alpha + tl.sum(w * lsum, axis=0)
             acc = acc * alpha + tl.sum(w[:, None] * o, axis=0)
             m_run = m_new
-        out = acc / tl.where(den > 0, den, 1.0)
+        return acc / tl.where(den > 0, den, 1.0)
+
+    @triton.jit
+    def _store_y(y_ptr, out, b, h, g, G, H, syb, syh, syg, D: tl.constexpr, FORM: tl.constexpr,
+                 F16: tl.constexpr):
+        """Row ``g`` of head ``h`` of token ``b`` (``out`` [D], float32) stored as ``y`` or as the next linear's
+        operand (``FORM`` / ``F16``: :func:`~spense.runtime.attn_operand.operand_form`)."""
+        rd = tl.arange(0, D)
         if F16:  # x's f16 operand: the bf16 output times 2^-8, rounded to f16 (xops.f16_operand)
             out = out.to(tl.bfloat16).to(tl.float32) * 0.00390625  # 2^-8, xops.F16_X_SCALE
         if FORM == 0:
@@ -282,6 +297,20 @@ if triton is not None:
             else:  # x_fragments at NT = 1 (b < 8): [c, 0, 4 b + t, i, e]
                 dst = c * 256 + b * 32 + t * 8 + i * 2 + e
             tl.store(y_ptr + dst, out.to(y_ptr.dtype.element_ty))
+
+    @triton.jit
+    def _decode_attn_merge(o_ptr, ml_ptr, y_ptr, G, H, NS, syb, syh, syg,
+                           D: tl.constexpr, GP: tl.constexpr, SB: tl.constexpr, PDL: tl.constexpr = False,
+                           FORM: tl.constexpr = 0, F16: tl.constexpr = False):
+        # program (b*H+h, g): query row g, its NS splits merged (_merge_row); FORM / F16: y written as the next
+        # linear's operand (attn_operand.operand_form)
+        if PDL:
+            tl.extra.cuda.gdc_wait()
+            tl.extra.cuda.gdc_launch_dependents()
+        bh = tl.program_id(0)
+        g = tl.program_id(1)
+        out = _merge_row(o_ptr, ml_ptr, bh, g, NS, D, GP, SB)
+        _store_y(y_ptr, out, (bh // H).to(tl.int64), (bh % H).to(tl.int64), g, G, H, syb, syh, syg, D, FORM, F16)
 
 
 def split_length(B: int, H: int, L: int) -> int:
@@ -351,15 +380,32 @@ def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, m
         pro = (kn, vn, q if qw is None else qw, q if kw is None else kw, cos, sin, pos, float(eps),
                kn.stride(0), kn.stride(1), vn.stride(0), vn.stride(1), cos.stride(0), sin.stride(0))
         fz = {"FUSED": True, "NORM": qw is not None, "EARLY": int(EARLY_KV), "SLOT_READ": SLOT_READ, "PRO": EARLY_PRO}
+    sb, fm = min(32, triton.next_power_of_2(ns)), {"FORM": form & 3, "F16": bool(form & FORM_F16)}
+    one = {"cnt_ptr": counters(q.device, B * H), "y_ptr": y, "syb": y.stride(0), "syh": y.stride(1),
+           "syg": y.stride(2), "MERGE": True, "SB": sb, **fm} if ONE_KERNEL else {}
     _decode_attn_split[(B * H, ns)](q, k, v, mask, o, ml, L, G, H, ns, D ** -0.5,
                                     q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1),
                                     k.stride(2), v.stride(0), v.stride(1), v.stride(2), mask.stride(0), *pro,
                                     D=D, GP=gp, BLOCK=BLOCK, SPLIT=split, DOT_DT=dot_dt, num_warps=SPLIT_WARPS,
-                                    **({} if SPLIT_STAGES is None else {"num_stages": SPLIT_STAGES}), **pdl, **fz)
-    _decode_attn_merge[(B * H, G)](o, ml, y, G, H, ns, y.stride(0), y.stride(1), y.stride(2), D=D, GP=gp,
-                                   SB=min(32, triton.next_power_of_2(ns)), num_warps=4, FORM=form & 3,
-                                   F16=bool(form & 4), **pdl)
+                                    **({} if SPLIT_STAGES is None else {"num_stages": SPLIT_STAGES}), **pdl, **fz,
+                                    **one)
+    if not ONE_KERNEL:
+        _decode_attn_merge[(B * H, G)](o, ml, y, G, H, ns, y.stride(0), y.stride(1), y.stride(2), D=D, GP=gp,
+                                       SB=sb, num_warps=4, **pdl, **fm)
     return y
+
+
+_COUNTERS: dict = {}
+
+
+def counters(device: torch.device, n: int) -> torch.Tensor:
+    """``n`` int32 zeros on ``device`` for :data:`ONE_KERNEL`'s counts, one buffer per (device, n) kept for the
+    process's life (a captured CUDA graph holds its address; each launch leaves it at 0).  Launches that share one
+    must run one after another (one stream)."""
+    key = (str(device), n)
+    if key not in _COUNTERS:
+        _COUNTERS[key] = torch.zeros(n, dtype=torch.int32, device=device)
+    return _COUNTERS[key]
 
 
 @_custom_op("spense::decode_attention", mutates_args=())
@@ -438,13 +484,6 @@ def _(q, k, v, q_w, k_w, cos, sin, k_cache, v_cache, pos, mask, eps, form=0):
 
 
 # -- the attention's output as the next linear's operand (SPENSE_ATTN_OPERAND) --------------------------------
-#: ``form`` of :func:`decode_attention_fused`: ``FORM_PERM`` (1) ``y`` in :func:`~spense.runtime.xops.x_perm` order,
-#: ``FORM_FRAG`` (2) as :func:`~spense.runtime.xops.x_fragments` at one tile of 8 tokens (B = 8), either plus
-#: ``FORM_F16`` (4): of x's f16 operand (:func:`~spense.runtime.xops.f16_operand`) instead of bf16; ``FORM_F16``
-#: alone: the f16 operand in y's own layout (the FP8 dense model's weight-only kernel on it)
-FORM_PERM, FORM_FRAG, FORM_F16 = 1, 2, 4
-
-
 @functools.cache
 def operand_on() -> bool:
     """Whether the engine's decode steps have :func:`decode_attention_fused` write its output as the o projection's
@@ -452,47 +491,3 @@ def operand_on() -> bool:
     builds the operand from ``y`` (one per layer) is then gone.  8B, one H200 lease (wgsd_2026-12-02 bt, bu, bx):
     Spense BF16 at B = 8 3.996 → 3.906 ms, Spense FP8 at B = 1 2.818 → 2.769 ms, the rest within 0.6 %."""
     return env_flag("SPENSE_ATTN_OPERAND", True)
-
-
-def check_form(form: int, B: int, K: int, dtype: torch.dtype = torch.bfloat16) -> None:
-    """Refuse a ``form`` that the kernels do not write: an unknown one, one for a ``y`` not in bf16 (the operands
-    are made from bf16 x), a row of K not a multiple of 64 (the operands' 32-column chunks, in pairs), fragments
-    for other than 8 tokens (one tile, no padding to zero)."""
-    if form not in (0, 1, 2, 4, 5, 6):
-        raise ValueError(f"decode attention: unknown output form {form}")
-    if form and dtype != torch.bfloat16:
-        raise ValueError(f"decode attention: output form {form} is made from bf16 y, got {dtype}")
-    if form & 3 and K % 64:
-        raise ValueError(f"decode attention: output form {form} needs rows of a multiple of 64 values, got {K}")
-    if form & 3 == FORM_FRAG and B != 8:
-        raise ValueError(f"decode attention: fragments (form {form}) are written for 8 tokens, got {B}")
-
-
-def form_shape(form: int, shape: tuple) -> tuple:
-    """The output's shape: ``(B, H, G, D)``, or :func:`~spense.runtime.xops.x_fragments`'s ``(K / 32, 1, 8, 4, 4,
-    2)``."""
-    if form & 3 != FORM_FRAG:
-        return shape
-    K = shape[1] * shape[2] * shape[3]
-    return (K // 32, 1, 8, 4, 4, 2)
-
-
-def form_dtype(form: int, dtype: torch.dtype) -> torch.dtype:
-    return torch.float16 if form & FORM_F16 else dtype
-
-
-def as_form(y: torch.Tensor, form: int) -> torch.Tensor:
-    """``y`` ``(B, H, G, D)`` in ``form`` by the tensor ops the kernel's store replaces (the CPU path, and the
-    tests' reference)."""
-    from spense.runtime.xops import f16_operand, x_fragments, x_perm
-
-    if form == 0:
-        return y
-    B = y.shape[0]
-    x2 = y.reshape(B, -1).to(torch.bfloat16)
-    x2 = f16_operand(x2) if form & FORM_F16 else x2
-    if form & 3 == FORM_PERM:
-        return x_perm(x2).view(y.shape)
-    if form & 3 == 0:
-        return x2.view(y.shape)
-    return x_fragments(x2)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from spense.runtime.attention import FORM_F16, FORM_FRAG, FORM_PERM
+from spense.runtime.attn_forms import FORM_F16, FORM_FRAG, FORM_PERM
 from spense.runtime.fp8 import Fp8Linear, run_kind
 from spense.runtime.linear import SpenseLinear
 
