@@ -286,6 +286,22 @@ def test_one_kernel_merges_in_the_last_split_program_same_bits_interpreted():
     assert _interpreted_worst(_INTERP_ONE) == 0.0
 
 
+def test_one_kernel_counters_grow_and_keep_the_old_buffer():
+    """counters(): zeros, the first n of the device's buffer; a longer ask makes a new buffer and the old one stays
+    (a captured graph may hold its address)."""
+    from spense.runtime import attention
+
+    dev = torch.device("cpu")
+    attention._COUNTERS.pop("cpu", None)
+    a = attention.counters(dev, 8)
+    assert a.dtype == torch.int32 and a.shape == (8,) and not a.any()
+    assert attention.counters(dev, 4).data_ptr() == a.data_ptr()
+    b = attention.counters(dev, 16)
+    assert b.shape == (16,) and b.data_ptr() != a.data_ptr()
+    assert [t.numel() for t in attention._COUNTERS["cpu"]] == [8, 16]
+    attention._COUNTERS.pop("cpu")
+
+
 def test_operand_forms_on_cpu_fake_and_refusals():
     """The op's CPU path returns ``as_form`` of its plain output, its fake the same shape and dtype (opcheck);
     an unknown form, a row not a multiple of 64 and fragments of other than 8 tokens are refused"""

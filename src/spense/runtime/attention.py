@@ -399,13 +399,16 @@ _COUNTERS: dict = {}
 
 
 def counters(device: torch.device, n: int) -> torch.Tensor:
-    """``n`` int32 zeros on ``device`` for :data:`ONE_KERNEL`'s counts, one buffer per (device, n) kept for the
-    process's life (a captured CUDA graph holds its address; each launch leaves it at 0).  Launches that share one
-    must run one after another (one stream)."""
-    key = (str(device), n)
-    if key not in _COUNTERS:
-        _COUNTERS[key] = torch.zeros(n, dtype=torch.int32, device=device)
-    return _COUNTERS[key]
+    """``n`` int32 zeros on ``device`` for :data:`ONE_KERNEL`'s counts: the first ``n`` of the device's buffer,
+    which is kept for the process's life (a captured CUDA graph holds its address; each launch leaves it at 0) and
+    grown to ``n`` where it is shorter (the shorter one kept too, for the graphs that hold it).  The static cache
+    reserves it (:meth:`~spense.engine.model.Transformer.setup_caches`) before any graph is recorded: torch.compile's
+    CUDA graphs refuse a tensor made inside theirs that outlives them.  Launches that share it must run one after
+    another (one stream)."""
+    bufs = _COUNTERS.setdefault(str(device), [])
+    if not bufs or bufs[-1].numel() < n:
+        bufs.append(torch.zeros(n, dtype=torch.int32, device=device))
+    return bufs[-1][:n]
 
 
 @_custom_op("spense::decode_attention", mutates_args=())
