@@ -246,62 +246,6 @@ def test_fused_kernel_writes_the_operand_forms_interpreted():
     assert _interpreted_worst(_INTERP_FORMS) == 0.0
 
 
-_INTERP_ONE = textwrap.dedent("""
-    import torch
-    from spense.runtime import attention
-    from test_attention import _case, _fused_case
-    gen = torch.Generator().manual_seed(11)
-    n = 0
-    for B, H, G, D, L, S, split in [(2, 2, 4, 32, 100, 128, 32), (1, 3, 1, 16, 64, 64, None),
-                                    (3, 1, 5, 32, 70, 96, 64), (2, 2, 4, 32, 1100, 1100, 32)]:
-        q, k, v, mask = _case(B, H, G, D, L, S, gen)
-        outs = []
-        for one in (False, True, True):  # twice: the counts left at 0 by the first launch
-            attention.ONE_KERNEL = one
-            outs.append(attention.launch_decode_attention(q, k, v, mask, split))
-            assert not attention.counters(q.device, B * H).any()
-        assert all(torch.equal(outs[0], o) for o in outs[1:]), (B, H, G, L)
-        n += 1
-    for B, forms in ((1, (0, 1, 5)), (8, (0, 2, 4, 6))):
-        q, k, v, qw, kw, cos, sin, kc, vc, p, mask = _fused_case(B, B, 2, 4, 32, 100, 128, 70, True, gen,
-                                                                  dtype=torch.bfloat16)
-        for form in forms:
-            outs = []
-            for one in (False, True):
-                attention.ONE_KERNEL = one
-                k2, v2 = kc.clone(), vc.clone()
-                y = attention.launch_decode_attention(q, k2[:, :, :100], v2[:, :, :100], mask, 32,
-                                                      fused=(k, v, qw, kw, cos, sin, p, 1e-6), form=form)
-                outs.append((y, k2, v2))
-            assert all(torch.equal(a, b) for a, b in zip(*outs)), (B, form)
-            n += 1
-    print("WORST", 0.0 if n == 11 else 1.0)
-""")
-
-
-def test_one_kernel_merges_in_the_last_split_program_same_bits_interpreted():
-    """SPENSE_ATTN_ONE_KERNEL (no merge kernel: the split program that ends last on its row merges) gives the two
-    kernels' bits, plain and fused, in y's layout and the operand forms, and leaves its counts at 0 for the next
-    launch.  The interpreter runs programs one after another, so the atomic's ordering is checked on the GPU only."""
-    assert _interpreted_worst(_INTERP_ONE) == 0.0
-
-
-def test_one_kernel_counters_grow_and_keep_the_old_buffer():
-    """counters(): zeros, the first n of the device's buffer; a longer ask makes a new buffer and the old one stays
-    (a captured graph may hold its address)."""
-    from spense.runtime import attention
-
-    dev = torch.device("cpu")
-    attention._COUNTERS.pop("cpu", None)
-    a = attention.counters(dev, 8)
-    assert a.dtype == torch.int32 and a.shape == (8,) and not a.any()
-    assert attention.counters(dev, 4).data_ptr() == a.data_ptr()
-    b = attention.counters(dev, 16)
-    assert b.shape == (16,) and b.data_ptr() != a.data_ptr()
-    assert [t.numel() for t in attention._COUNTERS["cpu"]] == [8, 16]
-    attention._COUNTERS.pop("cpu")
-
-
 def test_operand_forms_on_cpu_fake_and_refusals():
     """The op's CPU path returns ``as_form`` of its plain output, its fake the same shape and dtype (opcheck);
     an unknown form, a row not a multiple of 64 and fragments of other than 8 tokens are refused"""

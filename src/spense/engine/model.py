@@ -31,8 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spense.errors import InputError
-from spense.runtime.attention import (counters, decode_attention, decode_attention_fused, fused_on, operand_on,
-                                      rotate_half)
+from spense.runtime.attention import decode_attention, decode_attention_fused, fused_on, operand_on, rotate_half
 from spense.runtime.attn_operand import linear_on_operand, operand_form
 from spense.runtime.dense import dense_linear
 from spense.runtime.fuse import fuse_group, unfuse_rows
@@ -383,8 +382,6 @@ class Transformer(nn.Module):
             blk.self_attn.kv_cache = KVCache(batch, self.args.n_kv_head, length, self.args.head_dim,
                                              emb.dtype, emb.device)
         self.max_batch, self.max_len = batch, length
-        if emb.is_cuda:  # SPENSE_ATTN_ONE_KERNEL's counts, made here, outside any CUDA graph
-            counters(emb.device, batch * self.args.n_kv_head)
 
     def forward(self, idx: torch.Tensor, input_pos: torch.Tensor, kv_len: int | None = None,
                 start: torch.Tensor | None = None) -> torch.Tensor:

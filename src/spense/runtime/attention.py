@@ -23,7 +23,8 @@ holds the new slot writes the new k and v into the caches (in place) and reads t
 (``SLOT_READ``; or from registers): the engine's decode step then has no norm, RoPE or cache-write kernels of its
 own (``SPENSE_ATTN_FUSED``).
 Its ``form`` has the merge kernel store ``y`` as the o projection's operand (x_perm order, fragments, x's f16
-operand: ``FORM_*``, :mod:`spense.runtime.attn_operand`), so no kernel builds that from ``y`` (``SPENSE_ATTN_OPERAND``).
+operand: ``FORM_*``, :mod:`spense.runtime.attn_forms`; which form a layer reads: :mod:`spense.runtime.attn_operand`),
+so no kernel builds that from ``y`` (``SPENSE_ATTN_OPERAND``).
 
 On sm_90+ both kernels launch with programmatic dependent launch (``SPENSE_ATTN_PDL=0``: plainly), wait
 (``gdc_wait``) before their first load of what the kernel before wrote (the fused split kernel reads its first block of
@@ -94,11 +95,6 @@ EARLY_PRO = env_flag("SPENSE_ATTN_EARLY_PRO", False)
 # kernel with the where took 7.42 / 14.91 / 61.1 µs a layer at B = 1 / 8 / 32 against 5.57 / 11.00 / 35.9 unfused.
 # Module attribute read per launch.
 SLOT_READ = env_flag("SPENSE_ATTN_SLOT_READ", True)
-# SPENSE_ATTN_ONE_KERNEL (read at import; default 0, ``1``: on): no merge kernel; each split program counts itself
-# done on its (row, KV head) (an acquire-release atomic on a counter, :func:`counters`), and the one that ends last
-# merges the row's splits (the merge kernel's code, so the same bits) and writes y.  One launch and its wait a layer
-# fewer, against a serial merge of G query rows in one program.  Module attribute read per launch.
-ONE_KERNEL = env_flag("SPENSE_ATTN_ONE_KERNEL", False)
 # The ops take any strides (the launcher copies a tensor whose last dim is not contiguous, and the caches it
 # writes must have one: it raises otherwise), so Inductor may hand them its buffers as they are: under its
 # default for custom ops (exact strides) it copied the step's RoPE rows and mask into new buffers for every
@@ -177,9 +173,7 @@ if triton is not None:
                            D: tl.constexpr, GP: tl.constexpr, BLOCK: tl.constexpr, SPLIT: tl.constexpr,
                            DOT_DT: tl.constexpr, FUSED: tl.constexpr = False, NORM: tl.constexpr = False,
                            PDL: tl.constexpr = False, EARLY: tl.constexpr = 0, SLOT_READ: tl.constexpr = False,
-                           PRO: tl.constexpr = False, cnt_ptr=None, y_ptr=None, syb=0, syh=0, syg=0,
-                           MERGE: tl.constexpr = False, SB: tl.constexpr = 1, FORM: tl.constexpr = 0,
-                           F16: tl.constexpr = False):
+                           PRO: tl.constexpr = False):
         bh = tl.program_id(0)
         s = tl.program_id(1)
         b = (bh // H).to(tl.int64)  # 64-bit offsets: a large cache passes 2^31 elements
@@ -244,20 +238,21 @@ if triton is not None:
         tl.store(o_ptr + (base * GP + rg[:, None]) * D + rd[None, :], acc, mask=rg[:, None] < G)
         tl.store(ml_ptr + (base * 2) * GP + rg, m_i, mask=rg < G)
         tl.store(ml_ptr + (base * 2 + 1) * GP + rg, l_i, mask=rg < G)
-        if MERGE:  # ONE_KERNEL: the program that ends last of its row's NS merges them, no merge kernel
-            tl.debug_barrier()  # every thread's partial sums stored before the count (released with it)
-            done = tl.atomic_add(cnt_ptr + bh, 1, sem="acq_rel", scope="gpu")
-            if done == NS - 1:
-                tl.store(cnt_ptr + bh, 0)  # the count back to 0 for the next launch
-                for g in range(G):
-                    out = _merge_row(o_ptr, ml_ptr, bh, g, NS, D, GP, SB)
-                    _store_y(y_ptr, out, b, h, g, G, H, syb, syh, syg, D, FORM, F16)
 
     @triton.jit
-    def _merge_row(o_ptr, ml_ptr, bh, g, NS, D: tl.constexpr, GP: tl.constexpr, SB: tl.constexpr):
-        """Query row ``g`` of program row ``bh``: its ``NS`` splits' partial sums merged ``SB`` at a time (a [SB, D]
-        tile per load, a running max across the chunks), normalised: ``y`` [D] in float32.  The loads bypass L1
-        (``.cg``): the partial sums were written by other programs."""
+    def _decode_attn_merge(o_ptr, ml_ptr, y_ptr, G, H, NS, syb, syh, syg,
+                           D: tl.constexpr, GP: tl.constexpr, SB: tl.constexpr, PDL: tl.constexpr = False,
+                           FORM: tl.constexpr = 0, F16: tl.constexpr = False):
+        # program (b*H+h, g): query row g, its NS splits merged SB at a time (a [SB, D] tile per load,
+        # a running max across the chunks), so no program walks the splits one load after another; FORM / F16:
+        # y written as the next linear's operand (attn_operand.operand_form)
+        if PDL:
+            tl.extra.cuda.gdc_wait()
+            tl.extra.cuda.gdc_launch_dependents()
+        bh = tl.program_id(0)
+        g = tl.program_id(1)
+        b = (bh // H).to(tl.int64)
+        h = (bh % H).to(tl.int64)
         rd = tl.arange(0, D)
         rs = tl.arange(0, SB)
         m_run = tl.max(tl.full([SB], float("-inf"), tl.float32), axis=0)
@@ -266,10 +261,9 @@ if triton is not None:
         for s0 in range(0, NS, SB):
             sm = s0 + rs < NS
             base = (bh * NS + s0 + rs).to(tl.int64)
-            m = tl.load(ml_ptr + base * 2 * GP + g, mask=sm, other=float("-inf"), cache_modifier=".cg")
-            lsum = tl.load(ml_ptr + (base * 2 + 1) * GP + g, mask=sm, other=0.0, cache_modifier=".cg")
-            o = tl.load(o_ptr + (base[:, None] * GP + g) * D + rd[None, :], mask=sm[:, None], other=0.0,
-                        cache_modifier=".cg")
+            m = tl.load(ml_ptr + base * 2 * GP + g, mask=sm, other=float("-inf"))
+            lsum = tl.load(ml_ptr + (base * 2 + 1) * GP + g, mask=sm, other=0.0)
+            o = tl.load(o_ptr + (base[:, None] * GP + g) * D + rd[None, :], mask=sm[:, None], other=0.0)
             m_new = tl.maximum(m_run, tl.max(m, axis=0))
             m_use = tl.where(m_new == float("-inf"), 0.0, m_new)  # no key in any split so far: no NaN
             alpha = tl.exp(m_run - m_use)
@@ -277,14 +271,7 @@ if triton is not None:
             den = den * alpha + tl.sum(w * lsum, axis=0)
             acc = acc * alpha + tl.sum(w[:, None] * o, axis=0)
             m_run = m_new
-        return acc / tl.where(den > 0, den, 1.0)
-
-    @triton.jit
-    def _store_y(y_ptr, out, b, h, g, G, H, syb, syh, syg, D: tl.constexpr, FORM: tl.constexpr,
-                 F16: tl.constexpr):
-        """Row ``g`` of head ``h`` of token ``b`` (``out`` [D], float32) stored as ``y`` or as the next linear's
-        operand (``FORM`` / ``F16``: :func:`~spense.runtime.attn_operand.operand_form`)."""
-        rd = tl.arange(0, D)
+        out = acc / tl.where(den > 0, den, 1.0)
         if F16:  # x's f16 operand: the bf16 output times 2^-8, rounded to f16 (xops.f16_operand)
             out = out.to(tl.bfloat16).to(tl.float32) * 0.00390625  # 2^-8, xops.F16_X_SCALE
         if FORM == 0:
@@ -297,20 +284,6 @@ if triton is not None:
             else:  # x_fragments at NT = 1 (b < 8): [c, 0, 4 b + t, i, e]
                 dst = c * 256 + b * 32 + t * 8 + i * 2 + e
             tl.store(y_ptr + dst, out.to(y_ptr.dtype.element_ty))
-
-    @triton.jit
-    def _decode_attn_merge(o_ptr, ml_ptr, y_ptr, G, H, NS, syb, syh, syg,
-                           D: tl.constexpr, GP: tl.constexpr, SB: tl.constexpr, PDL: tl.constexpr = False,
-                           FORM: tl.constexpr = 0, F16: tl.constexpr = False):
-        # program (b*H+h, g): query row g, its NS splits merged (_merge_row); FORM / F16: y written as the next
-        # linear's operand (attn_operand.operand_form)
-        if PDL:
-            tl.extra.cuda.gdc_wait()
-            tl.extra.cuda.gdc_launch_dependents()
-        bh = tl.program_id(0)
-        g = tl.program_id(1)
-        out = _merge_row(o_ptr, ml_ptr, bh, g, NS, D, GP, SB)
-        _store_y(y_ptr, out, (bh // H).to(tl.int64), (bh % H).to(tl.int64), g, G, H, syb, syh, syg, D, FORM, F16)
 
 
 def split_length(B: int, H: int, L: int) -> int:
@@ -380,35 +353,15 @@ def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, m
         pro = (kn, vn, q if qw is None else qw, q if kw is None else kw, cos, sin, pos, float(eps),
                kn.stride(0), kn.stride(1), vn.stride(0), vn.stride(1), cos.stride(0), sin.stride(0))
         fz = {"FUSED": True, "NORM": qw is not None, "EARLY": int(EARLY_KV), "SLOT_READ": SLOT_READ, "PRO": EARLY_PRO}
-    sb, fm = min(32, triton.next_power_of_2(ns)), {"FORM": form & 3, "F16": bool(form & FORM_F16)}
-    one = {"cnt_ptr": counters(q.device, B * H), "y_ptr": y, "syb": y.stride(0), "syh": y.stride(1),
-           "syg": y.stride(2), "MERGE": True, "SB": sb, **fm} if ONE_KERNEL else {}
     _decode_attn_split[(B * H, ns)](q, k, v, mask, o, ml, L, G, H, ns, D ** -0.5,
                                     q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1),
                                     k.stride(2), v.stride(0), v.stride(1), v.stride(2), mask.stride(0), *pro,
                                     D=D, GP=gp, BLOCK=BLOCK, SPLIT=split, DOT_DT=dot_dt, num_warps=SPLIT_WARPS,
-                                    **({} if SPLIT_STAGES is None else {"num_stages": SPLIT_STAGES}), **pdl, **fz,
-                                    **one)
-    if not ONE_KERNEL:
-        _decode_attn_merge[(B * H, G)](o, ml, y, G, H, ns, y.stride(0), y.stride(1), y.stride(2), D=D, GP=gp,
-                                       SB=sb, num_warps=4, **pdl, **fm)
+                                    **({} if SPLIT_STAGES is None else {"num_stages": SPLIT_STAGES}), **pdl, **fz)
+    _decode_attn_merge[(B * H, G)](o, ml, y, G, H, ns, y.stride(0), y.stride(1), y.stride(2), D=D, GP=gp,
+                                   SB=min(32, triton.next_power_of_2(ns)), num_warps=4, FORM=form & 3,
+                                   F16=bool(form & FORM_F16), **pdl)
     return y
-
-
-_COUNTERS: dict = {}
-
-
-def counters(device: torch.device, n: int) -> torch.Tensor:
-    """``n`` int32 zeros on ``device`` for :data:`ONE_KERNEL`'s counts: the first ``n`` of the device's buffer,
-    which is kept for the process's life (a captured CUDA graph holds its address; each launch leaves it at 0) and
-    grown to ``n`` where it is shorter (the shorter one kept too, for the graphs that hold it).  The static cache
-    reserves it (:meth:`~spense.engine.model.Transformer.setup_caches`) before any graph is recorded: torch.compile's
-    CUDA graphs refuse a tensor made inside theirs that outlives them.  Launches that share it must run one after
-    another (one stream)."""
-    bufs = _COUNTERS.setdefault(str(device), [])
-    if not bufs or bufs[-1].numel() < n:
-        bufs.append(torch.zeros(n, dtype=torch.int32, device=device))
-    return bufs[-1][:n]
 
 
 @_custom_op("spense::decode_attention", mutates_args=())
@@ -486,7 +439,7 @@ def _(q, k, v, q_w, k_w, cos, sin, k_cache, v_cache, pos, mask, eps, form=0):
     return q.new_empty(form_shape(form, tuple(q.shape)), dtype=form_dtype(form, q.dtype))
 
 
-# -- the attention's output as the next linear's operand (SPENSE_ATTN_OPERAND) --------------------------------
+# -- the attention's output as the next linear's operand (SPENSE_ATTN_OPERAND; the forms: attn_forms) ----------
 @functools.cache
 def operand_on() -> bool:
     """Whether the engine's decode steps have :func:`decode_attention_fused` write its output as the o projection's

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import torch
 
-#: ``form`` of :func:`decode_attention_fused`: ``FORM_PERM`` (1) ``y`` in :func:`~spense.runtime.xops.x_perm` order,
-#: ``FORM_FRAG`` (2) as :func:`~spense.runtime.xops.x_fragments` at one tile of 8 tokens (B = 8), either plus
-#: ``FORM_F16`` (4): of x's f16 operand (:func:`~spense.runtime.xops.f16_operand`) instead of bf16; ``FORM_F16``
-#: alone: the f16 operand in y's own layout (the FP8 dense model's weight-only kernel on it)
+#: ``form`` of :func:`~spense.runtime.attention.decode_attention_fused`: ``FORM_PERM`` (1) ``y`` in
+#: :func:`~spense.runtime.xops.x_perm` order, ``FORM_FRAG`` (2) as :func:`~spense.runtime.xops.x_fragments` at one tile
+#: of 8 tokens (B = 8), either plus ``FORM_F16`` (4): of x's f16 operand (:func:`~spense.runtime.xops.f16_operand`)
+#: instead of bf16; ``FORM_F16`` alone: the f16 operand in y's own layout (the FP8 dense model's weight-only kernel on
+#: it)
 FORM_PERM, FORM_FRAG, FORM_F16 = 1, 2, 4
 
 
