@@ -212,6 +212,22 @@ def test_make_mmasp_cfg_table_and_its_use_on_that_gpu(tmp_path, monkeypatch):
     monkeypatch.setenv("SPENSE_MMASP_CFG", str(tmp_path / "cand.json"))
     assert at.packaged_cfg_table("NVIDIA H200", (9, 0))["mmasp_cfg"] == other["mmasp_cfg"]
     assert at.packaged_cfg_table("NVIDIA H100 80GB HBM3", (9, 0)) is None
+    # on the GPU of the built-in table (faked H100), the override's launch configs replace the built-in's, its
+    # backend choices stay; another GPU's override changes nothing
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "NVIDIA H100 80GB HBM3")
+    at._DEVICE_TABLES.clear()
+    src, table = at.table_for(torch.device("cuda", 0))
+    assert src == "builtin" and table["mmasp_cfg"] == at._full_table()["mmasp_cfg"] != other["mmasp_cfg"]
+    h100 = dict(other, device="NVIDIA H100 80GB HBM3")
+    (tmp_path / "h100.json").write_text(json.dumps(h100))
+    monkeypatch.setenv("SPENSE_MMASP_CFG", str(tmp_path / "h100.json"))
+    at._DEVICE_TABLES.clear()
+    src, table = at.table_for(torch.device("cuda", 0))
+    assert src == "builtin" and table["mmasp_cfg"] == h100["mmasp_cfg"]
+    assert table["choice"] == at._full_table()["choice"] and at._full_table()["mmasp_cfg"] != h100["mmasp_cfg"]
+    at._DEVICE_TABLES.clear()
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "NVIDIA H200")
+    monkeypatch.setenv("SPENSE_MMASP_CFG", str(tmp_path / "cand.json"))
     for bad in ("missing.json", "list.json"):
         (tmp_path / "list.json").write_text("[1, 2]")
         monkeypatch.setenv("SPENSE_MMASP_CFG", str(tmp_path / bad))
