@@ -225,6 +225,16 @@ def test_make_mmasp_cfg_table_and_its_use_on_that_gpu(tmp_path, monkeypatch):
     src, table = at.table_for(torch.device("cuda", 0))
     assert src == "builtin" and table["mmasp_cfg"] == h100["mmasp_cfg"]
     assert table["choice"] == at._full_table()["choice"] and at._full_table()["mmasp_cfg"] != h100["mmasp_cfg"]
+    # a packaged table of this GPU does the same without the switch
+    monkeypatch.delenv("SPENSE_MMASP_CFG")
+    monkeypatch.setattr(at, "packaged_cfg_table", lambda n, c: h100 if n == h100["device"] else None)
+    at._DEVICE_TABLES.clear()
+    src, table = at.table_for(torch.device("cuda", 0))
+    assert src == "builtin" and table["mmasp_cfg"] == h100["mmasp_cfg"]
+    monkeypatch.undo()  # (the faked device and the real packaged_cfg_table back, then the fakes the rest needs)
+    monkeypatch.setenv("SPENSE_CACHE", str(tmp_path))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: (9, 0))
     at._DEVICE_TABLES.clear()
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "NVIDIA H200")
     monkeypatch.setenv("SPENSE_MMASP_CFG", str(tmp_path / "cand.json"))

@@ -100,9 +100,9 @@ def packaged_cfg_table(name: str, capability) -> dict | None:
 
 def table_for(device: torch.device | None = None) -> tuple[str, dict]:
     """``(source, table)`` for the current CUDA device: ``builtin``, ``cache``, ``cfg`` (the packaged
-    launch configs of this GPU, no backend choices) or ``safe`` ({}).  ``SPENSE_MMASP_CFG``, where it names this GPU,
-    gives the launch configs (``mmasp_cfg``) whichever table serves the rest (the built-in table's were measured
-    on 2026-11-24's kernels)."""
+    launch configs of this GPU, no backend choices) or ``safe`` ({}).  The launch configs (``mmasp_cfg``) of a
+    packaged table measured on this GPU (:func:`packaged_cfg_table`, or ``SPENSE_MMASP_CFG`` where it names it)
+    replace the built-in table's, measured on 2026-11-24's kernels; ``SPENSE_MMASP_CFG`` replaces a cache's too."""
     if device is None or device.type != "cuda" or not torch.cuda.is_available():
         return "safe", {}
     name = torch.cuda.get_device_name(device)
@@ -127,12 +127,12 @@ def table_for(device: torch.device | None = None) -> tuple[str, dict]:
                         "autotune.save_device_table() measure this GPU", name, cc[0], cc[1], full.get("device"),
                         "" if cfg is None else ", with the launch configs of this GPU from "
                         + (os.environ.get("SPENSE_MMASP_CFG") or "the packaged table"))
-    if res[0] in ("builtin", "cache") and os.environ.get("SPENSE_MMASP_CFG"):
+    if res[0] == "builtin" or (res[0] == "cache" and os.environ.get("SPENSE_MMASP_CFG")):
         cfg = packaged_cfg_table(name, cc)
         if cfg is not None:
             res = (res[0], dict(res[1], mmasp_cfg=cfg["mmasp_cfg"]))
-            log.warning("spense auto backend: launch configs from SPENSE_MMASP_CFG=%s",
-                        os.environ["SPENSE_MMASP_CFG"])
+            log.warning("spense auto backend: launch configs from %s",
+                        os.environ.get("SPENSE_MMASP_CFG") or "the packaged table of this GPU")
     _DEVICE_TABLES[key] = res
     return res
 
