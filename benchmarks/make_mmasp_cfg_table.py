@@ -22,6 +22,11 @@ its ``--cfgs`` sweep) gives each of its cells the config of the column the compi
 (e4m3 weights on x's f16 operand, M <= 16) where the row exists, else ``mmasp_xf`` (x's fragments made before
 the call); that row's ``config`` is already the fastest of the sweep.
 
+An engine table among the inputs (``runtime/auto_table.json``, a ``mmasp_cfg_*.json``), put first, is the base: its
+launch configs as they are, each replaced where a later file measured that cell; ``--dtypes fp8`` takes only the FP8
+cells from the measurements (e.g. the H100's table: the built-in table's configs with the FP8 cells of the 8B shapes
+measured again on today's kernels, ``benchmarks/results/wgsd_2026-12-05/av_63c76a2_h100_cfg_sweep``).
+
 The output (``{"device", "capability", "date", "sources", "command", "mmasp_cfg"}``, keys
 ``"dtype,axis,N,K,dense_ratio,M"``) is read by ``spense.runtime.autotune.table_for`` on the GPU it
 names, for the launch config only; the backend choice still follows the runtime's rules.
@@ -118,14 +123,40 @@ def parse_bench(text: str) -> tuple[dict, dict[str, dict[tuple[int, int], float]
     return head, cells
 
 
-def make_table(files: list[tuple[str, str]], capability: tuple[int, int]) -> dict:
-    """``files``: (path, text) in order; later files replace earlier ones cell by cell."""
+def parse_table(text: str) -> tuple[dict, dict[str, list[int]]] | None:
+    """``(header, cells)`` of an engine table (``runtime/auto_table.json``, a ``mmasp_cfg_*.json``: a JSON object
+    with ``mmasp_cfg``): its launch configs as they are; None for any other text."""
+    try:
+        t = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(t, dict) or "mmasp_cfg" not in t:
+        return None
+    return {"device": t.get("device"), "date": str(t.get("date", "")), "commit": t.get("commit")}, t["mmasp_cfg"]
+
+
+def make_table(files: list[tuple[str, str]], capability: tuple[int, int], dtypes: set[str] | None = None) -> dict:
+    """``files``: (path, text) in order; later files replace earlier ones cell by cell.  An engine table among them
+    (:func:`parse_table`) gives its cells as they are (as the oldest file: the base that measurements update);
+    ``dtypes`` (e.g. ``{"fp8"}``): the cells the measurement files give of these dtypes only."""
     chosen: dict[str, list[int]] = {}
     sources, device = [], None
     for path, text in files:
+        base = parse_table(text) if path.endswith(".json") else None
+        if base is not None:
+            head, cfgs = base
+            if head.get("device"):
+                if device and head["device"] != device:
+                    raise ValueError(f"{path}: measured on {head['device']}, the others on {device}")
+                device = head["device"]
+            sources.append({"path": path, **{k: v for k, v in head.items() if v}, "cells": len(cfgs)})
+            chosen.update({k: list(v) for k, v in cfgs.items()})
+            continue
         bench = path.endswith(".json")
         log = not bench and any(line.startswith("cfg ") for line in text.splitlines())
         head, cells = parse_bench(text) if bench else parse_log(text) if log else parse(text)
+        if dtypes is not None:
+            cells = {k: v for k, v in cells.items() if k.split(",", 1)[0] in dtypes}
         if head.get("device"):
             if device and head["device"] != device:
                 raise ValueError(f"{path}: measured on {head['device']}, the others on {device}")
@@ -142,14 +173,17 @@ def make_table(files: list[tuple[str, str]], capability: tuple[int, int]) -> dic
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("files", nargs="+", help="bulk_ab.txt or linear_bench.json files, oldest first")
+    ap.add_argument("files", nargs="+", help="bulk_ab.txt, linear_bench logs / .json, or an engine table as the "
+                    "base, oldest first")
     ap.add_argument("--capability", required=True, help="the GPU's compute capability, e.g. 9.0")
     ap.add_argument("--out", help="write the table here (atomically); else print it")
+    ap.add_argument("--dtypes", help="take only these dtypes' cells from the measurements, e.g. fp8 (an engine "
+                    "table among the inputs keeps its others)")
     a = ap.parse_args(argv)
     try:
         cc = tuple(int(v) for v in a.capability.split("."))
         files = [(os.path.relpath(p), open(p).read()) for p in a.files]
-        table = make_table(files, cc)
+        table = make_table(files, cc, set(a.dtypes.split(",")) if a.dtypes else None)
     except (OSError, ValueError) as e:
         print(f"make_mmasp_cfg_table: {e}", file=sys.stderr)
         return 2

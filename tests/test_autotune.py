@@ -151,6 +151,18 @@ def test_make_mmasp_cfg_table_from_a_linear_bench_log():
     assert t["mmasp_cfg"] == {"bf16,cols,6144,4096,0.25,1": [1, 5], "bf16,cols,6144,4096,0.25,8": [1, 5],
                               "bf16,cols,4096,4096,0.25,1": [1, 8], "fp8,cols,4096,4096,0.25,8": [1, 8],
                               "fp8,cols,4096,4096,0.25,1": [1, 8]}
+    # an engine table first is the base: its cells as they are, those the log measured replaced; --dtypes fp8
+    # takes only the log's FP8 cells (the base keeps its BF16 one); another GPU's base is refused
+    base = {"device": "NVIDIA H200", "date": "2026-11-24", "mmasp_cfg": {"bf16,cols,6144,4096,0.25,1": [2, 8],
+                                                                       "fp8,cols,4096,4096,0.25,1": [2, 8],
+                                                                       "fp8,cols,9999,4096,0.25,1": [1, 4]}}
+    t = mk.make_table([("auto_table.json", json.dumps(base)), ("af/lbb.txt", log)], (9, 0), dtypes={"fp8"})
+    assert t["mmasp_cfg"] == {"bf16,cols,6144,4096,0.25,1": [2, 8], "fp8,cols,4096,4096,0.25,1": [1, 8],
+                              "fp8,cols,4096,4096,0.25,8": [1, 8], "fp8,cols,9999,4096,0.25,1": [1, 4]}
+    assert [s["cells"] for s in t["sources"]] == [3, 2] and t["date"] == "2026-12-04T18:00:00Z"
+    with pytest.raises(ValueError, match="measured on"):
+        mk.make_table([("t.json", json.dumps(dict(base, device="NVIDIA H100 80GB HBM3"))), ("af/lbb.txt", log)],
+                      (9, 0))
 
 
 def test_make_mmasp_cfg_table_and_its_use_on_that_gpu(tmp_path, monkeypatch):
@@ -204,20 +216,26 @@ def test_make_mmasp_cfg_table_and_its_use_on_that_gpu(tmp_path, monkeypatch):
                           in_features=4096, layout=SimpleNamespace(axis="cols", dense_ratio=0.25))
     assert at.default_mmasp_cfg(qkv, 32, table) == (1, 4)  # 8 warps ran 47 % slower there (quick_c54974e)
     assert at.default_choice(qkv, 1, table) == "mmasp" and at.default_choice(qkv, 32, table) == "dense"
-    assert at.packaged_cfg_table("NVIDIA H100 80GB HBM3", (9, 0)) is None
+    # the H100's packaged table: the built-in table's configs, its FP8 cells of the 8B shapes measured again (av)
+    h100_pkg = at.packaged_cfg_table("NVIDIA H100 80GB HBM3", (9, 0))
+    builtin_cfg = at._full_table()["mmasp_cfg"]
+    assert h100_pkg["device"] == at._full_table()["device"] == "NVIDIA H100 80GB HBM3"
+    changed = {k for k, v in h100_pkg["mmasp_cfg"].items() if builtin_cfg.get(k) != v}
+    assert changed and all(k.startswith("fp8,cols,") and k.split(",")[4] == "0.25" for k in changed)
+    assert h100_pkg["mmasp_cfg"]["fp8,cols,24576,4096,0.25,8"] == [1, 8]  # the built-in: none at M = 8; (2, 8) at 1
     at._DEVICE_TABLES.clear()
     # SPENSE_MMASP_CFG: another table in its place, on the GPU it names only; an unreadable one is refused
     other = dict(t, device="NVIDIA H200", mmasp_cfg={"fp8,cols,4096,4096,0.25,1": [2, 8]})
     (tmp_path / "cand.json").write_text(json.dumps(other))
     monkeypatch.setenv("SPENSE_MMASP_CFG", str(tmp_path / "cand.json"))
     assert at.packaged_cfg_table("NVIDIA H200", (9, 0))["mmasp_cfg"] == other["mmasp_cfg"]
-    assert at.packaged_cfg_table("NVIDIA H100 80GB HBM3", (9, 0)) is None
+    assert at.packaged_cfg_table("NVIDIA H100 80GB HBM3", (9, 0)) is None  # (an override naming the H200)
     # on the GPU of the built-in table (faked H100), the override's launch configs replace the built-in's, its
-    # backend choices stay; another GPU's override changes nothing
+    # backend choices stay; with an override naming another GPU no packaged table is read: the built-in's serve
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "NVIDIA H100 80GB HBM3")
     at._DEVICE_TABLES.clear()
     src, table = at.table_for(torch.device("cuda", 0))
-    assert src == "builtin" and table["mmasp_cfg"] == at._full_table()["mmasp_cfg"] != other["mmasp_cfg"]
+    assert src == "builtin" and table["mmasp_cfg"] == builtin_cfg != other["mmasp_cfg"]
     h100 = dict(other, device="NVIDIA H100 80GB HBM3")
     (tmp_path / "h100.json").write_text(json.dumps(h100))
     monkeypatch.setenv("SPENSE_MMASP_CFG", str(tmp_path / "h100.json"))
@@ -225,12 +243,15 @@ def test_make_mmasp_cfg_table_and_its_use_on_that_gpu(tmp_path, monkeypatch):
     src, table = at.table_for(torch.device("cuda", 0))
     assert src == "builtin" and table["mmasp_cfg"] == h100["mmasp_cfg"]
     assert table["choice"] == at._full_table()["choice"] and at._full_table()["mmasp_cfg"] != h100["mmasp_cfg"]
-    # a packaged table of this GPU does the same without the switch
+    # a packaged table of this GPU does the same without the switch; with none, the built-in configs serve
     monkeypatch.delenv("SPENSE_MMASP_CFG")
     monkeypatch.setattr(at, "packaged_cfg_table", lambda n, c: h100 if n == h100["device"] else None)
     at._DEVICE_TABLES.clear()
     src, table = at.table_for(torch.device("cuda", 0))
     assert src == "builtin" and table["mmasp_cfg"] == h100["mmasp_cfg"]
+    monkeypatch.setattr(at, "packaged_cfg_table", lambda n, c: None)
+    at._DEVICE_TABLES.clear()
+    assert at.table_for(torch.device("cuda", 0))[1]["mmasp_cfg"] == builtin_cfg
     monkeypatch.undo()  # (the faked device and the real packaged_cfg_table back, then the fakes the rest needs)
     monkeypatch.setenv("SPENSE_CACHE", str(tmp_path))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
