@@ -103,10 +103,10 @@ def test_gpu_mmasp_persistent_form_gives_the_same_bits(tmp_path):
     rows: more blocks than CTAs fit on the GPU at once; 512: fewer), each warp on the same steps as in the
     one-block kernel and the sums met in the same order, so the outputs are the same bits: x in bf16 or as its
     f16 operand (fragments and x_perm), RT 1 / 2, 4 / 8 warps, M = 1, 7, 16, cols and rows layouts (bf16
-    weights keep the one-block kernel either way); and so does "2", which takes it where the grid fits in one
-    wave."""
+    weights keep the one-block kernel either way); and so do "2", which takes it where the grid fits in one
+    wave, and "3", where it does not."""
     _same_bits_in_each_env(tmp_path, {"0": {}, "p1": {"SPENSE_MMASP_PERSIST": "1"},
-                                      "p2": {"SPENSE_MMASP_PERSIST": "2"}})
+                                      "p2": {"SPENSE_MMASP_PERSIST": "2"}, "p3": {"SPENSE_MMASP_PERSIST": "3"}})
 
 
 @pytest.mark.gpu

@@ -92,7 +92,7 @@ static void launch_reg(dim3 grid, dim3 threads, cudaStream_t stream, bool pdl, b
     const int mode = persist_mode();
     if (det && mode != 0 && (int)threads.x <= 32 * DET_W256) {  // (bound to DET_W256 warps)
       const unsigned cap = resident_ctas<spense_mmasp_persist_kernel<RT, NT, F, XM>>((int)threads.x);
-      if (mode == 1 || (mode == 2 && grid.x <= cap)) {
+      if (mode == 1 || (mode == 2 && grid.x <= cap) || (mode == 3 && grid.x > cap)) {
         C10_CUDA_CHECK(launch_maybe_pdl(spense_mmasp_persist_kernel<RT, NT, F, XM>, dim3(std::min(grid.x, cap)),
                                         threads, stream, pdl, args...));
         return;

@@ -41,11 +41,13 @@ static bool pf_enabled() {
 // blocks a CTA lost everywhere per layer (8B.gate_up 23.8 -> 25.1 us, 32B.down 32.0 -> 44.7 at M = 1: 4 CTAs
 // of 4 warps a SM instead of 6); on the one-wave grids it ran faster per layer (8B.down 15.7 -> 14.3 us, 8B.o
 // 6.4 -> 6.0 at M = 1; 16.6 -> 14.9 and 6.5 -> 6.2 at M = 8), but the 8B FP8 step with "2" took 2.927 ms at
-// B = 1 against 2.903 without it (am, same lease): off by default
+// B = 1 against 2.903 without it (am, same lease): off by default.  "3": only where the grid does not fit in one
+// wave (on 8B, gate_up: alone 28.8 us at M = 8 on the H100, but 40.6 us of the step's wall time, whose small kernels
+// around it hide none of its fill and last partial wave; docs/e2e.md v55), capped to one wave that walks the blocks
 static int persist_mode() {
   static const int mode = [] {
     const char* e = getenv("SPENSE_MMASP_PERSIST");
-    return e == nullptr ? 0 : e[0] == '1' ? 1 : e[0] == '2' ? 2 : 0;
+    return e == nullptr ? 0 : e[0] == '1' ? 1 : e[0] == '2' ? 2 : e[0] == '3' ? 3 : 0;
   }();
   return mode;
 }
