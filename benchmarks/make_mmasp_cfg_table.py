@@ -145,26 +145,21 @@ def make_table(files: list[tuple[str, str]], capability: tuple[int, int], dtypes
         base = parse_table(text) if path.endswith(".json") else None
         if base is not None:
             head, cfgs = base
-            if head.get("device"):
-                if device and head["device"] != device:
-                    raise ValueError(f"{path}: measured on {head['device']}, the others on {device}")
-                device = head["device"]
-            sources.append({"path": path, **{k: v for k, v in head.items() if v}, "cells": len(cfgs)})
-            chosen.update({k: list(v) for k, v in cfgs.items()})
-            continue
-        bench = path.endswith(".json")
-        log = not bench and any(line.startswith("cfg ") for line in text.splitlines())
-        head, cells = parse_bench(text) if bench else parse_log(text) if log else parse(text)
-        if dtypes is not None:
-            cells = {k: v for k, v in cells.items() if k.split(",", 1)[0] in dtypes}
+            head = {k: v for k, v in head.items() if v}
+            n, picked = len(cfgs), {k: list(v) for k, v in cfgs.items()}
+        else:
+            bench = path.endswith(".json")
+            log = not bench and any(line.startswith("cfg ") for line in text.splitlines())
+            head, cells = parse_bench(text) if bench else parse_log(text) if log else parse(text)
+            if dtypes is not None:
+                cells = {k: v for k, v in cells.items() if k.split(",", 1)[0] in dtypes}
+            n, picked = len(cells), {k: list(min(c, key=c.get)) for k, c in cells.items() if len(c) >= 2 or bench}
         if head.get("device"):
             if device and head["device"] != device:
                 raise ValueError(f"{path}: measured on {head['device']}, the others on {device}")
             device = head["device"]
-        sources.append({"path": path, **head, "cells": len(cells)})
-        for key, cfgs in cells.items():
-            if len(cfgs) >= 2 or bench:
-                chosen[key] = list(min(cfgs, key=cfgs.get))
+        sources.append({"path": path, **head, "cells": n})
+        chosen.update(picked)
     if device is None:
         raise ValueError("no harness header (# <device>, <date>, commit <sha>) in the inputs")
     return {"device": device, "capability": list(capability), "date": max(s.get("date", "") for s in sources),
