@@ -439,18 +439,15 @@ def test_gpu_fused_early_kv_and_slot_read_same_bits(B, L, pos, norm, monkeypatch
     case = _fused_case(B, B, 8, 4, 128, L, L + 64, pos, norm, gen, "cuda", torch.bfloat16)
     q, k, v, qw, kw, cos, sin, kc, vc, p, mask = case
     outs = []
-    for early, slot_read, pro in SETTINGS:
+    # the last settings again with MERGE_LATE (the merge frees the next launch at its end: the same sums)
+    for (early, slot_read, pro), late in [(st, False) for st in SETTINGS] + [(SETTINGS[-1], True)]:
         monkeypatch.setattr(attention, "EARLY_KV", early)
         monkeypatch.setattr(attention, "SLOT_READ", slot_read)
         monkeypatch.setattr(attention, "EARLY_PRO", pro)
+        monkeypatch.setattr(attention, "MERGE_LATE", late)
         kc2, vc2 = kc.clone(), vc.clone()
         y = attention.launch_decode_attention(q, kc2[:, :, :L], vc2[:, :, :L], mask,
                                               fused=(k, v, qw, kw, cos, sin, p, 1e-6))
         outs.append((y, kc2, vc2))
-    monkeypatch.setattr(attention, "MERGE_LATE", True)  # (the merge frees the next launch at its end: same sums)
-    kc2, vc2 = kc.clone(), vc.clone()
-    y = attention.launch_decode_attention(q, kc2[:, :, :L], vc2[:, :, :L], mask,
-                                          fused=(k, v, qw, kw, cos, sin, p, 1e-6))
-    outs.append((y, kc2, vc2))
     for o in outs[1:]:
         assert all(torch.equal(a, b) for a, b in zip(outs[0], o))

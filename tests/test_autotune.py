@@ -245,6 +245,7 @@ def test_make_mmasp_cfg_table_and_its_use_on_that_gpu(tmp_path, monkeypatch):
     assert table["choice"] == at._full_table()["choice"] and at._full_table()["mmasp_cfg"] != h100["mmasp_cfg"]
     # a packaged table of this GPU does the same without the switch; with none, the built-in configs serve
     monkeypatch.delenv("SPENSE_MMASP_CFG")
+    packaged = at.packaged_cfg_table
     monkeypatch.setattr(at, "packaged_cfg_table", lambda n, c: h100 if n == h100["device"] else None)
     at._DEVICE_TABLES.clear()
     src, table = at.table_for(torch.device("cuda", 0))
@@ -252,13 +253,8 @@ def test_make_mmasp_cfg_table_and_its_use_on_that_gpu(tmp_path, monkeypatch):
     monkeypatch.setattr(at, "packaged_cfg_table", lambda n, c: None)
     at._DEVICE_TABLES.clear()
     assert at.table_for(torch.device("cuda", 0))[1]["mmasp_cfg"] == builtin_cfg
-    monkeypatch.undo()  # (the faked device and the real packaged_cfg_table back, then the fakes the rest needs)
-    monkeypatch.setenv("SPENSE_CACHE", str(tmp_path))
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: (9, 0))
+    monkeypatch.setattr(at, "packaged_cfg_table", packaged)
     at._DEVICE_TABLES.clear()
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "NVIDIA H200")
-    monkeypatch.setenv("SPENSE_MMASP_CFG", str(tmp_path / "cand.json"))
     for bad in ("missing.json", "list.json"):
         (tmp_path / "list.json").write_text("[1, 2]")
         monkeypatch.setenv("SPENSE_MMASP_CFG", str(tmp_path / bad))
