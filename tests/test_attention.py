@@ -431,7 +431,7 @@ def test_compiled_decode_step_computes_rope_rows_and_mask_once(fused, monkeypatc
                                           (8, 640, 639, False)])
 def test_gpu_fused_early_kv_and_slot_read_same_bits(B, L, pos, norm, monkeypatch):
     """SPENSE_ATTN_EARLY_KV, SPENSE_ATTN_SLOT_READ and SPENSE_ATTN_EARLY_PRO on the GPU (dependent launch where the
-    device has it), then SPENSE_ATTN_MERGE_LATE on top: y and both caches bit for bit those of the kernel without any;
+    device has it): y and both caches bit for bit those of the kernel without any;
     with the q / k norms and without (a model whose attention has none: EARLY_PRO then loads no norm weights)."""
     from spense.runtime import attention
 
@@ -439,12 +439,10 @@ def test_gpu_fused_early_kv_and_slot_read_same_bits(B, L, pos, norm, monkeypatch
     case = _fused_case(B, B, 8, 4, 128, L, L + 64, pos, norm, gen, "cuda", torch.bfloat16)
     q, k, v, qw, kw, cos, sin, kc, vc, p, mask = case
     outs = []
-    # the last settings again with MERGE_LATE (the merge frees the next launch at its end: the same sums)
-    for (early, slot_read, pro), late in [(st, False) for st in SETTINGS] + [(SETTINGS[-1], True)]:
+    for early, slot_read, pro in SETTINGS:
         monkeypatch.setattr(attention, "EARLY_KV", early)
         monkeypatch.setattr(attention, "SLOT_READ", slot_read)
         monkeypatch.setattr(attention, "EARLY_PRO", pro)
-        monkeypatch.setattr(attention, "MERGE_LATE", late)
         kc2, vc2 = kc.clone(), vc.clone()
         y = attention.launch_decode_attention(q, kc2[:, :, :L], vc2[:, :, :L], mask,
                                               fused=(k, v, qw, kw, cos, sin, p, 1e-6))

@@ -95,13 +95,6 @@ EARLY_PRO = env_flag("SPENSE_ATTN_EARLY_PRO", False)
 # kernel with the where took 7.42 / 14.91 / 61.1 µs a layer at B = 1 / 8 / 32 against 5.57 / 11.00 / 35.9 unfused.
 # Module attribute read per launch.
 SLOT_READ = env_flag("SPENSE_ATTN_SLOT_READ", True)
-# SPENSE_ATTN_MERGE_LATE (read at import; default 0, ``1``: on): under dependent launch the merge kernel lets the kernel
-# after it launch only once its own stores are issued, at its end, instead of right after its wait.  The kernel after
-# it is the o projection; Spense's ``mma.sp`` kernel, launched dependent, loads its first weights before it waits, so by
-# default those loads run beside the merge, whose share of the step's wall time at B = 8 was 4.9 µs a layer under
-# Spense against 2.5 under dense (H100, 8B FP8, benchmarks/results/wgsd_2026-12-05 au): the switch tells whether that
-# overlap costs the step or only moves time between the two kernels.  Module attribute read per launch.
-MERGE_LATE = env_flag("SPENSE_ATTN_MERGE_LATE", False)
 # The ops take any strides (the launcher copies a tensor whose last dim is not contiguous, and the caches it
 # writes must have one: it raises otherwise), so Inductor may hand them its buffers as they are: under its
 # default for custom ops (exact strides) it copied the step's RoPE rows and mask into new buffers for every
@@ -249,14 +242,13 @@ if triton is not None:
     @triton.jit
     def _decode_attn_merge(o_ptr, ml_ptr, y_ptr, G, H, NS, syb, syh, syg,
                            D: tl.constexpr, GP: tl.constexpr, SB: tl.constexpr, PDL: tl.constexpr = False,
-                           FORM: tl.constexpr = 0, F16: tl.constexpr = False, LATE: tl.constexpr = False):
+                           FORM: tl.constexpr = 0, F16: tl.constexpr = False):
         # program (b*H+h, g): query row g, its NS splits merged SB at a time (a [SB, D] tile per load,
         # a running max across the chunks), so no program walks the splits one load after another; FORM / F16:
-        # y written as the next linear's operand (attn_operand.operand_form); LATE: the next kernel freed at the end
+        # y written as the next linear's operand (attn_operand.operand_form)
         if PDL:
             tl.extra.cuda.gdc_wait()
-            if not LATE:
-                tl.extra.cuda.gdc_launch_dependents()
+            tl.extra.cuda.gdc_launch_dependents()
         bh = tl.program_id(0)
         g = tl.program_id(1)
         b = (bh // H).to(tl.int64)
@@ -292,8 +284,6 @@ if triton is not None:
             else:  # x_fragments at NT = 1 (b < 8): [c, 0, 4 b + t, i, e]
                 dst = c * 256 + b * 32 + t * 8 + i * 2 + e
             tl.store(y_ptr + dst, out.to(y_ptr.dtype.element_ty))
-        if PDL and LATE:
-            tl.extra.cuda.gdc_launch_dependents()
 
 
 def split_length(B: int, H: int, L: int) -> int:
@@ -370,7 +360,7 @@ def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, m
                                     **({} if SPLIT_STAGES is None else {"num_stages": SPLIT_STAGES}), **pdl, **fz)
     _decode_attn_merge[(B * H, G)](o, ml, y, G, H, ns, y.stride(0), y.stride(1), y.stride(2), D=D, GP=gp,
                                    SB=min(32, triton.next_power_of_2(ns)), num_warps=4, FORM=form & 3,
-                                   F16=bool(form & FORM_F16), LATE=MERGE_LATE, **pdl)
+                                   F16=bool(form & FORM_F16), **pdl)
     return y
 
 

@@ -92,7 +92,12 @@ static void launch_reg(dim3 grid, dim3 threads, cudaStream_t stream, bool pdl, b
     const int mode = persist_mode();
     if (det && mode != 0 && (int)threads.x <= 32 * DET_W256) {  // (bound to DET_W256 warps)
       const unsigned cap = resident_ctas<spense_mmasp_persist_kernel<RT, NT, F, XM>>((int)threads.x);
-      if (mode == 1 || (mode == 2 && grid.x <= cap) || (mode == 3 && grid.x > cap)) {
+      // "3": more than one wave of the one-block kernel, whose CTAs (76-80 registers against 122-128) fit more a SM:
+      // measured against the persistent kernel's own wave it took two layers a block in e2e v56 (72 launches a step
+      // at B = 8 on the H100: gate_up and, by the counts, 8B.qkv's 384 CTAs, past 2 x 132 but within 3 x 132)
+      const bool many = mode == 3 && grid.x > resident_ctas<spense_mmasp_kernel<RT, NT, F, REG_U, XM, false, 0, 2,
+                                                                                false, true>>((int)threads.x);
+      if (mode == 1 || (mode == 2 && grid.x <= cap) || many) {
         C10_CUDA_CHECK(launch_maybe_pdl(spense_mmasp_persist_kernel<RT, NT, F, XM>, dim3(std::min(grid.x, cap)),
                                         threads, stream, pdl, args...));
         return;
