@@ -27,6 +27,11 @@ launch configs as they are, each replaced where a later file measured that cell;
 cells from the measurements (e.g. the H100's table: the built-in table's configs with the FP8 cells of the 8B shapes
 measured again on today's kernels, ``benchmarks/results/wgsd_2026-12-05/av_63c76a2_h100_cfg_sweep``).
 
+``--set CELL=RTxWARPS`` (repeatable) then sets one cell by hand, e.g. to time a layer's launch config inside the
+decode step (``SPENSE_MMASP_CFG``), where a sweep of the layer alone does not tell (docs/e2e.md v56):
+``make_mmasp_cfg_table.py src/spense/runtime/mmasp_cfg_h100.json --capability 9.0 --set
+fp8,cols,24576,4096,0.25,8=1x16 --out /tmp/cfg.json``; the table's ``sources`` record each.
+
 The output (``{"device", "capability", "date", "sources", "command", "mmasp_cfg"}``, keys
 ``"dtype,axis,N,K,dense_ratio,M"``) is read by ``spense.runtime.autotune.table_for`` on the GPU it
 names, for the launch config only; the backend choice still follows the runtime's rules.
@@ -47,6 +52,7 @@ HEADER = re.compile(r"^# (.+?), (\d{4}-\d\d-\d\dT[\d:]+Z), commit ([^\s,]+)")
 CFG = re.compile(r"^cfg N=(\d+) K=(\d+) d=([\d.]+) axis=([cr]) fp8=([01]) M=(\d+) (xp|xhp|xf|xh) (\d+)x(\d+)(?:x\d+)* "
                  r"([\d.]+) us")
 XPERM_MAX_M = 1  # spense.runtime.xops.x_perm_max_m()'s default
+CELL = re.compile(r"^(bf16|fp8),(cols|rows),(\d+),(\d+),(\d*\.?\d+),(\d+)=(\d+)x(\d+)$")
 
 
 def header(line: str) -> dict | None:
@@ -166,6 +172,24 @@ def make_table(files: list[tuple[str, str]], capability: tuple[int, int], dtypes
             "sources": sources, "mmasp_cfg": dict(sorted(chosen.items()))}
 
 
+def set_cells(table: dict, assignments: list[str]) -> dict:
+    """``table`` with each ``"dtype,axis,N,K,dense_ratio,M=RTxWARPS"`` of ``assignments`` set as that cell's launch
+    config (the key written as the engine writes it: the ratio as a float) and recorded in its ``sources``."""
+    for a in assignments:
+        m = CELL.match(a.replace(" ", ""))
+        if not m:
+            raise ValueError(f"--set {a!r}: expected dtype,axis,N,K,dense_ratio,M=RTxWARPS, e.g. "
+                             "fp8,cols,24576,4096,0.25,8=1x16")
+        dt, axis, N, K, d, M, RT, warps = m.groups()
+        if RT not in ("1", "2") or not 1 <= int(warps) <= 16:
+            raise ValueError(f"--set {a!r}: the register kernel takes 1 or 2 row tiles and 1-16 warps")
+        key = f"{dt},{axis},{int(N)},{int(K)},{float(d)},{int(M)}"
+        table["mmasp_cfg"][key] = [int(RT), int(warps)]
+        table["sources"].append({"set": key, "cfg": [int(RT), int(warps)]})
+    table["mmasp_cfg"] = dict(sorted(table["mmasp_cfg"].items()))
+    return table
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("files", nargs="+", help="bulk_ab.txt, linear_bench logs / .json, or an engine table as the "
@@ -174,11 +198,13 @@ def main(argv=None) -> int:
     ap.add_argument("--out", help="write the table here (atomically); else print it")
     ap.add_argument("--dtypes", help="take only these dtypes' cells from the measurements, e.g. fp8 (an engine "
                     "table among the inputs keeps its others)")
+    ap.add_argument("--set", action="append", default=[], metavar="CELL=RTxWARPS",
+                    help="set one cell's launch config by hand, e.g. fp8,cols,24576,4096,0.25,8=1x16 (repeatable)")
     a = ap.parse_args(argv)
     try:
         cc = tuple(int(v) for v in a.capability.split("."))
         files = [(os.path.relpath(p), open(p).read()) for p in a.files]
-        table = make_table(files, cc, set(a.dtypes.split(",")) if a.dtypes else None)
+        table = set_cells(make_table(files, cc, set(a.dtypes.split(",")) if a.dtypes else None), a.set)
     except (OSError, ValueError) as e:
         print(f"make_mmasp_cfg_table: {e}", file=sys.stderr)
         return 2

@@ -165,6 +165,30 @@ def test_make_mmasp_cfg_table_from_a_linear_bench_log():
                       (9, 0))
 
 
+def test_make_mmasp_cfg_table_sets_cells_by_hand(tmp_path, monkeypatch, capsys):
+    """``--set CELL=RTxWARPS`` on a packaged table: that cell changed (its key as the engine writes it), every other
+    cell as it was, the change in ``sources``, and the file served as SPENSE_MMASP_CFG on the GPU it names; a
+    malformed cell or a config the kernel does not take is one line on stderr, exit 2, no file."""
+    from spense.runtime import autotune as at
+
+    mk = load_benchmark("make_mmasp_cfg_table")
+    base = Path(at.__file__).parent / "mmasp_cfg_h100.json"
+    out = tmp_path / "cfg.json"
+    assert mk.main([str(base), "--capability", "9.0", "--set", "fp8,cols,24576,4096,.25,8=1x16",
+                    "--out", str(out)]) == 0
+    monkeypatch.setenv("SPENSE_MMASP_CFG", str(out))
+    got = at.packaged_cfg_table("NVIDIA H100 80GB HBM3", (9, 0))["mmasp_cfg"]
+    want = dict(json.loads(base.read_text())["mmasp_cfg"], **{"fp8,cols,24576,4096,0.25,8": [1, 16]})
+    assert got == want and json.loads(out.read_text())["sources"][-1] == {"set": "fp8,cols,24576,4096,0.25,8",
+                                                                         "cfg": [1, 16]}
+    capsys.readouterr()
+    for bad in ("fp8,cols,24576,4096=1x16", "fp8,cols,24576,4096,0.25,8=4x8", "fp8,cols,24576,4096,0.25,8=1x17"):
+        assert mk.main([str(base), "--capability", "9.0", "--set", bad, "--out", str(tmp_path / "bad.json")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("make_mmasp_cfg_table: --set") and err.count("\n") == 1
+    assert not (tmp_path / "bad.json").exists()
+
+
 def test_make_mmasp_cfg_table_and_its_use_on_that_gpu(tmp_path, monkeypatch):
     """benchmarks/make_mmasp_cfg_table.py: per cell the fastest reg_xf config when >= 2 were timed, a
     later file replacing a cell, pdl lines left out; table_for serves the packaged table on its GPU
