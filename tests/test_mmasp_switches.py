@@ -148,6 +148,7 @@ def test_gpu_mmasp_xs_clamped_rounds_give_the_same_bits(tmp_path):
 
 
 _XS_CLAMPED = r"spense_mmasp_xs_kernel<2, false, true>|spense_mmasp_xs_kernelILi2ELb0ELb1E"
+_PERSISTENT = r"spense_mmasp_persist_kernel"
 
 
 @pytest.mark.gpu
@@ -156,9 +157,14 @@ _XS_CLAMPED = r"spense_mmasp_xs_kernel<2, false, true>|spense_mmasp_xs_kernelILi
     ("SPENSE_MMASP_CLAMP", 512, True, r"spense_mmasp_kernel<[^>]*, 16>|spense_mmasp_kernelI.*Li16EE",
      ((None, "1"), ("0", "0"))),
     ("SPENSE_MMASP_XS_CLAMP", 32768, False, _XS_CLAMPED, (("1", "1"), ("0", "0"), (None, "1"))),
-    ("SPENSE_MMASP_XS_CLAMP", 24576, False, _XS_CLAMPED, ((None, "0"), ("1", "1")))])
-def test_gpu_mmasp_launches_the_clamped_kernel_where_the_switch_says(tmp_path, switch, N, fp8, kernel, cases):
-    """A call at M = 16 runs the clamped kernel where its switch says ("1" on, "0" off, None unset): SPENSE_MMASP_CLAMP
+    ("SPENSE_MMASP_XS_CLAMP", 24576, False, _XS_CLAMPED, ((None, "0"), ("1", "1"))),
+    ("SPENSE_MMASP_PERSIST", 32768, True, _PERSISTENT, (("3", "1"), (None, "0"), ("2", "0"))),
+    ("SPENSE_MMASP_PERSIST", 512, True, _PERSISTENT, (("3", "0"), ("1", "1"), ("2", "1")))])
+def test_gpu_mmasp_launches_the_kernel_where_the_switch_says(tmp_path, switch, N, fp8, kernel, cases):
+    """A call at M = 16 runs the kernel where its switch says (the cases: the switch's value, None unset, and "1" if
+    that kernel ran, else "0"). SPENSE_MMASP_PERSIST (e4m3): "3" takes the persistent form on a grid of more than one
+    wave of the one-block kernel (32768 rows: 2048 CTAs), not on one of 32 (512 rows); "2" the other way round; unset
+    never.  The clamped kernels ("1" on, "0" off, None unset): SPENSE_MMASP_CLAMP
     (on when unset) takes the register kernel with EARLY = 16 (the last template argument of its name) for e4m3;
     SPENSE_MMASP_XS_CLAMP the shared-x kernel's CLAMP form for bf16, by default where the unclamped grid does not fit
     on the GPU at once and the clamped kernel fits more: on a GPU of 132 SMs (H100 SXM, H200; other GPUs skip the unset cases) 32768 rows are 512 CTAs of 4
