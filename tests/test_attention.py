@@ -431,8 +431,8 @@ def test_compiled_decode_step_computes_rope_rows_and_mask_once(fused, monkeypatc
                                           (8, 640, 639, False)])
 def test_gpu_fused_early_kv_and_slot_read_same_bits(B, L, pos, norm, monkeypatch):
     """SPENSE_ATTN_EARLY_KV, SPENSE_ATTN_SLOT_READ and SPENSE_ATTN_EARLY_PRO on the GPU (dependent launch where the
-    device has it): y and both caches bit for bit those of the kernel without any;
-    with the q / k norms and without (a model whose attention has none: EARLY_PRO then loads no norm weights)."""
+    device has it): y and both caches bit for bit those of the kernel without any; with the q / k norms and without
+    (a model whose attention has none: EARLY_PRO then loads no norm weights)."""
     from spense.runtime import attention
 
     gen = torch.Generator().manual_seed(B)

@@ -98,6 +98,12 @@ def packaged_cfg_table(name: str, capability) -> dict | None:
     return None
 
 
+def _cfg_source() -> str:
+    """Where :func:`packaged_cfg_table` read the launch configs, for the log: ``SPENSE_MMASP_CFG``'s file or the
+    packaged table."""
+    return os.environ.get("SPENSE_MMASP_CFG") or "the packaged table of this GPU"
+
+
 def table_for(device: torch.device | None = None) -> tuple[str, dict]:
     """``(source, table)`` for the current CUDA device: ``builtin``, ``cache``, ``cfg`` (the packaged
     launch configs of this GPU, no backend choices) or ``safe`` ({}).  The launch configs (``mmasp_cfg``) of a
@@ -125,14 +131,12 @@ def table_for(device: torch.device | None = None) -> tuple[str, dict]:
             log.warning("spense auto backend: no table for %s sm%d%d (built-in table is for %s); safe "
                         "choices (mma.sp kernel for decode sizes)%s; SpenseLinear.tune() + "
                         "autotune.save_device_table() measure this GPU", name, cc[0], cc[1], full.get("device"),
-                        "" if cfg is None else ", with the launch configs of this GPU from "
-                        + (os.environ.get("SPENSE_MMASP_CFG") or "the packaged table"))
+                        "" if cfg is None else ", with the launch configs from " + _cfg_source())
     if res[0] == "builtin" or (res[0] == "cache" and os.environ.get("SPENSE_MMASP_CFG")):
         cfg = packaged_cfg_table(name, cc)
         if cfg is not None:
             res = (res[0], dict(res[1], mmasp_cfg=cfg["mmasp_cfg"]))
-            log.warning("spense auto backend: launch configs from %s",
-                        os.environ.get("SPENSE_MMASP_CFG") or "the packaged table of this GPU")
+            log.warning("spense auto backend: launch configs from %s", _cfg_source())
     _DEVICE_TABLES[key] = res
     return res
 
