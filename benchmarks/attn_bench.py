@@ -7,8 +7,10 @@ Configs: keys per block, warps, software stages and the program cap of the split
 spense.runtime.attention), and two with its splits balanced (``SPLIT_BALANCE``, rows marked "balanced").  Then the
 fused kernel as the engine runs it (q / k norms, RoPE and the new slot's cache write in the split kernel; rows marked
 "fused"), with ``EARLY_KV`` (its first block of keys and values read before the dependent launch's wait;
-"early_kv") and ``SLOT_READ`` (the new slot read back from the cache; "slot_read") off and on; their error column is
-against the fused kernel's output with both off, which must be 0.
+"early_kv"), ``SLOT_READ`` (the new slot read back from the cache; "slot_read"), ``PREFETCH`` (the key loop's next
+block loaded before its math; "prefetch") and ``SPLIT_MAXNREG`` (a register cap; "maxnreg=") off and on
+(``FUSED_SETTINGS``); their error column is against the fused kernel's output with all off, which must be 0.
+``--fused-only``: SDPA and those rows only.
 Per config: µs per layer, the K + V bytes read over that time (TB/s) and against the copy rate measured in the same run
 (read + write of 1 GiB), and the largest error against the float32 reference.  Qwen3-8B's attention shape by default
 (8 KV heads of 4 query heads each, head dim 128).
@@ -27,7 +29,13 @@ from spense.runtime import attention
 
 
 #: the split kernel's module settings the sweep sets (and restores after it)
-KNOBS = ("BLOCK", "SPLIT_WARPS", "SPLIT_STAGES", "MAX_PROGRAMS", "SPLIT_BALANCE", "EARLY_KV", "SLOT_READ")
+KNOBS = ("BLOCK", "SPLIT_WARPS", "SPLIT_STAGES", "MAX_PROGRAMS", "SPLIT_BALANCE", "EARLY_KV", "SLOT_READ", "PREFETCH",
+         "SPLIT_MAXNREG")
+#: the fused kernel's settings timed: (EARLY_KV, SLOT_READ, PREFETCH, SPLIT_MAXNREG); the engine's (EARLY_KV and
+#: SLOT_READ on) with the key loop's prefetch and the register cap off and on
+FUSED_SETTINGS = ((False, False, False, 0), (False, True, False, 0), (True, False, False, 0), (True, True, False, 0),
+                  (True, True, True, 0), (True, True, False, 168), (True, True, False, 128), (True, True, True, 168),
+                  (True, True, True, 200))
 
 
 def set_knobs(values) -> None:
@@ -75,7 +83,7 @@ def graph_us(fn, calls: int, reps: int = 20) -> float:
 
 def fused_rows(B, H, G, D, L, q, ks, vs, mask) -> list:
     """(name, µs, error) of the fused kernel (the engine's: raw q and new k, v; norms, RoPE, the slot written) on the
-    module's settings, with ``EARLY_KV`` and ``SLOT_READ`` off and on; the error is against the output with both off."""
+    module's settings, under each of :data:`FUSED_SETTINGS`; the error is against the output with all of them off."""
     gen = torch.Generator(device="cuda").manual_seed(1)
     kn, vn = (torch.randn(B, H, D, device="cuda", generator=gen, dtype=torch.bfloat16) for _ in range(2))
     qw, kw = (1 + 0.1 * torch.randn(D, device="cuda", generator=gen, dtype=torch.bfloat16) for _ in range(2))
@@ -88,12 +96,19 @@ def fused_rows(B, H, G, D, L, q, ks, vs, mask) -> list:
                                                  fused=(kn, vn, qw, kw, cos, sin, pos, 1e-6))
 
     rows, want = [], None
-    for early, slot_read in ((False, False), (False, True), (True, False), (True, True)):
-        attention.EARLY_KV, attention.SLOT_READ = early, slot_read
-        y = run(0).float()
+    for early, slot_read, prefetch, maxnreg in FUSED_SETTINGS:
+        attention.EARLY_KV, attention.SLOT_READ, attention.PREFETCH = early, slot_read, prefetch
+        attention.SPLIT_MAXNREG = maxnreg
+        try:
+            y = run(0).float()
+            us = graph_us(run, len(ks))
+        except Exception as e:  # a register cap Triton cannot build with: its row says so
+            print(f"B={B} maxnreg={maxnreg}: {type(e).__name__}: {str(e).splitlines()[0][:120]}")
+            continue
         want = y if want is None else want
-        rows.append(("spense fused" + (" early_kv" if early else "") + (" slot_read" if slot_read else ""),
-                     graph_us(run, len(ks)), (y - want).abs().max().item()))
+        rows.append(("spense fused" + (" early_kv" if early else "") + (" slot_read" if slot_read else "")
+                     + (" prefetch" if prefetch else "") + (f" maxnreg={maxnreg}" if maxnreg else ""),
+                     us, (y - want).abs().max().item()))
     return rows
 
 
@@ -108,6 +123,8 @@ def main() -> None:
     ap.add_argument("--group", type=int, default=4, help="query heads per KV head")
     ap.add_argument("--head-dim", type=int, default=128)
     ap.add_argument("--out", default=None, help="append a JSON row per config here")
+    ap.add_argument("--fused-only", action="store_true",
+                    help="time SDPA and the fused kernel's settings only, not the split kernel's launch sweep")
     a = ap.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("attn_bench: needs a CUDA device")
@@ -136,7 +153,7 @@ def main() -> None:
         rows.append(("sdpa", graph_us(sdpa, n), err))
         old = [getattr(attention, k) for k in KNOBS]
         try:
-            for blk, warps, stages, mp, bal in [
+            for blk, warps, stages, mp, bal in [] if a.fused_only else [
                     *itertools.product((32, 64, 128), (4, 8), (None, 1, 3), (512,), (False,)),
                     (32, 4, None, 2048, False), (32, 4, None, 512, True), (64, 4, None, 512, True)]:
                 set_knobs((blk, warps, stages, mp, bal))

@@ -17,9 +17,10 @@ from spense.runtime.attention import (BLOCK, MAX_PROGRAMS, decode_attention, dec
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-# the fused split kernel's prologue switches (EARLY_KV, SLOT_READ, EARLY_PRO) the same-bits tests run, the first none
-SETTINGS = ((False, False, False), (True, False, False), (False, True, False), (True, True, False), (True, True, True),
-            (False, False, True))
+# the fused split kernel's switches (EARLY_KV, SLOT_READ, EARLY_PRO, PREFETCH) the same-bits tests run, the first none
+SETTINGS = ((False, False, False, False), (True, False, False, False), (False, True, False, False),
+            (True, True, False, False), (True, True, True, False), (False, False, True, False),
+            (True, True, False, True), (False, False, False, True), (True, False, False, True))
 
 
 def _case(B, H, G, D, L, S, gen, device="cpu", dtype=torch.float32):
@@ -38,6 +39,7 @@ def _case(B, H, G, D, L, S, gen, device="cpu", dtype=torch.float32):
 
 _INTERP = textwrap.dedent("""
     import torch
+    from spense.runtime import attention
     from spense.runtime.attention import launch_decode_attention, decode_attention_reference
     from test_attention import _case
     gen = torch.Generator().manual_seed(0)
@@ -46,8 +48,11 @@ _INTERP = textwrap.dedent("""
                                     (3, 1, 5, 32, 70, 96, 64), (12, 1, 2, 16, 1100, 1100, 32),
                                     (2, 2, 4, 32, 300, 320, 96)]:  # a split of 3 blocks (SPLIT_BALANCE's kind)
         q, k, v, mask = _case(B, H, G, D, L, S, gen)
-        y = launch_decode_attention(q, k, v, mask, split)
-        worst = max(worst, (y - decode_attention_reference(q, k, v, mask)).abs().max().item())
+        ys = []
+        for attention.PREFETCH in (False, True):  # the key loop with its next block loaded ahead: the same bits
+            ys.append(launch_decode_attention(q, k, v, mask, split))
+        assert torch.equal(ys[0], ys[1]), (B, L, split)
+        worst = max(worst, (ys[0] - decode_attention_reference(q, k, v, mask)).abs().max().item())
     print("WORST", worst)
 """)
 
@@ -166,8 +171,9 @@ _INTERP_EARLY = textwrap.dedent("""
         q, k, v, qw, kw, cos, sin, kc, vc, p, mask = _fused_case(B, Bc, 2, 4, 32, L, 128, pos, norm, gen,
                                                                   dtype=torch.float16)
         outs = []
-        for early, slot_read, pro in SETTINGS:
-            attention.EARLY_KV, attention.SLOT_READ, attention.EARLY_PRO = early, slot_read, pro
+        for early, slot_read, pro, prefetch in SETTINGS:
+            attention.EARLY_KV, attention.SLOT_READ, attention.EARLY_PRO, attention.PREFETCH = early, slot_read, pro, \
+                prefetch
             k2, v2 = kc.clone(), vc.clone()
             y = attention.launch_decode_attention(q, k2[:B, :, :L], v2[:B, :, :L], mask, split,
                                                   fused=(k, v, qw, kw, cos, sin, p, 1e-6))
@@ -181,8 +187,9 @@ _INTERP_EARLY = textwrap.dedent("""
 
 def test_fused_kernel_early_kv_and_slot_read_same_bits_interpreted():
     """SPENSE_ATTN_EARLY_KV (the first block of keys and values read before the wait), SPENSE_ATTN_SLOT_READ (the
-    new slot read back from the cache, not put in place of the loaded tiles) and SPENSE_ATTN_EARLY_PRO (the RoPE rows,
-    norm weights and slot read before the wait) give the bits of the kernel without any, y and the caches, with the
+    new slot read back from the cache, not put in place of the loaded tiles), SPENSE_ATTN_EARLY_PRO (the RoPE rows,
+    norm weights and slot read before the wait) and SPENSE_ATTN_PREFETCH (the key loop's next block loaded before its
+    math) give the bits of the kernel without any, y and the caches, with the
     new slot in a split's first block or a later one, a first block past L, and norms on and off.  The
     interpreter runs a program's threads as one, so SLOT_READ's barrier is checked on the GPU only (by the GPU test, and
     there only as far as a missing one would show as a race)."""
@@ -430,7 +437,7 @@ def test_compiled_decode_step_computes_rope_rows_and_mask_once(fused, monkeypatc
 @pytest.mark.parametrize("B,L,pos,norm", [(1, 640, 600, True), (8, 640, 639, True), (32, 640, 100, True),
                                           (8, 640, 639, False)])
 def test_gpu_fused_early_kv_and_slot_read_same_bits(B, L, pos, norm, monkeypatch):
-    """SPENSE_ATTN_EARLY_KV, SPENSE_ATTN_SLOT_READ and SPENSE_ATTN_EARLY_PRO on the GPU (dependent launch where the
+    """SPENSE_ATTN_EARLY_KV, SLOT_READ, EARLY_PRO and PREFETCH on the GPU (dependent launch where the
     device has it): y and both caches bit for bit those of the kernel without any; with the q / k norms and without
     (a model whose attention has none: EARLY_PRO then loads no norm weights)."""
     from spense.runtime import attention
@@ -439,10 +446,11 @@ def test_gpu_fused_early_kv_and_slot_read_same_bits(B, L, pos, norm, monkeypatch
     case = _fused_case(B, B, 8, 4, 128, L, L + 64, pos, norm, gen, "cuda", torch.bfloat16)
     q, k, v, qw, kw, cos, sin, kc, vc, p, mask = case
     outs = []
-    for early, slot_read, pro in SETTINGS:
+    for early, slot_read, pro, prefetch in SETTINGS:
         monkeypatch.setattr(attention, "EARLY_KV", early)
         monkeypatch.setattr(attention, "SLOT_READ", slot_read)
         monkeypatch.setattr(attention, "EARLY_PRO", pro)
+        monkeypatch.setattr(attention, "PREFETCH", prefetch)
         kc2, vc2 = kc.clone(), vc.clone()
         y = attention.launch_decode_attention(q, kc2[:, :, :L], vc2[:, :, :L], mask,
                                               fused=(k, v, qw, kw, cos, sin, p, 1e-6))

@@ -95,6 +95,19 @@ EARLY_PRO = env_flag("SPENSE_ATTN_EARLY_PRO", False)
 # kernel with the where took 7.42 / 14.91 / 61.1 µs a layer at B = 1 / 8 / 32 against 5.57 / 11.00 / 35.9 unfused.
 # Module attribute read per launch.
 SLOT_READ = env_flag("SPENSE_ATTN_SLOT_READ", True)
+# SPENSE_ATTN_PREFETCH (read at import; default 0, ``1``: on): the split kernel's key loop loads the next block's keys and
+# values (into registers) before the math of the block it has, so two blocks are in flight per program; without it a
+# step loads its keys, computes the scores, then loads its values.  Triton 3.6 / 3.9 leave those loads out of their
+# software pipeline (only the mask row goes through shared memory asynchronously: ``ttg.async_copy`` in the TTGIR),
+# so at B = 8 (the 8B shape's 4 blocks a split) each program waited for six loads one after another.  The same math in
+# the same order: the same bits.  Module attribute read per launch.
+PREFETCH = env_flag("SPENSE_ATTN_PREFETCH", False)
+# SPENSE_ATTN_MAXNREG (read at import; default 0: the compiler's choice): registers a thread of the split kernel may
+# take (Triton's ``maxnreg``).  Compiled for sm_90a (Triton 3.9, ptxas 13.0), the fused kernel at 128 keys a split (the
+# 8B shape at B = 8) takes 255 registers, so 2 programs of 4 warps fit a SM and B * H * S = 320 programs run in two
+# waves on 132 SMs; at 168 it takes 168 with no spill (3 a SM: one wave); with PREFETCH it spills there.  Module
+# attribute read per launch.
+SPLIT_MAXNREG = _env_int("SPENSE_ATTN_MAXNREG", 0, 0, 255)
 # The ops take any strides (the launcher copies a tensor whose last dim is not contiguous, and the caches it
 # writes must have one: it raises otherwise), so Inductor may hand them its buffers as they are: under its
 # default for custom ops (exact strides) it copied the step's RoPE rows and mask into new buffers for every
@@ -173,7 +186,7 @@ if triton is not None:
                            D: tl.constexpr, GP: tl.constexpr, BLOCK: tl.constexpr, SPLIT: tl.constexpr,
                            DOT_DT: tl.constexpr, FUSED: tl.constexpr = False, NORM: tl.constexpr = False,
                            PDL: tl.constexpr = False, EARLY: tl.constexpr = 0, SLOT_READ: tl.constexpr = False,
-                           PRO: tl.constexpr = False):
+                           PRO: tl.constexpr = False, PREFETCH: tl.constexpr = False):
         bh = tl.program_id(0)
         s = tl.program_id(1)
         b = (bh // H).to(tl.int64)  # 64-bit offsets: a large cache passes 2^31 elements
@@ -217,21 +230,40 @@ if triton is not None:
         m_i = tl.full([GP], float("-inf"), tl.float32)
         l_i = tl.zeros([GP], tl.float32)
         acc = tl.zeros([GP, D], tl.float32)
+        kb = k_ptr + b * skb + h * skh
+        vb = v_ptr + b * svb + h * svh
+        if PREFETCH:  # the loop's first block in flight before any math (a block past the split loads nothing)
+            hi = tl.minimum(lo + SPLIT, L)
+            rj = lo + BLOCK * EARLY + tl.arange(0, BLOCK)
+            k = _kv_block(kb, rj, skl, rd, hi)
+            v = _kv_block(vb, rj, svl, rd, hi)
         if EARLY:  # the first block from the registers loaded before the wait, the same math as the loop's
             k0 = tl.where(rj0[:, None] == pos, kn, k0)
             p, alpha, m_i, l_i = _attn_scores(q, k0, m_ptr + b * smb, rj0, L, scale, m_i, l_i, DOT_DT)
             v0 = tl.where(rj0[:, None] == pos, vn, v0)
             acc = acc * alpha[:, None] + tl.dot(p.to(DOT_DT), v0.to(DOT_DT))
-        for j0 in range(BLOCK * EARLY, SPLIT, BLOCK):
-            rj = lo + j0 + tl.arange(0, BLOCK)
-            k = _kv_block(k_ptr + b * skb + h * skh, rj, skl, rd, L)
-            if FUSED and not SLOT_READ:  # the slot being written: its new key from registers (the store not awaited)
-                k = tl.where(rj[:, None] == pos, kn, k)
-            p, alpha, m_i, l_i = _attn_scores(q, k, m_ptr + b * smb, rj, L, scale, m_i, l_i, DOT_DT)
-            v = _kv_block(v_ptr + b * svb + h * svh, rj, svl, rd, L)
-            if FUSED and not SLOT_READ:
-                v = tl.where(rj[:, None] == pos, vn, v)
-            acc = acc * alpha[:, None] + tl.dot(p.to(DOT_DT), v.to(DOT_DT))
+        if PREFETCH:  # each step loads the next block's keys and values before its own math (registers, two deep)
+            for j0 in range(BLOCK * EARLY, SPLIT, BLOCK):
+                rn = rj + BLOCK
+                k_nx = _kv_block(kb, rn, skl, rd, hi)
+                v_nx = _kv_block(vb, rn, svl, rd, hi)
+                if FUSED and not SLOT_READ:
+                    k = tl.where(rj[:, None] == pos, kn, k)
+                    v = tl.where(rj[:, None] == pos, vn, v)
+                p, alpha, m_i, l_i = _attn_scores(q, k, m_ptr + b * smb, rj, L, scale, m_i, l_i, DOT_DT)
+                acc = acc * alpha[:, None] + tl.dot(p.to(DOT_DT), v.to(DOT_DT))
+                k, v, rj = k_nx, v_nx, rn
+        else:  # each step loads its keys, then (after the scores) its values
+            for j0 in range(BLOCK * EARLY, SPLIT, BLOCK):
+                rj = lo + j0 + tl.arange(0, BLOCK)
+                k = _kv_block(kb, rj, skl, rd, L)
+                if FUSED and not SLOT_READ:  # the slot being written: its new key from registers (store not awaited)
+                    k = tl.where(rj[:, None] == pos, kn, k)
+                p, alpha, m_i, l_i = _attn_scores(q, k, m_ptr + b * smb, rj, L, scale, m_i, l_i, DOT_DT)
+                v = _kv_block(vb, rj, svl, rd, L)
+                if FUSED and not SLOT_READ:
+                    v = tl.where(rj[:, None] == pos, vn, v)
+                acc = acc * alpha[:, None] + tl.dot(p.to(DOT_DT), v.to(DOT_DT))
         base = bh * NS + s
         # the G real query rows only (the merge reads no other): GP pads them to 16 for tl.dot, and storing the pad
         # would write 4x the partial sums at Qwen3's G = 4
@@ -357,7 +389,8 @@ def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, m
                                     q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1),
                                     k.stride(2), v.stride(0), v.stride(1), v.stride(2), mask.stride(0), *pro,
                                     D=D, GP=gp, BLOCK=BLOCK, SPLIT=split, DOT_DT=dot_dt, num_warps=SPLIT_WARPS,
-                                    **({} if SPLIT_STAGES is None else {"num_stages": SPLIT_STAGES}), **pdl, **fz)
+                                    PREFETCH=PREFETCH, **({} if SPLIT_STAGES is None else {"num_stages": SPLIT_STAGES}),
+                                    **({"maxnreg": SPLIT_MAXNREG} if SPLIT_MAXNREG and not interp else {}), **pdl, **fz)
     _decode_attn_merge[(B * H, G)](o, ml, y, G, H, ns, y.stride(0), y.stride(1), y.stride(2), D=D, GP=gp,
                                    SB=min(32, triton.next_power_of_2(ns)), num_warps=4, FORM=form & 3,
                                    F16=bool(form & FORM_F16), **pdl)
