@@ -103,10 +103,11 @@ SLOT_READ = env_flag("SPENSE_ATTN_SLOT_READ", True)
 # the same order: the same bits.  Module attribute read per launch.
 PREFETCH = env_flag("SPENSE_ATTN_PREFETCH", False)
 # SPENSE_ATTN_MAXNREG (read at import; default 0: the compiler's choice): registers a thread of the split kernel may
-# take (Triton's ``maxnreg``).  Compiled for sm_90a (Triton 3.9, ptxas 13.0), the fused kernel at 128 keys a split (the
-# 8B shape at B = 8) takes 255 registers, so 2 programs of 4 warps fit a SM and B * H * S = 320 programs run in two
-# waves on 132 SMs; at 168 it takes 168 with no spill (3 a SM: one wave); with PREFETCH it spills there.  Module
-# attribute read per launch.
+# take (Triton's ``maxnreg``).  Compiled for sm_90a by Triton 3.6 (the device's; ptxas 13.0), the fused kernel at 128
+# keys a split (the 8B shape at B = 8) takes 181 registers, so 2 programs of 4 warps fit a SM and B * H * S = 320
+# programs run in two waves on 132 SMs; capped at 168 it takes 168 with no spill (3 a SM: one wave), at 128 it spills 12
+# bytes (4 a SM).  With PREFETCH it takes 255, and spills 688 / 1,268 bytes under those caps.  Module attribute read
+# per launch.
 SPLIT_MAXNREG = _env_int("SPENSE_ATTN_MAXNREG", 0, 0, 255)
 # The ops take any strides (the launcher copies a tensor whose last dim is not contiguous, and the caches it
 # writes must have one: it raises otherwise), so Inductor may hand them its buffers as they are: under its
