@@ -7,8 +7,8 @@ Configs: keys per block, warps, software stages and the program cap of the split
 spense.runtime.attention), and two with its splits balanced (``SPLIT_BALANCE``, rows marked "balanced").  Then the
 fused kernel as the engine runs it (q / k norms, RoPE and the new slot's cache write in the split kernel; rows marked
 "fused"), with ``EARLY_KV`` (its first block of keys and values read before the dependent launch's wait;
-"early_kv"), ``SLOT_READ`` (the new slot read back from the cache; "slot_read"), ``PREFETCH`` (the key loop's next
-block loaded before its math; "prefetch") and ``SPLIT_MAXNREG`` (a register cap; "maxnreg=") off and on
+"early_kv"), ``SLOT_READ`` (the new slot read back from the cache; "slot_read"), ``PREFETCH`` (how far ahead the key
+loop loads; "prefetch=") and ``SPLIT_MAXNREG`` (a register cap; "maxnreg=") off and on
 (``FUSED_SETTINGS``); their error column is against the fused kernel's output with all off, which must be 0.
 ``--fused-only``: SDPA and those rows only.
 Per config: µs per layer, the K + V bytes read over that time (TB/s) and against the copy rate measured in the same run
@@ -33,9 +33,9 @@ KNOBS = ("BLOCK", "SPLIT_WARPS", "SPLIT_STAGES", "MAX_PROGRAMS", "SPLIT_BALANCE"
          "SPLIT_MAXNREG")
 #: the fused kernel's settings timed: (EARLY_KV, SLOT_READ, PREFETCH, SPLIT_MAXNREG); the engine's (EARLY_KV and
 #: SLOT_READ on) with the key loop's prefetch and the register cap off and on
-FUSED_SETTINGS = ((False, False, False, 0), (False, True, False, 0), (True, False, False, 0), (True, True, False, 0),
-                  (True, True, True, 0), (True, True, False, 168), (True, True, False, 128), (True, True, True, 168),
-                  (True, True, True, 200))
+FUSED_SETTINGS = ((False, False, 0, 0), (False, True, 0, 0), (True, False, 0, 0), (True, True, 0, 0), (True, True, 1, 0),
+                  (True, True, 2, 0), (True, True, 0, 168), (True, True, 1, 168), (True, True, 0, 128),
+                  (True, True, 1, 128), (True, True, 2, 200))
 
 
 def set_knobs(values) -> None:
@@ -107,7 +107,7 @@ def fused_rows(B, H, G, D, L, q, ks, vs, mask) -> list:
             continue
         want = y if want is None else want
         rows.append(("spense fused" + (" early_kv" if early else "") + (" slot_read" if slot_read else "")
-                     + (" prefetch" if prefetch else "") + (f" maxnreg={maxnreg}" if maxnreg else ""),
+                     + (f" prefetch={prefetch}" if prefetch else "") + (f" maxnreg={maxnreg}" if maxnreg else ""),
                      us, (y - want).abs().max().item()))
     return rows
 

@@ -18,9 +18,9 @@ from spense.runtime.attention import (BLOCK, MAX_PROGRAMS, decode_attention, dec
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 # the fused split kernel's switches (EARLY_KV, SLOT_READ, EARLY_PRO, PREFETCH) the same-bits tests run, the first none
-SETTINGS = ((False, False, False, False), (True, False, False, False), (False, True, False, False),
-            (True, True, False, False), (True, True, True, False), (False, False, True, False),
-            (True, True, False, True), (False, False, False, True), (True, False, False, True))
+SETTINGS = ((False, False, False, 0), (True, False, False, 0), (False, True, False, 0), (True, True, False, 0),
+            (True, True, True, 0), (False, False, True, 0), (True, True, False, 1), (True, True, False, 2),
+            (False, False, False, 2), (True, False, False, 1), (True, False, False, 2))
 
 
 def _case(B, H, G, D, L, S, gen, device="cpu", dtype=torch.float32):
@@ -49,9 +49,9 @@ _INTERP = textwrap.dedent("""
                                     (2, 2, 4, 32, 300, 320, 96)]:  # a split of 3 blocks (SPLIT_BALANCE's kind)
         q, k, v, mask = _case(B, H, G, D, L, S, gen)
         ys = []
-        for attention.PREFETCH in (False, True):  # the key loop with its next block loaded ahead: the same bits
+        for attention.PREFETCH in (0, 1, 2):  # the key loop loading ahead (values with keys; the next block): same bits
             ys.append(launch_decode_attention(q, k, v, mask, split))
-        assert torch.equal(ys[0], ys[1]), (B, L, split)
+        assert torch.equal(ys[0], ys[1]) and torch.equal(ys[0], ys[2]), (B, L, split)
         worst = max(worst, (ys[0] - decode_attention_reference(q, k, v, mask)).abs().max().item())
     print("WORST", worst)
 """)
@@ -188,8 +188,8 @@ _INTERP_EARLY = textwrap.dedent("""
 def test_fused_kernel_early_kv_and_slot_read_same_bits_interpreted():
     """SPENSE_ATTN_EARLY_KV (the first block of keys and values read before the wait), SPENSE_ATTN_SLOT_READ (the
     new slot read back from the cache, not put in place of the loaded tiles), SPENSE_ATTN_EARLY_PRO (the RoPE rows,
-    norm weights and slot read before the wait) and SPENSE_ATTN_PREFETCH (the key loop's next block loaded before its
-    math) give the bits of the kernel without any, y and the caches, with the
+    norm weights and slot read before the wait) and SPENSE_ATTN_PREFETCH (1: a block's values loaded with its keys; 2:
+    the next block's loaded before its math too) give the bits of the kernel without any, y and the caches, with the
     new slot in a split's first block or a later one, a first block past L, and norms on and off.  The
     interpreter runs a program's threads as one, so SLOT_READ's barrier is checked on the GPU only (by the GPU test, and
     there only as far as a missing one would show as a race)."""
@@ -338,6 +338,24 @@ def test_split_rule_follows_its_switch():
         assert r.returncode == 0 and r.stdout.strip() == want, (v, r.stdout, r.stderr[-500:])
     r = split_at("yes", "SPENSE_ATTN_SPLIT_BALANCE", 32)
     assert r.returncode != 0 and "SPENSE_ATTN_SPLIT_BALANCE='yes': give 0 or 1" in r.stderr
+
+
+def test_prefetch_and_register_cap_switches_read_at_import():
+    """SPENSE_ATTN_PREFETCH (0..2) and SPENSE_ATTN_MAXNREG (0..255) set the module's settings at import; a value
+    outside its range is refused in one line."""
+    def read(**env):
+        code = "from spense.runtime import attention as a; print(a.PREFETCH, a.SPLIT_MAXNREG)"
+        return subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=SRC, **env),
+                              capture_output=True, text=True, timeout=120)
+
+    r = read()
+    assert r.returncode == 0 and r.stdout.split() == ["0", "0"], r.stderr[-500:]
+    r = read(SPENSE_ATTN_PREFETCH="2", SPENSE_ATTN_MAXNREG="168")
+    assert r.returncode == 0 and r.stdout.split() == ["2", "168"], r.stderr[-500:]
+    r = read(SPENSE_ATTN_PREFETCH="3")
+    assert r.returncode != 0 and "SPENSE_ATTN_PREFETCH must be in 0..2, got 3" in r.stderr
+    r = read(SPENSE_ATTN_MAXNREG="256")
+    assert r.returncode != 0 and "SPENSE_ATTN_MAXNREG must be in 0..255, got 256" in r.stderr
 
 
 def test_pdl_is_on_unless_switched_off_or_interpreted(monkeypatch):

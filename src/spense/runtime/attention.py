@@ -95,18 +95,19 @@ EARLY_PRO = env_flag("SPENSE_ATTN_EARLY_PRO", False)
 # kernel with the where took 7.42 / 14.91 / 61.1 µs a layer at B = 1 / 8 / 32 against 5.57 / 11.00 / 35.9 unfused.
 # Module attribute read per launch.
 SLOT_READ = env_flag("SPENSE_ATTN_SLOT_READ", True)
-# SPENSE_ATTN_PREFETCH (read at import; default 0, ``1``: on): the split kernel's key loop loads the next block's keys and
-# values (into registers) before the math of the block it has, so two blocks are in flight per program; without it a
-# step loads its keys, computes the scores, then loads its values.  Triton 3.6 / 3.9 leave those loads out of their
-# software pipeline (only the mask row goes through shared memory asynchronously: ``ttg.async_copy`` in the TTGIR),
-# so at B = 8 (the 8B shape's 4 blocks a split) each program waited for six loads one after another.  The same math in
-# the same order: the same bits.  Module attribute read per launch.
-PREFETCH = env_flag("SPENSE_ATTN_PREFETCH", False)
+# SPENSE_ATTN_PREFETCH (read at import; default 0): how far ahead the split kernel's key loop loads.  0: a step loads its
+# keys, computes the scores, then loads its values; 1: its values with its keys (two loads in flight); 2: also the next
+# block's keys and values (into registers) before its own math, so two blocks are in flight per program.  Triton 3.6 /
+# 3.9 leave these loads out of their software pipeline (only the mask row goes through shared memory asynchronously:
+# ``ttg.async_copy`` in the TTGIR), so at B = 8 (the 8B shape's 4 blocks a split, the first loaded early) a program
+# waits for six loads one after another at 0.  The same math in the same order: the same bits.  Module attribute read
+# per launch.
+PREFETCH = _env_int("SPENSE_ATTN_PREFETCH", 0, 0, 2)
 # SPENSE_ATTN_MAXNREG (read at import; default 0: the compiler's choice): registers a thread of the split kernel may
 # take (Triton's ``maxnreg``).  Compiled for sm_90a by Triton 3.6 (the device's; ptxas 13.0), the fused kernel at 128
 # keys a split (the 8B shape at B = 8) takes 181 registers, so 2 programs of 4 warps fit a SM and B * H * S = 320
 # programs run in two waves on 132 SMs; capped at 168 it takes 168 with no spill (3 a SM: one wave), at 128 it spills 12
-# bytes (4 a SM).  With PREFETCH it takes 255, and spills 688 / 1,268 bytes under those caps.  Module attribute read
+# bytes (4 a SM).  With PREFETCH 2 it takes 255, and spills 688 / 1,268 bytes under those caps.  Module attribute read
 # per launch.
 SPLIT_MAXNREG = _env_int("SPENSE_ATTN_MAXNREG", 0, 0, 255)
 # The ops take any strides (the launcher copies a tensor whose last dim is not contiguous, and the caches it
@@ -187,7 +188,7 @@ if triton is not None:
                            D: tl.constexpr, GP: tl.constexpr, BLOCK: tl.constexpr, SPLIT: tl.constexpr,
                            DOT_DT: tl.constexpr, FUSED: tl.constexpr = False, NORM: tl.constexpr = False,
                            PDL: tl.constexpr = False, EARLY: tl.constexpr = 0, SLOT_READ: tl.constexpr = False,
-                           PRO: tl.constexpr = False, PREFETCH: tl.constexpr = False):
+                           PRO: tl.constexpr = False, PREFETCH: tl.constexpr = 0):
         bh = tl.program_id(0)
         s = tl.program_id(1)
         b = (bh // H).to(tl.int64)  # 64-bit offsets: a large cache passes 2^31 elements
@@ -233,7 +234,7 @@ if triton is not None:
         acc = tl.zeros([GP, D], tl.float32)
         kb = k_ptr + b * skb + h * skh
         vb = v_ptr + b * svb + h * svh
-        if PREFETCH:  # the loop's first block in flight before any math (a block past the split loads nothing)
+        if PREFETCH == 2:  # the loop's first block in flight before any math (a block past the split loads nothing)
             hi = tl.minimum(lo + SPLIT, L)
             rj = lo + BLOCK * EARLY + tl.arange(0, BLOCK)
             k = _kv_block(kb, rj, skl, rd, hi)
@@ -243,7 +244,7 @@ if triton is not None:
             p, alpha, m_i, l_i = _attn_scores(q, k0, m_ptr + b * smb, rj0, L, scale, m_i, l_i, DOT_DT)
             v0 = tl.where(rj0[:, None] == pos, vn, v0)
             acc = acc * alpha[:, None] + tl.dot(p.to(DOT_DT), v0.to(DOT_DT))
-        if PREFETCH:  # each step loads the next block's keys and values before its own math (registers, two deep)
+        if PREFETCH == 2:  # each step loads the next block's keys and values before its own math (registers, two deep)
             for j0 in range(BLOCK * EARLY, SPLIT, BLOCK):
                 rn = rj + BLOCK
                 k_nx = _kv_block(kb, rn, skl, rd, hi)
@@ -254,14 +255,17 @@ if triton is not None:
                 p, alpha, m_i, l_i = _attn_scores(q, k, m_ptr + b * smb, rj, L, scale, m_i, l_i, DOT_DT)
                 acc = acc * alpha[:, None] + tl.dot(p.to(DOT_DT), v.to(DOT_DT))
                 k, v, rj = k_nx, v_nx, rn
-        else:  # each step loads its keys, then (after the scores) its values
+        else:  # each step loads its keys, then its values: with them (PREFETCH 1) or after the scores (0)
             for j0 in range(BLOCK * EARLY, SPLIT, BLOCK):
                 rj = lo + j0 + tl.arange(0, BLOCK)
                 k = _kv_block(kb, rj, skl, rd, L)
+                if PREFETCH == 1:
+                    v = _kv_block(vb, rj, svl, rd, L)
                 if FUSED and not SLOT_READ:  # the slot being written: its new key from registers (store not awaited)
                     k = tl.where(rj[:, None] == pos, kn, k)
                 p, alpha, m_i, l_i = _attn_scores(q, k, m_ptr + b * smb, rj, L, scale, m_i, l_i, DOT_DT)
-                v = _kv_block(vb, rj, svl, rd, L)
+                if PREFETCH == 0:
+                    v = _kv_block(vb, rj, svl, rd, L)
                 if FUSED and not SLOT_READ:
                     v = tl.where(rj[:, None] == pos, vn, v)
                 acc = acc * alpha[:, None] + tl.dot(p.to(DOT_DT), v.to(DOT_DT))
