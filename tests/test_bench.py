@@ -265,6 +265,24 @@ def test_sass_round_loads_counts_branches_between_a_loops_weight_loads(tmp_path,
     assert mod.main([str(tmp_path / "bin")]) == 2 and "not text" in capsys.readouterr().err
 
 
+def test_attn_regs_occupancy_rule_and_a_compiled_kernel(capsys):
+    """benchmarks/attn_regs.py: CTAs a SM from registers (allocated 256 a warp), shared memory and the 32-CTA limit;
+    then the fused split kernel compiled for sm_90a here (no GPU) at the 8B shape's B = 8 split, uncapped and capped at
+    128 registers: the rows carry the split rule's programs and the cap holds."""
+    mod = load_benchmark("attn_regs")
+    assert [mod.ctas_per_sm(r, 4, 13312) for r in (208, 181, 168, 128)] == [2, 2, 3, 4]
+    assert mod.ctas_per_sm(32, 4, 100_000) == 2  # shared memory bound: 228 KiB / (100,000 + 1 KiB)
+    assert mod.ctas_per_sm(16, 1, 0) == 32  # the CTA limit
+    pytest.importorskip("triton")
+    if not os.path.exists(mod._cuobjdump()):
+        pytest.skip("no cuobjdump beside this Triton")
+    rows = mod.main(["--batches", "8", "--prefetch", "0", "--caps", "0,128"])
+    assert [(r["split"], r["programs"], r["maxnreg"]) for r in rows] == [(128, 320, 0), (128, 320, 128)]
+    assert rows[1]["regs"] <= 128 < rows[0]["regs"] and rows[1]["ctas_per_sm"] >= rows[0]["ctas_per_sm"]
+    assert rows[0]["waves"] == round(320 / (rows[0]["ctas_per_sm"] * 132), 2)
+    assert "320 programs" in capsys.readouterr().out
+
+
 def test_fp8_lm_head_switch_on_cpu(monkeypatch):
     """SPENSE_FP8_LM_HEAD=1: the FP8 variants (dense and Spense) take their lm_head in e4m3, BF16 variants keep
     theirs; the logits stay near the unquantized head's, the weight bytes drop by the head's saving, the switch is

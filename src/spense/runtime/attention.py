@@ -104,10 +104,11 @@ SLOT_READ = env_flag("SPENSE_ATTN_SLOT_READ", True)
 # per launch.
 PREFETCH = _env_int("SPENSE_ATTN_PREFETCH", 0, 0, 2)
 # SPENSE_ATTN_MAXNREG (read at import; default 0: the compiler's choice): registers a thread of the split kernel may
-# take (Triton's ``maxnreg``).  Compiled for sm_90a by Triton 3.6 (the device's; ptxas 13.0), the fused kernel at 128
-# keys a split (the 8B shape at B = 8) takes 181 registers, so 2 programs of 4 warps fit a SM and B * H * S = 320
-# programs run in two waves on 132 SMs; capped at 168 it takes 168 with no spill (3 a SM: one wave), at 128 it spills 12
-# bytes (4 a SM).  With PREFETCH 2 it takes 255, and spills 688 / 1,268 bytes under those caps.  Module attribute read
+# take (Triton's ``maxnreg``).  Compiled for sm_90a by Triton 3.6 and the ptxas it bundles (12.8), as the device does
+# (``benchmarks/attn_regs.py``), the fused kernel at 128 keys a split (the 8B shape at B = 8) takes 208 registers, so 2
+# programs of 4 warps fit a SM and B * H * S = 320 programs run in two waves on 132 SMs (512 at B = 32).  Capped at 168
+# it does not spill and 3 fit a SM (one wave at B = 8); at 128, 16 bytes of spill, 4 a SM.  PREFETCH 1: 205 registers,
+# no spill at 168, 72 bytes at 128; PREFETCH 2: 255, 472 / 736 bytes of spill under those caps.  Module attribute read
 # per launch.
 SPLIT_MAXNREG = _env_int("SPENSE_ATTN_MAXNREG", 0, 0, 255)
 # The ops take any strides (the launcher copies a tensor whose last dim is not contiguous, and the caches it
