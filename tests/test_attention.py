@@ -455,7 +455,7 @@ def test_compiled_decode_step_computes_rope_rows_and_mask_once(fused, monkeypatc
 @pytest.mark.parametrize("B,L,pos,norm", [(1, 640, 600, True), (8, 640, 639, True), (32, 640, 100, True),
                                           (8, 640, 639, False)])
 def test_gpu_fused_early_kv_and_slot_read_same_bits(B, L, pos, norm, monkeypatch):
-    """SPENSE_ATTN_EARLY_KV, SLOT_READ, EARLY_PRO and PREFETCH on the GPU (dependent launch where the
+    """SPENSE_ATTN_EARLY_KV, SLOT_READ, EARLY_PRO, PREFETCH and MAXNREG on the GPU (dependent launch where the
     device has it): y and both caches bit for bit those of the kernel without any; with the q / k norms and without
     (a model whose attention has none: EARLY_PRO then loads no norm weights)."""
     from spense.runtime import attention
@@ -464,11 +464,13 @@ def test_gpu_fused_early_kv_and_slot_read_same_bits(B, L, pos, norm, monkeypatch
     case = _fused_case(B, B, 8, 4, 128, L, L + 64, pos, norm, gen, "cuda", torch.bfloat16)
     q, k, v, qw, kw, cos, sin, kc, vc, p, mask = case
     outs = []
-    for early, slot_read, pro, prefetch in SETTINGS:
+    for (early, slot_read, pro, prefetch), cap in [(s, 0) for s in SETTINGS] + [((True, True, False, 1), 168),
+                                                                             ((True, True, False, 0), 128)]:
         monkeypatch.setattr(attention, "EARLY_KV", early)
         monkeypatch.setattr(attention, "SLOT_READ", slot_read)
         monkeypatch.setattr(attention, "EARLY_PRO", pro)
         monkeypatch.setattr(attention, "PREFETCH", prefetch)
+        monkeypatch.setattr(attention, "SPLIT_MAXNREG", cap)  # a register cap (SPENSE_ATTN_MAXNREG): the same bits
         kc2, vc2 = kc.clone(), vc.clone()
         y = attention.launch_decode_attention(q, kc2[:, :, :L], vc2[:, :, :L], mask,
                                               fused=(k, v, qw, kw, cos, sin, p, 1e-6))
