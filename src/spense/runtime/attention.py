@@ -245,31 +245,28 @@ if triton is not None:
             p, alpha, m_i, l_i = _attn_scores(q, k0, m_ptr + b * smb, rj0, L, scale, m_i, l_i, DOT_DT)
             v0 = tl.where(rj0[:, None] == pos, vn, v0)
             acc = acc * alpha[:, None] + tl.dot(p.to(DOT_DT), v0.to(DOT_DT))
-        if PREFETCH == 2:  # each step loads the next block's keys and values before its own math (registers, two deep)
-            for j0 in range(BLOCK * EARLY, SPLIT, BLOCK):
+        # the key loop: a step loads the next block's keys and values before its own math (PREFETCH 2: registers, two
+        # deep), or its own keys, then its values with them (1) or after the scores (0)
+        for j0 in range(BLOCK * EARLY, SPLIT, BLOCK):
+            if PREFETCH == 2:
                 rn = rj + BLOCK
                 k_nx = _kv_block(kb, rn, skl, rd, hi)
                 v_nx = _kv_block(vb, rn, svl, rd, hi)
-                if FUSED and not SLOT_READ:
-                    k = tl.where(rj[:, None] == pos, kn, k)
-                    v = tl.where(rj[:, None] == pos, vn, v)
-                p, alpha, m_i, l_i = _attn_scores(q, k, m_ptr + b * smb, rj, L, scale, m_i, l_i, DOT_DT)
-                acc = acc * alpha[:, None] + tl.dot(p.to(DOT_DT), v.to(DOT_DT))
-                k, v, rj = k_nx, v_nx, rn
-        else:  # each step loads its keys, then its values: with them (PREFETCH 1) or after the scores (0)
-            for j0 in range(BLOCK * EARLY, SPLIT, BLOCK):
+            else:
                 rj = lo + j0 + tl.arange(0, BLOCK)
                 k = _kv_block(kb, rj, skl, rd, L)
                 if PREFETCH == 1:
                     v = _kv_block(vb, rj, svl, rd, L)
-                if FUSED and not SLOT_READ:  # the slot being written: its new key from registers (store not awaited)
-                    k = tl.where(rj[:, None] == pos, kn, k)
-                p, alpha, m_i, l_i = _attn_scores(q, k, m_ptr + b * smb, rj, L, scale, m_i, l_i, DOT_DT)
-                if PREFETCH == 0:
-                    v = _kv_block(vb, rj, svl, rd, L)
-                if FUSED and not SLOT_READ:
-                    v = tl.where(rj[:, None] == pos, vn, v)
-                acc = acc * alpha[:, None] + tl.dot(p.to(DOT_DT), v.to(DOT_DT))
+            if FUSED and not SLOT_READ:  # the slot being written: its new key from registers (the store not awaited)
+                k = tl.where(rj[:, None] == pos, kn, k)
+            p, alpha, m_i, l_i = _attn_scores(q, k, m_ptr + b * smb, rj, L, scale, m_i, l_i, DOT_DT)
+            if PREFETCH == 0:
+                v = _kv_block(vb, rj, svl, rd, L)
+            if FUSED and not SLOT_READ:
+                v = tl.where(rj[:, None] == pos, vn, v)
+            acc = acc * alpha[:, None] + tl.dot(p.to(DOT_DT), v.to(DOT_DT))
+            if PREFETCH == 2:
+                k, v, rj = k_nx, v_nx, rn
         base = bh * NS + s
         # the G real query rows only (the merge reads no other): GP pads them to 16 for tl.dot, and storing the pad
         # would write 4x the partial sums at Qwen3's G = 4
