@@ -67,6 +67,12 @@ def _interpreted_worst(script: str) -> float:
     return float(r.stdout.split("WORST")[-1])
 
 
+def _run_python(code: str, **env) -> subprocess.CompletedProcess:
+    """``python -c code`` with ``src`` on the path and ``env`` set: switches read at import."""
+    return subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=SRC, **env),
+                          capture_output=True, text=True, timeout=120)
+
+
 def test_split_kernels_interpreted():
     """The last case has 35 splits (two merge chunks) and a row whose first split is wholly masked."""
     assert _interpreted_worst(_INTERP) < 1e-5
@@ -324,9 +330,8 @@ def test_split_rule_follows_its_switch():
     keys, 128 of 64 and 64 of 128; a value that is not a positive integer is refused in one line.  So is
     SPENSE_ATTN_SPLIT_BALANCE's (read at import too): at B = 32 and 640 keys, 320-key splits with it, 512 without"""
     def split_at(v, var="SPENSE_ATTN_MAX_PROGRAMS", B=1):
-        code = f"from spense.runtime.attention import split_length; print(split_length({B}, 8, 640))"
-        env = dict(os.environ, PYTHONPATH=SRC, **{var: v})
-        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        return _run_python(f"from spense.runtime.attention import split_length; print(split_length({B}, 8, 640))",
+                           **{var: v})
 
     for v, want in (("512", 32), ("128", 64), ("64", 128)):
         r = split_at(v)
@@ -344,9 +349,7 @@ def test_prefetch_and_register_cap_switches_read_at_import():
     """SPENSE_ATTN_PREFETCH (0..2) and SPENSE_ATTN_MAXNREG (0..255) set the module's settings at import; a value
     outside its range is refused in one line."""
     def read(**env):
-        code = "from spense.runtime import attention as a; print(a.PREFETCH, a.SPLIT_MAXNREG)"
-        return subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=SRC, **env),
-                              capture_output=True, text=True, timeout=120)
+        return _run_python("from spense.runtime import attention as a; print(a.PREFETCH, a.SPLIT_MAXNREG)", **env)
 
     r = read()
     assert r.returncode == 0 and r.stdout.split() == ["0", "0"], r.stderr[-500:]
