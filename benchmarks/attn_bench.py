@@ -34,10 +34,10 @@ KNOBS = ("BLOCK", "SPLIT_WARPS", "SPLIT_STAGES", "MAX_PROGRAMS", "SPLIT_BALANCE"
 #: the fused kernel's settings timed: (EARLY_KV, SLOT_READ, PREFETCH, SPLIT_MAXNREG); the engine's (EARLY_KV and
 #: SLOT_READ on) with the key loop's prefetch and the register cap off and on, and EARLY_KV off with prefetch (with
 #: EARLY_KV the kernel takes 208 registers a thread at B = 8, without it 128: benchmarks/attn_regs.py, Triton 3.6)
-FUSED_SETTINGS = ((False, False, 0, 0), (False, True, 0, 0), (True, False, 0, 0), (True, True, 0, 0), (True, True, 1, 0),
-                  (True, True, 2, 0), (True, True, 0, 168), (True, True, 1, 168), (True, True, 0, 128),
-                  (True, True, 1, 128), (True, True, 2, 200), (False, True, 1, 0), (False, True, 2, 0),
-                  (False, True, 2, 168))
+FUSED_SETTINGS = ((False, False, 0, 0), (False, True, 0, 0), (True, False, 0, 0), (True, True, 0, 0),
+                  (True, True, 1, 0), (True, True, 2, 0), (True, True, 0, 168), (True, True, 1, 168),
+                  (True, True, 0, 128), (True, True, 1, 128), (True, True, 2, 200), (False, True, 1, 0),
+                  (False, True, 2, 0), (False, True, 2, 168))
 
 
 def set_knobs(values) -> None:

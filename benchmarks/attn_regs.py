@@ -7,9 +7,9 @@ keys a split and the programs a launch (B * H * splits).  The kernel is compiled
 prologue, dependent launch, the module's EARLY_KV / SLOT_READ / EARLY_PRO) for ``sm_90a`` with the installed Triton,
 under each SPENSE_ATTN_PREFETCH value and register cap (Triton's ``maxnreg``; 0: none); ``cuobjdump -res-usage`` on the
 cubin (assembled by the ptxas Triton bundles, as on the device) gives its registers a thread and its stack frame and
-local bytes (spills).  Then, from the register file (64 Ki registers a SM,
-allocated 256 a warp), shared memory (228 KiB a SM, 1 KiB reserved a CTA) and 32 CTAs a SM at most: the programs that
-fit a SM at once, and the waves a launch takes on ``--sms`` SMs.  The device's Triton may differ from this one: the
+local bytes (spills).  Then, from the register file (64 Ki registers a SM, allocated 256 a warp), shared memory
+(228 KiB a SM, 1 KiB reserved a CTA) and 32 CTAs a SM at most: the programs that fit a SM at once, and the waves a
+launch takes on ``--sms`` SMs.  The device's Triton may differ from this one: the
 script prints its version (the counts in docs/runtime.md are Triton 3.6's, the device's).
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ import math
 import os
 import re
 import subprocess
+import tempfile
 
 from spense.runtime import attention
 
@@ -42,8 +43,8 @@ def _cuobjdump() -> str:
 
 
 def compile_split(split: int, prefetch: int, cap: int, D: int = 128, gp: int = 16):
-    """(registers a thread, spill bytes (stack frame + local), shared bytes) of the fused split kernel at ``split`` keys, compiled for
-    sm_90a under PREFETCH ``prefetch`` and register cap ``cap`` (0: none)."""
+    """(registers a thread, spill bytes (stack frame + local), shared bytes) of the fused split kernel at ``split``
+    keys, compiled for sm_90a under PREFETCH ``prefetch`` and register cap ``cap`` (0: none)."""
     import triton
     import triton.language as tl
     from triton.backends.compiler import GPUTarget
@@ -69,10 +70,10 @@ def compile_split(split: int, prefetch: int, cap: int, D: int = 128, gp: int = 1
         opts["maxnreg"] = cap
     src = ASTSource(fn=fn, signature=sig, constexprs={(fn.arg_names.index(k),): v for k, v in const.items()})
     k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=opts)
-    cubin = "/tmp/spense_attn_regs.cubin"
-    with open(cubin, "wb") as f:
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
         f.write(k.asm["cubin"])
-    out = subprocess.run([_cuobjdump(), "-res-usage", cubin], capture_output=True, text=True, check=True).stdout
+        f.flush()
+        out = subprocess.run([_cuobjdump(), "-res-usage", f.name], capture_output=True, text=True, check=True).stdout
     m = re.search(r"REG:(\d+) STACK:(\d+) SHARED:(\d+) LOCAL:(\d+)", out)
     if m is None:
         raise SystemExit(f"attn_regs: no resource line in cuobjdump's output: {out[-300:]!r}")
@@ -94,7 +95,7 @@ def main(argv=None) -> list[dict]:
     a = ap.parse_args(argv)
     import triton
 
-    H, L, gp = a.kv_heads, a.length, max(16, 1 << (a.group - 1).bit_length())
+    H, L, gp = a.kv_heads, a.length, max(16, triton.next_power_of_2(a.group))  # the launch's padded query rows
     print(f"Triton {triton.__version__}, sm_90a; H={H} G={a.group} D={a.head_dim} L={L}, {a.sms} SMs")
     rows = []
     for B in (int(b) for b in a.batches.split(",")):

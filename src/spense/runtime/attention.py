@@ -95,9 +95,9 @@ EARLY_PRO = env_flag("SPENSE_ATTN_EARLY_PRO", False)
 # kernel with the where took 7.42 / 14.91 / 61.1 µs a layer at B = 1 / 8 / 32 against 5.57 / 11.00 / 35.9 unfused.
 # Module attribute read per launch.
 SLOT_READ = env_flag("SPENSE_ATTN_SLOT_READ", True)
-# SPENSE_ATTN_PREFETCH (read at import; default 0): how far ahead the split kernel's key loop loads.  0: a step loads its
-# keys, computes the scores, then loads its values; 1: its values with its keys (two loads in flight); 2: also the next
-# block's keys and values (into registers) before its own math, so two blocks are in flight per program.  Triton 3.6 /
+# SPENSE_ATTN_PREFETCH (read at import; default 0): how far ahead the split kernel's key loop loads.  0: a step loads
+# its keys, computes the scores, then loads its values; 1: its values with its keys (two loads in flight); 2: also the
+# next block's keys and values (into registers) before its own math, so two blocks are in flight per program.  Triton 3.6 /
 # 3.9 leave these loads out of their software pipeline (only the mask row goes through shared memory asynchronously:
 # ``ttg.async_copy`` in the TTGIR), so at B = 8 (the 8B shape's 4 blocks a split, the first loaded early) a program
 # waits for six loads one after another at 0.  The same math in the same order: the same bits.  Module attribute read
