@@ -8,8 +8,9 @@ spense.runtime.attention), and two with its splits balanced (``SPLIT_BALANCE``, 
 fused kernel as the engine runs it (q / k norms, RoPE and the new slot's cache write in the split kernel; rows marked
 "fused"), with ``EARLY_KV`` (its first block of keys and values read before the dependent launch's wait;
 "early_kv"), ``SLOT_READ`` (the new slot read back from the cache; "slot_read"), ``PREFETCH`` (how far ahead the key
-loop loads; "prefetch=") and ``SPLIT_MAXNREG`` (a register cap; "maxnreg=") off and on
-(``FUSED_SETTINGS``); their error column is against the fused kernel's output with all off, which must be 0.
+loop loads; "prefetch="), ``SPLIT_MAXNREG`` (a register cap; "maxnreg=") and ``SPLIT_STAGES`` (the pipeline's depth;
+"stages=") off and on (``FUSED_SETTINGS``); their error column is against the fused kernel's output with all off,
+which must be 0.
 ``--fused-only``: SDPA and those rows only.
 Per config: µs per layer, the K + V bytes read over that time (TB/s) and against the copy rate measured in the same run
 (read + write of 1 GiB), and the largest error against the float32 reference.  Qwen3-8B's attention shape by default
@@ -31,13 +32,15 @@ from spense.runtime import attention
 #: the split kernel's module settings the sweep sets (and restores after it)
 KNOBS = ("BLOCK", "SPLIT_WARPS", "SPLIT_STAGES", "MAX_PROGRAMS", "SPLIT_BALANCE", "EARLY_KV", "SLOT_READ", "PREFETCH",
          "SPLIT_MAXNREG")
-#: the fused kernel's settings timed: (EARLY_KV, SLOT_READ, PREFETCH, SPLIT_MAXNREG); the engine's (EARLY_KV and
-#: SLOT_READ on) with the key loop's prefetch and the register cap off and on, and EARLY_KV off with prefetch (with
-#: EARLY_KV the kernel takes 208 registers a thread at B = 8, without it 128: benchmarks/attn_regs.py, Triton 3.6)
-FUSED_SETTINGS = ((False, False, 0, 0), (False, True, 0, 0), (True, False, 0, 0), (True, True, 0, 0),
-                  (True, True, 1, 0), (True, True, 2, 0), (True, True, 0, 168), (True, True, 1, 168),
-                  (True, True, 0, 128), (True, True, 1, 128), (True, True, 2, 200), (False, True, 1, 0),
-                  (False, True, 2, 0), (False, True, 2, 168))
+#: the fused kernel's settings timed: (EARLY_KV, SLOT_READ, PREFETCH, SPLIT_MAXNREG, SPLIT_STAGES (0: Triton's)); the
+#: engine's (EARLY_KV and SLOT_READ on) with the key loop's prefetch, a register cap and the pipeline's depth, and
+#: EARLY_KV off.  At B = 8 the engine's kernel takes 151 registers (3 programs a SM, one wave), 128 capped (4), 87
+#: without EARLY_KV (5); 4 stages keep the loop's three blocks in flight, 5 all four without EARLY_KV; PREFETCH 2 takes
+#: the key and value loads out of Triton's pipeline (benchmarks/attn_regs.py, Triton 3.6)
+FUSED_SETTINGS = ((False, False, 0, 0, 0), (False, True, 0, 0, 0), (True, False, 0, 0, 0), (True, True, 0, 0, 0),
+                  (True, True, 1, 0, 0), (True, True, 2, 0, 0), (True, True, 0, 128, 0), (True, True, 0, 0, 2),
+                  (True, True, 0, 0, 4), (True, True, 0, 0, 5), (True, True, 1, 0, 4), (True, True, 0, 128, 4),
+                  (False, True, 0, 0, 4), (False, True, 0, 0, 5), (False, True, 1, 0, 0))
 
 
 def set_knobs(values) -> None:
@@ -98,18 +101,19 @@ def fused_rows(B, H, G, D, L, q, ks, vs, mask) -> list:
                                                  fused=(kn, vn, qw, kw, cos, sin, pos, 1e-6))
 
     rows, want = [], None
-    for early, slot_read, prefetch, maxnreg in FUSED_SETTINGS:
+    for early, slot_read, prefetch, maxnreg, stages in FUSED_SETTINGS:
         attention.EARLY_KV, attention.SLOT_READ, attention.PREFETCH = early, slot_read, prefetch
-        attention.SPLIT_MAXNREG = maxnreg
+        attention.SPLIT_MAXNREG, attention.SPLIT_STAGES = maxnreg, stages or None
         try:
             y = run(0).float()
             us = graph_us(run, len(ks))
-        except Exception as e:  # a register cap Triton cannot build with: its row says so
-            print(f"B={B} maxnreg={maxnreg}: {type(e).__name__}: {str(e).splitlines()[0][:120]}")
+        except Exception as e:  # a cap or depth Triton cannot build with: its row says so
+            print(f"B={B} maxnreg={maxnreg} stages={stages}: {type(e).__name__}: {str(e).splitlines()[0][:120]}")
             continue
         want = y if want is None else want
         rows.append(("spense fused" + (" early_kv" if early else "") + (" slot_read" if slot_read else "")
-                     + (f" prefetch={prefetch}" if prefetch else "") + (f" maxnreg={maxnreg}" if maxnreg else ""),
+                     + (f" prefetch={prefetch}" if prefetch else "") + (f" maxnreg={maxnreg}" if maxnreg else "")
+                     + (f" stages={stages}" if stages else ""),
                      us, (y - want).abs().max().item()))
     return rows
 

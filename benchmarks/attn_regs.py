@@ -1,26 +1,38 @@
-"""The fused decode-attention split kernel's registers, spills and waves on an sm_90 GPU, compiled here (no GPU needed).
+"""The fused decode-attention split kernel's registers, spills, pipelined loads and waves on an sm_90 GPU, compiled here
+(no GPU needed).
 
-    python benchmarks/attn_regs.py [--batches 1,8,32] [--length 640] [--prefetch 0,1,2] [--caps 0,168,128]
+    python benchmarks/attn_regs.py [--batches 1,8,32] [--length 640] [--early 1] [--prefetch 0,1,2] [--caps 0,168,128]
+                                   [--stages 0]
 
 For each batch size the split rule of spense.runtime.attention (as configured by its SPENSE_ATTN_* switches) gives the
-keys a split and the programs a launch (B * H * splits).  The kernel is compiled as the engine launches it (fused
-prologue, dependent launch, the module's EARLY_KV / SLOT_READ / EARLY_PRO) for ``sm_90a`` with the installed Triton,
-under each SPENSE_ATTN_PREFETCH value and register cap (Triton's ``maxnreg``; 0: none); ``cuobjdump -res-usage`` on the
-cubin (assembled by the ptxas Triton bundles, as on the device) gives its registers a thread and its stack frame and
-local bytes (spills).  Then, from the register file (64 Ki registers a SM, allocated 256 a warp), shared memory
-(228 KiB a SM, 1 KiB reserved a CTA) and 32 CTAs a SM at most: the programs that fit a SM at once, and the waves a
-launch takes on ``--sms`` SMs.  The device's Triton may differ from this one: the
-script prints its version (the counts in docs/runtime.md are Triton 3.6's, the device's).
+keys a split and the programs a launch (B * H * splits).  The kernel is compiled as the engine's decode step launches
+it: :func:`spense.runtime.attention.launch_decode_attention` runs on CPU tensors laid out as the engine's (q, k and v
+views of the fused q / k / v projection's output, slices of a static cache, the mask row and the RoPE rows), with
+the kernels swapped for a recorder, and the recorded arguments go through Triton's own launch binder, so the kernel is
+specialized as at a launch (16-byte aligned pointers and integers that are multiples of 16 marked so: without those
+marks Triton cannot copy the bf16 key and value tiles asynchronously and leaves them out of its software pipeline),
+with dependent launch on, for ``sm_90a`` under each EARLY_KV, SPENSE_ATTN_PREFETCH value, register cap (Triton's
+``maxnreg``; 0: none) and pipeline depth (``num_stages``; 0: Triton's default).  ``cuobjdump -res-usage`` on the cubin
+(assembled by the ptxas Triton bundles, as on the device) gives its registers a thread and its stack frame and local
+bytes (spills); the TTGIR's ``async_copy_global_to_local`` ops count the loads in Triton's pipeline.  Then, from the
+register file (64 Ki registers a SM, allocated 256 a warp), shared memory (228 KiB a SM, 1 KiB reserved a CTA) and 32
+CTAs a SM at most: the programs that fit a SM at once, and the waves a launch takes on ``--sms`` SMs.  The device's
+Triton may differ from this one: the script prints its version (the counts in docs/runtime.md are Triton 3.6's, the
+device's).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import json
 import math
 import os
 import re
 import subprocess
 import tempfile
+
+import torch
 
 from spense.runtime import attention
 
@@ -42,43 +54,79 @@ def _cuobjdump() -> str:
     return path if os.path.exists(path) else "cuobjdump"
 
 
-def compile_split(split: int, prefetch: int, cap: int, D: int = 128, gp: int = 16):
-    """(registers a thread, spill bytes (stack frame + local), shared bytes) of the fused split kernel at ``split``
-    keys, compiled for sm_90a under PREFETCH ``prefetch`` and register cap ``cap`` (0: none)."""
-    import triton
-    import triton.language as tl
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
+class _Recorder:
+    """Stands for a Triton kernel: ``kernel[grid](*args, **kwargs)`` records the call."""
 
-    fn = attention._decode_attn_split
-    const = dict(D=D, GP=gp, BLOCK=attention.BLOCK, SPLIT=split, DOT_DT=tl.bfloat16, FUSED=True, NORM=True, PDL=True,
-                 EARLY=int(attention.EARLY_KV), SLOT_READ=attention.SLOT_READ, PRO=attention.EARLY_PRO,
-                 PREFETCH=prefetch)
-    f32 = {"m_ptr", "o_ptr", "ml_ptr", "cos_ptr", "sin_ptr"}
-    sig = {}
-    for n in fn.arg_names:
-        if n in const:
-            sig[n] = "constexpr"
-        elif n.endswith("_ptr"):
-            sig[n] = "*fp32" if n in f32 else "*i64" if n == "pos_ptr" else "*bf16"
-        else:
-            sig[n] = "fp32" if n in ("scale", "eps") else "i32"
-    opts = {"num_warps": attention.SPLIT_WARPS, "enable_fp_fusion": True}  # Triton's default at launch (3.6: fused)
-    if attention.SPLIT_STAGES is not None:
-        opts["num_stages"] = attention.SPLIT_STAGES
-    if cap:
-        opts["maxnreg"] = cap
-    src = ASTSource(fn=fn, signature=sig, constexprs={(fn.arg_names.index(k),): v for k, v in const.items()})
-    k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=opts)
+    def __init__(self):
+        self.calls = []
+
+    def __getitem__(self, grid):
+        return lambda *args, **kwargs: self.calls.append((grid, args, kwargs))
+
+
+def engine_case(B: int, H: int = 8, G: int = 4, D: int = 128, L: int = 640, cache_len: int | None = None):
+    """CPU tensors as the engine's decode step hands them to ``spense::decode_attention_fused``
+    (:mod:`spense.engine.model`): q, k, v views of one ``(B, 1, (H G + 2 H) D)`` projection output, the q / k norm
+    weights, the RoPE rows ``cos, sin`` ``(B, D)`` (slices of ``(B, 1, 1, D)``), caches ``(B, H, cache_len, D)``, the
+    slot, the mask row ``(B, L)`` (a slice of ``(B, 1, L)``) and eps."""
+    dt = torch.bfloat16
+    qkv = torch.zeros(B, 1, (H * G + 2 * H) * D, dtype=dt)
+    q, k, v = qkv.split([H * G * D, H * D, H * D], dim=-1)
+    cos, sin = torch.zeros(B, 1, 1, D), torch.zeros(B, 1, 1, D)
+    kc = torch.zeros(B, H, cache_len or L, D, dtype=dt)
+    w = torch.ones(D, dtype=dt)
+    return (q.view(B, H, G, D), k.view(B, H, D), v.view(B, H, D), w, w.clone(), cos[:, 0, 0], sin[:, 0, 0], kc,
+            torch.zeros_like(kc), torch.zeros(1, dtype=torch.long), torch.zeros(B, 1, L, dtype=dt)[:, 0], 1e-6)
+
+
+def launch_call(B: int, H: int = 8, G: int = 4, D: int = 128, L: int = 640):
+    """(grid, args, kwargs) of the split kernel's launch for :func:`engine_case`, as the engine's decode step on an
+    sm_90 GPU makes it (dependent launch on)."""
+    q, k, v, qw, kw, cos, sin, kc, vc, pos, mask, eps = engine_case(B, H, G, D, L)
+    rec = _Recorder()
+    with contextlib.ExitStack() as st:  # the module's kernels swapped for recorders, restored after
+        old = attention._decode_attn_split, attention._decode_attn_merge
+        st.callback(lambda: (setattr(attention, "_decode_attn_split", old[0]),
+                             setattr(attention, "_decode_attn_merge", old[1])))
+        attention._decode_attn_split, attention._decode_attn_merge = rec, _Recorder()
+        attention.launch_decode_attention(q, kc[:, :, :L], vc[:, :, :L], mask, fused=(k, v, qw, kw, cos, sin, pos, eps))
+    grid, args, kwargs = rec.calls[0]
+    return grid, args, {**kwargs, "PDL": True, "launch_pdl": True}
+
+
+def compile_launch(args, kwargs):
+    """The split kernel compiled for sm_90a from a recorded launch, specialized by Triton's own binder as a launch
+    would be (its signature, constexprs and alignment attributes)."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource, make_backend
+    from triton.runtime.jit import create_function_from_signature
+
+    fn, target = attention._decode_attn_split, GPUTarget("cuda", 90, 32)
+    backend = make_backend(target)
+    binder = create_function_from_signature(fn.signature, fn.params, backend)
+    bound, spec, options = binder(*args, **kwargs)
+    options, sig, constexprs, attrs = fn._pack_args(backend, kwargs, bound, spec, options)
+    return triton.compile(ASTSource(fn, sig, constexprs, attrs), target=target, options=options.__dict__)
+
+
+def resources(kernel) -> tuple[int, int, int, int]:
+    """(registers a thread, spill bytes (stack frame + local), shared bytes, loads in Triton's pipeline (its TTGIR's
+    ``async_copy_global_to_local`` ops)) of a compiled kernel."""
     with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
-        f.write(k.asm["cubin"])
+        f.write(kernel.asm["cubin"])
         f.flush()
         out = subprocess.run([_cuobjdump(), "-res-usage", f.name], capture_output=True, text=True, check=True).stdout
     m = re.search(r"REG:(\d+) STACK:(\d+) SHARED:(\d+) LOCAL:(\d+)", out)
     if m is None:
         raise SystemExit(f"attn_regs: no resource line in cuobjdump's output: {out[-300:]!r}")
     reg, stack, shared, local = (int(g) for g in m.groups())
-    return reg, stack + local, shared + int(k.metadata.shared)
+    return reg, stack + local, shared + int(kernel.metadata.shared), kernel.asm["ttgir"].count(
+        "async_copy_global_to_local")
+
+
+#: the module settings main() sets per kernel, restored after
+SETTINGS = ("EARLY_KV", "PREFETCH", "SPLIT_MAXNREG", "SPLIT_STAGES")
 
 
 def main(argv=None) -> list[dict]:
@@ -88,34 +136,43 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--kv-heads", type=int, default=8)
     ap.add_argument("--group", type=int, default=4, help="query heads per KV head")
     ap.add_argument("--head-dim", type=int, default=128)
+    ap.add_argument("--early", default="1,0", help="SPENSE_ATTN_EARLY_KV values")
     ap.add_argument("--prefetch", default="0,1,2", help="SPENSE_ATTN_PREFETCH values")
-    ap.add_argument("--caps", default="0,168,128", help="register caps (0: none)")
+    ap.add_argument("--caps", default="0,168,128", help="register caps (SPENSE_ATTN_MAXNREG; 0: none)")
+    ap.add_argument("--stages", default="0", help="pipeline depths (SPENSE_ATTN_STAGES; 0: Triton's default)")
     ap.add_argument("--sms", type=int, default=132, help="SMs of the GPU (H100 SXM and H200: 132)")
     ap.add_argument("--out", default=None, help="append a JSON row per kernel here")
     a = ap.parse_args(argv)
     import triton
 
-    H, L, gp = a.kv_heads, a.length, max(16, triton.next_power_of_2(a.group))  # the launch's padded query rows
-    print(f"Triton {triton.__version__}, sm_90a; H={H} G={a.group} D={a.head_dim} L={L}, {a.sms} SMs")
-    rows = []
-    for B in (int(b) for b in a.batches.split(",")):
-        split = attention.split_length(B, H, L)
-        programs = B * H * -(-L // split)
-        for pf in (int(p) for p in a.prefetch.split(",")):
-            for cap in (int(c) for c in a.caps.split(",")):
-                regs, local, smem = compile_split(split, pf, cap, a.head_dim, gp)
-                fit = ctas_per_sm(regs, attention.SPLIT_WARPS, smem)
-                waves = programs / (fit * a.sms) if fit else float("inf")
-                row = {"B": B, "split": split, "programs": programs, "prefetch": pf, "maxnreg": cap, "regs": regs,
-                       "spill_bytes": local, "smem": smem, "ctas_per_sm": fit, "waves": round(waves, 2),
-                       "triton": triton.__version__}
-                rows.append(row)
-                print(f"B={B:<3} split {split:4d}  {programs:4d} programs  prefetch {pf}  cap {cap or '-':>3}: "
-                      f"{regs:3d} registers, {local:4d} B spilled, {smem:6d} B shared -> {fit} a SM, "
-                      f"{waves:.2f} waves")
-                if a.out:
-                    with open(a.out, "a") as f:
-                        f.write(json.dumps(row) + "\n")
+    ints = lambda text: [int(x) for x in text.split(",")]  # noqa: E731
+    H, G, D, L = a.kv_heads, a.group, a.head_dim, a.length
+    print(f"Triton {triton.__version__}, sm_90a; H={H} G={G} D={D} L={L}, {a.sms} SMs")
+    rows, old = [], [getattr(attention, k) for k in SETTINGS]
+    try:
+        for B, early, pf, cap, st in itertools.product(ints(a.batches), ints(a.early), ints(a.prefetch), ints(a.caps),
+                                                      ints(a.stages)):
+            for k, v in zip(SETTINGS, (bool(early), pf, cap, st or None)):
+                setattr(attention, k, v)
+            split = attention.split_length(B, H, L)
+            grid, args, kwargs = launch_call(B, H, G, D, L)
+            regs, local, smem, piped = resources(compile_launch(args, kwargs))
+            fit = ctas_per_sm(regs, attention.SPLIT_WARPS, smem)
+            programs = grid[0] * grid[1]
+            waves = programs / (fit * a.sms) if fit else float("inf")
+            row = {"B": B, "split": split, "programs": programs, "early_kv": early, "prefetch": pf, "maxnreg": cap,
+                   "stages": st, "regs": regs, "spill_bytes": local, "smem": smem, "pipelined_loads": piped,
+                   "ctas_per_sm": fit, "waves": round(waves, 2), "triton": triton.__version__}
+            rows.append(row)
+            print(f"B={B:<3} split {split:4d}  {programs:4d} programs  early_kv {early}  prefetch {pf}  "
+                  f"cap {cap or '-':>3}  stages {st or '-'}: {regs:3d} registers, {local:4d} B spilled, {smem:6d} B "
+                  f"shared, {piped:2d} pipelined loads -> {fit} a SM, {waves:.2f} waves")
+            if a.out:
+                with open(a.out, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+    finally:
+        for k, v in zip(SETTINGS, old):
+            setattr(attention, k, v)
     return rows
 
 

@@ -267,18 +267,30 @@ def test_sass_round_loads_counts_branches_between_a_loops_weight_loads(tmp_path,
 
 def test_attn_regs_occupancy_rule_and_a_compiled_kernel(capsys):
     """benchmarks/attn_regs.py: CTAs a SM from registers (allocated 256 a warp), shared memory and the 32-CTA limit;
-    then the fused split kernel compiled for sm_90a here (no GPU) at the 8B shape's B = 8 split, uncapped and capped at
-    128 registers: the rows carry the split rule's programs and the cap holds."""
+    the split kernel's launch recorded from the launcher on the engine's layout (the module's kernels restored after);
+    then that kernel compiled for sm_90a here (no GPU) at the 8B shape's B = 8 split, specialized as a launch is:
+    the key and value loads in Triton's pipeline (3 stages: key, value and mask row, 3 each), 2 stages fewer copies;
+    uncapped and capped at 128 registers, the cap holding; the module's settings as they were."""
+    from spense.runtime import attention
+
     mod = load_benchmark("attn_regs")
     assert [mod.ctas_per_sm(r, 4, 13312) for r in (208, 181, 168, 128)] == [2, 2, 3, 4]
     assert mod.ctas_per_sm(32, 4, 100_000) == 2  # shared memory bound: 228 KiB / (100,000 + 1 KiB)
     assert mod.ctas_per_sm(16, 1, 0) == 32  # the CTA limit
     pytest.importorskip("triton")
+    split_fn = attention._decode_attn_split
+    grid, args, kwargs = mod.launch_call(8)
+    assert attention._decode_attn_split is split_fn and grid == (64, 5)  # 8 rows x 8 heads, 5 splits of 128 keys
+    assert kwargs["PDL"] and kwargs["FUSED"] and kwargs["SPLIT"] == 128 and args[split_fn.arg_names.index("skl")] == 128
     if not os.path.exists(mod._cuobjdump()):
         pytest.skip("no cuobjdump beside this Triton")
-    rows = mod.main(["--batches", "8", "--prefetch", "0", "--caps", "0,128"])
-    assert [(r["split"], r["programs"], r["maxnreg"]) for r in rows] == [(128, 320, 0), (128, 320, 128)]
-    assert rows[1]["regs"] <= 128 < rows[0]["regs"] and rows[1]["ctas_per_sm"] >= rows[0]["ctas_per_sm"]
+    before = [getattr(attention, k) for k in mod.SETTINGS]
+    rows = mod.main(["--batches", "8", "--early", "1", "--prefetch", "0", "--caps", "0,128", "--stages", "0,2"])
+    assert [getattr(attention, k) for k in mod.SETTINGS] == before
+    assert [(r["split"], r["programs"], r["maxnreg"], r["stages"]) for r in rows] == [
+        (128, 320, 0, 0), (128, 320, 0, 2), (128, 320, 128, 0), (128, 320, 128, 2)]
+    assert rows[0]["pipelined_loads"] == 9 and rows[1]["pipelined_loads"] == 6 and rows[1]["smem"] < rows[0]["smem"]
+    assert rows[2]["regs"] <= 128 < rows[0]["regs"] and rows[2]["ctas_per_sm"] >= rows[0]["ctas_per_sm"]
     assert rows[0]["waves"] == round(320 / (rows[0]["ctas_per_sm"] * 132), 2)
     assert "320 programs" in capsys.readouterr().out
 

@@ -54,9 +54,16 @@ except Exception:  # pragma: no cover - no triton
     tl = None
 
 BLOCK = 32  # keys per inner step
-# the split kernel's launch: warps, and Triton's software-pipeline stages of its key loop (None: Triton's default);
-# module attributes read per launch, so that benchmarks/attn_bench.py can sweep them (with BLOCK and MAX_PROGRAMS)
-SPLIT_WARPS, SPLIT_STAGES = 4, None
+# the split kernel's launch: warps, and Triton's software-pipeline stages of its key loop (None: Triton's default, 3);
+# module attributes read per launch, so that benchmarks/attn_bench.py can sweep them (with BLOCK and MAX_PROGRAMS).
+# Triton copies the loop's key, value and mask blocks into shared memory asynchronously, STAGES - 1 blocks ahead
+# (``benchmarks/attn_regs.py``: 9 ``async_copy`` ops in the TTGIR at 3 stages), once a launch marks the pointers and
+# strides 16-byte aligned, as it does for the engine's tensors; 1 stage (no pipeline) took 13.51 against 11.20 µs a
+# layer at B = 8 (H200, benchmarks/results/wgsd_2026-12-02 cd).  SPENSE_ATTN_STAGES (read at import; default 0:
+# Triton's) sets the stages: at the 8B shape's B = 8 (4 blocks a split, the first loaded before the loop under EARLY_KV)
+# 4 keeps the loop's three blocks in flight at once (50,368 bytes of shared memory a program against 33,920 at 3, still
+# 3 programs a SM: Triton 3.6, attn_regs).
+SPLIT_WARPS, SPLIT_STAGES = 4, _env_int("SPENSE_ATTN_STAGES", 0, 0, 8) or None
 # splits grow (x2) until B * H * S is at most this: SPENSE_ATTN_MAX_PROGRAMS (read at import; default 512: at B = 1
 # on the Qwen3-8B shape, 8 KV heads and 640 keys, 20 splits of 32 keys; 128 gives 10 of 64, 64 gives 5 of 128, fewer
 # partial sums for the merge to read but a longer walk per program).  Timed on the H200, Qwen3-8B shape
@@ -96,20 +103,19 @@ EARLY_PRO = env_flag("SPENSE_ATTN_EARLY_PRO", False)
 # Module attribute read per launch.
 SLOT_READ = env_flag("SPENSE_ATTN_SLOT_READ", True)
 # SPENSE_ATTN_PREFETCH (read at import; default 0): how far ahead the split kernel's key loop loads.  0: a step loads
-# its keys, computes the scores, then loads its values; 1: its values with its keys (two loads in flight); 2: also the
-# next block's keys and values (into registers) before its own math, so two blocks are in flight per program.  Triton 3.6 /
-# 3.9 leave these loads out of their software pipeline (only the mask row goes through shared memory asynchronously:
-# ``ttg.async_copy`` in the TTGIR), so at B = 8 (the 8B shape's 4 blocks a split, the first loaded early) a program
-# waits for six loads one after another at 0.  The same math in the same order: the same bits.  Module attribute read
-# per launch.
+# its keys, computes the scores, then loads its values; 1: its values with its keys; 2: also the next block's keys and
+# values (into registers) before its own math.  Triton pipelines the loads of 0 and 1 (see SPLIT_STAGES); 2's are
+# loop-carried registers, so Triton leaves them out of its pipeline (only the mask row stays in it: 3 ``async_copy``
+# ops, Triton 3.6, attn_regs) and it is there to be timed against the pipeline.  The same math in the same order: the
+# same bits.  Module attribute read per launch.
 PREFETCH = _env_int("SPENSE_ATTN_PREFETCH", 0, 0, 2)
 # SPENSE_ATTN_MAXNREG (read at import; default 0: the compiler's choice): registers a thread of the split kernel may
-# take (Triton's ``maxnreg``).  Compiled for sm_90a by Triton 3.6 and the ptxas it bundles (12.8), as the device does
-# (``benchmarks/attn_regs.py``), the fused kernel at 128 keys a split (the 8B shape at B = 8) takes 208 registers, so 2
-# programs of 4 warps fit a SM and B * H * S = 320 programs run in two waves on 132 SMs (512 at B = 32).  Capped at 168
-# it does not spill and 3 fit a SM (one wave at B = 8); at 128, 16 bytes of spill, 4 a SM.  PREFETCH 1: 205 registers,
-# no spill at 168, 72 bytes at 128; PREFETCH 2: 255, 472 / 736 bytes of spill under those caps.  Module attribute read
-# per launch.
+# take (Triton's ``maxnreg``).  Compiled by Triton 3.6 and the ptxas it bundles for sm_90a, specialized as a launch on
+# the engine's tensors is (``benchmarks/attn_regs.py``), the fused kernel at 128 keys a split (the 8B shape at B = 8)
+# takes 151 registers and 33,920 bytes of shared memory: 3 programs of 4 warps a SM, so B * H * S = 320 programs run
+# in one wave on 132 SMs (512 at B = 32: 1.29).  Capped at 128 it does not spill and 4 fit a SM.  PREFETCH 1: 156
+# registers, no spill at 128; PREFETCH 2: 185, 160 bytes of spill at 128.  Without EARLY_KV: 87 registers.  Module
+# attribute read per launch.
 SPLIT_MAXNREG = _env_int("SPENSE_ATTN_MAXNREG", 0, 0, 255)
 # The ops take any strides (the launcher copies a tensor whose last dim is not contiguous, and the caches it
 # writes must have one: it raises otherwise), so Inductor may hand them its buffers as they are: under its
