@@ -345,17 +345,20 @@ def test_split_rule_follows_its_switch():
     assert r.returncode != 0 and "SPENSE_ATTN_SPLIT_BALANCE='yes': give 0 or 1" in r.stderr
 
 
-def test_prefetch_register_cap_and_stages_switches_read_at_import():
-    """SPENSE_ATTN_PREFETCH (0..2), SPENSE_ATTN_MAXNREG (0..255) and SPENSE_ATTN_STAGES (0..8; 0: Triton's default,
-    None) set the module's settings at import; a value outside its range is refused in one line."""
+def test_prefetch_register_cap_stages_and_l2_switches_read_at_import():
+    """SPENSE_ATTN_PREFETCH (0..2), SPENSE_ATTN_MAXNREG (0..255), SPENSE_ATTN_STAGES (0..8; 0: Triton's default,
+    None) and SPENSE_ATTN_L2_PREFETCH (0 / 1) set the module's settings at import; a value outside its range is
+    refused in one line."""
     def read(**env):
         return _run_python("from spense.runtime import attention as a; print(a.PREFETCH, a.SPLIT_MAXNREG, "
-                           "a.SPLIT_STAGES)", **env)
+                           "a.SPLIT_STAGES, a.L2_PREFETCH)", **env)
 
     r = read()
-    assert r.returncode == 0 and r.stdout.split() == ["0", "0", "None"], r.stderr[-500:]
-    r = read(SPENSE_ATTN_PREFETCH="2", SPENSE_ATTN_MAXNREG="168", SPENSE_ATTN_STAGES="4")
-    assert r.returncode == 0 and r.stdout.split() == ["2", "168", "4"], r.stderr[-500:]
+    assert r.returncode == 0 and r.stdout.split() == ["0", "0", "None", "False"], r.stderr[-500:]
+    r = read(SPENSE_ATTN_PREFETCH="2", SPENSE_ATTN_MAXNREG="168", SPENSE_ATTN_STAGES="4", SPENSE_ATTN_L2_PREFETCH="1")
+    assert r.returncode == 0 and r.stdout.split() == ["2", "168", "4", "True"], r.stderr[-500:]
+    r = read(SPENSE_ATTN_L2_PREFETCH="on")
+    assert r.returncode != 0 and "SPENSE_ATTN_L2_PREFETCH='on': give 0 or 1" in r.stderr
     r = read(SPENSE_ATTN_STAGES="9")
     assert r.returncode != 0 and "SPENSE_ATTN_STAGES must be in 0..8, got 9" in r.stderr
     r = read(SPENSE_ATTN_PREFETCH="3")
@@ -461,24 +464,26 @@ def test_compiled_decode_step_computes_rope_rows_and_mask_once(fused, monkeypatc
 @pytest.mark.parametrize("B,L,pos,norm", [(1, 640, 600, True), (8, 640, 639, True), (32, 640, 100, True),
                                           (8, 640, 639, False)])
 def test_gpu_fused_early_kv_and_slot_read_same_bits(B, L, pos, norm, monkeypatch):
-    """SPENSE_ATTN_EARLY_KV, SLOT_READ, EARLY_PRO, PREFETCH, MAXNREG and STAGES on the GPU (dependent launch where the
-    device has it): y and both caches bit for bit those of the kernel without any; with the q / k norms and without
-    (a model whose attention has none: EARLY_PRO then loads no norm weights)."""
+    """SPENSE_ATTN_EARLY_KV, SLOT_READ, EARLY_PRO, PREFETCH, MAXNREG, STAGES and L2_PREFETCH on the GPU (dependent
+    launch where the device has it): y and both caches bit for bit those of the kernel without any; with the q / k
+    norms and without (a model whose attention has none: EARLY_PRO then loads no norm weights)."""
     from spense.runtime import attention
 
     gen = torch.Generator().manual_seed(B)
     case = _fused_case(B, B, 8, 4, 128, L, L + 64, pos, norm, gen, "cuda", torch.bfloat16)
     q, k, v, qw, kw, cos, sin, kc, vc, p, mask = case
     outs = []
-    for (early, slot_read, pro, prefetch), cap, stages in [(s, 0, None) for s in SETTINGS] + [
-            ((True, True, False, 1), 168, None), ((True, True, False, 0), 128, None), ((True, True, False, 0), 0, 4),
-            ((False, True, False, 0), 0, 5)]:
+    for (early, slot_read, pro, prefetch), cap, stages, l2 in [(s, 0, None, False) for s in SETTINGS] + [
+            ((True, True, False, 1), 168, None, False), ((True, True, False, 0), 128, None, False),
+            ((True, True, False, 0), 0, 4, False), ((False, True, False, 0), 0, 5, False),
+            ((True, True, False, 0), 0, None, True), ((False, True, False, 0), 0, 4, True)]:
         monkeypatch.setattr(attention, "EARLY_KV", early)
         monkeypatch.setattr(attention, "SLOT_READ", slot_read)
         monkeypatch.setattr(attention, "EARLY_PRO", pro)
         monkeypatch.setattr(attention, "PREFETCH", prefetch)
         monkeypatch.setattr(attention, "SPLIT_MAXNREG", cap)  # a register cap (SPENSE_ATTN_MAXNREG): the same bits
         monkeypatch.setattr(attention, "SPLIT_STAGES", stages)  # the pipeline's depth (SPENSE_ATTN_STAGES): the same
+        monkeypatch.setattr(attention, "L2_PREFETCH", l2)  # rows asked of L2 first (SPENSE_ATTN_L2_PREFETCH): the same
         kc2, vc2 = kc.clone(), vc.clone()
         y = attention.launch_decode_attention(q, kc2[:, :, :L], vc2[:, :, :L], mask,
                                               fused=(k, v, qw, kw, cos, sin, p, 1e-6))

@@ -117,6 +117,12 @@ PREFETCH = _env_int("SPENSE_ATTN_PREFETCH", 0, 0, 2)
 # registers, no spill at 128; PREFETCH 2: 185, 160 bytes of spill at 128.  Without EARLY_KV: 87 registers.  Module
 # attribute read per launch.
 SPLIT_MAXNREG = _env_int("SPENSE_ATTN_MAXNREG", 0, 0, 255)
+# SPENSE_ATTN_L2_PREFETCH (read at import; default 0, ``1``: on): the split kernel first asks L2 for the rows its key
+# loop will read (``prefetch.global.L2`` on every 128-byte line of them; no registers, no shared memory), so that
+# they stream from DRAM while the program waits for the kernel before and runs its prologue: the attention's time is
+# a chain of latencies (the wait, q, the prologue, the first loads, the merge) and then the streaming of the keys and
+# values (docs/e2e.md v57, corrected).  Never under the interpreter.  The same bits.  Module attribute read per launch.
+L2_PREFETCH = env_flag("SPENSE_ATTN_L2_PREFETCH", False)
 # The ops take any strides (the launcher copies a tensor whose last dim is not contiguous, and the caches it
 # writes must have one: it raises otherwise), so Inductor may hand them its buffers as they are: under its
 # default for custom ops (exact strides) it copied the step's RoPE rows and mask into new buffers for every
@@ -171,6 +177,17 @@ if triton is not None:
         return cs, sn, wq, wqr, wk, wkr, tl.load(pos_ptr)
 
     @triton.jit
+    def _l2_prefetch(k_row, v_row, lo, hi, sl, svl, L, LINES: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr):
+        """Ask L2 for the keys' and values' rows ``lo .. hi - 1`` (clamped to ``L``), ``LINES`` 128-byte lines a row
+        (``prefetch.global.L2``): a hint that moves no value into the program, so the bytes read are the same."""
+        rl = (tl.arange(0, LINES) * (D // LINES))[None, :]
+        for j0 in range(lo, hi, BLOCK):
+            rj = tl.minimum(j0 + tl.arange(0, BLOCK), L - 1)[:, None]
+            tl.inline_asm_elementwise("prefetch.global.L2 [$1];\n\tmov.u32 $0, 0;", "=r,l",
+                                      [tl.join(k_row + rj * sl + rl, v_row + rj * svl + rl)], dtype=tl.int32,
+                                      is_pure=False, pack=1)
+
+    @triton.jit
     def _kv_block(row_ptr, rj, sl, rd, L):
         """Rows ``rj`` of a cache slice (``row_ptr`` at its key 0, ``sl`` apart, ``rd`` the head dim), 0 past ``L``."""
         return tl.load(row_ptr + rj[:, None] * sl + rd[None, :], mask=rj[:, None] < L, other=0.0)
@@ -195,7 +212,7 @@ if triton is not None:
                            D: tl.constexpr, GP: tl.constexpr, BLOCK: tl.constexpr, SPLIT: tl.constexpr,
                            DOT_DT: tl.constexpr, FUSED: tl.constexpr = False, NORM: tl.constexpr = False,
                            PDL: tl.constexpr = False, EARLY: tl.constexpr = 0, SLOT_READ: tl.constexpr = False,
-                           PRO: tl.constexpr = False, PREFETCH: tl.constexpr = 0):
+                           PRO: tl.constexpr = False, PREFETCH: tl.constexpr = 0, L2: tl.constexpr = 0):
         bh = tl.program_id(0)
         s = tl.program_id(1)
         b = (bh // H).to(tl.int64)  # 64-bit offsets: a large cache passes 2^31 elements
@@ -204,6 +221,9 @@ if triton is not None:
         rd = tl.arange(0, D)
         rdr = (rd + D // 2) % D  # the head dim with its halves swapped (RoPE's rotate_half)
         lo = s * SPLIT
+        if L2:  # the loop's rows asked of L2 before anything else, L2 lines a row (L2_PREFETCH)
+            _l2_prefetch(k_ptr + b * skb + h * skh, v_ptr + b * svb + h * svh, lo + BLOCK * EARLY,
+                         tl.minimum(lo + SPLIT, L), skl, svl, L, L2, D, BLOCK)
         if EARLY:  # fused: no kernel before writes the cache (the slot pos comes from registers), so the first
             # block of keys and values is read before the wait (EARLY_KV)
             tl.static_assert(FUSED, "EARLY_KV is for the fused kernel (no kernel before it writes its cache)")
@@ -399,6 +419,7 @@ def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, m
                                     k.stride(2), v.stride(0), v.stride(1), v.stride(2), mask.stride(0), *pro,
                                     D=D, GP=gp, BLOCK=BLOCK, SPLIT=split, DOT_DT=dot_dt, num_warps=SPLIT_WARPS,
                                     PREFETCH=PREFETCH, **({} if SPLIT_STAGES is None else {"num_stages": SPLIT_STAGES}),
+                                    L2=0 if interp or not L2_PREFETCH else -(-D * k.element_size() // 128),
                                     **({"maxnreg": SPLIT_MAXNREG} if SPLIT_MAXNREG and not interp else {}), **pdl, **fz)
     _decode_attn_merge[(B * H, G)](o, ml, y, G, H, ns, y.stride(0), y.stride(1), y.stride(2), D=D, GP=gp,
                                    SB=min(32, triton.next_power_of_2(ns)), num_warps=4, FORM=form & 3,
