@@ -7,9 +7,8 @@ Configs: keys per block, warps, software stages and the program cap of the split
 spense.runtime.attention), and two with its splits balanced (``SPLIT_BALANCE``, rows marked "balanced"). Then the fused
 kernel as the engine runs it (q / k norms, RoPE and the new slot's cache write in the split kernel; rows marked
 "fused"), with ``EARLY_KV`` (its first block of keys and values read before the dependent launch's wait; "early_kv"),
-``SLOT_READ`` (the new slot read back from the cache; "slot_read"), ``PREFETCH`` (how far ahead the key loop loads;
-"prefetch="), ``SPLIT_MAXNREG`` (a register cap; "maxnreg="), ``SPLIT_STAGES`` (the pipeline's depth; "stages=") and
-``L2_PREFETCH`` (the loop's rows asked of L2 first; "l2_prefetch") off and on (``FUSED_SETTINGS``); their error column
+``SLOT_READ`` (the new slot read back from the cache; "slot_read"), ``SPLIT_MAXNREG`` (a register cap; "maxnreg=") and
+``SPLIT_STAGES`` (the pipeline's depth; "stages=") off and on (``FUSED_SETTINGS``); their error column
 is against the fused kernel's output with all off, which must be 0.
 ``--fused-only``: SDPA and those rows only.
 Per config: µs per layer, the K + V bytes read over that time (TB/s) and against the copy rate measured in the same run
@@ -30,21 +29,16 @@ from spense.runtime import attention
 
 
 #: the split kernel's module settings the sweep sets (and restores after it)
-KNOBS = ("BLOCK", "SPLIT_WARPS", "SPLIT_STAGES", "MAX_PROGRAMS", "SPLIT_BALANCE", "EARLY_KV", "SLOT_READ", "PREFETCH",
-         "SPLIT_MAXNREG", "L2_PREFETCH")
-#: the fused kernel's settings timed: (EARLY_KV, SLOT_READ, PREFETCH, SPLIT_MAXNREG, SPLIT_STAGES (0: Triton's),
-#: L2_PREFETCH); the engine's (EARLY_KV and SLOT_READ on) with the key loop's prefetch, a register cap, the pipeline's
-#: depth and the L2 prefetch of the loop's rows, and EARLY_KV off.  At B = 8 the engine's kernel takes 151 registers
-#: (3 programs a SM, one wave), 128 capped (4), 87 without EARLY_KV (5), 167 with the L2 prefetch (3); 4 stages keep
-#: the loop's three blocks in flight, 5 all four without EARLY_KV; PREFETCH 2 takes the key and value loads out of
-#: Triton's pipeline (benchmarks/attn_regs.py, Triton 3.6)
-FUSED_SETTINGS = ((False, False, 0, 0, 0, False), (False, True, 0, 0, 0, False), (True, False, 0, 0, 0, False),
-                  (True, True, 0, 0, 0, False), (True, True, 1, 0, 0, False), (True, True, 2, 0, 0, False),
-                  (True, True, 0, 128, 0, False), (True, True, 0, 0, 2, False), (True, True, 0, 0, 4, False),
-                  (True, True, 0, 0, 5, False), (True, True, 1, 0, 4, False), (True, True, 0, 128, 4, False),
-                  (False, True, 0, 0, 4, False), (False, True, 0, 0, 5, False), (False, True, 1, 0, 0, False),
-                  (True, True, 0, 0, 0, True), (True, True, 0, 0, 4, True), (False, True, 0, 0, 0, True),
-                  (True, True, 0, 128, 0, True))
+KNOBS = ("BLOCK", "SPLIT_WARPS", "SPLIT_STAGES", "MAX_PROGRAMS", "SPLIT_BALANCE", "EARLY_KV", "SLOT_READ",
+         "SPLIT_MAXNREG")
+#: the fused kernel's settings timed: (EARLY_KV, SLOT_READ, SPLIT_MAXNREG (0: none), SPLIT_STAGES (0: Triton's, 3)); the
+#: engine's (EARLY_KV and SLOT_READ on, a cap of 128 registers, 2 stages) and each of its parts off.  At B = 8 the
+#: kernel takes 151 registers uncapped (3 programs a SM, one wave), 128 capped (4), 87 without EARLY_KV (5)
+#: (benchmarks/attn_regs.py, Triton 3.6).  The forty-fourth stop's sweep (wgsd_2026-12-05 bc) also had the key loop's
+#: prefetch, 4 and 5 stages and an L2 prefetch, all slower (removed; the code is in fc069a3).
+FUSED_SETTINGS = ((False, False, 0, 0), (False, True, 0, 0), (True, False, 0, 0), (True, True, 0, 0),
+                  (True, True, 128, 0), (True, True, 0, 2), (True, True, 128, 2), (False, True, 128, 2),
+                  (True, False, 128, 2))
 
 
 def set_knobs(values) -> None:
@@ -105,9 +99,9 @@ def fused_rows(B, H, G, D, L, q, ks, vs, mask) -> list:
                                                  fused=(kn, vn, qw, kw, cos, sin, pos, 1e-6))
 
     rows, want = [], None
-    for early, slot_read, prefetch, maxnreg, stages, l2 in FUSED_SETTINGS:
-        attention.EARLY_KV, attention.SLOT_READ, attention.PREFETCH = early, slot_read, prefetch
-        attention.SPLIT_MAXNREG, attention.SPLIT_STAGES, attention.L2_PREFETCH = maxnreg, stages or None, l2
+    for early, slot_read, maxnreg, stages in FUSED_SETTINGS:
+        attention.EARLY_KV, attention.SLOT_READ = early, slot_read
+        attention.SPLIT_MAXNREG, attention.SPLIT_STAGES = maxnreg, stages or None
         try:
             y = run(0).float()
             us = graph_us(run, len(ks))
@@ -116,8 +110,7 @@ def fused_rows(B, H, G, D, L, q, ks, vs, mask) -> list:
             continue
         want = y if want is None else want
         rows.append(("spense fused" + (" early_kv" if early else "") + (" slot_read" if slot_read else "")
-                     + (f" prefetch={prefetch}" if prefetch else "") + (f" maxnreg={maxnreg}" if maxnreg else "")
-                     + (f" stages={stages}" if stages else "") + (" l2_prefetch" if l2 else ""),
+                     + (f" maxnreg={maxnreg}" if maxnreg else "") + (f" stages={stages}" if stages else ""),
                      us, (y - want).abs().max().item()))
     return rows
 

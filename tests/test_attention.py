@@ -17,10 +17,9 @@ from spense.runtime.attention import (BLOCK, MAX_PROGRAMS, decode_attention, dec
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-# the fused split kernel's switches (EARLY_KV, SLOT_READ, EARLY_PRO, PREFETCH) the same-bits tests run, the first none
-SETTINGS = ((False, False, False, 0), (True, False, False, 0), (False, True, False, 0), (True, True, False, 0),
-            (True, True, True, 0), (False, False, True, 0), (True, True, False, 1), (True, True, False, 2),
-            (False, False, False, 2), (True, False, False, 1), (True, False, False, 2))
+# the fused split kernel's switches (EARLY_KV, SLOT_READ, EARLY_PRO) the same-bits tests run, the first none
+SETTINGS = ((False, False, False), (True, False, False), (False, True, False), (True, True, False), (True, True, True),
+            (False, False, True))
 
 
 def _case(B, H, G, D, L, S, gen, device="cpu", dtype=torch.float32):
@@ -39,7 +38,6 @@ def _case(B, H, G, D, L, S, gen, device="cpu", dtype=torch.float32):
 
 _INTERP = textwrap.dedent("""
     import torch
-    from spense.runtime import attention
     from spense.runtime.attention import launch_decode_attention, decode_attention_reference
     from test_attention import _case
     gen = torch.Generator().manual_seed(0)
@@ -48,11 +46,8 @@ _INTERP = textwrap.dedent("""
                                     (3, 1, 5, 32, 70, 96, 64), (12, 1, 2, 16, 1100, 1100, 32),
                                     (2, 2, 4, 32, 300, 320, 96)]:  # a split of 3 blocks (SPLIT_BALANCE's kind)
         q, k, v, mask = _case(B, H, G, D, L, S, gen)
-        ys = []
-        for attention.PREFETCH in (0, 1, 2):  # the key loop loading ahead (values with keys; the next block): same bits
-            ys.append(launch_decode_attention(q, k, v, mask, split))
-        assert torch.equal(ys[0], ys[1]) and torch.equal(ys[0], ys[2]), (B, L, split)
-        worst = max(worst, (ys[0] - decode_attention_reference(q, k, v, mask)).abs().max().item())
+        y = launch_decode_attention(q, k, v, mask, split)
+        worst = max(worst, (y - decode_attention_reference(q, k, v, mask)).abs().max().item())
     print("WORST", worst)
 """)
 
@@ -177,9 +172,7 @@ _INTERP_EARLY = textwrap.dedent("""
         q, k, v, qw, kw, cos, sin, kc, vc, p, mask = _fused_case(B, Bc, 2, 4, 32, L, 128, pos, norm, gen,
                                                                   dtype=torch.float16)
         outs = []
-        for early, slot_read, pro, prefetch in SETTINGS:
-            attention.EARLY_KV, attention.SLOT_READ, attention.EARLY_PRO, attention.PREFETCH = early, slot_read, pro, \
-                prefetch
+        for attention.EARLY_KV, attention.SLOT_READ, attention.EARLY_PRO in SETTINGS:
             k2, v2 = kc.clone(), vc.clone()
             y = attention.launch_decode_attention(q, k2[:B, :, :L], v2[:B, :, :L], mask, split,
                                                   fused=(k, v, qw, kw, cos, sin, p, 1e-6))
@@ -194,8 +187,7 @@ _INTERP_EARLY = textwrap.dedent("""
 def test_fused_kernel_early_kv_and_slot_read_same_bits_interpreted():
     """SPENSE_ATTN_EARLY_KV (the first block of keys and values read before the wait), SPENSE_ATTN_SLOT_READ (the
     new slot read back from the cache, not put in place of the loaded tiles), SPENSE_ATTN_EARLY_PRO (the RoPE rows,
-    norm weights and slot read before the wait) and SPENSE_ATTN_PREFETCH (1: a block's values loaded with its keys; 2:
-    the next block's loaded before its math too) give the bits of the kernel without any, y and the caches, with the
+    norm weights and slot read before the wait) give the bits of the kernel without any, y and the caches, with the
     new slot in a split's first block or a later one, a first block past L, and norms on and off.  The
     interpreter runs a program's threads as one, so SLOT_READ's barrier is checked on the GPU only (by the GPU test, and
     there only as far as a missing one would show as a race)."""
@@ -345,24 +337,18 @@ def test_split_rule_follows_its_switch():
     assert r.returncode != 0 and "SPENSE_ATTN_SPLIT_BALANCE='yes': give 0 or 1" in r.stderr
 
 
-def test_prefetch_register_cap_stages_and_l2_switches_read_at_import():
-    """SPENSE_ATTN_PREFETCH (0..2), SPENSE_ATTN_MAXNREG (0..255), SPENSE_ATTN_STAGES (0..8; 0: Triton's default,
-    None) and SPENSE_ATTN_L2_PREFETCH (0 / 1) set the module's settings at import; a value outside its range is
-    refused in one line."""
+def test_register_cap_and_stages_switches_read_at_import():
+    """SPENSE_ATTN_MAXNREG (0..255; default 128) and SPENSE_ATTN_STAGES (0..8; default 2, 0: Triton's default, None)
+    set the module's settings at import; a value outside its range is refused in one line."""
     def read(**env):
-        return _run_python("from spense.runtime import attention as a; print(a.PREFETCH, a.SPLIT_MAXNREG, "
-                           "a.SPLIT_STAGES, a.L2_PREFETCH)", **env)
+        return _run_python("from spense.runtime import attention as a; print(a.SPLIT_MAXNREG, a.SPLIT_STAGES)", **env)
 
     r = read()
-    assert r.returncode == 0 and r.stdout.split() == ["0", "0", "None", "False"], r.stderr[-500:]
-    r = read(SPENSE_ATTN_PREFETCH="2", SPENSE_ATTN_MAXNREG="168", SPENSE_ATTN_STAGES="4", SPENSE_ATTN_L2_PREFETCH="1")
-    assert r.returncode == 0 and r.stdout.split() == ["2", "168", "4", "True"], r.stderr[-500:]
-    r = read(SPENSE_ATTN_L2_PREFETCH="on")
-    assert r.returncode != 0 and "SPENSE_ATTN_L2_PREFETCH='on': give 0 or 1" in r.stderr
+    assert r.returncode == 0 and r.stdout.split() == ["128", "2"], r.stderr[-500:]
+    r = read(SPENSE_ATTN_MAXNREG="0", SPENSE_ATTN_STAGES="0")
+    assert r.returncode == 0 and r.stdout.split() == ["0", "None"], r.stderr[-500:]
     r = read(SPENSE_ATTN_STAGES="9")
     assert r.returncode != 0 and "SPENSE_ATTN_STAGES must be in 0..8, got 9" in r.stderr
-    r = read(SPENSE_ATTN_PREFETCH="3")
-    assert r.returncode != 0 and "SPENSE_ATTN_PREFETCH must be in 0..2, got 3" in r.stderr
     r = read(SPENSE_ATTN_MAXNREG="256")
     assert r.returncode != 0 and "SPENSE_ATTN_MAXNREG must be in 0..255, got 256" in r.stderr
 
@@ -464,8 +450,8 @@ def test_compiled_decode_step_computes_rope_rows_and_mask_once(fused, monkeypatc
 @pytest.mark.parametrize("B,L,pos,norm", [(1, 640, 600, True), (8, 640, 639, True), (32, 640, 100, True),
                                           (8, 640, 639, False)])
 def test_gpu_fused_early_kv_and_slot_read_same_bits(B, L, pos, norm, monkeypatch):
-    """SPENSE_ATTN_EARLY_KV, SLOT_READ, EARLY_PRO, PREFETCH, MAXNREG, STAGES and L2_PREFETCH on the GPU (dependent
-    launch where the device has it): y and both caches bit for bit those of the kernel without any; with the q / k
+    """SPENSE_ATTN_EARLY_KV, SLOT_READ, EARLY_PRO, MAXNREG and STAGES on the GPU (dependent launch where the device
+    has it): y and both caches bit for bit those of the kernel without any (no cap, Triton's stages); with the q / k
     norms and without (a model whose attention has none: EARLY_PRO then loads no norm weights)."""
     from spense.runtime import attention
 
@@ -473,17 +459,14 @@ def test_gpu_fused_early_kv_and_slot_read_same_bits(B, L, pos, norm, monkeypatch
     case = _fused_case(B, B, 8, 4, 128, L, L + 64, pos, norm, gen, "cuda", torch.bfloat16)
     q, k, v, qw, kw, cos, sin, kc, vc, p, mask = case
     outs = []
-    for (early, slot_read, pro, prefetch), cap, stages, l2 in [(s, 0, None, False) for s in SETTINGS] + [
-            ((True, True, False, 1), 168, None, False), ((True, True, False, 0), 128, None, False),
-            ((True, True, False, 0), 0, 4, False), ((False, True, False, 0), 0, 5, False),
-            ((True, True, False, 0), 0, None, True), ((False, True, False, 0), 0, 4, True)]:
+    for (early, slot_read, pro), cap, stages in [(s, 0, None) for s in SETTINGS] + [
+            ((True, True, False), 128, 2), ((True, True, False), 168, None), ((True, True, False), 0, 4),
+            ((False, True, False), 128, 2)]:
         monkeypatch.setattr(attention, "EARLY_KV", early)
         monkeypatch.setattr(attention, "SLOT_READ", slot_read)
         monkeypatch.setattr(attention, "EARLY_PRO", pro)
-        monkeypatch.setattr(attention, "PREFETCH", prefetch)
         monkeypatch.setattr(attention, "SPLIT_MAXNREG", cap)  # a register cap (SPENSE_ATTN_MAXNREG): the same bits
         monkeypatch.setattr(attention, "SPLIT_STAGES", stages)  # the pipeline's depth (SPENSE_ATTN_STAGES): the same
-        monkeypatch.setattr(attention, "L2_PREFETCH", l2)  # rows asked of L2 first (SPENSE_ATTN_L2_PREFETCH): the same
         kc2, vc2 = kc.clone(), vc.clone()
         y = attention.launch_decode_attention(q, kc2[:, :, :L], vc2[:, :, :L], mask,
                                               fused=(k, v, qw, kw, cos, sin, p, 1e-6))

@@ -270,9 +270,7 @@ def test_attn_regs_occupancy_rule_and_a_compiled_kernel(capsys):
     the split kernel's launch recorded from the launcher on the engine's layout (the module's kernels restored after);
     then that kernel compiled for sm_90a here (no GPU) at the 8B shape's B = 8 split, specialized as a launch is:
     the key and value loads in Triton's pipeline (3 stages: key, value and mask row, 3 each), 2 stages fewer copies;
-    uncapped and capped at 128 registers, the cap holding; with SPENSE_ATTN_L2_PREFETCH, the launch asking for 2 lines
-    a bf16 row of 128 and the kernel holding L2 prefetches beside the same pipeline; the module's settings as they
-    were."""
+    uncapped and capped at 128 registers, the cap holding; the module's settings as they were."""
     from spense.runtime import attention
 
     mod = load_benchmark("attn_regs")
@@ -284,11 +282,11 @@ def test_attn_regs_occupancy_rule_and_a_compiled_kernel(capsys):
     grid, args, kwargs = mod.launch_call(8)
     assert attention._decode_attn_split is split_fn and grid == (64, 5)  # 8 rows x 8 heads, 5 splits of 128 keys
     assert kwargs["PDL"] and kwargs["FUSED"] and kwargs["SPLIT"] == 128 and args[split_fn.arg_names.index("skl")] == 128
-    assert kwargs["L2"] == 0
+    assert kwargs["maxnreg"] == 128 and kwargs["num_stages"] == 2  # the module's defaults
     if not os.path.exists(mod._cuobjdump()):
         pytest.skip("no cuobjdump beside this Triton")
     before = [getattr(attention, k) for k in mod.SETTINGS]
-    rows = mod.main(["--batches", "8", "--early", "1", "--prefetch", "0", "--caps", "0,128", "--stages", "0,2"])
+    rows = mod.main(["--batches", "8", "--early", "1", "--caps", "0,128", "--stages", "0,2"])
     assert [getattr(attention, k) for k in mod.SETTINGS] == before
     assert [(r["split"], r["programs"], r["maxnreg"], r["stages"]) for r in rows] == [
         (128, 320, 0, 0), (128, 320, 0, 2), (128, 320, 128, 0), (128, 320, 128, 2)]
@@ -296,12 +294,6 @@ def test_attn_regs_occupancy_rule_and_a_compiled_kernel(capsys):
     assert rows[2]["regs"] <= 128 < rows[0]["regs"] and rows[2]["ctas_per_sm"] >= rows[0]["ctas_per_sm"]
     assert rows[0]["waves"] == round(320 / (rows[0]["ctas_per_sm"] * 132), 2)
     assert "320 programs" in capsys.readouterr().out
-    assert all(r["l2_prefetch_ops"] == 0 for r in rows)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(attention, "L2_PREFETCH", True)
-        assert mod.launch_call(8)[2]["L2"] == 2  # 128 bf16 = 2 lines of 128 bytes a row
-    (l2,) = mod.main(["--batches", "8", "--early", "1", "--prefetch", "0", "--caps", "0", "--l2", "1"])
-    assert l2["l2_prefetch_ops"] >= 1 and l2["pipelined_loads"] == 9 and not attention.L2_PREFETCH
 
 
 def test_fp8_lm_head_switch_on_cpu(monkeypatch):

@@ -59,11 +59,11 @@ BLOCK = 32  # keys per inner step
 # Triton copies the loop's key, value and mask blocks into shared memory asynchronously, STAGES - 1 blocks ahead
 # (``benchmarks/attn_regs.py``: 9 ``async_copy`` ops in the TTGIR at 3 stages), once a launch marks the pointers and
 # strides 16-byte aligned, as it does for the engine's tensors; 1 stage (no pipeline) took 13.51 against 11.20 µs a
-# layer at B = 8 (H200, benchmarks/results/wgsd_2026-12-02 cd).  SPENSE_ATTN_STAGES (read at import; default 0:
-# Triton's) sets the stages: at the 8B shape's B = 8 (4 blocks a split, the first loaded before the loop under EARLY_KV)
-# 4 keeps the loop's three blocks in flight at once (50,368 bytes of shared memory a program against 33,920 at 3, still
-# 3 programs a SM: Triton 3.6, attn_regs).
-SPLIT_WARPS, SPLIT_STAGES = 4, _env_int("SPENSE_ATTN_STAGES", 0, 0, 8) or None
+# layer at B = 8 (H200, benchmarks/results/wgsd_2026-12-02 cd).  SPENSE_ATTN_STAGES (read at import; default 2 since
+# the forty-fourth stop, 0: Triton's): one block ahead.  Alone (H100, wgsd_2026-12-05 bc) 2 was the fastest at B = 8
+# (13.36 against 13.64 µs a layer at 3; 4 and 5, all of the loop's blocks in flight: 15.1), slower at B = 32 (44.2
+# against 41.3) unless the registers are capped too (MAXNREG below; the two together in the step: bg).
+SPLIT_WARPS, SPLIT_STAGES = 4, _env_int("SPENSE_ATTN_STAGES", 2, 0, 8) or None
 # splits grow (x2) until B * H * S is at most this: SPENSE_ATTN_MAX_PROGRAMS (read at import; default 512: at B = 1
 # on the Qwen3-8B shape, 8 KV heads and 640 keys, 20 splits of 32 keys; 128 gives 10 of 64, 64 gives 5 of 128, fewer
 # partial sums for the merge to read but a longer walk per program).  Timed on the H200, Qwen3-8B shape
@@ -102,27 +102,22 @@ EARLY_PRO = env_flag("SPENSE_ATTN_EARLY_PRO", False)
 # kernel with the where took 7.42 / 14.91 / 61.1 µs a layer at B = 1 / 8 / 32 against 5.57 / 11.00 / 35.9 unfused.
 # Module attribute read per launch.
 SLOT_READ = env_flag("SPENSE_ATTN_SLOT_READ", True)
-# SPENSE_ATTN_PREFETCH (read at import; default 0): how far ahead the split kernel's key loop loads.  0: a step loads
-# its keys, computes the scores, then loads its values; 1: its values with its keys; 2: also the next block's keys and
-# values (into registers) before its own math.  Triton pipelines the loads of 0 and 1 (see SPLIT_STAGES); 2's are
-# loop-carried registers, so Triton leaves them out of its pipeline (only the mask row stays in it: 3 ``async_copy``
-# ops, Triton 3.6, attn_regs) and it is there to be timed against the pipeline.  The same math in the same order: the
-# same bits.  Module attribute read per launch.
-PREFETCH = _env_int("SPENSE_ATTN_PREFETCH", 0, 0, 2)
-# SPENSE_ATTN_MAXNREG (read at import; default 0: the compiler's choice): registers a thread of the split kernel may
-# take (Triton's ``maxnreg``).  Compiled by Triton 3.6 and the ptxas it bundles for sm_90a, specialized as a launch on
-# the engine's tensors is (``benchmarks/attn_regs.py``), the fused kernel at 128 keys a split (the 8B shape at B = 8)
-# takes 151 registers and 33,920 bytes of shared memory: 3 programs of 4 warps a SM, so B * H * S = 320 programs run
-# in one wave on 132 SMs (512 at B = 32: 1.29).  Capped at 128 it does not spill and 4 fit a SM.  PREFETCH 1: 156
-# registers, no spill at 128; PREFETCH 2: 185, 160 bytes of spill at 128.  Without EARLY_KV: 87 registers.  Module
-# attribute read per launch.
-SPLIT_MAXNREG = _env_int("SPENSE_ATTN_MAXNREG", 0, 0, 255)
-# SPENSE_ATTN_L2_PREFETCH (read at import; default 0, ``1``: on): the split kernel first asks L2 for the rows its key
-# loop will read (``prefetch.global.L2`` on every 128-byte line of them; no registers, no shared memory), so that
-# they stream from DRAM while the program waits for the kernel before and runs its prologue: the attention's time is
-# a chain of latencies (the wait, q, the prologue, the first loads, the merge) and then the streaming of the keys and
-# values (docs/e2e.md v57, corrected).  Never under the interpreter.  The same bits.  Module attribute read per launch.
-L2_PREFETCH = env_flag("SPENSE_ATTN_L2_PREFETCH", False)
+# SPENSE_ATTN_PREFETCH (removed in the forty-fourth stop; the code is in fc069a3): the key loop loading a block's
+# values with its keys (1) or the next block into registers (2).  Alone (H100, wgsd_2026-12-05 bc): 1 as fast as the
+# plain loop (13.64 µs a layer at B = 8), 2 slower (17.04; Triton leaves its loop-carried loads out of its pipeline).
+# SPENSE_ATTN_MAXNREG (read at import; default 128 since the forty-fourth stop, 0: the compiler's choice): registers a
+# thread of the split kernel may take (Triton's ``maxnreg``).  Compiled by Triton 3.6 and its ptxas for sm_90a,
+# specialized as a launch on the engine's tensors is (``benchmarks/attn_regs.py``), the fused kernel at 128 keys a split
+# (8B, B = 8) takes 151 registers uncapped: 3 programs of 4 warps a SM, so B = 8's 320 programs run in one wave on 132
+# SMs and B = 32's 512 in 1.29; capped at 128, no spill and 4 a SM (0.97 waves at B = 32).  8B FP8 step on an H100
+# (wgsd_2026-12-05 be, bg), default -> cap 128 and 2 stages: dense 3.866 -> 3.842 / 4.232 -> 4.198 / 5.737 -> 5.516 ms
+# at B = 1 / 8 / 32, Spense 25 % 3.016 -> 2.995 / 3.485 -> 3.432 / 5.283 -> 5.127; BF16 (bh) within 0.4 %, none slower.
+# Module attribute read per launch.
+SPLIT_MAXNREG = _env_int("SPENSE_ATTN_MAXNREG", 128, 0, 255)
+# SPENSE_ATTN_L2_PREFETCH (removed in the forty-fourth stop; the code is in fc069a3): the split kernel first asking L2
+# for its loop's key and value rows (``prefetch.global.L2``, before the wait), so that they would stream during the
+# latency chain before the loop.  Slower (H100, bc, alone): 16.09 against 13.64 µs a layer at B = 8, 51.1 against 41.3
+# at B = 32.
 # The ops take any strides (the launcher copies a tensor whose last dim is not contiguous, and the caches it
 # writes must have one: it raises otherwise), so Inductor may hand them its buffers as they are: under its
 # default for custom ops (exact strides) it copied the step's RoPE rows and mask into new buffers for every
@@ -177,17 +172,6 @@ if triton is not None:
         return cs, sn, wq, wqr, wk, wkr, tl.load(pos_ptr)
 
     @triton.jit
-    def _l2_prefetch(k_row, v_row, lo, hi, sl, svl, L, LINES: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr):
-        """Ask L2 for the keys' and values' rows ``lo .. hi - 1`` (clamped to ``L``), ``LINES`` 128-byte lines a row
-        (``prefetch.global.L2``): a hint that moves no value into the program, so the bytes read are the same."""
-        rl = (tl.arange(0, LINES) * (D // LINES))[None, :]
-        for j0 in range(lo, hi, BLOCK):
-            rj = tl.minimum(j0 + tl.arange(0, BLOCK), L - 1)[:, None]
-            tl.inline_asm_elementwise("prefetch.global.L2 [$1];\n\tmov.u32 $0, 0;", "=r,l",
-                                      [tl.join(k_row + rj * sl + rl, v_row + rj * svl + rl)], dtype=tl.int32,
-                                      is_pure=False, pack=1)
-
-    @triton.jit
     def _kv_block(row_ptr, rj, sl, rd, L):
         """Rows ``rj`` of a cache slice (``row_ptr`` at its key 0, ``sl`` apart, ``rd`` the head dim), 0 past ``L``."""
         return tl.load(row_ptr + rj[:, None] * sl + rd[None, :], mask=rj[:, None] < L, other=0.0)
@@ -212,7 +196,7 @@ if triton is not None:
                            D: tl.constexpr, GP: tl.constexpr, BLOCK: tl.constexpr, SPLIT: tl.constexpr,
                            DOT_DT: tl.constexpr, FUSED: tl.constexpr = False, NORM: tl.constexpr = False,
                            PDL: tl.constexpr = False, EARLY: tl.constexpr = 0, SLOT_READ: tl.constexpr = False,
-                           PRO: tl.constexpr = False, PREFETCH: tl.constexpr = 0, L2: tl.constexpr = 0):
+                           PRO: tl.constexpr = False):
         bh = tl.program_id(0)
         s = tl.program_id(1)
         b = (bh // H).to(tl.int64)  # 64-bit offsets: a large cache passes 2^31 elements
@@ -221,9 +205,6 @@ if triton is not None:
         rd = tl.arange(0, D)
         rdr = (rd + D // 2) % D  # the head dim with its halves swapped (RoPE's rotate_half)
         lo = s * SPLIT
-        if L2:  # the loop's rows asked of L2 before anything else, L2 lines a row (L2_PREFETCH)
-            _l2_prefetch(k_ptr + b * skb + h * skh, v_ptr + b * svb + h * svh, lo + BLOCK * EARLY,
-                         tl.minimum(lo + SPLIT, L), skl, svl, L, L2, D, BLOCK)
         if EARLY:  # fused: no kernel before writes the cache (the slot pos comes from registers), so the first
             # block of keys and values is read before the wait (EARLY_KV)
             tl.static_assert(FUSED, "EARLY_KV is for the fused kernel (no kernel before it writes its cache)")
@@ -261,38 +242,21 @@ if triton is not None:
         acc = tl.zeros([GP, D], tl.float32)
         kb = k_ptr + b * skb + h * skh
         vb = v_ptr + b * svb + h * svh
-        if PREFETCH == 2:  # the loop's first block in flight before any math (a block past the split loads nothing)
-            hi = tl.minimum(lo + SPLIT, L)
-            rj = lo + BLOCK * EARLY + tl.arange(0, BLOCK)
-            k = _kv_block(kb, rj, skl, rd, hi)
-            v = _kv_block(vb, rj, svl, rd, hi)
         if EARLY:  # the first block from the registers loaded before the wait, the same math as the loop's
             k0 = tl.where(rj0[:, None] == pos, kn, k0)
             p, alpha, m_i, l_i = _attn_scores(q, k0, m_ptr + b * smb, rj0, L, scale, m_i, l_i, DOT_DT)
             v0 = tl.where(rj0[:, None] == pos, vn, v0)
             acc = acc * alpha[:, None] + tl.dot(p.to(DOT_DT), v0.to(DOT_DT))
-        # the key loop: a step loads the next block's keys and values before its own math (PREFETCH 2: registers, two
-        # deep), or its own keys, then its values with them (1) or after the scores (0)
-        for j0 in range(BLOCK * EARLY, SPLIT, BLOCK):
-            if PREFETCH == 2:
-                rn = rj + BLOCK
-                k_nx = _kv_block(kb, rn, skl, rd, hi)
-                v_nx = _kv_block(vb, rn, svl, rd, hi)
-            else:
-                rj = lo + j0 + tl.arange(0, BLOCK)
-                k = _kv_block(kb, rj, skl, rd, L)
-                if PREFETCH == 1:
-                    v = _kv_block(vb, rj, svl, rd, L)
+        for j0 in range(BLOCK * EARLY, SPLIT, BLOCK):  # Triton copies the blocks ahead (SPLIT_STAGES)
+            rj = lo + j0 + tl.arange(0, BLOCK)
+            k = _kv_block(kb, rj, skl, rd, L)
             if FUSED and not SLOT_READ:  # the slot being written: its new key from registers (the store not awaited)
                 k = tl.where(rj[:, None] == pos, kn, k)
             p, alpha, m_i, l_i = _attn_scores(q, k, m_ptr + b * smb, rj, L, scale, m_i, l_i, DOT_DT)
-            if PREFETCH == 0:
-                v = _kv_block(vb, rj, svl, rd, L)
+            v = _kv_block(vb, rj, svl, rd, L)
             if FUSED and not SLOT_READ:
                 v = tl.where(rj[:, None] == pos, vn, v)
             acc = acc * alpha[:, None] + tl.dot(p.to(DOT_DT), v.to(DOT_DT))
-            if PREFETCH == 2:
-                k, v, rj = k_nx, v_nx, rn
         base = bh * NS + s
         # the G real query rows only (the merge reads no other): GP pads them to 16 for tl.dot, and storing the pad
         # would write 4x the partial sums at Qwen3's G = 4
@@ -418,8 +382,7 @@ def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, m
                                     q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1),
                                     k.stride(2), v.stride(0), v.stride(1), v.stride(2), mask.stride(0), *pro,
                                     D=D, GP=gp, BLOCK=BLOCK, SPLIT=split, DOT_DT=dot_dt, num_warps=SPLIT_WARPS,
-                                    PREFETCH=PREFETCH, **({} if SPLIT_STAGES is None else {"num_stages": SPLIT_STAGES}),
-                                    L2=0 if interp or not L2_PREFETCH else -(-D * k.element_size() // 128),
+                                    **({} if SPLIT_STAGES is None else {"num_stages": SPLIT_STAGES}),
                                     **({"maxnreg": SPLIT_MAXNREG} if SPLIT_MAXNREG and not interp else {}), **pdl, **fz)
     _decode_attn_merge[(B * H, G)](o, ml, y, G, H, ns, y.stride(0), y.stride(1), y.stride(2), D=D, GP=gp,
                                    SB=min(32, triton.next_power_of_2(ns)), num_warps=4, FORM=form & 3,
