@@ -368,6 +368,7 @@ def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, m
     ml = torch.empty(B * H, ns, 2, gp, dtype=torch.float32, device=q.device)
     y = torch.empty(form_shape(form, (B, H, G, D)), dtype=form_dtype(form, q.dtype), device=q.device)
     pdl = {"PDL": True, "launch_pdl": True} if pdl_on(q.device) else {}
+    cap = SPLIT_MAXNREG and not interp and torch.version.hip is None  # Triton's maxnreg: NVIDIA only
     fz = {}  # the split kernel's prologue switches
     if fused is None:
         pro = (q,) * 7 + (0.0, 0, 0, 0, 0, 0, 0)  # unused pointers and strides
@@ -383,7 +384,7 @@ def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, m
                                     k.stride(2), v.stride(0), v.stride(1), v.stride(2), mask.stride(0), *pro,
                                     D=D, GP=gp, BLOCK=BLOCK, SPLIT=split, DOT_DT=dot_dt, num_warps=SPLIT_WARPS,
                                     **({} if SPLIT_STAGES is None else {"num_stages": SPLIT_STAGES}),
-                                    **({"maxnreg": SPLIT_MAXNREG} if SPLIT_MAXNREG and not interp else {}), **pdl, **fz)
+                                    **({"maxnreg": SPLIT_MAXNREG} if cap else {}), **pdl, **fz)
     _decode_attn_merge[(B * H, G)](o, ml, y, G, H, ns, y.stride(0), y.stride(1), y.stride(2), D=D, GP=gp,
                                    SB=min(32, triton.next_power_of_2(ns)), num_warps=4, FORM=form & 3,
                                    F16=bool(form & FORM_F16), **pdl)
