@@ -2,6 +2,7 @@
 (no GPU needed).
 
     python benchmarks/attn_regs.py [--batches 1,8,32] [--length 640] [--early 1,0] [--caps 0,128] [--stages 0,2]
+                                   [--blocks 32] [--warps 4]
 
 For each batch size the split rule of spense.runtime.attention (as configured by its SPENSE_ATTN_* switches) gives the
 keys a split and the programs a launch (B * H * splits). The kernel is compiled as the engine's decode step launches it:
@@ -11,13 +12,13 @@ swapped for a recorder, and the recorded arguments go through Triton's own launc
 as at a launch (16-byte aligned pointers and integers that are multiples of 16 marked so: without those marks Triton
 cannot copy the bf16 key and value tiles asynchronously and leaves them out of its software pipeline), with dependent
 launch on, for ``sm_90a`` under each EARLY_KV, register cap (SPENSE_ATTN_MAXNREG, Triton's ``maxnreg``; 0: none) and
-pipeline depth (SPENSE_ATTN_STAGES, ``num_stages``; 0: Triton's default). ``cuobjdump -res-usage`` on the cubin
-(assembled by the ptxas Triton bundles, as on the device) gives its registers a thread and its stack frame and local
-bytes (spills); the TTGIR's ``async_copy_global_to_local`` ops count the loads in Triton's pipeline. Then, from the
-register file (64 Ki registers a SM, allocated 256 a warp), shared memory (228 KiB a SM, 1 KiB reserved a CTA) and 32
-CTAs a SM at most: the programs that fit a SM at once, and the waves a launch takes on ``--sms`` SMs. The device's
-Triton may differ from this one: the script prints its version (the counts in docs/runtime.md are Triton 3.6's, the
-device's).
+pipeline depth (SPENSE_ATTN_STAGES, ``num_stages``; 0: Triton's default), keys a loop step (BLOCK) and warps a program.
+``cuobjdump -res-usage`` on the cubin (assembled by the ptxas Triton bundles, as on the device) gives its registers a
+thread and its stack frame and local bytes (spills); the TTGIR's ``async_copy_global_to_local`` ops count the loads in
+Triton's pipeline. Then, from the register file (64 Ki registers a SM, allocated 256 a warp), shared memory (228 KiB a
+SM, 1 KiB reserved a CTA) and 32 CTAs a SM at most: the programs that fit a SM at once, and the waves a launch takes on
+``--sms`` SMs. The device's Triton may differ from this one: the script prints its version (the counts in
+docs/runtime.md are Triton 3.6's, the device's).
 """
 from __future__ import annotations
 
@@ -125,7 +126,7 @@ def resources(kernel) -> tuple[int, int, int, int]:
 
 
 #: the module settings main() sets per kernel, restored after
-SETTINGS = ("EARLY_KV", "SPLIT_MAXNREG", "SPLIT_STAGES")
+SETTINGS = ("EARLY_KV", "SPLIT_MAXNREG", "SPLIT_STAGES", "BLOCK", "SPLIT_WARPS")
 
 
 def main(argv=None) -> list[dict]:
@@ -138,6 +139,8 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--early", default="1,0", help="SPENSE_ATTN_EARLY_KV values")
     ap.add_argument("--caps", default="0,128", help="register caps (SPENSE_ATTN_MAXNREG; 0: none)")
     ap.add_argument("--stages", default="0,2", help="pipeline depths (SPENSE_ATTN_STAGES; 0: Triton's default)")
+    ap.add_argument("--blocks", default=str(attention.BLOCK), help="keys a step of the key loop (the module's BLOCK)")
+    ap.add_argument("--warps", default=str(attention.SPLIT_WARPS), help="warps a program")
     ap.add_argument("--sms", type=int, default=132, help="SMs of the GPU (H100 SXM and H200: 132)")
     ap.add_argument("--out", default=None, help="append a JSON row per kernel here")
     a = ap.parse_args(argv)
@@ -148,21 +151,22 @@ def main(argv=None) -> list[dict]:
     print(f"Triton {triton.__version__}, sm_90a; H={H} G={G} D={D} L={L}, {a.sms} SMs")
     rows, old = [], [getattr(attention, k) for k in SETTINGS]
     try:
-        for B, early, cap, st in itertools.product(ints(a.batches), ints(a.early), ints(a.caps), ints(a.stages)):
-            for k, v in zip(SETTINGS, (bool(early), cap, st or None)):
+        for B, early, cap, st, blk, warps in itertools.product(ints(a.batches), ints(a.early), ints(a.caps),
+                                                              ints(a.stages), ints(a.blocks), ints(a.warps)):
+            for k, v in zip(SETTINGS, (bool(early), cap, st or None, blk, warps)):
                 setattr(attention, k, v)
             split = attention.split_length(B, H, L)
             grid, args, kwargs = launch_call(B, H, G, D, L)
             regs, local, smem, piped = resources(compile_launch(args, kwargs))
-            fit = ctas_per_sm(regs, attention.SPLIT_WARPS, smem)
+            fit = ctas_per_sm(regs, warps, smem)
             programs = grid[0] * grid[1]
             waves = programs / (fit * a.sms) if fit else float("inf")
             row = {"B": B, "split": split, "programs": programs, "early_kv": early, "maxnreg": cap, "stages": st,
-                   "regs": regs, "spill_bytes": local, "smem": smem, "pipelined_loads": piped,
-                   "ctas_per_sm": fit, "waves": round(waves, 2), "triton": triton.__version__}
+                   "block": blk, "warps": warps, "regs": regs, "spill_bytes": local, "smem": smem,
+                   "pipelined_loads": piped, "ctas_per_sm": fit, "waves": round(waves, 2), "triton": triton.__version__}
             rows.append(row)
             print(f"B={B:<3} split {split:4d}  {programs:4d} programs  early_kv {early}  cap {cap or '-':>3}  "
-                  f"stages {st or '-'}: {regs:3d} registers, {local:4d} B spilled, "
+                  f"stages {st or '-'}  block {blk}  warps {warps}: {regs:3d} registers, {local:4d} B spilled, "
                   f"{smem:6d} B shared, {piped:2d} pipelined loads -> {fit} a SM, {waves:.2f} waves")
             if a.out:
                 with open(a.out, "a") as f:

@@ -270,7 +270,8 @@ def test_attn_regs_occupancy_rule_and_a_compiled_kernel(capsys):
     the split kernel's launch recorded from the launcher on the engine's layout (the module's kernels restored after);
     then that kernel compiled for sm_90a here (no GPU) at the 8B shape's B = 8 split, specialized as a launch is:
     the key and value loads in Triton's pipeline (3 stages: key, value and mask row, 3 each), 2 stages fewer copies;
-    uncapped and capped at 128 registers, the cap holding; the module's settings as they were."""
+    uncapped and capped at 128 registers, the cap holding; 8 warps a program counted as 8; the module's settings as they
+    were."""
     from spense.runtime import attention
 
     mod = load_benchmark("attn_regs")
@@ -294,6 +295,9 @@ def test_attn_regs_occupancy_rule_and_a_compiled_kernel(capsys):
     assert rows[2]["regs"] <= 128 < rows[0]["regs"] and rows[2]["ctas_per_sm"] >= rows[0]["ctas_per_sm"]
     assert rows[0]["waves"] == round(320 / (rows[0]["ctas_per_sm"] * 132), 2)
     assert "320 programs" in capsys.readouterr().out
+    (w8,) = mod.main(["--batches", "8", "--early", "1", "--caps", "0", "--stages", "2", "--warps", "8"])
+    assert w8["warps"] == 8 and w8["ctas_per_sm"] == mod.ctas_per_sm(w8["regs"], 8, w8["smem"])
+    assert attention.SPLIT_WARPS == 4
 
 
 def test_fp8_lm_head_switch_on_cpu(monkeypatch):
