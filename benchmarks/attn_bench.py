@@ -157,11 +157,11 @@ def main() -> None:
         old = [getattr(attention, k) for k in KNOBS]
         try:
             for blk, warps, stages, mp, bal in [] if a.fused_only else [
-                    *itertools.product((32, 64, 128), (4, 8), (None, 1, 3), (512,), (False,)),
-                    (32, 4, None, 2048, False), (32, 4, None, 512, True), (64, 4, None, 512, True)]:
+                    *itertools.product((32, 64, 128), (4, 8), (1, 2, 3), (512,), (False,)),
+                    (32, 4, 2, 2048, False), (32, 4, 2, 512, True), (64, 4, 2, 512, True)]:
                 set_knobs((blk, warps, stages, mp, bal))
                 name = f"spense BLOCK={blk} warps={warps} stages={stages} max_programs={mp}" + (
-                    " balanced" if bal else "")
+                    " balanced" if bal else "") + f" maxnreg={attention.SPLIT_MAXNREG}"  # the module's cap
                 try:
                     err = (attention.launch_decode_attention(q, ks[0], vs[0], mask).float() - ref).abs().max().item()
                     us = graph_us(lambda i: attention.launch_decode_attention(q, ks[i], vs[i], mask), n)

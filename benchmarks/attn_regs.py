@@ -64,16 +64,17 @@ class _Recorder:
         return lambda *args, **kwargs: self.calls.append((grid, args, kwargs))
 
 
-def engine_case(B: int, H: int = 8, G: int = 4, D: int = 128, L: int = 640, cache_len: int | None = None):
+def engine_case(B: int, H: int = 8, G: int = 4, D: int = 128, L: int = 640, cache_len: int = 1024):
     """CPU tensors as the engine's decode step hands them to ``spense::decode_attention_fused``
     (:mod:`spense.engine.model`): q, k, v views of one ``(B, 1, (H G + 2 H) D)`` projection output, the q / k norm
-    weights, the RoPE rows ``cos, sin`` ``(B, D)`` (slices of ``(B, 1, 1, D)``), caches ``(B, H, cache_len, D)``, the
-    slot, the mask row ``(B, L)`` (a slice of ``(B, 1, L)``) and eps."""
+    weights, the RoPE rows ``cos, sin`` ``(B, D)`` (slices of ``(B, 1, 1, D)``), caches ``(B, H, cache_len, D)`` (the
+    engine's are as long as its largest bucket; the kernel reads their first ``L`` keys), the slot, the mask row
+    ``(B, L)`` (a slice of ``(B, 1, L)``) and eps."""
     dt = torch.bfloat16
     qkv = torch.zeros(B, 1, (H * G + 2 * H) * D, dtype=dt)
     q, k, v = qkv.split([H * G * D, H * D, H * D], dim=-1)
     cos, sin = torch.zeros(B, 1, 1, D), torch.zeros(B, 1, 1, D)
-    kc = torch.zeros(B, H, cache_len or L, D, dtype=dt)
+    kc = torch.zeros(B, H, max(cache_len, L), D, dtype=dt)
     w = torch.ones(D, dtype=dt)
     return (q.view(B, H, G, D), k.view(B, H, D), v.view(B, H, D), w, w.clone(), cos[:, 0, 0], sin[:, 0, 0], kc,
             torch.zeros_like(kc), torch.zeros(1, dtype=torch.long), torch.zeros(B, 1, L, dtype=dt)[:, 0], 1e-6)
@@ -81,7 +82,10 @@ def engine_case(B: int, H: int = 8, G: int = 4, D: int = 128, L: int = 640, cach
 
 def launch_call(B: int, H: int = 8, G: int = 4, D: int = 128, L: int = 640):
     """(grid, args, kwargs) of the split kernel's launch for :func:`engine_case`, as the engine's decode step on an
-    sm_90 GPU makes it (dependent launch on)."""
+    sm_90 GPU makes it (dependent launch on).  Refused under ``TRITON_INTERPRET=1``, where the launcher would record
+    the interpreter's launch (float32 dots, no register cap)."""
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        raise SystemExit("attn_regs: unset TRITON_INTERPRET: under the interpreter the launch is not the GPU's")
     q, k, v, qw, kw, cos, sin, kc, vc, pos, mask, eps = engine_case(B, H, G, D, L)
     rec = _Recorder()
     with contextlib.ExitStack() as st:  # the module's kernels swapped for recorders, restored after

@@ -199,7 +199,8 @@ def test_e2e_summary_best_rows_ratios_and_anchor(tmp_path, monkeypatch):
     fp8 = [row(v, ms, _run="f") for v, ms in (("dense-fp8", 1.6), ("spense0.25-fp8", 1.28), ("whole0.25-fp8", 1.4))]
     assert f"| {1.6 / 1.28:.3f}× |" in mod.table(rows + fp8, anchor)
     mod.plot(rows + fp8, str(tmp_path / "up.png"))  # the speed-ups as bars
-    assert f"| dense [ATTN_X=1] | 1 | 2.050 | 1.46 | {2.1 / 2.05:.3f}× |" in mod.table(rows + both, anchor)  # vs default
+    # the switched row against the default
+    assert f"| dense [ATTN_X=1] | 1 | 2.050 | 1.46 | {2.1 / 2.05:.3f}× |" in mod.table(rows + both, anchor)
     (tmp_path / "run9" / "e2e").mkdir(parents=True)  # run_e2e.sh's own subfolder: rows named by the run's folder
     (tmp_path / "run9" / "e2e" / "rows.jsonl").write_text(json.dumps(row("dense", 2.0)) + "\n")
     assert mod.load([tmp_path / "run9" / "e2e"])[0][0]["_run"] == "run9"
@@ -265,7 +266,7 @@ def test_sass_round_loads_counts_branches_between_a_loops_weight_loads(tmp_path,
     assert mod.main([str(tmp_path / "bin")]) == 2 and "not text" in capsys.readouterr().err
 
 
-def test_attn_regs_occupancy_rule_and_a_compiled_kernel(capsys):
+def test_attn_regs_occupancy_rule_and_a_compiled_kernel(capsys, monkeypatch):
     """benchmarks/attn_regs.py: CTAs a SM from registers (allocated 256 a warp), shared memory and the 32-CTA limit;
     the split kernel's launch recorded from the launcher on the engine's layout (the module's kernels restored after);
     then that kernel compiled for sm_90a here (no GPU) at the 8B shape's B = 8 split, specialized as a launch is:
@@ -280,10 +281,16 @@ def test_attn_regs_occupancy_rule_and_a_compiled_kernel(capsys):
     assert mod.ctas_per_sm(16, 1, 0) == 32  # the CTA limit
     pytest.importorskip("triton")
     split_fn = attention._decode_attn_split
+    monkeypatch.setattr(attention, "SPLIT_MAXNREG", 128)  # the defaults, whatever the environment sets
+    monkeypatch.setattr(attention, "SPLIT_STAGES", 2)
     grid, args, kwargs = mod.launch_call(8)
     assert attention._decode_attn_split is split_fn and grid == (64, 5)  # 8 rows x 8 heads, 5 splits of 128 keys
     assert kwargs["PDL"] and kwargs["FUSED"] and kwargs["SPLIT"] == 128 and args[split_fn.arg_names.index("skl")] == 128
-    assert kwargs["maxnreg"] == 128 and kwargs["num_stages"] == 2  # the module's defaults
+    assert kwargs["maxnreg"] == 128 and kwargs["num_stages"] == 2  # the module's settings reach the launch
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    with pytest.raises(SystemExit, match="unset TRITON_INTERPRET"):
+        mod.launch_call(8)
+    monkeypatch.delenv("TRITON_INTERPRET")
     if not os.path.exists(mod._cuobjdump()):
         pytest.skip("no cuobjdump beside this Triton")
     before = [getattr(attention, k) for k in mod.SETTINGS]
