@@ -23,7 +23,6 @@ docs/runtime.md are Triton 3.6's, the device's).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
 import json
 import math
@@ -31,6 +30,7 @@ import os
 import re
 import subprocess
 import tempfile
+from unittest import mock
 
 import torch
 
@@ -88,11 +88,8 @@ def launch_call(B: int, H: int = 8, G: int = 4, D: int = 128, L: int = 640):
         raise SystemExit("attn_regs: unset TRITON_INTERPRET: under the interpreter the launch is not the GPU's")
     q, k, v, qw, kw, cos, sin, kc, vc, pos, mask, eps = engine_case(B, H, G, D, L)
     rec = _Recorder()
-    with contextlib.ExitStack() as st:  # the module's kernels swapped for recorders, restored after
-        old = attention._decode_attn_split, attention._decode_attn_merge
-        st.callback(lambda: (setattr(attention, "_decode_attn_split", old[0]),
-                             setattr(attention, "_decode_attn_merge", old[1])))
-        attention._decode_attn_split, attention._decode_attn_merge = rec, _Recorder()
+    with mock.patch.object(attention, "_decode_attn_split", rec), \
+            mock.patch.object(attention, "_decode_attn_merge", _Recorder()):  # the module's kernels, restored after
         attention.launch_decode_attention(q, kc[:, :, :L], vc[:, :, :L], mask, fused=(k, v, qw, kw, cos, sin, pos, eps))
     grid, args, kwargs = rec.calls[0]
     return grid, args, {**kwargs, "PDL": True, "launch_pdl": True}

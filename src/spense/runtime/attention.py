@@ -102,9 +102,6 @@ EARLY_PRO = env_flag("SPENSE_ATTN_EARLY_PRO", False)
 # kernel with the where took 7.42 / 14.91 / 61.1 µs a layer at B = 1 / 8 / 32 against 5.57 / 11.00 / 35.9 unfused.
 # Module attribute read per launch.
 SLOT_READ = env_flag("SPENSE_ATTN_SLOT_READ", True)
-# SPENSE_ATTN_PREFETCH (removed in the forty-fourth stop; the code is in fc069a3): the key loop loading a block's
-# values with its keys (1) or the next block into registers (2).  Alone (H100, wgsd_2026-12-05 bc): 1 as fast as the
-# plain loop (13.64 µs a layer at B = 8), 2 slower (17.04; Triton leaves its loop-carried loads out of its pipeline).
 # SPENSE_ATTN_MAXNREG (read at import; default 128 since the forty-fourth stop, 0: the compiler's choice): registers a
 # thread of the split kernel may take (Triton's ``maxnreg``).  Compiled by Triton 3.6 and its ptxas for sm_90a,
 # specialized as a launch on the engine's tensors is (``benchmarks/attn_regs.py``), the fused kernel at 128 keys a split
@@ -114,10 +111,6 @@ SLOT_READ = env_flag("SPENSE_ATTN_SLOT_READ", True)
 # at B = 1 / 8 / 32, Spense 25 % 3.016 -> 2.995 / 3.485 -> 3.432 / 5.283 -> 5.127; BF16 (bh) within 0.4 %, none slower.
 # Module attribute read per launch.
 SPLIT_MAXNREG = _env_int("SPENSE_ATTN_MAXNREG", 128, 0, 255)
-# SPENSE_ATTN_L2_PREFETCH (removed in the forty-fourth stop; the code is in fc069a3): the split kernel first asking L2
-# for its loop's key and value rows (``prefetch.global.L2``, before the wait), so that they would stream during the
-# latency chain before the loop.  Slower (H100, bc, alone): 16.09 against 13.64 µs a layer at B = 8, 51.1 against 41.3
-# at B = 32.
 # The ops take any strides (the launcher copies a tensor whose last dim is not contiguous, and the caches it
 # writes must have one: it raises otherwise), so Inductor may hand them its buffers as they are: under its
 # default for custom ops (exact strides) it copied the step's RoPE rows and mask into new buffers for every
