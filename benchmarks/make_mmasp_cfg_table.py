@@ -23,7 +23,7 @@ its ``--cfgs`` sweep) gives each of its cells the config of the column the compi
 the call); that row's ``config`` is already the fastest of the sweep.
 
 An engine table among the inputs (``runtime/auto_table.json``, a ``mmasp_cfg_*.json``), put first, is the base: its
-launch configs as they are, each replaced where a later file measured that cell; ``--dtypes fp8`` takes only the FP8
+launch configs as they are, each replaced where a later file measured that cell (its own ``sources`` kept in its entry); ``--dtypes fp8`` takes only the FP8
 cells from the measurements (e.g. the H100's table: the built-in table's configs with the FP8 cells of the 8B shapes
 measured again on today's kernels, ``benchmarks/results/wgsd_2026-12-05/av_63c76a2_h100_cfg_sweep``).
 
@@ -131,14 +131,16 @@ def parse_bench(text: str) -> tuple[dict, dict[str, dict[tuple[int, int], float]
 
 def parse_table(text: str) -> tuple[dict, dict[str, list[int]]] | None:
     """``(header, cells)`` of an engine table (``runtime/auto_table.json``, a ``mmasp_cfg_*.json``: a JSON object
-    with ``mmasp_cfg``): its launch configs as they are; None for any other text."""
+    with ``mmasp_cfg``): its launch configs as they are, the header with the table's own ``sources`` (so that a table
+    made over it keeps where its base came from); None for any other text."""
     try:
         t = json.loads(text)
     except ValueError:
         return None
     if not isinstance(t, dict) or "mmasp_cfg" not in t:
         return None
-    return {"device": t.get("device"), "date": str(t.get("date", "")), "commit": t.get("commit")}, t["mmasp_cfg"]
+    return ({"device": t.get("device"), "date": str(t.get("date", "")), "commit": t.get("commit"),
+             "sources": t.get("sources")}, t["mmasp_cfg"])
 
 
 def make_table(files: list[tuple[str, str]], capability: tuple[int, int], dtypes: set[str] | None = None) -> dict:

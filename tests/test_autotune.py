@@ -153,13 +153,14 @@ def test_make_mmasp_cfg_table_from_a_linear_bench_log():
                               "fp8,cols,4096,4096,0.25,1": [1, 8]}
     # an engine table first is the base: its cells as they are, those the log measured replaced; --dtypes fp8
     # takes only the log's FP8 cells (the base keeps its BF16 one); another GPU's base is refused
-    base = {"device": "NVIDIA H200", "date": "2026-11-24", "mmasp_cfg": {"bf16,cols,6144,4096,0.25,1": [2, 8],
-                                                                       "fp8,cols,4096,4096,0.25,1": [2, 8],
-                                                                       "fp8,cols,9999,4096,0.25,1": [1, 4]}}
+    base = {"device": "NVIDIA H200", "date": "2026-11-24", "sources": [{"path": "older.txt", "cells": 3}],
+            "mmasp_cfg": {"bf16,cols,6144,4096,0.25,1": [2, 8], "fp8,cols,4096,4096,0.25,1": [2, 8],
+                          "fp8,cols,9999,4096,0.25,1": [1, 4]}}
     t = mk.make_table([("auto_table.json", json.dumps(base)), ("af/lbb.txt", log)], (9, 0), dtypes={"fp8"})
     assert t["mmasp_cfg"] == {"bf16,cols,6144,4096,0.25,1": [2, 8], "fp8,cols,4096,4096,0.25,1": [1, 8],
                               "fp8,cols,4096,4096,0.25,8": [1, 8], "fp8,cols,9999,4096,0.25,1": [1, 4]}
     assert [s["cells"] for s in t["sources"]] == [3, 2] and t["date"] == "2026-12-04T18:00:00Z"
+    assert t["sources"][0]["sources"] == base["sources"]  # where the base came from, kept
     with pytest.raises(ValueError, match="measured on"):
         mk.make_table([("t.json", json.dumps(dict(base, device="NVIDIA H100 80GB HBM3"))), ("af/lbb.txt", log)],
                       (9, 0))
