@@ -241,13 +241,18 @@ def test_make_mmasp_cfg_table_and_its_use_on_that_gpu(tmp_path, monkeypatch):
                           in_features=4096, layout=SimpleNamespace(axis="cols", dense_ratio=0.25))
     assert at.default_mmasp_cfg(qkv, 32, table) == (1, 4)  # 8 warps ran 47 % slower there (quick_c54974e)
     assert at.default_choice(qkv, 1, table) == "mmasp" and at.default_choice(qkv, 32, table) == "dense"
-    # the H100's packaged table: the built-in table's configs, its FP8 cells of the 8B shapes measured again (av)
+    # the H100's packaged table: the built-in table's configs, the cells of the 8B shapes measured again at 25 %
+    # dense columns (av: FP8 at M = 1, 8, 16; bk, bl: FP8 at M = 1, 8 with wider CTAs; bm: BF16 at M = 8)
     h100_pkg = at.packaged_cfg_table("NVIDIA H100 80GB HBM3", (9, 0))
     builtin_cfg = at._full_table()["mmasp_cfg"]
     assert h100_pkg["device"] == at._full_table()["device"] == "NVIDIA H100 80GB HBM3"
     changed = {k for k, v in h100_pkg["mmasp_cfg"].items() if builtin_cfg.get(k) != v}
-    assert changed and all(k.startswith("fp8,cols,") and k.split(",")[4] == "0.25" for k in changed)
+    eight_b = {"6144,4096", "4096,4096", "24576,4096", "4096,12288"}
+    assert changed and all(k.split(",")[1] == "cols" and k.split(",")[4] == "0.25"
+                           and ",".join(k.split(",")[2:4]) in eight_b for k in changed)
+    assert {k for k in changed if k.startswith("bf16,")} == {f"bf16,cols,{s},0.25,8" for s in eight_b}
     assert h100_pkg["mmasp_cfg"]["fp8,cols,24576,4096,0.25,8"] == [1, 8]  # the built-in: none at M = 8; (2, 8) at 1
+    assert h100_pkg["mmasp_cfg"]["fp8,cols,4096,12288,0.25,8"] == [1, 12]  # 8B.down: 12 warps (bk)
     at._DEVICE_TABLES.clear()
     # SPENSE_MMASP_CFG: another table in its place, on the GPU it names only; an unreadable one is refused
     other = dict(t, device="NVIDIA H200", mmasp_cfg={"fp8,cols,4096,4096,0.25,1": [2, 8]})
