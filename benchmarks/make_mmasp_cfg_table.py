@@ -23,9 +23,11 @@ its ``--cfgs`` sweep) gives each of its cells the config of the column the compi
 the call); that row's ``config`` is already the fastest of the sweep.
 
 An engine table among the inputs (``runtime/auto_table.json``, a ``mmasp_cfg_*.json``), put first, is the base: its
-launch configs as they are, each replaced where a later file measured that cell (its own ``sources`` kept in its entry); ``--dtypes fp8`` takes only the FP8
-cells from the measurements (e.g. the H100's table: the built-in table's configs with the FP8 cells of the 8B shapes
-measured again on today's kernels, ``benchmarks/results/wgsd_2026-12-05/av_63c76a2_h100_cfg_sweep``).
+launch configs as they are, each replaced where a later file measured that cell (its own ``sources`` kept in its
+entry); ``--dtypes fp8`` takes only the FP8 cells from the measurements (e.g. the H100's table: the built-in table's
+configs with the FP8 cells of the 8B shapes measured again on today's kernels,
+``benchmarks/results/wgsd_2026-12-05/av_63c76a2_h100_cfg_sweep``; then the 8B cells of the wider-CTA sweeps bk, bl,
+bm over it).
 
 ``--set CELL=RTxWARPS`` (repeatable) then sets one cell by hand, e.g. to time a layer's launch config inside the
 decode step (``SPENSE_MMASP_CFG``), where a sweep of the layer alone does not tell (docs/e2e.md v56):

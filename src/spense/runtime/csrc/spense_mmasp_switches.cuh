@@ -42,8 +42,9 @@ static bool pf_enabled() {
 // of 4 warps a SM instead of 6); on the one-wave grids it ran faster per layer (8B.down 15.7 -> 14.3 us, 8B.o
 // 6.4 -> 6.0 at M = 1; 16.6 -> 14.9 and 6.5 -> 6.2 at M = 8), but the 8B FP8 step with "2" took 2.927 ms at
 // B = 1 against 2.903 without it (am, same lease): off by default.  "3": only where the grid does not fit in one
-// wave (on 8B, gate_up: alone 28.8 us at M = 8 on the H100, but 40.6 us of the step's wall time, whose small kernels
-// around it hide none of its fill and last partial wave; docs/e2e.md v55), capped to one wave that walks the blocks.
+// wave (on 8B, gate_up), capped to one wave that walks the blocks.  Written for gate_up's fill and last partial wave,
+// thought lost in the step (docs/e2e.md v55: 40.6 us of the step's wall time against 28.8 alone at M = 8 on the H100);
+// those 40.6 us were qkv and gate_up together, and the step's kernels take what the layers take alone (v59).
 // Timed in e2e v56 (H100, 8B FP8, one machine) when "3" still meant more than the persistent kernel's own wave (it took
 // 8B.qkv too): the step 3.058 -> 3.425 ms at B = 1, 3.522 -> 3.872 at B = 8; now it means more than one wave of the
 // one-block kernel (spense_mmasp.cu: launch_reg), on 8B gate_up alone: timed in e2e v57 (H200, one machine), the step
