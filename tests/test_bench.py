@@ -231,6 +231,29 @@ def test_launch_configs_lists_running_spense_shapes():
     assert measure.launch_configs(model) == {"6144,4096": {1: [1, 4], 32: [1, 4]}}
 
 
+def test_launch_cfg_from_names_the_buckets_a_cell_of_another_m_serves(monkeypatch):
+    """launch_cfg_from: the M buckets whose launch config is the table cell of another M (the table has none at
+    theirs), with that M; not the buckets measured at their own M, nor a config that is not the cell's (tuned)."""
+    from types import SimpleNamespace
+
+    from spense.runtime import autotune as at
+    from spense.runtime.linear import SpenseLinear
+
+    table = {"mmasp_cfg": {"bf16,cols,6144,4096,0.25,1": [1, 4], "bf16,cols,6144,4096,0.25,4": [2, 8],
+                           "bf16,cols,6144,4096,0.25,16": [1, 5]}}
+    monkeypatch.setattr(at, "_layer_table", lambda layer: table)
+    m = SpenseLinear.__new__(SpenseLinear)
+    torch.nn.Module.__init__(m)
+    m.out_features, m.in_features, m._fused, m.scale = 6144, 4096, False, None
+    m.values, m.layout = torch.empty(0, dtype=torch.bfloat16), SimpleNamespace(axis="cols", dense_ratio=0.25)
+    m.mmasp_cfg = {1: (1, 4), 8: (2, 8), 16: (1, 5), 2: (1, 16)}  # M = 2: M = 4's cell gives (2, 8); (1, 16) tuned
+    assert at.cfg_cell(m, 8) == "bf16,cols,6144,4096,0.25,4" and at.cfg_cell(m, 16) == "bf16,cols,6144,4096,0.25,16"
+    assert at.default_mmasp_cfg(m, 8) == (2, 8) and at.default_mmasp_cfg(m, 2) == (2, 8)
+    assert measure.launch_cfg_from(torch.nn.ModuleList([m])) == {"6144,4096": {8: 4}}
+    m.scale = torch.ones(1)  # as FP8, the table has no cell of this shape: nothing to name
+    assert at.cfg_cell(m, 8) is None and measure.launch_cfg_from(torch.nn.ModuleList([m])) == {}
+
+
 def test_sass_round_loads_counts_branches_between_a_loops_weight_loads(tmp_path, capsys):
     """benchmarks/sass_round_loads.py on a made-up cuobjdump listing: a loop whose four weight loads
     (LDG.E.NA.128) sit behind branches counts them, a predicated one counts none, a straight run is no loop;

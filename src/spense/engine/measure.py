@@ -124,6 +124,25 @@ def launch_configs(model) -> dict[str, dict[int, list[int]]]:
     return out
 
 
+def launch_cfg_from(model) -> dict[str, dict[int, int]]:
+    """Where :func:`launch_configs` came from a table cell measured at another M: per layer shape (``"N,K"``), each
+    such M bucket and the M of its cell (:func:`spense.runtime.autotune.cfg_cell`), e.g. ``{"6144,4096": {8: 4}}``
+    where the GPU's table has no cell at M = 8 and the engine runs M = 4's launch config there.  Only buckets whose
+    launch config is that cell's (not one tuned on the GPU)."""
+    from spense.runtime.autotune import cfg_cell, default_mmasp_cfg
+    from spense.runtime.linear import SpenseLinear
+
+    out: dict[str, dict[int, int]] = {}
+    for mod in model.modules():
+        if not isinstance(mod, SpenseLinear) or mod._fused:
+            continue
+        for b, c in mod.mmasp_cfg.items():
+            key = cfg_cell(mod, b)
+            if key is not None and int(key.rsplit(",", 1)[1]) != b and tuple(c[:2]) == default_mmasp_cfg(mod, b):
+                out.setdefault(f"{mod.out_features},{mod.in_features}", {})[int(b)] = int(key.rsplit(",", 1)[1])
+    return out
+
+
 def weight_bytes(model) -> tuple[int, int, int]:
     """``(all weights read per step, block linears as held, the same linears dense)``."""
     lins = block_linears(model)
@@ -347,7 +366,7 @@ def run(model: str, batches=(1, 8), ratios=(0.25,), fp8: bool = False, prompt_le
                    "copy_tbps": bw / 1e12, "floor_ms": wb / bw * 1e3, "build_s": build_s,
                    "compile_and_time_s": time.perf_counter() - t1,
                    "peak_mem_bytes": torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None,
-                   "launch_cfg": launch_configs(m), "switches": switches(),
+                   "launch_cfg": launch_configs(m), "launch_cfg_from": launch_cfg_from(m), "switches": switches(),
                    **bw_detail}
             row["x_floor"] = row["step_ms"] / row["floor_ms"]
             if ratio is None:
@@ -376,6 +395,10 @@ def run(model: str, batches=(1, 8), ratios=(0.25,), fp8: bool = False, prompt_le
                 f"peak {row['peak_mem_bytes'] or 0:.3e} B, tokens identical {row.get('tokens_identical')} "
                 f"(first divergence {row.get('first_divergence')}, margin {row.get('tie_margin')}, "
                 f"{_ulps(row.get('tie_ulps'))} ulps; backends' spread {_ulps(row.get('noise_ulps'))} ulps)")
+            if row["launch_cfg_from"]:  # the GPU's table has no cell at these M: a neighbouring M's config runs
+                log("  launch configs from a cell of another M (shape: M <- the cell's M): " + "; ".join(
+                    f"{k}: " + ", ".join(f"{b} <- {c}" for b, c in sorted(v.items()))
+                    for k, v in sorted(row["launch_cfg_from"].items())))
             del eng
         del m
     return rows

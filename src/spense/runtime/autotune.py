@@ -259,16 +259,26 @@ def default_choice(layer, M: int, table: dict | None = None) -> str:
     return c
 
 
-def default_mmasp_cfg(layer, M: int, table: dict | None = None) -> tuple[int, int] | None:
-    """The measured best mmasp (row tiles, warps) for the nearest measured cell, or None."""
+def cfg_cell(layer, M: int, table: dict | None = None) -> str | None:
+    """The key (``dtype,axis,N,K,ratio,M'``) of the launch-config cell of ``table`` (default: the layer's device's) that
+    serves ``layer`` at ``M``: the nearest measured dense ratio, and M' the measured M that serves M
+    (:func:`_measured_m`: M itself where measured, else a neighbour with the same token tiles); None: no cell."""
     dt = _dtype_key(layer)
     if dt is None:
         return None
     table = _layer_table(layer) if table is None else table
-    cfgs = table.get("mmasp_cfg", {})
-    cells = _cells(cfgs, dt, layer.layout.axis, layer.out_features, layer.in_features,
+    cells = _cells(table.get("mmasp_cfg", {}), dt, layer.layout.axis, layer.out_features, layer.in_features,
                    layer.layout.dense_ratio, M)
-    return tuple(cfgs[cells[0]]) if cells else None
+    return cells[0] if cells else None
+
+
+def default_mmasp_cfg(layer, M: int, table: dict | None = None) -> tuple[int, int] | None:
+    """The measured best mmasp (row tiles, warps) of the cell :func:`cfg_cell` names, or None."""
+    if _dtype_key(layer) is None:
+        return None
+    table = _layer_table(layer) if table is None else table
+    key = cfg_cell(layer, M, table)
+    return None if key is None else tuple(table["mmasp_cfg"][key])
 
 
 def tune_layer(layer, ms, candidates=None, reps: int = 20) -> dict:
