@@ -138,8 +138,9 @@ def launch_cfg_from(model) -> dict[str, dict[int, int]]:
             continue
         for b, c in mod.mmasp_cfg.items():
             key = cfg_cell(mod, b)
-            if key is not None and int(key.rsplit(",", 1)[1]) != b and tuple(c[:2]) == default_mmasp_cfg(mod, b):
-                out.setdefault(f"{mod.out_features},{mod.in_features}", {})[int(b)] = int(key.rsplit(",", 1)[1])
+            cell_m = None if key is None else int(key.rsplit(",", 1)[1])
+            if cell_m not in (None, b) and tuple(c[:2]) == default_mmasp_cfg(mod, b):
+                out.setdefault(f"{mod.out_features},{mod.in_features}", {})[int(b)] = cell_m
     return out
 
 
