@@ -111,14 +111,19 @@ def switches() -> dict[str, str]:
             or (k.startswith("TORCHINDUCTOR_") and k != "TORCHINDUCTOR_CACHE_DIR")}
 
 
+def _running_spense(model):
+    """The Spense layers of ``model`` that run: a fused projection, not its members."""
+    from spense.runtime.linear import SpenseLinear
+
+    return (m for m in model.modules() if isinstance(m, SpenseLinear) and not m._fused)
+
+
 def launch_configs(model) -> dict[str, dict[int, list[int]]]:
     """The mma.sp launch config (row tiles, warps) per M bucket of each Spense layer shape that runs
     (``"N,K"``; a fused projection counts, its members do not)."""
-    from spense.runtime.linear import SpenseLinear
-
     out: dict[str, dict[int, list[int]]] = {}
-    for mod in model.modules():
-        if isinstance(mod, SpenseLinear) and not mod._fused and mod.mmasp_cfg:
+    for mod in _running_spense(model):
+        if mod.mmasp_cfg:
             out.setdefault(f"{mod.out_features},{mod.in_features}", {}).update(
                 {int(b): [int(v) for v in c] for b, c in mod.mmasp_cfg.items()})
     return out
@@ -130,12 +135,9 @@ def launch_cfg_from(model) -> dict[str, dict[int, int]]:
     where the GPU's table has no cell at M = 8 and the engine runs M = 4's launch config there.  Only buckets whose
     launch config is that cell's (not one tuned on the GPU)."""
     from spense.runtime.autotune import cfg_cell, default_mmasp_cfg
-    from spense.runtime.linear import SpenseLinear
 
     out: dict[str, dict[int, int]] = {}
-    for mod in model.modules():
-        if not isinstance(mod, SpenseLinear) or mod._fused:
-            continue
+    for mod in _running_spense(model):
         for b, c in mod.mmasp_cfg.items():
             key = cfg_cell(mod, b)
             cell_m = None if key is None else int(key.rsplit(",", 1)[1])
