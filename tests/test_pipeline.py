@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import shutil
 import warnings
 from pathlib import Path
@@ -247,6 +249,41 @@ def test_resume_after_crash_is_bit_identical(tiny_llama_dir, tiny_text_file, tmp
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_resume_inside_the_allocators_measurement(tiny_llama_dir, tiny_text_file, tmp_path, monkeypatch, caplog):
+    """A run stopped in the dense-budget allocator's measurement resumes it after its last measured block, and
+    prunes to the checkpoint of an uninterrupted run."""
+    from spense.resume import PassCheckpoint
+
+    kw = {"budget_alloc": "greedy", "axes": "mixed"}
+    cfg = _cfg(dense_ratio=0.25)
+    ref = tmp_path / "ref"
+    _prune(tiny_llama_dir, ref, tiny_text_file, cfg, **kw)
+
+    out, save = tmp_path / "out", PassCheckpoint.save
+
+    def save_then_crash(self, *a, **k):
+        save(self, *a, **k)
+        raise SimulatedCrash("after the first measured block")
+
+    monkeypatch.setattr(PassCheckpoint, "save", save_then_crash)
+    with pytest.raises(SimulatedCrash):
+        _prune(tiny_llama_dir, out, tiny_text_file, cfg, **kw)
+    monkeypatch.setattr(PassCheckpoint, "save", save)
+    sens = partial_dir(out) / "sensitivity"
+    assert json.loads((sens / "pass.json").read_text())["next"] == 1
+    assert json.loads((partial_dir(out) / "state.json").read_text())["finished"] == []
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="spense"):
+        man = _prune(tiny_llama_dir, out, tiny_text_file, cfg, **kw)
+    measured = [r.getMessage() for r in caplog.records if ": sensitivity of " in r.getMessage()]
+    assert len(measured) == 1 and measured[0].endswith("(block 2/2)")  # block 0 came from the checkpoint
+    assert not partial_dir(out).exists()
+    assert man["plan"] == json.loads((ref / "spense.json").read_text())["plan"]
+    a, b = load_file(str(ref / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_resume_fingerprint_mismatch_refused(tiny_llama_dir, tiny_text_file, tmp_path, monkeypatch):

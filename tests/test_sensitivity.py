@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import warnings
@@ -18,7 +19,7 @@ from spense.allocate import (
     choice_cost,
 )
 from spense.capture import capture_inputs, run_block
-from spense.errors import InputError
+from spense.errors import CheckpointError, InputError
 from spense.hf import find_blocks, find_linears, get_weight
 from spense.methods import PruneConfig, prune_layer
 from spense.sensitivity import UNITS, _Runner, measure_curves, measure_units
@@ -152,6 +153,30 @@ def test_measure_curves_one_unit_and_allocates(tiny, caplog):
         n = len(find_linears(b, 16, 4))
         assert line.startswith(f"{prefix}.{i}: sensitivity of {n} linears x 3 choices in ")
         assert line.endswith(f"(block {i + 1}/{len(blocks)})")
+
+
+def test_interrupted_pass_resumes_bit_identically(tiny, measured, tmp_path):
+    """A pass stopped after block 0 resumes from its checkpoint: the same curves in every unit, to the bit."""
+    model, windows = tiny
+    prefix, _ = find_blocks(model)
+    root = tmp_path / "sens"
+
+    def crash(name, choice, W, loss):
+        if name.startswith(f"{prefix}.1."):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        measure_units(model, windows, CFG, CHOICES, "cpu", UNITS, batch=2, on_result=crash, checkpoint=root)
+    saved = json.loads((root / "pass.json").read_text())
+    assert saved["next"] == 1 and (root / saved["tensors"]).is_file()
+    seen = []
+    curves = measure_units(model, windows, CFG, CHOICES, "cpu", UNITS, batch=2, checkpoint=root,
+                           on_result=lambda name, *_: seen.append(name))
+    assert seen and all(n.startswith(f"{prefix}.1.") for n in seen)  # block 0 came from the checkpoint
+    assert curves == measured[0]
+    assert sorted(p.name for p in root.iterdir()) == ["pass.json", "pass_2.safetensors"]
+    with pytest.raises(CheckpointError, match="another pass"):  # other choices: refused, not mixed in
+        measure_units(model, windows, CFG, CHOICES[:2], "cpu", UNITS, batch=2, checkpoint=root)
 
 
 def test_bad_unit(tiny):

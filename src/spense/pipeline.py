@@ -391,11 +391,15 @@ def prune_model(
     }
     state = ResumeState(partial_dir(out_dir), fingerprint(info), info, restart=restart)
     allocation = None
-    if plan is None:
-        plan, allocation = _planned(state.root, model, windows, cfg, dev, strict, dense_layers=dense_layers,
-                                    budget_alloc=budget_alloc, axes=axes, unit=alloc_unit, progress=progress)
-    records = prune_loaded(model, windows, cfg, dev, strict, progress, state, after_block, plan=plan,
-                           sequential=sequential)
+    try:
+        if plan is None:
+            plan, allocation = _planned(state.root, model, windows, cfg, dev, strict, dense_layers=dense_layers,
+                                        budget_alloc=budget_alloc, axes=axes, unit=alloc_unit, progress=progress)
+        records = prune_loaded(model, windows, cfg, dev, strict, progress, state, after_block, plan=plan,
+                               sequential=sequential)
+    except BaseException:
+        state.drop_if_empty()  # a run stopped before it saved anything leaves no folder behind
+        raise
 
     manifest = build_manifest(cfg, records, model_dir, calib_path, sha, windows, seed, state.seconds,
                               sequential=sequential, plan=plan)
@@ -411,7 +415,9 @@ def _planned(root: Path, model: nn.Module, windows: torch.Tensor, cfg: Any, dev:
              **options: Any) -> tuple[dict[str, Any] | None, dict | None]:
     """The measured plan of this run: read back from ``root/plan.json`` when an interrupted run saved
     it (curves re-measured on resume could differ in the last bit and pick another plan), else built
-    by :func:`spense.sensitivity.build_plan` and saved there atomically before any pruning."""
+    by :func:`spense.sensitivity.build_plan` and saved there atomically before any pruning.  The
+    measurement itself resumes after its last finished block (``root/sensitivity/``, removed once the
+    plan is saved)."""
     import json
 
     from spense.atomic import atomic_write_bytes
@@ -425,10 +431,12 @@ def _planned(root: Path, model: nn.Module, windows: torch.Tensor, cfg: Any, dev:
             return plan, saved["allocation"]
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise CheckpointError(f"resume state {root} is damaged ({e}); pass --restart or delete it") from e
-    plan, allocation = build_plan(model, windows, cfg, dev, strict=strict, **options)
+    plan, allocation = build_plan(model, windows, cfg, dev, strict=strict, checkpoint=root / "sensitivity",
+                                  **options)
     if plan is not None:
         root.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, json.dumps({"plan": _plan_dict(plan), "allocation": allocation}).encode())
+    shutil.rmtree(root / "sensitivity", ignore_errors=True)
     return plan, allocation
 
 

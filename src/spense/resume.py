@@ -5,7 +5,9 @@
 entering block ``i``, the next one to prune).  Every file goes through :func:`spense.atomic.atomic_write`
 (temp + fsync + rename + directory fsync) and ``state.json`` is written last: it is the single
 commit point, so a crash at any moment leaves a consistent state.  The fingerprint is the SHA-256 of
-the run settings (:func:`fingerprint`); a different one is refused.
+the run settings (:func:`fingerprint`); a different one is refused.  ``state.json`` is first written as the
+state is opened, so that what comes before the first pruned block (``plan.json``, and ``sensitivity/``: the
+dense-budget allocator's measurement, a :class:`PassCheckpoint`) is kept for the same settings only.
 """
 
 from __future__ import annotations
@@ -76,9 +78,12 @@ class ResumeState:
             self.records = st.get("records", {})
             self.seconds = float(st.get("seconds", 0.0))
             self.inps_file = st.get("inps")
-        elif self.root.exists() and any(self.root.iterdir()):
-            # files but no committed state: nothing finished, start clean
-            shutil.rmtree(self.root)
+        else:
+            if self.root.exists() and any(self.root.iterdir()):
+                # files but no committed state: nothing finished, start clean
+                shutil.rmtree(self.root)
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._write_state()
 
     @property
     def next_block(self) -> int:
@@ -121,6 +126,16 @@ class ResumeState:
         self.finished.append(i)
         self.records.update(records)
         self.seconds += seconds
+        self._write_state()
+        if old and old != self.inps_file:
+            (self.root / old).unlink(missing_ok=True)
+
+    def drop_if_empty(self) -> None:
+        """Remove the folder when it holds nothing but the opening ``state.json``."""
+        if not self.finished and self.root.is_dir() and {q.name for q in self.root.iterdir()} <= {"state.json"}:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def _write_state(self) -> None:
         st = {
             "state_version": STATE_VERSION,
             "fingerprint": self.fingerprint,
@@ -131,5 +146,44 @@ class ResumeState:
             "inps": self.inps_file,
         }
         atomic_write_bytes(self.root / "state.json", json.dumps(st, indent=1).encode())
-        if old and old != self.inps_file:
+
+
+class PassCheckpoint:
+    """The state of a block-by-block pass after its last finished block, in ``root/``: ``pass.json`` (``key``,
+    the next block, a JSON ``meta``) and ``pass_{i}.safetensors`` (its tensors).  The tensors are written
+    first and ``pass.json`` last (its commit point), each atomically; a saved ``key`` other than the caller's
+    is refused.  :mod:`spense.sensitivity` keeps the allocator's measurement here, so that an interrupted
+    ``spense prune`` resumes it after the last measured block."""
+
+    def __init__(self, root: str | Path, key: str) -> None:
+        self.root, self.key = Path(root), key
+
+    def load(self) -> tuple[int, dict, dict[str, torch.Tensor]] | None:
+        """``(next block, meta, tensors)`` of the last commit, or ``None`` when nothing was committed."""
+        path = self.root / "pass.json"
+        if not path.is_file():
+            return None
+        from safetensors.torch import load_file
+
+        try:
+            st = json.loads(path.read_text(encoding="utf-8"))
+            if st["key"] != self.key:
+                raise ValueError(f"it was saved for another pass ({st['key']!r})")
+            return int(st["next"]), st["meta"], load_file(str(self.root / st["tensors"]))
+        except Exception as e:
+            raise CheckpointError(f"resume state {self.root} is damaged ({e}); pass --restart or delete it") from e
+
+    def save(self, next_block: int, meta: dict, tensors: dict[str, torch.Tensor]) -> None:
+        """Commit the state before block ``next_block``; the previous commit's tensors are removed after."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / "pass.json"
+        old = json.loads(path.read_text(encoding="utf-8")).get("tensors") if path.is_file() else None
+        name = f"pass_{next_block}.safetensors"
+        atomic_save_tensors(self.root / name, tensors)
+        atomic_write_bytes(path, json.dumps({"key": self.key, "next": next_block, "tensors": name,
+                                             "meta": meta}).encode())
+        if old and old != name:
             (self.root / old).unlink(missing_ok=True)
+
+    def clear(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)

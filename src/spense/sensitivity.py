@@ -62,9 +62,12 @@ model, each linear alone: the allocator assumes the losses add up across linears
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -201,6 +204,7 @@ def measure_units(
     gain_windows: int = 4,
     on_result: OnResult | None = None,
     progress: bool = True,
+    checkpoint: str | Path | None = None,
 ) -> dict[str, dict[str, Curve]]:
     """``{unit: {full linear name: Curve}}`` for several units in one pass (see the module doc).
 
@@ -210,6 +214,9 @@ def measure_units(
     is called for every pruned candidate (studies assemble models from it).  The model is left as it
     was (dense).  ``progress``: a bar of blocks and linears on a terminal (:func:`spense.log.progress`); each
     block also logs one record (``spense`` logger), which the CLI prints where no bar shows.
+    ``checkpoint``: a folder (:class:`spense.resume.PassCheckpoint`) where the pass is committed after every
+    block (curves so far, the hidden states entering the next block, the carried perturbations) and resumed
+    from; ``on_result`` then sees the blocks measured in this call only.
     """
     units = tuple(units)
     bad = [u for u in units if u not in UNITS]
@@ -231,9 +238,18 @@ def measure_units(
     pert: torch.Tensor | None = None
     block_err: list[float] = []
     raw: dict[str, tuple[int, int, tuple, tuple]] = {}  # name -> (block, numel, cost, block losses)
+    store, saved = _open_checkpoint(checkpoint, cfg, choices, units, strict, batch, gw, windows, len(blocks))
+    start = saved[0] if saved is not None else 0
+    if saved is not None:
+        hidden, pert = saved[2]["hidden"].to(dev), saved[2].get("pert")
+        pert = pert.to(dev) if pert is not None else None
+        curves, raw, block_err = _decode_pass(saved[1], choices)
+        logger.info("sensitivity: resumed after block %d/%d (%s)", start, len(blocks), store.root)
     with progress_bar(progress) as bar:
-        outer = bar.add_task("sensitivity", total=len(blocks))
+        outer = bar.add_task("sensitivity", total=len(blocks), completed=start)
         for i, block in enumerate(blocks):
+            if i < start:
+                continue
             t_block = time.perf_counter()
             bname = f"{prefix}.{i}"
             linears = find_linears(block, cfg.block, cfg.m, strict, bname)
@@ -315,6 +331,9 @@ def measure_units(
                     torch.cuda.empty_cache()
             bar.remove_task(inner)
             bar.advance(outer)
+            if store is not None:
+                more = {"pert": pert} if pert is not None else {}
+                store.save(i + 1, _encode_pass(curves, raw, block_err), {"hidden": hidden, **more})
             logger.info("%s: sensitivity of %d linears x %d choices in %.1f s (block %d/%d)", bname, len(linears),
                         len(choices), time.perf_counter() - t_block, i + 1, len(blocks))
     if want_final:
@@ -324,6 +343,36 @@ def measure_units(
         for full, (k, numel, cost, block_loss) in raw.items():
             curves["final"][full] = Curve(full, numel, choices, tuple(x * gain[k] for x in block_loss), cost)
     return curves
+
+
+def _open_checkpoint(root, cfg, choices, units, strict, batch, gw, windows, n_blocks):
+    """``(PassCheckpoint or None, its last commit or None)``: the key names every setting the pass depends on
+    but the model's weights (the folder belongs to one model: the pipeline's run fingerprint sees to that)."""
+    if root is None:
+        return None, None
+    from spense.resume import PassCheckpoint
+
+    ids = hashlib.sha256(windows.detach().cpu().to(torch.int64).numpy().tobytes()).hexdigest()
+    key = json.dumps({"cfg": cfg.to_dict(), "choices": [str(c) for c in choices], "units": list(units),
+                      "strict": strict, "batch": batch, "gain_windows": gw, "windows": [list(windows.shape), ids],
+                      "blocks": n_blocks}, sort_keys=True, default=str)
+    store = PassCheckpoint(root, key)
+    return store, store.load()
+
+
+def _encode_pass(curves, raw, block_err) -> dict:
+    """The JSON part of a committed pass (floats round-trip exactly through ``json``)."""
+    return {"curves": {u: {n: [c.numel, list(c.loss), list(c.cost)] for n, c in cs.items()}
+                       for u, cs in curves.items()},
+            "raw": {n: [k, numel, list(cost), list(loss)] for n, (k, numel, cost, loss) in raw.items()},
+            "block_err": block_err}
+
+
+def _decode_pass(meta: dict, choices: tuple[Choice, ...]):
+    curves = {u: {n: Curve(n, int(v[0]), choices, tuple(v[1]), tuple(v[2])) for n, v in cs.items()}
+              for u, cs in meta["curves"].items()}
+    raw = {n: (int(v[0]), int(v[1]), tuple(v[2]), tuple(v[3])) for n, v in meta["raw"].items()}
+    return curves, raw, [float(e) for e in meta["block_err"]]
 
 
 def measure_curves(
@@ -370,6 +419,7 @@ def build_plan(
     strict: bool = False,
     curves: dict | None = None,
     progress: bool = True,
+    checkpoint: str | Path | None = None,
 ) -> tuple[dict[str, PruneConfig] | None, dict | None]:
     """The per-linear plan for ``pipeline.prune_loaded(plan=...)`` and its ``spense.json`` summary.
 
@@ -385,7 +435,7 @@ def build_plan(
     Returns ``(None, None)`` when nothing is asked (uniform, no ``axes``, no ``dense_layers``).  The
     model must be dense; it is left unchanged.  ``curves``: a dict that caches the measured curves
     across calls on the same model and windows (keyed by choices and unit).  ``progress``: the measurement's
-    bar (:func:`measure_units`).
+    bar; ``checkpoint``: its resumable state (both :func:`measure_units`).
     """
     import time
 
@@ -417,7 +467,8 @@ def build_plan(
     elif curves is not None and key in curves:
         measured = curves[key]
     else:
-        measured = measure_curves(model, windows, cfg, choices, device, unit, strict=strict, progress=progress)
+        measured = measure_curves(model, windows, cfg, choices, device, unit, strict=strict, progress=progress,
+                                  checkpoint=checkpoint)
         if curves is not None:
             curves[key] = measured
     curves = measured
