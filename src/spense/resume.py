@@ -184,6 +184,3 @@ class PassCheckpoint:
                                              "meta": meta}).encode())
         if old and old != name:
             (self.root / old).unlink(missing_ok=True)
-
-    def clear(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
