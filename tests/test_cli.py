@@ -182,6 +182,43 @@ def test_demo_quick_runs_its_subset(tiny_llama_dir, tiny_text_file, tmp_path):
     assert got == [label for label, _ in demo_methods(quick=True)] == list(QUICK_METHODS)
 
 
+def test_demo_resumes_after_an_interruption(tiny_llama_dir, tiny_text_file, tmp_path, monkeypatch):
+    """An interrupted demo keeps its finished methods ($SPENSE_CACHE/demo/); the rerun measures only the others,
+    gives the same table as an uninterrupted run, and removes what it kept."""
+    import spense.evaluate
+
+    monkeypatch.setenv("SPENSE_CACHE", str(tmp_path / "cache"))
+    args = ("demo", "--quick", "--model", tiny_llama_dir, "--calib", tiny_text_file, "--text", tiny_text_file,
+            "--device", "cpu", "--block", "16", "-q")
+    ref = _run(*args, "--json", tmp_path / "ref.json")
+    assert ref.exit_code == 0, ref.output
+    assert not list((tmp_path / "cache").rglob("*.json"))  # a finished demo keeps nothing
+
+    perplexity, calls = spense.evaluate.perplexity, []
+
+    def second_fails(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return perplexity(*a, **k)
+
+    monkeypatch.setattr(spense.evaluate, "perplexity", second_fails)
+    assert _run(*args).exit_code != 0
+    kept = list((tmp_path / "cache" / "demo").glob("*.json"))
+    assert len(kept) == 1 and list(json.loads(kept[0].read_text())["rows"]) == ["dense"]
+    calls.clear()
+    monkeypatch.setattr(spense.evaluate, "perplexity", lambda *a, **k: calls.append(1) or perplexity(*a, **k))
+    res = _run(*args, "--json", tmp_path / "out.json")
+    assert res.exit_code == 0, res.output
+    assert "resuming: 1 of 3 methods" in res.stdout and len(calls) == 2  # dense came from the cache
+    got, want = (json.loads((tmp_path / f).read_text())["results"] for f in ("out.json", "ref.json"))
+    assert [(r["method"], r["perplexity"], r["layer_loss"]) for r in got] == \
+        [(r["method"], r["perplexity"], r["layer_loss"]) for r in want]
+    assert not kept[0].exists()
+    res = _run(*args, "--nsamples", "3")  # other settings: nothing reused
+    assert res.exit_code == 0 and "resuming" not in res.stdout
+
+
 def test_demo_runs_all_methods(tiny_llama_dir, tiny_text_file, tmp_path):
     js = tmp_path / "demo.json"
     # --block 16: the tiny model's 64-wide layers get a 16-wide dense region at 25 %

@@ -184,3 +184,28 @@ class PassCheckpoint:
                                              "meta": meta}).encode())
         if old and old != name:
             (self.root / old).unlink(missing_ok=True)
+
+
+class RowCache:
+    """The finished parts of a run made of independent parts (``spense demo``'s methods) in one JSON file: the
+    run's fingerprint and one row per finished part, rewritten atomically after each.  A file of another
+    fingerprint, or one that does not read, counts as empty (and is replaced by the next :meth:`put`);
+    :meth:`done` removes the file once the run has ended."""
+
+    def __init__(self, path: str | Path, fingerprint: str) -> None:
+        self.path, self.fingerprint = Path(path), fingerprint
+        self.rows: dict[str, dict] = {}
+        try:
+            st = json.loads(self.path.read_text(encoding="utf-8"))
+            if st.get("fingerprint") == fingerprint and isinstance(st.get("rows"), dict):
+                self.rows = st["rows"]
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def put(self, key: str, row: dict) -> None:
+        self.rows[key] = row
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.path, json.dumps({"fingerprint": self.fingerprint, "rows": self.rows}).encode())
+
+    def done(self) -> None:
+        self.path.unlink(missing_ok=True)

@@ -196,6 +196,30 @@ def _check_demo_json(path: Path, model_dir: Path, calib: Path, text: Path, out_d
                              "remove it or choose another file")
 
 
+def _demo_cache(model_dir, calib_text, text_path, quick, methods, calib_w, eval_w, block, seed, dev, sequential):
+    """The demo's finished methods (:class:`spense.resume.RowCache`) under ``$SPENSE_CACHE/demo/``, keyed by all that
+    its numbers depend on: the model's files (names, sizes, modification times), the texts and windows, the methods,
+    the options, the device and the library's and torch's versions."""
+    import hashlib
+
+    import torch
+
+    from spense.models import cache_dir
+    from spense.resume import RowCache, fingerprint
+
+    src = Path(model_dir)
+    files = sorted(src.iterdir()) if src.is_dir() else [src]
+    run = {"model": str(src.resolve()), "files": [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files
+                                                  if f.is_file()],
+           "calib": hashlib.sha256(calib_text.encode()).hexdigest(), "text": str(Path(text_path).resolve()),
+           "windows": [hashlib.sha256(w.numpy().tobytes()).hexdigest() for w in (calib_w, eval_w)],
+           "methods": [[label, cfg.to_dict() if cfg is not None else None] for label, cfg in methods],
+           "quick": quick, "block": block, "seed": seed, "device": str(dev), "sequential": sequential,
+           "spense": __version__, "torch": torch.__version__}
+    fp = fingerprint(run)
+    return RowCache(cache_dir() / "demo" / f"{fp[:16]}.json", fp)
+
+
 DEMO_DEFAULTS = {"nsamples": 4, "seqlen": 256, "max_eval_windows": 16}
 DEMO_QUICK = {"nsamples": 4, "seqlen": 128, "max_eval_windows": 8}
 
@@ -279,8 +303,20 @@ def demo(
               f"calibration {nsamples}x{seqlen} tokens, evaluation {eval_w.shape[0]}x{seqlen} tokens, "
               f"device {dev}")
 
+    cache = _demo_cache(model_dir, calib_text, text_path, quick, methods, calib_w, eval_w, block, seed, dev,
+                        sequential.value)
+    if cache.rows:
+        con.print(f"resuming: {len(cache.rows)} of {len(methods)} methods come from an interrupted run "
+                  f"({cache.path})")
     rows = []
     for label, cfg in methods:
+        row = cache.rows.get(label)
+        kept = out_dir is None or cfg is None or (Path(out_dir) / _slug(label) / "spense.json").is_file()
+        if row is not None and kept:
+            rows.append(row)
+            if not quiet:
+                con.print(f"  {label}: perplexity {row['perplexity']:.3f} (from the interrupted run)")
+            continue
         t0 = time.perf_counter()
         m = dense if cfg is None else fresh_copy(dense)
         records: dict = {}
@@ -302,6 +338,7 @@ def demo(
                                  calib_w, seed, t_prune, sequential=sequential.value)
             m.to(source_dtype(model_dir))
             io.save_checkpoint(m, model_dir, Path(out_dir) / _slug(label), man, overwrite=True)
+        cache.put(label, row)  # after its checkpoint: a resumed run finds both
         if cfg is not None:
             del m
     loss_24 = next((r["layer_loss"] for r, (_, c) in zip(rows, methods) if c and c.method == "sparsegpt"), None)
@@ -324,3 +361,4 @@ def demo(
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(json_path, (json.dumps(payload, indent=2) + "\n").encode("utf-8"))
         con.print(f"results written to {json_path}")
+    cache.done()
