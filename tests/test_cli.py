@@ -217,6 +217,11 @@ def test_demo_resumes_after_an_interruption(tiny_llama_dir, tiny_text_file, tmp_
     assert not kept[0].exists()
     res = _run(*args, "--nsamples", "3")  # other settings: nothing reused
     assert res.exit_code == 0 and "resuming" not in res.stdout
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setenv("SPENSE_CACHE", str(tmp_path / "file"))  # a cache that cannot be written: the demo goes on
+    res = _run(*args, "--json", tmp_path / "nocache.json")
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "nocache.json").read_text())["results"][2]["perplexity"] == want[2]["perplexity"]
 
 
 def test_demo_runs_all_methods(tiny_llama_dir, tiny_text_file, tmp_path):

@@ -203,9 +203,20 @@ class RowCache:
             pass
 
     def put(self, key: str, row: dict) -> None:
+        """Keep ``row``; where the file cannot be written, say so once and go on without it (the run itself is
+        not stopped by its cache)."""
         self.rows[key] = row
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(self.path, json.dumps({"fingerprint": self.fingerprint, "rows": self.rows}).encode())
+        if self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(self.path, json.dumps({"fingerprint": self.fingerprint, "rows": self.rows}).encode())
+        except OSError as e:
+            from spense.log import logger
+
+            logger.warning("cannot keep finished parts in %s (%s): an interruption will start over", self.path, e)
+            self.path = None
 
     def done(self) -> None:
-        self.path.unlink(missing_ok=True)
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
