@@ -176,14 +176,11 @@ class PassCheckpoint:
     def save(self, next_block: int, meta: dict, tensors: dict[str, torch.Tensor]) -> None:
         """Commit the state before block ``next_block``; the previous commit's tensors are removed after."""
         self.root.mkdir(parents=True, exist_ok=True)
-        path = self.root / "pass.json"
-        old = json.loads(path.read_text(encoding="utf-8")).get("tensors") if path.is_file() else None
         name = f"pass_{next_block}.safetensors"
         atomic_save_tensors(self.root / name, tensors)
-        atomic_write_bytes(path, json.dumps({"key": self.key, "next": next_block, "tensors": name,
-                                             "meta": meta}).encode())
-        if old and old != name:
-            (self.root / old).unlink(missing_ok=True)
+        atomic_write_bytes(self.root / "pass.json", json.dumps({"key": self.key, "next": next_block, "tensors": name,
+                                                                "meta": meta}).encode())
+        (self.root / f"pass_{next_block - 1}.safetensors").unlink(missing_ok=True)  # the commit before
 
 
 class RowCache:
