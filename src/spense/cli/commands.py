@@ -204,14 +204,14 @@ def _demo_cache(model_dir, calib_text, text_path, quick, methods, calib_w, eval_
 
     import torch
 
+    from spense.data import text_fingerprint
     from spense.models import cache_dir
     from spense.resume import RowCache, fingerprint
 
     src = Path(model_dir)
-    files = sorted(src.iterdir()) if src.is_dir() else [src]
-    run = {"model": str(src.resolve()), "files": [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files
-                                                  if f.is_file()],
-           "calib": hashlib.sha256(calib_text.encode()).hexdigest(), "text": str(Path(text_path).resolve()),
+    stats = [(f.name, f.stat()) for f in (sorted(src.iterdir()) if src.is_dir() else [src]) if f.is_file()]
+    run = {"model": str(src.resolve()), "files": [(name, st.st_size, st.st_mtime_ns) for name, st in stats],
+           "calib": text_fingerprint(calib_text), "text": str(Path(text_path).resolve()),
            "windows": [hashlib.sha256(w.numpy().tobytes()).hexdigest() for w in (calib_w, eval_w)],
            "methods": [[label, cfg.to_dict() if cfg is not None else None] for label, cfg in methods],
            "quick": quick, "block": block, "seed": seed, "device": str(dev), "sequential": sequential,
