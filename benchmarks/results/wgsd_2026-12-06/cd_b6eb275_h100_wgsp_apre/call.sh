@@ -1,0 +1,1 @@
+OUT=$OUT SPENSE_COMMIT=b6eb275+ap LIM=400 H200=n27 L200=cd H100=n27 L100=cd bash .carry/cmds/go.sh   # carry: .carry/cmds, .carry/bin/wgsp_ap.gz (benchmarks/wgsp_check.cu built here with ap.patch applied: nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -I src/spense/runtime/csrc benchmarks/wgsp_check.cu)
