@@ -70,7 +70,7 @@ def test_cluster_and_decode_form_switches(env_switch):
     and picks stream-K by the layer (2), with the stream-K epilogue measured fastest in the engine and x in f16
     for e4m3 with the split blocks' count by one acq_rel atomic, launched dependent (38913);
     the cluster form launched dependent too; SPENSE_WGSP_CLUSTER and SPENSE_WGSD_CL_PDL take 0 or 1, SPENSE_WGSD_SK 0..2,
-    SPENSE_WGSD_MIN_M(_LARGE) 0..64 (the decode form's 64 tokens per work block), SPENSE_WGSD_EXP 0..65535 and
+    SPENSE_WGSD_MIN_M(_LARGE) 0..64 (the decode form's 64 tokens per work block), SPENSE_WGSD_EXP 0..131071 and
     SPENSE_WGSD_SK_MIN_NK >= 1; anything else is refused in one line."""
     names = ("SPENSE_WGSP_CLUSTER", "SPENSE_WGSD_MIN_M", "SPENSE_WGSD_MIN_M_LARGE", "SPENSE_WGSD_SK",
              "SPENSE_WGSD_EXP", "SPENSE_WGSD_SK_MIN_NK", "SPENSE_WGSD_CL_PDL")
@@ -92,7 +92,7 @@ def test_cluster_and_decode_form_switches(env_switch):
            "SPENSE_WGSD_EXP": wgsp.wgsd_exp, "SPENSE_WGSD_SK_MIN_NK": wgsp.wgsd_sk_min_nk,
            "SPENSE_WGSD_CL_PDL": wgsp.wgsd_cl_pdl}
     for name, bad in (("SPENSE_WGSP_CLUSTER", "2"), ("SPENSE_WGSD_MIN_M", "65"), ("SPENSE_WGSD_MIN_M", "x"),
-                      ("SPENSE_WGSD_MIN_M_LARGE", "-1"), ("SPENSE_WGSD_SK", "3"), ("SPENSE_WGSD_EXP", "65536"),
+                      ("SPENSE_WGSD_MIN_M_LARGE", "-1"), ("SPENSE_WGSD_SK", "3"), ("SPENSE_WGSD_EXP", "131072"),
                       ("SPENSE_WGSD_SK_MIN_NK", "0"), ("SPENSE_WGSD_CL_PDL", "2")):
         env_switch(name, bad)
         with pytest.raises(DeviceError, match=name):

@@ -367,6 +367,27 @@ def test_gpu_cluster_sums_give_the_workspace_bits(env_switch):
             _same_bits(env_switch, kw, ref, M, gen, ("6145", "14337"), -2, (fp8, M))
 
 
+@pytest.mark.gpu
+@sm90
+def test_gpu_drained_slots_give_the_same_bits(env_switch):
+    """Variant bit 65536 (tiles of 32 tokens: each ring slot's MMAs waited for before the next slot's A is read, so
+    that ptxas need not serialize the wgmmas) gives the bits of the form without it, the same MMAs in the same
+    order: the default 38913 against 104449, 6145 against 71681, the clusters' 14337 against 79873, on grids of 2
+    and 4 CTAs a block and of one CTA per SM, at M = 17, 24, 32 (and 16, where the bit is not read), for e4m3 Spense
+    weights and for the FP8 dense rows (``sk``)."""
+    from spense.runtime.fp8 import quantize_weight
+
+    gen = torch.Generator().manual_seed(31)
+    wq, sw = quantize_weight(torch.randn(1024, 4096, generator=gen).cuda())
+    dense = (True, wgsp.dense_fp8_kernel_weights(wq, sw), (wq.double() * sw.double()[:, None]).cpu())
+    for _, kw, ref in [*_spense_layers(gen, fp8s=(True,)), dense]:
+        ref = ref.to("cuda")
+        for split in (2, 4, 0):
+            for M in (16, 17, 24, 32):
+                for pair in (("38913", "104449"), ("6145", "71681"), ("14337", "79873")):
+                    _same_bits(env_switch, kw, ref, M, gen, pair, split, (kw.rows_sparse, split, M, pair))
+
+
 def test_dense_fp8_kernel_weights_layout():
     """An FP8 dense weight as the stream-K form's dense rows: no 2:4 region, rows padded to 128 with zeros and
     output row -1, K steps of 64 columns in order, the e4m3 bytes back as they were (the kernel layout's own
@@ -408,7 +429,7 @@ def test_gpu_dense_fp8_through_stream_k_matches_reference(env_switch):
             assert ((y.double() - ref).norm() / ref.norm()).item() <= 1e-2, (M, v)
 
 
-# a stream-K variant past 65535 given straight to the extension (run in a child process; also by
+# a stream-K variant past 131071 given straight to the extension (run in a child process; also by
 # benchmarks/run_fp8_sk.sh under gdb)
 REFUSE_CODE = ("import torch\n"
                "from spense.runtime import mmasp, wgsp\n"
@@ -420,17 +441,17 @@ REFUSE_CODE = ("import torch\n"
                "ws, cnt = wgsp.sk_workspace(x.device)\n"
                "try:\n"
                "    mmasp.load_extension().spense_wgsp(y, kw.sv, kw.sm, kw.dv, x, kw.sblk, kw.dblk, kw.out_row,\n"
-               "        kw.rows_sparse // 16, kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, 3, ws, cnt, 65539,\n"
+               "        kw.rows_sparse // 16, kw.rows_dense // 16, kw.Ss, kw.SdA, kw.SdB, 3, ws, cnt, 131075,\n"
                "        kw.wscale, 0, torch.empty(0, dtype=torch.int64))\n"
                "except RuntimeError as e:\n"
-               "    print('REFUSED', 'must be 0..65535' in str(e))\n")
+               "    print('REFUSED', 'must be 0..131071' in str(e))\n")
 
 
 @pytest.mark.gpu
 @sm90
 def test_gpu_extension_refuses_a_bad_variant_with_an_error():
     """The extension's own checks raise (RuntimeError naming the bound), not crash the process: a stream-K
-    variant past 65535 given straight to spense_wgsp, in a child process so that a crash fails only this test."""
+    variant past 131071 given straight to spense_wgsp, in a child process so that a crash fails only this test."""
     here = os.path.dirname(__file__)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(here, "..", "src"), here]))
     r = subprocess.run(["python3", "-X", "faulthandler", "-u", "-c", REFUSE_CODE], capture_output=True, text=True,

@@ -181,8 +181,12 @@ def wgsd_exp() -> int:
     (tensor maps, barriers, column tables) overlaps that kernel's end where it triggers its dependents early
     (Inductor's Triton kernels under ``triton.enable_pdl``); no early trigger of its own (kernels 39489, 36865).
     The default since results o (the 8B step at B = 32: FP8 4.531 -> 4.408 ms, BF16 5.283 -> 5.238, each against
-    6145 in one run)."""
-    return _env_int("SPENSE_WGSD_EXP", 38913, 0, 65535)
+    6145 in one run).  65536 (with 2049 on tiles of 32 tokens, M = 17-32: kernels 105025, 80449, 72257, 68161, the
+    four there with it): each ring slot's MMAs waited for before the next slot's A is read, so that two A register
+    sets are live across the wgmmas instead of four.  Without it ptxas serializes the wgmmas of every kernel of that
+    form for want of registers (C7512; with one or two accumulator chains instead of four it spills).  The same
+    MMAs in the same order, so the same bits; not yet timed, so off."""
+    return _env_int("SPENSE_WGSD_EXP", 38913, 0, 131071)
 
 
 @functools.lru_cache(maxsize=None)

@@ -56,7 +56,8 @@ using WgMapsFor = std::conditional_t<(EXP & 512) != 0, WgMapsPair, WgMaps>;
 // in clusters (wsd_cluster_k): of the k CTAs of each row block (whole shares, 2 <= k <= 8), or of two CTAs over
 // three blocks (the middle one shared); a split block's parts are added through distributed shared memory,
 // with no workspace, count or L2 round trip (CLU, below).  Bit 32768 (not with 2): launched dependent, the
-// producer waiting for the kernel before only ahead of its first x load, no early trigger (below).
+// producer waiting for the kernel before only ahead of its first x load, no early trigger (below).  Bit 65536
+// (with 512): each slot's MMAs waited for before the next slot's A is read (DRAIN, below).
 // FP8: e4m3 weights (the decode kernels' FP8 layout: a lane's 16 bytes hold two fragments), each fragment
 // widened in registers to bf16 holding e4m3 * 2^-120 and multiplied by 2^120 (e4m3x8_frag: exact), so the
 // MMAs are those of bf16; the sums times wscale (per output row) in the epilogue.  Half the weight bytes per
@@ -335,6 +336,10 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
   // the pair form (bit 512): slot i of one or two steps (TWO), the A sets 2 P and 2 P + 1 (place P), each step's
   // wgmmas on accumulator sets of their own; steps k .. n - 1 of one kind in slots of two, the odd last alone,
   // drained after a rest as above
+  // bit 65536 (the pair form): each slot's MMAs waited for before the next slot's A is read, so that two A sets
+  // are live across the wgmmas instead of four; on tiles of 32 tokens the four-chain pair form otherwise does not
+  // fit the consumers' registers and ptxas serializes its wgmmas (C7512).  The same MMAs in the same order
+  constexpr bool DRAIN = PAIR && (EXP & 65536) != 0;
   WgA ap[PAIR ? 4 : 1];
   auto pslot = [&](auto sparse_tag, auto two_tag, auto place, int i) {
     constexpr int N = decltype(two_tag)::value ? 2 : 1, P = decltype(place)::value;
@@ -353,7 +358,10 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
       mmas(sparse_tag, std::integral_constant<int, 2>{}, ap[(2 * P + 1) % (PAIR ? 4 : 1)],
            wg_desc(smem_addr(ring + s * SLOT + XT)));
     wg_commit();
-    wg_wait<1>();  // slot i - 1's MMAs are done: its ring slot and its A sets are free
+    if constexpr (DRAIN)
+      wg_wait<0>();  // this slot's MMAs too: only its two A sets are live across them
+    else
+      wg_wait<1>();  // slot i - 1's MMAs are done: its ring slot and its A sets are free
     fence_all();
     if (i - 1 >= free_from && lane == 0) mbar_arrive(empty0 + 8 * ((i - 1) % S));
   };

@@ -175,15 +175,26 @@ inline cudaError_t launch_wgsd_sk_variant(int variant, bool fp8, Args... args) {
     // bit 32768 (with 4096, not with 8192): launched dependent, the entry overlapping the kernel before (kernel
     // 39489: 6721 with it); bit 16384 (the first ring's weight boxes at entry) was measured slower and removed
     const bool ar = (variant & 4096) != 0, cl = (variant & 8192) != 0, dep = ar && (variant & 32768) != 0;
+    // bit 65536 on tiles of 32 tokens: each slot's MMAs waited for before the next slot's A is read (DRAIN in
+    // spense_wgsd.cuh), the form ptxas fits in the registers without serializing the wgmmas (kernels 80449,
+    // 105025, 72257, 68161: 14913, 39489, 6721, 2625 with it; on tiles of 16 the bit is not read)
+    const bool drain = (variant & 65536) != 0;
     if (fp8 && pair && nt == 16 && cl) return launch_wgsd_sk<wsd_stages(16, true, true), 14913, true, 16>(args...);
-    if (fp8 && pair && nt == 32 && cl) return launch_wgsd_sk<wsd_stages(32, true, true), 14913, true, 32>(args...);
+    if (fp8 && pair && nt == 32 && cl)
+      return drain ? launch_wgsd_sk<wsd_stages(32, true, true), 80449, true, 32>(args...)
+                   : launch_wgsd_sk<wsd_stages(32, true, true), 14913, true, 32>(args...);
     if (fp8 && pair && nt == 16 && dep) return launch_wgsd_sk<wsd_stages(16, true, true), 39489, true, 16>(args...);
-    if (fp8 && pair && nt == 32 && dep) return launch_wgsd_sk<wsd_stages(32, true, true), 39489, true, 32>(args...);
+    if (fp8 && pair && nt == 32 && dep)
+      return drain ? launch_wgsd_sk<wsd_stages(32, true, true), 105025, true, 32>(args...)
+                   : launch_wgsd_sk<wsd_stages(32, true, true), 39489, true, 32>(args...);
     if (fp8 && pair && nt == 16)
       return ar ? launch_wgsd_sk<wsd_stages(16, true, true), 6721, true, 16>(args...)
                 : launch_wgsd_sk<wsd_stages(16, true, true), 2625, true, 16>(args...);
     // tiles of 32 tokens: the same kernel 2625 (four accumulator chains).  Measured (benchmarks/results/
     // wgsd_2026-12-03, s): with one chain (2561) it spills and is no faster than variant 1 in bf16 there
+    if (fp8 && pair && nt == 32 && drain)
+      return ar ? launch_wgsd_sk<wsd_stages(32, true, true), 72257, true, 32>(args...)
+                : launch_wgsd_sk<wsd_stages(32, true, true), 68161, true, 32>(args...);
     if (fp8 && pair && nt == 32)
       return ar ? launch_wgsd_sk<wsd_stages(32, true, true), 6721, true, 32>(args...)
                 : launch_wgsd_sk<wsd_stages(32, true, true), 2625, true, 32>(args...);

@@ -49,7 +49,7 @@ bool spense_wgsp(at::Tensor y, at::Tensor sv, at::Tensor sm, at::Tensor dv, at::
   TORCH_CHECK(form != 3 || (ws.is_cuda() && ws.scalar_type() == at::kFloat && cnt.is_cuda() &&
                             cnt.scalar_type() == at::kInt && ws.is_contiguous() && cnt.is_contiguous()),
               "wgsp: stream-K needs a float32 workspace and int32 counts");
-  SPENSE_CHECK(form != 3 || (variant >= 0 && variant <= 65535), "wgsp: stream-K variant must be 0..65535, got %lld",
+  SPENSE_CHECK(form != 3 || (variant >= 0 && variant <= 131071), "wgsp: stream-K variant must be 0..131071, got %lld",
                (long long)variant);
   SPENSE_CHECK(grid >= 0 && grid <= 4096, "wgsp: stream-K grid must be 0..4096, got %lld", (long long)grid);
   TORCH_CHECK(trace.numel() == 0 ||
