@@ -184,8 +184,9 @@ def wgsd_exp() -> int:
     6145 in one run).  65536 (with 2049 on tiles of 32 tokens, M = 17-32: kernels 105025, 80449, 72257, 68161, the
     four there with it): each ring slot's MMAs waited for before the next slot's A is read, so that two A register
     sets are live across the wgmmas instead of four.  Without it ptxas serializes the wgmmas of every kernel of that
-    form for want of registers (C7512; with one or two accumulator chains instead of four it spills).  The same
-    MMAs in the same order, so the same bits; not yet timed, so off."""
+    form for want of registers (C7512; with one or two accumulator chains instead of four it spills).  Each slot is
+    freed once its MMAs are done, one slot sooner.  The same MMAs in the same order, so the same bits; not yet timed,
+    so off."""
     return _env_int("SPENSE_WGSD_EXP", 38913, 0, 131071)
 
 

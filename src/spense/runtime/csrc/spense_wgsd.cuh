@@ -338,7 +338,8 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
   // drained after a rest as above
   // bit 65536 (the pair form): each slot's MMAs waited for before the next slot's A is read, so that two A sets
   // are live across the wgmmas instead of four; on tiles of 32 tokens the four-chain pair form otherwise does not
-  // fit the consumers' registers and ptxas serializes its wgmmas (C7512).  The same MMAs in the same order
+  // fit the consumers' registers and ptxas serializes its wgmmas (C7512).  The same MMAs in the same order; each
+  // slot freed as soon as its MMAs are done (one slot more for the producer to fill ahead)
   constexpr bool DRAIN = PAIR && (EXP & 65536) != 0;
   WgA ap[PAIR ? 4 : 1];
   auto pslot = [&](auto sparse_tag, auto two_tag, auto place, int i) {
@@ -358,12 +359,15 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
       mmas(sparse_tag, std::integral_constant<int, 2>{}, ap[(2 * P + 1) % (PAIR ? 4 : 1)],
            wg_desc(smem_addr(ring + s * SLOT + XT)));
     wg_commit();
-    if constexpr (DRAIN)
-      wg_wait<0>();  // this slot's MMAs too: only its two A sets are live across them
-    else
+    if constexpr (DRAIN) {
+      wg_wait<0>();  // this slot's MMAs too: only its two A sets are live across them, and the slot is free now
+      fence_all();
+      if (lane == 0) mbar_arrive(empty0 + 8 * (i % S));
+    } else {
       wg_wait<1>();  // slot i - 1's MMAs are done: its ring slot and its A sets are free
-    fence_all();
-    if (i - 1 >= free_from && lane == 0) mbar_arrive(empty0 + 8 * ((i - 1) % S));
+      fence_all();
+      if (i - 1 >= free_from && lane == 0) mbar_arrive(empty0 + 8 * ((i - 1) % S));
+    }
   };
   auto prun = [&](auto tag, int& i, int& k, int n) {
     using T2 = std::true_type;
@@ -427,8 +431,8 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
     for (int c = 1; c < C; ++c)  // the other chains' sums into set 0, in order
 #pragma unroll
       for (int j = 0; j < NT / 2; ++j) acc[j] += accs[c][j];
-    if (lane == 0 && !NO_MMA)  // the run's last D slots, now, not at the next steps (NO_MMA: freed already)
-      for (int j = max(free_from, i - D); j < i; ++j) mbar_arrive(empty0 + 8 * (j % S));
+    if (lane == 0 && !NO_MMA)  // the run's last D slots, now, not at the next steps (NO_MMA, DRAIN: freed already)
+      for (int j = max(free_from, i - (DRAIN ? 0 : D)); j < i; ++j) mbar_arrive(empty0 + 8 * (j % S));
     free_from = i;
     if (trace != nullptr && ct == 0) trace[4 * cta + 2] = wsd_clock();  // (the last run's) MMAs done
     // the epilogue: the whole block here, or this CTA's part of it
