@@ -359,15 +359,15 @@ __global__ void __launch_bounds__((EXP & 8) != 0 ? 512 : 384, 1) spense_wgsd_sk_
       mmas(sparse_tag, std::integral_constant<int, 2>{}, ap[(2 * P + 1) % (PAIR ? 4 : 1)],
            wg_desc(smem_addr(ring + s * SLOT + XT)));
     wg_commit();
-    if constexpr (DRAIN) {
-      wg_wait<0>();  // this slot's MMAs too: only its two A sets are live across them, and the slot is free now
-      fence_all();
-      if (lane == 0) mbar_arrive(empty0 + 8 * (i % S));
-    } else {
-      wg_wait<1>();  // slot i - 1's MMAs are done: its ring slot and its A sets are free
-      fence_all();
-      if (i - 1 >= free_from && lane == 0) mbar_arrive(empty0 + 8 * ((i - 1) % S));
-    }
+    // slot i - 1's MMAs are done: its ring slot and its A sets are free (DRAIN: slot i's too, only its two A sets
+    // live across them)
+    if constexpr (DRAIN)
+      wg_wait<0>();
+    else
+      wg_wait<1>();
+    fence_all();
+    const int done = DRAIN ? i : i - 1;
+    if (done >= free_from && lane == 0) mbar_arrive(empty0 + 8 * (done % S));
   };
   auto prun = [&](auto tag, int& i, int& k, int n) {
     using T2 = std::true_type;
