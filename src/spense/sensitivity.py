@@ -62,7 +62,6 @@ model, each linear alone: the allocator assumes the losses add up across linears
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -350,9 +349,10 @@ def _open_checkpoint(root, cfg, choices, units, strict, batch, gw, windows, n_bl
     but the model's weights (the folder belongs to one model: the pipeline's run fingerprint sees to that)."""
     if root is None:
         return None, None
+    from spense.io import tensor_sha256
     from spense.resume import PassCheckpoint
 
-    ids = hashlib.sha256(windows.detach().cpu().to(torch.int64).numpy().tobytes()).hexdigest()
+    ids = tensor_sha256(windows.to(torch.int64))
     key = json.dumps({"cfg": cfg.to_dict(), "choices": [str(c) for c in choices], "units": list(units),
                       "strict": strict, "batch": batch, "gain_windows": gw, "windows": [list(windows.shape), ids],
                       "blocks": n_blocks}, sort_keys=True, default=str)

@@ -200,11 +200,10 @@ def _demo_cache(model_dir, calib_text, text_path, quick, methods, calib_w, eval_
     """The demo's finished methods (:class:`spense.resume.RowCache`) under ``$SPENSE_CACHE/demo/``, keyed by all that
     its numbers depend on: the model's files (names, sizes, modification times), the texts and windows, the methods,
     the options, the device and the library's and torch's versions."""
-    import hashlib
-
     import torch
 
     from spense.data import text_fingerprint
+    from spense.io import tensor_sha256
     from spense.models import cache_dir
     from spense.resume import RowCache, fingerprint
 
@@ -212,7 +211,7 @@ def _demo_cache(model_dir, calib_text, text_path, quick, methods, calib_w, eval_
     stats = [(f.name, f.stat()) for f in (sorted(src.iterdir()) if src.is_dir() else [src]) if f.is_file()]
     run = {"model": str(src.resolve()), "files": [(name, st.st_size, st.st_mtime_ns) for name, st in stats],
            "calib": text_fingerprint(calib_text), "text": str(Path(text_path).resolve()),
-           "windows": [hashlib.sha256(w.numpy().tobytes()).hexdigest() for w in (calib_w, eval_w)],
+           "windows": [tensor_sha256(w) for w in (calib_w, eval_w)],
            "methods": [[label, cfg.to_dict() if cfg is not None else None] for label, cfg in methods],
            "quick": quick, "block": block, "seed": seed, "device": str(dev), "sequential": sequential,
            "spense": __version__, "torch": torch.__version__}
