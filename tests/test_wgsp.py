@@ -68,7 +68,8 @@ def env_switch(monkeypatch, request):
 def test_cluster_and_decode_form_switches(env_switch):
     """The cluster prefill is off by default, the decode form serves M = 17..64 (large layers from M = 9)
     and picks stream-K by the layer (2), with the stream-K epilogue measured fastest in the engine and x in f16
-    for e4m3 with the split blocks' count by one acq_rel atomic, launched dependent (38913);
+    for e4m3 with the split blocks' count by one acq_rel atomic, launched dependent, each ring slot drained before
+    the next slot's A is read on tiles of 32 tokens (104449);
     the cluster form launched dependent too; SPENSE_WGSP_CLUSTER and SPENSE_WGSD_CL_PDL take 0 or 1, SPENSE_WGSD_SK 0..2,
     SPENSE_WGSD_MIN_M(_LARGE) 0..64 (the decode form's 64 tokens per work block), SPENSE_WGSD_EXP 0..131071 and
     SPENSE_WGSD_SK_MIN_NK >= 1; anything else is refused in one line."""
@@ -77,7 +78,7 @@ def test_cluster_and_decode_form_switches(env_switch):
     for name in names:
         env_switch(name, None)
     assert wgsp.wgsp_cluster() is False and wgsp.wgsd_min_m() == 17 and wgsp.wgsd_stream_k() == 2
-    assert wgsp.wgsd_exp() == 38913 and wgsp.wgsd_min_m_large() == 9 and wgsp.wgsd_sk_min_nk() == wgsp.SK_MIN_NK
+    assert wgsp.wgsd_exp() == 104449 and wgsp.wgsd_min_m_large() == 9 and wgsp.wgsd_sk_min_nk() == wgsp.SK_MIN_NK
     assert wgsp.wgsd_cl_pdl() is True
     env_switch("SPENSE_WGSD_CL_PDL", "0")
     assert wgsp.wgsd_cl_pdl() is False

@@ -1,5 +1,5 @@
 """The decode forms of the sparse warpgroup MMA kernel launched dependent (programmatic dependent launch): the
-stream-K form under variant bit 32768 (``SPENSE_WGSD_EXP``, default 38913 = 6145 + 32768; bf16 runs it as 36865),
+stream-K form under variant bit 32768 (``SPENSE_WGSD_EXP``, default 104449 = 6145 + 32768 + 65536; bf16 runs it as 36865),
 the cluster form under ``SPENSE_WGSD_CL_PDL=1``.  Their producers wait for the kernel before (griddepcontrol.wait)
 only ahead of their first x load.  The bits of the plain launch, and x read only once the kernel before that wrote
 it has completed: behind a Triton kernel that lets its dependents launch at once and writes x after a spin."""
@@ -81,7 +81,7 @@ def test_gpu_dependent_launch_gives_the_same_bits(env_switch):
 @pytest.mark.gpu
 @sm90
 def test_gpu_stream_k_launched_dependent_reads_x_after_the_writer(env_switch):
-    """Under the default (38913) the stream-K form right behind a kernel that lets it launch at once and writes
+    """Under the default (104449) the stream-K form right behind a kernel that lets it launch at once and writes
     its x after a spin of 200,000 LCG steps gives the bits it gives on x written beforehand (a wait missing or misplaced would read
     zeros), bf16 and e4m3, at M = 1, 16, 32."""
     env_switch("SPENSE_WGSD_EXP", None)

@@ -136,7 +136,7 @@ def wgsd_cl_pdl() -> bool:
 @functools.lru_cache(maxsize=None)
 def wgsd_exp() -> int:
     """Variants of the stream-K decode form written from its timeline (docs/runtime.md section 13;
-    ``SPENSE_WGSD_EXP``, bits, default 38913): 1 a split block's epilogue in three round trips to L2 (all parts
+    ``SPENSE_WGSD_EXP``, bits, default 104449): 1 a split block's epilogue in three round trips to L2 (all parts
     loaded at once), 2 the first ring's weight boxes issued before anything else is read and the next kernel
     let launch once the last load is issued, 4 launched dependent (with 2 only: those boxes load while the
     kernel before finishes).  Each gives the bits of variant 0.  Measured (benchmarks/results/
@@ -185,9 +185,12 @@ def wgsd_exp() -> int:
     four there with it): each ring slot's MMAs waited for before the next slot's A is read, so that two A register
     sets are live across the wgmmas instead of four.  Without it ptxas serializes the wgmmas of every kernel of that
     form for want of registers (C7512; with one or two accumulator chains instead of four it spills).  Each slot is
-    freed once its MMAs are done, one slot sooner.  The same MMAs in the same order, so the same bits; not yet timed,
-    so off."""
-    return _env_int("SPENSE_WGSD_EXP", 38913, 0, 131071)
+    freed once its MMAs are done, one slot sooner.  The same MMAs in the same order, so the same bits.  The default
+    since results cg-ci (wgsd_2026-12-06, H100): per layer at M = 24 / 32 in e4m3 over 38913, 8B.qkv 1.02-1.08x ->
+    1.05-1.13x of FP8 dense, o 0.93-0.95x -> 0.98-1.00x, gate_up 1.13-1.14x -> 1.17-1.18x, down unchanged
+    (1.15-1.22x); the 8B FP8 step at B = 32 5.183 -> 5.059 ms (twice, against 1.112x / 1.115x of FP8 dense, which
+    takes the bit too); elsewhere the bit is not read (bf16, tiles of 16 and 64)."""
+    return _env_int("SPENSE_WGSD_EXP", 104449, 0, 131071)
 
 
 @functools.lru_cache(maxsize=None)
