@@ -1,8 +1,9 @@
 """The decode forms of the sparse warpgroup MMA kernel launched dependent (programmatic dependent launch): the
-stream-K form under variant bit 32768 (``SPENSE_WGSD_EXP``, default 104449 = 6145 + 32768 + 65536; bf16 runs it as 36865),
-the cluster form under ``SPENSE_WGSD_CL_PDL=1``.  Their producers wait for the kernel before (griddepcontrol.wait)
-only ahead of their first x load.  The bits of the plain launch, and x read only once the kernel before that wrote
-it has completed: behind a Triton kernel that lets its dependents launch at once and writes x after a spin."""
+stream-K form under variant bit 32768 (``SPENSE_WGSD_EXP``, default 104449 = 6145 + 32768 + 65536; bf16 runs it as
+36865), the cluster form under ``SPENSE_WGSD_CL_PDL=1``.  Their producers wait for the kernel before
+(griddepcontrol.wait) only ahead of their first x load.  The bits of the plain launch, and x read only once the kernel
+before that wrote it has completed: behind a Triton kernel that lets its dependents launch at once and writes x after
+a spin."""
 
 import functools
 

@@ -372,7 +372,7 @@ def test_gpu_cluster_sums_give_the_workspace_bits(env_switch):
 def test_gpu_drained_slots_give_the_same_bits(env_switch):
     """Variant bit 65536 (tiles of 32 tokens: each ring slot's MMAs waited for before the next slot's A is read, so
     that ptxas need not serialize the wgmmas) gives the bits of the form without it, the same MMAs in the same
-    order: the default 38913 against 104449, 6145 against 71681, the clusters' 14337 against 79873, on grids of 2
+    order: 38913 against the default 104449, 6145 against 71681, the clusters' 14337 against 79873, on grids of 2
     and 4 CTAs a block and of one CTA per SM, at M = 17, 24, 32 (and 16, where the bit is not read), for e4m3 Spense
     weights and for the FP8 dense rows (``sk``)."""
     from spense.runtime.fp8 import quantize_weight
