@@ -3,7 +3,8 @@
     PYTHONPATH=src python3 benchmarks/prefill_bench.py --out $OUT [--ms 512,2048] [--shapes 8B.down,...]
 
 Per (shape, dtype, M), 25 % dense column blocks (what the engine selects), CUDA graphs, weights rotated
-over copies of >= 256 MB in all (L2 is 50 MB):
+over copies of >= 256 MB in all (L2 is 50 MB), each timing the median of ``--rounds`` rounds (default 3) in
+which the timings below are taken in turn (the GPU's power cap slows a sustained GEMM: :func:`interleaved`):
 
 * ``dense``: ``F.linear(x, W)`` on a kept bf16 weight (cuBLAS);
 * ``dense_fp8`` (fp8 rows): the FP8 dense baseline (``Fp8Linear``, kernel ``auto``);
@@ -29,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import statistics
 import sys
 
 import torch
@@ -64,7 +66,22 @@ def layout_bytes(kw) -> int:
     return sum(t.numel() * t.element_size() for t in ts)
 
 
-def cell(sname: str, N: int, K: int, fp8: bool, ms, gen, bw: float, min_bytes: float) -> list[dict]:
+def interleaved(plan, rounds: int) -> tuple[dict, dict]:
+    """Each entry of ``plan`` ((name, switches, fns)) timed once a round (:func:`time_graph`), the entries in turn,
+    in reverse order every other round; the median over the rounds per name, and every round's time.  A GEMM at
+    these sizes holds the GPU at its power cap: in results cm (wgsd_2026-12-06, H100) the SM clock fell from 1980 to
+    1425-1545 MHz within 0.2 s of a sustained GEMM (clock-event reason SW power cap), cuBLAS on 32B.gate_up at
+    M = 2048 went 1.40 -> 1.65 ms and the sparse kernel 1.20 -> 1.42 ms as the load went on.  Timed one after the
+    other, whichever goes second runs slower; taken in turn both see the same clocks."""
+    ts = {name: [] for name, _, _ in plan}
+    for r in range(rounds):
+        for name, env, fns in (plan if r % 2 == 0 else plan[::-1]):
+            with switches(**env):
+                ts[name].append(time_graph(fns))
+    return {name: statistics.median(v) for name, v in ts.items()}, ts
+
+
+def cell(sname: str, N: int, K: int, fp8: bool, ms, gen, bw: float, min_bytes: float, rounds: int = 3) -> list[dict]:
     w0, lay = make_weight(N, K, "cols", 0.25, gen)
     ncop = max(1, min(8, math.ceil(min_bytes / (N * K * 2))))
     ws = [w0] + [w0 + 0 for _ in range(ncop - 1)]
@@ -82,26 +99,24 @@ def cell(sname: str, N: int, K: int, fp8: bool, ms, gen, bw: float, min_bytes: f
     rows = []
     for M in ms:
         x = torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16)
-        res = {"dense": time_graph([lambda w=w: F.linear(x, w) for w in ws]),
-               "spense": time_graph([lambda L=L: L(x) for L in layers])}
+        spense = [lambda L=L: L(x) for L in layers]
+        plan = [("dense", {}, [lambda w=w: F.linear(x, w) for w in ws]), ("spense", {}, spense)]
         if fp8:
-            res["dense_fp8"] = time_graph([lambda q=q: q(x) for q in f8])
+            plan.append(("dense_fp8", {}, [lambda q=q: q(x) for q in f8]))
             if exact8:
-                with switches(SPENSE_FP8_PREFILL="fp8"):
-                    res["spense_e4m3"] = time_graph([lambda L=L: L(x) for L in layers])
+                plan.append(("spense_e4m3", {"SPENSE_FP8_PREFILL": "fp8"}, spense))
         with switches(SPENSE_WGSP_CLUSTER="0"):  # the sparse warpgroup MMA GEMM, where it applies
             wg = None if fp8 else wgsp_forward(kws[0], x)
         if wg is not None:
             sp = layers[0](x).float()  # the default path (unpack + cuBLAS)
             wgsp_diff = ((wg.float() - sp).norm() / sp.norm()).item()
-            with switches(SPENSE_WGSP_MIN_M="65", SPENSE_WGSP_CLUSTER="0"):
-                res["spense_wgsp"] = time_graph([lambda L=L: L(x) for L in layers])
+            plan.append(("spense_wgsp", {"SPENSE_WGSP_MIN_M": "65", "SPENSE_WGSP_CLUSTER": "0"}, spense))
             with switches(SPENSE_WGSP_CLUSTER="1"):
                 wc = wgsp_forward(kws[0], x)
             if wc is not None:
                 cl2_diff = ((wc.float() - sp).norm() / sp.norm()).item()
-                with switches(SPENSE_WGSP_MIN_M="65", SPENSE_WGSP_CLUSTER="1"):
-                    res["spense_wgsp_cl2"] = time_graph([lambda L=L: L(x) for L in layers])
+                plan.append(("spense_wgsp_cl2", {"SPENSE_WGSP_MIN_M": "65", "SPENSE_WGSP_CLUSTER": "1"}, spense))
+        res, per_round = interleaved(plan, rounds)
         base = res["dense_fp8"] if fp8 else res["dense"]
         row = {"shape": sname, "N": N, "K": K, "M": M, "dtype": "fp8" if fp8 else "bf16", "dense_ratio": 0.25,
                **{f"{k}_ms": v for k, v in res.items()}, "speedup_vs_dense": base / res["spense"],
@@ -114,7 +129,7 @@ def cell(sname: str, N: int, K: int, fp8: bool, ms, gen, bw: float, min_bytes: f
                   if "spense_wgsp" in res else {}),
                **({"speedup_wgsp_cl2_vs_dense": base / res["spense_wgsp_cl2"], "wgsp_cl2_rel_diff": cl2_diff}
                   if "spense_wgsp_cl2" in res else {}),
-               "dense_tflops": 2 * M * N * K / res["dense"] / 1e9}
+               "dense_tflops": 2 * M * N * K / res["dense"] / 1e9, "rounds_ms": per_round}
         rows.append(row)
         print(f"{sname} {row['dtype']} M={M}: dense {res['dense']:.3f} ms, spense {res['spense']:.3f} ms "
               f"({row['speedup_vs_dense']:.2f}x vs {'FP8 ' if fp8 else ''}dense), unpack {t_un:.3f} ms "
@@ -150,6 +165,7 @@ def write_md(rows, path, meta):
 def main():
     ap = prefill_parser("512,2048")
     ap.add_argument("--dtypes", default="bf16,fp8")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of the timings taken in turn (median)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     meta = run_meta()
@@ -160,7 +176,7 @@ def main():
         for dt in a.dtypes.split(","):
             try:
                 rows += cell(sname, N, K, dt == "fp8", [int(m) for m in a.ms.split(",")], gen, meta["copy_gbps"],
-                             a.min_bytes)
+                             a.min_bytes, a.rounds)
             except Exception as e:  # one shape failing keeps the others' rows
                 print(f"{sname} {dt} failed: {type(e).__name__}: {e}", flush=True)
             torch.cuda.empty_cache()
