@@ -382,3 +382,50 @@ def test_logit_diff_ulps_counts_bf16_spacings_of_the_largest_logit():
     assert measure.logit_diff_ulps(ref, ref) == 0.0
     assert measure.logit_diff_ulps(ref, ref + torch.tensor([0.0, 0.1875, 0.0])) == 3.0  # ulp at 8: 2^-4
     assert measure.logit_diff_ulps(-ref, -ref + torch.tensor([0.0625, 0.0, 0.0])) == 1.0  # by magnitude
+
+
+def test_prefill_bench_takes_its_timings_in_turn(monkeypatch):
+    """prefill_bench's timings go round by round, in reverse order every other round, each under its own switches
+    (restored after), and each name's time is the median of its rounds: under a sustained GEMM the GPU slows at its
+    power cap, so back-to-back timings would favour whichever went first."""
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "..", "benchmarks"))  # its bench_common
+    pb = load_benchmark("prefill_bench")
+    monkeypatch.delenv("SPENSE_WGSP_MIN_M", raising=False)
+    calls = []
+
+    def fake_time_graph(fns):
+        calls.append((fns[0], os.environ.get("SPENSE_WGSP_MIN_M")))
+        return {1: 3.0, 2: 1.0, 3: 2.0, 4: 9.0, 5: 4.0, 6: 5.0}[len(calls)]
+
+    monkeypatch.setattr(pb, "time_graph", fake_time_graph)
+    res, rounds = pb.interleaved([("dense", {}, ["d"]), ("wgsp", {"SPENSE_WGSP_MIN_M": "65"}, ["w"])], 3)
+    assert calls == [("d", None), ("w", "65"), ("w", "65"), ("d", None), ("d", None), ("w", "65")]
+    assert rounds == {"dense": [3.0, 9.0, 4.0], "wgsp": [1.0, 2.0, 5.0]}
+    assert res == {"dense": 4.0, "wgsp": 2.0}
+    assert "SPENSE_WGSP_MIN_M" not in os.environ
+
+
+def test_clock_plot_draws_a_run_and_refuses_an_empty_one(tmp_path):
+    """clock_plot reads nvidia-smi's CSV (rows that do not parse left out) and the diag log's phases, and draws
+    clocks.png; a folder with no phases is refused in one line."""
+    cp = load_benchmark("clock_plot")
+    with pytest.raises(SystemExit, match="has no clocks.csv"):
+        cp.main(str(tmp_path))
+    (tmp_path / "clocks.csv").write_text(
+        "timestamp, clocks.current.sm [MHz], power.draw [W], temperature.gpu\n"
+        "2026/12/06 08:17:25.000, 1980 MHz, 120.0 W, 42\n"
+        "2026/12/06 08:17:25.100, [N/A], 125.0 W, 42\n"
+        "2026/12/06 08:17:25.200, 1530 MHz, 580.5 W, 57\n"
+        "2026/12/06 08:17:25.300, 1470 MHz, 600.0 W, 58\n")
+    ts, mhz, watts = cp.read_clocks(str(tmp_path / "clocks.csv"))
+    assert mhz == [1980.0, 1530.0, 1470.0] and watts == [120.0, 580.5, 600.0] and ts[1] - ts[0] == pytest.approx(0.2)
+    t = ts[0] + 0.1
+    (tmp_path / "diag.txt").write_text(
+        f"round 0 32B.gate_up wgsp: eager 1201.2 us, graph4 1210.8 us (t={t:.1f})\n"
+        f"round 0 32B.gate_up cublas: eager 1401.3 us, graph4 1536.1 us (t={t + 0.1:.1f})\nnoise\n")
+    assert [p[0] for p in cp.read_phases(str(tmp_path / "diag.txt"))] == ["32B.gate_up wgsp", "32B.gate_up cublas"]
+    cp.main(str(tmp_path))
+    assert (tmp_path / "clocks.png").stat().st_size > 1000
+    (tmp_path / "diag.txt").write_text("nothing timed\n")
+    with pytest.raises(SystemExit, match="no timed phases"):
+        cp.main(str(tmp_path))
