@@ -187,9 +187,9 @@ def wgsd_exp() -> int:
     form for want of registers (C7512; with one or two accumulator chains instead of four it spills).  Each slot is
     freed once its MMAs are done, one slot sooner.  The same MMAs in the same order, so the same bits.  The default
     since results cg-ci (wgsd_2026-12-06, H100): per layer at M = 24 / 32 in e4m3 over 38913, 8B.qkv 1.02-1.08x ->
-    1.05-1.13x of FP8 dense, o 0.93-0.95x -> 0.98-1.00x, gate_up 1.13-1.14x -> 1.17-1.18x, down unchanged
-    (1.15-1.22x); the 8B FP8 step at B = 32 5.183 -> 5.059 ms (twice, against 1.112x / 1.115x of FP8 dense, which
-    takes the bit too); elsewhere the bit is not read (bf16, tiles of 16 and 64)."""
+    1.05-1.13x of FP8 dense, o 0.93-0.95x -> 0.98-1.00x, gate_up 1.13-1.14x -> 1.17-1.18x, down 1.15-1.22x ->
+    1.19-1.22x; the 8B FP8 step at B = 32 5.185 / 5.183 -> 5.078 / 5.059 ms in two runs (1.112x / 1.115x of FP8
+    dense, which takes the bit too); elsewhere the bit is not read (bf16, tiles of 16 and 64)."""
     return _env_int("SPENSE_WGSD_EXP", 104449, 0, 131071)
 
 
