@@ -502,3 +502,41 @@ def test_xs_clamped_kernel_fits_two_ctas_of_8_warps_a_sm(tmp_path):
     regs = [int(n) for n in re.findall(r"Used (\d+) registers", r.stderr)]
     spills = re.findall(r"(\d+) bytes spill (?:stores|loads)", r.stderr)
     assert len(regs) == 2 and max(regs) <= 128 and spills and all(s == "0" for s in spills), r.stderr[-1500:]
+
+
+def test_rt2_bf16_kernels_bound_to_256_threads_build_without_spills(tmp_path):
+    """SPENSE_MMASP_RT2_256's kernels (bf16, RT = 2, x's fragments, NT 1 / 2, MINB = 1: at most 256 threads, one CTA a
+    SM at least), compiled for sm_90a (nvcc, no GPU): no spills, within the 255 registers a thread that bound allows;
+    the form with every step of a sparse round loaded ("2", EARLY = 16) has no branch between the first and the last
+    of a sparse round's 16 weight loads, where cuobjdump and nvdisasm are found (its dense rounds, 32 loads, keep the
+    branch before each step that every bf16 form at RT = 2 has: CLAMP loads only the sparse rounds whole)."""
+    import re
+    import subprocess
+
+    nvcc = _nvcc()
+    if nvcc is None:
+        pytest.skip("needs nvcc")
+    kernels = [f"2, {nt}, 0, 4, 1, false, 1, 2, false, true, {early}" for nt in (1, 2) for early in (0, 16)]
+    src = tmp_path / "rt2.cu"
+    src.write_text('#include "spense_mmasp_reg.cuh"\n' + "".join(
+        f"void* k{i}() {{ return (void*)spense_mmasp_kernel<{k}>; }}\n" for i, k in enumerate(kernels)))
+    cubin = tmp_path / "rt2.cubin"
+    r = subprocess.run([nvcc, "-std=c++17", "-O3", "-gencode=arch=compute_90a,code=sm_90a", "--use_fast_math", "-cubin",
+                        "-Xptxas", "-v", "-I", str(Path(__file__).resolve().parents[1] / "src/spense/runtime/csrc"),
+                        "-o", str(cubin), str(src)], check=True, capture_output=True, text=True)
+    regs = [int(n) for n in re.findall(r"Used (\d+) registers", r.stderr)]
+    spills = re.findall(r"(\d+) bytes spill (?:stores|loads)", r.stderr)
+    assert len(regs) == 4 and max(regs) <= 255 and len(spills) == 8 and all(s == "0" for s in spills), r.stderr[-1500:]
+    tools = _sass_tools()
+    if tools is None:
+        return
+    _, cuobjdump, path = tools
+    sass = subprocess.run([cuobjdump, "-sass", str(cubin)], check=True, env={**os.environ, "PATH": path},
+                          capture_output=True, text=True).stdout
+    srl = load_benchmark("sass_round_loads")
+    clamped = {n: b for n, b in srl.functions(sass).items() if n.endswith("Li16EEvPK5uint4PKjS2_PK13__nv_bfloat16S2_"
+                                                                           "iiiPKiS9_S9_PKfPS5_iiiiiii")}
+    assert len(clamped) == 2, list(srl.functions(sass))
+    for name, body in clamped.items():
+        sparse = [br for loads, br in srl.round_load_branches(body) if loads == 16]
+        assert sparse and all(br == 0 for br in sparse), (name, srl.round_load_branches(body))

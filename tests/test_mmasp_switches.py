@@ -132,6 +132,15 @@ def test_gpu_mmasp_clamped_rounds_give_the_same_bits(tmp_path):
 
 @pytest.mark.gpu
 @gpu
+def test_gpu_mmasp_rt2_bound_to_256_threads_gives_the_same_bits(tmp_path):
+    """SPENSE_MMASP_RT2_256 (the bf16 register kernel at RT = 2 bound to 256 threads, so built with no spills; "2"
+    with every step of a round loaded too) changes the registers, not which products are added in which order: the
+    same bits as without it, over _PERSIST_RUN's cases (bf16 at RT = 2 with 4 and 8 warps, M = 1, 7, 16)"""
+    _same_bits_in_each_env(tmp_path, {"0": {}, "1": {"SPENSE_MMASP_RT2_256": "1"}, "2": {"SPENSE_MMASP_RT2_256": "2"}})
+
+
+@pytest.mark.gpu
+@gpu
 def test_gpu_mmasp_xs_clamped_rounds_give_the_same_bits(tmp_path):
     """SPENSE_MMASP_XS_CLAMP=1 (spense_mmasp_xs.cuh: CLAMP, the shared-x kernel at NT = 2 with every step of a round
     loaded and at most 128 registers) adds the same sums in the same order: the same bits as without it, where the
@@ -149,20 +158,23 @@ def test_gpu_mmasp_xs_clamped_rounds_give_the_same_bits(tmp_path):
 
 _XS_CLAMPED = r"spense_mmasp_xs_kernel<2, false, true>|spense_mmasp_xs_kernelILi2ELb0ELb1E"
 _PERSISTENT = r"spense_mmasp_persist_kernel"
+_RT2_256 = r"spense_mmasp_kernel<2, 2, 0, 4, 1, false, 1, |spense_mmasp_kernelILi2ELi2ELi0ELi4ELi1ELb0ELi1E"
 
 
 @pytest.mark.gpu
 @gpu
-@pytest.mark.parametrize("switch, N, fp8, kernel, cases", [
-    ("SPENSE_MMASP_CLAMP", 512, True, r"spense_mmasp_kernel<[^>]*, 16>|spense_mmasp_kernelI.*Li16EE",
+@pytest.mark.parametrize("switch, N, fp8, RT, kernel, cases", [
+    ("SPENSE_MMASP_CLAMP", 512, True, 1, r"spense_mmasp_kernel<[^>]*, 16>|spense_mmasp_kernelI.*Li16EE",
      ((None, "1"), ("0", "0"))),
-    ("SPENSE_MMASP_XS_CLAMP", 32768, False, _XS_CLAMPED, (("1", "1"), ("0", "0"), (None, "1"))),
-    ("SPENSE_MMASP_XS_CLAMP", 24576, False, _XS_CLAMPED, ((None, "0"), ("1", "1"))),
-    ("SPENSE_MMASP_PERSIST", 32768, True, _PERSISTENT, (("3", "1"), (None, "0"), ("2", "0"))),
-    ("SPENSE_MMASP_PERSIST", 512, True, _PERSISTENT, (("3", "0"), ("1", "1"), ("2", "1")))])
-def test_gpu_mmasp_launches_the_kernel_where_the_switch_says(tmp_path, switch, N, fp8, kernel, cases):
-    """A call at M = 16 runs the kernel where its switch says (the cases: the switch's value, None unset, and "1" if
-    that kernel ran, else "0"). SPENSE_MMASP_PERSIST (e4m3): "3" takes the persistent form on a grid of more than one
+    ("SPENSE_MMASP_XS_CLAMP", 32768, False, 1, _XS_CLAMPED, (("1", "1"), ("0", "0"), (None, "1"))),
+    ("SPENSE_MMASP_XS_CLAMP", 24576, False, 1, _XS_CLAMPED, ((None, "0"), ("1", "1"))),
+    ("SPENSE_MMASP_PERSIST", 32768, True, 1, _PERSISTENT, (("3", "1"), (None, "0"), ("2", "0"))),
+    ("SPENSE_MMASP_PERSIST", 512, True, 1, _PERSISTENT, (("3", "0"), ("1", "1"), ("2", "1"))),
+    ("SPENSE_MMASP_RT2_256", 512, False, 2, _RT2_256, (("1", "1"), ("2", "1"), (None, "0"), ("0", "0")))])
+def test_gpu_mmasp_launches_the_kernel_where_the_switch_says(tmp_path, switch, N, fp8, RT, kernel, cases):
+    """A call at M = 16 (8 warps, RT row tiles) runs the kernel where its switch says (the cases: the switch's value,
+    None unset, and "1" if that kernel ran, else "0"). SPENSE_MMASP_RT2_256 (bf16, RT = 2): "1" and "2" take the
+    kernel bound to 256 threads (MINB = 1, the seventh template argument), unset or "0" not. SPENSE_MMASP_PERSIST (e4m3): "3" takes the persistent form on a grid of more than one
     wave of the one-block kernel (32768 rows: 2048 CTAs), not on one of 32 (512 rows); "2" the other way round; unset
     never.  The clamped kernels ("1" on, "0" off, None unset): SPENSE_MMASP_CLAMP
     (on when unset) takes the register kernel with EARLY = 16 (the last template argument of its name) for e4m3;
@@ -182,16 +194,16 @@ from test_runtime import pruned_24
 from spense.format import pack
 from spense.runtime.mmasp import mmasp_forward, to_kernel_layout
 from spense.runtime.xops import f16_operand, gathered_fragments
-N, fp8 = int(sys.argv[2]), sys.argv[3] == "1"
+N, fp8, RT = int(sys.argv[2]), sys.argv[3] == "1", int(sys.argv[5])
 gen = torch.Generator().manual_seed(3)
 lay = _block_layout(N, 1024, 0.25, gen, "cpu")
 kw = to_kernel_layout(pack(pruned_24(lay, gen).to(torch.bfloat16), lay, fp8=fp8), "cuda")
 x = torch.randn(16, 1024, generator=gen).to("cuda", torch.bfloat16)
 xf = gathered_fragments(f16_operand(x) if fp8 else x, kw.xperm)
-mmasp_forward(kw, x, RT=1, warps=8, stages=0, xf=xf)
+mmasp_forward(kw, x, RT=RT, warps=8, stages=0, xf=xf)
 torch.cuda.synchronize()
 with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-    mmasp_forward(kw, x, RT=1, warps=8, stages=0, xf=xf)
+    mmasp_forward(kw, x, RT=RT, warps=8, stages=0, xf=xf)
     torch.cuda.synchronize()
 names = [e.name for e in prof.events() if "spense_mmasp" in e.name]
 print(int(any(re.search(sys.argv[4], n) for n in names)), names)
@@ -201,7 +213,8 @@ print(int(any(re.search(sys.argv[4], n) for n in names)), names)
         if value is None and switch == "SPENSE_MMASP_XS_CLAMP" and sms != 132:
             continue
         env = _kernel_env({switch: value} if value is not None else {})
-        r = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(N), str(int(fp8)), kernel],
+        r = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(N), str(int(fp8)), kernel,
+                            str(RT)],
                            env=env, capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, r.stderr[-2000:]
         last = r.stdout.strip().splitlines()[-1]

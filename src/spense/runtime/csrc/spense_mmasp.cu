@@ -113,6 +113,19 @@ static void launch_reg(dim3 grid, dim3 threads, cudaStream_t stream, bool pdl, b
   }
   if constexpr (NT <= REG_DET_NT) {
     if (det) {
+      // bf16 at RT = 2 through the fragments, bound to 256 threads where SPENSE_MMASP_RT2_256 says (no spills)
+      if constexpr (RT == 2 && F == 0 && XM == X_FRAGS) {
+        const int b = rt2_b256_mode();
+        if (b != 0 && (int)threads.x <= 32 * DET_W256) {
+          if (b == 2)
+            C10_CUDA_CHECK(launch_maybe_pdl(spense_mmasp_kernel<RT, NT, F, REG_U, XM, false, 1, 2, false, true, 16>,
+                                            grid, threads, stream, pdl, args...));
+          else
+            C10_CUDA_CHECK(launch_maybe_pdl(spense_mmasp_kernel<RT, NT, F, REG_U, XM, false, 1, 2, false, true>,
+                                            grid, threads, stream, pdl, args...));
+          return;
+        }
+      }
       constexpr auto kdet = spense_mmasp_kernel<RT, NT, F, REG_U, XM, false, 0, 2, false, true>;
       if constexpr (RT == 1 && NT == 1) {  // the prologue reordered (EARLY = 3) where early_mode() says
         const int em = early_mode();

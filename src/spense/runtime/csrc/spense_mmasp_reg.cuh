@@ -47,7 +47,10 @@ __host__ __device__ constexpr int det_w(int RT, int NT) {
 // MINB > 1 (harness only: benchmarks/mmasp_bulk_check.cu, "reg_xf_occ"): CTAs of at most 128 threads with
 // MINB of them resident per SM, i.e. at most 65536 / (128 MINB) registers per thread (64 at MINB = 8,
 // against 96 unbounded), to test whether more weight streams in flight per SM beat the spills.  MINB = 0:
-// no residency bound (an explicit bound of 1 would let ptxas take 104 registers instead of 96).
+// no residency bound (an explicit bound of 1 would let ptxas take 104 registers instead of 96).  MINB = 1: CTAs
+// of at most DET_W256 warps, one resident a SM at least, so up to 255 registers a thread instead of the 128 that
+// 512 threads allow: the bf16 kernels at RT = 2 spill 232-388 bytes a thread under 512 (-Xptxas -v, NT <= 2) and
+// none under 256 (SPENSE_MMASP_RT2_256, spense_mmasp.cu: launch_reg).
 // XD: the x ring.  A round's x fragments are loaded ahead of its MMAs (load_xstep), those of DS steps
 // at once (DD in dense rounds: half as many in bf16, whose dense weights take twice the registers),
 // each refilled for the step DS later as soon as its MMAs are issued; lanes past M load nothing.
@@ -212,8 +215,8 @@ __device__ __forceinline__ void dense_round(float (&acc)[RT][NT][4], const uint4
 
 template <int RT, int NT, int FP8, int U, int XM, bool PF = false, int MINB = 0, int XD = 2, bool ROLES = false,
           bool DET = false, int EARLY = 0>
-__global__ void __launch_bounds__(MINB > 1 ? 128 : ((EARLY & 3) && DET && FP8 && RT == 1 && NT == 1) ? DET_W256 * 32
-                                  : ((U > (FP8 && XD == 0 ? 8 : REG_U) || PF) ? 256 : 512),
+__global__ void __launch_bounds__(MINB > 1 ? 128 : (MINB == 1 || ((EARLY & 3) && DET && FP8 && RT == 1 && NT == 1))
+                                  ? DET_W256 * 32 : ((U > (FP8 && XD == 0 ? 8 : REG_U) || PF) ? 256 : 512),
                                   MINB > 1 ? MINB : ((EARLY & 3) && DET && FP8 && RT == 1 && NT == 1) ? 3 : MINB)
 spense_mmasp_kernel(
     const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
