@@ -4,7 +4,8 @@
     python benchmarks/clock_plot.py benchmarks/results/wgsd_2026-12-06/cm_4c02516_h100_prefill_power_cap
 
 Writes ``clocks.png`` into the folder.  A kernel's timings start at the ``t=`` epoch its log line gives; the
-clock trace shows where they end (the clock back at its maximum)."""
+clock trace shows where they end (the clock back at its maximum).  nvidia-smi writes the machine's local time,
+read here as UTC (the device machines run in UTC)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,11 @@ def read_clocks(path: str) -> tuple[list[float], list[float], list[float]]:
     ts, mhz, watts = [], [], []
     with open(path) as f:
         rows = list(csv.reader(f))
-    head = [h.strip() for h in rows[0]]
-    i_sm = next(i for i, h in enumerate(head) if h.startswith("clocks.current.sm"))
-    i_w = next(i for i, h in enumerate(head) if h.startswith("power.draw"))
+    head = [h.strip() for h in rows[0]] if rows else []
+    i_sm = next((i for i, h in enumerate(head) if h.startswith("clocks.current.sm")), None)
+    i_w = next((i for i, h in enumerate(head) if h.startswith("power.draw")), None)
+    if i_sm is None or i_w is None:
+        sys.exit(f"clock_plot: {path} has no clocks.current.sm and power.draw columns")
     for r in rows[1:]:
         try:
             t = datetime.datetime.strptime(r[0].strip(), "%Y/%m/%d %H:%M:%S.%f")

@@ -3,8 +3,9 @@
     PYTHONPATH=src python3 benchmarks/prefill_bench.py --out $OUT [--ms 512,2048] [--shapes 8B.down,...]
 
 Per (shape, dtype, M), 25 % dense column blocks (what the engine selects), CUDA graphs, weights rotated
-over copies of >= 256 MB in all (L2 is 50 MB), each timing the median of ``--rounds`` rounds (default 3) in
-which the timings below are taken in turn (the GPU's power cap slows a sustained GEMM: :func:`interleaved`):
+over copies of >= 256 MB in all (L2 is 50 MB), each GEMM's timing the median of ``--rounds`` rounds (default 4)
+in which the GEMM timings below are taken in turn (the GPU's power cap slows a sustained GEMM: :func:`interleaved`;
+the unpack is timed once, before them):
 
 * ``dense``: ``F.linear(x, W)`` on a kept bf16 weight (cuBLAS);
 * ``dense_fp8`` (fp8 rows): the FP8 dense baseline (``Fp8Linear``, kernel ``auto``);
@@ -68,11 +69,17 @@ def layout_bytes(kw) -> int:
 
 def interleaved(plan, rounds: int) -> tuple[dict, dict]:
     """Each entry of ``plan`` ((name, switches, fns)) timed once a round (:func:`time_graph`), the entries in turn,
-    in reverse order every other round; the median over the rounds per name, and every round's time.  A GEMM at
-    these sizes holds the GPU at its power cap: in results cm (wgsd_2026-12-06, H100) the SM clock fell from 1980 to
-    1425-1545 MHz within 0.2 s of a sustained GEMM (clock-event reason SW power cap), cuBLAS on 32B.gate_up at
-    M = 2048 went 1.40 -> 1.65 ms and the sparse kernel 1.20 -> 1.42 ms as the load went on.  Timed one after the
-    other, whichever goes second runs slower; taken in turn both see the same clocks."""
+    in reverse order every other round, after one untimed round that brings the GPU to the clock a sustained load
+    gives it; the median over the rounds per name, and every round's time.  A GEMM at these sizes holds the GPU at its
+    power cap: in results cm (wgsd_2026-12-06, H100) the SM clock fell from 1980 to 1425-1590 MHz within 0.2 s of a
+    sustained GEMM (clock-event reason SW power cap), cuBLAS on 32B.gate_up at M = 2048 went 1.40 -> 1.65 ms and the
+    sparse kernel 1.20 -> 1.42 ms as the load went on.  Timed one after the other, whichever goes second runs slower;
+    taken in turn, an even number of rounds puts each entry first as often as last."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
+    for name, env, fns in plan:  # the untimed round
+        with switches(**env):
+            time_graph(fns)
     ts = {name: [] for name, _, _ in plan}
     for r in range(rounds):
         for name, env, fns in (plan if r % 2 == 0 else plan[::-1]):
@@ -81,7 +88,7 @@ def interleaved(plan, rounds: int) -> tuple[dict, dict]:
     return {name: statistics.median(v) for name, v in ts.items()}, ts
 
 
-def cell(sname: str, N: int, K: int, fp8: bool, ms, gen, bw: float, min_bytes: float, rounds: int = 3) -> list[dict]:
+def cell(sname: str, N: int, K: int, fp8: bool, ms, gen, bw: float, min_bytes: float, rounds: int = 4) -> list[dict]:
     w0, lay = make_weight(N, K, "cols", 0.25, gen)
     ncop = max(1, min(8, math.ceil(min_bytes / (N * K * 2))))
     ws = [w0] + [w0 + 0 for _ in range(ncop - 1)]
@@ -165,8 +172,10 @@ def write_md(rows, path, meta):
 def main():
     ap = prefill_parser("512,2048")
     ap.add_argument("--dtypes", default="bf16,fp8")
-    ap.add_argument("--rounds", type=int, default=3, help="rounds of the timings taken in turn (median)")
+    ap.add_argument("--rounds", type=int, default=4, help="rounds of the timings taken in turn (median)")
     a = ap.parse_args()
+    if a.rounds < 1:
+        ap.error(f"--rounds must be at least 1, got {a.rounds}")
     os.makedirs(a.out, exist_ok=True)
     meta = run_meta()
     gen = torch.Generator().manual_seed(0)

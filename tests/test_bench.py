@@ -385,9 +385,9 @@ def test_logit_diff_ulps_counts_bf16_spacings_of_the_largest_logit():
 
 
 def test_prefill_bench_takes_its_timings_in_turn(monkeypatch):
-    """prefill_bench's timings go round by round, in reverse order every other round, each under its own switches
-    (restored after), and each name's time is the median of its rounds: under a sustained GEMM the GPU slows at its
-    power cap, so back-to-back timings would favour whichever went first."""
+    """prefill_bench's timings go round by round after one untimed round, in reverse order every other round, each
+    under its own switches (restored after), and each name's time is the median of its rounds: under a sustained GEMM
+    the GPU slows at its power cap, so back-to-back timings would favour whichever went first.  No rounds: refused."""
     monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "..", "benchmarks"))  # its bench_common
     pb = load_benchmark("prefill_bench")
     monkeypatch.delenv("SPENSE_WGSP_MIN_M", raising=False)
@@ -395,14 +395,16 @@ def test_prefill_bench_takes_its_timings_in_turn(monkeypatch):
 
     def fake_time_graph(fns):
         calls.append((fns[0], os.environ.get("SPENSE_WGSP_MIN_M")))
-        return {1: 3.0, 2: 1.0, 3: 2.0, 4: 9.0, 5: 4.0, 6: 5.0}[len(calls)]
+        return {1: 99.0, 2: 99.0, 3: 3.0, 4: 1.0, 5: 2.0, 6: 9.0, 7: 4.0, 8: 5.0}[len(calls)]
 
     monkeypatch.setattr(pb, "time_graph", fake_time_graph)
     res, rounds = pb.interleaved([("dense", {}, ["d"]), ("wgsp", {"SPENSE_WGSP_MIN_M": "65"}, ["w"])], 3)
-    assert calls == [("d", None), ("w", "65"), ("w", "65"), ("d", None), ("d", None), ("w", "65")]
+    assert calls == [("d", None), ("w", "65")] * 2 + [("w", "65"), ("d", None), ("d", None), ("w", "65")]
     assert rounds == {"dense": [3.0, 9.0, 4.0], "wgsp": [1.0, 2.0, 5.0]}
     assert res == {"dense": 4.0, "wgsp": 2.0}
     assert "SPENSE_WGSP_MIN_M" not in os.environ
+    with pytest.raises(ValueError, match="at least 1"):
+        pb.interleaved([("dense", {}, ["d"])], 0)
 
 
 def test_clock_plot_draws_a_run_and_refuses_an_empty_one(tmp_path):
@@ -411,6 +413,9 @@ def test_clock_plot_draws_a_run_and_refuses_an_empty_one(tmp_path):
     cp = load_benchmark("clock_plot")
     with pytest.raises(SystemExit, match="has no clocks.csv"):
         cp.main(str(tmp_path))
+    (tmp_path / "clocks.csv").write_text("timestamp, temperature.gpu\n")
+    with pytest.raises(SystemExit, match="no clocks.current.sm and power.draw"):
+        cp.read_clocks(str(tmp_path / "clocks.csv"))
     (tmp_path / "clocks.csv").write_text(
         "timestamp, clocks.current.sm [MHz], power.draw [W], temperature.gpu\n"
         "2026/12/06 08:17:25.000, 1980 MHz, 120.0 W, 42\n"

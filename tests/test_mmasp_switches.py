@@ -174,14 +174,15 @@ _RT2_256 = r"spense_mmasp_kernel<2, 2, 0, 4, 1, false, 1, |spense_mmasp_kernelIL
 def test_gpu_mmasp_launches_the_kernel_where_the_switch_says(tmp_path, switch, N, fp8, RT, kernel, cases):
     """A call at M = 16 (8 warps, RT row tiles) runs the kernel where its switch says (the cases: the switch's value,
     None unset, and "1" if that kernel ran, else "0"). SPENSE_MMASP_RT2_256 (bf16, RT = 2): "1" and "2" take the
-    kernel bound to 256 threads (MINB = 1, the seventh template argument), unset or "0" not. SPENSE_MMASP_PERSIST (e4m3): "3" takes the persistent form on a grid of more than one
-    wave of the one-block kernel (32768 rows: 2048 CTAs), not on one of 32 (512 rows); "2" the other way round; unset
-    never.  The clamped kernels ("1" on, "0" off, None unset): SPENSE_MMASP_CLAMP
-    (on when unset) takes the register kernel with EARLY = 16 (the last template argument of its name) for e4m3;
-    SPENSE_MMASP_XS_CLAMP the shared-x kernel's CLAMP form for bf16, by default where the unclamped grid does not fit
-    on the GPU at once and the clamped kernel fits more: on a GPU of 132 SMs (H100 SXM, H200; other GPUs skip the unset cases) 32768 rows are 512 CTAs of 4
-    warps, three resident per SM unclamped (142 registers; four clamped), so clamped; 24576 rows, 384 CTAs, fit, so not
-    (the unset cases hold while nvcc gives the unclamped bf16 kernel 129-168 registers, three CTAs of 4 warps a SM: 142
+    kernel bound to 256 threads (MINB = 1, the seventh template argument), unset or "0" not. SPENSE_MMASP_PERSIST
+    (e4m3): "3" takes the persistent form on a grid of more than one wave of the one-block kernel (32768 rows: 2048
+    CTAs), not on one of 32 (512 rows); "2" the other way round; unset never.  The clamped kernels ("1" on, "0" off,
+    None unset): SPENSE_MMASP_CLAMP (on when unset) takes the register kernel with EARLY = 16 (the last template
+    argument of its name) for e4m3; SPENSE_MMASP_XS_CLAMP the shared-x kernel's CLAMP form for bf16, by default where
+    the unclamped grid does not fit on the GPU at once and the clamped kernel fits more: on a GPU of 132 SMs (H100
+    SXM, H200; other GPUs skip the unset cases) 32768 rows are 512 CTAs of 4 warps, three resident per SM unclamped
+    (142 registers; four clamped), so clamped; 24576 rows, 384 CTAs, fit, so not (the unset cases hold while nvcc
+    gives the unclamped bf16 kernel 129-168 registers, three CTAs of 4 warps a SM: 142
     with the nvcc of the nineteenth stop; no test holds that count)"""
     import subprocess
     import sys

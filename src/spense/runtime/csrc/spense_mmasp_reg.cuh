@@ -49,8 +49,9 @@ __host__ __device__ constexpr int det_w(int RT, int NT) {
 // against 96 unbounded), to test whether more weight streams in flight per SM beat the spills.  MINB = 0:
 // no residency bound (an explicit bound of 1 would let ptxas take 104 registers instead of 96).  MINB = 1: CTAs
 // of at most DET_W256 warps, one resident a SM at least, so up to 255 registers a thread instead of the 128 that
-// 512 threads allow: the bf16 kernels at RT = 2 spill 232-388 bytes a thread under 512 (-Xptxas -v, NT <= 2) and
-// none under 256 (SPENSE_MMASP_RT2_256, spense_mmasp.cu: launch_reg).
+// 512 threads allow: the bf16 kernels at RT = 2 spill 232-388 bytes a thread under 512 (stores, -Xptxas -v,
+// NT <= 2, every form; the in-order sum on fragments 236 / 388) and none under 256 (SPENSE_MMASP_RT2_256,
+// spense_mmasp.cu: launch_reg).
 // XD: the x ring.  A round's x fragments are loaded ahead of its MMAs (load_xstep), those of DS steps
 // at once (DD in dense rounds: half as many in bf16, whose dense weights take twice the registers),
 // each refilled for the step DS later as soon as its MMAs are issued; lanes past M load nothing.
