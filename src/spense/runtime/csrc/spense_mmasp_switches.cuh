@@ -100,9 +100,9 @@ static int clamp_mode() {
 // spense_mmasp_reg.cuh), so that ptxas gives it 174-185 registers and no spills instead of 128 registers and
 // 236 / 388 bytes of spill stores a thread at NT = 1 / 2 (-Xptxas -v, sm_90a; the launch-config tables take RT = 2
 // for bf16 on 8B.gate, 8B.qkv, 32B.qkv, 32B.o and 32B.down cells at M = 4-16 on the H100).  It halves the warps a
-// SM can hold (two CTAs of 4 warps instead of four), so whether it wins is for the device to say.  "1": that kernel; "2": the same with every
-// step of a round loaded (EARLY = 16, as SPENSE_MMASP_CLAMP does elsewhere; 178-186 registers); the same sums in
-// the same order either way.
+// SM can hold (two CTAs of 4 warps instead of four), so whether it wins is for the device to say.  "1": that
+// kernel; "2": the same with every step of a sparse round loaded (EARLY = 16, as SPENSE_MMASP_CLAMP does elsewhere;
+// 178-186 registers); the same sums in the same order either way.
 static int rt2_b256_mode() {
   static const int mode = [] {
     const char* e = getenv("SPENSE_MMASP_RT2_256");
