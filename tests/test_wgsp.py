@@ -45,11 +45,13 @@ def test_wgsp_min_m_switch(min_m, monkeypatch):
 
 @pytest.fixture
 def env_switch(monkeypatch, request):
-    """Sets one of the read-once switches SPENSE_WGSP_CLUSTER / SPENSE_WGSD_MIN_M(_LARGE) / SPENSE_WGSD_SK /
+    """Sets one of the read-once switches SPENSE_WGSP_CLUSTER / SPENSE_WGSP_PERSIST / SPENSE_WGSD_MIN_M(_LARGE) /
+    SPENSE_WGSD_SK /
     SPENSE_WGSD_EXP / SPENSE_WGSD_F16_MAX_M / SPENSE_WGSD_SK_SPLIT / SPENSE_WGSD_CLUSTER_MAX_K /
     SPENSE_WGSD_CL_PDL for one test
     (test_wgsp_stream_k shares it)."""
-    fns = {"SPENSE_WGSP_CLUSTER": wgsp.wgsp_cluster, "SPENSE_WGSD_MIN_M": wgsp.wgsd_min_m,
+    fns = {"SPENSE_WGSP_CLUSTER": wgsp.wgsp_cluster, "SPENSE_WGSP_PERSIST": wgsp.wgsp_persist,
+           "SPENSE_WGSD_MIN_M": wgsp.wgsd_min_m,
            "SPENSE_WGSD_MIN_M_LARGE": wgsp.wgsd_min_m_large, "SPENSE_WGSD_SK": wgsp.wgsd_stream_k,
            "SPENSE_WGSD_EXP": wgsp.wgsd_exp, "SPENSE_WGSD_SK_MIN_NK": wgsp.wgsd_sk_min_nk,
            "SPENSE_WGSD_F16_MAX_M": wgsp.wgsd_f16_max_m, "SPENSE_WGSD_SK_SPLIT": wgsp.wgsd_sk_split,
@@ -66,20 +68,23 @@ def env_switch(monkeypatch, request):
 
 
 def test_cluster_and_decode_form_switches(env_switch):
-    """The cluster prefill is off by default, the decode form serves M = 17..64 (large layers from M = 9)
+    """The cluster and the persistent prefill are off by default, the decode form serves M = 17..64 (large layers from M = 9)
     and picks stream-K by the layer (2), with the stream-K epilogue measured fastest in the engine and x in f16
     for e4m3 with the split blocks' count by one acq_rel atomic, launched dependent, each ring slot drained before
     the next slot's A is read on tiles of 32 tokens (104449);
-    the cluster form launched dependent too; SPENSE_WGSP_CLUSTER and SPENSE_WGSD_CL_PDL take 0 or 1, SPENSE_WGSD_SK 0..2,
+    the cluster form launched dependent too; SPENSE_WGSP_CLUSTER and SPENSE_WGSD_CL_PDL take 0 or 1, SPENSE_WGSD_SK
+    and SPENSE_WGSP_PERSIST 0..2,
     SPENSE_WGSD_MIN_M(_LARGE) 0..64 (the decode form's 64 tokens per work block), SPENSE_WGSD_EXP 0..131071 and
     SPENSE_WGSD_SK_MIN_NK >= 1; anything else is refused in one line."""
-    names = ("SPENSE_WGSP_CLUSTER", "SPENSE_WGSD_MIN_M", "SPENSE_WGSD_MIN_M_LARGE", "SPENSE_WGSD_SK",
+    names = ("SPENSE_WGSP_CLUSTER", "SPENSE_WGSP_PERSIST", "SPENSE_WGSD_MIN_M", "SPENSE_WGSD_MIN_M_LARGE", "SPENSE_WGSD_SK",
              "SPENSE_WGSD_EXP", "SPENSE_WGSD_SK_MIN_NK", "SPENSE_WGSD_CL_PDL")
     for name in names:
         env_switch(name, None)
     assert wgsp.wgsp_cluster() is False and wgsp.wgsd_min_m() == 17 and wgsp.wgsd_stream_k() == 2
     assert wgsp.wgsd_exp() == 104449 and wgsp.wgsd_min_m_large() == 9 and wgsp.wgsd_sk_min_nk() == wgsp.SK_MIN_NK
-    assert wgsp.wgsd_cl_pdl() is True
+    assert wgsp.wgsd_cl_pdl() is True and wgsp.wgsp_persist() == 0
+    env_switch("SPENSE_WGSP_PERSIST", "2")
+    assert wgsp.wgsp_persist() == 2
     env_switch("SPENSE_WGSD_CL_PDL", "0")
     assert wgsp.wgsd_cl_pdl() is False
     env_switch("SPENSE_WGSD_EXP", "7")
@@ -91,8 +96,8 @@ def test_cluster_and_decode_form_switches(env_switch):
     fns = {"SPENSE_WGSP_CLUSTER": wgsp.wgsp_cluster, "SPENSE_WGSD_MIN_M": wgsp.wgsd_min_m,
            "SPENSE_WGSD_MIN_M_LARGE": wgsp.wgsd_min_m_large, "SPENSE_WGSD_SK": wgsp.wgsd_stream_k,
            "SPENSE_WGSD_EXP": wgsp.wgsd_exp, "SPENSE_WGSD_SK_MIN_NK": wgsp.wgsd_sk_min_nk,
-           "SPENSE_WGSD_CL_PDL": wgsp.wgsd_cl_pdl}
-    for name, bad in (("SPENSE_WGSP_CLUSTER", "2"), ("SPENSE_WGSD_MIN_M", "65"), ("SPENSE_WGSD_MIN_M", "x"),
+           "SPENSE_WGSD_CL_PDL": wgsp.wgsd_cl_pdl, "SPENSE_WGSP_PERSIST": wgsp.wgsp_persist}
+    for name, bad in (("SPENSE_WGSP_CLUSTER", "2"), ("SPENSE_WGSP_PERSIST", "3"), ("SPENSE_WGSD_MIN_M", "65"), ("SPENSE_WGSD_MIN_M", "x"),
                       ("SPENSE_WGSD_MIN_M_LARGE", "-1"), ("SPENSE_WGSD_SK", "3"), ("SPENSE_WGSD_EXP", "131072"),
                       ("SPENSE_WGSD_SK_MIN_NK", "0"), ("SPENSE_WGSD_CL_PDL", "2")):
         env_switch(name, bad)
@@ -269,3 +274,25 @@ def test_gpu_wgsp_cluster_and_decode_forms_match_reference(min_m, env_switch, ki
         assert ((y.double() - ref).norm() / ref.norm()).item() <= 1e-2, (kind, M)
         if M >= 16:  # the decode form from SPENSE_WGSD_MIN_M, the clustered prefill above 64
             assert torch.equal(y, direct), (kind, M)
+
+
+@pytest.mark.gpu
+@sm90
+@pytest.mark.parametrize("kind", ["blocks", "rows"])
+@pytest.mark.parametrize("persist", ["1", "2"])
+def test_gpu_wgsp_persistent_prefill_gives_the_plain_forms_bits(env_switch, kind, persist):
+    """The persistent prefill (SPENSE_WGSP_PERSIST 1: the plain form's CTAs, 2: CTAs of 8 row tiles) gives the
+    plain form's bits at M = 300 (a ragged token tile), 2048 and 8192 (more tiles than SMs, so each CTA walks
+    several, across both kinds of row tile with dense rows), within bf16 rounding of the float64 reference."""
+    m, wref, gen = compacted(kind, 13)
+    K = m.in_features
+    for M in (300, 2048, 8192):
+        x = torch.randn(M, K, generator=gen).to("cuda", torch.bfloat16)
+        env_switch("SPENSE_WGSP_PERSIST", "0")
+        plain = wgsp.wgsp_forward(m._kernel, x)
+        env_switch("SPENSE_WGSP_PERSIST", persist)
+        walked = wgsp.wgsp_forward(m._kernel, x)
+        assert plain is not None and walked is not None, (kind, M)
+        assert torch.equal(walked, plain), (kind, persist, M)
+        ref = x.double() @ wref.T
+        assert ((walked.double() - ref).norm() / ref.norm()).item() <= 1e-2, (kind, persist, M)

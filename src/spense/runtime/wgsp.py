@@ -14,7 +14,8 @@ before.  FP8 (e4m3) weights take the stream-K decode form only (below).
 
 Two more forms: ``SPENSE_WGSP_CLUSTER=1`` (off by default) runs prefill in clusters of two CTAs on
 neighbouring token tiles, each loading half of every weight box and multicasting it to both (measured:
-0.94-1.0x of the plain form, benchmarks/results/wgsd_2026-12-01); ``SPENSE_WGSD_MIN_M=m`` (1..64,
+0.94-1.0x of the plain form, benchmarks/results/wgsd_2026-12-01); ``SPENSE_WGSP_PERSIST=1`` (off by
+default) runs it persistent (:func:`wgsp_persist`); ``SPENSE_WGSD_MIN_M=m`` (1..64,
 default 17) sends compacted layers at M = m..64 through a decode form (up to 64 tokens and 8 row tiles
 per work block, csrc/spense_wgsd.cuh) instead of the mma.sp decode kernel, whose M = 32-64 reloads x
 per MMA; layers of at least ``LARGE_NK`` weights from ``SPENSE_WGSD_MIN_M_LARGE`` tokens (default 9).
@@ -56,6 +57,16 @@ def wgsp_cluster() -> bool:
     """Whether prefill runs in clusters of two CTAs that multicast each weight load
     (``SPENSE_WGSP_CLUSTER``, 0 or 1; default 0)."""
     return _env_int("SPENSE_WGSP_CLUSTER", 0, 0, 1) == 1
+
+
+@functools.lru_cache(maxsize=None)
+def wgsp_persist() -> int:
+    """Whether prefill runs persistent (``SPENSE_WGSP_PERSIST``, read once; default 0): 1 a grid of at most one
+    CTA per SM that walks the tiles, loading a tile's first K steps while storing the one before, on the plain
+    form's CTAs (16 row tiles where the grid is large); 2 the same on CTAs of 8 row tiles (more tiles, so the
+    last wave of a layer such as 32B.down, 320 tiles of 16 on 132 SMs, is fuller).  Ignored in clusters of two
+    (:func:`wgsp_cluster`)."""
+    return _env_int("SPENSE_WGSP_PERSIST", 0, 0, 2)
 
 
 @functools.lru_cache(maxsize=None)
@@ -346,7 +357,8 @@ def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False
     """``x2 @ W.T`` (M, N) bf16 through the sparse warpgroup MMA kernel, or None where it does not apply
     (:func:`wgsp_applies`, an extension built for another arch than sm_90a, or the kernel's own refusal).
     ``decode``: the decode form (M <= 64; stream-K or K split over clusters as ``stream_k`` says, default
-    as :func:`wgsd_stream_k` says); else the prefill form (in clusters of two under :func:`wgsp_cluster`).
+    as :func:`wgsd_stream_k` says); else the prefill form (in clusters of two under :func:`wgsp_cluster`,
+    persistent under :func:`wgsp_persist`).
     FP8 weights: the stream-K decode form only (None for the others); where :func:`wgsd_f16_x` holds, bf16 x
     is made its f16 operand here (one more launch), or ``x2`` is that operand already.  Stream-K only: ``split``
     its grid as :func:`wgsd_sk_ctas` takes it (None: :func:`wgsd_sk_split`); ``trace`` an int64 tensor of at
@@ -365,7 +377,8 @@ def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False
     elif kw.fp8:  # stream-K with no workspace yet: the caller's other kernel
         return None
     else:  # the prefill forms, the cluster decode form, or stream-K with no workspace yet
-        form, ws, cnt = (2 if decode else int(wgsp_cluster())), _EMPTY_F, _EMPTY_I
+        prefill = 1 if wgsp_cluster() else (0, 4, 5)[wgsp_persist()]
+        form, ws, cnt = (2 if decode else prefill), _EMPTY_F, _EMPTY_I
     if form == 3 and x2.dtype == torch.bfloat16 and wgsd_f16_x(kw, x2.shape[0]):
         x2 = f16_operand(x2)
     x2 = x2 if x2.stride(1) == 1 else x2.contiguous()

@@ -66,9 +66,10 @@ __device__ __forceinline__ uint64_t wg_desc(uint32_t saddr) {
       "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
       "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
 
-// D (64 x 128, fp32) += A (64 x 32, 2:4 sparse: 16 kept values per row, registers) B (32 x 128, shared)
+// D (64 x 128, fp32) += A (64 x 32, 2:4 sparse: 16 kept values per row, registers) B (32 x 128, shared); sd = 0:
+// D = A B (D's old values ignored)
 template <int SEL>
-__device__ __forceinline__ void wgmma_sp(float (&d)[64], const uint4& a, uint64_t desc, uint32_t e) {
+__device__ __forceinline__ void wgmma_sp(float (&d)[64], const uint4& a, uint64_t desc, uint32_t e, int sd = 1) {
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %70, 0;\n"
       "wgmma.mma_async.sp.sync.aligned.m64n128k32.f32.bf16.bf16 "
@@ -79,10 +80,10 @@ __device__ __forceinline__ void wgmma_sp(float (&d)[64], const uint4& a, uint64_
       "{%64, %65, %66, %67}, %68, %69, %71, "
       "p, 1, 1, 0;\n}\n"
       : WG_ACC64(d)
-      : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "l"(desc), "r"(e), "r"(1), "n"(SEL));
+      : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "l"(desc), "r"(e), "r"(sd), "n"(SEL));
 }
-// D (64 x 128, fp32) += A (64 x 16, registers) B (16 x 128, shared)
-__device__ __forceinline__ void wgmma_dense(float (&d)[64], const uint4& a, uint64_t desc) {
+// D (64 x 128, fp32) += A (64 x 16, registers) B (16 x 128, shared); sd as wgmma_sp's
+__device__ __forceinline__ void wgmma_dense(float (&d)[64], const uint4& a, uint64_t desc, int sd = 1) {
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
@@ -92,7 +93,7 @@ __device__ __forceinline__ void wgmma_dense(float (&d)[64], const uint4& a, uint
       "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
       "{%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
       : WG_ACC64(d)
-      : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "l"(desc), "r"(1));
+      : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "l"(desc), "r"(sd));
 }
 // the same for 64 tokens (m64n64: 32 fp32 accumulators per thread; the decode form of the kernel)
 #define WG_ACC32(d) \

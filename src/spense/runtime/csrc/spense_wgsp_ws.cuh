@@ -21,6 +21,7 @@
 #pragma once
 #include <cuda.h>  // CUtensorMap and its enums (types only: the encoder comes from the runtime's driver entry point)
 
+#include <algorithm>
 #include <type_traits>
 
 #include "spense_wgsp.cuh"
@@ -33,9 +34,10 @@ constexpr int WS_MAXQ = 1024;                    // 64-K steps per row tile at m
 // A per slot: 8 TPC row tiles x 2 KB (a dense step; a sparse one takes 1152 B per tile); a slot: x tile, then A
 __host__ __device__ constexpr int ws_a_bytes(int tpc) { return 8 * tpc * 2048; }
 __host__ __device__ constexpr int ws_slot(int tpc, int nt = WG_N) { return nt * 128 + ws_a_bytes(tpc); }
-// the ring, its full and empty mbarriers, the steps' first columns of x (WS_MAXQ ints), the alignment
-constexpr int ws_smem(int stages, int tpc, int nt = WG_N) {
-  return stages * ws_slot(tpc, nt) + 2 * stages * 8 + 4 * WS_MAXQ + 1024;
+// the ring, its full and empty mbarriers, the steps' first columns of x (WS_MAXQ ints; the persistent form: those
+// of each kind of row tile, twice that), the alignment
+constexpr int ws_smem(int stages, int tpc, int nt = WG_N, bool ps = false) {
+  return stages * ws_slot(tpc, nt) + 2 * stages * 8 + (ps ? 8 : 4) * WS_MAXQ + 1024;
 }
 
 // the bytes [xb, xt) of the x tile at the start of each of the `slots` ring slots (`slot` bytes apart), which no
@@ -149,43 +151,66 @@ __device__ __forceinline__ void tma_prefetch_maps(const WgMaps& maps, bool vm, b
 // added through distributed shared memory in rank order (the same bits on every run), each rank storing its
 // share of the outputs.  So a layer of few row blocks still streams its weights from every SM (launch_wgsd,
 // spense_wgsd.cuh; measured there).
-template <int S, int TPC, int CL = 1, int NT = WG_N, int KS = 1>  // + tokens per CTA, K split
+// PS: persistent (the plain prefill form only): a grid of at most one CTA per SM walks the tiles (token tiles
+// fastest, as the plain grid's x), the ring's slots and phases running on from tile to tile, so that the producer
+// loads a tile's first steps while the consumers store the one before, and no CTA is launched, set up or filled
+// per tile.  The consumers free a tile's last slot before their stores.
+template <int S, int TPC, int CL = 1, int NT = WG_N, int KS = 1, bool PS = false>  // + tokens per CTA, K split
 __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
     const __grid_constant__ WgMaps maps, int M, const int* __restrict__ sblk, const int* __restrict__ dblk,
-    const int* __restrict__ out_row, __nv_bfloat16* __restrict__ y, int ldy, int Bs, int Ss, int SdA, int SdB) {
+    const int* __restrict__ out_row, __nv_bfloat16* __restrict__ y, int ldy, int Bs, int Ss, int SdA, int SdB,
+    int Bd) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)  // wgmma, TMA and setmaxnreg: sm_90a only (an empty kernel elsewhere)
   static_assert(CL == 1 || CL == 2, "clusters of one or two CTAs");
   static_assert(KS == 1 || (CL == 1 && NT == 64 && TPC * NT / 2 * 256 * 4 <= S * ws_slot(TPC, NT)), "K split");
+  static_assert(!PS || (CL == 1 && KS == 1 && NT == WG_N), "persistent: the plain prefill form only");
   constexpr int TILES = 8 * TPC, XT = NT * 128, SLOT = ws_slot(TPC, NT), SHARE = TILES / CL;  // XT: x tile bytes
   const int XB = NT == 64 ? wsd_xrows(M) * 128 : XT;  // the bytes of x loaded per step (the decode form: M's)
   extern __shared__ uint8_t ws_raw[];
   uint8_t* ring = ws_raw + wg_align1024(ws_raw);  // indexed from the shared array: loads stay ld.shared
   const uint32_t full0 = smem_addr(ring + S * SLOT), empty0 = full0 + S * 8;
-  int* cols = reinterpret_cast<int*>(ring + S * SLOT + 2 * S * 8);  // step q's first column of x
+  int* cols_s = reinterpret_cast<int*>(ring + S * SLOT + 2 * S * 8);  // step q's first column of x
+  int* cols_d = PS ? cols_s + WS_MAXQ : cols_s;  // the persistent form: the dense-row tiles' own
   // the warpgroup index, warp-uniform as far as the compiler can tell (a shuffle from lane 0)
   const int wg = __shfl_sync(0xffffffffu, (int)(threadIdx.x >> 7), 0), tid = threadIdx.x & 127;
-  const int tile0 = TILES * blockIdx.y, tok0 = KS == 1 ? blockIdx.x * NT : 0;
-  const bool sp_rows = tile0 < Bs;
-  const int nsp = sp_rows ? Ss : 0, nde = sp_rows ? SdA : SdB, Q = nsp + nde;
-  // this CTA's steps, local index i: ns sparse steps from s_lo, then dense ones from d_lo, nl in all
-  int s_lo = 0, ns = nsp, d_lo = 0, nl = Q;
-  if constexpr (KS > 1) {
-    const int rk = blockIdx.x;
-    s_lo = nsp * rk / KS;
-    ns = nsp * (rk + 1) / KS - s_lo;
-    d_lo = nde * rk / KS;
-    nl = ns + nde * (rk + 1) / KS - d_lo;
-  }
+  const int ntok = (M + NT - 1) / NT, works = PS ? ntok * ((Bs + Bd) / TILES) : 1;  // the persistent form's tiles
+  // the tile of work item w (the CTA's own where not persistent): its first row tile and token, its kind, its steps
+  // (local index i: ns sparse steps from s_lo, then dense ones from d_lo, nl in all), their columns
+  int tile0 = 0, tok0 = 0, nsp = 0, nde = 0, s_lo = 0, ns = 0, d_lo = 0, nl = 0;
+  bool sp_rows = false;
+  const int* cols = cols_s;
+  auto geo = [&](int w) {
+    tile0 = PS ? TILES * (w / ntok) : TILES * blockIdx.y;
+    tok0 = PS ? (w % ntok) * NT : KS == 1 ? blockIdx.x * NT : 0;
+    sp_rows = tile0 < Bs;
+    nsp = sp_rows ? Ss : 0, nde = sp_rows ? SdA : SdB, ns = nsp, nl = nsp + nde;
+    cols = sp_rows ? cols_s : cols_d;
+    if constexpr (KS > 1) {
+      const int rk = blockIdx.x;
+      s_lo = nsp * rk / KS;
+      ns = nsp * (rk + 1) / KS - s_lo;
+      d_lo = nde * rk / KS;
+      nl = ns + nde * (rk + 1) / KS - d_lo;
+    }
+  };
+  const int w0 = PS ? (int)blockIdx.x : 0, dw = PS ? (int)gridDim.x : 1;
+  geo(w0);
   if (threadIdx.x == 0) {
     // the tensor maps this CTA reads into the descriptor cache, while the barriers and columns are set up
-    tma_prefetch_maps(maps, sp_rows && Ss > 0, sp_rows && SdA > 0, !sp_rows && SdB > 0);
+    if constexpr (PS) tma_prefetch_maps(maps, Bs > 0 && Ss > 0, Bs > 0 && SdA > 0, Bd > 0 && SdB > 0);
+    else tma_prefetch_maps(maps, sp_rows && Ss > 0, sp_rows && SdA > 0, !sp_rows && SdB > 0);
     for (int s = 0; s < S; ++s) {
       mbar_init(full0 + 8 * s, 1);   // the producer's arrival with its transaction bytes
       mbar_init(empty0 + 8 * s, 8 * CL);  // every consumer warp (of every CTA of the cluster)
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");  // visible to the async proxy
   }
-  for (int q = threadIdx.x; q < Q; q += 384) cols[q] = wg_col(q, nsp, sblk, dblk);
+  if constexpr (PS) {
+    for (int q = threadIdx.x; Bs > 0 && q < Ss + SdA; q += 384) cols_s[q] = wg_col(q, Ss, sblk, dblk);
+    for (int q = threadIdx.x; Bd > 0 && q < SdB; q += 384) cols_d[q] = wg_col(q, 0, sblk, dblk);
+  } else {
+    for (int q = threadIdx.x; q < nsp + nde; q += 384) cols_s[q] = wg_col(q, nsp, sblk, dblk);
+  }
   if constexpr (NT == 64) wsd_zero_x_rows(ring, S, SLOT, XT, XB);
   __syncthreads();
   if constexpr (CL > 1) {  // every CTA's barriers initialised before any multicast or remote arrival
@@ -207,19 +232,24 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
     // run_wgsp_ws's pdl: the entry above then overlaps the kernel before's end).  Every global store of the CTA
     // follows: the consumers' behind slots loaded after it, and with clusters behind this warp's barriers
     if (tid == 0) pdl_wait();
-    for (int i = 0; tid == 0 && i < nl; ++i) {
-      const int s = i % S, q = KS == 1 ? i : (i < ns ? s_lo + i : nsp + d_lo + (i - ns));  // q: the global step
-      if (i >= S) mbar_wait(empty0 + 8 * s, ((i / S) - 1) & 1);
-      const uint32_t slot = smem_addr(ring + s * SLOT), ab = slot + XT, fb = full0 + 8 * s;
-      mbar_arrive_expect_tx(fb, XB + TILES * (i < ns ? 1024 + 128 : 2048));  // the whole step, all shares
-      tma_load_2d(slot, &maps.x, cols[q], tok0, fb);
-      if (i < ns) {  // [TILES][1 KB] values, then [TILES][128 B] metadata words
-        load_a(ab + share0 * 1024, &maps.v, q, tile0 + share0, fb);
-        load_a(ab + TILES * 1024 + share0 * 128, &maps.m, q, tile0 + share0, fb);
-      } else if (sp_rows) {  // [TILES][2 KB]
-        load_a(ab + share0 * 2048, &maps.da, 2 * (q - nsp), tile0 + share0, fb);
-      } else {
-        load_a(ab + share0 * 2048, &maps.db, 2 * q, tile0 + share0 - Bs, fb);
+    unsigned g0 = 0;  // the ring's steps before this tile's (the persistent form's earlier tiles)
+    for (int w = w0; w < works; w += dw, g0 += nl) {
+      if (w != w0) geo(w);
+      for (int i = 0; tid == 0 && i < nl; ++i) {
+        const unsigned g = g0 + i;  // the ring's step
+        const int s = (int)(g % S), q = KS == 1 ? i : (i < ns ? s_lo + i : nsp + d_lo + (i - ns));  // q: the layer's
+        if (g >= S) mbar_wait(empty0 + 8 * s, (int)((g / S) - 1) & 1);
+        const uint32_t slot = smem_addr(ring + s * SLOT), ab = slot + XT, fb = full0 + 8 * s;
+        mbar_arrive_expect_tx(fb, XB + TILES * (i < ns ? 1024 + 128 : 2048));  // the whole step, all shares
+        tma_load_2d(slot, &maps.x, cols[q], tok0, fb);
+        if (i < ns) {  // [TILES][1 KB] values, then [TILES][128 B] metadata words
+          load_a(ab + share0 * 1024, &maps.v, q, tile0 + share0, fb);
+          load_a(ab + TILES * 1024 + share0 * 128, &maps.m, q, tile0 + share0, fb);
+        } else if (sp_rows) {  // [TILES][2 KB]
+          load_a(ab + share0 * 2048, &maps.da, 2 * (q - nsp), tile0 + share0, fb);
+        } else {
+          load_a(ab + share0 * 2048, &maps.db, 2 * q, tile0 + share0 - Bs, fb);
+        }
       }
     }
     if constexpr (CL > 1 || KS > 1) {
@@ -237,25 +267,20 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
   asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n" ::: "memory");
   const int warp = tid >> 5, lane = tid & 31, lt0 = 4 * TPC * (wg - 1) + warp;  // local tile of block m: lt0 + 4 m
   float acc[TPC][NT / 2];
-#pragma unroll
-  for (int m = 0; m < TPC; ++m)
-#pragma unroll
-    for (int i = 0; i < NT / 2; ++i) acc[m][i] = 0.f;
   WgA a[2][TPC];
   auto fence_all = [&]() {
 #pragma unroll
     for (int m = 0; m < TPC; ++m) wg_fence_acc(acc[m]);
   };
-  // with a K split a rank may have no steps: pin the zeros here, or ptxas sinks them into the paths around the
-  // wgmmas and serializes those (C7515)
-  if constexpr (KS > 1) fence_all();
+  unsigned g0 = 0;  // the ring's steps before this tile's (the persistent form's earlier tiles)
   // local step q's A for this warp from its slot, then its wgmmas on register set f; the sparse and the dense
   // steps run in loops of their own, so that no wgmma sits on a branch (ptxas serializes wgmmas behind the
   // fences it injects on divergent paths: C7520)
   auto step = [&](auto sparse_tag, int q, WgA (&f)[TPC]) {
     constexpr bool SPARSE = decltype(sparse_tag)::value;
-    const int s = q % S;
-    mbar_wait(full0 + 8 * s, (q / S) & 1);
+    const unsigned g = g0 + q;
+    const int s = (int)(g % S);
+    mbar_wait(full0 + 8 * s, (int)(g / S) & 1);
     const uint4* as = reinterpret_cast<const uint4*>(ring + s * SLOT + XT);
     const uint64_t d0 = wg_desc(smem_addr(ring + s * SLOT));
 #pragma unroll
@@ -272,91 +297,110 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
     }
     fence_all();
     wg_fence();
+    // the persistent form's tiles start their sums with the first wgmma (the tile before's are stored), where
+    // zeros written by other instructions would serialize the wgmmas (C7515)
+    const int sd = q != 0;
 #pragma unroll
     for (int m = 0; m < TPC; ++m) {
       if constexpr (SPARSE) {
-        wgmma_sp<0>(acc[m], f[m].v[0], d0, f[m].e);
+        if constexpr (PS) wgmma_sp<0>(acc[m], f[m].v[0], d0, f[m].e, sd);
+        else wgmma_sp<0>(acc[m], f[m].v[0], d0, f[m].e);
         wgmma_sp<1>(acc[m], f[m].v[1], d0 + 4, f[m].e);  // + 64 bytes: K 32..63 of the step
       } else {
+        if constexpr (PS) wgmma_dense(acc[m], f[m].v[0], d0, sd);
+        else wgmma_dense(acc[m], f[m].v[0], d0);
 #pragma unroll
-        for (int j = 0; j < 4; ++j) wgmma_dense(acc[m], f[m].v[j], d0 + 2 * j);  // + 32 bytes per 16 K
+        for (int j = 1; j < 4; ++j) wgmma_dense(acc[m], f[m].v[j], d0 + 2 * j);  // + 32 bytes per 16 K
       }
     }
     wg_commit();
     wg_wait<1>();  // step q - 1's MMAs are done: its slot and its A set are free
     fence_all();
     if constexpr (CL == 1) {
-      if (q > 0 && lane == 0) mbar_arrive(empty0 + 8 * ((q - 1) % S));
+      if (q > 0 && lane == 0) mbar_arrive(empty0 + 8 * ((g - 1) % S));
     } else {
-      if (q > 0 && lane < CL) mbar_arrive_cluster(empty0 + 8 * ((q - 1) % S), lane);  // lane r frees it in CTA r
+      if (q > 0 && lane < CL) mbar_arrive_cluster(empty0 + 8 * ((g - 1) % S), lane);  // lane r frees it in CTA r
     }
   };
   using SP = std::true_type;
   using DE = std::false_type;
-  int q = 0;
-  for (; q + 1 < ns; q += 2) {
-    step(SP{}, q, a[0]);
-    step(SP{}, q + 1, a[1]);
-  }
-  if (q < ns) {  // an odd count: drain, so that the dense steps start again on set 0
-    step(SP{}, q, a[0]);
-    ++q;
+#pragma unroll
+  for (int m = 0; m < TPC; ++m)
+#pragma unroll
+    for (int i = 0; i < NT / 2; ++i) acc[m][i] = 0.f;
+  // with a K split a rank may have no steps: pin the zeros here, or ptxas sinks them into the paths around the
+  // wgmmas and serializes those (C7515)
+  if constexpr (KS > 1) fence_all();
+  for (int w = w0; w < works; w += dw, g0 += nl) {
+    if (w != w0) geo(w);
+    int q = 0;
+    for (; q + 1 < ns; q += 2) {
+      step(SP{}, q, a[0]);
+      step(SP{}, q + 1, a[1]);
+    }
+    if (q < ns) {  // an odd count: drain, so that the dense steps start again on set 0
+      step(SP{}, q, a[0]);
+      ++q;
+      wg_wait<0>();
+      fence_all();
+    }
+    for (; q + 1 < nl; q += 2) {
+      step(DE{}, q, a[0]);
+      step(DE{}, q + 1, a[1]);
+    }
+    if (q < nl) step(DE{}, q, a[0]);
     wg_wait<0>();
     fence_all();
-  }
-  for (; q + 1 < nl; q += 2) {
-    step(DE{}, q, a[0]);
-    step(DE{}, q + 1, a[1]);
-  }
-  if (q < nl) step(DE{}, q, a[0]);
-  wg_wait<0>();
-  fence_all();
-  if constexpr (CL > 1) cluster_arrive();  // after this warp's last remote arrival, before its stores
-  if constexpr (KS > 1) {
-    // the K split's partial sums: into this rank's ring (every load has landed, and after the barrier both
-    // consumer warpgroups are done reading it), then this rank's registers j = rank (mod KS) summed over the
-    // ranks in order
-    asm volatile("bar.sync 1, 256;\n" ::: "memory");
-    float* red = reinterpret_cast<float*>(ring);  // [TPC][NT / 2][256 consumer threads]
-    const int ct = threadIdx.x - 128;
-#pragma unroll
-    for (int m = 0; m < TPC; ++m)
-#pragma unroll
-      for (int j = 0; j < NT / 2; ++j) red[(m * (NT / 2) + j) * 256 + ct] = acc[m][j];
-    cluster_arrive();
-    cluster_wait();
-    // every remote load of a row block issued before the first sum (one round trip, not NT / 2 of them)
-    constexpr int JN = NT / 2 / KS;
-    const int g = lane >> 2, c = lane & 3, rk = (int)blockIdx.x;
-#pragma unroll
-    for (int m = 0; m < TPC; ++m) {
-      const int t16 = (tile0 + lt0 + 4 * m) * 16;
-      const int o0 = __ldg(out_row + t16 + g), o1 = __ldg(out_row + t16 + g + 8);
-      float part[JN][KS];
-#pragma unroll
-      for (int jj = 0; jj < JN; ++jj)
-#pragma unroll
-        for (int r = 0; r < KS; ++r)  // register j holds tokens 8 (j >> 2) ..: none past M is read
-          part[jj][r] = 8 * ((rk + jj * KS) >> 2) < M
-                            ? ld_cluster_f32(smem_addr(red + (m * (NT / 2) + rk + jj * KS) * 256 + ct), r) : 0.f;
-#pragma unroll
-      for (int jj = 0; jj < JN; ++jj) {
-        if (8 * ((rk + jj * KS) >> 2) >= M) continue;
-        float v = 0.f;
-#pragma unroll
-        for (int r = 0; r < KS; ++r) v += part[jj][r];  // in rank order: the same bits on every run
-        wg_put(v, rk + jj * KS, o0, o1, tok0, c, y, ldy, M);
-      }
+    if constexpr (PS) {  // the tile's last slot, free before the stores: the producer refills it meanwhile
+      if (nl > 0 && lane == 0) mbar_arrive(empty0 + 8 * ((g0 + nl - 1) % S));
     }
-  } else {
+    if constexpr (CL > 1) cluster_arrive();  // after this warp's last remote arrival, before its stores
+    if constexpr (KS > 1) {
+      // the K split's partial sums: into this rank's ring (every load has landed, and after the barrier both
+      // consumer warpgroups are done reading it), then this rank's registers j = rank (mod KS) summed over the
+      // ranks in order
+      asm volatile("bar.sync 1, 256;\n" ::: "memory");
+      float* red = reinterpret_cast<float*>(ring);  // [TPC][NT / 2][256 consumer threads]
+      const int ct = threadIdx.x - 128;
 #pragma unroll
-    for (int m = 0; m < TPC; ++m) wg_store(acc[m], tile0 + lt0 + 4 * m, tok0, lane, out_row, y, ldy, M);
-  }
-  if constexpr (CL > 1 || KS > 1) __syncwarp();  // the stores above branch; the cluster barriers are .aligned
-  if constexpr (CL > 1) cluster_wait();
-  if constexpr (KS > 1) {  // no rank leaves while another may still read its partial sums
-    cluster_arrive();
-    cluster_wait();
+      for (int m = 0; m < TPC; ++m)
+#pragma unroll
+        for (int j = 0; j < NT / 2; ++j) red[(m * (NT / 2) + j) * 256 + ct] = acc[m][j];
+      cluster_arrive();
+      cluster_wait();
+      // every remote load of a row block issued before the first sum (one round trip, not NT / 2 of them)
+      constexpr int JN = NT / 2 / KS;
+      const int g = lane >> 2, c = lane & 3, rk = (int)blockIdx.x;
+#pragma unroll
+      for (int m = 0; m < TPC; ++m) {
+        const int t16 = (tile0 + lt0 + 4 * m) * 16;
+        const int o0 = __ldg(out_row + t16 + g), o1 = __ldg(out_row + t16 + g + 8);
+        float part[JN][KS];
+#pragma unroll
+        for (int jj = 0; jj < JN; ++jj)
+#pragma unroll
+          for (int r = 0; r < KS; ++r)  // register j holds tokens 8 (j >> 2) ..: none past M is read
+            part[jj][r] = 8 * ((rk + jj * KS) >> 2) < M
+                              ? ld_cluster_f32(smem_addr(red + (m * (NT / 2) + rk + jj * KS) * 256 + ct), r) : 0.f;
+#pragma unroll
+        for (int jj = 0; jj < JN; ++jj) {
+          if (8 * ((rk + jj * KS) >> 2) >= M) continue;
+          float v = 0.f;
+#pragma unroll
+          for (int r = 0; r < KS; ++r) v += part[jj][r];  // in rank order: the same bits on every run
+          wg_put(v, rk + jj * KS, o0, o1, tok0, c, y, ldy, M);
+        }
+      }
+    } else {
+#pragma unroll
+      for (int m = 0; m < TPC; ++m) wg_store(acc[m], tile0 + lt0 + 4 * m, tok0, lane, out_row, y, ldy, M);
+    }
+    if constexpr (CL > 1 || KS > 1) __syncwarp();  // the stores above branch; the cluster barriers are .aligned
+    if constexpr (CL > 1) cluster_wait();
+    if constexpr (KS > 1) {  // no rank leaves while another may still read its partial sums
+      cluster_arrive();
+      cluster_wait();
+    }
   }
 #endif
 }
@@ -443,44 +487,47 @@ inline bool ws_half_ctas_win(int M, int tiles, int cl) {
 // launches spense_wgsp_ws_kernel<S, TPC, CL, NT, KS> on maps built by wgsp_maps (boxes of 8 TPC / CL row tiles
 // and NT tokens); a cluster launch where CL or KS > 1; pdl: launched dependent (programmatic stream
 // serialization; the kernel never triggers early, so the one after it launches at its exit)
-template <int S, int TPC, int CL, int NT, int KS>
+template <int S, int TPC, int CL, int NT, int KS, bool PS = false>
 inline cudaError_t run_wgsp_ws(cudaStream_t stream, const WgMaps& maps, int M, const int* sblk, const int* dblk,
                                const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
                                int SdB, bool pdl = false) {
-  constexpr int TILES = 8 * TPC, SMEM = ws_smem(S, TPC, NT), CLUSTER = CL * KS;
-  auto kernel = spense_wgsp_ws_kernel<S, TPC, CL, NT, KS>;
+  constexpr int TILES = 8 * TPC, SMEM = ws_smem(S, TPC, NT, PS), CLUSTER = CL * KS;
+  auto kernel = spense_wgsp_ws_kernel<S, TPC, CL, NT, KS, PS>;
   static unsigned set_on = 0;  // the devices (below 32) this instantiation's shared-memory limit was raised on
   const cudaError_t e = wg_smem_limit(kernel, SMEM, set_on);
   if (e != cudaSuccess) return e;
-  const unsigned ntok = (unsigned)((M + NT - 1) / NT);
-  const dim3 grid(KS > 1 ? KS : (ntok + CL - 1) / CL * CL, (unsigned)((Bs + Bd) / TILES));
+  const unsigned ntok = (unsigned)((M + NT - 1) / NT), rb = (unsigned)((Bs + Bd) / TILES);
+  const unsigned n_sm = (unsigned)ws_sm_count();
+  if (PS && n_sm == 0) return cudaErrorInvalidValue;
+  const dim3 grid = PS ? dim3(std::min(ntok * rb, n_sm)) : dim3(KS > 1 ? KS : (ntok + CL - 1) / CL * CL, rb);
   return launch_ex_cl(kernel, grid, dim3(384), SMEM, stream, pdl, CLUSTER, maps, M, sblk, dblk, out_row, y, ldy, Bs,
-                      Ss, SdA, SdB);
+                      Ss, SdA, SdB, Bd);
 }
 
 // y (M x ldy) = the Spense layer applied to x, as launch_wgsp, with 8 TPC row tiles per CTA and S ring
 // slots; TPC = 0 takes 2 where the row tiles of each kind come in sixteens and the grid is large enough
-// (ws_half_ctas_win), else 1.  cudaErrorInvalidValue where it does not apply (row tiles of each kind not in
+// (ws_half_ctas_win), else 1.  PS: the persistent form (one CTA per SM at most, walking the tiles).
+// cudaErrorInvalidValue where it does not apply (row tiles of each kind not in
 // eights, K not a multiple of 64 or above 65536, x, its rows or the weights not 16-byte aligned, no tensor
 // map): the caller falls back.  CL = 2: clusters of two CTAs on neighbouring token tiles sharing A (token
 // tiles padded to even; measured no faster: off)
-template <int S = WS_STAGES, int TPC = 0, int CL = 1>
+template <int S = WS_STAGES, int TPC = 0, int CL = 1, bool PS = false>
 inline cudaError_t launch_wgsp_ws(cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv,
                                   const __nv_bfloat16* x, int ldx, int K, int M, const int* sblk, const int* dblk,
                                   const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
                                   int SdB) {
   if constexpr (TPC == 0) {
     if (Bs % 16 == 0 && Bd % 16 == 0 && !ws_half_ctas_win(M, Bs + Bd, CL))
-      return launch_wgsp_ws<S, 2, CL>(stream, sv, sm, dv, x, ldx, K, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA,
-                                      SdB);
-    return launch_wgsp_ws<S, 1, CL>(stream, sv, sm, dv, x, ldx, K, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA,
-                                    SdB);
+      return launch_wgsp_ws<S, 2, CL, PS>(stream, sv, sm, dv, x, ldx, K, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss,
+                                          SdA, SdB);
+    return launch_wgsp_ws<S, 1, CL, PS>(stream, sv, sm, dv, x, ldx, K, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss,
+                                        SdA, SdB);
   } else {
     constexpr int TILES = 8 * TPC;
     if (!wg_fits(TILES, sv, sm, dv, x, ldx, K, M, Bs, Bd) || K / 64 > WS_MAXQ) return cudaErrorInvalidValue;
     WgMaps maps;
     if (!wgsp_maps(&maps, TILES / CL, WG_N, sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB))
       return cudaErrorInvalidValue;
-    return run_wgsp_ws<S, TPC, CL, WG_N, 1>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
+    return run_wgsp_ws<S, TPC, CL, WG_N, 1, PS>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
   }
 }
