@@ -135,8 +135,10 @@ def test_gpu_mmasp_clamped_rounds_give_the_same_bits(tmp_path):
 def test_gpu_mmasp_rt2_bound_to_256_threads_gives_the_same_bits(tmp_path):
     """SPENSE_MMASP_RT2_256 (the bf16 register kernel at RT = 2 bound to 256 threads, so built with no spills; "2"
     with every step of a round loaded too) changes the registers, not which products are added in which order: the
-    same bits as without it, over _PERSIST_RUN's cases (bf16 at RT = 2 with 4 and 8 warps, M = 1, 7, 16)"""
-    _same_bits_in_each_env(tmp_path, {"0": {}, "1": {"SPENSE_MMASP_RT2_256": "1"}, "2": {"SPENSE_MMASP_RT2_256": "2"}})
+    same bits as without it, over _PERSIST_RUN's cases (bf16 at RT = 2 with 4 and 8 warps, M = 1, 7, 16); unset
+    takes "2"."""
+    _same_bits_in_each_env(tmp_path, {"0": {"SPENSE_MMASP_RT2_256": "0"}, "1": {"SPENSE_MMASP_RT2_256": "1"},
+                                      "2": {"SPENSE_MMASP_RT2_256": "2"}, "unset": {}})
 
 
 @pytest.mark.gpu
@@ -170,11 +172,11 @@ _RT2_256 = r"spense_mmasp_kernel<2, 2, 0, 4, 1, false, 1, |spense_mmasp_kernelIL
     ("SPENSE_MMASP_XS_CLAMP", 24576, False, 1, _XS_CLAMPED, ((None, "0"), ("1", "1"))),
     ("SPENSE_MMASP_PERSIST", 32768, True, 1, _PERSISTENT, (("3", "1"), (None, "0"), ("2", "0"))),
     ("SPENSE_MMASP_PERSIST", 512, True, 1, _PERSISTENT, (("3", "0"), ("1", "1"), ("2", "1"))),
-    ("SPENSE_MMASP_RT2_256", 512, False, 2, _RT2_256, (("1", "1"), ("2", "1"), (None, "0"), ("0", "0")))])
+    ("SPENSE_MMASP_RT2_256", 512, False, 2, _RT2_256, (("1", "1"), ("2", "1"), (None, "1"), ("0", "0")))])
 def test_gpu_mmasp_launches_the_kernel_where_the_switch_says(tmp_path, switch, N, fp8, RT, kernel, cases):
     """A call at M = 16 (8 warps, RT row tiles) runs the kernel where its switch says (the cases: the switch's value,
     None unset, and "1" if that kernel ran, else "0"). SPENSE_MMASP_RT2_256 (bf16, RT = 2): "1" and "2" take the
-    kernel bound to 256 threads (MINB = 1, the seventh template argument), unset or "0" not. SPENSE_MMASP_PERSIST
+    kernel bound to 256 threads (MINB = 1, the seventh template argument), and so does unset; "0" not. SPENSE_MMASP_PERSIST
     (e4m3): "3" takes the persistent form on a grid of more than one wave of the one-block kernel (32768 rows: 2048
     CTAs), not on one of 32 (512 rows); "2" the other way round; unset never.  The clamped kernels ("1" on, "0" off,
     None unset): SPENSE_MMASP_CLAMP (on when unset) takes the register kernel with EARLY = 16 (the last template

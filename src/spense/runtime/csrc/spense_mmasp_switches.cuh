@@ -95,18 +95,19 @@ static int clamp_mode() {
   return mode;
 }
 
-// SPENSE_MMASP_RT2_256 (read once; default 0, written in the fiftieth stop, not yet timed): the bf16 register kernel
+// SPENSE_MMASP_RT2_256 (read once; default 2 since the fifty-first stop; "0" off): the bf16 register kernel
 // at RT = 2 with x's fragments and at most 8 warps (its in-order sum, M <= 16) bound to 256 threads (MINB = 1 in
 // spense_mmasp_reg.cuh), so that ptxas gives it 174-185 registers and no spills instead of 128 registers and
 // 236 / 388 bytes of spill stores a thread at NT = 1 / 2 (-Xptxas -v, sm_90a; the launch-config tables take RT = 2
 // for bf16 on 8B.gate, 8B.qkv, 32B.qkv, 32B.o and 32B.down cells at M = 4-16 on the H100).  It halves the warps a
-// SM can hold (two CTAs of 4 warps instead of four), so whether it wins is for the device to say.  "1": that
-// kernel; "2": the same with every step of a sparse round loaded (EARLY = 16, as SPENSE_MMASP_CLAMP does elsewhere;
-// 178-186 registers); the same sums in the same order either way.
+// SM can hold (two CTAs of 4 warps instead of four).  "1": that kernel; "2": the same with every step of a sparse
+// round loaded (EARLY = 16, as SPENSE_MMASP_CLAMP does elsewhere; 178-186 registers); the same sums in the same order
+// either way.  Measured on the H100 (benchmarks/results/wgsd_2026-12-06, co and cq): "2" took the RT = 2 configs
+// 1-31 % faster than "0" in 20 of 22 cells (8B and 32B shapes, M = 4-16), 3-4 % slower on 32B.down at 2x8.
 static int rt2_b256_mode() {
   static const int mode = [] {
     const char* e = getenv("SPENSE_MMASP_RT2_256");
-    return e == nullptr ? 0 : e[0] == '1' ? 1 : e[0] == '2' ? 2 : 0;
+    return e == nullptr || e[0] == '\0' ? 2 : e[0] == '0' ? 0 : e[0] == '1' ? 1 : 2;
   }();
   return mode;
 }
