@@ -9,12 +9,14 @@ the unpack is timed once, before them):
 
 * ``dense``: ``F.linear(x, W)`` on a kept bf16 weight (cuBLAS);
 * ``dense_fp8`` (fp8 rows): the FP8 dense baseline (``Fp8Linear``, kernel ``auto``);
-* ``spense``: the compacted ``SpenseLinear`` at M (``auto``: above M = 64 a transient unpack of the
-  kernel layout + ``F.linear``), no dense copy kept;
+* ``spense``: the compacted ``SpenseLinear`` at M, no dense copy kept (``auto``: above M = 64 the sparse warpgroup
+  MMA GEMM below where it applies, bf16 on sm_90, else a transient unpack of the kernel layout + ``F.linear``);
 * ``spense_e4m3`` (fp8 rows): the same under ``SPENSE_FP8_PREFILL=fp8``: the e4m3 weights unpacked
   and multiplied by the FP8 dense baseline's kernel for the shape and M;
 * ``spense_wgsp`` (bf16 rows, sm_90 builds): the same under ``SPENSE_WGSP_MIN_M=65``: the kernel layout
-  itself on sparse warpgroup MMA (``spense.runtime.wgsp``), with its relative difference to ``spense``;
+  itself on sparse warpgroup MMA (``spense.runtime.wgsp``), with its relative difference to ``spense``.  Where
+  ``spense`` takes that kernel too (the default), the two columns time the same code: their gap is the timing's
+  spread;
 * ``spense_wgsp_cl2``: the same in clusters of two CTAs sharing each weight load
   (``SPENSE_WGSP_CLUSTER=1``), with its relative difference to ``spense``;
 * ``spense_wgsp_ps1`` / ``spense_wgsp_ps2``: the same persistent (``SPENSE_WGSP_PERSIST=1`` / ``2``: CTAs of 16 /

@@ -15,7 +15,7 @@
 #pragma once
 #include <tuple>
 
-#include "spense_wgsp_ws.cuh"
+#include "spense_wgsp_ws_launch.cuh"  // spense_wgsp_ws_kernel, its maps and launchers
 #include "spense_wgsd_parts.cuh"  // SkGeo (the stream-K split) and the epilogue's helpers
 
 constexpr int WSD_STAGES = 8;  // ring slots of the decode forms (8 x 24 KB: more weight bytes in flight)
