@@ -21,6 +21,8 @@ the unpack is timed once, before them):
   (``SPENSE_WGSP_CLUSTER=1``), with its relative difference to ``spense``;
 * ``spense_wgsp_ps1`` / ``spense_wgsp_ps2``: the same persistent (``SPENSE_WGSP_PERSIST=1`` / ``2``: CTAs of 16 /
   8 row tiles walking the tiles), with whether it gives ``spense_wgsp``'s bits;
+* ``spense_wgsp_tail``: the same with its last wave split (``SPENSE_WGSP_TAIL=1``), with whether it gives
+  ``spense_wgsp``'s bits;
 * ``unpack``: the Triton unpack alone, with GB/s = (layout bytes read + ``W`` bytes written) / time
   against the copy bandwidth measured in the same run; first checked bit for bit against the tensor-op
   reference (``unpack_e4m3``: the e4m3 unpack, checked against it).  (benchmarks/results/
@@ -48,7 +50,7 @@ from spense.runtime.fp8 import Fp8Linear, quantize_weight  # noqa: E402
 from spense.runtime.linear import SpenseLinear  # noqa: E402
 from spense.runtime.mmasp import unpack_kernel_layout  # noqa: E402
 from spense.runtime.unpack import unpack_kernel_layout_triton, unpack_weight_e4m3  # noqa: E402
-from spense.runtime.wgsp import wgsp_cluster, wgsp_forward, wgsp_min_m, wgsp_persist  # noqa: E402
+from spense.runtime.wgsp import wgsp_cluster, wgsp_forward, wgsp_min_m, wgsp_persist, wgsp_tail  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -56,13 +58,13 @@ def switches(**env):
     """The read-once ``SPENSE_*`` switches ``env`` set for the block (their caches cleared in and out)."""
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    wgsp_min_m.cache_clear(), wgsp_cluster.cache_clear(), wgsp_persist.cache_clear()
+    wgsp_min_m.cache_clear(), wgsp_cluster.cache_clear(), wgsp_persist.cache_clear(), wgsp_tail.cache_clear()
     try:
         yield
     finally:
         for k, v in old.items():
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
-        wgsp_min_m.cache_clear(), wgsp_cluster.cache_clear(), wgsp_persist.cache_clear()
+        wgsp_min_m.cache_clear(), wgsp_cluster.cache_clear(), wgsp_persist.cache_clear(), wgsp_tail.cache_clear()
 
 
 def layout_bytes(kw) -> int:
@@ -116,26 +118,27 @@ def cell(sname: str, N: int, K: int, fp8: bool, ms, gen, bw: float, min_bytes: f
             plan.append(("dense_fp8", {}, [lambda q=q: q(x) for q in f8]))
             if exact8:
                 plan.append(("spense_e4m3", {"SPENSE_FP8_PREFILL": "fp8"}, spense))
-        with switches(SPENSE_WGSP_CLUSTER="0", SPENSE_WGSP_PERSIST="0"):  # the sparse warpgroup MMA GEMM
+        with switches(SPENSE_WGSP_CLUSTER="0", SPENSE_WGSP_PERSIST="0", SPENSE_WGSP_TAIL="0"):  # the wgsp GEMM
             wg = None if fp8 else wgsp_forward(kws[0], x)
         same = {}
         if wg is not None:
             sp = layers[0](x).float()  # the default path (unpack + cuBLAS)
             wgsp_diff = ((wg.float() - sp).norm() / sp.norm()).item()
             plan.append(("spense_wgsp", {"SPENSE_WGSP_MIN_M": "65", "SPENSE_WGSP_CLUSTER": "0",
-                                         "SPENSE_WGSP_PERSIST": "0"}, spense))
+                                         "SPENSE_WGSP_PERSIST": "0", "SPENSE_WGSP_TAIL": "0"}, spense))
             with switches(SPENSE_WGSP_CLUSTER="1"):
                 wc = wgsp_forward(kws[0], x)
             if wc is not None:
                 cl2_diff = ((wc.float() - sp).norm() / sp.norm()).item()
                 plan.append(("spense_wgsp_cl2", {"SPENSE_WGSP_MIN_M": "65", "SPENSE_WGSP_CLUSTER": "1"}, spense))
-            for k in ("1", "2"):
-                with switches(SPENSE_WGSP_CLUSTER="0", SPENSE_WGSP_PERSIST=k):
+            for k, env in (("ps1", {"SPENSE_WGSP_PERSIST": "1"}), ("ps2", {"SPENSE_WGSP_PERSIST": "2"}),
+                           ("tail", {"SPENSE_WGSP_TAIL": "1"})):
+                env = {"SPENSE_WGSP_CLUSTER": "0", "SPENSE_WGSP_PERSIST": "0", "SPENSE_WGSP_TAIL": "0", **env}
+                with switches(**env):
                     wp = wgsp_forward(kws[0], x)
                 if wp is not None:
                     same[k] = torch.equal(wp, wg)
-                    plan.append((f"spense_wgsp_ps{k}", {"SPENSE_WGSP_MIN_M": "65", "SPENSE_WGSP_CLUSTER": "0",
-                                                        "SPENSE_WGSP_PERSIST": k}, spense))
+                    plan.append((f"spense_wgsp_{k}", {"SPENSE_WGSP_MIN_M": "65", **env}, spense))
         res, per_round = interleaved(plan, rounds)
         base = res["dense_fp8"] if fp8 else res["dense"]
         row = {"shape": sname, "N": N, "K": K, "M": M, "dtype": "fp8" if fp8 else "bf16", "dense_ratio": 0.25,
@@ -149,8 +152,8 @@ def cell(sname: str, N: int, K: int, fp8: bool, ms, gen, bw: float, min_bytes: f
                   if "spense_wgsp" in res else {}),
                **({"speedup_wgsp_cl2_vs_dense": base / res["spense_wgsp_cl2"], "wgsp_cl2_rel_diff": cl2_diff}
                   if "spense_wgsp_cl2" in res else {}),
-               **{k2: v for k in same for k2, v in ((f"speedup_wgsp_ps{k}_vs_dense", base / res[f"spense_wgsp_ps{k}"]),
-                                                    (f"wgsp_ps{k}_same_bits", same[k]))},
+               **{k2: v for k in same for k2, v in ((f"speedup_wgsp_{k}_vs_dense", base / res[f"spense_wgsp_{k}"]),
+                                                    (f"wgsp_{k}_same_bits", same[k]))},
                "dense_tflops": 2 * M * N * K / res["dense"] / 1e9, "rounds_ms": per_round}
         rows.append(row)
         print(f"{sname} {row['dtype']} M={M}: dense {res['dense']:.3f} ms, spense {res['spense']:.3f} ms "
@@ -160,8 +163,8 @@ def cell(sname: str, N: int, K: int, fp8: bool, ms, gen, bw: float, min_bytes: f
                  f"{row['wgsp_rel_diff']:.1e})" if "spense_wgsp" in res else "")
               + (f", wgsp_cl2 {res['spense_wgsp_cl2']:.3f} ms ({row['speedup_wgsp_cl2_vs_dense']:.2f}x, rel diff "
                  f"{row['wgsp_cl2_rel_diff']:.1e})" if "spense_wgsp_cl2" in res else "")
-              + "".join(f", wgsp_ps{k} {res[f'spense_wgsp_ps{k}']:.3f} ms "
-                        f"({row[f'speedup_wgsp_ps{k}_vs_dense']:.2f}x, same bits {same[k]})" for k in same),
+              + "".join(f", wgsp_{k} {res[f'spense_wgsp_{k}']:.3f} ms "
+                        f"({row[f'speedup_wgsp_{k}_vs_dense']:.2f}x, same bits {same[k]})" for k in same),
               flush=True)
     return rows
 
@@ -170,7 +173,7 @@ def write_md(rows, path, meta):
     head = ["shape", "dtype", "M", "dense ms", "FP8 dense ms", "Spense ms", "Spense vs dense", "unpack ms (GB/s)",
             "exact", "Spense e4m3 prefill ms (vs dense)", "e4m3 unpack ms (GB/s)", "Spense wgsp ms (vs dense)",
             "wgsp clusters of 2 ms (vs dense)", "wgsp persistent ms (vs dense)",
-            "persistent, CTAs of 8 ms (vs dense)"]
+            "persistent, CTAs of 8 ms (vs dense)", "wgsp, last wave split ms (vs dense)"]
     lines = [f"# Prefill, compacted Spense layers vs dense ({meta['device']}, {meta['date']}, commit "
              f"{meta['commit']})", "", f"`{meta['cmd']}`; copy bandwidth {meta['copy_gbps']:.0f} GB/s.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -183,9 +186,9 @@ def write_md(rows, path, meta):
                  f"{r['spense_wgsp_ms']:.3f} ({r['speedup_wgsp_vs_dense']:.2f}×)" if "spense_wgsp_ms" in r else "–",
                  f"{r['spense_wgsp_cl2_ms']:.3f} ({r['speedup_wgsp_cl2_vs_dense']:.2f}×)"
                  if "spense_wgsp_cl2_ms" in r else "–"]
-        cells += [f"{r[f'spense_wgsp_ps{k}_ms']:.3f} ({r[f'speedup_wgsp_ps{k}_vs_dense']:.2f}×"
-                  + ("" if r[f"wgsp_ps{k}_same_bits"] else ", other bits") + ")"
-                  if f"spense_wgsp_ps{k}_ms" in r else "–" for k in ("1", "2")]
+        cells += [f"{r[f'spense_wgsp_{k}_ms']:.3f} ({r[f'speedup_wgsp_{k}_vs_dense']:.2f}×"
+                  + ("" if r[f"wgsp_{k}_same_bits"] else ", other bits") + ")"
+                  if f"spense_wgsp_{k}_ms" in r else "–" for k in ("ps1", "ps2", "tail")]
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")

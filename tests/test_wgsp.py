@@ -45,13 +45,14 @@ def test_wgsp_min_m_switch(min_m, monkeypatch):
 
 @pytest.fixture
 def env_switch(monkeypatch, request):
-    """Sets one of the read-once switches SPENSE_WGSP_CLUSTER / SPENSE_WGSP_PERSIST / SPENSE_WGSD_MIN_M(_LARGE) /
+    """Sets one of the read-once switches SPENSE_WGSP_CLUSTER / SPENSE_WGSP_PERSIST / SPENSE_WGSP_TAIL /
+    SPENSE_WGSD_MIN_M(_LARGE) /
     SPENSE_WGSD_SK /
     SPENSE_WGSD_EXP / SPENSE_WGSD_F16_MAX_M / SPENSE_WGSD_SK_SPLIT / SPENSE_WGSD_CLUSTER_MAX_K /
     SPENSE_WGSD_CL_PDL for one test
     (test_wgsp_stream_k shares it)."""
     fns = {"SPENSE_WGSP_CLUSTER": wgsp.wgsp_cluster, "SPENSE_WGSP_PERSIST": wgsp.wgsp_persist,
-           "SPENSE_WGSD_MIN_M": wgsp.wgsd_min_m,
+           "SPENSE_WGSP_TAIL": wgsp.wgsp_tail, "SPENSE_WGSD_MIN_M": wgsp.wgsd_min_m,
            "SPENSE_WGSD_MIN_M_LARGE": wgsp.wgsd_min_m_large, "SPENSE_WGSD_SK": wgsp.wgsd_stream_k,
            "SPENSE_WGSD_EXP": wgsp.wgsd_exp, "SPENSE_WGSD_SK_MIN_NK": wgsp.wgsd_sk_min_nk,
            "SPENSE_WGSD_F16_MAX_M": wgsp.wgsd_f16_max_m, "SPENSE_WGSD_SK_SPLIT": wgsp.wgsd_sk_split,
@@ -68,23 +69,24 @@ def env_switch(monkeypatch, request):
 
 
 def test_cluster_and_decode_form_switches(env_switch):
-    """The cluster and the persistent prefill are off by default, the decode form serves M = 17..64 (large layers from M = 9)
-    and picks stream-K by the layer (2), with the stream-K epilogue measured fastest in the engine and x in f16
-    for e4m3 with the split blocks' count by one acq_rel atomic, launched dependent, each ring slot drained before
-    the next slot's A is read on tiles of 32 tokens (104449);
-    the cluster form launched dependent too; SPENSE_WGSP_CLUSTER and SPENSE_WGSD_CL_PDL take 0 or 1, SPENSE_WGSD_SK
-    and SPENSE_WGSP_PERSIST 0..2,
-    SPENSE_WGSD_MIN_M(_LARGE) 0..64 (the decode form's 64 tokens per work block), SPENSE_WGSD_EXP 0..131071 and
+    """The cluster, the persistent and the tail-split prefill are off by default, the decode form serves M = 17..64
+    (large layers from M = 9) and picks stream-K by the layer (2), with the stream-K epilogue measured fastest in the
+    engine and x in f16 for e4m3 with the split blocks' count by one acq_rel atomic, launched dependent, each ring slot
+    drained before the next slot's A is read on tiles of 32 tokens (104449); the cluster form launched dependent too;
+    SPENSE_WGSP_CLUSTER, SPENSE_WGSP_TAIL and SPENSE_WGSD_CL_PDL take 0 or 1, SPENSE_WGSD_SK and SPENSE_WGSP_PERSIST
+    0..2, SPENSE_WGSD_MIN_M(_LARGE) 0..64 (the decode form's 64 tokens per work block), SPENSE_WGSD_EXP 0..131071 and
     SPENSE_WGSD_SK_MIN_NK >= 1; anything else is refused in one line."""
-    names = ("SPENSE_WGSP_CLUSTER", "SPENSE_WGSP_PERSIST", "SPENSE_WGSD_MIN_M", "SPENSE_WGSD_MIN_M_LARGE", "SPENSE_WGSD_SK",
-             "SPENSE_WGSD_EXP", "SPENSE_WGSD_SK_MIN_NK", "SPENSE_WGSD_CL_PDL")
+    names = ("SPENSE_WGSP_CLUSTER", "SPENSE_WGSP_PERSIST", "SPENSE_WGSP_TAIL", "SPENSE_WGSD_MIN_M",
+             "SPENSE_WGSD_MIN_M_LARGE", "SPENSE_WGSD_SK", "SPENSE_WGSD_EXP", "SPENSE_WGSD_SK_MIN_NK",
+             "SPENSE_WGSD_CL_PDL")
     for name in names:
         env_switch(name, None)
     assert wgsp.wgsp_cluster() is False and wgsp.wgsd_min_m() == 17 and wgsp.wgsd_stream_k() == 2
     assert wgsp.wgsd_exp() == 104449 and wgsp.wgsd_min_m_large() == 9 and wgsp.wgsd_sk_min_nk() == wgsp.SK_MIN_NK
-    assert wgsp.wgsd_cl_pdl() is True and wgsp.wgsp_persist() == 0
+    assert wgsp.wgsd_cl_pdl() is True and wgsp.wgsp_persist() == 0 and wgsp.wgsp_tail() is False
     env_switch("SPENSE_WGSP_PERSIST", "2")
-    assert wgsp.wgsp_persist() == 2
+    env_switch("SPENSE_WGSP_TAIL", "1")
+    assert wgsp.wgsp_persist() == 2 and wgsp.wgsp_tail() is True
     env_switch("SPENSE_WGSD_CL_PDL", "0")
     assert wgsp.wgsd_cl_pdl() is False
     env_switch("SPENSE_WGSD_EXP", "7")
@@ -96,8 +98,10 @@ def test_cluster_and_decode_form_switches(env_switch):
     fns = {"SPENSE_WGSP_CLUSTER": wgsp.wgsp_cluster, "SPENSE_WGSD_MIN_M": wgsp.wgsd_min_m,
            "SPENSE_WGSD_MIN_M_LARGE": wgsp.wgsd_min_m_large, "SPENSE_WGSD_SK": wgsp.wgsd_stream_k,
            "SPENSE_WGSD_EXP": wgsp.wgsd_exp, "SPENSE_WGSD_SK_MIN_NK": wgsp.wgsd_sk_min_nk,
-           "SPENSE_WGSD_CL_PDL": wgsp.wgsd_cl_pdl, "SPENSE_WGSP_PERSIST": wgsp.wgsp_persist}
-    for name, bad in (("SPENSE_WGSP_CLUSTER", "2"), ("SPENSE_WGSP_PERSIST", "3"), ("SPENSE_WGSD_MIN_M", "65"), ("SPENSE_WGSD_MIN_M", "x"),
+           "SPENSE_WGSD_CL_PDL": wgsp.wgsd_cl_pdl, "SPENSE_WGSP_PERSIST": wgsp.wgsp_persist,
+           "SPENSE_WGSP_TAIL": wgsp.wgsp_tail}
+    for name, bad in (("SPENSE_WGSP_CLUSTER", "2"), ("SPENSE_WGSP_PERSIST", "3"), ("SPENSE_WGSP_TAIL", "2"),
+                      ("SPENSE_WGSD_MIN_M", "65"), ("SPENSE_WGSD_MIN_M", "x"),
                       ("SPENSE_WGSD_MIN_M_LARGE", "-1"), ("SPENSE_WGSD_SK", "3"), ("SPENSE_WGSD_EXP", "131072"),
                       ("SPENSE_WGSD_SK_MIN_NK", "0"), ("SPENSE_WGSD_CL_PDL", "2")):
         env_switch(name, bad)
@@ -296,3 +300,27 @@ def test_gpu_wgsp_persistent_prefill_gives_the_plain_forms_bits(env_switch, kind
         assert torch.equal(walked, plain), (kind, persist, M)
         ref = x.double() @ wref.T
         assert ((walked.double() - ref).norm() / ref.norm()).item() <= 1e-2, (kind, persist, M)
+
+
+@pytest.mark.gpu
+@sm90
+def test_gpu_wgsp_tail_split_gives_the_plain_forms_bits(env_switch):
+    """The tail split (SPENSE_WGSP_TAIL=1) gives the plain form's bits: at M = 5100 a 1024-row layer of 2:4 rows is
+    40 token tiles x 4 row blocks = 160 CTAs of 16 row tiles, 1.2 waves of 132 SMs, so its last row block goes to a
+    second launch of 80 CTAs of 8 (two launches on a GPU of 132 SMs); at M = 300 (12 CTAs) it is not split."""
+    from torch.profiler import ProfilerActivity, profile
+
+    m, wref, gen = compacted("blocks", 14)
+    for M, split in ((300, False), (5100, torch.cuda.get_device_properties(0).multi_processor_count == 132)):
+        x = torch.randn(M, m.in_features, generator=gen).to("cuda", torch.bfloat16)
+        env_switch("SPENSE_WGSP_TAIL", "0")
+        plain = wgsp.wgsp_forward(m._kernel, x)
+        env_switch("SPENSE_WGSP_TAIL", "1")
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            tail = wgsp.wgsp_forward(m._kernel, x)
+            torch.cuda.synchronize()
+        launches = sum(e.count for e in prof.key_averages() if "spense_wgsp_ws_kernel" in e.key)
+        assert plain is not None and tail is not None and torch.equal(tail, plain), M
+        assert launches == (2 if split else 1), (M, launches)
+        ref = x.double() @ wref.T
+        assert ((tail.double() - ref).norm() / ref.norm()).item() <= 1e-2, M

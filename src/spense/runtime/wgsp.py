@@ -15,7 +15,8 @@ before.  FP8 (e4m3) weights take the stream-K decode form only (below).
 Two more forms: ``SPENSE_WGSP_CLUSTER=1`` (off by default) runs prefill in clusters of two CTAs on
 neighbouring token tiles, each loading half of every weight box and multicasting it to both (measured:
 0.94-1.0x of the plain form, benchmarks/results/wgsd_2026-12-01); ``SPENSE_WGSP_PERSIST=1`` (off by
-default) runs it persistent (:func:`wgsp_persist`); ``SPENSE_WGSD_MIN_M=m`` (1..64,
+default) runs it persistent (:func:`wgsp_persist`), ``SPENSE_WGSP_TAIL=1`` (off by default) splits its last wave
+(:func:`wgsp_tail`); ``SPENSE_WGSD_MIN_M=m`` (1..64,
 default 17) sends compacted layers at M = m..64 through a decode form (up to 64 tokens and 8 row tiles
 per work block, csrc/spense_wgsd.cuh) instead of the mma.sp decode kernel, whose M = 32-64 reloads x
 per MMA; layers of at least ``LARGE_NK`` weights from ``SPENSE_WGSD_MIN_M_LARGE`` tokens (default 9).
@@ -67,6 +68,16 @@ def wgsp_persist() -> int:
     last wave of a layer such as 32B.down, 320 tiles of 16 on 132 SMs, is fuller).  Ignored in clusters of two
     (:func:`wgsp_cluster`)."""
     return _env_int("SPENSE_WGSP_PERSIST", 0, 0, 2)
+
+
+@functools.lru_cache(maxsize=None)
+def wgsp_tail() -> bool:
+    """Whether prefill splits a layer's last wave (``SPENSE_WGSP_TAIL``, 0 or 1, read once; default 0): where a
+    layer of 2:4 rows only fills whole waves of the SMs with CTAs of 16 row tiles but for a last, part-filled one,
+    its last row blocks go to a second launch of CTAs of 8 row tiles, which fill that wave twice as densely
+    (csrc/spense_wgsp_ws_launch.cuh ``ws_tail_rows``; 32B.down at M = 2048: 2.42 waves of 132 SMs become 1.94 + one
+    of the smaller CTAs).  The same sums in the same order.  Below :func:`wgsp_cluster` and :func:`wgsp_persist`."""
+    return _env_int("SPENSE_WGSP_TAIL", 0, 0, 1) == 1
 
 
 @functools.lru_cache(maxsize=None)
@@ -358,7 +369,7 @@ def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False
     (:func:`wgsp_applies`, an extension built for another arch than sm_90a, or the kernel's own refusal).
     ``decode``: the decode form (M <= 64; stream-K or K split over clusters as ``stream_k`` says, default
     as :func:`wgsd_stream_k` says); else the prefill form (in clusters of two under :func:`wgsp_cluster`,
-    persistent under :func:`wgsp_persist`).
+    persistent under :func:`wgsp_persist`, its last wave split under :func:`wgsp_tail`).
     FP8 weights: the stream-K decode form only (None for the others); where :func:`wgsd_f16_x` holds, bf16 x
     is made its f16 operand here (one more launch), or ``x2`` is that operand already.  Stream-K only: ``split``
     its grid as :func:`wgsd_sk_ctas` takes it (None: :func:`wgsd_sk_split`); ``trace`` an int64 tensor of at
@@ -377,7 +388,7 @@ def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False
     elif kw.fp8:  # stream-K with no workspace yet: the caller's other kernel
         return None
     else:  # the prefill forms, the cluster decode form, or stream-K with no workspace yet
-        prefill = 1 if wgsp_cluster() else (0, 4, 5)[wgsp_persist()]
+        prefill = 1 if wgsp_cluster() else (6 if wgsp_tail() else 0, 4, 5)[wgsp_persist()]
         form, ws, cnt = (2 if decode else prefill), _EMPTY_F, _EMPTY_I
     if form == 3 and x2.dtype == torch.bfloat16 and wgsd_f16_x(kw, x2.shape[0]):
         x2 = f16_operand(x2)

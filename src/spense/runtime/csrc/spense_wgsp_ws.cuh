@@ -153,12 +153,13 @@ __device__ __forceinline__ void tma_prefetch_maps(const WgMaps& maps, bool vm, b
 // PS: persistent (the plain prefill form only): a grid of at most one CTA per SM walks the tiles (token tiles
 // fastest, as the plain grid's x), the ring's slots and phases running on from tile to tile, so that the producer
 // loads a tile's first steps while the consumers store the one before, and no CTA is launched, set up or filled
-// per tile.  The consumers free a tile's last slot before their stores.
+// per tile.  The consumers free a tile's last slot before their stores.  tb: the first row tile of the launch (the
+// tail split's second launch, launch_wgsp_ws; else 0).
 template <int S, int TPC, int CL = 1, int NT = WG_N, int KS = 1, bool PS = false>  // + tokens per CTA, K split
 __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
     const __grid_constant__ WgMaps maps, int M, const int* __restrict__ sblk, const int* __restrict__ dblk,
     const int* __restrict__ out_row, __nv_bfloat16* __restrict__ y, int ldy, int Bs, int Ss, int SdA, int SdB,
-    int Bd) {
+    int Bd, int tb) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)  // wgmma, TMA and setmaxnreg: sm_90a only (an empty kernel elsewhere)
   static_assert(CL == 1 || CL == 2, "clusters of one or two CTAs");
   static_assert(KS == 1 || (CL == 1 && NT == 64 && TPC * NT / 2 * 256 * 4 <= S * ws_slot(TPC, NT)), "K split");
@@ -179,7 +180,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
   bool sp_rows = false;
   const int* cols = cols_s;
   auto geo = [&](int w) {
-    tile0 = PS ? TILES * (w / ntok) : TILES * blockIdx.y;
+    tile0 = PS ? TILES * (w / ntok) : tb + TILES * blockIdx.y;
     tok0 = PS ? (w % ntok) * NT : KS == 1 ? blockIdx.x * NT : 0;
     sp_rows = tile0 < Bs;
     nsp = sp_rows ? Ss : 0, nde = sp_rows ? SdA : SdB, ns = nsp, nl = nsp + nde;

@@ -87,22 +87,44 @@ inline bool ws_half_ctas_win(int M, int tiles, int cl) {
 
 // launches spense_wgsp_ws_kernel<S, TPC, CL, NT, KS> on maps built by wgsp_maps (boxes of 8 TPC / CL row tiles
 // and NT tokens); a cluster launch where CL or KS > 1; pdl: launched dependent (programmatic stream
-// serialization; the kernel never triggers early, so the one after it launches at its exit)
+// serialization; the kernel never triggers early, so the one after it launches at its exit); tb, nrt: the row
+// tiles [tb, tb + nrt) only (nrt < 0: all from tb; not in the persistent form)
 template <int S, int TPC, int CL, int NT, int KS, bool PS = false>
 inline cudaError_t run_wgsp_ws(cudaStream_t stream, const WgMaps& maps, int M, const int* sblk, const int* dblk,
                                const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
-                               int SdB, bool pdl = false) {
+                               int SdB, bool pdl = false, int tb = 0, int nrt = -1) {
   constexpr int TILES = 8 * TPC, SMEM = ws_smem(S, TPC, NT, PS), CLUSTER = CL * KS;
   auto kernel = spense_wgsp_ws_kernel<S, TPC, CL, NT, KS, PS>;
   static unsigned set_on = 0;  // the devices (below 32) this instantiation's shared-memory limit was raised on
   const cudaError_t e = wg_smem_limit(kernel, SMEM, set_on);
   if (e != cudaSuccess) return e;
-  const unsigned ntok = (unsigned)((M + NT - 1) / NT), rb = (unsigned)((Bs + Bd) / TILES);
+  const unsigned ntok = (unsigned)((M + NT - 1) / NT), rb = (unsigned)((nrt < 0 ? Bs + Bd - tb : nrt) / TILES);
   const unsigned n_sm = (unsigned)ws_sm_count();
   if (PS && n_sm == 0) return cudaErrorInvalidValue;
   const dim3 grid = PS ? dim3(std::min(ntok * rb, n_sm)) : dim3(KS > 1 ? KS : (ntok + CL - 1) / CL * CL, rb);
   return launch_ex_cl(kernel, grid, dim3(384), SMEM, stream, pdl, CLUSTER, maps, M, sblk, dblk, out_row, y, ldy, Bs,
-                      Ss, SdA, SdB, Bd);
+                      Ss, SdA, SdB, Bd, PS ? 0 : tb);
+}
+
+// The tail split (launch_wgsp_ws's TAIL, SPENSE_WGSP_TAIL): where a layer of sparse rows only (Bd = 0) fills whole
+// waves of the SMs with CTAs of 16 row tiles but for a last, part-filled one, its last row blocks go to a second
+// launch of CTAs of 8 row tiles, which take about 0.63 of the time (ws_half_ctas_win) and so fill that wave twice
+// as densely: 32B.down at M = 2048 is 320 CTAs of 16 on 132 SMs, 2.42 waves; its last 4 row blocks as 128 CTAs
+// of 8 make it 256 + 128.  The number of row tiles the second launch takes (a multiple of 16; 0: no split).
+inline int ws_tail_rows(int M, int Bs, int Bd) {
+  const long n_sm = ws_sm_count();
+  if (n_sm == 0 || Bd != 0 || Bs % 16 != 0) return 0;
+  const long ntok = (M + WG_N - 1) / WG_N, n = ntok * (Bs / 16), rem = n % n_sm;
+  if (n < n_sm || rem == 0) return 0;
+  const long tr = (rem + ntok - 1) / ntok;  // the row blocks of 16 that hold the last wave's CTAs
+  const long waves8 = (2 * tr * ntok + n_sm - 1) / n_sm;  // ... in waves of CTAs of 8
+  return tr < Bs / 16 && 63 * waves8 < 100 ? (int)(16 * tr) : 0;
+}
+// the maps of a launch of CTAs of `tiles` row tiles (wg_fits, K's steps, wgsp_maps); false where it does not apply
+inline bool ws_launch_maps(WgMaps* maps, int tiles, int cl, const uint4* sv, const uint32_t* sm, const uint4* dv,
+                           const __nv_bfloat16* x, int ldx, int K, int M, int Bs, int Bd, int Ss, int SdA, int SdB) {
+  return wg_fits(tiles, sv, sm, dv, x, ldx, K, M, Bs, Bd) && K / 64 <= WS_MAXQ &&
+         wgsp_maps(maps, tiles / cl, WG_N, sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB);
 }
 
 // y (M x ldy) = the Spense layer applied to x, as launch_wgsp, with 8 TPC row tiles per CTA and S ring
@@ -111,23 +133,33 @@ inline cudaError_t run_wgsp_ws(cudaStream_t stream, const WgMaps& maps, int M, c
 // eights, K not a multiple of 64 or above 65536, x, its rows or the weights not 16-byte aligned, no tensor
 // map): the caller falls back.  CL = 2: clusters of two CTAs on neighbouring token tiles sharing A (token
 // tiles padded to even; measured no faster: off).  PS: the persistent form (at most one CTA per SM, walking the
-// tiles; measured slower: off, docs/runtime.md section 11)
-template <int S = WS_STAGES, int TPC = 0, int CL = 1, bool PS = false>
+// tiles; measured slower: off, docs/runtime.md section 11).  TAIL (with TPC = 0): the tail split (ws_tail_rows)
+template <int S = WS_STAGES, int TPC = 0, int CL = 1, bool PS = false, bool TAIL = false>
 inline cudaError_t launch_wgsp_ws(cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv,
                                   const __nv_bfloat16* x, int ldx, int K, int M, const int* sblk, const int* dblk,
                                   const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
                                   int SdB) {
   if constexpr (TPC == 0) {
+    if constexpr (TAIL && CL == 1 && !PS) {
+      const int tail = ws_tail_rows(M, Bs, Bd);
+      WgMaps m16, m8;
+      if (tail > 0 && ws_launch_maps(&m16, 16, 1, sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB) &&
+          ws_launch_maps(&m8, 8, 1, sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB)) {
+        const cudaError_t e = run_wgsp_ws<S, 2, 1, WG_N, 1>(stream, m16, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss,
+                                                            SdA, SdB, false, 0, Bs - tail);
+        if (e != cudaSuccess) return e;
+        return run_wgsp_ws<S, 1, 1, WG_N, 1>(stream, m8, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB, false,
+                                             Bs - tail, tail);
+      }
+    }
     if (Bs % 16 == 0 && Bd % 16 == 0 && !ws_half_ctas_win(M, Bs + Bd, CL))
       return launch_wgsp_ws<S, 2, CL, PS>(stream, sv, sm, dv, x, ldx, K, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss,
                                           SdA, SdB);
     return launch_wgsp_ws<S, 1, CL, PS>(stream, sv, sm, dv, x, ldx, K, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss,
                                         SdA, SdB);
   } else {
-    constexpr int TILES = 8 * TPC;
-    if (!wg_fits(TILES, sv, sm, dv, x, ldx, K, M, Bs, Bd) || K / 64 > WS_MAXQ) return cudaErrorInvalidValue;
     WgMaps maps;
-    if (!wgsp_maps(&maps, TILES / CL, WG_N, sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB))
+    if (!ws_launch_maps(&maps, 8 * TPC, CL, sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB))
       return cudaErrorInvalidValue;
     return run_wgsp_ws<S, TPC, CL, WG_N, 1, PS>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
   }
