@@ -14,15 +14,15 @@ the unpack is timed once, before them):
 * ``spense_e4m3`` (fp8 rows): the same under ``SPENSE_FP8_PREFILL=fp8``: the e4m3 weights unpacked
   and multiplied by the FP8 dense baseline's kernel for the shape and M;
 * ``spense_wgsp`` (bf16 rows, sm_90 builds): the same under ``SPENSE_WGSP_MIN_M=65``: the kernel layout
-  itself on sparse warpgroup MMA (``spense.runtime.wgsp``), with its relative difference to ``spense``.  Where
-  ``spense`` takes that kernel too (the default), the two columns time the same code: their gap is the timing's
-  spread;
+  itself on sparse warpgroup MMA (``spense.runtime.wgsp``) in its plain form (no tail split), with its relative
+  difference to ``spense``.  Where ``spense`` takes that same code (bf16 on sm_90 where the tail split does not
+  split), the gap between the two columns is the timing's spread;
 * ``spense_wgsp_cl2``: the same in clusters of two CTAs sharing each weight load
   (``SPENSE_WGSP_CLUSTER=1``), with its relative difference to ``spense``;
 * ``spense_wgsp_ps1`` / ``spense_wgsp_ps2``: the same persistent (``SPENSE_WGSP_PERSIST=1`` / ``2``: CTAs of 16 /
   8 row tiles walking the tiles), with whether it gives ``spense_wgsp``'s bits;
-* ``spense_wgsp_tail``: the same with its last wave split (``SPENSE_WGSP_TAIL=1``), with whether it gives
-  ``spense_wgsp``'s bits;
+* ``spense_wgsp_tail``: the same with its last wave split (``SPENSE_WGSP_TAIL=1``, the default), with whether it
+  gives ``spense_wgsp``'s bits;
 * ``unpack``: the Triton unpack alone, with GB/s = (layout bytes read + ``W`` bytes written) / time
   against the copy bandwidth measured in the same run; first checked bit for bit against the tensor-op
   reference (``unpack_e4m3``: the e4m3 unpack, checked against it).  (benchmarks/results/

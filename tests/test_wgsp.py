@@ -69,7 +69,7 @@ def env_switch(monkeypatch, request):
 
 
 def test_cluster_and_decode_form_switches(env_switch):
-    """The cluster, the persistent and the tail-split prefill are off by default, the decode form serves M = 17..64
+    """The cluster and the persistent prefill are off by default, the tail split on, the decode form serves M = 17..64
     (large layers from M = 9) and picks stream-K by the layer (2), with the stream-K epilogue measured fastest in the
     engine and x in f16 for e4m3 with the split blocks' count by one acq_rel atomic, launched dependent, each ring slot
     drained before the next slot's A is read on tiles of 32 tokens (104449); the cluster form launched dependent too;
@@ -83,10 +83,10 @@ def test_cluster_and_decode_form_switches(env_switch):
         env_switch(name, None)
     assert wgsp.wgsp_cluster() is False and wgsp.wgsd_min_m() == 17 and wgsp.wgsd_stream_k() == 2
     assert wgsp.wgsd_exp() == 104449 and wgsp.wgsd_min_m_large() == 9 and wgsp.wgsd_sk_min_nk() == wgsp.SK_MIN_NK
-    assert wgsp.wgsd_cl_pdl() is True and wgsp.wgsp_persist() == 0 and wgsp.wgsp_tail() is False
+    assert wgsp.wgsd_cl_pdl() is True and wgsp.wgsp_persist() == 0 and wgsp.wgsp_tail() is True
     env_switch("SPENSE_WGSP_PERSIST", "2")
-    env_switch("SPENSE_WGSP_TAIL", "1")
-    assert wgsp.wgsp_persist() == 2 and wgsp.wgsp_tail() is True
+    env_switch("SPENSE_WGSP_TAIL", "0")
+    assert wgsp.wgsp_persist() == 2 and wgsp.wgsp_tail() is False
     env_switch("SPENSE_WGSD_CL_PDL", "0")
     assert wgsp.wgsd_cl_pdl() is False
     env_switch("SPENSE_WGSD_EXP", "7")

@@ -15,8 +15,8 @@ before.  FP8 (e4m3) weights take the stream-K decode form only (below).
 Two more forms: ``SPENSE_WGSP_CLUSTER=1`` (off by default) runs prefill in clusters of two CTAs on
 neighbouring token tiles, each loading half of every weight box and multicasting it to both (measured:
 0.94-1.0x of the plain form, benchmarks/results/wgsd_2026-12-01); ``SPENSE_WGSP_PERSIST=1`` (off by
-default) runs it persistent (:func:`wgsp_persist`), ``SPENSE_WGSP_TAIL=1`` (off by default) splits its last wave
-(:func:`wgsp_tail`); ``SPENSE_WGSD_MIN_M=m`` (1..64,
+default) runs it persistent (:func:`wgsp_persist`, measured slower), ``SPENSE_WGSP_TAIL`` (on by default) splits
+its last wave (:func:`wgsp_tail`); ``SPENSE_WGSD_MIN_M=m`` (1..64,
 default 17) sends compacted layers at M = m..64 through a decode form (up to 64 tokens and 8 row tiles
 per work block, csrc/spense_wgsd.cuh) instead of the mma.sp decode kernel, whose M = 32-64 reloads x
 per MMA; layers of at least ``LARGE_NK`` weights from ``SPENSE_WGSD_MIN_M_LARGE`` tokens (default 9).
@@ -64,20 +64,24 @@ def wgsp_cluster() -> bool:
 def wgsp_persist() -> int:
     """Whether prefill runs persistent (``SPENSE_WGSP_PERSIST``, read once; default 0): 1 a grid of at most one
     CTA per SM that walks the tiles, loading a tile's first K steps while storing the one before, on the plain
-    form's CTAs (16 row tiles where the grid is large); 2 the same on CTAs of 8 row tiles (more tiles, so the
-    last wave of a layer such as 32B.down, 320 tiles of 16 on 132 SMs, is fuller).  Ignored in clusters of two
-    (:func:`wgsp_cluster`)."""
+    form's CTAs (16 row tiles where the grid is large); 2 the same on CTAs of 8 row tiles.  The same bits, but
+    slower on the H100 at M = 512 / 2048 (benchmarks/results/wgsd_2026-12-06, cp, cs and ct): 1 at 0.88-1.00x of
+    the plain form (ptxas serializes its wgmmas for want of registers, C7512, once the stores sit in the tile loop),
+    2 at 0.72-1.00x.  Ignored in clusters of two (:func:`wgsp_cluster`)."""
     return _env_int("SPENSE_WGSP_PERSIST", 0, 0, 2)
 
 
 @functools.lru_cache(maxsize=None)
 def wgsp_tail() -> bool:
-    """Whether prefill splits a layer's last wave (``SPENSE_WGSP_TAIL``, 0 or 1, read once; default 0): where a
+    """Whether prefill splits a layer's last wave (``SPENSE_WGSP_TAIL``, 0 or 1, read once; default 1): where a
     layer of 2:4 rows only fills whole waves of the SMs with CTAs of 16 row tiles but for a last, part-filled one,
     its last row blocks go to a second launch of CTAs of 8 row tiles, which fill that wave twice as densely
     (csrc/spense_wgsp_ws_launch.cuh ``ws_tail_rows``; 32B.down at M = 2048: 2.42 waves of 132 SMs become 1.94 + one
-    of the smaller CTAs).  The same sums in the same order.  Below :func:`wgsp_cluster` and :func:`wgsp_persist`."""
-    return _env_int("SPENSE_WGSP_TAIL", 0, 0, 1) == 1
+    of the smaller CTAs).  The same sums in the same order.  On the H100 (benchmarks/results/wgsd_2026-12-06, cs
+    and ct) it took 32B.down at M = 2048 from 0.709-0.712 to 0.628-0.634 ms (1.17-1.18x over cuBLAS instead of
+    1.04-1.05x), 32B.gate_up 1.04-1.06x faster, 32B.o (2048) 1.08x and 32B.qkv (512) 1.16x; where it does not
+    split, the same kernel.  Below :func:`wgsp_cluster` and :func:`wgsp_persist`."""
+    return _env_int("SPENSE_WGSP_TAIL", 1, 0, 1) == 1
 
 
 @functools.lru_cache(maxsize=None)

@@ -23,7 +23,7 @@
 // operands, last MMAs and exit, 4 a CTA, for timelines; all five unused by the other forms but variant's bit 32768,
 // which launches form 2 dependent too); 4: form 0 persistent (at most one CTA per SM, walking the tiles); 5: the
 // same on CTAs of 8 row tiles; 6: form 0 with the tail split (ws_tail_rows: a layer's last row blocks on CTAs of 8
-// row tiles where that fills its last wave).  e4m3 weights (sv as
+// row tiles where that fills its last wave; the default prefill form, spense.runtime.wgsp.wgsp_tail).  e4m3 weights (sv as
 // uint8: the FP8 layout) take form 3 only, with wscale their float32 per-output-row scales (else unused), and x
 // may then be f16 (x * 2^-8: variant bit 2048, set here from x's dtype; in slots of two K steps only, else an
 // error).

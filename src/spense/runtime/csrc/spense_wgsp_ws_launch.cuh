@@ -106,11 +106,12 @@ inline cudaError_t run_wgsp_ws(cudaStream_t stream, const WgMaps& maps, int M, c
                       Ss, SdA, SdB, Bd, PS ? 0 : tb);
 }
 
-// The tail split (launch_wgsp_ws's TAIL, SPENSE_WGSP_TAIL): where a layer of sparse rows only (Bd = 0) fills whole
-// waves of the SMs with CTAs of 16 row tiles but for a last, part-filled one, its last row blocks go to a second
-// launch of CTAs of 8 row tiles, which take about 0.63 of the time (ws_half_ctas_win) and so fill that wave twice
-// as densely: 32B.down at M = 2048 is 320 CTAs of 16 on 132 SMs, 2.42 waves; its last 4 row blocks as 128 CTAs
-// of 8 make it 256 + 128.  The number of row tiles the second launch takes (a multiple of 16; 0: no split).
+// The tail split (launch_wgsp_ws's TAIL; SPENSE_WGSP_TAIL, on by default, measured: spense.runtime.wgsp.wgsp_tail):
+// where a layer of sparse rows only (Bd = 0) fills whole waves of the SMs with CTAs of 16 row tiles but for a last,
+// part-filled one, its last row blocks go to a second launch of CTAs of 8 row tiles, which take about 0.63 of the
+// time (ws_half_ctas_win) and so fill that wave twice as densely: 32B.down at M = 2048 is 320 CTAs of 16 on 132 SMs,
+// 2.42 waves; its last 4 row blocks as 128 CTAs of 8 make it 256 + 128.  The number of row tiles the second launch
+// takes (a multiple of 16; 0: no split).
 inline int ws_tail_rows(int M, int Bs, int Bd) {
   const long n_sm = ws_sm_count();
   if (n_sm == 0 || Bd != 0 || Bs % 16 != 0) return 0;
