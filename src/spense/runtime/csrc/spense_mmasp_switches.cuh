@@ -102,8 +102,9 @@ static int clamp_mode() {
 // for bf16 on 8B.gate, 8B.qkv, 32B.qkv, 32B.o and 32B.down cells at M = 4-16 on the H100).  It halves the warps a
 // SM can hold (two CTAs of 4 warps instead of four).  "1": that kernel; "2": the same with every step of a sparse
 // round loaded (EARLY = 16, as SPENSE_MMASP_CLAMP does elsewhere; 178-186 registers); the same sums in the same order
-// either way.  Measured on the H100 (benchmarks/results/wgsd_2026-12-06, co and cq): "2" took the RT = 2 configs
-// 1-31 % faster than "0" in 20 of 22 cells (8B and 32B shapes, M = 4-16), 3-4 % slower on 32B.down at 2x8.
+// either way.  Measured on the H100 (benchmarks/results/wgsd_2026-12-06, co and cq; 8B and 32B shapes at M = 4,
+// 8, 16, configs 2x4 and 2x8): "2" ran 1.03-1.71x as fast as "0" in 33 of 36 cells, 0.96x on 32B.down at 2x8
+// (M = 4, 8) and 0.995x on 32B.o at 2x8 (M = 4); RT = 1 configs unchanged (0.98-1.01x).
 static int rt2_b256_mode() {
   static const int mode = [] {
     const char* e = getenv("SPENSE_MMASP_RT2_256");
