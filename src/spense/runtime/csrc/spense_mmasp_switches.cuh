@@ -103,7 +103,7 @@ static int clamp_mode() {
 // SM can hold (two CTAs of 4 warps instead of four).  "1": that kernel; "2": the same with every step of a sparse
 // round loaded (EARLY = 16, as SPENSE_MMASP_CLAMP does elsewhere; 178-186 registers); the same sums in the same order
 // either way.  Measured on the H100 (benchmarks/results/wgsd_2026-12-06, co and cq; 8B and 32B shapes at M = 4,
-// 8, 16, configs 2x4 and 2x8): "2" ran 1.03-1.71x as fast as "0" in 33 of 36 cells, 0.96x on 32B.down at 2x8
+// 8, 16, configs 2x4 and 2x8): "2" ran 1.03-1.71x as fast as "0" in 33 of 36 timings, 0.96x on 32B.down at 2x8
 // (M = 4, 8) and 0.995x on 32B.o at 2x8 (M = 4); RT = 1 configs unchanged (0.98-1.01x).
 static int rt2_b256_mode() {
   static const int mode = [] {
