@@ -407,6 +407,23 @@ def test_prefill_bench_takes_its_timings_in_turn(monkeypatch):
         pb.interleaved([("dense", {}, ["d"])], 0)
 
 
+def test_prefill_bench_table_names_each_forms_ratio_and_bits(monkeypatch, tmp_path):
+    """prefill_bench's table gives the persistent and tail-split forms' times with their ratios, "other bits" where a
+    form did not give the plain form's bits, and a dash where a form was not timed."""
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "..", "benchmarks"))  # its bench_common
+    pb = load_benchmark("prefill_bench")
+    row = {"shape": "32B.down", "dtype": "bf16", "M": 2048, "dense_ms": 0.74, "spense_ms": 0.63,
+           "speedup_vs_dense": 1.17, "unpack_ms": 0.19, "unpack_gbps": 2250.0, "unpack_exact": True,
+           "spense_wgsp_ms": 0.71, "speedup_wgsp_vs_dense": 1.04, "spense_wgsp_ps1_ms": 0.80,
+           "speedup_wgsp_ps1_vs_dense": 0.92, "wgsp_ps1_same_bits": False, "spense_wgsp_tail_ms": 0.63,
+           "speedup_wgsp_tail_vs_dense": 1.17, "wgsp_tail_same_bits": True}
+    path = tmp_path / "p.md"
+    pb.write_md([row], str(path), {"device": "GPU", "date": "d", "commit": "c", "cmd": "x", "copy_gbps": 3000.0})
+    cells = [c.strip() for c in path.read_text().splitlines()[-1].strip("|").split("|")]
+    assert cells[-3:] == ["0.800 (0.92×, other bits)", "–", "0.630 (1.17×)"]
+    assert cells[11] == "0.710 (1.04×)" and cells[12] == "–"
+
+
 def test_clock_plot_draws_a_run_and_refuses_an_empty_one(tmp_path):
     """clock_plot reads nvidia-smi's CSV (rows that do not parse left out) and the diag log's phases, and draws
     clocks.png; a folder with no phases is refused in one line."""
