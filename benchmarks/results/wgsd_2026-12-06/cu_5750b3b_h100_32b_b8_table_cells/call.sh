@@ -1,0 +1,1 @@
+OUT=$OUT SPENSE_COMMIT=5750b3b LIM=240 H200=n40 L200=cu H100=n40 L100=cu bash .carry/cmds/go.sh   # a fresh nvidia-h100-x1, carry .carry/cmds (with cfg_h100_pre51.json: git show c327ed5:src/spense/runtime/mmasp_cfg_h100.json)
