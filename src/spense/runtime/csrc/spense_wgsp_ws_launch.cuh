@@ -77,12 +77,13 @@ inline int ws_sm_count() {
 // time (in the harness a CTA of 8 moved 0.79 of the work per second of a CTA of 16: e2e v16, M = 2048).  So
 // the smaller CTAs serve small grids (M = 512 on 8B.o: 64 CTAs of 16 leave half the SMs idle).  Chosen from
 // those harness ratios; not yet measured per layer.
+constexpr long WS_HALF_CTA_PCT = 63;  // a CTA of 8 row tiles takes this per cent of the time of one of 16
 inline bool ws_half_ctas_win(int M, int tiles, int cl) {
   const long n_sm = ws_sm_count();
   if (n_sm == 0) return false;
   const long ntok = ((long)(M + WG_N - 1) / WG_N + cl - 1) / cl * cl, n = ntok * (tiles / 16);
   const long waves16 = (n + n_sm - 1) / n_sm, waves8 = (2 * n + n_sm - 1) / n_sm;
-  return 63 * waves8 < 100 * waves16;
+  return WS_HALF_CTA_PCT * waves8 < 100 * waves16;
 }
 
 // launches spense_wgsp_ws_kernel<S, TPC, CL, NT, KS> on maps built by wgsp_maps (boxes of 8 TPC / CL row tiles
@@ -109,7 +110,7 @@ inline cudaError_t run_wgsp_ws(cudaStream_t stream, const WgMaps& maps, int M, c
 // The tail split (launch_wgsp_ws's TAIL; SPENSE_WGSP_TAIL, on by default, measured: spense.runtime.wgsp.wgsp_tail):
 // where a layer of sparse rows only (Bd = 0) fills whole waves of the SMs with CTAs of 16 row tiles but for a last,
 // part-filled one, its last row blocks go to a second launch of CTAs of 8 row tiles, which take about 0.63 of the
-// time (ws_half_ctas_win) and so fill that wave twice as densely: 32B.down at M = 2048 is 320 CTAs of 16 on 132 SMs,
+// time (WS_HALF_CTA_PCT) and so fill that wave twice as densely: 32B.down at M = 2048 is 320 CTAs of 16 on 132 SMs,
 // 2.42 waves; its last 4 row blocks as 128 CTAs of 8 make it 256 + 128.  The number of row tiles the second launch
 // takes (a multiple of 16; 0: no split).
 inline int ws_tail_rows(int M, int Bs, int Bd) {
@@ -119,7 +120,7 @@ inline int ws_tail_rows(int M, int Bs, int Bd) {
   if (n < n_sm || rem == 0) return 0;
   const long tr = (rem + ntok - 1) / ntok;  // the row blocks of 16 that hold the last wave's CTAs
   const long waves8 = (2 * tr * ntok + n_sm - 1) / n_sm;  // ... in waves of CTAs of 8
-  return tr < Bs / 16 && 63 * waves8 < 100 ? (int)(16 * tr) : 0;
+  return tr < Bs / 16 && WS_HALF_CTA_PCT * waves8 < 100 ? (int)(16 * tr) : 0;
 }
 // the maps of a launch of CTAs of `tiles` row tiles (wg_fits, K's steps, wgsp_maps); false where it does not apply
 inline bool ws_launch_maps(WgMaps* maps, int tiles, int cl, const uint4* sv, const uint32_t* sm, const uint4* dv,
