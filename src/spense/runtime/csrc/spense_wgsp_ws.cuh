@@ -126,8 +126,6 @@ __device__ __forceinline__ float ld_cluster_f32(uint32_t addr, uint32_t rank) {
 // In clusters of CL CTAs the weight boxes hold TILES / CL row tiles: each CTA loads its share for all.
 struct WgMaps {
   CUtensorMap x, v, m, da, db;
-  const uint4* gv;     // the sparse values and metadata themselves: the AG form's consumers read them directly
-  const uint32_t* gm;
 };
 // x's map and those of the regions a CTA reads (sparse values and metadata, dense fragments of the sparse-row
 // tiles, of the dense-row tiles) into the descriptor cache, while its barriers and columns are set up
@@ -157,16 +155,7 @@ __device__ __forceinline__ void tma_prefetch_maps(const WgMaps& maps, bool vm, b
 // loads a tile's first steps while the consumers store the one before, and no CTA is launched, set up or filled
 // per tile.  The consumers free a tile's last slot before their stores.  tb: the first row tile of the launch (the
 // tail split's second launch, launch_wgsp_ws; else 0).
-// AG (the plain prefill form only): the sparse steps' A skips shared memory.  Shared memory's port bounds this
-// kernel: a wgmma.sp m64n128k32 reads its 8 KB of x from it in 64 cycles, 128 B a cycle, the SM's whole rate, and
-// a sparse step of CTAs of 16 row tiles moves 117 KB through it (64 KB of x read by the wgmmas, 16 KB of x and
-// 18 KB of A written by TMA, the same 18 KB of A read by the consumers) for 512 cycles of MMA: at most 0.56 of the
-// tensor pipe, 59 % measured (docs/runtime.md section 11).  With AG each consumer lane loads its fragments from
-// global memory (the layout is in fragment order already) one step ahead, into a third register set, and a sparse
-// step's slot holds x alone: 80 KB a step, up to 0.8.  The loads are issued right after the step's wgmmas, before
-// the wait for the step before's: each wgmma.fence waits for every register load in flight (the earlier trial,
-// which issued them after that wait, exposed their latency at the next fence: 0.84-0.87x, e2e v61)
-template <int S, int TPC, int CL = 1, int NT = WG_N, int KS = 1, bool PS = false, bool AG = false>
+template <int S, int TPC, int CL = 1, int NT = WG_N, int KS = 1, bool PS = false>  // + tokens per CTA, K split
 __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
     const __grid_constant__ WgMaps maps, int M, const int* __restrict__ sblk, const int* __restrict__ dblk,
     const int* __restrict__ out_row, __nv_bfloat16* __restrict__ y, int ldy, int Bs, int Ss, int SdA, int SdB,
@@ -175,7 +164,6 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
   static_assert(CL == 1 || CL == 2, "clusters of one or two CTAs");
   static_assert(KS == 1 || (CL == 1 && NT == 64 && TPC * NT / 2 * 256 * 4 <= S * ws_slot(TPC, NT)), "K split");
   static_assert(!PS || (CL == 1 && KS == 1 && NT == WG_N), "persistent: the plain prefill form only");
-  static_assert(!AG || (CL == 1 && KS == 1 && NT == WG_N && !PS), "A from global memory: the plain form only");
   constexpr int TILES = 8 * TPC, XT = NT * 128, SLOT = ws_slot(TPC, NT), SHARE = TILES / CL;  // XT: x tile bytes
   const int XB = NT == 64 ? wsd_xrows(M) * 128 : XT;  // the bytes of x loaded per step (the decode form: M's)
   extern __shared__ uint8_t ws_raw[];
@@ -252,14 +240,11 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
         const int s = (int)(g % S), q = KS == 1 ? i : (i < ns ? s_lo + i : nsp + d_lo + (i - ns));  // q: the layer's
         if (g >= S) mbar_wait(empty0 + 8 * s, (int)((g / S) - 1) & 1);
         const uint32_t slot = smem_addr(ring + s * SLOT), ab = slot + XT, fb = full0 + 8 * s;
-        // the whole step, all shares (AG: a sparse step's x alone)
-        mbar_arrive_expect_tx(fb, XB + TILES * (i < ns ? (AG ? 0 : 1024 + 128) : 2048));
+        mbar_arrive_expect_tx(fb, XB + TILES * (i < ns ? 1024 + 128 : 2048));  // the whole step, all shares
         tma_load_2d(slot, &maps.x, cols[q], tok0, fb);
         if (i < ns) {  // [TILES][1 KB] values, then [TILES][128 B] metadata words
-          if constexpr (!AG) {
-            load_a(ab + share0 * 1024, &maps.v, q, tile0 + share0, fb);
-            load_a(ab + TILES * 1024 + share0 * 128, &maps.m, q, tile0 + share0, fb);
-          }
+          load_a(ab + share0 * 1024, &maps.v, q, tile0 + share0, fb);
+          load_a(ab + TILES * 1024 + share0 * 128, &maps.m, q, tile0 + share0, fb);
         } else if (sp_rows) {  // [TILES][2 KB]
           load_a(ab + share0 * 2048, &maps.da, 2 * (q - nsp), tile0 + share0, fb);
         } else {
@@ -349,60 +334,15 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
   for (int w = w0; w < works; w += dw, g0 += nl) {
     if (w != w0) geo(w);
     int q = 0;
-    if constexpr (AG) {
-      // sparse step qq's A for this warp from global memory, as the TMA box would have put it in the slot
-      auto load_g = [&](int qq, WgA (&f)[TPC]) {
-#pragma unroll
-        for (int m = 0; m < TPC; ++m) {
-          const size_t t = (size_t)(tile0 + lt0 + 4 * m) * Ss + qq;
-          f[m].v[0] = __ldg(maps.gv + t * 64 + lane);
-          f[m].v[1] = __ldg(maps.gv + t * 64 + 32 + lane);
-          f[m].e = __ldg(maps.gm + t * 32 + lane);
-        }
-      };
-      // step qq's MMAs on set f, then step qq + 1's A into nx (step qq - 2's set, free since qq - 1's wait), then
-      // the wait for step qq - 1's MMAs: the loads land while it runs, before the next step's fence
-      auto step_g = [&](int qq, WgA (&f)[TPC], WgA (&nx)[TPC]) {
-        const unsigned g = g0 + qq;
-        const int s = (int)(g % S);
-        mbar_wait(full0 + 8 * s, (int)(g / S) & 1);
-        const uint64_t d0 = wg_desc(smem_addr(ring + s * SLOT));
-        fence_all();
-        wg_fence();
-#pragma unroll
-        for (int m = 0; m < TPC; ++m) {
-          wgmma_sp<0>(acc[m], f[m].v[0], d0, f[m].e);
-          wgmma_sp<1>(acc[m], f[m].v[1], d0 + 4, f[m].e);
-        }
-        wg_commit();
-        if (qq + 1 < ns) load_g(qq + 1, nx);
-        wg_wait<1>();
-        fence_all();
-        if (qq > 0 && lane == 0) mbar_arrive(empty0 + 8 * ((g - 1) % S));
-      };
-      WgA g3[3][TPC];
-      if (ns > 0) load_g(0, g3[0]);
-      for (; q + 2 < ns; q += 3) {  // step k on set k % 3
-        step_g(q, g3[0], g3[1]);
-        step_g(q + 1, g3[1], g3[2]);
-        step_g(q + 2, g3[2], g3[0]);
-      }
-      if (q < ns) step_g(q++, g3[0], g3[1]);
-      if (q < ns) step_g(q++, g3[1], g3[2]);
-      // drained before the dense steps (their first set's loads beside this step's would serialize the wgmmas)
+    for (; q + 1 < ns; q += 2) {
+      step(SP{}, q, a[0]);
+      step(SP{}, q + 1, a[1]);
+    }
+    if (q < ns) {  // an odd count: drain, so that the dense steps start again on set 0
+      step(SP{}, q, a[0]);
+      ++q;
       wg_wait<0>();
       fence_all();
-    } else {
-      for (; q + 1 < ns; q += 2) {
-        step(SP{}, q, a[0]);
-        step(SP{}, q + 1, a[1]);
-      }
-      if (q < ns) {  // an odd count: drain, so that the dense steps start again on set 0
-        step(SP{}, q, a[0]);
-        ++q;
-        wg_wait<0>();
-        fence_all();
-      }
     }
     for (; q + 1 < nl; q += 2) {
       step(DE{}, q, a[0]);

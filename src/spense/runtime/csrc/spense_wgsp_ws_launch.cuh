@@ -36,8 +36,6 @@ inline bool wgsp_maps(WgMaps* w, int tiles, int nt, const uint4* sv, const uint3
                       const __nv_bfloat16* x, int ldx, int K, int M, int Bs, int Bd, int Ss, int SdA, int SdB,
                       bool fp8 = false, int steps = 1) {
   *w = WgMaps{};
-  w->gv = sv;
-  w->gm = sm;
   const CUtensorMapDataType U32 = CU_TENSOR_MAP_DATA_TYPE_UINT32;
   const CUtensorMapSwizzle NONE = CU_TENSOR_MAP_SWIZZLE_NONE;
   const cuuint64_t xd[2] = {(cuuint64_t)K, (cuuint64_t)M}, xs[1] = {(cuuint64_t)ldx * 2};
@@ -91,13 +89,13 @@ inline bool ws_half_ctas_win(int M, int tiles, int cl) {
 // launches spense_wgsp_ws_kernel<S, TPC, CL, NT, KS> on maps built by wgsp_maps (boxes of 8 TPC / CL row tiles
 // and NT tokens); a cluster launch where CL or KS > 1; pdl: launched dependent (programmatic stream
 // serialization; the kernel never triggers early, so the one after it launches at its exit); tb, nrt: the row
-// tiles [tb, tb + nrt) only (nrt < 0: all from tb; not in the persistent form); AG: the kernel's AG form
-template <int S, int TPC, int CL, int NT, int KS, bool PS = false, bool AG = false>
+// tiles [tb, tb + nrt) only (nrt < 0: all from tb; not in the persistent form)
+template <int S, int TPC, int CL, int NT, int KS, bool PS = false>
 inline cudaError_t run_wgsp_ws(cudaStream_t stream, const WgMaps& maps, int M, const int* sblk, const int* dblk,
                                const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
                                int SdB, bool pdl = false, int tb = 0, int nrt = -1) {
   constexpr int TILES = 8 * TPC, SMEM = ws_smem(S, TPC, NT, PS), CLUSTER = CL * KS;
-  auto kernel = spense_wgsp_ws_kernel<S, TPC, CL, NT, KS, PS, AG>;
+  auto kernel = spense_wgsp_ws_kernel<S, TPC, CL, NT, KS, PS>;
   static unsigned set_on = 0;  // the devices (below 32) this instantiation's shared-memory limit was raised on
   const cudaError_t e = wg_smem_limit(kernel, SMEM, set_on);
   if (e != cudaSuccess) return e;
@@ -137,9 +135,8 @@ inline bool ws_launch_maps(WgMaps* maps, int tiles, int cl, const uint4* sv, con
 // eights, K not a multiple of 64 or above 65536, x, its rows or the weights not 16-byte aligned, no tensor
 // map): the caller falls back.  CL = 2: clusters of two CTAs on neighbouring token tiles sharing A (token
 // tiles padded to even; measured no faster: off).  PS: the persistent form (at most one CTA per SM, walking the
-// tiles; measured slower: off, docs/runtime.md section 11).  TAIL (with TPC = 0): the tail split (ws_tail_rows).
-// AG (CL = 1, not PS): the sparse steps' A read from global memory by the consumers (spense_wgsp_ws_kernel)
-template <int S = WS_STAGES, int TPC = 0, int CL = 1, bool PS = false, bool TAIL = false, bool AG = false>
+// tiles; measured slower: off, docs/runtime.md section 11).  TAIL (with TPC = 0): the tail split (ws_tail_rows)
+template <int S = WS_STAGES, int TPC = 0, int CL = 1, bool PS = false, bool TAIL = false>
 inline cudaError_t launch_wgsp_ws(cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv,
                                   const __nv_bfloat16* x, int ldx, int K, int M, const int* sblk, const int* dblk,
                                   const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
@@ -150,23 +147,22 @@ inline cudaError_t launch_wgsp_ws(cudaStream_t stream, const uint4* sv, const ui
       WgMaps m16, m8;
       if (tail > 0 && ws_launch_maps(&m16, 16, 1, sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB) &&
           ws_launch_maps(&m8, 8, 1, sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB)) {
-        const cudaError_t e = run_wgsp_ws<S, 2, 1, WG_N, 1, false, AG>(stream, m16, M, sblk, dblk, out_row, y, ldy, Bs,
-                                                                       Bd, Ss, SdA, SdB, false, 0, Bs - tail);
+        const cudaError_t e = run_wgsp_ws<S, 2, 1, WG_N, 1>(stream, m16, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss,
+                                                            SdA, SdB, false, 0, Bs - tail);
         if (e != cudaSuccess) return e;
-        return run_wgsp_ws<S, 1, 1, WG_N, 1, false, AG>(stream, m8, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA,
-                                                        SdB, false, Bs - tail, tail);
+        return run_wgsp_ws<S, 1, 1, WG_N, 1>(stream, m8, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB, false,
+                                             Bs - tail, tail);
       }
     }
     if (Bs % 16 == 0 && Bd % 16 == 0 && !ws_half_ctas_win(M, Bs + Bd, CL))
-      return launch_wgsp_ws<S, 2, CL, PS, false, AG>(stream, sv, sm, dv, x, ldx, K, M, sblk, dblk, out_row, y, ldy,
-                                                     Bs, Bd, Ss, SdA, SdB);
-    return launch_wgsp_ws<S, 1, CL, PS, false, AG>(stream, sv, sm, dv, x, ldx, K, M, sblk, dblk, out_row, y, ldy, Bs,
-                                                   Bd, Ss, SdA, SdB);
+      return launch_wgsp_ws<S, 2, CL, PS>(stream, sv, sm, dv, x, ldx, K, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss,
+                                          SdA, SdB);
+    return launch_wgsp_ws<S, 1, CL, PS>(stream, sv, sm, dv, x, ldx, K, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss,
+                                        SdA, SdB);
   } else {
     WgMaps maps;
     if (!ws_launch_maps(&maps, 8 * TPC, CL, sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB))
       return cudaErrorInvalidValue;
-    return run_wgsp_ws<S, TPC, CL, WG_N, 1, PS, AG>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA,
-                                                    SdB);
+    return run_wgsp_ws<S, TPC, CL, WG_N, 1, PS>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
   }
 }
