@@ -244,19 +244,23 @@ def test_make_mmasp_cfg_table_and_its_use_on_that_gpu(tmp_path, monkeypatch):
     # the H100's packaged table: the built-in table's configs, the cells of the 8B shapes measured again at 25 %
     # dense columns (av: FP8 at M = 1, 8, 16; bk, bl: FP8 at M = 1, 8 with wider CTAs; bm: BF16 at M = 8), and five
     # BF16 cells whose RT = 2 configs lost to RT = 1 (co, cq: 8B.qkv, 32B.qkv, 32B.o and 32B.down at M = 4,
-    # 32B.qkv at 16)
+    # 32B.qkv at 16); then the 32B shapes' FP8 cells at M = 1, 4, 8, 16 and BF16 cells at M = 8 (cw, cy)
     h100_pkg = at.packaged_cfg_table("NVIDIA H100 80GB HBM3", (9, 0))
     builtin_cfg = at._full_table()["mmasp_cfg"]
     assert h100_pkg["device"] == at._full_table()["device"] == "NVIDIA H100 80GB HBM3"
     changed = {k for k, v in h100_pkg["mmasp_cfg"].items() if builtin_cfg.get(k) != v}
     eight_b = {"6144,4096", "4096,4096", "24576,4096", "4096,12288"}
+    b32 = {"10240,5120", "5120,8192", "51200,5120", "5120,25600"}
     rt1 = {"bf16,cols,6144,4096,0.25,4": [1, 4], "bf16,cols,10240,5120,0.25,4": [1, 8],
            "bf16,cols,10240,5120,0.25,16": [1, 8], "bf16,cols,5120,8192,0.25,4": [1, 4],
            "bf16,cols,5120,25600,0.25,4": [1, 4]}
     assert {k: h100_pkg["mmasp_cfg"][k] for k in rt1} == rt1 and all(builtin_cfg[k][0] == 2 for k in rt1)
     assert changed and all(k.split(",")[1] == "cols" and k.split(",")[4] == "0.25"
-                           and ",".join(k.split(",")[2:4]) in eight_b for k in changed - set(rt1))
-    assert {k for k in changed - set(rt1) if k.startswith("bf16,")} == {f"bf16,cols,{s},0.25,8" for s in eight_b}
+                           and ",".join(k.split(",")[2:4]) in eight_b | b32 for k in changed - set(rt1))
+    assert {k for k in changed - set(rt1) if k.startswith("bf16,")} == {f"bf16,cols,{s},0.25,8" for s in eight_b | b32}
+    assert {k for k in changed if k.startswith("fp8,") and ",".join(k.split(",")[2:4]) in b32} == {
+        f"fp8,cols,{s},0.25,{m}" for s in b32 for m in (1, 4, 8, 16)}
+    assert h100_pkg["mmasp_cfg"]["fp8,cols,5120,25600,0.25,8"] == [1, 8]  # 32B.down: (2, 8) at M = 4 before (cw)
     assert h100_pkg["mmasp_cfg"]["fp8,cols,24576,4096,0.25,8"] == [1, 8]  # the built-in: none at M = 8; (2, 8) at 1
     assert h100_pkg["mmasp_cfg"]["fp8,cols,4096,12288,0.25,8"] == [1, 12]  # 8B.down: 12 warps (bk)
     at._DEVICE_TABLES.clear()
