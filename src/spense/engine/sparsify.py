@@ -105,14 +105,16 @@ def sparsify(m: Transformer, ratio: float, axis: str = "cols", block: int = 64, 
 def fp8_dense(m: Transformer, kernel: str = "auto", tune_ms=(), names=None) -> Transformer:
     """Replace every block linear of ``m`` by ``Fp8Linear.from_linear(lin, kernel=kernel)`` (the FP8
     dense baseline: e4m3 weights, per-channel scales, fastest kernel per shape/M bucket) and fix each
-    layer's kernel for the M of ``tune_ms`` now (``layer.tune``: before any compile / graph capture)."""
+    layer's kernel for the M of ``tune_ms`` now (``layer.tune``: before any compile / graph capture).
+    One layer at a time, each original freed once swapped: the peak is the model as given plus one layer
+    (holding every original to the end ran the 32B shape's 64 layers out of an 80 GB GPU)."""
     from spense.engine.load import _mount
     from spense.runtime.fp8 import Fp8Linear
 
-    for name, lin in block_linears(m).items():
-        if names is not None and name not in names:
-            continue
+    for name in [n for n in block_linears(m) if names is None or n in names]:
+        lin = m.get_submodule(name)
         new = Fp8Linear.from_linear(lin, kernel=kernel, name=name)
+        del lin
         _mount(m, name, new)
         if tune_ms:
             new.tune(ms=tuple(tune_ms))

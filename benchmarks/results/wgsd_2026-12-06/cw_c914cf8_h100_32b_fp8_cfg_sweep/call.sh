@@ -1,0 +1,2 @@
+# as run: one call on the H100 cv left (given back in between: a fresh one), carry .carry/cmds
+OUT=$OUT SPENSE_COMMIT=c914cf8 LIM=560 H200=n42 L200=cw H100=n42 L100=cw bash .carry/cmds/go.sh
