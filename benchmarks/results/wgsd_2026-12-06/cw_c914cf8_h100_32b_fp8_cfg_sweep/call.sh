@@ -1,2 +1,2 @@
-# as run: one call on the H100 cv left (given back in between: a fresh one), carry .carry/cmds
+# as run: one call on a fresh H100 (the one cv had used went back when idle), carry .carry/cmds
 OUT=$OUT SPENSE_COMMIT=c914cf8 LIM=560 H200=n42 L200=cw H100=n42 L100=cw bash .carry/cmds/go.sh
