@@ -451,3 +451,25 @@ def test_clock_plot_draws_a_run_and_refuses_an_empty_one(tmp_path):
     (tmp_path / "diag.txt").write_text("nothing timed\n")
     with pytest.raises(SystemExit, match="no timed phases"):
         cp.main(str(tmp_path))
+
+
+def test_prefill_smem_model_counts_and_reads(tmp_path, capsys):
+    """benchmarks/prefill_smem_model.py: a sparse 64-K step of 256 rows x 128 tokens moves 116 KB through shared memory
+    (928 cycles at 128 B for 512 of MMA), a dense one and cuBLAS's 144 KB (1,152 for 1,024); at 25 % dense columns the
+    model's ratio over cuBLAS is 1.17x without waves; the measured times are read from a harness and a cuBLAS file."""
+    mod = load_benchmark("prefill_smem_model")
+    sp, de, cb = mod.spense_step(True), mod.spense_step(False), mod.cublas_step()
+    assert (sp["bytes"], sp["smem_cycles"], sp["mma_cycles"]) == (118784, 928, 512)
+    assert (de["bytes"], de["smem_cycles"], de["mma_cycles"]) == (cb["bytes"], cb["smem_cycles"], cb["mma_cycles"])
+    assert (cb["bytes"], cb["smem_cycles"], cb["mma_cycles"]) == (147456, 1152, 1024)
+    p = mod.predict(24576, 4096)  # 64 steps, 16 dense; 1,536 CTAs: 12 waves on 132 SMs against 11.6 for cuBLAS
+    assert abs(p["ideal"] - 64 * 1152 / (48 * 928 + 16 * 1152)) < 1e-12
+    assert abs(p["ratio"] - p["ideal"] * (1536 / 132) / 12) < 1e-12
+    h, c = tmp_path / "h.txt", tmp_path / "c.txt"
+    h.write_text("N=24576 K=4096 d=0.250 axis=c M=2048 | rel_diff 1e-4 nonfinite 0 | wgsp 9.0 us 1 TFLOP/s | "
+                 "wgsp_ws 460.0 us 2 TFLOP/s | wgsp_ws1 1.0 us\nN=24576 K=4096 d=0.250 axis=c M=2048 | x | wgsp 1 us | "
+                 "wgsp_ws 470.0 us 1 TFLOP/s\nag N=24576 K=4096 | wgsp_wsg 600.0 us\n")
+    c.write_text("24576 4096 cublas F.linear us 524.0\n")
+    assert mod.measured(str(h), str(c)) == {(24576, 4096): {"ours": 465.0, "cublas": 524.0}}
+    mod.main(["--harness", str(h), "--cublas", str(c)])
+    assert "| 8B.gate_up | 536 | 472 | 1.135× | 1.171× | 524 | 465 |" in capsys.readouterr().out

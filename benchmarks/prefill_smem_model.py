@@ -1,0 +1,100 @@
+"""A shared-memory model of the prefill GEMMs at M = 2048 (docs/runtime.md section 11): the bytes each 64-K step
+moves through an SM's shared memory, whose port serves ``SMEM_BPC`` = 128 B a cycle to TMA writes, ``ld.shared`` and
+the wgmma operand reads alike, against the cycles of the step's MMAs (``MACS`` = 2048 bf16 multiply-adds a cycle and
+SM dense, twice that 2:4 sparse).  A step takes the larger of the two.
+
+    python3 benchmarks/prefill_smem_model.py [--ghz 1.6] [--harness harness.txt --cublas cublas.txt]
+
+prints, for the four issue-9 shapes at 25 % dense columns, the step's bytes and cycles and the times the model gives
+for ``spense_wgsp_ws_kernel`` (CTAs of 16 row tiles = 256 rows and 128 tokens, in whole waves, no tail split: the
+harness's form) and for cuBLAS (256 x 128 tiles on a persistent grid), next to the times a ``wgsp_check`` run
+measured (``--harness``: its ``N=.. wgsp_ws X us`` lines, the mean where a shape ran more than once; ``--cublas``: the
+``N K cublas F.linear us T`` lines of results wgsd_2026-12-06 cv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import statistics
+
+SMEM_BPC = 128  # bytes a cycle through an SM's shared memory
+MACS = 2048  # dense bf16 multiply-adds a cycle and SM (H100: 989 TFLOPS at 1.83 GHz, 132 SMs)
+SHAPES = {"8B.gate_up": (24576, 4096), "8B.down": (4096, 12288), "32B.gate_up": (51200, 5120),
+          "32B.down": (5120, 25600)}
+
+
+def spense_step(sparse: bool, rows: int = 256, tokens: int = 128) -> dict:
+    """One 64-K step of a CTA of ``rows`` rows and ``tokens`` tokens: x read by the wgmmas once per 64-row block
+    (``rows / 64 * tokens * 64 * 2`` B), the x tile and the A box written by TMA, the A box read by ``ld.shared``
+    (sparse: 1152 B per 16-row tile, values and metadata; dense: 2048 B); MMA cycles ``rows * tokens * 64 / MACS``,
+    halved for 2:4."""
+    x_tile = tokens * 64 * 2
+    a_box = rows // 16 * (1152 if sparse else 2048)
+    b = {"x_read": rows // 64 * x_tile, "x_write": x_tile, "a_write": a_box, "a_read": a_box}
+    b["bytes"] = sum(b.values())
+    b["smem_cycles"] = b["bytes"] / SMEM_BPC
+    b["mma_cycles"] = rows * tokens * 64 / MACS / (2 if sparse else 1)
+    return b
+
+
+def cublas_step(rows: int = 256, tokens: int = 128) -> dict:
+    """One 64-K step of cuBLAS's ``rows`` x ``tokens`` tile: both operands read by the wgmmas from shared memory
+    (B once per 64-row block), both written by TMA."""
+    b = {"b_read": rows // 64 * tokens * 128, "a_read": rows * 128, "write": (rows + tokens) * 128}
+    b["bytes"] = sum(b.values())
+    b["smem_cycles"] = b["bytes"] / SMEM_BPC
+    b["mma_cycles"] = rows * tokens * 64 / MACS
+    return b
+
+
+def step_cycles(b: dict) -> float:
+    return max(b["smem_cycles"], b["mma_cycles"])
+
+
+def predict(N: int, K: int, M: int = 2048, dense: float = 0.25, ghz: float = 1.6, sms: int = 132) -> dict:
+    """µs the model gives: ``ours`` (whole waves of CTAs of 256 rows x 128 tokens), ``cublas`` (its tiles spread
+    evenly over the SMs), and ``ideal`` = cuBLAS's cycles over ours per CTA (the ratio without wave quantization)."""
+    steps = K // 64
+    nd = int(steps * dense + 0.5)
+    per_cta = (steps - nd) * step_cycles(spense_step(True)) + nd * step_cycles(spense_step(False))
+    ctas = math.ceil(M / 128) * (N // 256)
+    ours = math.ceil(ctas / sms) * per_cta / (ghz * 1e3)
+    cub_cta = steps * step_cycles(cublas_step())
+    cublas = ctas / sms * cub_cta / (ghz * 1e3)
+    return {"ours": ours, "cublas": cublas, "ratio": cublas / ours, "ideal": cub_cta / per_cta}
+
+
+def measured(harness: str | None, cublas: str | None) -> dict:
+    """``{(N, K): {"ours": µs, "cublas": µs}}`` from a wgsp_check output and a cuBLAS timing file (means)."""
+    got: dict = {}
+    for path, key, pat in ((harness, "ours", r"^N=(\d+) K=(\d+) .*\| wgsp_ws ([\d.]+) us"),
+                           (cublas, "cublas", r"^(\d+) (\d+) cublas F\.linear us ([\d.]+)")):
+        for line in open(path) if path else ():
+            m = re.match(pat, line)
+            if m:
+                got.setdefault((int(m[1]), int(m[2])), {}).setdefault(key, []).append(float(m[3]))
+    return {k: {kk: statistics.mean(v) for kk, v in d.items()} for k, d in got.items()}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--ghz", type=float, default=1.6)
+    ap.add_argument("--harness")
+    ap.add_argument("--cublas")
+    a = ap.parse_args(argv)
+    for name, b in (("sparse step", spense_step(True)), ("dense step", spense_step(False)),
+                    ("cuBLAS step", cublas_step())):
+        print(f"{name}: {b['bytes']} B, {b['smem_cycles']:.0f} cycles of shared memory, {b['mma_cycles']:.0f} of MMA")
+    meas = measured(a.harness, a.cublas)
+    print("\n| shape | model cuBLAS µs | model ours µs | model ratio | no-wave ratio | measured cuBLAS | measured ours |")
+    print("|---|---|---|---|---|---|---|")
+    for name, (N, K) in SHAPES.items():
+        p, m = predict(N, K, ghz=a.ghz), meas.get((N, K), {})
+        mc, mo = (f"{m[k]:.0f}" if k in m else "–" for k in ("cublas", "ours"))
+        print(f"| {name} | {p['cublas']:.0f} | {p['ours']:.0f} | {p['ratio']:.3f}× | {p['ideal']:.3f}× | {mc} | {mo} |")
+
+
+if __name__ == "__main__":
+    main()
