@@ -23,6 +23,8 @@ the unpack is timed once, before them):
   8 row tiles walking the tiles), with whether it gives ``spense_wgsp``'s bits;
 * ``spense_wgsp_tail``: the same with its last wave split (``SPENSE_WGSP_TAIL=1``, the default), with whether it
   gives ``spense_wgsp``'s bits;
+* ``spense_wgsp_nt256``: the same on CTAs of 8 row tiles and 256 tokens (``SPENSE_WGSP_NT=256``), with whether it
+  gives ``spense_wgsp``'s bits;
 * ``unpack``: the Triton unpack alone, with GB/s = (layout bytes read + ``W`` bytes written) / time
   against the copy bandwidth measured in the same run; first checked bit for bit against the tensor-op
   reference (``unpack_e4m3``: the e4m3 unpack, checked against it).  (benchmarks/results/
@@ -50,7 +52,7 @@ from spense.runtime.fp8 import Fp8Linear, quantize_weight  # noqa: E402
 from spense.runtime.linear import SpenseLinear  # noqa: E402
 from spense.runtime.mmasp import unpack_kernel_layout  # noqa: E402
 from spense.runtime.unpack import unpack_kernel_layout_triton, unpack_weight_e4m3  # noqa: E402
-from spense.runtime.wgsp import wgsp_cluster, wgsp_forward, wgsp_min_m, wgsp_persist, wgsp_tail  # noqa: E402
+from spense.runtime.wgsp import wgsp_cluster, wgsp_forward, wgsp_min_m, wgsp_nt, wgsp_persist, wgsp_tail  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -59,12 +61,14 @@ def switches(**env):
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     wgsp_min_m.cache_clear(), wgsp_cluster.cache_clear(), wgsp_persist.cache_clear(), wgsp_tail.cache_clear()
+    wgsp_nt.cache_clear()
     try:
         yield
     finally:
         for k, v in old.items():
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
         wgsp_min_m.cache_clear(), wgsp_cluster.cache_clear(), wgsp_persist.cache_clear(), wgsp_tail.cache_clear()
+        wgsp_nt.cache_clear()
 
 
 def layout_bytes(kw) -> int:
@@ -118,22 +122,26 @@ def cell(sname: str, N: int, K: int, fp8: bool, ms, gen, bw: float, min_bytes: f
             plan.append(("dense_fp8", {}, [lambda q=q: q(x) for q in f8]))
             if exact8:
                 plan.append(("spense_e4m3", {"SPENSE_FP8_PREFILL": "fp8"}, spense))
-        with switches(SPENSE_WGSP_CLUSTER="0", SPENSE_WGSP_PERSIST="0", SPENSE_WGSP_TAIL="0"):  # the wgsp GEMM
+        with switches(SPENSE_WGSP_CLUSTER="0", SPENSE_WGSP_PERSIST="0", SPENSE_WGSP_TAIL="0",
+                      SPENSE_WGSP_NT="128"):  # the wgsp GEMM
             wg = None if fp8 else wgsp_forward(kws[0], x)
         same = {}
         if wg is not None:
             sp = layers[0](x).float()  # the default path (unpack + cuBLAS)
             wgsp_diff = ((wg.float() - sp).norm() / sp.norm()).item()
             plan.append(("spense_wgsp", {"SPENSE_WGSP_MIN_M": "65", "SPENSE_WGSP_CLUSTER": "0",
-                                         "SPENSE_WGSP_PERSIST": "0", "SPENSE_WGSP_TAIL": "0"}, spense))
+                                         "SPENSE_WGSP_PERSIST": "0", "SPENSE_WGSP_TAIL": "0", "SPENSE_WGSP_NT": "128"},
+                          spense))
             with switches(SPENSE_WGSP_CLUSTER="1"):
                 wc = wgsp_forward(kws[0], x)
             if wc is not None:
                 cl2_diff = ((wc.float() - sp).norm() / sp.norm()).item()
-                plan.append(("spense_wgsp_cl2", {"SPENSE_WGSP_MIN_M": "65", "SPENSE_WGSP_CLUSTER": "1"}, spense))
+                plan.append(("spense_wgsp_cl2", {"SPENSE_WGSP_MIN_M": "65", "SPENSE_WGSP_CLUSTER": "1",
+                                                 "SPENSE_WGSP_NT": "128"}, spense))
             for k, env in (("ps1", {"SPENSE_WGSP_PERSIST": "1"}), ("ps2", {"SPENSE_WGSP_PERSIST": "2"}),
-                           ("tail", {"SPENSE_WGSP_TAIL": "1"})):
-                env = {"SPENSE_WGSP_CLUSTER": "0", "SPENSE_WGSP_PERSIST": "0", "SPENSE_WGSP_TAIL": "0", **env}
+                           ("tail", {"SPENSE_WGSP_TAIL": "1"}), ("nt256", {"SPENSE_WGSP_NT": "256"})):
+                env = {"SPENSE_WGSP_CLUSTER": "0", "SPENSE_WGSP_PERSIST": "0", "SPENSE_WGSP_TAIL": "0",
+                       "SPENSE_WGSP_NT": "128", **env}
                 with switches(**env):
                     wp = wgsp_forward(kws[0], x)
                 if wp is not None:
@@ -173,7 +181,8 @@ def write_md(rows, path, meta):
     head = ["shape", "dtype", "M", "dense ms", "FP8 dense ms", "Spense ms", "Spense vs dense", "unpack ms (GB/s)",
             "exact", "Spense e4m3 prefill ms (vs dense)", "e4m3 unpack ms (GB/s)", "Spense wgsp ms (vs dense)",
             "wgsp clusters of 2 ms (vs dense)", "wgsp persistent ms (vs dense)",
-            "persistent, CTAs of 8 ms (vs dense)", "wgsp, last wave split ms (vs dense)"]
+            "persistent, CTAs of 8 ms (vs dense)", "wgsp, last wave split ms (vs dense)",
+            "wgsp, 256-token CTAs ms (vs dense)"]
     lines = [f"# Prefill, compacted Spense layers vs dense ({meta['device']}, {meta['date']}, commit "
              f"{meta['commit']})", "", f"`{meta['cmd']}`; copy bandwidth {meta['copy_gbps']:.0f} GB/s.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -188,7 +197,7 @@ def write_md(rows, path, meta):
                  if "spense_wgsp_cl2_ms" in r else "–"]
         cells += [f"{r[f'spense_wgsp_{k}_ms']:.3f} ({r[f'speedup_wgsp_{k}_vs_dense']:.2f}×"
                   + ("" if r[f"wgsp_{k}_same_bits"] else ", other bits") + ")"
-                  if f"spense_wgsp_{k}_ms" in r else "–" for k in ("ps1", "ps2", "tail")]
+                  if f"spense_wgsp_{k}_ms" in r else "–" for k in ("ps1", "ps2", "tail", "nt256")]
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -7,7 +7,8 @@ SM dense, twice that 2:4 sparse).  A step takes the larger of the two.
 
 prints, for the four issue-9 shapes at 25 % dense columns, the step's bytes and cycles and the times the model gives
 for ``spense_wgsp_ws_kernel`` (CTAs of 16 row tiles = 256 rows and 128 tokens, in whole waves, no tail split: the
-harness's form) and for cuBLAS (256 x 128 tiles on a persistent grid), next to the times a ``wgsp_check`` run
+harness's form; and on CTAs of 8 row tiles and 256 tokens, ``SPENSE_WGSP_NT=256``) and for cuBLAS (256 x 128 tiles on
+a persistent grid), next to the times a ``wgsp_check`` run
 measured (``--harness``: its ``N=.. wgsp_ws X us`` lines, the mean where a shape ran more than once; ``--cublas``: the
 ``N K cublas F.linear us T`` lines of results wgsd_2026-12-06 cv).
 """
@@ -53,17 +54,20 @@ def step_cycles(b: dict) -> float:
     return max(b["smem_cycles"], b["mma_cycles"])
 
 
-def predict(N: int, K: int, M: int = 2048, dense: float = 0.25, ghz: float = 1.6, sms: int = 132) -> dict:
-    """µs the model gives: ``ours`` (whole waves of CTAs of 256 rows x 128 tokens), ``cublas`` (its tiles spread
-    evenly over the SMs), and ``ideal`` = cuBLAS's cycles over ours per CTA (the ratio without wave quantization)."""
+def predict(N: int, K: int, M: int = 2048, dense: float = 0.25, ghz: float = 1.6, sms: int = 132, rows: int = 256,
+            tokens: int = 128) -> dict:
+    """µs the model gives: ``ours`` (whole waves of CTAs of ``rows`` rows x ``tokens`` tokens), ``cublas`` (its
+    256 x 128 tiles spread evenly over the SMs), and ``ideal`` = cuBLAS's time over ours with no wave quantization."""
     steps = K // 64
     nd = int(steps * dense + 0.5)
-    per_cta = (steps - nd) * step_cycles(spense_step(True)) + nd * step_cycles(spense_step(False))
-    ctas = math.ceil(M / 128) * (N // 256)
+    per_cta = (steps - nd) * step_cycles(spense_step(True, rows, tokens)) + nd * step_cycles(
+        spense_step(False, rows, tokens))
+    ctas = math.ceil(M / tokens) * (N // rows)
     ours = math.ceil(ctas / sms) * per_cta / (ghz * 1e3)
-    cub_cta = steps * step_cycles(cublas_step())
-    cublas = ctas / sms * cub_cta / (ghz * 1e3)
-    return {"ours": ours, "cublas": cublas, "ratio": cublas / ours, "ideal": cub_cta / per_cta}
+    cub_tiles = math.ceil(M / 128) * (N // 256)
+    cublas = cub_tiles / sms * steps * step_cycles(cublas_step()) / (ghz * 1e3)
+    even = ctas / sms * per_cta / (ghz * 1e3)  # ours with the CTAs spread evenly, as cuBLAS's
+    return {"ours": ours, "cublas": cublas, "ratio": cublas / ours, "ideal": cublas / even}
 
 
 def measured(harness: str | None, cublas: str | None) -> dict:
@@ -85,15 +89,19 @@ def main(argv=None) -> None:
     ap.add_argument("--cublas")
     a = ap.parse_args(argv)
     for name, b in (("sparse step", spense_step(True)), ("dense step", spense_step(False)),
+                    ("sparse step, 128 rows x 256 tokens", spense_step(True, 128, 256)),
+                    ("dense step, 128 rows x 256 tokens", spense_step(False, 128, 256)),
                     ("cuBLAS step", cublas_step())):
         print(f"{name}: {b['bytes']} B, {b['smem_cycles']:.0f} cycles of shared memory, {b['mma_cycles']:.0f} of MMA")
     meas = measured(a.harness, a.cublas)
-    print("\n| shape | model cuBLAS µs | model ours µs | model ratio | no-wave ratio | measured cuBLAS | measured ours |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| shape | model cuBLAS µs | model ours µs | model ratio | no-wave ratio | measured cuBLAS | measured "
+          "ours | 256-token CTAs: model µs | ratio | no-wave ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, (N, K) in SHAPES.items():
-        p, m = predict(N, K, ghz=a.ghz), meas.get((N, K), {})
+        p, w, m = predict(N, K, ghz=a.ghz), predict(N, K, ghz=a.ghz, rows=128, tokens=256), meas.get((N, K), {})
         mc, mo = (f"{m[k]:.0f}" if k in m else "–" for k in ("cublas", "ours"))
-        print(f"| {name} | {p['cublas']:.0f} | {p['ours']:.0f} | {p['ratio']:.3f}× | {p['ideal']:.3f}× | {mc} | {mo} |")
+        print(f"| {name} | {p['cublas']:.0f} | {p['ours']:.0f} | {p['ratio']:.3f}× | {p['ideal']:.3f}× | {mc} | {mo} "
+              f"| {w['ours']:.0f} | {w['ratio']:.3f}× | {w['ideal']:.3f}× |")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 // "wgsp" (spense_wgsp.cuh: one warpgroup per CTA, each step waited for), "wgsp_ws" (spense_wgsp_ws.cuh: a
 // TMA producer thread and two consumer warpgroups, an mbarrier ring of 4 slots, one step in flight; 16 row
 // tiles per CTA where the row tiles of each kind come in sixteens, else 8), "wgsp_ws1" (the same with 8 row
-// tiles per CTA) and "wgsp_wsc" (clusters of two CTAs sharing A by TMA multicast), on random bf16 weights
+// tiles per CTA), "wgsp_wsc" (clusters of two CTAs sharing A by TMA multicast) and "wgsp_ws256" (8 row tiles and
+// 256 tokens per CTA, m64n256 wgmmas; timed on an "nt256" line), on random bf16 weights
 // in the decode kernels' layout at 25 % dense (cols or rows) and M tokens of x.  The reference is the
 // register decode kernel (spense_mmasp_kernel, x read directly, checked against float64 by the GPU tests)
 // run on slices of 64 tokens; then all are timed, next to cuBLAS's dense bf16 GEMM of the same shape where
@@ -98,6 +99,10 @@ int main(int argc, char** argv) {
       CK((launch_wgsp_ws<WS_STAGES, 1, 2>)(0, sv, sm, dv, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd, L.Ss,
                                            L.SdA, L.SdB));
   };
+  auto wgsp_ws256 = [&]() {  // 8 row tiles and 256 tokens per CTA (m64n256 wgmmas)
+    CK((launch_wgsp_ws<WS_STAGES, 1, 1, false, false, 256>)(0, sv, sm, dv, x, K, K, M, sblk, dblk, orow, y1, N,
+                                                            L.Bs, L.Bd, L.Ss, L.SdA, L.SdB));
+  };
   auto wgsp_ws1 = [&]() {  // 8 row tiles per CTA (one 64-row block per consumer) where wgsp_ws takes 16
     CK((launch_wgsp_ws<WS_STAGES, 1>)(0, sv, sm, dv, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd, L.Ss, L.SdA,
                                     L.SdB));
@@ -127,6 +132,7 @@ int main(int argc, char** argv) {
   check(wgsp, "wgsp");
   if (with_ws) check(wgsp_ws, "wgsp_ws");
   if (with_ws) check(wgsp_ws1, "wgsp_ws1");
+  if (with_ws) check(wgsp_ws256, "wgsp_ws256");
   const bool with_wsc = with_ws && !getenv("WGSP_NO_CLUSTER");  // WGSP_NO_CLUSTER=1: leave the clusters out
   if (with_wsc) check(wgsp_wsc, "wgsp_wsc");
   // the decode form at M <= 64 (launch_wgsd): every K split checked (KS = 0: the launcher's choice; with
@@ -184,6 +190,8 @@ int main(int argc, char** argv) {
   const float t_wg = timeit(wgsp), t_ws = with_ws ? timeit(wgsp_ws) : -1.f;
   const float t_ws1 = with_ws ? timeit(wgsp_ws1) : -1.f;
   const float t_wsc = with_wsc ? timeit(wgsp_wsc) : -1.f;
+  // the 256-token form, then wgsp_ws again (the power cap moves the clock as a run goes on)
+  const float t_256 = with_ws ? timeit(wgsp_ws256) : -1.f, t_ws2 = with_ws ? timeit(wgsp_ws) : -1.f;
   float t_cb = -1.f;
 #ifdef WGSP_CUBLAS
   {  // y (M x N, row-major) = x (M x K) W^T, W dense N x K: column-major N x M = W^T^T x^T
@@ -222,6 +230,10 @@ int main(int argc, char** argv) {
          "cublas %.2f us %.0f TFLOP/s | best/cublas %.3fx\n",
          N, K, dfrac, axis, M, rel, bad, t_wg, tf(t_wg), t_ws, tf(t_ws), t_ws1, tf(t_ws1), t_wsc, tf(t_wsc), t_cb,
          tf(t_cb), t_cb > 0 ? t_cb / t_best : -1.0);
+  if (with_ws)  // the 256-token form apart, so that the line above keeps its fields
+    printf("nt256 N=%d K=%d d=%.3f axis=%c M=%d | wgsp_ws256 %.2f us %.0f TFLOP/s | wgsp_ws again %.2f us | over "
+           "wgsp_ws %.3fx / %.3fx | over cublas %.3fx\n", N, K, dfrac, axis, M, t_256, tf(t_256), t_ws2, t_ws / t_256,
+           t_ws2 / t_256, t_cb > 0 ? t_cb / t_256 : -1.0);
   if (with_ws)
     printf("operands N=%d K=%d d=%.3f axis=%c M=%d | into shared memory: wgsp_ws (%d tiles) %.2f TB/s, wgsp_ws1 "
            "%.2f TB/s, wgsp_wsc (%d tiles) %.2f TB/s (out of L2 %.2f TB/s)\n", N, K, dfrac, axis, M, tiles_ws,

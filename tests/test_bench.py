@@ -408,19 +408,20 @@ def test_prefill_bench_takes_its_timings_in_turn(monkeypatch):
 
 
 def test_prefill_bench_table_names_each_forms_ratio_and_bits(monkeypatch, tmp_path):
-    """prefill_bench's table gives the persistent and tail-split forms' times with their ratios, "other bits" where a
-    form did not give the plain form's bits, and a dash where a form was not timed."""
+    """prefill_bench's table gives the persistent, tail-split and 256-token forms' times with their ratios, "other
+    bits" where a form did not give the plain form's bits, and a dash where a form was not timed."""
     monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "..", "benchmarks"))  # its bench_common
     pb = load_benchmark("prefill_bench")
     row = {"shape": "32B.down", "dtype": "bf16", "M": 2048, "dense_ms": 0.74, "spense_ms": 0.63,
            "speedup_vs_dense": 1.17, "unpack_ms": 0.19, "unpack_gbps": 2250.0, "unpack_exact": True,
            "spense_wgsp_ms": 0.71, "speedup_wgsp_vs_dense": 1.04, "spense_wgsp_ps1_ms": 0.80,
            "speedup_wgsp_ps1_vs_dense": 0.92, "wgsp_ps1_same_bits": False, "spense_wgsp_tail_ms": 0.63,
-           "speedup_wgsp_tail_vs_dense": 1.17, "wgsp_tail_same_bits": True}
+           "speedup_wgsp_tail_vs_dense": 1.17, "wgsp_tail_same_bits": True, "spense_wgsp_nt256_ms": 0.60,
+           "speedup_wgsp_nt256_vs_dense": 1.23, "wgsp_nt256_same_bits": True}
     path = tmp_path / "p.md"
     pb.write_md([row], str(path), {"device": "GPU", "date": "d", "commit": "c", "cmd": "x", "copy_gbps": 3000.0})
     cells = [c.strip() for c in path.read_text().splitlines()[-1].strip("|").split("|")]
-    assert cells[-3:] == ["0.800 (0.92×, other bits)", "–", "0.630 (1.17×)"]
+    assert cells[-4:] == ["0.800 (0.92×, other bits)", "–", "0.630 (1.17×)", "0.600 (1.23×)"]
     assert cells[11] == "0.710 (1.04×)" and cells[12] == "–"
 
 
@@ -456,7 +457,8 @@ def test_clock_plot_draws_a_run_and_refuses_an_empty_one(tmp_path):
 def test_prefill_smem_model_counts_and_reads(tmp_path, capsys):
     """benchmarks/prefill_smem_model.py: a sparse 64-K step of 256 rows x 128 tokens moves 116 KB through shared memory
     (928 cycles at 128 B for 512 of MMA), a dense one and cuBLAS's 144 KB (1,152 for 1,024); at 25 % dense columns the
-    model's ratio over cuBLAS is 1.17x without waves; the measured times are read from a harness and a cuBLAS file."""
+    model's ratio over cuBLAS is 1.17x without waves (1.23x on CTAs of 128 rows and 256 tokens); the measured times
+    are read from a harness and a cuBLAS file."""
     mod = load_benchmark("prefill_smem_model")
     sp, de, cb = mod.spense_step(True), mod.spense_step(False), mod.cublas_step()
     assert (sp["bytes"], sp["smem_cycles"], sp["mma_cycles"]) == (118784, 928, 512)
@@ -465,6 +467,9 @@ def test_prefill_smem_model_counts_and_reads(tmp_path, capsys):
     p = mod.predict(24576, 4096)  # 64 steps, 16 dense; 1,536 CTAs: 12 waves on 132 SMs against 11.6 for cuBLAS
     assert abs(p["ideal"] - 64 * 1152 / (48 * 928 + 16 * 1152)) < 1e-12
     assert abs(p["ratio"] - p["ideal"] * (1536 / 132) / 12) < 1e-12
+    w = mod.spense_step(True, 128, 256), mod.spense_step(False, 128, 256)  # the 256-token CTAs: 912 and 1,024
+    assert [(b["bytes"], b["smem_cycles"], b["mma_cycles"]) for b in w] == [(116736, 912, 512), (131072, 1024, 1024)]
+    assert abs(mod.predict(24576, 4096, rows=128, tokens=256)["ideal"] - 64 * 1152 / (48 * 912 + 16 * 1024)) < 1e-12
     h, c = tmp_path / "h.txt", tmp_path / "c.txt"
     h.write_text("N=24576 K=4096 d=0.250 axis=c M=2048 | rel_diff 1e-4 nonfinite 0 | wgsp 9.0 us 1 TFLOP/s | "
                  "wgsp_ws 460.0 us 2 TFLOP/s | wgsp_ws1 1.0 us\nN=24576 K=4096 d=0.250 axis=c M=2048 | x | wgsp 1 us | "

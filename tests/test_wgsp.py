@@ -46,13 +46,13 @@ def test_wgsp_min_m_switch(min_m, monkeypatch):
 @pytest.fixture
 def env_switch(monkeypatch, request):
     """Sets one of the read-once switches SPENSE_WGSP_CLUSTER / SPENSE_WGSP_PERSIST / SPENSE_WGSP_TAIL /
-    SPENSE_WGSD_MIN_M(_LARGE) /
+    SPENSE_WGSP_NT / SPENSE_WGSD_MIN_M(_LARGE) /
     SPENSE_WGSD_SK /
     SPENSE_WGSD_EXP / SPENSE_WGSD_F16_MAX_M / SPENSE_WGSD_SK_SPLIT / SPENSE_WGSD_CLUSTER_MAX_K /
     SPENSE_WGSD_CL_PDL for one test
     (test_wgsp_stream_k shares it)."""
     fns = {"SPENSE_WGSP_CLUSTER": wgsp.wgsp_cluster, "SPENSE_WGSP_PERSIST": wgsp.wgsp_persist,
-           "SPENSE_WGSP_TAIL": wgsp.wgsp_tail, "SPENSE_WGSD_MIN_M": wgsp.wgsd_min_m,
+           "SPENSE_WGSP_TAIL": wgsp.wgsp_tail, "SPENSE_WGSP_NT": wgsp.wgsp_nt, "SPENSE_WGSD_MIN_M": wgsp.wgsd_min_m,
            "SPENSE_WGSD_MIN_M_LARGE": wgsp.wgsd_min_m_large, "SPENSE_WGSD_SK": wgsp.wgsd_stream_k,
            "SPENSE_WGSD_EXP": wgsp.wgsd_exp, "SPENSE_WGSD_SK_MIN_NK": wgsp.wgsd_sk_min_nk,
            "SPENSE_WGSD_F16_MAX_M": wgsp.wgsd_f16_max_m, "SPENSE_WGSD_SK_SPLIT": wgsp.wgsd_sk_split,
@@ -75,8 +75,8 @@ def test_cluster_and_decode_form_switches(env_switch):
     drained before the next slot's A is read on tiles of 32 tokens (104449); the cluster form launched dependent too;
     SPENSE_WGSP_CLUSTER, SPENSE_WGSP_TAIL and SPENSE_WGSD_CL_PDL take 0 or 1, SPENSE_WGSD_SK and SPENSE_WGSP_PERSIST
     0..2, SPENSE_WGSD_MIN_M(_LARGE) 0..64 (the decode form's 64 tokens per work block), SPENSE_WGSD_EXP 0..131071 and
-    SPENSE_WGSD_SK_MIN_NK >= 1; anything else is refused in one line."""
-    names = ("SPENSE_WGSP_CLUSTER", "SPENSE_WGSP_PERSIST", "SPENSE_WGSP_TAIL", "SPENSE_WGSD_MIN_M",
+    SPENSE_WGSD_SK_MIN_NK >= 1, SPENSE_WGSP_NT 128 (the default) or 256; anything else is refused in one line."""
+    names = ("SPENSE_WGSP_CLUSTER", "SPENSE_WGSP_PERSIST", "SPENSE_WGSP_TAIL", "SPENSE_WGSP_NT", "SPENSE_WGSD_MIN_M",
              "SPENSE_WGSD_MIN_M_LARGE", "SPENSE_WGSD_SK", "SPENSE_WGSD_EXP", "SPENSE_WGSD_SK_MIN_NK",
              "SPENSE_WGSD_CL_PDL")
     for name in names:
@@ -84,6 +84,9 @@ def test_cluster_and_decode_form_switches(env_switch):
     assert wgsp.wgsp_cluster() is False and wgsp.wgsd_min_m() == 17 and wgsp.wgsd_stream_k() == 2
     assert wgsp.wgsd_exp() == 104449 and wgsp.wgsd_min_m_large() == 9 and wgsp.wgsd_sk_min_nk() == wgsp.SK_MIN_NK
     assert wgsp.wgsd_cl_pdl() is True and wgsp.wgsp_persist() == 0 and wgsp.wgsp_tail() is True
+    assert wgsp.wgsp_nt() == 128
+    env_switch("SPENSE_WGSP_NT", "256")
+    assert wgsp.wgsp_nt() == 256
     env_switch("SPENSE_WGSP_PERSIST", "2")
     env_switch("SPENSE_WGSP_TAIL", "0")
     assert wgsp.wgsp_persist() == 2 and wgsp.wgsp_tail() is False
@@ -99,8 +102,9 @@ def test_cluster_and_decode_form_switches(env_switch):
            "SPENSE_WGSD_MIN_M_LARGE": wgsp.wgsd_min_m_large, "SPENSE_WGSD_SK": wgsp.wgsd_stream_k,
            "SPENSE_WGSD_EXP": wgsp.wgsd_exp, "SPENSE_WGSD_SK_MIN_NK": wgsp.wgsd_sk_min_nk,
            "SPENSE_WGSD_CL_PDL": wgsp.wgsd_cl_pdl, "SPENSE_WGSP_PERSIST": wgsp.wgsp_persist,
-           "SPENSE_WGSP_TAIL": wgsp.wgsp_tail}
+           "SPENSE_WGSP_TAIL": wgsp.wgsp_tail, "SPENSE_WGSP_NT": wgsp.wgsp_nt}
     for name, bad in (("SPENSE_WGSP_CLUSTER", "2"), ("SPENSE_WGSP_PERSIST", "3"), ("SPENSE_WGSP_TAIL", "2"),
+                      ("SPENSE_WGSP_NT", "192"), ("SPENSE_WGSP_NT", "512"), ("SPENSE_WGSP_NT", "64"),
                       ("SPENSE_WGSD_MIN_M", "65"), ("SPENSE_WGSD_MIN_M", "x"),
                       ("SPENSE_WGSD_MIN_M_LARGE", "-1"), ("SPENSE_WGSD_SK", "3"), ("SPENSE_WGSD_EXP", "131072"),
                       ("SPENSE_WGSD_SK_MIN_NK", "0"), ("SPENSE_WGSD_CL_PDL", "2")):
@@ -324,3 +328,24 @@ def test_gpu_wgsp_tail_split_gives_the_plain_forms_bits(env_switch):
         assert launches == (2 if split else 1), (M, launches)
         ref = x.double() @ wref.T
         assert ((tail.double() - ref).norm() / ref.norm()).item() <= 1e-2, M
+
+
+@pytest.mark.gpu
+@sm90
+@pytest.mark.parametrize("kind", ["blocks", "rows"])
+def test_gpu_wgsp_256_token_ctas_give_the_plain_forms_bits(env_switch, kind):
+    """Prefill on CTAs of 8 row tiles and 256 tokens (SPENSE_WGSP_NT=256, m64n256 wgmmas) gives the plain form's bits:
+    the same sums in the same order, at M = 65 and 300 (a partial token tile), 2048 and 4100 (16 + a partial one),
+    within bf16 rounding of the float64 reference."""
+    m, wref, gen = compacted(kind, 15)
+    env_switch("SPENSE_WGSP_TAIL", "0")
+    for M in (65, 300, 2048, 4100):
+        x = torch.randn(M, m.in_features, generator=gen).to("cuda", torch.bfloat16)
+        env_switch("SPENSE_WGSP_NT", "128")
+        plain = wgsp.wgsp_forward(m._kernel, x)
+        env_switch("SPENSE_WGSP_NT", "256")
+        wide = wgsp.wgsp_forward(m._kernel, x)
+        assert plain is not None and wide is not None, (kind, M)
+        assert torch.equal(wide, plain), (kind, M)
+        ref = x.double() @ wref.T
+        assert ((wide.double() - ref).norm() / ref.norm()).item() <= 1e-2, (kind, M)

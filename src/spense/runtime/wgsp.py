@@ -16,7 +16,8 @@ Two more forms: ``SPENSE_WGSP_CLUSTER=1`` (off by default) runs prefill in clust
 neighbouring token tiles, each loading half of every weight box and multicasting it to both (measured:
 0.94-1.0x of the plain form, benchmarks/results/wgsd_2026-12-01); ``SPENSE_WGSP_PERSIST=1`` (off by
 default) runs it persistent (:func:`wgsp_persist`, measured slower), ``SPENSE_WGSP_TAIL`` (on by default) splits
-its last wave (:func:`wgsp_tail`); ``SPENSE_WGSD_MIN_M=m`` (1..64,
+its last wave (:func:`wgsp_tail`), ``SPENSE_WGSP_NT=256`` (off by default, not yet measured) runs it on CTAs of
+256 tokens (:func:`wgsp_nt`); ``SPENSE_WGSD_MIN_M=m`` (1..64,
 default 17) sends compacted layers at M = m..64 through a decode form (up to 64 tokens and 8 row tiles
 per work block, csrc/spense_wgsd.cuh) instead of the mma.sp decode kernel, whose M = 32-64 reloads x
 per MMA; layers of at least ``LARGE_NK`` weights from ``SPENSE_WGSD_MIN_M_LARGE`` tokens (default 9).
@@ -82,6 +83,20 @@ def wgsp_tail() -> bool:
     1.04-1.05x), 32B.gate_up 1.04-1.06x faster, 32B.o (2048) 1.08x and 32B.qkv (512) 1.16x; where it does not
     split, the same kernel.  Below :func:`wgsp_cluster` and :func:`wgsp_persist`."""
     return _env_int("SPENSE_WGSP_TAIL", 1, 0, 1) == 1
+
+
+@functools.lru_cache(maxsize=None)
+def wgsp_nt() -> int:
+    """Tokens per CTA of the prefill form (``SPENSE_WGSP_NT``, 128 or 256, read once; default 128).  256: CTAs of 8
+    row tiles and 256 tokens on m64n256 wgmmas, each step's A box serving twice the tokens, so fewer shared-memory
+    bytes per MMA, the bound of the 128-token form (benchmarks/prefill_smem_model.py: a sparse step 912 cycles of
+    shared memory for 512 of MMA against 928, a dense step 1,024 for 1,024 against 1,152; 1.23x over cuBLAS before
+    waves against 1.17x).  The same sums in the same order.  Written in the fifty-second stop, not yet run on a GPU:
+    off.  Above :func:`wgsp_persist` and :func:`wgsp_tail` (neither applies to it), below :func:`wgsp_cluster`."""
+    n = _env_int("SPENSE_WGSP_NT", 128, 128, 256)
+    if n not in (128, 256):
+        raise DeviceError(f"SPENSE_WGSP_NT must be 128 or 256, got {n}")
+    return n
 
 
 @functools.lru_cache(maxsize=None)
@@ -372,8 +387,9 @@ def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False
     """``x2 @ W.T`` (M, N) bf16 through the sparse warpgroup MMA kernel, or None where it does not apply
     (:func:`wgsp_applies`, an extension built for another arch than sm_90a, or the kernel's own refusal).
     ``decode``: the decode form (M <= 64; stream-K or K split over clusters as ``stream_k`` says, default
-    as :func:`wgsd_stream_k` says); else the prefill form (in clusters of two under :func:`wgsp_cluster`,
-    persistent under :func:`wgsp_persist`, its last wave split under :func:`wgsp_tail`).
+    as :func:`wgsd_stream_k` says); else the prefill form (in clusters of two under :func:`wgsp_cluster`, on
+    256-token CTAs under :func:`wgsp_nt`, persistent under :func:`wgsp_persist`, its last wave split under
+    :func:`wgsp_tail`).
     FP8 weights: the stream-K decode form only (None for the others); where :func:`wgsd_f16_x` holds, bf16 x
     is made its f16 operand here (one more launch), or ``x2`` is that operand already.  Stream-K only: ``split``
     its grid as :func:`wgsd_sk_ctas` takes it (None: :func:`wgsd_sk_split`); ``trace`` an int64 tensor of at
@@ -392,7 +408,7 @@ def wgsp_forward(kw: mmasp.KernelWeights, x2: torch.Tensor, decode: bool = False
     elif kw.fp8:  # stream-K with no workspace yet: the caller's other kernel
         return None
     else:  # the prefill forms, the cluster decode form, or stream-K with no workspace yet
-        prefill = 1 if wgsp_cluster() else (6 if wgsp_tail() else 0, 4, 5)[wgsp_persist()]
+        prefill = 1 if wgsp_cluster() else 7 if wgsp_nt() == 256 else (6 if wgsp_tail() else 0, 4, 5)[wgsp_persist()]
         form, ws, cnt = (2 if decode else prefill), _EMPTY_F, _EMPTY_I
     if form == 3 and x2.dtype == torch.bfloat16 and wgsd_f16_x(kw, x2.shape[0]):
         x2 = f16_operand(x2)

@@ -23,7 +23,8 @@
 // operands, last MMAs and exit, 4 a CTA, for timelines; all five unused by the other forms but variant's bit 32768,
 // which launches form 2 dependent too); 4: form 0 persistent (at most one CTA per SM, walking the tiles); 5: the
 // same on CTAs of 8 row tiles; 6: form 0 with the tail split (ws_tail_rows: a layer's last row blocks on CTAs of 8
-// row tiles where that fills its last wave; the default prefill form, spense.runtime.wgsp.wgsp_tail).  e4m3 weights (sv as
+// row tiles where that fills its last wave; the default prefill form, spense.runtime.wgsp.wgsp_tail); 7: form 0 on
+// CTAs of 8 row tiles and 256 tokens (m64n256 wgmmas; spense.runtime.wgsp.wgsp_nt).  e4m3 weights (sv as
 // uint8: the FP8 layout) take form 3 only, with wscale their float32 per-output-row scales (else unused), and x
 // may then be f16 (x * 2^-8: variant bit 2048, set here from x's dtype; in slots of two K steps only, else an
 // error).
@@ -44,7 +45,7 @@ bool spense_wgsp(at::Tensor y, at::Tensor sv, at::Tensor sm, at::Tensor dv, at::
               "wgsp: int32 block tables");
   // every check before the device guard: on the H200 build a check that failed with the guard alive ended the
   // process (benchmarks/ext_refusal_probe.py, 2026-12-01), where one before it raised
-  SPENSE_CHECK(form >= 0 && form <= 6, "wgsp: form must be 0..6, got %lld", (long long)form);
+  SPENSE_CHECK(form >= 0 && form <= 7, "wgsp: form must be 0..7, got %lld", (long long)form);
   const bool fp8 = sv.scalar_type() == at::kByte;
   TORCH_CHECK(!fp8 || (wscale.is_cuda() && wscale.scalar_type() == at::kFloat && wscale.is_contiguous() &&
                        wscale.numel() >= y.size(1)), "wgsp: e4m3 weights need float32 scales, one per output row");
@@ -94,6 +95,7 @@ bool spense_wgsp(at::Tensor y, at::Tensor sv, at::Tensor sm, at::Tensor dv, at::
       : form == 4 ? std::apply(launch_wgsp_ws<WS_STAGES, 0, 1, true>, args)
       : form == 5 ? std::apply(launch_wgsp_ws<WS_STAGES, 1, 1, true>, args)
       : form == 6 ? std::apply(launch_wgsp_ws<WS_STAGES, 0, 1, false, true>, args)
+      : form == 7 ? std::apply(launch_wgsp_ws<WS_STAGES, 1, 1, false, false, 256>, args)
                   : std::apply([pdl](auto... a) { return launch_wgsd<WSD_STAGES, 0>(a..., pdl); }, args);
   if (e == cudaErrorInvalidValue) return false;
   C10_CUDA_CHECK(e);

@@ -122,11 +122,13 @@ inline int ws_tail_rows(int M, int Bs, int Bd) {
   const long waves8 = (2 * tr * ntok + n_sm - 1) / n_sm;  // ... in waves of CTAs of 8
   return tr < Bs / 16 && WS_HALF_CTA_PCT * waves8 < 100 ? (int)(16 * tr) : 0;
 }
-// the maps of a launch of CTAs of `tiles` row tiles (wg_fits, K's steps, wgsp_maps); false where it does not apply
+// the maps of a launch of CTAs of `tiles` row tiles and nt tokens (wg_fits, K's steps, wgsp_maps); false where it
+// does not apply
 inline bool ws_launch_maps(WgMaps* maps, int tiles, int cl, const uint4* sv, const uint32_t* sm, const uint4* dv,
-                           const __nv_bfloat16* x, int ldx, int K, int M, int Bs, int Bd, int Ss, int SdA, int SdB) {
+                           const __nv_bfloat16* x, int ldx, int K, int M, int Bs, int Bd, int Ss, int SdA, int SdB,
+                           int nt = WG_N) {
   return wg_fits(tiles, sv, sm, dv, x, ldx, K, M, Bs, Bd) && K / 64 <= WS_MAXQ &&
-         wgsp_maps(maps, tiles / cl, WG_N, sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB);
+         wgsp_maps(maps, tiles / cl, nt, sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB);
 }
 
 // y (M x ldy) = the Spense layer applied to x, as launch_wgsp, with 8 TPC row tiles per CTA and S ring
@@ -135,13 +137,16 @@ inline bool ws_launch_maps(WgMaps* maps, int tiles, int cl, const uint4* sv, con
 // eights, K not a multiple of 64 or above 65536, x, its rows or the weights not 16-byte aligned, no tensor
 // map): the caller falls back.  CL = 2: clusters of two CTAs on neighbouring token tiles sharing A (token
 // tiles padded to even; measured no faster: off).  PS: the persistent form (at most one CTA per SM, walking the
-// tiles; measured slower: off, docs/runtime.md section 11).  TAIL (with TPC = 0): the tail split (ws_tail_rows)
-template <int S = WS_STAGES, int TPC = 0, int CL = 1, bool PS = false, bool TAIL = false>
+// tiles; measured slower: off, docs/runtime.md section 11).  TAIL (with TPC = 0): the tail split (ws_tail_rows).
+// NT (with TPC = 1, CL = 1, not PS): tokens per CTA, 128 or 256 (m64n256 wgmmas: each step's A box serves twice the
+// tokens, fewer shared-memory bytes per MMA; benchmarks/prefill_smem_model.py; not yet run on a GPU)
+template <int S = WS_STAGES, int TPC = 0, int CL = 1, bool PS = false, bool TAIL = false, int NT = WG_N>
 inline cudaError_t launch_wgsp_ws(cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv,
                                   const __nv_bfloat16* x, int ldx, int K, int M, const int* sblk, const int* dblk,
                                   const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
                                   int SdB) {
   if constexpr (TPC == 0) {
+    static_assert(NT == WG_N, "the launcher's own CTA size: 128 tokens");
     if constexpr (TAIL && CL == 1 && !PS) {
       const int tail = ws_tail_rows(M, Bs, Bd);
       WgMaps m16, m8;
@@ -160,9 +165,10 @@ inline cudaError_t launch_wgsp_ws(cudaStream_t stream, const uint4* sv, const ui
     return launch_wgsp_ws<S, 1, CL, PS>(stream, sv, sm, dv, x, ldx, K, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss,
                                         SdA, SdB);
   } else {
+    static_assert(NT == WG_N || (NT == 256 && TPC == 1 && CL == 1 && !PS), "256 tokens: CTAs of 8 row tiles only");
     WgMaps maps;
-    if (!ws_launch_maps(&maps, 8 * TPC, CL, sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB))
+    if (!ws_launch_maps(&maps, 8 * TPC, CL, sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB, NT))
       return cudaErrorInvalidValue;
-    return run_wgsp_ws<S, TPC, CL, WG_N, 1, PS>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
+    return run_wgsp_ws<S, TPC, CL, NT, 1, PS>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
   }
 }
