@@ -84,7 +84,9 @@ def measured(harness: str | None, cublas: str | None) -> dict:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--ghz", type=float, default=1.6)
+    ap.add_argument("--ghz", type=float, default=1.6, help="the SM clock during the timings (the model's one free "
+                    "parameter; not logged in results cv: v63 logged 1.43-1.59 GHz under a sustained GEMM at the "
+                    "power cap)")
     ap.add_argument("--harness")
     ap.add_argument("--cublas")
     a = ap.parse_args(argv)
