@@ -55,20 +55,25 @@ from spense.runtime.unpack import unpack_kernel_layout_triton, unpack_weight_e4m
 from spense.runtime.wgsp import wgsp_cluster, wgsp_forward, wgsp_min_m, wgsp_nt, wgsp_persist, wgsp_tail  # noqa: E402
 
 
+# the read-once switches the prefill forms read, and the plain form's values of those that pick the form
+READ_ONCE = (wgsp_min_m, wgsp_cluster, wgsp_persist, wgsp_tail, wgsp_nt)
+PLAIN = {"SPENSE_WGSP_CLUSTER": "0", "SPENSE_WGSP_PERSIST": "0", "SPENSE_WGSP_TAIL": "0", "SPENSE_WGSP_NT": "128"}
+
+
 @contextlib.contextmanager
 def switches(**env):
     """The read-once ``SPENSE_*`` switches ``env`` set for the block (their caches cleared in and out)."""
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    wgsp_min_m.cache_clear(), wgsp_cluster.cache_clear(), wgsp_persist.cache_clear(), wgsp_tail.cache_clear()
-    wgsp_nt.cache_clear()
+    for f in READ_ONCE:
+        f.cache_clear()
     try:
         yield
     finally:
         for k, v in old.items():
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
-        wgsp_min_m.cache_clear(), wgsp_cluster.cache_clear(), wgsp_persist.cache_clear(), wgsp_tail.cache_clear()
-        wgsp_nt.cache_clear()
+        for f in READ_ONCE:
+            f.cache_clear()
 
 
 def layout_bytes(kw) -> int:
@@ -122,26 +127,22 @@ def cell(sname: str, N: int, K: int, fp8: bool, ms, gen, bw: float, min_bytes: f
             plan.append(("dense_fp8", {}, [lambda q=q: q(x) for q in f8]))
             if exact8:
                 plan.append(("spense_e4m3", {"SPENSE_FP8_PREFILL": "fp8"}, spense))
-        with switches(SPENSE_WGSP_CLUSTER="0", SPENSE_WGSP_PERSIST="0", SPENSE_WGSP_TAIL="0",
-                      SPENSE_WGSP_NT="128"):  # the wgsp GEMM
+        with switches(**PLAIN):  # the wgsp GEMM
             wg = None if fp8 else wgsp_forward(kws[0], x)
         same = {}
         if wg is not None:
             sp = layers[0](x).float()  # the default path (unpack + cuBLAS)
             wgsp_diff = ((wg.float() - sp).norm() / sp.norm()).item()
-            plan.append(("spense_wgsp", {"SPENSE_WGSP_MIN_M": "65", "SPENSE_WGSP_CLUSTER": "0",
-                                         "SPENSE_WGSP_PERSIST": "0", "SPENSE_WGSP_TAIL": "0", "SPENSE_WGSP_NT": "128"},
-                          spense))
+            plan.append(("spense_wgsp", {"SPENSE_WGSP_MIN_M": "65", **PLAIN}, spense))
             with switches(SPENSE_WGSP_CLUSTER="1"):
                 wc = wgsp_forward(kws[0], x)
             if wc is not None:
                 cl2_diff = ((wc.float() - sp).norm() / sp.norm()).item()
-                plan.append(("spense_wgsp_cl2", {"SPENSE_WGSP_MIN_M": "65", "SPENSE_WGSP_CLUSTER": "1",
-                                                 "SPENSE_WGSP_NT": "128"}, spense))
+                plan.append(("spense_wgsp_cl2", {"SPENSE_WGSP_MIN_M": "65", **PLAIN, "SPENSE_WGSP_CLUSTER": "1"},
+                             spense))
             for k, env in (("ps1", {"SPENSE_WGSP_PERSIST": "1"}), ("ps2", {"SPENSE_WGSP_PERSIST": "2"}),
                            ("tail", {"SPENSE_WGSP_TAIL": "1"}), ("nt256", {"SPENSE_WGSP_NT": "256"})):
-                env = {"SPENSE_WGSP_CLUSTER": "0", "SPENSE_WGSP_PERSIST": "0", "SPENSE_WGSP_TAIL": "0",
-                       "SPENSE_WGSP_NT": "128", **env}
+                env = {**PLAIN, **env}
                 with switches(**env):
                     wp = wgsp_forward(kws[0], x)
                 if wp is not None:
