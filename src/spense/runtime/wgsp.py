@@ -16,7 +16,7 @@ Two more forms: ``SPENSE_WGSP_CLUSTER=1`` (off by default) runs prefill in clust
 neighbouring token tiles, each loading half of every weight box and multicasting it to both (measured:
 0.94-1.0x of the plain form, benchmarks/results/wgsd_2026-12-01); ``SPENSE_WGSP_PERSIST=1`` (off by
 default) runs it persistent (:func:`wgsp_persist`, measured slower), ``SPENSE_WGSP_TAIL`` (on by default) splits
-its last wave (:func:`wgsp_tail`), ``SPENSE_WGSP_NT=256`` (off by default, not yet measured) runs it on CTAs of
+its last wave (:func:`wgsp_tail`), ``SPENSE_WGSP_NT=256`` (off by default, measured slower) runs it on CTAs of
 256 tokens (:func:`wgsp_nt`); ``SPENSE_WGSD_MIN_M=m`` (1..64,
 default 17) sends compacted layers at M = m..64 through a decode form (up to 64 tokens and 8 row tiles
 per work block, csrc/spense_wgsd.cuh) instead of the mma.sp decode kernel, whose M = 32-64 reloads x
@@ -91,7 +91,8 @@ def wgsp_nt() -> int:
     row tiles and 256 tokens on m64n256 wgmmas, each step's A box serving twice the tokens, so fewer shared-memory
     bytes per MMA, the bound of the 128-token form (benchmarks/prefill_smem_model.py: a sparse step 912 cycles of
     shared memory for 512 of MMA against 928, a dense step 1,024 for 1,024 against 1,152; 1.23x over cuBLAS before
-    waves against 1.17x).  The same sums in the same order.  Written in the fifty-second stop, not yet run on a GPU:
+    waves against 1.17x).  The same sums in the same order.  Measured (H100, wgsd_2026-12-06 da): 0.79-0.89x of
+    the 128-token form at M = 2048 on the four issue-9 shapes, so something other than those bytes bounds it:
     off.  Above :func:`wgsp_persist` and :func:`wgsp_tail` (neither applies to it), below :func:`wgsp_cluster`."""
     n = _env_int("SPENSE_WGSP_NT", 128, 128, 256)
     if n not in (128, 256):
