@@ -457,8 +457,9 @@ def test_clock_plot_draws_a_run_and_refuses_an_empty_one(tmp_path):
 def test_prefill_smem_model_counts_and_reads(tmp_path, capsys):
     """benchmarks/prefill_smem_model.py: a sparse 64-K step of 256 rows x 128 tokens moves 116 KB through shared memory
     (928 cycles at 128 B for 512 of MMA), a dense one and cuBLAS's 144 KB (1,152 for 1,024); at 25 % dense columns the
-    model's ratio over cuBLAS is 1.17x without waves (1.23x on CTAs of 128 rows and 256 tokens); the measured times
-    are read from a harness and a cuBLAS file."""
+    model's ratio over cuBLAS is 1.17x without waves (1.23x on CTAs of 128 rows and 256 tokens); the L2 count gives
+    the 256-token form 1.14x the plain form's bytes; the measured times at M = 2048 are read from a harness (both
+    forms) and a cuBLAS file, and the L2 rates printed from them."""
     mod = load_benchmark("prefill_smem_model")
     sp, de, cb = mod.spense_step(True), mod.spense_step(False), mod.cublas_step()
     assert (sp["bytes"], sp["smem_cycles"], sp["mma_cycles"]) == (118784, 928, 512)
@@ -473,8 +474,18 @@ def test_prefill_smem_model_counts_and_reads(tmp_path, capsys):
     h, c = tmp_path / "h.txt", tmp_path / "c.txt"
     h.write_text("N=24576 K=4096 d=0.250 axis=c M=2048 | rel_diff 1e-4 nonfinite 0 | wgsp 9.0 us 1 TFLOP/s | "
                  "wgsp_ws 460.0 us 2 TFLOP/s | wgsp_ws1 1.0 us\nN=24576 K=4096 d=0.250 axis=c M=2048 | x | wgsp 1 us | "
-                 "wgsp_ws 470.0 us 1 TFLOP/s\nag N=24576 K=4096 | wgsp_wsg 600.0 us\n")
+                 "wgsp_ws 470.0 us 1 TFLOP/s\nag N=24576 K=4096 | wgsp_wsg 600.0 us\n"
+                 "N=24576 K=4096 d=0.250 axis=c M=300 | x | wgsp 1 us | wgsp_ws 126.0 us 1 TFLOP/s\n"
+                 "nt256 N=24576 K=4096 d=0.250 axis=c M=2048 | wgsp_ws256 550.6 us 7 TFLOP/s | wgsp_ws again 1 us\n"
+                 "nt256 N=24576 K=4096 d=0.250 axis=c M=300 | wgsp_ws256 234.0 us 2 TFLOP/s | wgsp_ws again 1 us\n")
     c.write_text("24576 4096 cublas F.linear us 524.0\n")
-    assert mod.measured(str(h), str(c)) == {(24576, 4096): {"ours": 465.0, "cublas": 524.0}}
+    assert mod.measured(str(h), str(c)) == {(24576, 4096): {"ours": 465.0, "nt256": 550.6, "cublas": 524.0}}
+    # weights 1,536 tiles x (48 x 1152 + 16 x 2048) B read once per token tile, x (16 MiB) once per row block, y once
+    plain, wide, cub = mod.l2_bytes(24576, 4096), mod.l2_bytes(24576, 4096, rows=128, tokens=256), mod.l2_bytes(
+        24576, 4096, sparse=False)
+    assert (plain, wide, cub) == (135266304 * 16 + 16777216 * 96 + 100663296, 135266304 * 8 + 16777216 * 192 +
+                                  100663296, 201326592 * 16 + 16777216 * 96 + 100663296)
     mod.main(["--harness", str(h), "--cublas", str(c)])
-    assert "| 8B.gate_up | 536 | 472 | 1.135× | 1.171× | 524 | 465 |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| 8B.gate_up | 536 | 472 | 1.135× | 1.171× | 524 | 465 |" in out
+    assert f"| 8B.gate_up | 3.88 / 4.40 / 4.93 | 1.136× | 465 µs, {plain / 465e6:.2f} | 551 µs, {wide / 550.6e6:.2f} |" in out
