@@ -12,9 +12,9 @@ a persistent grid), next to the times a ``wgsp_check`` run
 measured (``--harness``: its ``N=.. wgsp_ws X us`` lines, the mean where a shape ran more than once; ``--cublas``: the
 ``N K cublas F.linear us T`` lines of results wgsd_2026-12-06 cv).
 
-A second count, of the bytes the CTAs read from L2 and write to it (:func:`l2_bytes`), follows, with the rates the
-measured times give it: the 256-token form ran 0.79-0.89x of the plain form (results wgsd_2026-12-06 da), where it moves
-fewer shared-memory bytes per MMA but 1.14x the L2 bytes.
+A second count, of the bytes the SMs receive from L2 (:func:`ingress_bytes`), follows, with the rates the measured
+times give it: the 256-token form ran 0.79-0.89x of the plain form (results wgsd_2026-12-06 da), where it moves fewer
+shared-memory bytes per MMA but receives 1.14x the bytes.
 """
 
 from __future__ import annotations
@@ -74,12 +74,12 @@ def predict(N: int, K: int, M: int = 2048, dense: float = 0.25, ghz: float = 1.6
     return {"ours": ours, "cublas": cublas, "ratio": cublas / ours, "ideal": cublas / even}
 
 
-def l2_bytes(N: int, K: int, M: int = 2048, dense: float = 0.25, rows: int = 256, tokens: int = 128,
-             sparse: bool = True) -> int:
-    """Bytes through L2 of one GEMM on CTAs of ``rows`` x ``tokens``, no multicast: every CTA reads its weight boxes
-    and x tiles, so ``W * ceil(M / tokens) + X * N / rows + Y``, with W the weights as stored (``sparse``: 1152 B
-    per 16 x 64 sparse tile, 2048 B per dense one, ``dense`` of the 64-K steps dense; else bf16), X = M K 2 and the
-    output Y = M N 2 written once."""
+def ingress_bytes(N: int, K: int, M: int = 2048, dense: float = 0.25, rows: int = 256, tokens: int = 128,
+                  sparse: bool = True) -> int:
+    """Bytes the SMs receive from L2 in one GEMM on CTAs of ``rows`` x ``tokens`` (TMA multicast cuts L2's reads, not
+    these: every CTA still receives its own copy of its weight boxes and x tiles), plus the output they write:
+    ``W * ceil(M / tokens) + X * N / rows + Y``, with W the weights as stored (``sparse``: 1152 B per 16 x 64 sparse
+    tile, 2048 B per dense one, ``dense`` of the 64-K steps dense; else bf16), X = M K 2 and Y = M N 2."""
     steps = K // 64
     nd = int(steps * dense + 0.5) if sparse else steps
     w = N // 16 * ((steps - nd) * 1152 + nd * 2048)
@@ -122,12 +122,12 @@ def main(argv=None) -> None:
         mc, mo = (f"{m[k]:.0f}" if k in m else "–" for k in ("cublas", "ours"))
         print(f"| {name} | {p['cublas']:.0f} | {p['ours']:.0f} | {p['ratio']:.3f}× | {p['ideal']:.3f}× | {mc} | {mo} "
               f"| {w['ours']:.0f} | {w['ratio']:.3f}× | {w['ideal']:.3f}× |")
-    print("\n| shape | L2 GB: plain / 256-token / cuBLAS (no multicast) | 256-token over plain | measured µs and L2 "
-          "TB/s: plain | 256-token | cuBLAS |")
+    print("\n| shape | GB into the SMs: plain / 256-token / cuBLAS | 256-token over plain | measured µs and TB/s into "
+          "the SMs: plain | 256-token | cuBLAS |")
     print("|---|---|---|---|---|---|")
     for name, (N, K) in SHAPES.items():
-        b = {"ours": l2_bytes(N, K), "nt256": l2_bytes(N, K, rows=128, tokens=256),
-             "cublas": l2_bytes(N, K, sparse=False)}
+        b = {"ours": ingress_bytes(N, K), "nt256": ingress_bytes(N, K, rows=128, tokens=256),
+             "cublas": ingress_bytes(N, K, sparse=False)}
         m = meas.get((N, K), {})
         rates = [f"{m[k]:.0f} µs, {b[k] / m[k] / 1e6:.2f}" if k in m else "–" for k in ("ours", "nt256", "cublas")]
         print(f"| {name} | {b['ours'] / 1e9:.2f} / {b['nt256'] / 1e9:.2f} / {b['cublas'] / 1e9:.2f} | "

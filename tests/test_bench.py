@@ -457,9 +457,9 @@ def test_clock_plot_draws_a_run_and_refuses_an_empty_one(tmp_path):
 def test_prefill_smem_model_counts_and_reads(tmp_path, capsys):
     """benchmarks/prefill_smem_model.py: a sparse 64-K step of 256 rows x 128 tokens moves 116 KB through shared memory
     (928 cycles at 128 B for 512 of MMA), a dense one and cuBLAS's 144 KB (1,152 for 1,024); at 25 % dense columns the
-    model's ratio over cuBLAS is 1.17x without waves (1.23x on CTAs of 128 rows and 256 tokens); the L2 count gives
-    the 256-token form 1.14x the plain form's bytes; the measured times at M = 2048 are read from a harness (both
-    forms) and a cuBLAS file, and the L2 rates printed from them."""
+    model's ratio over cuBLAS is 1.17x without waves (1.23x on CTAs of 128 rows and 256 tokens); the count of bytes into
+    the SMs gives the 256-token form 1.14x the plain form's; the measured times at M = 2048 are read from a harness (both
+    forms) and a cuBLAS file, and the rates into the SMs printed from them."""
     mod = load_benchmark("prefill_smem_model")
     sp, de, cb = mod.spense_step(True), mod.spense_step(False), mod.cublas_step()
     assert (sp["bytes"], sp["smem_cycles"], sp["mma_cycles"]) == (118784, 928, 512)
@@ -481,8 +481,8 @@ def test_prefill_smem_model_counts_and_reads(tmp_path, capsys):
     c.write_text("24576 4096 cublas F.linear us 524.0\n")
     assert mod.measured(str(h), str(c)) == {(24576, 4096): {"ours": 465.0, "nt256": 550.6, "cublas": 524.0}}
     # weights 1,536 tiles x (48 x 1152 + 16 x 2048) B read once per token tile, x (16 MiB) once per row block, y once
-    plain, wide, cub = mod.l2_bytes(24576, 4096), mod.l2_bytes(24576, 4096, rows=128, tokens=256), mod.l2_bytes(
-        24576, 4096, sparse=False)
+    plain, wide, cub = (mod.ingress_bytes(24576, 4096), mod.ingress_bytes(24576, 4096, rows=128, tokens=256),
+                        mod.ingress_bytes(24576, 4096, sparse=False))
     assert (plain, wide, cub) == (135266304 * 16 + 16777216 * 96 + 100663296, 135266304 * 8 + 16777216 * 192 +
                                   100663296, 201326592 * 16 + 16777216 * 96 + 100663296)
     mod.main(["--harness", str(h), "--cublas", str(c)])
