@@ -458,8 +458,8 @@ def test_prefill_smem_model_counts_and_reads(tmp_path, capsys):
     """benchmarks/prefill_smem_model.py: a sparse 64-K step of 256 rows x 128 tokens moves 116 KB through shared memory
     (928 cycles at 128 B for 512 of MMA), a dense one and cuBLAS's 144 KB (1,152 for 1,024); at 25 % dense columns the
     model's ratio over cuBLAS is 1.17x without waves (1.23x on CTAs of 128 rows and 256 tokens); the count of bytes
-    into the SMs gives the 256-token form 1.14x the plain form's; the measured times at M = 2048 are read from a harness (both
-    forms) and a cuBLAS file, and the rates into the SMs printed from them."""
+    into the SMs gives the 256-token form 1.14x the plain form's; the measured times at M = 2048 are read from a
+    harness (both forms) and a cuBLAS file, and the rates into the SMs printed from them."""
     mod = load_benchmark("prefill_smem_model")
     sp, de, cb = mod.spense_step(True), mod.spense_step(False), mod.cublas_step()
     assert (sp["bytes"], sp["smem_cycles"], sp["mma_cycles"]) == (118784, 928, 512)

@@ -87,13 +87,13 @@ def wgsp_tail() -> bool:
 
 @functools.lru_cache(maxsize=None)
 def wgsp_nt() -> int:
-    """Tokens per CTA of the prefill form (``SPENSE_WGSP_NT``, 128 or 256, read once; default 128).  256: CTAs of 8
-    row tiles and 256 tokens on m64n256 wgmmas, each step's A box serving twice the tokens, so fewer shared-memory
-    bytes per MMA, the bound of the 128-token form (benchmarks/prefill_smem_model.py: a sparse step 912 cycles of
-    shared memory for 512 of MMA against 928, a dense step 1,024 for 1,024 against 1,152; 1.23x over cuBLAS before
-    waves against 1.17x).  The same sums in the same order.  Measured (H100, wgsd_2026-12-06 da): 0.79-0.89x of
-    the 128-token form at M = 2048 on the four issue-9 shapes, so something other than those bytes bounds it:
-    off.  Above :func:`wgsp_persist` and :func:`wgsp_tail` (neither applies to it), below :func:`wgsp_cluster`."""
+    """Tokens per CTA of the prefill form (``SPENSE_WGSP_NT``, 128 or 256, read once; default 128).  256: CTAs of 8 row
+    tiles and 256 tokens on m64n256 wgmmas, each step's A box serving twice the tokens, so fewer shared-memory bytes per
+    MMA, which the model took for the bound of the 128-token form (benchmarks/prefill_smem_model.py: a sparse step 912
+    cycles of shared memory for 512 of MMA against 928, a dense step 1,024 for 1,024 against 1,152; 1.23x over cuBLAS
+    before waves against 1.17x).  The same sums in the same order.  Measured (H100, wgsd_2026-12-06 da): 0.79-0.89x of
+    the 128-token form at M = 2048 on the four issue-9 shapes, so something other than those bytes bounds it: off.
+    Above :func:`wgsp_persist` and :func:`wgsp_tail` (neither applies to it), below :func:`wgsp_cluster`."""
     n = _env_int("SPENSE_WGSP_NT", 128, 128, 256)
     if n not in (128, 256):
         raise DeviceError(f"SPENSE_WGSP_NT must be 128 or 256, got {n}")
