@@ -25,6 +25,7 @@ import re
 import statistics
 
 SMEM_BPC = 128  # bytes a cycle through an SM's shared memory
+TILE_B = {True: 1152, False: 2048}  # bytes of one 16-row tile's 64-K step as stored: 2:4 (values, metadata), dense
 MACS = 2048  # dense bf16 multiply-adds a cycle and SM (H100: 989 TFLOPS at 1.83 GHz, 132 SMs)
 SHAPES = {"8B.gate_up": (24576, 4096), "8B.down": (4096, 12288), "32B.gate_up": (51200, 5120),
           "32B.down": (5120, 25600)}
@@ -36,7 +37,7 @@ def spense_step(sparse: bool, rows: int = 256, tokens: int = 128) -> dict:
     (sparse: 1152 B per 16-row tile, values and metadata; dense: 2048 B); MMA cycles ``rows * tokens * 64 / MACS``,
     halved for 2:4."""
     x_tile = tokens * 64 * 2
-    a_box = rows // 16 * (1152 if sparse else 2048)
+    a_box = rows // 16 * TILE_B[sparse]
     b = {"x_read": rows // 64 * x_tile, "x_write": x_tile, "a_write": a_box, "a_read": a_box}
     b["bytes"] = sum(b.values())
     b["smem_cycles"] = b["bytes"] / SMEM_BPC
@@ -82,7 +83,7 @@ def ingress_bytes(N: int, K: int, M: int = 2048, dense: float = 0.25, rows: int 
     tile, 2048 B per dense one, ``dense`` of the 64-K steps dense; else bf16), X = M K 2 and Y = M N 2."""
     steps = K // 64
     nd = int(steps * dense + 0.5) if sparse else steps
-    w = N // 16 * ((steps - nd) * 1152 + nd * 2048)
+    w = N // 16 * ((steps - nd) * TILE_B[True] + nd * TILE_B[False])
     return w * math.ceil(M / tokens) + M * K * 2 * (N // rows) + M * N * 2
 
 
