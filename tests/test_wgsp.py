@@ -43,28 +43,27 @@ def test_wgsp_min_m_switch(min_m, monkeypatch):
             wgsp.wgsp_min_m()
 
 
+# the read-once switches of spense.runtime.wgsp that env_switch sets, each with the function that reads it
+SWITCHES = {"SPENSE_WGSP_CLUSTER": wgsp.wgsp_cluster, "SPENSE_WGSP_PERSIST": wgsp.wgsp_persist,
+            "SPENSE_WGSP_TAIL": wgsp.wgsp_tail, "SPENSE_WGSP_NT": wgsp.wgsp_nt, "SPENSE_WGSD_MIN_M": wgsp.wgsd_min_m,
+            "SPENSE_WGSD_MIN_M_LARGE": wgsp.wgsd_min_m_large, "SPENSE_WGSD_SK": wgsp.wgsd_stream_k,
+            "SPENSE_WGSD_EXP": wgsp.wgsd_exp, "SPENSE_WGSD_SK_MIN_NK": wgsp.wgsd_sk_min_nk,
+            "SPENSE_WGSD_F16_MAX_M": wgsp.wgsd_f16_max_m, "SPENSE_WGSD_SK_SPLIT": wgsp.wgsd_sk_split,
+            "SPENSE_WGSD_CLUSTER_MAX_K": wgsp.wgsd_cluster_max_k, "SPENSE_WGSD_CL_PDL": wgsp.wgsd_cl_pdl}
+
+
 @pytest.fixture
 def env_switch(monkeypatch, request):
-    """Sets one of the read-once switches SPENSE_WGSP_CLUSTER / SPENSE_WGSP_PERSIST / SPENSE_WGSP_TAIL /
-    SPENSE_WGSP_NT / SPENSE_WGSD_MIN_M(_LARGE) /
-    SPENSE_WGSD_SK /
-    SPENSE_WGSD_EXP / SPENSE_WGSD_F16_MAX_M / SPENSE_WGSD_SK_SPLIT / SPENSE_WGSD_CLUSTER_MAX_K /
-    SPENSE_WGSD_CL_PDL for one test
+    """Sets one of the read-once switches of ``SWITCHES`` for one test, its cache cleared then and after the test
     (test_wgsp_stream_k shares it)."""
-    fns = {"SPENSE_WGSP_CLUSTER": wgsp.wgsp_cluster, "SPENSE_WGSP_PERSIST": wgsp.wgsp_persist,
-           "SPENSE_WGSP_TAIL": wgsp.wgsp_tail, "SPENSE_WGSP_NT": wgsp.wgsp_nt, "SPENSE_WGSD_MIN_M": wgsp.wgsd_min_m,
-           "SPENSE_WGSD_MIN_M_LARGE": wgsp.wgsd_min_m_large, "SPENSE_WGSD_SK": wgsp.wgsd_stream_k,
-           "SPENSE_WGSD_EXP": wgsp.wgsd_exp, "SPENSE_WGSD_SK_MIN_NK": wgsp.wgsd_sk_min_nk,
-           "SPENSE_WGSD_F16_MAX_M": wgsp.wgsd_f16_max_m, "SPENSE_WGSD_SK_SPLIT": wgsp.wgsd_sk_split,
-           "SPENSE_WGSD_CLUSTER_MAX_K": wgsp.wgsd_cluster_max_k, "SPENSE_WGSD_CL_PDL": wgsp.wgsd_cl_pdl}
 
     def set_(name: str, v: str | None):
         if v is None:
             monkeypatch.delenv(name, raising=False)
         else:
             monkeypatch.setenv(name, v)
-        fns[name].cache_clear()
-    request.addfinalizer(lambda: [f.cache_clear() for f in fns.values()])
+        SWITCHES[name].cache_clear()
+    request.addfinalizer(lambda: [f.cache_clear() for f in SWITCHES.values()])
     return set_
 
 
@@ -98,11 +97,6 @@ def test_cluster_and_decode_form_switches(env_switch):
     env_switch("SPENSE_WGSD_MIN_M", "1")
     env_switch("SPENSE_WGSD_SK", "0")
     assert wgsp.wgsp_cluster() is True and wgsp.wgsd_min_m() == 1 and wgsp.wgsd_stream_k() == 0
-    fns = {"SPENSE_WGSP_CLUSTER": wgsp.wgsp_cluster, "SPENSE_WGSD_MIN_M": wgsp.wgsd_min_m,
-           "SPENSE_WGSD_MIN_M_LARGE": wgsp.wgsd_min_m_large, "SPENSE_WGSD_SK": wgsp.wgsd_stream_k,
-           "SPENSE_WGSD_EXP": wgsp.wgsd_exp, "SPENSE_WGSD_SK_MIN_NK": wgsp.wgsd_sk_min_nk,
-           "SPENSE_WGSD_CL_PDL": wgsp.wgsd_cl_pdl, "SPENSE_WGSP_PERSIST": wgsp.wgsp_persist,
-           "SPENSE_WGSP_TAIL": wgsp.wgsp_tail, "SPENSE_WGSP_NT": wgsp.wgsp_nt}
     for name, bad in (("SPENSE_WGSP_CLUSTER", "2"), ("SPENSE_WGSP_PERSIST", "3"), ("SPENSE_WGSP_TAIL", "2"),
                       ("SPENSE_WGSP_NT", "192"), ("SPENSE_WGSP_NT", "512"), ("SPENSE_WGSP_NT", "64"),
                       ("SPENSE_WGSD_MIN_M", "65"), ("SPENSE_WGSD_MIN_M", "x"),
@@ -110,7 +104,7 @@ def test_cluster_and_decode_form_switches(env_switch):
                       ("SPENSE_WGSD_SK_MIN_NK", "0"), ("SPENSE_WGSD_CL_PDL", "2")):
         env_switch(name, bad)
         with pytest.raises(DeviceError, match=name):
-            fns[name]()
+            SWITCHES[name]()
 
 
 def test_decode_form_threshold_by_layer_size(env_switch):
