@@ -1,0 +1,4 @@
+# the call's command as made (kind nvidia-h100-x1, de's machine still warm; carry .carry/cmds): ncu --set full on the
+# harness's six launches of spense_wgsp_ws_kernel (plain form 16 row tiles, 8 row tiles, 256 tokens, plain again x3)
+# at 24576 x 4096, M = 2048, 0 and 25 % dense columns
+B=/tmp/wgsp_check; W=$OUT/df; mkdir -p $W; gunzip -c .carry/cmds/wgsp_check256.gz > $B && chmod +x $B; for d in 0 0.25; do WGSP_NO_DECODE=1 WGSP_NO_CLUSTER=1 timeout 100 /usr/local/cuda/bin/ncu --clock-control none --set full -k "regex:spense_wgsp_ws_kernel" -c 6 -f -o $W/plain_$d $B 24576 4096 $d c 2048 1 > $W/ncu_$d.log 2>&1; echo "rc=$?"; tail -5 $W/ncu_$d.log; /usr/local/cuda/bin/ncu --import $W/plain_$d.ncu-rep --page details > $W/details_$d.txt 2>&1; grep -E "^  [a-z_]|Duration|SM Frequency|L1/TEX Cache|L2 Cache Throughput|Compute \(SM\)|Registers Per|Grid Size" $W/details_$d.txt | cut -c1-150; done

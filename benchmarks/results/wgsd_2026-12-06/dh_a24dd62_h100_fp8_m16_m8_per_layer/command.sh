@@ -1,0 +1,4 @@
+# the call's command as made (kind nvidia-h100-x1, the same warm machine, its extension in /tmp): FP8 per layer at
+# M = 16 and 8, 25 % dense columns, the mma.sp kernel over five launch configs and the decode form, against the FP8
+# dense baseline
+export PYTHONPATH=src TORCH_EXTENSIONS_DIR=/tmp/spense_ext PYTHONUNBUFFERED=1 SPENSE_MMASP_SO=/tmp/spense_mmasp.so; W=$OUT/dh; mkdir -p $W; (nvidia-smi -L; echo commit a24dd62) > $W/gpu.txt; timeout 150 python3 benchmarks/linear_bench.py --shapes 8B.gate_up,8B.down,32B.gate_up,32B.down --ms 16,8 --ratios 0.25 --axes cols --dtypes fp8 --backends dense,mmasp,wgsd --cfgs 1x4,1x6,1x8,1x12,2x8 --fp8-compiled-ms "" --out $W/lb > $W/lb.txt 2>&1; echo rc=$?; grep -E "^8B|^32B|copy" $W/lb.txt | cut -c1-250; grep -E "^cfg.* xh " $W/lb.txt | sort -t' ' -k2,2 -k7,7 | awk '{print $2,$3,$7,$8,$9,$10}' | head -60
