@@ -15,6 +15,11 @@ measured (``--harness``: its ``N=.. wgsp_ws X us`` lines, the mean where a shape
 A second count, of the bytes the SMs receive from L2 (:func:`ingress_bytes`), follows, with the rates the measured
 times give it: the 256-token form ran 0.79-0.89x of the plain form (results wgsd_2026-12-06 da), where it moves fewer
 shared-memory bytes per MMA but receives 1.14x the bytes.
+
+Neither count is a bound of our kernel (results wgsd_2026-12-06 de, docs/runtime.md section 11): cuSPARSELt's own
+2:4 kernel on 8B.gate_up (128 x 256 tiles, clusters of four) moves as many shared-memory bytes per MMA as ours and
+receives more bytes into its SMs (11.6 TB/s by this count), yet ran 1.18x faster than our plain form at 0 % dense in
+one launch.
 """
 
 from __future__ import annotations
