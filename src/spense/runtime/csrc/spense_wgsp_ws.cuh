@@ -155,7 +155,11 @@ __device__ __forceinline__ void tma_prefetch_maps(const WgMaps& maps, bool vm, b
 // loads a tile's first steps while the consumers store the one before, and no CTA is launched, set up or filled
 // per tile.  The consumers free a tile's last slot before their stores.  tb: the first row tile of the launch (the
 // tail split's second launch, launch_wgsp_ws; else 0).
-template <int S, int TPC, int CL = 1, int NT = WG_N, int KS = 1, bool PS = false>  // + tokens per CTA, K split
+// SSA (the plain prefill form only; a trial): the wgmmas read A from the slot through a descriptor (wgmma_sp_ss,
+// wgmma_dense_ss) instead of from registers, so that no load of A into registers stands before a step's wgmmas (the
+// top stall of the plain form, docs/runtime.md section 11).  The weights then come in the SS layout (ss_layout in
+// benchmarks/wgsp_ss_check.cu), the same boxes in the same places; 2: A's two strides in each other's fields.
+template <int S, int TPC, int CL = 1, int NT = WG_N, int KS = 1, bool PS = false, int SSA = 0>
 __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
     const __grid_constant__ WgMaps maps, int M, const int* __restrict__ sblk, const int* __restrict__ dblk,
     const int* __restrict__ out_row, __nv_bfloat16* __restrict__ y, int ldy, int Bs, int Ss, int SdA, int SdB,
@@ -164,6 +168,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
   static_assert(CL == 1 || CL == 2, "clusters of one or two CTAs");
   static_assert(KS == 1 || (CL == 1 && NT == 64 && TPC * NT / 2 * 256 * 4 <= S * ws_slot(TPC, NT)), "K split");
   static_assert(!PS || (CL == 1 && KS == 1 && NT == WG_N), "persistent: the plain prefill form only");
+  static_assert(!SSA || (CL == 1 && KS == 1 && NT == WG_N && !PS), "A from shared memory: the plain prefill form only");
   constexpr int TILES = 8 * TPC, XT = NT * 128, SLOT = ws_slot(TPC, NT), SHARE = TILES / CL;  // XT: x tile bytes
   const int XB = NT == 64 ? wsd_xrows(M) * 128 : XT;  // the bytes of x loaded per step (the decode form: M's)
   extern __shared__ uint8_t ws_raw[];
@@ -286,7 +291,9 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
 #pragma unroll
     for (int m = 0; m < TPC; ++m) {
       const int lt = lt0 + 4 * m;
-      if constexpr (SPARSE) {
+      if constexpr (SSA != 0) {
+        if constexpr (SPARSE) f[m].e = reinterpret_cast<const uint32_t*>(as + TILES * 64)[lt * 32 + lane];
+      } else if constexpr (SPARSE) {
         f[m].v[0] = as[lt * 64 + lane];
         f[m].v[1] = as[lt * 64 + 32 + lane];
         f[m].e = reinterpret_cast<const uint32_t*>(as + TILES * 64)[lt * 32 + lane];
@@ -299,10 +306,23 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
     wg_fence();
     // the persistent form's tiles start their sums with the first wgmma (the tile before's are stored), where
     // zeros written by other instructions would serialize the wgmmas (C7515)
-    const int sd = q != 0;
+    [[maybe_unused]] const int sd = q != 0;
+    // SSA: block m's A, 4 row tiles from local tile lt0 - warp + 4 m: a sparse step's values 1 KB a tile (core
+    // matrices 128 B apart along K, 8-row groups 512 B apart), a dense step's 2 KB (1024 B apart)
+    const uint32_t a_ss = smem_addr(as) + (uint32_t)(lt0 - warp) * (SPARSE ? 1024 : 2048);
 #pragma unroll
     for (int m = 0; m < TPC; ++m) {
-      if constexpr (SPARSE) {
+      if constexpr (SSA != 0) {
+        if constexpr (SPARSE) {
+          const uint64_t da = wg_desc_a<SSA == 2>(a_ss + 4096 * m, 128, 512);
+          wgmma_sp_ss<0>(acc[m], da, d0, f[m].e);
+          wgmma_sp_ss<1>(acc[m], da + 16, d0 + 4, f[m].e);  // + 256 bytes of A, 64 of x: K 32..63 of the step
+        } else {
+          const uint64_t da = wg_desc_a<SSA == 2>(a_ss + 8192 * m, 128, 1024);
+#pragma unroll
+          for (int j = 0; j < 4; ++j) wgmma_dense_ss(acc[m], da + 16 * j, d0 + 2 * j);  // + 256 / 32 bytes per 16 K
+        }
+      } else if constexpr (SPARSE) {
         if constexpr (PS) wgmma_sp<0>(acc[m], f[m].v[0], d0, f[m].e, sd);
         else wgmma_sp<0>(acc[m], f[m].v[0], d0, f[m].e);
         wgmma_sp<1>(acc[m], f[m].v[1], d0 + 4, f[m].e);  // + 64 bytes: K 32..63 of the step

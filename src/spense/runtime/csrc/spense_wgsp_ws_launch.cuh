@@ -90,12 +90,12 @@ inline bool ws_half_ctas_win(int M, int tiles, int cl) {
 // and NT tokens); a cluster launch where CL or KS > 1; pdl: launched dependent (programmatic stream
 // serialization; the kernel never triggers early, so the one after it launches at its exit); tb, nrt: the row
 // tiles [tb, tb + nrt) only (nrt < 0: all from tb; not in the persistent form)
-template <int S, int TPC, int CL, int NT, int KS, bool PS = false>
+template <int S, int TPC, int CL, int NT, int KS, bool PS = false, int SSA = 0>
 inline cudaError_t run_wgsp_ws(cudaStream_t stream, const WgMaps& maps, int M, const int* sblk, const int* dblk,
                                const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
                                int SdB, bool pdl = false, int tb = 0, int nrt = -1) {
   constexpr int TILES = 8 * TPC, SMEM = ws_smem(S, TPC, NT, PS), CLUSTER = CL * KS;
-  auto kernel = spense_wgsp_ws_kernel<S, TPC, CL, NT, KS, PS>;
+  auto kernel = spense_wgsp_ws_kernel<S, TPC, CL, NT, KS, PS, SSA>;
   static unsigned set_on = 0;  // the devices (below 32) this instantiation's shared-memory limit was raised on
   const cudaError_t e = wg_smem_limit(kernel, SMEM, set_on);
   if (e != cudaSuccess) return e;
@@ -139,8 +139,10 @@ inline bool ws_launch_maps(WgMaps* maps, int tiles, int cl, const uint4* sv, con
 // tiles padded to even; measured no faster: off).  PS: the persistent form (at most one CTA per SM, walking the
 // tiles; measured slower: off, docs/runtime.md section 11).  TAIL (with TPC = 0): the tail split (ws_tail_rows).
 // NT (with TPC = 1, CL = 1, not PS): tokens per CTA, 128 or 256 (m64n256 wgmmas: each step's A box serves twice the
-// tokens, fewer shared-memory bytes per MMA; benchmarks/prefill_smem_model.py; measured 0.79-0.89x of NT = 128)
-template <int S = WS_STAGES, int TPC = 0, int CL = 1, bool PS = false, bool TAIL = false, int NT = WG_N>
+// tokens, fewer shared-memory bytes per MMA; benchmarks/prefill_smem_model.py; measured 0.79-0.89x of NT = 128).
+// SSA (CL = 1, not PS, NT = 128): the trial form reading A from shared memory (spense_wgsp_ws_kernel), on weights in
+// the SS layout (ss_layout in benchmarks/wgsp_ss_check.cu)
+template <int S = WS_STAGES, int TPC = 0, int CL = 1, bool PS = false, bool TAIL = false, int NT = WG_N, int SSA = 0>
 inline cudaError_t launch_wgsp_ws(cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv,
                                   const __nv_bfloat16* x, int ldx, int K, int M, const int* sblk, const int* dblk,
                                   const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
@@ -152,23 +154,24 @@ inline cudaError_t launch_wgsp_ws(cudaStream_t stream, const uint4* sv, const ui
       WgMaps m16, m8;
       if (tail > 0 && ws_launch_maps(&m16, 16, 1, sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB) &&
           ws_launch_maps(&m8, 8, 1, sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB)) {
-        const cudaError_t e = run_wgsp_ws<S, 2, 1, WG_N, 1>(stream, m16, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss,
-                                                            SdA, SdB, false, 0, Bs - tail);
+        const cudaError_t e = run_wgsp_ws<S, 2, 1, WG_N, 1, false, SSA>(stream, m16, M, sblk, dblk, out_row, y,
+                                                                         ldy, Bs, Bd, Ss, SdA, SdB, false, 0,
+                                                                         Bs - tail);
         if (e != cudaSuccess) return e;
-        return run_wgsp_ws<S, 1, 1, WG_N, 1>(stream, m8, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB, false,
-                                             Bs - tail, tail);
+        return run_wgsp_ws<S, 1, 1, WG_N, 1, false, SSA>(stream, m8, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss,
+                                                         SdA, SdB, false, Bs - tail, tail);
       }
     }
     if (Bs % 16 == 0 && Bd % 16 == 0 && !ws_half_ctas_win(M, Bs + Bd, CL))
-      return launch_wgsp_ws<S, 2, CL, PS>(stream, sv, sm, dv, x, ldx, K, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss,
-                                          SdA, SdB);
-    return launch_wgsp_ws<S, 1, CL, PS>(stream, sv, sm, dv, x, ldx, K, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss,
-                                        SdA, SdB);
+      return launch_wgsp_ws<S, 2, CL, PS, false, WG_N, SSA>(stream, sv, sm, dv, x, ldx, K, M, sblk, dblk, out_row,
+                                                             y, ldy, Bs, Bd, Ss, SdA, SdB);
+    return launch_wgsp_ws<S, 1, CL, PS, false, WG_N, SSA>(stream, sv, sm, dv, x, ldx, K, M, sblk, dblk, out_row, y,
+                                                           ldy, Bs, Bd, Ss, SdA, SdB);
   } else {
     static_assert(NT == WG_N || (NT == 256 && TPC == 1 && CL == 1 && !PS), "256 tokens: CTAs of 8 row tiles only");
     WgMaps maps;
     if (!ws_launch_maps(&maps, 8 * TPC, CL, sv, sm, dv, x, ldx, K, M, Bs, Bd, Ss, SdA, SdB, NT))
       return cudaErrorInvalidValue;
-    return run_wgsp_ws<S, TPC, CL, NT, 1, PS>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
+    return run_wgsp_ws<S, TPC, CL, NT, 1, PS, SSA>(stream, maps, M, sblk, dblk, out_row, y, ldy, Bs, Bd, Ss, SdA, SdB);
   }
 }

@@ -1,0 +1,172 @@
+// The prefill trial form that reads A from shared memory (spense_wgsp_ws_kernel's SSA: the wgmmas take A through a
+// descriptor, no load of A into registers before them) against the plain form and cuBLAS, on random bf16 weights
+// at M tokens (sm_90a; no torch).
+//
+//   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -I src/spense/runtime/csrc \
+//        -DWGSP_CUBLAS -lcublas benchmarks/wgsp_ss_check.cu -o /tmp/wgsp_ss_check
+//   /tmp/wgsp_ss_check [N K dense_frac axis(c|r) M reps rounds]
+//
+// The SS layout (ss_layout below) keeps the decode layout's boxes (a row tile's sparse step 1 KB of values, its
+// dense step 2 KB, in the same places, so the same TMA maps load it) and orders each box as a wgmma descriptor
+// reads a K-major tile without swizzle: core matrices of 8 rows x 16 bytes, 128 bytes each, K's core matrices
+// 128 bytes apart, the 8-row groups 512 (sparse) or 1024 (dense) bytes apart.  Both SSA variants are checked
+// against the register decode kernel (the reference of wgsp_check.cu): 1 (LBO = the K stride) and 2 (the strides
+// in each other's fields); the one that matches is timed, in turn with the plain form and cuBLAS, `rounds` rounds
+// of `reps` calls each, medians reported.  One line per run; exits 2 when neither variant matches.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <vector>
+
+#include "spense_mmasp_common.cuh"
+#include "spense_mmasp_reg.cuh"
+#include "spense_wgsp.cuh"
+#include "spense_wgsd.cuh"
+#include "spense_layout_gen.h"
+#ifdef WGSP_CUBLAS
+#include <cublas_v2.h>
+#endif
+
+#define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { \
+  fprintf(stderr, "%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e_)); exit(1); } } while (0)
+
+// One box of F fragments (F = 2: a sparse step's two k32 halves of kept values; 4: a dense step's four k16
+// fragments), each 512 bytes in mma's A-fragment order (lane 4g + c, 16 bytes: words (row g, cols 2c..2c+1),
+// (g + 8, 2c..), (g, 2c + 8..), (g + 8, 2c + 8..) of the fragment's 16 x 16), reordered into core matrices: row r,
+// column k of the box's 16 x 16F at byte (r / 8) 256 F + (k / 8) 128 + (r % 8) 16 + (k % 8) 2.
+inline void ss_box(const uint32_t* in, uint32_t* out, int F) {
+  for (int f = 0; f < F; ++f)
+    for (int lane = 0; lane < 32; ++lane)
+      for (int w = 0; w < 4; ++w) {
+        const int g = lane >> 2, c = lane & 3, r = g + 8 * (w & 1), k = 16 * f + 2 * c + 8 * (w >> 1);
+        const int byte = (r / 8) * 256 * F + (k / 8) * 128 + (r % 8) * 16 + (k % 8) * 2;
+        out[byte / 4] = in[f * 128 + lane * 4 + w];
+      }
+}
+// the values of a layout (sparse boxes of 1 KB, then dense boxes of 2 KB) in the SS layout
+inline std::vector<uint32_t> ss_layout(const RandLayout& L) {
+  std::vector<uint32_t> out(L.hv.size());
+  for (size_t b = 0; b < L.nsv / 64; ++b) ss_box(L.hv.data() + b * 256, out.data() + b * 256, 2);
+  for (size_t b = 0; b < L.ndv / 128; ++b)
+    ss_box(L.hv.data() + L.nsv * 4 + b * 512, out.data() + L.nsv * 4 + b * 512, 4);
+  return out;
+}
+
+int main(int argc, char** argv) {
+  int N = 24576, K = 4096, M = 2048, reps = 20, rounds = 5;
+  double dfrac = 0.25;
+  char axis = 'c';
+  if (argc > 1) N = atoi(argv[1]);
+  if (argc > 2) K = atoi(argv[2]);
+  if (argc > 3) dfrac = atof(argv[3]);
+  if (argc > 4) axis = argv[4][0];
+  if (argc > 5) M = atoi(argv[5]);
+  if (argc > 6) reps = atoi(argv[6]);
+  if (argc > 7) rounds = atoi(argv[7]);
+  if (K % 64 || N % 64 || M < 1 || reps < 1 || rounds < 1) { fprintf(stderr, "bad arguments\n"); return 1; }
+  std::mt19937 rng(1234);
+  const RandLayout L = rand_layout(N, K, dfrac, axis, 1, false, 64, 128, rng);
+  if (L.Bs % 8 || L.Bd % 8) { fprintf(stderr, "row tiles of each kind must come in eights\n"); return 1; }
+  std::uniform_real_distribution<float> U(-1.f, 1.f);
+  std::vector<uint16_t> hx((size_t)M * K);
+  for (auto& v : hx) v = f2bf(U(rng));
+  const std::vector<uint32_t> hss = ss_layout(L);
+
+  uint4 *sv, *dv, *svs, *dvs; uint32_t* sm; __nv_bfloat16 *x, *y0, *y1; int *sblk, *dblk, *orow;
+  CK(cudaMalloc(&sv, L.nsv * 16 + 16)); CK(cudaMalloc(&dv, L.ndv * 16 + 16)); CK(cudaMalloc(&sm, L.nsm * 4 + 16));
+  CK(cudaMalloc(&svs, L.nsv * 16 + 16)); CK(cudaMalloc(&dvs, L.ndv * 16 + 16));
+  CK(cudaMemcpy(sv, L.hv.data(), L.nsv * 16, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(dv, L.hv.data() + L.nsv * 4, L.ndv * 16, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(svs, hss.data(), L.nsv * 16, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(dvs, hss.data() + L.nsv * 4, L.ndv * 16, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(sm, L.hm.data(), L.nsm * 4, cudaMemcpyHostToDevice));
+  CK(cudaMalloc(&x, hx.size() * 2)); CK(cudaMemcpy(x, hx.data(), hx.size() * 2, cudaMemcpyHostToDevice));
+  CK(cudaMalloc(&y0, (size_t)M * N * 2)); CK(cudaMalloc(&y1, (size_t)M * N * 2));
+  CK(cudaMalloc(&sblk, L.sblk.size() * 4)); CK(cudaMalloc(&dblk, L.dblk.size() * 4));
+  CK(cudaMalloc(&orow, L.orow.size() * 4));
+  CK(cudaMemcpy(sblk, L.sblk.data(), L.sblk.size() * 4, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(dblk, L.dblk.data(), L.dblk.size() * 4, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(orow, L.orow.data(), L.orow.size() * 4, cudaMemcpyHostToDevice));
+
+  for (int t0 = 0; t0 < M; t0 += 64)  // the reference: the register decode kernel, 64 tokens at a time
+    spense_mmasp_kernel<1, 8, false, REG_U, X_DIRECT><<<L.Bs + L.Bd, 128>>>(
+        sv, sm, dv, x + (size_t)t0 * K, nullptr, K, std::min(64, M - t0), K, sblk, dblk, orow, nullptr,
+        y0 + (size_t)t0 * N, N, L.Bs, L.Bd, L.Ss, L.SdA, L.SdB, 0);
+  CK(cudaGetLastError());
+  // the library's default prefill path (form 6: CTA size by the launcher, the tail split), then the SS forms on it
+  auto plain = [&]() {
+    CK((launch_wgsp_ws<WS_STAGES, 0, 1, false, true>)(0, sv, sm, dv, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd,
+                                                      L.Ss, L.SdA, L.SdB));
+  };
+  auto ss1 = [&]() {
+    CK((launch_wgsp_ws<WS_STAGES, 0, 1, false, true, WG_N, 1>)(0, svs, sm, dvs, x, K, K, M, sblk, dblk, orow, y1, N,
+                                                                L.Bs, L.Bd, L.Ss, L.SdA, L.SdB));
+  };
+  auto ss2 = [&]() {
+    CK((launch_wgsp_ws<WS_STAGES, 0, 1, false, true, WG_N, 2>)(0, svs, sm, dvs, x, K, K, M, sblk, dblk, orow, y1, N,
+                                                                L.Bs, L.Bd, L.Ss, L.SdA, L.SdB));
+  };
+  std::vector<uint16_t> h0((size_t)M * N), h1(h0.size());
+  CK(cudaDeviceSynchronize());
+  CK(cudaMemcpy(h0.data(), y0, h0.size() * 2, cudaMemcpyDeviceToHost));
+  auto check = [&](auto&& f) -> double {  // rel. L2 difference to the reference; nonfinite outputs count as 1
+    CK(cudaMemset(y1, 0xFF, (size_t)M * N * 2));
+    f();
+    CK(cudaDeviceSynchronize());
+    CK(cudaMemcpy(h1.data(), y1, h1.size() * 2, cudaMemcpyDeviceToHost));
+    double num = 0, den = 0;
+    for (size_t i = 0; i < h0.size(); ++i) {
+      const double u = bf2f(h0[i]), v = bf2f(h1[i]);
+      if (!std::isfinite(v)) return 1.0;
+      num += (u - v) * (u - v); den += u * u;
+    }
+    return std::sqrt(num / std::max(den, 1e-30));
+  };
+  const double r_plain = check(plain), r1 = check(ss1), r2 = check(ss2);
+  const bool ok1 = r1 < 5e-3, ok2 = r2 < 5e-3;
+
+  cudaEvent_t e0, e1; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
+  auto timeit = [&](auto&& f) {
+    for (int i = 0; i < 3; ++i) f();
+    CK(cudaEventRecord(e0));
+    for (int i = 0; i < reps; ++i) f();
+    CK(cudaEventRecord(e1)); CK(cudaEventSynchronize(e1)); CK(cudaGetLastError());
+    float ms; CK(cudaEventElapsedTime(&ms, e0, e1)); return 1e3 * ms / reps;
+  };
+  std::function<void()> gemm = nullptr;
+#ifdef WGSP_CUBLAS
+  // y (M x N, row-major) = x (M x K) W^T, W dense N x K: column-major N x M = W^T^T x^T
+  __nv_bfloat16 *w, *yc;
+  CK(cudaMalloc(&w, (size_t)N * K * 2)); CK(cudaMalloc(&yc, (size_t)M * N * 2));
+  CK(cudaMemset(w, 0x3C, (size_t)N * K * 2));
+  cublasHandle_t h; cublasCreate(&h);
+  const float alpha = 1.f, beta = 0.f;
+  gemm = [&]() {
+    if (cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, w, CUDA_R_16BF, K, x, CUDA_R_16BF, K, &beta, yc,
+                     CUDA_R_16BF, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT) != CUBLAS_STATUS_SUCCESS) {
+      fprintf(stderr, "cublasGemmEx failed\n"); exit(1);
+    }
+  };
+#endif
+  std::vector<float> tc, tp, ts;  // cuBLAS, plain, SS: one timing per round, in turn
+  for (int r = 0; r < rounds; ++r) {
+    if (gemm) tc.push_back(timeit(gemm));
+    tp.push_back(timeit(plain));
+    if (ok1) ts.push_back(timeit(ss1));
+    else if (ok2) ts.push_back(timeit(ss2));
+  }
+  auto med = [](std::vector<float> v) {
+    if (v.empty()) return -1.f;
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  const float c = med(tc), p = med(tp), s = med(ts);
+  printf("ss N=%d K=%d d=%.3f axis=%c M=%d | rel_diff plain %.2e ss1 %.2e ss2 %.2e | median of %d rounds x %d calls: "
+         "cublas %.1f us, plain %.1f us (%.3fx), ss%d %.1f us (%.3fx; %.3fx of plain)\n", N, K, dfrac, axis, M,
+         r_plain, r1, r2, rounds, reps, c, p, c > 0 ? c / p : -1.0, ok1 ? 1 : 2, s, c > 0 && s > 0 ? c / s : -1.0,
+         s > 0 ? p / s : -1.0);
+  return (ok1 || ok2) && r_plain < 5e-3 ? 0 : 2;
+}
