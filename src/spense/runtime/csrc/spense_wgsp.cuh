@@ -182,28 +182,37 @@ __device__ __forceinline__ uint64_t wg_desc_a(uint32_t saddr, int lbo, int sbo) 
   const uint64_t l = (uint64_t)((SWAP ? sbo : lbo) >> 4), s = (uint64_t)((SWAP ? lbo : sbo) >> 4);
   return (uint64_t)((saddr & 0x3FFFF) >> 4) | (l << 16) | (s << 32);
 }
+// D (64 x NTOK, fp32) += A (64 x 32, 2:4 sparse: its 64 x 16 kept values in shared memory, descriptor da) B (32 x
+// NTOK, shared, db), metadata e in a register as wgmma_sp's; and the dense D += A (64 x 16, shared) B (16 x NTOK).
+// NA accumulators ACC(d), their operands REGS, then the PTX operand numbers of da, db, e, the scale-d source and sel
+#define WG_MMA_SS(NA, NTOK, ACC, REGS, DA, DB, E, P, SEL, DE_P)                                                \
+  template <int S_>                                                                                          \
+  __device__ __forceinline__ void wgmma_sp_ss(float(&d)[NA], uint64_t da, uint64_t db, uint32_t e) {         \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " P ", 0;\n"                                              \
+                 "wgmma.mma_async.sp.sync.aligned.m64n" #NTOK "k32.f32.bf16.bf16 {" REGS "}, " DA ", " DB ", " E \
+                 ", " SEL ", p, 1, 1, 0, 0;\n}\n"                                                               \
+                 : ACC(d)                                                                                    \
+                 : "l"(da), "l"(db), "r"(e), "r"(1), "n"(S_));                                               \
+  }                                                                                                          \
+  __device__ __forceinline__ void wgmma_dense_ss(float(&d)[NA], uint64_t da, uint64_t db) {                  \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " DE_P ", 0;\n"                                           \
+                 "wgmma.mma_async.sync.aligned.m64n" #NTOK "k16.f32.bf16.bf16 {" REGS "}, " DA ", " DB          \
+                 ", p, 1, 1, 0, 0;\n}\n"                                                                        \
+                 : ACC(d)                                                                                    \
+                 : "l"(da), "l"(db), "r"(1));                                                                \
+  }
 #define WG_REGS64 \
   "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
   "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
   "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
   "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
-// D (64 x 128, fp32) += A (64 x 32, 2:4 sparse: its 64 x 16 kept values in shared memory, descriptor da) B (32 x
-// 128, shared, db), metadata e in a register as wgmma_sp's
-template <int SEL>
-__device__ __forceinline__ void wgmma_sp_ss(float (&d)[64], uint64_t da, uint64_t db, uint32_t e) {
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %67, 0;\n"
-               "wgmma.mma_async.sp.sync.aligned.m64n128k32.f32.bf16.bf16 {" WG_REGS64 "}, %64, %65, %66, %68, "
-               "p, 1, 1, 0, 0;\n}\n"
-               : WG_ACC64(d)
-               : "l"(da), "l"(db), "r"(e), "r"(1), "n"(SEL));
-}
-// D (64 x 128, fp32) += A (64 x 16, shared, da) B (16 x 128, shared, db)
-__device__ __forceinline__ void wgmma_dense_ss(float (&d)[64], uint64_t da, uint64_t db) {
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-               "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {" WG_REGS64 "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
-               : WG_ACC64(d)
-               : "l"(da), "l"(db), "r"(1));
-}
+WG_MMA_SS(64, 128, WG_ACC64, WG_REGS64, "%64", "%65", "%66", "%67", "%68", "%66")
+WG_MMA_SS(128, 256, WG_ACC128,
+          WG_REGS64 ", %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "
+          "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, "
+          "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, "
+          "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127",
+          "%128", "%129", "%130", "%131", "%132", "%130")
 // keeps the compiler from moving reads of the accumulators above the wgmma wait
 template <int NA>
 __device__ __forceinline__ void wg_fence_acc(float (&d)[NA]) {

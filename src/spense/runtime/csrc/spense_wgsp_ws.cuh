@@ -168,7 +168,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
   static_assert(CL == 1 || CL == 2, "clusters of one or two CTAs");
   static_assert(KS == 1 || (CL == 1 && NT == 64 && TPC * NT / 2 * 256 * 4 <= S * ws_slot(TPC, NT)), "K split");
   static_assert(!PS || (CL == 1 && KS == 1 && NT == WG_N), "persistent: the plain prefill form only");
-  static_assert(!SSA || (CL == 1 && KS == 1 && NT == WG_N && !PS), "A from shared memory: the plain prefill form only");
+  static_assert(!SSA || (CL == 1 && KS == 1 && NT >= WG_N && !PS), "A from shared memory: the prefill forms only");
   constexpr int TILES = 8 * TPC, XT = NT * 128, SLOT = ws_slot(TPC, NT), SHARE = TILES / CL;  // XT: x tile bytes
   const int XB = NT == 64 ? wsd_xrows(M) * 128 : XT;  // the bytes of x loaded per step (the decode form: M's)
   extern __shared__ uint8_t ws_raw[];
