@@ -361,7 +361,7 @@ def test_wgsp_prefill_gemm_builds_for_sm90a(tmp_path):
     # MMAs waited for before the next slot's A) on tiles of 32: 68161, 72257, 80449, 105025; and the prefill on CTAs
     # of 8 row tiles and 256 tokens <4, 1, 1, 256, 1> (m64n256)
     assert len(entries) == 70, entries
-    assert any("spense_wgsp_ws_kernelILi4ELi1ELi1ELi256ELi1ELb0EE" in lines[i] for i in entries)
+    assert any("spense_wgsp_ws_kernelILi4ELi1ELi1ELi256ELi1ELb0ELi0EE" in lines[i] for i in entries)
     for i in entries:
         props = " ".join(lines[i:i + 3])
         assert "0 bytes spill stores" in props, props
