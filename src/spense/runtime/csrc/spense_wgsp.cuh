@@ -184,22 +184,24 @@ __device__ __forceinline__ uint64_t wg_desc_a(uint32_t saddr, int lbo, int sbo) 
 }
 // D (64 x NTOK, fp32) += A (64 x 32, 2:4 sparse: its 64 x 16 kept values in shared memory, descriptor da) B (32 x
 // NTOK, shared, db), metadata e in a register as wgmma_sp's; and the dense D += A (64 x 16, shared) B (16 x NTOK).
-// NA accumulators ACC(d), their operands REGS, then the PTX operand numbers of da, db, e, the scale-d source and sel
+// NA accumulators ACC(d), their operands REGS, then the PTX operand numbers of da, db, e, the scale-d source sd (0:
+// D = A B, the accumulators' old values ignored) and sel
 #define WG_MMA_SS(NA, NTOK, ACC, REGS, DA, DB, E, P, SEL, DE_P)                                                \
   template <int S_>                                                                                          \
-  __device__ __forceinline__ void wgmma_sp_ss(float(&d)[NA], uint64_t da, uint64_t db, uint32_t e) {         \
+  __device__ __forceinline__ void wgmma_sp_ss(float(&d)[NA], uint64_t da, uint64_t db, uint32_t e,           \
+                                              int sd = 1) {                                                  \
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " P ", 0;\n"                                              \
                  "wgmma.mma_async.sp.sync.aligned.m64n" #NTOK "k32.f32.bf16.bf16 {" REGS "}, " DA ", " DB ", " E \
                  ", " SEL ", p, 1, 1, 0, 0;\n}\n"                                                               \
                  : ACC(d)                                                                                    \
-                 : "l"(da), "l"(db), "r"(e), "r"(1), "n"(S_));                                               \
+                 : "l"(da), "l"(db), "r"(e), "r"(sd), "n"(S_));                                              \
   }                                                                                                          \
-  __device__ __forceinline__ void wgmma_dense_ss(float(&d)[NA], uint64_t da, uint64_t db) {                  \
+  __device__ __forceinline__ void wgmma_dense_ss(float(&d)[NA], uint64_t da, uint64_t db, int sd = 1) {      \
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " DE_P ", 0;\n"                                           \
                  "wgmma.mma_async.sync.aligned.m64n" #NTOK "k16.f32.bf16.bf16 {" REGS "}, " DA ", " DB          \
                  ", p, 1, 1, 0, 0;\n}\n"                                                                        \
                  : ACC(d)                                                                                    \
-                 : "l"(da), "l"(db), "r"(1));                                                                \
+                 : "l"(da), "l"(db), "r"(sd));                                                               \
   }
 #define WG_REGS64 \
   "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \

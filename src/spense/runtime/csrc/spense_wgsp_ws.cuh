@@ -155,7 +155,7 @@ __device__ __forceinline__ void tma_prefetch_maps(const WgMaps& maps, bool vm, b
 // loads a tile's first steps while the consumers store the one before, and no CTA is launched, set up or filled
 // per tile.  The consumers free a tile's last slot before their stores.  tb: the first row tile of the launch (the
 // tail split's second launch, launch_wgsp_ws; else 0).
-// SSA (the plain prefill form only; a trial): the wgmmas read A from the slot through a descriptor (wgmma_sp_ss,
+// SSA (the prefill forms; a trial): the wgmmas read A from the slot through a descriptor (wgmma_sp_ss,
 // wgmma_dense_ss) instead of from registers, so that no load of A into registers stands before a step's wgmmas (the
 // top stall of the plain form, docs/runtime.md section 11).  The weights then come in the SS layout (ss_layout in
 // benchmarks/wgsp_ss_check.cu), the same boxes in the same places; 2: A's two strides in each other's fields.
@@ -168,7 +168,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
   static_assert(CL == 1 || CL == 2, "clusters of one or two CTAs");
   static_assert(KS == 1 || (CL == 1 && NT == 64 && TPC * NT / 2 * 256 * 4 <= S * ws_slot(TPC, NT)), "K split");
   static_assert(!PS || (CL == 1 && KS == 1 && NT == WG_N), "persistent: the plain prefill form only");
-  static_assert(!SSA || (CL == 1 && KS == 1 && NT >= WG_N && !PS), "A from shared memory: the prefill forms only");
+  static_assert(!SSA || (CL == 1 && KS == 1 && NT >= WG_N), "A from shared memory: the prefill forms only");
   constexpr int TILES = 8 * TPC, XT = NT * 128, SLOT = ws_slot(TPC, NT), SHARE = TILES / CL;  // XT: x tile bytes
   const int XB = NT == 64 ? wsd_xrows(M) * 128 : XT;  // the bytes of x loaded per step (the decode form: M's)
   extern __shared__ uint8_t ws_raw[];
@@ -315,12 +315,15 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
       if constexpr (SSA != 0) {
         if constexpr (SPARSE) {
           const uint64_t da = wg_desc_a<SSA == 2>(a_ss + 4096 * m, 128, 512);
-          wgmma_sp_ss<0>(acc[m], da, d0, f[m].e);
+          if constexpr (PS) wgmma_sp_ss<0>(acc[m], da, d0, f[m].e, sd);
+          else wgmma_sp_ss<0>(acc[m], da, d0, f[m].e);
           wgmma_sp_ss<1>(acc[m], da + 16, d0 + 4, f[m].e);  // + 256 bytes of A, 64 of x: K 32..63 of the step
         } else {
           const uint64_t da = wg_desc_a<SSA == 2>(a_ss + 8192 * m, 128, 1024);
+          if constexpr (PS) wgmma_dense_ss(acc[m], da, d0, sd);
+          else wgmma_dense_ss(acc[m], da, d0);
 #pragma unroll
-          for (int j = 0; j < 4; ++j) wgmma_dense_ss(acc[m], da + 16 * j, d0 + 2 * j);  // + 256 / 32 bytes per 16 K
+          for (int j = 1; j < 4; ++j) wgmma_dense_ss(acc[m], da + 16 * j, d0 + 2 * j);  // + 256 / 32 bytes per 16 K
         }
       } else if constexpr (SPARSE) {
         if constexpr (PS) wgmma_sp<0>(acc[m], f[m].v[0], d0, f[m].e, sd);
