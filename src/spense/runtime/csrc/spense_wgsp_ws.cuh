@@ -158,7 +158,8 @@ __device__ __forceinline__ void tma_prefetch_maps(const WgMaps& maps, bool vm, b
 // SSA (the prefill forms; a trial): the wgmmas read A from the slot through a descriptor (wgmma_sp_ss,
 // wgmma_dense_ss) instead of from registers, so that no load of A into registers stands before a step's wgmmas (the
 // top stall of the plain form, docs/runtime.md section 11).  The weights then come in the SS layout (ss_layout in
-// benchmarks/wgsp_ss_check.cu), the same boxes in the same places; 2: A's two strides in each other's fields.
+// benchmarks/wgsp_ss_check.cu), the same boxes in the same places; 2: A's two strides in each other's fields; 3: as
+// 1, with each sparse step's metadata loaded a step ahead.
 template <int S, int TPC, int CL = 1, int NT = WG_N, int KS = 1, bool PS = false, int SSA = 0>
 __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
     const __grid_constant__ WgMaps maps, int M, const int* __restrict__ sblk, const int* __restrict__ dblk,
@@ -281,7 +282,16 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
   // local step q's A for this warp from its slot, then its wgmmas on register set f; the sparse and the dense
   // steps run in loops of their own, so that no wgmma sits on a branch (ptxas serializes wgmmas behind the
   // fences it injects on divergent paths: C7520)
-  auto step = [&](auto sparse_tag, int q, WgA (&f)[TPC]) {
+  // SSA == 3: a sparse step's metadata loaded into the other register set (fn) one step ahead, once the wgmmas that
+  // read that set are done, so that no load at all stands before a step's wgmmas
+  auto meta = [&](unsigned g, WgA(&f)[TPC]) {
+    const int s = (int)(g % S);
+    mbar_wait(full0 + 8 * s, (int)(g / S) & 1);
+    const uint32_t* es = reinterpret_cast<const uint32_t*>(ring + s * SLOT + XT + TILES * 1024);
+#pragma unroll
+    for (int m = 0; m < TPC; ++m) f[m].e = es[(lt0 + 4 * m) * 32 + lane];
+  };
+  auto step = [&](auto sparse_tag, int q, WgA (&f)[TPC], WgA (&fn)[TPC]) {
     constexpr bool SPARSE = decltype(sparse_tag)::value;
     const unsigned g = g0 + q;
     const int s = (int)(g % S);
@@ -292,7 +302,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
     for (int m = 0; m < TPC; ++m) {
       const int lt = lt0 + 4 * m;
       if constexpr (SSA != 0) {
-        if constexpr (SPARSE) f[m].e = reinterpret_cast<const uint32_t*>(as + TILES * 64)[lt * 32 + lane];
+        if constexpr (SPARSE && SSA != 3) f[m].e = reinterpret_cast<const uint32_t*>(as + TILES * 64)[lt * 32 + lane];
       } else if constexpr (SPARSE) {
         f[m].v[0] = as[lt * 64 + lane];
         f[m].v[1] = as[lt * 64 + 32 + lane];
@@ -339,6 +349,9 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
     wg_commit();
     wg_wait<1>();  // step q - 1's MMAs are done: its slot and its A set are free
     fence_all();
+    if constexpr (SSA == 3 && SPARSE) {
+      if (q + 1 < ns) meta(g + 1, fn);
+    }
     if constexpr (CL == 1) {
       if (q > 0 && lane == 0) mbar_arrive(empty0 + 8 * ((g - 1) % S));
     } else {
@@ -357,21 +370,24 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
   for (int w = w0; w < works; w += dw, g0 += nl) {
     if (w != w0) geo(w);
     int q = 0;
+    if constexpr (SSA == 3) {
+      if (ns > 0) meta(g0, a[0]);  // the tile's first sparse step's metadata
+    }
     for (; q + 1 < ns; q += 2) {
-      step(SP{}, q, a[0]);
-      step(SP{}, q + 1, a[1]);
+      step(SP{}, q, a[0], a[1]);
+      step(SP{}, q + 1, a[1], a[0]);
     }
     if (q < ns) {  // an odd count: drain, so that the dense steps start again on set 0
-      step(SP{}, q, a[0]);
+      step(SP{}, q, a[0], a[1]);
       ++q;
       wg_wait<0>();
       fence_all();
     }
     for (; q + 1 < nl; q += 2) {
-      step(DE{}, q, a[0]);
-      step(DE{}, q + 1, a[1]);
+      step(DE{}, q, a[0], a[1]);
+      step(DE{}, q + 1, a[1], a[0]);
     }
-    if (q < nl) step(DE{}, q, a[0]);
+    if (q < nl) step(DE{}, q, a[0], a[1]);
     wg_wait<0>();
     fence_all();
     if constexpr (PS) {  // the tile's last slot, free before the stores: the producer refills it meanwhile
