@@ -377,3 +377,26 @@ def test_wgsp_prefill_gemm_builds_for_sm90a(tmp_path):
     assert all(any(k in lines[i] for i in entries) for k in known), "2625 / 6721 / 14913 / 39489 at 32 not built"
     drained = tuple(f"spense_wgsd_sk_kernelILi9ELi{v}ELb1ELi32E" for v in (68161, 72257, 80449, 105025))
     assert all(any(k in lines[i] for i in entries) for k in drained), "bit 65536's kernels at 32 not built"
+
+
+@pytest.mark.skipif(not __import__("shutil").which("nvcc"), reason="needs nvcc")
+def test_wgsp_ss_trial_form_builds_for_sm90a(tmp_path):
+    """The prefill trial form whose wgmmas read A from shared memory (spense_wgsp_ws_kernel's SSA 1, 2 and 3, on CTAs
+    of 8 and 16 row tiles, of 256 tokens, and persistent) compiles in its harness for sm_90a with no spills and no
+    serialized wgmma; what it computes is checked on the device (benchmarks/results/wgsd_2026-12-06 dl, dm)."""
+    root = os.path.join(os.path.dirname(__file__), "..")
+    r = subprocess.run(["nvcc", "-std=c++17", "-O3", "-gencode=arch=compute_90a,code=sm_90a", "-Xptxas", "-v",
+                        "-I", os.path.join(root, "src", "spense", "runtime", "csrc"),
+                        os.path.join(root, "benchmarks", "wgsp_ss_check.cu"), "-o", str(tmp_path / "wgsp_ss_check")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stderr.splitlines()
+    entries = [k for k, s in enumerate(lines) if "Compiling entry function" in s and "spense_wgsp_ws_kernel" in s]
+    names = [lines[i] for i in entries]
+    for tiles, nt, ps, ssa in [(1, 128, 0, 1), (2, 128, 0, 1), (2, 128, 0, 2), (2, 128, 0, 3), (1, 256, 0, 1),
+                               (2, 128, 1, 1)]:
+        key = f"spense_wgsp_ws_kernelILi4ELi{tiles}ELi1ELi{nt}ELi1ELb{ps}ELi{ssa}EE"
+        assert any(key in s for s in names), f"{key} not built"
+    for i in entries:
+        assert "0 bytes spill stores" in " ".join(lines[i:i + 3]), lines[i]
+    assert not [s for s in lines if "serialized" in s] and "C7520" not in r.stderr
