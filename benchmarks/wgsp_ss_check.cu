@@ -13,7 +13,8 @@
 // against the register decode kernel (the reference of wgsp_check.cu): 1 (LBO = the K stride) and 2 (the strides
 // in each other's fields); the one that matches is timed, in turn with the plain form and cuBLAS, `rounds` rounds
 // of `reps` calls each, medians reported; the same on CTAs of 8 row tiles and 256 tokens (ss256), persistent, and
-// with the metadata loaded a step ahead (ss3).  One line per run; exits 2 when neither variant matches.
+// with the metadata loaded a step ahead (ss3); and ss4, on the decode layout itself, its boxes reordered into the SS
+// layout in the kernel.  One line per run; exits 2 when neither variant matches.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -114,6 +115,10 @@ int main(int argc, char** argv) {
     CK((launch_wgsp_ws<WS_STAGES, 0, 1, false, true, WG_N, 3>)(0, svs, sm, dvs, x, K, K, M, sblk, dblk, orow, y1, N,
                                                                 L.Bs, L.Bd, L.Ss, L.SdA, L.SdB));
   };
+  auto ss4 = [&]() {  // the weights in the decode layout, each step's boxes reordered in the kernel
+    CK((launch_wgsp_ws<WS_STAGES, 0, 1, false, true, WG_N, 4>)(0, sv, sm, dv, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs,
+                                                                L.Bd, L.Ss, L.SdA, L.SdB));
+  };
   // ... and on CTAs of 8 row tiles and 256 tokens (m64n256 wgmmas: cuSPARSELt's tile of 128 rows x 256 tokens)
   auto ss256 = [&](int v) {
     if (v == 1)
@@ -152,7 +157,8 @@ int main(int argc, char** argv) {
   const double r_plain = check(plain), r1 = check(ss1), r2 = check(ss2);
   const bool ok1 = r1 < 5e-3, ok2 = r2 < 5e-3;
   const int v_ok = ok1 ? 1 : 2;
-  const double r256 = check([&] { ss256(v_ok); }), rps = check([&] { ssp(v_ok); }), r3 = ok1 ? check(ss3) : 1.0;
+  const double r256 = check([&] { ss256(v_ok); }), rps = check([&] { ssp(v_ok); }), r3 = ok1 ? check(ss3) : 1.0,
+               r4 = check(ss4);
 
   cudaEvent_t e0, e1; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
   auto timeit = [&](auto&& f) {
@@ -177,7 +183,7 @@ int main(int argc, char** argv) {
     }
   };
 #endif
-  std::vector<float> tc, tp, ts, t2, t3, t4;  // cuBLAS, plain, SS, SS on 256 tokens, SS persistent: per round, in turn
+  std::vector<float> tc, tp, ts, t2, t3, t4, t5;  // cuBLAS, plain, SS, SS on 256 tokens, SS persistent: per round, in turn
   for (int r = 0; r < rounds; ++r) {
     if (gemm) tc.push_back(timeit(gemm));
     tp.push_back(timeit(plain));
@@ -186,19 +192,20 @@ int main(int argc, char** argv) {
     if ((ok1 || ok2) && r256 < 5e-3) t2.push_back(timeit([&] { ss256(v_ok); }));
     if ((ok1 || ok2) && rps < 5e-3) t3.push_back(timeit([&] { ssp(v_ok); }));
     if (r3 < 5e-3) t4.push_back(timeit(ss3));
+    if (r4 < 5e-3) t5.push_back(timeit(ss4));
   }
   auto med = [](std::vector<float> v) {
     if (v.empty()) return -1.f;
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
   };
-  const float c = med(tc), p = med(tp), s = med(ts), s2 = med(t2), s3 = med(t3), s4 = med(t4);
+  const float c = med(tc), p = med(tp), s = med(ts), s2 = med(t2), s3 = med(t3), s4 = med(t4), s5 = med(t5);
   auto over = [](float a, float b) { return a > 0 && b > 0 ? a / b : -1.0; };
   printf("ss N=%d K=%d d=%.3f axis=%c M=%d | rel_diff plain %.2e ss1 %.2e ss2 %.2e ss256 %.2e | median of %d rounds x %d "
          "calls: cublas %.1f us, plain %.1f us (%.3fx), ss%d %.1f us (%.3fx; %.3fx of plain), ss256 %.1f us (%.3fx; "
-         "%.3fx of plain), ss_persistent %.1f us (%.3fx; %.3fx of plain), ss3 %.1f us (%.3fx; %.3fx of plain) | rel_diff "
-         "persistent %.2e ss3 %.2e\n", N, K, dfrac, axis, M, r_plain, r1, r2, r256, rounds, reps, c, p, over(c, p), v_ok,
-         s, over(c, s), over(p, s), s2, over(c, s2), over(p, s2), s3, over(c, s3), over(p, s3), s4, over(c, s4),
-         over(p, s4), rps, r3);
-  return (ok1 || ok2) && r_plain < 5e-3 && r256 < 5e-3 && rps < 5e-3 && r3 < 5e-3 ? 0 : 2;
+         "%.3fx of plain), ss_persistent %.1f us (%.3fx; %.3fx of plain), ss3 %.1f us (%.3fx; %.3fx of plain), ss4 %.1f us "
+         "(%.3fx; %.3fx of plain) | rel_diff persistent %.2e ss3 %.2e ss4 %.2e\n", N, K, dfrac, axis, M, r_plain, r1, r2,
+         r256, rounds, reps, c, p, over(c, p), v_ok, s, over(c, s), over(p, s), s2, over(c, s2), over(p, s2), s3,
+         over(c, s3), over(p, s3), s4, over(c, s4), over(p, s4), s5, over(c, s5), over(p, s5), rps, r3, r4);
+  return (ok1 || ok2) && r_plain < 5e-3 && r256 < 5e-3 && rps < 5e-3 && r3 < 5e-3 && r4 < 5e-3 ? 0 : 2;
 }
