@@ -9,12 +9,12 @@
 // The SS layout (ss_layout below) keeps the decode layout's boxes (a row tile's sparse step 1 KB of values, its
 // dense step 2 KB, in the same places, so the same TMA maps load it) and orders each box as a wgmma descriptor
 // reads a K-major tile without swizzle: core matrices of 8 rows x 16 bytes, 128 bytes each, K's core matrices
-// 128 bytes apart, the 8-row groups 512 (sparse) or 1024 (dense) bytes apart.  Both SSA variants are checked
-// against the register decode kernel (the reference of wgsp_check.cu): 1 (LBO = the K stride) and 2 (the strides
-// in each other's fields); the one that matches is timed, in turn with the plain form and cuBLAS, `rounds` rounds
-// of `reps` calls each, medians reported; the same on CTAs of 8 row tiles and 256 tokens (ss256), persistent, and
-// with the metadata loaded a step ahead (ss3); and ss4, on the decode layout itself, its boxes reordered into the SS
-// layout in the kernel.  One line per run; exits 2 when neither variant matches.
+// 128 bytes apart, the 8-row groups 512 (sparse) or 1024 (dense) bytes apart.  Every form is checked against the
+// register decode kernel (the reference of wgsp_check.cu), then timed in turn with the plain form and cuBLAS,
+// `rounds` rounds of `reps` calls each, medians reported: the SS form on the launcher's CTAs (ss), on CTAs of 8 row
+// tiles and 256 tokens (ss256), and persistent.  One line per run; exits 2 on a mismatch.  The variants measured
+// and dropped (the descriptor's strides swapped, the metadata a step ahead, the boxes reordered in the kernel) are in
+// benchmarks/results/wgsd_2026-12-06 dl, dm and dn.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -104,39 +104,19 @@ int main(int argc, char** argv) {
                                                       L.Ss, L.SdA, L.SdB));
   };
   auto ss1 = [&]() {
-    CK((launch_wgsp_ws<WS_STAGES, 0, 1, false, true, WG_N, 1>)(0, svs, sm, dvs, x, K, K, M, sblk, dblk, orow, y1, N,
-                                                                L.Bs, L.Bd, L.Ss, L.SdA, L.SdB));
-  };
-  auto ss2 = [&]() {
-    CK((launch_wgsp_ws<WS_STAGES, 0, 1, false, true, WG_N, 2>)(0, svs, sm, dvs, x, K, K, M, sblk, dblk, orow, y1, N,
-                                                                L.Bs, L.Bd, L.Ss, L.SdA, L.SdB));
-  };
-  auto ss3 = [&]() {  // variant 1 with each sparse step's metadata loaded a step ahead
-    CK((launch_wgsp_ws<WS_STAGES, 0, 1, false, true, WG_N, 3>)(0, svs, sm, dvs, x, K, K, M, sblk, dblk, orow, y1, N,
-                                                                L.Bs, L.Bd, L.Ss, L.SdA, L.SdB));
-  };
-  auto ss4 = [&]() {  // the weights in the decode layout, each step's boxes reordered in the kernel
-    CK((launch_wgsp_ws<WS_STAGES, 0, 1, false, true, WG_N, 4>)(0, sv, sm, dv, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs,
-                                                                L.Bd, L.Ss, L.SdA, L.SdB));
+    CK((launch_wgsp_ws<WS_STAGES, 0, 1, false, true, WG_N, true>)(0, svs, sm, dvs, x, K, K, M, sblk, dblk, orow, y1,
+                                                                   N, L.Bs, L.Bd, L.Ss, L.SdA, L.SdB));
   };
   // ... and on CTAs of 8 row tiles and 256 tokens (m64n256 wgmmas: cuSPARSELt's tile of 128 rows x 256 tokens)
-  auto ss256 = [&](int v) {
-    if (v == 1)
-      CK((launch_wgsp_ws<WS_STAGES, 1, 1, false, false, 256, 1>)(0, svs, sm, dvs, x, K, K, M, sblk, dblk, orow, y1, N,
-                                                                  L.Bs, L.Bd, L.Ss, L.SdA, L.SdB));
-    else
-      CK((launch_wgsp_ws<WS_STAGES, 1, 1, false, false, 256, 2>)(0, svs, sm, dvs, x, K, K, M, sblk, dblk, orow, y1, N,
-                                                                  L.Bs, L.Bd, L.Ss, L.SdA, L.SdB));
+  auto ss256 = [&]() {
+    CK((launch_wgsp_ws<WS_STAGES, 1, 1, false, false, 256, true>)(0, svs, sm, dvs, x, K, K, M, sblk, dblk, orow, y1,
+                                                                   N, L.Bs, L.Bd, L.Ss, L.SdA, L.SdB));
   };
   // ... and persistent (at most one CTA per SM walking the tiles, the ring running on from tile to tile: a tile's
   // first loads overlap the one before's stores)
-  auto ssp = [&](int v) {
-    if (v == 1)
-      CK((launch_wgsp_ws<WS_STAGES, 0, 1, true, false, WG_N, 1>)(0, svs, sm, dvs, x, K, K, M, sblk, dblk, orow, y1, N,
-                                                                  L.Bs, L.Bd, L.Ss, L.SdA, L.SdB));
-    else
-      CK((launch_wgsp_ws<WS_STAGES, 0, 1, true, false, WG_N, 2>)(0, svs, sm, dvs, x, K, K, M, sblk, dblk, orow, y1, N,
-                                                                  L.Bs, L.Bd, L.Ss, L.SdA, L.SdB));
+  auto ssp = [&]() {
+    CK((launch_wgsp_ws<WS_STAGES, 0, 1, true, false, WG_N, true>)(0, svs, sm, dvs, x, K, K, M, sblk, dblk, orow, y1,
+                                                                   N, L.Bs, L.Bd, L.Ss, L.SdA, L.SdB));
   };
   std::vector<uint16_t> h0((size_t)M * N), h1(h0.size());
   CK(cudaDeviceSynchronize());
@@ -154,11 +134,7 @@ int main(int argc, char** argv) {
     }
     return std::sqrt(num / std::max(den, 1e-30));
   };
-  const double r_plain = check(plain), r1 = check(ss1), r2 = check(ss2);
-  const bool ok1 = r1 < 5e-3, ok2 = r2 < 5e-3;
-  const int v_ok = ok1 ? 1 : 2;
-  const double r256 = check([&] { ss256(v_ok); }), rps = check([&] { ssp(v_ok); }), r3 = ok1 ? check(ss3) : 1.0,
-               r4 = check(ss4);
+  const double r_plain = check(plain), r1 = check(ss1), r256 = check(ss256), rps = check(ssp);
 
   cudaEvent_t e0, e1; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
   auto timeit = [&](auto&& f) {
@@ -183,29 +159,25 @@ int main(int argc, char** argv) {
     }
   };
 #endif
-  std::vector<float> tc, tp, ts, t2, t3, t4, t5;  // cuBLAS, plain, SS, SS on 256 tokens, SS persistent: per round, in turn
+  std::vector<float> tc, tp, ts, t2, t3;  // cuBLAS, plain, SS, SS on 256 tokens, SS persistent: per round, in turn
   for (int r = 0; r < rounds; ++r) {
     if (gemm) tc.push_back(timeit(gemm));
     tp.push_back(timeit(plain));
-    if (ok1) ts.push_back(timeit(ss1));
-    else if (ok2) ts.push_back(timeit(ss2));
-    if ((ok1 || ok2) && r256 < 5e-3) t2.push_back(timeit([&] { ss256(v_ok); }));
-    if ((ok1 || ok2) && rps < 5e-3) t3.push_back(timeit([&] { ssp(v_ok); }));
-    if (r3 < 5e-3) t4.push_back(timeit(ss3));
-    if (r4 < 5e-3) t5.push_back(timeit(ss4));
+    if (r1 < 5e-3) ts.push_back(timeit(ss1));
+    if (r256 < 5e-3) t2.push_back(timeit(ss256));
+    if (rps < 5e-3) t3.push_back(timeit(ssp));
   }
   auto med = [](std::vector<float> v) {
     if (v.empty()) return -1.f;
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
   };
-  const float c = med(tc), p = med(tp), s = med(ts), s2 = med(t2), s3 = med(t3), s4 = med(t4), s5 = med(t5);
+  const float c = med(tc), p = med(tp), s = med(ts), s2 = med(t2), s3 = med(t3);
   auto over = [](float a, float b) { return a > 0 && b > 0 ? a / b : -1.0; };
-  printf("ss N=%d K=%d d=%.3f axis=%c M=%d | rel_diff plain %.2e ss1 %.2e ss2 %.2e ss256 %.2e | median of %d rounds x %d "
-         "calls: cublas %.1f us, plain %.1f us (%.3fx), ss%d %.1f us (%.3fx; %.3fx of plain), ss256 %.1f us (%.3fx; "
-         "%.3fx of plain), ss_persistent %.1f us (%.3fx; %.3fx of plain), ss3 %.1f us (%.3fx; %.3fx of plain), ss4 %.1f us "
-         "(%.3fx; %.3fx of plain) | rel_diff persistent %.2e ss3 %.2e ss4 %.2e\n", N, K, dfrac, axis, M, r_plain, r1, r2,
-         r256, rounds, reps, c, p, over(c, p), v_ok, s, over(c, s), over(p, s), s2, over(c, s2), over(p, s2), s3,
-         over(c, s3), over(p, s3), s4, over(c, s4), over(p, s4), s5, over(c, s5), over(p, s5), rps, r3, r4);
-  return (ok1 || ok2) && r_plain < 5e-3 && r256 < 5e-3 && rps < 5e-3 && r3 < 5e-3 && r4 < 5e-3 ? 0 : 2;
+  printf("ss N=%d K=%d d=%.3f axis=%c M=%d | rel_diff plain %.2e ss %.2e ss256 %.2e ss_persistent %.2e | median of %d "
+         "rounds x %d calls: cublas %.1f us, plain %.1f us (%.3fx), ss %.1f us (%.3fx; %.3fx of plain), ss256 %.1f us "
+         "(%.3fx; %.3fx of plain), ss_persistent %.1f us (%.3fx; %.3fx of plain)\n", N, K, dfrac, axis, M, r_plain, r1,
+         r256, rps, rounds, reps, c, p, over(c, p), s, over(c, s), over(p, s), s2, over(c, s2), over(p, s2), s3,
+         over(c, s3), over(p, s3));
+  return r_plain < 5e-3 && r1 < 5e-3 && r256 < 5e-3 && rps < 5e-3 ? 0 : 2;
 }

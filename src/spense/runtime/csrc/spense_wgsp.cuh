@@ -174,13 +174,10 @@ WG_MMA_SMALL(128, 256, WG_ACC128,
 // spense_wgsp_ws_kernel): A's descriptor, a K-major tile without swizzle in core matrices of 8 rows x 16 bytes
 // (128 contiguous bytes each): start >> 4 in bits 0-13, LBO (the bytes between core matrices adjacent in K) in
 // 16-29, SBO (between core matrices adjacent in M, 8 rows apart) in 32-45, layout type 0 (no swizzle) in 62-63
-// (PTX ISA 9.7.15.5.1, CUTLASS GmmaDescriptor: ((8, m), (T, 2)) : ((1T, SBO), (1, LBO)) in 16-byte units T).
-// SWAP puts the two strides in each other's fields (the form's hedge on which field is which; only one gives
-// the reference's outputs)
-template <bool SWAP>
+// (PTX ISA 9.7.15.5.1, CUTLASS GmmaDescriptor: ((8, m), (T, 2)) : ((1T, SBO), (1, LBO)) in 16-byte units T).  On
+// the device the strides in each other's fields gave wrong sums (rel. 1.32; benchmarks/results/wgsd_2026-12-06 dl)
 __device__ __forceinline__ uint64_t wg_desc_a(uint32_t saddr, int lbo, int sbo) {
-  const uint64_t l = (uint64_t)((SWAP ? sbo : lbo) >> 4), s = (uint64_t)((SWAP ? lbo : sbo) >> 4);
-  return (uint64_t)((saddr & 0x3FFFF) >> 4) | (l << 16) | (s << 32);
+  return (uint64_t)((saddr & 0x3FFFF) >> 4) | ((uint64_t)(lbo >> 4) << 16) | ((uint64_t)(sbo >> 4) << 32);
 }
 // D (64 x NTOK, fp32) += A (64 x 32, 2:4 sparse: its 64 x 16 kept values in shared memory, descriptor da) B (32 x
 // NTOK, shared, db), metadata e in a register as wgmma_sp's; and the dense D += A (64 x 16, shared) B (16 x NTOK).

@@ -34,31 +34,9 @@ constexpr int WS_MAXQ = 1024;                    // 64-K steps per row tile at m
 __host__ __device__ constexpr int ws_a_bytes(int tpc) { return 8 * tpc * 2048; }
 __host__ __device__ constexpr int ws_slot(int tpc, int nt = WG_N) { return nt * 128 + ws_a_bytes(tpc); }
 // the ring, its full and empty mbarriers, the steps' first columns of x (WS_MAXQ ints; the persistent form: those
-// of each kind of row tile, twice that), the SS trial's `conv` mbarriers (SSA 4), the alignment
+// of each kind of row tile, twice that), the alignment
 constexpr int ws_smem(int stages, int tpc, int nt = WG_N, bool ps = false) {
-  return stages * ws_slot(tpc, nt) + 3 * stages * 8 + (ps ? 8 : 4) * WS_MAXQ + 1024;
-}
-
-// SSA 4: one warp reorders a row tile's box of F fragments (F = 2: a sparse step's kept values, 4: a dense step) in
-// place, from the decode layout's fragment order (lane l's 16 bytes of fragment f at 512 f + 16 l) into the SS
-// layout's core matrices (benchmarks/wgsp_ss_check.cu, ss_box): the lane's words x, y, z, w (row g, g + 8 and column
-// 2c, 2c + 8 of the fragment's 16 x 16) go to bytes 256 f + 4 l, + 256 F, + 128, + 128 + 256 F.  Every load of the
-// box before any store (__syncwarp); 32 consecutive words a store instruction, so no bank conflicts
-template <int F>
-__device__ __forceinline__ void ss_reorder(uint8_t* box, int lane) {
-  uint4 v[F];
-#pragma unroll
-  for (int f = 0; f < F; ++f) v[f] = reinterpret_cast<const uint4*>(box)[f * 32 + lane];
-  __syncwarp();
-  uint32_t* o = reinterpret_cast<uint32_t*>(box);
-#pragma unroll
-  for (int f = 0; f < F; ++f) {
-    const int b = 64 * f + lane;
-    o[b] = v[f].x;
-    o[b + 64 * F] = v[f].y;
-    o[b + 32] = v[f].z;
-    o[b + 32 + 64 * F] = v[f].w;
-  }
+  return stages * ws_slot(tpc, nt) + 2 * stages * 8 + (ps ? 8 : 4) * WS_MAXQ + 1024;
 }
 
 // the bytes [xb, xt) of the x tile at the start of each of the `slots` ring slots (`slot` bytes apart), which no
@@ -180,12 +158,9 @@ __device__ __forceinline__ void tma_prefetch_maps(const WgMaps& maps, bool vm, b
 // SSA (the prefill forms; a trial): the wgmmas read A from the slot through a descriptor (wgmma_sp_ss,
 // wgmma_dense_ss) instead of from registers, so that no load of A into registers stands before a step's wgmmas (the
 // top stall of the plain form, docs/runtime.md section 11).  The weights then come in the SS layout (ss_layout in
-// benchmarks/wgsp_ss_check.cu), the same boxes in the same places; 2: A's two strides in each other's fields; 3: as
-// 1, with each sparse step's metadata loaded a step ahead; 4: the weights in the decode layout, each step's boxes
-// reordered into the SS layout in the slot by the producer warpgroup's warps 1-3 (ss_reorder), which then arrive on
-// the slot's `conv` mbarrier, the one the consumers wait on (one layout for decode and prefill; written after the
-// device time ran out, not yet run).
-template <int S, int TPC, int CL = 1, int NT = WG_N, int KS = 1, bool PS = false, int SSA = 0>
+// benchmarks/wgsp_ss_check.cu), the same boxes in the same places.  Measured 1.02-1.13x of the plain form; not in the
+// runtime, whose decode kernels read the fragment order (docs/runtime.md section 11)
+template <int S, int TPC, int CL = 1, int NT = WG_N, int KS = 1, bool PS = false, bool SSA = false>
 __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
     const __grid_constant__ WgMaps maps, int M, const int* __restrict__ sblk, const int* __restrict__ dblk,
     const int* __restrict__ out_row, __nv_bfloat16* __restrict__ y, int ldy, int Bs, int Ss, int SdA, int SdB,
@@ -202,8 +177,6 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
   const uint32_t full0 = smem_addr(ring + S * SLOT), empty0 = full0 + S * 8;
   int* cols_s = reinterpret_cast<int*>(ring + S * SLOT + 2 * S * 8);  // step q's first column of x
   int* cols_d = PS ? cols_s + WS_MAXQ : cols_s;  // the persistent form: the dense-row tiles' own
-  const uint32_t conv0 = smem_addr(cols_s + (PS ? 2 : 1) * WS_MAXQ);  // SSA 4: a slot's boxes reordered
-  const uint32_t ready0 = SSA == 4 ? conv0 : full0;  // the barrier the consumers wait on
   // the warpgroup index, warp-uniform as far as the compiler can tell (a shuffle from lane 0)
   const int wg = __shfl_sync(0xffffffffu, (int)(threadIdx.x >> 7), 0), tid = threadIdx.x & 127;
   const int ntok = (M + NT - 1) / NT, works = PS ? ntok * ((Bs + Bd) / TILES) : 1;  // the persistent form's tiles
@@ -235,7 +208,6 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
     for (int s = 0; s < S; ++s) {
       mbar_init(full0 + 8 * s, 1);   // the producer's arrival with its transaction bytes
       mbar_init(empty0 + 8 * s, 8 * CL);  // every consumer warp (of every CTA of the cluster)
-      if constexpr (SSA == 4) mbar_init(conv0 + 8 * s, 3);  // the three reordering warps
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");  // visible to the async proxy
   }
@@ -254,32 +226,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
   const uint32_t rank = CL > 1 ? cluster_rank() : 0;
 
   if (wg == 0) {  // ---------------- producer: one thread (with CL > 1 its warpgroup waits at the end) ----------------
-    if constexpr (SSA == 4) asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
-    else asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n" ::: "memory");
-    if constexpr (SSA == 4) {
-      if (tid >= 32) {  // warps 1-3: each step's boxes into the SS layout, tiles warp - 1, warp + 2, ...
-        const int cw = (tid >> 5) - 1, ln = tid & 31;
-        unsigned gc = 0;
-        for (int w = w0; w < works; w += dw, gc += nl) {
-          if (w != w0) geo(w);
-          for (int i = 0; i < nl; ++i) {
-            const unsigned g = gc + i;
-            const int s = (int)(g % S);
-            mbar_wait(full0 + 8 * s, (int)(g / S) & 1);
-            uint8_t* ab = ring + s * SLOT + XT;
-            if (i < ns) {
-              for (int t = cw; t < TILES; t += 3) ss_reorder<2>(ab + t * 1024, ln);
-            } else {
-              for (int t = cw; t < TILES; t += 3) ss_reorder<4>(ab + t * 2048, ln);
-            }
-            fence_proxy_async();  // the generic stores, visible to the wgmmas (the async proxy)
-            __syncwarp();
-            if (ln == 0) mbar_arrive(conv0 + 8 * s);
-          }
-        }
-        return;
-      }
-    }
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n" ::: "memory");
     if (CL == 1 && KS == 1 && tid != 0) return;
     // A's boxes: this CTA's share of the row tiles, into its place in every CTA of the cluster
     auto load_a = [&](uint32_t dst, const CUtensorMap* map, int c1, int t, uint32_t fb) {
@@ -323,8 +270,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
   }
 
   // ---------------- consumers: warpgroup c = wg - 1 on the 64-row blocks c TPC .. c TPC + TPC - 1 ----------------
-  if constexpr (SSA == 4) asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
-  else asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n" ::: "memory");
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n" ::: "memory");
   const int warp = tid >> 5, lane = tid & 31, lt0 = 4 * TPC * (wg - 1) + warp;  // local tile of block m: lt0 + 4 m
   float acc[TPC][NT / 2];
   WgA a[2][TPC];
@@ -336,27 +282,18 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
   // local step q's A for this warp from its slot, then its wgmmas on register set f; the sparse and the dense
   // steps run in loops of their own, so that no wgmma sits on a branch (ptxas serializes wgmmas behind the
   // fences it injects on divergent paths: C7520)
-  // SSA == 3: a sparse step's metadata loaded into the other register set (fn) one step ahead, once the wgmmas that
-  // read that set are done, so that no load at all stands before a step's wgmmas
-  auto meta = [&](unsigned g, WgA(&f)[TPC]) {
-    const int s = (int)(g % S);
-    mbar_wait(full0 + 8 * s, (int)(g / S) & 1);
-    const uint32_t* es = reinterpret_cast<const uint32_t*>(ring + s * SLOT + XT + TILES * 1024);
-#pragma unroll
-    for (int m = 0; m < TPC; ++m) f[m].e = es[(lt0 + 4 * m) * 32 + lane];
-  };
-  auto step = [&](auto sparse_tag, int q, WgA (&f)[TPC], WgA (&fn)[TPC]) {
+  auto step = [&](auto sparse_tag, int q, WgA (&f)[TPC]) {
     constexpr bool SPARSE = decltype(sparse_tag)::value;
     const unsigned g = g0 + q;
     const int s = (int)(g % S);
-    mbar_wait(ready0 + 8 * s, (int)(g / S) & 1);
+    mbar_wait(full0 + 8 * s, (int)(g / S) & 1);
     const uint4* as = reinterpret_cast<const uint4*>(ring + s * SLOT + XT);
     const uint64_t d0 = wg_desc(smem_addr(ring + s * SLOT));
 #pragma unroll
     for (int m = 0; m < TPC; ++m) {
       const int lt = lt0 + 4 * m;
-      if constexpr (SSA != 0) {
-        if constexpr (SPARSE && SSA != 3) f[m].e = reinterpret_cast<const uint32_t*>(as + TILES * 64)[lt * 32 + lane];
+      if constexpr (SSA) {
+        if constexpr (SPARSE) f[m].e = reinterpret_cast<const uint32_t*>(as + TILES * 64)[lt * 32 + lane];
       } else if constexpr (SPARSE) {
         f[m].v[0] = as[lt * 64 + lane];
         f[m].v[1] = as[lt * 64 + 32 + lane];
@@ -376,14 +313,14 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
     const uint32_t a_ss = smem_addr(as) + (uint32_t)(lt0 - warp) * (SPARSE ? 1024 : 2048);
 #pragma unroll
     for (int m = 0; m < TPC; ++m) {
-      if constexpr (SSA != 0) {
+      if constexpr (SSA) {
         if constexpr (SPARSE) {
-          const uint64_t da = wg_desc_a<SSA == 2>(a_ss + 4096 * m, 128, 512);
+          const uint64_t da = wg_desc_a(a_ss + 4096 * m, 128, 512);
           if constexpr (PS) wgmma_sp_ss<0>(acc[m], da, d0, f[m].e, sd);
           else wgmma_sp_ss<0>(acc[m], da, d0, f[m].e);
           wgmma_sp_ss<1>(acc[m], da + 16, d0 + 4, f[m].e);  // + 256 bytes of A, 64 of x: K 32..63 of the step
         } else {
-          const uint64_t da = wg_desc_a<SSA == 2>(a_ss + 8192 * m, 128, 1024);
+          const uint64_t da = wg_desc_a(a_ss + 8192 * m, 128, 1024);
           if constexpr (PS) wgmma_dense_ss(acc[m], da, d0, sd);
           else wgmma_dense_ss(acc[m], da, d0);
 #pragma unroll
@@ -403,9 +340,6 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
     wg_commit();
     wg_wait<1>();  // step q - 1's MMAs are done: its slot and its A set are free
     fence_all();
-    if constexpr (SSA == 3 && SPARSE) {
-      if (q + 1 < ns) meta(g + 1, fn);
-    }
     if constexpr (CL == 1) {
       if (q > 0 && lane == 0) mbar_arrive(empty0 + 8 * ((g - 1) % S));
     } else {
@@ -424,24 +358,21 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
   for (int w = w0; w < works; w += dw, g0 += nl) {
     if (w != w0) geo(w);
     int q = 0;
-    if constexpr (SSA == 3) {
-      if (ns > 0) meta(g0, a[0]);  // the tile's first sparse step's metadata
-    }
     for (; q + 1 < ns; q += 2) {
-      step(SP{}, q, a[0], a[1]);
-      step(SP{}, q + 1, a[1], a[0]);
+      step(SP{}, q, a[0]);
+      step(SP{}, q + 1, a[1]);
     }
     if (q < ns) {  // an odd count: drain, so that the dense steps start again on set 0
-      step(SP{}, q, a[0], a[1]);
+      step(SP{}, q, a[0]);
       ++q;
       wg_wait<0>();
       fence_all();
     }
     for (; q + 1 < nl; q += 2) {
-      step(DE{}, q, a[0], a[1]);
-      step(DE{}, q + 1, a[1], a[0]);
+      step(DE{}, q, a[0]);
+      step(DE{}, q + 1, a[1]);
     }
-    if (q < nl) step(DE{}, q, a[0], a[1]);
+    if (q < nl) step(DE{}, q, a[0]);
     wg_wait<0>();
     fence_all();
     if constexpr (PS) {  // the tile's last slot, free before the stores: the producer refills it meanwhile

@@ -90,7 +90,7 @@ inline bool ws_half_ctas_win(int M, int tiles, int cl) {
 // and NT tokens); a cluster launch where CL or KS > 1; pdl: launched dependent (programmatic stream
 // serialization; the kernel never triggers early, so the one after it launches at its exit); tb, nrt: the row
 // tiles [tb, tb + nrt) only (nrt < 0: all from tb; not in the persistent form)
-template <int S, int TPC, int CL, int NT, int KS, bool PS = false, int SSA = 0>
+template <int S, int TPC, int CL, int NT, int KS, bool PS = false, bool SSA = false>
 inline cudaError_t run_wgsp_ws(cudaStream_t stream, const WgMaps& maps, int M, const int* sblk, const int* dblk,
                                const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
                                int SdB, bool pdl = false, int tb = 0, int nrt = -1) {
@@ -142,7 +142,8 @@ inline bool ws_launch_maps(WgMaps* maps, int tiles, int cl, const uint4* sv, con
 // tokens, fewer shared-memory bytes per MMA; benchmarks/prefill_smem_model.py; measured 0.79-0.89x of NT = 128).
 // SSA (CL = 1, not PS): the trial form reading A from shared memory (spense_wgsp_ws_kernel), on weights in
 // the SS layout (ss_layout in benchmarks/wgsp_ss_check.cu)
-template <int S = WS_STAGES, int TPC = 0, int CL = 1, bool PS = false, bool TAIL = false, int NT = WG_N, int SSA = 0>
+template <int S = WS_STAGES, int TPC = 0, int CL = 1, bool PS = false, bool TAIL = false, int NT = WG_N,
+          bool SSA = false>
 inline cudaError_t launch_wgsp_ws(cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv,
                                   const __nv_bfloat16* x, int ldx, int K, int M, const int* sblk, const int* dblk,
                                   const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
