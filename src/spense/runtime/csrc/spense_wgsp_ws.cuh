@@ -158,7 +158,7 @@ __device__ __forceinline__ void tma_prefetch_maps(const WgMaps& maps, bool vm, b
 // SSA (the prefill forms; a trial): the wgmmas read A from the slot through a descriptor (wgmma_sp_ss,
 // wgmma_dense_ss) instead of from registers, so that no load of A into registers stands before a step's wgmmas (the
 // top stall of the plain form, docs/runtime.md section 11).  The weights then come in the SS layout (ss_layout in
-// benchmarks/wgsp_ss_check.cu), the same boxes in the same places.  Measured 1.02-1.13x of the plain form; not in the
+// benchmarks/wgsp_ss_check.cu), the same boxes in the same places.  Measured 1.005-1.13x of the plain form; not in the
 // runtime, whose decode kernels read the fragment order (docs/runtime.md section 11)
 template <int S, int TPC, int CL = 1, int NT = WG_N, int KS = 1, bool PS = false, bool SSA = false>
 __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
