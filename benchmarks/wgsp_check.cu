@@ -23,60 +23,22 @@
 // "decode" line: its worst rel. difference, µs and GB/s of weight bytes against a 1 GiB device-to-device
 // copy.  WGSP_NO_DECODE=1 leaves the decode form out, WGSP_NO_CLUSTER=1 every cluster launch (wgsp_wsc,
 // decode KS > 1).  Exits 2 on a mismatch.
-#include <cuda_runtime.h>
-#include <cstdio>
-#include <cstdlib>
 #include <algorithm>
 
-#include "spense_mmasp_common.cuh"
-#include "spense_mmasp_reg.cuh"
+#include "wgsp_harness.h"
 #include "spense_wgsp.cuh"
 #include "spense_wgsd.cuh"
-#include "spense_layout_gen.h"
-#ifdef WGSP_CUBLAS
-#include <cublas_v2.h>
-#endif
-
-#define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { \
-  fprintf(stderr, "%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e_)); exit(1); } } while (0)
 
 int main(int argc, char** argv) {
-  int N = 12288, K = 4096, M = 2048, reps = 20;
-  double dfrac = 0.25;
-  char axis = 'c';
-  if (argc > 1) N = atoi(argv[1]);
-  if (argc > 2) K = atoi(argv[2]);
-  if (argc > 3) dfrac = atof(argv[3]);
-  if (argc > 4) axis = argv[4][0];
-  if (argc > 5) M = atoi(argv[5]);
-  if (argc > 6) reps = atoi(argv[6]);
-  if (K % 64 || N % 64 || M < 1 || reps < 1) { fprintf(stderr, "bad arguments\n"); return 1; }
-  std::mt19937 rng(1234);
-  const RandLayout L = rand_layout(N, K, dfrac, axis, 1, false, 64, 128, rng);
-  if (L.Bs % 4 || L.Bd % 4) { fprintf(stderr, "row tiles of each kind must come in fours\n"); return 1; }
-  std::uniform_real_distribution<float> U(-1.f, 1.f);
-  std::vector<uint16_t> hx((size_t)M * K);
-  for (auto& v : hx) v = f2bf(U(rng));
-
-  uint4 *sv, *dv; uint32_t* sm; __nv_bfloat16 *x, *y0, *y1; int *sblk, *dblk, *orow;
-  CK(cudaMalloc(&sv, L.nsv * 16 + 16)); CK(cudaMalloc(&dv, L.ndv * 16 + 16)); CK(cudaMalloc(&sm, L.nsm * 4 + 16));
-  CK(cudaMemcpy(sv, L.hv.data(), L.nsv * 16, cudaMemcpyHostToDevice));
-  CK(cudaMemcpy(dv, L.hv.data() + L.nsv * 4, L.ndv * 16, cudaMemcpyHostToDevice));
-  CK(cudaMemcpy(sm, L.hm.data(), L.nsm * 4, cudaMemcpyHostToDevice));
-  CK(cudaMalloc(&x, hx.size() * 2)); CK(cudaMemcpy(x, hx.data(), hx.size() * 2, cudaMemcpyHostToDevice));
-  CK(cudaMalloc(&y0, (size_t)M * N * 2)); CK(cudaMalloc(&y1, (size_t)M * N * 2));
-  CK(cudaMalloc(&sblk, L.sblk.size() * 4)); CK(cudaMalloc(&dblk, L.dblk.size() * 4));
-  CK(cudaMalloc(&orow, L.orow.size() * 4));
-  CK(cudaMemcpy(sblk, L.sblk.data(), L.sblk.size() * 4, cudaMemcpyHostToDevice));
-  CK(cudaMemcpy(dblk, L.dblk.data(), L.dblk.size() * 4, cudaMemcpyHostToDevice));
-  CK(cudaMemcpy(orow, L.orow.data(), L.orow.size() * 4, cudaMemcpyHostToDevice));
-
-  // the reference: the register decode kernel, 4 warps, 64 tokens at a time
-  for (int t0 = 0; t0 < M; t0 += 64)
-    spense_mmasp_kernel<1, 8, false, REG_U, X_DIRECT><<<L.Bs + L.Bd, 128>>>(
-        sv, sm, dv, x + (size_t)t0 * K, nullptr, K, std::min(64, M - t0), K, sblk, dblk, orow, nullptr,
-        y0 + (size_t)t0 * N, N, L.Bs, L.Bd, L.Ss, L.SdA, L.SdB, 0);
-  CK(cudaGetLastError());
+  const WgspSetup su(argc, argv, 4, 12288);  // arguments, layout, x, the reference's output (wgsp_harness.h)
+  const int N = su.N, K = su.K, M = su.M, reps = su.reps;
+  const double dfrac = su.dfrac;
+  const char axis = su.axis;
+  const RandLayout& L = su.L;
+  uint4 *sv = su.sv, *dv = su.dv;
+  uint32_t* sm = su.sm;
+  __nv_bfloat16 *x = su.x, *y0 = su.y0, *y1 = su.y1;
+  int *sblk = su.sblk, *dblk = su.dblk, *orow = su.orow;
   auto wgsp = [&]() {
     CK(launch_wgsp(0, sv, sm, dv, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd, L.Ss, L.SdA, L.SdB));
   };
@@ -194,20 +156,9 @@ int main(int argc, char** argv) {
   const float t_256 = with_ws ? timeit(wgsp_ws256) : -1.f, t_ws2 = with_ws ? timeit(wgsp_ws) : -1.f;
   float t_cb = -1.f;
 #ifdef WGSP_CUBLAS
-  {  // y (M x N, row-major) = x (M x K) W^T, W dense N x K: column-major N x M = W^T^T x^T
-    __nv_bfloat16 *w, *yc;
-    CK(cudaMalloc(&w, (size_t)N * K * 2)); CK(cudaMalloc(&yc, (size_t)M * N * 2));
-    CK(cudaMemset(w, 0x3C, (size_t)N * K * 2));
-    cublasHandle_t h; cublasCreate(&h);
-    const float alpha = 1.f, beta = 0.f;
-    auto gemm = [&]() {
-      if (cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, w, CUDA_R_16BF, K, x, CUDA_R_16BF, K, &beta, yc,
-                       CUDA_R_16BF, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT) != CUBLAS_STATUS_SUCCESS) {
-        fprintf(stderr, "cublasGemmEx failed\n"); exit(1);
-      }
-    };
+  {
+    const WgspCublas gemm(x, N, K, M);
     t_cb = timeit(gemm);
-    cublasDestroy(h); cudaFree(w); cudaFree(yc);
   }
 #endif
   float t_best = t_wg;
@@ -346,8 +297,7 @@ int main(int argc, char** argv) {
            100.0 * gbs_sk / copy_gbs, copies);
     cudaFree(ca); cudaFree(cb); cudaFree(svc); cudaFree(dvc); cudaFree(smc);
   }
-  cudaFree(sv); cudaFree(dv); cudaFree(sm); cudaFree(x); cudaFree(y0); cudaFree(y1); cudaFree(sblk);
-  cudaFree(dblk); cudaFree(orow); cudaFree(sk_ws); cudaFree(sk_cnt);
+  cudaFree(sk_ws); cudaFree(sk_cnt);
   if (rel > 5e-3 || bad) { fprintf(stderr, "MISMATCH\n"); return 2; }
   return 0;
 }

@@ -15,25 +15,13 @@
 // tiles and 256 tokens (ss256), and persistent.  One line per run; exits 2 on a mismatch.  The variants measured
 // and dropped (the descriptor's strides swapped, the metadata a step ahead, the boxes reordered in the kernel) are in
 // benchmarks/results/wgsd_2026-12-06 dl, dm and dn.
-#include <cuda_runtime.h>
-
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
 #include <functional>
 #include <vector>
 
-#include "spense_mmasp_common.cuh"
-#include "spense_mmasp_reg.cuh"
+#include "wgsp_harness.h"
 #include "spense_wgsp.cuh"
 #include "spense_wgsd.cuh"
-#include "spense_layout_gen.h"
-#ifdef WGSP_CUBLAS
-#include <cublas_v2.h>
-#endif
-
-#define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { \
-  fprintf(stderr, "%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e_)); exit(1); } } while (0)
 
 // One box of F fragments (F = 2: a sparse step's two k32 halves of kept values; 4: a dense step's four k16
 // fragments), each 512 bytes in mma's A-fragment order (lane 4g + c, 16 bytes: words (row g, cols 2c..2c+1),
@@ -58,46 +46,20 @@ inline std::vector<uint32_t> ss_layout(const RandLayout& L) {
 }
 
 int main(int argc, char** argv) {
-  int N = 24576, K = 4096, M = 2048, reps = 20, rounds = 5;
-  double dfrac = 0.25;
-  char axis = 'c';
-  if (argc > 1) N = atoi(argv[1]);
-  if (argc > 2) K = atoi(argv[2]);
-  if (argc > 3) dfrac = atof(argv[3]);
-  if (argc > 4) axis = argv[4][0];
-  if (argc > 5) M = atoi(argv[5]);
-  if (argc > 6) reps = atoi(argv[6]);
-  if (argc > 7) rounds = atoi(argv[7]);
-  if (K % 64 || N % 64 || M < 1 || reps < 1 || rounds < 1) { fprintf(stderr, "bad arguments\n"); return 1; }
-  std::mt19937 rng(1234);
-  const RandLayout L = rand_layout(N, K, dfrac, axis, 1, false, 64, 128, rng);
-  if (L.Bs % 8 || L.Bd % 8) { fprintf(stderr, "row tiles of each kind must come in eights\n"); return 1; }
-  std::uniform_real_distribution<float> U(-1.f, 1.f);
-  std::vector<uint16_t> hx((size_t)M * K);
-  for (auto& v : hx) v = f2bf(U(rng));
-  const std::vector<uint32_t> hss = ss_layout(L);
-
-  uint4 *sv, *dv, *svs, *dvs; uint32_t* sm; __nv_bfloat16 *x, *y0, *y1; int *sblk, *dblk, *orow;
-  CK(cudaMalloc(&sv, L.nsv * 16 + 16)); CK(cudaMalloc(&dv, L.ndv * 16 + 16)); CK(cudaMalloc(&sm, L.nsm * 4 + 16));
+  const WgspSetup su(argc, argv, 8, 24576);  // arguments, layout, x, the reference's output (wgsp_harness.h)
+  const int N = su.N, K = su.K, M = su.M, reps = su.reps, rounds = argc > 7 ? atoi(argv[7]) : 5;
+  if (rounds < 1) { fprintf(stderr, "bad arguments\n"); return 1; }
+  const double dfrac = su.dfrac;
+  const char axis = su.axis;
+  const RandLayout& L = su.L;
+  uint4 *sv = su.sv, *dv = su.dv, *svs, *dvs;
+  uint32_t* sm = su.sm;
+  __nv_bfloat16 *x = su.x, *y0 = su.y0, *y1 = su.y1;
+  int *sblk = su.sblk, *dblk = su.dblk, *orow = su.orow;
+  const std::vector<uint32_t> hss = ss_layout(L);  // the same values in the SS layout
   CK(cudaMalloc(&svs, L.nsv * 16 + 16)); CK(cudaMalloc(&dvs, L.ndv * 16 + 16));
-  CK(cudaMemcpy(sv, L.hv.data(), L.nsv * 16, cudaMemcpyHostToDevice));
-  CK(cudaMemcpy(dv, L.hv.data() + L.nsv * 4, L.ndv * 16, cudaMemcpyHostToDevice));
   CK(cudaMemcpy(svs, hss.data(), L.nsv * 16, cudaMemcpyHostToDevice));
   CK(cudaMemcpy(dvs, hss.data() + L.nsv * 4, L.ndv * 16, cudaMemcpyHostToDevice));
-  CK(cudaMemcpy(sm, L.hm.data(), L.nsm * 4, cudaMemcpyHostToDevice));
-  CK(cudaMalloc(&x, hx.size() * 2)); CK(cudaMemcpy(x, hx.data(), hx.size() * 2, cudaMemcpyHostToDevice));
-  CK(cudaMalloc(&y0, (size_t)M * N * 2)); CK(cudaMalloc(&y1, (size_t)M * N * 2));
-  CK(cudaMalloc(&sblk, L.sblk.size() * 4)); CK(cudaMalloc(&dblk, L.dblk.size() * 4));
-  CK(cudaMalloc(&orow, L.orow.size() * 4));
-  CK(cudaMemcpy(sblk, L.sblk.data(), L.sblk.size() * 4, cudaMemcpyHostToDevice));
-  CK(cudaMemcpy(dblk, L.dblk.data(), L.dblk.size() * 4, cudaMemcpyHostToDevice));
-  CK(cudaMemcpy(orow, L.orow.data(), L.orow.size() * 4, cudaMemcpyHostToDevice));
-
-  for (int t0 = 0; t0 < M; t0 += 64)  // the reference: the register decode kernel, 64 tokens at a time
-    spense_mmasp_kernel<1, 8, false, REG_U, X_DIRECT><<<L.Bs + L.Bd, 128>>>(
-        sv, sm, dv, x + (size_t)t0 * K, nullptr, K, std::min(64, M - t0), K, sblk, dblk, orow, nullptr,
-        y0 + (size_t)t0 * N, N, L.Bs, L.Bd, L.Ss, L.SdA, L.SdB, 0);
-  CK(cudaGetLastError());
   // the library's default prefill path (form 6: CTA size by the launcher, the tail split), then the SS forms on it
   auto plain = [&]() {
     CK((launch_wgsp_ws<WS_STAGES, 0, 1, false, true>)(0, sv, sm, dv, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd,
@@ -146,18 +108,8 @@ int main(int argc, char** argv) {
   };
   std::function<void()> gemm = nullptr;
 #ifdef WGSP_CUBLAS
-  // y (M x N, row-major) = x (M x K) W^T, W dense N x K: column-major N x M = W^T^T x^T
-  __nv_bfloat16 *w, *yc;
-  CK(cudaMalloc(&w, (size_t)N * K * 2)); CK(cudaMalloc(&yc, (size_t)M * N * 2));
-  CK(cudaMemset(w, 0x3C, (size_t)N * K * 2));
-  cublasHandle_t h; cublasCreate(&h);
-  const float alpha = 1.f, beta = 0.f;
-  gemm = [&]() {
-    if (cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, w, CUDA_R_16BF, K, x, CUDA_R_16BF, K, &beta, yc,
-                     CUDA_R_16BF, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT) != CUBLAS_STATUS_SUCCESS) {
-      fprintf(stderr, "cublasGemmEx failed\n"); exit(1);
-    }
-  };
+  const WgspCublas cublas(x, N, K, M);
+  gemm = [&cublas] { cublas(); };
 #endif
   std::vector<float> tc, tp, ts, t2, t3;  // cuBLAS, plain, SS, SS on 256 tokens, SS persistent: per round, in turn
   for (int r = 0; r < rounds; ++r) {
@@ -179,5 +131,6 @@ int main(int argc, char** argv) {
          "(%.3fx; %.3fx of plain), ss_persistent %.1f us (%.3fx; %.3fx of plain)\n", N, K, dfrac, axis, M, r_plain, r1,
          r256, rps, rounds, reps, c, p, over(c, p), s, over(c, s), over(p, s), s2, over(c, s2), over(p, s2), s3,
          over(c, s3), over(p, s3));
+  cudaFree(svs); cudaFree(dvs);
   return r_plain < 5e-3 && r1 < 5e-3 && r256 < 5e-3 && rps < 5e-3 ? 0 : 2;
 }

@@ -175,7 +175,7 @@ WG_MMA_SMALL(128, 256, WG_ACC128,
 // (128 contiguous bytes each): start >> 4 in bits 0-13, LBO (the bytes between core matrices adjacent in K) in
 // 16-29, SBO (between core matrices adjacent in M, 8 rows apart) in 32-45, layout type 0 (no swizzle) in 62-63
 // (PTX ISA 9.7.15.5.1, CUTLASS GmmaDescriptor: ((8, m), (T, 2)) : ((1T, SBO), (1, LBO)) in 16-byte units T).  On
-// the device the strides in each other's fields gave wrong sums (rel. 1.32; benchmarks/results/wgsd_2026-12-06 dl)
+// the device the strides in each other's fields gave wrong sums (rel. 1.32-1.33; benchmarks/results/wgsd_2026-12-06 dl)
 __device__ __forceinline__ uint64_t wg_desc_a(uint32_t saddr, int lbo, int sbo) {
   return (uint64_t)((saddr & 0x3FFFF) >> 4) | ((uint64_t)(lbo >> 4) << 16) | ((uint64_t)(sbo >> 4) << 32);
 }
