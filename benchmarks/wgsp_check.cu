@@ -140,14 +140,7 @@ int main(int argc, char** argv) {
   }
   sk_exp = sk_default;
 
-  cudaEvent_t e0, e1; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
-  auto timeit = [&](auto&& f) {
-    for (int i = 0; i < 3; ++i) f();
-    CK(cudaEventRecord(e0));
-    for (int i = 0; i < reps; ++i) f();
-    CK(cudaEventRecord(e1)); CK(cudaEventSynchronize(e1)); CK(cudaGetLastError());
-    float ms; CK(cudaEventElapsedTime(&ms, e0, e1)); return 1e3 * ms / reps;
-  };
+  auto timeit = [&](auto&& f) { return wgsp_time(f, reps); };
   const double flop = 2.0 * M * N * K;
   const float t_wg = timeit(wgsp), t_ws = with_ws ? timeit(wgsp_ws) : -1.f;
   const float t_ws1 = with_ws ? timeit(wgsp_ws1) : -1.f;

@@ -74,6 +74,20 @@ struct WgspSetup {
   }
 };
 
+// µs a call of f: three warm-up calls, then `reps` calls between two events
+template <typename F>
+inline float wgsp_time(F&& f, int reps) {
+  static cudaEvent_t e0 = nullptr, e1 = nullptr;
+  if (!e0) { CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1)); }
+  for (int i = 0; i < 3; ++i) f();
+  CK(cudaEventRecord(e0));
+  for (int i = 0; i < reps; ++i) f();
+  CK(cudaEventRecord(e1)); CK(cudaEventSynchronize(e1)); CK(cudaGetLastError());
+  float ms;
+  CK(cudaEventElapsedTime(&ms, e0, e1));
+  return 1e3f * ms / reps;
+}
+
 #ifdef WGSP_CUBLAS
 // y (M x N, row-major) = x (M x K) W^T by cuBLAS, W dense N x K: column-major N x M = W^T^T x^T
 struct WgspCublas {

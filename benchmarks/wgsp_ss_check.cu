@@ -98,14 +98,7 @@ int main(int argc, char** argv) {
   };
   const double r_plain = check(plain), r1 = check(ss1), r256 = check(ss256), rps = check(ssp);
 
-  cudaEvent_t e0, e1; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
-  auto timeit = [&](auto&& f) {
-    for (int i = 0; i < 3; ++i) f();
-    CK(cudaEventRecord(e0));
-    for (int i = 0; i < reps; ++i) f();
-    CK(cudaEventRecord(e1)); CK(cudaEventSynchronize(e1)); CK(cudaGetLastError());
-    float ms; CK(cudaEventElapsedTime(&ms, e0, e1)); return 1e3 * ms / reps;
-  };
+  auto timeit = [&](auto&& f) { return wgsp_time(f, reps); };
   std::function<void()> gemm = nullptr;
 #ifdef WGSP_CUBLAS
   const WgspCublas cublas(x, N, K, M);

@@ -332,18 +332,23 @@ def test_gpu_mmasp_dependent_launch_and_pipelined(pdl, pf, xs, split):
     assert ("XS_RAN_40 True" in r.stdout) == (xs != "0"), r.stdout[-500:]
 
 
+def _build_harness_sm90a(name, tmp_path):
+    """benchmarks/NAME.cu built for sm_90a with ptxas -v: the run (it must succeed) and its stderr's lines."""
+    root = os.path.join(os.path.dirname(__file__), "..")
+    r = subprocess.run(["nvcc", "-std=c++17", "-O3", "-gencode=arch=compute_90a,code=sm_90a", "-Xptxas", "-v",
+                        "-I", os.path.join(root, "src", "spense", "runtime", "csrc"),
+                        os.path.join(root, "benchmarks", f"{name}.cu"), "-o", str(tmp_path / name)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r, r.stderr.splitlines()
+
+
 @pytest.mark.skipif(not __import__("shutil").which("nvcc"), reason="needs nvcc")
 def test_wgsp_prefill_gemm_builds_for_sm90a(tmp_path):
     """The wgmma.sp GEMMs (spense_wgsp.cuh, spense_wgsp_ws.cuh, spense_wgsd.cuh) and their harness compile for
     sm_90a with no spills and no serialized wgmma (ptxas -v); what they compute is checked on the device
     by benchmarks/run_wgsp.sh."""
-    root = os.path.join(os.path.dirname(__file__), "..")
-    r = subprocess.run(["nvcc", "-std=c++17", "-O3", "-gencode=arch=compute_90a,code=sm_90a", "-Xptxas", "-v",
-                        "-I", os.path.join(root, "src", "spense", "runtime", "csrc"),
-                        os.path.join(root, "benchmarks", "wgsp_check.cu"), "-o", str(tmp_path / "wgsp_check")],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-2000:]
-    lines = r.stderr.splitlines()
+    r, lines = _build_harness_sm90a("wgsp_check", tmp_path)
     entries = [k for k, s in enumerate(lines) if "Compiling entry function" in s
                and ("spense_wgsp" in s or "spense_wgsd" in s)]
     # spense_wgsp_kernel, spense_wgsp_ws_kernel<4, TPC, CL> for TPC 1, 2 and CL 1, 2 (the harness's clusters),
@@ -384,13 +389,7 @@ def test_wgsp_ss_trial_form_builds_for_sm90a(tmp_path):
     """The prefill trial form whose wgmmas read A from shared memory (spense_wgsp_ws_kernel's SSA, on CTAs of 8 and 16
     row tiles, of 256 tokens, and persistent) compiles in its harness for sm_90a with no spills and no serialized
     wgmma; what it computes was checked on the device (benchmarks/results/wgsd_2026-12-06 dl, dm, dn)."""
-    root = os.path.join(os.path.dirname(__file__), "..")
-    r = subprocess.run(["nvcc", "-std=c++17", "-O3", "-gencode=arch=compute_90a,code=sm_90a", "-Xptxas", "-v",
-                        "-I", os.path.join(root, "src", "spense", "runtime", "csrc"),
-                        os.path.join(root, "benchmarks", "wgsp_ss_check.cu"), "-o", str(tmp_path / "wgsp_ss_check")],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-2000:]
-    lines = r.stderr.splitlines()
+    r, lines = _build_harness_sm90a("wgsp_ss_check", tmp_path)
     entries = [k for k, s in enumerate(lines) if "Compiling entry function" in s and "spense_wgsp_ws_kernel" in s]
     names = [lines[i] for i in entries]
     for tiles, nt, ps in [(1, 128, 0), (2, 128, 0), (1, 256, 0), (1, 128, 1), (2, 128, 1)]:
