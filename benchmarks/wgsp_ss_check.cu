@@ -6,44 +6,24 @@
 //        -DWGSP_CUBLAS -lcublas benchmarks/wgsp_ss_check.cu -o /tmp/wgsp_ss_check
 //   /tmp/wgsp_ss_check [N K dense_frac axis(c|r) M reps rounds]
 //
-// The SS layout (ss_layout below) keeps the decode layout's boxes (a row tile's sparse step 1 KB of values, its
+// The SS layout (benchmarks/ss_layout.h) keeps the decode layout's boxes (a row tile's sparse step 1 KB of values, its
 // dense step 2 KB, in the same places, so the same TMA maps load it) and orders each box as a wgmma descriptor
 // reads a K-major tile without swizzle: core matrices of 8 rows x 16 bytes, 128 bytes each, K's core matrices
 // 128 bytes apart, the 8-row groups 512 (sparse) or 1024 (dense) bytes apart.  Every form is checked against the
 // register decode kernel (the reference of wgsp_check.cu), then timed in turn with the plain form and cuBLAS,
 // `rounds` rounds of `reps` calls each, medians reported: the SS form on the launcher's CTAs (ss), on CTAs of 8 row
-// tiles and 256 tokens (ss256), and persistent.  One line per run; exits 2 on a mismatch.  The variants measured
-// and dropped (the descriptor's strides swapped, the metadata a step ahead, the boxes reordered in the kernel) are in
-// benchmarks/results/wgsd_2026-12-06 dl, dm and dn.
+// tiles and 256 tokens (ss256), and persistent; on layers of sparse steps only, also on rings of 5 and 6 slots of
+// 34 KB instead of 4 of 48 KB (ws_sparse_ring; a "sparse_ring" line).  One line per run; exits 2 on a mismatch.
+// The variants measured and dropped (the descriptor's strides swapped, the metadata a step ahead, the boxes reordered
+// in the kernel) are in benchmarks/results/wgsd_2026-12-06 dl, dm and dn.
 #include <algorithm>
 #include <functional>
 #include <vector>
 
+#include "ss_layout.h"
 #include "wgsp_harness.h"
 #include "spense_wgsp.cuh"
 #include "spense_wgsd.cuh"
-
-// One box of F fragments (F = 2: a sparse step's two k32 halves of kept values; 4: a dense step's four k16
-// fragments), each 512 bytes in mma's A-fragment order (lane 4g + c, 16 bytes: words (row g, cols 2c..2c+1),
-// (g + 8, 2c..), (g, 2c + 8..), (g + 8, 2c + 8..) of the fragment's 16 x 16), reordered into core matrices: row r,
-// column k of the box's 16 x 16F at byte (r / 8) 256 F + (k / 8) 128 + (r % 8) 16 + (k % 8) 2.
-inline void ss_box(const uint32_t* in, uint32_t* out, int F) {
-  for (int f = 0; f < F; ++f)
-    for (int lane = 0; lane < 32; ++lane)
-      for (int w = 0; w < 4; ++w) {
-        const int g = lane >> 2, c = lane & 3, r = g + 8 * (w & 1), k = 16 * f + 2 * c + 8 * (w >> 1);
-        const int byte = (r / 8) * 256 * F + (k / 8) * 128 + (r % 8) * 16 + (k % 8) * 2;
-        out[byte / 4] = in[f * 128 + lane * 4 + w];
-      }
-}
-// the values of a layout (sparse boxes of 1 KB, then dense boxes of 2 KB) in the SS layout
-inline std::vector<uint32_t> ss_layout(const RandLayout& L) {
-  std::vector<uint32_t> out(L.hv.size());
-  for (size_t b = 0; b < L.nsv / 64; ++b) ss_box(L.hv.data() + b * 256, out.data() + b * 256, 2);
-  for (size_t b = 0; b < L.ndv / 128; ++b)
-    ss_box(L.hv.data() + L.nsv * 4 + b * 512, out.data() + L.nsv * 4 + b * 512, 4);
-  return out;
-}
 
 int main(int argc, char** argv) {
   const WgspSetup su(argc, argv, 8, 24576);  // arguments, layout, x, the reference's output (wgsp_harness.h)
@@ -80,6 +60,21 @@ int main(int argc, char** argv) {
     CK((launch_wgsp_ws<WS_STAGES, 0, 1, true, false, WG_N, true>)(0, svs, sm, dvs, x, K, K, M, sblk, dblk, orow, y1,
                                                                    N, L.Bs, L.Bd, L.Ss, L.SdA, L.SdB));
   };
+  // layers of sparse steps only (0 % dense): rings of 5 and 6 slots of 34 KB (ws_sparse_ring) instead of 4 of 48 KB,
+  // the plain form at 6 and the SS form at 5 and 6
+  const bool sparse_only = L.SdA == 0 && L.Bd == 0;
+  auto plain6 = [&]() {
+    CK((launch_wgsp_ws<6, 0, 1, false, true>)(0, sv, sm, dv, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs, L.Bd, L.Ss,
+                                              L.SdA, L.SdB));
+  };
+  auto ss5 = [&]() {
+    CK((launch_wgsp_ws<5, 0, 1, false, true, WG_N, true>)(0, svs, sm, dvs, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs,
+                                                           L.Bd, L.Ss, L.SdA, L.SdB));
+  };
+  auto ss6 = [&]() {
+    CK((launch_wgsp_ws<6, 0, 1, false, true, WG_N, true>)(0, svs, sm, dvs, x, K, K, M, sblk, dblk, orow, y1, N, L.Bs,
+                                                           L.Bd, L.Ss, L.SdA, L.SdB));
+  };
   std::vector<uint16_t> h0((size_t)M * N), h1(h0.size());
   CK(cudaDeviceSynchronize());
   CK(cudaMemcpy(h0.data(), y0, h0.size() * 2, cudaMemcpyDeviceToHost));
@@ -97,6 +92,8 @@ int main(int argc, char** argv) {
     return std::sqrt(num / std::max(den, 1e-30));
   };
   const double r_plain = check(plain), r1 = check(ss1), r256 = check(ss256), rps = check(ssp);
+  const double rp6 = sparse_only ? check(plain6) : 0, r5 = sparse_only ? check(ss5) : 0;
+  const double r6 = sparse_only ? check(ss6) : 0;
 
   auto timeit = [&](auto&& f) { return wgsp_time(f, reps); };
   std::function<void()> gemm = nullptr;
@@ -105,12 +102,16 @@ int main(int argc, char** argv) {
   gemm = [&cublas] { cublas(); };
 #endif
   std::vector<float> tc, tp, ts, t2, t3;  // cuBLAS, plain, SS, SS on 256 tokens, SS persistent: per round, in turn
+  std::vector<float> tp6, t5, t6;         // sparse rings: the plain form at 6 slots, the SS form at 5 and 6
   for (int r = 0; r < rounds; ++r) {
     if (gemm) tc.push_back(timeit(gemm));
     tp.push_back(timeit(plain));
     if (r1 < 5e-3) ts.push_back(timeit(ss1));
     if (r256 < 5e-3) t2.push_back(timeit(ss256));
     if (rps < 5e-3) t3.push_back(timeit(ssp));
+    if (sparse_only && rp6 < 5e-3) tp6.push_back(timeit(plain6));
+    if (sparse_only && r5 < 5e-3) t5.push_back(timeit(ss5));
+    if (sparse_only && r6 < 5e-3) t6.push_back(timeit(ss6));
   }
   auto med = [](std::vector<float> v) {
     if (v.empty()) return -1.f;
@@ -124,6 +125,12 @@ int main(int argc, char** argv) {
          "(%.3fx; %.3fx of plain), ss_persistent %.1f us (%.3fx; %.3fx of plain)\n", N, K, dfrac, axis, M, r_plain, r1,
          r256, rps, rounds, reps, c, p, over(c, p), s, over(c, s), over(p, s), s2, over(c, s2), over(p, s2), s3,
          over(c, s3), over(p, s3));
+  if (sparse_only) {
+    const float p6 = med(tp6), s5 = med(t5), s6 = med(t6);
+    printf("sparse_ring N=%d K=%d M=%d | rel_diff plain6 %.2e ss5 %.2e ss6 %.2e | cublas %.1f us, plain6 %.1f us "
+           "(%.3fx; %.3fx of plain), ss5 %.1f us (%.3fx; %.3fx of ss), ss6 %.1f us (%.3fx; %.3fx of ss)\n", N, K, M,
+           rp6, r5, r6, c, p6, over(c, p6), over(p, p6), s5, over(c, s5), over(s, s5), s6, over(c, s6), over(s, s6));
+  }
   cudaFree(svs); cudaFree(dvs);
-  return r_plain < 5e-3 && r1 < 5e-3 && r256 < 5e-3 && rps < 5e-3 ? 0 : 2;
+  return r_plain < 5e-3 && r1 < 5e-3 && r256 < 5e-3 && rps < 5e-3 && rp6 < 5e-3 && r5 < 5e-3 && r6 < 5e-3 ? 0 : 2;
 }

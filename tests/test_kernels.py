@@ -395,6 +395,32 @@ def test_wgsp_ss_trial_form_builds_for_sm90a(tmp_path):
     for tiles, nt, ps in [(1, 128, 0), (2, 128, 0), (1, 256, 0), (1, 128, 1), (2, 128, 1)]:
         key = f"spense_wgsp_ws_kernelILi4ELi{tiles}ELi1ELi{nt}ELi1ELb{ps}ELb1EE"
         assert any(key in s for s in names), f"{key} not built"
+    # the rings of sparse steps only (ws_sparse_ring): 5 and 6 slots of 34 KB, the SS form and the plain one at 6
+    for stages, tiles, ssa in [(5, 1, 1), (5, 2, 1), (6, 1, 1), (6, 2, 1), (6, 1, 0), (6, 2, 0)]:
+        key = f"spense_wgsp_ws_kernelILi{stages}ELi{tiles}ELi1ELi128ELi1ELb0ELb{ssa}EE"
+        assert any(key in s for s in names), f"{key} not built"
     for i in entries:
         assert "0 bytes spill stores" in " ".join(lines[i:i + 3]), lines[i]
     assert not [s for s in lines if "serialized" in s] and "C7520" not in r.stderr
+
+
+@pytest.mark.skipif(not __import__("shutil").which("nvcc"), reason="needs nvcc")
+def test_mmasp_ss_decode_builds_for_sm90a(tmp_path):
+    """The bf16 decode kernels reading the SS layout (spense_mmasp_kernel's and spense_mmasp_xs_kernel's SSL: four
+    4-byte loads a fragment) compile in their harness, benchmarks/mmasp_ss_check.cu, for sm_90a with no more spills
+    than the same kernels on the fragment order; what they compute (the same bits) and their speed were measured on
+    the device (benchmarks/results/wgsd_2026-12-06 dq)."""
+    r, lines = _build_harness_sm90a("mmasp_ss_check", tmp_path)
+    spills = {}
+    for k, s in enumerate(lines):
+        if "Compiling entry function" in s and "spense_mmasp" in s:
+            name = s.split("'")[1]
+            prop = " ".join(lines[k:k + 3])
+            spills[name] = int(prop.split(" bytes spill stores")[0].rsplit(" ", 1)[1])
+    ss = [n for n in spills if "ELb1EEv" in n]  # SSL = true: the template's last argument
+    assert len(ss) >= 8, sorted(spills)
+    for n in ss:
+        twin = n.replace("ELb1EEv", "ELb0EEv")
+        assert twin in spills, f"{n}: its fragment-order twin not built"
+        assert spills[n] <= spills[twin], (n, spills[n], spills[twin])
+

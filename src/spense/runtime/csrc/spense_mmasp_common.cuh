@@ -121,6 +121,15 @@ __device__ __forceinline__ uint32_t ldg_stream32(const uint32_t* p) {
   asm volatile("ld.global.nc.L1::no_allocate.u32 %0, [%1];\n" : "=r"(r) : "l"(p));
   return r;
 }
+// A lane's fragment f (16 bytes) of a box of F fragments (a row tile's bf16 step: F = 2 sparse, 4 dense) in the SS
+// layout (the order a wgmma descriptor reads, benchmarks/ss_layout.h; the kernels' SSL): word w at word
+// lane + 64 f + 32 (w >> 1) + 64 F (w & 1), four coalesced 4-byte loads (the fragment order: one 16-byte load at uint4
+// lane + 32 f)
+template <int F>
+__device__ __forceinline__ uint4 ldg_ss_frag(const uint4* box, int f, int lane) {
+  const uint32_t* q = reinterpret_cast<const uint32_t*>(box) + lane + 64 * f;
+  return make_uint4(ldg_stream32(q), ldg_stream32(q + 64 * F), ldg_stream32(q + 32), ldg_stream32(q + 64 * F + 32));
+}
 
 // two e4m3 bytes (selected by the byte_perm selector) -> bf16x2 holding e4m3 * 2^-120
 __device__ __forceinline__ uint32_t e4m3x2_bf16x2(uint32_t w, uint32_t sel) {

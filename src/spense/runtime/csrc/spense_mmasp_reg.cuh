@@ -78,7 +78,7 @@ __host__ __device__ constexpr int det_w(int RT, int NT) {
 // skips such steps), so that no load waits behind a branch; without it ptxas branches around each step's loads in
 // the bf16 kernels at NT >= 2 or RT = 2 and e4m3 at RT >= 2 (results wgsd_2026-12-02 README, fifteenth stop).
 // Needs nsp >= 1.
-template <int RT, int U, int NVS, int VS, bool CLAMP = false>
+template <int RT, int U, int NVS, int VS, bool CLAMP = false, bool SSL = false>
 __device__ __forceinline__ void load_sparse_round(uint4 (&va)[U][RT][NVS], uint32_t (&me)[U][RT], int (&xb)[U],
                                                   const uint4* vbase, const uint32_t* mbase, int Ss, int nsp, int s0,
                                                   int stride, const int* __restrict__ sblk, int lane) {
@@ -91,7 +91,7 @@ __device__ __forceinline__ void load_sparse_round(uint4 (&va)[U][RT][NVS], uint3
       for (int r = 0; r < RT; ++r) {
         const uint4* p = vbase + ((size_t)r * Ss + s) * VS + lane;
 #pragma unroll
-        for (int v = 0; v < NVS; ++v) va[u][r][v] = ldg_stream(p + 32 * v);
+        for (int v = 0; v < NVS; ++v) va[u][r][v] = SSL ? ldg_ss_frag<NVS>(p - lane, v, lane) : ldg_stream(p + 32 * v);
         me[u][r] = ldg_stream32(mbase + ((size_t)r * Ss + s) * 32 + lane);
       }
     }
@@ -182,7 +182,7 @@ __device__ __forceinline__ void sparse_round_math(float (&acc)[RT][NT][4], const
 }
 // One dense round: its weights into registers, then its MMAs (the x ring of DD slots, or XE == 0 as above);
 // PFN: the next dense round of this warp asked into L2 between the two
-template <int RT, int NT, int FP8, int U, int NVD, int VD, int XE, int DD, int XM, bool PFN = false>
+template <int RT, int NT, int FP8, int U, int NVD, int VD, int XE, int DD, int XM, bool PFN = false, bool SSL = false>
 __device__ __forceinline__ void dense_round(float (&acc)[RT][NT][4], const uint4* dbase, int nde, int s0, int stride,
                                             const int* __restrict__ dblk, const uint4* __restrict__ xf,
                                             const __nv_bfloat16* __restrict__ x, int ldx, int M, int kx, int lane) {
@@ -197,7 +197,7 @@ __device__ __forceinline__ void dense_round(float (&acc)[RT][NT][4], const uint4
       for (int r = 0; r < RT; ++r) {
         const uint4* p = dbase + ((size_t)r * nde + s) * VD + lane;
 #pragma unroll
-        for (int j = 0; j < NVD; ++j) da[u][r][j] = ldg_stream(p + 32 * j);
+        for (int j = 0; j < NVD; ++j) da[u][r][j] = SSL ? ldg_ss_frag<NVD>(p - lane, j, lane) : ldg_stream(p + 32 * j);
       }
     }
   }
@@ -215,7 +215,7 @@ __device__ __forceinline__ void dense_round(float (&acc)[RT][NT][4], const uint4
 }
 
 template <int RT, int NT, int FP8, int U, int XM, bool PF = false, int MINB = 0, int XD = 2, bool ROLES = false,
-          bool DET = false, int EARLY = 0>
+          bool DET = false, int EARLY = 0, bool SSL = false>
 __global__ void __launch_bounds__(MINB > 1 ? 128 : (MINB == 1 || ((EARLY & 3) && DET && FP8 && RT == 1 && NT == 1))
                                   ? DET_W256 * 32 : ((U > (FP8 && XD == 0 ? 8 : REG_U) || PF) ? 256 : 512),
                                   MINB > 1 ? MINB : ((EARLY & 3) && DET && FP8 && RT == 1 && NT == 1) ? 3 : MINB)
@@ -228,6 +228,7 @@ spense_mmasp_kernel(
   constexpr int ROWS = RT * 16;
   using St = RegSteps<NT, FP8, U, XM, XD>;
   constexpr int VS = St::VS, VD = St::VD, NVS = St::NVS, NVD = St::NVD, XE = St::XE, DS = St::DS, DD = St::DD;
+  static_assert(!SSL || FP8 == 0, "the SS layout holds bf16 weights");
   __shared__ float red[(DET ? det_w(RT, NT) : 1) * ROWS * NT * 8];  // DET: one slice per warp
   const int W = blockDim.x >> 5;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -278,7 +279,7 @@ spense_mmasp_kernel(
   int xb[U] = {};  // every step the round computes sets its entry (zeros: no use-before-set warning)
   // one round: the U steps s0, s0 + WS, ... of this warp
   auto load_round = [&](int s0, uint4 (&v_)[U][RT][NVS], uint32_t (&m_)[U][RT], int (&x_)[U]) {
-    load_sparse_round<RT, U, NVS, VS, (EARLY & 16) != 0>(v_, m_, x_, vbase, mbase, Ss, nsp, s0, WS, sblk, lane);
+    load_sparse_round<RT, U, NVS, VS, (EARLY & 16) != 0, SSL>(v_, m_, x_, vbase, mbase, Ss, nsp, s0, WS, sblk, lane);
   };
   // launched dependent (pdl_wait): load this warp's first sparse round into registers (weights and block
   // indices are written at load time, never by the kernel before), or, on a CTA of dense steps alone, ask
@@ -357,8 +358,8 @@ spense_mmasp_kernel(
   // ---------------- dense steps (64 K = 4 mma.m16n8k16 per row tile) ----------------
   if (nde && (!ROLES || wd >= 0)) {
     for (int s0 = wd; s0 < nde; s0 += WD * U)
-      dense_round<RT, NT, FP8, U, NVD, VD, XE, DD, XM, (EARLY & 2) != 0>(acc, dbase, nde, s0, WD, dblk, xf, x, ldx, M,
-                                                                        kx, lane);
+      dense_round<RT, NT, FP8, U, NVD, VD, XE, DD, XM, (EARLY & 2) != 0, SSL>(acc, dbase, nde, s0, WD, dblk, xf, x, ldx,
+                                                                             M, kx, lane);
   }
   mmasp_trace(3);
   if (pdl == 1) pdl_trigger();

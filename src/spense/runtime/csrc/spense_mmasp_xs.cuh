@@ -34,7 +34,7 @@ constexpr int xs_smem_bytes() { return 2 * XS_U * 2 * NT * 32 * 16; }  // two bu
 // last one again (its registers unused: the round's math skips it), as the register kernel's load_sparse_round does,
 // and at most 128 registers a thread (two CTAs of 8 warps a SM).  Without it ptxas predicates the steps' loads (no
 // branch among them) and gives the bf16 kernel 142 registers; with it 128, no spills.  What it may change is occupancy.
-template <int NT, bool FP8, bool CLAMP = false>
+template <int NT, bool FP8, bool CLAMP = false, bool SSL = false>
 __global__ void __launch_bounds__(256, CLAMP ? 2 : 0) spense_mmasp_xs_kernel(
     const uint4* __restrict__ sv, const uint32_t* __restrict__ sm, const uint4* __restrict__ dv,
     const uint4* __restrict__ xf, const int* __restrict__ sblk, const int* __restrict__ dblk,
@@ -45,6 +45,7 @@ __global__ void __launch_bounds__(256, CLAMP ? 2 : 0) spense_mmasp_xs_kernel(
   constexpr int VS = FP8 ? 32 : 64, VD = FP8 ? 64 : 128;  // uint4 per (tile, sparse / dense step)
   constexpr int NVS = FP8 ? 1 : 2, NVD = FP8 ? 2 : 4;    // uint4 per lane per sparse / dense step
   constexpr int XSTEP = 2 * NT * 32;                      // uint4 of x fragments per 64-K step
+  static_assert(!SSL || !FP8, "the SS layout holds bf16 weights");
   extern __shared__ uint4 xs[];                           // [2 buffers][U steps][XSTEP]
   const int W = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int csp = (Bs + W - 1) / W;  // CTAs of sparse row blocks
@@ -95,7 +96,8 @@ __global__ void __launch_bounds__(256, CLAMP ? 2 : 0) spense_mmasp_xs_kernel(
             const int s = CLAMP ? min(s0 + u, nsp - 1) : s0 + u;
             const uint4* p = vbase + (size_t)s * VS + lane;
 #pragma unroll
-            for (int v = 0; v < NVS; ++v) va[u][0][v] = ldg_stream(p + 32 * v);
+            for (int v = 0; v < NVS; ++v)
+              va[u][0][v] = SSL ? ldg_ss_frag<NVS>(p - lane, v, lane) : ldg_stream(p + 32 * v);
             me[u][0] = ldg_stream32(mbase + (size_t)s * 32 + lane);
           }
       }
@@ -115,7 +117,8 @@ __global__ void __launch_bounds__(256, CLAMP ? 2 : 0) spense_mmasp_xs_kernel(
           if (CLAMP || s0 + u < nde) {  // (a dense round has nde >= 1)
             const uint4* p = dbase + (size_t)(CLAMP ? min(s0 + u, nde - 1) : s0 + u) * VD + lane;
 #pragma unroll
-            for (int j = 0; j < NVD; ++j) da[u][0][j] = ldg_stream(p + 32 * j);
+            for (int j = 0; j < NVD; ++j)
+              da[u][0][j] = SSL ? ldg_ss_frag<NVD>(p - lane, j, lane) : ldg_stream(p + 32 * j);
           }
       }
       next_x(r);
@@ -173,16 +176,16 @@ inline int xs_splits(int ctas, int steps) {
 // one launch: ceil(Bs / warps) + ceil(Bd / warps) CTAs of 32 * warps threads (warps <= 8), times ks K
 // splits (ks > 1: ws = zeroed fp32 [M][ldw] followed by one zeroed counter per CTA column); clamp: the CLAMP kernel,
 // built at NT = 2 only (M = 9-16, where the default takes this kernel; elsewhere clamp changes nothing; when to clamp:
-// spense_mmasp.cu, xs_clamp)
-template <int NT, bool FP8>
+// spense_mmasp.cu, xs_clamp); SSL: the weights in the SS layout (bf16; harness only, benchmarks/mmasp_ss_check.cu)
+template <int NT, bool FP8, bool SSL = false>
 cudaError_t launch_xs(int warps, cudaStream_t stream, bool pdl, const uint4* sv, const uint32_t* sm,
                       const uint4* dv, const uint4* xf, const int* sblk, const int* dblk, const int* out_row,
                       const float* wscale, __nv_bfloat16* y, int ldy, int M, int Bs, int Bd, int Ss, int SdA,
                       int SdB, int ks = 1, float* ws = nullptr, int ldw = 0, bool clamp = false) {
   if (warps < 1 || warps > 8) return cudaErrorInvalidValue;
-  auto kernel = spense_mmasp_xs_kernel<NT, FP8>;
+  auto kernel = spense_mmasp_xs_kernel<NT, FP8, false, SSL>;
   if constexpr (NT == 2) {
-    if (clamp) kernel = spense_mmasp_xs_kernel<NT, FP8, true>;
+    if (clamp) kernel = spense_mmasp_xs_kernel<NT, FP8, true, SSL>;
   }
   const int smem = xs_smem_bytes<NT>();
   if (smem > 48 * 1024) {

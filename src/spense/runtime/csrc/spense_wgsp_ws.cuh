@@ -33,10 +33,18 @@ constexpr int WS_MAXQ = 1024;                    // 64-K steps per row tile at m
 // A per slot: 8 TPC row tiles x 2 KB (a dense step; a sparse one takes 1152 B per tile); a slot: x tile, then A
 __host__ __device__ constexpr int ws_a_bytes(int tpc) { return 8 * tpc * 2048; }
 __host__ __device__ constexpr int ws_slot(int tpc, int nt = WG_N) { return nt * 128 + ws_a_bytes(tpc); }
+// A prefill ring (128 or 256 tokens) of more than WS_STAGES slots (harness only, benchmarks/wgsp_ss_check.cu) holds
+// sparse steps only: slots of the x tile and 1152 B a row tile (1 KB of kept values, 128 B of metadata words) instead
+// of a dense step's 2 KB, so that more steps are in flight in the same shared memory (6 slots of 34 KB at TPC = 2);
+// its launcher refuses layers with dense steps.  (The decode forms' rings, 64 tokens, keep whole slots.)
+__host__ __device__ constexpr bool ws_sparse_ring(int stages, int nt) { return stages > WS_STAGES && nt >= WG_N; }
+__host__ __device__ constexpr int ws_ring_slot(int stages, int tpc, int nt = WG_N) {
+  return ws_sparse_ring(stages, nt) ? nt * 128 + 8 * tpc * 1152 : ws_slot(tpc, nt);
+}
 // the ring, its full and empty mbarriers, the steps' first columns of x (WS_MAXQ ints; the persistent form: those
 // of each kind of row tile, twice that), the alignment
 constexpr int ws_smem(int stages, int tpc, int nt = WG_N, bool ps = false) {
-  return stages * ws_slot(tpc, nt) + 2 * stages * 8 + (ps ? 8 : 4) * WS_MAXQ + 1024;
+  return stages * ws_ring_slot(stages, tpc, nt) + 2 * stages * 8 + (ps ? 8 : 4) * WS_MAXQ + 1024;
 }
 
 // the bytes [xb, xt) of the x tile at the start of each of the `slots` ring slots (`slot` bytes apart), which no
@@ -170,7 +178,7 @@ __global__ void __launch_bounds__(384, 1) spense_wgsp_ws_kernel(
   static_assert(KS == 1 || (CL == 1 && NT == 64 && TPC * NT / 2 * 256 * 4 <= S * ws_slot(TPC, NT)), "K split");
   static_assert(!PS || (CL == 1 && KS == 1 && NT == WG_N), "persistent: the plain prefill form only");
   static_assert(!SSA || (CL == 1 && KS == 1 && NT >= WG_N), "A from shared memory: the prefill forms only");
-  constexpr int TILES = 8 * TPC, XT = NT * 128, SLOT = ws_slot(TPC, NT), SHARE = TILES / CL;  // XT: x tile bytes
+  constexpr int TILES = 8 * TPC, XT = NT * 128, SLOT = ws_ring_slot(S, TPC, NT), SHARE = TILES / CL;  // XT: x bytes
   const int XB = NT == 64 ? wsd_xrows(M) * 128 : XT;  // the bytes of x loaded per step (the decode form: M's)
   extern __shared__ uint8_t ws_raw[];
   uint8_t* ring = ws_raw + wg_align1024(ws_raw);  // indexed from the shared array: loads stay ld.shared

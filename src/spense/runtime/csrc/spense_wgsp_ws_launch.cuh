@@ -95,6 +95,7 @@ inline cudaError_t run_wgsp_ws(cudaStream_t stream, const WgMaps& maps, int M, c
                                const int* out_row, __nv_bfloat16* y, int ldy, int Bs, int Bd, int Ss, int SdA,
                                int SdB, bool pdl = false, int tb = 0, int nrt = -1) {
   constexpr int TILES = 8 * TPC, SMEM = ws_smem(S, TPC, NT, PS), CLUSTER = CL * KS;
+  if (ws_sparse_ring(S, NT) && (SdA > 0 || Bd > 0)) return cudaErrorInvalidValue;  // its slots hold no dense step
   auto kernel = spense_wgsp_ws_kernel<S, TPC, CL, NT, KS, PS, SSA>;
   static unsigned set_on = 0;  // the devices (below 32) this instantiation's shared-memory limit was raised on
   const cudaError_t e = wg_smem_limit(kernel, SMEM, set_on);
