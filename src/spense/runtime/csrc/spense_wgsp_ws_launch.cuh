@@ -142,7 +142,7 @@ inline bool ws_launch_maps(WgMaps* maps, int tiles, int cl, const uint4* sv, con
 // NT (with TPC = 1, CL = 1, not PS): tokens per CTA, 128 or 256 (m64n256 wgmmas: each step's A box serves twice the
 // tokens, fewer shared-memory bytes per MMA; benchmarks/prefill_smem_model.py; measured 0.79-0.89x of NT = 128).
 // SSA (CL = 1; persistent too): the trial form reading A from shared memory (spense_wgsp_ws_kernel), on weights in
-// the SS layout (ss_layout in benchmarks/wgsp_ss_check.cu)
+// the SS layout (benchmarks/ss_layout.h)
 template <int S = WS_STAGES, int TPC = 0, int CL = 1, bool PS = false, bool TAIL = false, int NT = WG_N,
           bool SSA = false>
 inline cudaError_t launch_wgsp_ws(cudaStream_t stream, const uint4* sv, const uint32_t* sm, const uint4* dv,
