@@ -535,8 +535,8 @@ def test_rt2_bf16_kernels_bound_to_256_threads_build_without_spills(tmp_path):
     sass = subprocess.run([cuobjdump, "-sass", str(cubin)], check=True, env={**os.environ, "PATH": path},
                           capture_output=True, text=True).stdout
     srl = load_benchmark("sass_round_loads")
-    clamped = {n: b for n, b in srl.functions(sass).items() if n.endswith("Li16EEvPK5uint4PKjS2_PK13__nv_bfloat16S2_"
-                                                                           "iiiPKiS9_S9_PKfPS5_iiiiiii")}
+    tail = "Li16ELb0EEvPK5uint4PKjS2_PK13__nv_bfloat16S2_iiiPKiS9_S9_PKfPS5_iiiiiii"  # EARLY = 16, SSL = false
+    clamped = {n: b for n, b in srl.functions(sass).items() if n.endswith(tail)}
     assert len(clamped) == 2, list(srl.functions(sass))
     for name, body in clamped.items():
         sparse = [br for loads, br in srl.round_load_branches(body) if loads == 16]

@@ -158,7 +158,7 @@ def test_gpu_mmasp_xs_clamped_rounds_give_the_same_bits(tmp_path):
                            script=_XS_RUN, min_cases=7)
 
 
-_XS_CLAMPED = r"spense_mmasp_xs_kernel<2, false, true>|spense_mmasp_xs_kernelILi2ELb0ELb1E"
+_XS_CLAMPED = r"spense_mmasp_xs_kernel<2, false, true, false>|spense_mmasp_xs_kernelILi2ELb0ELb1ELb0E"
 _PERSISTENT = r"spense_mmasp_persist_kernel"
 _RT2_256 = r"spense_mmasp_kernel<2, 2, 0, 4, 1, false, 1, |spense_mmasp_kernelILi2ELi2ELi0ELi4ELi1ELb0ELi1E"
 
@@ -166,7 +166,7 @@ _RT2_256 = r"spense_mmasp_kernel<2, 2, 0, 4, 1, false, 1, |spense_mmasp_kernelIL
 @pytest.mark.gpu
 @gpu
 @pytest.mark.parametrize("switch, N, fp8, RT, kernel, cases", [
-    ("SPENSE_MMASP_CLAMP", 512, True, 1, r"spense_mmasp_kernel<[^>]*, 16>|spense_mmasp_kernelI.*Li16EE",
+    ("SPENSE_MMASP_CLAMP", 512, True, 1, r"spense_mmasp_kernel<[^>]*, 16, false>|spense_mmasp_kernelI.*Li16ELb0EE",
      ((None, "1"), ("0", "0"))),
     ("SPENSE_MMASP_XS_CLAMP", 32768, False, 1, _XS_CLAMPED, (("1", "1"), ("0", "0"), (None, "1"))),
     ("SPENSE_MMASP_XS_CLAMP", 24576, False, 1, _XS_CLAMPED, ((None, "0"), ("1", "1"))),
@@ -179,12 +179,12 @@ def test_gpu_mmasp_launches_the_kernel_where_the_switch_says(tmp_path, switch, N
     kernel bound to 256 threads (MINB = 1, the seventh template argument), and so does unset; "0" not. SPENSE_MMASP_PERSIST
     (e4m3): "3" takes the persistent form on a grid of more than one wave of the one-block kernel (32768 rows: 2048
     CTAs), not on one of 32 (512 rows); "2" the other way round; unset never.  The clamped kernels ("1" on, "0" off,
-    None unset): SPENSE_MMASP_CLAMP (on when unset) takes the register kernel with EARLY = 16 (the last template
-    argument of its name) for e4m3; SPENSE_MMASP_XS_CLAMP the shared-x kernel's CLAMP form for bf16, by default where
-    the unclamped grid does not fit on the GPU at once and the clamped kernel fits more: on a GPU of 132 SMs (H100
-    SXM, H200; other GPUs skip the unset cases) 32768 rows are 512 CTAs of 4 warps, three resident per SM unclamped
-    (142 registers; four clamped), so clamped; 24576 rows, 384 CTAs, fit, so not (the unset cases hold while nvcc
-    gives the unclamped bf16 kernel 129-168 registers, three CTAs of 4 warps a SM: 142
+    None unset): SPENSE_MMASP_CLAMP (on when unset) takes the register kernel with EARLY = 16 (the template argument
+    before the last, SSL, in its name) for e4m3; SPENSE_MMASP_XS_CLAMP the shared-x kernel's CLAMP form for bf16, by
+    default where the unclamped grid does not fit on the GPU at once and the clamped kernel fits more: on a GPU of 132
+    SMs (H100 SXM, H200; other GPUs skip the unset cases) 32768 rows are 512 CTAs of 4 warps, three resident per SM
+    unclamped (142 registers; four clamped), so clamped; 24576 rows, 384 CTAs, fit, so not (the unset cases hold while
+    nvcc gives the unclamped bf16 kernel 129-168 registers, three CTAs of 4 warps a SM: 142
     with the nvcc of the nineteenth stop; no test holds that count)"""
     import subprocess
     import sys
