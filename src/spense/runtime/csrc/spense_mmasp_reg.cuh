@@ -214,6 +214,9 @@ __device__ __forceinline__ void dense_round(float (&acc)[RT][NT][4], const uint4
   }
 }
 
+// SSL (harness only, benchmarks/mmasp_ss_check.cu; bf16): the weights in the SS layout, each lane's fragment by four
+// 4-byte loads (ldg_ss_frag); measured 0.80-1.03x of the fragment order (results wgsd_2026-12-06 dq), so the
+// extension never builds it
 template <int RT, int NT, int FP8, int U, int XM, bool PF = false, int MINB = 0, int XD = 2, bool ROLES = false,
           bool DET = false, int EARLY = 0, bool SSL = false>
 __global__ void __launch_bounds__(MINB > 1 ? 128 : (MINB == 1 || ((EARLY & 3) && DET && FP8 && RT == 1 && NT == 1))
