@@ -9,7 +9,8 @@ Rows are the JSON lines of ``rows*.jsonl`` in each folder; anchors the last JSON
 script prints it, 36 layers), matched to rows by model label
 ``qwen3-8b[:n_layer]`` (plain ``qwen3-8b`` at all 36 layers), the fastest anchor of each batch kept.  Only rows timed like the anchor count
 (compiled step, steps back to back: rows with ``step_sync_ms``), unless ``--all``; profiled rows never.
-Rows run under non-default switches (``switches``) are labelled with them and kept apart (:func:`label`).
+Rows run under non-default switches (``switches``) are labelled with them and kept apart (:func:`label`); rows
+of different GPUs too (:func:`load`).
 """
 from __future__ import annotations
 
@@ -19,23 +20,35 @@ from pathlib import Path
 
 
 def load(folders) -> tuple[list[dict], dict[tuple[str, int], float]]:
-    rows, anchor = [], {}
+    """Every row and the fastest anchor per (model, batch).  Where the rows come from several GPUs (their
+    ``device``), each model label gains `` @ <device>`` (and each folder's anchors its rows' device), so that
+    nothing below compares or merges rows of different GPUs."""
+    runs = []
     for d in map(Path, folders):
+        rs = []
         for f in sorted(d.glob("rows*.jsonl")):
             for line in f.read_text().splitlines():
                 if line.strip():
                     r = json.loads(line)
                     r["_run"] = d.parent.name if d.name.startswith("e2e") else d.name  # e2e, e2e_bf16, ...
-                    rows.append(r)
+                    rs.append(r)
         a = d / "anchor.txt"
-        if a.exists() and a.read_text().strip():
-            res = json.loads(a.read_text().strip().splitlines()[-1])
-            for k, v in res.items():
-                if k.startswith("B") and k[1:].isdigit():
-                    # all 36 layers: the rows call it plain "qwen3-8b" (shared/anchors' script prints no n_layer: 36)
-                    n = res.get("n_layer", 36)
-                    key = ("qwen3-8b" if n == 36 else f"qwen3-8b[:{n}]", int(k[1:]))
-                    anchor[key] = min(anchor.get(key, float("inf")), v["step_ms"])
+        res = json.loads(a.read_text().strip().splitlines()[-1]) if a.exists() and a.read_text().strip() else {}
+        runs.append((rs, res))
+    several = len({r.get("device") for rs, _ in runs for r in rs}) > 1
+    rows, anchor = [], {}
+    for rs, res in runs:
+        if several:
+            for r in rs:
+                r["model"] = f"{r['model']} @ {r.get('device')}"
+        at = f" @ {rs[0].get('device')}" if several and rs else ""
+        rows += rs
+        for k, v in res.items():
+            if k.startswith("B") and k[1:].isdigit():
+                # all 36 layers: the rows call it plain "qwen3-8b" (shared/anchors' script prints no n_layer: 36)
+                n = res.get("n_layer", 36)
+                key = ("qwen3-8b" if n == 36 else f"qwen3-8b[:{n}]") + at, int(k[1:])
+                anchor[key] = min(anchor.get(key, float("inf")), v["step_ms"])
     return rows, anchor
 
 
@@ -123,7 +136,7 @@ def plot(rows: list[dict], path: str, targets: dict[str, float] = TARGETS, prefe
         if d is not None:
             ups.setdefault(model, {}).setdefault(lab, {})[B] = d["step_ms"] / r["step_ms"]
     models = sorted(ups)
-    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4), squeeze=False, sharey=True)
     for ax, model in zip(axes[0], models):
         variants = sorted(ups[model], key=lambda v: (v.endswith("-fp8"), v))
         batches = sorted({B for v in variants for B in ups[model][v]})

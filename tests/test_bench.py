@@ -198,6 +198,17 @@ def test_e2e_summary_best_rows_ratios_and_anchor(tmp_path, monkeypatch):
     assert "| 0.500 |" in next(s for s in every.splitlines() if "| spense0.25 |" in s)
     fp8 = [row(v, ms, _run="f") for v, ms in (("dense-fp8", 1.6), ("spense0.25-fp8", 1.28), ("whole0.25-fp8", 1.4))]
     assert f"| {1.6 / 1.28:.3f}× |" in mod.table(rows + fp8, anchor)
+    # two GPUs: each model label names its device, each folder's anchor its rows' device; nothing merged across
+    for name, dev, ms in (("h1", "GPU-A", 2.0), ("h2", "GPU-B", 1.5)):
+        (tmp_path / name).mkdir()
+        rs = [row("dense", ms * 1.3, device=dev), row("spense0.25", ms, device=dev)]
+        (tmp_path / name / "rows.jsonl").write_text("\n".join(json.dumps(r) for r in rs) + "\n")
+        (tmp_path / name / "anchor.txt").write_text(json.dumps({"n_layer": 12, "B1": {"step_ms": ms * 1.2}}) + "\n")
+    rows2, anchor2 = mod.load([tmp_path / "h1", tmp_path / "h2"])
+    assert anchor2 == pytest.approx({(f"{m} @ GPU-A", 1): 2.4, (f"{m} @ GPU-B", 1): 1.8})
+    t2 = mod.table(rows2, anchor2)
+    assert f"| {m} @ GPU-A | spense0.25 | 1 | 2.000 |" in t2 and f"| {m} @ GPU-B | spense0.25 | 1 | 1.500 |" in t2
+    assert t2.count(f"| {1.3:.3f}× | {1.2:.2f}× |") == 2  # each against its own GPU's dense row and anchor
     mod.plot(rows + fp8, str(tmp_path / "up.png"))  # the speed-ups as bars
     # the switched row against the default
     assert f"| dense [ATTN_X=1] | 1 | 2.050 | 1.46 | {2.1 / 2.05:.3f}× |" in mod.table(rows + both, anchor)
