@@ -21,8 +21,8 @@ from pathlib import Path
 
 def load(folders) -> tuple[list[dict], dict[tuple[str, int], float]]:
     """Every row and the fastest anchor per (model, batch).  Where the rows come from several GPUs (their
-    ``device``), each model label gains `` @ <device>`` (and each folder's anchors its rows' device), so that
-    nothing below compares or merges rows of different GPUs."""
+    ``device``), each model label gains `` @ <device>`` (and each folder's anchors its rows' device; a folder with no
+    rows leaves its anchors' labels plain), so that nothing below compares or merges rows of different GPUs."""
     runs = []
     for d in map(Path, folders):
         rs = []
@@ -32,8 +32,8 @@ def load(folders) -> tuple[list[dict], dict[tuple[str, int], float]]:
                     r = json.loads(line)
                     r["_run"] = d.parent.name if d.name.startswith("e2e") else d.name  # e2e, e2e_bf16, ...
                     rs.append(r)
-        a = d / "anchor.txt"
-        res = json.loads(a.read_text().strip().splitlines()[-1]) if a.exists() and a.read_text().strip() else {}
+        a = (d / "anchor.txt").read_text().strip() if (d / "anchor.txt").exists() else ""
+        res = json.loads(a.splitlines()[-1]) if a else {}
         runs.append((rs, res))
     several = len({r.get("device") for rs, _ in runs for r in rs}) > 1
     rows, anchor = [], {}
