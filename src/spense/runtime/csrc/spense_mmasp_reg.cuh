@@ -60,7 +60,8 @@ __host__ __device__ constexpr int det_w(int RT, int NT) {
 // Without it (XD = 0, harness only: "reg_xf_x0") each step loaded its x inside its MMAs, which ptxas
 // serialized behind the previous step's MMAs wherever registers were short (every dense round; FP8's
 // sparse rounds): one L2 round trip per step, after the weights had arrived.
-// ROLES (harness only, "reg_xf_roles"; written after e2e v13, not measured): in a CTA with both kinds
+// ROLES (harness only, "reg_xf_roles"; written after e2e v13; 0.96-1.15x the time of the plain order, slower on o
+// and down at 8 warps, where it was meant to win: docs/runtime.md §12, det_0c0db23): in a CTA with both kinds
 // of steps, warps [0, WS) walk the sparse steps and warps [WS, W) the dense ones, WS chosen for the
 // fewest rounds of the slower kind, where that beats every warp walking both kinds one after the other
 // (at 25 % dense: o and down at 8 warps, 3 -> 2 and 7 -> 6 rounds per warp; no change at 4 warps).

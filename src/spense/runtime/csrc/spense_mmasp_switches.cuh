@@ -12,8 +12,9 @@ static bool env_on(const char* name) {
 // SPENSE_MMASP_PDL (read once; default 1, =0: off): launch the register kernel with programmatic stream
 // serialization on sm_90+ (spense_mmasp_common.cuh: pdl_wait), so that it loads its first round of
 // weights while the kernel that produces x finishes (e2e v15: the 8B step 3.0-3.3 % faster in BF16).
-// =2 (written after v15, not measured): its CTAs also free the next kernel's launch right after their
-// wait instead of once their weights are read (the kernel passes the mode: spense_mmasp_reg.cuh)
+// =2 (written after v15; e2e v16: the 8B BF16 step 1.1-1.4 % slower, so not the default): its CTAs also free the
+// next kernel's launch right after their wait instead of once their weights are read (the kernel passes the mode:
+// spense_mmasp_reg.cuh)
 static int pdl_mode() {
   static int mode = -1;
   if (mode < 0) {

@@ -1,5 +1,5 @@
 // The Spense prefill GEMM on Hopper's sparse warpgroup MMA (wgmma.mma_async.sp, sm_90a).  Written after
-// e2e v15, harness only (benchmarks/wgsp_check.cu), not yet run on a GPU.
+// e2e v15 (harness: benchmarks/wgsp_check.cu); SpenseLinear's prefill path since e2e v16 (docs/runtime.md §11).
 //
 //   y[t][o] = sum_k W[o][k] x[t][k]      for many tokens t (prefill: M >= 64)
 //
