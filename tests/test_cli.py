@@ -161,6 +161,7 @@ def test_resume_via_cli(tiny_llama_dir, tiny_text_file, tmp_path, monkeypatch):
     _assert_error(_run(*base, "--seed", "1", *SMALL), "--restart")
     res = _run(*args)
     assert res.exit_code == 0, res.output
+    assert f"resuming the interrupted run in {out.resolve()}.partial: 1 pruned block(s) kept" in res.stdout
     assert _run("validate", out).exit_code == 0
 
 
@@ -171,6 +172,9 @@ def test_help_lists_only_real_commands():
         assert cmd in res.stdout
     res = _run("prune", "--help")
     assert "--dense-ratio" in res.stdout and "--restart" in res.stdout
+    for cmd in ("eval", "demo", "prune"):  # the model option's help names its sources once
+        text = " ".join(_run(cmd, "--help").stdout.split())
+        assert text.count("Hugging Face directory") == 1 and "Model: Model" not in text, cmd
 
 
 def test_demo_quick_runs_its_subset(tiny_llama_dir, tiny_text_file, tmp_path):

@@ -166,7 +166,9 @@ def test_placement_options_the_run_would_ignore(tmp_path):
              (["--strategy", "random", "--budget-alloc", "greedy"], r"by hand and --budget-alloc greedy by measured"),
              (["--strategy", "first", "--salience", "act"], r"strategy 'first' does not read it"),
              (["--strategy", "random", "--axes", "cols"], r"--strategy random places .* by hand and --axes cols"),
-             (["--axis", "rows", "--axes", "mixed"], r"--axis rows places .* --axes mixed picks each one's axis")]
+             (["--axis", "rows", "--axes", "mixed"], r"--axis rows places .* --axes mixed picks each one's axis"),
+             (["--method", "dense", "--dense-ratio", "0.3"], r"--dense-ratio 0.3 does not apply to --method dense"),
+             (["--seqlen", "1"], r"--seqlen must be >= 2, got 1")]
     for extra, pattern in cases:
         _assert_error(_run("prune", tmp_path / "no-such-model", "--out", out, *extra), pattern)
     assert not out.exists()

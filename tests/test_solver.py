@@ -4,7 +4,7 @@ import torch
 from spense.errors import FormatError, NumericalError
 from spense.format import SpenseLayout, is_nm
 from spense.masks import nm_prune_mask
-from spense.solver import obs_prune
+from spense.solver import obs_prune, reconstruction_row_loss
 
 
 def make(N=64, K=128, T=512, seed=0, corr=0.8):
@@ -67,6 +67,21 @@ def test_loss_is_exact_reconstruction_error():
     assert res.loss == pytest.approx(direct_loss(W, res.weight, X), rel=1e-4)
     per_row = ((W.double() - res.weight.double()) @ X.T).pow(2).sum(1) / X.shape[0]
     torch.testing.assert_close(res.row_loss.double(), per_row, rtol=1e-3, atol=1e-3)
+
+
+def test_row_loss_never_below_zero_on_a_one_token_hessian():
+    """H = 2 x xᵀ (one calibration token) and each row of Δ orthogonal to x: ‖Δ_i x‖² is 0 up to rounding, which
+    the quadratic form Δ H Δᵀ puts on either side of 0; the loss is clamped, not reported negative."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, generator=g)
+    D = torch.randn(512, 256, generator=g)
+    D -= (D @ x)[:, None] * x / (x @ x)
+    H = 2 * torch.outer(x, x)
+    raw = ((D @ H) * D).sum(dim=1) / 2
+    assert (raw < 0).any()  # the case the clamp is for
+    loss = reconstruction_row_loss(D, torch.zeros_like(D), H)
+    scale = ((D.abs() @ H.abs()) * D.abs()).sum(dim=1).max() / 2  # the form's terms: rounding is ~1e-7 of it
+    assert (loss >= 0).all() and loss.max() < 1e-5 * scale
 
 
 def test_obs_updates_beat_mask_alone_and_col_loss_sums_to_loss():

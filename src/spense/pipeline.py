@@ -336,6 +336,7 @@ def prune_model(
     budget_alloc: str = "uniform",
     axes: str | None = None,
     alloc_unit: str = "block",
+    on_resume: Callable[[int, Path], None] | None = None,
 ) -> dict:
     """Prune the model ``model_dir`` and write a Spense checkpoint to ``out_dir``.
 
@@ -348,7 +349,8 @@ def prune_model(
     (:func:`spense.models.resolve_model`); the checkpoint keeps the source's dtype.
 
     Resumable: the state lives in ``OUT.partial/`` (see :class:`spense.resume.ResumeState`) and is
-    removed once the checkpoint is written; ``restart`` discards it first. Returns the manifest.
+    removed once the checkpoint is written; ``restart`` discards it first; ``on_resume(blocks, root)`` is called
+    when the state already holds that many pruned blocks. Returns the manifest.
     """
     import spense
     from spense import data, io
@@ -357,6 +359,8 @@ def prune_model(
     t0 = time.perf_counter()
     if nsamples <= 0:  # the options first, then the files: a bad output is refused before any work
         raise InputError(f"nsamples must be positive, got {nsamples}")
+    if seqlen < 2:
+        raise InputError(f"seqlen must be >= 2, got {seqlen}")
     cfg.validate()
     check_sequential(sequential)
     check_plan_options(cfg, dense_layers, budget_alloc, axes)
@@ -390,6 +394,8 @@ def prune_model(
                          "unit": alloc_unit},
     }
     state = ResumeState(partial_dir(out_dir), fingerprint(info), info, restart=restart)
+    if state.next_block and on_resume is not None:
+        on_resume(state.next_block, state.root)
     allocation = None
     try:
         if plan is None:

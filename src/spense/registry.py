@@ -59,7 +59,7 @@ class StrategySpec:
 METHODS: dict[str, MethodSpec] = {
     m.name: m
     for m in (
-        MethodSpec("spense", "2:4 + dense region chosen by --strategy",
+        MethodSpec("spense", "2:4 + dense region placed by the allocator or --strategy",
                    ("dense_ratio", "strategy", "block") + _NM + _OBS,
                    0.25, region=True),
         MethodSpec("sparsegpt", "OBS sweep, pure 2:4", _NM + _OBS, 0.0, fixed_dense_ratio=0.0),

@@ -52,9 +52,10 @@ class PruneResult:
 
 
 def reconstruction_row_loss(W: torch.Tensor, W_hat: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
-    """``diag(Δ H Δᵀ) / 2`` with ``Δ = W - Ŵ``; equals ``‖Δ_i X‖² / n`` for ``H = 2 X Xᵀ / n``."""
+    """``max(diag(Δ H Δᵀ) / 2, 0)`` with ``Δ = W - Ŵ``; equals ``‖Δ_i X‖² / n`` for ``H = 2 X Xᵀ / n``.  H is
+    positive semidefinite, so the clamp only removes rounding below zero (H of rank one or two: a few tokens)."""
     D = (W.float() - W_hat.float())
-    return ((D @ H.float()) * D).sum(dim=1) / 2
+    return (((D @ H.float()) * D).sum(dim=1) / 2).clamp_min(0.0)
 
 
 def sweep_batch(W1: torch.Tensor, U1: torch.Tensor, mask_fn: MaskFn, group: int) -> torch.Tensor:

@@ -126,6 +126,10 @@ def _click_exceptions() -> tuple[type, type, tuple[type, ...]]:
     return no_args, bases["ClickException"], aborts
 
 
+#: the commands that keep their finished work when interrupted and resume it when rerun
+RESUMABLE = ("prune", "demo")
+
+
 def handle_errors(fn: Callable) -> Callable:
     """Run a command; a SpenseError becomes one red line on stderr and exit status 2."""
 
@@ -144,7 +148,8 @@ def handle_errors(fn: Callable) -> Callable:
             _print_error(str(e))
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
-            _print_error("interrupted (a `spense prune` run resumes where it stopped when rerun)")
+            _print_error(f"interrupted (rerun the same command: `spense {fn.__name__}` resumes where it stopped)"
+                         if fn.__name__ in RESUMABLE else "interrupted")
             raise typer.Exit(130) from None
         finally:
             warnings.showwarning = old

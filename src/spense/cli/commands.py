@@ -14,7 +14,7 @@ import typer
 
 from spense import __version__
 from spense.cli.app import _bars, _out_console, app, handle_errors
-from spense.cli.common import (MODEL_HELP, SEQUENTIAL_HELP, Sequential, check_min, load_checkpoint,
+from spense.cli.common import (MODEL_SOURCES, SEQUENTIAL_HELP, Sequential, check_min, load_checkpoint,
                                refuse_packed, summary_rows)
 from spense.errors import InputError
 
@@ -67,7 +67,7 @@ def _load_any(model: str, device, dtype=None):
 @app.command("eval")
 @handle_errors
 def eval_cmd(
-    model: str = typer.Argument(..., help="A Spense checkpoint, or any model source: " + MODEL_HELP),
+    model: str = typer.Argument(..., help=f"A Spense checkpoint, or any model source: {MODEL_SOURCES}."),
     text: Optional[Path] = typer.Option(None, help="Evaluation text (.txt or folder). Default: WikiText-2 test.txt."),
     seqlen: int = typer.Option(2048, help="Tokens per window (clipped to the model's maximum)."),
     max_windows: Optional[int] = typer.Option(None, "--max-windows", help="Evaluate at most this many windows."),
@@ -228,7 +228,7 @@ DEMO_QUICK = {"nsamples": 4, "seqlen": 128, "max_eval_windows": 8}
 def demo(
     quick: bool = typer.Option(False, "--quick", help="CI settings: dense, SparseGPT 2:4 and Spense "
                                "salience-cols only, few samples/windows."),
-    model: Optional[str] = typer.Option(None, help="Model (default smollm2-135m). " + MODEL_HELP),
+    model: Optional[str] = typer.Option(None, help=f"Model (default smollm2-135m): {MODEL_SOURCES}."),
     calib: Optional[Path] = typer.Option(None, help="Calibration text (default: WikiText-2 valid.txt)."),
     text: Optional[Path] = typer.Option(None, help="Evaluation text (default: WikiText-2 test.txt)."),
     nsamples: Optional[int] = typer.Option(None, help=f"Calibration windows (default {DEMO_DEFAULTS['nsamples']}, "

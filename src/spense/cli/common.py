@@ -52,8 +52,9 @@ def summary_rows(records: dict[str, dict]) -> dict[str, Any]:
     return {"layers": len(records), "density": nnz / total if total else 1.0, "loss": loss}
 
 
-MODEL_HELP = ("Model: a local Hugging Face directory, a .gguf file or a built-in name ("
-              + ", ".join(BUILTIN_MODELS) + ").")
+MODEL_SOURCES = ("a local Hugging Face directory, a .gguf file or a built-in name (" + ", ".join(BUILTIN_MODELS)
+                 + ")")
+MODEL_HELP = f"Model: {MODEL_SOURCES}."
 
 
 def check_min(**options: tuple[int | None, int]) -> None:

@@ -10,7 +10,7 @@ import typer
 
 from spense.cli.app import _bars, _out_console, app, handle_errors
 from spense.cli.common import (MODEL_HELP, SEQUENTIAL_HELP, Axis, Method, Salience, Sequential, Strategy,
-                               load_checkpoint, refuse_packed, summary_rows)
+                               check_min, load_checkpoint, refuse_packed, summary_rows)
 from spense.errors import InputError
 from spense.registry import METHODS, default_dense_ratio
 
@@ -95,8 +95,10 @@ def prune(
     out: Path = typer.Option(..., "--out", "-o", help="Output directory for the pruned checkpoint."),
     method: Method = typer.Option(Method.spense, help="Pruning method: " + "; ".join(
                                   f"{n} ({s.help})" for n, s in METHODS.items()) + "."),
-    dense_ratio: Optional[float] = typer.Option(None, "--dense-ratio", help="Fraction of each weight kept dense "
-                                                "(spense, default 0.25); unstructured prunes to the same overall "
+    dense_ratio: Optional[float] = typer.Option(None, "--dense-ratio", help="Fraction of the weights kept dense "
+                                                "(spense, default 0.25: by default a budget the allocator spreads "
+                                                "over the linears, see --budget-alloc; with --strategy, of each "
+                                                "weight); unstructured prunes to the same overall "
                                                 "density (62.5 % at 0.25); must be 0 for sparsegpt/wanda/magnitude "
                                                 "(their default)."),
     strategy: Optional[Strategy] = typer.Option(None, help="How spense picks the dense region of every linear "
@@ -154,6 +156,11 @@ def prune(
 
     t0 = time.perf_counter()
     # options first (no file is read), then the model, --eval's text and the output
+    check_min(seqlen=(seqlen, 2))
+    spec = METHODS[method.value]
+    if dense_ratio is not None and "dense_ratio" not in spec.fields and spec.fixed_dense_ratio is None:
+        raise InputError(f"--dense-ratio {dense_ratio:g} does not apply to --method {method.value}, which keeps "
+                         "every weight as it is")
     budget_alloc, axes = default_allocation(method.value, budget_alloc, strategy, axis, axes, dense_layers,
                                             col_blocks, dense_ratio, tie_cols)
     check_placement(method.value, strategy, axis, salience, budget_alloc, axes)
@@ -173,7 +180,10 @@ def prune(
     manifest = prune_model(model_dir, target, cfg, calib, nsamples=nsamples, seqlen=seqlen, seed=seed,
                            device=device, strict=strict, overwrite=overwrite or packed, progress=_bars(quiet),
                            dtype=dtype, restart=restart, sequential=sequential.value,
-                           dense_layers=dense_layers, budget_alloc=budget_alloc, axes=axes)
+                           dense_layers=dense_layers, budget_alloc=budget_alloc, axes=axes,
+                           on_resume=lambda n, root: _out_console().print(
+                               f"resuming the interrupted run in {root}: {n} pruned block(s) kept (--restart "
+                               "starts over)", markup=False))
     if packed:
         import shutil
 
