@@ -320,6 +320,12 @@ def test_pack_command(pruned, tmp_path):
     shutil.copytree(out, broken)
     (broken / "spense.json").write_text("{not json")
     _assert_error(_run("pack", broken, "--out", dst), "already exists")
+    _assert_error(_run("generate", broken, "-p", "hi", "-n", "2", "--device", "cpu"), "spense.json is not valid JSON")
+    bad_config = tmp_path / "bad-config"  # a packed checkpoint whose config.json is broken
+    shutil.copytree(dst, bad_config)
+    (bad_config / "config.json").write_text("{bad")
+    for cmd in (["validate"], ["eval", "--device", "cpu"]):
+        _assert_error(_run(cmd[0], bad_config, *cmd[1:]), "config.json is not valid JSON")
 
 
 def test_prune_packed(tiny_llama_dir, tiny_text_file, tmp_path):

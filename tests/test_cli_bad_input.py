@@ -124,6 +124,17 @@ def test_generate_refusals_before_any_model_is_built(tiny_llama_dir):
     _assert_error(_run("generate", tiny_llama_dir, "-p", "hi", "-n", "2", "--device", "cpu", "--top-p", "0.5"),
                   r"--top-p applies only when sampling")
     _assert_error(_run("eval", "", "--device", "cpu"), r"empty model path")
+    _assert_error(_run("generate", tiny_llama_dir, "-p", "caf\udce9", "-n", "2", "--device", "cpu"),
+                  r"--prompt is not UTF-8 text")  # bytes that are not UTF-8 come through argv as lone surrogates
+    _assert_error(_run("generate", tiny_llama_dir, "--prompts-file", "/dev/zero", "-n", "2", "--device", "cpu"),
+                  r"/dev/zero is a device, not a text file")
+
+
+def test_generate_one_token_has_no_decode_rate(tiny_llama_dir):
+    """One new token comes from the prefill alone: no decode step, so no rate (was "nan tokens/s")."""
+    res = _run("generate", tiny_llama_dir, "-p", "hi", "-n", "1", "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    assert "1 tokens, no decode step to time, prefill" in res.stderr and "nan" not in res.stderr
 
 
 def test_eval_seqlen_below_two(tiny_llama_dir, tiny_text_file):

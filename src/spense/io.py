@@ -287,6 +287,11 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{mf}: 'packed' must be true or false, got {m['packed']!r}")
     if not (path / "config.json").is_file():
         raise CheckpointError(f"checkpoint {path} has no config.json")
+    try:
+        if not isinstance(json.loads((path / "config.json").read_text(encoding="utf-8")), dict):
+            raise ValueError("not a JSON object")
+    except ValueError as e:  # JSON's errors and UnicodeDecodeError
+        raise CheckpointError(f"{path / 'config.json'} is not valid JSON: {e}") from None
     if not list(path.glob("*.safetensors")):
         raise CheckpointError(f"checkpoint {path} has no *.safetensors weights")
     return m

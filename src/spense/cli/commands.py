@@ -53,12 +53,15 @@ def pack(
 # --------------------------------------------------------------------------------------------------
 def _load_any(model: str, device, dtype=None):
     """``(model, its directory)``: a Spense checkpoint (validated) or any model source, on ``device``."""
+    import torch
+
     from spense import io
     from spense.hf import load_model
     from spense.models import resolve_model
 
     if (Path(model) / io.MANIFEST).is_file():
-        if io.validate_checkpoint(model).get("packed"):
+        if io.validate_checkpoint(model).get("packed"):  # on a GPU its stored dtype, which its kernels take
+            dtype = dtype if dtype is not None or torch.device(device).type != "cpu" else torch.float32
             return load_checkpoint(Path(model), device, dtype), Path(model)
     model_dir = resolve_model(model)
     return load_model(model_dir, dtype).to(device), model_dir
@@ -72,7 +75,8 @@ def eval_cmd(
     seqlen: int = typer.Option(2048, help="Tokens per window (clipped to the model's maximum)."),
     max_windows: Optional[int] = typer.Option(None, "--max-windows", help="Evaluate at most this many windows."),
     device: str = typer.Option("auto", help="auto (cuda if available), cpu, cuda, cuda:N."),
-    dtype: Optional[str] = typer.Option(None, help="Evaluation dtype (default float32)."),
+    dtype: Optional[str] = typer.Option(None, help="Evaluation dtype (default float32; a packed checkpoint on a "
+                                        "GPU: its stored dtype, which its kernels take)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (perplexity, nll, tokens, windows, seconds)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:

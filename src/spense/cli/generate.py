@@ -21,10 +21,14 @@ def _prompts(prompt: Optional[str], prompts_file: Optional[Path]) -> list[str]:
     if prompt is not None:
         if not prompt.strip():
             raise InputError("empty prompt (--prompt is blank)")
+        try:
+            prompt.encode("utf-8")  # bytes that are not UTF-8 reach argv as lone surrogates
+        except UnicodeEncodeError as e:
+            raise InputError(f"--prompt is not UTF-8 text ({e.reason} at character {e.start})") from None
         return [prompt]
     if prompts_file.is_dir():
         raise InputError(f"prompts file {prompts_file} is a directory")
-    if not prompts_file.is_file():
+    if not prompts_file.exists():
         raise InputError(f"prompts file {prompts_file} does not exist")
     from spense.data import read_text_file
 
@@ -134,7 +138,9 @@ def generate_command(
             for t, out in zip(texts, g.tokens):
                 sys.stdout.write(f"--- {t}\n{t}{tok.decode(out, skip_special_tokens=True)}\n")
         n = sum(len(t) for t in g.tokens)
-        msg = f"{n} tokens, {g.tokens_per_s:.1f} tokens/s decode, prefill {g.prefill_s * 1e3:.0f} ms"
+        rate = g.tokens_per_s
+        decode = f"{rate:.1f} tokens/s decode" if math.isfinite(rate) else "no decode step to time"
+        msg = f"{n} tokens, {decode}, prefill {g.prefill_s * 1e3:.0f} ms"
         if g.stopped == "interrupted":
             msg = "interrupted; " + msg
         print(msg, file=sys.stderr)

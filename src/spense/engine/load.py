@@ -173,7 +173,10 @@ def load(spec: str | Path, device: torch.device, dtype: torch.dtype = torch.bflo
         m = empty_model(_hf_args(p), device, dtype)
         _load_state(m, _read_safetensors(p, device), dtype, set())
         return Loaded(m, p.name, "hf", p)
-    manifest = json.loads((p / "spense.json").read_text())
+    try:
+        manifest = json.loads((p / "spense.json").read_text(encoding="utf-8"))
+    except ValueError as e:  # JSON's errors and UnicodeDecodeError
+        raise CheckpointError(f"{p / 'spense.json'} is not valid JSON: {first_line(e)}") from None
     args = _hf_args(p)  # refuses another architecture by name before reading any weight
     from spense.io import validate_checkpoint
 

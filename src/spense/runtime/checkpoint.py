@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from spense.errors import CheckpointError, FormatError
+from spense.errors import CheckpointError, FormatError, first_line
 from spense.format import SpenseLayout, pack
 from spense.io import (MANIFEST, check_out_dir, publish, read_packed, read_tensors, register_loader,
                        tensor_sha256, validate_checkpoint)
@@ -87,7 +87,10 @@ def load_packed(dir_, device="cpu", dtype=None, backend: str = "auto"):
     device, dtype = resolve_device(device), parse_dtype(dtype)  # a bad one is refused before any reading
     d = Path(dir_)
     m, layers, rest = read_packed(d)
-    cfg = AutoConfig.from_pretrained(str(d), local_files_only=True)
+    try:
+        cfg = AutoConfig.from_pretrained(str(d), local_files_only=True)
+    except Exception as e:  # transformers raises OSError / ValueError for an unreadable or invalid config.json
+        raise CheckpointError(f"{d}: cannot read config.json ({first_line(e)})") from None
     try:
         from transformers.modeling_utils import no_init_weights
     except ImportError:  # pragma: no cover
