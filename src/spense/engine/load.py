@@ -10,7 +10,6 @@ On CUDA every SpenseLinear is compacted: it holds the kernel layout only, no den
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,14 +172,10 @@ def load(spec: str | Path, device: torch.device, dtype: torch.dtype = torch.bflo
         m = empty_model(_hf_args(p), device, dtype)
         _load_state(m, _read_safetensors(p, device), dtype, set())
         return Loaded(m, p.name, "hf", p)
-    try:
-        manifest = json.loads((p / "spense.json").read_text(encoding="utf-8"))
-    except ValueError as e:  # JSON's errors and UnicodeDecodeError
-        raise CheckpointError(f"{p / 'spense.json'} is not valid JSON: {first_line(e)}") from None
     args = _hf_args(p)  # refuses another architecture by name before reading any weight
     from spense.io import validate_checkpoint
 
-    validate_checkpoint(p)
+    manifest = validate_checkpoint(p)  # a broken spense.json or weight: one line
     from spense.format import SpenseLayout, pack
     from spense.runtime.linear import SpenseLinear
 
