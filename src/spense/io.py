@@ -254,6 +254,17 @@ def save_checkpoint(
 
 
 # -- validation -------------------------------------------------------------------------------
+def _json_object(f: Path) -> dict[str, Any]:
+    """The JSON object in ``f``; :class:`CheckpointError` naming ``f`` if it is not UTF-8 JSON or not an object."""
+    try:
+        m = json.loads(f.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{f} is not valid JSON: {e}") from e
+    if not isinstance(m, dict):
+        raise CheckpointError(f"{f} must hold a JSON object, got {type(m).__name__}")
+    return m
+
+
 def _read_manifest(path: Path) -> dict[str, Any]:
     if not path.is_dir():
         what = "is not a directory" if path.exists() else "does not exist"
@@ -263,12 +274,7 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{path} has no {MANIFEST}; it is not a Spense checkpoint (create one with `spense prune`)"
         )
-    try:
-        m = json.loads(mf.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{mf} is not valid JSON: {e}") from e
-    if not isinstance(m, dict):
-        raise CheckpointError(f"{mf} must hold a JSON object, got {type(m).__name__}")
+    m = _json_object(mf)
     if m.get("format") != FORMAT_NAME:
         raise CheckpointError(f"{mf}: format is {m.get('format')!r}, expected {FORMAT_NAME!r}")
     if type(m.get("format_version")) is not int or m["format_version"] != FORMAT_VERSION:  # not 1.0, not true
@@ -287,11 +293,7 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{mf}: 'packed' must be true or false, got {m['packed']!r}")
     if not (path / "config.json").is_file():
         raise CheckpointError(f"checkpoint {path} has no config.json")
-    try:
-        if not isinstance(json.loads((path / "config.json").read_text(encoding="utf-8")), dict):
-            raise ValueError("not a JSON object")
-    except ValueError as e:  # JSON's errors and UnicodeDecodeError
-        raise CheckpointError(f"{path / 'config.json'} is not valid JSON: {e}") from None
+    _json_object(path / "config.json")  # transformers would fail on it later, with a traceback
     if not list(path.glob("*.safetensors")):
         raise CheckpointError(f"checkpoint {path} has no *.safetensors weights")
     return m

@@ -60,8 +60,9 @@ def _load_any(model: str, device, dtype=None):
     from spense.models import resolve_model
 
     if (Path(model) / io.MANIFEST).is_file():
-        if io.validate_checkpoint(model).get("packed"):  # on a GPU its stored dtype, which its kernels take
-            dtype = dtype if dtype is not None or torch.device(device).type != "cpu" else torch.float32
+        if io.validate_checkpoint(model).get("packed"):
+            if dtype is None and torch.device(device).type == "cpu":  # on a GPU: the stored dtype its kernels take
+                dtype = torch.float32
             return load_checkpoint(Path(model), device, dtype), Path(model)
     model_dir = resolve_model(model)
     return load_model(model_dir, dtype).to(device), model_dir
