@@ -9,6 +9,8 @@ import json
 import re
 import shutil
 
+import pytest
+
 from safetensors.torch import load_file, save_file
 from test_cli import SMALL, _assert_error, _run
 
@@ -192,3 +194,40 @@ def test_short_eval_text_fails_before_pruning(tiny_llama_dir, tiny_text_file, tm
     _assert_error(_run("prune", tiny_llama_dir, "--out", out, "--calib", tiny_text_file, *SMALL, "--eval", short),
                   r"evaluation text has \d+ tokens, fewer than one window")
     assert not out.exists() and not (tmp_path / "o.partial").exists()
+
+
+def test_bench_on_the_cpu_refuses_what_cannot_fit():
+    """On the CPU a built-in shape is built in float32: qwen3-8b (about 33 GB) is refused where less is available,
+    before any weight is made; a model folder is not estimated."""
+    from spense.cli.bench import check_host_memory
+    from spense.errors import InputError
+
+    with pytest.raises(InputError, match=r"qwen3-8b on the CPU needs 3\d\.\d GB for its float32 weights"):
+        check_host_memory("qwen3-8b", available=int(24e9))
+    check_host_memory("qwen3-8b[:2]", available=int(24e9))
+    check_host_memory("qwen3-tiny", available=int(1e9))
+
+
+def test_out_of_memory_is_one_line(capsys):
+    """An allocation that fails (torch's CPU allocator raises a RuntimeError) ends a command in one line."""
+    import typer
+
+    from spense.cli.app import handle_errors, out_of_memory
+
+    @handle_errors
+    def cmd():
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+                           "memory: you tried to allocate 21990232555520 bytes.\nmore lines")
+
+    with pytest.raises(typer.Exit) as e:
+        cmd()
+    err = capsys.readouterr().err
+    assert e.value.exit_code == 1 and err.startswith("error: out of memory: ") and len(err.splitlines()) == 1
+    assert not out_of_memory(RuntimeError("shape mismatch")) and out_of_memory(MemoryError())
+
+    @handle_errors
+    def other():
+        raise RuntimeError("shape mismatch")
+
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        other()

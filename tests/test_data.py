@@ -182,3 +182,18 @@ def test_default_paths_repo_relative(monkeypatch):
     assert data.default_model() == "smollm2-135m"
     assert data.default_model_dir() == root / "models" / "default"
     assert data.default_data_dir() == root.parent / "shared" / "data" / "wikitext-2"
+
+
+def test_windows_with_bos_name_the_asked_length():
+    """With a BOS token a window of 64 holds 63 text tokens; the refusal names the 64 that was asked for."""
+    ids = torch.arange(40)
+    with pytest.raises(InputError, match=r"fewer than one window of 64 tokens \(the BOS token and 63 of text\)"):
+        data.eval_windows(ids, 64, bos=1)
+    with pytest.raises(InputError, match=r"64 are needed for windows of 64 tokens \(the BOS token and 63"):
+        data.calibration_windows(ids, 2, 64, seed=0, bos=1)
+    with pytest.raises(InputError, match="no text after the BOS token"):
+        data.eval_windows(ids, 1, bos=1)
+    w = data.eval_windows(ids, 8, bos=5)
+    assert w.shape == (5, 8) and (w[:, 0] == 5).all() and w[1, 1:].tolist() == list(range(7, 14))
+    c = data.calibration_windows(ids, 3, 8, seed=0, bos=5)
+    assert c.shape == (3, 8) and (c[:, 0] == 5).all()

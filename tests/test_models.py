@@ -120,6 +120,17 @@ def _count_converts(monkeypatch) -> list[Path]:
 
 
 # -- GGUF conversion ---------------------------------------------------------------------------
+def test_gguf_conversion_draws_no_bar_off_a_terminal(tiny_gguf, tmp_path, capfd):
+    """transformers' GGUF reader draws a tqdm bar of its own; off a terminal (and under -q / --json) it is off, as
+    spense's bars are, and the reader's tqdm is given back afterwards."""
+    import transformers.modeling_gguf_pytorch_utils as reader
+
+    bar = reader.tqdm
+    models.convert_gguf(tiny_gguf[0], tmp_path / "out", "llama")
+    assert "GGUF tensors" not in capfd.readouterr().err and reader.tqdm is bar
+    assert (tmp_path / "out" / "config.json").is_file()
+
+
 def test_gguf_converts_to_bf16_hf_dir_with_same_weights(cache, tiny_gguf):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -211,18 +211,29 @@ def calibration_windows(ids: torch.Tensor, nsamples: int, seqlen: int, seed: int
     ids = _check_1d(ids)
     _check_positive(nsamples=nsamples, seqlen=seqlen)
     check_seed(seed)
-    if bos is not None:
-        return _with_bos(calibration_windows(ids, nsamples, seqlen - 1, seed), bos)
+    n = _text_len(seqlen, bos)
     T = ids.numel()
-    if T < seqlen + 1:
+    if T < n + 1:
         raise InputError(
-            f"calibration text has {T} tokens but {seqlen + 1} are needed for windows of "
-            f"{seqlen} tokens; pass more text or a smaller --seqlen"
+            f"calibration text has {T} tokens but {n + 1} are needed for windows of "
+            f"{_window_words(seqlen, bos)}; pass more text or a smaller --seqlen"
         )
     g = torch.Generator().manual_seed(int(seed))
-    starts = torch.randint(0, T - seqlen, (int(nsamples),), generator=g)
-    offsets = starts[:, None] + torch.arange(seqlen)[None, :]
-    return ids[offsets].contiguous()
+    starts = torch.randint(0, T - n, (int(nsamples),), generator=g)
+    offsets = starts[:, None] + torch.arange(n)[None, :]
+    return _with_bos(ids[offsets].contiguous(), bos)
+
+
+def _text_len(seqlen: int, bos: int | None) -> int:
+    """Text tokens in a window of ``seqlen`` (one fewer after a BOS token); InputError if none is left."""
+    n = seqlen - (bos is not None)
+    if n < 1:
+        raise InputError(f"a window of {seqlen} token(s) leaves no text after the BOS token; pass --seqlen >= 2")
+    return n
+
+
+def _window_words(seqlen: int, bos: int | None) -> str:
+    return f"{seqlen} tokens" + ("" if bos is None else f" (the BOS token and {seqlen - 1} of text)")
 
 
 def eval_windows(ids: torch.Tensor, seqlen: int, max_windows: int | None = None,
@@ -233,17 +244,16 @@ def eval_windows(ids: torch.Tensor, seqlen: int, max_windows: int | None = None,
     """
     ids = _check_1d(ids)
     _check_positive(seqlen=seqlen)
-    if bos is not None:
-        return _with_bos(eval_windows(ids, seqlen - 1, max_windows), bos)
     if max_windows is not None:
         _check_positive(max_windows=max_windows)
+    n = _text_len(seqlen, bos)
     T = ids.numel()
-    nw = T // seqlen
+    nw = T // n
     if max_windows is not None:
         nw = min(nw, int(max_windows))
     if nw == 0:
         raise InputError(
-            f"evaluation text has {T} tokens, fewer than one window of {seqlen}; pass more text "
-            f"or a smaller --seqlen"
+            f"evaluation text has {T} tokens, fewer than one window of {_window_words(seqlen, bos)}; pass more "
+            f"text or a smaller --seqlen"
         )
-    return ids[: nw * seqlen].reshape(nw, seqlen).contiguous()
+    return _with_bos(ids[: nw * n].reshape(nw, n).contiguous(), bos)

@@ -15,6 +15,7 @@ from typing import Any, Iterable
 import torch
 import torch.nn.functional as F
 from rich.table import Table
+from rich.text import Text
 
 from spense.errors import InputError, NumericalError
 from spense.log import logger, progress as progress_bar
@@ -90,7 +91,8 @@ def _fmt(v: Any) -> str:
 def ppl_table(rows: Iterable[dict[str, Any]], title: str | None = "Perplexity") -> Table:
     """A rich table of result rows (dicts); columns are the union of keys in first-seen order.
 
-    ``method`` and ``perplexity`` come first when present.
+    ``method`` and ``perplexity`` come first when present.  Cells and title are plain text, never markup: a
+    path such as ``ck[v2]`` is shown as it is.
     """
     rows = list(rows)
     cols: list[str] = []
@@ -99,9 +101,9 @@ def ppl_table(rows: Iterable[dict[str, Any]], title: str | None = "Perplexity") 
             cols.append(key)
     for r in rows:
         cols.extend(k for k in r if k not in cols)
-    table = Table(title=title)
+    table = Table(title=None if title is None else Text(title))
     for c in cols:
         table.add_column(c, justify="left" if c == "method" else "right")
     for r in rows:
-        table.add_row(*(_fmt(r.get(c)) for c in cols))
+        table.add_row(*(Text(_fmt(r.get(c))) for c in cols))
     return table

@@ -41,6 +41,8 @@ from spense.format import PackedSpense, SpenseLayout, density, unpack
 MANIFEST = "spense.json"
 FORMAT_NAME = "spense"
 FORMAT_VERSION = 1
+#: what ``save_pretrained`` writes and ``from_pretrained`` reads: one file, or the index of its shards
+HF_WEIGHT_NAMES = ("model.safetensors", "model.safetensors.index.json")
 TOKENIZER_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
@@ -265,9 +267,15 @@ def _json_object(f: Path) -> dict[str, Any]:
     return m
 
 
-def _read_manifest(path: Path) -> dict[str, Any]:
+def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
+    """The manifest of checkpoint ``path``, checked for form (format, version, tensor hashes listed, config.json,
+    weight files present) without reading a tensor: :class:`CheckpointError` naming what is wrong."""
+    path = Path(path).expanduser()
     if not path.is_dir():
         what = "is not a directory" if path.exists() else "does not exist"
+        partial = path.with_name(path.name + ".partial")
+        if not path.exists() and partial.is_dir():
+            what += f"; {partial} holds an interrupted `spense prune`: rerun that command to finish it"
         raise CheckpointError(f"checkpoint {path} {what}")
     mf = path / MANIFEST
     if not mf.is_file():
@@ -296,6 +304,9 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     _json_object(path / "config.json")  # transformers would fail on it later, with a traceback
     if not list(path.glob("*.safetensors")):
         raise CheckpointError(f"checkpoint {path} has no *.safetensors weights")
+    if not m.get("packed") and not any((path / f).is_file() for f in HF_WEIGHT_NAMES):
+        raise CheckpointError(f"checkpoint {path} has no {' or '.join(HF_WEIGHT_NAMES)}, the names transformers "
+                              "loads its weights from (a weights file renamed?)")
     return m
 
 
@@ -350,7 +361,7 @@ def _check_layer(name: str, rec: dict, t: torch.Tensor) -> dict[str, Any]:
 def _scan(path: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Full check of a checkpoint; returns ``(manifest, per-layer summary rows)``."""
     p = Path(path).expanduser()
-    m = _read_manifest(p)
+    m = read_manifest(p)
     if m.get("packed"):
         return _scan_packed(p, m)
     hashes, rows = _hash_and_check(p, m["layers"], expected=m["tensors"])
@@ -381,7 +392,7 @@ def read_packed(path: str | os.PathLike) -> tuple[dict, dict[str, PackedSpense],
     PackedSpense}, other tensors)``.  The SHA-256 of every tensor and each layer's packed metadata
     are checked (CheckpointError / FormatError naming the layer)."""
     d = Path(path).expanduser()
-    m = _read_manifest(d)
+    m = read_manifest(d)
     if not m.get("packed"):
         raise CheckpointError(f"{d} is not a packed checkpoint ({MANIFEST} has no \"packed\": true)")
     tensors = read_tensors(d)
@@ -392,7 +403,8 @@ def read_packed(path: str | os.PathLike) -> tuple[dict, dict[str, PackedSpense],
         raise CheckpointError(f"{d}: stored tensors do not match the manifest (missing {miss}, extra {extra})")
     for k, t in tensors.items():
         if tensor_sha256(t) != exp[k]:
-            raise CheckpointError(f"{d}: tensor {k!r} does not match its sha256 (tampered or corrupt)")
+            raise CheckpointError(f"{d}: tensor {k!r} does not match its SHA-256 in {MANIFEST}; the checkpoint was "
+                                  "modified or corrupted, re-create it (`spense pack`)")
     layers = {}
     for name, rec in m["layers"].items():
         try:
@@ -414,6 +426,12 @@ def _scan_packed(p: Path, m: dict[str, Any]) -> tuple[dict[str, Any], list[dict[
         rec = dict(m["layers"][name], transposed=False)  # unpack() gives the (out, in) weight
         rows.append(_check_layer(name, rec, unpack(pk, dtype=torch.float32)))
     return m, rows
+
+
+def check_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """:func:`validate_checkpoint` and :func:`summarize_checkpoint` of one pass: ``(manifest, rows)``, the rows'
+    densities measured on the stored weights, not read from the manifest."""
+    return _scan(path)
 
 
 def validate_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -457,23 +475,24 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
     """Validate, then ``AutoModelForCausalLM.from_pretrained`` (local only) on ``device`` in eval mode.
 
     A packed checkpoint loads through the loader registered for its kind (``import
-    spense.runtime.checkpoint`` registers :func:`spense.runtime.load_packed`).
+    spense.runtime.checkpoint`` registers :func:`spense.runtime.load_packed`), which checks each tensor's
+    SHA-256 and each layer's packed metadata as it reads them.
 
     ``dtype=None`` keeps the stored dtype.
     """
     from transformers import AutoModelForCausalLM
 
-    m = validate_checkpoint(path)
     if isinstance(dtype, str) and dtype != "auto":
         dtype = getattr(torch, dtype)
-    kind = checkpoint_kind(m)
-    if kind != "dense":
+    kind = checkpoint_kind(read_manifest(path))
+    if kind != "dense":  # its loader checks every tensor as it reads them (read_packed): no second pass here
         if kind not in _LOADERS:
             raise CheckpointError(
                 f"{path} is a {kind} checkpoint; load it with spense.runtime.load_packed "
                 f"(import spense.runtime.checkpoint first)"
             )
         return _LOADERS[kind](path, device=device, dtype=dtype).eval()
+    validate_checkpoint(path)
     try:
         model = AutoModelForCausalLM.from_pretrained(
             str(Path(path).expanduser()), dtype=dtype if dtype is not None else "auto", local_files_only=True

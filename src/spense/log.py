@@ -38,9 +38,20 @@ def progress(enabled: bool = True):
     )
 
 
+_QUIET = False  # set by setup_cli_logging: the command was asked for no bars (-q, --json)
+
+
+def bars_wanted() -> bool:
+    """Whether a progress bar drawn by another library (transformers' GGUF reader) may show: stderr is a
+    terminal and the command was not asked to be quiet."""
+    return not _QUIET and stderr_is_terminal()
+
+
 def setup_cli_logging(quiet: bool = False) -> None:
     """CLI: send the ``spense`` logger's INFO records to stderr when stderr is not a terminal (and not
     ``quiet``); on a terminal the progress bars show the same.  Idempotent."""
+    global _QUIET
+    _QUIET = bool(quiet)
     for h in list(logger.handlers):
         if h.get_name() == _HANDLER_NAME:
             logger.removeHandler(h)

@@ -19,6 +19,8 @@ Every failure a user can cause is an :class:`InputError` with a one-line message
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import importlib.util
 import json
@@ -32,6 +34,7 @@ from pathlib import Path
 
 from spense.errors import InputError, first_line
 from spense.atomic import fsync_path
+from spense.log import bars_wanted
 
 STAMP = "spense-source.json"
 STAMP_VERSION = 1
@@ -308,7 +311,7 @@ def convert_gguf(gguf_path: Path, out: Path, arch: str = "?", tokenizer: bool = 
 
     src, name = str(gguf_path.parent), gguf_path.name
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _gguf_bar(bars_wanted()):
             warnings.simplefilter("ignore")
             tok = AutoTokenizer.from_pretrained(src, gguf_file=name, local_files_only=True) if tokenizer else None
             model = AutoModelForCausalLM.from_pretrained(
@@ -335,6 +338,25 @@ def convert_gguf(gguf_path: Path, out: Path, arch: str = "?", tokenizer: bool = 
     cfg["dtype"] = CACHE_DTYPE  # pruned checkpoints keep the source's dtype (hf.source_dtype)
     cfg.pop("torch_dtype", None)
     cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+@contextlib.contextmanager
+def _gguf_bar(shown: bool):
+    """transformers' GGUF reader draws a tqdm bar of its own ("Converting and de-quantizing GGUF tensors"): off
+    unless ``shown`` (a terminal, no -q / --json), as spense's own bars are."""
+    try:
+        import transformers.modeling_gguf_pytorch_utils as reader
+    except ImportError:  # pragma: no cover  (no gguf package: from_pretrained says so)
+        reader = None
+    bar = getattr(reader, "tqdm", None)
+    if shown or bar is None:
+        yield
+        return
+    reader.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        reader.tqdm = bar
 
 
 def _dequantize_kwargs() -> dict:

@@ -14,7 +14,7 @@ from typing import Callable
 
 import typer
 
-from spense.errors import SpenseError
+from spense.errors import SpenseError, first_line
 from spense.log import setup_cli_logging, stderr_is_terminal
 
 app = typer.Typer(
@@ -43,6 +43,13 @@ def _out_console():
     # piped/captured output: wide enough that tables are never truncated
     tty = hasattr(sys.stdout, "isatty") and sys.stdout.isatty()
     return Console(highlight=False, soft_wrap=True, width=None if tty else 200)
+
+
+def literal(value) -> str:
+    """``str(value)`` escaped for rich markup, so that a path such as ``ck[v2]`` or ``a[/b]`` prints as it is."""
+    from rich.markup import escape
+
+    return escape(str(value))
 
 
 def _print_error(msg: str) -> None:
@@ -126,6 +133,13 @@ def _click_exceptions() -> tuple[type, type, tuple[type, ...]]:
     return no_args, bases["ClickException"], aborts
 
 
+def out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` is an allocation that failed: MemoryError, torch's OutOfMemoryError (CUDA), or the
+    RuntimeError torch's CPU allocator raises ("can't allocate memory")."""
+    return (isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
+            or "can't allocate memory" in str(e) or "CUDA out of memory" in str(e))
+
+
 #: the commands that keep their finished work when interrupted and resume it when rerun
 RESUMABLE = ("prune", "demo")
 
@@ -138,7 +152,8 @@ def handle_errors(fn: Callable) -> Callable:
         old = warnings.showwarning
         warnings.showwarning = _show_warning
         _quiet_libraries()
-        setup_cli_logging(bool(kwargs.get("quiet", False)))  # per-layer log lines when stderr is no tty
+        # per-layer log lines when stderr is no tty; none, and no bars, for -q or --json
+        setup_cli_logging(bool(kwargs.get("quiet", False) or kwargs.get("as_json", False)))
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("default", UserWarning)
@@ -147,6 +162,11 @@ def handle_errors(fn: Callable) -> Callable:
         except SpenseError as e:
             _print_error(str(e))
             raise typer.Exit(2) from None
+        except (MemoryError, RuntimeError) as e:  # torch.OutOfMemoryError is a RuntimeError
+            if not out_of_memory(e):
+                raise
+            _print_error(f"out of memory: {first_line(e)} (try a smaller batch, prompt or model)")
+            raise typer.Exit(1) from None
         except KeyboardInterrupt:
             _print_error(f"interrupted (rerun the same command: `spense {fn.__name__}` resumes where it stopped)"
                          if fn.__name__ in RESUMABLE else "interrupted")

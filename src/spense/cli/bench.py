@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -12,6 +13,7 @@ import typer
 
 from spense.cli.app import app, handle_errors
 from spense.errors import InputError
+from spense.models import BUILTIN_MODELS
 
 
 def _list(s: str, conv, what: str) -> list:
@@ -52,7 +54,6 @@ def check_model(model: str, cache: int = 0) -> None:
     that is neither a path, a shape nor a built-in model."""
     from spense.engine.load import BUILTIN_SHAPES, parse_shape
     from spense.io import MANIFEST
-    from spense.models import BUILTIN_MODELS
 
     p = Path(model).expanduser()
     if p.exists():
@@ -73,7 +74,40 @@ def check_model(model: str, cache: int = 0) -> None:
         return
     if model not in BUILTIN_MODELS:
         raise InputError(f"model {model!r} not found: spense bench takes a built-in shape ({SHAPES}; "
-                         f"NAME[:L] = its first L layers), a Hugging Face model folder or a .gguf file")
+                         f"NAME[:L] = its first L layers), a built-in model ({', '.join(BUILTIN_MODELS)}), a "
+                         "Hugging Face model folder or a .gguf file")
+
+
+def check_host_memory(model: str, available: int | None = None) -> None:
+    """On the CPU a built-in shape is built in float32: refuse one whose weights alone would not fit in the
+    host's available memory (``available`` bytes; default: the system's MemAvailable, unchecked if unknown)."""
+    from spense.engine.load import BUILTIN_SHAPES, parse_shape
+
+    shape = parse_shape(model) if not Path(model).expanduser().exists() else None
+    if shape is None:
+        return
+    a = BUILTIN_SHAPES[shape[0]]
+    layers = shape[1] or a["n_layer"]
+    hd, d = a["head_dim"], a["dim"]
+    per_layer = d * hd * (2 * a["n_head"] + 2 * a["n_kv_head"]) + 3 * d * a["intermediate_size"]
+    need = 4 * (layers * per_layer + 2 * a["vocab_size"] * d)
+    available = _mem_available() if available is None else available
+    if available is not None and need > available:
+        raise InputError(f"{model} on the CPU needs {need / 1e9:.1f} GB for its float32 weights alone; "
+                         f"{available / 1e9:.1f} GB are available. Run it on a CUDA GPU, or take fewer layers "
+                         f"({shape[0]}[:L]) or qwen3-tiny")
+
+
+def _mem_available() -> int | None:
+    """The host's available memory in bytes (Linux's MemAvailable), or None where it cannot be read."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def check_options(model: str, batch: str, dense_ratio: str, whole: str, axis: str, gen: int, prompt_len: int,
@@ -106,25 +140,31 @@ def check_options(model: str, batch: str, dense_ratio: str, whole: str, axis: st
 
 @app.command("bench")
 def bench_command(
-    model: str = typer.Argument(..., help="built-in shape (qwen3-8b, qwen3-32b, qwen3-32b[:16], qwen3-tiny), "
-                                          "HF model dir or .gguf (not a Spense checkpoint: bench prunes it)"),
+    model: str = typer.Argument(..., help=f"built-in shape with random weights ({SHAPES}; NAME[:L]: its first L "
+                                          "layers), built-in model (" + ", ".join(BUILTIN_MODELS) + "), HF model "
+                                          "dir or .gguf (not a Spense checkpoint: bench prunes it)"),
     batch: str = typer.Option("1,8", "--batch", help="comma-separated batch sizes"),
-    dense_ratio: str = typer.Option("0.25", "--dense-ratio", help="Spense dense ratios (0 = pure 2:4)"),
+    dense_ratio: str = typer.Option("0.25", "--dense-ratio", help="comma-separated Spense dense ratios, e.g. "
+                                    "0,0.25,0.5 (0 = pure 2:4)"),
     fp8: bool = typer.Option(False, "--fp8", help="FP8 Spense weights"),
     whole: str = typer.Option("", "--whole", help="also whole-layer variants at these dense shares: the first "
                               "share x L decoder layers dense (cuBLAS or our streaming kernel), 2:4 elsewhere "
                               "(e.g. 0.25)"),
-    prompt_len: int = typer.Option(512, "--prompt-len"),
-    gen: int = typer.Option(64, "--gen"),
+    prompt_len: int = typer.Option(512, "--prompt-len", help="prompt tokens, prefilled before the timed steps"),
+    gen: int = typer.Option(64, "--gen", help="decode steps a run (>= 5; the first ones warm up)"),
     axis: str = typer.Option("cols", "--axis", help="dense region axis: cols or rows"),
-    compile: bool = typer.Option(True, "--compile/--no-compile"),
+    compile: bool = typer.Option(True, "--compile/--no-compile", help="compile the decode step (torch.compile, "
+                                 "in CUDA graphs; --no-compile: the eager step in CUDA graphs); on a CUDA GPU only, "
+                                 "the CPU runs eager"),
     check_tokens: int = typer.Option(32, "--check-tokens", help="greedy tokens compared with the reference "
                                      "backend at the first batch size (0: none)"),
-    device: str = typer.Option("auto", "--device"),
+    device: str = typer.Option("auto", "--device", help="auto (cuda if available), cuda, cuda:N, or cpu (the "
+                               "reference backend, eager: for trying the command, not for timings)"),
     out: Optional[Path] = typer.Option(None, "--out", help="write NAME.json/.md/.png here"),
-    name: str = typer.Option("e2e_engine", "--name"),
+    name: str = typer.Option("e2e_engine", "--name", help="file name stem of the report in --out"),
 ) -> None:
-    """End-to-end decode benchmark with the engine (static cache, compiled step, CUDA graphs)."""
+    """End-to-end decode benchmark with the engine (static cache, compiled step, CUDA graphs; needs a CUDA GPU
+    for timings that mean anything)."""
 
     @handle_errors
     def _run() -> None:
@@ -135,6 +175,10 @@ def bench_command(
         from spense.hf import resolve_device
 
         dev = resolve_device(device)
+        if dev.type != "cuda":
+            check_host_memory(model)
+            warnings.warn(f"spense bench on {dev.type}: the reference backend, eager, no CUDA graphs; its timings "
+                          "say nothing about a GPU's (run it on a CUDA GPU for those)")
         sfx = "-fp8" if fp8 else ""
         variants = (["dense" + sfx] + [f"spense{r:g}{sfx}" for r in ratios]
                     + [f"whole{w:g}{sfx}" for w in shares])

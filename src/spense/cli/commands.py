@@ -13,7 +13,7 @@ from typing import Any, Optional
 import typer
 
 from spense import __version__
-from spense.cli.app import _bars, _out_console, app, handle_errors
+from spense.cli.app import _bars, _out_console, app, handle_errors, literal
 from spense.cli.common import (MODEL_SOURCES, SEQUENTIAL_HELP, Sequential, check_min, load_checkpoint,
                                refuse_packed, summary_rows)
 from spense.errors import InputError
@@ -44,7 +44,7 @@ def pack(
 
     _out_console().print(
         f"[green]packed[/green] {len(m['layers'])} layers: {size(src) / 1e6:.2f} MB -> {size(dst) / 1e6:.2f} MB "
-        f"in {time.perf_counter() - t0:.1f} s -> {dst}"
+        f"in {time.perf_counter() - t0:.1f} s -> {literal(dst)}"
     )
 
 
@@ -60,10 +60,11 @@ def _load_any(model: str, device, dtype=None):
     from spense.models import resolve_model
 
     if (Path(model) / io.MANIFEST).is_file():
-        if io.validate_checkpoint(model).get("packed"):
+        if io.read_manifest(model).get("packed"):  # its loader checks every tensor it reads
             if dtype is None and torch.device(device).type == "cpu":  # on a GPU: the stored dtype its kernels take
                 dtype = torch.float32
             return load_checkpoint(Path(model), device, dtype), Path(model)
+        io.validate_checkpoint(model)
     model_dir = resolve_model(model)
     return load_model(model_dir, dtype).to(device), model_dir
 
@@ -108,41 +109,69 @@ def eval_cmd(
 # --------------------------------------------------------------------------------------------------
 @app.command()
 @handle_errors
-def validate(out_dir: Path = typer.Argument(..., help="Spense checkpoint directory.")) -> None:
+def validate(checkpoint: Path = typer.Argument(..., help="Spense checkpoint directory.")) -> None:
     """Check a Spense checkpoint: manifest, SHA-256 of every tensor, and the 2:4 pattern of every layer."""
-    from spense import io
+    import warnings
 
-    m = io.validate_checkpoint(out_dir)
-    s = summary_rows(m["layers"])
+    from spense import data, io
+
+    m, rows = io.check_checkpoint(checkpoint)
+    s = summary_rows(rows)
     _out_console().print(
-        f"[green]OK[/green]: {s['layers']} layers, {len(m['tensors'])} tensors verified, "
-        f"method {m.get('method', '?')}, density {s['density']:.4f} ({out_dir})"
+        f"[green]OK[/green]: {s['layers']} layers, {len(m['tensors'])} tensors verified, {_kind(m)}, "
+        f"method {literal(m.get('method', '?'))}, density {s['density']:.4f} ({literal(checkpoint)})"
     )
+    if not any((Path(checkpoint) / f).is_file() for f in data.TOKENIZER_FILES):
+        warnings.warn(f"{checkpoint} has no tokenizer ({', '.join(data.TOKENIZER_FILES)}): `spense eval` and "
+                      "`spense generate` need one; copy it from the source model")
+
+
+def _kind(m: dict) -> str:
+    """How a checkpoint stores its pruned layers, in a few words."""
+    if not m.get("packed"):
+        return "dense with zeros"
+    return "packed, FP8 (e4m3)" if m.get("packed_fp8") else "packed"
 
 
 @app.command()
 @handle_errors
 def inspect(
-    out_dir: Path = typer.Argument(..., help="Spense checkpoint directory."),
+    checkpoint: Path = typer.Argument(..., help="Spense checkpoint directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the per-layer rows as JSON."),
 ) -> None:
     """Per-layer table of a Spense checkpoint (validates it first)."""
+    import os
+
+    from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     from spense import io
 
-    rows = io.summarize_checkpoint(out_dir)
+    m, rows = io.check_checkpoint(checkpoint)
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
-    t = Table(title=str(out_dir))
-    for c in ("name", "shape", "axis", "dense n", "dense ratio", "density", "loss", "strategy"):
-        t.add_column(c, justify="left" if c in ("name", "axis", "strategy") else "right")
+    names = [r["name"] for r in rows]
+    prefix = os.path.commonprefix(names)[: os.path.commonprefix(names).rfind(".") + 1] if len(names) > 1 else ""
+    strategies = {str(r.get("strategy") or r.get("method") or "") for r in rows}
+    title = f"{checkpoint}: {len(rows)} layers, {_kind(m)}, method {m.get('method', '?')}"
+    if len(strategies) == 1:
+        title += f" ({strategies.pop() or '-'})"
+    t = Table(title=Text(title + (f"; names below {prefix}" if prefix else "")), box=box.SIMPLE_HEAD,
+              show_edge=False, pad_edge=False, collapse_padding=True)
+    cols = ["name", "shape", "axis", "dense n", "dense ratio", "density", "loss"]
+    if len(strategies) > 1:
+        cols.append("strategy")
+    for c in cols:
+        left = c in ("name", "axis", "strategy")
+        t.add_column(c, justify="left" if left else "right", no_wrap=c != "name", overflow="fold")
     for r in rows:
         loss = r.get("loss")
-        t.add_row(r["name"], "x".join(map(str, r["shape"])), r["axis"], str(r["n_dense"]),
-                  f"{r['dense_ratio']:.3f}", f"{r['density']:.4f}",
-                  "" if loss is None else f"{loss:.4g}", str(r.get("strategy") or r.get("method") or ""))
+        cells = [r["name"][len(prefix):], "x".join(map(str, r["shape"])), r["axis"], str(r["n_dense"]),
+                 f"{r['dense_ratio']:.3f}", f"{r['density']:.4f}", "" if loss is None else f"{loss:.4g}",
+                 str(r.get("strategy") or r.get("method") or "")]
+        t.add_row(*(Text(c) for c in cells[: len(cols)]))
     _out_console().print(t)
 
 
@@ -303,7 +332,7 @@ def demo(
     eval_w = data.eval_windows(data.tokenize(tok, data.read_text(text_path)), seqlen, max_eval_windows)
     n_params = sum(p.numel() for p in dense.parameters())
     con = _out_console()
-    con.print(f"demo: {model} ({n_params / 1e6:.1f}M params), {len(methods)} methods, "
+    con.print(f"demo: {literal(model)} ({n_params / 1e6:.1f}M params), {len(methods)} methods, "
               f"calibration {nsamples}x{seqlen} tokens, evaluation {eval_w.shape[0]}x{seqlen} tokens, "
               f"device {dev}")
 
@@ -311,7 +340,7 @@ def demo(
                         sequential.value)
     if cache.rows:
         con.print(f"resuming: {len(cache.rows)} of {len(methods)} methods come from an interrupted run "
-                  f"({cache.path})")
+                  f"({literal(cache.path)})")
     rows = []
     for label, cfg in methods:
         row = cache.rows.get(label)
@@ -364,5 +393,5 @@ def demo(
         }
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(json_path, (json.dumps(payload, indent=2) + "\n").encode("utf-8"))
-        con.print(f"results written to {json_path}")
+        con.print(f"results written to {literal(json_path)}")
     cache.done()

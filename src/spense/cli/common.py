@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from spense.errors import InputError
 from spense.models import BUILTIN_MODELS
@@ -40,16 +40,20 @@ def refuse_packed(model_dir: Path, cmd: str) -> None:
                          "model or a checkpoint written without --packed")
 
 
-def summary_rows(records: dict[str, dict]) -> dict[str, Any]:
-    """Layers, weighted density and summed OBS loss of a manifest's per-layer records."""
+def summary_rows(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Layers, weighted density and summed OBS loss of per-layer rows: :func:`spense.io.check_checkpoint`'s
+    (``shape``, the density measured on the weights) or a manifest's layer records (``layout.shape``). A loss
+    that was not recorded (null) makes the sum None."""
     total = nnz = 0.0
-    loss = 0.0
-    for r in records.values():
-        n, k = r["layout"]["shape"]
+    loss: float | None = 0.0
+    n_layers = 0
+    for r in rows:
+        n, k = r["shape"] if "shape" in r else r["layout"]["shape"]
         total += n * k
         nnz += r["density"] * n * k
-        loss += r["loss"]
-    return {"layers": len(records), "density": nnz / total if total else 1.0, "loss": loss}
+        loss = None if loss is None or r.get("loss") is None else loss + r["loss"]
+        n_layers += 1
+    return {"layers": n_layers, "density": nnz / total if total else 1.0, "loss": loss}
 
 
 MODEL_SOURCES = ("a local Hugging Face directory, a .gguf file or a built-in name (" + ", ".join(BUILTIN_MODELS)

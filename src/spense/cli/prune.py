@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from spense.cli.app import _bars, _out_console, app, handle_errors
+from spense.cli.app import _bars, _out_console, app, handle_errors, literal
 from spense.cli.common import (MODEL_HELP, SEQUENTIAL_HELP, Axis, Method, Salience, Sequential, Strategy,
                                check_min, load_checkpoint, refuse_packed, summary_rows)
 from spense.errors import InputError
@@ -191,14 +191,14 @@ def prune(
 
         pack_checkpoint(target, out, overwrite=overwrite)
         shutil.rmtree(target)
-    s = summary_rows(manifest["layers"])
+    s = summary_rows(manifest["layers"].values())
     con = _out_console()
     con.print(
         f"[green]pruned[/green] {s['layers']} layers with {cfg.method}"
         + ((f" (dense budget {cfg.dense_ratio:g} spread by the allocator, {axes} axes)" if budget_alloc == "greedy"
             else f" ({cfg.strategy}, dense ratio {cfg.dense_ratio:g})") if cfg.method == "spense" else "")
         + f": density {s['density']:.4f}, total loss {s['loss']:.4g}, "
-        f"wall time {time.perf_counter() - t0:.1f} s -> {out}"
+        f"wall time {time.perf_counter() - t0:.1f} s -> {literal(out)}"
     )
     if eval_text is not None:
         from spense import data
@@ -211,4 +211,4 @@ def prune(
         windows = data.eval_windows(eval_ids, sl, bos=data.bos_id(data.load_tokenizer(out)))
         res = perplexity(model, windows, dev, progress=_bars(quiet))
         con.print(f"perplexity {res['perplexity']:.3f} on {res['windows']} windows of {sl} tokens "
-                  f"({eval_text})")
+                  f"({literal(eval_text)})")
