@@ -37,6 +37,7 @@ import torch
 from spense.atomic import fsync_dir, plain_mode, swap_in
 from spense.errors import CheckpointError, FormatError, InputError
 from spense.format import PackedSpense, SpenseLayout, density, unpack
+from spense.log import progress as progress_bar
 
 MANIFEST = "spense.json"
 FORMAT_NAME = "spense"
@@ -110,30 +111,20 @@ def _iter_safetensors(path: Path) -> Iterator[tuple[Path, str, torch.Tensor]]:
 
 
 def _hash_and_check(
-    path: Path, layers: dict[str, Any], expected: dict[str, str] | None = None
+    path: Path, layers: dict[str, Any], expected: dict[str, str] | None = None, progress: bool = False
 ) -> tuple[dict[str, str], list[dict[str, Any]]]:
     """One pass over the stored tensors: SHA-256 of each, checked against ``expected`` when given,
-    and every layer record checked against its weight.  Returns ``(hashes, summary rows)``.
+    and every layer record checked against its weight.  Returns ``(hashes, summary rows)``; ``progress``: a bar
+    over the ``expected`` tensors on a terminal.
     """
     by_tensor = _layer_records(layers)
     hashes: dict[str, str] = {}
     rows: list[dict[str, Any]] = []
-    for f, tname, t in _iter_safetensors(path):
-        if tname in hashes:
-            raise CheckpointError(f"tensor {tname!r} is stored twice (second copy in {f.name})")
-        hashes[tname] = h = tensor_sha256(t)
-        if expected is not None:
-            if tname not in expected:
-                raise CheckpointError(
-                    f"{f.name}: tensor {tname!r} is not listed in {MANIFEST} (extra tensor)"
-                )
-            if h != expected[tname]:
-                raise CheckpointError(
-                    f"{f.name}: tensor {tname!r} does not match its SHA-256 in {MANIFEST}; the "
-                    f"checkpoint was modified or corrupted, re-create it"
-                )
-        for lname, rec in by_tensor.get(tname, []):
-            rows.append(_check_layer(lname, rec, t))
+    with progress_bar(progress and expected is not None) as bar:
+        task = bar.add_task("verifying tensors", total=len(expected or ()))
+        for f, tname, t in _iter_safetensors(path):
+            _check_tensor(f, tname, t, hashes, expected, by_tensor, rows)
+            bar.advance(task)
     lost = [f"{n} -> {r['weight']!r}" for n, r in layers.items() if r["weight"] not in hashes]
     if lost:
         raise CheckpointError(
@@ -142,6 +133,26 @@ def _hash_and_check(
     order = {n: i for i, n in enumerate(layers)}
     rows.sort(key=lambda r: order[r["name"]])
     return hashes, rows
+
+
+def _check_tensor(f: Path, tname: str, t: torch.Tensor, hashes: dict, expected: dict | None, by_tensor: dict,
+                  rows: list) -> None:
+    """Hash one stored tensor into ``hashes`` (checked against ``expected``) and check the layer records of it."""
+    if tname in hashes:
+        raise CheckpointError(f"tensor {tname!r} is stored twice (second copy in {f.name})")
+    hashes[tname] = h = tensor_sha256(t)
+    if expected is not None:
+        if tname not in expected:
+            raise CheckpointError(
+                f"{f.name}: tensor {tname!r} is not listed in {MANIFEST} (extra tensor)"
+            )
+        if h != expected[tname]:
+            raise CheckpointError(
+                f"{f.name}: tensor {tname!r} does not match its SHA-256 in {MANIFEST}; the "
+                f"checkpoint was modified or corrupted, re-create it"
+            )
+    for lname, rec in by_tensor.get(tname, []):
+        rows.append(_check_layer(lname, rec, t))
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -358,13 +369,14 @@ def _check_layer(name: str, rec: dict, t: torch.Tensor) -> dict[str, Any]:
     }
 
 
-def _scan(path: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Full check of a checkpoint; returns ``(manifest, per-layer summary rows)``."""
+def _scan(path: str | os.PathLike, progress: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Full check of a checkpoint; returns ``(manifest, per-layer summary rows)``; ``progress``: a bar on a
+    terminal."""
     p = Path(path).expanduser()
     m = read_manifest(p)
     if m.get("packed"):
-        return _scan_packed(p, m)
-    hashes, rows = _hash_and_check(p, m["layers"], expected=m["tensors"])
+        return _scan_packed(p, m, progress)
+    hashes, rows = _hash_and_check(p, m["layers"], expected=m["tensors"], progress=progress)
     missing = sorted(set(m["tensors"]) - set(hashes))
     if missing:
         raise CheckpointError(
@@ -418,20 +430,23 @@ def read_packed(path: str | os.PathLike) -> tuple[dict, dict[str, PackedSpense],
     return m, layers, tensors
 
 
-def _scan_packed(p: Path, m: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _scan_packed(p: Path, m: dict[str, Any], progress: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Packed checkpoint: :func:`read_packed`, then the usual per-layer check on the unpacked weight."""
     _, layers, _ = read_packed(p)
     rows = []
-    for name, pk in layers.items():
-        rec = dict(m["layers"][name], transposed=False)  # unpack() gives the (out, in) weight
-        rows.append(_check_layer(name, rec, unpack(pk, dtype=torch.float32)))
+    with progress_bar(progress) as bar:
+        task = bar.add_task("checking layers", total=len(layers))
+        for name, pk in layers.items():
+            rec = dict(m["layers"][name], transposed=False)  # unpack() gives the (out, in) weight
+            rows.append(_check_layer(name, rec, unpack(pk, dtype=torch.float32)))
+            bar.advance(task)
     return m, rows
 
 
-def check_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def check_checkpoint(path: str | os.PathLike, progress: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """:func:`validate_checkpoint` and :func:`summarize_checkpoint` of one pass: ``(manifest, rows)``, the rows'
-    densities measured on the stored weights, not read from the manifest."""
-    return _scan(path)
+    densities measured on the stored weights, not read from the manifest; ``progress``: a bar on a terminal."""
+    return _scan(path, progress)
 
 
 def validate_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

@@ -115,7 +115,7 @@ def validate(checkpoint: Path = typer.Argument(..., help="Spense checkpoint dire
 
     from spense import data, io
 
-    m, rows = io.check_checkpoint(checkpoint)
+    m, rows = io.check_checkpoint(checkpoint, progress=_bars(False))
     s = summary_rows(rows)
     _out_console().print(
         f"[green]OK[/green]: {s['layers']} layers, {len(m['tensors'])} tensors verified, {_kind(m)}, "
@@ -148,7 +148,7 @@ def inspect(
 
     from spense import io
 
-    m, rows = io.check_checkpoint(checkpoint)
+    m, rows = io.check_checkpoint(checkpoint, progress=_bars(False))
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
