@@ -152,8 +152,8 @@ def inspect(
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
-    names = [r["name"] for r in rows]
-    prefix = os.path.commonprefix(names)[: os.path.commonprefix(names).rfind(".") + 1] if len(names) > 1 else ""
+    common = os.path.commonprefix([r["name"] for r in rows]) if len(rows) > 1 else ""
+    prefix = common[: common.rfind(".") + 1]  # whole name parts: "model.layers.", never "model.layers.1"
     strategies = {str(r.get("strategy") or r.get("method") or "") for r in rows}
     title = f"{checkpoint}: {len(rows)} layers, {_kind(m)}, method {m.get('method', '?')}"
     if len(strategies) == 1:
