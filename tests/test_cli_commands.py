@@ -104,3 +104,14 @@ def test_inspect_names_the_kind_and_strips_the_common_prefix(ckpt, tmp_path):
     assert i.exit_code == 0 and "14 layers, packed, FP8 (e4m3)" in i.stdout, i.output
     v = _run("validate", tmp_path / "p8")
     assert v.exit_code == 0 and "packed, FP8 (e4m3)" in v.stdout, v.output
+
+
+def test_inspect_says_where_unstructured_zeros_lie(tiny_llama_dir, tiny_text_file, tmp_path):
+    """--method unstructured keeps every weight in the dense region (dense ratio 1 on every layer): the title says
+    that its zeros lie there, so a reader does not take the layers for unpruned."""
+    out = tmp_path / "u"
+    res = _run("prune", tiny_llama_dir, "--out", out, "--calib", tiny_text_file, "--method", "unstructured", *SMALL)
+    assert res.exit_code == 0, res.output
+    i = _run("inspect", out)
+    assert i.exit_code == 0 and "method unstructured, no 2:4 region: the zeros lie unstructured" in i.stdout, i.output
+    assert "method unstructured (unstructured)" not in i.stdout

@@ -155,9 +155,12 @@ def inspect(
     common = os.path.commonprefix([r["name"] for r in rows]) if len(rows) > 1 else ""
     prefix = common[: common.rfind(".") + 1]  # whole name parts: "model.layers.", never "model.layers.1"
     strategies = {str(r.get("strategy") or r.get("method") or "") for r in rows}
-    title = f"{checkpoint}: {len(rows)} layers, {_kind(m)}, method {m.get('method', '?')}"
-    if len(strategies) == 1:
+    method = str(m.get("method", "?"))
+    title = f"{checkpoint}: {len(rows)} layers, {_kind(m)}, method {method}"
+    if len(strategies) == 1 and strategies != {method}:
         title += f" ({strategies.pop() or '-'})"
+    if rows and all(r["dense_ratio"] == 1.0 for r in rows) and any(r["density"] < 1.0 for r in rows):
+        title += ", no 2:4 region: the zeros lie unstructured in the dense region"
     t = Table(title=Text(title + (f"; names below {prefix}" if prefix else "")), box=box.SIMPLE_HEAD,
               show_edge=False, pad_edge=False, collapse_padding=True)
     cols = ["name", "shape", "axis", "dense n", "dense ratio", "density", "loss"]
