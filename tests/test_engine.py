@@ -72,8 +72,7 @@ def test_spense_checkpoint_packed_and_not(tiny_llama_dir, tiny_text_file, tmp_pa
     """A model pruned by ``spense prune`` (dense-with-zeros checkpoint) and the same checkpoint packed by
     ``spense pack``: the engine loads both as SpenseLinear models, their greedy tokens equal those of
     transformers on the pruned checkpoint, and ``spense generate`` runs on each.  ``--tie-cols``: q/k/v
-    and gate/up load as one fused Spense layer each.  The reference backend on the CPU (generate's) loads the
-    pruned linears as ``nn.Linear`` of their dense-with-zeros weights, with the same tokens."""
+    and gate/up load as one fused Spense layer each."""
     from transformers import AutoModelForCausalLM
     from typer.testing import CliRunner
 
@@ -94,9 +93,6 @@ def test_spense_checkpoint_packed_and_not(tiny_llama_dir, tiny_text_file, tmp_pa
         fused = [b.self_attn.qkv_fused is not None and b.mlp.gate_up_fused is not None for b in m.model.layers]
         assert all(fused) if tie else not any(fused), (ckpt, fused)
         assert Engine(m, 1, 200).generate([[1, 2, 3, 4, 5]], 10).tokens[0] == want, ckpt
-        r = load(str(ckpt), CPU, torch.float32, backend="reference").model  # what generate loads on a CPU
-        assert all(type(x) is torch.nn.Linear for x in block_linears(r).values()), ckpt  # unpacked once
-        assert Engine(r, 1, 200).generate([[1, 2, 3, 4, 5]], 10).tokens[0] == want, ckpt
         g = run(app, ["generate", str(ckpt), "--prompt", "The game", "-n", "4", "--device", "cpu"])
         assert g.exit_code == 0 and "tokens/s" in g.output, g.output
 

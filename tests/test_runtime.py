@@ -68,13 +68,15 @@ def test_fast_backend_on_cpu_warns_and_uses_reference():
 
 
 def test_no_dense_copy_is_cached():
-    """A layer holds its packed weight only: the reference path unpacks for the call and forgets."""
+    """A layer holds its packed weight only (its buffers, ``weight_bytes``). The reference path unpacks for the
+    call and forgets on a GPU; on the CPU, where nothing else runs, it keeps one unpacked copy for every M."""
     w, lay = make(32, 64, "cols", 0.25)
     m = SpenseLinear(pack(w, lay), backend="reference")
     before = m.weight_bytes()
+    assert m._cache == {}
     m(torch.randn(3, 64))
     m(torch.randn(70, 64))
-    assert m._cache == {} and m.weight_bytes() == before
+    assert list(m._cache) == ["host_w"] and m.weight_bytes() == before
     held = sum(b.numel() * b.element_size() for b in m.buffers())
     assert held < w.numel() * w.element_size()  # less than the dense weight (ratio 0.25, fp32 values)
 
@@ -105,6 +107,26 @@ def test_spense_linear_compiles_without_graph_breaks():
         warnings.simplefilter("ignore")
         y = torch.compile(lambda t: m(t), backend="eager", fullgraph=True)(x)
     assert torch.allclose(y, F.linear(x, w, m.bias), atol=1e-5)
+
+
+def test_reference_on_the_cpu_unpacks_once(monkeypatch):
+    """On the CPU the reference backend keeps the unpacked weight: three calls unpack once. An in-place change of
+    the packed values, or a cast, unpacks again, and the products follow the new weight."""
+    w, lay = make(32, 64, "cols", 0.25)
+    m = SpenseLinear(pack(w, lay), torch.randn(32), backend="reference")
+    calls = []
+    real = SpenseLinear.dense_weight
+    monkeypatch.setattr(SpenseLinear, "dense_weight", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    x = torch.randn(3, 64)
+    for _ in range(3):
+        assert torch.allclose(m(x), F.linear(x, w, m.bias), atol=1e-5)
+    assert len(calls) == 1
+    with torch.no_grad():
+        m.values.mul_(2)
+        m.dense.mul_(2)
+    assert torch.allclose(m(x), F.linear(x, 2 * w, m.bias), atol=1e-4) and len(calls) == 2
+    m.double()
+    assert m(x.double()).dtype == torch.float64 and len(calls) == 3
 
 
 def test_planned_fragments_trace_into_one_graph():

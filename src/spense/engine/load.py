@@ -4,8 +4,7 @@ Sources (:func:`load`): a built-in shape with random weights (``qwen3-8b``, ``qw
 ``qwen3-32b[:16]`` = first 16 layers, ``qwen3-tiny``); a local HF folder (or a ``.gguf`` / built-in
 model name through :func:`spense.models.resolve_model`); a Spense checkpoint, unpacked (its pruned
 linears are packed into :class:`~spense.runtime.SpenseLinear` here) or packed (never unpacked).
-On CUDA every SpenseLinear is compacted: it holds the kernel layout only, no dense copy. Off a GPU with
-``backend="reference"`` a pruned linear is an ``nn.Linear`` of its dense-with-zeros weight, unpacked once.
+On CUDA every SpenseLinear is compacted: it holds the kernel layout only, no dense copy.
 """
 
 from __future__ import annotations
@@ -137,25 +136,6 @@ def _mount(m: nn.Module, name: str, module: nn.Module) -> None:
     setattr(owner, child, module)
 
 
-def _pruned_linear(pk, bias, backend: str, name: str, device: torch.device, dtype: torch.dtype) -> nn.Module:
-    """The layer of a pruned weight: a SpenseLinear, except for the reference backend off a GPU (``spense
-    generate`` on the CPU). That backend unpacks the dense-with-zeros weight at every call; there the weight is
-    unpacked once, in ``dtype``, into an ``nn.Linear`` (e4m3 weights dequantized once): SmolLM2-135M decodes
-    7.5x faster on 2 CPU cores (2.8 -> 21 tokens/s), as fast as its dense model."""
-    from spense.format import unpack
-    from spense.runtime.linear import SpenseLinear
-
-    if device.type == "cuda" or backend != "reference":
-        return SpenseLinear(pk, bias, backend=backend, name=name)
-    w = unpack(pk, dtype=torch.bfloat16 if pk.scale is not None else pk.values.dtype).to(dtype)
-    out = nn.Linear(w.shape[1], w.shape[0], bias=bias is not None, device=device, dtype=w.dtype)
-    with torch.no_grad():
-        out.weight.copy_(w)
-        if bias is not None:
-            out.bias.copy_(bias.to(w.dtype))
-    return out
-
-
 def compact_all(m: nn.Module) -> int:
     """Compact every SpenseLinear (CUDA: kernel layout only); returns how many."""
     from spense.runtime.linear import SpenseLinear
@@ -197,6 +177,7 @@ def load(spec: str | Path, device: torch.device, dtype: torch.dtype = torch.bflo
 
     manifest = validate_checkpoint(p)  # a broken spense.json or weight: one line
     from spense.format import SpenseLayout, pack
+    from spense.runtime.linear import SpenseLinear
 
     m = empty_model(args, device, dtype)
     if manifest.get("packed"):
@@ -209,7 +190,8 @@ def load(spec: str | Path, device: torch.device, dtype: torch.dtype = torch.bflo
             pk = pk.to(device=device) if hasattr(pk, "to") else pk
             if pk.scale is None and pk.values.dtype != dtype:
                 pk = pk.to(dtype=dtype)
-            _mount(m, name, _pruned_linear(pk, rest.get(name + ".bias"), backend, name, device, dtype))
+            bias = rest.get(name + ".bias")
+            _mount(m, name, SpenseLinear(pk, bias, backend=backend, name=name))
         src = "spense-packed"
     else:
         sd = _read_safetensors(p, device)
@@ -219,8 +201,8 @@ def load(spec: str | Path, device: torch.device, dtype: torch.dtype = torch.bflo
             w = sd[name + ".weight"].to(dtype)
             if rec.get("transposed", False):
                 w = w.t()
-            _mount(m, name, _pruned_linear(pack(w.contiguous(), lay), sd.get(name + ".bias"), backend, name, device,
-                                           dtype))
+            _mount(m, name, SpenseLinear(pack(w.contiguous(), lay), sd.get(name + ".bias"), backend=backend,
+                                         name=name))
         src = "spense"
     m.fuse_projections()  # q/k/v, gate/up over the same dense columns -> one kernel (before compacting)
     compact_all(m)
