@@ -38,13 +38,18 @@ def _assert_error(res, pattern: str) -> None:
     assert re.search(pattern, err), err
 
 
+def prune_tiny(model, calib, out, strategy: str):
+    """``spense prune`` of the tiny model at dense ratio 0.25 with ``strategy`` (blocks of 16), checked."""
+    res = _run("prune", model, "--out", out, "--calib", calib, "--method", "spense", "--dense-ratio", "0.25",
+               "--strategy", strategy, "--block", "16", *SMALL)
+    assert res.exit_code == 0, res.output
+    return res
+
+
 @pytest.fixture(scope="module")
 def pruned(tiny_llama_dir, tiny_text_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "pruned"
-    res = _run("prune", tiny_llama_dir, "--out", out, "--calib", tiny_text_file, "--method", "spense",
-               "--dense-ratio", "0.25", "--strategy", "loss-rows", "--block", "16", *SMALL)
-    assert res.exit_code == 0, res.output
-    return out, res
+    return out, prune_tiny(tiny_llama_dir, tiny_text_file, out, "loss-rows")
 
 
 def test_prune_validate_load(pruned):

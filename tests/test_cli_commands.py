@@ -7,24 +7,13 @@ import json
 import shutil
 
 import pytest
-from typer.testing import CliRunner
-
-from spense.cli import app
-
-runner = CliRunner()
-SMALL = ["--nsamples", "4", "--seqlen", "32", "--device", "cpu", "--quiet"]
-
-
-def _run(*args):
-    return runner.invoke(app, [str(a) for a in args])
+from test_cli import SMALL, _run, prune_tiny
 
 
 @pytest.fixture(scope="module")
 def ckpt(tiny_llama_dir, tiny_text_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("cmds") / "ck"
-    res = _run("prune", tiny_llama_dir, "--out", out, "--calib", tiny_text_file, "--method", "spense",
-               "--dense-ratio", "0.25", "--strategy", "salience-cols", "--block", "16", *SMALL)
-    assert res.exit_code == 0, res.output
+    prune_tiny(tiny_llama_dir, tiny_text_file, out, "salience-cols")
     return out
 
 
