@@ -104,3 +104,20 @@ def test_inspect_says_where_unstructured_zeros_lie(tiny_llama_dir, tiny_text_fil
     i = _run("inspect", out)
     assert i.exit_code == 0 and "method unstructured, no 2:4 region: the zeros lie unstructured" in i.stdout, i.output
     assert "method unstructured (unstructured)" not in i.stdout
+
+
+def test_demo_warns_when_no_dense_block_fits(tiny_llama_dir):
+    """The tiny model's linears have 64-128 rows and columns: 25 % of them rounds to no block of 64, so every spense
+    row would equal sparsegpt 2:4. The demo says so before it runs; with blocks of 16 it says nothing."""
+    import warnings
+
+    from spense.cli import demo_methods
+    from spense.cli.commands import _warn_empty_dense_regions
+    from spense.hf import load_model
+
+    model = load_model(tiny_llama_dir)
+    with pytest.warns(UserWarning, match="rounds to no whole block of --block 64 on any layer"):
+        _warn_empty_dense_regions(model, demo_methods(block=64), 64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_empty_dense_regions(model, demo_methods(block=16), 16)

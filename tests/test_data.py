@@ -197,3 +197,18 @@ def test_windows_with_bos_name_the_asked_length():
     assert w.shape == (5, 8) and (w[:, 0] == 5).all() and w[1, 1:].tolist() == list(range(7, 14))
     c = data.calibration_windows(ids, 3, 8, seed=0, bos=5)
     assert c.shape == (3, 8) and (c[:, 0] == 5).all()
+
+
+def test_calibration_windows_bound_and_repeat_warning():
+    """A --nsamples past the token bound is one InputError naming it (it was a torch traceback); windows that read
+    the text many times over are warned about, the usual slight overlap is not."""
+    import warnings
+
+    ids = torch.arange(1000)
+    with pytest.raises(InputError, match="pass a smaller --nsamples"):
+        data.calibration_windows(ids, 10**20, 16, seed=0)
+    with pytest.warns(UserWarning, match=r"read 16x the text's 1000 tokens"):
+        data.calibration_windows(ids, 1000, 16, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert data.calibration_windows(ids, 120, 16, seed=0).shape == (120, 16)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import warnings
 from pathlib import Path
 
 import torch
@@ -102,6 +103,8 @@ def read_text(path: str | os.PathLike) -> str:
 
 #: the most bytes one text file may hold (a corpus ten times WikiText-103's training split passes)
 MAX_TEXT_BYTES = 1 << 30
+#: calibration tokens at most (the Hessians' inputs; 2**31 int64 ids alone are 16 GiB)
+MAX_CALIB_TOKENS = 1 << 31
 
 
 def read_text_file(f: Path, limit: int = MAX_TEXT_BYTES) -> str:
@@ -218,6 +221,12 @@ def calibration_windows(ids: torch.Tensor, nsamples: int, seqlen: int, seed: int
             f"calibration text has {T} tokens but {n + 1} are needed for windows of "
             f"{_window_words(seqlen, bos)}; pass more text or a smaller --seqlen"
         )
+    if nsamples * seqlen > MAX_CALIB_TOKENS:
+        raise InputError(f"--nsamples {nsamples} x --seqlen {seqlen} is {nsamples * seqlen:.3g} calibration tokens, "
+                         f"more than {MAX_CALIB_TOKENS:.3g}; pass a smaller --nsamples")
+    if nsamples * n > 4 * T:  # random windows overlap a little in the usual runs (128 x 2048 of WikiText-2)
+        warnings.warn(f"{nsamples} calibration windows of {n} text tokens read {nsamples * n / T:.0f}x the text's {T} "
+                      "tokens: most of them repeat; a smaller --nsamples gives the same Hessians sooner")
     g = torch.Generator().manual_seed(int(seed))
     starts = torch.randint(0, T - n, (int(nsamples),), generator=g)
     offsets = starts[:, None] + torch.arange(n)[None, :]

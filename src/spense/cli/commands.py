@@ -260,6 +260,25 @@ DEMO_DEFAULTS = {"nsamples": 4, "seqlen": 256, "max_eval_windows": 16}
 DEMO_QUICK = {"nsamples": 4, "seqlen": 128, "max_eval_windows": 8}
 
 
+def _warn_empty_dense_regions(model, methods, block: int) -> None:
+    """A dense budget that rounds to no whole block of ``block`` on any decoder linear, rows or columns (a small
+    model, a large ``--block``), leaves every spense row equal to sparsegpt 2:4: said before the run."""
+    import warnings
+
+    import torch
+
+    from spense.format import dense_count
+
+    ratios = {c.dense_ratio for _, c in methods if c is not None and c.method == "spense" and c.dense_ratio > 0}
+    dims = [d for name, mod in model.named_modules() if isinstance(mod, torch.nn.Linear) and ".layers." in
+            f".{name}" for d in (mod.in_features, mod.out_features)]
+    for r in sorted(ratios):
+        if dims and all(dense_count(d, r, block) == 0 for d in dims):
+            warnings.warn(f"a dense ratio of {r:g} rounds to no whole block of --block {block} on any layer (the "
+                          f"largest has {max(dims)} rows or columns): the spense rows will equal sparsegpt 2:4; pass "
+                          "a smaller --block")
+
+
 @app.command()
 @handle_errors
 def demo(
@@ -275,7 +294,8 @@ def demo(
     max_eval_windows: Optional[int] = typer.Option(None, "--max-eval-windows", help="Evaluation windows (default "
                                                    f"{DEMO_DEFAULTS['max_eval_windows']}, --quick "
                                                    f"{DEMO_QUICK['max_eval_windows']})."),
-    block: int = typer.Option(64, help="Dense region granularity for the spense methods."),
+    block: int = typer.Option(64, help="Dense region granularity for the spense methods (a multiple of 4; the "
+                              "dense ratio rounds to whole blocks)."),
     seed: int = typer.Option(0, help="Seed for calibration windows and random strategies."),
     device: str = typer.Option("auto", help="auto (cuda if available), cpu, cuda, cuda:N."),
     sequential: Sequential = typer.Option(Sequential.true, "--sequential", help=SEQUENTIAL_HELP),
@@ -329,6 +349,7 @@ def demo(
 
     tok = data.load_tokenizer(model_dir)
     dense = load_model(model_dir)
+    _warn_empty_dense_regions(dense, methods, block)
     seqlen = clip_seqlen(dense.config, seqlen)
     calib_text = data.read_text(calib_path)
     calib_w = data.calibration_windows(data.tokenize(tok, calib_text), nsamples, seqlen, seed)
