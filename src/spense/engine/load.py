@@ -173,9 +173,11 @@ def load(spec: str | Path, device: torch.device, dtype: torch.dtype = torch.bflo
         _load_state(m, _read_safetensors(p, device), dtype, set())
         return Loaded(m, p.name, "hf", p)
     args = _hf_args(p)  # refuses another architecture by name before reading any weight
-    from spense.io import validate_checkpoint
+    from spense.io import read_manifest, validate_checkpoint
 
-    manifest = validate_checkpoint(p)  # a broken spense.json or weight: one line
+    manifest = read_manifest(p)  # a broken spense.json: one line
+    if not manifest.get("packed"):  # a packed one is checked tensor by tensor as read_packed reads it, below
+        validate_checkpoint(p)
     from spense.format import SpenseLayout, pack
     from spense.runtime.linear import SpenseLinear
 
