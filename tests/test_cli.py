@@ -224,6 +224,10 @@ def test_demo_resumes_after_an_interruption(tiny_llama_dir, tiny_text_file, tmp_
     got, want = (json.loads((tmp_path / f).read_text())["results"] for f in ("out.json", "ref.json"))
     assert [(r["method"], r["perplexity"], r["layer_loss"]) for r in got] == \
         [(r["method"], r["perplexity"], r["layer_loss"]) for r in want]
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["resumed"] == ["dense"] and out["resumed_seconds"] == got[0]["wall_s"] > 0
+    assert out["seconds"] > out["resumed_seconds"] and "of it in the interrupted run" in res.stdout
+    assert ref.stdout.count("interrupted run") == 0
     assert not kept[0].exists()
     res = _run(*args, "--nsamples", "3")  # other settings: nothing reused
     assert res.exit_code == 0 and "resuming" not in res.stdout

@@ -365,12 +365,13 @@ def demo(
     if cache.rows:
         con.print(f"resuming: {len(cache.rows)} of {len(methods)} methods come from an interrupted run "
                   f"({literal(cache.path)})")
-    rows = []
+    rows, resumed = [], []
     for label, cfg in methods:
         row = cache.rows.get(label)
         kept = out_dir is None or cfg is None or (Path(out_dir) / _slug(label) / "spense.json").is_file()
         if row is not None and kept:
             rows.append(row)
+            resumed.append(row)
             if not quiet:
                 con.print(f"  {label}: perplexity {row['perplexity']:.3f} (from the interrupted run)")
             continue
@@ -403,7 +404,9 @@ def demo(
         if loss_24 and r["layer_loss"] is not None:
             r["loss_vs_24"] = r["layer_loss"] / loss_24
     total = time.perf_counter() - t_all
-    con.print(ppl_table(rows, title=f"spense demo: {model}, total {total:.1f} s"))
+    earlier = sum(r["wall_s"] for r in resumed)  # the methods' own times in the interrupted run
+    took = f"total {total + earlier:.1f} s" + (f" ({earlier:.1f} s of it in the interrupted run)" if resumed else "")
+    con.print(ppl_table(rows, title=f"spense demo: {model}, {took}"))
     if json_path is not None:
         payload = {
             "model": model if not Path(model).exists() else os.path.relpath(model), "calib": os.path.relpath(calib_path),
@@ -413,7 +416,8 @@ def demo(
             "spense": __version__, "cpu_threads": torch.get_num_threads(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "command": " ".join(["spense", *sys.argv[1:]]),
-            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": rows, "seconds": total,
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": rows, "seconds": total + earlier,
+            "resumed": [r["method"] for r in resumed], "resumed_seconds": earlier,
         }
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(json_path, (json.dumps(payload, indent=2) + "\n").encode("utf-8"))
