@@ -231,3 +231,12 @@ def test_out_of_memory_is_one_line(capsys):
 
     with pytest.raises(RuntimeError, match="shape mismatch"):
         other()
+
+
+def test_a_model_too_large_for_the_host_is_one_line(tiny_llama_dir, tiny_text_file, monkeypatch):
+    from spense import hostmem
+
+    monkeypatch.setattr(hostmem, "mem_available", lambda swap=False: 1000)
+    res = _run("eval", tiny_llama_dir, "--text", tiny_text_file, "--device", "cpu")
+    _assert_error(res, r"needs 0\.0 GB of host memory; 0\.0 GB are available \(free memory and swap\)\. Use a machine "
+                       r"with more memory, or a smaller model\.$")

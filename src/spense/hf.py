@@ -209,11 +209,13 @@ def load_model(model_dir: str | Path, dtype: torch.dtype | None = None) -> nn.Mo
     import transformers
     from transformers import AutoModelForCausalLM
 
+    from spense.hostmem import check_fits
     from spense.models import check_weights_readable
 
-    check_weights_readable(model_dir)  # a truncated safetensors file: one line, not a traceback
-
+    numel = check_weights_readable(model_dir)  # a truncated safetensors file: one line, not a traceback
     dtype = dtype or torch.float32
+    check_fits(numel * dtype.itemsize, f"loading {model_dir} in {str(dtype).removeprefix('torch.')} "
+               f"({numel / 1e9:.2f} B weights)", "Use a machine with more memory, or a smaller model.")
     key = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
     try:
         with warnings.catch_warnings():

@@ -161,10 +161,10 @@ def _safetensors_files(model_dir: Path) -> list[Path]:
     return sorted(model_dir.glob("*.safetensors"))
 
 
-def _check_safetensors_file(f: Path) -> None:
+def _check_safetensors_file(f: Path) -> int:
     """Header length ``n`` (u64 LE) + ``n`` bytes of JSON + data; every tensor's
     ``data_offsets = [begin, end]`` must satisfy ``end - begin = numel * itemsize`` and the largest
-    ``end`` must equal ``file size - 8 - n``."""
+    ``end`` must equal ``file size - 8 - n``. Returns the number of elements of all its tensors."""
     if not f.is_file():
         raise InputError(f"weights file {f} is missing; the model directory is incomplete")
     size = f.stat().st_size
@@ -179,7 +179,7 @@ def _check_safetensors_file(f: Path) -> None:
             header = json.loads(fh.read(n).decode("utf-8"))
         itemsize = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2,
                     "I16": 2, "U16": 2, "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
-        end_max = 0
+        end_max = total = 0
         for name, t in header.items():
             if name == "__metadata__":
                 continue
@@ -191,6 +191,7 @@ def _check_safetensors_file(f: Path) -> None:
             if isz is not None and end - begin != numel * isz:
                 raise ValueError(f"tensor {name} has {end - begin} bytes for shape {t['shape']}")
             end_max = max(end_max, end)
+            total += numel
         if end_max != size - 8 - n:
             raise ValueError(f"tensor data ends at byte {end_max} but the file holds {size - 8 - n}")
         from safetensors import safe_open
@@ -198,6 +199,7 @@ def _check_safetensors_file(f: Path) -> None:
         with safe_open(str(f), framework="pt") as sf:
             for k in sf.keys():  # noqa: SIM118 (safe_open is not a dict)
                 sf.get_slice(k).get_shape()
+        return total
     except InputError:
         raise
     except Exception as e:  # OSError, ValueError, json errors, SafetensorError
@@ -207,14 +209,14 @@ def _check_safetensors_file(f: Path) -> None:
         ) from e
 
 
-def check_weights_readable(model_dir: str | os.PathLike) -> None:
-    """InputError (never ``SafetensorError``) if a safetensors file of ``model_dir`` is unreadable.
+def check_weights_readable(model_dir: str | os.PathLike) -> int:
+    """InputError (never ``SafetensorError``) if a safetensors file of ``model_dir`` is unreadable; else the number
+    of elements its safetensors files hold (0 where it has none).
 
     Reads only the headers and file sizes (see :func:`_check_safetensors_file`), not the data.
     """
     d = Path(model_dir)
-    for f in _safetensors_files(d):
-        _check_safetensors_file(f)
+    return sum(_check_safetensors_file(f) for f in _safetensors_files(d))
 
 
 # -- GGUF --------------------------------------------------------------------------------------

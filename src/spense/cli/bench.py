@@ -82,6 +82,7 @@ def check_host_memory(model: str, available: int | None = None) -> None:
     """On the CPU a built-in shape is built in float32: refuse one whose weights alone would not fit in the
     host's available memory (``available`` bytes; default: the system's MemAvailable, unchecked if unknown)."""
     from spense.engine.load import BUILTIN_SHAPES, parse_shape
+    from spense.hostmem import mem_available
 
     shape = parse_shape(model) if not Path(model).expanduser().exists() else None
     if shape is None:
@@ -91,23 +92,11 @@ def check_host_memory(model: str, available: int | None = None) -> None:
     hd, d = a["head_dim"], a["dim"]
     per_layer = d * hd * (2 * a["n_head"] + 2 * a["n_kv_head"]) + 3 * d * a["intermediate_size"]
     need = 4 * (layers * per_layer + 2 * a["vocab_size"] * d)
-    available = _mem_available() if available is None else available
+    available = mem_available() if available is None else available
     if available is not None and need > available:
         raise InputError(f"{model} on the CPU needs {need / 1e9:.1f} GB for its float32 weights alone; "
                          f"{available / 1e9:.1f} GB are available. Run it on a CUDA GPU, or take fewer layers "
                          f"({shape[0]}[:L]) or qwen3-tiny")
-
-
-def _mem_available() -> int | None:
-    """The host's available memory in bytes (Linux's MemAvailable), or None where it cannot be read."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
 
 
 def check_options(model: str, batch: str, dense_ratio: str, whole: str, axis: str, gen: int, prompt_len: int,
