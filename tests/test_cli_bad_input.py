@@ -91,6 +91,23 @@ def test_unknown_architecture_and_missing_tokenizer(tiny_llama_dir, tiny_text_fi
     assert not (tmp_path / "o").exists()
 
 
+def test_a_model_with_its_own_code_is_refused_without_running_it(tiny_llama_dir, tiny_text_file, tmp_path):
+    """A config.json with an ``auto_map`` asks transformers to import the folder's own modules: refused in one
+    line with no prompt, and the folder's code is never run (it would exit the test run)."""
+    d = _edited_config(tiny_llama_dir, tmp_path / "custom", model_type="xcustom",
+                       auto_map={"AutoConfig": "configuration_x.XConfig",
+                                 "AutoModelForCausalLM": "modeling_x.XForCausalLM"})
+    for name in ("configuration_x.py", "modeling_x.py"):
+        (d / name).write_text("raise SystemExit('the folder's own code ran')\n")
+    for cmd in (["eval", d, "--text", tiny_text_file, "--seqlen", "16", "--device", "cpu", "-q"],
+                ["prune", d, "--out", tmp_path / "o", "--calib", tiny_text_file, *SMALL],
+                ["generate", d, "-p", "hi", "-n", "2", "--device", "cpu"]):
+        res = _run(*cmd)
+        _assert_error(res, r"contains custom code")
+        assert "[y/N]" not in res.output
+    assert not (tmp_path / "o").exists()
+
+
 def test_no_prunable_linear_left(tiny_llama_dir, tiny_text_file, tmp_path):
     # the tiny model's linears read 64 or 128 features: a dense block of 256 leaves none to prune
     for extra in ([], ["--budget-alloc", "uniform"]):

@@ -152,7 +152,7 @@ def load_tokenizer(model_dir: str | os.PathLike):
     if not any((p / f).is_file() for f in TOKENIZER_FILES):
         raise InputError(f"no tokenizer in {p}: it needs {needs}")
     try:
-        return AutoTokenizer.from_pretrained(str(p), local_files_only=True)
+        return AutoTokenizer.from_pretrained(str(p), local_files_only=True, trust_remote_code=False)
     except Exception as e:  # transformers raises OSError/ValueError/... depending on what is missing
         raise InputError(f"cannot load a tokenizer from {p}: {first_line(e)} (it needs {needs})") from e
 

@@ -222,7 +222,7 @@ def load_model(model_dir: str | Path, dtype: torch.dtype | None = None) -> nn.Mo
             warnings.simplefilter("ignore")
             model, info = AutoModelForCausalLM.from_pretrained(
                 str(model_dir), local_files_only=True, low_cpu_mem_usage=True, output_loading_info=True,
-                **{key: dtype}
+                trust_remote_code=False, **{key: dtype}
             )
     except (OSError, ValueError, KeyError, RuntimeError) as e:  # RuntimeError: weights of the wrong size
         raise InputError(f"cannot load model from {model_dir}: {first_line(e)}") from e

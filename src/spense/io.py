@@ -510,7 +510,8 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
     validate_checkpoint(path)
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            str(Path(path).expanduser()), dtype=dtype if dtype is not None else "auto", local_files_only=True
+            str(Path(path).expanduser()), dtype=dtype if dtype is not None else "auto", local_files_only=True,
+            trust_remote_code=False,
         )
     except Exception as e:
         raise CheckpointError(f"transformers cannot load {path}: {e}") from e

@@ -78,7 +78,7 @@ def _eval_ids(model_dir: Path, eval_text: Path, seqlen: int):
     tok = data.load_tokenizer(model_dir)
     ids = data.tokenize(tok, data.read_text(eval_text))
     try:
-        config = AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
+        config = AutoConfig.from_pretrained(str(model_dir), local_files_only=True, trust_remote_code=False)
     except Exception:  # an unreadable config: the prune's own load names the problem
         config = None
     data.eval_windows(ids, min(seqlen, max_positions(config) or seqlen), bos=data.bos_id(tok))

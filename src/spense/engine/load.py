@@ -105,7 +105,7 @@ def _hf_args(d: Path) -> ModelArgs:
     from transformers import AutoConfig
 
     try:
-        cfg = AutoConfig.from_pretrained(str(d), local_files_only=True)
+        cfg = AutoConfig.from_pretrained(str(d), local_files_only=True, trust_remote_code=False)
     except Exception as e:
         raise InputError(f"{d}: cannot read config.json ({first_line(e)})") from e
     return ModelArgs.from_hf_config(cfg)

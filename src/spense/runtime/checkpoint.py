@@ -88,7 +88,7 @@ def load_packed(dir_, device="cpu", dtype=None, backend: str = "auto"):
     d = Path(dir_)
     m, layers, rest = read_packed(d)
     try:
-        cfg = AutoConfig.from_pretrained(str(d), local_files_only=True)
+        cfg = AutoConfig.from_pretrained(str(d), local_files_only=True, trust_remote_code=False)
     except Exception as e:  # transformers raises OSError / ValueError for an unreadable or invalid config.json
         raise CheckpointError(f"{d}: cannot read config.json ({first_line(e)})") from None
     try:
