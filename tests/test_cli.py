@@ -52,6 +52,24 @@ def pruned(tiny_llama_dir, tiny_text_file, tmp_path_factory):
     return out, prune_tiny(tiny_llama_dir, tiny_text_file, out, "loss-rows")
 
 
+def test_prune_keeps_the_chat_template_and_the_kv_cache_setting(tiny_llama_dir, tiny_text_file, tmp_path):
+    """A pruned instruct model keeps its chat template, and its config.json the source's ``use_cache``."""
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(tiny_llama_dir, src)
+    (src / "chat_template.jinja").write_text("{% for m in messages %}{{ m['content'] }}{% endfor %}")
+    cfg = json.loads((src / "config.json").read_text())
+    cfg["use_cache"] = True
+    (src / "config.json").write_text(json.dumps(cfg))
+    prune_tiny(src, tiny_text_file, tmp_path / "out", "loss-rows")
+    from transformers import AutoConfig, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tmp_path / "out"))
+    assert tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False) == "hi"
+    assert AutoConfig.from_pretrained(str(tmp_path / "out")).use_cache is True
+
+
 def test_prune_validate_load(pruned):
     out, res = pruned
     assert "pruned 14 layers with spense (loss-rows, dense ratio 0.25)" in res.stdout

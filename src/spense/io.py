@@ -37,6 +37,7 @@ import torch
 from spense.atomic import fsync_dir, plain_mode, swap_in
 from spense.errors import CheckpointError, FormatError, InputError
 from spense.format import PackedSpense, SpenseLayout, density, unpack
+from spense.hf import copy_side_files
 from spense.log import progress as progress_bar
 
 MANIFEST = "spense.json"
@@ -44,16 +45,6 @@ FORMAT_NAME = "spense"
 FORMAT_VERSION = 1
 #: what ``save_pretrained`` writes and ``from_pretrained`` reads: one file, or the index of its shards
 HF_WEIGHT_NAMES = ("model.safetensors", "model.safetensors.index.json")
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "vocab.json",
-    "merges.txt",
-    "tokenizer.model",
-    "added_tokens.json",
-    "generation_config.json",
-)
 
 
 # -- model directories ------------------------------------------------------------------------
@@ -202,13 +193,6 @@ def check_writable(path: str | os.PathLike, what: str, kind: str = "dir", inside
         raise InputError(f"cannot write {what} {path}: {e.strerror or e}") from None
 
 
-def _copy_tokenizer_files(source: Path, tmp: Path) -> None:
-    for name in TOKENIZER_FILES:
-        src = source / name
-        if src.is_file() and not (tmp / name).exists():
-            shutil.copyfile(src, tmp / name)
-
-
 def _write_manifest(tmp: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     """Hash the written tensors, check the layer records against them, write ``spense.json``."""
     import spense
@@ -257,7 +241,7 @@ def save_checkpoint(
         shutil.rmtree(tmp)
     try:
         model.save_pretrained(str(tmp), safe_serialization=True)
-        _copy_tokenizer_files(source, tmp)
+        copy_side_files(source, tmp)
         _write_manifest(tmp, manifest)
         publish(tmp, source, out, overwrite)
     except BaseException:
