@@ -48,24 +48,3 @@ def test_parse_dtype():
         with pytest.raises(InputError, match="unknown dtype"):
             parse_dtype(bad)
 
-
-def test_copy_side_files_keeps_the_chat_template_and_use_cache(tmp_path):
-    import json
-
-    from spense.hf import copy_side_files
-
-    src, out = tmp_path / "src", tmp_path / "out"
-    src.mkdir(), out.mkdir()
-    (src / "config.json").write_text(json.dumps({"use_cache": True, "model_type": "llama"}))
-    (src / "chat_template.jinja").write_text("{{ messages }}")
-    (src / "tokenizer.json").write_text("{}")
-    (src / "notes.txt").write_text("not a side file")
-    (out / "config.json").write_text(json.dumps({"use_cache": False, "model_type": "llama"}))
-    (out / "tokenizer.json").write_text('{"written": 1}')  # what the output holds already stays
-    copy_side_files(src, out)
-    assert (out / "chat_template.jinja").read_text() == "{{ messages }}"
-    assert (out / "tokenizer.json").read_text() == '{"written": 1}' and not (out / "notes.txt").exists()
-    assert json.loads((out / "config.json").read_text()) == {"use_cache": True, "model_type": "llama"}
-    (src / "config.json").write_text(json.dumps({"use_cache": False}))
-    copy_side_files(src, out)
-    assert json.loads((out / "config.json").read_text())["use_cache"] is False

@@ -255,7 +255,7 @@ def test_failure_mid_write_leaves_nothing(pruned, tiny_llama_dir, tmp_path, monk
         calls.append(1)
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(io, "_copy_tokenizer_files", boom)
+    monkeypatch.setattr(io, "copy_side_files", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         io.save_checkpoint(model, tiny_llama_dir, tmp_path / "out", manifest)
     assert calls

@@ -1,0 +1,31 @@
+"""The files of a model folder that a pruned checkpoint keeps beside its weights and ``config.json``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+#: the files of a model folder a pruned checkpoint keeps beside its weights and config (tokenizer, chat template)
+SIDE_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
+              "tokenizer.model", "added_tokens.json", "generation_config.json", "chat_template.jinja",
+              "chat_template.json")
+
+
+def copy_side_files(source: Path, out: Path) -> None:
+    """Copy ``source``'s :data:`SIDE_FILES` into ``out`` (those it does not hold yet), and give ``out``'s
+    ``config.json`` the source's ``use_cache`` (true where it has none): :func:`spense.hf.load_model` turns the
+    cache off for the pipeline's forward passes, and ``generate`` with transformers would otherwise run without
+    one."""
+    for name in SIDE_FILES:
+        if (source / name).is_file() and not (out / name).exists():
+            shutil.copyfile(source / name, out / name)
+    try:
+        want = json.loads((source / "config.json").read_text(encoding="utf-8")).get("use_cache", True)
+    except (OSError, ValueError, AttributeError):
+        want = True
+    f = out / "config.json"
+    cfg = json.loads(f.read_text(encoding="utf-8"))
+    if cfg.get("use_cache") != want:
+        cfg["use_cache"] = want
+        f.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n", encoding="utf-8")
