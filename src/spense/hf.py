@@ -270,4 +270,3 @@ def check_finite_weights(model: nn.Module) -> None:
         if p.is_floating_point() and not bool(torch.isfinite(p.data).all()):
             bad = int((~torch.isfinite(p.data)).sum())
             raise NumericalError(f"weight {name} contains {bad} NaN/Inf values")
-
