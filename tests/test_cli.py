@@ -174,15 +174,23 @@ def test_strict_and_skip_warning(tiny_llama_dir, tiny_text_file, tmp_path):
 def test_resume_via_cli(tiny_llama_dir, tiny_text_file, tmp_path, monkeypatch):
     from spense.pipeline import CRASH_ENV
 
-    out = tmp_path / "o"
-    base = ["prune", tiny_llama_dir, "--out", out, "--calib", tiny_text_file, "--strategy", "random",
-            "--block", "16"]
+    import os
+    import shutil
+
+    out, src = tmp_path / "o", tmp_path / "src"
+    shutil.copytree(tiny_llama_dir, src)
+    base = ["prune", src, "--out", out, "--calib", tiny_text_file, "--strategy", "random", "--block", "16"]
     args = [*base, *SMALL]
     monkeypatch.setenv(CRASH_ENV, "0")
     res = _run(*args)
     assert res.exit_code != 0 and not out.exists()
     monkeypatch.delenv(CRASH_ENV)
     _assert_error(_run(*base, "--seed", "1", *SMALL), "--restart")
+    weights = src / "model.safetensors"  # weights rewritten in place since the interruption: not mixed in
+    st = weights.stat()
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    _assert_error(_run(*args), r"different settings \(model or its files, .*--restart")
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
     res = _run(*args)
     assert res.exit_code == 0, res.output
     assert f"resuming the interrupted run in {out.resolve()}.partial: 1 pruned block(s) kept" in res.stdout

@@ -42,7 +42,7 @@ from spense.hf import (check_finite_weights, check_some_prunable, clip_seqlen, f
 from spense.log import logger, progress as progress_bar
 from spense.methods import all_dense_layout, prune_layer
 from spense.registry import check_sequential, method_config, method_spec, record_fields
-from spense.resume import CRASH_ENV, ResumeState, SimulatedCrash, fingerprint, partial_dir
+from spense.resume import CRASH_ENV, ResumeState, SimulatedCrash, file_stamps, fingerprint, partial_dir
 from spense.selection import column_salience
 from spense.sensitivity import build_plan, check_plan_options
 
@@ -381,6 +381,7 @@ def prune_model(
 
     info = {
         "model": str(model_dir),
+        "model_files": file_stamps(model_dir),  # weights changed in place: not resumed
         "config": cfg.to_dict(),
         "calibration": {"sha256": sha, "nsamples": nsamples, "seqlen": seqlen, "seed": seed,
                         "bos": data.bos_id(tokenizer)},

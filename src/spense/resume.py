@@ -37,6 +37,14 @@ def fingerprint(info: dict) -> str:
     return hashlib.sha256(json.dumps(info, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def file_stamps(path: str | Path) -> list[tuple[str, int, int]]:
+    """``(name, size, mtime_ns)`` of every file of the folder ``path`` (or of the file ``path``): a change to a model's
+    weights, config or tokenizer changes its run's :func:`fingerprint` without reading the data."""
+    p = Path(path)
+    files = sorted(f for f in p.iterdir() if f.is_file()) if p.is_dir() else [p]
+    return [(f.name, st.st_size, st.st_mtime_ns) for f in files for st in (f.stat(),)]
+
+
 def partial_dir(out_dir: str | Path) -> Path:
     out = Path(out_dir)
     return out.with_name(out.name + ".partial")
@@ -71,7 +79,7 @@ class ResumeState:
                 ) from e
             if st.get("fingerprint") != fingerprint or st.get("state_version") != STATE_VERSION:
                 raise InputError(
-                    f"{self.root} holds an interrupted run with different settings (model, method, "
+                    f"{self.root} holds an interrupted run with different settings (model or its files, method, "
                     f"calibration data or version); pass --restart or delete {self.root}"
                 )
             self.finished = [int(i) for i in st.get("finished", [])]

@@ -242,11 +242,10 @@ def _demo_cache(model_dir, calib_text, text_path, quick, methods, calib_w, eval_
     from spense.data import text_fingerprint
     from spense.io import tensor_sha256
     from spense.models import cache_dir
-    from spense.resume import RowCache, fingerprint
+    from spense.resume import RowCache, file_stamps, fingerprint
 
     src = Path(model_dir)
-    stats = [(f.name, f.stat()) for f in (sorted(src.iterdir()) if src.is_dir() else [src]) if f.is_file()]
-    run = {"model": str(src.resolve()), "files": [(name, st.st_size, st.st_mtime_ns) for name, st in stats],
+    run = {"model": str(src.resolve()), "files": file_stamps(src),
            "calib": text_fingerprint(calib_text), "text": str(Path(text_path).resolve()),
            "windows": [tensor_sha256(w) for w in (calib_w, eval_w)],
            "methods": [[label, cfg.to_dict() if cfg is not None else None] for label, cfg in methods],
