@@ -257,3 +257,22 @@ def test_a_model_too_large_for_the_host_is_one_line(tiny_llama_dir, tiny_text_fi
     res = _run("eval", tiny_llama_dir, "--text", tiny_text_file, "--device", "cpu")
     _assert_error(res, r"needs 0\.0 GB of host memory; 0\.0 GB are available \(free memory and swap\)\. Use a machine "
                        r"with more memory, or a smaller model\.$")
+
+
+def test_a_tokenizer_larger_than_the_model_vocabulary(tiny_llama_dir, tiny_text_file, tmp_path):
+    """A tokenizer of another model: one line naming the mismatch in prune, eval and generate, not an index error
+    from the embedding."""
+    from safetensors.torch import load_file, save_file
+
+    top = 8  # the tokenizer's ids run far past it
+    small = _edited_config(tiny_llama_dir, tmp_path / "small", vocab_size=top)
+
+    sd = load_file(small / "model.safetensors")
+    save_file({k: (v[:top].contiguous() if v.shape[0] == sd["model.embed_tokens.weight"].shape[0] else v)
+               for k, v in sd.items()}, small / "model.safetensors")
+    want = rf"the tokenizer gives token id \d+, but the model embeds only ids 0\.\.{top - 1} .*do not match$"
+    _assert_error(_run("eval", small, "--text", tiny_text_file, "--seqlen", "16", "--device", "cpu", "-q"), want)
+    _assert_error(_run("prune", small, "--out", tmp_path / "o", "--calib", tiny_text_file, *SMALL), want)
+    _assert_error(_run("generate", small, "-p", tiny_text_file.read_text()[:400], "-n", "2", "--device", "cpu"),
+                  want)
+    assert not (tmp_path / "o").exists()

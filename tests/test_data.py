@@ -212,3 +212,14 @@ def test_calibration_windows_bound_and_repeat_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert data.calibration_windows(ids, 120, 16, seed=0).shape == (120, 16)
+
+
+def test_check_token_ids():
+    from spense.data import check_token_ids
+
+    check_token_ids(torch.tensor([[0, 7]]), 8)
+    check_token_ids([[0, 7], []], 8)
+    with pytest.raises(InputError, match=r"gives token id 8, but the model embeds only ids 0\.\.7 "):
+        check_token_ids(torch.tensor([[0, 8]]), 8)
+    with pytest.raises(InputError, match=r"gives token id -1,"):
+        check_token_ids([[3, -1]], 8)

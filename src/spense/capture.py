@@ -21,6 +21,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
+from spense.data import check_model_token_ids
 from spense.errors import InputError
 from spense.hf import find_blocks
 
@@ -69,6 +70,7 @@ class BlockInputs:
 @torch.no_grad()
 def capture_inputs(model: nn.Module, windows: torch.Tensor, device: torch.device) -> BlockInputs:
     """Run ``windows`` (``(n, seqlen)`` token ids) up to block 0 and record what enters it."""
+    check_model_token_ids(model, windows)
     _, blocks = find_blocks(model)
     hidden: list[torch.Tensor] = []
     extra: dict[str, Any] = {}

@@ -172,6 +172,24 @@ def tokenize(tokenizer, text: str) -> torch.Tensor:
     return t
 
 
+def check_token_ids(ids, vocab_size: int) -> None:
+    """InputError where a token id (a tensor, or lists of ids) is not below ``vocab_size``, the rows of the model's
+    embedding: a tokenizer of another model, which the embedding would meet with an index error."""
+    flat = [i for row in ids for i in row] if isinstance(ids, list) else torch.as_tensor(ids).flatten().tolist()
+    top = max(flat, default=-1)
+    if top >= vocab_size or min(flat, default=0) < 0:
+        bad = top if top >= vocab_size else min(flat)
+        raise InputError(f"the tokenizer gives token id {bad}, but the model embeds only ids 0..{vocab_size - 1} "
+                         "(config.json vocab_size): the tokenizer and the model do not match")
+
+
+def check_model_token_ids(model, ids) -> None:
+    """:func:`check_token_ids` against the rows of ``model``'s input embedding (where it has one)."""
+    emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    if emb is not None and hasattr(emb, "num_embeddings"):
+        check_token_ids(ids, emb.num_embeddings)
+
+
 def bos_id(tokenizer) -> int | None:
     """The BOS id when the tokenizer prepends one to every encoded text (Gemma, Llama 2), else None."""
     bos = getattr(tokenizer, "bos_token_id", None)

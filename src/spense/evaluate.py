@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from rich.table import Table
 from rich.text import Text
 
+from spense.data import check_model_token_ids
 from spense.errors import InputError, NumericalError
 from spense.log import logger, progress as progress_bar
 
@@ -48,6 +49,7 @@ def perplexity(
         raise InputError(
             f"perplexity needs a (n_windows, seqlen >= 2) tensor of token ids, got {tuple(windows.shape)}"
         )
+    check_model_token_ids(model, windows)
     if batch_size <= 0:
         raise InputError(f"batch_size must be positive, got {batch_size}")
     nw, seqlen = windows.shape

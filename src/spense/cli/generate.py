@@ -59,7 +59,7 @@ def generate_command(
     def _run() -> None:
         import torch
 
-        from spense.data import load_tokenizer
+        from spense.data import check_token_ids, load_tokenizer
         from spense.engine import Engine, load
         from spense.engine.generate import PROMPT_BLOCK, round_up
         from spense.engine.load import parse_shape
@@ -90,6 +90,7 @@ def generate_command(
         check_finite_weights(loaded.model)  # NaN/Inf weights: one line naming the tensor, not NaN tokens/s
         tok = load_tokenizer(loaded.model_dir)
         ids = [tok.encode(t) for t in texts]
+        check_token_ids(ids, loaded.model.args.vocab_size)
         limit = loaded.model.args.max_positions
         longest = max(len(i) for i in ids)
         padded = round_up(longest, PROMPT_BLOCK)  # prompts are left-padded to PROMPT_BLOCK slots
