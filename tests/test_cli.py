@@ -394,7 +394,7 @@ def test_packed_checkpoint_validate_inspect_eval(pruned, tiny_text_file, tmp_pat
     # a flipped metadata byte is refused by validate
     from safetensors.torch import load_file, save_file
 
-    f = dst / "model.safetensors"
+    f = dst / "spense_packed.safetensors"
     t = load_file(f)
     k = next(k for k in t if k.endswith(".meta"))
     t[k] = t[k].clone()

@@ -300,14 +300,27 @@ def test_pack_checkpoint_and_load_packed(tiny_llama_dir, tmp_path):
         with pytest.raises(InputError, match=msg):
             load_packed(out, backend="reference", **bad)
     assert load_packed(out, backend="reference", dtype="bfloat16").lm_head.weight.dtype == torch.bfloat16
+    # transformers refuses the folder rather than load its pruned linears randomly initialised
+    from transformers import AutoModelForCausalLM
+
+    assert not (out / "model.safetensors").exists()
+    with pytest.raises(OSError, match="model.safetensors"):
+        AutoModelForCausalLM.from_pretrained(str(out))
+    # a packed checkpoint written before, under transformers' file name, still loads
+    import shutil
+
+    old = tmp_path / "packed_old"
+    shutil.copytree(out, old)
+    (old / "spense_packed.safetensors").rename(old / "model.safetensors")
+    assert torch.equal(load_packed(old, backend="reference")(ids).logits, b)
     # tampering: a packed tensor whose bytes change is refused
     from safetensors.torch import load_file, save_file
 
-    t = load_file(str(out / "model.safetensors"))
+    t = load_file(str(out / "spense_packed.safetensors"))
     key = some + ".meta"
     t[key] = t[key].clone()
     t[key][0, 0] ^= 0x01
-    save_file(t, str(out / "model.safetensors"), metadata={"format": "pt"})
+    save_file(t, str(out / "spense_packed.safetensors"), metadata={"format": "pt"})
     with pytest.raises(CheckpointError):
         read_packed(out)
 

@@ -1,8 +1,11 @@
 """Packed Spense checkpoints: ``pack_checkpoint`` (dense-with-zeros -> packed) and ``load_packed``.
 
-A packed checkpoint is the spense.io checkpoint directory with, in ``model.safetensors``, every
+A packed checkpoint is the spense.io checkpoint directory with, in ``spense_packed.safetensors``, every
 pruned weight ``<name>`` replaced by ``<name>.values``, ``<name>.meta``, ``<name>.dense`` (and
-``<name>.scale`` for FP8), see :mod:`spense.format`; all other tensors are unchanged.  The manifest
+``<name>.scale`` for FP8), see :mod:`spense.format`; all other tensors are unchanged.  The file is not named
+``model.safetensors`` so that transformers (and the tools built on it) refuse the folder instead of loading it
+with the pruned linears randomly initialised; packed checkpoints written before (``model.safetensors``) still
+load.  The manifest
 ``spense.json`` gets ``"packed": true``, ``"tensors"`` = sha256 of every stored tensor (packed ones
 included) and, per layer, ``"packed_tensors": [...]``.  Loading never unpacks: pruned linears
 become :class:`~spense.runtime.SpenseLinear` built from the stored packed tensors.
@@ -22,7 +25,7 @@ from spense.format import SpenseLayout, pack
 from spense.io import (MANIFEST, check_out_dir, publish, read_packed, read_tensors, register_loader,
                        tensor_sha256, validate_checkpoint)
 
-PACKED_FILE = "model.safetensors"
+PACKED_FILE = "spense_packed.safetensors"  # a name transformers does not read
 __all__ = ["pack_checkpoint", "load_packed", "read_packed"]
 
 
