@@ -1,6 +1,7 @@
 """The engine on CPU: HF-identical greedy tokens (batched, left-padded), Spense checkpoints packed or
 not, sampling, no graph breaks in a decode step with Spense layers, bad input, ``spense generate``."""
 
+import json
 import warnings
 
 import pytest
@@ -145,6 +146,34 @@ def test_bad_input(tiny_llama_dir, tmp_path):
     (other / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(InputError, match="unsupported architecture 'gpt2'"):
         load(str(other), CPU, torch.float32)
+
+
+def test_weights_from_bin_files_and_from_the_index_only(tiny_llama_dir, tmp_path):
+    """A folder of ``pytorch_model.bin`` loads as its safetensors twin does; a sharded folder reads the files its
+    index names, not a stray ``*.safetensors`` beside them."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    want = load(str(tiny_llama_dir), CPU, torch.float32).model.state_dict()
+    binonly = tmp_path / "binonly"
+    shutil.copytree(tiny_llama_dir, binonly)
+    torch.save(load_file(binonly / "model.safetensors"), binonly / "pytorch_model.bin")
+    (binonly / "model.safetensors").unlink()
+    got = load(str(binonly), CPU, torch.float32).model.state_dict()
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+    (binonly / "pytorch_model.bin").write_bytes(b"not a zip")
+    with pytest.raises(InputError, match=r"cannot read .*pytorch_model\.bin"):
+        load(str(binonly), CPU, torch.float32)
+    sharded = tmp_path / "sharded"
+    shutil.copytree(tiny_llama_dir, sharded)
+    (sharded / "model.safetensors").rename(sharded / "model-00001-of-00001.safetensors")
+    names = load_file(sharded / "model-00001-of-00001.safetensors")
+    (sharded / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {}, "weight_map": {k: "model-00001-of-00001.safetensors" for k in names}}))
+    save_file({"stray.weight": torch.zeros(2)}, sharded / "old-export.safetensors")
+    got = load(str(sharded), CPU, torch.float32).model.state_dict()
+    assert all(torch.equal(got[k], want[k]) for k in want)
 
 
 def test_generate_cli(tiny_llama_dir, tmp_path):

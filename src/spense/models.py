@@ -150,7 +150,9 @@ def resolve_model(spec: str | os.PathLike) -> Path:
 
 
 # -- safetensors check -------------------------------------------------------------------------
-def _safetensors_files(model_dir: Path) -> list[Path]:
+def safetensors_files(model_dir: Path) -> list[Path]:
+    """The safetensors files of a model folder: those its ``model.safetensors.index.json`` names, else every
+    ``*.safetensors`` in it."""
     index = model_dir / "model.safetensors.index.json"
     if index.is_file():
         try:
@@ -216,7 +218,7 @@ def check_weights_readable(model_dir: str | os.PathLike) -> int:
     Reads only the headers and file sizes (see :func:`_check_safetensors_file`), not the data.
     """
     d = Path(model_dir)
-    return sum(_check_safetensors_file(f) for f in _safetensors_files(d))
+    return sum(_check_safetensors_file(f) for f in safetensors_files(d))
 
 
 # -- GGUF --------------------------------------------------------------------------------------

@@ -89,15 +89,26 @@ def random_model(name: str, device: torch.device, dtype: torch.dtype, layers: in
     return m
 
 
-def _read_safetensors(d: Path, device: torch.device) -> dict[str, torch.Tensor]:
+def _read_weights(d: Path, device: torch.device) -> dict[str, torch.Tensor]:
+    """The tensors of model folder ``d`` on ``device``: its safetensors files (as its index names them), else its
+    ``pytorch_model*.bin`` files (read as plain tensors, never as pickled code)."""
     from safetensors.torch import load_file
 
-    files = sorted(d.glob("*.safetensors"))
-    if not files:
-        raise InputError(f"{d} has no *.safetensors weights")
+    from spense.models import safetensors_files
+
     out: dict[str, torch.Tensor] = {}
+    files = safetensors_files(d)
     for f in files:
         out.update(load_file(str(f), device=str(device)))
+    if not files:
+        bins = sorted(d.glob("pytorch_model*.bin"))
+        if not bins:
+            raise InputError(f"{d} has no weights (*.safetensors or pytorch_model*.bin)")
+        for f in bins:
+            try:
+                out.update(torch.load(f, map_location=device, weights_only=True, mmap=True))
+            except Exception as e:  # not a zip of tensors: a truncated file, or one that pickles code
+                raise InputError(f"cannot read {f}: {first_line(e)}") from None
     return out
 
 
@@ -170,7 +181,7 @@ def load(spec: str | Path, device: torch.device, dtype: torch.dtype = torch.bflo
             raise InputError(f"{s!r} is not a model folder (no config.json), nor a built-in shape "
                              f"({', '.join(BUILTIN_SHAPES)})")
         m = empty_model(_hf_args(p), device, dtype)
-        _load_state(m, _read_safetensors(p, device), dtype, set())
+        _load_state(m, _read_weights(p, device), dtype, set())
         return Loaded(m, p.name, "hf", p)
     args = _hf_args(p)  # refuses another architecture by name before reading any weight
     from spense.io import read_manifest, validate_checkpoint
@@ -196,7 +207,7 @@ def load(spec: str | Path, device: torch.device, dtype: torch.dtype = torch.bflo
             _mount(m, name, SpenseLinear(pk, bias, backend=backend, name=name))
         src = "spense-packed"
     else:
-        sd = _read_safetensors(p, device)
+        sd = _read_weights(p, device)
         _load_state(m, sd, dtype, set())
         for name, rec in manifest["layers"].items():
             lay = SpenseLayout.from_dict(rec["layout"])
