@@ -128,6 +128,52 @@ def test_decode_step_with_spense_layers_has_no_graph_break(tiny_llama_dir, atten
     assert ex.graph_break_count == 0 and ex.graph_count == 1, ex.break_reasons
 
 
+@pytest.mark.parametrize("variant", ["llama3_rope", "linear_rope", "biases"])
+def test_llama_variants_greedy_equal_hf(variant, tmp_path, monkeypatch):
+    """Llama 3.x RoPE scaling, linear scaling, and biases on q/k/v/o and the MLP: the engine's greedy tokens are
+    transformers' own."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    rope = {"rope_type": "default", "rope_theta": 10000.0}
+    if variant == "llama3_rope":  # a short original context, so that head_dim 16's frequencies fall in all 3 bands
+        rope = {"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0, "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0, "original_max_position_embeddings": 32}
+    elif variant == "linear_rope":
+        rope = {"rope_type": "linear", "rope_theta": 10000.0, "factor": 4.0}
+    biases = variant == "biases"
+    cfg = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, head_dim=16, vocab_size=300, max_position_embeddings=512,
+                      rope_parameters=rope, attention_bias=biases, mlp_bias=biases)
+    hf = LlamaForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for n, prm in hf.named_parameters():
+            if n.endswith(".bias"):
+                prm.normal_(0, 0.5)
+    hf.save_pretrained(tmp_path / variant)
+    eng = Engine(load(str(tmp_path / variant), CPU, torch.float32).model, 1, 200)
+    import spense.engine.generate as gen
+
+    seen, sample = [], gen.sample
+    monkeypatch.setattr(gen, "sample", lambda logits, *a, **k: seen.append(logits[0].clone()) or sample(logits, *a, **k))
+    for prompt in ([5, 7, 9, 11, 13, 17, 19] * 6, [3, 4]):
+        seen.clear()
+        got = eng.generate([prompt], 12).tokens
+        assert got == [_hf_greedy(hf, prompt, 12)]
+        with torch.no_grad():  # the logits too, not only their argmax
+            want = hf(torch.tensor([prompt + got[0]])).logits[0, len(prompt) - 1:-1]
+        torch.testing.assert_close(torch.stack(seen), want, atol=1e-5, rtol=1e-5)
+
+
+def test_rope_scaling_the_engine_does_not_compute_is_refused_by_name():
+    from spense.engine.model import rope_scaling_of
+
+    with pytest.raises(InputError, match=r"llama: RoPE scaling 'yarn' is not supported by the engine"):
+        rope_scaling_of("llama", {"rope_type": "yarn", "factor": 4.0})
+    with pytest.raises(InputError, match=r"RoPE scaling 'llama3' lacks a number for 'low_freq_factor'"):
+        rope_scaling_of("llama", {"rope_type": "llama3", "factor": 8.0})
+
+
 def test_bad_input(tiny_llama_dir, tmp_path):
     eng = Engine(load(str(tiny_llama_dir), CPU, torch.float32).model, 1, 128)
     with pytest.raises(InputError, match="does not fit"):

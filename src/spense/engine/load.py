@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 import spense.runtime.checkpoint  # noqa: F401  (registers the packed-checkpoint loader of spense.io)
-from spense.engine.model import ModelArgs, Transformer
+from spense.engine.model import ModelArgs, Transformer, rope_inv_freq
 from spense.errors import CheckpointError, InputError, first_line
 
 _QWEN3 = dict(arch="qwen3", vocab_size=151936, head_dim=128, eps=1e-6, rope_theta=1e6, max_positions=40960,
@@ -64,8 +64,7 @@ def empty_model(args: ModelArgs, device: torch.device, dtype: torch.dtype) -> Tr
     with torch.device("meta"), _default_dtype(dtype):
         m = Transformer(args)
     m = m.to_empty(device=device)
-    m.inv_freq = 1.0 / (args.rope_theta ** (torch.arange(0, args.head_dim, 2, dtype=torch.float32,
-                                                          device=device) / args.head_dim))
+    m.inv_freq = rope_inv_freq(args.head_dim, args.rope_theta, args.rope_scaling).to(device)
     if args.tie_embeddings:
         m.lm_head.weight = m.model.embed_tokens.weight
     return m.eval()

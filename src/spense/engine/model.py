@@ -3,7 +3,8 @@
 One module tree with the Hugging Face names (``model.layers.3.mlp.down_proj``), so that HF weights
 and Spense manifests map onto it by name; every linear is whatever module it was given
 (``nn.Linear``, :class:`~spense.runtime.SpenseLinear`, an FP8 linear).  Supported: ``llama``,
-``mistral``, ``qwen2``, ``qwen3`` (per-head q/k RMSNorm) with default RoPE.
+``mistral``, ``qwen2``, ``qwen3`` (per-head q/k RMSNorm), with default, ``linear`` or ``llama3`` RoPE
+(:func:`rope_inv_freq`) and the biases their configs ask for (``attention_bias``, ``mlp_bias``).
 
 Static KV cache ``(B, H_kv, S, D)`` per layer; ``forward(idx, input_pos, kv_len, start)``:
 
@@ -24,13 +25,14 @@ weight (transformers' rounding points).  RoPE: ``x cos + rotate_half(x) sin`` (h
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spense.errors import InputError
+from spense.errors import InputError, first_line
 from spense.runtime.attention import decode_attention, decode_attention_fused, fused_on, operand_on, rotate_half
 from spense.runtime.attn_operand import linear_on_operand, operand_form
 from spense.runtime.dense import dense_linear
@@ -55,8 +57,11 @@ class ModelArgs:
     rope_theta: float
     max_positions: int
     qk_norm: bool = False
-    attn_bias: bool = False
+    attn_bias: bool = False  # q, k, v
+    o_bias: bool = False  # llama/mistral/qwen3 attention_bias also biases o_proj (qwen2's does not)
+    mlp_bias: bool = False
     tie_embeddings: bool = False
+    rope_scaling: tuple = ()  # ("linear", factor) or ("llama3", factor, low, high, original positions)
 
     @classmethod
     def from_hf_config(cls, cfg) -> "ModelArgs":
@@ -65,19 +70,55 @@ class ModelArgs:
         if arch not in SUPPORTED:
             raise InputError(f"unsupported architecture {arch!r} (the engine runs {', '.join(SUPPORTED)})")
         rope = getattr(cfg, "rope_parameters", None) or getattr(cfg, "rope_scaling", None) or {}
-        rtype = rope.get("rope_type", rope.get("type", "default")) if isinstance(rope, dict) else "default"
-        if rtype not in ("default", None):
-            raise InputError(f"{arch}: RoPE scaling {rtype!r} is not supported by the engine")
+        scaling = rope_scaling_of(arch, rope if isinstance(rope, dict) else {})
         theta = (rope.get("rope_theta") if isinstance(rope, dict) else None) or getattr(cfg, "rope_theta", 10000.0)
         n_head = cfg.num_attention_heads
         head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // n_head
+        bias = bool(getattr(cfg, "attention_bias", arch == "qwen2"))
         return cls(arch=arch, vocab_size=cfg.vocab_size, dim=cfg.hidden_size, n_layer=cfg.num_hidden_layers,
                    n_head=n_head, n_kv_head=getattr(cfg, "num_key_value_heads", None) or n_head,
                    head_dim=head_dim, intermediate_size=cfg.intermediate_size, eps=cfg.rms_norm_eps,
                    rope_theta=float(theta), max_positions=int(getattr(cfg, "max_position_embeddings", 4096)),
-                   qk_norm=arch == "qwen3",
-                   attn_bias=bool(getattr(cfg, "attention_bias", arch == "qwen2")),
-                   tie_embeddings=bool(getattr(cfg, "tie_word_embeddings", False)))
+                   qk_norm=arch == "qwen3", attn_bias=bias,
+                   o_bias=bias and arch != "qwen2", mlp_bias=bool(getattr(cfg, "mlp_bias", False)),
+                   tie_embeddings=bool(getattr(cfg, "tie_word_embeddings", False)), rope_scaling=scaling)
+
+
+def rope_scaling_of(arch: str, rope: dict) -> tuple:
+    """:attr:`ModelArgs.rope_scaling` from a config's ``rope_parameters`` (or ``rope_scaling``); a kind the engine
+    does not compute is refused by name."""
+    kind = rope.get("rope_type", rope.get("type")) or "default"
+    try:
+        if kind == "default":
+            return ()
+        if kind == "linear":
+            return ("linear", float(rope["factor"]))
+        if kind == "llama3":
+            return ("llama3", float(rope["factor"]), float(rope["low_freq_factor"]), float(rope["high_freq_factor"]),
+                    float(rope["original_max_position_embeddings"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(f"{arch}: RoPE scaling {kind!r} lacks a number for {first_line(e)}") from None
+    raise InputError(f"{arch}: RoPE scaling {kind!r} is not supported by the engine (it computes default, linear "
+                     "and llama3); prune, eval and pack do not need it")
+
+
+def rope_inv_freq(head_dim: int, theta: float, scaling: tuple = ()) -> torch.Tensor:
+    """The rotary frequencies ``f_i = theta^(-2i / head_dim)``, i < head_dim / 2, scaled:
+
+    - ``linear`` (factor s): ``f_i / s``;
+    - ``llama3`` (s, low l, high h, original context C): with wavelength ``w_i = 2 pi / f_i``, ``f_i / s`` where
+      ``w_i > C / l``, ``f_i`` where ``w_i < C / h``, and between them ``(1 - a) f_i / s + a f_i`` with
+      ``a = (C / w_i - l) / (h - l)``."""
+    f = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+    if not scaling:
+        return f
+    if scaling[0] == "linear":
+        return f / scaling[1]
+    _, s, low, high, ctx = scaling
+    w = 2 * math.pi / f
+    a = (ctx / w - low) / (high - low)
+    mid = (1 - a) * f / s + a * f
+    return torch.where(w > ctx / low, f / s, torch.where(w < ctx / high, f, mid))
 
 
 class RMSNorm(nn.Module):
@@ -172,7 +213,7 @@ class Attention(nn.Module):
         self.q_proj = nn.Linear(a.dim, a.n_head * a.head_dim, bias=a.attn_bias)
         self.k_proj = nn.Linear(a.dim, a.n_kv_head * a.head_dim, bias=a.attn_bias)
         self.v_proj = nn.Linear(a.dim, a.n_kv_head * a.head_dim, bias=a.attn_bias)
-        self.o_proj = nn.Linear(a.n_head * a.head_dim, a.dim, bias=False)
+        self.o_proj = nn.Linear(a.n_head * a.head_dim, a.dim, bias=a.o_bias)
         if a.qk_norm:
             self.q_norm = RMSNorm(a.head_dim, a.eps)
             self.k_norm = RMSNorm(a.head_dim, a.eps)
@@ -255,15 +296,17 @@ class MLP(nn.Module):
     def __init__(self, a: ModelArgs):
         super().__init__()
         self._register_state_dict_hook(_drop_fused_state)
-        self.gate_proj = nn.Linear(a.dim, a.intermediate_size, bias=False)
-        self.up_proj = nn.Linear(a.dim, a.intermediate_size, bias=False)
-        self.down_proj = nn.Linear(a.intermediate_size, a.dim, bias=False)
+        self.gate_proj = nn.Linear(a.dim, a.intermediate_size, bias=a.mlp_bias)
+        self.up_proj = nn.Linear(a.dim, a.intermediate_size, bias=a.mlp_bias)
+        self.down_proj = nn.Linear(a.intermediate_size, a.dim, bias=a.mlp_bias)
         self.register_buffer("gate_up_weight", None, persistent=False)  # set by fuse()
         self.gate_up_fused = None  # set by fuse(): gate and up as one Spense or FP8 layer
 
     def fuse(self) -> bool:
         """gate and up through one GEMM (:func:`fuse_linears`) when both are plain linears, or one
-        Spense kernel when they share their dense columns, or one FP8 layer."""
+        Spense kernel when they share their dense columns, or one FP8 layer; never with biases (``mlp_bias``)."""
+        if self.gate_proj.bias is not None or self.up_proj.bias is not None:
+            return False
         f = fuse_linears((self.gate_proj, self.up_proj))
         if f is not None:
             self.gate_up_weight = f[0]
@@ -344,8 +387,7 @@ class Transformer(nn.Module):
         self.model = Decoder(a)
         self.lm_head = nn.Linear(a.dim, a.vocab_size, bias=False)
         self.max_batch = self.max_len = 0
-        inv = 1.0 / (a.rope_theta ** (torch.arange(0, a.head_dim, 2, dtype=torch.float32) / a.head_dim))
-        self.register_buffer("inv_freq", inv, persistent=False)
+        self.register_buffer("inv_freq", rope_inv_freq(a.head_dim, a.rope_theta, a.rope_scaling), persistent=False)
 
     def fuse_projections(self) -> int:
         """Fuse q/k/v and gate/up of every block where they are plain linears (the dense model, the
