@@ -121,3 +121,15 @@ def test_demo_warns_when_no_dense_block_fits(tiny_llama_dir):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _warn_empty_dense_regions(model, demo_methods(block=16), 16)
+
+
+def test_prune_warns_when_no_layer_got_a_dense_region(tiny_llama_dir, tiny_text_file, tmp_path):
+    """25 % of the tiny model's 64-128 rows and columns rounds to no block of 64: the run says that its checkpoint is
+    plain 2:4; with blocks of 16 it says nothing."""
+    args = ("prune", tiny_llama_dir, "--calib", tiny_text_file, "--method", "spense", "--dense-ratio", "0.25",
+            "--strategy", "salience-cols", *SMALL)
+    res = _run(*args, "--out", tmp_path / "b64", "--block", "64")
+    assert res.exit_code == 0 and "no layer got a dense region" in res.stderr, res.output
+    assert "pass a smaller --block" in res.stderr
+    res = _run(*args, "--out", tmp_path / "b16", "--block", "16")
+    assert res.exit_code == 0 and "dense region" not in res.stderr, res.output

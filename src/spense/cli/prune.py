@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -192,6 +193,11 @@ def prune(
         pack_checkpoint(target, out, overwrite=overwrite)
         shutil.rmtree(target)
     s = summary_rows(manifest["layers"].values())
+    if cfg.method == "spense" and cfg.dense_ratio > 0 and manifest["layers"] and \
+            not any(r["layout"]["dense_idx"] for r in manifest["layers"].values()):
+        warnings.warn(f"no layer got a dense region: a dense ratio of {cfg.dense_ratio:g} rounds to no whole block "
+                      f"of --block {cfg.block} on these layers, so the checkpoint is plain 2:4; pass a smaller "
+                      "--block")
     con = _out_console()
     con.print(
         f"[green]pruned[/green] {s['layers']} layers with {cfg.method}"
