@@ -167,6 +167,9 @@ def test_strict_and_skip_warning(tiny_llama_dir, tiny_text_file, tmp_path):
     assert res.exit_code == 0, res.output
     assert "warning: skipping model.layers.0.mlp.down_proj: in_features 130" in res.stderr
     assert "pruned 12 layers" in res.stdout
+    res = _run("prune", src, "--out", tmp_path / "o3", "--calib", tiny_text_file, *SMALL)  # the allocator's passes too
+    assert res.exit_code == 0, res.output
+    assert res.stderr.count("skipping model.layers.0.mlp.down_proj:") == 1, res.stderr  # said once, not per pass
     _assert_error(_run("prune", src, "--out", tmp_path / "o2", "--calib", tiny_text_file, "--method", "wanda",
                        "--strict", *SMALL), r"down_proj: cannot be pruned \(in_features 130")
 

@@ -79,13 +79,14 @@ def linear_shape(module: nn.Module) -> tuple[int, int]:
 
 
 def find_linears(
-    block: nn.Module, block_size: int = 64, m: int = 4, strict: bool = False, prefix: str = ""
+    block: nn.Module, block_size: int = 64, m: int = 4, strict: bool = False, prefix: str = "", warn: bool = True
 ) -> dict[str, nn.Module]:
     """Prunable linears of one block, by name relative to the block (module order).
 
     ``nn.Linear`` and transformers' ``Conv1D`` (GPT-2; its weight is ``(in, out)``) qualify. A linear
     whose ``in_features`` is not a multiple of ``m`` or is smaller than ``block_size`` is skipped with
-    a warning, or raises :class:`InputError` when ``strict``.
+    a warning (``warn``: the pruning pass says it once, its allocator's passes do not), or raises
+    :class:`InputError` when ``strict``.
     """
     kinds = _linear_kinds()
     out: dict[str, nn.Module] = {}
@@ -97,7 +98,8 @@ def find_linears(
         if why:
             if strict:
                 raise InputError(f"{full}: cannot be pruned ({why}); drop --strict to skip it")
-            warnings.warn(f"skipping {full}: {why}", UserWarning, stacklevel=2)
+            if warn:
+                warnings.warn(f"skipping {full}: {why}", UserWarning, stacklevel=2)
             continue
         out[name] = mod
     return out

@@ -27,7 +27,6 @@ import copy
 import os
 import shutil
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -477,12 +476,10 @@ def linear_density(model: nn.Module, block_size: int = 64, m: int = 4) -> float:
     """Measured nonzero fraction over the prunable linears of all blocks."""
     _, blocks = find_blocks(model)
     nnz = total = 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for b in blocks:
-            for mod in find_linears(b, block_size, m).values():
-                nnz += int((mod.weight != 0).sum())
-                total += mod.weight.numel()
+    for b in blocks:
+        for mod in find_linears(b, block_size, m, warn=False).values():
+            nnz += int((mod.weight != 0).sum())
+            total += mod.weight.numel()
     return nnz / total if total else 1.0
 
 

@@ -251,7 +251,7 @@ def measure_units(
                 continue
             t_block = time.perf_counter()
             bname = f"{prefix}.{i}"
-            linears = find_linears(block, cfg.block, cfg.m, strict, bname)
+            linears = find_linears(block, cfg.block, cfg.m, strict, bname, warn=False)
             inner = bar.add_task(f"  {bname}", total=len(linears))
             nxt = blocks[i + 1] if "next-block" in units and i + 1 < len(blocks) else None
             block.to(dev)
@@ -448,7 +448,7 @@ def build_plan(
     prefix, blocks = find_blocks(model)
     check_some_prunable(blocks, cfg.block, cfg.m)
     shapes = {f"{prefix}.{i}.{n}": linear_shape(mod) for i, b in enumerate(blocks)
-              for n, mod in find_linears(b, cfg.block, cfg.m, strict, f"{prefix}.{i}").items()}
+              for n, mod in find_linears(b, cfg.block, cfg.m, strict, f"{prefix}.{i}", warn=False).items()}
     numel = {n: N * K for n, (N, K) in shapes.items()}
     check_finite_weights(model)  # name a bad weight before measuring (NaN/Inf would show as activations)
     selected = parse_spec(dense_layers, list(numel), numel) if dense_layers is not None else []
