@@ -48,3 +48,30 @@ def test_parse_dtype():
         with pytest.raises(InputError, match="unknown dtype"):
             parse_dtype(bad)
 
+
+
+def test_source_dtype_is_the_stored_weights(tiny_llama_dir, tmp_path):
+    """The weights decide, not config.json: bf16 weights under a config without a dtype stay bf16 (not a float32
+    checkpoint twice their size), float32 weights under a config that says bf16 stay float32."""
+    import json
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from spense.hf import source_dtype
+
+    assert source_dtype(tiny_llama_dir) == torch.float32
+    d = tmp_path / "bf16"
+    shutil.copytree(tiny_llama_dir, d)
+    save_file({k: v.to(torch.bfloat16) for k, v in load_file(d / "model.safetensors").items()}, d / "model.safetensors")
+    cfg = json.loads((d / "config.json").read_text())
+    cfg.pop("dtype", None), cfg.pop("torch_dtype", None)
+    (d / "config.json").write_text(json.dumps(cfg))
+    assert source_dtype(d) == torch.bfloat16
+    f = tmp_path / "f32"
+    shutil.copytree(tiny_llama_dir, f)
+    cfg["dtype"] = "bfloat16"
+    (f / "config.json").write_text(json.dumps(cfg))
+    assert source_dtype(f) == torch.float32
+    (f / "model.safetensors").unlink()  # no safetensors: config.json decides
+    assert source_dtype(f) == torch.bfloat16

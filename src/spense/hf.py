@@ -9,6 +9,7 @@ here.
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -155,11 +156,38 @@ def config_dtype(config: Any) -> torch.dtype:
     return d if isinstance(d, torch.dtype) else torch.float32
 
 
-def source_dtype(model_dir: str | Path) -> torch.dtype:
-    """The dtype recorded in ``config.json`` of a model folder (``float32`` when absent).
+_STORED = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}
 
-    Read from the file, not from a loaded model, whose config reflects the dtype it was loaded in.
+
+def stored_dtype(model_dir: str | Path) -> torch.dtype | None:
+    """The floating dtype that holds most of the elements in a model folder's safetensors files (headers only), or
+    None where it has none."""
+    from safetensors import safe_open
+
+    from spense.models import safetensors_files
+
+    count: dict[torch.dtype, int] = {}
+    for f in safetensors_files(Path(model_dir)):
+        with safe_open(str(f), framework="pt") as sf:
+            for k in sf.keys():  # noqa: SIM118 (safe_open is not a dict)
+                sl = sf.get_slice(k)
+                dt = _STORED.get(sl.get_dtype())
+                if dt is not None:
+                    count[dt] = count.get(dt, 0) + math.prod(sl.get_shape())
+    return max(count, key=count.get) if count else None
+
+
+def source_dtype(model_dir: str | Path) -> torch.dtype:
+    """The dtype a model folder's weights are stored in (:func:`stored_dtype`); for weights that are not
+    safetensors, the dtype recorded in its ``config.json`` (``float32`` when absent).
+
+    Read from the files, not from a loaded model, which holds the dtype it was loaded in. A config.json that names
+    no dtype, or another than its weights', does not decide: a pruned checkpoint is then neither twice the size of
+    its source nor less precise.
     """
+    stored = stored_dtype(model_dir)
+    if stored is not None:
+        return stored
     try:
         cfg = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
