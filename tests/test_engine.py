@@ -241,6 +241,34 @@ def test_generate_cli(tiny_llama_dir, tmp_path):
     assert r.exit_code == 2 and "no tokenizer" in r.output
 
 
+def test_generate_chat_wraps_each_prompt_in_the_chat_template(tiny_llama_dir, tmp_path, monkeypatch):
+    """--chat: the prompt goes in as a user turn of the tokenizer's chat template and the answer prints alone; a
+    tokenizer without a template is refused in one line."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    import spense.engine.generate as gen
+    from spense.cli import app
+    from spense.data import load_tokenizer
+
+    args = ["generate", "--prompt", "The game", "-n", "4", "--device", "cpu", "--chat"]
+    r = CliRunner().invoke(app, [args[0], str(tiny_llama_dir), *args[1:]])
+    assert r.exit_code == 2 and r.output.count("\n") == 1 and "--chat: " in r.output and "no chat template" in r.output
+    d = tmp_path / "chat"
+    shutil.copytree(tiny_llama_dir, d)
+    (d / "chat_template.jinja").write_text("{% for m in messages %}<u> {{ m['content'] }} </u>{% endfor %}<a>")
+    seen = []
+    real = gen.Engine.generate
+    monkeypatch.setattr(gen.Engine, "generate", lambda self, prompts, *a, **k: seen.append(prompts) or
+                        real(self, prompts, *a, **k))
+    r = CliRunner().invoke(app, [args[0], str(d), *args[1:]])
+    assert r.exit_code == 0, r.output
+    tok = load_tokenizer(d)
+    assert seen == [[tok.encode("<u> The game </u><a>", add_special_tokens=False)]]
+    assert not r.stdout.startswith("The game")  # the answer alone
+
+
 def test_generate_cli_bad_input_one_line(tiny_llama_dir, tmp_path):
     """Bad prompts files, blank prompts, non-finite temperature and cache lengths: one-line errors (exit 2,
     no traceback); what fits runs (the tiny model has 256 positions, prompts take 64-slot blocks)."""

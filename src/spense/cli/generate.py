@@ -38,6 +38,15 @@ def _prompts(prompt: Optional[str], prompts_file: Optional[Path]) -> list[str]:
     return lines
 
 
+def _chat_ids(tok, text: str, model: str) -> list[int]:
+    """``text`` as one user turn of ``tok``'s chat template, up to the assistant's turn (``--chat``)."""
+    if not getattr(tok, "chat_template", None):
+        raise InputError(f"--chat: {model} has no chat template (chat_template.jinja, or chat_template in "
+                         "tokenizer_config.json); drop --chat to continue the prompt as plain text")
+    out = tok.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True, tokenize=True)
+    return list(out["input_ids"] if hasattr(out, "keys") else out)
+
+
 @app.command("generate")
 def generate_command(
     model: str = typer.Argument(..., help="HF model dir, Spense checkpoint (packed or not), .gguf or built-in name"),
@@ -52,6 +61,8 @@ def generate_command(
     dtype: str = typer.Option("bf16", "--dtype", help="bf16 / fp16 / fp32 (CPU: fp32)"),
     compile: bool = typer.Option(True, "--compile/--no-compile", help="torch.compile the steps (CUDA)"),
     seed: int = typer.Option(0, "--seed"),
+    chat: bool = typer.Option(False, "--chat", help="each prompt as a user turn of the model's chat template "
+                              "(instruct models); prints the answer alone"),
 ) -> None:
     """Generate text, streaming tokens to the terminal; tokens/s at the end."""
 
@@ -89,7 +100,7 @@ def generate_command(
             raise InputError(f"{model} has random weights and no tokenizer: use `spense bench` for it")
         check_finite_weights(loaded.model)  # NaN/Inf weights: one line naming the tensor, not NaN tokens/s
         tok = load_tokenizer(loaded.model_dir)
-        ids = [tok.encode(t) for t in texts]
+        ids = [_chat_ids(tok, t, model) for t in texts] if chat else [tok.encode(t) for t in texts]
         check_token_ids(ids, loaded.model.args.vocab_size)
         limit = loaded.model.args.max_positions
         longest = max(len(i) for i in ids)
@@ -130,14 +141,14 @@ def generate_command(
                 sys.stdout.flush()
                 shown[0] = text
 
-        if single:
+        if single and not chat:
             sys.stdout.write(texts[0])
         g = eng.generate(ids, max_new, temperature, top_p, tok.eos_token_id, on_tokens)
         if single:
             sys.stdout.write("\n")
         else:
             for t, out in zip(texts, g.tokens):
-                sys.stdout.write(f"--- {t}\n{t}{tok.decode(out, skip_special_tokens=True)}\n")
+                sys.stdout.write(f"--- {t}\n{'' if chat else t}{tok.decode(out, skip_special_tokens=True)}\n")
         n = sum(len(t) for t in g.tokens)
         rate = g.tokens_per_s
         decode = f"{rate:.1f} tokens/s decode" if math.isfinite(rate) else "no decode step to time"
