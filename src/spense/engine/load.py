@@ -105,7 +105,7 @@ def _read_weights(d: Path, device: torch.device) -> dict[str, torch.Tensor]:
             raise InputError(f"{d} has no weights (*.safetensors or pytorch_model*.bin)")
         for f in bins:
             try:
-                out.update(torch.load(f, map_location=device, weights_only=True, mmap=True))
+                out.update(torch.load(f, map_location=device, weights_only=True))
             except Exception as e:  # not a zip of tensors: a truncated file, or one that pickles code
                 raise InputError(f"cannot read {f}: {first_line(e)}") from None
     return out
