@@ -37,8 +37,8 @@ import torch
 from spense.atomic import fsync_dir, plain_mode, swap_in
 from spense.errors import CheckpointError, FormatError, InputError
 from spense.format import PackedSpense, SpenseLayout, density, unpack
-from spense.side_files import copy_side_files
 from spense.log import progress as progress_bar
+from spense.side_files import copy_side_files
 
 MANIFEST = "spense.json"
 FORMAT_NAME = "spense"
