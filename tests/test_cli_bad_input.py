@@ -250,6 +250,51 @@ def test_out_of_memory_is_one_line(capsys):
         other()
 
 
+def test_a_full_disk_is_one_line_and_sigterm_ends_as_ctrl_c_does(capsys):
+    """ENOSPC, as OSError or as safetensors' error text, ends a command in one line; SIGTERM (timeout, Slurm) raises
+    KeyboardInterrupt inside the command, so its temp files are removed as after Ctrl-C."""
+    import errno
+    import os
+    import signal
+    import time
+
+    import typer
+
+    from spense.cli.app import handle_errors
+
+    def failing(exc):
+        @handle_errors
+        def prune():
+            raise exc
+        return prune
+
+    for exc in (OSError(errno.ENOSPC, "No space left on device"),
+                RuntimeError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: \"No space "
+                             "left on device\" })")):
+        with pytest.raises(typer.Exit) as e:
+            failing(exc)()
+        err = capsys.readouterr().err
+        assert e.value.exit_code == 1 and len(err.splitlines()) == 1, err
+        assert err.startswith("error: no space left on device: free some and rerun") and "resumes" in err
+    with pytest.raises(PermissionError):
+        failing(PermissionError(errno.EACCES, "denied"))()
+    cleaned = []
+
+    @handle_errors
+    def demo():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler's KeyboardInterrupt ends the sleep at once
+        finally:
+            cleaned.append(1)
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(typer.Exit) as e:
+        demo()
+    assert e.value.exit_code == 130 and cleaned and "interrupted" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is before  # put back after the command
+
+
 def test_a_model_too_large_for_the_host_is_one_line(tiny_llama_dir, tiny_text_file, monkeypatch):
     from spense import hostmem
 

@@ -7,7 +7,9 @@ lines on stderr.  Machine-readable output (``--json``) goes to stdout only.
 
 from __future__ import annotations
 
+import errno
 import functools
+import signal
 import sys
 import warnings
 from typing import Callable
@@ -140,6 +142,15 @@ def out_of_memory(e: BaseException) -> bool:
             or "can't allocate memory" in str(e) or "CUDA out of memory" in str(e))
 
 
+def disk_full(e: BaseException) -> bool:
+    """Whether ``e`` is a write that found no space: ``OSError`` ENOSPC, or safetensors' error carrying it."""
+    return (isinstance(e, OSError) and e.errno == errno.ENOSPC) or "No space left on device" in str(e)
+
+
+def _terminated(signum, frame):  # SIGTERM (timeout, Slurm, Kubernetes) ends a run as Ctrl-C does: temp files go
+    raise KeyboardInterrupt
+
+
 #: the commands that keep their finished work when interrupted and resume it when rerun
 RESUMABLE = ("prune", "demo")
 
@@ -155,6 +166,10 @@ def handle_errors(fn: Callable) -> Callable:
         # per-layer log lines when stderr is no tty; none, and no bars, for -q or --json
         setup_cli_logging(bool(kwargs.get("quiet", False) or kwargs.get("as_json", False)))
         try:
+            old_term = signal.signal(signal.SIGTERM, _terminated)
+        except ValueError:  # not the main thread: left as it is
+            old_term = None
+        try:
             with warnings.catch_warnings():
                 warnings.simplefilter("default", UserWarning)
                 warnings.showwarning = _show_warning
@@ -163,15 +178,30 @@ def handle_errors(fn: Callable) -> Callable:
             _print_error(str(e))
             raise typer.Exit(2) from None
         except (MemoryError, RuntimeError) as e:  # torch.OutOfMemoryError is a RuntimeError
+            if disk_full(e):
+                _disk_full(fn.__name__)
             if not out_of_memory(e):
                 raise
             _print_error(f"out of memory: {first_line(e)} (try a smaller batch, prompt or model)")
             raise typer.Exit(1) from None
+        except Exception as e:  # OSError, safetensors' SafetensorError
+            if not disk_full(e):
+                raise
+            _disk_full(fn.__name__)
         except KeyboardInterrupt:
             _print_error(f"interrupted (rerun the same command: `spense {fn.__name__}` resumes where it stopped)"
                          if fn.__name__ in RESUMABLE else "interrupted")
             raise typer.Exit(130) from None
         finally:
             warnings.showwarning = old
+            if old_term is not None:
+                signal.signal(signal.SIGTERM, old_term)
 
     return wrapper
+
+
+def _disk_full(command: str):
+    _print_error("no space left on device: free some and rerun the same command" +
+                 (f" (`spense {command}` resumes where it stopped)" if command in RESUMABLE else "") +
+                 "; the output was not written and nothing older was replaced")
+    raise typer.Exit(1) from None
