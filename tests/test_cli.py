@@ -377,6 +377,12 @@ def test_prune_packed(tiny_llama_dir, tiny_text_file, tmp_path):
     assert not (tmp_path / "p.unpacked").exists()
     _assert_error(_run("prune", tiny_llama_dir, "--out", out, "--calib", tiny_text_file, "--packed", *SMALL),
                   "already exists")
+    mine = tmp_path / "q.unpacked"  # a folder of the user's where --packed would prune: kept, and named
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    _assert_error(_run("prune", tiny_llama_dir, "--out", tmp_path / "q", "--calib", tiny_text_file, "--packed",
+                       *SMALL), r"q\.unpacked exists and --packed would replace it: .*spense pack")
+    assert (mine / "notes.txt").read_text() == "mine" and not (tmp_path / "q").exists()
 
 
 def test_packed_checkpoint_validate_inspect_eval(pruned, tiny_text_file, tmp_path):

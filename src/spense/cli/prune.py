@@ -178,6 +178,10 @@ def prune(
         check_out_dir(model_dir, out, overwrite)  # fail before the work, not after
     # --packed: prune into OUT.unpacked (resumable under a fixed name), then pack into OUT
     target = out.with_name(out.name + ".unpacked") if packed else out
+    if packed and target.exists() and not overwrite:  # a folder of the user's, or an earlier run's whole prune
+        raise InputError(f"{target} exists and --packed would replace it: if it is an earlier --packed run's "
+                         f"checkpoint, pack it (`spense pack {target} --out {out}`); else remove it, or pass "
+                         "--overwrite")
     manifest = prune_model(model_dir, target, cfg, calib, nsamples=nsamples, seqlen=seqlen, seed=seed,
                            device=device, strict=strict, overwrite=overwrite or packed, progress=_bars(quiet),
                            dtype=dtype, restart=restart, sequential=sequential.value,
