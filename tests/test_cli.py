@@ -200,6 +200,19 @@ def test_resume_via_cli(tiny_llama_dir, tiny_text_file, tmp_path, monkeypatch):
     assert _run("validate", out).exit_code == 0
 
 
+def test_a_foreign_partial_folder_is_kept(tiny_llama_dir, tiny_text_file, tmp_path):
+    """``OUT.partial`` holding files no run writes is the user's: refused, not removed."""
+    mine = tmp_path / "notes.partial"
+    mine.mkdir()
+    (mine / "README.txt").write_text("mine")
+    _assert_error(_run("prune", tiny_llama_dir, "--out", tmp_path / "notes", "--calib", tiny_text_file,
+                       "--method", "sparsegpt", *SMALL),
+                  r"notes\.partial exists and is not an interrupted spense run's state \(it holds README\.txt\)")
+    _assert_error(_run("prune", tiny_llama_dir, "--out", tmp_path / "notes", "--calib", tiny_text_file,
+                       "--method", "sparsegpt", "--restart", *SMALL), r"is not an interrupted spense run's state")
+    assert (mine / "README.txt").read_text() == "mine"
+
+
 def test_help_lists_only_real_commands():
     res = _run("--help")
     assert res.exit_code == 0

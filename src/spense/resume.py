@@ -32,6 +32,10 @@ class SimulatedCrash(RuntimeError):
     """Raised by the crash test hook (``SPENSE_TEST_CRASH_AFTER_BLOCK``)."""
 
 
+#: what a run writes in ``OUT.partial/`` (``atomic_write``'s ``.tmp`` files included): anything else is not its own
+OWN_FILES = ("state.json", "block_", "inps", "pass", "sensitivity")
+
+
 def fingerprint(info: dict) -> str:
     """SHA-256 (hex) of the canonical JSON of the run settings ``info``."""
     return hashlib.sha256(json.dumps(info, sort_keys=True, default=str).encode()).hexdigest()
@@ -68,6 +72,11 @@ class ResumeState:
         self.seconds = 0.0
         self.inps_file: str | None = None
         state_path = self.root / "state.json"
+        if self.root.is_dir() and not state_path.exists():  # files but no committed state: a run's, or the user's
+            foreign = sorted(f.name for f in self.root.iterdir() if not f.name.startswith(OWN_FILES))
+            if foreign:
+                raise InputError(f"{self.root} exists and is not an interrupted spense run's state (it holds "
+                                 f"{foreign[0]}): remove it, or choose another output")
         if restart and self.root.exists():
             shutil.rmtree(self.root)
         if state_path.exists():
@@ -88,7 +97,7 @@ class ResumeState:
             self.inps_file = st.get("inps")
         else:
             if self.root.exists() and any(self.root.iterdir()):
-                # files but no committed state: nothing finished, start clean
+                # a run's files but no committed state (checked above): nothing finished, start clean
                 shutil.rmtree(self.root)
             self.root.mkdir(parents=True, exist_ok=True)
             self._write_state()
