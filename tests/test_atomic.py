@@ -64,3 +64,28 @@ def test_swap_in_replaces_an_existing_directory_and_removes_the_old_one(tmp_path
     (tmp / "first.txt").write_text("first")
     swap_in(tmp, tmp_path / "fresh")  # no existing output: a plain rename
     assert (tmp_path / "fresh" / "first.txt").read_text() == "first"
+
+
+def test_recover_stale_after_a_kill(tmp_path):
+    """A dead run's temp folder goes; a swap it stopped between its renames is undone (the old checkpoint back as
+    OUT), or its old copy removed where OUT is there; a live process's folders stay."""
+    import subprocess
+    import sys
+
+    from spense.atomic import recover_stale
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()  # a pid that has exited
+    out = tmp_path / "ck"
+    (tmp_path / f".ck.tmp-{dead}").mkdir()
+    old = tmp_path / f".ck.old-{dead}"
+    old.mkdir()
+    (old / "spense.json").write_text("old")
+    live = tmp_path / f".ck.tmp-{os.getpid()}"
+    live.mkdir()
+    recover_stale(out)
+    assert (out / "spense.json").read_text() == "old" and not old.exists()
+    assert not (tmp_path / f".ck.tmp-{dead}").exists() and live.exists()
+    old.mkdir()
+    recover_stale(out)  # OUT is there: the leftover old copy goes
+    assert not old.exists() and (out / "spense.json").read_text() == "old"

@@ -83,6 +83,31 @@ def atomic_save_tensors(
     return atomic_write(path, lambda tmp: save_file(cpu, str(tmp), metadata=metadata))
 
 
+def _dead(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (ValueError, PermissionError, OSError):  # not a pid, or another user's live process
+        return False
+    return False
+
+
+def recover_stale(out: Path) -> None:
+    """Tidy what a killed run (SIGKILL, power loss) left beside ``out``: its ``.{out}.tmp-<pid>`` folders are
+    removed, and a ``.{out}.old-<pid>`` (a :func:`swap_in` stopped between its two renames) is put back as ``out``
+    where ``out`` is missing, else removed.  Folders of live processes are left alone."""
+    for d in sorted(out.parent.glob(f".{out.name}.old-*")):
+        if _dead(d.name.rpartition("-")[2]):
+            if out.exists():
+                shutil.rmtree(d, ignore_errors=True)
+            else:
+                os.replace(d, out)
+    for d in sorted(out.parent.glob(f".{out.name}.tmp-*")):
+        if d.is_dir() and _dead(d.name.rpartition("-")[2]):
+            shutil.rmtree(d, ignore_errors=True)
+
+
 def swap_in(tmp: Path, out: Path) -> None:
     """Rename ``tmp`` to ``out``; an existing ``out`` is moved aside first and deleted after."""
     old = out.parent / f".{out.name}.old-{os.getpid()}"

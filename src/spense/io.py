@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from spense.atomic import fsync_dir, plain_mode, swap_in
+from spense.atomic import fsync_dir, plain_mode, recover_stale, swap_in
 from spense.errors import CheckpointError, FormatError, InputError
 from spense.format import PackedSpense, SpenseLayout, density, unpack
 from spense.log import progress as progress_bar
@@ -234,6 +234,8 @@ def save_checkpoint(
     """
     source = Path(source_dir).expanduser().resolve()
     out = Path(out_dir).expanduser().resolve()
+    if out.parent.is_dir():
+        recover_stale(out)
     check_out_dir(source, out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"

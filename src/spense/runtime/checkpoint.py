@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from spense.atomic import recover_stale
 from spense.errors import CheckpointError, FormatError, first_line
 from spense.format import SpenseLayout, pack
 from spense.io import (MANIFEST, check_out_dir, publish, read_packed, read_tensors, register_loader,
@@ -37,6 +38,8 @@ def pack_checkpoint(src_dir, out_dir, fp8: bool = False, overwrite: bool = False
     from safetensors.torch import save_file
 
     src, out = Path(src_dir).expanduser().resolve(), Path(out_dir).expanduser().resolve()
+    if out.parent.is_dir():
+        recover_stale(out)  # a killed pack's temp folder, or a swap it stopped halfway
     check_out_dir(src, out, overwrite)  # paths only: a bad --out is refused before the source's weights are hashed
     m = validate_checkpoint(src)
     if m.get("packed"):
