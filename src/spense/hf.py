@@ -9,7 +9,6 @@ here.
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -160,20 +159,11 @@ _STORED = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}
 
 
 def stored_dtype(model_dir: str | Path) -> torch.dtype | None:
-    """The floating dtype that holds most of the elements in a model folder's safetensors files (headers only), or
-    None where it has none."""
-    from safetensors import safe_open
+    """The floating dtype that holds most of the elements in a model folder's safetensors files (headers only,
+    :func:`spense.models.weight_counts`), or None where it has none."""
+    from spense.models import weight_counts
 
-    from spense.models import safetensors_files
-
-    count: dict[torch.dtype, int] = {}
-    for f in safetensors_files(Path(model_dir)):
-        with safe_open(str(f), framework="pt") as sf:
-            for k in sf.keys():  # noqa: SIM118 (safe_open is not a dict)
-                sl = sf.get_slice(k)
-                dt = _STORED.get(sl.get_dtype())
-                if dt is not None:
-                    count[dt] = count.get(dt, 0) + math.prod(sl.get_shape())
+    count = {_STORED[k]: n for k, n in weight_counts(model_dir).items() if k in _STORED}
     return max(count, key=count.get) if count else None
 
 

@@ -163,10 +163,11 @@ def safetensors_files(model_dir: Path) -> list[Path]:
     return sorted(model_dir.glob("*.safetensors"))
 
 
-def _check_safetensors_file(f: Path) -> int:
+def _check_safetensors_file(f: Path) -> dict[str, int]:
     """Header length ``n`` (u64 LE) + ``n`` bytes of JSON + data; every tensor's
     ``data_offsets = [begin, end]`` must satisfy ``end - begin = numel * itemsize`` and the largest
-    ``end`` must equal ``file size - 8 - n``. Returns the number of elements of all its tensors."""
+    ``end`` must equal ``file size - 8 - n``. Returns the number of elements of its tensors per dtype
+    (safetensors' names: ``"BF16"``, ``"F32"``, ...)."""
     if not f.is_file():
         raise InputError(f"weights file {f} is missing; the model directory is incomplete")
     size = f.stat().st_size
@@ -181,7 +182,7 @@ def _check_safetensors_file(f: Path) -> int:
             header = json.loads(fh.read(n).decode("utf-8"))
         itemsize = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2,
                     "I16": 2, "U16": 2, "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
-        end_max = total = 0
+        end_max, counts = 0, {}
         for name, t in header.items():
             if name == "__metadata__":
                 continue
@@ -193,7 +194,7 @@ def _check_safetensors_file(f: Path) -> int:
             if isz is not None and end - begin != numel * isz:
                 raise ValueError(f"tensor {name} has {end - begin} bytes for shape {t['shape']}")
             end_max = max(end_max, end)
-            total += numel
+            counts[t["dtype"]] = counts.get(t["dtype"], 0) + numel
         if end_max != size - 8 - n:
             raise ValueError(f"tensor data ends at byte {end_max} but the file holds {size - 8 - n}")
         from safetensors import safe_open
@@ -201,7 +202,7 @@ def _check_safetensors_file(f: Path) -> int:
         with safe_open(str(f), framework="pt") as sf:
             for k in sf.keys():  # noqa: SIM118 (safe_open is not a dict)
                 sf.get_slice(k).get_shape()
-        return total
+        return counts
     except InputError:
         raise
     except Exception as e:  # OSError, ValueError, json errors, SafetensorError
@@ -211,14 +212,21 @@ def _check_safetensors_file(f: Path) -> int:
         ) from e
 
 
+def weight_counts(model_dir: str | os.PathLike) -> dict[str, int]:
+    """The elements a model folder's safetensors files hold, per dtype (``{}`` where it has none); InputError (never
+    ``SafetensorError``) if one is unreadable. Reads only the headers and file sizes
+    (:func:`_check_safetensors_file`), not the data."""
+    counts: dict[str, int] = {}
+    for f in safetensors_files(Path(model_dir)):
+        for dt, n in _check_safetensors_file(f).items():
+            counts[dt] = counts.get(dt, 0) + n
+    return counts
+
+
 def check_weights_readable(model_dir: str | os.PathLike) -> int:
     """InputError (never ``SafetensorError``) if a safetensors file of ``model_dir`` is unreadable; else the number
-    of elements its safetensors files hold (0 where it has none).
-
-    Reads only the headers and file sizes (see :func:`_check_safetensors_file`), not the data.
-    """
-    d = Path(model_dir)
-    return sum(_check_safetensors_file(f) for f in safetensors_files(d))
+    of elements its safetensors files hold (0 where it has none): :func:`weight_counts`, summed."""
+    return sum(weight_counts(model_dir).values())
 
 
 # -- GGUF --------------------------------------------------------------------------------------
