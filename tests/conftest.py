@@ -28,7 +28,10 @@ on in the next call).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,6 +67,21 @@ def pytest_collection_modifyitems(config, items):
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = [it for it in items if it.nodeid not in done]
+
+
+@contextlib.contextmanager
+def lock_held_elsewhere(out: Path):
+    """``spense.atomic.out_lock(out)`` held by another process (a second run) until the block ends; yields its pid."""
+    code = "import sys; from spense.atomic import out_lock\nwith out_lock(sys.argv[1]):\n print('held', flush=True)\n" \
+           " sys.stdin.read()"
+    proc = subprocess.Popen([sys.executable, "-c", code, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        assert proc.stdout.readline() == "held\n"
+        yield proc.pid
+    finally:
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 0
 
 
 def load_benchmark(name: str):

@@ -89,3 +89,28 @@ def test_recover_stale_after_a_kill(tmp_path):
     old.mkdir()
     recover_stale(out)  # OUT is there: the leftover old copy goes
     assert not old.exists() and (out / "spense.json").read_text() == "old"
+
+
+def test_out_lock_refuses_a_second_writer_and_is_released(tmp_path):
+    """One writer per output: a second run locking the same ``out`` is refused naming the holder's pid, while another
+    output is free; on release the lock file and the folders made for it are gone, and the output locks again."""
+    from conftest import lock_held_elsewhere
+    from spense.atomic import out_lock
+    from spense.errors import InputError
+
+    out = tmp_path / "a" / "b" / "ckpt"
+    with lock_held_elsewhere(out) as pid:
+        assert (out.parent / ".ckpt.lock").read_text() == str(pid)
+        with pytest.raises(InputError, match=rf"another spense run \(pid {pid}\) is writing .*ckpt: wait"):
+            with out_lock(out):
+                pass
+        with out_lock(out.with_name("other")):
+            pass
+    assert not (tmp_path / "a").exists()  # made for the lock alone, and left empty
+    out.parent.mkdir(parents=True)
+    (out.parent / ".ckpt.lock").write_text("999999999")  # a killed run's file: no process holds its lock
+    with out_lock(out):
+        assert (out.parent / ".ckpt.lock").read_text() == str(os.getpid())
+        with out_lock(out):  # this process holds it: a nested use (prune --packed's pack) passes
+            (out.parent / "kept.txt").write_text("x")
+    assert sorted(p.name for p in out.parent.iterdir()) == ["kept.txt"]

@@ -321,3 +321,24 @@ def test_a_tokenizer_larger_than_the_model_vocabulary(tiny_llama_dir, tiny_text_
     _assert_error(_run("generate", small, "-p", tiny_text_file.read_text()[:400], "-n", "2", "--device", "cpu"),
                   want)
     assert not (tmp_path / "o").exists()
+
+
+def test_a_second_run_writing_the_same_output_is_one_line(tiny_llama_dir, tiny_text_file, tmp_path):
+    """Two prunes (or packs) into one --out would share OUT.partial and race on the swap: while one runs, the
+    other is refused in one line naming it, before it loads anything, and leaves no file behind."""
+    from conftest import lock_held_elsewhere
+
+    out = tmp_path / "o"
+    want = r"another spense run \(pid \d+\) is writing .*o: wait for it to end, or choose another output$"
+    with lock_held_elsewhere(out):
+        _assert_error(_run("prune", tiny_llama_dir, "--out", out, "--calib", tiny_text_file, *SMALL), want)
+        _assert_error(_run("prune", tiny_llama_dir, "--out", out, "--calib", tiny_text_file, "--packed", *SMALL,
+                           "--overwrite"), want)
+        _assert_error(_run("pack", tiny_llama_dir, "--out", out), want)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".o.lock"]
+    with lock_held_elsewhere(tmp_path / "o.unpacked"):  # where `--packed` prunes, under a fixed name
+        _assert_error(_run("prune", tiny_llama_dir, "--out", out, "--calib", tiny_text_file, "--packed", *SMALL),
+                      r"pid \d+\) is writing .*o\.unpacked: wait")
+    res = _run("prune", tiny_llama_dir, "--out", out, "--calib", tiny_text_file, "--packed", *SMALL)
+    assert res.exit_code == 0, res.output  # the lock of OUT held through the prune and the pack: no clash with itself
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]

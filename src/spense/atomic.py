@@ -3,16 +3,25 @@
 * :func:`atomic_write`: ``write(path.tmp)``, fsync, ``os.replace(path.tmp, path)``, fsync of the parent; on failure
   ``path`` is as it was.
 * :func:`swap_in`: a finished directory renamed onto ``out``, an existing ``out`` moved aside first and deleted after.
+* :func:`out_lock`: one writer per output: a second run writing the same ``out`` is refused while the first lives.
 
 Every file the pipeline, the checkpoint writer and the CLI write goes through these.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
+
+from spense.errors import InputError
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no lock
+    fcntl = None
 
 if TYPE_CHECKING:  # torch is imported where tensors are saved: the CLI's help and refusals start without it
     import torch
@@ -124,3 +133,52 @@ def swap_in(tmp: Path, out: Path) -> None:
     else:
         os.replace(tmp, out)
     fsync_path(out.parent)
+
+
+_HELD: set[Path] = set()  # outputs this process holds the lock of
+
+
+@contextlib.contextmanager
+def out_lock(out: Path) -> Iterator[None]:
+    """Hold ``.{out}.lock`` beside ``out`` (an exclusive ``flock``) while a run writes ``out`` and its
+    ``out.partial`` state; a second run for the same ``out`` is refused at once with :class:`InputError`.
+
+    The kernel drops the lock when its process dies (even by SIGKILL), so a killed run never blocks the
+    next one. The file is removed on release (with the folders made for it, if left empty); a run that locked a
+    file removed under it locks again. Nested use for an output this process holds already is a no-op."""
+    out = Path(out)
+    if fcntl is None or out in _HELD:  # this process holds it already: `prune --packed` prunes, then packs
+        yield
+        return
+    made = [d for d in (out.parent, *out.parent.parents) if not d.exists()]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    path = out.parent / f".{out.name}.lock"
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise InputError(f"another spense run (pid {pid}) is writing {out}: wait for it to end, or choose "
+                             "another output") from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino  # not unlinked by a run that just released it
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        _HELD.add(out)
+        yield
+    finally:
+        _HELD.discard(out)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        os.close(fd)
+        for d in made:  # folders made for the lock alone: a run refused early leaves none behind
+            with contextlib.suppress(OSError):
+                d.rmdir()

@@ -41,6 +41,7 @@ from spense.hf import (check_finite_weights, check_some_prunable, clip_seqlen, f
 from spense.log import logger, progress as progress_bar
 from spense.methods import all_dense_layout, prune_layer
 from spense.registry import check_sequential, method_config, method_spec, record_fields
+from spense.atomic import out_lock
 from spense.resume import CRASH_ENV, ResumeState, SimulatedCrash, file_stamps, fingerprint, partial_dir
 from spense.selection import column_salience
 from spense.sensitivity import build_plan, check_plan_options
@@ -368,53 +369,54 @@ def prune_model(
     model_dir = resolve_model(model_dir)
     out_dir = Path(out_dir).expanduser().resolve()
     io.check_out_dir(model_dir, out_dir, overwrite)
-    calib_path = Path(calib_path) if calib_path is not None else data.default_calib_path()
+    with out_lock(out_dir):  # one run per output: a second prune into OUT would share OUT.partial
+        calib_path = Path(calib_path) if calib_path is not None else data.default_calib_path()
 
-    text = data.read_text(calib_path)
-    tokenizer = data.load_tokenizer(model_dir)
-    model = load_model(model_dir, cdtype)
-    seqlen = clip_seqlen(model.config, seqlen)
-    ids = data.tokenize(tokenizer, text)
-    windows = data.calibration_windows(ids, nsamples, seqlen, seed, bos=data.bos_id(tokenizer))
-    sha = data.text_fingerprint(text)
+        text = data.read_text(calib_path)
+        tokenizer = data.load_tokenizer(model_dir)
+        model = load_model(model_dir, cdtype)
+        seqlen = clip_seqlen(model.config, seqlen)
+        ids = data.tokenize(tokenizer, text)
+        windows = data.calibration_windows(ids, nsamples, seqlen, seed, bos=data.bos_id(tokenizer))
+        sha = data.text_fingerprint(text)
 
-    info = {
-        "model": str(model_dir),
-        "model_files": file_stamps(model_dir),  # weights changed in place: not resumed
-        "config": cfg.to_dict(),
-        "calibration": {"sha256": sha, "nsamples": nsamples, "seqlen": seqlen, "seed": seed,
-                        "bos": data.bos_id(tokenizer)},
-        "version": spense.__version__,
-        "dtype": str(cdtype or torch.float32),
-        "device": dev.type,
-        "strict": strict,
-        "sequential": sequential,
-        "plan": _plan_dict(plan),
-        "plan_options": {"dense_layers": dense_layers, "budget_alloc": budget_alloc, "axes": axes,
-                         "unit": alloc_unit},
-    }
-    state = ResumeState(partial_dir(out_dir), fingerprint(info), info, restart=restart)
-    if state.next_block and on_resume is not None:
-        on_resume(state.next_block, state.root)
-    allocation = None
-    try:
-        if plan is None:
-            plan, allocation = _planned(state.root, model, windows, cfg, dev, strict, dense_layers=dense_layers,
-                                        budget_alloc=budget_alloc, axes=axes, unit=alloc_unit, progress=progress)
-        records = prune_loaded(model, windows, cfg, dev, strict, progress, state, after_block, plan=plan,
-                               sequential=sequential)
-    except BaseException:
-        state.drop_if_empty()  # a run stopped before it saved anything leaves no folder behind
-        raise
+        info = {
+            "model": str(model_dir),
+            "model_files": file_stamps(model_dir),  # weights changed in place: not resumed
+            "config": cfg.to_dict(),
+            "calibration": {"sha256": sha, "nsamples": nsamples, "seqlen": seqlen, "seed": seed,
+                            "bos": data.bos_id(tokenizer)},
+            "version": spense.__version__,
+            "dtype": str(cdtype or torch.float32),
+            "device": dev.type,
+            "strict": strict,
+            "sequential": sequential,
+            "plan": _plan_dict(plan),
+            "plan_options": {"dense_layers": dense_layers, "budget_alloc": budget_alloc, "axes": axes,
+                             "unit": alloc_unit},
+        }
+        state = ResumeState(partial_dir(out_dir), fingerprint(info), info, restart=restart)
+        if state.next_block and on_resume is not None:
+            on_resume(state.next_block, state.root)
+        allocation = None
+        try:
+            if plan is None:
+                plan, allocation = _planned(state.root, model, windows, cfg, dev, strict, dense_layers=dense_layers,
+                                            budget_alloc=budget_alloc, axes=axes, unit=alloc_unit, progress=progress)
+            records = prune_loaded(model, windows, cfg, dev, strict, progress, state, after_block, plan=plan,
+                                   sequential=sequential)
+        except BaseException:
+            state.drop_if_empty()  # a run stopped before it saved anything leaves no folder behind
+            raise
 
-    manifest = build_manifest(cfg, records, model_dir, calib_path, sha, windows, seed, state.seconds,
-                              sequential=sequential, plan=plan)
-    manifest["allocation"] = allocation
-    manifest["wall_seconds"] = time.perf_counter() - t0
-    model.to(source_dtype(model_dir))
-    io.save_checkpoint(model, model_dir, out_dir, manifest, overwrite=overwrite)
-    shutil.rmtree(state.root, ignore_errors=True)
-    return manifest
+        manifest = build_manifest(cfg, records, model_dir, calib_path, sha, windows, seed, state.seconds,
+                                  sequential=sequential, plan=plan)
+        manifest["allocation"] = allocation
+        manifest["wall_seconds"] = time.perf_counter() - t0
+        model.to(source_dtype(model_dir))
+        io.save_checkpoint(model, model_dir, out_dir, manifest, overwrite=overwrite)
+        shutil.rmtree(state.root, ignore_errors=True)
+        return manifest
 
 
 def _planned(root: Path, model: nn.Module, windows: torch.Tensor, cfg: Any, dev: torch.device, strict: bool,

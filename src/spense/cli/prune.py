@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Optional
 
 import typer
 
+from spense.atomic import out_lock
 from spense.cli.app import _bars, _out_console, app, handle_errors, literal
 from spense.cli.common import (MODEL_HELP, SEQUENTIAL_HELP, Axis, Method, Salience, Sequential, Strategy,
                                check_min, load_checkpoint, refuse_packed, summary_rows)
@@ -176,26 +178,27 @@ def prune(
         from spense.io import check_out_dir
 
         check_out_dir(model_dir, out, overwrite)  # fail before the work, not after
-    # --packed: prune into OUT.unpacked (resumable under a fixed name), then pack into OUT
-    target = out.with_name(out.name + ".unpacked") if packed else out
-    if packed and target.exists() and not overwrite:  # a folder of the user's, or an earlier run's whole prune
-        raise InputError(f"{target} exists and --packed would replace it: if it is an earlier --packed run's "
-                         f"checkpoint, pack it (`spense pack {target} --out {out}`); else remove it, or pass "
-                         "--overwrite")
-    manifest = prune_model(model_dir, target, cfg, calib, nsamples=nsamples, seqlen=seqlen, seed=seed,
-                           device=device, strict=strict, overwrite=overwrite or packed, progress=_bars(quiet),
-                           dtype=dtype, restart=restart, sequential=sequential.value,
-                           dense_layers=dense_layers, budget_alloc=budget_alloc, axes=axes,
-                           on_resume=lambda n, root: _out_console().print(
-                               f"resuming the interrupted run in {root}: {n} pruned block(s) kept (--restart "
-                               "starts over)", markup=False))
-    if packed:
-        import shutil
+    with out_lock(out) if packed else contextlib.nullcontext():  # --packed: OUT is this run's from the start
+        # --packed: prune into OUT.unpacked (resumable under a fixed name), then pack into OUT
+        target = out.with_name(out.name + ".unpacked") if packed else out
+        if packed and target.exists() and not overwrite:  # a folder of the user's, or an earlier run's whole prune
+            raise InputError(f"{target} exists and --packed would replace it: if it is an earlier --packed run's "
+                             f"checkpoint, pack it (`spense pack {target} --out {out}`); else remove it, or pass "
+                             "--overwrite")
+        manifest = prune_model(model_dir, target, cfg, calib, nsamples=nsamples, seqlen=seqlen, seed=seed,
+                               device=device, strict=strict, overwrite=overwrite or packed, progress=_bars(quiet),
+                               dtype=dtype, restart=restart, sequential=sequential.value,
+                               dense_layers=dense_layers, budget_alloc=budget_alloc, axes=axes,
+                               on_resume=lambda n, root: _out_console().print(
+                                   f"resuming the interrupted run in {root}: {n} pruned block(s) kept (--restart "
+                                   "starts over)", markup=False))
+        if packed:
+            import shutil
 
-        from spense.runtime.checkpoint import pack_checkpoint
+            from spense.runtime.checkpoint import pack_checkpoint
 
-        pack_checkpoint(target, out, overwrite=overwrite)
-        shutil.rmtree(target)
+            pack_checkpoint(target, out, overwrite=overwrite)
+            shutil.rmtree(target)
     s = summary_rows(manifest["layers"].values())
     if cfg.method == "spense" and cfg.dense_ratio > 0 and manifest["layers"] and \
             not any(r["layout"]["dense_idx"] for r in manifest["layers"].values()):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from spense.atomic import recover_stale
+from spense.atomic import out_lock, recover_stale
 from spense.errors import CheckpointError, FormatError, first_line
 from spense.format import SpenseLayout, pack
 from spense.io import (MANIFEST, check_out_dir, publish, read_packed, read_tensors, register_loader,
@@ -34,13 +34,19 @@ def pack_checkpoint(src_dir, out_dir, fp8: bool = False, overwrite: bool = False
     """Read the dense-with-zeros checkpoint ``src_dir`` (validated) and write its packed form.
 
     ``out_dir`` gets the same checks as ``spense prune --out`` (never the source, never an existing
-    dir unless ``overwrite``) and is written atomically (temp dir + rename)."""
-    from safetensors.torch import save_file
-
+    dir unless ``overwrite``) and is written atomically (temp dir + rename), by one run at a time
+    (:func:`spense.atomic.out_lock`)."""
     src, out = Path(src_dir).expanduser().resolve(), Path(out_dir).expanduser().resolve()
     if out.parent.is_dir():
         recover_stale(out)  # a killed pack's temp folder, or a swap it stopped halfway
     check_out_dir(src, out, overwrite)  # paths only: a bad --out is refused before the source's weights are hashed
+    with out_lock(out):  # one writer per output
+        return _write_packed(src, out, fp8, overwrite)
+
+
+def _write_packed(src: Path, out: Path, fp8: bool, overwrite: bool) -> Path:
+    from safetensors.torch import save_file
+
     m = validate_checkpoint(src)
     if m.get("packed"):
         raise CheckpointError(f"{src} is already packed")
