@@ -156,12 +156,12 @@ def hfdir(gguf: Path, tok: Path, dst: Path) -> None:
     tokenizer from ``tok`` (made by :func:`tokfiles`)."""
     import gzip
 
-    from spense.models import convert_gguf, gguf_architecture
+    from spense.gguf_source import convert_gguf
 
     tmp = dst.with_name(dst.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    convert_gguf(gguf, tmp, gguf_architecture(gguf), tokenizer=False)
+    convert_gguf(gguf, tmp, tokenizer=False)
     for f in tok.iterdir():
         if f.name == "tokenizer.json.gz":
             with gzip.open(f, "rb") as fi, open(tmp / "tokenizer.json", "wb") as fo:
