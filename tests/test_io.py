@@ -172,6 +172,19 @@ def test_load_checkpoint_matches_model(pruned, ckpt):
     assert io.load_checkpoint(ckpt, dtype=torch.bfloat16).dtype == torch.bfloat16
 
 
+def test_load_checkpoint_refuses_what_cannot_fit_in_host_memory(ckpt, monkeypatch):
+    """Counted from the safetensors headers before any load: the stored bytes, or the bytes in the dtype asked
+    for (a float32 checkpoint asked in bfloat16 needs half)."""
+    from spense import hostmem
+    from spense.models import weight_counts
+
+    stored = 4 * sum(weight_counts(ckpt).values())  # the tiny model is saved in float32
+    monkeypatch.setattr(hostmem, "mem_available", lambda swap=False: stored - 1)
+    with pytest.raises(InputError, match=r"loading .*out \(0\.00 B weights\) needs 0\.0 GB of host memory"):
+        io.load_checkpoint(ckpt)
+    assert io.load_checkpoint(ckpt, dtype=torch.bfloat16).dtype == torch.bfloat16  # stored // 2 bytes fit
+
+
 def test_tied_embeddings_round_trip(tiny_llama_dir, tmp_path):
     from conftest import build_tiny_llama
 

@@ -224,18 +224,29 @@ def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     return dt
 
 
+def check_load_fits(model_dir: str | Path, dtype: torch.dtype | None = None) -> None:
+    """InputError where a model folder's safetensors weights cannot fit in the host's memory once loaded:
+    bytes = Σ over stored dtypes of count × itemsize, floating weights counted in ``dtype`` (as stored where None).
+    Reads the headers only (:func:`spense.models.weight_counts`), which also refuses a truncated file in one line."""
+    from spense.hostmem import check_fits
+    from spense.models import ITEMSIZE, weight_counts
+
+    counts = weight_counts(model_dir)
+    need = sum(n * (dtype.itemsize if dtype is not None and k in _STORED else ITEMSIZE.get(k, 4))
+               for k, n in counts.items())
+    numel = sum(counts.values())
+    how = f" in {str(dtype).removeprefix('torch.')}" if dtype is not None else ""
+    check_fits(need, f"loading {model_dir}{how} ({numel / 1e9:.2f} B weights)",
+               "Use a machine with more memory, or a smaller model.")
+
+
 def load_model(model_dir: str | Path, dtype: torch.dtype | None = None) -> nn.Module:
     """Load a causal LM from a local folder (never the network), on CPU, in ``dtype`` (float32)."""
     import transformers
     from transformers import AutoModelForCausalLM
 
-    from spense.hostmem import check_fits
-    from spense.models import check_weights_readable
-
-    numel = check_weights_readable(model_dir)  # a truncated safetensors file: one line, not a traceback
     dtype = dtype or torch.float32
-    check_fits(numel * dtype.itemsize, f"loading {model_dir} in {str(dtype).removeprefix('torch.')} "
-               f"({numel / 1e9:.2f} B weights)", "Use a machine with more memory, or a smaller model.")
+    check_load_fits(model_dir, dtype)  # and a truncated safetensors file: one line, not a traceback
     key = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
     try:
         with warnings.catch_warnings():

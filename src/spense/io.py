@@ -483,9 +483,12 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
     """
     from transformers import AutoModelForCausalLM
 
+    from spense.hf import check_load_fits
+
     if isinstance(dtype, str) and dtype != "auto":
         dtype = getattr(torch, dtype)
     kind = checkpoint_kind(read_manifest(path))
+    check_load_fits(path, dtype if isinstance(dtype, torch.dtype) and kind == "dense" else None)
     if kind != "dense":  # its loader checks every tensor as it reads them (read_packed): no second pass here
         if kind not in _LOADERS:
             raise CheckpointError(

@@ -159,6 +159,11 @@ def safetensors_files(model_dir: Path) -> list[Path]:
     return sorted(model_dir.glob("*.safetensors"))
 
 
+#: bytes per element of safetensors' dtypes
+ITEMSIZE = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2, "U16": 2,
+            "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+
+
 def _check_safetensors_file(f: Path) -> dict[str, int]:
     """Header length ``n`` (u64 LE) + ``n`` bytes of JSON + data; every tensor's
     ``data_offsets = [begin, end]`` must satisfy ``end - begin = numel * itemsize`` and the largest
@@ -176,8 +181,6 @@ def _check_safetensors_file(f: Path) -> dict[str, int]:
             if n > size - 8 or n > 100_000_000:
                 raise ValueError(f"header length {n} exceeds the file size {size}")
             header = json.loads(fh.read(n).decode("utf-8"))
-        itemsize = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2,
-                    "I16": 2, "U16": 2, "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
         end_max, counts = 0, {}
         for name, t in header.items():
             if name == "__metadata__":
@@ -186,7 +189,7 @@ def _check_safetensors_file(f: Path) -> dict[str, int]:
             numel = 1
             for d in t["shape"]:
                 numel *= int(d)
-            isz = itemsize.get(t["dtype"])
+            isz = ITEMSIZE.get(t["dtype"])
             if isz is not None and end - begin != numel * isz:
                 raise ValueError(f"tensor {name} has {end - begin} bytes for shape {t['shape']}")
             end_max = max(end_max, end)
