@@ -276,14 +276,31 @@ def test_resume_inside_the_allocators_measurement(tiny_llama_dir, tiny_text_file
     assert json.loads((partial_dir(out) / "state.json").read_text())["finished"] == []
 
     caplog.clear()
+    told = []
     with caplog.at_level(logging.INFO, logger="spense"):
-        man = _prune(tiny_llama_dir, out, tiny_text_file, cfg, **kw)
+        man = _prune(tiny_llama_dir, out, tiny_text_file, cfg, **kw, on_resume=lambda kept, root: told.append(kept))
+    assert told == ["the dense-budget allocator's measurement of 1 block(s) kept"]  # the CLI says it on resume
     measured = [r.getMessage() for r in caplog.records if ": sensitivity of " in r.getMessage()]
     assert len(measured) == 1 and measured[0].endswith("(block 2/2)")  # block 0 came from the checkpoint
     assert not partial_dir(out).exists()
     assert man["plan"] == json.loads((ref / "spense.json").read_text())["plan"]
     a, b = load_file(str(ref / "model.safetensors")), load_file(str(out / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_state_says_what_it_kept(tmp_path):
+    """The words `spense prune` prints on resume, for each stage an interrupted run can stop in."""
+    from spense.resume import ResumeState
+
+    st = ResumeState(tmp_path / "o.partial", "fp", {})
+    assert st.kept() is None
+    (st.root / "sensitivity").mkdir()
+    (st.root / "sensitivity" / "pass.json").write_text(json.dumps({"next": 2}))
+    assert st.kept() == "the dense-budget allocator's measurement of 2 block(s) kept"
+    (st.root / "plan.json").write_text("{}")
+    assert st.kept() == "the dense-budget allocator's plan kept"
+    st.finished = [0]
+    assert st.kept() == "1 pruned block(s) kept"
 
 
 def test_resume_fingerprint_mismatch_refused(tiny_llama_dir, tiny_text_file, tmp_path, monkeypatch):

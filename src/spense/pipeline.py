@@ -336,7 +336,7 @@ def prune_model(
     budget_alloc: str = "uniform",
     axes: str | None = None,
     alloc_unit: str = "block",
-    on_resume: Callable[[int, Path], None] | None = None,
+    on_resume: Callable[[str, Path], None] | None = None,
 ) -> dict:
     """Prune the model ``model_dir`` and write a Spense checkpoint to ``out_dir``.
 
@@ -349,8 +349,9 @@ def prune_model(
     (:func:`spense.models.resolve_model`); the checkpoint keeps the source's dtype.
 
     Resumable: the state lives in ``OUT.partial/`` (see :class:`spense.resume.ResumeState`) and is
-    removed once the checkpoint is written; ``restart`` discards it first; ``on_resume(blocks, root)`` is called
-    when the state already holds that many pruned blocks. Returns the manifest.
+    removed once the checkpoint is written; ``restart`` discards it first; ``on_resume(kept, root)`` is called
+    when the state holds an interrupted run's work (``kept``: what, in words, :meth:`ResumeState.kept`).
+    Returns the manifest.
     """
     import spense
     from spense import data, io
@@ -396,8 +397,9 @@ def prune_model(
                              "unit": alloc_unit},
         }
         state = ResumeState(partial_dir(out_dir), fingerprint(info), info, restart=restart)
-        if state.next_block and on_resume is not None:
-            on_resume(state.next_block, state.root)
+        kept = state.kept()
+        if kept and on_resume is not None:
+            on_resume(kept, state.root)
         allocation = None
         try:
             if plan is None:

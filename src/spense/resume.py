@@ -106,6 +106,19 @@ class ResumeState:
     def next_block(self) -> int:
         return len(self.finished)
 
+    def kept(self) -> str | None:
+        """What an interrupted run left that this one goes on from, in words (None when nothing): pruned blocks,
+        else the dense-budget allocator's saved plan, else its measurement's last commit."""
+        if self.finished:
+            return f"{len(self.finished)} pruned block(s) kept"
+        if (self.root / "plan.json").is_file():
+            return "the dense-budget allocator's plan kept"
+        try:
+            n = int(json.loads((self.root / "sensitivity" / "pass.json").read_text(encoding="utf-8"))["next"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return f"the dense-budget allocator's measurement of {n} block(s) kept"
+
     def load_block(self, i: int) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
 

@@ -189,8 +189,8 @@ def prune(
                                device=device, strict=strict, overwrite=overwrite or packed, progress=_bars(quiet),
                                dtype=dtype, restart=restart, sequential=sequential.value,
                                dense_layers=dense_layers, budget_alloc=budget_alloc, axes=axes,
-                               on_resume=lambda n, root: _out_console().print(
-                                   f"resuming the interrupted run in {root}: {n} pruned block(s) kept (--restart "
+                               on_resume=lambda kept, root: _out_console().print(
+                                   f"resuming the interrupted run in {root}: {kept} (--restart "
                                    "starts over)", markup=False))
         if packed:
             import shutil
