@@ -342,3 +342,22 @@ def test_a_second_run_writing_the_same_output_is_one_line(tiny_llama_dir, tiny_t
     res = _run("prune", tiny_llama_dir, "--out", out, "--calib", tiny_text_file, "--packed", *SMALL)
     assert res.exit_code == 0, res.output  # the lock of OUT held through the prune and the pack: no clash with itself
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]
+
+
+def test_ctrl_c_in_the_evaluation_after_the_checkpoint_is_written(tiny_llama_dir, tiny_text_file, tmp_path,
+                                                                   monkeypatch):
+    """`prune --eval` stopped in its evaluation: the line says the checkpoint is complete and how to evaluate
+    it, not to rerun the prune (which would refuse the existing output)."""
+    from spense import evaluate
+
+    def stopped(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate, "perplexity", stopped)
+    out = tmp_path / "o"
+    res = _run("prune", tiny_llama_dir, "--out", out, "--calib", tiny_text_file, "--eval", tiny_text_file,
+               *SMALL)
+    assert res.exit_code == 130, res.output
+    assert res.stderr.strip() == (f"error: interrupted in the evaluation; the checkpoint {out.resolve()} was written "
+                                  f"in full (`spense eval {out.resolve()} --text {tiny_text_file}` evaluates it)")
+    assert _run("validate", out).exit_code == 0

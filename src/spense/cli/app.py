@@ -188,9 +188,9 @@ def handle_errors(fn: Callable) -> Callable:
             if not disk_full(e):
                 raise
             _disk_full(fn.__name__)
-        except KeyboardInterrupt:
-            _print_error(f"interrupted (rerun the same command: `spense {fn.__name__}` resumes where it stopped)"
-                         if fn.__name__ in RESUMABLE else "interrupted")
+        except KeyboardInterrupt as e:  # its text, where a command says what was done before the interrupt
+            _print_error(str(e) or (f"interrupted (rerun the same command: `spense {fn.__name__}` resumes where it "
+                                    "stopped)" if fn.__name__ in RESUMABLE else "interrupted"))
             raise typer.Exit(130) from None
         finally:
             warnings.showwarning = old

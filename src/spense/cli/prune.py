@@ -214,14 +214,18 @@ def prune(
         f"wall time {time.perf_counter() - t0:.1f} s -> {literal(out)}"
     )
     if eval_text is not None:
-        from spense import data
-        from spense.evaluate import perplexity
-        from spense.hf import clip_seqlen, resolve_device
+        try:  # the checkpoint is written: an interrupt now must not send the user to rerun the prune
+            from spense import data
+            from spense.evaluate import perplexity
+            from spense.hf import clip_seqlen, resolve_device
 
-        dev = resolve_device(device)
-        model = load_checkpoint(out, dev, "float32" if dev.type == "cpu" else None)
-        sl = clip_seqlen(model.config, seqlen)
-        windows = data.eval_windows(eval_ids, sl, bos=data.bos_id(data.load_tokenizer(out)))
-        res = perplexity(model, windows, dev, progress=_bars(quiet))
-        con.print(f"perplexity {res['perplexity']:.3f} on {res['windows']} windows of {sl} tokens "
-                  f"({literal(eval_text)})")
+            dev = resolve_device(device)
+            model = load_checkpoint(out, dev, "float32" if dev.type == "cpu" else None)
+            sl = clip_seqlen(model.config, seqlen)
+            windows = data.eval_windows(eval_ids, sl, bos=data.bos_id(data.load_tokenizer(out)))
+            res = perplexity(model, windows, dev, progress=_bars(quiet))
+            con.print(f"perplexity {res['perplexity']:.3f} on {res['windows']} windows of {sl} tokens "
+                      f"({literal(eval_text)})")
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(f"interrupted in the evaluation; the checkpoint {out} was written in full "
+                                    f"(`spense eval {out} --text {eval_text}` evaluates it)") from None
