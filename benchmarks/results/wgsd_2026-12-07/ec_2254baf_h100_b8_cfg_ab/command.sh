@@ -1,0 +1,3 @@
+# as run, on the same warm H100 after eb: the Spense 25 % BF16 step at B = 8, packaged table and ea's cfg_m8.json
+# (carried as .carry/cfg_m8_h100_ea.json) alternated twice, each in its own process.
+export PYTHONPATH=src PYTHONUNBUFFERED=1 SPENSE_MMASP_SO=/tmp/spense_mmasp.so; W=$OUT/ec; mkdir -p $W; M="python -m spense.engine.measure --model qwen3-8b --layers 36 --out $W/rows.jsonl --device cuda --prompt-len 512 --gen 24 --check-tokens 0 --variants spense0.25 --batches 8"; for r in 1 2; do echo "== packaged $r" >> $W/log.txt; timeout 90 $M >> $W/log.txt 2>&1; echo "== cfg_m8 $r" >> $W/log.txt; SPENSE_MMASP_CFG=.carry/cfg_m8_h100_ea.json timeout 90 $M >> $W/log.txt 2>&1; done; grep -E "^==|^qwen3" $W/log.txt | cut -c1-110
