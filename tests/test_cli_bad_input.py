@@ -323,7 +323,7 @@ def test_a_tokenizer_larger_than_the_model_vocabulary(tiny_llama_dir, tiny_text_
     assert not (tmp_path / "o").exists()
 
 
-def test_a_second_run_writing_the_same_output_is_one_line(tiny_llama_dir, tiny_text_file, tmp_path):
+def test_a_second_run_writing_the_same_output_is_one_line(tiny_llama_dir, tiny_text_file, tmp_path, monkeypatch):
     """Two prunes (or packs) into one --out would share OUT.partial and race on the swap: while one runs, the
     other is refused in one line naming it, before it loads anything, and leaves no file behind."""
     from conftest import lock_held_elsewhere
@@ -339,7 +339,8 @@ def test_a_second_run_writing_the_same_output_is_one_line(tiny_llama_dir, tiny_t
     with lock_held_elsewhere(tmp_path / "o.unpacked"):  # where `--packed` prunes, under a fixed name
         _assert_error(_run("prune", tiny_llama_dir, "--out", out, "--calib", tiny_text_file, "--packed", *SMALL),
                       r"pid \d+\) is writing .*o\.unpacked: wait")
-    res = _run("prune", tiny_llama_dir, "--out", out, "--calib", tiny_text_file, "--packed", *SMALL)
+    monkeypatch.chdir(tmp_path)  # OUT given relative, as a user types it
+    res = _run("prune", tiny_llama_dir, "--out", "o", "--calib", tiny_text_file, "--packed", *SMALL)
     assert res.exit_code == 0, res.output  # the lock of OUT held through the prune and the pack: no clash with itself
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]
 

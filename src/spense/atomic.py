@@ -146,7 +146,7 @@ def out_lock(out: Path) -> Iterator[None]:
     The kernel drops the lock when its process dies (even by SIGKILL), so a killed run never blocks the
     next one. The file is removed on release (with the folders made for it, if left empty); a run that locked a
     file removed under it locks again. Nested use for an output this process holds already is a no-op."""
-    out = Path(out)
+    out = Path(out).expanduser().resolve()  # one name per output, however it was given
     if fcntl is None or out in _HELD:  # this process holds it already: `prune --packed` prunes, then packs
         yield
         return
