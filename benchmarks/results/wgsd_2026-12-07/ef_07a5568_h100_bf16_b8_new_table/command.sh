@@ -1,0 +1,3 @@
+# as run, on the same warm H100 after ee: dense BF16 and Spense 25 % BF16 at B = 8, the packaged table now ea's
+# (committed in 7446cff).
+export PYTHONPATH=src PYTHONUNBUFFERED=1 SPENSE_MMASP_SO=/tmp/spense_mmasp.so; W=$OUT/ef; mkdir -p $W; M="python -m spense.engine.measure --model qwen3-8b --layers 36 --out $W/rows.jsonl --device cuda --prompt-len 512 --gen 24 --check-tokens 0 --batches 8"; echo "== dense bf16" >> $W/log.txt; timeout 120 $M --variants dense >> $W/log.txt 2>&1; echo "== spense bf16 packaged (07a5568 table)" >> $W/log.txt; timeout 80 $M --variants spense0.25 >> $W/log.txt 2>&1; grep -E "^==|^qwen3" $W/log.txt | cut -c1-120
