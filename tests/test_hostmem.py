@@ -30,7 +30,7 @@ def test_a_model_too_large_for_the_host_is_refused_before_its_load(tiny_llama_di
     import torch
 
     from spense.hf import load_model
-    from spense.models import check_weights_readable
+    from spense.weights import check_weights_readable
 
     numel = check_weights_readable(tiny_llama_dir)
     monkeypatch.setattr(hostmem, "mem_available", lambda swap=False: 3 * numel)

@@ -176,7 +176,7 @@ def test_load_checkpoint_refuses_what_cannot_fit_in_host_memory(ckpt, monkeypatc
     """Counted from the safetensors headers before any load: the stored bytes, or the bytes in the dtype asked
     for (a float32 checkpoint asked in bfloat16 needs half)."""
     from spense import hostmem
-    from spense.models import weight_counts
+    from spense.weights import weight_counts
 
     stored = 4 * sum(weight_counts(ckpt).values())  # the tiny model is saved in float32
     monkeypatch.setattr(hostmem, "mem_available", lambda swap=False: stored - 1)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from spense import models
+from spense import models, weights
 from spense.errors import InputError
 
 gguf = pytest.importorskip("gguf")
@@ -182,7 +182,7 @@ def test_corrupt_cache_is_rebuilt(cache, tiny_gguf, monkeypatch, damage):
     d2 = models.resolve_model(tiny_gguf[0])
     assert d2 == d and len(calls) == 2
     assert models._cache_valid(d2, d2.name)
-    models.check_weights_readable(d2)
+    weights.check_weights_readable(d2)
 
 
 def test_half_written_temp_dir_is_ignored(cache, tiny_gguf):
@@ -286,7 +286,7 @@ def test_hf_dir_returned_as_is(tiny_llama_dir):
     assert models.resolve_model(tiny_llama_dir) == tiny_llama_dir
     with safe_open(str(tiny_llama_dir / "model.safetensors"), framework="pt") as f:
         numel = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())  # noqa: SIM118
-    assert models.check_weights_readable(tiny_llama_dir) == numel > 0  # the elements, counted from the headers
+    assert weights.check_weights_readable(tiny_llama_dir) == numel > 0  # the elements, counted from the headers
 
 
 def test_hf_dir_without_config_or_weights(tmp_path):
@@ -306,7 +306,7 @@ def test_truncated_safetensors(tiny_llama_dir, tmp_path, cut):
     with open(st, "r+b") as fh:
         fh.truncate(size - 1 if cut == -1 else cut)
     with pytest.raises(InputError, match="truncated or corrupt") as e:
-        models.check_weights_readable(d)
+        weights.check_weights_readable(d)
     assert "\n" not in str(e.value) and str(st) in str(e.value)
     with pytest.raises(InputError, match="truncated or corrupt"):
         models.resolve_model(d)
@@ -318,7 +318,7 @@ def test_missing_shard_named(tiny_llama_dir, tmp_path):
     (d / "model.safetensors.index.json").write_text(
         json.dumps({"weight_map": {"a": "model.safetensors", "b": "model-00002.safetensors"}}))
     with pytest.raises(InputError, match="model-00002.safetensors is missing"):
-        models.check_weights_readable(d)
+        weights.check_weights_readable(d)
 
 
 # -- built-in names ----------------------------------------------------------------------------

@@ -160,8 +160,8 @@ _STORED = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}
 
 def stored_dtype(model_dir: str | Path) -> torch.dtype | None:
     """The floating dtype that holds most of the elements in a model folder's safetensors files (headers only,
-    :func:`spense.models.weight_counts`), or None where it has none."""
-    from spense.models import weight_counts
+    :func:`spense.weights.weight_counts`), or None where it has none."""
+    from spense.weights import weight_counts
 
     count = {_STORED[k]: n for k, n in weight_counts(model_dir).items() if k in _STORED}
     return max(count, key=count.get) if count else None
@@ -224,28 +224,14 @@ def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     return dt
 
 
-def check_load_fits(model_dir: str | Path, dtype: torch.dtype | None = None) -> None:
-    """InputError where a model folder's safetensors weights cannot fit in the host's memory once loaded:
-    bytes = Σ over stored dtypes of count × itemsize, floating weights counted in ``dtype`` (as stored where None).
-    Reads the headers only (:func:`spense.models.weight_counts`), which also refuses a truncated file in one line."""
-    from spense.hostmem import check_fits
-    from spense.models import ITEMSIZE, weight_counts
-
-    counts = weight_counts(model_dir)
-    need = sum(n * (dtype.itemsize if dtype is not None and k in _STORED else ITEMSIZE.get(k, 4))
-               for k, n in counts.items())
-    numel = sum(counts.values())
-    how = f" in {str(dtype).removeprefix('torch.')}" if dtype is not None else ""
-    check_fits(need, f"loading {model_dir}{how} ({numel / 1e9:.2f} B weights)",
-               "Use a machine with more memory, or a smaller model.")
-
-
 def load_model(model_dir: str | Path, dtype: torch.dtype | None = None) -> nn.Module:
     """Load a causal LM from a local folder (never the network), on CPU, in ``dtype`` (float32)."""
     import transformers
     from transformers import AutoModelForCausalLM
 
     dtype = dtype or torch.float32
+    from spense.weights import check_load_fits
+
     check_load_fits(model_dir, dtype)  # and a truncated safetensors file: one line, not a traceback
     key = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
     try:

@@ -483,7 +483,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
     """
     from transformers import AutoModelForCausalLM
 
-    from spense.hf import check_load_fits
+    from spense.weights import check_load_fits
 
     if isinstance(dtype, str) and dtype != "auto":
         dtype = getattr(torch, dtype)

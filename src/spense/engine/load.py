@@ -93,7 +93,7 @@ def _read_weights(d: Path, device: torch.device) -> dict[str, torch.Tensor]:
     ``pytorch_model*.bin`` files (read as plain tensors, never as pickled code)."""
     from safetensors.torch import load_file
 
-    from spense.models import safetensors_files
+    from spense.weights import safetensors_files
 
     out: dict[str, torch.Tensor] = {}
     files = safetensors_files(d)
