@@ -234,6 +234,30 @@ def test_demo_quick_runs_its_subset(tiny_llama_dir, tiny_text_file, tmp_path):
     assert got == [label for label, _ in demo_methods(quick=True)] == list(QUICK_METHODS)
 
 
+def test_demo_windows_open_with_bos_where_the_tokenizer_adds_one(tiny_llama_dir, tiny_text_file, monkeypatch):
+    """Gemma was trained with <bos> opening every sequence: the demo's calibration and evaluation windows start with
+    it, as prune's and eval's do (without it Gemma-3-270M's demo perplexity came out about 6x too high)."""
+    from spense import data
+
+    seen = {}
+    calib, ev = data.calibration_windows, data.eval_windows
+
+    def calib_spy(*a, **k):
+        seen["calib"] = k.get("bos")
+        return calib(*a, **k)
+
+    def eval_spy(*a, **k):
+        seen["eval"] = k.get("bos")
+        raise KeyboardInterrupt  # the windows are what this test is about
+
+    monkeypatch.setattr(data, "bos_id", lambda tok: 7)
+    monkeypatch.setattr(data, "calibration_windows", calib_spy)
+    monkeypatch.setattr(data, "eval_windows", eval_spy)
+    res = _run("demo", "--quick", "--model", tiny_llama_dir, "--calib", tiny_text_file, "--text", tiny_text_file,
+               "--device", "cpu", "--block", "16")
+    assert res.exit_code == 130 and seen == {"calib": 7, "eval": 7}, (res.output, seen)
+
+
 def test_demo_resumes_after_an_interruption(tiny_llama_dir, tiny_text_file, tmp_path, monkeypatch):
     """An interrupted demo keeps its finished methods ($SPENSE_CACHE/demo/); the rerun measures only the others,
     gives the same table as an uninterrupted run, and removes what it kept."""

@@ -351,8 +351,9 @@ def demo(
     _warn_empty_dense_regions(dense, methods, block)
     seqlen = clip_seqlen(dense.config, seqlen)
     calib_text = data.read_text(calib_path)
-    calib_w = data.calibration_windows(data.tokenize(tok, calib_text), nsamples, seqlen, seed)
-    eval_w = data.eval_windows(data.tokenize(tok, data.read_text(text_path)), seqlen, max_eval_windows)
+    bos = data.bos_id(tok)  # each window opens with <bos> where the model was trained so (Gemma), as prune and eval do
+    calib_w = data.calibration_windows(data.tokenize(tok, calib_text), nsamples, seqlen, seed, bos=bos)
+    eval_w = data.eval_windows(data.tokenize(tok, data.read_text(text_path)), seqlen, max_eval_windows, bos=bos)
     n_params = sum(p.numel() for p in dense.parameters())
     con = _out_console()
     con.print(f"demo: {literal(model)} ({n_params / 1e6:.1f}M params), {len(methods)} methods, "
