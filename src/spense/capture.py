@@ -2,7 +2,9 @@
 
 * :func:`capture_inputs` runs the calibration windows through the embeddings with a forward pre-hook
   on block 0 that records the hidden states (float32, CPU) and the other arguments the model passes
-  to its blocks (rotary embeddings, masks: identical for every window of one length), then stops.
+  to its blocks (rotary embeddings, masks: identical for every window of one length), then stops; one more
+  pass, every block replaced by the identity, records each block's own arguments where they differ from
+  block 0's (Gemma-3: another RoPE base and mask for its full-attention layers).
 * :func:`run_block` runs those hidden states through one block, one window at a time (the pipeline
   moves them to the GPU when they fit, :func:`spense.pipeline.resident_inputs`).
 * :func:`find_groups` runs one window with pre-hooks on the block's linears and groups the linears
@@ -65,6 +67,13 @@ class BlockInputs:
     hidden: torch.Tensor
     args: tuple = ()
     kwargs: dict = field(default_factory=dict)
+    #: ``id(block) -> (args, kwargs)`` for the blocks whose call differs from block 0's (Gemma-3's full-attention
+    #: layers take another RoPE base and mask than its sliding-window ones); empty where every block's is the same
+    per_block: dict = field(default_factory=dict)
+
+    def call_args(self, block: nn.Module) -> tuple[tuple, dict]:
+        """The positional (after the hidden states) and keyword arguments the model passes ``block``."""
+        return self.per_block.get(id(block), (self.args, self.kwargs))
 
 
 @torch.no_grad()
@@ -98,10 +107,69 @@ def capture_inputs(model: nn.Module, windows: torch.Tensor, device: torch.device
         handle.remove()
     if len(hidden) != windows.shape[0]:
         raise InputError("could not capture the inputs of the first block (unsupported model forward)")
-    kwargs = extra["kwargs"]
-    if "use_cache" in kwargs:
-        kwargs["use_cache"] = False
-    return BlockInputs(torch.cat(hidden, 0), extra["args"], kwargs)
+    kwargs = _no_cache(extra["kwargs"])
+    per_block = {}
+    for block, (a, k) in zip(blocks[1:], _calls_of_blocks(model, blocks, windows[:1], device)[1:]):
+        if not (_same(a, extra["args"]) and _same(k, kwargs)):
+            per_block[id(block)] = (a, k)
+    return BlockInputs(torch.cat(hidden, 0), extra["args"], kwargs, per_block)
+
+
+def _no_cache(kwargs: dict) -> dict:
+    return {**kwargs, "use_cache": False} if "use_cache" in kwargs else kwargs
+
+
+@torch.no_grad()
+def _calls_of_blocks(model: nn.Module, blocks: nn.ModuleList, window: torch.Tensor,
+                     device: torch.device) -> list[tuple[tuple, dict]]:
+    """What the model passes each block besides the hidden states, for one window: every block's forward is
+    replaced by the identity while its pre-hook records the call, and the pass stops at the last block.  Where a
+    block is not reached so, every block is taken to get block 0's arguments (an empty list)."""
+    calls: list[tuple[tuple, dict]] = []
+
+    def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
+        kwargs = dict(kwargs)
+        rest = tuple(args[1:]) if args else ()
+        kwargs.pop("hidden_states", None)
+        calls.append((rest, _no_cache(kwargs)))
+        if len(calls) == len(blocks):
+            raise StopForward
+
+    def identity(*args: Any, **kwargs: Any) -> Any:
+        return args[0] if args else kwargs["hidden_states"]
+
+    handles = [b.register_forward_pre_hook(hook, with_kwargs=True) for b in blocks]
+    own = [b.__dict__.get("forward") for b in blocks]  # a forward set on the instance (accelerate's hooks) stays
+    for b in blocks:
+        b.forward = identity
+    try:
+        with outside_blocks_on(model, blocks, device):
+            model(window.to(device), use_cache=False)
+    except StopForward:
+        pass
+    except Exception:  # a model whose loop needs a block's real output: block 0's arguments for all, as before
+        calls.clear()
+    finally:
+        for b, f in zip(blocks, own):
+            if f is None:
+                del b.forward
+            else:
+                b.forward = f
+        for h in handles:
+            h.remove()
+    return calls if len(calls) == len(blocks) else []
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal nested arguments: tensors by value (the same object, or equal shape, dtype and elements)."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and
+                (a is b or (a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a, b)))))
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a is b or a == b
 
 
 def to_device(obj: Any, device: torch.device, dtype: torch.dtype | None = None) -> Any:
@@ -135,7 +203,8 @@ def run_block(
     ``keep``. Without ``keep`` a hook may end a sample's pass early by raising :class:`StopForward` (the
     Hessian passes stop at the input of the last linear they read)."""
     dtype = _block_dtype(block)
-    args, kwargs = to_device(inputs.args, device), to_device(inputs.kwargs, device)
+    args, kwargs = inputs.call_args(block)
+    args, kwargs = to_device(args, device), to_device(kwargs, device)
     # float tensors in the kwargs (masks, rotary cos/sin) follow the block's dtype
     kwargs = {k: (to_device(v, device, dtype) if k == "position_embeddings" else v) for k, v in kwargs.items()}
     n = inputs.hidden.shape[0]

@@ -119,10 +119,11 @@ class _Runner:
     def __init__(self, block: nn.Module, inputs: BlockInputs, device: torch.device, batch: int) -> None:
         p = next((q for q in block.parameters() if q.is_floating_point()), None)
         self.block, self.dtype = block, (p.dtype if p is not None else torch.float32)
-        self.args = to_device(inputs.args, device, self.dtype)
+        args, kwargs = inputs.call_args(block)
+        self.args = to_device(args, device, self.dtype)
         # as capture.run_block: rotary cos/sin follow the block's dtype, other tensors keep theirs
         self.kwargs = {k: to_device(v, device, self.dtype if k == "position_embeddings" else None)
-                       for k, v in inputs.kwargs.items()}
+                       for k, v in kwargs.items()}
         self.batch = max(1, int(batch))
 
     @torch.no_grad()
