@@ -81,7 +81,7 @@ def test_recover_stale_after_a_kill(tmp_path):
     old = tmp_path / f".ck.old-{dead}"
     old.mkdir()
     (old / "spense.json").write_text("old")
-    live = tmp_path / f".ck.tmp-{os.getpid()}"
+    live = tmp_path / f".ck.tmp-{os.getppid()}"  # another live process (this one's pid counts as an earlier run's)
     live.mkdir()
     recover_stale(out)
     assert (out / "spense.json").read_text() == "old" and not old.exists()
@@ -114,3 +114,59 @@ def test_out_lock_refuses_a_second_writer_and_is_released(tmp_path):
         with out_lock(out):  # this process holds it: a nested use (prune --packed's pack) passes
             (out.parent / "kept.txt").write_text("x")
     assert sorted(p.name for p in out.parent.iterdir()) == ["kept.txt"]
+
+
+def test_a_swap_left_by_an_earlier_run_of_this_pid_is_undone(tmp_path):
+    """In a container every run may be pid 1: a `.OUT.old-<this pid>` is an earlier run's, never this one's."""
+    from spense.atomic import recover_stale
+
+    old = tmp_path / f".ckpt.old-{os.getpid()}"
+    old.mkdir()
+    (old / "spense.json").write_text("{}")
+    recover_stale(tmp_path / "ckpt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+
+
+def test_a_lock_file_that_cannot_be_written_still_locks(tmp_path, monkeypatch):
+    """A killed run of another user left its lock file (0644): flock needs no write access, so it is opened
+    read-only; a file that cannot be opened at all is one line."""
+    from spense.atomic import out_lock
+    from spense.errors import InputError
+
+    real = os.open
+
+    def no_write(path, flags, *a):
+        if str(path).endswith(".lock") and flags & os.O_RDWR:
+            raise PermissionError(13, "Permission denied")
+        return real(path, flags, *a)
+
+    (tmp_path / ".o.lock").write_text("123")
+    monkeypatch.setattr(os, "open", no_write)
+    with out_lock(tmp_path / "o"):
+        assert (tmp_path / ".o.lock").read_text() == "123"
+
+    def nothing(path, flags, *a):
+        if str(path).endswith(".lock"):
+            raise PermissionError(13, "Permission denied")
+        return real(path, flags, *a)
+
+    monkeypatch.setattr(os, "open", nothing)
+    with pytest.raises(InputError, match=r"cannot open the lock file .*\.o\.lock \(Permission denied\): remove it"):
+        with out_lock(tmp_path / "o"):
+            pass
+
+
+def test_pack_leaves_a_live_writers_temp_folder_alone(tmp_path):
+    """The leftovers beside OUT are tidied only under OUT's lock: a run on another host (its pid unknown here) that
+    holds it keeps its temp folder."""
+    from conftest import lock_held_elsewhere
+    from spense.errors import InputError
+    from spense.runtime.checkpoint import pack_checkpoint
+
+    out = tmp_path / "pk"
+    tmp = tmp_path / ".pk.tmp-999999999"
+    tmp.mkdir()
+    with lock_held_elsewhere(out):
+        with pytest.raises(InputError, match="is writing"):
+            pack_checkpoint(tmp_path / "src", out)
+    assert tmp.is_dir()

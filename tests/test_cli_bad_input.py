@@ -360,5 +360,33 @@ def test_ctrl_c_in_the_evaluation_after_the_checkpoint_is_written(tiny_llama_dir
                *SMALL)
     assert res.exit_code == 130, res.output
     assert res.stderr.strip() == (f"error: interrupted in the evaluation; the checkpoint {out.resolve()} was written "
-                                  f"in full (`spense eval {out.resolve()} --text {tiny_text_file}` evaluates it)")
+                                  f"in full (`spense eval {out.resolve()} --text {tiny_text_file} --seqlen "
+                                  f"{SMALL[SMALL.index('--seqlen') + 1]}` evaluates it)")
     assert _run("validate", out).exit_code == 0
+
+
+def test_ctrl_c_in_the_pack_of_prune_packed(tiny_llama_dir, tiny_text_file, tmp_path, monkeypatch):
+    """Stopped while packing, `prune --packed` names the complete pruned checkpoint and the command that packs it:
+    rerunning the prune would be refused (OUT.unpacked exists)."""
+    from spense.runtime import checkpoint
+
+    def stopped(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint, "pack_checkpoint", stopped)
+    out = tmp_path / "o"
+    res = _run("prune", tiny_llama_dir, "--out", out, "--calib", tiny_text_file, "--packed", *SMALL)
+    assert res.exit_code == 130, res.output
+    assert res.stderr.strip() == (f"error: interrupted in the pack; the pruned checkpoint {out}.unpacked is complete: "
+                                  f"`spense pack {out}.unpacked --out {out}` packs it")
+    monkeypatch.undo()
+    assert _run("pack", f"{out}.unpacked", "--out", out).exit_code == 0
+
+
+def test_out_given_with_an_unexpanded_home(tiny_llama_dir, tiny_text_file, tmp_path, monkeypatch):
+    """`--out=~/x` reaches spense with the ~ unexpanded (the shell expands it only after a space): it is the home's."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path / "..")
+    res = _run("prune", tiny_llama_dir, "--out=~/p", "--calib", tiny_text_file, "--packed", *SMALL)
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p"] and not (tmp_path / ".." / "~").exists()

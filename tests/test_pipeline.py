@@ -303,6 +303,39 @@ def test_resume_state_says_what_it_kept(tmp_path):
     assert st.kept() == "1 pruned block(s) kept"
 
 
+def test_a_users_files_where_the_resume_state_goes_are_never_deleted(tmp_path):
+    """OUT.partial holding files of the user's (names a run never writes, even with a run's prefix) or being a plain
+    file: refused in one line, nothing removed."""
+    from spense.resume import ResumeState
+
+    root = tmp_path / "o.partial"
+    root.mkdir()
+    (root / "block_0.safetensors").write_text("a run's")  # a run's file without a committed state: it goes
+    (root / "passwords.txt").write_text("mine")
+    with pytest.raises(InputError, match=r"is not an interrupted spense run's state \(it holds passwords\.txt\)"):
+        ResumeState(root, "fp", {})
+    assert sorted(p.name for p in root.iterdir()) == ["block_0.safetensors", "passwords.txt"]
+    (root / "passwords.txt").unlink()
+    ResumeState(root, "fp", {})
+    assert sorted(p.name for p in root.iterdir()) == ["state.json"]
+    plain = tmp_path / "f.partial"
+    plain.write_text("mine")
+    with pytest.raises(InputError, match=r"f\.partial exists and is not a folder"):
+        ResumeState(plain, "fp", {})
+    assert plain.read_text() == "mine"
+
+
+def test_a_swap_stopped_halfway_is_undone_before_the_output_is_checked(tiny_llama_dir, tiny_text_file, tmp_path):
+    """A prune killed between the renames of its swap left OUT missing and `.OUT.old-<pid>` beside it: the rerun
+    puts it back first, so it is refused at once as an existing output, not after the whole prune."""
+    ref = _prune(tiny_llama_dir, tmp_path / "ref", tiny_text_file)
+    shutil.copytree(tmp_path / "ref", tmp_path / ".ck.old-999999999")
+    with pytest.raises(CheckpointError, match="already exists"):
+        _prune(tiny_llama_dir, tmp_path / "ck", tiny_text_file)
+    assert (tmp_path / "ck" / "spense.json").is_file() and not partial_dir(tmp_path / "ck").exists()
+    assert ref["layers"]
+
+
 def test_resume_fingerprint_mismatch_refused(tiny_llama_dir, tiny_text_file, tmp_path, monkeypatch):
     out = tmp_path / "out"
     monkeypatch.setenv(CRASH_ENV, "0")

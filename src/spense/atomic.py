@@ -93,7 +93,11 @@ def atomic_save_tensors(
 
 
 def _dead(pid: str) -> bool:
+    """No live process has ``pid``, or it is this one (in a container every run may be pid 1: a folder named for
+    this pid was left by an earlier run, since this one cleans its own up and holds the output's lock)."""
     try:
+        if int(pid) == os.getpid():
+            return True
         os.kill(int(pid), 0)
     except ProcessLookupError:
         return True
@@ -138,6 +142,19 @@ def swap_in(tmp: Path, out: Path) -> None:
 _HELD: set[Path] = set()  # outputs this process holds the lock of
 
 
+def _open_lock(path: Path) -> int:
+    """A descriptor of the lock file, created if missing; read-only where it may not be written (a killed run of
+    another user left it: ``flock`` needs no write access). InputError where it cannot be opened at all."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except PermissionError:
+        try:
+            return os.open(path, os.O_RDONLY)
+        except OSError as e:
+            raise InputError(f"cannot open the lock file {path} ({e.strerror or e}): remove it if no spense run "
+                             "is writing there, or choose another output") from None
+
+
 @contextlib.contextmanager
 def out_lock(out: Path) -> Iterator[None]:
     """Hold ``.{out}.lock`` beside ``out`` (an exclusive ``flock``) while a run writes ``out`` and its
@@ -154,14 +171,18 @@ def out_lock(out: Path) -> Iterator[None]:
     out.parent.mkdir(parents=True, exist_ok=True)
     path = out.parent / f".{out.name}.lock"
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open_lock(path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            pid = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
             os.close(fd)
             raise InputError(f"another spense run (pid {pid}) is writing {out}: wait for it to end, or choose "
                              "another output") from None
+        except OSError as e:
+            os.close(fd)
+            raise InputError(f"cannot lock {path} ({e.strerror or e}): this file system may not support locks; "
+                             "choose an output on another") from None
         try:
             same = os.fstat(fd).st_ino == os.stat(path).st_ino  # not unlinked by a run that just released it
         except FileNotFoundError:
@@ -170,8 +191,9 @@ def out_lock(out: Path) -> Iterator[None]:
             break
         os.close(fd)
     try:
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        with contextlib.suppress(OSError):  # a lock file opened read-only (another user's) keeps its old text
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
         _HELD.add(out)
         yield
     finally:

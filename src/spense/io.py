@@ -151,7 +151,7 @@ def check_out_dir(source: Path, out: Path, overwrite: bool, flag: str = "--out")
     """Refuse an output dir that is (inside) the source, contains it, or exists (unless ``overwrite``
     and it is a Spense checkpoint), or cannot be written (:func:`check_writable`). Paths are compared
     resolved; ``flag`` is the option the messages name."""
-    source, out = Path(source).resolve(), Path(out).resolve()
+    source, out = Path(source).expanduser().resolve(), Path(out).expanduser().resolve()
     if out == source or out.is_relative_to(source):
         raise CheckpointError(
             f"output {out} is the source model directory or inside it; choose another {flag}"
@@ -488,7 +488,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
     if isinstance(dtype, str) and dtype != "auto":
         dtype = getattr(torch, dtype)
     kind = checkpoint_kind(read_manifest(path))
-    check_load_fits(path, dtype if isinstance(dtype, torch.dtype) and kind == "dense" else None)
+    check_load_fits(path, dtype if isinstance(dtype, torch.dtype) else None)  # packed: each part in dtype
     if kind != "dense":  # its loader checks every tensor as it reads them (read_packed): no second pass here
         if kind not in _LOADERS:
             raise CheckpointError(

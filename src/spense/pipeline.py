@@ -41,7 +41,7 @@ from spense.hf import (check_finite_weights, check_some_prunable, clip_seqlen, f
 from spense.log import logger, progress as progress_bar
 from spense.methods import all_dense_layout, prune_layer
 from spense.registry import check_sequential, method_config, method_spec, record_fields
-from spense.atomic import out_lock
+from spense.atomic import out_lock, recover_stale
 from spense.resume import CRASH_ENV, ResumeState, SimulatedCrash, file_stamps, fingerprint, partial_dir
 from spense.selection import column_salience
 from spense.sensitivity import build_plan, check_plan_options
@@ -369,8 +369,10 @@ def prune_model(
     dev = resolve_device(device)
     model_dir = resolve_model(model_dir)
     out_dir = Path(out_dir).expanduser().resolve()
-    io.check_out_dir(model_dir, out_dir, overwrite)
+    io.check_out_dir(model_dir, out_dir, overwrite)  # paths only: where a lock could not even be made
     with out_lock(out_dir):  # one run per output: a second prune into OUT would share OUT.partial
+        recover_stale(out_dir)  # a killed run's swap undone before the output is checked again, not after the work
+        io.check_out_dir(model_dir, out_dir, overwrite)
         calib_path = Path(calib_path) if calib_path is not None else data.default_calib_path()
 
         text = data.read_text(calib_path)

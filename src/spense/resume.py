@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -32,8 +33,8 @@ class SimulatedCrash(RuntimeError):
     """Raised by the crash test hook (``SPENSE_TEST_CRASH_AFTER_BLOCK``)."""
 
 
-#: what a run writes in ``OUT.partial/`` (``atomic_write``'s ``.tmp`` files included): anything else is not its own
-OWN_FILES = ("state.json", "block_", "inps", "pass", "sensitivity")
+#: the names a run writes in ``OUT.partial/`` (``atomic_write``'s ``.tmp`` files included): anything else is not its own
+OWN_FILES = re.compile(r"(state\.json|plan\.json|(block|inps|pass)_\d+\.safetensors|pass\.json|sensitivity)(\.tmp)?")
 
 
 def fingerprint(info: dict) -> str:
@@ -72,8 +73,11 @@ class ResumeState:
         self.seconds = 0.0
         self.inps_file: str | None = None
         state_path = self.root / "state.json"
+        if self.root.exists() and not self.root.is_dir():
+            raise InputError(f"{self.root} exists and is not a folder (a run keeps its resume state there): remove "
+                             "it, or choose another output")
         if self.root.is_dir() and not state_path.exists():  # files but no committed state: a run's, or the user's
-            foreign = sorted(f.name for f in self.root.iterdir() if not f.name.startswith(OWN_FILES))
+            foreign = sorted(f.name for f in self.root.iterdir() if not OWN_FILES.fullmatch(f.name))
             if foreign:
                 raise InputError(f"{self.root} exists and is not an interrupted spense run's state (it holds "
                                  f"{foreign[0]}): remove it, or choose another output")

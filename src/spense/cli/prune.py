@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shlex
 import time
 import warnings
 from pathlib import Path
@@ -158,6 +159,7 @@ def prune(
     from spense.sensitivity import check_plan_options
 
     t0 = time.perf_counter()
+    out = out.expanduser()  # `--out=~/x` reaches here unexpanded by the shell
     # options first (no file is read), then the model, --eval's text and the output
     check_min(seqlen=(seqlen, 2))
     spec = METHODS[method.value]
@@ -175,10 +177,14 @@ def prune(
     refuse_packed(model_dir, "prune")
     eval_ids = _eval_ids(model_dir, eval_text, seqlen) if eval_text is not None else None
     if packed:
+        from spense.atomic import recover_stale
         from spense.io import check_out_dir
 
         check_out_dir(model_dir, out, overwrite)  # fail before the work, not after
     with out_lock(out) if packed else contextlib.nullcontext():  # --packed: OUT is this run's from the start
+        if packed:
+            recover_stale(out.resolve())
+            check_out_dir(model_dir, out, overwrite)  # again, with a swap stopped halfway undone
         # --packed: prune into OUT.unpacked (resumable under a fixed name), then pack into OUT
         target = out.with_name(out.name + ".unpacked") if packed else out
         if packed and target.exists() and not overwrite:  # a folder of the user's, or an earlier run's whole prune
@@ -197,7 +203,12 @@ def prune(
 
             from spense.runtime.checkpoint import pack_checkpoint
 
-            pack_checkpoint(target, out, overwrite=overwrite)
+            try:
+                pack_checkpoint(target, out, overwrite=overwrite)
+            except KeyboardInterrupt:  # the prune is done: rerunning it would be refused (OUT.unpacked exists)
+                raise KeyboardInterrupt(f"interrupted in the pack; the pruned checkpoint {target} is complete: "
+                                        f"`spense pack {shlex.quote(str(target))} --out {shlex.quote(str(out))}` "
+                                        "packs it") from None
             shutil.rmtree(target)
     s = summary_rows(manifest["layers"].values())
     if cfg.method == "spense" and cfg.dense_ratio > 0 and manifest["layers"] and \
@@ -228,4 +239,5 @@ def prune(
                       f"({literal(eval_text)})")
         except KeyboardInterrupt:
             raise KeyboardInterrupt(f"interrupted in the evaluation; the checkpoint {out} was written in full "
-                                    f"(`spense eval {out} --text {eval_text}` evaluates it)") from None
+                                    f"(`spense eval {shlex.quote(str(out))} --text {shlex.quote(str(eval_text))} "
+                                    f"--seqlen {seqlen}` evaluates it)") from None

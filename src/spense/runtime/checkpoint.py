@@ -37,10 +37,10 @@ def pack_checkpoint(src_dir, out_dir, fp8: bool = False, overwrite: bool = False
     dir unless ``overwrite``) and is written atomically (temp dir + rename), by one run at a time
     (:func:`spense.atomic.out_lock`)."""
     src, out = Path(src_dir).expanduser().resolve(), Path(out_dir).expanduser().resolve()
-    if out.parent.is_dir():
-        recover_stale(out)  # a killed pack's temp folder, or a swap it stopped halfway
     check_out_dir(src, out, overwrite)  # paths only: a bad --out is refused before the source's weights are hashed
-    with out_lock(out):  # one writer per output
+    with out_lock(out):  # one writer per output; what follows touches OUT only while holding it
+        recover_stale(out)  # a killed pack's temp folder, or a swap it stopped halfway
+        check_out_dir(src, out, overwrite)  # again, with a swap stopped halfway undone
         return _write_packed(src, out, fp8, overwrite)
 
 
