@@ -598,3 +598,11 @@ def test_unwritable_outputs_packed_sources_and_bad_layouts_refused_up_front(prun
     next(iter(man["layers"].values()))["layout"]["block"] = 0
     (bad / "spense.json").write_text(json.dumps(man))
     _assert_error(_run("validate", bad), "block must be a positive integer")
+
+
+def test_python_dash_m_runs_the_cli():
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "spense.cli", "--help"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "prune" in res.stdout, res.stderr

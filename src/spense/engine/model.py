@@ -68,7 +68,9 @@ class ModelArgs:
         """Read a transformers config; an unsupported architecture is refused with its name."""
         arch = getattr(cfg, "model_type", None)
         if arch not in SUPPORTED:
-            raise InputError(f"unsupported architecture {arch!r} (the engine runs {', '.join(SUPPORTED)})")
+            raise InputError(f"unsupported architecture {arch!r}: the engine (generate, bench) runs "
+                             f"{', '.join(SUPPORTED)}; prune and eval take it, and its checkpoint loads in transformers "
+                             "(AutoModelForCausalLM.from_pretrained, or spense.runtime.load_packed when packed)")
         rope = getattr(cfg, "rope_parameters", None) or getattr(cfg, "rope_scaling", None) or {}
         scaling = rope_scaling_of(arch, rope if isinstance(rope, dict) else {})
         theta = (rope.get("rope_theta") if isinstance(rope, dict) else None) or getattr(cfg, "rope_theta", 10000.0)

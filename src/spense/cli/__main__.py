@@ -1,0 +1,5 @@
+"""``python -m spense.cli``: the ``spense`` command."""
+
+from spense.cli import main
+
+main()
