@@ -291,7 +291,7 @@ def test_a_full_disk_is_one_line_and_sigterm_ends_as_ctrl_c_does(capsys):
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(typer.Exit) as e:
         demo()
-    assert e.value.exit_code == 130 and cleaned and "interrupted" in capsys.readouterr().err
+    assert e.value.exit_code == 143 and cleaned and "interrupted" in capsys.readouterr().err  # 128 + SIGTERM
     assert signal.getsignal(signal.SIGTERM) is before  # put back after the command
 
 

@@ -147,8 +147,12 @@ def disk_full(e: BaseException) -> bool:
     return (isinstance(e, OSError) and e.errno == errno.ENOSPC) or "No space left on device" in str(e)
 
 
-def _terminated(signum, frame):  # SIGTERM (timeout, Slurm, Kubernetes) ends a run as Ctrl-C does: temp files go
-    raise KeyboardInterrupt
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (timeout, Slurm, Kubernetes): ends a run as Ctrl-C does, so its temp files go, with exit status 143."""
+
+
+def _terminated(signum, frame):
+    raise Terminated
 
 
 #: the commands that keep their finished work when interrupted and resume it when rerun
@@ -191,7 +195,7 @@ def handle_errors(fn: Callable) -> Callable:
         except KeyboardInterrupt as e:  # its text, where a command says what was done before the interrupt
             _print_error(str(e) or (f"interrupted (rerun the same command: `spense {fn.__name__}` resumes where it "
                                     "stopped)" if fn.__name__ in RESUMABLE else "interrupted"))
-            raise typer.Exit(130) from None
+            raise typer.Exit(143 if isinstance(e, Terminated) else 130) from None  # 128 + the signal, as shells do
         finally:
             warnings.showwarning = old
             if old_term is not None:

@@ -205,8 +205,8 @@ def prune(
 
             try:
                 pack_checkpoint(target, out, overwrite=overwrite)
-            except KeyboardInterrupt:  # the prune is done: rerunning it would be refused (OUT.unpacked exists)
-                raise KeyboardInterrupt(f"interrupted in the pack; the pruned checkpoint {target} is complete: "
+            except KeyboardInterrupt as e:  # the prune is done: rerunning it would be refused (OUT.unpacked exists)
+                raise type(e)(f"interrupted in the pack; the pruned checkpoint {target} is complete: "
                                         f"`spense pack {shlex.quote(str(target))} --out {shlex.quote(str(out))}` "
                                         "packs it") from None
             shutil.rmtree(target)
@@ -237,7 +237,7 @@ def prune(
             res = perplexity(model, windows, dev, progress=_bars(quiet))
             con.print(f"perplexity {res['perplexity']:.3f} on {res['windows']} windows of {sl} tokens "
                       f"({literal(eval_text)})")
-        except KeyboardInterrupt:
-            raise KeyboardInterrupt(f"interrupted in the evaluation; the checkpoint {out} was written in full "
+        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (app.Terminated)
+            raise type(e)(f"interrupted in the evaluation; the checkpoint {out} was written in full "
                                     f"(`spense eval {shlex.quote(str(out))} --text {shlex.quote(str(eval_text))} "
                                     f"--seqlen {seqlen}` evaluates it)") from None
