@@ -369,14 +369,15 @@ def test_option_conflicts_exit_2(tiny_llama_dir, tiny_text_file, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_pack_command(pruned, tmp_path):
+def test_pack_command(pruned, tmp_path, monkeypatch):
     from spense.runtime.checkpoint import load_packed
 
     out, _ = pruned
     dst = tmp_path / "packed"
-    res = _run("pack", out, "--out", dst)
+    monkeypatch.chdir(tmp_path)
+    res = _run("pack", out, "--out", "packed")
     assert res.exit_code == 0, res.output
-    assert "packed 14 layers" in res.stdout
+    assert "packed 14 layers" in res.stdout and res.stdout.rstrip().endswith("-> packed")  # the path as given
     man = json.loads((dst / "spense.json").read_text())
     assert man["packed"] is True
     assert (dst / "tokenizer.json").is_file() or (dst / "tokenizer_config.json").is_file()

@@ -153,6 +153,18 @@ def test_gguf_converts_to_bf16_hf_dir_with_same_weights(cache, tiny_gguf):
     assert model(torch.tensor([ids])).logits.shape == (1, len(ids), len(tensors["token_embd.weight"]))
 
 
+def test_first_use_conversion_says_so(cache, tiny_gguf, caplog):
+    """Converting a GGUF takes a while (~50 s for SmolLM2) on its first use only: one log line says so."""
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="spense"):
+        models.resolve_model(tiny_gguf[0])
+        first = [r.getMessage() for r in caplog.records if "converting" in r.getMessage()]
+        models.resolve_model(tiny_gguf[0])
+    assert len(first) == 1 and "first use" in first[0] and str(tiny_gguf[0]) in first[0]
+    assert [r.getMessage() for r in caplog.records if "converting" in r.getMessage()] == first  # cached after
+
+
 def test_cache_reused_without_reconverting(cache, tiny_gguf, monkeypatch):
     calls = _count_converts(monkeypatch)
     d1 = models.resolve_model(tiny_gguf[0])

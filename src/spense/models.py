@@ -31,6 +31,7 @@ from pathlib import Path
 from spense.errors import InputError
 from spense.atomic import fsync_path
 from spense.gguf_source import CACHE_DTYPE, convert_gguf, gguf_header
+from spense.log import logger
 from spense.weights import check_weights_readable
 
 STAMP = "spense-source.json"
@@ -204,6 +205,7 @@ def _build_cached(sha: str, label: str, produce_gguf) -> Path:
         gguf_path = produce_gguf(work)
         out = work / "hf"
         out.mkdir()
+        logger.info("converting %s into a bf16 model folder: its first use (kept under %s)", label, final)
         convert_gguf(gguf_path, out)
         if gguf_path.parent == work:
             gguf_path.unlink()

@@ -44,7 +44,7 @@ def pack(
 
     _out_console().print(
         f"[green]packed[/green] {len(m['layers'])} layers: {size(src) / 1e6:.2f} MB -> {size(dst) / 1e6:.2f} MB "
-        f"in {time.perf_counter() - t0:.1f} s -> {literal(dst)}"
+        f"in {time.perf_counter() - t0:.1f} s -> {literal(out)}"  # as given, as prune prints it
     )
 
 
