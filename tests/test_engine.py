@@ -430,6 +430,23 @@ def test_stream_one_step_ahead_same_tokens_and_eos():
     g = eng.generate(prompt, 8, eos=loop[k])
     assert g.tokens == [loop[:k + 1]] and g.stopped == "eos"
     assert eng.generate(prompt, 8, eos=loop[0]).tokens == [loop[:1]]
+    other = max(loop) + 1  # never generated here
+    g = eng.generate(prompt, 8, eos=[other, loop[k]])  # several stop ids (Llama 3 instruct: <|eot_id|> too)
+    assert g.tokens == [loop[:k + 1]] and g.stopped == "eos"
+    assert eng.generate(prompt, 8, eos=[]).tokens == [loop]
+
+
+def test_stop_ids_join_the_tokenizers_eos_and_the_generation_configs(tmp_path):
+    from types import SimpleNamespace
+
+    from spense.cli.generate import _stop_ids
+
+    tok = SimpleNamespace(eos_token_id=2)
+    assert _stop_ids(tmp_path, tok) == [2]
+    (tmp_path / "generation_config.json").write_text('{"eos_token_id": [128001, 128009, 2]}')
+    assert _stop_ids(tmp_path, tok) == [2, 128001, 128009]
+    (tmp_path / "generation_config.json").write_text('{"eos_token_id": 7}')
+    assert _stop_ids(tmp_path, SimpleNamespace(eos_token_id=None)) == [7]
 
 
 def test_fp8_dense_projections_fuse_same_logits_same_bytes():

@@ -47,6 +47,20 @@ def _chat_ids(tok, text: str, model: str) -> list[int]:
     return list(out["input_ids"] if hasattr(out, "keys") else out)
 
 
+def _stop_ids(model_dir: Path, tok) -> list[int]:
+    """The tokenizer's EOS and those of the model's ``generation_config.json`` (Llama 3 instruct ends a turn with
+    ``<|eot_id|>``, which is not the tokenizer's EOS)."""
+    import json
+
+    ids = {tok.eos_token_id} if tok.eos_token_id is not None else set()
+    try:
+        more = json.loads((Path(model_dir) / "generation_config.json").read_text(encoding="utf-8")).get("eos_token_id")
+    except (OSError, ValueError, AttributeError):
+        more = None
+    ids |= {more} if isinstance(more, int) else {i for i in (more or []) if isinstance(i, int)}
+    return sorted(ids)
+
+
 @app.command("generate")
 def generate_command(
     model: str = typer.Argument(..., help="HF model dir, Spense checkpoint (packed or not), .gguf or built-in name"),
@@ -143,7 +157,7 @@ def generate_command(
 
         if single and not chat:
             sys.stdout.write(texts[0])
-        g = eng.generate(ids, max_new, temperature, top_p, tok.eos_token_id, on_tokens)
+        g = eng.generate(ids, max_new, temperature, top_p, _stop_ids(loaded.model_dir, tok), on_tokens)
         if single:
             sys.stdout.write("\n")
         else:

@@ -21,7 +21,7 @@ import contextlib
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import torch
 
@@ -307,9 +307,11 @@ class Engine:
         return host, ev
 
     def stream(self, prompts: list[list[int]], max_new: int, temperature: float = 0.0, top_p: float = 1.0,
-               eos: int | None = None, timing: dict | None = None) -> Iterator[list[int]]:
-        """Yield the new token of every prompt, step by step, until ``max_new``, or every row hit ``eos``.
-        ``timing`` (if given) receives ``prefill_s`` and ``decode_s`` (device-synchronised)."""
+               eos: int | Sequence[int] | None = None, timing: dict | None = None) -> Iterator[list[int]]:
+        """Yield the new token of every prompt, step by step, until ``max_new``, or every row hit ``eos`` (a stop
+        id, or several: Llama 3's instruct models end a turn with ``<|eot_id|>``, their text with
+        ``<|end_of_text|>``). ``timing`` (if given) receives ``prefill_s`` and ``decode_s`` (device-synchronised)."""
+        stops = _stop_ids(eos)
         B = len(prompts)
         t0 = time.perf_counter()
         nxt, _, start, T = self.prefill(prompts, temperature, top_p)
@@ -323,8 +325,8 @@ class Engine:
             timing["prefill_s"] = time.perf_counter() - t0
             timing["decode_s"] = 0.0
         yield first
-        if eos is not None:
-            done |= torch.tensor(first) == eos
+        if stops is not None:
+            done |= torch.isin(torch.tensor(first), stops)
             if bool(done.all()):
                 return
         t1 = time.perf_counter()
@@ -342,14 +344,17 @@ class Engine:
                 timing["decode_s"] = time.perf_counter() - t1
                 timing["steps"] = i
             yield toks
-            if eos is not None:
-                done |= torch.tensor(toks) == eos
+            if stops is not None:
+                done |= torch.isin(torch.tensor(toks), stops)
                 if bool(done.all()):
                     break
 
     def generate(self, prompts: list[list[int]], max_new: int, temperature: float = 0.0, top_p: float = 1.0,
-                 eos: int | None = None, on_tokens: Callable[[list[int]], None] | None = None) -> Generation:
+                 eos: int | Sequence[int] | None = None, on_tokens: Callable[[list[int]], None] | None = None
+                 ) -> Generation:
         """Run :meth:`stream` to the end (or Ctrl-C: ``stopped="interrupted"``, tokens so far kept)."""
+        ids = _stop_ids(eos)
+        stops = set(ids.tolist()) if ids is not None else set()
         out: list[list[int]] = [[] for _ in prompts]
         finished = [False] * len(prompts)
         timing: dict = {}
@@ -359,12 +364,20 @@ class Engine:
                 for i, t in enumerate(toks):
                     if not finished[i]:
                         out[i].append(t)
-                        finished[i] = eos is not None and t == eos
+                        finished[i] = t in stops
                 if on_tokens is not None:
                     on_tokens(toks)
-            if eos is not None and all(finished):
+            if stops and all(finished):
                 stopped = "eos"
         except KeyboardInterrupt:
             stopped = "interrupted"
         return Generation(out, timing.get("prefill_s", 0.0), timing.get("decode_s", 0.0),
                           timing.get("steps", 0), stopped)
+
+
+def _stop_ids(eos: int | Sequence[int] | None) -> torch.Tensor | None:
+    """The stop ids as a tensor (``torch.isin``'s test set), or None for none."""
+    if eos is None:
+        return None
+    ids = [eos] if isinstance(eos, int) else list(eos)
+    return torch.tensor(ids, dtype=torch.long) if ids else None
