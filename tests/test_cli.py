@@ -607,3 +607,15 @@ def test_python_dash_m_runs_the_cli():
 
     res = subprocess.run([sys.executable, "-m", "spense.cli", "--help"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "prune" in res.stdout, res.stderr
+
+
+def test_prune_reports_the_dense_share_it_reached(tiny_llama_dir, tiny_text_file, tmp_path):
+    """Dense regions are whole blocks: a ratio that does not fall on one is rounded down per layer, and the run
+    says what it reached (and warns where that is well below what was asked)."""
+    args = ["prune", tiny_llama_dir, "--calib", tiny_text_file, "--block", "16", "--budget-alloc", "uniform", *SMALL]
+    res = _run(*args, "--out", tmp_path / "a", "--dense-ratio", "0.25")  # 16 of 64 (or 32 of 128): exact
+    assert res.exit_code == 0 and "dense share 0.250" in res.stdout and "rounds down" not in res.output, res.output
+    res = _run(*args, "--out", tmp_path / "b", "--dense-ratio", "0.3")  # 19.2 of 64 -> 16, 38.4 of 128 -> 32
+    assert res.exit_code == 0 and "dense share 0.250" in res.stdout, res.output
+    assert "the dense regions hold 0.250 of the weights, not 0.3: each layer's rounds down to whole blocks of " \
+           "--block 16" in res.stderr

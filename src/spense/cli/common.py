@@ -41,19 +41,24 @@ def refuse_packed(model_dir: Path, cmd: str) -> None:
 
 
 def summary_rows(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Layers, weighted density and summed OBS loss of per-layer rows: :func:`spense.io.check_checkpoint`'s
+    """Layers, weighted density, dense share (the dense regions' weights over all) and summed OBS loss of per-layer
+    rows: :func:`spense.io.check_checkpoint`'s
     (``shape``, the density measured on the weights) or a manifest's layer records (``layout.shape``). A loss
     that was not recorded (null) makes the sum None."""
-    total = nnz = 0.0
+    total = nnz = dense = 0.0
     loss: float | None = 0.0
     n_layers = 0
     for r in rows:
         n, k = r["shape"] if "shape" in r else r["layout"]["shape"]
         total += n * k
         nnz += r["density"] * n * k
+        lay = r.get("layout")
+        if lay:  # the dense region: whole rows (k weights each) or whole columns (n each)
+            dense += len(lay["dense_idx"]) * (k if lay["axis"] == "rows" else n)
         loss = None if loss is None or r.get("loss") is None else loss + r["loss"]
         n_layers += 1
-    return {"layers": n_layers, "density": nnz / total if total else 1.0, "loss": loss}
+    return {"layers": n_layers, "density": nnz / total if total else 1.0, "loss": loss,
+            "dense_share": dense / total if total else 0.0}
 
 
 MODEL_SOURCES = ("a local Hugging Face directory, a .gguf file or a built-in name (" + ", ".join(BUILTIN_MODELS)

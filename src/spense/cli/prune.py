@@ -207,8 +207,8 @@ def prune(
                 pack_checkpoint(target, out, overwrite=overwrite)
             except KeyboardInterrupt as e:  # the prune is done: rerunning it would be refused (OUT.unpacked exists)
                 raise type(e)(f"interrupted in the pack; the pruned checkpoint {target} is complete: "
-                                        f"`spense pack {shlex.quote(str(target))} --out {shlex.quote(str(out))}` "
-                                        "packs it") from None
+                              f"`spense pack {shlex.quote(str(target))} --out {shlex.quote(str(out))}` packs it"
+                              ) from None
             shutil.rmtree(target)
     s = summary_rows(manifest["layers"].values())
     if cfg.method == "spense" and cfg.dense_ratio > 0 and manifest["layers"] and \
@@ -216,12 +216,17 @@ def prune(
         warnings.warn(f"no layer got a dense region: a dense ratio of {cfg.dense_ratio:g} rounds to no whole block "
                       f"of --block {cfg.block} on these layers, so the checkpoint is plain 2:4; pass a smaller "
                       "--block")
+    elif cfg.method == "spense" and budget_alloc != "greedy" and s["dense_share"] < 0.9 * cfg.dense_ratio:
+        warnings.warn(f"the dense regions hold {s['dense_share']:.3f} of the weights, not {cfg.dense_ratio:g}: each "
+                      f"layer's rounds down to whole blocks of --block {cfg.block}; a smaller --block comes closer")
     con = _out_console()
     con.print(
         f"[green]pruned[/green] {s['layers']} layers with {cfg.method}"
         + ((f" (dense budget {cfg.dense_ratio:g} spread by the allocator, {axes} axes)" if budget_alloc == "greedy"
             else f" ({cfg.strategy}, dense ratio {cfg.dense_ratio:g})") if cfg.method == "spense" else "")
-        + f": density {s['density']:.4f}, total loss {s['loss']:.4g}, "
+        + f": density {s['density']:.4f}"
+        + (f", dense share {s['dense_share']:.3f}" if cfg.method == "spense" and cfg.dense_ratio > 0 else "")
+        + f", total loss {s['loss']:.4g}, "
         f"wall time {time.perf_counter() - t0:.1f} s -> {literal(out)}"
     )
     if eval_text is not None:
