@@ -244,5 +244,5 @@ def prune(
                       f"({literal(eval_text)})")
         except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (app.Terminated)
             raise type(e)(f"interrupted in the evaluation; the checkpoint {out} was written in full "
-                                    f"(`spense eval {shlex.quote(str(out))} --text {shlex.quote(str(eval_text))} "
-                                    f"--seqlen {seqlen}` evaluates it)") from None
+                          f"(`spense eval {shlex.quote(str(out))} --text {shlex.quote(str(eval_text))} "
+                          f"--seqlen {seqlen}` evaluates it)") from None
