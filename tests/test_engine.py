@@ -436,17 +436,17 @@ def test_stream_one_step_ahead_same_tokens_and_eos():
     assert eng.generate(prompt, 8, eos=[]).tokens == [loop]
 
 
-def test_stop_ids_join_the_tokenizers_eos_and_the_generation_configs(tmp_path):
+def test_eos_ids_join_the_tokenizers_eos_and_the_generation_configs(tmp_path):
     from types import SimpleNamespace
 
-    from spense.cli.generate import _stop_ids
+    from spense.cli.generate import _eos_ids
 
     tok = SimpleNamespace(eos_token_id=2)
-    assert _stop_ids(tmp_path, tok) == [2]
+    assert _eos_ids(tmp_path, tok) == [2]
     (tmp_path / "generation_config.json").write_text('{"eos_token_id": [128001, 128009, 2]}')
-    assert _stop_ids(tmp_path, tok) == [2, 128001, 128009]
+    assert _eos_ids(tmp_path, tok) == [2, 128001, 128009]
     (tmp_path / "generation_config.json").write_text('{"eos_token_id": 7}')
-    assert _stop_ids(tmp_path, SimpleNamespace(eos_token_id=None)) == [7]
+    assert _eos_ids(tmp_path, SimpleNamespace(eos_token_id=None)) == [7]
 
 
 def test_fp8_dense_projections_fuse_same_logits_same_bytes():

@@ -47,7 +47,7 @@ def _chat_ids(tok, text: str, model: str) -> list[int]:
     return list(out["input_ids"] if hasattr(out, "keys") else out)
 
 
-def _stop_ids(model_dir: Path, tok) -> list[int]:
+def _eos_ids(model_dir: Path, tok) -> list[int]:
     """The tokenizer's EOS and those of the model's ``generation_config.json`` (Llama 3 instruct ends a turn with
     ``<|eot_id|>``, which is not the tokenizer's EOS)."""
     import json
@@ -157,7 +157,7 @@ def generate_command(
 
         if single and not chat:
             sys.stdout.write(texts[0])
-        g = eng.generate(ids, max_new, temperature, top_p, _stop_ids(loaded.model_dir, tok), on_tokens)
+        g = eng.generate(ids, max_new, temperature, top_p, _eos_ids(loaded.model_dir, tok), on_tokens)
         if single:
             sys.stdout.write("\n")
         else:
