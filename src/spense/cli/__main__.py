@@ -2,4 +2,5 @@
 
 from spense.cli import main
 
-main()
+if __name__ == "__main__":  # imported (the import check imports every module), it runs nothing
+    main()
