@@ -9,6 +9,11 @@ class InputError(SpenseError, ValueError):
     """Bad user input: paths, options, text, model directories."""
 
 
+class UnsupportedModel(InputError):
+    """A model the decode engine does not compute (its architecture, or its RoPE scaling); transformers may still
+    run it (``spense generate`` falls back to it)."""
+
+
 class FormatError(SpenseError, ValueError):
     """A weight or layout that does not satisfy the Spense format (2:4 pattern, regions, indices)."""
 

@@ -14,7 +14,7 @@ import typer
 
 from spense import __version__
 from spense.cli.app import _bars, _out_console, app, handle_errors, literal
-from spense.cli.common import (MODEL_SOURCES, SEQUENTIAL_HELP, Sequential, check_min, load_checkpoint,
+from spense.cli.common import (MODEL_SOURCES, SEQUENTIAL_HELP, Sequential, check_min, load_any,
                                refuse_packed, summary_rows)
 from spense.errors import InputError
 
@@ -51,24 +51,6 @@ def pack(
 # --------------------------------------------------------------------------------------------------
 # eval
 # --------------------------------------------------------------------------------------------------
-def _load_any(model: str, device, dtype=None):
-    """``(model, its directory)``: a Spense checkpoint (validated) or any model source, on ``device``."""
-    import torch
-
-    from spense import io
-    from spense.hf import load_model
-    from spense.models import resolve_model
-
-    if (Path(model) / io.MANIFEST).is_file():
-        if io.read_manifest(model).get("packed"):  # its loader checks every tensor it reads
-            if dtype is None and torch.device(device).type == "cpu":  # on a GPU: the stored dtype its kernels take
-                dtype = torch.float32
-            return load_checkpoint(Path(model), device, dtype), Path(model)
-        io.validate_checkpoint(model)
-    model_dir = resolve_model(model)
-    return load_model(model_dir, dtype).to(device), model_dir
-
-
 @app.command("eval")
 @handle_errors
 def eval_cmd(
@@ -92,7 +74,7 @@ def eval_cmd(
     dev = resolve_device(device)
     text_path = text if text is not None else data.default_eval_path()
     raw = data.read_text(text_path)
-    lm, model_dir = _load_any(model, dev, cdtype)
+    lm, model_dir = load_any(model, dev, cdtype)
     tok = data.load_tokenizer(model_dir)
     sl = clip_seqlen(lm.config, seqlen)
     windows = data.eval_windows(data.tokenize(tok, raw), sl, max_windows, bos=data.bos_id(tok))

@@ -26,6 +26,24 @@ def load_checkpoint(path: Path, device, dtype=None):
     return io.load_checkpoint(path, device, dtype)
 
 
+def load_any(model: str, device, dtype=None):
+    """``(model, its directory)``: a Spense checkpoint (validated) or any model source, on ``device``."""
+    import torch
+
+    from spense import io
+    from spense.hf import load_model
+    from spense.models import resolve_model
+
+    if (Path(model) / io.MANIFEST).is_file():
+        if io.read_manifest(model).get("packed"):  # its loader checks every tensor it reads
+            if dtype is None and torch.device(device).type == "cpu":  # on a GPU: the stored dtype its kernels take
+                dtype = torch.float32
+            return load_checkpoint(Path(model), device, dtype), Path(model)
+        io.validate_checkpoint(model)
+    model_dir = resolve_model(model)
+    return load_model(model_dir, dtype).to(device), model_dir
+
+
 def refuse_packed(model_dir: Path, cmd: str) -> None:
     """A packed checkpoint (``spense pack``) is refused as the model to prune: its linears are not stored as
     dense weights, so loading it as a Hugging Face model would give random ones."""

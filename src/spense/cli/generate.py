@@ -12,7 +12,7 @@ import typer
 
 from spense.cli.app import app, handle_errors
 from spense.cli.common import check_min
-from spense.errors import InputError
+from spense.errors import InputError, UnsupportedModel
 
 
 def _prompts(prompt: Optional[str], prompts_file: Optional[Path]) -> list[str]:
@@ -61,6 +61,39 @@ def _eos_ids(model_dir: Path, tok) -> list[int]:
     return sorted(ids)
 
 
+def _fit(ids: list[list[int]], max_new: int, max_len: Optional[int], limit: int, block: int = 1,
+         kv_block: int = 1) -> tuple[list[list[int]], int]:
+    """``(ids, cache length)``: prompts that fit ``limit`` positions with ``max_new`` new tokens (the oldest prompt
+    tokens dropped with a warning where they do not), and the cache they need; ``--max-len`` (``max_len``) is the
+    user's cache, never truncated into.  ``block``: prompts are left-padded to a multiple of it; ``kv_block``: the
+    cache is a multiple of it (the engine's; 1 and 1 for transformers)."""
+    from spense.engine.generate import round_up
+
+    longest = max(len(i) for i in ids)
+    padded = round_up(longest, block)
+    blk = f" (a cache block of {padded})" if block > 1 else ""
+    if max_len is not None:
+        want = max_len
+        if want > limit:
+            warnings.warn(f"--max-len {max_len} exceeds the model's {limit} positions: using {limit}", RuntimeWarning)
+            want = limit
+        if longest + max_new > want or padded + max_new > round_up(want, kv_block):
+            raise InputError(f"prompt of {longest} tokens{blk} + {max_new} new tokens do not fit --max-len {want}")
+    else:
+        want = padded + max_new
+    if want > limit:
+        keep = (limit - max_new) // block * block
+        if keep < 1:
+            raise InputError(f"{max_new} new tokens do not fit the model's {limit} positions: at most "
+                             f"{limit - block} fit after a prompt" +
+                             (f" (prompts take {block}-slot blocks)" if block > 1 else ""))
+        warnings.warn(f"prompt of {longest} tokens{blk} + {max_new} new exceeds the model's {limit} positions: "
+                      f"keeping the last {keep} prompt tokens", RuntimeWarning)
+        ids = [i[-keep:] for i in ids]
+        want = limit
+    return ids, want
+
+
 @app.command("generate")
 def generate_command(
     model: str = typer.Argument(..., help="HF model dir, Spense checkpoint (packed or not), .gguf or built-in name"),
@@ -84,12 +117,14 @@ def generate_command(
     def _run() -> None:
         import torch
 
+        from spense.cli.common import load_any
         from spense.data import check_token_ids, load_tokenizer
         from spense.engine import Engine, load
-        from spense.engine.generate import PROMPT_BLOCK, round_up
+        from spense.engine.generate import PROMPT_BLOCK
+        from spense.engine.hf_generate import HFGenerator
         from spense.engine.load import parse_shape
         from spense.engine.model import KV_BLOCK
-        from spense.hf import check_finite_weights, parse_dtype, resolve_device
+        from spense.hf import check_finite_weights, max_positions, parse_dtype, resolve_device
         from spense.methods import check_seed
 
         check_min(max_new_tokens=(max_new, 1), max_len=(max_len, 1))
@@ -109,40 +144,35 @@ def generate_command(
         if dev.type != "cuda":
             dt = torch.float32
         torch.manual_seed(seed)
-        loaded = load(model, dev, dt, backend="auto" if dev.type == "cuda" else "reference")
-        if loaded.model_dir is None:
-            raise InputError(f"{model} has random weights and no tokenizer: use `spense bench` for it")
-        check_finite_weights(loaded.model)  # NaN/Inf weights: one line naming the tensor, not NaN tokens/s
-        tok = load_tokenizer(loaded.model_dir)
-        ids = [_chat_ids(tok, t, model) for t in texts] if chat else [tok.encode(t) for t in texts]
-        check_token_ids(ids, loaded.model.args.vocab_size)
-        limit = loaded.model.args.max_positions
-        longest = max(len(i) for i in ids)
-        padded = round_up(longest, PROMPT_BLOCK)  # prompts are left-padded to PROMPT_BLOCK slots
-        if max_len is not None:  # the user's cache: no truncation, a clear error if the prompt does not fit
-            want = max_len
-            if want > limit:
-                warnings.warn(f"--max-len {max_len} exceeds the model's {limit} positions: using {limit}",
-                              RuntimeWarning)
-                want = limit
-            if longest + max_new > want or padded + max_new > round_up(want, KV_BLOCK):
-                raise InputError(f"prompt of {longest} tokens (a cache block of {padded}) + {max_new} new tokens "
-                                 f"do not fit --max-len {want}")
+        try:
+            loaded = load(model, dev, dt, backend="auto" if dev.type == "cuda" else "reference")
+        except UnsupportedModel:  # an architecture the engine does not compute: transformers runs it
+            loaded = None
+        if loaded is not None:
+            if loaded.model_dir is None:
+                raise InputError(f"{model} has random weights and no tokenizer: use `spense bench` for it")
+            net, model_dir, vocab = loaded.model, loaded.model_dir, loaded.model.args.vocab_size
+            limit, blocks = loaded.model.args.max_positions, (PROMPT_BLOCK, KV_BLOCK)
         else:
-            want = padded + max_new
-        if want > limit:
-            keep = (limit - max_new) // PROMPT_BLOCK * PROMPT_BLOCK
-            if keep < 1:
-                raise InputError(f"{max_new} new tokens do not fit the model's {limit} positions: at most "
-                                 f"{limit - PROMPT_BLOCK} fit after a prompt (prompts take "
-                                 f"{PROMPT_BLOCK}-slot blocks)")
-            warnings.warn(f"prompt of {longest} tokens (a cache block of {padded}) + {max_new} new exceeds the "
-                          f"model's {limit} positions: keeping the last {keep} prompt tokens", RuntimeWarning)
-            ids = [i[-keep:] for i in ids]
-            want = limit
-        if dev.type != "cuda":  # after every refusal: a warning before an error reads as two problems
-            warnings.warn("no GPU: generating on CPU through the reference backend (slow)", RuntimeWarning)
-        eng = Engine(loaded.model, len(ids), want, compile=compile)
+            net, model_dir = load_any(model, dev, dt)
+            cfg = net.config.get_text_config() if hasattr(net.config, "get_text_config") else net.config
+            vocab, limit, blocks = cfg.vocab_size, max_positions(cfg) or 1 << 62, (1, 1)
+        check_finite_weights(net)  # NaN/Inf weights: one line naming the tensor, not NaN tokens/s
+        tok = load_tokenizer(model_dir)
+        ids = [_chat_ids(tok, t, model) for t in texts] if chat else [tok.encode(t) for t in texts]
+        check_token_ids(ids, vocab)
+        ids, want = _fit(ids, max_new, max_len, limit, *blocks)
+        eos = _eos_ids(model_dir, tok)
+        # warnings after every refusal: a warning before an error reads as two problems
+        if loaded is None:
+            arch = getattr(net.config, "model_type", "this model")
+            warnings.warn(f"the engine does not run {arch}: generating through transformers (eager"
+                          f"{', on CPU' if dev.type != 'cuda' else ''}; slower than the engine)", RuntimeWarning)
+            eng = HFGenerator(net, tok.pad_token_id if tok.pad_token_id is not None else (eos or [0])[0])
+        else:
+            if dev.type != "cuda":
+                warnings.warn("no GPU: generating on CPU through the reference backend (slow)", RuntimeWarning)
+            eng = Engine(net, len(ids), want, compile=compile)
         single = len(ids) == 1
         shown = [""]
         gen_ids: list[int] = []
@@ -157,7 +187,7 @@ def generate_command(
 
         if single and not chat:
             sys.stdout.write(texts[0])
-        g = eng.generate(ids, max_new, temperature, top_p, _eos_ids(loaded.model_dir, tok), on_tokens)
+        g = eng.generate(ids, max_new, temperature, top_p, eos, on_tokens)
         if single:
             sys.stdout.write("\n")
         else:

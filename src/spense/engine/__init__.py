@@ -5,6 +5,8 @@ CUDA-graphed steps, sampling and generation (``spense generate``, ``spense bench
 * :mod:`~spense.engine.load` - built-in shapes, HF folders, Spense checkpoints (packed or not);
 * :mod:`~spense.engine.sparsify` - fast magnitude Spense conversion (benchmarks);
 * :mod:`~spense.engine.generate` - prefill, decode step, sampling, :class:`Engine`;
+* :mod:`~spense.engine.hf_generate` - transformers' ``generate`` for an architecture the engine does not compute
+  (``spense generate``'s fallback);
 * :mod:`~spense.engine.measure` - the end-to-end measurement (rows; reports live in
   :mod:`spense.report`, which nothing here imports).
 """

@@ -353,26 +353,40 @@ class Engine:
                  eos: int | Sequence[int] | None = None, on_tokens: Callable[[list[int]], None] | None = None
                  ) -> Generation:
         """Run :meth:`stream` to the end (or Ctrl-C: ``stopped="interrupted"``, tokens so far kept)."""
-        ids = _stop_ids(eos)
-        stops = set(ids.tolist()) if ids is not None else set()
-        out: list[list[int]] = [[] for _ in prompts]
-        finished = [False] * len(prompts)
+        got = Collector(len(prompts), eos, on_tokens)
         timing: dict = {}
-        stopped = "length"
         try:
             for toks in self.stream(prompts, max_new, temperature, top_p, eos, timing):
-                for i, t in enumerate(toks):
-                    if not finished[i]:
-                        out[i].append(t)
-                        finished[i] = t in stops
-                if on_tokens is not None:
-                    on_tokens(toks)
-            if stops and all(finished):
-                stopped = "eos"
+                got.add(toks)
         except KeyboardInterrupt:
-            stopped = "interrupted"
-        return Generation(out, timing.get("prefill_s", 0.0), timing.get("decode_s", 0.0),
-                          timing.get("steps", 0), stopped)
+            got.stopped = "interrupted"
+        return got.result(timing.get("prefill_s", 0.0), timing.get("decode_s", 0.0), timing.get("steps", 0))
+
+
+class Collector:
+    """The tokens of each prompt, step by step, each up to and including its first stop id; ``stopped`` is
+    ``"eos"`` once every prompt has stopped (``"interrupted"`` is set by the caller)."""
+
+    def __init__(self, n: int, eos: int | Sequence[int] | None, on_tokens: Callable[[list[int]], None] | None):
+        ids = _stop_ids(eos)
+        self.stops = set(ids.tolist()) if ids is not None else set()
+        self.tokens: list[list[int]] = [[] for _ in range(n)]
+        self.finished = [False] * n
+        self.on_tokens = on_tokens
+        self.stopped = "length"
+
+    def add(self, toks: list[int]) -> None:
+        for i, t in enumerate(toks[:len(self.tokens)]):
+            if not self.finished[i]:
+                self.tokens[i].append(t)
+                self.finished[i] = t in self.stops
+        if self.stops and all(self.finished) and self.stopped == "length":
+            self.stopped = "eos"
+        if self.on_tokens is not None:
+            self.on_tokens(toks)
+
+    def result(self, prefill_s: float, decode_s: float, steps: int) -> Generation:
+        return Generation(self.tokens, prefill_s, decode_s, steps, self.stopped)
 
 
 def _stop_ids(eos: int | Sequence[int] | None) -> torch.Tensor | None:

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spense.errors import InputError, first_line
+from spense.errors import InputError, UnsupportedModel, first_line
 from spense.runtime.attention import decode_attention, decode_attention_fused, fused_on, operand_on, rotate_half
 from spense.runtime.attn_operand import linear_on_operand, operand_form
 from spense.runtime.dense import dense_linear
@@ -68,9 +68,10 @@ class ModelArgs:
         """Read a transformers config; an unsupported architecture is refused with its name."""
         arch = getattr(cfg, "model_type", None)
         if arch not in SUPPORTED:
-            raise InputError(f"unsupported architecture {arch!r}: the engine (generate, bench) runs "
-                             f"{', '.join(SUPPORTED)}; prune and eval take it, and its checkpoint loads in transformers "
-                             "(AutoModelForCausalLM.from_pretrained, or spense.runtime.load_packed when packed)")
+            raise UnsupportedModel(f"unsupported architecture {arch!r}: the engine (bench) runs {', '.join(SUPPORTED)}; "
+                                   "prune, eval and pack take it, generate runs it through transformers, and its "
+                                   "checkpoint loads in transformers (AutoModelForCausalLM.from_pretrained, or "
+                                   "spense.runtime.load_packed when packed)")
         rope = getattr(cfg, "rope_parameters", None) or getattr(cfg, "rope_scaling", None) or {}
         scaling = rope_scaling_of(arch, rope if isinstance(rope, dict) else {})
         theta = (rope.get("rope_theta") if isinstance(rope, dict) else None) or getattr(cfg, "rope_theta", 10000.0)
@@ -100,8 +101,9 @@ def rope_scaling_of(arch: str, rope: dict) -> tuple:
                     float(rope["original_max_position_embeddings"]))
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"{arch}: RoPE scaling {kind!r} lacks a number for {first_line(e)}") from None
-    raise InputError(f"{arch}: RoPE scaling {kind!r} is not supported by the engine (it computes default, linear "
-                     "and llama3); prune, eval and pack do not need it")
+    raise UnsupportedModel(f"{arch}: RoPE scaling {kind!r} is not supported by the engine (it computes default, "
+                           "linear and llama3); prune, eval and pack do not need it, generate runs it through "
+                           "transformers")
 
 
 def rope_inv_freq(head_dim: int, theta: float, scaling: tuple = ()) -> torch.Tensor:

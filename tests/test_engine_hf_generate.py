@@ -1,0 +1,124 @@
+"""Generation through transformers for an architecture the engine does not compute (a tiny Gemma 3 made here):
+the model's greedy tokens, batched and left-padded; stop ids; none of the model's sampling defaults; Ctrl-C; and
+``spense generate`` on the model, its pruned checkpoint and that checkpoint packed."""
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from spense.cli import app
+from spense.engine import load
+from spense.engine.hf_generate import HFGenerator
+from spense.errors import UnsupportedModel
+
+CPU = torch.device("cpu")
+PROMPTS = [[5, 7, 9, 11, 13, 17, 19, 23, 29, 31], [3, 4], [8]]  # longer than the sliding window, and shorter
+
+
+def _hf_greedy(hf, prompt, n):
+    ids = torch.tensor([prompt])
+    return hf.generate(ids, max_new_tokens=n, do_sample=False, attention_mask=torch.ones_like(ids),
+                       pad_token_id=0, repetition_penalty=1.0)[0, len(prompt):].tolist()
+
+
+@pytest.fixture(scope="module")
+def gemma_dir(tmp_path_factory, tiny_llama_dir):
+    from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama_dir, local_files_only=True)
+    torch.manual_seed(0)
+    cfg = Gemma3TextConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                           num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=256,
+                           sliding_window=8, layer_types=["sliding_attention", "full_attention"],
+                           bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=0)
+    d = tmp_path_factory.mktemp("m") / "gemma3"
+    Gemma3ForCausalLM(cfg).eval().save_pretrained(d)
+    tok.save_pretrained(d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def gemma(gemma_dir):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(gemma_dir, dtype=torch.float32, local_files_only=True).eval()
+
+
+def test_the_engine_refuses_it_by_name(gemma_dir):
+    with pytest.raises(UnsupportedModel, match="unsupported architecture 'gemma3_text'.*generate runs it through "
+                                               "transformers"):
+        load(str(gemma_dir), CPU, torch.float32)
+
+
+def test_greedy_batched_left_padded_equals_one_by_one(gemma):
+    want = [_hf_greedy(gemma, p, 12) for p in PROMPTS]
+    g = HFGenerator(gemma, 0).generate(PROMPTS, 12)
+    assert g.tokens == want and g.stopped == "length" and g.steps == 11
+    assert g.prefill_s > 0 and g.decode_s > 0 and g.tokens_per_s > 0
+    one = HFGenerator(gemma, 0).generate([PROMPTS[0]], 12, on_tokens=(seen := []).append)
+    assert one.tokens == [want[0]] and [s[0] for s in seen] == want[0]
+    # nucleus sampling with a mass this small keeps the most likely token only: greedy again
+    assert HFGenerator(gemma, 0).generate(PROMPTS, 12, temperature=1.0, top_p=1e-6).tokens == want
+
+
+def test_stop_ids_and_the_models_own_sampling_defaults(gemma):
+    """A row stops at its first stop id (kept); every row stopped: ``"eos"``.  The model's generation_config
+    (sampling on, top-k 1, a repetition penalty) does not change what the caller asked for."""
+    want = [_hf_greedy(gemma, p, 8) for p in PROMPTS]
+    stop = want[0][2]
+    g = HFGenerator(gemma, 0).generate(PROMPTS, 8, eos=[stop])
+    for row, w in zip(g.tokens, want):
+        assert row == (w[:w.index(stop) + 1] if stop in w else w)
+    cfg = gemma.generation_config
+    saved = cfg.to_dict()
+    try:
+        cfg.do_sample, cfg.top_k, cfg.repetition_penalty = True, 1, 5.0
+        assert HFGenerator(gemma, 0).generate(PROMPTS, 8).tokens == want
+    finally:
+        for k in ("do_sample", "top_k", "repetition_penalty"):
+            setattr(cfg, k, saved.get(k))
+    w = want[0]
+    everyone = HFGenerator(gemma, 0).generate([PROMPTS[0]], 8, eos=w[1])
+    assert everyone.tokens == [w[:w.index(w[1]) + 1]] and everyone.stopped == "eos"
+
+
+def test_ctrl_c_keeps_the_tokens_so_far(gemma, monkeypatch):
+    real, calls = type(gemma).forward, {"n": 0}
+
+    def forward(self, *a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 4:  # prefill, then two decode steps
+            raise KeyboardInterrupt
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(type(gemma), "forward", forward)
+    g = HFGenerator(gemma, 0).generate([PROMPTS[0]], 10)
+    assert g.stopped == "interrupted" and len(g.tokens[0]) == 3
+
+
+def test_generate_cli_on_the_model_its_checkpoint_and_packed(gemma_dir, tiny_text_file, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    run = CliRunner().invoke
+    out, packed = tmp_path / "pruned", tmp_path / "packed"
+    r = run(app, ["prune", str(gemma_dir), "--out", str(out), "--calib", str(tiny_text_file), "--method", "spense",
+                  "--dense-ratio", "0.25", "--block", "16", "--nsamples", "4", "--seqlen", "32", "--device", "cpu",
+                  "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert run(app, ["pack", str(out), "--out", str(packed)]).exit_code == 0
+    from spense.data import load_tokenizer
+
+    ids = load_tokenizer(gemma_dir).encode("The game")
+    hf = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32, local_files_only=True).eval()
+    want = load_tokenizer(gemma_dir).decode(_hf_greedy(hf, ids, 6), skip_special_tokens=True)
+    for src in (gemma_dir, out, packed):
+        g = run(app, ["generate", str(src), "--prompt", "The game", "-n", "6", "--device", "cpu"])
+        assert g.exit_code == 0 and "6 tokens" in g.output and "tokens/s" in g.output, g.output
+        warned = [ln for ln in g.output.splitlines() if "the engine does not run gemma3_text" in ln]
+        assert len(warned) == 1 and "transformers (eager, on CPU" in warned[0], g.output
+        if src != gemma_dir:  # the pruned model's greedy continuation, packed or not
+            assert ("The game" + want) in g.output, (src, g.output)
+    # a prompt longer than the model's positions keeps its last tokens, with a warning
+    long = " ".join(["word"] * 400)
+    g = run(app, ["generate", str(gemma_dir), "--prompt", long, "-n", "4", "--device", "cpu"])
+    assert g.exit_code == 0 and "exceeds the model's 256 positions: keeping the last 252 prompt tokens" in g.output
