@@ -131,6 +131,7 @@ def test_gguf_converts_to_bf16_hf_dir_with_same_weights(cache, tiny_gguf):
     assert cfg["num_hidden_layers"] == LAYERS and cfg["hidden_size"] == HIDDEN
     stamp = json.loads((d / models.STAMP).read_text())
     assert stamp["source_sha256"] == d.name and stamp["dtype"] == "bfloat16"
+    assert models.source_of(d) == str(Path(src).resolve())  # what a checkpoint of it records, not the cache
 
     model = AutoModelForCausalLM.from_pretrained(d, local_files_only=True)
     assert model.dtype == torch.bfloat16 and type(model).__name__ == "LlamaForCausalLM"
@@ -417,3 +418,11 @@ def test_real_smollm2_answers_paris():
     with torch.inference_mode():
         out = model.generate(ids, max_new_tokens=6, do_sample=False)
     assert "Paris" in tok.decode(out[0, ids.shape[1]:])
+
+
+def test_source_of_a_folder_without_a_stamp_or_with_a_broken_one(tmp_path):
+    assert models.source_of(tmp_path) == str(tmp_path)
+    (tmp_path / models.STAMP).write_text("{not json")
+    assert models.source_of(tmp_path) == str(tmp_path)
+    (tmp_path / models.STAMP).write_text(json.dumps({"source": "builtin:smollm2-135m"}))
+    assert models.source_of(tmp_path) == "builtin:smollm2-135m"

@@ -96,6 +96,7 @@ def test_prune_llama_checkpoint(tiny_llama_dir, tiny_text_file, tmp_path):
     man = _prune(tiny_llama_dir, out, tiny_text_file, _cfg(strategy="salience-cols", dense_ratio=0.25))
     assert not partial_dir(out).exists()
     assert len(man["layers"]) == 2 * 7
+    assert man["source_model"] == man["source_dir"] == str(Path(tiny_llama_dir).resolve())  # a plain folder
     io.validate_checkpoint(out)
     model = _load(out)
     params = dict(model.named_parameters())

@@ -240,6 +240,17 @@ def _build_cached(sha: str, label: str, produce_gguf) -> Path:
     return final
 
 
+def source_of(model_dir: str | os.PathLike) -> str:
+    """What a model folder was made from, as a checkpoint records it: ``builtin:NAME`` or the ``.gguf`` file's path
+    for a folder of the conversion cache (its stamp names it), else the folder itself."""
+    d = Path(model_dir)
+    try:
+        src = json.loads((d / STAMP).read_text(encoding="utf-8")).get("source")
+    except (OSError, ValueError, AttributeError):
+        src = None
+    return src if isinstance(src, str) and src else str(d)
+
+
 def gguf_to_hf(gguf_path: str | os.PathLike) -> Path:
     """The cached bf16 HF directory of a GGUF file (converted on first use)."""
     p = Path(gguf_path).expanduser().resolve()

@@ -462,6 +462,8 @@ def build_manifest(
     plan: dict[str, Any] | None = None,
 ) -> dict:
     """The run part of ``spense.json`` (io adds format, version and tensor hashes)."""
+    from spense.models import source_of
+
     return {
         "method": cfg.method,
         "config": cfg.to_dict(),
@@ -472,7 +474,8 @@ def build_manifest(
             "path": str(calib_path), "sha256": calib_sha256, "nsamples": int(windows.shape[0]),
             "seqlen": int(windows.shape[1]), "seed": int(seed),
         },
-        "source_model": str(model_dir),
+        "source_model": source_of(model_dir),  # builtin:NAME or the .gguf, not the conversion cache's folder
+        "source_dir": str(model_dir),
         "layers": records,
         "seconds": float(seconds),
     }
