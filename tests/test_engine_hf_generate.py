@@ -16,7 +16,7 @@ PROMPTS = [[5, 7, 9, 11, 13, 17, 19, 23, 29, 31], [3, 4], [8]]  # longer than th
 
 
 def _hf_greedy(hf, prompt, n):
-    ids = torch.tensor([prompt])
+    ids = torch.tensor([prompt], device=hf.device)
     return hf.generate(ids, max_new_tokens=n, do_sample=False, attention_mask=torch.ones_like(ids),
                        pad_token_id=0, repetition_penalty=1.0)[0, len(prompt):].tolist()
 
@@ -96,21 +96,30 @@ def test_ctrl_c_keeps_the_tokens_so_far(gemma, monkeypatch):
     assert g.stopped == "interrupted" and len(g.tokens[0]) == 3
 
 
-def test_generate_cli_on_the_model_its_checkpoint_and_packed(gemma_dir, tiny_text_file, tmp_path):
-    from transformers import AutoModelForCausalLM
-
+@pytest.fixture(scope="module")
+def pruned(gemma_dir, tiny_text_file, tmp_path_factory):
+    """``(checkpoint, the same packed)``: the tiny Gemma pruned by ``spense prune`` (Spense, 25 %)."""
     run = CliRunner().invoke
-    out, packed = tmp_path / "pruned", tmp_path / "packed"
+    d = tmp_path_factory.mktemp("pruned")
+    out, packed = d / "pruned", d / "packed"
     r = run(app, ["prune", str(gemma_dir), "--out", str(out), "--calib", str(tiny_text_file), "--method", "spense",
                   "--dense-ratio", "0.25", "--block", "16", "--nsamples", "4", "--seqlen", "32", "--device", "cpu",
                   "--quiet"])
     assert r.exit_code == 0, r.output
     assert run(app, ["pack", str(out), "--out", str(packed)]).exit_code == 0
+    return out, packed
+
+
+def test_generate_cli_on_the_model_its_checkpoint_and_packed(gemma_dir, pruned):
+    from transformers import AutoModelForCausalLM
+
     from spense.data import load_tokenizer
 
-    ids = load_tokenizer(gemma_dir).encode("The game")
+    run = CliRunner().invoke
+    out, packed = pruned
+    tok = load_tokenizer(gemma_dir)
     hf = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32, local_files_only=True).eval()
-    want = load_tokenizer(gemma_dir).decode(_hf_greedy(hf, ids, 6), skip_special_tokens=True)
+    want = tok.decode(_hf_greedy(hf, tok.encode("The game"), 6), skip_special_tokens=True)
     for src in (gemma_dir, out, packed):
         g = run(app, ["generate", str(src), "--prompt", "The game", "-n", "6", "--device", "cpu"])
         assert g.exit_code == 0 and "6 tokens" in g.output and "tokens/s" in g.output, g.output
@@ -122,3 +131,20 @@ def test_generate_cli_on_the_model_its_checkpoint_and_packed(gemma_dir, tiny_tex
     long = " ".join(["word"] * 400)
     g = run(app, ["generate", str(gemma_dir), "--prompt", long, "-n", "4", "--device", "cpu"])
     assert g.exit_code == 0 and "exceeds the model's 256 positions: keeping the last 252 prompt tokens" in g.output
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_on_cuda_the_packed_checkpoint_runs_inside_transformers(gemma, pruned):
+    """On a GPU: the dense model's greedy tokens (bf16) are transformers' own, and the packed checkpoint (its
+    SpenseLinear kernels inside transformers' forward) generates through the CLI, with no CPU warning."""
+    dev = torch.device("cuda")
+    m = gemma.to(dev, torch.bfloat16)
+    try:
+        want = [_hf_greedy(m, p, 8) for p in PROMPTS]
+        assert [HFGenerator(m, 0).generate([p], 8).tokens[0] for p in PROMPTS] == want
+    finally:
+        gemma.to("cpu", torch.float32)
+    g = CliRunner().invoke(app, ["generate", str(pruned[1]), "--prompt", "The game", "-n", "6", "--device", "cuda"])
+    assert g.exit_code == 0 and "6 tokens" in g.output, g.output
+    assert "the engine does not run gemma3_text: generating through transformers (eager; " in g.output, g.output
