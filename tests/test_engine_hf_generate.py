@@ -2,6 +2,8 @@
 the model's greedy tokens, batched and left-padded; stop ids; none of the model's sampling defaults; Ctrl-C; and
 ``spense generate`` on the model, its pruned checkpoint and that checkpoint packed."""
 
+import warnings
+
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -9,7 +11,7 @@ from typer.testing import CliRunner
 from spense.cli import app
 from spense.engine import load
 from spense.engine.hf_generate import HFGenerator
-from spense.errors import UnsupportedModel
+from spense.errors import InputError, UnsupportedModel
 
 CPU = torch.device("cpu")
 PROMPTS = [[5, 7, 9, 11, 13, 17, 19, 23, 29, 31], [3, 4], [8]]  # longer than the sliding window, and shorter
@@ -54,7 +56,8 @@ def test_greedy_batched_left_padded_equals_one_by_one(gemma):
     want = [_hf_greedy(gemma, p, 12) for p in PROMPTS]
     g = HFGenerator(gemma, 0).generate(PROMPTS, 12)
     assert g.tokens == want and g.stopped == "length" and g.steps == 11
-    assert g.prefill_s > 0 and g.decode_s > 0 and g.tokens_per_s > 0
+    assert g.prefill_s > 0 and g.decode_s > 0
+    assert g.tokens_per_s == pytest.approx(3 * 11 / g.decode_s)  # the first token of each row is the prefill's
     one = HFGenerator(gemma, 0).generate([PROMPTS[0]], 12, on_tokens=(seen := []).append)
     assert one.tokens == [want[0]] and [s[0] for s in seen] == want[0]
     # nucleus sampling with a mass this small keeps the most likely token only: greedy again
@@ -62,21 +65,23 @@ def test_greedy_batched_left_padded_equals_one_by_one(gemma):
 
 
 def test_stop_ids_and_the_models_own_sampling_defaults(gemma):
-    """A row stops at its first stop id (kept); every row stopped: ``"eos"``.  The model's generation_config
-    (sampling on, top-k 1, a repetition penalty) does not change what the caller asked for."""
+    from transformers import GenerationConfig
+
+    """A row stops at its first stop id (kept); every row stopped: ``"eos"``.  The model's generation_config does
+    not change what the caller asked for (transformers fills what a call leaves unset from it)."""
     want = [_hf_greedy(gemma, p, 8) for p in PROMPTS]
     stop = want[0][2]
     g = HFGenerator(gemma, 0).generate(PROMPTS, 8, eos=[stop])
     for row, w in zip(g.tokens, want):
         assert row == (w[:w.index(stop) + 1] if stop in w else w)
-    cfg = gemma.generation_config
-    saved = cfg.to_dict()
-    try:
-        cfg.do_sample, cfg.top_k, cfg.repetition_penalty = True, 1, 5.0
-        assert HFGenerator(gemma, 0).generate(PROMPTS, 8).tokens == want
+    own = gemma.generation_config
+    try:  # sampling on, top-k 1, a repetition penalty, no repeated bigram, and an EOS of its own
+        gemma.generation_config = GenerationConfig(do_sample=True, top_k=1, top_p=0.5, repetition_penalty=5.0,
+                                                   no_repeat_ngram_size=1, eos_token_id=want[0][0])
+        g = HFGenerator(gemma, 0).generate(PROMPTS, 8)
+        assert g.tokens == want and gemma.generation_config.repetition_penalty == 5.0
     finally:
-        for k in ("do_sample", "top_k", "repetition_penalty"):
-            setattr(cfg, k, saved.get(k))
+        gemma.generation_config = own
     w = want[0]
     everyone = HFGenerator(gemma, 0).generate([PROMPTS[0]], 8, eos=w[1])
     assert everyone.tokens == [w[:w.index(w[1]) + 1]] and everyone.stopped == "eos"
@@ -131,6 +136,41 @@ def test_generate_cli_on_the_model_its_checkpoint_and_packed(gemma_dir, pruned):
     long = " ".join(["word"] * 400)
     g = run(app, ["generate", str(gemma_dir), "--prompt", long, "-n", "4", "--device", "cpu"])
     assert g.exit_code == 0 and "exceeds the model's 256 positions: keeping the last 252 prompt tokens" in g.output
+    # "~" as the user's shell would have left it (a quoted path): the packed checkpoint under $HOME
+    home = packed.parent / "home"
+    home.mkdir(exist_ok=True)
+    (home / "pk").symlink_to(packed)
+    g = run(app, ["generate", "~/pk", "--prompt", "The game", "-n", "2", "--device", "cpu"], env={"HOME": str(home)})
+    assert g.exit_code == 0 and "2 tokens" in g.output, g.output
+
+
+def test_rope_scaling_the_engine_lacks_runs_through_transformers_and_says_so(tiny_llama_dir, tmp_path):
+    import json
+    import shutil
+
+    d = tmp_path / "yarn"
+    shutil.copytree(tiny_llama_dir, d)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["rope_scaling"] = cfg["rope_parameters"] = {"rope_type": "yarn", "factor": 2.0, "rope_theta": 10000.0,
+                                                     "original_max_position_embeddings": 128}
+    (d / "config.json").write_text(json.dumps(cfg))
+    g = CliRunner().invoke(app, ["generate", str(d), "--prompt", "The game", "-n", "3", "--device", "cpu"])
+    assert g.exit_code == 0 and "3 tokens" in g.output, g.output
+    assert "the engine does not run llama with RoPE scaling 'yarn': generating through transformers" in g.output
+
+
+def test_a_truncated_prompt_keeps_its_bos():
+    from spense.cli.generate import _fit
+
+    with pytest.warns(RuntimeWarning, match="keeping its BOS and the last 251 prompt tokens"):
+        ids, want = _fit([[1] + list(range(10, 400)), [1, 5, 6]], 4, None, 256, bos=1)
+    assert want == 256 and ids[0] == [1] + list(range(149, 400)) and ids[1] == [1, 5, 6]
+    with pytest.warns(RuntimeWarning, match="keeping the last 252 prompt tokens"):  # no BOS: the last tokens
+        ids, _ = _fit([list(range(10, 400))], 4, None, 256, bos=1)
+    assert ids == [list(range(148, 400))]
+    with pytest.raises(InputError, match="do not fit --max-len 256"), warnings.catch_warnings():
+        warnings.simplefilter("error")  # the --max-len warning does not come before the refusal
+        _fit([list(range(300))], 4, 9999, 256)
 
 
 @pytest.mark.gpu

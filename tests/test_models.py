@@ -131,7 +131,6 @@ def test_gguf_converts_to_bf16_hf_dir_with_same_weights(cache, tiny_gguf):
     assert cfg["num_hidden_layers"] == LAYERS and cfg["hidden_size"] == HIDDEN
     stamp = json.loads((d / models.STAMP).read_text())
     assert stamp["source_sha256"] == d.name and stamp["dtype"] == "bfloat16"
-    assert models.source_of(d) == str(Path(src).resolve())  # what a checkpoint of it records, not the cache
 
     model = AutoModelForCausalLM.from_pretrained(d, local_files_only=True)
     assert model.dtype == torch.bfloat16 and type(model).__name__ == "LlamaForCausalLM"
@@ -420,9 +419,12 @@ def test_real_smollm2_answers_paris():
     assert "Paris" in tok.decode(out[0, ids.shape[1]:])
 
 
-def test_source_of_a_folder_without_a_stamp_or_with_a_broken_one(tmp_path):
-    assert models.source_of(tmp_path) == str(tmp_path)
-    (tmp_path / models.STAMP).write_text("{not json")
-    assert models.source_of(tmp_path) == str(tmp_path)
-    (tmp_path / models.STAMP).write_text(json.dumps({"source": "builtin:smollm2-135m"}))
-    assert models.source_of(tmp_path) == "builtin:smollm2-135m"
+def test_source_of_is_the_name_given_not_the_cache(tmp_path, monkeypatch):
+    """What a checkpoint records as its source: a built-in's name, or the absolute path given (a .gguf file, not
+    the conversion cache's folder, whose stamp names whichever file of that content came first)."""
+    monkeypatch.chdir(tmp_path)
+    assert models.source_of("smollm2-135m") == "builtin:smollm2-135m"
+    (tmp_path / "m.gguf").write_bytes(b"GGUF")
+    assert models.source_of("m.gguf") == str(tmp_path / "m.gguf")
+    (tmp_path / "smollm2-135m").mkdir()  # an existing path wins over a built-in name, as in resolve_model
+    assert models.source_of("smollm2-135m") == str(tmp_path / "smollm2-135m")

@@ -11,7 +11,11 @@ class InputError(SpenseError, ValueError):
 
 class UnsupportedModel(InputError):
     """A model the decode engine does not compute (its architecture, or its RoPE scaling); transformers may still
-    run it (``spense generate`` falls back to it)."""
+    run it (``spense generate`` falls back to it).  ``what``: what the engine lacks, in a few words."""
+
+    def __init__(self, message: str, what: str = "this model"):
+        super().__init__(message)
+        self.what = what
 
 
 class FormatError(SpenseError, ValueError):

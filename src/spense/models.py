@@ -240,15 +240,15 @@ def _build_cached(sha: str, label: str, produce_gguf) -> Path:
     return final
 
 
-def source_of(model_dir: str | os.PathLike) -> str:
-    """What a model folder was made from, as a checkpoint records it: ``builtin:NAME`` or the ``.gguf`` file's path
-    for a folder of the conversion cache (its stamp names it), else the folder itself."""
-    d = Path(model_dir)
-    try:
-        src = json.loads((d / STAMP).read_text(encoding="utf-8")).get("source")
-    except (OSError, ValueError, AttributeError):
-        src = None
-    return src if isinstance(src, str) and src else str(d)
+def source_of(spec: str | os.PathLike) -> str:
+    """What a checkpoint records as the model it was pruned from: ``builtin:NAME`` for a built-in name (as
+    :func:`resolve_model` reads it), else the absolute path given (a ``.gguf`` file, not the conversion cache's
+    folder)."""
+    text = os.fspath(spec)
+    path = Path(text).expanduser()
+    if not path.exists() and text in BUILTIN_MODELS:
+        return f"builtin:{text}"
+    return str(path.resolve())
 
 
 def gguf_to_hf(gguf_path: str | os.PathLike) -> Path:

@@ -337,6 +337,7 @@ def prune_model(
     axes: str | None = None,
     alloc_unit: str = "block",
     on_resume: Callable[[str, Path], None] | None = None,
+    source: str | None = None,
 ) -> dict:
     """Prune the model ``model_dir`` and write a Spense checkpoint to ``out_dir``.
 
@@ -346,7 +347,8 @@ def prune_model(
     (``plan`` and ``allocation``).
 
     ``model_dir``: a local HF directory, a ``.gguf`` file or a built-in name
-    (:func:`spense.models.resolve_model`); the checkpoint keeps the source's dtype.
+    (:func:`spense.models.resolve_model`); the checkpoint keeps the source's dtype.  ``source``: that name as the
+    user gave it, where ``model_dir`` is already resolved (recorded as ``source_model``).
 
     Resumable: the state lives in ``OUT.partial/`` (see :class:`spense.resume.ResumeState`) and is
     removed once the checkpoint is written; ``restart`` discards it first; ``on_resume(kept, root)`` is called
@@ -355,7 +357,7 @@ def prune_model(
     """
     import spense
     from spense import data, io
-    from spense.models import resolve_model
+    from spense.models import resolve_model, source_of
 
     t0 = time.perf_counter()
     if nsamples <= 0:  # the options first, then the files: a bad output is refused before any work
@@ -367,6 +369,7 @@ def prune_model(
     check_plan_options(cfg, dense_layers, budget_alloc, axes)
     cdtype = parse_dtype(dtype)
     dev = resolve_device(device)
+    source = source_of(source if source is not None else model_dir)
     model_dir = resolve_model(model_dir)
     out_dir = Path(out_dir).expanduser().resolve()
     io.check_out_dir(model_dir, out_dir, overwrite)  # paths only: where a lock could not even be made
@@ -414,7 +417,7 @@ def prune_model(
             raise
 
         manifest = build_manifest(cfg, records, model_dir, calib_path, sha, windows, seed, state.seconds,
-                                  sequential=sequential, plan=plan)
+                                  sequential=sequential, plan=plan, source=source)
         manifest["allocation"] = allocation
         manifest["wall_seconds"] = time.perf_counter() - t0
         model.to(source_dtype(model_dir))
@@ -459,11 +462,10 @@ def _plan_dict(plan: dict[str, Any] | None) -> dict[str, dict] | None:
 def build_manifest(
     cfg: Any, records: dict[str, dict], model_dir: str | Path, calib_path: str | Path, calib_sha256: str,
     windows: torch.Tensor, seed: int, seconds: float, *, sequential: str = "true",
-    plan: dict[str, Any] | None = None,
+    plan: dict[str, Any] | None = None, source: str | None = None,
 ) -> dict:
-    """The run part of ``spense.json`` (io adds format, version and tensor hashes)."""
-    from spense.models import source_of
-
+    """The run part of ``spense.json`` (io adds format, version and tensor hashes); ``source``: the model as the user
+    named it (:func:`spense.models.source_of`; default: ``model_dir``)."""
     return {
         "method": cfg.method,
         "config": cfg.to_dict(),
@@ -474,7 +476,7 @@ def build_manifest(
             "path": str(calib_path), "sha256": calib_sha256, "nsamples": int(windows.shape[0]),
             "seqlen": int(windows.shape[1]), "seed": int(seed),
         },
-        "source_model": source_of(model_dir),  # builtin:NAME or the .gguf, not the conversion cache's folder
+        "source_model": source or str(model_dir),  # builtin:NAME or the .gguf, not the conversion cache's folder
         "source_dir": str(model_dir),
         "layers": records,
         "seconds": float(seconds),

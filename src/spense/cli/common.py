@@ -34,12 +34,13 @@ def load_any(model: str, device, dtype=None):
     from spense.hf import load_model
     from spense.models import resolve_model
 
-    if (Path(model) / io.MANIFEST).is_file():
-        if io.read_manifest(model).get("packed"):  # its loader checks every tensor it reads
+    path = Path(model).expanduser()
+    if (path / io.MANIFEST).is_file():
+        if io.read_manifest(path).get("packed"):  # its loader checks every tensor it reads
             if dtype is None and torch.device(device).type == "cpu":  # on a GPU: the stored dtype its kernels take
                 dtype = torch.float32
-            return load_checkpoint(Path(model), device, dtype), Path(model)
-        io.validate_checkpoint(model)
+            return load_checkpoint(path, device, dtype), path
+        io.validate_checkpoint(path)
     model_dir = resolve_model(model)
     return load_model(model_dir, dtype).to(device), model_dir
 

@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 
 from spense.cli.app import app, handle_errors
-from spense.cli.common import check_min
+from spense.cli.common import check_min, load_any
 from spense.errors import InputError, UnsupportedModel
 
 
@@ -62,20 +62,22 @@ def _eos_ids(model_dir: Path, tok) -> list[int]:
 
 
 def _fit(ids: list[list[int]], max_new: int, max_len: Optional[int], limit: int, block: int = 1,
-         kv_block: int = 1) -> tuple[list[list[int]], int]:
+         kv_block: int = 1, bos: Optional[int] = None) -> tuple[list[list[int]], int]:
     """``(ids, cache length)``: prompts that fit ``limit`` positions with ``max_new`` new tokens (the oldest prompt
-    tokens dropped with a warning where they do not), and the cache they need; ``--max-len`` (``max_len``) is the
-    user's cache, never truncated into.  ``block``: prompts are left-padded to a multiple of it; ``kv_block``: the
-    cache is a multiple of it (the engine's; 1 and 1 for transformers)."""
+    tokens dropped with a warning where they do not; a leading ``bos`` is kept), and the cache they need;
+    ``--max-len`` (``max_len``) is the user's cache, never truncated into.  ``block``: prompts are left-padded to a
+    multiple of it; ``kv_block``: the cache is a multiple of it (the engine's; 1 and 1 for transformers).  The
+    warnings come after every refusal."""
     from spense.engine.generate import round_up
 
     longest = max(len(i) for i in ids)
     padded = round_up(longest, block)
     blk = f" (a cache block of {padded})" if block > 1 else ""
+    notes = []
     if max_len is not None:
         want = max_len
         if want > limit:
-            warnings.warn(f"--max-len {max_len} exceeds the model's {limit} positions: using {limit}", RuntimeWarning)
+            notes.append(f"--max-len {max_len} exceeds the model's {limit} positions: using {limit}")
             want = limit
         if longest + max_new > want or padded + max_new > round_up(want, kv_block):
             raise InputError(f"prompt of {longest} tokens{blk} + {max_new} new tokens do not fit --max-len {want}")
@@ -87,10 +89,14 @@ def _fit(ids: list[list[int]], max_new: int, max_len: Optional[int], limit: int,
             raise InputError(f"{max_new} new tokens do not fit the model's {limit} positions: at most "
                              f"{limit - block} fit after a prompt" +
                              (f" (prompts take {block}-slot blocks)" if block > 1 else ""))
-        warnings.warn(f"prompt of {longest} tokens{blk} + {max_new} new exceeds the model's {limit} positions: "
-                      f"keeping the last {keep} prompt tokens", RuntimeWarning)
-        ids = [i[-keep:] for i in ids]
+        head = bos is not None and keep > 1 and all(i[0] == bos for i in ids if len(i) > keep)
+        notes.append(f"prompt of {longest} tokens{blk} + {max_new} new exceeds the model's {limit} positions: "
+                     + (f"keeping its BOS and the last {keep - 1} prompt tokens" if head
+                        else f"keeping the last {keep} prompt tokens"))
+        ids = [i if len(i) <= keep else [bos] + i[len(i) - keep + 1:] if head else i[-keep:] for i in ids]
         want = limit
+    for n in notes:
+        warnings.warn(n, RuntimeWarning)
     return ids, want
 
 
@@ -118,8 +124,7 @@ def generate_command(
     def _run() -> None:
         import torch
 
-        from spense.cli.common import load_any
-        from spense.data import check_token_ids, load_tokenizer
+        from spense.data import bos_id, check_token_ids, load_tokenizer
         from spense.engine import Engine, load
         from spense.engine.generate import PROMPT_BLOCK
         from spense.engine.hf_generate import HFGenerator
@@ -127,6 +132,7 @@ def generate_command(
         from spense.engine.model import KV_BLOCK
         from spense.hf import check_finite_weights, max_positions, parse_dtype, resolve_device
         from spense.methods import check_seed
+        from spense.models import resolve_model
 
         check_min(max_new_tokens=(max_new, 1), max_len=(max_len, 1))
         check_seed(seed, "--seed")
@@ -145,29 +151,31 @@ def generate_command(
         if dev.type != "cuda":
             dt = torch.float32
         torch.manual_seed(seed)
+        src = model
+        if not (Path(model).expanduser() / "spense.json").is_file():
+            src = str(resolve_model(model))  # a .gguf (hashed) or built-in name: resolved once for either loader
         try:
-            loaded = load(model, dev, dt, backend="auto" if dev.type == "cuda" else "reference")
-        except UnsupportedModel:  # an architecture the engine does not compute: transformers runs it
-            loaded = None
+            loaded, lacks = load(src, dev, dt, backend="auto" if dev.type == "cuda" else "reference"), None
+        except UnsupportedModel as e:  # an architecture (or RoPE scaling) the engine does not compute
+            loaded, lacks = None, e.what
         if loaded is not None:
             if loaded.model_dir is None:
                 raise InputError(f"{model} has random weights and no tokenizer: use `spense bench` for it")
             net, model_dir, vocab = loaded.model, loaded.model_dir, loaded.model.args.vocab_size
             limit, blocks = loaded.model.args.max_positions, (PROMPT_BLOCK, KV_BLOCK)
         else:
-            net, model_dir = load_any(model, dev, dt)
+            net, model_dir = load_any(src, dev, dt)
             cfg = net.config.get_text_config() if hasattr(net.config, "get_text_config") else net.config
             vocab, limit, blocks = cfg.vocab_size, max_positions(cfg) or 1 << 62, (1, 1)
         check_finite_weights(net)  # NaN/Inf weights: one line naming the tensor, not NaN tokens/s
         tok = load_tokenizer(model_dir)
         ids = [_chat_ids(tok, t, model) for t in texts] if chat else [tok.encode(t) for t in texts]
         check_token_ids(ids, vocab)
-        ids, want = _fit(ids, max_new, max_len, limit, *blocks)
+        ids, want = _fit(ids, max_new, max_len, limit, *blocks, bos=bos_id(tok))
         eos = _eos_ids(model_dir, tok)
         # warnings after every refusal: a warning before an error reads as two problems
         if loaded is None:
-            arch = getattr(net.config, "model_type", "this model")
-            warnings.warn(f"the engine does not run {arch}: generating through transformers (eager"
+            warnings.warn(f"the engine does not run {lacks}: generating through transformers (eager"
                           f"{', on CPU' if dev.type != 'cuda' else ''}; slower than the engine)", RuntimeWarning)
             eng = HFGenerator(net, tok.pad_token_id if tok.pad_token_id is not None else (eos or [0])[0])
         else:

@@ -194,7 +194,7 @@ def prune(
         manifest = prune_model(model_dir, target, cfg, calib, nsamples=nsamples, seqlen=seqlen, seed=seed,
                                device=device, strict=strict, overwrite=overwrite or packed, progress=_bars(quiet),
                                dtype=dtype, restart=restart, sequential=sequential.value,
-                               dense_layers=dense_layers, budget_alloc=budget_alloc, axes=axes,
+                               dense_layers=dense_layers, budget_alloc=budget_alloc, axes=axes, source=model,
                                on_resume=lambda kept, root: _out_console().print(
                                    f"resuming the interrupted run in {root}: {kept} (--restart "
                                    "starts over)", markup=False))

@@ -171,7 +171,8 @@ class Generation:
 
     @property
     def tokens_per_s(self) -> float:
-        n = sum(len(t) for t in self.tokens)
+        """Decode tokens a second: each row's tokens after its first (which the prefill gives), over ``decode_s``."""
+        n = sum(max(len(t) - 1, 0) for t in self.tokens)
         return n / self.decode_s if self.decode_s > 0 else float("nan")
 
 
@@ -376,7 +377,7 @@ class Collector:
         self.stopped = "length"
 
     def add(self, toks: list[int]) -> None:
-        for i, t in enumerate(toks[:len(self.tokens)]):
+        for i, t in enumerate(toks):
             if not self.finished[i]:
                 self.tokens[i].append(t)
                 self.finished[i] = t in self.stops

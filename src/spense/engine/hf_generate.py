@@ -30,7 +30,6 @@ class HFGenerator:
     def _config(self, max_new: int, temperature: float, top_p: float, eos: Sequence[int]):
         from transformers import GenerationConfig
 
-        # every knob set explicitly: transformers fills the ones left None from the model's generation_config.json
         sampling = dict(do_sample=True, temperature=float(temperature), top_p=float(top_p), top_k=0) \
             if temperature > 0 else dict(do_sample=False)
         return GenerationConfig(max_new_tokens=max_new, min_new_tokens=0, num_beams=1, repetition_penalty=1.0,
@@ -43,10 +42,9 @@ class HFGenerator:
         """Generate ``max_new`` tokens per prompt, or until each hit a stop id in ``eos`` (Ctrl-C:
         ``stopped="interrupted"``, tokens so far kept). ``prefill_s``: to the first new token; ``decode_s``: from
         it to the last."""
+        from transformers import GenerationConfig
         from transformers.generation.streamers import BaseStreamer
-        from transformers.utils import logging as tf_logging
 
-        eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
         got = Collector(len(prompts), eos, on_tokens)
         T = max(len(p) for p in prompts)
         ids = torch.full((len(prompts), T), self.pad_id, dtype=torch.long)
@@ -68,15 +66,17 @@ class HFGenerator:
             def end(self) -> None:
                 pass
 
-        verbosity = tf_logging.get_verbosity()
-        tf_logging.set_verbosity_error()  # not "top_k is set but not sampling" from the model's own defaults
+        # transformers fills what a call leaves unset (or, before 5.0, at its default) from the model's own
+        # generation_config.json (do_sample, top_k, no_repeat_ngram_size, its eos, ...): a blank one while it runs
+        own = self.model.generation_config
+        self.model.generation_config = GenerationConfig()
         try:
             self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                                generation_config=self._config(max_new, temperature, top_p, eos),
+                                generation_config=self._config(max_new, temperature, top_p, sorted(got.stops)),
                                 streamer=_Streamer())
         except KeyboardInterrupt:
             got.stopped = "interrupted"
         finally:
-            tf_logging.set_verbosity(verbosity)
+            self.model.generation_config = own
         first = marks[1] if len(marks) > 1 else marks[0]
         return got.result(first - marks[0], marks[-1] - first, max(len(marks) - 2, 0))

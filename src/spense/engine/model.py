@@ -71,7 +71,7 @@ class ModelArgs:
             raise UnsupportedModel(f"unsupported architecture {arch!r}: the engine (bench) runs {', '.join(SUPPORTED)}; "
                                    "prune, eval and pack take it, generate runs it through transformers, and its "
                                    "checkpoint loads in transformers (AutoModelForCausalLM.from_pretrained, or "
-                                   "spense.runtime.load_packed when packed)")
+                                   "spense.runtime.load_packed when packed)", what=str(arch))
         rope = getattr(cfg, "rope_parameters", None) or getattr(cfg, "rope_scaling", None) or {}
         scaling = rope_scaling_of(arch, rope if isinstance(rope, dict) else {})
         theta = (rope.get("rope_theta") if isinstance(rope, dict) else None) or getattr(cfg, "rope_theta", 10000.0)
@@ -103,7 +103,7 @@ def rope_scaling_of(arch: str, rope: dict) -> tuple:
         raise InputError(f"{arch}: RoPE scaling {kind!r} lacks a number for {first_line(e)}") from None
     raise UnsupportedModel(f"{arch}: RoPE scaling {kind!r} is not supported by the engine (it computes default, "
                            "linear and llama3); prune, eval and pack do not need it, generate runs it through "
-                           "transformers")
+                           "transformers", what=f"{arch} with RoPE scaling {kind!r}")
 
 
 def rope_inv_freq(head_dim: int, theta: float, scaling: tuple = ()) -> torch.Tensor:
