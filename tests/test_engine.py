@@ -166,7 +166,7 @@ def test_llama_variants_greedy_equal_hf(variant, tmp_path, monkeypatch):
 
 
 def test_rope_scaling_the_engine_does_not_compute_is_refused_by_name():
-    from spense.engine.model import rope_scaling_of
+    from spense.engine.args import rope_scaling_of
 
     with pytest.raises(InputError, match=r"llama: RoPE scaling 'yarn' is not supported by the engine"):
         rope_scaling_of("llama", {"rope_type": "yarn", "factor": 4.0})

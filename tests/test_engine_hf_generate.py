@@ -1,4 +1,4 @@
-"""Generation through transformers for an architecture the engine does not compute (a tiny Gemma 3 made here):
+"""Generation through transformers for an architecture the engine does not compute (a tiny Gemma 2 made here):
 the model's greedy tokens, batched and left-padded; stop ids; none of the model's sampling defaults; Ctrl-C; and
 ``spense generate`` on the model, its pruned checkpoint and that checkpoint packed."""
 
@@ -25,16 +25,16 @@ def _hf_greedy(hf, prompt, n):
 
 @pytest.fixture(scope="module")
 def gemma_dir(tmp_path_factory, tiny_llama_dir):
-    from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
+    from transformers import AutoTokenizer, Gemma2Config, Gemma2ForCausalLM
 
     tok = AutoTokenizer.from_pretrained(tiny_llama_dir, local_files_only=True)
     torch.manual_seed(0)
-    cfg = Gemma3TextConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                           num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=256,
-                           sliding_window=8, layer_types=["sliding_attention", "full_attention"],
-                           bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=0)
-    d = tmp_path_factory.mktemp("m") / "gemma3"
-    Gemma3ForCausalLM(cfg).eval().save_pretrained(d)
+    # Gemma 2's soft-capped attention logits are what the engine lacks (it computes Gemma 3)
+    cfg = Gemma2Config(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=256,
+                       sliding_window=8, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=0)
+    d = tmp_path_factory.mktemp("m") / "gemma2"
+    Gemma2ForCausalLM(cfg).eval().save_pretrained(d)
     tok.save_pretrained(d)
     return d
 
@@ -47,7 +47,7 @@ def gemma(gemma_dir):
 
 
 def test_the_engine_refuses_it_by_name(gemma_dir):
-    with pytest.raises(UnsupportedModel, match="unsupported architecture 'gemma3_text'.*generate runs it through "
+    with pytest.raises(UnsupportedModel, match="unsupported architecture 'gemma2'.*generate runs it through "
                                                "transformers"):
         load(str(gemma_dir), CPU, torch.float32)
 
@@ -128,7 +128,7 @@ def test_generate_cli_on_the_model_its_checkpoint_and_packed(gemma_dir, pruned):
     for src in (gemma_dir, out, packed):
         g = run(app, ["generate", str(src), "--prompt", "The game", "-n", "6", "--device", "cpu"])
         assert g.exit_code == 0 and "6 tokens" in g.output and "tokens/s" in g.output, g.output
-        warned = [ln for ln in g.output.splitlines() if "the engine does not run gemma3_text" in ln]
+        warned = [ln for ln in g.output.splitlines() if "the engine does not run gemma2" in ln]
         assert len(warned) == 1 and "transformers (eager, on CPU" in warned[0], g.output
         if src != gemma_dir:  # the pruned model's greedy continuation, packed or not
             assert ("The game" + want) in g.output, (src, g.output)
@@ -187,4 +187,4 @@ def test_on_cuda_the_packed_checkpoint_runs_inside_transformers(gemma, pruned):
         gemma.to("cpu", torch.float32)
     g = CliRunner().invoke(app, ["generate", str(pruned[1]), "--prompt", "The game", "-n", "6", "--device", "cuda"])
     assert g.exit_code == 0 and "6 tokens" in g.output, g.output
-    assert "the engine does not run gemma3_text: generating through transformers (eager; " in g.output, g.output
+    assert "the engine does not run gemma2: generating through transformers (eager; " in g.output, g.output

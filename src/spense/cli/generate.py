@@ -117,8 +117,9 @@ def generate_command(
     chat: bool = typer.Option(False, "--chat", help="each prompt as a user turn of the model's chat template "
                               "(instruct models); prints the answer alone"),
 ) -> None:
-    """Generate text, streaming tokens to the terminal; tokens/s at the end. Llama, Mistral, Qwen2 and Qwen3 run on
-    the engine (compiled, CUDA-graphed on a GPU); another architecture (Gemma 3) runs through transformers."""
+    """Generate text, streaming tokens to the terminal; tokens/s at the end. Llama, Mistral, Qwen2, Qwen3 and Gemma 3
+    run on the engine (compiled, CUDA-graphed on a GPU); another architecture (Gemma 2, say) runs through
+    transformers."""
 
     @handle_errors
     def _run() -> None:

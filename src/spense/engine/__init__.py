@@ -1,6 +1,8 @@
 """The decode engine: a Llama-family model written for decoding, static KV cache, compiled and
 CUDA-graphed steps, sampling and generation (``spense generate``, ``spense bench``).
 
+* :mod:`~spense.engine.args` - what the model is, read from a transformers config (Llama, Mistral, Qwen2, Qwen3,
+  Gemma 3), and its RoPE tables;
 * :mod:`~spense.engine.model` - the model (HF names), static KV cache, attention over the filled part;
 * :mod:`~spense.engine.load` - built-in shapes, HF folders, Spense checkpoints (packed or not);
 * :mod:`~spense.engine.sparsify` - fast magnitude Spense conversion (benchmarks);

@@ -1,4 +1,4 @@
-"""Generation through transformers, for a model the engine does not compute (Gemma 3, a RoPE scaling it lacks).
+"""Generation through transformers, for a model the engine does not compute (Gemma 2, a RoPE scaling it lacks).
 
 ``spense generate``'s fallback: the model's own ``generate`` (eager, its own cache), left-padded prompts, greedy
 (``argmax``) or sampling from ``softmax(l / T)`` restricted to the nucleus of mass ``top_p``: the same

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 import spense.runtime.checkpoint  # noqa: F401  (registers the packed-checkpoint loader of spense.io)
-from spense.engine.model import ModelArgs, Transformer, rope_inv_freq
+from spense.engine.model import ModelArgs, Transformer
 from spense.errors import CheckpointError, InputError, first_line
 
 _QWEN3 = dict(arch="qwen3", vocab_size=151936, head_dim=128, eps=1e-6, rope_theta=1e6, max_positions=40960,
@@ -64,7 +64,7 @@ def empty_model(args: ModelArgs, device: torch.device, dtype: torch.dtype) -> Tr
     with torch.device("meta"), _default_dtype(dtype):
         m = Transformer(args)
     m = m.to_empty(device=device)
-    m.inv_freq = rope_inv_freq(args.head_dim, args.rope_theta, args.rope_scaling).to(device)
+    m.init_rope(device)
     if args.tie_embeddings:
         m.lm_head.weight = m.model.embed_tokens.weight
     return m.eval()
@@ -181,7 +181,7 @@ def load(spec: str | Path, device: torch.device, dtype: torch.dtype = torch.bflo
                              f"({', '.join(BUILTIN_SHAPES)})")
         m = empty_model(_hf_args(p), device, dtype)
         _load_state(m, _read_weights(p, device), dtype, set())
-        return Loaded(m, p.name, "hf", p)
+        return Loaded(m, Path(s).expanduser().name, "hf", p)  # a built-in model's name, not its cache folder's
     args = _hf_args(p)  # refuses another architecture by name before reading any weight
     from spense.io import read_manifest, validate_checkpoint
 

@@ -26,6 +26,7 @@ import torch
 
 from spense.engine.generate import PROMPT_BLOCK, Engine, round_up
 from spense.engine.load import load
+from spense.engine.model import RMSNorm
 from spense.engine.profile import profile_step
 from spense.engine.sparsify import block_linears, sparsify, whole_layer_names
 from spense.provenance import current_commit, source_digest
@@ -152,10 +153,9 @@ def weight_bytes(model) -> tuple[int, int, int]:
     lin = _linear_bytes(model, lins)
     elt = model.model.embed_tokens.weight.element_size()
     dense = sum(m.out_features * m.in_features * elt for m in lins.values())
-    others = [model.lm_head, model.model.norm] + [blk.input_layernorm for blk in model.model.layers] + \
-             [blk.post_attention_layernorm for blk in model.model.layers]
-    others += [getattr(blk.self_attn, n) for blk in model.model.layers for n in ("q_norm", "k_norm")
-               if hasattr(blk.self_attn, n)]
+    # every norm of every block: two (Gemma: four), and the q / k norms where there are
+    others = [model.lm_head, model.model.norm] + [m for blk in model.model.layers for m in blk.modules()
+                                                  if isinstance(m, RMSNorm)]
     return lin + _bytes(others), lin, dense
 
 

@@ -2,9 +2,8 @@
 
 One module tree with the Hugging Face names (``model.layers.3.mlp.down_proj``), so that HF weights
 and Spense manifests map onto it by name; every linear is whatever module it was given
-(``nn.Linear``, :class:`~spense.runtime.SpenseLinear`, an FP8 linear).  Supported: ``llama``,
-``mistral``, ``qwen2``, ``qwen3`` (per-head q/k RMSNorm), with default, ``linear`` or ``llama3`` RoPE
-(:func:`rope_inv_freq`) and the biases their configs ask for (``attention_bias``, ``mlp_bias``).
+(``nn.Linear``, :class:`~spense.runtime.SpenseLinear`, an FP8 linear).  What it computes is
+:class:`~spense.engine.args.ModelArgs` (``llama``, ``mistral``, ``qwen2``, ``qwen3``, ``gemma3_text``).
 
 Static KV cache ``(B, H_kv, S, D)`` per layer; ``forward(idx, input_pos, kv_len, start)``:
 
@@ -15,126 +14,55 @@ Static KV cache ``(B, H_kv, S, D)`` per layer; ``forward(idx, input_pos, kv_len,
 * ``start`` ``(B,)`` the first real slot of each row (left padding of a batch of prompts): keys
   before it are masked and RoPE positions count from it.
 
-Attention: ``softmax(q k^T / sqrt(D) + mask) v`` with ``mask = 0`` where ``start_b <= j <= pos_i``,
-``-inf`` elsewhere; grouped-query heads are folded into the query length (no K/V copies); through
-SDPA, two batched GEMMs or a split-KV decode kernel (:meth:`Transformer.set_attention`).
+Attention: ``softmax(s q k^T + mask) v`` (``s = 1 / sqrt(D)``, or Gemma's ``query_pre_attn_scalar^-1/2``) with
+``mask = 0`` where ``start_b <= j <= pos_i`` (a sliding layer: also ``j > pos_i - window``), ``-inf`` elsewhere;
+grouped-query heads are folded into the query length (no K/V copies); through SDPA, two batched GEMMs or a split-KV
+decode kernel (:meth:`Transformer.set_attention`).
 RMSNorm: ``w * (x / sqrt(mean(x^2) + eps))`` in float32, rounded to the activation dtype before the
-weight (transformers' rounding points).  RoPE: ``x cos + rotate_half(x) sin`` (halves, not pairs).
+weight (transformers' rounding points); Gemma's: ``(1 + w) * (x / sqrt(mean(x^2) + eps))`` in float32, then
+rounded.  RoPE: ``x cos + rotate_half(x) sin`` (halves, not pairs); Gemma 3's sliding layers take their own base.
+A Gemma block: ``h = x + N2(attention(N1(x)))``, ``out = h + N4(MLP(N3(h)))``; its embeddings are scaled by
+``sqrt(dim)`` rounded to the dtype, and its MLP is ``down(gelu_tanh(gate x) * up x)``.
 """
 
 from __future__ import annotations
 
 import functools
-import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spense.errors import InputError, UnsupportedModel, first_line
+from spense.engine.args import SUPPORTED, ModelArgs, rope_inv_freq, rope_scaling_of, rope_tables  # noqa: F401
+from spense.errors import InputError
 from spense.runtime.attention import decode_attention, decode_attention_fused, fused_on, operand_on, rotate_half
 from spense.runtime.attn_operand import linear_on_operand, operand_form
 from spense.runtime.dense import dense_linear
 from spense.runtime.fuse import fuse_group, unfuse_rows
 from spense.runtime.xops import _env_int
 
-SUPPORTED = ("llama", "mistral", "qwen2", "qwen3")
 KV_BLOCK = 128  # attention length granularity (and the cache length's)
 
 
-@dataclass
-class ModelArgs:
-    arch: str
-    vocab_size: int
-    dim: int
-    n_layer: int
-    n_head: int
-    n_kv_head: int
-    head_dim: int
-    intermediate_size: int
-    eps: float
-    rope_theta: float
-    max_positions: int
-    qk_norm: bool = False
-    attn_bias: bool = False  # q, k, v
-    o_bias: bool = False  # llama/mistral/qwen3 attention_bias also biases o_proj (qwen2's does not)
-    mlp_bias: bool = False
-    tie_embeddings: bool = False
-    rope_scaling: tuple = ()  # ("linear", factor) or ("llama3", factor, low, high, original positions)
-
-    @classmethod
-    def from_hf_config(cls, cfg) -> "ModelArgs":
-        """Read a transformers config; an unsupported architecture is refused with its name."""
-        arch = getattr(cfg, "model_type", None)
-        if arch not in SUPPORTED:
-            raise UnsupportedModel(f"unsupported architecture {arch!r}: the engine (bench) runs {', '.join(SUPPORTED)}; "
-                                   "prune, eval and pack take it, generate runs it through transformers, and its "
-                                   "checkpoint loads in transformers (AutoModelForCausalLM.from_pretrained, or "
-                                   "spense.runtime.load_packed when packed)", what=str(arch))
-        rope = getattr(cfg, "rope_parameters", None) or getattr(cfg, "rope_scaling", None) or {}
-        scaling = rope_scaling_of(arch, rope if isinstance(rope, dict) else {})
-        theta = (rope.get("rope_theta") if isinstance(rope, dict) else None) or getattr(cfg, "rope_theta", 10000.0)
-        n_head = cfg.num_attention_heads
-        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // n_head
-        bias = bool(getattr(cfg, "attention_bias", arch == "qwen2"))
-        return cls(arch=arch, vocab_size=cfg.vocab_size, dim=cfg.hidden_size, n_layer=cfg.num_hidden_layers,
-                   n_head=n_head, n_kv_head=getattr(cfg, "num_key_value_heads", None) or n_head,
-                   head_dim=head_dim, intermediate_size=cfg.intermediate_size, eps=cfg.rms_norm_eps,
-                   rope_theta=float(theta), max_positions=int(getattr(cfg, "max_position_embeddings", 4096)),
-                   qk_norm=arch == "qwen3", attn_bias=bias,
-                   o_bias=bias and arch != "qwen2", mlp_bias=bool(getattr(cfg, "mlp_bias", False)),
-                   tie_embeddings=bool(getattr(cfg, "tie_word_embeddings", False)), rope_scaling=scaling)
-
-
-def rope_scaling_of(arch: str, rope: dict) -> tuple:
-    """:attr:`ModelArgs.rope_scaling` from a config's ``rope_parameters`` (or ``rope_scaling``); a kind the engine
-    does not compute is refused by name."""
-    kind = rope.get("rope_type", rope.get("type")) or "default"
-    try:
-        if kind == "default":
-            return ()
-        if kind == "linear":
-            return ("linear", float(rope["factor"]))
-        if kind == "llama3":
-            return ("llama3", float(rope["factor"]), float(rope["low_freq_factor"]), float(rope["high_freq_factor"]),
-                    float(rope["original_max_position_embeddings"]))
-    except (KeyError, TypeError, ValueError) as e:
-        raise InputError(f"{arch}: RoPE scaling {kind!r} lacks a number for {first_line(e)}") from None
-    raise UnsupportedModel(f"{arch}: RoPE scaling {kind!r} is not supported by the engine (it computes default, "
-                           "linear and llama3); prune, eval and pack do not need it, generate runs it through "
-                           "transformers", what=f"{arch} with RoPE scaling {kind!r}")
-
-
-def rope_inv_freq(head_dim: int, theta: float, scaling: tuple = ()) -> torch.Tensor:
-    """The rotary frequencies ``f_i = theta^(-2i / head_dim)``, i < head_dim / 2, scaled:
-
-    - ``linear`` (factor s): ``f_i / s``;
-    - ``llama3`` (s, low l, high h, original context C): with wavelength ``w_i = 2 pi / f_i``, ``f_i / s`` where
-      ``w_i > C / l``, ``f_i`` where ``w_i < C / h``, and between them ``(1 - a) f_i / s + a f_i`` with
-      ``a = (C / w_i - l) / (h - l)``."""
-    f = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
-    if not scaling:
-        return f
-    if scaling[0] == "linear":
-        return f / scaling[1]
-    _, s, low, high, ctx = scaling
-    w = 2 * math.pi / f
-    a = (ctx / w - low) / (high - low)
-    mid = (1 - a) * f / s + a * f
-    return torch.where(w > ctx / low, f / s, torch.where(w < ctx / high, f, mid))
-
-
 class RMSNorm(nn.Module):
-    def __init__(self, dim: int, eps: float):
+    def __init__(self, dim: int, eps: float, offset: bool = False):
         super().__init__()
-        self.weight = nn.Parameter(torch.ones(dim))
-        self.eps = eps
+        self.weight = nn.Parameter(torch.zeros(dim) if offset else torch.ones(dim))
+        self.eps, self.offset = eps, offset  # offset: Gemma's (1 + w), the product in float32
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x.float()
         h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        if self.offset:
+            return (h * (1.0 + self.weight.float())).to(x.dtype)
         return self.weight * h.to(x.dtype)
+
+
+def activation(name: str):
+    """The MLP's activation (:data:`~spense.engine.args.ACTIVATIONS`' names)."""
+    if name == "gelu_tanh":
+        return functools.partial(F.gelu, approximate="tanh")
+    return F.gelu if name == "gelu" else F.silu
 
 
 class KVCache(nn.Module):
@@ -219,8 +147,11 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(a.dim, a.n_kv_head * a.head_dim, bias=a.attn_bias)
         self.o_proj = nn.Linear(a.n_head * a.head_dim, a.dim, bias=a.o_bias)
         if a.qk_norm:
-            self.q_norm = RMSNorm(a.head_dim, a.eps)
-            self.k_norm = RMSNorm(a.head_dim, a.eps)
+            self.q_norm = RMSNorm(a.head_dim, a.eps, a.gemma)
+            self.k_norm = RMSNorm(a.head_dim, a.eps, a.gemma)
+        # the softmax scale where it is not 1 / sqrt(D) (SDPA's default; the split kernel's)
+        self.scale = a.attn_scale if a.attn_scale and a.attn_scale != a.head_dim ** -0.5 else None
+        self.sliding = False  # set by Block: this layer's mask and RoPE are the sliding ones
         self.kv_cache: KVCache | None = None
         self.impl = "sdpa"  # or "matmul", "split" (Transformer.set_attention)
         self.fused = False  # split: decode steps through spense::decode_attention_fused (set_attention)
@@ -282,14 +213,14 @@ class Attention(nn.Module):
         # fold the g query heads of a KV head into the query length: (B, H_kv, g*T, D), no K/V copies
         qg = q.reshape(B, self.n_kv, g * T, self.hd)
         m = mask.unsqueeze(1) if g == 1 else mask.unsqueeze(1).repeat(1, 1, g, 1)  # (B, 1, g*T, L)
-        if self.impl == "split" and T == 1:  # decode: the split-KV kernel (spense.runtime.attention)
+        if self.impl == "split" and T == 1 and self.scale is None:  # decode: the split-KV kernel
             y = decode_attention(qg, kc, vc, mask[:, 0])
         elif self.impl == "matmul":  # two batched GEMMs in the cache dtype, the softmax in float32
-            s = (qg * self.hd ** -0.5) @ kc.transpose(-1, -2)
+            s = (qg * (self.scale or self.hd ** -0.5)) @ kc.transpose(-1, -2)
             p = torch.softmax(s.float() + m.float(), dim=-1).to(vc.dtype)
             y = p @ vc
         else:
-            y = F.scaled_dot_product_attention(qg, kc, vc, attn_mask=m)
+            y = F.scaled_dot_product_attention(qg, kc, vc, attn_mask=m, scale=self.scale)
         y = y.reshape(B, self.n_head, T, self.hd).transpose(1, 2).reshape(B, T, self.n_head * self.hd)
         return linear(self.o_proj, y)
 
@@ -305,6 +236,7 @@ class MLP(nn.Module):
         self.down_proj = nn.Linear(a.intermediate_size, a.dim, bias=a.mlp_bias)
         self.register_buffer("gate_up_weight", None, persistent=False)  # set by fuse()
         self.gate_up_fused = None  # set by fuse(): gate and up as one Spense or FP8 layer
+        self.act = activation(a.act)
 
     def fuse(self) -> bool:
         """gate and up through one GEMM (:func:`fuse_linears`) when both are plain linears, or one
@@ -328,27 +260,35 @@ class MLP(nn.Module):
     def forward(self, x):
         if self.gate_up_weight is not None:
             g, u = dense_linear(x, self.gate_up_weight).chunk(2, dim=-1)
-            return linear(self.down_proj, F.silu(g) * u)
+            return linear(self.down_proj, self.act(g) * u)
         if self.gate_up_fused is not None:
             g, u = self.gate_up_fused(x).chunk(2, dim=-1)
-            return linear(self.down_proj, F.silu(g) * u)
-        return linear(self.down_proj, F.silu(linear(self.gate_proj, x)) * linear(self.up_proj, x))
+            return linear(self.down_proj, self.act(g) * u)
+        return linear(self.down_proj, self.act(linear(self.gate_proj, x)) * linear(self.up_proj, x))
 
 
 class Block(nn.Module):
-    def __init__(self, a: ModelArgs):
+    def __init__(self, a: ModelArgs, i: int = 0):
         super().__init__()
-        self.input_layernorm = RMSNorm(a.dim, a.eps)
+        self.input_layernorm = RMSNorm(a.dim, a.eps, a.gemma)
         self.self_attn = Attention(a)
-        self.post_attention_layernorm = RMSNorm(a.dim, a.eps)
+        self.self_attn.sliding = bool(a.sliding and a.sliding[i])
+        self.post_attention_layernorm = RMSNorm(a.dim, a.eps, a.gemma)
+        if a.gemma:  # Gemma: post_attention_layernorm normalises the attention's output; these, the MLP's in and out
+            self.pre_feedforward_layernorm = RMSNorm(a.dim, a.eps, True)
+            self.post_feedforward_layernorm = RMSNorm(a.dim, a.eps, True)
         self.mlp = MLP(a)
 
     def forward(self, r, d, cos, sin, input_pos, mask, kv_len: int):
         """One block on the residual stream ``r + d`` (``d`` None: ``r``); returns ``(h, m)``, the next block's
-        ``(r, d)``: h = r + d + attention, m = MLP(norm(h)).  Each norm reads its input through
-        :func:`residual_sum`."""
+        ``(r, d)``: h = r + d + attention, m = MLP(norm(h)) (Gemma: h = r + d + N2(attention), m = N4(MLP(N3(h)))).
+        Each norm reads its input through :func:`residual_sum`."""
         x = r if d is None else r + d
         a = self.self_attn(self.input_layernorm(residual_sum(d, r, x)), cos, sin, input_pos, mask, kv_len)
+        if hasattr(self, "pre_feedforward_layernorm"):
+            a = self.post_attention_layernorm(a)
+            h = x + a
+            return h, self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(residual_sum(a, x, h))))
         h = x + a
         return h, self.mlp(self.post_attention_layernorm(residual_sum(a, x, h)))
 
@@ -380,8 +320,8 @@ class Decoder(nn.Module):
     def __init__(self, a: ModelArgs):
         super().__init__()
         self.embed_tokens = nn.Embedding(a.vocab_size, a.dim)
-        self.layers = nn.ModuleList(Block(a) for _ in range(a.n_layer))
-        self.norm = RMSNorm(a.dim, a.eps)
+        self.layers = nn.ModuleList(Block(a, i) for i in range(a.n_layer))
+        self.norm = RMSNorm(a.dim, a.eps, a.gemma)
 
 
 class Transformer(nn.Module):
@@ -391,7 +331,15 @@ class Transformer(nn.Module):
         self.model = Decoder(a)
         self.lm_head = nn.Linear(a.dim, a.vocab_size, bias=False)
         self.max_batch = self.max_len = 0
-        self.register_buffer("inv_freq", rope_inv_freq(a.head_dim, a.rope_theta, a.rope_scaling), persistent=False)
+        self.register_buffer("inv_freq", None, persistent=False)
+        self.register_buffer("inv_freq_local", None, persistent=False)  # the sliding layers' where it differs
+        self.init_rope()
+
+    def init_rope(self, device: torch.device | None = None) -> None:
+        """The RoPE frequency tables (float32) on ``device`` (:func:`~spense.engine.args.rope_tables`)."""
+        full, local = rope_tables(self.args)
+        self.inv_freq = full.to(device)
+        self.inv_freq_local = None if local is None else local.to(device)
 
     def fuse_projections(self) -> int:
         """Fuse q/k/v and gate/up of every block where they are plain linears (the dense model, the
@@ -411,7 +359,8 @@ class Transformer(nn.Module):
         ``spense::decode_attention_fused``: the q/k norms, RoPE and both cache writes in that kernel too."""
         if impl not in ("sdpa", "matmul", "split"):
             raise InputError(f"attention must be 'sdpa', 'matmul' or 'split', got {impl!r}")
-        fused = impl == "split" and fused_on()
+        # the fused kernel computes Llama's q/k norms and the 1 / sqrt(D) scale: not Gemma's
+        fused = impl == "split" and fused_on() and not self.args.gemma and not self.args.attn_scale
         for blk in self.model.layers:
             blk.self_attn.impl, blk.self_attn.fused = impl, fused
             blk.self_attn.operand = fused and operand_on()
@@ -438,15 +387,44 @@ class Transformer(nn.Module):
         if start is None:
             start = torch.zeros(B, dtype=torch.long, device=dev)
         pos = (input_pos[None, :] - start[:, None]).clamp_min(0).float()  # (B, T) RoPE positions
-        ang = pos[..., None] * self.inv_freq  # (B, T, D/2)
-        ang = torch.cat((ang, ang), dim=-1)[:, None]  # (B, 1, T, D)
-        cos, sin = ang.cos(), ang.sin()
-        j = torch.arange(kv_len, device=dev)
-        ok = (j[None, None, :] <= input_pos[None, :, None]) & (j[None, None, :] >= start[:, None, None])
-        ok = ok | (j[None, None, :] == input_pos[None, :, None])  # padding queries see themselves: no NaN
         x = self.model.embed_tokens(idx)
-        mask = torch.zeros(ok.shape, dtype=x.dtype, device=dev).masked_fill(~ok, float("-inf"))
+        if self.args.gemma:  # sqrt(dim) rounded to the dtype first, as transformers does
+            x = x * embed_scale(self.args.dim, x.dtype)
+        full = rope(pos, self.inv_freq) + (mask_of(input_pos, start, kv_len, 0, x.dtype),)
+        local = full
+        if self.args.sliding:
+            cs = full[:2] if self.inv_freq_local is None else rope(pos, self.inv_freq_local)
+            local = cs + (mask_of(input_pos, start, kv_len, self.args.window, x.dtype),)
         d = None
         for blk in self.model.layers:
+            cos, sin, mask = local if blk.self_attn.sliding else full
             x, d = blk(x, d, cos, sin, input_pos, mask, kv_len)
-        return linear(self.lm_head, self.model.norm(x if d is None else d + x)).float()
+        z = linear(self.lm_head, self.model.norm(x if d is None else d + x)).float()
+        c = self.args.final_softcap
+        return z if not c else torch.tanh(z / c) * c
+
+
+@functools.lru_cache(maxsize=None)
+def embed_scale(dim: int, dtype: torch.dtype) -> float:
+    """Gemma's embedding scale ``sqrt(dim)`` rounded to ``dtype`` (55.4256 -> 55.5 for 3072 in bf16)."""
+    return float(torch.tensor(dim ** 0.5, dtype=dtype))
+
+
+def rope(pos: torch.Tensor, inv_freq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(cos, sin)`` ``(B, 1, T, D)`` of RoPE positions ``pos`` ``(B, T)``: angles ``pos f_i``, each half twice."""
+    ang = pos[..., None] * inv_freq  # (B, T, D/2)
+    ang = torch.cat((ang, ang), dim=-1)[:, None]
+    return ang.cos(), ang.sin()
+
+
+def mask_of(input_pos: torch.Tensor, start: torch.Tensor, kv_len: int, window: int, dtype) -> torch.Tensor:
+    """The additive mask ``(B, T, kv_len)``: 0 where ``start_b <= j <= pos_i`` (and ``j > pos_i - window`` where
+    ``window``), ``-inf`` elsewhere; a padding query (``pos_i < start_b``) sees itself, so that no row is all
+    ``-inf`` (no NaN)."""
+    j = torch.arange(kv_len, device=input_pos.device)[None, None, :]
+    p = input_pos[None, :, None]
+    ok = (j <= p) & (j >= start[:, None, None])
+    if window:
+        ok = ok & (j > p - window)
+    ok = ok | (j == p)
+    return torch.zeros(ok.shape, dtype=dtype, device=input_pos.device).masked_fill(~ok, float("-inf"))

@@ -1,0 +1,177 @@
+"""What the engine reads from a config (:mod:`spense.engine.args`), and the architectures that brought each part:
+Gemma 3 (its norms, scale, soft-capped logits, sliding layers with their own RoPE base) and a sliding-window
+Mistral, each against transformers' own tokens and logits; what the engine lacks is refused by name."""
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from spense.cli import app
+from spense.engine import Engine, load
+from spense.engine.args import ModelArgs, rope_tables
+from spense.errors import InputError, UnsupportedModel
+
+CPU = torch.device("cpu")
+PROMPTS = [[5, 7, 9, 11, 13, 17, 19, 23, 29, 31], [3, 4], [8]]  # longer than the sliding windows, and shorter
+
+
+def _hf_greedy(hf, prompt, n):
+    ids = torch.tensor([prompt])
+    return hf.generate(ids, max_new_tokens=n, do_sample=False, attention_mask=torch.ones_like(ids),
+                       pad_token_id=0)[0, len(prompt):].tolist()
+
+
+def _gemma3_config(vocab, **kw):
+    from transformers import Gemma3TextConfig
+
+    return Gemma3TextConfig(**{**dict(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+                                      num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                                      max_position_embeddings=256, sliding_window=6, pad_token_id=0,
+                                      layer_types=["sliding_attention", "full_attention", "sliding_attention"]),
+                               **kw})
+
+
+@pytest.fixture(scope="module")
+def gemma3_dir(tmp_path_factory, tiny_llama_dir):
+    """A tiny Gemma 3 with the tiny tokenizer; its norm weights random (not Gemma's zeros: (1 + w) is then
+    exercised), a softmax scale other than 1 / sqrt(head_dim), soft-capped logits."""
+    from transformers import AutoTokenizer, Gemma3ForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama_dir, local_files_only=True)
+    torch.manual_seed(0)
+    cfg = _gemma3_config(len(tok), query_pre_attn_scalar=24, final_logit_softcapping=30.0,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    hf = Gemma3ForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for p in hf.parameters():
+            if p.ndim == 1:
+                p.normal_(0.0, 0.3)
+    d = tmp_path_factory.mktemp("m") / "gemma3"
+    hf.save_pretrained(d)
+    tok.save_pretrained(d)
+    return d
+
+
+def test_gemma3_config_in_both_forms():
+    """transformers 5's ``rope_parameters`` per layer type, and the older ``rope_theta`` / ``rope_local_base_freq`` /
+    ``rope_scaling`` with ``sliding_window_pattern`` (no ``layer_types``)."""
+    a = ModelArgs.from_hf_config(_gemma3_config(300, query_pre_attn_scalar=24, rope_parameters={
+        "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1e6},
+        "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}}))
+    assert a.gemma and a.qk_norm and a.tie_embeddings and a.act == "gelu_tanh"
+    assert a.sliding == (True, False, True) and a.window == 6 and a.attn_scale == 24 ** -0.5
+    assert (a.rope_theta, a.rope_scaling, a.rope_theta_local, a.rope_scaling_local) == (1e6, ("linear", 8.0), 1e4, ())
+    full, local = rope_tables(a)
+    torch.testing.assert_close(full, 1e6 ** -(torch.arange(0, 16, 2) / 16) / 8)
+    torch.testing.assert_close(local, 1e4 ** -(torch.arange(0, 16, 2) / 16))
+    old = SimpleNamespace(model_type="gemma3_text", vocab_size=300, hidden_size=64, intermediate_size=128,
+                          num_hidden_layers=7, num_attention_heads=4, num_key_value_heads=1, head_dim=16,
+                          rms_norm_eps=1e-6, max_position_embeddings=512, rope_theta=1e6, rope_local_base_freq=1e4,
+                          rope_scaling={"rope_type": "linear", "factor": 4.0}, sliding_window=64,
+                          sliding_window_pattern=3, hidden_activation="gelu_pytorch_tanh", query_pre_attn_scalar=16,
+                          tie_word_embeddings=True)
+    b = ModelArgs.from_hf_config(old)
+    assert b.sliding == (True, True, False, True, True, False, True) and b.window == 64
+    assert (b.rope_theta, b.rope_scaling, b.rope_theta_local) == (1e6, ("linear", 4.0), 1e4)
+    assert b.attn_scale == 0.25  # = 1 / sqrt(head_dim): the attention keeps its default scale (and kernel)
+
+
+def test_sliding_layers_of_mistral_and_qwen():
+    from transformers import MistralConfig, Qwen3Config
+
+    small = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
+                 num_key_value_heads=2, vocab_size=300)
+    assert ModelArgs.from_hf_config(MistralConfig(**small, sliding_window=32)).sliding == (True,) * 4
+    assert ModelArgs.from_hf_config(MistralConfig(**small, sliding_window=None)).sliding == ()
+    q = ModelArgs.from_hf_config(Qwen3Config(**small))
+    assert (q.sliding, q.window, q.act, q.gemma) == ((), 0, "silu", False)
+    q = ModelArgs.from_hf_config(Qwen3Config(**small, use_sliding_window=True, sliding_window=16, max_window_layers=2))
+    assert q.sliding == (False, False, True, True) and q.window == 16
+
+
+def test_what_the_engine_lacks_is_refused_by_name():
+    from transformers import LlamaConfig
+
+    with pytest.raises(UnsupportedModel, match="gemma3_text: attention logit soft-capping is not computed"):
+        ModelArgs.from_hf_config(_gemma3_config(300, attn_logit_softcapping=50.0))
+    with pytest.raises(UnsupportedModel, match="activation 'relu' is not computed by the engine") as e:
+        ModelArgs.from_hf_config(LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                                             num_attention_heads=4, vocab_size=300, hidden_act="relu"))
+    assert e.value.what == "llama with activation 'relu'"
+    odd = SimpleNamespace(num_hidden_layers=2, sliding_window=8, layer_types=["chunked_attention", "full_attention"])
+    from spense.engine.args import sliding_layers
+
+    with pytest.raises(UnsupportedModel, match="layer type 'chunked_attention'"):
+        sliding_layers("qwen3", odd)
+    with pytest.raises(InputError, match="sliding-window layers without a sliding_window"):
+        sliding_layers("qwen3", SimpleNamespace(num_hidden_layers=1, sliding_window=None,
+                                                layer_types=["sliding_attention"]))
+
+
+@pytest.mark.parametrize("attention", ["auto", "matmul", "split"])
+def test_gemma3_equals_transformers(gemma3_dir, attention):
+    """Logits within float32 rounding of transformers' over a prompt past the window; greedy tokens batched and
+    left-padded equal transformers' one by one, through SDPA, the two GEMMs and (scale 1 / sqrt(D)) the split-KV
+    kernel's reference path."""
+    from transformers import AutoModelForCausalLM
+
+    hf = AutoModelForCausalLM.from_pretrained(gemma3_dir, dtype=torch.float32, local_files_only=True).eval()
+    m = load(str(gemma3_dir), CPU, torch.float32).model
+    ids = torch.tensor([PROMPTS[0] + [37, 41]])
+    with torch.no_grad():
+        m.setup_caches(1, 128)
+        torch.testing.assert_close(m(ids, torch.arange(12), 128), hf(ids).logits, atol=2e-5, rtol=1e-5)
+    eng = Engine(m, 3, 200, attention=attention)
+    assert eng.generate(PROMPTS, 12).tokens == [_hf_greedy(hf, p, 12) for p in PROMPTS]
+    if attention == "split":  # the same with Gemma's default scale, so that decode steps run the split-KV op
+        hf2 = type(hf)(_gemma3_config(hf.config.vocab_size, query_pre_attn_scalar=16)).eval()
+        m.load_state_dict(hf2.state_dict(), strict=False)
+        m.args.attn_scale = 0.25
+        for blk in m.model.layers:
+            blk.self_attn.scale = None
+        calls = []
+        import spense.engine.model as model_mod
+
+        real = model_mod.decode_attention
+        model_mod.decode_attention = lambda *a: calls.append(1) or real(*a)
+        try:
+            got = Engine(m, 3, 200, attention="split").generate(PROMPTS, 8).tokens
+        finally:
+            model_mod.decode_attention = real
+        assert calls and got == [_hf_greedy(hf2, p, 8) for p in PROMPTS]
+
+
+def test_sliding_window_mistral_equals_transformers(tmp_path):
+    from transformers import AutoModelForCausalLM, MistralConfig, MistralForCausalLM
+
+    torch.manual_seed(0)
+    cfg = MistralConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                        num_key_value_heads=2, vocab_size=300, max_position_embeddings=256, sliding_window=4)
+    MistralForCausalLM(cfg).eval().save_pretrained(tmp_path / "mistral")
+    hf = AutoModelForCausalLM.from_pretrained(tmp_path / "mistral", dtype=torch.float32).eval()
+    eng = Engine(load(str(tmp_path / "mistral"), CPU, torch.float32).model, 3, 200)
+    assert eng.model.args.sliding == (True, True)
+    assert eng.generate(PROMPTS, 10).tokens == [_hf_greedy(hf, p, 10) for p in PROMPTS]
+
+
+def test_generate_cli_runs_gemma3_on_the_engine(gemma3_dir, tiny_text_file, tmp_path):
+    """``spense generate`` on the model, its pruned checkpoint and that checkpoint packed runs the engine, not
+    transformers (no warning); the engine's greedy tokens of each are transformers' on the same weights."""
+    from transformers import AutoModelForCausalLM
+
+    run = CliRunner().invoke
+    out, packed = tmp_path / "pruned", tmp_path / "packed"
+    r = run(app, ["prune", str(gemma3_dir), "--out", str(out), "--calib", str(tiny_text_file), "--method", "spense",
+                  "--dense-ratio", "0.25", "--block", "16", "--nsamples", "4", "--seqlen", "32", "--device", "cpu",
+                  "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert run(app, ["pack", str(out), "--out", str(packed)]).exit_code == 0
+    for src, ref in ((gemma3_dir, gemma3_dir), (out, out), (packed, out)):
+        g = run(app, ["generate", str(src), "--prompt", "The game", "-n", "6", "--device", "cpu"])
+        assert g.exit_code == 0 and "6 tokens" in g.output and "transformers" not in g.output, (src, g.output)
+        hf = AutoModelForCausalLM.from_pretrained(ref, dtype=torch.float32, local_files_only=True).eval()
+        loaded = load(str(src), CPU, torch.float32)
+        assert loaded.source == {gemma3_dir: "hf", out: "spense", packed: "spense-packed"}[src]
+        assert Engine(loaded.model, 3, 64).generate(PROMPTS, 6).tokens == [_hf_greedy(hf, p, 6) for p in PROMPTS]
