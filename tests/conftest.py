@@ -95,6 +95,23 @@ def load_benchmark(name: str):
     return mod
 
 
+def prune_and_pack(model_dir: Path, calib: Path, d: Path, *extra: str) -> tuple[Path, Path]:
+    """``(checkpoint, the same packed)`` in ``d``: ``model_dir`` pruned by ``spense prune`` (Spense, 25 % dense,
+    blocks of 16, 4 windows of 32 tokens of ``calib``, CPU; ``extra`` flags added) and packed by ``spense pack``."""
+    from typer.testing import CliRunner
+
+    from spense.cli import app
+
+    out, packed = d / "pruned", d / "packed"
+    r = CliRunner().invoke(app, ["prune", str(model_dir), "--out", str(out), "--calib", str(calib), "--method",
+                                 "spense", "--dense-ratio", "0.25", "--block", "16", "--nsamples", "4", "--seqlen",
+                                 "32", "--device", "cpu", "--quiet", *extra])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["pack", str(out), "--out", str(packed)])
+    assert r.exit_code == 0, r.output
+    return out, packed
+
+
 @pytest.fixture(scope="session")
 def wikitext_dir() -> Path:
     d = default_data_dir()

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch._dynamo
 
+from conftest import prune_and_pack
 from spense.engine import Engine, load, sample
 from spense.engine.generate import decode_step
 from spense.engine.sparsify import block_linears, sparsify
@@ -80,12 +81,7 @@ def test_spense_checkpoint_packed_and_not(tiny_llama_dir, tiny_text_file, tmp_pa
     from spense.cli import app
 
     run = CliRunner().invoke
-    out, packed = tmp_path / "pruned", tmp_path / "packed"
-    r = run(app, ["prune", str(tiny_llama_dir), "--out", str(out), "--calib", str(tiny_text_file), "--method",
-                  "spense", "--dense-ratio", "0.25", "--block", "16", "--nsamples", "4", "--seqlen", "32",
-                  "--device", "cpu", "--quiet"] + (["--tie-cols"] if tie else []))
-    assert r.exit_code == 0, r.output
-    assert run(app, ["pack", str(out), "--out", str(packed)]).exit_code == 0
+    out, packed = prune_and_pack(tiny_llama_dir, tiny_text_file, tmp_path, *(["--tie-cols"] if tie else []))
     hf = AutoModelForCausalLM.from_pretrained(out, local_files_only=True).eval()
     want = _hf_greedy(hf, [1, 2, 3, 4, 5], 10)
     for ckpt in (out, packed):

@@ -8,6 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from conftest import prune_and_pack
 from spense.cli import app
 from spense.engine import Engine, load
 from spense.engine.args import ModelArgs, rope_tables
@@ -162,12 +163,7 @@ def test_generate_cli_runs_gemma3_on_the_engine(gemma3_dir, tiny_text_file, tmp_
     from transformers import AutoModelForCausalLM
 
     run = CliRunner().invoke
-    out, packed = tmp_path / "pruned", tmp_path / "packed"
-    r = run(app, ["prune", str(gemma3_dir), "--out", str(out), "--calib", str(tiny_text_file), "--method", "spense",
-                  "--dense-ratio", "0.25", "--block", "16", "--nsamples", "4", "--seqlen", "32", "--device", "cpu",
-                  "--quiet"])
-    assert r.exit_code == 0, r.output
-    assert run(app, ["pack", str(out), "--out", str(packed)]).exit_code == 0
+    out, packed = prune_and_pack(gemma3_dir, tiny_text_file, tmp_path)
     for src, ref in ((gemma3_dir, gemma3_dir), (out, out), (packed, out)):
         g = run(app, ["generate", str(src), "--prompt", "The game", "-n", "6", "--device", "cpu"])
         assert g.exit_code == 0 and "6 tokens" in g.output and "transformers" not in g.output, (src, g.output)

@@ -8,6 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from conftest import prune_and_pack
 from spense.cli import app
 from spense.engine import load
 from spense.engine.hf_generate import HFGenerator
@@ -104,15 +105,7 @@ def test_ctrl_c_keeps_the_tokens_so_far(gemma, monkeypatch):
 @pytest.fixture(scope="module")
 def pruned(gemma_dir, tiny_text_file, tmp_path_factory):
     """``(checkpoint, the same packed)``: the tiny Gemma pruned by ``spense prune`` (Spense, 25 %)."""
-    run = CliRunner().invoke
-    d = tmp_path_factory.mktemp("pruned")
-    out, packed = d / "pruned", d / "packed"
-    r = run(app, ["prune", str(gemma_dir), "--out", str(out), "--calib", str(tiny_text_file), "--method", "spense",
-                  "--dense-ratio", "0.25", "--block", "16", "--nsamples", "4", "--seqlen", "32", "--device", "cpu",
-                  "--quiet"])
-    assert r.exit_code == 0, r.output
-    assert run(app, ["pack", str(out), "--out", str(packed)]).exit_code == 0
-    return out, packed
+    return prune_and_pack(gemma_dir, tiny_text_file, tmp_path_factory.mktemp("pruned"))
 
 
 def test_generate_cli_on_the_model_its_checkpoint_and_packed(gemma_dir, pruned):
