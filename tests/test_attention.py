@@ -384,6 +384,21 @@ def test_gpu_decode_attention_bf16_eager_and_compiled(B, L, pdl, monkeypatch):
 
 @pytest.mark.gpu
 @gpu
+@pytest.mark.parametrize("B,L", [(1, 640), (8, 1024)])
+def test_gpu_decode_attention_head_dim_256_sliding_window(B, L):
+    """Gemma-3-270M's attention (1 KV head of 4 queries, head dim 256) over a sliding layer's mask: only the last 512
+    keys of each row visible, so that most splits see no key at all."""
+    gen = torch.Generator().manual_seed(B)
+    q, k, v, mask = _case(B, 1, 4, 256, L, L, gen, "cuda", torch.bfloat16)
+    mask[:, : L - 512] = float("-inf")
+    ref = decode_attention_reference(q.double(), k.double(), v.double(), mask.double()).float()
+    f = torch.compile(lambda *a: decode_attention(*a) * 1, fullgraph=True)
+    for y in (decode_attention(q, k, v, mask), f(q, k, v, mask)):
+        assert ((y.float() - ref).norm() / ref.norm()).item() < 1e-2
+
+
+@pytest.mark.gpu
+@gpu
 @pytest.mark.parametrize("B,L,pos", [(1, 640, 600), (8, 640, 639), (32, 1024, 100), (3, 128, 0)])
 def test_gpu_decode_attention_fused_bf16_eager_and_compiled(B, L, pos):
     """bf16, eager and compiled: y against the float64 formulas, the written slot against the reference's."""

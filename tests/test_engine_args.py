@@ -34,25 +34,41 @@ def _gemma3_config(vocab, **kw):
                                **kw})
 
 
-@pytest.fixture(scope="module")
-def gemma3_dir(tmp_path_factory, tiny_llama_dir):
-    """A tiny Gemma 3 with the tiny tokenizer; its norm weights random (not Gemma's zeros: (1 + w) is then
-    exercised), a softmax scale other than 1 / sqrt(head_dim), soft-capped logits."""
-    from transformers import AutoTokenizer, Gemma3ForCausalLM
+def make_gemma3(d, tok, **kw):
+    """A tiny Gemma 3 saved to ``d`` with the tokenizer ``tok``; its norm weights random (not Gemma's zeros: (1 + w)
+    is then exercised)."""
+    from transformers import Gemma3ForCausalLM
 
-    tok = AutoTokenizer.from_pretrained(tiny_llama_dir, local_files_only=True)
     torch.manual_seed(0)
-    cfg = _gemma3_config(len(tok), query_pre_attn_scalar=24, final_logit_softcapping=30.0,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
-    hf = Gemma3ForCausalLM(cfg).eval()
+    hf = Gemma3ForCausalLM(_gemma3_config(len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                                          **kw)).eval()
     with torch.no_grad():
         for p in hf.parameters():
             if p.ndim == 1:
                 p.normal_(0.0, 0.3)
-    d = tmp_path_factory.mktemp("m") / "gemma3"
     hf.save_pretrained(d)
     tok.save_pretrained(d)
     return d
+
+
+@pytest.fixture(scope="module")
+def tiny_tok(tiny_llama_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_llama_dir, local_files_only=True)
+
+
+@pytest.fixture(scope="module")
+def gemma3_dir(tmp_path_factory, tiny_tok):
+    """A softmax scale other than 1 / sqrt(head_dim), soft-capped logits."""
+    return make_gemma3(tmp_path_factory.mktemp("m") / "gemma3", tiny_tok, query_pre_attn_scalar=24,
+                       final_logit_softcapping=30.0)
+
+
+@pytest.fixture(scope="module")
+def gemma3_plain_scale_dir(tmp_path_factory, tiny_tok):
+    """Gemma's usual query_pre_attn_scalar = head_dim (1 / sqrt(head_dim)): decode steps may take the split-KV op."""
+    return make_gemma3(tmp_path_factory.mktemp("m") / "gemma3s", tiny_tok, query_pre_attn_scalar=16)
 
 
 def test_gemma3_config_in_both_forms():
@@ -90,13 +106,19 @@ def test_sliding_layers_of_mistral_and_qwen():
     assert (q.sliding, q.window, q.act, q.gemma) == ((), 0, "silu", False)
     q = ModelArgs.from_hf_config(Qwen3Config(**small, use_sliding_window=True, sliding_window=16, max_window_layers=2))
     assert q.sliding == (False, False, True, True) and q.window == 16
+    from spense.engine.args import sliding_layers
+
+    old = SimpleNamespace(num_hidden_layers=4, sliding_window=16, use_sliding_window=True, max_window_layers=3)
+    assert sliding_layers("qwen2", old) == ((False, False, False, True), 16)  # a config from before layer_types
 
 
 def test_what_the_engine_lacks_is_refused_by_name():
     from transformers import LlamaConfig
 
-    with pytest.raises(UnsupportedModel, match="gemma3_text: attention logit soft-capping is not computed"):
-        ModelArgs.from_hf_config(_gemma3_config(300, attn_logit_softcapping=50.0))
+    with pytest.raises(UnsupportedModel, match="gemma3_text: bidirectional attention is not computed"):
+        ModelArgs.from_hf_config(_gemma3_config(300, use_bidirectional_attention=True))
+    # transformers' Gemma 3 reads no attn_logit_softcapping in its forward: neither does the engine, nor refuses it
+    assert ModelArgs.from_hf_config(_gemma3_config(300, attn_logit_softcapping=50.0)).gemma
     with pytest.raises(UnsupportedModel, match="activation 'relu' is not computed by the engine") as e:
         ModelArgs.from_hf_config(LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=1,
                                              num_attention_heads=4, vocab_size=300, hidden_act="relu"))
@@ -109,39 +131,34 @@ def test_what_the_engine_lacks_is_refused_by_name():
     with pytest.raises(InputError, match="sliding-window layers without a sliding_window"):
         sliding_layers("qwen3", SimpleNamespace(num_hidden_layers=1, sliding_window=None,
                                                 layer_types=["sliding_attention"]))
+    with pytest.raises(InputError, match="layer_types names 1 layers of its 2"):
+        sliding_layers("gemma3_text", SimpleNamespace(num_hidden_layers=2, sliding_window=8,
+                                                      layer_types=["sliding_attention"]))
 
 
+@pytest.mark.parametrize("plain_scale", [False, True])
 @pytest.mark.parametrize("attention", ["auto", "matmul", "split"])
-def test_gemma3_equals_transformers(gemma3_dir, attention):
+def test_gemma3_equals_transformers(gemma3_dir, gemma3_plain_scale_dir, attention, plain_scale, monkeypatch):
     """Logits within float32 rounding of transformers' over a prompt past the window; greedy tokens batched and
-    left-padded equal transformers' one by one, through SDPA, the two GEMMs and (scale 1 / sqrt(D)) the split-KV
-    kernel's reference path."""
+    left-padded equal transformers' one by one, through SDPA, the two GEMMs and the split-KV kernel's reference path
+    (decode steps take it where the scale is 1 / sqrt(D); else SDPA with the model's scale)."""
     from transformers import AutoModelForCausalLM
 
-    hf = AutoModelForCausalLM.from_pretrained(gemma3_dir, dtype=torch.float32, local_files_only=True).eval()
-    m = load(str(gemma3_dir), CPU, torch.float32).model
+    import spense.engine.model as model_mod
+
+    d = gemma3_plain_scale_dir if plain_scale else gemma3_dir
+    hf = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32, local_files_only=True).eval()
+    m = load(str(d), CPU, torch.float32).model
     ids = torch.tensor([PROMPTS[0] + [37, 41]])
     with torch.no_grad():
         m.setup_caches(1, 128)
         torch.testing.assert_close(m(ids, torch.arange(12), 128), hf(ids).logits, atol=2e-5, rtol=1e-5)
+    calls = []
+    real = model_mod.decode_attention
+    monkeypatch.setattr(model_mod, "decode_attention", lambda *a: calls.append(1) or real(*a))
     eng = Engine(m, 3, 200, attention=attention)
     assert eng.generate(PROMPTS, 12).tokens == [_hf_greedy(hf, p, 12) for p in PROMPTS]
-    if attention == "split":  # the same with Gemma's default scale, so that decode steps run the split-KV op
-        hf2 = type(hf)(_gemma3_config(hf.config.vocab_size, query_pre_attn_scalar=16)).eval()
-        m.load_state_dict(hf2.state_dict(), strict=False)
-        m.args.attn_scale = 0.25
-        for blk in m.model.layers:
-            blk.self_attn.scale = None
-        calls = []
-        import spense.engine.model as model_mod
-
-        real = model_mod.decode_attention
-        model_mod.decode_attention = lambda *a: calls.append(1) or real(*a)
-        try:
-            got = Engine(m, 3, 200, attention="split").generate(PROMPTS, 8).tokens
-        finally:
-            model_mod.decode_attention = real
-        assert calls and got == [_hf_greedy(hf2, p, 8) for p in PROMPTS]
+    assert bool(calls) == (attention == "split" and plain_scale)
 
 
 def test_sliding_window_mistral_equals_transformers(tmp_path):

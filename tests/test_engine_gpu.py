@@ -143,24 +143,36 @@ def test_fp8_dense_o_projection_on_the_f16_operand():
 
 
 @pytest.mark.parametrize("head_dim,spense", [(32, True), (256, True), (256, False)])
-def test_gemma3_compiled_tokens(tmp_path, head_dim, spense):
-    """A tiny Gemma 3 (sliding layers past their window, their own RoPE base) compiled on CUDA graphs, dense or with
-    compacted Spense layers: greedy tokens equal the eager reference, or differ first at a numeric tie.  Head dim
-    256 (Gemma-3-270M's) runs the split-KV decode kernel at that width."""
+def test_gemma3_compiled_tokens(tmp_path, head_dim, spense, monkeypatch):
+    """A tiny Gemma 3 (sliding layers past their window, their own RoPE base; random norm weights, so that (1 + w)
+    counts) compiled on CUDA graphs, dense or with compacted Spense layers: greedy tokens equal the eager reference,
+    or differ first at a numeric tie; its decode steps go through the split-KV op (at head dim 256, Gemma-3-270M's:
+    the kernel itself at that width is checked in tests/test_attention.py)."""
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    import spense.engine.model as model_mod
 
     torch.manual_seed(0)
     cfg = Gemma3TextConfig(vocab_size=1024, hidden_size=128, intermediate_size=256, num_hidden_layers=3,
                            num_attention_heads=2, num_key_value_heads=1, head_dim=head_dim,
                            query_pre_attn_scalar=head_dim, max_position_embeddings=1024, sliding_window=16,
                            layer_types=["sliding_attention", "full_attention", "sliding_attention"])
-    Gemma3ForCausalLM(cfg).save_pretrained(tmp_path / "g")
+    hf = Gemma3ForCausalLM(cfg)
+    with torch.no_grad():
+        for p in hf.parameters():
+            if p.ndim == 1:
+                p.normal_(0.0, 0.3)
+    hf.save_pretrained(tmp_path / "g")
     m = load(str(tmp_path / "g"), torch.device("cuda"), torch.bfloat16).model
     if spense:
         sparsify(m, 0.25, block=64)
+    calls = []
+    real = model_mod.decode_attention
+    monkeypatch.setattr(model_mod, "decode_attention", lambda *a: calls.append(1) or real(*a))
     prompts = [list(range(1, 40))]
     eng = Engine(m, 1, 256, compile=True)
     assert eng.attention == "split"
     comp = eng.generate(prompts, 8).tokens
+    assert calls  # traced into the compiled decode step
     r = _greedy_check(m, prompts[0], comp[0], 8, spense)
     assert r["tokens_identical"] or r["tie_ulps"] <= 4, r

@@ -77,11 +77,10 @@ class ModelArgs:
             raise UnsupportedModel(f"{arch}: activation {act!r} is not computed by the engine (it computes "
                                    f"{', '.join(ACTIVATIONS)}); generate runs it through transformers",
                                    what=f"{arch} with activation {act!r}")
-        if getattr(cfg, "attn_logit_softcapping", None) or getattr(cfg, "use_bidirectional_attention", False):
-            what = ("attention logit soft-capping" if getattr(cfg, "attn_logit_softcapping", None)
-                    else "bidirectional attention")
-            raise UnsupportedModel(f"{arch}: {what} is not computed by the engine; generate runs it through "
-                                   "transformers", what=f"{arch} with {what}")
+        if getattr(cfg, "use_bidirectional_attention", False):
+            raise UnsupportedModel(f"{arch}: bidirectional attention is not computed by the engine; generate runs it "
+                                   "through transformers", what=f"{arch} with bidirectional attention")
+        # (a Gemma 3 config's attn_logit_softcapping is read by no forward of transformers' Gemma 3: not here either)
         scalar = getattr(cfg, "query_pre_attn_scalar", None) if gemma else None
         return cls(arch=arch, vocab_size=cfg.vocab_size, dim=cfg.hidden_size, n_layer=cfg.num_hidden_layers,
                    n_head=n_head, n_kv_head=getattr(cfg, "num_key_value_heads", None) or n_head,
@@ -124,10 +123,15 @@ def sliding_layers(arch: str, cfg) -> tuple[tuple, int]:
         if bad:
             raise UnsupportedModel(f"{arch}: attention of layer type {bad[0]!r} is not computed by the engine; "
                                    "generate runs it through transformers", what=f"{arch} with {bad[0]!r} layers")
+        if len(types) < n:
+            raise InputError(f"{arch}: config.json's layer_types names {len(types)} layers of its {n}")
         sliding = tuple(t == "sliding_attention" for t in types[:n])
     elif arch == "gemma3_text":  # before layer_types: every sliding_window_pattern-th layer is full
         p = int(getattr(cfg, "sliding_window_pattern", None) or 6)
         sliding = tuple(bool((i + 1) % p) for i in range(n))
+    elif arch in ("qwen2", "qwen3") and getattr(cfg, "use_sliding_window", False):  # before layer_types (< 4.53)
+        first = int(getattr(cfg, "max_window_layers", None) or 0)
+        sliding = tuple(i >= first for i in range(n))
     else:
         sliding = ()
     if not any(sliding):

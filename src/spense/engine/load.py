@@ -181,7 +181,8 @@ def load(spec: str | Path, device: torch.device, dtype: torch.dtype = torch.bflo
                              f"({', '.join(BUILTIN_SHAPES)})")
         m = empty_model(_hf_args(p), device, dtype)
         _load_state(m, _read_weights(p, device), dtype, set())
-        return Loaded(m, Path(s).expanduser().name, "hf", p)  # a built-in model's name, not its cache folder's
+        q = Path(s).expanduser()  # a built-in model's name, not its cache folder's
+        return Loaded(m, q.resolve().name if q.exists() else q.name, "hf", p)
     args = _hf_args(p)  # refuses another architecture by name before reading any weight
     from spense.io import read_manifest, validate_checkpoint
 

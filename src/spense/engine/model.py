@@ -333,6 +333,7 @@ class Transformer(nn.Module):
         self.max_batch = self.max_len = 0
         self.register_buffer("inv_freq", None, persistent=False)
         self.register_buffer("inv_freq_local", None, persistent=False)  # the sliding layers' where it differs
+        self.embed_scale = embed_scales(a.dim)  # Gemma's, by dtype
         self.init_rope()
 
     def init_rope(self, device: torch.device | None = None) -> None:
@@ -389,7 +390,7 @@ class Transformer(nn.Module):
         pos = (input_pos[None, :] - start[:, None]).clamp_min(0).float()  # (B, T) RoPE positions
         x = self.model.embed_tokens(idx)
         if self.args.gemma:  # sqrt(dim) rounded to the dtype first, as transformers does
-            x = x * embed_scale(self.args.dim, x.dtype)
+            x = x * self.embed_scale[x.dtype]
         full = rope(pos, self.inv_freq) + (mask_of(input_pos, start, kv_len, 0, x.dtype),)
         local = full
         if self.args.sliding:
@@ -399,15 +400,15 @@ class Transformer(nn.Module):
         for blk in self.model.layers:
             cos, sin, mask = local if blk.self_attn.sliding else full
             x, d = blk(x, d, cos, sin, input_pos, mask, kv_len)
-        z = linear(self.lm_head, self.model.norm(x if d is None else d + x)).float()
-        c = self.args.final_softcap
-        return z if not c else torch.tanh(z / c) * c
+        z = linear(self.lm_head, self.model.norm(x if d is None else d + x))
+        c = self.args.final_softcap  # in the logits' dtype, as transformers does
+        return (z if not c else torch.tanh(z / c) * c).float()
 
 
-@functools.lru_cache(maxsize=None)
-def embed_scale(dim: int, dtype: torch.dtype) -> float:
-    """Gemma's embedding scale ``sqrt(dim)`` rounded to ``dtype`` (55.4256 -> 55.5 for 3072 in bf16)."""
-    return float(torch.tensor(dim ** 0.5, dtype=dtype))
+def embed_scales(dim: int) -> dict:
+    """Gemma's embedding scale ``sqrt(dim)`` rounded to each float dtype (55.4256 -> 55.5 for 3072 in bf16)."""
+    return {dt: float(torch.tensor(dim ** 0.5, dtype=dt, device="cpu"))
+            for dt in (torch.bfloat16, torch.float16, torch.float32)}
 
 
 def rope(pos: torch.Tensor, inv_freq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
