@@ -68,7 +68,8 @@ def gemma3_dir(tmp_path_factory, tiny_tok):
 @pytest.fixture(scope="module")
 def gemma3_plain_scale_dir(tmp_path_factory, tiny_tok):
     """Gemma's usual query_pre_attn_scalar = head_dim (1 / sqrt(head_dim)): decode steps may take the split-KV op."""
-    return make_gemma3(tmp_path_factory.mktemp("m") / "gemma3s", tiny_tok, query_pre_attn_scalar=16)
+    return make_gemma3(tmp_path_factory.mktemp("m") / "gemma3s", tiny_tok, query_pre_attn_scalar=16,
+                       max_position_embeddings=512)
 
 
 def test_gemma3_config_in_both_forms():
@@ -188,3 +189,24 @@ def test_generate_cli_runs_gemma3_on_the_engine(gemma3_dir, tiny_text_file, tmp_
         loaded = load(str(src), CPU, torch.float32)
         assert loaded.source == {gemma3_dir: "hf", out: "spense", packed: "spense-packed"}[src]
         assert Engine(loaded.model, 3, 64).generate(PROMPTS, 6).tokens == [_hf_greedy(hf, p, 6) for p in PROMPTS]
+
+
+@pytest.mark.parametrize("attention", ["auto", "matmul", "split"])
+def test_sliding_layers_read_only_their_window_at_decode(gemma3_plain_scale_dir, attention, monkeypatch):
+    """Past a length bucket's block plus the window, a sliding layer's decode step reads only the slots from
+    :func:`window_start` on: 300 greedy tokens (slots up to 310, window 6) are still transformers' own."""
+    from transformers import AutoModelForCausalLM
+
+    import spense.engine.model as model_mod
+
+    hf = AutoModelForCausalLM.from_pretrained(gemma3_plain_scale_dir, dtype=torch.float32,
+                                              local_files_only=True).eval()
+    starts = []
+    real = model_mod.window_start
+    monkeypatch.setattr(model_mod, "window_start", lambda *a: starts.append(real(*a)) or starts[-1])
+    eng = Engine(load(str(gemma3_plain_scale_dir), CPU, torch.float32).model, 2, 400, attention=attention)
+    got = eng.generate(PROMPTS[:2], 300).tokens
+    assert got == [_hf_greedy(hf, p, 300) for p in PROMPTS[:2]]
+    assert sorted(set(starts)) == [0, 128]  # slots 0.. in the buckets of 128 and 256; 128.. in that of 384
+    assert model_mod.window_start(384, 6) == 128 and model_mod.window_start(384, 200) == 0
+    assert model_mod.window_start(1024, 512) == 384  # pos >= 896: keys from 385 on

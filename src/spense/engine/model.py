@@ -14,6 +14,10 @@ Static KV cache ``(B, H_kv, S, D)`` per layer; ``forward(idx, input_pos, kv_len,
 * ``start`` ``(B,)`` the first real slot of each row (left padding of a batch of prompts): keys
   before it are masked and RoPE positions count from it.
 
+A decode step (``T = 1``) given its ``kv_len`` sits in that bucket's last block of slots (``pos >= kv_len - KV_BLOCK``,
+as the engine's steps do), so a sliding layer's keys all lie in the slots from ``kv_len - KV_BLOCK - window`` on
+(rounded down to a block): that layer reads only those (:func:`window_start`), unless the fused decode kernel runs it.
+
 Attention: ``softmax(s q k^T + mask) v`` (``s = 1 / sqrt(D)``, or Gemma's ``query_pre_attn_scalar^-1/2``) with
 ``mask = 0`` where ``start_b <= j <= pos_i`` (a sliding layer: also ``j > pos_i - window``), ``-inf`` elsewhere;
 grouped-query heads are folded into the query length (no K/V copies); through SDPA, two batched GEMMs or a split-KV
@@ -179,7 +183,8 @@ class Attention(nn.Module):
             unfuse_rows(self.qkv_fused)
             self.qkv_fused = None
 
-    def forward(self, x, cos, sin, input_pos, mask, kv_len: int):
+    def forward(self, x, cos, sin, input_pos, mask, kv_len: int, kv_lo: int = 0):
+        """``kv_lo``: the first slot read (a sliding layer's decode step; the mask covers slots kv_lo..kv_len)."""
         B, T, _ = x.shape
         nq, nk = self.n_head * self.hd, self.n_kv * self.hd
         if self.qkv_weight is not None:
@@ -209,7 +214,7 @@ class Attention(nn.Module):
         q = (q * cos + rotate_half(q) * sin).to(v.dtype)
         k = (k * cos + rotate_half(k) * sin).to(v.dtype)
         kc, vc = self.kv_cache.update(input_pos, k, v)
-        kc, vc = kc[:, :, :kv_len], vc[:, :, :kv_len]
+        kc, vc = kc[:, :, kv_lo:kv_len], vc[:, :, kv_lo:kv_len]
         # fold the g query heads of a KV head into the query length: (B, H_kv, g*T, D), no K/V copies
         qg = q.reshape(B, self.n_kv, g * T, self.hd)
         m = mask.unsqueeze(1) if g == 1 else mask.unsqueeze(1).repeat(1, 1, g, 1)  # (B, 1, g*T, L)
@@ -279,12 +284,12 @@ class Block(nn.Module):
             self.post_feedforward_layernorm = RMSNorm(a.dim, a.eps, True)
         self.mlp = MLP(a)
 
-    def forward(self, r, d, cos, sin, input_pos, mask, kv_len: int):
+    def forward(self, r, d, cos, sin, input_pos, mask, kv_len: int, kv_lo: int = 0):
         """One block on the residual stream ``r + d`` (``d`` None: ``r``); returns ``(h, m)``, the next block's
         ``(r, d)``: h = r + d + attention, m = MLP(norm(h)) (Gemma: h = r + d + N2(attention), m = N4(MLP(N3(h)))).
         Each norm reads its input through :func:`residual_sum`."""
         x = r if d is None else r + d
-        a = self.self_attn(self.input_layernorm(residual_sum(d, r, x)), cos, sin, input_pos, mask, kv_len)
+        a = self.self_attn(self.input_layernorm(residual_sum(d, r, x)), cos, sin, input_pos, mask, kv_len, kv_lo)
         if hasattr(self, "pre_feedforward_layernorm"):
             a = self.post_attention_layernorm(a)
             h = x + a
@@ -383,6 +388,8 @@ class Transformer(nn.Module):
                 start: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``(B, T, V)`` float32 of the tokens ``idx`` ``(B, T)`` placed at ``input_pos``."""
         B, T = idx.shape
+        lo = window_start(kv_len, self.args.window) if T == 1 and self.args.sliding and kv_len is not None and \
+            not self.model.layers[0].self_attn.fused else 0
         kv_len = self.max_len if kv_len is None else kv_len
         dev = idx.device
         if start is None:
@@ -391,15 +398,15 @@ class Transformer(nn.Module):
         x = self.model.embed_tokens(idx)
         if self.args.gemma:  # sqrt(dim) rounded to the dtype first, as transformers does
             x = x * self.embed_scale[x.dtype]
-        full = rope(pos, self.inv_freq) + (mask_of(input_pos, start, kv_len, 0, x.dtype),)
+        full = rope(pos, self.inv_freq) + (mask_of(input_pos, start, kv_len, 0, x.dtype), 0)
         local = full
         if self.args.sliding:
             cs = full[:2] if self.inv_freq_local is None else rope(pos, self.inv_freq_local)
-            local = cs + (mask_of(input_pos, start, kv_len, self.args.window, x.dtype),)
+            local = cs + (mask_of(input_pos, start, kv_len, self.args.window, x.dtype, lo), lo)
         d = None
         for blk in self.model.layers:
-            cos, sin, mask = local if blk.self_attn.sliding else full
-            x, d = blk(x, d, cos, sin, input_pos, mask, kv_len)
+            cos, sin, mask, kv_lo = local if blk.self_attn.sliding else full
+            x, d = blk(x, d, cos, sin, input_pos, mask, kv_len, kv_lo)
         z = linear(self.lm_head, self.model.norm(x if d is None else d + x))
         c = self.args.final_softcap  # in the logits' dtype, as transformers does
         return (z if not c else torch.tanh(z / c) * c).float()
@@ -418,11 +425,18 @@ def rope(pos: torch.Tensor, inv_freq: torch.Tensor) -> tuple[torch.Tensor, torch
     return ang.cos(), ang.sin()
 
 
-def mask_of(input_pos: torch.Tensor, start: torch.Tensor, kv_len: int, window: int, dtype) -> torch.Tensor:
-    """The additive mask ``(B, T, kv_len)``: 0 where ``start_b <= j <= pos_i`` (and ``j > pos_i - window`` where
-    ``window``), ``-inf`` elsewhere; a padding query (``pos_i < start_b``) sees itself, so that no row is all
-    ``-inf`` (no NaN)."""
-    j = torch.arange(kv_len, device=input_pos.device)[None, None, :]
+def window_start(kv_len: int, window: int) -> int:
+    """The first slot a sliding layer's decode step at ``pos >= kv_len - KV_BLOCK`` reads: every key it sees
+    (``j > pos - window``) lies at or after ``kv_len - KV_BLOCK - window + 1``; rounded down to a block."""
+    return max(0, (kv_len - KV_BLOCK - window + 1) // KV_BLOCK * KV_BLOCK)
+
+
+def mask_of(input_pos: torch.Tensor, start: torch.Tensor, kv_len: int, window: int, dtype,
+            lo: int = 0) -> torch.Tensor:
+    """The additive mask ``(B, T, kv_len - lo)`` of slots ``lo <= j < kv_len``: 0 where ``start_b <= j <= pos_i``
+    (and ``j > pos_i - window`` where ``window``), ``-inf`` elsewhere; a padding query (``pos_i < start_b``) sees
+    itself, so that no row is all ``-inf`` (no NaN)."""
+    j = torch.arange(lo, kv_len, device=input_pos.device)[None, None, :]
     p = input_pos[None, :, None]
     ok = (j <= p) & (j >= start[:, None, None])
     if window:
