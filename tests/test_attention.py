@@ -141,6 +141,16 @@ _INTERP_FUSED = textwrap.dedent("""
     y = launch_decode_attention(q, kc[:, :, :100], vc[:, :, :100], mask, 32, fused=(k, v, qw, kw, cos, sin, p, 1e-6))
     yr = decode_attention_fused(q, k, v, qw, kw, cos, sin, kr, vr, p, mask, 1e-6)
     worst = max(worst, (y - yr).abs().max().item(), (kc - kr).abs().max().item())
+    # a sliding layer's step: the caches from slot 128 on (a view at an offset), its new slot counted from there
+    q, k, v, qw, kw, cos, sin, kc, vc, p, mask = _fused_case(2, 2, 2, 4, 32, 100, 256, 70, True, gen)
+    k0, kr, vr = kc.clone(), kc.clone(), vc.clone()
+    y = launch_decode_attention(q, kc[:, :, 128:228], vc[:, :, 128:228], mask, 32, fused=(k, v, qw, kw, cos, sin, p,
+                                1e-6))
+    yr = decode_attention_fused(q, k, v, qw, kw, cos, sin, kr[:, :, 128:], vr[:, :, 128:], p, mask, 1e-6)
+    other = torch.arange(256) != 198  # slot 128 + 70 written, in both, and no other
+    assert torch.equal(kc[:, :, other], k0[:, :, other]) and torch.equal(kr[:, :, other], k0[:, :, other])
+    assert not torch.equal(kc[:, :, 198], k0[:, :, 198])
+    worst = max(worst, (y - yr).abs().max().item(), (kc - kr).abs().max().item(), (vc - vr).abs().max().item())
     # fp16 (the interpreter rounds to it as the GPU does): the written key's bits are the reference's
     q, k, v, qw, kw, cos, sin, kc, vc, p, mask = _fused_case(2, 3, 2, 4, 32, 100, 128, 70, True, gen,
                                                               dtype=torch.float16)

@@ -162,17 +162,61 @@ def test_gemma3_equals_transformers(gemma3_dir, gemma3_plain_scale_dir, attentio
     assert bool(calls) == (attention == "split" and plain_scale)
 
 
-def test_sliding_window_mistral_equals_transformers(tmp_path):
-    from transformers import AutoModelForCausalLM, MistralConfig, MistralForCausalLM
+@pytest.fixture(scope="module")
+def mistral_dir(tmp_path_factory):
+    """A tiny Mistral whose every layer slides (window 4), with positions for 300 tokens past the prompt."""
+    from transformers import MistralConfig, MistralForCausalLM
 
     torch.manual_seed(0)
     cfg = MistralConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                        num_key_value_heads=2, vocab_size=300, max_position_embeddings=256, sliding_window=4)
-    MistralForCausalLM(cfg).eval().save_pretrained(tmp_path / "mistral")
-    hf = AutoModelForCausalLM.from_pretrained(tmp_path / "mistral", dtype=torch.float32).eval()
-    eng = Engine(load(str(tmp_path / "mistral"), CPU, torch.float32).model, 3, 200)
+                        num_key_value_heads=2, vocab_size=300, max_position_embeddings=512, sliding_window=4)
+    d = tmp_path_factory.mktemp("m") / "mistral"
+    MistralForCausalLM(cfg).eval().save_pretrained(d)
+    return d
+
+
+@pytest.mark.parametrize("attention", ["auto", "split"])
+def test_sliding_window_mistral_equals_transformers(mistral_dir, attention, monkeypatch):
+    """Greedy tokens batched are transformers' own; with "split" the decode steps take the fused op (Llama's scale),
+    and past a length bucket's block plus the window it reads and writes the caches from :func:`window_start` on."""
+    from transformers import AutoModelForCausalLM
+
+    import spense.engine.model as model_mod
+
+    hf = AutoModelForCausalLM.from_pretrained(mistral_dir, dtype=torch.float32).eval()
+    los, real = [], model_mod.decode_attention_fused
+    monkeypatch.setattr(model_mod, "decode_attention_fused",
+                        lambda q, k, v, qw, kw, cos, sin, kc, *a: los.append(kc.storage_offset() // kc.stride(2))
+                        or real(q, k, v, qw, kw, cos, sin, kc, *a))
+    eng = Engine(load(str(mistral_dir), CPU, torch.float32).model, 3, 400, attention=attention)
     assert eng.model.args.sliding == (True, True)
-    assert eng.generate(PROMPTS, 10).tokens == [_hf_greedy(hf, p, 10) for p in PROMPTS]
+    n = 270 if attention == "split" else 10
+    assert eng.generate(PROMPTS[:2], n).tokens == [_hf_greedy(hf, p, n) for p in PROMPTS[:2]]
+    assert sorted(set(los)) == ([0, 128] if attention == "split" else [])  # slots 128.. in the bucket of 384
+
+
+def test_compiled_fused_step_of_a_sliding_layer_writes_its_window_view(mistral_dir):
+    """torch.compile (Inductor, CPU) of a decode step whose fused op takes the caches from slot 128 on (a view):
+    the eager step's logits and caches."""
+    from spense.engine.generate import decode_step
+
+    def step(compiled):
+        m = load(str(mistral_dir), CPU, torch.float32).model
+        m.setup_caches(1, 384)
+        m.set_attention("split")
+        assert m.model.layers[0].self_attn.fused
+        with torch.inference_mode():
+            m(torch.arange(300)[None] % 290 + 3, torch.arange(300), 384)  # prefill (SDPA) fills 300 slots
+            torch._dynamo.reset()
+            f = torch.compile(decode_step, fullgraph=True, dynamic=False) if compiled else decode_step
+            logits = f(m, torch.tensor([[9]]), torch.tensor([300]), torch.zeros(1, dtype=torch.long), 384, 0.0,
+                       1.0)[1]
+        return logits, [b.self_attn.kv_cache.k.clone() for b in m.model.layers]
+
+    (ref, kr), (got, kg) = step(False), step(True)
+    assert torch.allclose(got, ref, atol=1e-4, rtol=1e-4)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(kg, kr))
+    assert all(a[:, :, 300].abs().sum() > 0 and a[:, :, 301:].abs().sum() == 0 for a in kg)  # slot 300 written
 
 
 def test_generate_cli_runs_gemma3_on_the_engine(gemma3_dir, tiny_text_file, tmp_path):

@@ -168,11 +168,40 @@ def test_gemma3_compiled_tokens(tmp_path, head_dim, spense, monkeypatch):
         sparsify(m, 0.25, block=64)
     calls = []
     real = model_mod.decode_attention
-    monkeypatch.setattr(model_mod, "decode_attention", lambda *a: calls.append(1) or real(*a))
-    prompts = [list(range(1, 40))]
-    eng = Engine(m, 1, 256, compile=True)
+    monkeypatch.setattr(model_mod, "decode_attention", lambda q, k, *a: calls.append(k.shape[2]) or real(q, k, *a))
+    prompts = [list(range(1, 300))]  # decode steps in the bucket of 384 slots: sliding layers read from 128 on
+    eng = Engine(m, 1, 512, compile=True)
     assert eng.attention == "split"
     comp = eng.generate(prompts, 8).tokens
-    assert calls  # traced into the compiled decode step
+    assert 256 in calls and 384 in calls  # traced into the compiled decode step: the window's slots, and all
+    r = _greedy_check(m, prompts[0], comp[0], 8, spense)
+    assert r["tokens_identical"] or r["tie_ulps"] <= 4, r
+
+
+@pytest.mark.parametrize("spense", [False, True])
+def test_mistral_sliding_fused_compiled_tokens(tmp_path, spense, monkeypatch):
+    """A tiny Mistral (every layer sliding, window 16) compiled on CUDA graphs, dense or with compacted Spense layers:
+    its decode steps take the fused split-KV op on the caches from the window's first slot on (a view at slot 128 in
+    the bucket of 384), and the greedy tokens equal the eager reference, or differ first at a numeric tie."""
+    from transformers import MistralConfig, MistralForCausalLM
+
+    import spense.engine.model as model_mod
+
+    torch.manual_seed(0)
+    cfg = MistralConfig(vocab_size=1024, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024, sliding_window=16)
+    MistralForCausalLM(cfg).save_pretrained(tmp_path / "m")
+    m = load(str(tmp_path / "m"), torch.device("cuda"), torch.bfloat16).model
+    if spense:
+        sparsify(m, 0.25, block=64)
+    offsets = []
+    real = model_mod.decode_attention_fused
+    monkeypatch.setattr(model_mod, "decode_attention_fused", lambda q, k, v, qw, kw, cos, sin, kc, *a:
+                        offsets.append(kc.storage_offset() // kc.stride(2)) or real(q, k, v, qw, kw, cos, sin, kc, *a))
+    prompts = [list(range(1, 300))]
+    eng = Engine(m, 1, 512, compile=True)
+    assert eng.attention == "split" and m.model.layers[0].self_attn.fused
+    comp = eng.generate(prompts, 8).tokens
+    assert 128 in offsets  # traced into the compiled decode step
     r = _greedy_check(m, prompts[0], comp[0], 8, spense)
     assert r["tokens_identical"] or r["tie_ulps"] <= 4, r

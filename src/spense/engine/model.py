@@ -16,7 +16,7 @@ Static KV cache ``(B, H_kv, S, D)`` per layer; ``forward(idx, input_pos, kv_len,
 
 A decode step (``T = 1``) given its ``kv_len`` sits in that bucket's last block of slots (``pos >= kv_len - KV_BLOCK``,
 as the engine's steps do), so a sliding layer's keys all lie in the slots from ``kv_len - KV_BLOCK - window`` on
-(rounded down to a block): that layer reads only those (:func:`window_start`), unless the fused decode kernel runs it.
+(rounded down to a block): that layer reads only those (:func:`window_start`), the fused decode kernel too.
 
 Attention: ``softmax(s q k^T + mask) v`` (``s = 1 / sqrt(D)``, or Gemma's ``query_pre_attn_scalar^-1/2``) with
 ``mask = 0`` where ``start_b <= j <= pos_i`` (a sliding layer: also ``j > pos_i - window``), ``-inf`` elsewhere;
@@ -198,10 +198,12 @@ class Attention(nn.Module):
             qn = (self.q_norm.weight, self.k_norm.weight) if hasattr(self, "q_norm") else (None, None)
             # SPENSE_ATTN_OPERAND: y written as the o projection's operand, where it reads one
             form = operand_form(self.o_proj, B, x.is_cuda) if self.operand and q.dtype == torch.bfloat16 else 0
+            kc, vc, slot = self.kv_cache.k, self.kv_cache.v, input_pos
+            if kv_lo:  # a sliding layer: the caches from its window's first slot on, the new slot counted from there
+                kc, vc, slot = kc[:, :, kv_lo:], vc[:, :, kv_lo:], input_pos - kv_lo
             y = decode_attention_fused(q.view(B, self.n_kv, g, self.hd), k.view(B, self.n_kv, self.hd),
-                                       v.view(B, self.n_kv, self.hd), *qn, cos[:, 0, 0], sin[:, 0, 0],
-                                       self.kv_cache.k, self.kv_cache.v, input_pos, mask[:, 0],
-                                       self.q_norm.eps if qn[0] is not None else 0.0, form)
+                                       v.view(B, self.n_kv, self.hd), *qn, cos[:, 0, 0], sin[:, 0, 0], kc, vc, slot,
+                                       mask[:, 0], self.q_norm.eps if qn[0] is not None else 0.0, form)
             if form:
                 return linear_on_operand(self.o_proj, y, B, form, q.dtype).view(B, T, -1)
             return linear(self.o_proj, y.view(B, T, self.n_head * self.hd))
@@ -388,8 +390,7 @@ class Transformer(nn.Module):
                 start: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``(B, T, V)`` float32 of the tokens ``idx`` ``(B, T)`` placed at ``input_pos``."""
         B, T = idx.shape
-        lo = window_start(kv_len, self.args.window) if T == 1 and self.args.sliding and kv_len is not None and \
-            not self.model.layers[0].self_attn.fused else 0
+        lo = window_start(kv_len, self.args.window) if T == 1 and self.args.sliding and kv_len is not None else 0
         kv_len = self.max_len if kv_len is None else kv_len
         dev = idx.device
         if start is None:
