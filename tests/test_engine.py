@@ -304,6 +304,26 @@ def test_matmul_and_split_attention_match_sdpa_with_left_padding():
         Engine(m, 1, 128, attention="flash")
 
 
+def test_prefill_runs_the_lm_head_on_the_last_position_only(monkeypatch):
+    """A prefill's logits are the full forward's last row, and the LM head reads one row a prompt (B T V float32
+    logits would be 34 GB for 8 prompts of 4,096 tokens at a 262,144-word vocabulary)."""
+    import spense.engine.model as model_mod
+    from spense.engine.generate import prefill_step
+    from spense.engine.load import random_model
+
+    m = random_model("qwen3-tiny", CPU, torch.float32, seed=2)
+    m.setup_caches(2, 128)
+    ids, pos, start = torch.tensor([[0, 3, 1, 4, 1], [5, 9, 2, 6, 5]]), torch.arange(5), torch.tensor([1, 0])
+    with torch.inference_mode():
+        full = m(ids, pos, 128, start)[:, -1]
+        rows, real = [], model_mod.linear
+        monkeypatch.setattr(model_mod, "linear", lambda mod, x: (rows.append(x.shape[:-1]) if mod is m.lm_head
+                                                                  else None) or real(mod, x))
+        tok, logits = prefill_step(m, ids, pos, start, 128, 0.0, 1.0)
+    assert rows == [(2, 1)] and torch.allclose(logits, full, atol=1e-5) and tok.flatten().tolist() == \
+        full.argmax(-1).tolist()
+
+
 def test_stream_one_step_ahead_same_tokens_and_eos():
     """Generation queues step i+1 before reading step i: the tokens equal a plain step-by-step loop,
     and an eos met at step k stops the output there (the step queued ahead is dropped)."""

@@ -133,7 +133,8 @@ def decode_step(model: Transformer, tok: torch.Tensor, input_pos: torch.Tensor, 
 
 def prefill_step(model: Transformer, ids: torch.Tensor, input_pos: torch.Tensor, start: torch.Tensor,
                  kv_len: int, temperature: float, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
-    logits = model(ids, input_pos, kv_len, start)[:, -1]
+    """A prompt's next token for every row: the LM head reads the last position only."""
+    logits = model(ids, input_pos, kv_len, start, last=True)[:, -1]
     return sample(logits, temperature, top_p), logits
 
 

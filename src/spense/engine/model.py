@@ -387,8 +387,10 @@ class Transformer(nn.Module):
         self.max_batch, self.max_len = batch, length
 
     def forward(self, idx: torch.Tensor, input_pos: torch.Tensor, kv_len: int | None = None,
-                start: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits ``(B, T, V)`` float32 of the tokens ``idx`` ``(B, T)`` placed at ``input_pos``."""
+                start: torch.Tensor | None = None, last: bool = False) -> torch.Tensor:
+        """Logits ``(B, T, V)`` float32 of the tokens ``idx`` ``(B, T)`` placed at ``input_pos``; ``last``: of the
+        last position only, ``(B, 1, V)`` (a prefill: its ``B T V`` float32 logits would take 34 GB for 8 prompts of
+        4,096 tokens at Gemma 3's 262,144 words)."""
         B, T = idx.shape
         lo = window_start(kv_len, self.args.window) if T == 1 and self.args.sliding and kv_len is not None else 0
         kv_len = self.max_len if kv_len is None else kv_len
@@ -408,7 +410,8 @@ class Transformer(nn.Module):
         for blk in self.model.layers:
             cos, sin, mask, kv_lo = local if blk.self_attn.sliding else full
             x, d = blk(x, d, cos, sin, input_pos, mask, kv_len, kv_lo)
-        z = linear(self.lm_head, self.model.norm(x if d is None else d + x))
+        h = x if d is None else d + x
+        z = linear(self.lm_head, self.model.norm(h[:, -1:] if last else h))
         c = self.args.final_softcap  # in the logits' dtype, as transformers does
         return (z if not c else torch.tanh(z / c) * c).float()
 
