@@ -387,19 +387,21 @@ def test_fp8_dense_projections_fuse_same_logits_same_bytes():
 
 def test_compiled_decode_step_with_split_attention_cpu():
     """torch.compile (Inductor, CPU) of a decode step through ``spense::decode_attention``: the same logits
-    as the eager step."""
+    as the eager step, and no warning of Dynamo's (a switch read through a cached function in the step gave one)."""
     from spense.engine.load import random_model
 
     m = random_model("qwen3-tiny", CPU, torch.float32, seed=4)
     m.setup_caches(1, 128)
     m.set_attention("split")
-    with torch.inference_mode():
+    with torch.inference_mode(), warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
         m(torch.tensor([[3, 1, 4, 1, 5]]), torch.arange(5), 128)  # prefill (SDPA) fills the cache
         args = (m, torch.tensor([[9]]), torch.tensor([5]), torch.zeros(1, dtype=torch.long), 128, 0.0, 1.0)
         ref = decode_step(*args)[1]
         torch._dynamo.reset()
         got = torch.compile(decode_step, fullgraph=True, dynamic=False)(*args)[1]
     assert torch.allclose(got, ref, atol=1e-4, rtol=1e-4)
+    assert not [str(r.message) for r in rec if "Dynamo" in str(r.message)], [str(r.message) for r in rec]
 
 
 def test_default_attention_split_on_cuda_where_the_head_dim_suits():

@@ -67,6 +67,24 @@ def test_fast_backend_on_cpu_warns_and_uses_reference():
     assert [str(r.message) for r in rec if "reference" in str(r.message)], [str(r.message) for r in rec]
 
 
+def test_dense_fallback_warned_once_per_shape_and_m(monkeypatch):
+    """Where ``auto`` picks dense F.linear, one warning per shape and M bucket, not one per layer (a model's prefill
+    printed a line for each of its linears), and each layer records why."""
+    import spense.runtime.autotune as at
+    import spense.runtime.linear as lin
+
+    monkeypatch.setattr(at, "default_choice", lambda layer, M: "dense")
+    monkeypatch.setattr(lin, "_warned", set())
+    layers = [SpenseLinear(pack(*make(32, 64, "cols", 0.25)), backend="auto", name=f"l{i}") for i in range(3)]
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        assert [m._auto_choice(M) for m in layers for M in (300, 310, 2048)] == ["dense"] * 9
+    got = [str(r.message) for r in rec]
+    assert got == ["spense: 32x64 layers at M~512: dense fallback (sparse kernels do not win here)",
+                   "spense: 32x64 layers at M~2048: dense fallback (sparse kernels do not win here)"], got
+    assert all(sorted(m.fallbacks) == [512, 2048] for m in layers)
+
+
 def test_no_dense_copy_is_cached():
     """A layer holds its packed weight only (its buffers, ``weight_bytes``). The reference path unpacks for the
     call and forgets on a GPU; on the CPU, where nothing else runs, it keeps one unpacked copy for every M."""

@@ -285,19 +285,22 @@ class Block(nn.Module):
             self.pre_feedforward_layernorm = RMSNorm(a.dim, a.eps, True)
             self.post_feedforward_layernorm = RMSNorm(a.dim, a.eps, True)
         self.mlp = MLP(a)
+        self.parts = norm_parts()  # read here, not in the compiled step (Dynamo warns of a cached function there)
 
     def forward(self, r, d, cos, sin, input_pos, mask, kv_len: int, kv_lo: int = 0):
         """One block on the residual stream ``r + d`` (``d`` None: ``r``); returns ``(h, m)``, the next block's
         ``(r, d)``: h = r + d + attention, m = MLP(norm(h)) (Gemma: h = r + d + N2(attention), m = N4(MLP(N3(h)))).
         Each norm reads its input through :func:`residual_sum`."""
         x = r if d is None else r + d
-        a = self.self_attn(self.input_layernorm(residual_sum(d, r, x)), cos, sin, input_pos, mask, kv_len, kv_lo)
+        a = self.self_attn(self.input_layernorm(residual_sum(d, r, x, self.parts)), cos, sin, input_pos, mask, kv_len,
+                           kv_lo)
         if hasattr(self, "pre_feedforward_layernorm"):
             a = self.post_attention_layernorm(a)
             h = x + a
-            return h, self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(residual_sum(a, x, h))))
+            m = self.mlp(self.pre_feedforward_layernorm(residual_sum(a, x, h, self.parts)))
+            return h, self.post_feedforward_layernorm(m)
         h = x + a
-        return h, self.mlp(self.post_attention_layernorm(residual_sum(a, x, h)))
+        return h, self.mlp(self.post_attention_layernorm(residual_sum(a, x, h, self.parts)))
 
 
 @functools.lru_cache(maxsize=None)
@@ -309,7 +312,7 @@ def norm_parts() -> bool:
     return _env_int("SPENSE_NORM_PARTS", 0, 0, 1) == 1
 
 
-def residual_sum(d, r, s):
+def residual_sum(d, r, s, parts: bool):
     """An RMSNorm's input ``s = r + d`` (``d`` None: ``r``), given as a sum of its own, ``d + r`` (the same values in
     eager mode; compiled, Inductor may keep a sum it inlines in float32 instead of rounding it to bf16 first, so the
     norm's input can differ from the residual's in its last bits), instead of the residual ``s`` that the next block
@@ -317,8 +320,8 @@ def residual_sum(d, r, s):
     ``s``, Inductor makes that gather a second kernel wherever it makes ``s`` a buffer of the norm's own kernel, which
     cannot read its own output at other indices (~17 of the 8B step's 72 norms, results wgsd_2026-12-02 folder bf);
     from ``d + r`` the norm's kernel reads ``d`` and ``r``, written before it.  Unless :func:`norm_parts`: ``s``
-    itself."""
-    return s if d is None or not norm_parts() else d + r
+    itself (``parts``: its value, read when a :class:`Block` is made)."""
+    return s if d is None or not parts else d + r
 
 
 class Decoder(nn.Module):

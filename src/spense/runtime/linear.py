@@ -393,10 +393,11 @@ class SpenseLinear(InputPlan, nn.Module):
             cfg = default_mmasp_cfg(self, M)
             if cfg is not None:
                 self.mmasp_cfg[b] = cfg
-        if c == "dense":
+        if c == "dense" and self._kernel is None:  # (compacted: its prefill path by design, not a fallback)
             self.fallbacks[b] = "dense F.linear is faster than the sparse kernels for this shape/M"
-            _warn_once(f"spense: {self.name or 'layer'} {self.out_features}x{self.in_features} M~{b}: "
-                       f"dense fallback (sparse kernels do not win here)")
+            # once per shape and M, not per layer: a model's prefill would print a line for every linear
+            _warn_once(f"spense: {self.out_features}x{self.in_features} layers at M~{b}: dense fallback (sparse "
+                       f"kernels do not win here)")
         return c
 
     def run_backend(self, name: str, x2: torch.Tensor, xf: torch.Tensor | None = None) -> torch.Tensor:
