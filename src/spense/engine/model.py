@@ -413,8 +413,9 @@ class Transformer(nn.Module):
         for blk in self.model.layers:
             cos, sin, mask, kv_lo = local if blk.self_attn.sliding else full
             x, d = blk(x, d, cos, sin, input_pos, mask, kv_len, kv_lo)
-        h = x if d is None else d + x
-        z = linear(self.lm_head, self.model.norm(h[:, -1:] if last else h))
+        if last:
+            x, d = x[:, -1:], (None if d is None else d[:, -1:])
+        z = linear(self.lm_head, self.model.norm(x if d is None else d + x))
         c = self.args.final_softcap  # in the logits' dtype, as transformers does
         return (z if not c else torch.tanh(z / c) * c).float()
 

@@ -430,7 +430,7 @@ def decode_attention_fused(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_
                            form: int = 0) -> torch.Tensor:
     """One decode step's attention from the raw projections: with ``q`` ``(B, H, G, D)``, ``k, v`` ``(B, H, D)``
     (before norms and RoPE), ``cos, sin`` ``(B, D)`` float32, caches ``(B_c >= B, H, S, D)``, ``pos`` ``(1,)``
-    the new token's slot (``pos < L``: the kernel writes it from the split that holds it) and ``mask`` ``(B, L)``:
+    the new token's slot (``0 <= pos < L``: the kernel writes it from the split that holds it) and ``mask`` ``(B, L)``:
 
     ``q' = norm_rope(q, q_w)``; ``k_cache[b, h, pos] = norm_rope(k, k_w)``; ``v_cache[b, h, pos] = v``;
     ``y = decode_attention(q', k_cache[:B, :, :L], v_cache[:B, :, :L], mask)``
