@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # One device call: the mma.sp launch configs of the four Qwen3-8B shapes at M = 8 swept on the running GPU against its
 # own packaged table, and the Spense 25 % decode step at B = 8 (36 layers) on the packaged table and, where a cell
-# changed, on the table made from the sweep (and, with DENSE=1, the dense step of the same dtype first).
+# changed, on the table made from the sweep (and, with DENSE=1, the dense step of the same dtype first; with B1AB=1
+# also the dense step at B = 1, with the attention's defaults and with its settings before the forty-fourth stop,
+# SPENSE_ATTN_MAXNREG=0 SPENSE_ATTN_STAGES=0, while the extension builds).
 #
-#   SPENSE_COMMIT=<sha> LETTER=<folder> [DENSE=1] OUT=$OUT bash benchmarks/run_m8_cfg_sweep.sh bf16|fp8
+#   SPENSE_COMMIT=<sha> LETTER=<folder> [DENSE=1] [B1AB=1] OUT=$OUT bash benchmarks/run_m8_cfg_sweep.sh bf16|fp8
 #
 # Writes $OUT/$LETTER/: command.sh (this file), gpu.txt, bw.json, lb.txt (the sweep), cfg_m8.json (the table made from
 # it), rows.jsonl, log.txt, times.txt. A changed cell is adopted by copying cfg_m8.json over the packaged table
@@ -23,13 +25,17 @@ nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,power.limit --format=csv 
 echo "commit ${SPENSE_COMMIT:-unknown}, table $TB, dtype $DT" >> "$W/gpu.txt"
 python -m spense.engine.measure --bw-only --bw "$W/bw.json" --device cuda > "$W/log.txt" 2>&1
 M="python -m spense.engine.measure --model qwen3-8b --layers 36 --out $W/rows.jsonl --bw $W/bw.json --device cuda \
---prompt-len 512 --gen 24 --check-tokens 0 --batches 8"
-step() {  # name, limit (s), variant, env assignments...
-  local n=$1 lim=$2 v=$3; shift 3
-  echo "== $n" >> "$W/log.txt"; env "$@" timeout "$lim" $M --variants "$v" >> "$W/log.txt" 2>&1
+--prompt-len 512 --gen 24 --check-tokens 0"
+step() {  # name, limit (s), variant, batch, env assignments...
+  local n=$1 lim=$2 v=$3 b=$4; shift 4
+  echo "== $n" >> "$W/log.txt"; env "$@" timeout "$lim" $M --variants "$v" --batches "$b" >> "$W/log.txt" 2>&1
   echo "$n rc=$? at $(el) s" >> "$W/times.txt"
 }
-[ "${DENSE:-0}" = 1 ] && step "dense $DT" 150 $D
+[ "${DENSE:-0}" = 1 ] && step "dense $DT" 150 $D 8
+if [ "${B1AB:-0}" = 1 ]; then
+  step "dense $DT B=1" 90 $D 1
+  step "dense $DT B=1 attention before the 44th stop" 90 $D 1 SPENSE_ATTN_MAXNREG=0 SPENSE_ATTN_STAGES=0
+fi
 while [ ! -f /tmp/spense_mmasp.so ] && [ "$(el)" -lt 340 ]; do sleep 5; done; echo "extension at $(el) s" >> "$W/times.txt"
 export SPENSE_MMASP_SO=/tmp/spense_mmasp.so
 S=8B.qkv,8B.o,8B.down,8B.gate_up; C=1x4,1x5,1x6,1x8,1x10,1x12,1x16,2x8,2x16
@@ -48,6 +54,6 @@ print(len(ch))
 PY
 2>> "$W/times.txt")
 echo "changed cells: '${CH:-?}'" >> "$W/times.txt"
-step "spense $DT packaged" 120 $V
-[ "${CH:-0}" != 0 ] && step "spense $DT cfg_m8" 120 $V SPENSE_MMASP_CFG="$W/cfg_m8.json"
+step "spense $DT packaged" 120 $V 8
+[ "${CH:-0}" != 0 ] && step "spense $DT cfg_m8" 120 $V 8 SPENSE_MMASP_CFG="$W/cfg_m8.json"
 cat "$W/times.txt"; grep -E "^==|^qwen3" "$W/log.txt" | cut -c1-160
