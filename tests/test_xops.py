@@ -31,6 +31,39 @@ def test_xfrag_plan_min_m_switch(monkeypatch, value, expect):
         xfrag_plan_min_m.cache_clear()
 
 
+def test_read_once_keeps_the_value_and_compiles_without_warning(monkeypatch):
+    """``read_once``: a switch read at the first call and kept until ``cache_clear`` (a refusal is not kept);
+    torch.compile traces a call of one inside a step in one graph, reads the kept value rather than the
+    environment of the moment, and gives no warning of an lru_cache wrapper (every run of ``spense bench`` printed
+    two of them)."""
+    import warnings
+
+    from spense.errors import DeviceError
+    from spense.runtime.xops import _env_int, read_once
+
+    @read_once
+    def knob() -> int:
+        return _env_int("SPENSE_TEST_READ_ONCE", 3, 1, 9)
+
+    monkeypatch.setenv("SPENSE_TEST_READ_ONCE", "x")
+    with pytest.raises(DeviceError, match="SPENSE_TEST_READ_ONCE"):
+        knob()
+    monkeypatch.setenv("SPENSE_TEST_READ_ONCE", "5")
+    assert knob() == 5 and knob.__name__ == "knob"
+    monkeypatch.setenv("SPENSE_TEST_READ_ONCE", "7")
+    assert knob() == 5  # kept
+    torch._dynamo.reset()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ex = torch._dynamo.explain(lambda t: t * knob())(torch.ones(3))
+        y = torch.compile(lambda t: t * knob(), backend="eager", fullgraph=True)(torch.ones(3))
+    assert ex.graph_count == 1 and ex.graph_break_count == 0, ex.break_reasons
+    assert torch.equal(y, torch.full((3,), 5.0))
+    assert not [w for w in caught if "lru_cache" in str(w.message)], [str(w.message)[:120] for w in caught]
+    knob.cache_clear()
+    assert knob() == 7
+
+
 def test_f16_x_switch_and_where_forward_builds_the_operand(monkeypatch):
     """SPENSE_MMASP_F16 (1 by default, 0 or 1, else refused in one line): with it an FP8 layer's forward builds
     the mma.sp kernel's x_perm or fragments from x's f16 operand at planned M <= 16 (plain tensor ops, fused

@@ -43,7 +43,7 @@ from spense.runtime.attention import decode_attention, decode_attention_fused, f
 from spense.runtime.attn_operand import linear_on_operand, operand_form
 from spense.runtime.dense import dense_linear
 from spense.runtime.fuse import fuse_group, unfuse_rows
-from spense.runtime.xops import _env_int
+from spense.runtime.xops import _env_int, read_once
 
 KV_BLOCK = 128  # attention length granularity (and the cache length's)
 
@@ -303,7 +303,7 @@ class Block(nn.Module):
         return h, self.mlp(self.post_attention_layernorm(residual_sum(a, x, h, self.parts)))
 
 
-@functools.lru_cache(maxsize=None)
+@read_once
 def norm_parts() -> bool:
     """Whether :func:`residual_sum` gives a norm its input as a sum of its own (``SPENSE_NORM_PARTS``, read once; 0
     or 1, default 0).  Off until Inductor's GPU code shows the gathers in the norms' kernels: the 8B BF16 step ran

@@ -38,13 +38,12 @@ touches only the dense model).
 
 from __future__ import annotations
 
-import functools
 import os
 
 import torch
 
 from spense.runtime.attn_forms import FORM_F16, as_form, check_form, form_dtype, form_shape
-from spense.runtime.xops import _env_int, env_flag
+from spense.runtime.xops import _env_int, env_flag, read_once
 
 try:  # Triton is only needed on CUDA
     import triton
@@ -398,7 +397,7 @@ def _(q, k, v, mask):
     return torch.empty_like(q, memory_format=torch.contiguous_format)
 
 
-@functools.cache
+@read_once
 def fused_on() -> bool:
     """Whether the engine's decode steps take :func:`decode_attention_fused` (``SPENSE_ATTN_FUSED``, read once;
     default 1, ``0``: q/k norms, RoPE and the cache writes as the module's own ops, fused by torch.compile)."""
@@ -460,7 +459,7 @@ def _(q, k, v, q_w, k_w, cos, sin, k_cache, v_cache, pos, mask, eps, form=0):
 
 
 # -- the attention's output as the next linear's operand (SPENSE_ATTN_OPERAND; the forms: attn_forms) ----------
-@functools.cache
+@read_once
 def operand_on() -> bool:
     """Whether the engine's decode steps have :func:`decode_attention_fused` write its output as the o projection's
     operand where that layer reads one (``SPENSE_ATTN_OPERAND``, read once; default 1, ``0``: off): the kernel that

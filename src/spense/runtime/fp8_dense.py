@@ -30,13 +30,12 @@ arithmetic in float32 — the reference), with a fake implementation for ``torch
 
 from __future__ import annotations
 
-import functools
 import os
 
 import torch
 
 from spense.runtime.shapes import device_index
-from spense.runtime.xops import _env_int
+from spense.runtime.xops import _env_int, read_once
 
 try:  # Triton is only needed on CUDA
     import triton
@@ -147,7 +146,7 @@ def default_config(M: int, N: int, K: int) -> tuple[int, int, int, int]:
     return (32, 256, sk, 4)
 
 
-@functools.lru_cache(maxsize=None)
+@read_once
 def fp8_pdl() -> bool:
     """Whether the W8A16 kernel is launched dependent (``SPENSE_FP8_PDL``, read once: 0, default, or 1; module
     doc), on an sm_90+ CUDA device and never under the interpreter (:func:`launch_w8a16`).  Written so that the FP8

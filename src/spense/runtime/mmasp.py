@@ -13,7 +13,6 @@ Rows are padded to a multiple of 32 and K steps with zeros (padding nibble 0x4).
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 import threading
@@ -26,7 +25,7 @@ import torch
 from spense.errors import DeviceError, InputError
 from spense.format import PackedSpense, _decode_meta, check_fp8_weights
 from spense.runtime.shapes import pad_to
-from spense.runtime.xops import _env_int, gathered_fragments, xfrag_min_m
+from spense.runtime.xops import _env_int, gathered_fragments, read_once, xfrag_min_m
 
 _EXT = None
 _EXT_ARCH = ""  # the arch the loaded extension was built for ("90a" on sm_90: spense.runtime.wgsp needs it)
@@ -456,7 +455,7 @@ def _(sv, sm, dv, x, sblk, dblk, out_row, wscale, N, Bs, Bd, Ss, SdA, SdB, RT, w
     return x.new_empty(x.shape[0], N, dtype=torch.bfloat16)
 
 
-@functools.lru_cache(maxsize=None)
+@read_once
 def default_stages() -> int:
     """Ring slots of the bulk-copy kernel when no measured config says otherwise: ``SPENSE_MMASP_STAGES``
     (read once; default 0, the register kernel, until the bulk kernel is measured on the device)."""

@@ -39,7 +39,7 @@ import torch
 from spense.errors import DeviceError
 from spense.runtime import mmasp
 from spense.runtime.shapes import device_index, pad_to
-from spense.runtime.xops import _env_int, f16_operand
+from spense.runtime.xops import _env_int, f16_operand, read_once
 
 WGSD_MAX_M = 64  # the decode form: one CTA holds 64 tokens
 _EMPTY_F = torch.empty(0, dtype=torch.float32)  # the workspace arguments of the forms that take none
@@ -47,21 +47,21 @@ _EMPTY_I = torch.empty(0, dtype=torch.int32)
 _EMPTY_L = torch.empty(0, dtype=torch.int64)  # no timeline of the stream-K form (spense_wgsp's trace)
 
 
-@functools.lru_cache(maxsize=None)
+@read_once
 def wgsp_min_m() -> int:
     """Smallest M that :meth:`SpenseLinear.forward_dense` sends through :func:`wgsp_forward`:
     ``SPENSE_WGSP_MIN_M`` (read once; default 65, just above the decode kernels' M <= 64; 0 = never)."""
     return _env_int("SPENSE_WGSP_MIN_M", 65, 0)
 
 
-@functools.lru_cache(maxsize=None)
+@read_once
 def wgsp_cluster() -> bool:
     """Whether prefill runs in clusters of two CTAs that multicast each weight load
     (``SPENSE_WGSP_CLUSTER``, 0 or 1; default 0)."""
     return _env_int("SPENSE_WGSP_CLUSTER", 0, 0, 1) == 1
 
 
-@functools.lru_cache(maxsize=None)
+@read_once
 def wgsp_persist() -> int:
     """Whether prefill runs persistent (``SPENSE_WGSP_PERSIST``, read once; default 0): 1 a grid of at most one
     CTA per SM that walks the tiles, loading a tile's first K steps while storing the one before, on the plain
@@ -72,7 +72,7 @@ def wgsp_persist() -> int:
     return _env_int("SPENSE_WGSP_PERSIST", 0, 0, 2)
 
 
-@functools.lru_cache(maxsize=None)
+@read_once
 def wgsp_tail() -> bool:
     """Whether prefill splits a layer's last wave (``SPENSE_WGSP_TAIL``, 0 or 1, read once; default 1): where a
     layer of 2:4 rows only fills whole waves of the SMs with CTAs of 16 row tiles but for a last, part-filled one,
@@ -85,7 +85,7 @@ def wgsp_tail() -> bool:
     return _env_int("SPENSE_WGSP_TAIL", 1, 0, 1) == 1
 
 
-@functools.lru_cache(maxsize=None)
+@read_once
 def wgsp_nt() -> int:
     """Tokens per CTA of the prefill form (``SPENSE_WGSP_NT``, 128 or 256, read once; default 128).  256: CTAs of 8 row
     tiles and 256 tokens on m64n256 wgmmas, each step's A box serving twice the tokens, so fewer shared-memory bytes per
@@ -100,7 +100,7 @@ def wgsp_nt() -> int:
     return n
 
 
-@functools.lru_cache(maxsize=None)
+@read_once
 def wgsd_min_m() -> int:
     """Smallest M that a compacted layer sends through the decode form (:func:`wgsp_forward` with
     ``decode=True``) instead of the mma.sp kernel: ``SPENSE_WGSD_MIN_M`` (read once; 1..64; 0 = never;
@@ -118,7 +118,7 @@ def wgsd_min_m() -> int:
 LARGE_NK = 100_000_000
 
 
-@functools.lru_cache(maxsize=None)
+@read_once
 def wgsd_min_m_large() -> int:
     """Smallest M that a compacted layer of at least ``LARGE_NK`` weights (32B.gate_up and 32B.down among
     the Qwen3 shapes) sends through the decode form: ``SPENSE_WGSD_MIN_M_LARGE`` (read once; 1..64; 0 = as
@@ -143,14 +143,14 @@ SK_MIN_K = 8192  # SPENSE_WGSD_SK=2: stream-K from this K (in_features) on, or f
 SK_MIN_NK = 1 << 26  # 8B.gate_up (1.0e8 weights) on, 32B.qkv (5.2e7) and the smaller below
 
 
-@functools.lru_cache(maxsize=None)
+@read_once
 def wgsd_sk_min_nk() -> int:
     """``SPENSE_WGSD_SK=2``'s bound on a layer's weights (N K) from which it runs stream-K whatever its K:
     ``SPENSE_WGSD_SK_MIN_NK`` (read once; >= 1; default ``SK_MIN_NK``)."""
     return _env_int("SPENSE_WGSD_SK_MIN_NK", SK_MIN_NK, 1)
 
 
-@functools.lru_cache(maxsize=None)
+@read_once
 def wgsd_stream_k() -> int:
     """How the decode form spreads a layer over the SMs (``SPENSE_WGSD_SK``): 0 K split over clusters, 1
     stream-K, 2 (default) stream-K for K >= ``SK_MIN_K`` or N K >= ``SK_MIN_NK`` or M <= 16, clusters
@@ -164,7 +164,7 @@ def wgsd_stream_k() -> int:
     return _env_int("SPENSE_WGSD_SK", 2, 0, 2)
 
 
-@functools.lru_cache(maxsize=None)
+@read_once
 def wgsd_cl_pdl() -> bool:
     """Whether the cluster decode form (K split over clusters: :func:`wgsd_stream_k`'s short rows, bf16 8B.qkv
     and 8B.o at M = 17-32) is launched dependent, as :func:`wgsd_exp`'s bit 32768 launches the stream-K form
@@ -175,7 +175,7 @@ def wgsd_cl_pdl() -> bool:
     return bool(_env_int("SPENSE_WGSD_CL_PDL", 1, 0, 1))
 
 
-@functools.lru_cache(maxsize=None)
+@read_once
 def wgsd_exp() -> int:
     """Variants of the stream-K decode form written from its timeline (docs/runtime.md section 13;
     ``SPENSE_WGSD_EXP``, bits, default 104449): 1 a split block's epilogue in three round trips to L2 (all parts
@@ -235,7 +235,7 @@ def wgsd_exp() -> int:
     return _env_int("SPENSE_WGSD_EXP", 104449, 0, 131071)
 
 
-@functools.lru_cache(maxsize=None)
+@read_once
 def wgsd_cluster_max_k() -> int:
     """The most CTAs a row block may have for variant bit 8192's clusters (``SPENSE_WGSD_CLUSTER_MAX_K``, read
     once, 2-8; default 2): on grids of more CTAs per block the kernel without the bit runs.  Measured
@@ -257,7 +257,7 @@ def wgsd_variant(kw: mmasp.KernelWeights, grid: int) -> int:
     return e
 
 
-@functools.lru_cache(maxsize=None)
+@read_once
 def wgsd_f16_max_m() -> int:
     """The most tokens at which the stream-K form takes x in f16 for e4m3 weights (``SPENSE_WGSD_F16_MAX_M``,
     read once: 32, default, also its tiles of 32 tokens (kernel 2625 there: slots of two K steps, four
@@ -279,7 +279,7 @@ def wgsd_f16_x(kw: mmasp.KernelWeights, m: int) -> bool:
             and ((e & 512) != 0 or (e & 64) == 0))
 
 
-@functools.lru_cache(maxsize=None)
+@read_once
 def wgsd_sk_split() -> int:
     """How many CTAs the stream-K form launches (``SPENSE_WGSD_SK_SPLIT``, read once): -3, default, -2 for
     e4m3 weights and -1 for bf16; -1 whole shares (:func:`wgsd_sk_ctas`); -2 the same, but three blocks to two

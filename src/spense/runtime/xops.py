@@ -37,7 +37,24 @@ def env_flag(name: str, default: bool) -> bool:
     return v == "1"
 
 
-@functools.lru_cache(maxsize=None)
+def read_once(fn):
+    """``fn()``, a switch read from the environment, computed at the first call and then kept (``.cache_clear()``
+    forgets it, for tests), as ``functools.lru_cache`` would keep it. A plain function over a dict instead, so that
+    torch.compile traces a call of it inside a compiled step without warning of an lru_cache wrapper, and reads the
+    kept value rather than the environment."""
+    memo: dict = {}
+
+    @functools.wraps(fn)
+    def once():
+        if "v" not in memo:
+            memo["v"] = fn()
+        return memo["v"]
+
+    once.cache_clear = memo.clear
+    return once
+
+
+@read_once
 def xfrag_min_m() -> int:
     """Smallest M at which :func:`mmasp_forward`, given no fragments, builds them itself:
     ``SPENSE_MMASP_XFRAG_MIN_M`` (read once; default 65 = never).  The kernel reading fragments is
@@ -48,7 +65,7 @@ def xfrag_min_m() -> int:
     return _env_int("SPENSE_MMASP_XFRAG_MIN_M", 65, 1, 65)
 
 
-@functools.lru_cache(maxsize=None)
+@read_once
 def xfrag_plan_min_m() -> int:
     """Smallest planned M for which :meth:`SpenseLinear.plan` has ``forward`` build x's fragments (for
     that M's whole bucket): ``SPENSE_MMASP_XFRAG_PLAN_MIN_M`` (read once; default 1 = every planned M).
@@ -69,7 +86,7 @@ def f16_operand(x2: torch.Tensor) -> torch.Tensor:
     return (x2 * F16_X_SCALE).to(torch.float16)
 
 
-@functools.lru_cache(maxsize=None)
+@read_once
 def f16_x() -> bool:
     """Whether the register kernel takes x in f16 for e4m3 weights at M <= 16 (``SPENSE_MMASP_F16``, read once;
     0 or 1, default 1): :meth:`SpenseLinear.forward` then builds x_perm or the fragments from
@@ -84,7 +101,7 @@ def f16_x() -> bool:
 F16_MAX_M = 16  # the register kernel's f16 path: M <= 16 (x_perm: M <= 8), RT 1 or 2 (csrc/spense_mmasp.cu)
 
 
-@functools.lru_cache(maxsize=None)
+@read_once
 def operand_only() -> bool:
     """Whether :meth:`SpenseLinear.forward` passes the op only x's shape beside a planned operand that the mma.sp
     kernel reads instead of x (x_perm of x's f16 operand, or fragments): ``SPENSE_OPERAND_ONLY`` (read once; 0 or
@@ -112,7 +129,7 @@ def x_fragments(x2: torch.Tensor) -> torch.Tensor:
     return xp.view(nt, 8, Kp // 32, 4, 4, 2).permute(2, 0, 1, 4, 3, 5).contiguous()
 
 
-@functools.lru_cache(maxsize=None)
+@read_once
 def x_perm_max_m() -> int:
     """The largest M at which :meth:`SpenseLinear.plan` has ``forward`` permute x into :func:`x_perm`
     instead of building its fragments: ``SPENSE_MMASP_XPERM`` (read once; 0: never, at most 8; default
