@@ -250,14 +250,19 @@ _INTERP_FORMS = textwrap.dedent("""
             assert y.shape == want.shape and y.dtype == want.dtype, (form, y.shape, want.shape, y.dtype)
             assert torch.equal(y, want), form
             n += 1
-    print("WORST", 0.0 if n == 11 else 1.0)
+            yp = launch_decode_attention(q, kc[:, :, :100], vc[:, :, :100], mask, 32, form=form)  # the plain kernel
+            assert torch.equal(yp, as_form(launch_decode_attention(q, kc[:, :, :100], vc[:, :, :100], mask, 32),
+                                           form)), ("plain", form)
+            n += 1
+    print("WORST", 0.0 if n == 22 else 1.0)
 """)
 
 
 def test_fused_kernel_writes_the_operand_forms_interpreted():
     """The merge kernel's stores in the next linear's operand forms (x_perm order, fragments of 8 tokens, each in
     bf16 or as x's f16 operand; the f16 operand in y's layout) are the bits of the plain output put through the tensor
-    ops they replace (``as_form``: xops.x_perm, x_fragments, f16_operand)"""
+    ops they replace (``as_form``: xops.x_perm, x_fragments, f16_operand), after the fused split kernel and after the
+    plain one (``spense::decode_attention``'s, which Gemma's decode steps take)"""
     assert _interpreted_worst(_INTERP_FORMS) == 0.0
 
 
@@ -275,11 +280,16 @@ def test_operand_forms_on_cpu_fake_and_refusals():
         y0 = decode_attention_fused(q, k, v, qw, kw, cos, sin, kc.clone(), vc.clone(), p, mask, 1e-6)
         y = decode_attention_fused(q, k, v, qw, kw, cos, sin, kc.clone(), vc.clone(), p, mask, 1e-6, form)
         assert torch.equal(y, as_form(y0, form))
+        torch.library.opcheck(decode_attention, (q, kc[:B, :, :40], vc[:B, :, :40], mask, form))
+        yp = decode_attention(q, kc[:B, :, :40], vc[:B, :, :40], mask, form)
+        assert torch.equal(yp, as_form(decode_attention(q, kc[:B, :, :40], vc[:B, :, :40], mask), form))
     q, k, v, qw, kw, cos, sin, kc, vc, p, mask = _fused_case(2, 2, 1, 2, 16, 40, 48, 37, True, gen,
                                                               dtype=torch.bfloat16)  # rows of 32
     for form, msg in ((3, "unknown output form"), (1, "multiple of 64"), (6, "multiple of 64")):
         with pytest.raises(ValueError, match=msg):
             decode_attention_fused(q, k, v, qw, kw, cos, sin, kc, vc, p, mask, 1e-6, form)
+        with pytest.raises(ValueError, match=msg):
+            decode_attention(q, kc[:2, :, :40], vc[:2, :, :40], mask, form)
     q, k, v, qw, kw, cos, sin, kc, vc, p, mask = _fused_case(2, 2, 2, 4, 32, 40, 48, 37, True, gen,
                                                               dtype=torch.bfloat16)
     with pytest.raises(ValueError, match="for 8 tokens"):

@@ -142,15 +142,10 @@ def test_fp8_dense_o_projection_on_the_f16_operand():
     assert seen or all(not att.o_proj.kind_for(M).startswith("w8a16h") for M in (1, 8))
 
 
-@pytest.mark.parametrize("head_dim,spense", [(32, True), (256, True), (256, False)])
-def test_gemma3_compiled_tokens(tmp_path, head_dim, spense, monkeypatch):
-    """A tiny Gemma 3 (sliding layers past their window, their own RoPE base; random norm weights, so that (1 + w)
-    counts) compiled on CUDA graphs, dense or with compacted Spense layers: greedy tokens equal the eager reference,
-    or differ first at a numeric tie; its decode steps go through the split-KV op (at head dim 256, Gemma-3-270M's:
-    the kernel itself at that width is checked in tests/test_attention.py)."""
+def _tiny_gemma3(path, head_dim: int):
+    """A tiny Gemma 3 saved at ``path`` and loaded on the GPU in bf16: sliding layers (window 16) around a global
+    one, random norm weights (so that (1 + w) counts)."""
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
-
-    import spense.engine.model as model_mod
 
     torch.manual_seed(0)
     cfg = Gemma3TextConfig(vocab_size=1024, hidden_size=128, intermediate_size=256, num_hidden_layers=3,
@@ -162,8 +157,19 @@ def test_gemma3_compiled_tokens(tmp_path, head_dim, spense, monkeypatch):
         for p in hf.parameters():
             if p.ndim == 1:
                 p.normal_(0.0, 0.3)
-    hf.save_pretrained(tmp_path / "g")
-    m = load(str(tmp_path / "g"), torch.device("cuda"), torch.bfloat16).model
+    hf.save_pretrained(path)
+    return load(str(path), torch.device("cuda"), torch.bfloat16).model
+
+
+@pytest.mark.parametrize("head_dim,spense", [(32, True), (256, True), (256, False)])
+def test_gemma3_compiled_tokens(tmp_path, head_dim, spense, monkeypatch):
+    """A tiny Gemma 3 (sliding layers past their window, their own RoPE base; random norm weights, so that (1 + w)
+    counts) compiled on CUDA graphs, dense or with compacted Spense layers: greedy tokens equal the eager reference,
+    or differ first at a numeric tie; its decode steps go through the split-KV op (at head dim 256, Gemma-3-270M's:
+    the kernel itself at that width is checked in tests/test_attention.py)."""
+    import spense.engine.model as model_mod
+
+    m = _tiny_gemma3(tmp_path / "g", head_dim)
     if spense:
         sparsify(m, 0.25, block=64)
     calls = []
@@ -176,6 +182,30 @@ def test_gemma3_compiled_tokens(tmp_path, head_dim, spense, monkeypatch):
     assert 256 in calls and 384 in calls  # traced into the compiled decode step: the window's slots, and all
     r = _greedy_check(m, prompts[0], comp[0], 8, spense)
     assert r["tokens_identical"] or r["tie_ulps"] <= 4, r
+
+
+def test_gemma3_attention_writes_the_operand(tmp_path, monkeypatch):
+    """Gemma's decode steps take the plain split-KV op (not the fused one), and with SPENSE_ATTN_OPERAND (the default)
+    its merge kernel writes the o projection's operand too (a form != 0 at B = 1 and 8, where the compacted layer
+    reads one): the compiled steps give the same tokens as with the switch off."""
+    import spense.engine.model as model_mod
+    from spense.runtime import attention
+
+    m = _tiny_gemma3(tmp_path / "g", 256)
+    sparsify(m, 0.25, block=64)
+    forms = []
+    real = model_mod.decode_attention
+    monkeypatch.setattr(model_mod, "decode_attention", lambda *a: forms.append(a[4]) or real(*a))
+    prompts = [list(range(1 + i, 40 + i)) for i in range(8)]
+    out = {}
+    for v in ("0", "1"):
+        monkeypatch.setenv("SPENSE_ATTN_OPERAND", v)
+        attention.operand_on.cache_clear()
+        forms.clear()
+        out[v] = [Engine(m, b, 256, compile=True).generate(prompts[:b], 8).tokens for b in (1, 8)]
+        assert any(forms) == (v == "1"), (v, forms)
+    attention.operand_on.cache_clear()
+    assert out["0"] == out["1"]
 
 
 @pytest.mark.parametrize("spense", [False, True])

@@ -194,19 +194,18 @@ class Attention(nn.Module):
         else:
             q, k, v = linear(self.q_proj, x), linear(self.k_proj, x), linear(self.v_proj, x)
         g = self.n_head // self.n_kv
-        if self.fused and T == 1:  # decode: the norms, RoPE and the cache writes in the split kernel
+        split = self.impl == "split" and T == 1 and self.scale is None  # decode through the split-KV kernels
+        # SPENSE_ATTN_OPERAND: their y written as the o projection's operand, where it reads one
+        form = operand_form(self.o_proj, B, x.is_cuda) if split and self.operand and q.dtype == torch.bfloat16 else 0
+        if split and self.fused:  # the norms, RoPE and the cache writes in the split kernel too
             qn = (self.q_norm.weight, self.k_norm.weight) if hasattr(self, "q_norm") else (None, None)
-            # SPENSE_ATTN_OPERAND: y written as the o projection's operand, where it reads one
-            form = operand_form(self.o_proj, B, x.is_cuda) if self.operand and q.dtype == torch.bfloat16 else 0
             kc, vc, slot = self.kv_cache.k, self.kv_cache.v, input_pos
             if kv_lo:  # a sliding layer: the caches from its window's first slot on, the new slot counted from there
                 kc, vc, slot = kc[:, :, kv_lo:], vc[:, :, kv_lo:], input_pos - kv_lo
             y = decode_attention_fused(q.view(B, self.n_kv, g, self.hd), k.view(B, self.n_kv, self.hd),
                                        v.view(B, self.n_kv, self.hd), *qn, cos[:, 0, 0], sin[:, 0, 0], kc, vc, slot,
                                        mask[:, 0], self.q_norm.eps if qn[0] is not None else 0.0, form)
-            if form:
-                return linear_on_operand(self.o_proj, y, B, form, q.dtype).view(B, T, -1)
-            return linear(self.o_proj, y.view(B, T, self.n_head * self.hd))
+            return self._o_proj(y, B, T, form, q.dtype)
         q = q.unflatten(-1, (self.n_head, self.hd))
         k = k.unflatten(-1, (self.n_kv, self.hd))
         v = v.unflatten(-1, (self.n_kv, self.hd))
@@ -220,9 +219,9 @@ class Attention(nn.Module):
         # fold the g query heads of a KV head into the query length: (B, H_kv, g*T, D), no K/V copies
         qg = q.reshape(B, self.n_kv, g * T, self.hd)
         m = mask.unsqueeze(1) if g == 1 else mask.unsqueeze(1).repeat(1, 1, g, 1)  # (B, 1, g*T, L)
-        if self.impl == "split" and T == 1 and self.scale is None:  # decode: the split-KV kernel
-            y = decode_attention(qg, kc, vc, mask[:, 0])
-        elif self.impl == "matmul":  # two batched GEMMs in the cache dtype, the softmax in float32
+        if split:  # the split-KV kernel (y as (B, H_kv, g, D): the o projection's order)
+            return self._o_proj(decode_attention(qg, kc, vc, mask[:, 0], form), B, T, form, q.dtype)
+        if self.impl == "matmul":  # two batched GEMMs in the cache dtype, the softmax in float32
             s = (qg * (self.scale or self.hd ** -0.5)) @ kc.transpose(-1, -2)
             p = torch.softmax(s.float() + m.float(), dim=-1).to(vc.dtype)
             y = p @ vc
@@ -230,6 +229,13 @@ class Attention(nn.Module):
             y = F.scaled_dot_product_attention(qg, kc, vc, attn_mask=m, scale=self.scale)
         y = y.reshape(B, self.n_head, T, self.hd).transpose(1, 2).reshape(B, T, self.n_head * self.hd)
         return linear(self.o_proj, y)
+
+    def _o_proj(self, y: torch.Tensor, B: int, T: int, form: int, dtype: torch.dtype) -> torch.Tensor:
+        """The o projection on a decode step's attention output ``y`` (T = 1) of ``dtype``, written in ``form``
+        (:func:`~spense.runtime.attn_operand.operand_form`; 0: ``(B, H_kv, g, D)`` as is)."""
+        if form:
+            return linear_on_operand(self.o_proj, y, B, form, dtype).view(B, T, -1)
+        return linear(self.o_proj, y.view(B, T, self.n_head * self.hd))
 
 
 class MLP(nn.Module):
@@ -374,7 +380,7 @@ class Transformer(nn.Module):
         fused = impl == "split" and fused_on() and not self.args.gemma and not self.args.attn_scale
         for blk in self.model.layers:
             blk.self_attn.impl, blk.self_attn.fused = impl, fused
-            blk.self_attn.operand = fused and operand_on()
+            blk.self_attn.operand = impl == "split" and operand_on()
 
     def setup_caches(self, batch: int, length: int) -> None:
         """Allocate the static KV cache for ``batch`` rows of ``length`` slots (rounded up)."""

@@ -22,9 +22,10 @@ programs apply the q / k RMSNorm and RoPE themselves (:func:`norm_rope_reference
 holds the new slot writes the new k and v into the caches (in place) and reads them back after a barrier
 (``SLOT_READ``; or from registers): the engine's decode step then has no norm, RoPE or cache-write kernels of its
 own (``SPENSE_ATTN_FUSED``).
-Its ``form`` has the merge kernel store ``y`` as the o projection's operand (x_perm order, fragments, x's f16
-operand: ``FORM_*``, :mod:`spense.runtime.attn_forms`; which form a layer reads: :mod:`spense.runtime.attn_operand`),
-so no kernel builds that from ``y`` (``SPENSE_ATTN_OPERAND``).
+The ``form`` of either op has the merge kernel store ``y`` as the o projection's operand (x_perm order, fragments,
+x's f16 operand: ``FORM_*``, :mod:`spense.runtime.attn_forms`; which form a layer reads:
+:mod:`spense.runtime.attn_operand`), so no kernel builds that from ``y`` (``SPENSE_ATTN_OPERAND``; Gemma's steps, which
+take the plain op, too).
 
 On sm_90+ both kernels launch with programmatic dependent launch (``SPENSE_ATTN_PDL=0``: plainly), wait
 (``gdc_wait``) before their first load of what the kernel before wrote (the fused split kernel reads its first block of
@@ -384,17 +385,21 @@ def launch_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, m
 
 
 @_custom_op("spense::decode_attention", mutates_args=())
-def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """``y (B, H, G, D)``: see the module doc (CUDA: the kernels; CPU: the reference)."""
+def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
+                     form: int = 0) -> torch.Tensor:
+    """``y (B, H, G, D)``: see the module doc (CUDA: the kernels; CPU: the reference).  ``form`` (default 0: ``y``
+    as is): ``y`` as the next linear's operand (:func:`~spense.runtime.attn_operand.operand_form`), as
+    :func:`decode_attention_fused` writes it."""
     if q.is_cuda and triton is not None:
-        return launch_decode_attention(q, k, v, mask)
-    return decode_attention_reference(q, k, v, mask)
+        return launch_decode_attention(q, k, v, mask, form=form)
+    check_form(form, q.shape[0], q.shape[1] * q.shape[2] * q.shape[3], q.dtype)
+    return as_form(decode_attention_reference(q, k, v, mask), form)
 
 
 @decode_attention.register_fake
-def _(q, k, v, mask):
+def _(q, k, v, mask, form=0):
     torch._check(k.shape[2] == mask.shape[-1])
-    return torch.empty_like(q, memory_format=torch.contiguous_format)
+    return _form_like(q, form)
 
 
 @read_once
@@ -453,6 +458,11 @@ def decode_attention_fused(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_
 def _(q, k, v, q_w, k_w, cos, sin, k_cache, v_cache, pos, mask, eps, form=0):
     torch._check(mask.shape[-1] <= k_cache.shape[2])
     torch._check(q.shape[0] <= k_cache.shape[0])
+    return _form_like(q, form)
+
+
+def _form_like(q: torch.Tensor, form: int) -> torch.Tensor:
+    """The fake output of either op: ``y`` of ``q``'s shape in ``form`` (0: contiguous, as ``q``)."""
     if form == 0:
         return torch.empty_like(q, memory_format=torch.contiguous_format)
     return q.new_empty(form_shape(form, tuple(q.shape)), dtype=form_dtype(form, q.dtype))
@@ -461,8 +471,9 @@ def _(q, k, v, q_w, k_w, cos, sin, k_cache, v_cache, pos, mask, eps, form=0):
 # -- the attention's output as the next linear's operand (SPENSE_ATTN_OPERAND; the forms: attn_forms) ----------
 @read_once
 def operand_on() -> bool:
-    """Whether the engine's decode steps have :func:`decode_attention_fused` write its output as the o projection's
-    operand where that layer reads one (``SPENSE_ATTN_OPERAND``, read once; default 1, ``0``: off): the kernel that
-    builds the operand from ``y`` (one per layer) is then gone.  8B, one H200 lease (wgsd_2026-12-02 bt, bu, bx):
+    """Whether the engine's decode steps have :func:`decode_attention_fused` (or :func:`decode_attention`, where a
+    model's steps take the plain op) write its output as the o projection's operand where that layer reads one
+    (``SPENSE_ATTN_OPERAND``, read once; default 1, ``0``: off): the kernel that builds the operand from ``y`` (one per
+    layer) is then gone.  8B, one H200 lease (wgsd_2026-12-02 bt, bu, bx):
     Spense BF16 at B = 8 3.996 → 3.906 ms, Spense FP8 at B = 1 2.818 → 2.769 ms, the rest within 0.6 %."""
     return env_flag("SPENSE_ATTN_OPERAND", True)

@@ -1,7 +1,8 @@
 """The o projection's side of ``SPENSE_ATTN_OPERAND`` (:func:`spense.runtime.attention.operand_on`): in which form
 a :class:`~spense.runtime.linear.SpenseLinear` at M tokens reads its input, so that
-``spense::decode_attention_fused`` writes that form itself (its ``form`` argument) and the kernel that would build it
-from the attention's output (one per layer and step) is gone; then the layer's op on it.
+``spense::decode_attention_fused`` (or the plain ``spense::decode_attention``) writes that form itself (its ``form``
+argument) and the kernel that would build it from the attention's output (one per layer and step) is gone; then the
+layer's op on it.
 
 The forms are those :meth:`SpenseLinear.forward` builds at a planned M (:meth:`SpenseLinear.plan`):
 
@@ -26,7 +27,7 @@ from spense.runtime.linear import SpenseLinear
 
 
 def operand_form(layer, M: int, cuda: bool) -> int:
-    """The ``form`` for ``decode_attention_fused`` feeding ``layer`` at ``M`` tokens (0: its plain output)."""
+    """The ``form`` for ``decode_attention_fused`` or ``decode_attention`` feeding ``layer`` at ``M`` tokens (0: its plain output)."""
     if isinstance(layer, Fp8Linear):
         return FORM_F16 if cuda and layer.bias is None and layer.kind_for(M).startswith("w8a16h") else 0
     if not isinstance(layer, SpenseLinear) or layer.bias is not None or layer.in_features % 64:
