@@ -1,0 +1,9 @@
+# as run (2026-12-07 16:33 UTC, nvidia-h100-x1, carry .carry/g270), at 6b780d2 (the device's git metadata was stale: its
+# bw.json says 46491c9; src_digest bb910f4cb547). The session's device time ran out inside it: the dense row was cut by
+# its 60 s limit while the extension built beside it, the test passed and then met its 100 s limit in the interpreter's
+# exit (rc 124 after "1 passed"), and the first Spense row was cut by its 50 s.
+export PYTHONPATH=src TORCH_EXTENSIONS_DIR=/tmp/spense_ext PYTHONUNBUFFERED=1; W=$OUT/eo; mkdir -p $W; nvidia-smi -L > $W/gpu.txt; echo commit 6b780d2 >> $W/gpu.txt; T0=$(date +%s); el() { echo $(( $(date +%s)-T0 )); }; (python -c "from spense.runtime import mmasp; mmasp.load_extension()" > $W/build.log 2>&1; echo "ext $(el)" >> $W/times.txt) & python -c "
+import torch
+from transformers import AutoConfig, Gemma3ForCausalLM
+c=AutoConfig.from_pretrained('.carry/g270'); torch.manual_seed(0)
+Gemma3ForCausalLM(c).to(torch.bfloat16).save_pretrained('/tmp/g270')" > /dev/null 2>&1; cp .carry/g270/config.json /tmp/g270/; python -m spense.engine.measure --bw-only --bw $W/bw.json --device cuda > $W/log.txt 2>&1; M="python -m spense.engine.measure --model /tmp/g270 --out $W/rows.jsonl --bw $W/bw.json --device cuda --gen 24 --check-tokens 0 --batches 1 --prompt-len 4096"; timeout 60 $M --variants dense >> $W/log.txt 2>&1; echo "dense $(el)" >> $W/times.txt; wait; timeout 100 python3 -m pytest -q -m gpu tests/test_engine_gpu.py::test_gemma3_attention_writes_the_operand -p no:cacheprovider > $W/test.txt 2>&1; echo "test rc=$? $(el)" >> $W/times.txt; timeout 50 $M --variants spense0.25 >> $W/log.txt 2>&1; echo "spense $(el)" >> $W/times.txt; SPENSE_ATTN_OPERAND=0 timeout 50 $M --variants spense0.25 >> $W/log.txt 2>&1; echo "spense operand0 $(el)" >> $W/times.txt
