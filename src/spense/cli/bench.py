@@ -151,6 +151,9 @@ def bench_command(
                                "reference backend, eager: for trying the command, not for timings)"),
     out: Optional[Path] = typer.Option(None, "--out", help="write NAME.json/.md/.png here"),
     name: str = typer.Option("e2e_engine", "--name", help="file name stem of the report in --out"),
+    isolate: Optional[bool] = typer.Option(None, "--isolate/--same-process", help="each variant in a process of "
+                                           "its own (default on a CUDA GPU: a row measured after others in one "
+                                           "process can run slower) or all in this one"),
 ) -> None:
     """End-to-end decode benchmark with the engine (static cache, compiled step, CUDA graphs; needs a CUDA GPU
     for timings that mean anything)."""
@@ -171,10 +174,15 @@ def bench_command(
         sfx = "-fp8" if fp8 else ""
         variants = (["dense" + sfx] + [f"spense{r:g}{sfx}" for r in ratios]
                     + [f"whole{w:g}{sfx}" for w in shares])
-        rows = measure.run(model, batches, ratios, variants=variants,
-                           fp8=fp8, prompt_len=prompt_len, gen=gen, device=str(dev),
-                           compile=compile, check_tokens=check_tokens, axis=axis,
-                           log=lambda m: print(m, file=sys.stderr))
+        log = lambda m: print(m, file=sys.stderr)  # noqa: E731
+        if dev.type == "cuda" if isolate is None else isolate:
+            from spense.engine.isolate import run_isolated
+
+            rows = run_isolated(model, variants, batches, prompt_len, gen, str(dev), compile, check_tokens, axis,
+                                log=log)
+        else:
+            rows = measure.run(model, batches, ratios, variants=variants, fp8=fp8, prompt_len=prompt_len, gen=gen,
+                               device=str(dev), compile=compile, check_tokens=check_tokens, axis=axis, log=log)
         cmd = "spense bench " + " ".join(shlex.quote(a) for a in sys.argv[2:])
         for r in rows:
             r["command"] = cmd

@@ -1,0 +1,62 @@
+"""``spense.engine.isolate``: the end-to-end benchmark with each variant in a process of its own (on the CPU here:
+the processes, the rows, the speed-ups across them, a failing process, and where ``spense bench`` sends a run)."""
+
+import math
+
+import pytest
+
+from spense.engine import isolate
+from spense.errors import DeviceError
+
+
+def test_run_isolated_rows_from_one_process_per_variant():
+    """Dense and Spense 25 % at B = 1 and 2, each variant in a fresh ``python -m spense.engine.measure``: the rows
+    of both, in order, against one copy bandwidth (none on the CPU), the token check at the first batch, and each
+    row's ``speedup_vs_dense`` the dense row's step over its own across the processes."""
+    logged: list[str] = []
+    rows = isolate.run_isolated("qwen3-tiny", ["dense", "spense0.25"], (1, 2), prompt_len=8, gen=6, device="cpu",
+                                compile=False, check_tokens=4, axis="cols", log=logged.append)
+    assert [(r["variant"], r["batch"]) for r in rows] == [("dense", 1), ("dense", 2), ("spense0.25", 1),
+                                                          ("spense0.25", 2)]
+    assert all(math.isnan(r["copy_tbps"]) for r in rows)
+    step = {(r["variant"], r["batch"]): r["step_ms"] for r in rows}
+    for r in rows:
+        assert r["speedup_vs_dense"] == pytest.approx(step[("dense", r["batch"])] / r["step_ms"])
+    assert [r.get("tokens_identical") for r in rows] == [True, None, True, None]
+    assert sum("qwen3-tiny spense0.25 B=" in m for m in logged) == 2  # the processes' own lines, passed on
+
+
+def test_set_speedups_by_precision_and_batch():
+    """A row's base is the dense row of its precision and batch; whole-layer variants are not dense; no base, None."""
+    rows = [{"variant": "dense", "batch": 1, "step_ms": 4.0}, {"variant": "dense-fp8", "batch": 1, "step_ms": 3.0},
+            {"variant": "spense0.25", "batch": 1, "step_ms": 2.0}, {"variant": "whole0.25-fp8", "batch": 1,
+                                                                       "step_ms": 2.5},
+            {"variant": "spense0.25", "batch": 8, "step_ms": 5.0}]
+    got = [r["speedup_vs_dense"] for r in isolate.set_speedups(rows)]
+    assert got == [1.0, 1.0, 2.0, 1.2, None]
+
+
+def test_a_failing_process_is_one_error_naming_the_variant():
+    with pytest.raises(DeviceError, match=r"process for variant 'spense9x' failed \(exit 1\): .*unknown variant"):
+        isolate.run_isolated("qwen3-tiny", ["spense9x"], (1,), prompt_len=8, gen=6, device="cpu", compile=False,
+                             check_tokens=0, axis="cols", log=lambda m: None)
+
+
+@pytest.mark.parametrize("flag,isolated", [(None, False), ("--isolate", True), ("--same-process", False)])
+def test_bench_runs_isolated_where_asked(tmp_path, monkeypatch, flag, isolated):
+    """``spense bench``: each variant in its own process with ``--isolate`` (the default on a CUDA GPU), in this one
+    with ``--same-process`` or on the CPU by default."""
+    from typer.testing import CliRunner
+
+    from spense.cli import app
+    from spense.engine import measure
+
+    calls = []
+    row = {"model": "qwen3-tiny", "variant": "dense", "batch": 1, "step_ms": 1.0, "speedup_vs_dense": 1.0}
+    monkeypatch.setattr(isolate, "run_isolated", lambda *a, **k: calls.append("isolated") or [dict(row)])
+    monkeypatch.setattr(measure, "run", lambda *a, **k: calls.append("same") or [dict(row)])
+    monkeypatch.setattr("spense.cli.bench.check_host_memory", lambda model: None)
+    args = ["bench", "qwen3-tiny", "--device", "cpu", "--dense-ratio", "0.25"] + ([flag] if flag else [])
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert calls == ["isolated" if isolated else "same"]
