@@ -24,6 +24,7 @@ def test_run_isolated_rows_from_one_process_per_variant():
         assert r["speedup_vs_dense"] == pytest.approx(step[("dense", r["batch"])] / r["step_ms"])
     assert [r.get("tokens_identical") for r in rows] == [True, None, True, None]
     assert sum("qwen3-tiny spense0.25 B=" in m for m in logged) == 2  # the processes' own lines, passed on
+    assert len({r["date"] for r in rows}) == 1  # one header for the report, as one process's rows
 
 
 def test_set_speedups_by_precision_and_batch():
@@ -37,9 +38,42 @@ def test_set_speedups_by_precision_and_batch():
 
 
 def test_a_failing_process_is_one_error_naming_the_variant():
-    with pytest.raises(DeviceError, match=r"process for variant 'spense9x' failed \(exit 1\): .*unknown variant"):
+    """A process that fails is one error with its last line: an input error stays one (a bad variant), any other
+    failure a DeviceError (a model that is not there, past the CLI's checks)."""
+    from spense.errors import InputError
+
+    with pytest.raises(InputError, match=r"process for variant 'spense9x' failed \(exit 1\): .*unknown variant"):
         isolate.run_isolated("qwen3-tiny", ["spense9x"], (1,), prompt_len=8, gen=6, device="cpu", compile=False,
                              check_tokens=0, axis="cols", log=lambda m: None)
+    with pytest.raises(DeviceError, match=r"process for the copy bandwidth failed"):
+        isolate._child(["--bw-only", "--device", "nodevice"], "the copy bandwidth", lambda m: None)
+
+
+def test_an_interrupted_bench_stops_its_process(monkeypatch):
+    """Ctrl-C or SIGTERM while a variant's process runs (here: the log raises at its first line) stops that process
+    rather than leaving it to run on."""
+    import signal
+    import subprocess
+
+    made = []
+
+    class Spy(subprocess.Popen):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            made.append(self)
+
+    class Stop(KeyboardInterrupt):
+        pass
+
+    def log(line):
+        raise Stop
+
+    monkeypatch.setattr(isolate.subprocess, "Popen", Spy)
+    args = ["--model", "qwen3-tiny", "--device", "cpu", "--variants", "dense,spense0.25,spense0.5,spense0",
+            "--batches", "1,2", "--gen", "6", "--prompt-len", "8", "--check-tokens", "0"]
+    with pytest.raises(Stop):
+        isolate._child(args, "variant 'dense'", log)
+    assert made[0].returncode == -signal.SIGTERM
 
 
 @pytest.mark.parametrize("flag,isolated", [(None, False), ("--isolate", True), ("--same-process", False)])

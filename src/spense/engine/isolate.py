@@ -19,8 +19,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+import torch
+
 from spense.engine.measure import parse_variant
-from spense.errors import DeviceError
+from spense.errors import DeviceError, InputError
 
 
 def _child(args: list[str], what: str, log) -> None:
@@ -29,13 +31,24 @@ def _child(args: list[str], what: str, log) -> None:
     cmd = [sys.executable, "-m", "spense.engine.measure", *args]
     last = ""
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as p:
-        for line in p.stdout:
-            line = line.rstrip("\n")
-            if line.strip():
-                last = line
-                log(line)
+        try:
+            for line in p.stdout:
+                line = line.rstrip("\n")
+                if line.strip():
+                    last = line
+                    log(line)
+        except BaseException:  # Ctrl-C, SIGTERM (the CLI's Terminated), a failing log: the child stops too
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+            raise
     if p.returncode:
-        raise DeviceError(f"the benchmark's process for {what} failed (exit {p.returncode}): {last.strip()[:300]}")
+        msg = f"the benchmark's process for {what} failed (exit {p.returncode}): {last.strip()[:300]}"
+        if "OutOfMemoryError" in last or "out of memory" in last:  # the CLI's line for it (spense.cli.app)
+            raise torch.OutOfMemoryError(msg)
+        raise (InputError if "InputError" in last else DeviceError)(msg)
 
 
 def set_speedups(rows: list[dict]) -> list[dict]:
@@ -65,4 +78,8 @@ def run_isolated(model: str, variants: list[str], batches, prompt_len: int, gen:
         for v in variants:
             _child(common + ["--variants", v], f"variant {v!r}", log)
         rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()] if out.exists() else []
+        rec = json.loads(Path(bw).read_text())
+    for r in rows:  # as one process's rows: the copy's detail, and one date for the report's header
+        r.update({k: v for k, v in rec.items() if k.startswith("copy_tbps_")})
+        r["date"] = rows[0]["date"]
     return set_speedups(rows)
