@@ -27,16 +27,6 @@ def test_run_isolated_rows_from_one_process_per_variant():
     assert len({r["date"] for r in rows}) == 1  # one header for the report, as one process's rows
 
 
-def test_set_speedups_by_precision_and_batch():
-    """A row's base is the dense row of its precision and batch; whole-layer variants are not dense; no base, None."""
-    rows = [{"variant": "dense", "batch": 1, "step_ms": 4.0}, {"variant": "dense-fp8", "batch": 1, "step_ms": 3.0},
-            {"variant": "spense0.25", "batch": 1, "step_ms": 2.0}, {"variant": "whole0.25-fp8", "batch": 1,
-                                                                       "step_ms": 2.5},
-            {"variant": "spense0.25", "batch": 8, "step_ms": 5.0}]
-    got = [r["speedup_vs_dense"] for r in isolate.set_speedups(rows)]
-    assert got == [1.0, 1.0, 2.0, 1.2, None]
-
-
 def test_a_failing_process_is_one_error_naming_the_variant():
     """A process that fails is one error with its last line: an input error stays one (a bad variant), any other
     failure a DeviceError (a model that is not there, past the CLI's checks)."""

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from spense.engine.measure import set_speedups
 from spense.engine.sparsify import block_linears
 from spense.errors import InputError
 from spense.runtime.linear import SpenseLinear
@@ -56,3 +57,14 @@ def test_whole_layer_variant_keeps_first_layers_dense_and_prunes_the_rest():
             assert isinstance(mod, SpenseLinear) and mod.layout.n_dense == 0, name
     m8, _ = measure.build_variant("qwen3-tiny", "whole0.5-fp8", CPU, None, 0, "cols")
     assert all(isinstance(mod, Fp8Linear) == (n in keep) for n, mod in block_linears(m8).items())
+
+
+def test_set_speedups_by_precision_and_batch():
+    """``set_speedups`` (what ``run`` and the per-variant processes of ``spense.engine.isolate`` both use): a row's
+    base is the dense row of its precision and batch; whole-layer variants are not dense; no base, None."""
+    rows = [{"variant": "dense", "batch": 1, "step_ms": 4.0}, {"variant": "dense-fp8", "batch": 1, "step_ms": 3.0},
+            {"variant": "spense0.25", "batch": 1, "step_ms": 2.0}, {"variant": "whole0.25-fp8", "batch": 1,
+                                                                       "step_ms": 2.5},
+            {"variant": "spense0.25", "batch": 8, "step_ms": 5.0}]
+    got = [r["speedup_vs_dense"] for r in set_speedups(rows)]
+    assert got == [1.0, 1.0, 2.0, 1.2, None]

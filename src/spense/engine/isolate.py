@@ -6,9 +6,8 @@ before it: on an H100, Gemma-3-270M's Spense step at B = 1 took 0.765 ms in a pr
 the bench's verdict on that model (1.034x over dense alone, 0.889x after it). :func:`run_isolated` measures the
 copy bandwidth once, then each variant in a fresh ``python -m spense.engine.measure`` (as
 ``benchmarks/run_e2e.sh`` runs its stages), all against that one bandwidth, and sets ``speedup_vs_dense`` across
-the processes as :func:`~spense.engine.measure.run` sets it within one:
-
-``speedup_vs_dense = step_ms(dense of the same precision, same batch) / step_ms``.
+the processes as :func:`~spense.engine.measure.run` sets it within one
+(:func:`~spense.engine.measure.set_speedups`).
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from spense.engine.measure import parse_variant
+from spense.engine.measure import set_speedups
 from spense.errors import DeviceError, InputError
 
 
@@ -49,20 +48,6 @@ def _child(args: list[str], what: str, log) -> None:
         if "OutOfMemoryError" in last or "out of memory" in last:  # the CLI's line for it (spense.cli.app)
             raise torch.OutOfMemoryError(msg)
         raise (InputError if "InputError" in last else DeviceError)(msg)
-
-
-def set_speedups(rows: list[dict]) -> list[dict]:
-    """``speedup_vs_dense`` of every row against the dense row of its precision and batch (None where there is
-    none); ``rows`` in place, returned."""
-    dense = {}
-    for r in rows:
-        ratio, fp8 = parse_variant(r["variant"])
-        if ratio is None:
-            dense[(fp8, r["batch"])] = r["step_ms"]
-    for r in rows:
-        base = dense.get((parse_variant(r["variant"])[1], r["batch"]))
-        r["speedup_vs_dense"] = base / r["step_ms"] if base else None
-    return rows
 
 
 def run_isolated(model: str, variants: list[str], batches, prompt_len: int, gen: int, device: str,

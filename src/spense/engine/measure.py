@@ -295,6 +295,20 @@ def parse_variant(v: str) -> tuple[float | None, bool]:
     return ratio, bool(m.group("fp8"))
 
 
+def set_speedups(rows: list[dict]) -> list[dict]:
+    """``speedup_vs_dense = step_ms(dense of the same precision, same batch) / step_ms`` of every row (None where
+    there is none); ``rows`` in place, returned."""
+    dense = {}
+    for r in rows:
+        ratio, fp8 = parse_variant(r["variant"])
+        if ratio is None:
+            dense[(fp8, r["batch"])] = r["step_ms"]
+    for r in rows:
+        base = dense.get((parse_variant(r["variant"])[1], r["batch"]))
+        r["speedup_vs_dense"] = base / r["step_ms"] if base else None
+    return rows
+
+
 def whole_share(v: str) -> float | None:
     """The dense share of a ``whole<share>`` variant, else None."""
     import re
@@ -340,7 +354,6 @@ def run(model: str, batches=(1, 8), ratios=(0.25,), fp8: bool = False, prompt_le
     suffix = "-fp8" if fp8 else ""
     variants = list(variants or (["dense" + suffix] + [f"spense{r:g}{suffix}" for r in ratios]))
     rows: list[dict] = []
-    dense_step: dict[tuple, float] = {}
     for variant in variants:
         t0 = time.perf_counter()
         ratio, vfp8 = parse_variant(variant)
@@ -372,10 +385,6 @@ def run(model: str, batches=(1, 8), ratios=(0.25,), fp8: bool = False, prompt_le
                    "launch_cfg": launch_configs(m), "launch_cfg_from": launch_cfg_from(m), "switches": switches(),
                    **bw_detail}
             row["x_floor"] = row["step_ms"] / row["floor_ms"]
-            if ratio is None:
-                dense_step[(vfp8, B)] = r["step_ms"]
-            base = dense_step.get((vfp8, B))
-            row["speedup_vs_dense"] = base / r["step_ms"] if base else None
             if profile and B == batches[0] and dev.type == "cuda":
                 try:
                     kernels: list = []
@@ -390,6 +399,7 @@ def run(model: str, batches=(1, 8), ratios=(0.25,), fp8: bool = False, prompt_le
                 row.update(_greedy_check(m, r["prompt0"], r["tokens"][:n], n, ratio is not None, r["fast_logits"]))
             row.update(info)
             rows.append(row)
+            set_speedups(rows)
             if sink is not None:
                 sink(rows)
             floor = "floor n/a" if bw != bw else f"{row['x_floor']:.2f}x floor {row['floor_ms']:.3f} ms"  # CPU: nan
