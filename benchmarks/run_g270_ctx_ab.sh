@@ -2,8 +2,9 @@
 # One device call: why Spense 25 % on Gemma-3-270M's shape at B = 1 slows down with the prompt (0.682 ms a step at 512
 # tokens, results wgsd_2026-12-07 ei; 0.879 at 4,096, el) where dense does not (0.750 -> 0.781). The decode step at
 # B = 1 of each, at 4,096 and 512 prompt tokens, with the step's profile (kernels by op class), and Spense at 4,096
-# again with each programmatic-dependent-launch switch off (SPENSE_MMASP_PDL=0, SPENSE_ATTN_PDL=0, SPENSE_PDL=0; QUICK=1: the
-# two 4,096-token profiles and the first two switches only).
+# again with each programmatic-dependent-launch switch off (SPENSE_MMASP_PDL=0, SPENSE_ATTN_PDL=0, SPENSE_PDL=0) and
+# without the o projection's operand written by the attention (SPENSE_ATTN_OPERAND=0; QUICK=1: the two 4,096-token
+# profiles, the first two switches and the operand's).
 #
 #   SPENSE_COMMIT=<sha> LETTER=<folder> [QUICK=1] OUT=$OUT bash benchmarks/run_g270_ctx_ab.sh
 #
@@ -40,6 +41,7 @@ step "spense p4096" 120 spense0.25 4096 --profile
 [ "${QUICK:-0}" = 1 ] || step "spense p512" 90 spense0.25 512 --profile
 step "spense p4096 SPENSE_MMASP_PDL=0" 90 spense0.25 4096 "" SPENSE_MMASP_PDL=0
 step "spense p4096 SPENSE_ATTN_PDL=0" 90 spense0.25 4096 "" SPENSE_ATTN_PDL=0
+step "spense p4096 SPENSE_ATTN_OPERAND=0" 90 spense0.25 4096 "" SPENSE_ATTN_OPERAND=0
 [ "${QUICK:-0}" = 1 ] || step "spense p4096 SPENSE_PDL=0" 90 spense0.25 4096 "" SPENSE_PDL=0
 [ "${QUICK:-0}" = 1 ] || step "dense p4096 again" 90 dense 4096 ""
 cat "$W/times.txt"; grep -E "^==|B=1: step" "$W/log.txt" | cut -c1-130
