@@ -57,6 +57,18 @@ def test_report_names_the_rows_slower_than_dense():
     assert "faster choice" not in report.markdown(rows)
 
 
+def test_report_says_a_repeated_step_is_a_median_and_its_spread():
+    """Rows merged from repeated processes (``spense bench --repeat``) get one line saying so, with the spread of
+    their rounds; rows of single processes get none."""
+    from spense import report
+
+    rows = [{"model": "m", "variant": v, "batch": 1, "step_ms_runs": [1.0, 1.1, 1.2], "step_ms_spread": s}
+            for v, s in (("dense", 0.02), ("spense0.25", 0.215))]
+    assert "* step_ms: the median of 3 processes a variant; their spread (max - min) / median 2.0-21.5 %" in \
+        report.markdown(rows)
+    assert "median of" not in report.markdown([{k: v for k, v in r.items() if k != "step_ms_runs"} for r in rows])
+
+
 def test_report_write_is_atomic(tmp_path, monkeypatch):
     """An interrupted report leaves the earlier files whole and no temp file behind."""
     from spense import report

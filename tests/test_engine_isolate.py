@@ -27,6 +27,45 @@ def test_run_isolated_rows_from_one_process_per_variant():
     assert len({r["date"] for r in rows}) == 1  # one header for the report, as one process's rows
 
 
+def test_merge_rounds_keeps_the_median_step_and_the_first_rounds_check():
+    """Three rounds of one row: the median step (and prefill, and the host-waited step) with every round's step in
+    order and their spread, the tokens per second and the floor's multiple following the median, the rest (the
+    token check) from the first round; one round comes back unchanged."""
+    def row(step, k):
+        return {"variant": "spense0.25", "batch": 2, "step_ms": step, "step_sync_ms": step + 1, "prefill_ms": 10 * k,
+                "floor_ms": 0.5, "decode_tok_s": 0.0, "x_floor": 0.0, "tokens_identical": True if k == 0 else None}
+
+    rounds = [[row(0.8, 0)], [row(0.6, 1)], [row(0.7, 2)]]
+    (m,) = isolate.merge_rounds(rounds)
+    assert m["step_ms"] == 0.7 and m["step_sync_ms"] == 1.7 and m["prefill_ms"] == 10
+    assert m["step_ms_runs"] == [0.8, 0.6, 0.7]
+    assert m["step_ms_spread"] == pytest.approx(0.2 / 0.7)
+    assert m["decode_tok_s"] == pytest.approx(2e3 / 0.7) and m["x_floor"] == pytest.approx(1.4)
+    assert m["tokens_identical"] is True
+    assert isolate.merge_rounds(rounds[:1]) == rounds[0]
+
+
+def test_run_isolated_repeats_each_variant_in_rounds(monkeypatch):
+    """``repeat`` = 2: the copy bandwidth once, then every variant in order twice (dense, Spense, dense, Spense), the
+    token check in the first round only, and one merged row per variant and batch."""
+    calls = []
+    real = isolate._child
+
+    def spy(args, what, log):
+        calls.append((what, args[args.index("--check-tokens") + 1] if "--check-tokens" in args else None))
+        real(args, what, log)
+
+    monkeypatch.setattr(isolate, "_child", spy)
+    rows = isolate.run_isolated("qwen3-tiny", ["dense", "spense0.25"], (1,), prompt_len=8, gen=6, device="cpu",
+                                compile=False, check_tokens=4, axis="cols", log=lambda m: None, repeat=2)
+    assert calls == [("the copy bandwidth", None), ("variant 'dense' (round 1 of 2)", "4"),
+                     ("variant 'spense0.25' (round 1 of 2)", "4"), ("variant 'dense' (round 2 of 2)", "0"),
+                     ("variant 'spense0.25' (round 2 of 2)", "0")]
+    assert [(r["variant"], len(r["step_ms_runs"])) for r in rows] == [("dense", 2), ("spense0.25", 2)]
+    assert [r["tokens_identical"] for r in rows] == [True, True]
+    assert rows[1]["speedup_vs_dense"] == pytest.approx(rows[0]["step_ms"] / rows[1]["step_ms"])
+
+
 def test_a_failing_process_is_one_error_naming_the_variant():
     """A process that fails is one error with its last line: an input error stays one (a bad variant), any other
     failure a DeviceError (a model that is not there, past the CLI's checks)."""
@@ -66,10 +105,11 @@ def test_an_interrupted_bench_stops_its_process(monkeypatch):
     assert made[0].returncode == -signal.SIGTERM
 
 
-@pytest.mark.parametrize("flag,isolated", [(None, False), ("--isolate", True), ("--same-process", False)])
+@pytest.mark.parametrize("flag,isolated", [(None, False), ("--isolate", True), ("--same-process", False),
+                                          ("--repeat=2", True)])
 def test_bench_runs_isolated_where_asked(tmp_path, monkeypatch, flag, isolated):
-    """``spense bench``: each variant in its own process with ``--isolate`` (the default on a CUDA GPU), in this one
-    with ``--same-process`` or on the CPU by default."""
+    """``spense bench``: each variant in its own process with ``--isolate`` (the default on a CUDA GPU) or
+    ``--repeat`` above 1, in this one with ``--same-process`` or on the CPU by default."""
     from typer.testing import CliRunner
 
     from spense.cli import app
@@ -84,3 +124,15 @@ def test_bench_runs_isolated_where_asked(tmp_path, monkeypatch, flag, isolated):
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     assert calls == ["isolated" if isolated else "same"]
+
+
+@pytest.mark.parametrize("args,msg", [(["--repeat", "0"], "--repeat must be >= 1, got 0"),
+                                      (["--repeat", "3", "--same-process"], "cannot go with --same-process")])
+def test_bench_refuses_a_repeat_it_cannot_run(args, msg):
+    """A repeat below 1, or repeated runs asked of one process: one line, nothing measured."""
+    from typer.testing import CliRunner
+
+    from spense.cli import app
+
+    res = CliRunner().invoke(app, ["bench", "qwen3-tiny", "--device", "cpu", *args])
+    assert res.exit_code != 0 and msg in res.output and "Traceback" not in res.output

@@ -37,6 +37,11 @@ def markdown(rows: list[dict]) -> str:
     head = sorted({(r.get("device"), r.get("date"), r.get("commit"), r.get("torch")) for r in rows}, key=str)
     lines = [f"# End-to-end decode (engine): {', '.join(sorted({str(r['model']) for r in rows}))}", ""]
     lines += [f"* device {d}; date {t}; commit {c}; torch {tv}" for d, t, c, tv in head]
+    runs = [r for r in rows if r.get("step_ms_runs")]
+    if runs:  # spense bench --repeat (spense.engine.isolate.merge_rounds)
+        sp = [r["step_ms_spread"] * 100 for r in runs]
+        lines += [f"* step_ms: the median of {len(runs[0]['step_ms_runs'])} processes a variant; their spread "
+                  f"(max - min) / median {min(sp):.1f}-{max(sp):.1f} %"]
     lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(_fmt(r.get(c)) for c in COLUMNS) + " |" for r in rows]
     slow = slower_than_dense(rows)

@@ -154,6 +154,9 @@ def bench_command(
     isolate: Optional[bool] = typer.Option(None, "--isolate/--same-process", help="each variant in a process of "
                                            "its own (default on a CUDA GPU: a row measured after others in one "
                                            "process can run slower) or all in this one"),
+    repeat: int = typer.Option(1, "--repeat", help="run each variant in this many processes, in rounds, and report "
+                               "the median step and the spread (implies --isolate; for short steps, whose processes "
+                               "can differ by a tenth or more)"),
 ) -> None:
     """End-to-end decode benchmark with the engine (static cache, compiled step, CUDA graphs; needs a CUDA GPU
     for timings that mean anything)."""
@@ -162,6 +165,11 @@ def bench_command(
     def _run() -> None:
         batches, ratios, shares = check_options(model, batch, dense_ratio, whole, axis, gen, prompt_len, out, name,
                                                   check_tokens)
+        if repeat < 1:
+            raise InputError(f"--repeat must be >= 1, got {repeat}")
+        if repeat > 1 and isolate is False:
+            raise InputError(f"--repeat {repeat} runs each variant in processes of its own; it cannot go with "
+                             "--same-process")
         from spense import report
         from spense.engine import measure
         from spense.hf import resolve_device
@@ -175,11 +183,11 @@ def bench_command(
         variants = (["dense" + sfx] + [f"spense{r:g}{sfx}" for r in ratios]
                     + [f"whole{w:g}{sfx}" for w in shares])
         log = lambda m: print(m, file=sys.stderr)  # noqa: E731
-        if dev.type == "cuda" if isolate is None else isolate:
+        if (dev.type == "cuda" or repeat > 1) if isolate is None else isolate:
             from spense.engine.isolate import run_isolated
 
             rows = run_isolated(model, variants, batches, prompt_len, gen, str(dev), compile, check_tokens, axis,
-                                log=log)
+                                log=log, repeat=repeat)
         else:
             rows = measure.run(model, batches, ratios, variants=variants, fp8=fp8, prompt_len=prompt_len, gen=gen,
                                device=str(dev), compile=compile, check_tokens=check_tokens, axis=axis, log=log)

@@ -8,11 +8,17 @@ copy bandwidth once, then each variant in a fresh ``python -m spense.engine.meas
 ``benchmarks/run_e2e.sh`` runs its stages), all against that one bandwidth, and sets ``speedup_vs_dense`` across
 the processes as :func:`~spense.engine.measure.run` sets it within one
 (:func:`~spense.engine.measure.set_speedups`).
+
+Processes of the same variant differ too where the step is short: on an H100, Gemma-3-270M's Spense step at B = 1
+and 4,096 prompt tokens took 0.663, 0.670, 0.727 and 0.816 ms in four processes (results wgsd_2026-12-07 ep, eq).
+With ``repeat`` = R every variant runs in R processes, in rounds (each round all variants in order), and
+:func:`merge_rounds` keeps the median step of each row and the spread of its rounds.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,19 +56,54 @@ def _child(args: list[str], what: str, log) -> None:
         raise (InputError if "InputError" in last else DeviceError)(msg)
 
 
+def merge_rounds(rounds: list[list[dict]]) -> list[dict]:
+    """One row per (variant, batch) of ``rounds`` (the same rows measured R times): the first round's row (the one
+    with the token check) where ``step_ms``, ``step_sync_ms`` and ``prefill_ms`` are the median m over the rounds,
+    ``step_ms_runs`` every round's step in round order, ``step_ms_spread`` = (max - min) / m of them, and
+    ``decode_tok_s`` = 1000 B / m and ``x_floor`` = m / ``floor_ms`` follow m. A single round comes back as it
+    is."""
+    if len(rounds) == 1:
+        return rounds[0]
+    by = {}
+    for rows in rounds:
+        for r in rows:
+            by.setdefault((r["variant"], r["batch"]), []).append(r)
+    out = []
+    for r0 in rounds[0]:
+        rs = by[(r0["variant"], r0["batch"])]
+        row = dict(r0)
+        for k in ("step_ms", "step_sync_ms", "prefill_ms"):
+            row[k] = statistics.median(r[k] for r in rs)
+        m = row["step_ms"]
+        row["step_ms_runs"] = [r["step_ms"] for r in rs]
+        row["step_ms_spread"] = (max(row["step_ms_runs"]) - min(row["step_ms_runs"])) / m
+        row["decode_tok_s"] = row["batch"] * 1e3 / m
+        row["x_floor"] = m / row["floor_ms"]
+        out.append(row)
+    return out
+
+
 def run_isolated(model: str, variants: list[str], batches, prompt_len: int, gen: int, device: str,
-                 compile: bool, check_tokens: int, axis: str, log=print) -> list[dict]:
+                 compile: bool, check_tokens: int, axis: str, log=print, repeat: int = 1) -> list[dict]:
     """The rows of :func:`spense.engine.measure.run` for ``variants`` x ``batches``, each variant measured in a
-    process of its own (see the module doc)."""
+    process of its own, ``repeat`` times in rounds (the token check in the first round only), merged by
+    :func:`merge_rounds` (see the module doc)."""
     with tempfile.TemporaryDirectory(prefix="spense_bench_") as tmp:
-        bw, out = str(Path(tmp) / "bw.json"), Path(tmp) / "rows.jsonl"
+        bw = str(Path(tmp) / "bw.json")
         _child(["--bw-only", "--bw", bw, "--device", device], "the copy bandwidth", lambda m: None)  # its JSON
-        common = ["--model", model, "--batches", ",".join(str(b) for b in batches), "--prompt-len", str(prompt_len),
-                  "--gen", str(gen), "--check-tokens", str(check_tokens), "--axis", axis, "--device", device,
-                  "--bw", bw, "--out", str(out)] + ([] if compile else ["--no-compile"])
-        for v in variants:
-            _child(common + ["--variants", v], f"variant {v!r}", log)
-        rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()] if out.exists() else []
+        rounds = []
+        for k in range(repeat):
+            out = Path(tmp) / f"rows{k}.jsonl"
+            common = ["--model", model, "--batches", ",".join(str(b) for b in batches), "--prompt-len",
+                      str(prompt_len), "--gen", str(gen), "--check-tokens", str(check_tokens if k == 0 else 0),
+                      "--axis", axis, "--device", device, "--bw", bw, "--out", str(out)] + ([] if compile else
+                                                                                            ["--no-compile"])
+            for v in variants:
+                _child(common + ["--variants", v], f"variant {v!r}" + (f" (round {k + 1} of {repeat})"
+                                                                       if repeat > 1 else ""), log)
+            rounds.append([json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+                          if out.exists() else [])
+        rows = merge_rounds(rounds)
         rec = json.loads(Path(bw).read_text())
     for r in rows:  # as one process's rows: the copy's detail, and one date for the report's header
         r.update({k: v for k, v in rec.items() if k.startswith("copy_tbps_")})
