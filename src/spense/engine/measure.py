@@ -7,7 +7,10 @@ steps each waited for alone: a step's latency with the host in the loop), ``deco
 ``weight_bytes`` (every weight read per step: all parameters and buffers except the embedding
 table), ``floor_ms = weight_bytes / copy_bw`` where ``copy_bw = 2 * bytes / time`` of a >= 512 MiB
 device-to-device copy measured in the same run,
-``peak_mem_bytes``, ``linear_weight_bytes`` (block linears as loaded) and
+``peak_mem_bytes`` (the most memory allocated from the engine made to the last timed step: weights, cache,
+prefill, steps), ``setup_peak_bytes`` (the most while the engine was made: a kernel choice measured on first use,
+e.g. :func:`spense.runtime.dense.tune` on a shape the packaged table lacks, rotates weight copies past L2 once per
+process), ``linear_weight_bytes`` (block linears as loaded) and
 ``dense_linear_weight_bytes`` (the same linears dense in the model dtype), greedy-token identity of
 the first ``check_tokens`` against the ``reference`` backend (Spense) or the eager engine (dense).
 Reports (tables, plots): :mod:`spense.report`.  Each row names its ``commit`` and the ``src_digest`` of
@@ -368,6 +371,10 @@ def run(model: str, batches=(1, 8), ratios=(0.25,), fp8: bool = False, prompt_le
                 torch.cuda.reset_peak_memory_stats(dev)
             t1 = time.perf_counter()
             eng = Engine(m, B, bench_cache(prompt_len, gen), compile=compile, compile_prefill=False)
+            setup_peak = None
+            if dev.type == "cuda":  # the run's peak from here: what the engine holds, not what choosing kernels took
+                setup_peak = torch.cuda.max_memory_allocated(dev)
+                torch.cuda.reset_peak_memory_stats(dev)
             r = _time_engine(eng, B, prompt_len, gen, seed + B)
             row = {"model": label, "variant": variant, "dtype": "fp8" if vfp8 else
                    str(m.model.embed_tokens.weight.dtype).replace("torch.", ""), "dense_ratio": ratio,
@@ -382,6 +389,7 @@ def run(model: str, batches=(1, 8), ratios=(0.25,), fp8: bool = False, prompt_le
                    "copy_tbps": bw / 1e12, "floor_ms": wb / bw * 1e3, "build_s": build_s,
                    "compile_and_time_s": time.perf_counter() - t1,
                    "peak_mem_bytes": torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None,
+                   "setup_peak_bytes": setup_peak,
                    "launch_cfg": launch_configs(m), "launch_cfg_from": launch_cfg_from(m), "switches": switches(),
                    **bw_detail}
             row["x_floor"] = row["step_ms"] / row["floor_ms"]
