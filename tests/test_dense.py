@@ -114,6 +114,20 @@ def test_fastest_keeps_cublas_within_the_margin():
     assert dense.fastest({"stream:a": 1.2}) == "stream:a"  # cuBLAS not measured
 
 
+def test_kept_kinds_names_each_shape_bucket_and_whether_measured(fresh_choices, monkeypatch):
+    """The kinds kept for one device, per shape and M bucket up to the one asked, each marked measured where this
+    process timed it (a key in TIMES) rather than read it from the table; another device's are left out."""
+    monkeypatch.setattr(dense, "device_key", lambda dev: ("GPU", 90))
+    dense._KINDS.clear()
+    dense.TIMES.clear()
+    dense._KINDS.update({(0, 1024, 640, 1): "cublas", (0, 1024, 640, 8): "stream:x", (0, 1024, 640, 16): "cublas",
+                         (1, 64, 64, 1): "cublas"})
+    dense.TIMES[("GPU", 90, 1024, 640, 8)] = {"cublas": 1.0, "stream:x": 0.9}
+    assert dense.kept_kinds(torch.device("cuda", 0), max_m=8) == {
+        "1024,640": {1: {"kind": "cublas", "measured": False}, 8: {"kind": "stream:x", "measured": True}}}
+    assert dense.kept_kinds(torch.device("cuda", 1)) == {"64,64": {1: {"kind": "cublas", "measured": False}}}
+
+
 def test_packaged_table_names_known_kinds():
     """Every cell of the shipped table is cuBLAS or a streaming config among the candidates of its bucket, and the
     one :func:`dense.fastest` picks from the times it was measured with."""

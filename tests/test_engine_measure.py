@@ -27,7 +27,7 @@ def test_measure_stage_cli_cpu(tmp_path):
     assert [r["variant"] for r in rows] == ["dense", "spense0.25-fp8", "dense-fp8"]
     for r in rows:
         for k in ("step_ms", "floor_ms", "weight_bytes", "linear_weight_bytes", "dense_linear_weight_bytes",
-                  "peak_mem_bytes", "decode_tok_s", "tokens_identical"):
+                  "peak_mem_bytes", "setup_peak_bytes", "dense_kinds", "decode_tok_s", "tokens_identical"):
             assert k in r
     assert rows[1]["linear_weight_bytes"] < rows[0]["linear_weight_bytes"]
     m, _ = measure.build_variant("qwen3-tiny", "dense-fp8", CPU, None, 0, "cols")

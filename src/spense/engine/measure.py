@@ -10,7 +10,8 @@ device-to-device copy measured in the same run,
 ``peak_mem_bytes`` (the most memory allocated from the engine made to the last timed step: weights, cache,
 prefill, steps), ``setup_peak_bytes`` (the most while the engine was made: a kernel choice measured on first use,
 e.g. :func:`spense.runtime.dense.tune` on a shape the packaged table lacks, rotates weight copies past L2 once per
-process), ``linear_weight_bytes`` (block linears as loaded) and
+process), ``dense_kinds`` (what each plain weight runs, and whether that choice was measured in the process:
+:func:`spense.runtime.dense.kept_kinds`), ``linear_weight_bytes`` (block linears as loaded) and
 ``dense_linear_weight_bytes`` (the same linears dense in the model dtype), greedy-token identity of
 the first ``check_tokens`` against the ``reference`` backend (Spense) or the eager engine (dense).
 Reports (tables, plots): :mod:`spense.report`.  Each row names its ``commit`` and the ``src_digest`` of
@@ -33,6 +34,8 @@ from spense.engine.model import RMSNorm
 from spense.engine.profile import profile_step
 from spense.engine.sparsify import block_linears, sparsify, whole_layer_names
 from spense.provenance import current_commit, source_digest
+from spense.runtime.dense import kept_kinds
+from spense.runtime.shapes import bucket
 
 
 def copy_bandwidth(device: torch.device, nbytes: int = 1 << 30, reps: int = 20, detail: dict | None = None
@@ -390,7 +393,8 @@ def run(model: str, batches=(1, 8), ratios=(0.25,), fp8: bool = False, prompt_le
                    "compile_and_time_s": time.perf_counter() - t1,
                    "peak_mem_bytes": torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None,
                    "setup_peak_bytes": setup_peak,
-                   "launch_cfg": launch_configs(m), "launch_cfg_from": launch_cfg_from(m), "switches": switches(),
+                   "launch_cfg": launch_configs(m), "launch_cfg_from": launch_cfg_from(m),
+                   "dense_kinds": kept_kinds(dev, bucket(B)), "switches": switches(),
                    **bw_detail}
             row["x_floor"] = row["step_ms"] / row["floor_ms"]
             if profile and B == batches[0] and dev.type == "cuda":

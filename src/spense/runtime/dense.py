@@ -188,6 +188,19 @@ def tune(N: int, K: int, device, ms=(1, 2, 4, 8, 16, 32, 64), dtype: torch.dtype
     return out
 
 
+def kept_kinds(device, max_m: int = MAX_STREAM_M) -> dict[str, dict[int, dict]]:
+    """What each plain weight shape runs on ``device`` per M bucket up to ``max_m``, as kept so far in this process:
+    ``{"N,K": {bucket: {"kind": ..., "measured": bool}}}``, ``measured`` where the choice was timed here (on first
+    use, :func:`measure`) rather than read from the packaged table, so that two processes can differ in it."""
+    dev = torch.device(device)
+    out: dict[str, dict[int, dict]] = {}
+    for (i, N, K, b), kind in sorted(_KINDS.items()):
+        if i == device_index(dev) and b <= max_m:
+            measured = dev.type == "cuda" and (*device_key(dev), N, K, b) in TIMES
+            out.setdefault(f"{N},{K}", {})[int(b)] = {"kind": kind, "measured": measured}
+    return out
+
+
 def dense_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
     """``F.linear(x, w, b)`` by the kind chosen for ``w``'s shape and x's token count (module doc).  cuBLAS wherever
     the streaming kernel does not apply: not CUDA, ``SPENSE_DENSE_STREAM=0``, x and w of different dtypes or not
