@@ -33,12 +33,14 @@ def test_merge_rounds_keeps_the_median_step_and_the_first_rounds_check():
     token check) from the first round; one round comes back unchanged."""
     def row(step, k):
         return {"variant": "spense0.25", "batch": 2, "step_ms": step, "step_sync_ms": step + 1, "prefill_ms": 10 * k,
-                "floor_ms": 0.5, "decode_tok_s": 0.0, "x_floor": 0.0, "tokens_identical": True if k == 0 else None}
+                "floor_ms": 0.5, "decode_tok_s": 0.0, "x_floor": 0.0, "tokens_identical": True if k == 0 else None,
+                "step_ms_windows": [step] * 3}
 
     rounds = [[row(0.8, 0)], [row(0.6, 1)], [row(0.7, 2)]]
     (m,) = isolate.merge_rounds(rounds)
     assert m["step_ms"] == 0.7 and m["step_sync_ms"] == 1.7 and m["prefill_ms"] == 10
     assert m["step_ms_runs"] == [0.8, 0.6, 0.7]
+    assert m["step_ms_windows"] == [[0.8] * 3, [0.6] * 3, [0.7] * 3]
     assert m["step_ms_spread"] == pytest.approx(0.2 / 0.7)
     assert m["decode_tok_s"] == pytest.approx(2e3 / 0.7) and m["x_floor"] == pytest.approx(1.4)
     assert m["tokens_identical"] is True

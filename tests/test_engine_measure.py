@@ -30,6 +30,9 @@ def test_measure_stage_cli_cpu(tmp_path):
                   "peak_mem_bytes", "setup_peak_bytes", "dense_kinds", "decode_tok_s", "tokens_identical"):
             assert k in r
     assert rows[1]["linear_weight_bytes"] < rows[0]["linear_weight_bytes"]
+    for r in rows:  # gen 6: 3 timed steps, one a third; step_ms their mean
+        assert len(r["step_ms_windows"]) == 3 and min(r["step_ms_windows"]) > 0
+        assert r["step_ms"] == pytest.approx(sum(r["step_ms_windows"]) / 3)
     m, _ = measure.build_variant("qwen3-tiny", "dense-fp8", CPU, None, 0, "cols")
     assert all(isinstance(x, Fp8Linear) for x in block_linears(m).values())
     with pytest.raises(InputError):

@@ -59,9 +59,9 @@ def _child(args: list[str], what: str, log) -> None:
 def merge_rounds(rounds: list[list[dict]]) -> list[dict]:
     """One row per (variant, batch) of ``rounds`` (the same rows measured R times): the first round's row (the one
     with the token check) where ``step_ms``, ``step_sync_ms`` and ``prefill_ms`` are the median m over the rounds,
-    ``step_ms_runs`` every round's step in round order, ``step_ms_spread`` = (max - min) / m of them, and
-    ``decode_tok_s`` = 1000 B / m and ``x_floor`` = m / ``floor_ms`` follow m. A single round comes back as it
-    is."""
+    ``step_ms_runs`` every round's step in round order (``step_ms_windows`` every round's thirds), ``step_ms_spread``
+    = (max - min) / m of them, and ``decode_tok_s`` = 1000 B / m and ``x_floor`` = m / ``floor_ms`` follow m. A
+    single round comes back as it is."""
     if len(rounds) == 1:
         return rounds[0]
     by = {}
@@ -76,6 +76,7 @@ def merge_rounds(rounds: list[list[dict]]) -> list[dict]:
             row[k] = statistics.median(r[k] for r in rs)
         m = row["step_ms"]
         row["step_ms_runs"] = [r["step_ms"] for r in rs]
+        row["step_ms_windows"] = [r.get("step_ms_windows") for r in rs]  # each round's thirds
         row["step_ms_spread"] = (max(row["step_ms_runs"]) - min(row["step_ms_runs"])) / m
         row["decode_tok_s"] = row["batch"] * 1e3 / m
         row["x_floor"] = m / row["floor_ms"]

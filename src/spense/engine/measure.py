@@ -2,7 +2,8 @@
 
 Per row: ``prefill_ms`` (one prompt of ``batch x prompt_len``), ``step_ms`` (a decode step: CUDA
 events around ``gen - 3`` steps run back to back, the host queueing each while the GPU runs the one
-before, as :meth:`Engine.stream` does and as gpt-fast times its step), ``step_sync_ms`` (median of 8
+before, as :meth:`Engine.stream` does and as gpt-fast times its step; ``step_ms_windows``: the same in each third
+of those steps, to tell a process's drift from a difference between processes), ``step_sync_ms`` (median of 8
 steps each waited for alone: a step's latency with the host in the loop), ``decode_tok_s``,
 ``weight_bytes`` (every weight read per step: all parameters and buffers except the embedding
 table), ``floor_ms = weight_bytes / copy_bw`` where ``copy_bw = 2 * bytes / time`` of a >= 512 MiB
@@ -193,20 +194,31 @@ def _time_engine(eng: Engine, B: int, prompt_len: int, gen: int, seed: int) -> d
         outs.append(nxt[:1, 0])
         if i == 0:
             fast_logits.append(lg[0].float().cpu())
-    # back to back, as generate runs: the host queues step i+1 while the GPU runs step i
-    t1 = time.perf_counter()
-    if dev.type == "cuda":
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
+    # back to back, as generate runs: the host queues step i+1 while the GPU runs step i; marks (CUDA events, which
+    # the host does not wait for, or host clocks on the CPU) at the start, at each third and at the end
+    cuda = dev.type == "cuda"
+    cuts = sorted({3, 3 + (gen - 3) // 3, 3 + 2 * (gen - 3) // 3, gen})
+    marks = []
+
+    def mark():
+        if cuda:
+            e = torch.cuda.Event(enable_timing=True)
+            e.record()
+            marks.append(e)
+        else:
+            marks.append(time.perf_counter())
+
     for i in range(3, gen):
+        if i in cuts:
+            mark()
         nxt, _ = eng.step(nxt, T + i, start)
         outs.append(nxt[:1, 0])
-    if dev.type == "cuda":
-        b.record()
-        b.synchronize()
-        step_ms = a.elapsed_time(b) / (gen - 3)
-    else:
-        step_ms = (time.perf_counter() - t1) * 1e3 / (gen - 3)
+    mark()
+    if cuda:
+        marks[-1].synchronize()
+    ms = [(marks[j].elapsed_time(marks[j + 1]) if cuda else (marks[j + 1] - marks[j]) * 1e3)
+          / (cuts[j + 1] - cuts[j]) for j in range(len(cuts) - 1)]
+    step_ms = sum(m * (cuts[j + 1] - cuts[j]) for j, m in enumerate(ms)) / (gen - 3)
     tokens = [o.tolist() for o in outs]
     # one step at a time, the host waiting for each (the latency of a step alone): median of 8
     steps = []
@@ -217,7 +229,8 @@ def _time_engine(eng: Engine, B: int, prompt_len: int, gen: int, seed: int) -> d
         _sync(dev)
         steps.append((time.perf_counter() - t2) * 1e3)
     steps.sort()
-    return {"prefill_ms": prefill_ms, "step_ms": step_ms, "step_sync_ms": steps[len(steps) // 2],
+    return {"prefill_ms": prefill_ms, "step_ms": step_ms, "step_ms_windows": ms,
+            "step_sync_ms": steps[len(steps) // 2],
             "decode_tok_s": B * 1e3 / step_ms,
             "tokens": [t[0] for t in tokens], "prompt0": prompts[0], "next_state": (nxt, T + gen + 8, start),
             "fast_logits": tuple(fast_logits)}
@@ -384,8 +397,8 @@ def run(model: str, batches=(1, 8), ratios=(0.25,), fp8: bool = False, prompt_le
                    "axis": axis if ratio is not None else None, "whole_share": whole_share(variant), "batch": B,
                    "prompt_len": prompt_len, "gen": gen, "compiled": eng.compiled, "cuda_graph":
                    eng.compiled or eng.graphs, "prefill_ms": r["prefill_ms"], "step_ms": r["step_ms"],
-                   "step_sync_ms": r["step_sync_ms"], "attention": eng.attention, "inductor_tuning": eng.tuning,
-                   "max_autotune": eng.max_autotune,
+                   "step_ms_windows": r["step_ms_windows"], "step_sync_ms": r["step_sync_ms"],
+                   "attention": eng.attention, "inductor_tuning": eng.tuning, "max_autotune": eng.max_autotune,
                    "attention_fused": m.model.layers[0].self_attn.fused, "inductor_pdl": eng.pdl,
                    "decode_tok_s": r["decode_tok_s"], "weight_bytes": wb, "linear_weight_bytes": lwb,
                    "dense_linear_weight_bytes": dlwb, "linear_bytes_ratio": lwb / dlwb,
