@@ -67,6 +67,10 @@ def test_report_says_a_repeated_step_is_a_median_and_its_spread():
     assert "* step_ms: the median of 3 processes a variant; their spread (max - min) / median 2.0-21.5 %" in \
         report.markdown(rows)
     assert "median of" not in report.markdown([{k: v for k, v in r.items() if k != "step_ms_runs"} for r in rows])
+    rows[0]["step_ms_runs"] = [1.0, 1.1]  # rounds that differ in number, a spread not given
+    rows[1]["step_ms_spread"] = None
+    assert "* step_ms: the median of 2-3 processes a variant; their spread (max - min) / median 2.0-2.0 %" in \
+        report.markdown(rows)
 
 
 def test_report_write_is_atomic(tmp_path, monkeypatch):

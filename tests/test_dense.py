@@ -116,7 +116,8 @@ def test_fastest_keeps_cublas_within_the_margin():
 
 def test_kept_kinds_names_each_shape_bucket_and_whether_measured(fresh_choices, monkeypatch):
     """The kinds kept for one device, per shape and M bucket up to the one asked, each marked measured where this
-    process timed it (a key in TIMES) rather than read it from the table; another device's are left out."""
+    process timed it (a key in TIMES) rather than read it from the table; another device's, and shapes not asked
+    for, are left out."""
     monkeypatch.setattr(dense, "device_key", lambda dev: ("GPU", 90))
     dense._KINDS.clear()
     dense.TIMES.clear()
@@ -126,6 +127,7 @@ def test_kept_kinds_names_each_shape_bucket_and_whether_measured(fresh_choices, 
     assert dense.kept_kinds(torch.device("cuda", 0), max_m=8) == {
         "1024,640": {1: {"kind": "cublas", "measured": False}, 8: {"kind": "stream:x", "measured": True}}}
     assert dense.kept_kinds(torch.device("cuda", 1)) == {"64,64": {1: {"kind": "cublas", "measured": False}}}
+    assert dense.kept_kinds(torch.device("cuda", 0), shapes={(64, 64)}) == {}  # only the shapes the model runs
 
 
 def test_packaged_table_names_known_kinds():

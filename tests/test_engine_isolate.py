@@ -28,23 +28,30 @@ def test_run_isolated_rows_from_one_process_per_variant():
 
 
 def test_merge_rounds_keeps_the_median_step_and_the_first_rounds_check():
-    """Three rounds of one row: the median step (and prefill, and the host-waited step) with every round's step in
-    order and their spread, the tokens per second and the floor's multiple following the median, the rest (the
-    token check) from the first round; one round comes back unchanged."""
-    def row(step, k):
-        return {"variant": "spense0.25", "batch": 2, "step_ms": step, "step_sync_ms": step + 1, "prefill_ms": 10 * k,
+    """Three rounds of one row: the median step (and prefill, and the host-waited step) with every round's step,
+    thirds and dense kinds in order and the steps' spread, the most peak memory of any round, the tokens per second
+    and the floor's multiple following the median, the rest (the token check, round 1's thirds) from the first
+    round; one round comes back unchanged."""
+    def row(step, k, variant="spense0.25"):
+        return {"variant": variant, "batch": 2, "step_ms": step, "step_sync_ms": step + 1, "prefill_ms": 10 * k,
                 "floor_ms": 0.5, "decode_tok_s": 0.0, "x_floor": 0.0, "tokens_identical": True if k == 0 else None,
-                "step_ms_windows": [step] * 3}
+                "step_ms_windows": [step] * 3, "dense_kinds": {"8,4": {k: "cublas"}}, "peak_mem_bytes": 100 + k,
+                "setup_peak_bytes": 300 - k}
 
     rounds = [[row(0.8, 0)], [row(0.6, 1)], [row(0.7, 2)]]
     (m,) = isolate.merge_rounds(rounds)
     assert m["step_ms"] == 0.7 and m["step_sync_ms"] == 1.7 and m["prefill_ms"] == 10
-    assert m["step_ms_runs"] == [0.8, 0.6, 0.7]
-    assert m["step_ms_windows"] == [[0.8] * 3, [0.6] * 3, [0.7] * 3]
+    assert m["step_ms_runs"] == [0.8, 0.6, 0.7] and m["step_ms_windows"] == [0.8] * 3
+    assert m["step_ms_windows_runs"] == [[0.8] * 3, [0.6] * 3, [0.7] * 3]
+    assert m["dense_kinds_runs"] == [{"8,4": {k: "cublas"}} for k in range(3)]
+    assert m["peak_mem_bytes"] == 102 and m["setup_peak_bytes"] == 300
     assert m["step_ms_spread"] == pytest.approx(0.2 / 0.7)
     assert m["decode_tok_s"] == pytest.approx(2e3 / 0.7) and m["x_floor"] == pytest.approx(1.4)
     assert m["tokens_identical"] is True
     assert isolate.merge_rounds(rounds[:1]) == rounds[0]
+    # a row that a round lacks is merged from the rounds that have it, in the order first met
+    two = isolate.merge_rounds([[row(0.8, 0)], [row(0.6, 1), row(1.0, 1, "dense")], [row(1.2, 2, "dense")]])
+    assert [(r["variant"], r["step_ms_runs"]) for r in two] == [("spense0.25", [0.8, 0.6]), ("dense", [1.0, 1.2])]
 
 
 def test_run_isolated_repeats_each_variant_in_rounds(monkeypatch):
@@ -119,13 +126,14 @@ def test_bench_runs_isolated_where_asked(tmp_path, monkeypatch, flag, isolated):
 
     calls = []
     row = {"model": "qwen3-tiny", "variant": "dense", "batch": 1, "step_ms": 1.0, "speedup_vs_dense": 1.0}
-    monkeypatch.setattr(isolate, "run_isolated", lambda *a, **k: calls.append("isolated") or [dict(row)])
+    monkeypatch.setattr(isolate, "run_isolated", lambda *a, **k: calls.append(("isolated", k["repeat"])) or
+                        [dict(row)])
     monkeypatch.setattr(measure, "run", lambda *a, **k: calls.append("same") or [dict(row)])
     monkeypatch.setattr("spense.cli.bench.check_host_memory", lambda model: None)
     args = ["bench", "qwen3-tiny", "--device", "cpu", "--dense-ratio", "0.25"] + ([flag] if flag else [])
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
-    assert calls == ["isolated" if isolated else "same"]
+    assert calls == [("isolated", 2 if flag == "--repeat=2" else 1) if isolated else "same"]
 
 
 @pytest.mark.parametrize("args,msg", [(["--repeat", "0"], "--repeat must be >= 1, got 0"),

@@ -33,10 +33,34 @@ def test_measure_stage_cli_cpu(tmp_path):
     for r in rows:  # gen 6: 3 timed steps, one a third; step_ms their mean
         assert len(r["step_ms_windows"]) == 3 and min(r["step_ms_windows"]) > 0
         assert r["step_ms"] == pytest.approx(sum(r["step_ms_windows"]) / 3)
+    assert rows[0]["dense_kinds"] == {}  # the CPU keeps no kernel choice
     m, _ = measure.build_variant("qwen3-tiny", "dense-fp8", CPU, None, 0, "cols")
     assert all(isinstance(x, Fp8Linear) for x in block_linears(m).values())
     with pytest.raises(InputError):
         measure.parse_variant("sparse0.3")
+
+
+def test_step_windows_weigh_their_steps(monkeypatch):
+    """gen 7: four timed steps in thirds of 1, 1 and 2 steps; ``step_ms`` is the windows' ms a step weighed by their
+    steps (the total over 4), and each window the mean of its own steps (here steps of 1, 2, 3 and 4 ms)."""
+    from spense.engine import measure
+
+    clock = iter([0.0, 0.0, 0.0, 0.001, 0.003, 0.010])  # the prefill's two, then marks at steps 3, 4, 5 and the end
+    monkeypatch.setattr(measure.time, "perf_counter", lambda: next(clock, 1.0))
+
+    class Eng:
+        device = CPU
+        model = type("M", (), {"args": type("A", (), {"vocab_size": 10})})()
+
+        def prefill(self, prompts):
+            return torch.zeros(1, 1, dtype=torch.long), torch.zeros(1, 10), 0, 4
+
+        def step(self, nxt, t, start):
+            return torch.zeros(1, 1, dtype=torch.long), torch.zeros(1, 10)
+
+    r = measure._time_engine(Eng(), 1, 4, 7, 0)
+    assert r["step_ms_windows"] == pytest.approx([1.0, 2.0, 3.5])
+    assert r["step_ms"] == pytest.approx(10.0 / 4)
 
 
 def test_whole_layer_variant_keeps_first_layers_dense_and_prunes_the_rest():

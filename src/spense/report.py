@@ -39,9 +39,10 @@ def markdown(rows: list[dict]) -> str:
     lines += [f"* device {d}; date {t}; commit {c}; torch {tv}" for d, t, c, tv in head]
     runs = [r for r in rows if r.get("step_ms_runs")]
     if runs:  # spense bench --repeat (spense.engine.isolate.merge_rounds)
-        sp = [r["step_ms_spread"] * 100 for r in runs]
-        lines += [f"* step_ms: the median of {len(runs[0]['step_ms_runs'])} processes a variant; their spread "
-                  f"(max - min) / median {min(sp):.1f}-{max(sp):.1f} %"]
+        n = sorted({len(r["step_ms_runs"]) for r in runs})
+        sp = [r["step_ms_spread"] * 100 for r in runs if isinstance(r.get("step_ms_spread"), (int, float))]
+        lines += [f"* step_ms: the median of {n[0] if len(n) == 1 else f'{n[0]}-{n[-1]}'} processes a variant"
+                  + (f"; their spread (max - min) / median {min(sp):.1f}-{max(sp):.1f} %" if sp else "")]
     lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(_fmt(r.get(c)) for c in COLUMNS) + " |" for r in rows]
     slow = slower_than_dense(rows)

@@ -57,26 +57,30 @@ def _child(args: list[str], what: str, log) -> None:
 
 
 def merge_rounds(rounds: list[list[dict]]) -> list[dict]:
-    """One row per (variant, batch) of ``rounds`` (the same rows measured R times): the first round's row (the one
-    with the token check) where ``step_ms``, ``step_sync_ms`` and ``prefill_ms`` are the median m over the rounds,
-    ``step_ms_runs`` every round's step in round order (``step_ms_windows`` every round's thirds), ``step_ms_spread``
-    = (max - min) / m of them, and ``decode_tok_s`` = 1000 B / m and ``x_floor`` = m / ``floor_ms`` follow m. A
-    single round comes back as it is."""
+    """One row per (variant, batch) of ``rounds`` (the same rows measured R times; a row missing from a round is
+    merged from the rounds that have it), in the order first met: the first such row (the first round's holds the
+    token check) where ``step_ms``, ``step_sync_ms`` and ``prefill_ms`` are the median m over the rounds,
+    ``peak_mem_bytes`` and ``setup_peak_bytes`` the most of any; ``step_ms_runs``, ``step_ms_windows_runs`` and
+    ``dense_kinds_runs`` each round's, in round order; ``step_ms_spread`` = (max - min) / m of the steps; and
+    ``decode_tok_s`` = 1000 B / m and ``x_floor`` = m / ``floor_ms`` following m. A single round comes back as it
+    is."""
     if len(rounds) == 1:
         return rounds[0]
-    by = {}
+    by: dict[tuple, list[dict]] = {}
     for rows in rounds:
         for r in rows:
             by.setdefault((r["variant"], r["batch"]), []).append(r)
     out = []
-    for r0 in rounds[0]:
-        rs = by[(r0["variant"], r0["batch"])]
-        row = dict(r0)
+    for rs in by.values():
+        row = dict(rs[0])
         for k in ("step_ms", "step_sync_ms", "prefill_ms"):
             row[k] = statistics.median(r[k] for r in rs)
+        for k in ("peak_mem_bytes", "setup_peak_bytes"):
+            vals = [r[k] for r in rs if r.get(k) is not None]
+            row[k] = max(vals) if vals else None
         m = row["step_ms"]
-        row["step_ms_runs"] = [r["step_ms"] for r in rs]
-        row["step_ms_windows"] = [r.get("step_ms_windows") for r in rs]  # each round's thirds
+        for k in ("step_ms", "step_ms_windows", "dense_kinds"):
+            row[k + "_runs"] = [r.get(k) for r in rs]
         row["step_ms_spread"] = (max(row["step_ms_runs"]) - min(row["step_ms_runs"])) / m
         row["decode_tok_s"] = row["batch"] * 1e3 / m
         row["x_floor"] = m / row["floor_ms"]

@@ -31,7 +31,7 @@ import torch
 
 from spense.engine.generate import PROMPT_BLOCK, Engine, round_up
 from spense.engine.load import load
-from spense.engine.model import RMSNorm
+from spense.engine.model import RMSNorm, dense_shapes
 from spense.engine.profile import profile_step
 from spense.engine.sparsify import block_linears, sparsify, whole_layer_names
 from spense.provenance import current_commit, source_digest
@@ -197,14 +197,14 @@ def _time_engine(eng: Engine, B: int, prompt_len: int, gen: int, seed: int) -> d
     # back to back, as generate runs: the host queues step i+1 while the GPU runs step i; marks (CUDA events, which
     # the host does not wait for, or host clocks on the CPU) at the start, at each third and at the end
     cuda = dev.type == "cuda"
-    cuts = sorted({3, 3 + (gen - 3) // 3, 3 + 2 * (gen - 3) // 3, gen})
-    marks = []
+    cuts = sorted({3, 3 + (gen - 3) // 3, 3 + 2 * (gen - 3) // 3, gen})  # gen = 5: two windows of one step
+    events = [torch.cuda.Event(enable_timing=True) for _ in cuts] if cuda else []
+    marks: list = []
 
     def mark():
         if cuda:
-            e = torch.cuda.Event(enable_timing=True)
-            e.record()
-            marks.append(e)
+            events[len(marks)].record()
+            marks.append(events[len(marks)])
         else:
             marks.append(time.perf_counter())
 
@@ -407,7 +407,7 @@ def run(model: str, batches=(1, 8), ratios=(0.25,), fp8: bool = False, prompt_le
                    "peak_mem_bytes": torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None,
                    "setup_peak_bytes": setup_peak,
                    "launch_cfg": launch_configs(m), "launch_cfg_from": launch_cfg_from(m),
-                   "dense_kinds": kept_kinds(dev, bucket(B)), "switches": switches(),
+                   "dense_kinds": kept_kinds(dev, bucket(B), dense_shapes(m)), "switches": switches(),
                    **bw_detail}
             row["x_floor"] = row["step_ms"] / row["floor_ms"]
             if profile and B == batches[0] and dev.type == "cuda":

@@ -188,14 +188,15 @@ def tune(N: int, K: int, device, ms=(1, 2, 4, 8, 16, 32, 64), dtype: torch.dtype
     return out
 
 
-def kept_kinds(device, max_m: int = MAX_STREAM_M) -> dict[str, dict[int, dict]]:
-    """What each plain weight shape runs on ``device`` per M bucket up to ``max_m``, as kept so far in this process:
-    ``{"N,K": {bucket: {"kind": ..., "measured": bool}}}``, ``measured`` where the choice was timed here (on first
-    use, :func:`measure`) rather than read from the packaged table, so that two processes can differ in it."""
+def kept_kinds(device, max_m: int = MAX_STREAM_M, shapes=None) -> dict[str, dict[int, dict]]:
+    """What each plain weight shape (of ``shapes``, ``(N, K)`` pairs, if given) runs on ``device`` per M bucket up to
+    ``max_m``, as kept so far in this process: ``{"N,K": {bucket: {"kind": ..., "measured": bool}}}``, ``measured``
+    where the choice was timed here (on first use, :func:`measure`) rather than read from the packaged table, so
+    that two processes can differ in it."""
     dev = torch.device(device)
     out: dict[str, dict[int, dict]] = {}
     for (i, N, K, b), kind in sorted(_KINDS.items()):
-        if i == device_index(dev) and b <= max_m:
+        if i == device_index(dev) and b <= max_m and (shapes is None or (N, K) in shapes):
             measured = dev.type == "cuda" and (*device_key(dev), N, K, b) in TIMES
             out.setdefault(f"{N},{K}", {})[int(b)] = {"kind": kind, "measured": measured}
     return out
