@@ -18,12 +18,7 @@ W=$OUT/${LETTER:-g270r}; mkdir -p "$W"; cp "$0" "$W/command.sh"
  echo "extension rc=$? at $(el) s" >> "$W/times.txt") &
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,power.limit --format=csv > "$W/gpu.txt" 2>&1
 echo "commit ${SPENSE_COMMIT:-unknown}" >> "$W/gpu.txt"
-[ -f /tmp/g270/model.safetensors ] || python -c "
-import torch
-from transformers import AutoConfig, Gemma3ForCausalLM
-c = AutoConfig.from_pretrained('.carry/g270'); torch.manual_seed(0)
-Gemma3ForCausalLM(c).to(torch.bfloat16).save_pretrained('/tmp/g270')" > /dev/null 2>&1
-cp .carry/g270/config.json /tmp/g270/config.json
+python3 benchmarks/g270_weights.py .carry/g270 /tmp/g270 > /dev/null 2>&1
 timeout 480 python -m spense.cli bench /tmp/g270 --batch 1 --prompt-len 4096 --gen "${GEN:-32}" \
   --repeat "${REPEAT:-3}" --check-tokens 8 --out "$W" --name g270 > "$W/bench_log.txt" 2>&1
 echo "bench rc=$? at $(el) s" >> "$W/times.txt"

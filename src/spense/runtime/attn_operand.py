@@ -27,7 +27,8 @@ from spense.runtime.linear import SpenseLinear
 
 
 def operand_form(layer, M: int, cuda: bool) -> int:
-    """The ``form`` for ``decode_attention_fused`` or ``decode_attention`` feeding ``layer`` at ``M`` tokens (0: its plain output)."""
+    """The ``form`` for ``decode_attention_fused`` or ``decode_attention`` feeding ``layer`` at ``M`` tokens (0: its
+    plain output)."""
     if isinstance(layer, Fp8Linear):
         return FORM_F16 if cuda and layer.bias is None and layer.kind_for(M).startswith("w8a16h") else 0
     if not isinstance(layer, SpenseLinear) or layer.bias is not None or layer.in_features % 64:
