@@ -3,7 +3,8 @@
 # prompt, dense and Spense 25 %, each variant in three processes in rounds; then the GPU test of setup_peak_bytes.
 # The rows carry step_ms_runs, step_ms_windows_runs, dense_kinds_runs and setup_peak_bytes (docs/e2e.md v77), which
 # tell whether a process's drift, a dense kind measured per process or a difference between processes is behind the
-# 0.663-0.816 ms spread of results wgsd_2026-12-07 ep / eq.
+# 0.663-0.816 ms spread of results wgsd_2026-12-07 ep / eq; since er also host_ms_runs (the host's time to queue a
+# step: near the step, the host sets the pace), step_sync_ms_runs and held_mem_bytes.
 #
 #   SPENSE_COMMIT=<sha> LETTER=<folder> [REPEAT=3] [GEN=32] OUT=$OUT bash benchmarks/run_g270_repeat.sh
 #
@@ -31,7 +32,9 @@ for r in json.load(open(sys.argv[1])):
     print(r["variant"], r["batch"], "runs", [round(x, 3) for x in r.get("step_ms_runs") or [r["step_ms"]]],
           "thirds", [[round(x, 3) for x in w or []]
                      for w in r.get("step_ms_windows_runs") or [r.get("step_ms_windows")]],
-          "peak", r.get("peak_mem_bytes"), "setup", r.get("setup_peak_bytes"),
+          "host", [round(x, 3) for x in r.get("host_ms_runs") or [r.get("host_ms") or 0]],
+          "sync", [round(x, 3) for x in r.get("step_sync_ms_runs") or [r["step_sync_ms"]]],
+          "peak", r.get("peak_mem_bytes"), "setup", r.get("setup_peak_bytes"), "held", r.get("held_mem_bytes"),
           "measured kinds", [sorted(k for k, d in (dk or {}).items() if any(v["measured"] for v in d.values()))
                              for dk in r.get("dense_kinds_runs") or [r.get("dense_kinds")]])
 PY

@@ -27,7 +27,8 @@ def test_measure_stage_cli_cpu(tmp_path):
     assert [r["variant"] for r in rows] == ["dense", "spense0.25-fp8", "dense-fp8"]
     for r in rows:
         for k in ("step_ms", "floor_ms", "weight_bytes", "linear_weight_bytes", "dense_linear_weight_bytes",
-                  "peak_mem_bytes", "setup_peak_bytes", "dense_kinds", "decode_tok_s", "tokens_identical"):
+                  "peak_mem_bytes", "setup_peak_bytes", "held_mem_bytes", "dense_kinds", "decode_tok_s",
+                  "tokens_identical", "host_ms"):
             assert k in r
     assert rows[1]["linear_weight_bytes"] < rows[0]["linear_weight_bytes"]
     for r in rows:  # gen 6: 3 timed steps, one a third; step_ms their mean
@@ -61,6 +62,7 @@ def test_step_windows_weigh_their_steps(monkeypatch):
     r = measure._time_engine(Eng(), 1, 4, 7, 0)
     assert r["step_ms_windows"] == pytest.approx([1.0, 2.0, 3.5])
     assert r["step_ms"] == pytest.approx(10.0 / 4)
+    assert r["host_ms"] == pytest.approx(10.0 / 4)  # on the CPU the host's clock is the step's
 
 
 def test_whole_layer_variant_keeps_first_layers_dense_and_prunes_the_rest():

@@ -60,8 +60,8 @@ def merge_rounds(rounds: list[list[dict]]) -> list[dict]:
     """One row per (variant, batch) of ``rounds`` (the same rows measured R times; a row missing from a round is
     merged from the rounds that have it), in the order first met: the first such row (the first round's holds the
     token check) where ``step_ms``, ``step_sync_ms`` and ``prefill_ms`` are the median m over the rounds,
-    ``peak_mem_bytes`` and ``setup_peak_bytes`` the most of any; ``step_ms_runs``, ``step_ms_windows_runs`` and
-    ``dense_kinds_runs`` each round's, in round order; ``step_ms_spread`` = (max - min) / m of the steps; and
+    ``peak_mem_bytes`` and ``setup_peak_bytes`` the most of any; ``step_ms_runs``, ``step_ms_windows_runs``,
+    ``dense_kinds_runs``, ``step_sync_ms_runs`` and ``host_ms_runs`` each round's, in round order; ``step_ms_spread`` = (max - min) / m of the steps; and
     ``decode_tok_s`` = 1000 B / m and ``x_floor`` = m / ``floor_ms`` following m. A single round comes back as it
     is."""
     if len(rounds) == 1:
@@ -79,7 +79,7 @@ def merge_rounds(rounds: list[list[dict]]) -> list[dict]:
             vals = [r[k] for r in rs if r.get(k) is not None]
             row[k] = max(vals) if vals else None
         m = row["step_ms"]
-        for k in ("step_ms", "step_ms_windows", "dense_kinds"):
+        for k in ("step_ms", "step_ms_windows", "dense_kinds", "step_sync_ms", "host_ms"):
             row[k + "_runs"] = [r.get(k) for r in rs]
         row["step_ms_spread"] = (max(row["step_ms_runs"]) - min(row["step_ms_runs"])) / m
         row["decode_tok_s"] = row["batch"] * 1e3 / m

@@ -3,13 +3,15 @@
 Per row: ``prefill_ms`` (one prompt of ``batch x prompt_len``), ``step_ms`` (a decode step: CUDA
 events around ``gen - 3`` steps run back to back, the host queueing each while the GPU runs the one
 before, as :meth:`Engine.stream` does and as gpt-fast times its step; ``step_ms_windows``: the same in each third
-of those steps, to tell a process's drift from a difference between processes), ``step_sync_ms`` (median of 8
+of those steps, to tell a process's drift from a difference between processes; ``host_ms``: the host's time to
+queue one of them, near ``step_ms`` where the host, not the GPU, sets the pace), ``step_sync_ms`` (median of 8
 steps each waited for alone: a step's latency with the host in the loop), ``decode_tok_s``,
 ``weight_bytes`` (every weight read per step: all parameters and buffers except the embedding
 table), ``floor_ms = weight_bytes / copy_bw`` where ``copy_bw = 2 * bytes / time`` of a >= 512 MiB
 device-to-device copy measured in the same run,
 ``peak_mem_bytes`` (the most memory allocated from the engine made to the last timed step: weights, cache,
-prefill, steps), ``setup_peak_bytes`` (the most while the engine was made: a kernel choice measured on first use,
+prefill, first steps' compile and capture, steps; ``held_mem_bytes``: what is still allocated after the last
+one), ``setup_peak_bytes`` (the most while the engine was made: a kernel choice measured on first use,
 e.g. :func:`spense.runtime.dense.tune` on a shape the packaged table lacks, rotates weight copies past L2 once per
 process), ``dense_kinds`` (what each plain weight runs, and whether that choice was measured in the process:
 :func:`spense.runtime.dense.kept_kinds`), ``linear_weight_bytes`` (block linears as loaded) and
@@ -200,13 +202,13 @@ def _time_engine(eng: Engine, B: int, prompt_len: int, gen: int, seed: int) -> d
     cuts = sorted({3, 3 + (gen - 3) // 3, 3 + 2 * (gen - 3) // 3, gen})  # gen = 5: two windows of one step
     events = [torch.cuda.Event(enable_timing=True) for _ in cuts] if cuda else []
     marks: list = []
+    clocks: list = []  # the host's clock at each mark
 
     def mark():
+        clocks.append(time.perf_counter())
         if cuda:
             events[len(marks)].record()
-            marks.append(events[len(marks)])
-        else:
-            marks.append(time.perf_counter())
+        marks.append(events[len(marks)] if cuda else clocks[-1])
 
     for i in range(3, gen):
         if i in cuts:
@@ -218,6 +220,7 @@ def _time_engine(eng: Engine, B: int, prompt_len: int, gen: int, seed: int) -> d
         marks[-1].synchronize()
     ms = [(marks[j].elapsed_time(marks[j + 1]) if cuda else (marks[j + 1] - marks[j]) * 1e3)
           / (cuts[j + 1] - cuts[j]) for j in range(len(cuts) - 1)]
+    host_ms = (clocks[-1] - clocks[0]) * 1e3 / (gen - 3)  # what queueing a step took the host
     step_ms = sum(m * (cuts[j + 1] - cuts[j]) for j, m in enumerate(ms)) / (gen - 3)
     tokens = [o.tolist() for o in outs]
     # one step at a time, the host waiting for each (the latency of a step alone): median of 8
@@ -229,7 +232,7 @@ def _time_engine(eng: Engine, B: int, prompt_len: int, gen: int, seed: int) -> d
         _sync(dev)
         steps.append((time.perf_counter() - t2) * 1e3)
     steps.sort()
-    return {"prefill_ms": prefill_ms, "step_ms": step_ms, "step_ms_windows": ms,
+    return {"prefill_ms": prefill_ms, "step_ms": step_ms, "step_ms_windows": ms, "host_ms": host_ms,
             "step_sync_ms": steps[len(steps) // 2],
             "decode_tok_s": B * 1e3 / step_ms,
             "tokens": [t[0] for t in tokens], "prompt0": prompts[0], "next_state": (nxt, T + gen + 8, start),
@@ -397,7 +400,7 @@ def run(model: str, batches=(1, 8), ratios=(0.25,), fp8: bool = False, prompt_le
                    "axis": axis if ratio is not None else None, "whole_share": whole_share(variant), "batch": B,
                    "prompt_len": prompt_len, "gen": gen, "compiled": eng.compiled, "cuda_graph":
                    eng.compiled or eng.graphs, "prefill_ms": r["prefill_ms"], "step_ms": r["step_ms"],
-                   "step_ms_windows": r["step_ms_windows"], "step_sync_ms": r["step_sync_ms"],
+                   "step_ms_windows": r["step_ms_windows"], "step_sync_ms": r["step_sync_ms"], "host_ms": r["host_ms"],
                    "attention": eng.attention, "inductor_tuning": eng.tuning, "max_autotune": eng.max_autotune,
                    "attention_fused": m.model.layers[0].self_attn.fused, "inductor_pdl": eng.pdl,
                    "decode_tok_s": r["decode_tok_s"], "weight_bytes": wb, "linear_weight_bytes": lwb,
@@ -406,6 +409,7 @@ def run(model: str, batches=(1, 8), ratios=(0.25,), fp8: bool = False, prompt_le
                    "compile_and_time_s": time.perf_counter() - t1,
                    "peak_mem_bytes": torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None,
                    "setup_peak_bytes": setup_peak,
+                   "held_mem_bytes": torch.cuda.memory_allocated(dev) if dev.type == "cuda" else None,
                    "launch_cfg": launch_configs(m), "launch_cfg_from": launch_cfg_from(m),
                    "dense_kinds": kept_kinds(dev, bucket(B), dense_shapes(m)), "switches": switches(),
                    **bw_detail}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# One device call: `spense bench --repeat 3` on Gemma-3-270M's shape (random bf16 weights), B = 1, a 4,096-token
+# prompt, dense and Spense 25 %, each variant in three processes in rounds; then the GPU test of setup_peak_bytes.
+# The rows carry step_ms_runs, step_ms_windows_runs, dense_kinds_runs and setup_peak_bytes (docs/e2e.md v77), which
+# tell whether a process's drift, a dense kind measured per process or a difference between processes is behind the
+# 0.663-0.816 ms spread of results wgsd_2026-12-07 ep / eq.
+#
+#   SPENSE_COMMIT=<sha> LETTER=<folder> [REPEAT=3] [GEN=32] OUT=$OUT bash benchmarks/run_g270_repeat.sh
+#
+# Needs .carry/g270/config.json carried (as benchmarks/run_g270_ctx_ab.sh). Writes $OUT/$LETTER/: command.sh (this
+# file), gpu.txt, build.log, g270.{json,md,png}, bench_log.txt, test.txt, times.txt; then packs it as $LETTER.tar.gz.
+set -u
+export PYTHONPATH=src TORCH_EXTENSIONS_DIR=/tmp/spense_ext PYTHONUNBUFFERED=1
+T0=$(date +%s); el() { echo $(( $(date +%s) - T0 )); }
+W=$OUT/${LETTER:-g270r}; mkdir -p "$W"; cp "$0" "$W/command.sh"
+# the extension builds beside the first (dense) process, which does not need it
+(timeout 300 python -c "from spense.runtime import mmasp; mmasp.load_extension()" > "$W/build.log" 2>&1; \
+ echo "extension rc=$? at $(el) s" >> "$W/times.txt") &
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,power.limit --format=csv > "$W/gpu.txt" 2>&1
+echo "commit ${SPENSE_COMMIT:-unknown}" >> "$W/gpu.txt"
+python3 benchmarks/g270_weights.py .carry/g270 /tmp/g270 > /dev/null 2>&1
+timeout 480 python -m spense.cli bench /tmp/g270 --batch 1 --prompt-len 4096 --gen "${GEN:-32}" \
+  --repeat "${REPEAT:-3}" --check-tokens 8 --out "$W" --name g270 > "$W/bench_log.txt" 2>&1
+echo "bench rc=$? at $(el) s" >> "$W/times.txt"
+timeout 60 python -m pytest -q -p no:cacheprovider tests/test_engine_gpu.py -k setup_peak > "$W/test.txt" 2>&1
+echo "test rc=$? at $(el) s" >> "$W/times.txt"
+cat "$W/times.txt"; tail -2 "$W/test.txt"; grep -E "median|^\| g270" "$W/bench_log.txt" | cut -c1-200
+python - "$W/g270.json" <<'PY'
+import json, sys
+for r in json.load(open(sys.argv[1])):
+    print(r["variant"], r["batch"], "runs", [round(x, 3) for x in r.get("step_ms_runs") or [r["step_ms"]]],
+          "thirds", [[round(x, 3) for x in w or []]
+                     for w in r.get("step_ms_windows_runs") or [r.get("step_ms_windows")]],
+          "peak", r.get("peak_mem_bytes"), "setup", r.get("setup_peak_bytes"),
+          "measured kinds", [sorted(k for k, d in (dk or {}).items() if any(v["measured"] for v in d.values()))
+                             for dk in r.get("dense_kinds_runs") or [r.get("dense_kinds")]])
+PY
+cd "$OUT" && tar czf "${LETTER:-g270r}.tar.gz" "${LETTER:-g270r}" && rm -rf "${LETTER:-g270r}"  # a call returns 8 files
