@@ -6,7 +6,7 @@
 # 0.663-0.816 ms spread of results wgsd_2026-12-07 ep / eq; since er also host_ms_runs (the host's time to queue a
 # step: near the step, the host sets the pace), step_sync_ms_runs and held_mem_bytes.
 #
-#   SPENSE_COMMIT=<sha> LETTER=<folder> [REPEAT=3] [GEN=32] OUT=$OUT bash benchmarks/run_g270_repeat.sh
+#   SPENSE_COMMIT=<sha> LETTER=<folder> [REPEAT=3] [GEN=32] [BENCH_S=480] OUT=$OUT bash benchmarks/run_g270_repeat.sh
 #
 # Needs .carry/g270/config.json carried (as benchmarks/run_g270_ctx_ab.sh). Writes $OUT/$LETTER/: command.sh (this
 # file), gpu.txt, build.log, g270.{json,md,png}, bench_log.txt, test.txt, times.txt; then packs it as $LETTER.tar.gz.
@@ -20,7 +20,7 @@ W=$OUT/${LETTER:-g270r}; mkdir -p "$W"; cp "$0" "$W/command.sh"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,power.limit --format=csv > "$W/gpu.txt" 2>&1
 echo "commit ${SPENSE_COMMIT:-unknown}" >> "$W/gpu.txt"
 python3 benchmarks/g270_weights.py .carry/g270 /tmp/g270 > /dev/null 2>&1
-timeout 480 python -m spense.cli bench /tmp/g270 --batch 1 --prompt-len 4096 --gen "${GEN:-32}" \
+timeout "${BENCH_S:-480}" python -m spense.cli bench /tmp/g270 --batch 1 --prompt-len 4096 --gen "${GEN:-32}" \
   --repeat "${REPEAT:-3}" --check-tokens 8 --out "$W" --name g270 > "$W/bench_log.txt" 2>&1
 echo "bench rc=$? at $(el) s" >> "$W/times.txt"
 timeout 60 python -m pytest -q -p no:cacheprovider tests/test_engine_gpu.py -k setup_peak > "$W/test.txt" 2>&1
