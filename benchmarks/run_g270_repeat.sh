@@ -23,10 +23,8 @@ python3 benchmarks/g270_weights.py .carry/g270 /tmp/g270 > /dev/null 2>&1
 timeout "${BENCH_S:-480}" python -m spense.cli bench /tmp/g270 --batch 1 --prompt-len 4096 --gen "${GEN:-32}" \
   --repeat "${REPEAT:-3}" --check-tokens 8 --out "$W" --name g270 > "$W/bench_log.txt" 2>&1
 echo "bench rc=$? at $(el) s" >> "$W/times.txt"
-timeout 60 python -m pytest -q -p no:cacheprovider tests/test_engine_gpu.py -k setup_peak > "$W/test.txt" 2>&1
-echo "test rc=$? at $(el) s" >> "$W/times.txt"
-cat "$W/times.txt"; tail -2 "$W/test.txt"; grep -E "median|^\| g270" "$W/bench_log.txt" | cut -c1-200
-python - "$W/g270.json" <<'PY'
+grep -E "median|^\| g270" "$W/bench_log.txt" | cut -c1-200
+python - "$W/g270.json" <<'PY' | tee "$W/summary.txt"
 import json, sys
 for r in json.load(open(sys.argv[1])):
     print(r["variant"], r["batch"], "runs", [round(x, 3) for x in r.get("step_ms_runs") or [r["step_ms"]]],
@@ -38,4 +36,7 @@ for r in json.load(open(sys.argv[1])):
           "measured kinds", [sorted(k for k, d in (dk or {}).items() if any(v["measured"] for v in d.values()))
                              for dk in r.get("dense_kinds_runs") or [r.get("dense_kinds")]])
 PY
+timeout 60 python -m pytest -q -p no:cacheprovider tests/test_engine_gpu.py -k setup_peak > "$W/test.txt" 2>&1
+echo "test rc=$? at $(el) s" >> "$W/times.txt"
+cat "$W/times.txt"; tail -2 "$W/test.txt"
 cd "$OUT" && tar czf "${LETTER:-g270r}.tar.gz" "${LETTER:-g270r}" && rm -rf "${LETTER:-g270r}"  # a call returns 8 files
