@@ -29,9 +29,9 @@ def test_run_isolated_rows_from_one_process_per_variant():
 
 def test_merge_rounds_keeps_the_median_step_and_the_first_rounds_check():
     """Three rounds of one row: the median step (and prefill, and the host-waited step) with every round's step,
-    thirds, dense kinds, host-waited step and host's queueing time in order and the steps' spread, the most peak memory of any round, the tokens per second
-    and the floor's multiple following the median, the rest (the token check, round 1's thirds) from the first
-    round; one round comes back unchanged."""
+    thirds, dense kinds, host-waited step and host's queueing time in order and the steps' spread, the most peak
+    memory of any round, the tokens per second and the floor's multiple following the median, the rest (the token
+    check, round 1's thirds) from the first round; one round comes back unchanged."""
     def row(step, k, variant="spense0.25"):
         return {"variant": variant, "batch": 2, "step_ms": step, "step_sync_ms": step + 1, "prefill_ms": 10 * k,
                 "floor_ms": 0.5, "decode_tok_s": 0.0, "x_floor": 0.0, "tokens_identical": True if k == 0 else None,

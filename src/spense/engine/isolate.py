@@ -61,9 +61,9 @@ def merge_rounds(rounds: list[list[dict]]) -> list[dict]:
     merged from the rounds that have it), in the order first met: the first such row (the first round's holds the
     token check) where ``step_ms``, ``step_sync_ms`` and ``prefill_ms`` are the median m over the rounds,
     ``peak_mem_bytes`` and ``setup_peak_bytes`` the most of any; ``step_ms_runs``, ``step_ms_windows_runs``,
-    ``dense_kinds_runs``, ``step_sync_ms_runs`` and ``host_ms_runs`` each round's, in round order; ``step_ms_spread`` = (max - min) / m of the steps; and
-    ``decode_tok_s`` = 1000 B / m and ``x_floor`` = m / ``floor_ms`` following m. A single round comes back as it
-    is."""
+    ``dense_kinds_runs``, ``step_sync_ms_runs`` and ``host_ms_runs`` each round's, in round order;
+    ``step_ms_spread`` = (max - min) / m of the steps; and ``decode_tok_s`` = 1000 B / m and ``x_floor`` =
+    m / ``floor_ms`` following m. A single round comes back as it is."""
     if len(rounds) == 1:
         return rounds[0]
     by: dict[tuple, list[dict]] = {}
