@@ -28,7 +28,7 @@ def test_run_isolated_rows_from_one_process_per_variant():
 
 
 def test_merge_rounds_keeps_the_median_step_and_the_first_rounds_check():
-    """Three rounds of one row: the median step (and prefill, and the host-waited step) with every round's step,
+    """Three rounds of one row: the median step (and prefill, host-waited step and host's time) with every round's step,
     thirds, dense kinds, host-waited step and host's queueing time in order and the steps' spread, the most peak
     memory of any round, the tokens per second and the floor's multiple following the median, the rest (the token
     check, round 1's thirds) from the first round; one round comes back unchanged."""
@@ -36,7 +36,7 @@ def test_merge_rounds_keeps_the_median_step_and_the_first_rounds_check():
         return {"variant": variant, "batch": 2, "step_ms": step, "step_sync_ms": step + 1, "prefill_ms": 10 * k,
                 "floor_ms": 0.5, "decode_tok_s": 0.0, "x_floor": 0.0, "tokens_identical": True if k == 0 else None,
                 "step_ms_windows": [step] * 3, "dense_kinds": {"8,4": {k: "cublas"}}, "peak_mem_bytes": 100 + k,
-                "setup_peak_bytes": 300 - k, "host_ms": step / 2}
+                "setup_peak_bytes": 300 - k, "host_ms": step / 2, "held_mem_bytes": 50 + k}
 
     rounds = [[row(0.8, 0)], [row(0.6, 1)], [row(0.7, 2)]]
     (m,) = isolate.merge_rounds(rounds)
@@ -45,7 +45,8 @@ def test_merge_rounds_keeps_the_median_step_and_the_first_rounds_check():
     assert m["step_ms_windows_runs"] == [[0.8] * 3, [0.6] * 3, [0.7] * 3]
     assert m["dense_kinds_runs"] == [{"8,4": {k: "cublas"}} for k in range(3)]
     assert m["step_sync_ms_runs"] == [1.8, 1.6, 1.7] and m["host_ms_runs"] == [0.4, 0.3, 0.35]
-    assert m["peak_mem_bytes"] == 102 and m["setup_peak_bytes"] == 300
+    assert m["peak_mem_bytes"] == 102 and m["setup_peak_bytes"] == 300 and m["held_mem_bytes"] == 52
+    assert m["host_ms"] == 0.35
     assert m["step_ms_spread"] == pytest.approx(0.2 / 0.7)
     assert m["decode_tok_s"] == pytest.approx(2e3 / 0.7) and m["x_floor"] == pytest.approx(1.4)
     assert m["tokens_identical"] is True

@@ -59,10 +59,10 @@ def _child(args: list[str], what: str, log) -> None:
 def merge_rounds(rounds: list[list[dict]]) -> list[dict]:
     """One row per (variant, batch) of ``rounds`` (the same rows measured R times; a row missing from a round is
     merged from the rounds that have it), in the order first met: the first such row (the first round's holds the
-    token check) where ``step_ms``, ``step_sync_ms`` and ``prefill_ms`` are the median m over the rounds,
-    ``peak_mem_bytes`` and ``setup_peak_bytes`` the most of any; ``step_ms_runs``, ``step_ms_windows_runs``,
-    ``dense_kinds_runs``, ``step_sync_ms_runs`` and ``host_ms_runs`` each round's, in round order;
-    ``step_ms_spread`` = (max - min) / m of the steps; and ``decode_tok_s`` = 1000 B / m and ``x_floor`` =
+    token check) where ``step_ms`` (m), ``step_sync_ms``, ``prefill_ms`` and ``host_ms`` are the median over the
+    rounds, ``peak_mem_bytes``, ``setup_peak_bytes`` and ``held_mem_bytes`` the most of any; ``step_ms_runs``,
+    ``step_ms_windows_runs``, ``dense_kinds_runs``, ``step_sync_ms_runs`` and ``host_ms_runs`` each round's, in round
+    order; ``step_ms_spread`` = (max - min) / m of the steps; and ``decode_tok_s`` = 1000 B / m and ``x_floor`` =
     m / ``floor_ms`` following m. A single round comes back as it is."""
     if len(rounds) == 1:
         return rounds[0]
@@ -73,11 +73,11 @@ def merge_rounds(rounds: list[list[dict]]) -> list[dict]:
     out = []
     for rs in by.values():
         row = dict(rs[0])
-        for k in ("step_ms", "step_sync_ms", "prefill_ms"):
-            row[k] = statistics.median(r[k] for r in rs)
-        for k in ("peak_mem_bytes", "setup_peak_bytes"):
+        for k, pick in (("step_ms", statistics.median), ("step_sync_ms", statistics.median),
+                        ("prefill_ms", statistics.median), ("host_ms", statistics.median),
+                        ("peak_mem_bytes", max), ("setup_peak_bytes", max), ("held_mem_bytes", max)):
             vals = [r[k] for r in rs if r.get(k) is not None]
-            row[k] = max(vals) if vals else None
+            row[k] = pick(vals) if vals else None
         m = row["step_ms"]
         for k in ("step_ms", "step_ms_windows", "dense_kinds", "step_sync_ms", "host_ms"):
             row[k + "_runs"] = [r.get(k) for r in rs]

@@ -201,14 +201,12 @@ def _time_engine(eng: Engine, B: int, prompt_len: int, gen: int, seed: int) -> d
     cuda = dev.type == "cuda"
     cuts = sorted({3, 3 + (gen - 3) // 3, 3 + 2 * (gen - 3) // 3, gen})  # gen = 5: two windows of one step
     events = [torch.cuda.Event(enable_timing=True) for _ in cuts] if cuda else []
-    marks: list = []
     clocks: list = []  # the host's clock at each mark
 
     def mark():
-        clocks.append(time.perf_counter())
         if cuda:
-            events[len(marks)].record()
-        marks.append(events[len(marks)] if cuda else clocks[-1])
+            events[len(clocks)].record()
+        clocks.append(time.perf_counter())
 
     for i in range(3, gen):
         if i in cuts:
@@ -217,8 +215,8 @@ def _time_engine(eng: Engine, B: int, prompt_len: int, gen: int, seed: int) -> d
         outs.append(nxt[:1, 0])
     mark()
     if cuda:
-        marks[-1].synchronize()
-    ms = [(marks[j].elapsed_time(marks[j + 1]) if cuda else (marks[j + 1] - marks[j]) * 1e3)
+        events[-1].synchronize()
+    ms = [(events[j].elapsed_time(events[j + 1]) if cuda else (clocks[j + 1] - clocks[j]) * 1e3)
           / (cuts[j + 1] - cuts[j]) for j in range(len(cuts) - 1)]
     host_ms = (clocks[-1] - clocks[0]) * 1e3 / (gen - 3)  # what queueing a step took the host
     step_ms = sum(m * (cuts[j + 1] - cuts[j]) for j, m in enumerate(ms)) / (gen - 3)
