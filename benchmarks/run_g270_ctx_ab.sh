@@ -10,16 +10,9 @@
 #
 # Needs .carry/g270/config.json (Gemma-3-270M's converted config; benchmarks/results/wgsd_2026-12-07/ei_*/
 # gemma3_270m_config.json) carried; random bf16 weights from it (benchmarks/g270_weights.py). Writes $OUT/$LETTER/:
-# command.sh (this file), gpu.txt, bw.json, rows.jsonl, log.txt, times.txt.
+# command.sh (this file, then benchmarks/g270_setup.sh), gpu.txt, build.log, bw.json, rows.jsonl, log.txt, times.txt.
 set -u
-export PYTHONPATH=src TORCH_EXTENSIONS_DIR=/tmp/spense_ext PYTHONUNBUFFERED=1
-T0=$(date +%s); el() { echo $(( $(date +%s) - T0 )); }
-W=$OUT/${LETTER:-g270ab}; mkdir -p "$W"; cp "$0" "$W/command.sh"
-(timeout 300 python -c "from spense.runtime import mmasp; mmasp.load_extension()" > "$W/build.log" 2>&1; \
- echo "extension rc=$? at $(el) s" >> "$W/times.txt") &
-nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,power.limit --format=csv > "$W/gpu.txt" 2>&1
-echo "commit ${SPENSE_COMMIT:-unknown}" >> "$W/gpu.txt"
-python3 benchmarks/g270_weights.py .carry/g270 /tmp/g270 > /dev/null 2>&1
+. benchmarks/g270_setup.sh g270ab  # environment, $W, the extension building, gpu.txt, the weights
 python -m spense.engine.measure --bw-only --bw "$W/bw.json" --device cuda > "$W/log.txt" 2>&1
 M="python -m spense.engine.measure --model /tmp/g270 --out $W/rows.jsonl --bw $W/bw.json --device cuda --gen 24 \
 --check-tokens 0 --batches 1"

@@ -11,15 +11,7 @@
 # Needs .carry/g270/config.json carried (as benchmarks/run_g270_ctx_ab.sh). Writes $OUT/$LETTER/: command.sh (this
 # file), gpu.txt, build.log, g270.{json,md,png}, bench_log.txt, test.txt, times.txt; then packs it as $LETTER.tar.gz.
 set -u
-export PYTHONPATH=src TORCH_EXTENSIONS_DIR=/tmp/spense_ext PYTHONUNBUFFERED=1
-T0=$(date +%s); el() { echo $(( $(date +%s) - T0 )); }
-W=$OUT/${LETTER:-g270r}; mkdir -p "$W"; cp "$0" "$W/command.sh"
-# the extension builds beside the first (dense) process, which does not need it
-(timeout 300 python -c "from spense.runtime import mmasp; mmasp.load_extension()" > "$W/build.log" 2>&1; \
- echo "extension rc=$? at $(el) s" >> "$W/times.txt") &
-nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,power.limit --format=csv > "$W/gpu.txt" 2>&1
-echo "commit ${SPENSE_COMMIT:-unknown}" >> "$W/gpu.txt"
-python3 benchmarks/g270_weights.py .carry/g270 /tmp/g270 > /dev/null 2>&1
+. benchmarks/g270_setup.sh g270r  # environment, $W, the extension building, gpu.txt, the weights
 timeout "${BENCH_S:-480}" python -m spense.cli bench /tmp/g270 --batch 1 --prompt-len 4096 --gen "${GEN:-32}" \
   --repeat "${REPEAT:-3}" --check-tokens 8 --out "$W" --name g270 > "$W/bench_log.txt" 2>&1
 echo "bench rc=$? at $(el) s" >> "$W/times.txt"
