@@ -4,22 +4,29 @@
 # The rows carry step_ms_runs, step_ms_windows_runs, dense_kinds_runs and setup_peak_bytes (docs/e2e.md v77), which
 # tell whether a process's drift, a dense kind measured per process or a difference between processes is behind the
 # 0.663-0.816 ms spread of results wgsd_2026-12-07 ep / eq; since er also host_ms_runs (the host's time to queue a
-# step: near the step, the host sets the pace), step_sync_ms_runs and held_mem_bytes.
+# step: near the step, the host sets the pace), step_sync_ms_runs and held_mem_bytes. GRAPHS="tree plain" runs the
+# bench once per way of graphing the compiled step (SPENSE_GRAPH: Inductor's graph trees, or one plain CUDA graph per
+# bucket, which costs the host a launch a step), into g270_<kind>.*.
 #
-#   SPENSE_COMMIT=<sha> LETTER=<folder> [REPEAT=3] [GEN=32] [BENCH_S=480] OUT=$OUT bash benchmarks/run_g270_repeat.sh
+#   SPENSE_COMMIT=<sha> LETTER=<folder> [REPEAT=3] [GEN=32] [BENCH_S=480] [GRAPHS=tree] OUT=$OUT \
+#     bash benchmarks/run_g270_repeat.sh
 #
 # Needs .carry/g270/config.json carried (as benchmarks/run_g270_ctx_ab.sh). Writes $OUT/$LETTER/: command.sh (this
-# file), gpu.txt, build.log, g270.{json,md,png}, bench_log.txt, test.txt, times.txt; then packs it as $LETTER.tar.gz.
+# file), gpu.txt, build.log, g270_<kind>.{json,md,png}, bench_log_<kind>.txt, summary.txt, test.txt, times.txt; then
+# packs it as $LETTER.tar.gz.
 set -u
 . benchmarks/g270_setup.sh g270r  # environment, $W, the extension building, gpu.txt, the weights
-timeout "${BENCH_S:-480}" python -m spense.cli bench /tmp/g270 --batch 1 --prompt-len 4096 --gen "${GEN:-32}" \
-  --repeat "${REPEAT:-3}" --check-tokens 8 --out "$W" --name g270 > "$W/bench_log.txt" 2>&1
-echo "bench rc=$? at $(el) s" >> "$W/times.txt"
-grep -E "median|^\| g270" "$W/bench_log.txt" | cut -c1-200
-python - "$W/g270.json" <<'PY' | tee "$W/summary.txt"
+for G in ${GRAPHS:-tree}; do
+  SPENSE_GRAPH=$G timeout "${BENCH_S:-480}" python -m spense.cli bench /tmp/g270 --batch 1 --prompt-len 4096 \
+    --gen "${GEN:-32}" --repeat "${REPEAT:-3}" --check-tokens 8 --out "$W" --name "g270_$G" > "$W/bench_log_$G.txt" 2>&1
+  echo "bench $G rc=$? at $(el) s" >> "$W/times.txt"
+  grep -E "median|^\| g270" "$W/bench_log_$G.txt" | cut -c1-200
+done
+python - "$W"/g270_*.json <<'PY' | tee "$W/summary.txt"
 import json, sys
-for r in json.load(open(sys.argv[1])):
-    print(r["variant"], r["batch"], "runs", [round(x, 3) for x in r.get("step_ms_runs") or [r["step_ms"]]],
+for r in (r for f in sys.argv[1:] for r in json.load(open(f))):
+    print(r["variant"], r.get("graph"), r["batch"],
+          "runs", [round(x, 3) for x in r.get("step_ms_runs") or [r["step_ms"]]],
           "thirds", [[round(x, 3) for x in w or []]
                      for w in r.get("step_ms_windows_runs") or [r.get("step_ms_windows")]],
           "host", [round(x, 3) for x in r.get("host_ms_runs") or [r.get("host_ms") or 0]],
@@ -28,7 +35,8 @@ for r in json.load(open(sys.argv[1])):
           "measured kinds", [sorted(k for k, d in (dk or {}).items() if any(v["measured"] for v in d.values()))
                              for dk in r.get("dense_kinds_runs") or [r.get("dense_kinds")]])
 PY
-timeout 60 python -m pytest -q -p no:cacheprovider tests/test_engine_gpu.py -k setup_peak > "$W/test.txt" 2>&1
+timeout 150 python -m pytest -q -p no:cacheprovider tests/test_engine_gpu.py -k "setup_peak or plain_graph" \
+  > "$W/test.txt" 2>&1
 echo "test rc=$? at $(el) s" >> "$W/times.txt"
 cat "$W/times.txt"; tail -2 "$W/test.txt"
 cd "$OUT" && tar czf "${LETTER:-g270r}.tar.gz" "${LETTER:-g270r}" && rm -rf "${LETTER:-g270r}"  # a call returns 8 files

@@ -304,6 +304,22 @@ def test_matmul_and_split_attention_match_sdpa_with_left_padding():
         Engine(m, 1, 128, attention="flash")
 
 
+def test_graph_kind_chosen_refused_by_name_and_none_on_cpu(monkeypatch):
+    """``graph`` (or ``$SPENSE_GRAPH``) is ``tree`` or ``plain``; anything else is refused by name, and on the CPU
+    nothing is graphed whichever is asked for."""
+    from spense.engine.load import random_model
+
+    m = random_model("qwen3-tiny", CPU, torch.float32, seed=1)
+    with pytest.raises(InputError, match="graph must be one of tree, plain, got 'trees'"):
+        Engine(m, 1, 128, graph="trees")
+    monkeypatch.setenv("SPENSE_GRAPH", "cudagraph")
+    with pytest.raises(InputError, match="got 'cudagraph'"):
+        Engine(m, 1, 128)
+    monkeypatch.setenv("SPENSE_GRAPH", "plain")
+    eng = Engine(m, 1, 128)
+    assert eng.graph is None and not eng.graphs and eng._pool is None
+
+
 def test_prefill_runs_the_lm_head_on_the_last_position_only(monkeypatch):
     """A prefill's logits are the full forward's last row, and the LM head reads one row a prompt (B T V float32
     logits would be 34 GB for 8 prompts of 4,096 tokens at a 262,144-word vocabulary)."""

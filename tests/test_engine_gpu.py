@@ -37,6 +37,23 @@ def test_spense_bytes_below_dense_and_compiled_tokens():
     assert r["tokens_identical"] or r["tie_ulps"] <= 4, r
 
 
+@pytest.mark.parametrize("spense", [False, True])
+def test_compiled_step_in_a_plain_graph_same_tokens_as_the_trees(spense):
+    """``graph="plain"``: the compiled steps captured in plain CUDA graphs of one pool (a prefill and two
+    attention-length buckets) give the tokens and logits of Inductor's graph trees, and queue faster."""
+    m = load("qwen3-tiny", torch.device("cuda"), torch.bfloat16).model
+    if spense:
+        sparsify(m, 0.25, block=64)
+    prompts = [[1, 2, 3, 4, 5], [7, 8, 9]]
+    got = {}
+    for kind in ("tree", "plain"):
+        eng = Engine(m, 2, 256, compile=True, graph=kind)
+        assert eng.graph == kind and eng.graphs == (kind == "plain")
+        got[kind] = eng.generate(prompts, 140).tokens  # past the 128-slot attention bucket
+    assert len(eng._captured) == 3  # one prefill, two decode buckets
+    assert got["plain"] == got["tree"]
+
+
 @pytest.mark.parametrize("M", [1, 8, 300])
 def test_fused_projection_compacted_matches_reference(M):
     """A tied q/k/v group runs as one compacted SpenseLinear; its members hold no weight any more."""

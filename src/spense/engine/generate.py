@@ -8,7 +8,9 @@ per (batch bucket, attention-length bucket), so each bucket gets its own compile
 are padded up to a power of two (:func:`batch_bucket`), the attention length to a multiple of
 :data:`~spense.engine.model.KV_BLOCK`.  Prefill is compiled the same way per (batch bucket, prompt
 bucket).  Without compilation on CUDA the eager step is captured in a plain ``torch.cuda.CUDAGraph``
-per bucket; on CPU everything runs eagerly.
+per bucket; on CPU everything runs eagerly.  ``graph="plain"`` (``$SPENSE_GRAPH``) captures the compiled step in
+such a plain graph too, in place of Inductor's CUDA graph trees: a step then costs the host one graph launch and
+three input copies, where the trees check their guards and inputs on every call.
 
 Sampling: greedy ``argmax(l)``; otherwise ``p = softmax(l / T)``, restricted to the smallest set of
 most likely tokens whose mass reaches ``top_p`` (renormalised), and drawn as ``argmax(p / E)`` with
@@ -138,10 +140,14 @@ def prefill_step(model: Transformer, ids: torch.Tensor, input_pos: torch.Tensor,
     return sample(logits, temperature, top_p), logits
 
 
-class _Graphed:
-    """A function of static-shape tensors captured in one ``torch.cuda.CUDAGraph`` (no compile)."""
+GRAPHS = ("tree", "plain")  # Engine(graph=...)
 
-    def __init__(self, fn: Callable, args: tuple, consts: tuple):
+
+class _Graphed:
+    """A function of static-shape tensors captured in one ``torch.cuda.CUDAGraph`` (eager or compiled code).
+    Graphs of one engine share ``pool``: each replay's outputs are cloned before the next replay is queued."""
+
+    def __init__(self, fn: Callable, args: tuple, consts: tuple, pool=None):
         self.fn, self.consts = fn, consts
         self.inputs = [a.clone() for a in args]
         s = torch.cuda.Stream()
@@ -151,7 +157,7 @@ class _Graphed:
                 fn(*self.inputs, *consts)
         torch.cuda.current_stream().wait_stream(s)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        with torch.cuda.graph(self.graph, pool=pool):
             self.out = fn(*self.inputs, *consts)
 
     def __call__(self, *args):
@@ -182,7 +188,8 @@ class Engine:
 
     def __init__(self, model: Transformer, max_batch: int, max_len: int, compile: bool = True,
                  compile_prefill: bool = True, cuda_graph: bool = True, fuse: bool = True,
-                 attention: str | None = None, tuning: bool | None = None, max_autotune: bool | None = None):
+                 attention: str | None = None, tuning: bool | None = None, max_autotune: bool | None = None,
+                 graph: str | None = None):
         """``attention``: ``"auto"`` (SDPA, torch picks the kernel), ``"math"`` (SDPA's math backend,
         which Inductor fuses, in float32), ``"matmul"`` (two batched GEMMs in the cache dtype) or
         ``"split"`` (decode through the split-KV kernel; :meth:`Transformer.set_attention`); default:
@@ -195,7 +202,11 @@ class Engine:
         ``$SPENSE_MAX_AUTOTUNE``, else off): each plain matmul timed against Inductor's Triton templates at
         compile time, the fastest kept, and Inductor's own kernels' configs tuned too; what a user would try for a
         faster dense model.  Dense Qwen3-8B on the
-        H200 (benchmarks/results/wgsd_2026-12-03 k): 4.633 -> 5.434 ms at batch 1, 5.067 -> 4.997 at batch 8."""
+        H200 (benchmarks/results/wgsd_2026-12-03 k): 4.633 -> 5.434 ms at batch 1, 5.067 -> 4.997 at batch 8.
+        ``graph``: how a compiled step is graphed on CUDA: ``"tree"`` (Inductor's CUDA graph trees,
+        ``mode="reduce-overhead"``) or ``"plain"`` (Inductor without its graphs, the compiled step captured in one
+        ``torch.cuda.CUDAGraph`` per bucket, all in one memory pool); default ``$SPENSE_GRAPH``, else ``"tree"``.
+        :attr:`graph` is what runs: the kind, or None where nothing is graphed."""
         self.model = model
         if fuse:  # q/k/v and gate/up of plain linears through one GEMM each
             model.fuse_projections()
@@ -210,7 +221,13 @@ class Engine:
         if cuda:  # fix each Spense layer's kernel per decode bucket before anything is compiled
             plan_decode(model, self.max_batch, fragments=compile)
         self.compiled = compile and cuda
-        self.graphs = cuda_graph and cuda and not self.compiled
+        kind = graph or os.environ.get("SPENSE_GRAPH") or "tree"
+        if kind not in GRAPHS:
+            raise InputError(f"graph must be one of {', '.join(GRAPHS)}, got {kind!r}")
+        # a plain graph per bucket: the eager step's, or the compiled step's where asked for
+        self.graphs = cuda_graph and cuda and (not self.compiled or kind == "plain")
+        self.graph = "plain" if self.graphs else ("tree" if self.compiled else None)
+        self._pool = torch.cuda.graph_pool_handle() if self.graphs else None
         self.attention = attention or os.environ.get("SPENSE_ATTENTION") or default_attention(model, cuda,
                                                                                               self.compiled)
         if self.attention not in ATTENTION:
@@ -236,10 +253,11 @@ class Engine:
 
             dynamo.config.cache_size_limit = max(dynamo.config.cache_size_limit, 64)
             # mode="reduce-overhead" is options={"triton.cudagraphs": True}; the options form also takes the tuning
-            opts = {"triton.cudagraphs": True, "coordinate_descent_tuning": self.tuning}
+            opts = {"triton.cudagraphs": self.graph == "tree", "coordinate_descent_tuning": self.tuning}
             if self.pdl:
                 opts["triton.enable_pdl"] = True
-            dopts = dict(opts, max_autotune=True, max_autotune_gemm_backends="ATEN,TRITON") if self.max_autotune else opts
+            dopts = (dict(opts, max_autotune=True, max_autotune_gemm_backends="ATEN,TRITON") if self.max_autotune
+                     else opts)
             self._decode = torch.compile(decode_step, options=dopts, fullgraph=True, dynamic=False)
             if compile_prefill:
                 self._prefill = torch.compile(prefill_step, options=opts, fullgraph=True, dynamic=False)
@@ -258,7 +276,8 @@ class Engine:
             if self.graphs:
                 key = (kind, tuple(t.shape for t in tensors), consts)
                 if key not in self._captured:
-                    self._captured[key] = _Graphed(lambda *a: fn(self.model, *a), tensors, consts)
+                    graphed = _Graphed(lambda *a: fn(self.model, *a), tensors, consts, self._pool)
+                    self._captured[key] = graphed
                 out = self._captured[key](*tensors)
             else:
                 out = fn(self.model, *tensors, *consts)

@@ -110,12 +110,12 @@ def bench_cache(prompt_len: int, gen: int) -> int:
 def switches() -> dict[str, str]:
     """The ``SPENSE_*`` variables in effect that change how a step (or the prefill) runs:
     ``SPENSE_ATTENTION``, ``SPENSE_TUNING``, ``SPENSE_PDL``, ``SPENSE_OPERAND_ONLY``, ``SPENSE_NORM_PARTS``,
-    ``SPENSE_MAX_AUTOTUNE``, every ``SPENSE_FP8_*``, ``SPENSE_ATTN_*``, ``SPENSE_MMASP_*``, ``SPENSE_WGS*`` and
-    ``SPENSE_DENSE_*`` switch (a new one is recorded without a list to update; not the prebuilt extension's path
+    ``SPENSE_MAX_AUTOTUNE``, ``SPENSE_GRAPH``, every ``SPENSE_FP8_*``, ``SPENSE_ATTN_*``, ``SPENSE_MMASP_*``,
+    ``SPENSE_WGS*`` and ``SPENSE_DENSE_*`` switch (a new one is recorded without a list to update; not the prebuilt extension's path
     ``SPENSE_MMASP_SO``) and every ``TORCHINDUCTOR_*`` setting but the cache folder."""
     return {k: v for k, v in sorted(os.environ.items())
             if k in ("SPENSE_ATTENTION", "SPENSE_TUNING", "SPENSE_PDL", "SPENSE_OPERAND_ONLY", "SPENSE_NORM_PARTS",
-                     "SPENSE_MAX_AUTOTUNE")
+                     "SPENSE_MAX_AUTOTUNE", "SPENSE_GRAPH")
             or (k.startswith(("SPENSE_FP8_", "SPENSE_ATTN_", "SPENSE_MMASP_", "SPENSE_WGS", "SPENSE_DENSE_"))
                 and k != "SPENSE_MMASP_SO")
             or (k.startswith("TORCHINDUCTOR_") and k != "TORCHINDUCTOR_CACHE_DIR")}
@@ -397,7 +397,8 @@ def run(model: str, batches=(1, 8), ratios=(0.25,), fp8: bool = False, prompt_le
                    str(m.model.embed_tokens.weight.dtype).replace("torch.", ""), "dense_ratio": ratio,
                    "axis": axis if ratio is not None else None, "whole_share": whole_share(variant), "batch": B,
                    "prompt_len": prompt_len, "gen": gen, "compiled": eng.compiled, "cuda_graph":
-                   eng.compiled or eng.graphs, "prefill_ms": r["prefill_ms"], "step_ms": r["step_ms"],
+                   eng.compiled or eng.graphs, "graph": eng.graph, "prefill_ms": r["prefill_ms"],
+                   "step_ms": r["step_ms"],
                    "step_ms_windows": r["step_ms_windows"], "step_sync_ms": r["step_sync_ms"], "host_ms": r["host_ms"],
                    "attention": eng.attention, "inductor_tuning": eng.tuning, "max_autotune": eng.max_autotune,
                    "attention_fused": m.model.layers[0].self_attn.fused, "inductor_pdl": eng.pdl,
