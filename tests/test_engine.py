@@ -317,7 +317,7 @@ def test_graph_kind_chosen_refused_by_name_and_none_on_cpu(monkeypatch):
         Engine(m, 1, 128)
     monkeypatch.setenv("SPENSE_GRAPH", "plain")
     eng = Engine(m, 1, 128)
-    assert eng.graph is None and not eng.graphs and eng._pool is None
+    assert eng.graph is None and not eng.graphs and eng._pool is None and not eng._plain
 
 
 def test_prefill_runs_the_lm_head_on_the_last_position_only(monkeypatch):

@@ -52,6 +52,9 @@ def test_compiled_step_in_a_plain_graph_same_tokens_as_the_trees(spense):
         got[kind] = eng.generate(prompts, 140).tokens  # past the 128-slot attention bucket
     assert len(eng._captured) == 3  # one prefill, two decode buckets
     assert got["plain"] == got["tree"]
+    eng = Engine(m, 2, 256, compile=True, compile_prefill=False, graph="plain")
+    assert eng.generate(prompts, 4).tokens == [t[:4] for t in got["tree"]]
+    assert [k[0] for k in eng._captured] == ["decode"]  # an eager prefill is not graphed beside a compiled step
 
 
 @pytest.mark.parametrize("M", [1, 8, 300])

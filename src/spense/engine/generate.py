@@ -228,6 +228,9 @@ class Engine:
         self.graphs = cuda_graph and cuda and (not self.compiled or kind == "plain")
         self.graph = "plain" if self.graphs else ("tree" if self.compiled else None)
         self._pool = torch.cuda.graph_pool_handle() if self.graphs else None
+        self._plain: set[str] = set()  # what runs in a plain graph: not an eager prefill beside a compiled step
+        if self.graphs:
+            self._plain = {"decode", "prefill"} if compile_prefill or not self.compiled else {"decode"}
         self.attention = attention or os.environ.get("SPENSE_ATTENTION") or default_attention(model, cuda,
                                                                                               self.compiled)
         if self.attention not in ATTENTION:
@@ -273,7 +276,7 @@ class Engine:
     def _run(self, kind: str, fn: Callable, tensors: tuple, kv_len: int, temperature: float, top_p: float):
         consts = (kv_len, float(temperature), float(top_p))
         with self._attention():
-            if self.graphs:
+            if kind in self._plain:
                 key = (kind, tuple(t.shape for t in tensors), consts)
                 if key not in self._captured:
                     graphed = _Graphed(lambda *a: fn(self.model, *a), tensors, consts, self._pool)
