@@ -40,7 +40,7 @@ def test_spense_bytes_below_dense_and_compiled_tokens():
 @pytest.mark.parametrize("spense", [False, True])
 def test_compiled_step_in_a_plain_graph_same_tokens_as_the_trees(spense):
     """``graph="plain"``: the compiled steps captured in plain CUDA graphs of one pool (a prefill and two
-    attention-length buckets) give the tokens and logits of Inductor's graph trees, and queue faster."""
+    attention-length buckets) give the tokens of Inductor's graph trees, with a compiled prefill or an eager one."""
     m = load("qwen3-tiny", torch.device("cuda"), torch.bfloat16).model
     if spense:
         sparsify(m, 0.25, block=64)

@@ -111,8 +111,8 @@ def switches() -> dict[str, str]:
     """The ``SPENSE_*`` variables in effect that change how a step (or the prefill) runs:
     ``SPENSE_ATTENTION``, ``SPENSE_TUNING``, ``SPENSE_PDL``, ``SPENSE_OPERAND_ONLY``, ``SPENSE_NORM_PARTS``,
     ``SPENSE_MAX_AUTOTUNE``, ``SPENSE_GRAPH``, every ``SPENSE_FP8_*``, ``SPENSE_ATTN_*``, ``SPENSE_MMASP_*``,
-    ``SPENSE_WGS*`` and ``SPENSE_DENSE_*`` switch (a new one is recorded without a list to update; not the prebuilt extension's path
-    ``SPENSE_MMASP_SO``) and every ``TORCHINDUCTOR_*`` setting but the cache folder."""
+    ``SPENSE_WGS*`` and ``SPENSE_DENSE_*`` switch (a new one is recorded without a list to update; not the prebuilt
+    extension's path ``SPENSE_MMASP_SO``) and every ``TORCHINDUCTOR_*`` setting but the cache folder."""
     return {k: v for k, v in sorted(os.environ.items())
             if k in ("SPENSE_ATTENTION", "SPENSE_TUNING", "SPENSE_PDL", "SPENSE_OPERAND_ONLY", "SPENSE_NORM_PARTS",
                      "SPENSE_MAX_AUTOTUNE", "SPENSE_GRAPH")
