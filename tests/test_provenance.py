@@ -2,8 +2,10 @@
 and the same whether read from the files or from a git commit, so that ``commits_with`` finds the
 commit a result row's ``src_digest`` came from."""
 
+import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -63,3 +65,24 @@ def test_current_commit_prefers_the_variable(monkeypatch):
         assert short == full == "unknown"
     else:
         assert len(short) >= 7 and full.startswith(short) and len(full) == 40
+
+
+def test_numerics_digest_repeats_and_tells_kernels_that_add_in_another_order_apart():
+    """The digest is the same on a second call, and another vector width of torch's CPU kernels (which sums in
+    another order) gives another one."""
+    import torch
+
+    from spense.provenance import numerics_digest
+
+    d = numerics_digest()
+    assert len(d) == 12 and d == numerics_digest()
+    if torch.backends.cpu.get_cpu_capability() == "DEFAULT":
+        pytest.skip("this CPU has no vector width beyond torch's default kernels")
+    code = "from spense.provenance import numerics_digest; print(numerics_digest())"
+    got = {}
+    for cap in ("default", torch.backends.cpu.get_cpu_capability().lower()):
+        env = {**os.environ, "ATEN_CPU_CAPABILITY": cap, "OMP_NUM_THREADS": str(torch.get_num_threads()),
+               "PYTHONPATH": str(SRC.parent)}
+        got[cap] = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                  check=True).stdout.strip()
+    assert got["default"] != got[torch.backends.cpu.get_cpu_capability().lower()]

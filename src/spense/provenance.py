@@ -7,6 +7,8 @@ actually ran:
     digest = sha256 over the files under ``src/spense`` with a suffix in SUFFIXES, in path order,
              of (relative path, NUL, size, NUL, bytes)  ->  the first 12 hex digits
 
+:func:`numerics_digest` tells machines whose CPU kernels add floats in another order apart.
+
 ``python -m spense.provenance`` prints the digest of this checkout; ``python -m spense.provenance
 DIGEST`` walks the git history (newest first) and prints the commits whose ``src/spense`` has it.
 """
@@ -76,6 +78,31 @@ def commits_with(digest: str, repo: Path | None = None, limit: int = 200) -> lis
     repo = Path(repo) if repo is not None else SRC.parent.parent
     shas = _git(repo, "rev-list", f"--max-count={limit}", "HEAD").decode().split()
     return [s[:7] for s in shas if commit_digest(repo, s) == digest]
+
+
+def numerics_digest() -> str:
+    """The digest of this machine's float32 CPU arithmetic on the OBS prune's operations, on fixed inputs:
+    ``H = X X^T / n``, ``L = chol(H + 0.01 I)``, ``H^-1`` from ``L``, ``L^-1 W^T``, ``Y = W H^-1``, a long sum, and
+    the forward's softmax, SiLU and RMS norm of ``Y``.
+
+    The kernels torch and its BLAS pick for the CPU (and the thread count) set the order of the sums.  A prune with
+    near-tie 2:4 choices reproduces bit for bit only where that order is the same, so ``spense demo`` records this
+    next to its numbers, and the published demo's test pins them only on a machine of the same digest."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(576, 512, generator=g), torch.randn(384, 576, generator=g)
+    h = x @ x.T / x.shape[1]
+    lo = torch.linalg.cholesky(h + 0.01 * torch.eye(h.shape[0]))
+    hinv = torch.cholesky_inverse(lo)
+    y = w @ hinv
+    outs = (h, lo, hinv, torch.linalg.solve_triangular(lo, w.T, upper=False), y,
+            torch.randn(1 << 16, generator=g).sum(), torch.softmax(y, -1), torch.nn.functional.silu(y),
+            y * torch.rsqrt((y * y).mean(-1, keepdim=True)))
+    d = hashlib.sha256()
+    for t in outs:
+        d.update(t.contiguous().numpy().tobytes())
+    return d.hexdigest()[:12]
 
 
 def main(argv=None) -> int:

@@ -17,6 +17,7 @@ from spense.cli.app import _bars, _out_console, app, handle_errors, literal
 from spense.cli.common import (MODEL_SOURCES, SEQUENTIAL_HELP, Sequential, check_min, load_any,
                                refuse_packed, summary_rows)
 from spense.errors import InputError
+from spense.provenance import numerics_digest
 
 
 @app.command()
@@ -396,7 +397,7 @@ def demo(
             "nsamples": nsamples, "seqlen": seqlen, "eval_windows": int(eval_w.shape[0]), "seed": seed,
             "block": block, "device": str(dev), "quick": quick, "sequential": sequential.value, "torch": torch.__version__,
             "spense": __version__, "cpu_threads": torch.get_num_threads(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "numerics": numerics_digest(),
             "command": " ".join(["spense", *sys.argv[1:]]),
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": rows, "seconds": total + earlier,
             "resumed": [r["method"] for r in resumed], "resumed_seconds": earlier,
