@@ -225,11 +225,11 @@ class Engine:
         if kind not in GRAPHS:
             raise InputError(f"graph must be one of {', '.join(GRAPHS)}, got {kind!r}")
         # a plain graph per bucket: the eager step's, or the compiled step's where asked for
-        self.graphs = cuda_graph and cuda and (not self.compiled or kind == "plain")
-        self.graph = "plain" if self.graphs else ("tree" if self.compiled else None)
-        self._pool = torch.cuda.graph_pool_handle() if self.graphs else None
+        plain = cuda_graph and cuda and (not self.compiled or kind == "plain")
+        self.graph = "plain" if plain else ("tree" if self.compiled else None)
+        self._pool = torch.cuda.graph_pool_handle() if plain else None
         self._plain: set[str] = set()  # what runs in a plain graph: not an eager prefill beside a compiled step
-        if self.graphs:
+        if plain:
             self._plain = {"decode", "prefill"} if compile_prefill or not self.compiled else {"decode"}
         self.attention = attention or os.environ.get("SPENSE_ATTENTION") or default_attention(model, cuda,
                                                                                               self.compiled)
@@ -265,6 +265,11 @@ class Engine:
             if compile_prefill:
                 self._prefill = torch.compile(prefill_step, options=opts, fullgraph=True, dynamic=False)
         self._captured: dict[tuple, _Graphed] = {}
+
+    @property
+    def graphs(self) -> bool:
+        """Whether steps run in plain CUDA graphs of the engine's own (:attr:`graph` ``"plain"``)."""
+        return self.graph == "plain"
 
     def _attention(self):
         if self.attention == "math":
