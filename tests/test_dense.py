@@ -176,6 +176,39 @@ def test_engine_model_runs_plain_linears_through_dense_linear(monkeypatch):
     m2(idx, pos, 128, torch.zeros(1, dtype=torch.long))
     assert set(seen) == dense_shapes(m2) and len(seen) == 7 * a.n_layer + 1
     assert (a.intermediate_size, a.dim) in dense_shapes(m2) and (kv, a.dim) in dense_shapes(m2)
+    # dense_weights: one of the model's own weights per shape, the fused ones where fused
+    from spense.engine.model import dense_weights
+
+    for mm in (m, m2):
+        ws = dense_weights(mm)
+        params = {t.data_ptr() for t in mm.parameters()} | {t.data_ptr() for t in mm.buffers()}
+        fused = {getattr(mod, n).data_ptr() for mod in mm.modules() for n in ("qkv_weight", "gate_up_weight")
+                 if getattr(mod, n, None) is not None}
+        assert set(ws) == dense_shapes(mm) and all(tuple(w.shape) == k for k, w in ws.items())
+        assert all(w.data_ptr() in params | fused for w in ws.values())
+    assert ws[a.vocab_size, a.dim] is m2.lm_head.weight
+
+
+def test_measure_times_the_layers_own_weight_as_one_of_its_copies(monkeypatch):
+    """``measure(weight=...)``: the layer's own weight is one of the rotated copies, so only the rest are made (none
+    where it alone reaches ``min_bytes``); a weight of another shape, dtype or layout is not used."""
+    timed = []
+
+    def fake_time_graph(fns):
+        timed.append([f.__defaults__[0] for f in fns])
+        return 1.0
+
+    monkeypatch.setattr(dense, "time_graph", fake_time_graph)
+    w = torch.randn(32, 64).bfloat16()
+    nbytes = w.numel() * 2
+    assert dense.measure(32, 64, 1, "cpu", kinds=["cublas"], min_bytes=nbytes, weight=w) == {"cublas": 1.0}
+    assert len(timed[-1]) == 1 and timed[-1][0].data_ptr() == w.data_ptr()
+    dense.measure(32, 64, 1, "cpu", kinds=["cublas"], min_bytes=3 * nbytes, weight=w)
+    assert len(timed[-1]) == 3 and timed[-1][0].data_ptr() == w.data_ptr()
+    assert all(c.data_ptr() != w.data_ptr() and c.shape == w.shape for c in timed[-1][1:])
+    for other in (torch.randn(64, 32).bfloat16().t(), w.float(), torch.randn(32, 32).bfloat16(), None):
+        dense.measure(32, 64, 1, "cpu", kinds=["cublas"], min_bytes=nbytes, weight=other)
+        assert len(timed[-1]) == 1 and (other is None or timed[-1][0].data_ptr() != other.data_ptr())
 
 
 @pytest.mark.gpu

@@ -27,7 +27,7 @@ from typing import Callable, Iterator, Sequence
 
 import torch
 
-from spense.engine.model import KV_BLOCK, Transformer, dense_shapes
+from spense.engine.model import KV_BLOCK, Transformer, dense_weights
 from spense.runtime import dense
 from spense.runtime.attention import pdl_capable
 from spense.runtime.fp8 import Fp8Linear
@@ -49,8 +49,8 @@ def plan_decode(model: torch.nn.Module, max_batch: int, fragments: bool = True) 
     """:meth:`SpenseLinear.plan` of every Spense layer for the decode batch buckets up to ``max_batch``
     (``fragments``: x in the kernel's fragment order, built where torch.compile fuses it), and
     :meth:`Fp8Linear.tune` of every FP8 layer that runs (a fused one included), and
-    :func:`spense.runtime.dense.tune` of every plain weight's shape (:func:`~spense.engine.model.dense_shapes`),
-    so that no kernel choice is measured while a step is traced."""
+    :func:`spense.runtime.dense.tune` of every plain weight's shape, given one weight of that shape to time
+    (:func:`~spense.engine.model.dense_weights`), so that no kernel choice is measured while a step is traced."""
     ms = [b for b in (1, 2, 4, 8, 16, 32, 64) if b <= batch_bucket(max_batch)]
     for mod in model.modules():
         if isinstance(mod, SpenseLinear):
@@ -58,8 +58,9 @@ def plan_decode(model: torch.nn.Module, max_batch: int, fragments: bool = True) 
         elif isinstance(mod, Fp8Linear) and not getattr(mod, "_fused", False):
             mod.tune(tuple(ms))
     emb = model.model.embed_tokens.weight
-    for N, K in sorted(dense_shapes(model)):  # every bucket to 64: a short prompt's prefill is such an M too
-        dense.tune(N, K, emb.device, dtype=emb.dtype)
+    weights = dense_weights(model)
+    for N, K in sorted(weights):  # every bucket to 64: a short prompt's prefill is such an M too
+        dense.tune(N, K, emb.device, dtype=emb.dtype, weight=weights[N, K])
 
 
 def pdl_wanted(device: torch.device) -> bool:

@@ -92,19 +92,27 @@ def linear(mod: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return dense_linear(x, mod.weight, mod.bias) if type(mod) is nn.Linear else mod(x)
 
 
-def dense_shapes(model: nn.Module) -> set[tuple[int, int]]:
-    """The ``(N, K)`` of every weight that :func:`linear` or a fused plain projection passes to ``dense_linear``
-    (members of a fused projection left out: they do not run apart)."""
-    out, members = set(), set()
+def dense_weights(model: nn.Module) -> dict[tuple[int, int], torch.Tensor]:
+    """One weight for each ``(N, K)`` that :func:`linear` or a fused plain projection passes to ``dense_linear``
+    (members of a fused projection left out: they do not run apart), the first met in module order."""
+    out: dict[tuple[int, int], torch.Tensor] = {}
+    members = set()
     for mod in model.modules():
         if isinstance(mod, Attention) and mod.qkv_weight is not None:
-            out.add(tuple(mod.qkv_weight.shape))
+            out.setdefault(tuple(mod.qkv_weight.shape), mod.qkv_weight)
             members |= {id(mod.q_proj), id(mod.k_proj), id(mod.v_proj)}
         elif isinstance(mod, MLP) and mod.gate_up_weight is not None:
-            out.add(tuple(mod.gate_up_weight.shape))
+            out.setdefault(tuple(mod.gate_up_weight.shape), mod.gate_up_weight)
             members |= {id(mod.gate_proj), id(mod.up_proj)}
-    out |= {(m.out_features, m.in_features) for m in model.modules() if type(m) is nn.Linear and id(m) not in members}
+    for m in model.modules():
+        if type(m) is nn.Linear and id(m) not in members:
+            out.setdefault((m.out_features, m.in_features), m.weight)
     return out
+
+
+def dense_shapes(model: nn.Module) -> set[tuple[int, int]]:
+    """The ``(N, K)`` of :func:`dense_weights`."""
+    return set(dense_weights(model))
 
 
 def fuse_linears(lins: tuple[nn.Module, ...]) -> tuple[torch.Tensor, torch.Tensor | None] | None:

@@ -112,12 +112,15 @@ def candidates(M: int) -> list[str]:
 
 
 def measure(N: int, K: int, M: int, device, kinds=None, min_bytes: float = 256e6,
-            dtype: torch.dtype = torch.bfloat16) -> dict[str, float]:
-    """ms per call of each kind at this shape (random weights rotated over copies >= ``min_bytes``, past L2: one copy
-    where the weight alone is that large); ``{}`` where the copies do not fit in the device's free memory."""
+            dtype: torch.dtype = torch.bfloat16, weight: torch.Tensor | None = None) -> dict[str, float]:
+    """ms per call of each kind at this shape (weights rotated over copies >= ``min_bytes``, past L2: one copy where
+    the weight alone is that large); ``{}`` where the copies do not fit in the device's free memory.  ``weight``: the
+    layer's own (N, K) weight, one of the copies, so that only the rest are made (none for a weight of
+    ``min_bytes``, such as an LM head, which would otherwise add its size to the setup's peak); the others random."""
     ncop = min(8, math.ceil(min_bytes / (N * K * 2)))
+    own = [weight.detach()] if own_weight(weight, N, K, device, dtype) else []
     try:
-        ws = [torch.randn(N, K, device=device, dtype=dtype) for _ in range(ncop)]
+        ws = own + [torch.randn(N, K, device=device, dtype=dtype) for _ in range(ncop - len(own))]
     except torch.cuda.OutOfMemoryError:
         warnings.warn(f"no memory to measure the dense kinds of {N}x{K}: cuBLAS", RuntimeWarning, stacklevel=2)
         return {}
@@ -134,8 +137,17 @@ def measure(N: int, K: int, M: int, device, kinds=None, min_bytes: float = 256e6
     return times
 
 
-def choose(N: int, K: int, M: int, device, dtype: torch.dtype = torch.bfloat16) -> str:
-    """The kind for this shape and M bucket (module doc)."""
+def own_weight(weight: torch.Tensor | None, N: int, K: int, device, dtype: torch.dtype) -> bool:
+    """Whether :func:`measure` can time ``weight`` itself: an (N, K) ``dtype`` tensor with contiguous rows on
+    ``device``."""
+    dev = torch.device(device)
+    return (weight is not None and tuple(weight.shape) == (N, K) and weight.dtype == dtype and weight.is_contiguous()
+            and weight.device.type == dev.type and device_index(weight.device) == device_index(dev))
+
+
+def choose(N: int, K: int, M: int, device, dtype: torch.dtype = torch.bfloat16,
+           weight: torch.Tensor | None = None) -> str:
+    """The kind for this shape and M bucket (module doc); ``weight`` as :func:`measure` takes it."""
     dev = torch.device(device)
     if dev.type != "cuda" or bucket(M) > MAX_STREAM_M or triton is None:
         return "cublas"
@@ -146,7 +158,7 @@ def choose(N: int, K: int, M: int, device, dtype: torch.dtype = torch.bfloat16) 
         return CHOICES[key]
     if torch.cuda.is_current_stream_capturing() or torch.compiler.is_compiling():
         return "cublas"
-    times = measure(N, K, bucket(M), dev, dtype=dtype)
+    times = measure(N, K, bucket(M), dev, dtype=dtype, weight=weight)
     TIMES[key] = times
     CHOICES[key] = fastest(times)
     return CHOICES[key]
@@ -160,7 +172,8 @@ def fastest(times: dict[str, float]) -> str:
     return best if "cublas" not in times or times["cublas"] > times[best] * MARGIN else "cublas"
 
 
-def kind_for(N: int, K: int, M: int, device: torch.device, dtype: torch.dtype = torch.bfloat16) -> str:
+def kind_for(N: int, K: int, M: int, device: torch.device, dtype: torch.dtype = torch.bfloat16,
+             weight: torch.Tensor | None = None) -> str:
     """:func:`choose`'s kind, kept per device index; inside a trace only what was kept (else ``cublas``), so that a
     compiled step asks the device nothing: :func:`tune` fixes it beforehand."""
     key = (device_index(device), N, K, bucket(M))
@@ -168,21 +181,22 @@ def kind_for(N: int, K: int, M: int, device: torch.device, dtype: torch.dtype = 
     if kind is None:
         if torch.compiler.is_compiling():
             return "cublas"
-        kind = choose(N, K, M, device, dtype)
+        kind = choose(N, K, M, device, dtype, weight)
         if not torch.cuda.is_current_stream_capturing():  # inside a capture only what was kept, not measured
             _KINDS[key] = kind
     return kind
 
 
-def tune(N: int, K: int, device, ms=(1, 2, 4, 8, 16, 32, 64), dtype: torch.dtype = torch.bfloat16
-         ) -> dict[int, str]:
+def tune(N: int, K: int, device, ms=(1, 2, 4, 8, 16, 32, 64), dtype: torch.dtype = torch.bfloat16,
+         weight: torch.Tensor | None = None) -> dict[int, str]:
     """Fix the kind of each M bucket of ``ms`` for an ``(N, K)`` weight of ``dtype`` now (measuring what the table
-    lacks), and make the one-launch split-K's tile counters: call before any capture or compile.  Nothing for a dtype
-    the kernel does not serve (``dense_linear`` runs cuBLAS there)."""
+    lacks; ``weight``: the layer's own, timed as one of :func:`measure`'s copies), and make the one-launch split-K's
+    tile counters: call before any capture or compile.  Nothing for a dtype the kernel does not serve
+    (``dense_linear`` runs cuBLAS there)."""
     dev = torch.device(device)
     if dev.type != "cuda" or not stream_on() or dtype not in (torch.bfloat16, torch.float16):
         return {}
-    out = {bucket(M): kind_for(N, K, M, dev, dtype) for M in ms}
+    out = {bucket(M): kind_for(N, K, M, dev, dtype, weight) for M in ms}
     if not torch.cuda.is_current_stream_capturing():
         tile_counters(dev)
     return out
@@ -211,7 +225,7 @@ def dense_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None
         return F.linear(x, w, b)
     N, K = w.shape
     x2 = x.reshape(-1, K)
-    kind = kind_for(N, K, x2.shape[0], x.device, x.dtype)
+    kind = kind_for(N, K, x2.shape[0], x.device, x.dtype, w)
     if kind == "cublas":
         return F.linear(x, w, b)
     return run_kind(kind, x2, w).reshape(*x.shape[:-1], N)
