@@ -138,8 +138,7 @@ def measure(N: int, K: int, M: int, device, kinds=None, min_bytes: float = 256e6
 
 
 def own_weight(weight: torch.Tensor | None, N: int, K: int, device, dtype: torch.dtype) -> bool:
-    """Whether :func:`measure` can time ``weight`` itself: an (N, K) ``dtype`` tensor with contiguous rows on
-    ``device``."""
+    """Whether :func:`measure` can time ``weight`` itself: a contiguous (N, K) ``dtype`` tensor on ``device``."""
     dev = torch.device(device)
     return (weight is not None and tuple(weight.shape) == (N, K) and weight.dtype == dtype and weight.is_contiguous()
             and weight.device.type == dev.type and device_index(weight.device) == device_index(dev))
