@@ -4,7 +4,7 @@
 
 Builds the variant as ``spense bench`` does (:func:`spense.engine.measure.build_variant`), makes the engine
 (``compile_prefill=False``, as the bench), runs a prefill and 20 decode steps, and prints ``memory_allocated`` after
-each phase; then the blocks still allocated at the end, grouped by the Python frames that allocated them (torch's
+each phase (the peak of the setup, then of the run); then the blocks still allocated at the end, grouped by the Python frames that allocated them (torch's
 memory history), the largest groups first.  Written for results wgsd_2026-12-07 es: under ``SPENSE_GRAPH=plain``
 the engine held 739 MB (dense) and 269 MB (Spense 25 %) more after the run than under Inductor's graph trees.
 """
@@ -40,7 +40,8 @@ def main() -> None:
     mb = lambda: f"{torch.cuda.memory_allocated(dev) / 1e6:.1f} MB"  # noqa: E731
     print(f"{label} {a.variant} graph={a.graph}: weight_bytes {weight_bytes(m)[0] / 1e6:.1f} MB, built {mb()}")
     eng = Engine(m, 1, bench_cache(a.prompt_len, 32), compile=True, compile_prefill=False, graph=a.graph)
-    print(f"engine made {mb()}")
+    print(f"engine made {mb()} (setup peak {torch.cuda.max_memory_allocated(dev) / 1e6:.1f} MB)")
+    torch.cuda.reset_peak_memory_stats(dev)
     prompts = torch.randint(0, m.args.vocab_size, (1, a.prompt_len), generator=torch.Generator().manual_seed(0))
     nxt, _, start, T = eng.prefill(prompts.tolist())
     torch.cuda.synchronize()
@@ -51,7 +52,7 @@ def main() -> None:
             torch.cuda.synchronize()
             print(f"after step {i + 1} {mb()}")
     torch.cuda.synchronize()
-    print(f"after 20 steps {mb()} (peak {torch.cuda.max_memory_allocated(dev) / 1e6:.1f} MB)")
+    print(f"after 20 steps {mb()} (run peak {torch.cuda.max_memory_allocated(dev) / 1e6:.1f} MB)")
     groups: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
     for seg in torch.cuda.memory._snapshot()["segments"]:
         for b in seg["blocks"]:
