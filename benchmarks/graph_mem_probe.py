@@ -4,9 +4,10 @@
 
 Builds the variant as ``spense bench`` does (:func:`spense.engine.measure.build_variant`), makes the engine
 (``compile_prefill=False``, as the bench), runs a prefill and 20 decode steps, and prints ``memory_allocated`` after
-each phase (the peak of the setup, then of the run); then the blocks still allocated at the end, grouped by the Python frames that allocated them (torch's
-memory history), the largest groups first.  Written for results wgsd_2026-12-07 es: under ``SPENSE_GRAPH=plain``
-the engine held 739 MB (dense) and 269 MB (Spense 25 %) more after the run than under Inductor's graph trees.
+each phase (and the peak of the setup, then of the run); then the blocks still allocated at the end, grouped by the
+Python frames that allocated them (torch's memory history), the largest groups first.  Written for results
+wgsd_2026-12-07 es: under ``SPENSE_GRAPH=plain`` the engine held 739 MB (dense) and 269 MB (Spense 25 %) more after
+the run than under Inductor's graph trees (et: cuBLAS workspaces).
 """
 
 from __future__ import annotations
