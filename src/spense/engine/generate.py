@@ -33,7 +33,7 @@ from spense.runtime.attention import pdl_capable
 from spense.runtime.fp8 import Fp8Linear
 from spense.runtime.linear import SpenseLinear
 from spense.runtime.shapes import bucket
-from spense.runtime.timing import fresh_blas_workspaces
+from spense.runtime.timing import capture
 from spense.errors import InputError
 
 PROMPT_BLOCK = 64  # prompts are left-padded to a multiple of this (prefill bucket)
@@ -152,16 +152,8 @@ class _Graphed:
     def __init__(self, fn: Callable, args: tuple, consts: tuple, pool=None):
         self.fn, self.consts = fn, consts
         self.inputs = [a.clone() for a in args]
-        with fresh_blas_workspaces():  # else each graph's warm-up stream keeps a cuBLAS workspace for good
-            s = torch.cuda.Stream()
-            s.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(s):
-                for _ in range(2):
-                    fn(*self.inputs, *consts)
-            torch.cuda.current_stream().wait_stream(s)
-            self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph, pool=pool):
-                self.out = fn(*self.inputs, *consts)
+        run = lambda: fn(*self.inputs, *consts)  # noqa: E731
+        self.graph, self.out = capture(run, lambda: (run(), run()), pool)
 
     def __call__(self, *args):
         for dst, src in zip(self.inputs, args):

@@ -1,8 +1,10 @@
-"""The one CUDA-graph timer of the runtime (kernel choice on first use, autotune, benchmarks)."""
+"""The runtime's CUDA-graph capture (the engine's plain graphs) and its one timer (kernel choice on first use,
+autotune, benchmarks)."""
 
 from __future__ import annotations
 
 import contextlib
+from typing import Any, Callable
 
 import torch
 
@@ -24,28 +26,31 @@ def fresh_blas_workspaces():
         clear()
 
 
+def capture(body: Callable, warm: Callable, pool=None) -> tuple[torch.cuda.CUDAGraph, Any]:
+    """``warm()`` on a side stream, then ``body()`` captured in one CUDA graph (in ``pool`` if given), with the
+    cuBLAS workspaces dropped around both (:func:`fresh_blas_workspaces`): the graph and what ``body`` returned."""
+    with fresh_blas_workspaces():
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            warm()
+        torch.cuda.current_stream().wait_stream(s)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g, pool=pool):  # synchronizes the device first
+            out = body()
+    return g, out
+
+
 def time_graph(fns, reps: int = 4, replays: int = 5, warmup: int = 1) -> float:
     """Median ms per call of ``fns`` (each called ``reps`` times per replay) inside one CUDA graph, over
-    ``replays`` replays, after ``warmup`` eager calls of each on a side stream; no cuBLAS workspace outlives it
-    (:func:`fresh_blas_workspaces`)."""
-    with fresh_blas_workspaces():
-        return _time_graph(fns, reps, replays, warmup)
+    ``replays`` replays, after ``warmup`` eager calls of each on a side stream (:func:`capture`)."""
 
-
-def _time_graph(fns, reps: int, replays: int, warmup: int) -> float:
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for _ in range(warmup):
+    def calls(n: int) -> None:
+        for _ in range(n):
             for f in fns:
                 f()
-    torch.cuda.current_stream().wait_stream(s)
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        for _ in range(reps):
-            for f in fns:
-                f()
+
+    g, _ = capture(lambda: calls(reps), lambda: calls(warmup))
     g.replay()
     torch.cuda.synchronize()
     ts = []
