@@ -139,6 +139,34 @@ def test_load_table(tmp_path):
     assert fp8.CHOICES[("X", "9.0", 64, 32, 16)] == "w8a16:32x256x2x4"
 
 
+def test_measure_times_the_layers_own_fp8_weight_and_scales(monkeypatch):
+    """``measure(weight=, scale=)``: the layer's own e4m3 weight is one of the rotated copies, timed with its own
+    scales, so that only the rest are made (none where it alone reaches ``min_bytes``); a weight of another shape,
+    dtype or layout is not used, and the random copies are finite e4m3."""
+    timed = []
+
+    def fake_time_graph(fns):
+        timed.append([f.__defaults__[0] for f in fns])
+        fns[0]()
+        return 1.0
+
+    scales = []
+    monkeypatch.setattr(fp8, "time_graph", fake_time_graph)
+    monkeypatch.setattr(fp8, "run_kind", lambda kind, x, w, sw, *a, **k: scales.append(sw))
+    wq, s = quantize_weight(torch.randn(32, 64))
+    assert fp8.measure(32, 64, 1, "cpu", kinds=["w8a16"], min_bytes=wq.numel(), weight=wq, scale=s) == {"w8a16": 1.0}
+    assert len(timed[-1]) == 1 and timed[-1][0].data_ptr() == wq.data_ptr() and torch.equal(scales[-1], s)
+    fp8.measure(32, 64, 1, "cpu", kinds=["w8a16"], min_bytes=3 * wq.numel(), weight=wq, scale=s)
+    assert len(timed[-1]) == 3 and timed[-1][0].data_ptr() == wq.data_ptr()
+    assert all(c.data_ptr() != wq.data_ptr() and c.shape == wq.shape and c.dtype == wq.dtype for c in timed[-1][1:])
+    assert all(torch.isfinite(c.float()).all() and c.float().abs().max() > 0 for c in timed[-1][1:])
+    for other in (quantize_weight(torch.randn(64, 32))[0].t(), wq.float(), quantize_weight(torch.randn(32, 32))[0],
+                  None):
+        fp8.measure(32, 64, 1, "cpu", kinds=["w8a16"], min_bytes=wq.numel(), weight=other, scale=s)
+        assert len(timed[-1]) == 1 and (other is None or timed[-1][0].data_ptr() != other.data_ptr())
+        assert not torch.equal(scales[-1], s)  # random scales go with a random weight
+
+
 @pytest.mark.gpu
 @gpu
 def test_gpu_every_fp8_kind_matches_reference():

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from spense.runtime.fp8 import device_key, load_packaged_once
 from spense.runtime.fp8_dense import MAX_DECODE_M, fits, launch_w8a16, tile_counters, triton
-from spense.runtime.shapes import bucket, device_index
+from spense.runtime.shapes import bucket, device_index, own_weight
 from spense.runtime.timing import time_graph
 from spense.runtime.xops import env_flag
 
@@ -135,13 +135,6 @@ def measure(N: int, K: int, M: int, device, kinds=None, min_bytes: float = 256e6
                           stacklevel=2)
     del ws
     return times
-
-
-def own_weight(weight: torch.Tensor | None, N: int, K: int, device, dtype: torch.dtype) -> bool:
-    """Whether :func:`measure` can time ``weight`` itself: a contiguous (N, K) ``dtype`` tensor on ``device``."""
-    dev = torch.device(device)
-    return (weight is not None and tuple(weight.shape) == (N, K) and weight.dtype == dtype and weight.is_contiguous()
-            and weight.device.type == dev.type and device_index(weight.device) == device_index(dev))
 
 
 def choose(N: int, K: int, M: int, device, dtype: torch.dtype = torch.bfloat16,

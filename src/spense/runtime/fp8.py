@@ -51,7 +51,7 @@ from spense.format import check_fp8_weights  # noqa: F401 (re-exported: the FP8 
 from spense.runtime import wgsp
 from spense.runtime.fp8_dense import (DECODE_CONFIGS, EXTRA_CONFIGS, MAX_DECODE_M, PREFILL_CONFIG, default_config,
                                       fits, fp8_w8a16_mm, tile_counters)
-from spense.runtime.shapes import bucket, pad_to
+from spense.runtime.shapes import bucket, own_weight, pad_to
 from spense.runtime.timing import time_graph
 from spense.runtime.xops import f16_operand
 
@@ -332,12 +332,18 @@ def sk_layout(wq: torch.Tensor, sw: torch.Tensor):
 
 
 def measure(N: int, K: int, M: int, device, kinds=None, min_bytes: float = 192e6,
-            out_dtype: torch.dtype = torch.bfloat16) -> dict[str, float]:
-    """ms per call of each kind at this shape (random e4m3 weights rotated over copies >= min_bytes); ``sk``
-    among the default kinds where it serves M (:func:`sk_layout`)."""
+            out_dtype: torch.dtype = torch.bfloat16, weight: torch.Tensor | None = None,
+            scale: torch.Tensor | None = None) -> dict[str, float]:
+    """ms per call of each kind at this shape (e4m3 weights rotated over copies >= min_bytes, past L2); ``sk``
+    among the default kinds where it serves M (:func:`sk_layout`).  ``weight``, ``scale``: the layer's own e4m3
+    (N, K) weight and its (N,) scales, timed as one of the copies so that only the rest are made (none for a weight
+    of ``min_bytes``); the others random, each made from bfloat16 normals (3 bytes an element while it is made)."""
     ncop = max(1, min(8, math.ceil(min_bytes / (N * K))))
-    ws = [(torch.randn(N, K, device=device) * 64).to(FP8_DTYPE) for _ in range(ncop)]
-    sw = torch.rand(N, device=device) + 0.5
+    own = [weight.detach()] if own_weight(weight, N, K, device, FP8_DTYPE) else []
+    ws = own + [torch.randn(N, K, device=device, dtype=torch.bfloat16).mul_(64).to(FP8_DTYPE)
+                for _ in range(ncop - len(own))]
+    sw = (scale.detach().float().contiguous() if own and scale is not None and scale.numel() == N
+          else torch.rand(N, device=device) + 0.5)
     x = torch.randn(M, K, device=device, dtype=out_dtype)
     kinds = list(kinds or candidates(M) + (["sk"] if M <= SK_MAX_M else []))
     if not scaled_mm_fits(ws[0]):  # the W8A8 kinds would only run the weight-only kernel
@@ -364,8 +370,10 @@ def default_kind(N: int, K: int, M: int) -> str:
     return cfg_name(default_config(M, N, K)) if M <= 16 else "nt"
 
 
-def choose(N: int, K: int, M: int, device) -> str:
-    """The kernel for this shape and M bucket (measured once per device, see the module doc)."""
+def choose(N: int, K: int, M: int, device, weight: torch.Tensor | None = None,
+           scale: torch.Tensor | None = None) -> str:
+    """The kernel for this shape and M bucket (measured once per device, see the module doc); ``weight`` and
+    ``scale`` as :func:`measure` takes them."""
     dev = torch.device(device)
     if dev.type != "cuda":
         return "reference"
@@ -378,7 +386,7 @@ def choose(N: int, K: int, M: int, device) -> str:
         return kind
     if torch.cuda.is_current_stream_capturing() or torch.compiler.is_compiling():
         return default_kind(N, K, M)
-    times = measure(N, K, bucket(M), dev)
+    times = measure(N, K, bucket(M), dev, weight=weight, scale=scale)
     TIMES[key] = times
     CHOICES[key] = min(times, key=times.get) if times else "nt"
     return CHOICES[key]
@@ -437,7 +445,8 @@ class Fp8Linear(nn.Module):
             if b not in self.choice:
                 if torch.compiler.is_compiling():  # a bucket that tune() left out: no device query in a trace
                     return default_kind(self.out_features, self.in_features, M)
-                self.choice[b] = choose(self.out_features, self.in_features, M, self.weight.device)
+                self.choice[b] = choose(self.out_features, self.in_features, M, self.weight.device,
+                                       weight=self.weight, scale=self.scale)
             kind = self.choice[b]
         return kind if kind != "sk" or self._sk_ready(M) else default_kind(self.out_features, self.in_features, M)
 

@@ -4,7 +4,7 @@
 (``bucket(0) = bucket(1) = 1``).  Every per-M decision of the runtime (measured backend choice,
 kernel launch configuration, the ``auto`` table) is keyed by this bucket.  ``DECODE_MAX_M``: the decode kernels'
 range of M (above it: the prefill path).  ``device_index(device)``: the index that per-device state (workspaces,
-counters, kept kernel choices) is keyed by.
+counters, kept kernel choices) is keyed by.  ``own_weight(...)``: whether a kernel timing may time a layer's own weight.
 """
 
 from __future__ import annotations
@@ -32,3 +32,10 @@ def device_index(device: torch.device) -> int:
     if device.index is not None:
         return device.index
     return torch.cuda.current_device() if device.type == "cuda" else 0
+
+
+def own_weight(weight: torch.Tensor | None, N: int, K: int, device, dtype: torch.dtype) -> bool:
+    """Whether a kernel timing can time ``weight`` itself: a contiguous (N, K) ``dtype`` tensor on ``device``."""
+    dev = torch.device(device)
+    return (weight is not None and tuple(weight.shape) == (N, K) and weight.dtype == dtype and weight.is_contiguous()
+            and weight.device.type == dev.type and device_index(weight.device) == device_index(dev))
