@@ -1,5 +1,6 @@
-"""Every module of src/spense imports in a fresh interpreter; the import graph has no circle; nothing
-imports the CLI; the engine does not import the report module; the wheel ships every kernel source."""
+"""Every module of src/spense imports in a fresh interpreter; the import graph has no circle; imports go down the
+floors of docs/design.md only; nothing imports the CLI; the engine does not import the report module; the wheel
+ships every kernel source."""
 
 import ast
 import subprocess
@@ -93,6 +94,48 @@ def test_nothing_imports_the_cli_and_the_engine_not_the_report():
     eng = sorted(n for n, deps in g.items() if n.startswith("spense.engine") and "spense.report" in deps)
     assert not eng, eng
     assert "spense.engine.model" in g and "spense.runtime.linear" in g["spense.engine.load"]
+
+
+# docs/design.md's floors, lowest first; a module may import its own floor and those below, never one above
+FLOORS = (
+    {"spense", "spense.errors"},
+    {"spense.registry", "spense.format", "spense.masks", "spense.hessian", "spense.solver", "spense.sweep_graphs",
+     "spense.selection", "spense.methods", "spense.allocate"},
+    {"spense.hf", "spense.side_files", "spense.hostmem", "spense.capture", "spense.resume", "spense.pipeline",
+     "spense.models", "spense.weights", "spense.gguf_source", "spense.sensitivity", "spense.dense_layers",
+     "spense.log", "spense.data", "spense.evaluate", "spense.provenance", "spense.atomic", "spense.io"},
+    {"spense.runtime"},
+    {"spense.engine", "spense.report"},
+    {"spense.cli"},
+)
+
+
+def floor_of(name: str) -> int:
+    """The floor of module ``name`` (a package's submodules share its floor); ``ValueError`` for a module no floor
+    names, so that a new module is placed on purpose."""
+    for i, names in enumerate(FLOORS):
+        if name in names or any(name.startswith(n + ".") for n in names if n != "spense"):
+            return i
+    raise ValueError(f"{name} is on no floor: add it to FLOORS (and to docs/design.md)")
+
+
+def upward_imports(g: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{n} -> {d}" for n, deps in g.items() for d in deps if floor_of(d) > floor_of(n))
+
+
+def test_upward_import_finder():
+    assert upward_imports({"spense.solver": {"spense.runtime.linear", "spense.format"}}) == [
+        "spense.solver -> spense.runtime.linear"]
+    assert upward_imports({"spense.engine.model": {"spense.runtime.linear", "spense.io", "spense.report"}}) == []
+    with pytest.raises(ValueError, match="spense.newthing is on no floor"):
+        floor_of("spense.newthing")
+
+
+def test_imports_go_down_the_floors_only():
+    """Lazy imports count too: a math module importing the runtime inside a function is still an upward import."""
+    g = graph()
+    assert all(floor_of(n) >= 0 for n in g)
+    assert not upward_imports(g), upward_imports(g)
 
 
 def test_every_module_imports_in_a_fresh_interpreter():
