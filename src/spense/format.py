@@ -51,14 +51,16 @@ def dense_count(dim: int, ratio: float, block: int = DEFAULT_BLOCK) -> int:
 
 
 def nm_group_nonzeros(w: torch.Tensor, m: int = 4) -> torch.Tensor:
-    """Nonzero count of every aligned group of ``m`` consecutive entries along the last dim."""
+    """Nonzero count of every aligned group of ``m`` consecutive entries along the last dim:
+    ``c[..., g] = Σ_{j<m} [w[..., g·m + j] ≠ 0]``."""
     if w.shape[-1] % m:
         raise FormatError(f"last dimension {w.shape[-1]} is not a multiple of {m}")
     return (w != 0).reshape(*w.shape[:-1], w.shape[-1] // m, m).sum(-1)
 
 
 def is_nm(w: torch.Tensor, n: int = 2, m: int = 4) -> bool:
-    """True when every aligned group of ``m`` along the last dim has at most ``n`` nonzeros."""
+    """True when every aligned group of ``m`` along the last dim has at most ``n`` nonzeros:
+    ``∀ g: c[..., g] ≤ n`` with ``c`` from :func:`nm_group_nonzeros` (an empty ``w`` is N:M)."""
     if w.numel() == 0:
         return True
     return bool((nm_group_nonzeros(w, m) <= n).all())
@@ -214,7 +216,7 @@ class SpenseLayout:
 
 
 def density(w: torch.Tensor) -> float:
-    """Measured fraction of nonzero entries of ``w``."""
+    """Measured fraction of nonzero entries of ``w``: ``nnz(w) / max(1, numel(w))``."""
     return float((w != 0).sum()) / max(1, w.numel())
 
 
@@ -284,6 +286,7 @@ class PackedSpense:
         return self.values.device
 
     def nbytes(self) -> int:
+        """Bytes the packed tensors hold: ``Σ_t numel(t) · element_size(t)`` over values, meta, dense and scale."""
         t = [self.values, self.meta, self.dense] + ([self.scale] if self.scale is not None else [])
         return sum(x.numel() * x.element_size() for x in t)
 

@@ -83,7 +83,8 @@ def column_salience(W: torch.Tensor, H: torch.Tensor, salience: str = "obs-col",
 
 def trial_prune(W: torch.Tensor, H: torch.Tensor, *, n: int = 2, m: int = 4, blocksize: int = 128,
                 percdamp: float = 0.01, name: str = "") -> PruneResult:
-    """Pure N:M OBS pass (no dense region) with per-entry losses, used for ranking."""
+    """Pure N:M OBS pass (no dense region) with per-entry losses, used for ranking: ``entry_loss[i, j] =
+    (w_ij - q_ij)² / U_jj² / 2`` as the sweep meets column ``j`` (:mod:`spense.solver`; 0 where kept)."""
     return obs_prune(W, H, n=n, m=m, blocksize=blocksize, percdamp=percdamp, name=name,
                      return_entry_loss=True)
 
