@@ -168,6 +168,25 @@ def test_bench_out_check_accepts_a_new_folder_and_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_bench_out_never_replaces_a_file_of_the_users(tmp_path):
+    """``--out`` may hold an earlier ``spense bench`` report of ``--name`` (replaced), never another file of that
+    name (refused, naming it, and left as it was)."""
+    from spense.cli.bench import check_report_files
+
+    check_report_files(tmp_path, "e2e_engine")  # nothing there yet
+    (tmp_path / "e2e_engine.json").write_text(json.dumps([{"variant": "dense", "step_ms": 1.0, "batch": 1}]))
+    (tmp_path / "e2e_engine.md").write_text("| earlier |")
+    check_report_files(tmp_path, "e2e_engine")  # an earlier report: its files are replaced
+    for name, text in (("mine", '{"my": "data"}'), ("rows", '[{"variant": "dense"}]'), ("bad", "{")):
+        (tmp_path / f"{name}.json").write_text(text)
+        with pytest.raises(InputError, match=f"{name}.json exists and is not an earlier `spense bench` report's"):
+            check_report_files(tmp_path, name)
+        assert (tmp_path / f"{name}.json").read_text() == text
+    (tmp_path / "plot.png").write_bytes(b"mine")
+    with pytest.raises(InputError, match="plot.png exists and is not an earlier"):
+        check_report_files(tmp_path, "plot")
+
+
 def test_bad_shape_name():
     with pytest.raises(InputError):
         measure.run("qwen3-tiny[:9]", batches=(1,), device="cpu", log=lambda m: None)

@@ -390,3 +390,20 @@ def test_out_given_with_an_unexpanded_home(tiny_llama_dir, tiny_text_file, tmp_p
     res = _run("prune", tiny_llama_dir, "--out=~/p", "--calib", tiny_text_file, "--packed", *SMALL)
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p"] and not (tmp_path / ".." / "~").exists()
+
+
+@pytest.mark.parametrize("opt", ["--calib", "--eval"])
+def test_prune_overwrite_never_deletes_its_own_input_text(opt, tiny_llama_dir, tiny_text_file, tmp_path):
+    """A text the run reads, kept inside the checkpoint that --overwrite would replace: refused in one line before
+    any work, the text and the checkpoint left as they were."""
+    out = tmp_path / "ck"
+    assert _run("prune", tiny_llama_dir, "--out", out, "--calib", tiny_text_file, *SMALL).exit_code == 0
+    inside = out / "text.txt"
+    shutil.copy(tiny_text_file, inside)
+    before = {p.name: _digest(p) for p in out.iterdir()}
+    calib = inside if opt == "--calib" else tiny_text_file
+    extra = ("--eval", inside) if opt == "--eval" else ()
+    _assert_error(_run("prune", tiny_llama_dir, "--out", out, "--calib", calib, *extra, *SMALL, "--overwrite"),
+                  rf"^error: {opt} .*text.txt is inside the output .*ck, which the run writes; move it or choose "
+                  "another --out$")
+    assert {p.name: _digest(p) for p in out.iterdir()} == before

@@ -225,13 +225,14 @@ def test_source_dir_untouched(pruned, tiny_llama_dir, tmp_path):
 
 def test_out_exists_overwrite(pruned, ckpt, tiny_llama_dir):
     model, manifest = pruned
-    (ckpt / "stale.txt").write_text("old")
+    stale = ckpt / "model-00002-of-00002.safetensors"  # an earlier run's shard: a checkpoint's own kind of file
+    stale.write_bytes(b"old")
     with pytest.raises(CheckpointError, match="already exists.*--overwrite"):
         io.save_checkpoint(model, tiny_llama_dir, ckpt, manifest)
-    assert (ckpt / "stale.txt").exists()
+    assert stale.exists()
     m2 = dict(manifest, method="changed")
     assert io.save_checkpoint(model, tiny_llama_dir, ckpt, m2, overwrite=True) == ckpt
-    assert not (ckpt / "stale.txt").exists()
+    assert not stale.exists()
     assert io.validate_checkpoint(ckpt)["method"] == "changed"
     assert sorted(p.name for p in ckpt.parent.iterdir()) == ["out"]  # no temp / old dirs left
 
@@ -244,6 +245,22 @@ def test_overwrite_refuses_foreign_dir(pruned, tiny_llama_dir, tmp_path):
     with pytest.raises(CheckpointError, match="not a Spense checkpoint"):
         io.save_checkpoint(model, tiny_llama_dir, foreign, manifest, overwrite=True)
     assert (foreign / "thesis.tex").read_text() == "precious"
+
+
+def test_overwrite_refuses_a_checkpoint_holding_files_of_the_users(pruned, ckpt, tiny_llama_dir, tmp_path):
+    """``--overwrite`` replaces a Spense checkpoint, never a file no checkpoint writes (named in the message), nor
+    an input of the run inside the output."""
+    model, manifest = pruned
+    assert io.foreign_files(ckpt) == []
+    (ckpt / "notes.txt").write_text("mine")
+    (ckpt / "valid.txt").write_text("calibration")
+    with pytest.raises(CheckpointError, match=r"holds files a Spense checkpoint does not \(notes.txt, valid.txt\)"):
+        io.save_checkpoint(model, tiny_llama_dir, ckpt, manifest, overwrite=True)
+    assert (ckpt / "notes.txt").read_text() == "mine" and (ckpt / "valid.txt").read_text() == "calibration"
+    with pytest.raises(CheckpointError, match=r"^--calib .*valid.txt is inside the output .*; move it or choose"):
+        io.check_out_dir(tiny_llama_dir, ckpt, True, inputs={"--calib": ckpt / "valid.txt", "--eval": None})
+    other = tmp_path / "elsewhere.txt"
+    io.check_out_dir(tiny_llama_dir, tmp_path / "new", True, inputs={"--calib": other})  # outside: fine
 
 
 def test_refuses_out_in_source(pruned, tiny_llama_dir, tmp_path):

@@ -38,13 +38,11 @@ from spense.atomic import fsync_dir, plain_mode, recover_stale, swap_in
 from spense.errors import CheckpointError, FormatError, InputError
 from spense.format import PackedSpense, SpenseLayout, density, unpack
 from spense.log import progress as progress_bar
+from spense.outdir import HF_WEIGHT_NAMES, MANIFEST, check_out_dir, check_writable, foreign_files  # noqa: F401
 from spense.side_files import copy_side_files
 
-MANIFEST = "spense.json"
 FORMAT_NAME = "spense"
 FORMAT_VERSION = 1
-#: what ``save_pretrained`` writes and ``from_pretrained`` reads: one file, or the index of its shards
-HF_WEIGHT_NAMES = ("model.safetensors", "model.safetensors.index.json")
 
 
 # -- model directories ------------------------------------------------------------------------
@@ -147,52 +145,6 @@ def _check_tensor(f: Path, tname: str, t: torch.Tensor, hashes: dict, expected: 
 
 
 # -- writing ----------------------------------------------------------------------------------
-def check_out_dir(source: Path, out: Path, overwrite: bool, flag: str = "--out") -> None:
-    """Refuse an output dir that is (inside) the source, contains it, or exists (unless ``overwrite``
-    and it is a Spense checkpoint), or cannot be written (:func:`check_writable`). Paths are compared
-    resolved; ``flag`` is the option the messages name."""
-    source, out = Path(source).expanduser().resolve(), Path(out).expanduser().resolve()
-    if out == source or out.is_relative_to(source):
-        raise CheckpointError(
-            f"output {out} is the source model directory or inside it; choose another {flag}"
-        )
-    if source.is_relative_to(out):
-        raise CheckpointError(f"output {out} contains the source model {source}; choose another {flag}")
-    if out.exists() or out.is_symlink():
-        if not overwrite:
-            raise CheckpointError(f"output {out} already exists; pass --overwrite to replace it")
-        if not out.is_dir():
-            raise CheckpointError(f"output {out} exists and is not a directory; remove it first")
-        if any(out.iterdir()) and not (out / MANIFEST).is_file():
-            raise CheckpointError(
-                f"output {out} exists and is not a Spense checkpoint (no {MANIFEST}); refusing to "
-                f"replace it, remove it yourself if you mean it"
-            )
-    check_writable(out, "output")
-
-
-def check_writable(path: str | os.PathLike, what: str, kind: str = "dir", inside: bool = False) -> None:
-    """Refuse, before any work, an output ``path`` that cannot be written: an existing ``path`` of the wrong
-    ``kind`` ("dir" or "file"), or a nearest existing folder above it (``inside``: from ``path`` itself, for a
-    folder whose files are written into it as it is) that is not a directory or in which no folder can be
-    made (read-only filesystem, no permission; tried with a temporary folder)."""
-    import tempfile
-
-    path = Path(path).expanduser().absolute()
-    try:
-        if path.exists() and (path.is_dir() != (kind == "dir")):
-            raise InputError(f"cannot write {what} {path}: it exists and is "
-                             + ("not a directory" if kind == "dir" else "a directory"))
-        anc = path if inside else path.parent
-        while not anc.exists() and anc != anc.parent:
-            anc = anc.parent
-        if not anc.is_dir():
-            raise InputError(f"cannot write {what} {path}: {anc} is not a directory")
-        os.rmdir(tempfile.mkdtemp(prefix=".spense-write-check-", dir=anc))
-    except OSError as e:  # no permission to look, read-only filesystem, ...
-        raise InputError(f"cannot write {what} {path}: {e.strerror or e}") from None
-
-
 def _write_manifest(tmp: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     """Hash the written tensors, check the layer records against them, write ``spense.json``."""
     import spense

@@ -372,10 +372,11 @@ def prune_model(
     source = source_of(source if source is not None else model_dir)
     model_dir = resolve_model(model_dir)
     out_dir = Path(out_dir).expanduser().resolve()
-    io.check_out_dir(model_dir, out_dir, overwrite)  # paths only: where a lock could not even be made
+    inputs = {"the calibration text": calib_path}  # a file of the user's that replacing OUT would delete
+    io.check_out_dir(model_dir, out_dir, overwrite, inputs=inputs)  # paths only: where a lock could not be made
     with out_lock(out_dir):  # one run per output: a second prune into OUT would share OUT.partial
         recover_stale(out_dir)  # a killed run's swap undone before the output is checked again, not after the work
-        io.check_out_dir(model_dir, out_dir, overwrite)
+        io.check_out_dir(model_dir, out_dir, overwrite, inputs=inputs)
         calib_path = Path(calib_path) if calib_path is not None else data.default_calib_path()
 
         text = data.read_text(calib_path)

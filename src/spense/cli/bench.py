@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import sys
@@ -124,7 +125,28 @@ def check_options(model: str, batch: str, dense_ratio: str, whole: str, axis: st
         from spense.io import check_writable
 
         check_writable(out, "--out", inside=True)
+        check_report_files(out, name)
     return batches, ratios, shares
+
+
+def check_report_files(out: Path, name: str) -> None:
+    """Refuse to replace ``NAME.json/.md/.png`` in ``out`` unless they are an earlier ``spense bench`` report's: its
+    ``NAME.json`` a list of rows, each with a ``variant`` and a ``step_ms`` (then ``.md`` and ``.png`` are its)."""
+    j = Path(out).expanduser() / f"{name}.json"
+    if j.exists() or j.is_symlink():
+        try:
+            rows = json.loads(j.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            rows = None
+        if isinstance(rows, list) and all(isinstance(r, dict) and {"variant", "step_ms"} <= r.keys() for r in rows):
+            return
+        bad = j
+    else:
+        bad = next((p for p in (j.with_suffix(".md"), j.with_suffix(".png")) if p.exists() or p.is_symlink()), None)
+        if bad is None:
+            return
+    raise InputError(f"--out {out}: {bad.name} exists and is not an earlier `spense bench` report's; remove it, or "
+                     "choose another --name or --out")
 
 
 @app.command("bench")

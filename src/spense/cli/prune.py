@@ -176,15 +176,17 @@ def prune(
     model_dir = resolve_model(model)
     refuse_packed(model_dir, "prune")
     eval_ids = _eval_ids(model_dir, eval_text, seqlen) if eval_text is not None else None
+    from spense.io import check_out_dir
+
+    inputs = {"--calib": calib, "--eval": eval_text}  # files of the run's that replacing OUT would delete
+    check_out_dir(model_dir, out, overwrite, inputs=inputs)  # fail before the work, not after
     if packed:
         from spense.atomic import recover_stale
-        from spense.io import check_out_dir
 
-        check_out_dir(model_dir, out, overwrite)  # fail before the work, not after
     with out_lock(out) if packed else contextlib.nullcontext():  # --packed: OUT is this run's from the start
         if packed:
             recover_stale(out.resolve())
-            check_out_dir(model_dir, out, overwrite)  # again, with a swap stopped halfway undone
+            check_out_dir(model_dir, out, overwrite, inputs=inputs)  # again, with a swap stopped halfway undone
         # --packed: prune into OUT.unpacked (resumable under a fixed name), then pack into OUT
         target = out.with_name(out.name + ".unpacked") if packed else out
         if packed and target.exists() and not overwrite:  # a folder of the user's, or an earlier run's whole prune
