@@ -126,6 +126,8 @@ def test_switches_recorded(monkeypatch):
     (["qwen3-tiny", "--batch", "8,1,8"], "--batch: 8 listed twice"),
     (["qwen3-tiny", "--dense-ratio", "0.25,0.25"], "--dense-ratio: 0.25 listed twice"),
     (["qwen3-tiny", "--check-tokens", "-1"], "--check-tokens must be >= 0"),
+    (["qwen3-tiny", "--gen", "4"], "--gen must be >= 5 (the step is timed over the tokens after the first few), got 4"),
+    (["qwen3-tiny", "--prompt-len", "0"], "--prompt-len must be >= 1, got 0"),
     (["qwen3-tiny[:9]"], "qwen3-tiny has 2 layers"),
     (["nomodel"], "built-in shape (qwen3-8b, qwen3-32b, qwen3-32b[:16], qwen3-tiny"),
     (["CKPT"], "is a Spense checkpoint; spense bench prunes a dense model itself"),

@@ -407,3 +407,35 @@ def test_prune_overwrite_never_deletes_its_own_input_text(opt, tiny_llama_dir, t
                   rf"^error: {opt} .*text.txt is inside the output .*ck, which the run writes; move it or choose "
                   "another --out$")
     assert {p.name: _digest(p) for p in out.iterdir()} == before
+
+
+@pytest.mark.parametrize("damage", ["weights", "manifest"])
+def test_a_damaged_checkpoint_is_not_pruned_as_a_source(damage, tiny_llama_dir, tiny_text_file, tmp_path):
+    """A Spense checkpoint given as the model to prune (or to the demo) is checked as ``spense validate`` checks it:
+    a changed tensor or a cut manifest is refused in one line, before any work and with no output."""
+    ck = tmp_path / "ck"
+    assert _run("prune", tiny_llama_dir, "--out", ck, "--calib", tiny_text_file, *SMALL).exit_code == 0
+    if damage == "weights":
+        st = ck / "model.safetensors"
+        raw = bytearray(st.read_bytes())
+        raw[-3:] = bytes(b ^ 0xFF for b in raw[-3:])
+        st.write_bytes(bytes(raw))
+        want = r"does not match its SHA-256"
+    else:
+        mf = ck / "spense.json"
+        mf.write_text(mf.read_text()[:200])
+        want = r"spense\.json"
+    _assert_error(_run("prune", ck, "--out", tmp_path / "o", "--calib", tiny_text_file, *SMALL), want)
+    _assert_error(_run("demo", "--quick", "--model", ck, "--calib", tiny_text_file, "--text", tiny_text_file,
+                       "--device", "cpu", "-q"), want)
+    assert not (tmp_path / "o").exists()
+
+
+def test_axis_rows_without_a_strategy_names_the_strategies_that_place_rows(tiny_llama_dir, tiny_text_file, tmp_path):
+    """``--axis rows`` alone: the default strategy (salience-cols) keeps columns, so the message names the ones that
+    place rows instead of blaming a strategy the user never gave."""
+    _assert_error(_run("prune", tiny_llama_dir, "--out", tmp_path / "o", "--calib", tiny_text_file, "--method",
+                       "spense", "--axis", "rows", *SMALL),
+                  r"^error: --axis rows needs a --strategy that places rows \(loss-rows, random, first\): the default "
+                  "strategy, salience-cols, keeps columns$")
+    assert not (tmp_path / "o").exists()

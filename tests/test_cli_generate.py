@@ -63,8 +63,10 @@ def test_generate_cli_bad_input_one_line(tiny_llama_dir, tmp_path):
              (["--prompts-file", str(tmp_path)], "is a directory"),
              (["--prompts-file", str(tmp_path / "none.txt")], "does not exist"),
              (["-p", "   "], "empty prompt"),
-             (["-p", "x", "-t", "nan"], "finite --temperature"),
-             (["-p", "x", "-t", "-1"], "finite --temperature"),
+             (["-p", "x", "-t", "nan"], "--temperature must be a finite number >= 0 (0: greedy), got nan"),
+             (["-p", "x", "-t", "-1"], "--temperature must be a finite number >= 0 (0: greedy), got -1"),
+             (["-p", "x", "-t", "0.7", "--top-p", "1.5"], "--top-p must be in (0, 1], got 1.5"),
+             (["-p", "x", "-t", "0.7", "--top-p", "0"], "--top-p must be in (0, 1], got 0"),
              (["-p", "x", "--max-len", "0"], "--max-len must be >= 1"),
              (["-p", words, "--max-len", "4", "-n", "4"], "new tokens do not fit --max-len 4"),
              (["-p", "x", "-n", "193"], "193 new tokens do not fit the model's 256 positions: at most 192")]

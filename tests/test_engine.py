@@ -376,6 +376,14 @@ def test_eos_ids_join_the_tokenizers_eos_and_the_generation_configs(tmp_path):
     assert _eos_ids(tmp_path, tok) == [2, 128001, 128009]
     (tmp_path / "generation_config.json").write_text('{"eos_token_id": 7}')
     assert _eos_ids(tmp_path, SimpleNamespace(eos_token_id=None)) == [7]
+    for broken in ('{"eos_token_id": [1', "[3]"):  # cut short: said; valid JSON of another shape: nothing to add
+        (tmp_path / "generation_config.json").write_text(broken)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            assert _eos_ids(tmp_path, tok) == [2]
+        said = [str(w.message) for w in seen]
+        assert (len(said) == 1 and "is not readable JSON" in said[0] and "eos_token_id is ignored" in said[0]) \
+            if broken.startswith("{") else said == []
 
 
 def test_fp8_dense_projections_fuse_same_logits_same_bytes():

@@ -104,8 +104,10 @@ def check_options(model: str, batch: str, dense_ratio: str, whole: str, axis: st
                   out: Optional[Path], name: str = "e2e_engine",
                   check_tokens: int = 32) -> tuple[list[int], list[float], list[float]]:
     """Every option checked before any model is built: ``(batch sizes, dense ratios, whole-layer shares)``."""
-    if gen < 5 or prompt_len < 1:
-        raise InputError("need --gen >= 5 and --prompt-len >= 1")
+    if gen < 5:
+        raise InputError(f"--gen must be >= 5 (the step is timed over the tokens after the first few), got {gen}")
+    if prompt_len < 1:
+        raise InputError(f"--prompt-len must be >= 1, got {prompt_len}")
     if check_tokens < 0:
         raise InputError(f"--check-tokens must be >= 0 (0: no token check), got {check_tokens}")
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):

@@ -14,8 +14,8 @@ import typer
 
 from spense import __version__
 from spense.cli.app import _bars, _out_console, app, handle_errors, literal
-from spense.cli.common import (MODEL_SOURCES, SEQUENTIAL_HELP, Sequential, check_min, load_any,
-                               refuse_packed, summary_rows)
+from spense.cli.common import (MODEL_SOURCES, SEQUENTIAL_HELP, Sequential, check_min, check_source,
+                               load_any, summary_rows)
 from spense.errors import InputError
 from spense.provenance import numerics_digest
 
@@ -317,7 +317,7 @@ def demo(
 
     model = model if model is not None else data.default_model()
     model_dir = resolve_model(model)
-    refuse_packed(model_dir, "demo")
+    check_source(model_dir, "demo")
     calib_path = calib if calib is not None else data.default_calib_path()
     text_path = text if text is not None else data.default_eval_path()
     if json_path is not None:  # outputs checked before the work, not after

@@ -45,18 +45,24 @@ def load_any(model: str, device, dtype=None):
     return load_model(model_dir, dtype).to(device), model_dir
 
 
-def refuse_packed(model_dir: Path, cmd: str) -> None:
-    """A packed checkpoint (``spense pack``) is refused as the model to prune: its linears are not stored as
-    dense weights, so loading it as a Hugging Face model would give random ones."""
+def check_source(model_dir: Path, cmd: str) -> None:
+    """The model to prune, where it is a Spense checkpoint (a ``spense.json`` beside its weights): checked as
+    ``spense validate`` checks it (a damaged one is refused, never pruned as it is), and refused where it is packed
+    (``spense pack``): its linears are not stored as dense weights, so loading it as a Hugging Face model would give
+    random ones."""
     from spense import io
 
-    try:
-        manifest = json.loads((Path(model_dir) / io.MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    mf = Path(model_dir) / io.MANIFEST
+    if not (mf.exists() or mf.is_symlink()):
         return
+    try:
+        manifest = json.loads(mf.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = None
     if isinstance(manifest, dict) and io.checkpoint_kind(manifest) == "packed":
         raise InputError(f"{model_dir} is a packed Spense checkpoint: {cmd} needs dense weights; give the source "
                          "model or a checkpoint written without --packed")
+    io.validate_checkpoint(model_dir)
 
 
 def summary_rows(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:

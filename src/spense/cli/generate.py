@@ -53,10 +53,16 @@ def _eos_ids(model_dir: Path, tok) -> list[int]:
     import json
 
     ids = {tok.eos_token_id} if tok.eos_token_id is not None else set()
+    path = Path(model_dir) / "generation_config.json"
     try:
-        more = json.loads((Path(model_dir) / "generation_config.json").read_text(encoding="utf-8")).get("eos_token_id")
-    except (OSError, ValueError, AttributeError):
-        more = None
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        cfg = {}
+    except (OSError, ValueError) as e:  # unreadable or not JSON: said, since a turn's end may be missed
+        warnings.warn(f"{path} is not readable JSON ({str(e)[:80]}); its eos_token_id is ignored, so generation "
+                      "may run past the end of a turn")
+        cfg = {}
+    more = cfg.get("eos_token_id") if isinstance(cfg, dict) else None
     ids |= {more} if isinstance(more, int) else {i for i in (more or []) if isinstance(i, int)}
     return sorted(ids)
 
@@ -137,8 +143,10 @@ def generate_command(
 
         check_min(max_new_tokens=(max_new, 1), max_len=(max_len, 1))
         check_seed(seed, "--seed")
-        if not 0.0 < top_p <= 1.0 or not (math.isfinite(temperature) and temperature >= 0):
-            raise InputError("need a finite --temperature >= 0 and 0 < --top-p <= 1")
+        if not (math.isfinite(temperature) and temperature >= 0):
+            raise InputError(f"--temperature must be a finite number >= 0 (0: greedy), got {temperature:g}")
+        if not 0.0 < top_p <= 1.0:
+            raise InputError(f"--top-p must be in (0, 1], got {top_p:g}")
         if top_p != 1.0 and temperature == 0:
             raise InputError("--top-p applies only when sampling: give --temperature > 0 with it (0 is greedy)")
         if not model.strip() or (not Path(model).expanduser().exists() and parse_shape(model) is not None):

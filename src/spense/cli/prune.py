@@ -14,9 +14,9 @@ import typer
 from spense.atomic import out_lock
 from spense.cli.app import _bars, _out_console, app, handle_errors, literal
 from spense.cli.common import (MODEL_HELP, SEQUENTIAL_HELP, Axis, Method, Salience, Sequential, Strategy,
-                               check_min, load_checkpoint, refuse_packed, summary_rows)
+                               check_min, check_source, load_checkpoint, summary_rows)
 from spense.errors import InputError
-from spense.registry import METHODS, default_dense_ratio
+from spense.registry import METHODS, STRATEGIES, default_dense_ratio
 
 
 def _make_config(method: str, dense_ratio: Optional[float], strategy: str, axis: Optional[str], block: int,
@@ -65,6 +65,10 @@ def check_placement(method: str, strategy, axis, salience, budget_alloc: str, ax
     if hand and axes is not None:
         raise InputError(f"{hand[0]} places every dense region by hand and --axes {axes} picks each one's axis "
                          "(loss-rows on rows, salience-cols on columns): give one of them")
+    if strategy is None and axis is not None and STRATEGIES["salience-cols"].implied_axis not in (None, axis.value):
+        fits = [n for n, sp in STRATEGIES.items() if sp.implied_axis in (None, axis.value)]
+        raise InputError(f"--axis {axis.value} needs a --strategy that places {axis.value} ({', '.join(fits)}): the "
+                         "default strategy, salience-cols, keeps columns")
     if salience is not None and strategy is not None and strategy.value != "salience-cols":
         raise InputError(f"--salience ranks the columns of --strategy salience-cols; strategy "
                          f"{strategy.value!r} does not read it")
@@ -174,7 +178,7 @@ def prune(
                        (salience or Salience.obs_col).value, col_blocks, tie_cols)
     check_plan_options(cfg, dense_layers, budget_alloc, axes)
     model_dir = resolve_model(model)
-    refuse_packed(model_dir, "prune")
+    check_source(model_dir, "prune")
     eval_ids = _eval_ids(model_dir, eval_text, seqlen) if eval_text is not None else None
     from spense.io import check_out_dir
 
