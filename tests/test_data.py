@@ -156,6 +156,10 @@ def test_load_tokenizer_errors(tmp_path):
     with pytest.raises(InputError, match=r"cannot load a tokenizer from .*\(it needs tokenizer\.json") as e:
         data.load_tokenizer(tmp_path)
     assert "\n" not in str(e.value)
+    (tmp_path / "config.json").write_text('{"model_type": "lla')  # a cut config: named, not the tokenizer
+    with pytest.raises(InputError, match=r"config\.json is not valid JSON: Unterminated string") as e:
+        data.load_tokenizer(tmp_path)
+    assert "\n" not in str(e.value)
 
 
 # -- defaults ---------------------------------------------------------------------------------------

@@ -353,6 +353,9 @@ def test_malformed_manifest(ckpt):
     mf.write_text("[]")
     with pytest.raises(CheckpointError, match="JSON object"):
         io.validate_checkpoint(ckpt)
+    mf.write_text("{}")
+    with pytest.raises(CheckpointError, match=r"spense.json has no \"format\": 'spense' entry; it is not a Spense "):
+        io.validate_checkpoint(ckpt)
     for key, val, pattern in (("format", "other", "format is 'other'"),
                               ("format_version", 2, "format_version 2 is not supported"),
                               ("format_version", 1.0, "format_version 1.0 is not supported"),

@@ -15,6 +15,7 @@ does not fill a window is dropped.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 import warnings
@@ -151,6 +152,13 @@ def load_tokenizer(model_dir: str | os.PathLike):
     needs = "tokenizer.json, tokenizer.model or vocab.json + merges.txt next to config.json"
     if not any((p / f).is_file() for f in TOKENIZER_FILES):
         raise InputError(f"no tokenizer in {p}: it needs {needs}")
+    for name in ("config.json", "tokenizer_config.json"):  # transformers would blame the tokenizer for either
+        try:
+            json.loads((p / name).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            pass
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise InputError(f"{p / name} is not valid JSON: {first_line(e)}") from e
     try:
         return AutoTokenizer.from_pretrained(str(p), local_files_only=True, trust_remote_code=False)
     except Exception as e:  # transformers raises OSError/ValueError/... depending on what is missing

@@ -232,8 +232,10 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
             f"{path} has no {MANIFEST}; it is not a Spense checkpoint (create one with `spense prune`)"
         )
     m = _json_object(mf)
-    if m.get("format") != FORMAT_NAME:
-        raise CheckpointError(f"{mf}: format is {m.get('format')!r}, expected {FORMAT_NAME!r}")
+    if "format" not in m:
+        raise CheckpointError(f"{mf} has no \"format\": {FORMAT_NAME!r} entry; it is not a Spense manifest")
+    if m["format"] != FORMAT_NAME:
+        raise CheckpointError(f"{mf}: format is {m['format']!r}, expected {FORMAT_NAME!r}")
     if type(m.get("format_version")) is not int or m["format_version"] != FORMAT_VERSION:  # not 1.0, not true
         raise CheckpointError(
             f"{mf}: format_version {m.get('format_version')!r} is not supported (this spense reads "

@@ -73,6 +73,14 @@ def check_model(model: str, cache: int = 0) -> None:
             raise InputError(f"--prompt-len + --gen need a cache of {cache} tokens; {name} has "
                              f"{BUILTIN_SHAPES[name]['max_positions']} positions")
         return
+    m = re.match(r"(?P<base>[^\[:]+)\[?:", model.strip())
+    base = m.group("base") if m else ""
+    if m and base.lower() in BUILTIN_SHAPES:  # a built-in shape with a layer count written wrong
+        raise InputError(f"{model}: write the layer count as {base}[:L], L a whole number from 1 to "
+                         f"{BUILTIN_SHAPES[base.lower()]['n_layer']}")
+    if m and base in BUILTIN_MODELS:
+        raise InputError(f"{model}: [:L] takes the first layers of a built-in shape ({SHAPES}), not of the model "
+                         f"{base}")
     if model not in BUILTIN_MODELS:
         raise InputError(f"model {model!r} not found: spense bench takes a built-in shape ({SHAPES}; "
                          f"NAME[:L] = its first L layers), a built-in model ({', '.join(BUILTIN_MODELS)}), a "
