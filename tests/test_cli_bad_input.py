@@ -439,3 +439,15 @@ def test_axis_rows_without_a_strategy_names_the_strategies_that_place_rows(tiny_
                   r"^error: --axis rows needs a --strategy that places rows \(loss-rows, random, first\): the default "
                   "strategy, salience-cols, keeps columns$")
     assert not (tmp_path / "o").exists()
+
+
+def test_validate_warns_of_a_cut_tokenizer_or_generation_config(tiny_llama_dir, tiny_text_file, tmp_path):
+    """The side files are not in the manifest, so a cut one does not fail ``validate``; it is named in a warning."""
+    ck = tmp_path / "ck"
+    assert _run("prune", tiny_llama_dir, "--out", ck, "--calib", tiny_text_file, *SMALL).exit_code == 0
+    clean = _run("validate", ck)
+    assert clean.exit_code == 0 and "not valid JSON" not in clean.output, clean.output
+    tj = ck / "tokenizer.json"
+    tj.write_text(tj.read_text()[:100])
+    res = _run("validate", ck)
+    assert res.exit_code == 0 and re.search(r"tokenizer\.json is not valid JSON", res.stderr), res.output

@@ -107,6 +107,14 @@ def validate(checkpoint: Path = typer.Argument(..., help="Spense checkpoint dire
     if not any((Path(checkpoint) / f).is_file() for f in data.TOKENIZER_FILES):
         warnings.warn(f"{checkpoint} has no tokenizer ({', '.join(data.TOKENIZER_FILES)}): `spense eval` and "
                       "`spense generate` need one; copy it from the source model")
+    for name in ("tokenizer.json", "tokenizer_config.json", "generation_config.json"):  # not in the manifest
+        try:
+            json.loads((Path(checkpoint) / name).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            pass
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            warnings.warn(f"{Path(checkpoint) / name} is not valid JSON ({str(e)[:80]}): `spense eval` and "
+                          "`spense generate` may fail or misbehave; copy it again from the source model")
 
 
 def _kind(m: dict) -> str:
