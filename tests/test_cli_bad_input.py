@@ -451,3 +451,5 @@ def test_validate_warns_of_a_cut_tokenizer_or_generation_config(tiny_llama_dir, 
     tj.write_text(tj.read_text()[:100])
     res = _run("validate", ck)
     assert res.exit_code == 0 and re.search(r"tokenizer\.json is not valid JSON", res.stderr), res.output
+    packed = _run("pack", ck, "--out", tmp_path / "pk")  # copied over as it is: said again
+    assert packed.exit_code == 0 and re.search(r"pk/tokenizer\.json is not valid JSON", packed.stderr), packed.output

@@ -2,7 +2,7 @@
 
 import json
 
-from spense.side_files import copy_side_files
+from spense.side_files import copy_side_files, side_file_problems
 
 
 def test_copy_side_files_keeps_the_chat_template_and_use_cache(tmp_path):
@@ -21,3 +21,15 @@ def test_copy_side_files_keeps_the_chat_template_and_use_cache(tmp_path):
     (src / "config.json").write_text(json.dumps({"use_cache": False}))
     copy_side_files(src, out)
     assert json.loads((out / "config.json").read_text())["use_cache"] is False
+
+
+def test_side_file_problems_name_each_json_side_file_that_is_not_json(tmp_path):
+    assert side_file_problems(tmp_path) == []
+    (tmp_path / "tokenizer.json").write_text('{"model": {')
+    (tmp_path / "generation_config.json").write_text('{"eos_token_id": 2}')
+    (tmp_path / "merges.txt").write_text("not json, not a JSON side file")
+    (tmp_path / "tokenizer_config.json").write_bytes(b"\xff\xfe")
+    got = side_file_problems(tmp_path)
+    assert [g.split(" is not valid JSON")[0] for g in got] == [str(tmp_path / "tokenizer.json"),
+                                                              str(tmp_path / "tokenizer_config.json")]
+

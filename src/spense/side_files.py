@@ -29,3 +29,17 @@ def copy_side_files(source: Path, out: Path) -> None:
     if cfg.get("use_cache") != want:
         cfg["use_cache"] = want
         f.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def side_file_problems(folder: Path) -> list[str]:
+    """One line for each JSON side file of ``folder`` (:data:`SIDE_FILES` ending in ``.json``) that is there but not
+    valid JSON: the manifest does not cover them, so ``validate`` and ``pack`` say so rather than fail."""
+    out = []
+    for name in (n for n in SIDE_FILES if n.endswith(".json")):
+        try:
+            json.loads((Path(folder) / name).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            pass
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            out.append(f"{Path(folder) / name} is not valid JSON ({str(e)[:80]})")
+    return out

@@ -39,6 +39,7 @@ def pack(
     t0 = time.perf_counter()
     dst = pack_checkpoint(src, out, fp8=fp8, overwrite=overwrite)
     m = validate_checkpoint(dst)
+    _warn_side_files(dst)  # copied from src as they were
 
     def size(d: Path) -> int:
         return sum(f.stat().st_size for f in Path(d).glob("*.safetensors"))
@@ -107,14 +108,18 @@ def validate(checkpoint: Path = typer.Argument(..., help="Spense checkpoint dire
     if not any((Path(checkpoint) / f).is_file() for f in data.TOKENIZER_FILES):
         warnings.warn(f"{checkpoint} has no tokenizer ({', '.join(data.TOKENIZER_FILES)}): `spense eval` and "
                       "`spense generate` need one; copy it from the source model")
-    for name in ("tokenizer.json", "tokenizer_config.json", "generation_config.json"):  # not in the manifest
-        try:
-            json.loads((Path(checkpoint) / name).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            pass
-        except (OSError, UnicodeDecodeError, ValueError) as e:
-            warnings.warn(f"{Path(checkpoint) / name} is not valid JSON ({str(e)[:80]}): `spense eval` and "
-                          "`spense generate` may fail or misbehave; copy it again from the source model")
+    _warn_side_files(checkpoint)
+
+
+def _warn_side_files(folder: Path) -> None:
+    """A warning for each side file of ``folder`` that is not valid JSON (the manifest does not cover them)."""
+    import warnings
+
+    from spense.side_files import side_file_problems
+
+    for problem in side_file_problems(folder):
+        warnings.warn(f"{problem}: `spense eval` and `spense generate` may fail or misbehave; copy it again from "
+                      "the source model")
 
 
 def _kind(m: dict) -> str:
