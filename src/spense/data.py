@@ -15,7 +15,6 @@ does not fill a window is dropped.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import stat
 import warnings
@@ -25,6 +24,7 @@ import torch
 
 from spense.errors import InputError, first_line
 from spense.methods import check_seed
+from spense.side_files import json_problem
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CALIB_FILE = "valid.txt"
@@ -153,12 +153,9 @@ def load_tokenizer(model_dir: str | os.PathLike):
     if not any((p / f).is_file() for f in TOKENIZER_FILES):
         raise InputError(f"no tokenizer in {p}: it needs {needs}")
     for name in ("config.json", "tokenizer_config.json"):  # transformers would blame the tokenizer for either
-        try:
-            json.loads((p / name).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            pass
-        except (OSError, UnicodeDecodeError, ValueError) as e:
-            raise InputError(f"{p / name} is not valid JSON: {first_line(e)}") from e
+        problem = json_problem(p / name)
+        if problem:
+            raise InputError(problem)
     try:
         return AutoTokenizer.from_pretrained(str(p), local_files_only=True, trust_remote_code=False)
     except Exception as e:  # transformers raises OSError/ValueError/... depending on what is missing

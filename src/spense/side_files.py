@@ -6,6 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
+from spense.errors import first_line
+
 #: the files of a model folder a pruned checkpoint keeps beside its weights and config (tokenizer, chat template)
 SIDE_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
               "tokenizer.model", "added_tokens.json", "generation_config.json", "chat_template.jinja",
@@ -31,15 +33,20 @@ def copy_side_files(source: Path, out: Path) -> None:
         f.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def json_problem(path: Path) -> str | None:
+    """``"PATH is not valid JSON: <why>"`` for a file that is there but does not parse (or cannot be read as UTF-8);
+    None where it parses or is absent."""
+    try:
+        json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        return f"{path} is not valid JSON: {first_line(e)[:80]}"
+    return None
+
+
 def side_file_problems(folder: Path) -> list[str]:
-    """One line for each JSON side file of ``folder`` (:data:`SIDE_FILES` ending in ``.json``) that is there but not
-    valid JSON: the manifest does not cover them, so ``validate`` and ``pack`` say so rather than fail."""
-    out = []
-    for name in (n for n in SIDE_FILES if n.endswith(".json")):
-        try:
-            json.loads((Path(folder) / name).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            pass
-        except (OSError, UnicodeDecodeError, ValueError) as e:
-            out.append(f"{Path(folder) / name} is not valid JSON ({str(e)[:80]})")
-    return out
+    """:func:`json_problem` of each JSON side file of ``folder`` (:data:`SIDE_FILES` ending in ``.json``) that has
+    one: the manifest does not cover them, so ``validate`` and ``pack`` say so rather than fail."""
+    found = (json_problem(Path(folder) / n) for n in SIDE_FILES if n.endswith(".json"))
+    return [p for p in found if p]

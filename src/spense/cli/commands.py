@@ -118,7 +118,7 @@ def _warn_side_files(folder: Path) -> None:
     from spense.side_files import side_file_problems
 
     for problem in side_file_problems(folder):
-        warnings.warn(f"{problem}: `spense eval` and `spense generate` may fail or misbehave; copy it again from "
+        warnings.warn(f"{problem}; `spense eval` and `spense generate` may fail or misbehave: copy it again from "
                       "the source model")
 
 
